@@ -1,0 +1,49 @@
+"""View guards. Tenant pages check the permission matrix; operator pages check that the user
+is a platform operator signed in on the operator host. Both fail closed."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+
+from apps.accounts.permissions import Permission
+from foundry.errors import error_response
+
+
+def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return error_response(request, status=403, code="forbidden", message=message)
+
+
+def require_permission(permission: Permission) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if getattr(request, "tenant", None) is None:
+                return _forbidden(request, "This page belongs to a workspace.")
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_permission(permission):
+                return _forbidden(request, "Your role does not allow this.")
+            return view(request, *args, **kwargs)
+
+        wrapped.required_permission = permission
+        return wrapped
+
+    return decorator
+
+
+def operator_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if getattr(request, "tenant", None) is not None or connection.schema_name != "public":
+            return _forbidden(request, "The operator console is served on the platform host only.")
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            return _forbidden(request, "Platform operators only.")
+        return view(request, *args, **kwargs)
+
+    wrapped.operator_only = True
+    return wrapped

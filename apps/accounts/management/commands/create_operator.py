@@ -1,0 +1,36 @@
+import getpass
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.audit.services import audit_record
+
+
+class Command(BaseCommand):
+    help = "Create a platform operator (public schema), who signs in on the bare base domain."
+
+    def add_arguments(self, parser):
+        parser.add_argument("email")
+        parser.add_argument("--password", help="Prompted for when omitted.")
+
+    def handle(self, *args, email, password, **options):
+        email = email.strip().lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise CommandError(f"{email!r} is not a valid email address.") from None
+        password = password or getpass.getpass("Password: ")
+        with schema_context("public"):
+            if User.objects.filter(email=email).exists():
+                raise CommandError(f"An operator {email} already exists.")
+            try:
+                validate_password(password, User(email=email))
+            except ValidationError as e:
+                raise CommandError(" ".join(e.messages)) from None
+            user = User.objects.create_user(email, password, is_staff=True)
+            audit_record(action="operator.created", actor="cli:create_operator", target=user)
+        self.stdout.write(f"Operator {email} created.")

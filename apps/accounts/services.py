@@ -1,0 +1,95 @@
+"""Member management inside the current tenant schema. Every change is audited in the same
+transaction; rules about owners live here, not in views."""
+
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role
+from apps.audit.services import audit_record
+
+
+def member_invite_url(*, user: User, base_url: str) -> str:
+    """A one-use link (Django's password-reset token) where the member sets a password."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return base_url.rstrip("/") + reverse("accounts:invite_accept", args=[uid, token])
+
+
+def _require(actor: User, permission: Permission) -> None:
+    if not actor.has_permission(permission):
+        raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def _owners_remaining_without(user: User) -> int:
+    return User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk).count()
+
+
+@transaction.atomic
+def member_add(*, actor: User, email: str, role: str, full_name: str = "") -> User:
+    _require(actor, Permission.MEMBERS_MANAGE)
+    email = email.strip().lower()
+    errors: dict[str, ValidationError] = {}
+    try:
+        validate_email(email)
+    except ValidationError:
+        errors["email"] = ValidationError("Enter a valid email address.", code="email_invalid")
+    else:
+        if User.objects.filter(email=email).exists():
+            errors["email"] = ValidationError("That person is already a member.", code="member_exists")
+    if role not in Role.values:
+        errors["role"] = ValidationError(f"Unknown role “{role}”.", code="role_invalid")
+    if len(full_name) > 200:
+        errors["full_name"] = ValidationError("At most 200 characters.", code="name_too_long")
+    if errors:
+        raise ValidationError(errors)
+    if role == Role.OWNER:
+        _require(actor, Permission.OWNERS_MANAGE)
+    member = User.objects.create_user(email, None, role=role, full_name=full_name.strip())
+    audit_record(action="member.added", actor=actor, target=member, data={"role": role})
+    return member
+
+
+@transaction.atomic
+def member_role_change(*, actor: User, member: User, role: str) -> User:
+    _require(actor, Permission.MEMBERS_MANAGE)
+    if role not in Role.values:
+        raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
+    member = User.objects.select_for_update().get(pk=member.pk)
+    if member.role == role:
+        return member
+    if Role.OWNER in (member.role, role):
+        _require(actor, Permission.OWNERS_MANAGE)
+    if member.role == Role.OWNER and _owners_remaining_without(member) == 0:
+        raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+    previous = member.role
+    member.role = role
+    member.save(update_fields=["role"])
+    audit_record(
+        action="member.role_changed", actor=actor, target=member, data={"from": previous, "to": role}
+    )
+    return member
+
+
+@transaction.atomic
+def member_remove(*, actor: User, member: User) -> None:
+    _require(actor, Permission.MEMBERS_MANAGE)
+    member = User.objects.select_for_update().get(pk=member.pk)
+    if member.pk == actor.pk:
+        raise ValidationError("You cannot remove yourself.", code="remove_self")
+    if member.role == Role.OWNER:
+        _require(actor, Permission.OWNERS_MANAGE)
+        if _owners_remaining_without(member) == 0:
+            raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+    audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role})
+    # Open sessions die with the row: the auth middleware finds no user behind them.
+    member.delete()
+
+
+def member_count() -> int:
+    return User.objects.filter(is_active=True).count()

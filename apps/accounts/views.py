@@ -1,0 +1,180 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
+from django_ratelimit.core import get_usage
+
+from apps.accounts.access import require_permission
+from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role
+from apps.accounts.services import member_add, member_invite_url, member_remove, member_role_change
+from apps.audit.services import audit_record
+from foundry.errors import error_response
+
+
+def _login_usage(request: HttpRequest) -> dict | None:
+    """Count this attempt against the account and the client address; the tightest wins."""
+    account = (request.POST.get("username") or "").strip().lower()
+    worst = None
+    for group, key, rate in (
+        ("login-account", lambda g, r: account, settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT),
+        ("login-ip", "ip", settings.FOUNDRY_LOGIN_RATE_PER_IP),
+    ):
+        usage = get_usage(request, group=group, key=key, rate=rate, method="POST", increment=True)
+        if usage and usage["should_limit"] and (worst is None or usage["time_left"] > worst["time_left"]):
+            worst = usage
+    return worst
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        limited = _login_usage(request)
+        if limited:
+            audit_record(
+                action="auth.login_throttled",
+                target=(request.POST.get("username") or "")[:254],
+                request=request,
+            )
+            return login_throttled(request, retry_after=limited["time_left"])
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(action="auth.login", actor=form.get_user(), request=self.request)
+        return response
+
+    def form_invalid(self, form):
+        audit_record(
+            action="auth.login_failed",
+            target=(self.request.POST.get("username") or "")[:254],
+            request=self.request,
+        )
+        return super().form_invalid(form)
+
+
+def login_throttled(request: HttpRequest, exception=None, retry_after: int = 60) -> HttpResponse:
+    return error_response(
+        request,
+        status=429,
+        code="login_throttled",
+        message="Too many sign-in attempts. Wait a minute and try again.",
+        headers={"Retry-After": str(max(int(retry_after), 1))},
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        audit_record(action="auth.logout", request=request)
+    logout(request)
+    return redirect("accounts:login")
+
+
+class InviteAcceptView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/invite_accept.html"
+    success_url = reverse_lazy("accounts:login")
+    post_reset_login = False
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(action="member.invite_accepted", actor=form.user, request=self.request)
+        messages.success(self.request, "Your password is set. Sign in to continue.")
+        return response
+
+
+def _members_context(request: HttpRequest, **extra) -> dict:
+    return {
+        "members": User.objects.all(),
+        "roles": Role.choices,
+        "can_manage": request.user.has_permission(Permission.MEMBERS_MANAGE),
+        "can_manage_owners": request.user.has_permission(Permission.OWNERS_MANAGE),
+        "add_form": extra.pop("add_form", None) or MemberAddForm(),
+        **extra,
+    }
+
+
+@require_permission(Permission.MEMBERS_VIEW)
+def member_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/member_list.html", _members_context(request))
+
+
+@require_permission(Permission.MEMBERS_MANAGE)
+@require_POST
+def member_add_view(request: HttpRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST)
+    invite_url = None
+    status = 200
+    if form.is_valid():
+        try:
+            member = member_add(actor=request.user, **form.cleaned_data)
+        except ValidationError as e:
+            for field, errors in e.error_dict.items():
+                for error in errors:
+                    form.add_error(field, error)
+        else:
+            invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
+            messages.success(request, f"{member.email} added. Send them the invitation link below.")
+            form = MemberAddForm()
+    if form.errors:
+        status = 400
+    context = _members_context(request, add_form=form, invite_url=invite_url)
+    return render(request, "accounts/member_list.html", context, status=status)
+
+
+def _member_action_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    code = error.code or (error.error_list[0].code if hasattr(error, "error_list") else "invalid")
+    return error_response(request, status=400, code=code or "invalid", message=" ".join(error.messages))
+
+
+@require_permission(Permission.MEMBERS_MANAGE)
+@require_POST
+def member_role_view(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = get_object_or_404(User, pk=member_id)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        return error_response(request, status=400, code="role_invalid", message="Choose a known role.")
+    try:
+        member = member_role_change(actor=request.user, member=member, role=form.cleaned_data["role"])
+    except ValidationError as e:
+        return _member_action_error(request, e)
+    if request.htmx:
+        return render(request, "accounts/_member_row.html", {**_members_context(request), "member": member})
+    messages.success(request, f"{member.email} is now {member.get_role_display()}.")
+    return redirect("accounts:member_list")
+
+
+@require_permission(Permission.MEMBERS_MANAGE)
+@require_POST
+def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = get_object_or_404(User, pk=member_id)
+    try:
+        member_remove(actor=request.user, member=member)
+    except ValidationError as e:
+        return _member_action_error(request, e)
+    if request.htmx:
+        return HttpResponse("")
+    messages.success(request, f"{member.email} removed.")
+    return redirect("accounts:member_list")
+
+
+@require_permission(Permission.MEMBERS_MANAGE)
+@require_POST
+def member_invite_view(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = get_object_or_404(User, pk=member_id)
+    if member.has_usable_password():
+        return error_response(
+            request, status=400, code="invite_not_pending", message="This member has already joined."
+        )
+    invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
+    audit_record(action="member.invite_issued", actor=request.user, target=member)
+    return render(request, "accounts/member_list.html", _members_context(request, invite_url=invite_url))

@@ -1,0 +1,23 @@
+"""The console's navigation. Later features append their entries here, each with the
+permission that shows it."""
+
+from dataclasses import dataclass
+
+from apps.accounts.permissions import Permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    permission: Permission | None = None
+
+
+TENANT_NAV = [
+    NavItem("Dashboard", "console:dashboard", Permission.DASHBOARD_VIEW),
+    NavItem("Members", "accounts:member_list", Permission.MEMBERS_VIEW),
+]
+
+OPERATOR_NAV = [
+    NavItem("Tenants", "operator:tenant_list"),
+]

@@ -1,0 +1,53 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.tenants.models import Tenant
+from apps.tenants.services import schema_name_for_slug, tenant_provision
+
+DEMO_TENANTS = [
+    ("acme", "Acme Corporation", Tenant.Plan.ENTERPRISE, "owner@acme.example"),
+    ("globex", "Globex", Tenant.Plan.TEAM, "owner@globex.example"),
+]
+DEMO_PASSWORD = "foundry-demo-password"  # documented in README; demo only
+OPERATOR_EMAIL = "operator@foundry.example"
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenants (acme, globex) and a platform operator. Safe to run twice."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, port, **options):
+        base = settings.FOUNDRY_BASE_DOMAIN
+        with schema_context("public"):
+            if not User.objects.filter(email=OPERATOR_EMAIL).exists():
+                User.objects.create_user(
+                    OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator"
+                )
+        for slug, name, plan, owner in DEMO_TENANTS:
+            if not Tenant.objects.filter(slug=slug).exists():
+                tenant_provision(
+                    slug=slug,
+                    name=name,
+                    plan=plan,
+                    owner_email=owner,
+                    owner_password=DEMO_PASSWORD,
+                    actor="demo_data",
+                )
+            with schema_context(schema_name_for_slug(slug)):
+                for role in (Role.DEVELOPER, Role.VIEWER):
+                    email = f"{role}@{slug}.example"
+                    if not User.objects.filter(email=email).exists():
+                        User.objects.create_user(email, DEMO_PASSWORD, role=role)
+        self.stdout.write("")
+        self.stdout.write(f"Agent Foundry demo data is ready. Sign in with password '{DEMO_PASSWORD}':")
+        self.stdout.write(f"  operator console  http://{base}:{port}/login/   {OPERATOR_EMAIL}")
+        for slug, _name, _plan, owner in DEMO_TENANTS:
+            self.stdout.write(
+                f"  {slug:<16}  http://{slug}.{base}:{port}/login/   {owner} (owner), "
+                f"developer@{slug}.example, viewer@{slug}.example"
+            )

@@ -1,0 +1,74 @@
+"""Selects the tenant (and its schema and URLconf) from the request's host.
+
+Placed before everything that touches the database or the session. The bare base domain is
+the operator console (public schema); `<slug>.<base>` and any other registered domain is a
+tenant; every other host is a 404 — it never falls through to the public schema. A suspended
+tenant gets a 403 and nothing else runs.
+"""
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
+
+from apps.tenants.models import Tenant
+from apps.tenants.routing import TenantRoute, route_for_host
+from foundry.errors import error_response
+
+
+def _tenant_from_route(route: TenantRoute) -> Tenant:
+    tenant = Tenant(
+        id=route.tenant_id,
+        schema_name=route.schema_name,
+        slug=route.slug,
+        name=route.name,
+        plan=route.plan,
+        status=route.status,
+    )
+    tenant._state.adding = False
+    tenant._state.db = "default"
+    return tenant
+
+
+class TenantRoutingMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            host, _port = split_domain_port(request.get_host())
+        except DisallowedHost:
+            host = ""
+        host = host.lower().rstrip(".")
+        if not host:
+            return self._unknown_host(request)
+
+        if host == settings.FOUNDRY_BASE_DOMAIN:
+            connection.set_schema_to_public()
+            request.tenant = None
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            return self.get_response(request)
+
+        route = route_for_host(host)
+        if route is None:
+            return self._unknown_host(request)
+        if not route.is_active:
+            connection.set_schema_to_public()
+            return error_response(
+                request,
+                status=403,
+                code="tenant_suspended",
+                message=f"The workspace “{route.name}” is suspended. Contact your administrator.",
+            )
+        tenant = _tenant_from_route(route)
+        connection.set_tenant(tenant)
+        request.tenant = tenant
+        return self.get_response(request)
+
+    @staticmethod
+    def _unknown_host(request: HttpRequest) -> HttpResponse:
+        connection.set_schema_to_public()
+        return error_response(
+            request, status=404, code="unknown_host", message="No workspace is served at this address."
+        )

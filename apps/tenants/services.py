@@ -1,0 +1,203 @@
+"""Tenant lifecycle: provision, suspend, resume. Each writes its audit events in the same
+transaction as the change, so a change without its record (or the reverse) cannot happen."""
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.audit.services import audit_record
+from apps.tenants.models import Domain, Tenant
+from apps.tenants.routing import route_invalidate
+from apps.tenants.schemas import schema_create, schema_is_present
+
+# A DNS label: lowercase letter first, letters/digits/hyphens, no trailing hyphen, ≤ 63.
+SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+RESERVED_SLUGS = frozenset(
+    {
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "auth",
+        "billing",
+        "cdn",
+        "console",
+        "default",
+        "docs",
+        "ftp",
+        "help",
+        "internal",
+        "localhost",
+        "login",
+        "mail",
+        "mcp",
+        "media",
+        "metrics",
+        "operator",
+        "platform",
+        "public",
+        "root",
+        "smtp",
+        "sso",
+        "static",
+        "status",
+        "support",
+        "system",
+        "www",
+        "information-schema",
+    }
+)
+
+
+def tenant_slug_validate(slug: str) -> str:
+    """Return the slug if it may name a new tenant; raise ValidationError with a code if not."""
+    if not slug:
+        raise ValidationError("A slug is required.", code="slug_required")
+    if len(slug) > 63:
+        raise ValidationError("A slug has at most 63 characters.", code="slug_too_long")
+    if not SLUG_RE.match(slug):
+        raise ValidationError(
+            "A slug uses lowercase letters, digits and hyphens, starts with a letter "
+            "and does not end with a hyphen.",
+            code="slug_invalid",
+        )
+    if slug in RESERVED_SLUGS or slug.startswith(("pg-", "xn--")):
+        raise ValidationError(f"“{slug}” is reserved.", code="slug_reserved")
+    return slug
+
+
+def schema_name_for_slug(slug: str) -> str:
+    # Slugs never contain "_", so mapping "-" to "_" keeps names unique and unquoted-safe.
+    return slug.replace("-", "_")
+
+
+def tenant_domain_for_slug(slug: str) -> str:
+    return f"{slug}.{settings.FOUNDRY_BASE_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    tenant: Tenant
+    owner: User
+
+
+def _provision_inputs_validate(
+    *, slug: str, name: str, plan: str, owner_email: str, owner_password: str | None
+) -> None:
+    errors: dict[str, list[ValidationError]] = {}
+
+    def add(field: str, error: ValidationError) -> None:
+        errors.setdefault(field, []).extend(error.error_list)
+
+    try:
+        tenant_slug_validate(slug)
+    except ValidationError as e:
+        add("slug", e)
+    else:
+        schema = schema_name_for_slug(slug)
+        if Tenant.objects.filter(slug=slug).exists() or schema_is_present(schema):
+            add("slug", ValidationError(f"“{slug}” is already taken.", code="slug_taken"))
+        elif Domain.objects.filter(domain=tenant_domain_for_slug(slug)).exists():
+            add("slug", ValidationError("That address is already in use.", code="domain_taken"))
+    if not name.strip():
+        add("name", ValidationError("A name is required.", code="name_required"))
+    elif len(name) > 200:
+        add("name", ValidationError("A name has at most 200 characters.", code="name_too_long"))
+    if plan not in Tenant.Plan.values:
+        add("plan", ValidationError(f"Unknown plan “{plan}”.", code="plan_invalid"))
+    try:
+        validate_email(owner_email)
+    except ValidationError:
+        add("owner_email", ValidationError("Enter a valid email address.", code="email_invalid"))
+    if owner_password:
+        try:
+            validate_password(owner_password, User(email=owner_email))
+        except ValidationError as e:
+            add("owner_password", ValidationError(e.messages, code="password_weak"))
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def tenant_provision(
+    *,
+    slug: str,
+    name: str,
+    owner_email: str,
+    plan: str = Tenant.Plan.FREE,
+    owner_password: str | None = None,
+    actor: object = None,
+    method: str | None = None,
+) -> ProvisionedTenant:
+    """Create a tenant with its schema, domain and first owner, or nothing at all.
+
+    Without `owner_password` the owner gets an unusable password and signs in through an
+    invitation link (apps.accounts.services.member_invite_url).
+    """
+    slug = slug.strip()
+    owner_email = owner_email.strip().lower()
+    _provision_inputs_validate(
+        slug=slug, name=name, plan=plan, owner_email=owner_email, owner_password=owner_password
+    )
+    connection.set_schema_to_public()
+    tenant = Tenant.objects.create(
+        schema_name=schema_name_for_slug(slug), slug=slug, name=name.strip(), plan=plan
+    )
+    schema_create(tenant.schema_name, method=method)
+    domain = Domain.objects.create(domain=tenant_domain_for_slug(slug), tenant=tenant, is_primary=True)
+    with schema_context(tenant.schema_name):
+        owner = User.objects.create_user(owner_email, owner_password, role=Role.OWNER)
+        audit_record(
+            action="tenant.provisioned",
+            actor=actor or "system",
+            target=tenant.slug,
+            data={"plan": plan, "owner": owner_email},
+        )
+    tenant.member_count = 1
+    tenant.save(update_fields=["member_count"])
+    audit_record(
+        action="tenant.provisioned",
+        actor=actor or "system",
+        target=tenant,
+        data={"plan": plan, "owner": owner_email, "domain": domain.domain},
+    )
+    transaction.on_commit(lambda: route_invalidate(domain.domain))
+    return ProvisionedTenant(tenant=tenant, owner=owner)
+
+
+def _tenant_status_set(*, tenant: Tenant, status: str, actor: object, action: str) -> Tenant:
+    connection.set_schema_to_public()
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status == status:
+        return tenant
+    tenant.status = status
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "status_changed_at"])
+    audit_record(action=action, actor=actor or "system", target=tenant)
+    hosts = list(tenant.domains.values_list("domain", flat=True))
+    transaction.on_commit(lambda: route_invalidate(*hosts))
+    return tenant
+
+
+@transaction.atomic
+def tenant_suspend(*, tenant: Tenant, actor: object = None) -> Tenant:
+    """Block every access to the tenant: console, API, MCP and its tasks."""
+    return _tenant_status_set(
+        tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended"
+    )
+
+
+@transaction.atomic
+def tenant_resume(*, tenant: Tenant, actor: object = None) -> Tenant:
+    return _tenant_status_set(
+        tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed"
+    )

@@ -1,0 +1,24 @@
+"""Error responses with a stable code, as JSON for API clients and as a page for people."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+
+def wants_json(request: HttpRequest) -> bool:
+    if request.path.startswith(("/api/", "/mcp")):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def error_response(
+    request: HttpRequest, *, status: int, code: str, message: str, headers: dict | None = None
+) -> HttpResponse:
+    if wants_json(request):
+        response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    else:
+        html = render_to_string("errors/error.html", {"status": status, "code": code, "message": message})
+        response = HttpResponse(html, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response

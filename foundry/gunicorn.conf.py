@@ -1,0 +1,14 @@
+"""gunicorn settings for the web process (WSGI). Why WSGI: docs/operations/serving.md."""
+
+import os
+
+bind = os.environ.get("FOUNDRY_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("FOUNDRY_WEB_WORKERS", "2"))
+threads = int(os.environ.get("FOUNDRY_WEB_THREADS", "4"))
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+max_requests = 5000
+max_requests_jitter = 500

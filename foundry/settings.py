@@ -1,0 +1,226 @@
+"""Agent Foundry settings, read from the environment.
+
+Development defaults are safe: DEBUG is off unless asked for, cookies are host-only, and a
+production deployment refuses to start without its own secret key. Every variable is listed in
+README.md ("Configuration").
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("FOUNDRY_DEBUG", default=False)
+
+SECRET_KEY = env.str("FOUNDRY_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "FOUNDRY_SECRET_KEY is not set. bin/dev generates one for development; "
+            "production deployments must provide their own."
+        )
+    SECRET_KEY = "insecure-development-only-key-do-not-use-in-production"
+
+# Tenants live at <slug>.<FOUNDRY_BASE_DOMAIN>; the bare base domain is the operator console.
+FOUNDRY_BASE_DOMAIN = env.str("FOUNDRY_BASE_DOMAIN", default="localhost").lower().strip(".")
+# Host validation is done by the tenant router (unknown hosts get a 404), but Django's own
+# check stays on as a second fence: only the base domain and its subdomains are accepted.
+ALLOWED_HOSTS = [
+    FOUNDRY_BASE_DOMAIN,
+    f".{FOUNDRY_BASE_DOMAIN}",
+    *env.list("FOUNDRY_EXTRA_ALLOWED_HOSTS", default=[]),
+]
+
+# --- Applications -------------------------------------------------------------------------
+SHARED_APPS = [
+    "django_tenants",
+    "apps.tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_celery_beat",
+    "apps.accounts",
+    "apps.audit",
+    "apps.console",
+]
+# Each tenant schema holds its own users, sessions and audit entries: a user of `acme` does
+# not exist in `globex`, and a session created on one host is unknown to every other.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "apps.accounts",
+    "apps.audit",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# New tenants are copied from this prepared schema (see apps/tenants/schemas.py).
+TENANT_BASE_SCHEMA = "_foundry_base"
+# "clone" copies TENANT_BASE_SCHEMA; "migrate" runs every migration. bench/ measures both.
+FOUNDRY_TENANT_PROVISIONING = env.str("FOUNDRY_TENANT_PROVISIONING", default="clone")
+if FOUNDRY_TENANT_PROVISIONING not in {"clone", "migrate"}:
+    raise ImproperlyConfigured("FOUNDRY_TENANT_PROVISIONING must be 'clone' or 'migrate'.")
+# Issue `SET search_path` only when the schema actually changes on a connection.
+TENANT_LIMIT_SET_CALLS = True
+# How long one process trusts its copy of a host→tenant route before asking Redis again.
+FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
+
+MIDDLEWARE = [
+    "foundry.health.HealthCheckMiddleware",
+    "apps.tenants.middleware.TenantRoutingMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.middleware.SessionTenantBindingMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "foundry.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "foundry.urls_public"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.console.context_processors.console",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "foundry.wsgi.application"
+ASGI_APPLICATION = "foundry.asgi.application"
+
+# --- Data stores --------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://foundry:foundry@127.0.0.1:5432/foundry")
+}
+DATABASES["default"]["ENGINE"] = "foundry.db"
+# Persistent connections: the tenant router keeps track of each connection's search_path.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("FOUNDRY_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": env.str("FOUNDRY_CACHE_URL", default="redis://127.0.0.1:6379/1"),
+        # Every key carries the schema of the tenant it was written for (cache_page included).
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth and sessions --------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "/"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Host-only cookies: a cookie set by acme.localhost is never sent to globex.localhost.
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("FOUNDRY_SESSION_AGE", default=8 * 3600)
+SECURE_COOKIES = env.bool("FOUNDRY_SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env.bool("FOUNDRY_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-ratelimit, counters in Redis, per tenant).
+FOUNDRY_LOGIN_RATE_PER_ACCOUNT = env.str("FOUNDRY_LOGIN_RATE_PER_ACCOUNT", default="5/m")
+FOUNDRY_LOGIN_RATE_PER_IP = env.str("FOUNDRY_LOGIN_RATE_PER_IP", default="30/m")
+RATELIMIT_VIEW = "apps.accounts.views.login_throttled"
+
+# --- Static files -------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Logging ------------------------------------------------------------------------------
+LOG_LEVEL = env.str("FOUNDRY_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("FOUNDRY_LOG_FORMAT", default="json"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "tenants-refresh-stats": {"task": "tenants.refresh_all_stats", "schedule": 300.0},
+}

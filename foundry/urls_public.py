@@ -1,0 +1,10 @@
+"""URLs served on the bare base domain: the platform operator console."""
+
+from django.urls import include, path
+
+from apps.accounts.urls import auth_urlpatterns
+
+urlpatterns = [
+    path("", include("apps.tenants.urls")),
+    path("", include((auth_urlpatterns, "accounts"))),
+]
