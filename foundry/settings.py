@@ -37,8 +37,9 @@ ALLOWED_HOSTS = [
 
 # --- Applications -------------------------------------------------------------------------
 SHARED_APPS = [
-    "django_tenants",
+    # Ahead of django_tenants so our create_tenant command (the provisioning service) wins.
     "apps.tenants",
+    "django_tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -112,9 +113,7 @@ WSGI_APPLICATION = "foundry.wsgi.application"
 ASGI_APPLICATION = "foundry.asgi.application"
 
 # --- Data stores --------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default="postgres://foundry:foundry@127.0.0.1:5432/foundry")
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://foundry:foundry@127.0.0.1:5432/foundry")}
 DATABASES["default"]["ENGINE"] = "foundry.db"
 # Persistent connections: the tenant router keeps track of each connection's search_path.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("FOUNDRY_DB_CONN_MAX_AGE", default=60)

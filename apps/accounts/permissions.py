@@ -41,9 +41,7 @@ _VIEWER = {
 }
 _OPERATOR = _VIEWER | {Permission.RUNS_START, Permission.RUNS_APPROVE}
 _DEVELOPER = _VIEWER | {Permission.AGENTS_EDIT, Permission.AGENTS_DEPLOY, Permission.RUNS_START}
-_ADMIN = (
-    _OPERATOR | _DEVELOPER | {Permission.MEMBERS_MANAGE, Permission.SETTINGS_MANAGE, Permission.AUDIT_VIEW}
-)
+_ADMIN = _OPERATOR | _DEVELOPER | {Permission.MEMBERS_MANAGE, Permission.SETTINGS_MANAGE, Permission.AUDIT_VIEW}
 _OWNER = _ADMIN | {Permission.OWNERS_MANAGE}
 
 MATRIX: dict[Role, frozenset[Permission]] = {

@@ -1,6 +1,7 @@
 """Member management inside the current tenant schema. Every change is audited in the same
 transaction; rules about owners live here, not in views."""
 
+from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
@@ -18,7 +19,9 @@ def member_invite_url(*, user: User, base_url: str) -> str:
     """A one-use link (Django's password-reset token) where the member sets a password."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    return base_url.rstrip("/") + reverse("accounts:invite_accept", args=[uid, token])
+    # Invitations are always for a tenant host, even when issued from the operator console.
+    path = reverse("accounts:invite_accept", args=[uid, token], urlconf=settings.ROOT_URLCONF)
+    return base_url.rstrip("/") + path
 
 
 def _require(actor: User, permission: Permission) -> None:
@@ -70,9 +73,7 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
     previous = member.role
     member.role = role
     member.save(update_fields=["role"])
-    audit_record(
-        action="member.role_changed", actor=actor, target=member, data={"from": previous, "to": role}
-    )
+    audit_record(action="member.role_changed", actor=actor, target=member, data={"from": previous, "to": role})
     return member
 
 

@@ -172,9 +172,7 @@ def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
 def member_invite_view(request: HttpRequest, member_id: int) -> HttpResponse:
     member = get_object_or_404(User, pk=member_id)
     if member.has_usable_password():
-        return error_response(
-            request, status=400, code="invite_not_pending", message="This member has already joined."
-        )
+        return error_response(request, status=400, code="invite_not_pending", message="This member has already joined.")
     invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
     audit_record(action="member.invite_issued", actor=request.user, target=member)
     return render(request, "accounts/member_list.html", _members_context(request, invite_url=invite_url))

@@ -1,6 +1,7 @@
 from django import forms
 
 from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_slug_validate
 
 
 class TenantCreateForm(forms.Form):
@@ -8,3 +9,6 @@ class TenantCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     plan = forms.ChoiceField(choices=Tenant.Plan.choices, initial=Tenant.Plan.FREE)
     owner_email = forms.EmailField(max_length=254, label="Owner email")
+
+    def clean_slug(self) -> str:
+        return tenant_slug_validate(self.cleaned_data["slug"].strip())

@@ -18,7 +18,6 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
-_REDIS_PREFIX = "foundry:tenant-route:v1:"
 _REDIS_TTL_SECONDS = 300
 _MISSING = "-"  # cached answer for "no such host"
 
@@ -35,6 +34,11 @@ class TenantRoute:
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+
+def _redis_key(host: str) -> str:
+    # The database name keeps deployments (or test databases) sharing one Redis apart.
+    return f"foundry:{connection.settings_dict['NAME']}:tenant-route:v1:{host}"
 
 
 _local: dict[str, tuple[float, TenantRoute | None]] = {}
@@ -57,7 +61,7 @@ def _query(host: str) -> TenantRoute | None:
 def _redis_get(host: str) -> TenantRoute | str | None:
     """The shared cached route, None for a cached miss, or _MISSING when Redis has nothing."""
     try:
-        raw = get_redis_connection("default").hgetall(_REDIS_PREFIX + host)
+        raw = get_redis_connection("default").hgetall(_redis_key(host))
     except RedisError:
         logger.warning("tenant route cache unavailable", exc_info=True)
         return _MISSING
@@ -77,7 +81,7 @@ def _redis_get(host: str) -> TenantRoute | str | None:
 
 
 def _redis_set(host: str, route: TenantRoute | None) -> None:
-    key = _REDIS_PREFIX + host
+    key = _redis_key(host)
     mapping = {k: str(v) for k, v in asdict(route).items()} if route else {"missing": "1"}
     try:
         pipe = get_redis_connection("default").pipeline()
@@ -113,7 +117,7 @@ def route_invalidate(*hosts: str) -> None:
     if not hosts:
         return
     try:
-        get_redis_connection("default").delete(*(_REDIS_PREFIX + h for h in hosts))
+        get_redis_connection("default").delete(*(_redis_key(h) for h in hosts))
     except RedisError:
         logger.warning("tenant route cache unavailable; entries expire by TTL", exc_info=True)
 
@@ -121,3 +125,15 @@ def route_invalidate(*hosts: str) -> None:
 def route_cache_clear_local() -> None:
     with _local_lock:
         _local.clear()
+
+
+def route_cache_clear() -> None:
+    """Forget every cached route of this database (tests; after restoring a backup)."""
+    route_cache_clear_local()
+    try:
+        client = get_redis_connection("default")
+        keys = list(client.scan_iter(match=_redis_key("*"), count=500))
+        if keys:
+            client.delete(*keys)
+    except RedisError:
+        logger.warning("tenant route cache unavailable", exc_info=True)

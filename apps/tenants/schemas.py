@@ -31,6 +31,7 @@ def schema_create(schema_name: str, *, method: str | None = None) -> None:
     connection.set_schema_to_public()
     if method == "clone":
         CloneSchema().clone_schema(settings.TENANT_BASE_SCHEMA, schema_name, "DATA", set_connection=False)
+        _constraint_names_align(settings.TENANT_BASE_SCHEMA, schema_name)
     else:
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {quote_schema_name(schema_name)}")
@@ -40,3 +41,33 @@ def schema_create(schema_name: str, *, method: str | None = None) -> None:
 
 def schema_is_present(schema_name: str) -> bool:
     return schema_exists(schema_name)
+
+
+_CONSTRAINTS_SQL = """
+    SELECT rel.relname, con.conname, con.contype,
+           replace(pg_get_constraintdef(con.oid), quote_ident(%(schema)s) || '.', '')
+      FROM pg_constraint con
+      JOIN pg_class rel ON rel.oid = con.conrelid
+      JOIN pg_namespace ns ON ns.oid = rel.relnamespace
+     WHERE ns.nspname = %(schema)s
+"""
+
+
+def _constraint_names_align(base: str, clone: str) -> None:
+    """Give the clone's constraints the names they have in the base schema.
+
+    The clone function re-creates unique constraints under PostgreSQL's default names, not
+    Django's; later migrations that drop or alter a constraint by name would then fail on
+    cloned tenants only. Constraints are matched by table, type and definition.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_CONSTRAINTS_SQL, {"schema": base})
+        wanted = {(table, kind, definition): name for table, name, kind, definition in cursor.fetchall()}
+        cursor.execute(_CONSTRAINTS_SQL, {"schema": clone})
+        for table, name, kind, definition in cursor.fetchall():
+            target = wanted.get((table, kind, definition))
+            if target and target != name:
+                cursor.execute(
+                    f"ALTER TABLE {quote_schema_name(clone)}.{quote_schema_name(table)} "
+                    f"RENAME CONSTRAINT {quote_schema_name(name)} TO {quote_schema_name(target)}"
+                )

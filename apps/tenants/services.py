@@ -66,8 +66,7 @@ def tenant_slug_validate(slug: str) -> str:
         raise ValidationError("A slug has at most 63 characters.", code="slug_too_long")
     if not SLUG_RE.match(slug):
         raise ValidationError(
-            "A slug uses lowercase letters, digits and hyphens, starts with a letter "
-            "and does not end with a hyphen.",
+            "A slug uses lowercase letters, digits and hyphens, starts with a letter and does not end with a hyphen.",
             code="slug_invalid",
         )
     if slug in RESERVED_SLUGS or slug.startswith(("pg-", "xn--")):
@@ -122,7 +121,7 @@ def _provision_inputs_validate(
         try:
             validate_password(owner_password, User(email=owner_email))
         except ValidationError as e:
-            add("owner_password", ValidationError(e.messages, code="password_weak"))
+            add("owner_password", ValidationError(" ".join(e.messages), code="password_weak"))
     if errors:
         raise ValidationError(errors)
 
@@ -145,13 +144,9 @@ def tenant_provision(
     """
     slug = slug.strip()
     owner_email = owner_email.strip().lower()
-    _provision_inputs_validate(
-        slug=slug, name=name, plan=plan, owner_email=owner_email, owner_password=owner_password
-    )
+    _provision_inputs_validate(slug=slug, name=name, plan=plan, owner_email=owner_email, owner_password=owner_password)
     connection.set_schema_to_public()
-    tenant = Tenant.objects.create(
-        schema_name=schema_name_for_slug(slug), slug=slug, name=name.strip(), plan=plan
-    )
+    tenant = Tenant.objects.create(schema_name=schema_name_for_slug(slug), slug=slug, name=name.strip(), plan=plan)
     schema_create(tenant.schema_name, method=method)
     domain = Domain.objects.create(domain=tenant_domain_for_slug(slug), tenant=tenant, is_primary=True)
     with schema_context(tenant.schema_name):
@@ -191,13 +186,9 @@ def _tenant_status_set(*, tenant: Tenant, status: str, actor: object, action: st
 @transaction.atomic
 def tenant_suspend(*, tenant: Tenant, actor: object = None) -> Tenant:
     """Block every access to the tenant: console, API, MCP and its tasks."""
-    return _tenant_status_set(
-        tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended"
-    )
+    return _tenant_status_set(tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended")
 
 
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None) -> Tenant:
-    return _tenant_status_set(
-        tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed"
-    )
+    return _tenant_status_set(tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed")

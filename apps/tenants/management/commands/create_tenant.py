@@ -22,9 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--owner-email", required=True)
         parser.add_argument("--owner-password", help="Without it, an invitation link is printed.")
         parser.add_argument("--plan", default=Tenant.Plan.FREE, choices=Tenant.Plan.values)
-        parser.add_argument(
-            "--base-url", default="http://{domain}:8000/", help="Used to print the invitation link."
-        )
+        parser.add_argument("--base-url", default="http://{domain}:8000/", help="Used to print the invitation link.")
 
     def handle(self, *args, slug, name, owner_email, owner_password, plan, base_url, **options):
         try:

@@ -25,9 +25,7 @@ class Command(BaseCommand):
         base = settings.FOUNDRY_BASE_DOMAIN
         with schema_context("public"):
             if not User.objects.filter(email=OPERATOR_EMAIL).exists():
-                User.objects.create_user(
-                    OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator"
-                )
+                User.objects.create_user(OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator")
         for slug, name, plan, owner in DEMO_TENANTS:
             if not Tenant.objects.filter(slug=slug).exists():
                 tenant_provision(

@@ -16,6 +16,4 @@ class Command(BaseCommand):
     def handle(self, *args, verbosity=1, executor="standard", **options):
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
         base_schema_prepare(verbosity=verbosity)
-        call_command(
-            "migrate_schemas", tenant=True, interactive=False, verbosity=verbosity, executor=executor
-        )
+        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity, executor=executor)

@@ -1,0 +1,121 @@
+from django.contrib.auth import SESSION_KEY
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from apps.audit.models import AuditEvent
+from tests.conftest import PASSWORD, client_for
+
+
+def _login(client: Client, email: str, password: str = PASSWORD):
+    return client.post("/login/", {"username": email, "password": password})
+
+
+def test_it_signs_a_member_in_on_their_tenant_host(acme):
+    client = Client(HTTP_HOST="acme.localhost")
+    response = _login(client, "viewer@acme.test")
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
+    with schema_context("acme"):
+        assert AuditEvent.objects.filter(action="auth.login", actor__contains="viewer@acme.test").count() == 1
+
+
+def test_a_wrong_password_is_refused_and_audited(acme):
+    client = Client(HTTP_HOST="acme.localhost")
+    response = _login(client, "viewer@acme.test", "wrong")
+    assert response.status_code == 200
+    assert SESSION_KEY not in client.session
+    with schema_context("acme"):
+        assert AuditEvent.objects.filter(action="auth.login_failed", target="viewer@acme.test").count() == 1
+
+
+def test_a_member_of_one_tenant_cannot_sign_in_to_another(acme, globex):
+    client = Client(HTTP_HOST="globex.localhost")
+    response = _login(client, "owner@acme.test")
+    assert response.status_code == 200
+    assert "Please enter a correct email and password" in response.content.decode()
+    assert client.get("/").status_code == 302
+
+
+def test_tenant_members_cannot_sign_in_to_the_operator_console(acme):
+    client = Client(HTTP_HOST="localhost")
+    assert _login(client, "owner@acme.test").status_code == 200
+    assert client.get("/").status_code == 302
+
+
+def test_the_operator_console_refuses_a_tenant_session_and_anonymous_users(acme):
+    anonymous = Client(HTTP_HOST="localhost").get("/")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    # A tenant owner's cookie presented to the operator host.
+    tenant_cookie = client_for(acme, "owner@acme.test").cookies
+    client = Client(HTTP_HOST="localhost")
+    client.cookies = tenant_cookie
+    assert client.get("/").status_code == 302
+
+
+def test_a_session_cookie_replayed_on_another_tenant_authenticates_nobody(acme, globex):
+    """User ids collide across schemas (each has its own user table), so this is the attack."""
+    acme_client = client_for(acme, "owner@acme.test")
+    globex_client = Client(HTTP_HOST="globex.localhost")
+    globex_client.cookies = acme_client.cookies
+    response = globex_client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_a_session_key_known_to_two_schemas_is_bound_to_the_one_that_made_it(acme, globex):
+    """Even if the same session key existed in both schemas, the binding refuses it."""
+    from django.contrib.sessions.models import Session
+
+    acme_client = client_for(acme, "owner@acme.test")
+    key = acme_client.cookies["sessionid"].value
+    with schema_context("acme"):
+        session = Session.objects.get(session_key=key)
+    with schema_context("globex"):
+        Session.objects.create(session_key=key, session_data=session.session_data, expire_date=session.expire_date)
+    globex_client = Client(HTTP_HOST="globex.localhost")
+    globex_client.cookies = acme_client.cookies
+    response = globex_client.get("/")
+    assert response.status_code == 302
+    with schema_context("globex"):
+        assert not Session.objects.filter(session_key=key).exists()  # flushed
+
+
+def test_cookies_are_host_only(acme):
+    client = Client(HTTP_HOST="acme.localhost")
+    _login(client, "viewer@acme.test")
+    assert client.cookies["sessionid"]["domain"] == ""
+    assert client.cookies["sessionid"]["httponly"] is True
+    assert client.cookies["csrftoken"]["domain"] == ""
+
+
+def test_login_attempts_are_throttled_per_account(acme, settings):
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "3/m"
+    client = Client(HTTP_HOST="acme.localhost")
+    for _ in range(3):
+        assert _login(client, "viewer@acme.test", "wrong").status_code == 200
+    response = _login(client, "viewer@acme.test", PASSWORD)  # even the right password now
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert b"login_throttled" in response.content
+    assert SESSION_KEY not in client.session
+    # Another account on the same tenant, and the same account elsewhere, are unaffected.
+    assert _login(Client(HTTP_HOST="acme.localhost"), "owner@acme.test").status_code == 302
+    assert _login(Client(HTTP_HOST="globex.localhost"), "owner@globex.test").status_code == 302
+    with schema_context("acme"):
+        assert AuditEvent.objects.filter(action="auth.login_throttled").count() == 1
+
+
+def test_login_attempts_are_throttled_per_client_address(acme, settings):
+    settings.FOUNDRY_LOGIN_RATE_PER_IP = "4/m"
+    client = Client(HTTP_HOST="acme.localhost")
+    for i in range(4):
+        _login(client, f"nobody{i}@acme.test", "wrong")
+    assert _login(client, "owner@acme.test").status_code == 429
+
+
+def test_logout_needs_post_and_ends_the_session(acme):
+    client = client_for(acme, "owner@acme.test")
+    assert client.get("/logout/").status_code == 405
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/").status_code == 302

@@ -1,0 +1,17 @@
+"""Test settings: the real settings, with fast password hashing and per-worker Redis databases
+so parallel test workers (pytest-xdist) never see each other's cache or broker entries."""
+
+import os
+
+from foundry.settings import *  # noqa: F403
+from foundry.settings import CACHES, REDIS_URL
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_redis_base = REDIS_URL.rsplit("/", 1)[0]
+CACHES["default"]["LOCATION"] = f"{_redis_base}/{2 + 2 * (_worker % 7)}"
+CELERY_BROKER_URL = f"{_redis_base}/{3 + 2 * (_worker % 7)}"
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+FOUNDRY_TENANT_ROUTE_TTL = 0.0  # tests see status changes at once
+LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405

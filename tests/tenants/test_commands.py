@@ -1,0 +1,59 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django_tenants.utils import schema_context, schema_exists
+
+from apps.accounts.models import User
+from apps.tenants.models import Tenant
+
+
+def test_create_tenant_prints_an_invitation_when_no_password_is_given(db, capsys):
+    call_command("create_tenant", "initech", "--name", "Initech", "--owner-email", "bill@initech.test")
+    out = capsys.readouterr().out
+    assert "Created tenant initech at initech.localhost" in out
+    assert "Owner invitation link: http://initech.localhost:8000/invite/" in out
+    assert schema_exists("initech")
+
+
+def test_create_tenant_refuses_bad_input_with_a_message(db):
+    with pytest.raises(CommandError, match=r"slug: .*reserved"):
+        call_command("create_tenant", "www", "--name", "W", "--owner-email", "a@w.test")
+    with pytest.raises(CommandError, match="owner_email: Enter a valid email address"):
+        call_command("create_tenant", "okay", "--name", "W", "--owner-email", "nope")
+    assert not Tenant.objects.filter(slug__in=["www", "okay"]).exists()
+
+
+def test_suspend_resume_and_list(acme, capsys):
+    call_command("suspend_tenant", "acme")
+    assert Tenant.objects.get(slug="acme").status == "suspended"
+    call_command("list_tenants")
+    out = capsys.readouterr().out
+    assert "acme" in out and "suspended" in out and "globex" in out
+    call_command("resume_tenant", "acme")
+    assert Tenant.objects.get(slug="acme").status == "active"
+    with pytest.raises(CommandError, match="No tenant with slug 'nope'"):
+        call_command("suspend_tenant", "nope")
+
+
+def test_list_tenants_as_json(acme, capsys):
+    call_command("list_tenants", "--json")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [__import__("json").loads(x)["slug"] for x in lines] == ["acme", "globex"]
+
+
+def test_create_operator(db, capsys):
+    call_command("create_operator", "Ops@Platform.test", "--password", "a-long-operator-password")
+    with schema_context("public"):
+        assert User.objects.get(email="ops@platform.test").is_staff
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_operator", "ops@platform.test", "--password", "a-long-operator-password")
+    with pytest.raises(CommandError, match="too short"):
+        call_command("create_operator", "x@platform.test", "--password", "short")
+
+
+def test_demo_data_is_idempotent(db, capsys):
+    call_command("demo_data")
+    call_command("demo_data")
+    out = capsys.readouterr().out
+    assert "http://acme.localhost:8000/login/" in out
+    with schema_context("acme"):
+        assert User.objects.filter(email="developer@acme.example").count() == 1

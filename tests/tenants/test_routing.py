@@ -1,0 +1,77 @@
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from apps.tenants.services import tenant_suspend
+from tests.conftest import client_for
+
+
+def test_it_serves_each_tenant_on_its_own_host(acme, globex):
+    for tenant in (acme, globex):
+        response = client_for(tenant, f"owner@{tenant.slug}.test").get("/")
+        assert response.status_code == 200
+        assert response.context["tenant"].slug == tenant.slug
+        assert response.context["member_count"] == (5 if tenant.slug == "acme" else 1)
+
+
+def test_it_serves_the_operator_console_on_the_base_domain(operator_client):
+    response = operator_client.get("/")
+    assert response.status_code == 200
+    assert [t.slug for t in response.context["tenants"]] == ["acme", "globex"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["nope.localhost", "acme.localhost.evil.com", "evil.com", "www.localhost", "acme", "127.0.0.1", ""],
+)
+def test_it_answers_404_for_unknown_hosts_and_never_falls_back_to_public(db, host):
+    response = Client(HTTP_HOST=host).get("/login/")
+    assert response.status_code == 404
+    assert b"unknown_host" in response.content
+    assert connection.schema_name == "public"
+
+
+def test_unknown_host_answers_json_to_api_clients(db):
+    response = Client(HTTP_HOST="nope.localhost").get("/api/v1/anything")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "unknown_host", "message": "No workspace is served at this address."}}
+
+
+def test_host_matching_ignores_case_port_and_trailing_dot(acme):
+    client = client_for(acme, "owner@acme.test")
+    for host in ("ACME.localhost", "acme.localhost:8000", "acme.localhost."):
+        assert client.get("/", HTTP_HOST=host).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/login/", "/members/", "/members/add/", "/logout/", "/api/v1/agents", "/static/css/console.css"],
+)
+def test_a_suspended_tenant_is_blocked_on_every_path(acme, django_capture_on_commit_callbacks, path):
+    client = client_for(acme, "owner@acme.test")
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_suspend(tenant=acme)
+    for method in ("get", "post"):
+        response = getattr(client, method)(path)
+        assert response.status_code == 403, (method, path)
+        assert b"tenant_suspended" in response.content
+
+
+def test_suspension_does_not_touch_other_tenants(acme, globex, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_suspend(tenant=acme)
+    assert client_for(globex, "owner@globex.test").get("/").status_code == 200
+
+
+def test_a_cached_route_costs_no_query_and_an_unchanged_schema_no_set_search_path(acme):
+    client = client_for(acme, "owner@acme.test")
+    client.get("/")  # warm the route cache and the connection's search_path
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/healthz")
+    assert len(queries) == 0
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/")
+    sql = [q["sql"] for q in queries]
+    assert not any("tenants_domain" in s for s in sql), sql
+    assert not any(s.startswith("SET search_path") for s in sql), sql
