@@ -5,7 +5,11 @@ operator. They are created once per test session (committed), and every test run
 transaction that is rolled back — schema DDL included — so tests may provision freely.
 """
 
-from dataclasses import dataclass
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -23,16 +27,15 @@ from apps.tenants.services import tenant_provision
 PASSWORD = "correct-horse-battery-staple"
 
 
-@dataclass(frozen=True)
-class Cast:
-    acme: Tenant
-    globex: Tenant
-
-
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """After the test database is migrated: the clone base schema, then acme and globex."""
+def django_db_setup(request, django_test_environment, django_db_modify_db_settings, django_db_blocker):
+    """Create the test database, always (pytest-django would skip it when the selected tests
+    only reach the database through a live server), then the base schema and the cast."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
+        assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
         base_schema_prepare()
         acme = tenant_provision(
             slug="acme",
@@ -54,6 +57,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
         with schema_context("public"):
             User.objects.create_user("operator@platform.test", PASSWORD, is_staff=True)
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        # Worker and live-server child processes may still be letting go of their connections.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
+        teardown_databases(db_cfg, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +117,55 @@ def owner_client(acme) -> Client:
 @pytest.fixture
 def operator_client(db) -> Client:
     return client_for(None, "operator@platform.test")
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup):
+    """A real Celery worker (prefork, one process) on this test session's database and broker."""
+    from foundry.celery import app
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _test_database_url(),
+        "FOUNDRY_LOG_FORMAT": "text",
+    }
+    hostname = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}-{os.getpid()}@localhost"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "foundry",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--hostname",
+            hostname,
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[hostname], timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the Celery worker did not start")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

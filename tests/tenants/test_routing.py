@@ -18,7 +18,7 @@ def test_it_serves_each_tenant_on_its_own_host(acme, globex):
 def test_it_serves_the_operator_console_on_the_base_domain(operator_client):
     response = operator_client.get("/")
     assert response.status_code == 200
-    assert [t.slug for t in response.context["tenants"]] == ["acme", "globex"]
+    assert {"acme", "globex"} <= {t.slug for t in response.context["tenants"]}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,38 @@
+import pytest
+from django_tenants.utils import schema_context
+
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_suspend
+from apps.tenants.tasks import tenant_refresh_stats
+from foundry.celery import TenantUnavailable
+
+
+def test_tasks_of_different_tenants_back_to_back_in_one_worker_each_see_their_own_schema(celery_worker_process):
+    """One worker process runs acme's task, then globex's, then acme's again: no schema leaks."""
+    results = [tenant_refresh_stats.delay(schema) for schema in ("acme", "globex", "acme", "globex")]
+    answers = [r.get(timeout=30) for r in results]
+    assert answers == [
+        {"schema": "acme", "member_count": 5},
+        {"schema": "globex", "member_count": 1},
+        {"schema": "acme", "member_count": 5},
+        {"schema": "globex", "member_count": 1},
+    ]
+
+
+def test_a_task_for_a_tenant_that_does_not_exist_fails_in_the_worker(celery_worker_process):
+    result = tenant_refresh_stats.delay("nope")
+    with pytest.raises(TenantUnavailable):
+        result.get(timeout=30)
+
+
+def test_a_task_for_a_suspended_tenant_does_nothing(acme):
+    tenant_suspend(tenant=acme)
+    Tenant.objects.filter(pk=acme.pk).update(member_count=0)
+    with pytest.raises(TenantUnavailable):
+        tenant_refresh_stats.apply(args=["acme"]).get()
+    assert Tenant.objects.get(pk=acme.pk).member_count == 0
+
+
+def test_a_task_runs_in_its_tenant_even_when_called_from_another_schema(acme, globex):
+    with schema_context("globex"):
+        assert tenant_refresh_stats.apply(args=["acme"]).get() == {"schema": "acme", "member_count": 5}
