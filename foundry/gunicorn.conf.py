@@ -12,3 +12,6 @@ keepalive = 5
 accesslog = "-"
 max_requests = 5000
 max_requests_jitter = 500
+# gunicorn's control socket lives at one path per user; several servers on one host (tests,
+# benchmarks, blue/green) would fight over it, and nothing here uses it.
+control_socket_disable = True
