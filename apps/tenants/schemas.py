@@ -17,6 +17,9 @@ def base_schema_prepare(*, verbosity: int = 0) -> None:
     """Create (if missing) and migrate the schema new tenants are cloned from."""
     base = settings.TENANT_BASE_SCHEMA
     connection.set_schema_to_public()
+    # Installed here, once per deploy: django-tenants would re-create the function on every
+    # clone, and two concurrent CREATE OR REPLACE FUNCTION calls fail ("tuple concurrently updated").
+    CloneSchema()._create_clone_schema_function()
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
     call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
@@ -30,7 +33,8 @@ def schema_create(schema_name: str, *, method: str | None = None) -> None:
     method = method or settings.FOUNDRY_TENANT_PROVISIONING
     connection.set_schema_to_public()
     if method == "clone":
-        CloneSchema().clone_schema(settings.TENANT_BASE_SCHEMA, schema_name, "DATA", set_connection=False)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA')", [settings.TENANT_BASE_SCHEMA, schema_name])
         _constraint_names_align(settings.TENANT_BASE_SCHEMA, schema_name)
     else:
         with connection.cursor() as cursor:

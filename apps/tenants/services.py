@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -146,7 +146,14 @@ def tenant_provision(
     owner_email = owner_email.strip().lower()
     _provision_inputs_validate(slug=slug, name=name, plan=plan, owner_email=owner_email, owner_password=owner_password)
     connection.set_schema_to_public()
-    tenant = Tenant.objects.create(schema_name=schema_name_for_slug(slug), slug=slug, name=name.strip(), plan=plan)
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(
+                schema_name=schema_name_for_slug(slug), slug=slug, name=name.strip(), plan=plan
+            )
+    except IntegrityError:  # the same slug, provisioned concurrently, committed first
+        taken = ValidationError(f"“{slug}” is already taken.", code="slug_taken")
+        raise ValidationError({"slug": taken}) from None
     schema_create(tenant.schema_name, method=method)
     domain = Domain.objects.create(domain=tenant_domain_for_slug(slug), tenant=tenant, is_primary=True)
     with schema_context(tenant.schema_name):
