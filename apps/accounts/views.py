@@ -132,8 +132,7 @@ def member_add_view(request: HttpRequest) -> HttpResponse:
 
 
 def _member_action_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
-    code = error.code or (error.error_list[0].code if hasattr(error, "error_list") else "invalid")
-    return error_response(request, status=400, code=code or "invalid", message=" ".join(error.messages))
+    return error_response(request, status=400, code=error.code or "invalid", message=" ".join(error.messages))
 
 
 @require_permission(Permission.MEMBERS_MANAGE)

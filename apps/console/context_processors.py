@@ -1,10 +1,11 @@
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from apps.console.navigation import OPERATOR_NAV, TENANT_NAV
 
 
 def console(request: HttpRequest) -> dict:
+    """The tenant being served (None on the operator host) and the navigation the user may see."""
     tenant = getattr(request, "tenant", None)
     user = getattr(request, "user", None)
     items = []
@@ -12,15 +13,7 @@ def console(request: HttpRequest) -> dict:
         for item in TENANT_NAV if tenant is not None else OPERATOR_NAV:
             if tenant is not None and item.permission and not user.has_permission(item.permission):
                 continue
-            try:
-                url = reverse(item.url_name)
-            except NoReverseMatch:
-                continue
-            items.append(
-                {
-                    "label": item.label,
-                    "url": url,
-                    "active": request.path.startswith(url) and (url != "/" or request.path == "/"),
-                }
-            )
-    return {"tenant": tenant, "nav_items": items, "is_operator_host": tenant is None}
+            url = reverse(item.url_name)
+            active = request.path == url or (url != "/" and request.path.startswith(url))
+            items.append({"label": item.label, "url": url, "active": active})
+    return {"tenant": tenant, "nav_items": items}
