@@ -9,7 +9,7 @@ worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-"
+accesslog = "-" if os.environ.get("FOUNDRY_ACCESS_LOG", "1") == "1" else None
 max_requests = 5000
 max_requests_jitter = 500
 # gunicorn's control socket lives at one path per user; several servers on one host (tests,
