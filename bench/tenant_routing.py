@@ -14,42 +14,21 @@ Uses its own database, dropped at the end.
 
 import argparse
 import os
-import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import ROOT, bench_database, verdict
+from bench._support import ROOT, Load, bench_database, free_port, serve, stop, verdict, wrk_load
 
 HOST = "acme.localhost"
 PATH = "/bench/one-query"
 
 
-def _wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL)
-        return shutil.which("wrk") or sys.exit("wrk did not install")
-    sys.exit("wrk is needed: apt-get install wrk")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(env: dict[str, str], settings: str, workers: int) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     server_env = {
         **env,
         "DJANGO_SETTINGS_MODULE": settings,
@@ -58,47 +37,8 @@ def _serve(env: dict[str, str], settings: str, workers: int) -> tuple[subprocess
         "FOUNDRY_WEB_THREADS": "1",
         "FOUNDRY_ACCESS_LOG": "0",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"],
-        env=server_env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{PATH}", headers={"Host": HOST})
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(request, timeout=1) as response:
-                assert response.status == 200
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit(f"the server ({settings}) did not start")
-
-
-def _load(wrk: str, port: int, duration: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run(
-        [
-            wrk,
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-H",
-            f"Host: {HOST}",
-            f"http://127.0.0.1:{port}{PATH}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        sys.exit(f"the endpoint answered errors under load:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
-    return rps, f"p50 {p50}, p99 {p99}"
+    command = [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"]
+    return serve(command, server_env, port=port, probe=PATH, host=HOST), port
 
 
 def _queries_per_request(env: dict[str, str]) -> list[str]:
@@ -126,7 +66,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="gunicorn sync workers")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     args = parser.parse_args()
-    wrk = _wrk()
 
     with bench_database("foundry_bench_routing") as env:
         subprocess.run(
@@ -138,17 +77,18 @@ def main() -> int:
         )
         variants = {"tenant": "bench.settings_tenant", "baseline": "bench.settings_no_tenant"}
         servers = {name: _serve(env, settings, args.workers) for name, settings in variants.items()}
-        results: dict[str, list[tuple[float, str]]] = {name: [] for name in variants}
+        results: dict[str, list[Load]] = {name: [] for name in variants}
         try:
             for _proc, port in servers.values():
-                _load(wrk, port, 2, args.connections)  # warm-up
+                wrk_load(port, PATH, HOST, duration=2, connections=args.connections)  # warm-up
             for _ in range(args.rounds):
                 for name, (_proc, port) in servers.items():
-                    results[name].append(_load(wrk, port, args.duration, args.connections))
+                    results[name].append(
+                        wrk_load(port, PATH, HOST, duration=args.duration, connections=args.connections)
+                    )
         finally:
             for proc, _port in servers.values():
-                proc.terminate()
-                proc.wait(timeout=20)
+                stop(proc)
         sql = _queries_per_request(env)
 
     print(
@@ -157,9 +97,12 @@ def main() -> int:
     )
     median = {}
     for name, runs in results.items():
-        median[name] = statistics.median(rps for rps, _ in runs)
-        runs_txt = ", ".join(f"{rps:,.0f}" for rps, _ in runs)
-        print(f"  {name:<9} median {median[name]:>8,.0f} req/s   (runs: {runs_txt}; last {runs[-1][1]})")
+        median[name] = statistics.median(run.rps for run in runs)
+        runs_txt = ", ".join(f"{run.rps:,.0f}" for run in runs)
+        last = runs[-1]
+        print(
+            f"  {name:<9} median {median[name]:>8,.0f} req/s  (runs: {runs_txt}; last p50 {last.p50}, p99 {last.p99})"
+        )
     ratio = median["tenant"] / median["baseline"]
     print(f"  ratio tenant/baseline: {ratio:.2f}")
     print(f"  SQL per tenant request once warm: {len(sql)}")
