@@ -6,9 +6,12 @@ transaction that is rolled back — schema DDL included — so tests may provisi
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from apps.tenants.schemas import base_schema_prepare
 from apps.tenants.services import tenant_provision
 
 PASSWORD = "correct-horse-battery-staple"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +123,51 @@ def operator_client(db) -> Client:
     return client_for(None, "operator@platform.test")
 
 
-def _test_database_url() -> str:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """Environment for a server process of the test session: test settings and database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": test_database_url(),
+        "FOUNDRY_LOG_FORMAT": "text",
+        **extra,
+    }
+
+
+@contextmanager
+def server_process(command: list[str], *, port: int, env: dict[str, str], log: Path | None = None):
+    """Run a web server process until its /healthz answers; stop it afterwards."""
+    out = log.open("wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{command[2]} did not start" + (f"; see {log}" if log else "")) from None
+            time.sleep(0.1)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()
+
+
+def test_database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
@@ -129,12 +177,7 @@ def celery_worker_process(django_db_setup):
     """A real Celery worker (prefork, one process) on this test session's database and broker."""
     from foundry.celery import app
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _test_database_url(),
-        "FOUNDRY_LOG_FORMAT": "text",
-    }
+    env = server_env()
     hostname = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}-{os.getpid()}@localhost"
     proc = subprocess.Popen(
         [
@@ -156,7 +199,7 @@ def celery_worker_process(django_db_setup):
             "--without-mingle",
         ],
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
     deadline = time.monotonic() + 60
     while not app.control.ping(destination=[hostname], timeout=0.5):

@@ -2,13 +2,8 @@
 through Playwright. A failing test leaves a screenshot in test-artifacts/screenshots/."""
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
@@ -16,7 +11,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.tenants.services import tenant_provision
-from tests.conftest import PASSWORD, _test_database_url
+from tests.conftest import PASSWORD, ROOT, free_port, server_env, server_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -27,50 +22,18 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def live_port(django_db_setup) -> int:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _test_database_url(),
-        "FOUNDRY_BIND": f"127.0.0.1:{port}",
-        "FOUNDRY_WEB_WORKERS": "1",
-        "FOUNDRY_LOG_FORMAT": "text",
-    }
-    log = (ROOT / "test-artifacts").joinpath(f"gunicorn-{port}.log")
+    port = free_port()
+    env = server_env(FOUNDRY_BIND=f"127.0.0.1:{port}", FOUNDRY_WEB_WORKERS="1")
+    log = ROOT / "test-artifacts" / f"gunicorn-{port}.log"
     log.parent.mkdir(exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the live server did not start; see {log}") from None
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=20)
+    command = [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"]
+    with server_process(command, port=port, env=env, log=log):
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,7 @@ import time
 import pytest
 from django.test import Client
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 def test_healthz_answers_on_any_host_without_touching_the_database(db, django_assert_num_queries):
@@ -36,7 +32,7 @@ def own_redis():
     """A Redis server of this test's own, so it can be stopped for real."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is installed by bin/dev"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -69,7 +65,7 @@ def test_readyz_reports_a_stopped_redis(db, settings, own_redis):
 def test_readyz_reports_an_unreachable_postgres(db, settings):
     settings.DATABASES = {
         **settings.DATABASES,
-        "default": {**settings.DATABASES["default"], "PORT": _free_port()},
+        "default": {**settings.DATABASES["default"], "PORT": free_port()},
     }
     response = Client().get("/readyz")
     assert response.status_code == 503
