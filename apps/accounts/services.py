@@ -15,6 +15,18 @@ from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
 
 
+def email_clean(email: str) -> str:
+    """The canonical (lowercase) form of an email address, or ValidationError `email_invalid`."""
+    email = email.strip().lower()
+    try:
+        if len(email) > 254:
+            raise ValidationError("too long")
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError("Enter a valid email address.", code="email_invalid") from None
+    return email
+
+
 def member_invite_url(*, user: User, base_url: str) -> str:
     """A one-use link (Django's password-reset token) where the member sets a password."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
@@ -36,12 +48,11 @@ def _owners_remaining_without(user: User) -> int:
 @transaction.atomic
 def member_add(*, actor: User, email: str, role: str, full_name: str = "") -> User:
     _require(actor, Permission.MEMBERS_MANAGE)
-    email = email.strip().lower()
     errors: dict[str, ValidationError] = {}
     try:
-        validate_email(email)
-    except ValidationError:
-        errors["email"] = ValidationError("Enter a valid email address.", code="email_invalid")
+        email = email_clean(email)
+    except ValidationError as e:
+        errors["email"] = e
     else:
         if User.objects.filter(email=email).exists():
             errors["email"] = ValidationError("That person is already a member.", code="member_exists")

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
+from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.routing import route_invalidate
@@ -111,12 +111,14 @@ def _provision_inputs_validate(
         add("name", ValidationError("A name is required.", code="name_required"))
     elif len(name) > 200:
         add("name", ValidationError("A name has at most 200 characters.", code="name_too_long"))
+    elif any(ord(ch) < 32 for ch in name):
+        add("name", ValidationError("A name cannot contain control characters.", code="name_invalid"))
     if plan not in Tenant.Plan.values:
         add("plan", ValidationError(f"Unknown plan “{plan}”.", code="plan_invalid"))
     try:
-        validate_email(owner_email)
-    except ValidationError:
-        add("owner_email", ValidationError("Enter a valid email address.", code="email_invalid"))
+        email_clean(owner_email)
+    except ValidationError as e:
+        add("owner_email", e)
     if owner_password:
         try:
             validate_password(owner_password, User(email=owner_email))

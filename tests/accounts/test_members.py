@@ -177,3 +177,11 @@ def test_nobody_can_remove_themselves(acme):
 
 def test_permission_is_a_closed_set():
     assert role_has_permission("emperor", Permission.DASHBOARD_VIEW) is False
+
+
+def test_an_oversized_email_is_a_form_error_not_a_crash(acme):
+    response = client_for(acme, "owner@acme.test").post(
+        "/members/add/", {"email": "a" * 300 + "@x.test", "role": "viewer"}
+    )
+    assert response.status_code == 400
+    assert "email" in response.context["add_form"].errors

@@ -118,3 +118,20 @@ def test_a_failure_midway_leaves_no_schema_and_no_rows(db, monkeypatch, method):
     assert calls == ["halfway", "public"]  # it really failed after the schema was populated
     assert _counts() == before
     assert not schema_exists("halfway")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "code"),
+    [
+        ({"owner_email": "a" * 250 + "@x.test"}, "owner_email", "email_invalid"),
+        ({"name": "Evil\x00Corp"}, "name", "name_invalid"),
+        ({"name": "x" * 201}, "name", "name_too_long"),
+    ],
+)
+def test_oversized_and_binary_input_is_refused_not_crashed(db, fields, field, code):
+    before = _counts()
+    kwargs = {"slug": "edgy", "name": "Edgy", "owner_email": "o@edgy.test", **fields}
+    with pytest.raises(ValidationError) as exc:
+        tenant_provision(**kwargs)
+    assert [e.code for e in exc.value.error_dict[field]] == [code]
+    assert _counts() == before

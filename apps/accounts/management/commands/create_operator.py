@@ -3,10 +3,10 @@ import getpass
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import validate_email
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
+from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 
 
@@ -18,9 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Prompted for when omitted.")
 
     def handle(self, *args, email, password, **options):
-        email = email.strip().lower()
         try:
-            validate_email(email)
+            email = email_clean(email)
         except ValidationError:
             raise CommandError(f"{email!r} is not a valid email address.") from None
         password = password or getpass.getpass("Password: ")
