@@ -15,3 +15,7 @@ CELERY_BROKER_URL = f"{_redis_base}/{3 + 2 * (_worker % 7)}"
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 FOUNDRY_TENANT_ROUTE_TTL = 0.0  # tests see status changes at once
 LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
+
+# A test-only table holding every filterable type, for the filtering property tests.
+SHARED_APPS = [*SHARED_APPS, "django.contrib.postgres", "tests.specimens"]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.postgres", "tests.specimens"]  # noqa: F405

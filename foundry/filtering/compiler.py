@@ -1,0 +1,259 @@
+"""Syntax tree + field declarations → a Django Q and an equivalent Python predicate.
+
+The same compiled filter selects rows in PostgreSQL (`.q`) and decides over plain dicts
+(`.matches`), so DIS business rules and API lists share one meaning. Values only ever reach
+SQL as query parameters: the Q is built from declared lookups, never from the client's text.
+"""
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.db.models import F, Q, Value
+from django.db.models.fields.json import HasKey, KeyTextTransform
+from django.db.models.lookups import Exact
+
+from foundry.filtering.errors import FilterError
+from foundry.filtering.fields import Field, ListField, MapField, StringField
+from foundry.filtering.parser import And, Call, Composite, Literal, Member, Not, Or, Restriction, parse
+
+Predicate = Callable[[Mapping], bool]
+# A resource-declared function: (arguments, position) -> (Q, predicate).
+Function = Callable[[tuple, int], tuple[Q, Predicate]]
+
+_MISSING = object()
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_LOOKUP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    text: str
+    q: Q
+    matches: Predicate
+
+
+def _dig(record: Mapping, path: tuple[str, ...]):
+    value = record
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _present(value) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str | list | tuple | dict):
+        return len(value) > 0
+    return True
+
+
+def _wildcard_regex(literal: Literal) -> tuple[str, re.Pattern] | None:
+    if not literal.stars:
+        return None
+    pieces, last = [], 0
+    for star in literal.stars:
+        pieces.append(re.escape(literal.text[last:star]))
+        last = star + 1
+    pieces.append(re.escape(literal.text[last:]))
+    body = ".*".join(pieces)
+    return f"^{body}$", re.compile(body, re.DOTALL)
+
+
+class FilterSpec:
+    """What one resource lets clients filter on. Compiled filters are cached per spec."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, Field],
+        *,
+        functions: Mapping[str, Function] | None = None,
+        search_fields: tuple[str, ...] = (),
+        cache_size: int = 1024,
+    ):
+        self.fields = dict(fields)
+        self.functions = dict(functions or {})
+        self.search_fields = search_fields
+        self.compile = lru_cache(maxsize=cache_size)(self._compile)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} ({f.type_name})" for name, f in sorted(self.fields.items()))
+
+    # --- compile ---------------------------------------------------------------------------
+    def _compile(self, text: str) -> CompiledFilter:
+        node = parse(text)
+        if node is None:
+            return CompiledFilter(text, Q(), lambda record: True)
+        q, predicate = self._node(node)
+        return CompiledFilter(text, q, predicate)
+
+    def _node(self, node) -> tuple[Q, Predicate]:
+        if isinstance(node, And):
+            (lq, lp), (rq, rp) = self._node(node.left), self._node(node.right)
+            return lq & rq, lambda r: lp(r) and rp(r)
+        if isinstance(node, Or):
+            (lq, lp), (rq, rp) = self._node(node.left), self._node(node.right)
+            return lq | rq, lambda r: lp(r) or rp(r)
+        if isinstance(node, Not):
+            q, p = self._node(node.child)
+            return ~q, lambda r: not p(r)
+        if isinstance(node, Composite):
+            return self._node(node.expression)
+        return self._restriction(node)
+
+    def _restriction(self, node: Restriction) -> tuple[Q, Predicate]:
+        if isinstance(node.comparable, Call):
+            if node.op is not None:
+                raise FilterError("unsupported_operator", "A function call cannot be compared.", node.pos)
+            return self._call(node.comparable)
+        if node.op is None:
+            return self._search(node.comparable)
+        name, field, key = self._field(node.comparable)
+        if node.op not in field.operators:
+            allowed = " ".join(sorted(field.operators))
+            raise FilterError(
+                "unsupported_operator",
+                f"{name!r} ({field.type_name}) does not support {node.op!r}; use one of: {allowed}.",
+                node.pos,
+            )
+        if isinstance(node.arg, Composite):
+            return self._distribute(node, node.arg.expression)
+        if not isinstance(node.arg, Member):
+            raise FilterError("invalid_value", "Compare a field with a value.", node.pos)
+        return self._compare(name, field, key, node.op, node.arg, node.pos)
+
+    def _distribute(self, node: Restriction, expression) -> tuple[Q, Predicate]:
+        """`a = (x OR y)` means `a = x OR a = y`."""
+
+        def rewrite(n):
+            if isinstance(n, And):
+                return And(rewrite(n.left), rewrite(n.right))
+            if isinstance(n, Or):
+                return Or(rewrite(n.left), rewrite(n.right))
+            if isinstance(n, Not):
+                return Not(rewrite(n.child), n.pos)
+            if isinstance(n, Composite):
+                return rewrite(n.expression)
+            if isinstance(n, Restriction) and n.op is None and isinstance(n.comparable, Member):
+                return Restriction(node.comparable, node.op, n.comparable, n.pos)
+            raise FilterError("invalid_value", "Inside ( ) after a comparator, give only values.", n.pos)
+
+        return self._node(rewrite(expression))
+
+    def _field(self, member: Member) -> tuple[str, Field, str | None]:
+        parts = [p.text for p in member.parts]
+        for cut in range(len(parts), 0, -1):
+            name = ".".join(parts[:cut])
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            rest = parts[cut:]
+            if not rest:
+                return name, field, None
+            if isinstance(field, MapField) and len(rest) == 1 and 0 < len(rest[0]) <= 128:
+                return name, field, rest[0]
+            break
+        raise FilterError(
+            "unknown_field",
+            f"Unknown field {member.path!r}. Filterable fields: {self.describe()}.",
+            member.pos,
+        )
+
+    # --- comparisons -----------------------------------------------------------------------
+    def _compare(self, name: str, field: Field, key: str | None, op: str, arg: Member, pos: int) -> tuple[Q, Predicate]:
+        lookup = field.lookup or name.replace(".", "__")
+        path = tuple(name.split("."))
+        literal = arg.parts[0] if len(arg.parts) == 1 else Literal(arg.path, False, arg.pos)
+        if isinstance(field, MapField):
+            return self._map(lookup, path, key, op, literal, pos)
+        if op == ":" and literal.text == "*" and not literal.quoted:
+            return self._presence(field, lookup, path)
+        if isinstance(field, ListField):
+            value = field.coerce(literal)
+            return Q(**{f"{lookup}__contains": [value]}), lambda r: value in (_dig(r, path) or ())
+        if literal.text == "null" and not literal.quoted and op in ("=", "!="):
+            q, p = Q(**{f"{lookup}__isnull": True}), (lambda r: _dig(r, path) is None)
+            return (q, p) if op == "=" else (~q, lambda r: not p(r))
+        if op in ("=", "!=", ":"):
+            wildcard = _wildcard_regex(literal) if isinstance(field, StringField) else None
+            if wildcard:
+                sql_regex, py_regex = wildcard
+                q = Q(**{f"{lookup}__regex": sql_regex})
+
+                def p(r):
+                    v = _dig(r, path)
+                    return isinstance(v, str) and py_regex.fullmatch(v) is not None
+            else:
+                value = field.coerce(literal)
+                q = Q(**{lookup: value})
+
+                def p(r):
+                    return _dig(r, path) == value
+
+            return (q, p) if op != "!=" else (~q, lambda r: not p(r))
+        value = field.coerce(literal)
+        compare = _COMPARE[op]
+
+        def ordered(r):
+            v = _dig(r, path)
+            return v is not None and compare(v, value)
+
+        return Q(**{f"{lookup}__{_LOOKUP[op]}": value}), ordered
+
+    @staticmethod
+    def _presence(field: Field, lookup: str, path: tuple[str, ...]) -> tuple[Q, Predicate]:
+        if isinstance(field, ListField):
+            q = Q(**{f"{lookup}__len__gt": 0})
+        elif isinstance(field, StringField):
+            q = Q(**{f"{lookup}__isnull": False}) & ~Q(**{lookup: ""})
+        else:
+            q = Q(**{f"{lookup}__isnull": False})
+        return q, lambda r: _present(_dig(r, path))
+
+    @staticmethod
+    def _map(
+        lookup: str, path: tuple[str, ...], key: str | None, op: str, literal: Literal, pos: int
+    ) -> tuple[Q, Predicate]:
+        if key is None:  # labels:env — the key is present
+            if op != ":":
+                raise FilterError("unsupported_operator", "Compare a map entry, e.g. labels.env = prod.", pos)
+            name = literal.text
+            return Q(HasKey(F(lookup), name)), lambda r: name in (_dig(r, path) or {})
+        has = Q(HasKey(F(lookup), key))
+        if op == ":" and literal.text == "*" and not literal.quoted:
+            return has, lambda r: key in (_dig(r, path) or {})
+        value = literal.text
+        equal = has & Q(Exact(KeyTextTransform(key, lookup), Value(value)))
+
+        def p(r):
+            entry = (_dig(r, path) or {}).get(key, _MISSING)
+            return entry == value
+
+        return (equal, p) if op != "!=" else (~equal, lambda r: not p(r))
+
+    def _search(self, member: Member) -> tuple[Q, Predicate]:
+        if not self.search_fields:
+            raise FilterError(
+                "bare_value", f"{member.path!r} needs a field to compare with, e.g. name = {member.path!r}.", member.pos
+            )
+        needle = member.path
+        q = Q()
+        for name in self.search_fields:
+            q |= Q(**{f"{name.replace('.', '__')}__icontains": needle})
+
+        def p(r):
+            return any(needle.lower() in str(_dig(r, tuple(n.split("."))) or "").lower() for n in self.search_fields)
+
+        return q, p
+
+    def _call(self, call: Call) -> tuple[Q, Predicate]:
+        name = call.name
+        function = self.functions.get(name)
+        if function is None:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise FilterError("unknown_function", f"Unknown function {name!r} (available: {known}).", call.pos)
+        return function(call.args, call.pos)
