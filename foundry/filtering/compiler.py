@@ -76,6 +76,10 @@ class FilterSpec:
         cache_size: int = 1024,
     ):
         self.fields = dict(fields)
+        # Per field: the Django lookup, and the key path into a plain-dict record.
+        self._columns = {
+            name: (field.lookup or name.replace(".", "__"), tuple(name.split("."))) for name, field in fields.items()
+        }
         self.functions = dict(functions or {})
         self.search_fields = search_fields
         self.compile = lru_cache(maxsize=cache_size)(self._compile)
@@ -92,6 +96,8 @@ class FilterSpec:
         return CompiledFilter(text, q, predicate)
 
     def _node(self, node) -> tuple[Q, Predicate]:
+        if type(node) is Restriction:
+            return self._restriction(node)
         if isinstance(node, And):
             (lq, lp), (rq, rp) = self._node(node.left), self._node(node.right)
             return lq & rq, lambda r: lp(r) and rp(r)
@@ -165,8 +171,7 @@ class FilterSpec:
 
     # --- comparisons -----------------------------------------------------------------------
     def _compare(self, name: str, field: Field, key: str | None, op: str, arg: Member, pos: int) -> tuple[Q, Predicate]:
-        lookup = field.lookup or name.replace(".", "__")
-        path = tuple(name.split("."))
+        lookup, path = self._columns[name]
         literal = arg.parts[0] if len(arg.parts) == 1 else Literal(arg.path, False, arg.pos)
         if isinstance(field, MapField):
             return self._map(lookup, path, key, op, literal, pos)
@@ -174,22 +179,22 @@ class FilterSpec:
             return self._presence(field, lookup, path)
         if isinstance(field, ListField):
             value = field.coerce(literal)
-            return Q(**{f"{lookup}__contains": [value]}), lambda r: value in (_dig(r, path) or ())
+            return Q((f"{lookup}__contains", [value])), lambda r: value in (_dig(r, path) or ())
         if literal.text == "null" and not literal.quoted and op in ("=", "!="):
-            q, p = Q(**{f"{lookup}__isnull": True}), (lambda r: _dig(r, path) is None)
+            q, p = Q((f"{lookup}__isnull", True)), (lambda r: _dig(r, path) is None)
             return (q, p) if op == "=" else (~q, lambda r: not p(r))
         if op in ("=", "!=", ":"):
             wildcard = _wildcard_regex(literal) if isinstance(field, StringField) else None
             if wildcard:
                 sql_regex, py_regex = wildcard
-                q = Q(**{f"{lookup}__regex": sql_regex})
+                q = Q((f"{lookup}__regex", sql_regex))
 
                 def p(r):
                     v = _dig(r, path)
                     return isinstance(v, str) and py_regex.fullmatch(v) is not None
             else:
                 value = field.coerce(literal)
-                q = Q(**{lookup: value})
+                q = Q((lookup, value))
 
                 def p(r):
                     return _dig(r, path) == value
@@ -202,16 +207,16 @@ class FilterSpec:
             v = _dig(r, path)
             return v is not None and compare(v, value)
 
-        return Q(**{f"{lookup}__{_LOOKUP[op]}": value}), ordered
+        return Q((f"{lookup}__{_LOOKUP[op]}", value)), ordered
 
     @staticmethod
     def _presence(field: Field, lookup: str, path: tuple[str, ...]) -> tuple[Q, Predicate]:
         if isinstance(field, ListField):
-            q = Q(**{f"{lookup}__len__gt": 0})
+            q = Q((f"{lookup}__len__gt", 0))
         elif isinstance(field, StringField):
-            q = Q(**{f"{lookup}__isnull": False}) & ~Q(**{lookup: ""})
+            q = Q((f"{lookup}__isnull", False)) & ~Q((lookup, ""))
         else:
-            q = Q(**{f"{lookup}__isnull": False})
+            q = Q((f"{lookup}__isnull", False))
         return q, lambda r: _present(_dig(r, path))
 
     @staticmethod
@@ -243,7 +248,7 @@ class FilterSpec:
         needle = member.path
         q = Q()
         for name in self.search_fields:
-            q |= Q(**{f"{name.replace('.', '__')}__icontains": needle})
+            q |= Q((f"{name.replace('.', '__')}__icontains", needle))
 
         def p(r):
             return any(needle.lower() in str(_dig(r, tuple(n.split("."))) or "").lower() for n in self.search_fields)
