@@ -22,3 +22,15 @@ def error_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    return error_response(request, status=404, code="not_found", message="There is nothing at this address.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # No template context or database here: this must work when everything else is failing.
+    if wants_json(request):
+        body = {"error": {"code": "server_error", "message": "Something went wrong on our side. It has been logged."}}
+        return JsonResponse(body, status=500)
+    return HttpResponse(render_to_string("500.html"), status=500)

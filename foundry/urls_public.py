@@ -8,3 +8,6 @@ urlpatterns = [
     path("", include("apps.tenants.urls")),
     path("", include((auth_urlpatterns, "accounts"))),
 ]
+
+handler404 = "foundry.errors.not_found"
+handler500 = "foundry.errors.server_error"

@@ -1,0 +1,100 @@
+"""Members over the REST API. Same services as the console; views only translate."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role
+from apps.accounts.services import member_add, member_invite_url, member_remove, member_role_change
+from apps.tokens.models import Scope
+from foundry.api.access import TenantAPIView
+from foundry.api.lists import ListSpec
+from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
+from foundry.filtering.ordering import OrderSpec
+
+MEMBERS = ListSpec(
+    resource="members",
+    filters=FilterSpec(
+        {
+            "email": StringField(),
+            "full_name": StringField(),
+            "role": EnumField(choices=tuple(Role.values)),
+            "is_active": BooleanField(),
+            "date_joined": TimestampField(),
+        }
+    ),
+    ordering=OrderSpec(
+        {"email": None, "full_name": None, "role": None, "date_joined": None, "id": None}, default="email"
+    ),
+)
+
+
+class MemberOutput(serializers.ModelSerializer):
+    joined = serializers.BooleanField(source="has_usable_password", read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "role", "is_active", "joined", "date_joined"]
+
+
+class MemberListApi(TenantAPIView):
+    access = {"GET": (Permission.MEMBERS_VIEW, Scope.READ), "POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.CharField(max_length=320)
+        full_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(
+        parameters=MEMBERS.openapi_parameters(),
+        responses=inline_serializer(
+            "MemberPage", {"members": MemberOutput(many=True), "next_page_token": serializers.CharField()}
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        page = MEMBERS.page(request, User.objects.all())
+        return Response({"members": MemberOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: inline_serializer("MemberAdded", {"member": MemberOutput(), "invite_url": serializers.URLField()})
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = member_add(actor=request.user, **data.validated_data)
+        invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
+        return Response({"member": MemberOutput(member).data, "invite_url": invite_url}, status=201)
+
+
+class MemberDetailApi(TenantAPIView):
+    access = {
+        "GET": (Permission.MEMBERS_VIEW, Scope.READ),
+        "PATCH": (Permission.MEMBERS_MANAGE, Scope.ADMIN),
+        "DELETE": (Permission.MEMBERS_MANAGE, Scope.ADMIN),
+    }
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=MemberOutput)
+    def get(self, request: Request, member_id: int) -> Response:
+        return Response(MemberOutput(get_object_or_404(User, pk=member_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=MemberOutput)
+    def patch(self, request: Request, member_id: int) -> Response:
+        member = get_object_or_404(User, pk=member_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = member_role_change(actor=request.user, member=member, role=data.validated_data["role"])
+        return Response(MemberOutput(member).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, member_id: int) -> Response:
+        member_remove(actor=request.user, member=get_object_or_404(User, pk=member_id))
+        return Response(status=204)

@@ -1,0 +1,102 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.permissions import Permission, Role
+from apps.tokens.models import ApiToken, Scope
+from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
+from foundry.api.access import TenantAPIView
+from foundry.api.lists import ListSpec
+from foundry.filtering import EnumField, FilterSpec, ListField, StringField, TimestampField
+from foundry.filtering.ordering import OrderSpec
+
+TOKENS = ListSpec(
+    resource="tokens",
+    filters=FilterSpec(
+        {
+            "name": StringField(),
+            "prefix": StringField(),
+            "role": EnumField(choices=tuple(Role.values)),
+            "scopes": ListField(item=EnumField(choices=tuple(Scope.values))),
+            "created_at": TimestampField(),
+            "expires_at": TimestampField(nullable=True),
+            "last_used_at": TimestampField(nullable=True),
+            "revoked_at": TimestampField(nullable=True),
+        }
+    ),
+    ordering=OrderSpec(
+        {"name": None, "created_at": None, "expires_at": None, "last_used_at": None, "id": None},
+        default="created_at desc",
+    ),
+)
+
+
+class TokenOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+
+class TokenListApi(TenantAPIView):
+    access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "POST": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        role = serializers.ChoiceField(choices=Role.choices)
+        scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4)
+        expires_in = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text='e.g. "30d"')
+
+    @extend_schema(
+        parameters=TOKENS.openapi_parameters(),
+        responses=inline_serializer(
+            "TokenPage", {"tokens": TokenOutput(many=True), "next_page_token": serializers.CharField()}
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        page = TOKENS.page(request, ApiToken.objects.all())
+        return Response({"tokens": TokenOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: inline_serializer("TokenIssued", {"token": serializers.CharField(), "metadata": TokenOutput()})
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        issued = token_issue(
+            actor=request.user,
+            name=fields["name"],
+            role=fields["role"],
+            scopes=fields["scopes"],
+            expires_in=token_expiry_parse(fields.get("expires_in")),
+        )
+        return Response({"token": issued.plaintext, "metadata": TokenOutput(issued.token).data}, status=201)
+
+
+class TokenDetailApi(TenantAPIView):
+    access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "DELETE": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
+
+    @extend_schema(responses=TokenOutput)
+    def get(self, request: Request, token_id: int) -> Response:
+        return Response(TokenOutput(get_object_or_404(ApiToken, pk=token_id)).data)
+
+    @extend_schema(responses=TokenOutput, description="Revoke the token; it stops working at once.")
+    def delete(self, request: Request, token_id: int) -> Response:
+        token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id))
+        return Response(TokenOutput(token).data)

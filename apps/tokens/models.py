@@ -1,0 +1,66 @@
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+from apps.accounts.permissions import Permission, Role, role_has_permission
+
+
+class Scope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    RUN = "run", "Run agents"
+    ADMIN = "admin", "Administer"
+
+
+class ApiToken(models.Model):
+    """A bearer token of one tenant (it lives in the tenant's schema, so it means nothing on
+    another tenant's host). Only a SHA-256 of the secret is stored; the prefix identifies it."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    scopes = ArrayField(models.CharField(max_length=10, choices=Scope.choices))
+    created_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class TokenPrincipal:
+    """Who a request authenticated with a token acts as: the token's role, narrowed by scopes."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, token: ApiToken):
+        self.token = token
+        self.pk = None
+        self.role = token.role
+        self.email = f"token:{token.prefix}"
+
+    def __str__(self) -> str:
+        return f"token:{token_label(self.token)}"
+
+    def has_permission(self, permission: Permission) -> bool:
+        return role_has_permission(self.role, permission)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.token.scopes
+
+
+def token_label(token: ApiToken) -> str:
+    return f"{token.prefix} {token.name}"

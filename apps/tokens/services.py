@@ -1,0 +1,112 @@
+"""API tokens: issue (the secret is shown once), authenticate, revoke."""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.permissions import Permission, Role
+from apps.audit.services import audit_record
+from apps.tokens.models import ApiToken, Scope
+
+TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+MAX_LIFETIME = timedelta(days=366)
+_DURATION = re.compile(r"^(\d{1,4})([dhm])$")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    plaintext: str  # shown once, never stored
+
+
+def _digest(secret: str) -> str:
+    # The secret has 256 bits of entropy, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_expiry_parse(text: str | None) -> timedelta | None:
+    """'30d', '12h', '90m' → timedelta; None or '' → no expiry."""
+    if not text:
+        return None
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValidationError('Write an expiry like "30d", "12h" or "90m".', code="expiry_invalid")
+    amount, unit = int(match.group(1)), match.group(2)
+    delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount), "m": timedelta(minutes=amount)}[unit]
+    if not timedelta(minutes=1) <= delta <= MAX_LIFETIME:
+        raise ValidationError("An expiry is between 1 minute and 366 days.", code="expiry_invalid")
+    return delta
+
+
+@transaction.atomic
+def token_issue(
+    *, actor: object, name: str, role: str, scopes: list[str], expires_in: timedelta | None = None
+) -> IssuedToken:
+    """Create a token. A member can only issue tokens with a role they could grant themselves."""
+    errors: dict[str, ValidationError] = {}
+    name = (name or "").strip()
+    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+        errors["name"] = ValidationError("A name of 1 to 100 printable characters.", code="name_invalid")
+    if role not in Role.values:
+        errors["role"] = ValidationError(f"Unknown role “{role}”.", code="role_invalid")
+    unknown = [s for s in scopes if s not in Scope.values]
+    if not scopes or unknown:
+        errors["scopes"] = ValidationError(
+            f"Scopes are a non-empty list of: {', '.join(Scope.values)}.", code="scopes_invalid"
+        )
+    if errors:
+        raise ValidationError(errors)
+    if hasattr(actor, "has_permission"):
+        if not actor.has_permission(Permission.SETTINGS_MANAGE):
+            raise PermissionDenied("Your role does not allow managing API tokens.")
+        if role == Role.OWNER and not actor.has_permission(Permission.OWNERS_MANAGE):
+            raise PermissionDenied("Only owners issue owner tokens.")
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        name=name,
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        role=role,
+        scopes=sorted(set(scopes)),
+        created_by=str(actor)[:255],
+        expires_at=timezone.now() + expires_in if expires_in else None,
+    )
+    audit_record(action="token.issued", actor=actor, target=token, data={"role": role, "scopes": token.scopes})
+    return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """The usable token of the current schema that `raw` proves, or None."""
+    match = TOKEN_RE.match(raw or "")
+    if not match:
+        return None
+    prefix, secret = match.groups()
+    token = ApiToken.objects.filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)) or not token.is_usable:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+@transaction.atomic
+def token_revoke(*, actor: object, token: ApiToken) -> ApiToken:
+    """Revoke now: the next request with this token is refused."""
+    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
+        raise PermissionDenied("Your role does not allow managing API tokens.")
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(action="token.revoked", actor=actor, target=token)
+    return token

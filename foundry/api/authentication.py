@@ -1,0 +1,32 @@
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from apps.tokens.models import TokenPrincipal
+from apps.tokens.services import token_authenticate
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer af_…` — a token of the tenant whose host was called."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return None
+        kind, _, raw = header.partition(" ")
+        if kind != self.keyword or not raw.strip():
+            raise AuthenticationFailed("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
+        if getattr(request._request, "tenant", None) is None:
+            raise AuthenticationFailed("Tokens are valid on a workspace host only.", code="invalid_token")
+        token = token_authenticate(raw.strip())
+        if token is None:
+            raise AuthenticationFailed("The token is not valid, expired or revoked.", code="invalid_token")
+        return TokenPrincipal(token), token
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="api"'
+
+
+class ConsoleSessionAuthentication(SessionAuthentication):
+    """Signed-in console users may call the API from the browser (CSRF enforced)."""

@@ -1,0 +1,66 @@
+"""Every API error is `{"error": {"code", "message", "details"?}}` with a stable code."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from foundry.filtering import FilterError
+
+
+def _body(code: str, message: str, details=None, position: int | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if position is not None:
+        error["position"] = position
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _django_validation(exc: DjangoValidationError) -> Response:
+    if hasattr(exc, "error_dict"):
+        details = {
+            field: [{"code": e.code or "invalid", "message": " ".join(e.messages)} for e in errors]
+            for field, errors in exc.error_dict.items()
+        }
+        first = next(iter(exc.error_dict.values()))[0]
+        return Response(_body(first.code or "invalid", "The request has invalid fields.", details), status=400)
+    return Response(_body(exc.code or "invalid", " ".join(exc.messages)), status=400)
+
+
+def _flatten(detail) -> tuple[str, object]:
+    if isinstance(detail, dict):
+        details = {
+            field: [
+                {"code": getattr(d, "code", "invalid"), "message": str(d)} for d in (v if isinstance(v, list) else [v])
+            ]
+            for field, v in detail.items()
+        }
+        first = next(iter(details.values()), [{"code": "invalid"}])[0]["code"]
+        return first, details
+    if isinstance(detail, list):
+        return (getattr(detail[0], "code", "invalid") if detail else "invalid"), None
+    return getattr(detail, "code", "invalid"), None
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, FilterError):
+        return Response(_body(exc.code, exc.message, position=exc.position), status=400)
+    if isinstance(exc, DjangoValidationError):
+        return _django_validation(exc)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: Django's 500 handler answers (as JSON for /api/)
+    if isinstance(exc, exceptions.ValidationError):
+        code, details = _flatten(exc.detail)
+        response.data = _body(code, "The request has invalid fields.", details)
+    else:
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        response.data = _body(code, str(exc.detail))
+    return response

@@ -1,0 +1,30 @@
+"""The permission every API view runs (also DRF's default, so a view that forgets fails closed):
+tenant host, authenticated principal, role permission, token scope."""
+
+from django.db import connection
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
+from rest_framework.permissions import BasePermission
+
+from apps.tokens.models import TokenPrincipal
+
+_SAFE_ALIASES = {"HEAD": "GET", "OPTIONS": "GET"}
+
+
+class TenantAccess(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        tenant = getattr(request._request, "tenant", None)
+        if tenant is None or connection.schema_name != tenant.schema_name:
+            raise NotFound("The API is served on workspace hosts.")
+        rule = getattr(view, "access", {}).get(_SAFE_ALIASES.get(request.method, request.method))
+        if rule is None:
+            # No handler at all: let the view answer 405. A handler without a rule: refuse.
+            return not hasattr(view, request.method.lower())
+        permission, scope = rule
+        user = request.user
+        if user is None or not user.is_authenticated:
+            raise NotAuthenticated()
+        if not user.has_permission(permission):
+            raise PermissionDenied(f"Your role does not allow {permission}.")
+        if isinstance(user, TokenPrincipal) and not user.has_scope(scope):
+            raise PermissionDenied(f"This token lacks the '{scope}' scope.")
+        return True

@@ -1,0 +1,51 @@
+from django.test import Client
+
+from tests.api.conftest import api, issue
+
+
+def test_unknown_api_paths_are_json_404(acme):
+    response = Client(HTTP_HOST="acme.localhost").get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "There is nothing at this address."}}
+
+
+def test_unsupported_methods_are_json_405(acme):
+    response = api(acme, issue(acme)).put("/api/v1/members", {}, content_type="application/json")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_anonymous_requests_are_json_401_with_a_bearer_challenge(acme):
+    response = Client(HTTP_HOST="acme.localhost").get("/api/v1/members")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_malformed_json_is_400(acme):
+    response = api(acme, issue(acme)).post("/api/v1/members", "{nope", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_the_openapi_schema_documents_every_endpoint_and_list_parameter(acme):
+    response = Client(HTTP_HOST="acme.localhost").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert set(schema["paths"]) == {
+        "/api/v1/members",
+        "/api/v1/members/{member_id}",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+    }
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/members"]["get"]["parameters"]}
+    assert set(parameters) == {"filter", "order_by", "page_size", "page_token"}
+    assert "role (enum)" in parameters["filter"]["description"]
+
+
+def test_the_interactive_docs_work_offline(acme):
+    response = Client(HTTP_HOST="acme.localhost").get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "https://" not in html.split("<body")[0]  # assets come from our static files, no CDN

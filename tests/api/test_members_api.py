@@ -1,0 +1,145 @@
+import pytest
+from django.urls import URLPattern, get_resolver
+from django_tenants.utils import schema_context
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.accounts.models import User
+from tests.api.conftest import api, issue
+from tests.conftest import tenant_user
+
+
+def _emails(response) -> list[str]:
+    return [m["email"] for m in response.json()["members"]]
+
+
+def test_list_filters_orders_and_pages(acme_admin):
+    response = acme_admin.get("/api/v1/members", {"filter": 'role = (admin OR viewer) OR email = "owner*"'})
+    assert response.status_code == 200
+    assert _emails(response) == ["admin@acme.test", "owner@acme.test", "viewer@acme.test"]
+    first = acme_admin.get("/api/v1/members", {"order_by": "email desc", "page_size": 2})
+    assert _emails(first) == ["viewer@acme.test", "owner@acme.test"]
+    token = first.json()["next_page_token"]
+    second = acme_admin.get("/api/v1/members", {"order_by": "email desc", "page_size": 2, "page_token": token})
+    assert _emails(second) == ["operator@acme.test", "developer@acme.test"]
+    third = acme_admin.get(
+        "/api/v1/members", {"order_by": "email desc", "page_size": 2, "page_token": second.json()["next_page_token"]}
+    )
+    assert _emails(third) == ["admin@acme.test"] and third.json()["next_page_token"] == ""
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "position"),
+    [
+        ({"filter": "role = emperor"}, "invalid_value", 7),
+        ({"filter": "password = x"}, "unknown_field", 0),
+        ({"filter": "email = "}, "syntax_error", 8),
+        ({"order_by": "password"}, "unknown_order_field", 0),
+        ({"page_size": "-4"}, "invalid_page_size", None),
+        ({"page_token": "forged"}, "invalid_page_token", None),
+    ],
+)
+def test_bad_list_parameters_are_400_with_code_and_position(acme_admin, params, code, position):
+    response = acme_admin.get("/api/v1/members", params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error.get("position")) == (code, position)
+
+
+def test_a_page_token_from_another_query_is_refused(acme_admin):
+    token = acme_admin.get("/api/v1/members", {"page_size": 1}).json()["next_page_token"]
+    response = acme_admin.get("/api/v1/members", {"page_size": 1, "page_token": token, "filter": "role = admin"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "page_token_mismatch"
+
+
+def test_add_change_and_remove_a_member(acme_admin, acme):
+    created = acme_admin.post(
+        "/api/v1/members", {"email": "new@acme.test", "role": "viewer"}, content_type="application/json"
+    )
+    assert created.status_code == 201
+    member_id = created.json()["member"]["id"]
+    assert created.json()["invite_url"].startswith("http://acme.localhost/invite/")
+    patched = acme_admin.patch(f"/api/v1/members/{member_id}", {"role": "operator"}, content_type="application/json")
+    assert patched.json()["role"] == "operator"
+    assert acme_admin.delete(f"/api/v1/members/{member_id}").status_code == 204
+    with schema_context("acme"):
+        assert not User.objects.filter(email="new@acme.test").exists()
+
+
+def test_service_rules_hold_over_the_api(acme_admin, acme):
+    owner = tenant_user(acme, "owner@acme.test")
+    response = acme_admin.patch(f"/api/v1/members/{owner.pk}", {"role": "viewer"}, content_type="application/json")
+    assert response.status_code == 403  # an admin-role token cannot touch owners
+    duplicate = acme_admin.post(
+        "/api/v1/members", {"email": "viewer@acme.test", "role": "viewer"}, content_type="application/json"
+    )
+    assert duplicate.status_code == 400
+    assert duplicate.json()["error"]["details"]["email"][0]["code"] == "member_exists"
+
+
+def _v1_urls() -> list[tuple[str, str]]:
+    """Every /api/v1/ route with its methods, so new endpoints join the isolation tests."""
+    resolver = get_resolver("foundry.urls_api")
+    out = []
+    for pattern in resolver.url_patterns:
+        if str(pattern.pattern) != "v1/":
+            continue
+        for p in pattern.url_patterns:
+            assert isinstance(p, URLPattern)
+            view = p.callback.view_class
+            for method in view.access:
+                out.append((method, "/api/v1/" + str(p.pattern)))
+    return out
+
+
+V1 = _v1_urls()
+
+
+@pytest.mark.parametrize(("method", "route"), V1, ids=[f"{m} {r}" for m, r in V1])
+def test_another_tenants_token_is_refused_on_every_endpoint(acme, globex, method, route):
+    path = route.replace("<int:member_id>", "1").replace("<int:token_id>", "1")
+    response = api(acme, issue(globex)).generic(method, path, "{}", content_type="application/json")
+    assert response.status_code == 401, (method, path)
+
+
+@pytest.mark.parametrize(("method", "route"), [v for v in V1 if "<int:" in v[1]], ids=lambda v: str(v))
+def test_another_tenants_object_ids_are_404_on_every_endpoint(acme, globex, method, route):
+    with schema_context("globex"):
+        from apps.tokens.models import ApiToken
+
+        foreign_ids = {"member_id": User.objects.get(email="owner@globex.test").pk + 1000}
+        issue(globex, name="foreign")
+        foreign_ids["token_id"] = ApiToken.objects.get(name="foreign").pk + 1000
+    path = route.replace("<int:member_id>", str(foreign_ids["member_id"])).replace(
+        "<int:token_id>", str(foreign_ids["token_id"])
+    )
+    response = api(acme, issue(acme, role="owner")).generic(
+        method, path, '{"role": "viewer"}', content_type="application/json"
+    )
+    assert response.status_code == 404, (method, path)
+
+
+def test_the_api_does_not_exist_on_the_operator_host(db):
+    from django.test import Client
+
+    response = Client(HTTP_HOST="localhost").get("/api/v1/members")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.fixed_dictionaries(
+        {},
+        optional={
+            "filter": st.text(max_size=40),
+            "order_by": st.text(max_size=20),
+            "page_size": st.text(max_size=6),
+            "page_token": st.text(max_size=30),
+        },
+    )
+)
+def test_no_list_query_gets_a_5xx(acme_admin, params):
+    response = acme_admin.get("/api/v1/members", params)
+    assert response.status_code in (200, 400), (params, response.content)
