@@ -6,6 +6,7 @@ urlpatterns = [
     path("api/", include("foundry.urls_api")),
     path("", include("apps.console.urls")),
     path("", include("apps.accounts.urls")),
+    path("", include("apps.tokens.urls")),
 ]
 
 handler404 = "foundry.errors.not_found"

@@ -16,6 +16,7 @@ class NavItem:
 TENANT_NAV = [
     NavItem("Dashboard", "console:dashboard", Permission.DASHBOARD_VIEW),
     NavItem("Members", "accounts:member_list", Permission.MEMBERS_VIEW),
+    NavItem("API tokens", "tokens:token_list", Permission.SETTINGS_MANAGE),
 ]
 
 OPERATOR_NAV = [

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_tenants.utils import schema_context
@@ -23,8 +25,8 @@ def _patterns(resolver, prefix="", namespace=""):
 TENANT_VIEWS = [v for v in _patterns(get_resolver("foundry.urls_tenant")) if not v[1].startswith("api/")]
 
 
-def _path(pattern: str, member_id: int) -> str:
-    return "/" + pattern.replace("<int:member_id>", str(member_id))
+def _path(pattern: str, object_id: int) -> str:
+    return "/" + re.sub(r"<int:\w+>", str(object_id), pattern)
 
 
 def test_every_tenant_view_is_guarded_by_a_permission_or_explicitly_public():

@@ -82,3 +82,34 @@ def test_operator_creates_and_suspends_a_tenant(page: Page, live_port):
     expect(page.locator(f"tr[data-slug='{slug}']")).to_contain_text("Suspended")
     page.goto(f"http://{slug}.localhost:{live_port}/login/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("is suspended")
+
+
+def test_owner_issues_an_api_token_that_works_then_revokes_it(page: Page, live_port, fresh_tenant):
+    import urllib.error
+    import urllib.request
+
+    slug = fresh_tenant.slug
+    base = f"http://{slug}.localhost:{live_port}"
+    _sign_in(page, f"{base}/", f"owner@{slug}.test")
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Name").fill("browser-bot")
+    page.get_by_label("Read", exact=True).check()
+    page.get_by_role("button", name="Issue token").click()
+    plaintext = page.get_by_test_id("new-token").locator("code").first.inner_text()
+    assert plaintext.startswith("af_")
+
+    def call() -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{live_port}/api/v1/members",
+            headers={"Host": f"{slug}.localhost", "Authorization": f"Bearer {plaintext}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert call() == 200
+    page.locator(f"tr[data-prefix='{plaintext.split('_')[1]}']").get_by_role("button", name="Revoke").click()
+    expect(page.locator(f"tr[data-prefix='{plaintext.split('_')[1]}']")).to_contain_text("Revoked")
+    assert call() == 401

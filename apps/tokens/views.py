@@ -1,0 +1,66 @@
+"""Console page for API tokens (settings.manage): list, issue (secret shown once), revoke."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import require_permission
+from apps.accounts.permissions import Permission, Role
+from apps.tokens.models import ApiToken, Scope
+from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
+from foundry.errors import error_response
+
+
+class TokenIssueForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read"])
+    expires_in = forms.CharField(max_length=10, required=False, help_text='e.g. "30d"; empty: never')
+
+
+def _page(request: HttpRequest, form: TokenIssueForm | None = None, plaintext: str | None = None, status: int = 200):
+    context = {"tokens": ApiToken.objects.all(), "form": form or TokenIssueForm(), "plaintext": plaintext}
+    return render(request, "tokens/token_list.html", context, status=status)
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+def token_list(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+@require_POST
+def token_issue_view(request: HttpRequest) -> HttpResponse:
+    form = TokenIssueForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            issued = token_issue(
+                actor=request.user,
+                name=data["name"],
+                role=data["role"],
+                scopes=data["scopes"],
+                expires_in=token_expiry_parse(data["expires_in"]),
+            )
+        except ValidationError as e:
+            errors = e.error_dict if hasattr(e, "error_dict") else {"expires_in": e.error_list}
+            for field, field_errors in errors.items():
+                for error in field_errors:
+                    form.add_error(field if field in form.fields else None, error)
+        except PermissionDenied as e:
+            return error_response(request, status=403, code="forbidden", message=str(e))
+        else:
+            messages.success(request, f"Token {issued.token.prefix} issued. Copy it now: it is not shown again.")
+            return _page(request, plaintext=issued.plaintext)
+    return _page(request, form=form, status=400)
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+@require_POST
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id))
+    messages.success(request, f"Token {token.prefix} revoked.")
+    return redirect("tokens:token_list")

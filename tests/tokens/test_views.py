@@ -1,0 +1,58 @@
+from django_tenants.utils import schema_context
+
+from apps.tokens.models import ApiToken
+from tests.api.conftest import api
+from tests.conftest import client_for
+
+
+def test_an_admin_issues_and_revokes_a_token_in_the_console(acme):
+    client = client_for(acme, "admin@acme.test")
+    page = client.post(
+        "/settings/tokens/new/",
+        {"name": "deploy bot", "role": "developer", "scopes": ["read", "write"], "expires_in": "7d"},
+    )
+    assert page.status_code == 200
+    plaintext = page.context["plaintext"]
+    assert plaintext.startswith("af_") and plaintext.encode() in page.content
+    assert api(acme, plaintext).get("/api/v1/members").status_code == 200
+    # Shown once: the list page never contains it again.
+    assert plaintext.encode() not in client.get("/settings/tokens/").content
+    with schema_context("acme"):
+        token = ApiToken.objects.get(name="deploy bot")
+    assert client.post(f"/settings/tokens/{token.pk}/revoke/").status_code == 302
+    assert api(acme, plaintext).get("/api/v1/members").status_code == 401
+
+
+def test_bad_token_forms_show_errors_and_issue_nothing(acme):
+    client = client_for(acme, "admin@acme.test")
+    response = client.post("/settings/tokens/new/", {"name": "", "role": "viewer", "scopes": [], "expires_in": "soon"})
+    assert response.status_code == 400
+    assert set(response.context["form"].errors) >= {"name", "scopes"}
+    response = client.post(
+        "/settings/tokens/new/", {"name": "x", "role": "viewer", "scopes": ["read"], "expires_in": "soon"}
+    )
+    assert response.status_code == 400
+    assert "expires_in" in response.context["form"].errors
+    with schema_context("acme"):
+        assert not ApiToken.objects.exists()
+
+
+def test_members_without_settings_permission_cannot_see_or_issue_tokens(acme):
+    for email in ("developer@acme.test", "viewer@acme.test", "operator@acme.test"):
+        client = client_for(acme, email)
+        assert client.get("/settings/tokens/").status_code == 403
+        assert (
+            client.post("/settings/tokens/new/", {"name": "x", "role": "viewer", "scopes": ["read"]}).status_code == 403
+        )
+    with schema_context("acme"):
+        assert not ApiToken.objects.exists()
+
+
+def test_tokens_of_another_tenant_cannot_be_revoked_by_id(acme, globex):
+    from tests.api.conftest import issue
+
+    plaintext = issue(globex)
+    with schema_context("globex"):
+        token_id = ApiToken.objects.get().pk
+    assert client_for(acme, "owner@acme.test").post(f"/settings/tokens/{token_id}/revoke/").status_code == 404
+    assert api(globex, plaintext).get("/api/v1/members").status_code == 200
