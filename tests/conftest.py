@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -212,3 +213,27 @@ def celery_worker_process(django_db_setup):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_port(django_db_setup) -> int:
+    port = free_port()
+    env = server_env(FOUNDRY_BIND=f"127.0.0.1:{port}", FOUNDRY_WEB_WORKERS="1")
+    log = ROOT / "test-artifacts" / f"gunicorn-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"]
+    with server_process(command, port=port, env=env, log=log):
+        yield port
+
+
+@pytest.fixture
+def fresh_tenant(django_db_blocker):
+    """A committed tenant of this test's own (the live server cannot see uncommitted rows)."""
+    slug = f"b{uuid.uuid4().hex[:10]}"
+    with django_db_blocker.unblock():
+        tenant = tenant_provision(
+            slug=slug, name=f"Browser Co {slug}", owner_email=f"owner@{slug}.test", owner_password=PASSWORD
+        ).tenant
+        with schema_context(tenant.schema_name):
+            User.objects.create_user(f"viewer@{slug}.test", PASSWORD, role=Role.VIEWER)
+    return tenant

@@ -1,0 +1,44 @@
+"""OpenAPI post-processing: the error envelope on every operation, and bearer auth."""
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable."},
+                "message": {"type": "string"},
+                "position": {"type": "integer", "description": "0-based offset into filter / order_by."},
+                "details": {"type": "object", "description": "Per-field errors."},
+            },
+        }
+    },
+}
+_STATUSES = {
+    "400": "Invalid request: fields, filter, order_by or page token.",
+    "401": "Missing, invalid, expired or revoked token.",
+    "403": "The role or the token's scopes do not allow this.",
+    "404": "No such object in this workspace.",
+    "405": "Method not allowed.",
+    "415": "Send JSON.",
+    "429": "Too many requests.",
+}
+
+
+def add_error_responses(result, generator, request, public):
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR
+    result["components"].setdefault("securitySchemes", {})["bearerToken"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token of this workspace: `af_…`.",
+    }
+    result["security"] = [{"bearerToken": []}]
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            operation["security"] = [{"bearerToken": []}]
+            for status, description in _STATUSES.items():
+                operation["responses"].setdefault(status, {"description": description, **ref})
+    return result
