@@ -33,15 +33,13 @@ class Page:
 
 def page_size_parse(raw: str | int | None) -> int:
     """AIP-158: default 50; above the maximum is coerced to it; negative or garbage is refused."""
-    if raw is None or raw == "" or raw == 0 or raw == "0":
+    if raw is None:
         return DEFAULT_PAGE_SIZE
-    try:
-        size = int(raw)
-    except (TypeError, ValueError):
-        raise FilterError("invalid_page_size", "page_size must be a whole number.", None) from None
-    if size < 0:
-        raise FilterError("invalid_page_size", "page_size cannot be negative.", None)
-    return min(size, MAX_PAGE_SIZE)
+    text = str(raw)
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise FilterError("invalid_page_size", "page_size must be a whole number, 0 or more.", None)
+    size = int(text)
+    return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
 
 
 def _encode(value):
