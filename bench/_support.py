@@ -82,8 +82,11 @@ class Load:
     p99: str
 
 
-def wrk_load(port: int, path: str, host: str, *, duration: int, connections: int, threads: int = 1) -> Load:
+def wrk_load(
+    port: int, path: str, host: str, *, duration: int, connections: int, threads: int = 1, auth: str | None = None
+) -> Load:
     """Load http://127.0.0.1:port/path (Host: host) with keep-alive connections."""
+    headers = ["-H", f"Host: {host}"] + (["-H", f"Authorization: Bearer {auth}"] if auth else [])
     out = subprocess.run(
         [
             wrk_path(),
@@ -91,8 +94,7 @@ def wrk_load(port: int, path: str, host: str, *, duration: int, connections: int
             f"-c{connections}",
             f"-d{duration}s",
             "--latency",
-            "-H",
-            f"Host: {host}",
+            *headers,
             f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,

@@ -33,7 +33,7 @@ MEMBERS = ListSpec(
 
 
 class MemberOutput(serializers.ModelSerializer):
-    joined = serializers.BooleanField(source="has_usable_password", read_only=True)
+    joined = serializers.BooleanField(source="has_joined", read_only=True)
 
     class Meta:
         model = User

@@ -45,5 +45,10 @@ class User(AbstractBaseUser):
     def display_name(self) -> str:
         return self.full_name or self.email
 
+    @property
+    def has_joined(self) -> bool:
+        """False while the member has not yet accepted the invitation (no password set)."""
+        return self.has_usable_password()
+
     def has_permission(self, permission: Permission) -> bool:
         return self.is_active and role_has_permission(self.role, permission)
