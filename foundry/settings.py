@@ -234,7 +234,8 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "foundry.api.authentication.ApiTokenAuthentication",
-        "foundry.api.authentication.ConsoleSessionAuthentication",
+        # Signed-in console users may call the API from the browser (CSRF enforced).
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["foundry.api.permissions.TenantAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

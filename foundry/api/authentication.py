@@ -1,4 +1,4 @@
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps.tokens.models import TokenPrincipal
@@ -26,7 +26,3 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'
-
-
-class ConsoleSessionAuthentication(SessionAuthentication):
-    """Signed-in console users may call the API from the browser (CSRF enforced)."""

@@ -143,3 +143,15 @@ def test_the_api_does_not_exist_on_the_operator_host(db):
 def test_no_list_query_gets_a_5xx(acme_admin, params):
     response = acme_admin.get("/api/v1/members", params)
     assert response.status_code in (200, 400), (params, response.content)
+
+
+def test_a_page_token_of_another_tenant_is_refused(acme_admin, globex_admin, globex):
+    from apps.accounts.models import User as Member
+
+    with schema_context("globex"):
+        Member.objects.create_user("second@globex.test", None)
+    token = globex_admin.get("/api/v1/members", {"page_size": 1}).json()["next_page_token"]
+    assert token
+    response = acme_admin.get("/api/v1/members", {"page_size": 1, "page_token": token})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "page_token_mismatch"
