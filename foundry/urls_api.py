@@ -3,12 +3,14 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.accounts.apis import MemberDetailApi, MemberListApi
+from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
 from apps.tokens.apis import TokenDetailApi, TokenListApi
 
 v1 = [
+    path("workspace", WorkspaceApi.as_view(), name="workspace"),
     path("members", MemberListApi.as_view(), name="member_list"),
     path("members/<int:member_id>", MemberDetailApi.as_view(), name="member_detail"),
+    path("members/<int:member_id>/invite", MemberInviteApi.as_view(), name="member_invite"),
     path("tokens", TokenListApi.as_view(), name="token_list"),
     path("tokens/<int:token_id>", TokenDetailApi.as_view(), name="token_detail"),
 ]

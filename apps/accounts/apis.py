@@ -8,7 +8,14 @@ from rest_framework.response import Response
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import member_add, member_invite_url, member_remove, member_role_change
+from apps.accounts.services import (
+    member_add,
+    member_count,
+    member_invite_reissue,
+    member_invite_url,
+    member_remove,
+    member_role_change,
+)
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.lists import ListSpec
@@ -98,3 +105,43 @@ class MemberDetailApi(TenantAPIView):
     def delete(self, request: Request, member_id: int) -> Response:
         member_remove(actor=request.user, member=get_object_or_404(User, pk=member_id))
         return Response(status=204)
+
+
+class MemberInviteApi(TenantAPIView):
+    access = {"POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
+
+    @extend_schema(request=None, responses=inline_serializer("MemberInvite", {"invite_url": serializers.URLField()}))
+    def post(self, request: Request, member_id: int) -> Response:
+        member = get_object_or_404(User, pk=member_id)
+        url = member_invite_reissue(actor=request.user, member=member, base_url=request.build_absolute_uri("/"))
+        return Response({"invite_url": url})
+
+
+class WorkspaceApi(TenantAPIView):
+    """The workspace this host serves: what the console dashboard shows."""
+
+    access = {"GET": (Permission.DASHBOARD_VIEW, Scope.READ)}
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Workspace",
+            {
+                "slug": serializers.CharField(),
+                "name": serializers.CharField(),
+                "plan": serializers.CharField(),
+                "status": serializers.CharField(),
+                "member_count": serializers.IntegerField(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request._request.tenant
+        return Response(
+            {
+                "slug": tenant.slug,
+                "name": tenant.name,
+                "plan": tenant.plan,
+                "status": tenant.status,
+                "member_count": member_count(),
+            }
+        )

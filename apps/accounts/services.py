@@ -36,6 +36,15 @@ def member_invite_url(*, user: User, base_url: str) -> str:
     return base_url.rstrip("/") + path
 
 
+def member_invite_reissue(*, actor: User, member: User, base_url: str) -> str:
+    """A fresh invitation link for a member who has not joined yet."""
+    _require(actor, Permission.MEMBERS_MANAGE)
+    if member.has_usable_password():
+        raise ValidationError("This member has already joined.", code="invite_not_pending")
+    audit_record(action="member.invite_issued", actor=actor, target=member)
+    return member_invite_url(user=member, base_url=base_url)
+
+
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")

@@ -13,7 +13,13 @@ from apps.accounts.access import require_permission
 from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import member_add, member_invite_url, member_remove, member_role_change
+from apps.accounts.services import (
+    member_add,
+    member_invite_reissue,
+    member_invite_url,
+    member_remove,
+    member_role_change,
+)
 from apps.audit.services import audit_record
 from foundry.errors import error_response
 
@@ -170,8 +176,8 @@ def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
 @require_POST
 def member_invite_view(request: HttpRequest, member_id: int) -> HttpResponse:
     member = get_object_or_404(User, pk=member_id)
-    if member.has_usable_password():
-        return error_response(request, status=400, code="invite_not_pending", message="This member has already joined.")
-    invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
-    audit_record(action="member.invite_issued", actor=request.user, target=member)
+    try:
+        invite_url = member_invite_reissue(actor=request.user, member=member, base_url=request.build_absolute_uri("/"))
+    except ValidationError as e:
+        return _member_action_error(request, e)
     return render(request, "accounts/member_list.html", _members_context(request, invite_url=invite_url))

@@ -33,8 +33,10 @@ def test_the_openapi_schema_documents_every_endpoint_and_list_parameter(acme):
     assert response.status_code == 200
     schema = response.json()
     assert set(schema["paths"]) == {
+        "/api/v1/workspace",
         "/api/v1/members",
         "/api/v1/members/{member_id}",
+        "/api/v1/members/{member_id}/invite",
         "/api/v1/tokens",
         "/api/v1/tokens/{token_id}",
     }

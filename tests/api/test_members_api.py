@@ -155,3 +155,27 @@ def test_a_page_token_of_another_tenant_is_refused(acme_admin, globex_admin, glo
     response = acme_admin.get("/api/v1/members", {"page_size": 1, "page_token": token})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "page_token_mismatch"
+
+
+def test_the_workspace_endpoint_shows_what_the_dashboard_shows(acme):
+    response = api(acme, issue(acme, role="viewer", scopes=["read"])).get("/api/v1/workspace")
+    assert response.json() == {
+        "slug": "acme",
+        "name": "Acme Corporation",
+        "plan": "enterprise",
+        "status": "active",
+        "member_count": 5,
+    }
+
+
+def test_a_pending_member_gets_a_new_invitation_link_and_a_joined_one_does_not(acme_admin, acme):
+    created = acme_admin.post(
+        "/api/v1/members", {"email": "late@acme.test", "role": "viewer"}, content_type="application/json"
+    )
+    member_id = created.json()["member"]["id"]
+    again = acme_admin.post(f"/api/v1/members/{member_id}/invite")
+    assert again.status_code == 200 and again.json()["invite_url"].startswith("http://acme.localhost/invite/")
+    owner = tenant_user(acme, "owner@acme.test")
+    refused = acme_admin.post(f"/api/v1/members/{owner.pk}/invite")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invite_not_pending"
