@@ -56,6 +56,7 @@ class MemberListApi(TenantAPIView):
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(
+        operation_id="members_list",
         parameters=MEMBERS.openapi_parameters(),
         responses=inline_serializer(
             "MemberPage", {"members": MemberOutput(many=True), "next_page_token": serializers.CharField()}
@@ -66,6 +67,7 @@ class MemberListApi(TenantAPIView):
         return Response({"members": MemberOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
 
     @extend_schema(
+        operation_id="members_create",
         request=InputSerializer,
         responses={
             201: inline_serializer("MemberAdded", {"member": MemberOutput(), "invite_url": serializers.URLField()})
@@ -89,11 +91,11 @@ class MemberDetailApi(TenantAPIView):
     class InputSerializer(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
-    @extend_schema(responses=MemberOutput)
+    @extend_schema(operation_id="members_get", responses=MemberOutput)
     def get(self, request: Request, member_id: int) -> Response:
         return Response(MemberOutput(get_object_or_404(User, pk=member_id)).data)
 
-    @extend_schema(request=InputSerializer, responses=MemberOutput)
+    @extend_schema(operation_id="members_update", request=InputSerializer, responses=MemberOutput)
     def patch(self, request: Request, member_id: int) -> Response:
         member = get_object_or_404(User, pk=member_id)
         data = self.InputSerializer(data=request.data)
@@ -101,7 +103,7 @@ class MemberDetailApi(TenantAPIView):
         member = member_role_change(actor=request.user, member=member, role=data.validated_data["role"])
         return Response(MemberOutput(member).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(operation_id="members_remove", responses={204: None})
     def delete(self, request: Request, member_id: int) -> Response:
         member_remove(actor=request.user, member=get_object_or_404(User, pk=member_id))
         return Response(status=204)
@@ -110,7 +112,11 @@ class MemberDetailApi(TenantAPIView):
 class MemberInviteApi(TenantAPIView):
     access = {"POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
 
-    @extend_schema(request=None, responses=inline_serializer("MemberInvite", {"invite_url": serializers.URLField()}))
+    @extend_schema(
+        operation_id="members_invite",
+        request=None,
+        responses=inline_serializer("MemberInvite", {"invite_url": serializers.URLField()}),
+    )
     def post(self, request: Request, member_id: int) -> Response:
         member = get_object_or_404(User, pk=member_id)
         url = member_invite_reissue(actor=request.user, member=member, base_url=request.build_absolute_uri("/"))
@@ -123,6 +129,7 @@ class WorkspaceApi(TenantAPIView):
     access = {"GET": (Permission.DASHBOARD_VIEW, Scope.READ)}
 
     @extend_schema(
+        operation_id="workspace_get",
         responses=inline_serializer(
             "Workspace",
             {
@@ -132,7 +139,7 @@ class WorkspaceApi(TenantAPIView):
                 "status": serializers.CharField(),
                 "member_count": serializers.IntegerField(),
             },
-        )
+        ),
     )
     def get(self, request: Request) -> Response:
         tenant = request._request.tenant

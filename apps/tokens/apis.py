@@ -60,6 +60,7 @@ class TokenListApi(TenantAPIView):
         expires_in = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text='e.g. "30d"')
 
     @extend_schema(
+        operation_id="tokens_list",
         parameters=TOKENS.openapi_parameters(),
         responses=inline_serializer(
             "TokenPage", {"tokens": TokenOutput(many=True), "next_page_token": serializers.CharField()}
@@ -70,6 +71,7 @@ class TokenListApi(TenantAPIView):
         return Response({"tokens": TokenOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
 
     @extend_schema(
+        operation_id="tokens_issue",
         request=InputSerializer,
         responses={
             201: inline_serializer("TokenIssued", {"token": serializers.CharField(), "metadata": TokenOutput()})
@@ -92,11 +94,13 @@ class TokenListApi(TenantAPIView):
 class TokenDetailApi(TenantAPIView):
     access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "DELETE": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
 
-    @extend_schema(responses=TokenOutput)
+    @extend_schema(operation_id="tokens_get", responses=TokenOutput)
     def get(self, request: Request, token_id: int) -> Response:
         return Response(TokenOutput(get_object_or_404(ApiToken, pk=token_id)).data)
 
-    @extend_schema(responses=TokenOutput, description="Revoke the token; it stops working at once.")
+    @extend_schema(
+        operation_id="tokens_revoke", responses=TokenOutput, description="Revoke the token; it stops working at once."
+    )
     def delete(self, request: Request, token_id: int) -> Response:
         token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id))
         return Response(TokenOutput(token).data)

@@ -28,10 +28,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(live_port, fre
             "--exclude-checks",
             "positive_data_acceptance",
             # Revoking tokens at random would revoke the very token this run uses.
-            "--exclude-path",
-            "/api/v1/tokens/{token_id}",
-            "--exclude-method",
-            "DELETE",
+            "--exclude-operation-id",
+            "tokens_revoke",
             "--max-examples",
             "25",
             "--seed",
