@@ -51,3 +51,15 @@ def test_the_interactive_docs_work_offline(acme):
     html = response.content.decode()
     assert "swagger-ui" in html
     assert "https://" not in html.split("<body")[0]  # assets come from our static files, no CDN
+
+
+def test_the_500_handler_answers_json_for_the_api_and_a_page_otherwise():
+    from django.test import RequestFactory
+
+    from foundry.errors import server_error
+
+    api_response = server_error(RequestFactory().get("/api/v1/members"))
+    assert api_response.status_code == 500
+    assert b'"code": "server_error"' in api_response.content
+    page = server_error(RequestFactory().get("/members/"))
+    assert page.status_code == 500 and b"<html" in page.content and b"Traceback" not in page.content
