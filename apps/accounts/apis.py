@@ -22,7 +22,17 @@ from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
 
+
+class MemberOutput(serializers.ModelSerializer):
+    joined = serializers.BooleanField(source="has_joined", read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "role", "is_active", "joined", "date_joined"]
+
+
 MEMBERS = ListSpec(
+    serializer=MemberOutput,
     resource="members",
     filters=FilterSpec(
         {
@@ -39,14 +49,6 @@ MEMBERS = ListSpec(
 )
 
 
-class MemberOutput(serializers.ModelSerializer):
-    joined = serializers.BooleanField(source="has_joined", read_only=True)
-
-    class Meta:
-        model = User
-        fields = ["id", "email", "full_name", "role", "is_active", "joined", "date_joined"]
-
-
 class MemberListApi(TenantAPIView):
     access = {"GET": (Permission.MEMBERS_VIEW, Scope.READ), "POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
 
@@ -55,16 +57,9 @@ class MemberListApi(TenantAPIView):
         full_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
         role = serializers.ChoiceField(choices=Role.choices)
 
-    @extend_schema(
-        operation_id="members_list",
-        parameters=MEMBERS.openapi_parameters(),
-        responses=inline_serializer(
-            "MemberPage", {"members": MemberOutput(many=True), "next_page_token": serializers.CharField()}
-        ),
-    )
+    @MEMBERS.schema("members_list")
     def get(self, request: Request) -> Response:
-        page = MEMBERS.page(request, User.objects.all())
-        return Response({"members": MemberOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
+        return MEMBERS.respond(request, User.objects.all())
 
     @extend_schema(
         operation_id="members_create",

@@ -12,7 +12,26 @@ from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, ListField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
 
+
+class TokenOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+
 TOKENS = ListSpec(
+    serializer=TokenOutput,
     resource="tokens",
     filters=FilterSpec(
         {
@@ -33,23 +52,6 @@ TOKENS = ListSpec(
 )
 
 
-class TokenOutput(serializers.ModelSerializer):
-    class Meta:
-        model = ApiToken
-        fields = [
-            "id",
-            "name",
-            "prefix",
-            "role",
-            "scopes",
-            "created_by",
-            "created_at",
-            "expires_at",
-            "last_used_at",
-            "revoked_at",
-        ]
-
-
 class TokenListApi(TenantAPIView):
     access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "POST": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
 
@@ -59,16 +61,9 @@ class TokenListApi(TenantAPIView):
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4)
         expires_in = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text='e.g. "30d"')
 
-    @extend_schema(
-        operation_id="tokens_list",
-        parameters=TOKENS.openapi_parameters(),
-        responses=inline_serializer(
-            "TokenPage", {"tokens": TokenOutput(many=True), "next_page_token": serializers.CharField()}
-        ),
-    )
+    @TOKENS.schema("tokens_list")
     def get(self, request: Request) -> Response:
-        page = TOKENS.page(request, ApiToken.objects.all())
-        return Response({"tokens": TokenOutput(page.items, many=True).data, "next_page_token": page.next_page_token})
+        return TOKENS.respond(request, ApiToken.objects.all())
 
     @extend_schema(
         operation_id="tokens_issue",

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from foundry.filtering import FilterSpec
 from foundry.filtering.ordering import OrderSpec
@@ -13,9 +15,26 @@ from foundry.filtering.pagination import Page, page_size_parse, paginate
 
 @dataclass(frozen=True)
 class ListSpec:
+    """One list endpoint: `{<resource>: [...], "next_page_token": ...}` of `serializer` rows."""
+
     resource: str
     filters: FilterSpec
     ordering: OrderSpec
+    serializer: type[serializers.Serializer]
+
+    def respond(self, request: Request, queryset: QuerySet) -> Response:
+        page = self.page(request, queryset)
+        rows = self.serializer(page.items, many=True).data
+        return Response({self.resource: rows, "next_page_token": page.next_page_token})
+
+    def schema(self, operation_id: str):
+        """The OpenAPI description of the list operation (decorator)."""
+        page = {self.resource: self.serializer(many=True), "next_page_token": serializers.CharField()}
+        return extend_schema(
+            operation_id=operation_id,
+            parameters=self.openapi_parameters(),
+            responses=inline_serializer(f"{self.resource.title()}Page", page),
+        )
 
     def page(self, request: Request, queryset: QuerySet) -> Page:
         params = request.query_params
