@@ -41,4 +41,7 @@ def add_error_responses(result, generator, request, public):
             operation["security"] = [{"bearerToken": []}]
             for status, description in _STATUSES.items():
                 operation["responses"].setdefault(status, {"description": description, **ref})
+            # Refused by the HTTP server (gunicorn's request limits) before the app sees them.
+            operation["responses"].setdefault("414", {"description": "Request line too long."})
+            operation["responses"].setdefault("431", {"description": "Request headers too large."})
     return result
