@@ -34,3 +34,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
         body = {"error": {"code": "server_error", "message": "Something went wrong on our side. It has been logged."}}
         return JsonResponse(body, status=500)
     return HttpResponse(render_to_string("500.html"), status=500)
+
+
+class ServiceError(Exception):
+    """A refusal by a service, with the HTTP status and stable code an API answers it with.
+
+    `details` is JSON-ready (e.g. the list of problems in a document)."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, details=None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        if status is not None:
+            self.status = status

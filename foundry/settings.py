@@ -64,6 +64,7 @@ TENANT_APPS = [
     "apps.accounts",
     "apps.audit",
     "apps.tokens",
+    "apps.catalog",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -227,8 +228,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "dulwich": {"level": "WARNING"}},
 }
+
+# A pasted 1 MiB document, form-encoded by the browser, can take up to three times that.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -4,7 +4,28 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
+from apps.catalog.apis import (
+    AGENT_VIEWS,
+    DOMAIN_VIEWS,
+    DeployApi,
+    DeploymentListApi,
+    MigrateApi,
+    ValidateApi,
+    json_schema,
+)
 from apps.tokens.apis import TokenDetailApi, TokenListApi
+
+
+def _documents(plural: str, views: dict) -> list:
+    return [
+        path(f"{plural}", views["list"].as_view(), name=f"{plural}_list"),
+        path(f"{plural}/<slug:name>", views["detail"].as_view(), name=f"{plural}_detail"),
+        path(f"{plural}/<slug:name>/versions", views["versions"].as_view(), name=f"{plural}_versions"),
+        path(f"{plural}/<slug:name>/versions/<int:number>", views["version"].as_view(), name=f"{plural}_version"),
+        path(f"{plural}/<slug:name>/diff", views["diff"].as_view(), name=f"{plural}_diff"),
+        path(f"{plural}/<slug:name>/rollback", views["rollback"].as_view(), name=f"{plural}_rollback"),
+    ]
+
 
 v1 = [
     path("workspace", WorkspaceApi.as_view(), name="workspace"),
@@ -13,6 +34,14 @@ v1 = [
     path("members/<int:member_id>/invite", MemberInviteApi.as_view(), name="member_invite"),
     path("tokens", TokenListApi.as_view(), name="token_list"),
     path("tokens/<int:token_id>", TokenDetailApi.as_view(), name="token_detail"),
+    path("schemas/domain.json", json_schema, {"kind": "domain"}, name="schema_domain"),
+    path("schemas/agent.json", json_schema, {"kind": "agent"}, name="schema_agent"),
+    path("validate", ValidateApi.as_view(), name="validate"),
+    *_documents("domains", DOMAIN_VIEWS),
+    *_documents("agents", AGENT_VIEWS),
+    path("agents/<slug:name>/deploy", DeployApi.as_view(), name="agent_deploy"),
+    path("agents/<slug:name>/migrate", MigrateApi.as_view(), name="agent_migrate"),
+    path("agents/<slug:name>/deployments", DeploymentListApi.as_view(), name="agent_deployments"),
 ]
 
 urlpatterns = [

@@ -2,11 +2,17 @@
 
 from django.urls import include, path
 
+from apps.catalog import git_http
+
 urlpatterns = [
     path("api/", include("foundry.urls_api")),
+    path("git/foundry.git/info/refs", git_http.info_refs, name="git_info_refs"),
+    path("git/foundry.git/git-upload-pack", git_http.upload_pack, name="git_upload_pack"),
+    path("git/foundry.git/git-receive-pack", git_http.receive_pack, name="git_receive_pack"),
     path("", include("apps.console.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.tokens.urls")),
+    path("", include("apps.catalog.urls")),
 ]
 
 handler404 = "foundry.errors.not_found"

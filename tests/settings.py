@@ -13,6 +13,9 @@ _redis_base = REDIS_URL.rsplit("/", 1)[0]
 CACHES["default"]["LOCATION"] = f"{_redis_base}/{2 + 2 * (_worker % 7)}"
 CELERY_BROKER_URL = f"{_redis_base}/{3 + 2 * (_worker % 7)}"
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# Two test runs on one machine (say, two checkouts) each need their own test database.
+if os.environ.get("FOUNDRY_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["FOUNDRY_TEST_DB_NAME"]}  # noqa: F405
 FOUNDRY_TENANT_ROUTE_TTL = 0.0  # tests see status changes at once
 LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 

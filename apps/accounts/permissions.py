@@ -23,6 +23,8 @@ class Permission(StrEnum):
     OWNERS_MANAGE = "owners.manage"
     SETTINGS_MANAGE = "settings.manage"
     AUDIT_VIEW = "audit.view"
+    DOMAINS_VIEW = "domains.view"
+    DOMAINS_EDIT = "domains.edit"
     AGENTS_VIEW = "agents.view"
     AGENTS_EDIT = "agents.edit"
     AGENTS_DEPLOY = "agents.deploy"
@@ -35,12 +37,18 @@ class Permission(StrEnum):
 _VIEWER = {
     Permission.DASHBOARD_VIEW,
     Permission.MEMBERS_VIEW,
+    Permission.DOMAINS_VIEW,
     Permission.AGENTS_VIEW,
     Permission.RUNS_VIEW,
     Permission.USAGE_VIEW,
 }
 _OPERATOR = _VIEWER | {Permission.RUNS_START, Permission.RUNS_APPROVE}
-_DEVELOPER = _VIEWER | {Permission.AGENTS_EDIT, Permission.AGENTS_DEPLOY, Permission.RUNS_START}
+_DEVELOPER = _VIEWER | {
+    Permission.DOMAINS_EDIT,
+    Permission.AGENTS_EDIT,
+    Permission.AGENTS_DEPLOY,
+    Permission.RUNS_START,
+}
 _ADMIN = _OPERATOR | _DEVELOPER | {Permission.MEMBERS_MANAGE, Permission.SETTINGS_MANAGE, Permission.AUDIT_VIEW}
 _OWNER = _ADMIN | {Permission.OWNERS_MANAGE}
 

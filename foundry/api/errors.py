@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from foundry.errors import ServiceError
 from foundry.filtering import FilterError
 
 
@@ -46,6 +47,8 @@ def _flatten(detail) -> tuple[str, object]:
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return Response(_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, FilterError):
         return Response(_body(exc.code, exc.message, position=exc.position), status=400)
     if isinstance(exc, DjangoValidationError):

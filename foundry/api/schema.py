@@ -11,7 +11,10 @@ _ERROR = {
                 "code": {"type": "string", "description": "Stable, machine-readable."},
                 "message": {"type": "string"},
                 "position": {"type": "integer", "description": "0-based offset into filter / order_by."},
-                "details": {"type": "object", "description": "Per-field errors."},
+                "details": {
+                    "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+                    "description": "Per-field errors (object), or the problems of a document (array).",
+                },
             },
         }
     },
@@ -41,6 +44,10 @@ def add_error_responses(result, generator, request, public):
             operation["security"] = [{"bearerToken": []}]
             for status, description in _STATUSES.items():
                 operation["responses"].setdefault(status, {"description": description, **ref})
+            # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
+            for status, response in operation["responses"].items():
+                if status >= "400" and "content" not in response and status not in ("414", "431"):
+                    response.update(ref)
             # Refused by the HTTP server (gunicorn's request limits) before the app sees them.
             operation["responses"].setdefault("414", {"description": "Request line too long."})
             operation["responses"].setdefault("431", {"description": "Request headers too large."})

@@ -12,6 +12,7 @@ from foundry.filtering.compiler import CompiledFilter, FilterSpec
 from foundry.filtering.errors import FilterError
 from foundry.filtering.fields import (
     BooleanField,
+    DateField,
     DecimalField,
     DurationField,
     EnumField,
@@ -26,6 +27,7 @@ from foundry.filtering.fields import (
 __all__ = [
     "BooleanField",
     "CompiledFilter",
+    "DateField",
     "DecimalField",
     "DurationField",
     "EnumField",

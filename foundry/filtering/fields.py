@@ -7,7 +7,7 @@ which comparators make sense for its type.
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from foundry.filtering.errors import FilterError
@@ -92,6 +92,19 @@ class TimestampField(Field):
             return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
         except ValueError:
             raise _mismatch(literal, "a valid date and time") from None
+
+
+@dataclass(frozen=True)
+class DateField(Field):
+    type_name: str = "date"
+
+    def coerce(self, literal: Literal) -> date:
+        try:
+            if re.fullmatch(r"\d{4}-\d\d-\d\d", literal.text):
+                return date.fromisoformat(literal.text)
+        except ValueError:
+            pass
+        raise _mismatch(literal, 'a date such as "2026-01-31"')
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ def _patterns(resolver, prefix="", namespace=""):
             yield f"{namespace}{p.name}", prefix + str(p.pattern), p.callback
 
 
-# Console views; the API's own gate is tested in tests/api.
-TENANT_VIEWS = [v for v in _patterns(get_resolver("foundry.urls_tenant")) if not v[1].startswith("api/")]
+# Console views; the API's own gate is tested in tests/api, git's (token only) in tests/catalog/test_git.py.
+TENANT_VIEWS = [v for v in _patterns(get_resolver("foundry.urls_tenant")) if not v[1].startswith(("api/", "git/"))]
 
 
 def _path(pattern: str, object_id: int) -> str:

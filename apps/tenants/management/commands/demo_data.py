@@ -1,9 +1,12 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
+from apps.catalog.services import agent_deploy, version_publish
 from apps.tenants.models import Tenant
 from apps.tenants.services import schema_name_for_slug, tenant_provision
 
@@ -11,6 +14,12 @@ DEMO_TENANTS = [
     ("acme", "Acme Corporation", Tenant.Plan.ENTERPRISE, "owner@acme.example"),
     ("globex", "Globex", Tenant.Plan.TEAM, "owner@globex.example"),
 ]
+EXAMPLES = Path(settings.BASE_DIR) / "examples"
+# Per tenant: the example domains published, then the example agents published and deployed.
+DEMO_DOCUMENTS = {
+    "acme": (["domains/finance.yaml"], ["agents/invoice-triage.yaml"]),
+    "globex": (["domains/logistics.yaml"], ["agents/shipment-tracker.yaml"]),
+}
 DEMO_PASSWORD = "foundry-demo-password"  # documented in README; demo only
 OPERATOR_EMAIL = "operator@foundry.example"
 
@@ -41,6 +50,7 @@ class Command(BaseCommand):
                     email = f"{role}@{slug}.example"
                     if not User.objects.filter(email=email).exists():
                         User.objects.create_user(email, DEMO_PASSWORD, role=role)
+                self._documents(slug, User.objects.filter(role=Role.OWNER).order_by("pk").first())
         self.stdout.write("")
         self.stdout.write(f"Agent Foundry demo data is ready. Sign in with password '{DEMO_PASSWORD}':")
         self.stdout.write(f"  operator console  http://{base}:{port}/login/   {OPERATOR_EMAIL}")
@@ -49,3 +59,13 @@ class Command(BaseCommand):
                 f"  {slug:<16}  http://{slug}.{base}:{port}/login/   {owner} (owner), "
                 f"developer@{slug}.example, viewer@{slug}.example"
             )
+
+    def _documents(self, slug: str, owner: User) -> None:
+        domains, agents = DEMO_DOCUMENTS[slug]
+        for path in domains:
+            version_publish(actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path)
+        for path in agents:
+            published = version_publish(
+                actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path
+            )
+            agent_deploy(actor=owner, document=published.version.document, number=published.version.number)

@@ -1,0 +1,113 @@
+"""Read-only git smart HTTP: `git clone http://<tenant host>/git/foundry.git` with an API token.
+
+git sends the token as the password of HTTP Basic auth (any user name) after a 401 challenge,
+or as `Authorization: Bearer` with `git -c http.extraHeader=...`. Only upload-pack (fetch and
+clone) is served; pushes are refused — history changes only through publishing.
+"""
+
+import base64
+import gzip
+import io
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from dulwich.protocol import ReceivableProtocol
+from dulwich.server import DictBackend, UploadPackHandler
+
+from apps.accounts.permissions import Permission
+from apps.audit.services import audit_record
+from apps.catalog.history import history_build
+from apps.tokens.models import Scope, TokenPrincipal
+from apps.tokens.services import token_authenticate
+
+SERVICE = "git-upload-pack"
+MAX_REQUEST = 4 * 1024 * 1024
+_NO_CACHE = {"Cache-Control": "no-cache, max-age=0, must-revalidate", "Pragma": "no-cache"}
+
+
+def _credential(request: HttpRequest) -> str:
+    kind, _, value = request.headers.get("Authorization", "").partition(" ")
+    if kind == "Bearer":
+        return value.strip()
+    if kind == "Basic":
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return password or user
+    return ""
+
+
+def _refuse(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+    """Plain text: git prints it to the user as is."""
+    response = HttpResponse(f"{code}: {message}\n", status=status, content_type="text/plain; charset=utf-8")
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="Agent Foundry git", charset="UTF-8"'
+    return response
+
+
+def _principal(request: HttpRequest) -> TokenPrincipal | HttpResponse:
+    if getattr(request, "tenant", None) is None:
+        return _refuse(request, 404, "not_found", "There is nothing at this address.")
+    raw = _credential(request)
+    token = token_authenticate(raw) if raw else None
+    if token is None:
+        message = "Use an API token as the password." if not raw else "The token is not valid, expired or revoked."
+        return _refuse(request, 401, "not_authenticated" if not raw else "invalid_token", message)
+    principal = TokenPrincipal(token)
+    allowed = all(principal.has_permission(p) for p in (Permission.DOMAINS_VIEW, Permission.AGENTS_VIEW))
+    if not (allowed and principal.has_scope(Scope.READ)):
+        return _refuse(request, 403, "permission_denied", "This token may not read domains and agents.")
+    return principal
+
+
+def _handler(proto: ReceivableProtocol, *, advertise: bool) -> UploadPackHandler:
+    backend = DictBackend({"/": history_build()})
+    return UploadPackHandler(backend, ["/"], proto, stateless_rpc=True, advertise_refs=advertise)
+
+
+@require_GET
+def info_refs(request: HttpRequest) -> HttpResponse:
+    principal = _principal(request)
+    if isinstance(principal, HttpResponse):
+        return principal
+    if request.GET.get("service") != SERVICE:
+        return _refuse(request, 403, "read_only", "This repository is read-only and served over smart HTTP only.")
+    out = io.BytesIO()
+    proto = ReceivableProtocol(io.BytesIO().read, out.write)
+    proto.write_pkt_line(f"# service={SERVICE}\n".encode())
+    proto.write_pkt_line(None)
+    _handler(proto, advertise=True).handle()
+    return HttpResponse(out.getvalue(), content_type=f"application/x-{SERVICE}-advertisement", headers=_NO_CACHE)
+
+
+@csrf_exempt
+@require_POST
+def upload_pack(request: HttpRequest) -> HttpResponse:
+    principal = _principal(request)
+    if isinstance(principal, HttpResponse):
+        return principal
+    if request.content_type != f"application/x-{SERVICE}-request":
+        return _refuse(request, 415, "unsupported_media_type", f"Send application/x-{SERVICE}-request.")
+    body = request.body
+    if request.headers.get("Content-Encoding") == "gzip":
+        try:
+            body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_REQUEST + 1)
+        except (OSError, EOFError):
+            return _refuse(request, 400, "invalid_body", "The request body is not valid gzip.")
+    if len(body) > MAX_REQUEST:
+        return _refuse(request, 413, "body_too_large", "The request is too large.")
+    out = io.BytesIO()
+    proto = ReceivableProtocol(io.BytesIO(body).read, out.write)
+    try:
+        _handler(proto, advertise=False).handle()
+    except Exception:  # noqa: BLE001 - a malformed pkt-line stream from the client
+        return _refuse(request, 400, "invalid_git_request", "The git request could not be understood.")
+    audit_record(action="git.fetch", actor=principal, target="git/foundry.git", request=request)
+    return HttpResponse(out.getvalue(), content_type=f"application/x-{SERVICE}-result", headers=_NO_CACHE)
+
+
+@csrf_exempt
+def receive_pack(request: HttpRequest) -> HttpResponse:
+    return _refuse(request, 403, "read_only", "This repository is read-only: publish through the API or forge.")

@@ -1,0 +1,301 @@
+"""Publish, roll back, deploy and migrate domains and agents. Every write goes through here."""
+
+import re
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.catalog.models import Deployment, Document, Kind, Version
+from foundry.errors import ServiceError
+from foundry.manifests import Resolution, Validated, digest, validate
+from foundry.manifests.diff import Change, structural_diff, text_diff
+
+MAX_MESSAGE = 500
+
+
+class DocumentInvalid(ServiceError):
+    """A document with problems: `details` is the list of problems (code, message, file, line, column)."""
+
+    status = 422
+
+    def __init__(self, result: Validated, message: str = "The document has problems."):
+        super().__init__("document_invalid", message, details=[p.as_dict() for p in result.problems])
+        self.result = result
+
+
+def domain_resolve(name: str, number: int) -> Resolution:
+    """Resolve an agent's DIS pin against this tenant's published domain versions."""
+    version = Version.objects.filter(document__kind=Kind.DOMAIN, document__name=name, number=number).first()
+    if version is not None:
+        return Resolution(version.content)
+    latest = Document.objects.filter(kind=Kind.DOMAIN, name=name).values_list("latest_number", flat=True).first()
+    if latest is None:
+        return Resolution(code="dis_not_found", message=f"There is no domain {name!r}.")
+    return Resolution(
+        code="dis_version_not_found",
+        message=f"Domain {name!r} has no version {number} (latest is {latest}).",
+        field="version",
+    )
+
+
+def document_validate(source: str | bytes, file: str = "<input>") -> Validated:
+    return validate(source, file, domains=domain_resolve)
+
+
+def author_of(actor) -> tuple[str, str]:
+    """(name, email) to record as a version's author, for a member or an API token."""
+    token = getattr(actor, "token", None)
+    if token is not None:
+        return f"API token {token.prefix} ({token.name})", f"token+{token.prefix}@api.invalid"
+    name = getattr(actor, "display_name", None) or str(actor)
+    return name, getattr(actor, "email", "") or "unknown@invalid"
+
+
+def _message_clean(message: str | None, default: str) -> str:
+    message = (message or "").strip() or default
+    if len(message) > MAX_MESSAGE or any(ord(c) < 32 and c not in "\n\t" for c in message):
+        raise ServiceError("message_invalid", f"A message is at most {MAX_MESSAGE} printable characters.")
+    return message
+
+
+def _document_lock(kind: str, name: str) -> Document:
+    """The document row, created if new, locked until the end of the transaction."""
+    try:
+        with transaction.atomic():
+            Document.objects.get_or_create(kind=kind, name=name)
+    except IntegrityError:
+        pass  # created concurrently: it exists now
+    return Document.objects.select_for_update().get(kind=kind, name=name)
+
+
+def _version_create(
+    document: Document,
+    *,
+    source: str,
+    content: dict,
+    digest: str,
+    author,
+    message: str,
+    restored_from: Version | None = None,
+) -> Version:
+    name, email = author_of(author)
+    domain_version = None
+    if document.kind == Kind.AGENT:
+        pin = content["spec"]["domain"]
+        domain_version = Version.objects.get(
+            document__kind=Kind.DOMAIN, document__name=pin["name"], number=pin["version"]
+        )
+    document.latest_number += 1
+    document.save(update_fields=["latest_number"])
+    return Version.objects.create(
+        document=document,
+        number=document.latest_number,
+        digest=digest,
+        source=source,
+        content=content,
+        message=message,
+        author_name=name[:255],
+        author_email=email[:255],
+        restored_from=restored_from,
+        domain_version=domain_version,
+    )
+
+
+@dataclass(frozen=True)
+class Published:
+    version: Version
+    created: bool  # False: the content equals the latest version's, which is returned
+
+
+@transaction.atomic
+def version_publish(
+    *,
+    actor,
+    source: str | bytes,
+    message: str | None = None,
+    kind: str | None = None,
+    file: str = "<input>",
+    request=None,
+) -> Published:
+    """Validate and publish a document as its next version (no-op if the content is unchanged)."""
+    result = document_validate(source, file)
+    if not result.ok:
+        raise DocumentInvalid(result)
+    if kind is not None and result.kind != kind:
+        raise ServiceError("kind_mismatch", f"Expected a {kind} document, got a {result.kind}.")
+    content = result.data
+    content_digest = digest(content)
+    document = _document_lock(result.kind, result.name)
+    latest = document.versions.order_by("-number").first()
+    if latest is not None and latest.digest == content_digest:
+        return Published(latest, created=False)
+    text = source.decode() if isinstance(source, bytes) else source
+    version = _version_create(
+        document,
+        source=text,
+        content=content,
+        digest=content_digest,
+        author=actor,
+        message=_message_clean(message, f"Publish {result.name}"),
+    )
+    audit_record(
+        action=f"{'dis' if document.kind == Kind.DOMAIN else 'agent'}.publish",
+        actor=actor,
+        target=version,
+        data={"name": document.name, "version": version.number, "digest": content_digest},
+        request=request,
+    )
+    return Published(version, created=True)
+
+
+@transaction.atomic
+def version_rollback(*, actor, document: Document, number: int, message: str | None = None, request=None) -> Published:
+    """A new version whose content equals version `number` (no-op if the latest already does)."""
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    old = version_get(document, number)
+    latest = document.versions.order_by("-number").first()
+    if latest.digest == old.digest:
+        return Published(latest, created=False)
+    version = _version_create(
+        document,
+        source=old.source,
+        content=old.content,
+        digest=old.digest,
+        author=actor,
+        message=_message_clean(message, f"Roll back {document.name} to v{old.number}"),
+        restored_from=old,
+    )
+    audit_record(
+        action=f"{'dis' if document.kind == Kind.DOMAIN else 'agent'}.rollback",
+        actor=actor,
+        target=version,
+        data={"name": document.name, "version": version.number, "restored_from": old.number},
+        request=request,
+    )
+    return Published(version, created=True)
+
+
+def version_get(document: Document, number) -> Version:
+    try:
+        number = int(number)
+    except (TypeError, ValueError):
+        number = -1
+    version = document.versions.filter(number=number).first() if 0 < number < 2**31 else None
+    if version is None:
+        raise ServiceError("version_not_found", f"{document.name} has no version {number}.", status=404)
+    return version
+
+
+@dataclass(frozen=True)
+class Diff:
+    old: Version
+    new: Version
+    changes: list[Change]
+    text: str
+
+
+def version_diff(document: Document, old_number, new_number) -> Diff:
+    old, new = version_get(document, old_number), version_get(document, new_number)
+    label = f"{document.kind}s/{document.name}.yaml"
+    return Diff(
+        old,
+        new,
+        structural_diff(document.kind, old.content, new.content),
+        text_diff(old.source, new.source, f"{label}@{old.number}", f"{label}@{new.number}"),
+    )
+
+
+def _deploy(document: Document, version: Version, *, actor, reason: str, request=None) -> Deployment:
+    deployment = Deployment.objects.create(
+        agent=document,
+        version=version,
+        domain_version=version.domain_version,
+        reason=reason,
+        deployed_by=author_of(actor)[0][:255],
+        created_at=timezone.now(),
+    )
+    document.live = deployment
+    document.save(update_fields=["live"])
+    audit_record(
+        action="agent.deploy",
+        actor=actor,
+        target=version,
+        data={
+            "agent": document.name,
+            "version": version.number,
+            "domain": version.domain_version.document.name,
+            "domain_version": version.domain_version.number,
+            "reason": reason,
+        },
+        request=request,
+    )
+    return deployment
+
+
+@transaction.atomic
+def agent_deploy(*, actor, document: Document, number, request=None) -> Deployment:
+    """Make an agent version live. Runs already started keep the versions they started with."""
+    if document.kind != Kind.AGENT:
+        raise ServiceError("not_an_agent", "Only agents are deployed.")
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    version = version_get(document, number)
+    if document.live_id and document.live.version_id == version.pk:
+        return document.live
+    return _deploy(document, version, actor=actor, reason=Deployment.Reason.DEPLOY, request=request)
+
+
+_PIN_NUMBER = re.compile(r"\d+")
+
+
+def _pin_rewrite(source: str, line: int, column: int, number: int) -> str:
+    """The manifest source with the integer at (line, column) replaced: comments and layout kept."""
+    lines = source.splitlines(keepends=True)
+    text = lines[line - 1]
+    match = _PIN_NUMBER.match(text, column - 1)
+    lines[line - 1] = text[: match.start()] + str(number) + text[match.end() :]
+    return "".join(lines)
+
+
+@dataclass(frozen=True)
+class Migration:
+    deployment: Deployment
+    changed: bool
+
+
+@transaction.atomic
+def agent_migrate(*, actor, document: Document, domain_number=None, request=None) -> Migration:
+    """Re-pin the live manifest to a newer DIS version and redeploy it, only if it is valid there."""
+    if document.kind != Kind.AGENT:
+        raise ServiceError("not_an_agent", "Only agents are migrated.")
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.live is None:
+        raise ServiceError("not_deployed", f"{document.name} is not deployed; deploy a version first.", status=409)
+    live = document.live.version
+    domain = live.domain_version.document
+    target = version_get(domain, domain.latest_number if domain_number is None else domain_number)
+    if target.number == live.domain_version.number:
+        return Migration(document.live, changed=False)
+    if target.number < live.domain_version.number:
+        raise ServiceError(
+            "domain_version_older",
+            f"{document.name} is on {domain.name} v{live.domain_version.number}; roll back the agent to go back.",
+        )
+    loaded = document_validate(live.source).loaded
+    line, column = loaded.where(("spec", "domain", "version"))
+    source = _pin_rewrite(live.source, line, column, target.number)
+    result = document_validate(source, f"agents/{document.name}.yaml")
+    if not result.ok:
+        raise DocumentInvalid(
+            result, f"{document.name}@{live.number} is not valid against {domain.name} v{target.number}."
+        )
+    published = version_publish(
+        actor=actor,
+        source=source,
+        kind=Kind.AGENT,
+        message=f"Migrate {document.name} to {domain.name} v{target.number}",
+        request=request,
+    )
+    deployment = _deploy(document, published.version, actor=actor, reason=Deployment.Reason.MIGRATE, request=request)
+    return Migration(deployment, changed=True)

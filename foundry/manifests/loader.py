@@ -1,0 +1,237 @@
+"""Safe YAML: plain data only, bounded, with the line and column of every value.
+
+libyaml composes the node graph (aliases stay shared, so a "billion laughs" costs nothing yet);
+the expanded size and depth are then measured on that graph, memoised per node, and only a
+document within bounds is turned into Python values. No tag outside YAML's plain data types is
+accepted, duplicate keys are refused, and booleans are only `true`/`false` (not YAML 1.1's
+`yes`/`no`/`on`/`off`, which stay strings).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from foundry.manifests.problems import DocumentError, Problem, pointer
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 50_000  # after alias expansion
+MAX_SCALAR = 100_000  # characters
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
+_SEQ, _MAP, _TIMESTAMP, _MERGE = (_TAG + t for t in ("seq", "map", "timestamp", "merge"))
+_SCALAR_TAGS = {_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP}
+_LIBYAML = hasattr(yaml, "CSafeLoader")
+_scalars = SafeConstructor()
+
+
+class _TooManyNodes(Exception):
+    pass
+
+
+class _Loader(yaml.CSafeLoader if _LIBYAML else yaml.SafeLoader):
+    """Stops composing at MAX_NODES distinct values, so a huge flat document costs no more than that."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.nodes = 0
+
+    def resolve(self, kind, value, implicit):  # called once per node that has no explicit tag
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooManyNodes
+        return super().resolve(kind, value, implicit)
+
+
+@dataclass
+class Loaded:
+    """A document as plain data, with where each value (and each mapping key) came from."""
+
+    data: object
+    file: str
+    text: str
+    positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: tuple, *, key: bool = False) -> tuple[int, int]:
+        """(line, column) of the value at `path` (of its key if `key`), else its nearest parent."""
+        path = tuple(path)
+        if key and path in self.key_positions:
+            return self.key_positions[path]
+        while path not in self.positions and path:
+            path = path[:-1]
+        return self.positions.get(path, (1, 1))
+
+    def problem(self, code: str, message: str, path: tuple = (), *, key: bool = False) -> Problem:
+        line, column = self.where(path, key=key)
+        return Problem(code, message, self.file, line, column, pointer(path))
+
+
+def _at(file: str, node: Node, code: str, message: str, path: tuple = ()) -> Problem:
+    mark = node.start_mark
+    return Problem(code, message, file, mark.line + 1, mark.column + 1, pointer(path))
+
+
+def _measure(root: Node, file: str) -> None:
+    """Refuse a graph that is cyclic, deeper than MAX_DEPTH or larger than MAX_NODES once expanded."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    active: set[int] = set()
+    unique = 0
+
+    def visit(node: Node, depth: int, parent: Node) -> tuple[int, int]:
+        nonlocal unique
+        key = id(node)
+        if key in sizes:  # met again through an alias: reported where the alias is, in `parent`
+            size, height = sizes[key]
+            if depth + height > MAX_DEPTH:
+                raise DocumentError([_at(file, parent, "yaml_too_deep", f"Nesting deeper than {MAX_DEPTH} levels.")])
+            return sizes[key]
+        if depth > MAX_DEPTH:
+            raise DocumentError([_at(file, node, "yaml_too_deep", f"Nesting deeper than {MAX_DEPTH} levels.")])
+        if key in active:
+            raise DocumentError([_at(file, parent, "yaml_recursive_alias", "An alias refers to a node containing it.")])
+        unique += 1
+        size, height = 1, 0
+        if isinstance(node, SequenceNode | MappingNode):
+            active.add(key)
+            children = node.value if isinstance(node, SequenceNode) else [n for pair in node.value for n in pair]
+            for child in children:
+                child_size, child_height = visit(child, depth + 1, node)
+                size += child_size
+                height = max(height, child_height + 1)
+                if size > MAX_NODES:
+                    code = "yaml_alias_expansion" if unique < size else "yaml_too_large"
+                    raise DocumentError(
+                        [_at(file, node, code, f"The document expands to more than {MAX_NODES} values.")]
+                    )
+            active.discard(key)
+        sizes[key] = (size, height)
+        return size, height
+
+    visit(root, 0, root)
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+        self.positions: dict[tuple, tuple[int, int]] = {}
+        self.key_positions: dict[tuple, tuple[int, int]] = {}
+
+    def refuse(self, node: Node, code: str, message: str, path: tuple) -> None:
+        self.problems.append(_at(self.file, node, code, message, path))
+
+    def build(self, node: Node, path: tuple):
+        mark = node.start_mark
+        self.positions[path] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                self.refuse(node, "yaml_tag_forbidden", f"Tag {node.tag!r} is not allowed.", path)
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def mapping(self, node: MappingNode, path: tuple) -> dict:
+        if node.tag != _MAP:
+            self.refuse(node, "yaml_tag_forbidden", f"Tag {node.tag!r} is not allowed.", path)
+        out: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                self.refuse(key_node, "yaml_merge_key", "Merge keys (<<) are not supported; write keys out.", path)
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                self.refuse(key_node, "yaml_key_not_string", "Mapping keys must be plain strings.", path)
+                continue
+            key = key_node.value
+            child = (*path, key)
+            if key in out:
+                first = self.key_positions[child][0]
+                self.refuse(key_node, "yaml_duplicate_key", f"Duplicate key {key!r} (first on line {first}).", child)
+                continue
+            self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def scalar(self, node: ScalarNode, path: tuple):
+        tag, text = node.tag, node.value
+        if len(text) > MAX_SCALAR:
+            self.refuse(node, "yaml_scalar_too_long", f"A value longer than {MAX_SCALAR} characters.", path)
+            return ""
+        if tag not in _SCALAR_TAGS:
+            self.refuse(node, "yaml_tag_forbidden", f"Tag {tag!r} is not allowed.", path)
+            return None
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            lowered = text.lower()
+            return lowered == "true" if lowered in ("true", "false") else text
+        if tag == _INT:
+            try:
+                return _scalars.construct_yaml_int(node)
+            except ValueError:
+                return text
+        if tag == _FLOAT:
+            value = _scalars.construct_yaml_float(node)
+            if not math.isfinite(value):
+                self.refuse(node, "yaml_invalid_number", "Infinity and NaN are not allowed.", path)
+            return value
+        return text  # str, and timestamps kept as written
+
+
+def _reader_mark(source: str, position: int) -> tuple[int, int]:
+    """(line, column) of a reader error: libyaml gives a byte offset into the UTF-8 text, PyYAML an index."""
+    before = source.encode("utf-8")[:position].decode("utf-8", "ignore") if _LIBYAML else source[:position]
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def load(source: str | bytes, file: str = "<input>") -> Loaded:
+    """Parse one YAML document. Raises DocumentError (with every problem found) when unsafe or invalid."""
+    size = len(source) if isinstance(source, bytes) else len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise DocumentError(
+            [Problem("yaml_too_large", f"The document is {size} bytes; the limit is {MAX_BYTES}.", file)]
+        )
+    try:
+        if isinstance(source, bytes):
+            source = source.decode("utf-8")
+        else:
+            source.encode("utf-8")  # a str may hold lone surrogates, which no UTF-8 file can
+    except UnicodeError as exc:
+        line = source[: exc.start].count(b"\n" if isinstance(source, bytes) else "\n") + 1
+        raise DocumentError([Problem("encoding_invalid", "The document is not valid UTF-8.", file, line)]) from None
+    try:
+        root = yaml.compose(source, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part) or "Invalid YAML."
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise DocumentError(
+            [Problem("yaml_syntax", message[:1].upper() + message[1:] + ".", file, line, column)]
+        ) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as a control character
+        message = str(exc).splitlines()[0]
+        line, column = _reader_mark(source, exc.position)
+        raise DocumentError(
+            [Problem("yaml_syntax", message[:1].upper() + message[1:] + ".", file, line, column)]
+        ) from None
+    except yaml.YAMLError as exc:  # any other error libyaml may raise
+        raise DocumentError([Problem("yaml_syntax", (str(exc) or "Invalid YAML.").splitlines()[0], file)]) from None
+    except _TooManyNodes:
+        raise DocumentError(
+            [Problem("yaml_too_large", f"The document has more than {MAX_NODES} values.", file)]
+        ) from None
+    if root is None:
+        raise DocumentError([Problem("yaml_empty", "The document is empty.", file)])
+    _measure(root, file)
+    builder = _Builder(file)
+    data = builder.build(root, ())
+    if builder.problems:
+        raise DocumentError(builder.problems)
+    if not isinstance(data, dict):
+        raise DocumentError([_at(file, root, "yaml_not_mapping", "The document must be a mapping of keys to values.")])
+    return Loaded(data, file, source, builder.positions, builder.key_positions)

@@ -1,0 +1,347 @@
+"""An Agent manifest + its pinned DIS → a LangGraph tool-calling loop with approvals and limits.
+
+    agent = AgentGraph(manifest, domain, provider=provider, checkpointer=saver)
+    result = agent.start(thread_id, "Triage invoice INV-1001.")
+    while result.status == "waiting_approval":
+        result = agent.resume(thread_id, approved=True, by="ann@acme.test")
+
+The graph is `model → tools → … → model` until the model answers without calling a tool. The
+`tools` node runs one tool call per super-step, so each call is checkpointed on its own (a
+resumed run never repeats a call already recorded), and it asks for approval with
+`interrupt()` before anything happens, so the node may safely re-run when resumed. A call
+needs approval when the manifest's `approvals.tools` lists its tool or a DIS rule with
+`require_approval` matches it; a `deny` rule refuses it (the model is told why); a rejected
+call is reported to the model the same way.
+
+Limits end a run cleanly, checked before every step (a step is one model call or one tool
+call): `max_steps` steps, `max_tokens` input + output tokens (also checked right after each
+model call), and `timeout_seconds` of working time — the time spent in steps, summed over the
+run and carried in the checkpoint, so waiting in a queue or for an approver does not count.
+Model and tool calls are given what is left of it as their timeout. A `cancelled` hook, when
+given, is asked before every step. Manifests without limits get the defaults below.
+
+State stays small per checkpoint: messages and step records live in delta channels (each
+checkpoint stores only what a step added); the system context is rebuilt, not stored.
+Each step is also handed to `RunHooks.on_step` as it completes; its `index` is stable, so a
+step reported again after a crash can be recognised.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import _messages_delta_reducer
+from langgraph.types import Command, interrupt
+
+from foundry.runtime.context import system_prompt
+from foundry.runtime.providers import Provider, ProviderError, message_text
+from foundry.runtime.tools import Tool, Toolbox, ToolError, ToolOptions
+
+DEFAULT_MAX_STEPS = 100
+DEFAULT_MAX_TOKENS = 200_000
+DEFAULT_TIMEOUT_SECONDS = 600
+SUMMARY_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int = DEFAULT_MAX_STEPS
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+    @classmethod
+    def of(cls, manifest: Mapping) -> "Limits":
+        limits = manifest["spec"].get("limits") or {}
+        return cls(
+            limits.get("max_steps", DEFAULT_MAX_STEPS),
+            limits.get("max_tokens", DEFAULT_MAX_TOKENS),
+            limits.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
+        )
+
+
+def _extend(records: list, writes: list) -> list:
+    # DeltaChannel reducer: appending is batching-invariant. Records must not carry a "type" or
+    # "role" key: LangGraph would take such a dict for a message.
+    out = list(records)
+    for write in writes:
+        out.extend(write if isinstance(write, list) else [write])
+    return out
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer)]
+    steps: Annotated[list[dict], DeltaChannel(_extend)]
+    step_count: int
+    input_tokens: int
+    output_tokens: int
+    elapsed_ms: float
+    # Set once, when the run ends: {"status", "output"} or {"status", "reason", "message"}.
+    outcome: dict | None
+
+
+@dataclass
+class RunHooks:
+    on_step: Callable[[dict], None] | None = None
+    cancelled: Callable[[], bool] | None = None
+
+
+@dataclass
+class RunResult:
+    """Where a run stands after `start` or `resume`."""
+
+    status: str  # waiting_approval | succeeded | failed | cancelled
+    output: str | None = None
+    reason: str | None = None  # stable code when it did not succeed: max_steps, max_tokens, timeout, …
+    message: str | None = None
+    approval: dict | None = None  # the pending request while waiting_approval
+    steps: list[dict] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class RunStateError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _ended(status: str, reason: str, message: str) -> dict:
+    return {"status": status, "reason": reason, "message": message}
+
+
+def _summary(text: str) -> str:
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def pending_tool_calls(messages: list) -> list[dict]:
+    """The tool calls of the last assistant message that have no result yet, in order."""
+    answered: set[str] = set()
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            answered.add(message.tool_call_id)
+        elif isinstance(message, AIMessage):
+            return [c for c in message.tool_calls if c["id"] not in answered]
+    return []
+
+
+def _decision(value: Any) -> dict:
+    """An approver's answer; anything but an explicit approval is a rejection (fail closed)."""
+    answer = value if isinstance(value, Mapping) else {}
+    by, comment = answer.get("by"), answer.get("comment")
+    return {
+        "approved": answer.get("approved") is True,
+        "by": by if isinstance(by, str) else None,
+        "comment": comment if isinstance(comment, str) else None,
+    }
+
+
+class AgentGraph:
+    """One agent's compiled graph and the calls that start and resume its runs (threads)."""
+
+    def __init__(
+        self,
+        manifest: Mapping,
+        domain: Mapping,
+        *,
+        provider: Provider,
+        checkpointer=None,
+        tools: ToolOptions | None = None,
+        hooks: RunHooks | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        durability: str = "sync",
+    ):
+        self.name = manifest["metadata"]["name"]
+        self.limits = Limits.of(manifest)
+        self.toolbox = Toolbox(manifest, domain, tools)
+        self.system = SystemMessage(content=system_prompt(manifest, domain))
+        self.provider = provider
+        self.hooks = hooks or RunHooks()
+        self.clock = clock
+        self.durability = durability
+        builder = StateGraph(AgentState)
+        builder.add_node("model", self._model)
+        builder.add_node("tools", self._tools)
+        builder.add_edge(START, "model")
+        builder.add_conditional_edges("model", self._next, ["tools", END])
+        builder.add_conditional_edges("tools", self._next, ["tools", "model", END])
+        self.graph = builder.compile(checkpointer=checkpointer or InMemorySaver(), name=self.name)
+
+    # --- running --------------------------------------------------------------------------
+    def start(self, thread_id: str, text: str) -> RunResult:
+        return self._invoke({"messages": [HumanMessage(content=text)]}, thread_id)
+
+    def resume(self, thread_id: str, *, approved: bool, by: str | None = None, comment: str | None = None) -> RunResult:
+        """Answer the approval the run waits for (RunStateError `run_not_waiting` if none)."""
+        if not self.graph.get_state(self._config(thread_id)).interrupts:
+            raise RunStateError("run_not_waiting", "The run is not waiting for an approval.")
+        return self._invoke(Command(resume={"approved": approved, "by": by, "comment": comment}), thread_id)
+
+    def _config(self, thread_id: str) -> dict:
+        # Every super-step is one step or the end, so this bound is never what stops a run.
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.limits.max_steps + 10}
+
+    def _invoke(self, payload, thread_id: str) -> RunResult:
+        out = self.graph.invoke(payload, self._config(thread_id), version="v2", durability=self.durability)
+        values = out.value
+        result = RunResult(
+            status="waiting_approval",
+            steps=list(values.get("steps") or ()),
+            input_tokens=values.get("input_tokens", 0),
+            output_tokens=values.get("output_tokens", 0),
+        )
+        if out.interrupts:
+            result.approval = out.interrupts[0].value
+            return result
+        outcome = values.get("outcome")
+        if not outcome:
+            raise RunStateError("run_incomplete", "The graph stopped without an outcome.")
+        result.status = outcome["status"]
+        result.output = outcome.get("output")
+        result.reason = outcome.get("reason")
+        result.message = outcome.get("message")
+        return result
+
+    # --- nodes ----------------------------------------------------------------------------
+    def _next(self, state: AgentState) -> str:
+        if state.get("outcome"):
+            return END
+        return "tools" if pending_tool_calls(state["messages"]) else "model"
+
+    def _remaining(self, state: AgentState) -> float:
+        return max(0.0, self.limits.timeout_seconds - state.get("elapsed_ms", 0.0) / 1000)
+
+    def _stop(self, state: AgentState) -> dict | None:
+        """Why the run must end before its next step, or None."""
+        if self.hooks.cancelled is not None and self.hooks.cancelled():
+            return _ended("cancelled", "cancelled", "The run was cancelled.")
+        limits = self.limits
+        if state.get("step_count", 0) >= limits.max_steps:
+            return _ended("failed", "max_steps", f"The run reached its limit of {limits.max_steps} steps.")
+        used = state.get("input_tokens", 0) + state.get("output_tokens", 0)
+        if used >= limits.max_tokens:
+            return _ended("failed", "max_tokens", f"The run used {used} tokens; its limit is {limits.max_tokens}.")
+        if self._remaining(state) <= 0:
+            return _ended("failed", "timeout", f"The run reached its time limit of {limits.timeout_seconds:g} s.")
+        return None
+
+    def _record(self, state: AgentState, step: dict, started: float, update: dict) -> dict:
+        duration_ms = round((self.clock() - started) * 1000, 3)
+        step["duration_ms"] = duration_ms
+        update.update(steps=[step], step_count=step["index"], elapsed_ms=state.get("elapsed_ms", 0.0) + duration_ms)
+        if self.hooks.on_step is not None:
+            self.hooks.on_step(step)
+        return update
+
+    def _model(self, state: AgentState) -> dict:
+        stop = self._stop(state)
+        if stop:
+            return {"outcome": stop}
+        step = {
+            "index": state.get("step_count", 0) + 1,
+            "node": "model",
+            "provider": self.provider.name,
+            "model": self.provider.model,
+        }
+        started = self.clock()
+        try:
+            reply = self.provider.complete(
+                [self.system, *state["messages"]], self.toolbox.specs, timeout=self._remaining(state)
+            )
+        except ProviderError as exc:
+            step.update(status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0)
+            outcome = _ended("failed", "model_failed", f"The model call failed: {exc.message}")
+            return self._record(state, step, started, {"outcome": outcome})
+        message, usage = reply.message, reply.usage
+        calls = message.tool_calls
+        text = message_text(message)
+        step.update(
+            status="ok",
+            summary=_summary(text) if text or not calls else "calls " + ", ".join(c["name"] for c in calls),
+            tool_calls=[c["name"] for c in calls],
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+        )
+        input_tokens = state.get("input_tokens", 0) + usage.input_tokens
+        output_tokens = state.get("output_tokens", 0) + usage.output_tokens
+        update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
+        if input_tokens + output_tokens > self.limits.max_tokens:
+            used = input_tokens + output_tokens
+            update["outcome"] = _ended(
+                "failed", "max_tokens", f"The run used {used} tokens; its limit is {self.limits.max_tokens}."
+            )
+        elif not calls:
+            update["outcome"] = {"status": "succeeded", "output": text}
+        return self._record(state, step, started, update)
+
+    def _tools(self, state: AgentState) -> dict:
+        stop = self._stop(state)
+        if stop:
+            return {"outcome": stop}
+        call = pending_tool_calls(state["messages"])[0]
+        step = {
+            "index": state.get("step_count", 0) + 1,
+            "node": "tool",
+            "tool": call["name"],
+            "tool_call_id": call["id"],
+            "arguments": call["args"],
+            "warnings": [],
+            "approval": None,
+            "input_tokens": 0,
+            "output_tokens": 0,
+        }
+        tool, status, content = self._admit(step)
+        # Timed from here: the node re-runs from its start when an approval resumes it.
+        started = self.clock()
+        if tool is not None:
+            try:
+                status, content = "ok", self.toolbox.run(tool, call["args"], timeout=self._remaining(state))
+            except ToolError as exc:
+                status, content = "error", f"Error ({exc.code}): {exc.message}"
+                step["error"] = exc.code
+        step.update(status=status, summary=_summary(content))
+        message = ToolMessage(
+            content=content, tool_call_id=call["id"], name=call["name"], status="success" if status == "ok" else "error"
+        )
+        return self._record(state, step, started, {"messages": [message]})
+
+    def _admit(self, step: dict) -> tuple[Tool | None, str, str]:
+        """(the tool, "", "") when the call may run, else (None, status, what the model is told)."""
+        try:
+            tool = self.toolbox.get(step["tool"])
+            verdict, reasons = self.toolbox.review(tool, step["arguments"])
+        except ToolError as exc:
+            step["error"] = exc.code
+            return None, "error", f"Error ({exc.code}): {exc.message}"
+        step["warnings"] = [rule.explain() for rule in verdict.warnings]
+        if verdict.denied:
+            return (
+                None,
+                "denied",
+                "Refused by the domain's business rules: " + "; ".join(rule.explain() for rule in verdict.denied),
+            )
+        if reasons:
+            decision = self._approval(step, reasons)
+            if not decision["approved"]:
+                comment = f": {decision['comment']}" if decision["comment"] else "."
+                return None, "rejected", "A human approver rejected this call" + comment
+        return tool, "", ""
+
+    def _approval(self, step: dict, reasons: list[str]) -> dict:
+        request = {
+            "kind": "approval",
+            "step": step["index"],
+            "tool": step["tool"],
+            "tool_call_id": step["tool_call_id"],
+            "arguments": step["arguments"],
+            "reasons": reasons,
+        }
+        decision = _decision(interrupt(request))
+        step["approval"] = {"reasons": reasons, **decision}
+        return decision

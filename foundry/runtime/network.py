@@ -1,0 +1,268 @@
+"""Outbound HTTP for agent tools, safe against server-side request forgery.
+
+Every hop (the first request and each redirect, at most `max_redirects`) is checked before a
+byte is sent: the scheme is http or https, the host is one the tool declares (`*.example.com`
+matches any subdomain, not the apex; a declared `host:port` matches only that port), and the
+host's addresses, resolved here, are all public. The connection then goes to the checked
+address itself — the URL's host is replaced by the IP, with the Host header and TLS SNI (and
+so certificate verification) kept on the real name — so a second DNS answer cannot swap in a
+private address. Refused unless the policy says otherwise: private, loopback, link-local,
+multicast, reserved, unspecified and shared (CGNAT) addresses, including IPv4 addresses
+embedded in IPv6 (mapped, 6to4, NAT64). `allow_private` admits private and loopback addresses
+(a tenant setting); `allowed_networks` admits the networks listed; link-local (cloud metadata),
+multicast and unspecified addresses stay refused unless listed in `allowed_networks` (the
+unspecified address never). Proxies from the environment are ignored.
+
+Responses are bounded: `max_response_bytes` of decoded body (a Content-Length above it is
+refused before reading; gzip/deflate are inflated incrementally under the same bound), and
+time: connect, each read, and the whole exchange end at the deadline given.
+"""
+
+import ipaddress
+import socket
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import httpx
+
+from foundry.manifests.validation import host_allowed
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_REDIRECTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
+USER_AGENT = "AgentFoundry/1 (+agent tool)"
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+
+class FetchError(Exception):
+    """A request refused by policy or failed on the way. `code` is stable; `message` plain."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    allow_private: bool = False
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_redirects: int = MAX_REDIRECTS
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: int
+    url: str
+    content_type: str
+    body: bytes
+    redirects: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        charset = "utf-8"
+        for part in self.content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                charset = value.strip('"')
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+def _embedded_ipv4(ip: Address) -> Address:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return ip.ipv4_mapped
+        if ip.sixtofour:
+            return ip.sixtofour
+        if ip in ipaddress.IPv6Network("64:ff9b::/96"):
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def address_class(ip: Address) -> str | None:
+    """Why `ip` is not a public address ("loopback", "private", …), or None if it is public."""
+    ip = _embedded_ipv4(ip)
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("non-public", not ip.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+def address_refusal(ip: Address, policy: NetworkPolicy) -> str | None:
+    """None if the policy lets a request reach `ip`, else the address class that is refused."""
+    kind = address_class(ip)
+    if kind is None or kind == "unspecified":
+        return kind
+    if any(ip.version == net.version and ip in net for net in policy.allowed_networks):
+        return None
+    if policy.allow_private and kind in ("private", "loopback", "non-public"):
+        return None
+    return kind
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+# --- fetch ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Hop:
+    url: httpx.URL  # with the checked IP as its host
+    host_header: str
+    sni: str | None
+
+
+def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver: Resolver) -> _Hop:
+    if url.scheme not in ("http", "https"):
+        raise FetchError("http_scheme_refused", f"Only http and https URLs are allowed, not {url.scheme!r}.")
+    host = url.raw_host.decode("ascii").lower().rstrip(".")
+    if not host:
+        raise FetchError("http_url_invalid", "The URL has no host.")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if not host_allowed(host, url.port, hosts):
+        raise FetchError("http_host_undeclared", f"Host {host!r} is not among the tool's declared hosts.")
+    try:
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolver(host, port)]
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise FetchError("http_dns_failed", f"Could not resolve {host!r}: {exc}.") from None
+    if not addresses:
+        raise FetchError("http_dns_failed", f"{host!r} has no address.")
+    for ip in addresses:
+        refused = address_refusal(ip, policy)
+        if refused:
+            raise FetchError(
+                "http_address_refused",
+                f"{host!r} resolves to {ip}, a {refused} address; requests to it are refused.",
+            )
+    host_header = host if url.port is None else f"{host}:{url.port}"
+    return _Hop(url.copy_with(host=str(addresses[0])), host_header, host if url.scheme == "https" else None)
+
+
+def _redirected(method: str, status: int) -> str:
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        return "GET"
+    return method
+
+
+def fetch(
+    method: str,
+    url: str,
+    *,
+    hosts: Sequence[str],
+    timeout: float,
+    policy: NetworkPolicy = NetworkPolicy(),
+    params: Mapping | None = None,
+    json_body: object = None,
+    resolver: Resolver = _resolve,
+) -> FetchResult:
+    """One HTTP exchange under `policy`: FetchResult, or FetchError saying what was refused or failed."""
+    deadline = time.monotonic() + timeout
+    current = _url(url)
+    if params:
+        current = current.copy_merge_params({k: _param(v) for k, v in params.items()})
+    redirects: list[str] = []
+    with httpx.Client(trust_env=False, follow_redirects=False, verify=True) as client:
+        while True:
+            hop = _check(current, hosts, policy, resolver)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
+            request = client.build_request(
+                method,
+                hop.url,
+                headers={
+                    "Host": hop.host_header,
+                    "User-Agent": USER_AGENT,
+                    "Accept-Encoding": "gzip, deflate",
+                },
+                json=json_body,
+                timeout=httpx.Timeout(remaining),
+                extensions={"sni_hostname": hop.sni} if hop.sni else None,
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise FetchError("http_timeout", f"No answer within {timeout:g} s.") from None
+            except httpx.HTTPError as exc:
+                raise FetchError("http_failed", f"The request to {hop.host_header!r} failed: {exc}.") from None
+            try:
+                location = response.headers.get("location")
+                if response.status_code in REDIRECTS and location:
+                    if len(redirects) >= policy.max_redirects:
+                        raise FetchError("http_too_many_redirects", f"More than {policy.max_redirects} redirects.")
+                    current = _url(urljoin(str(current), location))
+                    redirects.append(str(current))
+                    method = _redirected(method, response.status_code)
+                    if method == "GET":
+                        json_body = None
+                    continue
+                body = _read(response, policy.max_response_bytes, deadline, timeout)
+                return FetchResult(
+                    response.status_code, str(current), response.headers.get("content-type", ""), body, redirects
+                )
+            finally:
+                response.close()
+
+
+def _url(text: str) -> httpx.URL:
+    try:
+        return httpx.URL(text)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise FetchError("http_url_invalid", f"{text[:200]!r} is not a valid URL.") from None
+
+
+def _param(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _read(response: httpx.Response, limit: int, deadline: float, timeout: float) -> bytes:
+    too_large = FetchError("http_response_too_large", f"The response is larger than {limit:,} bytes.")
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise FetchError("http_encoding_refused", f"Content-Encoding {encoding!r} is not accepted.")
+    # wbits 47: zlib or gzip framing, detected from the header.
+    inflater = zlib.decompressobj(47) if encoding not in ("identity", "") else None
+    body = bytearray()
+    try:
+        for chunk in response.iter_raw():
+            if inflater is not None:
+                chunk = inflater.decompress(chunk, limit + 1 - len(body))
+                if inflater.unconsumed_tail:
+                    raise too_large
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+            if time.monotonic() > deadline:
+                raise FetchError("http_timeout", f"The response did not arrive within {timeout:g} s.")
+    except httpx.TimeoutException:
+        raise FetchError("http_timeout", f"The response did not arrive within {timeout:g} s.") from None
+    except httpx.HTTPError as exc:
+        raise FetchError("http_failed", f"Reading the response failed: {exc}.") from None
+    except zlib.error:
+        raise FetchError("http_failed", "The response's compressed body is corrupt.") from None
+    return bytes(body)

@@ -1,0 +1,120 @@
+"""DIS business rules applied to tool calls.
+
+A rule on entity E applies to every call of a tool whose `entity` is E. The call's arguments
+that name fields of E are typed with the same AIP-160 field declarations the rule was
+validated against (`entity_filters`), so `amount > 10000` compares decimals whether the model
+sent `12000`, `12000.5` or `"12000"`; an argument that is not a value of its field's type is
+refused before any rule runs (the model sees why). Arguments that are not fields of E are not
+part of the record the rules see.
+
+`deny` blocks the call, `require_approval` asks a human first, `warn` records a warning.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
+from foundry.filtering.parser import Literal
+from foundry.manifests.validation import entity_filters
+
+ACTIONS = ("deny", "require_approval", "warn")
+
+
+class ArgumentError(ValueError):
+    """A tool-call argument that is not a value of its entity field's type."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    entity: str
+    when: str
+    then: str
+    message: str
+    compiled: CompiledFilter
+
+    def explain(self) -> str:
+        return f"rule {self.name!r}: {self.message}" if self.message else f"rule {self.name!r} ({self.when})"
+
+
+@dataclass
+class Verdict:
+    """What the rules say about one call."""
+
+    denied: list[Rule] = field(default_factory=list)
+    approval: list[Rule] = field(default_factory=list)
+    warnings: list[Rule] = field(default_factory=list)
+
+
+def _literal_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise TypeError
+
+
+class RuleBook:
+    """The rules of one DIS, compiled once per run, grouped by entity."""
+
+    def __init__(self, domain: Mapping):
+        spec = domain.get("spec") or {}
+        self.entities: dict[str, Mapping] = dict(spec.get("entities") or {})
+        self.filters: dict[str, FilterSpec] = {name: entity_filters(e) for name, e in self.entities.items()}
+        self.rules: dict[str, list[Rule]] = {}
+        for rule in spec.get("rules") or ():
+            entity = rule["entity"]
+            if entity not in self.filters:
+                raise ValueError(f"Rule {rule['name']!r} is on unknown entity {entity!r}.")
+            try:
+                compiled = self.filters[entity].compile(rule["when"])
+            except FilterError as exc:
+                raise ValueError(f"Rule {rule['name']!r} does not compile: {exc.message}") from exc
+            self.rules.setdefault(entity, []).append(
+                Rule(rule["name"], entity, rule["when"], rule["then"], rule.get("message") or "", compiled)
+            )
+
+    def record(self, entity: str, arguments: Mapping) -> dict:
+        """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
+        fields = self.filters[entity].fields
+        record = {}
+        for name, value in arguments.items():
+            declared = fields.get(name)
+            if declared is None:
+                continue
+            record[name] = None if value is None else self._coerce(name, declared, value)
+        return record
+
+    @staticmethod
+    def _coerce(name: str, declared, value):
+        try:
+            if isinstance(declared, ListField):
+                if not isinstance(value, list):
+                    raise ArgumentError(f"Argument {name!r} must be a list.")
+                return [declared.item.coerce(Literal(_literal_text(v), True, 0)) for v in value]
+            return declared.coerce(Literal(_literal_text(value), True, 0))
+        except FilterError as exc:
+            raise ArgumentError(f"Argument {name!r}: {exc.message}") from None
+        except TypeError:
+            raise ArgumentError(f"Argument {name!r} must be a single {declared.type_name} value.") from None
+
+    def review(self, entity: str | None, arguments: Mapping) -> Verdict:
+        """Apply the rules on `entity` to a call's arguments (ArgumentError for a wrongly typed one)."""
+        verdict = Verdict()
+        if entity is None or entity not in self.filters:
+            return verdict
+        record = self.record(entity, arguments)
+        for rule in self.rules.get(entity, ()):
+            try:
+                matched = rule.compiled.matches(record)
+            except (TypeError, ValueError):
+                matched = True  # a rule that cannot be evaluated fails closed
+            if matched:
+                {"deny": verdict.denied, "require_approval": verdict.approval, "warn": verdict.warnings}[
+                    rule.then
+                ].append(rule)
+        return verdict

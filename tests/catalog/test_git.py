@@ -1,0 +1,153 @@
+"""The git history: derived deterministically, cloned read-only over HTTP with a token."""
+
+import base64
+import subprocess
+import uuid
+
+import pytest
+from django_tenants.utils import schema_context
+
+from apps.catalog.history import history_build
+from apps.catalog.services import version_publish
+from apps.tenants.services import tenant_provision
+from apps.tokens.services import token_issue
+from tests.api.conftest import issue
+from tests.catalog.conftest import example, publish
+from tests.conftest import client_for, tenant_user
+
+
+def test_one_commit_per_version_with_its_author_message_and_tags(acme, finance):
+    changed = example("domains/finance.yaml").replace("    AP:", "    PO: Purchase order.\n    AP:")
+    publish(acme, changed, message="Add PO to the glossary", email="developer@acme.test")
+    with schema_context(acme.schema_name):
+        repo = history_build()
+        again = history_build()
+    head = repo.refs[b"refs/heads/main"]
+    assert head == again.refs[b"refs/heads/main"]  # same history, same commit ids
+    assert repo.refs.read_ref(b"HEAD") == b"ref: refs/heads/main"
+    tags = sorted(ref for ref in repo.refs.as_dict() if ref.startswith(b"refs/tags/"))
+    assert tags == [b"refs/tags/agent/invoice-triage/v1", b"refs/tags/dis/finance/v1", b"refs/tags/dis/finance/v2"]
+    commit = repo[head]
+    assert commit.author == b"developer@acme.test <developer@acme.test>"
+    assert commit.message.startswith(b"Add PO to the glossary\n\ndomain finance v2\n")
+    assert repo[repo.refs[b"refs/tags/dis/finance/v2"]].id == head
+    assert len(list(repo.get_walker(include=[head]))) == 3
+    _mode, blob = repo[commit.tree].lookup_path(repo.__getitem__, b"domains/finance.yaml")
+    assert repo[blob].data == changed.encode()
+    _mode, blob = repo[commit.tree].lookup_path(repo.__getitem__, b"agents/invoice-triage.yaml")
+    assert repo[blob].data == example("agents/invoice-triage.yaml").encode()
+
+
+def _git(acme, path: str, token: str | None = None, **extra):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return client_for(acme).get(f"/git/foundry.git/{path}", **headers, **extra)
+
+
+def test_the_git_endpoint_needs_a_token_of_this_tenant_that_may_read(acme, globex, finance):
+    anonymous = _git(acme, "info/refs?service=git-upload-pack")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"].startswith("Basic")
+    assert _git(acme, "info/refs?service=git-upload-pack", issue(globex)).status_code == 401
+    assert _git(acme, "info/refs?service=git-upload-pack", issue(acme, scopes=("run",))).status_code == 403
+    viewer = issue(acme, role="viewer", scopes=("read",))
+    response = _git(acme, "info/refs?service=git-upload-pack", viewer)
+    assert response.status_code == 200
+    assert response.content.startswith(b"001e# service=git-upload-pack\n0000")
+    basic = base64.b64encode(f"anyone:{viewer}".encode()).decode()
+    assert _git(acme, "info/refs?service=git-upload-pack", HTTP_AUTHORIZATION=f"Basic {basic}").status_code == 200
+    refused = _git(acme, "info/refs?service=git-receive-pack", viewer)
+    assert (refused.status_code, refused.content[:10]) == (403, b"read_only:")
+
+
+def test_malformed_git_requests_are_4xx(acme, finance):
+    token = issue(acme)
+    client = client_for(acme)
+    url = "/git/foundry.git/git-upload-pack"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.post(url, b"garbage", content_type="application/x-git-upload-pack-request", **auth).status_code == 400
+    assert client.post(url, b"0000", content_type="text/plain", **auth).status_code == 415
+    gzipped = client.post(
+        url, b"nope", content_type="application/x-git-upload-pack-request", HTTP_CONTENT_ENCODING="gzip", **auth
+    )
+    assert gzipped.status_code == 400
+    assert client.post("/git/foundry.git/git-receive-pack", b"", content_type="x", **auth).status_code == 403
+
+
+@pytest.fixture
+def published_tenant(fresh_tenant, django_db_blocker):
+    """A committed tenant with the example domain and agent published, and a read token."""
+    with django_db_blocker.unblock(), schema_context(fresh_tenant.schema_name):
+        owner = tenant_user(fresh_tenant, f"owner@{fresh_tenant.slug}.test")
+        version_publish(actor=owner, source=example("domains/finance.yaml"), message="Finance domain")
+        version_publish(actor=owner, source=example("agents/invoice-triage.yaml"), message="Triage agent")
+        token = token_issue(actor="test", name="git", role="viewer", scopes=["read"]).plaintext
+    return fresh_tenant, token
+
+
+def _clone(url: str, port: int, host: str, dest, *extra: str):
+    resolve = f"http.curloptResolve={host}:{port}:127.0.0.1"
+    return subprocess.run(
+        ["git", "-c", resolve, "clone", "--quiet", *extra, url, str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin", "HOME": str(dest.parent)},
+    )
+
+
+def test_git_clone_over_http_with_a_token(published_tenant, live_port, tmp_path, fresh_tenant):
+    tenant, token = published_tenant
+    host = f"{tenant.slug}.localhost"
+    url = f"http://git:{token}@{host}:{live_port}/git/foundry.git"
+    result = _clone(url, live_port, host, tmp_path / "history")
+    assert result.returncode == 0, result.stderr
+    log = subprocess.run(
+        ["git", "-C", str(tmp_path / "history"), "log", "--format=%an|%s"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert log == [f"owner@{tenant.slug}.test|Triage agent", f"owner@{tenant.slug}.test|Finance domain"]
+    tags = subprocess.run(["git", "-C", str(tmp_path / "history"), "tag"], capture_output=True, text=True).stdout
+    assert tags.split() == ["agent/invoice-triage/v1", "dis/finance/v1"]
+    assert (tmp_path / "history" / "domains" / "finance.yaml").read_text() == example("domains/finance.yaml")
+
+    # no token, a wrong token, and pushing are all refused
+    anonymous = _clone(f"http://{host}:{live_port}/git/foundry.git", live_port, host, tmp_path / "anon")
+    assert anonymous.returncode != 0
+    assert "Authentication failed" in anonymous.stderr or "could not read Username" in anonymous.stderr
+    wrong = _clone(url.replace(token, token[:-4] + "AAAA"), live_port, host, tmp_path / "wrong")
+    assert wrong.returncode != 0
+    push = subprocess.run(
+        [
+            "git",
+            "-c",
+            f"http.curloptResolve={host}:{live_port}:127.0.0.1",
+            "-C",
+            str(tmp_path / "history"),
+            "push",
+            "origin",
+            "HEAD:refs/heads/evil",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
+    )
+    assert push.returncode != 0
+
+
+def test_git_clone_of_another_tenant_with_my_token_fails(published_tenant, live_port, tmp_path, django_db_blocker):
+    tenant, _token = published_tenant
+    slug = f"g{uuid.uuid4().hex[:10]}"
+    with django_db_blocker.unblock():
+        other = tenant_provision(slug=slug, name=f"Other {slug}", owner_email=f"owner@{slug}.test").tenant
+        with schema_context(other.schema_name):
+            other_token = token_issue(actor="test", name="git", role="owner", scopes=["read"]).plaintext
+    host = f"{tenant.slug}.localhost"
+    result = _clone(f"http://git:{other_token}@{host}:{live_port}/git/foundry.git", live_port, host, tmp_path / "x")
+    assert result.returncode != 0
+    assert not (tmp_path / "x" / "domains").exists()
+    # and the other tenant's own repository is empty of this tenant's history
+    other_host = f"{slug}.localhost"
+    own = _clone(
+        f"http://git:{other_token}@{other_host}:{live_port}/git/foundry.git", live_port, other_host, tmp_path / "own"
+    )
+    assert own.returncode == 0, own.stderr
+    assert not (tmp_path / "own" / "domains").exists()

@@ -1,0 +1,149 @@
+"""The manifest's tools as they run: dis_query from the DIS, http through the network policy, subagent."""
+
+import json
+
+import pytest
+
+from foundry.runtime.network import NetworkPolicy
+from foundry.runtime.tools import Toolbox, ToolError, ToolOptions
+from tests.runtime.conftest import agent, reply
+
+LOOPBACK = ToolOptions(network=NetworkPolicy(allow_private=True))
+
+
+def _error(toolbox: Toolbox, name: str, arguments: dict, code: str) -> ToolError:
+    with pytest.raises(ToolError) as info:
+        toolbox.run(toolbox.get(name), arguments, timeout=5)
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+def test_dis_query_answers_with_the_entity_its_relationships_rules_and_matching_glossary(invoice_triage, finance):
+    toolbox = Toolbox(invoice_triage, finance)
+    answer = json.loads(
+        toolbox.run(toolbox.get("find_invoices"), {"question": "Is this an AP invoice or not?"}, timeout=5)
+    )
+    assert answer["domain"] == {"name": "finance", "version": 1}
+    assert answer["entity"] == "invoice" and answer["key"] == "id"
+    assert answer["fields"]["amount"] == {"type": "decimal", "required": True}
+    assert [r["name"] for r in answer["relationships"]] == ["billed_by", "settles"]
+    assert answer["rules"] == [
+        {
+            "name": "large-invoice-needs-approval",
+            "when": "amount > 10000",
+            "then": "require_approval",
+            "message": "Invoices above 10,000 need a human approver.",
+        }
+    ]
+    assert list(answer["glossary"]) == ["AP"]  # "three-way match" is not in the question
+    assert "no data records" in answer["note"]
+
+
+def test_dis_query_glossary_matches_whole_words_only(invoice_triage, finance):
+    toolbox = Toolbox(invoice_triage, finance)
+    answer = json.loads(toolbox.run(toolbox.get("find_vendors"), {"question": "apple"}, timeout=5))
+    assert answer["glossary"] == {}
+    assert [r["name"] for r in answer["rules"]] == ["no-payment-to-high-risk-vendor"]
+
+
+def test_dis_query_checks_its_filter_against_the_entity(invoice_triage, finance):
+    toolbox = Toolbox(invoice_triage, finance)
+    ok = json.loads(toolbox.run(toolbox.get("find_invoices"), {"filter": 'id = "INV-1001"'}, timeout=5))
+    assert ok["filter"] == 'id = "INV-1001"'
+    error = _error(toolbox, "find_invoices", {"filter": "colour = red"}, "dis_filter_invalid")
+    assert "position 0" in error.message and "colour" in error.message
+
+
+def test_dis_query_refuses_unknown_and_mistyped_arguments(invoice_triage, finance):
+    toolbox = Toolbox(invoice_triage, finance)
+    assert "sql" in _error(toolbox, "find_invoices", {"sql": "drop"}, "tool_argument_unknown").message
+    _error(toolbox, "find_invoices", {"question": 3}, "tool_argument_invalid")
+
+
+def test_the_http_tool_fills_its_url_template_and_sends_the_rest_as_query(invoice_triage, finance, server):
+    server.routes["/v1/companies/a%2Fb%20c"] = reply(body=b'{"name": "ACME"}')
+    tools = [
+        {
+            "name": "registry",
+            "type": "http",
+            "description": "Registry.",
+            "url": server.origin + "/v1/companies/{id}",
+            "hosts": ["127.0.0.1"],
+        }
+    ]
+    toolbox = Toolbox(agent(invoice_triage, tools=tools, approvals={}), finance, LOOPBACK)
+    assert toolbox.get("registry").spec.parameters["required"] == ["id"]
+    result = json.loads(toolbox.run(toolbox.get("registry"), {"id": "a/b c", "lang": "en"}, timeout=5))
+    assert result == {
+        "status": 200,
+        "url": server.origin + "/v1/companies/a%2Fb%20c?lang=en",
+        "content_type": "application/json",
+        "body": {"name": "ACME"},
+    }
+    assert server.requests[0]["query"] == "lang=en"
+
+
+def test_the_http_tool_posts_the_other_arguments_as_json(invoice_triage, finance, server):
+    server.routes["/pay"] = reply(201, body=b"queued", content_type="text/plain")
+    tools = [
+        {
+            "name": "pay",
+            "type": "http",
+            "description": "Pay.",
+            "method": "POST",
+            "url": server.origin + "/pay",
+            "hosts": ["127.0.0.1"],
+        }
+    ]
+    toolbox = Toolbox(agent(invoice_triage, tools=tools, approvals={}), finance, LOOPBACK)
+    result = json.loads(toolbox.run(toolbox.get("pay"), {"invoice": "INV-1", "amount": 10}, timeout=5))
+    assert (result["status"], result["body"]) == (201, "queued")
+    assert json.loads(server.requests[0]["body"]) == {"invoice": "INV-1", "amount": 10}
+
+
+def test_the_http_tool_reports_missing_arguments_errors_and_refusals(invoice_triage, finance, server):
+    server.routes["/v1/companies/x"] = reply(404, body=b'{"error": "not found"}')
+    tools = [
+        {
+            "name": "registry",
+            "type": "http",
+            "description": "Registry.",
+            "url": server.origin + "/v1/companies/{id}",
+            "hosts": ["127.0.0.1"],
+        }
+    ]
+    manifest = agent(invoice_triage, tools=tools, approvals={})
+    _error(Toolbox(manifest, finance, LOOPBACK), "registry", {}, "tool_argument_missing")
+    _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": ".."}, "tool_argument_invalid")
+    _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": ["a"]}, "tool_argument_invalid")
+    error = _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": "x"}, "http_status")
+    assert json.loads(error.message)["status"] == 404
+    assert [r["path"] for r in server.requests] == ["/v1/companies/x"]  # the refused calls sent nothing
+    _error(Toolbox(manifest, finance), "registry", {"id": "x"}, "http_address_refused")  # default policy
+
+
+def test_a_subagent_needs_a_server(invoice_triage, finance):
+    tools = [{"name": "ask_ap", "type": "subagent", "description": "Ask AP.", "agent": "ap-desk"}]
+    manifest = agent(invoice_triage, tools=tools, approvals={})
+    error = _error(Toolbox(manifest, finance), "ask_ap", {"input": "Hello"}, "subagent_unavailable")
+    assert "Sub-agents need a Foundry server" in error.message and "'ap-desk'" in error.message
+    _error(Toolbox(manifest, finance), "ask_ap", {}, "tool_argument_missing")
+
+
+def test_a_subagent_runs_through_the_injected_runner(invoice_triage, finance):
+    calls = []
+
+    def runner(agent_name, text, timeout):
+        calls.append((agent_name, text))
+        return "child says hi"
+
+    tools = [{"name": "ask_ap", "type": "subagent", "description": "Ask AP.", "agent": "ap-desk"}]
+    toolbox = Toolbox(agent(invoice_triage, tools=tools, approvals={}), finance, ToolOptions(subagent=runner))
+    assert toolbox.run(toolbox.get("ask_ap"), {"input": "Hello"}, timeout=5) == "child says hi"
+    assert calls == [("ap-desk", "Hello")]
+
+
+def test_an_unknown_tool_is_a_tool_error(invoice_triage, finance):
+    with pytest.raises(ToolError) as info:
+        Toolbox(invoice_triage, finance).get("nope")
+    assert info.value.code == "tool_unknown"
