@@ -362,17 +362,21 @@ def _kind_views(kind: str, plural: str) -> dict[str, type]:
 class DeployApi(TenantAPIView):
     access = {"POST": (Permission.AGENTS_DEPLOY, Scope.WRITE)}
 
-    @extend_schema(operation_id="agents_deploy", request=DeployInput, responses=DeploymentOutput)
+    @extend_schema(
+        operation_id="agents_deploy",
+        request=DeployInput,
+        responses={201: DeploymentOutput, 200: DeploymentOutput},
+        description="Make a version live: 201 with the new deployment, or 200 with the live one if it already is.",
+    )
     def post(self, request: Request, name: str) -> Response:
         data = DeployInput(data=request.data)
         data.is_valid(raise_exception=True)
+        document = _document(Kind.AGENT, name)
+        live_before = document.live_id
         deployment = agent_deploy(
-            actor=request.user,
-            document=_document(Kind.AGENT, name),
-            number=data.validated_data["version"],
-            request=request,
+            actor=request.user, document=document, number=data.validated_data["version"], request=request
         )
-        return Response(DeploymentOutput(deployment).data)
+        return Response(DeploymentOutput(deployment).data, status=200 if deployment.pk == live_before else 201)
 
 
 class MigrateApi(TenantAPIView):

@@ -171,7 +171,8 @@ def test_deploy_then_migrate_to_a_newer_domain(acme, acme_dev):
     post(acme_dev, "domains", {"content": FINANCE})
     post(acme_dev, "agents", {"content": TRIAGE})
     deployed = post(acme_dev, "agents/invoice-triage/deploy", {"version": 1})
-    assert deployed.status_code == 200, deployed.content
+    assert deployed.status_code == 201, deployed.content
+    assert post(acme_dev, "agents/invoice-triage/deploy", {"version": 1}).status_code == 200  # already live
     assert deployed.json()["domain"] == {"name": "finance", "version": 1}
     assert deployed.json()["domain_outdated"] is False
 

@@ -1,0 +1,196 @@
+"""The `forge` command: click wiring, shared options, and the one place every failure is turned into
+a one-line reason and an exit code — 0 ok, 1 invalid (problems, failing tests, a refused publish),
+2 usage or connection error. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from foundry.forge import __version__
+from foundry.forge.commands import deploy_documents, diff_documents, run_manifest_tests, validate_documents
+from foundry.forge.errors import USAGE, ForgeError
+from foundry.forge.output import Output
+from foundry.forge.refs import fetch, parse_ref
+from foundry.manifests import PROVIDERS
+
+if TYPE_CHECKING:
+    from foundry.forge.client import Client
+
+URL_ENV, TOKEN_ENV = "FOUNDRY_URL", "FOUNDRY_TOKEN"
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str | None
+    token: str | None
+    out: Output
+
+    @property
+    def online(self) -> bool:
+        return bool(self.url)
+
+    def client(self, why: str) -> Client:
+        if not self.url:
+            raise ForgeError("url_missing", f"{why} needs a server: --url or {URL_ENV}.")
+        if not self.token:
+            raise ForgeError("token_missing", f"{why} needs an API token: --token or {TOKEN_ENV}.")
+        from foundry.forge.client import Client  # httpx is loaded only by commands that go online
+
+        return Client(self.url, self.token)
+
+
+def _shared(command):
+    """--url, --token and --json, accepted before the command name (`forge --json validate`) or after."""
+    command = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")(command)
+    command = click.option("--token", metavar="TOKEN", help=f"API token of the tenant [env: {TOKEN_ENV}].")(command)
+    return click.option("--url", metavar="URL", help=f"Tenant URL, e.g. https://acme.example [env: {URL_ENV}].")(
+        command
+    )
+
+
+def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> Settings:
+    outer = ctx.find_root().params
+    url = url or outer.get("url") or os.environ.get(URL_ENV) or None
+    token = token or outer.get("token") or os.environ.get(TOKEN_ENV) or None
+    return Settings(url, token, Output(as_json or bool(outer.get("as_json"))))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="forge")
+@_shared
+def forge(url, token, as_json) -> None:
+    """Validate, diff, test, deploy and pull Agent Foundry domains (DIS) and agent manifests."""
+
+
+@forge.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@_shared
+@click.pass_context
+def validate(ctx, paths, url, token, as_json) -> int:
+    """Validate YAML files, or every *.yaml/*.yml under folders.
+
+    Offline: agents are checked against the domain files given alongside them. With --url (the
+    token may come from FOUNDRY_TOKEN) each file is validated by the server instead, against the
+    tenant's published domains. FOUNDRY_URL alone does not make it go online: a domain and the agent
+    pinning its next version validate offline before they are deployed together.
+    """
+    settings = _settings(ctx, url, token, as_json)
+    explicit = url or ctx.find_root().params.get("url")
+    client = settings.client("Validating against a server") if explicit else None
+    return validate_documents(list(paths), settings.out, client)
+
+
+@forge.command()
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="B")
+@_shared
+@click.pass_context
+def diff(ctx, old, new, url, token, as_json) -> int:
+    """Show what changed from A to B: structural changes, then the unified diff.
+
+    A and B are files or published versions, [domain:|agent:]NAME@VERSION (VERSION may be `latest`),
+    which need --url and --token.
+    """
+    settings = _settings(ctx, url, token, as_json)
+    return diff_documents(old, new, settings.out, lambda: settings.client("Comparing published versions"))
+
+
+@forge.command("test")
+@click.argument("manifest", metavar="MANIFEST")
+@click.option("--domain", "domain_files", multiple=True, metavar="FILE", help="Domain file(s) to find the pin in.")
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default="scripted",
+    show_default=True,
+    help="Model provider for the run (a real one needs its credentials).",
+)
+@click.option("--test", "names", multiple=True, metavar="NAME", help="Run only this test (repeatable).")
+@_shared
+@click.pass_context
+def test_command(ctx, manifest, domain_files, provider, names, url, token, as_json) -> int:
+    """Run an agent manifest's sandbox tests locally, through the agent runtime.
+
+    The pinned domain is taken from --domain files, else ../domains/NAME.yaml next to the manifest's
+    folder, else from the server (--url and --token), which is the only way its version is checked.
+    """
+    settings = _settings(ctx, url, token, as_json)
+    server = (lambda: settings.client("Fetching the pinned domain")) if settings.online else None
+    return run_manifest_tests(manifest, list(domain_files), provider, list(names), settings.out, server)
+
+
+@forge.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("-m", "--message", help="Version message for every document published.")
+@_shared
+@click.pass_context
+def deploy(ctx, paths, message, url, token, as_json) -> int:
+    """Publish domains, then agents, and deploy each agent's published version.
+
+    Everything is validated locally first; nothing is sent if a file has problems.
+    """
+    settings = _settings(ctx, url, token, as_json)
+    client = settings.client("Deploying")
+    return deploy_documents(list(paths), message, settings.out, client)
+
+
+@forge.command()
+@click.argument("ref", metavar="[domain:|agent:]NAME@VERSION")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the YAML here (default: stdout).")
+@_shared
+@click.pass_context
+def pull(ctx, ref, output, url, token, as_json) -> int:
+    """Fetch the YAML source of a published version, byte for byte."""
+    settings = _settings(ctx, url, token, as_json)
+    parsed = parse_ref(ref)
+    if parsed is None:
+        raise click.BadParameter(f"{ref!r}: write NAME@VERSION, e.g. invoice-triage@3 or domain:finance@latest.")
+    with settings.client("Pulling") as client:
+        version = fetch(client, parsed)
+    label = f"{version['kind']} {version['name']} v{version['number']}"
+    if output:
+        try:
+            Path(output).write_bytes(version["source"].encode())
+        except OSError as exc:
+            raise ForgeError("file_unwritable", f"Cannot write {output}: {exc.strerror or exc}.") from None
+        settings.out.say(f"wrote {label} to {output}")
+    elif not settings.out.json:
+        sys.stdout.buffer.write(version["source"].encode())
+        sys.stdout.flush()
+    body = {key: version.get(key) for key in ("kind", "name", "number", "digest", "message", "created_at")}
+    settings.out.document({**body, "file": output} if output else {**body, "source": version["source"]})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    out = Output("--json" in args)
+    try:
+        result = forge.main(args=args, prog_name="forge", standalone_mode=False)
+    except ForgeError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except click.ClickException as exc:
+        if out.json:
+            out.error(ForgeError("usage", exc.format_message()))
+        else:
+            exc.show()
+        return USAGE
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("forge: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`forge pull x | head`): nothing left to say, and no error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return USAGE
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        out.error(ForgeError("internal_error", f"Unexpected {type(exc).__name__}: {exc}"))
+        return USAGE
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,158 @@
+"""The REST API of one tenant host, as forge uses it: httpx wrapped thinly, errors made plain.
+
+Every failure becomes a ForgeError with one line to print: unreachable server, refused token,
+server fault (exit 2), or an ApiError for any other 4xx, which the command interprets.
+"""
+
+import time
+
+import httpx
+
+from foundry.forge import __version__
+from foundry.forge.errors import ApiError, ForgeError
+
+TIMEOUT_SECONDS = 30.0
+_RATE_LIMIT_RETRIES = 2
+_RATE_LIMIT_MAX_WAIT = 5.0  # seconds; a longer Retry-After is reported instead of waited for
+
+
+class _LoopbackTransport(httpx.BaseTransport):
+    """Connects to 127.0.0.1 for `*.localhost` hosts, keeping the Host header and SNI name.
+
+    RFC 6761 §6.3 makes every `.localhost` name loopback, but glibc resolves only `localhost`
+    itself, so `http://acme.localhost:8000` (the development tenant address) would not resolve.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport):
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host.endswith(".localhost"):
+            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.url = request.url.copy_with(host="127.0.0.1")
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def base_url(url: str) -> str:
+    """The server's root URL, checked: http(s), a host, no query; a trailing /api/v1 is dropped."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ForgeError("url_invalid", f"--url {url!r} is not a URL ({exc}).") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.query or parsed.fragment:
+        raise ForgeError("url_invalid", f"--url {url!r}: write it like https://acme.foundry.example.")
+    root = str(parsed.copy_with(path=parsed.path.rstrip("/").removesuffix("/api/v1")))
+    return root.rstrip("/")
+
+
+class Client:
+    """One tenant's API with one token. Paths are relative to /api/v1/."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_SECONDS, transport=None):
+        if not token or not token.strip():
+            raise ForgeError("token_missing", "An API token is needed: --token or FOUNDRY_TOKEN.")
+        self.url = base_url(url)
+        self._timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.url + "/api/v1/",
+            headers={
+                "Authorization": f"Bearer {token.strip()}",
+                "User-Agent": f"forge/{__version__}",
+                "Accept": "application/json",
+            },
+            timeout=timeout,
+            transport=_LoopbackTransport(transport or httpx.HTTPTransport()),
+        )
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._http.close()
+
+    # --- the endpoints forge uses ------------------------------------------------------------
+
+    def validate(self, content: str, filename: str) -> dict:
+        return self.call("POST", "validate", json={"content": content, "filename": filename})
+
+    def publish(self, kind: str, content: str, filename: str, message: str | None) -> tuple[int, dict]:
+        body = {"content": content, "filename": filename}
+        if message:
+            body["message"] = message
+        return self.call_status("POST", f"{kind}s", json=body)
+
+    def document(self, kind: str, name: str) -> dict:
+        return self.call("GET", f"{kind}s/{name}")
+
+    def version(self, kind: str, name: str, number: int) -> dict:
+        return self.call("GET", f"{kind}s/{name}/versions/{number}")
+
+    def diff(self, kind: str, name: str, old: int, new: int) -> dict:
+        return self.call("GET", f"{kind}s/{name}/diff", params={"from": old, "to": new})
+
+    def deploy(self, name: str, number: int) -> tuple[int, dict]:
+        """(201 deployed now | 200 already live, the deployment)."""
+        return self.call_status("POST", f"agents/{name}/deploy", json={"version": number})
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        return self.call_status(method, path, **kwargs)[1]
+
+    def call_status(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
+        """(status, JSON body) of a 2xx answer; any other answer raises."""
+        for attempt in range(_RATE_LIMIT_RETRIES + 1):
+            response = self._send(method, path, **kwargs)
+            wait = _retry_after(response)
+            if response.status_code != 429 or attempt == _RATE_LIMIT_RETRIES or wait > _RATE_LIMIT_MAX_WAIT:
+                break
+            time.sleep(wait)
+        return response.status_code, self._body(response)
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ForgeError("timeout", f"{self.url} did not answer within {self._timeout:g} s.") from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ForgeError("connection_failed", f"Cannot reach {self.url}: {reason}.") from None
+
+    def _body(self, response: httpx.Response) -> dict:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+        if 200 <= status < 300 and isinstance(body, dict):
+            return body
+        if body is None or (status >= 300 and error is None):
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise ForgeError(
+                "unexpected_response",
+                f"{self.url} answered {status} with {kind} to {response.request.method} {response.request.url.path}"
+                " — is this a Foundry tenant URL?",
+            )
+        code, message = str(error.get("code", "error")), str(error.get("message", "")).strip()
+        if status == 401:
+            raise ForgeError("unauthenticated", f"{self.url} refused the token: {message or code}")
+        if status == 403:
+            raise ForgeError("permission_denied", f"{self.url} refused: {message or code}")
+        if status == 429:
+            wait = _retry_after(response)
+            raise ForgeError("rate_limited", f"{self.url} is rate limiting this token; retry in {wait:g} s.")
+        if status >= 500:
+            raise ForgeError("server_error", f"{self.url} failed ({status} {code}): {message}")
+        raise ApiError(status, code, message or code, details=error.get("details"))
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,141 @@
+"""Documents on disk: which files a command means, reading them, and validating them together offline.
+
+Offline, the agents' DIS pins resolve to the domain documents given alongside them, by name: a
+file has no version number, so the pinned version cannot be checked without a server.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foundry.forge.errors import ForgeError
+from foundry.manifests import Resolution, Validated, validate
+
+SUFFIXES = (".yaml", ".yml")
+VERSION_NOT_CHECKED = "Offline, an agent's pinned domain version is not checked: the domain file of that name is used."
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str  # as the user will read it in messages
+    content: bytes
+
+
+def collect(paths: list[str]) -> list[str]:
+    """Files named, and *.yaml / *.yml under folders named (recursively, hidden folders skipped)."""
+    files: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise ForgeError("no_documents", f"{given}: no *.yaml or *.yml files in this folder.")
+            files.extend(str(p) for p in found)
+        else:
+            files.append(given)
+    return list(dict.fromkeys(files))
+
+
+def read(path: str) -> Source:
+    try:
+        return Source(path, Path(path).read_bytes())
+    except OSError as exc:
+        raise ForgeError("file_unreadable", f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def read_all(paths: list[str]) -> list[Source]:
+    return [read(path) for path in collect(paths)]
+
+
+@dataclass
+class Batch:
+    """The outcome of validating files together: one Validated per file, plus notes for the reader."""
+
+    results: list[Validated]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def problems(self) -> list:
+        return [p for r in self.results for p in r.problems]
+
+
+def pin_of(result: Validated) -> tuple[str, int] | None:
+    pin = (result.data or {}).get("spec", {})
+    pin = pin.get("domain") if isinstance(pin, dict) else None
+    if isinstance(pin, dict) and isinstance(pin.get("name"), str) and type(pin.get("version")) is int:
+        return pin["name"], pin["version"]
+    return None
+
+
+def resolve_by_name(domains: dict[str, dict]):
+    """A resolver that answers a pin with the domain document of that name, whatever the version."""
+
+    def resolve(name: str, version: int) -> Resolution:
+        if name in domains:
+            return Resolution(domains[name])
+        return Resolution(code="dis_not_found", message=f"No domain {name!r} among the files given.")
+
+    return resolve
+
+
+def validate_offline(sources: list[Source]) -> Batch:
+    """Validate files together: every file, then again each agent whose pinned domain is among them."""
+    results = [validate(s.content, s.path) for s in sources]
+    _flag_duplicates(results)
+    domains = {r.name: r.data for r in results if r.kind == "domain" and r.name}
+    resolver = resolve_by_name(domains)
+    batch = Batch(results)
+    for i, result in enumerate(results):
+        pin = pin_of(result) if result.kind == "agent" else None
+        if pin is None:
+            continue
+        if pin[0] in domains:
+            extra = [p for p in result.problems if p.code == "duplicate_document"]
+            results[i] = validate(sources[i].content, sources[i].path, domains=resolver)
+            results[i].problems.extend(extra)
+            if VERSION_NOT_CHECKED not in batch.notes:
+                batch.notes.append(VERSION_NOT_CHECKED)
+        else:
+            batch.notes.append(
+                f"{result.file}: domain {pin[0]!r} is not among the files given, so the tools' entities were not "
+                "checked (give its file too, or validate against a server with --url)."
+            )
+    return batch
+
+
+def _flag_duplicates(results: list[Validated]) -> None:
+    """Two files defining the same domain or agent: ambiguous offline, and two versions on deploy."""
+    first: dict[tuple[str, str], str] = {}
+    for result in results:
+        if not (result.kind and result.name):
+            continue
+        key = (result.kind, result.name)
+        if key not in first:
+            first[key] = result.file
+            continue
+        result.problems.append(
+            result.loaded.problem(
+                "duplicate_document",
+                f"The {result.kind} {result.name!r} is also defined in {first[key]}; give each document once.",
+                ("metadata", "name"),
+            )
+        )
+
+
+def domain_near(manifest: str, name: str) -> str | None:
+    """The domain file laid out as in examples/: ../domains/<name>.yaml next to agents/, or beside it."""
+    folder = Path(manifest).parent
+    for where in (folder.parent / "domains", folder):
+        for suffix in SUFFIXES:
+            candidate = where / f"{name}{suffix}"
+            if candidate.is_file() and not candidate.samefile(manifest):
+                return str(candidate)
+    return None

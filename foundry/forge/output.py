@@ -1,0 +1,44 @@
+"""Where forge writes: results on stdout (lines for people, or one JSON document), the rest on stderr."""
+
+import json
+import sys
+
+import click
+
+from foundry.forge.errors import ForgeError
+
+
+class Output:
+    def __init__(self, as_json: bool = False):
+        self.json = as_json
+
+    def say(self, text: str = "") -> None:
+        """A line of the human result (stdout, at once: it is also the progress of long commands)."""
+        if not self.json:
+            click.echo(text)
+            sys.stdout.flush()
+
+    def step(self, text: str) -> None:
+        """Progress of a long command: with the result on stdout, or on stderr under --json."""
+        if self.json:
+            click.echo(text, err=True)
+        else:
+            self.say(text)
+
+    def note(self, text: str) -> None:
+        """Something the reader should know that is not a failure (stderr; in the document under --json)."""
+        if not self.json:
+            click.echo(f"note: {text}", err=True)
+
+    def document(self, data: dict) -> None:
+        if self.json:
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+    def problems(self, problems) -> None:
+        for problem in problems:
+            self.say(str(problem))
+
+    def error(self, error: ForgeError) -> None:
+        click.echo(f"forge: error: {error.message}", err=True)
+        if self.json:
+            click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=False, default=str))
