@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 import click
 
 from foundry.forge import __version__
-from foundry.forge.commands import deploy_documents, diff_documents, run_manifest_tests, validate_documents
+from foundry.forge.commands import (
+    deploy_documents,
+    diff_documents,
+    migrate_agent,
+    run_manifest_tests,
+    validate_documents,
+)
 from foundry.forge.errors import USAGE, ForgeError
 from foundry.forge.output import Output
 from foundry.forge.refs import fetch, parse_ref
@@ -139,6 +145,21 @@ def deploy(ctx, paths, message, url, token, as_json) -> int:
     settings = _settings(ctx, url, token, as_json)
     client = settings.client("Deploying")
     return deploy_documents(list(paths), message, settings.out, client)
+
+
+@forge.command()
+@click.argument("name", metavar="AGENT")
+@click.option("--domain-version", type=click.IntRange(1, 2**31 - 1), help="Default: the domain's latest version.")
+@_shared
+@click.pass_context
+def migrate(ctx, name, domain_version, url, token, as_json) -> int:
+    """Re-pin a deployed agent to a newer version of its domain and redeploy it.
+
+    Nothing changes if the manifest is not valid against that version: its problems are listed.
+    """
+    settings = _settings(ctx, url, token, as_json)
+    with settings.client("Migrating") as client:
+        return migrate_agent(name, domain_version, settings.out, client)
 
 
 @forge.command()

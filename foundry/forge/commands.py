@@ -271,9 +271,16 @@ def deployed_line(deployment: dict, *, created: bool = True) -> str:
     return f"agent {deployment['agent']} v{deployment['version']} {state} ({pin})"
 
 
+def _server_problems(exc: ApiError, where: str) -> list[Problem]:
+    """The problems a 422 `document_invalid` lists (none for other refusals)."""
+    if not isinstance(exc.details, list):
+        return []
+    return [_problem(p, where) for p in exc.details if isinstance(p, dict)]
+
+
 def _refused(exc: ApiError, where: str, report: dict, out: Output) -> int:
     """The server refused a publish or deploy: say which, with its problems, and what already went."""
-    problems = [_problem(p, where) for p in exc.details if isinstance(p, dict)] if isinstance(exc.details, list) else []
+    problems = _server_problems(exc, where)
     out.problems(problems)
     out.say(f"{where}: refused by the server: {exc.message} ({exc.code})")
     if report["published"]:
@@ -404,3 +411,30 @@ def outcome_lines(outcome) -> str:
     lines = [f"{verdict} {outcome.name} ({outcome.steps} steps, {outcome.duration_ms:.0f} ms)"]
     lines += [f"    {failure}" for failure in outcome.failures]
     return "\n".join(lines)
+
+
+# --- migrate ----------------------------------------------------------------------------------
+
+
+def migrate_agent(name: str, domain_version: int | None, out: Output, client: Client) -> int:
+    """Re-pin a deployed agent to a newer domain version and redeploy it, if it is valid there."""
+    body = {"domain_version": domain_version} if domain_version else {}
+    where = f"agent {name}"
+    try:
+        migration = client.call("POST", f"agents/{name}/migrate", json=body)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        problems = _server_problems(exc, where)
+        out.problems(problems)
+        out.say(f"{where}: not migrated: {exc.message} ({exc.code})")
+        out.document({"ok": False, "error": exc.as_dict()["error"]})
+        return INVALID
+    deployment = migration["deployment"]
+    pin = deployment["domain"]
+    if migration["changed"]:
+        out.step(deployed_line(deployment))
+    else:
+        out.step(f"agent {name} v{deployment['version']} already pins {pin['name']} v{pin['version']}")
+    out.document({"ok": True, **migration})
+    return 0

@@ -136,3 +136,21 @@ def test_deploy_needs_a_server_and_a_token():
     ran = forge("deploy", "examples/", "--url", "ftp://acme", "--token", "t")
     assert ran.code == 2
     assert ran.err == "forge: error: --url 'ftp://acme': write it like https://acme.foundry.example.\n"
+
+
+def test_migrate_repins_the_live_agent_only_when_it_stays_valid(server, workspace):
+    assert server.forge("deploy", "domains/", "agents/", cwd=workspace).code == 0
+    server.publish("domain", FINANCE.replace("        received_on: {type: date}\n", ""))
+    ran = server.forge("migrate", "triage")
+    assert (ran.code, ran.lines) == (0, ["agent triage v2 deployed (pins finance v2)"])
+    assert server.api("GET", "agents/triage").json()["live"]["version"] == 2
+    again = server.forge("migrate", "triage")
+    assert (again.code, again.lines) == (0, ["agent triage v2 already pins finance v2"])
+
+    server.publish("domain", FINANCE.replace("    invoice:", "    bill:").replace("entity: invoice", "entity: bill"))
+    broken = server.forge("migrate", "triage", "--domain-version", "3")
+    assert broken.code == 1
+    assert broken.lines[0].startswith("agents/triage.yaml:17:15: dis_unknown_entity:")
+    assert "not migrated" in broken.lines[-1]
+    assert server.api("GET", "agents/triage").json()["live"]["version"] == 2
+    assert server.forge("migrate", "nobody").code == 2
