@@ -5,6 +5,10 @@ production deployment refuses to start without its own secret key. Every variabl
 README.md ("Configuration").
 """
 
+import base64
+import binascii
+import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -65,6 +69,8 @@ TENANT_APPS = [
     "apps.audit",
     "apps.tokens",
     "apps.catalog",
+    "apps.providers",
+    "apps.runs",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -180,6 +186,84 @@ FOUNDRY_LOGIN_RATE_PER_ACCOUNT = env.str("FOUNDRY_LOGIN_RATE_PER_ACCOUNT", defau
 FOUNDRY_LOGIN_RATE_PER_IP = env.str("FOUNDRY_LOGIN_RATE_PER_IP", default="30/m")
 RATELIMIT_VIEW = "apps.accounts.views.login_throttled"
 
+
+# --- Provider credentials (apps.providers, docs/providers.md) ------------------------------
+def _fernet_keys(values: list[str]) -> list[str]:
+    """Fernet keys (URL-safe base64 of 32 bytes); padding may be left off, as bin/dev writes them."""
+    keys = []
+    for number, value in enumerate(v.strip() for v in values if v.strip()):
+        key = value + "=" * (-len(value) % 4)
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"FOUNDRY_ENCRYPTION_KEYS: key {number + 1} is not a Fernet key (URL-safe base64 of 32 bytes)."
+            )
+        keys.append(key)
+    return keys
+
+
+# Comma-separated: the first key encrypts, every key decrypts. Rotation: put a new key first,
+# run `manage.py rotate_encryption_keys`, then remove the old one.
+FOUNDRY_ENCRYPTION_KEYS = _fernet_keys(env.list("FOUNDRY_ENCRYPTION_KEYS", default=[]))
+if not FOUNDRY_ENCRYPTION_KEYS and DEBUG:
+    # Development only (like the secret key above): derived, so credentials survive restarts.
+    _derived = hashlib.sha256(b"foundry-encryption-keys:" + SECRET_KEY.encode()).digest()
+    FOUNDRY_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
+# Provider base URLs reach public addresses only, unless listed here (CIDRs, e.g. a self-hosted
+# vLLM or Ollama at 10.0.0.0/8). Link-local cloud metadata stays refused unless listed.
+try:
+    FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(n.strip(), strict=False)
+        for n in env.list("FOUNDRY_PROVIDER_ALLOWED_NETWORKS", default=[])
+        if n.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FOUNDRY_PROVIDER_ALLOWED_NETWORKS: {exc}") from None
+FOUNDRY_PROVIDER_TIMEOUT_SECONDS = env.float("FOUNDRY_PROVIDER_TIMEOUT_SECONDS", default=120.0)
+FOUNDRY_PROVIDER_MAX_RETRIES = env.int("FOUNDRY_PROVIDER_MAX_RETRIES", default=2)
+if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIES <= 10:
+    raise ImproperlyConfigured("FOUNDRY_PROVIDER_TIMEOUT_SECONDS must be > 0 and FOUNDRY_PROVIDER_MAX_RETRIES 0-10.")
+
+# --- Agent runs (apps.runs, docs/runs.md) --------------------------------------------------
+# The Celery queue runs are sent to ("celery" is the default queue every worker consumes).
+FOUNDRY_RUNS_QUEUE = env.str("FOUNDRY_RUNS_QUEUE", default="celery")
+# A run's lock lives this long unless its worker renews it (every third of it): a worker that
+# dies frees its runs within this time.
+FOUNDRY_RUN_LOCK_SECONDS = env.float("FOUNDRY_RUN_LOCK_SECONDS", default=60.0)
+# A run whose workers keep dying (say, it exhausts memory) fails after this many take-overs.
+FOUNDRY_RUN_MAX_RECOVERIES = env.int("FOUNDRY_RUN_MAX_RECOVERIES", default=5)
+# Sub-agents calling sub-agents: how deep a run may nest.
+FOUNDRY_SUBAGENT_MAX_DEPTH = env.int("FOUNDRY_SUBAGENT_MAX_DEPTH", default=3)
+if FOUNDRY_RUN_LOCK_SECONDS < 1 or FOUNDRY_RUN_MAX_RECOVERIES < 0 or FOUNDRY_SUBAGENT_MAX_DEPTH < 1:
+    raise ImproperlyConfigured(
+        "FOUNDRY_RUN_LOCK_SECONDS must be >= 1, FOUNDRY_RUN_MAX_RECOVERIES >= 0, FOUNDRY_SUBAGENT_MAX_DEPTH >= 1."
+    )
+# Networks `http` tools may reach although private or loopback (CIDRs; operators only, e.g.
+# an internal API at 10.1.0.0/16). Link-local cloud metadata stays refused unless listed.
+try:
+    FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(n.strip(), strict=False)
+        for n in env.list("FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS", default=[])
+        if n.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS: {exc}") from None
+# Where checkpoints are written (default: DATABASE_URL). Behind a transaction pooler, point
+# this at a pool that keeps the startup search_path (docs/runs.md, "Connections").
+FOUNDRY_CHECKPOINT_DATABASE_URL = env.str("FOUNDRY_CHECKPOINT_DATABASE_URL", default="")
+# The Redis broker hands an unacknowledged task to another worker after this many seconds
+# (a run task is acknowledged when it ends). Runs are locked, so a long run redelivered while
+# its worker lives is not run twice; a lower value recovers runs of a lost worker sooner.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("FOUNDRY_CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # Seconds between a worker's sweeps for such tasks.
+    "unacked_restore_interval": env.int("FOUNDRY_CELERY_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
+}
+
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -266,4 +350,5 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BEAT_SCHEDULE = {
     "tenants-refresh-stats": {"task": "tenants.refresh_all_stats", "schedule": 300.0},
+    "runs-sweep": {"task": "runs.sweep", "schedule": 120.0},
 }

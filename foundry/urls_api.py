@@ -13,6 +13,16 @@ from apps.catalog.apis import (
     ValidateApi,
     json_schema,
 )
+from apps.providers.apis import CredentialDetailApi, CredentialListApi
+from apps.runs.apis import (
+    ApprovalListApi,
+    RunApproveApi,
+    RunCancelApi,
+    RunDetailApi,
+    RunListApi,
+    RunRejectApi,
+    StepListApi,
+)
 from apps.tokens.apis import TokenDetailApi, TokenListApi
 
 
@@ -34,6 +44,8 @@ v1 = [
     path("members/<int:member_id>/invite", MemberInviteApi.as_view(), name="member_invite"),
     path("tokens", TokenListApi.as_view(), name="token_list"),
     path("tokens/<int:token_id>", TokenDetailApi.as_view(), name="token_detail"),
+    path("providers", CredentialListApi.as_view(), name="provider_list"),
+    path("providers/<str:provider>", CredentialDetailApi.as_view(), name="provider_detail"),
     path("schemas/domain.json", json_schema, {"kind": "domain"}, name="schema_domain"),
     path("schemas/agent.json", json_schema, {"kind": "agent"}, name="schema_agent"),
     path("validate", ValidateApi.as_view(), name="validate"),
@@ -42,6 +54,14 @@ v1 = [
     path("agents/<slug:name>/deploy", DeployApi.as_view(), name="agent_deploy"),
     path("agents/<slug:name>/migrate", MigrateApi.as_view(), name="agent_migrate"),
     path("agents/<slug:name>/deployments", DeploymentListApi.as_view(), name="agent_deployments"),
+    # Run ids are matched as text and parsed by the view: a malformed id is a 404, like an unknown one.
+    path("runs", RunListApi.as_view(), name="run_list"),
+    path("runs/<str:run_id>", RunDetailApi.as_view(), name="run_detail"),
+    path("runs/<str:run_id>/steps", StepListApi.as_view(), name="run_steps"),
+    path("runs/<str:run_id>/approvals", ApprovalListApi.as_view(), name="run_approvals"),
+    path("runs/<str:run_id>/cancel", RunCancelApi.as_view(), name="run_cancel"),
+    path("runs/<str:run_id>/approve", RunApproveApi.as_view(), name="run_approve"),
+    path("runs/<str:run_id>/reject", RunRejectApi.as_view(), name="run_reject"),
 ]
 
 urlpatterns = [

@@ -12,7 +12,9 @@ urlpatterns = [
     path("", include("apps.console.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.tokens.urls")),
+    path("", include("apps.providers.urls")),
     path("", include("apps.catalog.urls")),
+    path("", include("apps.runs.urls")),
 ]
 
 handler404 = "foundry.errors.not_found"

@@ -130,6 +130,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_open_wait(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Wait until something listens on 127.0.0.1:`port`; RuntimeError if `proc` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{proc.args[0]} did not start listening on {port}") from None
+            time.sleep(0.05)
+
+
 def server_env(**extra: str) -> dict[str, str]:
     """Environment for a server process of the test session: test settings and database."""
     return {
@@ -227,7 +241,7 @@ def live_port(django_db_setup) -> int:
 
 
 @pytest.fixture
-def fresh_tenant(django_db_blocker):
+def fresh_tenant(django_db_setup, django_db_blocker):
     """A committed tenant of this test's own (the live server cannot see uncommitted rows)."""
     slug = f"b{uuid.uuid4().hex[:10]}"
     with django_db_blocker.unblock():

@@ -17,8 +17,10 @@ TENANT_NAV = [
     NavItem("Dashboard", "console:dashboard", Permission.DASHBOARD_VIEW),
     NavItem("Domains", "catalog:domain_list", Permission.DOMAINS_VIEW),
     NavItem("Agents", "catalog:agent_list", Permission.AGENTS_VIEW),
+    NavItem("Runs", "runs:run_list", Permission.RUNS_VIEW),
     NavItem("Members", "accounts:member_list", Permission.MEMBERS_VIEW),
     NavItem("API tokens", "tokens:token_list", Permission.SETTINGS_MANAGE),
+    NavItem("Model providers", "providers:provider_list", Permission.SETTINGS_MANAGE),
 ]
 
 OPERATOR_NAV = [

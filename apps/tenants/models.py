@@ -1,3 +1,6 @@
+import ipaddress
+
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -20,6 +23,9 @@ class Tenant(TenantMixin):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     # Refreshed by the tenant_refresh_stats task so the operator console needs no per-schema query.
     member_count = models.PositiveIntegerField(default=0)
+    # Private networks this tenant's agent `http` tools may reach (CIDRs). Set by operators only
+    # (`manage.py tenant_http_networks`): a private address may be the platform's own.
+    http_allowed_networks = ArrayField(models.CharField(max_length=50), default=list, blank=True)
 
     # Provisioning creates the schema itself (apps/tenants/services.py), inside its transaction.
     auto_create_schema = False
@@ -38,6 +44,9 @@ class Tenant(TenantMixin):
     @property
     def is_public(self) -> bool:
         return self.schema_name == "public"
+
+    def http_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.http_allowed_networks]
 
 
 class Domain(DomainMixin):

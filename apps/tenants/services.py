@@ -1,6 +1,7 @@
 """Tenant lifecycle: provision, suspend, resume. Each writes its audit events in the same
 transaction as the change, so a change without its record (or the reverse) cannot happen."""
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from apps.audit.services import audit_record
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.schemas import schema_create, schema_is_present
+from foundry.errors import ServiceError
 
 # A DNS label: lowercase letter first, letters/digits/hyphens, no trailing hyphen, ≤ 63.
 SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -201,3 +203,31 @@ def tenant_suspend(*, tenant: Tenant, actor: object = None) -> Tenant:
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None) -> Tenant:
     return _tenant_status_set(tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed")
+
+
+@transaction.atomic
+def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: object = None) -> Tenant:
+    """Set the private networks (CIDRs) the tenant's agent `http` tools may reach. Operators only:
+    a private address may be the platform's own, so tenants cannot set this themselves."""
+    cleaned = []
+    for value in networks:
+        try:
+            network = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            raise ServiceError("network_invalid", f"{value!r} is not an IP network (CIDR, e.g. 10.1.0.0/16).") from None
+        if network.prefixlen == 0:
+            raise ServiceError("network_invalid", f"{value!r} would admit every address; list the networks needed.")
+        if str(network) not in cleaned:
+            cleaned.append(str(network))
+    connection.set_schema_to_public()
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    before = list(tenant.http_allowed_networks)
+    tenant.http_allowed_networks = cleaned
+    tenant.save(update_fields=["http_allowed_networks"])
+    audit_record(
+        action="tenant.http_networks.set",
+        actor=actor or "system",
+        target=tenant,
+        data={"before": before, "after": cleaned},
+    )
+    return tenant

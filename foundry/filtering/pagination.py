@@ -8,6 +8,7 @@ cheap as the first and never skips or repeats rows when others are inserted mean
 
 import base64
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -49,6 +50,8 @@ def _encode(value):
         return {"dec": str(value)}
     if isinstance(value, timedelta):
         return {"td": value.total_seconds()}
+    if isinstance(value, uuid.UUID):
+        return {"uuid": str(value)}
     return value
 
 
@@ -60,6 +63,8 @@ def _decode(value):
             return Decimal(value["dec"])
         if "td" in value:
             return timedelta(seconds=value["td"])
+        if "uuid" in value:
+            return uuid.UUID(value["uuid"])
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,7 +388,38 @@ def _selected_tests(result: Validated, names: list[str]) -> list[str]:
     return names or available
 
 
+# A real provider's connection for `forge test`, from the environment (the vendors' own names).
+PROVIDER_ENVIRONMENT = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+}
+
+
+def provider_connection(provider: str, environ=os.environ):
+    """Credentials of `provider` from the environment; None for the scripted provider.
+
+    Addresses: this is the developer's own machine, so private and loopback ones (a local
+    Ollama or vLLM) are allowed; link-local (cloud metadata) stays refused."""
+    from foundry.runtime.network import NetworkPolicy
+    from foundry.runtime.sandbox import ProviderConnection
+
+    if provider not in PROVIDER_ENVIRONMENT:
+        return None
+    key_variable, url_variable = PROVIDER_ENVIRONMENT[provider]
+    if not environ.get(key_variable, "").strip():
+        raise ForgeError(
+            "provider_credentials_missing",
+            f"--provider {provider} needs {key_variable} in the environment"
+            f" (and {url_variable} for an endpoint other than the vendor's own).",
+        )
+    credentials = {"api_key": environ[key_variable]}
+    if environ.get(url_variable):
+        credentials["base_url"] = environ[url_variable]
+    return ProviderConnection(credentials=credentials, network=NetworkPolicy(allow_private=True))
+
+
 def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Output) -> list:
+    connection = provider_connection(provider)
     try:
         from foundry.runtime.sandbox import run_tests
     except ImportError as exc:
@@ -399,6 +431,7 @@ def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Out
             names=names or None,
             provider=provider,
             on_progress=lambda outcome: out.step(outcome_lines(outcome)),
+            connection=connection,
         )
     except Exception as exc:  # noqa: BLE001 - a provider or runtime failure is reported in one line
         code, message = getattr(exc, "code", "runtime_failed"), getattr(exc, "message", None)

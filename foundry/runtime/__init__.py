@@ -11,7 +11,7 @@ Pure Python, importable without Django settings, so the server and the `forge` C
     sandbox.py    run a manifest's sandbox tests (`forge test`)
 """
 
-from foundry.runtime.graph import AgentGraph, Limits, RunHooks, RunResult, RunStateError
+from foundry.runtime.graph import AgentGraph, Limits, RunHooks, RunResult, RunStateError, ThreadState
 from foundry.runtime.network import FetchError, NetworkPolicy
 from foundry.runtime.providers import (
     ModelReply,
@@ -43,6 +43,7 @@ __all__ = [
     "SandboxError",
     "ScriptedProvider",
     "TestOutcome",
+    "ThreadState",
     "ToolError",
     "ToolOptions",
     "ToolSpec",

@@ -24,6 +24,16 @@ State stays small per checkpoint: messages and step records live in delta channe
 checkpoint stores only what a step added); the system context is rebuilt, not stored.
 Each step is also handed to `RunHooks.on_step` as it completes; its `index` is stable, so a
 step reported again after a crash can be recognised.
+
+Recovery (a server runs each run as a thread of a durable checkpointer): `inspect` tells where
+a thread stands and `recover` continues it from its last checkpoint. A step completes before
+LangGraph commits its checkpoint, so a worker lost in between has done a step the checkpoint
+does not hold. `RunHooks.record` receives every completed step with what is needed to re-create
+it, and `RunHooks.replay` hands that back when the recovered run reaches the same step: the
+step is replayed (its model answer or tool result reused) instead of being done again, so a
+model or tool call recorded as completed is never repeated. An `http` call in flight when the
+worker died was never recorded and is made again, with the same `Idempotency-Key` header
+(`<thread id>:<step index>`) so the remote side can recognise it.
 """
 
 import time
@@ -31,15 +41,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_to_dict,
+    messages_from_dict,
+)
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
 from langgraph.types import Command, interrupt
 
 from foundry.runtime.context import system_prompt
-from foundry.runtime.providers import Provider, ProviderError, message_text
+from foundry.runtime.providers import Provider, ProviderError, Usage, message_text
 from foundry.runtime.tools import Tool, Toolbox, ToolError, ToolOptions
 
 DEFAULT_MAX_STEPS = 100
@@ -86,8 +105,19 @@ class AgentState(TypedDict, total=False):
 
 @dataclass
 class RunHooks:
+    """How the place running an agent follows and steers it (every hook is optional).
+
+    on_step(step)           each step as it completes (progress display)
+    cancelled()             asked before every step: True ends the run as cancelled
+    record(step, payload)   each step as it completes, before LangGraph commits it, with the
+                            payload `replay` must hand back to re-create the step
+    replay(index)           (step, payload) of step `index` if an earlier attempt recorded it, else None
+    """
+
     on_step: Callable[[dict], None] | None = None
     cancelled: Callable[[], bool] | None = None
+    record: Callable[[dict, dict], None] | None = None
+    replay: Callable[[int], tuple[dict, dict] | None] | None = None
 
 
 @dataclass
@@ -102,6 +132,16 @@ class RunResult:
     steps: list[dict] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    """Where a run (thread) stands according to its last checkpoint."""
+
+    started: bool  # the thread has a checkpoint
+    step_count: int = 0
+    approval: dict | None = None  # the approval request it waits for
+    result: RunResult | None = None  # set once the run has ended
 
 
 class RunStateError(Exception):
@@ -182,6 +222,23 @@ class AgentGraph:
             raise RunStateError("run_not_waiting", "The run is not waiting for an approval.")
         return self._invoke(Command(resume={"approved": approved, "by": by, "comment": comment}), thread_id)
 
+    def recover(self, thread_id: str) -> RunResult:
+        """Continue a run from its last checkpoint (its worker was lost), replaying recorded steps."""
+        return self._invoke(None, thread_id)
+
+    def inspect(self, thread_id: str) -> ThreadState:
+        snapshot = self.graph.get_state(self._config(thread_id))
+        values = snapshot.values or {}
+        if not values and not snapshot.next:
+            return ThreadState(started=False)
+        step_count = values.get("step_count", 0)
+        if snapshot.interrupts:
+            return ThreadState(True, step_count, approval=snapshot.interrupts[0].value)
+        outcome = values.get("outcome")
+        if outcome and not snapshot.next:
+            return ThreadState(True, step_count, result=self._result(values, outcome))
+        return ThreadState(True, step_count)
+
     def _config(self, thread_id: str) -> dict:
         # Every super-step is one step or the end, so this bound is never what stops a run.
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.limits.max_steps + 10}
@@ -189,22 +246,28 @@ class AgentGraph:
     def _invoke(self, payload, thread_id: str) -> RunResult:
         out = self.graph.invoke(payload, self._config(thread_id), version="v2", durability=self.durability)
         values = out.value
+        if out.interrupts:
+            result = self._result(values, None)
+            result.approval = out.interrupts[0].value
+            return result
+        outcome = values.get("outcome")
+        if not outcome:
+            raise RunStateError("run_incomplete", "The graph stopped without an outcome.")
+        return self._result(values, outcome)
+
+    @staticmethod
+    def _result(values: Mapping, outcome: Mapping | None) -> RunResult:
         result = RunResult(
             status="waiting_approval",
             steps=list(values.get("steps") or ()),
             input_tokens=values.get("input_tokens", 0),
             output_tokens=values.get("output_tokens", 0),
         )
-        if out.interrupts:
-            result.approval = out.interrupts[0].value
-            return result
-        outcome = values.get("outcome")
-        if not outcome:
-            raise RunStateError("run_incomplete", "The graph stopped without an outcome.")
-        result.status = outcome["status"]
-        result.output = outcome.get("output")
-        result.reason = outcome.get("reason")
-        result.message = outcome.get("message")
+        if outcome:
+            result.status = outcome["status"]
+            result.output = outcome.get("output")
+            result.reason = outcome.get("reason")
+            result.message = outcome.get("message")
         return result
 
     # --- nodes ----------------------------------------------------------------------------
@@ -230,24 +293,43 @@ class AgentGraph:
             return _ended("failed", "timeout", f"The run reached its time limit of {limits.timeout_seconds:g} s.")
         return None
 
-    def _record(self, state: AgentState, step: dict, started: float, update: dict) -> dict:
-        duration_ms = round((self.clock() - started) * 1000, 3)
-        step["duration_ms"] = duration_ms
-        update.update(steps=[step], step_count=step["index"], elapsed_ms=state.get("elapsed_ms", 0.0) + duration_ms)
-        if self.hooks.on_step is not None:
-            self.hooks.on_step(step)
+    def _replayed(self, index: int, node: str, tool_call_id: str | None = None) -> tuple[dict, dict] | None:
+        """The recorded (step, payload) of step `index` when this node already did it, else None."""
+        if self.hooks.replay is None:
+            return None
+        recorded = self.hooks.replay(index)
+        if recorded is None:
+            return None
+        step, payload = recorded
+        if step.get("node") != node or step.get("tool_call_id") != tool_call_id:
+            return None  # not the step this node is about to take: do it
+        return dict(step), payload
+
+    def _record(self, state: AgentState, step: dict, update: dict, payload: dict, started: float | None) -> dict:
+        """Finish a step; `started` is None for a replayed step, already recorded and timed."""
+        if started is not None:
+            step["duration_ms"] = round((self.clock() - started) * 1000, 3)
+        update.update(
+            steps=[step], step_count=step["index"], elapsed_ms=state.get("elapsed_ms", 0.0) + step["duration_ms"]
+        )
+        if started is not None:
+            if self.hooks.record is not None:
+                self.hooks.record(step, payload)
+            if self.hooks.on_step is not None:
+                self.hooks.on_step(step)
         return update
 
     def _model(self, state: AgentState) -> dict:
+        index = state.get("step_count", 0) + 1
+        replayed = self._replayed(index, "model")
+        if replayed is not None:
+            step, payload = replayed
+            message = messages_from_dict([payload["message"]])[0] if payload.get("message") else None
+            return self._model_done(state, step, message, payload, None)
         stop = self._stop(state)
         if stop:
             return {"outcome": stop}
-        step = {
-            "index": state.get("step_count", 0) + 1,
-            "node": "model",
-            "provider": self.provider.name,
-            "model": self.provider.model,
-        }
+        step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
         started = self.clock()
         try:
             reply = self.provider.complete(
@@ -255,8 +337,7 @@ class AgentGraph:
             )
         except ProviderError as exc:
             step.update(status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0)
-            outcome = _ended("failed", "model_failed", f"The model call failed: {exc.message}")
-            return self._record(state, step, started, {"outcome": outcome})
+            return self._model_done(state, step, None, {"error": exc.message}, started)
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
         text = message_text(message)
@@ -268,6 +349,15 @@ class AgentGraph:
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
         )
+        return self._model_done(state, step, message, {"message": message_to_dict(message)}, started)
+
+    def _model_done(
+        self, state: AgentState, step: dict, message: AIMessage | None, payload: dict, started: float | None
+    ) -> dict:
+        if message is None:
+            outcome = _ended("failed", "model_failed", f"The model call failed: {payload.get('error', '')}")
+            return self._record(state, step, {"outcome": outcome}, payload, started)
+        usage = Usage(step["input_tokens"], step["output_tokens"], step.get("cached_tokens", 0))
         input_tokens = state.get("input_tokens", 0) + usage.input_tokens
         output_tokens = state.get("output_tokens", 0) + usage.output_tokens
         update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
@@ -276,40 +366,49 @@ class AgentGraph:
             update["outcome"] = _ended(
                 "failed", "max_tokens", f"The run used {used} tokens; its limit is {self.limits.max_tokens}."
             )
-        elif not calls:
-            update["outcome"] = {"status": "succeeded", "output": text}
-        return self._record(state, step, started, update)
+        elif not message.tool_calls:
+            update["outcome"] = {"status": "succeeded", "output": message_text(message)}
+        return self._record(state, step, update, payload, started)
 
     def _tools(self, state: AgentState) -> dict:
-        stop = self._stop(state)
-        if stop:
-            return {"outcome": stop}
         call = pending_tool_calls(state["messages"])[0]
-        step = {
-            "index": state.get("step_count", 0) + 1,
-            "node": "tool",
-            "tool": call["name"],
-            "tool_call_id": call["id"],
-            "arguments": call["args"],
-            "warnings": [],
-            "approval": None,
-            "input_tokens": 0,
-            "output_tokens": 0,
-        }
-        tool, status, content = self._admit(step)
-        # Timed from here: the node re-runs from its start when an approval resumes it.
-        started = self.clock()
-        if tool is not None:
-            try:
-                status, content = "ok", self.toolbox.run(tool, call["args"], timeout=self._remaining(state))
-            except ToolError as exc:
-                status, content = "error", f"Error ({exc.code}): {exc.message}"
-                step["error"] = exc.code
-        step.update(status=status, summary=_summary(content))
+        index = state.get("step_count", 0) + 1
+        replayed = self._replayed(index, "tool", call["id"])
+        if replayed is not None:
+            step, payload = replayed
+            status, content, started = step["status"], payload["content"], None
+        else:
+            stop = self._stop(state)
+            if stop:
+                return {"outcome": stop}
+            step = {
+                "index": index,
+                "node": "tool",
+                "tool": call["name"],
+                "tool_call_id": call["id"],
+                "arguments": call["args"],
+                "warnings": [],
+                "approval": None,
+                "input_tokens": 0,
+                "output_tokens": 0,
+            }
+            tool, status, content = self._admit(step)
+            # Timed from here: the node re-runs from its start when an approval resumes it.
+            started = self.clock()
+            if tool is not None:
+                key = f"{get_config()['configurable']['thread_id']}:{index}"
+                try:
+                    status = "ok"
+                    content = self.toolbox.run(tool, call["args"], timeout=self._remaining(state), key=key)
+                except ToolError as exc:
+                    status, content = "error", f"Error ({exc.code}): {exc.message}"
+                    step["error"] = exc.code
+            step.update(status=status, summary=_summary(content))
+            payload = {"content": content}
         message = ToolMessage(
             content=content, tool_call_id=call["id"], name=call["name"], status="success" if status == "ok" else "error"
         )
-        return self._record(state, step, started, {"messages": [message]})
+        return self._record(state, step, {"messages": [message]}, payload, started)
 
     def _admit(self, step: dict) -> tuple[Tool | None, str, str]:
         """(the tool, "", "") when the call may run, else (None, status, what the model is told)."""

@@ -16,6 +16,9 @@ unspecified address never). Proxies from the environment are ignored.
 Responses are bounded: `max_response_bytes` of decoded body (a Content-Length above it is
 refused before reading; gzip/deflate are inflated incrementally under the same bound), and
 time: connect, each read, and the whole exchange end at the deadline given.
+
+An `idempotency_key` is sent as the `Idempotency-Key` header on every hop, so a server can tell
+a repeated call (a run recovered after its worker died) from a new one.
 """
 
 import ipaddress
@@ -174,6 +177,7 @@ def fetch(
     params: Mapping | None = None,
     json_body: object = None,
     resolver: Resolver = _resolve,
+    idempotency_key: str | None = None,
 ) -> FetchResult:
     """One HTTP exchange under `policy`: FetchResult, or FetchError saying what was refused or failed."""
     deadline = time.monotonic() + timeout
@@ -181,6 +185,7 @@ def fetch(
     if params:
         current = current.copy_merge_params({k: _param(v) for k, v in params.items()})
     redirects: list[str] = []
+    extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     with httpx.Client(trust_env=False, follow_redirects=False, verify=True) as client:
         while True:
             hop = _check(current, hosts, policy, resolver)
@@ -194,6 +199,7 @@ def fetch(
                     "Host": hop.host_header,
                     "User-Agent": USER_AGENT,
                     "Accept-Encoding": "gzip, deflate",
+                    **extra,
                 },
                 json=json_body,
                 timeout=httpx.Timeout(remaining),

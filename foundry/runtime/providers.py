@@ -21,6 +21,15 @@ and cost work offline): a text counts `ceil(UTF-8 bytes / 4)` tokens (`count_tok
 message counts its text plus, for tool calls, the compact JSON of `[{"name", "arguments"}]`
 (`message_tokens`). Input tokens of a call are the sum over every message sent (system message
 included) plus the compact JSON of every tool spec; output tokens are those of the reply.
+
+`openai` (any OpenAI-compatible chat-completions endpoint: OpenAI, Azure OpenAI, vLLM, Ollama)
+and `anthropic` (the Messages API) live in `provider_openai.py` / `provider_anthropic.py`; they
+need `credentials` (a tenant's, decrypted by apps.providers) and reach only the addresses their
+`network` policy admits. Every provider reports `Usage` the same way: `input_tokens` counts every
+prompt token, cached ones included; `cached_tokens` is the part of them read from a cache.
+
+Errors are `ProviderError` with a stable code (docs/providers.md lists them); messages never
+carry a credential.
 """
 
 import json
@@ -32,6 +41,7 @@ from typing import Protocol
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from foundry.manifests import PROVIDERS
+from foundry.runtime.network import NetworkPolicy
 
 FALLBACK_RESULT_CHARS = 1_000
 
@@ -83,7 +93,7 @@ class Provider(Protocol):
     def complete(
         self, messages: Sequence[BaseMessage], tools: Sequence[ToolSpec], *, timeout: float | None = None
     ) -> ModelReply:
-        """Answer the conversation. Raise ProviderError("provider_call_failed", ...) when the call fails."""
+        """Answer the conversation. Raise ProviderError (e.g. `provider_timeout`) when the call fails."""
         ...
 
 
@@ -94,7 +104,12 @@ class ProviderSettings:
     model: str
     parameters: Mapping = field(default_factory=dict)
     script: Sequence[Mapping] = ()  # the scripted provider's steps
-    credentials: Mapping | None = None  # a tenant's provider credentials (real providers)
+    # A tenant's connection to a real provider: api_key, base_url and, where they apply,
+    # organization, api_version, deployment, timeout_seconds, max_retries (docs/providers.md).
+    # Left out of repr: it holds the API key.
+    credentials: Mapping | None = field(default=None, repr=False)
+    # Which addresses a real provider may reach; the default admits public addresses only.
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -184,8 +199,23 @@ class ScriptedProvider:
 
 ProviderFactory = Callable[[ProviderSettings], Provider]
 
+
+def _openai(settings: ProviderSettings) -> Provider:
+    from foundry.runtime.provider_openai import OpenAIProvider  # the SDK is loaded only when used
+
+    return OpenAIProvider.from_settings(settings)
+
+
+def _anthropic(settings: ProviderSettings) -> Provider:
+    from foundry.runtime.provider_anthropic import AnthropicProvider
+
+    return AnthropicProvider.from_settings(settings)
+
+
 _FACTORIES: dict[str, ProviderFactory] = {
     "scripted": lambda settings: ScriptedProvider(settings.script, model=settings.model),
+    "openai": _openai,
+    "anthropic": _anthropic,
 }
 
 

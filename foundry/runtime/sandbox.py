@@ -11,6 +11,9 @@ string must occur in the final answer (case-sensitive); each name in `tools_call
 tool whose call went ahead (not denied by a rule nor rejected by an approver), and each name in
 `approvals_requested` a tool an approval was asked for — in any order; an empty list there
 means "none at all".
+
+A real provider (`openai`, `anthropic`) needs a `ProviderConnection`: its credentials and the
+addresses it may reach (`forge` reads them from the environment, docs/forge.md).
 """
 
 import time
@@ -19,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from foundry.runtime.graph import AgentGraph, RunHooks, RunResult
+from foundry.runtime.network import NetworkPolicy
 from foundry.runtime.providers import ProviderSettings, provider_create
 from foundry.runtime.tools import ToolOptions
 
@@ -51,10 +55,22 @@ class TestOutcome:
         return asdict(self)
 
 
-def _provider(name: str, manifest: Mapping, test: Mapping):
+@dataclass(frozen=True)
+class ProviderConnection:
+    """How a sandbox reaches a real provider: its credentials and the addresses it may use."""
+
+    credentials: Mapping | None = field(default=None, repr=False)
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
+
+
+def _provider(name: str, manifest: Mapping, test: Mapping, connection: ProviderConnection | None):
     model = manifest["spec"]["model"]
     settings = ProviderSettings(
-        model=model["name"], parameters=dict(model.get("parameters") or {}), script=list(test.get("script") or ())
+        model=model["name"],
+        parameters=dict(model.get("parameters") or {}),
+        script=list(test.get("script") or ()),
+        credentials=connection.credentials if connection else None,
+        network=connection.network if connection else NetworkPolicy(),
     )
     return provider_create(name, settings)
 
@@ -67,11 +83,16 @@ def run_test(
     provider: str = "scripted",
     on_step: Callable[[dict], None] | None = None,
     tools: ToolOptions | None = None,
+    connection: ProviderConnection | None = None,
 ) -> TestOutcome:
     """Run one sandbox test case. ProviderError if `provider` cannot be used at all."""
     started = time.perf_counter()
     agent = AgentGraph(
-        manifest, domain, provider=_provider(provider, manifest, test), tools=tools, hooks=RunHooks(on_step=on_step)
+        manifest,
+        domain,
+        provider=_provider(provider, manifest, test, connection),
+        tools=tools,
+        hooks=RunHooks(on_step=on_step),
     )
     expect = test.get("expect") or {}
     answer_approvals = expect.get("status") != "waiting_approval"
@@ -101,6 +122,7 @@ def run_tests(
     provider: str = "scripted",
     on_progress: Callable[[TestOutcome], None] | None = None,
     tools: ToolOptions | None = None,
+    connection: ProviderConnection | None = None,
 ) -> list[TestOutcome]:
     """Run the manifest's tests (only `names`, in the manifest's order, when given)."""
     tests = manifest["spec"].get("tests") or []
@@ -111,7 +133,7 @@ def run_tests(
         tests = [t for t in tests if t["name"] in set(names)]
     outcomes = []
     for test in tests:
-        outcome = run_test(manifest, domain, test, provider=provider, tools=tools)
+        outcome = run_test(manifest, domain, test, provider=provider, tools=tools, connection=connection)
         outcomes.append(outcome)
         if on_progress is not None:
             on_progress(outcome)

@@ -11,7 +11,8 @@
   `name`, URL-quoted (all but unreserved characters escaped; `.` and `..` refused); the other
   arguments become the query string (GET, DELETE) or the JSON body (POST, PUT, PATCH). A
   status of 400 or more is a tool error carrying the response. The default timeout is 10 s,
-  never more than the run has left.
+  never more than the run has left. A runner's `key` for the call goes out as the
+  `Idempotency-Key` header (the same on every attempt at that call).
 * `subagent` hands `input` to the injected runner (a server runs the child agent as a child
   run); without one — the offline sandbox — the call is a tool error saying so.
 
@@ -33,8 +34,10 @@ HTTP_DEFAULT_TIMEOUT = 10.0
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
-# (agent name, input text, seconds left) -> the child run's final answer; raise ToolError on failure.
-SubagentRunner = Callable[[str, str, float], str]
+# (agent name, input text, seconds left, call key) -> the child run's final answer; raise ToolError
+# on failure. The key (`<thread id>:<step index>`, or None offline) is the same on every attempt
+# at that call, so a runner can find the child run an earlier attempt started.
+SubagentRunner = Callable[[str, str, float, str | None], str]
 
 
 class ToolError(Exception):
@@ -163,13 +166,13 @@ class Toolbox:
         reasons += [rule.explain() for rule in verdict.approval]
         return verdict, reasons
 
-    def run(self, tool: Tool, arguments: Mapping, *, timeout: float) -> str:
-        """Execute one call; its result as text for the model, or ToolError."""
+    def run(self, tool: Tool, arguments: Mapping, *, timeout: float, key: str | None = None) -> str:
+        """Execute one call; its result as text for the model, or ToolError. `key` names the call."""
         if tool.kind == "dis_query":
             return self._dis_query(tool, arguments)
         if tool.kind == "http":
-            return self._http(tool, arguments, timeout)
-        return self._subagent(tool, arguments, timeout)
+            return self._http(tool, arguments, timeout, key)
+        return self._subagent(tool, arguments, timeout, key)
 
     # --- dis_query ------------------------------------------------------------------------
     def _dis_query(self, tool: Tool, arguments: Mapping) -> str:
@@ -211,7 +214,7 @@ class Toolbox:
         return json.dumps(answer, ensure_ascii=False, default=str)
 
     # --- http -----------------------------------------------------------------------------
-    def _http(self, tool: Tool, arguments: Mapping, timeout: float) -> str:
+    def _http(self, tool: Tool, arguments: Mapping, timeout: float, key: str | None = None) -> str:
         definition = tool.definition
         template = definition["url"]
         names = set(_PLACEHOLDER.findall(template))
@@ -244,6 +247,7 @@ class Toolbox:
                 policy=self.options.network,
                 params=params,
                 json_body=body,
+                idempotency_key=key,
             )
         except FetchError as exc:
             raise ToolError(exc.code, exc.message) from None
@@ -264,7 +268,7 @@ class Toolbox:
         return text
 
     # --- subagent -------------------------------------------------------------------------
-    def _subagent(self, tool: Tool, arguments: Mapping, timeout: float) -> str:
+    def _subagent(self, tool: Tool, arguments: Mapping, timeout: float, key: str | None = None) -> str:
         agent = tool.definition["agent"]
         request = arguments.get("input")
         if not isinstance(request, str) or not request.strip():
@@ -274,7 +278,7 @@ class Toolbox:
                 "subagent_unavailable",
                 f"Sub-agents need a Foundry server: {agent!r} cannot run in the offline sandbox.",
             )
-        return self.options.subagent(agent, request, timeout)
+        return self.options.subagent(agent, request, timeout, key)
 
 
 def _text(value) -> str:

@@ -119,3 +119,26 @@ def test_it_fetches_the_pinned_domain_from_the_server(server, tmp_path):
     assert ran.code == 0, ran.err
     assert ran.lines[-1] == "1 passed, 0 failed (1 test, provider scripted)."
     assert ran.err == ""  # the server's copy is exactly the version pinned: nothing to warn about
+
+
+def test_it_runs_the_tests_with_a_real_provider_from_the_environment(workspace):
+    """--provider openai: credentials and base URL from OPENAI_API_KEY / OPENAI_BASE_URL, here a
+    real local server speaking the chat-completions wire format (a local vLLM or Ollama alike)."""
+    from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+
+    server = FakeModelServer()
+    server.queue(
+        Reply(body=openai_completion(tool_calls=[("c1", "find_invoices", {"question": "INV-1"})])),
+        Reply(body=openai_completion("INV-1 can be approved.")),
+    )
+    try:
+        env = {"OPENAI_API_KEY": "sk-local-123456789", "OPENAI_BASE_URL": f"{server.origin}/v1"}
+        ran = forge("test", "--provider", "openai", "agents/triage.yaml", cwd=workspace, env=env)
+        missing = forge("test", "--provider", "openai", "agents/triage.yaml", cwd=workspace)
+    finally:
+        server.close()
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.lines[-1] == "1 passed, 0 failed (1 test, provider openai)."
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer sk-local-123456789"] * 2
+    assert missing.code == 2 and "--provider openai needs OPENAI_API_KEY in the environment" in missing.err
+    assert "sk-local" not in missing.err + missing.out

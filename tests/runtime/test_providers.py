@@ -69,12 +69,21 @@ def test_the_registry_creates_the_scripted_provider():
     assert provider.complete([HumanMessage(content="x")], []).message.content == "hi"
 
 
-@pytest.mark.parametrize(("name", "code"), [("openai", "provider_unavailable"), ("anthropic", "provider_unavailable")])
-def test_real_providers_are_refused_clearly_until_they_exist(name, code):
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+def test_real_providers_are_registered_and_refuse_to_run_without_credentials(name):
     with pytest.raises(ProviderError) as info:
-        provider_create(name, ProviderSettings(model="gpt"))
-    assert info.value.code == code
-    assert f"The {name!r} provider is not available" in info.value.message
+        provider_create(name, ProviderSettings(model="m"))
+    assert info.value.code == "provider_credentials_missing"
+    assert f"No {name} credentials are configured" in info.value.message
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+def test_real_providers_are_created_from_credentials_without_calling_anyone(name):
+    key = "sk-never-shown-0123456789"
+    settings = ProviderSettings(model="m", credentials={"api_key": key, "base_url": "https://models.example.com/v1"})
+    provider = provider_create(name, settings)
+    assert (provider.name, provider.model) == (name, "m")
+    assert key not in repr(provider) and key not in repr(settings)
 
 
 def test_an_unknown_provider_is_refused():

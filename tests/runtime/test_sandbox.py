@@ -159,10 +159,17 @@ def test_run_tests_can_select_tests_by_name(invoice_triage, finance):
     assert info.value.code == "test_unknown"
 
 
-def test_an_unavailable_provider_is_an_error_not_a_failed_test(invoice_triage, finance):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_real_provider_without_credentials_is_an_error_not_a_failed_test(invoice_triage, finance, provider):
     with pytest.raises(ProviderError) as info:
-        run_tests(invoice_triage, finance, provider="openai")
-    assert info.value.code == "provider_unavailable"
+        run_tests(invoice_triage, finance, provider=provider)
+    assert info.value.code == "provider_credentials_missing"
+
+
+def test_an_unknown_provider_is_an_error_not_a_failed_test(invoice_triage, finance):
+    with pytest.raises(ProviderError) as info:
+        run_tests(invoice_triage, finance, provider="hal-9000")
+    assert info.value.code == "provider_unknown"
 
 
 def test_it_is_not_collected_as_a_test_class():

@@ -133,14 +133,14 @@ def test_a_subagent_needs_a_server(invoice_triage, finance):
 def test_a_subagent_runs_through_the_injected_runner(invoice_triage, finance):
     calls = []
 
-    def runner(agent_name, text, timeout):
-        calls.append((agent_name, text))
+    def runner(agent_name, text, timeout, key):
+        calls.append((agent_name, text, key))
         return "child says hi"
 
     tools = [{"name": "ask_ap", "type": "subagent", "description": "Ask AP.", "agent": "ap-desk"}]
     toolbox = Toolbox(agent(invoice_triage, tools=tools, approvals={}), finance, ToolOptions(subagent=runner))
-    assert toolbox.run(toolbox.get("ask_ap"), {"input": "Hello"}, timeout=5) == "child says hi"
-    assert calls == [("ap-desk", "Hello")]
+    assert toolbox.run(toolbox.get("ask_ap"), {"input": "Hello"}, timeout=5, key="t1:3") == "child says hi"
+    assert calls == [("ap-desk", "Hello", "t1:3")]
 
 
 def test_an_unknown_tool_is_a_tool_error(invoice_triage, finance):

@@ -7,6 +7,8 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.catalog.services import agent_deploy, version_publish
+from apps.runs.models import Run
+from apps.runs.services import run_start
 from apps.tenants.models import Tenant
 from apps.tenants.services import schema_name_for_slug, tenant_provision
 
@@ -64,8 +66,18 @@ class Command(BaseCommand):
         domains, agents = DEMO_DOCUMENTS[slug]
         for path in domains:
             version_publish(actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path)
+        deployed = []
         for path in agents:
             published = version_publish(
                 actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path
             )
-            agent_deploy(actor=owner, document=published.version.document, number=published.version.number)
+            deployed.append(
+                agent_deploy(actor=owner, document=published.version.document, number=published.version.number)
+            )
+        # One run per sandbox test of each demo agent (the scripted provider follows the test's
+        # script), done by the worker once it starts: invoice-triage's large invoice waits for
+        # an approval in the console.
+        if not Run.objects.exists():
+            for deployment in deployed:
+                for test in deployment.version.content["spec"].get("tests") or ():
+                    run_start(actor=owner, agent=deployment.agent, input=test["input"])

@@ -1,0 +1,36 @@
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import schema_context
+
+from apps.providers.encryption import encryption_available
+from apps.providers.services import credentials_rotate
+from apps.tenants.selectors import tenant_list
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every tenant's provider credentials under the first key of FOUNDRY_ENCRYPTION_KEYS. "
+        "Idempotent; run it after putting a new key first, before removing the old one (docs/providers.md)."
+    )
+
+    def handle(self, *args, **options):
+        if not encryption_available():
+            raise CommandError("FOUNDRY_ENCRYPTION_KEYS is empty: there is no key to rotate to.")
+        rotated = current = 0
+        failed: list[str] = []
+        for tenant in tenant_list():
+            with schema_context(tenant.schema_name):
+                counts = credentials_rotate()
+            rotated, current = rotated + counts.rotated, current + counts.current
+            failed += [f"{tenant.slug}/{provider}" for provider in counts.undecryptable]
+            if counts.rotated or counts.undecryptable:
+                self.stdout.write(
+                    f"{tenant.slug}: {counts.rotated} re-encrypted, {counts.current} already current, "
+                    f"{len(counts.undecryptable)} undecryptable"
+                )
+        self.stdout.write(f"{rotated} re-encrypted, {current} already current, {len(failed)} undecryptable.")
+        if failed:
+            raise CommandError(
+                "No configured key decrypts these credentials (was a key removed before rotating?): "
+                + ", ".join(failed)
+                + ". Put the old key back in FOUNDRY_ENCRYPTION_KEYS and run again, or set these credentials anew."
+            )

@@ -1,0 +1,268 @@
+"""A workspace's model provider credentials: set, delete, rotate, and the settings a run uses.
+
+Everything here acts on the schema the connection is on: a tenant's own table.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
+
+from apps.accounts.permissions import Permission
+from apps.audit.services import audit_record
+from apps.providers.encryption import (
+    SecretUndecryptable,
+    secret_decrypt,
+    secret_encrypt,
+    secret_is_current,
+    secret_rotate,
+)
+from apps.providers.models import ProviderCredential, ProviderName
+from foundry.errors import ServiceError
+from foundry.runtime.network import NetworkPolicy, address_refusal
+from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
+from foundry.runtime.providers import ProviderSettings
+
+MAX_KEY_CHARS = 1000
+LAST4_MIN_KEY_CHARS = 16  # shorter keys show no characters at all
+_KEY = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: it travels in an HTTP header
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # Azure api-version and deployment names (part of the URL)
+_OPENAI_ONLY = ("organization", "api_version", "deployment")
+
+
+def _check_actor(actor: object) -> None:
+    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
+        raise PermissionDenied("Your role does not allow managing model providers.")
+
+
+def _provider(provider: str) -> str:
+    if provider not in ProviderName.values:
+        raise ServiceError(
+            "provider_unknown",
+            f"Credentials are kept for {', '.join(ProviderName.values)} only (scripted needs none).",
+            status=404,
+        )
+    return provider
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _invalid(code: str, message: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def base_url_problem(url: str) -> ValidationError | None:
+    """Why `url` cannot be a provider's base URL, or None.
+
+    Literal IP addresses are checked here against FOUNDRY_PROVIDER_ALLOWED_NETWORKS; names are
+    checked after DNS resolution on every call (foundry/runtime/provider_http.py)."""
+    if len(url) > 500 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return _invalid("base_url_invalid", "A URL of at most 500 characters, without spaces.")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        return _invalid("base_url_invalid", "This is not a valid URL.")
+    if parts.scheme not in ("http", "https") or not host:
+        return _invalid("base_url_invalid", "Use an http(s) URL such as https://api.openai.com/v1.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return _invalid("base_url_invalid", "Put the key in the API key field, not in the URL.")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return _invalid("base_url_invalid", "A base URL has no query or fragment (Azure: set the API version).")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    policy = NetworkPolicy(allowed_networks=tuple(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS))
+    refused = address_refusal(ip, policy)
+    if refused:
+        return _invalid(
+            "base_url_refused",
+            f"{ip} is a {refused} address; the platform lets providers reach it only when the operator "
+            "lists its network in FOUNDRY_PROVIDER_ALLOWED_NETWORKS.",
+        )
+    if parts.scheme == "http" and address_refusal(ip, NetworkPolicy()) is None:
+        return _invalid("base_url_insecure", "Use https: the API key would cross the internet in clear.")
+    return None
+
+
+def _validate(provider: str, fields: dict, api_key: str | None, *, creating: bool) -> None:
+    errors: dict[str, ValidationError] = {}
+    if api_key is None:
+        if creating:
+            errors["api_key"] = _invalid("api_key_required", "An API key is required.")
+    elif not api_key or len(api_key) > MAX_KEY_CHARS or not _KEY.match(api_key):
+        errors["api_key"] = _invalid("api_key_invalid", f"An API key is 1 to {MAX_KEY_CHARS} printable characters.")
+    if fields["base_url"] and (problem := base_url_problem(fields["base_url"])):
+        errors["base_url"] = problem
+    if provider != ProviderName.OPENAI:
+        for name in _OPENAI_ONLY:
+            if fields[name]:
+                errors[name] = _invalid("field_not_supported", f"Only the openai provider takes {name}.")
+    else:
+        if len(fields["organization"]) > 200 or not all(c.isprintable() for c in fields["organization"]):
+            errors["organization"] = _invalid("organization_invalid", "At most 200 printable characters.")
+        for name, limit in (("api_version", 50), ("deployment", 200)):
+            value = fields[name]
+            if value and (len(value) > limit or not _NAME.match(value)):
+                errors[name] = _invalid(f"{name}_invalid", f"At most {limit} letters, digits, '.', '_' or '-'.")
+        if fields["deployment"] and not fields["api_version"] and "deployment" not in errors:
+            errors["deployment"] = _invalid(
+                "deployment_requires_api_version", "A deployment is Azure OpenAI's: set the API version too."
+            )
+        if fields["api_version"] and not fields["base_url"] and "base_url" not in errors:
+            errors["base_url"] = _invalid(
+                "base_url_required", "Azure OpenAI needs its resource endpoint, e.g. https://NAME.openai.azure.com."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _last4(api_key: str) -> str:
+    return api_key[-4:] if len(api_key) >= LAST4_MIN_KEY_CHARS else ""
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def credential_set(
+    *,
+    actor: object,
+    provider: str,
+    api_key: str | None = None,
+    base_url: str = "",
+    organization: str = "",
+    api_version: str = "",
+    deployment: str = "",
+    request: HttpRequest | None = None,
+) -> ProviderCredential:
+    """Create or replace the workspace's credential for `provider`; without `api_key`, keep the stored one."""
+    _check_actor(actor)
+    provider = _provider(provider)
+    fields = {
+        "base_url": (base_url or "").strip(),
+        "organization": (organization or "").strip(),
+        "api_version": (api_version or "").strip(),
+        "deployment": (deployment or "").strip(),
+    }
+    api_key = api_key.strip() if isinstance(api_key, str) else None
+    credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
+    _validate(provider, fields, api_key, creating=credential is None)
+    now, by = timezone.now(), str(actor)[:255]
+    created = credential is None
+    if created:
+        credential = ProviderCredential(provider=provider, created_by=by)
+    for name, value in fields.items():
+        setattr(credential, name, value)
+    if api_key is not None:
+        credential.api_key_encrypted = secret_encrypt(api_key)
+        credential.api_key_last4 = _last4(api_key)
+    credential.updated_by, credential.updated_at = by, now
+    try:
+        with transaction.atomic():  # a concurrent first set of the same provider
+            credential.save()
+    except IntegrityError:
+        raise ServiceError(
+            "credential_conflict", "Someone else saved this provider at the same moment; try again.", status=409
+        ) from None
+    audit_record(
+        action="provider.credential.set",
+        actor=actor,
+        target=credential,
+        data={"provider": provider, "created": created, "key_replaced": api_key is not None, **fields},
+        request=request,
+    )
+    return credential
+
+
+@transaction.atomic
+def credential_delete(*, actor: object, provider: str, request: HttpRequest | None = None) -> None:
+    """Forget the workspace's credential for `provider` (ServiceError `provider_not_configured` if none)."""
+    _check_actor(actor)
+    provider = _provider(provider)
+    credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
+    if credential is None:
+        raise ServiceError("provider_not_configured", f"No {provider} credentials are configured.", status=404)
+    target = f"{credential._meta.label_lower}:{credential.pk} {credential}"
+    credential.delete()
+    audit_record(
+        action="provider.credential.delete", actor=actor, target=target, data={"provider": provider}, request=request
+    )
+
+
+@dataclass
+class RotationCounts:
+    rotated: int = 0
+    current: int = 0
+    undecryptable: list[str] | None = None
+
+
+@transaction.atomic
+def credentials_rotate() -> RotationCounts:
+    """Re-encrypt this schema's credentials under the first FOUNDRY_ENCRYPTION_KEYS key (idempotent)."""
+    counts = RotationCounts(undecryptable=[])
+    for credential in ProviderCredential.objects.select_for_update().order_by("provider"):
+        if secret_is_current(credential.api_key_encrypted):
+            counts.current += 1
+            continue
+        try:
+            credential.api_key_encrypted = secret_rotate(credential.api_key_encrypted)
+        except SecretUndecryptable:
+            counts.undecryptable.append(credential.provider)
+            continue
+        credential.save(update_fields=["api_key_encrypted"])
+        counts.rotated += 1
+    return counts
+
+
+# --- what a run uses ------------------------------------------------------------------------
+
+
+def provider_network_policy() -> NetworkPolicy:
+    """The addresses real providers may reach: public ones, and FOUNDRY_PROVIDER_ALLOWED_NETWORKS."""
+    return NetworkPolicy(
+        allowed_networks=tuple(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS), max_response_bytes=MAX_RESPONSE_BYTES
+    )
+
+
+def provider_settings_for(manifest: dict, *, script=None) -> ProviderSettings:
+    """The ProviderSettings of `manifest`'s model, with this workspace's decrypted credentials.
+
+    Call it inside the tenant's schema. `scripted` needs no credentials; `openai` and
+    `anthropic` without one raise ServiceError `provider_not_configured` (409)."""
+    if connection.schema_name == get_public_schema_name():
+        raise RuntimeError("provider_settings_for runs inside a tenant's schema.")
+    model = manifest["spec"]["model"]
+    name = model["provider"]
+    common = {"model": model["name"], "parameters": dict(model.get("parameters") or {})}
+    if name == "scripted":
+        return ProviderSettings(**common, script=list(script or ()))
+    if name not in ProviderName.values:
+        raise ServiceError("provider_unknown", f"Unknown provider {name!r}.")
+    credential = ProviderCredential.objects.filter(provider=name).first()
+    if credential is None:
+        raise ServiceError(
+            "provider_not_configured",
+            f"This agent uses the {name} provider, and no {name} credentials are configured for this "
+            "workspace; an admin adds them in Settings → Model providers.",
+            status=409,
+        )
+    credentials = {
+        "api_key": secret_decrypt(credential.api_key_encrypted),
+        "base_url": credential.base_url,
+        "organization": credential.organization,
+        "api_version": credential.api_version,
+        "deployment": credential.deployment,
+        "timeout_seconds": settings.FOUNDRY_PROVIDER_TIMEOUT_SECONDS,
+        "max_retries": settings.FOUNDRY_PROVIDER_MAX_RETRIES,
+    }
+    return ProviderSettings(**common, credentials=credentials, network=provider_network_policy())

@@ -1,0 +1,381 @@
+"""/api/v1/runs: start, list, inspect, cancel, approve and reject runs; their steps and approvals.
+
+Every write goes through apps.runs.services. A step's `replay` (what re-creates it without doing
+it again) is the worker's business and never leaves the server.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.permissions import Permission
+from apps.catalog.apis import PinOutput
+from apps.catalog.models import Document, Kind
+from apps.runs.models import Approval, Run, Step
+from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
+from apps.tokens.models import Scope
+from foundry.api.access import TenantAPIView
+from foundry.api.fields import StrictCharField
+from foundry.api.lists import ListSpec
+from foundry.errors import ServiceError
+from foundry.filtering import (
+    DecimalField,
+    EnumField,
+    Field,
+    FilterError,
+    FilterSpec,
+    IntegerField,
+    StringField,
+    TimestampField,
+)
+from foundry.filtering.fields import EQUALITY
+from foundry.filtering.ordering import OrderSpec
+from foundry.filtering.parser import Literal
+
+STEP_STATUSES = ("ok", "error", "denied", "rejected")
+
+
+@dataclass(frozen=True)
+class UuidField(Field):
+    """A UUID column: equality only, and a value that is not a UUID is refused where it stands."""
+
+    operators: frozenset[str] = EQUALITY
+    type_name: str = "uuid"
+
+    def coerce(self, literal: Literal) -> uuid.UUID:
+        try:
+            if len(literal.text) <= 45:
+                return uuid.UUID(literal.text)
+        except ValueError:
+            pass
+        raise FilterError("invalid_value", f"{literal.text!r} is not a run id (a UUID).", literal.pos)
+
+
+# --- serializers ------------------------------------------------------------------------------
+
+
+class RunOutput(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.name")
+    version = serializers.IntegerField(source="version.number", help_text="The manifest version the run executes.")
+    domain = PinOutput(source="domain_version", help_text="The DIS version the run executes against.")
+    deployment = serializers.IntegerField(source="deployment_id")
+    parent = serializers.UUIDField(source="parent_id", allow_null=True, help_text="Sub-agent runs: the parent run.")
+    reason = serializers.CharField(help_text="Why the run did not succeed: a stable code, or empty.")
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "agent",
+            "version",
+            "domain",
+            "deployment",
+            "project",
+            "provider",
+            "model",
+            "status",
+            "reason",
+            "message",
+            "input",
+            "output",
+            "created_by",
+            "parent",
+            "parent_step",
+            "step_count",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "recoveries",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+            "cancel_requested_at",
+        ]
+
+
+class StepOutput(serializers.ModelSerializer):
+    warnings = serializers.SerializerMethodField(help_text="What the runtime noted about the step (e.g. DIS rules).")
+
+    class Meta:
+        model = Step
+        fields = [
+            "index",
+            "node",
+            "tool",
+            "arguments",
+            "status",
+            "error",
+            "summary",
+            "warnings",
+            "provider",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "duration_ms",
+            "created_at",
+        ]
+
+    def get_warnings(self, step: Step) -> list[str]:
+        warnings = (step.record or {}).get("warnings") if isinstance(step.record, dict) else None
+        return [str(w) for w in warnings] if isinstance(warnings, list) else []
+
+
+class ApprovalOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Approval
+        fields = [
+            "step",
+            "tool",
+            "tool_call_id",
+            "arguments",
+            "reasons",
+            "decision",
+            "approver",
+            "comment",
+            "requested_at",
+            "decided_at",
+        ]
+
+
+class RunStartInput(serializers.Serializer):
+    agent = StrictCharField(max_length=63, help_text="The name of a deployed agent.")
+    input = StrictCharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False, help_text="The request, as text.")
+    # Items are checked by the service, which names the step at fault (`script_invalid`).
+    script = serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=MAX_SCRIPT_STEPS,
+        required=False,
+        allow_null=True,
+        help_text="Scripted provider only: the steps to follow, each `{respond: text}` or "
+        "`{tool_call: {tool, arguments}}`. Default: the manifest test with the same input, if any.",
+    )
+
+
+class DecisionInput(serializers.Serializer):
+    comment = StrictCharField(max_length=MAX_COMMENT_CHARS, required=False, allow_blank=True, default="")
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+RUNS = ListSpec(
+    serializer=RunOutput,
+    resource="runs",
+    filters=FilterSpec(
+        {
+            "id": UuidField(),
+            "status": EnumField(choices=tuple(Run.Status.values)),
+            "agent": StringField(lookup="agent__name"),
+            "version": IntegerField(lookup="version__number"),
+            "project": StringField(),
+            "provider": StringField(),
+            "model": StringField(),
+            "reason": StringField(),
+            "created_by": StringField(),
+            "parent": UuidField(lookup="parent_id", nullable=True),
+            "step_count": IntegerField(),
+            "input_tokens": IntegerField(),
+            "output_tokens": IntegerField(),
+            "created_at": TimestampField(),
+            "started_at": TimestampField(nullable=True),
+            "finished_at": TimestampField(nullable=True),
+            "updated_at": TimestampField(),
+        }
+    ),
+    ordering=OrderSpec(
+        {
+            "created_at": None,
+            "started_at": None,
+            "finished_at": None,
+            "updated_at": None,
+            "step_count": None,
+            "input_tokens": None,
+            "output_tokens": None,
+            "id": None,
+        },
+        default="created_at desc",
+    ),
+)
+STEPS = ListSpec(
+    serializer=StepOutput,
+    resource="steps",
+    filters=FilterSpec(
+        {
+            "index": IntegerField(),
+            "node": EnumField(choices=tuple(Step.Node.values)),
+            "tool": StringField(),
+            "status": EnumField(choices=STEP_STATUSES),
+            "error": StringField(),
+            "provider": StringField(),
+            "model": StringField(),
+            "input_tokens": IntegerField(),
+            "output_tokens": IntegerField(),
+            "duration_ms": DecimalField(),
+            "created_at": TimestampField(),
+        }
+    ),
+    ordering=OrderSpec({"index": None, "duration_ms": None, "created_at": None, "id": None}, default="index"),
+)
+APPROVALS = ListSpec(
+    serializer=ApprovalOutput,
+    resource="approvals",
+    filters=FilterSpec(
+        {
+            "step": IntegerField(),
+            "tool": StringField(),
+            "decision": EnumField(choices=tuple(Approval.Decision.values)),
+            "approver": StringField(),
+            "requested_at": TimestampField(),
+            "decided_at": TimestampField(nullable=True),
+        }
+    ),
+    ordering=OrderSpec({"step": None, "requested_at": None, "decided_at": None, "id": None}, default="step"),
+)
+
+# --- views ------------------------------------------------------------------------------------
+
+_RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id.")
+_NOT_FOUND = OpenApiResponse(description="`not_found`: no such run in this workspace.")
+
+
+def _runs():
+    return Run.objects.select_related("agent", "version", "domain_version__document")
+
+
+def _run(run_id: str) -> Run:
+    """The run with this id, or 404 — also when the id is not a UUID at all."""
+    try:
+        pk = uuid.UUID(run_id)
+    except ValueError:
+        raise NotFound() from None
+    return get_object_or_404(_runs(), pk=pk)
+
+
+class RunListApi(TenantAPIView):
+    access = {"GET": (Permission.RUNS_VIEW, Scope.READ), "POST": (Permission.RUNS_START, Scope.RUN)}
+
+    @RUNS.schema("runs_list")
+    def get(self, request: Request) -> Response:
+        return RUNS.respond(request, _runs())
+
+    @extend_schema(
+        operation_id="runs_start",
+        request=RunStartInput,
+        responses={
+            201: RunOutput,
+            400: OpenApiResponse(description="`input_invalid`, `script_invalid` or invalid fields."),
+            404: OpenApiResponse(description="`agent_not_found`: no agent of that name."),
+            409: OpenApiResponse(description="`agent_not_deployed`: deploy a version first."),
+        },
+        description="Start a run of the agent's live deployment. It is queued (201) and a worker picks it up; "
+        "poll `GET /runs/{run_id}` (or its steps) to follow it.",
+    )
+    def post(self, request: Request) -> Response:
+        data = RunStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        agent = (
+            Document.objects.select_related("live__version", "live__domain_version__document")
+            .filter(kind=Kind.AGENT, name=fields["agent"])
+            .first()
+        )
+        if agent is None:
+            raise ServiceError("agent_not_found", f"There is no agent {fields['agent']!r}.", status=404)
+        run = run_start(
+            actor=request.user, agent=agent, input=fields["input"], script=fields.get("script"), request=request
+        )
+        return Response(RunOutput(run).data, status=201)
+
+
+class RunDetailApi(TenantAPIView):
+    access = {"GET": (Permission.RUNS_VIEW, Scope.READ)}
+
+    @extend_schema(operation_id="runs_get", parameters=[_RUN_ID], responses={200: RunOutput, 404: _NOT_FOUND})
+    def get(self, request: Request, run_id: str) -> Response:
+        return Response(RunOutput(_run(run_id)).data)
+
+
+class StepListApi(TenantAPIView):
+    access = {"GET": (Permission.RUNS_VIEW, Scope.READ)}
+
+    @extend_schema(parameters=[_RUN_ID])
+    @STEPS.schema("runs_steps_list")
+    def get(self, request: Request, run_id: str) -> Response:
+        return STEPS.respond(request, _run(run_id).steps.defer("replay"))
+
+
+class ApprovalListApi(TenantAPIView):
+    access = {"GET": (Permission.RUNS_VIEW, Scope.READ)}
+
+    @extend_schema(parameters=[_RUN_ID])
+    @APPROVALS.schema("runs_approvals_list")
+    def get(self, request: Request, run_id: str) -> Response:
+        return APPROVALS.respond(request, _run(run_id).approvals.all())
+
+
+class RunCancelApi(TenantAPIView):
+    access = {"POST": (Permission.RUNS_START, Scope.RUN)}
+
+    @extend_schema(
+        operation_id="runs_cancel",
+        parameters=[_RUN_ID],
+        request=None,
+        responses={200: RunOutput, 404: _NOT_FOUND, 409: OpenApiResponse(description="`run_finished`.")},
+        description="Cancel a run: at once when it is queued or waiting for approval; a running run stops "
+        "before its next step (`cancel_requested_at` is set, the status follows).",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = run_cancel(actor=request.user, run=_run(run_id), request=request)
+        return Response(RunOutput(run).data)
+
+
+class _DecideApi(TenantAPIView):
+    access = {"POST": (Permission.RUNS_APPROVE, Scope.RUN)}
+    approved: bool
+
+    def post(self, request: Request, run_id: str) -> Response:
+        data = DecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = run_decide(
+            actor=request.user,
+            run=_run(run_id),
+            approved=self.approved,
+            comment=data.validated_data["comment"],
+            request=request,
+        )
+        return Response(RunOutput(run).data)
+
+
+def _decide_schema(verb: str, then: str):
+    return extend_schema(
+        operation_id=f"runs_{verb}",
+        parameters=[_RUN_ID],
+        request=DecisionInput,
+        responses={200: RunOutput, 404: _NOT_FOUND, 409: OpenApiResponse(description="`run_not_waiting`.")},
+        description=f"{verb.title()} the tool call the run waits for, with an optional comment. The run is queued "
+        f"again and {then}",
+    )
+
+
+class RunApproveApi(_DecideApi):
+    approved = True
+
+    @_decide_schema("approve", "the call is made.")
+    def post(self, request: Request, run_id: str) -> Response:
+        return super().post(request, run_id)
+
+
+class RunRejectApi(_DecideApi):
+    approved = False
+
+    @_decide_schema("reject", "the model is told the call was rejected.")
+    def post(self, request: Request, run_id: str) -> Response:
+        return super().post(request, run_id)

@@ -1,0 +1,43 @@
+"""Console forms for runs: start one, filter the list, decide an approval."""
+
+from django import forms
+
+from apps.runs.models import Run
+from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS
+
+
+class RunStartForm(forms.Form):
+    agent = forms.ChoiceField(help_text="Deployed agents only: a run executes the live version.")
+    input = forms.CharField(
+        max_length=MAX_INPUT_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What you ask the agent to do.",
+    )
+
+    def __init__(self, *args, agents: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [(name, name) for name in agents]
+
+    def clean_input(self) -> str:
+        # Browsers submit a textarea's line breaks as CRLF (HTML spec); the user typed LF.
+        return self.cleaned_data["input"].replace("\r\n", "\n")
+
+
+class RunFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *Run.Status.choices], required=False)
+    agent = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, agents: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [("", "Any agent"), *((name, name) for name in agents)]
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    comment = forms.CharField(
+        max_length=MAX_COMMENT_CHARS,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded with your decision.",
+    )

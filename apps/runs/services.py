@@ -1,0 +1,192 @@
+"""Start, cancel and decide runs. Every change people make to a run goes through here; the
+worker's side (executing a run) is engine.py.
+
+A run is pinned at start to the agent's live deployment (its manifest and DIS versions), and
+handed to a worker once the transaction that created it commits. A run waiting for approval
+holds no worker: deciding the approval re-queues it, and the worker resumes it from its
+checkpoint.
+"""
+
+from collections.abc import Mapping
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.catalog.models import Document, Kind
+from apps.catalog.services import author_of
+from apps.runs.models import Approval, Run
+from foundry.errors import ServiceError
+
+MAX_INPUT_CHARS = 100_000
+MAX_SCRIPT_STEPS = 500
+MAX_COMMENT_CHARS = 2_000
+
+
+def _actor_name(actor) -> str:
+    name, email = author_of(actor)
+    return email if getattr(actor, "token", None) is None and email else name
+
+
+def _input_clean(text) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ServiceError("input_invalid", "A run needs an input: the request for the agent, as text.")
+    if len(text) > MAX_INPUT_CHARS or "\x00" in text:
+        raise ServiceError("input_invalid", f"A run's input is at most {MAX_INPUT_CHARS} characters of text.")
+    return text
+
+
+def _script_clean(script, provider: str) -> list | None:
+    """The scripted provider's steps for this run: a list of {tool_call: {tool, arguments}} | {respond}."""
+    if script is None:
+        return None
+    if provider != "scripted":
+        raise ServiceError(
+            "script_invalid", f"A script is only for the scripted provider; this agent uses {provider!r}."
+        )
+    if not isinstance(script, list) or len(script) > MAX_SCRIPT_STEPS:
+        raise ServiceError("script_invalid", f"A script is a list of at most {MAX_SCRIPT_STEPS} steps.")
+    for number, step in enumerate(script, 1):
+        valid = isinstance(step, Mapping) and len(step) == 1
+        if valid and "respond" in step:
+            valid = isinstance(step["respond"], str)
+        elif valid and "tool_call" in step:
+            call = step["tool_call"]
+            valid = (
+                isinstance(call, Mapping)
+                and isinstance(call.get("tool"), str)
+                and isinstance(call.get("arguments", {}), Mapping)
+                and set(call) <= {"tool", "arguments"}
+            )
+        else:
+            valid = False
+        if not valid:
+            raise ServiceError(
+                "script_invalid",
+                f"Script step {number} must be {{respond: text}} or {{tool_call: {{tool: name, arguments: {{…}}}}}}.",
+            )
+    return script
+
+
+def _enqueue(run: Run) -> None:
+    from django.db import connection
+
+    from apps.runs.tasks import run_execute
+
+    schema = connection.schema_name
+    transaction.on_commit(
+        lambda: run_execute.apply_async(args=[schema, str(run.pk)], queue=settings.FOUNDRY_RUNS_QUEUE)
+    )
+
+
+def run_create(
+    *, agent: Document, input: str, created_by: str, script=None, parent: Run | None = None, parent_step=None
+) -> Run:
+    """A queued run of the agent's live deployment (not yet handed to a worker)."""
+    if agent.kind != Kind.AGENT:
+        raise ServiceError("agent_not_found", f"{agent.name!r} is not an agent.", status=404)
+    deployment = agent.live
+    if deployment is None:
+        raise ServiceError(
+            "agent_not_deployed", f"Agent {agent.name!r} has no live deployment: deploy a version first.", status=409
+        )
+    version = deployment.version
+    manifest = version.content
+    model = manifest["spec"]["model"]
+    return Run.objects.create(
+        agent=agent,
+        deployment=deployment,
+        version=version,
+        domain_version=deployment.domain_version,
+        project=manifest["metadata"].get("project", ""),
+        provider=model["provider"],
+        model=model["name"],
+        input=_input_clean(input),
+        script=_script_clean(script, model["provider"]),
+        created_by=created_by[:255],
+        parent=parent,
+        parent_step=parent_step,
+    )
+
+
+def run_start(*, actor, agent: Document, input: str, script: list | None = None, request=None) -> Run:
+    """Start a run of the agent's live deployment; a worker picks it up once this commits."""
+    with transaction.atomic():
+        run = run_create(agent=agent, input=input, script=script, created_by=_actor_name(actor))
+        audit_record(
+            action="run.start",
+            actor=actor,
+            target=run,
+            data={"agent": agent.name, "version": run.version.number, "run": str(run.pk)},
+            request=request,
+        )
+        _enqueue(run)
+    return run
+
+
+def _run_lock(run: Run) -> Run:
+    return Run.objects.select_for_update().get(pk=run.pk)
+
+
+def run_cancel(*, actor, run: Run, request=None) -> Run:
+    """Cancel a run. Not yet running (or waiting): at once. Running: its worker stops before its next step."""
+    with transaction.atomic():
+        run = _run_lock(run)
+        if run.is_finished:
+            raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
+        now = timezone.now()
+        run.cancel_requested_at = run.cancel_requested_at or now
+        run.updated_at = now
+        fields = ["cancel_requested_at", "updated_at"]
+        if run.status != Run.Status.RUNNING:
+            run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=f"Cancelled by {_actor_name(actor)}.")
+        else:
+            run.save(update_fields=fields)
+        audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
+    return run
+
+
+def run_finish(run: Run, status: str, *, reason: str = "", message: str = "", output: str | None = None) -> None:
+    """Record how a run ended (the caller holds the run's row or its lock)."""
+    now = timezone.now()
+    run.status = status
+    run.reason = reason[:40]
+    run.message = message
+    run.output = output
+    run.finished_at = now
+    run.updated_at = now
+    run.save(update_fields=["status", "reason", "message", "output", "finished_at", "updated_at"])
+    if status == Run.Status.CANCELLED:
+        run.approvals.filter(decision=Approval.Decision.PENDING).update(
+            decision=Approval.Decision.CANCELLED, decided_at=now
+        )
+
+
+def run_decide(*, actor, run: Run, approved: bool, comment: str = "", request=None) -> Run:
+    """Approve or reject the tool call the run waits for; the run goes back to a worker."""
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT_CHARS or "\x00" in comment:
+        raise ServiceError("comment_invalid", f"A comment is at most {MAX_COMMENT_CHARS} characters.")
+    with transaction.atomic():
+        run = _run_lock(run)
+        approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()
+        if run.status != Run.Status.WAITING_APPROVAL or approval is None:
+            raise ServiceError("run_not_waiting", "The run is not waiting for an approval.", status=409)
+        approval.decision = Approval.Decision.APPROVED if approved else Approval.Decision.REJECTED
+        approval.approver = _actor_name(actor)[:255]
+        approval.comment = comment
+        approval.decided_at = timezone.now()
+        approval.save(update_fields=["decision", "approver", "comment", "decided_at"])
+        run.status = Run.Status.QUEUED
+        run.updated_at = approval.decided_at
+        run.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="run.approve" if approved else "run.reject",
+            actor=actor,
+            target=run,
+            data={"run": str(run.pk), "step": approval.step, "tool": approval.tool, "comment": comment},
+            request=request,
+        )
+        _enqueue(run)
+    return run

@@ -1,0 +1,203 @@
+"""Console pages for runs: the list, starting a run, and a run's page with its timeline of steps,
+the approval it waits for, and cancel.
+
+A live run's page polls a fragment of itself (`run_live`) every second; the fragment answers 204
+while nothing changed, so a comment being typed into the approval form is not swept away, and
+stops polling once the run has finished. Every write goes through apps.runs.services.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from apps.accounts.access import require_permission
+from apps.accounts.permissions import Permission
+from apps.catalog.models import Document, Kind
+from apps.runs.forms import DecisionForm, RunFilterForm, RunStartForm
+from apps.runs.models import Approval, Run, Step
+from apps.runs.services import run_cancel, run_decide, run_start
+from foundry.errors import ServiceError
+
+RUNS_PER_PAGE = 50
+
+
+@dataclass
+class TimelineStep:
+    step: Step
+    arguments: str
+
+    @property
+    def tokens(self) -> int:
+        return self.step.input_tokens + self.step.output_tokens
+
+    @property
+    def warnings(self) -> list:
+        record = self.step.record if isinstance(self.step.record, dict) else {}
+        warnings = record.get("warnings")
+        return warnings if isinstance(warnings, list) else []
+
+
+def _json(value) -> str:
+    if value in (None, {}, []):
+        return ""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _run(run_id: str) -> Run:
+    """The run with this id, or 404 — also when the id is not a UUID at all."""
+    try:
+        pk = uuid.UUID(run_id)
+    except ValueError:
+        raise Http404("No such run.") from None
+    return get_object_or_404(
+        Run.objects.select_related("agent", "version", "domain_version__document", "parent__agent"), pk=pk
+    )
+
+
+def _agent_names(*, deployed: bool = False) -> list[str]:
+    agents = Document.objects.filter(kind=Kind.AGENT)
+    if deployed:
+        agents = agents.filter(live__isnull=False)
+    return list(agents.order_by("name").values_list("name", flat=True))
+
+
+def _live_context(request: HttpRequest, run: Run, **extra) -> dict:
+    """What the live part of a run's page shows, and a key that changes whenever any of it does."""
+    steps = list(run.steps.defer("replay").order_by("index"))
+    approvals = list(run.approvals.order_by("step"))
+    pending = next((a for a in approvals if a.decision == Approval.Decision.PENDING), None)
+    state = [run.status, run.updated_at.isoformat(), run.step_count, len(steps), [a.decision for a in approvals]]
+    version = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+    user = request.user
+    return {
+        "run": run,
+        "timeline": [TimelineStep(step, _json(step.arguments)) for step in steps],
+        "approvals": approvals,
+        "decided": [a for a in approvals if a.decision != Approval.Decision.PENDING],
+        "pending": pending,
+        "pending_arguments": _json(pending.arguments) if pending else "",
+        "version": version,
+        "can_approve": user.has_permission(Permission.RUNS_APPROVE),
+        "can_cancel": user.has_permission(Permission.RUNS_START) and not run.is_finished,
+        "decision_form": DecisionForm(),
+        **extra,
+    }
+
+
+def _run_page(request: HttpRequest, run: Run, *, status: int = 200, **extra) -> HttpResponse:
+    context = {
+        **_live_context(request, run, **extra),
+        "children": run.children.select_related("agent").order_by("parent_step"),
+    }
+    return render(request, "runs/run_detail.html", context, status=status)
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+@require_permission(Permission.RUNS_VIEW)
+@require_safe
+def run_list(request: HttpRequest) -> HttpResponse:
+    form = RunFilterForm(request.GET, agents=_agent_names())
+    runs = Run.objects.select_related("agent", "version")
+    status = 200
+    if form.is_valid():
+        if form.cleaned_data["status"]:
+            runs = runs.filter(status=form.cleaned_data["status"])
+        if form.cleaned_data["agent"]:
+            runs = runs.filter(agent__name=form.cleaned_data["agent"])
+    else:
+        runs, status = runs.none(), 400
+    page = Paginator(runs.order_by("-created_at", "id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "can_start": request.user.has_permission(Permission.RUNS_START),
+    }
+    return render(request, "runs/run_list.html", context, status=status)
+
+
+@require_permission(Permission.RUNS_START)
+@require_http_methods(["GET", "HEAD", "POST"])
+def run_new(request: HttpRequest) -> HttpResponse:
+    """Start a run of a deployed agent (`?agent=` preselects one)."""
+    agents = _agent_names(deployed=True)
+    if request.method != "POST":
+        form = RunStartForm(initial={"agent": request.GET.get("agent")}, agents=agents)
+        return render(request, "runs/run_new.html", {"form": form})
+    form = RunStartForm(request.POST, agents=agents)
+    if form.is_valid():
+        agent = Document.objects.select_related("live__version", "live__domain_version").get(
+            kind=Kind.AGENT, name=form.cleaned_data["agent"]
+        )
+        try:
+            run = run_start(actor=request.user, agent=agent, input=form.cleaned_data["input"], request=request)
+        except ServiceError as e:
+            form.add_error("agent" if e.code == "agent_not_deployed" else "input", e.message)
+            return render(request, "runs/run_new.html", {"form": form}, status=e.status)
+        messages.success(request, f"Run of {agent.name} started.")
+        return redirect("runs:run_detail", run.pk)
+    return render(request, "runs/run_new.html", {"form": form}, status=400)
+
+
+@require_permission(Permission.RUNS_VIEW)
+@require_safe
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _run_page(request, _run(run_id))
+
+
+@require_permission(Permission.RUNS_VIEW)
+@require_safe
+def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
+    """The live part of a run's page; 204 when it is still the version the page shows (`?v=`)."""
+    context = _live_context(request, _run(run_id))
+    if request.GET.get("v") == context["version"]:
+        return HttpResponse(status=204)
+    return render(request, "runs/_run_live.html", context)
+
+
+@require_permission(Permission.RUNS_START)
+@require_POST
+def run_cancel_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = _run(run_id)
+    try:
+        run = run_cancel(actor=request.user, run=run, request=request)
+    except ServiceError as e:
+        return _run_page(request, run, status=e.status, error=e)
+    if run.is_finished:
+        messages.success(request, "Run cancelled.")
+    else:
+        messages.info(request, "Cancellation requested: the run stops before its next step.")
+    return redirect("runs:run_detail", run.pk)
+
+
+@require_permission(Permission.RUNS_APPROVE)
+@require_POST
+def run_decide_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = _run(run_id)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _run_page(request, run, status=400, decision_form=form)
+    approved = form.cleaned_data["decision"] == "approve"
+    try:
+        run_decide(
+            actor=request.user,
+            run=run,
+            approved=approved,
+            comment=form.cleaned_data["comment"],
+            request=request,
+        )
+    except ServiceError as e:
+        return _run_page(request, run, status=e.status, error=e, decision_form=form)
+    messages.success(request, "Approved: the run continues." if approved else "Rejected: the run continues without it.")
+    return redirect("runs:run_detail", run.pk)

@@ -1,0 +1,407 @@
+"""Runs advanced here, in the test's process, against the real database, Redis and checkpoints."""
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from apps.audit.models import AuditEvent
+from apps.runs.checkpoints import checkpoint_connection, checkpointer
+from apps.runs.engine import run_advance
+from apps.runs.locks import RunLock
+from apps.runs.models import Approval, Run, Step, UsageRecord
+from apps.runs.services import run_cancel, run_decide, run_start
+from apps.runs.usage import usage_recorded
+from foundry.errors import ServiceError
+from tests.conftest import tenant_user
+from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
+
+
+def start(tenant, agent, text: str, *, script=None, email=None) -> Run:
+    actor = tenant_user(tenant, email or f"owner@{tenant.slug}.test")
+    with schema_context(tenant.schema_name):
+        return run_start(actor=actor, agent=agent, input=text, script=script)
+
+
+def test_a_run_goes_model_tool_model_and_every_step_and_model_call_is_recorded(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    assert run.status == "queued" and run.version.number == 1 and run.project == "accounts-payable"
+    calls = []
+    usage_recorded.connect(lambda record, schema, **kw: calls.append((schema, record.step)), weak=False)
+    try:
+        run = advance(run, "acme")
+    finally:
+        usage_recorded.receivers.clear()
+    assert run.status == "succeeded", run.message
+    assert run.output == "INV-1001 (420.00 EUR, vendor low risk) can be approved."
+    assert run.started_at and run.finished_at and run.started_at <= run.finished_at
+    with schema_context("acme"):
+        steps = list(Step.objects.filter(run=run))
+        assert [(s.index, s.node, s.tool, s.status) for s in steps] == [
+            (1, "model", "", "ok"),
+            (2, "tool", "find_invoices", "ok"),
+            (3, "model", "", "ok"),
+        ]
+        assert steps[1].arguments == {"question": "Which rules apply to invoices?"}
+        assert steps[1].summary.startswith('{"domain": {"name": "finance"')
+        usage = list(UsageRecord.objects.filter(run_id=run.pk).order_by("step"))
+        assert [(u.step, u.provider, u.model, u.project, u.agent) for u in usage] == [
+            (1, "scripted", "scripted-1", "accounts-payable", "invoice-triage"),
+            (3, "scripted", "scripted-1", "accounts-payable", "invoice-triage"),
+        ]
+        assert [u.input_tokens for u in usage] == [steps[0].input_tokens, steps[2].input_tokens]
+        assert run.input_tokens == sum(u.input_tokens for u in usage) > 0
+        assert run.output_tokens == sum(u.output_tokens for u in usage) > 0
+        assert run.step_count == 3
+        assert AuditEvent.objects.filter(action="run.start", data__run=str(run.pk)).exists()
+    assert calls == [("acme", 1), ("acme", 3)]
+
+
+def test_a_rule_match_waits_for_approval_holding_no_worker_then_resumes_when_approved(acme, triage):
+    run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
+    assert run.status == "waiting_approval"
+    with schema_context("acme"):
+        approval = Approval.objects.get(run=run)
+        assert (approval.step, approval.tool, approval.decision) == (2, "find_invoices", "pending")
+        assert approval.arguments == {"amount": 25000}
+        assert "large-invoice-needs-approval" in approval.reasons[0]
+        assert not Step.objects.filter(run=run, node="tool").exists()
+        operator = tenant_user(acme, "operator@acme.test")
+        run = run_decide(actor=operator, run=run, approved=True, comment="Checked the PO.")
+        assert run.status == "queued"
+    run = advance(run, "acme")
+    assert run.status == "succeeded"
+    with schema_context("acme"):
+        tool = Step.objects.get(run=run, node="tool")
+        assert tool.status == "ok"
+        assert tool.record["approval"]["approved"] is True
+        assert tool.record["approval"]["by"] == "operator@acme.test"
+        assert tool.record["approval"]["comment"] == "Checked the PO."
+        approval = Approval.objects.get(run=run)
+        assert (approval.decision, approval.approver, approval.comment) == (
+            "approved",
+            "operator@acme.test",
+            "Checked the PO.",
+        )
+        assert approval.decided_at is not None
+        assert AuditEvent.objects.filter(action="run.approve", data__run=str(run.pk)).exists()
+
+
+def test_a_rejected_call_is_not_made_and_the_model_is_told(acme, triage):
+    run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
+    with schema_context("acme"):
+        run = run_decide(actor=tenant_user(acme, "admin@acme.test"), run=run, approved=False, comment="No PO")
+    run = advance(run, "acme")
+    assert run.status == "succeeded"
+    with schema_context("acme"):
+        tool = Step.objects.get(run=run, node="tool")
+        assert tool.status == "rejected" and "No PO" in tool.summary
+        assert Approval.objects.get(run=run).decision == "rejected"
+
+
+def test_deciding_a_run_that_does_not_wait_is_refused_and_changes_nothing(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    with schema_context("acme"), pytest.raises(ServiceError) as info:
+        run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True)
+    assert info.value.code == "run_not_waiting" and info.value.status == 409
+    with schema_context("acme"):
+        assert Run.objects.get(pk=run.pk).status == "queued"
+
+
+def test_a_run_of_an_agent_that_is_not_deployed_is_refused(acme):
+    with schema_context("acme"):
+        owner = tenant_user(acme, "owner@acme.test")
+        from apps.catalog.services import version_publish
+
+        version_publish(actor=owner, source=FINANCE)
+        agent = version_publish(actor=owner, source=agent_yaml("idle")).version.document
+        with pytest.raises(ServiceError) as info:
+            run_start(actor=owner, agent=agent, input="hi")
+        assert (info.value.code, info.value.status) == ("agent_not_deployed", 409)
+        assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "text, script, code",
+    [
+        ("", None, "input_invalid"),
+        ("   ", None, "input_invalid"),
+        ("x" * 100_001, None, "input_invalid"),
+        ("nul\x00", None, "input_invalid"),
+        ("hi", "respond", "script_invalid"),
+        ("hi", [{"respond": 1}], "script_invalid"),
+        ("hi", [{"tool_call": {"tool": "x", "arguments": []}}], "script_invalid"),
+        ("hi", [{"respond": "a", "tool_call": {"tool": "x"}}], "script_invalid"),
+        ("hi", [{"shell": "rm -rf /"}], "script_invalid"),
+    ],
+)
+def test_bad_input_is_refused_with_a_stable_code(acme, triage, text, script, code):
+    with pytest.raises(ServiceError) as info:
+        start(acme, triage, text, script=script)
+    assert info.value.code == code and info.value.status == 400
+    with schema_context("acme"):
+        assert not Run.objects.exists()
+
+
+def test_a_run_keeps_the_versions_it_started_with_when_a_newer_one_is_deployed(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    deploy(acme, TRIAGE.replace("can be approved.", "may be paid."))
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        assert run.version.number == 1 and run.output.endswith("can be approved.")
+
+
+# --- limits and cancellation ---------------------------------------------------------------
+
+
+def test_max_steps_ends_the_run_cleanly(acme):
+    agent = deploy(acme, FINANCE, agent_yaml(limits="  limits: {max_steps: 3}\n"))
+    script = [{"tool_call": {"tool": "find_invoices", "arguments": {}}}] * 5
+    run = advance(start(acme, agent, "Loop.", script=script), "acme")
+    assert (run.status, run.reason, run.step_count) == ("failed", "max_steps", 3)
+    assert "3 steps" in run.message and run.finished_at
+
+
+def test_max_tokens_ends_the_run_cleanly(acme):
+    agent = deploy(acme, FINANCE, agent_yaml(limits="  limits: {max_tokens: 400}\n"))
+    script = [{"tool_call": {"tool": "find_invoices", "arguments": {}}}] * 20
+    run = advance(start(acme, agent, "Loop.", script=script), "acme")
+    assert (run.status, run.reason) == ("failed", "max_tokens")
+    assert run.input_tokens + run.output_tokens >= 400
+
+
+def test_the_time_limit_ends_the_run_cleanly(acme, ledger, loopback_allowed):
+    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port), limits="  limits: {timeout_seconds: 1}\n"))
+    ledger.delay = 0.6
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": str(n)}}} for n in range(5)]
+    run = advance(start(acme, agent, "Book slowly.", script=script), "acme")
+    assert (run.status, run.reason) == ("failed", "timeout")
+    assert run.step_count <= 5
+
+
+def test_a_queued_run_is_cancelled_at_once_and_a_worker_then_leaves_it(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    with schema_context("acme"):
+        run = run_cancel(actor=tenant_user(acme, "developer@acme.test"), run=run)
+        assert (run.status, run.reason) == ("cancelled", "cancelled")
+        assert run_advance(run.pk) == "cancelled"
+        assert not Step.objects.filter(run=run).exists()
+        with pytest.raises(ServiceError) as info:
+            run_cancel(actor=tenant_user(acme, "owner@acme.test"), run=run)
+        assert info.value.code == "run_finished"
+
+
+def test_cancelling_a_run_waiting_for_approval_closes_the_approval(acme, triage):
+    run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
+    with schema_context("acme"):
+        run = run_cancel(actor=tenant_user(acme, "owner@acme.test"), run=run)
+        assert run.status == "cancelled"
+        assert Approval.objects.get(run=run).decision == "cancelled"
+        with pytest.raises(ServiceError):
+            run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True)
+
+
+def test_a_run_someone_else_holds_is_left_alone(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    lock = RunLock("acme", str(run.pk))
+    assert lock.acquire()
+    try:
+        with schema_context("acme"):
+            assert run_advance(run.pk) == "locked"
+            run.refresh_from_db()
+            assert run.status == "queued" and run.step_count == 0
+    finally:
+        lock.release()
+    assert advance(run, "acme").status == "succeeded"
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+def test_a_run_of_an_agent_whose_provider_is_not_configured_fails_with_a_clear_reason(acme):
+    agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
+    run = advance(start(acme, agent, "Hello"), "acme")
+    assert (run.status, run.reason) == ("failed", "provider_not_configured")
+
+
+# --- sub-agents --------------------------------------------------------------------------------
+
+
+def test_a_subagent_runs_as_a_child_run_of_the_same_tenant(acme):
+    deploy(acme, FINANCE, agent_yaml("helper"))
+    subagent = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
+    parent = deploy(acme, agent_yaml("lead", tools=subagent))
+    script = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
+    run = advance(start(acme, parent, "Delegate.", script=script), "acme")
+    assert run.status == "succeeded"
+    with schema_context("acme"):
+        child = Run.objects.get(parent=run)
+        assert (child.parent_step, child.status, child.agent.name, child.input) == (
+            2,
+            "succeeded",
+            "helper",
+            "What is AP?",
+        )
+        tool = Step.objects.get(run=run, node="tool")
+        assert tool.status == "ok" and child.output in tool.summary
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+def test_another_tenant_cannot_reach_a_run_or_its_checkpoints(acme, globex, triage):
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    thread = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
+    assert checkpointer("acme").get_tuple(thread) is not None
+    assert checkpointer("globex").get_tuple(thread) is None
+    assert list(checkpointer("globex").list(thread)) == []
+    with schema_context("globex"):
+        assert run_advance(run.pk) == "missing"
+        assert not Run.objects.filter(pk=run.pk).exists()
+        assert not UsageRecord.objects.filter(run_id=run.pk).exists()
+    # The saver's search path lasted only for its own transactions.
+    with checkpoint_connection().cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        assert "acme" not in cursor.fetchone()["search_path"]
+    assert connection.schema_name == "public"
+
+
+def test_the_demo_data_runs_end_to_end_one_run_waiting_for_an_approval(acme, globex):
+    from django.core.management import call_command
+
+    call_command("demo_data")
+    call_command("demo_data")  # idempotent: no second batch of runs
+    outcomes = {}
+    for schema in ("acme", "globex"):
+        with schema_context(schema):
+            for run in Run.objects.all():
+                outcomes[(schema, run.agent.name, run.input)] = advance(run, schema).status
+    assert outcomes == {
+        ("acme", "invoice-triage", "Triage invoice INV-1001."): "succeeded",
+        ("acme", "invoice-triage", "Look up the 25,000 EUR invoice."): "waiting_approval",
+        ("globex", "shipment-tracker", "Where is shipment SH-1?"): "succeeded",
+    }
+
+
+# --- http tools: SSRF ----------------------------------------------------------------------------
+
+
+def test_an_http_tool_cannot_reach_loopback_unless_operators_allow_it_for_that_tenant(acme, globex, ledger):
+    from django.core.management import call_command
+
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}}, {"respond": "done"}]
+    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    run = advance(start(acme, agent, "Book.", script=script), "acme")
+    with schema_context("acme"):
+        step = Step.objects.get(run=run, node="tool")
+    assert (step.status, step.error) == ("error", "http_address_refused"), step.summary
+    assert "127.0.0.1" in step.summary and ledger.requests == {}
+
+    call_command("tenant_http_networks", "globex", "--allow", "127.0.0.0/8")
+    run = advance(start(acme, agent, "Book.", script=script), "acme")  # globex's setting: not acme's
+    with schema_context("acme"):
+        assert Step.objects.get(run=run, node="tool").error == "http_address_refused"
+    assert ledger.requests == {}
+
+    call_command("tenant_http_networks", "acme", "--allow", "127.0.0.1/32")
+    run = advance(start(acme, agent, "Book.", script=script), "acme")
+    with schema_context("acme"):
+        assert Step.objects.get(run=run, node="tool").status == "ok"
+    assert ledger.booked == ["/entries/1"]
+    assert ledger.requests[f"{run.pk}:2"] == 1
+
+
+@pytest.mark.parametrize("value", ["nonsense", "0.0.0.0/0", "::/0"])
+def test_an_operator_setting_a_bad_network_gets_a_clear_error(acme, value):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"network|every address"):
+        call_command("tenant_http_networks", "acme", "--allow", value)
+    acme.refresh_from_db()
+    assert acme.http_allowed_networks == []
+
+
+# --- the sweep for runs that lost their task -----------------------------------------------------
+
+
+def test_the_sweep_requeues_only_stale_unlocked_runs_of_its_tenant(acme, globex, triage, settings):
+    import json
+    import uuid
+    from datetime import timedelta
+
+    import redis
+    from django.utils import timezone
+
+    from apps.runs.tasks import run_sweep_tenant
+
+    settings.FOUNDRY_RUNS_QUEUE = queue = f"sweep-{uuid.uuid4().hex[:8]}"
+    stale, locked, fresh = (start(acme, triage, "Triage invoice INV-1001.") for _ in range(3))
+    with schema_context("acme"):
+        Run.objects.filter(pk__in=[stale.pk, locked.pk]).update(updated_at=timezone.now() - timedelta(hours=1))
+    lock = RunLock("acme", str(locked.pk))
+    assert lock.acquire()
+    try:
+        assert run_sweep_tenant.apply(args=["globex"]).get() == 0  # not globex's runs
+        assert run_sweep_tenant.apply(args=["acme"]).get() == 1
+    finally:
+        lock.release()
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        messages = [json.loads(m) for m in broker.lrange(queue, 0, -1)]
+        assert [m["headers"]["task"] for m in messages] == ["runs.execute"]
+        assert messages[0]["headers"]["argsrepr"] == repr(["acme", str(stale.pk)])
+    finally:
+        broker.delete(queue)
+    assert fresh.status == "queued"
+
+
+def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call_is_accounted(acme, settings):
+    """The tenant's stored (encrypted) credentials reach a real HTTP server speaking the
+    chat-completions wire format; tool calls go both ways; usage comes from its `usage` fields."""
+    import ipaddress
+
+    from apps.providers.services import credential_set
+    from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+
+    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    server = FakeModelServer()
+    try:
+        with schema_context("acme"):
+            credential_set(
+                actor=tenant_user(acme, "owner@acme.test"),
+                provider="openai",
+                api_key="sk-test-abcdef123456",
+                base_url=f"{server.origin}/v1",
+            )
+        agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
+        server.queue(
+            Reply(
+                body=openai_completion(
+                    tool_calls=[("call_a", "find_invoices", {"question": "rules?"})],
+                    prompt_tokens=120,
+                    completion_tokens=9,
+                )
+            ),
+            Reply(
+                body=openai_completion(
+                    "Invoices above 10,000 need approval.", prompt_tokens=300, completion_tokens=11, cached_tokens=100
+                )
+            ),
+        )
+        run = advance(start(acme, agent, "What rules apply?"), "acme")
+    finally:
+        server.close()
+    assert run.status == "succeeded", run.message
+    assert run.output == "Invoices above 10,000 need approval."
+    assert (run.input_tokens, run.output_tokens, run.cached_tokens) == (420, 20, 100)
+    first, second = server.requests
+    assert first.path == "/v1/chat/completions" and first.headers["authorization"] == "Bearer sk-test-abcdef123456"
+    assert first.json["model"] == "openai-1"
+    assert [t["function"]["name"] for t in first.json["tools"]] == ["find_invoices"]
+    assert second.json["messages"][-1]["role"] == "tool" and second.json["messages"][-1]["tool_call_id"] == "call_a"
+    with schema_context("acme"):
+        usage = list(
+            UsageRecord.objects.filter(run_id=run.pk)
+            .order_by("step")
+            .values_list("step", "provider", "model", "input_tokens", "output_tokens", "cached_tokens")
+        )
+    assert usage == [(1, "openai", "openai-1", 120, 9, 0), (3, "openai", "openai-1", 300, 11, 100)]
