@@ -56,17 +56,21 @@ SHARED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "apps.accounts",
+    # Model history (apps/audit/history.py): shared and tenant app alike, so each schema keeps
+    # the history of its own rows — tenants and operators in public, a tenant's rows in its own.
+    "auditlog",
     "apps.audit",
     "apps.console",
 ]
-# Each tenant schema holds its own users, sessions and audit entries: a user of `acme` does
-# not exist in `globex`, and a session created on one host is unknown to every other.
+# Each tenant schema holds its own users and sessions: a user of `acme` does not exist in
+# `globex`, and a session created on one host is unknown to every other. The audit trail is
+# shared (public schema), one chain per tenant under forced Row-Level Security (apps.audit).
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
     "apps.accounts",
-    "apps.audit",
+    "auditlog",
     "apps.tokens",
     "apps.catalog",
     "apps.providers",
@@ -88,6 +92,7 @@ TENANT_LIMIT_SET_CALLS = True
 FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
 
 MIDDLEWARE = [
+    "foundry.request_context.RequestIdMiddleware",
     "foundry.health.HealthCheckMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -97,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.SessionTenantBindingMiddleware",
+    # django-auditlog's middleware, attributing model history to the request's principal.
+    "apps.audit.history.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -227,6 +234,22 @@ FOUNDRY_PROVIDER_MAX_RETRIES = env.int("FOUNDRY_PROVIDER_MAX_RETRIES", default=2
 if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIES <= 10:
     raise ImproperlyConfigured("FOUNDRY_PROVIDER_TIMEOUT_SECONDS must be > 0 and FOUNDRY_PROVIDER_MAX_RETRIES 0-10.")
 
+# --- Audit trail (apps.audit, docs/audit.md) --------------------------------------------------
+# `key_id:<URL-safe base64 of an Ed25519 seed>`, comma-separated; the first signs checkpoints,
+# all verify. Retired keys' public halves: FOUNDRY_AUDIT_PUBLIC_KEYS (`key_id:<base64>`).
+FOUNDRY_AUDIT_SIGNING_KEYS = env.list("FOUNDRY_AUDIT_SIGNING_KEYS", default=[])
+FOUNDRY_AUDIT_PUBLIC_KEYS = env.list("FOUNDRY_AUDIT_PUBLIC_KEYS", default=[])
+# Signed checkpoints are also appended here (one JSON-lines file per chain), to be kept outside
+# the database: only they reveal a truncated tail. Empty: kept in the database only.
+FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
+# Seconds between signings of each chain's head (the beat job).
+FOUNDRY_AUDIT_SIGN_INTERVAL = env.float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0)
+# Model history (django-auditlog; models registered in apps/audit/history.py): the correlation
+# id of an entry is the request id, changes keep their JSON types, fixtures loads are not history.
+AUDITLOG_CID_GETTER = "foundry.request_context.current_request_id"
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_DISABLE_ON_RAW_SAVE = True
+
 # --- Agent runs (apps.runs, docs/runs.md) --------------------------------------------------
 # The Celery queue runs are sent to ("celery" is the default queue every worker consumes).
 FOUNDRY_RUNS_QUEUE = env.str("FOUNDRY_RUNS_QUEUE", default="celery")
@@ -327,7 +350,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["foundry.api.permissions.TenantAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["foundry.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "foundry.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -351,4 +374,6 @@ SPECTACULAR_SETTINGS = {
 CELERY_BEAT_SCHEDULE = {
     "tenants-refresh-stats": {"task": "tenants.refresh_all_stats", "schedule": 300.0},
     "runs-sweep": {"task": "runs.sweep", "schedule": 120.0},
+    "audit-sign-heads": {"task": "audit.sign_heads", "schedule": FOUNDRY_AUDIT_SIGN_INTERVAL},
+    "audit-deliver-sinks": {"task": "audit.deliver_sinks", "schedule": 15.0},
 }

@@ -4,6 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
+from apps.audit.apis import AuditCheckpointListApi, AuditEventDetailApi, AuditEventListApi, AuditVerifyApi
+from apps.audit.apis_export import AuditExportApi, SinkDetailApi, SinkListApi
 from apps.catalog.apis import (
     AGENT_VIEWS,
     DOMAIN_VIEWS,
@@ -62,6 +64,14 @@ v1 = [
     path("runs/<str:run_id>/cancel", RunCancelApi.as_view(), name="run_cancel"),
     path("runs/<str:run_id>/approve", RunApproveApi.as_view(), name="run_approve"),
     path("runs/<str:run_id>/reject", RunRejectApi.as_view(), name="run_reject"),
+    # The audit trail, read-only; sequence numbers are matched as text and parsed like run ids.
+    path("audit/events", AuditEventListApi.as_view(), name="audit_event_list"),
+    path("audit/events/<str:seq>", AuditEventDetailApi.as_view(), name="audit_event_detail"),
+    path("audit/verify", AuditVerifyApi.as_view(), name="audit_verify"),
+    path("audit/checkpoints", AuditCheckpointListApi.as_view(), name="audit_checkpoint_list"),
+    path("audit/export", AuditExportApi.as_view(), name="audit_export"),
+    path("audit/sinks", SinkListApi.as_view(), name="audit_sink_list"),
+    path("audit/sinks/<slug:name>", SinkDetailApi.as_view(), name="audit_sink_detail"),
 ]
 
 urlpatterns = [

@@ -3,10 +3,14 @@
 from django.urls import include, path
 
 from apps.accounts.urls import auth_urlpatterns
+from apps.audit.urls import platform_urlpatterns as audit_platform_urlpatterns
+from apps.audit.views import audit_keys
 
 urlpatterns = [
     path("", include("apps.tenants.urls")),
     path("", include((auth_urlpatterns, "accounts"))),
+    path("", include((audit_platform_urlpatterns, "audit"))),
+    path(".well-known/foundry-audit-keys.json", audit_keys, name="audit_keys"),
 ]
 
 handler404 = "foundry.errors.not_found"

@@ -2,10 +2,12 @@
 
 from django.urls import include, path
 
+from apps.audit.views import audit_keys
 from apps.catalog import git_http
 
 urlpatterns = [
     path("api/", include("foundry.urls_api")),
+    path(".well-known/foundry-audit-keys.json", audit_keys, name="audit_keys"),
     path("git/foundry.git/info/refs", git_http.info_refs, name="git_info_refs"),
     path("git/foundry.git/git-upload-pack", git_http.upload_pack, name="git_upload_pack"),
     path("git/foundry.git/git-receive-pack", git_http.receive_pack, name="git_receive_pack"),
@@ -15,6 +17,8 @@ urlpatterns = [
     path("", include("apps.providers.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.runs.urls")),
+    path("", include("apps.audit.urls")),
+    path("", include("apps.audit.urls_sinks")),
 ]
 
 handler404 = "foundry.errors.not_found"

@@ -100,6 +100,19 @@ def tenant_user(tenant: Tenant, email: str) -> User:
         return User.objects.get(email=email)
 
 
+def audit_events(schema: str, *, data: dict | None = None, **filters) -> list:
+    """Events of the chain of `schema` ("public": the platform's), oldest first, matching the
+    queryset `filters` and, in their details, every item of `data`."""
+    from apps.audit.models import PLATFORM, AuditEvent
+    from apps.audit.scope import rls_scope
+
+    with schema_context("public"):
+        tenant_id = PLATFORM if schema == "public" else Tenant.objects.get(schema_name=schema).pk
+        with rls_scope(tenant_id):
+            events = list(AuditEvent.objects.filter(tenant_id=tenant_id, **filters).order_by("seq"))
+    return [e for e in events if all(e.data.get(k) == v for k, v in (data or {}).items())]
+
+
 def host_of(tenant: Tenant | None) -> str:
     return f"{tenant.slug}.localhost" if tenant else "localhost"
 
@@ -185,6 +198,9 @@ def server_process(command: list[str], *, port: int, env: dict[str, str], log: P
 def test_database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.accounts.permissions import Permission
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record
 from foundry.errors import error_response
 
 
@@ -25,6 +27,14 @@ def require_permission(permission: Permission) -> Callable:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not request.user.has_permission(permission):
+                audit_record(
+                    action="access.denied",
+                    actor=request.user,
+                    target=("route", request.path[:200]),
+                    data={"method": request.method, "permission": str(permission)},
+                    outcome=Outcome.DENIED,
+                    request=request,
+                )
                 return _forbidden(request, "Your role does not allow this.")
             return view(request, *args, **kwargs)
 

@@ -71,7 +71,7 @@ class MemberListApi(TenantAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        member = member_add(actor=request.user, **data.validated_data)
+        member = member_add(actor=request.user, request=request._request, **data.validated_data)
         invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
         return Response({"member": MemberOutput(member).data, "invite_url": invite_url}, status=201)
 
@@ -95,12 +95,14 @@ class MemberDetailApi(TenantAPIView):
         member = get_object_or_404(User, pk=member_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        member = member_role_change(actor=request.user, member=member, role=data.validated_data["role"])
+        member = member_role_change(
+            actor=request.user, member=member, role=data.validated_data["role"], request=request._request
+        )
         return Response(MemberOutput(member).data)
 
     @extend_schema(operation_id="members_remove", responses={204: None})
     def delete(self, request: Request, member_id: int) -> Response:
-        member_remove(actor=request.user, member=get_object_or_404(User, pk=member_id))
+        member_remove(actor=request.user, member=get_object_or_404(User, pk=member_id), request=request._request)
         return Response(status=204)
 
 
@@ -114,7 +116,9 @@ class MemberInviteApi(TenantAPIView):
     )
     def post(self, request: Request, member_id: int) -> Response:
         member = get_object_or_404(User, pk=member_id)
-        url = member_invite_reissue(actor=request.user, member=member, base_url=request.build_absolute_uri("/"))
+        url = member_invite_reissue(
+            actor=request.user, member=member, base_url=request.build_absolute_uri("/"), request=request._request
+        )
         return Response({"invite_url": url})
 
 

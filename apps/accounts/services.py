@@ -6,6 +6,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -36,12 +37,12 @@ def member_invite_url(*, user: User, base_url: str) -> str:
     return base_url.rstrip("/") + path
 
 
-def member_invite_reissue(*, actor: User, member: User, base_url: str) -> str:
+def member_invite_reissue(*, actor: User, member: User, base_url: str, request: HttpRequest | None = None) -> str:
     """A fresh invitation link for a member who has not joined yet."""
     _require(actor, Permission.MEMBERS_MANAGE)
     if member.has_usable_password():
         raise ValidationError("This member has already joined.", code="invite_not_pending")
-    audit_record(action="member.invite_issued", actor=actor, target=member)
+    audit_record(action="member.invite_issued", actor=actor, target=member, request=request)
     return member_invite_url(user=member, base_url=base_url)
 
 
@@ -55,7 +56,7 @@ def _owners_remaining_without(user: User) -> int:
 
 
 @transaction.atomic
-def member_add(*, actor: User, email: str, role: str, full_name: str = "") -> User:
+def member_add(*, actor: User, email: str, role: str, full_name: str = "", request: HttpRequest | None = None) -> User:
     _require(actor, Permission.MEMBERS_MANAGE)
     errors: dict[str, ValidationError] = {}
     try:
@@ -74,12 +75,12 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "") -> Us
     if role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
     member = User.objects.create_user(email, None, role=role, full_name=full_name.strip())
-    audit_record(action="member.added", actor=actor, target=member, data={"role": role})
+    audit_record(action="member.added", actor=actor, target=member, data={"role": role}, request=request)
     return member
 
 
 @transaction.atomic
-def member_role_change(*, actor: User, member: User, role: str) -> User:
+def member_role_change(*, actor: User, member: User, role: str, request: HttpRequest | None = None) -> User:
     _require(actor, Permission.MEMBERS_MANAGE)
     if role not in Role.values:
         raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
@@ -93,12 +94,18 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
     previous = member.role
     member.role = role
     member.save(update_fields=["role"])
-    audit_record(action="member.role_changed", actor=actor, target=member, data={"from": previous, "to": role})
+    audit_record(
+        action="member.role_changed",
+        actor=actor,
+        target=member,
+        data={"from": previous, "to": role},
+        request=request,
+    )
     return member
 
 
 @transaction.atomic
-def member_remove(*, actor: User, member: User) -> None:
+def member_remove(*, actor: User, member: User, request: HttpRequest | None = None) -> None:
     _require(actor, Permission.MEMBERS_MANAGE)
     member = User.objects.select_for_update().get(pk=member.pk)
     if member.pk == actor.pk:
@@ -107,7 +114,7 @@ def member_remove(*, actor: User, member: User) -> None:
         _require(actor, Permission.OWNERS_MANAGE)
         if _owners_remaining_without(member) == 0:
             raise ValidationError("A workspace needs at least one owner.", code="last_owner")
-    audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role})
+    audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role}, request=request)
     # Open sessions die with the row: the auth middleware finds no user behind them.
     member.delete()
 

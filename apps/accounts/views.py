@@ -20,7 +20,8 @@ from apps.accounts.services import (
     member_remove,
     member_role_change,
 )
-from apps.audit.services import audit_record
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record, login_name_digest
 from foundry.errors import error_response
 
 
@@ -38,6 +39,14 @@ def _login_usage(request: HttpRequest) -> dict | None:
     return worst
 
 
+def login_target(typed: str | None):
+    """The account a sign-in attempt named: the user if there is one, else a keyed hash of the
+    name typed (never the name itself: the trail cannot be edited, and the name may be personal)."""
+    typed = (typed or "")[:254]
+    user = User.objects.filter(email__iexact=typed.strip()).first() if typed.strip() else None
+    return user if user is not None else ("login", login_name_digest(typed))
+
+
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
@@ -47,8 +56,9 @@ class LoginView(auth_views.LoginView):
         limited = _login_usage(request)
         if limited:
             audit_record(
-                action="auth.login_throttled",
-                target=(request.POST.get("username") or "")[:254],
+                action="auth.login.throttled",
+                target=login_target(request.POST.get("username")),
+                outcome=Outcome.DENIED,
                 request=request,
             )
             return login_throttled(request, retry_after=limited["time_left"])
@@ -61,8 +71,9 @@ class LoginView(auth_views.LoginView):
 
     def form_invalid(self, form):
         audit_record(
-            action="auth.login_failed",
-            target=(self.request.POST.get("username") or "")[:254],
+            action="auth.login.failed",
+            target=login_target(self.request.POST.get("username")),
+            outcome=Outcome.FAILURE,
             request=self.request,
         )
         return super().form_invalid(form)
@@ -122,7 +133,7 @@ def member_add_view(request: HttpRequest) -> HttpResponse:
     status = 200
     if form.is_valid():
         try:
-            member = member_add(actor=request.user, **form.cleaned_data)
+            member = member_add(actor=request.user, request=request, **form.cleaned_data)
         except ValidationError as e:
             for field, errors in e.error_dict.items():
                 for error in errors:
@@ -149,7 +160,7 @@ def member_role_view(request: HttpRequest, member_id: int) -> HttpResponse:
     if not form.is_valid():
         return error_response(request, status=400, code="role_invalid", message="Choose a known role.")
     try:
-        member = member_role_change(actor=request.user, member=member, role=form.cleaned_data["role"])
+        member = member_role_change(actor=request.user, member=member, role=form.cleaned_data["role"], request=request)
     except ValidationError as e:
         return _member_action_error(request, e)
     if request.htmx:
@@ -163,7 +174,7 @@ def member_role_view(request: HttpRequest, member_id: int) -> HttpResponse:
 def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
     member = get_object_or_404(User, pk=member_id)
     try:
-        member_remove(actor=request.user, member=member)
+        member_remove(actor=request.user, member=member, request=request)
     except ValidationError as e:
         return _member_action_error(request, e)
     if request.htmx:
@@ -177,7 +188,9 @@ def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
 def member_invite_view(request: HttpRequest, member_id: int) -> HttpResponse:
     member = get_object_or_404(User, pk=member_id)
     try:
-        invite_url = member_invite_reissue(actor=request.user, member=member, base_url=request.build_absolute_uri("/"))
+        invite_url = member_invite_reissue(
+            actor=request.user, member=member, base_url=request.build_absolute_uri("/"), request=request
+        )
     except ValidationError as e:
         return _member_action_error(request, e)
     return render(request, "accounts/member_list.html", _members_context(request, invite_url=invite_url))

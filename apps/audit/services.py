@@ -1,22 +1,91 @@
-"""The one way to record an audit event. The audit issue replaces the storage behind it with
-the append-only, hash-chained store; callers do not change."""
+"""The one way to record an audit event, and to erase an actor's personal data.
 
+`audit_record` appends to the chain of the schema the connection is on (a tenant's, or the
+platform's on the public schema) with one call of the SQL function `audit_append`, inside the
+caller's transaction: an event of a change that rolls back rolls back with it.
+
+Actors and targets are recorded as pseudonymous ids; an actor's name and email go to the
+erasable actor table. A typed login name that matches nobody is kept only as a keyed hash.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from django.db import models
+from django.conf import settings
+from django.db import connection, models, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
-from apps.audit.models import AuditEvent
+from apps.audit.chain import checkpoint_message, details_text, time_text
+from apps.audit.models import AuditActor, AuditChain, AuditCheckpoint, Outcome
+from apps.audit.scope import chain_of_connection, rls_scope
+from apps.audit.signing import signing_key
+from foundry.request_context import current_request_id
+
+MAX_USER_AGENT = 512
 
 
-def _describe(obj: Any) -> str:
-    if obj is None:
-        return ""
-    if isinstance(obj, str):
-        return obj
-    if isinstance(obj, models.Model):
-        return f"{obj._meta.label_lower}:{obj.pk} {obj}"
-    return str(obj)
+@dataclass(frozen=True)
+class Actor:
+    type: str  # user | operator | token | service | anonymous
+    id: str
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Appended:
+    tenant_id: int
+    seq: int
+    hash: str
+
+
+def actor_of(value: Any) -> Actor:
+    """The audit actor for a user, an API principal, a service name, or nobody."""
+    if value is None:
+        return Actor("anonymous", "anonymous")
+    if isinstance(value, Actor):
+        return value
+    if isinstance(value, str):
+        name = value.removeprefix("service:")
+        return Actor("service", f"service:{name}")
+    token = getattr(value, "token", None)
+    if token is not None:
+        return Actor("token", f"token:{token.prefix}", name=token.name)
+    if isinstance(value, models.Model) and hasattr(value, "email"):
+        if not getattr(value, "is_authenticated", True):
+            return Actor("anonymous", "anonymous")
+        # Platform operators are staff users of the public schema; tenant members never are.
+        kind = "operator" if getattr(value, "is_staff", False) else "user"
+        return Actor(kind, f"{kind}:{value.pk}", name=getattr(value, "display_name", None) or None, email=value.email)
+    if getattr(value, "is_authenticated", None) is False:
+        return Actor("anonymous", "anonymous")
+    return Actor("service", f"service:{value}")
+
+
+def target_of(value: Any) -> tuple[str, str]:
+    """(type, id) of what an event acted on: a model row by label and key, or a plain name."""
+    if value is None:
+        return "", ""
+    if isinstance(value, tuple):
+        return str(value[0]), str(value[1])
+    if isinstance(value, models.Model):
+        return value._meta.label_lower, str(value.pk)
+    return "", str(value)
+
+
+def login_name_digest(name: str) -> str:
+    """A typed login name as a keyed, non-reversible id (failed logins of unknown accounts)."""
+    key = hashlib.sha256(b"foundry-audit-login:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, name.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _clean(value: str | None, limit: int) -> str:
+    return (value or "").replace("\x00", "")[:limit]
 
 
 def audit_record(
@@ -26,15 +95,91 @@ def audit_record(
     target: Any = None,
     data: dict | None = None,
     request: HttpRequest | None = None,
-) -> AuditEvent:
-    """Append an event to the audit log of the schema the connection is on."""
-    if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user
-    ip_address = request.META.get("REMOTE_ADDR") if request is not None else None
-    return AuditEvent.objects.create(
-        action=action,
-        actor=_describe(actor)[:255],
-        target=_describe(target)[:255],
-        ip_address=ip_address or None,
-        data=data or {},
-    )
+    outcome: str = Outcome.SUCCESS,
+    chain: int | None = None,
+) -> Appended:
+    """Append an event to `chain` (default: the chain of the schema the connection is on)."""
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        actor = request.user if request.user.is_authenticated else None
+    tenant_id = chain_of_connection() if chain is None else chain
+    who = actor_of(actor)
+    target_type, target_id = target_of(target)
+    meta = request.META if request is not None else {}
+    request_id = getattr(request, "request_id", None) or current_request_id() or ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, hash FROM public.audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                tenant_id,
+                who.type,
+                _clean(who.id, 100),
+                _clean(action, 100),
+                _clean(target_type, 100),
+                _clean(target_id, 200),
+                Outcome(outcome).value,
+                _clean(meta.get("REMOTE_ADDR"), 45),
+                _clean(meta.get("HTTP_USER_AGENT"), MAX_USER_AGENT),
+                _clean(request_id, 64),
+                details_text(data).replace("\x00", "\\u0000"),
+                _clean(who.name, 255) or None,
+                _clean(who.email, 254) or None,
+            ],
+        )
+        seq, digest = cursor.fetchone()
+    return Appended(tenant_id, seq, digest)
+
+
+def audit_actor_erase(*, tenant_id: int, actor_id: str) -> bool:
+    """Erase an actor's personal data (a data-subject request); events keep the pseudonymous id.
+
+    True if there was something to erase. The chain is untouched, so it still verifies."""
+    with rls_scope(tenant_id):
+        erased = AuditActor.objects.filter(tenant_id=tenant_id, actor_id=actor_id, erased_at__isnull=True).update(
+            display_name=None, email=None, erased_at=timezone.now()
+        )
+    if erased:
+        with transaction.atomic():
+            audit_record(action="audit.actor.erased", actor="audit", target=("actor", actor_id), chain=tenant_id)
+    return bool(erased)
+
+
+def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
+    """Sign the chain's head with the platform's current key (None: nothing new to sign).
+
+    The checkpoint is stored (append-only) and, with FOUNDRY_AUDIT_CHECKPOINT_DIR set, also
+    appended to that chain's file there, outside the database."""
+    key = signing_key()
+    with rls_scope(tenant_id):
+        head = AuditChain.objects.filter(tenant_id=tenant_id).first()
+        if head is None or head.seq == 0:
+            return None
+        if AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).exists():
+            return None
+        signed_at = timezone.now()
+        message = checkpoint_message(tenant_id=tenant_id, seq=head.seq, hash=head.hash, signed_at=signed_at)
+        checkpoint = AuditCheckpoint.objects.create(
+            tenant_id=tenant_id,
+            seq=head.seq,
+            hash=head.hash,
+            signed_at=signed_at,
+            key_id=key.key_id,
+            signature=key.sign(message),
+        )
+    if settings.FOUNDRY_AUDIT_CHECKPOINT_DIR:
+        directory = Path(settings.FOUNDRY_AUDIT_CHECKPOINT_DIR)
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / f"chain-{tenant_id}.jsonl").open("a", encoding="utf-8") as file:
+            file.write(json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n")
+    return checkpoint
+
+
+def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:
+    """A checkpoint as exported: everything a verifier needs besides the public key."""
+    return {
+        "tenant_id": checkpoint.tenant_id,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "signed_at": time_text(checkpoint.signed_at),
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature,
+    }

@@ -81,13 +81,12 @@ def base_url_problem(url: str) -> ValidationError | None:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    policy = NetworkPolicy(allowed_networks=tuple(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS))
-    refused = address_refusal(ip, policy)
+    refused = address_refusal(ip, provider_network_policy())
     if refused:
         return _invalid(
             "base_url_refused",
-            f"{ip} is a {refused} address; the platform lets providers reach it only when the operator "
-            "lists its network in FOUNDRY_PROVIDER_ALLOWED_NETWORKS.",
+            f"{ip} is a {refused} address; providers reach it only when an operator allows its network "
+            "for this workspace.",
         )
     if parts.scheme == "http" and address_refusal(ip, NetworkPolicy()) is None:
         return _invalid("base_url_insecure", "Use https: the API key would cross the internet in clear.")
@@ -157,6 +156,15 @@ def credential_set(
     api_key = api_key.strip() if isinstance(api_key, str) else None
     credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
     _validate(provider, fields, api_key, creating=credential is None)
+    if credential is not None and api_key is None:
+        moved = [n for n in ("base_url", "api_version", "deployment") if getattr(credential, n) != fields[n]]
+        if moved:
+            # The stored key must never follow a changed endpoint that its owner did not confirm.
+            raise ServiceError(
+                "api_key_required",
+                f"Changing {', '.join(moved)} sends the key somewhere new: give the API key again.",
+                details=[{"field": "api_key", "code": "required"}],
+            )
     now, by = timezone.now(), str(actor)[:255]
     created = credential is None
     if created:
@@ -192,7 +200,7 @@ def credential_delete(*, actor: object, provider: str, request: HttpRequest | No
     credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
     if credential is None:
         raise ServiceError("provider_not_configured", f"No {provider} credentials are configured.", status=404)
-    target = f"{credential._meta.label_lower}:{credential.pk} {credential}"
+    target = (credential._meta.label_lower, credential.pk)
     credential.delete()
     audit_record(
         action="provider.credential.delete", actor=actor, target=target, data={"provider": provider}, request=request
@@ -228,10 +236,16 @@ def credentials_rotate() -> RotationCounts:
 
 
 def provider_network_policy() -> NetworkPolicy:
-    """The addresses real providers may reach: public ones, and FOUNDRY_PROVIDER_ALLOWED_NETWORKS."""
-    return NetworkPolicy(
-        allowed_networks=tuple(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS), max_response_bytes=MAX_RESPONSE_BYTES
-    )
+    """The addresses this workspace's providers may reach: public ones, the networks operators
+    allowed this tenant (`manage.py tenant_http_networks`), and FOUNDRY_PROVIDER_ALLOWED_NETWORKS
+    (every tenant: for a model server the platform itself offers)."""
+    from apps.tenants.models import Tenant
+
+    networks = list(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS)
+    tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
+    if tenant is not None:
+        networks += tenant.http_networks()
+    return NetworkPolicy(allowed_networks=tuple(networks), max_response_bytes=MAX_RESPONSE_BYTES)
 
 
 def provider_settings_for(manifest: dict, *, script=None) -> ProviderSettings:

@@ -162,6 +162,12 @@ class RunStartInput(serializers.Serializer):
 
 class DecisionInput(serializers.Serializer):
     comment = StrictCharField(max_length=MAX_COMMENT_CHARS, required=False, allow_blank=True, default="")
+    step = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The step (tool call) you reviewed; if the run waits at another one the decision is refused "
+        "with `approval_stale`.",
+    )
 
 
 # --- lists ------------------------------------------------------------------------------------
@@ -349,6 +355,7 @@ class _DecideApi(TenantAPIView):
             run=_run(run_id),
             approved=self.approved,
             comment=data.validated_data["comment"],
+            step=data.validated_data.get("step"),
             request=request,
         )
         return Response(RunOutput(run).data)
@@ -359,7 +366,11 @@ def _decide_schema(verb: str, then: str):
         operation_id=f"runs_{verb}",
         parameters=[_RUN_ID],
         request=DecisionInput,
-        responses={200: RunOutput, 404: _NOT_FOUND, 409: OpenApiResponse(description="`run_not_waiting`.")},
+        responses={
+            200: RunOutput,
+            404: _NOT_FOUND,
+            409: OpenApiResponse(description="`run_not_waiting`, `approval_stale`."),
+        },
         description=f"{verb.title()} the tool call the run waits for, with an optional comment. The run is queued "
         f"again and {then}",
     )

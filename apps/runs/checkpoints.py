@@ -1,21 +1,30 @@
 """LangGraph's PostgresSaver, writing to the tables of one tenant's schema (migrations/0003).
 
 Isolation: each run's thread lives in its own tenant's schema; the saver reaches that schema
-only. Every statement it makes runs in a transaction that first sets the search path with
-`set_config(..., is_local => true)`, so the setting ends with the transaction and a connection
-handed around by a transaction pooler (PgBouncer in transaction mode) never carries one
-tenant's path into another's work. Server-side prepared statements are off
-(`prepare_threshold=None`) for the same poolers; the connection is in autocommit mode, each
-saver call being its own explicit transaction, sent as one pipeline.
+only. Each saver call is one pipeline on a connection in autocommit mode: its first statement
+sets the search path with `set_config(..., is_local => true)`, and every statement up to the
+pipeline's one Sync (sent when the call ends) runs in the same implicit transaction, so the
+setting covers them all and ends with that transaction. Fetching a result in between sends a
+Flush, not a Sync, and `executemany` rides the same pipeline: neither ends the transaction.
+A connection handed around by a transaction pooler (PgBouncer in transaction mode) therefore
+never carries one tenant's path into another's work. A statement that fails rolls the whole call
+back at the Sync; a Python error between two statements does not undo those before it, as with
+LangGraph's own pipelined PostgresSaver, whose writes are idempotent upserts. Server-side
+prepared statements are off (`prepare_threshold=None`) for the same poolers.
+
+Only `prune` breaks the rule (it opens a transaction of its own inside the call, and entering
+it syncs the pipeline first, ending the search path), so it is refused here.
 
 One connection per process, opened on first use (so each forked Celery worker process opens
-its own) and reopened when it breaks.
+its own) and reopened when it breaks. Every saver on it shares one lock: LangGraph writes
+checkpoints from background threads, and a sub-agent's run uses the same connection while its
+parent's writes may still be in flight; two pipelines must never interleave on it.
 """
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
 from django.conf import settings
@@ -46,7 +55,7 @@ def checkpoint_connection() -> psycopg.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed or conn.broken or getattr(_local, "pid", None) != os.getpid():
         conn = psycopg.Connection.connect(_conninfo(), autocommit=True, prepare_threshold=None, row_factory=dict_row)
-        _local.conn, _local.pid = conn, os.getpid()
+        _local.conn, _local.pid, _local.lock = conn, os.getpid(), threading.Lock()
     return conn
 
 
@@ -60,17 +69,23 @@ def checkpoint_connection_close() -> None:
 class TenantSaver(PostgresSaver):
     """PostgresSaver confined to one schema (see the module docstring)."""
 
-    def __init__(self, conn: psycopg.Connection, schema: str):
+    def __init__(self, conn: psycopg.Connection, schema: str, *, lock: AbstractContextManager | None = None):
         super().__init__(conn)
+        if lock is not None:
+            self.lock = lock  # the connection's, shared by every saver on it
         self.search_path = sql.Identifier(schema).as_string(conn)
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
         conn = self.conn
-        with self.lock, conn.pipeline(), conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+        with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
             cur.execute("SELECT set_config('search_path', %s, true)", (self.search_path,))
             yield cur
 
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        raise NotImplementedError("TenantSaver does not prune: its transaction would run outside the tenant's schema.")
+
 
 def checkpointer(schema: str) -> TenantSaver:
-    return TenantSaver(checkpoint_connection(), schema)
+    conn = checkpoint_connection()
+    return TenantSaver(conn, schema, lock=_local.lock)

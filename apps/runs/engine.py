@@ -1,17 +1,20 @@
 """The worker's side of a run: advance it as far as it can go, from wherever it stands.
 
 `run_advance(run_id)` is called (inside the run's tenant schema) by the Celery task, once per
-delivery. It holds the run's lock (locks.py) for the whole attempt, then asks the run's
+delivery. It holds the run's lock (locks.py) for the whole attempt, claims the run (one UPDATE
+that marks it running and returns it with its pinned manifest and DIS), then asks the run's
 checkpoints where the thread stands and does the one thing that fits: start it, resume it
 with the approver's decision, recover it after a lost worker, or record the end that the
 checkpoint already holds. Every delivery of the same run, in any order and any number of
 times, leads to the same run.
 
 Each completed step is written (Step, the usage ledger for a model call, the run's counters)
-in one transaction before LangGraph commits its checkpoint; a recovered run replays those
-steps from the Step rows instead of doing them again (foundry/runtime/graph.py, "Recovery").
+in one SQL statement, so atomically, before LangGraph commits its checkpoint; a recovered run
+replays those steps from the Step rows instead of doing them again (foundry/runtime/graph.py,
+"Recovery").
 """
 
+import json
 import logging
 import time
 
@@ -22,9 +25,9 @@ from django.utils import timezone
 from apps.catalog.models import Document, Kind
 from apps.runs.checkpoints import checkpointer
 from apps.runs.locks import RunLock
-from apps.runs.models import Approval, Run, Step
+from apps.runs.models import Approval, Run, UsageRecord
 from apps.runs.services import run_create, run_finish
-from apps.runs.usage import usage_record
+from apps.runs.usage import usage_insert, usage_written
 from apps.tenants.models import Tenant
 from foundry.errors import ServiceError
 from foundry.runtime import (
@@ -41,6 +44,39 @@ from foundry.runtime import (
 
 logger = logging.getLogger(__name__)
 
+# Marks a run running and returns it, with whether it had been started, its agent's name and
+# its pinned manifest and DIS; no row when it may not run now (finished, cancelled, or lost
+# too often), which `_unclaimed` then settles. `before` locks the row and keeps its values from
+# before the UPDATE.
+_CLAIM = """
+WITH before AS (SELECT id, started_at FROM runs_run WHERE id = %(id)s FOR UPDATE)
+UPDATE runs_run AS run
+   SET status = %(running)s, started_at = coalesce(run.started_at, %(now)s), updated_at = %(now)s,
+       recoveries = run.recoveries + (run.status = %(running)s)::int
+  FROM before, catalog_document AS agent, catalog_version AS version, catalog_version AS domain
+ WHERE run.id = before.id AND agent.id = run.agent_id AND version.id = run.version_id
+   AND domain.id = run.domain_version_id
+   AND (run.status IN (%(queued)s, %(waiting)s) AND run.cancel_requested_at IS NULL
+        OR run.status = %(running)s AND run.recoveries < %(max_recoveries)s)
+RETURNING run.*, before.started_at IS NOT NULL AS was_started, agent.name AS agent_name,
+          version.content::text AS manifest_json, domain.content::text AS domain_json
+"""
+
+# One step: the usage record of a model call ({usage}: usage.py's INSERT, or nothing), its Step
+# row and the run's counters, returning whether the run's cancellation was asked for and the
+# usage record's id (none when that step was counted already).
+_RECORD = """
+WITH {usage}step AS (
+    INSERT INTO runs_step (run_id, "index", node, tool, arguments, status, error, summary, provider, model,
+                           input_tokens, output_tokens, cached_tokens, duration_ms, record, replay, created_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+)
+UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
+       cached_tokens = cached_tokens + %s, updated_at = %s
+ WHERE id = %s
+RETURNING cancel_requested_at IS NOT NULL, {usage_id}
+"""
+
 
 class LockLost(Exception):
     """The run's lock expired under this worker: another may own the run now, so stop writing."""
@@ -52,14 +88,47 @@ def run_advance(run_id, *, depth: int = 0) -> str:
     if not lock.acquire():
         return "locked"
     try:
-        run = Run.objects.select_related("agent", "version", "domain_version").filter(pk=run_id).first()
+        claimed = _run_claim(run_id)
+        if claimed is None:
+            return _unclaimed(run_id)
+        return Attempt(claimed, lock, depth).advance()
+    finally:
+        lock.release()
+
+
+def _run_claim(run_id) -> Run | None:
+    params = {
+        "id": run_id,
+        "now": timezone.now(),
+        "queued": Run.Status.QUEUED,
+        "running": Run.Status.RUNNING,
+        "waiting": Run.Status.WAITING_APPROVAL,
+        "max_recoveries": settings.FOUNDRY_RUN_MAX_RECOVERIES,
+    }
+    return next(iter(Run.objects.raw(_CLAIM, params)), None)
+
+
+def _unclaimed(run_id) -> str:
+    """Why the run may not run now, recorded: the status it is left in ("missing": no such run)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return "missing"
         if run.is_finished:
             return run.status
-        return Attempt(run, lock, depth).advance()
-    finally:
-        lock.release()
+        if run.status != Run.Status.RUNNING and run.cancel_requested_at is not None:
+            run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
+        elif run.status == Run.Status.RUNNING and run.recoveries >= settings.FOUNDRY_RUN_MAX_RECOVERIES:
+            # Its last worker was lost mid-run once more than is allowed.
+            run.recoveries += 1
+            run.save(update_fields=["recoveries"])
+            run_finish(
+                run,
+                Run.Status.FAILED,
+                reason="worker_lost",
+                message=f"The run's worker was lost {run.recoveries} times; it is not tried again.",
+            )
+        return run.status
 
 
 def _script(run: Run, manifest: dict) -> list:
@@ -75,82 +144,88 @@ def _script(run: Run, manifest: dict) -> list:
 def http_policy(schema: str) -> NetworkPolicy:
     """What `http` tools of this tenant may reach: public addresses, plus the networks operators allowed."""
     networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS)
-    tenant = Tenant.objects.filter(schema_name=schema).first()
+    tenant = getattr(connection, "tenant", None)
+    if not isinstance(tenant, Tenant) or tenant.schema_name != schema:
+        # Not entered through TenantTask, which loaded the tenant for this task: look it up.
+        tenant = Tenant.objects.filter(schema_name=schema).first()
     if tenant is not None:
         networks += tenant.http_networks()
     return NetworkPolicy(allowed_networks=tuple(networks))
 
 
 class Attempt:
-    """One worker's attempt at a run, under its lock."""
+    """One worker's attempt at a run, under its lock, on the run as `_run_claim` returned it."""
 
     def __init__(self, run: Run, lock: RunLock, depth: int):
         self.run = run
         self.lock = lock
         self.depth = depth
+        self.started = run.was_started  # False: the thread has no checkpoint yet
+        self.agent_name = run.agent_name
+        self.manifest = json.loads(run.manifest_json)
+        self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None
         self.recorded: dict[int, tuple[dict, dict]] = {}
 
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
-        run = self.run
-        if self.cancel_requested and run.status != Run.Status.RUNNING:
-            run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
-            return run.status
-        if run.status == Run.Status.RUNNING:
-            # Its last worker was lost mid-run (or the broker handed the task on): take over.
-            run.recoveries += 1
-            if run.recoveries > settings.FOUNDRY_RUN_MAX_RECOVERIES:
-                run.save(update_fields=["recoveries"])
-                run_finish(
-                    run,
-                    Run.Status.FAILED,
-                    reason="worker_lost",
-                    message=f"The run's worker was lost {run.recoveries} times; it is not tried again.",
-                )
-                return run.status
-        now = timezone.now()
-        run.status = Run.Status.RUNNING
-        run.started_at = run.started_at or now
-        run.updated_at = now
-        run.save(update_fields=["status", "started_at", "updated_at", "recoveries"])
         try:
             result = self._continue()
         except LockLost:
-            logger.warning("run %s: lock lost; leaving the run to the worker that holds it", run.pk)
+            logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
         except (ProviderError, ServiceError, RunStateError) as exc:
             result = RunResult(status="failed", reason=exc.code, message=exc.message)
         return self._conclude(result)
 
     def _graph(self) -> AgentGraph:
-        run = self.run
-        manifest = run.version.content
+        run, manifest = self.run, self.manifest
         from apps.providers.services import provider_settings_for
 
         provider = provider_create(run.provider, provider_settings_for(manifest, script=_script(run, manifest)))
-        tools = ToolOptions(network=http_policy(connection.schema_name), subagent=self._subagent)
+        # Only `http` tools reach the network: an agent without them needs no policy (nor its lookup).
+        http = any(tool.get("type") == "http" for tool in manifest["spec"].get("tools") or ())
+        network = http_policy(connection.schema_name) if http else NetworkPolicy()
+        tools = ToolOptions(network=network, subagent=self._subagent)
         hooks = RunHooks(cancelled=self._cancelled, record=self._record, replay=self._replay)
+        # Checkpoints are written in the background while the next step runs ("async"): a step
+        # is recorded (its Step row committed) before its node returns, and LangGraph makes the
+        # checkpoint holding it only after that, so a checkpoint is never ahead of the steps
+        # recorded. A lost worker may leave them behind by a few steps instead of one; recovery
+        # replays every step recorded after the last checkpoint, however many. `invoke` returns
+        # only once every write is done, so an interrupted or finished run is fully checkpointed
+        # before `_conclude` records it.
         return AgentGraph(
             manifest,
-            run.domain_version.content,
+            self.domain,
             provider=provider,
             checkpointer=checkpointer(connection.schema_name),
             tools=tools,
             hooks=hooks,
+            durability="async",
         )
 
     def _continue(self) -> RunResult:
         run = self.run
         graph = self._graph()
         thread = str(run.pk)
+        if not self.started:
+            return graph.start(thread, run.input)
         state = graph.inspect(thread)
         if state.result is not None:
             return state.result
+        approval = None
         if state.approval is not None:
             approval = run.approvals.filter(step=state.approval["step"]).first()
             if approval is None or approval.decision == Approval.Decision.PENDING:
                 return self._waiting(state.approval)
+        # Steps recorded after the last checkpoint (or before the first): done by a lost worker,
+        # replayed rather than redone, whichever way the run goes on.
+        self.recorded = {
+            step.index: (step.record, step.replay)
+            for step in run.steps.filter(index__gt=state.step_count).only("index", "record", "replay")
+        }
+        if approval is not None:
             return graph.resume(
                 thread,
                 approved=approval.decision == Approval.Decision.APPROVED,
@@ -159,11 +234,6 @@ class Attempt:
             )
         if not state.started:
             return graph.start(thread, run.input)
-        # Steps recorded after the last checkpoint: done by a lost worker, replayed rather than redone.
-        self.recorded = {
-            step.index: (step.record, step.replay)
-            for step in run.steps.filter(index__gt=state.step_count).only("index", "record", "replay")
-        }
         return graph.recover(thread)
 
     @staticmethod
@@ -172,32 +242,34 @@ class Attempt:
 
     def _conclude(self, result: RunResult) -> str:
         run = self.run
+        if result.status != "waiting_approval":
+            ended = run_finish(
+                run, result.status, reason=result.reason or "", message=result.message or "", output=result.output
+            )
+            if not ended:  # someone else ended it meanwhile
+                run.refresh_from_db(fields=["status"])
+            return run.status
         with transaction.atomic():
             run = self.run = Run.objects.select_for_update().get(pk=run.pk)
             if run.is_finished:
                 return run.status
-            if result.status == "waiting_approval":
-                request = result.approval
-                Approval.objects.get_or_create(
-                    run=run,
-                    step=request["step"],
-                    defaults={
-                        "tool": request["tool"],
-                        "tool_call_id": request["tool_call_id"],
-                        "arguments": request["arguments"],
-                        "reasons": request["reasons"],
-                    },
-                )
-                if run.cancel_requested_at is not None:
-                    run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
-                else:
-                    run.status = Run.Status.WAITING_APPROVAL
-                    run.updated_at = timezone.now()
-                    run.save(update_fields=["status", "updated_at"])
-                return run.status
-            run_finish(
-                run, result.status, reason=result.reason or "", message=result.message or "", output=result.output
+            request = result.approval
+            Approval.objects.get_or_create(
+                run=run,
+                step=request["step"],
+                defaults={
+                    "tool": request["tool"],
+                    "tool_call_id": request["tool_call_id"],
+                    "arguments": request["arguments"],
+                    "reasons": request["reasons"],
+                },
             )
+            if run.cancel_requested_at is not None:
+                run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
+            else:
+                run.status = Run.Status.WAITING_APPROVAL
+                run.updated_at = timezone.now()
+                run.save(update_fields=["status", "updated_at"])
         return run.status
 
     # --- hooks the graph calls ----------------------------------------------------------------
@@ -213,54 +285,57 @@ class Attempt:
         if self.lock.lost:
             raise LockLost()
         run = self.run
-        is_model = step["node"] == "model"
-        with transaction.atomic():
-            Step.objects.create(
-                run=run,
-                index=step["index"],
-                node=step["node"],
-                tool=step.get("tool") or "",
-                arguments=step.get("arguments"),
-                status=step.get("status") or "ok",
-                error=step.get("error") or "",
-                summary=step.get("summary") or "",
-                provider=step.get("provider") or "",
-                model=step.get("model") or "",
-                input_tokens=step.get("input_tokens", 0),
-                output_tokens=step.get("output_tokens", 0),
-                cached_tokens=step.get("cached_tokens", 0),
-                duration_ms=step.get("duration_ms", 0.0),
-                record=step,
-                replay=payload,
+        now = timezone.now()
+        tokens = [step.get("input_tokens", 0), step.get("output_tokens", 0), step.get("cached_tokens", 0)]
+        usage = None
+        usage_sql, params = "", []
+        if step["node"] == "model":
+            usage = UsageRecord(
+                project=run.project,
+                agent=self.agent_name,
+                run_id=run.pk,
+                step=step["index"],
+                provider=step.get("provider") or run.provider,
+                model=step.get("model") or run.model,
+                input_tokens=tokens[0],
+                output_tokens=tokens[1],
+                cached_tokens=tokens[2],
+                latency_ms=step.get("duration_ms", 0.0),
+                created_at=now,
             )
-            if is_model:
-                usage_record(
-                    project=run.project,
-                    agent=run.agent.name,
-                    run_id=run.pk,
-                    step=step["index"],
-                    provider=step.get("provider") or run.provider,
-                    model=step.get("model") or run.model,
-                    input_tokens=step.get("input_tokens", 0),
-                    output_tokens=step.get("output_tokens", 0),
-                    cached_tokens=step.get("cached_tokens", 0),
-                    latency_ms=step.get("duration_ms", 0.0),
-                )
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s,"
-                    " output_tokens = output_tokens + %s, cached_tokens = cached_tokens + %s, updated_at = %s"
-                    " WHERE id = %s RETURNING cancel_requested_at IS NOT NULL",
-                    [
-                        step["index"],
-                        step.get("input_tokens", 0),
-                        step.get("output_tokens", 0),
-                        step.get("cached_tokens", 0),
-                        timezone.now(),
-                        run.pk,
-                    ],
-                )
-                self.cancel_requested = cursor.fetchone()[0]
+            usage_sql, params = usage_insert(usage)
+        json_value = connection.ops.adapt_json_value
+        arguments = step.get("arguments")
+        params += [
+            run.pk,
+            step["index"],
+            step["node"],
+            step.get("tool") or "",
+            None if arguments is None else json_value(arguments, None),
+            step.get("status") or "ok",
+            step.get("error") or "",
+            step.get("summary") or "",
+            step.get("provider") or "",
+            step.get("model") or "",
+            *tokens,
+            step.get("duration_ms", 0.0),
+            json_value(step, None),
+            json_value(payload, None),
+            now,
+            step["index"],
+            *tokens,
+            now,
+            run.pk,
+        ]
+        sql = _RECORD.format(
+            usage=f"usage AS ({usage_sql}), " if usage else "",
+            usage_id="(SELECT id FROM usage)" if usage else "NULL",
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            self.cancel_requested, usage_id = cursor.fetchone()
+        if usage is not None:
+            usage_written(usage, usage_id)
 
     def _subagent(self, name: str, text: str, seconds_left: float, key: str | None) -> str:
         """Run another deployed agent of this tenant as a child run, here in this worker."""

@@ -35,6 +35,7 @@ class RunFilterForm(forms.Form):
 
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    step = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     comment = forms.CharField(
         max_length=MAX_COMMENT_CHARS,
         required=False,

@@ -147,24 +147,45 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
     return run
 
 
-def run_finish(run: Run, status: str, *, reason: str = "", message: str = "", output: str | None = None) -> None:
-    """Record how a run ended (the caller holds the run's row or its lock)."""
-    now = timezone.now()
-    run.status = status
-    run.reason = reason[:40]
-    run.message = message
-    run.output = output
-    run.finished_at = now
-    run.updated_at = now
-    run.save(update_fields=["status", "reason", "message", "output", "finished_at", "updated_at"])
+def run_finish(run: Run, status: str, *, reason: str = "", message: str = "", output: str | None = None) -> bool:
+    """Record how a run ended, unless it has ended already; whether this call ended it.
+
+    One conditional UPDATE, so a caller need not lock the row first (the worker finishing a run
+    does not). A cancelled run's pending approvals are closed in the same transaction."""
     if status == Run.Status.CANCELLED:
-        run.approvals.filter(decision=Approval.Decision.PENDING).update(
-            decision=Approval.Decision.CANCELLED, decided_at=now
-        )
+        with transaction.atomic(savepoint=False):
+            ended = _run_end(run, status, reason=reason, message=message, output=output)
+            if ended:
+                # One save per approval (not QuerySet.update), so each closing is model history.
+                for approval in run.approvals.filter(decision=Approval.Decision.PENDING):
+                    approval.decision, approval.decided_at = Approval.Decision.CANCELLED, run.finished_at
+                    approval.save(update_fields=["decision", "decided_at"])
+        return ended
+    return _run_end(run, status, reason=reason, message=message, output=output)
 
 
-def run_decide(*, actor, run: Run, approved: bool, comment: str = "", request=None) -> Run:
-    """Approve or reject the tool call the run waits for; the run goes back to a worker."""
+def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | None) -> bool:
+    now = timezone.now()
+    fields = {
+        "status": status,
+        "reason": reason[:40],
+        "message": message,
+        "output": output,
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if not Run.objects.filter(pk=run.pk).exclude(status__in=Run.FINISHED).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(run, name, value)
+    return True
+
+
+def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int | None = None, request=None) -> Run:
+    """Approve or reject the tool call the run waits for; the run goes back to a worker.
+
+    `step` is the step the approver was shown: if the run now waits at another one, the decision
+    is refused (`approval_stale`) rather than applied to a call nobody reviewed."""
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT_CHARS or "\x00" in comment:
         raise ServiceError("comment_invalid", f"A comment is at most {MAX_COMMENT_CHARS} characters.")
@@ -173,6 +194,12 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", request=No
         approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()
         if run.status != Run.Status.WAITING_APPROVAL or approval is None:
             raise ServiceError("run_not_waiting", "The run is not waiting for an approval.", status=409)
+        if step is not None and approval.step != step:
+            raise ServiceError(
+                "approval_stale",
+                f"The run now waits at step {approval.step}, not {step}: look at that call before deciding.",
+                status=409,
+            )
         approval.decision = Approval.Decision.APPROVED if approved else Approval.Decision.REJECTED
         approval.approver = _actor_name(actor)[:255]
         approval.comment = comment

@@ -1,17 +1,57 @@
-"""The one hook every model call's usage goes through.
+"""The one way every model call's usage is written.
 
-`usage_record` writes the call's row to the usage ledger (UsageRecord, append-only, in the
-tenant's schema) once per (run, step) — a step replayed after a worker was lost is not counted
-again — and then sends `usage_recorded`, which billing and metrics receive.
+A model call's row goes to the usage ledger (UsageRecord, append-only, in the tenant's schema)
+once per (run, step) — a step done again after a worker was lost is not counted again — and
+`usage_recorded`, which billing and metrics receive, is sent only when the row was written.
+
+`usage_record` writes the row on its own. The engine writes it in the same statement as the
+step and the run's counters: it puts `usage_insert`'s INSERT into that statement and hands what
+the INSERT returned to `usage_written`.
 """
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.dispatch import Signal
 
 from apps.runs.models import UsageRecord
 
 # Sent with `record` (a UsageRecord) and `schema` (the tenant's schema name) after the row is written.
 usage_recorded = Signal()
+
+_INSERT = (
+    "INSERT INTO runs_usagerecord (project, agent, run_id, step, provider, model, input_tokens, output_tokens,"
+    " cached_tokens, latency_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (run_id, step) WHERE run_id IS NOT NULL DO NOTHING RETURNING id"
+)
+
+
+def usage_insert(record: UsageRecord) -> tuple[str, list]:
+    """(SQL, params) of the INSERT that writes `record` unless its (run, step) is counted already;
+    it returns the new row's id, or no row."""
+    params = [
+        record.project,
+        record.agent,
+        record.run_id,
+        record.step,
+        record.provider,
+        record.model,
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_tokens,
+        record.latency_ms,
+        record.created_at,
+    ]
+    return _INSERT, params
+
+
+def usage_written(record: UsageRecord, pk: int | None) -> UsageRecord | None:
+    """After `usage_insert`'s INSERT ran, with the id it returned: the record, `usage_recorded`
+    sent; None, and nothing sent, when the INSERT wrote nothing."""
+    if pk is None:
+        return None
+    record.pk = pk
+    record._state.adding = False
+    usage_recorded.send(sender=UsageRecord, record=record, schema=connection.schema_name)
+    return record
 
 
 def usage_record(
@@ -40,10 +80,8 @@ def usage_record(
         cached_tokens=cached_tokens,
         latency_ms=latency_ms,
     )
-    try:
-        with transaction.atomic():
-            record.save(force_insert=True)
-    except IntegrityError:
-        return None  # this (run, step) is counted already
-    usage_recorded.send(sender=UsageRecord, record=record, schema=connection.schema_name)
-    return record
+    sql, params = usage_insert(record)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return usage_written(record, row[0] if row else None)

@@ -195,6 +195,7 @@ def run_decide_view(request: HttpRequest, run_id: str) -> HttpResponse:
             run=run,
             approved=approved,
             comment=form.cleaned_data["comment"],
+            step=form.cleaned_data["step"],
             request=request,
         )
     except ServiceError as e:

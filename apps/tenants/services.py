@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -140,6 +141,7 @@ def tenant_provision(
     owner_password: str | None = None,
     actor: object = None,
     method: str | None = None,
+    request: HttpRequest | None = None,
 ) -> ProvisionedTenant:
     """Create a tenant with its schema, domain and first owner, or nothing at all.
 
@@ -165,8 +167,9 @@ def tenant_provision(
         audit_record(
             action="tenant.provisioned",
             actor=actor or "system",
-            target=tenant.slug,
-            data={"plan": plan, "owner": owner_email},
+            target=tenant,
+            data={"plan": plan, "owner": f"user:{owner.pk}"},
+            request=request,
         )
     tenant.member_count = 1
     tenant.save(update_fields=["member_count"])
@@ -174,13 +177,16 @@ def tenant_provision(
         action="tenant.provisioned",
         actor=actor or "system",
         target=tenant,
-        data={"plan": plan, "owner": owner_email, "domain": domain.domain},
+        data={"plan": plan, "domain": domain.domain},
+        request=request,
     )
     transaction.on_commit(lambda: route_invalidate(domain.domain))
     return ProvisionedTenant(tenant=tenant, owner=owner)
 
 
-def _tenant_status_set(*, tenant: Tenant, status: str, actor: object, action: str) -> Tenant:
+def _tenant_status_set(
+    *, tenant: Tenant, status: str, actor: object, action: str, request: HttpRequest | None = None
+) -> Tenant:
     connection.set_schema_to_public()
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.status == status:
@@ -188,21 +194,25 @@ def _tenant_status_set(*, tenant: Tenant, status: str, actor: object, action: st
     tenant.status = status
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "status_changed_at"])
-    audit_record(action=action, actor=actor or "system", target=tenant)
+    audit_record(action=action, actor=actor or "system", target=tenant, request=request)
     hosts = list(tenant.domains.values_list("domain", flat=True))
     transaction.on_commit(lambda: route_invalidate(*hosts))
     return tenant
 
 
 @transaction.atomic
-def tenant_suspend(*, tenant: Tenant, actor: object = None) -> Tenant:
+def tenant_suspend(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
     """Block every access to the tenant: console, API, MCP and its tasks."""
-    return _tenant_status_set(tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended")
+    return _tenant_status_set(
+        tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended", request=request
+    )
 
 
 @transaction.atomic
-def tenant_resume(*, tenant: Tenant, actor: object = None) -> Tenant:
-    return _tenant_status_set(tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed")
+def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
+    return _tenant_status_set(
+        tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed", request=request
+    )
 
 
 @transaction.atomic

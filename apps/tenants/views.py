@@ -44,7 +44,7 @@ def tenant_create_view(request: HttpRequest) -> HttpResponse:
     invite_url = None
     if form.is_valid():
         try:
-            result = tenant_provision(actor=request.user, **form.cleaned_data)
+            result = tenant_provision(actor=request.user, request=request, **form.cleaned_data)
         except ValidationError as e:
             for field, errors in e.error_dict.items():
                 for error in errors:
@@ -65,7 +65,7 @@ def _status_change(request: HttpRequest, slug: str, change) -> HttpResponse:
         tenant = tenant_get(slug=slug)
     except Tenant.DoesNotExist:
         return error_response(request, status=404, code="tenant_not_found", message="No such tenant.")
-    tenant = change(tenant=tenant, actor=request.user)
+    tenant = change(tenant=tenant, actor=request.user, request=request)
     messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
     return redirect("operator:tenant_list")
 

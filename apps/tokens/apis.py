@@ -82,6 +82,7 @@ class TokenListApi(TenantAPIView):
             role=fields["role"],
             scopes=fields["scopes"],
             expires_in=token_expiry_parse(fields.get("expires_in")),
+            request=request._request,
         )
         return Response({"token": issued.plaintext, "metadata": TokenOutput(issued.token).data}, status=201)
 
@@ -97,5 +98,7 @@ class TokenDetailApi(TenantAPIView):
         operation_id="tokens_revoke", responses=TokenOutput, description="Revoke the token; it stops working at once."
     )
     def delete(self, request: Request, token_id: int) -> Response:
-        token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id))
+        token = token_revoke(
+            actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request._request
+        )
         return Response(TokenOutput(token).data)

@@ -9,9 +9,11 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.permissions import Permission, Role
+from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, Scope
 
@@ -48,7 +50,13 @@ def token_expiry_parse(text: str | None) -> timedelta | None:
 
 @transaction.atomic
 def token_issue(
-    *, actor: object, name: str, role: str, scopes: list[str], expires_in: timedelta | None = None
+    *,
+    actor: object,
+    name: str,
+    role: str,
+    scopes: list[str],
+    expires_in: timedelta | None = None,
+    request: HttpRequest | None = None,
 ) -> IssuedToken:
     """Create a token. A member can only issue tokens with a role they could grant themselves."""
     errors: dict[str, ValidationError] = {}
@@ -79,18 +87,38 @@ def token_issue(
         created_by=str(actor)[:255],
         expires_at=timezone.now() + expires_in if expires_in else None,
     )
-    audit_record(action="token.issued", actor=actor, target=token, data={"role": role, "scopes": token.scopes})
+    audit_record(
+        action="token.issued", actor=actor, target=token, data={"role": role, "scopes": token.scopes}, request=request
+    )
     return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
 
 
-def token_authenticate(raw: str) -> ApiToken | None:
-    """The usable token of the current schema that `raw` proves, or None."""
+def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiToken | None:
+    """The usable token of the current schema that `raw` proves, or None.
+
+    A real token refused (wrong secret, expired, revoked) is an audit event `auth.token.rejected`
+    on that token; a string that names no token of this workspace is not (it is noise)."""
     match = TOKEN_RE.match(raw or "")
     if not match:
         return None
     prefix, secret = match.groups()
     token = ApiToken.objects.filter(prefix=prefix).first()
-    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)) or not token.is_usable:
+    if token is None:
+        return None
+    if not hmac.compare_digest(token.secret_hash, _digest(secret)) or not token.is_usable:
+        reason = (
+            "wrong_secret"
+            if not hmac.compare_digest(token.secret_hash, _digest(secret))
+            else ("revoked" if token.revoked_at else "expired")
+        )
+        audit_record(
+            action="auth.token.rejected",
+            actor=None,
+            target=token,
+            data={"reason": reason},
+            outcome=Outcome.FAILURE,
+            request=request,
+        )
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
@@ -100,7 +128,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
 
 
 @transaction.atomic
-def token_revoke(*, actor: object, token: ApiToken) -> ApiToken:
+def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None = None) -> ApiToken:
     """Revoke now: the next request with this token is refused."""
     if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
         raise PermissionDenied("Your role does not allow managing API tokens.")
@@ -108,5 +136,5 @@ def token_revoke(*, actor: object, token: ApiToken) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit_record(action="token.revoked", actor=actor, target=token)
+        audit_record(action="token.revoked", actor=actor, target=token, request=request)
     return token

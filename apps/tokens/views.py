@@ -44,6 +44,7 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
                 role=data["role"],
                 scopes=data["scopes"],
                 expires_in=token_expiry_parse(data["expires_in"]),
+                request=request,
             )
         except ValidationError as e:
             errors = e.error_dict if hasattr(e, "error_dict") else {"expires_in": e.error_list}
@@ -61,6 +62,6 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id))
+    token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
     messages.success(request, f"Token {token.prefix} revoked.")
     return redirect("tokens:token_list")

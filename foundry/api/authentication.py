@@ -19,7 +19,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
         if getattr(request._request, "tenant", None) is None:
             raise AuthenticationFailed("Tokens are valid on a workspace host only.", code="invalid_token")
-        token = token_authenticate(raw.strip())
+        token = token_authenticate(raw.strip(), request=request._request)
         if token is None:
             raise AuthenticationFailed("The token is not valid, expired or revoked.", code="invalid_token")
         return TokenPrincipal(token), token

@@ -24,7 +24,24 @@ class TenantAccess(BasePermission):
         if user is None or not user.is_authenticated:
             raise NotAuthenticated()
         if not user.has_permission(permission):
+            _denied(request, user, permission=str(permission))
             raise PermissionDenied(f"Your role does not allow {permission}.")
         if isinstance(user, TokenPrincipal) and not user.has_scope(scope):
+            _denied(request, user, scope=str(scope))
             raise PermissionDenied(f"This token lacks the '{scope}' scope.")
         return True
+
+
+def _denied(request, user, **needed) -> None:
+    """A signed-in principal refused: a security event (`access.denied`, outcome denied)."""
+    from apps.audit.models import Outcome
+    from apps.audit.services import audit_record
+
+    audit_record(
+        action="access.denied",
+        actor=user,
+        target=("route", request.path[:200]),
+        data={"method": request.method, **needed},
+        outcome=Outcome.DENIED,
+        request=request._request,
+    )

@@ -90,7 +90,7 @@ class TimestampField(Field):
         text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("z", "Z").replace("t", "T")
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: beyond years 1-9999 once in UTC
             raise _mismatch(literal, "a valid date and time") from None
 
 

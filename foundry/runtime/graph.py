@@ -36,6 +36,7 @@ worker died was never recorded and is made again, with the same `Idempotency-Key
 (`<thread id>:<step index>`) so the remote side can recognise it.
 """
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from foundry.runtime.context import system_prompt
@@ -181,8 +184,38 @@ def _decision(value: Any) -> dict:
     }
 
 
+def _model_node(state, runtime: Runtime) -> dict:
+    return runtime.context._model(state)
+
+
+def _tools_node(state, runtime: Runtime) -> dict:
+    return runtime.context._tools(state)
+
+
+def _next(state) -> str:
+    if state.get("outcome"):
+        return END
+    return "tools" if pending_tool_calls(state["messages"]) else "model"
+
+
+@functools.cache
+def _compiled(state_schema: type) -> CompiledStateGraph:
+    """The graph every agent runs, compiled once per process: its nodes find the agent, the
+    provider and the hooks in the run's AgentGraph, which each run passes as LangGraph's
+    runtime context. (State parameters are unannotated: the nodes read the graph's state.)"""
+    builder = StateGraph(state_schema)
+    builder.add_node("model", _model_node)
+    builder.add_node("tools", _tools_node)
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", _next, ["tools", END])
+    builder.add_conditional_edges("tools", _next, ["tools", "model", END])
+    return builder.compile()
+
+
 class AgentGraph:
-    """One agent's compiled graph and the calls that start and resume its runs (threads)."""
+    """One agent's graph and the calls that start and resume its runs (threads)."""
+
+    state_schema: type = AgentState
 
     def __init__(
         self,
@@ -204,13 +237,9 @@ class AgentGraph:
         self.hooks = hooks or RunHooks()
         self.clock = clock
         self.durability = durability
-        builder = StateGraph(AgentState)
-        builder.add_node("model", self._model)
-        builder.add_node("tools", self._tools)
-        builder.add_edge(START, "model")
-        builder.add_conditional_edges("model", self._next, ["tools", END])
-        builder.add_conditional_edges("tools", self._next, ["tools", "model", END])
-        self.graph = builder.compile(checkpointer=checkpointer or InMemorySaver(), name=self.name)
+        self.graph = _compiled(self.state_schema).copy(
+            update={"checkpointer": checkpointer or InMemorySaver(), "name": self.name}
+        )
 
     # --- running --------------------------------------------------------------------------
     def start(self, thread_id: str, text: str) -> RunResult:
@@ -244,7 +273,9 @@ class AgentGraph:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.limits.max_steps + 10}
 
     def _invoke(self, payload, thread_id: str) -> RunResult:
-        out = self.graph.invoke(payload, self._config(thread_id), version="v2", durability=self.durability)
+        out = self.graph.invoke(
+            payload, self._config(thread_id), context=self, version="v2", durability=self.durability
+        )
         values = out.value
         if out.interrupts:
             result = self._result(values, None)
@@ -271,11 +302,6 @@ class AgentGraph:
         return result
 
     # --- nodes ----------------------------------------------------------------------------
-    def _next(self, state: AgentState) -> str:
-        if state.get("outcome"):
-            return END
-        return "tools" if pending_tool_calls(state["messages"]) else "model"
-
     def _remaining(self, state: AgentState) -> float:
         return max(0.0, self.limits.timeout_seconds - state.get("elapsed_ms", 0.0) / 1000)
 

@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from django.test import Client
 from django.urls import get_resolver
 
@@ -29,6 +30,22 @@ def test_malformed_json_is_400(acme):
     response = api(acme, issue(acme)).post("/api/v1/members", "{nope", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("[" * 100_000 + "]" * 100_000, "json_too_deep"),
+        ('{"a": ' * 70 + "1" + "}" * 70, "json_too_deep"),
+        ('{"agent": "x", "input": "nul\\u0000"}', "json_text_invalid"),
+        ('{"agent": "x", "input": "half \\ud800 a pair"}', "json_text_invalid"),
+        ('{"agent": "x", "script": [{"respond": "\\u0000"}]}', "json_text_invalid"),
+    ],
+)
+def test_json_that_no_column_could_take_is_400_not_500(acme, body, code):
+    client = api(acme, issue(acme, role="owner"))
+    response = client.post("/api/v1/runs", body, content_type="application/json")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code)
 
 
 def test_the_openapi_schema_documents_every_endpoint_and_list_parameter(acme):

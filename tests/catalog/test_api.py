@@ -8,10 +8,10 @@ import pytest
 from django.db import DatabaseError, transaction
 from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
 from apps.catalog.models import Deployment, Document, Version
 from tests.api.conftest import api, issue
 from tests.catalog.conftest import example
+from tests.conftest import audit_events
 
 FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
@@ -154,8 +154,8 @@ def test_versions_diff_and_rollback(acme, acme_dev):
     assert restored["digest"] == versions[1]["digest"]
     assert post(acme_dev, "domains/finance/rollback", {"version": 1}).status_code == 200  # already there
     with schema_context(acme.schema_name):
-        assert AuditEvent.objects.filter(action="dis.rollback").count() == 1
-        assert AuditEvent.objects.filter(action="dis.publish").count() == 2
+        assert len(audit_events("acme", action="dis.rollback")) == 1
+        assert len(audit_events("acme", action="dis.publish")) == 2
 
 
 def test_unknown_versions_and_documents_are_404(acme_dev):
@@ -190,7 +190,7 @@ def test_deploy_then_migrate_to_a_newer_domain(acme, acme_dev):
     assert post(acme_dev, "agents/invoice-triage/migrate", {}).json()["changed"] is False
     with schema_context(acme.schema_name):
         assert Deployment.objects.count() == 2
-        assert AuditEvent.objects.filter(action="agent.deploy").count() == 2
+        assert len(audit_events("acme", action="agent.deploy")) == 2
 
 
 def test_a_migration_that_would_break_the_agent_changes_nothing(acme, acme_dev):

@@ -3,11 +3,10 @@
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
 from apps.catalog.models import Deployment, Document, Version
 from apps.catalog.services import agent_deploy
 from tests.catalog.conftest import example, publish
-from tests.conftest import client_for, tenant_user
+from tests.conftest import audit_events, client_for, tenant_user
 
 FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
@@ -118,7 +117,7 @@ def test_a_developer_rolls_back_after_seeing_what_the_rollback_applies(acme, rat
             original.digest,
             "Undo rating",
         )
-        assert AuditEvent.objects.filter(action="dis.rollback").count() == 1
+        assert len(audit_events("acme", action="dis.rollback")) == 1
     page = developer.get(response["Location"])
     assert b"Rolled finance back to v1: it is now v3." in page.content
     assert b"(restored from v1)" in page.content

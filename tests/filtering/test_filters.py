@@ -106,6 +106,10 @@ def test_wildcards_match_prefixes_suffixes_and_escaped_stars(specimens):
         ("x" * 5000, "filter_too_long", 4096),
         ("(" * 33 + "a = 1" + ")" * 33, "filter_too_deep", 32),
         (" ".join(["count = 1"] * 201), "filter_too_many_terms", None),
+        ('name = "a\x00b"', "syntax_error", 9),
+        ('name = "\ud800"', "syntax_error", 8),
+        ('created_at > "9999-12-31T23:59:59-01:00"', "invalid_value", 13),
+        ('created_at < "0001-01-01T00:00:00+01:00"', "invalid_value", 13),
     ],
 )
 def test_bad_filters_are_refused_with_a_code_and_position(text, code, position):

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
 from tests.api.conftest import api, issue
+from tests.conftest import audit_events
 from tests.providers.conftest import KEY, set_credential, stored
 
 
@@ -52,10 +51,20 @@ def test_put_without_a_key_keeps_the_stored_one_and_replaces_the_rest(acme):
     client = api(acme, issue(acme, role="owner"))
     put(client, "openai", {"api_key": KEY, "base_url": "https://one.example.com/v1", "organization": "org-1"})
     before = stored(acme).api_key_encrypted
-    response = put(client, "openai", {"base_url": "https://two.example.com/v1"})
+    response = put(client, "openai", {"base_url": "https://one.example.com/v1"})
     assert response.status_code == 200
-    assert (response.json()["base_url"], response.json()["organization"]) == ("https://two.example.com/v1", "")
+    assert (response.json()["base_url"], response.json()["organization"]) == ("https://one.example.com/v1", "")
     assert stored(acme).api_key_encrypted == before
+
+
+def test_moving_the_endpoint_without_giving_the_key_again_is_refused(acme):
+    """Else anyone allowed to edit settings could send the stored key to a server of theirs."""
+    client = api(acme, issue(acme, role="owner"))
+    put(client, "openai", {"api_key": KEY, "base_url": "https://one.example.com/v1"})
+    response = put(client, "openai", {"base_url": "https://attacker.example/v1"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "api_key_required")
+    assert stored(acme).base_url == "https://one.example.com/v1"
+    assert put(client, "openai", {"api_key": KEY, "base_url": "https://two.example.com/v1"}).status_code == 200
 
 
 def test_lists_filter_and_order(acme):
@@ -155,9 +164,11 @@ def test_changes_are_audited_with_the_token_as_actor_and_the_caller_address(acme
     client = api(acme, issue(acme, name="ci-bot"))
     put(client, "openai", {"api_key": KEY})
     client.delete("/api/v1/providers/openai")
-    with schema_context(acme.schema_name):
-        actions = list(AuditEvent.objects.filter(action__startswith="provider.").values_list("action", "ip_address"))
-    assert sorted(actions) == [("provider.credential.delete", "127.0.0.1"), ("provider.credential.set", "127.0.0.1")]
+    actions = [(e.action, e.ip, e.actor_type) for e in audit_events("acme", action__startswith="provider.")]
+    assert sorted(actions) == [
+        ("provider.credential.delete", "127.0.0.1", "token"),
+        ("provider.credential.set", "127.0.0.1", "token"),
+    ]
 
 
 def test_the_openapi_schema_documents_the_operations(acme):

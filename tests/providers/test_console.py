@@ -26,9 +26,11 @@ def test_replacing_without_a_key_keeps_it(acme):
     set_credential(acme)
     before = stored(acme).api_key_encrypted
     client = client_for(acme, "owner@acme.test")
-    response = client.post(f"{PAGE}openai/", {"openai-api_key": "", "openai-base_url": "https://two.example.com/v1"})
+    response = client.post(f"{PAGE}openai/", {"openai-api_key": "", "openai-organization": "org-2"})
     assert response.status_code == 302
-    assert (stored(acme).base_url, stored(acme).api_key_encrypted) == ("https://two.example.com/v1", before)
+    assert (stored(acme).organization, stored(acme).api_key_encrypted) == ("org-2", before)
+    moved = client.post(f"{PAGE}openai/", {"openai-api_key": "", "openai-base_url": "https://two.example.com/v1"})
+    assert moved.status_code == 400 and stored(acme).base_url == ""
 
 
 def test_the_page_prefills_the_stored_fields_but_never_the_key(acme):

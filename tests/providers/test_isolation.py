@@ -101,3 +101,16 @@ def test_each_workspace_calls_its_model_with_its_own_key(acme, globex, model_ser
     to_globex, to_acme = model_server.requests
     assert to_globex.headers["authorization"] == f"Bearer {GLOBEX_KEY}"
     assert to_acme.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_private_network_allowed_for_one_tenant_is_not_allowed_for_another(acme, globex):
+    from django.core.exceptions import ValidationError
+    from django.core.management import call_command
+
+    from tests.providers.conftest import set_credential
+
+    call_command("tenant_http_networks", "acme", "--allow", "10.20.0.0/16")
+    set_credential(acme, base_url="http://10.20.0.5:8000/v1")
+    with pytest.raises(ValidationError) as info:
+        set_credential(globex, base_url="http://10.20.0.5:8000/v1", email="owner@globex.test")
+    assert info.value.error_dict["base_url"][0].code == "base_url_refused"

@@ -6,10 +6,10 @@ import re
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
+from apps.accounts.models import User
 from apps.catalog.services import version_publish
 from apps.runs.models import Approval, Run
-from tests.conftest import client_for, tenant_user
+from tests.conftest import audit_events, client_for, tenant_user
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy
 from tests.runs.test_api import LARGE, SMALL, make_run, waiting_run
 
@@ -202,7 +202,10 @@ def test_an_operator_approves_with_a_comment(acme, triage):
     run = advance(make_run(acme, triage, input=LARGE), "acme")
     assert run.status == "waiting_approval"
     client = client_for(acme, "operator@acme.test")
-    response = client.post(f"/runs/{run.pk}/decide/", {"decision": "approve", "comment": "Vendor confirmed."})
+    response = client.post(
+        f"/runs/{run.pk}/decide/",
+        {"decision": "approve", "comment": "Vendor confirmed.", "step": approval_of(acme, run).step},
+    )
     assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
     approval = approval_of(acme, run)
     assert (approval.decision, approval.approver, approval.comment) == (
@@ -218,7 +221,9 @@ def test_an_operator_approves_with_a_comment(acme, triage):
 
 def test_an_admin_rejects(acme, triage):
     run = waiting_run(acme, triage)
-    response = client_for(acme, "admin@acme.test").post(f"/runs/{run.pk}/decide/", {"decision": "reject"})
+    response = client_for(acme, "admin@acme.test").post(
+        f"/runs/{run.pk}/decide/", {"decision": "reject", "step": approval_of(acme, run).step}
+    )
     assert response.status_code == 302
     assert approval_of(acme, run).decision == "rejected"
 
@@ -226,13 +231,22 @@ def test_an_admin_rejects(acme, triage):
 @pytest.mark.parametrize("email", ["developer@acme.test", "viewer@acme.test"])
 def test_who_may_not_approve_is_refused_and_nothing_changes(acme, triage, email):
     run = waiting_run(acme, triage)
-    response = client_for(acme, email).post(f"/runs/{run.pk}/decide/", {"decision": "approve"})
+    response = client_for(acme, email).post(
+        f"/runs/{run.pk}/decide/", {"decision": "approve", "step": approval_of(acme, run).step}
+    )
     assert response.status_code == 403
     assert approval_of(acme, run).decision == "pending" and run_status(acme, run) == "waiting_approval"
 
 
 @pytest.mark.parametrize(
-    "data", [{"decision": "maybe"}, {}, {"decision": "approve", "comment": "x" * 2001}], ids=["maybe", "none", "long"]
+    "data",
+    [
+        {"decision": "maybe", "step": 2},
+        {},
+        {"decision": "approve", "comment": "x" * 2001, "step": 2},
+        {"decision": "approve"},
+    ],
+    ids=["maybe", "none", "long", "no-step"],
 )
 def test_a_bad_decision_is_400_and_changes_nothing(acme, triage, data):
     run = waiting_run(acme, triage)
@@ -243,7 +257,7 @@ def test_a_bad_decision_is_400_and_changes_nothing(acme, triage, data):
 
 def test_deciding_a_run_that_does_not_wait_shows_why(acme, triage):
     run = make_run(acme, triage, status=Run.Status.RUNNING)
-    response = client_for(acme, "owner@acme.test").post(f"/runs/{run.pk}/decide/", {"decision": "approve"})
+    response = client_for(acme, "owner@acme.test").post(f"/runs/{run.pk}/decide/", {"decision": "approve", "step": 2})
     assert response.status_code == 409
     assert "<code>run_not_waiting</code>" in response.content.decode()
     assert run_status(acme, run) == "running"
@@ -255,7 +269,8 @@ def test_a_developer_cancels_a_run(acme, triage):
     assert response.status_code == 302
     assert run_status(acme, run) == "cancelled" and approval_of(acme, run).decision == "cancelled"
     with schema_context("acme"):
-        assert AuditEvent.objects.filter(action="run.cancel", actor__contains="developer@acme.test").exists()
+        developer = User.objects.get(email="developer@acme.test")
+    assert audit_events("acme", action="run.cancel", actor_id=f"user:{developer.pk}")
 
 
 def test_cancelling_a_running_run_says_it_will_stop(acme, triage):
@@ -316,3 +331,13 @@ def test_another_tenants_run_is_404_and_untouched(acme, globex, method, path):
     assert response.status_code == 404
     assert run_status(globex, run) == "waiting_approval" and approval_of(globex, run).decision == "pending"
     assert str(run.pk) not in page(client, "/runs/")
+
+
+def test_a_decision_about_another_step_than_the_one_waiting_is_refused(acme, triage):
+    run = waiting_run(acme, triage)
+    step = approval_of(acme, run).step
+    response = client_for(acme, "operator@acme.test").post(
+        f"/runs/{run.pk}/decide/", {"decision": "approve", "step": step + 2}
+    )
+    assert response.status_code == 409 and b"approval_stale" in response.content
+    assert approval_of(acme, run).decision == "pending"

@@ -1,18 +1,19 @@
 """Runs advanced here, in the test's process, against the real database, Redis and checkpoints."""
 
+import itertools
+
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
 from apps.runs.checkpoints import checkpoint_connection, checkpointer
-from apps.runs.engine import run_advance
+from apps.runs.engine import Attempt, run_advance
 from apps.runs.locks import RunLock
 from apps.runs.models import Approval, Run, Step, UsageRecord
 from apps.runs.services import run_cancel, run_decide, run_start
-from apps.runs.usage import usage_recorded
+from apps.runs.usage import usage_record, usage_recorded
 from foundry.errors import ServiceError
-from tests.conftest import tenant_user
+from tests.conftest import audit_events, tenant_user
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
 
 
@@ -52,7 +53,7 @@ def test_a_run_goes_model_tool_model_and_every_step_and_model_call_is_recorded(a
         assert run.input_tokens == sum(u.input_tokens for u in usage) > 0
         assert run.output_tokens == sum(u.output_tokens for u in usage) > 0
         assert run.step_count == 3
-        assert AuditEvent.objects.filter(action="run.start", data__run=str(run.pk)).exists()
+        assert audit_events("acme", action="run.start", data={"run": str(run.pk)})
     assert calls == [("acme", 1), ("acme", 3)]
 
 
@@ -83,7 +84,7 @@ def test_a_rule_match_waits_for_approval_holding_no_worker_then_resumes_when_app
             "Checked the PO.",
         )
         assert approval.decided_at is not None
-        assert AuditEvent.objects.filter(action="run.approve", data__run=str(run.pk)).exists()
+        assert audit_events("acme", action="run.approve", data={"run": str(run.pk)})
 
 
 def test_a_rejected_call_is_not_made_and_the_model_is_told(acme, triage):
@@ -405,3 +406,160 @@ def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call
             .values_list("step", "provider", "model", "input_tokens", "output_tokens", "cached_tokens")
         )
     assert usage == [(1, "openai", "openai-1", 120, 9, 0), (3, "openai", "openai-1", 300, 11, 100)]
+
+
+# --- bookkeeping: claims, step records, usage ------------------------------------------------
+
+
+def test_a_model_call_is_counted_once_per_step_and_announced_once(acme, triage):
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    calls = []
+    usage_recorded.connect(lambda record, schema, **kw: calls.append((schema, record.step, record.pk)), weak=False)
+    try:
+        with schema_context("acme"):
+            fields = {"project": "p", "agent": "a", "run_id": run.pk, "step": 1, "provider": "scripted", "model": "m"}
+            first = usage_record(**fields, input_tokens=5, output_tokens=2)
+            again = usage_record(**fields, input_tokens=50, output_tokens=20)
+            rows = list(UsageRecord.objects.filter(run_id=run.pk).values_list("pk", "step", "input_tokens"))
+    finally:
+        usage_recorded.receivers.clear()
+    assert first is not None and again is None
+    assert rows == [(first.pk, 1, 5)]
+    assert calls == [("acme", 1, first.pk)]
+
+
+def test_runs_that_may_not_run_are_settled_and_a_lost_run_within_the_limit_recovers(acme, triage, settings):
+    from django.utils import timezone
+
+    settings.FOUNDRY_RUN_MAX_RECOVERIES = 2
+    lost, recovering, cancelled = (start(acme, triage, "Triage invoice INV-1001.") for _ in range(3))
+    now = timezone.now()
+    with schema_context("acme"):
+        Run.objects.filter(pk=lost.pk).update(status="running", started_at=now, recoveries=2)
+        Run.objects.filter(pk=recovering.pk).update(status="running", started_at=now, recoveries=1)
+        Run.objects.filter(pk=cancelled.pk).update(cancel_requested_at=now)
+    lost, recovering, cancelled = (advance(run, "acme") for run in (lost, recovering, cancelled))
+    assert (lost.status, lost.reason, lost.recoveries, lost.step_count) == ("failed", "worker_lost", 3, 0)
+    assert (recovering.status, recovering.recoveries, recovering.step_count) == ("succeeded", 2, 3)
+    assert (cancelled.status, cancelled.reason, cancelled.step_count) == ("cancelled", "cancelled", 0)
+    with schema_context("acme"):
+        assert not Step.objects.filter(run__in=[lost, cancelled]).exists()
+
+
+class Killed(BaseException):
+    """The worker dies here: nothing after this point runs."""
+
+
+def test_a_worker_lost_right_after_an_approved_call_leaves_it_to_be_replayed_not_made_again(acme, triage, monkeypatch):
+    run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
+    with schema_context("acme"):
+        run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True, comment="ok")
+    record = Attempt._record
+
+    def record_then_die(self, step, payload):
+        record(self, step, payload)
+        if step["index"] == 2:
+            raise Killed()  # step 2 is recorded; no checkpoint holds it
+
+    monkeypatch.setattr(Attempt, "_record", record_then_die)
+    with pytest.raises(Killed):
+        advance(run, "acme")
+    monkeypatch.undo()
+    with schema_context("acme"):
+        assert Run.objects.get(pk=run.pk).status == "running"
+        made = Step.objects.get(run=run, index=2)
+
+    run = advance(run, "acme")
+    assert (run.status, run.recoveries, run.step_count) == ("succeeded", 1, 3), run.message
+    with schema_context("acme"):
+        steps = list(Step.objects.filter(run=run))
+        assert [(s.index, s.node, s.status) for s in steps] == [
+            (1, "model", "ok"),
+            (2, "tool", "ok"),
+            (3, "model", "ok"),
+        ]
+        assert steps[1].pk == made.pk and steps[1].record["approval"]["approved"] is True
+        assert sorted(UsageRecord.objects.filter(run_id=run.pk).values_list("step", flat=True)) == [1, 3]
+
+
+def test_every_statement_of_a_saver_call_runs_in_its_own_tenants_schema(acme, globex, triage):
+    """Two tenants' graphs checkpoint at the same time through one connection (async writes from
+    LangGraph's threads). Had a statement run without its call's search path, it would land in
+    the other tenant's schema or in a decoy schema that unqualified names reach by default."""
+    import threading
+    import uuid
+
+    from psycopg import sql
+
+    from foundry.runtime import AgentGraph, ScriptedProvider
+
+    with schema_context("acme"):
+        manifest, domain = triage.live.version.content, triage.live.domain_version.content
+    conn = checkpoint_connection()
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT current_user AS name, current_setting('search_path') AS path")
+        decoy, default_path = cursor.fetchone().values()
+        cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(decoy)))
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            cursor.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                    sql.Identifier(decoy, table), sql.Identifier("acme", table)
+                )
+            )
+    try:
+        savers = {"acme": checkpointer("acme"), "globex": checkpointer("globex")}
+        assert savers["acme"].conn is savers["globex"].conn and savers["acme"].lock is savers["globex"].lock
+        script = [{"tool_call": {"tool": "find_invoices", "arguments": {"question": "Rules?"}}}] * 3
+        script.append({"respond": "Done."})
+        tag = uuid.uuid4().hex[:8]
+        outcomes, errors = [], []
+
+        def runs(schema: str) -> None:
+            try:
+                for n in range(4):
+                    graph = AgentGraph(
+                        manifest,
+                        domain,
+                        provider=ScriptedProvider(script),
+                        checkpointer=savers[schema],
+                        durability="async",
+                    )
+                    thread = f"{tag}-{schema}-{n}"
+                    outcomes.append((schema, graph.start(thread, "Go.").status))
+                    assert graph.inspect(thread).step_count == 7
+                    assert len(list(savers[schema].list({"configurable": {"thread_id": thread}}))) > 7
+            except BaseException as exc:  # noqa: BLE001 — reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=runs, args=(schema,)) for schema in ("acme", "globex")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert sorted(outcomes) == [("acme", "succeeded")] * 4 + [("globex", "succeeded")] * 4
+
+        with conn.cursor() as cursor:
+            for schema, table in itertools.product(("acme", "globex", decoy), ("checkpoints", "checkpoint_writes")):
+                cursor.execute(
+                    sql.SQL(
+                        "SELECT split_part(thread_id, '-', 2) AS owner, count(*) FROM {} WHERE thread_id LIKE %s"
+                        " GROUP BY 1"
+                    ).format(sql.Identifier(schema, table)),
+                    [f"{tag}-%"],
+                )
+                owners = {row["owner"] for row in cursor.fetchall()}
+                assert owners == (set() if schema == decoy else {schema}), (schema, table, owners)
+            cursor.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(decoy, "checkpoint_blobs")))
+            assert cursor.fetchone()["n"] == 0
+            cursor.execute("SHOW search_path")
+            assert cursor.fetchone()["search_path"] == default_path
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(decoy)))
+
+
+def test_the_saver_refuses_to_prune(acme):
+    # prune opens a transaction of its own inside a saver call, after the search path has ended.
+    with pytest.raises(NotImplementedError):
+        checkpointer("acme").prune(["any-thread"], strategy="delete")

@@ -4,15 +4,15 @@ from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from apps.accounts.models import User
-from apps.audit.models import AuditEvent
 from apps.tenants import services
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.services import tenant_provision
+from tests.conftest import audit_events
 
 
 def _counts() -> tuple[int, int, int]:
     connection.set_schema_to_public()
-    return Tenant.objects.count(), Domain.objects.count(), AuditEvent.objects.count()
+    return Tenant.objects.count(), Domain.objects.count(), len(audit_events("public"))
 
 
 def test_it_provisions_schema_domain_owner_and_audit_events(db):
@@ -31,10 +31,12 @@ def test_it_provisions_schema_domain_owner_and_audit_events(db):
     with schema_context("initech"):
         owner = User.objects.get()
         assert (owner.email, owner.role, owner.has_usable_password()) == ("bill@initech.test", "owner", False)
-        assert list(AuditEvent.objects.values_list("action", flat=True)) == ["tenant.provisioned"]
+    assert [e.action for e in audit_events("initech")] == ["tenant.provisioned"]
+    assert audit_events("initech")[0].data == {"plan": "team", "owner": f"user:{owner.pk}"}
     assert result.owner.pk == owner.pk
-    event = AuditEvent.objects.get(action="tenant.provisioned", target__contains="initech")
-    assert event.data == {"plan": "team", "owner": "bill@initech.test", "domain": "initech.localhost"}
+    (event,) = audit_events("public", action="tenant.provisioned", target_id=str(tenant.pk))
+    assert event.data == {"plan": "team", "domain": "initech.localhost"}
+    assert (event.actor_type, event.actor_id, event.target_type) == ("service", "service:test", "tenants.tenant")
 
 
 def test_hyphenated_slugs_get_an_underscored_schema(db):

@@ -7,6 +7,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.services import email_clean
+from apps.audit.history import history_actor
 from apps.audit.services import audit_record
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         except ValidationError:
             raise CommandError(f"{email!r} is not a valid email address.") from None
         password = password or getpass.getpass("Password: ")
-        with schema_context("public"):
+        with schema_context("public"), history_actor("cli:create_operator"):
             if User.objects.filter(email=email).exists():
                 raise CommandError(f"An operator {email} already exists.")
             try:

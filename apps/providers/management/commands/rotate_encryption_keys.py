@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from apps.audit.history import history_actor
 from apps.providers.encryption import encryption_available
 from apps.providers.services import credentials_rotate
 from apps.tenants.selectors import tenant_list
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         rotated = current = 0
         failed: list[str] = []
         for tenant in tenant_list():
-            with schema_context(tenant.schema_name):
+            with schema_context(tenant.schema_name), history_actor("cli:rotate_encryption_keys"):
                 counts = credentials_rotate()
             rotated, current = rotated + counts.rotated, current + counts.current
             failed += [f"{tenant.slug}/{provider}" for provider in counts.undecryptable]

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
 from apps.accounts.services import member_invite_url
+from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_provision
 
@@ -26,14 +27,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, name, owner_email, owner_password, plan, base_url, **options):
         try:
-            result = tenant_provision(
-                slug=slug,
-                name=name,
-                owner_email=owner_email,
-                owner_password=owner_password,
-                plan=plan,
-                actor="cli:create_tenant",
-            )
+            with history_actor("cli:create_tenant"):
+                result = tenant_provision(
+                    slug=slug,
+                    name=name,
+                    owner_email=owner_email,
+                    owner_password=owner_password,
+                    plan=plan,
+                    actor="cli:create_tenant",
+                )
         except ValidationError as e:
             raise CommandError(validation_message(e)) from None
         domain = result.tenant.domains.get().domain

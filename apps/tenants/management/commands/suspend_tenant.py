@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from apps.tenants.services import tenant_suspend
@@ -17,5 +18,7 @@ class Command(BaseCommand):
             tenant = tenant_get(slug=slug)
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {slug!r}.") from None
-        tenant = self.change(tenant=tenant, actor=f"cli:{self.__module__.rsplit('.', 1)[-1]}")
+        actor = f"cli:{self.__module__.rsplit('.', 1)[-1]}"
+        with history_actor(actor):
+            tenant = self.change(tenant=tenant, actor=actor)
         self.stdout.write(f"Tenant {tenant.slug} is {tenant.status}.")

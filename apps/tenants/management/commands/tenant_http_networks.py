@@ -2,6 +2,7 @@ import ipaddress
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from apps.tenants.services import tenant_http_networks_set
@@ -30,7 +31,10 @@ class Command(BaseCommand):
             removed = {_normal(value) for value in remove}
             networks = [n for n in networks + allow if _normal(n) not in removed]
             try:
-                tenant = tenant_http_networks_set(tenant=tenant, networks=networks, actor="cli:tenant_http_networks")
+                with history_actor("cli:tenant_http_networks"):
+                    tenant = tenant_http_networks_set(
+                        tenant=tenant, networks=networks, actor="cli:tenant_http_networks"
+                    )
             except ServiceError as exc:
                 raise CommandError(exc.message) from None
         listed = ", ".join(tenant.http_allowed_networks) or "none (public addresses only)"

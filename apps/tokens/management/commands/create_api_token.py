@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from apps.audit.history import history_actor
 from apps.tenants.management.commands.create_tenant import validation_message
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {tenant!r}.") from None
         try:
-            with schema_context(target.schema_name):
+            with schema_context(target.schema_name), history_actor("cli:create_api_token"):
                 issued = token_issue(
                     actor="cli:create_api_token",
                     name=name,

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from apps.tokens.models import ApiToken
@@ -19,7 +20,7 @@ class Command(BaseCommand):
             target = tenant_get(slug=tenant)
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {tenant!r}.") from None
-        with schema_context(target.schema_name):
+        with schema_context(target.schema_name), history_actor("cli:revoke_api_token"):
             token = ApiToken.objects.filter(prefix=prefix).first()
             if token is None:
                 raise CommandError(f"No token with prefix {prefix!r} in {tenant}.")

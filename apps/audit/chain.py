@@ -1,0 +1,76 @@
+"""The chain's canonical form, shared by the SQL that appends (migrations/0002, `audit_canonical`)
+and the Python that verifies; the two must produce the same bytes.
+
+An event's hash is SHA-256 (hex) of the UTF-8 bytes of its fields as netstrings
+(`<length in characters>:<text>,`), in this order: format version, tenant id, seq, time
+(UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`), actor type, actor id, action, target type, target id,
+outcome, IP, user agent, request id, details (canonical JSON: sorted keys, no spaces, UTF-8),
+previous hash. The first event's previous hash is 64 zeros. Lengths make the form unambiguous
+whatever the fields contain.
+
+A signed checkpoint signs `checkpoint_message`: the chain, seq, hash and signing time.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+VERSION = "1"
+GENESIS = "0" * 64
+
+
+def netstrings(values: Iterable[str]) -> str:
+    return "".join(f"{len(value)}:{value}," for value in values)
+
+
+def time_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def details_text(details: dict | None) -> str:
+    return json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(
+    *,
+    tenant_id: int,
+    seq: int,
+    occurred_at: datetime,
+    actor_type: str,
+    actor_id: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    outcome: str,
+    ip: str,
+    user_agent: str,
+    request_id: str,
+    details: str,
+    prev_hash: str,
+) -> str:
+    payload = netstrings(
+        (
+            VERSION,
+            str(tenant_id),
+            str(seq),
+            time_text(occurred_at),
+            actor_type,
+            actor_id,
+            action,
+            target_type,
+            target_id,
+            outcome,
+            ip,
+            user_agent,
+            request_id,
+            details,
+            prev_hash,
+        )
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def checkpoint_message(*, tenant_id: int, seq: int, hash: str, signed_at: datetime) -> bytes:
+    fields = ("foundry-audit-checkpoint", VERSION, str(tenant_id), str(seq), hash, time_text(signed_at))
+    return netstrings(fields).encode()

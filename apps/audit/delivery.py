@@ -1,0 +1,616 @@
+"""Push delivery of each tenant's chain to its SIEM sinks: syslog over TCP (RFC 5424 messages,
+RFC 6587 octet-counting frames, optionally TLS) or an HTTPS webhook (a JSON batch per POST).
+
+At least once, never skipping: a sink's `cursor` is the last sequence number its receiver
+acknowledged, and it moves only after the acknowledgement, by compare-and-set (so a concurrent
+configuration change — a rewound cursor, a new destination — is never overwritten). A restart
+resends at most the batch that was in flight; every event carries its stable id `<chain>:<seq>`
+so the receiver drops what it already has.
+
+What counts as acknowledged:
+- webhook: a 2xx answer to the POST (redirects are not followed);
+- syslog: TCP has no application acknowledgement, and bytes written to a socket whose reader
+  just died are silently lost. So each batch has a connection of its own: the frames are
+  written, the sender half-closes (TLS: close_notify), and the batch counts only when the
+  receiver has closed its side after reading to the end and its TCP stack has acknowledged
+  every byte (Linux TIOCOUTQ is 0, no reset). A receiver that died mid-batch resets the
+  connection instead; one that never closes leaves the batch unconfirmed (resent later).
+
+Destinations are checked like agent HTTP tools (foundry/runtime/network.py): every address a
+name resolves to must be public unless the operator allowed its network (the platform-wide
+FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS and the tenant's own `http_allowed_networks`), and the
+connection goes to the checked address, TLS verified on the name.
+
+Two workers never deliver one sink at once (a Redis lock per sink); a failed batch is retried
+a few times at once, then the sink backs off exponentially across beat runs.
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import socket
+import ssl
+import struct
+import termios
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import certifi
+import httpx
+from cryptography import x509
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.http import HttpRequest
+from django.utils import timezone
+from django_redis import get_redis_connection
+from redis.exceptions import LockError, RedisError
+
+from apps.accounts.permissions import Permission
+from apps.audit.chain import time_text
+from apps.audit.export import chain_head, event_id, event_record
+from apps.audit.models import AuditChain, AuditEvent, AuditSink, Outcome
+from apps.audit.scope import rls_scope
+from apps.audit.services import audit_record
+from apps.providers.encryption import secret_decrypt, secret_encrypt
+from apps.tenants.models import Domain, Tenant
+from foundry.errors import ServiceError
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal
+from foundry.runtime.network import _check as http_hop_check
+
+MAX_SINKS = 10  # per tenant
+SYSLOG_BATCH = 500  # events per connection
+WEBHOOK_BATCH = 200  # events per POST
+IO_TIMEOUT = 10.0  # connect, each read/write, and the wait for the receiver's close
+RUN_BUDGET = 60.0  # seconds one delivery run may start new batches for; the next beat goes on
+RETRY_DELAYS = (1.0, 4.0)  # a failed batch is retried after these pauses within the run
+BACKOFF_BASE = 30.0  # then the sink waits 30 s, 60 s, 120 s … between runs
+BACKOFF_MAX = 3600.0
+SYSLOG_FACILITY = 13  # "log audit" (RFC 5424 table 1)
+SD_ID = "foundry@32473"  # 32473: the documentation enterprise number (RFC 5612)
+APP_NAME = "agent-foundry"
+USER_AGENT = "AgentFoundry/1 (+audit delivery)"
+SIGNATURE_HEADER = "X-Foundry-Signature"
+
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$")
+_SECRET = re.compile(r"^[\x21-\x7e]{16,500}$")
+MAX_CA_CHARS = 65536
+
+
+class DeliveryError(Exception):
+    """A batch the receiver did not acknowledge. `code` is stable; `message` plain."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one run for one sink."""
+
+    sink: str
+    status: str  # delivered | idle | busy | waiting | disabled | suspended | failed | changed | gone
+    delivered: int = 0  # events acknowledged in this run
+    cursor: int = 0
+    error: DeliveryError | None = None
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def sink_policy(tenant: Tenant) -> NetworkPolicy:
+    """Where this tenant's sinks may connect: public addresses plus the networks operators allowed."""
+    networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS) + tenant.http_networks()
+    return NetworkPolicy(allowed_networks=tuple(networks))
+
+
+def _invalid(code: str, message: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def _literal_refusal(host: str, policy: NetworkPolicy) -> ValidationError | None:
+    """A literal IP the policy refuses (names are checked after resolution, at every delivery)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    refused = address_refusal(ip, policy)
+    if refused:
+        return _invalid(
+            "sink_address_refused",
+            f"{ip} is a {refused} address; sinks reach it only when the operator allows its network.",
+        )
+    return None
+
+
+def _host_problem(host: str, policy: NetworkPolicy) -> ValidationError | None:
+    if not host:
+        return _invalid("host_required", "A syslog sink needs the receiver's host name or address.")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            return _invalid("host_invalid", "A host name (letters, digits, '-', '.') or an IP address.")
+    return _literal_refusal(host, policy)
+
+
+def _url_problem(url: str, policy: NetworkPolicy) -> ValidationError | None:
+    if not url:
+        return _invalid("url_required", "A webhook sink needs its https URL.")
+    if len(url) > 500 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return _invalid("url_invalid", "A URL of at most 500 characters, without spaces.")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return _invalid("url_invalid", "This is not a valid URL.")
+    if parts.scheme == "http":
+        return _invalid("url_insecure", "Use https: audit events must not cross the network in clear.")
+    if parts.scheme != "https" or not host:
+        return _invalid("url_invalid", "Use an https URL such as https://siem.example.com/ingest.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return _invalid("url_invalid", "Put no credentials in the URL; set a signing secret instead.")
+    if parts.fragment or url.endswith("#"):
+        return _invalid("url_invalid", "A webhook URL has no fragment.")
+    return _literal_refusal(host, policy)
+
+
+def _ca_problem(pem: str) -> ValidationError | None:
+    if len(pem) > MAX_CA_CHARS:
+        return _invalid("ca_certificate_invalid", f"At most {MAX_CA_CHARS} characters of PEM.")
+    try:
+        x509.load_pem_x509_certificates(pem.encode("utf-8"))
+    except (ValueError, UnicodeError):
+        return _invalid("ca_certificate_invalid", "PEM certificates (-----BEGIN CERTIFICATE-----) are expected.")
+    return None
+
+
+@dataclass(frozen=True)
+class SinkFields:
+    kind: str
+    format: str = AuditSink.Format.JSONL
+    enabled: bool = True
+    host: str = ""
+    port: int | None = None
+    tls: bool | None = None  # None: not given (syslog: on)
+    ca_certificate: str = ""
+    url: str = ""
+    secret: str | None = None  # None: keep the stored one; "": remove it
+    cursor: int | None = None  # None: keep (new sinks: 0, the whole chain)
+
+
+def _validate(name: str, fields: SinkFields, *, policy: NetworkPolicy, head: int) -> None:
+    errors: dict[str, ValidationError] = {}
+    if not _NAME.match(name):
+        errors["name"] = _invalid("name_invalid", "1 to 63 lowercase letters, digits, '-' or '_'.")
+    if fields.kind not in AuditSink.Kind.values:
+        errors["kind"] = _invalid("kind_invalid", f"kind is one of {', '.join(AuditSink.Kind.values)}.")
+    if fields.format not in AuditSink.Format.values:
+        errors["format"] = _invalid("format_invalid", f"format is one of {', '.join(AuditSink.Format.values)}.")
+    unsupported = []
+    if fields.kind == AuditSink.Kind.SYSLOG:
+        if problem := _host_problem(fields.host, policy):
+            errors["host"] = problem
+        if fields.port is not None and not 1 <= fields.port <= 65535:
+            errors["port"] = _invalid("port_invalid", "A TCP port: 1 to 65535.")
+        unsupported = [n for n in ("url", "secret") if getattr(fields, n)]
+        if fields.ca_certificate and fields.tls is False:
+            unsupported.append("ca_certificate")
+    elif fields.kind == AuditSink.Kind.WEBHOOK:
+        if problem := _url_problem(fields.url, policy):
+            errors["url"] = problem
+        if fields.secret and not _SECRET.match(fields.secret):
+            errors["secret"] = _invalid("secret_invalid", "16 to 500 printable characters, without spaces.")
+        unsupported = [n for n in ("host", "port") if getattr(fields, n)]
+        if fields.tls is not None:
+            unsupported.append("tls")
+    for field in unsupported:
+        errors.setdefault(field, _invalid("field_not_supported", f"A {fields.kind} sink takes no {field}."))
+    if fields.ca_certificate and "ca_certificate" not in errors and (problem := _ca_problem(fields.ca_certificate)):
+        errors["ca_certificate"] = problem
+    if fields.cursor is not None and not 0 <= fields.cursor <= head:
+        errors["cursor"] = _invalid("cursor_invalid", f"A sequence number from 0 to the chain's head (#{head}).")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_actor(actor: object) -> None:
+    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
+        raise PermissionDenied("Your role does not allow managing audit sinks.")
+
+
+def _audit_data(sink: AuditSink) -> dict:
+    """What the audit trail says of a sink: never the secret, nor a URL's path (it may hold a token)."""
+    data = {"name": sink.name, "kind": sink.kind, "format": sink.format, "enabled": sink.enabled}
+    if sink.kind == AuditSink.Kind.WEBHOOK:
+        parts = urlsplit(sink.url)
+        data |= {"url_host": parts.netloc, "signed": sink.has_secret}
+    else:
+        data |= {"host": sink.host, "port": sink.port, "tls": sink.tls}
+    return data | {"ca_certificate": bool(sink.ca_certificate)}
+
+
+def audit_sink_list(tenant_id: int) -> list[AuditSink]:
+    with rls_scope(tenant_id):
+        return list(AuditSink.objects.filter(tenant_id=tenant_id).order_by("name"))
+
+
+def audit_sink_get(tenant_id: int, name: str) -> AuditSink:
+    with rls_scope(tenant_id):
+        sink = AuditSink.objects.filter(tenant_id=tenant_id, name=name).first()
+    if sink is None:
+        raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
+    return sink
+
+
+def audit_sink_set(
+    *,
+    tenant: Tenant,
+    name: str,
+    fields: SinkFields,
+    actor: object,
+    request: HttpRequest | None = None,
+) -> AuditSink:
+    """Create or replace the sink `name` of `tenant` (a replace starts over: no back-off)."""
+    _check_actor(actor)
+    fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
+    with rls_scope(tenant.pk):
+        sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
+        _validate(name, fields, policy=sink_policy(tenant), head=chain_head(tenant.pk))
+        created = sink is None
+        if created:
+            if AuditSink.objects.filter(tenant_id=tenant.pk).count() >= MAX_SINKS:
+                raise ServiceError("sink_limit", f"A workspace has at most {MAX_SINKS} audit sinks.", status=409)
+            sink = AuditSink(tenant_id=tenant.pk, name=name, created_by=str(actor)[:255])
+        syslog = fields.kind == AuditSink.Kind.SYSLOG
+        tls = fields.tls is not False if syslog else True
+        sink.kind, sink.format, sink.enabled = fields.kind, fields.format, fields.enabled
+        sink.host = fields.host if syslog else ""
+        sink.port = (fields.port or (6514 if tls else 601)) if syslog else None
+        sink.tls = tls
+        sink.url = "" if syslog else fields.url
+        sink.ca_certificate = fields.ca_certificate
+        if syslog or fields.secret == "":
+            sink.secret_encrypted = ""
+        elif fields.secret:
+            sink.secret_encrypted = secret_encrypt(fields.secret)
+        if fields.cursor is not None:
+            sink.cursor = fields.cursor
+        sink.failures, sink.next_attempt_at, sink.last_error_code, sink.last_error = 0, None, "", ""
+        sink.updated_by, sink.updated_at = str(actor)[:255], timezone.now()
+        try:
+            with transaction.atomic():  # a concurrent first set of the same name
+                sink.save()
+        except IntegrityError:
+            raise ServiceError(
+                "sink_conflict", "Someone else saved this sink at the same moment; try again.", status=409
+            ) from None
+        data = _audit_data(sink) | {"created": created}
+        if fields.cursor is not None:
+            data["cursor"] = fields.cursor
+        target = ("audit_sink", name)
+        audit_record(action="audit.sink.set", actor=actor, target=target, data=data, request=request, chain=tenant.pk)
+    return sink
+
+
+def audit_sink_delete(*, tenant: Tenant, name: str, actor: object, request: HttpRequest | None = None) -> None:
+    _check_actor(actor)
+    with rls_scope(tenant.pk):
+        sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
+        if sink is None:
+            raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
+        data = {"name": sink.name, "kind": sink.kind, "cursor": sink.cursor}
+        sink.delete()
+        target = ("audit_sink", name)
+        audit_record(
+            action="audit.sink.delete", actor=actor, target=target, data=data, request=request, chain=tenant.pk
+        )
+
+
+# --- wire formats ---------------------------------------------------------------------------
+
+_MSGID_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def _sd_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def syslog_frame(event: AuditEvent, fmt: str, hostname: str) -> bytes:
+    """One event as an RFC 5424 message (its JSON record as MSG) in an RFC 6587 octet-counted frame."""
+    severity = 6 if event.outcome == Outcome.SUCCESS else 4  # informational / warning
+    msgid = _MSGID_UNSAFE.sub("_", event.action)[:32] or "-"
+    uid = event_id(event.tenant_id, event.seq)
+    structured = (
+        f'[{SD_ID} id="{_sd_value(uid)}" chain="{event.tenant_id}" seq="{event.seq}" outcome="{event.outcome}"]'
+    )
+    header = f"<{SYSLOG_FACILITY * 8 + severity}>1 {time_text(event.occurred_at)} {hostname} {APP_NAME} - {msgid} "
+    body = json.dumps(event_record(event, fmt), ensure_ascii=False, separators=(",", ":"))
+    message = (header + structured + " ").encode("ascii") + b"\xef\xbb\xbf" + body.encode("utf-8")
+    return b"%d " % len(message) + message
+
+
+def webhook_body(sink: AuditSink, events: Sequence[AuditEvent]) -> bytes:
+    body = {
+        "sink": sink.name,
+        "chain": sink.tenant_id,
+        "format": sink.format,
+        "first_seq": events[0].seq,
+        "last_seq": events[-1].seq,
+        "events": [event_record(event, sink.format) for event in events],
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`, as the receiver recomputes it."""
+    digest = hmac.new(secret.encode("utf-8"), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+# --- transport ------------------------------------------------------------------------------
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def _tls_context(ca_certificate: str) -> ssl.SSLContext:
+    """Verification on: the sink's own CA certificates if it has them, else the public CAs."""
+    if ca_certificate:
+        return ssl.create_default_context(cadata=ca_certificate)
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _addresses(host: str, port: int, policy: NetworkPolicy) -> list[str]:
+    try:
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in _resolve(host, port)]
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise DeliveryError("sink_dns_failed", f"Could not resolve {host!r}: {exc}.") from None
+    if not addresses:
+        raise DeliveryError("sink_dns_failed", f"{host!r} has no address.")
+    for ip in addresses:
+        if refused := address_refusal(ip, policy):
+            raise DeliveryError("sink_address_refused", f"{host!r} resolves to {ip}, a {refused} address.")
+    return [str(ip) for ip in addresses]
+
+
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Bytes sent but not yet acknowledged by the peer's TCP (None where the OS cannot say)."""
+    request = getattr(termios, "TIOCOUTQ", None)
+    if request is None:
+        return None
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"))[0]
+
+
+def _confirm(sock: socket.socket, deadline: float) -> None:
+    """Half-close, then wait until the receiver has read everything and closed (see the module doc)."""
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(ssl.SSLEOFError):  # closed without its own close_notify: fine
+            sock.unwrap()
+    else:
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):  # a syslog receiver sends nothing; ignore whatever it does, for a while
+            if time.monotonic() > deadline:
+                raise TimeoutError("the receiver did not close the connection")
+    while True:
+        unacknowledged = _unacknowledged(sock)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            raise ConnectionResetError("the receiver reset the connection")
+        if not unacknowledged:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the receiver did not acknowledge every byte")
+        time.sleep(0.005)
+
+
+def syslog_send(sink: AuditSink, frames: Sequence[bytes], policy: NetworkPolicy, *, timeout: float) -> None:
+    addresses = _addresses(sink.host, sink.port, policy)
+    sock, failure = None, None
+    for address in addresses:
+        try:
+            sock = socket.create_connection((address, sink.port), timeout=timeout)
+            break
+        except OSError as exc:
+            failure = exc
+    if sock is None:
+        raise DeliveryError("syslog_connect_failed", f"Could not connect to {sink.destination}: {failure}.")
+    try:
+        if sink.tls:
+            try:
+                sock = _tls_context(sink.ca_certificate).wrap_socket(sock, server_hostname=sink.host)
+            except (ssl.SSLError, OSError) as exc:
+                raise DeliveryError("syslog_tls_failed", f"TLS with {sink.destination} failed: {exc}.") from None
+        try:
+            sock.sendall(b"".join(frames))
+        except OSError as exc:
+            raise DeliveryError("syslog_send_failed", f"Sending to {sink.destination} failed: {exc}.") from None
+        try:
+            _confirm(sock, time.monotonic() + timeout)
+        except OSError as exc:
+            raise DeliveryError(
+                "syslog_unconfirmed", f"{sink.destination} did not confirm it read the batch: {exc}."
+            ) from None
+    finally:
+        sock.close()
+
+
+_FETCH_CODES = {"http_address_refused": "sink_address_refused", "http_dns_failed": "sink_dns_failed"}
+
+
+def webhook_send(sink: AuditSink, body: bytes, policy: NetworkPolicy, *, timeout: float) -> None:
+    url = httpx.URL(sink.url)
+    host = url.raw_host.decode("ascii").lower().rstrip(".")
+    try:
+        hop = http_hop_check(url, [host], policy, _resolve)
+    except FetchError as exc:
+        raise DeliveryError(_FETCH_CODES.get(exc.code, "webhook_failed"), exc.message) from None
+    headers = {"Host": hop.host_header, "User-Agent": USER_AGENT, "Content-Type": "application/json"}
+    if sink.secret_encrypted:
+        headers[SIGNATURE_HEADER] = webhook_signature(secret_decrypt(sink.secret_encrypted), body, int(time.time()))
+    extensions = {"sni_hostname": hop.sni} if hop.sni else None
+    with httpx.Client(trust_env=False, follow_redirects=False, verify=_tls_context(sink.ca_certificate)) as client:
+        request = client.build_request(
+            "POST", hop.url, content=body, headers=headers, timeout=httpx.Timeout(timeout), extensions=extensions
+        )
+        try:
+            response = client.send(request, stream=True)
+            response.close()
+        except httpx.HTTPError as exc:
+            raise DeliveryError("webhook_failed", f"POST to {host!r} failed: {exc}.") from None
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError("webhook_rejected", f"{host!r} answered {response.status_code}, not 2xx.")
+
+
+# --- delivery runs --------------------------------------------------------------------------
+
+
+def _backoff(failures: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_BASE * 2 ** min(failures - 1, 20), BACKOFF_MAX))
+
+
+def _hostname(tenant_id: int) -> str:
+    domain = Domain.objects.filter(tenant_id=tenant_id, is_primary=True).values_list("domain", flat=True).first()
+    return (domain or f"tenant-{tenant_id}")[:255]
+
+
+def _send(sink: AuditSink, events: list[AuditEvent], policy: NetworkPolicy, hostname: str) -> None:
+    if sink.kind == AuditSink.Kind.WEBHOOK:
+        webhook_send(sink, webhook_body(sink, events), policy, timeout=IO_TIMEOUT)
+    else:
+        syslog_send(sink, [syslog_frame(e, sink.format, hostname) for e in events], policy, timeout=IO_TIMEOUT)
+
+
+def _sink_lock(sink_id: int, seconds: float):
+    return get_redis_connection("default").lock(
+        f"foundry:audit-sink-lock:{sink_id}", timeout=seconds, blocking=False, thread_local=False
+    )
+
+
+def sink_deliver(
+    *,
+    tenant_id: int,
+    sink_id: int,
+    batch: int | None = None,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+    budget: float = RUN_BUDGET,
+    force: bool = False,
+) -> Delivery:
+    """Deliver the sink's pending events, batch by batch, until none is left, a batch fails, or
+    the run's time budget is spent. `force` ignores a pending back-off."""
+    per_batch = (len(retry_delays) + 1) * 3 * IO_TIMEOUT + sum(retry_delays)
+    lock = _sink_lock(sink_id, budget + per_batch + 30)
+    try:
+        if not lock.acquire(blocking=False):
+            return Delivery(str(sink_id), "busy")
+    except RedisError:
+        return Delivery(str(sink_id), "busy")
+    try:
+        return _deliver(tenant_id, sink_id, batch=batch, retry_delays=retry_delays, budget=budget, force=force)
+    finally:
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+
+
+def _deliver(tenant_id: int, sink_id: int, *, batch, retry_delays, budget: float, force: bool) -> Delivery:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    started, delivered = time.monotonic(), 0
+    hostname = _hostname(tenant_id)
+    while True:
+        with rls_scope(tenant_id):
+            sink = AuditSink.objects.filter(tenant_id=tenant_id, pk=sink_id).first()
+            if sink is None or tenant is None:
+                return Delivery(str(sink_id), "gone", delivered)
+            if not tenant.is_active:
+                return Delivery(sink.name, "suspended", delivered, sink.cursor)
+            size = batch or (WEBHOOK_BATCH if sink.kind == AuditSink.Kind.WEBHOOK else SYSLOG_BATCH)
+            events = list(AuditEvent.objects.filter(tenant_id=tenant_id, seq__gt=sink.cursor).order_by("seq")[:size])
+        if not sink.enabled:
+            return Delivery(sink.name, "disabled", delivered, sink.cursor)
+        waiting = sink.next_attempt_at is not None and sink.next_attempt_at > timezone.now()
+        if waiting and not force and not delivered:
+            return Delivery(sink.name, "waiting", delivered, sink.cursor)
+        if not events:
+            return Delivery(sink.name, "delivered" if delivered else "idle", delivered, sink.cursor)
+        error = _attempt(sink, events, sink_policy(tenant), hostname, retry_delays)
+        if error is not None:
+            _failed(sink, error)
+            return Delivery(sink.name, "failed", delivered, sink.cursor, error)
+        if not _advance(sink, events[-1].seq):
+            return Delivery(sink.name, "changed", delivered, sink.cursor)  # reconfigured meanwhile
+        delivered += len(events)
+        if time.monotonic() - started > budget:
+            return Delivery(sink.name, "delivered", delivered, events[-1].seq)
+
+
+def _attempt(
+    sink: AuditSink, events: list[AuditEvent], policy: NetworkPolicy, hostname: str, retry_delays: Sequence[float]
+) -> DeliveryError | None:
+    """Send one batch, retrying after each pause in `retry_delays`; the last error, or None."""
+    error = None
+    for pause in (0.0, *retry_delays):
+        time.sleep(pause)
+        try:
+            _send(sink, events, policy, hostname)
+            return None
+        except DeliveryError as exc:
+            error = exc
+        except ServiceError as exc:  # the webhook secret cannot be decrypted
+            error = DeliveryError(exc.code, exc.message)
+            break
+    return error
+
+
+def _advance(sink: AuditSink, seq: int) -> bool:
+    """Move the cursor past an acknowledged batch, unless the sink was reconfigured meanwhile."""
+    with rls_scope(sink.tenant_id):
+        moved = AuditSink.objects.filter(
+            tenant_id=sink.tenant_id, pk=sink.pk, cursor=sink.cursor, updated_at=sink.updated_at
+        ).update(
+            cursor=seq, delivered_at=timezone.now(), failures=0, next_attempt_at=None, last_error_code="", last_error=""
+        )
+    return bool(moved)
+
+
+def _failed(sink: AuditSink, error: DeliveryError) -> None:
+    failures = sink.failures + 1
+    with rls_scope(sink.tenant_id):
+        AuditSink.objects.filter(tenant_id=sink.tenant_id, pk=sink.pk, updated_at=sink.updated_at).update(
+            failures=F("failures") + 1,
+            next_attempt_at=timezone.now() + _backoff(failures),
+            last_error_code=error.code[:64],
+            last_error=error.message[:500],
+        )
+
+
+def sinks_due(now: datetime | None = None) -> list[tuple[int, int]]:
+    """(tenant id, sink id) of every enabled sink of an active tenant with events waiting and no
+    back-off pending (one short query per tenant, each in its own tenant's scope)."""
+    now = now or timezone.now()
+    due = []
+    head = Subquery(AuditChain.objects.filter(tenant_id=OuterRef("tenant_id")).values("seq")[:1])
+    for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
+        with rls_scope(tenant_id):
+            ids = list(
+                AuditSink.objects.filter(tenant_id=tenant_id, enabled=True)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .annotate(head=head)
+                .filter(cursor__lt=F("head"))
+                .values_list("pk", flat=True)
+            )
+        due += [(tenant_id, sink_id) for sink_id in ids]
+    return due

@@ -1,0 +1,410 @@
+"""A chain as a SIEM reads it: JSON lines, or OCSF-shaped JSON lines, from a sequence cursor.
+
+An export is a snapshot: it covers the events after the cursor (`after`) up to the chain's head
+when it started (`through`), in sequence order, then the signed checkpoints that vouch for
+them, so the file can be verified offline with the platform's public keys (`export_verify`).
+Each batch is read in a Row-Level Security scope of its own (a short transaction): a streamed
+response outlives the view, and no transaction stays open while a slow client reads.
+
+Events carry pseudonymous actor ids only (`user:42`): names and emails stay in the erasable
+actor table and are never exported. Every event has a stable id, `<chain>:<seq>`, by which a
+receiver drops what it already has (delivery is at least once).
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from apps.audit.chain import GENESIS, checkpoint_message, details_text, event_hash, time_text
+from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent, Outcome
+from apps.audit.scope import rls_scope
+from apps.audit.services import audit_record, checkpoint_dict
+from apps.audit.signing import signature_valid
+from apps.audit.verify import Verification
+from foundry.errors import ServiceError
+
+BATCH = 1000
+MAX_SEQ = 2**63 - 1
+FORMATS = ("jsonl", "ocsf")
+OCSF_VERSION = "1.3.0"
+PRODUCT = {"name": "Agent Foundry", "vendor_name": "Agent Foundry", "feature": {"name": "Audit trail"}}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def event_id(tenant_id: int, seq: int) -> str:
+    """The event's stable id across exports and deliveries."""
+    return f"{tenant_id}:{seq}"
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+def export_format_parse(value: str | None) -> str:
+    fmt = "jsonl" if value in (None, "") else value
+    if fmt not in FORMATS:
+        raise ServiceError("format_invalid", f"format is one of {', '.join(FORMATS)}.")
+    return fmt
+
+
+def export_cursor_parse(value: str | None) -> int:
+    """`after`: a sequence number (0, the default: from the first event)."""
+    if value in (None, ""):
+        return 0
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_SEQ:
+        raise ServiceError("cursor_invalid", "after is a sequence number: a whole number from 0.")
+    return int(value)
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+def _millis(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _details(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # not JSON (never written so): exported as it is stored
+
+
+def jsonl_record(event: AuditEvent) -> dict:
+    return {
+        "kind": "event",
+        "id": event_id(event.tenant_id, event.seq),
+        "chain": event.tenant_id,
+        "seq": event.seq,
+        "occurred_at": time_text(event.occurred_at),
+        "actor": {"id": event.actor_id, "type": event.actor_type},
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "outcome": event.outcome,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "details": _details(event.details),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+# OCSF 1.3 classes: (class_uid, class name, category_uid, category name).
+AUTHENTICATION = (3002, "Authentication", 3, "Identity & Access Management")
+ACCOUNT_CHANGE = (3001, "Account Change", 3, "Identity & Access Management")
+API_ACTIVITY = (6003, "API Activity", 6, "Application Activity")
+BASE_EVENT = (0, "Base Event", 0, "Uncategorized")
+# API Activity's activity by the action's last word (`token.issued` → Create); else Other (99).
+_API_VERBS = {
+    **dict.fromkeys(("added", "created", "issued", "publish", "provisioned", "start", "invite_issued"), (1, "Create")),
+    **dict.fromkeys(("fetch", "export", "read"), (2, "Read")),
+    **dict.fromkeys(("set", "changed", "role_changed", "deploy", "rollback", "cancel", "approve"), (3, "Update")),
+    **dict.fromkeys(("reject", "suspended", "resumed", "erased", "invite_accepted"), (3, "Update")),
+    **dict.fromkeys(("removed", "delete", "deleted", "revoked"), (4, "Delete")),
+}
+_ACTOR_TYPES = {"user": (1, "User"), "operator": (2, "Admin"), "service": (3, "System"), "anonymous": (0, "Unknown")}
+
+
+def ocsf_class(action: str) -> tuple[tuple[int, str, int, str], int, str]:
+    """The OCSF class of an action, and its activity (id, name)."""
+    family, _, rest = action.partition(".")
+    verb = action.rsplit(".", 1)[-1]
+    if family == "auth":
+        if rest.startswith("login"):
+            return AUTHENTICATION, 1, "Logon"
+        if rest.startswith("logout"):
+            return AUTHENTICATION, 2, "Logoff"
+        return AUTHENTICATION, 99, "Other"
+    if family in ("member", "operator"):
+        if verb in ("added", "created"):
+            return ACCOUNT_CHANGE, 1, "Create"
+        if verb in ("removed", "deleted"):
+            return ACCOUNT_CHANGE, 6, "Delete"
+        return ACCOUNT_CHANGE, 99, "Other"
+    return (API_ACTIVITY, *_API_VERBS.get(verb, (99, "Other")))
+
+
+def ocsf_record(event: AuditEvent) -> dict:
+    (class_uid, class_name, category_uid, category_name), activity_id, activity_name = ocsf_class(event.action)
+    success = event.outcome == Outcome.SUCCESS
+    type_id, type_name = _ACTOR_TYPES.get(event.actor_type, (99, event.actor_type))
+    record: dict[str, Any] = {
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category_uid,
+        "category_name": category_name,
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": class_uid * 100 + activity_id,
+        "type_name": f"{class_name}: {activity_name}",
+        "time": _millis(event.occurred_at),
+        "severity_id": 1 if success else 3,
+        "severity": "Informational" if success else "Medium",
+        "status_id": 1 if success else 2,
+        "status": "Success" if success else "Failure",
+        "message": event.action,
+        "actor": {"user": {"uid": event.actor_id, "type_id": type_id, "type": type_name}},
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": event_id(event.tenant_id, event.seq),
+            "sequence": event.seq,
+            "tenant_uid": str(event.tenant_id),
+            "log_name": "audit",
+            "product": PRODUCT,
+        },
+    }
+    if not success:
+        record["status_detail"] = event.outcome
+    if event.ip:
+        record["src_endpoint"] = {"ip": event.ip}
+    if event.user_agent:
+        record["http_request"] = {"user_agent": event.user_agent}
+    if event.request_id:
+        record["metadata"]["correlation_uid"] = event.request_id
+    if class_uid == API_ACTIVITY[0]:
+        record["api"] = {"operation": event.action, "service": {"name": PRODUCT["name"]}}
+        if event.target_id:
+            record["resources"] = [{"type": event.target_type, "uid": event.target_id}]
+    elif event.target_id:
+        record["user"] = {"uid": event.target_id}
+    record["unmapped"] = {
+        "kind": "event",
+        "chain": event.tenant_id,
+        "seq": event.seq,
+        "occurred_at": time_text(event.occurred_at),  # with microseconds, as hashed
+        "actor_type": event.actor_type,
+        "action": event.action,
+        "outcome": event.outcome,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "request_id": event.request_id,
+        "details": _details(event.details),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+    return record
+
+
+def checkpoint_record(checkpoint: AuditCheckpoint, fmt: str) -> dict:
+    """A signed checkpoint as the export's last records: `checkpoint_dict` with `kind` (jsonl),
+    or an OCSF base event carrying it in `unmapped`."""
+    signed = {"kind": "checkpoint", **checkpoint_dict(checkpoint)}
+    if fmt == "jsonl":
+        return signed
+    class_uid, class_name, category_uid, category_name = BASE_EVENT
+    return {
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category_uid,
+        "category_name": category_name,
+        "activity_id": 99,
+        "activity_name": "Other",
+        "type_uid": 99,
+        "type_name": "Base Event: Other",
+        "time": _millis(checkpoint.signed_at),
+        "severity_id": 1,
+        "severity": "Informational",
+        "status_id": 1,
+        "status": "Success",
+        "message": f"Signed audit checkpoint of chain {checkpoint.tenant_id} at #{checkpoint.seq}",
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": f"{checkpoint.tenant_id}:checkpoint:{checkpoint.seq}:{checkpoint.key_id}",
+            "tenant_uid": str(checkpoint.tenant_id),
+            "log_name": "audit",
+            "product": PRODUCT,
+        },
+        "unmapped": signed,
+    }
+
+
+def event_record(event: AuditEvent, fmt: str) -> dict:
+    return ocsf_record(event) if fmt == "ocsf" else jsonl_record(event)
+
+
+def json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """Events `after` < seq <= `through` of chain `tenant_id`."""
+
+    tenant_id: int
+    after: int
+    through: int
+
+
+def chain_head(tenant_id: int) -> int:
+    with rls_scope(tenant_id):
+        return AuditChain.objects.filter(tenant_id=tenant_id).values_list("seq", flat=True).first() or 0
+
+
+@transaction.atomic
+def audit_export_start(
+    *, tenant_id: int, fmt: str, after: int, actor: Any = None, request: HttpRequest | None = None
+) -> ExportRange:
+    """Fix the range an export covers (up to the head now) and record the export itself
+    (`audit.export`, the next event of the chain: the next export includes it)."""
+    head = chain_head(tenant_id)
+    if after > head:
+        raise ServiceError("cursor_beyond_head", f"The chain ends at #{head}; after must be at most {head}.")
+    audit_record(
+        action="audit.export",
+        actor=actor,
+        request=request,
+        chain=tenant_id,
+        data={"format": fmt, "after": after, "through": head},
+    )
+    return ExportRange(tenant_id, after, head)
+
+
+def export_batches(span: ExportRange, *, batch: int = BATCH) -> Iterator[list[AuditEvent]]:
+    """The range's events in sequence order, `batch` at a time, each batch read in its own scope."""
+    cursor = span.after
+    while cursor < span.through:
+        with rls_scope(span.tenant_id):
+            rows = list(
+                AuditEvent.objects.filter(tenant_id=span.tenant_id, seq__gt=cursor, seq__lte=span.through).order_by(
+                    "seq"
+                )[:batch]
+            )
+        if not rows:
+            return
+        yield rows
+        cursor = rows[-1].seq
+
+
+def export_checkpoints(span: ExportRange) -> list[AuditCheckpoint]:
+    """The checkpoints that vouch for the range's events, and the last one before it (it may have
+    been signed after the previous export ended), oldest first."""
+    with rls_scope(span.tenant_id):
+        mine = AuditCheckpoint.objects.filter(tenant_id=span.tenant_id)
+        inside = list(mine.filter(seq__gt=span.after, seq__lte=span.through).order_by("seq", "signed_at"))
+        before = mine.filter(seq__lte=span.after).order_by("-seq", "-signed_at").first()
+    return ([before] if before is not None else []) + inside
+
+
+def export_lines(span: ExportRange, *, fmt: str, checkpoints: bool = True, batch: int = BATCH) -> Iterator[str]:
+    """The export as text, one batch of lines per item (for a streamed response or a file)."""
+    for rows in export_batches(span, batch=batch):
+        yield "".join(json_line(event_record(event, fmt)) for event in rows)
+    if checkpoints:
+        for checkpoint in export_checkpoints(span):
+            yield json_line(checkpoint_record(checkpoint, fmt))
+
+
+# --- offline verification -------------------------------------------------------------------
+
+
+def _canonical(record: dict) -> dict:
+    """The hashed fields of an exported event (either format)."""
+    if "class_uid" in record:
+        extra = record["unmapped"]
+        return {
+            "tenant_id": extra["chain"],
+            "seq": extra["seq"],
+            "occurred_at": extra["occurred_at"],
+            "actor_type": extra["actor_type"],
+            "actor_id": record["actor"]["user"]["uid"],
+            "action": extra["action"],
+            "target_type": extra["target_type"],
+            "target_id": extra["target_id"],
+            "outcome": extra["outcome"],
+            "ip": record.get("src_endpoint", {}).get("ip", ""),
+            "user_agent": record.get("http_request", {}).get("user_agent", ""),
+            "request_id": extra["request_id"],
+            "details": extra["details"],
+            "prev_hash": extra["prev_hash"],
+            "hash": extra["hash"],
+        }
+    return {
+        "tenant_id": record["chain"],
+        "seq": record["seq"],
+        "occurred_at": record["occurred_at"],
+        "actor_type": record["actor"]["type"],
+        "actor_id": record["actor"]["id"],
+        **{k: record[k] for k in ("action", "target_type", "target_id", "outcome", "ip", "user_agent")},
+        **{k: record[k] for k in ("request_id", "details", "prev_hash", "hash")},
+    }
+
+
+def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -> Verification:
+    """Verify an export without the database: recompute each event's hash, follow the links from
+    the export's first event, and check the checkpoints' signatures (keys: key id → base64 public
+    key, as /.well-known/foundry-audit-keys.json publishes; default: the platform's own) and that
+    the events they vouch for have the hashes signed. An export resumed after a cursor starts
+    from its first event's `prev_hash`, which the previous export's last event must equal."""
+    result: Verification | None = None
+    hashes: dict[int, str] = {}
+    signed: list[dict] = []
+    expected = previous = first_prev = None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            extra = record.get("unmapped", record) if "class_uid" in record else record
+            if extra.get("kind") == "checkpoint":
+                signed.append({k: extra[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")})
+                continue
+            fields = _canonical(record)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ServiceError(
+                "export_line_invalid", f"Line {number} is not an exported event or checkpoint."
+            ) from None
+        if result is None:
+            result = Verification(int(fields["tenant_id"]))
+            expected, previous = fields["seq"], GENESIS if fields["seq"] == 1 else fields["prev_hash"]
+            first_prev = fields["prev_hash"]
+        seq = fields["seq"]
+        if seq != expected:
+            result.add(expected, "missing", f"#{expected} is not in the export (next is #{seq})")
+        if fields["prev_hash"] != previous:
+            result.add(seq, "link_broken", f"#{seq} does not follow the event before it")
+        details = fields.pop("details")
+        digest = fields.pop("hash")
+        fields["details"] = details if isinstance(details, str) else details_text(details)
+        fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
+        if event_hash(**fields) != digest:
+            result.add(seq, "altered", f"#{seq}'s content does not give its hash")
+        hashes[seq] = digest
+        previous, expected = digest, seq + 1
+        result.events += 1
+        result.last_seq, result.last_hash = seq, digest
+    if result is None:
+        result = Verification(int(signed[0]["tenant_id"]) if signed else 0)
+    first = min(hashes, default=0)
+    for checkpoint in signed:
+        seq = checkpoint["seq"]
+        signed_at = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+        message = checkpoint_message(tenant_id=result.tenant_id, seq=seq, hash=checkpoint["hash"], signed_at=signed_at)
+        if int(checkpoint["tenant_id"]) != result.tenant_id or not signature_valid(
+            checkpoint["key_id"], checkpoint["signature"], message, keys
+        ):
+            result.add(seq, "signature_invalid", f"the checkpoint of #{seq} is not signed by a platform key")
+            continue
+        if not hashes or seq < first - 1:
+            continue  # vouches for events of an earlier export
+        vouched = first_prev if seq == first - 1 else hashes.get(seq)
+        if seq > result.last_seq:
+            result.add(
+                result.last_seq + 1,
+                "truncated",
+                f"a signed checkpoint vouches for #{seq}; the export ends at #{result.last_seq}",
+            )
+        elif vouched != checkpoint["hash"]:
+            result.add(seq, "rewritten", f"#{seq} does not have the hash the platform signed")
+        else:
+            result.checkpoints += 1
+            result.signed_seq = max(result.signed_seq, seq)
+    return result

@@ -1,0 +1,133 @@
+"""Model history (django-auditlog): which rows keep a history of their changes, and who made them.
+
+`auditlog` is a shared and a tenant app, so a LogEntry lives in the schema of the row it
+describes: a tenant's members, tokens, catalog and credentials in the tenant's own schema (a
+tenant sees only its own history, and dropping its schema drops its history), tenants and
+operators in public. The hash-chained trail (`audit_record`) says what happened; this says how
+each row changed.
+
+Each entry names its actor the way the trail does, in `additional_data["actor"]` (`user:42`,
+`token:ab12cd34ef56`, `operator:3`, `service:cli:revoke_api_token`, `anonymous`); `actor` (the
+foreign key) is set only for a person of the entry's own schema. Its `cid` is the request id.
+
+auditlog listens to model signals, so QuerySet.update/bulk_create/bulk_update are not
+history: registered models are changed through save() (docs/audit.md, "Model history").
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from auditlog.context import auditlog_value, set_extra_data
+from auditlog.middleware import AuditlogMiddleware
+from auditlog.models import LogEntry
+from auditlog.registry import auditlog
+from celery import current_task
+from django.db import connection
+from django.db.models.signals import pre_save
+from django.http import HttpRequest
+
+from apps.audit.services import actor_of
+
+REDACTED = "[redacted]"
+MASK = "apps.audit.history.history_mask"
+
+
+def history_mask(value: str) -> str:
+    """A secret's value in a history entry: whether there is one, never what it is."""
+    return value if value in ("", "None") else REDACTED
+
+
+def history_register() -> None:
+    """Register the models whose changes are history (called once, from AuditConfig.ready)."""
+    from apps.accounts.models import User
+    from apps.catalog.models import Deployment, Document, Version
+    from apps.providers.models import ProviderCredential
+    from apps.runs.models import Approval
+    from apps.tenants.models import Tenant
+    from apps.tokens.models import ApiToken
+
+    # Members (tenant schemas) and operators (public). The password hash is never stored: an
+    # entry shows only that it changed. last_login changes at every sign-in (the trail has those).
+    auditlog.register(User, exclude_fields=["last_login"], mask_fields=["password"], mask_callable=MASK)
+    auditlog.register(ApiToken, exclude_fields=["secret_hash", "last_used_at"])
+    # Publishes and deployments are append-only rows: their history is their creation. The
+    # content is identified by its digest, not copied (a document may be megabytes).
+    auditlog.register(Version, exclude_fields=["source", "content"])
+    auditlog.register(Deployment)
+    auditlog.register(Document, include_fields=["kind", "name", "live"])
+    auditlog.register(ProviderCredential, mask_fields=["api_key_encrypted"], mask_callable=MASK)
+    auditlog.register(Approval, include_fields=["run", "step", "tool", "decision", "approver", "comment", "decided_at"])
+    auditlog.register(Tenant, include_fields=["slug", "name", "plan", "status", "http_allowed_networks"])
+    pre_save.connect(_service_actor_fill, sender=LogEntry, dispatch_uid="foundry.history.service_actor")
+
+
+def _actor_data(actor: Callable[[], Any], *, schema: str, remote_addr: str | None = None) -> dict:
+    """auditlog context data; callables are called when an entry is saved, so the actor is
+    whoever the request acts as by then (DRF authenticates tokens inside the view)."""
+
+    def member_pk() -> int | None:
+        from apps.accounts.models import User
+
+        who = actor()
+        # The foreign key points into the entry's schema: an operator acting in a tenant's
+        # schema (provisioning) is named in additional_data only.
+        same_schema = connection.schema_name == schema
+        return who.pk if isinstance(who, User) and who.is_authenticated and same_schema else None
+
+    return {
+        "actor_id": member_pk,
+        "additional_data": lambda: {"actor": actor_of(actor()).id},
+        "remote_addr": remote_addr,
+    }
+
+
+@contextmanager
+def _history_context(data: dict) -> Iterator[None]:
+    # auditlog's context does not put back the one it replaced when it ends; this does, so
+    # contexts nest (a command inside a request, a service actor inside a task).
+    token = auditlog_value.set(None)
+    try:
+        with set_extra_data(context_data=data):
+            yield
+    finally:
+        auditlog_value.reset(token)
+
+
+@contextmanager
+def history_actor(actor: Any, *, remote_addr: str | None = None) -> Iterator[None]:
+    """Attribute the history written inside the block to `actor`: a member, an API principal,
+    or a service name (`"cli:revoke_api_token"` → `service:cli:revoke_api_token`)."""
+    with _history_context(_actor_data(lambda: actor, schema=connection.schema_name, remote_addr=remote_addr)):
+        yield
+
+
+def _service_actor_fill(sender, instance: LogEntry, **kwargs) -> None:
+    """An entry written outside any actor context names the service: the Celery task, or the system."""
+    if auditlog_value.get(None) is not None or instance.additional_data:
+        return
+    task = current_task
+    name = task.name if task and task.request.id else "system"
+    instance.additional_data = {"actor": actor_of(name).id}
+
+
+class HistoryMiddleware(AuditlogMiddleware):
+    """auditlog's middleware (after authentication), attributing history to the request's
+    principal at the moment of each change: the signed-in member or operator, or the API token
+    DRF authenticated. The address is REMOTE_ADDR, as in the trail (X-Forwarded-For is the
+    client's to write, so it is not trusted here)."""
+
+    def get_extra_data(self, request: HttpRequest) -> dict:
+        user = getattr(request, "user", None)
+        if user is not None:
+            # Resolve the session user now, while the connection is on the request's schema.
+            user.is_authenticated  # noqa: B018
+        return _actor_data(
+            lambda: getattr(request, "user", None),
+            schema=connection.schema_name,
+            remote_addr=request.META.get("REMOTE_ADDR") or None,
+        )
+
+    def __call__(self, request: HttpRequest):
+        with _history_context(self.get_extra_data(request)):
+            return self.get_response(request)

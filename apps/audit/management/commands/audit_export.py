@@ -1,0 +1,72 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.audit.export import (
+    FORMATS,
+    MAX_SEQ,
+    audit_export_start,
+    export_checkpoints,
+    export_lines,
+)
+from apps.audit.models import PLATFORM
+from apps.audit.services import checkpoint_dict
+from apps.tenants.models import Tenant
+from foundry.errors import ServiceError
+
+
+class Command(BaseCommand):
+    help = (
+        "Export an audit chain as JSON lines or OCSF (docs/audit-siem.md): the events after --after, "
+        "then the signed checkpoints that vouch for them. The export itself is recorded (audit.export)."
+    )
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--tenant", metavar="SLUG", help="This tenant's chain.")
+        which.add_argument("--platform", action="store_true", help="The platform's chain.")
+        parser.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default) or ocsf.")
+        parser.add_argument("--after", type=int, default=0, metavar="N", help="Events after sequence number N.")
+        parser.add_argument("--output", type=Path, metavar="FILE", help="Write here instead of stdout.")
+        parser.add_argument(
+            "--checkpoints",
+            type=Path,
+            metavar="FILE",
+            help="Write the signed checkpoints here (JSON lines, as `audit_verify --checkpoints` reads) "
+            "instead of at the end of the export.",
+        )
+
+    def handle(self, *args, tenant=None, platform=False, format="jsonl", after=0, output=None, checkpoints=None, **_):
+        if tenant:
+            chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
+            if chain is None:
+                raise CommandError(f"No tenant with slug {tenant!r}.")
+        else:
+            chain = PLATFORM
+        if not 0 <= after <= MAX_SEQ:
+            raise CommandError("--after is a sequence number: a whole number from 0.")
+        try:
+            span = audit_export_start(tenant_id=chain, fmt=format, after=after, actor="cli:audit_export")
+        except ServiceError as exc:
+            raise CommandError(f"{exc.message} ({exc.code})") from None
+        try:
+            out = output.open("w", encoding="utf-8") if output else None
+            side = checkpoints.open("w", encoding="utf-8") if checkpoints else None
+        except OSError as exc:
+            raise CommandError(f"{exc.filename}: {exc.strerror}.") from None
+        try:
+            for text in export_lines(span, fmt=format, checkpoints=side is None):
+                if out is not None:
+                    out.write(text)
+                else:
+                    self.stdout.write(text, ending="")
+            if side is not None:
+                for checkpoint in export_checkpoints(span):
+                    side.write(json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n")
+        finally:
+            for file in (out, side):
+                if file is not None:
+                    file.close()
+        if out is not None or side is not None:
+            self.stderr.write(f"Chain {span.tenant_id}: events #{span.after + 1} to #{span.through} exported.")

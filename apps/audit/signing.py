@@ -1,0 +1,107 @@
+"""The platform's audit signing keys: Ed25519, named by a key id.
+
+FOUNDRY_AUDIT_SIGNING_KEYS lists `key_id:private key` pairs (the private key as URL-safe base64
+of its 32-byte seed); the first signs new checkpoints, every one verifies. Rotation: put a new
+key first; keep the old one listed (or move its public half to FOUNDRY_AUDIT_PUBLIC_KEYS,
+`key_id:public key`) for as long as its checkpoints must verify. Anyone can verify with the
+public keys alone (`public_keys()`, published at /.well-known/foundry-audit-keys.json).
+"""
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from foundry.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    key_id: str
+    private: Ed25519PrivateKey
+
+    def sign(self, message: bytes) -> str:
+        return base64.b64encode(self.private.sign(message)).decode("ascii")
+
+
+def _b64(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def _pairs(setting: str, values) -> list[tuple[str, bytes]]:
+    pairs = []
+    for number, item in enumerate(v.strip() for v in values if v.strip()):
+        key_id, _, encoded = item.partition(":")
+        try:
+            raw = _b64(encoded)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not key_id or len(raw) != 32:
+            raise ImproperlyConfigured(f"{setting}: entry {number + 1} is not key_id:<base64 of 32 bytes>.")
+        pairs.append((key_id, raw))
+    return pairs
+
+
+@lru_cache(maxsize=4)
+def _keys(private: tuple[str, ...], public: tuple[str, ...], secret: str, debug: bool):
+    signing = [
+        SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(raw))
+        for key_id, raw in _pairs("FOUNDRY_AUDIT_SIGNING_KEYS", private)
+    ]
+    if not signing and debug:
+        # Development only: derived from the secret key, so checkpoints verify across restarts.
+        seed = hashlib.sha256(b"foundry-audit-signing:" + secret.encode()).digest()
+        key_id = "dev-" + hashlib.sha256(seed).hexdigest()[:8]
+        signing = [SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(seed))]
+    verifying = {key.key_id: key.private.public_key() for key in signing}
+    for key_id, raw in _pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public):
+        verifying.setdefault(key_id, Ed25519PublicKey.from_public_bytes(raw))
+    return signing, verifying
+
+
+def _configured():
+    return _keys(
+        tuple(settings.FOUNDRY_AUDIT_SIGNING_KEYS),
+        tuple(settings.FOUNDRY_AUDIT_PUBLIC_KEYS),
+        settings.SECRET_KEY,
+        settings.DEBUG,
+    )
+
+
+def signing_key() -> SigningKey:
+    signing, _ = _configured()
+    if not signing:
+        raise ServiceError(
+            "audit_signing_not_configured",
+            "The platform has no audit signing key (FOUNDRY_AUDIT_SIGNING_KEYS).",
+            status=503,
+        )
+    return signing[0]
+
+
+def public_keys() -> dict[str, str]:
+    """key id → public key (base64 of the 32 raw bytes), for verifiers."""
+    _, verifying = _configured()
+    return {
+        key_id: base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+        for key_id, key in verifying.items()
+    }
+
+
+def signature_valid(key_id: str, signature: str, message: bytes, keys: dict[str, str] | None = None) -> bool:
+    """Whether `signature` (base64) is `key_id`'s over `message` (keys: id → base64 public key)."""
+    encoded = (keys if keys is not None else public_keys()).get(key_id)
+    if encoded is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded)).verify(base64.b64decode(signature), message)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True

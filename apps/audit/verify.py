@@ -1,0 +1,194 @@
+"""Verify a chain: recompute every event's hash, follow the links, and hold the result against
+the signed checkpoints (those in the database, and any kept outside it).
+
+The verdict is either "intact" — up to the last event, and proven up to the last validly signed
+checkpoint — or the first sequence number where the chain breaks, with what is wrong there:
+`missing` (a number skipped: a deleted row), `link_broken` (an event whose previous hash is not
+its predecessor's: deleted, inserted or reordered rows), `altered` (an event whose content no
+longer gives its hash), `rewritten` (hashes consistent, but not the ones the platform signed:
+events up to a checkpoint were changed and re-hashed without the signing key), `truncated`
+(events a signed checkpoint vouches for are gone), `signature_invalid` (a checkpoint the
+platform's keys did not sign).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+
+from apps.audit.chain import GENESIS, checkpoint_message, event_hash
+from apps.audit.models import AuditChain, AuditCheckpoint
+from apps.audit.scope import rls_scope
+from apps.audit.signing import signature_valid
+
+BATCH = 10_000
+MAX_PROBLEMS = 100  # after the first break, enough to show its extent
+CHAIN_SQL = (
+    "SELECT seq, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent,"
+    " request_id, details, prev_hash, hash FROM public.audit_auditevent WHERE tenant_id = %s ORDER BY seq"
+)
+
+
+@dataclass(frozen=True)
+class Break:
+    seq: int
+    kind: str
+    message: str
+
+
+@dataclass
+class Verification:
+    tenant_id: int
+    events: int = 0
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    signed_seq: int = 0  # the last event a valid signed checkpoint vouches for
+    checkpoints: int = 0
+    problems: list[Break] = field(default_factory=list)
+
+    def add(self, seq: int, kind: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Break(seq, kind, message))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Break | None:
+        return min(self.problems, key=lambda p: p.seq) if self.problems else None
+
+    def summary(self) -> str:
+        if self.ok:
+            unsigned = self.last_seq - self.signed_seq
+            tail = f"; {unsigned} later event{'s' if unsigned != 1 else ''} not yet signed" if unsigned else ""
+            return (
+                f"Chain {self.tenant_id}: intact, {self.events} events, proven by a signed checkpoint"
+                f" up to #{self.signed_seq}{tail}."
+            )
+        first = self.first
+        return f"Chain {self.tenant_id}: BROKEN at #{first.seq} ({first.kind}): {first.message}"
+
+    def as_dict(self) -> dict:
+        first = self.first
+        return {
+            "chain": self.tenant_id,
+            "intact": self.ok,
+            "events": self.events,
+            "last_seq": self.last_seq,
+            "last_hash": self.last_hash,
+            "signed_seq": self.signed_seq,
+            "checkpoints": self.checkpoints,
+            "first_break": None if first is None else {"seq": first.seq, "kind": first.kind, "message": first.message},
+            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in self.problems],
+        }
+
+
+def audit_verify(
+    tenant_id: int, *, external: list[dict] | None = None, keys: dict[str, str] | None = None
+) -> Verification:
+    """Verify chain `tenant_id`; `external` adds checkpoints kept outside the database (as exported),
+    `keys` (key id → base64 public key) replaces the platform's own."""
+    result = Verification(tenant_id)
+    with rls_scope(tenant_id):
+        checkpoints = [
+            {
+                "tenant_id": c.tenant_id,
+                "seq": c.seq,
+                "hash": c.hash,
+                "signed_at": c.signed_at,
+                "key_id": c.key_id,
+                "signature": c.signature,
+            }
+            for c in AuditCheckpoint.objects.filter(tenant_id=tenant_id)
+        ]
+        head = AuditChain.objects.filter(tenant_id=tenant_id).first()
+        wanted = _signed(result, checkpoints + list(external or ()), tenant_id, keys)
+        seen = _walk(result, tenant_id, {c["seq"] for c in wanted})
+    for checkpoint in sorted(wanted, key=lambda c: c["seq"]):
+        seq = checkpoint["seq"]
+        if seq > result.last_seq:
+            result.add(
+                result.last_seq + 1,
+                "truncated",
+                f"a signed checkpoint vouches for #{seq}; the chain ends at #{result.last_seq}",
+            )
+        elif seen.get(seq) != checkpoint["hash"]:
+            result.add(
+                seq, "rewritten", f"#{seq} does not have the hash the platform signed (events up to it were re-hashed)"
+            )
+        else:
+            result.signed_seq = max(result.signed_seq, seq)
+    if head is not None and head.seq > result.last_seq:
+        result.add(
+            result.last_seq + 1,
+            "truncated",
+            f"the chain's head is at #{head.seq}; its events end at #{result.last_seq}",
+        )
+    return result
+
+
+def _signed(result: Verification, checkpoints: list[dict], tenant_id: int, keys) -> list[dict]:
+    """The checkpoints validly signed for this chain; the others become problems."""
+    valid = []
+    for checkpoint in checkpoints:
+        signed_at = checkpoint["signed_at"]
+        if isinstance(signed_at, str):
+            signed_at = datetime.fromisoformat(signed_at.replace("Z", "+00:00"))
+        message = checkpoint_message(
+            tenant_id=tenant_id, seq=checkpoint["seq"], hash=checkpoint["hash"], signed_at=signed_at
+        )
+        if int(checkpoint.get("tenant_id", tenant_id)) == tenant_id and signature_valid(
+            checkpoint["key_id"], checkpoint["signature"], message, keys
+        ):
+            valid.append(checkpoint)
+        else:
+            result.add(
+                checkpoint["seq"],
+                "signature_invalid",
+                f"the checkpoint of #{checkpoint['seq']} is not signed by a platform key",
+            )
+    result.checkpoints = len(valid)
+    return valid
+
+
+def _walk(result: Verification, tenant_id: int, keep: set[int]) -> dict[int, str]:
+    """Recompute the chain in order; the hashes at the sequence numbers in `keep`."""
+    seen: dict[int, str] = {}
+    expected, previous = 1, GENESIS
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(CHAIN_SQL, [tenant_id])
+        while rows := cursor.fetchmany(BATCH):
+            for (
+                seq,
+                at,
+                actor_type,
+                actor_id,
+                action,
+                target_type,
+                target_id,
+                outcome,
+                ip,
+                user_agent,
+                request_id,
+                details,
+                prev_hash,
+                digest,
+            ) in rows:
+                if seq != expected:
+                    result.add(expected, "missing", f"#{expected} is not in the chain (next is #{seq})")
+                if prev_hash != previous:
+                    result.add(seq, "link_broken", f"#{seq} does not follow the event before it")
+                recomputed = event_hash(
+                    tenant_id=tenant_id, seq=seq, occurred_at=at, actor_type=actor_type, actor_id=actor_id,
+                    action=action, target_type=target_type, target_id=target_id, outcome=outcome, ip=ip,
+                    user_agent=user_agent, request_id=request_id, details=details, prev_hash=prev_hash,
+                )  # fmt: skip
+                if recomputed != digest:
+                    result.add(seq, "altered", f"#{seq}'s content does not give its hash")
+                if seq in keep:
+                    seen[seq] = digest
+                previous, expected = digest, seq + 1
+                result.events += 1
+                result.last_seq, result.last_hash = seq, digest
+    return seen

@@ -1,0 +1,36 @@
+"""The API's JSON parser: DRF's, refusing what it would choke on with a 400, never a 500.
+
+Refused: nesting deep enough to exhaust Python's recursion (`json` raises RecursionError), and
+strings PostgreSQL cannot store — NUL characters and lone UTF-16 surrogates (`"\\u0000"`,
+`"\\ud800"` are valid JSON escapes, but no text or jsonb column takes them).
+"""
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+MAX_DEPTH = 64
+
+
+def _check(value, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.", code="json_too_deep")
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            raise ParseError("Text may not contain NUL characters or lone surrogates.", code="json_text_invalid")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key, depth + 1)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+
+
+class SafeJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.", code="json_too_deep") from None
+        _check(data)
+        return data
