@@ -36,7 +36,7 @@ def event_hash(
     *,
     tenant_id: int,
     seq: int,
-    occurred_at: datetime,
+    occurred_at: datetime | str,  # or already as time_text gives it
     actor_type: str,
     actor_id: str,
     action: str,
@@ -54,7 +54,7 @@ def event_hash(
             VERSION,
             str(tenant_id),
             str(seq),
-            time_text(occurred_at),
+            occurred_at if isinstance(occurred_at, str) else time_text(occurred_at),
             actor_type,
             actor_id,
             action,

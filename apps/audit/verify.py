@@ -23,9 +23,11 @@ from apps.audit.signing import signature_valid
 
 BATCH = 10_000
 MAX_PROBLEMS = 100  # after the first break, enough to show its extent
+# The time comes back as the very text the append hashed (to_char in UTC): no datetime per row.
 CHAIN_SQL = (
-    "SELECT seq, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent,"
-    " request_id, details, prev_hash, hash FROM public.audit_auditevent WHERE tenant_id = %s ORDER BY seq"
+    "SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_type,"
+    " actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash"
+    " FROM public.audit_auditevent WHERE tenant_id = %s ORDER BY seq"
 )
 
 

@@ -19,8 +19,9 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.catalog.models import Document, Kind
 from apps.runs.checkpoints import checkpointer
@@ -80,6 +81,31 @@ RETURNING cancel_requested_at IS NOT NULL, {usage_id}
 
 class LockLost(Exception):
     """The run's lock expired under this worker: another may own the run now, so stop writing."""
+
+
+class TenantSuspended(Exception):
+    """The run's tenant was suspended: stop before the next step and leave the run as it is; it
+    goes on from its checkpoint once the tenant is resumed (the sweep hands it back)."""
+
+
+# Failures of the platform's own services: the task retries them later (tasks.py).
+_TRANSIENT = (OperationalError, InterfaceError, RedisError)
+# How often a running run looks at whether its tenant is still active, in seconds.
+TENANT_CHECK_SECONDS = 5.0
+
+
+def storable(value):
+    """`value` with the text PostgreSQL cannot store (NUL, lone surrogates) replaced by U+FFFD,
+    whatever a model or a remote service answered."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in value)
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def run_advance(run_id, *, depth: int = 0) -> str:
@@ -166,6 +192,7 @@ class Attempt:
         self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None
         self.recorded: dict[int, tuple[dict, dict]] = {}
+        self.tenant_checked = time.monotonic()  # the task checked it just before
 
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
@@ -174,8 +201,22 @@ class Attempt:
         except LockLost:
             logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
+        except TenantSuspended:
+            # Back in the queue (not a lost worker): resuming the tenant hands it to a worker again.
+            logger.info("run %s: tenant suspended; the run waits for it to be resumed", self.run.pk)
+            Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
+                status=Run.Status.QUEUED, updated_at=timezone.now()
+            )
+            return "suspended"
         except (ProviderError, ServiceError, RunStateError) as exc:
             result = RunResult(status="failed", reason=exc.code, message=exc.message)
+        except _TRANSIENT:
+            raise  # the database or Redis is away: the task tries again later, from the checkpoint
+        except Exception:  # a fault of ours or of a library: end the run clearly, never leave it running
+            logger.exception("run %s failed on an unexpected error", self.run.pk)
+            result = RunResult(
+                status="failed", reason="internal_error", message="The run stopped on an internal error (logged)."
+            )
         return self._conclude(result)
 
     def _graph(self) -> AgentGraph:
@@ -244,7 +285,11 @@ class Attempt:
         run = self.run
         if result.status != "waiting_approval":
             ended = run_finish(
-                run, result.status, reason=result.reason or "", message=result.message or "", output=result.output
+                run,
+                result.status,
+                reason=result.reason or "",
+                message=storable(result.message or ""),
+                output=storable(result.output),
             )
             if not ended:  # someone else ended it meanwhile
                 run.refresh_from_db(fields=["status"])
@@ -276,6 +321,11 @@ class Attempt:
     def _cancelled(self) -> bool:
         if self.lock.lost:
             raise LockLost()
+        now = time.monotonic()
+        if now - self.tenant_checked >= TENANT_CHECK_SECONDS:
+            self.tenant_checked = now
+            if Tenant.objects.filter(schema_name=connection.schema_name, status=Tenant.Status.SUSPENDED).exists():
+                raise TenantSuspended()
         return self.cancel_requested
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:
@@ -284,6 +334,7 @@ class Attempt:
     def _record(self, step: dict, payload: dict) -> None:
         if self.lock.lost:
             raise LockLost()
+        step, payload = storable(step), storable(payload)
         run = self.run
         now = timezone.now()
         tokens = [step.get("input_tokens", 0), step.get("output_tokens", 0), step.get("cached_tokens", 0)]

@@ -75,8 +75,10 @@ def _enqueue(run: Run) -> None:
     from apps.runs.tasks import run_execute
 
     schema = connection.schema_name
+    # robust: the run is committed; if the broker is away, the sweep (tasks.py) hands it to a
+    # worker later, and the caller still gets its answer rather than an error for a done thing.
     transaction.on_commit(
-        lambda: run_execute.apply_async(args=[schema, str(run.pk)], queue=settings.FOUNDRY_RUNS_QUEUE)
+        lambda: run_execute.apply_async(args=[schema, str(run.pk)], queue=settings.FOUNDRY_RUNS_QUEUE), robust=True
     )
 
 
@@ -139,10 +141,9 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
         run.cancel_requested_at = run.cancel_requested_at or now
         run.updated_at = now
         fields = ["cancel_requested_at", "updated_at"]
+        run.save(update_fields=fields)
         if run.status != Run.Status.RUNNING:
             run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=f"Cancelled by {_actor_name(actor)}.")
-        else:
-            run.save(update_fields=fields)
         audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
     return run
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError, connection
+from django.db.models import Q
 from django.utils import timezone
 from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,9 +28,11 @@ from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_list
 from foundry.celery import TenantTask
 
-# A queued or running run untouched this long, and unlocked, has lost its task (say, Redis
-# restarted without persistence): the sweep hands it to a worker again.
-STALE_AFTER = timedelta(minutes=5)
+# A running run untouched this long, and unlocked, has lost its worker and its task (say, Redis
+# restarted without persistence); a queued one, this long, has lost its task — or waits in a
+# long queue, which a copy does not lengthen much this rarely. The sweep hands either to a worker.
+STALE_RUNNING = timedelta(minutes=5)
+STALE_QUEUED = timedelta(minutes=30)
 
 
 @shared_task(
@@ -54,10 +57,13 @@ def run_execute(self, schema_name: str, run_id: str) -> str:
 
 
 @shared_task(base=TenantTask, name="runs.sweep_tenant", ignore_result=True)
-def run_sweep_tenant(schema_name: str) -> int:
-    """Re-queue this tenant's runs that lost their task (at-least-once delivery makes it safe)."""
-    stale = timezone.now() - max(STALE_AFTER, timedelta(seconds=2 * settings.FOUNDRY_RUN_LOCK_SECONDS))
-    runs = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], updated_at__lt=stale)
+def run_sweep_tenant(schema_name: str, *, resumed: bool = False) -> int:
+    """Re-queue this tenant's runs that lost their task (at-least-once delivery makes it safe);
+    `resumed`: the tenant was just resumed, so every queued run goes back to a worker now."""
+    now = timezone.now()
+    running = now - max(STALE_RUNNING, timedelta(seconds=2 * settings.FOUNDRY_RUN_LOCK_SECONDS))
+    queued = Q(status=Run.Status.QUEUED) if resumed else Q(status=Run.Status.QUEUED, updated_at__lt=now - STALE_QUEUED)
+    runs = Run.objects.filter(Q(status=Run.Status.RUNNING, updated_at__lt=running) | queued)
     count = 0
     for run_id in runs.values_list("pk", flat=True)[:1000]:
         if RunLock(connection.schema_name, str(run_id)).held:

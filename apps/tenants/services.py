@@ -210,9 +210,15 @@ def tenant_suspend(*, tenant: Tenant, actor: object = None, request: HttpRequest
 
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
-    return _tenant_status_set(
+    """Give access back; runs its suspension stopped go back to workers."""
+    from apps.runs.tasks import run_sweep_tenant  # runs depend on tenants, not the other way round
+
+    tenant = _tenant_status_set(
         tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed", request=request
     )
+    schema = tenant.schema_name
+    transaction.on_commit(lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True)
+    return tenant
 
 
 @transaction.atomic

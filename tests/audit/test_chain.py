@@ -337,3 +337,12 @@ def test_the_platform_chain_records_operator_actions(db):
         audit_record(action="test.platform", actor="ops")
     assert [e.action for e in audit_events("public")[before:]] == ["test.platform"]
     assert audit_verify(PLATFORM).ok
+
+
+def test_a_lost_head_is_rebuilt_from_the_last_event(superuser, chain):
+    """The heads table is unlogged: a crash empties it. The chain goes on where its events end."""
+    tamper(superuser, "DELETE FROM audit_auditchain WHERE tenant_id = %s", [chain])
+    with app_connection() as conn:
+        assert append(conn, chain, "thing.after_crash") == 11
+    result = audit_verify(chain)
+    assert result.ok and result.last_seq == 11

@@ -563,3 +563,62 @@ def test_the_saver_refuses_to_prune(acme):
     # prune opens a transaction of its own inside a saver call, after the search path has ended.
     with pytest.raises(NotImplementedError):
         checkpointer("acme").prune(["any-thread"], strategy="delete")
+
+
+def test_http_policy_takes_the_tenant_its_task_entered_else_looks_it_up(acme, settings):
+    import ipaddress
+
+    from django_tenants.utils import tenant_context
+
+    from apps.runs.engine import http_policy
+
+    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = []
+    acme.http_allowed_networks = ["10.1.0.0/16"]  # as TenantTask loaded it for this task (not saved here)
+    with tenant_context(acme):
+        assert http_policy("acme").allowed_networks == (ipaddress.ip_network("10.1.0.0/16"),)
+        assert http_policy("globex").allowed_networks == ()  # another schema: its own setting
+    with schema_context("acme"):
+        assert http_policy("acme").allowed_networks == ()  # no tenant at hand: the saved setting
+
+
+def test_suspending_the_tenant_stops_a_run_and_resuming_it_lets_it_go_on(acme, triage, monkeypatch):
+    from apps.runs import engine
+    from apps.tenants.services import tenant_resume, tenant_suspend
+
+    monkeypatch.setattr(engine, "TENANT_CHECK_SECONDS", 0.0)  # look at every step, not every 5 s
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    tenant_suspend(tenant=acme)
+    with schema_context("acme"):
+        assert run_advance(run.pk) == "suspended"
+        run.refresh_from_db()
+        assert (run.status, run.step_count, run.recoveries) == ("queued", 0, 0)
+    tenant_resume(tenant=acme)
+    assert advance(run, "acme").status == "succeeded"
+
+
+def test_text_no_column_can_hold_is_replaced_not_fatal(acme, settings):
+    """A model answering with a NUL character does not break the run or its records."""
+    import ipaddress
+
+    from apps.providers.services import credential_set
+    from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+
+    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    server = FakeModelServer()
+    try:
+        with schema_context("acme"):
+            credential_set(
+                actor=tenant_user(acme, "owner@acme.test"),
+                provider="openai",
+                api_key="sk-test-abcdef123456",
+                base_url=f"{server.origin}/v1",
+            )
+        agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
+        server.queue(Reply(body=openai_completion("nul \u0000 here \ud800")))
+        run = advance(start(acme, agent, "Say something odd."), "acme")
+    finally:
+        server.close()
+    assert run.status == "succeeded", run.message
+    assert run.output == "nul \ufffd here \ufffd"
+    with schema_context("acme"):
+        assert Step.objects.get(run=run).summary == "nul \ufffd here \ufffd"
