@@ -132,20 +132,33 @@ def _run_lock(run: Run) -> Run:
 
 
 def run_cancel(*, actor, run: Run, request=None) -> Run:
-    """Cancel a run. Not yet running (or waiting): at once. Running: its worker stops before its next step."""
+    """Cancel a run and its sub-agent runs. Not yet running (or waiting): at once. Running: its
+    worker stops before its next step — a parent waiting on a child's step, once the child stops."""
     with transaction.atomic():
         run = _run_lock(run)
         if run.is_finished:
             raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
-        now = timezone.now()
-        run.cancel_requested_at = run.cancel_requested_at or now
-        run.updated_at = now
-        fields = ["cancel_requested_at", "updated_at"]
-        run.save(update_fields=fields)
-        if run.status != Run.Status.RUNNING:
-            run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=f"Cancelled by {_actor_name(actor)}.")
+        message = f"Cancelled by {_actor_name(actor)}."
+        _cancel_one(run, message)
+        parents = [run.pk]
+        while parents:  # sub-agents nest at most FOUNDRY_SUBAGENT_MAX_DEPTH deep
+            children = list(
+                Run.objects.select_for_update().filter(parent_id__in=parents).exclude(status__in=Run.FINISHED)
+            )
+            for child in children:
+                _cancel_one(child, message)
+            parents = [child.pk for child in children]
         audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
     return run
+
+
+def _cancel_one(run: Run, message: str) -> None:
+    now = timezone.now()
+    run.cancel_requested_at = run.cancel_requested_at or now
+    run.updated_at = now
+    run.save(update_fields=["cancel_requested_at", "updated_at"])
+    if run.status != Run.Status.RUNNING:
+        run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=message)
 
 
 def run_finish(run: Run, status: str, *, reason: str = "", message: str = "", output: str | None = None) -> bool:

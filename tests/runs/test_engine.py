@@ -622,3 +622,26 @@ def test_text_no_column_can_hold_is_replaced_not_fatal(acme, settings):
     assert run.output == "nul \ufffd here \ufffd"
     with schema_context("acme"):
         assert Step.objects.get(run=run).summary == "nul \ufffd here \ufffd"
+
+
+def test_cancelling_a_run_cancels_its_sub_agent_runs(acme, triage):
+    from django.utils import timezone
+
+    parent = start(acme, triage, "Triage invoice INV-1001.")
+    with schema_context("acme"):
+        Run.objects.filter(pk=parent.pk).update(status="running", started_at=timezone.now())
+        child = Run.objects.create(
+            agent=parent.agent, deployment=parent.deployment, version=parent.version,
+            domain_version=parent.domain_version, project="p", provider="scripted", model="m", input="x",
+            created_by="test", parent=parent, parent_step=2, status="running",
+        )  # fmt: skip
+        grandchild = Run.objects.create(
+            agent=parent.agent, deployment=parent.deployment, version=parent.version,
+            domain_version=parent.domain_version, project="p", provider="scripted", model="m", input="y",
+            created_by="test", parent=child, parent_step=2, status="queued",
+        )  # fmt: skip
+        run_cancel(actor=tenant_user(acme, "owner@acme.test"), run=parent)
+        statuses = {r.pk: (r.status, r.cancel_requested_at is not None) for r in Run.objects.all()}
+    assert statuses[parent.pk] == ("running", True)  # stops before its next step
+    assert statuses[child.pk] == ("running", True)
+    assert statuses[grandchild.pk] == ("cancelled", True)
