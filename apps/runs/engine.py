@@ -14,12 +14,13 @@ replays those steps from the Step rows instead of doing them again (foundry/runt
 "Recovery").
 """
 
+import contextlib
 import json
 import logging
 import time
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -198,7 +199,9 @@ class Attempt:
     def advance(self) -> str:
         try:
             result = self._continue()
-        except LockLost:
+        except (LockLost, IntegrityError):
+            # IntegrityError: a step of this index is recorded already — by the worker that took
+            # the run over while this one was stalled past its lock (the step's unique key fences).
             logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
         except TenantSuspended:
@@ -283,6 +286,8 @@ class Attempt:
 
     def _conclude(self, result: RunResult) -> str:
         run = self.run
+        if self.lock.lost:  # another worker may own the run now: its end is that worker's to record
+            return "lock_lost"
         if result.status != "waiting_approval":
             ended = run_finish(
                 run,
@@ -382,7 +387,10 @@ class Attempt:
             usage=f"usage AS ({usage_sql}), " if usage else "",
             usage_id="(SELECT id FROM usage)" if usage else "NULL",
         )
-        with connection.cursor() as cursor:
+        # One statement, atomic by itself; inside a caller's transaction (a sub-agent's parent, a
+        # test) a savepoint keeps a refused step from aborting that transaction.
+        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
             self.cancel_requested, usage_id = cursor.fetchone()
         if usage is not None:

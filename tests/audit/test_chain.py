@@ -346,3 +346,17 @@ def test_a_lost_head_is_rebuilt_from_the_last_event(superuser, chain):
         assert append(conn, chain, "thing.after_crash") == 11
     result = audit_verify(chain)
     assert result.ok and result.last_seq == 11
+
+
+def test_the_erase_command_serves_a_data_subject_request(acme):
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        audit_record(action="test.command_erasure", actor=owner)
+    out = StringIO()
+    call_command("audit_erase_actor", "--tenant", "acme", f"user:{owner.pk}", stdout=out)
+    assert "Erased" in out.getvalue()
+    call_command("audit_erase_actor", "--tenant", "acme", f"user:{owner.pk}", stdout=out)
+    assert "Nothing to erase" in out.getvalue()
+    with rls_scope(acme.pk):
+        assert AuditActor.objects.get(tenant_id=acme.pk, actor_id=f"user:{owner.pk}").email is None
+    assert audit_verify(acme.pk).ok

@@ -645,3 +645,18 @@ def test_cancelling_a_run_cancels_its_sub_agent_runs(acme, triage):
     assert statuses[parent.pk] == ("running", True)  # stops before its next step
     assert statuses[child.pk] == ("running", True)
     assert statuses[grandchild.pk] == ("cancelled", True)
+
+
+def test_a_stalled_worker_that_finds_its_step_recorded_by_another_stops_without_touching_the_run(acme, triage):
+    """The step's unique (run, index) key fences a worker that lost its lock without noticing."""
+    from django.utils import timezone
+
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    with schema_context("acme"):
+        # What the worker that took over has recorded already: step 1.
+        Step.objects.create(
+            run=run, index=1, node="model", status="ok", record={}, replay={}, created_at=timezone.now()
+        )
+        assert run_advance(run.pk) == "lock_lost"
+        run.refresh_from_db()
+    assert run.status == "running" and run.finished_at is None  # left to the worker that owns it
