@@ -75,6 +75,7 @@ TENANT_APPS = [
     "apps.catalog",
     "apps.providers",
     "apps.runs",
+    "apps.identity",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
