@@ -15,6 +15,7 @@ from apps.catalog.apis import (
     ValidateApi,
     json_schema,
 )
+from apps.identity.apis import SsoApi
 from apps.providers.apis import CredentialDetailApi, CredentialListApi
 from apps.runs.apis import (
     ApprovalListApi,
@@ -48,6 +49,7 @@ v1 = [
     path("tokens/<int:token_id>", TokenDetailApi.as_view(), name="token_detail"),
     path("providers", CredentialListApi.as_view(), name="provider_list"),
     path("providers/<str:provider>", CredentialDetailApi.as_view(), name="provider_detail"),
+    path("sso", SsoApi.as_view(), name="sso"),
     path("schemas/domain.json", json_schema, {"kind": "domain"}, name="schema_domain"),
     path("schemas/agent.json", json_schema, {"kind": "agent"}, name="schema_agent"),
     path("validate", ValidateApi.as_view(), name="validate"),

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.tokens.urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.identity.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.runs.urls")),
     path("", include("apps.audit.urls")),

@@ -21,6 +21,7 @@ TENANT_NAV = [
     NavItem("Members", "accounts:member_list", Permission.MEMBERS_VIEW),
     NavItem("API tokens", "tokens:token_list", Permission.SETTINGS_MANAGE),
     NavItem("Model providers", "providers:provider_list", Permission.SETTINGS_MANAGE),
+    NavItem("Single sign-on", "identity:sso_settings", Permission.SETTINGS_MANAGE),
     NavItem("Audit", "audit:event_list", Permission.AUDIT_VIEW),
     NavItem("SIEM delivery", "audit_sinks:sink_list", Permission.SETTINGS_MANAGE),
 ]

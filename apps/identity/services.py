@@ -1,0 +1,342 @@
+"""A workspace's single sign-on configuration: validate, discover the issuer, store, disable.
+
+Everything here acts on the schema the connection is on: the tenant's own table. The login
+flow that uses this configuration is not built yet (docs/sso.md).
+"""
+
+import ipaddress
+import json
+import re
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role
+from apps.audit.services import audit_record
+from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
+from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
+from foundry.errors import ServiceError
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, fetch
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+DISCOVERY_TIMEOUT_SECONDS = 5.0  # a module constant so tests can lower it
+DISCOVERY_MAX_BYTES = 1024 * 1024
+ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+OPTIONAL_ENDPOINTS = ("userinfo_endpoint", "end_session_endpoint")
+MAX_SECRET_CHARS = 1000
+MAX_DOMAINS = 50
+MAX_ROLE_MAP = 100
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 scope-token
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_CLAIM = re.compile(r"^[A-Za-z0-9_.:/#-]{1,200}$")
+
+
+def _invalid(code: str, message: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def _check_actor(actor: object) -> None:
+    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
+        raise PermissionDenied("Your role does not allow managing single sign-on.")
+
+
+def sso_network_policy() -> NetworkPolicy:
+    """Where discovery may go: public addresses, plus the networks operators allowed this tenant
+    (`manage.py tenant_http_networks`) and FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS (every tenant)."""
+    from apps.tenants.models import Tenant
+
+    networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS)
+    tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
+    if tenant is not None:
+        networks += tenant.http_networks()
+    return NetworkPolicy(allowed_networks=tuple(networks), max_response_bytes=DISCOVERY_MAX_BYTES, max_redirects=0)
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+def role_map_parse(lines: list[str]) -> dict[str, str]:
+    """`VALUE=ROLE` lines (console textarea, command line) as a mapping; blank lines are skipped."""
+    mapping: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        value, sep, role = line.rpartition("=")
+        if not sep or not value.strip() or not role.strip():
+            raise _invalid("role_map_invalid", f"{line[:100]!r} is not VALUE=ROLE.")
+        mapping[value.strip()] = role.strip().lower()
+    return mapping
+
+
+def _url_problem(url: str, name: str) -> ValidationError | None:
+    if not url or len(url) > 500 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return _invalid(f"{name}_invalid", "A URL of at most 500 characters, without spaces.")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        return _invalid(f"{name}_invalid", "This is not a valid URL.")
+    if parts.scheme not in ("http", "https") or not host:
+        return _invalid(f"{name}_invalid", "Use an https URL such as https://login.example.com.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return _invalid(f"{name}_invalid", "A URL here carries no user name or password.")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return _invalid(f"{name}_invalid", "An issuer URL has no query or fragment.")
+    return None
+
+
+def _plain_http_refusal(url: str, policy: NetworkPolicy) -> str | None:
+    """Why `url` may not use plain http, or None. http is only for networks an operator allowed
+    (a test IdP on loopback, an IdP inside the company network): never across the internet."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
+        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    except (OSError, UnicodeError, ValueError):
+        return f"{parts.hostname!r} does not resolve."
+    for ip in addresses:
+        if address_refusal(ip, NetworkPolicy()) is None or address_refusal(ip, policy) is not None:
+            return f"{url} uses plain http; use https (http only reaches networks an operator allowed)."
+    return None
+
+
+def _validate(fields: dict, client_secret: str | None, *, creating: bool) -> None:
+    errors: dict[str, ValidationError] = {}
+    if problem := _url_problem(fields["issuer"], "issuer"):
+        errors["issuer"] = problem
+    client_id = fields["client_id"]
+    if not client_id or len(client_id) > 255 or not _PRINTABLE.match(client_id):
+        errors["client_id"] = _invalid("client_id_invalid", "A client id is 1 to 255 printable characters.")
+    if client_secret is None:
+        if creating:
+            errors["client_secret"] = _invalid("client_secret_required", "A client secret is required.")
+    elif not client_secret or len(client_secret) > MAX_SECRET_CHARS or not _PRINTABLE.match(client_secret):
+        errors["client_secret"] = _invalid(
+            "client_secret_invalid", f"A client secret is 1 to {MAX_SECRET_CHARS} printable characters."
+        )
+    scopes = fields["scopes"].split()
+    if len(fields["scopes"]) > 500 or not all(_SCOPE.match(s) for s in scopes):
+        errors["scopes"] = _invalid("scopes_invalid", "Scopes are words separated by spaces (at most 500 characters).")
+    elif "openid" not in scopes:
+        errors["scopes"] = _invalid("scopes_openid_required", "The scopes must include openid.")
+    domains = fields["allowed_domains"]
+    if len(domains) > MAX_DOMAINS or not all(_DOMAIN.match(d) for d in domains):
+        errors["allowed_domains"] = _invalid(
+            "allowed_domains_invalid", f"At most {MAX_DOMAINS} domain names such as example.com."
+        )
+    if problem := _role_map_problem(fields["roles_claim"], fields["role_map"]):
+        errors[problem[0]] = problem[1]
+    if problem := _break_glass_problem(fields["sso_required"], fields["break_glass_email"]):
+        errors["break_glass_email"] = problem
+    if errors:
+        raise ValidationError(errors)
+
+
+def _role_map_problem(claim: str, role_map: dict) -> tuple[str, ValidationError] | None:
+    if claim and not _CLAIM.match(claim):
+        return "roles_claim", _invalid("roles_claim_invalid", "A claim name of at most 200 letters, digits or ._:/#-.")
+    if role_map and not claim:
+        return "roles_claim", _invalid("roles_claim_required", "Name the claim that carries the roles (e.g. groups).")
+    if len(role_map) > MAX_ROLE_MAP:
+        return "role_map", _invalid("role_map_invalid", f"At most {MAX_ROLE_MAP} mappings.")
+    for value, role in role_map.items():
+        if not isinstance(value, str) or not value or len(value) > 200 or not value.isprintable():
+            return "role_map", _invalid("role_map_invalid", "Claim values are 1 to 200 printable characters.")
+        if role == Role.OWNER:
+            return "role_map", _invalid(
+                "role_map_owner_refused", f"{value!r}: owner is never granted by the identity provider."
+            )
+        if role not in Role.values:
+            return "role_map", _invalid(
+                "role_unknown",
+                f"{value!r} maps to {str(role)[:50]!r}; roles are "
+                f"{', '.join(r for r in Role.values if r != Role.OWNER)}.",
+            )
+    return None
+
+
+def _break_glass_problem(sso_required: bool, email: str) -> ValidationError | None:
+    if not email:
+        if sso_required:
+            return _invalid(
+                "break_glass_required", "SSO required: name an owner who may still sign in with a password."
+            )
+        return None
+    try:
+        validate_email(email)
+    except ValidationError:
+        return _invalid("break_glass_invalid", "This is not an email address.")
+    if not User.objects.filter(email=email, role=Role.OWNER, is_active=True).exists():
+        return _invalid("break_glass_not_owner", f"{email} is not an active owner of this workspace.")
+    return None
+
+
+# --- discovery ------------------------------------------------------------------------------
+
+
+def _discovery_failed(code: str, message: str) -> ValidationError:
+    return ValidationError({"issuer": _invalid(code, message)})
+
+
+def sso_discover(issuer: str) -> dict:
+    """The issuer's discovery document, checked: the fields to store, or ValidationError on issuer."""
+    policy = sso_network_policy()
+    if problem := _plain_http_refusal(issuer, policy):
+        raise _discovery_failed("issuer_insecure", problem)
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    host = urlsplit(issuer).hostname
+    try:
+        result = fetch("GET", url, hosts=[host], timeout=DISCOVERY_TIMEOUT_SECONDS, policy=policy)
+    except FetchError as exc:
+        if exc.code == "http_too_many_redirects":
+            raise _discovery_failed(
+                "discovery_redirect_refused", f"{url} redirects: use the issuer's own URL."
+            ) from None
+        raise _discovery_failed(f"discovery_{exc.code.removeprefix('http_')}", f"{url}: {exc.message}") from None
+    if result.status != 200:
+        raise _discovery_failed("discovery_failed", f"{url} answered HTTP {result.status}.")
+    try:
+        document = json.loads(result.body)
+    except (ValueError, UnicodeError):
+        document = None
+    if not isinstance(document, dict):
+        raise _discovery_failed("discovery_not_json", f"{url} did not answer a JSON object.")
+    return _discovered(issuer, document, policy)
+
+
+def _discovered(issuer: str, document: dict, policy: NetworkPolicy) -> dict:
+    if document.get("issuer") != issuer:
+        raise _discovery_failed(
+            "issuer_mismatch",
+            f"The discovery document names the issuer {str(document.get('issuer'))[:200]!r}, not {issuer!r} "
+            "(they must match exactly, trailing slash included).",
+        )
+    found = {}
+    for name in REQUIRED_ENDPOINTS + OPTIONAL_ENDPOINTS:
+        value = document.get(name)
+        if value is None and name in OPTIONAL_ENDPOINTS:
+            found[name] = ""
+            continue
+        if not isinstance(value, str) or _url_problem(value, name):
+            raise _discovery_failed("discovery_endpoint_missing", f"The discovery document has no valid {name}.")
+        if problem := _plain_http_refusal(value, policy):
+            raise _discovery_failed("discovery_endpoint_insecure", f"{name}: {problem}")
+        found[name] = value
+    offered = document.get("id_token_signing_alg_values_supported")
+    offered = offered if isinstance(offered, list) else []
+    algs = [alg for alg in offered if alg in ASYMMETRIC_ALGS]
+    if not algs:
+        raise _discovery_failed(
+            "discovery_algs_refused",
+            "The identity provider offers no asymmetric ID token signature (RS256, ES256, …); "
+            f"it offers {', '.join(map(str, offered[:10])) or 'none'}.",
+        )
+    return {**found, "signing_algs": algs}
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sso_configure(
+    *,
+    actor: object,
+    issuer: str,
+    client_id: str,
+    client_secret: str | None = None,
+    scopes: str = DEFAULT_SCOPES,
+    allowed_domains: list[str] | tuple[str, ...] = (),
+    roles_claim: str = "",
+    role_map: dict[str, str] | None = None,
+    jit_enabled: bool = True,
+    sso_required: bool = False,
+    break_glass_email: str = "",
+    request: HttpRequest | None = None,
+) -> SsoConfiguration:
+    """Create or replace the workspace's SSO configuration after checking the issuer's discovery
+    document; without `client_secret`, keep the stored one (unless the issuer or client changes)."""
+    _check_actor(actor)
+    fields = {
+        "issuer": (issuer or "").strip(),
+        "client_id": (client_id or "").strip(),
+        "scopes": " ".join(dict.fromkeys((scopes or DEFAULT_SCOPES).split())),
+        "allowed_domains": sorted({d.strip().lower().rstrip(".") for d in allowed_domains if d.strip()}),
+        "roles_claim": (roles_claim or "").strip(),
+        "role_map": dict(role_map or {}),
+        "jit_enabled": bool(jit_enabled),
+        "sso_required": bool(sso_required),
+        "break_glass_email": (break_glass_email or "").strip().lower(),
+    }
+    client_secret = client_secret.strip() if isinstance(client_secret, str) else None
+    config = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
+    _validate(fields, client_secret, creating=config is None)
+    if config is not None and client_secret is None:
+        moved = [n for n in ("issuer", "client_id") if getattr(config, n) != fields[n]]
+        if moved:
+            # The stored secret must never follow a changed issuer or client its owner did not confirm.
+            raise ValidationError(
+                {"client_secret": _invalid("client_secret_required", f"Changing {', '.join(moved)}: give the secret.")}
+            )
+    discovered = sso_discover(fields["issuer"])
+    now, by = timezone.now(), str(actor)[:255]
+    created = config is None
+    if created:
+        config = SsoConfiguration(pk=1, created_by=by)
+    for name, value in {**fields, **discovered}.items():
+        setattr(config, name, value)
+    if client_secret is not None:
+        config.client_secret_encrypted = secret_encrypt(client_secret)
+    config.discovered_at = config.updated_at = now
+    config.updated_by = by
+    config.save()
+    audit_record(
+        action="sso.configure",
+        actor=actor,
+        target=config,
+        data={"created": created, "secret_replaced": client_secret is not None, **fields, **discovered},
+        request=request,
+    )
+    return config
+
+
+@transaction.atomic
+def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
+    """Forget the workspace's SSO configuration (ServiceError `sso_not_configured` if there is none)."""
+    _check_actor(actor)
+    config = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
+    if config is None:
+        raise ServiceError("sso_not_configured", "Single sign-on is not configured.", status=404)
+    target = (config._meta.label_lower, config.pk)
+    issuer = config.issuer
+    config.delete()
+    audit_record(action="sso.disable", actor=actor, target=target, data={"issuer": issuer}, request=request)
+
+
+@transaction.atomic
+def sso_secret_rotate() -> tuple[int, int, bool]:
+    """Re-encrypt this schema's SSO client secret under the first FOUNDRY_ENCRYPTION_KEYS key.
+
+    (rotated, already current, undecryptable) — at most one configuration per schema."""
+    configuration = SsoConfiguration.objects.select_for_update().first()
+    if configuration is None or not configuration.client_secret_encrypted:
+        return 0, 0, False
+    if secret_is_current(configuration.client_secret_encrypted):
+        return 0, 1, False
+    try:
+        configuration.client_secret_encrypted = secret_rotate(configuration.client_secret_encrypted)
+    except SecretUndecryptable:
+        return 0, 0, True
+    configuration.save(update_fields=["client_secret_encrypted"])
+    return 1, 0, False

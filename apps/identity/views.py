@@ -1,0 +1,117 @@
+"""Console page for single sign-on (settings.manage): see, set or replace, disable."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apps.accounts.access import require_permission
+from apps.accounts.permissions import Permission
+from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
+from apps.identity.services import role_map_parse, sso_configure, sso_disable
+from apps.providers.encryption import encryption_available
+from foundry.errors import ServiceError, error_response
+
+
+class SsoForm(forms.Form):
+    issuer = forms.CharField(label="Issuer URL", max_length=500)
+    client_id = forms.CharField(label="Client id", max_length=255)
+    client_secret = forms.CharField(
+        label="Client secret",
+        max_length=1000,
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    scopes = forms.CharField(max_length=500, required=False, initial=DEFAULT_SCOPES)
+    allowed_domains = forms.CharField(
+        label="Allowed email domains",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line; empty: any domain.",
+    )
+    roles_claim = forms.CharField(label="Roles claim", max_length=200, required=False, help_text="e.g. groups")
+    role_map = forms.CharField(
+        label="Role mapping",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One VALUE=ROLE per line, e.g. foundry-admins=admin (owner cannot be mapped).",
+    )
+    jit_enabled = forms.BooleanField(label="Create users on first sign-in", required=False, initial=True)
+    sso_required = forms.BooleanField(label="SSO required (no passwords)", required=False)
+    break_glass_email = forms.CharField(
+        label="Break-glass owner", max_length=254, required=False, help_text="The owner who may still use a password."
+    )
+
+    def __init__(self, *args, config: SsoConfiguration | None = None, **kwargs):
+        if config is not None and not args and "data" not in kwargs:
+            kwargs["initial"] = {
+                "issuer": config.issuer,
+                "client_id": config.client_id,
+                "scopes": config.scopes,
+                "allowed_domains": "\n".join(config.allowed_domains),
+                "roles_claim": config.roles_claim,
+                "role_map": "\n".join(f"{value}={role}" for value, role in config.role_map.items()),
+                "jit_enabled": config.jit_enabled,
+                "sso_required": config.sso_required,
+                "break_glass_email": config.break_glass_email,
+            }
+        super().__init__(*args, **kwargs)
+        if config is not None:
+            self.fields["client_secret"].help_text = "Leave empty to keep the stored secret."
+
+    def clean_allowed_domains(self) -> list[str]:
+        return self.cleaned_data["allowed_domains"].replace(",", " ").split()
+
+    def clean_role_map(self) -> dict[str, str]:
+        return role_map_parse(self.cleaned_data["role_map"].splitlines())
+
+
+def _page(request: HttpRequest, form: SsoForm | None = None, error: ServiceError | None = None, status: int = 200):
+    config = SsoConfiguration.objects.filter(pk=1).first()
+    context = {
+        "config": config,
+        "form": form or SsoForm(config=config),
+        "error": error,
+        "encryption_available": encryption_available(),
+    }
+    return render(request, "identity/sso_settings.html", context, status=status)
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def sso_settings(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request)
+    form = SsoForm(request.POST, config=SsoConfiguration.objects.filter(pk=1).first())
+    if not form.is_valid():
+        return _page(request, form, status=400)
+    data = form.cleaned_data
+    try:
+        sso_configure(actor=request.user, **{**data, "client_secret": data["client_secret"] or None}, request=request)
+    except ValidationError as e:
+        for field, errors in e.error_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+        return _page(request, form, status=400)
+    except ServiceError as e:
+        return _page(request, form, error=e, status=e.status)
+    except PermissionDenied as e:
+        return error_response(request, status=403, code="forbidden", message=str(e))
+    messages.success(request, "Single sign-on settings saved.")
+    return redirect("identity:sso_settings")
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
+    """GET asks for confirmation; POST disables."""
+    config = SsoConfiguration.objects.filter(pk=1).first()
+    if config is None:
+        raise Http404("Single sign-on is not configured.")
+    if request.method == "POST":
+        sso_disable(actor=request.user, request=request)
+        messages.success(request, "Single sign-on disabled.")
+        return redirect("identity:sso_settings")
+    return render(request, "identity/sso_disable.html", {"config": config})
