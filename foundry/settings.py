@@ -361,6 +361,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Per-workspace REST API. Authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Three fields are called `kind`: give each its own enum name.
+    "ENUM_NAME_OVERRIDES": {
+        "DocumentKindEnum": "apps.catalog.models.Kind",
+        "SinkKindEnum": "apps.audit.models.AuditSink.Kind",
+        "ChainBreakKindEnum": "apps.audit.apis.BREAK_KINDS",
+    },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -18,6 +18,7 @@ from apps.accounts.services import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.fields import StrictCharField
 from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -52,9 +53,9 @@ MEMBERS = ListSpec(
 class MemberListApi(TenantAPIView):
     access = {"GET": (Permission.MEMBERS_VIEW, Scope.READ), "POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
 
-    class InputSerializer(serializers.Serializer):
-        email = serializers.CharField(max_length=320)
-        full_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    class MemberAddInput(serializers.Serializer):
+        email = StrictCharField(max_length=320)
+        full_name = StrictCharField(max_length=200, required=False, default="", allow_blank=True)
         role = serializers.ChoiceField(choices=Role.choices)
 
     @MEMBERS.schema("members_list")
@@ -63,13 +64,13 @@ class MemberListApi(TenantAPIView):
 
     @extend_schema(
         operation_id="members_create",
-        request=InputSerializer,
+        request=MemberAddInput,
         responses={
             201: inline_serializer("MemberAdded", {"member": MemberOutput(), "invite_url": serializers.URLField()})
         },
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.MemberAddInput(data=request.data)
         data.is_valid(raise_exception=True)
         member = member_add(actor=request.user, request=request._request, **data.validated_data)
         invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
@@ -83,17 +84,17 @@ class MemberDetailApi(TenantAPIView):
         "DELETE": (Permission.MEMBERS_MANAGE, Scope.ADMIN),
     }
 
-    class InputSerializer(serializers.Serializer):
+    class MemberUpdateInput(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(operation_id="members_get", responses=MemberOutput)
     def get(self, request: Request, member_id: int) -> Response:
         return Response(MemberOutput(get_object_or_404(User, pk=member_id)).data)
 
-    @extend_schema(operation_id="members_update", request=InputSerializer, responses=MemberOutput)
+    @extend_schema(operation_id="members_update", request=MemberUpdateInput, responses=MemberOutput)
     def patch(self, request: Request, member_id: int) -> Response:
         member = get_object_or_404(User, pk=member_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         member = member_role_change(
             actor=request.user, member=member, role=data.validated_data["role"], request=request._request

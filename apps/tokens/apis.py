@@ -8,6 +8,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
 from foundry.api.access import TenantAPIView
+from foundry.api.fields import StrictCharField
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, ListField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -55,11 +56,11 @@ TOKENS = ListSpec(
 class TokenListApi(TenantAPIView):
     access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "POST": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
 
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+    class TokenIssueInput(serializers.Serializer):
+        name = StrictCharField(max_length=100)
         role = serializers.ChoiceField(choices=Role.choices)
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4)
-        expires_in = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text='e.g. "30d"')
+        expires_in = StrictCharField(max_length=10, required=False, allow_blank=True, help_text='e.g. "30d"')
 
     @TOKENS.schema("tokens_list")
     def get(self, request: Request) -> Response:
@@ -67,13 +68,13 @@ class TokenListApi(TenantAPIView):
 
     @extend_schema(
         operation_id="tokens_issue",
-        request=InputSerializer,
+        request=TokenIssueInput,
         responses={
             201: inline_serializer("TokenIssued", {"token": serializers.CharField(), "metadata": TokenOutput()})
         },
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.TokenIssueInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         issued = token_issue(

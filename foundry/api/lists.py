@@ -29,12 +29,7 @@ class ListSpec:
 
     def schema(self, operation_id: str):
         """The OpenAPI description of the list operation (decorator)."""
-        page = {self.resource: self.serializer(many=True), "next_page_token": serializers.CharField()}
-        return extend_schema(
-            operation_id=operation_id,
-            parameters=self.openapi_parameters(),
-            responses=inline_serializer(f"{self.resource.title()}Page", page),
-        )
+        return extend_schema(operation_id=operation_id, parameters=self.openapi_parameters(), responses=_page_of(self))
 
     def page(self, request: Request, queryset: QuerySet) -> Page:
         params = request.query_params
@@ -64,3 +59,18 @@ class ListSpec:
             OpenApiParameter("page_size", int, description="Items per page: default 50, at most 1000."),
             OpenApiParameter("page_token", str, description="`next_page_token` of the previous page."),
         ]
+
+
+_PAGES: dict[str, tuple[type, type]] = {}
+
+
+def _page_of(spec: ListSpec) -> type:
+    """The page serializer of a list, one class per name (lists of one resource share it)."""
+    name = f"{spec.resource.title()}Page"
+    known = _PAGES.get(name)
+    if known is None:
+        page = {spec.resource: spec.serializer(many=True), "next_page_token": serializers.CharField()}
+        known = _PAGES[name] = (spec.serializer, inline_serializer(name, page))
+    if known[0] is not spec.serializer:
+        raise ValueError(f"two lists named {spec.resource!r} list different things")
+    return known[1]
