@@ -83,7 +83,19 @@ class TenantSaver(PostgresSaver):
             yield cur
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        raise NotImplementedError("TenantSaver does not prune: its transaction would run outside the tenant's schema.")
+        """Delete the threads' checkpoints (`strategy="delete"`), each in one call confined to the
+        schema like every other. The library's own prune opens a transaction outside `_cursor`
+        (so outside the schema), and its "keep_latest" cannot prune threads that keep messages in
+        delta channels, as runs do: that strategy is refused with ValueError."""
+        if isinstance(thread_ids, str):
+            raise TypeError("thread_ids is a list of thread ids, not one string")
+        if strategy != "delete":
+            raise ValueError(
+                f"strategy {strategy!r}: runs keep messages in delta channels, rebuilt from older "
+                "checkpoints, so only 'delete' (every checkpoint of the thread) applies"
+            )
+        for thread_id in thread_ids:
+            self.delete_thread(thread_id)
 
 
 def checkpointer(schema: str) -> TenantSaver:

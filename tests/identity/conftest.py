@@ -6,7 +6,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cryptography.fernet import Fernet
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -14,6 +13,7 @@ from apps.identity import services
 from apps.identity.models import SsoConfiguration
 from apps.identity.services import sso_configure
 from tests.conftest import tenant_user
+from tests.providers.conftest import encryption_key  # noqa: F401 — the same key of the test's own, autouse here too
 
 SECRET = "oidc-client-secret-5f4e3d2c1b0a9f8e"
 JWKS = {"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": "sXchDaQebHnPiGvyDOAT4s", "e": "AQAB"}]}
@@ -84,13 +84,6 @@ class OidcServer:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-@pytest.fixture(autouse=True)
-def encryption_key(settings) -> str:
-    key = Fernet.generate_key().decode()
-    settings.FOUNDRY_ENCRYPTION_KEYS = [key]
-    return key
 
 
 @pytest.fixture

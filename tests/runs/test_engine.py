@@ -14,6 +14,7 @@ from apps.runs.services import run_cancel, run_decide, run_start
 from apps.runs.usage import usage_record, usage_recorded
 from foundry.errors import ServiceError
 from tests.conftest import audit_events, tenant_user
+from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
 
 
@@ -355,42 +356,25 @@ def test_the_sweep_requeues_only_stale_unlocked_runs_of_its_tenant(acme, globex,
     assert fresh.status == "queued"
 
 
-def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call_is_accounted(acme, settings):
+def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call_is_accounted(acme, openai_agent):
     """The tenant's stored (encrypted) credentials reach a real HTTP server speaking the
     chat-completions wire format; tool calls go both ways; usage comes from its `usage` fields."""
-    import ipaddress
-
-    from apps.providers.services import credential_set
-    from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
-
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    try:
-        with schema_context("acme"):
-            credential_set(
-                actor=tenant_user(acme, "owner@acme.test"),
-                provider="openai",
-                api_key="sk-test-abcdef123456",
-                base_url=f"{server.origin}/v1",
+    server, agent = openai_agent
+    server.queue(
+        Reply(
+            body=openai_completion(
+                tool_calls=[("call_a", "find_invoices", {"question": "rules?"})],
+                prompt_tokens=120,
+                completion_tokens=9,
             )
-        agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
-        server.queue(
-            Reply(
-                body=openai_completion(
-                    tool_calls=[("call_a", "find_invoices", {"question": "rules?"})],
-                    prompt_tokens=120,
-                    completion_tokens=9,
-                )
-            ),
-            Reply(
-                body=openai_completion(
-                    "Invoices above 10,000 need approval.", prompt_tokens=300, completion_tokens=11, cached_tokens=100
-                )
-            ),
-        )
-        run = advance(start(acme, agent, "What rules apply?"), "acme")
-    finally:
-        server.close()
+        ),
+        Reply(
+            body=openai_completion(
+                "Invoices above 10,000 need approval.", prompt_tokens=300, completion_tokens=11, cached_tokens=100
+            )
+        ),
+    )
+    run = advance(start(acme, agent, "What rules apply?"), "acme")
     assert run.status == "succeeded", run.message
     assert run.output == "Invoices above 10,000 need approval."
     assert (run.input_tokens, run.output_tokens, run.cached_tokens) == (420, 20, 100)
@@ -559,10 +543,17 @@ def test_every_statement_of_a_saver_call_runs_in_its_own_tenants_schema(acme, gl
             cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(decoy)))
 
 
-def test_the_saver_refuses_to_prune(acme):
-    # prune opens a transaction of its own inside a saver call, after the search path has ended.
-    with pytest.raises(NotImplementedError):
-        checkpointer("acme").prune(["any-thread"], strategy="delete")
+def test_the_saver_prunes_a_thread_in_its_own_schema_only(acme, globex, triage):
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    thread = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
+    checkpointer("globex").prune([str(run.pk)], strategy="delete")  # another tenant: nothing of acme's goes
+    assert checkpointer("acme").get_tuple(thread) is not None
+    checkpointer("acme").prune([str(run.pk)], strategy="delete")
+    assert checkpointer("acme").get_tuple(thread) is None
+    with pytest.raises(ValueError, match="delta channels"):
+        checkpointer("acme").prune([str(run.pk)], strategy="keep_latest")
+    with pytest.raises(TypeError):
+        checkpointer("acme").prune(str(run.pk), strategy="delete")
 
 
 def test_http_policy_takes_the_tenant_its_task_entered_else_looks_it_up(acme, settings):
@@ -596,28 +587,11 @@ def test_suspending_the_tenant_stops_a_run_and_resuming_it_lets_it_go_on(acme, t
     assert advance(run, "acme").status == "succeeded"
 
 
-def test_text_no_column_can_hold_is_replaced_not_fatal(acme, settings):
+def test_text_no_column_can_hold_is_replaced_not_fatal(acme, openai_agent):
     """A model answering with a NUL character does not break the run or its records."""
-    import ipaddress
-
-    from apps.providers.services import credential_set
-    from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
-
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    try:
-        with schema_context("acme"):
-            credential_set(
-                actor=tenant_user(acme, "owner@acme.test"),
-                provider="openai",
-                api_key="sk-test-abcdef123456",
-                base_url=f"{server.origin}/v1",
-            )
-        agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
-        server.queue(Reply(body=openai_completion("nul \u0000 here \ud800")))
-        run = advance(start(acme, agent, "Say something odd."), "acme")
-    finally:
-        server.close()
+    server, agent = openai_agent
+    server.queue(Reply(body=openai_completion("nul \u0000 here \ud800")))
+    run = advance(start(acme, agent, "Say something odd."), "acme")
     assert run.status == "succeeded", run.message
     assert run.output == "nul \ufffd here \ufffd"
     with schema_context("acme"):
@@ -660,3 +634,25 @@ def test_a_stalled_worker_that_finds_its_step_recorded_by_another_stops_without_
         assert run_advance(run.pk) == "lock_lost"
         run.refresh_from_db()
     assert run.status == "running" and run.finished_at is None  # left to the worker that owns it
+
+
+@pytest.fixture
+def openai_agent(acme, settings):
+    """A real local server speaking OpenAI's wire format, acme's stored credentials for it, and
+    a deployed agent using it: (server, agent)."""
+    import ipaddress
+
+    from apps.providers.services import credential_set
+    from tests.providers.fake_models import FakeModelServer
+
+    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    server = FakeModelServer()
+    with schema_context("acme"):
+        credential_set(
+            actor=tenant_user(acme, "owner@acme.test"),
+            provider="openai",
+            api_key="sk-test-abcdef123456",
+            base_url=f"{server.origin}/v1",
+        )
+    yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
+    server.close()
