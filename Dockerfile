@@ -12,13 +12,15 @@ WORKDIR /app
 COPY requirements/ requirements/
 RUN pip install -r requirements/base.txt
 
-# The code stays owned by root: the app user can read it but not change it.
+# The code stays owned by root: the app user can read it but not change it. The app user owns
+# only the directory the Celery signing key is created in (a fresh volume takes its owner).
 COPY . .
 # Static files are built into the image (whitenoise serves them); the secret is a placeholder
 # that only lets settings load, and nothing here touches the database.
 RUN FOUNDRY_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
  && python -m compileall -q foundry apps \
- && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin foundry
+ && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin foundry \
+ && install -d -o foundry -g foundry -m 0700 /var/lib/foundry/celery-signing
 
 USER foundry
 ENV FOUNDRY_BIND=0.0.0.0:8000

@@ -3,6 +3,9 @@
 A task never inherits a schema from the task before it: the connection is reset to the public
 schema before each task, and a tenant task names its tenant in its first argument and runs
 inside that tenant's schema, refusing to run for a tenant that is suspended or gone.
+
+Messages are signed with the platform key (foundry/celery_signing.py), and a worker refuses,
+and logs, any message the certificate store does not verify.
 """
 
 import os
@@ -12,7 +15,41 @@ from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
-app = Celery("foundry")
+
+class FoundryCelery(Celery):
+    """Configured from Django settings; message signing is set up as soon as it is."""
+
+    def _load_config(self):
+        # Not an `on_after_configure` receiver: Celery logs and swallows what those raise (before
+        # logging is set up), and a process that cannot sign must fail here, saying why.
+        conf = super()._load_config()
+        try:
+            _message_signing_setup(self)
+        except Exception:
+            self._conf = None  # so every later use fails the same way, saying why
+            raise
+        return conf
+
+
+def _message_signing_setup(celery_app: Celery) -> None:
+    """Register the `auth` serializer (sign with our key, verify against the certificate store)
+    in every process that sends or receives tasks, once its configuration is loaded."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from foundry.celery_signing import raw_text_refuse
+
+    raw_text_refuse()
+    if settings.FOUNDRY_CELERY_SIGNING:
+        celery_app.setup_security()
+    elif not settings.DEBUG:
+        raise ImproperlyConfigured(
+            "Celery message signing is not configured: set FOUNDRY_CELERY_SIGNING_KEY and "
+            "FOUNDRY_CELERY_SIGNING_CERT (manage.py celery_signing_keys creates them)."
+        )
+
+
+app = FoundryCelery("foundry")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -36,6 +36,15 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return HttpResponse(render_to_string("500.html"), status=500)
 
 
+class CodedError(Exception):
+    """A refusal or failure with a stable `code` and a plain-language `message`."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class ServiceError(Exception):
     """A refusal by a service, with the HTTP status and stable code an API answers it with.
 

@@ -157,6 +157,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth and sessions --------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.backends.PasswordBackend",  # passwords, unless the workspace requires SSO
+    "apps.identity.oidc.TenantOIDCBackend",  # the workspace's own OpenID provider (no global OIDC settings)
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 PASSWORD_HASHERS = [
@@ -240,6 +244,11 @@ if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIE
 # all verify. Retired keys' public halves: FOUNDRY_AUDIT_PUBLIC_KEYS (`key_id:<base64>`).
 FOUNDRY_AUDIT_SIGNING_KEYS = env.list("FOUNDRY_AUDIT_SIGNING_KEYS", default=[])
 FOUNDRY_AUDIT_PUBLIC_KEYS = env.list("FOUNDRY_AUDIT_PUBLIC_KEYS", default=[])
+
+# Service tokens (apps/identity/service_tokens.py): Ed25519 seeds `key_id:<base64>`, the first
+# signs; every one is published at /.well-known/jwks.json. The issuer names this platform.
+FOUNDRY_SERVICE_SIGNING_KEYS = env.list("FOUNDRY_SERVICE_SIGNING_KEYS", default=[])
+FOUNDRY_SERVICE_TOKEN_ISSUER = env.str("FOUNDRY_SERVICE_TOKEN_ISSUER", default=f"https://{FOUNDRY_BASE_DOMAIN}")
 # Signed checkpoints are also appended here (one JSON-lines file per chain), to be kept outside
 # the database: only they reveal a truncated tail. Empty: kept in the database only.
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
@@ -306,9 +315,27 @@ USE_TZ = True
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+# Message signing (celery.security; docs/operations/deployment.md, "Celery message signing"):
+# every process signs the task and control messages it sends with the platform key, and a worker
+# refuses any message no certificate in the store verifies. The store (a certificate file, a
+# directory of them or a glob) trusts an old and a new certificate side by side during a rotation.
+FOUNDRY_CELERY_SIGNING_KEY = env.str("FOUNDRY_CELERY_SIGNING_KEY", default="")
+FOUNDRY_CELERY_SIGNING_CERT = env.str("FOUNDRY_CELERY_SIGNING_CERT", default="")
+FOUNDRY_CELERY_CERT_STORE = env.str("FOUNDRY_CELERY_CERT_STORE", default="") or FOUNDRY_CELERY_SIGNING_CERT
+FOUNDRY_CELERY_SIGNING = bool(FOUNDRY_CELERY_SIGNING_KEY or FOUNDRY_CELERY_SIGNING_CERT)
+CELERY_SECURITY_KEY = FOUNDRY_CELERY_SIGNING_KEY
+CELERY_SECURITY_CERTIFICATE = FOUNDRY_CELERY_SIGNING_CERT
+CELERY_SECURITY_CERT_STORE = FOUNDRY_CELERY_CERT_STORE
+CELERY_SECURITY_DIGEST = "sha256"
+# Unsigned JSON only in development without a key. Production without one sends and accepts
+# nothing: foundry/celery.py refuses to configure Celery, and `manage.py check` says why.
+_celery_unsigned = DEBUG and not FOUNDRY_CELERY_SIGNING
+CELERY_TASK_SERIALIZER = "json" if _celery_unsigned else "auth"
+CELERY_ACCEPT_CONTENT = ["json"] if _celery_unsigned else ["auth"]
+# Results are not signed (no production code reads one). The backend falls back to
+# CELERY_ACCEPT_CONTENT, so it must be told that results are JSON.
 CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -28,6 +28,9 @@ from apps.tenants.routing import route_cache_clear
 from apps.tenants.schemas import base_schema_prepare
 from apps.tenants.services import tenant_provision
 
+# oidc_provider_factory: a real OpenID provider on loopback (tests/idp), for SSO and bearer tests.
+pytest_plugins = ["tests.oidc_provider"]
+
 PASSWORD = "correct-horse-battery-staple"
 ROOT = Path(__file__).resolve().parents[1]
 

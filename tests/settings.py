@@ -2,6 +2,16 @@
 so parallel test workers (pytest-xdist) never see each other's cache or broker entries."""
 
 import os
+from pathlib import Path
+
+from foundry.celery_signing import signing_keys_create
+
+# Celery messages are signed in tests too. Without the keys bin/dev exports, every process of
+# the run (xdist workers, and the Celery workers and servers they start) uses this one pair.
+if not os.environ.get("FOUNDRY_CELERY_SIGNING_KEY"):
+    _signing = signing_keys_create(Path(__file__).resolve().parents[1] / "test-artifacts" / "celery-signing")
+    os.environ["FOUNDRY_CELERY_SIGNING_KEY"] = str(_signing.key)
+    os.environ["FOUNDRY_CELERY_SIGNING_CERT"] = str(_signing.cert)
 
 from foundry.settings import *  # noqa: F403
 from foundry.settings import CACHES, REDIS_URL

@@ -11,6 +11,18 @@ class LoginForm(AuthenticationForm):
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 
+    def clean(self):
+        from apps.identity.oidc import sso_config
+
+        config = sso_config()
+        email = (self.cleaned_data.get("username") or "").strip().lower()
+        if config is not None and config.sso_required and email != config.break_glass_email:
+            # Said plainly (and before any password check): this workspace signs in through its IdP.
+            raise forms.ValidationError(
+                "This workspace signs in with single sign-on; passwords are disabled.", code="sso_required"
+            )
+        return super().clean()
+
 
 class MemberAddForm(forms.Form):
     email = forms.EmailField(max_length=254)

@@ -66,17 +66,26 @@ class LoginView(auth_views.LoginView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        audit_record(action="auth.login", actor=form.get_user(), request=self.request)
+        audit_record(action="auth.login", actor=form.get_user(), data={"method": "password"}, request=self.request)
         return response
 
     def form_invalid(self, form):
+        from django.forms.forms import NON_FIELD_ERRORS
+
+        reason = "sso_required" if form.has_error(NON_FIELD_ERRORS, "sso_required") else "invalid_credentials"
         audit_record(
             action="auth.login.failed",
             target=login_target(self.request.POST.get("username")),
+            data={"method": "password", "reason": reason},
             outcome=Outcome.FAILURE,
             request=self.request,
         )
         return super().form_invalid(form)
+
+    def get_context_data(self, **kwargs):
+        from apps.identity.oidc import sso_config
+
+        return {**super().get_context_data(**kwargs), "sso": sso_config()}
 
 
 def login_throttled(request: HttpRequest, exception=None, retry_after: int = 60) -> HttpResponse:
@@ -91,10 +100,16 @@ def login_throttled(request: HttpRequest, exception=None, retry_after: int = 60)
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """End the session; after a single sign-on, also at the identity provider when it offers
+    RP-initiated logout (it sends the browser back to the sign-in page)."""
+    from apps.identity.oidc import SESSION_ISSUER, sso_logout_url
+
+    id_token = request.session.get("oidc_id_token") if request.session.get(SESSION_ISSUER) else None
     if request.user.is_authenticated:
-        audit_record(action="auth.logout", request=request)
+        audit_record(action="auth.logout", data={"sso": bool(id_token)}, request=request)
+    idp_logout = sso_logout_url(request, id_token) if getattr(request, "tenant", None) is not None else None
     logout(request)
-    return redirect("accounts:login")
+    return redirect(idp_logout or "accounts:login")
 
 
 class InviteAcceptView(auth_views.PasswordResetConfirmView):

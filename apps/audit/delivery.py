@@ -63,7 +63,7 @@ from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
 from apps.providers.encryption import secret_decrypt, secret_encrypt
 from apps.tenants.models import Domain, Tenant
-from foundry.errors import ServiceError
+from foundry.errors import CodedError, ServiceError
 from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal
 from foundry.runtime.network import _check as http_hop_check
 
@@ -87,13 +87,8 @@ _SECRET = re.compile(r"^[\x21-\x7e]{16,500}$")
 MAX_CA_CHARS = 65536
 
 
-class DeliveryError(Exception):
+class DeliveryError(CodedError):
     """A batch the receiver did not acknowledge. `code` is stable; `message` plain."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def _b64(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
-def _pairs(setting: str, values) -> list[tuple[str, bytes]]:
+def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
+    """`key_id:<URL-safe base64 of 32 bytes>` entries of a setting (Ed25519 seeds or public keys)."""
     pairs = []
     for number, item in enumerate(v.strip() for v in values if v.strip()):
         key_id, _, encoded = item.partition(":")
@@ -53,7 +54,7 @@ def _pairs(setting: str, values) -> list[tuple[str, bytes]]:
 def _keys(private: tuple[str, ...], public: tuple[str, ...], secret: str, debug: bool):
     signing = [
         SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(raw))
-        for key_id, raw in _pairs("FOUNDRY_AUDIT_SIGNING_KEYS", private)
+        for key_id, raw in key_pairs("FOUNDRY_AUDIT_SIGNING_KEYS", private)
     ]
     if not signing and debug:
         # Development only: derived from the secret key, so checkpoints verify across restarts.
@@ -61,7 +62,7 @@ def _keys(private: tuple[str, ...], public: tuple[str, ...], secret: str, debug:
         key_id = "dev-" + hashlib.sha256(seed).hexdigest()[:8]
         signing = [SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(seed))]
     verifying = {key.key_id: key.private.public_key() for key in signing}
-    for key_id, raw in _pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public):
+    for key_id, raw in key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public):
         verifying.setdefault(key_id, Ed25519PublicKey.from_public_bytes(raw))
     return signing, verifying
 

@@ -34,6 +34,7 @@ class SsoOutput(serializers.ModelSerializer):
             "allowed_domains",
             "roles_claim",
             "role_map",
+            "audience",
             "jit_enabled",
             "sso_required",
             "break_glass_email",
@@ -66,6 +67,13 @@ class SsoInput(serializers.Serializer):
     )
     roles_claim = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
     role_map = serializers.DictField(child=StrictCharField(max_length=20), required=False, default=dict)
+    audience = StrictCharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The `aud` of access tokens accepted on the API and MCP; empty: the client id.",
+    )
     jit_enabled = serializers.BooleanField(required=False, default=True)
     sso_required = serializers.BooleanField(required=False, default=False)
     break_glass_email = StrictCharField(max_length=254, required=False, allow_blank=True, default="")

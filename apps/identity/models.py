@@ -19,6 +19,9 @@ class SsoConfiguration(models.Model):
     allowed_domains = models.JSONField(default=list, blank=True, help_text="Empty: any email domain.")
     roles_claim = models.CharField(max_length=200, blank=True)
     role_map = models.JSONField(default=dict, blank=True, help_text="Claim value → Foundry role.")
+    audience = models.CharField(
+        max_length=500, blank=True, help_text="Audience of API access tokens; empty: the client id."
+    )
     jit_enabled = models.BooleanField(default=True)
     sso_required = models.BooleanField(default=False)
     break_glass_email = models.EmailField(blank=True)
@@ -28,6 +31,7 @@ class SsoConfiguration(models.Model):
     userinfo_endpoint = models.CharField(max_length=500, blank=True)
     end_session_endpoint = models.CharField(max_length=500, blank=True)
     signing_algs = models.JSONField(default=list)
+    iss_parameter_supported = models.BooleanField(default=False)  # RFC 9207, from discovery
     discovered_at = models.DateTimeField()
     created_by = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -43,3 +47,26 @@ class SsoConfiguration(models.Model):
     @property
     def client_secret_set(self) -> bool:
         return bool(self.client_secret_encrypted)
+
+    @property
+    def api_audience(self) -> str:
+        return self.audience or self.client_id
+
+
+class ExternalIdentity(models.Model):
+    """A member as their identity provider knows them: (issuer, subject), never the email alone.
+
+    The same email at two providers is two identities; an identity belongs to one member."""
+
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="external_identities")
+    email = models.EmailField(blank=True)  # as last asserted, for people reading the member list
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="identity_external_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -1,7 +1,7 @@
 """A workspace's single sign-on configuration: validate, discover the issuer, store, disable.
 
-Everything here acts on the schema the connection is on: the tenant's own table. The login
-flow that uses this configuration is not built yet (docs/sso.md).
+Everything here acts on the schema the connection is on: the tenant's own table. The login flow
+that uses it is apps/identity/oidc.py; bearer tokens are checked by apps/identity/bearer.py.
 """
 
 import ipaddress
@@ -119,6 +119,9 @@ def _validate(fields: dict, client_secret: str | None, *, creating: bool) -> Non
     client_id = fields["client_id"]
     if not client_id or len(client_id) > 255 or not _PRINTABLE.match(client_id):
         errors["client_id"] = _invalid("client_id_invalid", "A client id is 1 to 255 printable characters.")
+    audience = fields["audience"]
+    if audience and (len(audience) > 500 or not _PRINTABLE.match(audience)):
+        errors["audience"] = _invalid("audience_invalid", "An audience is at most 500 printable characters.")
     if client_secret is None:
         if creating:
             errors["client_secret"] = _invalid("client_secret_required", "A client secret is required.")
@@ -243,7 +246,8 @@ def _discovered(issuer: str, document: dict, policy: NetworkPolicy) -> dict:
             "The identity provider offers no asymmetric ID token signature (RS256, ES256, …); "
             f"it offers {', '.join(map(str, offered[:10])) or 'none'}.",
         )
-    return {**found, "signing_algs": algs}
+    supported = document.get("authorization_response_iss_parameter_supported") is True
+    return {**found, "signing_algs": algs, "iss_parameter_supported": supported}
 
 
 # --- writes ---------------------------------------------------------------------------------
@@ -260,6 +264,7 @@ def sso_configure(
     allowed_domains: list[str] | tuple[str, ...] = (),
     roles_claim: str = "",
     role_map: dict[str, str] | None = None,
+    audience: str = "",
     jit_enabled: bool = True,
     sso_required: bool = False,
     break_glass_email: str = "",
@@ -275,6 +280,7 @@ def sso_configure(
         "allowed_domains": sorted({d.strip().lower().rstrip(".") for d in allowed_domains if d.strip()}),
         "roles_claim": (roles_claim or "").strip(),
         "role_map": dict(role_map or {}),
+        "audience": (audience or "").strip(),
         "jit_enabled": bool(jit_enabled),
         "sso_required": bool(sso_required),
         "break_glass_email": (break_glass_email or "").strip().lower(),

@@ -1,15 +1,17 @@
-"""Console page for single sign-on (settings.manage): see, set or replace, disable."""
+"""Console page for single sign-on (settings.manage): see, set or replace, disable; the platform JWKS."""
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
+from apps.identity.service_tokens import platform_jwks
 from apps.identity.services import role_map_parse, sso_configure, sso_disable
 from apps.providers.encryption import encryption_available
 from foundry.errors import ServiceError, error_response
@@ -38,6 +40,12 @@ class SsoForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One VALUE=ROLE per line, e.g. foundry-admins=admin (owner cannot be mapped).",
     )
+    audience = forms.CharField(
+        label="API token audience",
+        max_length=500,
+        required=False,
+        help_text="The aud of access tokens accepted on the API and MCP; empty: the client id.",
+    )
     jit_enabled = forms.BooleanField(label="Create users on first sign-in", required=False, initial=True)
     sso_required = forms.BooleanField(label="SSO required (no passwords)", required=False)
     break_glass_email = forms.CharField(
@@ -53,6 +61,7 @@ class SsoForm(forms.Form):
                 "allowed_domains": "\n".join(config.allowed_domains),
                 "roles_claim": config.roles_claim,
                 "role_map": "\n".join(f"{value}={role}" for value, role in config.role_map.items()),
+                "audience": config.audience,
                 "jit_enabled": config.jit_enabled,
                 "sso_required": config.sso_required,
                 "break_glass_email": config.break_glass_email,
@@ -115,3 +124,10 @@ def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Single sign-on disabled.")
         return redirect("identity:sso_settings")
     return render(request, "identity/sso_disable.html", {"config": config})
+
+
+@require_safe
+@cache_control(public=True, max_age=300)
+def platform_jwks_view(request: HttpRequest) -> JsonResponse:
+    """The platform's service-token verification keys (every host serves the same set)."""
+    return JsonResponse(platform_jwks())

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class TenantsConfig(AppConfig):
     name = "apps.tenants"
     label = "tenants"
+
+    def ready(self) -> None:
+        from apps.tenants import checks  # noqa: F401 — registers the Celery message signing check

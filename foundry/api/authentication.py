@@ -2,25 +2,36 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from apps.identity.bearer import bearer_authenticate, looks_like_jwt
+from apps.identity.verify import TokenInvalid
 from apps.tokens.models import TokenPrincipal
 from apps.tokens.services import token_authenticate
 
 
 class ApiTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer af_…` — a token of the tenant whose host was called."""
+    """`Authorization: Bearer …` on the host of one workspace: a Foundry API token (`af_…`), an
+    access token from the workspace's identity provider, or a platform service token (JWTs,
+    apps/identity/bearer.py)."""
 
     keyword = "Bearer"
+    audience = "foundry-api"
 
     def authenticate(self, request):
         header = request.headers.get("Authorization", "")
         if not header:
             return None
         kind, _, raw = header.partition(" ")
-        if kind != self.keyword or not raw.strip():
+        raw = raw.strip()
+        if kind != self.keyword or not raw:
             raise AuthenticationFailed("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
         if getattr(request._request, "tenant", None) is None:
             raise AuthenticationFailed("Tokens are valid on a workspace host only.", code="invalid_token")
-        token = token_authenticate(raw.strip(), request=request._request)
+        if looks_like_jwt(raw):
+            try:
+                return bearer_authenticate(raw, audience=self.audience, request=request._request)
+            except TokenInvalid as exc:
+                raise AuthenticationFailed(exc.message, code=exc.code) from None
+        token = token_authenticate(raw, request=request._request)
         if token is None:
             raise AuthenticationFailed("The token is not valid, expired or revoked.", code="invalid_token")
         return TokenPrincipal(token), token
@@ -36,4 +47,9 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "An API token of this workspace: `af_…`."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token of this workspace (`af_…`), an access token from the workspace's "
+            "identity provider (a JWT for its configured audience), or a platform service token.",
+        }

@@ -5,8 +5,6 @@ from django.db import connection
 from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
 
-from apps.tokens.models import TokenPrincipal
-
 _SAFE_ALIASES = {"HEAD": "GET", "OPTIONS": "GET"}
 
 
@@ -26,7 +24,7 @@ class TenantAccess(BasePermission):
         if not user.has_permission(permission):
             _denied(request, user, permission=str(permission))
             raise PermissionDenied(f"Your role does not allow {permission}.")
-        if isinstance(user, TokenPrincipal) and not user.has_scope(scope):
+        if hasattr(user, "has_scope") and not user.has_scope(scope):
             _denied(request, user, scope=str(scope))
             raise PermissionDenied(f"This token lacks the '{scope}' scope.")
         return True

@@ -31,6 +31,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from foundry.errors import CodedError
 from foundry.manifests.validation import host_allowed
 
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -42,13 +43,8 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 
-class FetchError(Exception):
+class FetchError(CodedError):
     """A request refused by policy or failed on the way. `code` is stable; `message` plain."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -176,6 +172,8 @@ def fetch(
     policy: NetworkPolicy = NetworkPolicy(),
     params: Mapping | None = None,
     json_body: object = None,
+    form_body: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     resolver: Resolver = _resolve,
     idempotency_key: str | None = None,
 ) -> FetchResult:
@@ -185,7 +183,7 @@ def fetch(
     if params:
         current = current.copy_merge_params({k: _param(v) for k, v in params.items()})
     redirects: list[str] = []
-    extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
     with httpx.Client(trust_env=False, follow_redirects=False, verify=True) as client:
         while True:
             hop = _check(current, hosts, policy, resolver)
@@ -202,6 +200,7 @@ def fetch(
                     **extra,
                 },
                 json=json_body,
+                data=form_body,
                 timeout=httpx.Timeout(remaining),
                 extensions={"sni_hostname": hop.sni} if hop.sni else None,
             )
@@ -220,7 +219,7 @@ def fetch(
                     redirects.append(str(current))
                     method = _redirected(method, response.status_code)
                     if method == "GET":
-                        json_body = None
+                        json_body = form_body = None
                     continue
                 body = _read(response, policy.max_response_bytes, deadline, timeout)
                 return FetchResult(

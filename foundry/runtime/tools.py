@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from foundry.errors import CodedError
 from foundry.filtering import FilterError
 from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 from foundry.runtime.providers import ToolSpec
@@ -40,13 +41,8 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 SubagentRunner = Callable[[str, str, float, str | None], str]
 
 
-class ToolError(Exception):
+class ToolError(CodedError):
     """A call the tool refused or could not complete; the model is told `message`."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,15 @@ from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role, role_has_permission
 from tests.conftest import audit_events, client_for, tenant_user
 
-PUBLIC_TENANT_VIEWS = {"accounts:login", "accounts:logout", "accounts:invite_accept", "audit_keys"}
+PUBLIC_TENANT_VIEWS = {
+    "accounts:login",
+    "accounts:logout",
+    "accounts:invite_accept",
+    "audit_keys",
+    "platform_jwks",
+    "identity:sso_login",
+    "identity:sso_callback",
+}
 
 
 def _patterns(resolver, prefix="", namespace=""):

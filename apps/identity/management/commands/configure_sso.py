@@ -33,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--allowed-domain", action="append", default=[], metavar="DOMAIN")
         parser.add_argument("--roles-claim", default="")
         parser.add_argument("--role-map", action="append", default=[], metavar="VALUE=ROLE")
+        parser.add_argument("--audience", default="", help="Audience of API access tokens (default: the client id).")
         parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True)
         parser.add_argument("--sso-required", action="store_true")
         parser.add_argument("--break-glass", default="", metavar="EMAIL")
@@ -55,6 +56,7 @@ class Command(BaseCommand):
                     allowed_domains=options["allowed_domain"],
                     roles_claim=options["roles_claim"],
                     role_map=role_map,
+                    audience=options["audience"],
                     jit_enabled=options["jit"],
                     sso_required=options["sso_required"],
                     break_glass_email=options["break_glass"],

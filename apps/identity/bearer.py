@@ -1,0 +1,100 @@
+"""`Authorization: Bearer <JWT>` on the API and MCP: the workspace IdP's access tokens and the
+platform's service tokens.
+
+An IdP access token authenticates as the member its (issuer, subject) is linked to — linked at
+their first sign-in to the console — with the role its roles claim maps to (the stored role when
+the token carries no such claim; owners stay owners). It must be signed by the workspace's
+issuer, for the workspace's audience, and, when it names the client it was issued to (`azp` or
+`client_id`), to the workspace's client: a token another workspace obtained from the same
+provider is refused here.
+
+A refusal after the signature verified (expired, wrong audience, unknown member…) is an audit
+event `auth.token.rejected`; a token whose signature does not verify is noise and is not.
+"""
+
+import jwt
+from django.http import HttpRequest
+
+from apps.accounts.permissions import Role
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record
+from apps.identity.login import claim_values, mapped_role
+from apps.identity.models import ExternalIdentity
+from apps.identity.oidc import sso_config
+from apps.identity.service_tokens import ServicePrincipal, service_issuer, service_token_verify
+from apps.identity.verify import TokenInvalid, idp_token_verify, token_header
+
+# Refusals that can only happen once the signature verified: worth an audit event.
+_SIGNED_REFUSALS = {
+    "token_expired",
+    "token_not_yet_valid",
+    "token_issuer_invalid",
+    "token_audience_invalid",
+    "token_claims_missing",
+    "token_nonce_invalid",
+    "token_client_invalid",
+    "token_tenant_invalid",
+    "token_lifetime_invalid",
+    "identity_unknown",
+    "user_inactive",
+}
+
+
+def looks_like_jwt(raw: str) -> bool:
+    return raw.count(".") == 2 and raw.startswith("eyJ")
+
+
+def _unverified_issuer(raw: str) -> str | None:
+    try:
+        issuer = jwt.decode(raw, options={"verify_signature": False}).get("iss")
+    except jwt.InvalidTokenError:
+        raise TokenInvalid("token_malformed", "This is not a well-formed JWT.") from None
+    return issuer if isinstance(issuer, str) else None
+
+
+def bearer_authenticate(raw: str, *, audience: str = "foundry-api", request: HttpRequest | None = None):
+    """(principal, claims) for a JWT bearer token on this workspace's host, or TokenInvalid."""
+    try:
+        return _authenticate(raw, audience)
+    except TokenInvalid as exc:
+        if exc.code in _SIGNED_REFUSALS:
+            audit_record(
+                action="auth.token.rejected",
+                target=("jwt", _unverified_subject(raw)),
+                data={"reason": exc.code, "kind": "jwt"},
+                outcome=Outcome.FAILURE,
+                request=request,
+            )
+        raise
+
+
+def _unverified_subject(raw: str) -> str:
+    try:
+        return str(jwt.decode(raw, options={"verify_signature": False}).get("sub", ""))[:200]
+    except jwt.InvalidTokenError:
+        return ""
+
+
+def _authenticate(raw: str, audience: str):
+    token_header(raw)
+    if _unverified_issuer(raw) == service_issuer():
+        principal: ServicePrincipal = service_token_verify(raw, audience=audience)
+        return principal, principal.claims
+    config = sso_config()
+    if config is None:
+        raise TokenInvalid("sso_not_configured", "This workspace accepts no identity-provider tokens.")
+    claims = idp_token_verify(config, raw, audience=config.api_audience)
+    client = claims.get("azp") or claims.get("client_id")
+    if client is not None and client != config.client_id:
+        raise TokenInvalid("token_client_invalid", "This token was issued to another client.")
+    identity = (
+        ExternalIdentity.objects.select_related("user").filter(issuer=config.issuer, subject=claims["sub"]).first()
+    )
+    if identity is None:
+        raise TokenInvalid("identity_unknown", "No member is linked to this identity; sign in to the console once.")
+    user = identity.user
+    if not user.is_active:
+        raise TokenInvalid("user_inactive", "This member is deactivated.")
+    if config.roles_claim and claim_values(claims, config.roles_claim) and user.role != Role.OWNER:
+        user.role = mapped_role(config, claims)  # this request only; sign-in stores it
+    return user, claims

@@ -1,0 +1,149 @@
+"""Identity providers' signing keys (JWKS), cached so that verifying a token costs no IdP call.
+
+A key set is fetched once (SSRF-guarded, at most JWKS_TIMEOUT_SECONDS) and kept in the shared
+cache for JWKS_TTL_SECONDS, and parsed once per process. A token signed with a key id the cached
+set does not hold makes one refetch — at most one per JWKS_REFETCH_SECONDS per tenant and key set
+(a `cache.add` guard shared by every process) — so an IdP's key rotation works without restart,
+while a flood of tokens with made-up key ids cannot turn into a flood of IdP calls.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import jwt
+from django.core.cache import cache
+from django.db import connection
+
+from foundry.errors import CodedError
+from foundry.runtime.network import FetchError, NetworkPolicy, fetch
+
+log = logging.getLogger(__name__)
+
+JWKS_TIMEOUT_SECONDS = 5.0
+JWKS_TTL_SECONDS = 3600
+JWKS_REFETCH_SECONDS = 60
+JWKS_DOWN_SECONDS = 10
+MAX_KEYS = 100
+
+
+class JwksUnavailable(CodedError):
+    """The key set could not be fetched or read; `code` is stable."""
+
+
+@dataclass(frozen=True)
+class KeySet:
+    fingerprint: str
+    keys: dict[str, dict]  # kid → JWK (public members only)
+
+
+_parsed: dict[str, KeySet] = {}  # cache key → the last set this process read (per process)
+
+
+def _cache_key(jwks_uri: str) -> str:
+    return "identity:jwks:" + hashlib.sha256(jwks_uri.encode()).hexdigest()[:32]
+
+
+def _parse(text: str) -> KeySet:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise JwksUnavailable("jwks_invalid", "The key set is not JSON.") from None
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise JwksUnavailable("jwks_invalid", "The key set has no keys list.")
+    by_kid: dict[str, dict] = {}
+    for key in keys[:MAX_KEYS]:
+        if not isinstance(key, dict) or key.get("use", "sig") != "sig":
+            continue
+        if any(private in key for private in ("d", "p", "q", "k")):
+            continue  # a private or symmetric key has no business in a published key set
+        kid = key.get("kid")
+        by_kid[kid if isinstance(kid, str) else ""] = key
+    return KeySet(hashlib.sha256(text.encode()).hexdigest(), by_kid)
+
+
+def _fetch(jwks_uri: str, policy: Callable[[], NetworkPolicy]) -> str:
+    host = urlsplit(jwks_uri).hostname or ""
+    try:
+        result = fetch("GET", jwks_uri, hosts=[host], timeout=JWKS_TIMEOUT_SECONDS, policy=policy())
+    except FetchError as exc:
+        raise JwksUnavailable("jwks_unreachable", f"{jwks_uri}: {exc.message}") from None
+    if result.status != 200:
+        raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} answered HTTP {result.status}.")
+    try:
+        return result.body.decode("utf-8")
+    except UnicodeError:
+        raise JwksUnavailable("jwks_invalid", "The key set is not UTF-8.") from None
+
+
+def _store(key: str, text: str) -> KeySet:
+    keyset = _parse(text)
+    cache.set(key, text, JWKS_TTL_SECONDS)
+    _parsed[key] = keyset
+    return keyset
+
+
+def _cached(key: str) -> KeySet | None:
+    text = cache.get(key)
+    if text is None:
+        return None
+    known = _parsed.get(key)
+    if known is not None and known.fingerprint == hashlib.sha256(text.encode()).hexdigest():
+        return known
+    keyset = _parse(text)
+    _parsed[key] = keyset
+    return keyset
+
+
+def _refetch_allowed(key: str) -> bool:
+    """At most one refetch per JWKS_REFETCH_SECONDS per tenant and key set, across processes."""
+    return cache.add(f"{key}:refetch:{connection.schema_name}", time.time(), JWKS_REFETCH_SECONDS)
+
+
+def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> dict | None:
+    """The public JWK `kid` of the set at `jwks_uri`, or None when the set (even refetched, if a
+    refetch is allowed now) does not hold it. JwksUnavailable when no set can be had at all.
+    `policy` is called only when the set must be fetched."""
+    key = _cache_key(jwks_uri)
+    keyset = _cached(key)
+    if keyset is not None and kid in keyset.keys:
+        return keyset.keys[kid]
+    if keyset is None:
+        if cache.get(f"{key}:down"):
+            raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} failed a moment ago; retrying shortly.")
+        try:
+            keyset = _store(key, _fetch(jwks_uri, policy))
+        except JwksUnavailable:
+            # An IdP that is down must not cost every request a timeout: fail fast for a while.
+            cache.set(f"{key}:down", 1, JWKS_DOWN_SECONDS)
+            raise
+    elif _refetch_allowed(key):
+        log.info("jwks refetch for unknown kid", extra={"jwks_uri": jwks_uri, "kid": kid[:100]})
+        keyset = _store(key, _fetch(jwks_uri, policy))
+    return keyset.keys.get(kid)
+
+
+def jwks_forget(jwks_uri: str) -> None:
+    """Drop the cached set (the configuration changed)."""
+    key = _cache_key(jwks_uri)
+    cache.delete(key)
+    _parsed.pop(key, None)
+
+
+_public: dict[tuple[str, str], jwt.PyJWK] = {}
+
+
+def public_key(jwk: dict, algorithm: str) -> jwt.PyJWK:
+    """The JWK as a verification key for `algorithm`, parsed once per process."""
+    ident = (json.dumps(jwk, sort_keys=True), algorithm)
+    found = _public.get(ident)
+    if found is None:
+        if len(_public) > 1000:
+            _public.clear()
+        found = _public[ident] = jwt.PyJWK(jwk, algorithm=algorithm)
+    return found

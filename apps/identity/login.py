@@ -1,0 +1,138 @@
+"""Who a verified set of identity-provider claims signs in as, in the current workspace.
+
+Members are found by (issuer, subject) — never by email alone: the same address at two
+providers is two people as far as we can tell. A member who exists without any provider
+identity (invited, or created before SSO) is linked on first sign-in only when the provider
+asserts the address is verified. Roles are re-read from the configured claim at every sign-in;
+owner is never granted or taken away by a provider.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.audit.services import audit_record
+from apps.identity.models import ExternalIdentity, SsoConfiguration
+from foundry.errors import CodedError
+
+# Several mapped values: the one granting most wins.
+ROLE_RANK = [Role.ADMIN, Role.DEVELOPER, Role.OPERATOR, Role.VIEWER]
+
+
+class SsoLoginFailed(CodedError):
+    """Sign-in refused; `code` is stable and goes into the audit trail."""
+
+
+def claim_values(claims: dict, name: str) -> list[str]:
+    """A claim as a list of strings (a string, a list, or a dotted path into nested objects)."""
+    value = claims.get(name)
+    if value is None and "." in name:
+        value = claims
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def mapped_role(config: SsoConfiguration, claims: dict) -> str | None:
+    """The Foundry role the claims map to; None when the workspace maps no roles.
+
+    With a mapping configured and no value matching: viewer (signed in, may change nothing)."""
+    if not config.roles_claim:
+        return None
+    granted = {config.role_map[v] for v in claim_values(claims, config.roles_claim) if v in config.role_map}
+    return next((role for role in ROLE_RANK if role in granted), Role.VIEWER)
+
+
+def claims_email(config: SsoConfiguration, claims: dict) -> str:
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email or len(email) > 254:
+        raise SsoLoginFailed("email_missing", "The identity provider did not give an email address.")
+    email = email.strip().lower()
+    if claims.get("email_verified") is False:
+        raise SsoLoginFailed("email_unverified", "The identity provider says this email address is not verified.")
+    domain = email.rpartition("@")[2]
+    if config.allowed_domains and domain not in config.allowed_domains:
+        raise SsoLoginFailed("email_domain_refused", f"Addresses at {domain[:100]} may not sign in here.")
+    return email
+
+
+@transaction.atomic
+def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -> User:
+    """The member these verified claims sign in as (created when allowed), roles re-synced."""
+    subject = claims["sub"]
+    email = claims_email(config, claims)
+    role = mapped_role(config, claims)
+    identity = (
+        ExternalIdentity.objects.select_for_update()
+        .select_related("user")
+        .filter(issuer=config.issuer, subject=subject)
+        .first()
+    )
+    if identity is None:
+        identity = _link_or_create(config, claims, email, role, request)
+    user = identity.user
+    if not user.is_active:
+        raise SsoLoginFailed("user_inactive", "This member is deactivated.")
+    changed = []
+    if role is not None and user.role != role and user.role != Role.OWNER:
+        audit_record(
+            action="member.role_synced",
+            actor=user,
+            target=user,
+            data={"from": user.role, "to": role, "issuer": config.issuer},
+            request=request,
+        )
+        user.role = role
+        changed.append("role")
+    name = claims.get("name")
+    if isinstance(name, str) and name.strip() and name.strip()[:200] != user.full_name:
+        user.full_name = name.strip()[:200]
+        changed.append("full_name")
+    if changed:
+        user.save(update_fields=changed)
+    identity.email = email
+    identity.last_login_at = timezone.now()
+    identity.save(update_fields=["email", "last_login_at"])
+    return user
+
+
+def _link_or_create(config, claims: dict, email: str, role: str | None, request) -> ExternalIdentity:
+    existing = User.objects.select_for_update().filter(email=email).first()
+    if existing is not None:
+        if existing.external_identities.exists():
+            # The address belongs to a member who signs in as someone else (another provider or
+            # another subject): never merge two identities because their emails match.
+            raise SsoLoginFailed(
+                "identity_conflict", f"{email} belongs to a member linked to another identity; ask an admin."
+            )
+        if claims.get("email_verified") is not True:
+            raise SsoLoginFailed(
+                "identity_conflict",
+                f"{email} is already a member; the provider must assert the address verified to link it.",
+            )
+        user = existing
+    elif not config.jit_enabled:
+        raise SsoLoginFailed("user_not_provisioned", f"{email} is not a member of this workspace; ask an admin.")
+    else:
+        user = User.objects.create_user(email=email, role=role or Role.VIEWER)
+        audit_record(
+            action="member.provisioned",
+            actor=user,
+            target=user,
+            data={"role": user.role, "issuer": config.issuer, "via": "sso"},
+            request=request,
+        )
+    identity = ExternalIdentity.objects.create(issuer=config.issuer, subject=claims["sub"], user=user, email=email)
+    audit_record(
+        action="identity.linked",
+        actor=user,
+        target=user,
+        data={"issuer": config.issuer, "subject": claims["sub"]},
+        request=request,
+    )
+    return identity

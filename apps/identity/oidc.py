@@ -1,0 +1,282 @@
+"""Single sign-on through the workspace's own OpenID provider, with mozilla-django-oidc.
+
+The library runs the authorization code flow (state, nonce and PKCE kept in the session, the
+code exchanged, tokens stored, the user signed in). It reads its configuration from Django
+settings; here every setting comes from the tenant's SsoConfiguration instead, per request, so
+there is no global OIDC configuration at all. What the library leaves unsafe or absent is done
+here: every IdP call goes through the SSRF-guarded client with a 5 s bound, the ID token is
+checked by apps.identity.verify (asymmetric algorithms only, cached JWKS, exact issuer and
+audience, nonce), the RFC 9207 `iss` response parameter is checked, an authorization request
+expires after STATE_MAX_AGE_SECONDS, and every sign-in, refused or not, is an audit event.
+"""
+
+import json
+import time
+from urllib.parse import urlencode, urlsplit
+
+from django.contrib import auth
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from apps.accounts.models import User
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record
+from apps.identity.login import SsoLoginFailed, sso_login_resolve
+from apps.identity.models import SsoConfiguration
+from apps.identity.services import sso_network_policy
+from apps.identity.verify import TokenInvalid, idp_token_verify
+from apps.providers.encryption import SecretUndecryptable, secret_decrypt
+from foundry.errors import error_response
+from foundry.runtime.network import FetchError, fetch
+
+IDP_TIMEOUT_SECONDS = 5.0
+STATE_MAX_AGE_SECONDS = 600
+SESSION_ISSUER = "sso_issuer"
+
+# Library settings that are the same for every workspace; the rest come from its configuration.
+_FIXED = {
+    "OIDC_USE_PKCE": True,
+    "OIDC_PKCE_CODE_CHALLENGE_METHOD": "S256",
+    "OIDC_PKCE_CODE_VERIFIER_SIZE": 64,
+    "OIDC_USE_NONCE": True,
+    "OIDC_STATE_SIZE": 32,
+    "OIDC_NONCE_SIZE": 32,
+    "OIDC_AUTHENTICATION_CALLBACK_URL": "identity:sso_callback",
+    "OIDC_REDIRECT_FIELD_NAME": "next",
+    "OIDC_AUTH_REQUEST_EXTRA_PARAMS": {},
+    "OIDC_STORE_ID_TOKEN": True,  # the id_token_hint of the IdP's end-session request
+    "OIDC_STORE_ACCESS_TOKEN": False,
+    "OIDC_CREATE_USER": False,  # decided by the configuration, in sso_login_resolve
+    "LOGIN_REDIRECT_URL": "/",
+    "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": 15 * 60,
+}
+
+
+def sso_config() -> SsoConfiguration | None:
+    if connection.schema_name == "public":
+        return None
+    return SsoConfiguration.objects.filter(pk=1).first()
+
+
+class TenantSettings:
+    """mozilla-django-oidc's `get_settings`, answered from the tenant's configuration."""
+
+    config: SsoConfiguration | None = None
+
+    def get_settings(self, attr, *default):
+        config = self.config
+        per_tenant = (
+            {
+                "OIDC_RP_CLIENT_ID": config.client_id,
+                "OIDC_RP_SCOPES": config.scopes,
+                "OIDC_OP_AUTHORIZATION_ENDPOINT": config.authorization_endpoint,
+                "OIDC_OP_TOKEN_ENDPOINT": config.token_endpoint,
+                "OIDC_OP_USER_ENDPOINT": config.userinfo_endpoint,
+                "OIDC_OP_JWKS_ENDPOINT": config.jwks_uri,
+            }
+            if config is not None
+            else {}
+        )
+        if attr in per_tenant:
+            return per_tenant[attr]
+        if attr in _FIXED:
+            return _FIXED[attr]
+        if default:
+            return default[0]
+        raise ImproperlyConfigured(f"{attr} has no per-tenant value")
+
+
+def _idp_call(method: str, url: str, **kwargs) -> dict:
+    """One JSON exchange with the IdP, SSRF-guarded and bounded; SsoLoginFailed when it fails."""
+    try:
+        result = fetch(
+            method,
+            url,
+            hosts=[urlsplit(url).hostname or ""],
+            timeout=IDP_TIMEOUT_SECONDS,
+            policy=sso_network_policy(),
+            **kwargs,
+        )
+    except FetchError as exc:
+        raise SsoLoginFailed("idp_unreachable", f"The identity provider did not answer: {exc.message}") from None
+    try:
+        body = json.loads(result.body)
+    except (ValueError, UnicodeError):
+        body = None
+    if result.status != 200 or not isinstance(body, dict):
+        error = body.get("error") if isinstance(body, dict) else None
+        raise SsoLoginFailed(
+            "idp_refused",
+            f"The identity provider answered HTTP {result.status}" + (f" ({str(error)[:100]})." if error else "."),
+        )
+    return body
+
+
+class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
+    """The authentication backend of the SSO callback (and only of it: it ignores passwords)."""
+
+    def __init__(self, *args, **kwargs):
+        # The library reads global settings here; ours are read per request in authenticate().
+        self.UserModel = User
+        self.config = None
+
+    def authenticate(self, request, **kwargs):
+        if request is None or "nonce" not in kwargs or getattr(request, "tenant", None) is None:
+            return None
+        self.config = sso_config()
+        if self.config is None:
+            return None
+        try:
+            self.OIDC_RP_CLIENT_SECRET = secret_decrypt(self.config.client_secret_encrypted)
+        except SecretUndecryptable:
+            raise SsoLoginFailed("sso_secret_unavailable", "The stored client secret cannot be decrypted.") from None
+        self.OIDC_OP_TOKEN_ENDPOINT = self.config.token_endpoint
+        self.OIDC_RP_CLIENT_ID = self.config.client_id
+        return super().authenticate(request, **kwargs)
+
+    def get_user(self, user_id):
+        # The library's get_user ignores is_active: a deactivated member's SSO session must end.
+        user = User.objects.filter(pk=user_id).first()
+        return user if user is not None and user.is_active else None
+
+    def get_token(self, payload):
+        return _idp_call("POST", self.config.token_endpoint, form_body=payload, headers={"Accept": "application/json"})
+
+    def verify_token(self, token, **kwargs):
+        nonce = kwargs.get("nonce")
+        if not isinstance(token, str) or not token:
+            raise SsoLoginFailed("id_token_missing", "The identity provider sent no ID token.")
+        if not nonce:
+            raise SsoLoginFailed("token_nonce_invalid", "This sign-in has no nonce to check.")
+        try:
+            return idp_token_verify(self.config, token, audience=self.config.client_id, nonce=nonce)
+        except TokenInvalid as exc:
+            raise SsoLoginFailed(exc.code, exc.message) from None
+
+    def get_userinfo(self, access_token, id_token, payload):
+        """The ID token's claims, completed from the userinfo endpoint when the ID token lacks the
+        email or the roles claim (some providers only put them there). Userinfo never overrides."""
+        claims = dict(payload)
+        wanted = ["email"] + ([self.config.roles_claim] if self.config.roles_claim else [])
+        if all(name in claims for name in wanted) or not (self.config.userinfo_endpoint and access_token):
+            return claims
+        try:
+            extra = _idp_call("GET", self.config.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"})
+        except SsoLoginFailed:
+            return claims  # the ID token alone decides; a missing email is refused below
+        if extra.get("sub") == claims["sub"]:
+            for name, value in extra.items():
+                claims.setdefault(name, value)
+        return claims
+
+    def get_or_create_user(self, access_token, id_token, payload):
+        claims = self.get_userinfo(access_token, id_token, payload)
+        self.request.sso_claims = claims
+        return sso_login_resolve(self.config, claims, request=self.request)
+
+
+class SsoLoginView(TenantSettings, OIDCAuthenticationRequestView):
+    """GET /sso/login/: redirect to the workspace's identity provider."""
+
+    def __init__(self, *args, **kwargs):
+        super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
+
+    def get(self, request):
+        self.config = sso_config()
+        if self.config is None:
+            return error_response(
+                request, status=404, code="sso_not_configured", message="This workspace has no single sign-on."
+            )
+        self.OIDC_OP_AUTH_ENDPOINT = self.config.authorization_endpoint
+        self.OIDC_RP_CLIENT_ID = self.config.client_id
+        return super().get(request)
+
+
+class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
+    """GET /sso/callback/: the identity provider's answer. Every outcome is an audit event."""
+
+    def get(self, request):
+        self.config = sso_config()
+        if self.config is None:
+            return self._refused(request, "sso_not_configured", "This workspace has no single sign-on.")
+        try:
+            self._precheck(request)
+            response = super().get(request)
+        except SsoLoginFailed as exc:
+            return self._refused(request, exc.code, exc.message)
+        if not getattr(self, "user", None) or not request.user.is_authenticated:
+            return self._refused(request, "sso_failed", "Single sign-on did not complete.")
+        return response
+
+    def _precheck(self, request: HttpRequest) -> None:
+        """What the library does not check: a known, fresh state, the IdP's error, RFC 9207 iss."""
+        states = request.session.get("oidc_states")
+        state = request.GET.get("state", "")
+        entry = states.get(state) if isinstance(states, dict) else None
+        if entry is None:
+            raise SsoLoginFailed("state_invalid", "This sign-in was not started here, or was already used.")
+        if time.time() - entry.get("added_on", 0) > STATE_MAX_AGE_SECONDS:
+            self._forget(request, state)
+            raise SsoLoginFailed("state_expired", "This sign-in took too long; start again.")
+        issuer = request.GET.get("iss")
+        if issuer is not None and issuer != self.config.issuer:
+            self._forget(request, state)
+            raise SsoLoginFailed("iss_mismatch", "The answer comes from another identity provider (RFC 9207).")
+        if issuer is None and self.config.iss_parameter_supported:
+            self._forget(request, state)
+            raise SsoLoginFailed("iss_missing", "The identity provider's answer lacks its iss parameter (RFC 9207).")
+        if request.GET.get("error"):
+            self._forget(request, state)
+            raise SsoLoginFailed("idp_error", f"The identity provider refused: {request.GET['error'][:100]}.")
+        if not request.GET.get("code"):
+            self._forget(request, state)
+            raise SsoLoginFailed("callback_invalid", "The identity provider's answer has no code.")
+
+    @staticmethod
+    def _forget(request: HttpRequest, state: str) -> None:
+        request.session["oidc_states"].pop(state, None)
+        request.session.modified = True
+
+    def login_success(self):
+        response = super().login_success()
+        self.request.session[SESSION_ISSUER] = self.config.issuer
+        audit_record(
+            action="auth.login",
+            actor=self.user,
+            data={"method": "sso", "issuer": self.config.issuer},
+            request=self.request,
+        )
+        return response
+
+    def _refused(self, request: HttpRequest, code: str, message: str) -> HttpResponse:
+        from apps.accounts.views import login_target
+
+        if request.user.is_authenticated:
+            auth.logout(request)
+        claims = getattr(request, "sso_claims", None) or {}
+        audit_record(
+            action="auth.login.failed",
+            target=login_target(claims.get("email") if isinstance(claims.get("email"), str) else None),
+            data={"method": "sso", "reason": code},
+            outcome=Outcome.FAILURE,
+            request=request,
+        )
+        return error_response(request, status=403, code=code, message=f"Sign-in refused: {message}")
+
+
+def sso_logout_url(request: HttpRequest, id_token: str | None) -> str | None:
+    """Where to send a browser whose SSO session just ended: the IdP's end-session endpoint
+    (RP-initiated logout), coming back to our sign-in page; None when the IdP has none."""
+    config = sso_config()
+    if config is None or not config.end_session_endpoint or not id_token:
+        return None
+    params = {
+        "id_token_hint": id_token,
+        "client_id": config.client_id,
+        "post_logout_redirect_uri": request.build_absolute_uri(reverse("accounts:login")),
+    }
+    return f"{config.end_session_endpoint}{'&' if '?' in config.end_session_endpoint else '?'}{urlencode(params)}"

@@ -1,0 +1,129 @@
+"""JWT verification: ID tokens at sign-in, access tokens on the API and MCP, service tokens.
+
+One function checks every token the platform accepts, so the rules cannot drift apart: a size
+bound, an algorithm allowlist of asymmetric signatures only (never `none`, never an HMAC that
+would treat a public key as a shared secret), a key the issuer published whose type fits the
+algorithm, exact issuer and audience, required time claims with bounded clock skew, and the
+`nonce` when one is expected.
+"""
+
+import hmac
+from collections.abc import Callable, Iterable
+
+import jwt
+
+from apps.identity.jwks import JwksUnavailable, jwks_key, public_key
+from apps.identity.models import SsoConfiguration
+from foundry.errors import CodedError
+
+MAX_TOKEN_BYTES = 16 * 1024
+CLOCK_SKEW_SECONDS = 60
+ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_KEY_TYPE = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_REQUIRED = ("exp", "iat", "iss", "aud", "sub")
+
+
+class TokenInvalid(CodedError):
+    """A token refused; `code` is stable (token_expired, token_audience_invalid, …)."""
+
+
+KeyLookup = Callable[[str], dict | None]
+
+_DECODE_ERRORS = (
+    (jwt.ExpiredSignatureError, "token_expired", "The token has expired."),
+    (jwt.ImmatureSignatureError, "token_not_yet_valid", "The token is not valid yet."),
+    (jwt.InvalidIssuerError, "token_issuer_invalid", "The token was issued by another issuer."),
+    (jwt.InvalidAudienceError, "token_audience_invalid", "The token was issued for another audience."),
+    (jwt.MissingRequiredClaimError, "token_claims_missing", "The token lacks a required claim."),
+    (jwt.InvalidSignatureError, "token_signature_invalid", "The token's signature does not verify."),
+    (jwt.DecodeError, "token_malformed", "This is not a well-formed JWT."),
+    (jwt.InvalidTokenError, "token_invalid", "The token is not valid."),
+)
+
+
+def token_header(token: str) -> dict:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenInvalid("token_too_large", f"A token is at most {MAX_TOKEN_BYTES} bytes.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise TokenInvalid("token_malformed", "This is not a well-formed JWT.") from None
+    if not isinstance(header.get("alg"), str) or not isinstance(header.get("kid", ""), str):
+        raise TokenInvalid("token_malformed", "The token header is malformed.")
+    return header
+
+
+def _fits(jwk: dict, alg: str) -> bool:
+    if jwk.get("kty") != _KEY_TYPE.get(alg[:2]):
+        return False
+    if "alg" in jwk and jwk["alg"] != alg:
+        return False
+    return alg not in _CURVE or jwk.get("crv") == _CURVE[alg]
+
+
+def jwt_verify(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    algorithms: Iterable[str],
+    issuer: str,
+    audience: str,
+    nonce: str | None = None,
+) -> dict:
+    """The verified claims of `token`, or TokenInvalid saying why not."""
+    header = token_header(token)
+    alg = header["alg"]
+    if alg not in ASYMMETRIC_ALGS or alg not in algorithms:
+        raise TokenInvalid("token_alg_refused", f"Tokens signed with {alg[:20]!r} are not accepted.")
+    try:
+        jwk = key_for(header.get("kid", ""))
+    except JwksUnavailable as exc:
+        raise TokenInvalid("idp_keys_unavailable", exc.message) from None
+    if jwk is None:
+        raise TokenInvalid("token_key_unknown", "The token was signed with a key the issuer does not publish.")
+    if not _fits(jwk, alg):
+        raise TokenInvalid("token_alg_refused", f"The signing key does not fit the algorithm {alg!r}.")
+    try:
+        claims = jwt.decode(
+            token,
+            key=public_key(jwk, alg),
+            algorithms=[alg],
+            issuer=issuer,
+            audience=audience,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": list(_REQUIRED), "strict_aud": False},
+        )
+    except jwt.PyJWKError:
+        raise TokenInvalid("token_key_unknown", "The issuer's key could not be read.") from None
+    except jwt.InvalidTokenError as exc:
+        for kind, code, message in _DECODE_ERRORS:
+            if isinstance(exc, kind):
+                raise TokenInvalid(code, message) from None
+        raise
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not 0 < len(subject) <= 255:
+        raise TokenInvalid("token_claims_missing", "The token's subject is missing or too long.")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if len(audiences) > 1 and claims.get("azp") != audience:
+        # OIDC Core 3.1.3.7: several audiences need an authorized party, and it must be us.
+        raise TokenInvalid("token_audience_invalid", "The token names several audiences and another party.")
+    if nonce is not None:
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise TokenInvalid("token_nonce_invalid", "The token's nonce is not the one this sign-in sent.")
+    return claims
+
+
+def idp_token_verify(config: SsoConfiguration, token: str, *, audience: str, nonce: str | None = None) -> dict:
+    """Claims of a token the workspace's identity provider signed for `audience`."""
+    from apps.identity.services import sso_network_policy
+
+    return jwt_verify(
+        token,
+        key_for=lambda kid: jwks_key(config.jwks_uri, kid, sso_network_policy),
+        algorithms=config.signing_algs,
+        issuer=config.issuer,
+        audience=audience,
+        nonce=nonce,
+    )

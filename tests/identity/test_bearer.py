@@ -1,0 +1,157 @@
+"""Access tokens from the workspace's identity provider on the API: the member their (issuer,
+subject) is linked to, with the role their groups map to; refused on any other workspace's
+host — even one using the same provider — and for every kind of forgery, with a stable code."""
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from tests.api.conftest import api, issue
+from tests.conftest import audit_events
+from tests.identity.test_login import ACCOUNTS, account, client_config, finish, login, refused, sso, start
+
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+
+
+@pytest.fixture
+def shared(oidc_provider_factory, acme, globex):
+    """One provider for two workspaces, each with its own client (and audience)."""
+    return oidc_provider_factory(clients=[client_config(acme), client_config(globex)], accounts=ACCOUNTS)
+
+
+def code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+def signed(provider, claims: dict, **overrides) -> str:
+    """A token signed with the provider's real signing key (so only the claims are wrong)."""
+    key = provider.keys[0]
+    private = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(key))
+    return jwt.encode({**claims, **overrides}, private, algorithm="RS256", headers={"kid": key["kid"]})
+
+
+def test_a_signed_in_members_token_works_on_the_api_with_their_role(acme, shared):
+    sso(acme, shared)
+    login(acme, shared, "ada")
+    token = shared.access_token("foundry-acme", "ada")
+    response = api(acme, token).get("/api/v1/sso")  # settings.manage: admins
+    assert response.status_code == 200, response.content
+    # The token's groups decide the role of the request.
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    developer = shared.access_token("foundry-acme", "ada")
+    assert api(acme, developer).get("/api/v1/sso").status_code == 403
+    assert api(acme, developer).get("/api/v1/members").status_code == 200
+    # Foundry API tokens keep working beside them.
+    assert api(acme, issue(acme)).get("/api/v1/members").status_code == 200
+
+
+def test_a_token_of_someone_never_signed_in_or_deactivated_is_refused(acme, shared):
+    sso(acme, shared)
+    token = shared.access_token("foundry-acme", "bob")
+    response = api(acme, token).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, "identity_unknown")
+    assert audit_events("acme", action="auth.token.rejected", data={"reason": "identity_unknown"})
+    login(acme, shared, "bob")
+    assert api(acme, token).get("/api/v1/members").status_code == 200
+    with schema_context(acme.schema_name):
+        User.objects.filter(email="bob@acme.test").update(is_active=False)
+    assert code(api(acme, token).get("/api/v1/members")) == "user_inactive"
+
+
+def test_a_token_for_one_workspace_is_refused_on_another_sharing_the_provider(acme, globex, shared):
+    sso(acme, shared)
+    sso(globex, shared, allowed_domains=[])
+    login(acme, shared, "ada")
+    login(globex, shared, "ada")  # the same person is a member of both
+    acme_token = shared.access_token("foundry-acme", "ada")
+    assert api(acme, acme_token).get("/api/v1/members").status_code == 200
+    response = api(globex, acme_token).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, "token_audience_invalid")
+    # Even if globex names acme's audience, the token was issued to acme's client.
+    sso(globex, shared, allowed_domains=[], audience="api://foundry-acme")
+    assert code(api(globex, acme_token).get("/api/v1/members")) == "token_client_invalid"
+    assert audit_events("globex", action="auth.token.rejected", data={"reason": "token_client_invalid"})
+    assert not audit_events("acme", action="auth.token.rejected")
+
+
+def test_forged_expired_and_misaddressed_tokens_are_refused(acme, shared):
+    sso(acme, shared)
+    login(acme, shared, "ada")
+    good = jwt.decode(shared.access_token("foundry-acme", "ada"), options={"verify_signature": False})
+    now = int(time.time())
+    cases = {
+        "token_expired": signed(shared, good, iat=now - 900, exp=now - 300),
+        "token_issuer_invalid": signed(shared, good, iss="https://evil.example"),
+        "token_audience_invalid": signed(shared, good, aud="api://something-else"),
+        "token_claims_missing": signed(shared, {k: v for k, v in good.items() if k != "exp"}),
+    }
+    for expected, token in cases.items():
+        response = api(acme, token).get("/api/v1/members")
+        assert (response.status_code, code(response)) == (401, expected), expected
+    header, body, _sig = shared.access_token("foundry-acme", "ada").split(".")
+    tampered = base64.urlsafe_b64encode(json.dumps({**good, "sub": "sub-admin"}).encode()).rstrip(b"=").decode()
+    assert code(api(acme, f"{header}.{tampered}.{_sig}").get("/api/v1/members")) == "token_signature_invalid"
+    none = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
+    assert code(api(acme, f"{none}.{body}.").get("/api/v1/members")) == "token_alg_refused"
+    public_pem = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(shared.keys[0])).public_key()
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    pem = public_pem.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    hs = jwt.api_jws.PyJWS()
+    hs._algorithms["HS256"].prepare_key = lambda key: key  # PyJWT itself refuses to do this
+    confused = hs.encode(json.dumps(good).encode(), pem, algorithm="HS256", headers={"kid": shared.keys[0]["kid"]})
+    assert code(api(acme, confused).get("/api/v1/members")) == "token_alg_refused"
+    # Only refusals after a verified signature are worth an event; forgeries are noise.
+    reasons = {e.data["reason"] for e in audit_events("acme", action="auth.token.rejected")}
+    assert reasons == {"token_expired", "token_issuer_invalid", "token_audience_invalid", "token_claims_missing"}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.e30", "invalid_token"),
+        ("Bearer eyJ" + "A" * 20000 + ".eyJ.x", "token_too_large"),
+        ("Bearer eyJ%%%.eyJ%%%.sig", "token_malformed"),
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "token_malformed"),
+        ("Bearer eyJ\u00e9.eyJ.x", "token_malformed"),
+    ],
+)
+def test_malformed_bearer_tokens_get_a_clear_401(acme, shared, header, expected):
+    sso(acme, shared)
+    from django.test import Client
+
+    response = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=header).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, expected)
+
+
+def test_without_sso_a_jwt_is_refused(acme):
+    token = jwt.encode({"iss": "https://idp.example", "sub": "x"}, "k" * 32, algorithm="HS256")
+    response = api(acme, token).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, "sso_not_configured")
+
+
+def test_two_workspaces_with_their_own_providers_accept_only_their_own(acme, globex, oidc_provider_factory):
+    acme_idp = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
+    globex_idp = oidc_provider_factory(clients=[client_config(globex)], accounts=ACCOUNTS)
+    sso(acme, acme_idp)
+    sso(globex, globex_idp, allowed_domains=[])
+    login(acme, acme_idp, "ada")
+    login(globex, globex_idp, "ada")
+    acme_token = acme_idp.access_token("foundry-acme", "ada")
+    globex_token = globex_idp.access_token("foundry-globex", "ada")
+    assert api(acme, acme_token).get("/api/v1/members").status_code == 200
+    assert api(globex, globex_token).get("/api/v1/members").status_code == 200
+    # Each provider's keys are unknown to the other workspace: the signature cannot even be checked.
+    assert code(api(globex, acme_token).get("/api/v1/members")) == "token_key_unknown"
+    assert code(api(acme, globex_token).get("/api/v1/members")) == "token_key_unknown"
+    # A sign-in answer from acme's provider is worthless on globex's host.
+
+    _client, authorize = start(acme)
+    callback = acme_idp.follow_login(authorize, "ada")
+    globex_client, _ = start(globex)
+    refused(finish(globex_client, callback.replace("acme.localhost", "globex.localhost")), "state_invalid")

@@ -1,0 +1,324 @@
+"""Sign-in through the workspace's own identity provider: a real OpenID provider (panva's
+oidc-provider, tests/idp) on loopback, our login and callback views driven with the test
+client, the provider's login form answered by the fixture. Every refusal is a 403 with a stable
+code, an `auth.login.failed` event with the reason, and no member created."""
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.identity import jwks
+from apps.identity.models import ExternalIdentity
+from tests.conftest import PASSWORD, audit_events
+from tests.identity.conftest import configure
+from tests.oidc_provider import generate_key
+
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+
+SECRET = "acme-client-secret-0123456789"
+GROUPS = {"foundry-admins": "admin", "foundry-devs": "developer"}
+
+
+def account(login: str, email: str | None = None, groups=(), verified=True) -> dict:
+    return {
+        "sub": f"sub-{login}",
+        "email": email or f"{login}@acme.test",
+        "email_verified": verified,
+        "name": login.title(),
+        "groups": list(groups),
+    }
+
+
+ACCOUNTS = {
+    "ada": account("ada", groups=["foundry-admins"]),
+    "bob": account("bob"),
+    "eve": account("eve", email="eve@evil.test"),
+    "newdev": account("newdev", groups=["foundry-devs"]),
+    "admin": account("admin", email="admin@acme.test", groups=["foundry-admins"]),
+    "unverified": account("unverified", email="developer@acme.test", verified=None),
+}
+
+
+def client_config(tenant, audience=None) -> dict:
+    host = f"http://{tenant.slug}.localhost"
+    return {
+        "client_id": f"foundry-{tenant.slug}",
+        "client_secret": SECRET,
+        "redirect_uris": [f"{host}/sso/callback/"],
+        "post_logout_redirect_uris": [f"{host}/login/"],
+        "audience": audience or f"api://foundry-{tenant.slug}",
+    }
+
+
+@pytest.fixture
+def provider(oidc_provider_factory, acme):
+    return oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
+
+
+def sso(tenant, provider, **fields):
+    fields = {
+        "client_secret": SECRET,
+        "scopes": "openid email profile groups",
+        "roles_claim": "groups",
+        "role_map": GROUPS,
+        "allowed_domains": ["acme.test"],
+        "audience": f"api://foundry-{tenant.slug}",
+        **fields,
+    }
+    return configure(tenant, provider, **fields)
+
+
+def start(tenant, client: Client | None = None) -> tuple[Client, str]:
+    """Our /sso/login/: a client holding the session, and the provider URL it redirects to."""
+    client = client or Client(HTTP_HOST=f"{tenant.slug}.localhost")
+    response = client.get("/sso/login/")
+    assert response.status_code == 302, response.content
+    return client, response["Location"]
+
+
+def finish(client: Client, callback: str):
+    parts = urlsplit(callback)
+    assert parts.path == "/sso/callback/", callback
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def login(tenant, provider, who: str):
+    client, authorize = start(tenant)
+    return client, finish(client, provider.follow_login(authorize, who))
+
+
+def member(tenant, email: str) -> User | None:
+    with schema_context(tenant.schema_name):
+        return User.objects.filter(email=email).first()
+
+
+def refused(response, code: str) -> None:
+    assert response.status_code == 403, response.content[:300]
+    assert f"<code>{code}</code>".encode() in response.content or code.encode() in response.content, response.content[
+        :500
+    ]
+
+
+def test_the_authorization_request_uses_pkce_state_and_nonce(acme, provider):
+    sso(acme, provider)
+    _client, authorize = start(acme)
+    query = parse_qs(urlsplit(authorize).query)
+    assert authorize.startswith(provider.metadata["authorization_endpoint"])
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert len(query["state"][0]) >= 32 and len(query["nonce"][0]) >= 32
+    assert query["redirect_uri"] == ["http://acme.localhost/sso/callback/"]
+    assert query["client_id"] == ["foundry-acme"] and "openid" in query["scope"][0].split()
+
+
+def test_a_new_member_signs_in_with_the_role_of_their_groups(acme, provider):
+    sso(acme, provider)
+    client, response = login(acme, provider, "ada")
+    assert (response.status_code, response["Location"]) == (302, "/")
+    ada = member(acme, "ada@acme.test")
+    assert (ada.role, ada.full_name, ada.has_usable_password()) == ("admin", "Ada", False)
+    with schema_context(acme.schema_name):
+        identity = ExternalIdentity.objects.get(user=ada)
+    assert (identity.issuer, identity.subject) == (provider.issuer, "sub-ada")
+    assert client.get("/members/").status_code == 200  # signed in, as an admin
+    assert audit_events("acme", action="auth.login", data={"method": "sso"})[-1].actor_id == f"user:{ada.pk}"
+    assert audit_events("acme", action="member.provisioned", data={"role": "admin"})
+    assert audit_events("acme", action="identity.linked", data={"subject": "sub-ada"})
+
+
+def test_a_deactivated_members_sso_session_ends(acme, provider):
+    sso(acme, provider)
+    client, _response = login(acme, provider, "bob")
+    assert client.get("/members/").status_code == 200
+    with schema_context(acme.schema_name):
+        User.objects.filter(email="bob@acme.test").update(is_active=False)
+    assert client.get("/members/").status_code == 302
+
+
+def test_roles_are_resynced_at_every_sign_in(acme, provider):
+    sso(acme, provider)
+    login(acme, provider, "ada")
+    provider.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    login(acme, provider, "ada")
+    assert member(acme, "ada@acme.test").role == "developer"
+    provider.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["unmapped"])})
+    login(acme, provider, "ada")
+    assert member(acme, "ada@acme.test").role == "viewer"
+    changes = [(e.data["from"], e.data["to"]) for e in audit_events("acme", action="member.role_synced")]
+    assert changes == [("admin", "developer"), ("developer", "viewer")]
+
+
+def test_owners_are_never_demoted_by_the_provider(acme, provider):
+    sso(acme, provider)
+    owner_account = account("owner", email="owner@acme.test", groups=[])
+    provider.set_accounts({**ACCOUNTS, "owner": owner_account})
+    _client, response = login(acme, provider, "owner")
+    assert response.status_code == 302
+    assert member(acme, "owner@acme.test").role == "owner"
+
+
+def test_a_disallowed_email_domain_is_refused(acme, provider):
+    sso(acme, provider)
+    client, response = login(acme, provider, "eve")
+    refused(response, "email_domain_refused")
+    assert member(acme, "eve@evil.test") is None
+    assert not client.session.get("_auth_user_id")
+    failed = audit_events("acme", action="auth.login.failed", data={"reason": "email_domain_refused"})
+    assert failed and failed[-1].outcome == "failure"
+
+
+def test_without_jit_only_existing_members_sign_in(acme, provider):
+    sso(acme, provider, jit_enabled=False)
+    _client, response = login(acme, provider, "newdev")
+    refused(response, "user_not_provisioned")
+    assert member(acme, "newdev@acme.test") is None
+    # An existing member is linked, the provider asserting the address verified.
+    _client, response = login(acme, provider, "admin")
+    assert response.status_code == 302
+    with schema_context(acme.schema_name):
+        assert ExternalIdentity.objects.get(subject="sub-admin").user.email == "admin@acme.test"
+
+
+def test_an_unverified_address_never_takes_over_an_existing_member(acme, provider):
+    sso(acme, provider)
+    _client, response = login(acme, provider, "unverified")  # claims developer@acme.test, unverified
+    refused(response, "identity_conflict")
+    with schema_context(acme.schema_name):
+        assert not ExternalIdentity.objects.exists()
+
+
+def test_the_same_email_at_two_providers_is_two_people(acme, provider, oidc_provider_factory):
+    sso(acme, provider)
+    login(acme, provider, "ada")
+    other = oidc_provider_factory(
+        clients=[client_config(acme)], accounts={"ada": {**account("ada"), "sub": "another-ada"}}
+    )
+    sso(acme, other)
+    _client, response = login(acme, other, "ada")
+    refused(response, "identity_conflict")
+    with schema_context(acme.schema_name):
+        assert ExternalIdentity.objects.filter(user__email="ada@acme.test").count() == 1
+
+
+def test_a_bad_or_replayed_state_is_refused(acme, provider):
+    sso(acme, provider)
+    client, authorize = start(acme)
+    callback = provider.follow_login(authorize, "bob")
+    parts = urlsplit(callback)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    refused(client.get(f"{parts.path}?{urlencode({**query, 'state': 'forged'})}"), "state_invalid")
+    assert finish(client, callback).status_code == 302
+    client.post("/logout/")
+    refused(finish(client, callback), "state_invalid")  # the same answer again
+    # Another browser (no such state in its session) cannot use the answer either.
+    refused(finish(Client(HTTP_HOST="acme.localhost"), callback), "state_invalid")
+    reasons = [e.data["reason"] for e in audit_events("acme", action="auth.login.failed")]
+    assert reasons == ["state_invalid"] * 3
+
+
+def test_the_rfc9207_issuer_parameter_is_checked(acme, provider):
+    sso(acme, provider)
+    assert provider.metadata.get("authorization_response_iss_parameter_supported") is True
+    client, authorize = start(acme)
+    parts = urlsplit(provider.follow_login(authorize, "bob"))
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query["iss"] == provider.issuer
+    refused(client.get(f"{parts.path}?{urlencode({**query, 'iss': 'https://evil.example'})}"), "iss_mismatch")
+    client, authorize = start(acme)
+    parts = urlsplit(provider.follow_login(authorize, "bob"))
+    query = {k: v[0] for k, v in parse_qs(parts.query).items() if k != "iss"}
+    refused(client.get(f"{parts.path}?{urlencode(query)}"), "iss_missing")
+
+
+@pytest.mark.parametrize("nonce", [None, "nonce-of-an-earlier-sign-in-0123456789"])
+def test_a_missing_or_replayed_nonce_is_refused(acme, provider, nonce):
+    sso(acme, provider)
+    client, authorize = start(acme)
+    parts = urlsplit(authorize)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items() if k != "nonce"}
+    if nonce:
+        query["nonce"] = nonce
+    tampered = f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+    refused(finish(client, provider.follow_login(tampered, "bob")), "token_nonce_invalid")
+    assert member(acme, "bob@acme.test") is None
+
+
+def test_the_providers_error_answer_is_refused(acme, provider):
+    sso(acme, provider)
+    client, authorize = start(acme)
+    state = parse_qs(urlsplit(authorize).query)["state"][0]
+    query = urlencode({"error": "access_denied", "state": state, "iss": provider.issuer})
+    refused(client.get(f"/sso/callback/?{query}"), "idp_error")
+
+
+def test_a_rotated_signing_key_is_fetched_once(acme, provider, monkeypatch):
+    sso(acme, provider)
+    fetches = []
+    real_fetch = jwks._fetch
+    monkeypatch.setattr(jwks, "_fetch", lambda *a: fetches.append(a[0]) or real_fetch(*a))
+    assert login(acme, provider, "bob")[1].status_code == 302
+    assert len(fetches) == 1
+    assert login(acme, provider, "bob")[1].status_code == 302
+    assert len(fetches) == 1  # cached
+    provider.restart(keys=[generate_key("RS256"), provider.keys[0]])  # the provider rotates
+    assert login(acme, provider, "bob")[1].status_code == 302
+    assert len(fetches) == 2  # one refetch for the new key id, no restart of ours
+    provider.restart(keys=[generate_key("RS256")])  # rotates again within the minute
+    refused(login(acme, provider, "bob")[1], "token_key_unknown")
+    assert len(fetches) == 2  # refetches are rate-limited (one per minute per tenant)
+
+
+def test_a_wrong_client_secret_or_a_provider_that_is_down_is_refused(acme, provider):
+    sso(acme, provider, client_secret="not-the-secret")
+    refused(login(acme, provider, "bob")[1], "idp_refused")
+    sso(acme, provider)
+    client, authorize = start(acme)
+    callback = provider.follow_login(authorize, "bob")
+    provider.stop()
+    refused(finish(client, callback), "idp_unreachable")
+
+
+def test_sso_required_refuses_passwords_except_the_break_glass_owner(acme, provider):
+    sso(acme, provider, sso_required=True, break_glass_email="owner@acme.test")
+    client = Client(HTTP_HOST="acme.localhost")
+    response = client.post("/login/", {"username": "admin@acme.test", "password": PASSWORD})
+    assert response.status_code == 200 and b"single sign-on" in response.content
+    assert not client.session.get("_auth_user_id")
+    assert audit_events("acme", action="auth.login.failed", data={"reason": "sso_required"})
+    response = client.post("/login/", {"username": "owner@acme.test", "password": PASSWORD})
+    assert response.status_code == 302 and client.session.get("_auth_user_id")
+    # SSO still works for everyone else.
+    assert login(acme, provider, "ada")[1].status_code == 302
+
+
+def test_a_password_session_ends_when_sso_becomes_required(acme, provider):
+    client = Client(HTTP_HOST="acme.localhost")
+    assert client.post("/login/", {"username": "admin@acme.test", "password": PASSWORD}).status_code == 302
+    assert client.get("/members/").status_code == 200
+    sso(acme, provider, sso_required=True, break_glass_email="owner@acme.test")
+    assert client.get("/members/").status_code == 302  # back to the sign-in page
+
+
+def test_logout_ends_the_session_here_and_at_the_provider(acme, provider):
+    sso(acme, provider)
+    client, response = login(acme, provider, "ada")
+    id_token = client.session["oidc_id_token"]
+    response = client.post("/logout/")
+    assert response.status_code == 302
+    end = urlsplit(response["Location"])
+    query = parse_qs(end.query)
+    assert response["Location"].startswith(provider.metadata["end_session_endpoint"])
+    assert query["id_token_hint"] == [id_token]
+    assert query["post_logout_redirect_uri"] == ["http://acme.localhost/login/"]
+    assert not client.session.get("_auth_user_id")
+    assert audit_events("acme", action="auth.logout", data={"sso": True})
+
+
+def test_login_pages_without_sso_configured(acme):
+    client = Client(HTTP_HOST="acme.localhost")
+    assert client.get("/sso/login/").status_code == 404
+    response = client.get("/sso/callback/?code=x&state=y")
+    refused(response, "sso_not_configured")
+    assert b"sso-login" not in client.get("/login/").content
