@@ -249,6 +249,10 @@ FOUNDRY_AUDIT_PUBLIC_KEYS = env.list("FOUNDRY_AUDIT_PUBLIC_KEYS", default=[])
 # signs; every one is published at /.well-known/jwks.json. The issuer names this platform.
 FOUNDRY_SERVICE_SIGNING_KEYS = env.list("FOUNDRY_SERVICE_SIGNING_KEYS", default=[])
 FOUNDRY_SERVICE_TOKEN_ISSUER = env.str("FOUNDRY_SERVICE_TOKEN_ISSUER", default=f"https://{FOUNDRY_BASE_DOMAIN}")
+
+# Origins (scheme://host[:port]) besides a workspace's own that may call its /mcp endpoint
+# from a browser. Everything else with an Origin header is refused (foundry/mcp/gateway.py).
+FOUNDRY_MCP_ALLOWED_ORIGINS = env.list("FOUNDRY_MCP_ALLOWED_ORIGINS", default=[])
 # Signed checkpoints are also appended here (one JSON-lines file per chain), to be kept outside
 # the database: only they reveal a truncated tail. Empty: kept in the database only.
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")

@@ -4,12 +4,14 @@ from django.urls import include, path
 
 from apps.audit.views import audit_keys
 from apps.catalog import git_http
-from apps.identity.views import platform_jwks_view
+from apps.identity.views import platform_jwks_view, protected_resource_metadata
 
 urlpatterns = [
     path("api/", include("foundry.urls_api")),
     path(".well-known/foundry-audit-keys.json", audit_keys, name="audit_keys"),
     path(".well-known/jwks.json", platform_jwks_view, name="platform_jwks"),
+    path(".well-known/oauth-protected-resource", protected_resource_metadata, name="protected_resource"),
+    path(".well-known/oauth-protected-resource/mcp", protected_resource_metadata, name="protected_resource_mcp"),
     path("git/foundry.git/info/refs", git_http.info_refs, name="git_info_refs"),
     path("git/foundry.git/git-upload-pack", git_http.upload_pack, name="git_upload_pack"),
     path("git/foundry.git/git-receive-pack", git_http.receive_pack, name="git_receive_pack"),

@@ -44,6 +44,21 @@ def looks_like_jwt(raw: str) -> bool:
     return raw.count(".") == 2 and raw.startswith("eyJ")
 
 
+def principal_for_bearer(raw: str, *, audience: str, request: HttpRequest | None = None):
+    """(principal, credential) for any bearer token on this workspace's host — a Foundry API
+    token (`af_…`), an IdP access token or a platform service token — or TokenInvalid.
+    The API (foundry/api/authentication.py) and MCP (foundry/mcp/gateway.py) both use it."""
+    from apps.tokens.models import TokenPrincipal
+    from apps.tokens.services import token_authenticate
+
+    if looks_like_jwt(raw):
+        return bearer_authenticate(raw, audience=audience, request=request)
+    token = token_authenticate(raw, request=request)
+    if token is None:
+        raise TokenInvalid("invalid_token", "The token is not valid, expired or revoked.")
+    return TokenPrincipal(token), token
+
+
 def _unverified_issuer(raw: str) -> str | None:
     try:
         issuer = jwt.decode(raw, options={"verify_signature": False}).get("iss")

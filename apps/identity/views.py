@@ -131,3 +131,22 @@ def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
 def platform_jwks_view(request: HttpRequest) -> JsonResponse:
     """The platform's service-token verification keys (every host serves the same set)."""
     return JsonResponse(platform_jwks())
+
+
+@require_safe
+def protected_resource_metadata(request: HttpRequest) -> JsonResponse:
+    """OAuth 2.0 Protected Resource Metadata (RFC 9728) of this workspace's MCP endpoint: where a
+    client gets a token — the workspace's own identity provider, when it has one."""
+    from apps.identity.oidc import sso_config
+
+    config = sso_config()
+    origin = f"{request.scheme}://{request.get_host()}"
+    body = {
+        "resource": f"{origin}/mcp",
+        "resource_name": f"Agent Foundry: {request.tenant.name}",
+        "authorization_servers": [config.issuer] if config else [],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": config.scopes.split() if config else [],
+        "resource_documentation": f"{origin}/api/docs/",
+    }
+    return JsonResponse(body)

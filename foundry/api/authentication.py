@@ -2,10 +2,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from apps.identity.bearer import bearer_authenticate, looks_like_jwt
+from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from apps.tokens.models import TokenPrincipal
-from apps.tokens.services import token_authenticate
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -26,15 +24,10 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
         if getattr(request._request, "tenant", None) is None:
             raise AuthenticationFailed("Tokens are valid on a workspace host only.", code="invalid_token")
-        if looks_like_jwt(raw):
-            try:
-                return bearer_authenticate(raw, audience=self.audience, request=request._request)
-            except TokenInvalid as exc:
-                raise AuthenticationFailed(exc.message, code=exc.code) from None
-        token = token_authenticate(raw, request=request._request)
-        if token is None:
-            raise AuthenticationFailed("The token is not valid, expired or revoked.", code="invalid_token")
-        return TokenPrincipal(token), token
+        try:
+            return principal_for_bearer(raw, audience=self.audience, request=request._request)
+        except TokenInvalid as exc:
+            raise AuthenticationFailed(exc.message, code=exc.code) from None
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'

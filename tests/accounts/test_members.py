@@ -16,6 +16,8 @@ PUBLIC_TENANT_VIEWS = {
     "platform_jwks",
     "identity:sso_login",
     "identity:sso_callback",
+    "protected_resource",
+    "protected_resource_mcp",
 }
 
 

@@ -1,0 +1,100 @@
+"""The ASGI door of /mcp: which workspace, which caller, from where — before the MCP SDK sees
+a byte of the request.
+
+- Host: resolved with the same lookup as every other request (apps.tenants.routing); a host that
+  is no active workspace gets 421 Misdirected Request (DNS-rebinding protection: a page on some
+  other name cannot reach us through a rebound address). The SDK's own host check is static and
+  cannot list tenants, so it is replaced by this one.
+- Origin: absent (not a browser), or the workspace's own origin, or one of
+  FOUNDRY_MCP_ALLOWED_ORIGINS; anything else is 403.
+- Authorization: `Bearer` with an API token, an IdP access token or a `foundry-mcp` service
+  token (apps.identity.bearer.principal_for_bearer, as on the API). Without one: 401 with
+  `WWW-Authenticate` naming the OAuth protected-resource metadata (RFC 9728). The MCP session
+  id is never a credential: every request carries its token (the server is stateless).
+
+The resolved tenant and principal travel in the ASGI scope (`foundry.tenant`,
+`foundry.principal`, `foundry.request`) to the tools (foundry/mcp/context.py).
+"""
+
+import io
+import json
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections, connection
+from django.http.request import split_domain_port
+
+from apps.identity.bearer import principal_for_bearer
+from apps.identity.verify import TokenInvalid
+
+AUDIENCE = "foundry-mcp"
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+async def _reply(send, status: int, code: str, message: str, headers: list | None = None) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, challenge: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.challenge = status, code, message, challenge
+
+
+def _resolve(scope) -> dict:
+    """The scope entries for the tools, or Refused. Sync: it uses the ORM and Django's request."""
+    from apps.tenants.middleware import _tenant_from_route
+    from apps.tenants.routing import route_for_host
+
+    close_old_connections()
+    request = ASGIRequest(scope, io.BytesIO())
+    try:
+        host_header = request.get_host()
+    except DisallowedHost:
+        raise Refused(421, "unknown_host", "No workspace is served at this address.") from None
+    host = split_domain_port(host_header)[0].lower().rstrip(".")
+    route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
+    if route is None or not route.is_active:
+        raise Refused(421, "unknown_host", "No workspace is served at this address.")
+    own_origin = f"{request.scheme}://{host_header}"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != own_origin and origin not in settings.FOUNDRY_MCP_ALLOWED_ORIGINS:
+        raise Refused(403, "origin_refused", f"Requests from {origin[:100]!r} are not accepted here.")
+    tenant = _tenant_from_route(route)
+    request.tenant = tenant
+    metadata = f'Bearer resource_metadata="{own_origin}{METADATA_PATH}/mcp"'
+    kind, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if kind != "Bearer" or not raw.strip():
+        raise Refused(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.", metadata)
+    connection.set_tenant(tenant)
+    try:
+        principal, _credential = principal_for_bearer(raw.strip(), audience=AUDIENCE, request=request)
+    except TokenInvalid as exc:
+        challenge = f'{metadata}, error="invalid_token", error_description="{exc.code}"'
+        raise Refused(401, exc.code, exc.message, challenge) from None
+    finally:
+        connection.set_schema_to_public()
+    request.user = principal
+    return {"foundry.tenant": tenant, "foundry.principal": principal, "foundry.request": request}
+
+
+class McpGateway:
+    """Wraps the SDK's Streamable HTTP app (see the module docstring)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        try:
+            resolved = await sync_to_async(_resolve, thread_sensitive=False)(scope)
+        except Refused as refused:
+            headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
+            return await _reply(send, refused.status, refused.code, refused.message, headers)
+        await self.app({**scope, **resolved}, receive, send)
