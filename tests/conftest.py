@@ -84,8 +84,17 @@ def _fresh_request_state():
     connection.set_schema_to_public()
     route_cache_clear()
     cache.clear()
+    _identity_caches_clear()
     yield
     connection.set_schema_to_public()
+
+
+def _identity_caches_clear() -> None:
+    """The per-process copies of SSO configurations and identity providers' key sets."""
+    from apps.identity import jwks, oidc
+
+    jwks._parsed.clear()
+    oidc._recent.clear()
 
 
 @pytest.fixture

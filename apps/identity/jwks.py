@@ -28,6 +28,7 @@ JWKS_TIMEOUT_SECONDS = 5.0
 JWKS_TTL_SECONDS = 3600
 JWKS_REFETCH_SECONDS = 60
 JWKS_DOWN_SECONDS = 10
+JWKS_LOCAL_SECONDS = 30  # a process re-reads the shared cache at most this often
 MAX_KEYS = 100
 
 
@@ -41,7 +42,7 @@ class KeySet:
     keys: dict[str, dict]  # kid → JWK (public members only)
 
 
-_parsed: dict[str, KeySet] = {}  # cache key → the last set this process read (per process)
+_parsed: dict[str, tuple[float, KeySet]] = {}  # cache key → (read at, the set this process read)
 
 
 def _cache_key(jwks_uri: str) -> str:
@@ -84,19 +85,24 @@ def _fetch(jwks_uri: str, policy: Callable[[], NetworkPolicy]) -> str:
 def _store(key: str, text: str) -> KeySet:
     keyset = _parse(text)
     cache.set(key, text, JWKS_TTL_SECONDS)
-    _parsed[key] = keyset
+    _parsed[key] = (time.monotonic(), keyset)
     return keyset
 
 
-def _cached(key: str) -> KeySet | None:
+def _cached(key: str, *, fresh: bool = False) -> KeySet | None:
+    """The set in the shared cache; this process's copy when read less than JWKS_LOCAL_SECONDS
+    ago (unless `fresh`: then always the shared cache, which another process may have refetched)."""
+    known = _parsed.get(key)
+    if known is not None and not fresh and time.monotonic() - known[0] < JWKS_LOCAL_SECONDS:
+        return known[1]
     text = cache.get(key)
     if text is None:
         return None
-    known = _parsed.get(key)
-    if known is not None and known.fingerprint == hashlib.sha256(text.encode()).hexdigest():
-        return known
-    keyset = _parse(text)
-    _parsed[key] = keyset
+    if known is not None and known[1].fingerprint == hashlib.sha256(text.encode()).hexdigest():
+        keyset = known[1]
+    else:
+        keyset = _parse(text)
+    _parsed[key] = (time.monotonic(), keyset)
     return keyset
 
 
@@ -111,6 +117,9 @@ def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> di
     `policy` is called only when the set must be fetched."""
     key = _cache_key(jwks_uri)
     keyset = _cached(key)
+    if keyset is not None and kid in keyset.keys:
+        return keyset.keys[kid]
+    keyset = _cached(key, fresh=True)  # another process may have refetched it already
     if keyset is not None and kid in keyset.keys:
         return keyset.keys[kid]
     if keyset is None:

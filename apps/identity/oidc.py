@@ -14,6 +14,7 @@ import json
 import time
 from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
@@ -60,6 +61,29 @@ def sso_config() -> SsoConfiguration | None:
     if connection.schema_name == "public":
         return None
     return SsoConfiguration.objects.filter(pk=1).first()
+
+
+_recent: dict[str, tuple[float, SsoConfiguration | None]] = {}
+
+
+def sso_config_recent() -> SsoConfiguration | None:
+    """sso_config(), kept per process for FOUNDRY_TENANT_ROUTE_TTL seconds (as tenant routes):
+    the bearer-token path reads it on every API request. A change made by this process is seen
+    at once (sso_config_forget); by other processes within that many seconds."""
+    now = time.monotonic()
+    schema = connection.schema_name
+    hit = _recent.get(schema)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    config = sso_config()
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[schema] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, config)
+    return config
+
+
+def sso_config_forget() -> None:
+    _recent.pop(connection.schema_name, None)
 
 
 class TenantSettings:

@@ -131,10 +131,12 @@ class ServicePrincipal:
         return scope in self.scopes
 
 
-def service_token_verify(token: str, *, audience: str) -> ServicePrincipal:
+def service_token_verify(token: str, *, audience: str, header: dict | None = None) -> ServicePrincipal:
     """The principal of a platform service token for this tenant and `audience`, or TokenInvalid."""
     keys = {key.key_id: key.jwk() for key in platform_keys()}
-    claims = jwt_verify(token, key_for=keys.get, algorithms=("EdDSA",), issuer=service_issuer(), audience=audience)
+    claims = jwt_verify(
+        token, key_for=keys.get, algorithms=("EdDSA",), issuer=service_issuer(), audience=audience, header=header
+    )
     if claims.get("tenant") != connection.schema_name:
         raise TokenInvalid("token_tenant_invalid", "This token was issued for another workspace.")
     if claims["exp"] - claims["iat"] > MAX_TTL:

@@ -253,6 +253,12 @@ def _discovered(issuer: str, document: dict, policy: NetworkPolicy) -> dict:
 # --- writes ---------------------------------------------------------------------------------
 
 
+def _forget_recent() -> None:
+    from apps.identity.oidc import sso_config_forget
+
+    sso_config_forget()
+
+
 @transaction.atomic
 def sso_configure(
     *,
@@ -307,6 +313,7 @@ def sso_configure(
     config.discovered_at = config.updated_at = now
     config.updated_by = by
     config.save()
+    _forget_recent()
     audit_record(
         action="sso.configure",
         actor=actor,
@@ -327,6 +334,7 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     target = (config._meta.label_lower, config.pk)
     issuer = config.issuer
     config.delete()
+    _forget_recent()
     audit_record(action="sso.disable", actor=actor, target=target, data={"issuer": issuer}, request=request)
 
 

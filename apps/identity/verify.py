@@ -7,7 +7,10 @@ algorithm, exact issuer and audience, required time claims with bounded clock sk
 `nonce` when one is expected.
 """
 
+import base64
+import binascii
 import hmac
+import json
 from collections.abc import Callable, Iterable
 
 import jwt
@@ -42,16 +45,28 @@ _DECODE_ERRORS = (
 )
 
 
-def token_header(token: str) -> dict:
+def _segment(text: str) -> dict:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error):
+        value = None
+    if not isinstance(value, dict):
+        raise TokenInvalid("token_malformed", "This is not a well-formed JWT.")
+    return value
+
+
+def token_parts(token: str) -> tuple[dict, dict]:
+    """The header and claims of `token`, NOT verified: enough to pick the key and the checks
+    (jwt.decode then parses it strictly and verifies everything)."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenInvalid("token_too_large", f"A token is at most {MAX_TOKEN_BYTES} bytes.")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise TokenInvalid("token_malformed", "This is not a well-formed JWT.") from None
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenInvalid("token_malformed", "This is not a well-formed JWT.")
+    header, claims = _segment(parts[0]), _segment(parts[1])
     if not isinstance(header.get("alg"), str) or not isinstance(header.get("kid", ""), str):
         raise TokenInvalid("token_malformed", "The token header is malformed.")
-    return header
+    return header, claims
 
 
 def _fits(jwk: dict, alg: str) -> bool:
@@ -70,9 +85,11 @@ def jwt_verify(
     issuer: str,
     audience: str,
     nonce: str | None = None,
+    header: dict | None = None,
 ) -> dict:
-    """The verified claims of `token`, or TokenInvalid saying why not."""
-    header = token_header(token)
+    """The verified claims of `token`, or TokenInvalid saying why not. `header`: the token's
+    unverified header when the caller has already read it (token_parts)."""
+    header = header if header is not None else token_parts(token)[0]
     alg = header["alg"]
     if alg not in ASYMMETRIC_ALGS or alg not in algorithms:
         raise TokenInvalid("token_alg_refused", f"Tokens signed with {alg[:20]!r} are not accepted.")
@@ -115,7 +132,9 @@ def jwt_verify(
     return claims
 
 
-def idp_token_verify(config: SsoConfiguration, token: str, *, audience: str, nonce: str | None = None) -> dict:
+def idp_token_verify(
+    config: SsoConfiguration, token: str, *, audience: str, nonce: str | None = None, header: dict | None = None
+) -> dict:
     """Claims of a token the workspace's identity provider signed for `audience`."""
     from apps.identity.services import sso_network_policy
 
@@ -126,4 +145,5 @@ def idp_token_verify(config: SsoConfiguration, token: str, *, audience: str, non
         issuer=config.issuer,
         audience=audience,
         nonce=nonce,
+        header=header,
     )
