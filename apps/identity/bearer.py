@@ -113,6 +113,6 @@ def _authenticate(raw: str, audience: str):
         raise TokenInvalid("identity_unknown", "No member is linked to this identity; sign in to the console once.")
     if not user.is_active:
         raise TokenInvalid("user_inactive", "This member is deactivated.")
-    if config.roles_claim and claim_values(claims, config.roles_claim) and user.role != Role.OWNER:
+    if config.roles_claim and claim_values(claims, config.roles_claim) is not None and user.role != Role.OWNER:
         user.role = mapped_role(config, claims)  # this request only; sign-in stores it
     return user, claims

@@ -24,13 +24,16 @@ class SsoLoginFailed(CodedError):
     """Sign-in refused; `code` is stable and goes into the audit trail."""
 
 
-def claim_values(claims: dict, name: str) -> list[str]:
-    """A claim as a list of strings (a string, a list, or a dotted path into nested objects)."""
+def claim_values(claims: dict, name: str) -> list[str] | None:
+    """A claim as a list of strings (a string, a list, or a dotted path into nested objects);
+    None when the claims do not carry it at all."""
     value = claims.get(name)
     if value is None and "." in name:
         value = claims
         for part in name.split("."):
             value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return None
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
@@ -44,7 +47,8 @@ def mapped_role(config: SsoConfiguration, claims: dict) -> str | None:
     With a mapping configured and no value matching: viewer (signed in, may change nothing)."""
     if not config.roles_claim:
         return None
-    granted = {config.role_map[v] for v in claim_values(claims, config.roles_claim) if v in config.role_map}
+    values = claim_values(claims, config.roles_claim) or []
+    granted = {config.role_map[v] for v in values if v in config.role_map}
     return next((role for role in ROLE_RANK if role in granted), Role.VIEWER)
 
 
