@@ -268,6 +268,30 @@ def live_port(django_db_setup) -> int:
         yield port
 
 
+@pytest.fixture(scope="session")
+def mcp_port(django_db_setup) -> int:
+    """uvicorn serving foundry.asgi (Django + /mcp), for the whole session (tests/mcp/conftest.py
+    has the MCP client)."""
+    port = free_port()
+    log = ROOT / "test-artifacts" / f"uvicorn-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "foundry.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        "--no-access-log",
+    ]
+    with server_process(command, port=port, env=server_env(), log=log):
+        yield port
+
+
 @pytest.fixture
 def fresh_tenant(django_db_setup, django_db_blocker):
     """A committed tenant of this test's own (the live server cannot see uncommitted rows)."""

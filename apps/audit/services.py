@@ -105,6 +105,8 @@ def audit_record(
     who = actor_of(actor)
     target_type, target_id = target_of(target)
     meta = request.META if request is not None else {}
+    if request is not None and request.path == "/mcp" and (data is None or "via" not in data):
+        data = {**(data or {}), "via": "mcp"}  # the same services serve the API and MCP: say which
     request_id = getattr(request, "request_id", None) or current_request_id() or ""
     with connection.cursor() as cursor:
         cursor.execute(

@@ -42,23 +42,33 @@ class Settings:
     def online(self) -> bool:
         return bool(self.url)
 
-    def client(self, why: str) -> Client:
+    def credentials(self, why: str) -> tuple[str, str]:
+        """(url, token), or the error naming the option or variable that is missing."""
         if not self.url:
             raise ForgeError("url_missing", f"{why} needs a server: --url or {URL_ENV}.")
         if not self.token:
             raise ForgeError("token_missing", f"{why} needs an API token: --token or {TOKEN_ENV}.")
+        return self.url, self.token
+
+    def client(self, why: str) -> Client:
+        url, token = self.credentials(why)
         from foundry.forge.client import Client  # httpx is loaded only by commands that go online
 
-        return Client(self.url, self.token)
+        return Client(url, token)
+
+
+def _server_options(command):
+    """--url and --token (defaults: FOUNDRY_URL, FOUNDRY_TOKEN)."""
+    command = click.option("--token", metavar="TOKEN", help=f"API token of the tenant [env: {TOKEN_ENV}].")(command)
+    return click.option("--url", metavar="URL", help=f"Tenant URL, e.g. https://acme.example [env: {URL_ENV}].")(
+        command
+    )
 
 
 def _shared(command):
     """--url, --token and --json, accepted before the command name (`forge --json validate`) or after."""
     command = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")(command)
-    command = click.option("--token", metavar="TOKEN", help=f"API token of the tenant [env: {TOKEN_ENV}].")(command)
-    return click.option("--url", metavar="URL", help=f"Tenant URL, e.g. https://acme.example [env: {URL_ENV}].")(
-        command
-    )
+    return _server_options(command)
 
 
 def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> Settings:
@@ -72,7 +82,8 @@ def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: b
 @click.version_option(__version__, "-V", "--version", prog_name="forge")
 @_shared
 def forge(url, token, as_json) -> None:
-    """Validate, diff, test, deploy and pull Agent Foundry domains (DIS) and agent manifests."""
+    """Validate, diff, test, deploy and pull Agent Foundry domains (DIS) and agent manifests;
+    bridge MCP clients to a tenant (`forge mcp`)."""
 
 
 @forge.command()
@@ -188,6 +199,25 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
     body = {key: version.get(key) for key in ("kind", "name", "number", "digest", "message", "created_at")}
     settings.out.document({**body, "file": output} if output else {**body, "source": version["source"]})
     return 0
+
+
+@forge.command("mcp")
+@_server_options
+@click.option("-v", "--verbose", is_flag=True, help="Log each request relayed, and the HTTP exchanges, to stderr.")
+@click.pass_context
+def mcp_command(ctx, url, token, verbose) -> int:
+    """Serve MCP on stdin/stdout, relaying every message to the tenant's MCP endpoint.
+
+    For MCP clients that start local servers (Claude Desktop, Cursor): their config runs
+    `forge mcp --url https://acme.example/mcp` with FOUNDRY_TOKEN in its environment. The URL is
+    the endpoint or the tenant URL (/mcp is added). Stdout carries only the protocol; a refused
+    token or an unreachable server is said on stderr, exit 2. See docs/mcp.md.
+    """
+    settings = _settings(ctx, url, token, as_json=False)
+    url, token = settings.credentials("Bridging MCP")
+    from foundry.forge.mcp_bridge import bridge_run  # the MCP SDK is loaded only by this command
+
+    return bridge_run(url, token, verbose=verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,21 +16,28 @@ _RATE_LIMIT_RETRIES = 2
 _RATE_LIMIT_MAX_WAIT = 5.0  # seconds; a longer Retry-After is reported instead of waited for
 
 
-class _LoopbackTransport(httpx.BaseTransport):
-    """Connects to 127.0.0.1 for `*.localhost` hosts, keeping the Host header and SNI name.
+def loopback_route(request) -> None:
+    """Send a request for a `*.localhost` host to 127.0.0.1, keeping its Host header and SNI name.
 
     RFC 6761 §6.3 makes every `.localhost` name loopback, but glibc resolves only `localhost`
     itself, so `http://acme.localhost:8000` (the development tenant address) would not resolve.
+    Takes an httpx or an httpx2 request (the MCP SDK's client is httpx2); the Host header was set
+    from the URL when the request was built, so only the address connected to changes.
     """
+    host = request.url.host
+    if host.endswith(".localhost"):
+        request.extensions = {**request.extensions, "sni_hostname": host}
+        request.url = request.url.copy_with(host="127.0.0.1")
+
+
+class _LoopbackTransport(httpx.BaseTransport):
+    """Connects to 127.0.0.1 for `*.localhost` hosts (see loopback_route)."""
 
     def __init__(self, inner: httpx.BaseTransport):
         self._inner = inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host.endswith(".localhost"):
-            request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host="127.0.0.1")
+        loopback_route(request)
         return self._inner.handle_request(request)
 
     def close(self) -> None:
@@ -107,7 +114,7 @@ class Client:
         """(status, JSON body) of a 2xx answer; any other answer raises."""
         for attempt in range(_RATE_LIMIT_RETRIES + 1):
             response = self._send(method, path, **kwargs)
-            wait = _retry_after(response)
+            wait = retry_after_seconds(response)
             if response.status_code != 429 or attempt == _RATE_LIMIT_RETRIES or wait > _RATE_LIMIT_MAX_WAIT:
                 break
             time.sleep(wait)
@@ -138,20 +145,27 @@ class Client:
                 f"{self.url} answered {status} with {kind} to {response.request.method} {response.request.url.path}"
                 " — is this a Foundry tenant URL?",
             )
-        code, message = str(error.get("code", "error")), str(error.get("message", "")).strip()
-        if status == 401:
-            raise ForgeError("unauthenticated", f"{self.url} refused the token: {message or code}")
-        if status == 403:
-            raise ForgeError("permission_denied", f"{self.url} refused: {message or code}")
-        if status == 429:
-            wait = _retry_after(response)
-            raise ForgeError("rate_limited", f"{self.url} is rate limiting this token; retry in {wait:g} s.")
-        if status >= 500:
-            raise ForgeError("server_error", f"{self.url} failed ({status} {code}): {message}")
-        raise ApiError(status, code, message or code, details=error.get("details"))
+        raise refusal(self.url, status, error, retry_after_seconds(response))
 
 
-def _retry_after(response: httpx.Response) -> float:
+def refusal(url: str, status: int, error: dict, retry_after: float) -> ForgeError:
+    """What a Foundry error answer (`{"error": {"code", "message"}}` at a 4xx/5xx status) means:
+    refused credentials, rate limit and server faults stop forge (ForgeError); any other 4xx is an
+    ApiError for the command to interpret."""
+    code, message = str(error.get("code", "error")), str(error.get("message", "")).strip()
+    if status == 401:
+        return ForgeError("unauthenticated", f"{url} refused the token: {message or code}")
+    if status == 403:
+        return ForgeError("permission_denied", f"{url} refused: {message or code}")
+    if status == 429:
+        return ForgeError("rate_limited", f"{url} is rate limiting this token; retry in {retry_after:g} s.")
+    if status >= 500:
+        return ForgeError("server_error", f"{url} failed ({status} {code}): {message}")
+    return ApiError(status, code, message or code, details=error.get("details"))
+
+
+def retry_after_seconds(response) -> float:
+    """Retry-After of an httpx or httpx2 response, in seconds (1 if absent or not a number)."""
     try:
         return max(0.0, float(response.headers.get("retry-after", "1")))
     except ValueError:

@@ -1,6 +1,7 @@
-"""What a tool runs with: the workspace and principal the gateway resolved, the permission
-matrix, and the tenant's schema on a database connection of a worker thread."""
+"""What a tool or resource runs with: the workspace and principal the gateway resolved, the
+permission matrix, and the tenant's schema on a database connection of a worker thread."""
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -8,8 +9,10 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import close_old_connections, connection
 from django.http import Http404
+from mcp import MCPError
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import INVALID_PARAMS
 
 from apps.accounts.permissions import Permission
 from apps.audit.models import Outcome
@@ -17,12 +20,24 @@ from apps.audit.services import audit_record
 from foundry.errors import CodedError, ServiceError
 from foundry.filtering import FilterError
 
+# JSON-RPC error of a resource read refused by the matrix (the implementation-defined band
+# -32000..-32019; the SDK uses -32000 and -32001). Any other refusal, not found included, is
+# -32602 (invalid params), as the SDK answers an unknown resource.
+RESOURCE_FORBIDDEN = -32003
 
-def _scope(ctx: Context) -> dict:
-    request = ctx.request_context.request
-    scope = getattr(request, "scope", None)
+
+class Refusal(Exception):
+    """A request the caller can correct: a stable code (as on the API) and a plain message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def _values(request_context) -> dict:
+    scope = getattr(request_context.request, "scope", None)
     if not scope or "foundry.principal" not in scope:
-        raise ToolError("unauthenticated: this tool is served over the authenticated /mcp endpoint only.")
+        raise Refusal("unauthenticated", "this is served over the authenticated /mcp endpoint only.")
     return scope
 
 
@@ -31,7 +46,7 @@ def refusal(code: str, message: str) -> ToolError:
     return ToolError(f"{code}: {message}")
 
 
-def _check(principal, request, tool: str, permission: Permission, scope: str) -> None:
+def _check(principal, request, target: tuple[str, str], permission: Permission, scope: str) -> None:
     denied = None
     if not principal.has_permission(permission):
         denied = {"permission": str(permission)}
@@ -41,38 +56,58 @@ def _check(principal, request, tool: str, permission: Permission, scope: str) ->
         audit_record(
             action="access.denied",
             actor=principal,
-            target=("mcp_tool", tool),
+            target=target,
             data={"via": "mcp", **denied},
             outcome=Outcome.DENIED,
             request=request,
         )
         needed = f"the '{scope}' scope" if "scope" in denied else str(permission)
-        raise refusal("forbidden", f"{tool} needs {needed}.")
+        raise Refusal("forbidden", f"{target[1]} needs {needed}.")
+
+
+async def _run(values: dict, target: tuple[str, str], permission: Permission, scope: str, fn: Callable, args):
+    tenant, principal, request = values["foundry.tenant"], values["foundry.principal"], values["foundry.request"]
+    if not getattr(request, "request_id", None):
+        # Audit events of this call carry it: `mcp-…` tells them from the API's and console's.
+        request.request_id = f"mcp-{uuid.uuid4().hex}"
+
+    def call():
+        close_old_connections()
+        connection.set_tenant(tenant)
+        try:
+            _check(principal, request, target, permission, scope)
+            return fn(principal, request, *args)
+        except (ServiceError, CodedError, FilterError) as exc:
+            raise Refusal(exc.code, exc.message) from None
+        except ValidationError as exc:
+            raise Refusal(getattr(exc, "code", None) or "invalid", " ".join(exc.messages)) from None
+        except Http404 as exc:
+            raise Refusal("not_found", str(exc) or "Not found.") from None
+        except PermissionDenied as exc:
+            raise Refusal("forbidden", str(exc) or "Not allowed.") from None
+        finally:
+            connection.set_schema_to_public()
+
+    return await sync_to_async(call, thread_sensitive=False)()
 
 
 async def run_tool(ctx: Context, tool: str, permission: Permission, scope: str, fn: Callable[..., Any], *args):
     """Run `fn(principal, request, *args)` in the caller's workspace once the matrix allows it.
 
     Service refusals become tool errors with their stable code; anything unexpected propagates
-    (the SDK answers a generic error and logs it)."""
-    values = _scope(ctx)
-    tenant, principal, request = values["foundry.tenant"], values["foundry.principal"], values["foundry.request"]
+    (the SDK answers a generic error and logs it). Each call holds a worker thread and a
+    database connection only while `fn` runs."""
+    try:
+        return await _run(_values(ctx.request_context), ("mcp_tool", tool), permission, scope, fn, args)
+    except Refusal as refused:
+        raise refusal(refused.code, refused.message) from None
 
-    def call():
-        close_old_connections()
-        connection.set_tenant(tenant)
-        try:
-            _check(principal, request, tool, permission, scope)
-            return fn(principal, request, *args)
-        except (ServiceError, CodedError, FilterError) as exc:
-            raise refusal(exc.code, exc.message) from None
-        except ValidationError as exc:
-            raise refusal(getattr(exc, "code", None) or "invalid", " ".join(exc.messages)) from None
-        except Http404 as exc:
-            raise refusal("not_found", str(exc) or "Not found.") from None
-        except PermissionDenied as exc:
-            raise refusal("forbidden", str(exc) or "Not allowed.") from None
-        finally:
-            connection.set_schema_to_public()
 
-    return await sync_to_async(call, thread_sensitive=False)()
+async def run_resource(request_context, uri: str, permission: Permission, scope: str, fn: Callable[..., Any], *args):
+    """`run_tool` for resources (reads and lists; `request_context` is the SDK's request context):
+    a refusal is a JSON-RPC error whose `data` names the stable code."""
+    try:
+        return await _run(_values(request_context), ("mcp_resource", uri[:200]), permission, scope, fn, args)
+    except Refusal as refused:
+        code = RESOURCE_FORBIDDEN if refused.code in ("forbidden", "unauthenticated") else INVALID_PARAMS
+        raise MCPError(code=code, message=str(refused), data={"code": refused.code, "uri": uri[:200]}) from None

@@ -1,79 +1,101 @@
 """Foundry over the Model Context Protocol: the tools and resources, on the official SDK.
 
-Every tool has a typed input (its signature, with descriptions) and a typed output (a Pydantic
-model); each declares the permission and token scope it needs — the API's matrix — and calls
-the same services as the API (no business logic here). A refusal is a tool error result
-`code: message` with the API's stable codes.
+Every tool has a typed input (its signature, with descriptions and bounds) and a typed output (a
+Pydantic model, foundry/mcp/shapes.py); each declares the permission and token scope it needs —
+the API's matrix — and calls the same services as the API (no business logic here). A refusal
+is a tool error result `code: message` with the API's stable codes. docs/mcp.md is the reference.
+
+Resources are the YAML of every agent and domain version; the list names the latest version
+of each, in pages.
 """
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Annotated
+from typing import Annotated, Literal
 
-from django.shortcuts import get_object_or_404
+import anyio
+from django.utils import timezone
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel, Field
+from mcp_types import ListResourcesResult, PaginatedRequestParams, ToolAnnotations
+from mcp_types import Resource as MCPResource
+from pydantic import Field
 
 from apps.accounts.permissions import Permission
+from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
-from apps.catalog.services import document_validate
+from apps.catalog.services import agent_deploy, document_validate, version_get
+from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
+from apps.runs.models import Run
+from apps.runs.selectors import usage_summary
+from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
 from apps.tokens.models import Scope
-from foundry.mcp.context import run_tool
+from foundry.errors import ServiceError
+from foundry.manifests.loader import MAX_BYTES
+from foundry.mcp.context import run_resource, run_tool
+from foundry.mcp.shapes import (
+    AgentDetail,
+    AgentPage,
+    DeploymentInfo,
+    DomainDetail,
+    RunDetail,
+    RunPage,
+    Usage,
+    Validation,
+)
 
-MAX_MANIFEST_CHARS = 512 * 1024
+MAX_WAIT_SECONDS = 60
+MAX_STEPS_SHOWN = 200
+MAX_USAGE_GROUPS = 500
+RESOURCES_PER_PAGE = 100
+YAML = "application/yaml"
 
-mcp = MCPServer(
+Name = Annotated[str, Field(min_length=1, max_length=63, description="The agent's name (metadata.name).")]
+# Hints for clients deciding what to confirm with their user (the server enforces the matrix).
+READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DEPLOYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+
+RunId = Annotated[uuid.UUID, Field(description="The run's id.")]
+PageSize = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
+PageToken = Annotated[str, Field(max_length=2000, description="next_page_token of the previous page.")]
+
+
+# What each tool needs: the API's permission and token scope for the same operation. One table,
+# so that tests/mcp/test_access_matrix.py holds every tool to the matrix for every role.
+TOOL_ACCESS: dict[str, tuple[Permission, str]] = {
+    "list_agents": (Permission.AGENTS_VIEW, Scope.READ),
+    "get_agent": (Permission.AGENTS_VIEW, Scope.READ),
+    "validate_manifest": (Permission.AGENTS_VIEW, Scope.READ),
+    "deploy_agent": (Permission.AGENTS_DEPLOY, Scope.WRITE),
+    "run_agent": (Permission.RUNS_START, Scope.RUN),
+    "get_run": (Permission.RUNS_VIEW, Scope.READ),
+    "list_runs": (Permission.RUNS_VIEW, Scope.READ),
+    "query_dis": (Permission.DOMAINS_VIEW, Scope.READ),
+    "get_usage": (Permission.USAGE_VIEW, Scope.READ),
+    "approve_run": (Permission.RUNS_APPROVE, Scope.RUN),
+    "reject_run": (Permission.RUNS_APPROVE, Scope.RUN),
+}
+
+
+class FoundryServer(MCPServer):
+    """The SDK's server, with a resource list of the caller's workspace (the SDK lists only
+    resources registered at start-up, the same for everyone)."""
+
+    async def _handle_list_resources(self, ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        return await resources_list(ctx, params.cursor if params else None)
+
+
+mcp = FoundryServer(
     name="foundry",
     title="Agent Foundry",
     instructions=(
         "Agent Foundry: build, version, deploy and run LLM agents of one workspace. "
-        "Agents and domains (DIS) are versioned YAML manifests; validate before deploying."
+        "Agents and domains (DIS) are versioned YAML manifests; validate before deploying. "
+        "A run may stop at a tool call that needs a human approver: get_run shows it as "
+        "pending_approval; approve_run or reject_run decide it."
     ),
 )
-
-
-# --- shapes -----------------------------------------------------------------------------------
-
-
-class Problem(BaseModel):
-    code: str = Field(description="Stable problem code, e.g. schema_required.")
-    message: str
-    line: int = Field(description="1-based line in the YAML.")
-    column: int
-    path: str = Field(description="JSON pointer of the value at fault.")
-
-
-class Validation(BaseModel):
-    valid: bool
-    kind: str | None = Field(description="Domain or Agent, when it could be read.")
-    name: str | None
-    problems: list[Problem]
-
-
-class AgentSummary(BaseModel):
-    name: str
-    latest_version: int
-    live_version: int | None = Field(description="The deployed version, if any.")
-    domain: str | None = Field(description="`name@version` of the DIS the live version is pinned to.")
-    created_at: datetime
-
-
-class AgentPage(BaseModel):
-    agents: list[AgentSummary]
-    next_page_token: str | None = Field(description="Pass as page_token for the next page; null on the last.")
-
-
-class AgentVersionInfo(BaseModel):
-    number: int
-    digest: str
-    message: str
-    author_email: str
-    created_at: datetime
-
-
-class AgentDetail(AgentSummary):
-    versions: list[AgentVersionInfo] = Field(description="Newest first, at most 20.")
-    source: str = Field(description="The YAML of the latest version.")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -94,30 +116,65 @@ def _agents():
     return Document.objects.filter(kind=Kind.AGENT).select_related("live__version", "live__domain_version__document")
 
 
-# --- tools ------------------------------------------------------------------------------------
+def _agent(name: str) -> Document:
+    document = _agents().filter(name=name).first()
+    if document is None:
+        raise ServiceError("agent_not_found", f"There is no agent {name!r}.", status=404)
+    return document
 
 
-@mcp.tool(description="List this workspace's agents. `filter` is AIP-160 over name, created_at, latest_number.")
+def _runs():
+    return Run.objects.select_related("agent", "version", "domain_version__document")
+
+
+def _run(run_id: uuid.UUID) -> Run:
+    run = _runs().filter(pk=run_id).first()
+    if run is None:
+        raise ServiceError("run_not_found", f"There is no run {run_id} in this workspace.", status=404)
+    return run
+
+
+def _run_detail(run: Run) -> RunDetail:
+    steps = list(run.steps.defer("replay").order_by("index")[: MAX_STEPS_SHOWN + 1])
+    approvals = ApprovalOutput(run.approvals.order_by("step")[:MAX_STEPS_SHOWN], many=True).data
+    return RunDetail(
+        **RunOutput(run).data,
+        steps=StepOutput(steps[:MAX_STEPS_SHOWN], many=True).data,
+        steps_truncated=len(steps) > MAX_STEPS_SHOWN,
+        approvals=approvals,
+        pending_approval=next((a for a in approvals if a["decision"] == "pending"), None),
+    )
+
+
+def _list_params(**values) -> SimpleNamespace:
+    """What ListSpec.page reads of a request: its query parameters, as text."""
+    return SimpleNamespace(query_params={k: str(v) for k, v in values.items() if v not in (None, "")})
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+@mcp.tool(
+    annotations=READS,
+    description="List this workspace's agents. `filter` is AIP-160 over name, created_at, latest_number.",
+)
 async def list_agents(
     ctx: Context,
     filter: Annotated[str, Field(description='AIP-160, e.g. name = "invoice-*"', max_length=2000)] = "",
-    page_size: Annotated[int, Field(ge=1, le=1000)] = 50,
-    page_token: Annotated[str, Field(max_length=2000)] = "",
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
 ) -> AgentPage:
-    from apps.catalog.apis import DOCUMENTS
-
     def work(principal, request):
-        params = {"filter": filter, "page_size": str(page_size), "page_token": page_token}
-        page = DOCUMENTS.page(SimpleNamespace(query_params=params), _agents())
+        page = DOCUMENTS.page(_list_params(filter=filter, page_size=page_size, page_token=page_token), _agents())
         return AgentPage(agents=[_summary(d) for d in page.items], next_page_token=page.next_page_token)
 
-    return await run_tool(ctx, "list_agents", Permission.AGENTS_VIEW, Scope.READ, work)
+    return await run_tool(ctx, "list_agents", *TOOL_ACCESS["list_agents"], work)
 
 
-@mcp.tool(description="One agent: its live deployment, recent versions and the latest YAML.")
-async def get_agent(ctx: Context, name: Annotated[str, Field(min_length=1, max_length=63)]) -> AgentDetail:
+@mcp.tool(annotations=READS, description="One agent: its live deployment, recent versions and the latest YAML.")
+async def get_agent(ctx: Context, name: Name) -> AgentDetail:
     def work(principal, request):
-        document = get_object_or_404(_agents(), name=name)
+        document = _agent(name)
         versions = document.versions.order_by("-number")[:20]
         latest = versions[0] if versions else None
         return AgentDetail(
@@ -135,16 +192,17 @@ async def get_agent(ctx: Context, name: Annotated[str, Field(min_length=1, max_l
             source=latest.source if latest else "",
         )
 
-    return await run_tool(ctx, "get_agent", Permission.AGENTS_VIEW, Scope.READ, work)
+    return await run_tool(ctx, "get_agent", *TOOL_ACCESS["get_agent"], work)
 
 
 @mcp.tool(
+    annotations=READS,
     description="Validate a Domain or Agent manifest (YAML) against this workspace's published domains. "
-    "Changes nothing; every problem has a code, a line and a column."
+    "Changes nothing; every problem has a code, a line and a column.",
 )
 async def validate_manifest(
     ctx: Context,
-    content: Annotated[str, Field(description="The YAML document.", max_length=MAX_MANIFEST_CHARS)],
+    content: Annotated[str, Field(description="The YAML document.", max_length=MAX_BYTES)],
     filename: Annotated[str, Field(max_length=200)] = "manifest.yaml",
 ) -> Validation:
     def work(principal, request):
@@ -159,4 +217,302 @@ async def validate_manifest(
             ],
         )
 
-    return await run_tool(ctx, "validate_manifest", Permission.AGENTS_VIEW, Scope.READ, work)
+    return await run_tool(ctx, "validate_manifest", *TOOL_ACCESS["validate_manifest"], work)
+
+
+@mcp.tool(
+    annotations=DEPLOYS,
+    description="Make a published version of an agent live. Runs already started keep the versions they "
+    "started with; deploying the live version again changes nothing (created: false).",
+)
+async def deploy_agent(
+    ctx: Context,
+    name: Name,
+    version: Annotated[int, Field(ge=1, le=2**31 - 1, description="The version number to make live.")],
+) -> DeploymentInfo:
+    def work(principal, request):
+        document = _agent(name)
+        live_before = document.live_id
+        deployment = agent_deploy(actor=principal, document=document, number=version, request=request)
+        return DeploymentInfo(**DeploymentOutput(deployment).data, created=deployment.pk != live_before)
+
+    return await run_tool(ctx, "deploy_agent", *TOOL_ACCESS["deploy_agent"], work)
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+_SETTLED = frozenset({*Run.FINISHED, Run.Status.WAITING_APPROVAL})
+
+
+@mcp.tool(
+    annotations=WRITES,
+    description="Start a run of a deployed agent with a text input. It is queued for a worker; with "
+    "wait_seconds, the call waits (reporting progress) until the run finishes or waits for an "
+    "approval, or the time is up, and returns the run as it then is.",
+)
+async def run_agent(
+    ctx: Context,
+    agent: Name,
+    input: Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The request, as text.")],
+    wait_seconds: Annotated[
+        float, Field(ge=0, le=MAX_WAIT_SECONDS, description="How long to wait for the run to settle (0: not).")
+    ] = 0,
+) -> RunDetail:
+    def start(principal, request):
+        return run_start(actor=principal, agent=_agent(agent), input=input, request=request).pk
+
+    run_id = await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], start)
+    if wait_seconds:
+        await ctx.report_progress(0, wait_seconds, "queued")
+    # Between looks the call holds no thread and no connection: only this coroutine sleeps.
+    deadline = anyio.current_time() + wait_seconds
+    pause = 0.2
+    while (left := deadline - anyio.current_time()) > 0:
+        status, steps = await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], _run_progress, run_id)
+        if status in _SETTLED:
+            break
+        await ctx.report_progress(wait_seconds - left, wait_seconds, f"{status}; {steps} steps so far")
+        await anyio.sleep(min(pause, left))
+        pause = min(pause * 1.5, 1.0)
+
+    def detail(principal, request):
+        return _run_detail(_run(run_id))
+
+    return await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], detail)
+
+
+def _run_progress(principal, request, run_id: uuid.UUID) -> tuple[str, int]:
+    return Run.objects.filter(pk=run_id).values_list("status", "step_count").get()
+
+
+@mcp.tool(
+    annotations=READS, description="One run: status, result, steps, approvals and the tool call it waits for, if any."
+)
+async def get_run(ctx: Context, run_id: RunId) -> RunDetail:
+    def work(principal, request):
+        return _run_detail(_run(run_id))
+
+    return await run_tool(ctx, "get_run", *TOOL_ACCESS["get_run"], work)
+
+
+@mcp.tool(
+    annotations=READS,
+    description="List runs, newest first. `filter` is AIP-160 over id, status, agent, version, project, "
+    "provider, model, reason, created_by, parent, step_count, input_tokens, output_tokens, created_at, "
+    'started_at, finished_at, updated_at; e.g. status = "waiting_approval" AND agent = "invoice-triage".',
+)
+async def list_runs(
+    ctx: Context,
+    filter: Annotated[str, Field(description="AIP-160 filter.", max_length=2000)] = "",
+    order_by: Annotated[str, Field(description='AIP-132, e.g. "finished_at desc".', max_length=200)] = "",
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
+) -> RunPage:
+    def work(principal, request):
+        params = _list_params(filter=filter, order_by=order_by, page_size=page_size, page_token=page_token)
+        page = RUNS.page(params, _runs())
+        return RunPage(runs=RunOutput(page.items, many=True).data, next_page_token=page.next_page_token)
+
+    return await run_tool(ctx, "list_runs", *TOOL_ACCESS["list_runs"], work)
+
+
+Comment = Annotated[str, Field(max_length=MAX_COMMENT_CHARS, description="Why; kept with the decision.")]
+Step = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=2**31 - 1,
+        description="The step (tool call) you reviewed: pending_approval.step. If the run now waits at "
+        "another step, the decision is refused (approval_stale).",
+    ),
+]
+
+
+async def _decide(ctx: Context, tool: str, run_id: uuid.UUID, approved: bool, comment: str, step) -> RunDetail:
+    def work(principal, request):
+        run = run_decide(
+            actor=principal, run=_run(run_id), approved=approved, comment=comment, step=step, request=request
+        )
+        return _run_detail(_run(run.pk))
+
+    return await run_tool(ctx, tool, *TOOL_ACCESS[tool], work)
+
+
+@mcp.tool(
+    annotations=WRITES,
+    description="Approve the tool call a run waits for; the run is queued again and the call is made.",
+)
+async def approve_run(ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None) -> RunDetail:
+    return await _decide(ctx, "approve_run", run_id, True, comment, step)
+
+
+@mcp.tool(
+    annotations=WRITES,
+    description="Reject the tool call a run waits for; the run is queued again and the model is told the "
+    "call was rejected.",
+)
+async def reject_run(ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None) -> RunDetail:
+    return await _decide(ctx, "reject_run", run_id, False, comment, step)
+
+
+# --- domains (DIS) and usage ------------------------------------------------------------------
+
+
+def _domain_detail(version, entity: str | None) -> DomainDetail:
+    content = version.content
+    spec = content.get("spec") or {}
+    entities = spec.get("entities") or {}
+    relationships, rules = spec.get("relationships") or [], spec.get("rules") or []
+    if entity is not None:
+        if entity not in entities:
+            known = ", ".join(sorted(entities))
+            raise ServiceError(
+                "entity_not_found", f"{version.document.name} v{version.number} has no entity {entity!r}: {known}."
+            )
+        entities = {entity: entities[entity]}
+        relationships = [r for r in relationships if entity in (r.get("from"), r.get("to"))]
+        rules = [r for r in rules if r.get("entity") == entity]
+    return DomainDetail(
+        name=version.document.name,
+        version=version.number,
+        latest_version=version.document.latest_number,
+        digest=version.digest,
+        description=(content.get("metadata") or {}).get("description"),
+        published_at=version.created_at,
+        entities=[
+            {"name": name, "description": e.get("description"), "key": e.get("key"), "fields": e.get("fields") or {}}
+            for name, e in entities.items()
+        ],
+        relationships=relationships,
+        rules=rules,
+        glossary=spec.get("glossary") or {},
+    )
+
+
+@mcp.tool(
+    annotations=READS,
+    description="Read a domain (DIS): its entities with typed fields, relationships, business rules and "
+    "glossary — of the latest version, or of `version`; only one entity's part with `entity`.",
+)
+async def query_dis(
+    ctx: Context,
+    domain: Annotated[str, Field(min_length=1, max_length=63, description="The domain's name.")],
+    version: Annotated[int | None, Field(ge=1, le=2**31 - 1, description="Default: the latest.")] = None,
+    entity: Annotated[str | None, Field(min_length=1, max_length=63, description="Only this entity.")] = None,
+) -> DomainDetail:
+    def work(principal, request):
+        document = Document.objects.filter(kind=Kind.DOMAIN, name=domain).first()
+        if document is None:
+            raise ServiceError("domain_not_found", f"There is no domain {domain!r}.", status=404)
+        return _domain_detail(version_get(document, version or document.latest_number), entity)
+
+    return await run_tool(ctx, "query_dis", *TOOL_ACCESS["query_dis"], work)
+
+
+_GROUPINGS = {"agent": ("agent",), "model": ("model",), "agent_and_model": ("agent", "model")}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and timezone.is_naive(value) else value
+
+
+@mcp.tool(
+    annotations=READS,
+    description="Model calls and tokens (input, output, cached) the workspace's runs used in a period, "
+    "grouped by agent, model, or both. Default period: this calendar month (UTC) until now.",
+)
+async def get_usage(
+    ctx: Context,
+    start: Annotated[datetime | None, Field(description="ISO 8601; without a zone, UTC.")] = None,
+    end: Annotated[datetime | None, Field(description="Exclusive; default now.")] = None,
+    group_by: Literal["agent", "model", "agent_and_model"] = "agent_and_model",
+) -> Usage:
+    def work(principal, request):
+        now = timezone.now()
+        since = _aware(start) or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        until = _aware(end) or now
+        if until <= since:
+            raise ServiceError("period_invalid", "The period's end must come after its start.")
+        totals = dict.fromkeys(("calls", "input_tokens", "output_tokens", "cached_tokens"), 0)
+        groups = []
+        for row in usage_summary(start=since, end=until, by=_GROUPINGS[group_by]).iterator():
+            group = {
+                "agent": row.get("agent"),
+                "provider": row.get("provider"),
+                "model": row.get("model"),
+                "calls": row["calls"],
+                "input_tokens": row["input_total"],
+                "output_tokens": row["output_total"],
+                "cached_tokens": row["cached_total"],
+            }
+            for key in totals:
+                totals[key] += group[key]
+            groups.append(group)
+        shown = groups[:MAX_USAGE_GROUPS]
+        return Usage(start=since, end=until, **totals, groups=shown, groups_truncated=len(groups) > len(shown))
+
+    return await run_tool(ctx, "get_usage", *TOOL_ACCESS["get_usage"], work)
+
+
+# --- resources --------------------------------------------------------------------------------
+
+_PATH = {Kind.AGENT: "agents", Kind.DOMAIN: "dis"}
+_VIEW = {Kind.AGENT: Permission.AGENTS_VIEW, Kind.DOMAIN: Permission.DOMAINS_VIEW}
+
+
+def _uri(kind: str, name: str, number) -> str:
+    return f"foundry://{_PATH[kind]}/{name}/versions/{number}"
+
+
+async def _version_source(ctx: Context, kind: str, name: str, number: str) -> str:
+    def work(principal, request):
+        document = Document.objects.filter(kind=kind, name=name).first()
+        if document is None:
+            raise ServiceError(f"{kind}_not_found", f"There is no {kind} {name!r}.", status=404)
+        return version_get(document, number).source
+
+    return await run_resource(ctx.request_context, _uri(kind, name, number), _VIEW[kind], Scope.READ, work)
+
+
+@mcp.resource(
+    "foundry://agents/{name}/versions/{n}",
+    name="agent_version",
+    title="Agent manifest version",
+    description="The YAML of version n of an agent, as published.",
+    mime_type=YAML,
+)
+async def agent_version(name: str, n: str, ctx: Context) -> str:
+    return await _version_source(ctx, Kind.AGENT, name, n)
+
+
+@mcp.resource(
+    "foundry://dis/{domain}/versions/{n}",
+    name="dis_version",
+    title="Domain (DIS) version",
+    description="The YAML of version n of a domain, as published.",
+    mime_type=YAML,
+)
+async def dis_version(domain: str, n: str, ctx: Context) -> str:
+    return await _version_source(ctx, Kind.DOMAIN, domain, n)
+
+
+async def resources_list(request_context, cursor: str | None) -> ListResourcesResult:
+    """The latest version of every agent and domain the caller may read, by name, in pages."""
+
+    def work(principal, request):
+        kinds = [kind for kind, permission in _VIEW.items() if principal.has_permission(permission)]
+        documents = Document.objects.filter(kind__in=kinds, latest_number__gt=0)
+        page = DOCUMENTS.page(_list_params(page_size=RESOURCES_PER_PAGE, page_token=cursor), documents)
+        resources = [
+            MCPResource(
+                uri=_uri(d.kind, d.name, d.latest_number),
+                name=f"{_PATH[d.kind]}/{d.name}@{d.latest_number}",
+                title=f"{d.get_kind_display()} {d.name}, version {d.latest_number} (latest)",
+                mime_type=YAML,
+            )
+            for d in page.items
+        ]
+        return ListResourcesResult(resources=resources, next_cursor=page.next_page_token or None)
+
+    return await run_resource(request_context, "foundry://", Permission.AGENTS_VIEW, Scope.READ, work)

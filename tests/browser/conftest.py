@@ -19,12 +19,13 @@ CHROMIUM_FLAGS = [
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls tests make
-    # between browser steps are still plain synchronous code.
+    # Playwright's sync API keeps an event loop running on this thread; the ORM calls tests make
+    # between browser steps are still plain synchronous code. Per module, not per session: while
+    # it runs, async tests (tests/mcp, anyio) sharing this xdist worker could not start theirs.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)

@@ -5,11 +5,9 @@ member's groups map to; sign-out ends the session at the provider too."""
 import re
 
 import pytest
-from django_tenants.utils import schema_context
 from playwright.sync_api import Page, expect
 
-from apps.identity.services import sso_configure
-from tests.conftest import tenant_user
+from tests.identity.conftest import configure_committed
 
 pytestmark = pytest.mark.browser
 
@@ -43,19 +41,7 @@ def test_a_member_signs_in_through_the_workspace_idp_and_out_again(
             }
         },
     )
-    with django_db_blocker.unblock():
-        fresh_tenant.http_allowed_networks = ["127.0.0.0/8"]  # where the test IdP listens
-        fresh_tenant.save(update_fields=["http_allowed_networks"])
-        with schema_context(fresh_tenant.schema_name):
-            sso_configure(
-                actor=tenant_user(fresh_tenant, f"owner@{slug}.test"),
-                issuer=idp.issuer,
-                client_id=f"foundry-{slug}",
-                client_secret="browser-test-secret-0123456789",
-                scopes="openid email profile groups",
-                roles_claim="groups",
-                role_map={"foundry-admins": "admin"},
-            )
+    configure_committed(fresh_tenant, idp, django_db_blocker, client_secret="browser-test-secret-0123456789")
 
     page.goto(f"{base}/")
     expect(page).to_have_url(re.compile(r"/login/"))

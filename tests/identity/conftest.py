@@ -124,3 +124,21 @@ def raw_rows(tenant) -> list[tuple]:
     with schema_context(tenant.schema_name), connection.cursor() as cursor:
         cursor.execute("SELECT * FROM identity_ssoconfiguration")
         return cursor.fetchall()
+
+
+def configure_committed(tenant, provider, django_db_blocker, **fields) -> SsoConfiguration:
+    """SSO for a committed workspace (`fresh_tenant`: servers in other processes see it) through
+    `provider` on loopback, with its groups mapped to roles, as its owner."""
+    fields = {
+        "issuer": provider.issuer,
+        "client_id": f"foundry-{tenant.slug}",
+        "scopes": "openid email profile groups",
+        "roles_claim": "groups",
+        "role_map": {"foundry-admins": "admin"},
+        **fields,
+    }
+    with django_db_blocker.unblock():
+        tenant.http_allowed_networks = ["127.0.0.0/8"]  # where the test IdP listens
+        tenant.save(update_fields=["http_allowed_networks"])
+        with schema_context(tenant.schema_name):
+            return sso_configure(actor=tenant_user(tenant, f"owner@{tenant.slug}.test"), **fields)

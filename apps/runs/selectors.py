@@ -1,0 +1,33 @@
+"""Reads of runs' data that more than one interface needs."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db.models import Count, QuerySet, Sum
+
+from apps.runs.models import UsageRecord
+
+USAGE_GROUPS = ("project", "agent", "provider", "model")
+
+
+def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent", "model")) -> QuerySet:
+    """Model calls and tokens of the usage ledger in [start, end), one row per group of `by`
+    (a non-empty subset of USAGE_GROUPS), ordered by the group's names.
+
+    Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`.
+    A model is always grouped with its provider (two providers may name models alike)."""
+    unknown = [name for name in by if name not in USAGE_GROUPS]
+    if unknown or not by:
+        raise ValueError(f"usage is grouped by some of {USAGE_GROUPS}, not {list(by)}")
+    keys = [name for name in USAGE_GROUPS if name in by or (name == "provider" and "model" in by)]
+    return (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values(*keys)
+        .annotate(
+            calls=Count("id"),
+            input_total=Sum("input_tokens"),
+            output_total=Sum("output_tokens"),
+            cached_total=Sum("cached_tokens"),
+        )
+        .order_by(*keys)
+    )

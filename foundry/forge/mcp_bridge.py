@@ -1,0 +1,314 @@
+"""`forge mcp`: MCP on stdin/stdout, relayed message by message to a tenant's /mcp endpoint.
+
+Desktop clients (Claude Desktop, Cursor) start local MCP servers as processes; this is one, and
+it has no tools of its own. Both sides are the official SDK's transports: `stdio_server()` reads
+and writes the client's newline-delimited JSON-RPC, `streamable_http_client()` posts each message
+to the endpoint and reads the answers (JSON or SSE). The bridge copies messages between the two
+unchanged, so every method, notification (progress, logging) and protocol version the tenant
+serves passes through; an SDK client session in the middle would answer `initialize` itself and
+pass on only the methods it knows.
+
+What a client session would add is added here (`_Envelope`): the HTTP headers that mirror the
+message (`MCP-Protocol-Version`; in the 2026 protocol also `Mcp-Method`, `Mcp-Name`,
+`Mcp-Param-*`), worked out from the relayed messages themselves.
+
+Failures: before serving, one `ping` checks the URL and the token, so a wrong one stops the
+bridge at once with the reason on stderr (exit 2). Later, an endpoint that cannot be reached or
+refuses a request (the token was revoked, an access token expired) answers that request with a
+JSON-RPC error carrying the same one-line reason, which the client shows; the bridge keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import anyio
+import httpx2
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.stdio import stdio_server
+from mcp.shared.inbound import (
+    MCP_METHOD_HEADER,
+    MCP_NAME_HEADER,
+    MCP_PROTOCOL_VERSION_HEADER,
+    NAME_BEARING_METHODS,
+    encode_header_value,
+    find_invalid_x_mcp_header,
+    mcp_param_headers,
+    x_mcp_header_map,
+)
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp.shared.message import ClientMessageMetadata, SessionMessage
+from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    PROTOCOL_VERSION_META_KEY,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCRequest,
+    JSONRPCResponse,
+)
+from mcp_types.version import LATEST_HANDSHAKE_VERSION
+from pydantic import ValidationError
+
+from foundry.forge import __version__
+from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
+from foundry.forge.errors import ApiError, ForgeError
+
+MCP_PATH = "/mcp"
+# The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
+TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+DRAIN_SECONDS = 5.0  # after stdin closes, how long answers still in flight are awaited
+_FAILURE = "forge_failure"  # extension of a response the bridge made up for a failed request
+_PREFLIGHT = "forge_preflight"  # extension of the preflight request: its failure is raised, not logged
+
+log = logging.getLogger("foundry.forge.mcp")
+
+
+def endpoint_url(url: str) -> str:
+    """The MCP endpoint: `url` if its path ends in /mcp, else the tenant URL + /mcp."""
+    root = base_url(url)
+    return root if root.endswith(MCP_PATH) else root + MCP_PATH
+
+
+def bridge_run(url: str, token: str, *, verbose: bool = False) -> int:
+    """Serve until the client closes stdin: 0. A refused token or unreachable URL: ForgeError."""
+    _log_to_stderr(verbose)
+    try:
+        anyio.run(_bridge, endpoint_url(url), token.strip())
+    except* BrokenPipeError:  # the client stopped reading before the last answer: nobody to tell
+        pass
+    return 0
+
+
+async def _bridge(endpoint: str, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": f"forge/{__version__}"}
+    transport = _BridgeTransport(endpoint, httpx2.AsyncHTTPTransport())
+    async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT, transport=transport) as http:
+        await _preflight(http, endpoint)
+        log.info("relaying stdio to %s", endpoint)
+        async with (
+            stdio_server() as (local_in, local_out),
+            streamable_http_client(endpoint, http_client=http) as (remote_in, remote_out),
+        ):
+            conversation = _Conversation()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_to_client, remote_in, local_out, conversation)
+                await _to_server(local_in, remote_out, local_out, conversation)
+                with anyio.move_on_after(DRAIN_SECONDS):  # stdin closed: answer what was asked
+                    await conversation.idle.wait()
+                tasks.cancel_scope.cancel()
+
+
+async def _preflight(http: httpx2.AsyncClient, endpoint: str) -> None:
+    """One `ping`, so that a wrong URL or token stops the bridge before the client waits on it."""
+    response = await http.post(
+        endpoint,
+        json={"jsonrpc": "2.0", "id": "forge-preflight", "method": "ping"},
+        headers={
+            "Accept": "application/json, text/event-stream",
+            MCP_PROTOCOL_VERSION_HEADER: LATEST_HANDSHAKE_VERSION,
+        },
+        extensions={_PREFLIGHT: True},
+    )
+    failure = response.extensions.get(_FAILURE)
+    if failure is not None:
+        raise failure
+
+
+async def _to_server(local_in, remote_out, local_out, conversation: _Conversation) -> None:
+    async for item in local_in:
+        if isinstance(item, Exception):  # a line that is not JSON-RPC: answered with id null
+            log.warning("ignored a line on stdin that is not a JSON-RPC message")
+            await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=_unreadable(item))))
+            continue
+        message = item.message
+        if isinstance(message, JSONRPCRequest):
+            log.info("request %s (id %s)", message.method, message.id)
+        metadata = ClientMessageMetadata(headers=conversation.sent(message))
+        await remote_out.send(SessionMessage(message, metadata=metadata))
+
+
+def _unreadable(exc: Exception) -> ErrorData:
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    if errors and errors[0]["type"] == "json_invalid":
+        return ErrorData(code=PARSE_ERROR, message="Parse error: the line is not JSON.")
+    return ErrorData(code=INVALID_REQUEST, message="Invalid request: the line is not a JSON-RPC message.")
+
+
+async def _to_client(remote_in, local_out, conversation: _Conversation) -> None:
+    async with local_out:
+        async for item in remote_in:
+            if isinstance(item, Exception):
+                log.warning("dropped a message from the server that is not JSON-RPC: %s", item)
+                continue
+            conversation.received(item.message)
+            await local_out.send(SessionMessage(item.message))
+            conversation.delivered()
+
+
+class _Conversation:
+    """What the relay learns from the messages passing: the requests in flight, the protocol
+    version negotiated, the tools' `x-mcp-header` maps; and from that, the per-message HTTP
+    headers an SDK client session would set (mcp.client.session's stamps):
+
+    - 2026 protocol: each request carries its version in `params._meta`; the headers mirror it,
+      the method, the name of the tool/prompt/resource, and the tool arguments its input schema
+      marks `x-mcp-header` (learnt from the `tools/list` answers that pass through).
+    - Handshake protocols: `MCP-Protocol-Version` is the version the `initialize` answer chose.
+    """
+
+    def __init__(self) -> None:
+        self._asked: dict[Any, str] = {}  # id of each request in flight -> its method
+        self._handshake_version: str | None = None
+        self._param_headers: dict[str, dict] = {}  # tool -> its x-mcp-header map
+        self.idle = anyio.Event()  # set while no request waits for its answer
+        self.idle.set()
+
+    def sent(self, message: JSONRPCMessage) -> dict[str, str] | None:
+        """Note a message from the client; the HTTP headers to post it with."""
+        method = getattr(message, "method", None)
+        params = getattr(message, "params", None) or {}
+        if isinstance(message, JSONRPCRequest):
+            self._asked[message.id] = message.method
+            self.idle = anyio.Event() if self.idle.is_set() else self.idle
+        elif method == "notifications/cancelled":  # no answer will come
+            self._asked.pop(cancelled_request_id_from_params(params), None)
+            self.delivered()
+        meta = params.get("_meta")
+        version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+        if method and isinstance(version, str):
+            headers = {MCP_PROTOCOL_VERSION_HEADER: version, MCP_METHOD_HEADER: method}
+            name = params.get(NAME_BEARING_METHODS.get(method, ""))
+            if isinstance(name, str):
+                headers[MCP_NAME_HEADER] = encode_header_value(name)
+            arguments = params.get("arguments")
+            if method == "tools/call" and name in self._param_headers and isinstance(arguments, dict):
+                headers.update(mcp_param_headers(self._param_headers[name], arguments))
+            return headers
+        if self._handshake_version and method != "initialize":
+            return {MCP_PROTOCOL_VERSION_HEADER: self._handshake_version}
+        return None
+
+    def received(self, message: JSONRPCMessage) -> None:
+        """Note a message from the server: an answer may tell the version or the tools' headers."""
+        if not isinstance(message, JSONRPCResponse | JSONRPCError):
+            return
+        method = self._asked.pop(message.id, None)
+        if not isinstance(message, JSONRPCResponse):
+            return
+        if method == "initialize" and isinstance(version := message.result.get("protocolVersion"), str):
+            self._handshake_version = version
+        elif method == "tools/list":
+            for tool in message.result.get("tools") or []:
+                if not isinstance(tool, dict) or not isinstance(name := tool.get("name"), str):
+                    continue
+                schema = tool.get("inputSchema")
+                if find_invalid_x_mcp_header(schema) is None:
+                    self._param_headers[name] = x_mcp_header_map(schema)
+                else:  # clients drop such a tool; never mirror a stale map for it
+                    self._param_headers.pop(name, None)
+
+    def delivered(self) -> None:
+        """The client has what it was sent: idle, if it waits for nothing more."""
+        if not self._asked:
+            self.idle.set()
+
+
+class _BridgeTransport(httpx2.AsyncBaseTransport):
+    """The HTTP side's transport: `*.localhost` goes to loopback (as in forge's REST client), and a
+    request the endpoint does not serve — unreachable, timed out, or refused by Foundry before MCP
+    (token, workspace, rate limit) — is answered with a JSON-RPC error saying why, logged once on
+    stderr. The SDK hands that error to the client; a raised error would end its transport."""
+
+    def __init__(self, endpoint: str, inner: httpx2.AsyncBaseTransport):
+        self._endpoint = endpoint
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        loopback_route(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx2.TimeoutException:
+            timeout = ForgeError("timeout", f"{self._endpoint} did not answer in time.")
+            return self._failed(request, 504, timeout)
+        except httpx2.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            return self._failed(
+                request, 502, ForgeError("connection_failed", f"Cannot reach {self._endpoint}: {reason}.")
+            )
+        if response.status_code < 400:
+            return response
+        body = await response.aread()
+        await response.aclose()
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("jsonrpc") == "2.0":  # the MCP server's own answer
+            return httpx2.Response(response.status_code, headers=response.headers, content=body, request=request)
+        return self._failed(request, response.status_code, self._reason(response, document))
+
+    def _reason(self, response: httpx2.Response, document: Any) -> ForgeError:
+        status = response.status_code
+        error = document.get("error") if isinstance(document, dict) else None
+        if not isinstance(error, dict):
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            return ForgeError(
+                "unexpected_response", f"{self._endpoint} answered {status} with {kind} — is this a Foundry MCP URL?"
+            )
+        failure = refusal(self._endpoint, status, error, retry_after_seconds(response))
+        if isinstance(failure, ApiError):  # e.g. 421 unknown_host: its message does not name the URL
+            return ForgeError(failure.code, f"{self._endpoint}: {failure.message}")
+        return failure
+
+    def _failed(self, request: httpx2.Request, status: int, failure: ForgeError) -> httpx2.Response:
+        if not request.extensions.get(_PREFLIGHT):
+            log.warning("%s", failure.message)
+        extensions = {_FAILURE: failure}
+        request_id = _request_id(request)
+        if request_id is None:  # a notification or an answer: nobody waits for a reply
+            return httpx2.Response(status, request=request, extensions=extensions)
+        error = ErrorData(code=INTERNAL_ERROR, message=failure.message, data={"reason": failure.code, "status": status})
+        body = JSONRPCError(jsonrpc="2.0", id=request_id, error=error).model_dump(mode="json")
+        return httpx2.Response(status, json=body, request=request, extensions=extensions)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _request_id(request: httpx2.Request) -> Any:
+    """The JSON-RPC id of the request posted, or None (not a request, or not a POST)."""
+    if request.method != "POST":
+        return None
+    try:
+        message = json.loads(request.content)
+    except ValueError:
+        return None
+    return message.get("id") if isinstance(message, dict) and "method" in message else None
+
+
+class _OneLine(logging.Formatter):
+    """Log records without tracebacks: `forge` promises one-line errors."""
+
+    def formatException(self, ei) -> str:
+        return ""
+
+    def formatStack(self, stack_info: str) -> str:
+        return ""
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Stdout is the protocol: every log line (the SDK's included) goes to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    if verbose:
+        handler.setFormatter(logging.Formatter("forge mcp: %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_OneLine("forge mcp: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -1,0 +1,131 @@
+"""The door of /mcp: the workspace by Host (421), Origin (403), a bearer token on every request
+(401 naming the RFC 9728 metadata) — before the SDK reads the request."""
+
+import httpx2
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from apps.identity.models import SsoConfiguration
+from apps.tokens.models import ApiToken
+from apps.tokens.services import token_issue, token_revoke
+from tests.mcp.conftest import mcp_client, mcp_url, workspace_make
+
+LIST_TOOLS = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+
+
+@pytest.fixture(scope="module")
+def ws(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        ws = workspace_make()
+        with schema_context(ws.schema):
+            revoked = token_issue(actor="test", name="gone", role="owner", scopes=["read"])
+            token_revoke(actor="test", token=ApiToken.objects.get(pk=revoked.token.pk))
+    return ws, revoked.plaintext
+
+
+def post(port: int, host: str, body: str = LIST_TOOLS, **headers) -> httpx2.Response:
+    base = {"Host": host, "Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    return httpx2.post(mcp_url(port), content=body, headers={**base, **headers}, timeout=30)
+
+
+def metadata_get(port: int, host: str) -> httpx2.Response:
+    return httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host})
+
+
+def test_without_a_token_it_is_401_naming_the_protected_resource_metadata(mcp_port, ws):
+    ws, _ = ws
+    host = f"{ws.slug}.localhost:{mcp_port}"
+    response = post(mcp_port, host)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+    metadata_url = f"http://{host}/.well-known/oauth-protected-resource/mcp"
+    assert response.headers["WWW-Authenticate"] == f'Bearer resource_metadata="{metadata_url}"'
+
+    metadata = httpx2.get(
+        f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host}
+    )
+    assert metadata.status_code == 200
+    assert metadata.json()["resource"] == f"http://{host}/mcp"
+    assert metadata.json()["authorization_servers"] == []
+
+
+def test_with_sso_the_metadata_names_the_workspaces_identity_provider(mcp_port, fresh_tenant, django_db_blocker):
+    issuer = "https://idp.example.test/realms/acme"
+    with django_db_blocker.unblock(), schema_context(fresh_tenant.schema_name):
+        SsoConfiguration.objects.create(
+            issuer=issuer,
+            client_id="foundry",
+            client_secret_encrypted="-",
+            scopes="openid email",
+            authorization_endpoint=f"{issuer}/auth",
+            token_endpoint=f"{issuer}/token",
+            jwks_uri=f"{issuer}/jwks",
+            discovered_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    host = f"{fresh_tenant.slug}.localhost:{mcp_port}"
+    metadata = httpx2.get(
+        f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host}
+    )
+    assert (metadata.json()["authorization_servers"], metadata.json()["scopes_supported"]) == (
+        [issuer],
+        ["openid", "email"],
+    )
+
+
+@pytest.mark.parametrize("host", ["nobody.localhost", "localhost", "evil.example"])
+def test_a_host_that_is_no_workspace_is_421(mcp_port, ws, host):
+    ws, _ = ws
+    response = post(mcp_port, f"{host}:{mcp_port}", Authorization=f"Bearer {ws.tokens['owner']}")
+    assert response.status_code == 421
+    assert response.json()["error"]["code"] == "unknown_host"
+
+
+def test_a_foreign_origin_is_403(mcp_port, ws):
+    ws, _ = ws
+    host = f"{ws.slug}.localhost:{mcp_port}"
+    for origin in ("http://evil.example", f"https://{host}", "null"):
+        response = post(mcp_port, host, Authorization=f"Bearer {ws.tokens['owner']}", Origin=origin)
+        assert response.status_code == 403, origin
+        assert response.json()["error"]["code"] == "origin_refused"
+
+
+@pytest.mark.anyio
+async def test_the_workspaces_own_origin_is_accepted(mcp_port, ws):
+    ws, _ = ws
+    origin = f"http://{ws.slug}.localhost:{mcp_port}"
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"], Origin=origin) as client:
+        assert (await client.list_tools()).tools
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    ["revoked", "Bearer af_000000000000_" + "x" * 43, "Bearer", "Basic b3duZXI6cGFzcw==", "bearer-lowercase"],
+)
+def test_a_token_that_is_not_valid_is_401(mcp_port, ws, credentials):
+    ws, revoked = ws
+    authorization = f"Bearer {revoked}" if credentials == "revoked" else credentials
+    if credentials == "bearer-lowercase":
+        authorization = f"bearer {ws.tokens['owner']}"
+    response = post(mcp_port, f"{ws.slug}.localhost:{mcp_port}", Authorization=authorization)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Bearer resource_metadata="http://')
+
+
+def test_a_revoked_token_is_named_invalid(mcp_port, ws):
+    ws, revoked = ws
+    response = post(mcp_port, f"{ws.slug}.localhost:{mcp_port}", Authorization=f"Bearer {revoked}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_session_id_alone_is_not_a_credential(mcp_port, ws):
+    ws, _ = ws
+    host = f"{ws.slug}.localhost:{mcp_port}"
+    answered = post(mcp_port, host, Authorization=f"Bearer {ws.tokens['viewer']}")
+    assert answered.status_code == 200
+    session = answered.headers.get("Mcp-Session-Id") or "0123456789abcdef0123456789abcdef"
+    response = post(mcp_port, host, **{"Mcp-Session-Id": session})
+    assert response.status_code == 401

@@ -1,0 +1,180 @@
+"""The MCP surface: tools with input and output schemas, resources, and no crash on bad input."""
+
+import json
+
+import httpx2
+import pytest
+from mcp import MCPError
+
+from tests.mcp.conftest import mcp_client, mcp_url, tool_error, workspace_make
+from tests.runs.conftest import FINANCE, TRIAGE
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {
+    "list_agents",
+    "get_agent",
+    "validate_manifest",
+    "deploy_agent",
+    "run_agent",
+    "get_run",
+    "list_runs",
+    "approve_run",
+    "reject_run",
+    "query_dis",
+    "get_usage",
+}
+
+
+@pytest.fixture(scope="module")
+def ws(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        return workspace_make(FINANCE, TRIAGE)
+
+
+def raw(port: int, ws, body: bytes | str, **headers) -> httpx2.Response:
+    """One POST to /mcp without the SDK: the bytes as given."""
+    base = {
+        "Host": f"{ws.slug}.localhost:{port}",
+        "Authorization": f"Bearer {ws.tokens['viewer']}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    return httpx2.post(mcp_url(port), content=body, headers={**base, **headers}, timeout=30)
+
+
+async def test_it_initializes_and_lists_every_tool_with_an_input_and_an_output_schema(mcp_port, ws):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        assert client.server_info.name == "foundry"
+        assert "approve_run" in client.instructions
+        tools = (await client.list_tools()).tools
+    assert {t.name for t in tools} == TOOLS
+    for tool in tools:
+        assert tool.description, tool.name
+        assert tool.input_schema["type"] == "object", tool.name
+        assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
+    by_name = {t.name: t for t in tools}
+    assert by_name["get_usage"].annotations.read_only_hint is True
+    assert by_name["deploy_agent"].annotations.read_only_hint is False
+    assert by_name["run_agent"].input_schema["properties"]["wait_seconds"]["maximum"] == 60
+    assert by_name["get_run"].input_schema["properties"]["run_id"]["format"] == "uuid"
+
+
+async def test_it_lists_resource_templates_and_the_latest_version_of_each_document(mcp_port, ws):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        templates = (await client.list_resource_templates()).resource_templates
+        listed = await client.list_resources()
+    assert {(t.uri_template, t.mime_type) for t in templates} == {
+        ("foundry://agents/{name}/versions/{n}", "application/yaml"),
+        ("foundry://dis/{domain}/versions/{n}", "application/yaml"),
+    }
+    assert [(r.uri, r.mime_type) for r in listed.resources] == [
+        ("foundry://dis/finance/versions/1", "application/yaml"),
+        ("foundry://agents/invoice-triage/versions/1", "application/yaml"),
+    ]
+    assert listed.next_cursor is None
+
+
+async def test_it_reads_a_version_as_published_and_refuses_what_is_not_there(mcp_port, ws):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        agent = (await client.read_resource("foundry://agents/invoice-triage/versions/1")).contents[0]
+        domain = (await client.read_resource("foundry://dis/finance/versions/1")).contents[0]
+        refused = {}
+        for uri in (
+            "foundry://agents/invoice-triage/versions/2",
+            "foundry://agents/invoice-triage/versions/x",
+            "foundry://agents/nobody/versions/1",
+            "foundry://dis/finance/versions/0",
+            "foundry://dis/%2E%2E/versions/1",
+            "foundry://elsewhere/1",
+        ):
+            with pytest.raises(MCPError) as caught:
+                await client.read_resource(uri)
+            refused[uri] = (caught.value.code, (caught.value.data or {}).get("code"))
+    assert (agent.text, agent.mime_type) == (TRIAGE, "application/yaml")
+    assert (domain.text, domain.mime_type) == (FINANCE, "application/yaml")
+    assert refused == {
+        "foundry://agents/invoice-triage/versions/2": (-32602, "version_not_found"),
+        "foundry://agents/invoice-triage/versions/x": (-32602, "version_not_found"),
+        "foundry://agents/nobody/versions/1": (-32602, "agent_not_found"),
+        "foundry://dis/finance/versions/0": (-32602, "version_not_found"),
+        "foundry://dis/%2E%2E/versions/1": (-32602, None),
+        "foundry://elsewhere/1": (-32602, None),
+    }
+
+
+async def test_bad_arguments_and_unknown_tools_are_tool_errors(mcp_port, ws):
+    calls = [
+        ("nope", {}),
+        ("list_agents", {"page_size": 0}),
+        ("list_agents", {"page_size": "many"}),
+        ("list_agents", {"filter": 7}),
+        ("get_run", {"run_id": "not-a-uuid"}),
+        ("get_run", {}),
+        ("run_agent", {"agent": "invoice-triage", "input": "x", "wait_seconds": 61}),
+        ("query_dis", {"domain": "finance", "version": -1}),
+        ("get_usage", {"group_by": "weekday"}),
+        ("get_usage", {"start": "yesterday"}),
+        ("validate_manifest", {"content": "x" * (1024 * 1024 + 1)}),
+    ]
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["developer"]) as client:
+        errors = []
+        for name, arguments in calls:
+            result = await client.call_tool(name, arguments)
+            assert result.is_error, (name, arguments, result)
+            assert result.structured_content is None
+            errors.append(result.content[0].text)
+        # The session goes on.
+        assert not (await client.call_tool("list_agents", {})).is_error
+    assert errors[0] == "Unknown tool: nope"
+    # A wrong argument is named, for the model to correct it.
+    assert "page_size\n  Input should be greater than or equal to 1" in errors[1]
+    assert "run_id\n  Input should be a valid UUID" in errors[4]
+
+
+async def test_a_refused_filter_names_its_code_and_position(mcp_port, ws):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        result = await client.call_tool("list_runs", {"filter": "status = "})
+        ordered = await client.call_tool("list_runs", {"order_by": "input"})
+    assert tool_error(result) == "syntax_error: Unexpected 'the end' at position 9."
+    assert tool_error(ordered).startswith("unknown_order_field: Cannot order by 'input'")
+
+
+async def test_a_body_above_the_limit_is_refused_with_413(mcp_port, ws):
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "validate_manifest", "arguments": {"content": "x" * (5 * 1024 * 1024)}},
+        }
+    )
+    response = raw(mcp_port, ws, body)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ("{not json", 400, -32700),
+        ("", 400, -32700),
+        # Not a JSON-RPC message: the SDK answers -32602 (the specification names -32600).
+        ('{"jsonrpc": "2.0"}', 400, -32602),
+        ("[]", 400, -32602),
+        ('{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}', 400, -32602),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}', 400, -32602),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "no/such/method", "params": {}}', 200, -32601),
+    ],
+)
+def test_malformed_json_rpc_gets_a_json_rpc_error_not_a_500(mcp_port, ws, body, status, code):
+    response = raw(mcp_port, ws, body)
+    assert response.status_code == status
+    assert rpc_message(response)["error"]["code"] == code
+
+
+def rpc_message(response: httpx2.Response) -> dict:
+    """The JSON-RPC message of a response: a JSON body, or the last event of an SSE stream."""
+    if response.headers["content-type"].startswith("application/json"):
+        return response.json()
+    events = [line.removeprefix("data:") for line in response.text.splitlines() if line.startswith("data:")]
+    return json.loads(events[-1])

@@ -1,0 +1,71 @@
+"""usage_summary: the usage ledger of a period, summed per group."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django_tenants.utils import schema_context
+
+from apps.runs.models import UsageRecord
+from apps.runs.selectors import usage_summary
+
+JAN, FEB = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(acme):
+    rows = [  # agent, provider, model, input, output, cached, when
+        ("alpha", "openai", "m1", 100, 10, 5, datetime(2026, 1, 5, tzinfo=UTC)),
+        ("alpha", "openai", "m1", 20, 2, 0, datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)),
+        ("alpha", "anthropic", "m1", 7, 1, 0, datetime(2026, 1, 6, tzinfo=UTC)),
+        ("beta", "openai", "m2", 30, 3, 0, JAN),
+        ("beta", "openai", "m2", 999, 99, 0, FEB),  # the end is exclusive
+        ("beta", "openai", "m2", 999, 99, 0, datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ]
+    with schema_context("acme"):
+        for agent, provider, model, input_tokens, output_tokens, cached, when in rows:
+            UsageRecord.objects.create(
+                project="p",
+                agent=agent,
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_tokens=cached,
+                latency_ms=1.0,
+                created_at=when,
+            )
+        yield
+
+
+def summary(**kwargs) -> list[tuple]:
+    with schema_context("acme"):
+        return [tuple(row.values()) for row in usage_summary(start=JAN, end=FEB, **kwargs)]
+
+
+def test_it_sums_each_agent_and_model_of_the_period(ledger):
+    assert summary() == [
+        ("alpha", "anthropic", "m1", 1, 7, 1, 0),
+        ("alpha", "openai", "m1", 2, 120, 12, 5),
+        ("beta", "openai", "m2", 1, 30, 3, 0),
+    ]
+
+
+def test_a_model_is_grouped_with_its_provider(ledger):
+    assert summary(by=["model"]) == [
+        ("anthropic", "m1", 1, 7, 1, 0),
+        ("openai", "m1", 2, 120, 12, 5),
+        ("openai", "m2", 1, 30, 3, 0),
+    ]
+    assert summary(by=["agent"]) == [("alpha", 3, 127, 13, 5), ("beta", 1, 30, 3, 0)]
+    assert summary(by=["project"]) == [("p", 4, 157, 16, 5)]
+
+
+def test_an_empty_period_has_no_rows(ledger):
+    with schema_context("acme"):
+        assert list(usage_summary(start=FEB, end=FEB)) == []
+
+
+@pytest.mark.parametrize("by", [[], ["tenant"], ["agent", "run_id"]])
+def test_it_groups_only_by_known_columns(by):
+    with pytest.raises(ValueError, match="usage is grouped by some of"):
+        usage_summary(start=JAN, end=FEB, by=by)
