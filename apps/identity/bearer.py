@@ -44,25 +44,29 @@ def looks_like_jwt(raw: str) -> bool:
     return raw.count(".") == 2 and raw.startswith("eyJ")
 
 
-def principal_for_bearer(raw: str, *, audience: str, request: HttpRequest | None = None):
+def principal_for_bearer(raw: str, *, audience: str, request: HttpRequest | None = None, resource: str = ""):
     """(principal, credential) for any bearer token on this workspace's host — a Foundry API
     token (`af_…`), an IdP access token or a platform service token — or TokenInvalid.
-    The API (foundry/api/authentication.py) and MCP (foundry/mcp/gateway.py) both use it."""
+    The API (foundry/api/authentication.py) and MCP (foundry/mcp/gateway.py) both use it.
+    `audience`: of service tokens; `resource`: a URL an IdP token may also be issued for (RFC 8707;
+    the MCP endpoint), beside the workspace's configured audience."""
     from apps.tokens.models import TokenPrincipal
     from apps.tokens.services import token_authenticate
 
     if looks_like_jwt(raw):
-        return bearer_authenticate(raw, audience=audience, request=request)
+        return bearer_authenticate(raw, audience=audience, request=request, resource=resource)
     token = token_authenticate(raw, request=request)
     if token is None:
         raise TokenInvalid("invalid_token", "The token is not valid, expired or revoked.")
     return TokenPrincipal(token), token
 
 
-def bearer_authenticate(raw: str, *, audience: str = "foundry-api", request: HttpRequest | None = None):
+def bearer_authenticate(
+    raw: str, *, audience: str = "foundry-api", request: HttpRequest | None = None, resource: str = ""
+):
     """(principal, claims) for a JWT bearer token on this workspace's host, or TokenInvalid."""
     try:
-        return _authenticate(raw, audience)
+        return _authenticate(raw, audience, resource)
     except TokenInvalid as exc:
         if exc.code in _SIGNED_REFUSALS:
             audit_record(
@@ -96,7 +100,7 @@ def member_of(issuer: str, subject: str) -> User | None:
     return found[0] if found else None
 
 
-def _authenticate(raw: str, audience: str):
+def _authenticate(raw: str, audience: str, resource: str):
     header, unverified = token_parts(raw)
     if unverified.get("iss") == service_issuer():
         principal: ServicePrincipal = service_token_verify(raw, audience=audience, header=header)
@@ -104,7 +108,8 @@ def _authenticate(raw: str, audience: str):
     config = sso_config_recent()
     if config is None:
         raise TokenInvalid("sso_not_configured", "This workspace accepts no identity-provider tokens.")
-    claims = idp_token_verify(config, raw, audience=config.api_audience, header=header)
+    audiences = [config.api_audience, resource] if resource else config.api_audience
+    claims = idp_token_verify(config, raw, audience=audiences, header=header)
     client = claims.get("azp") or claims.get("client_id")
     if client is not None and client != config.client_id:
         raise TokenInvalid("token_client_invalid", "This token was issued to another client.")

@@ -177,7 +177,8 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
         if not nonce:
             raise SsoLoginFailed("token_nonce_invalid", "This sign-in has no nonce to check.")
         try:
-            return idp_token_verify(self.config, token, audience=self.config.client_id, nonce=nonce)
+            client_id = self.config.client_id
+            return idp_token_verify(self.config, token, audience=client_id, nonce=nonce, client_id=client_id)
         except TokenInvalid as exc:
             raise SsoLoginFailed(exc.code, exc.message) from None
 

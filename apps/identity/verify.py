@@ -83,12 +83,15 @@ def jwt_verify(
     key_for: KeyLookup,
     algorithms: Iterable[str],
     issuer: str,
-    audience: str,
+    audience: str | list[str],
     nonce: str | None = None,
     header: dict | None = None,
+    client_id: str | None = None,
 ) -> dict:
-    """The verified claims of `token`, or TokenInvalid saying why not. `header`: the token's
-    unverified header when the caller has already read it (token_parts)."""
+    """The verified claims of `token`, or TokenInvalid saying why not. `audience`: one, or any of
+    several; `client_id`: for an ID token, the client it must have been issued to (OIDC Core
+    3.1.3.7: `azp`, when present or when there are several audiences, must name it); `header`:
+    the token's unverified header when the caller has already read it (token_parts)."""
     header = header if header is not None else token_parts(token)[0]
     alg = header["alg"]
     if alg not in ASYMMETRIC_ALGS or alg not in algorithms:
@@ -122,9 +125,8 @@ def jwt_verify(
     if not isinstance(subject, str) or not 0 < len(subject) <= 255:
         raise TokenInvalid("token_claims_missing", "The token's subject is missing or too long.")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    if len(audiences) > 1 and claims.get("azp") != audience:
-        # OIDC Core 3.1.3.7: several audiences need an authorized party, and it must be us.
-        raise TokenInvalid("token_audience_invalid", "The token names several audiences and another party.")
+    if client_id is not None and (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != client_id:
+        raise TokenInvalid("token_audience_invalid", "The ID token was issued to another party (azp).")
     if nonce is not None:
         got = claims.get("nonce")
         if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
@@ -133,9 +135,16 @@ def jwt_verify(
 
 
 def idp_token_verify(
-    config: SsoConfiguration, token: str, *, audience: str, nonce: str | None = None, header: dict | None = None
+    config: SsoConfiguration,
+    token: str,
+    *,
+    audience: str | list[str],
+    nonce: str | None = None,
+    header: dict | None = None,
+    client_id: str | None = None,
 ) -> dict:
-    """Claims of a token the workspace's identity provider signed for `audience`."""
+    """Claims of a token the workspace's identity provider signed for `audience` (an ID token:
+    also `client_id`, the workspace's client)."""
     from apps.identity.services import sso_network_policy
 
     return jwt_verify(
@@ -146,4 +155,5 @@ def idp_token_verify(
         audience=audience,
         nonce=nonce,
         header=header,
+        client_id=client_id,
     )

@@ -73,7 +73,9 @@ def _resolve(scope) -> dict:
         raise Refused(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.", metadata)
     connection.set_tenant(tenant)
     try:
-        principal, _credential = principal_for_bearer(raw.strip(), audience=AUDIENCE, request=request)
+        principal, _credential = principal_for_bearer(
+            raw.strip(), audience=AUDIENCE, request=request, resource=f"{own_origin}/mcp"
+        )
     except TokenInvalid as exc:
         challenge = f'{metadata}, error="invalid_token", error_description="{exc.code}"'
         raise Refused(401, exc.code, exc.message, challenge) from None

@@ -1,6 +1,7 @@
 """The workspace IdP's access tokens on MCP: the same member and role as on the API, refused on
 another workspace's host, and the role from the token's groups deciding what the tools allow."""
 
+import jwt
 import pytest
 from django.test import Client
 
@@ -63,3 +64,25 @@ async def test_an_idp_access_token_is_refused_on_another_workspace(mcp_port, fre
         )
     assert response.status_code == 401
     assert "resource_metadata=" in response.headers["www-authenticate"]
+
+
+@pytest.mark.anyio
+async def test_a_token_for_the_mcp_resource_itself_is_accepted_there_only(mcp_port, fresh_tenant, signed_in):
+    """RFC 8707/9728: a client may ask the provider for a token for the resource the metadata
+    names (`<workspace>/mcp`); MCP accepts that audience beside the configured one, the API not."""
+    import httpx2
+
+    from tests.identity.test_bearer import signed
+
+    provider, _accounts = signed_in
+    slug = fresh_tenant.slug
+    good = jwt.decode(provider.access_token(f"foundry-{slug}", "ada"), options={"verify_signature": False})
+    for_mcp = signed(provider, good, aud=f"http://{slug}.localhost:{mcp_port}/mcp")
+    async with mcp_client(mcp_port, slug, for_mcp) as client:
+        assert not (await client.call_tool("list_agents", {})).is_error
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            f"http://127.0.0.1:{mcp_port}/api/v1/workspace",
+            headers={"Host": f"{slug}.localhost:{mcp_port}", "Authorization": f"Bearer {for_mcp}"},
+        )
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "token_audience_invalid")

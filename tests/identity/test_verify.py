@@ -40,8 +40,9 @@ def sign(payload: dict, key=RSA_KEY, alg="RS256", kid="rsa1", headers=None) -> s
     return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, **(headers or {})})
 
 
-def verify(token: str, nonce: str | None = None, algorithms=("RS256", "ES256")) -> dict:
-    return jwt_verify(token, key_for=KEYS.get, algorithms=algorithms, issuer=ISSUER, audience=AUDIENCE, nonce=nonce)
+def verify(token: str, nonce: str | None = None, algorithms=("RS256", "ES256"), **kwargs) -> dict:
+    kwargs.setdefault("audience", AUDIENCE)
+    return jwt_verify(token, key_for=KEYS.get, algorithms=algorithms, issuer=ISSUER, nonce=nonce, **kwargs)
 
 
 def refused(token: str, code: str, **kwargs) -> None:
@@ -93,8 +94,16 @@ def test_wrong_issuer_and_audience_are_refused():
     refused(sign(claims(iss="https://evil.example.com")), "token_issuer_invalid")
     refused(sign(claims(iss=ISSUER + "/")), "token_issuer_invalid")
     refused(sign(claims(aud="foundry-other")), "token_audience_invalid")
-    refused(sign(claims(aud=[AUDIENCE, "other"], azp="other")), "token_audience_invalid")
-    assert verify(sign(claims(aud=[AUDIENCE, "other"], azp=AUDIENCE)))["sub"] == "user-1"
+    # An ID token (client_id given): azp, when present or with several audiences, must be us.
+    refused(sign(claims(aud=[AUDIENCE, "other"], azp="other")), "token_audience_invalid", client_id=AUDIENCE)
+    refused(sign(claims(aud=[AUDIENCE, "other"])), "token_audience_invalid", client_id=AUDIENCE)
+    refused(sign(claims(azp="other")), "token_audience_invalid", client_id=AUDIENCE)
+    assert verify(sign(claims(aud=[AUDIENCE, "other"], azp=AUDIENCE)), client_id=AUDIENCE)["sub"] == "user-1"
+    # An access token for an API and the userinfo endpoint, issued to some client (Auth0's shape).
+    assert verify(sign(claims(aud=[AUDIENCE, "https://idp/userinfo"], azp="a-client")))["sub"] == "user-1"
+    # Any one of several accepted audiences.
+    assert verify(sign(claims(aud="https://acme/mcp")), audience=[AUDIENCE, "https://acme/mcp"])
+    refused(sign(claims(aud="https://acme/mcp")), "token_audience_invalid")
 
 
 def test_expiry_and_clock_skew():
