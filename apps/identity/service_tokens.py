@@ -12,6 +12,7 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -150,3 +151,22 @@ def service_token_verify(token: str, *, audience: str, header: dict | None = Non
     if not claims["sub"].startswith("service:"):
         raise TokenInvalid("token_claims_missing", "A service token's subject is service:<name>.")
     return ServicePrincipal(claims)
+
+
+def own_workspace_headers(schema: str, service: str) -> Callable[[str], dict[str, str]]:
+    """For an agent's http tool: a short-lived, read-only service token on requests to its own
+    workspace's host (the platform calling itself), and nothing on any other host — another
+    workspace's included. Asked per hop, so a redirect elsewhere carries no token."""
+    from django.http.request import split_domain_port
+
+    from apps.tenants.routing import route_for_host
+
+    def headers(host_header: str) -> dict[str, str]:
+        host = split_domain_port(host_header)[0].lower().rstrip(".")
+        route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
+        if route is None or route.schema_name != schema:
+            return {}
+        token = service_token_issue(tenant_schema=schema, service=service, role=Role.VIEWER, scopes=(Scope.READ,))
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

@@ -25,6 +25,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.catalog.models import Document, Kind
+from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
 from apps.runs.locks import RunLock
 from apps.runs.models import Approval, Run, UsageRecord
@@ -230,7 +231,9 @@ class Attempt:
         # Only `http` tools reach the network: an agent without them needs no policy (nor its lookup).
         http = any(tool.get("type") == "http" for tool in manifest["spec"].get("tools") or ())
         network = http_policy(connection.schema_name) if http else NetworkPolicy()
-        tools = ToolOptions(network=network, subagent=self._subagent)
+        # An http tool calling this workspace's own API gets a read-only service token.
+        credentials = own_workspace_headers(connection.schema_name, f"agent-{self.agent_name}") if http else None
+        tools = ToolOptions(network=network, subagent=self._subagent, credentials=credentials)
         hooks = RunHooks(cancelled=self._cancelled, record=self._record, replay=self._replay)
         # Checkpoints are written in the background while the next step runs ("async"): a step
         # is recorded (its Step row committed) before its node returns, and LangGraph makes the

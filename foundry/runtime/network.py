@@ -117,6 +117,10 @@ def address_refusal(ip: Address, policy: NetworkPolicy) -> str | None:
 
 
 def _resolve(host: str, port: int) -> list[str]:
+    if host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761: .localhost names are loopback, whatever a resolver says (then refused unless
+        # an operator allowed loopback, as any other loopback address).
+        return ["127.0.0.1"]
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     return list(dict.fromkeys(info[4][0] for info in infos))
 
@@ -174,10 +178,14 @@ def fetch(
     json_body: object = None,
     form_body: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    hop_headers: Callable[[str], Mapping[str, str]] | None = None,
     resolver: Resolver = _resolve,
     idempotency_key: str | None = None,
 ) -> FetchResult:
-    """One HTTP exchange under `policy`: FetchResult, or FetchError saying what was refused or failed."""
+    """One HTTP exchange under `policy`: FetchResult, or FetchError saying what was refused or failed.
+
+    `hop_headers(host_header)`: headers for one hop only, asked again after each redirect (a
+    credential for one host must not follow a redirect to another)."""
     deadline = time.monotonic() + timeout
     current = _url(url)
     if params:
@@ -198,6 +206,7 @@ def fetch(
                     "User-Agent": USER_AGENT,
                     "Accept-Encoding": "gzip, deflate",
                     **extra,
+                    **(hop_headers(hop.host_header) if hop_headers else {}),
                 },
                 json=json_body,
                 data=form_body,

@@ -51,6 +51,9 @@ class ToolOptions:
 
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     subagent: SubagentRunner | None = None
+    # Headers an http tool's request gets for a given host (a service token for the workspace's
+    # own API: apps.identity.service_tokens.own_workspace_headers); asked per hop.
+    credentials: Callable[[str], Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ class Toolbox:
                 policy=self.options.network,
                 params=params,
                 json_body=body,
+                hop_headers=self.options.credentials,
                 idempotency_key=key,
             )
         except FetchError as exc:

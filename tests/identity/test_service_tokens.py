@@ -76,3 +76,21 @@ def test_the_command_prints_a_token_and_refuses_bad_input(acme):
     for bad in (["nope", "--service", "x"], ["acme", "--service", "a b"], ["acme", "--service", "x", "--ttl", "9999"]):
         with pytest.raises(CommandError):
             call_command("service_token", *bad, stdout=io.StringIO())
+
+
+def test_an_agents_http_tool_gets_a_read_only_token_for_its_own_workspace_only(acme):
+    from django_tenants.utils import schema_context
+
+    from apps.identity.service_tokens import own_workspace_headers
+
+    headers = own_workspace_headers(acme.schema_name, "agent-invoice-triage")
+    with schema_context(acme.schema_name):
+        own = headers("acme.localhost:8000")
+        assert headers("acme.localhost")["Authorization"].startswith("Bearer ")
+        for elsewhere in ("globex.localhost", "nope.localhost", "localhost", "example.com", ""):
+            assert headers(elsewhere) == {}, elsewhere
+    client = api(acme, own["Authorization"].removeprefix("Bearer "))
+    assert client.get("/api/v1/members").status_code == 200
+    assert client.post("/api/v1/domains", {}, content_type="application/json").status_code == 403
+    denied = audit_events("acme", action="access.denied")
+    assert denied[-1].actor_id == "service:agent-invoice-triage"

@@ -656,3 +656,33 @@ def openai_agent(acme, settings):
         )
     yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
     server.close()
+
+
+def test_an_http_tool_calling_its_own_workspace_gets_a_read_only_service_token(acme, live_port, loopback_allowed):
+    """The platform calling itself: an agent's http tool reaching its own workspace's API carries a
+    short-lived service token (viewer, read); reaching another workspace, it carries none."""
+
+    def get_tool(name: str, host: str) -> str:
+        return f"""    - name: {name}
+      type: http
+      description: Read a workspace.
+      method: GET
+      url: http://{host}:{live_port}/api/v1/workspace
+      hosts: ["{host}"]
+      timeout_seconds: 10
+"""
+
+    tools = get_tool("own", "acme.localhost") + get_tool("other", "globex.localhost")
+    script = [
+        {"tool_call": {"tool": "own", "arguments": {}}},
+        {"tool_call": {"tool": "other", "arguments": {}}},
+        {"respond": "done"},
+    ]
+    agent = deploy(acme, FINANCE, agent_yaml(tools=tools))
+    run = advance(start(acme, agent, "Read.", script=script), "acme")
+    with schema_context("acme"):
+        own, other = Step.objects.filter(run=run, node="tool").order_by("index")
+    assert own.status == "ok", own.summary
+    assert '"status": 200' in own.summary and "acme" in own.summary
+    assert (other.status, other.error) == ("error", "http_status"), other.summary
+    assert '"status": 401' in other.summary

@@ -72,7 +72,14 @@ class Server:
                 body = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
                 server.requests.append(
-                    {"method": self.command, "path": path, "query": query, "host": self.headers["host"], "body": body}
+                    {
+                        "method": self.command,
+                        "path": path,
+                        "query": query,
+                        "host": self.headers["host"],
+                        "authorization": self.headers.get("authorization"),
+                        "body": body,
+                    }
                 )
                 route = server.routes.get(path)
                 if route is None:

@@ -262,3 +262,32 @@ def test_https_sends_the_real_name_as_sni_and_verifies_the_certificate(tmp_path)
         tls.close()
     assert seen == ["registry.test"]
     assert "CERTIFICATE_VERIFY_FAILED" in error.message
+
+
+def test_per_hop_headers_are_asked_again_after_a_redirect(server, other_server):
+    """A credential meant for one host never follows a redirect to another."""
+    other_server.routes["/landing"] = reply(body=b"{}")
+    server.routes["/go"] = reply(302, headers={"Location": f"{other_server.origin}/landing"})
+    policy = NetworkPolicy(allow_private=True)
+
+    def headers(host_header: str) -> dict:
+        return {"Authorization": "Bearer for-the-first-host"} if host_header.startswith("127.0.0.1") else {}
+
+    result = fetch(
+        "GET", f"{server.origin}/go", hosts=["127.0.0.1", "127.0.0.2"], timeout=5, policy=policy, hop_headers=headers
+    )
+    assert result.status == 200
+    assert server.requests[0]["authorization"] == "Bearer for-the-first-host"
+    assert other_server.requests[0]["authorization"] is None
+
+
+def test_localhost_names_are_loopback(server):
+    """RFC 6761: *.localhost resolves to loopback here too — and is refused like any loopback."""
+    server.routes["/x"] = reply(body=b"{}")
+    url = f"http://acme.localhost:{server.port}/x"
+    loopback = NetworkPolicy(allow_private=True)
+    assert fetch("GET", url, hosts=["acme.localhost"], timeout=5, policy=loopback).status == 200
+    assert server.requests[0]["host"] == f"acme.localhost:{server.port}"
+    with pytest.raises(FetchError) as refused:
+        fetch("GET", url, hosts=["acme.localhost"], timeout=5)
+    assert refused.value.code == "http_address_refused"
