@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Deployment, Document, Kind, Version
+from apps.catalog.selectors import documents_listed
 from apps.catalog.services import (
     agent_deploy,
     agent_migrate,
@@ -238,10 +239,7 @@ class DocumentListApi(_KindView):
     access = {"GET": (Permission.AGENTS_VIEW, Scope.READ), "POST": (Permission.AGENTS_EDIT, Scope.WRITE)}
 
     def get(self, request: Request) -> Response:
-        documents = Document.objects.filter(kind=self.kind).select_related(
-            "live__version", "live__domain_version__document", "live__agent"
-        )
-        return DOCUMENTS.respond(request, documents)
+        return DOCUMENTS.respond(request, documents_listed(self.kind))
 
     def post(self, request: Request) -> Response:
         data = PublishInput(data=request.data)

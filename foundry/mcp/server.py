@@ -24,6 +24,7 @@ from pydantic import Field
 from apps.accounts.permissions import Permission
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
+from apps.catalog.selectors import documents_listed
 from apps.catalog.services import agent_deploy, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
 from apps.runs.models import Run
@@ -113,7 +114,7 @@ def _summary(document: Document) -> dict:
 
 
 def _agents():
-    return Document.objects.filter(kind=Kind.AGENT).select_related("live__version", "live__domain_version__document")
+    return documents_listed(Kind.AGENT)
 
 
 def _agent(name: str) -> Document:
