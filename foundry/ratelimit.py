@@ -126,6 +126,7 @@ class Decision:
     reset_after: float  # seconds until the key is back to its full burst
     retry_after: float  # seconds until this request would be admitted; 0 when it was
     period: float = 0.0
+    unavailable: bool = False  # refused only because Redis could not be asked (on_error="closed")
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy and RateLimit as draft-ietf-httpapi-ratelimit-headers (-10, -11) has
@@ -199,7 +200,9 @@ class Limiter:
                 return Decision(bool(allowed), rate.limit, remaining, reset_us / 1e6, retry_us / 1e6, rate.period)
         if on_error == "open_local":
             return self._local.check(key, rate, cost)
-        return Decision(False, rate.limit, 0, UNAVAILABLE_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER, rate.period)
+        return Decision(
+            False, rate.limit, 0, UNAVAILABLE_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER, rate.period, unavailable=True
+        )
 
     def _gcra_run(self, key: str, interval_us: float, burst: int, cost: int) -> list[int]:
         # EVALSHA straight away: Script.__call__ costs a few µs more per check (see bench/ratelimit.py).

@@ -152,6 +152,18 @@ CACHES = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     }
 }
+# Rate-limit counters (foundry/ratelimit.py, apps/tenants/limits.py); empty: the cache's Redis.
+FOUNDRY_RATELIMIT_REDIS_URL = env.str("FOUNDRY_RATELIMIT_REDIS_URL", default="")
+# When that Redis is unreachable: reads fall back to a bounded per-process limiter, writes are refused.
+FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS", default="open_local")
+FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES", default="closed")
+for _name in ("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS", "FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES"):
+    if globals()[_name] not in {"closed", "open_local"}:
+        raise ImproperlyConfigured(f"{_name} must be 'closed' or 'open_local'.")
+# Multiplies the plans' requests/s and burst (never operators' overrides): load tests, test suites.
+FOUNDRY_RATELIMIT_PLAN_SCALE = env.float("FOUNDRY_RATELIMIT_PLAN_SCALE", default=1.0)
+if not 0 < FOUNDRY_RATELIMIT_PLAN_SCALE <= 10_000:
+    raise ImproperlyConfigured("FOUNDRY_RATELIMIT_PLAN_SCALE must be above 0 and at most 10000.")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -32,3 +32,6 @@ LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 # A test-only table holding every filterable type, for the filtering property tests.
 SHARED_APPS = [*SHARED_APPS, "tests.specimens"]  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.specimens"]  # noqa: F405
+# The suite makes many API calls per test in quick bursts: plans admit 1000 times their rate here.
+# Operators' overrides are not scaled, so tests of limits set overrides (tests/api/test_ratelimit.py).
+FOUNDRY_RATELIMIT_PLAN_SCALE = 1000.0

@@ -26,6 +26,11 @@ class Tenant(TenantMixin):
     # Private networks this tenant's agent `http` tools may reach (CIDRs). Set by operators only
     # (`manage.py tenant_http_networks`): a private address may be the platform's own.
     http_allowed_networks = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    # Operators' overrides of the plan's limits (`manage.py tenant_limits`); null: the plan's value.
+    requests_per_second_override = models.PositiveIntegerField(null=True, blank=True)
+    burst_override = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_runs_override = models.PositiveIntegerField(null=True, blank=True)
+    monthly_tokens_override = models.PositiveBigIntegerField(null=True, blank=True)
 
     # Provisioning creates the schema itself (apps/tenants/services.py), inside its transaction.
     auto_create_schema = False
@@ -47,6 +52,30 @@ class Tenant(TenantMixin):
 
     def http_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.http_allowed_networks]
+
+
+class Plan(models.Model):
+    """The limits of one plan (`Tenant.plan` names it). Rows are data: seeded by a migration,
+    changed by operators; a tenant's own overrides are on the tenant."""
+
+    name = models.CharField(max_length=20, primary_key=True, choices=Tenant.Plan.choices)
+    requests_per_second = models.PositiveIntegerField()
+    burst = models.PositiveIntegerField()
+    concurrent_runs = models.PositiveIntegerField()
+    monthly_tokens = models.PositiveBigIntegerField(null=True, blank=True)  # null: unlimited
+
+    class Meta:
+        ordering = ["requests_per_second"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(requests_per_second__gt=0), name="plan_requests_per_second_positive"
+            ),
+            models.CheckConstraint(condition=models.Q(burst__gt=0), name="plan_burst_positive"),
+            models.CheckConstraint(condition=models.Q(concurrent_runs__gt=0), name="plan_concurrent_runs_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Domain(DomainMixin):

@@ -247,3 +247,40 @@ def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: obje
         data={"before": before, "after": cleaned},
     )
     return tenant
+
+
+@transaction.atomic
+def tenant_limits_set(*, tenant: Tenant, overrides: dict[str, int | None], actor: object = None) -> Tenant:
+    """Override some of the plan's limits for this tenant (None: back to the plan's value).
+    Operators only; an audit event on the platform chain records before and after."""
+    from apps.audit.models import PLATFORM
+    from apps.tenants.limits import LIMIT_NAMES, OVERRIDE_MAXIMA, limits_cache_clear
+
+    for name, value in overrides.items():
+        if name not in LIMIT_NAMES:
+            raise ServiceError("limit_unknown", f"{name!r} is not a limit; one of {', '.join(LIMIT_NAMES)}.")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= OVERRIDE_MAXIMA[name]:
+            raise ServiceError(
+                "limit_invalid", f"{name} must be a whole number from 1 to {OVERRIDE_MAXIMA[name]:,}, not {value!r}."
+            )
+    connection.set_schema_to_public()
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    fields = [f"{name}_override" for name in overrides]
+    before = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
+    for name, value in overrides.items():
+        setattr(tenant, f"{name}_override", value)
+    tenant.save(update_fields=fields)
+    after = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
+    audit_record(
+        action="tenant.limits.set",
+        actor=actor or "system",
+        target=tenant,
+        data={"before": before, "after": after},
+        chain=PLATFORM,
+    )
+    tenant_id = tenant.pk
+    limits_cache_clear(tenant_id)
+    transaction.on_commit(lambda: limits_cache_clear(tenant_id))
+    return tenant

@@ -1,11 +1,28 @@
-"""Base of every API view: it must declare its access rules, or it cannot be defined."""
+"""Base of every API view: it must declare its access rules, or it cannot be defined; every
+authenticated request spends one unit of its credential's and its tenant's rates."""
 
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import Permission
 from apps.tokens.models import Scope
 from foundry.api.permissions import TenantAccess
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RateLimited(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "rate_limited"
+    default_detail = "Too many requests; retry after the number of seconds in Retry-After."
+
+
+class RateLimiterUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "rate_limiter_unavailable"
+    default_detail = "Changes are refused while the rate limiter cannot be reached; retry shortly."
 
 
 class TenantAPIView(APIView):
@@ -13,6 +30,7 @@ class TenantAPIView(APIView):
 
     permission_classes = [TenantAccess]
     access: dict[str, tuple[Permission, Scope]] = {}
+    rate_limit = None  # the Decision of this request, whose headers the response carries
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -20,3 +38,25 @@ class TenantAPIView(APIView):
         missing = handlers - set(cls.access)
         if missing:
             raise ImproperlyConfigured(f"{cls.__name__} declares no access rule for {sorted(missing)}")
+
+    def check_throttles(self, request):
+        # After authentication and TenantAccess: only a tenant's signed-in callers are counted.
+        from apps.tenants.limits import request_admit
+
+        super().check_throttles(request)
+        if not request.user.is_authenticated:
+            return
+        self.rate_limit = request_admit(
+            tenant_id=request._request.tenant.pk, principal=request.user, write=request.method not in _READS
+        )
+        if self.rate_limit.unavailable:
+            raise RateLimiterUnavailable()
+        if not self.rate_limit.allowed:
+            raise RateLimited()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.rate_limit is not None:
+            for name, value in self.rate_limit.headers().items():
+                response[name] = value
+        return response

@@ -12,6 +12,12 @@ a byte of the request.
   `WWW-Authenticate` naming the OAuth protected-resource metadata (RFC 9728). The MCP session
   id is never a credential: every request carries its token (the server is stateless).
 
+- Rate limits: once authenticated, one unit of the credential's and the tenant's rates per HTTP
+  request (apps.tenants.limits.request_admit); refused: 429 `rate_limited` (503
+  `rate_limiter_unavailable` when Redis cannot be asked) with the RateLimit headers and
+  Retry-After, before the SDK sees the request. A request whose JSON-RPC body calls a tool counts
+  as a write (refused while Redis is unreachable); everything else is a read.
+
 The resolved tenant and principal travel in the ASGI scope (`foundry.tenant`,
 `foundry.principal`, `foundry.request`) to the tools (foundry/mcp/context.py).
 """
@@ -85,6 +91,52 @@ def _resolve(scope) -> dict:
     return {"foundry.tenant": tenant, "foundry.principal": principal, "foundry.request": request}
 
 
+_WRITE_METHODS = frozenset({"tools/call"})
+_BODY_PEEK_LIMIT = 1 << 20  # bytes read to tell a read from a write; a longer body counts as a write
+
+
+async def _body_peek(receive) -> tuple[object, bool]:
+    """(a `receive` that replays what was read, whether the request is a write)."""
+    messages, size, complete = [], 0, False
+    while size <= _BODY_PEEK_LIMIT:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    write = True
+    if complete:
+        try:
+            payload = json.loads(b"".join(m.get("body", b"") for m in messages))
+            calls = payload if isinstance(payload, list) else [payload]
+            write = any(isinstance(c, dict) and c.get("method") in _WRITE_METHODS for c in calls)
+        except ValueError:
+            write = True
+
+    async def replay():
+        return messages.pop(0) if messages else await receive()
+
+    return replay, write
+
+
+def _admit(resolved: dict, write: bool):
+    from apps.tenants.limits import request_admit
+
+    try:
+        return request_admit(
+            tenant_id=resolved["foundry.tenant"].pk, principal=resolved["foundry.principal"], write=write
+        )
+    finally:
+        close_old_connections()
+
+
+def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
 class McpGateway:
     """Wraps the SDK's Streamable HTTP app (see the module docstring)."""
 
@@ -99,4 +151,19 @@ class McpGateway:
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await _reply(send, refused.status, refused.code, refused.message, headers)
-        await self.app({**scope, **resolved}, receive, send)
+        receive, write = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False)
+        decision = await sync_to_async(_admit, thread_sensitive=False)(resolved, write)
+        limit_headers = _headers_encoded(decision.headers())
+        if decision.unavailable:
+            message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
+            return await _reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
+        if not decision.allowed:
+            message = "Too many requests; retry after the number of seconds in Retry-After."
+            return await _reply(send, 429, "rate_limited", message, limit_headers)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
+            await send(message)
+
+        await self.app({**scope, **resolved}, receive, send_with_headers)

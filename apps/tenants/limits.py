@@ -1,0 +1,154 @@
+"""What a tenant may use: its plan's limits with the operator's overrides, and the per-request
+rate check the API and MCP share.
+
+`limits_for(tenant)` is the one answer to "what are this tenant's limits", cached per process for
+FOUNDRY_TENANT_ROUTE_TTL seconds (changes made in this process are seen at once; other processes
+see them within the TTL).
+
+`request_admit` spends one unit of two GCRA buckets (foundry/ratelimit.py): the credential's
+(an API token, a member, a service) then the tenant's. A credential gets `CREDENTIAL_SHARE` of the
+tenant's rate, so one runaway script cannot take every request the tenant's other clients need.
+"""
+
+import functools
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from apps.tenants.models import Tenant
+from foundry.ratelimit import MAX_LIMIT, Decision, Limiter, Rate, limit_key, limiter_redis
+
+logger = logging.getLogger(__name__)
+
+CREDENTIAL_SHARE = 0.5
+# The most an override may be: beyond these a value is a typo, not a deal.
+OVERRIDE_MAXIMA = {
+    "requests_per_second": 100_000,
+    "burst": MAX_LIMIT,
+    "concurrent_runs": 10_000,
+    "monthly_tokens": 10**13,
+}
+LIMIT_NAMES = tuple(OVERRIDE_MAXIMA)
+# A tenant whose plan has no row (a plan added to Tenant.Plan without its data): the free plan's values.
+_PLAN_MISSING = (5, 20, 2, 1_000_000)
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    plan: str
+    requests_per_second: int
+    burst: int
+    concurrent_runs: int
+    monthly_tokens: int | None  # None: unlimited
+    overridden: frozenset[str] = frozenset()
+
+    def tenant_rate(self) -> Rate:
+        return Rate(self.requests_per_second, 1.0, self.burst)
+
+    def credential_rate(self) -> Rate:
+        return Rate(
+            max(math.ceil(self.requests_per_second * CREDENTIAL_SHARE), 1),
+            1.0,
+            max(math.ceil(self.burst * CREDENTIAL_SHARE), 1),
+        )
+
+
+_SQL = (
+    "SELECT t.plan, p.requests_per_second, p.burst, p.concurrent_runs, p.monthly_tokens,"
+    " t.requests_per_second_override, t.burst_override, t.concurrent_runs_override, t.monthly_tokens_override"
+    " FROM public.tenants_tenant t LEFT JOIN public.tenants_plan p ON p.name = t.plan WHERE t.id = %s"
+)
+
+_cache: dict[int, tuple[float, EffectiveLimits]] = {}
+_cache_lock = threading.Lock()
+
+
+def limits_for(tenant: Tenant | int) -> EffectiveLimits:
+    """The tenant's limits: each override where the operator set one, else the plan's value."""
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    now = time.monotonic()
+    cached = _cache.get(tenant_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    limits = _query(tenant_id)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[tenant_id] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, limits)
+    return limits
+
+
+def limits_cache_clear(tenant_id: int | None = None) -> None:
+    with _cache_lock:
+        if tenant_id is None:
+            _cache.clear()
+        else:
+            _cache.pop(tenant_id, None)
+
+
+def _query(tenant_id: int) -> EffectiveLimits:
+    # Schema-qualified, so it works whatever search_path the connection has right now.
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL, [tenant_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Tenant.DoesNotExist(f"no tenant {tenant_id}")
+    plan, *plan_values = row[:5]
+    overrides = dict(zip(LIMIT_NAMES, row[5:], strict=True))
+    if plan_values[0] is None:
+        logger.error("tenant %s is on plan %r, which has no row in tenants_plan", tenant_id, plan)
+        plan_values = list(_PLAN_MISSING)
+    values = dict(zip(LIMIT_NAMES, plan_values, strict=True))
+    scale = settings.FOUNDRY_RATELIMIT_PLAN_SCALE
+    for name in ("requests_per_second", "burst"):
+        values[name] = min(max(math.floor(values[name] * scale), 1), MAX_LIMIT)
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    overridden = frozenset(name for name, value in overrides.items() if value is not None)
+    return EffectiveLimits(plan=plan, overridden=overridden, **values)
+
+
+# --- the per-request check ----------------------------------------------------------------------
+
+
+def limiter() -> Limiter:
+    """This process's limiter, on FOUNDRY_RATELIMIT_REDIS_URL (default: the cache's Redis)."""
+    return _limiter_for(settings.FOUNDRY_RATELIMIT_REDIS_URL or settings.CACHES["default"]["LOCATION"])
+
+
+@functools.lru_cache(maxsize=4)
+def _limiter_for(url: str) -> Limiter:
+    return Limiter(limiter_redis(url))
+
+
+def credential_label(principal) -> str:
+    """Who spends a credential's bucket: `token:<prefix>`, `user:<pk>` or `service:<name>`."""
+    token = getattr(principal, "token", None)
+    if token is not None:
+        return f"token:{token.prefix}"
+    if getattr(principal, "pk", None) is not None:
+        return f"user:{principal.pk}"
+    claims = getattr(principal, "claims", None) or {}
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in str(claims.get("sub", "unknown")))[:120]
+
+
+def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
+    """Spend one request of the credential's and the tenant's rates. Refused: the refusing
+    decision; admitted: the one with fewer requests left (its headers tell the client)."""
+    limits = limits_for(tenant_id)
+    on_error = (
+        settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES if write else settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS
+    )
+    rate_limiter = limiter()
+    credential_key = limit_key("credential", f"{tenant_id}:{credential_label(principal)}")
+    credential = rate_limiter.check(credential_key, limits.credential_rate(), on_error=on_error)
+    if not credential.allowed:
+        return credential
+    tenant = rate_limiter.check(limit_key("tenant", str(tenant_id)), limits.tenant_rate(), on_error=on_error)
+    if not tenant.allowed:
+        return tenant
+    return min(credential, tenant, key=lambda decision: decision.remaining)

@@ -1,0 +1,101 @@
+"""Per-tenant and per-credential request rates on the API (apps/tenants/limits.py).
+
+Plans are scaled up in tests/settings.py, so each test sets an override (never scaled)."""
+
+import time
+
+import pytest
+from django.core.management import call_command
+
+from apps.tenants.limits import limits_cache_clear
+from tests.api.conftest import api, issue
+from tests.conftest import free_port
+
+WORKSPACE = "/api/v1/workspace"
+
+
+@pytest.fixture(autouse=True)
+def _limits_fresh():
+    limits_cache_clear()
+    yield
+    limits_cache_clear()
+
+
+def limit(slug: str, *, rps: int = 1, burst: int) -> None:
+    call_command("tenant_limits", slug, "--requests-per-second", str(rps), "--burst", str(burst))
+
+
+def test_it_answers_with_the_ratelimit_headers(acme):
+    limit("acme", burst=10)
+    response = api(acme, issue(acme)).get(WORKSPACE)
+    assert response.status_code == 200
+    # A credential gets half of the tenant's burst: 5, one spent.
+    assert response["RateLimit-Policy"] == '"default";q=1;w=1'
+    assert response["RateLimit"].startswith('"default";r=4;t=')
+    assert "Retry-After" not in response
+
+
+def test_it_refuses_after_the_burst_with_429_and_the_headers(acme):
+    limit("acme", burst=4)
+    client = api(acme, issue(acme))
+    assert [client.get(WORKSPACE).status_code for _ in range(2)] == [200, 200]
+    refused = client.get(WORKSPACE)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused["Retry-After"] == "1"
+    assert refused["RateLimit"].startswith('"default";r=0;t=')
+    assert refused["RateLimit-Policy"] == '"default";q=1;w=1'
+
+
+def test_one_credential_cannot_take_the_whole_tenant_rate(acme):
+    limit("acme", burst=4)
+    first, second, third = (api(acme, issue(acme, name=f"t{i}")) for i in range(3))
+    assert [first.get(WORKSPACE).status_code for _ in range(3)] == [200, 200, 429]
+    assert [second.get(WORKSPACE).status_code for _ in range(2)] == [200, 200]
+    # The tenant's burst of 4 is spent: a third credential is refused too.
+    assert third.get(WORKSPACE).status_code == 429
+
+
+def test_a_noisy_tenant_does_not_slow_another(acme, globex):
+    limit("acme", burst=2)
+    acme_client = api(acme, issue(acme))
+    assert [acme_client.get(WORKSPACE).status_code for _ in range(3)] == [200, 429, 429]
+    globex_client = api(globex, issue(globex))
+    assert [globex_client.get(WORKSPACE).status_code for _ in range(5)] == [200] * 5
+
+
+def test_a_signed_in_member_is_limited_as_a_credential(owner_client):
+    limit("acme", burst=2)
+    assert [owner_client.get(WORKSPACE).status_code for _ in range(2)] == [200, 429]
+
+
+def test_unauthenticated_requests_spend_nothing(acme):
+    limit("acme", burst=2)
+    for _ in range(5):
+        assert api(acme).get(WORKSPACE).status_code == 401
+    assert api(acme, issue(acme)).get(WORKSPACE).status_code == 200
+
+
+def test_redis_unreachable_reads_fall_back_and_writes_are_refused(acme, settings):
+    limit("acme", burst=4)
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    client = api(acme, issue(acme))
+    started = time.monotonic()
+    read = client.get(WORKSPACE)
+    assert read.status_code == 200
+    assert "RateLimit" in read
+    write = client.post("/api/v1/tokens", {}, content_type="application/json")
+    assert write.status_code == 503
+    assert write.json()["error"]["code"] == "rate_limiter_unavailable"
+    assert write["Retry-After"] == "1"
+    # The local fallback still limits reads: the credential's burst is 2.
+    assert [client.get(WORKSPACE).status_code for _ in range(2)] == [200, 429]
+    assert time.monotonic() - started < 3  # one failed connect (0.25 s), then a cooldown: no hang
+
+
+def test_redis_unreachable_writes_may_fall_back_when_configured(acme, settings):
+    limit("acme", burst=4)
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES = "open_local"
+    write = api(acme, issue(acme)).post("/api/v1/tokens", {}, content_type="application/json")
+    assert write.status_code == 400  # admitted; the empty body is refused by the view
