@@ -27,3 +27,65 @@ def test_it_refuses_after_the_burst_with_429_and_headers(mcp_port, fresh_tenant,
     assert refused.headers["RateLimit"].startswith('"default";r=0;t=')
     # Another credential of the tenant still has its own half of the burst.
     assert post(mcp_port, fresh_tenant.slug, tokens["viewer"]).status_code != 429
+
+
+def test_with_the_limiter_unreachable_reads_pass_and_tool_calls_are_refused(
+    fresh_tenant, tokens, settings, django_db_blocker
+):
+    """The gateway itself, in this process, with the limiter on a closed port: a tools/list is
+    answered (the bounded local fallback), a tools/call gets 503 at once — never a 500 or a hang."""
+    import json
+    import time
+
+    import anyio
+
+    from foundry.mcp.gateway import McpGateway
+    from tests.conftest import free_port
+
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def call(method: str) -> tuple[int, dict]:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).encode()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/mcp",
+            "raw_path": b"/mcp",
+            "root_path": "",
+            "scheme": "http",
+            "query_string": b"",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 50000),
+            "headers": [
+                (b"host", f"{fresh_tenant.slug}.localhost".encode()),
+                (b"authorization", f"Bearer {tokens['admin']}".encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await McpGateway(app)(scope, receive, send)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return start["status"], json.loads(payload or b"{}")
+
+    started = time.monotonic()
+    with django_db_blocker.unblock():
+        status, _ = anyio.run(call, "tools/list")
+        assert status == 200 and len(reached) == 1  # the body reached the SDK's app intact
+        assert json.loads(reached[0])["method"] == "tools/list"
+        status, body = anyio.run(call, "tools/call")
+    assert (status, body["error"]["code"]) == (503, "rate_limiter_unavailable")
+    assert len(reached) == 1 and time.monotonic() - started < 5
