@@ -61,6 +61,7 @@ SHARED_APPS = [
     "auditlog",
     "apps.audit",
     "apps.console",
+    "apps.billing",
 ]
 # Each tenant schema holds its own users and sessions: a user of `acme` does not exist in
 # `globex`, and a session created on one host is unknown to every other. The audit trail is

@@ -77,7 +77,7 @@ WITH {usage}step AS (
 UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
        cached_tokens = cached_tokens + %s, updated_at = %s
  WHERE id = %s
-RETURNING cancel_requested_at IS NOT NULL, {usage_id}
+RETURNING cancel_requested_at IS NOT NULL, {usage_id}, {usage_cost}
 """
 
 
@@ -389,15 +389,16 @@ class Attempt:
         sql = _RECORD.format(
             usage=f"usage AS ({usage_sql}), " if usage else "",
             usage_id="(SELECT id FROM usage)" if usage else "NULL",
+            usage_cost="(SELECT cost_usd FROM usage)" if usage else "NULL",
         )
         # One statement, atomic by itself; inside a caller's transaction (a sub-agent's parent, a
         # test) a savepoint keeps a refused step from aborting that transaction.
         guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
         with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
-            self.cancel_requested, usage_id = cursor.fetchone()
+            self.cancel_requested, usage_id, usage_cost = cursor.fetchone()
         if usage is not None:
-            usage_written(usage, usage_id)
+            usage_written(usage, usage_id, usage_cost)
 
     def _subagent(self, name: str, text: str, seconds_left: float, key: str | None) -> str:
         """Run another deployed agent of this tenant as a child run, here in this worker."""

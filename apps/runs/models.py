@@ -163,6 +163,8 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveIntegerField()
     cached_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField()
+    # USD, priced when written with the price then in effect (apps/billing); NULL: no price known.
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from apps.runs.models import UsageRecord
 
@@ -14,7 +14,8 @@ def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent
     """Model calls and tokens of the usage ledger in [start, end), one row per group of `by`
     (a non-empty subset of USAGE_GROUPS), ordered by the group's names.
 
-    Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`.
+    Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`,
+    `cost_total` (USD of the priced calls; None if none was) and `unpriced` (calls without a price).
     A model is always grouped with its provider (two providers may name models alike)."""
     unknown = [name for name in by if name not in USAGE_GROUPS]
     if unknown or not by:
@@ -28,6 +29,8 @@ def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent
             input_total=Sum("input_tokens"),
             output_total=Sum("output_tokens"),
             cached_total=Sum("cached_tokens"),
+            cost_total=Sum("cost_usd"),
+            unpriced=Count("id", filter=Q(cost_usd__isnull=True)),
         )
         .order_by(*keys)
     )

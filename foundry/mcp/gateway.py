@@ -133,6 +133,11 @@ def _admit(resolved: dict, write: bool):
         close_old_connections()
 
 
+def _resolve_and_admit(scope, write: bool):
+    resolved = _resolve(scope)
+    return resolved, _admit(resolved, write)
+
+
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
@@ -146,13 +151,13 @@ class McpGateway:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        receive, write = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False)
         try:
-            resolved = await sync_to_async(_resolve, thread_sensitive=False)(scope)
+            # One trip to a worker thread: who is calling, then whether their rate allows it.
+            resolved, decision = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, write)
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await _reply(send, refused.status, refused.code, refused.message, headers)
-        receive, write = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False)
-        decision = await sync_to_async(_admit, thread_sensitive=False)(resolved, write)
         limit_headers = _headers_encoded(decision.headers())
         if decision.unavailable:
             message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."

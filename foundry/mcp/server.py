@@ -11,6 +11,7 @@ of each, in pages.
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
@@ -420,8 +421,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 @mcp.tool(
     annotations=READS,
-    description="Model calls and tokens (input, output, cached) the workspace's runs used in a period, "
-    "grouped by agent, model, or both. Default period: this calendar month (UTC) until now.",
+    description="Model calls, tokens (input, output, cached) and their cost in USD that the workspace's runs "
+    "used in a period, grouped by agent, model, or both. Default period: this calendar month (UTC) until now.",
 )
 async def get_usage(
     ctx: Context,
@@ -435,7 +436,8 @@ async def get_usage(
         until = _aware(end) or now
         if until <= since:
             raise ServiceError("period_invalid", "The period's end must come after its start.")
-        totals = dict.fromkeys(("calls", "input_tokens", "output_tokens", "cached_tokens"), 0)
+        totals = dict.fromkeys(("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls"), 0)
+        totals["cost_usd"] = Decimal(0)
         groups = []
         for row in usage_summary(start=since, end=until, by=_GROUPINGS[group_by]).iterator():
             group = {
@@ -446,6 +448,8 @@ async def get_usage(
                 "input_tokens": row["input_total"],
                 "output_tokens": row["output_total"],
                 "cached_tokens": row["cached_total"],
+                "cost_usd": row["cost_total"] or Decimal(0),
+                "unpriced_calls": row["unpriced"],
             }
             for key in totals:
                 totals[key] += group[key]

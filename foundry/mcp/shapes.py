@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -210,6 +211,8 @@ class UsageGroup(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    cost_usd: Decimal = Field(description="USD, each call priced when it was made (prices in effect then).")
+    unpriced_calls: int = Field(description="Calls of a model that had no price then (not in cost_usd).")
 
 
 class Usage(BaseModel):
@@ -219,5 +222,7 @@ class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    cost_usd: Decimal
+    unpriced_calls: int
     groups: list[UsageGroup] = Field(description="Ordered by name; at most 500.")
     groups_truncated: bool

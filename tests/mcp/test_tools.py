@@ -3,6 +3,7 @@ twice, three queued runs, a usage ledger); the run lifecycle with a worker is te
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django_tenants.utils import schema_context
@@ -43,7 +44,9 @@ def ws(django_db_setup, django_db_blocker):
 
 
 def _usage(agent, model, input_tokens, output_tokens, cached, when):
+    # m1 was priced when these calls were made (apps/billing prices them when written); m2 never was.
     UsageRecord.objects.create(
+        cost_usd=Decimal("0.001") if model == "m1" else None,
         project="p",
         agent=agent,
         provider="scripted",
@@ -162,6 +165,11 @@ async def test_it_sums_usage_of_a_period_by_agent_and_model(mcp_port, ws):
         this_month = (await client.call_tool("get_usage", {})).structured_content
         backwards = await client.call_tool("get_usage", {"start": january["end"], "end": january["start"]})
     assert (both["calls"], both["input_tokens"], both["output_tokens"], both["cached_tokens"]) == (3, 180, 18, 20)
+    assert (Decimal(both["cost_usd"]), both["unpriced_calls"]) == (Decimal("0.002"), 1)
+    assert [(g["model"], Decimal(g["cost_usd"]), g["unpriced_calls"]) for g in by_model["groups"]] == [
+        ("m1", Decimal("0.002"), 0),
+        ("m2", Decimal("0"), 1),
+    ]
     assert [(g["agent"], g["provider"], g["model"], g["calls"], g["input_tokens"]) for g in both["groups"]] == [
         ("alpha", "scripted", "m1", 1, 100),
         ("alpha", "scripted", "m2", 1, 50),

@@ -1,6 +1,7 @@
 """usage_summary: the usage ledger of a period, summed per group."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django_tenants.utils import schema_context
@@ -33,13 +34,15 @@ def ledger(acme):
                 cached_tokens=cached,
                 latency_ms=1.0,
                 created_at=when,
+                cost_usd=Decimal("0.25") if (provider, model) == ("openai", "m1") else None,  # priced then
             )
         yield
 
 
 def summary(**kwargs) -> list[tuple]:
     with schema_context("acme"):
-        return [tuple(row.values()) for row in usage_summary(start=JAN, end=FEB, **kwargs)]
+        rows = usage_summary(start=JAN, end=FEB, **kwargs)
+        return [tuple(v for k, v in row.items() if k not in ("cost_total", "unpriced")) for row in rows]
 
 
 def test_it_sums_each_agent_and_model_of_the_period(ledger):
@@ -58,6 +61,13 @@ def test_a_model_is_grouped_with_its_provider(ledger):
     ]
     assert summary(by=["agent"]) == [("alpha", 3, 127, 13, 5), ("beta", 1, 30, 3, 0)]
     assert summary(by=["project"]) == [("p", 4, 157, 16, 5)]
+
+
+def test_costs_are_summed_and_unpriced_calls_counted(ledger):
+    with schema_context("acme"):
+        rows = usage_summary(start=JAN, end=FEB, by=["model"])
+        costs = [(r["provider"], r["model"], r["cost_total"], r["unpriced"]) for r in rows]
+    assert costs == [("anthropic", "m1", None, 1), ("openai", "m1", Decimal("0.5"), 0), ("openai", "m2", None, 1)]
 
 
 def test_an_empty_period_has_no_rows(ledger):
