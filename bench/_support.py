@@ -57,7 +57,9 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
     """Create database `name` (dropped afterwards), migrate it, and yield the environment for it.
 
     The database is created by the application role (it has CREATEDB) next to the dev database,
-    which is never touched. The yielded environment has DEBUG off and logging at WARNING.
+    which is never touched. The yielded environment has DEBUG off and logging at WARNING, and
+    plans' request rates scaled so far up that no benchmark is rate-limited: they measure serving,
+    and the limiter still runs its check on every request (bench/ratelimit.py measures the check).
     """
     if not name.startswith(BENCH_DATABASE_PREFIX):
         raise ValueError(f"benchmark databases are named {BENCH_DATABASE_PREFIX}*, not {name!r}")
@@ -71,6 +73,7 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
         "DATABASE_URL": _with_database(base["DATABASE_URL"], name),
         "FOUNDRY_DEBUG": "0",
         "FOUNDRY_LOG_LEVEL": "WARNING",
+        "FOUNDRY_RATELIMIT_PLAN_SCALE": "10000",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
