@@ -8,11 +8,13 @@ from apps.catalog.models import Document
 _HEAVY = ("source", "content")
 
 
-def documents_listed(kind: str) -> QuerySet:
+def documents_listed(kind: str, *, deployment_agent: bool = True) -> QuerySet:
     """Documents of `kind` with their live deployment (version, domain pin), without the heavy
-    columns of those versions."""
+    columns of those versions. `deployment_agent`: also join the deployment's agent (the document
+    itself, which the API's deployment shape names); every join costs planning time per call."""
+    related = ["live__version", "live__domain_version__document"] + (["live__agent"] if deployment_agent else [])
     return (
         Document.objects.filter(kind=kind)
-        .select_related("live__version", "live__domain_version__document", "live__agent")
+        .select_related(*related)
         .defer(*(f"live__{version}__{column}" for version in ("version", "domain_version") for column in _HEAVY))
     )

@@ -115,7 +115,7 @@ def _summary(document: Document) -> dict:
 
 
 def _agents():
-    return documents_listed(Kind.AGENT)
+    return documents_listed(Kind.AGENT, deployment_agent=False)
 
 
 def _agent(name: str) -> Document:
