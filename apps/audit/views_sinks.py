@@ -17,6 +17,7 @@ from apps.audit.export import chain_head
 from apps.audit.models import AuditSink
 from apps.providers.encryption import encryption_available
 from foundry.errors import ServiceError
+from foundry.forms import form_errors_add
 
 _SYSLOG_ONLY = ("host", "port", "tls")
 _WEBHOOK_ONLY = ("url", "secret", "remove_secret")
@@ -109,9 +110,7 @@ def _save(request: HttpRequest, form: SinkForm) -> AuditSink | None:
             tenant=request.tenant, name=name, fields=form.sink_fields(), actor=request.user, request=request
         )
     except ValidationError as e:
-        for field, errors in e.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
+        form_errors_add(form, e)
     except ServiceError as e:
         form.add_error(None, ValidationError(f"{e.message} ({e.code})", code=e.code))
     return None

@@ -15,6 +15,7 @@ from apps.identity.service_tokens import platform_jwks
 from apps.identity.services import role_map_parse, sso_configure, sso_disable
 from apps.providers.encryption import encryption_available
 from foundry.errors import ServiceError, error_response
+from foundry.forms import form_errors_add
 
 
 class SsoForm(forms.Form):
@@ -100,9 +101,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
     try:
         sso_configure(actor=request.user, **{**data, "client_secret": data["client_secret"] or None}, request=request)
     except ValidationError as e:
-        for field, errors in e.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
+        form_errors_add(form, e)
         return _page(request, form, status=400)
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)

@@ -13,6 +13,7 @@ from apps.providers.encryption import encryption_available
 from apps.providers.models import ProviderCredential, ProviderName
 from apps.providers.services import credential_delete, credential_set
 from foundry.errors import ServiceError, error_response
+from foundry.forms import form_errors_add
 
 _OPENAI_ONLY = ("organization", "api_version", "deployment")
 
@@ -94,9 +95,7 @@ def provider_set(request: HttpRequest, provider: str) -> HttpResponse:
             request=request,
         )
     except ValidationError as e:
-        for field, errors in e.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
+        form_errors_add(form, e)
         return _page(request, form, status=400)
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)

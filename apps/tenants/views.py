@@ -14,6 +14,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get, tenant_list
 from apps.tenants.services import tenant_provision, tenant_resume, tenant_suspend
 from foundry.errors import error_response
+from foundry.forms import form_errors_add
 
 
 def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
@@ -46,9 +47,7 @@ def tenant_create_view(request: HttpRequest) -> HttpResponse:
         try:
             result = tenant_provision(actor=request.user, request=request, **form.cleaned_data)
         except ValidationError as e:
-            for field, errors in e.error_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            form_errors_add(form, e)
         else:
             tenant_url = _tenant_url(request, result.tenant)
             with schema_context(result.tenant.schema_name):

@@ -12,6 +12,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
 from foundry.errors import error_response
+from foundry.forms import form_errors_add
 
 
 class TokenIssueForm(forms.Form):
@@ -47,10 +48,7 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
                 request=request,
             )
         except ValidationError as e:
-            errors = e.error_dict if hasattr(e, "error_dict") else {"expires_in": e.error_list}
-            for field, field_errors in errors.items():
-                for error in field_errors:
-                    form.add_error(field if field in form.fields else None, error)
+            form_errors_add(form, e, field="expires_in")
         except PermissionDenied as e:
             return error_response(request, status=403, code="forbidden", message=str(e))
         else:
