@@ -9,6 +9,7 @@ from apps.identity.views import platform_jwks_view
 
 urlpatterns = [
     path("", include("apps.tenants.urls")),
+    path("", include("apps.billing.urls")),
     path("", include((auth_urlpatterns, "accounts"))),
     path("", include((audit_platform_urlpatterns, "audit"))),
     path(".well-known/foundry-audit-keys.json", audit_keys, name="audit_keys"),

@@ -125,6 +125,15 @@ def audit_events(schema: str, *, data: dict | None = None, **filters) -> list:
     return [e for e in events if all(e.data.get(k) == v for k, v in (data or {}).items())]
 
 
+def usage_rows(tenant: Tenant, **filters) -> list:
+    """The tenant's rows of the usage ledger (public schema, Row-Level Security), oldest first."""
+    from apps.billing.models import UsageRecord
+    from apps.billing.rls import usage_scope
+
+    with usage_scope(tenant.pk):
+        return list(UsageRecord.objects.filter(tenant_id=tenant.pk, **filters).order_by("created_at", "id"))
+
+
 def host_of(tenant: Tenant | None) -> str:
     return f"{tenant.slug}.localhost" if tenant else "localhost"
 

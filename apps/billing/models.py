@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Price(models.Model):
@@ -32,3 +33,125 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class UsageRecord(models.Model):
+    """One model call's tokens and cost: the usage ledger every bill is read from.
+
+    In the public schema with `tenant_id` on every row, guarded by Row-Level Security (ENABLE and
+    FORCE, apps/billing/rls.py): a connection sees and writes only the rows of the tenants its
+    transaction is scoped to. Append-only (UPDATE, DELETE and TRUNCATE refused by triggers).
+    Written once per (tenant, run, step) by apps/runs/usage.py; `run_id` is a plain value, not a
+    key, so the ledger outlives the runs it counts."""
+
+    tenant_id = models.BigIntegerField()
+    project = models.CharField(max_length=63)
+    agent = models.CharField(max_length=63)
+    run_id = models.UUIDField(null=True, blank=True)
+    step = models.PositiveIntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    input_tokens = models.PositiveIntegerField()
+    output_tokens = models.PositiveIntegerField()
+    cached_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField()
+    # USD, priced when written with the price then in effect; NULL: no price known.
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "billing_usage"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "run_id", "step"],
+                name="billing_usage_once_per_step",
+                condition=Q(run_id__isnull=False),
+            )
+        ]
+        indexes = [models.Index(fields=["tenant_id", "created_at"], name="billing_usage_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}: {self.input_tokens}+{self.output_tokens} tokens"
+
+
+class UsageMonth(models.Model):
+    """A tenant's running totals for one month (UTC), whole (`project` "") and per project: what
+    quotas are checked against before each model call. Kept in the statement that writes the
+    ledger row, so it never drifts from the ledger. Row-Level Security as the ledger."""
+
+    tenant_id = models.BigIntegerField()
+    month = models.DateField()  # the first day of the month
+    project = models.CharField(max_length=63, blank=True)
+    calls = models.PositiveBigIntegerField(db_default=0)
+    tokens = models.PositiveBigIntegerField(db_default=0)  # input + output
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, db_default=0)
+    # The highest share of a budget (80, 100) already announced by an audit event this month.
+    tokens_alerted = models.PositiveSmallIntegerField(db_default=0)
+    cost_alerted = models.PositiveSmallIntegerField(db_default=0)
+
+    class Meta:
+        db_table = "billing_usage_month"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "month", "project"], name="billing_usage_month_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m} {self.project or '*'}"
+
+
+class UsageDay(models.Model):
+    """A day's usage (UTC) per project, agent and model: the roll-up a beat job writes from the
+    ledger (apps/billing/rollups.py), which charts and statements read. Rewritten whole for a day
+    until the day is over. Row-Level Security as the ledger."""
+
+    tenant_id = models.BigIntegerField()
+    day = models.DateField()
+    project = models.CharField(max_length=63)
+    agent = models.CharField(max_length=63)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    calls = models.PositiveBigIntegerField()
+    input_tokens = models.PositiveBigIntegerField()
+    output_tokens = models.PositiveBigIntegerField()
+    cached_tokens = models.PositiveBigIntegerField()
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8)
+    unpriced_calls = models.PositiveBigIntegerField()
+
+    class Meta:
+        db_table = "billing_usage_day"
+        ordering = ["day", "project", "agent", "provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "day", "project", "agent", "provider", "model"], name="billing_usage_day_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day} {self.agent} {self.model}"
+
+
+class Budget(models.Model):
+    """A tenant's monthly budget, for the whole workspace (`project` "") or one project, in tokens
+    and/or USD; set by the workspace's admins. When spent, a run stops with `quota_exceeded`, or
+    waits for a human to approve the overage when `on_exhausted` says so. Row-Level Security."""
+
+    class OnExhausted(models.TextChoices):
+        STOP = "stop", "Stop the run"
+        APPROVE = "approve", "Ask for approval"
+
+    tenant_id = models.BigIntegerField()
+    project = models.CharField(max_length=63, blank=True)
+    monthly_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    monthly_cost_usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    on_exhausted = models.CharField(max_length=10, choices=OnExhausted.choices, default=OnExhausted.STOP)
+    updated_by = models.CharField(max_length=255)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "billing_budget"
+        ordering = ["project"]
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "project"], name="billing_budget_once")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.project or '*'}"

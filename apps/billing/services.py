@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.models import PLATFORM
@@ -13,7 +13,11 @@ from apps.audit.services import audit_record
 from apps.billing.models import Price
 
 MAX_PER_MTOK = Decimal("10000")  # USD per million tokens; nothing sold today costs near this
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+_NAME_LENGTH = {
+    "provider": Price._meta.get_field("provider").max_length,
+    "model": Price._meta.get_field("model").max_length,
+}
 
 # The cost of a usage row: (input - cached) at the input price, cached at the cached price, output
 # at the output price; input counts cached tokens (both providers' usage is mapped that way).
@@ -57,8 +61,8 @@ def price_set(
     refused: what was recorded then was priced then, and a price cannot reach back."""
     errors = {}
     for field, value in (("provider", provider), ("model", model)):
-        if not isinstance(value, str) or not _NAME.match(value):
-            message = f"A {field} name of 1 to 200 letters, digits or ._:/@+-."
+        if not isinstance(value, str) or not _NAME.match(value) or len(value) > _NAME_LENGTH[field]:
+            message = f"A {field} name of 1 to {_NAME_LENGTH[field]} letters, digits or ._:/@+-."
             errors[field] = ValidationError(message, code="name_invalid")
     if errors:
         raise ValidationError(errors)
@@ -73,13 +77,18 @@ def price_set(
         raise ValidationError(
             {"effective_from": ValidationError("A price starts now or later, not in the past.", code="price_in_past")}
         )
-    if Price.objects.filter(provider=provider, model=model, effective_from=effective_from).exists():
-        raise ValidationError(
-            {"effective_from": ValidationError("A price already starts at that moment.", code="price_exists")}
-        )
-    price = Price.objects.create(
-        provider=provider, model=model, effective_from=effective_from, created_by=str(actor)[:255], **amounts
+    exists = ValidationError(
+        {"effective_from": ValidationError("A price already starts at that moment.", code="price_exists")}
     )
+    if Price.objects.filter(provider=provider, model=model, effective_from=effective_from).exists():
+        raise exists
+    try:
+        with transaction.atomic():  # one set at the same moment by someone else meanwhile: the same answer
+            price = Price.objects.create(
+                provider=provider, model=model, effective_from=effective_from, created_by=str(actor)[:255], **amounts
+            )
+    except IntegrityError:
+        raise exists from None
     audit_record(
         action="price.set",
         actor=actor,

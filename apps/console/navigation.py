@@ -29,4 +29,5 @@ TENANT_NAV = [
 OPERATOR_NAV = [
     NavItem("Tenants", "operator:tenant_list"),
     NavItem("Audit", "audit:event_list"),
+    NavItem("Model prices", "billing:price_list"),
 ]

@@ -24,13 +24,16 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.billing.models import UsageRecord
+from apps.billing.quotas import quota_check
+from apps.billing.rls import current_tenant_id
 from apps.catalog.models import Document, Kind
 from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
 from apps.runs.locks import RunLock
-from apps.runs.models import Approval, Run, UsageRecord
+from apps.runs.models import Approval, Run
 from apps.runs.services import run_create, run_finish
-from apps.runs.usage import usage_insert, usage_written
+from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
 from apps.tenants.models import Tenant
 from foundry.errors import ServiceError
 from foundry.runtime import (
@@ -65,9 +68,9 @@ RETURNING run.*, before.started_at IS NOT NULL AS was_started, agent.name AS age
           version.content::text AS manifest_json, domain.content::text AS domain_json
 """
 
-# One step: the usage record of a model call ({usage}: usage.py's INSERT, or nothing), its Step
-# row and the run's counters, returning whether the run's cancellation was asked for and the
-# usage record's id (none when that step was counted already).
+# One step: the usage record of a model call ({usage}: usage.py's CTEs, or nothing), its Step
+# row and the run's counters, returning whether the run's cancellation was asked for and what
+# usage.py's USAGE_RESULT selects (the usage record's id: none when that step was counted already).
 _RECORD = """
 WITH {usage}step AS (
     INSERT INTO runs_step (run_id, "index", node, tool, arguments, status, error, summary, provider, model,
@@ -77,7 +80,7 @@ WITH {usage}step AS (
 UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
        cached_tokens = cached_tokens + %s, updated_at = %s
  WHERE id = %s
-RETURNING cancel_requested_at IS NOT NULL, {usage_id}, {usage_cost}
+RETURNING cancel_requested_at IS NOT NULL, {usage_result}
 """
 
 
@@ -190,6 +193,7 @@ class Attempt:
         self.depth = depth
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
+        self.tenant_id = current_tenant_id()
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None
@@ -234,7 +238,7 @@ class Attempt:
         # An http tool calling this workspace's own API gets a read-only service token.
         credentials = own_workspace_headers(connection.schema_name, f"agent-{self.agent_name}") if http else None
         tools = ToolOptions(network=network, subagent=self._subagent, credentials=credentials)
-        hooks = RunHooks(cancelled=self._cancelled, record=self._record, replay=self._replay)
+        hooks = RunHooks(cancelled=self._cancelled, record=self._record, replay=self._replay, quota=self._quota)
         # Checkpoints are written in the background while the next step runs ("async"): a step
         # is recorded (its Step row committed) before its node returns, and LangGraph makes the
         # checkpoint holding it only after that, so a checkpoint is never ahead of the steps
@@ -350,6 +354,7 @@ class Attempt:
         usage_sql, params = "", []
         if step["node"] == "model":
             usage = UsageRecord(
+                tenant_id=self.tenant_id,
                 project=run.project,
                 agent=self.agent_name,
                 run_id=run.pk,
@@ -362,7 +367,7 @@ class Attempt:
                 latency_ms=step.get("duration_ms", 0.0),
                 created_at=now,
             )
-            usage_sql, params = usage_insert(usage)
+            usage_sql, params = usage_ctes(usage)
         json_value = connection.ops.adapt_json_value
         arguments = step.get("arguments")
         params += [
@@ -387,18 +392,23 @@ class Attempt:
             run.pk,
         ]
         sql = _RECORD.format(
-            usage=f"usage AS ({usage_sql}), " if usage else "",
-            usage_id="(SELECT id FROM usage)" if usage else "NULL",
-            usage_cost="(SELECT cost_usd FROM usage)" if usage else "NULL",
+            usage=f"{usage_sql}, " if usage else "", usage_result=USAGE_RESULT if usage else "NULL, NULL, NULL"
         )
         # One statement, atomic by itself; inside a caller's transaction (a sub-agent's parent, a
         # test) a savepoint keeps a refused step from aborting that transaction.
-        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        if usage is not None:
+            guard = usage_guard(usage)
+        else:
+            guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
         with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
-            self.cancel_requested, usage_id, usage_cost = cursor.fetchone()
+            self.cancel_requested, *usage_result = cursor.fetchone()
         if usage is not None:
-            usage_written(usage, usage_id, usage_cost)
+            usage_written(usage, *usage_result)
+
+    def _quota(self, overage_approved: bool) -> dict | None:
+        spent = quota_check(tenant_id=self.tenant_id, project=self.run.project, overage_approved=overage_approved)
+        return None if spent is None else {"message": spent.message, "approvable": spent.approvable}
 
     def _subagent(self, name: str, text: str, seconds_left: float, key: str | None) -> str:
         """Run another deployed agent of this tenant as a child run, here in this worker."""

@@ -144,36 +144,3 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"approval of {self.tool} (step {self.step}) in run {self.run_id}"
-
-
-class UsageRecord(models.Model):
-    """One model call's tokens: the ledger billing reads (append-only; see `usage_record`).
-
-    It lives in the tenant's schema, so the tenant is the schema it is read from. `run_id` is
-    a plain value, not a key, so the ledger outlives the runs it counts.
-    """
-
-    project = models.CharField(max_length=63)
-    agent = models.CharField(max_length=63)
-    run_id = models.UUIDField(null=True, blank=True, db_index=True)
-    step = models.PositiveIntegerField(null=True, blank=True)
-    provider = models.CharField(max_length=40)
-    model = models.CharField(max_length=200)
-    input_tokens = models.PositiveIntegerField()
-    output_tokens = models.PositiveIntegerField()
-    cached_tokens = models.PositiveIntegerField(default=0)
-    latency_ms = models.FloatField()
-    # USD, priced when written with the price then in effect (apps/billing); NULL: no price known.
-    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["run_id", "step"], name="runs_usage_once_per_step", condition=models.Q(run_id__isnull=False)
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.provider}/{self.model}: {self.input_tokens}+{self.output_tokens} tokens"

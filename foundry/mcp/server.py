@@ -23,13 +23,14 @@ from mcp_types import Resource as MCPResource
 from pydantic import Field
 
 from apps.accounts.permissions import Permission
+from apps.billing.reports import usage_summary
+from apps.billing.rls import current_tenant_id
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed
 from apps.catalog.services import agent_deploy, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
 from apps.runs.models import Run
-from apps.runs.selectors import usage_summary
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
 from apps.tokens.models import Scope
 from foundry.errors import ServiceError
@@ -439,7 +440,7 @@ async def get_usage(
         totals = dict.fromkeys(("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls"), 0)
         totals["cost_usd"] = Decimal(0)
         groups = []
-        for row in usage_summary(start=since, end=until, by=_GROUPINGS[group_by]).iterator():
+        for row in usage_summary(tenant_id=current_tenant_id(), start=since, end=until, by=_GROUPINGS[group_by]):
             group = {
                 "agent": row.get("agent"),
                 "provider": row.get("provider"),

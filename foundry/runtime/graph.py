@@ -68,6 +68,8 @@ DEFAULT_MAX_STEPS = 100
 DEFAULT_MAX_TOKENS = 200_000
 DEFAULT_TIMEOUT_SECONDS = 600
 SUMMARY_CHARS = 500
+# The approval a run waits for when its budget is spent names this in place of a tool.
+OVERAGE_TOOL = "overage"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class AgentState(TypedDict, total=False):
     input_tokens: int
     output_tokens: int
     elapsed_ms: float
+    # A human approved spending past the tenant's budgets (`quota` hook) for the rest of this run.
+    overage_approved: bool
     # Set once, when the run ends: {"status", "output"} or {"status", "reason", "message"}.
     outcome: dict | None
 
@@ -115,12 +119,16 @@ class RunHooks:
     record(step, payload)   each step as it completes, before LangGraph commits it, with the
                             payload `replay` must hand back to re-create the step
     replay(index)           (step, payload) of step `index` if an earlier attempt recorded it, else None
+    quota(overage_approved) asked before every model call: None when it may be made, else
+                            {"message", "approvable"}: the run stops with `quota_exceeded`, or,
+                            when approvable, waits for a human to approve the overage
     """
 
     on_step: Callable[[dict], None] | None = None
     cancelled: Callable[[], bool] | None = None
     record: Callable[[dict, dict], None] | None = None
     replay: Callable[[int], tuple[dict, dict] | None] | None = None
+    quota: Callable[[bool], dict | None] | None = None
 
 
 @dataclass
@@ -355,6 +363,17 @@ class AgentGraph:
         stop = self._stop(state)
         if stop:
             return {"outcome": stop}
+        approved = state.get("overage_approved", False)
+        spent = self.hooks.quota(approved) if self.hooks.quota is not None else None
+        if spent is not None:
+            if not spent["approvable"]:
+                return {"outcome": _ended("failed", "quota_exceeded", spent["message"])}
+            decision = self._overage_approval(index, spent["message"])
+            if not decision["approved"]:
+                comment = f": {decision['comment']}" if decision["comment"] else "."
+                message = f"{spent['message']} A human approver refused the overage{comment}"
+                return {"outcome": _ended("failed", "quota_exceeded", message)}
+            approved = True
         step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
         started = self.clock()
         try:
@@ -363,7 +382,7 @@ class AgentGraph:
             )
         except ProviderError as exc:
             step.update(status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0)
-            return self._model_done(state, step, None, {"error": exc.message}, started)
+            return self._model_done(state, step, None, {"error": exc.message}, started, approved)
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
         text = message_text(message)
@@ -375,10 +394,16 @@ class AgentGraph:
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
         )
-        return self._model_done(state, step, message, {"message": message_to_dict(message)}, started)
+        return self._model_done(state, step, message, {"message": message_to_dict(message)}, started, approved)
 
     def _model_done(
-        self, state: AgentState, step: dict, message: AIMessage | None, payload: dict, started: float | None
+        self,
+        state: AgentState,
+        step: dict,
+        message: AIMessage | None,
+        payload: dict,
+        started: float | None,
+        overage_approved: bool = False,
     ) -> dict:
         if message is None:
             outcome = _ended("failed", "model_failed", f"The model call failed: {payload.get('error', '')}")
@@ -387,6 +412,8 @@ class AgentGraph:
         input_tokens = state.get("input_tokens", 0) + usage.input_tokens
         output_tokens = state.get("output_tokens", 0) + usage.output_tokens
         update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
+        if overage_approved and not state.get("overage_approved"):
+            update["overage_approved"] = True
         if input_tokens + output_tokens > self.limits.max_tokens:
             used = input_tokens + output_tokens
             update["outcome"] = _ended(
@@ -457,6 +484,18 @@ class AgentGraph:
                 comment = f": {decision['comment']}" if decision["comment"] else "."
                 return None, "rejected", "A human approver rejected this call" + comment
         return tool, "", ""
+
+    def _overage_approval(self, index: int, message: str) -> dict:
+        """Wait for a human to approve spending past the budget before model call `index`."""
+        request = {
+            "kind": "overage",
+            "step": index,
+            "tool": OVERAGE_TOOL,
+            "tool_call_id": "",
+            "arguments": {},
+            "reasons": [message],
+        }
+        return _decision(interrupt(request))
 
     def _approval(self, step: dict, reasons: list[str]) -> dict:
         request = {

@@ -12,8 +12,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.billing.models import Price
+from apps.billing.rls import usage_scope
 from apps.billing.services import price_set
 from apps.runs.usage import usage_record
+from apps.tenants.models import Tenant
 from tests.conftest import audit_events
 
 
@@ -24,7 +26,7 @@ def record(**overrides):
     )  # fmt: skip
     fields.update(overrides)
     with schema_context("acme"):
-        return usage_record(**fields)
+        return usage_record(tenant_id=Tenant.objects.get(slug="acme").pk, **fields)
 
 
 def test_a_record_is_priced_with_the_price_in_effect_and_keeps_it(acme):
@@ -40,7 +42,7 @@ def test_a_record_is_priced_with_the_price_in_effect_and_keeps_it(acme):
     )
     second = record()
     assert second.cost_usd == Decimal("4.2")  # 3.2 + 0.2 + 0.8
-    with schema_context("acme"):
+    with usage_scope(acme.pk):
         first.refresh_from_db()
     assert first.cost_usd == Decimal("2.5")  # history is not rewritten
     assert record(model="unpriced-model").cost_usd is None

@@ -10,7 +10,9 @@ from django_tenants.utils import schema_context
 
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import version_publish
-from apps.runs.models import Run, UsageRecord
+from apps.billing.models import UsageRecord
+from apps.billing.rls import current_tenant_id, usage_scope
+from apps.runs.models import Run
 from apps.runs.services import run_create
 from tests.conftest import audit_events, tenant_user
 from tests.mcp.conftest import mcp_client, token_prefix, tool_error, workspace_make
@@ -45,18 +47,21 @@ def ws(django_db_setup, django_db_blocker):
 
 def _usage(agent, model, input_tokens, output_tokens, cached, when):
     # m1 was priced when these calls were made (apps/billing prices them when written); m2 never was.
-    UsageRecord.objects.create(
-        cost_usd=Decimal("0.001") if model == "m1" else None,
-        project="p",
-        agent=agent,
-        provider="scripted",
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cached_tokens=cached,
-        latency_ms=1.0,
-        created_at=when,
-    )
+    tenant_id = current_tenant_id()
+    with usage_scope(tenant_id):
+        UsageRecord.objects.create(
+            tenant_id=tenant_id,
+            cost_usd=Decimal("0.001") if model == "m1" else None,
+            project="p",
+            agent=agent,
+            provider="scripted",
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached,
+            latency_ms=1.0,
+            created_at=when,
+        )
 
 
 async def test_it_lists_agents_by_filter_and_gets_one(mcp_port, ws):

@@ -9,11 +9,11 @@ from django_tenants.utils import schema_context
 from apps.runs.checkpoints import checkpoint_connection, checkpointer
 from apps.runs.engine import Attempt, run_advance
 from apps.runs.locks import RunLock
-from apps.runs.models import Approval, Run, Step, UsageRecord
+from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
 from apps.runs.usage import usage_record, usage_recorded
 from foundry.errors import ServiceError
-from tests.conftest import audit_events, tenant_user
+from tests.conftest import audit_events, tenant_user, usage_rows
 from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
 
@@ -45,7 +45,7 @@ def test_a_run_goes_model_tool_model_and_every_step_and_model_call_is_recorded(a
         ]
         assert steps[1].arguments == {"question": "Which rules apply to invoices?"}
         assert steps[1].summary.startswith('{"domain": {"name": "finance"')
-        usage = list(UsageRecord.objects.filter(run_id=run.pk).order_by("step"))
+        usage = sorted(usage_rows(acme, run_id=run.pk), key=lambda u: u.step)
         assert [(u.step, u.provider, u.model, u.project, u.agent) for u in usage] == [
             (1, "scripted", "scripted-1", "accounts-payable", "invoice-triage"),
             (3, "scripted", "scripted-1", "accounts-payable", "invoice-triage"),
@@ -259,7 +259,7 @@ def test_another_tenant_cannot_reach_a_run_or_its_checkpoints(acme, globex, tria
     with schema_context("globex"):
         assert run_advance(run.pk) == "missing"
         assert not Run.objects.filter(pk=run.pk).exists()
-        assert not UsageRecord.objects.filter(run_id=run.pk).exists()
+        assert not usage_rows(globex, run_id=run.pk)
     # The saver's search path lasted only for its own transactions.
     with checkpoint_connection().cursor() as cursor:
         cursor.execute("SHOW search_path")
@@ -383,12 +383,10 @@ def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call
     assert first.json["model"] == "openai-1"
     assert [t["function"]["name"] for t in first.json["tools"]] == ["find_invoices"]
     assert second.json["messages"][-1]["role"] == "tool" and second.json["messages"][-1]["tool_call_id"] == "call_a"
-    with schema_context("acme"):
-        usage = list(
-            UsageRecord.objects.filter(run_id=run.pk)
-            .order_by("step")
-            .values_list("step", "provider", "model", "input_tokens", "output_tokens", "cached_tokens")
-        )
+    usage = [
+        (u.step, u.provider, u.model, u.input_tokens, u.output_tokens, u.cached_tokens)
+        for u in sorted(usage_rows(acme, run_id=run.pk), key=lambda u: u.step)
+    ]
     assert usage == [(1, "openai", "openai-1", 120, 9, 0), (3, "openai", "openai-1", 300, 11, 100)]
 
 
@@ -402,9 +400,9 @@ def test_a_model_call_is_counted_once_per_step_and_announced_once(acme, triage):
     try:
         with schema_context("acme"):
             fields = {"project": "p", "agent": "a", "run_id": run.pk, "step": 1, "provider": "scripted", "model": "m"}
-            first = usage_record(**fields, input_tokens=5, output_tokens=2)
-            again = usage_record(**fields, input_tokens=50, output_tokens=20)
-            rows = list(UsageRecord.objects.filter(run_id=run.pk).values_list("pk", "step", "input_tokens"))
+            first = usage_record(tenant_id=acme.pk, **fields, input_tokens=5, output_tokens=2)
+            again = usage_record(tenant_id=acme.pk, **fields, input_tokens=50, output_tokens=20)
+        rows = [(u.pk, u.step, u.input_tokens) for u in usage_rows(acme, run_id=run.pk)]
     finally:
         usage_recorded.receivers.clear()
     assert first is not None and again is None
@@ -463,7 +461,7 @@ def test_a_worker_lost_right_after_an_approved_call_leaves_it_to_be_replayed_not
             (3, "model", "ok"),
         ]
         assert steps[1].pk == made.pk and steps[1].record["approval"]["approved"] is True
-        assert sorted(UsageRecord.objects.filter(run_id=run.pk).values_list("step", flat=True)) == [1, 3]
+        assert sorted(u.step for u in usage_rows(acme, run_id=run.pk)) == [1, 3]
 
 
 def test_every_statement_of_a_saver_call_runs_in_its_own_tenants_schema(acme, globex, triage):

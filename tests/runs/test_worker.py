@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.runs.models import Run, Step, UsageRecord
+from apps.runs.models import Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
 from foundry.celery import app
-from tests.conftest import ROOT, server_env, tenant_user
+from tests.conftest import ROOT, server_env, tenant_user, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, agent_yaml, deploy, http_tool
 
 WORKER_ENV = {
@@ -28,12 +28,13 @@ WORKER_ENV = {
 
 
 @contextmanager
-def worker(queue: str):
-    """A real Celery worker (prefork, one process) consuming `queue`, in its own process group."""
+def worker(queue: str, *, concurrency: int = 1, **env: str):
+    """A real Celery worker (prefork, `concurrency` processes) consuming `queue`, in its own process group."""
     hostname = f"runs-{uuid.uuid4().hex[:8]}@localhost"
-    command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += ["-Q", queue, "--hostname", hostname, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
-    proc = subprocess.Popen(command, env=server_env(**WORKER_ENV), cwd=ROOT, start_new_session=True)
+    command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork"]
+    command += ["--concurrency", str(concurrency), "-Q", queue, "--hostname", hostname, "--loglevel", "WARNING"]
+    command += ["--without-gossip", "--without-mingle"]
+    proc = subprocess.Popen(command, env=server_env(**WORKER_ENV, **env), cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while not app.control.ping(destination=[hostname], timeout=0.5):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -171,6 +172,6 @@ def test_a_run_survives_its_worker_being_killed_and_does_every_step_exactly_once
         steps = list(Step.objects.filter(run=run).values_list("index", "node", "status"))
         assert [s[0] for s in steps] == list(range(1, 10))
         assert all(status == "ok" for _, _, status in steps)
-        usage = UsageRecord.objects.filter(run_id=run.pk)
-        assert sorted(usage.values_list("step", flat=True)) == [1, 3, 5, 7, 9]
-        assert run.input_tokens == sum(usage.values_list("input_tokens", flat=True))
+        usage = usage_rows(tenant, run_id=run.pk)
+        assert sorted(u.step for u in usage) == [1, 3, 5, 7, 9]
+        assert run.input_tokens == sum(u.input_tokens for u in usage)

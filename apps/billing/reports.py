@@ -1,17 +1,21 @@
-"""Reads of runs' data that more than one interface needs."""
+"""Reads of the usage ledger that more than one interface needs, each inside the tenant's
+Row-Level Security scope (rls.py)."""
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, Sum
 
-from apps.runs.models import UsageRecord
+from apps.billing.models import UsageRecord
+from apps.billing.rls import usage_scope
 
 USAGE_GROUPS = ("project", "agent", "provider", "model")
 
 
-def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent", "model")) -> QuerySet:
-    """Model calls and tokens of the usage ledger in [start, end), one row per group of `by`
+def usage_summary(
+    *, tenant_id: int, start: datetime, end: datetime, by: Sequence[str] = ("agent", "model")
+) -> list[dict]:
+    """A tenant's model calls and tokens in [start, end), one row per group of `by`
     (a non-empty subset of USAGE_GROUPS), ordered by the group's names.
 
     Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`,
@@ -21,8 +25,8 @@ def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent
     if unknown or not by:
         raise ValueError(f"usage is grouped by some of {USAGE_GROUPS}, not {list(by)}")
     keys = [name for name in USAGE_GROUPS if name in by or (name == "provider" and "model" in by)]
-    return (
-        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+    rows = (
+        UsageRecord.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
         .values(*keys)
         .annotate(
             calls=Count("id"),
@@ -34,3 +38,5 @@ def usage_summary(*, start: datetime, end: datetime, by: Sequence[str] = ("agent
         )
         .order_by(*keys)
     )
+    with usage_scope(tenant_id):
+        return list(rows)

@@ -4,16 +4,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django_tenants.utils import schema_context
 
-from apps.runs.models import UsageRecord
-from apps.runs.selectors import usage_summary
+from apps.billing.models import UsageRecord
+from apps.billing.reports import usage_summary
+from apps.billing.rls import usage_scope
+from apps.tenants.models import Tenant
 
 JAN, FEB = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def ledger(acme):
+def ledger(acme, globex):
     rows = [  # agent, provider, model, input, output, cached, when
         ("alpha", "openai", "m1", 100, 10, 5, datetime(2026, 1, 5, tzinfo=UTC)),
         ("alpha", "openai", "m1", 20, 2, 0, datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)),
@@ -22,9 +23,22 @@ def ledger(acme):
         ("beta", "openai", "m2", 999, 99, 0, FEB),  # the end is exclusive
         ("beta", "openai", "m2", 999, 99, 0, datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)),
     ]
-    with schema_context("acme"):
+    with usage_scope(globex.pk):  # another tenant's spending, in the same table, never counted
+        UsageRecord.objects.create(
+            tenant_id=globex.pk,
+            project="p",
+            agent="alpha",
+            provider="openai",
+            model="m1",
+            input_tokens=10**6,
+            output_tokens=10**6,
+            latency_ms=1.0,
+            created_at=datetime(2026, 1, 5, tzinfo=UTC),
+        )
+    with usage_scope(acme.pk):
         for agent, provider, model, input_tokens, output_tokens, cached, when in rows:
             UsageRecord.objects.create(
+                tenant_id=acme.pk,
                 project="p",
                 agent=agent,
                 provider=provider,
@@ -40,9 +54,8 @@ def ledger(acme):
 
 
 def summary(**kwargs) -> list[tuple]:
-    with schema_context("acme"):
-        rows = usage_summary(start=JAN, end=FEB, **kwargs)
-        return [tuple(v for k, v in row.items() if k not in ("cost_total", "unpriced")) for row in rows]
+    rows = usage_summary(tenant_id=Tenant.objects.get(slug="acme").pk, start=JAN, end=FEB, **kwargs)
+    return [tuple(v for k, v in row.items() if k not in ("cost_total", "unpriced")) for row in rows]
 
 
 def test_it_sums_each_agent_and_model_of_the_period(ledger):
@@ -63,19 +76,22 @@ def test_a_model_is_grouped_with_its_provider(ledger):
     assert summary(by=["project"]) == [("p", 4, 157, 16, 5)]
 
 
-def test_costs_are_summed_and_unpriced_calls_counted(ledger):
-    with schema_context("acme"):
-        rows = usage_summary(start=JAN, end=FEB, by=["model"])
-        costs = [(r["provider"], r["model"], r["cost_total"], r["unpriced"]) for r in rows]
+def test_costs_are_summed_and_unpriced_calls_counted(ledger, acme):
+    rows = usage_summary(tenant_id=acme.pk, start=JAN, end=FEB, by=["model"])
+    costs = [(r["provider"], r["model"], r["cost_total"], r["unpriced"]) for r in rows]
     assert costs == [("anthropic", "m1", None, 1), ("openai", "m1", Decimal("0.5"), 0), ("openai", "m2", None, 1)]
 
 
-def test_an_empty_period_has_no_rows(ledger):
-    with schema_context("acme"):
-        assert list(usage_summary(start=FEB, end=FEB)) == []
+def test_an_empty_period_has_no_rows(ledger, acme):
+    assert usage_summary(tenant_id=acme.pk, start=FEB, end=FEB) == []
+
+
+def test_another_tenants_id_reads_only_its_own_rows(ledger, globex):
+    rows = usage_summary(tenant_id=globex.pk, start=JAN, end=FEB, by=["agent"])
+    assert [(r["agent"], r["calls"], r["input_total"]) for r in rows] == [("alpha", 1, 10**6)]
 
 
 @pytest.mark.parametrize("by", [[], ["tenant"], ["agent", "run_id"]])
 def test_it_groups_only_by_known_columns(by):
     with pytest.raises(ValueError, match="usage is grouped by some of"):
-        usage_summary(start=JAN, end=FEB, by=by)
+        usage_summary(tenant_id=1, start=JAN, end=FEB, by=by)

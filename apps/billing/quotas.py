@@ -1,0 +1,198 @@
+"""Monthly quotas: what a tenant may still spend, checked before each model call.
+
+Three caps can bind a model call of a run in project P, each per calendar month (UTC):
+- the plan's monthly tokens (with the operator's override; apps/tenants/limits.py) — spent, the
+  run stops with `quota_exceeded`, always;
+- the workspace's budget (Budget with project ""), in tokens and/or USD;
+- project P's budget, in tokens and/or USD.
+A spent budget stops the run with `quota_exceeded`, or, when the budget's `on_exhausted` is
+"approve", the run waits for a human to approve the overage; approved, that run goes on past
+its budgets (never past the plan).
+
+Spending is read from UsageMonth, the running totals the ledger's own statement keeps, so a
+check is one indexed read. An audit event (`quota.threshold`, outcome "failure" at 100%) is
+written once per month, cap and measure when 80% and when 100% is reached: the claim on the
+month's row (`tokens_alerted`/`cost_alerted`) makes it once even with many workers.
+
+Budgets are cached per process for FOUNDRY_TENANT_ROUTE_TTL seconds, like limits.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from apps.billing.models import Budget, UsageMonth
+from apps.billing.rls import usage_scope
+
+THRESHOLDS = (80, 100)
+
+
+@dataclass(frozen=True)
+class Cap:
+    """One monthly cap: of the workspace (`project` "") or a project, in tokens or USD."""
+
+    project: str
+    measure: str  # "tokens" | "cost"
+    limit: Decimal
+    approvable: bool
+    source: str  # "plan" | "budget"
+
+    def describe(self) -> str:
+        whose = f"project {self.project!r}" if self.project else "the workspace"
+        amount = f"{int(self.limit):,} tokens" if self.measure == "tokens" else f"{self.limit} USD"
+        what = "plan's monthly limit" if self.source == "plan" else "monthly budget"
+        return f"{whose}'s {what} of {amount}"
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    cap: Cap
+    used: Decimal
+
+    @property
+    def approvable(self) -> bool:
+        return self.cap.approvable
+
+    @property
+    def message(self) -> str:
+        used = f"{int(self.used):,} tokens" if self.cap.measure == "tokens" else f"{self.used} USD"
+        return f"This month's usage ({used}) has reached {self.cap.describe()}."
+
+
+_budgets: dict[int, tuple[float, dict[str, Budget]]] = {}
+_budgets_lock = threading.Lock()
+
+
+def budgets_of(tenant_id: int) -> dict[str, Budget]:
+    """The tenant's budgets by project ("" for the workspace)."""
+    now = time.monotonic()
+    cached = _budgets.get(tenant_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    with usage_scope(tenant_id):
+        budgets = {budget.project: budget for budget in Budget.objects.filter(tenant_id=tenant_id)}
+    with _budgets_lock:
+        if len(_budgets) > 10_000:
+            _budgets.clear()
+        _budgets[tenant_id] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, budgets)
+    return budgets
+
+
+def budgets_cache_clear(tenant_id: int | None = None) -> None:
+    with _budgets_lock:
+        if tenant_id is None:
+            _budgets.clear()
+        else:
+            _budgets.pop(tenant_id, None)
+
+
+def caps_for(tenant_id: int, project: str) -> list[Cap]:
+    """Every cap on a model call of `project`."""
+    from apps.tenants.limits import limits_for
+
+    caps = []
+    plan_tokens = limits_for(tenant_id).monthly_tokens
+    if plan_tokens is not None:
+        caps.append(Cap("", "tokens", Decimal(plan_tokens), False, "plan"))
+    budgets = budgets_of(tenant_id)
+    for scope in dict.fromkeys(("", project)):  # the workspace, then the project (once if the same)
+        budget = budgets.get(scope)
+        if budget is None:
+            continue
+        approvable = budget.on_exhausted == Budget.OnExhausted.APPROVE
+        if budget.monthly_tokens is not None:
+            caps.append(Cap(scope, "tokens", Decimal(budget.monthly_tokens), approvable, "budget"))
+        if budget.monthly_cost_usd is not None:
+            caps.append(Cap(scope, "cost", budget.monthly_cost_usd, approvable, "budget"))
+    return caps
+
+
+def month_of(moment=None) -> date:
+    moment = (timezone.now() if moment is None else moment).astimezone(UTC)
+    return date(moment.year, moment.month, 1)
+
+
+def _used(row, measure: str) -> Decimal:
+    if row is None:
+        return Decimal(0)
+    return Decimal(row["tokens"]) if measure == "tokens" else Decimal(row["cost_usd"])
+
+
+def quota_check(*, tenant_id: int, project: str, overage_approved: bool = False) -> Exhausted | None:
+    """Before a model call: the first cap this month's usage has reached, or None. With
+    `overage_approved` (a human approved this run's overage) only the plan's cap binds."""
+    caps = [cap for cap in caps_for(tenant_id, project) if not (overage_approved and cap.approvable)]
+    if not caps:
+        return None
+    with usage_scope(tenant_id):
+        rows = {
+            row["project"]: row
+            for row in UsageMonth.objects.filter(
+                tenant_id=tenant_id, month=month_of(), project__in={"", project}
+            ).values("project", "tokens", "cost_usd")
+        }
+    for cap in sorted(caps, key=lambda cap: cap.approvable):  # a cap nobody can approve first
+        used = _used(rows.get(cap.project), cap.measure)
+        if used >= cap.limit:
+            return Exhausted(cap, used)
+    return None
+
+
+def quota_after_usage(record, months: list) -> None:
+    """After a usage row was written, with the month's totals it led to (usage.py's USAGE_RESULT):
+    the audit events of the 80% and 100% marks this call crossed."""
+    if not months:
+        return
+    caps = caps_for(record.tenant_id, record.project)
+    if not caps:
+        return
+    totals = {
+        project: {"month": month, "tokens": tokens, "cost_usd": cost, "tokens_alerted": ta, "cost_alerted": ca}
+        for month, project, tokens, cost, ta, ca in months
+    }
+    for cap in caps:
+        row = totals.get(cap.project)
+        if row is None or not cap.limit:
+            continue
+        share = _used(row, cap.measure) / cap.limit * 100
+        reached = max((mark for mark in THRESHOLDS if share >= mark), default=0)
+        if reached > row[f"{cap.measure}_alerted"]:
+            _alert(record, cap, row, reached)
+
+
+def _alert(record, cap: Cap, row: dict, reached: int) -> None:
+    from apps.audit.models import Outcome
+    from apps.audit.services import audit_record
+
+    column = "tokens_alerted" if cap.measure == "tokens" else "cost_alerted"
+    with usage_scope(record.tenant_id), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE public.billing_usage_month SET {column} = %s"  # noqa: S608 - column is one of two names
+            f" WHERE tenant_id = %s AND month = %s AND project = %s AND {column} < %s RETURNING 1",
+            [reached, record.tenant_id, row["month"], cap.project, reached],
+        )
+        claimed = cursor.fetchone() is not None
+    if not claimed:
+        return  # another worker announced it
+    used = _used(row, cap.measure)
+    audit_record(
+        action="quota.threshold",
+        actor="service:billing",
+        data={
+            "percent": reached,
+            "project": cap.project,
+            "measure": cap.measure,
+            "source": cap.source,
+            "used": str(used),
+            "limit": str(cap.limit),
+            "month": str(row["month"]),
+            "message": Exhausted(cap, used).message if reached >= 100 else f"80% of {cap.describe()} used.",
+        },
+        outcome=Outcome.FAILURE if reached >= 100 else Outcome.SUCCESS,
+    )
