@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
 from apps.audit.apis import AuditCheckpointListApi, AuditEventDetailApi, AuditEventListApi, AuditVerifyApi
 from apps.audit.apis_export import AuditExportApi, SinkDetailApi, SinkListApi
+from apps.billing.apis import BudgetListApi
 from apps.catalog.apis import (
     AGENT_VIEWS,
     DOMAIN_VIEWS,
@@ -59,6 +60,7 @@ v1 = [
     path("agents/<slug:name>/migrate", MigrateApi.as_view(), name="agent_migrate"),
     path("agents/<slug:name>/deployments", DeploymentListApi.as_view(), name="agent_deployments"),
     # Run ids are matched as text and parsed by the view: a malformed id is a 404, like an unknown one.
+    path("budgets", BudgetListApi.as_view(), name="budgets"),
     path("runs", RunListApi.as_view(), name="run_list"),
     path("runs/<str:run_id>", RunDetailApi.as_view(), name="run_detail"),
     path("runs/<str:run_id>/steps", StepListApi.as_view(), name="run_steps"),

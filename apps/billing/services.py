@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_record
-from apps.billing.models import Price
+from apps.billing.models import Budget, Price
+from apps.billing.quotas import budgets_cache_clear
+from apps.billing.rls import usage_scope
 
 MAX_PER_MTOK = Decimal("10000")  # USD per million tokens; nothing sold today costs near this
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
@@ -103,3 +105,111 @@ def price_set(
         request=request,
     )
     return price
+
+
+# --- budgets ------------------------------------------------------------------------------------
+
+MAX_MONTHLY_TOKENS = 10**13
+MAX_MONTHLY_COST_USD = Decimal("100000000")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # a manifest's project name
+
+
+def _budget_tokens(value) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError({"monthly_tokens": ValidationError("A whole number of tokens.", code="budget_invalid")})
+    try:
+        tokens = int(str(value).strip().replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ValidationError(
+            {"monthly_tokens": ValidationError("A whole number of tokens.", code="budget_invalid")}
+        ) from None
+    if not 0 <= tokens <= MAX_MONTHLY_TOKENS:
+        raise ValidationError(
+            {"monthly_tokens": ValidationError(f"0 to {MAX_MONTHLY_TOKENS:,} tokens a month.", code="budget_invalid")}
+        )
+    return tokens
+
+
+def _budget_cost(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    invalid = ValidationError({"monthly_cost_usd": ValidationError("An amount of USD.", code="budget_invalid")})
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal | float):
+        raise invalid
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise invalid from None
+    if not amount.is_finite() or not 0 <= amount <= MAX_MONTHLY_COST_USD:
+        raise ValidationError(
+            {"monthly_cost_usd": ValidationError(f"0 to {MAX_MONTHLY_COST_USD:,} USD a month.", code="budget_invalid")}
+        )
+    return amount.quantize(Decimal("0.01"))
+
+
+@transaction.atomic
+def budget_set(
+    *,
+    actor,
+    tenant_id: int,
+    project: str,
+    monthly_tokens=None,
+    monthly_cost_usd=None,
+    on_exhausted="stop",
+    request=None,
+) -> Budget | None:
+    """Set the workspace's (`project` "") or a project's monthly budget; with neither amount, remove
+    it. The budget binds from the next model call on (apps/billing/quotas.py); audited."""
+    errors = {}
+    if not isinstance(project, str) or (project and not _PROJECT.match(project)):
+        errors["project"] = ValidationError(
+            "A project name (lower-case letters, digits and -, 1 to 63), or empty for the whole workspace.",
+            code="project_invalid",
+        )
+    if on_exhausted not in Budget.OnExhausted.values:
+        errors["on_exhausted"] = ValidationError(
+            f"One of {', '.join(Budget.OnExhausted.values)}.", code="on_exhausted_invalid"
+        )
+    amounts = {}
+    for field, parse, value in (
+        ("monthly_tokens", _budget_tokens, monthly_tokens),
+        ("monthly_cost_usd", _budget_cost, monthly_cost_usd),
+    ):
+        try:
+            amounts[field] = parse(value)
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
+    if errors:
+        raise ValidationError(errors)
+    with usage_scope(tenant_id):
+        current = Budget.objects.filter(tenant_id=tenant_id, project=project).first()
+        if amounts["monthly_tokens"] is None and amounts["monthly_cost_usd"] is None:
+            if current is not None:
+                current.delete()
+                audit_record(action="budget.delete", actor=actor, target=f"budget:{project or '*'}", request=request)
+            budget = None
+        else:
+            budget, _ = Budget.objects.update_or_create(
+                tenant_id=tenant_id,
+                project=project,
+                defaults={**amounts, "on_exhausted": on_exhausted, "updated_by": str(actor)[:255]},
+            )
+            audit_record(
+                action="budget.set",
+                actor=actor,
+                target=f"budget:{project or '*'}",
+                data={
+                    "project": project,
+                    "monthly_tokens": amounts["monthly_tokens"],
+                    "monthly_cost_usd": None
+                    if amounts["monthly_cost_usd"] is None
+                    else str(amounts["monthly_cost_usd"]),
+                    "on_exhausted": on_exhausted,
+                },
+                request=request,
+            )
+    transaction.on_commit(lambda: budgets_cache_clear(tenant_id))
+    budgets_cache_clear(tenant_id)
+    return budget

@@ -1,0 +1,161 @@
+"""Quotas: every model call is checked against the month's budgets before it is made. A spent
+budget stops the run with `quota_exceeded`, or waits for a human to approve the overage; the
+plan's cap cannot be approved past; 80% and 100% are announced once each in the audit trail."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django_tenants.utils import schema_context
+
+from apps.billing.quotas import budgets_cache_clear, budgets_of
+from apps.billing.services import budget_set, price_set
+from apps.runs.models import Approval, Run, Step
+from apps.runs.services import run_decide
+from apps.runs.usage import usage_record
+from apps.tenants.limits import limits_cache_clear
+from apps.tenants.models import Tenant
+from tests.conftest import audit_events, tenant_user, usage_rows
+from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
+from tests.runs.test_engine import start
+
+
+def spend(tenant: Tenant, tokens: int, *, project: str = "accounts-payable", model: str = "scripted-1") -> None:
+    """A model call of `tokens` (input + output) already made this month."""
+    with schema_context(tenant.schema_name):
+        usage_record(tenant_id=tenant.pk, project=project, agent="other", run_id=None, step=None,
+                     provider="scripted", model=model, input_tokens=tokens - 1, output_tokens=1)  # fmt: skip
+
+
+def budget(tenant: Tenant, project: str = "", **amounts) -> None:
+    with schema_context(tenant.schema_name):
+        budget_set(actor=tenant_user(tenant, f"owner@{tenant.slug}.test"), tenant_id=tenant.pk, project=project,
+                   **amounts)  # fmt: skip
+
+
+def model_steps(run: Run, schema: str) -> int:
+    with schema_context(schema):
+        return Step.objects.filter(run=run, node="model").count()
+
+
+def test_a_spent_workspace_budget_stops_the_run_before_its_model_call(acme, globex, triage):
+    budget(acme, monthly_tokens=1000)
+    spend(acme, 1000)
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert (run.status, run.reason) == ("failed", "quota_exceeded"), run.message
+    assert "1,000 tokens" in run.message and "the workspace" in run.message
+    assert model_steps(run, "acme") == 0 and not usage_rows(acme, run_id=run.pk)
+    # Isolation: acme's spending and budget are nothing to globex, with the same project and agent.
+    budget(globex, monthly_tokens=1000)
+    other = advance(start(globex, deploy(globex, FINANCE, TRIAGE), "Triage invoice INV-1001."), "globex")
+    assert other.status == "succeeded", other.message
+
+
+def test_a_project_budget_binds_its_own_project_only(acme, triage):
+    budget(acme, "elsewhere", monthly_tokens=10)
+    spend(acme, 50, project="elsewhere")
+    assert advance(start(acme, triage, "Triage invoice INV-1001."), "acme").status == "succeeded"
+    budget(acme, "accounts-payable", monthly_cost_usd="0.01")
+    with schema_context("acme"):
+        price_set(actor="ops", provider="scripted", model="scripted-1", input_per_mtok="10000",
+                  output_per_mtok="10000", cached_per_mtok="0")  # fmt: skip
+    spend(acme, 10)  # 10 tokens at 10,000 USD per million: 0.10 USD, over the 0.01 budget
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert (run.status, run.reason) == ("failed", "quota_exceeded")
+    assert "project 'accounts-payable'" in run.message and "0.01 USD" in run.message
+
+
+def test_an_approvable_budget_waits_for_an_overage_approval(acme, triage):
+    budget(acme, monthly_tokens=100, on_exhausted="approve")
+    spend(acme, 100)
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert run.status == "waiting_approval" and model_steps(run, "acme") == 0
+    admin = tenant_user(acme, "admin@acme.test")
+    with schema_context("acme"):
+        approval = Approval.objects.get(run=run)
+        assert (approval.step, approval.tool) == (1, "overage")
+        assert "100 tokens" in approval.reasons[0]
+        run = run_decide(actor=admin, run=run, approved=True, comment="Quarter end.")
+    run = advance(run, "acme")
+    # Approved once, the run goes on past the budget for every later model call too.
+    assert run.status == "succeeded", run.message
+    assert model_steps(run, "acme") == 2
+
+    refused = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    with schema_context("acme"):
+        refused = run_decide(actor=admin, run=refused, approved=False, comment="Not this month.")
+    refused = advance(refused, "acme")
+    assert (refused.status, refused.reason) == ("failed", "quota_exceeded")
+    assert "refused the overage: Not this month." in refused.message
+    assert model_steps(refused, "acme") == 0
+
+
+def test_the_plans_cap_cannot_be_approved_past(acme, triage):
+    Tenant.objects.filter(pk=acme.pk).update(monthly_tokens_override=500)
+    limits_cache_clear()
+    try:
+        budget(acme, monthly_tokens=10**9, on_exhausted="approve")
+        spend(acme, 500)
+        run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+        assert (run.status, run.reason) == ("failed", "quota_exceeded")
+        assert "plan's monthly limit of 500 tokens" in run.message
+    finally:
+        limits_cache_clear()
+
+
+def test_80_and_100_percent_are_announced_once_each(acme):
+    budget(acme, monthly_tokens=1000)
+    spend(acme, 700)
+    assert not audit_events("acme", action="quota.threshold")
+    spend(acme, 100)  # 800: 80%
+    spend(acme, 100)  # 900
+    events = audit_events("acme", action="quota.threshold")
+    assert [(e.data["percent"], e.data["used"], e.outcome) for e in events] == [(80, "800", "success")]
+    spend(acme, 150)  # 1050: 100%
+    spend(acme, 10)
+    events = audit_events("acme", action="quota.threshold")
+    assert [(e.data["percent"], e.data["measure"], e.data["project"]) for e in events] == [
+        (80, "tokens", ""),
+        (100, "tokens", ""),
+    ]
+    assert events[1].outcome == "failure" and "1,050 tokens" in events[1].data["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"monthly_tokens": -1}, "budget_invalid"),
+        ({"monthly_tokens": 10**14}, "budget_invalid"),
+        ({"monthly_tokens": "12.5"}, "budget_invalid"),
+        ({"monthly_tokens": True}, "budget_invalid"),
+        ({"monthly_cost_usd": "-0.01"}, "budget_invalid"),
+        ({"monthly_cost_usd": "NaN"}, "budget_invalid"),
+        ({"monthly_cost_usd": "1e12"}, "budget_invalid"),
+        ({"monthly_cost_usd": "ten"}, "budget_invalid"),
+        ({"monthly_tokens": 1, "project": "Not A Project"}, "project_invalid"),
+        ({"monthly_tokens": 1, "on_exhausted": "ignore"}, "on_exhausted_invalid"),
+    ],
+)
+def test_bad_budgets_are_refused_and_change_nothing(acme, fields, code):
+    fields = {"project": "", **fields}
+    with pytest.raises(ValidationError) as refused:
+        budget(acme, **fields)
+    assert code in {e.code for errors in refused.value.error_dict.values() for e in errors}
+    budgets_cache_clear()
+
+    assert budgets_of(acme.pk) == {}
+
+
+def test_a_budget_is_set_changed_and_removed_with_an_audit_trail(acme):
+    budget(acme, "accounts-payable", monthly_tokens="1_000_000", monthly_cost_usd="250")
+    budget(acme, "accounts-payable", monthly_cost_usd=Decimal("300"), on_exhausted="approve")
+
+    current = budgets_of(acme.pk)["accounts-payable"]
+    assert (current.monthly_tokens, current.monthly_cost_usd, current.on_exhausted) == (None, Decimal("300"), "approve")
+    budget(acme, "accounts-payable")
+    assert budgets_of(acme.pk) == {}
+    assert [e.action for e in audit_events("acme", action__startswith="budget.")] == [
+        "budget.set",
+        "budget.set",
+        "budget.delete",
+    ]
