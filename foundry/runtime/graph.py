@@ -69,7 +69,7 @@ DEFAULT_MAX_TOKENS = 200_000
 DEFAULT_TIMEOUT_SECONDS = 600
 SUMMARY_CHARS = 500
 # The approval a run waits for when its budget is spent names this in place of a tool.
-OVERAGE_TOOL = "overage"
+OVERAGE_TOOL = "(overage)"  # no tool can be named so (a manifest's tool names are identifiers)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from apps.runs.services import run_decide
 from apps.runs.usage import usage_record
 from apps.tenants.limits import limits_cache_clear
 from apps.tenants.models import Tenant
-from tests.conftest import audit_events, tenant_user, usage_rows
+from tests.conftest import audit_events, client_for, tenant_user, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 from tests.runs.test_engine import start
 
@@ -70,10 +70,12 @@ def test_an_approvable_budget_waits_for_an_overage_approval(acme, triage):
     spend(acme, 100)
     run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
     assert run.status == "waiting_approval" and model_steps(run, "acme") == 0
+    page = client_for(acme, "admin@acme.test").get(f"/runs/{run.pk}/").content.decode()
+    assert "a model call past the workspace&#x27;s budget" in page or "a model call past the workspace's budget" in page
     admin = tenant_user(acme, "admin@acme.test")
     with schema_context("acme"):
         approval = Approval.objects.get(run=run)
-        assert (approval.step, approval.tool) == (1, "overage")
+        assert (approval.step, approval.tool) == (1, "(overage)")
         assert "100 tokens" in approval.reasons[0]
         run = run_decide(actor=admin, run=run, approved=True, comment="Quarter end.")
     run = advance(run, "acme")
