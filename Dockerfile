@@ -20,7 +20,7 @@ COPY . .
 RUN FOUNDRY_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
  && python -m compileall -q foundry apps \
  && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin foundry \
- && install -d -o foundry -g foundry -m 0700 /var/lib/foundry/celery-signing
+ && install -d -o foundry -g foundry -m 0700 /var/lib/foundry/celery-signing /var/lib/foundry/metrics
 
 USER foundry
 ENV FOUNDRY_BIND=0.0.0.0:8000

@@ -57,6 +57,8 @@ POLICY_NAME = "default"
 OnError = Literal["closed", "open_local"]
 
 _SCOPE = re.compile(r"[a-z0-9_-]+")
+_RATE_TEXT = re.compile(r"(\d{1,7})/(\d{1,6}(?:\.\d{1,3})?)?([smhd])")
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SCRIPTS = Path(__file__).with_suffix(".lua")
 
 
@@ -107,6 +109,15 @@ class Rate:
         burst = self.burst
         if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_LIMIT):
             raise ValueError(f"a rate's burst is an integer from 1 to {MAX_LIMIT}, not {burst!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Rate":
+        """A rate written as settings write it: `5/m` (5 a minute), `30/10s`, `100/h`, `1000/d`."""
+        match = _RATE_TEXT.fullmatch(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"a rate is written <count>/<period>, say 5/m, 30/10s or 100/h, not {text!r}")
+        count, number, unit = match.groups()
+        return cls(int(count), float(number or 1) * _PERIOD_UNITS[unit])
 
     @property
     def capacity(self) -> int:
@@ -253,6 +264,12 @@ class Limiter:
             return False
 
     # --- Redis unreachable ---------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """False for `cooldown` seconds after Redis failed to answer (it is not asked meanwhile):
+        tells a refused `acquire` (None) because no slot is free from one because Redis is away."""
+        return self._available()
 
     def _available(self) -> bool:
         return time.monotonic() >= self._unavailable_until

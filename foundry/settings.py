@@ -9,10 +9,14 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import os
+import socket
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from foundry.ratelimit import Rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -109,6 +113,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so its view check runs after CSRF's: console form posts spend the workspace's rate.
+    "apps.console.middleware.ConsoleRateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "foundry.urls_tenant"
@@ -158,13 +164,33 @@ FOUNDRY_RATELIMIT_REDIS_URL = env.str("FOUNDRY_RATELIMIT_REDIS_URL", default="")
 # When that Redis is unreachable: reads fall back to a bounded per-process limiter, writes are refused.
 FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS", default="open_local")
 FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES", default="closed")
-for _name in ("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS", "FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES"):
+# Sign-in attempts are counted per process meanwhile, so credential stuffing stays throttled.
+FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS", default="open_local")
+for _name in (
+    "FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS",
+    "FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES",
+    "FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS",
+):
     if globals()[_name] not in {"closed", "open_local"}:
         raise ImproperlyConfigured(f"{_name} must be 'closed' or 'open_local'.")
+# Run admission (apps/runs/admission.py): "closed", a run waits queued for Redis; "open", it runs unlimited.
+FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS", default="closed")
+if FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS not in {"closed", "open"}:
+    raise ImproperlyConfigured("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS must be 'closed' or 'open'.")
 # Multiplies the plans' requests/s and burst (never operators' overrides): load tests, test suites.
 FOUNDRY_RATELIMIT_PLAN_SCALE = env.float("FOUNDRY_RATELIMIT_PLAN_SCALE", default=1.0)
 if not 0 < FOUNDRY_RATELIMIT_PLAN_SCALE <= 10_000:
     raise ImproperlyConfigured("FOUNDRY_RATELIMIT_PLAN_SCALE must be above 0 and at most 10000.")
+
+# /metrics (Prometheus, platform host only) answers requests bearing this token; empty: no /metrics.
+FOUNDRY_METRICS_TOKEN = env.str("FOUNDRY_METRICS_TOKEN", default="")
+# Where processes' counter files are (foundry/metrics.py); empty: each process serves its own.
+# Each host (container) writes in a directory of its own, so process ids of two never meet;
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, which is after this.
+FOUNDRY_METRICS_DIR = env.str("FOUNDRY_METRICS_DIR", default="")
+if FOUNDRY_METRICS_DIR:
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(FOUNDRY_METRICS_DIR, socket.gethostname()))
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -206,10 +232,16 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env.int("FOUNDRY_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 
-# Login throttling (django-ratelimit, counters in Redis, per tenant).
+# Sign-in throttling (apps/tenants/limits.py `login_admit`, GCRA in Redis), each per workspace:
+# attempts on one account name from one client address, from one address, and in all.
 FOUNDRY_LOGIN_RATE_PER_ACCOUNT = env.str("FOUNDRY_LOGIN_RATE_PER_ACCOUNT", default="5/m")
 FOUNDRY_LOGIN_RATE_PER_IP = env.str("FOUNDRY_LOGIN_RATE_PER_IP", default="30/m")
-RATELIMIT_VIEW = "apps.accounts.views.login_throttled"
+FOUNDRY_LOGIN_RATE_PER_TENANT = env.str("FOUNDRY_LOGIN_RATE_PER_TENANT", default="300/m")
+for _name in ("FOUNDRY_LOGIN_RATE_PER_ACCOUNT", "FOUNDRY_LOGIN_RATE_PER_IP", "FOUNDRY_LOGIN_RATE_PER_TENANT"):
+    try:
+        Rate.parse(globals()[_name])
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{_name}: {error}.") from None
 
 
 # --- Provider credentials (apps.providers, docs/providers.md) ------------------------------
@@ -290,6 +322,15 @@ FOUNDRY_SUBAGENT_MAX_DEPTH = env.int("FOUNDRY_SUBAGENT_MAX_DEPTH", default=3)
 if FOUNDRY_RUN_LOCK_SECONDS < 1 or FOUNDRY_RUN_MAX_RECOVERIES < 0 or FOUNDRY_SUBAGENT_MAX_DEPTH < 1:
     raise ImproperlyConfigured(
         "FOUNDRY_RUN_LOCK_SECONDS must be >= 1, FOUNDRY_RUN_MAX_RECOVERIES >= 0, FOUNDRY_SUBAGENT_MAX_DEPTH >= 1."
+    )
+# Run admission (apps/runs/admission.py): a run executing holds one of its workspace's slots, a
+# lease that lives this long unless renewed (every third of it), so a dead worker's slot comes
+# back within it; a run that finds no free slot stays queued and is tried again after about this.
+FOUNDRY_RUN_SLOT_SECONDS = env.float("FOUNDRY_RUN_SLOT_SECONDS", default=60.0)
+FOUNDRY_RUN_SLOT_RETRY_SECONDS = env.float("FOUNDRY_RUN_SLOT_RETRY_SECONDS", default=5.0)
+if not 0.1 <= FOUNDRY_RUN_SLOT_SECONDS <= 3600 or not 0.1 <= FOUNDRY_RUN_SLOT_RETRY_SECONDS <= 600:
+    raise ImproperlyConfigured(
+        "FOUNDRY_RUN_SLOT_SECONDS must be from 0.1 to 3600, FOUNDRY_RUN_SLOT_RETRY_SECONDS from 0.1 to 600."
     )
 # Networks `http` tools may reach although private or loopback (CIDRs; operators only, e.g.
 # an internal API at 10.1.0.0/16). Link-local cloud metadata stays refused unless listed.
@@ -427,4 +468,5 @@ CELERY_BEAT_SCHEDULE = {
     "runs-sweep": {"task": "runs.sweep", "schedule": 120.0},
     "audit-sign-heads": {"task": "audit.sign_heads", "schedule": FOUNDRY_AUDIT_SIGN_INTERVAL},
     "audit-deliver-sinks": {"task": "audit.deliver_sinks", "schedule": 15.0},
+    "billing-rollup": {"task": "billing.rollup", "schedule": 3600.0},
 }

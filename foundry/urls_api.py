@@ -7,6 +7,7 @@ from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, 
 from apps.audit.apis import AuditCheckpointListApi, AuditEventDetailApi, AuditEventListApi, AuditVerifyApi
 from apps.audit.apis_export import AuditExportApi, SinkDetailApi, SinkListApi
 from apps.billing.apis import BudgetListApi
+from apps.billing.apis_statement import UsageStatementApi
 from apps.catalog.apis import (
     AGENT_VIEWS,
     DOMAIN_VIEWS,
@@ -61,6 +62,7 @@ v1 = [
     path("agents/<slug:name>/deployments", DeploymentListApi.as_view(), name="agent_deployments"),
     # Run ids are matched as text and parsed by the view: a malformed id is a 404, like an unknown one.
     path("budgets", BudgetListApi.as_view(), name="budgets"),
+    path("usage/statement", UsageStatementApi.as_view(), name="usage_statement"),
     path("runs", RunListApi.as_view(), name="run_list"),
     path("runs/<str:run_id>", RunDetailApi.as_view(), name="run_detail"),
     path("runs/<str:run_id>/steps", StepListApi.as_view(), name="run_steps"),

@@ -6,9 +6,11 @@ from apps.accounts.urls import auth_urlpatterns
 from apps.audit.urls import platform_urlpatterns as audit_platform_urlpatterns
 from apps.audit.views import audit_keys
 from apps.identity.views import platform_jwks_view
+from foundry.metrics import metrics_view
 
 urlpatterns = [
     path("", include("apps.tenants.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("apps.billing.urls")),
     path("", include((auth_urlpatterns, "accounts"))),
     path("", include((audit_platform_urlpatterns, "audit"))),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("apps.identity.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.runs.urls")),
+    path("", include("apps.billing.urls_console")),
     path("", include("apps.audit.urls")),
     path("", include("apps.audit.urls_sinks")),
 ]

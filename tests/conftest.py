@@ -90,8 +90,12 @@ def _fresh_request_state():
 
 
 def _identity_caches_clear() -> None:
-    """The per-process copies of SSO configurations and identity providers' key sets."""
+    """The per-process copies of SSO configurations and identity providers' key sets, and the
+    rate limiter's remembered refusals (the buckets themselves went with the cache)."""
     from apps.identity import jwks, oidc
+    from apps.tenants.limits import refusals_forget
+
+    refusals_forget()
 
     jwks._parsed.clear()
     oidc._recent.clear()

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
@@ -7,7 +6,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import get_usage
 
 from apps.accounts.access import require_permission
 from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
@@ -22,28 +20,25 @@ from apps.accounts.services import (
 )
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record, login_name_digest
+from apps.tenants.limits import login_admit, refusal_response
 from foundry.errors import error_response
+from foundry.ratelimit import Decision
 
 
-def _login_usage(request: HttpRequest) -> dict | None:
-    """Count this attempt against the account and the client address; the tightest wins."""
-    account = (request.POST.get("username") or "").strip().lower()
-    worst = None
-    for group, key, rate in (
-        ("login-account", lambda g, r: account, settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT),
-        ("login-ip", "ip", settings.FOUNDRY_LOGIN_RATE_PER_IP),
-    ):
-        usage = get_usage(request, group=group, key=key, rate=rate, method="POST", increment=True)
-        if usage and usage["should_limit"] and (worst is None or usage["time_left"] > worst["time_left"]):
-            worst = usage
-    return worst
+def login_attempt_admit(request: HttpRequest, account: str | None) -> Decision:
+    """Count a sign-in attempt (password form, SSO start) of this client address on `account`."""
+    tenant = getattr(request, "tenant", None)
+    return login_admit(
+        tenant_id=tenant.pk if tenant is not None else None, client=request.META.get("REMOTE_ADDR"), account=account
+    )
 
 
 def login_target(typed: str | None):
     """The account a sign-in attempt named: the user if there is one, else a keyed hash of the
     name typed (never the name itself: the trail cannot be edited, and the name may be personal)."""
     typed = (typed or "")[:254]
-    user = User.objects.filter(email__iexact=typed.strip()).first() if typed.strip() else None
+    # PostgreSQL text holds no NUL: no account has one in its name.
+    user = User.objects.filter(email__iexact=typed.strip()).first() if typed.strip() and "\x00" not in typed else None
     return user if user is not None else ("login", login_name_digest(typed))
 
 
@@ -53,15 +48,13 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        limited = _login_usage(request)
-        if limited:
+        typed = request.POST.get("username") or ""
+        decision = login_attempt_admit(request, typed[:254])
+        if not decision.allowed:
             audit_record(
-                action="auth.login.throttled",
-                target=login_target(request.POST.get("username")),
-                outcome=Outcome.DENIED,
-                request=request,
+                action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
             )
-            return login_throttled(request, retry_after=limited["time_left"])
+            return login_throttled(request, decision)
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
@@ -88,13 +81,15 @@ class LoginView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), "sso": sso_config()}
 
 
-def login_throttled(request: HttpRequest, exception=None, retry_after: int = 60) -> HttpResponse:
-    return error_response(
+def login_throttled(request: HttpRequest, decision: Decision) -> HttpResponse:
+    """429 for a refused sign-in attempt (503 when the limiter cannot be asked and counts closed)."""
+    return refusal_response(
         request,
-        status=429,
+        decision,
+        surface="login",
         code="login_throttled",
-        message="Too many sign-in attempts. Wait a minute and try again.",
-        headers={"Retry-After": str(max(int(retry_after), 1))},
+        too_many="Too many sign-in attempts.",
+        unavailable="Signing in is briefly unavailable. Try again in a moment.",
     )
 
 

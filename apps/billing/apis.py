@@ -1,105 +1,86 @@
-"""/api/v1/usage/statement: the workspace's usage statement of a month or a range of days, as
-JSON or CSV (apps/billing/statements.py).
+"""/api/v1/budgets: the workspace's monthly budgets, and this month's use of every cap.
 
-`usage.view` with the token scope `read`: every role may read usage (the matrix's choice, the
-same figures the console's usage page and MCP `get_usage` show), and a reporting token needs no
-power to change anything.
+Reading is `usage.view` with the scope `read`; setting is `settings.manage` with the scope
+`admin`, like the workspace's other settings. Every value is judged by `budget_set`.
 """
 
-from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
-from apps.billing.statements import FORMATS, format_parse, period_parse, statement
+from apps.billing.models import Budget
+from apps.billing.quotas import month_of
+from apps.billing.selectors import budget_list, quota_uses
+from apps.billing.services import budget_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.errors import ServiceError
+from foundry.api.fields import StrictCharField
 
 
-class _FormatIsOurs(DefaultContentNegotiation):
-    """`?format=` names the statement's format here, not a DRF renderer: errors are always JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-class StatementAmounts(serializers.Serializer):
-    calls = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    cached_tokens = serializers.IntegerField(help_text="Of the input tokens, those read from the provider's cache.")
-    cost_usd = serializers.CharField(help_text="USD of the priced calls, as a decimal string (8 places).")
-    unpriced_calls = serializers.IntegerField(help_text="Calls no price was known for when they were recorded.")
+class BudgetOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Budget
+        fields = ["project", "monthly_tokens", "monthly_cost_usd", "on_exhausted", "updated_by", "updated_at"]
 
 
-class StatementLine(StatementAmounts):
-    project = serializers.CharField()
-    agent = serializers.CharField()
-    provider = serializers.CharField()
-    model = serializers.CharField()
+class CapOutput(serializers.Serializer):
+    project = serializers.CharField(source="cap.project", help_text='"" is the whole workspace.')
+    measure = serializers.ChoiceField(source="cap.measure", choices=["tokens", "cost"])
+    source = serializers.ChoiceField(source="cap.source", choices=["plan", "budget"])
+    approvable = serializers.BooleanField(source="cap.approvable")
+    limit = serializers.DecimalField(source="cap.limit", max_digits=20, decimal_places=2)
+    used = serializers.DecimalField(max_digits=24, decimal_places=8, help_text="This month's usage (UTC).")
+    percent = serializers.FloatField()
 
 
-class StatementPeriod(serializers.Serializer):
-    month = serializers.CharField(allow_null=True, help_text="YYYY-MM when the period is a calendar month.")
-    start = serializers.DateField()
-    end = serializers.DateField(help_text="The last day counted (included).")
+class BudgetsOutput(serializers.Serializer):
+    budgets = BudgetOutput(many=True)
+    caps = CapOutput(many=True)
 
 
-class StatementOutput(serializers.Serializer):
-    tenant = serializers.CharField()
-    period = StatementPeriod()
-    as_of = serializers.DateTimeField(help_text="Usage recorded before this moment is counted.")
-    currency = serializers.CharField()
-    lines = StatementLine(many=True)
-    totals = StatementAmounts()
+class _StrictIntegerField(serializers.IntegerField):
+    """A JSON number, not a string of digits: the schema says integer."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
-def _single(request: Request, name: str) -> str | None:
-    values = request.query_params.getlist(name)
-    if len(values) > 1:
-        code = "format_invalid" if name == "format" else "period_invalid"
-        raise ServiceError(code, f"Give {name} at most once.")
-    return values[0] if values else None
+class BudgetInput(serializers.Serializer):
+    project = StrictCharField(allow_blank=True, help_text='A project\'s name, or "" for the whole workspace.')
+    monthly_tokens = _StrictIntegerField(required=False, allow_null=True)
+    monthly_cost_usd = StrictCharField(required=False, allow_null=True, help_text="USD, a decimal string.")
+    on_exhausted = StrictCharField(required=False, default="stop", help_text="`stop` or `approve`.")
 
 
-class UsageStatementApi(TenantAPIView):
-    access = {"GET": (Permission.USAGE_VIEW, Scope.READ)}
-    content_negotiation_class = _FormatIsOurs
+def _budgets(tenant_id: int) -> dict:
+    budgets = budget_list(tenant_id=tenant_id)
+    caps = quota_uses(tenant_id=tenant_id, budgets=budgets, month=month_of())
+    return BudgetsOutput({"budgets": budgets, "caps": caps}).data
+
+
+class BudgetListApi(TenantAPIView):
+    access = {"GET": (Permission.USAGE_VIEW, Scope.READ), "PUT": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
+
+    @extend_schema(operation_id="budgets_list", responses={200: BudgetsOutput})
+    def get(self, request: Request) -> Response:
+        return Response(_budgets(request._request.tenant.pk))
 
     @extend_schema(
-        operation_id="usage_statement",
-        parameters=[
-            OpenApiParameter("month", str, description="YYYY-MM (UTC). Default: the current month."),
-            OpenApiParameter("start", OpenApiTypes.DATE, description="Instead of a month: the first day (UTC)."),
-            OpenApiParameter("end", OpenApiTypes.DATE, description="With `start`: the last day, included."),
-            OpenApiParameter("format", str, enum=list(FORMATS), description="`json` (default) or `csv`."),
-        ],
+        operation_id="budgets_set",
+        request=BudgetInput,
         responses={
-            (200, "application/json"): StatementOutput,
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR,
-                description="A header line, one line per project, agent and model, and a last line `TOTAL`.",
-            ),
-            400: OpenApiResponse(description="`period_invalid`, `period_in_future` or `format_invalid`."),
+            200: BudgetsOutput,
+            400: OpenApiResponse(description="`project_invalid`, `budget_invalid` or `on_exhausted_invalid`."),
         },
+        description="Set the workspace's or a project's monthly budget; with neither amount, remove it.",
     )
-    def get(self, request: Request) -> Response | HttpResponse:
-        fmt = format_parse(_single(request, "format"))
-        month = _single(request, "month")
-        period = period_parse(
-            month=month if month != "" else None, start=_single(request, "start"), end=_single(request, "end")
-        )
-        tenant = request._request.tenant
-        result = statement(tenant_id=tenant.pk, tenant_slug=tenant.slug, period=period)
-        if fmt == "csv":
-            response = HttpResponse(result.to_csv(), content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = f'attachment; filename="{result.filename}.csv"'
-        else:
-            response = Response(result.to_dict())
-        response["Cache-Control"] = "no-store"
-        return response
+    def put(self, request: Request) -> Response:
+        data = BudgetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant_id = request._request.tenant.pk
+        budget_set(actor=request.user, tenant_id=tenant_id, request=request._request, **data.validated_data)
+        return Response(_budgets(tenant_id))

@@ -31,3 +31,21 @@ class PriceSetForm(forms.Form):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValidationError("Enter a moment before the year 10000.", code="invalid") from None
+
+
+class BudgetSetForm(forms.Form):
+    """A workspace's or project's monthly budget. Only parses: `budget_set` judges every value
+    (project_invalid, budget_invalid, on_exhausted_invalid)."""
+
+    project = forms.CharField(required=False, label="Project (empty: the whole workspace)")
+    monthly_tokens = forms.CharField(
+        required=False, label="Tokens a month", widget=forms.TextInput({"inputmode": "numeric"})
+    )
+    monthly_cost_usd = forms.CharField(
+        required=False, label="USD a month", widget=forms.TextInput({"inputmode": "decimal"})
+    )
+    on_exhausted = forms.CharField(
+        required=False,
+        label="When spent",
+        widget=forms.Select(choices=[("stop", "Stop the run"), ("approve", "Ask for approval")]),
+    )

@@ -51,13 +51,25 @@ class Cap:
 
 
 @dataclass(frozen=True)
-class Exhausted:
+class CapUse:
+    """How much of one monthly cap this month's usage has spent (`quota_check`'s answer when all)."""
+
     cap: Cap
     used: Decimal
 
     @property
     def approvable(self) -> bool:
         return self.cap.approvable
+
+    @property
+    def percent(self) -> float:
+        if not self.cap.limit:
+            return 100.0 if self.used else 0.0
+        return float(self.used / self.cap.limit * 100)
+
+    @property
+    def shown_percent(self) -> float:
+        return min(self.percent, 100.0)
 
     @property
     def message(self) -> str:
@@ -124,7 +136,7 @@ def _used(row, measure: str) -> Decimal:
     return Decimal(row["tokens"]) if measure == "tokens" else Decimal(row["cost_usd"])
 
 
-def quota_check(*, tenant_id: int, project: str, overage_approved: bool = False) -> Exhausted | None:
+def quota_check(*, tenant_id: int, project: str, overage_approved: bool = False) -> CapUse | None:
     """Before a model call: the first cap this month's usage has reached, or None. With
     `overage_approved` (a human approved this run's overage) only the plan's cap binds."""
     caps = [cap for cap in caps_for(tenant_id, project) if not (overage_approved and cap.approvable)]
@@ -140,7 +152,7 @@ def quota_check(*, tenant_id: int, project: str, overage_approved: bool = False)
     for cap in sorted(caps, key=lambda cap: cap.approvable):  # a cap nobody can approve first
         used = _used(rows.get(cap.project), cap.measure)
         if used >= cap.limit:
-            return Exhausted(cap, used)
+            return CapUse(cap, used)
     return None
 
 
@@ -192,7 +204,7 @@ def _alert(record, cap: Cap, row: dict, reached: int) -> None:
             "used": str(used),
             "limit": str(cap.limit),
             "month": str(row["month"]),
-            "message": Exhausted(cap, used).message if reached >= 100 else f"80% of {cap.describe()} used.",
+            "message": CapUse(cap, used).message if reached >= 100 else f"80% of {cap.describe()} used.",
         },
         outcome=Outcome.FAILURE if reached >= 100 else Outcome.SUCCESS,
     )

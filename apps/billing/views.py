@@ -1,5 +1,7 @@
-"""The operator console's price list (platform host only): every version, and a form that sets
-a new one through `price_set`."""
+"""The operator console (platform host only): the price list, every version, and a form that
+sets a new one through `price_set`; the platform-wide usage of this month per tenant, with the
+plan's cap, and a chart per day across tenants. Usage is read in one transaction scoped to every
+tenant reported on (`usage_scope(*ids)`)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -9,8 +11,13 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import operator_required
 from apps.billing.forms import PriceSetForm
-from apps.billing.selectors import price_list
+from apps.billing.quotas import month_of
+from apps.billing.selectors import price_list, usage_months
 from apps.billing.services import price_set
+from apps.billing.views_console import CHART_DAYS, choice_get, usage_charts
+from apps.tenants.limits import limits_for
+from apps.tenants.selectors import tenant_list
+from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
 
 
@@ -37,3 +44,32 @@ def price_set_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Price set: {price}.")
             return redirect("billing:price_list")
     return _page(request, form, status=400)
+
+
+@operator_required
+@require_safe
+def platform_usage_view(request: HttpRequest) -> HttpResponse:
+    try:
+        days = choice_get(request, "days", CHART_DAYS, 30)
+    except ServiceError as e:
+        return error_response(request, status=400, code=e.code, message=e.message)
+    tenants = list(tenant_list().order_by("slug"))
+    ids = [tenant.pk for tenant in tenants]
+    month = month_of()
+    months = usage_months(tenant_ids=ids, month=month)
+    rows = []
+    for tenant in tenants:
+        total = months.get((tenant.pk, ""))
+        cap = limits_for(tenant.pk).monthly_tokens
+        tokens = total.tokens if total else 0
+        share = None if not cap else min(tokens / cap * 100, 999.9)
+        rows.append({"tenant": tenant, "total": total, "tokens": tokens, "cap": cap, "share": share})
+    names = {str(tenant.pk): tenant.slug for tenant in tenants}
+    context = {
+        "rows": rows,
+        "month": month,
+        "days": days,
+        "chart_days": CHART_DAYS,
+        "charts": usage_charts(tenant_ids=ids, by="tenant_id", days=days, names=names),
+    }
+    return render(request, "billing/platform_usage.html", context)

@@ -18,6 +18,7 @@ TENANT_NAV = [
     NavItem("Domains", "catalog:domain_list", Permission.DOMAINS_VIEW),
     NavItem("Agents", "catalog:agent_list", Permission.AGENTS_VIEW),
     NavItem("Runs", "runs:run_list", Permission.RUNS_VIEW),
+    NavItem("Usage", "billing:usage", Permission.USAGE_VIEW),
     NavItem("Members", "accounts:member_list", Permission.MEMBERS_VIEW),
     NavItem("API tokens", "tokens:token_list", Permission.SETTINGS_MANAGE),
     NavItem("Model providers", "providers:provider_list", Permission.SETTINGS_MANAGE),
@@ -30,4 +31,5 @@ OPERATOR_NAV = [
     NavItem("Tenants", "operator:tenant_list"),
     NavItem("Audit", "audit:event_list"),
     NavItem("Model prices", "billing:price_list"),
+    NavItem("Usage", "billing:platform_usage"),
 ]

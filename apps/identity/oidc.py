@@ -8,6 +8,7 @@ here: every IdP call goes through the SSRF-guarded client with a 5 s bound, the 
 checked by apps.identity.verify (asymmetric algorithms only, cached JWKS, exact issuer and
 audience, nonce), the RFC 9207 `iss` response parameter is checked, an authorization request
 expires after STATE_MAX_AGE_SECONDS, and every sign-in, refused or not, is an audit event.
+Starting one counts as a sign-in attempt (apps/tenants/limits.py `login_admit`), as a password does.
 """
 
 import json
@@ -211,6 +212,12 @@ class SsoLoginView(TenantSettings, OIDCAuthenticationRequestView):
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
 
     def get(self, request):
+        from apps.accounts.views import login_attempt_admit, login_throttled
+
+        decision = login_attempt_admit(request, None)  # a sign-in attempt, of an account named later
+        if not decision.allowed:
+            audit_record(action="auth.login.throttled", data={"method": "sso"}, outcome=Outcome.DENIED, request=request)
+            return login_throttled(request, decision)
         self.config = sso_config()
         if self.config is None:
             return error_response(

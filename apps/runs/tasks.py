@@ -8,7 +8,9 @@ Delivery is at least once, and every delivery is safe (the engine starts from th
 - a whole worker lost (machine gone) leaves the message unacknowledged, and the Redis broker
   hands it to another worker after its visibility timeout (CELERY_BROKER_TRANSPORT_OPTIONS);
 - a copy that finds the run locked by a live worker comes back later (`retry`), so a run is
-  never advanced by two workers, and never left behind when the lock's holder died.
+  never advanced by two workers, and never left behind when the lock's holder died;
+- a run executes on one of its workspace's run slots (admission.py); one that finds none free
+  stays queued and comes back later (`retry`), neither lost nor failed.
 """
 
 from datetime import timedelta
@@ -21,7 +23,7 @@ from django.utils import timezone
 from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from apps.runs.engine import run_advance
+from apps.runs.admission import NO_SLOT, run_advance_admitted, run_slot_retry_countdown
 from apps.runs.locks import RunLock
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
@@ -49,7 +51,10 @@ STALE_QUEUED = timedelta(minutes=30)
     retry_backoff_max=60,
 )
 def run_execute(self, schema_name: str, run_id: str) -> str:
-    status = run_advance(run_id)
+    status = run_advance_admitted(run_id)
+    if status == NO_SLOT:
+        # The workspace runs as many runs as its plan allows (or Redis is away): wait queued.
+        raise self.retry(countdown=run_slot_retry_countdown())
     if status == "locked":
         # Another worker holds the run: it is busy with it, or it died and its lock will expire.
         raise self.retry(countdown=max(1.0, settings.FOUNDRY_RUN_LOCK_SECONDS / 2))

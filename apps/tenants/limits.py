@@ -8,11 +8,21 @@ see them within the TTL).
 `request_admit` spends one unit of two GCRA buckets (foundry/ratelimit.py): the credential's
 (an API token, a member, a service) then the tenant's. A credential gets `CREDENTIAL_SHARE` of the
 tenant's rate, so one runaway script cannot take every request the tenant's other clients need.
+The API, MCP and console form posts (apps/console/middleware.py) spend it.
+
+`login_admit` counts sign-in attempts (password form, SSO start) in three buckets per workspace,
+at the FOUNDRY_LOGIN_RATE_* settings: one account name from one client address, one client
+address, and the whole workspace, so credential stuffing is throttled whether it sprays accounts
+or addresses, and a flood at one workspace never refuses another's sign-ins. Per address and
+account rather than per account alone, so a flood cannot lock a member out from everywhere.
 """
 
+import dataclasses
 import functools
+import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -147,8 +157,103 @@ def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
     credential_key = limit_key("credential", f"{tenant_id}:{credential_label(principal)}")
     credential = rate_limiter.check(credential_key, limits.credential_rate(), on_error=on_error)
     if not credential.allowed:
+        _refusal_remember(credential_key, credential)
         return credential
-    tenant = rate_limiter.check(limit_key("tenant", str(tenant_id)), limits.tenant_rate(), on_error=on_error)
+    tenant_key = limit_key("tenant", str(tenant_id))
+    tenant = rate_limiter.check(tenant_key, limits.tenant_rate(), on_error=on_error)
     if not tenant.allowed:
+        _refusal_remember(tenant_key, tenant)
         return tenant
     return min(credential, tenant, key=lambda decision: decision.remaining)
+
+
+# --- refusals remembered per process --------------------------------------------------------------
+# A GCRA refusal says when the key admits again (`retry_after`), and a refused request does not
+# move that moment, so until then every request on the key is refused, in any process. Each
+# process remembers the refusals it was told of and refuses such requests at once, before the
+# token is looked up and without asking Redis: a flooding client costs its workspace's
+# neighbours next to nothing. (An operator raising the limit meanwhile takes effect after it.)
+
+_refusals: dict[str, tuple[float, Decision]] = {}
+_API_TOKEN = re.compile(r"^Bearer\s+af_([0-9a-f]{12})_")
+
+
+def _refusal_remember(key: str, decision: Decision) -> None:
+    if decision.unavailable or decision.retry_after <= 0:
+        return
+    now = time.monotonic()
+    if len(_refusals) > 10_000:
+        for stale in [k for k, (until, _) in list(_refusals.items()) if until <= now]:
+            _refusals.pop(stale, None)
+    _refusals[key] = (now + decision.retry_after, decision)
+
+
+def request_refused_early(*, tenant_id: int, authorization: str | None) -> Decision | None:
+    """Before authentication: the refusal still standing for this tenant, or for the API token the
+    request bears (by its public prefix), with its wait shortened to what is left; else None."""
+    if not _refusals:
+        return None
+    keys = [limit_key("tenant", str(tenant_id))]
+    match = _API_TOKEN.match(authorization or "")
+    if match:
+        keys.insert(0, limit_key("credential", f"{tenant_id}:token:{match.group(1)}"))
+    now = time.monotonic()
+    for key in keys:
+        remembered = _refusals.get(key)
+        if remembered is None:
+            continue
+        until, decision = remembered
+        if until <= now:
+            _refusals.pop(key, None)
+            continue
+        elapsed = decision.retry_after - (until - now)
+        return dataclasses.replace(
+            decision, retry_after=until - now, reset_after=max(decision.reset_after - elapsed, 0.0)
+        )
+    return None
+
+
+def refusals_forget() -> None:
+    _refusals.clear()
+
+
+def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> Decision:
+    """Spend one sign-in attempt of `client` (an address) on `account` (the name typed; None for
+    SSO, which names none) in workspace `tenant_id` (None: the operator host). Refused: the
+    refusing decision; admitted: the one with fewer attempts left."""
+    workspace = str(tenant_id) if tenant_id is not None else "public"
+    client = "".join(c if c.isprintable() and not c.isspace() else "_" for c in client or "unknown")[:64]
+    checks = [
+        (limit_key("login-ip", f"{workspace}:{client}"), settings.FOUNDRY_LOGIN_RATE_PER_IP),
+        (limit_key("login-tenant", workspace), settings.FOUNDRY_LOGIN_RATE_PER_TENANT),
+    ]
+    if account is not None:
+        # A digest: the name typed may be anything, personal, or long.
+        name = hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()[:32]
+        checks.insert(
+            0, (limit_key("login-account", f"{workspace}:{client}:{name}"), settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT)
+        )
+    rate_limiter = limiter()
+    decisions = []
+    for key, rate in checks:
+        decision = rate_limiter.check(key, Rate.parse(rate), on_error=settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS)
+        if not decision.allowed:
+            return decision
+        decisions.append(decision)
+    return min(decisions, key=lambda decision: decision.remaining)
+
+
+def refusal_response(request, decision: Decision, *, surface: str, code: str, too_many: str, unavailable: str):
+    """The page (or JSON, as the request asks) for a refused console post or sign-in: 503 when the
+    limiter could not be asked and counts closed, else 429 saying how long to wait; counted."""
+    from foundry.errors import error_response
+    from foundry.metrics import rate_limited
+
+    if decision.unavailable:
+        return error_response(
+            request, status=503, code="rate_limiter_unavailable", message=unavailable, headers=decision.headers()
+        )
+    rate_limited(getattr(getattr(request, "tenant", None), "schema_name", "public"), surface)
+    wait = decision.headers()["Retry-After"]
+    message = f"{too_many} Wait {wait} second{'s' * (wait != '1')} and try again."
+    return error_response(request, status=429, code=code, message=message, headers=decision.headers())

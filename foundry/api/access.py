@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import Permission
 from apps.tokens.models import Scope
 from foundry.api.permissions import TenantAccess
+from foundry.metrics import rate_limited
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -39,6 +40,19 @@ class TenantAPIView(APIView):
         if missing:
             raise ImproperlyConfigured(f"{cls.__name__} declares no access rule for {sorted(missing)}")
 
+    def initial(self, request, *args, **kwargs):
+        # A refusal this process already knows stands: answered before the token is looked up.
+        from apps.tenants.limits import request_refused_early
+
+        tenant = getattr(request._request, "tenant", None)
+        if tenant is not None and not tenant.is_public:
+            refused = request_refused_early(tenant_id=tenant.pk, authorization=request.headers.get("Authorization"))
+            if refused is not None:
+                self.rate_limit = refused
+                rate_limited(tenant.schema_name, "api")
+                raise RateLimited()
+        super().initial(request, *args, **kwargs)
+
     def check_throttles(self, request):
         # After authentication and TenantAccess: only a tenant's signed-in callers are counted.
         from apps.tenants.limits import request_admit
@@ -52,6 +66,7 @@ class TenantAPIView(APIView):
         if self.rate_limit.unavailable:
             raise RateLimiterUnavailable()
         if not self.rate_limit.allowed:
+            rate_limited(request._request.tenant.schema_name, "api")
             raise RateLimited()
 
     def finalize_response(self, request, response, *args, **kwargs):

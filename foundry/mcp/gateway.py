@@ -34,6 +34,7 @@ from django.http.request import split_domain_port
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
+from foundry.metrics import rate_limited
 
 AUDIENCE = "foundry-mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
@@ -163,6 +164,7 @@ class McpGateway:
             message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
             return await _reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
         if not decision.allowed:
+            rate_limited(resolved["foundry.tenant"].schema_name, "mcp")
             message = "Too many requests; retry after the number of seconds in Retry-After."
             return await _reply(send, 429, "rate_limited", message, limit_headers)
 

@@ -1,8 +1,10 @@
+import time
+
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from tests.conftest import PASSWORD, audit_events, client_for, tenant_user
+from tests.conftest import PASSWORD, audit_events, client_for, free_port, tenant_user
 
 
 def _login(client: Client, email: str, password: str = PASSWORD):
@@ -127,3 +129,66 @@ def test_logout_needs_post_and_ends_the_session(acme):
     assert client.get("/logout/").status_code == 405
     assert client.post("/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_past_the_limit_even_the_right_password_waits_until_the_window_passes(acme, settings):
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "2/1s"  # two at once, then one each half second
+    client = Client(HTTP_HOST="acme.localhost")
+    assert [_login(client, "viewer@acme.test", "wrong").status_code for _ in range(2)] == [200, 200]
+    refused = _login(client, "viewer@acme.test", PASSWORD)
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "1"
+    assert refused["RateLimit-Policy"] == '"default";q=2;w=1'
+    assert refused["RateLimit"].startswith('"default";r=0;t=')
+    assert "Too many sign-in attempts. Wait 1 second and try again." in refused.content.decode()
+    assert _login(client, "viewer@acme.test", PASSWORD).status_code == 429
+    assert SESSION_KEY not in client.session
+    time.sleep(0.55)
+    assert _login(client, "viewer@acme.test", PASSWORD).status_code == 302
+    assert SESSION_KEY in client.session
+
+
+def test_a_flood_of_sign_ins_at_one_tenant_leaves_another_alone(acme, globex, settings):
+    """Credential stuffing from many addresses: the workspace's own bucket stops it there."""
+    settings.FOUNDRY_LOGIN_RATE_PER_TENANT = "6/m"
+    for n in range(6):
+        client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=f"203.0.113.{n}")
+        assert _login(client, f"victim{n}@acme.test", "guess").status_code == 200
+    elsewhere = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="198.51.100.7")
+    assert _login(elsewhere, "owner@acme.test").status_code == 429
+    assert _login(Client(HTTP_HOST="globex.localhost"), "owner@globex.test").status_code == 302
+
+
+def test_starting_single_sign_on_counts_as_a_sign_in_attempt(acme, settings):
+    settings.FOUNDRY_LOGIN_RATE_PER_IP = "2/m"
+    client = Client(HTTP_HOST="acme.localhost")
+    assert [client.get("/sso/login/").status_code for _ in range(2)] == [404, 404]  # no SSO here: still counted
+    refused = client.get("/sso/login/")
+    assert refused.status_code == 429 and refused["Retry-After"] == "30"
+    assert _login(client, "owner@acme.test").status_code == 429  # the same address
+    assert len(audit_events("acme", action="auth.login.throttled", data={"method": "sso"})) == 1
+
+
+def test_redis_unreachable_sign_ins_go_on_counted_in_the_process(acme, settings):
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "2/m"
+    client = Client(HTTP_HOST="acme.localhost")
+    started = time.monotonic()
+    assert _login(client, "viewer@acme.test").status_code == 302
+    assert _login(Client(HTTP_HOST="acme.localhost"), "viewer@acme.test", "wrong").status_code == 200
+    assert _login(Client(HTTP_HOST="acme.localhost"), "viewer@acme.test", "wrong").status_code == 429
+    assert time.monotonic() - started < 3  # no hang on the unreachable Redis
+
+
+def test_redis_unreachable_sign_ins_are_refused_when_set_closed(acme, settings):
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS = "closed"
+    response = _login(Client(HTTP_HOST="acme.localhost"), "viewer@acme.test")
+    assert (response.status_code, response["Retry-After"]) == (503, "1")
+    assert b"rate_limiter_unavailable" in response.content
+
+
+def test_absurd_sign_in_input_is_counted_not_a_500(acme):
+    client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="")
+    assert _login(client, "\x00 " * 500 + "é" * 300, "x").status_code == 200
+    assert client.post("/login/", {"username": ["a", "b"]}).status_code == 200

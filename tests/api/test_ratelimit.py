@@ -99,3 +99,25 @@ def test_redis_unreachable_writes_may_fall_back_when_configured(acme, settings):
     settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES = "open_local"
     write = api(acme, issue(acme)).post("/api/v1/tokens", {}, content_type="application/json")
     assert write.status_code == 400  # admitted; the empty body is refused by the view
+
+
+def test_a_standing_refusal_is_answered_before_the_token_is_looked_up_and_ends_on_time(acme, settings):
+    """Once refused, a process answers that credential (and, refused on the tenant's bucket, the
+    whole tenant) at once until the refusal's wait is over — without Redis, without the token
+    lookup — and only then asks again."""
+    limit("acme", rps=2, burst=2)  # a credential: 1 a second, burst 1
+    refused_token, other_token = issue(acme, name="refused"), issue(acme, name="other")
+    client = api(acme, refused_token)
+    assert [client.get(WORKSPACE).status_code for _ in range(2)] == [200, 429]
+    # Redis gone: a read would be admitted by the local fallback, so a 429 now is the memory's.
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    early = client.get(WORKSPACE)
+    assert early.status_code == 429 and early["Retry-After"] == "1"
+    assert early.json()["error"]["code"] == "rate_limited"
+    # A revoked or forged token of the same prefix gets the same answer; another credential does not.
+    forged = api(acme, refused_token[:-4] + "xxxx").get(WORKSPACE)
+    assert forged.status_code == 429
+    assert api(acme, other_token).get(WORKSPACE).status_code == 200  # asked Redis (down): admitted locally
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = ""
+    time.sleep(1.05)
+    assert client.get(WORKSPACE).status_code == 200

@@ -56,3 +56,10 @@ def test_the_procfile_serves_web_worker_and_beat():
     assert web[:2] == [".venv/bin/uvicorn", "foundry.asgi:application"]
     assert web[web.index("--port") + 1] == "${PORT:-8000}"
     assert web[web.index("--lifespan") + 1] == "on"
+
+
+def test_the_compose_stack_shares_one_metrics_directory_between_web_and_workers():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for service in ("web", "mcp", "worker"):
+        assert services[service]["environment"]["FOUNDRY_METRICS_DIR"] == "/var/lib/foundry/metrics"
+        assert "metrics:/var/lib/foundry/metrics" in services[service]["volumes"]

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.catalog.models import Document, Kind
-from apps.catalog.services import version_publish
 from apps.billing.models import UsageRecord
 from apps.billing.rls import current_tenant_id, usage_scope
+from apps.catalog.models import Document, Kind
+from apps.catalog.services import version_publish
 from apps.runs.models import Run
 from apps.runs.services import run_create
 from tests.conftest import audit_events, tenant_user

@@ -28,11 +28,15 @@ def test_a_run_goes_model_tool_model_and_every_step_and_model_call_is_recorded(a
     run = start(acme, triage, "Triage invoice INV-1001.")
     assert run.status == "queued" and run.version.number == 1 and run.project == "accounts-payable"
     calls = []
-    usage_recorded.connect(lambda record, schema, **kw: calls.append((schema, record.step)), weak=False)
+
+    def receiver(record, schema, **kw):
+        calls.append((schema, record.step))
+
+    usage_recorded.connect(receiver)
     try:
         run = advance(run, "acme")
     finally:
-        usage_recorded.receivers.clear()
+        usage_recorded.disconnect(receiver)
     assert run.status == "succeeded", run.message
     assert run.output == "INV-1001 (420.00 EUR, vendor low risk) can be approved."
     assert run.started_at and run.finished_at and run.started_at <= run.finished_at
@@ -396,7 +400,11 @@ def test_an_openai_agent_runs_against_an_openai_compatible_server_and_every_call
 def test_a_model_call_is_counted_once_per_step_and_announced_once(acme, triage):
     run = start(acme, triage, "Triage invoice INV-1001.")
     calls = []
-    usage_recorded.connect(lambda record, schema, **kw: calls.append((schema, record.step, record.pk)), weak=False)
+
+    def receiver(record, schema, **kw):
+        calls.append((schema, record.step, record.pk))
+
+    usage_recorded.connect(receiver)
     try:
         with schema_context("acme"):
             fields = {"project": "p", "agent": "a", "run_id": run.pk, "step": 1, "provider": "scripted", "model": "m"}
@@ -404,7 +412,7 @@ def test_a_model_call_is_counted_once_per_step_and_announced_once(acme, triage):
             again = usage_record(tenant_id=acme.pk, **fields, input_tokens=50, output_tokens=20)
         rows = [(u.pk, u.step, u.input_tokens) for u in usage_rows(acme, run_id=run.pk)]
     finally:
-        usage_recorded.receivers.clear()
+        usage_recorded.disconnect(receiver)
     assert first is not None and again is None
     assert rows == [(first.pk, 1, 5)]
     assert calls == [("acme", 1, first.pk)]

@@ -1,0 +1,105 @@
+"""/api/v1/usage/statement: the workspace's usage statement of a month or a range of days, as
+JSON or CSV (apps/billing/statements.py).
+
+`usage.view` with the token scope `read`: every role may read usage (the matrix's choice, the
+same figures the console's usage page and MCP `get_usage` show), and a reporting token needs no
+power to change anything.
+"""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.permissions import Permission
+from apps.billing.statements import FORMATS, format_parse, period_parse, statement
+from apps.tokens.models import Scope
+from foundry.api.access import TenantAPIView
+from foundry.errors import ServiceError
+
+
+class _FormatIsOurs(DefaultContentNegotiation):
+    """`?format=` names the statement's format here, not a DRF renderer: errors are always JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class StatementAmounts(serializers.Serializer):
+    calls = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cached_tokens = serializers.IntegerField(help_text="Of the input tokens, those read from the provider's cache.")
+    cost_usd = serializers.CharField(help_text="USD of the priced calls, as a decimal string (8 places).")
+    unpriced_calls = serializers.IntegerField(help_text="Calls no price was known for when they were recorded.")
+
+
+class StatementLine(StatementAmounts):
+    project = serializers.CharField()
+    agent = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+
+
+class StatementPeriod(serializers.Serializer):
+    month = serializers.CharField(allow_null=True, help_text="YYYY-MM when the period is a calendar month.")
+    start = serializers.DateField()
+    end = serializers.DateField(help_text="The last day counted (included).")
+
+
+class StatementOutput(serializers.Serializer):
+    tenant = serializers.CharField()
+    period = StatementPeriod()
+    as_of = serializers.DateTimeField(help_text="Usage recorded before this moment is counted.")
+    currency = serializers.CharField()
+    lines = StatementLine(many=True)
+    totals = StatementAmounts()
+
+
+def _single(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        code = "format_invalid" if name == "format" else "period_invalid"
+        raise ServiceError(code, f"Give {name} at most once.")
+    return values[0] if values else None
+
+
+class UsageStatementApi(TenantAPIView):
+    access = {"GET": (Permission.USAGE_VIEW, Scope.READ)}
+    content_negotiation_class = _FormatIsOurs
+
+    @extend_schema(
+        operation_id="usage_statement",
+        parameters=[
+            OpenApiParameter("month", str, description="YYYY-MM (UTC). Default: the current month."),
+            OpenApiParameter("start", OpenApiTypes.DATE, description="Instead of a month: the first day (UTC)."),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="With `start`: the last day, included."),
+            OpenApiParameter("format", str, enum=list(FORMATS), description="`json` (default) or `csv`."),
+        ],
+        responses={
+            (200, "application/json"): StatementOutput,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="A header line, one line per project, agent and model, and a last line `TOTAL`.",
+            ),
+            400: OpenApiResponse(description="`period_invalid`, `period_in_future` or `format_invalid`."),
+        },
+    )
+    def get(self, request: Request) -> Response | HttpResponse:
+        fmt = format_parse(_single(request, "format"))
+        month = _single(request, "month")
+        period = period_parse(
+            month=month if month != "" else None, start=_single(request, "start"), end=_single(request, "end")
+        )
+        tenant = request._request.tenant
+        result = statement(tenant_id=tenant.pk, tenant_slug=tenant.slug, period=period)
+        if fmt == "csv":
+            response = HttpResponse(result.to_csv(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{result.filename}.csv"'
+        else:
+            response = Response(result.to_dict())
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,108 @@
+"""The daily roll-up of the usage ledger (UsageDay), and the one reader of usage per day.
+
+`usage_rollup` recomputes a tenant's day from the ledger in one set-based statement
+(INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE), inside the tenant's Row-Level
+Security scope. It is idempotent: running it again writes the same rows, and rows that did not
+change are not rewritten. Groups never vanish, because the ledger is append-only. A beat job
+(apps/billing/tasks.py) re-rolls today and yesterday every hour, so yesterday's last calls are
+counted once the day is over.
+
+`usage_daily` is what charts read: UsageDay for the days before today (UTC), the ledger for
+today, which no roll-up has finished yet.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from apps.billing.models import UsageDay, UsageRecord
+from apps.billing.rls import usage_scope
+
+# The day's rows of one tenant, summed per group; a group whose sums are unchanged is left alone.
+_ROLLUP_SQL = (
+    "INSERT INTO public.billing_usage_day AS d (tenant_id, day, project, agent, provider, model, calls,"
+    " input_tokens, output_tokens, cached_tokens, cost_usd, unpriced_calls)"
+    " SELECT u.tenant_id, %s::date, u.project, u.agent, u.provider, u.model, count(*), sum(u.input_tokens),"
+    " sum(u.output_tokens), sum(u.cached_tokens), coalesce(sum(u.cost_usd), 0),"
+    " count(*) FILTER (WHERE u.cost_usd IS NULL)"
+    " FROM public.billing_usage u WHERE u.tenant_id = %s AND u.created_at >= %s AND u.created_at < %s"
+    " GROUP BY u.tenant_id, u.project, u.agent, u.provider, u.model"
+    " ON CONFLICT (tenant_id, day, project, agent, provider, model) DO UPDATE SET calls = EXCLUDED.calls,"
+    " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+    " cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd, unpriced_calls = EXCLUDED.unpriced_calls"
+    " WHERE (d.calls, d.input_tokens, d.output_tokens, d.cached_tokens, d.cost_usd, d.unpriced_calls)"
+    " IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.input_tokens, EXCLUDED.output_tokens, EXCLUDED.cached_tokens,"
+    " EXCLUDED.cost_usd, EXCLUDED.unpriced_calls)"
+)
+
+DAILY_KEYS = ("project", "agent", "model", "tenant_id")
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC moments [start, end) of `day`."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+def usage_rollup(*, tenant_id: int, day: date) -> int:
+    """Recompute the tenant's UsageDay rows of `day` from the ledger; the number of rows written."""
+    start, end = day_bounds(day)
+    with usage_scope(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_ROLLUP_SQL, [day, tenant_id, start, end])
+        return cursor.rowcount
+
+
+def rollup_days(now: datetime | None = None) -> list[date]:
+    """The days the beat job re-rolls: yesterday (its last calls came after the last run) and today."""
+    current = (now or timezone.now()).astimezone(UTC).date()
+    return [current - timedelta(days=1), current]
+
+
+def usage_daily(*, tenant_ids: Iterable[int], start: date, end: date, by: str) -> list[dict]:
+    """Usage per day in [start, end) of `tenant_ids`, one row per day and value of `by` (one of
+    DAILY_KEYS; "model" is named provider/model): `day`, `key`, `calls`, `tokens` (input + output),
+    `cost_usd` (of the priced calls). Ordered by day, then key."""
+    if by not in DAILY_KEYS:
+        raise ValueError(f"usage per day is grouped by one of {DAILY_KEYS}, not {by!r}")
+    ids = sorted(set(tenant_ids))
+    fields = ("provider", "model") if by == "model" else (by,)
+    closed_end = min(end, today())
+    rows: list[dict] = []
+    with usage_scope(*ids):
+        if start < closed_end:
+            rows += (
+                UsageDay.objects.filter(tenant_id__in=ids, day__gte=start, day__lt=closed_end)
+                .values("day", *fields)
+                .annotate(n=Sum("calls"), tokens=Sum(F("input_tokens") + F("output_tokens")), cost_usd=Sum("cost_usd"))
+                .order_by()
+            )
+        if end > closed_end:
+            open_start, _ = day_bounds(max(start, closed_end))
+            _, open_end = day_bounds(end - timedelta(days=1))
+            rows += (
+                UsageRecord.objects.filter(tenant_id__in=ids, created_at__gte=open_start, created_at__lt=open_end)
+                .annotate(day=TruncDate("created_at", tzinfo=UTC))
+                .values("day", *fields)
+                .annotate(
+                    n=Count("id"),
+                    tokens=Sum(F("input_tokens") + F("output_tokens")),
+                    cost_usd=Sum("cost_usd"),
+                )
+                .order_by()
+            )
+    return sorted((_daily_row(row, fields) for row in rows), key=lambda r: (r["day"], str(r["key"])))
+
+
+def _daily_row(row: dict, fields: Sequence[str]) -> dict:
+    key = "/".join(str(row[name]) for name in fields)
+    cost = row["cost_usd"] if row["cost_usd"] is not None else Decimal(0)
+    return {"day": row["day"], "key": key, "calls": row["n"], "tokens": row["tokens"] or 0, "cost_usd": cost}

@@ -1,0 +1,30 @@
+"""Billing's periodic work: the hourly roll-up of the usage ledger (apps/billing/rollups.py).
+
+The beat job fans out one task per tenant and day, each a single idempotent statement, so a
+task delivered twice, or a run overlapping the next, writes the same rows. Every tenant is
+rolled, suspended ones too: their usage up to the suspension still belongs on their statement.
+"""
+
+from datetime import date
+
+from celery import shared_task
+
+from apps.billing.rollups import rollup_days, usage_rollup
+from apps.tenants.selectors import tenant_list
+
+
+@shared_task(name="billing.rollup_tenant", ignore_result=True)
+def usage_rollup_tenant(tenant_id: int, day: str) -> int:
+    """Recompute one tenant's day (ISO date) of UsageDay from the ledger."""
+    return usage_rollup(tenant_id=tenant_id, day=date.fromisoformat(day))
+
+
+@shared_task(name="billing.rollup", ignore_result=True)
+def usage_rollup_recent() -> int:
+    """Every hour (beat): re-roll yesterday and today for every tenant; the number of tasks queued."""
+    tenant_ids = list(tenant_list().order_by("pk").values_list("pk", flat=True))
+    days = [day.isoformat() for day in rollup_days()]
+    for tenant_id in tenant_ids:
+        for day in days:
+            usage_rollup_tenant.delay(tenant_id, day)
+    return len(tenant_ids) * len(days)

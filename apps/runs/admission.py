@@ -1,0 +1,119 @@
+"""Run admission: at most `limits_for(tenant).concurrent_runs` runs of a workspace execute at once.
+
+A worker takes one of the workspace's slots before it advances a run (`run_advance_admitted`,
+called by the task in tasks.py) and gives it back when that attempt ends, however it ends: the
+run finished, waits for an approval (which holds no worker and no slot), or was handed back.
+A slot is a lease in Redis (foundry/ratelimit.py `Limiter.acquire`) that lives
+FOUNDRY_RUN_SLOT_SECONDS unless renewed; a thread renews it every third of that while the attempt
+goes on, so a crashed worker's slot comes back within FOUNDRY_RUN_SLOT_SECONDS.
+
+A run that finds no free slot is not touched: it stays queued and its task comes back later
+(about FOUNDRY_RUN_SLOT_RETRY_SECONDS). Sub-agent runs execute inside their parent's attempt, in
+its worker, on its slot.
+
+Redis unreachable: FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS "closed" (the default) treats it as no
+free slot, so nothing executes unlimited; "open" lets the run execute without a slot. A lease
+that cannot be renewed (Redis away, or it ran out) does not stop the attempt: stopping mid-step
+would waste what the run has spent; the workspace may be one run over its limit meanwhile.
+"""
+
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+
+from apps.runs.engine import run_advance
+from apps.runs.models import Run
+from apps.tenants.limits import limiter, limits_for
+from apps.tenants.models import Tenant
+from foundry.metrics import rate_limited
+from foundry.ratelimit import limit_key
+
+logger = logging.getLogger(__name__)
+
+NO_SLOT = "no_slot"
+
+
+def run_slot_key(tenant_id: int) -> str:
+    """The Redis key of a workspace's run slots (a sorted set of leases)."""
+    return limit_key("runs", str(tenant_id))
+
+
+class RunSlot:
+    """One of a workspace's run slots, held from `acquire` until `release` and kept renewed."""
+
+    def __init__(self, tenant_id: int):
+        self.key = run_slot_key(tenant_id)
+        self.capacity = limits_for(tenant_id).concurrent_runs
+        self.seconds = settings.FOUNDRY_RUN_SLOT_SECONDS
+        self._limiter = limiter()
+        self._lease: str | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """Take a free slot; False when none is (or Redis cannot be asked and admission fails closed)."""
+        self._lease = self._limiter.acquire(self.key, self.capacity, self.seconds)
+        if self._lease is None:
+            if not self._limiter.available and settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS == "open":
+                logger.warning("run admission: Redis unreachable; the run executes without a slot")
+                return True
+            return False
+        self._renewer = threading.Thread(target=self._renew, name="run-slot-renewer", daemon=True)
+        self._renewer.start()
+        return True
+
+    def _renew(self) -> None:
+        warned = False
+        while not self._stop.wait(self.seconds / 3):
+            if not self._limiter.renew(self.key, self._lease, self.seconds) and not warned:
+                warned = True
+                logger.warning("run admission: lease %s on %s not renewed; the attempt goes on", self._lease, self.key)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        if self._lease is not None:
+            self._limiter.release(self.key, self._lease)  # not held any more (or Redis away): it expires
+            self._lease = None
+
+
+@contextmanager
+def run_slot(tenant_id: int) -> Iterator[bool]:
+    """`with run_slot(tenant_id) as admitted:` a slot held for the block when `admitted`."""
+    slot = RunSlot(tenant_id)
+    try:
+        yield slot.acquire()
+    finally:
+        slot.release()
+
+
+def run_advance_admitted(run_id) -> str:
+    """`run_advance` on one of the workspace's run slots; NO_SLOT (the run untouched, still
+    queued) when none is free. Inside the run's tenant schema, as `run_advance`."""
+    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    if status is None or status in Run.FINISHED:
+        return run_advance(run_id)  # nothing to execute: only records why, at once
+    with run_slot(_tenant_id()) as admitted:
+        if not admitted:
+            rate_limited(connection.schema_name, "run")
+            return NO_SLOT
+        return run_advance(run_id)
+
+
+def run_slot_retry_countdown() -> float:
+    """Seconds until a run refused a slot is tried again; jittered, so the refused do not all
+    come back at the same moment."""
+    return settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS * random.uniform(0.75, 1.25)  # noqa: S311 (no secret)
+
+
+def _tenant_id() -> int:
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.schema_name == connection.schema_name:
+        return tenant.pk  # TenantTask loaded it for this task
+    return Tenant.objects.only("pk").get(schema_name=connection.schema_name).pk

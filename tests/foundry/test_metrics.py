@@ -1,0 +1,95 @@
+"""/metrics: Prometheus counters of model tokens and cost per tenant, served only on the platform's
+host and only to a request bearing the metrics token."""
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+from django.test import Client
+from django_tenants.utils import schema_context
+from prometheus_client import REGISTRY
+
+from apps.billing.models import Price
+from apps.runs.usage import usage_record
+from tests.conftest import ROOT, client_for
+
+TOKEN = "metrics-token-for-tests-0123456789"
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_model_calls_are_counted_by_tenant_model_and_kind(acme, globex, settings):
+    settings.FOUNDRY_METRICS_TOKEN = TOKEN
+    Price.objects.create(provider="scripted", model="metered", input_per_mtok=Decimal("1000"),
+                         output_per_mtok=Decimal("1000"), cached_per_mtok=Decimal(0),
+                         effective_from="2020-01-01T00:00Z", created_by="test")  # fmt: skip
+    labels = {"tenant": "acme", "provider": "scripted", "model": "metered"}
+    before = {kind: sample("foundry_model_tokens_total", **labels, kind=kind) for kind in ("input", "output")}
+    cost_before = sample("foundry_model_cost_usd_total", **labels)
+    globex_before = sample("foundry_model_tokens_total", **{**labels, "tenant": "globex"}, kind="input")
+    with schema_context("acme"):
+        usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None, provider="scripted",
+                     model="metered", input_tokens=300, output_tokens=200)  # fmt: skip
+    assert sample("foundry_model_tokens_total", **labels, kind="input") - before["input"] == 300
+    assert sample("foundry_model_tokens_total", **labels, kind="output") - before["output"] == 200
+    assert round(sample("foundry_model_cost_usd_total", **labels) - cost_before, 6) == 0.5
+    assert sample("foundry_model_tokens_total", **{**labels, "tenant": "globex"}, kind="input") == globex_before
+
+    scraped = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics")
+    assert scraped.status_code == 200 and scraped["Content-Type"].startswith("text/plain")
+    text = scraped.content.decode()
+    assert 'foundry_model_tokens_total{kind="input",model="metered",provider="scripted",tenant="acme"}' in text
+    assert "foundry_rate_limit_rejections_total" in text or "foundry_rate_limit_rejections" in text
+
+
+def test_metrics_need_the_token_and_the_platform_host(acme, settings):
+    assert Client(HTTP_HOST="localhost").get("/metrics").status_code == 404  # no token configured: none
+    settings.FOUNDRY_METRICS_TOKEN = TOKEN
+    assert Client(HTTP_HOST="localhost").get("/metrics").status_code == 401
+    wrong = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION="Bearer not-the-token").get("/metrics")
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Bearer")
+    # A tenant's host has no /metrics, whoever asks and whatever they bear.
+    tenant = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert tenant.get("/metrics").status_code == 404
+    assert client_for(acme, "owner@acme.test").get("/metrics").status_code == 404
+
+
+def test_the_scrape_sums_the_counters_of_other_processes(tmp_path, settings):
+    """A Celery worker counts the tokens, the web process serves them: through the counter files
+    of every host under FOUNDRY_METRICS_DIR."""
+    settings.FOUNDRY_METRICS_TOKEN = TOKEN
+    settings.FOUNDRY_METRICS_DIR = str(tmp_path)
+    script = (
+        "from types import SimpleNamespace as N; from foundry.metrics import usage_counted;"
+        "usage_counted(record=N(provider='p', model='m', input_tokens=7, output_tokens=3, cached_tokens=0,"
+        " cost_usd=None), schema='acme')"
+    )
+    for host in ("worker-a", "worker-b"):  # two containers, whose process ids may well be the same
+        (tmp_path / host).mkdir()
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / host)}
+        subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, timeout=60)
+    text = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics").content.decode()
+    assert 'foundry_model_tokens_total{kind="input",model="m",provider="p",tenant="acme"} 14.0' in text
+    assert 'foundry_model_calls_total{model="m",priced="no",provider="p",tenant="acme"} 2.0' in text
+
+
+def test_rate_limit_refusals_are_counted_by_tenant_and_surface(acme, globex):
+    from django.core.management import call_command
+
+    from apps.tenants.limits import limits_cache_clear
+    from tests.api.conftest import api, issue
+
+    call_command("tenant_limits", "acme", "--requests-per-second", "1", "--burst", "1")
+    limits_cache_clear()
+    try:
+        before = sample("foundry_rate_limit_rejections_total", tenant="acme", surface="api")
+        other = sample("foundry_rate_limit_rejections_total", tenant="globex", surface="api")
+        client = api(acme, issue(acme))
+        assert [client.get("/api/v1/workspace").status_code for _ in range(3)] == [200, 429, 429]
+        assert sample("foundry_rate_limit_rejections_total", tenant="acme", surface="api") - before == 2
+        assert sample("foundry_rate_limit_rejections_total", tenant="globex", surface="api") == other
+    finally:
+        limits_cache_clear()
