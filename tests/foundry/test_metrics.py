@@ -46,6 +46,7 @@ def test_model_calls_are_counted_by_tenant_model_and_kind(acme, globex, settings
 
 
 def test_metrics_need_the_token_and_the_platform_host(acme, settings):
+    settings.FOUNDRY_METRICS_TOKEN = ""
     assert Client(HTTP_HOST="localhost").get("/metrics").status_code == 404  # no token configured: none
     settings.FOUNDRY_METRICS_TOKEN = TOKEN
     assert Client(HTTP_HOST="localhost").get("/metrics").status_code == 401
