@@ -14,6 +14,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
+from foundry.telemetry import telemetry_setup
+
+telemetry_setup("web")  # before the middleware loads (foundry/telemetry.py)
 django_application = get_asgi_application()
 
 from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402

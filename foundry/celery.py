@@ -11,7 +11,7 @@ and logs, any message the certificate store does not verify.
 import os
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
@@ -54,6 +54,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@worker_process_init.connect
+def _telemetry_in_worker_process(**_kwargs) -> None:
+    """Each forked worker process sets up its own tracing (an exporter's thread does not survive a fork)."""
+    from foundry.telemetry import telemetry_setup
+
+    telemetry_setup("worker")
+
+
 class TenantUnavailable(Exception):
     """The task's tenant does not exist or is suspended; the task did nothing."""
 
@@ -65,6 +73,7 @@ class TenantTask(Task):
         from django.db import connection
 
         from apps.tenants.models import Tenant
+        from foundry.telemetry import tenant_bound
 
         connection.set_schema_to_public()
         tenant = Tenant.objects.filter(schema_name=schema_name).first()
@@ -72,7 +81,8 @@ class TenantTask(Task):
             raise TenantUnavailable(f"tenant {schema_name!r} is missing or suspended")
         connection.set_tenant(tenant)
         try:
-            return super().__call__(schema_name, *args, **kwargs)
+            with tenant_bound(tenant.pk, tenant.slug):
+                return super().__call__(schema_name, *args, **kwargs)
         finally:
             connection.set_schema_to_public()
 

@@ -1,5 +1,13 @@
 """Liveness and readiness, answered before host routing so load balancers can probe any node
-by address: /healthz says the process is alive; /readyz checks PostgreSQL and Redis."""
+by address: /healthz says the process is alive; /readyz checks PostgreSQL, Redis, the Celery
+broker and that some worker is alive.
+
+Workers: each live worker keeps a heartbeat key in the broker's Redis (foundry/heartbeat.py);
+`workers` reports `up` and how many there are, or `down` when none has heartbeaten within
+FOUNDRY_WORKER_HEARTBEAT_TTL. No worker makes /readyz 503 unless FOUNDRY_READY_REQUIRES_WORKER
+is false: then it is reported but the process stays ready — for deployments that keep serving
+the console and API (runs wait queued) while workers are replaced (docs/observability.md).
+"""
 
 import time
 
@@ -7,6 +15,8 @@ import psycopg
 import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+
+from foundry.heartbeat import heartbeat_client, worker_heartbeat_count
 
 _TIMEOUT_SECONDS = 2
 
@@ -34,7 +44,25 @@ def _check_redis() -> None:
         client.close()
 
 
-CHECKS = {"postgres": _check_postgres, "redis": _check_redis}
+def _check_broker() -> None:
+    client = heartbeat_client()
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _check_workers() -> dict:
+    client = heartbeat_client()
+    try:
+        count = worker_heartbeat_count(client)
+    finally:
+        client.close()
+    return {"status": "up" if count else "down", "count": count}
+
+
+# Each check raises when its dependency is unreachable, or returns its result (default: up).
+CHECKS = {"postgres": _check_postgres, "redis": _check_redis, "broker": _check_broker, "workers": _check_workers}
 
 
 def readiness() -> tuple[bool, dict]:
@@ -42,13 +70,12 @@ def readiness() -> tuple[bool, dict]:
     for name, check in CHECKS.items():
         started = time.perf_counter()
         try:
-            check()
+            results[name] = check() or {"status": "up"}
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             results[name] = {"status": "down", "error": type(exc).__name__}
-        else:
-            results[name] = {"status": "up"}
         results[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return all(r["status"] == "up" for r in results.values()), results
+    required = [r for name, r in results.items() if name != "workers" or settings.FOUNDRY_READY_REQUIRES_WORKER]
+    return all(r["status"] == "up" for r in required), results
 
 
 class HealthCheckMiddleware:

@@ -99,6 +99,8 @@ FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
 
 MIDDLEWARE = [
     "foundry.request_context.RequestIdMiddleware",
+    # Logs error responses while the request id, tenant and span are still known (foundry/logs.py).
+    "foundry.logs.ErrorResponseLogMiddleware",
     "foundry.health.HealthCheckMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -400,6 +402,22 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+# Workers log through LOGGING's handler (JSON with trace, tenant and request; foundry/logs.py)
+# rather than Celery's own, and write a heartbeat readiness counts (foundry/heartbeat.py).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_IMPORTS = ["foundry.heartbeat"]
+# A worker's heartbeat expires after this many seconds (renewed every third of it).
+FOUNDRY_WORKER_HEARTBEAT_TTL = env.float("FOUNDRY_WORKER_HEARTBEAT_TTL", default=30.0)
+if FOUNDRY_WORKER_HEARTBEAT_TTL < 1:
+    raise ImproperlyConfigured("FOUNDRY_WORKER_HEARTBEAT_TTL must be at least 1 (seconds).")
+# /readyz answers 503 when no worker heartbeats (false: it reports the workers down, still 200).
+FOUNDRY_READY_REQUIRES_WORKER = env.bool("FOUNDRY_READY_REQUIRES_WORKER", default=True)
+# The run page links to its trace: this URL with {trace_id} replaced (empty: the id, no link).
+FOUNDRY_TRACE_URL_TEMPLATE = env.str("FOUNDRY_TRACE_URL_TEMPLATE", default="")
+if FOUNDRY_TRACE_URL_TEMPLATE and (
+    not FOUNDRY_TRACE_URL_TEMPLATE.startswith(("http://", "https://")) or "{trace_id}" not in FOUNDRY_TRACE_URL_TEMPLATE
+):
+    raise ImproperlyConfigured("FOUNDRY_TRACE_URL_TEMPLATE must be an http(s) URL containing {trace_id}.")
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("FOUNDRY_LOG_LEVEL", default="INFO")
@@ -407,17 +425,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
+        # One object a line: timestamp (ISO 8601, UTC), level, logger, message, trace_id, span_id,
+        # tenant, request_id (null when there is none), and any `extra` the call passed.
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "fmt": "%(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s %(tenant)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"context": {"()": "foundry.logs.LogContextFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("FOUNDRY_LOG_FORMAT", default="json"),
+            "filters": ["context"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

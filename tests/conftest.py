@@ -220,6 +220,32 @@ def server_process(command: list[str], *, port: int, env: dict[str, str], log: P
             out.close()
 
 
+@contextmanager
+def redis_server():
+    """A Redis server of the caller's own on a free port (so a test may stop it for real): the
+    process and its port."""
+    import shutil
+    import socket as socket_
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is installed by bin/dev"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with socket_.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield proc, port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -136,24 +136,52 @@ def _used(row, measure: str) -> Decimal:
     return Decimal(row["tokens"]) if measure == "tokens" else Decimal(row["cost_usd"])
 
 
-def quota_check(*, tenant_id: int, project: str, overage_approved: bool = False) -> CapUse | None:
+def quota_check(
+    *, tenant_id: int, project: str, overage_approved: bool = False, totals: "MonthTotals | None" = None
+) -> CapUse | None:
     """Before a model call: the first cap this month's usage has reached, or None. With
-    `overage_approved` (a human approved this run's overage) only the plan's cap binds."""
+    `overage_approved` (a human approved this run's overage) only the plan's cap binds.
+
+    `totals`: the month's totals the caller's last usage write returned (`month_totals`), when
+    they are of this month; otherwise they are read. A run's second and later model calls are
+    thus checked against the totals as of its previous call, which other runs of the tenant may
+    have grown since — as they may between any check and the call it admits."""
     caps = [cap for cap in caps_for(tenant_id, project) if not (overage_approved and cap.approvable)]
     if not caps:
         return None
-    with usage_scope(tenant_id):
-        rows = {
-            row["project"]: row
-            for row in UsageMonth.objects.filter(
-                tenant_id=tenant_id, month=month_of(), project__in={"", project}
-            ).values("project", "tokens", "cost_usd")
-        }
+    month = month_of()
+    if totals is not None and totals.month == month:
+        rows = totals.rows
+    else:
+        with usage_scope(tenant_id):
+            rows = {
+                row["project"]: row
+                for row in UsageMonth.objects.filter(
+                    tenant_id=tenant_id, month=month, project__in={"", project}
+                ).values("project", "tokens", "cost_usd")
+            }
     for cap in sorted(caps, key=lambda cap: cap.approvable):  # a cap nobody can approve first
         used = _used(rows.get(cap.project), cap.measure)
         if used >= cap.limit:
             return CapUse(cap, used)
     return None
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """The month's totals (tokens, cost) of the workspace ("") and a project, as a usage write
+    returned them."""
+
+    month: date
+    rows: dict[str, dict]
+
+
+def month_totals(months: list) -> MonthTotals | None:
+    """MonthTotals from usage.py's USAGE_RESULT month rows (None: nothing was written)."""
+    if not months:
+        return None
+    rows = {project: {"tokens": tokens, "cost_usd": cost} for _month, project, tokens, cost, *_ in months}
+    return MonthTotals(date.fromisoformat(str(months[0][0])), rows)
 
 
 def quota_after_usage(record, months: list) -> None:

@@ -29,6 +29,7 @@ TENANT_NAV = [
 
 OPERATOR_NAV = [
     NavItem("Tenants", "operator:tenant_list"),
+    NavItem("Plans", "operator:plan_list"),
     NavItem("Audit", "audit:event_list"),
     NavItem("Model prices", "billing:price_list"),
     NavItem("Usage", "billing:platform_usage"),

@@ -68,6 +68,9 @@ class RunOutput(serializers.ModelSerializer):
     deployment = serializers.IntegerField(source="deployment_id")
     parent = serializers.UUIDField(source="parent_id", allow_null=True, help_text="Sub-agent runs: the parent run.")
     reason = serializers.CharField(help_text="Why the run did not succeed: a stable code, or empty.")
+    trace_id = serializers.CharField(
+        help_text="The OpenTelemetry trace of the request that started the run (32 hex digits), or empty."
+    )
 
     class Meta:
         model = Run
@@ -93,6 +96,7 @@ class RunOutput(serializers.ModelSerializer):
             "output_tokens",
             "cached_tokens",
             "recoveries",
+            "trace_id",
             "created_at",
             "started_at",
             "finished_at",

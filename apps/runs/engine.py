@@ -194,6 +194,7 @@ class Attempt:
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
         self.tenant_id = current_tenant_id()
+        self.month_totals = None  # the month's usage as this attempt's last model call left it
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None
@@ -403,11 +404,16 @@ class Attempt:
         with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
             self.cancel_requested, *usage_result = cursor.fetchone()
-        if usage is not None:
-            usage_written(usage, *usage_result)
+        if usage is not None and usage_written(usage, *usage_result) is not None:
+            self.month_totals = usage.month_totals
 
     def _quota(self, overage_approved: bool) -> dict | None:
-        spent = quota_check(tenant_id=self.tenant_id, project=self.run.project, overage_approved=overage_approved)
+        spent = quota_check(
+            tenant_id=self.tenant_id,
+            project=self.run.project,
+            overage_approved=overage_approved,
+            totals=self.month_totals,
+        )
         return None if spent is None else {"message": spent.message, "approvable": spent.approvable}
 
     def _subagent(self, name: str, text: str, seconds_left: float, key: str | None) -> str:

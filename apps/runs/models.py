@@ -8,6 +8,7 @@ the same tenant schema but are not Django models (migrations/0003).
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -49,6 +50,9 @@ class Run(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     # Times a worker took the run over from a worker that was lost while running it.
     recoveries = models.PositiveSmallIntegerField(default=0)
+    # The OpenTelemetry trace of the request (or task) that started the run: 32 lowercase hex, or
+    # empty when none was being recorded.
+    trace_id = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -79,6 +83,14 @@ class Run(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def trace_url(self) -> str:
+        """Where the trace viewer shows this run's trace (FOUNDRY_TRACE_URL_TEMPLATE), or empty."""
+        template = settings.FOUNDRY_TRACE_URL_TEMPLATE
+        if not template or not self.trace_id:
+            return ""
+        return template.replace("{trace_id}", self.trace_id)
 
 
 class Step(models.Model):

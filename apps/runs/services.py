@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from opentelemetry import trace
 
 from apps.audit.services import audit_record
 from apps.catalog.models import Document, Kind
@@ -109,7 +110,15 @@ def run_create(
         created_by=created_by[:255],
         parent=parent,
         parent_step=parent_step,
+        trace_id=_current_trace_id(),
     )
+
+
+def _current_trace_id() -> str:
+    """The trace of the request or task under way (foundry/telemetry.py), or empty when none is
+    recorded (telemetry off, or the trace not sampled: the viewer would have nothing to show)."""
+    context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(context.trace_id) if context.is_valid and context.trace_flags.sampled else ""
 
 
 def run_start(*, actor, agent: Document, input: str, script: list | None = None, request=None) -> Run:

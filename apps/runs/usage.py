@@ -23,7 +23,7 @@ from django.db import connection
 from django.dispatch import Signal
 
 from apps.billing.models import UsageRecord
-from apps.billing.quotas import quota_after_usage
+from apps.billing.quotas import month_totals, quota_after_usage
 from apps.billing.rls import SETTING, usage_scope
 from apps.billing.services import COST_SQL, cost_params
 
@@ -97,6 +97,7 @@ def usage_written(record: UsageRecord, pk: int | None, cost=None, months=None) -
     record.pk = pk
     record.cost_usd = cost
     record._state.adding = False
+    record.month_totals = month_totals(months or [])
     quota_after_usage(record, months or [])
     usage_recorded.send(sender=UsageRecord, record=record, schema=connection.schema_name)
     return record

@@ -15,6 +15,7 @@ from django.http.request import split_domain_port
 from apps.tenants.models import Tenant
 from apps.tenants.routing import TenantRoute, route_for_host
 from foundry.errors import error_response
+from foundry.telemetry import tenant_bound
 
 
 def _tenant_from_route(route: TenantRoute) -> Tenant:
@@ -64,7 +65,8 @@ class TenantRoutingMiddleware:
         tenant = _tenant_from_route(route)
         connection.set_tenant(tenant)
         request.tenant = tenant
-        return self.get_response(request)
+        with tenant_bound(tenant.pk, tenant.slug):
+            return self.get_response(request)
 
     @staticmethod
     def _unknown_host(request: HttpRequest) -> HttpResponse:

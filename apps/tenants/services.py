@@ -1,5 +1,6 @@
-"""Tenant lifecycle: provision, suspend, resume. Each writes its audit events in the same
-transaction as the change, so a change without its record (or the reverse) cannot happen."""
+"""Tenant lifecycle: provision, suspend, resume; operators' limits: a tenant's overrides
+(`tenant_limits_set`) and the plans' values (`plan_update`). Each writes its audit events in the
+same transaction as the change, so a change without its record (or the reverse) cannot happen."""
 
 import ipaddress
 import re
@@ -17,7 +18,7 @@ from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
-from apps.tenants.models import Domain, Tenant
+from apps.tenants.models import Domain, Plan, Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.schemas import schema_create, schema_is_present
 from foundry.errors import ServiceError
@@ -250,21 +251,26 @@ def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: obje
 
 
 @transaction.atomic
-def tenant_limits_set(*, tenant: Tenant, overrides: dict[str, int | None], actor: object = None) -> Tenant:
+def tenant_limits_set(
+    *, tenant: Tenant, overrides: dict[str, int | None], actor: object = None, request: HttpRequest | None = None
+) -> Tenant:
     """Override some of the plan's limits for this tenant (None: back to the plan's value).
-    Operators only; an audit event on the platform chain records before and after."""
-    from apps.audit.models import PLATFORM
-    from apps.tenants.limits import LIMIT_NAMES, OVERRIDE_MAXIMA, limits_cache_clear
+    Operators only; an audit event on the platform chain records before and after.
 
+    Refused (`limit_unknown`, `limit_invalid`): a ServiceError naming every bad value, with
+    `details` mapping each limit to its message, and nothing changed."""
+    from apps.audit.models import PLATFORM
+    from apps.tenants.limits import LIMIT_NAMES, limits_cache_clear
+
+    problems: dict[str, str] = {}
     for name, value in overrides.items():
         if name not in LIMIT_NAMES:
-            raise ServiceError("limit_unknown", f"{name!r} is not a limit; one of {', '.join(LIMIT_NAMES)}.")
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= OVERRIDE_MAXIMA[name]:
-            raise ServiceError(
-                "limit_invalid", f"{name} must be a whole number from 1 to {OVERRIDE_MAXIMA[name]:,}, not {value!r}."
-            )
+            problems[name] = f"{name!r} is not a limit; one of {', '.join(LIMIT_NAMES)}."
+        elif value is not None and (message := _limit_problem(name, value)):
+            problems[name] = message
+    if problems:
+        code = "limit_unknown" if set(problems) - set(LIMIT_NAMES) else "limit_invalid"
+        raise ServiceError(code, " ".join(problems.values()), details=problems)
     connection.set_schema_to_public()
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     fields = [f"{name}_override" for name in overrides]
@@ -279,8 +285,76 @@ def tenant_limits_set(*, tenant: Tenant, overrides: dict[str, int | None], actor
         target=tenant,
         data={"before": before, "after": after},
         chain=PLATFORM,
+        request=request,
     )
     tenant_id = tenant.pk
     limits_cache_clear(tenant_id)
     transaction.on_commit(lambda: limits_cache_clear(tenant_id))
     return tenant
+
+
+def _limit_problem(name: str, value: object) -> str | None:
+    """Why `value` cannot be limit `name` (of a plan or an override), or None if it can."""
+    from apps.tenants.limits import OVERRIDE_MAXIMA
+
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= OVERRIDE_MAXIMA[name]:
+        return f"{name} must be a whole number from 1 to {OVERRIDE_MAXIMA[name]:,}, not {value!r}."
+    return None
+
+
+@transaction.atomic
+def plan_update(
+    *,
+    actor: object,
+    plan: Plan | str,
+    requests_per_second: int,
+    burst: int,
+    concurrent_runs: int,
+    monthly_tokens: int | None,
+    request: HttpRequest | None = None,
+) -> Plan:
+    """Change a plan's limits (monthly_tokens None: unlimited), for every tenant on it that has
+    no override. Each value is a whole number within the overrides' maxima (OVERRIDE_MAXIMA).
+    An audit event `plan.update` on the platform chain records before and after.
+
+    Refused: a ValidationError per field (`plan_unknown`, `limit_invalid`), nothing changed."""
+    from apps.audit.models import PLATFORM
+    from apps.tenants.limits import LIMIT_NAMES, limits_cache_clear
+
+    values = {
+        "requests_per_second": requests_per_second,
+        "burst": burst,
+        "concurrent_runs": concurrent_runs,
+        "monthly_tokens": monthly_tokens,
+    }
+    errors: dict[str, ValidationError] = {}
+    for name, value in values.items():
+        if value is None and name == "monthly_tokens":
+            continue
+        if value is None:
+            errors[name] = ValidationError(f"{name} is required.", code="limit_invalid")
+        elif message := _limit_problem(name, value):
+            errors[name] = ValidationError(message, code="limit_invalid")
+    name = plan.pk if isinstance(plan, Plan) else plan
+    connection.set_schema_to_public()
+    row = Plan.objects.select_for_update().filter(pk=name).first() if name in Tenant.Plan.values else None
+    if row is None:
+        errors["plan"] = ValidationError(f"There is no plan {name!r}.", code="plan_unknown")
+    if errors:
+        raise ValidationError(errors)
+    before = {field: getattr(row, field) for field in LIMIT_NAMES}
+    for field, value in values.items():
+        setattr(row, field, value)
+    row.save(update_fields=list(values))
+    audit_record(
+        action="plan.update",
+        actor=actor or "system",
+        target=row,
+        data={"plan": row.pk, "before": before, "after": values},
+        chain=PLATFORM,
+        request=request,
+    )
+    # Every tenant on the plan: simplest to forget them all, here and (after commit) again.
+    limits_cache_clear()
+    transaction.on_commit(limits_cache_clear)
+    return row

@@ -1,19 +1,24 @@
-"""The platform operator console (bare base domain, public schema)."""
+"""The platform operator console (bare base domain, public schema): tenants, each tenant's limits
+(its plan's values and the operator's overrides, set through `tenant_limits_set`) and the plans'
+values (changed through `plan_update`). The forms only parse; the services judge."""
+
+from collections import Counter
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_tenants.utils import schema_context
 
 from apps.accounts.access import operator_required
 from apps.accounts.services import member_invite_url
-from apps.tenants.forms import TenantCreateForm
-from apps.tenants.models import Tenant
+from apps.tenants.forms import LIMIT_LABELS, PlanUpdateForm, TenantCreateForm, TenantLimitsForm
+from apps.tenants.limits import LIMIT_NAMES, limits_for
+from apps.tenants.models import Plan, Tenant
 from apps.tenants.selectors import tenant_get, tenant_list
-from apps.tenants.services import tenant_provision, tenant_resume, tenant_suspend
-from foundry.errors import error_response
+from apps.tenants.services import plan_update, tenant_limits_set, tenant_provision, tenant_resume, tenant_suspend
+from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
 
 
@@ -79,3 +84,84 @@ def tenant_suspend_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def tenant_resume_view(request: HttpRequest, slug: str) -> HttpResponse:
     return _status_change(request, slug, tenant_resume)
+
+
+def _shown(value: int | None) -> str:
+    return "unlimited" if value is None else f"{value:,}"
+
+
+def _limits_page(request: HttpRequest, tenant: Tenant, form: TenantLimitsForm, *, status: int = 200) -> HttpResponse:
+    limits = limits_for(tenant)
+    plan = Plan.objects.filter(pk=limits.plan).first()
+    rows = [
+        {
+            "name": name,
+            "label": LIMIT_LABELS[name],
+            "value": _shown(getattr(limits, name)),
+            "source": "override" if name in limits.overridden else "plan",
+            "plan_value": _shown(getattr(plan, name)) if plan else "—",
+            "field": form[name],
+        }
+        for name in LIMIT_NAMES
+    ]
+    context = {"tenant": tenant, "limits": limits, "rows": rows, "form": form}
+    return render(request, "tenants/tenant_limits.html", context, status=status)
+
+
+@operator_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def tenant_limits_view(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        tenant = tenant_get(slug=slug)
+    except Tenant.DoesNotExist:
+        return error_response(request, status=404, code="tenant_not_found", message="No such tenant.")
+    if request.method != "POST":
+        initial = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
+        return _limits_page(request, tenant, TenantLimitsForm(initial=initial))
+    form = TenantLimitsForm(request.POST)
+    if form.is_valid():
+        try:
+            tenant_limits_set(tenant=tenant, overrides=form.cleaned_data, actor=request.user, request=request)
+        except ServiceError as e:
+            for name, message in (e.details or {None: e.message}).items():
+                form.add_error(name if name in form.fields else None, ValidationError(message, code=e.code))
+        else:
+            messages.success(request, f"Limits of {tenant.slug} set.")
+            return redirect("operator:tenant_limits", slug=tenant.slug)
+    return _limits_page(request, tenant, form, status=400)
+
+
+def _plans_page(request: HttpRequest, form: PlanUpdateForm, *, status: int = 200) -> HttpResponse:
+    plans = list(Plan.objects.all())
+    tenants_on = Counter(tenant_list().values_list("plan", flat=True))
+    rows = [
+        {
+            "plan": plan,
+            "values": [_shown(getattr(plan, name)) for name in LIMIT_NAMES],
+            "tenants": tenants_on.get(plan.pk, 0),
+        }
+        for plan in plans
+    ]
+    context = {"rows": rows, "labels": [LIMIT_LABELS[name] for name in LIMIT_NAMES], "form": form}
+    return render(request, "tenants/plan_list.html", context, status=status)
+
+
+@operator_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def plan_list_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        # ?plan=team fills the form with that plan's values, to edit them.
+        name = request.GET.get("plan")
+        plan = Plan.objects.filter(pk=name).first() if name in Tenant.Plan.values else None
+        initial = {"plan": plan.pk, **{name: getattr(plan, name) for name in LIMIT_NAMES}} if plan else {}
+        return _plans_page(request, PlanUpdateForm(initial=initial))
+    form = PlanUpdateForm(request.POST)
+    if form.is_valid():
+        try:
+            plan = plan_update(actor=request.user, request=request, **form.cleaned_data)
+        except ValidationError as e:
+            form_errors_add(form, e)
+        else:
+            messages.success(request, f"Plan {plan.pk} updated.")
+            return redirect("operator:plan_list")
+    return _plans_page(request, form, status=400)

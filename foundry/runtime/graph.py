@@ -59,6 +59,9 @@ from langgraph.graph.message import _messages_delta_reducer
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from foundry.runtime.context import system_prompt
 from foundry.runtime.providers import Provider, ProviderError, Usage, message_text
@@ -68,6 +71,7 @@ DEFAULT_MAX_STEPS = 100
 DEFAULT_MAX_TOKENS = 200_000
 DEFAULT_TIMEOUT_SECONDS = 600
 SUMMARY_CHARS = 500
+_tracer = trace.get_tracer("foundry.runtime")
 # The approval a run waits for when its budget is spent names this in place of a tool.
 OVERAGE_TOOL = "(overage)"  # no tool can be named so (a manifest's tool names are identifiers)
 
@@ -192,12 +196,29 @@ def _decision(value: Any) -> dict:
     }
 
 
+def _step_span(state, runtime: Runtime, node: str):
+    """A span per graph step (foundry/telemetry.py); a pause for approval is not an error."""
+    return _tracer.start_as_current_span(
+        "agent.step",
+        context=getattr(runtime.context, "trace_context", None),
+        attributes={
+            "gen_ai.agent.name": runtime.context.name,
+            "agent.step.index": state.get("step_count", 0) + 1,
+            "agent.step.node": node,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
 def _model_node(state, runtime: Runtime) -> dict:
-    return runtime.context._model(state)
+    with _step_span(state, runtime, "model"):
+        return runtime.context._model(state)
 
 
 def _tools_node(state, runtime: Runtime) -> dict:
-    return runtime.context._tools(state)
+    with _step_span(state, runtime, "tools"):
+        return runtime.context._tools(state)
 
 
 def _next(state) -> str:
@@ -281,6 +302,9 @@ class AgentGraph:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.limits.max_steps + 10}
 
     def _invoke(self, payload, thread_id: str) -> RunResult:
+        # LangGraph may run a node in another thread or context: steps' spans name this one,
+        # the caller's (the Celery task's), as their parent explicitly.
+        self.trace_context = otel_context.get_current()
         out = self.graph.invoke(
             payload, self._config(thread_id), context=self, version="v2", durability=self.durability
         )
@@ -376,13 +400,29 @@ class AgentGraph:
             approved = True
         step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
         started = self.clock()
-        try:
-            reply = self.provider.complete(
-                [self.system, *state["messages"]], self.toolbox.specs, timeout=self._remaining(state)
-            )
-        except ProviderError as exc:
-            step.update(status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0)
-            return self._model_done(state, step, None, {"error": exc.message}, started, approved)
+        with _tracer.start_as_current_span(
+            f"chat {self.provider.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": self.provider.name,
+                "gen_ai.system": self.provider.name,
+                "gen_ai.request.model": self.provider.model,
+            },
+        ) as span:
+            try:
+                reply = self.provider.complete(
+                    [self.system, *state["messages"]], self.toolbox.specs, timeout=self._remaining(state)
+                )
+            except ProviderError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.code))
+                span.set_attribute("error.type", exc.code)
+                step.update(
+                    status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0
+                )
+                return self._model_done(state, step, None, {"error": exc.message}, started, approved)
+            span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", reply.usage.output_tokens)
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
         text = message_text(message)
@@ -450,12 +490,18 @@ class AgentGraph:
             started = self.clock()
             if tool is not None:
                 key = f"{get_config()['configurable']['thread_id']}:{index}"
-                try:
-                    status = "ok"
-                    content = self.toolbox.run(tool, call["args"], timeout=self._remaining(state), key=key)
-                except ToolError as exc:
-                    status, content = "error", f"Error ({exc.code}): {exc.message}"
-                    step["error"] = exc.code
+                with _tracer.start_as_current_span(
+                    f"execute_tool {call['name']}",
+                    attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call["name"]},
+                ) as span:
+                    try:
+                        status = "ok"
+                        content = self.toolbox.run(tool, call["args"], timeout=self._remaining(state), key=key)
+                    except ToolError as exc:
+                        status, content = "error", f"Error ({exc.code}): {exc.message}"
+                        step["error"] = exc.code
+                        span.set_status(Status(StatusCode.ERROR, exc.code))
+                        span.set_attribute("error.type", exc.code)
             step.update(status=status, summary=_summary(content))
             payload = {"content": content}
         message = ToolMessage(

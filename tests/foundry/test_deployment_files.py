@@ -1,5 +1,6 @@
 """The compose stack and the Procfile name commands and settings that really exist."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_runs_the_whole_stack_with_an_unprivileged_database_role():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "mcp", "proxy", "worker", "beat"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "mcp", "proxy", "worker", "beat", "lgtm"}
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     assert "foundry:foundry@postgres" in services["web"]["environment"]["DATABASE_URL"]
@@ -32,12 +33,18 @@ def test_every_management_command_the_stack_runs_exists():
 def test_the_proxy_sends_mcp_to_the_asgi_service_and_the_rest_to_gunicorn():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert [name for name, service in services.items() if service.get("ports")] == ["proxy"]
+    assert {name: service["ports"] for name, service in services.items() if service.get("ports")} == {
+        "proxy": ["8000:8000"],
+        "lgtm": ["127.0.0.1:3000:3000"],  # Grafana, on loopback only
+    }
     assert services["proxy"]["image"] == "caddy:2"
     assert services["proxy"]["configs"] == [{"source": "caddyfile", "target": "/etc/caddy/Caddyfile"}]
     caddyfile = compose["configs"]["caddyfile"]["content"]
     assert re.search(r"^:8000 \{$", caddyfile, re.MULTILINE)
     assert re.search(r"@mcp path (.+)", caddyfile).group(1).split() == ["/mcp", "/mcp/"]
+    # The published port never serves /metrics (its compose default token is no secret).
+    published = caddyfile[caddyfile.index(":8000 {") : caddyfile.index(":9464 {")]
+    assert re.search(r"handle /metrics \{\s*respond 404\s*\}", published)
     routes = re.findall(r"handle( @\w+)? \{\s*reverse_proxy (\S+)\s*\}", caddyfile)
     assert routes == [(" @mcp", "mcp:8000"), ("", "web:8000")]
     assert services["web"]["command"][:2] == ["gunicorn", "foundry.wsgi"]
@@ -63,3 +70,76 @@ def test_the_compose_stack_shares_one_metrics_directory_between_web_and_workers(
     for service in ("web", "mcp", "worker"):
         assert services[service]["environment"]["FOUNDRY_METRICS_DIR"] == "/var/lib/foundry/metrics"
         assert "metrics:/var/lib/foundry/metrics" in services[service]["volumes"]
+
+
+def test_the_compose_stack_sends_every_app_services_traces_to_the_lgtm_stack():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["lgtm"]["image"].startswith("grafana/otel-lgtm:")
+    names = {}
+    for service in ("web", "mcp", "worker", "beat"):
+        environment = services[service]["environment"]
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://lgtm:4318"  # the image's OTLP/HTTP
+        names[service] = environment["OTEL_SERVICE_NAME"]
+    assert names == {"web": "foundry-web", "mcp": "foundry-mcp", "worker": "foundry-worker", "beat": "foundry-beat"}
+
+
+def _lgtm_mounts() -> dict[str, Path]:
+    """Where each file or directory of deploy/ appears in the lgtm container."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    mounts = {}
+    for volume in services["lgtm"]["volumes"]:
+        source, target, mode = volume.split(":")
+        assert mode == "ro" and source.startswith("./deploy/")
+        assert (ROOT / source).exists(), source
+        mounts[target] = ROOT / source
+    return mounts
+
+
+def test_grafana_provisions_the_foundry_overview_dashboard_from_the_mounted_directory():
+    mounts = _lgtm_mounts()
+    provisioning_dir = "/otel-lgtm/grafana/conf/provisioning/dashboards/"  # the image's Grafana reads it
+    (provider_file,) = [path for target, path in mounts.items() if target.startswith(provisioning_dir)]
+    (provider,) = yaml.safe_load(provider_file.read_text())["providers"]
+    assert provider["type"] == "file"
+    dashboards = mounts[provider["options"]["path"]]
+    assert dashboards.is_dir()
+    (dashboard_file,) = dashboards.glob("*.json")
+    dashboard = json.loads(dashboard_file.read_text())
+    assert dashboard["title"] == "Foundry overview"
+    expressions = " ".join(
+        target.get("expr") or target.get("query", "")
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    )
+    for counter in (
+        "foundry_model_tokens_total",
+        "foundry_model_cost_usd_total",
+        "foundry_rate_limit_rejections_total",
+    ):
+        assert counter in expressions
+    # The image's provisioned data sources, by uid.
+    used = {panel["datasource"]["uid"] for panel in dashboard["panels"] if panel.get("datasource")}
+    assert used == {"prometheus", "tempo"}
+
+
+def test_prometheus_scrapes_metrics_with_the_apps_token_on_the_platform_host():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    prometheus = yaml.safe_load(_lgtm_mounts()["/otel-lgtm/prometheus.yaml"].read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    (token_config,) = services["lgtm"]["configs"]
+    assert job["authorization"]["credentials_file"] == token_config["target"]
+    token = compose["configs"][token_config["source"]]["content"]
+    assert token == services["web"]["environment"]["FOUNDRY_METRICS_TOKEN"]
+    # Through the proxy's internal listener, which names the platform's host (web serves
+    # /metrics nowhere else) and is not published.
+    ((target,),) = [static["targets"] for static in job["static_configs"]]
+    host, port = target.split(":")
+    assert host == "proxy" and f"{port}:{port}" not in str(services["proxy"]["ports"])
+    caddyfile = compose["configs"]["caddyfile"]["content"]
+    listener = caddyfile.split(f"\n:{port} {{", 1)[1]
+    assert (
+        re.search(r"handle /metrics \{\s*reverse_proxy web:8000 \{\s*header_up Host (\S+)", listener).group(1)
+        == (services["web"]["environment"]["FOUNDRY_BASE_DOMAIN"])
+    )

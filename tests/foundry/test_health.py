@@ -1,12 +1,7 @@
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 from django.test import Client
 
-from tests.conftest import free_port
+from tests.conftest import free_port, redis_server
 
 
 def test_healthz_answers_on_any_host_without_touching_the_database(db, django_assert_num_queries):
@@ -16,35 +11,29 @@ def test_healthz_answers_on_any_host_without_touching_the_database(db, django_as
     assert response.json() == {"status": "ok"}
 
 
+@pytest.fixture(autouse=True)
+def no_worker_needed(settings):
+    """Whether a worker runs depends on earlier tests; tests/foundry/test_worker_health.py checks workers."""
+    settings.FOUNDRY_READY_REQUIRES_WORKER = False
+
+
 def test_readyz_reports_each_dependency(db):
     response = Client().get("/readyz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert {name: check["status"] for name, check in body["checks"].items()} == {
+    assert {name: check["status"] for name, check in body["checks"].items() if name != "workers"} == {
         "postgres": "up",
         "redis": "up",
+        "broker": "up",
     }
 
 
 @pytest.fixture
 def own_redis():
     """A Redis server of this test's own, so it can be stopped for real."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is installed by bin/dev"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield proc, f"redis://127.0.0.1:{port}/0"
-    proc.kill()
-    proc.wait()
+    with redis_server() as (proc, port):
+        yield proc, f"redis://127.0.0.1:{port}/0"
 
 
 def test_readyz_reports_a_stopped_redis(db, settings, own_redis):

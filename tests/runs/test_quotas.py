@@ -51,6 +51,15 @@ def test_a_spent_workspace_budget_stops_the_run_before_its_model_call(acme, glob
     assert other.status == "succeeded", other.message
 
 
+def test_a_run_that_spends_its_budget_stops_before_its_next_model_call(acme, triage):
+    budget(acme, "accounts-payable", monthly_tokens=1)
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert (run.status, run.reason) == ("failed", "quota_exceeded"), run.message
+    with schema_context("acme"):  # the first call spent the budget; the tool ran; no second call
+        assert list(Step.objects.filter(run=run).values_list("node", flat=True)) == ["model", "tool"]
+    assert [u.step for u in usage_rows(acme, run_id=run.pk)] == [1]
+
+
 def test_a_project_budget_binds_its_own_project_only(acme, triage):
     budget(acme, "elsewhere", monthly_tokens=10)
     spend(acme, 50, project="elsewhere")

@@ -1,0 +1,58 @@
+"""Log records that say where they come from: `LogContextFilter`, on the console handler
+(settings.LOGGING), gives every record the current trace and span ids, the tenant and the request
+id, so a JSON log line can be joined to its trace, its workspace and its request.
+
+The same filter serves web and worker processes: the request id is bound by
+foundry/request_context.py, the tenant by `foundry.telemetry.tenant_bound` (the tenant router for
+a request, TenantTask for a task), the span by OpenTelemetry. Outside all of them the fields are
+null. Celery workers keep this handler because settings.py stops Celery from replacing the root
+logger's handlers (CELERY_WORKER_HIJACK_ROOT_LOGGER).
+
+Django logs a 4xx/5xx response it was handed (a view's 400, 403 or 404 returned rather than
+raised) only once every middleware has returned, when the request id, the tenant and the span
+are no longer bound; `ErrorResponseLogMiddleware` logs it first.
+"""
+
+import logging
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
+from opentelemetry import trace
+
+from foundry.request_context import current_request_id
+from foundry.telemetry import current_tenant, tenant_bound
+
+
+class LogContextFilter(logging.Filter):
+    """Adds `trace_id`, `span_id` (lowercase hex, when a valid span is current), `tenant` (slug)
+    and `request_id` to every record; never drops one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = trace.format_trace_id(context.trace_id)
+            record.span_id = trace.format_span_id(context.span_id)
+        else:
+            record.trace_id = record.span_id = None
+        tenant = current_tenant()
+        record.tenant = tenant[1] if tenant is not None else None
+        record.request_id = current_request_id()
+        return True
+
+
+class ErrorResponseLogMiddleware:
+    """Logs a response of status 400 and above as Django would (`django.request`, once), before
+    the request id and the span are unbound: placed right after RequestIdMiddleware, outside the
+    tenant router, so an unknown host's 404 is logged too; the request's tenant, unbound by then,
+    is bound again for the line."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code >= 400:
+            tenant = getattr(request, "tenant", None)
+            with tenant_bound(getattr(tenant, "pk", None), getattr(tenant, "slug", None)):
+                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        return response

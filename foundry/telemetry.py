@@ -1,0 +1,167 @@
+"""OpenTelemetry traces: one trace from the browser's request through the API, the Celery task
+that runs the agent, each agent step and each model call, every span carrying its tenant.
+
+Set up once per process by `telemetry_setup` — web processes when their application is loaded
+(foundry/wsgi.py, foundry/asgi.py: after gunicorn forks its workers), Celery in every forked
+worker process (`worker_process_init`: the exporter's thread does not survive a fork) — and
+configured only by the standard OTEL_* variables:
+- on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, unless
+  OTEL_SDK_DISABLED=true; off, the API's no-op tracer costs nothing;
+- OTLP over HTTP (protobuf); OTEL_SERVICE_NAME (default "foundry-<role>"), OTEL_RESOURCE_ATTRIBUTES,
+  OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
+Instrumented: Django (server spans named by route), Celery (the trace context travels in the
+task's message headers, so the worker's spans join the request's trace), psycopg, Redis, httpx
+(providers' and http tools' calls).
+
+Tenant: `tenant_bound(id, slug)` binds the tenant for a request (apps/tenants/middleware.py, the
+MCP gateway) or a task (foundry/celery.py TenantTask); `TenantSpanProcessor` puts `tenant.id` and
+`tenant.slug` on every span started meanwhile — the one place spans learn their tenant. The
+binding is a context variable, so concurrent requests in one process never see each other's.
+
+Agent runs (foundry/runtime/graph.py) add a span per step (`agent.step`), per tool call
+(`execute_tool <name>`) and per model call (`chat <model>`, OpenTelemetry GenAI conventions:
+gen_ai.operation.name, gen_ai.provider.name and gen_ai.system, gen_ai.request.model,
+gen_ai.usage.input_tokens / output_tokens). Prompts and completions are never recorded.
+"""
+
+import contextlib
+import logging
+import os
+import threading
+from contextvars import ContextVar
+
+from opentelemetry import trace
+
+logger = logging.getLogger(__name__)
+
+_tenant: ContextVar[tuple[int, str] | None] = ContextVar("foundry_telemetry_tenant", default=None)
+_setup_lock = threading.Lock()
+_set_up = False
+
+tracer = trace.get_tracer("foundry")
+
+
+@contextlib.contextmanager
+def tenant_bound(tenant_id: int | None, slug: str | None):
+    """Spans started inside carry this tenant (nothing when `tenant_id` is None)."""
+    token = _tenant.set((tenant_id, slug or "") if tenant_id is not None else None)
+    if tenant_id is not None:
+        # The span already open (the request's, the task's) began before its tenant was known.
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("tenant.id", tenant_id)
+            span.set_attribute("tenant.slug", slug or "")
+    try:
+        yield
+    finally:
+        _tenant.reset(token)
+
+
+def current_tenant() -> tuple[int, str] | None:
+    return _tenant.get()
+
+
+class TenantSpanProcessor:
+    """Stamps `tenant.id` and `tenant.slug` on every span as it starts (SpanProcessor protocol)."""
+
+    def on_start(self, span, parent_context=None) -> None:
+        bound = _tenant.get()
+        if bound is None:
+            # Started where the binding does not reach (a thread a library runs work in), under a
+            # parent of this process that has its tenant: the parent's.
+            parent = trace.get_current_span(parent_context)
+            attributes = getattr(parent, "attributes", None) or {}
+            if "tenant.id" in attributes:
+                bound = (attributes["tenant.id"], attributes.get("tenant.slug", ""))
+        if bound is not None:
+            span.set_attribute("tenant.id", bound[0])
+            span.set_attribute("tenant.slug", bound[1])
+
+    def on_end(self, span) -> None:
+        pass
+
+    def _on_ending(self, span) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def telemetry_enabled() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def telemetry_setup(role: str, *, exporter=None) -> bool:
+    """Install the tracer provider and the instrumentations in this process, once; True if on.
+    `exporter` (tests): export there, synchronously, whatever the environment says."""
+    global _set_up
+    if exporter is None and not telemetry_enabled():
+        return False
+    with _setup_lock:
+        if _set_up:
+            return True
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or f"foundry-{role}"})
+        provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+        provider.add_span_processor(TenantSpanProcessor())
+        if exporter is not None:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _instrument()
+        _set_up = True
+        logger.info("telemetry: tracing on for %s", resource.attributes.get("service.name"))
+        return True
+
+
+def _instrument() -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    DjangoInstrumentor().instrument(is_sql_commentor_enabled=False)
+    _django_middleware_place()
+    CeleryInstrumentor().instrument()
+    PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
+    RedisInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+
+
+_ROUTING = "apps.tenants.middleware.TenantRoutingMiddleware"
+
+
+def _django_middleware_place() -> None:
+    """Django's instrumentation puts its middleware first; ours goes right after host routing.
+    Before it, the middleware would ask every request its host (health probes by address and
+    unknown hosts raise DisallowedHost there); after it, the request's span starts with its
+    tenant bound, and probes and refused hosts are not traced."""
+    from django.conf import settings
+
+    middleware = list(settings.MIDDLEWARE)
+    ours = [name for name in middleware if name.startswith("opentelemetry.instrumentation.django.")]
+    if not ours or _ROUTING not in middleware:
+        return
+    for name in ours:
+        middleware.remove(name)
+    at = middleware.index(_ROUTING) + 1
+    settings.MIDDLEWARE = middleware[:at] + ours + middleware[at:]
+
+
+def telemetry_flush(timeout_millis: int = 5000) -> None:
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(timeout_millis)
