@@ -14,7 +14,7 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
-from foundry.telemetry import telemetry_setup
+from foundry.telemetry import telemetry_enabled, telemetry_setup
 
 telemetry_setup("web")  # before the middleware loads (foundry/telemetry.py)
 django_application = get_asgi_application()
@@ -33,6 +33,11 @@ _mcp_app = mcp.streamable_http_app(
     transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
 )
 mcp_application = McpGateway(_mcp_app)
+if telemetry_enabled():
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    # /mcp is not Django's: a server span per MCP request from the ASGI instrumentation.
+    mcp_application = OpenTelemetryMiddleware(mcp_application)
 
 
 async def application(scope, receive, send):

@@ -1,5 +1,11 @@
-"""Prometheus metrics: model tokens and cost by tenant, provider, model and kind, and the rate
-limiter's refusals by tenant and surface, served at /metrics on the platform's host only.
+"""Prometheus metrics, served at /metrics on the platform's host only:
+- requests: `foundry_http_requests_total{route,method,status}` and the duration histogram
+  `foundry_http_request_duration_seconds{route,method}` — by route template, never by tenant
+  (routes x statuses x tenants would be unbounded; per-tenant traffic is in the traces);
+- runs: `foundry_runs_finished_total{tenant,outcome}` and `foundry_run_duration_seconds{outcome}`;
+- Celery queues: `foundry_queue_depth{queue}`, read from the broker at each scrape;
+- model tokens and cost by tenant, provider, model and kind, and the rate limiter's refusals by
+  tenant and surface.
 
 /metrics answers only a request bearing FOUNDRY_METRICS_TOKEN (compared in constant time); with
 no token configured it does not exist (404), and tenant hosts never route it.
@@ -18,10 +24,20 @@ price list and providers' model names.
 import glob
 import hmac
 import os
+import time
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
 
 MODEL_TOKENS = Counter(
     "foundry_model_tokens",
@@ -33,6 +49,22 @@ MODEL_CALLS = Counter(
 )
 MODEL_COST = Counter(
     "foundry_model_cost_usd", "USD of model calls, priced when recorded.", ["tenant", "provider", "model"]
+)
+HTTP_REQUESTS = Counter(
+    "foundry_http_requests", "HTTP requests answered, by route template.", ["route", "method", "status"]
+)
+HTTP_DURATION = Histogram(
+    "foundry_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RUNS_FINISHED = Counter("foundry_runs_finished", "Runs ended, by outcome.", ["tenant", "outcome"])
+RUN_DURATION = Histogram(
+    "foundry_run_duration_seconds",
+    "Time from a run's creation to its end, by outcome.",
+    ["outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )
 RATE_LIMITED = Counter(
     "foundry_rate_limit_rejections",
@@ -57,6 +89,52 @@ def rate_limited(tenant: str, surface: str) -> None:
     RATE_LIMITED.labels(tenant or "-", surface).inc()
 
 
+def run_finished(*, tenant: str, outcome: str, seconds: float | None) -> None:
+    RUNS_FINISHED.labels(tenant, outcome).inc()
+    if seconds is not None and seconds >= 0:
+        RUN_DURATION.labels(outcome).observe(seconds)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every request by its route template ("unmatched" when none matched)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = (match.route or match.view_name or "unmatched") if match is not None else "unmatched"
+        method = request.method if request.method in _METHODS else "other"
+        HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
+        HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+        return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _QueueDepthCollector:
+    """The length of each Celery queue in the Redis broker, read when scraped."""
+
+    def collect(self):
+        import redis
+
+        family = GaugeMetricFamily("foundry_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
+        queues = sorted({"celery", settings.FOUNDRY_RUNS_QUEUE})
+        try:
+            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                for queue in queues:
+                    family.add_metric([queue], client.llen(queue))
+            finally:
+                client.close()
+        except redis.RedisError:
+            return  # the broker is away: no figure rather than a wrong one (/readyz says so)
+        yield family
+
+
 class _FilesCollector:
     """Every process's counters, from the files under FOUNDRY_METRICS_DIR (any depth)."""
 
@@ -69,12 +147,21 @@ class _FilesCollector:
 
 
 def _registry():
+    registry = CollectorRegistry()
     root = settings.FOUNDRY_METRICS_DIR
     if root:
-        registry = CollectorRegistry()
         registry.register(_FilesCollector(root))
-        return registry
-    return REGISTRY
+    else:
+        registry.register(_ProcessCollector())
+    registry.register(_QueueDepthCollector())
+    return registry
+
+
+class _ProcessCollector:
+    """This process's own metrics (no FOUNDRY_METRICS_DIR)."""
+
+    def collect(self):
+        return REGISTRY.collect()
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -98,6 +98,8 @@ TENANT_LIMIT_SET_CALLS = True
 FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
 
 MIDDLEWARE = [
+    # Counts and times every request by route template (foundry/metrics.py).
+    "foundry.metrics.RequestMetricsMiddleware",
     "foundry.request_context.RequestIdMiddleware",
     # Logs error responses while the request id, tenant and span are still known (foundry/logs.py).
     "foundry.logs.ErrorResponseLogMiddleware",

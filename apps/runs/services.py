@@ -10,7 +10,7 @@ checkpoint.
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 
@@ -19,6 +19,7 @@ from apps.catalog.models import Document, Kind
 from apps.catalog.services import author_of
 from apps.runs.models import Approval, Run
 from foundry.errors import ServiceError
+from foundry.metrics import run_finished
 
 MAX_INPUT_CHARS = 100_000
 MAX_SCRIPT_STEPS = 500
@@ -201,6 +202,10 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
         return False
     for name, value in fields.items():
         setattr(run, name, value)
+    created = getattr(run, "created_at", None)
+    run_finished(
+        tenant=connection.schema_name, outcome=status, seconds=(now - created).total_seconds() if created else None
+    )
     return True
 
 

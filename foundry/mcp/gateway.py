@@ -35,6 +35,7 @@ from django.http.request import split_domain_port
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
 from foundry.metrics import rate_limited
+from foundry.telemetry import tenant_bound
 
 AUDIENCE = "foundry-mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
@@ -173,4 +174,6 @@ class McpGateway:
                 message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
             await send(message)
 
-        await self.app({**scope, **resolved}, receive, send_with_headers)
+        tenant = resolved["foundry.tenant"]
+        with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant
+            await self.app({**scope, **resolved}, receive, send_with_headers)

@@ -94,3 +94,34 @@ def test_rate_limit_refusals_are_counted_by_tenant_and_surface(acme, globex):
         assert sample("foundry_rate_limit_rejections_total", tenant="globex", surface="api") == other
     finally:
         limits_cache_clear()
+
+
+def test_requests_runs_and_queues_are_measured(acme, settings):
+    from django_tenants.utils import schema_context
+
+    from apps.runs.models import Run
+    from tests.api.conftest import api, issue
+    from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
+    from tests.runs.test_engine import start
+
+    settings.FOUNDRY_METRICS_TOKEN = TOKEN
+    route = {"route": "api/v1/workspace", "method": "GET"}
+    before = sample("foundry_http_requests_total", **route, status="200")
+    timed = sample("foundry_http_request_duration_seconds_count", **route)
+    assert api(acme, issue(acme)).get("/api/v1/workspace").status_code == 200
+    assert sample("foundry_http_requests_total", **route, status="200") - before == 1
+    assert sample("foundry_http_request_duration_seconds_count", **route) - timed == 1
+    unmatched = sample("foundry_http_requests_total", route="unmatched", method="GET", status="404")
+    api(acme).get("/no/such/page")
+    assert sample("foundry_http_requests_total", route="unmatched", method="GET", status="404") - unmatched == 1
+
+    finished = sample("foundry_runs_finished_total", tenant="acme", outcome="succeeded")
+    run = advance(start(acme, deploy(acme, FINANCE, TRIAGE), "Triage invoice INV-1001."), "acme")
+    assert run.status == Run.Status.SUCCEEDED
+    assert sample("foundry_runs_finished_total", tenant="acme", outcome="succeeded") - finished == 1
+    with schema_context("public"):
+        text = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics").content.decode()
+    assert 'foundry_queue_depth{queue="celery"}' in text
+    assert "foundry_run_duration_seconds_bucket" in text
+    # Request metrics carry no tenant: bounded by routes, methods and statuses only.
+    assert not any("tenant=" in line for line in text.splitlines() if line.startswith("foundry_http_"))

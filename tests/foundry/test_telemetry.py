@@ -154,3 +154,38 @@ def test_interleaved_requests_of_two_tenants_never_carry_each_others_id(
     for span in spans:  # the queries and Redis calls of each request: only its own tenant, if any
         if span.trace_id in owner and "tenant.id" in span.attributes:
             assert span.attributes["tenant.id"] == owner[span.trace_id], span
+
+
+def test_an_mcp_request_is_traced_with_its_tenant(receiver, fresh_tenant, django_db_blocker):
+    port = free_port()
+    env = server_env(**otel_env(receiver, "unused"))
+    command = [sys.executable, "-m", "uvicorn", "foundry.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--lifespan", "on", "--no-access-log"]
+    with django_db_blocker.unblock():
+        token = issue(fresh_tenant)
+    with server_process(command, port=port, env=env, log=ROOT / "test-artifacts" / f"uvicorn-traced-{port}.log"):
+        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        connection_.request(
+            "POST",
+            "/mcp",
+            body=json.dumps(body),
+            headers={
+                "Host": f"{fresh_tenant.slug}.localhost",
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+        response = connection_.getresponse()
+        assert response.status == 200, response.read()
+        response.read()
+
+        def served(spans) -> list:
+            return [s for s in spans if s.kind == SERVER and s.name.startswith("POST /mcp")]
+
+        spans = receiver.wait_for(lambda spans: served(spans))
+    (span,) = served(spans)
+    assert span.attributes["tenant.id"] == fresh_tenant.pk and span.attributes["tenant.slug"] == fresh_tenant.slug
+    queries = [s for s in spans if s.trace_id == span.trace_id and s.name == "SELECT" and "tenant.id" in s.attributes]
+    assert all(s.attributes["tenant.id"] == fresh_tenant.pk for s in queries)
