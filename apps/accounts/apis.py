@@ -16,6 +16,8 @@ from apps.accounts.services import (
     member_remove,
     member_role_change,
 )
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField
@@ -123,32 +125,60 @@ class MemberInviteApi(TenantAPIView):
         return Response({"invite_url": url})
 
 
-class WorkspaceApi(TenantAPIView):
-    """The workspace this host serves: what the console dashboard shows."""
-
-    access = {"GET": (Permission.DASHBOARD_VIEW, Scope.READ)}
-
-    @extend_schema(
-        operation_id="workspace_get",
-        responses=inline_serializer(
-            "Workspace",
-            {
-                "slug": serializers.CharField(),
-                "name": serializers.CharField(),
-                "plan": serializers.CharField(),
-                "status": serializers.CharField(),
-                "member_count": serializers.IntegerField(),
-            },
+_WORKSPACE = inline_serializer(
+    "Workspace",
+    {
+        "slug": serializers.CharField(),
+        "name": serializers.CharField(),
+        "plan": serializers.CharField(),
+        "status": serializers.CharField(),
+        "member_count": serializers.IntegerField(),
+        "trace_content": serializers.BooleanField(
+            help_text="Whether traces carry this workspace's prompts and completions (docs/observability.md)."
         ),
-    )
+    },
+)
+
+
+class WorkspaceSettingsInput(serializers.Serializer):
+    trace_content = serializers.BooleanField(help_text="Let traces carry prompts and completions of model calls.")
+
+    def to_internal_value(self, data):
+        # A JSON true or false only ("yes", 1 and "true" are refused, not guessed).
+        if isinstance(data, dict) and not isinstance(data.get("trace_content"), bool):
+            raise serializers.ValidationError({"trace_content": ["Must be true or false."]})
+        return super().to_internal_value(data)
+
+
+class WorkspaceApi(TenantAPIView):
+    """The workspace this host serves: what the console dashboard shows; its settings."""
+
+    access = {"GET": (Permission.DASHBOARD_VIEW, Scope.READ), "PATCH": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
+
+    @extend_schema(operation_id="workspace_get", responses=_WORKSPACE)
     def get(self, request: Request) -> Response:
-        tenant = request._request.tenant
-        return Response(
-            {
-                "slug": tenant.slug,
-                "name": tenant.name,
-                "plan": tenant.plan,
-                "status": tenant.status,
-                "member_count": member_count(),
-            }
+        return Response(self._shown(request))
+
+    @extend_schema(operation_id="workspace_update", request=WorkspaceSettingsInput, responses=_WORKSPACE)
+    def patch(self, request: Request) -> Response:
+        data = WorkspaceSettingsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant_trace_content_set(
+            tenant=request._request.tenant,
+            allowed=data.validated_data["trace_content"],
+            actor=request.user,
+            request=request._request,
         )
+        return Response(self._shown(request))
+
+    @staticmethod
+    def _shown(request: Request) -> dict:
+        tenant = Tenant.objects.get(pk=request._request.tenant.pk)  # the route's copy lacks settings
+        return {
+            "slug": tenant.slug,
+            "name": tenant.name,
+            "plan": tenant.plan,
+            "status": tenant.status,
+            "member_count": member_count(),
+            "trace_content": tenant.trace_content,
+        }

@@ -195,6 +195,10 @@ class Attempt:
         self.agent_name = run.agent_name
         self.tenant_id = current_tenant_id()
         self.month_totals = None  # the month's usage as this attempt's last model call left it
+        # Whether the workspace lets traces carry prompts and completions, as it is now.
+        self.trace_content = bool(
+            Tenant.objects.filter(pk=self.tenant_id).values_list("trace_content", flat=True).first()
+        )
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None
@@ -255,6 +259,7 @@ class Attempt:
             tools=tools,
             hooks=hooks,
             durability="async",
+            trace_content=self.trace_content,
         )
 
     def _continue(self) -> RunResult:

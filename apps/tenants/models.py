@@ -31,6 +31,8 @@ class Tenant(TenantMixin):
     burst_override = models.PositiveIntegerField(null=True, blank=True)
     concurrent_runs_override = models.PositiveIntegerField(null=True, blank=True)
     monthly_tokens_override = models.PositiveBigIntegerField(null=True, blank=True)
+    # The workspace lets traces carry its model calls' prompts and completions (off: never).
+    trace_content = models.BooleanField(default=False)
 
     # Provisioning creates the schema itself (apps/tenants/services.py), inside its transaction.
     auto_create_schema = False

@@ -358,3 +358,23 @@ def plan_update(
     limits_cache_clear()
     transaction.on_commit(limits_cache_clear)
     return row
+
+
+def tenant_trace_content_set(
+    *, tenant: Tenant, allowed: bool, actor: object, request: HttpRequest | None = None
+) -> bool:
+    """Let the workspace's traces carry its model calls' prompts and completions, or stop them
+    (docs/observability.md); on the workspace's own audit chain. Runs started later follow it."""
+    if not isinstance(allowed, bool):
+        raise ServiceError("trace_content_invalid", "trace_content is true or false.")
+    before = Tenant.objects.filter(pk=tenant.pk).values_list("trace_content", flat=True).get()
+    if before != allowed:
+        Tenant.objects.filter(pk=tenant.pk).update(trace_content=allowed)
+        audit_record(
+            action="workspace.trace_content",
+            actor=actor,
+            target=tenant,
+            data={"before": before, "after": allowed},
+            request=request,
+        )
+    return allowed

@@ -37,6 +37,7 @@ worker died was never recorded and is made again, with the same `Idempotency-Key
 """
 
 import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -257,6 +258,7 @@ class AgentGraph:
         hooks: RunHooks | None = None,
         clock: Callable[[], float] = time.monotonic,
         durability: str = "sync",
+        trace_content: bool = False,
     ):
         self.name = manifest["metadata"]["name"]
         self.limits = Limits.of(manifest)
@@ -266,6 +268,8 @@ class AgentGraph:
         self.hooks = hooks or RunHooks()
         self.clock = clock
         self.durability = durability
+        # Prompts and completions go on model-call spans only when the tenant allows it.
+        self.trace_content = trace_content
         self.graph = _compiled(self.state_schema).copy(
             update={"checkpointer": checkpointer or InMemorySaver(), "name": self.name}
         )
@@ -423,6 +427,10 @@ class AgentGraph:
                 return self._model_done(state, step, None, {"error": exc.message}, started, approved)
             span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", reply.usage.output_tokens)
+            if self.trace_content:
+                sent = [message_to_dict(m) for m in [self.system, *state["messages"]]]
+                span.set_attribute("gen_ai.input.messages", json.dumps(sent, default=str))
+                span.set_attribute("gen_ai.output.messages", json.dumps([message_to_dict(reply.message)], default=str))
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
         text = message_text(message)

@@ -170,6 +170,7 @@ def test_the_workspace_endpoint_shows_what_the_dashboard_shows(acme):
         "plan": "enterprise",
         "status": "active",
         "member_count": 5,
+        "trace_content": False,
     }
 
 
