@@ -11,7 +11,7 @@ and logs, any message the certificate store does not verify.
 import os
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import beat_init, task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
@@ -60,6 +60,14 @@ def _telemetry_in_worker_process(**_kwargs) -> None:
     from foundry.telemetry import telemetry_setup
 
     telemetry_setup("worker")
+
+
+@beat_init.connect
+def _metrics_push_from_beat(**_kwargs) -> None:
+    """Beat (one per deployment) pushes the platform's metrics over OTLP when configured."""
+    from foundry.metrics_otlp import metrics_export_setup
+
+    metrics_export_setup()
 
 
 class TenantUnavailable(Exception):

@@ -146,6 +146,11 @@ class _FilesCollector:
         return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
+def registry_for_scrape():
+    """Every process's counters and the queues' depth, as /metrics serves them."""
+    return _registry()
+
+
 def _registry():
     registry = CollectorRegistry()
     root = settings.FOUNDRY_METRICS_DIR

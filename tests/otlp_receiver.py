@@ -1,5 +1,5 @@
-"""An OTLP/HTTP trace receiver on loopback, built from opentelemetry-proto: what processes under
-test export their spans to (OTEL_EXPORTER_OTLP_ENDPOINT), decoded so tests can look at them."""
+"""An OTLP/HTTP receiver on loopback, built from opentelemetry-proto: what processes under test
+export their spans and metrics to (OTEL_EXPORTER_OTLP_ENDPOINT), decoded so tests can look at them."""
 
 import gzip
 import threading
@@ -7,6 +7,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -34,6 +38,7 @@ def _value(any_value):
 class OtlpReceiver:
     def __init__(self):
         self.spans: list[Span] = []
+        self.metrics: list[tuple[str, str]] = []  # (service, metric name) of each metric received
         self._lock = threading.Lock()
         receiver = self
 
@@ -45,12 +50,16 @@ class OtlpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                if self.path != "/v1/traces":
+                if self.path == "/v1/metrics":
+                    receiver._receive_metrics(ExportMetricsServiceRequest.FromString(body))
+                    answer = ExportMetricsServiceResponse().SerializeToString()
+                elif self.path == "/v1/traces":
+                    receiver._receive(ExportTraceServiceRequest.FromString(body))
+                    answer = ExportTraceServiceResponse().SerializeToString()
+                else:
                     self.send_response(404)
                     self.end_headers()
                     return
-                receiver._receive(ExportTraceServiceRequest.FromString(body))
-                answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(answer)))
@@ -81,6 +90,15 @@ class OtlpReceiver:
                     )
         with self._lock:
             self.spans.extend(received)
+
+    def _receive_metrics(self, request: ExportMetricsServiceRequest) -> None:
+        received = []
+        for resource_metrics in request.resource_metrics:
+            resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+            for scope_metrics in resource_metrics.scope_metrics:
+                received += [(resource.get("service.name", ""), m.name) for m in scope_metrics.metrics]
+        with self._lock:
+            self.metrics.extend(received)
 
     def wait_for(self, predicate, *, timeout: float = 30) -> list[Span]:
         """The spans received once `predicate(spans)` holds; AssertionError after `timeout` s."""

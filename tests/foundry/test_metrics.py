@@ -125,3 +125,28 @@ def test_requests_runs_and_queues_are_measured(acme, settings):
     assert "foundry_run_duration_seconds_bucket" in text
     # Request metrics carry no tenant: bounded by routes, methods and statuses only.
     assert not any("tenant=" in line for line in text.splitlines() if line.startswith("foundry_http_"))
+
+
+def test_the_same_figures_are_pushed_over_otlp_by_the_bridge(acme):
+    """The bridge (foundry/metrics_otlp.py) on a meter provider of the test's own, read in memory."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from foundry.metrics_otlp import metrics_bridge
+
+    reader = InMemoryMetricReader()
+    metrics_bridge(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    with schema_context("acme"):
+        usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None, provider="scripted",
+                     model="bridged", input_tokens=41, output_tokens=1)  # fmt: skip
+    points = {
+        (metric.name, tuple(sorted(point.attributes.items()))): point.value
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    }
+    labels = (("kind", "input"), ("model", "bridged"), ("provider", "scripted"), ("tenant", "acme"))
+    assert points[("foundry.model.tokens", labels)] == 41
+    assert points[("foundry.model.tokens", (("kind", "output"), *labels[1:]))] == 1
+    assert ("foundry.queue.depth", (("queue", "celery"),)) in points

@@ -7,8 +7,10 @@ The test process itself is never instrumented (a tracer provider is global to a 
 
 import http.client
 import json
+import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -235,3 +237,26 @@ def test_prompts_and_completions_reach_traces_only_when_the_workspace_allows_it(
         assert all(s.attributes["gen_ai.output.messages"].startswith("[") for s in chats)
     finally:
         graph._tracer = tracer
+
+
+def test_beat_pushes_the_platforms_metrics_over_otlp(receiver, django_db_setup, tmp_path):
+    env = server_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="300", OTEL_SERVICE_NAME="beat-test"
+    )
+    command = [sys.executable, "-m", "celery", "-A", "foundry", "beat", "--loglevel", "WARNING"]
+    command += [
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+        "--pidfile",
+        str(tmp_path / "beat.pid"),
+    ]
+    beat = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while ("beat-test", "foundry.queue.depth") not in receiver.metrics:
+            assert beat.poll() is None, "beat exited"
+            assert time.monotonic() < deadline, f"no metrics came: {receiver.metrics[:20]}"
+            time.sleep(0.1)
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
