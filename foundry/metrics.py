@@ -105,13 +105,17 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        route = (match.route or match.view_name or "unmatched") if match is not None else "unmatched"
+        if match is not None:
+            route = match.route or match.view_name or "unmatched"
+        else:  # answered before URL resolution: the health probes by name, anything else unmatched
+            route = request.path.lstrip("/") if request.path in _PROBES else "unmatched"
         method = request.method if request.method in _METHODS else "other"
         HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
         HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
         return response
 
 
+_PROBES = frozenset({"/healthz", "/readyz"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

@@ -114,6 +114,9 @@ def test_requests_runs_and_queues_are_measured(acme, settings):
     unmatched = sample("foundry_http_requests_total", route="unmatched", method="GET", status="404")
     api(acme).get("/no/such/page")
     assert sample("foundry_http_requests_total", route="unmatched", method="GET", status="404") - unmatched == 1
+    probes = sample("foundry_http_requests_total", route="healthz", method="GET", status="200")
+    Client(HTTP_HOST="10.0.0.1").get("/healthz")  # a load balancer's probe, by address
+    assert sample("foundry_http_requests_total", route="healthz", method="GET", status="200") - probes == 1
 
     finished = sample("foundry_runs_finished_total", tenant="acme", outcome="succeeded")
     run = advance(start(acme, deploy(acme, FINANCE, TRIAGE), "Triage invoice INV-1001."), "acme")
