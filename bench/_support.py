@@ -162,8 +162,9 @@ def wrk_load(
     if "Non-2xx" in out or "Socket errors" in out:
         sys.exit(f"{path} answered errors under load:\n{out}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    # Anchored: the thread-stats lines end in percentages too ("…  75.00%").
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     requests = re.search(r"(\d+) requests in", out)
     if not (rps and p50 and p99 and requests):
         sys.exit(f"could not read wrk's output:\n{out}")
