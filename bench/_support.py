@@ -97,6 +97,13 @@ def manage(env: dict[str, str], *args: str, quiet: bool = False) -> float:
     return time.perf_counter() - started
 
 
+def manage_shell(env: dict[str, str], script: str) -> str:
+    """Run `script` with `manage.py shell -c` in a fresh process; the last line it printed."""
+    command = [sys.executable, "manage.py", "shell", "-c", script]
+    out = subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
 def verdict(label: str, ok: bool) -> bool:
     print(f"  {'PASS' if ok else 'FAIL'}  {label}")
     return ok

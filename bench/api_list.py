@@ -11,14 +11,13 @@ Target: p50 ≤ 15 ms with filter + order + page. Exits 1 if missed. Uses its ow
 """
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import ROOT, bench_database, free_port, serve, stop, verdict, wrk_load
+from bench._support import bench_database, free_port, manage, manage_shell, serve, stop, verdict, wrk_load
 
 HOST = "acme.localhost"
 FILTERED = {
@@ -47,22 +46,8 @@ with schema_context("acme"):
     )
     print(token_issue(actor="bench", name="bench", role="admin", scopes=["read"]).plaintext)
 """
-    subprocess.run(
-        [sys.executable, "manage.py", "create_tenant", "acme", "--name", "Acme", "--owner-email", "o@acme.test"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
+    manage(env, "create_tenant", "acme", "--name", "Acme", "--owner-email", "o@acme.test", quiet=True)
+    return manage_shell(env, script)
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bench._support import ROOT, Load, bench_database, free_port, serve, stop, verdict, wrk_load
+from bench._support import Load, bench_database, free_port, manage, manage_shell, serve, stop, verdict, wrk_load
 
 SLUG = "acme"
 HOST = f"{SLUG}.localhost"
@@ -101,28 +101,14 @@ class SpanReceiver:
 
 
 def _tenant_with_token(env: dict[str, str]) -> str:
-    subprocess.run(
-        [sys.executable, "manage.py", "create_tenant", SLUG, "--name", "Acme", "--owner-email", "o@acme.test"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    manage(env, "create_tenant", SLUG, "--name", "Acme", "--owner-email", "o@acme.test", quiet=True)
     script = f"""
 from django_tenants.utils import schema_context
 from apps.tokens.services import token_issue
 with schema_context("{SLUG}"):
     print(token_issue(actor="bench", name="bench", role="admin", scopes=["read"]).plaintext)
 """
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
+    return manage_shell(env, script)
 
 
 def _server(env: dict[str, str], **extra: str) -> tuple[subprocess.Popen, int]:

@@ -25,7 +25,7 @@ measures in one run, switching the policy of `billing_usage` and `billing_usage_
     them, with synchronous_commit off for the session: the statement's own cost, where the
     policy's share shows without the flush's noise (reported, not the target).
     Afterwards: every write is in the ledger once and counted once in billing_usage_month.
-(b) Reads: `apps.billing.reports.usage_summary` of one tenant's month (by agent and model) for
+(b) Reads: `apps.billing.selectors.usage_summary` of one tenant's month (by agent and model) for
     every tenant in turn, --read-rounds interleaved rounds per mode, each call timed (it runs in
     `usage_scope`: its own transaction, the setting set and put back); p50/p99 and the ratio;
     both modes must answer the same. And the plan of its query (EXPLAIN in the tenant's scope)
@@ -259,7 +259,7 @@ def writes_counted(tenant_ids: list[int], runs: list, written: int) -> str | Non
 
 
 def summary(tenant_id: int) -> list[dict]:
-    from apps.billing.reports import usage_summary
+    from apps.billing.selectors import usage_summary
 
     return usage_summary(tenant_id=tenant_id, start=MONTH[0], end=MONTH[1], by=("agent", "model"))
 

@@ -13,31 +13,40 @@ gauges stay gauges (`foundry_queue_depth` → `foundry.queue.depth`); histograms
 """
 
 import logging
+import math
 import os
+import time
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
 logger = logging.getLogger(__name__)
 
 
-def _samples(kind: str, name: str) -> list[Observation]:
-    from foundry.metrics import registry_for_scrape
-
-    observations = []
-    for family in registry_for_scrape().collect():
-        if family.type not in kind:
-            continue
-        for sample in family.samples:
-            if sample.name == name:
-                observations.append(Observation(sample.value, dict(sample.labels)))
-    return observations
+_snapshot: tuple[float, dict[str, list[Observation]]] = (-math.inf, {})
+_SNAPSHOT_SECONDS = 1.0
 
 
-def _instrument(meter, sample_name: str, kind: str, description: str) -> None:
+def _samples(name: str) -> list[Observation]:
+    """The sample `name`'s observations from one collection shared by every instrument of an
+    export (reading every process's files and the broker once, not once per instrument)."""
+    global _snapshot
+    taken, samples = _snapshot
+    if time.monotonic() - taken > _SNAPSHOT_SECONDS:
+        from foundry.metrics import registry_for_scrape
+
+        samples = {}
+        for family in registry_for_scrape().collect():
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append(Observation(sample.value, dict(sample.labels)))
+        _snapshot = (time.monotonic(), samples)
+    return samples.get(name, [])
+
+
+def _instrument(meter, sample_name: str, kind: tuple[str, ...], description: str) -> None:
     otel_name = sample_name.removesuffix("_total").replace("_", ".")
 
     def observe(_options: CallbackOptions) -> list[Observation]:
-        return _samples(kind, sample_name)
+        return _samples(sample_name)
 
     if kind == ("gauge",):
         meter.create_observable_gauge(otel_name, callbacks=[observe], description=description)

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from apps.billing.reports import usage_summary
+from apps.billing.selectors import usage_summary
 from foundry.errors import ServiceError
 
 MAX_DAYS = 366

@@ -26,7 +26,6 @@ from redis.exceptions import RedisError
 
 from apps.billing.models import UsageRecord
 from apps.billing.quotas import quota_check
-from apps.billing.rls import current_tenant_id
 from apps.catalog.models import Document, Kind
 from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
@@ -193,12 +192,11 @@ class Attempt:
         self.depth = depth
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
-        self.tenant_id = current_tenant_id()
-        self.month_totals = None  # the month's usage as this attempt's last model call left it
-        # Whether the workspace lets traces carry prompts and completions, as it is now.
-        self.trace_content = bool(
-            Tenant.objects.filter(pk=self.tenant_id).values_list("trace_content", flat=True).first()
+        # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
+        self.tenant_id, self.trace_content = Tenant.objects.values_list("pk", "trace_content").get(
+            schema_name=connection.schema_name
         )
+        self.month_totals = None  # the month's usage as this attempt's last model call left it
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)
         self.cancel_requested = run.cancel_requested_at is not None

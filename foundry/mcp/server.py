@@ -23,8 +23,8 @@ from mcp_types import Resource as MCPResource
 from pydantic import Field
 
 from apps.accounts.permissions import Permission
-from apps.billing.reports import usage_summary
 from apps.billing.rls import current_tenant_id
+from apps.billing.selectors import usage_summary
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed

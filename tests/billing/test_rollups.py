@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from apps.billing import tasks
 from apps.billing.models import UsageDay, UsageRecord
-from apps.billing.reports import usage_summary
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import usage_daily, usage_rollup
+from apps.billing.selectors import usage_summary
 from foundry.celery import app
 
 DAY = date(2026, 1, 5)

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from apps.billing.models import UsageRecord
-from apps.billing.reports import usage_summary
 from apps.billing.rls import usage_scope
+from apps.billing.selectors import usage_summary
 from apps.tenants.models import Tenant
 
 JAN, FEB = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)

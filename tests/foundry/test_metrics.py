@@ -130,12 +130,15 @@ def test_requests_runs_and_queues_are_measured(acme, settings):
     assert not any("tenant=" in line for line in text.splitlines() if line.startswith("foundry_http_"))
 
 
-def test_the_same_figures_are_pushed_over_otlp_by_the_bridge(acme):
+def test_the_same_figures_are_pushed_over_otlp_by_the_bridge(acme, monkeypatch):
     """The bridge (foundry/metrics_otlp.py) on a meter provider of the test's own, read in memory."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+    from foundry import metrics_otlp
     from foundry.metrics_otlp import metrics_bridge
+
+    monkeypatch.setattr(metrics_otlp, "_snapshot", (float("-inf"), {}))  # no collection of an earlier test
 
     reader = InMemoryMetricReader()
     metrics_bridge(MeterProvider(metric_readers=[reader]).get_meter("test"))

@@ -225,6 +225,8 @@ def test_prompts_and_completions_reach_traces_only_when_the_workspace_allows_it(
         admin = api(acme, issue(acme))
         refused = admin.patch("/api/v1/workspace", {"trace_content": "yes"}, content_type="application/json")
         assert refused.status_code == 400
+        assert admin.get("/api/v1/workspace").json()["trace_content"] is False  # refused: nothing changed
+        assert not audit_events("acme", action="workspace.trace_content")
         answer = admin.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json")
         assert answer.status_code == 200 and answer.json()["trace_content"] is True
         assert audit_events("acme", action="workspace.trace_content")[0].data == {"before": False, "after": True}
