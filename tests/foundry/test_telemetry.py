@@ -19,7 +19,7 @@ from django.db import connection
 from apps.runs.models import Run
 from apps.tenants.services import tenant_provision
 from tests.api.conftest import issue
-from tests.conftest import PASSWORD, ROOT, free_port, server_env, server_process
+from tests.conftest import PASSWORD, ROOT, free_port, redis_server, server_env, server_process
 from tests.otlp_receiver import OtlpReceiver
 from tests.runs.conftest import FINANCE, TRIAGE, deploy
 from tests.runs.test_worker import wait_for, worker
@@ -242,23 +242,24 @@ def test_prompts_and_completions_reach_traces_only_when_the_workspace_allows_it(
 
 
 def test_beat_pushes_the_platforms_metrics_over_otlp(receiver, django_db_setup, tmp_path):
-    env = server_env(
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="300", OTEL_SERVICE_NAME="beat-test"
-    )
     command = [sys.executable, "-m", "celery", "-A", "foundry", "beat", "--loglevel", "WARNING"]
-    command += [
-        "--scheduler",
-        "django_celery_beat.schedulers:DatabaseScheduler",
-        "--pidfile",
-        str(tmp_path / "beat.pid"),
-    ]
-    beat = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while ("beat-test", "foundry.queue.depth") not in receiver.metrics:
-            assert beat.poll() is None, "beat exited"
-            assert time.monotonic() < deadline, f"no metrics came: {receiver.metrics[:20]}"
-            time.sleep(0.1)
-    finally:
-        beat.terminate()
-        beat.wait(timeout=20)
+    command += ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+    command += ["--pidfile", str(tmp_path / "beat.pid")]
+    # Beat sends its due tasks when it starts: to a broker of its own, not the session workers' queue.
+    with redis_server() as (_redis, port):
+        env = server_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_METRIC_EXPORT_INTERVAL="300",
+            OTEL_SERVICE_NAME="beat-test",
+            REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        )
+        beat = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while ("beat-test", "foundry.queue.depth") not in receiver.metrics:
+                assert beat.poll() is None, "beat exited"
+                assert time.monotonic() < deadline, f"no metrics came: {receiver.metrics[:20]}"
+                time.sleep(0.1)
+        finally:
+            beat.terminate()
+            beat.wait(timeout=20)
