@@ -81,6 +81,7 @@ TENANT_APPS = [
     "apps.providers",
     "apps.runs",
     "apps.identity",
+    "apps.lifecycle",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

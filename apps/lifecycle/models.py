@@ -1,0 +1,63 @@
+"""A workspace's data lifecycle settings and export jobs, in its own schema (docs/lifecycle.md).
+
+Both live with the data they govern: dropping the schema at purge takes them along.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class RetentionPolicy(models.Model):
+    """How long each kind of data is kept; None keeps it for ever. One row per workspace (pk 1).
+
+    Ages count from when a thing ended: a run from `finished_at` (runs still going are never
+    touched), a usage record from its time, an export from its creation.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    runs_days = models.PositiveIntegerField(null=True, blank=True)  # finished runs, their steps and approvals
+    checkpoints_days = models.PositiveIntegerField(null=True, blank=True, default=30)  # then only the final state
+    usage_detail_days = models.PositiveIntegerField(null=True, blank=True, default=400)  # once rolled up
+    traces_days = models.PositiveIntegerField(null=True, blank=True, default=30)  # runs' trace references
+    exports_days = models.PositiveIntegerField(null=True, blank=True, default=7)  # export archives
+    # The audit trail: kept for ever while on legal hold; otherwise `audit_days` (None: for ever).
+    audit_legal_hold = models.BooleanField(default=False)
+    audit_days = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="retention_policy_singleton")]
+
+    def __str__(self) -> str:
+        return "retention policy"
+
+
+class Export(models.Model):
+    """One export of the workspace to an archive (apps/lifecycle/archive.py), and its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True)  # name in the default storage
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)  # of the whole archive
+    error = models.CharField(max_length=500, blank=True)
+    created_by = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # the download link's end
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.status})"
