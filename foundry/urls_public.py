@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("apps.tenants.urls")),
     path("metrics", metrics_view, name="metrics"),
     path("", include("apps.billing.urls")),
+    path("", include("apps.lifecycle.urls_platform")),
     path("", include((auth_urlpatterns, "accounts"))),
     path("", include((audit_platform_urlpatterns, "audit"))),
     path(".well-known/foundry-audit-keys.json", audit_keys, name="audit_keys"),

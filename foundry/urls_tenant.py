@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("apps.billing.urls_console")),
     path("", include("apps.audit.urls")),
     path("", include("apps.audit.urls_sinks")),
+    path("", include("apps.lifecycle.urls_console")),
 ]
 
 handler404 = "foundry.errors.not_found"
