@@ -57,7 +57,7 @@ from redis.exceptions import LockError, RedisError
 
 from apps.accounts.permissions import Permission
 from apps.audit.chain import time_text
-from apps.audit.export import chain_head, event_id, event_record
+from apps.audit.export import chain_head, event_id, event_record, events_hashed_as
 from apps.audit.models import AuditChain, AuditEvent, AuditSink, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
@@ -533,7 +533,8 @@ def _deliver(tenant_id: int, sink_id: int, *, batch, retry_delays, budget: float
             if not tenant.is_active:
                 return Delivery(sink.name, "suspended", delivered, sink.cursor)
             size = batch or (WEBHOOK_BATCH if sink.kind == AuditSink.Kind.WEBHOOK else SYSLOG_BATCH)
-            events = list(AuditEvent.objects.filter(tenant_id=tenant_id, seq__gt=sink.cursor).order_by("seq")[:size])
+            pending = AuditEvent.objects.filter(tenant_id=tenant_id, seq__gt=sink.cursor).order_by("seq")
+            events = events_hashed_as(tenant_id, list(pending[:size]))
         if not sink.enabled:
             return Delivery(sink.name, "disabled", delivered, sink.cursor)
         waiting = sink.next_attempt_at is not None and sink.next_attempt_at > timezone.now()

@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from apps.audit.chain import GENESIS, checkpoint_message, details_text, event_hash, time_text
 from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import rls_scope
+from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_record, checkpoint_dict
 from apps.audit.signing import signature_valid
 from apps.audit.verify import Verification
@@ -74,11 +75,27 @@ def _details(text: str) -> Any:
         return text  # not JSON (never written so): exported as it is stored
 
 
+def _hashed_as(event: AuditEvent) -> dict:
+    """`hashed_as` where the chain's hashes are computed under another id (an imported chain)."""
+    if event.hashed_as is None or event.hashed_as == event.tenant_id:
+        return {}
+    return {"hashed_as": event.hashed_as}
+
+
+def events_hashed_as(tenant_id: int, events: list[AuditEvent]) -> list[AuditEvent]:
+    """The events, each told the id its chain is hashed under; call inside `rls_scope(tenant_id)`."""
+    hashed_as = audit_chain_base(tenant_id).hash_tenant_id
+    for event in events:
+        event.hashed_as = hashed_as
+    return events
+
+
 def jsonl_record(event: AuditEvent) -> dict:
     return {
         "kind": "event",
         "id": event_id(event.tenant_id, event.seq),
         "chain": event.tenant_id,
+        **_hashed_as(event),
         "seq": event.seq,
         "occurred_at": time_text(event.occurred_at),
         "actor": {"id": event.actor_id, "type": event.actor_type},
@@ -176,6 +193,7 @@ def ocsf_record(event: AuditEvent) -> dict:
     record["unmapped"] = {
         "kind": "event",
         "chain": event.tenant_id,
+        **_hashed_as(event),
         "seq": event.seq,
         "occurred_at": time_text(event.occurred_at),  # with microseconds, as hashed
         "actor_type": event.actor_type,
@@ -273,10 +291,13 @@ def export_batches(span: ExportRange, *, batch: int = BATCH) -> Iterator[list[Au
     cursor = span.after
     while cursor < span.through:
         with rls_scope(span.tenant_id):
-            rows = list(
-                AuditEvent.objects.filter(tenant_id=span.tenant_id, seq__gt=cursor, seq__lte=span.through).order_by(
-                    "seq"
-                )[:batch]
+            rows = events_hashed_as(
+                span.tenant_id,
+                list(
+                    AuditEvent.objects.filter(tenant_id=span.tenant_id, seq__gt=cursor, seq__lte=span.through).order_by(
+                        "seq"
+                    )[:batch]
+                ),
             )
         if not rows:
             return
@@ -311,7 +332,7 @@ def _canonical(record: dict) -> dict:
     if "class_uid" in record:
         extra = record["unmapped"]
         return {
-            "tenant_id": extra["chain"],
+            "tenant_id": extra.get("hashed_as", extra["chain"]),
             "seq": extra["seq"],
             "occurred_at": extra["occurred_at"],
             "actor_type": extra["actor_type"],
@@ -328,7 +349,7 @@ def _canonical(record: dict) -> dict:
             "hash": extra["hash"],
         }
     return {
-        "tenant_id": record["chain"],
+        "tenant_id": record.get("hashed_as", record["chain"]),
         "seq": record["seq"],
         "occurred_at": record["occurred_at"],
         "actor_type": record["actor"]["type"],
@@ -348,6 +369,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
     hashes: dict[int, str] = {}
     signed: list[dict] = []
     expected = previous = first_prev = None
+    chains: set[int] = set()  # the ids the export names its chain by: stored, and hashed as
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -358,6 +380,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
                 signed.append({k: extra[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")})
                 continue
             fields = _canonical(record)
+            chains.add(int(extra.get("chain", fields["tenant_id"])))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ServiceError(
                 "export_line_invalid", f"Line {number} is not an exported event or checkpoint."
@@ -388,7 +411,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
         seq = checkpoint["seq"]
         signed_at = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
         message = checkpoint_message(tenant_id=result.tenant_id, seq=seq, hash=checkpoint["hash"], signed_at=signed_at)
-        if int(checkpoint["tenant_id"]) != result.tenant_id or not signature_valid(
+        if int(checkpoint["tenant_id"]) not in chains | {result.tenant_id} or not signature_valid(
             checkpoint["key_id"], checkpoint["signature"], message, keys
         ):
             result.add(seq, "signature_invalid", f"the checkpoint of #{seq} is not signed by a platform key")

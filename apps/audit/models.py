@@ -41,6 +41,9 @@ class AuditEvent(models.Model):
     details = models.TextField(default="{}")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Not a column: set by readers of a chain hashed under another id (AuditChainBase), so that
+    # exported records say which id verifies them.
+    hashed_as: int | None = None
 
     class Meta:
         ordering = ["tenant_id", "-seq"]
@@ -68,15 +71,38 @@ class AuditEvent(models.Model):
 
 
 class AuditChain(models.Model):
-    """The head of one chain: the last sequence number and hash (the append lock is its row)."""
+    """The head of one chain: the last sequence number and hash (the append lock is its row).
+
+    A cache (UNLOGGED, migrations/0004): rebuilt from the chain's last event and its base."""
 
     tenant_id = models.BigIntegerField(primary_key=True)
     seq = models.BigIntegerField()
     hash = models.CharField(max_length=64)
+    hash_tenant_id = models.BigIntegerField(null=True)  # as AuditChainBase says; null: tenant_id
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"chain {self.tenant_id} at #{self.seq}"
+
+
+class AuditChainBase(models.Model):
+    """Where a chain starts, when not at #1 under its own tenant id (logged, unlike the head).
+
+    `hash_tenant_id`: the id its hashes and signed checkpoints are computed under — the tenant
+    it was first written for, kept when the chain is imported into a new tenant, so imported
+    events keep their hashes and signatures. `first_seq`/`first_prev_hash`: the first event
+    still kept after retention pruned older ones (`audit_prune`); a signed checkpoint at
+    `first_seq - 1` with hash `first_prev_hash` vouches for the start (verify.py checks it).
+    """
+
+    tenant_id = models.BigIntegerField(primary_key=True)
+    hash_tenant_id = models.BigIntegerField()
+    first_seq = models.BigIntegerField(default=1)
+    first_prev_hash = models.CharField(max_length=64, default="0" * 64)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"chain {self.tenant_id} from #{self.first_seq} (hashed as {self.hash_tenant_id})"
 
 
 class AuditActor(models.Model):

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.chain import checkpoint_message, details_text, time_text
-from apps.audit.models import AuditActor, AuditChain, AuditCheckpoint, Outcome
+from apps.audit.models import AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import chain_of_connection, rls_scope
+from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signing_key
 from foundry.request_context import current_request_id
 
@@ -158,7 +160,8 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         if AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).exists():
             return None
         signed_at = timezone.now()
-        message = checkpoint_message(tenant_id=tenant_id, seq=head.seq, hash=head.hash, signed_at=signed_at)
+        hash_id = head.hash_tenant_id or audit_chain_base(tenant_id).hash_tenant_id
+        message = checkpoint_message(tenant_id=hash_id, seq=head.seq, hash=head.hash, signed_at=signed_at)
         checkpoint = AuditCheckpoint.objects.create(
             tenant_id=tenant_id,
             seq=head.seq,
@@ -173,6 +176,63 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         with (directory / f"chain-{tenant_id}.jsonl").open("a", encoding="utf-8") as file:
             file.write(json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n")
     return checkpoint
+
+
+def audit_chain_base_set(*, tenant_id: int, hash_tenant_id: int) -> None:
+    """Say that chain `tenant_id` is hashed under `hash_tenant_id` (an imported chain: its events,
+    inserted as they were, keep the hashes and signatures of the tenant they were written for).
+
+    Call after inserting the imported events and before appending any: the head is dropped, so
+    the next append rebuilds it from the last imported event under the right id."""
+    with rls_scope(tenant_id):
+        AuditChainBase.objects.update_or_create(
+            tenant_id=tenant_id, defaults={"hash_tenant_id": hash_tenant_id, "updated_at": timezone.now()}
+        )
+        AuditChain.objects.filter(tenant_id=tenant_id).delete()
+
+
+def audit_prune(*, tenant_id: int, before: datetime) -> int:
+    """Delete chain `tenant_id`'s events that happened before `before` — retention, when the
+    workspace's audit trail is not on legal hold — and the checkpoints that vouched for them.
+
+    Only whole stretches up to a signed checkpoint go: the chain then starts after the last
+    signed checkpoint at or before the boundary, which stays and vouches for the new start
+    (verify.py), so the rest of the chain still verifies. The chain's last event always stays.
+    Returns the number of events deleted."""
+    from apps.lifecycle.erasing import erasing
+
+    with erasing(), rls_scope(tenant_id):
+        head = AuditChain.objects.select_for_update().filter(tenant_id=tenant_id).first()
+        if head is None:  # a head rebuilt by the next append; lock the chain through its base
+            AuditChainBase.objects.select_for_update().filter(tenant_id=tenant_id).first()
+        last = AuditEvent.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", flat=True).first()
+        oldest_kept = (
+            AuditEvent.objects.filter(tenant_id=tenant_id, occurred_at__gte=before)
+            .order_by("seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
+        limit = min(seq for seq in (oldest_kept, last) if seq is not None) if last is not None else None
+        anchor = (
+            AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq__lt=limit).order_by("-seq").first()
+            if limit is not None
+            else None
+        )
+        base = audit_chain_base(tenant_id)
+        if anchor is None or anchor.seq < base.first_seq:
+            return 0
+        deleted, _ = AuditEvent.objects.filter(tenant_id=tenant_id, seq__lte=anchor.seq).delete()
+        AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq__lt=anchor.seq).delete()
+        AuditChainBase.objects.update_or_create(
+            tenant_id=tenant_id,
+            defaults={
+                "hash_tenant_id": base.hash_tenant_id,
+                "first_seq": anchor.seq + 1,
+                "first_prev_hash": anchor.hash,
+                "updated_at": timezone.now(),
+            },
+        )
+    return deleted
 
 
 def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:

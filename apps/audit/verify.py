@@ -8,7 +8,11 @@ its predecessor's: deleted, inserted or reordered rows), `altered` (an event who
 longer gives its hash), `rewritten` (hashes consistent, but not the ones the platform signed:
 events up to a checkpoint were changed and re-hashed without the signing key), `truncated`
 (events a signed checkpoint vouches for are gone), `signature_invalid` (a checkpoint the
-platform's keys did not sign).
+platform's keys did not sign), `anchor_unsigned` (a chain pruned by retention whose first kept
+event does not follow a signed checkpoint).
+
+A chain's hashes and signatures are computed under the id its base names (an imported chain
+keeps its first tenant's), and it is walked from the base's first kept event (models.AuditChainBase).
 """
 
 from dataclasses import dataclass, field
@@ -17,8 +21,9 @@ from datetime import datetime
 from django.db import connection
 
 from apps.audit.chain import GENESIS, checkpoint_message, event_hash
-from apps.audit.models import AuditChain, AuditCheckpoint
+from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint
 from apps.audit.scope import rls_scope
+from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signature_valid
 
 BATCH = 10_000
@@ -105,10 +110,17 @@ def audit_verify(
             for c in AuditCheckpoint.objects.filter(tenant_id=tenant_id)
         ]
         head = AuditChain.objects.filter(tenant_id=tenant_id).first()
-        wanted = _signed(result, checkpoints + list(external or ()), tenant_id, keys)
-        seen = _walk(result, tenant_id, {c["seq"] for c in wanted})
+        base = audit_chain_base(tenant_id)
+        wanted = _signed(result, checkpoints + list(external or ()), base, keys)
+        seen = _walk(result, base, {c["seq"] for c in wanted})
+    anchored = base.first_seq == 1
     for checkpoint in sorted(wanted, key=lambda c: c["seq"]):
         seq = checkpoint["seq"]
+        if seq < base.first_seq:  # vouches for pruned events; the last of them, for the start
+            if seq == base.first_seq - 1 and checkpoint["hash"] == base.first_prev_hash:
+                anchored = True
+                result.signed_seq = max(result.signed_seq, seq)
+            continue
         if seq > result.last_seq:
             result.add(
                 result.last_seq + 1,
@@ -121,6 +133,12 @@ def audit_verify(
             )
         else:
             result.signed_seq = max(result.signed_seq, seq)
+    if not anchored:
+        result.add(
+            base.first_seq,
+            "anchor_unsigned",
+            f"events before #{base.first_seq} were pruned, and no signed checkpoint vouches for #{base.first_seq - 1}",
+        )
     if head is not None and head.seq > result.last_seq:
         result.add(
             result.last_seq + 1,
@@ -130,17 +148,20 @@ def audit_verify(
     return result
 
 
-def _signed(result: Verification, checkpoints: list[dict], tenant_id: int, keys) -> list[dict]:
-    """The checkpoints validly signed for this chain; the others become problems."""
+def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase, keys) -> list[dict]:
+    """The checkpoints validly signed for this chain; the others become problems. A checkpoint
+    names the chain by the id it is stored under or the id it was signed under (an imported
+    chain's first tenant, as checkpoints kept outside the database from before the import say)."""
     valid = []
+    ids = {base.tenant_id, base.hash_tenant_id}
     for checkpoint in checkpoints:
         signed_at = checkpoint["signed_at"]
         if isinstance(signed_at, str):
             signed_at = datetime.fromisoformat(signed_at.replace("Z", "+00:00"))
         message = checkpoint_message(
-            tenant_id=tenant_id, seq=checkpoint["seq"], hash=checkpoint["hash"], signed_at=signed_at
+            tenant_id=base.hash_tenant_id, seq=checkpoint["seq"], hash=checkpoint["hash"], signed_at=signed_at
         )
-        if int(checkpoint.get("tenant_id", tenant_id)) == tenant_id and signature_valid(
+        if int(checkpoint.get("tenant_id", base.tenant_id)) in ids and signature_valid(
             checkpoint["key_id"], checkpoint["signature"], message, keys
         ):
             valid.append(checkpoint)
@@ -154,12 +175,13 @@ def _signed(result: Verification, checkpoints: list[dict], tenant_id: int, keys)
     return valid
 
 
-def _walk(result: Verification, tenant_id: int, keep: set[int]) -> dict[int, str]:
-    """Recompute the chain in order; the hashes at the sequence numbers in `keep`."""
+def _walk(result: Verification, base: AuditChainBase, keep: set[int]) -> dict[int, str]:
+    """Recompute the chain in order from its base; the hashes at the sequence numbers in `keep`."""
     seen: dict[int, str] = {}
-    expected, previous = 1, GENESIS
+    expected, previous = base.first_seq, base.first_prev_hash
+    result.last_seq, result.last_hash = base.first_seq - 1, base.first_prev_hash
     with connection.chunked_cursor() as cursor:
-        cursor.execute(CHAIN_SQL, [tenant_id])
+        cursor.execute(CHAIN_SQL, [base.tenant_id])
         while rows := cursor.fetchmany(BATCH):
             for (
                 seq,
@@ -182,7 +204,7 @@ def _walk(result: Verification, tenant_id: int, keep: set[int]) -> dict[int, str
                 if prev_hash != previous:
                     result.add(seq, "link_broken", f"#{seq} does not follow the event before it")
                 recomputed = event_hash(
-                    tenant_id=tenant_id, seq=seq, occurred_at=at, actor_type=actor_type, actor_id=actor_id,
+                    tenant_id=base.hash_tenant_id, seq=seq, occurred_at=at, actor_type=actor_type, actor_id=actor_id,
                     action=action, target_type=target_type, target_id=target_id, outcome=outcome, ip=ip,
                     user_agent=user_agent, request_id=request_id, details=details, prev_hash=prev_hash,
                 )  # fmt: skip

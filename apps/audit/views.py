@@ -20,10 +20,10 @@ from django.views.decorators.http import require_safe
 from apps.accounts.access import operator_required, require_permission
 from apps.accounts.permissions import Permission
 from apps.audit.apis import EVENT_FILTERS, EVENTS, MAX_SEQ, events_of
-from apps.audit.chain import GENESIS, event_hash
+from apps.audit.chain import event_hash
 from apps.audit.models import PLATFORM, AuditActor, AuditEvent
 from apps.audit.scope import chain_of_connection, rls_scope
-from apps.audit.selectors import audit_actor_labels
+from apps.audit.selectors import audit_actor_labels, audit_chain_base
 from apps.audit.signing import public_keys
 from apps.audit.verify import audit_verify
 from foundry.errors import error_response
@@ -88,6 +88,8 @@ def _detail_page(request: HttpRequest, *, chain: int, seq: int, platform: bool) 
         around = {e.seq: e for e in events_of(chain).filter(seq__in=[seq - 1, seq, seq + 1])}
         event = around.get(seq)
         person = event and AuditActor.objects.filter(tenant_id=chain, actor_id=event.actor_id).first()
+        base = audit_chain_base(chain)
+    start = (base.first_seq, base.first_prev_hash)
     if event is None:
         return _no_event(request)
     previous, following = around.get(seq - 1), around.get(seq + 1)
@@ -96,18 +98,18 @@ def _detail_page(request: HttpRequest, *, chain: int, seq: int, platform: bool) 
         "event": event,
         "person": person,
         "details": json.dumps(event.data, indent=2, sort_keys=True, ensure_ascii=False),
-        "hash_ok": _recompute(event) == event.hash,
+        "hash_ok": _recompute(event, base.hash_tenant_id) == event.hash,
         "previous": previous,
         "following": following,
-        "links_ok": previous.hash == event.prev_hash if previous else seq == 1 and event.prev_hash == GENESIS,
+        "links_ok": previous.hash == event.prev_hash if previous else (seq, event.prev_hash) == start,
     }
     return render(request, "audit/events_detail.html", context)
 
 
-def _recompute(event: AuditEvent) -> str:
+def _recompute(event: AuditEvent, hash_tenant_id: int) -> str:
     fields = ("seq", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id", "outcome")
     more = ("ip", "user_agent", "request_id", "details", "prev_hash")
-    return event_hash(tenant_id=event.tenant_id, **{name: getattr(event, name) for name in fields + more})
+    return event_hash(tenant_id=hash_tenant_id, **{name: getattr(event, name) for name in fields + more})
 
 
 def _no_event(request: HttpRequest) -> HttpResponse:

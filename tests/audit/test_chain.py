@@ -158,17 +158,42 @@ def test_the_policy_keeps_using_the_chain_index(chain):
         "TRUNCATE audit_auditcheckpoint",
     ],
 )
-def test_the_app_role_cannot_change_or_remove_events(chain, statement):
+def test_the_app_role_cannot_change_or_remove_events(signed_chain, statement):
     with app_connection() as conn:
         with pytest.raises(psycopg_errors()), conn.transaction():
-            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(chain)])
+            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(signed_chain)])
             conn.execute(statement)
         with conn.transaction():
-            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(chain)])
+            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(signed_chain)])
             assert conn.execute("SELECT count(*) FROM audit_auditevent").fetchone()[0] == 10
+            assert conn.execute("SELECT count(*) FROM audit_auditcheckpoint").fetchone()[0] == 1
 
 
-def test_the_app_role_holds_only_insert_and_select_on_the_trail(db):
+@pytest.fixture
+def signed_chain(chain):
+    committed(audit_checkpoint_sign, chain)
+    return chain
+
+
+def test_only_an_erasing_transaction_deletes_events_and_nothing_changes_them(signed_chain):
+    """Retention and purge delete inside `erasing()` (apps/lifecycle/erasing.py); UPDATE and
+    TRUNCATE stay refused even there."""
+    with app_connection() as conn:
+        for statement in ("UPDATE audit_auditevent SET action = 'x'", "TRUNCATE audit_auditevent"):
+            with pytest.raises(psycopg_errors()), conn.transaction():
+                conn.execute("SELECT set_config('foundry.erasing', 'on', true)")
+                conn.execute(statement)
+        with conn.transaction():
+            conn.execute("SELECT set_config('foundry.erasing', 'on', true)")
+            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(signed_chain)])
+            assert conn.execute("DELETE FROM audit_auditevent WHERE seq <= 3").rowcount == 3
+        # The setting ended with its transaction.
+        with pytest.raises(psycopg_errors()), conn.transaction():
+            conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(signed_chain)])
+            conn.execute("DELETE FROM audit_auditevent")
+
+
+def test_the_app_role_holds_no_update_or_truncate_on_the_trail(db):
     with connection.cursor() as cursor:
         for table in ("audit_auditevent", "audit_auditcheckpoint"):
             cursor.execute(
@@ -177,8 +202,8 @@ def test_the_app_role_holds_only_insert_and_select_on_the_trail(db):
                 [table],
             )
             held = {row[0] for row in cursor.fetchall()}
-            assert held & {"UPDATE", "DELETE", "TRUNCATE"} == set()
-            assert {"INSERT", "SELECT"} <= held
+            assert held & {"UPDATE", "TRUNCATE"} == set()
+            assert {"INSERT", "SELECT", "DELETE"} <= held  # DELETE: only inside erasing() (the test above)
 
 
 def test_even_a_superuser_is_stopped_by_the_triggers(superuser, chain):

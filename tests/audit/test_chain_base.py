@@ -1,0 +1,192 @@
+"""A chain that does not start at #1 under its own id (models.AuditChainBase): one imported into a
+new tenant keeps its hashes and signatures; one pruned by retention starts after a signed
+checkpoint. Both verify, appends continue them, and their exports verify offline."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.audit.export import ExportRange, export_lines, export_verify
+from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
+from apps.audit.scope import rls_scope
+from apps.audit.services import audit_chain_base_set, audit_checkpoint_sign, audit_prune
+from apps.audit.verify import audit_verify
+from tests.audit.conftest import app_connection, append, committed
+
+COLUMNS = (
+    "seq, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent,"
+    " request_id, details, prev_hash, hash"
+)
+
+
+def copy_chain(source: int, target: int) -> int:
+    """What an import does: the source's events and checkpoints inserted as they are under `target`."""
+    with app_connection() as conn, conn.transaction():
+        conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(source)])
+        events = conn.execute(f"SELECT {COLUMNS} FROM audit_auditevent ORDER BY seq").fetchall()
+        checkpoints = conn.execute(
+            "SELECT seq, hash, signed_at, key_id, signature FROM audit_auditcheckpoint"
+        ).fetchall()
+        conn.execute("SELECT set_config('foundry.tenant_id', %s, true)", [str(target)])
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO audit_auditevent (tenant_id, {COLUMNS}) VALUES (%s{', %s' * 14})",
+                [(target, *row) for row in events],
+            )
+            cursor.executemany(
+                "INSERT INTO audit_auditcheckpoint (tenant_id, seq, hash, signed_at, key_id, signature)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [(target, *row) for row in checkpoints],
+            )
+    return len(events)
+
+
+@pytest.fixture
+def imported(chain):
+    committed(audit_checkpoint_sign, chain)
+    target = random.randint(3 * 10**9, 4 * 10**9)
+    assert copy_chain(chain, target) == 10
+    return chain, target
+
+
+def test_it_refuses_an_imported_chain_hashed_under_the_new_id_until_told_its_origin(imported):
+    _, target = imported
+    result = audit_verify(target)
+    assert not result.ok
+    assert result.first.kind == "altered"
+
+
+def test_an_imported_chain_verifies_with_its_signatures_and_appends_continue_it(imported):
+    source, target = imported
+    committed(audit_chain_base_set, tenant_id=target, hash_tenant_id=source)
+    result = audit_verify(target)
+    assert result.ok, result.problems
+    assert (result.events, result.signed_seq, result.checkpoints) == (10, 10, 1)
+
+    with app_connection() as conn:
+        assert append(conn, target, "thing.after.import") == 11
+    committed(audit_checkpoint_sign, target)
+    result = audit_verify(target)
+    assert result.ok, result.problems
+    assert (result.events, result.last_seq, result.signed_seq) == (11, 11, 11)
+    # The source chain is untouched by all this.
+    assert audit_verify(source).ok and audit_verify(source).last_seq == 10
+
+
+def test_an_imported_chains_export_verifies_offline(imported):
+    source, target = imported
+    committed(audit_chain_base_set, tenant_id=target, hash_tenant_id=source)
+    with app_connection() as conn:
+        append(conn, target, "thing.after.import")
+    committed(audit_checkpoint_sign, target)
+    lines = list(export_lines(ExportRange(target, 0, 11), fmt="jsonl"))
+    result = export_verify("".join(lines).splitlines())
+    assert result.ok, result.problems
+    assert (result.events, result.signed_seq) == (11, 11)
+    ocsf = "".join(export_lines(ExportRange(target, 0, 11), fmt="ocsf")).splitlines()
+    assert export_verify(ocsf).ok
+
+
+def test_a_lost_head_of_an_imported_chain_is_rebuilt_under_its_origin(imported, superuser):
+    source, target = imported
+    committed(audit_chain_base_set, tenant_id=target, hash_tenant_id=source)
+    with app_connection() as conn:
+        append(conn, target, "thing.one")
+    superuser.execute("DELETE FROM audit_auditchain WHERE tenant_id = %s", [target])  # as after a crash
+    with app_connection() as conn:
+        assert append(conn, target, "thing.two") == 12
+    assert audit_verify(target).ok
+
+
+# --- pruning ---------------------------------------------------------------------------------------
+
+
+def time_of(chain: int, seq: int):
+    with rls_scope(chain):
+        return AuditEvent.objects.get(tenant_id=chain, seq=seq).occurred_at
+
+
+@pytest.fixture
+def aged(chain, superuser):
+    """Chain of 11, signed at #4 and at #11; the tests' boundary is #7's time (#1-#6 are older)."""
+    with app_connection() as conn:
+        conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
+        head = conn.execute("SELECT seq FROM audit_auditchain").fetchone()[0]
+    assert head == 10
+    # Signed at #4: the head rolled back for the signing, as if #4 were the last event then.
+    superuser.execute(
+        "UPDATE audit_auditchain c SET seq = 4, hash = e.hash FROM audit_auditevent e"
+        " WHERE e.tenant_id = c.tenant_id AND e.seq = 4 AND c.tenant_id = %s",
+        [chain],
+    )
+    committed(audit_checkpoint_sign, chain)
+    superuser.execute("DELETE FROM audit_auditchain WHERE tenant_id = %s", [chain])  # rebuilt from the events
+    with app_connection() as conn:
+        append(conn, chain, "thing.done.11")
+    committed(audit_checkpoint_sign, chain)
+    return chain
+
+
+def test_pruning_keeps_the_chain_verifiable_from_the_signed_checkpoint(aged):
+    deleted = committed(audit_prune, tenant_id=aged, before=time_of(aged, 7))
+    assert deleted == 4  # #1-#4: up to the last signed checkpoint before the boundary; #5, #6 wait
+    with rls_scope(aged):
+        assert list(AuditEvent.objects.filter(tenant_id=aged).values_list("seq", flat=True).order_by("seq")) == list(
+            range(5, 12)
+        )
+        assert list(AuditCheckpoint.objects.filter(tenant_id=aged).values_list("seq", flat=True).order_by("seq")) == [
+            4,
+            11,
+        ]
+    result = audit_verify(aged)
+    assert result.ok, result.problems
+    assert (result.events, result.last_seq, result.signed_seq) == (7, 11, 11)
+    with app_connection() as conn:
+        assert append(conn, aged, "thing.after.prune") == 12
+    assert audit_verify(aged).ok
+
+
+def test_pruning_twice_deletes_nothing_more_and_nothing_recent_goes(aged):
+    committed(audit_prune, tenant_id=aged, before=time_of(aged, 7))
+    assert committed(audit_prune, tenant_id=aged, before=time_of(aged, 7)) == 0
+    assert committed(audit_prune, tenant_id=aged, before=time_of(aged, 5) - timedelta(days=1)) == 0
+
+
+def test_a_pruned_chain_without_its_anchor_checkpoint_is_reported(aged, superuser):
+    committed(audit_prune, tenant_id=aged, before=time_of(aged, 7))
+    superuser.execute("SET session_replication_role = replica")
+    superuser.execute("DELETE FROM audit_auditcheckpoint WHERE tenant_id = %s AND seq = 4", [aged])
+    superuser.execute("SET session_replication_role = origin")
+    result = audit_verify(aged)
+    assert not result.ok
+    assert result.first.kind == "anchor_unsigned" and result.first.seq == 5
+
+
+def test_a_chain_pruned_to_its_head_continues_from_the_base(chain):
+    committed(audit_checkpoint_sign, chain)
+    # The last event always stays: the anchor is the checkpoint before it, none here (signed at #10).
+    assert committed(audit_prune, tenant_id=chain, before=timezone.now()) == 0
+    with app_connection() as conn:
+        append(conn, chain, "thing.done.11")
+    committed(audit_checkpoint_sign, chain)
+    assert committed(audit_prune, tenant_id=chain, before=timezone.now()) == 10
+    with app_connection() as conn:
+        assert append(conn, chain, "thing.done.12") == 12
+    result = audit_verify(chain)
+    assert result.ok, result.problems
+    assert (result.events, result.last_seq) == (2, 12)
+
+
+def test_pruning_one_chain_leaves_another_alone(aged):
+    other = random.randint(5 * 10**9, 6 * 10**9)
+    with app_connection() as conn:
+        for n in range(3):
+            append(conn, other, f"other.{n}")
+    committed(audit_checkpoint_sign, other)
+    committed(audit_prune, tenant_id=aged, before=timezone.now())
+    with rls_scope(other):
+        assert AuditEvent.objects.filter(tenant_id=other).count() == 3
+        assert AuditChain.objects.filter(tenant_id=other).exists()
+    assert audit_verify(other).ok
