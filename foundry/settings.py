@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from foundry.ratelimit import Rate
@@ -350,6 +351,8 @@ except ValueError as exc:
 # Where checkpoints are written (default: DATABASE_URL). Behind a transaction pooler, point
 # this at a pool that keeps the startup search_path (docs/runs.md, "Connections").
 FOUNDRY_CHECKPOINT_DATABASE_URL = env.str("FOUNDRY_CHECKPOINT_DATABASE_URL", default="")
+# Days between scheduling a workspace's deletion and its purge (apps/lifecycle/deletion.py).
+FOUNDRY_TENANT_DELETION_GRACE_DAYS = env.float("FOUNDRY_TENANT_DELETION_GRACE_DAYS", default=30.0)
 # The Redis broker hands an unacknowledged task to another worker after this many seconds
 # (a run task is acknowledged when it ends). Runs are locked, so a long run redelivered while
 # its worker lives is not run twice; a lower value recovers runs of a lost worker sooner.
@@ -360,6 +363,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 
+# --- Backups (apps/lifecycle/backup.py, docs/operations/disaster-recovery.md) -------------
+# Where `manage.py backup` and the daily beat job write, and how many of each scope (the whole
+# database, each workspace) are kept; 0 keeps all.
+FOUNDRY_BACKUP_DIR = env.str("FOUNDRY_BACKUP_DIR", default=str(BASE_DIR / ".data" / "backups"))
+FOUNDRY_BACKUP_KEEP = env.int("FOUNDRY_BACKUP_KEEP", default=7)
+if FOUNDRY_BACKUP_KEEP < 0:
+    raise ImproperlyConfigured("FOUNDRY_BACKUP_KEEP must be 0 (keep all) or more.")
+# A role that bypasses Row-Level Security, for pg_dump of the whole database (the application's
+# role sees no audit or usage rows outside a tenant's scope); empty: DATABASE_URL's role.
+FOUNDRY_BACKUP_DATABASE_URL = env.str("FOUNDRY_BACKUP_DATABASE_URL", default="")
+
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -369,6 +383,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# The default storage's directory (workspace export archives): shared by web and worker processes.
+MEDIA_ROOT = env.str("FOUNDRY_MEDIA_ROOT", default=str(BASE_DIR / ".data" / "media"))
+# A finished export's download link works this long (docs/export-jobs.md).
+FOUNDRY_EXPORT_LINK_SECONDS = env.int("FOUNDRY_EXPORT_LINK_SECONDS", default=24 * 3600)
+# The largest archive the operator console imports (in the request); larger: manage.py import_tenant.
+FOUNDRY_IMPORT_MAX_BYTES = env.int("FOUNDRY_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
+if FOUNDRY_EXPORT_LINK_SECONDS < 60 or FOUNDRY_IMPORT_MAX_BYTES < 1024:
+    raise ImproperlyConfigured("FOUNDRY_EXPORT_LINK_SECONDS must be >= 60 and FOUNDRY_IMPORT_MAX_BYTES >= 1024.")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -493,6 +515,10 @@ CELERY_BEAT_SCHEDULE = {
     "tenants-refresh-stats": {"task": "tenants.refresh_all_stats", "schedule": 300.0},
     "runs-sweep": {"task": "runs.sweep", "schedule": 120.0},
     "audit-sign-heads": {"task": "audit.sign_heads", "schedule": FOUNDRY_AUDIT_SIGN_INTERVAL},
+    "lifecycle-purge-due": {"task": "lifecycle.purge_due", "schedule": 3600.0},
     "audit-deliver-sinks": {"task": "audit.deliver_sinks", "schedule": 15.0},
     "billing-rollup": {"task": "billing.rollup", "schedule": 3600.0},
+    "lifecycle-backup": {"task": "lifecycle.backup", "schedule": 24 * 3600.0},
+    # Nightly (UTC): every active workspace's retention pass (docs/retention.md).
+    "lifecycle-retention": {"task": "lifecycle.apply_retention", "schedule": crontab(hour=3, minute=15)},
 }

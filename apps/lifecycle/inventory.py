@@ -73,16 +73,15 @@ def public_tenant_tables() -> list[Table]:
         return [Table("public", name) for (name,) in cursor.fetchall()]
 
 
-def redis_patterns(*, tenant_id: int, slug: str, schema: str, hosts: list[str]) -> list[str]:
+def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[str]:
     """Redis key patterns (SCAN MATCH) of everything kept for one workspace: its rate-limit
-    buckets and run slots, login limits, cached routes of its hosts, cached chain status."""
+    buckets, run slots and sign-in limits (`rl:<scope>:<id>[:…]`), run locks and other keys that
+    name its schema, its cached chain status and the cached routes of its hosts."""
     patterns = [
         f"rl:*:{tenant_id}",
         f"rl:*:{tenant_id}:*",
-        f"rl:login-*:{slug}",
-        f"rl:login-*:{slug}:*",
-        f"*audit:chain-status:{tenant_id}",
         f"*:{schema}:*",
+        f"*:{schema}",
+        f"*audit:chain-status:{tenant_id}",
     ]
-    patterns += [f"*tenant-route:*:{host}" for host in hosts]
-    return patterns
+    return patterns + [f"*tenant-route:*:{host}" for host in hosts]

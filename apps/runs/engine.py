@@ -340,7 +340,7 @@ class Attempt:
         now = time.monotonic()
         if now - self.tenant_checked >= TENANT_CHECK_SECONDS:
             self.tenant_checked = now
-            if Tenant.objects.filter(schema_name=connection.schema_name, status=Tenant.Status.SUSPENDED).exists():
+            if Tenant.objects.filter(schema_name=connection.schema_name).exclude(status=Tenant.Status.ACTIVE).exists():
                 raise TenantSuspended()
         return self.cancel_requested
 

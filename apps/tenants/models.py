@@ -9,6 +9,7 @@ class Tenant(TenantMixin):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
+        DELETING = "deleting", "Scheduled for deletion"  # suspended until purged (apps/lifecycle/deletion.py)
 
     class Plan(models.TextChoices):
         FREE = "free", "Free"
@@ -31,6 +32,9 @@ class Tenant(TenantMixin):
     burst_override = models.PositiveIntegerField(null=True, blank=True)
     concurrent_runs_override = models.PositiveIntegerField(null=True, blank=True)
     monthly_tokens_override = models.PositiveBigIntegerField(null=True, blank=True)
+    # Deletion scheduled: the purge may run from this moment on (null: none scheduled).
+    purge_after = models.DateTimeField(null=True, blank=True)
+    deletion_requested_by = models.CharField(max_length=255, blank=True)
     # The workspace lets traces carry its model calls' prompts and completions (off: never).
     trace_content = models.BooleanField(default=False)
 

@@ -1,0 +1,249 @@
+"""Deleting a workspace, in two steps (docs/lifecycle.md, "Deleting a workspace").
+
+1. `tenant_deletion_schedule`: the workspace is suspended at once (console, API, MCP and its runs
+   stop) and `purge_after` is set, a grace period ahead; `tenant_deletion_cancel` within it gives
+   everything back.
+2. `tenant_purge` (the beat task `lifecycle.purge_due`, the operator console, `manage.py
+   delete_tenant --purge`): in one transaction its schema is dropped (its rows and LangGraph
+   checkpoints with it), every public row carrying its id is deleted (inventory.py finds the
+   tables in the catalog), and its own row goes; what remains is one event of the platform's
+   audit chain — the tombstone: who, when, which workspace, how many rows of each table. After the
+   commit its Redis keys and stored files go, and its checkpoint schema where checkpoints live in a
+   database of their own.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+import redis
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django_redis import get_redis_connection
+from django_tenants.utils import quote_schema_name
+
+from apps.audit.models import PLATFORM
+from apps.audit.services import actor_of, audit_record
+from apps.lifecycle.erasing import erasing
+from apps.lifecycle.inventory import STORAGE_KINDS, public_tenant_tables, redis_patterns, schema_tables
+from apps.tenants.models import Tenant
+from apps.tenants.routing import route_invalidate
+from foundry.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+MAX_GRACE_DAYS = 365
+
+
+@dataclass
+class Purged:
+    tenant_id: int
+    slug: str
+    schema: str
+    rows: dict[str, int] = field(default_factory=dict)  # "schema.table" → rows deleted
+    redis_keys: int = 0
+    files: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+def _not_scheduled(tenant: Tenant) -> ServiceError:
+    return ServiceError("deletion_not_scheduled", f"{tenant.slug} is not scheduled for deletion.", status=409)
+
+
+def _locked(tenant: Tenant) -> Tenant:
+    connection.set_schema_to_public()
+    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
+@transaction.atomic
+def tenant_deletion_schedule(
+    *, tenant: Tenant, actor: object, grace_days: float | None = None, request: HttpRequest | None = None
+) -> Tenant:
+    """Suspend the workspace now and let it be purged once `grace_days` (default
+    FOUNDRY_TENANT_DELETION_GRACE_DAYS) have passed."""
+    grace = settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS if grace_days is None else grace_days
+    if not isinstance(grace, int | float) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_DAYS:
+        raise ServiceError("grace_invalid", f"The grace period is 0 to {MAX_GRACE_DAYS} days.")
+    tenant = _locked(tenant)
+    if tenant.status == Tenant.Status.DELETING:
+        raise ServiceError(
+            "deletion_scheduled", f"Workspace {tenant.slug} is already scheduled for deletion.", status=409
+        )
+    now = timezone.now()
+    tenant.status, tenant.status_changed_at = Tenant.Status.DELETING, now
+    tenant.purge_after = now + timedelta(days=grace)
+    tenant.deletion_requested_by = actor_of(actor).id
+    tenant.save(update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by"])
+    audit_record(
+        action="tenant.deletion_scheduled",
+        actor=actor,
+        target=tenant,
+        request=request,
+        chain=PLATFORM,
+        data={"slug": tenant.slug, "purge_after": tenant.purge_after.isoformat(), "grace_days": grace},
+    )
+    hosts = list(tenant.domains.values_list("domain", flat=True))
+    transaction.on_commit(lambda: route_invalidate(*hosts))
+    return tenant
+
+
+@transaction.atomic
+def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Tenant:
+    """Within the grace period: the workspace is active again, as before."""
+    from apps.runs.tasks import run_sweep_tenant
+
+    tenant = _locked(tenant)
+    if tenant.status != Tenant.Status.DELETING:
+        raise ServiceError(
+            "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
+        )
+    tenant.status, tenant.status_changed_at = Tenant.Status.ACTIVE, timezone.now()
+    tenant.purge_after, tenant.deletion_requested_by = None, ""
+    tenant.save(update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by"])
+    audit_record(action="tenant.deletion_cancelled", actor=actor, target=tenant, request=request, chain=PLATFORM)
+    hosts, schema = list(tenant.domains.values_list("domain", flat=True)), tenant.schema_name
+    transaction.on_commit(lambda: route_invalidate(*hosts))
+    transaction.on_commit(lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True)
+    return tenant
+
+
+def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Purged:
+    """Erase the workspace for good (see the module docstring). Only a workspace scheduled for
+    deletion whose grace period has ended."""
+    with transaction.atomic():
+        tenant = _locked(tenant)
+        if tenant.status != Tenant.Status.DELETING:
+            raise ServiceError(
+                "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
+            )
+        if tenant.purge_after > timezone.now():
+            raise ServiceError(
+                "grace_period",
+                f"Workspace {tenant.slug} may be purged from {tenant.purge_after:%Y-%m-%d %H:%M} UTC.",
+                status=409,
+            )
+        hosts = list(tenant.domains.values_list("domain", flat=True))
+        purged = Purged(tenant.pk, tenant.slug, tenant.schema_name)
+        with erasing():
+            _database_purge(tenant, purged)
+            audit_record(
+                action="tenant.purged",
+                actor=actor,
+                target=("tenants.tenant", tenant.pk),
+                request=request,
+                chain=PLATFORM,
+                data={
+                    "slug": tenant.slug,
+                    "schema": tenant.schema_name,
+                    "requested_by": tenant.deletion_requested_by,
+                    "scheduled_at": tenant.status_changed_at.isoformat() if tenant.status_changed_at else None,
+                    "rows": purged.rows,
+                    "total_rows": purged.total,
+                },
+            )
+    route_invalidate(*hosts)
+    purged.redis_keys = _redis_purge(tenant, hosts)
+    purged.files = _files_purge(tenant.schema_name)
+    _checkpoint_schema_purge(tenant.schema_name)
+    logger.info(
+        "purged workspace %s: %d rows, %d Redis keys, %d files",
+        tenant.slug,
+        purged.total,
+        purged.redis_keys,
+        purged.files,
+    )
+    return purged
+
+
+def _database_purge(tenant: Tenant, purged: Purged) -> None:
+    """Inside an erasing transaction: count and delete every row of the workspace, drop its schema."""
+    with connection.cursor() as cursor:
+        # Both Row-Level Security settings (audit: foundry.tenant_id, billing: foundry.tenant_ids).
+        cursor.execute(
+            "SELECT set_config('foundry.tenant_id', %s, true), set_config('foundry.tenant_ids', %s, true)",
+            [str(tenant.pk), str(tenant.pk)],
+        )
+        for table in schema_tables(tenant.schema_name, bookkeeping=True):
+            cursor.execute(f"SELECT count(*) FROM {table.qualified}")  # noqa: S608 — names from the catalog
+            purged.rows[f"{table.schema}.{table.name}"] = cursor.fetchone()[0]
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred checks of rows written in this transaction
+        cursor.execute(f"DROP SCHEMA {quote_schema_name(tenant.schema_name)} CASCADE")
+        # The public model history of the tenant's own rows (its tenant and domain rows).
+        cursor.execute(
+            "DELETE FROM public.auditlog_logentry l USING public.django_content_type c"
+            " WHERE l.content_type_id = c.id AND c.app_label = 'tenants' AND ("
+            "  (c.model = 'tenant' AND l.object_pk = %s)"
+            "  OR (c.model = 'domain'"
+            "      AND l.object_pk IN (SELECT id::text FROM public.tenants_domain WHERE tenant_id = %s)))",
+            [str(tenant.pk), tenant.pk],
+        )
+        purged.rows["public.auditlog_logentry"] = cursor.rowcount
+        for table in public_tenant_tables():
+            cursor.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = %s", [tenant.pk])  # noqa: S608
+            purged.rows[f"public.{table.name}"] = cursor.rowcount
+        cursor.execute("DELETE FROM public.tenants_tenant WHERE id = %s", [tenant.pk])
+        purged.rows["public.tenants_tenant"] = cursor.rowcount
+
+
+def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:
+    """Delete the workspace's keys from every Redis the platform keeps them in."""
+
+    clients = {settings.CACHES["default"]["LOCATION"]: get_redis_connection("default")}
+    for url in (settings.FOUNDRY_RATELIMIT_REDIS_URL, settings.CELERY_BROKER_URL):
+        if url and url.startswith("redis") and url not in clients:
+            clients[url] = redis.Redis.from_url(url)
+    patterns = redis_patterns(tenant_id=tenant.pk, schema=tenant.schema_name, hosts=hosts)
+    deleted = 0
+    for client in clients.values():
+        try:
+            for pattern in patterns:
+                keys = list(client.scan_iter(match=pattern, count=1000))
+                if keys:
+                    deleted += client.delete(*keys)
+        except redis.RedisError:
+            # What stays expires by itself (limits, locks and routes all carry a TTL).
+            logger.warning("purge of %s: Redis unavailable; its keys expire by TTL", tenant.slug, exc_info=True)
+    return deleted
+
+
+def _files_purge(schema: str) -> int:
+    """Delete the workspace's stored files (`<kind>/<schema>/…` in the default storage)."""
+    removed = 0
+    for kind in STORAGE_KINDS:
+        folder = f"{kind}/{schema}"
+        if not default_storage.exists(folder):
+            continue
+        _, files = default_storage.listdir(folder)
+        for name in files:
+            default_storage.delete(f"{folder}/{name}")
+            removed += 1
+        path = getattr(default_storage, "path", None)
+        if path is not None:  # a file system: the emptied folder too
+            try:
+                os.rmdir(path(folder))
+            except OSError:
+                logger.warning("purge: could not remove the folder %s", folder)
+    return removed
+
+
+def _checkpoint_schema_purge(schema: str) -> None:
+    """Where checkpoints live in a database of their own (FOUNDRY_CHECKPOINT_DATABASE_URL), the
+    workspace's schema there too."""
+    if not settings.FOUNDRY_CHECKPOINT_DATABASE_URL:
+        return
+    with psycopg.connect(settings.FOUNDRY_CHECKPOINT_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(schema)} CASCADE")
+
+
+def tenants_due() -> list[Tenant]:
+    """Workspaces scheduled for deletion whose grace period has ended."""
+    connection.set_schema_to_public()
+    return list(Tenant.objects.filter(status=Tenant.Status.DELETING, purge_after__lte=timezone.now()))
