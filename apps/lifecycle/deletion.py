@@ -24,13 +24,18 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django_redis import get_redis_connection
 from django_tenants.utils import quote_schema_name
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import actor_of, audit_record
 from apps.lifecycle.erasing import erasing
-from apps.lifecycle.inventory import STORAGE_KINDS, public_tenant_tables, redis_patterns, schema_tables
+from apps.lifecycle.inventory import (
+    STORAGE_KINDS,
+    public_tenant_tables,
+    redis_clients,
+    redis_patterns,
+    schema_tables,
+)
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_invalidate
 from foundry.errors import ServiceError
@@ -196,13 +201,10 @@ def _database_purge(tenant: Tenant, purged: Purged) -> None:
 def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:
     """Delete the workspace's keys from every Redis the platform keeps them in."""
 
-    clients = {settings.CACHES["default"]["LOCATION"]: get_redis_connection("default")}
-    for url in (settings.FOUNDRY_RATELIMIT_REDIS_URL, settings.CELERY_BROKER_URL):
-        if url and url.startswith("redis") and url not in clients:
-            clients[url] = redis.Redis.from_url(url)
+    clients = redis_clients()
     patterns = redis_patterns(tenant_id=tenant.pk, schema=tenant.schema_name, hosts=hosts)
     deleted = 0
-    for client in clients.values():
+    for client in clients:
         try:
             for pattern in patterns:
                 keys = list(client.scan_iter(match=pattern, count=1000))

@@ -10,7 +10,10 @@ Read from the database's catalog, not listed by hand, so a table added later is 
 
 from dataclasses import dataclass
 
+import redis
+from django.conf import settings
 from django.db import connection
+from django_redis import get_redis_connection
 
 # Bookkeeping of the schema itself, not the workspace's data: recreated by the schema's creation.
 SCHEMA_BOOKKEEPING = frozenset({"django_migrations", "checkpoint_migrations", "django_content_type", "auth_permission"})
@@ -85,3 +88,13 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[str
         f"*audit:chain-status:{tenant_id}",
     ]
     return patterns + [f"*tenant-route:*:{host}" for host in hosts]
+
+
+def redis_clients() -> list[redis.Redis]:
+    """A client of each Redis the platform keeps things in: the cache's, the rate limiter's and
+    the broker's (one each, where they are the same server and database)."""
+    clients = {settings.CACHES["default"]["LOCATION"]: get_redis_connection("default")}
+    for url in (settings.FOUNDRY_RATELIMIT_REDIS_URL, settings.CELERY_BROKER_URL):
+        if url and url.startswith(("redis://", "rediss://")) and url not in clients:
+            clients[url] = redis.Redis.from_url(url)
+    return list(clients.values())

@@ -1,0 +1,186 @@
+"""Erasing one person's data from a workspace: a data-subject request (docs/lifecycle.md).
+
+`member_erase` removes the member (if still one) and replaces their email and name by a
+pseudonym everywhere the workspace keeps text — every text and JSON column of every table of
+its schema and of its rows in public tables, found in the catalog, so a column added later is
+covered — rewriting append-only rows where they hold them (catalog versions' authors) inside
+`pseudonymising()`. The audit trail is not rewritten: its events name people by pseudonymous
+ids only (`user:42`) and their names and emails live in the actor table, which is erased; so the
+chain still verifies. The pseudonym is derived from that id (`erased-user-42@erased.invalid`),
+so what the person did stays attributable to one (anonymous) actor.
+
+Not covered: personal data people typed into run inputs, agent instructions or documents — the
+workspace's content, which its owners answer for (docs/lifecycle.md says how to find it).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.http import HttpRequest
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role
+from apps.accounts.services import email_clean
+from apps.audit.models import AuditActor
+from apps.audit.scope import rls_scope
+from apps.audit.services import audit_actor_erase, audit_record
+from apps.lifecycle.erasing import pseudonymising
+from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
+from apps.tenants.models import Tenant
+
+TEXT_TYPES = ("text", "character varying", "json", "jsonb")
+# Hashed, and holding pseudonymous ids only; the actor table is erased by audit_actor_erase.
+NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint", "audit_auditactor"})
+
+
+@dataclass
+class Erased:
+    email: str
+    actor_id: str
+    pseudonym: str
+    member_removed: bool = False
+    rows: dict[str, int] = field(default_factory=dict)  # table → rows rewritten
+    sessions: int = 0
+    redis_keys: int = 0
+
+
+def _pseudonym(email: str, actor_id: str | None) -> tuple[str, str]:
+    """(email, name) that replace the person's: from their actor id, or a digest of the email."""
+    tag = actor_id.replace(":", "-") if actor_id else "person-" + hashlib.sha256(email.encode()).hexdigest()[:12]
+    return f"erased-{tag}@erased.invalid", f"Erased {tag}"
+
+
+def _columns(table: Table) -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s AND data_type = ANY(%s) ORDER BY ordinal_position",
+            [table.schema, table.name, list(TEXT_TYPES)],
+        )
+        return cursor.fetchall()
+
+
+def _rewrite(table: Table, replacements: list[tuple[str, str]], *, tenant_id: int | None) -> int:
+    """One UPDATE over the table: each (regex, replacement) applied to every text/JSON column
+    that matches it (case-insensitively); only the tenant's rows of a public table."""
+    columns = _columns(table)
+    if not columns:
+        return 0
+    sets, wheres, params_set, params_where = [], [], [], []
+    for name, kind in columns:
+        quoted = connection.ops.quote_name(name)
+        text = f"{quoted}::text" if kind in ("json", "jsonb") else quoted
+        expression = text
+        for pattern, replacement in replacements:
+            expression = f"regexp_replace({expression}, %s, %s, 'gi')"
+            params_set += [pattern, replacement]
+            wheres.append(f"{text} ~* %s")
+            params_where.append(pattern)
+        sets.append(f"{quoted} = ({expression})::{kind}" if kind in ("json", "jsonb") else f"{quoted} = {expression}")
+    where = " OR ".join(wheres)
+    scope = ""
+    if tenant_id is not None:
+        scope, params_where = " AND tenant_id = %s", [*params_where, tenant_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table.qualified} SET {', '.join(sets)} WHERE ({where}){scope}",  # noqa: S608 — catalog names
+            params_set + params_where,
+        )
+        return cursor.rowcount
+
+
+def _names(email: str, member: User | None, actor_id: str | None, tenant_id: int) -> set[str]:
+    """The names the person went by here: the member's, and the actor table's."""
+    names = {member.full_name} if member is not None and member.full_name else set()
+    if actor_id:
+        with rls_scope(tenant_id):
+            names |= {
+                name
+                for name in AuditActor.objects.filter(tenant_id=tenant_id, actor_id=actor_id).values_list(
+                    "display_name", flat=True
+                )
+                if name
+            }
+    return {name for name in names if len(name.strip()) >= 3 and name.strip().lower() != email}
+
+
+def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
+    """Erase a person's personal data from the workspace the connection is on (see the module
+    docstring). The person need not be a member any more. `actor`: the member asking (their
+    permissions are checked), or the name of an operator's tool (`cli:erase_member`)."""
+    member_acting = isinstance(actor, User)
+    if member_acting and not actor.has_permission(Permission.MEMBERS_MANAGE):
+        raise PermissionDenied(f"Your role does not allow {Permission.MEMBERS_MANAGE}.")
+    email = email_clean(email)
+    tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)
+    member = User.objects.filter(email__iexact=email).first()
+    actor_id = f"user:{member.pk}" if member is not None else None
+    if actor_id is None:
+        with rls_scope(tenant_id):
+            actor_id = (
+                AuditActor.objects.filter(tenant_id=tenant_id, email__iexact=email, actor_id__startswith="user:")
+                .values_list("actor_id", flat=True)
+                .first()
+            )
+    if member is None and actor_id is None:
+        raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
+    if member is not None:
+        if member_acting and member.pk == actor.pk:
+            raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
+        if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
+            raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
+        if member.role == Role.OWNER and not User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=member.pk):
+            raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+
+    pseudo_email, pseudo_name = _pseudonym(email, actor_id)
+    replacements = [(re.escape(email), pseudo_email)]
+    replacements += [(rf"\m{re.escape(name)}\M", pseudo_name) for name in _names(email, member, actor_id, tenant_id)]
+    erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
+    with pseudonymising():
+        if member is not None:
+            erased.sessions = _sessions_delete(member.pk)
+            member.delete()  # external identities and tokens go with it (cascade)
+            erased.member_removed = True
+        for table in schema_tables(connection.schema_name):
+            if count := _rewrite(table, replacements, tenant_id=None):
+                erased.rows[table.name] = count
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('foundry.tenant_id', %s, true), set_config('foundry.tenant_ids', %s, true)",
+                [str(tenant_id)] * 2,
+            )
+        for table in public_tenant_tables():
+            if table.name not in NOT_REWRITTEN and (count := _rewrite(table, replacements, tenant_id=tenant_id)):
+                erased.rows[f"public.{table.name}"] = count
+        audit_record(
+            action="member.erased",
+            actor=actor,
+            target=("accounts.user", actor_id.removeprefix("user:")) if actor_id else ("person", "unknown"),
+            request=request,
+            data={"member_removed": erased.member_removed, "rows": erased.rows, "sessions": erased.sessions},
+        )
+    if actor_id:
+        audit_actor_erase(tenant_id=tenant_id, actor_id=actor_id)
+    erased.redis_keys = _login_keys_delete(tenant_id, email)
+    return erased
+
+
+def _sessions_delete(user_id: int) -> int:
+    """The person's open sessions (their data is signed, not searchable: decode each)."""
+    mine = [s.pk for s in Session.objects.iterator() if s.get_decoded().get("_auth_user_id") == str(user_id)]
+    Session.objects.filter(pk__in=mine).delete()
+    return len(mine)
+
+
+def _login_keys_delete(tenant_id: int, email: str) -> int:
+    """Sign-in limit buckets that carry the typed login name (apps/tenants/limits.py)."""
+    deleted = 0
+    for client in redis_clients():
+        keys = client.scan_iter(match=f"rl:login-account:{tenant_id}:*", count=1000)
+        mine = [key for key in keys if key.decode(errors="replace").lower().endswith(f":{email}")]
+        deleted += client.delete(*mine) if mine else 0
+    return deleted
