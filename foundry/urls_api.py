@@ -18,6 +18,9 @@ from apps.catalog.apis import (
     json_schema,
 )
 from apps.identity.apis import SsoApi
+from apps.lifecycle.apis_export import ExportDetailApi, ExportDownloadApi, ExportListApi
+from apps.lifecycle.apis_lifecycle import MemberEraseApi, WorkspaceDeletionApi
+from apps.lifecycle.apis_retention import RetentionPolicyApi, RetentionPreviewApi
 from apps.providers.apis import CredentialDetailApi, CredentialListApi
 from apps.runs.apis import (
     ApprovalListApi,
@@ -44,7 +47,11 @@ def _documents(plural: str, views: dict) -> list:
 
 v1 = [
     path("workspace", WorkspaceApi.as_view(), name="workspace"),
+    path("workspace/deletion", WorkspaceDeletionApi.as_view(), name="workspace_deletion"),
+    path("retention", RetentionPolicyApi.as_view(), name="retention"),
+    path("retention/preview", RetentionPreviewApi.as_view(), name="retention_preview"),
     path("members", MemberListApi.as_view(), name="member_list"),
+    path("members/erase", MemberEraseApi.as_view(), name="member_erase"),
     path("members/<int:member_id>", MemberDetailApi.as_view(), name="member_detail"),
     path("members/<int:member_id>/invite", MemberInviteApi.as_view(), name="member_invite"),
     path("tokens", TokenListApi.as_view(), name="token_list"),
@@ -78,6 +85,10 @@ v1 = [
     path("audit/export", AuditExportApi.as_view(), name="audit_export"),
     path("audit/sinks", SinkListApi.as_view(), name="audit_sink_list"),
     path("audit/sinks/<slug:name>", SinkDetailApi.as_view(), name="audit_sink_detail"),
+    # Whole-workspace export jobs (docs/export-jobs.md); a malformed id matches nothing: 404.
+    path("exports", ExportListApi.as_view(), name="export_list"),
+    path("exports/<uuid:export_id>", ExportDetailApi.as_view(), name="export_detail"),
+    path("exports/<uuid:export_id>/download", ExportDownloadApi.as_view(), name="export_download"),
 ]
 
 urlpatterns = [

@@ -119,7 +119,7 @@ def period_parse(
 
 
 def format_parse(value: str | None) -> str:
-    if value in (None, ""):
+    if value is None:
         return "json"
     if value not in FORMATS:
         raise ServiceError("format_invalid", f"format is one of {', '.join(FORMATS)}.")

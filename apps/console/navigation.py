@@ -25,11 +25,14 @@ TENANT_NAV = [
     NavItem("Single sign-on", "identity:sso_settings", Permission.SETTINGS_MANAGE),
     NavItem("Audit", "audit:event_list", Permission.AUDIT_VIEW),
     NavItem("SIEM delivery", "audit_sinks:sink_list", Permission.SETTINGS_MANAGE),
+    NavItem("Data export", "lifecycle:export_list", Permission.SETTINGS_MANAGE),
+    NavItem("Data retention", "lifecycle:retention", Permission.SETTINGS_MANAGE),
 ]
 
 OPERATOR_NAV = [
     NavItem("Tenants", "operator:tenant_list"),
     NavItem("Plans", "operator:plan_list"),
+    NavItem("Import", "lifecycle:tenant_import"),
     NavItem("Audit", "audit:event_list"),
     NavItem("Model prices", "billing:price_list"),
     NavItem("Usage", "billing:platform_usage"),

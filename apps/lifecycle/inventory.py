@@ -64,6 +64,17 @@ def schema_tables(schema: str, *, bookkeeping: bool = False) -> list[Table]:
     return [Table(schema, name) for name in ordered]
 
 
+def stored_columns(table: Table) -> list[str]:
+    """The table's stored columns, in order (generated columns are neither stored nor written)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+            " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            [table.qualified],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
 def public_tenant_tables() -> list[Table]:
     """Public tables whose rows belong to one tenant by a `tenant_id` column."""
     with connection.cursor() as cursor:

@@ -1,1 +1,62 @@
 """Celery tasks of the data lifecycle: thin, idempotent, each calls a service of this app."""
+
+from celery import shared_task
+
+from apps.lifecycle.exports import export_run
+from foundry.celery import TenantTask
+
+
+@shared_task(base=TenantTask, name="lifecycle.export_tenant", ignore_result=True)
+def export_tenant(schema_name: str, export_id: str) -> str:
+    """Write a queued export's archive (apps/lifecycle/exports.py); a copy delivered twice is harmless."""
+    return export_run(export_id=export_id)
+
+
+@shared_task(name="lifecycle.backup", ignore_result=True)
+def backup() -> str:
+    """Beat, daily: back up the whole database and rotate (apps/lifecycle/backup.py); the file's name."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from apps.lifecycle.backup import backup_run
+
+    made, _deleted = backup_run(directory=Path(settings.FOUNDRY_BACKUP_DIR), keep=settings.FOUNDRY_BACKUP_KEEP)
+    return made.path.name
+
+
+@shared_task(name="lifecycle.purge_due", ignore_result=True)
+def purge_due() -> int:
+    """Beat, hourly: purge the workspaces whose deletion grace period has ended."""
+    from apps.lifecycle.deletion import tenant_purge, tenants_due
+
+    purged = 0
+    for tenant in tenants_due():
+        tenant_purge(tenant=tenant, actor="service:lifecycle")
+        purged += 1
+    return purged
+
+
+@shared_task(name="lifecycle.apply_retention", ignore_result=True)
+def apply_retention(schema_names: list[str] | None = None) -> int:
+    """Beat, nightly: queue the retention pass of every active workspace (or of those named);
+    the number queued. Each runs as its own task, so one workspace's failure stops no other."""
+    from apps.lifecycle.retention import retention_tenants
+
+    tenants = retention_tenants()
+    if schema_names is not None:
+        tenants = tenants.filter(schema_name__in=schema_names)
+    schemas = list(tenants.values_list("schema_name", flat=True))
+    for schema_name in schemas:
+        apply_retention_tenant.delay(schema_name)
+    return len(schemas)
+
+
+@shared_task(base=TenantTask, name="lifecycle.apply_retention_tenant", ignore_result=True)
+def apply_retention_tenant(schema_name: str) -> dict:
+    """One workspace's retention pass (apps/lifecycle/retention.py): what went, by kind."""
+    from django.db import connection
+
+    from apps.lifecycle.retention import retention_apply
+
+    return retention_apply(tenant=connection.tenant)

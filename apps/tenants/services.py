@@ -192,6 +192,11 @@ def _tenant_status_set(
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.status == status:
         return tenant
+    if tenant.status == Tenant.Status.DELETING:
+        # Leaving that state is cancelling the deletion (apps/lifecycle/deletion.py), not this.
+        raise ServiceError(
+            "deletion_scheduled", f"{tenant.slug} is scheduled for deletion; cancel the deletion first.", status=409
+        )
     tenant.status = status
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "status_changed_at"])

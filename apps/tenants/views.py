@@ -4,6 +4,7 @@ values (changed through `plan_update`). The forms only parse; the services judge
 
 from collections import Counter
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -35,7 +36,8 @@ def _list_context(request: HttpRequest, **extra) -> dict:
     tenants = list(tenant_list())
     for tenant in tenants:
         tenant.url = _tenant_url(request, tenant)
-    return {"tenants": tenants, "form": extra.pop("form", None) or TenantCreateForm(), **extra}
+    form = extra.pop("form", None) or TenantCreateForm()
+    return {"tenants": tenants, "form": form, "grace_days": f"{settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS:g}", **extra}
 
 
 @operator_required
@@ -69,8 +71,12 @@ def _status_change(request: HttpRequest, slug: str, change) -> HttpResponse:
         tenant = tenant_get(slug=slug)
     except Tenant.DoesNotExist:
         return error_response(request, status=404, code="tenant_not_found", message="No such tenant.")
-    tenant = change(tenant=tenant, actor=request.user, request=request)
-    messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
+    try:
+        tenant = change(tenant=tenant, actor=request.user, request=request)
+    except ServiceError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
     return redirect("operator:tenant_list")
 
 

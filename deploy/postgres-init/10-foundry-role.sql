@@ -4,3 +4,7 @@
 -- stack's (docker-compose.yml); production creates this role with its own secret.
 CREATE ROLE foundry LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION PASSWORD 'foundry';
 CREATE DATABASE foundry OWNER foundry;
+-- Whole-database backups (manage.py backup): reads everything, Row-Level Security included,
+-- and writes nothing.
+CREATE ROLE foundry_backup LOGIN NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION PASSWORD 'foundry_backup';
+GRANT pg_read_all_data TO foundry_backup;

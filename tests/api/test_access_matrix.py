@@ -17,7 +17,12 @@ from apps.accounts.permissions import Role, role_has_permission
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events
 
-DUMMY = {"int": "999999", "slug": "no-such-thing", "str": "no-such-thing"}
+DUMMY = {
+    "int": "999999",
+    "slug": "no-such-thing",
+    "str": "no-such-thing",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
 
 
 def _walk(patterns, prefix=""):

@@ -103,6 +103,7 @@ V1 = _v1_urls()
 def test_another_tenants_token_is_refused_on_every_endpoint(acme, globex, method, route):
     path = route.replace("<int:member_id>", "1").replace("<int:token_id>", "1")
     path = path.replace("<slug:name>", "finance").replace("<int:number>", "1")
+    path = path.replace("<uuid:export_id>", "00000000-0000-4000-8000-000000000000")
     response = api(acme, issue(globex)).generic(method, path, "{}", content_type="application/json")
     assert response.status_code == 401, (method, path)
 

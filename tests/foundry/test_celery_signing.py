@@ -235,8 +235,13 @@ def test_the_compose_stack_gives_web_worker_and_beat_the_key_migrate_creates():
         environment = services[service]["environment"]
         assert environment["FOUNDRY_CELERY_SIGNING_KEY"] == f"{directory}/celery-signing.key"
         assert environment["FOUNDRY_CELERY_SIGNING_CERT"] == f"{directory}/celery-signing.crt"
-        if service != "migrate":  # read-only; the other volume is the metrics' (foundry/metrics.py)
-            assert services[service]["volumes"] == [f"{name}:{directory}:ro", "metrics:/var/lib/foundry/metrics"]
+        if service != "migrate":  # read-only; the others: metrics (foundry/metrics.py), exports, backups
+            assert services[service]["volumes"] == [
+                f"{name}:{directory}:ro",
+                "metrics:/var/lib/foundry/metrics",
+                "media:/var/lib/foundry/media",
+                "backups:/var/lib/foundry/backups",
+            ]
 
 
 def production_without_key_env() -> dict[str, str]:

@@ -15,11 +15,17 @@ def test_compose_runs_the_whole_stack_with_an_unprivileged_database_role():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {"postgres", "redis", "migrate", "web", "mcp", "proxy", "worker", "beat", "lgtm"}
-    assert services["postgres"]["image"] == "postgres:16"
+    # 15: the server version Debian's client in the image (pg_dump for backups) can dump.
+    assert services["postgres"]["image"] == "postgres:15"
     assert services["redis"]["image"] == "redis:7"
     assert "foundry:foundry@postgres" in services["web"]["environment"]["DATABASE_URL"]
     init = (ROOT / "deploy/postgres-init/10-foundry-role.sql").read_text()
     assert "NOSUPERUSER NOBYPASSRLS" in init
+    # Whole-database backups read as a role of their own, past Row-Level Security, read-only.
+    assert "foundry_backup LOGIN NOSUPERUSER BYPASSRLS" in init and "GRANT pg_read_all_data TO foundry_backup" in init
+    assert "foundry_backup:foundry_backup@postgres" in services["beat"]["environment"]["FOUNDRY_BACKUP_DATABASE_URL"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "postgresql-client" in dockerfile
 
 
 def test_every_management_command_the_stack_runs_exists():

@@ -4,6 +4,7 @@ from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from apps.tenants.services import tenant_suspend
+from foundry.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -19,6 +20,9 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {slug!r}.") from None
         actor = f"cli:{self.__module__.rsplit('.', 1)[-1]}"
-        with history_actor(actor):
-            tenant = self.change(tenant=tenant, actor=actor)
+        try:
+            with history_actor(actor):
+                tenant = self.change(tenant=tenant, actor=actor)
+        except ServiceError as e:
+            raise CommandError(e.message) from None
         self.stdout.write(f"Tenant {tenant.slug} is {tenant.status}.")

@@ -1,0 +1,938 @@
+"""A workspace's data as one portable archive, and a new workspace made from one (docs/export.md).
+
+The archive is a zip file: one NDJSON member per table — each line a row as PostgreSQL's
+`row_to_json` writes it — and `manifest.json` last, with the format and schema versions, every
+member's row count, size and SHA-256. PostgreSQL writes the JSON and reads it back (COPY both
+ways), so no row passes through Python objects.
+
+Which tables: `inventory.schema_tables` of the workspace's schema (its export jobs and sessions
+apart) and `inventory.public_tenant_tables` (rows with its `tenant_id`), plus its own
+`tenants_tenant` row and the schema's content types and permissions (`reference/`, to map the
+ids that point at them). Secrets are not exported: every `*_encrypted` column is blanked.
+"""
+# ruff: noqa: S608 — names in this module's SQL come from the catalog and are quoted; values are parameters.
+
+import hashlib
+import json
+import os
+import queue
+import re
+import secrets
+import threading
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, connection, transaction
+from django_tenants.utils import schema_context
+
+from apps.audit.models import PLATFORM
+from apps.audit.scope import rls_scope
+from apps.audit.selectors import audit_chain_base
+from apps.audit.services import audit_chain_base_set, audit_record
+from apps.billing.rls import usage_scope
+from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables
+from apps.tenants.models import Domain, Tenant
+from apps.tenants.routing import route_invalidate
+from apps.tenants.schemas import schema_create, schema_is_present
+from apps.tenants.services import schema_name_for_slug, tenant_domain_for_slug, tenant_slug_validate
+from foundry.errors import ServiceError
+
+FORMAT = "foundry-tenant-archive"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Not the workspace's data: its export jobs (they describe archives), its sessions (bearer secrets).
+EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session"})
+# Ids in the workspace's tables point at these; they are mapped by natural key on import.
+REFERENCE_TABLES = ("django_content_type", "auth_permission")
+SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)
+# The tenant row's settings an import takes over (its identity, status and times are the new one's).
+TENANT_SETTINGS = (
+    "plan",
+    "http_allowed_networks",
+    "requests_per_second_override",
+    "burst_override",
+    "concurrent_runs_override",
+    "monthly_tokens_override",
+    "trace_content",
+)
+# One JSON document per line, as is: CSV with a quote and delimiter that JSON never holds raw
+# (row_to_json escapes every control character), so COPY neither quotes nor escapes anything.
+RAW_LINES = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+CHUNK = 1 << 20
+BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuilt after (_bulk_load)
+# …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
+PARSERS = max(1, min(2, os.cpu_count() or 1))
+STAGING_PREFIX = "_import_"  # + random hex: a staging schema, never a workspace's (slugs have no "_")
+MEMBER_RE = re.compile(r"^(schema|public|reference)/([a-z_][a-z0-9_]{0,62})\.ndjson$")
+
+Progress = Callable[[int, int], None]
+
+
+class ArchiveError(ServiceError):
+    """A refused archive or import: a stable `code`, a plain message, and the `member` at fault."""
+
+    def __init__(self, code: str, message: str, *, member: str | None = None):
+        super().__init__(code, message, details={"member": member} if member else None)
+        self.member = member
+
+
+# --- the catalog --------------------------------------------------------------------------------
+# Names put in SQL come from the catalog and are quoted (`_quoted`, Table.qualified); the
+# archive's own names are only ever compared with them.
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(table: Table) -> list[str]:
+    """The table's stored columns, in order (generated columns are not stored, nor written)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+            " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            [table.qualified],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def _generated_keys(table: Table) -> set[str]:
+    """Primary-key columns numbered by the database (identity or sequence default)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY (i.indkey) LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE i.indrelid = %s::regclass AND i.indisprimary"
+            " AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%%')",
+            [table.qualified],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def _applied_migrations(schema: str) -> dict[str, list[str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT app, name FROM {_quoted(schema)}.django_migrations ORDER BY app, id")
+        applied: dict[str, list[str]] = {}
+        for app, name in cursor.fetchall():
+            applied.setdefault(app, []).append(name)
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = 'checkpoint_migrations')",
+            [schema],
+        )
+        if cursor.fetchone()[0]:
+            cursor.execute(f"SELECT v FROM {_quoted(schema)}.checkpoint_migrations ORDER BY v")
+            applied["langgraph-checkpoint"] = [str(v) for (v,) in cursor.fetchall()]
+    return applied
+
+
+def _schema_version(schema: str) -> dict:
+    return {"tenant": _applied_migrations(schema), "public": _applied_migrations("public")}
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """A read-only REPEATABLE READ transaction: every table read as of one moment. Inside a
+    caller's transaction (a test's), that transaction is the unit read."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
+    """(member name, table, columns, SELECT of its rows) for every member, in load order."""
+    plan = []
+    for table in schema_tables(tenant.schema_name):
+        if table.name not in EXCLUDED_TABLES:
+            plan.append((f"schema/{table.name}.ndjson", table, ""))
+    for name in REFERENCE_TABLES:
+        plan.append((f"reference/{name}.ndjson", Table(tenant.schema_name, name), ""))
+    plan.append(("public/tenants_tenant.ndjson", Table("public", "tenants_tenant"), f"WHERE id = {int(tenant.pk)}"))
+    for table in public_tenant_tables():
+        plan.append((f"public/{table.name}.ndjson", table, f"WHERE tenant_id = {int(tenant.pk)}"))
+    selects = []
+    for member, table, where in plan:
+        columns = _columns(table)
+        # Secrets blanked: an encrypted value is no use elsewhere, and no one's to take away.
+        listed = ", ".join(f"''::text AS {_quoted(c)}" if c.endswith(SECRET_SUFFIX) else _quoted(c) for c in columns)
+        selects.append((member, table, columns, f"SELECT {listed} FROM {table.qualified} {where}"))
+    return selects
+
+
+class _Member:
+    """One member being written: hashed, counted and sized as it streams."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str, when: tuple):
+        info = zipfile.ZipInfo(name, date_time=when)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self.file = archive.open(info, "w", force_zip64=True)
+        self.sha256 = hashlib.sha256()
+        self.rows = 0
+        self.size = 0
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.file.write(data)
+        self.sha256.update(data)
+        self.rows += data.count(b"\n")
+        self.size += len(data)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def tenant_export(tenant: Tenant, out: BinaryIO, *, progress: Progress | None = None) -> dict:
+    """Write the workspace's archive to `out` (any writable binary stream); its manifest.
+
+    Read in one read-only snapshot; `progress(done_rows, total_rows)` is called inside it, so a
+    caller recording progress in the database does so on a connection of its own. The event
+    `tenant.exported` is recorded in the workspace's chain after the snapshot (so never in it)."""
+    started = datetime.now(UTC)
+    when = started.timetuple()[:6]
+    members = []
+    with _snapshot(), ExitStack() as scopes, connection.cursor() as cursor:
+        scopes.enter_context(usage_scope(tenant.pk))
+        scopes.enter_context(rls_scope(tenant.pk))
+        plan = _export_plan(tenant)
+        counts = []
+        for _, _, _, select in plan:
+            cursor.execute(f"SELECT count(*) FROM ({select}) AS t")
+            counts.append(cursor.fetchone()[0])
+        total, done = sum(counts), 0
+        if progress:
+            progress(0, total)
+        version = _schema_version(tenant.schema_name)
+        archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
+        for (name, table, columns, select), count in zip(plan, counts, strict=True):
+            member = _Member(archive, name, when)
+            buffer = bytearray()
+            with cursor.cursor.copy(f"COPY (SELECT row_to_json(t) FROM ({select}) AS t) TO STDOUT {RAW_LINES}") as copy:
+                for chunk in copy:
+                    buffer += chunk
+                    if len(buffer) >= CHUNK:
+                        member.write(buffer)
+                        buffer.clear()
+                        if progress:
+                            progress(done + member.rows, total)
+            member.write(buffer)
+            member.close()
+            if member.rows != count:  # the snapshot guarantees it; a mismatch is a bug, not an archive
+                raise RuntimeError(f"{name}: counted {count} rows, wrote {member.rows}")
+            done += member.rows
+            if progress:
+                progress(done, total)
+            members.append(
+                {
+                    "name": name,
+                    "table": table.name,
+                    "rows": member.rows,
+                    "bytes": member.size,
+                    "sha256": member.sha256.hexdigest(),
+                    "columns": columns,
+                }
+            )
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": started.isoformat().replace("+00:00", "Z"),
+        "tenant": {"id": tenant.pk, "slug": tenant.slug, "name": tenant.name, "schema": tenant.schema_name},
+        "schema_version": version,
+        "audit": {"hash_tenant_id": _hash_tenant_id(tenant.pk)},
+        "secrets_omitted": sorted(
+            f"{m['table']}.{c}" for m in members for c in m["columns"] if c.endswith(SECRET_SUFFIX) and m["rows"]
+        ),
+        "rows": done,
+        "members": members,
+    }
+    info = zipfile.ZipInfo(MANIFEST, date_time=when)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    archive.close()
+    with transaction.atomic():
+        audit_record(
+            action="tenant.exported",
+            actor="lifecycle",
+            target=tenant,
+            data={"rows": done, "members": len(members), "format_version": FORMAT_VERSION},
+            chain=tenant.pk,
+        )
+    return manifest
+
+
+def _hash_tenant_id(tenant_id: int) -> int:
+    """The id the chain's hashes are computed under: its own, unless the chain was imported."""
+    with rls_scope(tenant_id):
+        return audit_chain_base(tenant_id).hash_tenant_id
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _opened(file: BinaryIO | str | Path) -> Iterator[zipfile.ZipFile]:
+    """The archive as a zip file; ArchiveError if it is none, or a truncated one."""
+    with ExitStack() as stack:
+        if isinstance(file, str | Path):
+            try:
+                file = stack.enter_context(open(file, "rb"))
+            except OSError as e:
+                raise ArchiveError("archive_unreadable", f"The archive cannot be read: {e.strerror}.") from None
+        file.seek(0)
+        head = file.read(4)
+        file.seek(0)
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(file))
+        except (zipfile.BadZipFile, EOFError, ValueError):
+            if head == b"PK\x03\x04":
+                raise ArchiveError(
+                    "archive_truncated", "The archive is cut short: its table of contents is missing."
+                ) from None
+            raise ArchiveError("archive_not_an_archive", "This is not a workspace archive (not a zip file).") from None
+        yield archive
+
+
+def _member_read(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
+    """The member's bytes in chunks; ArchiveError naming it if it is damaged or missing."""
+    try:
+        with archive.open(name) as member:
+            while chunk := member.read(CHUNK):
+                yield chunk
+    except KeyError:
+        raise ArchiveError("archive_damaged", f"The archive has no member {name}.", member=name) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        raise ArchiveError("archive_damaged", f"Member {name} is damaged ({e}).", member=name) from None
+
+
+def _manifest_read(archive: zipfile.ZipFile) -> dict:
+    data = b"".join(_member_read(archive, MANIFEST))
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        raise ArchiveError("archive_damaged", f"Member {MANIFEST} is not valid JSON.", member=MANIFEST) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArchiveError("archive_damaged", f"Member {MANIFEST} is not a workspace archive's.", member=MANIFEST)
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ArchiveError("archive_damaged", f"Member {MANIFEST} has no format version.", member=MANIFEST)
+    if version > FORMAT_VERSION:
+        raise ArchiveError(
+            "archive_format_newer",
+            f"The archive has format version {version}; this platform reads up to {FORMAT_VERSION}.",
+            member=MANIFEST,
+        )
+    if not _manifest_is_sound(manifest):
+        raise ArchiveError("archive_damaged", f"Member {MANIFEST} is incomplete.", member=MANIFEST)
+    return manifest
+
+
+def _manifest_is_sound(manifest: dict) -> bool:
+    members, tenant, version = manifest.get("members"), manifest.get("tenant"), manifest.get("schema_version")
+    if not (isinstance(members, list) and isinstance(tenant, dict) and isinstance(version, dict)):
+        return False
+    if not isinstance(tenant.get("id"), int) or not isinstance(tenant.get("name"), str):
+        return False
+    for entry in members:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and MEMBER_RE.match(entry["name"])
+            and isinstance(entry.get("rows"), int)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("columns"), list)
+            and all(isinstance(c, str) for c in entry["columns"])
+        ):
+            return False
+    names = [entry["name"] for entry in members]
+    return len(names) == len(set(names)) and "public/tenants_tenant.ndjson" in names
+
+
+def _versions_check(manifest: dict) -> None:
+    """Refuse an archive of a schema newer than this platform's (migrations it has not applied)."""
+    here = {"tenant": _applied_migrations(settings.TENANT_BASE_SCHEMA), "public": _applied_migrations("public")}
+    for scope, apps in manifest["schema_version"].items():
+        if scope not in here or not isinstance(apps, dict):
+            raise ArchiveError(
+                "archive_damaged", f"Member {MANIFEST} names an unknown schema {scope!r}.", member=MANIFEST
+            )
+        for app, names in apps.items():
+            missing = [name for name in names if name not in here[scope].get(app, ())]
+            if missing:
+                raise ArchiveError(
+                    "archive_schema_newer",
+                    f"The archive comes from a newer schema: migration {app}.{missing[0]} is not applied here."
+                    " Upgrade the platform first.",
+                    member=MANIFEST,
+                )
+
+
+def _member_check(archive: zipfile.ZipFile, entry: dict) -> None:
+    digest, rows, size = hashlib.sha256(), 0, 0
+    for chunk in _member_read(archive, entry["name"]):
+        digest.update(chunk)
+        rows += chunk.count(b"\n")
+        size += len(chunk)
+    if (digest.hexdigest(), rows, size) != (entry["sha256"], entry["rows"], entry["bytes"]):
+        raise ArchiveError(
+            "archive_damaged",
+            f"Member {entry['name']} does not match its checksum in the manifest (damaged or altered).",
+            member=entry["name"],
+        )
+
+
+def archive_verify(file: BinaryIO | str | Path) -> dict:
+    """The archive's manifest, once every member matches it; ArchiveError (naming the member at
+    fault) for a damaged, altered, truncated or newer archive. Reads only; writes nothing."""
+    with _opened(file) as archive:
+        manifest = _manifest_read(archive)
+        _versions_check(manifest)
+        listed = {entry["name"] for entry in manifest["members"]} | {MANIFEST}
+        for name in archive.namelist():
+            if name not in listed:
+                raise ArchiveError(
+                    "archive_damaged", f"Member {name} is not listed in the manifest (altered).", member=name
+                )
+        for entry in manifest["members"]:
+            _member_check(archive, entry)
+    return manifest
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def _target_check(manifest: dict, *, slug: str, name: str | None) -> tuple[str, str]:
+    slug = (slug or "").strip()
+    try:
+        tenant_slug_validate(slug)
+    except ValidationError as e:
+        raise ArchiveError(e.error_list[0].code or "slug_invalid", " ".join(e.messages)) from None
+    if (
+        Tenant.objects.filter(slug=slug).exists()
+        or schema_is_present(schema_name_for_slug(slug))
+        or Domain.objects.filter(domain=tenant_domain_for_slug(slug)).exists()
+    ):
+        raise ArchiveError("slug_taken", f"“{slug}” is already taken.")
+    name = (name or "").strip() or manifest["tenant"]["name"]
+    if not name or len(name) > 200 or any(ord(ch) < 32 for ch in name):
+        raise ArchiveError("name_invalid", "A name has 1 to 200 characters and no control characters.")
+    return slug, name
+
+
+_KEYS_SQL = """
+    SELECT format('%%I.%%I', n.nspname, c.relname), k.conname, pg_get_constraintdef(k.oid), k.contype
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE (k.conrelid = %(table)s::regclass AND k.contype IN ('p', 'u', 'f', 'x'))
+        OR (k.confrelid = %(table)s::regclass AND k.contype = 'f')
+"""
+_INDEXES_SQL = """
+    SELECT format('%%I.%%I', n.nspname, c.relname), pg_get_indexdef(i.indexrelid)
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE i.indrelid = %(table)s::regclass
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
+"""
+
+
+@contextmanager
+def _bulk_load(cursor, table: Table, unchecked: list[tuple[str, str]]) -> Iterator[None]:
+    """Load a large table as pg_restore does: without its indexes and keys, built again after the
+    rows in one pass each. Foreign keys come back NOT VALID and are added to `unchecked`: the
+    tables they point at may load later (cycles), so they are validated — one query each,
+    instead of once per row — after every table (`_foreign_keys_validate`)."""
+    cursor.execute(_KEYS_SQL, {"table": table.qualified})
+    keys = cursor.fetchall()
+    cursor.execute(_INDEXES_SQL, {"table": table.qualified})
+    indexes = cursor.fetchall()
+    foreign_first = sorted(keys, key=lambda key: key[3] != "f")  # foreign keys drop first, come back last
+    # Checks still pending on the tables (rows loaded before) would forbid altering them: run them now.
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    for owner, name, _, _ in foreign_first:
+        cursor.execute(f"ALTER TABLE {owner} DROP CONSTRAINT {_quoted(name)}")
+    for index, _ in indexes:
+        cursor.execute(f"DROP INDEX {index}")
+    yield
+    for _, definition in indexes:
+        cursor.execute(definition)
+    for owner, name, definition, kind in reversed(foreign_first):
+        if kind == "f":
+            cursor.execute(f"ALTER TABLE {owner} ADD CONSTRAINT {_quoted(name)} {definition} NOT VALID")
+            unchecked.append((owner, name))
+        else:
+            cursor.execute(f"ALTER TABLE {owner} ADD CONSTRAINT {_quoted(name)} {definition}")
+
+
+def _foreign_keys_validate(cursor, unchecked: list[tuple[str, str]]) -> None:
+    for owner, name in unchecked:
+        cursor.execute(f"ALTER TABLE {owner} VALIDATE CONSTRAINT {_quoted(name)}")
+    unchecked.clear()
+
+
+@contextmanager
+def _rows_of(name: str) -> Iterator[None]:
+    """A row its table refuses (a wrong type, a missing value): ArchiveError naming the member.
+    Its checksum matched, so the archive is whole, but it was not made by this platform."""
+    try:
+        yield
+    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as e:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member {name} holds a row its table refuses: {str(e).splitlines()[0]}",
+            member=name,
+        ) from None
+
+
+class _Staging:
+    """Large members parsed ahead, in parallel, while the import's transaction creates the schema.
+
+    Parsing JSON is most of an import's time, and it needs only the row types of the base schema.
+    So the large members of the new schema's own tables (no ids to map) are streamed, each one's
+    lines split among PARSERS connections of their own, and parsed by all at once into UNLOGGED
+    tables of a staging schema `_import_<hex>`; the import's transaction then takes the rows from
+    there in one INSERT … SELECT (`rows_take`) and drops the staging schema itself, so a committed
+    import leaves none behind. On failure the staging schema is dropped here (`__exit__`). A
+    process killed mid-import leaves at most its staging schema: the next import drops it
+    (`_staging_sweep`; an advisory lock tells the live ones from the orphans)."""
+
+    def __init__(self, archive: zipfile.ZipFile, manifest: dict):
+        self.archive = archive
+        self.members = {entry["name"]: entry for entry in manifest["members"]}
+        self.schema = STAGING_PREFIX + secrets.token_hex(6)
+        self.connections: list[psycopg.Connection] = []
+        self.staged: dict[str, Future] = {}
+        self.stopping = threading.Event()
+
+    def __enter__(self) -> "_Staging":
+        plan = self._plan()
+        if not plan:
+            return self
+        try:
+            params = connection.get_connection_params()
+            self.connections = [psycopg.connect(**params, autocommit=True) for _ in range(PARSERS)]
+            first = self.connections[0]
+            _staging_sweep(first)
+            first.execute("SELECT pg_advisory_lock(hashtext(%s))", [self.schema])  # held until __exit__
+            first.execute(f"CREATE SCHEMA {_quoted(self.schema)}")
+            for table, _ in plan.values():
+                first.execute(f"CREATE UNLOGGED TABLE {self._staged(table)} (LIKE {table.qualified})")
+            # One reader streams the members in turn; each one's shares are parsed at once.
+            self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-read")
+            self.shares = ThreadPoolExecutor(max_workers=PARSERS, thread_name_prefix="archive-parse")
+            for name, (table, columns) in plan.items():
+                self.staged[name] = self.reader.submit(self._parse, name, table, columns)
+        except BaseException:
+            self.__exit__(True, None, None)
+            raise
+        return self
+
+    def __exit__(self, failed, *exc) -> None:
+        if not self.connections:
+            return
+        if failed:
+            self.stopping.set()
+            for conn in self.connections:
+                conn.cancel_safe()  # a parse still running is of no use now
+        if self.staged:
+            self.reader.shutdown(wait=True, cancel_futures=True)
+            self.shares.shutdown(wait=True, cancel_futures=True)
+        try:
+            if failed:  # the import's transaction rolled back, and its drop of the schema with it
+                self.connections[0].execute(f"DROP SCHEMA IF EXISTS {_quoted(self.schema)} CASCADE")
+        finally:
+            for conn in self.connections:
+                conn.close()
+
+    def _plan(self) -> dict[str, tuple[Table, list[str]]]:
+        base = settings.TENANT_BASE_SCHEMA
+        mapped = {table for table, _, _ in _reference_columns(base)}
+        plan = {}
+        for table in schema_tables(base):
+            entry = self.members.get(f"schema/{table.name}.ndjson")
+            if entry and entry["rows"] >= BULK_ROWS and table.name not in mapped:
+                plan[entry["name"]] = (table, [c for c in _columns(table) if c in entry["columns"]])
+        return plan
+
+    def _staged(self, table: Table) -> str:
+        return f"{_quoted(self.schema)}.{_quoted(table.name)}"
+
+    def _parse(self, name: str, table: Table, columns: list[str]) -> None:
+        """Member `name`'s rows into its staging table. Read once here, its checksum checked again
+        (changed since it was verified?); its rows shared, in order, among the connections, each
+        of which copies its lines in as they come and then parses them (`_share`)."""
+        listed = ", ".join(map(_quoted, columns))
+        parse = (
+            f"INSERT INTO {self._staged(table)} ({listed}) SELECT {', '.join('r.' + _quoted(c) for c in columns)}"
+            f" FROM archive_lines, json_populate_record(NULL::{table.qualified}, j) AS r"
+        )
+        rows, count = self.members[name]["rows"], len(self.connections)
+        bounds = [(number * rows // count, (number + 1) * rows // count) for number in range(count)]
+        lines = [queue.Queue(maxsize=8) for _ in self.connections]
+        pairs = zip(self.connections, lines, strict=True)
+        shares = [self.shares.submit(self._share, conn, share, parse, name) for conn, share in pairs]
+        digest, seen, beyond = hashlib.sha256(), 0, 0
+        try:
+            for chunk in _member_read(self.archive, name):
+                digest.update(chunk)
+                for (first, last), share, future in zip(bounds, lines, shares, strict=True):
+                    start, end = _line_end(chunk, first - seen), _line_end(chunk, last - seen)
+                    if start < end:
+                        self._put(share, chunk[start:end], future)
+                beyond += len(chunk) - _line_end(chunk, rows - seen)
+                seen += chunk.count(b"\n")
+        finally:
+            for share, future in zip(lines, shares, strict=True):
+                self._put(share, None, future)  # the end of its lines
+        for future in shares:
+            future.result()
+        if digest.hexdigest() != self.members[name]["sha256"]:
+            raise ArchiveError("archive_damaged", f"Member {name} changed while being imported.", member=name)
+        if beyond:  # bytes after the last counted line: not rows the manifest counted
+            raise ArchiveError("archive_damaged", f"Member {name} did not load whole.", member=name)
+
+    def _put(self, share: queue.Queue, item: bytes | None, future: Future) -> None:
+        """Hand `item` to a share, unless it stopped (failed, or the import is being abandoned)."""
+        while not (future.done() or self.stopping.is_set()):
+            try:
+                share.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _share(self, conn: psycopg.Connection, lines: queue.Queue, parse: str, name: str) -> None:
+        """Copy in the lines handed over, as they come, then parse them all."""
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS archive_lines (j json)")
+        conn.execute("TRUNCATE archive_lines")
+        with conn.cursor().copy(f"COPY archive_lines (j) FROM STDIN {RAW_LINES}") as copy:
+            while (chunk := self._get(lines)) is not None:
+                copy.write(chunk)
+        if not self.stopping.is_set():
+            with _rows_of(name):
+                conn.execute(parse)
+
+    def _get(self, lines: queue.Queue) -> bytes | None:
+        """The next lines handed over; None at their end, or once the import is abandoned."""
+        while not self.stopping.is_set():
+            try:
+                return lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+    def rows_take(self, name: str, target: Table, columns: list[str], cursor) -> int | None:
+        """INSERT member `name`'s staged rows into `target` (the `columns` given) on the import's
+        own connection; None if the member was not staged."""
+        future = self.staged.get(name)
+        if future is None:
+            return None
+        future.result()
+        listed = ", ".join(map(_quoted, columns))
+        staged = self._staged(Table(self.schema, target.name))
+        cursor.execute(
+            f"INSERT INTO {target.qualified} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {staged}"
+        )
+        return cursor.rowcount
+
+    def drop(self, cursor) -> None:
+        """Drop the staging schema in the import's transaction: gone when it commits."""
+        if self.connections:
+            cursor.execute(f"DROP SCHEMA {_quoted(self.schema)} CASCADE")
+
+
+def _line_end(data: bytes, lines: int) -> int:
+    """The offset just past the `lines`-th newline in `data` (0 for none); its length if it has
+    fewer newlines."""
+    if lines <= 0:
+        return 0
+    count = data.count(b"\n")
+    if count <= lines:
+        return data.rindex(b"\n") + 1 if count == lines else len(data)
+    end = 0
+    for _ in range(lines):
+        end = data.index(b"\n", end) + 1
+    return end
+
+
+def _staging_sweep(conn: psycopg.Connection) -> None:
+    """Drop the staging schemas of imports that are no longer running (killed mid-way).
+
+    A running import holds its schema's advisory lock; one whose transaction dropped its schema
+    and has not ended yet (inside a caller's transaction) still locks it: skipped, not waited for."""
+    conn.execute("SET lock_timeout = '200ms'")
+    try:
+        for (schema,) in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", [STAGING_PREFIX]
+        ).fetchall():
+            if conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [schema]).fetchone()[0]:
+                try:
+                    conn.execute(f"DROP SCHEMA IF EXISTS {_quoted(schema)} CASCADE")
+                except psycopg.errors.LockNotAvailable:
+                    pass
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [schema])
+    finally:
+        conn.execute("RESET lock_timeout")
+
+
+class _Loader:
+    """Loads verified members into the new workspace, each through a temporary table of lines.
+
+    A member's lines are copied as they are into archive_lines (COPY: no quoting, no parsing),
+    then one INSERT … SELECT per member makes rows of them with json_populate_record: the
+    server parses each line once, into the target table's own row type."""
+
+    def __init__(
+        self, archive: zipfile.ZipFile, manifest: dict, tenant: Tenant, progress: Progress | None, staging: _Staging
+    ):
+        self.archive = archive
+        self.staging = staging
+        self.members = {entry["name"]: entry for entry in manifest["members"]}
+        self.tenant = tenant
+        self.progress = progress
+        self.total = manifest["rows"] if isinstance(manifest.get("rows"), int) else 0
+        self.done = 0
+        self.cursor = connection.cursor()
+        self.unchecked: list[tuple[str, str]] = []  # foreign keys put back NOT VALID by _bulk_load
+        # json, not text: each line checked as it is copied in; not jsonb, which would parse
+        # each line into a binary document first, only to be taken apart again.
+        self.cursor.execute("CREATE TEMP TABLE archive_lines (j json) ON COMMIT DROP")
+
+    def lines_load(self, name: str) -> None:
+        """Put member `name`'s lines in archive_lines, checking its checksum again on the way."""
+        entry = self.members[name]
+        self.cursor.execute("TRUNCATE archive_lines")
+        digest = hashlib.sha256()
+        with self.cursor.cursor.copy(f"COPY archive_lines (j) FROM STDIN {RAW_LINES}") as copy:
+            for chunk in _member_read(self.archive, name):
+                digest.update(chunk)
+                copy.write(chunk)
+        if digest.hexdigest() != entry["sha256"]:  # changed since it was verified
+            raise ArchiveError("archive_damaged", f"Member {name} changed while being imported.", member=name)
+
+    def insert(
+        self, name: str, table: Table, *, replace: dict[str, str] | None = None, skip=frozenset(), own: bool = False
+    ) -> int:
+        """INSERT the member's rows into `table`: the columns both have, `replace`d by SQL values.
+        `own`: the table is the new schema's, which no one else uses yet, so a large member may
+        load without its indexes and keys (never a shared public table: that would lock it)."""
+        entry = self.members.get(name)
+        if entry is None or not entry["rows"]:
+            return 0
+        replace = replace or {}
+        here = _columns(table)
+        columns = [c for c in here if (c in entry["columns"] and c not in skip) or c in replace]
+        values = [replace.get(c, f"r.{_quoted(c)}") for c in columns]
+        bulk = own and table.schema == self.tenant.schema_name and entry["rows"] >= BULK_ROWS
+        with _rows_of(name), _bulk_load(self.cursor, table, self.unchecked) if bulk else nullcontext():
+            loaded = self.staging.rows_take(name, table, columns, self.cursor) if bulk and not replace else None
+            if loaded is None:
+                self.lines_load(name)
+                self.cursor.execute(
+                    f"INSERT INTO {table.qualified} ({', '.join(map(_quoted, columns))})"
+                    f" OVERRIDING SYSTEM VALUE SELECT {', '.join(values)}"
+                    f" FROM archive_lines l, json_populate_record(NULL::{table.qualified}, l.j) AS r"
+                )
+                loaded = self.cursor.rowcount
+        if loaded != entry["rows"]:
+            raise ArchiveError("archive_damaged", f"Member {name} did not load whole.", member=name)
+        self.done += loaded
+        if self.progress:
+            self.progress(self.done, self.total)
+        return loaded
+
+
+def _references_map(loader: _Loader, schema: str) -> dict[str, str]:
+    """SQL that maps the archive's content type and permission ids to this schema's, by natural key
+    (they are created by migrations, so their ids may differ between platforms)."""
+    cursor = loader.cursor
+    cursor.execute("CREATE TEMP TABLE archive_ct (old int, new int) ON COMMIT DROP")
+    cursor.execute("CREATE TEMP TABLE archive_perm (old int, new int) ON COMMIT DROP")
+    if "reference/django_content_type.ndjson" in loader.members:
+        loader.lines_load("reference/django_content_type.ndjson")
+        cursor.execute(
+            f"INSERT INTO archive_ct SELECT (l.j->>'id')::int, c.id FROM archive_lines l"
+            f" JOIN {_quoted(schema)}.django_content_type c"
+            " ON c.app_label = l.j->>'app_label' AND c.model = l.j->>'model'"
+        )
+    if "reference/auth_permission.ndjson" in loader.members:
+        loader.lines_load("reference/auth_permission.ndjson")
+        cursor.execute(
+            f"INSERT INTO archive_perm SELECT (l.j->>'id')::int, p.id FROM archive_lines l"
+            f" JOIN archive_ct m ON m.old = (l.j->>'content_type_id')::int"
+            f" JOIN {_quoted(schema)}.auth_permission p ON p.content_type_id = m.new AND p.codename = l.j->>'codename'"
+        )
+    return {
+        f"{table}.{column}": f"(SELECT m.new FROM {'archive_ct' if target == 'django_content_type' else 'archive_perm'}"
+        f" m WHERE m.old = r.{_quoted(column)})"
+        for table, column, target in _reference_columns(schema)
+    }
+
+
+def _reference_columns(schema: str) -> list[tuple[str, str, str]]:
+    """(table, column, reference table) of the schema's columns that point at REFERENCE_TABLES."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cl.relname, a.attname, pc.relname FROM pg_constraint k"
+            " JOIN pg_class cl ON cl.oid = k.conrelid JOIN pg_class pc ON pc.oid = k.confrelid"
+            " JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]"
+            " WHERE k.contype = 'f' AND cl.relnamespace = %s::regnamespace AND pc.relname = ANY (%s)",
+            [schema, list(REFERENCE_TABLES)],
+        )
+        return cursor.fetchall()
+
+
+def _sequences_reset(schema: str) -> None:
+    """Move every sequence of the schema past the largest id loaded."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attname, pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)"
+            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+            [schema],
+        )
+        for table, column, sequence in cursor.fetchall():
+            if sequence:
+                cursor.execute(
+                    f"SELECT setval(%s, coalesce(max({_quoted(column)}), 0) + 1, false)"
+                    f" FROM {Table(schema, table).qualified}",
+                    [sequence],
+                )
+
+
+def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
+    entry = loader.members["public/tenants_tenant.ndjson"]
+    columns = [c for c in TENANT_SETTINGS if c in entry["columns"]]
+    if entry["rows"] != 1 or not columns:
+        return
+    loader.lines_load("public/tenants_tenant.ndjson")
+    listed = ", ".join(map(_quoted, columns))
+    loader.cursor.execute(
+        f"UPDATE public.tenants_tenant SET ({listed}) = (SELECT {', '.join('r.' + _quoted(c) for c in columns)}"
+        " FROM archive_lines, json_populate_record(NULL::public.tenants_tenant, archive_lines.j) AS r)"
+        " WHERE id = %s",
+        [tenant.pk],
+    )
+
+
+def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:
+    """Re-attach the archive's other (custom) domains that are free here; the ones taken."""
+    entry = loader.members.get("public/tenants_domain.ndjson")
+    if entry is None or not entry["rows"]:
+        return []
+    loader.lines_load("public/tenants_domain.ndjson")
+    loader.cursor.execute("SELECT j->>'domain' FROM archive_lines WHERE NOT (j->>'is_primary')::boolean")
+    taken = []
+    for (domain,) in loader.cursor.fetchall():
+        if Domain.objects.filter(domain=domain).exists():
+            taken.append(domain)
+        else:
+            Domain.objects.create(domain=domain, tenant=tenant, is_primary=False)
+    return taken
+
+
+def _tenant_create(slug: str, name: str) -> Tenant:
+    """The tenant row, its schema (fully migrated, still empty of data) and its primary domain."""
+    connection.set_schema_to_public()
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(schema_name=schema_name_for_slug(slug), slug=slug, name=name)
+    except IntegrityError:  # the same slug, taken concurrently, committed first
+        raise ArchiveError("slug_taken", f"“{slug}” is already taken.") from None
+    schema_create(tenant.schema_name)
+    Domain.objects.create(domain=tenant_domain_for_slug(slug), tenant=tenant, is_primary=True)
+    return tenant
+
+
+def _schema_load(loader: _Loader, schema: str) -> None:
+    remap = _references_map(loader, schema)
+    tables = [t for t in schema_tables(schema) if f"schema/{t.name}.ndjson" in loader.members]
+    with connection.cursor() as cursor:
+        for table in tables:  # rows the schema's creation seeded (a default policy) give way to the archive's
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified})")
+            if cursor.fetchone()[0]:
+                cursor.execute(f"DELETE FROM {table.qualified}")
+    for table in tables:
+        replace = {k.split(".", 1)[1]: v for k, v in remap.items() if k.split(".", 1)[0] == table.name}
+        loader.insert(f"schema/{table.name}.ndjson", table, replace=replace, own=True)
+    _foreign_keys_validate(loader.cursor, loader.unchecked)
+    _sequences_reset(schema)
+
+
+def _public_load(loader: _Loader, tenant: Tenant) -> None:
+    new_id = str(int(tenant.pk))
+    for table in public_tenant_tables():
+        if table.name == "tenants_domain":
+            continue
+        loader.insert(f"public/{table.name}.ndjson", table, replace={"tenant_id": new_id}, skip=_generated_keys(table))
+
+
+def _chain_base_set(tenant: Tenant, manifest: dict) -> None:
+    """Tell the audit chain its imported events were hashed under the original tenant's id (its
+    base row, if the archive had one, came with the public rows: where the chain starts)."""
+    hash_tenant_id = manifest.get("audit", {}).get("hash_tenant_id")
+    if not isinstance(hash_tenant_id, int):
+        hash_tenant_id = manifest["tenant"]["id"]
+    audit_chain_base_set(tenant_id=tenant.pk, hash_tenant_id=hash_tenant_id)
+
+
+def tenant_import(
+    file: BinaryIO | str | Path,
+    *,
+    slug: str,
+    name: str | None = None,
+    actor=None,
+    progress: Progress | None = None,
+) -> Tenant:
+    """A new workspace `slug` holding the archive's data, or nothing at all.
+
+    Every member is verified against the manifest before anything is written (ArchiveError
+    naming the member otherwise); then the tenant, its schema and every row are created in one
+    transaction. Ids inside the schema are kept; public rows take the new tenant's id."""
+    manifest = archive_verify(file)
+    slug, name = _target_check(manifest, slug=slug, name=name)
+    with _opened(file) as archive, _Staging(archive, manifest) as staging, transaction.atomic():
+        tenant = _tenant_create(slug, name)
+        loader = _Loader(archive, manifest, tenant, progress, staging)
+        if progress:
+            progress(0, loader.total)
+        _tenant_settings_apply(loader, tenant)
+        taken = _domains_attach(loader, tenant)
+        _schema_load(loader, tenant.schema_name)
+        staging.drop(loader.cursor)
+        with usage_scope(tenant.pk), rls_scope(tenant.pk):
+            _public_load(loader, tenant)
+        _chain_base_set(tenant, manifest)
+        with schema_context(tenant.schema_name):
+            from apps.accounts.models import User
+
+            members = User.objects.filter(is_active=True).count()
+        Tenant.objects.filter(pk=tenant.pk).update(member_count=members)
+        if progress:
+            progress(loader.total, loader.total)
+        tenant.refresh_from_db()
+        source = manifest["tenant"]
+        data = {
+            "from": {"id": source["id"], "slug": source.get("slug")},
+            "rows": loader.done,
+            "archive_created_at": manifest.get("created_at"),
+            "domains_taken": taken,
+        }
+        audit_record(action="tenant.imported", actor=actor or "system", target=tenant, data=data, chain=tenant.pk)
+        audit_record(action="tenant.imported", actor=actor or "system", target=tenant, data=data, chain=PLATFORM)
+        hosts = list(tenant.domains.values_list("domain", flat=True))
+        transaction.on_commit(lambda: route_invalidate(*hosts))
+    return tenant

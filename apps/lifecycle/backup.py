@@ -1,0 +1,520 @@
+"""Backups with pg_dump and their restore with pg_restore (docs/operations/disaster-recovery.md).
+
+A backup is one tar file, written under a hidden temporary name and renamed once complete, so
+a crash never leaves a file that looks like a backup. Its members:
+- `manifest.json`: format and version, scope, time, PostgreSQL version, and each member's size
+  and SHA-256 (restore checks every one before it writes anything);
+- the whole database: `database.dump` (pg_dump -Fc);
+- one workspace: `schema.dump` (pg_dump -Fc -n <its schema>) and `public/<table>.copy`, its rows
+  of every public table with a `tenant_id` column plus its `tenants_tenant` row (COPY text
+  format), all read in one snapshot, which pg_dump shares (`--snapshot`).
+
+Connections are passed to the PostgreSQL tools in their environment (PGPASSWORD …), never on
+the command line. Public audit and usage tables are under forced Row-Level Security, which binds
+the application's role too: the whole-database dump needs a role that bypasses it
+(FOUNDRY_BACKUP_DATABASE_URL); a workspace's rows are read by the application's role inside
+that workspace's scopes.
+"""
+
+# ruff: noqa: S603, S608 — the tools run are PostgreSQL's, with arguments of ours; names in SQL come
+# from the catalog or the checked manifest and are quoted, and the only value is an integer id.
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import environ
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.audit.scope import rls_scope
+from apps.billing.rls import usage_scope
+from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
+from apps.tenants.models import Tenant
+
+FORMAT = "foundry-backup"
+VERSION = 1
+DATABASE = "database"  # the scope of a whole-database backup; a workspace's is "tenant-<slug>"
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"^foundry-(?P<scope>database|tenant-[a-z0-9_-]+)-(?P<at>\d{8}T\d{6}\.\d{3}Z)\.tar$")
+_CHUNK = 1 << 20
+
+
+class BackupError(Exception):
+    """A backup or restore refused or failed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    path: Path
+    scope: str
+    size: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A backup file whose every member was checked against its manifest."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def scope(self) -> str:
+        return self.manifest["scope"]
+
+    @property
+    def tenant(self) -> dict | None:
+        return self.manifest.get("tenant")
+
+
+# --- PostgreSQL tools ---------------------------------------------------------------------------
+def pg_binary(name: str) -> str:
+    """`name` (pg_dump, pg_restore) of the server's major version, as Debian installs them, else
+    the one on PATH."""
+    major = connection.pg_version // 10000
+    candidate = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} of PostgreSQL {major} was not found (apt-get install postgresql-client-{major}).")
+    return found
+
+
+def pg_environment(*, url: str = "", database: str | None = None) -> dict[str, str]:
+    """The libpq environment of a connection: `url`, else the application's database."""
+    config = environ.Env.db_url_config(url) if url else settings.DATABASES["default"]
+    values = {
+        "PGHOST": config.get("HOST") or "127.0.0.1",
+        "PGPORT": str(config.get("PORT") or 5432),
+        "PGUSER": config.get("USER") or "",
+        "PGPASSWORD": config.get("PASSWORD") or "",
+        "PGDATABASE": database or config["NAME"],
+        "PGCONNECT_TIMEOUT": "10",
+        "PGAPPNAME": "foundry-backup",
+    }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return {**inherited, **{k: v for k, v in values.items() if v}}
+
+
+def _run(command: list[str], *, env: dict[str, str], what: str) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise BackupError(f"{what}: {Path(command[0]).name} failed: {' '.join(detail[-3:]) or result.returncode}")
+
+
+def _dump_environment() -> dict[str, str]:
+    return pg_environment(url=settings.FOUNDRY_BACKUP_DATABASE_URL, database=connection.settings_dict["NAME"])
+
+
+# --- writing a backup ---------------------------------------------------------------------------
+def backup_name(scope: str, at: datetime) -> str:
+    return f"foundry-{scope}-{at.strftime('%Y%m%dT%H%M%S')}.{at.microsecond // 1000:03d}Z.tar"
+
+
+def tenant_scope(slug: str) -> str:
+    return f"tenant-{slug}"
+
+
+def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFile:
+    """Back up the whole database, or one workspace (its schema and its public rows), into a
+    new file in `directory`."""
+    if connection.in_atomic_block:
+        raise BackupError("a backup runs in transactions of its own, not inside another")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    at = datetime.now(UTC)
+    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
+    final = directory / backup_name(scope, at)
+    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=directory))
+    try:
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "scope": DATABASE if tenant is None else "tenant",
+            "created_at": at.isoformat(),
+            "database": connection.settings_dict["NAME"],
+            "server_version": connection.pg_version,
+        }
+        if tenant is None:
+            members = [_database_dump(work / "database.dump", final)]
+        else:
+            manifest["tenant"] = {"id": tenant.pk, "slug": tenant.slug, "schema_name": tenant.schema_name}
+            members, manifest["tables"] = _tenant_dump(tenant, work, final)
+        manifest["members"] = {name: {"size": path.stat().st_size, "sha256": _sha256(path)} for name, path in members}
+        partial = work / final.name
+        _tar_write(partial, manifest, members)
+        os.replace(partial, final)
+        _fsync_directory(directory)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return BackupFile(path=final, scope=scope, size=final.stat().st_size, seconds=time.monotonic() - started)
+
+
+def _database_dump(target: Path, final: Path) -> tuple[str, Path]:
+    env = _dump_environment()
+    _refuse_without_bypass(env, final)
+    _run([pg_binary("pg_dump"), "-Fc", "--no-password", "-f", str(target)], env=env, what=str(final))
+    return "database.dump", target
+
+
+def _refuse_without_bypass(env: dict[str, str], final: Path) -> None:
+    """pg_dump refuses tables whose rows Row-Level Security hides; say why before it starts."""
+    import psycopg
+
+    params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": env["PGDATABASE"]}
+    with psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params) as conn:
+        bypass = conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()[
+            0
+        ]
+    if not bypass:
+        raise BackupError(
+            f"{final}: the role {env.get('PGUSER')!r} cannot read every tenant's audit and usage rows (forced "
+            "Row-Level Security); set FOUNDRY_BACKUP_DATABASE_URL to a role with BYPASSRLS "
+            "(docs/operations/disaster-recovery.md)."
+        )
+
+
+def _tenant_dump(tenant: Tenant, work: Path, final: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
+    """The workspace's schema and its public rows, read in one snapshot."""
+    members = []
+    tables = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+        schema_file = work / "schema.dump"
+        command = [pg_binary("pg_dump"), "-Fc", "--no-password", "--snapshot", snapshot]
+        command += ["-n", tenant.schema_name, "-f", str(schema_file)]
+        _run(command, env=_dump_environment(), what=str(final))
+        members.append(("schema.dump", schema_file))
+        with usage_scope(tenant.pk), rls_scope(tenant.pk), connection.cursor() as cursor:
+            for table, key in tenant_public_tables():
+                columns = stored_columns(table)
+                member = f"public/{table.name}.copy"
+                path = work / f"{table.name}.copy"
+                rows = 0
+                select = f"SELECT {', '.join(_quoted(columns))} FROM {table.qualified} WHERE {key} = {int(tenant.pk)}"
+                with path.open("wb") as file, cursor.copy(f"COPY ({select}) TO STDOUT") as copy:
+                    for data in copy:
+                        rows += bytes(data).count(b"\n")
+                        file.write(data)
+                members.append((member, path))
+                tables.append({"table": table.name, "key": key, "columns": columns, "rows": rows, "member": member})
+    return members, tables
+
+
+def tenant_public_tables() -> list[tuple[Table, str]]:
+    """The public tables holding a workspace's rows, parents first, with the column naming it."""
+    keyed = {table.name: "tenant_id" for table in public_tenant_tables()}
+    keyed["tenants_tenant"] = "id"
+    ordered = [table for table in schema_tables("public", bookkeeping=True) if table.name in keyed]
+    return [(table, keyed[table.name]) for table in ordered]
+
+
+def _quoted(names: list[str]) -> list[str]:
+    return [connection.ops.quote_name(name) for name in names]
+
+
+def _tar_write(path: Path, manifest: dict, members: list[tuple[str, Path]]) -> None:
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    with path.open("wb") as raw:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(body), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(body))
+            for name, member in members:
+                tar.add(member, arcname=name, recursive=False)
+        raw.flush()
+        os.fsync(raw.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backup_run(
+    *, directory: Path, keep: int, tenant: Tenant | None = None, actor=None
+) -> tuple[BackupFile, list[Path]]:
+    """Back up (the whole database, or one workspace), rotate that scope's backups, and record
+    both in the platform's audit chain: the file and the deleted ones."""
+    from apps.audit.models import PLATFORM, Outcome
+    from apps.audit.services import audit_record
+
+    actor = actor or "lifecycle"
+    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
+    try:
+        made = backup_create(directory=directory, tenant=tenant)
+    except BackupError as error:
+        with transaction.atomic():
+            audit_record(
+                action="lifecycle.backup.failed",
+                actor=actor,
+                target=("backup", scope),
+                data={"error": str(error)[:500]},
+                outcome=Outcome.FAILURE,
+                chain=PLATFORM,
+            )
+        raise
+    deleted = backup_rotate(directory=directory, scope=scope, keep=keep)
+    with transaction.atomic():
+        audit_record(
+            action="lifecycle.backup.created",
+            actor=actor,
+            target=("backup", scope),
+            data={
+                "file": made.path.name,
+                "size": made.size,
+                "seconds": round(made.seconds, 3),
+                "deleted": [path.name for path in deleted],
+            },
+            chain=PLATFORM,
+        )
+    return made, deleted
+
+
+# --- rotation -----------------------------------------------------------------------------------
+def backup_list(directory: Path, scope: str) -> list[Path]:
+    """The complete backups of `scope` in `directory`, oldest first (names sort by time)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = _NAME.match(path.name)
+        if match and match["scope"] == scope and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.name)
+
+
+def backup_rotate(*, directory: Path, scope: str, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` backups of `scope` (0 keeps all); the deleted files."""
+    if keep <= 0:
+        return []
+    old = backup_list(directory, scope)[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+# --- reading a backup ---------------------------------------------------------------------------
+def backup_open(path: Path) -> Backup:
+    """The backup at `path`, every member checked against its manifest; BackupError if it is
+    missing, truncated, altered or not a backup of this format."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(f"{path}: no such file.")
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            manifest = _manifest(tar, path)
+            names = {m.name for m in tar.getmembers() if m.name != MANIFEST}
+            if names != set(manifest["members"]):
+                raise BackupError(f"{path}: its members do not match its manifest (truncated or altered).")
+            for name, expected in manifest["members"].items():
+                if _member_sha256(tar, name) != expected["sha256"]:
+                    raise BackupError(f"{path}: member {name} does not match its checksum (truncated or altered).")
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BackupError(f"{path}: not a readable backup ({error}).") from None
+    return Backup(path=path, manifest=manifest)
+
+
+def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
+    try:
+        file = tar.extractfile(MANIFEST)
+        manifest = json.loads(file.read()) if file else None
+    except KeyError:
+        manifest = None
+    except ValueError:
+        raise BackupError(f"{path}: its manifest is not JSON.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{path}: not a {FORMAT} file (no manifest).")
+    if not isinstance(manifest.get("version"), int) or manifest["version"] > VERSION:
+        version = manifest.get("version")
+        raise BackupError(f"{path}: format version {version!r} is newer than this platform's ({VERSION}).")
+    if manifest.get("scope") not in {DATABASE, "tenant"} or not isinstance(manifest.get("members"), dict):
+        raise BackupError(f"{path}: its manifest is incomplete.")
+    return manifest
+
+
+def _member_sha256(tar: tarfile.TarFile, name: str) -> str:
+    file = tar.extractfile(name)
+    if file is None:
+        raise BackupError(f"{tar.name}: member {name} is not a file.")
+    digest = hashlib.sha256()
+    while chunk := file.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _extracted(backup: Backup, name: str) -> Iterator[Path]:
+    """A member of the backup as a file of its own, for pg_restore, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="foundry-restore-") as work:
+        target = Path(work) / Path(name).name
+        with tarfile.open(backup.path, mode="r:") as tar, target.open("wb") as out:
+            shutil.copyfileobj(tar.extractfile(name), out, _CHUNK)
+        yield target
+
+
+# --- restoring ----------------------------------------------------------------------------------
+def database_is_empty(name: str) -> bool:
+    """Whether database `name` holds no table, view or sequence of its own."""
+    import psycopg
+
+    env = pg_environment(database=name)
+    params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": name}
+    with psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+        ).fetchone()[0]
+    return count == 0
+
+
+def database_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
+    """Restore a whole-database backup into `database`: a new one (`create`), or an existing
+    empty one; one that holds anything is refused unless `force`, which drops what the backup
+    holds before recreating it. pg_restore runs as one transaction: a failure leaves nothing."""
+    if backup.scope != DATABASE:
+        raise BackupError(f"{backup.path}: a workspace's backup; it is restored into this database without --database.")
+    if create:
+        if database_exists(database):
+            raise BackupError(f"{backup.path}: database {database!r} exists already (leave out --create).")
+        if connection.in_atomic_block:
+            raise BackupError("CREATE DATABASE cannot run inside a transaction")
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(database)}")
+    elif not database_exists(database):
+        raise BackupError(f"{backup.path}: database {database!r} does not exist (add --create).")
+    elif not force and not database_is_empty(database):
+        raise BackupError(
+            f"{backup.path}: database {database!r} is not empty; restoring over it needs --force "
+            "(restore into a new database with --create instead)."
+        )
+    command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
+    if force:
+        command += ["--clean", "--if-exists"]
+    try:
+        with _extracted(backup, "database.dump") as dump:
+            _run([*command, "-d", database, str(dump)], env=pg_environment(database=database), what=str(backup.path))
+    except BackupError:
+        if create:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")
+        raise
+
+
+def backup_restore_tenant(*, backup: Backup) -> Tenant:
+    """Restore a workspace's backup into this database, where it must not exist (say, after an
+    accidental purge): its schema with pg_restore, then its public rows in one transaction. If
+    the rows fail, the schema is dropped again: nothing is left half restored."""
+    if backup.scope != "tenant":
+        raise BackupError(f"{backup.path}: a whole-database backup; restore it with --database NAME.")
+    tenant = backup.tenant
+    _refuse_existing(backup)
+    current = {table.name: table for table, _key in tenant_public_tables()}
+    for item in backup.manifest["tables"]:
+        table = current.get(item["table"])
+        if table is None or not set(item["columns"]) <= set(stored_columns(table)):
+            raise BackupError(f"{backup.path}: table {item['table']} does not fit this database's schema.")
+    with _extracted(backup, "schema.dump") as dump:
+        command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
+        env = pg_environment(database=connection.settings_dict["NAME"])
+        _run([*command, "-d", connection.settings_dict["NAME"], str(dump)], env=env, what=str(backup.path))
+    try:
+        _public_rows_load(backup, tenant["id"])
+    except Exception:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(tenant['schema_name'])} CASCADE")
+        raise
+    restored = Tenant.objects.get(pk=tenant["id"])
+    from apps.tenants.routing import route_invalidate
+
+    route_invalidate(*restored.domains.values_list("domain", flat=True))
+    return restored
+
+
+def _refuse_existing(backup: Backup) -> None:
+    tenant = backup.tenant
+    if Tenant.objects.filter(slug=tenant["slug"]).exists():
+        raise BackupError(f"{backup.path}: a workspace with slug {tenant['slug']!r} exists already.")
+    if Tenant.objects.filter(pk=tenant["id"]).exists():
+        raise BackupError(f"{backup.path}: a workspace with id {tenant['id']} exists already.")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [tenant["schema_name"]])
+        if cursor.fetchone():
+            raise BackupError(f"{backup.path}: schema {tenant['schema_name']!r} exists already.")
+
+
+def _public_rows_load(backup: Backup, tenant_id: int) -> None:
+    """Every public row of the backup, in one transaction, in its tenant's scopes. COPY cannot
+    write into a table under Row-Level Security, so each goes through a temporary table."""
+    with (
+        tarfile.open(backup.path, mode="r:") as tar,
+        transaction.atomic(),
+        usage_scope(tenant_id),
+        rls_scope(tenant_id),
+        connection.cursor() as cursor,
+    ):
+        for item in backup.manifest["tables"]:
+            if not item["rows"]:
+                continue
+            columns = ", ".join(_quoted(item["columns"]))
+            staging = connection.ops.quote_name(f"_restore_{item['table']}")
+            target = Table("public", item["table"]).qualified
+            cursor.execute(f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {columns} FROM {target} LIMIT 0")
+            source = tar.extractfile(item["member"])
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                while chunk := source.read(_CHUNK):
+                    copy.write(chunk)
+            cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
+        _restored_record(backup)
+
+
+def _restored_record(backup: Backup) -> None:
+    from apps.audit.models import PLATFORM
+    from apps.audit.services import audit_record
+
+    tenant = backup.tenant
+    audit_record(
+        action="lifecycle.backup.restored",
+        actor="lifecycle",
+        target=("tenant", tenant["id"]),
+        data={"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]},
+        chain=PLATFORM,
+    )

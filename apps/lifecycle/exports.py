@@ -1,0 +1,314 @@
+"""Export jobs: a workspace's archive (apps/lifecycle/archive.py) made by a Celery worker, with
+progress, into the default storage, downloadable through an expiring signed link (docs/export-jobs.md).
+
+- One export at a time per workspace: a start while one is queued or running is refused
+  (`export_in_progress`), unless that one was lost (its task never ran, or its worker died).
+- The worker holds a Redis lock (apps/runs/locks.py) while it works: a copy of the task
+  delivered again finds the lock held and leaves; a running export whose lock expired was lost.
+- The archive is written to a temporary file, then saved as `exports/<schema>/<id>.zip` (the
+  prefix purge deletes). Its SHA-256 and size are recorded; the link ends at `expires_at`.
+- A download needs the signed link (export id, schema, expiry) AND an owner or admin of the
+  workspace the link was made for: a link shown on another workspace's host is a 404.
+"""
+
+import hashlib
+import logging
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import connection, connections, transaction
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record
+from apps.catalog.services import author_of
+from apps.lifecycle.archive import ArchiveError, tenant_export
+from apps.lifecycle.models import Export
+from apps.runs.locks import RunLock
+from apps.tenants.models import Tenant
+from foundry.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (Export.Status.QUEUED, Export.Status.RUNNING)
+# A queued export whose task has not started in this long lost it (the broker was away).
+QUEUED_LOST_AFTER = timedelta(minutes=30)
+PROGRESS_EVERY_SECONDS = 0.5
+ARCHIVE_SUFFIX = ".zip"  # the archive is a zip file (apps/lifecycle/archive.py)
+_LINK_SALT = "lifecycle.export.download"
+_WORKER = "service:lifecycle.export"
+
+
+def export_storage_prefix(schema_name: str) -> str:
+    """Where a workspace's archives are kept in the default storage (purge deletes it whole)."""
+    return f"exports/{schema_name}/"
+
+
+def _created_by(actor: Any) -> str:
+    """A member by email; an API token by its name and prefix."""
+    name, email = author_of(actor)
+    return (email if getattr(actor, "token", None) is None and email else name)[:255]
+
+
+def _lock(schema_name: str, export_id) -> RunLock:
+    return RunLock(schema_name, f"export:{export_id}")
+
+
+# --- selectors ------------------------------------------------------------------------------
+
+
+def export_list(*, limit: int = 50) -> QuerySet[Export]:
+    """The workspace's exports, newest first."""
+    return Export.objects.order_by("-created_at")[:limit]
+
+
+def export_get(*, export_id) -> Export:
+    try:
+        export = Export.objects.filter(pk=uuid.UUID(str(export_id))).first()
+    except ValueError:
+        export = None
+    if export is None:
+        raise ServiceError("export_not_found", "There is no export with this id.", status=404)
+    return export
+
+
+def export_error(export: Export) -> tuple[str, str]:
+    """(code, message) of a failed export; the stored text is `code: message`."""
+    code, _, message = export.error.partition(": ")
+    return (code, message) if message else ("export_failed", export.error)
+
+
+def export_link_expired(export: Export, *, now: datetime | None = None) -> bool:
+    return export.expires_at is not None and export.expires_at <= (now or timezone.now())
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+def _lost(export: Export, now: datetime) -> bool:
+    """Whether an active export will never finish: its task never came, or its worker died."""
+    if export.status == Export.Status.QUEUED:
+        return export.created_at < now - QUEUED_LOST_AFTER
+    return not _lock(connection.schema_name, export.pk).held
+
+
+def _fail(export: Export, code: str, message: str) -> None:
+    export.status = Export.Status.FAILED
+    export.error = f"{code}: {message}"[:500]
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "error", "finished_at"])
+
+
+@transaction.atomic
+def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
+    """Queue an export of this workspace (the connection's schema); 409 while one is going on."""
+    schema = connection.schema_name
+    with connection.cursor() as cursor:  # two starts at once: the second waits, then sees the first
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifecycle.export:{schema}"])
+    now = timezone.now()
+    for active in Export.objects.select_for_update().filter(status__in=ACTIVE):
+        if not _lost(active, now):
+            raise ServiceError(
+                "export_in_progress",
+                "An export of this workspace is already under way; wait for it to finish.",
+                status=409,
+            )
+        _fail(active, "export_lost", "The export stopped before it finished (its worker was lost). Start another.")
+    export = Export.objects.create(created_by=_created_by(actor))
+    audit_record(action="export.started", actor=actor, target=export, request=request)
+    from apps.lifecycle.tasks import export_tenant
+
+    # robust: the job is committed; if the broker is away it stays queued and counts as lost
+    # after QUEUED_LOST_AFTER, so the caller is not told that a recorded start failed.
+    transaction.on_commit(lambda: export_tenant.apply_async(args=[schema, str(export.pk)]), robust=True)
+    return export
+
+
+# --- running (the Celery task) --------------------------------------------------------------
+
+
+class _Progress:
+    """`progress(done, total)` for the archive writer, saved at most every PROGRESS_EVERY_SECONDS.
+
+    Written on a connection of its own, in autocommit: the export reads the workspace in one
+    long transaction (a consistent snapshot), whose writes nobody would see until it ends.
+    """
+
+    def __init__(self, schema_name: str, export_id) -> None:
+        self._table = f"{connection.ops.quote_name(schema_name)}.{connection.ops.quote_name(Export._meta.db_table)}"
+        self._export_id = export_id
+        self._last = 0.0
+        self._connection = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EVERY_SECONDS and done < total:
+            return
+        self._last = now
+        if self._connection is None:
+            self._connection = connections.create_connection("default")
+        with self._connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self._table} SET rows_done = %s, rows_total = %s WHERE id = %s",  # noqa: S608 — quoted names
+                [done, total, self._export_id],
+            )
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def _archive_name(schema_name: str, export: Export) -> str:
+    return f"{export_storage_prefix(schema_name)}{export.pk}{ARCHIVE_SUFFIX}"
+
+
+def _sha256(handle) -> str:
+    handle.seek(0)
+    return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def export_run(*, export_id: str) -> str:
+    """Make the archive of a queued export (the connection is on its workspace); its final status.
+
+    Safe to deliver twice: a copy finding the export's lock held, or the export no longer
+    active, does nothing.
+    """
+    schema = connection.schema_name
+    lock = _lock(schema, export_id)
+    if not lock.acquire():
+        return "locked"
+    try:
+        claimed = Export.objects.filter(pk=export_id, status__in=ACTIVE).update(
+            status=Export.Status.RUNNING, rows_done=0, error=""
+        )
+        if not claimed:
+            return "gone"
+        return _export_write(schema, Export.objects.get(pk=export_id))
+    finally:
+        lock.release()
+
+
+def _export_write(schema: str, export: Export) -> str:
+    progress = _Progress(schema, export.pk)
+    name = _archive_name(schema, export)
+    saved = None
+    try:
+        with tempfile.NamedTemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
+            manifest = tenant_export(Tenant.objects.get(schema_name=schema), out, progress=progress)
+            out.flush()
+            sha256 = _sha256(out)
+            out.seek(0)
+            default_storage.delete(name)  # a retried task's leftover, if any: never a renamed copy
+            saved = default_storage.save(name, File(out, name=name))
+            size = default_storage.size(saved)
+    except ArchiveError as e:
+        _export_failed(export, saved, e.code, e.message)
+        return export.status
+    except Exception:
+        logger.exception("export %s of %s failed", export.pk, schema)
+        _export_failed(export, saved, "export_failed", "The export failed on our side; it has been logged.")
+        return export.status
+    finally:
+        progress.close()
+    _export_succeeded(export, name=saved, size=size, sha256=sha256, manifest=manifest)
+    return export.status
+
+
+@transaction.atomic
+def _export_succeeded(export: Export, *, name: str, size: int, sha256: str, manifest: dict) -> None:
+    current = Export.objects.select_for_update().filter(pk=export.pk).first()
+    if current is None or current.status != Export.Status.RUNNING:
+        default_storage.delete(name)  # given up as lost (or deleted) meanwhile: that answer stands
+        return
+    now = timezone.now()
+    export.status = Export.Status.SUCCEEDED
+    export.rows_done = export.rows_total = manifest["rows"]
+    export.file, export.size, export.sha256 = name, size, sha256
+    export.finished_at = now
+    export.expires_at = now + timedelta(seconds=settings.FOUNDRY_EXPORT_LINK_SECONDS)
+    export.save(
+        update_fields=["status", "file", "size", "sha256", "rows_done", "rows_total", "finished_at", "expires_at"]
+    )
+    audit_record(
+        action="export.finished",
+        actor=_WORKER,
+        target=export,
+        data={"status": export.status, "rows": export.rows_done, "size": size, "sha256": sha256},
+    )
+
+
+@transaction.atomic
+def _export_failed(export: Export, saved: str | None, code: str, message: str) -> None:
+    if saved:
+        default_storage.delete(saved)
+    _fail(export, code, message)
+    audit_record(
+        action="export.finished",
+        actor=_WORKER,
+        target=export,
+        data={"status": export.status, "error": code},
+        outcome=Outcome.FAILURE,
+    )
+
+
+# --- the download link ----------------------------------------------------------------------
+
+
+def export_link_signature(export: Export) -> str:
+    """The signed part of the export's download link: its id, workspace and expiry."""
+    expires = int(export.expires_at.timestamp())
+    return signing.dumps([str(export.pk), connection.schema_name, expires], salt=_LINK_SALT, compress=False)
+
+
+def export_for_download(*, export_id, signature: str | None, actor: Any = None, request=None) -> Export:
+    """The export a download link names, once the link is proven to be this workspace's, for
+    this export, and not expired; records the download (`export.downloaded`)."""
+    export = export_get(export_id=export_id)  # none with this id here: 404, whatever the link
+    try:
+        payload = signing.loads(signature or "", salt=_LINK_SALT)
+    except signing.BadSignature:
+        raise ServiceError("link_invalid", "This download link is not valid.", status=403) from None
+    if not (isinstance(payload, list) and len(payload) == 3 and isinstance(payload[2], int)):
+        raise ServiceError("link_invalid", "This download link is not valid.", status=403)
+    link_export, link_schema, link_expires = payload
+    if link_schema != connection.schema_name or link_export != str(export_id).lower():
+        raise ServiceError("export_not_found", "There is no export with this id.", status=404)
+    if export.status != Export.Status.SUCCEEDED or not export.file:
+        raise ServiceError("export_not_found", "There is no export with this id.", status=404)
+    now = timezone.now()
+    if datetime.fromtimestamp(link_expires, tz=UTC) <= now or export_link_expired(export, now=now):
+        raise ServiceError("export_expired", "This download link has expired; start a new export.", status=410)
+    if not default_storage.exists(export.file):
+        raise ServiceError("export_expired", "This export's archive has been deleted; start a new export.", status=410)
+    audit_record(action="export.downloaded", actor=actor, target=export, request=request)
+    return export
+
+
+def export_download_url(export: Export, *, url_name: str = "api:export_download") -> str:
+    """The download link's path (the API's, or the console's `lifecycle:export_download`)."""
+    return f"{reverse(url_name, args=[export.pk])}?{urlencode({'signature': export_link_signature(export)})}"
+
+
+def export_file_response(export: Export) -> FileResponse:
+    """The archive, streamed as an attachment."""
+    name = f"{connection.tenant.slug}-{export.created_at:%Y%m%d-%H%M%S}{ARCHIVE_SUFFIX}"
+    response = FileResponse(
+        default_storage.open(export.file, "rb"),
+        as_attachment=True,
+        filename=name,
+        content_type="application/octet-stream",
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Content-SHA256"] = export.sha256
+    return response

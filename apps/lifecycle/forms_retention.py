@@ -1,0 +1,37 @@
+"""The console's retention form. It only parses: `retention_policy_set` judges every value."""
+
+from django import forms
+
+from apps.lifecycle.retention import DAYS_FIELDS
+
+LABELS = {
+    "runs_days": "Finished runs, with their steps and checkpoints",
+    "checkpoints_days": "Checkpoints beyond a finished run's final state",
+    "usage_detail_days": "Usage detail, once rolled up",
+    "traces_days": "Runs' trace references",
+    "exports_days": "Export archives",
+    "audit_days": "Audit trail",
+}
+
+
+class RetentionPolicyForm(forms.Form):
+    audit_legal_hold = forms.BooleanField(required=False, label="Audit trail on legal hold (kept whatever its days)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in DAYS_FIELDS:
+            self.fields[name] = forms.CharField(
+                required=False,
+                label=f"{LABELS[name]} (days; empty: for ever)",
+                widget=forms.TextInput({"inputmode": "numeric", "placeholder": "for ever"}),
+            )
+        self.order_fields([*DAYS_FIELDS, "audit_legal_hold"])
+
+    def values(self) -> dict:
+        """What to hand `retention_policy_set`: whole numbers as ints, empty as None, anything
+        else as typed (so the service's code, days_invalid, is the verdict)."""
+        values = {"audit_legal_hold": self.cleaned_data["audit_legal_hold"]}
+        for name in DAYS_FIELDS:
+            text = self.cleaned_data[name].strip()
+            values[name] = None if not text else int(text) if text.isascii() and text.isdigit() else text
+        return values

@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.lifecycle.retention import KINDS, retention_apply, retention_tenants
+from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_get
+
+
+class Command(BaseCommand):
+    help = (
+        "Apply the retention policy of one workspace or of every active one, as the nightly beat job "
+        "does, printing what went per kind; --dry-run only counts what would go."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", default=None, metavar="SLUG", help="one workspace (default: every active one)")
+        parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+
+    def handle(self, *args, tenant, dry_run, **options):
+        if tenant is None:
+            tenants = list(retention_tenants())
+        else:
+            try:
+                tenants = [tenant_get(slug=tenant)]
+            except Tenant.DoesNotExist:
+                raise CommandError(f"--tenant: no workspace {tenant[:63]!r}.") from None
+        verb = "would delete" if dry_run else "deleted"
+        for one in tenants:
+            counts = retention_apply(tenant=one, dry_run=dry_run, actor="service:manage.py apply_retention")
+            shown = ", ".join(f"{kind} {counts[kind]}" for kind in KINDS)
+            self.stdout.write(f"{one.slug}: {verb} {shown}")

@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.audit.history import history_actor
+from apps.lifecycle.archive import ArchiveError, tenant_import
+from apps.lifecycle.management.commands.export_tenant import ProgressLine
+
+
+class Command(BaseCommand):
+    help = "Create a new workspace from an archive made by export_tenant (docs/export.md)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--slug", required=True, help="The new workspace's slug (its address).")
+        parser.add_argument("--name", help="Its name (default: the archived workspace's).")
+
+    def handle(self, *args, file, slug, name, **options):
+        line = ProgressLine(self.stderr, f"Importing into {slug}")
+        try:
+            with history_actor("cli:import_tenant"):
+                tenant = tenant_import(file, slug=slug, name=name, actor="cli:import_tenant", progress=line.update)
+        except ArchiveError as e:
+            where = f" (member {e.member})" if e.member else ""
+            raise CommandError(f"{file}{where}: {e.message} [{e.code}] Nothing was imported.") from None
+        finally:
+            line.end()
+        self.stdout.write(f"Imported {file} as {tenant.slug} (“{tenant.name}”).")

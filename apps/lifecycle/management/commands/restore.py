@@ -1,0 +1,42 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from apps.lifecycle.backup import DATABASE, BackupError, backup_open, backup_restore_database, backup_restore_tenant
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore a backup made by `manage.py backup`, after checking every member's checksum. A whole-database "
+        "backup goes into a new database (--create) or an empty one; a workspace's backup goes into this "
+        "database, where that workspace must not exist."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--database", metavar="NAME", help="Whole-database backups: the database to restore into.")
+        parser.add_argument("--create", action="store_true", help="Create that database first (it must not exist).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Restore over a database that is not empty, dropping the objects the backup holds first.",
+        )
+        parser.add_argument("--tenant", metavar="SLUG", help="Refuse the file unless it is this workspace's backup.")
+
+    def handle(self, *args, file, database=None, create=False, force=False, tenant=None, **options):
+        try:
+            backup = backup_open(file)
+            if tenant and (backup.tenant or {}).get("slug") != tenant:
+                raise BackupError(f"{file}: not a backup of workspace {tenant!r}.")
+            if backup.scope == DATABASE:
+                target = database or connection.settings_dict["NAME"]
+                backup_restore_database(backup=backup, database=target, create=create, force=force)
+                self.stdout.write(f"Restored {file} into database {target}.")
+                return
+            if database or create or force:
+                raise BackupError(f"{file}: a workspace's backup is restored into this database (no --database).")
+            restored = backup_restore_tenant(backup=backup)
+        except BackupError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"Restored workspace {restored.slug} (id {restored.pk}) from {file}.")

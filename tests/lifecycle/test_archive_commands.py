@@ -1,0 +1,96 @@
+"""`manage.py export_tenant` and `import_tenant`: a round trip, and clear refusals that write nothing."""
+
+import io
+import json
+import uuid
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.audit.verify import audit_verify
+from apps.lifecycle.archive import MANIFEST
+from apps.tenants.models import Tenant
+from tests.lifecycle.test_archive import members_of, rewritten, world
+
+
+def export(slug: str, path) -> str:
+    out = io.StringIO()
+    call_command("export_tenant", slug, str(path), stdout=out)
+    return out.getvalue()
+
+
+def test_it_exports_and_imports_a_workspace(acme, tmp_path):
+    path = tmp_path / "acme.zip"
+    said = export("acme", path)
+    assert f"Exported acme to {path}" in said
+    assert json.loads(zipfile.ZipFile(path).read(MANIFEST))["tenant"]["slug"] == "acme"
+    assert not (tmp_path / "acme.zip.part").exists()
+
+    slug = f"r{uuid.uuid4().hex[:10]}"
+    out = io.StringIO()
+    call_command("import_tenant", str(path), "--slug", slug, "--name", "Acme restored", stdout=out)
+    assert f"as {slug} (“Acme restored”)" in out.getvalue()
+    new = Tenant.objects.get(slug=slug)
+    assert new.name == "Acme restored"
+    with schema_context(new.schema_name):
+        emails = sorted(User.objects.values_list("email", flat=True))
+    with schema_context("acme"):
+        assert emails == sorted(User.objects.values_list("email", flat=True))
+    assert audit_verify(new.pk).ok
+
+
+def test_an_unknown_slug_is_refused_and_no_file_is_written(db, tmp_path):
+    path = tmp_path / "nobody.zip"
+    with pytest.raises(CommandError, match="There is no workspace 'nobody'"):
+        export("nobody", path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_is_not_overwritten(acme, tmp_path):
+    path = tmp_path / "there.zip"
+    path.write_bytes(b"keep me")
+    with pytest.raises(CommandError, match="already exists"):
+        export("acme", path)
+    assert path.read_bytes() == b"keep me"
+
+
+def refused(path, slug: str) -> str:
+    existed = Tenant.objects.filter(slug=slug).exists()
+    before = world()
+    with pytest.raises(CommandError) as error:
+        call_command("import_tenant", str(path), "--slug", slug, stdout=io.StringIO())
+    assert world() == before
+    assert Tenant.objects.filter(slug=slug).exists() == existed
+    message = str(error.value)
+    assert message.startswith(str(path)) and "Nothing was imported" in message
+    return message
+
+
+def test_bad_archives_and_slugs_are_refused_naming_the_file_and_member(acme, tmp_path):
+    good = tmp_path / "acme.zip"
+    export("acme", good)
+    data = good.read_bytes()
+    slug = f"r{uuid.uuid4().hex[:10]}"
+
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(data[: len(data) // 3])
+    assert "[archive_truncated]" in refused(truncated, slug)
+
+    damaged = tmp_path / "damaged.zip"
+    offset, size = next((o, s) for name, o, s in members_of(data) if name == "schema/accounts_user.ndjson")
+    flipped = bytearray(data)
+    flipped[offset + size // 2] ^= 0xFF
+    damaged.write_bytes(bytes(flipped))
+    message = refused(damaged, slug)
+    assert "(member schema/accounts_user.ndjson)" in message and "[archive_damaged]" in message
+
+    newer = tmp_path / "newer.zip"
+    newer.write_bytes(rewritten(data, lambda m: m.update(format_version=99)))
+    assert f"(member {MANIFEST})" in refused(newer, slug) and "format version 99" in refused(newer, slug)
+
+    assert "[slug_taken]" in refused(good, "globex")
+    assert "[slug_invalid]" in refused(good, "Not A Slug")
+    assert "[archive_unreadable]" in refused(tmp_path / "missing.zip", slug)

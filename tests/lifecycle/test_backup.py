@@ -1,0 +1,357 @@
+"""Backups and restores with the real pg_dump/pg_restore (apps/lifecycle/backup.py).
+
+pg_dump sees committed rows only, so these tests work on committed workspaces of their own (no
+`db` fixture, whose transaction is rolled back) and drop the scratch databases they create.
+The whole-database dump runs as a role of its own that bypasses Row-Level Security (created
+here with the superuser bin/dev test provides), as FOUNDRY_BACKUP_DATABASE_URL says it must.
+"""
+
+import io
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.audit.models import PLATFORM
+from apps.audit.scope import rls_scope
+from apps.billing.rls import usage_scope
+from apps.lifecycle.backup import backup_list, tenant_public_tables
+from apps.lifecycle.erasing import erasing
+from apps.lifecycle.inventory import schema_tables
+from apps.runs.services import run_create
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_provision
+from apps.tokens.services import token_issue
+from foundry.celery import app
+from tests.conftest import PASSWORD, ROOT, audit_events, free_port, server_env, server_process, test_database_url
+from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
+
+
+@pytest.fixture(scope="session")
+def backup_role_url(django_db_setup) -> str:
+    """A login role that bypasses Row-Level Security and reads every table (pg_read_all_data)."""
+    superuser = os.environ.get("FOUNDRY_TEST_PG_SUPERUSER")
+    assert superuser, "FOUNDRY_TEST_PG_SUPERUSER is not set (bin/dev test sets it)"
+    name, password = f"foundry_backup_{uuid.uuid4().hex[:8]}", secrets.token_hex(16)
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' BYPASSRLS IN ROLE pg_read_all_data")
+    db = connection.settings_dict
+    yield f"postgres://{name}:{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE {name}")
+
+
+@pytest.fixture
+def backup_role(settings, backup_role_url) -> str:
+    settings.FOUNDRY_BACKUP_DATABASE_URL = backup_role_url
+    return backup_role_url
+
+
+@pytest.fixture
+def unblocked(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        yield
+
+
+def workspace_create() -> Tenant:
+    """A committed workspace with two members, a finished run (steps, usage) and an API token."""
+    slug = f"k{uuid.uuid4().hex[:10]}"
+    tenant = tenant_provision(
+        slug=slug, name=f"Kept {slug}", owner_email=f"owner@{slug}.test", owner_password=PASSWORD
+    ).tenant
+    agent = deploy(tenant, FINANCE, TRIAGE)
+    with schema_context(tenant.schema_name):
+        User.objects.create_user(f"viewer@{slug}.test", PASSWORD, role=Role.VIEWER)
+        run = run_create(agent=agent, input="Triage invoice INV-1001.", created_by="test")
+        assert advance(run, tenant.schema_name).status == "succeeded"
+        tenant.token = token_issue(actor="test", name="backup", role="admin", scopes=["read", "admin"]).plaintext
+    return tenant
+
+
+@pytest.fixture
+def workspace(unblocked) -> Tenant:
+    return workspace_create()
+
+
+@pytest.fixture
+def scratch_databases(unblocked):
+    """Names of databases the test may create; dropped afterwards."""
+    names: list[str] = []
+    yield names
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def scratch_name(names: list[str]) -> str:
+    names.append(f"{connection.settings_dict['NAME']}_restore_{uuid.uuid4().hex[:8]}")
+    return names[-1]
+
+
+def database_url(name: str) -> str:
+    return test_database_url().rsplit("/", 1)[0] + f"/{name}"
+
+
+def database_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def api_get(port: int, tenant: Tenant, path: str):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        headers={"Host": f"{tenant.slug}.localhost", "Authorization": f"Bearer {tenant.token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def public_rows(tenant_id: int) -> dict[str, list[tuple]]:
+    """Every public row of the workspace, by table, as stored."""
+    rows = {}
+    with usage_scope(tenant_id), rls_scope(tenant_id), connection.cursor() as cursor:
+        for table, key in tenant_public_tables():
+            if table.name == "audit_auditchain":
+                continue  # a cache of the chain's head (rebuilt from the last event), not data
+            cursor.execute(f"SELECT * FROM {table.qualified} WHERE {key} = %s ORDER BY 1", [tenant_id])
+            rows[table.name] = cursor.fetchall()
+    return rows
+
+
+def schema_rows(schema: str) -> dict[str, list[tuple]]:
+    rows = {}
+    with connection.cursor() as cursor:
+        for table in schema_tables(schema):
+            cursor.execute(f"SELECT * FROM {table.qualified} ORDER BY 1")
+            rows[table.name] = cursor.fetchall()
+    return rows
+
+
+def workspace_lose(tenant: Tenant) -> None:
+    """An accident: the schema dropped and every public row of the workspace deleted."""
+    with erasing(), usage_scope(tenant.pk), rls_scope(tenant.pk), connection.cursor() as cursor:
+        for table, key in reversed(tenant_public_tables()):
+            cursor.execute(f"DELETE FROM {table.qualified} WHERE {key} = %s", [tenant.pk])
+        cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')
+
+
+def manage(*args: str, database: str | None = None) -> subprocess.CompletedProcess:
+    env = server_env(**({"DATABASE_URL": database_url(database)} if database else {}))
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_whole_database_backup_restored_into_a_fresh_database_serves_the_same_data(
+    workspace, backup_role, scratch_databases, live_port, tmp_path
+):
+    out = io.StringIO()
+    call_command("backup", dir=tmp_path, keep=0, stdout=out)
+    (made,) = backup_list(tmp_path, "database")
+    assert str(made) in out.getvalue()
+    events = audit_events("public", action="lifecycle.backup.created", data={"file": made.name})
+    assert len(events) == 1 and events[0].data["size"] == made.stat().st_size and events[0].data["seconds"] > 0
+
+    name = scratch_name(scratch_databases)
+    call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+
+    port = free_port()
+    env = server_env(DATABASE_URL=database_url(name), FOUNDRY_BIND=f"127.0.0.1:{port}", FOUNDRY_WEB_WORKERS="1")
+    command = [sys.executable, "-m", "gunicorn", "foundry.wsgi", "--config", "foundry/gunicorn.conf.py"]
+    with server_process(command, port=port, env=env, log=ROOT / "test-artifacts" / f"gunicorn-restore-{port}.log"):
+        for path in ("/api/v1/runs", "/api/v1/members"):
+            original, restored = api_get(live_port, workspace, path), api_get(port, workspace, path)
+            assert restored == original
+        (run,) = api_get(port, workspace, "/api/v1/runs")["runs"]
+        assert run["status"] == "succeeded"
+        steps = f"/api/v1/runs/{run['id']}/steps"
+        assert api_get(port, workspace, steps) == api_get(live_port, workspace, steps)
+    verified = manage("audit_verify", database=name)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_application_role_is_refused_a_whole_database_backup_and_told_why(unblocked, settings, tmp_path):
+    settings.FOUNDRY_BACKUP_DATABASE_URL = ""
+    with pytest.raises(CommandError, match="FOUNDRY_BACKUP_DATABASE_URL") as refused:
+        call_command("backup", dir=tmp_path, stdout=io.StringIO())
+    assert str(tmp_path) in str(refused.value)
+    assert list(tmp_path.iterdir()) == []  # no file, and no partial one left behind
+    (event,) = audit_events("public", action="lifecycle.backup.failed")[-1:]
+    assert event.outcome == "failure" and "FOUNDRY_BACKUP_DATABASE_URL" in event.data["error"]
+
+
+def test_a_lost_workspace_is_restored_from_its_backup_with_every_row_and_a_verifying_chain(workspace, tmp_path):
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    before_public, before_schema = public_rows(workspace.pk), schema_rows(workspace.schema_name)
+    assert before_public["billing_usage"] and before_public["audit_auditevent"] and before_public["tenants_domain"]
+    assert before_schema["runs_step"] and len(before_schema["accounts_user"]) == 2
+
+    workspace_lose(workspace)
+    assert not Tenant.objects.filter(pk=workspace.pk).exists()
+    assert all(not rows for rows in public_rows(workspace.pk).values())
+
+    out = io.StringIO()
+    call_command("restore", str(made), tenant=workspace.slug, stdout=out)
+    assert f"Restored workspace {workspace.slug}" in out.getvalue()
+    assert public_rows(workspace.pk) == before_public
+    assert schema_rows(workspace.schema_name) == before_schema
+    verified = manage("audit_verify", "--tenant", workspace.slug)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The restored workspace works: its chain goes on from its last event.
+    with schema_context(workspace.schema_name):
+        from apps.audit.services import audit_record
+
+        appended = audit_record(action="test.after_restore", actor="test")
+    assert appended.seq == len(before_public["audit_auditevent"]) + 1
+    assert manage("audit_verify", "--tenant", workspace.slug).returncode == 0
+
+
+def test_restoring_a_workspace_that_exists_is_refused_and_changes_nothing(workspace, tmp_path):
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    before = public_rows(workspace.pk), schema_rows(workspace.schema_name)
+    with pytest.raises(CommandError, match="exists already") as refused:
+        call_command("restore", str(made), stdout=io.StringIO())
+    assert str(made) in str(refused.value)
+    assert (public_rows(workspace.pk), schema_rows(workspace.schema_name)) == before
+    with pytest.raises(CommandError, match="not a backup of workspace 'someone-else'"):
+        call_command("restore", str(made), tenant="someone-else", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="no --database"):
+        call_command("restore", str(made), database="elsewhere", stdout=io.StringIO())
+
+
+def test_a_whole_database_backup_is_never_restored_over_a_database_holding_data(
+    unblocked, backup_role, scratch_databases, tmp_path
+):
+    call_command("backup", dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, "database")
+    with pytest.raises(CommandError, match="is not empty; restoring over it needs --force") as refused:
+        call_command("restore", str(made), stdout=io.StringIO())  # the live database by default
+    assert str(made) in str(refused.value)
+    name = scratch_name(scratch_databases)
+    call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("restore", str(made), database=f"{name}_x", stdout=io.StringIO())
+
+
+def test_rotation_keeps_the_newest_backups_of_each_scope(unblocked, tmp_path):
+    first, second = workspace_create(), workspace_create()
+    (tmp_path / "notes.txt").write_text("not a backup")
+    for _ in range(3):
+        call_command("backup", tenant=first.slug, dir=tmp_path, keep=2, stdout=io.StringIO())
+        time.sleep(0.002)  # names have millisecond resolution
+    call_command("backup", tenant=second.slug, dir=tmp_path, keep=2, stdout=io.StringIO())
+    made = [e.data["file"] for e in audit_events("public", action="lifecycle.backup.created")][-4:]
+    kept = backup_list(tmp_path, f"tenant-{first.slug}")
+    assert [p.name for p in kept] == made[1:3]
+    assert [p.name for p in backup_list(tmp_path, f"tenant-{second.slug}")] == made[3:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*made[1:], "notes.txt"])
+    rotated = audit_events("public", action="lifecycle.backup.created", data={"file": made[2]})
+    assert rotated[0].data["deleted"] == [made[0]]
+
+
+def corrupt(path: Path, how: str, target: Path) -> Path:
+    data = path.read_bytes()
+    if how == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        target.write_bytes(os.urandom(4096))
+    elif how == "flipped byte":
+        with tarfile.open(path) as tar:
+            member = tar.getmember("schema.dump")
+        at = member.offset_data + member.size // 2
+        target.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    elif how == "not a backup":
+        with tarfile.open(target, "w") as tar:
+            tar.add(path, arcname="something.dump")
+    return target
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "flipped byte", "not a backup", "missing"])
+def test_a_damaged_file_is_refused_naming_it_and_nothing_is_written(workspace, scratch_databases, tmp_path, how):
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    workspace_lose(workspace)
+    damaged = tmp_path / "damaged.tar"
+    if how != "missing":
+        corrupt(made, how, damaged)
+    name = scratch_name(scratch_databases)
+    with pytest.raises(CommandError) as refused:
+        call_command("restore", str(damaged), stdout=io.StringIO())
+    assert str(damaged) in str(refused.value)
+    with pytest.raises(CommandError, match=str(damaged)):
+        call_command("restore", str(damaged), database=name, create=True, stdout=io.StringIO())
+    assert not Tenant.objects.filter(pk=workspace.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [workspace.schema_name])
+        assert cursor.fetchone() is None
+    assert not database_exists(name)
+    call_command("restore", str(made), stdout=io.StringIO())  # the intact file still restores
+    assert Tenant.objects.filter(pk=workspace.pk).exists()
+
+
+def test_a_workspace_backup_holds_none_of_another_workspaces_rows(unblocked, tmp_path):
+    mine, other = workspace_create(), workspace_create()
+    call_command("backup", tenant=mine.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{mine.slug}")
+    assert all(public_rows(other.pk)[name] for name in ("billing_usage", "audit_auditevent", "tenants_domain"))
+    with tarfile.open(made) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert manifest["tenant"] == {"id": mine.pk, "slug": mine.slug, "schema_name": mine.schema_name}
+        for item in manifest["tables"]:
+            column = item["columns"].index(item["key"])
+            lines = tar.extractfile(item["member"]).read().decode().splitlines()
+            assert len(lines) == item["rows"]
+            assert {line.split("\t")[column] for line in lines} <= {str(mine.pk)}, item["table"]
+        (tmp_path / "schema.dump").write_bytes(tar.extractfile("schema.dump").read())
+    listing = subprocess.run([_pg_restore(), "-l", str(tmp_path / "schema.dump")], capture_output=True, check=True)
+    listing = listing.stdout.decode()
+    assert mine.schema_name in listing and other.schema_name not in listing
+    assert " public " not in listing
+
+
+def _pg_restore() -> str:
+    from apps.lifecycle.backup import pg_binary
+
+    return pg_binary("pg_restore")
+
+
+def test_the_daily_beat_job_writes_a_backup_through_a_real_worker(unblocked, backup_role, tmp_path):
+    assert settings.CELERY_BEAT_SCHEDULE["lifecycle-backup"] == {"task": "lifecycle.backup", "schedule": 86400.0}
+    from tests.runs.test_worker import worker
+
+    queue = f"backup-{uuid.uuid4().hex[:8]}"
+    env = {"FOUNDRY_BACKUP_DIR": str(tmp_path), "FOUNDRY_BACKUP_DATABASE_URL": backup_role, "FOUNDRY_BACKUP_KEEP": "1"}
+    with worker(queue, **env):
+        for _ in range(2):
+            before = len(audit_events("public", action="lifecycle.backup.created"))
+            app.send_task("lifecycle.backup", queue=queue)
+            deadline = time.monotonic() + 60
+            while len(audit_events("public", action="lifecycle.backup.created")) == before:
+                assert time.monotonic() < deadline, "the backup task did not finish"
+                time.sleep(0.2)
+    first, second = audit_events("public", action="lifecycle.backup.created")[-2:]
+    (kept,) = backup_list(tmp_path, "database")
+    assert kept.name == second.data["file"] and second.data["deleted"] == [first.data["file"]]
+    assert second.data["size"] == kept.stat().st_size and second.actor_id == "service:lifecycle"
+    assert second.tenant_id == PLATFORM

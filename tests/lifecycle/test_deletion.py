@@ -1,0 +1,282 @@
+"""Deleting a workspace (apps/lifecycle/deletion.py): scheduled (suspended at once), cancelled
+within the grace period, or purged — after which no table of the database holds a row with its
+id, its schema is gone, Redis holds no key of it, and the platform's chain holds its tombstone."""
+
+import io
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from apps.audit.models import PLATFORM, AuditEvent
+from apps.audit.scope import rls_scope
+from apps.audit.services import actor_of
+from apps.audit.verify import audit_verify
+from apps.audit.views import chain_status
+from apps.lifecycle.deletion import tenant_deletion_cancel, tenant_deletion_schedule, tenant_purge
+from apps.lifecycle.tasks import purge_due
+from apps.runs.admission import RunSlot
+from apps.tenants.limits import login_admit
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_provision
+from foundry.errors import ServiceError
+from tests.api.conftest import api, issue
+from tests.conftest import PASSWORD
+from tests.lifecycle.test_archive import signing, stock  # noqa: F401 — `signing` is a fixture
+
+OPERATOR = "operator:1"
+
+
+def rows_with_tenant_id(tenant_id: int) -> dict[str, int]:
+    """Every table of the whole database (from the catalog) with a `tenant_id` column: how many
+    of its rows carry this id; and tenants_tenant's row of it. Read as the superuser would: the
+    Row-Level Security settings of every policy are set for this id."""
+    found = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('foundry.tenant_id', %s, true), set_config('foundry.tenant_ids', %s, true)",
+            [str(tenant_id)] * 2,
+        )
+        cursor.execute(
+            "SELECT n.nspname, c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attname = 'tenant_id' AND NOT a.attisdropped"
+            " AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        )
+        tables = cursor.fetchall()
+        assert ("public", "audit_auditevent") in tables and ("public", "billing_usage") in tables
+        for schema, table in tables:
+            cursor.execute(f'SELECT count(*) FROM "{schema}"."{table}" WHERE tenant_id = %s', [tenant_id])
+            found[f"{schema}.{table}"] = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM public.tenants_tenant WHERE id = %s", [tenant_id])
+        found["public.tenants_tenant"] = cursor.fetchone()[0]
+    return {table: count for table, count in found.items() if count}
+
+
+def schema_exists(schema: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return cursor.fetchone() is not None
+
+
+def redis_keys_of(tenant: Tenant, host: str) -> list[str]:
+    """Every key in every database of the platform's Redis that names this tenant's id, schema or host."""
+    base = settings.CACHES["default"]["LOCATION"].rsplit("/", 1)[0]
+    words = {str(tenant.pk), tenant.schema_name, host}
+    found = []
+    for db in range(16):
+        with redis.Redis.from_url(f"{base}/{db}") as client:
+            for key in client.scan_iter(count=1000):
+                text = key.decode(errors="replace")
+                if set(text.split(":")) & words:
+                    found.append(f"{db}:{text}")
+    return found
+
+
+@pytest.fixture
+def doomed(fresh_tenant, db, signing):  # noqa: F811
+    """A workspace with data of every kind, keys in Redis (requests were made) and an export file."""
+    stock(fresh_tenant, "doomed")
+    token = issue(fresh_tenant)
+    assert api(fresh_tenant, token).get("/api/v1/workspace").status_code == 200  # its route, cached
+    # What else the platform keeps in Redis for a workspace, each by its own code path.
+    assert login_admit(tenant_id=fresh_tenant.pk, client="192.0.2.1", account="someone").allowed
+    slot = RunSlot(fresh_tenant.pk)
+    assert slot.acquire()  # a lease a worker died holding: it would expire by itself, later
+    chain_status(fresh_tenant.pk)
+    default_storage.save(f"exports/{fresh_tenant.schema_name}/old.zip", ContentFile(b"archive"))
+    yield fresh_tenant
+    slot.release()
+
+
+def schedule_now(tenant: Tenant) -> Tenant:
+    return tenant_deletion_schedule(tenant=tenant, actor=OPERATOR, grace_days=0)
+
+
+def test_it_purges_every_row_schema_key_and_file_of_the_workspace(doomed, acme):
+    host = f"{doomed.slug}.localhost"
+    before = rows_with_tenant_id(doomed.pk)
+    assert {"public.audit_auditevent", "public.billing_usage", "public.tenants_domain"} <= set(before)
+    assert len(redis_keys_of(doomed, host)) >= 4, "the requests left keys to purge"
+    bystander = rows_with_tenant_id(acme.pk)
+
+    purged = tenant_purge(tenant=schedule_now(doomed), actor=OPERATOR)
+
+    assert rows_with_tenant_id(doomed.pk) == {}
+    assert not schema_exists(doomed.schema_name)
+    assert redis_keys_of(doomed, host) == []
+    assert not default_storage.exists(f"exports/{doomed.schema_name}/old.zip")
+    assert purged.files == 1 and purged.redis_keys > 0
+    assert purged.rows[f"{doomed.schema_name}.runs_step"] > 0 and purged.rows[f"{doomed.schema_name}.checkpoints"] > 0
+    # Another workspace lost nothing.
+    assert rows_with_tenant_id(acme.pk) == bystander
+    assert schema_exists(acme.schema_name)
+
+
+def test_the_purge_leaves_one_tombstone_in_the_platform_chain(doomed):
+    schema = doomed.schema_name
+    purged = tenant_purge(tenant=schedule_now(doomed), actor=OPERATOR)
+    with rls_scope(PLATFORM):
+        tombstone = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.purged").latest("seq")
+    assert (tombstone.actor_id, tombstone.target_id) == (actor_of(OPERATOR).id, str(purged.tenant_id))
+    assert tombstone.data["slug"] == doomed.slug and tombstone.data["schema"] == schema
+    assert tombstone.data["rows"] == purged.rows and tombstone.data["total_rows"] == purged.total > 0
+    assert audit_verify(PLATFORM).ok
+
+
+def test_scheduling_suspends_at_once_and_cancelling_gives_everything_back(doomed, django_capture_on_commit_callbacks):
+    token = issue(doomed)
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant = tenant_deletion_schedule(tenant=doomed, actor=OPERATOR, grace_days=7)
+    assert tenant.status == Tenant.Status.DELETING
+    assert timedelta(days=6.9) < tenant.purge_after - timezone.now() < timedelta(days=7.1)
+    refused = api(doomed, token).get("/api/v1/workspace")
+    assert refused.status_code == 403 and b"tenant_suspended" in refused.content
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant = tenant_deletion_cancel(tenant=tenant, actor=OPERATOR)
+    assert (tenant.status, tenant.purge_after) == (Tenant.Status.ACTIVE, None)
+    assert api(doomed, token).get("/api/v1/workspace").status_code == 200
+    with rls_scope(PLATFORM):
+        actions = list(
+            AuditEvent.objects.filter(tenant_id=PLATFORM, target_id=str(doomed.pk)).values_list("action", flat=True)
+        )
+    assert {"tenant.deletion_scheduled", "tenant.deletion_cancelled"} <= set(actions)
+
+
+def test_it_refuses_to_purge_within_the_grace_period_or_unscheduled_and_changes_nothing(doomed):
+    before = rows_with_tenant_id(doomed.pk)
+    with pytest.raises(ServiceError) as refused:
+        tenant_purge(tenant=doomed, actor=OPERATOR)
+    assert refused.value.code == "deletion_not_scheduled"
+    tenant = tenant_deletion_schedule(tenant=doomed, actor=OPERATOR, grace_days=1)
+    with pytest.raises(ServiceError) as refused:
+        tenant_purge(tenant=tenant, actor=OPERATOR)
+    assert refused.value.code == "grace_period"
+    assert schema_exists(doomed.schema_name)
+    assert rows_with_tenant_id(doomed.pk) == before
+    with pytest.raises(ServiceError) as twice:
+        tenant_deletion_schedule(tenant=tenant, actor=OPERATOR)
+    assert twice.value.code == "deletion_scheduled"
+
+
+@pytest.mark.parametrize("grace", [-1, 366, "7", True])
+def test_it_refuses_a_bad_grace_period(fresh_tenant, db, grace):
+    with pytest.raises(ServiceError) as refused:
+        tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=grace)
+    assert refused.value.code == "grace_invalid"
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+
+
+def test_the_command_schedules_cancels_and_purges(fresh_tenant, db):
+    out = io.StringIO()
+    call_command("delete_tenant", fresh_tenant.slug, "--grace-days", "0", stdout=out)
+    assert "suspended" in out.getvalue()
+    call_command("delete_tenant", fresh_tenant.slug, "--cancel", stdout=out)
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+    with pytest.raises(CommandError, match="not scheduled"):
+        call_command("delete_tenant", fresh_tenant.slug, "--purge")
+    call_command("delete_tenant", fresh_tenant.slug, "--grace-days", "0", stdout=out)
+    call_command("delete_tenant", fresh_tenant.slug, "--purge", stdout=out)
+    assert "Purged" in out.getvalue()
+    assert not Tenant.objects.filter(pk=fresh_tenant.pk).exists()
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("delete_tenant", fresh_tenant.slug, "--purge")
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("delete_tenant", "no-such-slug")
+
+
+def test_the_beat_task_purges_due_workspaces_only(fresh_tenant, django_db_blocker, celery_worker_process):
+    with django_db_blocker.unblock():
+        waiting = tenant_provision(
+            slug=f"w{fresh_tenant.slug[1:]}", name="Waiting", owner_email="o@w.test", owner_password=PASSWORD
+        ).tenant
+        tenant_deletion_schedule(tenant=waiting, actor=OPERATOR, grace_days=5)
+        schedule_now(fresh_tenant)
+        purge_due.delay()  # as beat sends it; a real worker runs it
+        deadline = time.monotonic() + 60
+        while Tenant.objects.filter(pk=fresh_tenant.pk).exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Tenant.objects.filter(pk=fresh_tenant.pk).exists()
+        assert not schema_exists(fresh_tenant.schema_name)
+        assert Tenant.objects.get(pk=waiting.pk).status == Tenant.Status.DELETING
+        assert schema_exists(waiting.schema_name)
+        tenant_deletion_cancel(tenant=waiting, actor=OPERATOR)
+
+
+# --- the operator console and the owners' API --------------------------------------------------
+
+
+def test_the_operator_schedules_cancels_and_purges_from_the_tenant_list(
+    fresh_tenant, db, operator_client, django_capture_on_commit_callbacks
+):
+    slug = fresh_tenant.slug
+    page = operator_client.get("/")
+    assert f"/tenants/{slug}/delete/".encode() in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(f"/tenants/{slug}/delete/", {"grace_days": "0"})
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.DELETING
+    assert b'data-testid="purge-after"' in operator_client.get("/").content
+    # Resuming is not how a deletion ends; the purge wants the slug typed.
+    operator_client.post(f"/tenants/{slug}/resume/")
+    operator_client.post(f"/tenants/{slug}/purge/", {"confirm": "wrong"})
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.DELETING and schema_exists(fresh_tenant.schema_name)
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(f"/tenants/{slug}/delete/cancel/")
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+    operator_client.post(f"/tenants/{slug}/delete/", {"grace_days": "0"})
+    response = operator_client.post(f"/tenants/{slug}/purge/", {"confirm": slug}, follow=True)
+    assert b"purged" in response.content
+    assert not Tenant.objects.filter(pk=fresh_tenant.pk).exists()
+    assert operator_client.post("/tenants/no-such/purge/", {"confirm": "no-such"}).status_code == 404
+
+
+@pytest.mark.parametrize("grace", ["abc", "-3", "1000"])
+def test_the_console_refuses_a_bad_grace_period(fresh_tenant, db, operator_client, grace):
+    response = operator_client.post(f"/tenants/{fresh_tenant.slug}/delete/", {"grace_days": grace}, follow=True)
+    assert b"grace period" in response.content
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+
+
+def test_a_member_cannot_reach_the_operator_deletion_pages(fresh_tenant, db):
+    from tests.conftest import client_for
+
+    member = client_for(fresh_tenant, f"owner@{fresh_tenant.slug}.test")
+    assert member.post(f"/tenants/{fresh_tenant.slug}/delete/", {"grace_days": "0"}).status_code == 404
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+
+
+def test_the_owners_ask_for_deletion_over_the_api(fresh_tenant, db, acme, django_capture_on_commit_callbacks):
+    body = {"confirm": fresh_tenant.slug}
+    path = "/api/v1/workspace/deletion"
+    foreign = api(fresh_tenant, issue(acme)).post(path, body, content_type="application/json")
+    assert foreign.status_code == 401
+    admin = api(fresh_tenant, issue(fresh_tenant, role="admin"))
+    assert admin.post(path, body, content_type="application/json").status_code == 403  # owners only
+    owner = api(fresh_tenant, issue(fresh_tenant, role="owner"))
+    wrong = owner.post(path, {"confirm": "acme"}, content_type="application/json")
+    assert wrong.status_code == 400 and b"confirm_mismatch" in wrong.content
+    assert owner.post(path, {}, content_type="application/json").status_code == 400
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.ACTIVE
+    with django_capture_on_commit_callbacks(execute=True):
+        done = owner.post(path, body, content_type="application/json")
+    assert done.status_code == 202 and done.json()["status"] == "deleting"
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.DELETING and fresh_tenant.purge_after
+    assert owner.get("/api/v1/workspace").status_code == 403  # suspended at once
+    acme.refresh_from_db()
+    assert acme.status == Tenant.Status.ACTIVE
