@@ -73,6 +73,7 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend' AND usename = current_user"  # not autovacuum
             )
         connection.close()
         teardown_databases(db_cfg, verbosity=0)

@@ -501,13 +501,14 @@ class _Staging:
     """Large members parsed ahead, in parallel, while the import's transaction creates the schema.
 
     Parsing JSON is most of an import's time, and it needs only the row types of the base schema.
-    So the large members of the new schema's own tables (no ids to map) are streamed, each one's
-    lines split among PARSERS connections of their own, and parsed by all at once into UNLOGGED
-    tables of a staging schema `_import_<hex>`; the import's transaction then takes the rows from
-    there in one INSERT … SELECT (`rows_take`) and drops the staging schema itself, so a committed
-    import leaves none behind. On failure the staging schema is dropped here (`__exit__`). A
-    process killed mid-import leaves at most its staging schema: the next import drops it
-    (`_staging_sweep`; an advisory lock tells the live ones from the orphans)."""
+    So the large members of the new schema's own tables (no ids to map) are read once (their
+    checksums checked again), each one's rows split in order among PARSERS connections of their
+    own, and parsed by all at once into UNLOGGED tables of a staging schema `_import_<hex>`. The
+    import's transaction then takes the rows from there in one INSERT … SELECT (`rows_take`) and
+    drops the staging schema itself, so a committed import leaves none behind. On failure the
+    staging schema is dropped here (`__exit__`). A process killed mid-import leaves at most its
+    staging schema: the next import drops it (`_staging_sweep`; an advisory lock tells the live
+    ones from the orphans)."""
 
     def __init__(self, archive: zipfile.ZipFile, manifest: dict):
         self.archive = archive
@@ -581,7 +582,7 @@ class _Staging:
         )
         rows, count = self.members[name]["rows"], len(self.connections)
         bounds = [(number * rows // count, (number + 1) * rows // count) for number in range(count)]
-        lines = [queue.Queue(maxsize=8) for _ in self.connections]
+        lines = [queue.Queue(maxsize=64) for _ in self.connections]  # at most 64 chunks (MB) waiting each
         pairs = zip(self.connections, lines, strict=True)
         shares = [self.shares.submit(self._share, conn, share, parse, name) for conn, share in pairs]
         digest, seen, beyond = hashlib.sha256(), 0, 0
@@ -594,6 +595,9 @@ class _Staging:
                         self._put(share, chunk[start:end], future)
                 beyond += len(chunk) - _line_end(chunk, rows - seen)
                 seen += chunk.count(b"\n")
+        except BaseException:
+            self.stopping.set()  # the import fails: no share is to parse what it was given so far
+            raise
         finally:
             for share, future in zip(lines, shares, strict=True):
                 self._put(share, None, future)  # the end of its lines
@@ -901,7 +905,8 @@ def tenant_import(
 
     Every member is verified against the manifest before anything is written (ArchiveError
     naming the member otherwise); then the tenant, its schema and every row are created in one
-    transaction. Ids inside the schema are kept; public rows take the new tenant's id."""
+    transaction, while large members are parsed ahead on connections of their own (`_Staging`).
+    Ids inside the schema are kept; public rows take the new tenant's id."""
     manifest = archive_verify(file)
     slug, name = _target_check(manifest, slug=slug, name=name)
     with _opened(file) as archive, _Staging(archive, manifest) as staging, transaction.atomic():

@@ -31,7 +31,7 @@ from apps.runs.checkpoints import TenantSaver, checkpointer
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_list
-from foundry.runtime.graph import AgentState, _compiled
+from foundry.runtime.graph import AgentState, agent_graph_compiled
 
 DAYS_FIELDS = ("runs_days", "checkpoints_days", "usage_detail_days", "traces_days", "exports_days", "audit_days")
 FIELDS = (*DAYS_FIELDS, "audit_legal_hold")
@@ -437,7 +437,7 @@ class RetentionSaver(TenantSaver):
         if latest is None:
             return None
         head = latest.config["configurable"]["checkpoint_id"]
-        graph = _compiled(AgentState).copy(update={"checkpointer": self})  # the graph every run uses
+        graph = agent_graph_compiled(AgentState).copy(update={"checkpointer": self})  # the graph every run uses
         stored = latest.checkpoint["channel_values"]
         versions = latest.checkpoint["channel_versions"]
         delta = [

@@ -229,7 +229,7 @@ def _next(state) -> str:
 
 
 @functools.cache
-def _compiled(state_schema: type) -> CompiledStateGraph:
+def agent_graph_compiled(state_schema: type) -> CompiledStateGraph:
     """The graph every agent runs, compiled once per process: its nodes find the agent, the
     provider and the hooks in the run's AgentGraph, which each run passes as LangGraph's
     runtime context. (State parameters are unannotated: the nodes read the graph's state.)"""
@@ -270,7 +270,7 @@ class AgentGraph:
         self.durability = durability
         # Prompts and completions go on model-call spans only when the tenant allows it.
         self.trace_content = trace_content
-        self.graph = _compiled(self.state_schema).copy(
+        self.graph = agent_graph_compiled(self.state_schema).copy(
             update={"checkpointer": checkpointer or InMemorySaver(), "name": self.name}
         )
 

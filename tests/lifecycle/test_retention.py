@@ -26,7 +26,7 @@ from apps.lifecycle.tasks import apply_retention
 from apps.runs.checkpoints import checkpoint_connection, checkpointer
 from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_create
-from foundry.runtime.graph import AgentState, _compiled
+from foundry.runtime.graph import AgentState, agent_graph_compiled
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events, client_for, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
@@ -95,7 +95,7 @@ def checkpoint_rows(tenant, run) -> dict:
 
 
 def final_state(tenant, run) -> dict:
-    graph = _compiled(AgentState).copy(update={"checkpointer": checkpointer(tenant.schema_name)})
+    graph = agent_graph_compiled(AgentState).copy(update={"checkpointer": checkpointer(tenant.schema_name)})
     return graph.get_state({"configurable": {"thread_id": str(run.pk)}}).values
 
 
