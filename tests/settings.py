@@ -26,13 +26,17 @@ CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 # Two test runs on one machine (say, two checkouts) each need their own test database.
 if os.environ.get("FOUNDRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["FOUNDRY_TEST_DB_NAME"]}  # noqa: F405
-# Files (export archives) of the test run's own, never the development ones; shared with its workers.
-MEDIA_ROOT = str(
-    Path(__file__).resolve().parents[1]
-    / "test-artifacts"
-    / "media"
-    / os.environ.get("FOUNDRY_TEST_DB_NAME", "test_" + DATABASES["default"]["NAME"])  # noqa: F405
-    / os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+# Files (export archives) of the test run's own, never the development ones. Decided once, by
+# the first process of the run (pytest), and handed down in the environment to the xdist
+# workers and the servers and Celery workers tests start, whose own database name differs.
+MEDIA_ROOT = os.environ.setdefault(
+    "FOUNDRY_TEST_MEDIA_ROOT",
+    str(
+        Path(__file__).resolve().parents[1]
+        / "test-artifacts"
+        / "media"
+        / os.environ.get("FOUNDRY_TEST_DB_NAME", "test_" + DATABASES["default"]["NAME"])  # noqa: F405
+    ),
 )
 # Tests see status changes at once; a server measured as deployed (the noisy-neighbour test) sets it.
 FOUNDRY_TENANT_ROUTE_TTL = float(os.environ.get("FOUNDRY_TEST_ROUTE_TTL", "0"))

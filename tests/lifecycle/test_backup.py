@@ -183,8 +183,19 @@ def test_a_whole_database_backup_restored_into_a_fresh_database_serves_the_same_
         assert run["status"] == "succeeded"
         steps = f"/api/v1/runs/{run['id']}/steps"
         assert api_get(port, workspace, steps) == api_get(live_port, workspace, steps)
-    verified = manage("audit_verify", database=name)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # Every chain verifies in the restored database exactly as in the live one — the same verdict,
+    # the same first break (other tests of this database break chains on purpose, or sign them
+    # with keys of their own) — and the workspace's own chain is intact.
+    restored, live = (verdicts(manage("audit_verify", "--json", database=db)) for db in (name, None))
+    assert restored == {chain: verdict for chain, verdict in live.items() if chain in restored}
+    assert set(restored) == set(live) and restored[workspace.pk] == (True, None)
+
+
+def verdicts(verified: subprocess.CompletedProcess) -> dict[int, tuple[bool, dict | None]]:
+    """chain → (intact, first break) from `audit_verify --json`."""
+    results = [json.loads(line) for line in verified.stdout.splitlines() if line.startswith("{")]
+    assert results, verified.stdout + verified.stderr
+    return {r["chain"]: (r["intact"], r["first_break"]) for r in results}
 
 
 def test_the_application_role_is_refused_a_whole_database_backup_and_told_why(unblocked, settings, tmp_path):
