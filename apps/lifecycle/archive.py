@@ -479,7 +479,8 @@ def _bulk_load(cursor, table: Table, unchecked: list[tuple[str, str]]) -> Iterat
 
 def _foreign_keys_validate(cursor, unchecked: list[tuple[str, str]]) -> None:
     for owner, name in unchecked:
-        cursor.execute(f"ALTER TABLE {owner} VALIDATE CONSTRAINT {_quoted(name)}")
+        with _rows_of(f"the archive ({owner})"):
+            cursor.execute(f"ALTER TABLE {owner} VALIDATE CONSTRAINT {_quoted(name)}")
     unchecked.clear()
 
 
@@ -920,6 +921,10 @@ def tenant_import(
         staging.drop(loader.cursor)
         with usage_scope(tenant.pk), rls_scope(tenant.pk):
             _public_load(loader, tenant)
+        with _rows_of("the archive"):
+            # Deferred foreign keys are checked here rather than at the commit, so a row that
+            # refers to one the archive does not hold is refused as the archive's fault.
+            loader.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         _chain_base_set(tenant, manifest)
         with schema_context(tenant.schema_name):
             from apps.accounts.models import User
