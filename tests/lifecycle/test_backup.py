@@ -152,14 +152,14 @@ def workspace_lose(tenant: Tenant) -> None:
         cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')
 
 
-def manage(*args: str, database: str | None = None) -> subprocess.CompletedProcess:
-    env = server_env(**({"DATABASE_URL": database_url(database)} if database else {}))
+def manage(*args: str, database: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+    env = server_env(**({"DATABASE_URL": database_url(database)} if database else {}), **extra)
     return subprocess.run(
         [sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
 
 
-def test_a_whole_database_backup_restored_into_a_fresh_database_serves_the_same_data(
+def test_a_database_lost_and_restored_from_its_backup_serves_the_same_data(
     workspace, backup_role, scratch_databases, live_port, tmp_path
 ):
     out = io.StringIO()
@@ -169,8 +169,18 @@ def test_a_whole_database_backup_restored_into_a_fresh_database_serves_the_same_
     events = audit_events("public", action="lifecycle.backup.created", data={"file": made.name})
     assert len(events) == 1 and events[0].data["size"] == made.stat().st_size and events[0].data["seconds"] > 0
 
+    # The platform's database: a copy of the live one (the test cannot drop the session's own).
     name = scratch_name(scratch_databases)
     call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+    # Its backup, by the command as an operator runs it there; then the database is lost.
+    nightly = tmp_path / "nightly"
+    backed_up = manage("backup", "--dir", str(nightly), database=name, FOUNDRY_BACKUP_DATABASE_URL=backup_role)
+    assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+    (latest,) = backup_list(nightly, "database")
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE "{name}"')
+    assert not database_exists(name)
+    call_command("restore", str(latest), database=name, create=True, stdout=io.StringIO())
 
     port = free_port()
     env = server_env(DATABASE_URL=database_url(name), FOUNDRY_BIND=f"127.0.0.1:{port}", FOUNDRY_WEB_WORKERS="1")
