@@ -97,3 +97,17 @@ def test_bad_archives_and_slugs_are_refused_naming_the_file_and_member(acme, tmp
     assert "[slug_taken]" in refused(good, "globex")
     assert "[slug_invalid]" in refused(good, "Not A Slug")
     assert "[archive_unreadable]" in refused(tmp_path / "missing.zip", slug)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_both_commands_draw_a_progress_bar_and_elsewhere_none(fresh_tenant, db, tmp_path):
+    path, terminal, pipe = tmp_path / "bar.zip", Terminal(), io.StringIO()
+    call_command("export_tenant", fresh_tenant.slug, str(path), stdout=io.StringIO(), stderr=terminal)
+    assert f"Exporting {fresh_tenant.slug}: 100%" in terminal.getvalue() and " rows/s" in terminal.getvalue()
+    slug = f"r{uuid.uuid4().hex[:10]}"
+    call_command("import_tenant", str(path), "--slug", slug, stdout=io.StringIO(), stderr=pipe)
+    assert pipe.getvalue() == ""  # not a terminal (a log, a pipe): no bar

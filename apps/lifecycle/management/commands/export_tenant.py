@@ -1,35 +1,31 @@
 import os
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from apps.audit.history import history_actor
 from apps.lifecycle.archive import tenant_export
 from apps.tenants.models import Tenant
 
 
-class ProgressLine:
-    """A progress line rewritten in place on a terminal (`\r`); on anything else, nothing."""
+class ProgressBar:
+    """tqdm's bar on a terminal (nothing when the output is not one), fed with the archive's
+    `progress(done_rows, total_rows)` calls."""
 
-    def __init__(self, stream, label: str, *, every: float = 0.2):
-        self.stream, self.label, self.every = stream, label, every
-        self.shown, self.last = False, 0.0
-        self.tty = stream.isatty()
+    def __init__(self, stream, label: str):
+        self.stream, self.label = getattr(stream, "_out", stream), label  # under Django's OutputWrapper
+        self.bar: tqdm | None = None
 
     def update(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.tty or (now - self.last < self.every and done < total):
-            return
-        self.last = now
-        share = f" ({done / total:.0%})" if total else ""
-        self.stream.write(f"\r{self.label}: {done:,} of {total:,} rows{share}", ending="")
-        self.stream.flush()
-        self.shown = True
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit=" rows", unit_scale=True, file=self.stream, disable=None)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
 
     def end(self) -> None:
-        if self.shown:
-            self.stream.write("")
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Command(BaseCommand):
@@ -47,7 +43,7 @@ class Command(BaseCommand):
         if path.exists():
             raise CommandError(f"{path} already exists; choose another file.")
         partial = path.with_name(path.name + ".part")
-        line = ProgressLine(self.stderr, f"Exporting {slug}")
+        line = ProgressBar(self.stderr, f"Exporting {slug}")
         try:
             with partial.open("xb") as out, history_actor("cli:export_tenant"):
                 manifest = tenant_export(tenant, out, progress=line.update)

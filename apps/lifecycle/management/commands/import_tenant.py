@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.history import history_actor
 from apps.lifecycle.archive import ArchiveError, tenant_import
-from apps.lifecycle.management.commands.export_tenant import ProgressLine
+from apps.lifecycle.management.commands.export_tenant import ProgressBar
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Its name (default: the archived workspace's).")
 
     def handle(self, *args, file, slug, name, **options):
-        line = ProgressLine(self.stderr, f"Importing into {slug}")
+        line = ProgressBar(self.stderr, f"Importing into {slug}")
         try:
             with history_actor("cli:import_tenant"):
                 tenant = tenant_import(file, slug=slug, name=name, actor="cli:import_tenant", progress=line.update)
