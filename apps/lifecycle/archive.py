@@ -39,7 +39,7 @@ from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_chain_base_set, audit_record
 from apps.billing.rls import usage_scope
-from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables
+from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.schemas import schema_create, schema_is_present
@@ -92,17 +92,6 @@ class ArchiveError(ServiceError):
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _columns(table: Table) -> list[str]:
-    """The table's stored columns, in order (generated columns are not stored, nor written)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
-            " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-            [table.qualified],
-        )
-        return [name for (name,) in cursor.fetchall()]
 
 
 def _generated_keys(table: Table) -> set[str]:
@@ -169,7 +158,7 @@ def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
         plan.append((f"public/{table.name}.ndjson", table, f"WHERE tenant_id = {int(tenant.pk)}"))
     selects = []
     for member, table, where in plan:
-        columns = _columns(table)
+        columns = stored_columns(table)
         # Secrets blanked: an encrypted value is no use elsewhere, and no one's to take away.
         listed = ", ".join(f"''::text AS {_quoted(c)}" if c.endswith(SECRET_SUFFIX) else _quoted(c) for c in columns)
         selects.append((member, table, columns, f"SELECT {listed} FROM {table.qualified} {where}"))
@@ -566,7 +555,7 @@ class _Staging:
         for table in schema_tables(base):
             entry = self.members.get(f"schema/{table.name}.ndjson")
             if entry and entry["rows"] >= BULK_ROWS and table.name not in mapped:
-                plan[entry["name"]] = (table, [c for c in _columns(table) if c in entry["columns"]])
+                plan[entry["name"]] = (table, [c for c in stored_columns(table) if c in entry["columns"]])
         return plan
 
     def _staged(self, table: Table) -> str:
@@ -738,7 +727,7 @@ class _Loader:
         if entry is None or not entry["rows"]:
             return 0
         replace = replace or {}
-        here = _columns(table)
+        here = stored_columns(table)
         columns = [c for c in here if (c in entry["columns"] and c not in skip) or c in replace]
         values = [replace.get(c, f"r.{_quoted(c)}") for c in columns]
         bulk = own and table.schema == self.tenant.schema_name and entry["rows"] >= BULK_ROWS

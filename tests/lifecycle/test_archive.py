@@ -263,16 +263,15 @@ def test_a_flipped_byte_in_any_member_is_refused_naming_it_and_nothing_is_writte
 
 def test_a_member_altered_with_its_zip_checksum_fixed_is_refused_by_the_manifest(stocked):
     data, _ = archive_of(stocked)
-    altered = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(altered, "w") as out:
-        for info in archive.infolist():
-            content = archive.read(info)
-            if info.filename == "schema/accounts_user.ndjson":
-                content = content.replace(b'"is_active":true', b'"is_active":false', 1)
-            out.writestr(info.filename, content)
+    deactivated = with_member(
+        data,
+        "schema/accounts_user.ndjson",
+        lambda content: content.replace(b'"is_active":true', b'"is_active":false', 1),
+        manifest_fixed=False,
+    )
     before = world()
     with pytest.raises(ArchiveError) as refused:
-        tenant_import(io.BytesIO(altered.getvalue()), slug=f"r{uuid.uuid4().hex[:10]}")
+        tenant_import(io.BytesIO(deactivated), slug=f"r{uuid.uuid4().hex[:10]}")
     assert (refused.value.code, refused.value.member) == ("archive_damaged", "schema/accounts_user.ndjson")
     assert world() == before
 
@@ -385,15 +384,17 @@ def staging_schemas() -> list[str]:
         return sorted(name for (name,) in cursor.fetchall())
 
 
-def with_member(data: bytes, name: str, change) -> bytes:
-    """The archive with member `name`'s content changed by `change(content)`, and its manifest
-    entry to match (a consistent archive, as another tool could make one)."""
+def with_member(data: bytes, name: str, change, *, manifest_fixed: bool = True) -> bytes:
+    """The archive with member `name`'s content changed by `change(content)` (the zip's own
+    checksums recomputed), and its manifest entry to match — a consistent archive, as another
+    tool could make one — or, `manifest_fixed=False`, as it was (an archive altered after export)."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(out, "w") as new:
         manifest = json.loads(archive.read(MANIFEST))
         content = change(archive.read(name))
-        entry = next(m for m in manifest["members"] if m["name"] == name)
-        entry.update(sha256=hashlib.sha256(content).hexdigest(), bytes=len(content), rows=content.count(b"\n"))
+        if manifest_fixed:
+            entry = next(m for m in manifest["members"] if m["name"] == name)
+            entry.update(sha256=hashlib.sha256(content).hexdigest(), bytes=len(content), rows=content.count(b"\n"))
         for info in archive.infolist():
             if info.filename != MANIFEST:
                 new.writestr(info.filename, content if info.filename == name else archive.read(info))

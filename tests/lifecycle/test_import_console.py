@@ -1,9 +1,6 @@
 """The operator console's import page: an uploaded archive becomes a new workspace; a bad archive,
 slug or size is refused with its code (and the member at fault), and nothing is written."""
 
-import io
-import zipfile
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -13,7 +10,7 @@ from apps.accounts.models import User
 from apps.tenants.models import Tenant
 from apps.tenants.schemas import schema_is_present
 from tests.conftest import PASSWORD, audit_events, client_for
-from tests.lifecycle.test_archive import archive_of, world
+from tests.lifecycle.test_archive import archive_of, with_member, world
 
 PAGE = "/tenants/import/"
 
@@ -63,15 +60,14 @@ def test_a_file_that_is_no_archive_is_refused_and_nothing_is_written(db, operato
 
 
 def test_a_member_altered_after_export_is_refused_naming_it(acme, acme_archive, operator_client):
-    altered = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(acme_archive)) as archive, zipfile.ZipFile(altered, "w") as out:
-        for info in archive.infolist():
-            content = archive.read(info)
-            if info.filename == "schema/accounts_user.ndjson":
-                content = content.replace(b"viewer@acme.test", b"hacker@evil.test", 1)
-            out.writestr(info.filename, content)
+    altered = with_member(
+        acme_archive,
+        "schema/accounts_user.ndjson",
+        lambda content: content.replace(b"viewer@acme.test", b"hacker@evil.test", 1),
+        manifest_fixed=False,
+    )
     before = world()
-    response = upload(operator_client, altered.getvalue(), slug="acme-altered")
+    response = upload(operator_client, altered, slug="acme-altered")
     assert response.status_code == 400
     assert refusal(response) == ("archive_damaged", "schema/accounts_user.ndjson")
     assert "schema/accounts_user.ndjson" in response.content.decode()
