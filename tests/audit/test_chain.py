@@ -61,6 +61,28 @@ def test_events_form_a_gap_free_chain_whose_hashes_python_recomputes(acme):
     assert audit_verify(acme.pk).ok
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["", "plain", "%s %% %1$s %I %L", "ünïcødé ✓ 𝄞 漢字", "a,b:c,1:,", "x" * 5000],
+    ids=["empty", "plain", "format-directives", "multibyte", "netstring-marks", "long"],
+)
+def test_the_sql_hash_is_the_python_hash_byte_for_byte(db, text):
+    """audit_event_hash (migrations/0006: one format() call) hashes what chain.event_hash hashes."""
+    fields = {
+        "actor_type": "user", "actor_id": text, "action": f"a.{text}", "target_type": text, "target_id": text,
+        "outcome": "success", "ip": "2001:db8::1", "user_agent": text, "request_id": text,
+        "details": json.dumps({"k": text}), "prev_hash": "ab" * 32,
+    }  # fmt: skip
+    for tenant_id, seq in ((0, 1), (7, 10**12), (2**62, 999)):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT now(), public.audit_event_hash(%s, %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [tenant_id, seq, *fields.values()],
+            )
+            at, digest = cursor.fetchone()
+        assert digest == event_hash(tenant_id=tenant_id, seq=seq, occurred_at=at, **fields)
+
+
 def test_personal_data_goes_to_the_actor_table_not_the_chain(acme):
     owner = tenant_user(acme, "owner@acme.test")
     with schema_context("acme"):
