@@ -123,7 +123,8 @@ def setup() -> Bench:
     from apps.catalog.services import agent_deploy, version_publish
     from apps.tenants.services import tenant_provision
 
-    tenant = tenant_provision(slug=SLUG, name="Bench", owner_email=OWNER).tenant
+    # Enterprise: no monthly token quota (the 201-step run alone spends more than the free plan's).
+    tenant = tenant_provision(slug=SLUG, name="Bench", owner_email=OWNER, plan="enterprise").tenant
     with schema_context(tenant.schema_name):
         owner = User.objects.get(email=OWNER)
         version_publish(actor=owner, source=FINANCE.read_text(), message="bench")

@@ -3,31 +3,46 @@
 -- on "--@ name" lines by foundry/ratelimit.py; each one is registered as its own script.
 
 --@ gcra
--- KEYS[1]: the key's theoretical arrival time (TAT); ARGV: interval (µs per request), burst, cost.
--- Returns {allowed, remaining, reset_after µs, retry_after µs}.
+-- KEYS: one or more keys, each holding its theoretical arrival time (TAT); ARGV: interval (µs per
+-- unit), burst and cost of each key in turn. All or nothing: the keys are spent only when every
+-- one admits its cost. Returns {allowed, remaining, reset_after µs, retry_after µs} of each key,
+-- one after the other (a key that admits says so even when another refused and nothing was spent).
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tolerance = interval * burst
 -- Doubles near 1.7e15 µs round to 0.25 µs: a 1 µs slack keeps exact counts from rounding away.
 local slack = 1
-
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then
-  tat = now
+local result, spend, refused = {}, {}, false
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = interval * tonumber(ARGV[3 * i - 1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then
+    tat = now
+  end
+  local new_tat = tat + interval * tonumber(ARGV[3 * i])
+  local allow_at = new_tat - tolerance
+  local n = #result
+  if now + slack < allow_at then
+    refused = true
+    result[n + 1] = 0
+    result[n + 2] = math.max(math.floor((now + slack - (tat - tolerance)) / interval), 0)
+    result[n + 3] = math.ceil(tat - now)
+    result[n + 4] = math.ceil(allow_at - now)
+  else
+    spend[#spend + 1] = {key, new_tat}
+    result[n + 1] = 1
+    result[n + 2] = math.max(math.floor((now + slack - (new_tat - tolerance)) / interval), 0)
+    result[n + 3] = math.ceil(new_tat - now)
+    result[n + 4] = 0
+  end
 end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - tolerance
-if now + slack < allow_at then
-  local remaining = math.floor((now + slack - (tat - tolerance)) / interval)
-  return {0, math.max(remaining, 0), math.ceil(tat - now), math.ceil(allow_at - now)}
+if not refused then
+  for _, spent in ipairs(spend) do
+    -- %.3f keeps every digit: tostring() would print 1.7e+15 and lose the microseconds.
+    redis.call('SET', spent[1], string.format('%.3f', spent[2]), 'PX', math.max(math.ceil((spent[2] - now) / 1000), 1))
+  end
 end
--- %.3f keeps every digit: tostring() would print 1.7e+15 and lose the microseconds.
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(math.ceil((new_tat - now) / 1000), 1))
-local remaining = math.floor((now + slack - (new_tat - tolerance)) / interval)
-return {1, math.max(remaining, 0), math.ceil(new_tat - now), 0}
+return result
 
 --@ lease_acquire
 -- KEYS[1]: sorted set of lease ids scored by expiry (µs); ARGV: capacity, ttl µs, lease id.

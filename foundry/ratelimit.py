@@ -2,6 +2,8 @@
 
 `Limiter.check(key, rate)` runs GCRA (the generic cell rate algorithm) in one Lua script: one
 round trip (EVALSHA), time from Redis (`TIME`), so skewed client clocks cannot widen a window.
+`Limiter.check_many([(key, rate), ...])` checks several keys in the same round trip, all or
+nothing (an API request spends its credential's and its workspace's rates together).
 
 What a `Rate(limit, period, burst)` admits, exactly: requests are spaced by the interval
 `period / limit`; a key with no recent traffic admits `burst` (default: `limit`) requests at once,
@@ -33,6 +35,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -151,6 +154,14 @@ class Decision:
         return headers
 
 
+def _check_valid(key: str, rate: Rate, cost: int, on_error: str) -> None:
+    _key_validated(key)
+    if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= rate.capacity:
+        raise ValueError(f"a check's cost is an integer from 1 to the rate's burst {rate.capacity}, not {cost!r}")
+    if on_error not in ("closed", "open_local"):
+        raise ValueError(f'on_error is "closed" or "open_local", not {on_error!r}')
+
+
 class _LocalLimiter:
     """The same GCRA in this process, for at most `max_keys` keys: the fallback for reads."""
 
@@ -159,22 +170,30 @@ class _LocalLimiter:
         self._tats: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, key: str, rate: Rate, cost: int) -> Decision:
-        interval, tolerance = rate.interval, rate.interval * rate.capacity
+    def check_many(self, checks: Sequence[tuple[str, Rate]], cost: int) -> list[Decision]:
+        """As the script does it: every key evaluated, all spent only if every one admits."""
+        decisions, spend = [], []
         with self._lock:
             now = time.monotonic() + _LOCAL_SLACK
-            tat = max(self._tats.get(key, now), now)
-            allow_at = tat + interval * cost - tolerance
-            if now < allow_at:
-                remaining = max(math.floor((now - (tat - tolerance)) / interval), 0)
-                return Decision(False, rate.limit, remaining, tat - now, allow_at - now, rate.period)
-            tat += interval * cost
-            self._tats[key] = tat
-            self._tats.move_to_end(key)
-            while len(self._tats) > self._max_keys:
-                self._tats.popitem(last=False)
-        remaining = max(math.floor((now - (tat - tolerance)) / interval), 0)
-        return Decision(True, rate.limit, remaining, tat - now, 0.0, rate.period)
+            for key, rate in checks:
+                interval, tolerance = rate.interval, rate.interval * rate.capacity
+                tat = max(self._tats.get(key, now), now)
+                new_tat = tat + interval * cost
+                allow_at = new_tat - tolerance
+                if now < allow_at:
+                    remaining = max(math.floor((now - (tat - tolerance)) / interval), 0)
+                    decisions.append(Decision(False, rate.limit, remaining, tat - now, allow_at - now, rate.period))
+                else:
+                    remaining = max(math.floor((now - (new_tat - tolerance)) / interval), 0)
+                    decisions.append(Decision(True, rate.limit, remaining, new_tat - now, 0.0, rate.period))
+                    spend.append((key, new_tat))
+            if len(spend) == len(checks):
+                for key, new_tat in spend:
+                    self._tats[key] = new_tat
+                    self._tats.move_to_end(key)
+                while len(self._tats) > self._max_keys:
+                    self._tats.popitem(last=False)
+        return decisions
 
     def __len__(self) -> int:
         return len(self._tats)
@@ -197,30 +216,61 @@ class Limiter:
 
     def check(self, key: str, rate: Rate, cost: int = 1, *, on_error: OnError = "closed") -> Decision:
         """Spend `cost` units of `rate` on `key` if they are available (all or nothing)."""
-        _key_validated(key)
-        if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= rate.capacity:
-            raise ValueError(f"a check's cost is an integer from 1 to the rate's burst {rate.capacity}, not {cost!r}")
-        if on_error not in ("closed", "open_local"):
-            raise ValueError(f'on_error is "closed" or "open_local", not {on_error!r}')
+        _check_valid(key, rate, cost, on_error)
         if self._available():
             try:
-                allowed, remaining, reset_us, retry_us = self._gcra_run(key, rate.interval * 1e6, rate.capacity, cost)
+                allowed, remaining, reset_us, retry_us = self._gcra_run(
+                    (key,), (rate.interval * 1e6, rate.capacity, cost)
+                )
             except redis.RedisError as error:
                 self._failed(error)
             else:
                 return Decision(bool(allowed), rate.limit, remaining, reset_us / 1e6, retry_us / 1e6, rate.period)
-        if on_error == "open_local":
-            return self._local.check(key, rate, cost)
-        return Decision(
-            False, rate.limit, 0, UNAVAILABLE_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER, rate.period, unavailable=True
-        )
+        return self._unanswered([(key, rate)], cost, on_error)[0]
 
-    def _gcra_run(self, key: str, interval_us: float, burst: int, cost: int) -> list[int]:
+    def check_many(
+        self, checks: Sequence[tuple[str, Rate]], cost: int = 1, *, on_error: OnError = "closed"
+    ) -> list[Decision]:
+        """Spend `cost` units on each (key, rate) of `checks` in one round trip, only if every one
+        admits them: when one refuses, nothing is spent. A decision per key, in order (a key that
+        would have admitted says so, though nothing was spent when another refused)."""
+        if not checks or len({key for key, _ in checks}) != len(checks):
+            raise ValueError("a check names one key or more, each once")
+        args: list[float | int] = []
+        for key, rate in checks:
+            _check_valid(key, rate, cost, on_error)
+            args += (rate.interval * 1e6, rate.capacity, cost)
+        if self._available():
+            try:
+                flat = self._gcra_run([key for key, _ in checks], args)
+            except redis.RedisError as error:
+                self._failed(error)
+            else:
+                return [
+                    Decision(
+                        bool(flat[at]), rate.limit, flat[at + 1], flat[at + 2] / 1e6, flat[at + 3] / 1e6, rate.period
+                    )
+                    for at, (_, rate) in zip(range(0, len(flat), 4), checks, strict=True)
+                ]
+        return self._unanswered(checks, cost, on_error)
+
+    def _unanswered(self, checks: Sequence[tuple[str, Rate]], cost: int, on_error: OnError) -> list[Decision]:
+        """The decisions when Redis could not be asked: `on_error` says which."""
+        if on_error == "open_local":
+            return self._local.check_many(checks, cost)
+        return [
+            Decision(
+                False, rate.limit, 0, UNAVAILABLE_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER, rate.period, unavailable=True
+            )
+            for _, rate in checks
+        ]
+
+    def _gcra_run(self, keys: Sequence[str], args: Sequence[float | int]) -> list[int]:
         # EVALSHA straight away: Script.__call__ costs a few µs more per check (see bench/ratelimit.py).
         try:
-            return self._redis.evalsha(self._gcra.sha, 1, key, interval_us, burst, cost)
+            return self._redis.evalsha(self._gcra.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
-            return self._gcra(keys=[key], args=[interval_us, burst, cost])
+            return self._gcra(keys=list(keys), args=list(args))
 
     # --- leases --------------------------------------------------------------------------------
 

@@ -147,24 +147,23 @@ def credential_label(principal) -> str:
 
 
 def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
-    """Spend one request of the credential's and the tenant's rates. Refused: the refusing
-    decision; admitted: the one with fewer requests left (its headers tell the client)."""
+    """Spend one request of the credential's and the tenant's rates together, in one round trip
+    (neither is spent when the other refuses). Refused: the refusing decision (the credential's
+    first); admitted: the one with fewer requests left (its headers tell the client)."""
     limits = limits_for(tenant_id)
     on_error = (
         settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES if write else settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS
     )
-    rate_limiter = limiter()
-    credential_key = limit_key("credential", f"{tenant_id}:{credential_label(principal)}")
-    credential = rate_limiter.check(credential_key, limits.credential_rate(), on_error=on_error)
-    if not credential.allowed:
-        _refusal_remember(credential_key, credential)
-        return credential
-    tenant_key = limit_key("tenant", str(tenant_id))
-    tenant = rate_limiter.check(tenant_key, limits.tenant_rate(), on_error=on_error)
-    if not tenant.allowed:
-        _refusal_remember(tenant_key, tenant)
-        return tenant
-    return min(credential, tenant, key=lambda decision: decision.remaining)
+    checks = [
+        (limit_key("credential", f"{tenant_id}:{credential_label(principal)}"), limits.credential_rate()),
+        (limit_key("tenant", str(tenant_id)), limits.tenant_rate()),
+    ]
+    decisions = limiter().check_many(checks, on_error=on_error)
+    for (key, _rate), decision in zip(checks, decisions, strict=True):
+        if not decision.allowed:
+            _refusal_remember(key, decision)
+            return decision
+    return min(decisions, key=lambda decision: decision.remaining)
 
 
 # --- refusals remembered per process --------------------------------------------------------------

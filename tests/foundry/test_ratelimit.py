@@ -118,6 +118,39 @@ def test_it_spends_the_cost_all_or_nothing(limiter, key):
     assert (last.allowed, last.remaining) == (True, 0)
 
 
+@pytest.fixture
+def other() -> str:
+    return limit_key("test", uuid.uuid4().hex)
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["redis", "local-fallback"])
+def test_several_keys_are_spent_together_or_not_at_all(limiter, unreachable, key, other, local):
+    checking = unreachable if local else limiter
+    options = {"on_error": "open_local"} if local else {}
+    tight, loose = Rate(2, 60), Rate(10, 60)
+    for left in (1, 0):  # both admit: both spent
+        decisions = checking.check_many([(key, tight), (other, loose)], **options)
+        assert [(d.allowed, d.remaining) for d in decisions] == [(True, left), (True, 9 - (1 - left))]
+    refused, would = checking.check_many([(key, tight), (other, loose)], **options)
+    assert (refused.allowed, refused.remaining, would.allowed) == (False, 0, True)
+    assert 29 < refused.retry_after <= 30
+    # The refusal spent nothing on the key that would have admitted: 8 left there, as before it.
+    assert checking.check(other, loose, **options).remaining == 7
+
+
+def test_several_keys_admit_exactly_the_tightest_rate_to_concurrent_threads(limiter, key, other):
+    decisions = hammer(10, 8, lambda: limiter.check_many([(key, Rate(25, 3600)), (other, Rate(1000, 3600))]))
+    assert sum(first.allowed for first, _ in decisions) == 25
+    assert all(second.allowed for _, second in decisions)  # it would admit each: the first decides
+    assert limiter.check(other, Rate(1000, 3600)).remaining == 1000 - 25 - 1  # spent only with the first
+
+
+@pytest.mark.parametrize("checks", [[], "twice"], ids=["none", "a-key-twice"])
+def test_several_keys_are_named_once_each(limiter, key, checks):
+    with pytest.raises(ValueError, match="each once"):
+        limiter.check_many([(key, Rate(5, 60)), (key, Rate(5, 60))] if checks == "twice" else checks)
+
+
 def test_it_loads_the_script_again_after_redis_forgot_it(limiter, key):
     assert limiter.check(key, Rate(2, 60)).allowed
     limiter._redis.script_flush()
