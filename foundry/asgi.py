@@ -8,6 +8,7 @@ may serve the console and API with gunicorn (WSGI, faster for Django's sync view
 """
 
 import contextlib
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -64,3 +65,6 @@ async def _lifespan(receive, send) -> None:
                 await stack.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+gc.freeze()  # what the process has loaded, out of the collector's sight (foundry/wsgi.py)

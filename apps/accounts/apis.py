@@ -10,13 +10,12 @@ from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.accounts.services import (
     member_add,
-    member_count,
     member_invite_reissue,
     member_invite_url,
     member_remove,
     member_role_change,
+    workspace_with_active_members,
 )
-from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
@@ -173,12 +172,12 @@ class WorkspaceApi(TenantAPIView):
 
     @staticmethod
     def _shown(request: Request) -> dict:
-        tenant = Tenant.objects.get(pk=request._request.tenant.pk)  # the route's copy lacks settings
+        tenant = workspace_with_active_members(request._request.tenant.pk)  # the route's copy lacks settings
         return {
             "slug": tenant.slug,
             "name": tenant.name,
             "plan": tenant.plan,
             "status": tenant.status,
-            "member_count": member_count(),
+            "member_count": tenant.active_members,
             "trace_content": tenant.trace_content,
         }

@@ -6,6 +6,8 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Count, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -121,3 +123,12 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
 
 def member_count() -> int:
     return User.objects.filter(is_active=True).count()
+
+
+def workspace_with_active_members(tenant_id: int):
+    """The workspace's Tenant row with `active_members` counted live in the same query (its
+    `member_count` field is the operators' periodically refreshed copy)."""
+    from apps.tenants.models import Tenant
+
+    active = User.objects.filter(is_active=True).order_by().values("is_active").annotate(n=Count("pk")).values("n")
+    return Tenant.objects.annotate(active_members=Coalesce(Subquery(active), 0)).get(pk=tenant_id)

@@ -156,6 +156,9 @@ def test_interleaved_requests_of_two_tenants_never_carry_each_others_id(
     for span in spans:  # the queries and Redis calls of each request: only its own tenant, if any
         if span.trace_id in owner and "tenant.id" in span.attributes:
             assert span.attributes["tenant.id"] == owner[span.trace_id], span
+    # A reused connection's health check (SELECT 1) is not traced; the requests' queries are.
+    statements = [s.attributes.get("db.statement") for s in spans if s.trace_id in owner]
+    assert "SELECT 1" not in statements and any("tokens_apitoken" in (q or "") for q in statements)
 
 
 def test_an_mcp_request_is_traced_with_its_tenant(receiver, fresh_tenant, django_db_blocker):
