@@ -8,13 +8,13 @@ may serve the console and API with gunicorn (WSGI, faster for Django's sync view
 """
 
 import contextlib
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
+from foundry.process import loaded_freeze
 from foundry.telemetry import telemetry_enabled, telemetry_setup
 
 telemetry_setup("web")  # before the middleware loads (foundry/telemetry.py)
@@ -67,4 +67,4 @@ async def _lifespan(receive, send) -> None:
                 return
 
 
-gc.freeze()  # what the process has loaded, out of the collector's sight (foundry/wsgi.py)
+loaded_freeze()

@@ -57,12 +57,11 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _telemetry_in_worker_process(**_kwargs) -> None:
     """Each forked worker process sets up its own tracing (an exporter's thread does not survive a fork)."""
-    import gc
-
+    from foundry.process import loaded_freeze
     from foundry.telemetry import telemetry_setup
 
     telemetry_setup("worker")
-    gc.freeze()  # what the process has loaded, out of the collector's sight (foundry/wsgi.py)
+    loaded_freeze(urlconfs=False)
 
 
 @beat_init.connect

@@ -148,8 +148,8 @@ def credential_label(principal) -> str:
 
 def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
     """Spend one request of the credential's and the tenant's rates together, in one round trip
-    (neither is spent when the other refuses). Refused: the refusing decision (the credential's
-    first); admitted: the one with fewer requests left (its headers tell the client)."""
+    (neither is spent when the other refuses). Refused: the refusal with the longer wait (each
+    refusal remembered); admitted: the decision with fewer requests left (its headers tell the client)."""
     limits = limits_for(tenant_id)
     on_error = (
         settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES if write else settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_READS
@@ -159,10 +159,13 @@ def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
         (limit_key("tenant", str(tenant_id)), limits.tenant_rate()),
     ]
     decisions = limiter().check_many(checks, on_error=on_error)
-    for (key, _rate), decision in zip(checks, decisions, strict=True):
-        if not decision.allowed:
-            _refusal_remember(key, decision)
-            return decision
+    refused = [
+        (key, decision) for (key, _rate), decision in zip(checks, decisions, strict=True) if not decision.allowed
+    ]
+    for key, decision in refused:
+        _refusal_remember(key, decision)
+    if refused:  # the longest wait: retrying sooner would meet the other refusal
+        return max((decision for _, decision in refused), key=lambda decision: decision.retry_after)
     return min(decisions, key=lambda decision: decision.remaining)
 
 

@@ -3,12 +3,13 @@
 Plans are scaled up in tests/settings.py, so each test sets an override (never scaled)."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
 
-from apps.tenants.limits import limiter, limits_cache_clear
-from foundry.ratelimit import limit_key
+from apps.tenants.limits import limiter, limits_cache_clear, refusals_forget, request_admit, request_refused_early
+from foundry.ratelimit import Rate, limit_key
 from tests.api.conftest import api, issue
 from tests.conftest import free_port
 
@@ -126,3 +127,20 @@ def test_a_standing_refusal_is_answered_before_the_token_is_looked_up_and_ends_o
     settings.FOUNDRY_RATELIMIT_REDIS_URL = ""
     time.sleep(1.05)
     assert client.get(WORKSPACE).status_code == 200
+
+
+def test_when_both_buckets_refuse_the_longer_wait_is_answered_and_both_are_remembered(acme):
+    limit("acme", rps=1, burst=2)  # the workspace: 1/s, burst 2; a credential: 1/s, burst 1
+    refusals_forget()
+    member = SimpleNamespace(pk=424242)  # the credential `user:424242`
+    assert request_admit(tenant_id=acme.pk, principal=member, write=False).allowed
+    # The workspace's bucket pushed ~10 s out (as a slower rate would spend it); the member's is
+    # spent for ~1 s.
+    assert limiter().check(limit_key("tenant", str(acme.pk)), Rate(1, 10.0, burst=2)).allowed
+    try:
+        refused = request_admit(tenant_id=acme.pk, principal=member, write=False)
+        assert not refused.allowed and 8 < refused.retry_after <= 10
+        early = request_refused_early(tenant_id=acme.pk, authorization=None)  # the workspace's, remembered
+        assert early is not None and early.retry_after > 8
+    finally:
+        refusals_forget()

@@ -68,19 +68,21 @@ def test_events_form_a_gap_free_chain_whose_hashes_python_recomputes(acme):
 )
 def test_the_sql_hash_is_the_python_hash_byte_for_byte(db, text):
     """audit_event_hash (migrations/0006: one format() call) hashes what chain.event_hash hashes."""
-    fields = {
-        "actor_type": "user", "actor_id": text, "action": f"a.{text}", "target_type": text, "target_id": text,
-        "outcome": "success", "ip": "2001:db8::1", "user_agent": text, "request_id": text,
-        "details": json.dumps({"k": text}), "prev_hash": "ab" * 32,
+    fields = {  # each its own value: a swap of two fields changes the hash
+        "actor_type": "user", "actor_id": f"actor|{text}", "action": f"a.{text}", "target_type": f"type|{text}",
+        "target_id": f"id|{text}", "outcome": "success", "ip": "2001:db8::1", "user_agent": f"ua|{text}",
+        "request_id": f"rq|{text}", "details": json.dumps({"k": text}), "prev_hash": "ab" * 32,
     }  # fmt: skip
-    for tenant_id, seq in ((0, 1), (7, 10**12), (2**62, 999)):
+    for tenant_id, seq, at in ((0, 1, "2026-12-01 10:00:00.000000+00"), (7, 10**12, "2026-12-01 10:00:00.120300+00"),
+                               (2**62, 999, "1999-12-31 23:59:59.999999+00")):  # fmt: skip
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT now(), public.audit_event_hash(%s, %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [tenant_id, seq, *fields.values()],
+                "SELECT %s::timestamptz, public.audit_event_hash(%s, %s, %s::timestamptz,"
+                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [at, tenant_id, seq, at, *fields.values()],
             )
-            at, digest = cursor.fetchone()
-        assert digest == event_hash(tenant_id=tenant_id, seq=seq, occurred_at=at, **fields)
+            moment, digest = cursor.fetchone()
+        assert digest == event_hash(tenant_id=tenant_id, seq=seq, occurred_at=moment, **fields)
 
 
 def test_personal_data_goes_to_the_actor_table_not_the_chain(acme):

@@ -139,10 +139,10 @@ def test_several_keys_are_spent_together_or_not_at_all(limiter, unreachable, key
 
 
 def test_several_keys_admit_exactly_the_tightest_rate_to_concurrent_threads(limiter, key, other):
-    decisions = hammer(10, 8, lambda: limiter.check_many([(key, Rate(25, 3600)), (other, Rate(1000, 3600))]))
+    decisions = hammer(10, 8, lambda: limiter.check_many([(key, Rate(25, 3600)), (other, Rate(1000, 86400))]))
     assert sum(first.allowed for first, _ in decisions) == 25
     assert all(second.allowed for _, second in decisions)  # it would admit each: the first decides
-    assert limiter.check(other, Rate(1000, 3600)).remaining == 1000 - 25 - 1  # spent only with the first
+    assert limiter.check(other, Rate(1000, 86400)).remaining == 1000 - 25 - 1  # spent only with the first
 
 
 @pytest.mark.parametrize("checks", [[], "twice"], ids=["none", "a-key-twice"])
