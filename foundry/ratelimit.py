@@ -216,6 +216,7 @@ class Limiter:
 
     def check(self, key: str, rate: Rate, cost: int = 1, *, on_error: OnError = "closed") -> Decision:
         """Spend `cost` units of `rate` on `key` if they are available (all or nothing)."""
+        # check_many's one-key case, without its lists: this is every request's hot path.
         _check_valid(key, rate, cost, on_error)
         if self._available():
             try:

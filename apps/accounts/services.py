@@ -130,5 +130,6 @@ def workspace_with_active_members(tenant_id: int):
     `member_count` field is the operators' periodically refreshed copy)."""
     from apps.tenants.models import Tenant
 
+    # Grouped by the one value is_active has here: a single row holding the count (none: 0).
     active = User.objects.filter(is_active=True).order_by().values("is_active").annotate(n=Count("pk")).values("n")
     return Tenant.objects.annotate(active_members=Coalesce(Subquery(active), 0)).get(pk=tenant_id)

@@ -175,6 +175,22 @@ def test_the_workspace_endpoint_shows_what_the_dashboard_shows(acme):
     }
 
 
+def test_the_workspace_counts_only_its_own_active_members(acme, globex):
+    with schema_context("globex"):
+        for n in range(3):
+            User.objects.create_user(f"extra{n}@globex.test", None)
+    with schema_context("acme"):
+        leaving = User.objects.exclude(email="owner@acme.test").order_by("pk").values_list("pk", flat=True)[:2]
+        User.objects.filter(pk__in=list(leaving)).update(is_active=False)
+    acme_count = api(acme, issue(acme, scopes=["read"])).get("/api/v1/workspace").json()["member_count"]
+    globex_count = api(globex, issue(globex, scopes=["read"])).get("/api/v1/workspace").json()["member_count"]
+    with schema_context("acme"):
+        assert acme_count == User.objects.filter(is_active=True).count()
+    with schema_context("globex"):
+        assert globex_count == User.objects.filter(is_active=True).count()
+    assert (acme_count, globex_count) == (3, 4)  # acme: 5 less 2 gone; globex: its owner and 3 new
+
+
 def test_a_pending_member_gets_a_new_invitation_link_and_a_joined_one_does_not(acme_admin, acme):
     created = acme_admin.post(
         "/api/v1/members", {"email": "late@acme.test", "role": "viewer"}, content_type="application/json"
