@@ -65,8 +65,8 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
         raise ValueError(f"benchmark databases are named {BENCH_DATABASE_PREFIX}*, not {name!r}")
     base = dev_environment()
     admin_url = _with_database(base["DATABASE_URL"], "postgres")
+    _drop_database(admin_url, name)  # left over by a killed run
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # left over by a killed run
         conn.execute(f'CREATE DATABASE "{name}"')
     env = {
         **base,
@@ -80,8 +80,22 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
         manage(env, "migrate_platform", "--verbosity", "0")
         yield env
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin_url, name)
+
+
+def _drop_database(admin_url: str, name: str, attempts: int = 30) -> None:
+    """DROP DATABASE ... WITH (FORCE), retried: the application role may not terminate an
+    autovacuum worker that is still analysing a table the benchmark filled, so the drop waits
+    for it to finish (a second at a time) instead of failing the run at its very end."""
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
 
 
 def manage(env: dict[str, str], *args: str, quiet: bool = False) -> float:

@@ -78,6 +78,8 @@ class AuditChain(models.Model):
     tenant_id = models.BigIntegerField(primary_key=True)
     seq = models.BigIntegerField()
     hash = models.CharField(max_length=64)
+    # The hash the last append replaced: how audit_append's one UPDATE hands it back (0007).
+    prev_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001 (written by SQL only)
     hash_tenant_id = models.BigIntegerField(null=True)  # as AuditChainBase says; null: tenant_id
     updated_at = models.DateTimeField()
 

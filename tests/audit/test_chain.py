@@ -372,12 +372,17 @@ def test_audit_verify_command_names_the_break_and_exits_non_zero(superuser, chai
 # --- concurrency ---------------------------------------------------------------------------------------
 
 
-def test_four_processes_appending_at_once_leave_a_valid_gap_free_chain(db):
+def test_four_processes_appending_at_once_leave_a_valid_gap_free_chain(superuser):
     chain = random.randint(3 * 10**9, 4 * 10**9)
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         assert sum(pool.map(append_many, [(test_database_url(), chain, 500)] * 4, chunksize=1)) == 2000
     result = audit_verify(chain)
     assert result.ok and result.events == 2000 and result.last_seq == 2000
+    # Each event's time is read once its writer holds the chain: in seq order, time never goes back.
+    times = superuser.execute(
+        "SELECT occurred_at FROM audit_auditevent WHERE tenant_id = %s ORDER BY seq", [chain]
+    ).fetchall()
+    assert len(times) == 2000 and times == sorted(times)
 
 
 def test_the_platform_chain_records_operator_actions(db):
