@@ -1,7 +1,7 @@
 """The audit trail: one hash chain per tenant and one for the platform (tenant 0), in the public
 schema, each row carrying its `tenant_id` under forced Row-Level Security.
 
-Rows are appended only by the SQL function `audit_append` (migrations/0002), which takes the
+Rows are appended only by the SQL function `audit_append` (migrations/0002, 0007), which takes the
 chain's head row lock, numbers the event, computes its hash over the canonical serialisation
 (chain.py) including the previous hash, and inserts it — one round trip, linear per chain, no
 lock shared between chains. Triggers refuse UPDATE, DELETE and TRUNCATE of events and signed
