@@ -40,8 +40,11 @@ def member_invite_url(*, user: User, base_url: str) -> str:
 
 
 def member_invite_reissue(*, actor: User, member: User, base_url: str, request: HttpRequest | None = None) -> str:
-    """A fresh invitation link for a member who has not joined yet."""
+    """A fresh invitation link for a member who has not joined yet. The link sets the member's
+    password, so an owner's is reissued by owners only (whoever holds it signs in as that owner)."""
     _require(actor, Permission.MEMBERS_MANAGE)
+    if member.role == Role.OWNER:
+        _require(actor, Permission.OWNERS_MANAGE)
     if member.has_usable_password():
         raise ValidationError("This member has already joined.", code="invite_not_pending")
     audit_record(action="member.invite_issued", actor=actor, target=member, request=request)

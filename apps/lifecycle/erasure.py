@@ -110,9 +110,10 @@ def _names(email: str, member: User | None, actor_id: str | None, tenant_id: int
 
 def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
     """Erase a person's personal data from the workspace the connection is on (see the module
-    docstring). The person need not be a member any more. `actor`: the member asking (their
-    permissions are checked), or the name of an operator's tool (`cli:erase_member`)."""
-    member_acting = isinstance(actor, User)
+    docstring). The person need not be a member any more. `actor`: who asks — a member, an API
+    token or a service token, whose role's permissions are checked alike — or the name of an
+    operator's tool (`cli:erase_member`), which is not checked."""
+    member_acting = not isinstance(actor, str)
     if member_acting and not actor.has_permission(Permission.MEMBERS_MANAGE):
         raise PermissionDenied(f"Your role does not allow {Permission.MEMBERS_MANAGE}.")
     email = email_clean(email)
@@ -129,7 +130,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     if member is None and actor_id is None:
         raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
     if member is not None:
-        if member_acting and member.pk == actor.pk:
+        if member_acting and actor.pk is not None and member.pk == actor.pk:
             raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
         if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
             raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")

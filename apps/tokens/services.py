@@ -77,6 +77,12 @@ def token_issue(
             raise PermissionDenied("Your role does not allow managing API tokens.")
         if role == Role.OWNER and not actor.has_permission(Permission.OWNERS_MANAGE):
             raise PermissionDenied("Only owners issue owner tokens.")
+    if hasattr(actor, "has_scope"):  # a token issuing a token: never wider than itself
+        lacking = sorted({scope for scope in scopes if not actor.has_scope(scope)})
+        if lacking:
+            raise PermissionDenied(
+                f"A token issues tokens only with scopes it holds; this one lacks {', '.join(lacking)}."
+            )
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from apps.accounts.models import User
 from tests.api.conftest import api, issue
-from tests.conftest import tenant_user
+from tests.conftest import client_for, tenant_user
 
 
 def _emails(response) -> list[str]:
@@ -198,7 +198,27 @@ def test_a_pending_member_gets_a_new_invitation_link_and_a_joined_one_does_not(a
     member_id = created.json()["member"]["id"]
     again = acme_admin.post(f"/api/v1/members/{member_id}/invite")
     assert again.status_code == 200 and again.json()["invite_url"].startswith("http://acme.localhost/invite/")
-    owner = tenant_user(acme, "owner@acme.test")
-    refused = acme_admin.post(f"/api/v1/members/{owner.pk}/invite")
+    joined = tenant_user(acme, "developer@acme.test")
+    refused = acme_admin.post(f"/api/v1/members/{joined.pk}/invite")
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "invite_not_pending"
+
+
+def test_only_owners_get_an_invited_owners_new_link(acme):
+    """The link sets the invitee's password: an admin holding an invited owner's link would sign
+    in as that owner. Refused for an admin signed in and for an admin token; an admin still gets
+    an invited admin's link, and an owner an invited owner's."""
+    from apps.accounts.services import member_add
+
+    with schema_context("acme"):
+        owner = tenant_user(acme, "owner@acme.test")
+        invited_owner = member_add(actor=owner, email="new-owner@acme.test", role="owner").pk
+        invited_admin = member_add(actor=owner, email="new-admin@acme.test", role="admin").pk
+    for admin in (client_for(acme, "admin@acme.test"), api(acme, issue(acme, role="admin", scopes=["admin"]))):
+        refused = admin.post(f"/api/v1/members/{invited_owner}/invite", content_type="application/json")
+        assert refused.status_code == 403 and "invite_url" not in refused.json()
+        assert admin.post(f"/api/v1/members/{invited_admin}/invite", content_type="application/json").status_code == 200
+    owner_token = api(acme, issue(acme, role="owner", scopes=["admin"]))
+    assert (
+        owner_token.post(f"/api/v1/members/{invited_owner}/invite", content_type="application/json").status_code == 200
+    )

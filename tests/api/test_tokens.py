@@ -82,6 +82,23 @@ def test_scopes_narrow_a_token(acme):
     assert "scope" in response.json()["error"]["message"]
 
 
+def test_a_token_issues_tokens_no_wider_than_its_own_scopes(acme):
+    """A token's scopes narrow its role; a token minting a wider one would undo that."""
+    admin_only = api(acme, issue(acme, role="admin", scopes=["admin"]))
+    assert (
+        admin_only.post("/api/v1/runs", {"agent": "x", "input": "y"}, content_type="application/json").status_code
+        == 403
+    )
+    body = {"name": "wider", "role": "admin", "scopes": ["read", "write", "run", "admin"]}
+    wider = admin_only.post("/api/v1/tokens", body, content_type="application/json")
+    assert wider.status_code == 403
+    assert "lacks read, run, write" in wider.json()["error"]["message"]
+    narrower = {"name": "narrower", "role": "developer", "scopes": ["admin"]}
+    assert admin_only.post("/api/v1/tokens", narrower, content_type="application/json").status_code == 201
+    with schema_context("acme"):
+        assert set(ApiToken.objects.values_list("name", flat=True)) == {"test", "narrower"}
+
+
 def test_a_token_cannot_exceed_its_role(acme):
     viewer = api(acme, issue(acme, role="viewer", scopes=["read", "write", "run", "admin"]))
     response = viewer.post(

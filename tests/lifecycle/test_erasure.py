@@ -173,6 +173,20 @@ def test_the_api_erases_and_another_workspaces_token_cannot(traced, acme):
     assert again.status_code == 400 and b"person_unknown" in again.content
 
 
+def test_an_owner_is_erased_by_an_owner_whatever_the_credential(acme):
+    """An admin may not erase an owner, signed in or through an admin token (docs/lifecycle.md)."""
+    with schema_context("acme"):
+        User.objects.create_user("owner2@acme.test", PASSWORD, role=Role.OWNER)
+    body = {"email": "owner2@acme.test"}
+    for admin in (client_for(acme, "admin@acme.test"), api(acme, issue(acme, role="admin", scopes=["admin"]))):
+        assert admin.post("/api/v1/members/erase", body, content_type="application/json").status_code == 403
+    with schema_context("acme"):
+        assert User.objects.filter(email="owner2@acme.test", role=Role.OWNER).exists()
+    owner = api(acme, issue(acme, role="owner", scopes=["admin"]))
+    erased = owner.post("/api/v1/members/erase", body, content_type="application/json")
+    assert erased.status_code == 200 and erased.json()["member_removed"] is True
+
+
 def test_the_command_erases_and_names_a_bad_slug(traced):
     out = io.StringIO()
     call_command("erase_member", traced.slug, email_of(traced), stdout=out)
