@@ -112,7 +112,7 @@ def storable(value):
     return value
 
 
-def run_advance(run_id, *, depth: int = 0) -> str:
+def run_advance(run_id) -> str:
     """Advance a run as far as it goes now; the status it is left in ("locked" when another holds it)."""
     lock = RunLock(connection.schema_name, str(run_id))
     if not lock.acquire():
@@ -121,7 +121,7 @@ def run_advance(run_id, *, depth: int = 0) -> str:
         claimed = _run_claim(run_id)
         if claimed is None:
             return _unclaimed(run_id)
-        return Attempt(claimed, lock, depth).advance()
+        return Attempt(claimed, lock).advance()
     finally:
         lock.release()
 
@@ -186,10 +186,9 @@ def http_policy(schema: str) -> NetworkPolicy:
 class Attempt:
     """One worker's attempt at a run, under its lock, on the run as `_run_claim` returned it."""
 
-    def __init__(self, run: Run, lock: RunLock, depth: int):
+    def __init__(self, run: Run, lock: RunLock):
         self.run = run
         self.lock = lock
-        self.depth = depth
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
         # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
@@ -419,9 +418,19 @@ class Attempt:
         )
         return None if spent is None else {"message": spent.message, "approvable": spent.approvable}
 
+    def _depth(self) -> int:
+        """How deep this run sits among sub-agents (0: started by a person or a client), from its
+        stored parents, so a child its own task resumes (after an approval, a lost worker) counts
+        as deep as it is. Walks up at most one past the limit."""
+        depth, parent = 0, self.run.parent_id
+        while parent is not None and depth <= settings.FOUNDRY_SUBAGENT_MAX_DEPTH:
+            depth += 1
+            parent = Run.objects.filter(pk=parent).values_list("parent_id", flat=True).first()
+        return depth
+
     def _subagent(self, name: str, text: str, seconds_left: float, key: str | None) -> str:
         """Run another deployed agent of this tenant as a child run, here in this worker."""
-        if self.depth + 1 > settings.FOUNDRY_SUBAGENT_MAX_DEPTH:
+        if self._depth() + 1 > settings.FOUNDRY_SUBAGENT_MAX_DEPTH:
             raise ToolError(
                 "subagent_too_deep", f"Sub-agents may nest {settings.FOUNDRY_SUBAGENT_MAX_DEPTH} deep; this is deeper."
             )
@@ -438,7 +447,7 @@ class Attempt:
                 raise ToolError(exc.code, exc.message) from None
         deadline = time.monotonic() + seconds_left
         if not child.is_finished:
-            run_advance(child.pk, depth=self.depth + 1)
+            run_advance(child.pk)
             child.refresh_from_db()
         if child.status == Run.Status.SUCCEEDED:
             return child.output or ""

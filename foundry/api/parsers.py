@@ -11,7 +11,9 @@ from rest_framework.parsers import JSONParser
 MAX_DEPTH = 64
 
 
-def _check(value, depth: int = 0) -> None:
+def json_check(value, depth: int = 0) -> None:
+    """ParseError (`json_too_deep`, `json_text_invalid`) for what no column could take; the MCP
+    server checks its tools' arguments with it too (foundry/mcp/context.py)."""
     if depth > MAX_DEPTH:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.", code="json_too_deep")
     if isinstance(value, str):
@@ -19,11 +21,11 @@ def _check(value, depth: int = 0) -> None:
             raise ParseError("Text may not contain NUL characters or lone surrogates.", code="json_text_invalid")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check(key, depth + 1)
-            _check(item, depth + 1)
+            json_check(key, depth + 1)
+            json_check(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check(item, depth + 1)
+            json_check(item, depth + 1)
 
 
 class SafeJSONParser(JSONParser):
@@ -32,5 +34,5 @@ class SafeJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.", code="json_too_deep") from None
-        _check(data)
+        json_check(data)
         return data

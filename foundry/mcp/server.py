@@ -13,14 +13,16 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from django.utils import timezone
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from pydantic import Field
+from rest_framework.exceptions import ParseError
 
 from apps.accounts.permissions import Permission
 from apps.billing.rls import current_tenant_id
@@ -30,9 +32,10 @@ from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed
 from apps.catalog.services import agent_deploy, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
-from apps.runs.models import Run
+from apps.runs.models import Approval, Run
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
 from apps.tokens.models import Scope
+from foundry.api.parsers import json_check
 from foundry.errors import ServiceError
 from foundry.manifests.loader import MAX_BYTES
 from foundry.mcp.context import run_resource, run_tool
@@ -88,6 +91,15 @@ class FoundryServer(MCPServer):
     async def _handle_list_resources(self, ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
         return await resources_list(ctx, params.cursor if params else None)
 
+    async def call_tool(self, name: str, arguments: dict[str, Any], context=None):
+        """Refuse text no column takes (NUL, lone surrogates) in any argument up front, with the
+        API's code (`json_text_invalid`), before a tool looks a name up with it."""
+        try:
+            json_check(arguments)
+        except ParseError as exc:
+            raise ToolError(f"Error executing tool {name}: {exc.get_codes()}: {exc.detail}") from None
+        return await super().call_tool(name, arguments, context)
+
 
 mcp = FoundryServer(
     name="foundry",
@@ -140,12 +152,14 @@ def _run(run_id: uuid.UUID) -> Run:
 def _run_detail(run: Run) -> RunDetail:
     steps = list(run.steps.defer("replay").order_by("index")[: MAX_STEPS_SHOWN + 1])
     approvals = ApprovalOutput(run.approvals.order_by("step")[:MAX_STEPS_SHOWN], many=True).data
+    # The call the run waits for, wherever it is: the list above is capped, this one is not.
+    pending = run.approvals.filter(decision=Approval.Decision.PENDING).order_by("-step").first()
     return RunDetail(
         **RunOutput(run).data,
         steps=StepOutput(steps[:MAX_STEPS_SHOWN], many=True).data,
         steps_truncated=len(steps) > MAX_STEPS_SHOWN,
         approvals=approvals,
-        pending_approval=next((a for a in approvals if a["decision"] == "pending"), None),
+        pending_approval=ApprovalOutput(pending).data if pending is not None else None,
     )
 
 

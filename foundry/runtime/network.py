@@ -96,6 +96,9 @@ def address_class(ip: Address) -> str | None:
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
+        # fec0::/10, deprecated site-local (RFC 3879): never routed globally, yet ipaddress
+        # counts it as global.
+        ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
         ("multicast", ip.is_multicast),
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
@@ -111,7 +114,7 @@ def address_refusal(ip: Address, policy: NetworkPolicy) -> str | None:
         return kind
     if any(ip.version == net.version and ip in net for net in policy.allowed_networks):
         return None
-    if policy.allow_private and kind in ("private", "loopback", "non-public"):
+    if policy.allow_private and kind in ("private", "site-local", "loopback", "non-public"):
         return None
     return kind
 

@@ -12,7 +12,7 @@ from apps.billing.models import UsageRecord
 from apps.billing.rls import current_tenant_id, usage_scope
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import version_publish
-from apps.runs.models import Run
+from apps.runs.models import Approval, Run
 from apps.runs.services import run_create
 from tests.conftest import audit_events, tenant_user
 from tests.mcp.conftest import mcp_client, token_prefix, tool_error, workspace_make
@@ -233,3 +233,39 @@ async def test_a_decision_on_a_run_that_does_not_wait_is_refused_and_changes_not
 def run_status(schema: str, run_id) -> str:
     with schema_context(schema):
         return Run.objects.get(pk=run_id).status
+
+
+async def test_text_no_column_takes_is_refused_with_the_apis_code(mcp_port, ws):
+    """A NUL in a name would reach PostgreSQL and fail as an internal error: refused up front."""
+    ws, _ = ws
+    calls = {
+        "get_agent": {"name": "invoice\x00triage"},
+        "deploy_agent": {"name": "invoice\x00triage", "version": 1},
+        "run_agent": {"agent": "invoice\x00triage", "input": "Hi."},
+        "query_dis": {"domain": "fin\x00ance"},
+    }
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["owner"]) as client:
+        for name, arguments in calls.items():
+            assert tool_error(await client.call_tool(name, arguments)).startswith("json_text_invalid: ")
+
+
+def _waiting_after_many_approvals(schema: str) -> str:
+    with schema_context(schema):
+        run = run_create(agent=Document.objects.get(name="invoice-triage"), input="Pay them all.", created_by="t")
+        Approval.objects.bulk_create(
+            Approval(run=run, step=2 * n, tool="find_invoices", tool_call_id=f"c{n}", decision="approved",
+                     approver="op", decided_at=datetime.now(UTC))
+            for n in range(1, 202)
+        )  # fmt: skip
+        Approval.objects.create(run=run, step=404, tool="find_invoices", tool_call_id="c202")
+        Run.objects.filter(pk=run.pk).update(status="waiting_approval", step_count=403)
+        return str(run.pk)
+
+
+async def test_get_run_names_the_pending_call_beyond_the_approvals_it_lists(mcp_port, ws, in_db):
+    ws, _ = ws
+    run_id = await in_db(_waiting_after_many_approvals, ws.schema)
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["operator"]) as client:
+        detail = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
+    assert len(detail["approvals"]) == 200  # the list is capped ...
+    assert detail["pending_approval"]["step"] == 404  # ... the call the run waits for is not

@@ -692,3 +692,33 @@ def test_an_http_tool_calling_its_own_workspace_gets_a_read_only_service_token(a
     assert '"status": 200' in own.summary and "acme" in own.summary
     assert (other.status, other.error) == ("error", "http_status"), other.summary
     assert '"status": 401' in other.summary
+
+
+def test_a_sub_agent_resumed_by_its_own_task_counts_as_deep_as_it_is(acme, settings):
+    """lead -> mid -> leaf is two levels; with a limit of one, mid may not call leaf — also after
+    mid waited for an approval and its own task (depth unknown in memory) resumed it."""
+    settings.FOUNDRY_SUBAGENT_MAX_DEPTH = 1
+
+    def subagent(name: str, agent: str) -> str:
+        return f"    - name: {name}\n      type: subagent\n      description: Ask {agent}.\n      agent: {agent}\n"
+
+    gated = (
+        "  approvals:\n    tools: [ask_leaf]\n  tests:\n    - name: asks-leaf\n      input: Ask the leaf.\n"
+        '      script:\n        - tool_call: {tool: ask_leaf, arguments: {input: "Hello leaf."}}\n'
+        "        - respond: mid done\n"
+    )
+    deploy(acme, FINANCE, agent_yaml("leaf"))
+    deploy(acme, agent_yaml("mid", tools=subagent("ask_leaf", "leaf"), limits=gated))
+    lead = deploy(acme, agent_yaml("lead", tools=subagent("ask_mid", "mid")))
+    script = [{"tool_call": {"tool": "ask_mid", "arguments": {"input": "Ask the leaf."}}}, {"respond": "lead done"}]
+    with schema_context("acme"):
+        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=lead, input="Delegate twice.", script=script)
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        mid = Run.objects.get(parent=run)
+        assert mid.status == "waiting_approval"
+        run_decide(actor=tenant_user(acme, "operator@acme.test"), run=mid, approved=True)
+    mid = advance(mid, "acme")  # as the task run_decide queued: run_advance(mid.pk)
+    with schema_context("acme"):
+        assert not Run.objects.filter(parent=mid).exists()
+        assert Step.objects.get(run=mid, node="tool").error == "subagent_too_deep"

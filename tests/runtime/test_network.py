@@ -211,12 +211,20 @@ def test_it_bounds_the_time(server):
         ("::ffff:127.0.0.1", "loopback"),
         ("2002:7f00:1::1", "loopback"),
         ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("fec0::1", "site-local"),  # deprecated site-local: ipaddress calls it global
+        ("feff:ffff::1", "site-local"),
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),
     ],
 )
 def test_address_classes(address, kind):
     assert address_class(ipaddress.ip_address(address)) == kind
+
+
+def test_a_name_resolving_to_a_site_local_address_is_refused_before_connecting():
+    with pytest.raises(FetchError) as info:
+        fetch("GET", "http://svc.example.com/", hosts=["svc.example.com"], timeout=2, resolver=lambda h, p: ["fec0::1"])
+    assert info.value.code == "http_address_refused"
 
 
 def test_declared_host_patterns():
