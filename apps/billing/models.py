@@ -86,9 +86,11 @@ class UsageMonth(models.Model):
     calls = models.PositiveBigIntegerField(db_default=0)
     tokens = models.PositiveBigIntegerField(db_default=0)  # input + output
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, db_default=0)
-    # The highest share of a budget (80, 100) already announced by an audit event this month.
+    # The highest share (80, 100) already announced by an audit event this month: of the budget's
+    # tokens, of its cost, and of the plan's monthly tokens (a cap of its own, on the "" row).
     tokens_alerted = models.PositiveSmallIntegerField(db_default=0)
     cost_alerted = models.PositiveSmallIntegerField(db_default=0)
+    plan_tokens_alerted = models.PositiveSmallIntegerField(db_default=0)
 
     class Meta:
         db_table = "billing_usage_month"

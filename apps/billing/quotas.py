@@ -192,9 +192,10 @@ def quota_after_usage(record, months: list) -> None:
     caps = caps_for(record.tenant_id, record.project)
     if not caps:
         return
+    columns = ("tokens_alerted", "cost_alerted", "plan_tokens_alerted")
     totals = {
-        project: {"month": month, "tokens": tokens, "cost_usd": cost, "tokens_alerted": ta, "cost_alerted": ca}
-        for month, project, tokens, cost, ta, ca in months
+        project: {"month": month, "tokens": tokens, "cost_usd": cost, **dict(zip(columns, alerted, strict=True))}
+        for month, project, tokens, cost, *alerted in months
     }
     for cap in caps:
         row = totals.get(cap.project)
@@ -202,18 +203,26 @@ def quota_after_usage(record, months: list) -> None:
             continue
         share = _used(row, cap.measure) / cap.limit * 100
         reached = max((mark for mark in THRESHOLDS if share >= mark), default=0)
-        if reached > row[f"{cap.measure}_alerted"]:
+        if reached > row[_alerted_column(cap)]:
             _alert(record, cap, row, reached)
+
+
+def _alerted_column(cap: Cap) -> str:
+    """The month row's column of the share of `cap` announced: each cap its own (the plan's and a
+    workspace budget's tokens are both counted on the "" row)."""
+    if cap.source == "plan":
+        return "plan_tokens_alerted"
+    return "tokens_alerted" if cap.measure == "tokens" else "cost_alerted"
 
 
 def _alert(record, cap: Cap, row: dict, reached: int) -> None:
     from apps.audit.models import Outcome
     from apps.audit.services import audit_record
 
-    column = "tokens_alerted" if cap.measure == "tokens" else "cost_alerted"
+    column = _alerted_column(cap)
     with usage_scope(record.tenant_id), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE public.billing_usage_month SET {column} = %s"  # noqa: S608 - column is one of two names
+            f"UPDATE public.billing_usage_month SET {column} = %s"  # noqa: S608 - column is one of three names
             f" WHERE tenant_id = %s AND month = %s AND project = %s AND {column} < %s RETURNING 1",
             [reached, record.tenant_id, row["month"], cap.project, reached],
         )

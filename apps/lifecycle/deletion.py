@@ -83,10 +83,13 @@ def tenant_deletion_schedule(
             "deletion_scheduled", f"Workspace {tenant.slug} is already scheduled for deletion.", status=409
         )
     now = timezone.now()
+    tenant.status_before_deletion = tenant.status
     tenant.status, tenant.status_changed_at = Tenant.Status.DELETING, now
     tenant.purge_after = now + timedelta(days=grace)
     tenant.deletion_requested_by = actor_of(actor).id
-    tenant.save(update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by"])
+    tenant.save(
+        update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by", "status_before_deletion"]
+    )
     audit_record(
         action="tenant.deletion_scheduled",
         actor=actor,
@@ -102,7 +105,8 @@ def tenant_deletion_schedule(
 
 @transaction.atomic
 def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Tenant:
-    """Within the grace period: the workspace is active again, as before."""
+    """Within the grace period: the workspace is as it was before — active again, or still
+    suspended if an operator had suspended it."""
     from apps.runs.tasks import run_sweep_tenant
 
     tenant = _locked(tenant)
@@ -110,13 +114,27 @@ def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpReques
         raise ServiceError(
             "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
         )
-    tenant.status, tenant.status_changed_at = Tenant.Status.ACTIVE, timezone.now()
-    tenant.purge_after, tenant.deletion_requested_by = None, ""
-    tenant.save(update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by"])
-    audit_record(action="tenant.deletion_cancelled", actor=actor, target=tenant, request=request, chain=PLATFORM)
+    suspended = tenant.status_before_deletion == Tenant.Status.SUSPENDED
+    tenant.status = Tenant.Status.SUSPENDED if suspended else Tenant.Status.ACTIVE
+    tenant.status_changed_at = timezone.now()
+    tenant.purge_after, tenant.deletion_requested_by, tenant.status_before_deletion = None, "", ""
+    tenant.save(
+        update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by", "status_before_deletion"]
+    )
+    audit_record(
+        action="tenant.deletion_cancelled",
+        actor=actor,
+        target=tenant,
+        request=request,
+        chain=PLATFORM,
+        data={"status": tenant.status},
+    )
     hosts, schema = list(tenant.domains.values_list("domain", flat=True)), tenant.schema_name
     transaction.on_commit(lambda: route_invalidate(*hosts))
-    transaction.on_commit(lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True)
+    if not suspended:
+        transaction.on_commit(
+            lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True
+        )
     return tenant
 
 

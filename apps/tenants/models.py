@@ -35,6 +35,9 @@ class Tenant(TenantMixin):
     # Deletion scheduled: the purge may run from this moment on (null: none scheduled).
     purge_after = models.DateTimeField(null=True, blank=True)
     deletion_requested_by = models.CharField(max_length=255, blank=True)
+    # What the workspace was when its deletion was scheduled (active, suspended): what a
+    # cancellation brings back, so it never lifts an operator's suspension.
+    status_before_deletion = models.CharField(max_length=20, blank=True)
     # The workspace lets traces carry its model calls' prompts and completions (off: never).
     trace_content = models.BooleanField(default=False)
 

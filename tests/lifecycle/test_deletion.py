@@ -25,10 +25,10 @@ from apps.lifecycle.tasks import purge_due
 from apps.runs.admission import RunSlot
 from apps.tenants.limits import login_admit
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_provision
+from apps.tenants.services import tenant_provision, tenant_suspend
 from foundry.errors import ServiceError
 from tests.api.conftest import api, issue
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, client_for
 from tests.lifecycle.test_archive import signing, stock  # noqa: F401 — `signing` is a fixture
 
 OPERATOR = "operator:1"
@@ -280,3 +280,18 @@ def test_the_owners_ask_for_deletion_over_the_api(fresh_tenant, db, acme, django
     assert owner.get("/api/v1/workspace").status_code == 403  # suspended at once
     acme.refresh_from_db()
     assert acme.status == Tenant.Status.ACTIVE
+
+
+def test_cancelling_the_deletion_of_a_suspended_workspace_leaves_it_suspended(globex):
+    """Everything as before the deletion was scheduled: a cancellation never lifts a suspension."""
+    from apps.tenants.routing import route_cache_clear
+
+    tenant_suspend(tenant=globex, actor=OPERATOR)
+    tenant_deletion_schedule(tenant=globex, actor=OPERATOR, grace_days=5)
+    assert tenant_deletion_cancel(tenant=globex, actor=OPERATOR).status == Tenant.Status.SUSPENDED
+    route_cache_clear()
+    response = client_for(globex).get("/api/v1/workspace")
+    assert response.status_code == 403 and b"tenant_suspended" in response.content
+    with rls_scope(PLATFORM):
+        event = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.deletion_cancelled").last()
+    assert event.data["status"] == "suspended"

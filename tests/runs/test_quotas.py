@@ -15,6 +15,7 @@ from apps.runs.services import run_decide
 from apps.runs.usage import usage_record
 from apps.tenants.limits import limits_cache_clear
 from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_limits_set
 from tests.conftest import audit_events, client_for, tenant_user, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 from tests.runs.test_engine import start
@@ -170,3 +171,30 @@ def test_a_budget_is_set_changed_and_removed_with_an_audit_trail(acme):
         "budget.set",
         "budget.delete",
     ]
+
+
+def test_the_plan_and_a_workspace_budget_announce_their_marks_each(acme):
+    """Both count the workspace's tokens (the month's "" row), yet each is a cap of its own: the
+    plan's 80% and 100% are announced after the budget's were."""
+
+    def spend(tokens: int) -> None:
+        with schema_context(acme.schema_name):
+            usage_record(tenant_id=acme.pk, project="accounts-payable", agent="a", run_id=None, step=None,
+                         provider="scripted", model="scripted-1", input_tokens=tokens - 1, output_tokens=1)  # fmt: skip
+
+    def marks() -> list[tuple[str, int]]:
+        return [(e.data["source"], e.data["percent"]) for e in audit_events("acme", action="quota.threshold")]
+
+    tenant_limits_set(tenant=acme, overrides={"monthly_tokens": 10_000}, actor="operator:1")
+    try:
+        with schema_context(acme.schema_name):
+            budget_set(actor=tenant_user(acme, "owner@acme.test"), tenant_id=acme.pk, project="",
+                       monthly_tokens=1000, on_exhausted="approve")  # fmt: skip
+        spend(850)
+        spend(200)  # 1,050: the budget's 80% and 100%
+        assert marks() == [("budget", 80), ("budget", 100)]
+        spend(7_500)  # 8,550: the plan's 80%
+        spend(2_000)  # 10,550: the plan's 100%
+        assert marks() == [("budget", 80), ("budget", 100), ("plan", 80), ("plan", 100)]
+    finally:
+        limits_cache_clear()

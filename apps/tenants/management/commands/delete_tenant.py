@@ -10,7 +10,7 @@ from foundry.errors import ServiceError
 class Command(BaseCommand):
     help = (
         "Delete a workspace in two steps: schedule (suspended at once, purged after the grace period; "
-        "--cancel within it restores access), then --purge (schema, every row with its id, Redis keys, "
+        "--cancel within it restores the status it had), then --purge (schema, every row with its id, Redis keys, "
         "files; one platform audit event remains)."
     )
 
