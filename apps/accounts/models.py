@@ -47,8 +47,9 @@ class User(AbstractBaseUser):
 
     @property
     def has_joined(self) -> bool:
-        """False while the member has not yet accepted the invitation (no password set)."""
-        return self.has_usable_password()
+        """False while the member has not yet accepted the invitation: no password set and never
+        signed in (a member who signs in with single sign-on has no password, yet has joined)."""
+        return self.has_usable_password() or self.last_login is not None
 
     def has_permission(self, permission: Permission) -> bool:
         return self.is_active and role_has_permission(self.role, permission)

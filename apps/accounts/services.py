@@ -45,7 +45,7 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     _require(actor, Permission.MEMBERS_MANAGE)
     if member.role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
-    if member.has_usable_password():
+    if member.has_joined:
         raise ValidationError("This member has already joined.", code="invite_not_pending")
     audit_record(action="member.invite_issued", actor=actor, target=member, request=request)
     return member_invite_url(user=member, base_url=base_url)

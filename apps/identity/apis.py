@@ -1,4 +1,5 @@
-"""/api/v1/sso: the workspace's single sign-on configuration (settings.manage). The secret is write-only."""
+"""/api/v1/sso: the workspace's single sign-on configuration (read: settings.manage; change:
+owners.manage). The secret is write-only."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -14,6 +15,7 @@ from foundry.api.fields import StrictCharField
 from foundry.errors import ServiceError
 
 _MANAGE = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
+_OWNERS = (Permission.OWNERS_MANAGE, Scope.ADMIN)
 
 
 class SsoOutput(serializers.ModelSerializer):
@@ -90,7 +92,8 @@ def _config() -> SsoConfiguration:
 
 
 class SsoApi(TenantAPIView):
-    access = {"GET": _MANAGE, "PUT": _MANAGE, "DELETE": _MANAGE}
+    # Reading it is settings.manage; changing it is for owners (services._check_actor says why).
+    access = {"GET": _MANAGE, "PUT": _OWNERS, "DELETE": _OWNERS}
 
     @extend_schema(operation_id="sso_get", responses={200: SsoOutput, 404: _NOT_CONFIGURED})
     def get(self, request: Request) -> Response:

@@ -233,6 +233,7 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
 
     def get(self, request):
         self.config = sso_config()
+        self.state_known = False  # the answer is to a sign-in this session started
         if self.config is None:
             return self._refused(request, "sso_not_configured", "This workspace has no single sign-on.")
         try:
@@ -251,6 +252,7 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
         entry = states.get(state) if isinstance(states, dict) else None
         if entry is None:
             raise SsoLoginFailed("state_invalid", "This sign-in was not started here, or was already used.")
+        self.state_known = True
         if time.time() - entry.get("added_on", 0) > STATE_MAX_AGE_SECONDS:
             self._forget(request, state)
             raise SsoLoginFailed("state_expired", "This sign-in took too long; start again.")
@@ -287,7 +289,9 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
     def _refused(self, request: HttpRequest, code: str, message: str) -> HttpResponse:
         from apps.accounts.views import login_target
 
-        if request.user.is_authenticated:
+        # A sign-in this session started and that failed leaves nobody signed in; an answer to
+        # none (a forged or replayed state, a link from another site) leaves the session alone.
+        if request.user.is_authenticated and getattr(self, "state_known", False):
             auth.logout(request)
         claims = getattr(request, "sso_claims", None) or {}
         audit_record(

@@ -45,8 +45,11 @@ def _invalid(code: str, message: str) -> ValidationError:
 
 
 def _check_actor(actor: object) -> None:
-    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
-        raise PermissionDenied("Your role does not allow managing single sign-on.")
+    """Configuring or disabling single sign-on is for owners: the provider it names signs anyone
+    in, and links a member who has no identity yet by a verified email — owners included — so an
+    admin choosing it could sign in as an owner (docs/roles.md: only owners grant the owner role)."""
+    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.OWNERS_MANAGE):
+        raise PermissionDenied("Only owners configure or disable single sign-on.")
 
 
 def sso_network_policy() -> NetworkPolicy:

@@ -85,6 +85,7 @@ def _page(request: HttpRequest, form: SsoForm | None = None, error: ServiceError
         "form": form or SsoForm(config=config),
         "error": error,
         "encryption_available": encryption_available(),
+        "can_change": request.user.has_permission(Permission.OWNERS_MANAGE),
     }
     return render(request, "identity/sso_settings.html", context, status=status)
 
@@ -94,6 +95,8 @@ def _page(request: HttpRequest, form: SsoForm | None = None, error: ServiceError
 def sso_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
+    if not request.user.has_permission(Permission.OWNERS_MANAGE):
+        return error_response(request, status=403, code="forbidden", message="Only owners change single sign-on.")
     form = SsoForm(request.POST, config=SsoConfiguration.objects.filter(pk=1).first())
     if not form.is_valid():
         return _page(request, form, status=400)
@@ -111,7 +114,11 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
     return redirect("identity:sso_settings")
 
 
-@require_permission(Permission.SETTINGS_MANAGE)
+# settings.manage shows the page; a POST changes the provider: owners only (services._check_actor).
+sso_settings.post_permission = Permission.OWNERS_MANAGE
+
+
+@require_permission(Permission.OWNERS_MANAGE)
 @require_http_methods(["GET", "POST"])
 def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
     """GET asks for confirmation; POST disables."""

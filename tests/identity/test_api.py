@@ -15,8 +15,8 @@ def put(client, body) -> object:
     return client.put("/api/v1/sso", json.dumps(body), content_type="application/json")
 
 
-def test_an_admin_sets_gets_and_deletes_the_configuration(acme, idp):
-    client = api(acme, issue(acme, role="admin"))
+def test_an_owner_sets_gets_and_deletes_the_configuration(acme, idp):
+    client = api(acme, issue(acme, role="owner"))
     assert client.get("/api/v1/sso").json()["error"]["code"] == "sso_not_configured"
     body = {
         "issuer": idp.issuer,
@@ -76,3 +76,15 @@ def test_a_token_without_the_admin_scope_is_refused(acme, idp):
     assert client.get("/api/v1/sso").status_code == 403
     assert client.delete("/api/v1/sso").status_code == 403
     assert stored(acme) is not None
+
+
+def test_an_admin_reads_the_configuration_but_may_not_change_it(acme, idp):
+    """The provider signs members in, owners included: an admin pointing it at a provider of
+    their own could sign in as an owner who has no identity yet."""
+    configure(acme, idp)
+    admin = api(acme, issue(acme, role="admin"))
+    assert admin.get("/api/v1/sso").status_code == 200
+    body = {"issuer": idp.issuer, "client_id": "mine", "client_secret": SECRET}
+    assert put(admin, body).status_code == 403
+    assert admin.delete("/api/v1/sso").status_code == 403
+    assert stored(acme).client_id == "foundry-acme"

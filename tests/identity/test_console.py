@@ -9,8 +9,8 @@ PAGE = "/settings/sso/"
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
-def test_an_admin_configures_sso_and_sees_only_that_a_secret_is_set(acme, idp):
-    client = client_for(acme, "admin@acme.test")
+def test_an_owner_configures_sso_and_sees_only_that_a_secret_is_set(acme, idp):
+    client = client_for(acme, "owner@acme.test")
     page = client.get(PAGE)
     assert page.status_code == 200 and b"Not configured." in page.content
     response = client.post(
@@ -54,13 +54,25 @@ def test_refusals_show_the_problem_without_echoing_the_secret(acme, idp):
 
 
 def test_disable_asks_first_then_disables(acme, idp):
-    client = client_for(acme, "admin@acme.test")
+    client = client_for(acme, "owner@acme.test")
     assert client.get(f"{PAGE}disable/").status_code == 404
     configure(acme, idp)
     assert client.get(f"{PAGE}disable/").status_code == 200
     assert stored(acme) is not None
     assert client.post(f"{PAGE}disable/").status_code == 302
     assert stored(acme) is None
+
+
+def test_an_admin_sees_sso_but_only_owners_change_it(acme, idp):
+    configure(acme, idp)
+    admin = client_for(acme, "admin@acme.test")
+    page = admin.get(PAGE)
+    assert page.status_code == 200 and b'data-testid="sso-owners-only"' in page.content
+    assert b'data-testid="form-sso"' not in page.content
+    posted = admin.post(PAGE, {"issuer": idp.issuer, "client_id": "mine", "client_secret": SECRET})
+    assert posted.status_code == 403
+    assert admin.post(f"{PAGE}disable/").status_code == 403
+    assert stored(acme).client_id == "foundry-acme"
 
 
 @pytest.mark.parametrize("email", ["developer@acme.test", "operator@acme.test", "viewer@acme.test"])

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.identity import jwks
 from apps.identity.models import ExternalIdentity
-from tests.conftest import PASSWORD, audit_events
+from tests.conftest import PASSWORD, audit_events, client_for
 from tests.identity.conftest import configure
 from tests.oidc_provider import generate_key
 
@@ -322,3 +322,25 @@ def test_login_pages_without_sso_configured(acme):
     response = client.get("/sso/callback/?code=x&state=y")
     refused(response, "sso_not_configured")
     assert b"sso-login" not in client.get("/login/").content
+
+
+def test_a_member_who_signs_in_with_sso_has_joined_and_gets_no_password_link(acme, provider):
+    """bob has no password, yet he has joined: a "new invitation link" (which sets a password)
+    would let whoever holds it sign in as bob without the identity provider."""
+    sso(acme, provider)
+    assert login(acme, provider, "bob")[1].status_code == 302
+    bob = member(acme, "bob@acme.test")
+    admin = client_for(acme, "admin@acme.test")
+    row = admin.get("/members/").content.decode().split(f'id="member-{bob.pk}"')[1].split("</tr>")[0]
+    assert "Active" in row and "New invite link" not in row
+    assert admin.post(f"/members/{bob.pk}/invite/").status_code == 400
+    with schema_context(acme.schema_name):
+        assert not User.objects.get(pk=bob.pk).has_usable_password()
+
+
+def test_an_answer_to_no_sign_in_of_this_session_leaves_the_session_alone(acme, provider):
+    """The callback is a GET any site can link to: a forged state must not sign anyone out."""
+    sso(acme, provider)
+    client = client_for(acme, "owner@acme.test")
+    assert client.get("/sso/callback/?state=forged&code=x").status_code == 403
+    assert client.get("/members/").status_code == 200

@@ -169,9 +169,11 @@ def test_roles_without_settings_manage_are_refused(acme, idp, email):
 def test_disable_forgets_the_configuration_and_is_audited(acme, idp):
     configure(acme, idp)
     with schema_context("acme"):
-        sso_disable(actor=tenant_user(acme, "admin@acme.test"))
+        with pytest.raises(PermissionDenied):
+            sso_disable(actor=tenant_user(acme, "admin@acme.test"))  # owners only
+        sso_disable(actor=tenant_user(acme, "owner@acme.test"))
         with pytest.raises(ServiceError) as caught:
-            sso_disable(actor=tenant_user(acme, "admin@acme.test"))
+            sso_disable(actor=tenant_user(acme, "owner@acme.test"))
     assert stored(acme) is None and caught.value.code == "sso_not_configured"
     (event,) = audit_events("acme", action="sso.disable")
     assert event.data == {"issuer": idp.issuer}
