@@ -146,6 +146,11 @@ def _budget_cost(value) -> Decimal | None:
         raise ValidationError(
             {"monthly_cost_usd": ValidationError(f"0 to {MAX_MONTHLY_COST_USD:,} USD a month.", code="budget_invalid")}
         )
+    if amount != amount.quantize(Decimal("0.01")):
+        # Rounded, 0.004 would become a budget of 0.00, which stops every model call.
+        raise ValidationError(
+            {"monthly_cost_usd": ValidationError("An amount in whole cents (2 decimals).", code="budget_invalid")}
+        )
     return amount.quantize(Decimal("0.01"))
 
 

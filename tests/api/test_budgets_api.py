@@ -49,6 +49,7 @@ def test_an_admin_sets_a_budget_and_everyone_sees_its_use(acme, acme_admin):
         ({"project": "", "monthly_tokens": -5}, "budget_invalid"),
         ({"project": "", "monthly_cost_usd": "-1"}, "budget_invalid"),
         ({"project": "", "monthly_cost_usd": "Infinity"}, "budget_invalid"),
+        ({"project": "", "monthly_cost_usd": "0.004"}, "budget_invalid"),  # not rounded to a 0.00 budget
         ({"project": "", "monthly_tokens": 10**15}, "budget_invalid"),
         ({"project": "../x", "monthly_tokens": 1}, "project_invalid"),
         ({"project": "", "monthly_tokens": 1, "on_exhausted": "later"}, "on_exhausted_invalid"),
