@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.billing import tasks
 from apps.billing.models import UsageDay, UsageRecord
 from apps.billing.rls import usage_scope
-from apps.billing.rollups import usage_daily, usage_rollup
+from apps.billing.rollups import rollup_days, usage_daily, usage_rollup
 from apps.billing.selectors import usage_summary
 from foundry.celery import app
 
@@ -121,6 +121,8 @@ def test_the_beat_task_rolls_yesterday_and_today_of_every_tenant(acme, globex, m
     ledger_add(globex, agent="gamma", when=now - timedelta(days=1))
     queued = []
     monkeypatch.setattr(tasks.usage_rollup_tenant, "delay", lambda *args: queued.append(args))
+    # "Today" as of `now`, should the test run across midnight.
+    monkeypatch.setattr(tasks, "rollup_days", lambda: rollup_days(now))
     assert tasks.usage_rollup_recent() == len(queued) == 4
     for args in queued:  # as a worker would run them
         tasks.usage_rollup_tenant.apply(args=args).get()
