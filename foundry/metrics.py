@@ -18,7 +18,9 @@ PROMETHEUS_MULTIPROC_DIR; process ids of two containers never meet), and the scr
 file under FOUNDRY_METRICS_DIR. Without it, a process serves its own counters.
 
 `tenant` is the tenant's schema name (its slug): bounded by the number of tenants; `model` by the
-price list and providers' model names.
+price list: a call of a model the price list does not have counts as `unpriced` (workspaces name
+their models freely, in manifests: their names would make the series unbounded; the ledger and
+the traces keep every name).
 """
 
 import glob
@@ -73,9 +75,12 @@ RATE_LIMITED = Counter(
 )
 
 
+UNPRICED = "unpriced"  # the `model` label of calls of models the price list does not have
+
+
 def usage_counted(*, record, schema: str, **_kwargs) -> None:
     """`usage_recorded` receiver: count a model call written to the ledger."""
-    labels = (schema, record.provider, record.model)
+    labels = (schema, record.provider, record.model if record.cost_usd is not None else UNPRICED)
     for kind in ("input", "output", "cached"):
         amount = getattr(record, f"{kind}_tokens") or 0
         if amount:

@@ -522,10 +522,11 @@ def sink_deliver(
 
 
 def _deliver(tenant_id: int, sink_id: int, *, batch, retry_delays, budget: float, force: bool) -> Delivery:
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
     started, delivered = time.monotonic(), 0
     hostname = _hostname(tenant_id)
     while True:
+        # Read again before every batch: a workspace suspended meanwhile gets no further one.
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
         with rls_scope(tenant_id):
             sink = AuditSink.objects.filter(tenant_id=tenant_id, pk=sink_id).first()
             if sink is None or tenant is None:

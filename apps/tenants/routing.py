@@ -4,6 +4,11 @@ Two layers: a per-process dict trusted for FOUNDRY_TENANT_ROUTE_TTL seconds, beh
 entry shared by every process. Changes to a tenant's status or domains delete the Redis entry
 and this process's copy when their transaction commits; other processes notice within the TTL.
 A Redis outage degrades to one indexed query per request, never to a wrong answer.
+
+A route read from the database just before a change commits must not be cached after the
+change deleted the entry (every process would serve the old status for the entry's lifetime):
+each host has a generation in Redis that invalidation bumps; a route read under one generation
+is written only if the generation is still the same (one script, atomic).
 """
 
 import logging
@@ -19,7 +24,17 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 _REDIS_TTL_SECONDS = 300
+_GENERATION_TTL_SECONDS = 86_400  # far longer than any read-then-write; a lost one only refuses a write
 _MISSING = "-"  # cached answer for "no such host"
+# KEYS: the entry, the host's generation; ARGV: the generation read before the query, the TTL,
+# then the entry's fields and values. Written only if no invalidation came in between.
+_SET_IF_CURRENT = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,10 @@ def _redis_key(host: str) -> str:
     return f"foundry:{connection.settings_dict['NAME']}:tenant-route:v1:{host}"
 
 
+def _generation_key(host: str) -> str:
+    return f"foundry:{connection.settings_dict['NAME']}:tenant-route:gen:{host}"
+
+
 _local: dict[str, tuple[float, TenantRoute | None]] = {}
 _local_lock = threading.Lock()
 
@@ -58,18 +77,23 @@ def _query(host: str) -> TenantRoute | None:
     return TenantRoute(*row) if row else None
 
 
-def _redis_get(host: str) -> TenantRoute | str | None:
-    """The shared cached route, None for a cached miss, or _MISSING when Redis has nothing."""
+def _redis_get(host: str) -> tuple[TenantRoute | str | None, str | None]:
+    """(The shared cached route, None for a cached miss, or _MISSING when Redis has nothing; the
+    host's generation, None when Redis could not be asked), in one round trip."""
     try:
-        raw = get_redis_connection("default").hgetall(_redis_key(host))
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe.hgetall(_redis_key(host))
+        pipe.get(_generation_key(host))
+        raw, generation = pipe.execute()
     except RedisError:
         logger.warning("tenant route cache unavailable", exc_info=True)
-        return _MISSING
+        return _MISSING, None
+    generation = generation.decode() if generation else "0"
     if not raw:
-        return _MISSING
+        return _MISSING, generation
     fields = {k.decode(): v.decode() for k, v in raw.items()}
     if fields.get("missing"):
-        return None
+        return None, generation
     return TenantRoute(
         tenant_id=int(fields["tenant_id"]),
         schema_name=fields["schema_name"],
@@ -77,18 +101,18 @@ def _redis_get(host: str) -> TenantRoute | str | None:
         name=fields["name"],
         plan=fields["plan"],
         status=fields["status"],
-    )
+    ), generation
 
 
-def _redis_set(host: str, route: TenantRoute | None) -> None:
-    key = _redis_key(host)
+def _redis_set(host: str, route: TenantRoute | None, generation: str) -> None:
+    """Cache `route`, read from the database under `generation`, unless it changed since."""
     mapping = {k: str(v) for k, v in asdict(route).items()} if route else {"missing": "1"}
+    pairs = [item for field in mapping.items() for item in field]
+    ttl = _REDIS_TTL_SECONDS if route else 5
     try:
-        pipe = get_redis_connection("default").pipeline()
-        pipe.delete(key)
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, _REDIS_TTL_SECONDS if route else 5)
-        pipe.execute()
+        get_redis_connection("default").eval(
+            _SET_IF_CURRENT, 2, _redis_key(host), _generation_key(host), generation, ttl, *pairs
+        )
     except RedisError:
         logger.warning("tenant route cache unavailable", exc_info=True)
 
@@ -98,10 +122,11 @@ def route_for_host(host: str) -> TenantRoute | None:
     cached = _local.get(host)
     if cached is not None and cached[0] > now:
         return cached[1]
-    route = _redis_get(host)
+    route, generation = _redis_get(host)
     if route == _MISSING:
         route = _query(host)
-        _redis_set(host, route)
+        if generation is not None:
+            _redis_set(host, route, generation)
     with _local_lock:
         if len(_local) > 10_000:  # bound memory against floods of made-up hosts
             _local.clear()
@@ -117,7 +142,12 @@ def route_invalidate(*hosts: str) -> None:
     if not hosts:
         return
     try:
-        get_redis_connection("default").delete(*(_redis_key(h) for h in hosts))
+        pipe = get_redis_connection("default").pipeline()
+        pipe.delete(*(_redis_key(h) for h in hosts))
+        for host in hosts:  # a route read before this point is no longer written (_SET_IF_CURRENT)
+            pipe.incr(_generation_key(host))
+            pipe.expire(_generation_key(host), _GENERATION_TTL_SECONDS)
+        pipe.execute()
     except RedisError:
         logger.warning("tenant route cache unavailable; entries expire by TTL", exc_info=True)
 

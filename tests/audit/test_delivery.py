@@ -38,6 +38,7 @@ from apps.audit.models import AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
 from apps.audit.tasks import audit_deliver_sinks
+from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_http_networks_set
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events, client_for, tenant_user
@@ -455,6 +456,23 @@ def test_a_suspended_tenants_sinks_are_not_delivered(acme, receiver, loopback_al
     assert (acme.pk, sink.pk) not in sinks_due()
     assert sink_deliver(tenant_id=acme.pk, sink_id=sink.pk).status == "suspended"
     assert listener.messages == []
+
+
+def test_a_workspace_suspended_during_a_delivery_run_gets_no_further_batch(
+    acme, receiver, loopback_allowed, monkeypatch
+):
+    listener = receiver()
+    sink = syslog_sink(acme, listener.port)
+    add_events(acme, 3)
+    send = delivery._send
+
+    def send_then_suspend(*args):  # the first batch reaches the receiver, then an operator suspends
+        send(*args)
+        Tenant.objects.filter(pk=acme.pk).update(status=Tenant.Status.SUSPENDED)
+
+    monkeypatch.setattr(delivery, "_send", send_then_suspend)
+    result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, batch=1, retry_delays=())
+    assert (result.status, result.delivered, len(listener.messages)) == ("suspended", 1, 1)
 
 
 # --- the beat job and a real worker -----------------------------------------------------------

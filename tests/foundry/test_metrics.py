@@ -42,6 +42,12 @@ def test_model_calls_are_counted_by_tenant_model_and_kind(acme, globex, settings
     assert scraped.status_code == 200 and scraped["Content-Type"].startswith("text/plain")
     text = scraped.content.decode()
     assert 'foundry_model_tokens_total{kind="input",model="metered",provider="scripted",tenant="acme"}' in text
+    # A name no price list has (a manifest may say anything) mints no series of its own.
+    with schema_context("acme"):
+        usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None, provider="scripted",
+                     model="made-up-7f3a", input_tokens=5, output_tokens=5)  # fmt: skip
+    text = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics").content.decode()
+    assert "made-up-7f3a" not in text and 'model="unpriced",provider="scripted",tenant="acme"' in text
     assert "foundry_rate_limit_rejections_total" in text or "foundry_rate_limit_rejections" in text
 
 
@@ -73,8 +79,9 @@ def test_the_scrape_sums_the_counters_of_other_processes(tmp_path, settings):
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / host)}
         subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, timeout=60)
     text = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics").content.decode()
-    assert 'foundry_model_tokens_total{kind="input",model="m",provider="p",tenant="acme"} 14.0' in text
-    assert 'foundry_model_calls_total{model="m",priced="no",provider="p",tenant="acme"} 2.0' in text
+    # "m" has no price: counted as `unpriced` (a workspace's own model names would be unbounded).
+    assert 'foundry_model_tokens_total{kind="input",model="unpriced",provider="p",tenant="acme"} 14.0' in text
+    assert 'foundry_model_calls_total{model="unpriced",priced="no",provider="p",tenant="acme"} 2.0' in text
 
 
 def test_rate_limit_refusals_are_counted_by_tenant_and_surface(acme, globex):
@@ -142,6 +149,8 @@ def test_the_same_figures_are_pushed_over_otlp_by_the_bridge(acme, monkeypatch):
 
     reader = InMemoryMetricReader()
     metrics_bridge(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    Price.objects.create(provider="scripted", model="bridged", input_per_mtok=Decimal(1), output_per_mtok=Decimal(1),
+                         cached_per_mtok=Decimal(0), effective_from="2020-01-01T00:00Z", created_by="test")  # fmt: skip
     with schema_context("acme"):
         usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None, provider="scripted",
                      model="bridged", input_tokens=41, output_tokens=1)  # fmt: skip

@@ -3,6 +3,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from apps.tenants import routing
+from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_suspend
 from tests.conftest import client_for
 
@@ -75,3 +77,24 @@ def test_a_cached_route_costs_no_query_and_an_unchanged_schema_no_set_search_pat
     sql = [q["sql"] for q in queries]
     assert not any("tenants_domain" in s for s in sql), sql
     assert not any(s.startswith("SET search_path") for s in sql), sql
+
+
+def test_a_route_read_before_a_suspension_is_not_cached_after_it(acme, monkeypatch):
+    """A request reads "active", the suspension commits and invalidates, then the request writes
+    what it read: without the generation check every process served the suspended workspace for
+    the Redis entry's 300 s."""
+    host, query = "acme.localhost", routing._query
+
+    def query_then_a_suspension_commits(name):
+        route = query(name)
+        if name == host and route is not None and route.status == "active":
+            Tenant.objects.filter(pk=acme.pk).update(status=Tenant.Status.SUSPENDED)
+            routing.route_invalidate(name)  # what the suspension's on_commit does
+        return route
+
+    monkeypatch.setattr(routing, "_query", query_then_a_suspension_commits)
+    assert Client(HTTP_HOST=host).get("/login/").status_code == 200  # it started before
+    monkeypatch.setattr(routing, "_query", query)
+    routing.route_cache_clear_local()  # another process, or this one after its 2 s
+    assert routing.route_for_host(host).status == Tenant.Status.SUSPENDED
+    assert Client(HTTP_HOST=host).get("/login/").status_code == 403
