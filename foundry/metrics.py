@@ -70,7 +70,7 @@ RUN_DURATION = Histogram(
 )
 RATE_LIMITED = Counter(
     "foundry_rate_limit_rejections",
-    "Requests and runs the rate limiter refused, by surface (api, mcp, console, login, run).",
+    "Requests and runs the rate limiter refused, by surface (api, mcp, console, git, login, run).",
     ["tenant", "surface"],
 )
 

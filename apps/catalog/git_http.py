@@ -2,12 +2,14 @@
 
 git sends the token as the password of HTTP Basic auth (any user name) after a 401 challenge,
 or as `Authorization: Bearer` with `git -c http.extraHeader=...`. Only upload-pack (fetch and
-clone) is served; pushes are refused — history changes only through publishing.
+clone) is served; pushes are refused — history changes only through publishing. Each request
+spends the token's and the workspace's rates, as an API request does (429 with Retry-After).
 """
 
 import base64
 import gzip
 import io
+import zlib
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -18,8 +20,10 @@ from dulwich.server import DictBackend, UploadPackHandler
 from apps.accounts.permissions import Permission
 from apps.audit.services import audit_record
 from apps.catalog.history import history_build
+from apps.tenants.limits import request_admit
 from apps.tokens.models import Scope, TokenPrincipal
 from apps.tokens.services import token_authenticate
+from foundry.metrics import rate_limited
 
 SERVICE = "git-upload-pack"
 MAX_REQUEST = 4 * 1024 * 1024
@@ -39,9 +43,11 @@ def _credential(request: HttpRequest) -> str:
     return ""
 
 
-def _refuse(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+def _refuse(request: HttpRequest, status: int, code: str, message: str, headers=None) -> HttpResponse:
     """Plain text: git prints it to the user as is."""
-    response = HttpResponse(f"{code}: {message}\n", status=status, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(
+        f"{code}: {message}\n", status=status, content_type="text/plain; charset=utf-8", headers=headers
+    )
     if status == 401:
         response["WWW-Authenticate"] = 'Basic realm="Agent Foundry git", charset="UTF-8"'
     return response
@@ -59,6 +65,14 @@ def _principal(request: HttpRequest) -> TokenPrincipal | HttpResponse:
     allowed = all(principal.has_permission(p) for p in (Permission.DOMAINS_VIEW, Permission.AGENTS_VIEW))
     if not (allowed and principal.has_scope(Scope.READ)):
         return _refuse(request, 403, "permission_denied", "This token may not read domains and agents.")
+    decision = request_admit(tenant_id=request.tenant.pk, principal=principal, write=False)
+    if decision.unavailable:
+        message = "Requests cannot be counted for a moment; try again shortly."
+        return _refuse(request, 503, "rate_limiter_unavailable", message, decision.headers())
+    if not decision.allowed:
+        rate_limited(request.tenant.schema_name, "git")
+        wait = decision.headers()["Retry-After"]
+        return _refuse(request, 429, "rate_limited", f"Too many requests; wait {wait} s.", decision.headers())
     return principal
 
 
@@ -94,7 +108,7 @@ def upload_pack(request: HttpRequest) -> HttpResponse:
     if request.headers.get("Content-Encoding") == "gzip":
         try:
             body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_REQUEST + 1)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return _refuse(request, 400, "invalid_body", "The request body is not valid gzip.")
     if len(body) > MAX_REQUEST:
         return _refuse(request, 413, "body_too_large", "The request is too large.")

@@ -148,6 +148,9 @@ class _Builder:
                 self.refuse(key_node, "yaml_key_not_string", "Mapping keys must be plain strings.", path)
                 continue
             key = key_node.value
+            if "\x00" in key:
+                self.refuse(key_node, "yaml_text_invalid", "Keys may not contain NUL characters.", path)
+                continue
             child = (*path, key)
             if key in out:
                 first = self.key_positions[child][0]
@@ -172,14 +175,29 @@ class _Builder:
             return lowered == "true" if lowered in ("true", "false") else text
         if tag == _INT:
             try:
-                return _scalars.construct_yaml_int(node)
+                value = _scalars.construct_yaml_int(node)
+                str(value)  # hex, octal and binary escape Python's digit limit; printing them does not
             except ValueError:
-                return text
+                if text.strip().lstrip("+-").isdigit():
+                    return text  # a decimal too long to convert: kept as written
+                self.refuse(node, "yaml_invalid_number", f"{text!r} is not an integer.", path)
+                return None
+            except IndexError:  # an explicit !!int tag on an empty or sign-only value
+                self.refuse(node, "yaml_invalid_number", f"{text!r} is not an integer.", path)
+                return None
+            return value
         if tag == _FLOAT:
-            value = _scalars.construct_yaml_float(node)
+            try:
+                value = _scalars.construct_yaml_float(node)
+            except (ValueError, IndexError):  # an explicit !!float tag on what is no number
+                self.refuse(node, "yaml_invalid_number", f"{text!r} is not a number.", path)
+                return None
             if not math.isfinite(value):
                 self.refuse(node, "yaml_invalid_number", "Infinity and NaN are not allowed.", path)
             return value
+        if "\x00" in text:  # written as the escape "\0": no text column or jsonb value takes it
+            self.refuse(node, "yaml_text_invalid", "Text may not contain NUL characters.", path)
+            return None
         return text  # str, and timestamps kept as written
 
 

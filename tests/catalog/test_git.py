@@ -1,10 +1,12 @@
 """The git history: derived deterministically, cloned read-only over HTTP with a token."""
 
 import base64
+import gzip
 import subprocess
 import uuid
 
 import pytest
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.catalog.history import history_build
@@ -151,3 +153,44 @@ def test_git_clone_of_another_tenant_with_my_token_fails(published_tenant, live_
     )
     assert own.returncode == 0, own.stderr
     assert not (tmp_path / "own" / "domains").exists()
+
+
+def test_a_gzip_body_with_a_corrupt_deflate_stream_is_a_400_not_a_500(acme):
+    publish(acme, example("domains/finance.yaml"))
+    token = issue(acme, role="viewer", scopes=("read",))
+    client = Client(HTTP_HOST="acme.localhost")
+    good = gzip.compress(b"0000")
+    corrupt = good[:10] + b"\xff" * 6 + good[-8:]  # a valid gzip header, then an invalid deflate block
+    response = client.post(
+        "/git/foundry.git/git-upload-pack",
+        corrupt,
+        content_type="application/x-git-upload-pack-request",
+        HTTP_CONTENT_ENCODING="gzip",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 400, response.status_code
+    assert response.content.startswith(b"invalid_body:")
+
+
+def test_git_fetches_spend_the_token_rate_like_the_api(acme):
+    """Each git request (which rebuilds the whole history) spends the token's and the workspace's
+    rates as an API request does: 429 with Retry-After once the burst is spent."""
+    from django.core.management import call_command
+
+    from apps.tenants.limits import limits_cache_clear
+
+    publish(acme, example("domains/finance.yaml"))
+    limits_cache_clear()
+    call_command("tenant_limits", "acme", "--requests-per-second", "1", "--burst", "20")  # a token's burst: 10
+    try:
+        git = Client(
+            HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {issue(acme, name='git', scopes=('read',))}"
+        )
+        statuses = [git.get("/git/foundry.git/info/refs?service=git-upload-pack").status_code for _ in range(12)]
+        # Control: the API refuses a token once its burst is spent.
+        api = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {issue(acme, name='api')}")
+        api_statuses = [api.get("/api/v1/domains").status_code for _ in range(12)]
+    finally:
+        limits_cache_clear()
+    assert 429 in api_statuses, api_statuses
+    assert statuses[:10] == [200] * 10 and 429 in statuses, statuses

@@ -135,3 +135,10 @@ def test_with_url_it_validates_against_the_published_domains(server, tmp_path):
     assert server.api("GET", "agents").json()["documents"] == []  # validating publishes nothing
     # FOUNDRY_URL alone (as a CI job deploying next would have) keeps validate offline.
     assert server.forge("validate", "ahead.yaml", cwd=tmp_path).code == 0
+
+
+def test_forge_validate_reports_an_explicit_empty_int_tag_as_a_problem_with_file_and_line(tmp_path):
+    (tmp_path / "tagged.yaml").write_text("apiVersion: foundry/v1\nkind: Domain\nmetadata: {name: x}\nspec: !!int\n")
+    ran = forge("validate", "tagged.yaml", cwd=tmp_path)
+    assert ran.code == 1, (ran.code, ran.out, ran.err)
+    assert ran.lines[0].startswith("tagged.yaml:4:"), ran.out

@@ -291,3 +291,17 @@ def test_load_records_where_every_value_and_key_is():
     assert loaded.where(("spec", "tools", 0, "name"), key=True) == (4, 7)
     assert loaded.where(("spec", "tools", 0, "missing")) == (4, 7)  # the nearest parent that exists
     assert loaded.where(("nowhere",)) == (2, 1)  # the root mapping
+
+
+@pytest.mark.parametrize(
+    "value", ["!!int", "!!int _", "!!int '-'", "!!float", "!!float abc", "0x" + "f" * 5000, "0b" + "1" * 20000]
+)
+def test_a_tagged_non_number_or_an_integer_too_long_to_print_is_a_problem(value):
+    """An explicit tag on what is no number raised out of the loader; a hex, octal or binary
+    integer escapes Python's digit limit and failed later, when printed (a 500 on publishing)."""
+    assert codes(f"a: 1\nb: {value}\n") == [("yaml_invalid_number", 2, 4)]
+
+
+def test_a_nul_written_as_an_escape_is_a_problem():
+    """No text column or jsonb value takes a NUL: it failed when the version was stored."""
+    assert codes('a: "x\\0y"\n"k\\0": 1\n') == [("yaml_text_invalid", 1, 4), ("yaml_text_invalid", 2, 1)]
