@@ -61,7 +61,13 @@ from apps.audit.export import chain_head, event_id, event_record, events_hashed_
 from apps.audit.models import AuditChain, AuditEvent, AuditSink, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
-from apps.providers.encryption import secret_decrypt, secret_encrypt
+from apps.providers.encryption import (
+    SecretUndecryptable,
+    secret_decrypt,
+    secret_encrypt,
+    secret_is_current,
+    secret_rotate,
+)
 from apps.tenants.models import Domain, Tenant
 from foundry.errors import CodedError, ServiceError
 from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal
@@ -249,6 +255,25 @@ def audit_sink_get(tenant_id: int, name: str) -> AuditSink:
     if sink is None:
         raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
     return sink
+
+
+def sink_secrets_rotate(tenant_id: int) -> tuple[int, int, list[str]]:
+    """Re-encrypt the workspace's webhook sink secrets under the first FOUNDRY_ENCRYPTION_KEYS key
+    (idempotent; `rotate_encryption_keys`): (re-encrypted, already current, names undecryptable)."""
+    rotated, current, undecryptable = 0, 0, []
+    with transaction.atomic(), rls_scope(tenant_id):
+        for sink in AuditSink.objects.select_for_update().filter(tenant_id=tenant_id).exclude(secret_encrypted=""):
+            if secret_is_current(sink.secret_encrypted):
+                current += 1
+                continue
+            try:
+                sink.secret_encrypted = secret_rotate(sink.secret_encrypted)
+            except SecretUndecryptable:
+                undecryptable.append(f"sink {sink.name}")
+                continue
+            sink.save(update_fields=["secret_encrypted"])
+            rotated += 1
+    return rotated, current, undecryptable
 
 
 def audit_sink_set(

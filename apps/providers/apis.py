@@ -1,6 +1,5 @@
 """/api/v1/providers: a workspace's model provider credentials (settings.manage). Keys are write-only."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -8,7 +7,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
 from apps.providers.models import ProviderCredential, ProviderName
-from apps.providers.services import credential_delete, credential_set
+from apps.providers.services import credential_delete, credential_get, credential_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField
@@ -87,7 +86,7 @@ class CredentialDetailApi(TenantAPIView):
 
     @extend_schema(operation_id="providers_get", responses={200: CredentialOutput, 404: _UNKNOWN})
     def get(self, request: Request, provider: str) -> Response:
-        return Response(CredentialOutput(get_object_or_404(ProviderCredential, provider=provider)).data)
+        return Response(CredentialOutput(credential_get(provider)).data)
 
     @extend_schema(
         operation_id="providers_set",

@@ -5,6 +5,7 @@ Everything here acts on the schema the connection is on: a tenant's own table.
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,6 +41,15 @@ _OPENAI_ONLY = ("organization", "api_version", "deployment")
 def _check_actor(actor: object) -> None:
     if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
         raise PermissionDenied("Your role does not allow managing model providers.")
+
+
+def credential_get(provider: str) -> ProviderCredential:
+    """The workspace's credential for `provider`: ServiceError `provider_unknown` (404) for a
+    provider that takes none, `provider_not_configured` (404) when none is stored."""
+    credential = ProviderCredential.objects.filter(provider=_provider(provider)).first()
+    if credential is None:
+        raise ServiceError("provider_not_configured", f"No {provider} credentials are configured.", status=404)
+    return credential
 
 
 def _provider(provider: str) -> str:
@@ -80,7 +90,10 @@ def base_url_problem(url: str) -> ValidationError | None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return None
+        try:  # the spellings resolvers still read as IPv4 addresses: 127.1, 2130706433, 0x7f000001
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None  # a name: checked after resolution, at every call
     refused = address_refusal(ip, provider_network_policy())
     if refused:
         return _invalid(
@@ -107,8 +120,10 @@ def _validate(provider: str, fields: dict, api_key: str | None, *, creating: boo
             if fields[name]:
                 errors[name] = _invalid("field_not_supported", f"Only the openai provider takes {name}.")
     else:
-        if len(fields["organization"]) > 200 or not all(c.isprintable() for c in fields["organization"]):
-            errors["organization"] = _invalid("organization_invalid", "At most 200 printable characters.")
+        organization = fields["organization"]
+        if len(organization) > 200 or not organization.isascii() or not organization.isprintable():
+            # It travels in an HTTP header (OpenAI-Organization): ASCII only.
+            errors["organization"] = _invalid("organization_invalid", "At most 200 printable ASCII characters.")
         for name, limit in (("api_version", 50), ("deployment", 200)):
             value = fields[name]
             if value and (len(value) > limit or not _NAME.match(value)):

@@ -37,7 +37,8 @@ class ListSpec:
         compiled = self.filters.compile(filter_text)
         return paginate(
             queryset.filter(compiled.q),
-            resource=self.resource,
+            # The path too: a token of one run's steps (or of /domains) is no token of another's (/agents).
+            resource=f"{self.resource}@{getattr(request, 'path', '')}",
             ordering=self.ordering.parse(params.get("order_by")),
             filter_text=filter_text,
             page_size=page_size_parse(params.get("page_size")),

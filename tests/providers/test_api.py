@@ -183,3 +183,11 @@ def test_the_openapi_schema_documents_the_operations(acme):
     assert body["api_key"]["writeOnly"] is True
     output = schema["components"]["schemas"]["CredentialOutput"]["properties"]
     assert "api_key" not in output and "api_key_encrypted" not in output
+
+
+def test_get_of_an_unknown_or_unset_provider_names_which(acme):
+    client = api(acme, issue(acme))
+    unknown = client.get("/api/v1/providers/bogus")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "provider_unknown")
+    unset = client.get("/api/v1/providers/anthropic")
+    assert (unset.status_code, unset.json()["error"]["code"]) == (404, "provider_not_configured")

@@ -86,3 +86,24 @@ def test_without_any_key_nothing_is_stored(acme, settings):
     assert stored(acme) is None
     with pytest.raises(CommandError):
         call_command("rotate_encryption_keys")
+
+
+def test_rotation_re_encrypts_audit_sink_webhook_secrets_too(acme, settings, encryption_key):
+    """The same keys encrypt sinks' webhook secrets: left behind, removing the old key (step 4)
+    would break every signed delivery."""
+    import ipaddress
+
+    from apps.audit.delivery import SinkFields, audit_sink_set
+    from apps.audit.models import AuditSink
+    from apps.audit.scope import rls_scope
+
+    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    fields = SinkFields(kind="webhook", url="https://127.0.0.1:9/in", secret="s3cret-s3cret-s3cret")
+    audit_sink_set(tenant=acme, name="hook", fields=fields, actor="test")
+    new = Fernet.generate_key().decode()
+    settings.FOUNDRY_ENCRYPTION_KEYS = [new, encryption_key]
+    call_command("rotate_encryption_keys")
+    settings.FOUNDRY_ENCRYPTION_KEYS = [new]
+    with rls_scope(acme.pk):
+        sink = AuditSink.objects.get(tenant_id=acme.pk, name="hook")
+    assert secret_decrypt(sink.secret_encrypted) == "s3cret-s3cret-s3cret"

@@ -244,3 +244,19 @@ def test_without_an_allowed_network_a_run_cannot_reach_a_private_model_server(ac
         provider_create("openai", at_loopback).complete([HumanMessage(content="hi")], [])
     assert info.value.code == "provider_url_refused"
     assert model_server.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://127.1:11434/v1", "http://2130706433/v1", "http://0x7f000001/v1"])
+def test_a_loopback_address_in_a_legacy_spelling_is_refused_when_saved(acme, url):
+    with schema_context(acme.schema_name), pytest.raises(ValidationError) as info:
+        credential_set(actor=tenant_user(acme, "owner@acme.test"), provider="openai", api_key=KEY, base_url=url)
+    assert info.value.error_dict["base_url"][0].code == "base_url_refused"
+
+
+def test_an_organization_that_cannot_travel_in_a_header_is_refused(acme):
+    """It is sent as the OpenAI-Organization header (ASCII): every call would fail on it."""
+    with schema_context(acme.schema_name), pytest.raises(ValidationError) as info:
+        credential_set(
+            actor=tenant_user(acme, "owner@acme.test"), provider="openai", api_key=KEY, organization="org-für"
+        )
+    assert info.value.error_dict["organization"][0].code == "organization_invalid"

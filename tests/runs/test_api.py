@@ -488,3 +488,26 @@ def test_an_approval_for_a_step_that_is_no_longer_waiting_is_refused(acme, triag
     assert post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": "x"}).status_code == 400
     with schema_context("acme"):
         assert Run.objects.get(pk=run.pk).status == "waiting_approval"
+
+
+def test_a_page_token_is_bound_to_its_list(acme, triage):
+    """Not only to the resource's name: one run's steps token on another run (keyset paging would
+    repeat or skip rows), a domains token on the agents list — both refused."""
+    one, two = make_run(acme, triage), make_run(acme, triage)
+    with schema_context("acme"):
+        for run in (one, two):
+            Step.objects.bulk_create(
+                Step(run=run, index=i, node="model", status="ok", record={}, replay={}) for i in range(1, 4)
+            )
+        version_publish(
+            actor=tenant_user(acme, "owner@acme.test"),
+            source=FINANCE.replace("name: finance", "name: hr", 1),
+            message="t",
+        )
+    client = api(acme, issue(acme))
+    token = client.get(f"/api/v1/runs/{one.pk}/steps", {"page_size": 2}).json()["next_page_token"]
+    response = client.get(f"/api/v1/runs/{two.pk}/steps", {"page_size": 2, "page_token": token})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "page_token_mismatch")
+    token = client.get("/api/v1/domains", {"page_size": 1}).json()["next_page_token"]
+    response = client.get("/api/v1/agents", {"page_size": 1, "page_token": token})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "page_token_mismatch")

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from apps.audit.delivery import sink_secrets_rotate
 from apps.audit.history import history_actor
 from apps.identity.services import sso_secret_rotate
 from apps.providers.encryption import encryption_available
@@ -10,7 +11,8 @@ from apps.tenants.selectors import tenant_list
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every tenant's provider credentials and SSO client secret under the first key of "
+        "Re-encrypt every tenant's provider credentials, SSO client secret and audit sink secrets under the "
+        "first key of "
         "FOUNDRY_ENCRYPTION_KEYS. "
         "Idempotent; run it after putting a new key first, before removing the old one (docs/providers.md)."
     )
@@ -24,10 +26,12 @@ class Command(BaseCommand):
             with schema_context(tenant.schema_name), history_actor("cli:rotate_encryption_keys"):
                 counts = credentials_rotate()
                 sso_rotated, sso_current, sso_undecryptable = sso_secret_rotate()
-            counts.rotated += sso_rotated
-            counts.current += sso_current
+            sinks_rotated, sinks_current, sinks_undecryptable = sink_secrets_rotate(tenant.pk)
+            counts.rotated += sso_rotated + sinks_rotated
+            counts.current += sso_current + sinks_current
             if sso_undecryptable:
                 counts.undecryptable.append("sso")
+            counts.undecryptable += sinks_undecryptable
             rotated, current = rotated + counts.rotated, current + counts.current
             failed += [f"{tenant.slug}/{provider}" for provider in counts.undecryptable]
             if counts.rotated or counts.undecryptable:
