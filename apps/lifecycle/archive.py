@@ -68,6 +68,7 @@ TENANT_SETTINGS = (
 # (row_to_json escapes every control character), so COPY neither quotes nor escapes anything.
 RAW_LINES = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 8 << 20  # a manifest lists the members (~200 bytes each): far below this
 BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuilt after (_bulk_load)
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
 PARSERS = max(1, min(2, os.cpu_count() or 1))
@@ -309,7 +310,13 @@ def _member_read(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
 
 
 def _manifest_read(archive: zipfile.ZipFile) -> dict:
-    data = b"".join(_member_read(archive, MANIFEST))
+    data = bytearray()
+    for chunk in _member_read(archive, MANIFEST):  # bounded: a small archive may inflate to gigabytes
+        data += chunk
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ArchiveError(
+                "archive_damaged", f"Member {MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes.", member=MANIFEST
+            )
     try:
         manifest = json.loads(data)
     except ValueError:
@@ -336,6 +343,8 @@ def _manifest_is_sound(manifest: dict) -> bool:
         return False
     if not isinstance(tenant.get("id"), int) or not isinstance(tenant.get("name"), str):
         return False
+    if not isinstance(manifest.get("audit", {}), dict):
+        return False
     for entry in members:
         if not (
             isinstance(entry, dict)
@@ -361,6 +370,9 @@ def _versions_check(manifest: dict) -> None:
                 "archive_damaged", f"Member {MANIFEST} names an unknown schema {scope!r}.", member=MANIFEST
             )
         for app, names in apps.items():
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                message = f"Member {MANIFEST} lists {scope} migrations of {app!r} wrongly."
+                raise ArchiveError("archive_damaged", message, member=MANIFEST)
             missing = [name for name in names if name not in here[scope].get(app, ())]
             if missing:
                 raise ArchiveError(
@@ -820,6 +832,23 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
         " WHERE id = %s",
         [tenant.pk],
     )
+    # Values its columns take but the platform would choke on later (every http tool, SSO
+    # discovery, provider and sink delivery reads the networks): refused as the archive's.
+    tenant.refresh_from_db(fields=["plan", "http_allowed_networks"])
+    try:
+        tenant.http_networks()
+    except ValueError:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            "Member public/tenants_tenant.ndjson lists an allowed network that is not one (an address/prefix).",
+            member="public/tenants_tenant.ndjson",
+        ) from None
+    if tenant.plan not in Tenant.Plan.values:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member public/tenants_tenant.ndjson names an unknown plan {tenant.plan!r}.",
+            member="public/tenants_tenant.ndjson",
+        )
 
 
 def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:
@@ -904,8 +933,10 @@ def tenant_import(
         loader = _Loader(archive, manifest, tenant, progress, staging)
         if progress:
             progress(0, loader.total)
-        _tenant_settings_apply(loader, tenant)
-        taken = _domains_attach(loader, tenant)
+        with _rows_of("public/tenants_tenant.ndjson"):
+            _tenant_settings_apply(loader, tenant)
+        with _rows_of("public/tenants_domain.ndjson"):
+            taken = _domains_attach(loader, tenant)
         _schema_load(loader, tenant.schema_name)
         staging.drop(loader.cursor)
         with usage_scope(tenant.pk), rls_scope(tenant.pk):

@@ -361,7 +361,24 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
         raise BackupError(f"{path}: format version {version!r} is newer than this platform's ({VERSION}).")
     if manifest.get("scope") not in {DATABASE, "tenant"} or not isinstance(manifest.get("members"), dict):
         raise BackupError(f"{path}: its manifest is incomplete.")
+    if manifest["scope"] == "tenant" and not _tenant_manifest_is_sound(manifest):
+        raise BackupError(f"{path}: its manifest is incomplete (the workspace or its tables).")
     return manifest
+
+
+def _tenant_manifest_is_sound(manifest: dict) -> bool:
+    tenant, tables = manifest.get("tenant"), manifest.get("tables")
+    if not isinstance(tenant, dict) or not isinstance(tables, list):
+        return False
+    if not (isinstance(tenant.get("id"), int) and all(isinstance(tenant.get(k), str) for k in ("slug", "schema_name"))):
+        return False
+    return all(
+        isinstance(item, dict)
+        and isinstance(item.get("table"), str)
+        and isinstance(item.get("columns"), list)
+        and all(isinstance(c, str) for c in item["columns"])
+        for item in tables
+    )
 
 
 def _member_sha256(tar: tarfile.TarFile, name: str) -> str:

@@ -1,0 +1,196 @@
+"""Malformed or hostile workspace archives and backups (docs/export.md,
+docs/operations/disaster-recovery.md): each is refused with a clear error naming what is wrong,
+and nothing is imported or restored — never a traceback, a 500 or a workspace imported broken."""
+
+import io
+import json
+import tarfile
+import tracemalloc
+import uuid
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from apps.lifecycle.archive import MANIFEST, ArchiveError, archive_verify, tenant_import
+from apps.tenants.models import Tenant
+from tests.conftest import client_for
+from tests.lifecycle.test_archive import archive_of, rewritten, with_member, world
+
+
+def slug() -> str:
+    return f"r{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def acme_archive(acme) -> bytes:
+    return archive_of(acme)[0]
+
+
+# --- a manifest of the wrong shape ---------------------------------------------------------------
+
+
+def test_manifest_audit_of_the_wrong_type_is_refused_not_a_traceback(acme_archive):
+    """docs/export.md: `manifest.json` is sound or `archive_damaged`; 'no 500 on any input'."""
+    bad = rewritten(acme_archive, lambda m: m.update(audit="not-an-object"))
+    before = world()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(bad), slug=slug())
+    assert refused.value.code == "archive_damaged" and refused.value.member == MANIFEST
+    assert world() == before
+
+
+def test_manifest_schema_version_of_the_wrong_type_is_refused_not_a_traceback(acme_archive):
+    bad = rewritten(acme_archive, lambda m: m["schema_version"]["tenant"].update(runs=5))
+    with pytest.raises(ArchiveError) as refused:
+        archive_verify(io.BytesIO(bad))
+    assert refused.value.code == "archive_damaged" and refused.value.member == MANIFEST
+
+
+# --- rows of the public members of the wrong type ----------------------------------------------
+
+
+def _extra_domain(row: bytes):
+    return lambda content: content + row + b"\n"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        b'{"id":9,"domain":"custom.example","is_primary":"maybe","tenant_id":1}',  # not a boolean
+        b'{"id":9,"domain":null,"is_primary":false,"tenant_id":1}',  # NOT NULL
+        b'{"id":9,"domain":"' + b"a" * 300 + b'.example","is_primary":false,"tenant_id":1}',  # varchar(253)
+    ],
+    ids=["is_primary-not-boolean", "domain-null", "domain-too-long"],
+)
+def test_a_domain_row_its_table_refuses_is_archive_rows_invalid(acme_archive, row):
+    """docs/export.md: 'A row a table refuses (a wrong type, a missing value …) is
+    archive_rows_invalid, naming the member.'"""
+    bad = with_member(acme_archive, "public/tenants_domain.ndjson", _extra_domain(row))
+    assert archive_verify(io.BytesIO(bad))
+    before = world()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(bad), slug=slug())
+    assert refused.value.code == "archive_rows_invalid"
+    assert refused.value.member == "public/tenants_domain.ndjson"
+    assert world() == before
+
+
+def _tenant_row(change):
+    def edit(content: bytes) -> bytes:
+        row = json.loads(content)
+        change(row)
+        return json.dumps(row).encode() + b"\n"
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda row: row.update(requests_per_second_override=-5),  # CHECK (>= 0)
+        lambda row: row.update(requests_per_second_override="lots"),  # not an integer
+    ],
+    ids=["negative-override", "override-not-integer"],
+)
+def test_a_tenant_row_its_table_refuses_is_archive_rows_invalid(acme_archive, change):
+    bad = with_member(acme_archive, "public/tenants_tenant.ndjson", _tenant_row(change))
+    assert archive_verify(io.BytesIO(bad))
+    before = world()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(bad), slug=slug())
+    assert refused.value.code == "archive_rows_invalid"
+    assert refused.value.member == "public/tenants_tenant.ndjson"
+    assert world() == before
+
+
+def test_the_console_answers_a_bad_domain_row_with_a_clear_400_not_a_500(acme_archive, db):
+    bad = with_member(
+        acme_archive,
+        "public/tenants_domain.ndjson",
+        _extra_domain(b'{"id":9,"domain":"custom.example","is_primary":"maybe","tenant_id":1}'),
+    )
+    client = client_for(None, "operator@platform.test")
+    client.raise_request_exception = False
+    archive = SimpleUploadedFile("acme.zip", bad, content_type="application/zip")
+    response = client.post("/tenants/import/", {"archive": archive, "slug": slug(), "name": ""})
+    assert response.status_code == 400, response.status_code
+
+
+def test_an_archive_with_an_invalid_allowed_network_is_refused_not_imported_broken(acme_archive):
+    """An invalid one would make every user of Tenant.http_networks() (agent http tools, SSO
+    discovery, providers, sinks) raise once imported: refused, nothing imported."""
+    bad = with_member(
+        acme_archive,
+        "public/tenants_tenant.ndjson",
+        _tenant_row(lambda row: row.update(http_allowed_networks=["not-a-network"])),
+    )
+    new_slug = slug()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(bad), slug=new_slug)
+    assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", "public/tenants_tenant.ndjson")
+    assert not Tenant.objects.filter(slug=new_slug).exists()
+
+
+# --- a decompression bomb in the manifest ------------------------------------------------------
+
+
+def test_a_manifest_that_decompresses_to_a_huge_size_is_not_read_whole_into_memory(acme_archive):
+    """A few tens of KB of upload inflating to 48 MiB of manifest: read with a bound, refused (the
+    console caps the upload, not what it inflates to)."""
+    padding = 48 * 1024 * 1024
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(acme_archive)) as archive, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in archive.infolist():
+            content = archive.read(info)
+            if info.filename == MANIFEST:
+                content = b" " * padding + content
+            new.writestr(info.filename, content, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    bomb = out.getvalue()
+    assert len(bomb) < 2 * len(acme_archive) + 200_000  # the upload stays small
+    tracemalloc.start()
+    try:
+        try:
+            archive_verify(io.BytesIO(bomb))
+        except ArchiveError:
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB for a {len(bomb) / 2**10:.0f} KiB archive"
+
+
+# --- backups: a malformed manifest -------------------------------------------------------------
+
+
+def _backup_with_manifest(path, manifest: dict) -> None:
+    body = json.dumps(manifest).encode()
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {"format": "foundry-backup", "version": 1, "scope": "tenant", "members": {}},  # no tenant
+        {
+            "format": "foundry-backup",
+            "version": 1,
+            "scope": "tenant",
+            "members": {},
+            "tenant": {"id": 987654, "slug": "gone", "schema_name": "gone"},
+        },  # no tables
+    ],
+    ids=["no-tenant", "no-tables"],
+)
+def test_restore_of_a_backup_with_an_incomplete_manifest_is_a_clear_refusal(db, tmp_path, manifest):
+    """disaster-recovery.md: 'a missing, truncated, altered or foreign file is refused naming the
+    file' — the command ends with a CommandError, not a traceback."""
+    path = tmp_path / "foundry-tenant-gone-20250101T000000.000Z.tar"
+    _backup_with_manifest(path, manifest)
+    with pytest.raises(CommandError) as refused:
+        call_command("restore", str(path), stdout=io.StringIO())
+    assert str(path) in str(refused.value)
