@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
@@ -140,6 +140,8 @@ def _submission(request: HttpRequest) -> tuple[str | bytes, str]:
 
 
 def _document(kind: str, name: str) -> Document:
+    if "\x00" in name:  # no name holds one (PostgreSQL would refuse the lookup itself)
+        raise Http404("No such document.")
     return get_object_or_404(
         Document.objects.select_related("live__version", "live__domain_version__document"), kind=kind, name=name
     )

@@ -33,5 +33,7 @@ class RetentionPolicyForm(forms.Form):
         values = {"audit_legal_hold": self.cleaned_data["audit_legal_hold"]}
         for name in DAYS_FIELDS:
             text = self.cleaned_data[name].strip()
-            values[name] = None if not text else int(text) if text.isascii() and text.isdigit() else text
+            # At most 9 digits: more is no retention period (and past 4,300, int() itself refuses).
+            whole = text.isascii() and text.isdigit() and len(text) <= 9
+            values[name] = None if not text else int(text) if whole else text
         return values
