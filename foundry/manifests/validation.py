@@ -269,6 +269,11 @@ class _Checks:
                 self.add(code, f"Two {what} are named {name!r}.", (*path, i, "name"))
 
 
+# dis_query's own arguments (foundry/runtime/tools.py): an entity field of the same name would be
+# advertised to the model with the field's type, then read as the tool's argument.
+_DIS_QUERY_ARGUMENTS = frozenset({"question", "filter"})
+
+
 class _DomainChecks(_Checks):
     def run(self) -> list[Problem]:
         spec = _mapping(self.loaded.data.get("spec"))
@@ -285,6 +290,12 @@ class _DomainChecks(_Checks):
         key = entity.get("key")
         if isinstance(key, str) and key not in fields:
             self.add("dis_unknown_field", f"Key {key!r} is not a field of {name!r}.", (*path, "key"))
+        for reserved in sorted(_DIS_QUERY_ARGUMENTS & set(fields)):
+            self.add(
+                "dis_field_reserved",
+                f"A field may not be named {reserved!r}: dis_query tools take it as their own argument.",
+                (*path, "fields", reserved),
+            )
         for field_name, definition in fields.items():
             definition = _mapping(definition)
             for where, spot in ((definition, ()), (_mapping(definition.get("items")), ("items",))):

@@ -250,6 +250,14 @@ def test_dis_unknown_field_as_an_entity_key():
     assert domain("    vendor:\n      key: id", "    vendor:\n      key: ident") == [("dis_unknown_field", 9, 12)]
 
 
+def test_a_field_named_as_a_dis_query_argument_is_refused():
+    """A dis_query tool would advertise the field's type to the model, then read the value as its
+    own `question` (a string) or `filter` (AIP-160)."""
+    risk = "        risk: {type: enum, values: [low, high]}"
+    added = f"{risk}\n        question: {{type: integer}}\n        filter: {{type: string}}"
+    assert domain(risk, added) == [("dis_field_reserved", 13, 19), ("dis_field_reserved", 14, 17)]
+
+
 def test_dis_unknown_field_as_a_relationship_via():
     assert domain("via: vendor", "via: seller") == [("dis_unknown_field", 25, 12)]
 
