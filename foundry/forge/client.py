@@ -138,7 +138,7 @@ class Client:
         error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
         if 200 <= status < 300 and isinstance(body, dict):
             return body
-        if body is None or (status >= 300 and error is None):
+        if body is None or (status >= 300 and error is None) or (200 <= status < 300):  # a 2xx, not an object
             kind = response.headers.get("content-type", "no content type").split(";")[0]
             raise ForgeError(
                 "unexpected_response",

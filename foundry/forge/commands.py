@@ -61,6 +61,11 @@ def _validate_on(client: Client, source: Source) -> Validated:
     if local.loaded is None:
         return local
     body = client.validate(local.loaded.text, source.path)
+    if not (isinstance(body.get("valid"), bool) and isinstance(body.get("problems"), list)):
+        # Not a Foundry verdict (a proxy or stub answering {}): never reported as "ok".
+        raise ForgeError(
+            "unexpected_response", f"{client.url} gave no verdict on {source.path} — is this a Foundry tenant URL?"
+        )
     result = Validated(source.path, body.get("kind"), body.get("name"), local.loaded)
     result.problems = [_problem(p, source.path) for p in body.get("problems", [])]
     return result

@@ -115,7 +115,7 @@ async def _body_peek(receive) -> tuple[object, bool]:
             payload = json.loads(b"".join(m.get("body", b"") for m in messages))
             calls = payload if isinstance(payload, list) else [payload]
             write = any(isinstance(c, dict) and c.get("method") in _WRITE_METHODS for c in calls)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
             write = True
 
     async def replay():

@@ -1,0 +1,79 @@
+"""forge against a server answering what no Foundry server would (a proxy, a stub, a wrong URL):
+one clear line and a non-zero exit, never "ok" and never an internal error."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.forge.conftest import FINANCE, TRIAGE, forge
+
+
+class _Stub(BaseHTTPRequestHandler):
+    answer: tuple[int, str, bytes] = (200, "application/json", b"{}")
+    delay = 0.0
+
+    def _do(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        time.sleep(self.delay)
+        status, content_type, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _do
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "domains").mkdir()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "domains/finance.yaml").write_text(FINANCE)
+    (tmp_path / "agents/triage.yaml").write_text(TRIAGE)
+    return tmp_path
+
+
+def _run(stub, files, answer, *args):
+    _Stub.answer = answer
+    return forge(*args, cwd=files, env={"FOUNDRY_URL": stub, "FOUNDRY_TOKEN": "af_t"})
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"x"'], ids=["list", "string"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pull", "agent:triage@1"),
+        ("deploy", "domains/finance.yaml", "agents/triage.yaml"),
+        ("diff", "finance@1", "finance@2"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_2xx_json_answer_that_is_not_an_object_is_said_plainly(stub, files, body, command):
+    # client.py Client._body: a 2xx non-object JSON falls through to refusal(..., error=None) -> None.get
+    ran = _run(stub, files, (200, "application/json", body), *command)
+    assert ran.code == 2
+    assert "Unexpected AttributeError" not in ran.err, ran.err
+    assert "is this a Foundry tenant URL?" in ran.err, ran.err
+
+
+def test_validate_with_a_server_answering_an_empty_object_is_not_ok(stub, files):
+    ran = _run(stub, files, (200, "application/json", b"{}"), "validate", "--url", stub, "agents/triage.yaml")
+    assert ran.code == 2 and "gave no verdict" in ran.err, (ran.out, ran.err)
