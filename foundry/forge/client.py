@@ -56,6 +56,18 @@ def base_url(url: str) -> str:
     return root.rstrip("/")
 
 
+class Answer(dict):
+    """A JSON object a server answered: a key forge needs and the answer lacks is said plainly
+    (a proxy or another service at the URL), not met as an internal KeyError."""
+
+    def __init__(self, pairs, *, where: str):
+        super().__init__(pairs)
+        self.where = where
+
+    def __missing__(self, key):
+        raise ForgeError("unexpected_response", f"{self.where} without “{key}” — is this a Foundry tenant URL?")
+
+
 class Client:
     """One tenant's API with one token. Paths are relative to /api/v1/."""
 
@@ -131,8 +143,9 @@ class Client:
 
     def _body(self, response: httpx.Response) -> dict:
         status = response.status_code
+        where = f"{self.url} answered {status} to {response.request.method} {response.request.url.path}"
         try:
-            body = response.json()
+            body = response.json(object_pairs_hook=lambda pairs: Answer(pairs, where=where))
         except ValueError:
             body = None
         error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None

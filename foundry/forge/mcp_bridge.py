@@ -118,6 +118,37 @@ async def _preflight(http: httpx2.AsyncClient, endpoint: str) -> None:
     failure = response.extensions.get(_FAILURE)
     if failure is not None:
         raise failure
+    body = await response.aread()
+    if not any(_answers_preflight(message) for message in _messages(response, body)):
+        # A 2xx or 3xx that is no JSON-RPC answer: another service, a sign-in page, a redirect.
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        raise ForgeError(
+            "unexpected_response",
+            f"{endpoint} answered {response.status_code} with {kind} to a ping — is this a Foundry MCP URL?",
+        )
+
+
+def _messages(response: httpx2.Response, body: bytes) -> list[Any]:
+    """The JSON documents of an answer: its body (JSON), or its `data:` lines (an SSE stream)."""
+    texts = [body]
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        texts = [line[5:] for line in body.splitlines() if line.startswith(b"data:")]
+    documents = []
+    for text in texts:
+        try:
+            documents.append(json.loads(text))
+        except ValueError:
+            continue
+    return documents
+
+
+def _answers_preflight(message: Any) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("jsonrpc") == "2.0"
+        and message.get("id") == "forge-preflight"
+        and ("result" in message or "error" in message)
+    )
 
 
 async def _to_server(local_in, remote_out, local_out, conversation: _Conversation) -> None:

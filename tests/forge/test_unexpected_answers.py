@@ -77,3 +77,39 @@ def test_a_2xx_json_answer_that_is_not_an_object_is_said_plainly(stub, files, bo
 def test_validate_with_a_server_answering_an_empty_object_is_not_ok(stub, files):
     ran = _run(stub, files, (200, "application/json", b"{}"), "validate", "--url", stub, "agents/triage.yaml")
     assert ran.code == 2 and "gave no verdict" in ran.err, (ran.out, ran.err)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pull", "agent:triage@1"),
+        ("deploy", "domains/finance.yaml", "agents/triage.yaml"),
+        ("diff", "domain:finance@1", "domain:finance@2"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_2xx_object_lacking_what_forge_needs_is_said_plainly(stub, files, command):
+    ran = _run(stub, files, (200, "application/json", b'{"detail": "hello from a proxy"}'), *command)
+    assert ran.code == 2, (ran.out, ran.err)
+    assert "KeyError" not in ran.err and "internal_error" not in ran.err, ran.err
+    assert "is this a Foundry tenant URL?" in ran.err and "without" in ran.err, ran.err
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, "text/html", b"<html><body>Sign in</body></html>"),
+        (200, "application/json", b'{"status": "ok"}'),
+        (200, "text/event-stream", b'data: {"jsonrpc": "2.0", "id": "someone-else", "result": {}}\n\n'),
+        (302, "text/html", b""),
+    ],
+    ids=["html", "json", "sse-other-id", "redirect"],
+)
+def test_forge_mcp_stops_when_the_url_does_not_answer_its_ping_as_mcp(stub, answer):
+    # Before: any status below 400 passed the ping, and the bridge served a client it could not relay for.
+    _Stub.answer = answer
+    ran = forge("mcp", "--url", f"{stub}/mcp", "--token", "af_t")
+    assert (ran.code, ran.out) == (2, ""), ran
+    assert ran.err == (
+        f"forge: error: {stub}/mcp answered {answer[0]} with {answer[1]} to a ping — is this a Foundry MCP URL?\n"
+    )
