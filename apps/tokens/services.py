@@ -136,8 +136,11 @@ def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiTo
 @transaction.atomic
 def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None = None) -> ApiToken:
     """Revoke now: the next request with this token is refused."""
-    if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
-        raise PermissionDenied("Your role does not allow managing API tokens.")
+    if hasattr(actor, "has_permission"):
+        if not actor.has_permission(Permission.SETTINGS_MANAGE):
+            raise PermissionDenied("Your role does not allow managing API tokens.")
+        if token.role == Role.OWNER and not actor.has_permission(Permission.OWNERS_MANAGE):
+            raise PermissionDenied("Only owners revoke owner tokens.")
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()

@@ -23,7 +23,12 @@ class TokenIssueForm(forms.Form):
 
 
 def _page(request: HttpRequest, form: TokenIssueForm | None = None, plaintext: str | None = None, status: int = 200):
-    context = {"tokens": ApiToken.objects.all(), "form": form or TokenIssueForm(), "plaintext": plaintext}
+    context = {
+        "tokens": ApiToken.objects.all(),
+        "form": form or TokenIssueForm(),
+        "plaintext": plaintext,
+        "manages_owners": request.user.has_permission(Permission.OWNERS_MANAGE),
+    }
     return render(request, "tokens/token_list.html", context, status=status)
 
 
@@ -60,6 +65,9 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
+    try:
+        token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
+    except PermissionDenied as e:
+        return error_response(request, status=403, code="forbidden", message=str(e))
     messages.success(request, f"Token {token.prefix} revoked.")
     return redirect("tokens:token_list")

@@ -145,6 +145,24 @@ def test_admins_cannot_issue_owner_tokens(acme):
     assert response.status_code == 403
 
 
+def test_only_owners_revoke_owner_tokens(acme):
+    owner_token = issue(acme, role="owner", name="owner automation")
+    with schema_context("acme"):
+        token_id = ApiToken.objects.get(name="owner automation").pk
+    admin_session = client_for(acme, "admin@acme.test")
+    admin_token = api(acme, issue(acme, role="admin"))
+    assert admin_session.delete(f"/api/v1/tokens/{token_id}").status_code == 403
+    assert admin_token.delete(f"/api/v1/tokens/{token_id}").status_code == 403
+    console = admin_session.post(f"/settings/tokens/{token_id}/revoke/")
+    assert console.status_code == 403
+    assert f"/settings/tokens/{token_id}/revoke/".encode() not in admin_session.get("/settings/tokens/").content
+    assert api(acme, owner_token).get("/api/v1/members").status_code == 200  # still works
+    owner_session = client_for(acme, "owner@acme.test")
+    assert f"/settings/tokens/{token_id}/revoke/".encode() in owner_session.get("/settings/tokens/").content
+    assert owner_session.delete(f"/api/v1/tokens/{token_id}").status_code == 200
+    assert api(acme, owner_token).get("/api/v1/members").status_code == 401
+
+
 def test_create_and_revoke_commands(acme, capsys):
     call_command("create_api_token", "acme", "--name", "bootstrap", "--role", "developer", "--scopes", "read,run")
     plaintext = capsys.readouterr().out.strip()
