@@ -34,6 +34,7 @@ from apps.runs.models import Approval, Run
 from apps.runs.services import run_create, run_finish
 from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
 from apps.tenants.models import Tenant
+from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.runtime import (
     AgentGraph,
@@ -102,9 +103,7 @@ def storable(value):
     """`value` with the text PostgreSQL cannot store (NUL, lone surrogates) replaced by U+FFFD,
     whatever a model or a remote service answered."""
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
-            return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in value)
-        return value
+        return UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

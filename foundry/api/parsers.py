@@ -8,6 +8,8 @@ strings PostgreSQL cannot store — NUL characters and lone UTF-16 surrogates (`
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from foundry.db.text import UNSTORABLE
+
 MAX_DEPTH = 64
 
 
@@ -17,7 +19,7 @@ def json_check(value, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.", code="json_too_deep")
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        if UNSTORABLE.search(value):
             raise ParseError("Text may not contain NUL characters or lone surrogates.", code="json_text_invalid")
     elif isinstance(value, dict):
         for key, item in value.items():

@@ -9,6 +9,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import Lexer
 
+from foundry.db.text import UNSTORABLE
 from foundry.filtering.errors import FilterError
 
 MAX_LENGTH = 4096
@@ -200,9 +201,9 @@ def _precheck(text: str) -> None:
     """Refuse oversized or too deeply nested input before the parser sees it."""
     if len(text) > MAX_LENGTH:
         raise FilterError("filter_too_long", f"A filter has at most {MAX_LENGTH} characters.", MAX_LENGTH)
-    bad = next((i for i, ch in enumerate(text) if ch == "\x00" or "\ud800" <= ch <= "\udfff"), None)
+    bad = UNSTORABLE.search(text)
     if bad is not None:  # no PostgreSQL text can hold them
-        raise FilterError("syntax_error", "A filter cannot contain NUL characters or lone surrogates.", bad)
+        raise FilterError("syntax_error", "A filter cannot contain NUL characters or lone surrogates.", bad.start())
     if text.count("(") <= MAX_DEPTH:
         return
     depth, quote, escaped = 0, None, False
