@@ -11,11 +11,15 @@ class LoginForm(AuthenticationForm):
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 
+    def clean_username(self) -> str:
+        # Addresses are stored lowercased (email_clean): "Owner@Acme.test" is the same member.
+        return self.cleaned_data["username"].strip().lower()
+
     def clean(self):
         from apps.identity.oidc import sso_config
 
         config = sso_config()
-        email = (self.cleaned_data.get("username") or "").strip().lower()
+        email = self.cleaned_data.get("username") or ""
         if config is not None and config.sso_required and email != config.break_glass_email:
             # Said plainly (and before any password check): this workspace signs in through its IdP.
             raise forms.ValidationError(

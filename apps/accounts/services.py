@@ -2,7 +2,7 @@
 transaction; rules about owners live here, not in views."""
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -30,10 +30,24 @@ def email_clean(email: str) -> str:
     return email
 
 
+class InvitationTokens(PasswordResetTokenGenerator):
+    """Django's password-reset tokens (one use: setting the password or signing in spends them),
+    salted for invitations and bound to the member's role too: a link taken while the member
+    was a viewer stops working once they are made an owner, whose link only owners hand out."""
+
+    key_salt = "foundry.accounts.invitation"
+
+    def _make_hash_value(self, user, timestamp) -> str:
+        return f"{super()._make_hash_value(user, timestamp)}{user.role}"
+
+
+invitation_tokens = InvitationTokens()
+
+
 def member_invite_url(*, user: User, base_url: str) -> str:
-    """A one-use link (Django's password-reset token) where the member sets a password."""
+    """A one-use link where the member sets a password (`invitation_tokens`)."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
+    token = invitation_tokens.make_token(user)
     # Invitations are always for a tenant host, even when issued from the operator console.
     path = reverse("accounts:invite_accept", args=[uid, token], urlconf=settings.ROOT_URLCONF)
     return base_url.rstrip("/") + path
@@ -54,6 +68,20 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def owners_hold() -> None:
+    """Lock the workspace's active owners, in id order, until the transaction ends. Every change
+    that could leave the workspace without an owner (demoting, removing, erasing one) takes this
+    first, before the member's own row, so two at once count the owners one after the other
+    instead of each seeing the other remain."""
+    list(User.objects.select_for_update().filter(role=Role.OWNER, is_active=True).order_by("pk").values_list("pk"))
+
+
+def owner_kept(member: User) -> None:
+    """After `owners_hold`: refuse (last_owner) to take `member` away if they are the last owner."""
+    if member.role == Role.OWNER and _owners_remaining_without(member) == 0:
+        raise ValidationError("A workspace needs at least one owner.", code="last_owner")
 
 
 def _owners_remaining_without(user: User) -> int:
@@ -89,13 +117,13 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
     _require(actor, Permission.MEMBERS_MANAGE)
     if role not in Role.values:
         raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
+    owners_hold()
     member = User.objects.select_for_update().get(pk=member.pk)
     if member.role == role:
         return member
     if Role.OWNER in (member.role, role):
         _require(actor, Permission.OWNERS_MANAGE)
-    if member.role == Role.OWNER and _owners_remaining_without(member) == 0:
-        raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+    owner_kept(member)
     previous = member.role
     member.role = role
     member.save(update_fields=["role"])
@@ -112,13 +140,13 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
 @transaction.atomic
 def member_remove(*, actor: User, member: User, request: HttpRequest | None = None) -> None:
     _require(actor, Permission.MEMBERS_MANAGE)
+    owners_hold()
     member = User.objects.select_for_update().get(pk=member.pk)
     if member.pk == actor.pk:
         raise ValidationError("You cannot remove yourself.", code="remove_self")
     if member.role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
-        if _owners_remaining_without(member) == 0:
-            raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+    owner_kept(member)
     audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role}, request=request)
     # Open sessions die with the row: the auth middleware finds no user behind them.
     member.delete()

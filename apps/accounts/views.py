@@ -12,6 +12,7 @@ from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.accounts.services import (
+    invitation_tokens,
     member_add,
     member_invite_reissue,
     member_invite_url,
@@ -111,6 +112,7 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/invite_accept.html"
     success_url = reverse_lazy("accounts:login")
     post_reset_login = False
+    token_generator = invitation_tokens
 
     def form_valid(self, form):
         response = super().form_valid(form)

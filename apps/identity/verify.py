@@ -48,7 +48,7 @@ _DECODE_ERRORS = (
 def _segment(text: str) -> dict:
     try:
         value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: JSON nested past Python's stack
         value = None
     if not isinstance(value, dict):
         raise TokenInvalid("token_malformed", "This is not a well-formed JWT.")

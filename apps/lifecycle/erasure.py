@@ -24,7 +24,7 @@ from django.http import HttpRequest
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import email_clean
+from apps.accounts.services import email_clean, owner_kept, owners_hold
 from apps.audit.models import AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_actor_erase, audit_record
@@ -134,8 +134,6 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
         if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
             raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
-        if member.role == Role.OWNER and not User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=member.pk):
-            raise ValidationError("A workspace needs at least one owner.", code="last_owner")
 
     pseudo_email, pseudo_name = _pseudonym(email, actor_id)
     replacements = [(re.escape(email), pseudo_email)]
@@ -143,6 +141,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
     with pseudonymising():
         if member is not None:
+            owners_hold()
+            owner_kept(member)
             erased.sessions = _sessions_delete(member.pk)
             member.delete()  # external identities and tokens go with it (cascade)
             erased.member_removed = True

@@ -192,3 +192,9 @@ def test_absurd_sign_in_input_is_counted_not_a_500(acme):
     client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="")
     assert _login(client, "\x00 " * 500 + "é" * 300, "x").status_code == 200
     assert client.post("/login/", {"username": ["a", "b"]}).status_code == 200
+
+
+def test_a_member_signs_in_with_their_address_in_any_case(acme):
+    # Addresses are stored lowercased; the one typed is the same member whatever its case.
+    response = _login(Client(HTTP_HOST="acme.localhost"), " Owner@Acme.TEST", PASSWORD)
+    assert response.status_code == 302

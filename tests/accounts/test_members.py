@@ -1,12 +1,13 @@
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role, role_has_permission
-from tests.conftest import audit_events, client_for, tenant_user
+from tests.conftest import PASSWORD, audit_events, client_for, tenant_user
 
 PUBLIC_TENANT_VIEWS = {
     "accounts:login",
@@ -196,3 +197,70 @@ def test_an_oversized_email_is_a_form_error_not_a_crash(acme):
     )
     assert response.status_code == 400
     assert "email" in response.context["add_form"].errors
+
+
+@pytest.mark.parametrize("change", ["demote", "remove", "erase"])
+def test_two_owners_taking_each_other_away_at_once_leave_one_owner(
+    fresh_tenant, django_db_blocker, monkeypatch, change
+):
+    """Each change counts the other owners, then writes: without the owners locked first, two at
+    once each see the other remain (the count is slowed here so that both would count first)."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    from apps.accounts import services
+    from apps.lifecycle.erasure import member_erase
+
+    slug = fresh_tenant.slug
+    with django_db_blocker.unblock(), schema_context(fresh_tenant.schema_name):
+        first = User.objects.get(email=f"owner@{slug}.test")
+        second = User.objects.create_user(f"owner2@{slug}.test", PASSWORD, role=Role.OWNER)
+    counted = services._owners_remaining_without
+
+    def slow_count(user):
+        remaining = counted(user)
+        time.sleep(0.5)
+        return remaining
+
+    monkeypatch.setattr(services, "_owners_remaining_without", slow_count)
+    refusals = []
+
+    def take_away(actor, member):
+        try:
+            with schema_context(fresh_tenant.schema_name):
+                if change == "demote":
+                    services.member_role_change(actor=actor, member=member, role=Role.ADMIN)
+                elif change == "remove":
+                    services.member_remove(actor=actor, member=member)
+                else:
+                    member_erase(actor=actor, email=member.email)
+        except ValidationError as e:
+            refusals.append(e.code)
+        finally:
+            connections.close_all()
+
+    with django_db_blocker.unblock():
+        threads = [threading.Thread(target=take_away, args=pair) for pair in ((first, second), (second, first))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with schema_context(fresh_tenant.schema_name):
+            owners = User.objects.filter(role=Role.OWNER, is_active=True).count()
+    assert (owners, refusals) == (1, ["last_owner"])
+
+
+def test_an_invitation_link_stops_working_once_the_member_is_made_an_owner(acme):
+    """Only owners hand out an owner's link (it sets that owner's password): a link an admin took
+    while the member was a viewer is spent by the promotion."""
+    admin = client_for(acme, "admin@acme.test")
+    added = admin.post("/members/add/", {"email": "pending@acme.test", "role": "viewer"})
+    link = added.context["invite_url"].removeprefix("http://acme.localhost")
+    pending = tenant_user(acme, "pending@acme.test")
+    assert (
+        client_for(acme, "owner@acme.test").post(f"/members/{pending.pk}/role/", {"role": "owner"}).status_code == 302
+    )
+    page = client_for(acme).get(link, follow=True)
+    assert page.context["validlink"] is False

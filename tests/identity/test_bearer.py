@@ -111,6 +111,10 @@ def test_forged_expired_and_misaddressed_tokens_are_refused(acme, shared):
     assert reasons == {"token_expired", "token_issuer_invalid", "token_audience_invalid", "token_claims_missing"}
 
 
+# A JWT header of 13 KB (under the size limit) with arrays nested 5,000 deep.
+NESTED = base64.urlsafe_b64encode(b'{"alg":"RS256","x":' + b"[" * 5000 + b"]" * 5000 + b"}").decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
@@ -119,7 +123,9 @@ def test_forged_expired_and_misaddressed_tokens_are_refused(acme, shared):
         ("Bearer eyJ%%%.eyJ%%%.sig", "token_malformed"),
         ("Bearer eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "token_malformed"),
         ("Bearer eyJ\u00e9.eyJ.x", "token_malformed"),
+        (f"Bearer {NESTED}.eyJzdWIiOiJhIn0.c2ln", "token_malformed"),  # json.loads: RecursionError
     ],
+    ids=["two_parts", "too_large", "not_base64", "not_json", "not_ascii", "nested_past_the_stack"],
 )
 def test_malformed_bearer_tokens_get_a_clear_401(acme, shared, header, expected):
     sso(acme, shared)
