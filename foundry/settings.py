@@ -106,8 +106,11 @@ MIDDLEWARE = [
     # Logs error responses while the request id, tenant and span are still known (foundry/logs.py).
     "foundry.logs.ErrorResponseLogMiddleware",
     "foundry.health.HealthCheckMiddleware",
-    "apps.tenants.middleware.TenantRoutingMiddleware",
+    # Before host routing, so that its own answers (unknown host, suspended workspace) carry the
+    # security headers too.
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.tenants.middleware.TenantRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,7 +120,6 @@ MIDDLEWARE = [
     # django-auditlog's middleware, attributing model history to the request's principal.
     "apps.audit.history.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so its view check runs after CSRF's: console form posts spend the workspace's rate.
     "apps.console.middleware.ConsoleRateLimitMiddleware",

@@ -9,8 +9,11 @@ from apps.audit.selectors import audit_recent
 
 @require_permission(Permission.DASHBOARD_VIEW)
 def dashboard(request: HttpRequest) -> HttpResponse:
+    # The trail's latest events, for those who may read the trail (audit.view) only.
+    sees_audit = request.user.has_permission(Permission.AUDIT_VIEW)
     context = {
         "member_count": member_count(),
-        "recent_events": audit_recent(limit=10),
+        "sees_audit": sees_audit,
+        "recent_events": audit_recent(limit=10) if sees_audit else [],
     }
     return render(request, "console/dashboard.html", context)

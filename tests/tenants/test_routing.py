@@ -60,6 +60,17 @@ def test_a_suspended_tenant_is_blocked_on_every_path(acme, django_capture_on_com
         assert b"tenant_suspended" in response.content
 
 
+def test_routing_refusals_carry_the_security_headers(acme, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_suspend(tenant=acme)
+    for host, status in (("acme.localhost", 403), ("nobody.localhost", 404)):
+        response = Client(HTTP_HOST=host).get("/")
+        assert response.status_code == status
+        assert response["Content-Type"].startswith("text/html")
+        assert (response.get("X-Frame-Options"), response.get("X-Content-Type-Options")) == ("DENY", "nosniff"), host
+        assert response.get("Referrer-Policy") == "same-origin", host
+
+
 def test_suspension_does_not_touch_other_tenants(acme, globex, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         tenant_suspend(tenant=acme)
