@@ -317,11 +317,20 @@ def sso_configure(
     config.updated_by = by
     config.save()
     _forget_recent()
+    # The trail names people by pseudonymous id only (docs/lifecycle.md): the break-glass owner too.
+    recorded = {name: value for name, value in fields.items() if name != "break_glass_email"}
+    glass = User.objects.filter(email=fields["break_glass_email"]).values_list("pk", flat=True).first()
     audit_record(
         action="sso.configure",
         actor=actor,
         target=config,
-        data={"created": created, "secret_replaced": client_secret is not None, **fields, **discovered},
+        data={
+            "created": created,
+            "secret_replaced": client_secret is not None,
+            **recorded,
+            "break_glass": f"user:{glass}" if glass is not None else None,
+            **discovered,
+        },
         request=request,
     )
     return config

@@ -60,7 +60,8 @@ class Answer(dict):
     """A JSON object a server answered: a key forge needs and the answer lacks is said plainly
     (a proxy or another service at the URL), not met as an internal KeyError."""
 
-    def __init__(self, pairs, *, where: str):
+    def __init__(self, pairs=(), *, where: str = "The server answered"):
+        # Built again by type(answer)(items) in copies (dataclasses.asdict): where has a default.
         super().__init__(pairs)
         self.where = where
 

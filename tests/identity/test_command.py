@@ -1,10 +1,12 @@
 """manage.py configure_sso: the same settings for automation; the secret comes from a file."""
 
+import json
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from apps.providers.encryption import secret_decrypt
-from tests.conftest import audit_events
+from tests.conftest import audit_events, tenant_user
 from tests.identity.conftest import SECRET, stored
 
 
@@ -46,6 +48,9 @@ def test_it_configures_a_tenant_when_an_operator_allows_loopback(acme, idp, secr
     assert secret_decrypt(config.client_secret_encrypted) == SECRET
     (event,) = audit_events("acme", action="sso.configure")
     assert event.actor_id == "service:cli:configure_sso"
+    # People are named by pseudonymous id in the trail, which an erasure does not rewrite.
+    assert event.data["break_glass"] == f"user:{tenant_user(acme, 'owner@acme.test').pk}"
+    assert "owner@acme.test" not in json.dumps(event.data)
 
 
 @pytest.mark.parametrize(
