@@ -376,7 +376,7 @@ class Attempt:
             run.pk,
             step["index"],
             step["node"],
-            step.get("tool") or "",
+            (step.get("tool") or "")[:63],  # the name a model chose: any length
             None if arguments is None else json_value(arguments, None),
             step.get("status") or "ok",
             step.get("error") or "",

@@ -18,6 +18,7 @@ from apps.audit.services import audit_record
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import author_of
 from apps.runs.models import Approval, Run
+from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
 
@@ -34,7 +35,7 @@ def _actor_name(actor) -> str:
 def _input_clean(text) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ServiceError("input_invalid", "A run needs an input: the request for the agent, as text.")
-    if len(text) > MAX_INPUT_CHARS or "\x00" in text:
+    if len(text) > MAX_INPUT_CHARS or UNSTORABLE.search(text):
         raise ServiceError("input_invalid", f"A run's input is at most {MAX_INPUT_CHARS} characters of text.")
     return text
 
@@ -152,11 +153,12 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
         _cancel_one(run, message)
         parents = [run.pk]
         while parents:  # sub-agents nest at most FOUNDRY_SUBAGENT_MAX_DEPTH deep
-            children = list(
-                Run.objects.select_for_update().filter(parent_id__in=parents).exclude(status__in=Run.FINISHED)
-            )
+            # Every descendant, through finished ones too: a child that went on and finished may
+            # have left a grandchild waiting for an approval.
+            children = list(Run.objects.select_for_update().filter(parent_id__in=parents))
             for child in children:
-                _cancel_one(child, message)
+                if not child.is_finished:
+                    _cancel_one(child, message)
             parents = [child.pk for child in children]
         audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
     return run
@@ -215,7 +217,7 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
     `step` is the step the approver was shown: if the run now waits at another one, the decision
     is refused (`approval_stale`) rather than applied to a call nobody reviewed."""
     comment = (comment or "").strip()
-    if len(comment) > MAX_COMMENT_CHARS or "\x00" in comment:
+    if len(comment) > MAX_COMMENT_CHARS or UNSTORABLE.search(comment):
         raise ServiceError("comment_invalid", f"A comment is at most {MAX_COMMENT_CHARS} characters.")
     with transaction.atomic():
         run = _run_lock(run)

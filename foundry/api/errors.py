@@ -1,6 +1,8 @@
 """Every API error is `{"error": {"code", "message", "details"?}}` with a stable code."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
@@ -57,6 +59,11 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):  # read by the parser, past DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        return Response(_body("request_too_large", f"A request body is at most {limit} MiB."), status=413)
+    if isinstance(exc, SuspiciousOperation):  # e.g. a form body with too many fields
+        return Response(_body("request_invalid", str(exc) or "The request is malformed."), status=400)
     response = exception_handler(exc, context)
     if response is None:
         return None  # a real bug: Django's 500 handler answers (as JSON for /api/)

@@ -38,6 +38,7 @@ worker died was never recorded and is made again, with the same `Idempotency-Key
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -169,6 +170,26 @@ class RunStateError(Exception):
 
 def _ended(status: str, reason: str, message: str) -> dict:
     return {"status": status, "reason": reason, "message": message}
+
+
+_INT64 = range(-(2**63), 2**64)  # what msgpack (the checkpoints' format) holds: int64 and uint64
+
+
+def _portable(value):
+    """Tool-call arguments in the form every store they reach takes (checkpoints: msgpack, whose
+    integers end at 64 bits; steps: jsonb, which has no NaN nor Infinity): such numbers, which a
+    model may write, become their text."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {key: _portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item) for item in value]
+    return value
 
 
 def _summary(text: str) -> str:
@@ -433,6 +454,8 @@ class AgentGraph:
                 span.set_attribute("gen_ai.output.messages", json.dumps([message_to_dict(reply.message)], default=str))
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
+        for call in calls:
+            call["args"] = _portable(call["args"])
         text = message_text(message)
         step.update(
             status="ok",

@@ -71,7 +71,7 @@ class FetchResult:
                 charset = value.strip('"')
         try:
             return self.body.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or a codec refusing "replace" (idna, punycode, undefined)
             return self.body.decode("utf-8", errors="replace")
 
 
