@@ -178,13 +178,11 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
 
 
 def version_get(document: Document, number) -> Version:
-    try:
-        number = int(number)
-    except (TypeError, ValueError):
-        number = -1
-    version = document.versions.filter(number=number).first() if 0 < number < 2**31 else None
+    text = str(number)
+    valid = text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 2**31
+    version = document.versions.filter(number=int(text)).first() if valid else None
     if version is None:
-        raise ServiceError("version_not_found", f"{document.name} has no version {number}.", status=404)
+        raise ServiceError("version_not_found", f"{document.name} has no version {text[:20]}.", status=404)
     return version
 
 

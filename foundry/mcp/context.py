@@ -103,6 +103,18 @@ async def run_tool(ctx: Context, tool: str, permission: Permission, scope: str, 
         raise refusal(refused.code, refused.message) from None
 
 
+async def caller_recheck(ctx: Context) -> None:
+    """A tool error if the call's workspace or credential no longer admits it (suspended, token
+    revoked or expired): a tool that waits looks again before each poll, as at a new request."""
+    from foundry.mcp.gateway import Refused, caller_resolve
+
+    request = _values(ctx.request_context)["foundry.request"]
+    try:
+        await sync_to_async(caller_resolve, thread_sensitive=False)(request.scope)
+    except Refused as refused:
+        raise refusal(refused.code, refused.message) from None
+
+
 async def run_resource(request_context, uri: str, permission: Permission, scope: str, fn: Callable[..., Any], *args):
     """`run_tool` for resources (reads and lists; `request_context` is the SDK's request context):
     a refusal is a JSON-RPC error whose `data` names the stable code."""

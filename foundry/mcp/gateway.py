@@ -31,6 +31,7 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
+from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
@@ -54,8 +55,9 @@ class Refused(Exception):
         self.status, self.code, self.message, self.challenge = status, code, message, challenge
 
 
-def _resolve(scope) -> dict:
-    """The scope entries for the tools, or Refused. Sync: it uses the ORM and Django's request."""
+def caller_resolve(scope) -> dict:
+    """The scope entries for the tools, or Refused. Sync: it uses the ORM and Django's request.
+    A tool that waits (run_agent) calls it again before each look, as a new request would be."""
     from apps.tenants.middleware import _tenant_from_route
     from apps.tenants.routing import route_for_host
 
@@ -97,9 +99,10 @@ _WRITE_METHODS = frozenset({"tools/call"})
 _BODY_PEEK_LIMIT = 1 << 20  # bytes read to tell a read from a write; a longer body counts as a write
 
 
-async def _body_peek(receive) -> tuple[object, bool]:
-    """(a `receive` that replays what was read, whether the request is a write)."""
-    messages, size, complete = [], 0, False
+async def _body_peek(receive) -> tuple[object, bool, object]:
+    """(a `receive` that replays what was read, whether the request is a write, the JSON body as
+    read: None when unread, too long or not JSON)."""
+    messages, size, complete, payload = [], 0, False, None
     while size <= _BODY_PEEK_LIMIT:
         message = await receive()
         messages.append(message)
@@ -116,12 +119,21 @@ async def _body_peek(receive) -> tuple[object, bool]:
             calls = payload if isinstance(payload, list) else [payload]
             write = any(isinstance(c, dict) and c.get("method") in _WRITE_METHODS for c in calls)
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
-            write = True
+            write, payload = True, None
 
     async def replay():
         return messages.pop(0) if messages else await receive()
 
-    return replay, write
+    return replay, write, payload
+
+
+def _id_invalid(payload: object) -> bool:
+    """A message whose `id` is neither a string nor an integer: the SDK would take it for a
+    notification and answer nothing, leaving its sender waiting."""
+    if not isinstance(payload, dict) or "id" not in payload:
+        return False
+    value = payload["id"]
+    return not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)))
 
 
 def _admit(resolved: dict, write: bool):
@@ -136,7 +148,7 @@ def _admit(resolved: dict, write: bool):
 
 
 def _resolve_and_admit(scope, write: bool):
-    resolved = _resolve(scope)
+    resolved = caller_resolve(scope)
     return resolved, _admit(resolved, write)
 
 
@@ -153,7 +165,11 @@ class McpGateway:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        receive, write = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False)
+        if scope.get("method") == "GET":
+            # A stateless server never writes to a stream of its own (the specification's answer).
+            message = "This server sends no stream of its own: POST JSON-RPC messages to it."
+            return await _reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
+        receive, write, payload = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False, None)
         try:
             # One trip to a worker thread: who is calling, then whether their rate allows it.
             resolved, decision = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, write)
@@ -173,6 +189,13 @@ class McpGateway:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
             await send(message)
+
+        if _id_invalid(payload):
+            error = {"code": INVALID_PARAMS, "message": "Invalid request: an id is a string or an integer."}
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 400, "headers": headers + limit_headers})
+            return await send({"type": "http.response.body", "body": body})
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from django.utils import timezone
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ListResourcesResult, PaginatedRequestParams, ToolAnnotations
+from mcp_types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from pydantic import Field
 from rest_framework.exceptions import ParseError
@@ -38,7 +39,7 @@ from apps.tokens.models import Scope
 from foundry.api.parsers import json_check
 from foundry.errors import ServiceError
 from foundry.manifests.loader import MAX_BYTES
-from foundry.mcp.context import run_resource, run_tool
+from foundry.mcp.context import caller_recheck, run_resource, run_tool
 from foundry.mcp.shapes import (
     AgentDetail,
     AgentPage,
@@ -99,6 +100,13 @@ class FoundryServer(MCPServer):
         except ParseError as exc:
             raise ToolError(f"Error executing tool {name}: {exc.get_codes()}: {exc.detail}") from None
         return await super().call_tool(name, arguments, context)
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):
+        """An unknown prompt is invalid params (-32602), as an unknown resource is; the SDK's
+        answer is a bare error of code 0, with a logged traceback."""
+        if self._prompt_manager.get_prompt(name) is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name[:200]!r}.")
+        return await super().get_prompt(name, arguments, context)
 
 
 mcp = FoundryServer(
@@ -163,9 +171,10 @@ def _run_detail(run: Run) -> RunDetail:
     )
 
 
-def _list_params(**values) -> SimpleNamespace:
-    """What ListSpec.page reads of a request: its query parameters, as text."""
-    return SimpleNamespace(query_params={k: str(v) for k, v in values.items() if v not in (None, "")})
+def _list_params(path: str, **values) -> SimpleNamespace:
+    """What ListSpec.page reads of a request: its query parameters, as text, and a path of its own
+    (a page token is bound to it: one list's token is no token of another's)."""
+    return SimpleNamespace(path=path, query_params={k: str(v) for k, v in values.items() if v not in (None, "")})
 
 
 # --- agents -----------------------------------------------------------------------------------
@@ -182,7 +191,9 @@ async def list_agents(
     page_token: PageToken = "",
 ) -> AgentPage:
     def work(principal, request):
-        page = DOCUMENTS.page(_list_params(filter=filter, page_size=page_size, page_token=page_token), _agents())
+        page = DOCUMENTS.page(
+            _list_params("mcp:list_agents", filter=filter, page_size=page_size, page_token=page_token), _agents()
+        )
         return AgentPage(agents=[_summary(d) for d in page.items], next_page_token=page.next_page_token)
 
     return await run_tool(ctx, "list_agents", *TOOL_ACCESS["list_agents"], work)
@@ -286,6 +297,7 @@ async def run_agent(
     deadline = anyio.current_time() + wait_seconds
     pause = 0.2
     while (left := deadline - anyio.current_time()) > 0:
+        await caller_recheck(ctx)  # the workspace suspended or the token revoked meanwhile: stop
         status, steps = await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], _run_progress, run_id)
         if status in _SETTLED:
             break
@@ -296,6 +308,8 @@ async def run_agent(
     def detail(principal, request):
         return _run_detail(_run(run_id))
 
+    if wait_seconds:
+        await caller_recheck(ctx)
     return await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], detail)
 
 
@@ -327,7 +341,9 @@ async def list_runs(
     page_token: PageToken = "",
 ) -> RunPage:
     def work(principal, request):
-        params = _list_params(filter=filter, order_by=order_by, page_size=page_size, page_token=page_token)
+        params = _list_params(
+            "mcp:list_runs", filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
+        )
         page = RUNS.page(params, _runs())
         return RunPage(runs=RunOutput(page.items, many=True).data, next_page_token=page.next_page_token)
 
@@ -431,7 +447,13 @@ _GROUPINGS = {"agent": ("agent",), "model": ("model",), "agent_and_model": ("age
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and timezone.is_naive(value) else value
+    """In UTC (no zone: UTC). PostgreSQL stores offsets up to ±15:59 only; Python reads ±23:59."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if timezone.is_naive(value) else value.astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC
+        raise ServiceError("period_invalid", f"{value.isoformat()} is out of range once in UTC.") from None
 
 
 @mcp.tool(
@@ -523,7 +545,9 @@ async def resources_list(request_context, cursor: str | None) -> ListResourcesRe
     def work(principal, request):
         kinds = [kind for kind, permission in _VIEW.items() if principal.has_permission(permission)]
         documents = Document.objects.filter(kind__in=kinds, latest_number__gt=0)
-        page = DOCUMENTS.page(_list_params(page_size=RESOURCES_PER_PAGE, page_token=cursor), documents)
+        page = DOCUMENTS.page(
+            _list_params("mcp:resources/list", page_size=RESOURCES_PER_PAGE, page_token=cursor), documents
+        )
         resources = [
             MCPResource(
                 uri=_uri(d.kind, d.name, d.latest_number),

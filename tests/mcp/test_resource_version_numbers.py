@@ -1,0 +1,54 @@
+"""The `n` of `foundry://agents/{name}/versions/{n}` (and of `dis/…`) is ASCII digits only, as the
+API's route (`<int:number>`): no sign, spaces, underscores or digits of other scripts naming
+version 1, and a malformed one quoted as given."""
+
+import pytest
+from mcp import MCPError
+
+from tests.mcp.conftest import mcp_client, workspace_make
+from tests.runs.conftest import FINANCE, TRIAGE
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def ws(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        return workspace_make(FINANCE, TRIAGE)
+
+
+@pytest.mark.parametrize(
+    "n",
+    ["+1", " 1", "1 ", "0_1", "\u0661", "%2B1", "%201"],
+    ids=[
+        "sign",
+        "leading_space",
+        "trailing_space",
+        "underscore",
+        "arabic_indic_digit",
+        "encoded_sign",
+        "encoded_space",
+    ],
+)
+@pytest.mark.parametrize("kind, name", [("agents", "invoice-triage"), ("dis", "finance")])
+async def test_a_version_that_is_not_written_in_ascii_digits_names_nothing(mcp_port, ws, kind, name, n):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(f"foundry://{kind}/{name}/versions/{n}")
+    assert (refused.value.code, refused.value.data["code"]) == (-32602, "version_not_found")
+
+
+async def test_a_version_that_is_no_number_is_named_as_given(mcp_port, ws):
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource("foundry://agents/invoice-triage/versions/1.0")
+    assert refused.value.data["code"] == "version_not_found"
+    assert "-1" not in refused.value.message and "1.0" in refused.value.message, refused.value.message
+
+
+async def test_the_version_in_digits_is_read(mcp_port, ws):
+    """The control."""
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        agent = await client.read_resource("foundry://agents/invoice-triage/versions/1")
+        domain = await client.read_resource("foundry://dis/finance/versions/1")
+    assert (agent.contents[0].text, domain.contents[0].text) == (TRIAGE, FINANCE)
