@@ -203,7 +203,8 @@ async def list_agents(
 async def get_agent(ctx: Context, name: Name) -> AgentDetail:
     def work(principal, request):
         document = _agent(name)
-        versions = document.versions.order_by("-number")[:20]
+        # The newest 20 versions' facts; the source of the latest only (a version may be ~1 MiB).
+        versions = list(document.versions.order_by("-number").defer("source", "content")[:20])
         latest = versions[0] if versions else None
         return AgentDetail(
             **_summary(document),
@@ -217,7 +218,7 @@ async def get_agent(ctx: Context, name: Name) -> AgentDetail:
                 }
                 for v in versions
             ],
-            source=latest.source if latest else "",
+            source=document.versions.values_list("source", flat=True).get(pk=latest.pk) if latest else "",
         )
 
     return await run_tool(ctx, "get_agent", *TOOL_ACCESS["get_agent"], work)
