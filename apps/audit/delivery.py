@@ -87,9 +87,9 @@ APP_NAME = "agent-foundry"
 USER_AGENT = "AgentFoundry/1 (+audit delivery)"
 SIGNATURE_HEADER = "X-Foundry-Signature"
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$")
-_SECRET = re.compile(r"^[\x21-\x7e]{16,500}$")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})\Z")
+_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?\Z")
+_SECRET = re.compile(r"^[\x21-\x7e]{16,500}\Z")
 MAX_CA_CHARS = 65536
 
 

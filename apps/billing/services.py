@@ -1,7 +1,7 @@
 """The price list: set a price (a new version, never an edit), and the SQL that prices a usage record."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
@@ -15,7 +15,7 @@ from apps.billing.quotas import budgets_cache_clear
 from apps.billing.rls import usage_scope
 
 MAX_PER_MTOK = Decimal("10000")  # USD per million tokens; nothing sold today costs near this
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*\Z")
 _NAME_LENGTH = {
     "provider": Price._meta.get_field("provider").max_length,
     "model": Price._meta.get_field("model").max_length,
@@ -35,6 +35,9 @@ def cost_params(*, provider: str, model: str, input_tokens: int, output_tokens: 
     return [input_tokens, cached_tokens, cached_tokens, output_tokens, provider, model, at]
 
 
+_MICRO = Decimal("0.000001")
+
+
 def _amount(value, field: str) -> Decimal:
     try:
         amount = Decimal(str(value).strip())
@@ -44,7 +47,11 @@ def _amount(value, field: str) -> Decimal:
         raise ValidationError(
             {field: ValidationError(f"A price is 0 to {MAX_PER_MTOK} USD per million tokens.", code="price_invalid")}
         )
-    return amount.quantize(Decimal("0.000001"))
+    if amount != amount.quantize(_MICRO):  # rounding would change it, to 0 at worst: the model free
+        raise ValidationError(
+            {field: ValidationError("A price has at most 6 decimals (USD per million tokens).", code="price_invalid")}
+        )
+    return amount.quantize(_MICRO)
 
 
 @transaction.atomic
@@ -75,6 +82,12 @@ def price_set(
     }
     now = timezone.now()
     effective_from = effective_from or now
+    try:  # PostgreSQL stores offsets up to ±15:59 only; Python reads up to ±23:59
+        effective_from = effective_from.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError(
+            {"effective_from": ValidationError("That moment is out of range once in UTC.", code="price_invalid")}
+        ) from None
     if effective_from < now - timedelta(minutes=1):
         raise ValidationError(
             {"effective_from": ValidationError("A price starts now or later, not in the past.", code="price_in_past")}
@@ -111,7 +124,7 @@ def price_set(
 
 MAX_MONTHLY_TOKENS = 10**13
 MAX_MONTHLY_COST_USD = Decimal("100000000")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # a manifest's project name
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")  # a manifest's project name
 
 
 def _budget_tokens(value) -> int | None:

@@ -42,8 +42,8 @@ COLUMNS = (
     "cost_usd",
     "unpriced_calls",
 )
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _CENTS = Decimal("0.00000001")
 
 

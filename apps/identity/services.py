@@ -34,10 +34,10 @@ OPTIONAL_ENDPOINTS = ("userinfo_endpoint", "end_session_endpoint")
 MAX_SECRET_CHARS = 1000
 MAX_DOMAINS = 50
 MAX_ROLE_MAP = 100
-_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
-_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 scope-token
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_CLAIM = re.compile(r"^[A-Za-z0-9_.:/#-]{1,200}$")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+\Z")
+_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")  # RFC 6749 scope-token
+_DOMAIN = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+_CLAIM = re.compile(r"^[A-Za-z0-9_.:/#-]{1,200}\Z")
 
 
 def _invalid(code: str, message: str) -> ValidationError:

@@ -73,7 +73,7 @@ BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuil
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
 PARSERS = max(1, min(2, os.cpu_count() or 1))
 STAGING_PREFIX = "_import_"  # + random hex: a staging schema, never a workspace's (slugs have no "_")
-MEMBER_RE = re.compile(r"^(schema|public|reference)/([a-z_][a-z0-9_]{0,62})\.ndjson$")
+MEMBER_RE = re.compile(r"^(schema|public|reference)/([a-z_][a-z0-9_]{0,62})\.ndjson\Z")
 
 Progress = Callable[[int, int], None]
 

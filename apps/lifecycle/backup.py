@@ -48,7 +48,7 @@ FORMAT = "foundry-backup"
 VERSION = 1
 DATABASE = "database"  # the scope of a whole-database backup; a workspace's is "tenant-<slug>"
 MANIFEST = "manifest.json"
-_NAME = re.compile(r"^foundry-(?P<scope>database|tenant-[a-z0-9_-]+)-(?P<at>\d{8}T\d{6}\.\d{3}Z)\.tar$")
+_NAME = re.compile(r"^foundry-(?P<scope>database|tenant-[a-z0-9_-]+)-(?P<at>[0-9]{8}T[0-9]{6}\.[0-9]{3}Z)\.tar\Z")
 _CHUNK = 1 << 20
 
 

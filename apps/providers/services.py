@@ -33,8 +33,8 @@ from foundry.runtime.providers import ProviderSettings
 
 MAX_KEY_CHARS = 1000
 LAST4_MIN_KEY_CHARS = 16  # shorter keys show no characters at all
-_KEY = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: it travels in an HTTP header
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # Azure api-version and deployment names (part of the URL)
+_KEY = re.compile(r"^[\x21-\x7e]+\Z")  # printable ASCII, no spaces: it travels in an HTTP header
+_NAME = re.compile(r"^[A-Za-z0-9._-]+\Z")  # Azure api-version and deployment names (part of the URL)
 _OPENAI_ONLY = ("organization", "api_version", "deployment")
 
 

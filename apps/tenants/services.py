@@ -24,7 +24,7 @@ from apps.tenants.schemas import schema_create, schema_is_present
 from foundry.errors import ServiceError
 
 # A DNS label: lowercase letter first, letters/digits/hyphens, no trailing hyphen, ≤ 63.
-SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 RESERVED_SLUGS = frozenset(
     {
         "admin",

@@ -17,10 +17,10 @@ from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, Scope
 
-TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 MAX_LIFETIME = timedelta(days=366)
-_DURATION = re.compile(r"^(\d{1,4})([dhm])$")
+_DURATION = re.compile(r"^([0-9]{1,4})([dhm])\Z")
 
 
 @dataclass(frozen=True)
