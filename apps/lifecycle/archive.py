@@ -40,10 +40,17 @@ from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_chain_base_set, audit_record
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
+from apps.tenants.limits import LIMIT_NAMES
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.schemas import schema_create, schema_is_present
-from apps.tenants.services import schema_name_for_slug, tenant_domain_for_slug, tenant_slug_validate
+from apps.tenants.services import (
+    http_networks_clean,
+    limit_problem,
+    schema_name_for_slug,
+    tenant_domain_for_slug,
+    tenant_slug_validate,
+)
 from foundry.errors import ServiceError
 
 FORMAT = "foundry-tenant-archive"
@@ -349,7 +356,8 @@ def _manifest_is_sound(manifest: dict) -> bool:
         if not (
             isinstance(entry, dict)
             and isinstance(entry.get("name"), str)
-            and MEMBER_RE.match(entry["name"])
+            and (match := MEMBER_RE.match(entry["name"]))
+            and match[2] not in EXCLUDED_TABLES  # never exported: an archive holding one was made by hand
             and isinstance(entry.get("rows"), int)
             and isinstance(entry.get("bytes"), int)
             and isinstance(entry.get("sha256"), str)
@@ -833,16 +841,19 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
         [tenant.pk],
     )
     # Values its columns take but the platform would choke on later (every http tool, SSO
-    # discovery, provider and sink delivery reads the networks): refused as the archive's.
-    tenant.refresh_from_db(fields=["plan", "http_allowed_networks"])
+    # discovery, provider and sink delivery reads the networks; every request its limits), or
+    # that only an operator may set (every address for http tools): refused as the archive's.
+    overrides = [f"{name}_override" for name in LIMIT_NAMES]
+    tenant.refresh_from_db(fields=["plan", "http_allowed_networks", *overrides])
+    member = "public/tenants_tenant.ndjson"
     try:
-        tenant.http_networks()
-    except ValueError:
-        raise ArchiveError(
-            "archive_rows_invalid",
-            "Member public/tenants_tenant.ndjson lists an allowed network that is not one (an address/prefix).",
-            member="public/tenants_tenant.ndjson",
-        ) from None
+        http_networks_clean(tenant.http_allowed_networks)
+    except ServiceError as exc:
+        raise ArchiveError("archive_rows_invalid", f"Member {member}: {exc.message}", member=member) from None
+    for name in LIMIT_NAMES:
+        value = getattr(tenant, f"{name}_override")
+        if value is not None and (problem := limit_problem(name, value)):
+            raise ArchiveError("archive_rows_invalid", f"Member {member}: {problem}", member=member)
     if tenant.plan not in Tenant.Plan.values:
         raise ArchiveError(
             "archive_rows_invalid",

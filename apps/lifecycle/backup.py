@@ -37,7 +37,7 @@ from pathlib import Path
 
 import environ
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
@@ -475,9 +475,14 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
         _run([*command, "-d", connection.settings_dict["NAME"], str(dump)], env=env, what=str(backup.path))
     try:
         _public_rows_load(backup, tenant["id"])
-    except Exception:
+    except Exception as exc:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(tenant['schema_name'])} CASCADE")
+        if isinstance(exc, IntegrityError):  # e.g. a custom domain another workspace took meanwhile
+            detail = getattr(getattr(exc.__cause__, "diag", None), "message_detail", None) or str(exc)
+            raise BackupError(
+                f"{backup.path}: a row conflicts with this database's ({detail}); nothing restored."
+            ) from None
         raise
     restored = Tenant.objects.get(pk=tenant["id"])
     from apps.tenants.routing import route_invalidate

@@ -64,6 +64,12 @@ def _columns(table: Table) -> list[tuple[str, str]]:
         return cursor.fetchall()
 
 
+def _email_pattern(email: str) -> str:
+    """A PostgreSQL regex of the address on its own: not the tail of a longer one
+    (jimbob@… holds bob@…), nor the head of one on a longer domain."""
+    return rf"(?<![[:alnum:]._%+-]){re.escape(email)}(?![[:alnum:]_-]|\.[[:alnum:]])"
+
+
 def _rewrite(table: Table, replacements: list[tuple[str, str]], *, tenant_id: int | None) -> int:
     """One UPDATE over the table: each (regex, replacement) applied to every text/JSON column
     that matches it (case-insensitively); only the tenant's rows of a public table."""
@@ -136,7 +142,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
 
     pseudo_email, pseudo_name = _pseudonym(email, actor_id)
-    replacements = [(re.escape(email), pseudo_email)]
+    replacements = [(_email_pattern(email), pseudo_email)]
     replacements += [(rf"\m{re.escape(name)}\M", pseudo_name) for name in _names(email, member, actor_id, tenant_id)]
     erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
     with pseudonymising():

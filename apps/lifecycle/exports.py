@@ -286,6 +286,8 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     if export.status != Export.Status.SUCCEEDED or not export.file:
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
+    if not export.file.startswith(export_storage_prefix(connection.schema_name)):  # a row naming another's file
+        raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     now = timezone.now()
     if datetime.fromtimestamp(link_expires, tz=UTC) <= now or export_link_expired(export, now=now):
         raise ServiceError("export_expired", "This download link has expired; start a new export.", status=410)

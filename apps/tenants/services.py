@@ -228,9 +228,9 @@ def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest 
 
 
 @transaction.atomic
-def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: object = None) -> Tenant:
-    """Set the private networks (CIDRs) the tenant's agent `http` tools may reach. Operators only:
-    a private address may be the platform's own, so tenants cannot set this themselves."""
+def http_networks_clean(networks: list) -> list[str]:
+    """The networks as CIDRs, each once; ServiceError `network_invalid` for one that is none or
+    that admits every address (a prefix of 0)."""
     cleaned = []
     for value in networks:
         try:
@@ -241,6 +241,13 @@ def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: obje
             raise ServiceError("network_invalid", f"{value!r} would admit every address; list the networks needed.")
         if str(network) not in cleaned:
             cleaned.append(str(network))
+    return cleaned
+
+
+def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: object = None) -> Tenant:
+    """Set the private networks (CIDRs) the tenant's agent `http` tools may reach. Operators only:
+    a private address may be the platform's own, so tenants cannot set this themselves."""
+    cleaned = http_networks_clean(networks)
     connection.set_schema_to_public()
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     before = list(tenant.http_allowed_networks)
@@ -271,7 +278,7 @@ def tenant_limits_set(
     for name, value in overrides.items():
         if name not in LIMIT_NAMES:
             problems[name] = f"{name!r} is not a limit; one of {', '.join(LIMIT_NAMES)}."
-        elif value is not None and (message := _limit_problem(name, value)):
+        elif value is not None and (message := limit_problem(name, value)):
             problems[name] = message
     if problems:
         code = "limit_unknown" if set(problems) - set(LIMIT_NAMES) else "limit_invalid"
@@ -298,7 +305,7 @@ def tenant_limits_set(
     return tenant
 
 
-def _limit_problem(name: str, value: object) -> str | None:
+def limit_problem(name: str, value: object) -> str | None:
     """Why `value` cannot be limit `name` (of a plan or an override), or None if it can."""
     from apps.tenants.limits import OVERRIDE_MAXIMA
 
@@ -338,7 +345,7 @@ def plan_update(
             continue
         if value is None:
             errors[name] = ValidationError(f"{name} is required.", code="limit_invalid")
-        elif message := _limit_problem(name, value):
+        elif message := limit_problem(name, value):
             errors[name] = ValidationError(message, code="limit_invalid")
     name = plan.pk if isinstance(plan, Plan) else plan
     connection.set_schema_to_public()

@@ -69,8 +69,12 @@ def caller_resolve(scope) -> dict:
         raise Refused(421, "unknown_host", "No workspace is served at this address.") from None
     host = split_domain_port(host_header)[0].lower().rstrip(".")
     route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
-    if route is None or not route.is_active:
+    if route is None:
         raise Refused(421, "unknown_host", "No workspace is served at this address.")
+    if not route.is_active:  # as on every other path (apps/tenants/middleware.py)
+        raise Refused(
+            403, "tenant_suspended", f"The workspace “{route.name}” is suspended. Contact your administrator."
+        )
     own_origin = f"{request.scheme}://{host_header}"
     origin = request.headers.get("Origin")
     if origin is not None and origin != own_origin and origin not in settings.FOUNDRY_MCP_ALLOWED_ORIGINS:

@@ -1,0 +1,133 @@
+"""Crafted archives imported as a new workspace (docs/export.md, docs/export-jobs.md)."""
+
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from apps.lifecycle.archive import MANIFEST, ArchiveError, tenant_import
+from apps.lifecycle.exports import export_download_url
+from apps.lifecycle.models import Export
+from apps.tenants.models import Tenant
+from tests.api.conftest import api, issue
+from tests.lifecycle.test_archive import archive_of, with_member
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def slug() -> str:
+    return f"r{uuid.uuid4().hex[:10]}"
+
+
+def with_new_member(data: bytes, name: str, table: str, rows: list[dict]) -> bytes:
+    """The archive with one more member, listed in its manifest with matching checksums."""
+    content = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(out, "w") as new:
+        manifest = json.loads(archive.read(MANIFEST))
+        manifest["members"].append(
+            {
+                "name": name,
+                "table": table,
+                "rows": len(rows),
+                "bytes": len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "columns": sorted({k for r in rows for k in r}),
+            }
+        )
+        for info in archive.infolist():
+            if info.filename != MANIFEST:
+                new.writestr(info.filename, archive.read(info))
+        new.writestr(name, content)
+        new.writestr(MANIFEST, json.dumps(manifest))
+    return out.getvalue()
+
+
+def _tenant_row(change):
+    def edit(content: bytes) -> bytes:
+        row = json.loads(content)
+        change(row)
+        return json.dumps(row).encode() + b"\n"
+
+    return edit
+
+
+def test_an_archive_cannot_smuggle_an_export_row_that_opens_another_workspaces_archive(acme):
+    secret_id = uuid.uuid4()
+    acme_file = f"exports/{acme.schema_name}/{secret_id}.zip"
+    default_storage.save(acme_file, ContentFile(b"ACME-PRIVATE-ARCHIVE"))
+    now = timezone.now().isoformat()
+    row = {
+        "id": str(uuid.uuid4()),
+        "status": "succeeded",
+        "rows_total": 1,
+        "rows_done": 1,
+        "file": acme_file,
+        "size": 20,
+        "sha256": "",
+        "error": "",
+        "created_by": "x",
+        "created_at": now,
+        "finished_at": now,
+        "expires_at": "2999-01-01T00:00:00+00:00",
+    }
+    crafted = with_new_member(archive_of(acme)[0], "schema/lifecycle_export.ndjson", "lifecycle_export", [row])
+    try:
+        new = tenant_import(io.BytesIO(crafted), slug=slug())
+    except ArchiveError:
+        return  # refused: fine
+    client = api(new, issue(new, role="owner"))
+    with schema_context(new.schema_name):
+        smuggled = Export.objects.filter(pk=row["id"]).first()
+        if smuggled is None:
+            return
+        url = export_download_url(smuggled)  # the link the API would list for it
+    response = client.get(url)
+    body = b"".join(response.streaming_content) if response.status_code == 200 else b""
+    assert b"ACME-PRIVATE-ARCHIVE" not in body, "the imported workspace downloaded acme's stored archive"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("requests_per_second_override", 0), ("burst_override", 5_000_000)],
+    ids=["rps-0", "burst-above-max"],
+)
+def test_an_archive_with_a_limit_override_the_operator_could_not_set_is_refused(acme, field, value):
+    crafted = with_member(
+        archive_of(acme)[0], "public/tenants_tenant.ndjson", _tenant_row(lambda r: r.update({field: value}))
+    )
+    new_slug = slug()
+    try:
+        new = tenant_import(io.BytesIO(crafted), slug=new_slug)
+    except ArchiveError as e:
+        assert e.code == "archive_rows_invalid"
+        return
+    client = api(new, issue(new, role="owner"))
+    client.raise_request_exception = False
+    response = client.get("/api/v1/exports")
+    assert response.status_code < 500, response.status_code
+    pytest.fail(f"imported with {field}={value}, which tenant_limits_set refuses")
+
+
+def test_an_archive_cannot_open_every_network_to_the_workspaces_http_tools(acme):
+    crafted = with_member(
+        archive_of(acme)[0],
+        "public/tenants_tenant.ndjson",
+        _tenant_row(lambda r: r.update(http_allowed_networks=["0.0.0.0/0", "::/0"])),
+    )
+    try:
+        new = tenant_import(io.BytesIO(crafted), slug=slug())
+    except ArchiveError:
+        return
+    assert all(n.prefixlen > 0 for n in Tenant.objects.get(pk=new.pk).http_networks())
