@@ -1,9 +1,13 @@
 """Celery tasks of the data lifecycle: thin, idempotent, each calls a service of this app."""
 
+import logging
+
 from celery import shared_task
 
 from apps.lifecycle.exports import export_run
 from foundry.celery import TenantTask
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(base=TenantTask, name="lifecycle.export_tenant", ignore_result=True)
@@ -32,7 +36,11 @@ def purge_due() -> int:
 
     purged = 0
     for tenant in tenants_due():
-        tenant_purge(tenant=tenant, actor="service:lifecycle")
+        try:
+            tenant_purge(tenant=tenant, actor="service:lifecycle")
+        except Exception:  # one workspace's failure (cancelled since it was listed, say) stops no other
+            logger.exception("purge of workspace %s failed; the next hourly pass tries it again", tenant.slug)
+            continue
         purged += 1
     return purged
 

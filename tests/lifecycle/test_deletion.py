@@ -295,3 +295,16 @@ def test_cancelling_the_deletion_of_a_suspended_workspace_leaves_it_suspended(gl
     with rls_scope(PLATFORM):
         event = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.deletion_cancelled").last()
     assert event.data["status"] == "suspended"
+
+
+def test_one_workspace_failing_to_purge_stops_no_other(fresh_tenant, django_db_blocker, monkeypatch):
+    """A workspace listed as due whose purge fails (here: gone since it was listed, purged by
+    another pass) is skipped; the others are purged in the same pass."""
+    from apps.lifecycle import deletion
+
+    with django_db_blocker.unblock():
+        schedule_now(fresh_tenant)
+        due = deletion.tenants_due()
+        monkeypatch.setattr(deletion, "tenants_due", lambda: [Tenant(slug="gone", schema_name="gone"), *due])
+        assert purge_due() == len(due) >= 1
+        assert not Tenant.objects.filter(pk=fresh_tenant.pk).exists()
