@@ -1,9 +1,9 @@
 """Publish, roll back, deploy and migrate domains and agents. Every write goes through here."""
 
-import re
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+import yaml
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -70,6 +70,16 @@ def _document_lock(kind: str, name: str) -> Document:
     return Document.objects.select_for_update().get(kind=kind, name=name)
 
 
+def _catalog_lock() -> None:
+    """Hold the workspace's catalog until the transaction ends: versions are committed one at a
+    time, in the order of their `created_at`, which orders the git history (apps/catalog/
+    history.py). Two publishes at once would otherwise commit in either order, and one committed
+    late would slip in before commits a client had already fetched, moving its tags. Taken before
+    any row lock, so it never waits on a lock held by a transaction that waits on it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('foundry.catalog'), hashtext(current_schema()))")
+
+
 def _version_create(
     document: Document,
     *,
@@ -127,6 +137,7 @@ def version_publish(
         raise ServiceError("kind_mismatch", f"Expected a {kind} document, got a {result.kind}.")
     content = result.data
     content_digest = digest(content)
+    _catalog_lock()
     document = _document_lock(result.kind, result.name)
     latest = document.versions.order_by("-number").first()
     if latest is not None and latest.digest == content_digest:
@@ -153,6 +164,7 @@ def version_publish(
 @transaction.atomic
 def version_rollback(*, actor, document: Document, number: int, message: str | None = None, request=None) -> Published:
     """A new version whose content equals version `number` (no-op if the latest already does)."""
+    _catalog_lock()
     document = Document.objects.select_for_update().get(pk=document.pk)
     old = version_get(document, number)
     latest = document.versions.order_by("-number").first()
@@ -244,16 +256,17 @@ def agent_deploy(*, actor, document: Document, number, request=None) -> Deployme
     return _deploy(document, version, actor=actor, reason=Deployment.Reason.DEPLOY, request=request)
 
 
-_PIN_NUMBER = re.compile(r"\d+")
-
-
-def _pin_rewrite(source: str, line: int, column: int, number: int) -> str:
-    """The manifest source with the integer at (line, column) replaced: comments and layout kept."""
-    lines = source.splitlines(keepends=True)
-    text = lines[line - 1]
-    match = _PIN_NUMBER.match(text, column - 1)
-    lines[line - 1] = text[: match.start()] + str(number) + text[match.end() :]
-    return "".join(lines)
+def _pin_rewrite(source: str, number: int) -> str:
+    """The manifest source with its domain pin (spec.domain.version) replaced by `number`:
+    comments, layout and any tag or anchor on the pin kept (`!!int 1`, `&v 1`, `+1`, `0x1` are
+    all the integer 1 in YAML; the pin's last token is the number itself)."""
+    node = yaml.compose(source, Loader=yaml.SafeLoader)
+    for key in ("spec", "domain", "version"):
+        node = next(value for name, value in node.value if name.value == key)
+    start, end = node.start_mark.index, node.end_mark.index
+    token = source[start:end].split()[-1]
+    at = source.rindex(token, start, end)
+    return source[:at] + str(number) + source[at + len(token) :]
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,7 @@ def agent_migrate(*, actor, document: Document, domain_number=None, request=None
     """Re-pin the live manifest to a newer DIS version and redeploy it, only if it is valid there."""
     if document.kind != Kind.AGENT:
         raise ServiceError("not_an_agent", "Only agents are migrated.")
+    _catalog_lock()  # it publishes: the catalog's lock before the agent's row (_catalog_lock)
     document = Document.objects.select_for_update().get(pk=document.pk)
     if document.live is None:
         raise ServiceError("not_deployed", f"{document.name} is not deployed; deploy a version first.", status=409)
@@ -280,9 +294,7 @@ def agent_migrate(*, actor, document: Document, domain_number=None, request=None
             "domain_version_older",
             f"{document.name} is on {domain.name} v{live.domain_version.number}; roll back the agent to go back.",
         )
-    loaded = document_validate(live.source).loaded
-    line, column = loaded.where(("spec", "domain", "version"))
-    source = _pin_rewrite(live.source, line, column, target.number)
+    source = _pin_rewrite(live.source, target.number)
     result = document_validate(source, f"agents/{document.name}.yaml")
     if not result.ok:
         raise DocumentInvalid(

@@ -420,6 +420,14 @@ class _AgentChecks(_Checks):
 
     def pinned_entities(self, pin: dict) -> dict | None:
         name, version = pin.get("name"), pin.get("version")
+        if isinstance(version, float) and version.is_integer():
+            # JSON Schema takes 7.0 for an integer; the catalog's numbers are written 7.
+            self.add(
+                "schema_type",
+                f"A domain version is a whole number: write {int(version)}.",
+                ("spec", "domain", "version"),
+            )
+            return None
         if self.domains is None or not isinstance(name, str) or type(version) is not int:
             return None
         found = self.domains(name, version)
