@@ -48,3 +48,5 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.specimens"]  # noqa: F405
 # The suite makes many API calls per test in quick bursts: plans admit 1000 times their rate here.
 # Operators' overrides are not scaled, so tests of limits set overrides (tests/api/test_ratelimit.py).
 FOUNDRY_RATELIMIT_PLAN_SCALE = 1000.0
+# An origin of a browser-based MCP client the deployment allows (tests/mcp/test_auth.py: CORS).
+FOUNDRY_MCP_ALLOWED_ORIGINS = ["https://inspector.test"]

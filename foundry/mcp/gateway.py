@@ -160,6 +160,53 @@ def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
+# What a browser client at an allowed origin (FOUNDRY_MCP_ALLOWED_ORIGINS) may send and read.
+_CORS_EXPOSED = b"Mcp-Session-Id, WWW-Authenticate, RateLimit, RateLimit-Policy, Retry-After, X-Request-ID"
+_CORS_MAX_AGE = b"600"
+
+
+def _allowed_origin(scope) -> bytes | None:
+    """The request's Origin when it is one of FOUNDRY_MCP_ALLOWED_ORIGINS (the workspace's own
+    origin needs no CORS: same-origin); None otherwise."""
+    origin = next((value for name, value in scope.get("headers", []) if name == b"origin"), None)
+    if origin is None or origin.decode("latin-1") not in settings.FOUNDRY_MCP_ALLOWED_ORIGINS:
+        return None
+    return origin
+
+
+def _cors_send(send, origin: bytes):
+    """`send` with the CORS headers that let the allowed `origin` read every answer, refusals
+    included (a 401's WWW-Authenticate starts the OAuth discovery)."""
+
+    async def cors_send(message):
+        if message["type"] == "http.response.start":
+            cors = [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", _CORS_EXPOSED),
+                (b"vary", b"Origin"),
+            ]
+            message = {**message, "headers": [*message.get("headers", []), *cors]}
+        await send(message)
+
+    return cors_send
+
+
+async def _preflight(scope, send, origin: bytes) -> None:
+    """A CORS preflight from an allowed origin: POST with whatever headers it asks for (its
+    requests are authenticated like any other; the preflight itself carries no credential)."""
+    asked = next((value for name, value in scope.get("headers", []) if name == b"access-control-request-headers"), b"")
+    headers = [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-methods", b"POST"),
+        (b"access-control-allow-headers", asked[:2000]),
+        (b"access-control-max-age", _CORS_MAX_AGE),
+        (b"vary", b"Origin, Access-Control-Request-Headers"),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class McpGateway:
     """Wraps the SDK's Streamable HTTP app (see the module docstring)."""
 
@@ -169,6 +216,11 @@ class McpGateway:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        origin = _allowed_origin(scope)
+        if origin is not None:
+            if scope.get("method") == "OPTIONS":
+                return await _preflight(scope, send, origin)
+            send = _cors_send(send, origin)
         if scope.get("method") == "GET":
             # A stateless server never writes to a stream of its own (the specification's answer).
             message = "This server sends no stream of its own: POST JSON-RPC messages to it."

@@ -91,6 +91,37 @@ def test_a_foreign_origin_is_403(mcp_port, ws):
         assert response.json()["error"]["code"] == "origin_refused"
 
 
+def test_a_browser_client_at_an_allowed_origin_may_call_and_read_the_answers(mcp_port, ws):
+    """FOUNDRY_MCP_ALLOWED_ORIGINS (tests/settings.py: https://inspector.test): the CORS preflight
+    is answered, and every answer, a refusal too, may be read by that origin."""
+    ws, _ = ws
+    host = f"{ws.slug}.localhost:{mcp_port}"
+    origin = "https://inspector.test"
+    asked = "authorization, content-type, mcp-protocol-version"
+    preflight = httpx2.request(
+        "OPTIONS",
+        mcp_url(mcp_port),
+        headers={
+            "Host": host,
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+        timeout=30,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert preflight.headers["access-control-allow-methods"] == "POST"
+    assert preflight.headers["access-control-allow-headers"] == asked
+    called = post(mcp_port, host, Authorization=f"Bearer {ws.tokens['viewer']}", Origin=origin)
+    assert called.status_code == 200 and called.headers["access-control-allow-origin"] == origin
+    refused = post(mcp_port, host, Origin=origin)
+    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == origin
+    assert "WWW-Authenticate" in refused.headers["access-control-expose-headers"]
+    foreign = httpx2.request("OPTIONS", mcp_url(mcp_port), headers={"Host": host, "Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in foreign.headers
+
+
 @pytest.mark.anyio
 async def test_the_workspaces_own_origin_is_accepted(mcp_port, ws):
     ws, _ = ws
