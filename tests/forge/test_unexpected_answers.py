@@ -51,21 +51,21 @@ def files(tmp_path):
     return tmp_path
 
 
+# Commands that read the server's answers, each against a stub answering what no Foundry would.
+COMMANDS = [
+    ("pull", "agent:triage@1"),
+    ("deploy", "domains/finance.yaml", "agents/triage.yaml"),
+    ("diff", "domain:finance@1", "domain:finance@2"),
+]
+
+
 def _run(stub, files, answer, *args):
     _Stub.answer = answer
     return forge(*args, cwd=files, env={"FOUNDRY_URL": stub, "FOUNDRY_TOKEN": "af_t"})
 
 
 @pytest.mark.parametrize("body", [b"[]", b'"x"'], ids=["list", "string"])
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("pull", "agent:triage@1"),
-        ("deploy", "domains/finance.yaml", "agents/triage.yaml"),
-        ("diff", "finance@1", "finance@2"),
-    ],
-    ids=lambda c: c[0],
-)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 def test_a_2xx_json_answer_that_is_not_an_object_is_said_plainly(stub, files, body, command):
     # client.py Client._body: a 2xx non-object JSON falls through to refusal(..., error=None) -> None.get
     ran = _run(stub, files, (200, "application/json", body), *command)
@@ -79,15 +79,7 @@ def test_validate_with_a_server_answering_an_empty_object_is_not_ok(stub, files)
     assert ran.code == 2 and "gave no verdict" in ran.err, (ran.out, ran.err)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("pull", "agent:triage@1"),
-        ("deploy", "domains/finance.yaml", "agents/triage.yaml"),
-        ("diff", "domain:finance@1", "domain:finance@2"),
-    ],
-    ids=lambda c: c[0],
-)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 def test_a_2xx_object_lacking_what_forge_needs_is_said_plainly(stub, files, command):
     ran = _run(stub, files, (200, "application/json", b'{"detail": "hello from a proxy"}'), *command)
     assert ran.code == 2, (ran.out, ran.err)

@@ -77,7 +77,7 @@ def test_a_domain_row_its_table_refuses_is_archive_rows_invalid(acme_archive, ro
     assert world() == before
 
 
-def _tenant_row(change):
+def tenant_row_edit(change):
     def edit(content: bytes) -> bytes:
         row = json.loads(content)
         change(row)
@@ -95,7 +95,7 @@ def _tenant_row(change):
     ids=["negative-override", "override-not-integer"],
 )
 def test_a_tenant_row_its_table_refuses_is_archive_rows_invalid(acme_archive, change):
-    bad = with_member(acme_archive, "public/tenants_tenant.ndjson", _tenant_row(change))
+    bad = with_member(acme_archive, "public/tenants_tenant.ndjson", tenant_row_edit(change))
     assert archive_verify(io.BytesIO(bad))
     before = world()
     with pytest.raises(ArchiveError) as refused:
@@ -124,7 +124,7 @@ def test_an_archive_with_an_invalid_allowed_network_is_refused_not_imported_brok
     bad = with_member(
         acme_archive,
         "public/tenants_tenant.ndjson",
-        _tenant_row(lambda row: row.update(http_allowed_networks=["not-a-network"])),
+        tenant_row_edit(lambda row: row.update(http_allowed_networks=["not-a-network"])),
     )
     new_slug = slug()
     with pytest.raises(ArchiveError) as refused:

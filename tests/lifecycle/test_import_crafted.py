@@ -18,6 +18,7 @@ from apps.lifecycle.models import Export
 from apps.tenants.models import Tenant
 from tests.api.conftest import api, issue
 from tests.lifecycle.test_archive import archive_of, with_member
+from tests.lifecycle.test_archive_bad_input import tenant_row_edit
 
 
 @pytest.fixture(autouse=True)
@@ -52,15 +53,6 @@ def with_new_member(data: bytes, name: str, table: str, rows: list[dict]) -> byt
         new.writestr(name, content)
         new.writestr(MANIFEST, json.dumps(manifest))
     return out.getvalue()
-
-
-def _tenant_row(change):
-    def edit(content: bytes) -> bytes:
-        row = json.loads(content)
-        change(row)
-        return json.dumps(row).encode() + b"\n"
-
-    return edit
 
 
 def test_an_archive_cannot_smuggle_an_export_row_that_opens_another_workspaces_archive(acme):
@@ -105,7 +97,7 @@ def test_an_archive_cannot_smuggle_an_export_row_that_opens_another_workspaces_a
 )
 def test_an_archive_with_a_limit_override_the_operator_could_not_set_is_refused(acme, field, value):
     crafted = with_member(
-        archive_of(acme)[0], "public/tenants_tenant.ndjson", _tenant_row(lambda r: r.update({field: value}))
+        archive_of(acme)[0], "public/tenants_tenant.ndjson", tenant_row_edit(lambda r: r.update({field: value}))
     )
     new_slug = slug()
     try:
@@ -124,7 +116,7 @@ def test_an_archive_cannot_open_every_network_to_the_workspaces_http_tools(acme)
     crafted = with_member(
         archive_of(acme)[0],
         "public/tenants_tenant.ndjson",
-        _tenant_row(lambda r: r.update(http_allowed_networks=["0.0.0.0/0", "::/0"])),
+        tenant_row_edit(lambda r: r.update(http_allowed_networks=["0.0.0.0/0", "::/0"])),
     )
     try:
         new = tenant_import(io.BytesIO(crafted), slug=slug())
