@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx2
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -87,6 +88,11 @@ def base_url_problem(url: str) -> ValidationError | None:
         return _invalid("base_url_invalid", "Put the key in the API key field, not in the URL.")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         return _invalid("base_url_invalid", "A base URL has no query or fragment (Azure: set the API version).")
+    try:  # what the providers' HTTP client will make of it (an IDNA name it cannot encode: none)
+        httpx2.URL(url)
+    except httpx2.InvalidURL:
+        return _invalid("base_url_invalid", "This is not a valid URL (its host name cannot be encoded).")
+    host = host.rstrip(".")  # 127.0.0.1. is 127.0.0.1 to a resolver
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

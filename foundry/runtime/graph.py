@@ -175,20 +175,28 @@ def _ended(status: str, reason: str, message: str) -> dict:
 _INT64 = range(-(2**63), 2**64)  # what msgpack (the checkpoints' format) holds: int64 and uint64
 
 
-def _portable(value):
+_MAX_NESTING = 32  # levels of tool-call arguments kept as structure (msgpack refuses deep ones)
+
+
+def _portable(value, depth: int = 0):
     """Tool-call arguments in the form every store they reach takes (checkpoints: msgpack, whose
-    integers end at 64 bits; steps: jsonb, which has no NaN nor Infinity): such numbers, which a
-    model may write, become their text."""
+    integers end at 64 bits and nesting soon; steps: jsonb, which has no NaN nor Infinity): such
+    numbers, and what nests deeper than _MAX_NESTING, which a model may write, become text."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
         return value if value in _INT64 else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict | list | tuple) and depth >= _MAX_NESTING:
+        try:
+            return json.dumps(value, default=str)
+        except (ValueError, RecursionError):
+            return "…"
     if isinstance(value, dict):
-        return {key: _portable(item) for key, item in value.items()}
+        return {key: _portable(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_portable(item) for item in value]
+        return [_portable(item, depth + 1) for item in value]
     return value
 
 

@@ -21,6 +21,7 @@ as for openai) and cached is `cache_read_input_tokens`; output is `output_tokens
 from collections.abc import Mapping, Sequence
 
 import anthropic
+import httpx2
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from foundry.runtime.network import NetworkPolicy
@@ -32,6 +33,7 @@ from foundry.runtime.provider_http import (
     integer,
     json_body,
     request_parameters,
+    text_or_none,
 )
 from foundry.runtime.providers import (
     ModelReply,
@@ -83,7 +85,7 @@ class AnthropicProvider:
                 timeout=connection.timeout_seconds,
                 http_client=http_client(network or NetworkPolicy()),
             )
-        except (anthropic.AnthropicError, ValueError, TypeError):
+        except (anthropic.AnthropicError, httpx2.InvalidURL, ValueError, TypeError):
             raise ProviderError("provider_settings_invalid", f"{self.label} is not a usable endpoint.") from None
         self.client.webhook_key = None  # read from the platform's environment otherwise; never used here
 
@@ -159,8 +161,8 @@ class AnthropicProvider:
         reply.response_metadata = {
             "provider": self.name,
             "model_name": body.get("model") if isinstance(body.get("model"), str) else self.model,
-            "stop_reason": body.get("stop_reason"),
-            "response_id": body.get("id"),
+            "stop_reason": text_or_none(body.get("stop_reason")),
+            "response_id": text_or_none(body.get("id")),
         }
         return ModelReply(message=reply, usage=usage)
 

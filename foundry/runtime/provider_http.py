@@ -383,12 +383,26 @@ def json_body(response, label: str) -> Mapping:
     """The JSON object an SDK's raw response carries, or ProviderError `provider_bad_response`."""
     try:
         body = json.loads(response.http_response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past Python's stack
         raise bad_response(label, "malformed JSON") from None
     if not isinstance(body, Mapping):
         raise bad_response(label, "JSON that is not an object")
     return body
 
 
+# More tokens than any model reads or writes in one call: a count above it is no count (and the
+# sums of a call's counts stay within the 32-bit columns steps keep them in).
+MAX_TOKENS_PER_CALL = 100_000_000
+
+
 def integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A token count a provider reported, or None when it is none (not a whole number, negative,
+    or past MAX_TOKENS_PER_CALL)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS_PER_CALL:
+        return value
+    return None
+
+
+def text_or_none(value: object, limit: int = 200) -> str | None:
+    """A provider's label (a response id, a finish reason) if it is text, cut to `limit`."""
+    return value[:limit] if isinstance(value, str) else None

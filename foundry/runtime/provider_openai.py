@@ -24,6 +24,7 @@ servers) is counted with the offline tokenizer of providers.py, and the reply sa
 import json
 from collections.abc import Mapping, Sequence
 
+import httpx2
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
@@ -36,6 +37,7 @@ from foundry.runtime.provider_http import (
     integer,
     json_body,
     request_parameters,
+    text_or_none,
 )
 from foundry.runtime.providers import (
     ModelReply,
@@ -80,7 +82,7 @@ class OpenAIProvider:
         self.parameters = request_parameters(self.label, parameters or {}, PARAMETERS)
         try:
             self.client = self._client(connection, network or NetworkPolicy())
-        except (openai.OpenAIError, ValueError, TypeError):
+        except (openai.OpenAIError, httpx2.InvalidURL, ValueError, TypeError):
             # The SDK refuses the connection (say, a base URL it cannot parse); its words may quote it.
             raise ProviderError("provider_settings_invalid", f"{self.label} is not a usable endpoint.") from None
 
@@ -165,8 +167,8 @@ class OpenAIProvider:
         reply.response_metadata = {
             "provider": self.name,
             "model_name": body.get("model") if isinstance(body.get("model"), str) else self.model,
-            "finish_reason": choice.get("finish_reason"),
-            "response_id": body.get("id"),
+            "finish_reason": text_or_none(choice.get("finish_reason")),
+            "response_id": text_or_none(body.get("id")),
             "usage_estimated": estimated,
         }
         return ModelReply(message=reply, usage=usage)
@@ -209,7 +211,7 @@ class OpenAIProvider:
             return {}
         try:
             value = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
         if not isinstance(value, dict):
             raise bad_response(self.label, "tool-call arguments that are not a JSON object")
