@@ -1,7 +1,7 @@
 """/api/ on tenant hosts: v1 resources, the OpenAPI schema and its interactive docs (offline)."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
 from apps.audit.apis import AuditCheckpointListApi, AuditEventDetailApi, AuditEventListApi, AuditVerifyApi
@@ -32,6 +32,7 @@ from apps.runs.apis import (
     StepListApi,
 )
 from apps.tokens.apis import TokenDetailApi, TokenListApi
+from foundry.api.schema import SchemaView
 
 
 def _documents(plural: str, views: dict) -> list:
@@ -93,6 +94,6 @@ v1 = [
 
 urlpatterns = [
     path("v1/", include((v1, "api"))),
-    path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("schema/", SchemaView.as_view(), name="api_schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]

@@ -30,6 +30,7 @@ from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField
 from foundry.api.lists import ListSpec
+from foundry.errors import ServiceError
 from foundry.filtering import FilterSpec, IntegerField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
 from foundry.manifests import schema
@@ -284,7 +285,9 @@ class DiffApi(_KindView):
     def get(self, request: Request, name: str) -> Response:
         document = _document(self.kind, name)
         params = request.query_params
-        diff = version_diff(document, params.get("from"), params.get("to", document.latest_number))
+        if "from" not in params:
+            raise ServiceError("from_required", "Say which version to compare from: ?from=N.")
+        diff = version_diff(document, params["from"], params.get("to", document.latest_number))
         return Response(
             {
                 "from": VersionOutput(diff.old).data,

@@ -53,12 +53,18 @@ class TenantAPIView(APIView):
                 raise RateLimited()
         super().initial(request, *args, **kwargs)
 
-    def check_throttles(self, request):
-        # After authentication and TenantAccess: only a tenant's signed-in callers are counted.
+    def check_permissions(self, request):
+        # Counted once authenticated, before the role and scope are checked: a refused request
+        # spends its unit too (and its access.denied event cannot be written at any rate).
+        self._admit(request)
+        super().check_permissions(request)
+
+    def _admit(self, request) -> None:
+        """Spend one unit of the credential's and the tenant's rates; only a tenant's signed-in
+        callers are counted."""
         from apps.tenants.limits import request_admit
 
-        super().check_throttles(request)
-        if not request.user.is_authenticated:
+        if not request.user.is_authenticated or getattr(request._request, "tenant", None) is None:
             return
         self.rate_limit = request_admit(
             tenant_id=request._request.tenant.pk, principal=request.user, write=request.method not in _READS

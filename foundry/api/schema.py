@@ -1,4 +1,8 @@
-"""OpenAPI post-processing: the error envelope on every operation, and bearer auth."""
+"""OpenAPI post-processing: the error envelope on every operation, and bearer auth; the view
+serving the document."""
+
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
 
 _ERROR = {
     "type": "object",
@@ -52,3 +56,15 @@ def add_error_responses(result, generator, request, public):
             operation["responses"].setdefault("414", {"description": "Request line too long."})
             operation["responses"].setdefault("431", {"description": "Request headers too large."})
     return result
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document (YAML, or JSON by `Accept` / `?format=json`); its refusals (a method
+    not allowed, a format it has not, an `Accept` it cannot meet) are JSON like every API error,
+    not rendered as an OpenAPI document."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        return response

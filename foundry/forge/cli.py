@@ -46,9 +46,12 @@ class Settings:
         """(url, token), or the error naming the option or variable that is missing."""
         if not self.url:
             raise ForgeError("url_missing", f"{why} needs a server: --url or {URL_ENV}.")
-        if not self.token:
+        token = (self.token or "").strip()
+        if not token:
             raise ForgeError("token_missing", f"{why} needs an API token: --token or {TOKEN_ENV}.")
-        return self.url, self.token
+        if not all("!" <= c <= "~" for c in token):  # it travels in an HTTP header
+            raise ForgeError("token_invalid", f"The API token ({TOKEN_ENV} or --token) is printable ASCII, no spaces.")
+        return self.url, token
 
     def client(self, why: str) -> Client:
         url, token = self.credentials(why)

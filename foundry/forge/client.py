@@ -48,9 +48,10 @@ def base_url(url: str) -> str:
     """The server's root URL, checked: http(s), a host, no query; a trailing /api/v1 is dropped."""
     try:
         parsed = httpx.URL(url.strip())
-    except (httpx.InvalidURL, TypeError) as exc:
+        host = parsed.host  # decoded from IDNA: a malformed xn-- label fails here
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
         raise ForgeError("url_invalid", f"--url {url!r} is not a URL ({exc}).") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.query or parsed.fragment:
+    if parsed.scheme not in ("http", "https") or not host or parsed.query or parsed.fragment:
         raise ForgeError("url_invalid", f"--url {url!r}: write it like https://acme.foundry.example.")
     root = str(parsed.copy_with(path=parsed.path.rstrip("/").removesuffix("/api/v1")))
     return root.rstrip("/")
@@ -138,6 +139,8 @@ class Client:
             return self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise ForgeError("timeout", f"{self.url} did not answer within {self._timeout:g} s.") from None
+        except (httpx.InvalidURL, UnicodeError):  # a host name IDNA cannot encode, say
+            raise ForgeError("url_invalid", f"{self.url} is not a URL forge can connect to.") from None
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise ForgeError("connection_failed", f"Cannot reach {self.url}: {reason}.") from None

@@ -365,6 +365,8 @@ def _pinned_domain(manifest: str, pin: tuple[str, int], domain_files: list[str],
         found = validate(read(path).content, path)
         if found.kind == "domain" and found.name == name:
             return found
+        if found.kind is None:  # it does not load: which domain it is cannot be told; its problems are said
+            return found
     if domain_files:
         raise ForgeError("domain_not_found", f"None of the --domain files is the domain {name!r} {manifest} pins.")
     if connect is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from foundry.forge.errors import ForgeError
 from foundry.manifests import Resolution, Validated, validate
+from foundry.manifests.loader import MAX_BYTES
 
 SUFFIXES = (".yaml", ".yml")
 VERSION_NOT_CHECKED = "Offline, an agent's pinned domain version is not checked: the domain file of that name is used."
@@ -42,8 +43,11 @@ def collect(paths: list[str]) -> list[str]:
 
 
 def read(path: str) -> Source:
+    """The file's bytes, read up to one past the documents' limit (the loader refuses a longer
+    one as yaml_too_large): a huge file is never read whole."""
     try:
-        return Source(path, Path(path).read_bytes())
+        with Path(path).open("rb") as file:
+            return Source(path, file.read(MAX_BYTES + 1))
     except OSError as exc:
         raise ForgeError("file_unreadable", f"Cannot read {path}: {exc.strerror or exc}.") from None
 

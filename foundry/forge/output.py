@@ -31,8 +31,10 @@ class Output:
             click.echo(f"note: {text}", err=True)
 
     def document(self, data: dict) -> None:
+        # ASCII JSON: a file name that is no UTF-8 (kept by Python as lone surrogates) is escaped,
+        # never written out as the raw byte that would make the document unreadable.
         if self.json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+            click.echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
 
     def problems(self, problems) -> None:
         for problem in problems:
@@ -41,4 +43,4 @@ class Output:
     def error(self, error: ForgeError) -> None:
         click.echo(f"forge: error: {error.message}", err=True)
         if self.json:
-            click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=False, default=str))
+            click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=True, default=str))

@@ -212,7 +212,7 @@ def load(source: str | bytes, file: str = "<input>") -> Loaded:
     size = len(source) if isinstance(source, bytes) else len(source.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise DocumentError(
-            [Problem("yaml_too_large", f"The document is {size} bytes; the limit is {MAX_BYTES}.", file)]
+            [Problem("yaml_too_large", f"The document is larger than {MAX_BYTES} bytes, the limit.", file)]
         )
     try:
         if isinstance(source, bytes):

@@ -146,6 +146,8 @@ def test_versions_diff_and_rollback(acme, acme_dev):
     assert ("removed", "field", "vendor.onboarded_on") in changes
     assert "-        onboarded_on: {type: date}" in diff["text"]
     assert "+        rating: {type: integer}" in diff["text"]
+    unsaid = acme_dev.get("/api/v1/domains/finance/diff?to=2")
+    assert (unsaid.status_code, unsaid.json()["error"]["code"]) == (400, "from_required")
 
     response = post(acme_dev, "domains/finance/rollback", {"version": 1, "message": "Undo rating"})
     assert response.status_code == 201
