@@ -21,7 +21,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from apps.audit.chain import GENESIS, checkpoint_message, details_text, event_hash, time_text
-from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent, Outcome
+from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_record, checkpoint_dict
@@ -68,13 +68,6 @@ def _millis(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _details(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # not JSON (never written so): exported as it is stored
-
-
 def _hashed_as(event: AuditEvent) -> dict:
     """`hashed_as` where the chain's hashes are computed under another id (an imported chain)."""
     if event.hashed_as is None or event.hashed_as == event.tenant_id:
@@ -106,7 +99,7 @@ def jsonl_record(event: AuditEvent) -> dict:
         "ip": event.ip,
         "user_agent": event.user_agent,
         "request_id": event.request_id,
-        "details": _details(event.details),
+        "details": event.data,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
@@ -202,7 +195,7 @@ def ocsf_record(event: AuditEvent) -> dict:
         "target_type": event.target_type,
         "target_id": event.target_id,
         "request_id": event.request_id,
-        "details": _details(event.details),
+        "details": event.data,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
@@ -263,8 +256,16 @@ class ExportRange:
 
 
 def chain_head(tenant_id: int) -> int:
+    """The chain's last sequence number: its head row's, or, when a crash emptied that unlogged
+    table (the next append rebuilds it), its last event's, or the pruned base's."""
     with rls_scope(tenant_id):
-        return AuditChain.objects.filter(tenant_id=tenant_id).values_list("seq", flat=True).first() or 0
+        head = AuditChain.objects.filter(tenant_id=tenant_id).values_list("seq", flat=True).first()
+        if head is None:
+            head = AuditEvent.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", flat=True).first()
+        if head is None:
+            first = AuditChainBase.objects.filter(tenant_id=tenant_id).values_list("first_seq", flat=True).first()
+            head = (first or 1) - 1
+        return head
 
 
 @transaction.atomic

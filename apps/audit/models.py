@@ -62,8 +62,13 @@ class AuditEvent(models.Model):
         return self.actor_id
 
     @property
-    def data(self) -> dict:
-        return json.loads(self.details)
+    def data(self):
+        """The details as recorded (JSON); the stored text itself when it is not JSON, which the
+        platform never writes (an edit outside it, that verification reports): shown, not a 500."""
+        try:
+            return json.loads(self.details)
+        except ValueError:
+            return self.details
 
     @property
     def target(self) -> str:

@@ -5,9 +5,10 @@ The verdict is either "intact" — up to the last event, and proven up to the la
 checkpoint — or the first sequence number where the chain breaks, with what is wrong there:
 `missing` (a number skipped: a deleted row), `link_broken` (an event whose previous hash is not
 its predecessor's: deleted, inserted or reordered rows), `altered` (an event whose content no
-longer gives its hash), `rewritten` (hashes consistent, but not the ones the platform signed:
-events up to a checkpoint were changed and re-hashed without the signing key), `truncated`
-(events a signed checkpoint vouches for are gone), `signature_invalid` (a checkpoint the
+longer gives its hash), `rewritten` (hashes consistent, but not the ones the platform signed,
+or not the one the chain's head recorded: events were changed and re-hashed without the signing
+key), `truncated` (events a signed checkpoint vouches for are gone), `inserted` (events after the
+chain's head: added outside the platform), `signature_invalid` (a checkpoint the
 platform's keys did not sign), `anchor_unsigned` (a chain pruned by retention whose first kept
 event does not follow a signed checkpoint).
 
@@ -112,7 +113,10 @@ def audit_verify(
         head = AuditChain.objects.filter(tenant_id=tenant_id).first()
         base = audit_chain_base(tenant_id)
         wanted = _signed(result, checkpoints + list(external or ()), base, keys)
-        seen = _walk(result, base, {c["seq"] for c in wanted})
+        seen = _walk(result, base, {c["seq"] for c in wanted} | ({head.seq} if head is not None else set()))
+        # Read again after the walk: events appended meanwhile moved it on (head and event are
+        # written in one transaction), so one beyond it now was put there by hand.
+        head_after = AuditChain.objects.filter(tenant_id=tenant_id).first()
     anchored = base.first_seq == 1
     for checkpoint in sorted(wanted, key=lambda c: c["seq"]):
         seq = checkpoint["seq"]
@@ -144,6 +148,16 @@ def audit_verify(
             result.last_seq + 1,
             "truncated",
             f"the chain's head is at #{head.seq}; its events end at #{result.last_seq}",
+        )
+    elif head is not None and head.seq >= base.first_seq and seen.get(head.seq) != head.hash:
+        result.add(
+            head.seq, "rewritten", f"#{head.seq} does not have the hash the chain's head recorded when it was appended"
+        )
+    if head_after is not None and result.last_seq > head_after.seq:
+        result.add(
+            head_after.seq + 1,
+            "inserted",
+            f"events after the chain's head (#{head_after.seq}) were added outside the platform",
         )
     return result
 

@@ -227,7 +227,6 @@ def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest 
     return tenant
 
 
-@transaction.atomic
 def http_networks_clean(networks: list) -> list[str]:
     """The networks as CIDRs, each once; ServiceError `network_invalid` for one that is none or
     that admits every address (a prefix of 0)."""
@@ -244,6 +243,7 @@ def http_networks_clean(networks: list) -> list[str]:
     return cleaned
 
 
+@transaction.atomic
 def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: object = None) -> Tenant:
     """Set the private networks (CIDRs) the tenant's agent `http` tools may reach. Operators only:
     a private address may be the platform's own, so tenants cannot set this themselves."""

@@ -1,4 +1,5 @@
 import json
+from datetime import datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -60,7 +61,13 @@ def _read_checkpoints(path: Path) -> list[dict]:
             continue
         try:
             item = _json.loads(line)
-            checkpoints.append({k: item[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")})
+            checkpoint = {k: item[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")}
+            numbers = [checkpoint["tenant_id"], checkpoint["seq"]]
+            texts = [checkpoint[k] for k in ("hash", "signed_at", "key_id", "signature")]
+            if not all(type(n) is int for n in numbers) or not all(isinstance(t, str) for t in texts):
+                raise TypeError
+            datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+            checkpoints.append(checkpoint)
         except (ValueError, KeyError, TypeError):
             raise CommandError(
                 f"{path}:{number}: not a checkpoint (JSON with tenant_id, seq, hash, signed_at, key_id, signature)."
