@@ -11,7 +11,6 @@ from django.core.management.base import CommandError
 
 from apps.audit.chain import event_hash
 from apps.audit.export import audit_export_start
-from apps.audit.services import audit_checkpoint_sign, checkpoint_dict
 from apps.audit.verify import audit_verify
 from foundry.errors import ServiceError
 from tests.api.conftest import api, issue
@@ -71,7 +70,14 @@ def test_verify_detects_a_forged_event_inserted_after_the_chain_head(superuser, 
 
 
 def test_audit_verify_command_refuses_a_malformed_checkpoint_file_with_a_command_error(tmp_path, acme):
-    checkpoint = checkpoint_dict(audit_checkpoint_sign(acme.pk)) | {"signed_at": "yesterday"}
+    checkpoint = {
+        "tenant_id": acme.pk,
+        "seq": 1,
+        "hash": "0" * 64,
+        "signed_at": "yesterday",
+        "key_id": "k",
+        "signature": "s",
+    }
     path = tmp_path / "chain.jsonl"
     path.write_text(json.dumps(checkpoint) + "\n")
     with pytest.raises(CommandError):

@@ -50,7 +50,7 @@ def sse_result(response: httpx2.Response) -> dict:
 
 
 async def _wait_call_across(port: int, ws, in_db, change) -> tuple[float, httpx2.Response]:
-    """POST run_agent with wait_seconds=5 (no worker runs here: the run stays queued), apply `change`
+    """POST run_agent with wait_seconds=5 (the run stays queued: see below), apply `change`
     1.5 s into the wait, and return (seconds the call took, its response)."""
     body = json.dumps(
         {
@@ -70,11 +70,27 @@ async def _wait_call_across(port: int, ws, in_db, change) -> tuple[float, httpx2
         out["response"] = httpx2.post(mcp_url(port), content=body, headers=headers(port, ws), timeout=30)
         out["took"] = time.monotonic() - started
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(anyio.to_thread.run_sync, post)
-        await anyio.sleep(1.5)
-        await change()
+    # The run must stay queued through the wait, whether or not a Celery worker of the test
+    # session is about: the workspace's one run slot is held here, so no worker may start it.
+    slot = await in_db(_only_slot_held, ws.tenant)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, post)
+            await anyio.sleep(1.5)
+            await change()
+    finally:
+        await in_db(slot.release)
     return out["took"], out["response"]
+
+
+def _only_slot_held(tenant):
+    from apps.runs.admission import RunSlot
+    from apps.tenants.services import tenant_limits_set
+
+    tenant_limits_set(tenant=tenant, overrides={"concurrent_runs": 1})
+    slot = RunSlot(tenant.pk)
+    assert slot.acquire()
+    return slot
 
 
 @pytest.mark.anyio
