@@ -67,13 +67,16 @@ def _extra_domain(row: bytes):
 def test_a_domain_row_its_table_refuses_is_archive_rows_invalid(acme_archive, row):
     """docs/export.md: 'A row a table refuses (a wrong type, a missing value …) is
     archive_rows_invalid, naming the member.'"""
-    bad = with_member(acme_archive, "public/tenants_domain.ndjson", _extra_domain(row))
+    _refused_rows(with_member(acme_archive, "public/tenants_domain.ndjson", _extra_domain(row)), "tenants_domain")
+
+
+def _refused_rows(bad: bytes, table: str) -> None:
+    """An archive that verifies, whose rows of public `table` the import refuses, changing nothing."""
     assert archive_verify(io.BytesIO(bad))
     before = world()
     with pytest.raises(ArchiveError) as refused:
         tenant_import(io.BytesIO(bad), slug=slug())
-    assert refused.value.code == "archive_rows_invalid"
-    assert refused.value.member == "public/tenants_domain.ndjson"
+    assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", f"public/{table}.ndjson")
     assert world() == before
 
 
@@ -95,14 +98,7 @@ def tenant_row_edit(change):
     ids=["negative-override", "override-not-integer"],
 )
 def test_a_tenant_row_its_table_refuses_is_archive_rows_invalid(acme_archive, change):
-    bad = with_member(acme_archive, "public/tenants_tenant.ndjson", tenant_row_edit(change))
-    assert archive_verify(io.BytesIO(bad))
-    before = world()
-    with pytest.raises(ArchiveError) as refused:
-        tenant_import(io.BytesIO(bad), slug=slug())
-    assert refused.value.code == "archive_rows_invalid"
-    assert refused.value.member == "public/tenants_tenant.ndjson"
-    assert world() == before
+    _refused_rows(with_member(acme_archive, "public/tenants_tenant.ndjson", tenant_row_edit(change)), "tenants_tenant")
 
 
 def test_the_console_answers_a_bad_domain_row_with_a_clear_400_not_a_500(acme_archive, db):
