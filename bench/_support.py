@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 
@@ -42,6 +42,8 @@ def dev_environment() -> dict[str, str]:
     if not env.get("DATABASE_URL") and env.get("FOUNDRY_DB_PASSWORD"):
         pg_port = env.get("FOUNDRY_PG_PORT", "5432")
         env["DATABASE_URL"] = f"postgres://foundry:{env['FOUNDRY_DB_PASSWORD']}@127.0.0.1:{pg_port}/foundry"
+        if env.get("FOUNDRY_DB_OWNER_PASSWORD"):
+            env.setdefault("FOUNDRY_DB_OWNER_USER", "foundry_owner")  # as bin/dev sets it for its own database
     redis_port = env.get("FOUNDRY_REDIS_PORT", "6379")
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
     env.setdefault("FOUNDRY_CACHE_URL", f"redis://127.0.0.1:{redis_port}/1")
@@ -56,15 +58,15 @@ def dev_environment() -> dict[str, str]:
 def bench_database(name: str) -> Iterator[dict[str, str]]:
     """Create database `name` (dropped afterwards), migrate it, and yield the environment for it.
 
-    The database is created by the application role (it has CREATEDB) next to the dev database,
-    which is never touched. The yielded environment has DEBUG off and logging at WARNING, and
+    The database is created by the owner role (or the application role when there is only one)
+    next to the dev database, which is never touched. The yielded environment has DEBUG off and logging at WARNING, and
     plans' request rates scaled so far up that no benchmark is rate-limited: they measure serving,
     and the limiter still runs its check on every request (bench/ratelimit.py measures the check).
     """
     if not name.startswith(BENCH_DATABASE_PREFIX):
         raise ValueError(f"benchmark databases are named {BENCH_DATABASE_PREFIX}*, not {name!r}")
     base = dev_environment()
-    admin_url = _with_database(base["DATABASE_URL"], "postgres")
+    admin_url = _with_database(_owner_url(base), "postgres")
     _drop_database(admin_url, name)  # left over by a killed run
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -83,8 +85,19 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
         _drop_database(admin_url, name)
 
 
+def _owner_url(env: dict[str, str]) -> str:
+    """DATABASE_URL as the owner role, when there is one: it creates the database, as
+    `migrate_platform` then migrates it as that role (foundry/db/roles.py)."""
+    if not env.get("FOUNDRY_DB_OWNER_USER"):
+        return env["DATABASE_URL"]
+    parts = urlsplit(env["DATABASE_URL"])
+    user, password = env["FOUNDRY_DB_OWNER_USER"], env.get("FOUNDRY_DB_OWNER_PASSWORD", "")
+    host = f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
 def _drop_database(admin_url: str, name: str, attempts: int = 30) -> None:
-    """DROP DATABASE ... WITH (FORCE), retried: the application role may not terminate an
+    """DROP DATABASE ... WITH (FORCE), retried: the owner role may not terminate an
     autovacuum worker that is still analysing a table the benchmark filled, so the drop waits
     for it to finish (a second at a time) instead of failing the run at its very end."""
     for attempt in range(attempts):

@@ -155,6 +155,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("FOUNDRY_DB_CONN_MAX_AGE", defaul
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# The role the application connects as (DATABASE_URL's), and the role that owns the public
+# schema's tables, which migrations connect as (same host, port and database): the app role may
+# then use those tables' rows but never alter, unguard or truncate them (foundry/db/roles.py).
+# Without an owner role the app role owns everything.
+FOUNDRY_DB_APP_ROLE = DATABASES["default"]["USER"]
+FOUNDRY_DB_OWNER_USER = env.str("FOUNDRY_DB_OWNER_USER", default="")
+FOUNDRY_DB_OWNER_PASSWORD = env.str("FOUNDRY_DB_OWNER_PASSWORD", default="")
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {

@@ -27,6 +27,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.routing import route_cache_clear
 from apps.tenants.schemas import base_schema_prepare
 from apps.tenants.services import tenant_provision
+from foundry.db.roles import app_role, app_role_grant, as_owner
 
 # oidc_provider_factory: a real OpenID provider on loopback (tests/idp), for SSO and bearer tests.
 pytest_plugins = ["tests.oidc_provider"]
@@ -42,9 +43,11 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock():
-        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
-        assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
-        base_schema_prepare()
+        with as_owner():  # as migrate_platform: the owner role creates and migrates, the app role uses
+            db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
+            assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
+            app_role_grant()
+            base_schema_prepare()
         acme = tenant_provision(
             slug="acme",
             name="Acme Corporation",
@@ -68,15 +71,18 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
     yield
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
-        # Worker and live-server child processes may still be letting go of their connections.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND backend_type = 'client backend' AND usename = current_user"  # not autovacuum
-            )
-        connection.close()
-        teardown_databases(db_cfg, verbosity=0)
+        with as_owner():
+            # Worker and live-server child processes may still be letting go of their connections
+            # (the app role's: the owner role is a member of it, so it may end them).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend' AND usename IN (current_user, %s)",  # not autovacuum
+                    [app_role()],
+                )
+            connection.close()
+            teardown_databases(db_cfg, verbosity=0)
 
 
 @pytest.fixture(autouse=True)

@@ -43,6 +43,7 @@ from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Tenant
+from foundry.db.roles import as_owner, owner_role
 
 FORMAT = "foundry-backup"
 VERSION = 1
@@ -426,14 +427,23 @@ def database_exists(name: str) -> bool:
 def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
     """Restore a whole-database backup into `database`: a new one (`create`), or an existing
     empty one; one that holds anything is refused unless `force`, which drops what the backup
-    holds before recreating it. pg_restore runs as one transaction: a failure leaves nothing."""
+    holds before recreating it. pg_restore runs as one transaction: a failure leaves nothing.
+
+    Connects as the owner role where there is one (foundry/db/roles.py): it creates the database
+    and restores every object to the owner it had (the shared tables its own, the tenant schemas
+    the app role's, which it is a member of) with its grants. With one role, that role owns all."""
     if backup.scope != DATABASE:
         raise BackupError(f"{backup.path}: a workspace's backup; it is restored into this database without --database.")
+    if connection.in_atomic_block:
+        raise BackupError("A whole-database restore cannot run inside a transaction.")
+    with as_owner():
+        _database_restore(backup, database, create=create, force=force)
+
+
+def _database_restore(backup: Backup, database: str, *, create: bool, force: bool) -> None:
     if create:
         if database_exists(database):
             raise BackupError(f"{backup.path}: database {database!r} exists already (leave out --create).")
-        if connection.in_atomic_block:
-            raise BackupError("CREATE DATABASE cannot run inside a transaction")
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(database)}")
     elif not database_exists(database):
@@ -443,7 +453,9 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
             f"{backup.path}: database {database!r} is not empty; restoring over it needs --force "
             "(restore into a new database with --create instead)."
         )
-    command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
+    command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction"]
+    if owner_role() is None:
+        command.append("--no-owner")  # one role: it owns everything it restores
     if force:
         command += ["--clean", "--if-exists"]
     try:

@@ -9,8 +9,10 @@ fake-migration pass (the step that makes django-tenants' own cloning slow as mig
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
-from django_tenants.clone import CloneSchema
+from django_tenants.clone import CLONE_SCHEMA_FUNCTION
 from django_tenants.utils import quote_schema_name, schema_exists
+
+from foundry.db.roles import tenant_schemas_as_app
 
 
 def base_schema_prepare(*, verbosity: int = 0) -> None:
@@ -19,10 +21,37 @@ def base_schema_prepare(*, verbosity: int = 0) -> None:
     connection.set_schema_to_public()
     # Installed here, once per deploy: django-tenants would re-create the function on every
     # clone, and two concurrent CREATE OR REPLACE FUNCTION calls fail ("tuple concurrently updated").
-    CloneSchema()._create_clone_schema_function()
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
-    call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+        cursor.execute(_clone_function())
+    with tenant_schemas_as_app():  # the app role clones it, and owns its clones
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
+        call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+
+
+# django-tenants' clone function creates two enum types in the public schema when it starts and
+# drops them when it ends, so its caller would need CREATE there (and two clones at once would
+# race on them). They are created once, beside the function, by the role that owns the public
+# schema, and the function only uses them: the app role clones without CREATE on public.
+_WORK_TYPES = (
+    "CREATE TYPE public.objj_type AS ENUM ('TABLE','VIEW','COLUMN','SEQUENCE','FUNCTION','SCHEMA','DATABASE');\n"
+    "  CREATE TYPE public.permm_type AS ENUM ('SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES',"
+    "'TRIGGER','USAGE','CREATE','EXECUTE','CONNECT','TEMPORARY');"
+)
+_WORK_TYPES_DROP = "  DROP TYPE IF EXISTS public.objj_type;\n  DROP TYPE IF EXISTS public.permm_type;"
+
+
+def _clone_function() -> str:
+    """django-tenants' clone_schema, with its work types made once instead of per call."""
+    function = CLONE_SCHEMA_FUNCTION.format(db_user=connection.settings_dict["USER"])
+    start = function.index("  -- Validate required types exist.  If not, create them.")
+    end = function.index(_WORK_TYPES, start) + len(_WORK_TYPES)
+    if function.count(_WORK_TYPES_DROP) != 1:
+        raise RuntimeError("django-tenants' clone_schema changed: review apps/tenants/schemas.py, _clone_function")
+    function = function[:start] + function[end:]
+    types = _WORK_TYPES.replace("\n  ", "\n        ")
+    create = f"DO $$ BEGIN\n    IF to_regtype('public.objj_type') IS NULL THEN\n        {types}\n    END IF;\nEND $$;\n"
+    return create + function.replace(_WORK_TYPES_DROP, "")
 
 
 def schema_create(schema_name: str, *, method: str | None = None) -> None:

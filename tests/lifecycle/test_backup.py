@@ -39,6 +39,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_provision
 from apps.tokens.services import token_issue
 from foundry.celery import app
+from foundry.db.roles import as_owner
 from tests.conftest import PASSWORD, ROOT, audit_events, free_port, server_env, server_process, test_database_url
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 
@@ -94,7 +95,7 @@ def scratch_databases(unblocked):
     """Names of databases the test may create; dropped afterwards."""
     names: list[str] = []
     yield names
-    with connection.cursor() as cursor:
+    with as_owner(), connection.cursor() as cursor:  # the restores made them as the owner role
         for name in names:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -177,7 +178,7 @@ def test_a_database_lost_and_restored_from_its_backup_serves_the_same_data(
     backed_up = manage("backup", "--dir", str(nightly), database=name, FOUNDRY_BACKUP_DATABASE_URL=backup_role)
     assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
     (latest,) = backup_list(nightly, "database")
-    with connection.cursor() as cursor:
+    with as_owner(), connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE "{name}"')
     assert not database_exists(name)
     call_command("restore", str(latest), database=name, create=True, stdout=io.StringIO())

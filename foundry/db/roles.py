@@ -1,0 +1,112 @@
+"""Two database roles: the owner of the shared tables, and the application that only uses them.
+
+The application connects as DATABASE_URL's role (the *app role*). Where FOUNDRY_DB_OWNER_USER
+names another role (the *owner role*, `bin/dev` creates `foundry_owner`), the public schema's
+tables, sequences and functions belong to that role instead: migrations connect as it
+(`as_owner`: `migrate_platform`, the test database's set-up), and the app role gets only rows
+(`app_role_grant`):
+
+- SELECT, INSERT, UPDATE, DELETE on the public tables, never TRUNCATE, REFERENCES or TRIGGER;
+  neither UPDATE on the audit trail's events and signed checkpoints (their triggers refuse it
+  too; a row may still be deleted where `foundry.erasing` lets the trigger pass: retention,
+  purge and erasure, apps/lifecycle/erasing.py);
+- so the app role cannot lift what guards the shared tables: turn Row-Level Security off or
+  unforce it, drop or replace a policy, disable a trigger, replace a guard function, truncate.
+  Only a table's owner may do those, and the app role is not a member of the owner role (the
+  owner is a member of the app role instead, to migrate the tenant schemas, below).
+
+Tenant schemas stay the app role's: it creates them at run time (cloning the base schema), and
+drops them (deletion, restore). `tenant_schemas_as_app` makes migrations that create or alter
+objects there (the base schema, every tenant's) run as the app role (`SET ROLE`), so every
+object of a tenant schema has one owner, whatever created it.
+
+Without FOUNDRY_DB_OWNER_USER (or with the app role's own name) there is one role, as before:
+it owns everything, and `FORCE ROW LEVEL SECURITY` still binds it.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection as default_connection
+from psycopg import sql
+
+# Shared tables the app role may read and append to but never update (the triggers of
+# public.foundry_refuse_change refuse it too: two locks, one of them the owner's).
+NO_UPDATE_TABLES = ("audit_auditevent", "audit_auditcheckpoint")
+
+
+def app_role() -> str:
+    return settings.FOUNDRY_DB_APP_ROLE
+
+
+def owner_role() -> str | None:
+    """The owner role's name, or None when the app role owns everything."""
+    owner = settings.FOUNDRY_DB_OWNER_USER
+    return owner if owner and owner != app_role() else None
+
+
+@contextmanager
+def as_owner(conn=default_connection) -> Iterator[None]:
+    """Connect as the owner role meanwhile (a new connection: the open one is closed first and
+    after). Nothing changes without an owner role."""
+    owner = owner_role()
+    if owner is None:
+        yield
+        return
+    settings_dict = conn.settings_dict
+    saved = settings_dict["USER"], settings_dict["PASSWORD"]
+    conn.close()
+    settings_dict["USER"], settings_dict["PASSWORD"] = owner, settings.FOUNDRY_DB_OWNER_PASSWORD
+    try:
+        yield
+    finally:
+        conn.close()
+        settings_dict["USER"], settings_dict["PASSWORD"] = saved
+
+
+@contextmanager
+def tenant_schemas_as_app(conn=default_connection) -> Iterator[None]:
+    """Objects created meanwhile belong to the app role: each connection opened meanwhile starts
+    with `SET ROLE <app role>` (migrations close and reopen theirs between schemas). Nothing
+    changes when the connection is the app role's already."""
+    if owner_role() is None or conn.settings_dict["USER"] == app_role():
+        yield
+        return
+    conn.close()
+    conn.settings_dict["SESSION_ROLE"] = app_role()
+    try:
+        yield
+    finally:
+        conn.close()
+        conn.settings_dict.pop("SESSION_ROLE", None)
+
+
+def app_role_grant(conn=default_connection) -> None:
+    """As the owner role: give the app role the rows of the public schema's tables (those there
+    now, and those the owner creates later), the right to create tenant schemas, and no more."""
+    owner = owner_role()
+    if owner is None or conn.settings_dict["USER"] != owner:
+        return
+    app = sql.Identifier(app_role())
+    statements = [
+        "GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {database} TO {app}",
+        "GRANT USAGE ON SCHEMA public TO {app}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
+    ]
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        database = sql.Identifier(cursor.fetchone()[0])
+        for statement in statements:
+            cursor.execute(sql.SQL(statement).format(database=database, app=app).as_string(cursor.connection))
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relname = ANY(%s)",
+            [list(NO_UPDATE_TABLES)],
+        )
+        for (table,) in cursor.fetchall():
+            revoke = sql.SQL("REVOKE UPDATE, TRUNCATE, REFERENCES, TRIGGER ON public.{} FROM {}")
+            cursor.execute(revoke.format(sql.Identifier(table), app).as_string(cursor.connection))

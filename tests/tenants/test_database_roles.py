@@ -1,0 +1,137 @@
+"""The app role uses the shared tables' rows; only the owner role may alter or unguard them
+(foundry/db/roles.py). Each refusal is tried on the test's own connection, as the application
+connects, the way SQL injected into any query would try it."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django_tenants.utils import schema_context
+
+from apps.billing.rls import TABLES as BILLING_TABLES
+from foundry.db.roles import app_role, owner_role
+
+pytestmark = pytest.mark.skipif(
+    owner_role() is None, reason="one database role (FOUNDRY_DB_OWNER_USER unset): it owns every table"
+)
+
+# Every shared table under a tenant policy (test_every_policed_table_is_tried keeps the list whole).
+GUARDED = (
+    "audit_auditevent", "audit_auditchain", "audit_auditchainbase", "audit_auditactor", "audit_auditcheckpoint",
+    "audit_auditsink", *BILLING_TABLES,
+)  # fmt: skip
+
+
+def refused(statement: str, params=None) -> str:
+    """Run `statement` in a savepoint; the SQLSTATE it failed with (the test fails if it ran)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, params)
+    except DatabaseError as error:
+        return error.__cause__.sqlstate
+    raise AssertionError(f"the app role ran: {statement}")
+
+
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", GUARDED)
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE public.{t} NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE public.{t} DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY {t}_tenant ON public.{t}",
+        "CREATE POLICY everyone ON public.{t} USING (true)",
+        "ALTER TABLE public.{t} DISABLE TRIGGER ALL",
+        "ALTER TABLE public.{t} OWNER TO CURRENT_USER",
+        "TRUNCATE public.{t}",
+        "DROP TABLE public.{t}",
+    ],
+)
+def test_the_app_role_cannot_lift_what_guards_a_shared_table(table, statement):
+    assert refused(statement.format(t=table)) == INSUFFICIENT_PRIVILEGE
+
+
+@pytest.mark.django_db
+def test_every_policed_table_is_tried():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT polrelid::regclass::text FROM pg_policy")
+        assert {row[0] for row in cursor.fetchall()} == set(GUARDED)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["audit_auditevent", "audit_auditcheckpoint"])
+def test_the_audit_trail_is_not_updatable_by_grant_either(table):
+    # Refused by the privilege itself, before the append-only trigger is reached.
+    assert refused(f"UPDATE public.{table} SET id = id") == INSUFFICIENT_PRIVILEGE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SET ROLE {owner}",
+        "CREATE TABLE public.intruder (id int)",
+        "CREATE FUNCTION public.nullif(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint'",
+        "CREATE OR REPLACE FUNCTION public.foundry_refuse_change() RETURNS trigger LANGUAGE plpgsql"
+        " AS 'BEGIN RETURN NEW; END'",
+        "CREATE OR REPLACE FUNCTION public.audit_event_hash() RETURNS text LANGUAGE sql AS 'SELECT 1::text'",
+        "ALTER FUNCTION public.foundry_refuse_change() OWNER TO CURRENT_USER",
+    ],
+)
+def test_the_app_role_can_neither_become_the_owner_nor_add_to_the_public_schema(statement):
+    assert refused(statement.format(owner=owner_role())) == INSUFFICIENT_PRIVILEGE
+
+
+@pytest.mark.django_db
+def test_who_owns_what():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, pg_has_role(current_user, %s, 'MEMBER')", [owner_role()])
+        assert cursor.fetchone() == (app_role(), False)
+        cursor.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {owner_role()}
+        cursor.execute(
+            "SELECT DISTINCT pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public'"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {owner_role()}
+        # Tenant schemas, and everything in them, are the app role's: it creates and drops them.
+        cursor.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname IN ('acme', '_foundry_base') AND c.relkind IN ('r', 'p', 'S')"
+            " UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname IN ('acme', '_foundry_base')"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {app_role()}
+
+
+@pytest.mark.django_db
+def test_another_tenants_usage_stays_out_of_reach(acme, globex):
+    """The app role cannot lift the policy, so tenant A's scope still reads no row of B's."""
+    from apps.billing.rls import usage_scope
+    from apps.runs.usage import usage_record
+
+    with schema_context("globex"):
+        usage_record(tenant_id=globex.pk, project="p", agent="a", run_id=None, step=None, provider="s",
+                     model="m", input_tokens=7, output_tokens=1)  # fmt: skip
+    for table in BILLING_TABLES:
+        assert refused(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY") == INSUFFICIENT_PRIVILEGE
+    count = "SELECT count(*) FROM billing_usage WHERE tenant_id = %s"
+    with usage_scope(acme.pk), connection.cursor() as cursor:
+        cursor.execute(count, [globex.pk])
+        assert cursor.fetchone()[0] == 0
+    with usage_scope(globex.pk), connection.cursor() as cursor:
+        cursor.execute(count, [globex.pk])
+        assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db
+def test_the_app_role_still_provisions_and_uses_tenant_schemas():
+    from apps.tenants.services import tenant_provision
+
+    tenant = tenant_provision(slug="initech", name="Initech", owner_email="o@initech.test").tenant
+    with schema_context(tenant.schema_name), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = current_schema()")
+        assert cursor.fetchone()[0] == app_role()
