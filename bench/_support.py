@@ -66,8 +66,8 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
     if not name.startswith(BENCH_DATABASE_PREFIX):
         raise ValueError(f"benchmark databases are named {BENCH_DATABASE_PREFIX}*, not {name!r}")
     base = dev_environment()
-    admin_url = _with_database(_owner_url(base), "postgres")
-    _drop_database(admin_url, name)  # left over by a killed run
+    admin_url = _with_database(owner_url(base), "postgres")
+    drop_database(admin_url, name)  # left over by a killed run
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     env = {
@@ -82,10 +82,10 @@ def bench_database(name: str) -> Iterator[dict[str, str]]:
         manage(env, "migrate_platform", "--verbosity", "0")
         yield env
     finally:
-        _drop_database(admin_url, name)
+        drop_database(admin_url, name)
 
 
-def _owner_url(env: dict[str, str]) -> str:
+def owner_url(env: dict[str, str]) -> str:
     """DATABASE_URL as the owner role, when there is one: it creates the database, as
     `migrate_platform` then migrates it as that role (foundry/db/roles.py)."""
     if not env.get("FOUNDRY_DB_OWNER_USER"):
@@ -96,7 +96,7 @@ def _owner_url(env: dict[str, str]) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
-def _drop_database(admin_url: str, name: str, attempts: int = 30) -> None:
+def drop_database(admin_url: str, name: str, attempts: int = 30) -> None:
     """DROP DATABASE ... WITH (FORCE), retried: the owner role may not terminate an
     autovacuum worker that is still analysing a table the benchmark filled, so the drop waits
     for it to finish (a second at a time) instead of failing the run at its very end."""

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from bench._support import bench_database, verdict
+from bench._support import bench_database, drop_database, owner_url, verdict
 
 MAX_EXPORT_RATIO = 3.0
 MAX_IMPORT_RATIO = 5.0
@@ -138,16 +138,17 @@ def pg_dump(url: str, schema: str, target: Path) -> float:
     return seconds
 
 
-def pg_restore(url: str, dump: Path) -> float:
-    """pg_restore of the dump into a fresh scratch database (created and dropped around it), which
-    is given first the public trigger function the schema's triggers call (not timed)."""
-    parts = urlsplit(url)
+def pg_restore(url: str, admin_url: str, dump: Path) -> float:
+    """pg_restore of the dump into a fresh scratch database (created and dropped around it, as
+    `admin_url`'s role, the owner's), which is given first the public trigger function the schema's
+    triggers call (not timed)."""
+    parts = urlsplit(admin_url)
     admin = urlunsplit(parts._replace(path="/postgres"))
     scratch = urlunsplit(parts._replace(path=f"/{RESTORE_DATABASE}"))
     with psycopg.connect(url) as conn:
         function = conn.execute("SELECT pg_get_functiondef('public.foundry_refuse_change'::regproc)").fetchone()[0]
+    drop_database(admin, RESTORE_DATABASE)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{RESTORE_DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{RESTORE_DATABASE}"')
     with psycopg.connect(scratch, autocommit=True) as conn:
         conn.execute(function)
@@ -155,8 +156,7 @@ def pg_restore(url: str, dump: Path) -> float:
         command = [str(PG_BIN / "pg_restore"), "--no-password", "--no-owner", "-d", RESTORE_DATABASE, str(dump)]
         seconds, _ = timed(subprocess.run, command, env=pg_env(scratch), check=True)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{RESTORE_DATABASE}" WITH (FORCE)')
+        drop_database(admin, RESTORE_DATABASE)  # retried while autovacuum still analyses the restore
     return seconds
 
 
@@ -168,7 +168,7 @@ def steps_of(schema: str) -> int:
         return cursor.fetchone()[0]
 
 
-def measure(args, tenant, url: str, work: Path) -> dict:
+def measure(args, tenant, url: str, admin_url: str, work: Path) -> dict:
     from apps.lifecycle.archive import archive_verify, tenant_export, tenant_import
 
     figures: dict[str, list[float]] = {k: [] for k in ("export", "dump", "verify", "import", "restore")}
@@ -183,7 +183,7 @@ def measure(args, tenant, url: str, work: Path) -> dict:
         seconds, new = timed(tenant_import, archive, slug=f"{SLUG}-copy-{number}")
         figures["import"].append(seconds)
         imported.append(steps_of(new.schema_name))
-        figures["restore"].append(pg_restore(url, dump))
+        figures["restore"].append(pg_restore(url, admin_url, dump))
     return {
         "figures": {k: statistics.median(v) for k, v in figures.items()},
         "manifest": manifest,
@@ -254,7 +254,7 @@ def main() -> int:
         try:
             tenant, steps = setup(args.rows, args.runs)
             with tempfile.TemporaryDirectory(prefix="bench-export-") as work:
-                result = measure(args, tenant, env["DATABASE_URL"], Path(work))
+                result = measure(args, tenant, env["DATABASE_URL"], owner_url(env), Path(work))
         finally:
             connections.close_all()
     return 0 if report(args, result, steps) else 1

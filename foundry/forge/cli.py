@@ -23,7 +23,7 @@ from foundry.forge.commands import (
 )
 from foundry.forge.errors import USAGE, ForgeError
 from foundry.forge.output import Output
-from foundry.forge.refs import fetch, parse_ref
+from foundry.forge.refs import NAME, fetch, parse_ref
 from foundry.manifests import PROVIDERS
 
 if TYPE_CHECKING:
@@ -172,6 +172,11 @@ def migrate(ctx, name, domain_version, url, token, as_json) -> int:
     Nothing changes if the manifest is not valid against that version: its problems are listed.
     """
     settings = _settings(ctx, url, token, as_json)
+    if not NAME.match(name):  # it goes into the request's path: no `/`, no `..`
+        raise click.BadParameter(
+            f"{name!r} is not an agent name: a lowercase letter, then letters, digits and -, at most 63.",
+            param_hint="AGENT",
+        )
     with settings.client("Migrating") as client:
         return migrate_agent(name, domain_version, settings.out, client)
 

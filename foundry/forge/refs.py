@@ -11,6 +11,7 @@ from foundry.forge.errors import ApiError, ForgeError
 if TYPE_CHECKING:
     from foundry.forge.client import Client
 
+NAME = re.compile(r"[a-z][a-z0-9-]{0,62}\Z")  # a domain's or an agent's name, as manifests have it
 _REF = re.compile(r"^(?:(?P<kind>domain|agent):)?(?P<name>[a-z][a-z0-9-]{0,62})@(?P<number>[1-9][0-9]{0,9}|latest)\Z")
 KIND_ORDER = ("agent", "domain")  # an unprefixed name is looked for among agents first
 

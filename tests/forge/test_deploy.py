@@ -1,5 +1,7 @@
 """forge deploy against the live server (gunicorn), addressed at the tenant's own host name."""
 
+import pytest
+
 from foundry.manifests import validate
 from tests.conftest import ROOT, free_port
 from tests.forge.conftest import FINANCE, TRIAGE, example_files, forge, token_for
@@ -154,3 +156,11 @@ def test_migrate_repins_the_live_agent_only_when_it_stays_valid(server, workspac
     assert "not migrated" in broken.lines[-1]
     assert server.api("GET", "agents/triage").json()["live"]["version"] == 2
     assert server.forge("migrate", "nobody").code == 2
+
+
+@pytest.mark.parametrize("name", ["x/../y", "../tokens", "Triage", "triage?x=1", "a" * 64])
+def test_migrate_takes_an_agent_name_only_and_sends_nothing_else(name):
+    # Port 1 answers nothing: a request would fail with a connection error, not this usage error.
+    ran = forge("migrate", name, "--url", "http://acme.localhost:1", "--token", "t")
+    assert ran.code == 2
+    assert f"{name!r} is not an agent name: a lowercase letter, then letters, digits and -, at most 63." in ran.err
