@@ -20,7 +20,16 @@ def test_compose_runs_the_whole_stack_with_an_unprivileged_database_role():
     assert services["redis"]["image"] == "redis:7"
     assert "foundry:foundry@postgres" in services["web"]["environment"]["DATABASE_URL"]
     init = (ROOT / "deploy/postgres-init/10-foundry-role.sql").read_text()
-    assert "NOSUPERUSER NOBYPASSRLS" in init
+    assert "CREATE ROLE foundry LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB" in init
+    # The shared tables' owner is another role, a member of the app's (not the reverse); only the
+    # one-shot migrate job is given its password (foundry/db/roles.py).
+    assert "CREATE ROLE foundry_owner LOGIN NOSUPERUSER NOBYPASSRLS" in init
+    assert "GRANT foundry TO foundry_owner;" in init and "CREATE DATABASE foundry OWNER foundry_owner;" in init
+    holders = {
+        name for name, service in services.items() if "FOUNDRY_DB_OWNER_PASSWORD" in service.get("environment", {})
+    }
+    assert holders == {"migrate"}
+    assert services["migrate"]["environment"]["FOUNDRY_DB_OWNER_USER"] == "foundry_owner"
     # Whole-database backups read as a role of their own, past Row-Level Security, read-only.
     assert "foundry_backup LOGIN NOSUPERUSER BYPASSRLS" in init and "GRANT pg_read_all_data TO foundry_backup" in init
     assert "foundry_backup:foundry_backup@postgres" in services["beat"]["environment"]["FOUNDRY_BACKUP_DATABASE_URL"]
