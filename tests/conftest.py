@@ -3,6 +3,10 @@
 acme has one member per role; globex has its own owner; the public schema has one platform
 operator. They are created once per test session (committed), and every test runs inside a
 transaction that is rolled back — schema DDL included — so tests may provision freely.
+
+Tests connect as the app role, as the platform does (foundry/db/roles.py): the database is created
+and migrated as the owner role. So no `transaction=True` tests: their flush TRUNCATEs every table,
+which only the owner may; a test that must commit uses `django_db_blocker.unblock()` and cleans up.
 """
 
 import os

@@ -1,7 +1,8 @@
 import datetime
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import connection
 
 from foundry.celery_signing import signing_cert_expiry, signing_problems
 
@@ -42,6 +43,48 @@ def celery_signing_configured(app_configs, **kwargs):
                 f"The Celery signing certificate expires on {expires:%Y-%m-%d}; from then on every message is refused.",
                 hint="Rotate it (docs/operations/deployment.md, 'Celery message signing').",
                 id="foundry.W021",
+            )
+        ]
+    return []
+
+
+# Who DATABASE_URL's role is: the app role must be bound by Row-Level Security, so neither a
+# superuser nor BYPASSRLS, and it should not own the shared tables (foundry/db/roles.py).
+_ROLE_SQL = """
+SELECT r.rolsuper, r.rolbypassrls,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relowner = r.oid)
+  FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+@register(Tags.database, deploy=True)
+def database_role_bound(app_configs, databases=None, **kwargs):
+    """`check --deploy --database default`: DATABASE_URL's role is one Row-Level Security binds,
+    and not the owner of the shared tables (who could lift their policies and triggers)."""
+    if not databases or "default" not in databases:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLE_SQL)
+        superuser, bypass, owned = cursor.fetchone()
+    role = connection.settings_dict["USER"]
+    if superuser or bypass:
+        return [
+            Error(
+                f"DATABASE_URL's role {role!r} is {'a superuser' if superuser else 'BYPASSRLS'}: "
+                "Row-Level Security does not bind it, so tenants' audit and usage rows are not isolated.",
+                hint="Connect as a role that is neither (deploy/postgres-init/10-foundry-role.sql).",
+                id="foundry.E030",
+            )
+        ]
+    if owned:
+        return [
+            Warning(
+                f"DATABASE_URL's role {role!r} owns {owned} tables of the public schema: it could lift their "
+                "Row-Level Security and triggers.",
+                hint="Give them to an owner role that only migrations use (FOUNDRY_DB_OWNER_USER; "
+                "docs/operations/deployment.md, 'Database').",
+                id="foundry.W030",
             )
         ]
     return []

@@ -2,12 +2,16 @@
 (foundry/db/roles.py). Each refusal is tried on the test's own connection, as the application
 connects, the way SQL injected into any query would try it."""
 
+import os
+from contextlib import contextmanager
+
+import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django_tenants.utils import schema_context
 
 from apps.billing.rls import TABLES as BILLING_TABLES
-from foundry.db.roles import app_role, owner_role
+from foundry.db.roles import app_role, as_owner, owner_role
 
 pytestmark = pytest.mark.skipif(
     owner_role() is None, reason="one database role (FOUNDRY_DB_OWNER_USER unset): it owns every table"
@@ -135,3 +139,39 @@ def test_the_app_role_still_provisions_and_uses_tenant_schemas():
     with schema_context(tenant.schema_name), connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = current_schema()")
         assert cursor.fetchone()[0] == app_role()
+
+
+@contextmanager
+def connected_as(**credentials):
+    """Django's connection with other credentials meanwhile (as foundry.db.roles.as_owner does)."""
+    settings_dict = connection.settings_dict
+    saved = {key: settings_dict[key] for key in credentials}
+    connection.close()
+    settings_dict.update(credentials)
+    try:
+        yield
+    finally:
+        connection.close()
+        settings_dict.update(saved)
+
+
+@pytest.fixture
+def unblocked(django_db_setup, django_db_blocker):
+    """The database outside any test transaction (the check reconnects with other credentials).
+    Not `transaction=True`: its flush would TRUNCATE, which the app role may not."""
+    with django_db_blocker.unblock():
+        yield
+
+
+def test_the_deploy_check_names_a_role_that_owns_the_shared_tables_or_escapes_rls(unblocked):
+    from apps.tenants.checks import database_role_bound
+
+    assert database_role_bound(None, databases=["default"]) == []  # the app role: bound, owns nothing
+    assert database_role_bound(None, databases=None) == []  # without --database: no query at all
+    with as_owner():
+        (warning,) = database_role_bound(None, databases=["default"])
+    assert warning.id == "foundry.W030" and f"{owner_role()!r} owns" in warning.msg
+    superuser = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    with connected_as(HOST=superuser["host"], PORT=superuser.get("port", "5432"), USER=superuser["user"], PASSWORD=""):
+        (error,) = database_role_bound(None, databases=["default"])
+    assert error.id == "foundry.E030" and "a superuser" in error.msg
