@@ -29,7 +29,7 @@ from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_cache_clear
-from apps.tenants.schemas import base_schema_prepare
+from apps.tenants.schemas import base_schema_prepare, clone_function_install
 from apps.tenants.services import tenant_provision
 from foundry.db.roles import app_role, app_role_grant, as_owner
 
@@ -47,11 +47,12 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock():
-        with as_owner():  # as migrate_platform: the owner role creates and migrates, the app role uses
+        with as_owner():  # as migrate_platform: the owner role creates and migrates public, the app role the rest
             db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
             assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
             app_role_grant()
-            base_schema_prepare()
+            clone_function_install()
+        base_schema_prepare()
         acme = tenant_provision(
             slug="acme",
             name="Acme Corporation",

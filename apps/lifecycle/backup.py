@@ -43,7 +43,7 @@ from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Tenant
-from foundry.db.roles import as_owner, owner_role
+from foundry.db.roles import app_role, as_owner, owner_role
 
 FORMAT = "foundry-backup"
 VERSION = 1
@@ -427,25 +427,56 @@ def database_exists(name: str) -> bool:
 def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
     """Restore a whole-database backup into `database`: a new one (`create`), or an existing
     empty one; one that holds anything is refused unless `force`, which drops what the backup
-    holds before recreating it. pg_restore runs as one transaction: a failure leaves nothing.
+    holds before recreating it. Each pg_restore runs as one transaction; a new database is
+    dropped again if one fails.
 
-    Connects as the owner role where there is one (foundry/db/roles.py): it creates the database
-    and restores every object to the owner it had (the shared tables its own, the tenant schemas
-    the app role's, which it is a member of) with its grants. With one role, that role owns all."""
+    With an owner role (foundry/db/roles.py) in two passes, each logged in as the role that owns
+    what it restores, so neither runs the other's code: the public schema as the owner (with
+    its grants to the app role), then every other schema (the tenants') as the app role. Loading
+    a tenant's rows as the owner would run any function its constraints call as the owner. The
+    owner creates the database and lets the app role create schemas in it. With one role, one
+    pass as that role, which owns everything."""
     if backup.scope != DATABASE:
         raise BackupError(f"{backup.path}: a workspace's backup; it is restored into this database without --database.")
     if connection.in_atomic_block:
         raise BackupError("A whole-database restore cannot run inside a transaction.")
     with as_owner():
-        _database_restore(backup, database, create=create, force=force)
+        _database_ready(backup, database, create=create, force=force)
+    command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
+    if force:
+        command += ["--clean", "--if-exists"]
+    try:
+        with _extracted(backup, "database.dump") as dump:
+            target = ["-d", database, str(dump)]
+            if owner_role() is None:
+                _run([*command, *target], env=pg_environment(database=database), what=str(backup.path))
+                return
+            with as_owner():
+                _run(
+                    [*command, "--schema", "public", *target],
+                    env=pg_environment(database=database),
+                    what=str(backup.path),
+                )
+            tenants = [*command, "--no-acl", "--exclude-schema", "public", *target]
+            _run(tenants, env=pg_environment(database=database), what=str(backup.path))
+    except BackupError:
+        if create:
+            with as_owner(), connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")
+        raise
 
 
-def _database_restore(backup: Backup, database: str, *, create: bool, force: bool) -> None:
+def _database_ready(backup: Backup, database: str, *, create: bool, force: bool) -> None:
     if create:
         if database_exists(database):
             raise BackupError(f"{backup.path}: database {database!r} exists already (leave out --create).")
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(database)}")
+            if owner_role() is not None:
+                cursor.execute(
+                    f"GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {connection.ops.quote_name(database)}"
+                    f" TO {connection.ops.quote_name(app_role())}"
+                )
     elif not database_exists(database):
         raise BackupError(f"{backup.path}: database {database!r} does not exist (add --create).")
     elif not force and not database_is_empty(database):
@@ -453,19 +484,6 @@ def _database_restore(backup: Backup, database: str, *, create: bool, force: boo
             f"{backup.path}: database {database!r} is not empty; restoring over it needs --force "
             "(restore into a new database with --create instead)."
         )
-    command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction"]
-    if owner_role() is None:
-        command.append("--no-owner")  # one role: it owns everything it restores
-    if force:
-        command += ["--clean", "--if-exists"]
-    try:
-        with _extracted(backup, "database.dump") as dump:
-            _run([*command, "-d", database, str(dump)], env=pg_environment(database=database), what=str(backup.path))
-    except BackupError:
-        if create:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")
-        raise
 
 
 def backup_restore_tenant(*, backup: Backup) -> Tenant:

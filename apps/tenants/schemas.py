@@ -12,21 +12,25 @@ from django.db import connection
 from django_tenants.clone import CLONE_SCHEMA_FUNCTION
 from django_tenants.utils import quote_schema_name, schema_exists
 
-from foundry.db.roles import tenant_schemas_as_app
+
+def clone_function_install() -> None:
+    """Install the clone function in the public schema (as the role that owns it: migrate_platform).
+
+    Once per deploy: django-tenants would re-create the function on every clone, and two
+    concurrent CREATE OR REPLACE FUNCTION calls fail ("tuple concurrently updated")."""
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(_clone_function())
 
 
 def base_schema_prepare(*, verbosity: int = 0) -> None:
-    """Create (if missing) and migrate the schema new tenants are cloned from."""
+    """Create (if missing) and migrate the schema new tenants are cloned from (as the app role,
+    which clones it and owns its clones)."""
     base = settings.TENANT_BASE_SCHEMA
     connection.set_schema_to_public()
-    # Installed here, once per deploy: django-tenants would re-create the function on every
-    # clone, and two concurrent CREATE OR REPLACE FUNCTION calls fail ("tuple concurrently updated").
     with connection.cursor() as cursor:
-        cursor.execute(_clone_function())
-    with tenant_schemas_as_app():  # the app role clones it, and owns its clones
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
-        call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
+    call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
 
 
 # django-tenants' clone function creates two enum types in the public schema when it starts and

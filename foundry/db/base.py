@@ -9,27 +9,13 @@ itself may have reverted the setting, so skipping is only done when the value is
 Nor is the health check (CONN_HEALTH_CHECKS: a `SELECT 1` before a reused connection's first
 query in each request) traced: it would add a span saying nothing to every request's trace. Its
 time stays inside the request's span.
-
-SESSION_ROLE: while the connection's settings name one, each new connection starts with
-`SET ROLE` to it (foundry/db/roles.py, `tenant_schemas_as_app`; in the settings, not on the
-wrapper, so processes forked meanwhile to migrate tenant schemas inherit it).
 """
 
 from django_tenants.postgresql_backend import base as tenants_base
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from psycopg import sql
 
 
 class DatabaseWrapper(tenants_base.DatabaseWrapper):
-    def init_connection_state(self):
-        super().init_connection_state()
-        role = self.settings_dict.get("SESSION_ROLE")
-        if role:
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            if not self.get_autocommit():
-                self.connection.commit()  # a rollback would otherwise undo it
-
     def set_tenant(self, tenant, include_public=True):
         applied = self.search_path_set_schemas
         super().set_tenant(tenant, include_public)

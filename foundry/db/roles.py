@@ -13,12 +13,15 @@ tables, sequences and functions belong to that role instead: migrations connect 
 - so the app role cannot lift what guards the shared tables: turn Row-Level Security off or
   unforce it, drop or replace a policy, disable a trigger, replace a guard function, truncate.
   Only a table's owner may do those, and the app role is not a member of the owner role (the
-  owner is a member of the app role instead, to migrate the tenant schemas, below).
+  owner is a member of the app role instead: it may end the app role's connections, and create
+  a database for it).
 
 Tenant schemas stay the app role's: it creates them at run time (cloning the base schema), and
-drops them (deletion, restore). `tenant_schemas_as_app` makes migrations that create or alter
-objects there (the base schema, every tenant's) run as the app role (`SET ROLE`), so every
-object of a tenant schema has one owner, whatever created it.
+drops them (deletion, restore). Their migrations (the base schema's, every tenant's) run logged
+in as the app role, never as the owner: code the app role can put in a schema it owns (a
+function behind a policy, a default, a trigger) runs as whoever touches that schema, and a
+session logged in as the owner could `SET ROLE` back to it. For the same reason nothing run as
+the owner reads or writes a tenant schema.
 
 Without FOUNDRY_DB_OWNER_USER (or with the app role's own name) there is one role, as before:
 it owns everything, and `FORCE ROW LEVEL SECURITY` still binds it.
@@ -63,23 +66,6 @@ def as_owner(conn=default_connection) -> Iterator[None]:
     finally:
         conn.close()
         settings_dict["USER"], settings_dict["PASSWORD"] = saved
-
-
-@contextmanager
-def tenant_schemas_as_app(conn=default_connection) -> Iterator[None]:
-    """Objects created meanwhile belong to the app role: each connection opened meanwhile starts
-    with `SET ROLE <app role>` (migrations close and reopen theirs between schemas). Nothing
-    changes when the connection is the app role's already."""
-    if owner_role() is None or conn.settings_dict["USER"] == app_role():
-        yield
-        return
-    conn.close()
-    conn.settings_dict["SESSION_ROLE"] = app_role()
-    try:
-        yield
-    finally:
-        conn.close()
-        conn.settings_dict.pop("SESSION_ROLE", None)
 
 
 def app_role_grant(conn=default_connection) -> None:

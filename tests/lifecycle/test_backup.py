@@ -39,7 +39,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_provision
 from apps.tokens.services import token_issue
 from foundry.celery import app
-from foundry.db.roles import as_owner
+from foundry.db.roles import app_role, as_owner
 from tests.conftest import PASSWORD, ROOT, audit_events, free_port, server_env, server_process, test_database_url
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 
@@ -377,3 +377,43 @@ def test_the_daily_beat_job_writes_a_backup_through_a_real_worker(unblocked, bac
     assert kept.name == second.data["file"] and second.data["deleted"] == [first.data["file"]]
     assert second.data["size"] == kept.stat().st_size and second.actor_id == "service:lifecycle"
     assert second.tenant_id == PLATFORM
+
+
+# A tenant schema is the app role's: whatever it holds (here a CHECK constraint calling its own
+# function, which grants CREATE on public to whoever runs it as the owner) must never run as the
+# owner role. A whole-database restore loads the tenants' rows logged in as the app role.
+RESTORE_TRAP = """
+CREATE FUNCTION acme.trap_check(int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_user <> session_user OR current_user <> '{app}' THEN
+    EXECUTE 'GRANT CREATE ON SCHEMA public TO {app}';
+  END IF;
+  RETURN true;
+END $$;
+CREATE TABLE acme.trap_rows (id int CHECK (acme.trap_check(id)));
+INSERT INTO acme.trap_rows VALUES (1);
+"""
+
+
+@pytest.fixture
+def restore_trap(unblocked):
+    url = test_database_url()
+    with psycopg.connect(url, autocommit=True) as conn:  # the app role
+        conn.execute(RESTORE_TRAP.format(app=app_role()))
+    yield
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE acme.trap_rows; DROP FUNCTION acme.trap_check(int)")
+
+
+def test_a_whole_database_restore_runs_no_app_role_code_as_the_owner(
+    restore_trap, backup_role, scratch_databases, tmp_path
+):
+    call_command("backup", dir=tmp_path, keep=0, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, "database")
+    name = scratch_name(scratch_databases)
+    call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+    with psycopg.connect(database_url(name)) as conn:
+        can_create = conn.execute("SELECT has_schema_privilege(current_user, 'public', 'CREATE')").fetchone()[0]
+        assert conn.execute("SELECT current_user").fetchone()[0] == app_role()
+    assert not can_create, "the restore ran the app role's CHECK function as the owner (it granted CREATE on public)"
+    assert connection.settings_dict["USER"] == app_role()
