@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.chain import checkpoint_message, details_text, time_text
-from apps.audit.models import AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, AuditEvent, Outcome
+from apps.audit.models import AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, Outcome
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signing_key
@@ -188,7 +188,8 @@ def audit_chain_base_set(*, tenant_id: int, hash_tenant_id: int) -> None:
         AuditChainBase.objects.update_or_create(
             tenant_id=tenant_id, defaults={"hash_tenant_id": hash_tenant_id, "updated_at": timezone.now()}
         )
-        AuditChain.objects.filter(tenant_id=tenant_id).delete()
+        with connection.cursor() as cursor:  # the owner's function (migrations/0008)
+            cursor.execute("SELECT public.audit_chain_head_drop(%s)", [tenant_id])
 
 
 def audit_prune(*, tenant_id: int, before: datetime) -> int:
@@ -198,41 +199,11 @@ def audit_prune(*, tenant_id: int, before: datetime) -> int:
     Only whole stretches up to a signed checkpoint go: the chain then starts after the last
     signed checkpoint at or before the boundary, which stays and vouches for the new start
     (verify.py), so the rest of the chain still verifies. The chain's last event always stays.
+    The owner's function does it (migrations/0008): the app role may not delete from the trail.
     Returns the number of events deleted."""
-    from apps.lifecycle.erasing import erasing
-
-    with erasing(), rls_scope(tenant_id):
-        head = AuditChain.objects.select_for_update().filter(tenant_id=tenant_id).first()
-        if head is None:  # a head rebuilt by the next append; lock the chain through its base
-            AuditChainBase.objects.select_for_update().filter(tenant_id=tenant_id).first()
-        last = AuditEvent.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", flat=True).first()
-        oldest_kept = (
-            AuditEvent.objects.filter(tenant_id=tenant_id, occurred_at__gte=before)
-            .order_by("seq")
-            .values_list("seq", flat=True)
-            .first()
-        )
-        limit = min(seq for seq in (oldest_kept, last) if seq is not None) if last is not None else None
-        anchor = (
-            AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq__lt=limit).order_by("-seq").first()
-            if limit is not None
-            else None
-        )
-        base = audit_chain_base(tenant_id)
-        if anchor is None or anchor.seq < base.first_seq:
-            return 0
-        deleted, _ = AuditEvent.objects.filter(tenant_id=tenant_id, seq__lte=anchor.seq).delete()
-        AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq__lt=anchor.seq).delete()
-        AuditChainBase.objects.update_or_create(
-            tenant_id=tenant_id,
-            defaults={
-                "hash_tenant_id": base.hash_tenant_id,
-                "first_seq": anchor.seq + 1,
-                "first_prev_hash": anchor.hash,
-                "updated_at": timezone.now(),
-            },
-        )
-    return deleted
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT public.audit_chain_prune(%s, %s)", [tenant_id, before])
+        return cursor.fetchone()[0]
 
 
 def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:

@@ -1,4 +1,5 @@
-"""The one way to delete append-only rows (usage ledger, audit trail, steps): inside `erasing()`;
+"""The one way to delete append-only rows (usage ledger, steps; the audit trail only through its
+owner's functions, apps/audit/migrations/0008, where the owner role is configured): inside `erasing()`;
 and to rewrite a member's personal data in them (catalog versions' authors): inside
 `pseudonymising()`.
 

@@ -35,8 +35,10 @@ from django.db import connection as default_connection
 from psycopg import sql
 
 # Shared tables the app role may read and append to but never update (the triggers of
-# public.foundry_refuse_change refuse it too: two locks, one of them the owner's).
+# public.foundry_refuse_change refuse it too: two locks, one of them the owner's), nor delete
+# from: retention, import and purge call the owner's functions (audit migrations/0008).
 NO_UPDATE_TABLES = ("audit_auditevent", "audit_auditcheckpoint")
+NO_DELETE_TABLES = ("audit_auditevent", "audit_auditcheckpoint", "audit_auditchain", "audit_auditchainbase")
 
 
 def app_role() -> str:
@@ -88,11 +90,16 @@ def app_role_grant(conn=default_connection) -> None:
         database = sql.Identifier(cursor.fetchone()[0])
         for statement in statements:
             cursor.execute(sql.SQL(statement).format(database=database, app=app).as_string(cursor.connection))
+        revokes = {table: ["UPDATE"] for table in NO_UPDATE_TABLES}
+        for table in NO_DELETE_TABLES:
+            revokes.setdefault(table, []).append("DELETE")
         cursor.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relname = ANY(%s)",
-            [list(NO_UPDATE_TABLES)],
+            [list(revokes)],
         )
         for (table,) in cursor.fetchall():
-            revoke = sql.SQL("REVOKE UPDATE, TRUNCATE, REFERENCES, TRIGGER ON public.{} FROM {}")
-            cursor.execute(revoke.format(sql.Identifier(table), app).as_string(cursor.connection))
+            revoke = sql.SQL("REVOKE {}, TRUNCATE, REFERENCES, TRIGGER ON public.{} FROM {}").format(
+                sql.SQL(", ").join(sql.SQL(privilege) for privilege in revokes[table]), sql.Identifier(table), app
+            )
+            cursor.execute(revoke.as_string(cursor.connection))
