@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from bench._support import bench_database, verdict
+from bench._support import bench_database, owner_url, verdict
 
 MIN_SEPARATE_RATIO = 0.8
 MIN_SHARED_RATIO = 0.4
@@ -282,7 +282,8 @@ class Verifying:
 
 
 def build_chain(url: str, events: int) -> tuple[float, float]:
-    """Chain BUILT_CHAIN of `events` events and its head, as audit_append leaves them; (build s, vacuum s)."""
+    """Chain BUILT_CHAIN of `events` events and its head, as audit_append leaves them; (build s, vacuum s).
+    `url`: the public schema's owner (it creates the hash function's copy, and vacuums)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", (str(BUILT_CHAIN),))
         conn.execute(conn.execute(HASH_COPY_SQL).fetchone()[0])
@@ -404,7 +405,8 @@ def main() -> int:
     started = time.monotonic()
     with bench_database("foundry_bench_audit") as env:
         url = env["DATABASE_URL"]
-        with psycopg.connect(url, autocommit=True) as conn:
+        # Set-up in the public schema is its owner's (the writers and audit_verify are the app role).
+        with psycopg.connect(owner_url(env), autocommit=True) as conn:
             conn.execute(PLAIN_TABLE_SQL)
         loads = [os.getloadavg()[0]]
         lines, appended = appends(url, args.processes, args.rounds, args.seconds)
@@ -418,7 +420,7 @@ def main() -> int:
 
         try:
             problems = chains_intact(appended)
-            build = build_chain(url, args.events)
+            build = build_chain(owner_url(env), args.events)
             verified = verification(url, args.events, args.sample, args.verify_rounds, build)
         finally:
             connections.close_all()

@@ -93,10 +93,13 @@ class Mode:
 
 
 def rls_set(mode: str) -> None:
-    """Put the two tables' Row-Level Security on (as migrated) or off, and check that it took."""
+    """Put the two tables' Row-Level Security on (as migrated) or off, and check that it took
+    (as the tables' owner: the app role, which writes, may not)."""
     from django.db import connection
 
-    with connection.cursor() as cursor:
+    from foundry.db.roles import as_owner
+
+    with as_owner(), connection.cursor() as cursor:
         for table in RLS_TABLES:
             if mode == "on":
                 cursor.execute(
@@ -169,7 +172,9 @@ def load(tenant_ids: list[int], rows: int) -> float:
         if cursor.rowcount != rows:
             sys.exit(f"loaded {cursor.rowcount} rows, not {rows}")
     seconds = time.perf_counter() - started
-    with connection.cursor() as cursor:
+    from foundry.db.roles import as_owner
+
+    with as_owner(), connection.cursor() as cursor:  # only its owner may vacuum it
         cursor.execute("VACUUM ANALYZE public.billing_usage")
     return seconds
 
