@@ -7,9 +7,9 @@ tables, sequences and functions belong to that role instead: migrations connect 
 (`app_role_grant`):
 
 - SELECT, INSERT, UPDATE, DELETE on the public tables, never TRUNCATE, REFERENCES or TRIGGER;
-  neither UPDATE on the audit trail's events and signed checkpoints (their triggers refuse it
-  too; a row may still be deleted where `foundry.erasing` lets the trigger pass: retention,
-  purge and erasure, apps/lifecycle/erasing.py);
+  no UPDATE of the audit trail's events and signed checkpoints (their triggers refuse it too),
+  and no DELETE from the trail (events, checkpoints, chain heads and bases): retention, import
+  and purge call the owner's functions (apps/audit/migrations/0008_owner_erasure.py);
 - so the app role cannot lift what guards the shared tables: turn Row-Level Security off or
   unforce it, drop or replace a policy, disable a trigger, replace a guard function, truncate.
   Only a table's owner may do those, and the app role is not a member of the owner role (the
@@ -19,8 +19,8 @@ tables, sequences and functions belong to that role instead: migrations connect 
 Tenant schemas stay the app role's: it creates them at run time (cloning the base schema), and
 drops them (deletion, restore). Their migrations (the base schema's, every tenant's) run logged
 in as the app role, never as the owner: code the app role can put in a schema it owns (a
-function behind a policy, a default, a trigger) runs as whoever touches that schema, and a
-session logged in as the owner could `SET ROLE` back to it. For the same reason nothing run as
+function behind a policy, a default, a trigger) runs as whoever touches that schema, and in a
+session logged in as the owner it could undo any `SET ROLE` and act as the owner. For the same reason nothing run as
 the owner reads or writes a tenant schema.
 
 Without FOUNDRY_DB_OWNER_USER (or with the app role's own name) there is one role, as before:
