@@ -9,7 +9,8 @@ tables, sequences and functions belong to that role instead: migrations connect 
 - SELECT, INSERT, UPDATE, DELETE on the public tables, never TRUNCATE, REFERENCES or TRIGGER;
   no UPDATE of the audit trail's events and signed checkpoints (their triggers refuse it too),
   and no DELETE from the trail (events, checkpoints, chain heads and bases): retention, import
-  and purge call the owner's functions (apps/audit/migrations/0008_owner_erasure.py);
+  and purge call the owner's functions (apps/audit/migrations/0008_owner_erasure.py); only
+  SELECT on the public schema's migration records;
 - so the app role cannot lift what guards the shared tables: turn Row-Level Security off or
   unforce it, drop or replace a policy, disable a trigger, replace a guard function, truncate.
   Only a table's owner may do those, and the app role is not a member of the owner role (the
@@ -39,6 +40,10 @@ from psycopg import sql
 # from: retention, import and purge call the owner's functions (audit migrations/0008).
 NO_UPDATE_TABLES = ("audit_auditevent", "audit_auditcheckpoint")
 NO_DELETE_TABLES = ("audit_auditevent", "audit_auditcheckpoint", "audit_auditchain", "audit_auditchainbase")
+# Shared tables the app role may only read: which migrations of the public schema are applied is
+# the owner's record (marking one unapplied, or a future one applied, would steer the next
+# `migrate_platform`). Tenant schemas keep their own django_migrations, the app role's.
+READ_ONLY_TABLES = ("django_migrations",)
 
 
 def app_role() -> str:
@@ -93,6 +98,8 @@ def app_role_grant(conn=default_connection) -> None:
         revokes = {table: ["UPDATE"] for table in NO_UPDATE_TABLES}
         for table in NO_DELETE_TABLES:
             revokes.setdefault(table, []).append("DELETE")
+        for table in READ_ONLY_TABLES:
+            revokes[table] = ["INSERT", "UPDATE", "DELETE"]
         cursor.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relname = ANY(%s)",

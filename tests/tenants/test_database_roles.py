@@ -74,6 +74,20 @@ def test_the_audit_trail_is_not_updatable_by_grant_either(table):
 @pytest.mark.parametrize(
     "statement",
     [
+        "DELETE FROM public.django_migrations WHERE app = 'audit'",
+        "UPDATE public.django_migrations SET name = name",
+        "INSERT INTO public.django_migrations (app, name, applied) VALUES ('audit', '9999_future', now())",
+    ],
+)
+def test_the_public_schemas_migration_records_are_the_owners(statement):
+    # Marking a migration unapplied (or a future one applied) would steer the next migrate_platform.
+    assert refused(statement) == INSUFFICIENT_PRIVILEGE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "statement",
+    [
         "SET ROLE {owner}",
         "CREATE TABLE public.intruder (id int)",
         "CREATE FUNCTION public.nullif(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint'",
