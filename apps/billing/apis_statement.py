@@ -15,10 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
-from apps.billing.statements import FORMATS, format_parse, period_parse, statement
+from apps.billing.statements import FORMATS, statement, statement_query
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.errors import ServiceError
 
 
 class _FormatIsOurs(DefaultContentNegotiation):
@@ -59,14 +58,6 @@ class StatementOutput(serializers.Serializer):
     totals = StatementAmounts()
 
 
-def _single(request: Request, name: str) -> str | None:
-    values = request.query_params.getlist(name)
-    if len(values) > 1:
-        code = "format_invalid" if name == "format" else "period_invalid"
-        raise ServiceError(code, f"Give {name} at most once.")
-    return values[0] if values else None
-
-
 class UsageStatementApi(TenantAPIView):
     access = {"GET": (Permission.USAGE_VIEW, Scope.READ)}
     content_negotiation_class = _FormatIsOurs
@@ -89,11 +80,7 @@ class UsageStatementApi(TenantAPIView):
         },
     )
     def get(self, request: Request) -> Response | HttpResponse:
-        fmt = format_parse(_single(request, "format"))
-        month = _single(request, "month")
-        period = period_parse(
-            month=month if month != "" else None, start=_single(request, "start"), end=_single(request, "end")
-        )
+        fmt, period = statement_query(request.query_params)
         tenant = request._request.tenant
         result = statement(tenant_id=tenant.pk, tenant_slug=tenant.slug, period=period)
         if fmt == "csv":

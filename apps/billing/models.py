@@ -87,10 +87,15 @@ class UsageMonth(models.Model):
     tokens = models.PositiveBigIntegerField(db_default=0)  # input + output
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, db_default=0)
     # The highest share (80, 100) already announced by an audit event this month: of the budget's
-    # tokens, of its cost, and of the plan's monthly tokens (a cap of its own, on the "" row).
+    # tokens, of its cost, and of the plan's monthly tokens (a cap of its own, on the "" row),
+    # each with the cap it was a share of: a cap changed since (a budget raised, a plan's tokens
+    # overridden) is a new cap, whose marks are announced afresh.
     tokens_alerted = models.PositiveSmallIntegerField(db_default=0)
     cost_alerted = models.PositiveSmallIntegerField(db_default=0)
     plan_tokens_alerted = models.PositiveSmallIntegerField(db_default=0)
+    tokens_alerted_limit = models.DecimalField(max_digits=24, decimal_places=8, null=True)
+    cost_alerted_limit = models.DecimalField(max_digits=24, decimal_places=8, null=True)
+    plan_tokens_alerted_limit = models.DecimalField(max_digits=24, decimal_places=8, null=True)
 
     class Meta:
         db_table = "billing_usage_month"

@@ -12,7 +12,9 @@ its budgets (never past the plan).
 Spending is read from UsageMonth, the running totals the ledger's own statement keeps, so a
 check is one indexed read. An audit event (`quota.threshold`, outcome "failure" at 100%) is
 written once per month, cap and measure when 80% and when 100% is reached: the claim on the
-month's row (`tokens_alerted`/`cost_alerted`) makes it once even with many workers.
+month's row (`tokens_alerted`/`cost_alerted`, with the cap it was a share of) makes it once even
+with many workers. A cap changed meanwhile (a budget raised or lowered, a plan's tokens
+overridden) is a new cap: its own 80% and 100% are announced when reached.
 
 Budgets are cached per process for FOUNDRY_TENANT_ROUTE_TTL seconds, like limits.
 """
@@ -192,7 +194,7 @@ def quota_after_usage(record, months: list) -> None:
     caps = caps_for(record.tenant_id, record.project)
     if not caps:
         return
-    columns = ("tokens_alerted", "cost_alerted", "plan_tokens_alerted")
+    columns = (*_ALERTED, *(f"{column}_limit" for column in _ALERTED))
     totals = {
         project: {"month": month, "tokens": tokens, "cost_usd": cost, **dict(zip(columns, alerted, strict=True))}
         for month, project, tokens, cost, *alerted in months
@@ -201,10 +203,17 @@ def quota_after_usage(record, months: list) -> None:
         row = totals.get(cap.project)
         if row is None or not cap.limit:
             continue
+        column = _alerted_column(cap)
+        of = row[f"{column}_limit"]
+        announced = row[column] if of is not None and Decimal(of) == cap.limit else 0  # else: another cap's
         share = _used(row, cap.measure) / cap.limit * 100
-        reached = max((mark for mark in THRESHOLDS if share >= mark), default=0)
-        if reached > row[_alerted_column(cap)]:
-            _alert(record, cap, row, reached)
+        # Every mark this call crossed, in order: one call may take the month past 80% and 100%.
+        for mark in THRESHOLDS:
+            if announced < mark <= share:
+                _alert(record, cap, row, mark)
+
+
+_ALERTED = ("tokens_alerted", "cost_alerted", "plan_tokens_alerted")
 
 
 def _alerted_column(cap: Cap) -> str:
@@ -222,9 +231,10 @@ def _alert(record, cap: Cap, row: dict, reached: int) -> None:
     column = _alerted_column(cap)
     with usage_scope(record.tenant_id), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE public.billing_usage_month SET {column} = %s"  # noqa: S608 - column is one of three names
-            f" WHERE tenant_id = %s AND month = %s AND project = %s AND {column} < %s RETURNING 1",
-            [reached, record.tenant_id, row["month"], cap.project, reached],
+            f"UPDATE public.billing_usage_month SET {column} = %s, {column}_limit = %s"  # noqa: S608 - one of three
+            f" WHERE tenant_id = %s AND month = %s AND project = %s"
+            f" AND ({column} < %s OR {column}_limit IS DISTINCT FROM %s) RETURNING 1",
+            [reached, cap.limit, record.tenant_id, row["month"], cap.project, reached, cap.limit],
         )
         claimed = cursor.fetchone() is not None
     if not claimed:

@@ -126,6 +126,21 @@ def format_parse(value: str | None) -> str:
     return value
 
 
+def statement_query(query) -> tuple[str, Period]:
+    """(format, period) of a statement's query string (a QueryDict: the API's and the console's
+    alike), each parameter given at most once; raises ServiceError as the parsers do."""
+
+    def single(name: str) -> str | None:
+        values = query.getlist(name)
+        if len(values) > 1:
+            raise ServiceError("format_invalid" if name == "format" else "period_invalid", f"Give {name} at most once.")
+        return values[0] if values else None
+
+    fmt = format_parse(single("format"))
+    month = single("month")
+    return fmt, period_parse(month=month or None, start=single("start"), end=single("end"))
+
+
 @dataclass(frozen=True)
 class Statement:
     tenant: str  # the tenant's slug

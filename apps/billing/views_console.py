@@ -23,7 +23,7 @@ from apps.billing.quotas import month_of
 from apps.billing.rollups import usage_daily
 from apps.billing.selectors import budget_list, quota_uses, usage_months, usage_top
 from apps.billing.services import budget_set
-from apps.billing.statements import Statement, format_parse, period_parse, statement
+from apps.billing.statements import Statement, statement, statement_query
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
 
@@ -124,10 +124,7 @@ def statement_file(result: Statement, fmt: str) -> HttpResponse:
 @require_safe
 def usage_statement_view(request: HttpRequest) -> HttpResponse:
     try:
-        fmt = format_parse(request.GET.get("format"))
-        period = period_parse(
-            month=request.GET.get("month") or None, start=request.GET.get("start"), end=request.GET.get("end")
-        )
+        fmt, period = statement_query(request.GET)
     except ServiceError as e:
         return error_response(request, status=400, code=e.code, message=e.message)
     result = statement(tenant_id=request.tenant.pk, tenant_slug=request.tenant.slug, period=period)

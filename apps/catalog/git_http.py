@@ -53,7 +53,10 @@ def _refuse(request: HttpRequest, status: int, code: str, message: str, headers=
     return response
 
 
-def _principal(request: HttpRequest) -> TokenPrincipal | HttpResponse:
+def _admitted(request: HttpRequest) -> tuple[TokenPrincipal, dict[str, str]] | HttpResponse:
+    """The request's token and the rate limit headers of its counted request, or the refusal.
+    Every authenticated request spends a unit first, as on the API: one its token may not make
+    (403) is counted too, and every counted answer carries the headers."""
     if getattr(request, "tenant", None) is None:
         return _refuse(request, 404, "not_found", "There is nothing at this address.")
     raw = _credential(request)
@@ -62,9 +65,6 @@ def _principal(request: HttpRequest) -> TokenPrincipal | HttpResponse:
         message = "Use an API token as the password." if not raw else "The token is not valid, expired or revoked."
         return _refuse(request, 401, "not_authenticated" if not raw else "invalid_token", message)
     principal = TokenPrincipal(token)
-    allowed = all(principal.has_permission(p) for p in (Permission.DOMAINS_VIEW, Permission.AGENTS_VIEW))
-    if not (allowed and principal.has_scope(Scope.READ)):
-        return _refuse(request, 403, "permission_denied", "This token may not read domains and agents.")
     decision = request_admit(tenant_id=request.tenant.pk, principal=principal, write=False)
     if decision.unavailable:
         message = "Requests cannot be counted for a moment; try again shortly."
@@ -73,7 +73,11 @@ def _principal(request: HttpRequest) -> TokenPrincipal | HttpResponse:
         rate_limited(request.tenant.schema_name, "git")
         wait = decision.headers()["Retry-After"]
         return _refuse(request, 429, "rate_limited", f"Too many requests; wait {wait} s.", decision.headers())
-    return principal
+    limit_headers = decision.headers()
+    allowed = all(principal.has_permission(p) for p in (Permission.DOMAINS_VIEW, Permission.AGENTS_VIEW))
+    if not (allowed and principal.has_scope(Scope.READ)):
+        return _refuse(request, 403, "permission_denied", "This token may not read domains and agents.", limit_headers)
+    return principal, limit_headers
 
 
 def _handler(proto: ReceivableProtocol, *, advertise: bool) -> UploadPackHandler:
@@ -83,43 +87,52 @@ def _handler(proto: ReceivableProtocol, *, advertise: bool) -> UploadPackHandler
 
 @require_GET
 def info_refs(request: HttpRequest) -> HttpResponse:
-    principal = _principal(request)
-    if isinstance(principal, HttpResponse):
-        return principal
+    admitted = _admitted(request)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    limit_headers = admitted[1]
     if request.GET.get("service") != SERVICE:
-        return _refuse(request, 403, "read_only", "This repository is read-only and served over smart HTTP only.")
+        message = "This repository is read-only and served over smart HTTP only."
+        return _refuse(request, 403, "read_only", message, limit_headers)
     out = io.BytesIO()
     proto = ReceivableProtocol(io.BytesIO().read, out.write)
     proto.write_pkt_line(f"# service={SERVICE}\n".encode())
     proto.write_pkt_line(None)
     _handler(proto, advertise=True).handle()
-    return HttpResponse(out.getvalue(), content_type=f"application/x-{SERVICE}-advertisement", headers=_NO_CACHE)
+    return HttpResponse(
+        out.getvalue(), content_type=f"application/x-{SERVICE}-advertisement", headers={**_NO_CACHE, **limit_headers}
+    )
 
 
 @csrf_exempt
 @require_POST
 def upload_pack(request: HttpRequest) -> HttpResponse:
-    principal = _principal(request)
-    if isinstance(principal, HttpResponse):
-        return principal
+    admitted = _admitted(request)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    principal, limit_headers = admitted
     if request.content_type != f"application/x-{SERVICE}-request":
-        return _refuse(request, 415, "unsupported_media_type", f"Send application/x-{SERVICE}-request.")
+        message = f"Send application/x-{SERVICE}-request."
+        return _refuse(request, 415, "unsupported_media_type", message, limit_headers)
     body = request.body
     if request.headers.get("Content-Encoding") == "gzip":
         try:
             body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_REQUEST + 1)
         except (OSError, EOFError, zlib.error):
-            return _refuse(request, 400, "invalid_body", "The request body is not valid gzip.")
+            return _refuse(request, 400, "invalid_body", "The request body is not valid gzip.", limit_headers)
     if len(body) > MAX_REQUEST:
-        return _refuse(request, 413, "body_too_large", "The request is too large.")
+        return _refuse(request, 413, "body_too_large", "The request is too large.", limit_headers)
     out = io.BytesIO()
     proto = ReceivableProtocol(io.BytesIO(body).read, out.write)
     try:
         _handler(proto, advertise=False).handle()
     except Exception:  # noqa: BLE001 - a malformed pkt-line stream from the client
-        return _refuse(request, 400, "invalid_git_request", "The git request could not be understood.")
+        message = "The git request could not be understood."
+        return _refuse(request, 400, "invalid_git_request", message, limit_headers)
     audit_record(action="git.fetch", actor=principal, target="git/foundry.git", request=request)
-    return HttpResponse(out.getvalue(), content_type=f"application/x-{SERVICE}-result", headers=_NO_CACHE)
+    return HttpResponse(
+        out.getvalue(), content_type=f"application/x-{SERVICE}-result", headers={**_NO_CACHE, **limit_headers}
+    )
 
 
 @csrf_exempt

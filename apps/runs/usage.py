@@ -43,14 +43,15 @@ _CTES = (
     " coalesce(u.cost_usd, 0) FROM usage u CROSS JOIN LATERAL (VALUES (u.project), ('')) AS p(project)"
     " ON CONFLICT (tenant_id, month, project) DO UPDATE SET calls = m.calls + 1, tokens = m.tokens + EXCLUDED.tokens,"
     " cost_usd = m.cost_usd + EXCLUDED.cost_usd"
-    " RETURNING m.month, m.project, m.tokens, m.cost_usd, m.tokens_alerted, m.cost_alerted, m.plan_tokens_alerted)"
+    " RETURNING m.month, m.project, m.tokens, m.cost_usd, m.tokens_alerted, m.cost_alerted, m.plan_tokens_alerted,"
+    " m.tokens_alerted_limit, m.cost_alerted_limit, m.plan_tokens_alerted_limit)"
 )
 # What a statement with `usage_ctes` in it selects: the new row's id and cost (NULL: nothing
 # written) and the month's totals it led to (rows of month, project, tokens, cost, alerted shares).
 USAGE_RESULT = (
     "(SELECT id FROM usage), (SELECT cost_usd FROM usage),"
     " (SELECT json_agg(json_build_array(month, project, tokens, cost_usd::text, tokens_alerted, cost_alerted,"
-    " plan_tokens_alerted))"
+    " plan_tokens_alerted, tokens_alerted_limit::text, cost_alerted_limit::text, plan_tokens_alerted_limit::text))"
     " FROM month)"
 )
 

@@ -200,19 +200,21 @@ def request_refused_early(*, tenant_id: int, authorization: str | None) -> Decis
     if match:
         keys.insert(0, limit_key("credential", f"{tenant_id}:token:{match.group(1)}"))
     now = time.monotonic()
+    standing = []
     for key in keys:
         remembered = _refusals.get(key)
         if remembered is None:
             continue
-        until, decision = remembered
-        if until <= now:
+        if remembered[0] <= now:
             _refusals.pop(key, None)
             continue
-        elapsed = decision.retry_after - (until - now)
-        return dataclasses.replace(
-            decision, retry_after=until - now, reset_after=max(decision.reset_after - elapsed, 0.0)
-        )
-    return None
+        standing.append(remembered)
+    if not standing:
+        return None
+    # Both refuse: the headers of the one with the longer wait, as the admission said.
+    until, decision = max(standing, key=lambda remembered: remembered[0])
+    elapsed = decision.retry_after - (until - now)
+    return dataclasses.replace(decision, retry_after=until - now, reset_after=max(decision.reset_after - elapsed, 0.0))
 
 
 def refusals_forget() -> None:

@@ -144,3 +144,21 @@ def test_when_both_buckets_refuse_the_longer_wait_is_answered_and_both_are_remem
         assert early is not None and early.retry_after > 8
     finally:
         refusals_forget()
+
+
+def test_a_refusal_answered_early_tells_the_longer_wait_of_both_buckets(acme):
+    """When both buckets refuse, the headers are the longer wait's, also when the next request is
+    answered from the process's memory of refusals (it named the token's 1 s, and a client
+    honouring Retry-After met the workspace's refusal again)."""
+    refusals_forget()
+    limit("acme", rps=1, burst=2)  # the workspace: 1/s, burst 2; a credential: 1/s, burst 1
+    client = api(acme, issue(acme))
+    assert client.get(WORKSPACE).status_code == 200
+    # The workspace's bucket pushed ~10 s out (as other clients of the workspace would spend it).
+    assert limiter().check(limit_key("tenant", str(acme.pk)), Rate(1, 10.0, burst=2)).allowed
+    first = client.get(WORKSPACE)
+    assert first.status_code == 429
+    assert int(first["Retry-After"]) >= 9  # both refused: the longer wait
+    again = client.get(WORKSPACE)  # answered from memory
+    assert again.status_code == 429
+    assert int(again["Retry-After"]) >= 8, again["Retry-After"]

@@ -204,3 +204,12 @@ def test_a_month_in_december_ends_with_the_year():
     with pytest.raises(ServiceError) as refused:
         period_parse(month="2026-02", today=date(2026, 1, 31))
     assert refused.value.code == "period_in_future"
+
+
+def test_the_console_refuses_a_statement_parameter_given_twice(acme):
+    """docs/billing.md, Statements: a parameter given twice is `period_invalid` (400). The API
+    refuses it; the console's download silently takes one of the two months."""
+    viewer = client_for(acme, "viewer@acme.test")
+    response = viewer.get("/usage/statement/?month=2026-01&month=2026-02&format=json")
+    assert response.status_code == 400
+    assert b"period_invalid" in response.content

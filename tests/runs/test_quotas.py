@@ -198,3 +198,30 @@ def test_the_plan_and_a_workspace_budget_announce_their_marks_each(acme):
         assert marks() == [("budget", 80), ("budget", 100), ("plan", 80), ("plan", 100)]
     finally:
         limits_cache_clear()
+
+
+def _marks(tenant) -> list[tuple[int, str]]:
+    return [(e.data["percent"], e.data["limit"]) for e in audit_events(tenant.schema_name, action="quota.threshold")]
+
+
+def test_a_call_that_jumps_past_80_to_100_percent_announces_both_marks(acme):
+    """One model call takes the month from 50% to 105% of the budget: 80% was reached as well as
+    100%, yet only the 100% event is written; the 80% one never is."""
+    budget(acme, monthly_tokens=1000)
+    spend(acme, 500)
+    spend(acme, 550)  # 1,050: past 80% and 100% at once
+    assert _marks(acme) == [(80, "1000"), (100, "1000")]
+
+
+def test_a_raised_budget_announces_its_own_marks(acme):
+    """The budget is announced spent (100%), the admin raises it tenfold; when the new budget is
+    in turn 80% and 100% spent, nothing is written: the marks already claimed for the month's
+    row stand for any budget, so the admin is never told the raised budget ran out."""
+    budget(acme, monthly_tokens=1000)
+    spend(acme, 850)
+    spend(acme, 200)  # 1,050 of 1,000: 80% and 100% announced
+    assert _marks(acme) == [(80, "1000"), (100, "1000")]
+    budget(acme, monthly_tokens=10_000)
+    spend(acme, 7_000)  # 8,050 of 10,000: 80%
+    spend(acme, 2_000)  # 10,050 of 10,000: 100%
+    assert _marks(acme)[2:] == [(80, "10000"), (100, "10000")]
