@@ -4,6 +4,18 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 
+class TextareaField(forms.CharField):
+    """A textarea's text as typed: browsers submit its line breaks as CRLF (HTML spec) while its
+    maxlength counts each as one character, so they become LF before `max_length` is checked
+    (the limit is the one the page enforces) and the text is stored as the API stores it."""
+
+    widget = forms.Textarea
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 def form_errors_add(form: forms.Form, error: ValidationError, *, field: str | None = None) -> None:
     """Put a service's ValidationError on the form: each field's errors on that field when the form
     has it, the rest at the top. An error without fields goes to `field` (default: the top)."""

@@ -17,7 +17,7 @@ from apps.audit.export import chain_head
 from apps.audit.models import AuditSink
 from apps.providers.encryption import encryption_available
 from foundry.errors import ServiceError
-from foundry.forms import form_errors_add
+from foundry.forms import TextareaField, form_errors_add
 
 _SYSLOG_ONLY = ("host", "port", "tls")
 _WEBHOOK_ONLY = ("url", "secret", "remove_secret")
@@ -41,7 +41,7 @@ class SinkForm(forms.Form):
         help_text="webhook: HMAC key, 16-500 characters.",
     )
     remove_secret = forms.BooleanField(label="Remove the stored secret", required=False)
-    ca_certificate = forms.CharField(
+    ca_certificate = TextareaField(
         label="CA certificates (PEM)",
         required=False,
         max_length=65536,

@@ -15,7 +15,7 @@ from apps.identity.service_tokens import platform_jwks
 from apps.identity.services import role_map_parse, sso_configure, sso_disable
 from apps.providers.encryption import encryption_available
 from foundry.errors import ServiceError, error_response
-from foundry.forms import form_errors_add
+from foundry.forms import TextareaField, form_errors_add
 
 
 class SsoForm(forms.Form):
@@ -28,14 +28,14 @@ class SsoForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
     scopes = forms.CharField(max_length=500, required=False, initial=DEFAULT_SCOPES)
-    allowed_domains = forms.CharField(
+    allowed_domains = TextareaField(
         label="Allowed email domains",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line; empty: any domain.",
     )
     roles_claim = forms.CharField(label="Roles claim", max_length=200, required=False, help_text="e.g. groups")
-    role_map = forms.CharField(
+    role_map = TextareaField(
         label="Role mapping",
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),

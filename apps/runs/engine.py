@@ -340,6 +340,14 @@ class Attempt:
             self.tenant_checked = now
             if Tenant.objects.filter(schema_name=connection.schema_name).exclude(status=Tenant.Status.ACTIVE).exists():
                 raise TenantSuspended()
+        if not self.cancel_requested:
+            # Read afresh before every step (one primary-key lookup): a cancellation committed
+            # since the last step was recorded, or since the run was picked up, stops the run
+            # before the next model call, tool call or sub-agent, not after it.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT cancel_requested_at IS NOT NULL FROM runs_run WHERE id = %s", [self.run.pk])
+                row = cursor.fetchone()
+            self.cancel_requested = bool(row and row[0])
         return self.cancel_requested
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:

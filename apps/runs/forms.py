@@ -4,11 +4,12 @@ from django import forms
 
 from apps.runs.models import Run
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS
+from foundry.forms import TextareaField
 
 
 class RunStartForm(forms.Form):
     agent = forms.ChoiceField(help_text="Deployed agents only: a run executes the live version.")
-    input = forms.CharField(
+    input = TextareaField(
         max_length=MAX_INPUT_CHARS,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -18,10 +19,6 @@ class RunStartForm(forms.Form):
     def __init__(self, *args, agents: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["agent"].choices = [(name, name) for name in agents]
-
-    def clean_input(self) -> str:
-        # Browsers submit a textarea's line breaks as CRLF (HTML spec); the user typed LF.
-        return self.cleaned_data["input"].replace("\r\n", "\n")
 
 
 class RunFilterForm(forms.Form):
@@ -36,7 +33,7 @@ class RunFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     step = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
-    comment = forms.CharField(
+    comment = TextareaField(
         max_length=MAX_COMMENT_CHARS,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
