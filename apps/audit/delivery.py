@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import re
 import socket
 import ssl
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit
 import certifi
 import httpx
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -70,8 +72,10 @@ from apps.providers.encryption import (
 )
 from apps.tenants.models import Domain, Tenant
 from foundry.errors import CodedError, ServiceError
-from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, deadline_client, literal_address
 from foundry.runtime.network import _check as http_hop_check
+
+logger = logging.getLogger(__name__)
 
 MAX_SINKS = 10  # per tenant
 SYSLOG_BATCH = 500  # events per connection
@@ -122,10 +126,10 @@ def _invalid(code: str, message: str) -> ValidationError:
 
 
 def _literal_refusal(host: str, policy: NetworkPolicy) -> ValidationError | None:
-    """A literal IP the policy refuses (names are checked after resolution, at every delivery)."""
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    """A literal IP the policy refuses, in any spelling a resolver reads as one (names are checked
+    after resolution, at every delivery)."""
+    ip = literal_address(host)
+    if ip is None:
         return None
     refused = address_refusal(ip, policy)
     if refused:
@@ -169,13 +173,26 @@ def _url_problem(url: str, policy: NetworkPolicy) -> ValidationError | None:
     return _literal_refusal(host, policy)
 
 
-def _ca_problem(pem: str) -> ValidationError | None:
+def ca_certificates_pem(pem: str) -> str:
+    """The certificates of `pem` as the TLS stack reads them: each block re-encoded, without the
+    text around them (comments, indentation pasted from YAML or e-mail). Raises ValidationError."""
     if len(pem) > MAX_CA_CHARS:
-        return _invalid("ca_certificate_invalid", f"At most {MAX_CA_CHARS} characters of PEM.")
+        raise _invalid("ca_certificate_invalid", f"At most {MAX_CA_CHARS} characters of PEM.")
     try:
-        x509.load_pem_x509_certificates(pem.encode("utf-8"))
-    except (ValueError, UnicodeError):
-        return _invalid("ca_certificate_invalid", "PEM certificates (-----BEGIN CERTIFICATE-----) are expected.")
+        certificates = x509.load_pem_x509_certificates(pem.encode("utf-8"))
+        clean = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certificates)
+        ssl.create_default_context(cadata=clean)  # what delivery will do with them
+    except (ValueError, UnicodeError, TypeError, ssl.SSLError):
+        message = "PEM certificates (-----BEGIN CERTIFICATE-----) are expected."
+        raise _invalid("ca_certificate_invalid", message) from None
+    return clean
+
+
+def _ca_problem(pem: str) -> ValidationError | None:
+    try:
+        ca_certificates_pem(pem)
+    except ValidationError as error:
+        return error
     return None
 
 
@@ -304,7 +321,7 @@ def audit_sink_set(
         sink.port = (fields.port or (6514 if tls else 601)) if syslog else None
         sink.tls = tls
         sink.url = "" if syslog else fields.url
-        sink.ca_certificate = fields.ca_certificate
+        sink.ca_certificate = ca_certificates_pem(fields.ca_certificate) if fields.ca_certificate else ""
         if syslog or fields.secret == "":
             sink.secret_encrypted = ""
         elif fields.secret:
@@ -394,7 +411,12 @@ def _resolve(host: str, port: int) -> list[str]:
 def _tls_context(ca_certificate: str) -> ssl.SSLContext:
     """Verification on: the sink's own CA certificates if it has them, else the public CAs."""
     if ca_certificate:
-        return ssl.create_default_context(cadata=ca_certificate)
+        try:
+            return ssl.create_default_context(cadata=ca_certificate)
+        except (ssl.SSLError, TypeError, ValueError):  # stored before saving checked what ssl reads
+            raise DeliveryError(
+                "ca_certificate_invalid", "The sink's CA certificates cannot be loaded; save them again."
+            ) from None
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -443,9 +465,13 @@ def _confirm(sock: socket.socket, deadline: float) -> None:
 def syslog_send(sink: AuditSink, frames: Sequence[bytes], policy: NetworkPolicy, *, timeout: float) -> None:
     addresses = _addresses(sink.host, sink.port, policy)
     sock, failure = None, None
+    connect_by = time.monotonic() + timeout  # every address tried within one timeout, not one each
     for address in addresses:
+        left = connect_by - time.monotonic()
+        if left <= 0:
+            break
         try:
-            sock = socket.create_connection((address, sink.port), timeout=timeout)
+            sock = socket.create_connection((address, sink.port), timeout=min(timeout, left))
             break
         except OSError as exc:
             failure = exc
@@ -485,13 +511,18 @@ def webhook_send(sink: AuditSink, body: bytes, policy: NetworkPolicy, *, timeout
     if sink.secret_encrypted:
         headers[SIGNATURE_HEADER] = webhook_signature(secret_decrypt(sink.secret_encrypted), body, int(time.time()))
     extensions = {"sni_hostname": hop.sni} if hop.sni else None
-    with httpx.Client(trust_env=False, follow_redirects=False, verify=_tls_context(sink.ca_certificate)) as client:
+    # Connect, send and the answer's head within 3 x timeout in all (a receiver trickling its
+    # answer cannot stretch an attempt: the sink's lock and run budget count on this bound).
+    deadline = time.monotonic() + 3 * timeout
+    with deadline_client(deadline, verify=_tls_context(sink.ca_certificate)) as client:
         request = client.build_request(
             "POST", hop.url, content=body, headers=headers, timeout=httpx.Timeout(timeout), extensions=extensions
         )
         try:
             response = client.send(request, stream=True)
             response.close()
+        except httpx.TimeoutException:
+            raise DeliveryError("webhook_failed", f"{host!r} did not answer within {3 * timeout:g} s.") from None
         except httpx.HTTPError as exc:
             raise DeliveryError("webhook_failed", f"POST to {host!r} failed: {exc}.") from None
     if not 200 <= response.status_code < 300:
@@ -595,6 +626,10 @@ def _attempt(
             error = exc
         except ServiceError as exc:  # the webhook secret cannot be decrypted
             error = DeliveryError(exc.code, exc.message)
+            break
+        except Exception:  # a fault of ours or of a library: the sink backs off, the task goes on
+            logger.exception("audit sink %s: delivery failed on an unexpected error", sink.pk)
+            error = DeliveryError("sink_failed", "Delivery failed on an internal error (logged).")
             break
     return error
 

@@ -3,9 +3,7 @@
 Everything here acts on the schema the connection is on: a tenant's own table.
 """
 
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,7 +26,7 @@ from apps.providers.encryption import (
 )
 from apps.providers.models import ProviderCredential, ProviderName
 from foundry.errors import ServiceError
-from foundry.runtime.network import NetworkPolicy, address_refusal
+from foundry.runtime.network import NetworkPolicy, address_refusal, literal_address
 from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
 from foundry.runtime.providers import ProviderSettings
 
@@ -92,14 +90,9 @@ def base_url_problem(url: str) -> ValidationError | None:
         httpx2.URL(url)
     except httpx2.InvalidURL:
         return _invalid("base_url_invalid", "This is not a valid URL (its host name cannot be encoded).")
-    host = host.rstrip(".")  # 127.0.0.1. is 127.0.0.1 to a resolver
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # the spellings resolvers still read as IPv4 addresses: 127.1, 2130706433, 0x7f000001
-            ip = ipaddress.IPv4Address(socket.inet_aton(host))
-        except (OSError, ValueError):
-            return None  # a name: checked after resolution, at every call
+    ip = literal_address(host)
+    if ip is None:
+        return None  # a name: checked after resolution, at every call
     refused = address_refusal(ip, provider_network_policy())
     if refused:
         return _invalid(

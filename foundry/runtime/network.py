@@ -23,12 +23,14 @@ a repeated call (a run recovered after its worker died) from a new one.
 
 import ipaddress
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from foundry.errors import CodedError
@@ -107,6 +109,22 @@ def address_class(ip: Address) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
+def literal_address(host: str) -> Address | None:
+    """The address a host written as one stands for, else None (a name): also the spellings
+    resolvers still read as IPv4 (127.1, 2130706433, 0x7f000001), a trailing dot (127.0.0.1.),
+    and IPv6 in brackets. For checks when a URL or host is saved; names are checked after
+    resolution, at every connection."""
+    host = host.strip("[]").rstrip(".")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
 def address_refusal(ip: Address, policy: NetworkPolicy) -> str | None:
     """None if the policy lets a request reach `ip`, else the address class that is refused."""
     kind = address_class(ip)
@@ -170,6 +188,73 @@ def _redirected(method: str, status: int) -> str:
     return method
 
 
+# --- a deadline for the whole exchange --------------------------------------------------------
+# httpx's timeouts bound each operation: a peer sending a byte of its answer every few seconds
+# restarts the read clock, and could hold the exchange for hours. Every connect, read, write and
+# TLS handshake of a `deadline_client` waits at most until its deadline instead.
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float):
+        self._stream, self._deadline = stream, deadline
+
+    def _wait(self, timeout: float | None, timed_out: type[Exception]) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise timed_out("The exchange's deadline passed.")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._wait(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._wait(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        wait = self._wait(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait), self._deadline)
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float):
+        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("The exchange's deadline passed.")
+        wait = left if timeout is None else min(timeout, left)
+        return _DeadlineStream(
+            self._backend.connect_tcp(host, port, wait, local_address, socket_options), self._deadline
+        )
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise httpcore.ConnectError("Unix sockets are not reached from here.")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    def __init__(self, deadline: float, verify: ssl.SSLContext | bool):
+        super().__init__(verify=verify, trust_env=False)
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_DeadlineBackend(deadline))
+
+
+def deadline_client(deadline: float, *, verify: ssl.SSLContext | bool = True) -> httpx.Client:
+    """An httpx client (no proxies from the environment, no redirects followed) whose every
+    exchange ends by `deadline` (time.monotonic()), however slowly the peer answers: past it, an
+    operation raises httpx.TimeoutException."""
+    return httpx.Client(transport=_DeadlineTransport(deadline, verify), trust_env=False, follow_redirects=False)
+
+
 def fetch(
     method: str,
     url: str,
@@ -195,7 +280,7 @@ def fetch(
         current = current.copy_merge_params({k: _param(v) for k, v in params.items()})
     redirects: list[str] = []
     extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
-    with httpx.Client(trust_env=False, follow_redirects=False, verify=True) as client:
+    with deadline_client(deadline) as client:
         while True:
             hop = _check(current, hosts, policy, resolver)
             remaining = deadline - time.monotonic()
