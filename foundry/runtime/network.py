@@ -26,7 +26,9 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -190,68 +192,94 @@ def _redirected(method: str, status: int) -> str:
 
 # --- a deadline for the whole exchange --------------------------------------------------------
 # httpx's timeouts bound each operation: a peer sending a byte of its answer every few seconds
-# restarts the read clock, and could hold the exchange for hours. Every connect, read, write and
-# TLS handshake of a `deadline_client` waits at most until its deadline instead.
+# restarts the read clock, and could hold the exchange for hours. Inside `exchange_deadline`,
+# every connect, read, write and TLS handshake of a transport built on `deadline_backend` waits
+# at most until the deadline instead. The deadline is read at each operation (a context
+# variable, so per thread), not kept by a connection: a pooled connection reused later carries none.
+
+_deadline: ContextVar[float | None] = ContextVar("foundry_exchange_deadline", default=None)
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float):
-        self._stream, self._deadline = stream, deadline
+@contextmanager
+def exchange_deadline(deadline: float) -> Iterator[None]:
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
-    def _wait(self, timeout: float | None, timed_out: type[Exception]) -> float:
-        left = self._deadline - time.monotonic()
+
+class _DeadlineStream:
+    """An httpcore (or httpcore2) network stream whose operations end by the current deadline."""
+
+    def __init__(self, stream, core):
+        self._stream, self._core = stream, core
+
+    def _wait(self, timeout: float | None, timed_out: str) -> float | None:
+        deadline = _deadline.get()
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
         if left <= 0:
-            raise timed_out("The exchange's deadline passed.")
+            raise getattr(self._core, timed_out)("The exchange's deadline passed.")
         return left if timeout is None else min(timeout, left)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, self._wait(timeout, httpcore.ReadTimeout))
+        return self._stream.read(max_bytes, self._wait(timeout, "ReadTimeout"))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, self._wait(timeout, httpcore.WriteTimeout))
+        self._stream.write(buffer, self._wait(timeout, "WriteTimeout"))
 
     def close(self) -> None:
         self._stream.close()
 
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
-        wait = self._wait(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait), self._deadline)
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        wait = self._wait(timeout, "ConnectTimeout")
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait), self._core)
 
     def get_extra_info(self, info: str):
         return self._stream.get_extra_info(info)
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, deadline: float):
-        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+class _DeadlineBackend:
+    """httpcore's (or httpcore2's) synchronous network backend under the current deadline."""
+
+    def __init__(self, core):
+        self._core, self._backend = core, core.SyncBackend()
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise httpcore.ConnectTimeout("The exchange's deadline passed.")
-        wait = left if timeout is None else min(timeout, left)
-        return _DeadlineStream(
-            self._backend.connect_tcp(host, port, wait, local_address, socket_options), self._deadline
-        )
+        wait = _DeadlineStream(None, self._core)._wait(timeout, "ConnectTimeout")
+        stream = self._backend.connect_tcp(host, port, wait, local_address, socket_options)
+        return _DeadlineStream(stream, self._core)
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        raise httpcore.ConnectError("Unix sockets are not reached from here.")
+        raise self._core.ConnectError("Unix sockets are not reached from here.")
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+def deadline_backend(core) -> _DeadlineBackend:
+    """A network backend for `core` (the httpcore module, or httpcore2) honouring `exchange_deadline`."""
+    return _DeadlineBackend(core)
 
 
 class _DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, deadline: float, verify: ssl.SSLContext | bool):
         super().__init__(verify=verify, trust_env=False)
         context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
-        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_DeadlineBackend(deadline))
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=deadline_backend(httpcore))
+        self._deadline = deadline
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with exchange_deadline(self._deadline):  # the answer's head; its body is read afterwards
+            return super().handle_request(request)
 
 
 def deadline_client(deadline: float, *, verify: ssl.SSLContext | bool = True) -> httpx.Client:
-    """An httpx client (no proxies from the environment, no redirects followed) whose every
-    exchange ends by `deadline` (time.monotonic()), however slowly the peer answers: past it, an
-    operation raises httpx.TimeoutException."""
+    """An httpx client (no proxies from the environment, no redirects followed) whose requests
+    get their answer's head by `deadline` (time.monotonic()), however slowly the peer sends it:
+    past it, httpx.TimeoutException. Reading the body is the caller's to bound (`_read` does)."""
     return httpx.Client(transport=_DeadlineTransport(deadline, verify), trust_env=False, follow_redirects=False)
 
 

@@ -36,9 +36,10 @@ from types import ModuleType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import httpcore2
 import httpx2
 
-from foundry.runtime.network import NetworkPolicy, _resolve, address_refusal
+from foundry.runtime.network import NetworkPolicy, _resolve, address_refusal, deadline_backend, exchange_deadline
 from foundry.runtime.providers import ProviderError
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -163,6 +164,11 @@ class GuardedTransport(httpx2.BaseTransport):
         self.policy = policy
         self.resolver = resolver
         self.inner = httpx2.HTTPTransport(trust_env=False)
+        # Connecting and the answer's head by the attempt's deadline, however slowly they come
+        # (httpx's timeouts are per operation); the body is cut at it by _BoundedStream.
+        self.inner._pool = httpcore2.ConnectionPool(
+            ssl_context=httpx2.create_ssl_context(trust_env=False), network_backend=deadline_backend(httpcore2)
+        )
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         started = time.monotonic()
@@ -180,7 +186,9 @@ class GuardedTransport(httpx2.BaseTransport):
         if url.scheme == "https" and not _is_ip(host):
             request.extensions = {**request.extensions, "sni_hostname": host}
         request.headers["Accept-Encoding"] = "identity"  # the size bound applies to what is decoded
-        response = self.inner.handle_request(request)
+        deadline = started + _attempt_seconds(request)
+        with exchange_deadline(deadline):
+            response = self.inner.handle_request(request)
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         length = response.headers.get("content-length", "")
         refusal = None
@@ -193,9 +201,7 @@ class GuardedTransport(httpx2.BaseTransport):
         if refusal is not None:
             response.close()
             raise Refused(refusal)
-        response.stream = _BoundedStream(
-            response.stream, self.policy.max_response_bytes, started + _attempt_seconds(request)
-        )
+        response.stream = _BoundedStream(response.stream, self.policy.max_response_bytes, deadline)
         return response
 
     def _checked_address(self, host: str, port: int):
