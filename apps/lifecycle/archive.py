@@ -61,6 +61,10 @@ EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session"})
 # Ids in the workspace's tables point at these; they are mapped by natural key on import.
 REFERENCE_TABLES = ("django_content_type", "auth_permission")
 SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)
+# Columns exported as an expression of their row. A webhook sink whose signing secret stays
+# behind arrives disabled: enabled, it would push the trail unsigned to a receiver that checks
+# signatures (or one that does not); its admin sets the secret again and enables it.
+EXPORTED_AS = {("audit_auditsink", "enabled"): "enabled AND secret_encrypted = ''"}
 # The tenant row's settings an import takes over (its identity, status and times are the new one's).
 TENANT_SETTINGS = (
     "plan",
@@ -153,6 +157,15 @@ def _snapshot() -> Iterator[None]:
         yield
 
 
+def _exported(table: Table, column: str) -> str:
+    """The SELECT item of `column` in an archive: blank for a secret, EXPORTED_AS's, else itself."""
+    if column.endswith(SECRET_SUFFIX):
+        return f"''::text AS {_quoted(column)}"
+    if (table.name, column) in EXPORTED_AS:
+        return f"{EXPORTED_AS[table.name, column]} AS {_quoted(column)}"
+    return _quoted(column)
+
+
 def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
     """(member name, table, columns, SELECT of its rows) for every member, in load order."""
     plan = []
@@ -168,7 +181,7 @@ def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
     for member, table, where in plan:
         columns = stored_columns(table)
         # Secrets blanked: an encrypted value is no use elsewhere, and no one's to take away.
-        listed = ", ".join(f"''::text AS {_quoted(c)}" if c.endswith(SECRET_SUFFIX) else _quoted(c) for c in columns)
+        listed = ", ".join(_exported(table, c) for c in columns)
         selects.append((member, table, columns, f"SELECT {listed} FROM {table.qualified} {where}"))
     return selects
 

@@ -80,6 +80,13 @@ def stock(tenant: Tenant, marker: str) -> None:
             secret_encrypted=secret_encrypt(f"sink-secret-{marker}"),
             updated_at=datetime.now(UTC),
         )
+        AuditSink.objects.create(
+            tenant_id=tenant.pk,
+            name="unsigned",
+            kind="webhook",
+            url=f"https://logs.{marker}.example/hook",
+            updated_at=datetime.now(UTC),
+        )
     agent = deploy(tenant, FINANCE, TRIAGE)
     done = advance(start(tenant, agent, f"Triage invoice INV-1001. {marker}"), tenant.schema_name)
     assert done.status == "succeeded", done.message
@@ -200,7 +207,13 @@ def test_it_exports_and_imports_every_row_of_every_table(stocked, bulk_rows, mon
             assert [(r["hash_tenant_id"], r["first_seq"]) for r in rows] == [(source.pk, 1)]
             continue
         if table == "audit_auditsink":
-            expected = [{**row, "secret_encrypted": ""} for row in expected]
+            # The secret stays behind, so the sink that signed arrives disabled (it would push
+            # unsigned); the one that never signed goes on as it was.
+            assert {r["name"]: r["enabled"] for r in rows} == {"siem": False, "unsigned": True}
+            expected = [
+                {**row, "secret_encrypted": "", "enabled": row["enabled"] and not row["secret_encrypted"]}
+                for row in expected
+            ]
         assert rows == expected, table
     with schema_context(new.schema_name):
         assert Run.objects.filter(status="waiting_approval").count() == 1
