@@ -9,6 +9,7 @@ may serve the console and API with gunicorn (WSGI, faster for Django's sync view
 
 import contextlib
 import os
+import time
 
 from django.core.asgi import get_asgi_application
 
@@ -46,8 +47,33 @@ async def application(scope, receive, send):
         return await _lifespan(receive, send)
     path = scope.get("path", "")
     if scope["type"] == "http" and (path == MCP_PATH or path == MCP_PATH + "/"):
-        return await mcp_application({**scope, "path": MCP_PATH}, receive, send)
+        return await _observed(mcp_application, {**scope, "path": MCP_PATH}, receive, send)
     return await django_application(scope, receive, send)
+
+
+async def _observed(app, scope, receive, send) -> None:
+    """/mcp observed as Django's requests are by their middleware: its request id (taken from a
+    well-formed X-Request-ID, else made; bound for audit events and logs; returned), and counted
+    and timed in the request metrics under the route `mcp`."""
+    from foundry.metrics import request_observe
+    from foundry.request_context import HEADER, request_id_bound, request_id_for
+
+    offered = dict(scope.get("headers") or ()).get(HEADER.lower().encode(), b"").decode("latin-1")
+    request_id = request_id_for(offered, prefix="mcp-")  # `mcp-…` tells its audit events apart
+    started, status = time.perf_counter(), 500
+
+    async def send_observed(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+        await send(message)
+
+    try:
+        with request_id_bound(request_id):
+            await app(scope, receive, send_observed)
+    finally:
+        request_observe("mcp", scope.get("method", ""), status, time.perf_counter() - started)
 
 
 async def _lifespan(receive, send) -> None:

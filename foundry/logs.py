@@ -25,9 +25,14 @@ from foundry.telemetry import current_tenant, tenant_bound
 
 class LogContextFilter(logging.Filter):
     """Adds `trace_id`, `span_id` (lowercase hex, when a valid span is current), `tenant` (slug)
-    and `request_id` to every record; never drops one."""
+    and `request_id` to every record; never drops one. The request Django attaches to its own
+    records (`django.request`, `django.security`) becomes its method and path: printed whole, it
+    carried the query string (an SSO callback's code, a token in the address)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '')} {getattr(request, 'path', '')}".strip()
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = trace.format_trace_id(context.trace_id)

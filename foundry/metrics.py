@@ -114,10 +114,15 @@ class RequestMetricsMiddleware:
             route = match.route or match.view_name or "unmatched"
         else:  # answered before URL resolution: the health probes by name, anything else unmatched
             route = request.path.lstrip("/") if request.path in _PROBES else "unmatched"
-        method = request.method if request.method in _METHODS else "other"
-        HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
-        HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+        request_observe(route, request.method, response.status_code, time.perf_counter() - started)
         return response
+
+
+def request_observe(route: str, method: str, status: int, seconds: float) -> None:
+    """Count and time one answered request (Django's, and /mcp's, which is not Django's)."""
+    method = method if method in _METHODS else "other"
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    HTTP_DURATION.labels(route, method).observe(seconds)
 
 
 _PROBES = frozenset({"/healthz", "/readyz"})

@@ -4,6 +4,8 @@ it), and returned in the response's `X-Request-ID` header."""
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 _request_id: ContextVar[str | None] = ContextVar("foundry_request_id", default=None)
@@ -15,18 +17,28 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+def request_id_for(offered: str | None, *, prefix: str = "") -> str:
+    """The id a request is known by: the one it offered when well formed, else a new one."""
+    return offered if offered and _WELL_FORMED.fullmatch(offered) else f"{prefix}{uuid.uuid4().hex}"
+
+
+@contextmanager
+def request_id_bound(request_id: str) -> Iterator[None]:
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        offered = request.headers.get(HEADER, "")
-        request_id = offered if _WELL_FORMED.fullmatch(offered) else uuid.uuid4().hex
+        request_id = request_id_for(request.headers.get(HEADER, ""))
         request.request_id = request_id
-        token = _request_id.set(request_id)
-        try:
+        with request_id_bound(request_id):
             response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
         response[HEADER] = request_id
         return response

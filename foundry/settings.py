@@ -478,7 +478,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "dulwich": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "dulwich": {"level": "WARNING"},
+        # httpx logs every URL it calls at INFO: a webhook's token, an http tool's arguments.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # A pasted 1 MiB document, form-encoded by the browser, can take up to three times that.

@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 from contextvars import ContextVar
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
@@ -136,7 +137,27 @@ def _instrument() -> None:
     CeleryInstrumentor().instrument()
     PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
     RedisInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(request_hook=client_url_redact)
+
+
+_URL_ATTRIBUTES = ("http.url", "url.full")
+
+
+def client_url_redact(span, request) -> None:
+    """Outgoing HTTP spans carry the URL's origin only (scheme, host, port): an http tool puts
+    its call's arguments (the model's output) into the path and the query, and a webhook's path
+    or query may be its token. The httpx instrumentation's request hook."""
+    if not span.is_recording():
+        return
+    parts = urlsplit(str(request[1]))
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, origin)
+    for key in ("url.path", "url.query"):
+        if key in attributes:
+            span.set_attribute(key, "/" if key == "url.path" else "")
 
 
 _ROUTING = "apps.tenants.middleware.TenantRoutingMiddleware"

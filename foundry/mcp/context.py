@@ -19,6 +19,7 @@ from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from foundry.errors import CodedError, ServiceError
 from foundry.filtering import FilterError
+from foundry.request_context import current_request_id
 
 # JSON-RPC error of a resource read refused by the matrix (the implementation-defined band
 # -32000..-32019; the SDK uses -32000 and -32001). Any other refusal, not found included, is
@@ -68,8 +69,9 @@ def _check(principal, request, target: tuple[str, str], permission: Permission, 
 async def _run(values: dict, target: tuple[str, str], permission: Permission, scope: str, fn: Callable, args):
     tenant, principal, request = values["foundry.tenant"], values["foundry.principal"], values["foundry.request"]
     if not getattr(request, "request_id", None):
-        # Audit events of this call carry it: `mcp-…` tells them from the API's and console's.
-        request.request_id = f"mcp-{uuid.uuid4().hex}"
+        # Audit events of this call carry the request's id (foundry/asgi.py binds it), else
+        # `mcp-…`, which tells them from the API's and console's.
+        request.request_id = current_request_id() or f"mcp-{uuid.uuid4().hex}"
 
     def call():
         close_old_connections()
