@@ -110,6 +110,8 @@ MIDDLEWARE = [
     # security headers too.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Nothing is cached by browsers or proxies unless a view says so (foundry/caching.py).
+    "foundry.caching.NoStoreMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

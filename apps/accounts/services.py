@@ -2,6 +2,7 @@
 transaction; rules about owners live here, not in views."""
 
 from django.conf import settings
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
@@ -79,13 +80,17 @@ def owners_hold() -> None:
 
 
 def owner_kept(member: User) -> None:
-    """After `owners_hold`: refuse (last_owner) to take `member` away if they are the last owner."""
+    """After `owners_hold`: refuse (last_owner) to take `member` away if no other owner could act:
+    one invited who never joined cannot sign in, and only an owner may send them a new link."""
     if member.role == Role.OWNER and _owners_remaining_without(member) == 0:
-        raise ValidationError("A workspace needs at least one owner.", code="last_owner")
+        raise ValidationError("A workspace needs at least one owner who has joined.", code="last_owner")
 
 
 def _owners_remaining_without(user: User) -> int:
-    return User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk).count()
+    """The other active owners who have joined (User.has_joined, in SQL: a usable password, or a
+    sign-in already made, as single sign-on members have no password)."""
+    owners = User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk)
+    return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX, last_login__isnull=True).count()
 
 
 @transaction.atomic

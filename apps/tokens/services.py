@@ -5,7 +5,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -61,7 +61,7 @@ def token_issue(
     """Create a token. A member can only issue tokens with a role they could grant themselves."""
     errors: dict[str, ValidationError] = {}
     name = (name or "").strip()
-    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+    if not name or len(name) > 100 or not name.isprintable():
         errors["name"] = ValidationError("A name of 1 to 100 printable characters.", code="name_invalid")
     if role not in Role.values:
         errors["role"] = ValidationError(f"Unknown role “{role}”.", code="role_invalid")
@@ -83,6 +83,10 @@ def token_issue(
             raise PermissionDenied(
                 f"A token issues tokens only with scopes it holds; this one lacks {', '.join(lacking)}."
             )
+    expires_at = timezone.now() + expires_in if expires_in else None
+    outlived = _issuer_expiry(actor)
+    if outlived is not None and (expires_at is None or expires_at > outlived):
+        expires_at = outlived  # never longer-lived than the credential that issues it
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,
@@ -91,12 +95,25 @@ def token_issue(
         role=role,
         scopes=sorted(set(scopes)),
         created_by=str(actor)[:255],
-        expires_at=timezone.now() + expires_in if expires_in else None,
+        expires_at=expires_at,
     )
     audit_record(
         action="token.issued", actor=actor, target=token, data={"role": role, "scopes": token.scopes}, request=request
     )
     return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
+
+
+def _issuer_expiry(actor: object) -> datetime | None:
+    """When the credential issuing a token expires: an API token's expiry, a bearer token's (a
+    platform service token's, an identity provider's access token's) `exp`; None for a person
+    signed in to the console, or a credential that never expires."""
+    token = getattr(actor, "token", None)
+    if token is not None:
+        return token.expires_at
+    exp = (getattr(actor, "claims", None) or {}).get("exp")
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        return datetime.fromtimestamp(exp, tz=UTC)
+    return None
 
 
 def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiToken | None:
