@@ -83,6 +83,7 @@ class TokenListApi(TenantAPIView):
             role=fields["role"],
             scopes=fields["scopes"],
             expires_in=token_expiry_parse(fields.get("expires_in")),
+            credential=request.auth,
             request=request._request,
         )
         return Response({"token": issued.plaintext, "metadata": TokenOutput(issued.token).data}, status=201)

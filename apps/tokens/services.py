@@ -56,9 +56,12 @@ def token_issue(
     role: str,
     scopes: list[str],
     expires_in: timedelta | None = None,
+    credential: object = None,
     request: HttpRequest | None = None,
 ) -> IssuedToken:
-    """Create a token. A member can only issue tokens with a role they could grant themselves."""
+    """Create a token. A member can only issue tokens with a role they could grant themselves.
+    `credential`: what the actor authenticated with (an API request's `request.auth`: the token,
+    or a bearer token's claims); the new token expires no later than it."""
     errors: dict[str, ValidationError] = {}
     name = (name or "").strip()
     if not name or len(name) > 100 or not name.isprintable():
@@ -84,7 +87,7 @@ def token_issue(
                 f"A token issues tokens only with scopes it holds; this one lacks {', '.join(lacking)}."
             )
     expires_at = timezone.now() + expires_in if expires_in else None
-    outlived = _issuer_expiry(actor)
+    outlived = _issuer_expiry(actor, credential)
     if outlived is not None and (expires_at is None or expires_at > outlived):
         expires_at = outlived  # never longer-lived than the credential that issues it
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
@@ -103,16 +106,17 @@ def token_issue(
     return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
 
 
-def _issuer_expiry(actor: object) -> datetime | None:
+def _issuer_expiry(actor: object, credential: object = None) -> datetime | None:
     """When the credential issuing a token expires: an API token's expiry, a bearer token's (a
     platform service token's, an identity provider's access token's) `exp`; None for a person
     signed in to the console, or a credential that never expires."""
-    token = getattr(actor, "token", None)
-    if token is not None:
-        return token.expires_at
-    exp = (getattr(actor, "claims", None) or {}).get("exp")
-    if isinstance(exp, int | float) and not isinstance(exp, bool):
-        return datetime.fromtimestamp(exp, tz=UTC)
+    for holder in (getattr(actor, "token", None), credential):
+        if isinstance(holder, ApiToken):
+            return holder.expires_at
+    for claims in (getattr(actor, "claims", None), credential):
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            return datetime.fromtimestamp(exp, tz=UTC)
     return None
 
 

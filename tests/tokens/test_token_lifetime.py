@@ -41,3 +41,18 @@ def test_a_fifteen_minute_service_token_cannot_mint_a_permanent_api_token(acme):
     response = api(acme, service).post("/api/v1/tokens", BODY, content_type="application/json")
     assert response.status_code in (201, 400, 403), response.content
     assert not _minted_outlives(response, timezone.now() + timedelta(minutes=15)), response.json()
+
+
+def test_a_member_signed_in_with_an_identity_providers_access_token_issues_tokens_that_expire_with_it(acme):
+    from datetime import UTC, datetime
+
+    from apps.tokens.services import token_issue
+    from tests.conftest import tenant_user
+
+    exp = int((datetime.now(UTC) + timedelta(minutes=30)).timestamp())
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        issued = token_issue(actor=owner, name="ci", role="developer", scopes=["read"], credential={"exp": exp})
+        assert issued.token.expires_at == datetime.fromtimestamp(exp, tz=UTC)
+        # A person signed in to the console (no credential) issues as they ask.
+        assert token_issue(actor=owner, name="ci-2", role="developer", scopes=["read"]).token.expires_at is None
