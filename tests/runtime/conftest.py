@@ -4,7 +4,9 @@ The runtime is pure Python: these tests need no database, Redis or Django reques
 """
 
 import copy
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -136,3 +138,29 @@ def other_server():
     s = Server("127.0.0.2")
     yield s
     s.close()
+
+
+@pytest.fixture
+def trickler() -> str:
+    """The origin of a server that answers every request with a header trickled a byte every
+    0.1 s, for 5 s (without a deadline for the whole exchange, a client waits that long)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+                give_up = time.monotonic() + 5
+                while not stop.wait(0.1) and time.monotonic() < give_up:
+                    conn.sendall(b"a")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()

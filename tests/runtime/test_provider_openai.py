@@ -1,8 +1,6 @@
 """The `openai` provider against a real HTTP server on loopback speaking chat completions."""
 
 import json
-import socket
-import threading
 import time
 from types import SimpleNamespace
 
@@ -296,32 +294,10 @@ def test_a_slow_endpoint_times_out_within_the_connections_timeout(model_server):
     assert elapsed < 2.5
 
 
-def test_an_endpoint_trickling_its_answer_cannot_stretch_an_attempt():
+def test_an_endpoint_trickling_its_answer_cannot_stretch_an_attempt(trickler):
     # A byte of header every 0.1 s restarts a per-read clock; the attempt still ends at its timeout.
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
-                give_up = time.monotonic() + 5  # without a deadline the client would wait this long
-                while not stop.wait(0.1) and time.monotonic() < give_up:
-                    conn.sendall(b"a")
-
-    threading.Thread(target=serve, daemon=True).start()
-    origin = f"http://127.0.0.1:{listener.getsockname()[1]}"
     started = time.monotonic()
-    try:
-        error = refused(openai(SimpleNamespace(origin=origin), timeout_seconds=0.5, max_retries=0))
-    finally:
-        stop.set()
-        listener.close()
+    error = refused(openai(SimpleNamespace(origin=trickler), timeout_seconds=0.5, max_retries=0))
     assert error.code == "provider_timeout"
     assert time.monotonic() - started < 2.0
 
