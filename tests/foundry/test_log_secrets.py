@@ -73,30 +73,13 @@ def test_a_webhook_sink_s_url_token_is_not_logged_on_delivery(acme, tmp_path):
 def test_http_tool_arguments_are_not_logged_without_trace_content(acme):
     """A tool call's arguments are the model's output; with trace_content off (the default) they
     must not be written to the worker's logs either."""
-    from foundry.runtime.network import NetworkPolicy
-    from foundry.runtime.tools import Toolbox, ToolOptions
-    from tests.runtime.conftest import EXAMPLES, Server, agent, load, reply
+    from tests.runtime.conftest import Server, customer_lookup
 
     assert acme.trace_content is False
     private = "Jane Q. Customer, IBAN DE89370400440532013000"
     server = Server()
     try:
-        server.routes["/v1/customers"] = reply(body=b'{"found": true}')
-        tools = [
-            {
-                "name": "lookup",
-                "type": "http",
-                "description": "Customer lookup.",
-                "url": server.origin + "/v1/customers",
-                "hosts": ["127.0.0.1"],
-            }
-        ]
-        manifest = agent(load(EXAMPLES / "agents" / "invoice-triage.yaml"), tools=tools, approvals={})
-        toolbox = Toolbox(
-            manifest,
-            load(EXAMPLES / "domains" / "finance.yaml"),
-            ToolOptions(network=NetworkPolicy(allow_private=True)),
-        )
+        toolbox = customer_lookup(server)
         with json_log_lines() as lines:
             result = json.loads(toolbox.run(toolbox.get("lookup"), {"customer": private}, timeout=5))
     finally:

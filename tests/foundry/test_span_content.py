@@ -13,30 +13,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from foundry.runtime.network import NetworkPolicy
-from foundry.runtime.tools import Toolbox, ToolOptions
 from foundry.telemetry import client_url_redact
-from tests.runtime.conftest import agent, finance, invoice_triage, reply, server  # noqa: F401 - fixtures
+from tests.runtime.conftest import customer_lookup, server  # noqa: F401 - a fixture
 
 PRIVATE = "Jane Q. Customer, IBAN DE89370400440532013000"
 
 
-def test_http_tool_arguments_do_not_reach_spans_without_trace_content(invoice_triage, finance, server):  # noqa: F811
-    server.routes["/v1/customers"] = reply(body=b'{"found": true}')
-    tools = [
-        {
-            "name": "lookup",
-            "type": "http",
-            "description": "Customer lookup.",
-            "url": server.origin + "/v1/customers",
-            "hosts": ["127.0.0.1"],
-        }
-    ]
-    toolbox = Toolbox(
-        agent(invoice_triage, tools=tools, approvals={}),
-        finance,
-        ToolOptions(network=NetworkPolicy(allow_private=True)),
-    )
+def test_http_tool_arguments_do_not_reach_spans_without_trace_content(server):  # noqa: F811
+    toolbox = customer_lookup(server)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -164,3 +164,22 @@ def trickler() -> str:
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     stop.set()
     listener.close()
+
+
+def customer_lookup(server: "Server"):
+    """A Toolbox of invoice-triage with one http tool, `lookup`, GET <server>/v1/customers (which
+    answers {"found": true}) on loopback: its arguments travel as the query string."""
+    from foundry.runtime.network import NetworkPolicy
+    from foundry.runtime.tools import Toolbox, ToolOptions
+
+    server.routes["/v1/customers"] = reply(body=b'{"found": true}')
+    tool = {
+        "name": "lookup",
+        "type": "http",
+        "description": "Customer lookup.",
+        "url": server.origin + "/v1/customers",
+        "hosts": ["127.0.0.1"],
+    }
+    manifest = agent(load(EXAMPLES / "agents" / "invoice-triage.yaml"), tools=[tool], approvals={})
+    options = ToolOptions(network=NetworkPolicy(allow_private=True))
+    return Toolbox(manifest, load(EXAMPLES / "domains" / "finance.yaml"), options)
