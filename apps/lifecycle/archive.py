@@ -63,8 +63,13 @@ REFERENCE_TABLES = ("django_content_type", "auth_permission")
 SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)
 # Columns exported as an expression of their row. A webhook sink whose signing secret stays
 # behind arrives disabled: enabled, it would push the trail unsigned to a receiver that checks
-# signatures (or one that does not); its admin sets the secret again and enables it.
-EXPORTED_AS = {("audit_auditsink", "enabled"): "enabled AND secret_encrypted = ''"}
+# signatures (or one that does not); its admin sets the secret again and enables it. API tokens
+# arrive revoked (as of the export): a bearer token of the source must not open the copy too,
+# where revoking it on the source would not reach; the copy's admins issue its own.
+EXPORTED_AS = {
+    ("audit_auditsink", "enabled"): "enabled AND secret_encrypted = ''",
+    ("tokens_apitoken", "revoked_at"): "coalesce(revoked_at, now())",
+}
 # The tenant row's settings an import takes over (its identity, status and times are the new one's).
 TENANT_SETTINGS = (
     "plan",

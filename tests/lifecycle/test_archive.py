@@ -195,6 +195,11 @@ def test_it_exports_and_imports_every_row_of_every_table(stocked, bulk_rows, mon
     for table in tables:
         rows = schema_rows(new.schema_name, table)
         expected = [{k: ("" if k.endswith(SECRET_SUFFIX) else v) for k, v in row.items()} for row in before[table]]
+        if table == "tokens_apitoken":
+            # Every token arrives revoked: those revoked already as they were, the others as of the export.
+            assert all(r["revoked_at"] for r in rows)
+            revoked = {r["id"]: r["revoked_at"] for r in rows}
+            expected = [{**row, "revoked_at": row["revoked_at"] or revoked[row["id"]]} for row in expected]
         assert rows == expected, table
     for table in public:
         rows = public_rows(new.pk, table)
@@ -226,6 +231,31 @@ def test_it_exports_and_imports_every_row_of_every_table(stocked, bulk_rows, mon
         issued = token_issue(actor=owner, name="after-import", role="viewer", scopes=["read"])
         assert issued.token.pk > max(t.pk for t in ApiToken.objects.exclude(pk=issued.token.pk))
     assert Domain.objects.get(tenant=new).domain == f"{new.slug}.localhost"
+
+
+def test_a_token_of_the_source_does_not_open_the_imported_copy(stocked, client):
+    from apps.tokens.services import token_authenticate
+
+    owner = tenant_user(stocked, f"owner@{stocked.slug}.test")
+    with schema_context(stocked.schema_name):
+        issued = token_issue(actor=owner, name="ci-live", role="admin", scopes=["read"])
+    data, _ = archive_of(stocked)
+    new = tenant_import(io.BytesIO(data), slug=f"r{uuid.uuid4().hex[:10]}")
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {issued.plaintext}"}
+    on_source = client.get("/api/v1/workspace", HTTP_HOST=f"{stocked.slug}.localhost", **auth)
+    on_copy = client.get("/api/v1/workspace", HTTP_HOST=f"{new.slug}.localhost", **auth)
+    assert on_source.status_code == 200
+    assert on_copy.status_code == 401, on_copy.content
+    with schema_context(new.schema_name):
+        assert token_authenticate(issued.plaintext) is None
+        from apps.tokens.models import ApiToken
+
+        copied = ApiToken.objects.get(prefix=issued.token.prefix)
+        assert copied.name == "ci-live" and copied.revoked_at is not None
+    with rls_scope(new.pk):
+        refused = [e.data for e in AuditEvent.objects.filter(tenant_id=new.pk, action="auth.token.rejected")]
+    assert refused == [{"reason": "revoked"}] * 2  # the request's, then token_authenticate's
 
 
 def members_count(tenant: Tenant) -> int:
