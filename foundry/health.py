@@ -61,6 +61,21 @@ def _check_workers() -> dict:
     return {"status": "up" if count else "down", "count": count}
 
 
+def queue_depths() -> dict[str, int] | None:
+    """Tasks waiting in each Celery queue of the broker (None: the broker cannot be read)."""
+    queues = sorted({"celery", settings.FOUNDRY_RUNS_QUEUE})
+    try:
+        client = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
+        )
+        try:
+            return {queue: client.llen(queue) for queue in queues}
+        finally:
+            client.close()
+    except redis.RedisError:
+        return None
+
+
 # Each check raises when its dependency is unreachable, or returns its result (default: up).
 CHECKS = {"postgres": _check_postgres, "redis": _check_redis, "broker": _check_broker, "workers": _check_workers}
 

@@ -133,19 +133,14 @@ class _QueueDepthCollector:
     """The length of each Celery queue in the Redis broker, read when scraped."""
 
     def collect(self):
-        import redis
+        from foundry.health import queue_depths
 
-        family = GaugeMetricFamily("foundry_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
-        queues = sorted({"celery", settings.FOUNDRY_RUNS_QUEUE})
-        try:
-            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-            try:
-                for queue in queues:
-                    family.add_metric([queue], client.llen(queue))
-            finally:
-                client.close()
-        except redis.RedisError:
+        depths = queue_depths()
+        if depths is None:
             return  # the broker is away: no figure rather than a wrong one (/readyz says so)
+        family = GaugeMetricFamily("foundry_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
+        for queue, depth in depths.items():
+            family.add_metric([queue], depth)
         yield family
 
 

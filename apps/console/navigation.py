@@ -36,4 +36,5 @@ OPERATOR_NAV = [
     NavItem("Audit", "audit:event_list"),
     NavItem("Model prices", "billing:price_list"),
     NavItem("Usage", "billing:platform_usage"),
+    NavItem("Health", "operator:health"),
 ]

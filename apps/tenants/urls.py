@@ -6,6 +6,7 @@ app_name = "operator"
 
 urlpatterns = [
     path("", views.tenant_list_view, name="tenant_list"),
+    path("health/", views.health_view, name="health"),
     path("tenants/new/", views.tenant_create_view, name="tenant_create"),
     path("tenants/<slug:slug>/suspend/", views.tenant_suspend_view, name="tenant_suspend"),
     path("tenants/<slug:slug>/resume/", views.tenant_resume_view, name="tenant_resume"),

@@ -1,6 +1,7 @@
 """The platform operator console (bare base domain, public schema): tenants, each tenant's limits
-(its plan's values and the operator's overrides, set through `tenant_limits_set`) and the plans'
-values (changed through `plan_update`). The forms only parse; the services judge."""
+(its plan's values and the operator's overrides, set through `tenant_limits_set`), the plans'
+values (changed through `plan_update`) and the platform's health. The forms only parse; the
+services judge."""
 
 from collections import Counter
 
@@ -21,6 +22,7 @@ from apps.tenants.selectors import tenant_get, tenant_list
 from apps.tenants.services import plan_update, tenant_limits_set, tenant_provision, tenant_resume, tenant_suspend
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
+from foundry.health import queue_depths, readiness
 
 
 def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
@@ -171,3 +173,19 @@ def plan_list_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Plan {plan.pk} updated.")
             return redirect("operator:plan_list")
     return _plans_page(request, form, status=400)
+
+
+@operator_required
+def health_view(request: HttpRequest) -> HttpResponse:
+    """What /readyz checks (PostgreSQL, Redis, the broker, live workers), each with its latency
+    or why it failed, the Celery queues' depths and the workspaces by status, read now."""
+    ready, checks = readiness()
+    statuses = Counter(Tenant.objects.values_list("status", flat=True))
+    context = {
+        "ready": ready,
+        "checks": checks,
+        "workers_required": settings.FOUNDRY_READY_REQUIRES_WORKER,
+        "queues": queue_depths(),
+        "tenant_statuses": [(label, statuses.get(value, 0)) for value, label in Tenant.Status.choices],
+    }
+    return render(request, "tenants/health.html", context)
