@@ -113,6 +113,8 @@ MIDDLEWARE = [
     # Nothing is cached by browsers or proxies unless a view says so (foundry/caching.py).
     "foundry.caching.NoStoreMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
+    # A rate-limit refusal already standing is answered here, before the rest (foundry/api/access.py).
+    "foundry.api.access.ApiRefusalMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,13 +1,20 @@
 """Base of every API view: it must declare its access rules, or it cannot be defined; every
-authenticated request spends one unit of its credential's and its tenant's rates."""
+authenticated request spends one unit of its credential's and its tenant's rates. A refusal
+already standing is answered before any of that, by ApiRefusalMiddleware."""
+
+import contextlib
 
 from django.core.exceptions import ImproperlyConfigured
+from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import Permission
 from apps.tokens.models import Scope
+from foundry.api.errors import error_body
 from foundry.api.permissions import TenantAccess
 from foundry.metrics import rate_limited
 
@@ -40,19 +47,6 @@ class TenantAPIView(APIView):
         if missing:
             raise ImproperlyConfigured(f"{cls.__name__} declares no access rule for {sorted(missing)}")
 
-    def initial(self, request, *args, **kwargs):
-        # A refusal this process already knows stands: answered before the token is looked up.
-        from apps.tenants.limits import request_refused_early
-
-        tenant = getattr(request._request, "tenant", None)
-        if tenant is not None and not tenant.is_public:
-            refused = request_refused_early(tenant_id=tenant.pk, authorization=request.headers.get("Authorization"))
-            if refused is not None:
-                self.rate_limit = refused
-                rate_limited(tenant.schema_name, "api")
-                raise RateLimited()
-        super().initial(request, *args, **kwargs)
-
     def check_permissions(self, request):
         # Counted once authenticated, before the role and scope are checked: a refused request
         # spends its unit too (and its access.denied event cannot be written at any rate).
@@ -81,3 +75,35 @@ class TenantAPIView(APIView):
             for name, value in self.rate_limit.headers().items():
                 response[name] = value
         return response
+
+
+API_PREFIX = "/api/v1/"
+
+
+class ApiRefusalMiddleware:
+    """A refusal this process already knows stands (apps/tenants/limits.py `request_refused_early`:
+    the tenant's, or the API token's by its public prefix): answered right after host routing,
+    before the session, CSRF, authentication and the rest of the middleware, and before the
+    token is looked up — the same 429 and headers as a refusal by the limiter. A flooding client
+    then costs the process a dictionary lookup and a short answer, not a request: so it cannot
+    slow a neighbour served by the same process (tests/api/test_noisy_neighbour.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and request.path.startswith(API_PREFIX) and not tenant.is_public:
+            from apps.tenants.limits import request_refused_early
+
+            refused = request_refused_early(tenant_id=tenant.pk, authorization=request.headers.get("Authorization"))
+            if refused is not None:
+                with contextlib.suppress(Resolver404):  # the route, for the request metrics' label
+                    request.resolver_match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+                rate_limited(tenant.schema_name, "api")
+                response = JsonResponse(error_body(RateLimited.default_code, RateLimited.default_detail), status=429)
+                for name, value in refused.headers().items():
+                    response[name] = value
+                patch_vary_headers(response, ["Accept"])
+                return response
+        return self.get_response(request)

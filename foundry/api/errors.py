@@ -13,7 +13,7 @@ from foundry.errors import ServiceError
 from foundry.filtering import FilterError
 
 
-def _body(code: str, message: str, details=None, position: int | None = None) -> dict:
+def error_body(code: str, message: str, details=None, position: int | None = None) -> dict:
     error = {"code": code, "message": message}
     if position is not None:
         error["position"] = position
@@ -29,8 +29,8 @@ def _django_validation(exc: DjangoValidationError) -> Response:
             for field, errors in exc.error_dict.items()
         }
         first = next(iter(exc.error_dict.values()))[0]
-        return Response(_body(first.code or "invalid", "The request has invalid fields.", details), status=400)
-    return Response(_body(exc.code or "invalid", " ".join(exc.messages)), status=400)
+        return Response(error_body(first.code or "invalid", "The request has invalid fields.", details), status=400)
+    return Response(error_body(exc.code or "invalid", " ".join(exc.messages)), status=400)
 
 
 def _flatten(detail) -> tuple[str, object]:
@@ -50,9 +50,9 @@ def _flatten(detail) -> tuple[str, object]:
 
 def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return Response(_body(exc.code, exc.message, exc.details), status=exc.status)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, FilterError):
-        return Response(_body(exc.code, exc.message, position=exc.position), status=400)
+        return Response(error_body(exc.code, exc.message, position=exc.position), status=400)
     if isinstance(exc, DjangoValidationError):
         return _django_validation(exc)
     if isinstance(exc, DjangoPermissionDenied):
@@ -61,16 +61,16 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, RequestDataTooBig):  # read by the parser, past DATA_UPLOAD_MAX_MEMORY_SIZE
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
-        return Response(_body("request_too_large", f"A request body is at most {limit} MiB."), status=413)
+        return Response(error_body("request_too_large", f"A request body is at most {limit} MiB."), status=413)
     if isinstance(exc, SuspiciousOperation):  # e.g. a form body with too many fields
-        return Response(_body("request_invalid", str(exc) or "The request is malformed."), status=400)
+        return Response(error_body("request_invalid", str(exc) or "The request is malformed."), status=400)
     response = exception_handler(exc, context)
     if response is None:
         return None  # a real bug: Django's 500 handler answers (as JSON for /api/)
     if isinstance(exc, exceptions.ValidationError):
         code, details = _flatten(exc.detail)
-        response.data = _body(code, "The request has invalid fields.", details)
+        response.data = error_body(code, "The request has invalid fields.", details)
     else:
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
-        response.data = _body(code, str(exc.detail))
+        response.data = error_body(code, str(exc.detail))
     return response

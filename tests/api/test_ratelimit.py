@@ -162,3 +162,39 @@ def test_a_refusal_answered_early_tells_the_longer_wait_of_both_buckets(acme):
     again = client.get(WORKSPACE)  # answered from memory
     assert again.status_code == 429
     assert int(again["Retry-After"]) >= 8, again["Retry-After"]
+
+
+def test_a_standing_refusal_is_answered_before_authentication_with_the_same_429(
+    acme, django_assert_num_queries, monkeypatch
+):
+    """Once refused, the credential's next request is answered right after host routing
+    (foundry/api/access.py ApiRefusalMiddleware): no token lookup, no session, no Redis — and
+    the same 429 as the limiter's, counted under its route."""
+    from foundry import metrics
+
+    limit("acme", burst=2)
+    client = api(acme, issue(acme))
+    assert client.get(WORKSPACE).status_code == 200
+    by_limiter = client.get(WORKSPACE)
+    assert by_limiter.status_code == 429
+
+    observed = []
+    monkeypatch.setattr(metrics, "request_observe", lambda route, *rest: observed.append(route))
+    monkeypatch.setattr(limiter(), "_redis", None)  # a Redis call now would fail loudly
+    with django_assert_num_queries(0):
+        standing = client.get(WORKSPACE)
+    assert standing.status_code == 429
+    assert (
+        standing.json()
+        == by_limiter.json()
+        == {
+            "error": {
+                "code": "rate_limited",
+                "message": "Too many requests; retry after the number of seconds in Retry-After.",
+            }
+        }
+    )
+    for header in ("RateLimit-Policy", "Content-Type"):
+        assert standing[header] == by_limiter[header]
+    assert standing["RateLimit"].startswith('"default";r=0;t=') and int(standing["Retry-After"]) >= 1
+    assert observed == ["api/v1/workspace"]
