@@ -85,8 +85,8 @@ class ApiRefusalMiddleware:
     the tenant's, or the API token's by its public prefix): answered right after host routing,
     before the session, CSRF, authentication and the rest of the middleware, and before the
     token is looked up — the same 429 and headers as a refusal by the limiter. A flooding client
-    then costs the process a dictionary lookup and a short answer, not a request: so it cannot
-    slow a neighbour served by the same process (tests/api/test_noisy_neighbour.py)."""
+    then costs the process a dictionary lookup and a short answer rather than a whole request
+    (tests/api/test_noisy_neighbour.py)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
