@@ -922,6 +922,10 @@ def _schema_load(loader: _Loader, schema: str) -> None:
         loader.insert(f"schema/{table.name}.ndjson", table, replace=replace, own=True)
     _foreign_keys_validate(loader.cursor, loader.unchecked)
     _sequences_reset(schema)
+    # Whatever the archive holds (one written before tokens were exported revoked, say), the
+    # copy's API tokens start revoked: a bearer token of the source must not open it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_quoted(schema)}.tokens_apitoken SET revoked_at = now() WHERE revoked_at IS NULL")
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:

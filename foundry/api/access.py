@@ -2,12 +2,9 @@
 authenticated request spends one unit of its credential's and its tenant's rates. A refusal
 already standing is answered before any of that, by ApiRefusalMiddleware."""
 
-import contextlib
-
 from django.core.exceptions import ImproperlyConfigured
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
@@ -84,7 +81,8 @@ class ApiRefusalMiddleware:
     """A refusal this process already knows stands (apps/tenants/limits.py `request_refused_early`:
     the tenant's, or the API token's by its public prefix): answered right after host routing,
     before the session, CSRF, authentication and the rest of the middleware, and before the
-    token is looked up — the same 429 and headers as a refusal by the limiter. A flooding client
+    token is looked up — the same 429 body and rate-limit headers as a refusal by the limiter;
+    only the API's rate-counted views (TenantAPIView), not public pages under /api/v1/. A flooding client
     then costs the process a dictionary lookup and a short answer rather than a whole request
     (tests/api/test_noisy_neighbour.py)."""
 
@@ -97,13 +95,24 @@ class ApiRefusalMiddleware:
             from apps.tenants.limits import request_refused_early
 
             refused = request_refused_early(tenant_id=tenant.pk, authorization=request.headers.get("Authorization"))
-            if refused is not None:
-                with contextlib.suppress(Resolver404):  # the route, for the request metrics' label
-                    request.resolver_match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+            if refused is not None and self._counted(request):
                 rate_limited(tenant.schema_name, "api")
                 response = JsonResponse(error_body(RateLimited.default_code, RateLimited.default_detail), status=429)
                 for name, value in refused.headers().items():
                     response[name] = value
-                patch_vary_headers(response, ["Accept"])
                 return response
         return self.get_response(request)
+
+    @staticmethod
+    def _counted(request) -> bool:
+        """Whether the path is one of the API's rate-counted views (TenantAPIView), not a public
+        page under /api/v1/ (the manifests' JSON Schemas); its match kept for the metrics' route."""
+        try:
+            match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+        except Resolver404:
+            return False
+        view = getattr(match.func, "cls", None)
+        if not (isinstance(view, type) and issubclass(view, TenantAPIView)):
+            return False
+        request.resolver_match = match
+        return True

@@ -198,3 +198,28 @@ def test_a_standing_refusal_is_answered_before_authentication_with_the_same_429(
         assert standing[header] == by_limiter[header]
     assert standing["RateLimit"].startswith('"default";r=0;t=') and int(standing["Retry-After"]) >= 1
     assert observed == ["api/v1/workspace"]
+
+
+def the_workspace_refused(tenant) -> None:
+    """Spend the workspace's bucket (1/s, burst 2; a credential: burst 1) with three tokens: the
+    third is refused by the workspace's bucket, which the process now remembers."""
+    call_command("tenant_limits", tenant.slug, "--requests-per-second", "1", "--burst", "2")
+    statuses = [api(tenant, issue(tenant, name=f"t{n}")).get(WORKSPACE).status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_a_workspaces_standing_refusal_stays_in_that_workspace(acme, globex):
+    """Checked fine: keys are by tenant id; another workspace is not refused from memory."""
+    the_workspace_refused(acme)
+    assert api(acme, issue(acme, name="fresh")).get(WORKSPACE).status_code == 429
+    assert api(globex, issue(globex)).get(WORKSPACE).status_code == 200
+
+
+def test_the_public_json_schemas_are_not_refused_by_the_workspaces_rate(acme):
+    """/api/v1/schemas/<kind>.json is a plain Django view, public (no sign-in, cacheable for 5
+    minutes), never counted against any rate: before this change the early refusal lived in
+    TenantAPIView.initial and did not reach it. The middleware refuses every /api/v1/ path."""
+    assert api(acme).get("/api/v1/schemas/domain.json").status_code == 200
+    the_workspace_refused(acme)
+    response = api(acme).get("/api/v1/schemas/domain.json")
+    assert response.status_code == 200, (response.status_code, response.content)

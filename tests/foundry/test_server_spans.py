@@ -1,19 +1,23 @@
 """Django's server spans (foundry/telemetry.py ServerSpanMiddleware): one per request, named by
-its route, continuing the caller's trace, with the HTTP attributes and the answer's status.
+its route, continuing the caller's trace, with the HTTP attributes and the answer's status — but
+never the request's path or query (an invitation link's token, a filter naming people).
 End to end through gunicorn (with the tenant on every span): tests/foundry/test_telemetry.py.
 
 The middleware is given a tracer of the test's own provider (the process's global one is left alone)."""
 
 import pytest
+from django.conf import settings as django_settings
 from django.http import HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import resolve
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from foundry.telemetry import ServerSpanMiddleware
+from tests.conftest import client_for
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -56,7 +60,6 @@ def test_a_request_is_one_server_span_named_by_its_route_in_the_callers_trace(ex
         "http.method": "GET",
         "http.scheme": "http",
         "http.host": "acme.localhost",
-        "http.target": "/api/v1/runs/7b0c2c9e-3a7e-4bb4-9a57-2c1a5f0f1e11",  # no query: a filter may name people
         "http.flavor": "1.1",
         "net.peer.ip": "127.0.0.1",
         "http.user_agent": "curl/8",
@@ -94,3 +97,86 @@ def test_excluded_urls_are_not_traced(exporter, monkeypatch):
     handler(RequestFactory().get("/api/v1/workspace", HTTP_HOST="acme.localhost"))
     handler(RequestFactory().get("/api/v1/runs", HTTP_HOST="acme.localhost"))
     assert [span.name for span in exporter.get_finished_spans()] == ["GET api/v1/runs"]
+
+
+# --- in the real middleware chain (right after host routing, where _django_middleware_place puts it)
+
+EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+
+
+class SpansOfThisTest(ServerSpanMiddleware):
+    """The real middleware; only its tracer is this test's provider's."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.tracer = _PROVIDER.get_tracer("test")
+
+
+@pytest.fixture
+def traced(settings):
+    middleware = list(django_settings.MIDDLEWARE)
+    at = middleware.index("apps.tenants.middleware.TenantRoutingMiddleware") + 1
+    settings.MIDDLEWARE = [*middleware[:at], f"{__name__}.SpansOfThisTest", *middleware[at:]]
+    EXPORTER.clear()
+    yield EXPORTER
+    EXPORTER.clear()
+
+
+def server_spans(exporter):
+    return [span for span in exporter.get_finished_spans() if span.kind == SpanKind.SERVER]
+
+
+def test_an_invitation_links_secret_token_is_not_put_on_the_server_span(acme, traced):
+    """The invitation link /invite/<uidb64>/<token>/ is a bearer secret (whoever holds it sets the
+    member's password). The span's `http.target` is the raw path, so every trace exported for the
+    invitee's first click carries a token that is still valid: PasswordResetConfirmView only moves
+    it into the session and redirects; it stays usable until the password is set."""
+    added = client_for(acme, "owner@acme.test").post("/members/add/", {"email": "new@acme.test", "role": "admin"})
+    link = added.context["invite_url"].removeprefix("http://acme.localhost")
+    traced.clear()
+
+    invitee = Client(HTTP_HOST="acme.localhost")
+    assert invitee.get(link).status_code == 302  # the invitee's first click
+
+    (span,) = server_spans(traced)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    carried = {key: value for key, value in span.attributes.items() if token in str(value)}
+    assert not carried and token not in span.name, f"the invitation token is on the server span: {carried}"
+    assert span.attributes["http.route"] == "invite/<uidb64>/<token>/"
+
+
+def test_a_clients_made_up_method_does_not_name_the_span(acme, traced):
+    """Span names are low-cardinality by contract (OpenTelemetry HTTP semantic conventions: an
+    unknown method is `_OTHER` and the span named `HTTP`, as the replaced Django instrumentation
+    did through sanitize_method). Here any client-chosen method string becomes the span's name and
+    `http.method`, so one script can mint unbounded span names in the tracing backend."""
+    Client(HTTP_HOST="acme.localhost").generic("X-A1B2C3D4E5", "/api/v1/workspace")
+    (span,) = server_spans(traced)
+    assert "X-A1B2C3D4E5" not in span.name, span.name
+    assert span.attributes["http.method"] == "_OTHER", span.attributes["http.method"]
+
+
+def test_the_callers_baggage_is_not_taken_over():
+    """The caller's trace is continued, its baggage is not: untrusted baggage would otherwise ride
+    this process's outgoing calls (httpx, Celery) to places the caller does not reach."""
+    from django.http import HttpResponse
+    from opentelemetry import baggage
+
+    seen = {}
+
+    def view(request):
+        seen.update(baggage.get_all())
+        seen["trace_id"] = format(trace.get_current_span().get_span_context().trace_id, "032x")
+        return HttpResponse()
+
+    handler = SpansOfThisTest(view)
+    request = RequestFactory().get(
+        "/api/v1/workspace",
+        HTTP_HOST="acme.localhost",
+        HTTP_TRACEPARENT=f"00-{PARENT_TRACE}-{PARENT_SPAN}-01",
+        HTTP_BAGGAGE="caller.team=billing",
+    )
+    handler(request)
+    assert seen == {"trace_id": PARENT_TRACE}

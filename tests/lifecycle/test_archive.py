@@ -504,3 +504,24 @@ def test_a_staging_schema_left_by_a_killed_import_is_dropped_by_the_next_one(sto
         finally:
             running.execute(f'DROP SCHEMA IF EXISTS "{live}" CASCADE')
             killed.execute(f'DROP SCHEMA IF EXISTS "{dead}" CASCADE')
+
+
+# An archive written before tokens were exported revoked (same format version): the import revokes them.
+PREVIOUS_RELEASES_EXPORTED_AS = {("audit_auditsink", "enabled"): "enabled AND secret_encrypted = ''"}
+
+
+def test_an_archive_of_the_previous_release_does_not_import_live_tokens(stocked, client, monkeypatch):
+    owner = tenant_user(stocked, f"owner@{stocked.slug}.test")
+    with schema_context(stocked.schema_name):
+        issued = token_issue(actor=owner, name="ci-live", role="admin", scopes=["read"])
+    # An archive as dc48132 (the commit before this change) wrote it: same format version.
+    monkeypatch.setattr(archive_module, "EXPORTED_AS", PREVIOUS_RELEASES_EXPORTED_AS)
+    out = io.BytesIO()
+    manifest = tenant_export(stocked, out)
+    monkeypatch.undo()
+    assert manifest["format_version"] == archive_module.FORMAT_VERSION
+
+    new = tenant_import(io.BytesIO(out.getvalue()), slug=f"r{uuid.uuid4().hex[:10]}")  # today's import
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {issued.plaintext}"}
+    on_copy = client.get("/api/v1/workspace", HTTP_HOST=f"{new.slug}.localhost", **auth)
+    assert on_copy.status_code == 401, (on_copy.status_code, on_copy.content[:200])
