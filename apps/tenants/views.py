@@ -176,6 +176,7 @@ def plan_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @operator_required
+@require_http_methods(["GET", "HEAD"])
 def health_view(request: HttpRequest) -> HttpResponse:
     """What /readyz checks (PostgreSQL, Redis, the broker, live workers), each with its latency
     or why it failed, the Celery queues' depths and the workspaces by status, read now."""

@@ -223,3 +223,21 @@ def test_the_public_json_schemas_are_not_refused_by_the_workspaces_rate(acme):
     the_workspace_refused(acme)
     response = api(acme).get("/api/v1/schemas/domain.json")
     assert response.status_code == 200, (response.status_code, response.content)
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer fdy_", "Bearer \u00e9\u00e9\u00e9", "Basic Zm9vOmJhcg==", "Bearer " + "a" * 5000]
+)
+def test_a_malformed_credential_meets_a_standing_refusal_with_a_clear_429_and_otherwise_a_401(acme, authorization):
+    """Whatever the Authorization header holds, the early check answers cleanly: the workspace's
+    standing refusal (429 rate_limited); once it has passed, the API's own 401."""
+    from django.test import Client
+
+    the_workspace_refused(acme)
+    client = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=authorization)
+    refused = client.get(WORKSPACE)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    refusals_forget()
+    limits_cache_clear()
+    unauthenticated = client.get(WORKSPACE)
+    assert unauthenticated.status_code == 401, unauthenticated.content

@@ -85,3 +85,11 @@ def test_the_health_page_is_for_operators_on_the_platform_host_only(db, acme):
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
     # A workspace's owner on its host: no such page there.
     assert client_for(acme, "owner@acme.test").get("/health/").status_code == 404
+
+
+def test_the_health_page_only_reads(operator_client):
+    """A post (or any other method) is refused with 405 and nothing is read or changed."""
+    before = Tenant.objects.count()
+    assert operator_client.post("/health/", {"x": "1"}).status_code == 405
+    assert operator_client.delete("/health/").status_code == 405
+    assert Tenant.objects.count() == before
