@@ -9,8 +9,16 @@ Flush, not a Sync, and `executemany` rides the same pipeline: neither ends the t
 A connection handed around by a transaction pooler (PgBouncer in transaction mode) therefore
 never carries one tenant's path into another's work. A statement that fails rolls the whole call
 back at the Sync; a Python error between two statements does not undo those before it, as with
-LangGraph's own pipelined PostgresSaver, whose writes are idempotent upserts. Server-side
-prepared statements are off (`prepare_threshold=None`) for the same poolers.
+LangGraph's own pipelined PostgresSaver, whose writes are idempotent upserts.
+
+Server-side prepared statements: on the main database's connection (psycopg prepares a statement
+from its 5th use), off (`prepare_threshold=None`) on FOUNDRY_CHECKPOINT_DATABASE_URL's, which may
+be such a pooler (PgBouncer 1.18 in transaction mode hands a statement prepared on one server
+connection to clients of another). The main database is reached directly or through a pooler in
+session mode (docs/tenancy.md), where a statement stays prepared. A prepared statement follows
+the search path: PostgreSQL analyses and plans it again whenever the path differs from the one it
+was planned under, so a statement prepared in one tenant's schema reads another's tables there
+(tests/runs/test_engine.py, "isolation"). Preparing saves ~0.3 ms per step (bench/runs.py).
 
 Only `prune` breaks the rule (it opens a transaction of its own inside the call, and entering
 it syncs the pipeline first, ending the search path), so it is refused here.
@@ -34,13 +42,15 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
 _local = threading.local()
+PREPARE_THRESHOLD = 5  # psycopg's default: a statement is prepared on its 5th execution
 
 
-def _conninfo() -> str:
+def _conninfo() -> tuple[str, int | None]:
+    """Where checkpoints are written, and psycopg's prepare threshold there (None: never prepare)."""
     if settings.FOUNDRY_CHECKPOINT_DATABASE_URL:
-        return settings.FOUNDRY_CHECKPOINT_DATABASE_URL
+        return settings.FOUNDRY_CHECKPOINT_DATABASE_URL, None
     db = django_connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
+    conninfo = psycopg.conninfo.make_conninfo(
         host=db["HOST"] or "127.0.0.1",
         port=str(db["PORT"] or 5432),
         dbname=db["NAME"],
@@ -48,13 +58,17 @@ def _conninfo() -> str:
         password=db["PASSWORD"],
         application_name="foundry-checkpoints",
     )
+    return conninfo, PREPARE_THRESHOLD
 
 
 def checkpoint_connection() -> psycopg.Connection:
     """This process's (and thread's) connection for checkpoints, opened or reopened as needed."""
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed or conn.broken or getattr(_local, "pid", None) != os.getpid():
-        conn = psycopg.Connection.connect(_conninfo(), autocommit=True, prepare_threshold=None, row_factory=dict_row)
+        conninfo, prepare_threshold = _conninfo()
+        conn = psycopg.Connection.connect(
+            conninfo, autocommit=True, prepare_threshold=prepare_threshold, row_factory=dict_row
+        )
         _local.conn, _local.pid, _local.lock = conn, os.getpid(), threading.Lock()
     return conn
 

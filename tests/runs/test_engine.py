@@ -549,6 +549,52 @@ def test_every_statement_of_a_saver_call_runs_in_its_own_tenants_schema(acme, gl
             cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(decoy)))
 
 
+def test_a_statement_prepared_in_one_tenants_schema_reads_the_other_tenants_tables_in_theirs(acme, globex):
+    """The checkpoint connection prepares its statements (on the main database): the same
+    prepared statement, run under another tenant's search path, reads that tenant's tables."""
+    import uuid
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    thread = f"prepared-{uuid.uuid4().hex[:8]}"  # one thread id in both schemas
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    for schema in ("acme", "globex"):
+        checkpointer(schema).put(config, empty_checkpoint(), {"source": "input", "step": -1, "owner": schema}, {})
+    conn = checkpoint_connection()
+    assert conn.prepare_threshold is not None
+    for _ in range(8):  # past psycopg's threshold: get_tuple's statements are prepared now
+        assert checkpointer("acme").get_tuple(config).metadata["owner"] == "acme"
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+        assert cursor.fetchone()["n"] > 0
+    for schema in ("globex", "acme", "globex"):  # alternating: each read is of its own schema's row
+        assert checkpointer(schema).get_tuple(config).metadata["owner"] == schema
+    assert [t.metadata["owner"] for t in checkpointer("globex").list(config)] == ["globex"]
+
+
+def test_checkpoints_on_a_database_url_of_their_own_are_never_prepared(settings):
+    """FOUNDRY_CHECKPOINT_DATABASE_URL may be a transaction pooler, which hands a statement
+    prepared on one server connection to other clients' transactions: nothing is prepared there."""
+    from apps.runs.checkpoints import checkpoint_connection_close
+
+    db = connection.settings_dict
+    settings.FOUNDRY_CHECKPOINT_DATABASE_URL = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    checkpoint_connection_close()
+    try:
+        conn = checkpoint_connection()
+        assert conn.prepare_threshold is None
+        thread = {"configurable": {"thread_id": "never-prepared", "checkpoint_ns": ""}}
+        for _ in range(8):
+            assert checkpointer("acme").get_tuple(thread) is None
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+            assert cursor.fetchone()["n"] == 0
+    finally:
+        checkpoint_connection_close()
+
+
 def test_the_saver_prunes_a_thread_in_its_own_schema_only(acme, globex, triage):
     run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
     thread = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
