@@ -231,7 +231,7 @@ def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:
     for client in clients:
         try:
             for pattern in patterns:
-                keys = list(client.scan_iter(match=pattern, count=1000))
+                keys = pattern.keys(client)
                 if keys:
                     deleted += client.delete(*keys)
         except redis.RedisError:

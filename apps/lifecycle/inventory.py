@@ -8,12 +8,15 @@ Read from the database's catalog, not listed by hand, so a table added later is 
   Redis keys (`redis_patterns`).
 """
 
+import re
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.db import connection
 from django_redis import get_redis_connection
+
+from apps.tenants.routing import route_keys
 
 # Bookkeeping of the schema itself, not the workspace's data: recreated by the schema's creation.
 SCHEMA_BOOKKEEPING = frozenset({"django_migrations", "checkpoint_migrations", "django_content_type", "auth_permission"})
@@ -87,18 +90,48 @@ def public_tenant_tables() -> list[Table]:
         return [Table("public", name) for (name,) in cursor.fetchall()]
 
 
-def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[str]:
-    """Redis key patterns (SCAN MATCH) of everything kept for one workspace: its rate-limit
-    buckets, run slots and sign-in limits (`rl:<scope>:<id>[:…]`), run locks and other keys that
-    name its schema, its cached chain status and the cached routes of its hosts."""
+@dataclass(frozen=True)
+class KeyPattern:
+    """Redis keys of one workspace: those a SCAN for `match` returns that `owned` matches whole.
+    A glob's `*` also matches `:`, so `rl:*:7` alone would take other workspaces' keys ending in
+    `:7` (a member whose user id is 7); the expression says where the workspace's id stands."""
+
+    match: str
+    owned: re.Pattern[bytes]
+
+    def keys(self, client: redis.Redis) -> list[bytes]:
+        return [key for key in client.scan_iter(match=self.match, count=1000) if self.owned.fullmatch(key)]
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _exact(key: str) -> KeyPattern:
+    return KeyPattern(_glob_escape(key), re.compile(re.escape(key.encode())))
+
+
+def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[KeyPattern]:
+    """The Redis keys kept for one workspace: its rate-limit buckets, run slots and sign-in limits
+    (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks (runs/locks.py), what the
+    cache holds for its schema (django-tenants' key function starts each key with the schema and
+    the cache's prefix: JWKS guards, cached pages…), its chain's cached status and the cached
+    routes of its hosts. Nothing else: a workspace's slug may be any word (`tenant`, `runs`,
+    `user`), so no pattern takes a key just because the schema's name appears in it."""
+    ident, prefix = str(tenant_id), settings.CACHES["default"].get("KEY_PREFIX", "")
+    cache = f"{schema}:{prefix}:"
     patterns = [
-        f"rl:*:{tenant_id}",
-        f"rl:*:{tenant_id}:*",
-        f"*:{schema}:*",
-        f"*:{schema}",
-        f"*audit:chain-status:{tenant_id}",
+        KeyPattern(f"rl:*:{ident}*", re.compile(rb"rl:[a-z0-9_-]+:" + ident.encode() + rb"(?::.*)?", re.S)),
+        KeyPattern(
+            f"foundry:run-lock:{schema}:*", re.compile(re.escape(f"foundry:run-lock:{schema}:".encode()) + rb".+", re.S)
+        ),
+        KeyPattern(_glob_escape(cache) + "*", re.compile(re.escape(cache.encode()) + rb".*", re.S)),
+        KeyPattern(  # its chain's status, cached in any schema (audit/views.py chain_status)
+            f"*:audit:chain-status:{ident}",
+            re.compile(rb"[a-z0-9_]+:" + re.escape(prefix.encode()) + rb":[0-9]+:audit:chain-status:" + ident.encode()),
+        ),
     ]
-    return patterns + [f"*tenant-route:*:{host}" for host in hosts]
+    return patterns + [_exact(key) for host in hosts for key in route_keys(host)]
 
 
 def redis_clients() -> list[redis.Redis]:

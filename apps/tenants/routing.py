@@ -60,6 +60,11 @@ def _generation_key(host: str) -> str:
     return f"foundry:{connection.settings_dict['NAME']}:tenant-route:gen:{host}"
 
 
+def route_keys(host: str) -> tuple[str, str]:
+    """The Redis keys of one host's cached route (a workspace's purge deletes them)."""
+    return _redis_key(host), _generation_key(host)
+
+
 _local: dict[str, tuple[float, TenantRoute | None]] = {}
 _local_lock = threading.Lock()
 

@@ -119,6 +119,76 @@ def test_it_purges_every_row_schema_key_and_file_of_the_workspace(doomed, acme):
     assert schema_exists(acme.schema_name)
 
 
+@pytest.mark.parametrize("slug", ["tenant", "runs", "user", "rl", "foundry", "audit"])
+def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
+    """The purge's key patterns, run by a real Redis SCAN: workspace 3 named after a word other
+    keys hold (a rate limit's scope, a member's label, a key prefix) takes its own keys, not those
+    of workspace 1 whose member is user 3, whose IPv6 client ends in ::3, or whose single sign-on
+    subject is the slug, nor those of workspace 33, of schema `<slug>_x`, of a worker, or of
+    another deployment sharing the Redis."""
+    from apps.lifecycle.inventory import redis_patterns
+    from apps.tenants.routing import route_keys
+    from tests.conftest import redis_server
+
+    schema, host = slug, f"{slug}.localhost"
+    own = {
+        *("rl:tenant:3", "rl:runs:3", "rl:login-tenant:3", "rl:credential:3:user:9", "rl:credential:3:token:ab12"),
+        *("rl:login-ip:3:192.0.2.1", "rl:login-account:3:192.0.2.1:someone", f"foundry:run-lock:{schema}:run-1"),
+        *(f"{schema}::1:audit:chain-status:3", f"{schema}::1:jwks:ab:refetch:{schema}", f"{schema}::1:views.page.x"),
+        "public::1:audit:chain-status:3",
+        *route_keys(host),
+    }
+    others = {
+        *("rl:credential:1:user:3", "rl:login-ip:1:2001:db8::3", "rl:login-ip:1:2001:db8::3:1", "rl:tenant:33"),
+        *("rl:runs:13", f"rl:credential:1:sso:{slug}", f"rl:login-account:1:192.0.2.1:{slug}", "rl:tenant:1"),
+        *("foundry:run-lock:acme:run-2", f"foundry:run-lock:{schema}_x:run-3", f"{schema}_x::1:views.page.x"),
+        *("acme::1:audit:chain-status:1", "acme::1:audit:chain-status:33", f"acme::1:jwks:ab:refetch:{slug}"),
+        *(f"foundry:worker-heartbeat:celery@{slug}", f"foundry:other_db:tenant-route:v1:{host}"),
+        *(f"_kombu.binding.{slug}", f"celery-task-meta-{slug}", f"{slug}:1"),
+        *route_keys(f"x.{host}"),
+    }
+    with redis_server() as (_, port), redis.Redis(port=port) as client:
+        for key in own | others:
+            client.set(key, 1)
+        patterns = redis_patterns(tenant_id=3, schema=schema, hosts=[host])
+        taken = {key.decode() for pattern in patterns for key in pattern.keys(client)}
+    assert taken == own, {"missed": sorted(own - taken), "taken from others": sorted(taken - own)}
+
+
+def test_purging_a_workspace_leaves_other_workspaces_rate_limit_buckets_alone(fresh_tenant, db, acme, monkeypatch):
+    """Live: acme's bucket of its member whose user id is the purged workspace's id and acme's
+    sign-in bucket of an IPv6 client ending in `:<id>` stay. (The keys deleted are recorded,
+    since another test's cache.clear() may empty Redis meanwhile.)"""
+    from types import SimpleNamespace
+
+    from apps.lifecycle import deletion
+    from apps.tenants.limits import request_admit
+
+    n, deleted = fresh_tenant.pk, []
+
+    class Recording:
+        def __init__(self, client):
+            self._client = client
+
+        def scan_iter(self, *args, **kwargs):
+            return self._client.scan_iter(*args, **kwargs)
+
+        def delete(self, *keys):
+            deleted.extend(key.decode() for key in keys)
+            return self._client.delete(*keys)
+
+    real = deletion.redis_clients
+    monkeypatch.setattr(deletion, "redis_clients", lambda: [Recording(client) for client in real()])
+    assert request_admit(tenant_id=acme.pk, principal=SimpleNamespace(pk=n, token=None), write=False).allowed
+    assert login_admit(tenant_id=acme.pk, client=f"2001:db8::{n}", account=None).allowed
+    assert login_admit(tenant_id=n, client="192.0.2.1", account=None).allowed
+
+    tenant_purge(tenant=schedule_now(fresh_tenant), actor=OPERATOR)
+
+    assert f"rl:login-ip:{n}:192.0.2.1" in deleted
+    assert not [key for key in deleted if key.startswith(f"rl:credential:{acme.pk}:") or f":{acme.pk}:" in key]
+
+
 def test_the_purge_leaves_one_tombstone_in_the_platform_chain(doomed):
     schema = doomed.schema_name
     purged = tenant_purge(tenant=schedule_now(doomed), actor=OPERATOR)
