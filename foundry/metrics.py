@@ -30,6 +30,7 @@ import time
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -178,6 +179,7 @@ class _ProcessCollector:
         return REGISTRY.collect()
 
 
+@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.FOUNDRY_METRICS_TOKEN
     if not token:

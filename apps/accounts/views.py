@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
@@ -133,6 +133,7 @@ def _members_context(request: HttpRequest, **extra) -> dict:
 
 
 @require_permission(Permission.MEMBERS_VIEW)
+@require_safe
 def member_list(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/member_list.html", _members_context(request))
 

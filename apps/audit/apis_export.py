@@ -28,7 +28,7 @@ from apps.audit.models import AuditSink
 from apps.audit.scope import chain_of_connection
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from foundry.errors import ServiceError
 
 _READ = (Permission.AUDIT_VIEW, Scope.READ)
@@ -159,9 +159,9 @@ class SinkOutput(serializers.ModelSerializer):
 class SinkInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=AuditSink.Kind.choices)
     format = serializers.ChoiceField(choices=AuditSink.Format.choices, required=False, default="jsonl")
-    enabled = serializers.BooleanField(required=False, default=True)
+    enabled = StrictBooleanField(required=False, default=True)
     host = StrictCharField(max_length=253, required=False, allow_blank=True, default="", help_text="syslog only.")
-    port = serializers.IntegerField(
+    port = StrictIntegerField(
         min_value=1,
         max_value=65535,
         required=False,
@@ -169,7 +169,7 @@ class SinkInput(serializers.Serializer):
         default=None,
         help_text="Default 6514 (TLS), 601.",
     )
-    tls = serializers.BooleanField(required=False, allow_null=True, default=None, help_text="syslog only; default on.")
+    tls = StrictBooleanField(required=False, allow_null=True, default=None, help_text="syslog only; default on.")
     url = StrictCharField(max_length=500, required=False, allow_blank=True, default="", help_text="webhook: https.")
     secret = StrictCharField(
         max_length=500,
@@ -187,7 +187,7 @@ class SinkInput(serializers.Serializer):
         trim_whitespace=False,
         help_text="PEM CA certificates to trust instead of the public CAs.",
     )
-    cursor = serializers.IntegerField(
+    cursor = StrictIntegerField(
         min_value=0,
         max_value=MAX_SEQ,
         required=False,

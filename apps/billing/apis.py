@@ -16,7 +16,7 @@ from apps.billing.selectors import budget_list, quota_uses
 from apps.billing.services import budget_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictIntegerField
 
 
 class BudgetOutput(serializers.ModelSerializer):
@@ -40,18 +40,9 @@ class BudgetsOutput(serializers.Serializer):
     caps = CapOutput(many=True)
 
 
-class _StrictIntegerField(serializers.IntegerField):
-    """A JSON number, not a string of digits: the schema says integer."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class BudgetInput(serializers.Serializer):
     project = StrictCharField(allow_blank=True, help_text='A project\'s name, or "" for the whole workspace.')
-    monthly_tokens = _StrictIntegerField(required=False, allow_null=True)
+    monthly_tokens = StrictIntegerField(required=False, allow_null=True)
     monthly_cost_usd = StrictCharField(required=False, allow_null=True, help_text="USD, a decimal string.")
     on_exhausted = StrictCharField(required=False, default="stop", help_text="`stop` or `approve`.")
 

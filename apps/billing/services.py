@@ -38,10 +38,28 @@ def cost_params(*, provider: str, model: str, input_tokens: int, output_tokens: 
 _MICRO = Decimal("0.000001")
 
 
+# Typed amounts are ASCII digits: int() and Decimal() also read other scripts' digits (fullwidth,
+# Arabic-Indic…) and Decimal() exponents and NaN. Whole numbers may group thousands with "," or "_".
+_WHOLE_TEXT = re.compile(r"[+-]?(?:[0-9]{1,3}(?:[,_][0-9]{3})+|[0-9]+)")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _decimal(value) -> Decimal:
+    """`value` (a decimal's text, or a number) as a Decimal; ValueError if it is neither."""
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal | float):
+        raise ValueError(value)
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value := value.strip()):
+        raise ValueError(value)
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(value) from None
+
+
 def _amount(value, field: str) -> Decimal:
     try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
+        amount = _decimal(value)
+    except ValueError:
         raise ValidationError({field: ValidationError("A price is a number of USD.", code="price_invalid")}) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_PER_MTOK:
         raise ValidationError(
@@ -130,14 +148,14 @@ _PROJECT = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")  # a manifest's project name
 def _budget_tokens(value) -> int | None:
     if value is None or value == "":
         return None
+    invalid = ValidationError({"monthly_tokens": ValidationError("A whole number of tokens.", code="budget_invalid")})
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValidationError({"monthly_tokens": ValidationError("A whole number of tokens.", code="budget_invalid")})
-    try:
-        tokens = int(str(value).strip().replace("_", "").replace(",", ""))
-    except ValueError:
-        raise ValidationError(
-            {"monthly_tokens": ValidationError("A whole number of tokens.", code="budget_invalid")}
-        ) from None
+        raise invalid
+    if isinstance(value, str):
+        if not _WHOLE_TEXT.fullmatch(value := value.strip()):
+            raise invalid
+        value = int(value.replace("_", "").replace(",", ""))
+    tokens = value
     if not 0 <= tokens <= MAX_MONTHLY_TOKENS:
         raise ValidationError(
             {"monthly_tokens": ValidationError(f"0 to {MAX_MONTHLY_TOKENS:,} tokens a month.", code="budget_invalid")}
@@ -149,11 +167,9 @@ def _budget_cost(value) -> Decimal | None:
     if value is None or value == "":
         return None
     invalid = ValidationError({"monthly_cost_usd": ValidationError("An amount of USD.", code="budget_invalid")})
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal | float):
-        raise invalid
     try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
+        amount = _decimal(value)
+    except ValueError:
         raise invalid from None
     if not amount.is_finite() or not 0 <= amount <= MAX_MONTHLY_COST_USD:
         raise ValidationError(

@@ -28,7 +28,7 @@ from apps.catalog.services import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictIntegerField
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError
 from foundry.filtering import FilterSpec, IntegerField, StringField, TimestampField
@@ -123,16 +123,16 @@ class PublishInput(ContentInput):
 
 
 class RollbackInput(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     message = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 class DeployInput(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
 
 
 class MigrateInput(serializers.Serializer):
-    domain_version = serializers.IntegerField(
+    domain_version = StrictIntegerField(
         min_value=1, max_value=2**31 - 1, required=False, help_text="Default: the domain's latest version."
     )
 

@@ -11,7 +11,7 @@ from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.identity.services import sso_configure, sso_disable
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictBooleanField, StrictCharField
 from foundry.errors import ServiceError
 
 _MANAGE = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
@@ -76,8 +76,8 @@ class SsoInput(serializers.Serializer):
         default="",
         help_text="The `aud` of access tokens accepted on the API and MCP; empty: the client id.",
     )
-    jit_enabled = serializers.BooleanField(required=False, default=True)
-    sso_required = serializers.BooleanField(required=False, default=False)
+    jit_enabled = StrictBooleanField(required=False, default=True)
+    sso_required = StrictBooleanField(required=False, default=False)
     break_glass_email = StrictCharField(max_length=254, required=False, allow_blank=True, default="")
 
 

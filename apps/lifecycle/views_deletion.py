@@ -1,6 +1,7 @@
 """Operator console: schedule, cancel and carry out a workspace's deletion (apps/lifecycle/deletion.py),
 from the tenant list. The services judge; these only parse and report."""
 
+import re
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -29,15 +30,17 @@ def _act(request: HttpRequest, slug: str, action: Callable[[Tenant], str]) -> Ht
     return redirect("operator:tenant_list")
 
 
+_DAYS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _grace_days(value: str) -> float | None:
     """The form's grace period in days; blank: the platform's default."""
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ServiceError("grace_invalid", "The grace period is a number of days.") from None
+    if not _DAYS.fullmatch(value):  # float() also reads fullwidth digits, "1e1", "inf"
+        raise ServiceError("grace_invalid", "The grace period is a number of days.")
+    return float(value)
 
 
 @operator_required

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
@@ -70,6 +70,7 @@ def _provider(provider: str) -> str:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
+@require_safe
 def provider_list(request: HttpRequest) -> HttpResponse:
     return _page(request)
 

@@ -22,7 +22,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictIntegerField
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError
 from foundry.filtering import (
@@ -166,7 +166,7 @@ class RunStartInput(serializers.Serializer):
 
 class DecisionInput(serializers.Serializer):
     comment = StrictCharField(max_length=MAX_COMMENT_CHARS, required=False, allow_blank=True, default="")
-    step = serializers.IntegerField(
+    step = StrictIntegerField(
         required=False,
         min_value=1,
         help_text="The step (tool call) you reviewed; if the run waits at another one the decision is refused "

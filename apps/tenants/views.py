@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_tenants.utils import schema_context
 
 from apps.accounts.access import operator_required
@@ -43,6 +43,7 @@ def _list_context(request: HttpRequest, **extra) -> dict:
 
 
 @operator_required
+@require_safe
 def tenant_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/tenant_list.html", _list_context(request))
 

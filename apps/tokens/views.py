@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission, Role
@@ -33,6 +33,7 @@ def _page(request: HttpRequest, form: TokenIssueForm | None = None, plaintext: s
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
+@require_safe
 def token_list(request: HttpRequest) -> HttpResponse:
     return _page(request)
 

@@ -9,6 +9,7 @@ Resources are the YAML of every agent and domain version; the list names the lat
 of each, in pages.
 """
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +23,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from pydantic import Field
+from pydantic import BeforeValidator, Field, Strict
 from rest_framework.exceptions import ParseError
 
 from apps.accounts.permissions import Permission
@@ -64,7 +65,7 @@ WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 DEPLOYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 RunId = Annotated[uuid.UUID, Field(description="The run's id.")]
-PageSize = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
+PageSize = Annotated[int, Strict(), Field(ge=1, le=1000, description="Items per page.")]
 PageToken = Annotated[str, Field(max_length=2000, description="next_page_token of the previous page.")]
 
 
@@ -257,7 +258,7 @@ async def validate_manifest(
 async def deploy_agent(
     ctx: Context,
     name: Name,
-    version: Annotated[int, Field(ge=1, le=2**31 - 1, description="The version number to make live.")],
+    version: Annotated[int, Strict(), Field(ge=1, le=2**31 - 1, description="The version number to make live.")],
 ) -> DeploymentInfo:
     def work(principal, request):
         document = _agent(name)
@@ -285,7 +286,9 @@ async def run_agent(
     agent: Name,
     input: Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The request, as text.")],
     wait_seconds: Annotated[
-        float, Field(ge=0, le=MAX_WAIT_SECONDS, description="How long to wait for the run to settle (0: not).")
+        float,
+        Strict(),
+        Field(ge=0, le=MAX_WAIT_SECONDS, description="How long to wait for the run to settle (0: not)."),
     ] = 0,
 ) -> RunDetail:
     def start(principal, request):
@@ -354,6 +357,7 @@ async def list_runs(
 Comment = Annotated[str, Field(max_length=MAX_COMMENT_CHARS, description="Why; kept with the decision.")]
 Step = Annotated[
     int | None,
+    Strict(),
     Field(
         ge=1,
         le=2**31 - 1,
@@ -432,7 +436,7 @@ def _domain_detail(version, entity: str | None) -> DomainDetail:
 async def query_dis(
     ctx: Context,
     domain: Annotated[str, Field(min_length=1, max_length=63, description="The domain's name.")],
-    version: Annotated[int | None, Field(ge=1, le=2**31 - 1, description="Default: the latest.")] = None,
+    version: Annotated[int | None, Strict(), Field(ge=1, le=2**31 - 1, description="Default: the latest.")] = None,
     entity: Annotated[str | None, Field(min_length=1, max_length=63, description="Only this entity.")] = None,
 ) -> DomainDetail:
     def work(principal, request):
@@ -445,6 +449,20 @@ async def query_dis(
 
 
 _GROUPINGS = {"agent": ("agent",), "model": ("model",), "agent_and_model": ("agent", "model")}
+
+
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and a zone
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+
+
+def _iso_8601(value: object) -> object:
+    """A time argument is ISO 8601 text: pydantic alone also reads a number, or a string of
+    digits, as a Unix timestamp (seconds or milliseconds, by its size)."""
+    if value is None or (isinstance(value, str) and _ISO_8601.fullmatch(value)):
+        return value
+    raise ValueError("expected an ISO 8601 datetime as text, such as 2026-01-31T00:00:00Z")
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -464,8 +482,10 @@ def _aware(value: datetime | None) -> datetime | None:
 )
 async def get_usage(
     ctx: Context,
-    start: Annotated[datetime | None, Field(description="ISO 8601; without a zone, UTC.")] = None,
-    end: Annotated[datetime | None, Field(description="Exclusive; default now.")] = None,
+    start: Annotated[
+        datetime | None, BeforeValidator(_iso_8601), Field(description="ISO 8601; without a zone, UTC.")
+    ] = None,
+    end: Annotated[datetime | None, BeforeValidator(_iso_8601), Field(description="Exclusive; default now.")] = None,
     group_by: Literal["agent", "model", "agent_and_model"] = "agent_and_model",
 ) -> Usage:
     def work(principal, request):
