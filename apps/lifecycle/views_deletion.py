@@ -13,12 +13,13 @@ from apps.accounts.access import operator_required
 from apps.lifecycle.deletion import tenant_deletion_cancel, tenant_deletion_schedule, tenant_purge
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from apps.tenants.views import tenant_list_refused
 from foundry.errors import ServiceError, error_response
 
 
 def _act(request: HttpRequest, slug: str, action: Callable[[Tenant], str]) -> HttpResponse:
-    """Run `action` on the tenant (it returns the message of success); a refusal is the message
-    of failure. Back to the tenant list either way."""
+    """Run `action` on the tenant (it returns the message of success) and go back to the tenant
+    list; a refusal shows the list with its reason, answered 4xx."""
     try:
         tenant = tenant_get(slug=slug)
     except Tenant.DoesNotExist:
@@ -26,7 +27,7 @@ def _act(request: HttpRequest, slug: str, action: Callable[[Tenant], str]) -> Ht
     try:
         messages.success(request, action(tenant))
     except ServiceError as e:
-        messages.error(request, e.message)
+        return tenant_list_refused(request, e)
     return redirect("operator:tenant_list")
 
 

@@ -77,10 +77,16 @@ def _status_change(request: HttpRequest, slug: str, change) -> HttpResponse:
     try:
         tenant = change(tenant=tenant, actor=request.user, request=request)
     except ServiceError as e:
-        messages.error(request, e.message)
-    else:
-        messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
+        return tenant_list_refused(request, e)
+    messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
     return redirect("operator:tenant_list")
+
+
+def tenant_list_refused(request: HttpRequest, error: ServiceError) -> HttpResponse:
+    """An action of the tenant list refused: the list again with the reason, answered 4xx."""
+    messages.error(request, error.message)
+    status = error.status if 400 <= error.status < 500 else 400
+    return render(request, "tenants/tenant_list.html", _list_context(request), status=status)
 
 
 @operator_required

@@ -146,5 +146,6 @@ def test_operator_price_in_fullwidth_digits_is_a_form_error():
 @pytest.mark.django_db
 def test_operator_deletion_grace_in_fullwidth_digits_is_refused(globex):
     client = client_for(None, "operator@platform.test")
-    client.post("/tenants/globex/delete/", {"grace_days": "\uff11\uff12"})
+    response = client.post("/tenants/globex/delete/", {"grace_days": "\uff11\uff12"})
+    assert response.status_code == 400 and b"The grace period is a number of days." in response.content
     assert Tenant.objects.get(slug="globex").status != Tenant.Status.DELETING

@@ -320,6 +320,15 @@ def test_the_console_refuses_a_bad_grace_period(fresh_tenant, db, operator_clien
     assert fresh_tenant.status == Tenant.Status.ACTIVE
 
 
+def test_a_refused_action_of_the_tenant_list_answers_4xx_with_its_reason(fresh_tenant, db, operator_client):
+    schedule_now(fresh_tenant)
+    wrong = operator_client.post(f"/tenants/{fresh_tenant.slug}/purge/", {"confirm": "not-the-slug"})
+    assert wrong.status_code == 400 and "to confirm the purge" in wrong.content.decode()
+    again = operator_client.post(f"/tenants/{fresh_tenant.slug}/delete/", {"grace_days": "0"})
+    assert 400 <= again.status_code < 500, again.status_code
+    assert Tenant.objects.filter(pk=fresh_tenant.pk).exists()
+
+
 def test_a_member_cannot_reach_the_operator_deletion_pages(fresh_tenant, db):
     from tests.conftest import client_for
 
