@@ -18,6 +18,26 @@ def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
     return error_response(request, status=403, code="forbidden", message=message)
 
 
+def access_denied_record(request: HttpRequest, principal, target: tuple[str, str] | None = None, **data) -> None:
+    """A signed-in principal refused: one `access.denied` event (outcome denied), whichever layer
+    refused — the permission matrix's guards, or a service's own rule (an admin making an owner,
+    a token issuing a wider one). `data` says what was missing or why."""
+    audit_record(
+        action="access.denied",
+        actor=principal,
+        target=target or ("route", request.path[:200]),
+        data={"method": request.method, **data},
+        outcome=Outcome.DENIED,
+        request=request,
+    )
+
+
+def denied_response(request: HttpRequest, message: str) -> HttpResponse:
+    """A service refused the signed-in user (PermissionDenied): recorded, then answered 403."""
+    access_denied_record(request, request.user, reason=message[:200])
+    return _forbidden(request, message)
+
+
 def require_permission(permission: Permission) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -27,14 +47,7 @@ def require_permission(permission: Permission) -> Callable:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not request.user.has_permission(permission):
-                audit_record(
-                    action="access.denied",
-                    actor=request.user,
-                    target=("route", request.path[:200]),
-                    data={"method": request.method, "permission": str(permission)},
-                    outcome=Outcome.DENIED,
-                    request=request,
-                )
+                access_denied_record(request, request.user, permission=str(permission))
                 return _forbidden(request, "Your role does not allow this.")
             return view(request, *args, **kwargs)
 

@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 
 from apps.accounts.permissions import Role
@@ -21,10 +22,13 @@ class LoginForm(AuthenticationForm):
         config = sso_config()
         email = self.cleaned_data.get("username") or ""
         if config is not None and config.sso_required and email != config.break_glass_email:
-            # Said plainly (and before any password check): this workspace signs in through its IdP.
-            raise forms.ValidationError(
-                "This workspace signs in with single sign-on; passwords are disabled.", code="sso_required"
-            )
+            # The page says passwords are disabled here. Refused like any wrong password, with its
+            # words and its cost (the password is checked all the same): an answer of its own would
+            # tell an outsider which address is the break-glass owner's, the one account SSO does
+            # not cover. The code (for the audit event's reason) stays on the server.
+            authenticate(self.request, username=email, password=self.cleaned_data.get("password") or "")
+            error = self.get_invalid_login_error()
+            raise forms.ValidationError(error.message, code="sso_required", params=error.params)
         return super().clean()
 
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dulwich.protocol import ReceivableProtocol
 from dulwich.server import DictBackend, UploadPackHandler
 
+from apps.accounts.access import access_denied_record
 from apps.accounts.permissions import Permission
 from apps.audit.services import audit_record
 from apps.catalog.history import history_build
@@ -60,7 +61,7 @@ def _admitted(request: HttpRequest) -> tuple[TokenPrincipal, dict[str, str]] | H
     if getattr(request, "tenant", None) is None:
         return _refuse(request, 404, "not_found", "There is nothing at this address.")
     raw = _credential(request)
-    token = token_authenticate(raw) if raw else None
+    token = token_authenticate(raw, request=request) if raw else None
     if token is None:
         message = "Use an API token as the password." if not raw else "The token is not valid, expired or revoked."
         return _refuse(request, 401, "not_authenticated" if not raw else "invalid_token", message)
@@ -76,6 +77,7 @@ def _admitted(request: HttpRequest) -> tuple[TokenPrincipal, dict[str, str]] | H
     limit_headers = decision.headers()
     allowed = all(principal.has_permission(p) for p in (Permission.DOMAINS_VIEW, Permission.AGENTS_VIEW))
     if not (allowed and principal.has_scope(Scope.READ)):
+        access_denied_record(request, principal, permission="domains.view, agents.view", scope=str(Scope.READ))
         return _refuse(request, 403, "permission_denied", "This token may not read domains and agents.", limit_headers)
     return principal, limit_headers
 

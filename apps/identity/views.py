@@ -8,13 +8,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_http_methods, require_safe
 
-from apps.accounts.access import require_permission
+from apps.accounts.access import denied_response, require_permission
 from apps.accounts.permissions import Permission
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.identity.service_tokens import platform_jwks
 from apps.identity.services import role_map_parse, sso_configure, sso_disable
 from apps.providers.encryption import encryption_available
-from foundry.errors import ServiceError, error_response
+from foundry.errors import ServiceError
 from foundry.forms import TextareaField, form_errors_add
 
 
@@ -96,7 +96,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
     if not request.user.has_permission(Permission.OWNERS_MANAGE):
-        return error_response(request, status=403, code="forbidden", message="Only owners change single sign-on.")
+        return denied_response(request, "Only owners change single sign-on.")
     form = SsoForm(request.POST, config=SsoConfiguration.objects.filter(pk=1).first())
     if not form.is_valid():
         return _page(request, form, status=400)
@@ -109,7 +109,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)
     except PermissionDenied as e:
-        return error_response(request, status=403, code="forbidden", message=str(e))
+        return denied_response(request, str(e))
     messages.success(request, "Single sign-on settings saved.")
     return redirect("identity:sso_settings")
 

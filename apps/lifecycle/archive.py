@@ -880,20 +880,38 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
         )
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _domain_attachable(domain: object) -> bool:
+    """A custom domain an archive may bring: a lowercase host name outside the platform's base
+    domain. The names under it are the platform's to give (workspaces' slugs, reserved names such
+    as www, login, sso): an archive naming one would take a platform-looking host for its sign-in
+    page, or the host of a workspace not yet created."""
+    base = settings.FOUNDRY_BASE_DOMAIN.lower()
+    return (
+        isinstance(domain, str)
+        and bool(_HOSTNAME.fullmatch(domain))
+        and domain != base
+        and not domain.endswith(f".{base}")
+    )
+
+
 def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:
-    """Re-attach the archive's other (custom) domains that are free here; the ones taken."""
+    """Re-attach the archive's other (custom) domains that are free here and not the platform's;
+    the ones left behind."""
     entry = loader.members.get("public/tenants_domain.ndjson")
     if entry is None or not entry["rows"]:
         return []
     loader.lines_load("public/tenants_domain.ndjson")
     loader.cursor.execute("SELECT j->>'domain' FROM archive_lines WHERE NOT (j->>'is_primary')::boolean")
-    taken = []
+    left = []
     for (domain,) in loader.cursor.fetchall():
-        if Domain.objects.filter(domain=domain).exists():
-            taken.append(domain)
+        if not _domain_attachable(domain) or Domain.objects.filter(domain=domain).exists():
+            left.append(domain)
         else:
             Domain.objects.create(domain=domain, tenant=tenant, is_primary=False)
-    return taken
+    return left
 
 
 def _tenant_create(slug: str, name: str) -> Tenant:

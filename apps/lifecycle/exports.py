@@ -278,8 +278,17 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
     try:
         payload = signing.loads(signature or "", salt=_LINK_SALT)
     except signing.BadSignature:
-        raise ServiceError("link_invalid", "This download link is not valid.", status=403) from None
+        payload = None
     if not (isinstance(payload, list) and len(payload) == 3 and isinstance(payload[2], int)):
+        # The whole workspace's data is behind such a link: a forged one is a security event.
+        audit_record(
+            action="export.download_refused",
+            actor=actor,
+            target=export,
+            data={"reason": "link_invalid"},
+            outcome=Outcome.DENIED,
+            request=request,
+        )
         raise ServiceError("link_invalid", "This download link is not valid.", status=403)
     link_export, link_schema, link_expires = payload
     if link_schema != connection.schema_name or link_export != str(export_id).lower():

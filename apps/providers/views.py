@@ -7,12 +7,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from apps.accounts.access import require_permission
+from apps.accounts.access import denied_response, require_permission
 from apps.accounts.permissions import Permission
 from apps.providers.encryption import encryption_available
 from apps.providers.models import ProviderCredential, ProviderName
 from apps.providers.services import credential_delete, credential_set
-from foundry.errors import ServiceError, error_response
+from foundry.errors import ServiceError
 from foundry.forms import form_errors_add
 
 _OPENAI_ONLY = ("organization", "api_version", "deployment")
@@ -101,7 +101,7 @@ def provider_set(request: HttpRequest, provider: str) -> HttpResponse:
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)
     except PermissionDenied as e:
-        return error_response(request, status=403, code="forbidden", message=str(e))
+        return denied_response(request, str(e))
     messages.success(request, f"{ProviderName(provider).label}: credentials saved.")
     return redirect("providers:provider_list")
 

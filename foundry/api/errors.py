@@ -48,6 +48,15 @@ def _flatten(detail) -> tuple[str, object]:
     return getattr(detail, "code", "invalid"), None
 
 
+def _service_denied(request, message: str) -> None:
+    """Recorded as the permission check records its refusals (foundry/api/permissions.py)."""
+    user = getattr(request, "user", None)
+    if request is not None and user is not None and user.is_authenticated:
+        from apps.accounts.access import access_denied_record
+
+        access_denied_record(request._request, user, reason=message[:200])
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
@@ -55,7 +64,8 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.code, exc.message, position=exc.position), status=400)
     if isinstance(exc, DjangoValidationError):
         return _django_validation(exc)
-    if isinstance(exc, DjangoPermissionDenied):
+    if isinstance(exc, DjangoPermissionDenied):  # a service's own rule refused the principal
+        _service_denied(context.get("request"), str(exc))
         exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -32,14 +32,6 @@ class TenantAccess(BasePermission):
 
 def _denied(request, user, **needed) -> None:
     """A signed-in principal refused: a security event (`access.denied`, outcome denied)."""
-    from apps.audit.models import Outcome
-    from apps.audit.services import audit_record
+    from apps.accounts.access import access_denied_record
 
-    audit_record(
-        action="access.denied",
-        actor=user,
-        target=("route", request.path[:200]),
-        data={"method": request.method, **needed},
-        outcome=Outcome.DENIED,
-        request=request._request,
-    )
+    access_denied_record(request._request, user, **needed)

@@ -284,8 +284,11 @@ def test_sso_required_refuses_passwords_except_the_break_glass_owner(acme, provi
     sso(acme, provider, sso_required=True, break_glass_email="owner@acme.test")
     client = Client(HTTP_HOST="acme.localhost")
     response = client.post("/login/", {"username": "admin@acme.test", "password": PASSWORD})
-    assert response.status_code == 200 and b"single sign-on" in response.content
+    assert response.status_code == 200 and b'data-testid="sso-required"' in response.content
     assert not client.session.get("_auth_user_id")
+    # Refused in the words of a wrong password: no answer tells the break-glass owner's address.
+    wrong = client.post("/login/", {"username": "owner@acme.test", "password": "not-the-password"})
+    assert response.context["form"].non_field_errors() == wrong.context["form"].non_field_errors()
     assert audit_events("acme", action="auth.login.failed", data={"reason": "sso_required"})
     response = client.post("/login/", {"username": "owner@acme.test", "password": PASSWORD})
     assert response.status_code == 302 and client.session.get("_auth_user_id")
