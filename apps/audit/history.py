@@ -41,10 +41,14 @@ def history_mask(value: str) -> str:
 def history_register() -> None:
     """Register the models whose changes are history (called once, from AuditConfig.ready)."""
     from apps.accounts.models import User
+    from apps.audit.models import AuditSink
+    from apps.billing.models import Budget, Price
     from apps.catalog.models import Deployment, Document, Version
+    from apps.identity.models import ExternalIdentity, SsoConfiguration
+    from apps.lifecycle.models import RetentionPolicy
     from apps.providers.models import ProviderCredential
     from apps.runs.models import Approval
-    from apps.tenants.models import Tenant
+    from apps.tenants.models import Plan, Tenant
     from apps.tokens.models import ApiToken
 
     # Members (tenant schemas) and operators (public). The password hash is never stored: an
@@ -58,7 +62,40 @@ def history_register() -> None:
     auditlog.register(Document, include_fields=["kind", "name", "live"])
     auditlog.register(ProviderCredential, mask_fields=["api_key_encrypted"], mask_callable=MASK)
     auditlog.register(Approval, include_fields=["run", "step", "tool", "decision", "approver", "comment", "decided_at"])
-    auditlog.register(Tenant, include_fields=["slug", "name", "plan", "status", "http_allowed_networks"])
+    # A tenant's identity, status and what operators and owners set on it (quota overrides, its
+    # deletion, whether traces carry content); not member_count (a statistic).
+    auditlog.register(
+        Tenant,
+        include_fields=[
+            "slug",
+            "name",
+            "plan",
+            "status",
+            "http_allowed_networks",
+            "requests_per_second_override",
+            "burst_override",
+            "concurrent_runs_override",
+            "monthly_tokens_override",
+            "purge_after",
+            "deletion_requested_by",
+            "trace_content",
+        ],
+    )
+    # The settings people change: SSO (its secret only as "changed"), budgets, retention, plans,
+    # prices, audit sinks (their configuration, not their delivery progress) and the links of
+    # members to their identity provider's subjects.
+    auditlog.register(SsoConfiguration, mask_fields=["client_secret_encrypted"], mask_callable=MASK)
+    auditlog.register(ExternalIdentity)
+    auditlog.register(Budget)
+    auditlog.register(RetentionPolicy)
+    auditlog.register(Plan)
+    auditlog.register(Price)
+    auditlog.register(
+        AuditSink,
+        exclude_fields=["delivered_at", "failures", "next_attempt_at", "last_error_code", "last_error"],
+        mask_fields=["secret_encrypted"],
+        mask_callable=MASK,
+    )
     pre_save.connect(_service_actor_fill, sender=LogEntry, dispatch_uid="foundry.history.service_actor")
 
 

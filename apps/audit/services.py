@@ -133,7 +133,7 @@ def audit_record(
     return Appended(tenant_id, seq, digest)
 
 
-def audit_actor_erase(*, tenant_id: int, actor_id: str) -> bool:
+def audit_actor_erase(*, tenant_id: int, actor_id: str, actor: Any = "audit") -> bool:
     """Erase an actor's personal data (a data-subject request); events keep the pseudonymous id.
 
     True if there was something to erase. The chain is untouched, so it still verifies."""
@@ -143,7 +143,7 @@ def audit_actor_erase(*, tenant_id: int, actor_id: str) -> bool:
         )
     if erased:
         with transaction.atomic():
-            audit_record(action="audit.actor.erased", actor="audit", target=("actor", actor_id), chain=tenant_id)
+            audit_record(action="audit.actor.erased", actor=actor, target=("actor", actor_id), chain=tenant_id)
     return bool(erased)
 
 

@@ -32,6 +32,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, connection, transaction
+from django.http import HttpRequest
 from django_tenants.utils import schema_context
 
 from apps.audit.models import PLATFORM
@@ -212,7 +213,9 @@ class _Member:
         self.file.close()
 
 
-def tenant_export(tenant: Tenant, out: BinaryIO, *, progress: Progress | None = None) -> dict:
+def tenant_export(
+    tenant: Tenant, out: BinaryIO, *, progress: Progress | None = None, actor: object = "lifecycle"
+) -> dict:
     """Write the workspace's archive to `out` (any writable binary stream); its manifest.
 
     Read in one read-only snapshot; `progress(done_rows, total_rows)` is called inside it, so a
@@ -282,7 +285,7 @@ def tenant_export(tenant: Tenant, out: BinaryIO, *, progress: Progress | None = 
     with transaction.atomic():
         audit_record(
             action="tenant.exported",
-            actor="lifecycle",
+            actor=actor,
             target=tenant,
             data={"rows": done, "members": len(members), "format_version": FORMAT_VERSION},
             chain=tenant.pk,
@@ -880,21 +883,22 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
         )
 
 
-_HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _domain_attachable(domain: object) -> bool:
-    """A custom domain an archive may bring: a lowercase host name outside the platform's base
-    domain. The names under it are the platform's to give (workspaces' slugs, reserved names such
-    as www, login, sso): an archive naming one would take a platform-looking host for its sign-in
-    page, or the host of a workspace not yet created."""
+    """Whether a custom domain of an archive comes along: one outside the platform's base domain.
+    The names under it are the platform's to give (workspaces' slugs, reserved names such as www,
+    login, sso): an archive naming one would take a platform-looking host for its sign-in page, or
+    the host of a workspace not yet created. A row that is no lowercase host name is refused."""
+    if not isinstance(domain, str) or not _HOSTNAME.fullmatch(domain):
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member public/tenants_domain.ndjson holds a domain that is no host name: {str(domain)[:100]!r}",
+            member="public/tenants_domain.ndjson",
+        )
     base = settings.FOUNDRY_BASE_DOMAIN.lower()
-    return (
-        isinstance(domain, str)
-        and bool(_HOSTNAME.fullmatch(domain))
-        and domain != base
-        and not domain.endswith(f".{base}")
-    )
+    return domain != base and not domain.endswith(f".{base}")
 
 
 def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:
@@ -969,6 +973,7 @@ def tenant_import(
     slug: str,
     name: str | None = None,
     actor=None,
+    request: HttpRequest | None = None,
     progress: Progress | None = None,
 ) -> Tenant:
     """A new workspace `slug` holding the archive's data, or nothing at all.
@@ -1012,8 +1017,9 @@ def tenant_import(
             "archive_created_at": manifest.get("created_at"),
             "domains_taken": taken,
         }
-        audit_record(action="tenant.imported", actor=actor or "system", target=tenant, data=data, chain=tenant.pk)
-        audit_record(action="tenant.imported", actor=actor or "system", target=tenant, data=data, chain=PLATFORM)
+        for chain in (tenant.pk, PLATFORM):
+            who = actor or "system"
+            audit_record(action="tenant.imported", actor=who, target=tenant, data=data, request=request, chain=chain)
         hosts = list(tenant.domains.values_list("domain", flat=True))
         transaction.on_commit(lambda: route_invalidate(*hosts))
     return tenant

@@ -90,14 +90,11 @@ def tenant_deletion_schedule(
     tenant.save(
         update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by", "status_before_deletion"]
     )
-    audit_record(
-        action="tenant.deletion_scheduled",
-        actor=actor,
-        target=tenant,
-        request=request,
-        chain=PLATFORM,
-        data={"slug": tenant.slug, "purge_after": tenant.purge_after.isoformat(), "grace_days": grace},
-    )
+    data = {"slug": tenant.slug, "purge_after": tenant.purge_after.isoformat(), "grace_days": grace}
+    for chain in (tenant.pk, PLATFORM):  # the workspace's own owners and admins read theirs
+        audit_record(
+            action="tenant.deletion_scheduled", actor=actor, target=tenant, request=request, chain=chain, data=data
+        )
     hosts = list(tenant.domains.values_list("domain", flat=True))
     transaction.on_commit(lambda: route_invalidate(*hosts))
     return tenant
@@ -121,14 +118,15 @@ def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpReques
     tenant.save(
         update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by", "status_before_deletion"]
     )
-    audit_record(
-        action="tenant.deletion_cancelled",
-        actor=actor,
-        target=tenant,
-        request=request,
-        chain=PLATFORM,
-        data={"status": tenant.status},
-    )
+    for chain in (tenant.pk, PLATFORM):
+        audit_record(
+            action="tenant.deletion_cancelled",
+            actor=actor,
+            target=tenant,
+            request=request,
+            chain=chain,
+            data={"status": tenant.status},
+        )
     hosts, schema = list(tenant.domains.values_list("domain", flat=True)), tenant.schema_name
     transaction.on_commit(lambda: route_invalidate(*hosts))
     if not suspended:

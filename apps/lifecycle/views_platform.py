@@ -86,7 +86,9 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
         return _page(request, form, status=400)
     data = form.cleaned_data
     try:
-        tenant = tenant_import(_source(data["archive"]), slug=data["slug"], name=data["name"], actor=request.user)
+        tenant = tenant_import(
+            _source(data["archive"]), slug=data["slug"], name=data["name"], actor=request.user, request=request
+        )
     except ArchiveError as e:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")

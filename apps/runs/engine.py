@@ -24,6 +24,8 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.audit.models import Outcome
+from apps.audit.services import audit_record
 from apps.billing.models import UsageRecord
 from apps.billing.quotas import quota_check
 from apps.catalog.models import Document, Kind
@@ -307,6 +309,14 @@ class Attempt:
             )
             if not ended:  # someone else ended it meanwhile
                 run.refresh_from_db(fields=["status"])
+            elif result.reason == "quota_exceeded":  # a spent budget refused the run a model call
+                audit_record(
+                    action="quota.exceeded",
+                    actor="runs",
+                    target=run,
+                    data={"project": run.project, "message": run.message[:500]},
+                    outcome=Outcome.DENIED,
+                )
             return run.status
         with transaction.atomic():
             run = self.run = Run.objects.select_for_update().get(pk=run.pk)

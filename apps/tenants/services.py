@@ -379,9 +379,13 @@ def tenant_trace_content_set(
     (docs/observability.md); on the workspace's own audit chain. Runs started later follow it."""
     if not isinstance(allowed, bool):
         raise ServiceError("trace_content_invalid", "trace_content is true or false.")
-    before = Tenant.objects.filter(pk=tenant.pk).values_list("trace_content", flat=True).get()
-    if before != allowed:
-        Tenant.objects.filter(pk=tenant.pk).update(trace_content=allowed)
+    with transaction.atomic():
+        row = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = row.trace_content
+        if before == allowed:
+            return allowed
+        row.trace_content = allowed
+        row.save(update_fields=["trace_content"])  # model history (apps/audit/history.py)
         audit_record(
             action="workspace.trace_content",
             actor=actor,

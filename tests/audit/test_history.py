@@ -256,4 +256,11 @@ def test_every_model_people_change_is_registered():
         "providers.ProviderCredential",
         "runs.Approval",
         "tenants.Tenant",
+        "tenants.Plan",
+        "billing.Price",
+        "billing.Budget",
+        "identity.SsoConfiguration",
+        "identity.ExternalIdentity",
+        "lifecycle.RetentionPolicy",
+        "audit.AuditSink",
     }

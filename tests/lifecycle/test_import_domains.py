@@ -54,13 +54,21 @@ def test_a_squatted_host_still_belongs_to_the_workspace_later_created_with_that_
     assert b"NewCo" in page.content, page.content[:300]
 
 
-def test_a_custom_domain_outside_the_base_domain_comes_along_and_a_malformed_one_is_left(acme, operator_client):
+def test_a_custom_domain_outside_the_base_domain_comes_along(acme, operator_client):
     from apps.audit.models import PLATFORM
     from tests.conftest import audit_events
 
-    crafted = _with_domains(archive_of(acme)[0], "agents.acme-corp.example", "Bad..Host", "localhost")
+    crafted = _with_domains(archive_of(acme)[0], "agents.acme-corp.example", "localhost")
     assert upload(operator_client, crafted, slug="acme-copy").status_code == 302
     copy = Tenant.objects.get(slug="acme-copy")
     assert set(copy.domains.values_list("domain", flat=True)) == {"acme-copy.localhost", "agents.acme-corp.example"}
     (event,) = audit_events("public", action="tenant.imported")
-    assert event.tenant_id == PLATFORM and set(event.data["domains_taken"]) == {"Bad..Host", "localhost"}
+    assert event.tenant_id == PLATFORM and event.data["domains_taken"] == ["localhost"]
+
+
+@pytest.mark.parametrize("domain", ["Bad..Host", "UPPER.example", "evil.example/path", "a" * 300 + ".example"])
+def test_a_domain_that_is_no_host_name_is_a_refused_archive(acme, operator_client, domain):
+    crafted = _with_domains(archive_of(acme)[0], domain)
+    response = upload(operator_client, crafted, slug="acme-copy")
+    assert response.status_code == 400 and b"no host name" in response.content, response.content[:300]
+    assert not Tenant.objects.filter(slug="acme-copy").exists()

@@ -24,7 +24,7 @@ class Command(BaseCommand):
             chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
             if chain is None:
                 raise CommandError(f"No tenant with slug {tenant!r}.")
-        if audit_actor_erase(tenant_id=chain, actor_id=actor_id):
+        if audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor"):
             self.stdout.write(f"Erased the personal data of {actor_id}; its events remain, under that id.")
         else:
             self.stdout.write(f"Nothing to erase for {actor_id} (unknown, or erased already).")

@@ -25,6 +25,6 @@ class Command(BaseCommand):
                 raise CommandError(f"--tenant: no workspace {tenant[:63]!r}.") from None
         verb = "would delete" if dry_run else "deleted"
         for one in tenants:
-            counts = retention_apply(tenant=one, dry_run=dry_run, actor="service:manage.py apply_retention")
+            counts = retention_apply(tenant=one, dry_run=dry_run, actor="cli:apply_retention")
             shown = ", ".join(f"{kind} {counts[kind]}" for kind in KINDS)
             self.stdout.write(f"{one.slug}: {verb} {shown}")

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.audit.history import history_actor
+from apps.audit.models import PLATFORM
+from apps.audit.services import audit_record
 from apps.lifecycle.archive import tenant_export
 from apps.tenants.models import Tenant
 
@@ -28,6 +30,9 @@ class ProgressBar:
             self.bar.close()
 
 
+ACTOR = "cli:export_tenant"
+
+
 class Command(BaseCommand):
     help = "Export a workspace's data to one archive file (docs/export.md)."
 
@@ -45,8 +50,8 @@ class Command(BaseCommand):
         partial = path.with_name(path.name + ".part")
         line = ProgressBar(self.stderr, f"Exporting {slug}")
         try:
-            with partial.open("xb") as out, history_actor("cli:export_tenant"):
-                manifest = tenant_export(tenant, out, progress=line.update)
+            with partial.open("xb") as out, history_actor(ACTOR):
+                manifest = tenant_export(tenant, out, progress=line.update, actor=ACTOR)
             os.replace(partial, path)
         except OSError as e:
             partial.unlink(missing_ok=True)
@@ -56,6 +61,9 @@ class Command(BaseCommand):
             raise
         finally:
             line.end()
+        # An operator took the whole workspace's data out: on the platform's chain too.
+        data = {"rows": manifest["rows"], "members": len(manifest["members"]), "file": path.name}
+        audit_record(action="tenant.exported", actor=ACTOR, target=tenant, data=data, chain=PLATFORM)
         self.stdout.write(
             f"Exported {slug} to {path}: {manifest['rows']:,} rows in {len(manifest['members'])} tables"
             f" ({path.stat().st_size:,} bytes)."

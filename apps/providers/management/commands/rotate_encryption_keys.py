@@ -3,6 +3,8 @@ from django_tenants.utils import schema_context
 
 from apps.audit.delivery import sink_secrets_rotate
 from apps.audit.history import history_actor
+from apps.audit.models import PLATFORM, Outcome
+from apps.audit.services import audit_record
 from apps.identity.services import sso_secret_rotate
 from apps.providers.encryption import encryption_available
 from apps.providers.services import credentials_rotate
@@ -40,6 +42,15 @@ class Command(BaseCommand):
                     f"{len(counts.undecryptable)} undecryptable"
                 )
         self.stdout.write(f"{rotated} re-encrypted, {current} already current, {len(failed)} undecryptable.")
+        data = {"rotated": rotated, "current": current, "undecryptable": failed[:100]}
+        audit_record(
+            action="encryption_keys.rotated",
+            actor="cli:rotate_encryption_keys",
+            target=("platform", "encryption_keys"),
+            data=data,
+            outcome=Outcome.FAILURE if failed else Outcome.SUCCESS,
+            chain=PLATFORM,
+        )
         if failed:
             raise CommandError(
                 "No configured key decrypts these credentials (was a key removed before rotating?): "
