@@ -32,7 +32,10 @@ class Price(models.Model):
         indexes = [models.Index(fields=["provider", "model", "-effective_from"], name="billing_price_lookup")]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+        when = self.effective_from
+        # A row made with the time as text (before it is saved and read back) is named all the same.
+        shown = f"{when:%Y-%m-%d %H:%M}" if hasattr(when, "strftime") else str(when)
+        return f"{self.provider}/{self.model} from {shown}"
 
 
 class UsageRecord(models.Model):
