@@ -6,10 +6,10 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -112,9 +112,23 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
         raise ValidationError(errors)
     if role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
-    member = User.objects.create_user(email, None, role=role, full_name=full_name.strip())
+    try:
+        with transaction.atomic():  # the same address added at the same moment by another request
+            member = User.objects.create_user(email, None, role=role, full_name=full_name.strip())
+    except IntegrityError:
+        raise ValidationError(
+            {"email": ValidationError("That person is already a member.", code="member_exists")}
+        ) from None
     audit_record(action="member.added", actor=actor, target=member, data={"role": role}, request=request)
     return member
+
+
+def _member_locked(member: User) -> User:
+    """The member's row, locked; 404 when it was removed meanwhile (by another request)."""
+    locked = User.objects.select_for_update().filter(pk=member.pk).first()
+    if locked is None:
+        raise Http404("There is no such member.")
+    return locked
 
 
 @transaction.atomic
@@ -123,7 +137,7 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
     if role not in Role.values:
         raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
     owners_hold()
-    member = User.objects.select_for_update().get(pk=member.pk)
+    member = _member_locked(member)
     if member.role == role:
         return member
     if Role.OWNER in (member.role, role):
@@ -146,7 +160,7 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
 def member_remove(*, actor: User, member: User, request: HttpRequest | None = None) -> None:
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()
-    member = User.objects.select_for_update().get(pk=member.pk)
+    member = _member_locked(member)
     if member.pk == actor.pk:
         raise ValidationError("You cannot remove yourself.", code="remove_self")
     if member.role == Role.OWNER:

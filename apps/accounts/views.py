@@ -1,7 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -115,8 +117,17 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
     token_generator = invitation_tokens
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        audit_record(action="member.invite_accepted", actor=form.user, request=self.request)
+        # The link was checked against the member as read at the start of the request; two
+        # submissions of it at once would both pass. Check it again on the locked row: the first
+        # to set a password spends it, and the other is told the link is no longer valid.
+        with transaction.atomic():
+            member = User.objects.select_for_update().get(pk=form.user.pk)
+            if not self.token_generator.check_token(member, self.request.session.get(INTERNAL_RESET_SESSION_TOKEN)):
+                self.validlink = False
+                return self.render_to_response(self.get_context_data(form=None))
+            form.user = member
+            response = super().form_valid(form)
+            audit_record(action="member.invite_accepted", actor=member, request=self.request)
         messages.success(self.request, "Your password is set. Sign in to continue.")
         return response
 

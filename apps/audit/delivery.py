@@ -50,7 +50,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
@@ -307,6 +307,8 @@ def audit_sink_set(
     _check_actor(actor)
     fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
     with rls_scope(tenant.pk):
+        with connection.cursor() as cursor:  # one change of the workspace's sinks at a time: the cap holds
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit.sinks:{tenant.pk}"])
         sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
         _validate(name, fields, policy=sink_policy(tenant), head=chain_head(tenant.pk))
         created = sink is None

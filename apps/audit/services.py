@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -162,14 +162,18 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         signed_at = timezone.now()
         hash_id = head.hash_tenant_id or audit_chain_base(tenant_id).hash_tenant_id
         message = checkpoint_message(tenant_id=hash_id, seq=head.seq, hash=head.hash, signed_at=signed_at)
-        checkpoint = AuditCheckpoint.objects.create(
-            tenant_id=tenant_id,
-            seq=head.seq,
-            hash=head.hash,
-            signed_at=signed_at,
-            key_id=key.key_id,
-            signature=key.sign(message),
-        )
+        try:
+            with transaction.atomic():  # another signer of the same head at the same moment
+                checkpoint = AuditCheckpoint.objects.create(
+                    tenant_id=tenant_id,
+                    seq=head.seq,
+                    hash=head.hash,
+                    signed_at=signed_at,
+                    key_id=key.key_id,
+                    signature=key.sign(message),
+                )
+        except IntegrityError:
+            return None
     if settings.FOUNDRY_AUDIT_CHECKPOINT_DIR:
         directory = Path(settings.FOUNDRY_AUDIT_CHECKPOINT_DIR)
         directory.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ asserts the address is verified. Roles are re-read from the configured claim at 
 owner is never granted or taken away by a provider.
 """
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -71,6 +71,12 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     subject = claims["sub"]
     email = claims_email(config, claims)
     role = mapped_role(config, claims)
+    # One sign-in of a person (and of an address) at a time: two tabs finishing a first sign-in at
+    # once would both find no identity and both create the member. The second waits here, then
+    # finds what the first made.
+    with connection.cursor() as cursor:
+        for key in (f"sso.identity:{config.issuer}\n{subject}", f"sso.email:{email}"):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
     identity = (
         ExternalIdentity.objects.select_for_update()
         .select_related("user")

@@ -10,6 +10,7 @@ the next pass does not finish. With `dry_run` it only counts. Either way the pas
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,6 +118,20 @@ def retention_tenants() -> QuerySet[Tenant]:
 # --- the pass -----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _one_pass_at_a_time(tenant: Tenant) -> Iterator[None]:
+    """One pass over a workspace at a time (the beat job, a command, a redelivered task): the
+    next waits, then finds what the first left. A session lock: a pass commits batch by batch."""
+    key = f"lifecycle.retention:{tenant.schema_name}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+
+
 def retention_apply(
     *,
     tenant: Tenant,
@@ -131,7 +146,7 @@ def retention_apply(
     if batch_size < 1:
         raise ValueError("batch_size is at least 1")
     now = now or timezone.now()
-    with tenant_context(tenant):
+    with tenant_context(tenant), _one_pass_at_a_time(tenant):
         policy = retention_policy_get()
         sweep = _Sweep(tenant, now=now, dry_run=dry_run, batch_size=batch_size)
         counts = dict.fromkeys(KINDS, 0)
@@ -195,6 +210,8 @@ class _Sweep:
                     self.saver.thread_delete(str(run_id), batch_size=self.batch_size)
                 with erasing(), connection.cursor() as cursor:
                     cursor.execute(_RUNS_DELETE, [ids, ids, ids])
+                    deleted += cursor.rowcount  # what went, not what was chosen
+                continue
             deleted += len(ids)
         return deleted
 
