@@ -5,13 +5,17 @@ schema before each task, and a tenant task names its tenant in its first argumen
 inside that tenant's schema, refusing to run for a tenant that is suspended or gone.
 
 Messages are signed with the platform key (foundry/celery_signing.py), and a worker refuses,
-and logs, any message the certificate store does not verify.
+and logs, any message the certificate store does not verify. The signature covers a message's
+body only, not its headers, which name the task to run: so the body carries the task's name too
+(`_task_name_bind`, when it is published), and a task runs only from a body that names it
+(`FoundryTask`) — a signed message relabelled for another task is refused.
 """
 
+import logging
 import os
 
 from celery import Celery, Task
-from celery.signals import beat_init, task_postrun, task_prerun, worker_process_init
+from celery.signals import beat_init, before_task_publish, task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
@@ -49,7 +53,36 @@ def _message_signing_setup(celery_app: Celery) -> None:
         )
 
 
-app = FoundryCelery("foundry")
+logger = logging.getLogger(__name__)
+# The key, in a message's signed body (protocol 2's `embed`), that names the task it is for.
+TASK_NAME_KEY = "foundry_task"
+
+
+class MessageRelabelled(Exception):
+    """A worker was handed a message whose signed body names another task (or none)."""
+
+
+class FoundryTask(Task):
+    """Every task of the app: it runs from a message only if the message's signed body names it."""
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if not request.called_directly and not request.is_eager:
+            bound = getattr(request, TASK_NAME_KEY, None)
+            if bound != self.name:
+                logger.error("refused message %s: its signed body is for %r, not %s", request.id, bound, self.name)
+                raise MessageRelabelled(f"the message's signed body is for {bound!r}, not {self.name}")
+        return super().__call__(*args, **kwargs)
+
+
+@before_task_publish.connect
+def _task_name_bind(sender=None, body=None, headers=None, **_kwargs) -> None:
+    """Before the body is serialized (and signed): name the task in it."""
+    if isinstance(body, tuple | list) and len(body) == 3 and isinstance(body[2], dict):
+        body[2][TASK_NAME_KEY] = (headers or {}).get("task") or sender
+
+
+app = FoundryCelery("foundry", task_cls=FoundryTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -76,7 +109,7 @@ class TenantUnavailable(Exception):
     """The task's tenant does not exist or is suspended; the task did nothing."""
 
 
-class TenantTask(Task):
+class TenantTask(FoundryTask):
     """Base for tasks that act inside one tenant: `task.delay(schema_name, ...)`."""
 
     def __call__(self, schema_name: str, *args, **kwargs):

@@ -1,15 +1,25 @@
+import logging
+
 from celery import shared_task
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_checkpoint_sign
 from apps.tenants.models import Tenant
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="audit.sign_heads", ignore_result=True)
 def audit_sign_heads() -> int:
     """Beat: sign the head of every chain that moved since its last checkpoint."""
     chains = [PLATFORM, *Tenant.objects.values_list("pk", flat=True)]
-    return sum(audit_checkpoint_sign(tenant_id) is not None for tenant_id in chains)
+    signed = 0
+    for tenant_id in chains:
+        try:
+            signed += audit_checkpoint_sign(tenant_id) is not None
+        except Exception:  # one chain's failure (its file, its rows) never leaves the others unsigned
+            logger.exception("audit: signing the head of chain %s failed; the other chains go on", tenant_id)
+    return signed
 
 
 # --- SIEM delivery (apps/audit/delivery.py) ----------------------------------------------------
@@ -22,11 +32,24 @@ def audit_deliver_sinks() -> int:
 
     due = sinks_due()
     for tenant_id, sink_id in due:
-        audit_deliver_sink.delay(tenant_id, sink_id)
+        # A copy still waiting when the next beat comes is of no use: that beat queues another.
+        audit_deliver_sink.apply_async(args=[tenant_id, sink_id], expires=DELIVERY_COPY_EXPIRES)
     return len(due)
 
 
-@shared_task(name="audit.deliver_sink", ignore_result=True)
+# One delivery run: its time budget plus a last batch's sends and retries (delivery.py), and the
+# name lookups no socket timeout bounds; past the soft limit the run stops, past the hard one
+# the worker process is replaced.
+DELIVERY_SOFT_LIMIT = 300
+DELIVERY_COPY_EXPIRES = 60
+
+
+@shared_task(
+    name="audit.deliver_sink",
+    ignore_result=True,
+    soft_time_limit=DELIVERY_SOFT_LIMIT,
+    time_limit=DELIVERY_SOFT_LIMIT + 60,
+)
 def audit_deliver_sink(tenant_id: int, sink_id: int) -> str:
     """Deliver one sink's pending events (a lock makes a second copy of this task return `busy`)."""
     from apps.audit.delivery import sink_deliver

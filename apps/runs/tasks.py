@@ -35,6 +35,7 @@ from foundry.celery import TenantTask
 # long queue, which a copy does not lengthen much this rarely. The sweep hands either to a worker.
 STALE_RUNNING = timedelta(minutes=5)
 STALE_QUEUED = timedelta(minutes=30)
+DB_RETRIES = 20
 
 
 @shared_task(
@@ -45,8 +46,12 @@ STALE_QUEUED = timedelta(minutes=30)
     reject_on_worker_lost=True,
     max_retries=None,
     ignore_result=True,
-    # The database or Redis gone for a moment: try again, later each time.
+    # The database or Redis gone for a moment: try again, later each time, 20 times (~15 min);
+    # then the task gives up and the sweep hands the run to a worker later, which counts as a
+    # recovery (FOUNDRY_RUN_MAX_RECOVERIES): an error that never clears ends the run. Waiting
+    # for a slot or a lock (below) is not an error and has no limit.
     autoretry_for=(OperationalError, PsycopgOperationalError, RedisConnectionError),
+    retry_kwargs={"max_retries": DB_RETRIES},
     retry_backoff=1,
     retry_backoff_max=60,
 )
