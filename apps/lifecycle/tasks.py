@@ -52,6 +52,8 @@ def apply_retention(schema_names: list[str] | None = None) -> int:
     from apps.lifecycle.retention import retention_tenants
 
     tenants = retention_tenants()
+    if isinstance(schema_names, str):  # one workspace named alone, not in a list
+        schema_names = [schema_names]
     if schema_names is not None:
         tenants = tenants.filter(schema_name__in=schema_names)
     schemas = list(tenants.values_list("schema_name", flat=True))

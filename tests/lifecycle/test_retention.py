@@ -516,3 +516,13 @@ def test_the_beat_task_has_a_real_worker_apply_a_workspaces_policy(
             assert not default_storage.exists(old.file)
         finally:
             default_storage.delete(new.file)
+
+
+def test_the_beat_task_takes_one_workspace_named_alone(acme, monkeypatch):
+    from apps.lifecycle import tasks as lifecycle_tasks
+
+    queued = []
+    monkeypatch.setattr(lifecycle_tasks.apply_retention_tenant, "delay", queued.append)
+    policy_set(acme, exports_days=7)
+    assert lifecycle_tasks.apply_retention("acme") == lifecycle_tasks.apply_retention(["acme"]) == 1
+    assert queued == ["acme", "acme"]
