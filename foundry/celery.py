@@ -6,9 +6,9 @@ inside that tenant's schema, refusing to run for a tenant that is suspended or g
 
 Messages are signed with the platform key (foundry/celery_signing.py), and a worker refuses,
 and logs, any message the certificate store does not verify. The signature covers a message's
-body only, not its headers, which name the task to run: so the body carries the task's name too
-(`_task_name_bind`, when it is published), and a task runs only from a body that names it
-(`FoundryTask`) — a signed message relabelled for another task is refused.
+body only, not its headers, which name the task to run: so the body's kwargs carry the task's
+name too (`_task_name_bind`, when it is published), and a task runs only from a body that names
+it (`FoundryTask`) — a signed message relabelled for another task is refused.
 """
 
 import logging
@@ -54,8 +54,8 @@ def _message_signing_setup(celery_app: Celery) -> None:
 
 
 logger = logging.getLogger(__name__)
-# The key, in a message's signed body (protocol 2's `embed`), that names the task it is for.
-TASK_NAME_KEY = "foundry_task"
+# The key, in a message's signed body (its kwargs), that names the task it is for.
+TASK_NAME_KEY = "_foundry_task"
 
 
 class MessageRelabelled(Exception):
@@ -63,23 +63,31 @@ class MessageRelabelled(Exception):
 
 
 class FoundryTask(Task):
-    """Every task of the app: it runs from a message only if the message's signed body names it."""
+    """Every task of the app: it runs from a message only if the message's signed body names it.
+
+    The name rides in the body's kwargs (the headers, and the body's `embed` overlaid on them,
+    are not what a missing key can be trusted from: a header of the same name would stand in)."""
 
     def __call__(self, *args, **kwargs):
+        bound = kwargs.pop(TASK_NAME_KEY, None)
         request = self.request
-        if not request.called_directly and not request.is_eager:
-            bound = getattr(request, TASK_NAME_KEY, None)
-            if bound != self.name:
-                logger.error("refused message %s: its signed body is for %r, not %s", request.id, bound, self.name)
-                raise MessageRelabelled(f"the message's signed body is for {bound!r}, not {self.name}")
-        return super().__call__(*args, **kwargs)
+        if isinstance(getattr(request, "kwargs", None), dict):
+            request.kwargs.pop(TASK_NAME_KEY, None)  # a retry re-sends these: publishing names it anew
+        if not request.called_directly and not request.is_eager and bound != self.name:
+            logger.error("refused message %s: its signed body is for %r, not %s", request.id, bound, self.name)
+            raise MessageRelabelled(f"the message's signed body is for {bound!r}, not {self.name}")
+        return self.call_checked(*args, **kwargs)
+
+    def call_checked(self, *args, **kwargs):
+        """The task's run, once its message is known to be for it."""
+        return Task.__call__(self, *args, **kwargs)
 
 
 @before_task_publish.connect
 def _task_name_bind(sender=None, body=None, headers=None, **_kwargs) -> None:
-    """Before the body is serialized (and signed): name the task in it."""
-    if isinstance(body, tuple | list) and len(body) == 3 and isinstance(body[2], dict):
-        body[2][TASK_NAME_KEY] = (headers or {}).get("task") or sender
+    """Before the body is serialized (and signed): name the task in its kwargs."""
+    if isinstance(body, tuple | list) and len(body) == 3 and isinstance(body[1], dict):
+        body[1][TASK_NAME_KEY] = (headers or {}).get("task") or sender
 
 
 app = FoundryCelery("foundry", task_cls=FoundryTask)
@@ -112,7 +120,7 @@ class TenantUnavailable(Exception):
 class TenantTask(FoundryTask):
     """Base for tasks that act inside one tenant: `task.delay(schema_name, ...)`."""
 
-    def __call__(self, schema_name: str, *args, **kwargs):
+    def call_checked(self, schema_name: str, *args, **kwargs):
         from django.db import connection
 
         from apps.tenants.models import Tenant
@@ -125,7 +133,7 @@ class TenantTask(FoundryTask):
         connection.set_tenant(tenant)
         try:
             with tenant_bound(tenant.pk, tenant.slug):
-                return super().__call__(schema_name, *args, **kwargs)
+                return Task.__call__(self, schema_name, *args, **kwargs)
         finally:
             connection.set_schema_to_public()
 

@@ -29,8 +29,7 @@ import os
 import time
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
-from django.views.decorators.http import require_safe
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -179,11 +178,12 @@ class _ProcessCollector:
         return REGISTRY.collect()
 
 
-@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.FOUNDRY_METRICS_TOKEN
     if not token:
-        raise Http404
+        raise Http404  # not served at all: whatever the method
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
         response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")

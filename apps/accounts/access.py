@@ -5,6 +5,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
@@ -49,7 +50,10 @@ def require_permission(permission: Permission) -> Callable:
             if not request.user.has_permission(permission):
                 access_denied_record(request, request.user, permission=str(permission))
                 return _forbidden(request, "Your role does not allow this.")
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except PermissionDenied as e:  # a service's own rule refused: the same event and answer
+                return denied_response(request, str(e) or "Not allowed.")
 
         wrapped.required_permission = permission
         return wrapped

@@ -131,6 +131,7 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
             re.compile(rb"[a-z0-9_]+:" + re.escape(prefix.encode()) + rb":[0-9]+:audit:chain-status:" + ident.encode()),
         ),
     ]
+    patterns.append(_exact(f"foundry:retention:{schema}"))  # a pass's lock (lifecycle/retention.py)
     return patterns + [_exact(key) for host in hosts for key in route_keys(host)]
 
 

@@ -9,6 +9,7 @@ the next pass does not finish. With `dry_run` it only counts. Either way the pas
 `retention.applied` audit event with its counts. docs/retention.md has the rules per kind.
 """
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,11 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from redis.exceptions import LockError, RedisError
 
 from apps.audit.services import audit_record
 from apps.billing.rls import usage_scope
@@ -32,6 +35,7 @@ from apps.runs.checkpoints import TenantSaver, checkpointer
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_list
+from foundry.errors import ServiceError
 from foundry.runtime.graph import AgentState, agent_graph_compiled
 
 DAYS_FIELDS = ("runs_days", "checkpoints_days", "usage_detail_days", "traces_days", "exports_days", "audit_days")
@@ -118,18 +122,39 @@ def retention_tenants() -> QuerySet[Tenant]:
 # --- the pass -----------------------------------------------------------------------------------
 
 
+RETENTION_LOCK_SECONDS = 6 * 3600  # a pass still going after this may be joined by the next
+
+
+def retention_lock_key(schema: str) -> str:
+    return f"foundry:retention:{schema}"
+
+
 @contextmanager
-def _one_pass_at_a_time(tenant: Tenant) -> Iterator[None]:
-    """One pass over a workspace at a time (the beat job, a command, a redelivered task): the
-    next waits, then finds what the first left. A session lock: a pass commits batch by batch."""
-    key = f"lifecycle.retention:{tenant.schema_name}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+def _one_pass_at_a_time(tenant: Tenant, *, dry_run: bool) -> Iterator[None]:
+    """One deleting pass over a workspace at a time (the beat job, a command, a redelivered task):
+    another is refused with `retention_busy` at once. A dry run deletes nothing and never waits.
+    A Redis lock with an expiry, not a database one: a pass commits batch by batch, and a pass
+    failing inside a caller's transaction must neither keep the lock nor hide its error."""
+    if dry_run:
+        yield
+        return
+    lock = get_redis_connection("default").lock(
+        retention_lock_key(tenant.schema_name), timeout=RETENTION_LOCK_SECONDS, thread_local=False
+    )
+    try:
+        acquired = lock.acquire(blocking=False)
+    except RedisError:
+        acquired = None  # Redis away: the pass goes on alone (it counts only what its deletes remove)
+    if acquired is False:
+        raise ServiceError(
+            "retention_busy", "A retention pass of this workspace is running; it will finish the work.", status=409
+        )
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+        if acquired:
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
 
 
 def retention_apply(
@@ -146,7 +171,7 @@ def retention_apply(
     if batch_size < 1:
         raise ValueError("batch_size is at least 1")
     now = now or timezone.now()
-    with tenant_context(tenant), _one_pass_at_a_time(tenant):
+    with tenant_context(tenant), _one_pass_at_a_time(tenant, dry_run=dry_run):
         policy = retention_policy_get()
         sweep = _Sweep(tenant, now=now, dry_run=dry_run, batch_size=batch_size)
         counts = dict.fromkeys(KINDS, 0)

@@ -13,6 +13,7 @@ Delivery is at least once, and every delivery is safe (the engine starts from th
   stays queued and comes back later (`retry`), neither lost nor failed.
 """
 
+import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -36,6 +37,7 @@ from foundry.celery import TenantTask
 STALE_RUNNING = timedelta(minutes=5)
 STALE_QUEUED = timedelta(minutes=30)
 DB_RETRIES = 20
+_TRANSIENT = (OperationalError, PsycopgOperationalError, RedisConnectionError)
 
 
 @shared_task(
@@ -46,17 +48,19 @@ DB_RETRIES = 20
     reject_on_worker_lost=True,
     max_retries=None,
     ignore_result=True,
-    # The database or Redis gone for a moment: try again, later each time, 20 times (~15 min);
-    # then the task gives up and the sweep hands the run to a worker later, which counts as a
-    # recovery (FOUNDRY_RUN_MAX_RECOVERIES): an error that never clears ends the run. Waiting
-    # for a slot or a lock (below) is not an error and has no limit.
-    autoretry_for=(OperationalError, PsycopgOperationalError, RedisConnectionError),
-    retry_kwargs={"max_retries": DB_RETRIES},
-    retry_backoff=1,
-    retry_backoff_max=60,
 )
-def run_execute(self, schema_name: str, run_id: str) -> str:
-    status = run_advance_admitted(run_id)
+def run_execute(self, schema_name: str, run_id: str, db_failures: int = 0) -> str:
+    try:
+        status = run_advance_admitted(run_id)
+    except _TRANSIENT as exc:
+        # The database or Redis gone for a moment: try again, later each time, DB_RETRIES times
+        # (~15 min), counted apart from the waits below; then the task gives up and the sweep
+        # hands the run to a worker later, which counts as a recovery (FOUNDRY_RUN_MAX_RECOVERIES):
+        # an error that never clears ends the run.
+        if db_failures >= DB_RETRIES:
+            raise
+        countdown = min(60, 2**db_failures) * (0.5 + random.random() / 2)  # noqa: S311 — jitter
+        raise self.retry(exc=exc, countdown=countdown, args=[schema_name, run_id, db_failures + 1]) from None
     if status == NO_SLOT:
         # The workspace runs as many runs as its plan allows (or Redis is away): wait queued.
         raise self.retry(countdown=run_slot_retry_countdown())

@@ -108,10 +108,10 @@ def broker() -> redis.Redis:
 
 
 def task_payload(marker: Path) -> list:
-    """The body of a protocol 2 task message for the probe: args, kwargs, embed (which names the
-    task it is for, so a signature over the body covers the task's name: foundry/celery.py)."""
-    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None, "foundry_task": "tests.probe"}
-    return [[str(marker)], {}, embed]
+    """The body of a protocol 2 task message for the probe: args, kwargs, embed (its kwargs name
+    the task it is for, so a signature over the body covers the task's name: foundry/celery.py)."""
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    return [[str(marker)], {"_foundry_task": "tests.probe"}, embed]
 
 
 def inject(queue: str, marker: Path, *, content_type: str, body: bytes | str) -> str:

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.lifecycle.retention import KINDS, retention_apply, retention_tenants
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from foundry.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -24,7 +25,15 @@ class Command(BaseCommand):
             except Tenant.DoesNotExist:
                 raise CommandError(f"--tenant: no workspace {tenant[:63]!r}.") from None
         verb = "would delete" if dry_run else "deleted"
+        busy = []
         for one in tenants:
-            counts = retention_apply(tenant=one, dry_run=dry_run, actor="cli:apply_retention")
+            try:
+                counts = retention_apply(tenant=one, dry_run=dry_run, actor="cli:apply_retention")
+            except ServiceError as e:  # a pass of this workspace is running: the others go on
+                self.stderr.write(f"{one.slug}: {e.message}")
+                busy.append(one.slug)
+                continue
             shown = ", ".join(f"{kind} {counts[kind]}" for kind in KINDS)
             self.stdout.write(f"{one.slug}: {verb} {shown}")
+        if busy:
+            raise CommandError(f"Not applied (a pass is running): {', '.join(busy)}.")
