@@ -38,11 +38,8 @@ if not SECRET_KEY:
 FOUNDRY_BASE_DOMAIN = env.str("FOUNDRY_BASE_DOMAIN", default="localhost").lower().strip(".")
 # Host validation is done by the tenant router (unknown hosts get a 404), but Django's own
 # check stays on as a second fence: only the base domain and its subdomains are accepted.
-ALLOWED_HOSTS = [
-    FOUNDRY_BASE_DOMAIN,
-    f".{FOUNDRY_BASE_DOMAIN}",
-    *env.list("FOUNDRY_EXTRA_ALLOWED_HOSTS", default=[]),
-]
+FOUNDRY_EXTRA_ALLOWED_HOSTS = env.list("FOUNDRY_EXTRA_ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = [FOUNDRY_BASE_DOMAIN, f".{FOUNDRY_BASE_DOMAIN}", *FOUNDRY_EXTRA_ALLOWED_HOSTS]
 
 # --- Applications -------------------------------------------------------------------------
 SHARED_APPS = [

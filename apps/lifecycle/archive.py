@@ -890,7 +890,8 @@ def _domain_attachable(domain: object) -> bool:
     """Whether a custom domain of an archive comes along: one outside the platform's base domain.
     The names under it are the platform's to give (workspaces' slugs, reserved names such as www,
     login, sso): an archive naming one would take a platform-looking host for its sign-in page, or
-    the host of a workspace not yet created. A row that is no lowercase host name is refused."""
+    the host of a workspace not yet created; an address, or a host the platform answers on itself,
+    is not a workspace's either. A row that is no lowercase host name is refused."""
     if not isinstance(domain, str) or not _HOSTNAME.fullmatch(domain):
         raise ArchiveError(
             "archive_rows_invalid",
@@ -898,7 +899,16 @@ def _domain_attachable(domain: object) -> bool:
             member="public/tenants_domain.ndjson",
         )
     base = settings.FOUNDRY_BASE_DOMAIN.lower()
-    return domain != base and not domain.endswith(f".{base}")
+    if domain == base or domain.endswith(f".{base}"):
+        return False
+    if domain.rpartition(".")[2].isdigit():  # an address (no top-level domain is a number)
+        return False
+    # A host the platform answers on beside its base domain (FOUNDRY_EXTRA_ALLOWED_HOSTS; ".x" is x
+    # and every name under it, as in ALLOWED_HOSTS).
+    for host in (h.lower() for h in settings.FOUNDRY_EXTRA_ALLOWED_HOSTS):
+        if domain == host.lstrip(".") or (host.startswith(".") and domain.endswith(host)) or host == "*":
+            return False
+    return True
 
 
 def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:

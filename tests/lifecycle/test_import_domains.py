@@ -58,12 +58,12 @@ def test_a_custom_domain_outside_the_base_domain_comes_along(acme, operator_clie
     from apps.audit.models import PLATFORM
     from tests.conftest import audit_events
 
-    crafted = _with_domains(archive_of(acme)[0], "agents.acme-corp.example", "localhost")
+    crafted = _with_domains(archive_of(acme)[0], "agents.acme-corp.example", "localhost", "127.0.0.1")
     assert upload(operator_client, crafted, slug="acme-copy").status_code == 302
     copy = Tenant.objects.get(slug="acme-copy")
     assert set(copy.domains.values_list("domain", flat=True)) == {"acme-copy.localhost", "agents.acme-corp.example"}
     (event,) = audit_events("public", action="tenant.imported")
-    assert event.tenant_id == PLATFORM and event.data["domains_taken"] == ["localhost"]
+    assert event.tenant_id == PLATFORM and event.data["domains_taken"] == ["localhost", "127.0.0.1"]
 
 
 @pytest.mark.parametrize("domain", ["Bad..Host", "UPPER.example", "evil.example/path", "a" * 300 + ".example"])
@@ -72,3 +72,15 @@ def test_a_domain_that_is_no_host_name_is_a_refused_archive(acme, operator_clien
     response = upload(operator_client, crafted, slug="acme-copy")
     assert response.status_code == 400 and b"no host name" in response.content, response.content[:300]
     assert not Tenant.objects.filter(slug="acme-copy").exists()
+
+
+def test_a_host_the_platform_answers_on_itself_is_left_behind(acme, operator_client, settings):
+    from tests.conftest import audit_events
+
+    settings.FOUNDRY_EXTRA_ALLOWED_HOSTS = ["status.example.net", ".edge.example.net"]
+    crafted = _with_domains(archive_of(acme)[0], "status.example.net", "a.edge.example.net", "ok.example.org")
+    assert upload(operator_client, crafted, slug="acme-copy").status_code == 302
+    copy = Tenant.objects.get(slug="acme-copy")
+    assert set(copy.domains.values_list("domain", flat=True)) == {"acme-copy.localhost", "ok.example.org"}
+    (event,) = audit_events("public", action="tenant.imported")
+    assert sorted(event.data["domains_taken"]) == ["a.edge.example.net", "status.example.net"]
