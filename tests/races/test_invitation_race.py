@@ -11,15 +11,20 @@ from tests.conftest import audit_events, client_for
 from tests.races.conftest import Rendezvous, run_together
 
 
+def _invitation_path(tenant) -> str:
+    """The path of a new developer's invitation link (committed)."""
+    with schema_context(tenant.schema_name):
+        invitee = User.objects.create_user(f"new@{tenant.slug}.test", None, role=Role.DEVELOPER)
+        url = member_invite_url(user=invitee, base_url=f"http://{tenant.slug}.localhost/")
+    return url.split(".localhost", 1)[1]
+
+
 def test_the_same_invitation_link_is_accepted_only_once_when_submitted_twice_at_once(
     fresh_tenant, django_db_blocker, monkeypatch
 ):
     tenant = fresh_tenant
     with django_db_blocker.unblock():
-        with schema_context(tenant.schema_name):
-            invitee = User.objects.create_user(f"new@{tenant.slug}.test", None, role=Role.DEVELOPER)
-            url = member_invite_url(user=invitee, base_url=f"http://{tenant.slug}.localhost/")
-        path = url.split(".localhost", 1)[1]
+        path = _invitation_path(tenant)
         # The link is opened in two browsers (the member's, and whoever else holds the link):
         # both pages are valid, since neither has set a password yet.
         clients, set_urls = [], []
@@ -57,10 +62,7 @@ def test_control_one_after_the_other_the_second_submission_is_refused(fresh_tena
     so the failure above is the race, not the flow)."""
     tenant = fresh_tenant
     with django_db_blocker.unblock():
-        with schema_context(tenant.schema_name):
-            invitee = User.objects.create_user(f"new@{tenant.slug}.test", None, role=Role.DEVELOPER)
-            url = member_invite_url(user=invitee, base_url=f"http://{tenant.slug}.localhost/")
-        path = url.split(".localhost", 1)[1]
+        path = _invitation_path(tenant)
         pages = [(client := client_for(tenant), client.get(path, follow=True)) for _ in range(2)]
         statuses = [
             client.post(page.redirect_chain[-1][0], {"new_password1": pw, "new_password2": pw}).status_code
