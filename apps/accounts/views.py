@@ -2,14 +2,14 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.accounts.access import denied_response, require_permission
+from apps.accounts.access import require_permission
 from apps.accounts.forms import LoginForm, MemberAddForm, MemberRoleForm
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
@@ -187,8 +187,6 @@ def member_role_view(request: HttpRequest, member_id: int) -> HttpResponse:
         member = member_role_change(actor=request.user, member=member, role=form.cleaned_data["role"], request=request)
     except ValidationError as e:
         return _member_action_error(request, e)
-    except PermissionDenied as e:
-        return denied_response(request, str(e))
     if request.htmx:
         return render(request, "accounts/_member_row.html", {**_members_context(request), "member": member})
     messages.success(request, f"{member.email} is now {member.get_role_display()}.")

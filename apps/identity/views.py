@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
@@ -108,8 +108,6 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
         return _page(request, form, status=400)
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)
-    except PermissionDenied as e:
-        return denied_response(request, str(e))
     messages.success(request, "Single sign-on settings saved.")
     return redirect("identity:sso_settings")
 

@@ -2,12 +2,12 @@
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from apps.accounts.access import denied_response, require_permission
+from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.providers.encryption import encryption_available
 from apps.providers.models import ProviderCredential, ProviderName
@@ -100,8 +100,6 @@ def provider_set(request: HttpRequest, provider: str) -> HttpResponse:
         return _page(request, form, status=400)
     except ServiceError as e:
         return _page(request, form, error=e, status=e.status)
-    except PermissionDenied as e:
-        return denied_response(request, str(e))
     messages.success(request, f"{ProviderName(provider).label}: credentials saved.")
     return redirect("providers:provider_list")
 

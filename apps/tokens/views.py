@@ -2,12 +2,12 @@
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.accounts.access import denied_response, require_permission
+from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
@@ -54,8 +54,6 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as e:
             form_errors_add(form, e, field="expires_in")
-        except PermissionDenied as e:
-            return denied_response(request, str(e))
         else:
             messages.success(request, f"Token {issued.token.prefix} issued. Copy it now: it is not shown again.")
             return _page(request, plaintext=issued.plaintext)
@@ -65,9 +63,6 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
-    try:
-        token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
-    except PermissionDenied as e:
-        return denied_response(request, str(e))
+    token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
     messages.success(request, f"Token {token.prefix} revoked.")
     return redirect("tokens:token_list")

@@ -42,3 +42,10 @@ def test_a_pass_failing_inside_an_outer_transaction_gives_the_lock_back_and_its_
         retention_apply(tenant=acme, actor="test")
     assert "division by zero" in str(raised.value)
     assert not get_redis_connection("default").exists(retention_lock_key(acme.schema_name))
+
+
+def test_one_workspaces_running_pass_never_holds_back_anothers(acme, globex, held):
+    counts = retention_apply(tenant=globex, actor="test")  # acme's lock is acme's only
+    assert set(counts) >= {"runs", "exports"}
+    assert get_redis_connection("default").exists(retention_lock_key(acme.schema_name))
+    assert not get_redis_connection("default").exists(retention_lock_key(globex.schema_name))
