@@ -107,6 +107,8 @@ MIDDLEWARE = [
     # security headers too.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every response (foundry/csp.py).
+    "foundry.csp.ContentSecurityPolicyMiddleware",
     # Nothing is cached by browsers or proxies unless a view says so (foundry/caching.py).
     "foundry.caching.NoStoreMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
@@ -240,6 +242,22 @@ CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Where a page may load anything from (foundry/csp.py): its own origin's files, nothing inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if env.bool("FOUNDRY_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Production behind TLS: FOUNDRY_SECURE_COOKIES=1, FOUNDRY_SSL_REDIRECT=1, FOUNDRY_HSTS_SECONDS=31536000.

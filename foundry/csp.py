@@ -1,0 +1,51 @@
+"""Content Security Policy: every response names where its page may load anything from (django-csp).
+
+The console is served from the platform's own origin and nothing else: scripts (htmx) and
+styles from files under /static/, images from there or `data:` (Swagger UI's icons; the usage
+charts are inline SVG), no inline script or style, no plugins, no framing, no `<base>`, and forms
+submitted only to the page's own origin (settings.CONTENT_SECURITY_POLICY). Markup that got into
+a page anyway (a stored name rendered unescaped, say) can run nothing and send nothing elsewhere.
+
+One page-dependent addition: signing out of a single sign-on session ends it at the identity
+provider too, a redirect from the sign-out form's POST, which browsers hold to that form's
+`form-action`. A signed-in SSO member's pages therefore also allow the provider's origin, kept
+in the session when the sign-in succeeded (`SESSION_LOGOUT_ORIGIN`).
+"""
+
+import re
+from urllib.parse import urlsplit
+
+from csp.middleware import CSPMiddleware, PolicyParts
+
+SESSION_LOGOUT_ORIGIN = "sso_logout_origin"
+HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", re.ASCII)
+IPV6 = re.compile(r"[0-9a-f:.]+", re.ASCII)
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) address as a policy source, or None. Rebuilt from
+    the parsed host and port, so nothing else of the address (a `;` starting another directive,
+    a space starting another source) can reach the header."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    if HOSTNAME.fullmatch(host) is None:
+        if IPV6.fullmatch(host) is None:
+            return None
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    def get_policy_parts(self, request, response, report_only: bool = False) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if response.get("Content-Type", "").startswith("text/html"):
+            session = getattr(request, "session", None)
+            logout_origin = session.get(SESSION_LOGOUT_ORIGIN) if session is not None else None
+            if logout_origin:
+                parts.update = {**(parts.update or {}), "form-action": [logout_origin]}
+        return parts
