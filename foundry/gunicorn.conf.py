@@ -10,6 +10,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-" if os.environ.get("FOUNDRY_ACCESS_LOG", "1") == "1" else None
+# The longest request line gunicorn takes (its default is 4094): a list's filter, up to 4,096
+# characters, travels percent-encoded in it (docs/api/filtering.md).
+limit_request_line = 8190
 max_requests = 5000
 max_requests_jitter = 500
 # gunicorn's control socket lives at one path per user; several servers on one host (tests,

@@ -381,6 +381,8 @@ except ValueError as exc:
 FOUNDRY_CHECKPOINT_DATABASE_URL = env.str("FOUNDRY_CHECKPOINT_DATABASE_URL", default="")
 # Days between scheduling a workspace's deletion and its purge (apps/lifecycle/deletion.py).
 FOUNDRY_TENANT_DELETION_GRACE_DAYS = env.float("FOUNDRY_TENANT_DELETION_GRACE_DAYS", default=30.0)
+if not 0 <= FOUNDRY_TENANT_DELETION_GRACE_DAYS <= 365:  # apps/lifecycle/deletion.py MAX_GRACE_DAYS
+    raise ImproperlyConfigured("FOUNDRY_TENANT_DELETION_GRACE_DAYS must be 0 to 365 days.")
 # The Redis broker hands an unacknowledged task to another worker after this many seconds
 # (a run task is acknowledged when it ends). Runs are locked, so a long run redelivered while
 # its worker lives is not run twice; a lower value recovers runs of a lost worker sooner.

@@ -86,10 +86,10 @@ v1 = [
     path("audit/export", AuditExportApi.as_view(), name="audit_export"),
     path("audit/sinks", SinkListApi.as_view(), name="audit_sink_list"),
     path("audit/sinks/<slug:name>", SinkDetailApi.as_view(), name="audit_sink_detail"),
-    # Whole-workspace export jobs (docs/export-jobs.md); a malformed id matches nothing: 404.
+    # Whole-workspace export jobs (docs/export-jobs.md); a malformed id is 404 export_not_found.
     path("exports", ExportListApi.as_view(), name="export_list"),
-    path("exports/<uuid:export_id>", ExportDetailApi.as_view(), name="export_detail"),
-    path("exports/<uuid:export_id>/download", ExportDownloadApi.as_view(), name="export_download"),
+    path("exports/<str:export_id>", ExportDetailApi.as_view(), name="export_detail"),
+    path("exports/<str:export_id>/download", ExportDownloadApi.as_view(), name="export_download"),
 ]
 
 urlpatterns = [

@@ -19,7 +19,7 @@ from apps.audit.chain import time_text
 from apps.audit.models import AuditActor, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.services import checkpoint_dict
-from apps.audit.verify import audit_verify
+from apps.audit.verify import BREAK_KINDS, audit_verify
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.lists import ListSpec
@@ -90,9 +90,6 @@ class CheckpointOutput(serializers.Serializer):
 
     def to_representation(self, checkpoint: AuditCheckpoint) -> dict:
         return checkpoint_dict(checkpoint)
-
-
-BREAK_KINDS = ("missing", "link_broken", "altered", "rewritten", "truncated", "signature_invalid")
 
 
 class BreakOutput(serializers.Serializer):

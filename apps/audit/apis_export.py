@@ -9,7 +9,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,20 +26,13 @@ from apps.audit.export import (
 from apps.audit.models import AuditSink
 from apps.audit.scope import chain_of_connection
 from apps.tokens.models import Scope
-from foundry.api.access import TenantAPIView
+from foundry.api.access import AnyAccept, TenantAPIView
 from foundry.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from foundry.errors import ServiceError
 
 _READ = (Permission.AUDIT_VIEW, Scope.READ)
 _MANAGE = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
 NDJSON = "application/x-ndjson"
-
-
-class _FormatIsOurs(DefaultContentNegotiation):
-    """`?format=` names the export format here, not a DRF renderer: errors are always JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 def _single(request: Request, name: str, code: str) -> str | None:
@@ -60,7 +52,7 @@ def _flag(value: str | None, name: str) -> bool:
 
 class AuditExportApi(TenantAPIView):
     access = {"GET": _READ}
-    content_negotiation_class = _FormatIsOurs
+    content_negotiation_class = AnyAccept  # `?format=` names the export format, not a renderer
 
     @extend_schema(
         operation_id="audit_export",

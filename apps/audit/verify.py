@@ -27,6 +27,18 @@ from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signature_valid
 
+# Every kind of break a verification names (the API's ChainBreakKindEnum; docs/audit.md).
+BREAK_KINDS = (
+    "missing",
+    "link_broken",
+    "altered",
+    "rewritten",
+    "truncated",
+    "inserted",
+    "signature_invalid",
+    "anchor_unsigned",
+)
+
 BATCH = 10_000
 MAX_PROBLEMS = 100  # after the first break, enough to show its extent
 # The time comes back as the very text the append hashed (to_char in UTC): no datetime per row.

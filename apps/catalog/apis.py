@@ -1,8 +1,7 @@
 """/api/v1/ domains, agents, versions, diffs, rollbacks, deployments, validation and JSON Schemas."""
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_GET
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -30,7 +29,7 @@ from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField, StrictIntegerField
 from foundry.api.lists import ListSpec
-from foundry.errors import ServiceError
+from foundry.errors import ServiceError, error_response
 from foundry.filtering import FilterSpec, IntegerField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
 from foundry.manifests import schema
@@ -423,9 +422,15 @@ DOMAIN_VIEWS = _kind_views(Kind.DOMAIN, "domains")
 AGENT_VIEWS = _kind_views(Kind.AGENT, "agents")
 
 
-@require_GET
-def json_schema(request: HttpRequest, kind: str) -> JsonResponse:
-    """The published JSON Schema of a document kind (no sign-in: formats are public)."""
+def json_schema(request: HttpRequest, kind: str) -> HttpResponse:
+    """The published JSON Schema of a document kind (no sign-in: formats are public); GET or
+    HEAD, any other method a JSON 405 like every refusal under /api/v1/."""
+    if request.method not in ("GET", "HEAD"):
+        response = error_response(
+            request, status=405, code="method_not_allowed", message=f'Method "{request.method}" not allowed.'
+        )
+        response["Allow"] = "GET, HEAD"
+        return response
     response = JsonResponse(schema(kind), json_dumps_params={"indent": 2})
     response["Cache-Control"] = "public, max-age=300"
     return response

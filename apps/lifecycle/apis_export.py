@@ -24,7 +24,7 @@ from apps.lifecycle.exports import (
 )
 from apps.lifecycle.models import Export
 from apps.tokens.models import Scope
-from foundry.api.access import TenantAPIView
+from foundry.api.access import AnyAccept, TenantAPIView
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -127,6 +127,7 @@ class ExportDetailApi(TenantAPIView):
 
 class ExportDownloadApi(TenantAPIView):
     access = {"GET": _READ}
+    content_negotiation_class = AnyAccept  # the archive is a file whatever Accept asks; errors JSON
 
     @extend_schema(
         operation_id="exports_download",

@@ -5,6 +5,12 @@ entry shared by every process. Changes to a tenant's status or domains delete th
 and this process's copy when their transaction commits; other processes notice within the TTL.
 A Redis outage degrades to one indexed query per request, never to a wrong answer.
 
+That deletion happens after the commit, so it can be lost: Redis unreachable at that moment
+(it is tried three times), or the process killed between its commit and its callbacks. The
+shared entry therefore lives only SHARED_TTL_SECONDS: a suspension whose invalidation was lost
+still reaches every process within that plus the TTL, at the price of one indexed query per
+host every SHARED_TTL_SECONDS for the whole deployment.
+
 A route read from the database just before a change commits must not be cached after the
 change deleted the entry (every process would serve the old status for the entry's lifetime):
 each host has a generation in Redis that invalidation bumps; a route read under one generation
@@ -23,7 +29,8 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
-_REDIS_TTL_SECONDS = 300
+SHARED_TTL_SECONDS = 10
+INVALIDATE_ATTEMPTS = 3
 _GENERATION_TTL_SECONDS = 86_400  # far longer than any read-then-write; a lost one only refuses a write
 _MISSING = "-"  # cached answer for "no such host"
 # KEYS: the entry, the host's generation; ARGV: the generation read before the query, the TTL,
@@ -113,7 +120,7 @@ def _redis_set(host: str, route: TenantRoute | None, generation: str) -> None:
     """Cache `route`, read from the database under `generation`, unless it changed since."""
     mapping = {k: str(v) for k, v in asdict(route).items()} if route else {"missing": "1"}
     pairs = [item for field in mapping.items() for item in field]
-    ttl = _REDIS_TTL_SECONDS if route else 5
+    ttl = SHARED_TTL_SECONDS if route else 5
     try:
         get_redis_connection("default").eval(
             _SET_IF_CURRENT, 2, _redis_key(host), _generation_key(host), generation, ttl, *pairs
@@ -146,15 +153,21 @@ def route_invalidate(*hosts: str) -> None:
             _local.pop(host, None)
     if not hosts:
         return
-    try:
-        pipe = get_redis_connection("default").pipeline()
-        pipe.delete(*(_redis_key(h) for h in hosts))
-        for host in hosts:  # a route read before this point is no longer written (_SET_IF_CURRENT)
-            pipe.incr(_generation_key(host))
-            pipe.expire(_generation_key(host), _GENERATION_TTL_SECONDS)
-        pipe.execute()
-    except RedisError:
-        logger.warning("tenant route cache unavailable; entries expire by TTL", exc_info=True)
+    for attempt in range(INVALIDATE_ATTEMPTS):
+        try:
+            pipe = get_redis_connection("default").pipeline()
+            pipe.delete(*(_redis_key(h) for h in hosts))
+            for host in hosts:  # a route read before this point is no longer written (_SET_IF_CURRENT)
+                pipe.incr(_generation_key(host))
+                pipe.expire(_generation_key(host), _GENERATION_TTL_SECONDS)
+            pipe.execute()
+            return
+        except RedisError:
+            if attempt + 1 < INVALIDATE_ATTEMPTS:
+                time.sleep(0.1 * 3**attempt)
+    logger.error(
+        "tenant route cache unavailable; other processes see the change within %s s", SHARED_TTL_SECONDS, exc_info=True
+    )
 
 
 def route_cache_clear_local() -> None:

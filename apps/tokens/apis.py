@@ -97,7 +97,9 @@ class TokenDetailApi(TenantAPIView):
         return Response(TokenOutput(get_object_or_404(ApiToken, pk=token_id)).data)
 
     @extend_schema(
-        operation_id="tokens_revoke", responses=TokenOutput, description="Revoke the token; it stops working at once."
+        operation_id="tokens_revoke",
+        responses={200: TokenOutput},
+        description="Revoke the token; it stops working at once.",
     )
     def delete(self, request: Request, token_id: int) -> Response:
         token = token_revoke(

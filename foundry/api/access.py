@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from rest_framework import status
 from rest_framework.exceptions import APIException
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import Permission
@@ -30,6 +31,14 @@ class RateLimiterUnavailable(APIException):
     default_detail = "Changes are refused while the rate limiter cannot be reached; retry shortly."
 
 
+class AnyAccept(DefaultContentNegotiation):
+    """For a view whose answer is not rendered by DRF (a file, a stream in a format a query
+    parameter names): no `Accept` header is refused, and its errors are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class TenantAPIView(APIView):
     """Base of every /api/v1/ view. Subclasses declare `access = {METHOD: (Permission, Scope)}`."""
 
@@ -43,6 +52,14 @@ class TenantAPIView(APIView):
         missing = handlers - set(cls.access)
         if missing:
             raise ImproperlyConfigured(f"{cls.__name__} declares no access rule for {sorted(missing)}")
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Read the body of every write, also of those whose view takes none (cancel, start an
+        # export): malformed JSON is a 400 and another media type a 415 there too, before the
+        # view changes anything. An empty body parses as nothing, whatever its content type.
+        if request.method not in _READS and request.method != "DELETE":
+            request.data  # noqa: B018 -- parsing is the point
 
     def check_permissions(self, request):
         # Counted once authenticated, before the role and scope are checked: a refused request

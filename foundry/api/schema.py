@@ -29,6 +29,7 @@ _STATUSES = {
     "403": "The role or the token's scopes do not allow this.",
     "404": "No such object in this workspace.",
     "405": "Method not allowed.",
+    "406": "The `Accept` header asks for a format this operation does not answer in.",
     "415": "Send JSON.",
     "429": "Too many requests.",
 }
@@ -48,6 +49,8 @@ def add_error_responses(result, generator, request, public):
             operation["security"] = [{"bearerToken": []}]
             for status, description in _STATUSES.items():
                 operation["responses"].setdefault(status, {"description": description, **ref})
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", {"description": "The body is larger than 4 MiB.", **ref})
             # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
             for status, response in operation["responses"].items():
                 if status >= "400" and "content" not in response and status not in ("414", "431"):

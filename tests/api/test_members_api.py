@@ -196,10 +196,10 @@ def test_a_pending_member_gets_a_new_invitation_link_and_a_joined_one_does_not(a
         "/api/v1/members", {"email": "late@acme.test", "role": "viewer"}, content_type="application/json"
     )
     member_id = created.json()["member"]["id"]
-    again = acme_admin.post(f"/api/v1/members/{member_id}/invite")
+    again = acme_admin.post(f"/api/v1/members/{member_id}/invite", content_type="application/json")
     assert again.status_code == 200 and again.json()["invite_url"].startswith("http://acme.localhost/invite/")
     joined = tenant_user(acme, "developer@acme.test")
-    refused = acme_admin.post(f"/api/v1/members/{joined.pk}/invite")
+    refused = acme_admin.post(f"/api/v1/members/{joined.pk}/invite", content_type="application/json")
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "invite_not_pending"
 

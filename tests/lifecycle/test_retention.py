@@ -418,7 +418,7 @@ def test_one_workspaces_api_neither_reads_nor_changes_anothers_policy(acme, glob
 def test_the_preview_api_counts_and_deletes_nothing(acme, media):
     policy_set(acme, exports_days=1)
     export_add(acme, timezone.now() - timedelta(days=2), "old")
-    response = api(acme, issue(acme)).post("/api/v1/retention/preview")
+    response = api(acme, issue(acme)).post("/api/v1/retention/preview", content_type="application/json")
     assert response.status_code == 200, response.content
     assert response.json()["counts"] == {**dict.fromkeys(KINDS, 0), "exports": 1}
     assert response.json()["policy"]["exports_days"] == 1

@@ -93,7 +93,7 @@ def test_a_cached_route_costs_no_query_and_an_unchanged_schema_no_set_search_pat
 def test_a_route_read_before_a_suspension_is_not_cached_after_it(acme, monkeypatch):
     """A request reads "active", the suspension commits and invalidates, then the request writes
     what it read: without the generation check every process served the suspended workspace for
-    the Redis entry's 300 s."""
+    the Redis entry's lifetime."""
     host, query = "acme.localhost", routing._query
 
     def query_then_a_suspension_commits(name):

@@ -1,0 +1,42 @@
+"""A setting out of its range stops the process at start with a message naming it, rather than
+failing later on every use (a grace period over 365 days made every scheduled deletion without
+--grace-days a `grace_invalid` refusal)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _start(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "foundry.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "400"),
+        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "-1"),
+        ("FOUNDRY_RATELIMIT_PLAN_SCALE", "0"),
+    ],
+)
+def test_a_setting_out_of_range_stops_the_process_naming_it(name, value):
+    done = _start(**{name: value})
+    assert done.returncode != 0
+    assert f"ImproperlyConfigured: {name}" in done.stderr, done.stderr[-500:]
+
+
+def test_the_bounds_themselves_are_accepted():
+    done = _start(FOUNDRY_TENANT_DELETION_GRACE_DAYS="365")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert _start(FOUNDRY_TENANT_DELETION_GRACE_DAYS="0").returncode == 0
