@@ -4,6 +4,7 @@ Every failure becomes a ForgeError with one line to print: unreachable server, r
 server fault (exit 2), or an ApiError for any other 4xx, which the command interprets.
 """
 
+import ipaddress
 import time
 
 import httpx
@@ -44,15 +45,36 @@ class _LoopbackTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost`, a `*.localhost` name (RFC 6761) or a loopback address."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def base_url(url: str) -> str:
-    """The server's root URL, checked: http(s), a host, no query; a trailing /api/v1 is dropped."""
+    """The server's root URL, checked: https (http only to this machine: the token would cross
+    the network in clear text), a host, no user name or password (the token is given on its
+    own, never in the URL), no query; a trailing /api/v1 is dropped."""
     try:
         parsed = httpx.URL(url.strip())
         host = parsed.host  # decoded from IDNA: a malformed xn-- label fails here
     except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
-        raise ForgeError("url_invalid", f"--url {url!r} is not a URL ({exc}).") from None
+        raise ForgeError("url_invalid", f"--url is not a URL ({exc}).") from None
+    if parsed.userinfo:
+        raise ForgeError(
+            "url_invalid", "--url holds a user name or password: give the token with --token or FOUNDRY_TOKEN."
+        )
     if parsed.scheme not in ("http", "https") or not host or parsed.query or parsed.fragment:
         raise ForgeError("url_invalid", f"--url {url!r}: write it like https://acme.foundry.example.")
+    if parsed.scheme == "http" and not is_loopback(host):
+        raise ForgeError(
+            "url_insecure",
+            f"--url {url!r}: plain http would send the token in clear text; use https (http only to localhost).",
+        )
     root = str(parsed.copy_with(path=parsed.path.rstrip("/").removesuffix("/api/v1")))
     return root.rstrip("/")
 
@@ -156,6 +178,10 @@ class Client:
         if 200 <= status < 300 and isinstance(body, dict):
             return body
         if body is None or (status >= 300 and error is None) or (200 <= status < 300):  # a 2xx, not an object
+            if status == 429 or status >= 500:  # a proxy's own page in front of a server: it says what it means
+                raise refusal(
+                    self.url, status, {"code": "error", "message": "(no Foundry answer)"}, retry_after_seconds(response)
+                )
             kind = response.headers.get("content-type", "no content type").split(";")[0]
             raise ForgeError(
                 "unexpected_response",

@@ -17,6 +17,7 @@ from foundry.forge.documents import (
     read,
     read_all,
     resolve_by_name,
+    unreadable,
     validate_offline,
 )
 from foundry.forge.errors import INVALID, ApiError, ForgeError
@@ -105,9 +106,16 @@ class _Side:
     text: str
 
 
+def _on_disk(arg: str) -> bool:
+    try:
+        return Path(arg).exists()
+    except OSError as exc:  # a folder on the way that cannot be searched, a name too long
+        raise unreadable(arg, exc) from None
+
+
 def diff_documents(old: str, new: str, out: Output, connect: Callable[[], Client]) -> int:
     args = (old, new)
-    refs = [None if Path(arg).exists() else parse_ref(arg) for arg in args]
+    refs = [None if _on_disk(arg) else parse_ref(arg) for arg in args]
     sides = [_file_side(arg) if ref is None else None for arg, ref in zip(args, refs, strict=True)]
     problems = [p for side in sides if isinstance(side, Validated) for p in side.problems]
     if problems:

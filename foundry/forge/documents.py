@@ -4,6 +4,7 @@ Offline, the agents' DIS pins resolve to the domain documents given alongside th
 file has no version number, so the pinned version cannot be checked without a server.
 """
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,24 +22,46 @@ class Source:
     content: bytes
 
 
+def unreadable(path: str, exc: OSError | None = None) -> ForgeError:
+    reason = (exc.strerror or str(exc)) if exc is not None else "not a readable file"
+    return ForgeError("file_unreadable", f"Cannot read {path}: {reason}.")
+
+
 def collect(paths: list[str]) -> list[str]:
-    """Files named, and *.yaml / *.yml under folders named (recursively, hidden folders skipped)."""
+    """Files named, and *.yaml / *.yml under folders named (recursively, hidden folders skipped,
+    symbolic links to folders not followed). A folder that cannot be listed, or a *.yaml entry
+    that is no readable file (a dangling link, a loop), is an error, never silently left out:
+    a deploy would publish the rest."""
     files: list[str] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in SUFFIXES
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                raise ForgeError("no_documents", f"{given}: no *.yaml or *.yml files in this folder.")
-            files.extend(str(p) for p in found)
-        else:
+        try:
+            is_folder = path.is_dir()
+        except OSError as exc:  # a folder on the way that cannot be searched, a name too long
+            raise unreadable(given, exc) from None
+        if not is_folder:
             files.append(given)
+            continue
+        found = []
+
+        def refuse(exc: OSError, given: str = given) -> None:
+            raise unreadable(exc.filename or given, exc)
+
+        for folder, folders, names in os.walk(path, onerror=refuse):
+            folders[:] = [name for name in folders if not name.startswith(".")]
+            for name in names:
+                entry = Path(folder, name)
+                if entry.suffix in SUFFIXES:
+                    try:
+                        readable = entry.is_file()
+                    except OSError as exc:  # listed, but its folder cannot be searched
+                        raise unreadable(str(entry), exc) from None
+                    if not readable:
+                        raise unreadable(str(entry))
+                    found.append(entry)
+        if not found:
+            raise ForgeError("no_documents", f"{given}: no *.yaml or *.yml files in this folder.")
+        files.extend(str(p) for p in sorted(found))
     return list(dict.fromkeys(files))
 
 
@@ -49,7 +72,7 @@ def read(path: str) -> Source:
         with Path(path).open("rb") as file:
             return Source(path, file.read(MAX_BYTES + 1))
     except OSError as exc:
-        raise ForgeError("file_unreadable", f"Cannot read {path}: {exc.strerror or exc}.") from None
+        raise unreadable(path, exc) from None
 
 
 def read_all(paths: list[str]) -> list[Source]:

@@ -105,3 +105,20 @@ def test_forge_mcp_stops_when_the_url_does_not_answer_its_ping_as_mcp(stub, answ
     assert ran.err == (
         f"forge: error: {stub}/mcp answered {answer[0]} with {answer[1]} to a ping — is this a Foundry MCP URL?\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((502, "text/html", b"<h1>Bad Gateway</h1>"), "failed (502"),
+        ((503, "text/plain", b"upstream down"), "failed (503"),
+        ((429, "text/html", b"<h1>Slow down</h1>"), "is rate limiting this token"),
+    ],
+    ids=["502-html", "503-text", "429-html"],
+)
+def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, files, answer, said):
+    """A proxy in front of a real workspace answers these with a page of its own: the server
+    failed or is rate limiting, not "is this a Foundry tenant URL?"."""
+    ran = _run(stub, files, answer, "pull", "agent:triage@1")
+    assert ran.code == 2
+    assert said in ran.err and "is this a Foundry tenant URL?" not in ran.err, ran.err
