@@ -20,8 +20,10 @@ JSON-RPC error carrying the same one-line reason, which the client shows; the br
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -43,6 +45,7 @@ from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     PROTOCOL_VERSION_META_KEY,
@@ -58,6 +61,7 @@ from pydantic import ValidationError
 from foundry.forge import __version__
 from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
 from foundry.forge.errors import ApiError, ForgeError
+from foundry.mcp.jsonrpc import id_invalid
 
 MCP_PATH = "/mcp"
 # The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
@@ -91,8 +95,9 @@ async def _bridge(endpoint: str, token: str) -> None:
     async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT, transport=transport) as http:
         await _preflight(http, endpoint)
         log.info("relaying stdio to %s", endpoint)
+        stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
         async with (
-            stdio_server() as (local_in, local_out),
+            stdio_server(stdin=_Lines(stdin)) as (local_in, local_out),
             streamable_http_client(endpoint, http_client=http) as (remote_in, remote_out),
         ):
             conversation = _Conversation()
@@ -160,8 +165,41 @@ async def _to_server(local_in, remote_out, local_out, conversation: _Conversatio
         message = item.message
         if isinstance(message, JSONRPCRequest):
             log.info("request %s (id %s)", message.method, message.id)
-        metadata = ClientMessageMetadata(headers=conversation.sent(message))
-        await remote_out.send(SessionMessage(message, metadata=metadata))
+        try:
+            headers = conversation.sent(message)
+        except _Unsendable as exc:  # answered here, neither relayed nor remembered
+            log.warning("refused a message: %s", exc)
+            if isinstance(message, JSONRPCRequest):
+                error = ErrorData(code=INVALID_PARAMS, message=f"Invalid params: {exc}")
+                await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=error)))
+            continue
+        await remote_out.send(SessionMessage(message, metadata=ClientMessageMetadata(headers=headers)))
+
+
+# A line the SDK's reader refuses as no JSON-RPC message (answered -32600, id null).
+_NOT_A_MESSAGE = '{"jsonrpc": "2.0"}\n'
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+
+
+class _Lines:
+    """stdin's lines as the SDK's reader takes them, except a message with an `id` no request
+    may have (null, a fraction, a boolean): the reader would take it for a notification and its
+    sender would wait forever, so it is handed over as a line the reader refuses (-32600)."""
+
+    def __init__(self, lines) -> None:
+        self._lines = lines
+
+    async def __aiter__(self):
+        async for line in self._lines:
+            try:
+                payload = json.loads(line)
+            except ValueError:
+                payload = None
+            yield _NOT_A_MESSAGE if id_invalid(payload) else line
+
+
+class _Unsendable(ValueError):
+    """A message whose protocol version cannot travel in an HTTP header (CR, LF, non-ASCII)."""
 
 
 def _unreadable(exc: Exception) -> ErrorData:
@@ -201,17 +239,21 @@ class _Conversation:
         self.idle.set()
 
     def sent(self, message: JSONRPCMessage) -> dict[str, str] | None:
-        """Note a message from the client; the HTTP headers to post it with."""
+        """Note a message from the client; the HTTP headers to post it with. _Unsendable if its
+        protocol version cannot be a header value: relayed, the SDK's transport would keep it
+        for every later request and each would fail."""
         method = getattr(message, "method", None)
         params = getattr(message, "params", None) or {}
+        meta = params.get("_meta")
+        version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+        if isinstance(version, str) and not _HEADER_SAFE.fullmatch(version):
+            raise _Unsendable(f"the protocol version in _meta ({version[:40]!r}) is no valid HTTP header value.")
         if isinstance(message, JSONRPCRequest):
             self._asked[message.id] = message.method
             self.idle = anyio.Event() if self.idle.is_set() else self.idle
         elif method == "notifications/cancelled":  # no answer will come
             self._asked.pop(cancelled_request_id_from_params(params), None)
             self.delivered()
-        meta = params.get("_meta")
-        version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
         if method and isinstance(version, str):
             headers = {MCP_PROTOCOL_VERSION_HEADER: version, MCP_METHOD_HEADER: method}
             name = params.get(NAME_BEARING_METHODS.get(method, ""))

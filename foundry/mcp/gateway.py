@@ -35,6 +35,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
+from foundry.mcp.jsonrpc import id_invalid
 from foundry.metrics import rate_limited
 from foundry.telemetry import tenant_bound
 
@@ -131,15 +132,6 @@ async def _body_peek(receive) -> tuple[object, bool, object]:
     return replay, write, payload
 
 
-def _id_invalid(payload: object) -> bool:
-    """A message whose `id` is neither a string nor an integer: the SDK would take it for a
-    notification and answer nothing, leaving its sender waiting."""
-    if not isinstance(payload, dict) or "id" not in payload:
-        return False
-    value = payload["id"]
-    return not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)))
-
-
 def _admit(resolved: dict, write: bool):
     from apps.tenants.limits import request_admit
 
@@ -221,11 +213,12 @@ class McpGateway:
             if scope.get("method") == "OPTIONS":
                 return await _preflight(scope, send, origin)
             send = _cors_send(send, origin)
-        if scope.get("method") == "GET":
-            # A stateless server never writes to a stream of its own (the specification's answer).
-            message = "This server sends no stream of its own: POST JSON-RPC messages to it."
+        if scope.get("method") != "POST":
+            # A stateless server never writes to a stream of its own (GET), has no session to end
+            # (DELETE), and takes nothing else: POST is the one method (RFC 9110: Allow says so).
+            message = "This server sends no stream of its own and keeps no session: POST JSON-RPC messages to it."
             return await _reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
-        receive, write, payload = await _body_peek(receive) if scope.get("method") == "POST" else (receive, False, None)
+        receive, write, payload = await _body_peek(receive)
         try:
             # One trip to a worker thread: who is calling, then whether their rate allows it.
             resolved, decision = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, write)
@@ -246,7 +239,7 @@ class McpGateway:
                 message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
             await send(message)
 
-        if _id_invalid(payload):
+        if id_invalid(payload):
             error = {"code": INVALID_PARAMS, "message": "Invalid request: an id is a string or an integer."}
             body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

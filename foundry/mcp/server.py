@@ -64,8 +64,18 @@ READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 DEPLOYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
+
+def _integral(value):
+    """A JSON number with a zero fraction (5.0) as the integer JSON Schema counts it; anything
+    else as given, for Strict() to refuse (true, "1", 1.5)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# The integers a tool takes: exactly what an input schema's "type": "integer" accepts.
+Integral = BeforeValidator(_integral)
+
 RunId = Annotated[uuid.UUID, Field(description="The run's id.")]
-PageSize = Annotated[int, Strict(), Field(ge=1, le=1000, description="Items per page.")]
+PageSize = Annotated[int, Strict(), Integral, Field(ge=1, le=1000, description="Items per page.")]
 PageToken = Annotated[str, Field(max_length=2000, description="next_page_token of the previous page.")]
 
 
@@ -119,6 +129,9 @@ mcp = FoundryServer(
         "A run may stop at a tool call that needs a human approver: get_run shows it as "
         "pending_approval; approve_run or reject_run decide it."
     ),
+    # No `subscriptions/listen` (2026-07-28): the server is stateless and publishes no change
+    # events, so it claims no listChanged or subscribe capability and holds no stream open.
+    subscriptions=False,
 )
 
 
@@ -258,7 +271,9 @@ async def validate_manifest(
 async def deploy_agent(
     ctx: Context,
     name: Name,
-    version: Annotated[int, Strict(), Field(ge=1, le=2**31 - 1, description="The version number to make live.")],
+    version: Annotated[
+        int, Strict(), Integral, Field(ge=1, le=2**31 - 1, description="The version number to make live.")
+    ],
 ) -> DeploymentInfo:
     def work(principal, request):
         document = _agent(name)
@@ -358,6 +373,7 @@ Comment = Annotated[str, Field(max_length=MAX_COMMENT_CHARS, description="Why; k
 Step = Annotated[
     int | None,
     Strict(),
+    Integral,
     Field(
         ge=1,
         le=2**31 - 1,
@@ -436,7 +452,9 @@ def _domain_detail(version, entity: str | None) -> DomainDetail:
 async def query_dis(
     ctx: Context,
     domain: Annotated[str, Field(min_length=1, max_length=63, description="The domain's name.")],
-    version: Annotated[int | None, Strict(), Field(ge=1, le=2**31 - 1, description="Default: the latest.")] = None,
+    version: Annotated[
+        int | None, Strict(), Integral, Field(ge=1, le=2**31 - 1, description="Default: the latest.")
+    ] = None,
     entity: Annotated[str | None, Field(min_length=1, max_length=63, description="Only this entity.")] = None,
 ) -> DomainDetail:
     def work(principal, request):
