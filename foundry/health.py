@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from foundry.heartbeat import heartbeat_client, worker_heartbeat_count
+from foundry.redis_clients import redis_client
 
 _TIMEOUT_SECONDS = 2
 
@@ -35,9 +36,7 @@ def _check_postgres() -> None:
 
 
 def _check_redis() -> None:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
-    )
+    client = redis_client(settings.REDIS_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS)
     try:
         client.ping()
     finally:
@@ -65,7 +64,7 @@ def queue_depths() -> dict[str, int] | None:
     """Tasks waiting in each Celery queue of the broker (None: the broker cannot be read)."""
     queues = sorted({"celery", settings.FOUNDRY_RUNS_QUEUE})
     try:
-        client = redis.Redis.from_url(
+        client = redis_client(
             settings.CELERY_BROKER_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
         )
         try:

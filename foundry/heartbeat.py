@@ -23,6 +23,7 @@ from celery import bootsteps
 from django.conf import settings
 
 from foundry.celery import app
+from foundry.redis_clients import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ _TIMEOUT_SECONDS = 2
 
 def heartbeat_client() -> redis.Redis:
     """A client of the broker's Redis, where heartbeats live."""
-    return redis.Redis.from_url(
+    return redis_client(
         settings.CELERY_BROKER_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
     )
 

@@ -44,6 +44,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from foundry.redis_clients import redis_client
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "rl"
@@ -68,7 +70,7 @@ _SCRIPTS = Path(__file__).with_suffix(".lua")
 def limiter_redis(url: str, *, timeout: float = REDIS_TIMEOUT) -> redis.Redis:
     """A Redis client for the limiter: short timeouts and no retries, so an unreachable or hung
     Redis costs a request at most `timeout` seconds (then `cooldown` spares the next ones)."""
-    return redis.Redis.from_url(
+    return redis_client(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import ipaddress
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from foundry.ratelimit import Rate
+from foundry.redis_clients import sentinel_settings, sentinels_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -430,6 +432,31 @@ USE_TZ = True
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Redis through Sentinel (foundry/redis_clients.py, docs/operations/scaling.md): "host:port,...".
+# The Redis URLs then name the database and password; the server is the service's master.
+try:
+    FOUNDRY_REDIS_SENTINELS = sentinels_parse(env.str("FOUNDRY_REDIS_SENTINELS", default=""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FOUNDRY_REDIS_SENTINELS: {exc}.") from None
+FOUNDRY_REDIS_SENTINEL_MASTER = env.str("FOUNDRY_REDIS_SENTINEL_MASTER", default="foundry")
+FOUNDRY_REDIS_SENTINEL_PASSWORD = env.str("FOUNDRY_REDIS_SENTINEL_PASSWORD", default="")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", FOUNDRY_REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured("FOUNDRY_REDIS_SENTINEL_MASTER: letters, digits, '.', '_' and '-'.")
+if FOUNDRY_REDIS_SENTINELS:
+    _sentinel = sentinel_settings(
+        sentinels=FOUNDRY_REDIS_SENTINELS,
+        master=FOUNDRY_REDIS_SENTINEL_MASTER,
+        password=FOUNDRY_REDIS_SENTINEL_PASSWORD,
+        cache=CACHES["default"],
+        broker_url=CELERY_BROKER_URL,
+        result_url=CELERY_RESULT_BACKEND,
+    )
+    CACHES["default"] = _sentinel["cache"]
+    CELERY_BROKER_URL, CELERY_RESULT_BACKEND = _sentinel["broker_url"], _sentinel["result_url"]
+    CELERY_BROKER_TRANSPORT_OPTIONS |= _sentinel["transport"]
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _sentinel["transport"]
+    # Celery reads these variables before its settings: they must say the same.
+    os.environ["CELERY_BROKER_URL"], os.environ["CELERY_RESULT_BACKEND"] = CELERY_BROKER_URL, CELERY_RESULT_BACKEND
 # Message signing (celery.security; docs/operations/deployment.md, "Celery message signing"):
 # every process signs the task and control messages it sends with the platform key, and a worker
 # refuses any message no certificate in the store verifies. The store (a certificate file, a

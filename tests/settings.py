@@ -14,15 +14,16 @@ if not os.environ.get("FOUNDRY_CELERY_SIGNING_KEY"):
     os.environ["FOUNDRY_CELERY_SIGNING_CERT"] = str(_signing.cert)
 
 from foundry.settings import *  # noqa: F403
-from foundry.settings import CACHES, REDIS_URL
+from foundry.settings import CACHES, FOUNDRY_REDIS_SENTINELS, REDIS_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 _redis_base = REDIS_URL.rsplit("/", 1)[0]
-CACHES["default"]["LOCATION"] = f"{_redis_base}/{2 + 2 * (_worker % 7)}"
-CELERY_BROKER_URL = f"{_redis_base}/{3 + 2 * (_worker % 7)}"
-CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+if not FOUNDRY_REDIS_SENTINELS:  # else a Redis of the test's own, behind its sentinel (test_redis_sentinel.py)
+    CACHES["default"]["LOCATION"] = f"{_redis_base}/{2 + 2 * (_worker % 7)}"
+    CELERY_BROKER_URL = f"{_redis_base}/{3 + 2 * (_worker % 7)}"
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 # Two test runs on one machine (say, two checkouts) each need their own test database.
 if os.environ.get("FOUNDRY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["FOUNDRY_TEST_DB_NAME"]}  # noqa: F405

@@ -17,6 +17,7 @@ from django.db import connection
 from django_redis import get_redis_connection
 
 from apps.tenants.routing import route_keys
+from foundry.redis_clients import redis_client
 
 # Bookkeeping of the schema itself, not the workspace's data: recreated by the schema's creation.
 SCHEMA_BOOKKEEPING = frozenset({"django_migrations", "checkpoint_migrations", "django_content_type", "auth_permission"})
@@ -140,6 +141,6 @@ def redis_clients() -> list[redis.Redis]:
     the broker's (one each, where they are the same server and database)."""
     clients = {settings.CACHES["default"]["LOCATION"]: get_redis_connection("default")}
     for url in (settings.FOUNDRY_RATELIMIT_REDIS_URL, settings.CELERY_BROKER_URL):
-        if url and url.startswith(("redis://", "rediss://")) and url not in clients:
-            clients[url] = redis.Redis.from_url(url)
+        if url and url.startswith(("redis://", "rediss://", "sentinel://")) and url not in clients:
+            clients[url] = redis_client(url)
     return list(clients.values())

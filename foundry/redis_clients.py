@@ -1,0 +1,97 @@
+"""Redis by address, or through Redis Sentinel (docs/operations/scaling.md).
+
+Without FOUNDRY_REDIS_SENTINELS every Redis URL (REDIS_URL, FOUNDRY_CACHE_URL, CELERY_BROKER_URL,
+FOUNDRY_RATELIMIT_REDIS_URL) names its server. With it, the URLs keep naming the database and
+password, and the server is the current master of FOUNDRY_REDIS_SENTINEL_MASTER as the sentinels
+report it, asked again on every new connection, so a failover is followed without a restart.
+The same holds for each client: django-redis's (the cache, routes, locks), Celery's broker and
+results (kombu's `sentinel://` transport), and the platform's own (`redis_client`: the rate
+limiter, health checks, worker heartbeats, a workspace's purge). `sentinel_settings` derives the
+first two from the plain URLs, in settings.py.
+"""
+
+from urllib.parse import quote, unquote, urlsplit
+
+import redis
+from django.conf import settings
+from redis.sentinel import Sentinel
+
+
+def sentinels_parse(text: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (an IPv6 host in brackets) → [(host, port)]; ValueError if malformed."""
+    found = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        parts = urlsplit(f"//{item}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or parts.username or parts.password or parts.path:
+            raise ValueError(f"{item!r} is not host:port")
+        found.append((parts.hostname, port))
+    return found
+
+
+def _db_and_password(url: str) -> tuple[int, str | None]:
+    """The database number and password of a `redis://` or `sentinel://` URL (of kombu's
+    `a;b` form: the first)."""
+    parts = urlsplit(url.split(";", 1)[0])
+    path = parts.path.strip("/")
+    return (int(path) if path.isdigit() else 0), (unquote(parts.password) if parts.password else None)
+
+
+def _sentinel_kwargs(timeout: float | None) -> dict:
+    kwargs: dict = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if settings.FOUNDRY_REDIS_SENTINEL_PASSWORD:
+        kwargs["password"] = settings.FOUNDRY_REDIS_SENTINEL_PASSWORD
+    return kwargs
+
+
+def redis_client(url: str, **connection) -> redis.Redis:
+    """A client of the Redis `url` names: that server, or under Sentinel the master of its
+    service (the URL's database and password). `connection` are redis-py's connection options."""
+    if not settings.FOUNDRY_REDIS_SENTINELS:
+        return redis.Redis.from_url(url, **connection)
+    db, password = _db_and_password(url)
+    sentinel = Sentinel(
+        settings.FOUNDRY_REDIS_SENTINELS,
+        sentinel_kwargs=_sentinel_kwargs(connection.get("socket_timeout")),
+        **connection,
+    )
+    return sentinel.master_for(settings.FOUNDRY_REDIS_SENTINEL_MASTER, db=db, password=password)
+
+
+def sentinel_settings(
+    *, sentinels: list[tuple[str, int]], master: str, password: str, cache: dict, broker_url: str, result_url: str
+) -> dict:
+    """The settings that route django-redis and Celery through the sentinels: the cache's
+    LOCATION and OPTIONS, and Celery's `sentinel://` URLs with their transport options."""
+    sentinel_kwargs = {"password": password} if password else {}
+
+    def auth(secret: str | None) -> str:
+        return f":{quote(secret, safe='')}@" if secret else ""
+
+    def kombu_url(url: str) -> str:
+        db, secret = _db_and_password(url)
+        hosts = [(f"[{host}]" if ":" in host else host, port) for host, port in sentinels]
+        return ";".join(f"sentinel://{auth(secret)}{host}:{port}/{db}" for host, port in hosts)
+
+    db, secret = _db_and_password(cache["LOCATION"])
+    transport = {"master_name": master, "sentinel_kwargs": sentinel_kwargs}
+    return {
+        "cache": {
+            **cache,
+            # The master only (DefaultClient, one server): a replica's lag would undo an
+            # invalidation the master just made (a route, a lock).
+            "LOCATION": f"redis://{auth(secret)}{master}/{db}",
+            "OPTIONS": {
+                **cache.get("OPTIONS", {}),
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": sentinels,
+                "SENTINEL_KWARGS": {**sentinel_kwargs, "socket_timeout": 2, "socket_connect_timeout": 2},
+            },
+        },
+        "broker_url": kombu_url(broker_url),
+        "result_url": kombu_url(result_url),
+        "transport": transport,
+    }
