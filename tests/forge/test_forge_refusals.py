@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.forge.conftest import FINANCE, FORGE, TRIAGE, forge, server, workspace  # noqa: F401 - fixtures
+from tests.forge.conftest import FORGE, forge
 
 TOKEN = "af_review_secret_token_0123456789"
 
@@ -67,15 +67,6 @@ def outside_stub():
     httpd.server_close()
 
 
-@pytest.fixture
-def files(tmp_path) -> Path:
-    (tmp_path / "domains").mkdir()
-    (tmp_path / "agents").mkdir()
-    (tmp_path / "domains/finance.yaml").write_text(FINANCE)
-    (tmp_path / "agents/triage.yaml").write_text(TRIAGE)
-    return tmp_path
-
-
 # --- plain http only to this machine ------------------------------------------------------------
 
 
@@ -89,23 +80,23 @@ def files(tmp_path) -> Path:
     ],
     ids=lambda c: c[0],
 )
-def test_the_token_is_not_sent_over_plain_http_to_a_host_that_is_not_loopback(outside_stub, files, command):
+def test_the_token_is_not_sent_over_plain_http_to_a_host_that_is_not_loopback(outside_stub, workspace, command):
     """Plain http would carry the token (read/write) across the network in clear text, as a typo
     of https would: refused before anything is sent (exit 2, asking for https), except to
     loopback (localhost, *.localhost, 127.0.0.0/8, ::1), as the platform refuses provider keys
     over plain http to a public address."""
     args = [arg.replace("{url}", outside_stub) for arg in command]
-    ran = forge(*args, cwd=files, env={"FOUNDRY_URL": outside_stub, "FOUNDRY_TOKEN": TOKEN})
+    ran = forge(*args, cwd=workspace, env={"FOUNDRY_URL": outside_stub, "FOUNDRY_TOKEN": TOKEN})
     assert _Recorder.seen == []
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     assert "https" in ran.err, ran.err
 
 
-def test_a_url_holding_a_user_name_or_password_is_refused_without_echoing_it(files):
+def test_a_url_holding_a_user_name_or_password_is_refused_without_echoing_it(workspace):
     """`--url http://git:af_TOKEN@host` (the git clone form) would send Basic credentials instead
     of the token and print the secret in every error: refused, the URL not repeated."""
     url = f"http://git:{TOKEN}@acme.localhost:1"
-    ran = forge("validate", "--url", url, "domains/finance.yaml", cwd=files, env={"FOUNDRY_TOKEN": "af_other"})
+    ran = forge("validate", "--url", url, "domains/finance.yaml", cwd=workspace, env={"FOUNDRY_TOKEN": "af_other"})
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     assert "user name or password" in ran.err and TOKEN not in ran.err + ran.out
 
@@ -113,17 +104,17 @@ def test_a_url_holding_a_user_name_or_password_is_refused_without_echoing_it(fil
 # --- a folder's files are all read, or nothing is done -------------------------------------------
 
 
-def test_validate_does_not_call_a_folder_valid_when_one_of_its_yaml_files_cannot_be_read(files):
+def test_validate_does_not_call_a_folder_valid_when_one_of_its_yaml_files_cannot_be_read(workspace):
     """A dangling symbolic link among a folder's *.yaml files (a part of a monorepo not checked
     out) is "Cannot read", exit 2, as when it is named directly: never "1 file valid."."""
-    (files / "agents/triage.yaml").unlink()
-    (files / "agents/triage.yaml").symlink_to("../../shared/triage.yaml")  # not there
-    ran = forge("validate", ".", cwd=files)
+    (workspace / "agents/triage.yaml").unlink()
+    (workspace / "agents/triage.yaml").symlink_to("../../shared/triage.yaml")  # not there
+    ran = forge("validate", ".", cwd=workspace)
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     assert "agents/triage.yaml" in ran.err, ran.err
 
 
-def test_deploy_does_not_report_success_when_a_file_of_the_folder_cannot_be_read(server, workspace):  # noqa: F811
+def test_deploy_does_not_report_success_when_a_file_of_the_folder_cannot_be_read(server, workspace):
     """The same on the command that changes things: nothing is published (docs/forge.md:
     "nothing is sent if a file has problems"), not the rest without the unreadable agent."""
     (workspace / "agents/triage.yaml").unlink()
@@ -149,18 +140,18 @@ def _run(prefix: list[str], *args: str, cwd: Path) -> subprocess.CompletedProces
     return subprocess.run([*prefix, str(FORGE), *args], cwd=cwd, env=clean, capture_output=True, timeout=60)
 
 
-def test_validate_does_not_skip_a_subfolder_it_cannot_list(files):
+def test_validate_does_not_skip_a_subfolder_it_cannot_list(workspace):
     """A subfolder forge may not list (another owner, mode 700) is an error naming it, not skipped
     with the folder reported valid."""
     prefix = _drop_read_override()
     if prefix is None:
         pytest.skip("running as root without setpriv: permissions cannot be enforced")
-    agents = files / "agents"
+    agents = workspace / "agents"
     if os.geteuid() == 0:
         os.chown(agents, 1, 1)  # another owner, mode 700: root without DAC override may not list it
     agents.chmod(0o700 if os.geteuid() == 0 else 0o000)
     try:
-        done = _run(prefix, "validate", ".", cwd=files)
+        done = _run(prefix, "validate", ".", cwd=workspace)
     finally:
         agents.chmod(0o755)
     out, err = done.stdout.decode(), done.stderr.decode()
@@ -171,13 +162,13 @@ def test_validate_does_not_skip_a_subfolder_it_cannot_list(files):
 # --- a path that cannot be examined ------------------------------------------------------------
 
 
-def test_a_path_that_cannot_be_examined_is_file_unreadable_not_an_internal_error(files):
+def test_a_path_that_cannot_be_examined_is_file_unreadable_not_an_internal_error(workspace):
     """A path whose examination fails for another reason than "not found" (a name too long, a
     folder on the way that may not be searched) is `file_unreadable` ("Cannot read PATH: ..."),
     for validate (a folder or a file?) and diff (a file or a published version?) alike."""
     long_name = "a" * 300 + ".yaml"
     for args in (("validate", long_name), ("diff", long_name, "domains/finance.yaml")):
-        ran = forge("--json", *args, cwd=files)
+        ran = forge("--json", *args, cwd=workspace)
         assert ran.code == 2, (args, ran.code, ran.out, ran.err)
         error = json.loads(ran.out)["error"]
         assert error["code"] == "file_unreadable", (args, error)

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.forge.conftest import FINANCE, TRIAGE, forge
+from tests.forge.conftest import forge
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -42,15 +42,6 @@ def stub():
     server.server_close()
 
 
-@pytest.fixture
-def files(tmp_path):
-    (tmp_path / "domains").mkdir()
-    (tmp_path / "agents").mkdir()
-    (tmp_path / "domains/finance.yaml").write_text(FINANCE)
-    (tmp_path / "agents/triage.yaml").write_text(TRIAGE)
-    return tmp_path
-
-
 # Commands that read the server's answers, each against a stub answering what no Foundry would.
 COMMANDS = [
     ("pull", "agent:triage@1"),
@@ -59,29 +50,29 @@ COMMANDS = [
 ]
 
 
-def _run(stub, files, answer, *args):
+def _run(stub, workspace, answer, *args):
     _Stub.answer = answer
-    return forge(*args, cwd=files, env={"FOUNDRY_URL": stub, "FOUNDRY_TOKEN": "af_t"})
+    return forge(*args, cwd=workspace, env={"FOUNDRY_URL": stub, "FOUNDRY_TOKEN": "af_t"})
 
 
 @pytest.mark.parametrize("body", [b"[]", b'"x"'], ids=["list", "string"])
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_2xx_json_answer_that_is_not_an_object_is_said_plainly(stub, files, body, command):
+def test_a_2xx_json_answer_that_is_not_an_object_is_said_plainly(stub, workspace, body, command):
     # client.py Client._body: a 2xx non-object JSON falls through to refusal(..., error=None) -> None.get
-    ran = _run(stub, files, (200, "application/json", body), *command)
+    ran = _run(stub, workspace, (200, "application/json", body), *command)
     assert ran.code == 2
     assert "Unexpected AttributeError" not in ran.err, ran.err
     assert "is this a Foundry tenant URL?" in ran.err, ran.err
 
 
-def test_validate_with_a_server_answering_an_empty_object_is_not_ok(stub, files):
-    ran = _run(stub, files, (200, "application/json", b"{}"), "validate", "--url", stub, "agents/triage.yaml")
+def test_validate_with_a_server_answering_an_empty_object_is_not_ok(stub, workspace):
+    ran = _run(stub, workspace, (200, "application/json", b"{}"), "validate", "--url", stub, "agents/triage.yaml")
     assert ran.code == 2 and "gave no verdict" in ran.err, (ran.out, ran.err)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_2xx_object_lacking_what_forge_needs_is_said_plainly(stub, files, command):
-    ran = _run(stub, files, (200, "application/json", b'{"detail": "hello from a proxy"}'), *command)
+def test_a_2xx_object_lacking_what_forge_needs_is_said_plainly(stub, workspace, command):
+    ran = _run(stub, workspace, (200, "application/json", b'{"detail": "hello from a proxy"}'), *command)
     assert ran.code == 2, (ran.out, ran.err)
     assert "KeyError" not in ran.err and "internal_error" not in ran.err, ran.err
     assert "is this a Foundry tenant URL?" in ran.err and "without" in ran.err, ran.err
@@ -116,9 +107,9 @@ def test_forge_mcp_stops_when_the_url_does_not_answer_its_ping_as_mcp(stub, answ
     ],
     ids=["502-html", "503-text", "429-html"],
 )
-def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, files, answer, said):
+def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, workspace, answer, said):
     """A proxy in front of a real workspace answers these with a page of its own: the server
     failed or is rate limiting, not "is this a Foundry tenant URL?"."""
-    ran = _run(stub, files, answer, "pull", "agent:triage@1")
+    ran = _run(stub, workspace, answer, "pull", "agent:triage@1")
     assert ran.code == 2
     assert said in ran.err and "is this a Foundry tenant URL?" not in ran.err, ran.err

@@ -8,15 +8,12 @@ import http.client
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
-from django_tenants.utils import schema_context
 
 from apps.tenants.routing import SHARED_TTL_SECONDS
-from apps.tenants.services import tenant_provision
-from apps.tokens.services import token_issue
-from tests.conftest import PASSWORD, ROOT, free_port, server_env, server_process
+from tests.api.conftest import issue
+from tests.conftest import ROOT, free_port, server_env, server_process
 
 ROUTE_TTL = 2.0  # FOUNDRY_TENANT_ROUTE_TTL's default, as deployed
 WITHIN = SHARED_TTL_SECONDS + ROUTE_TTL + 2.0  # the documented bound, and a request's time
@@ -40,16 +37,11 @@ def node_a(django_db_setup):
 
 
 @pytest.fixture
-def workspace(django_db_setup, django_db_blocker):
+def workspace(fresh_tenant, django_db_blocker):
     """A committed workspace of this test's own, its host and an API token of it."""
-    slug = f"s{uuid.uuid4().hex[:10]}"
     with django_db_blocker.unblock():
-        tenant = tenant_provision(
-            slug=slug, name=f"Route {slug}", owner_email=f"owner@{slug}.test", owner_password=PASSWORD
-        ).tenant
-        with schema_context(tenant.schema_name):
-            token = token_issue(actor="test", name="route", role="admin", scopes=["read"]).plaintext
-    return slug, f"{slug}.localhost", token
+        token = issue(fresh_tenant, scopes=["read"])
+    return fresh_tenant.slug, f"{fresh_tenant.slug}.localhost", token
 
 
 def _status(port: int, host: str, token: str) -> int:
