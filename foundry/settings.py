@@ -400,6 +400,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # database, each workspace) are kept; 0 keeps all.
 FOUNDRY_BACKUP_DIR = env.str("FOUNDRY_BACKUP_DIR", default=str(BASE_DIR / ".data" / "backups"))
 FOUNDRY_BACKUP_KEEP = env.int("FOUNDRY_BACKUP_KEEP", default=7)
+# A pg_dump or pg_restore running longer is stopped, and the backup or restore fails.
+FOUNDRY_BACKUP_TIMEOUT_SECONDS = env.float("FOUNDRY_BACKUP_TIMEOUT_SECONDS", default=6 * 3600.0)
+if not 0 < FOUNDRY_BACKUP_TIMEOUT_SECONDS <= 7 * 86400:
+    raise ImproperlyConfigured("FOUNDRY_BACKUP_TIMEOUT_SECONDS must be above 0 and at most a week.")
 if FOUNDRY_BACKUP_KEEP < 0:
     raise ImproperlyConfigured("FOUNDRY_BACKUP_KEEP must be 0 (keep all) or more.")
 # A role that bypasses Row-Level Security, for pg_dump of the whole database (the application's

@@ -30,7 +30,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,8 @@ from pathlib import Path
 import environ
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django_redis import get_redis_connection
+from redis.exceptions import LockError, RedisError
 
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
@@ -55,6 +57,11 @@ _CHUNK = 1 << 20
 
 class BackupError(Exception):
     """A backup or restore refused or failed; the message names the file."""
+
+
+class BackupBusy(BackupError):
+    """Another backup of the same scope is running (a command beside the beat job, a task the
+    broker delivered again while its first copy still dumps)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,13 @@ def pg_environment(*, url: str = "", database: str | None = None) -> dict[str, s
 
 
 def _run(command: list[str], *, env: dict[str, str], what: str) -> None:
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    timeout = settings.FOUNDRY_BACKUP_TIMEOUT_SECONDS
+    try:  # a hung dump or restore never holds its worker (or a lock) without limit
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BackupError(
+            f"{what}: {Path(command[0]).name} did not finish within {timeout:g} s (FOUNDRY_BACKUP_TIMEOUT_SECONDS)"
+        ) from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise BackupError(f"{what}: {Path(command[0]).name} failed: {' '.join(detail[-3:]) or result.returncode}")
@@ -266,12 +279,42 @@ def backup_run(
     *, directory: Path, keep: int, tenant: Tenant | None = None, actor=None
 ) -> tuple[BackupFile, list[Path]]:
     """Back up (the whole database, or one workspace), rotate that scope's backups, and record
-    both in the platform's audit chain: the file and the deleted ones."""
+    both in the platform's audit chain: the file and the deleted ones. BackupBusy, and nothing
+    done, while another backup of that scope runs."""
+    actor = actor or "lifecycle"
+    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
+    with _one_backup_at_a_time(scope):
+        return _backup_run(directory=directory, keep=keep, tenant=tenant, actor=actor, scope=scope)
+
+
+@contextmanager
+def _one_backup_at_a_time(scope: str) -> Iterator[None]:
+    """One backup of a scope at a time, across processes: a Redis lock that expires a minute
+    after the longest a dump may take, so a worker lost mid-dump never blocks the next day's."""
+    key = f"foundry:{connection.settings_dict['NAME']}:backup:{scope}"
+    lock = get_redis_connection("default").lock(
+        key, timeout=settings.FOUNDRY_BACKUP_TIMEOUT_SECONDS + 60, thread_local=False
+    )
+    try:
+        acquired = lock.acquire(blocking=False)
+    except RedisError:
+        acquired = None  # Redis away: the backup goes on (two at once only cost a second file)
+    if acquired is False:
+        raise BackupBusy(f"a backup of {scope} is already running")
+    try:
+        yield
+    finally:
+        if acquired:
+            with suppress(LockError, RedisError):
+                lock.release()
+
+
+def _backup_run(
+    *, directory: Path, keep: int, tenant: Tenant | None, actor, scope: str
+) -> tuple[BackupFile, list[Path]]:
     from apps.audit.models import PLATFORM, Outcome
     from apps.audit.services import audit_record
 
-    actor = actor or "lifecycle"
-    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
     try:
         made = backup_create(directory=directory, tenant=tenant)
     except BackupError as error:

@@ -18,14 +18,20 @@ def export_tenant(schema_name: str, export_id: str) -> str:
 
 @shared_task(name="lifecycle.backup", ignore_result=True)
 def backup() -> str:
-    """Beat, daily: back up the whole database and rotate (apps/lifecycle/backup.py); the file's name."""
+    """Beat, daily: back up the whole database and rotate (apps/lifecycle/backup.py); the file's
+    name, or "busy" when another backup runs (a copy the broker delivered again while the first,
+    longer than its visibility timeout, still dumps)."""
     from pathlib import Path
 
     from django.conf import settings
 
-    from apps.lifecycle.backup import backup_run
+    from apps.lifecycle.backup import BackupBusy, backup_run
 
-    made, _deleted = backup_run(directory=Path(settings.FOUNDRY_BACKUP_DIR), keep=settings.FOUNDRY_BACKUP_KEEP)
+    try:
+        made, _deleted = backup_run(directory=Path(settings.FOUNDRY_BACKUP_DIR), keep=settings.FOUNDRY_BACKUP_KEEP)
+    except BackupBusy as busy:
+        logger.info("backup skipped: %s", busy)
+        return "busy"
     return made.path.name
 
 

@@ -430,3 +430,42 @@ def test_a_whole_database_restore_runs_no_app_role_code_as_the_owner(
         assert conn.execute("SELECT current_user").fetchone()[0] == app_role()
     assert not can_create, "the restore ran the app role's CHECK function as the owner (it granted CREATE on public)"
     assert connection.settings_dict["USER"] == app_role()
+
+
+def test_a_backup_while_another_of_its_scope_runs_is_refused_and_writes_nothing(workspace, tmp_path):
+    """The beat job's copy delivered again while the first still dumps, or a command beside it:
+    refused at once (BackupBusy), no file, no audit event; another scope is not held back."""
+    from django.db import connection
+    from django_redis import get_redis_connection
+
+    from apps.lifecycle.backup import BackupBusy, backup_run, tenant_scope
+    from apps.lifecycle.tasks import backup as backup_task
+
+    events = len(audit_events("public", action="lifecycle.backup.created"))
+    held = get_redis_connection("default").lock(
+        f"foundry:{connection.settings_dict['NAME']}:backup:database", timeout=60
+    )
+    assert held.acquire(blocking=False)
+    try:
+        with pytest.raises(BackupBusy, match="already running"):
+            backup_run(directory=tmp_path, keep=3)
+        assert backup_task() == "busy"
+        with pytest.raises(CommandError, match="already running"):
+            call_command("backup", dir=tmp_path, stdout=io.StringIO())
+        assert list(tmp_path.iterdir()) == []
+        made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)  # another scope
+        assert made.scope == tenant_scope(workspace.slug)
+    finally:
+        held.release()
+    assert len(audit_events("public", action="lifecycle.backup.created")) == events + 1
+    made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)  # and the lock was let go
+    assert made.path.exists()
+
+
+def test_a_dump_that_runs_too_long_is_stopped_and_leaves_nothing(workspace, settings, tmp_path):
+    settings.FOUNDRY_BACKUP_TIMEOUT_SECONDS = 0.001
+    with pytest.raises(CommandError, match=r"did not finish within 0\.001 s"):
+        call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    assert list(tmp_path.iterdir()) == []  # no file, and no partial one left behind
+    (event,) = audit_events("public", action="lifecycle.backup.failed")[-1:]
+    assert "FOUNDRY_BACKUP_TIMEOUT_SECONDS" in event.data["error"]
