@@ -6,10 +6,13 @@ charts are inline SVG), no inline script or style, no plugins, no framing, no `<
 submitted only to the page's own origin (settings.CONTENT_SECURITY_POLICY). Markup that got into
 a page anyway (a stored name rendered unescaped, say) can run nothing and send nothing elsewhere.
 
-One page-dependent addition: signing out of a single sign-on session ends it at the identity
+Two page-dependent additions. Signing out of a single sign-on session ends it at the identity
 provider too, a redirect from the sign-out form's POST, which browsers hold to that form's
-`form-action`. A signed-in SSO member's pages therefore also allow the provider's origin, kept
-in the session when the sign-in succeeded (`SESSION_LOGOUT_ORIGIN`).
+`form-action`: the pages of a member signed in by SSO also allow the origin of the workspace's
+current end-session endpoint, where the sign-out will send them (the configuration as the
+sign-in flow reads it, kept per process for FOUNDRY_TENANT_ROUTE_TTL). And an error page keeps
+its small style inline, allowed by the response's nonce (django-csp), so it is styled even on a
+host that serves no static file (an unknown host, a suspended workspace).
 """
 
 import re
@@ -17,7 +20,6 @@ from urllib.parse import urlsplit
 
 from csp.middleware import CSPMiddleware, PolicyParts
 
-SESSION_LOGOUT_ORIGIN = "sso_logout_origin"
 HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", re.ASCII)
 IPV6 = re.compile(r"[0-9a-f:.]+", re.ASCII)
 
@@ -43,9 +45,20 @@ def origin_of(url: str) -> str | None:
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
     def get_policy_parts(self, request, response, report_only: bool = False) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
-        if response.get("Content-Type", "").startswith("text/html"):
-            session = getattr(request, "session", None)
-            logout_origin = session.get(SESSION_LOGOUT_ORIGIN) if session is not None else None
+        if response.get("Content-Type", "").startswith("text/html") and not report_only:
+            logout_origin = _sso_logout_origin(request)
             if logout_origin:
                 parts.update = {**(parts.update or {}), "form-action": [logout_origin]}
         return parts
+
+
+def _sso_logout_origin(request) -> str | None:
+    """Where this member's sign-out will redirect: the end-session endpoint's origin of the
+    workspace's SSO configuration, for a session signed in by SSO; else None."""
+    from apps.identity.oidc import SESSION_ISSUER, sso_config_recent
+
+    session = getattr(request, "session", None)
+    if getattr(request, "tenant", None) is None or session is None or not session.get(SESSION_ISSUER):
+        return None
+    config = sso_config_recent()
+    return origin_of(config.end_session_endpoint) if config is not None and config.end_session_endpoint else None

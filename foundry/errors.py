@@ -11,13 +11,24 @@ def wants_json(request: HttpRequest) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def style_nonce(request: HttpRequest) -> str:
+    """This response's CSP nonce (made by reading it: the policy then names it), or "" where
+    the Content-Security-Policy middleware has not run."""
+    nonce = getattr(request, "csp_nonce", None)
+    return str(nonce) if nonce is not None else ""
+
+
 def error_response(
     request: HttpRequest, *, status: int, code: str, message: str, headers: dict | None = None
 ) -> HttpResponse:
     if wants_json(request):
         response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
     else:
-        html = render_to_string("errors/error.html", {"status": status, "code": code, "message": message})
+        # Its style inline, allowed by this response's nonce: a host that serves no static file
+        # (an unknown one, a suspended workspace) still gets a styled page (foundry/csp.py).
+        html = render_to_string(
+            "errors/error.html", {"status": status, "code": code, "message": message, "nonce": style_nonce(request)}
+        )
         response = HttpResponse(html, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
@@ -28,12 +39,22 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return error_response(request, status=404, code="not_found", message="There is nothing at this address.")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal as the platform's own error page (or JSON), not Django's page."""
+    return error_response(
+        request,
+        status=403,
+        code="csrf_failed",
+        message="This form has expired or did not come from this site. Reload the page and try again.",
+    )
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     # No template context or database here: this must work when everything else is failing.
     if wants_json(request):
         body = {"error": {"code": "server_error", "message": "Something went wrong on our side. It has been logged."}}
         return JsonResponse(body, status=500)
-    return HttpResponse(render_to_string("500.html"), status=500)
+    return HttpResponse(render_to_string("500.html", {"nonce": style_nonce(request)}), status=500)
 
 
 class CodedError(Exception):

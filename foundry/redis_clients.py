@@ -32,10 +32,13 @@ def sentinels_parse(text: str) -> list[tuple[str, int]]:
     return found
 
 
-def _db_and_password(url: str) -> tuple[int, str | None]:
+def db_and_password(url: str) -> tuple[int, str | None]:
     """The database number and password of a `redis://` or `sentinel://` URL (of kombu's
-    `a;b` form: the first)."""
+    `a;b` form: the first). ValueError for `rediss://`: TLS through Sentinel is not supported
+    yet, and a URL asking for it is never used in clear."""
     parts = urlsplit(url.split(";", 1)[0])
+    if parts.scheme == "rediss":
+        raise ValueError("a rediss:// URL: TLS through Sentinel is not supported")
     path = parts.path.strip("/")
     return (int(path) if path.isdigit() else 0), (unquote(parts.password) if parts.password else None)
 
@@ -52,7 +55,7 @@ def redis_client(url: str, **connection) -> redis.Redis:
     service (the URL's database and password). `connection` are redis-py's connection options."""
     if not settings.FOUNDRY_REDIS_SENTINELS:
         return redis.Redis.from_url(url, **connection)
-    db, password = _db_and_password(url)
+    db, password = db_and_password(url)
     sentinel = Sentinel(
         settings.FOUNDRY_REDIS_SENTINELS,
         sentinel_kwargs=_sentinel_kwargs(connection.get("socket_timeout")),
@@ -72,11 +75,11 @@ def sentinel_settings(
         return f":{quote(secret, safe='')}@" if secret else ""
 
     def kombu_url(url: str) -> str:
-        db, secret = _db_and_password(url)
+        db, secret = db_and_password(url)
         hosts = [(f"[{host}]" if ":" in host else host, port) for host, port in sentinels]
         return ";".join(f"sentinel://{auth(secret)}{host}:{port}/{db}" for host, port in hosts)
 
-    db, secret = _db_and_password(cache["LOCATION"])
+    db, secret = db_and_password(cache["LOCATION"])
     transport = {"master_name": master, "sentinel_kwargs": sentinel_kwargs}
     return {
         "cache": {

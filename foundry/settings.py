@@ -16,10 +16,11 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from foundry.ratelimit import Rate
-from foundry.redis_clients import sentinel_settings, sentinels_parse
+from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -244,12 +245,13 @@ CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "foundry.errors.csrf_failure"
 # Where a page may load anything from (foundry/csp.py): its own origin's files, nothing inline.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'none'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        "style-src": ["'self'", NONCE],  # a nonce only where a page asked for one: the error page
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
@@ -444,17 +446,23 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"FOUNDRY_REDIS_SENTINELS: {exc}.") from None
 FOUNDRY_REDIS_SENTINEL_MASTER = env.str("FOUNDRY_REDIS_SENTINEL_MASTER", default="foundry")
 FOUNDRY_REDIS_SENTINEL_PASSWORD = env.str("FOUNDRY_REDIS_SENTINEL_PASSWORD", default="")
-if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", FOUNDRY_REDIS_SENTINEL_MASTER):
-    raise ImproperlyConfigured("FOUNDRY_REDIS_SENTINEL_MASTER: letters, digits, '.', '_' and '-'.")
+# Lowercase: django-redis reads the name back from a URL's host, which lowercases it.
+if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", FOUNDRY_REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured("FOUNDRY_REDIS_SENTINEL_MASTER: lowercase letters, digits, '.', '_' and '-'.")
 if FOUNDRY_REDIS_SENTINELS:
-    _sentinel = sentinel_settings(
-        sentinels=FOUNDRY_REDIS_SENTINELS,
-        master=FOUNDRY_REDIS_SENTINEL_MASTER,
-        password=FOUNDRY_REDIS_SENTINEL_PASSWORD,
-        cache=CACHES["default"],
-        broker_url=CELERY_BROKER_URL,
-        result_url=CELERY_RESULT_BACKEND,
-    )
+    try:
+        _sentinel = sentinel_settings(
+            sentinels=FOUNDRY_REDIS_SENTINELS,
+            master=FOUNDRY_REDIS_SENTINEL_MASTER,
+            password=FOUNDRY_REDIS_SENTINEL_PASSWORD,
+            cache=CACHES["default"],
+            broker_url=CELERY_BROKER_URL,
+            result_url=CELERY_RESULT_BACKEND,
+        )
+        for _url in filter(None, (REDIS_URL, FOUNDRY_RATELIMIT_REDIS_URL)):  # the platform's own clients'
+            db_and_password(_url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"FOUNDRY_REDIS_SENTINELS: {exc}.") from None
     CACHES["default"] = _sentinel["cache"]
     CELERY_BROKER_URL, CELERY_RESULT_BACKEND = _sentinel["broker_url"], _sentinel["result_url"]
     CELERY_BROKER_TRANSPORT_OPTIONS |= _sentinel["transport"]

@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -422,6 +423,7 @@ DOMAIN_VIEWS = _kind_views(Kind.DOMAIN, "domains")
 AGENT_VIEWS = _kind_views(Kind.AGENT, "agents")
 
 
+@csrf_exempt  # public, and every write is refused: a 405, not a CSRF page
 def json_schema(request: HttpRequest, kind: str) -> HttpResponse:
     """The published JSON Schema of a document kind (no sign-in: formats are public); GET or
     HEAD, any other method a JSON 405 like every refusal under /api/v1/."""

@@ -32,7 +32,6 @@ from apps.identity.models import SsoConfiguration
 from apps.identity.services import sso_network_policy
 from apps.identity.verify import TokenInvalid, idp_token_verify
 from apps.providers.encryption import SecretUndecryptable, secret_decrypt
-from foundry.csp import SESSION_LOGOUT_ORIGIN, origin_of
 from foundry.errors import error_response
 from foundry.runtime.network import FetchError, fetch
 
@@ -279,10 +278,6 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
     def login_success(self):
         response = super().login_success()
         self.request.session[SESSION_ISSUER] = self.config.issuer
-        # Signing out sends the browser there: its pages' form-action allows it (foundry/csp.py).
-        logout_origin = origin_of(self.config.end_session_endpoint)
-        if logout_origin:
-            self.request.session[SESSION_LOGOUT_ORIGIN] = logout_origin
         audit_record(
             action="auth.login",
             actor=self.user,

@@ -26,7 +26,7 @@ def loopback_route(request) -> None:
     from the URL when the request was built, so only the address connected to changes.
     """
     host = request.url.host
-    if host.endswith(".localhost"):
+    if host.removesuffix(".").endswith(".localhost"):
         request.extensions = {**request.extensions, "sni_hostname": host}
         request.url = request.url.copy_with(host="127.0.0.1")
 
@@ -46,7 +46,9 @@ class _LoopbackTransport(httpx.BaseTransport):
 
 
 def is_loopback(host: str) -> bool:
-    """`localhost`, a `*.localhost` name (RFC 6761) or a loopback address."""
+    """`localhost`, a `*.localhost` name (RFC 6761) or a loopback address (a name's trailing dot
+    aside: `localhost.` is the same name)."""
+    host = host.removesuffix(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

@@ -28,7 +28,7 @@ def unreadable(path: str, exc: OSError | None = None) -> ForgeError:
 
 
 def collect(paths: list[str]) -> list[str]:
-    """Files named, and *.yaml / *.yml under folders named (recursively, hidden folders skipped,
+    """Files named, and *.yaml / *.yml under folders named (recursively, hidden files and folders skipped,
     symbolic links to folders not followed). A folder that cannot be listed, or a *.yaml entry
     that is no readable file (a dangling link, a loop), is an error, never silently left out:
     a deploy would publish the rest."""
@@ -51,7 +51,7 @@ def collect(paths: list[str]) -> list[str]:
             folders[:] = [name for name in folders if not name.startswith(".")]
             for name in names:
                 entry = Path(folder, name)
-                if entry.suffix in SUFFIXES:
+                if entry.suffix in SUFFIXES and not name.startswith("."):  # an editor's lock file, a draft
                     try:
                         readable = entry.is_file()
                     except OSError as exc:  # listed, but its folder cannot be searched

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from foundry.forge.client import base_url
 from tests.forge.conftest import FORGE, forge
 
 TOKEN = "af_review_secret_token_0123456789"
@@ -173,3 +174,21 @@ def test_a_path_that_cannot_be_examined_is_file_unreadable_not_an_internal_error
         error = json.loads(ran.out)["error"]
         assert error["code"] == "file_unreadable", (args, error)
         assert "Unexpected" not in ran.err, ran.err
+
+
+def test_hidden_files_of_a_folder_are_not_collected(workspace):
+    """An editor's lock file (Emacs's `.#triage.yaml`, a link that never resolves) or a hidden
+    draft beside the documents is skipped, as hidden folders are: validate passes, and deploy
+    would not publish the draft."""
+    (workspace / "agents/.#triage.yaml").symlink_to("ada@laptop.4242:1700000000")
+    (workspace / "agents/.draft.yaml").write_text("kind: scratch\n")
+    ran = forge("validate", ".", cwd=workspace)
+    assert ran.code == 0, (ran.code, ran.out, ran.err)
+    assert ".draft" not in ran.out and ".#triage" not in ran.out + ran.err
+
+
+@pytest.mark.parametrize("url", ["http://localhost.:8000", "http://acme.localhost.:8000", "http://[::1]:8000"])
+def test_this_machine_by_any_of_its_names_takes_plain_http(url):
+    """`localhost.` (the fully qualified form) is as much this machine as `localhost`, as the
+    platform itself drops a host's trailing dot."""
+    assert base_url(url) == url

@@ -10,9 +10,14 @@ from pathlib import Path
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from foundry.csp import SESSION_LOGOUT_ORIGIN, origin_of
+from apps.identity.models import SsoConfiguration
+from apps.identity.oidc import SESSION_ISSUER
+from apps.tenants.routing import route_cache_clear
+from apps.tenants.services import tenant_suspend
+from foundry.csp import origin_of
 from tests.api.conftest import api, issue
 from tests.conftest import ROOT, client_for, host_of
 
@@ -41,19 +46,24 @@ def test_the_sign_in_page_api_answers_and_error_pages_carry_the_policy_too(acme)
     _strict(policy(api(acme, issue(acme)).get("/api/v1/workspace")))
     unknown = Client(HTTP_HOST="nobody.localhost").get("/")
     assert unknown.status_code == 404
-    _strict(policy(unknown))
-    assert b"<style" not in unknown.content and b"css/error.css" in unknown.content
+    _strict(policy(unknown) | {"style-src": ["'self'"]})  # and its inline style's nonce, below
 
 
 TEMPLATES = sorted(
     path for root in (ROOT / "templates", *ROOT.glob("apps/*/templates")) for path in Path(root).rglob("*.html")
 )
-INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=|javascript:|hx-on", re.IGNORECASE)
+# Inline: a script without src, a style element without the response's nonce (the error page's
+# has one), a style attribute, an event handler, a javascript: link, htmx's hx-on.
+INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>|<style(?!\{% if nonce %\} nonce=)|\sstyle=|\son[a-z]+=|javascript:|hx-on",
+    re.IGNORECASE,
+)
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_template_has_an_inline_script_style_or_handler(template):
     """The policy would refuse them in the browser: a template that adds one breaks its page."""
+    assert INLINE.search("<style>") and not INLINE.search('<style{% if nonce %} nonce="{{ nonce }}"{% endif %}>')
     assert len(TEMPLATES) > 20
     found = INLINE.findall(template.read_text())
     assert not found, f"{template}: {found}"
@@ -75,33 +85,100 @@ def test_the_api_docs_load_their_script_from_a_file_of_their_own(acme):
     assert b"SwaggerUIBundle" in script.content
 
 
-def _sso_session(tenant, email: str, origin: str) -> Client:
+def _sso_configured(tenant, end_session_endpoint: str) -> None:
+    now = timezone.now()
+    with schema_context(tenant.schema_name):
+        SsoConfiguration.objects.update_or_create(
+            pk=1,
+            defaults={
+                "issuer": "https://login.acme.example",
+                "client_id": "foundry-acme",
+                "client_secret_encrypted": "x",
+                "authorization_endpoint": "https://login.acme.example/authorize",
+                "token_endpoint": "https://login.acme.example/token",
+                "jwks_uri": "https://login.acme.example/jwks",
+                "end_session_endpoint": end_session_endpoint,
+                "discovered_at": now,
+                "updated_at": now,
+            },
+        )
+
+
+def _sso_session(tenant, email: str) -> Client:
+    """A member signed in by single sign-on (the session names the issuer, and holds the ID
+    token the sign-out hands the provider)."""
     client = client_for(tenant, email)
     with schema_context(tenant.schema_name):
         session = SessionStore(session_key=client.cookies["sessionid"].value)
-        session[SESSION_LOGOUT_ORIGIN] = origin
+        session[SESSION_ISSUER] = "https://login.acme.example"
+        session["oidc_id_token"] = "eyJ.id.token"
         session.save()
     return client
 
 
-def test_a_single_sign_on_members_pages_may_send_a_form_to_the_providers_origin(acme):
-    client = _sso_session(acme, "owner@acme.test", "https://idp.acme.example")
+def test_a_single_sign_on_members_pages_may_send_a_form_where_the_sign_out_redirects(acme):
+    """Browsers hold the sign-out form's redirect to the provider's end-session endpoint to the
+    page's form-action: the origin the workspace's configuration names now (also when it changed
+    since the member signed in)."""
+    _sso_configured(acme, "https://idp-old.acme.example/logout")
+    client = _sso_session(acme, "owner@acme.test")
+    assert policy(client.get("/"))["form-action"] == ["'self'", "https://idp-old.acme.example"]
+    _sso_configured(acme, "https://login.acme-new.example/oidc/logout")
     directives = policy(client.get("/"))
-    assert directives["form-action"] == ["'self'", "https://idp.acme.example"]
+    assert directives["form-action"] == ["'self'", "https://login.acme-new.example"]
     assert directives["script-src"] == ["'self'"]
     # A JSON answer has no forms: its policy stays as strict as everyone's.
     assert policy(client.get("/api/v1/workspace"))["form-action"] == ["'self'"]
+    signed_out = client.post("/logout/")
+    assert signed_out.status_code == 302
+    assert signed_out["Location"].startswith("https://login.acme-new.example/oidc/logout?")
+
+
+def test_a_password_members_pages_allow_no_provider_origin(acme):
+    _sso_configured(acme, "https://idp.acme.example/logout")
+    assert policy(client_for(acme, "owner@acme.test").get("/"))["form-action"] == ["'self'"]
 
 
 def test_another_workspaces_session_brings_no_provider_origin_to_this_workspace(acme, globex):
     """A session cookie of acme's, sent to globex's host, is not globex's session: globex's
     pages allow no form to acme's identity provider."""
-    stolen = _sso_session(acme, "owner@acme.test", "https://idp.acme.example").cookies["sessionid"].value
+    _sso_configured(acme, "https://idp.acme.example/logout")
+    stolen = _sso_session(acme, "owner@acme.test").cookies["sessionid"].value
     client = Client(HTTP_HOST=host_of(globex))
     client.cookies["sessionid"] = stolen
     response = client.get("/login/")
     assert response.status_code == 200
     assert policy(response)["form-action"] == ["'self'"]
+
+
+def _inline_style_allowed(page) -> None:
+    """The page's one style element carries the nonce the policy allows, and nothing else inline."""
+    nonces = re.findall(rb'<style nonce="([^"]+)">', page.content)
+    assert len(nonces) == 1 and page.content.count(b"<style") == 1, page.content[:300]
+    assert policy(page)["style-src"] == ["'self'", f"'nonce-{nonces[0].decode()}'"]
+
+
+def test_error_pages_are_styled_even_on_a_host_that_serves_no_static_file(acme, globex):
+    unknown = Client(HTTP_HOST="nobody.localhost").get("/")
+    assert unknown.status_code == 404
+    _inline_style_allowed(unknown)
+    tenant_suspend(tenant=acme, actor="operator")
+    route_cache_clear()
+    suspended = Client(HTTP_HOST=host_of(acme)).get("/")
+    route_cache_clear()
+    assert suspended.status_code == 403
+    _inline_style_allowed(suspended)
+    # Two answers, two nonces; a page that asked for none gets none.
+    assert policy(unknown)["style-src"] != policy(Client(HTTP_HOST="nobody.localhost").get("/"))["style-src"]
+    assert policy(Client(HTTP_HOST=host_of(globex)).get("/login/"))["style-src"] == ["'self'"]
+
+
+def test_a_csrf_refusal_is_the_platforms_own_page(acme):
+    client = Client(HTTP_HOST=host_of(acme), enforce_csrf_checks=True)
+    refused = client.post("/login/", {"username": "owner@acme.test", "password": "x"})
+    assert refused.status_code == 403
+    assert b"csrf_failed" in refused.content
+    _inline_style_allowed(refused)
 
 
 @pytest.mark.parametrize(

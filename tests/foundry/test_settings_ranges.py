@@ -22,16 +22,26 @@ def _start(**env: str) -> subprocess.CompletedProcess:
     )
 
 
+SENTINEL = {"FOUNDRY_REDIS_SENTINELS": "127.0.0.1:26379"}
+
+
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("name", "value", "beside"),
     [
-        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "400"),
-        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "-1"),
-        ("FOUNDRY_RATELIMIT_PLAN_SCALE", "0"),
+        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "400", {}),
+        ("FOUNDRY_TENANT_DELETION_GRACE_DAYS", "-1", {}),
+        ("FOUNDRY_RATELIMIT_PLAN_SCALE", "0", {}),
+        ("FOUNDRY_BACKUP_TIMEOUT_SECONDS", "0", {}),
+        ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1", {}),
+        # Sentinel master names are case-sensitive, and django-redis would read it lowercased.
+        ("FOUNDRY_REDIS_SENTINEL_MASTER", "Foundry", SENTINEL),
+        # TLS through Sentinel is not supported: refused, never used in clear.
+        ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"REDIS_URL": "rediss://:s@redis.internal:6380/0"}),
+        ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"FOUNDRY_CACHE_URL": "rediss://redis.internal:6380/1"}),
     ],
 )
-def test_a_setting_out_of_range_stops_the_process_naming_it(name, value):
-    done = _start(**{name: value})
+def test_a_setting_out_of_range_stops_the_process_naming_it(name, value, beside):
+    done = _start(**{**beside, name: value})
     assert done.returncode != 0
     assert f"ImproperlyConfigured: {name}" in done.stderr, done.stderr[-500:]
 

@@ -125,8 +125,8 @@ def _bridge(port: int, slug: str, token: str, lines: bytes) -> list[dict]:
 @pytest.mark.parametrize("request_id", ["null", "1.5", "true"])
 def test_the_bridge_answers_a_request_whose_id_no_server_takes(mcp_port, fresh_tenant, tokens, request_id):  # noqa: F811
     """JSON-RPC 2.0: a message with an `id` member is a request and gets an answer (-32600, id
-    null), as /mcp itself answers; the SDK's reader took it for a notification, and its sender
-    waited forever."""
+    null; /mcp refuses the same message too, with the SDK's -32602); the SDK's reader took it for
+    a notification, and its sender waited forever."""
     line = b'{"jsonrpc": "2.0", "id": %s, "method": "ping"}\n' % request_id.encode()
     answers = _bridge(mcp_port, fresh_tenant.slug, tokens["viewer"], line + PING)
     assert {"jsonrpc": "2.0", "id": 99, "result": {}} in answers
