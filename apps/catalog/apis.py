@@ -1,7 +1,6 @@
 """/api/v1/ domains, agents, versions, diffs, rollbacks, deployments, validation and JSON Schemas."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -192,9 +191,15 @@ _EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDI
 
 
 def _document(kind: str, name: str) -> Document:
-    return get_object_or_404(
-        Document.objects.select_related("live__version", "live__domain_version"), kind=kind, name=name
-    )
+    """The workspace's agent or domain of that name; 404 `agent_not_found` / `domain_not_found`
+    naming it (as runs and MCP answer the same mistake)."""
+    document = Document.objects.select_related("live__version", "live__domain_version").filter(kind=kind, name=name)
+    found = document.first()
+    if found is None:
+        raise ServiceError(
+            f"{kind}_not_found", f"There is no {kind} named {name[:63]!r} in this workspace.", status=404
+        )
+    return found
 
 
 def _related(queryset):

@@ -192,3 +192,20 @@ def test_filters_near_the_documented_limit_reach_the_api_under_gunicorn(live_por
     accented = urllib.parse.urlencode({"filter": 'full_name = "' + "é" * 700 + '"'})
     status, content_type, body = _get(live_port, host, token, f"/api/v1/members?{accented}")
     assert status == 200, (status, content_type, body[:120])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("GET", "/api/v1/agents/nosuch", "agent_not_found"),
+        ("GET", "/api/v1/domains/nosuch/versions", "domain_not_found"),
+        ("POST", "/api/v1/agents/nosuch/deploy", "agent_not_found"),
+        ("POST", "/api/v1/agents/nosuch/migrate", "agent_not_found"),
+        ("GET", "/api/v1/agents/nosuch/deployments", "agent_not_found"),
+    ],
+)
+def test_an_unknown_agent_or_domain_is_named_in_its_404(acme, method, path, code):
+    client = api(acme, issue(acme, role="owner"))
+    response = client.generic(method, path, json.dumps({"version": 1}), content_type="application/json")
+    assert (response.status_code, response.json()["error"]["code"]) == (404, code)
+    assert "'nosuch'" in response.json()["error"]["message"]

@@ -192,3 +192,11 @@ def test_this_machine_by_any_of_its_names_takes_plain_http(url):
     """`localhost.` (the fully qualified form) is as much this machine as `localhost`, as the
     platform itself drops a host's trailing dot."""
     assert base_url(url) == url
+
+
+def test_an_unknown_agent_is_named_in_the_error(server):
+    """`forge migrate` (and deploy, rollback) of a mistyped name says which agent does not exist
+    (the API answers `agent_not_found` naming it), not a bare "Not found."."""
+    ran = server.forge("migrate", "invoice-triag")
+    assert ran.code == 2
+    assert "no agent named 'invoice-triag'" in ran.err, ran.err

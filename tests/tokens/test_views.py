@@ -1,3 +1,4 @@
+import pytest
 from django_tenants.utils import schema_context
 
 from apps.tokens.models import ApiToken
@@ -56,3 +57,21 @@ def test_tokens_of_another_tenant_cannot_be_revoked_by_id(acme, globex):
         token_id = ApiToken.objects.get().pk
     assert client_for(acme, "owner@acme.test").post(f"/settings/tokens/{token_id}/revoke/").status_code == 404
     assert api(globex, plaintext).get("/api/v1/members").status_code == 200
+
+
+@pytest.mark.parametrize("form", ["bare", "af_", "console", "whole"])
+def test_revoke_api_token_takes_the_prefix_in_any_form_it_is_shown(acme, form):
+    """The console shows `af_<prefix>_…`; the command takes that, the bare prefix, `af_<prefix>`
+    or the whole token."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.api.conftest import issue
+
+    plaintext = issue(acme, name=f"revoke-{form}")
+    prefix = plaintext[3:15]
+    given = {"bare": prefix, "af_": f"af_{prefix}", "console": f"af_{prefix}_…", "whole": plaintext}[form]
+    call_command("revoke_api_token", "acme", given, stdout=StringIO())
+    with schema_context("acme"):
+        assert ApiToken.objects.get(prefix=prefix).revoked_at is not None

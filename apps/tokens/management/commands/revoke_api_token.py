@@ -13,9 +13,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("tenant", help="tenant slug")
-        parser.add_argument("prefix", help="the token's prefix (the part after af_)")
+        parser.add_argument(
+            "prefix", help="the token's prefix, as the console shows it (af_<prefix>_…) or bare; or the whole token"
+        )
 
     def handle(self, *args, tenant, prefix, **options):
+        prefix = prefix.strip().removeprefix("af_").split("_", 1)[0].rstrip("…")
         try:
             target = tenant_get(slug=tenant)
         except Tenant.DoesNotExist:
