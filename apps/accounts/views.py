@@ -25,6 +25,7 @@ from apps.audit.models import Outcome
 from apps.audit.services import audit_record, login_name_digest
 from apps.tenants.limits import login_admit, refusal_response
 from foundry.errors import error_response
+from foundry.pages import page_of
 from foundry.ratelimit import Decision
 
 
@@ -133,8 +134,11 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
 
 
 def _members_context(request: HttpRequest, **extra) -> dict:
+    page, query = page_of(request, User.objects.order_by("email", "id"))
     return {
-        "members": User.objects.all(),
+        "members": page,
+        "page": page,
+        "query": query,
         "roles": Role.choices,
         "can_manage": request.user.has_permission(Permission.MEMBERS_MANAGE),
         "can_manage_owners": request.user.has_permission(Permission.OWNERS_MANAGE),

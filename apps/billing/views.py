@@ -15,7 +15,7 @@ from apps.billing.quotas import month_of
 from apps.billing.selectors import price_list, usage_months
 from apps.billing.services import price_set
 from apps.billing.views_console import CHART_DAYS, choice_get, usage_charts
-from apps.tenants.limits import limits_for
+from apps.tenants.limits import limits_for_many
 from apps.tenants.selectors import tenant_list
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
@@ -57,10 +57,11 @@ def platform_usage_view(request: HttpRequest) -> HttpResponse:
     ids = [tenant.pk for tenant in tenants]
     month = month_of()
     months = usage_months(tenant_ids=ids, month=month)
+    limits = limits_for_many(ids)
     rows = []
     for tenant in tenants:
         total = months.get((tenant.pk, ""))
-        cap = limits_for(tenant.pk).monthly_tokens
+        cap = limits[tenant.pk].monthly_tokens
         tokens = total.tokens if total else 0
         share = None if not cap else min(tokens / cap * 100, 999.9)
         rows.append({"tenant": tenant, "total": total, "tokens": tokens, "cap": cap, "share": share})

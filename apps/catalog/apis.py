@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Deployment, Document, Kind, Version
-from apps.catalog.selectors import documents_listed
+from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import (
     agent_deploy,
     agent_migrate,
@@ -203,7 +203,9 @@ def _document(kind: str, name: str) -> Document:
 
 
 def _related(queryset):
-    return queryset.select_related("document", "restored_from", "domain_version__document")
+    """Versions as lists show them: with their document and pins, without any version's body."""
+    related = queryset.select_related("document", "restored_from", "domain_version__document")
+    return without_version_bodies(related, "", "restored_from", "domain_version")
 
 
 class ValidateApi(TenantAPIView):
@@ -421,6 +423,7 @@ class DeploymentListApi(TenantAPIView):
         deployments = _document(Kind.AGENT, name).deployments.select_related(
             "agent", "version", "domain_version__document"
         )
+        deployments = without_version_bodies(deployments, "version", "domain_version")
         return DEPLOYMENTS.respond(request, deployments)
 
 

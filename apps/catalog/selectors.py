@@ -8,6 +8,13 @@ from apps.catalog.models import Document
 _HEAVY = ("source", "content")
 
 
+def without_version_bodies(queryset: QuerySet, *versions: str) -> QuerySet:
+    """`queryset` not loading the YAML and parsed content of the versions at these relation paths
+    ("" for the queryset's own rows when they are versions): each may be 1 MiB, and a list or a
+    page shows a version's number, never its body (selected rows still load on access)."""
+    return queryset.defer(*(f"{path}__{column}" if path else column for path in versions for column in _HEAVY))
+
+
 def documents_listed(kind: str, *, deployment_agent: bool = True) -> QuerySet:
     """Documents of `kind` with their live deployment (version, domain pin), without the heavy
     columns of those versions. `deployment_agent`: also join the deployment's agent (the document

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST, require_safe
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Document, Kind, Version
+from apps.catalog.selectors import without_version_bodies
 from apps.catalog.services import (
     DocumentInvalid,
     agent_deploy,
@@ -33,6 +34,7 @@ from apps.catalog.services import (
 from foundry.errors import ServiceError, error_response
 from foundry.manifests import Problem, Validated
 from foundry.manifests.loader import MAX_BYTES
+from foundry.pages import page_of
 
 VIEW = {Kind.DOMAIN: Permission.DOMAINS_VIEW, Kind.AGENT: Permission.AGENTS_VIEW}
 EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDIT}
@@ -211,20 +213,26 @@ def _document_page(
     **extra,
 ) -> HttpResponse:
     """A document's versions and one version's source (`?version=`, default the latest)."""
-    versions = list(document.versions.select_related("restored_from", "domain_version__document").order_by("-number"))
+    versions = document.versions.select_related("restored_from", "domain_version__document").order_by("-number")
+    page, query = page_of(request, without_version_bodies(versions, "", "restored_from", "domain_version"))
     try:
         selected = version_get(document, number or request.GET.get("version") or document.latest_number)
     except ServiceError as e:
         return error_response(request, status=e.status, code=e.code, message=e.message)
     context = {
         "document": document,
-        "versions": versions,
+        "versions": page,
+        "page": page,
+        "query": query,
+        "compare_from": max(document.latest_number - 1, 1),
         "selected": selected,
         "listing": listing(selected.source, problems),
         "problems": problems,
         "live": document.live,
         "newer_domain": _outdated(document.live),
-        "deployments": document.deployments.select_related("version", "domain_version__document")[:10]
+        "deployments": without_version_bodies(
+            document.deployments.select_related("version", "domain_version__document"), "version", "domain_version"
+        )[:10]
         if document.kind == Kind.AGENT
         else [],
         **_kind_context(request, document.kind),
@@ -243,7 +251,6 @@ def _diff_page(request: HttpRequest, document: Document) -> HttpResponse:
         return error_response(request, status=e.status, code=e.code, message=e.message)
     context = {
         "document": document,
-        "versions": document.versions.order_by("-number"),
         "diff": diff,
         "changes": _changes(diff),
         "diff_lines": _diff_lines(diff.text),

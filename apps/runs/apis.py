@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import Permission
 from apps.catalog.apis import PinOutput
 from apps.catalog.models import Document, Kind
+from apps.catalog.selectors import without_version_bodies
 from apps.runs.models import Approval, Run, Step
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
 from apps.tokens.models import Scope
@@ -257,7 +258,8 @@ _NOT_FOUND = OpenApiResponse(description="`not_found`: no such run in this works
 
 
 def _runs():
-    return Run.objects.select_related("agent", "version", "domain_version__document")
+    runs = Run.objects.select_related("agent", "version", "domain_version__document")
+    return without_version_bodies(runs, "version", "domain_version")
 
 
 def _run(run_id: str) -> Run:

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -20,12 +19,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Document, Kind
+from apps.catalog.selectors import without_version_bodies
 from apps.runs.forms import DecisionForm, RunFilterForm, RunStartForm
 from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
 from foundry.errors import ServiceError
-
-RUNS_PER_PAGE = 50
+from foundry.pages import page_of
 
 
 @dataclass
@@ -68,13 +67,19 @@ def _agent_names(*, deployed: bool = False) -> list[str]:
     return list(agents.order_by("name").values_list("name", flat=True))
 
 
-def _live_context(request: HttpRequest, run: Run, **extra) -> dict:
-    """What the live part of a run's page shows, and a key that changes whenever any of it does."""
+def _live_version(run: Run, approvals: list[Approval]) -> str:
+    """A key that changes whenever anything the live part of a run's page shows does: from the
+    run's row, its step count and its approvals' decisions, without reading the steps."""
+    state = [run.status, run.updated_at.isoformat(), run.step_count, run.steps.count(), [a.decision for a in approvals]]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+
+
+def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] | None = None, **extra) -> dict:
+    """What the live part of a run's page shows, and its version (_live_version)."""
+    approvals = list(run.approvals.order_by("step")) if approvals is None else approvals
     steps = list(run.steps.defer("replay").order_by("index"))
-    approvals = list(run.approvals.order_by("step"))
     pending = next((a for a in approvals if a.decision == Approval.Decision.PENDING), None)
-    state = [run.status, run.updated_at.isoformat(), run.step_count, len(steps), [a.decision for a in approvals]]
-    version = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+    version = _live_version(run, approvals)
     user = request.user
     return {
         "run": run,
@@ -115,13 +120,11 @@ def run_list(request: HttpRequest) -> HttpResponse:
             runs = runs.filter(agent__name=form.cleaned_data["agent"])
     else:
         runs, status = runs.none(), 400
-    page = Paginator(runs.order_by("-created_at", "id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, query = page_of(request, without_version_bodies(runs.order_by("-created_at", "id"), "version"))
     context = {
         "form": form,
         "page": page,
-        "query": query.urlencode(),
+        "query": query,
         "can_start": request.user.has_permission(Permission.RUNS_START),
     }
     return render(request, "runs/run_list.html", context, status=status)
@@ -159,11 +162,13 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 @require_permission(Permission.RUNS_VIEW)
 @require_safe
 def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
-    """The live part of a run's page; 204 when it is still the version the page shows (`?v=`)."""
-    context = _live_context(request, _run(run_id))
-    if request.GET.get("v") == context["version"]:
+    """The live part of a run's page; 204 when it is still the version the page shows (`?v=`),
+    known without reading the steps (a tab open on a run waiting for hours polls every second)."""
+    run = _run(run_id)
+    approvals = list(run.approvals.order_by("step"))
+    if request.GET.get("v") == _live_version(run, approvals):
         return HttpResponse(status=204)
-    return render(request, "runs/_run_live.html", context)
+    return render(request, "runs/_run_live.html", _live_context(request, run, approvals=approvals))
 
 
 @require_permission(Permission.RUNS_START)

@@ -23,6 +23,7 @@ from apps.tenants.services import plan_update, tenant_limits_set, tenant_provisi
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
 from foundry.health import queue_depths, readiness
+from foundry.pages import page_of
 
 
 def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
@@ -35,11 +36,12 @@ def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
 
 
 def _list_context(request: HttpRequest, **extra) -> dict:
-    tenants = list(tenant_list())
-    for tenant in tenants:
+    page, query = page_of(request, tenant_list().order_by("slug", "id"))
+    for tenant in page:
         tenant.url = _tenant_url(request, tenant)
     form = extra.pop("form", None) or TenantCreateForm()
-    return {"tenants": tenants, "form": form, "grace_days": f"{settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS:g}", **extra}
+    days = f"{settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS:g}"
+    return {"tenants": page, "page": page, "query": query, "form": form, "grace_days": days, **extra}
 
 
 @operator_required

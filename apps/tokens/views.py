@@ -12,6 +12,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
 from foundry.forms import form_errors_add
+from foundry.pages import page_of
 
 
 class TokenIssueForm(forms.Form):
@@ -22,8 +23,11 @@ class TokenIssueForm(forms.Form):
 
 
 def _page(request: HttpRequest, form: TokenIssueForm | None = None, plaintext: str | None = None, status: int = 200):
+    page, query = page_of(request, ApiToken.objects.order_by("-created_at", "-id"))
     context = {
-        "tokens": ApiToken.objects.all(),
+        "tokens": page,
+        "page": page,
+        "query": query,
         "form": form or TokenIssueForm(),
         "plaintext": plaintext,
         "manages_owners": request.user.has_permission(Permission.OWNERS_MANAGE),

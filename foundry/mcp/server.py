@@ -31,7 +31,7 @@ from apps.billing.rls import current_tenant_id
 from apps.billing.selectors import usage_summary
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
-from apps.catalog.selectors import documents_listed
+from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import agent_deploy, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
 from apps.runs.models import Approval, Run
@@ -161,7 +161,8 @@ def _agent(name: str) -> Document:
 
 
 def _runs():
-    return Run.objects.select_related("agent", "version", "domain_version__document")
+    runs = Run.objects.select_related("agent", "version", "domain_version__document")
+    return without_version_bodies(runs, "version", "domain_version")
 
 
 def _run(run_id: uuid.UUID) -> Run:
