@@ -67,10 +67,10 @@ def _agent_names(*, deployed: bool = False) -> list[str]:
     return list(agents.order_by("name").values_list("name", flat=True))
 
 
-def _live_version(run: Run, approvals: list[Approval]) -> str:
+def _live_version(run: Run, approvals: list[Approval], steps: int) -> str:
     """A key that changes whenever anything the live part of a run's page shows does: from the
-    run's row, its step count and its approvals' decisions, without reading the steps."""
-    state = [run.status, run.updated_at.isoformat(), run.step_count, run.steps.count(), [a.decision for a in approvals]]
+    run's row, how many steps it has and its approvals' decisions, without reading the steps."""
+    state = [run.status, run.updated_at.isoformat(), run.step_count, steps, [a.decision for a in approvals]]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
 
 
@@ -79,7 +79,7 @@ def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] |
     approvals = list(run.approvals.order_by("step")) if approvals is None else approvals
     steps = list(run.steps.defer("replay").order_by("index"))
     pending = next((a for a in approvals if a.decision == Approval.Decision.PENDING), None)
-    version = _live_version(run, approvals)
+    version = _live_version(run, approvals, len(steps))  # the steps are read here anyway
     user = request.user
     return {
         "run": run,
@@ -166,7 +166,7 @@ def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
     known without reading the steps (a tab open on a run waiting for hours polls every second)."""
     run = _run(run_id)
     approvals = list(run.approvals.order_by("step"))
-    if request.GET.get("v") == _live_version(run, approvals):
+    if request.GET.get("v") == _live_version(run, approvals, run.steps.count()):
         return HttpResponse(status=204)
     return render(request, "runs/_run_live.html", _live_context(request, run, approvals=approvals))
 

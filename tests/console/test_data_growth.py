@@ -192,3 +192,12 @@ def test_run_live_poll_with_nothing_new_does_not_load_every_step(acme):
     assert response.status_code == 204
     step_reads = [s for s in sqls if re.search(r'\bFROM "runs_step"', s) and '"runs_step"."arguments"' in s]
     assert not step_reads, step_reads[0][:500]
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "-1", "99999", "1e3", "\uff11"])
+def test_a_page_number_that_is_none_shows_the_nearest_page(owner_client, operator_client, page):
+    """`?page=` is read leniently on every paged console list: a malformed or out-of-range number
+    shows the first or the last page, never an error."""
+    for client, path in [(owner_client, "/members/"), (owner_client, "/settings/tokens/"), (owner_client, "/runs/")]:
+        assert client.get(path, {"page": page}).status_code == 200, (path, page)
+    assert operator_client.get("/", {"page": page}).status_code == 200
