@@ -6,14 +6,13 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import operator_required
 from apps.lifecycle.deletion import tenant_deletion_cancel, tenant_deletion_schedule, tenant_purge
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
-from apps.tenants.views import tenant_list_refused
+from apps.tenants.views import tenant_list_redirect, tenant_list_refused
 from foundry.errors import ServiceError, error_response
 
 
@@ -27,8 +26,8 @@ def _act(request: HttpRequest, slug: str, action: Callable[[Tenant], str]) -> Ht
     try:
         messages.success(request, action(tenant))
     except ServiceError as e:
-        return tenant_list_refused(request, e)
-    return redirect("operator:tenant_list")
+        return tenant_list_refused(request, e, tenant.slug)
+    return tenant_list_redirect(tenant.slug)
 
 
 _DAYS = re.compile(r"[0-9]+(?:\.[0-9]+)?")

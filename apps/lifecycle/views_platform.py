@@ -11,13 +11,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.access import operator_required
 from apps.lifecycle.archive import ArchiveError, tenant_import
+from apps.tenants.views import tenant_list_redirect
 
 
 class TenantImportForm(forms.Form):
@@ -92,4 +93,4 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
     except ArchiveError as e:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")
-    return redirect("operator:tenant_list")
+    return tenant_list_redirect(tenant.slug)

@@ -4,12 +4,15 @@ values (changed through `plan_update`) and the platform's health. The forms only
 services judge."""
 
 from collections import Counter
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_tenants.utils import schema_context
 
@@ -35,13 +38,38 @@ def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
     return f"{scheme}://{domain}{suffix}/"
 
 
-def _list_context(request: HttpRequest, **extra) -> dict:
-    page, query = page_of(request, tenant_list().order_by("slug", "id"))
+SEARCH_MAX_LENGTH = 100
+
+
+def _list_context(request: HttpRequest, *, shown: str | None = None, **extra) -> dict:
+    """The tenant list's context: the tenants whose slug or name holds `?q=` (after an action on
+    one tenant, `shown`: that tenant's slug), a page at a time."""
+    search = (request.GET.get("q", "") if shown is None else shown).strip()[:SEARCH_MAX_LENGTH]
+    tenants = tenant_list()
+    if search:
+        tenants = tenants.filter(Q(slug__icontains=search) | Q(name__icontains=search))
+    page, query = page_of(request, tenants.order_by("slug", "id"))
+    if shown is not None:
+        query = urlencode({"q": shown})
     for tenant in page:
         tenant.url = _tenant_url(request, tenant)
     form = extra.pop("form", None) or TenantCreateForm()
     days = f"{settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS:g}"
-    return {"tenants": page, "page": page, "query": query, "form": form, "grace_days": days, **extra}
+    return {
+        "tenants": page,
+        "page": page,
+        "query": query,
+        "search": search,
+        "form": form,
+        "grace_days": days,
+        **extra,
+    }
+
+
+def tenant_list_redirect(slug: str) -> HttpResponse:
+    """Back to the tenant list after an action on one tenant, found by its slug so its new state
+    shows whatever page it is on."""
+    return redirect(f"{reverse('operator:tenant_list')}?{urlencode({'q': slug})}")
 
 
 @operator_required
@@ -54,7 +82,7 @@ def tenant_list_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def tenant_create_view(request: HttpRequest) -> HttpResponse:
     form = TenantCreateForm(request.POST)
-    invite_url = None
+    invite_url = shown = None
     if form.is_valid():
         try:
             result = tenant_provision(actor=request.user, request=request, **form.cleaned_data)
@@ -65,9 +93,9 @@ def tenant_create_view(request: HttpRequest) -> HttpResponse:
             with schema_context(result.tenant.schema_name):
                 invite_url = member_invite_url(user=result.owner, base_url=tenant_url)
             messages.success(request, f"Tenant {result.tenant.slug} created.")
-            form = TenantCreateForm()
+            form, shown = TenantCreateForm(), result.tenant.slug
     status = 400 if form.errors else 200
-    context = _list_context(request, form=form, invite_url=invite_url)
+    context = _list_context(request, form=form, invite_url=invite_url, shown=shown)
     return render(request, "tenants/tenant_list.html", context, status=status)
 
 
@@ -79,16 +107,17 @@ def _status_change(request: HttpRequest, slug: str, change) -> HttpResponse:
     try:
         tenant = change(tenant=tenant, actor=request.user, request=request)
     except ServiceError as e:
-        return tenant_list_refused(request, e)
+        return tenant_list_refused(request, e, tenant.slug)
     messages.success(request, f"Tenant {tenant.slug} is now {tenant.get_status_display().lower()}.")
-    return redirect("operator:tenant_list")
+    return tenant_list_redirect(tenant.slug)
 
 
-def tenant_list_refused(request: HttpRequest, error: ServiceError) -> HttpResponse:
-    """An action of the tenant list refused: the list again with the reason, answered 4xx."""
+def tenant_list_refused(request: HttpRequest, error: ServiceError, slug: str) -> HttpResponse:
+    """An action on the tenant `slug` refused: the list again, showing that tenant, with the
+    reason, answered 4xx."""
     messages.error(request, error.message)
     status = error.status if 400 <= error.status < 500 else 400
-    return render(request, "tenants/tenant_list.html", _list_context(request), status=status)
+    return render(request, "tenants/tenant_list.html", _list_context(request, shown=slug), status=status)
 
 
 @operator_required

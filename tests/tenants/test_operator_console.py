@@ -4,6 +4,7 @@ from django_tenants.utils import schema_context, schema_exists
 from apps.accounts.models import User
 from apps.tenants.models import Tenant
 from tests.conftest import client_for
+from tests.data_growth import tenants_add
 
 
 def test_an_operator_creates_a_tenant_from_the_console(operator_client, django_capture_on_commit_callbacks):
@@ -65,3 +66,58 @@ def test_operator_pages_do_not_exist_on_tenant_hosts(acme):
     client = client_for(acme, "owner@acme.test")
     assert client.post("/tenants/globex/suspend/").status_code == 404
     assert client.post("/tenants/new/", {"slug": "evil", "name": "E", "plan": "free"}).status_code == 404
+
+
+# --- finding a tenant among many ---------------------------------------------------------------
+
+
+def _slugs(response) -> list[str]:
+    return [tenant.slug for tenant in response.context["tenants"]]
+
+
+def test_the_tenant_list_finds_tenants_by_slug_or_name(operator_client, acme):
+    tenants_add(60)
+    assert _slugs(operator_client.get("/", {"q": "ACM"})) == ["acme"]
+    by_name = operator_client.get("/", {"q": f"  {acme.name.upper()}  "})
+    assert _slugs(by_name) == ["acme"] and by_name.context["search"] == acme.name.upper()
+    nothing = operator_client.get("/", {"q": "no-such-tenant"})
+    assert nothing.status_code == 200 and _slugs(nothing) == []
+    assert "holds “no-such-tenant”" in nothing.content.decode()
+    assert len(_slugs(operator_client.get("/", {"q": "Scale "}))) == 50
+
+
+def test_a_search_longer_than_the_field_is_cut_not_refused(operator_client, acme):
+    response = operator_client.get("/", {"q": "acme" + "x" * 5000})
+    assert response.status_code == 200 and len(response.context["search"]) == 100
+
+
+def test_the_pager_keeps_the_search(operator_client):
+    tenants_add(60)
+    response = operator_client.get("/", {"q": "Scale", "page": "2"})
+    assert response.context["page"].number == 2 and len(_slugs(response)) == 10
+    assert 'href="?q=Scale&amp;page=1"' in response.content.decode()
+
+
+def test_a_created_tenant_is_shown_though_the_list_has_pages_before_it(
+    operator_client, django_capture_on_commit_callbacks
+):
+    """The new tenant's row sits beside its invitation link whatever page it falls on."""
+    tenants_add(60)  # slugs "s…" sort before "zeta"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            "/tenants/new/", {"slug": "zeta", "name": "Zeta", "plan": "free", "owner_email": "z@zeta.test"}
+        )
+    assert response.status_code == 200 and _slugs(response) == ["zeta"]
+    assert response.context["search"] == "zeta"
+
+
+def test_after_suspending_the_list_shows_that_tenant(operator_client, acme, django_capture_on_commit_callbacks):
+    tenants_add(60)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post("/tenants/acme/suspend/")
+    assert response.status_code == 302 and response["Location"] == "/?q=acme"
+    shown = operator_client.get(response["Location"])
+    assert _slugs(shown) == ["acme"]
+    assert "Suspended" in shown.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post("/tenants/acme/resume/")
