@@ -7,10 +7,14 @@ from django.http import HttpRequest
 PER_PAGE = 50
 
 
-def page_of(request: HttpRequest, items: QuerySet, per_page: int = PER_PAGE) -> tuple[Page, str]:
+def page_of(request: HttpRequest, items: QuerySet | list, per_page: int = PER_PAGE) -> tuple[Page, str]:
     """The requested page of `items` (`?page=`; out of range or malformed: the nearest page) and
     the request's other query parameters, for the pager's links (templates/console/_pager.html)."""
-    page = Paginator(items, per_page).get_page(request.GET.get("page"))
+    return Paginator(items, per_page).get_page(request.GET.get("page")), page_query(request)
+
+
+def page_query(request: HttpRequest) -> str:
+    """The request's query parameters but `page`, for the pager's links."""
     query = request.GET.copy()
     query.pop("page", None)
-    return page, query.urlencode()
+    return query.urlencode()

@@ -39,6 +39,19 @@ def usage_months(*, tenant_ids: list[int], month: date) -> dict[tuple[int, str],
         }
 
 
+def usage_month_ranking(*, tenant_ids: list[int], month: date) -> list[int]:
+    """`tenant_ids` in the order of the platform's usage page: the tenants with usage in `month`,
+    most tokens first (then most cost), then the others in the given order."""
+    with usage_scope(*tenant_ids):
+        ranked = list(
+            UsageMonth.objects.filter(tenant_id__in=tenant_ids, month=month, project="")
+            .order_by("-tokens", "-cost_usd", "tenant_id")
+            .values_list("tenant_id", flat=True)
+        )
+    seen = set(ranked)
+    return ranked + [tenant_id for tenant_id in tenant_ids if tenant_id not in seen]
+
+
 def budget_list(*, tenant_id: int) -> list[Budget]:
     with usage_scope(tenant_id):
         return list(Budget.objects.filter(tenant_id=tenant_id).order_by("project"))

@@ -10,6 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from apps.runs.models import Approval, Run
+from apps.runs.usage import usage_record
+from apps.tenants.models import Tenant
 from apps.tenants.limits import limits_cache_clear
 from tests.api.conftest import api, issue
 from tests.conftest import client_for
@@ -169,6 +171,25 @@ def test_operator_tenant_list_bounds_the_tenants_it_lists(operator_client):
     response = operator_client.get("/")
     assert response.status_code == 200
     assert _rows(response, r'<tr data-slug="') <= CONSOLE_PAGE_BOUND
+
+
+def test_platform_usage_page_bounds_the_tenants_it_lists(operator_client, acme):
+    """The operators' usage page lists the workspaces a page at a time, those that used the most
+    this month first: a workspace with usage is on page 1 though 400 slugs sort before it."""
+    tenants_add(400)
+    with schema_context("public"):
+        Tenant.objects.filter(pk=acme.pk).update(slug="zz-acme")
+    with schema_context(acme.schema_name):
+        usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None, provider="openai",
+                     model="m1", input_tokens=240, output_tokens=10)  # fmt: skip
+    response = operator_client.get("/usage/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert _rows(response, r'<tr data-tenant="') <= CONSOLE_PAGE_BOUND
+    assert html.index('data-tenant="zz-acme"') < html.index('<tr data-tenant="s')
+    second = operator_client.get("/usage/", {"page": "2", "days": "7"})
+    assert second.status_code == 200 and 'data-tenant="zz-acme"' not in second.content.decode()
+    assert 'href="?days=7&amp;page=1"' in second.content.decode()
 
 
 # --- the run page's live poll -------------------------------------------------------------------
