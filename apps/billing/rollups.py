@@ -3,7 +3,9 @@
 `usage_rollup` recomputes a tenant's day from the ledger in one set-based statement
 (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE), inside the tenant's Row-Level
 Security scope. It is idempotent: running it again writes the same rows, and rows that did not
-change are not rewritten. Groups never vanish, because the ledger is append-only. A beat job
+change are not rewritten. The ledger only grows, except where retention deletes the rows of days
+already rolled up (docs/retention.md, `usage_detail_days`): a group's roll-up is never replaced
+by one of fewer calls, so re-rolling such a day keeps what it counted, and groups never vanish. A beat job
 (apps/billing/tasks.py) re-rolls today and yesterday every hour, so yesterday's last calls are
 counted once the day is over.
 
@@ -35,7 +37,8 @@ _ROLLUP_SQL = (
     " ON CONFLICT (tenant_id, day, project, agent, provider, model) DO UPDATE SET calls = EXCLUDED.calls,"
     " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
     " cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd, unpriced_calls = EXCLUDED.unpriced_calls"
-    " WHERE (d.calls, d.input_tokens, d.output_tokens, d.cached_tokens, d.cost_usd, d.unpriced_calls)"
+    " WHERE EXCLUDED.calls >= d.calls"
+    " AND (d.calls, d.input_tokens, d.output_tokens, d.cached_tokens, d.cost_usd, d.unpriced_calls)"
     " IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.input_tokens, EXCLUDED.output_tokens, EXCLUDED.cached_tokens,"
     " EXCLUDED.cost_usd, EXCLUDED.unpriced_calls)"
 )

@@ -2,13 +2,14 @@
 Security scope (rls.py)."""
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from apps.billing.models import Budget, Price, UsageMonth, UsageRecord
+from apps.billing.models import Budget, Price, UsageDay, UsageMonth, UsageRecord
 from apps.billing.quotas import CapUse, caps_for
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import usage_daily
@@ -93,14 +94,23 @@ def usage_summary(
 
     Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`,
     `cost_total` (USD of the priced calls; None if none was) and `unpriced` (calls without a price).
-    A model is always grouped with its provider (two providers may name models alike)."""
+    A model is always grouped with its provider (two providers may name models alike).
+
+    Read from the ledger, day by day and group by group, except where retention has deleted a
+    day's ledger rows (docs/retention.md, `usage_detail_days`): for a whole UTC day inside the
+    period, each group counts from its daily roll-up when the roll-up holds more calls than the
+    ledger still does. The ledger only grows and a day's roll-up counts what it held, so the larger
+    is the day's full count either way (a day not rolled up yet, or rolled up before its last
+    calls, counts from the ledger)."""
     unknown = [name for name in by if name not in USAGE_GROUPS]
     if unknown or not by:
         raise ValueError(f"usage is grouped by some of {USAGE_GROUPS}, not {list(by)}")
     keys = [name for name in USAGE_GROUPS if name in by or (name == "provider" and "model" in by)]
-    rows = (
+    sums = ("calls", "input_total", "output_total", "cached_total", "cost_total", "unpriced")
+    ledger = (
         UsageRecord.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
-        .values(*keys)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day", *USAGE_GROUPS)
         .annotate(
             calls=Count("id"),
             input_total=Sum("input_tokens"),
@@ -109,7 +119,36 @@ def usage_summary(
             cost_total=Sum("cost_usd"),
             unpriced=Count("id", filter=Q(cost_usd__isnull=True)),
         )
-        .order_by(*keys)
+        .order_by()
     )
+    first_whole = (start.astimezone(UTC) + timedelta(days=1) - timedelta(microseconds=1)).date()
+    end_whole = end.astimezone(UTC).date()  # exclusive: the day `end` falls in is not whole
     with usage_scope(tenant_id):
-        return list(rows)
+        cells = {(row["day"], *(row[name] for name in USAGE_GROUPS)): row for row in ledger}
+        rolled = UsageDay.objects.filter(tenant_id=tenant_id, day__gte=first_whole, day__lt=end_whole)
+        for day in rolled.values("day", *USAGE_GROUPS, "calls", "input_tokens", "output_tokens", "cached_tokens",
+                                 "cost_usd", "unpriced_calls"):  # fmt: skip
+            cell = (day["day"], *(day[name] for name in USAGE_GROUPS))
+            counted = cells.get(cell)
+            if counted is None or day["calls"] > counted["calls"]:
+                priced = day["calls"] - day["unpriced_calls"]
+                cells[cell] = {
+                    **{name: day[name] for name in USAGE_GROUPS},
+                    "calls": day["calls"],
+                    "input_total": day["input_tokens"],
+                    "output_total": day["output_tokens"],
+                    "cached_total": day["cached_tokens"],
+                    "cost_total": day["cost_usd"] if priced else None,
+                    "unpriced": day["unpriced_calls"],
+                }
+    groups: dict[tuple, dict] = {}
+    for cell in cells.values():
+        group = tuple(cell[name] for name in keys)
+        total = groups.get(group)
+        if total is None:
+            groups[group] = {**{name: cell[name] for name in keys}, **{name: cell[name] for name in sums}}
+            continue
+        for name in sums:
+            if cell[name] is not None:
+                total[name] = cell[name] if total[name] is None else total[name] + cell[name]
+    return [groups[group] for group in sorted(groups)]

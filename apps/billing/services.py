@@ -85,7 +85,8 @@ def price_set(
     request=None,
 ) -> Price:
     """A new price for `provider`/`model` from `effective_from` (default: now). Past moments are
-    refused: what was recorded then was priced then, and a price cannot reach back."""
+    refused: what was recorded then was priced then, and a price cannot reach back. A moment up
+    to a minute past (a form's "now", sent a little while ago) starts now."""
     errors = {}
     for field, value in (("provider", provider), ("model", model)):
         if not isinstance(value, str) or not _NAME.match(value) or len(value) > _NAME_LENGTH[field]:
@@ -110,6 +111,7 @@ def price_set(
         raise ValidationError(
             {"effective_from": ValidationError("A price starts now or later, not in the past.", code="price_in_past")}
         )
+    effective_from = max(effective_from, now)  # never before calls already priced with the previous one
     exists = ValidationError(
         {"effective_from": ValidationError("A price already starts at that moment.", code="price_exists")}
     )

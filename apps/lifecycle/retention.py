@@ -311,7 +311,9 @@ class _Sweep:
         # Days the hourly roll-up still recomputes keep their detail whatever the policy says:
         # rolling up a day with rows gone would undercount it.
         open_from, _ = day_bounds(rollup_days(self.now)[0])
-        before = min(before, open_from)
+        # Whole UTC days only: the day the cut-off falls in keeps all of its rows until a later
+        # pass (a day half gone would be counted from its roll-up; see usage_summary).
+        before = min(day_bounds(before.astimezone(UTC).date())[0], open_from)
         tenant_id = self.tenant.pk
         with usage_scope(tenant_id), connection.cursor() as cursor:
             cursor.execute(_ROLLED_UP_DAYS, [tenant_id, before, tenant_id])

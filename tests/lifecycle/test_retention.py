@@ -4,7 +4,7 @@ every pass, one tenant's pass never touching another's rows, the policy's API an
 with their refusals, the command, and the nightly beat job through a real worker."""
 
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -178,8 +178,9 @@ def test_usage_detail_goes_once_rolled_up_and_the_daily_totals_stay(acme, globex
     policy_set(acme, usage_detail_days=30)
     policy_set(globex, usage_detail_days=30)
     boundary = now - timedelta(days=30)
-    outside = ledger_add(acme, boundary - SECOND)
-    inside = ledger_add(acme, boundary + SECOND)
+    boundary_day = datetime.combine(boundary.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    outside = ledger_add(acme, boundary_day - SECOND)  # the day before the cut-off's: goes
+    inside = ledger_add(acme, boundary_day)  # before the cut-off, on its day: whole days only, stays
     unrolled = ledger_add(acme, boundary - timedelta(days=3))  # its day was never rolled up
     theirs = ledger_add(globex, boundary - timedelta(days=1))
     days = {r.created_at.astimezone(UTC).date() for r in (outside, inside)}

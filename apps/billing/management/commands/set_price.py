@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError(f"--from: {effective_from!r} is not an ISO 8601 moment.") from None
             if timezone.is_naive(when):
-                when = timezone.make_aware(when, timezone.UTC)
+                when = when.replace(tzinfo=UTC)
         try:
             price = price_set(
                 actor=ACTOR,
