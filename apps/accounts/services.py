@@ -20,10 +20,15 @@ from apps.audit.services import audit_record
 
 
 def email_clean(email: str) -> str:
-    """The canonical (lowercase) form of an email address, or ValidationError `email_invalid`."""
-    email = email.strip().lower()
+    """The canonical (lowercase) form of an email address, or ValidationError `email_invalid`.
+
+    An address with a character outside ASCII that lowercases into ASCII (the Kelvin sign K
+    becomes k) is refused: it would become another address, and sign in as that member."""
+    email = email.strip()
+    folds = any(not char.isascii() and char.lower().isascii() for char in email)
+    email = email.lower()
     try:
-        if len(email) > 254:
+        if folds or len(email) > 254:
             raise ValidationError("too long")
         validate_email(email)
     except ValidationError:
@@ -81,9 +86,24 @@ def owners_hold() -> None:
 
 def owner_kept(member: User) -> None:
     """After `owners_hold`: refuse (last_owner) to take `member` away if no other owner could act:
-    one invited who never joined cannot sign in, and only an owner may send them a new link."""
+    one invited who never joined cannot sign in, and only an owner may send them a new link. Nor
+    (break_glass_owner) the break-glass owner while single sign-on is required: without them no
+    one could sign in while the identity provider is down."""
     if member.role == Role.OWNER and _owners_remaining_without(member) == 0:
         raise ValidationError("A workspace needs at least one owner who has joined.", code="last_owner")
+    if member.role == Role.OWNER and _break_glass_owner(member):
+        raise ValidationError(
+            f"{member.email} is the break-glass owner, the one password way in while single sign-on is "
+            "required: name another (Settings → Single sign-on) or stop requiring it first.",
+            code="break_glass_owner",
+        )
+
+
+def _break_glass_owner(member: User) -> bool:
+    """`member` is the owner who may still use a password while the workspace requires SSO."""
+    from apps.identity.models import SsoConfiguration
+
+    return SsoConfiguration.objects.filter(sso_required=True, break_glass_email=member.email).exists()
 
 
 def _owners_remaining_without(user: User) -> int:

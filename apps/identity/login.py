@@ -7,11 +7,13 @@ asserts the address is verified. Roles are re-read from the configured claim at 
 owner is never granted or taken away by a provider.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
+from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 from apps.identity.models import ExternalIdentity, SsoConfiguration
 from foundry.errors import CodedError
@@ -56,7 +58,10 @@ def claims_email(config: SsoConfiguration, claims: dict) -> str:
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email or len(email) > 254:
         raise SsoLoginFailed("email_missing", "The identity provider did not give an email address.")
-    email = email.strip().lower()
+    try:
+        email = email_clean(email)
+    except ValidationError:
+        raise SsoLoginFailed("email_invalid", "The identity provider gave an address that is not valid here.") from None
     if claims.get("email_verified") is False:
         raise SsoLoginFailed("email_unverified", "The identity provider says this email address is not verified.")
     domain = email.rpartition("@")[2]
