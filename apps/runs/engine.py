@@ -458,10 +458,20 @@ class Attempt:
             agent = Document.objects.filter(kind=Kind.AGENT, name=name).first()
             if agent is None:
                 raise ToolError("subagent_not_found", f"This workspace has no agent {name!r}.")
-            try:
-                child = run_create(agent=agent, input=text, created_by=f"run {run.pk}", parent=run, parent_step=index)
-            except ServiceError as exc:
-                raise ToolError(exc.code, exc.message) from None
+            # Under the parent's row lock, as run_cancel takes it before it cancels the children: a
+            # cancellation committed before this finds the parent cancelled and starts no child; one
+            # after it waits for the child's row, and cancels it too.
+            with transaction.atomic():
+                parent = Run.objects.select_for_update().filter(pk=run.pk).values_list("cancel_requested_at").first()
+                if parent is None or parent[0] is not None:
+                    self.cancel_requested = True
+                    raise ToolError("run_cancelled", "This run was cancelled: no sub-agent was started.")
+                try:
+                    child = run_create(
+                        agent=agent, input=text, created_by=f"run {run.pk}", parent=run, parent_step=index
+                    )
+                except ServiceError as exc:
+                    raise ToolError(exc.code, exc.message) from None
         deadline = time.monotonic() + seconds_left
         if not child.is_finished:
             run_advance(child.pk)

@@ -27,6 +27,8 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -148,6 +150,29 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
+# One lookup at a time per process, each in a thread of its own (getaddrinfo cannot be told a time
+# limit): a name whose DNS server never answers holds its thread, not the run, until the system
+# resolver gives up.
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="foundry-dns")
+
+
+def _bounded(resolver: Resolver, deadline: float, timeout: float) -> Resolver:
+    """`resolver`, answering by `deadline` (time.monotonic()) or raising FetchError http_timeout."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
+        lookup = _LOOKUPS.submit(resolver, host, port)
+        try:
+            return lookup.result(timeout=left)
+        except FutureTimeout:
+            lookup.cancel()
+            raise FetchError("http_timeout", f"Resolving {host!r} took longer than the call's {timeout:g} s.") from None
+
+    return resolve
+
+
 # --- fetch ----------------------------------------------------------------------------------
 
 
@@ -165,7 +190,7 @@ def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver
     if not host:
         raise FetchError("http_url_invalid", "The URL has no host.")
     port = url.port or (443 if url.scheme == "https" else 80)
-    if not host_allowed(host, url.port, hosts):
+    if not host_allowed(host, port, hosts):
         raise FetchError("http_host_undeclared", f"Host {host!r} is not among the tool's declared hosts.")
     try:
         addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolver(host, port)]
@@ -310,7 +335,7 @@ def fetch(
     extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
     with deadline_client(deadline) as client:
         while True:
-            hop = _check(current, hosts, policy, resolver)
+            hop = _check(current, hosts, policy, _bounded(resolver, deadline, timeout))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
@@ -346,7 +371,8 @@ def fetch(
                     if method == "GET":
                         json_body = form_body = None
                     continue
-                body = _read(response, policy.max_response_bytes, deadline, timeout)
+                with exchange_deadline(deadline):  # each read of the body waits at most until then
+                    body = _read(response, policy.max_response_bytes, deadline, timeout)
                 return FetchResult(
                     response.status_code, str(current), response.headers.get("content-type", ""), body, redirects
                 )

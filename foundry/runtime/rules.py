@@ -58,6 +58,11 @@ def _literal_text(value) -> str:
     raise TypeError
 
 
+def _fold(name: str) -> str:
+    """A field name without case, spaces, hyphens or underscores: how lenient servers read it."""
+    return "".join(char for char in name if char not in " \t\r\n-_").casefold()
+
+
 class RuleBook:
     """The rules of one DIS, compiled once per run, grouped by entity."""
 
@@ -81,10 +86,16 @@ class RuleBook:
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
         fields = self.filters[entity].fields
+        folded = {_fold(name): name for name in fields}
         record = {}
         for name, value in arguments.items():
             declared = fields.get(name)
             if declared is None:
+                # `Amount`, `amount `, `due-date` for `due_date`: a server may read it as the field
+                # (many match names ignoring case), which the rules would not have seen.
+                alike = folded.get(_fold(name)) if isinstance(name, str) else None
+                if alike is not None:
+                    raise ArgumentError(f"Argument {name!r}: the field is spelt {alike!r}.")
                 continue
             record[name] = None if value is None else self._coerce(name, declared, value)
         return record

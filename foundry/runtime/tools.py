@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from foundry.errors import CodedError
 from foundry.filtering import FilterError
@@ -235,6 +235,13 @@ class Toolbox:
             bad = sorted(k for k, v in rest.items() if isinstance(v, dict | list))
             if bad:
                 raise ToolError("tool_argument_invalid", f"Query arguments must be single values: {', '.join(bad)}.")
+            # The declared URL's own query parameters are the manifest's, not the model's to change.
+            fixed = {name.casefold() for name, _ in parse_qsl(urlsplit(template).query, keep_blank_values=True)}
+            taken = sorted(k for k in rest if k.casefold() in fixed)
+            if taken:
+                raise ToolError(
+                    "tool_argument_invalid", f"The tool's URL sets {', '.join(taken)}; a call cannot change it."
+                )
             params = rest
         limit = min(float(definition.get("timeout_seconds", HTTP_DEFAULT_TIMEOUT)), timeout)
         try:
