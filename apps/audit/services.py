@@ -11,7 +11,7 @@ erasable actor table. A typed login name that matches nobody is kept only as a k
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.chain import checkpoint_message, details_text, time_text
-from apps.audit.models import AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, Outcome
+from apps.audit.models import PLATFORM, AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, Outcome
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signing_key
@@ -105,6 +105,11 @@ def audit_record(
         actor = request.user if request.user.is_authenticated else None
     tenant_id = chain_of_connection() if chain is None else chain
     who = actor_of(actor)
+    if tenant_id == PLATFORM and who.type in ("user", "token"):
+        # A workspace's member (or token) on the platform's chain: which workspace's.
+        home = _home_of(request)
+        if home is not None:
+            who = replace(who, id=platform_actor_id(home, who.id))
     target_type, target_id = target_of(target)
     meta = request.META if request is not None else {}
     if request is not None and request.path == "/mcp" and (data is None or "via" not in data):
@@ -133,7 +138,26 @@ def audit_record(
     return Appended(tenant_id, seq, digest)
 
 
-def audit_actor_erase(*, tenant_id: int, actor_id: str, actor: Any = "audit") -> bool:
+def _home_of(request: HttpRequest | None) -> int | None:
+    """The workspace whose users and tokens act here: the connection's, or the request's host's
+    (a service may read public rows meanwhile); None on the platform's own host."""
+    if connection.schema_name != "public":
+        return chain_of_connection()
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and getattr(tenant, "schema_name", "public") != "public":
+        return tenant.pk
+    return None
+
+
+def platform_actor_id(tenant_id: int, actor_id: str) -> str:
+    """How the platform's chain names a workspace's member or token: their id in the workspace,
+    and which workspace (`user:1@tenant:7`) — ids restart in every workspace's schema."""
+    return f"{actor_id}@tenant:{tenant_id}"
+
+
+def audit_actor_erase(
+    *, tenant_id: int, actor_id: str, actor: Any = "audit", request: HttpRequest | None = None
+) -> bool:
     """Erase an actor's personal data (a data-subject request); events keep the pseudonymous id.
 
     True if there was something to erase. The chain is untouched, so it still verifies."""
@@ -143,7 +167,9 @@ def audit_actor_erase(*, tenant_id: int, actor_id: str, actor: Any = "audit") ->
         )
     if erased:
         with transaction.atomic():
-            audit_record(action="audit.actor.erased", actor=actor, target=("actor", actor_id), chain=tenant_id)
+            audit_record(
+                action="audit.actor.erased", actor=actor, target=("actor", actor_id), chain=tenant_id, request=request
+            )
     return bool(erased)
 
 

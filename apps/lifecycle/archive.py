@@ -365,13 +365,19 @@ def _manifest_read(archive: zipfile.ZipFile) -> dict:
     return manifest
 
 
+def _row_id(value) -> bool:
+    """A value PostgreSQL keeps as a row's bigint id."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
+
+
 def _manifest_is_sound(manifest: dict) -> bool:
     members, tenant, version = manifest.get("members"), manifest.get("tenant"), manifest.get("schema_version")
     if not (isinstance(members, list) and isinstance(tenant, dict) and isinstance(version, dict)):
         return False
-    if not isinstance(tenant.get("id"), int) or not isinstance(tenant.get("name"), str):
+    if not _row_id(tenant.get("id")) or not isinstance(tenant.get("name"), str):
         return False
-    if not isinstance(manifest.get("audit", {}), dict):
+    audit = manifest.get("audit", {})
+    if not isinstance(audit, dict) or ("hash_tenant_id" in audit and not _row_id(audit["hash_tenant_id"])):
         return False
     for entry in members:
         if not (
@@ -413,17 +419,20 @@ def _versions_check(manifest: dict) -> None:
 
 
 def _member_check(archive: zipfile.ZipFile, entry: dict) -> None:
+    damaged = ArchiveError(
+        "archive_damaged",
+        f"Member {entry['name']} does not match its checksum in the manifest (damaged or altered).",
+        member=entry["name"],
+    )
     digest, rows, size = hashlib.sha256(), 0, 0
     for chunk in _member_read(archive, entry["name"]):
+        size += len(chunk)
+        if size > entry["bytes"]:  # read no further than the manifest says there is: a small
+            raise damaged  # member may inflate to gigabytes
         digest.update(chunk)
         rows += chunk.count(b"\n")
-        size += len(chunk)
     if (digest.hexdigest(), rows, size) != (entry["sha256"], entry["rows"], entry["bytes"]):
-        raise ArchiveError(
-            "archive_damaged",
-            f"Member {entry['name']} does not match its checksum in the manifest (damaged or altered).",
-            member=entry["name"],
-        )
+        raise damaged
 
 
 def archive_verify(file: BinaryIO | str | Path) -> dict:
@@ -796,20 +805,24 @@ def _references_map(loader: _Loader, schema: str) -> dict[str, str]:
     cursor = loader.cursor
     cursor.execute("CREATE TEMP TABLE archive_ct (old int, new int) ON COMMIT DROP")
     cursor.execute("CREATE TEMP TABLE archive_perm (old int, new int) ON COMMIT DROP")
-    if "reference/django_content_type.ndjson" in loader.members:
-        loader.lines_load("reference/django_content_type.ndjson")
-        cursor.execute(
-            f"INSERT INTO archive_ct SELECT (l.j->>'id')::int, c.id FROM archive_lines l"
-            f" JOIN {_quoted(schema)}.django_content_type c"
-            " ON c.app_label = l.j->>'app_label' AND c.model = l.j->>'model'"
-        )
-    if "reference/auth_permission.ndjson" in loader.members:
-        loader.lines_load("reference/auth_permission.ndjson")
-        cursor.execute(
-            f"INSERT INTO archive_perm SELECT (l.j->>'id')::int, p.id FROM archive_lines l"
-            f" JOIN archive_ct m ON m.old = (l.j->>'content_type_id')::int"
-            f" JOIN {_quoted(schema)}.auth_permission p ON p.content_type_id = m.new AND p.codename = l.j->>'codename'"
-        )
+    types, permissions = "reference/django_content_type.ndjson", "reference/auth_permission.ndjson"
+    if types in loader.members:
+        with _rows_of(types):
+            loader.lines_load(types)
+            cursor.execute(
+                f"INSERT INTO archive_ct SELECT (l.j->>'id')::int, c.id FROM archive_lines l"
+                f" JOIN {_quoted(schema)}.django_content_type c"
+                " ON c.app_label = l.j->>'app_label' AND c.model = l.j->>'model'"
+            )
+    if permissions in loader.members:
+        with _rows_of(permissions):
+            loader.lines_load(permissions)
+            cursor.execute(
+                f"INSERT INTO archive_perm SELECT (l.j->>'id')::int, p.id FROM archive_lines l"
+                f" JOIN archive_ct m ON m.old = (l.j->>'content_type_id')::int"
+                f" JOIN {_quoted(schema)}.auth_permission p ON p.content_type_id = m.new"
+                " AND p.codename = l.j->>'codename'"
+            )
     return {
         f"{table}.{column}": f"(SELECT m.new FROM {'archive_ct' if target == 'django_content_type' else 'archive_perm'}"
         f" m WHERE m.old = r.{_quoted(column)})"

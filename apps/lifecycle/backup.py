@@ -598,18 +598,27 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> None:
                 while chunk := source.read(_CHUNK):
                     copy.write(chunk)
             cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
-        _restored_record(backup)
+        # A backup taken while the workspace's deletion was scheduled holds it as `deleting`, due
+        # to be purged: restored as it was, the hourly purge would take it again. It comes back
+        # suspended, its deletion cancelled, for an operator to resume.
+        cursor.execute(
+            "UPDATE public.tenants_tenant SET status = %s, status_changed_at = now(), purge_after = NULL,"
+            " deletion_requested_by = '', status_before_deletion = '' WHERE id = %s AND status = %s",
+            [Tenant.Status.SUSPENDED, tenant_id, Tenant.Status.DELETING],
+        )
+        _restored_record(backup, deletion_cancelled=cursor.rowcount == 1)
 
 
-def _restored_record(backup: Backup) -> None:
+def _restored_record(backup: Backup, *, deletion_cancelled: bool) -> None:
     from apps.audit.models import PLATFORM
     from apps.audit.services import audit_record
 
     tenant = backup.tenant
+    data = {"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]}
     audit_record(
         action="lifecycle.backup.restored",
         actor="lifecycle",
         target=("tenant", tenant["id"]),
-        data={"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]},
+        data={**data, **({"deletion_cancelled": True, "status": "suspended"} if deletion_cancelled else {})},
         chain=PLATFORM,
     )

@@ -25,11 +25,12 @@ from django.http import HttpRequest
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.accounts.services import email_clean, owner_kept, owners_hold
-from apps.audit.models import AuditActor
+from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
-from apps.audit.services import audit_actor_erase, audit_record
+from apps.audit.services import audit_actor_erase, audit_record, platform_actor_id
 from apps.lifecycle.erasing import pseudonymising
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
+from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
@@ -171,7 +172,11 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             data={"member_removed": erased.member_removed, "rows": erased.rows, "sessions": erased.sessions},
         )
     if actor_id:
-        audit_actor_erase(tenant_id=tenant_id, actor_id=actor_id)
+        audit_actor_erase(tenant_id=tenant_id, actor_id=actor_id, actor=actor, request=request)
+        # The platform's chain names them too if they ever acted on it (a deletion they asked for).
+        audit_actor_erase(
+            tenant_id=PLATFORM, actor_id=platform_actor_id(tenant_id, actor_id), actor=actor, request=request
+        )
     erased.redis_keys = _login_keys_delete(tenant_id, email)
     return erased
 
@@ -184,10 +189,11 @@ def _sessions_delete(user_id: int) -> int:
 
 
 def _login_keys_delete(tenant_id: int, email: str) -> int:
-    """Sign-in limit buckets that carry the typed login name (apps/tenants/limits.py)."""
+    """Sign-in limit buckets of the login name typed (apps/tenants/limits.py `login_name_key`)."""
     deleted = 0
+    name = login_name_key(email)
     for client in redis_clients():
         keys = client.scan_iter(match=f"rl:login-account:{tenant_id}:*", count=1000)
-        mine = [key for key in keys if key.decode(errors="replace").lower().endswith(f":{email}")]
+        mine = [key for key in keys if key.decode(errors="replace").endswith(f":{name}")]
         deleted += client.delete(*mine) if mine else 0
     return deleted

@@ -59,7 +59,7 @@ def tenant_deletion_schedule_view(request: HttpRequest, slug: str) -> HttpRespon
 def tenant_deletion_cancel_view(request: HttpRequest, slug: str) -> HttpResponse:
     def cancel(tenant: Tenant) -> str:
         tenant = tenant_deletion_cancel(tenant=tenant, actor=request.user, request=request)
-        return f"Deletion of {tenant.slug} cancelled; it is active again."
+        return f"Deletion of {tenant.slug} cancelled; it is {tenant.get_status_display().lower()} again."
 
     return _act(request, slug, cancel)
 

@@ -240,6 +240,12 @@ def refusals_forget() -> None:
     _refusals.clear()
 
 
+def login_name_key(account: str) -> str:
+    """How a sign-in limit key names the account typed: a digest (the name typed may be anything,
+    personal, or long); erasing a person finds their buckets by it (apps/lifecycle/erasure.py)."""
+    return hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()[:32]
+
+
 def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> Decision:
     """Spend one sign-in attempt of `client` (an address) on `account` (the name typed; None for
     SSO, which names none) in workspace `tenant_id` (None: the operator host). Refused: the
@@ -251,8 +257,7 @@ def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> D
         (limit_key("login-tenant", workspace), settings.FOUNDRY_LOGIN_RATE_PER_TENANT),
     ]
     if account is not None:
-        # A digest: the name typed may be anything, personal, or long.
-        name = hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()[:32]
+        name = login_name_key(account)
         checks.insert(
             0, (limit_key("login-account", f"{workspace}:{client}:{name}"), settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT)
         )

@@ -11,8 +11,8 @@ from django_tenants.utils import schema_context
 
 from apps.runs.models import Approval, Run
 from apps.runs.usage import usage_record
-from apps.tenants.models import Tenant
 from apps.tenants.limits import limits_cache_clear
+from apps.tenants.models import Tenant
 from tests.api.conftest import api, issue
 from tests.conftest import client_for
 from tests.data_growth import (

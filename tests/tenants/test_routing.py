@@ -20,7 +20,8 @@ def test_it_serves_each_tenant_on_its_own_host(acme, globex):
 def test_it_serves_the_operator_console_on_the_base_domain(operator_client):
     response = operator_client.get("/")
     assert response.status_code == 200
-    assert {"acme", "globex"} <= {t.slug for t in response.context["tenants"]}
+    for slug in ("acme", "globex"):  # found by name: other tests' workspaces may fill page 1
+        assert slug in {t.slug for t in operator_client.get("/", {"q": slug}).context["tenants"]}
 
 
 @pytest.mark.parametrize(
