@@ -164,9 +164,24 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
         return super().authenticate(request, **kwargs)
 
     def get_user(self, user_id):
-        # The library's get_user ignores is_active: a deactivated member's SSO session must end.
-        user = User.objects.filter(pk=user_id).first()
-        return user if user is not None and user.is_active else None
+        """The member of an SSO session, at every request while the sign-in still holds: an active
+        member (the library's get_user ignores is_active), SSO still configured, with an identity
+        at its current issuer and an email in its allowed domains. Disabling SSO, changing the
+        provider or narrowing the domains ends the sessions it no longer admits (within
+        FOUNDRY_TENANT_ROUTE_TTL seconds in other processes)."""
+        config = sso_config_recent()
+        if config is None:
+            return None
+        user = (
+            User.objects.filter(pk=user_id, is_active=True, external_identities__issuer=config.issuer)
+            .distinct()
+            .first()
+        )
+        if user is None:
+            return None
+        if config.allowed_domains and user.email.rpartition("@")[2] not in config.allowed_domains:
+            return None
+        return user
 
     def get_token(self, payload):
         return _idp_call("POST", self.config.token_endpoint, form_body=payload, headers={"Accept": "application/json"})

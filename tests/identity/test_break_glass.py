@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
-from apps.identity.models import SsoConfiguration
+from apps.identity.models import ExternalIdentity, SsoConfiguration
 from tests.conftest import PASSWORD
 from tests.identity.conftest import configure
 
@@ -17,11 +17,13 @@ pytestmark = pytest.mark.usefixtures("loopback_allowed")
 OIDC_BACKEND = "apps.identity.oidc.TenantOIDCBackend"
 
 
-def _second_owner(acme) -> Client:
+def _second_owner(acme, idp) -> Client:
     """Another owner, signed in through the provider (a password session ends: SSO is required)."""
     with schema_context(acme.schema_name):
         second = User.objects.create_user("second-owner@acme.test", PASSWORD, role=Role.OWNER)
     client = Client(HTTP_HOST="acme.localhost")
+    with schema_context(acme.schema_name):  # as a sign-in through the provider links it
+        ExternalIdentity.objects.create(issuer=idp.issuer, subject="sub-second-owner", user=second)
     with schema_context(acme.schema_name):
         client.force_login(second, backend=OIDC_BACKEND)
     return client
@@ -29,7 +31,7 @@ def _second_owner(acme) -> Client:
 
 @pytest.mark.parametrize("change", ["demote", "remove"])
 def test_the_break_glass_owner_cannot_be_taken_away_while_sso_is_required(acme, idp, change):
-    second = _second_owner(acme)
+    second = _second_owner(acme, idp)
     configure(acme, idp, sso_required=True, break_glass_email="owner@acme.test")
     with schema_context(acme.schema_name):
         glass = User.objects.get(email="owner@acme.test")
@@ -47,7 +49,7 @@ def test_the_break_glass_owner_cannot_be_taken_away_while_sso_is_required(acme, 
 
 
 def test_once_sso_is_no_longer_required_the_owner_may_be_demoted(acme, idp):
-    second = _second_owner(acme)
+    second = _second_owner(acme, idp)
     configure(acme, idp, sso_required=False)
     with schema_context(acme.schema_name):
         glass = User.objects.get(email="owner@acme.test")

@@ -12,6 +12,8 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.identity import jwks
 from apps.identity.models import ExternalIdentity
+from apps.identity.oidc import sso_config_forget
+from apps.identity.services import sso_disable
 from tests.conftest import PASSWORD, audit_events, client_for
 from tests.identity.conftest import configure
 from tests.oidc_provider import generate_key
@@ -346,4 +348,33 @@ def test_an_answer_to_no_sign_in_of_this_session_leaves_the_session_alone(acme, 
     sso(acme, provider)
     client = client_for(acme, "owner@acme.test")
     assert client.get("/sso/callback/?state=forged&code=x").status_code == 403
+    assert client.get("/members/").status_code == 200
+
+
+@pytest.mark.parametrize("change", ["disabled", "new_issuer", "domain_narrowed"])
+def test_an_sso_session_ends_when_sso_no_longer_admits_it(acme, provider, oidc_provider_factory, change):
+    """Sessions opened through the provider end once SSO is disabled, points at another provider,
+    or no longer allows the member's email domain (docs/sso.md)."""
+    sso(acme, provider)
+    client, _response = login(acme, provider, "ada")
+    assert client.get("/members/").status_code == 200
+    if change == "disabled":
+        with schema_context(acme.schema_name):
+            sso_disable(actor="test")
+    elif change == "new_issuer":
+        other = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
+        sso(acme, other)
+    else:
+        sso(acme, provider, allowed_domains=["acme-subsidiary.test"])
+    with schema_context(acme.schema_name):
+        sso_config_forget()
+    assert client.get("/members/").status_code == 302  # back to the sign-in page
+
+
+def test_an_sso_session_outlives_an_unrelated_change_of_sso(acme, provider):
+    sso(acme, provider)
+    client, _response = login(acme, provider, "ada")
+    sso(acme, provider, jit_enabled=False)
+    with schema_context(acme.schema_name):
+        sso_config_forget()
     assert client.get("/members/").status_code == 200
