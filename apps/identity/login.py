@@ -62,7 +62,8 @@ def claims_email(config: SsoConfiguration, claims: dict) -> str:
         email = email_clean(email)
     except ValidationError:
         raise SsoLoginFailed("email_invalid", "The identity provider gave an address that is not valid here.") from None
-    if claims.get("email_verified") is False:
+    verified = claims.get("email_verified")
+    if verified is False or (isinstance(verified, str) and verified.strip().lower() == "false"):  # Cognito: "false"
         raise SsoLoginFailed("email_unverified", "The identity provider says this email address is not verified.")
     domain = email.rpartition("@")[2]
     if config.allowed_domains and domain not in config.allowed_domains:

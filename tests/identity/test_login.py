@@ -378,3 +378,14 @@ def test_an_sso_session_outlives_an_unrelated_change_of_sso(acme, provider):
     with schema_context(acme.schema_name):
         sso_config_forget()
     assert client.get("/members/").status_code == 200
+
+
+@pytest.mark.parametrize("verified", [False, "false", "False"])  # some providers send a string
+def test_an_address_the_provider_says_is_not_verified_is_refused(acme, oidc_provider_factory, verified):
+    provider = oidc_provider_factory(
+        clients=[client_config(acme)], accounts={"newbie": account("newbie", verified=verified)}
+    )
+    sso(acme, provider)
+    _client, response = login(acme, provider, "newbie")
+    refused(response, "email_unverified")
+    assert member(acme, "newbie@acme.test") is None
