@@ -10,6 +10,8 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-" if os.environ.get("FOUNDRY_ACCESS_LOG", "1") == "1" else None
+# Its lines as JSON (FOUNDRY_LOG_FORMAT), an access line without query string, referrer or headers.
+logger_class = "foundry.gunicorn_logging.Logger"
 # The longest request line gunicorn takes (its default is 4094): a list's filter, up to 4,096
 # characters, travels percent-encoded in it (docs/api/filtering.md).
 limit_request_line = 8190

@@ -14,6 +14,7 @@ are no longer bound; `ErrorResponseLogMiddleware` logs it first.
 """
 
 import logging
+import re
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
@@ -21,6 +22,15 @@ from opentelemetry import trace
 
 from foundry.request_context import current_request_id
 from foundry.telemetry import current_tenant, tenant_bound
+
+# Paths that carry a secret in themselves: an invitation link's token (apps/accounts/urls.py).
+_SECRET_PATHS = re.compile(r"^(/invite/[^/]+/)[^/]+")
+
+
+def path_for_logs(path: str) -> str:
+    """A request's path as log lines show it: an invitation link's token replaced by `…` (the
+    query string, which may hold an SSO callback's code, is never logged at all)."""
+    return _SECRET_PATHS.sub(r"\1…", path or "")
 
 
 class LogContextFilter(logging.Filter):
@@ -32,7 +42,7 @@ class LogContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
         if request is not None and not isinstance(request, str):
-            record.request = f"{getattr(request, 'method', '')} {getattr(request, 'path', '')}".strip()
+            record.request = f"{getattr(request, 'method', '')} {path_for_logs(getattr(request, 'path', ''))}".strip()
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = trace.format_trace_id(context.trace_id)
@@ -41,7 +51,7 @@ class LogContextFilter(logging.Filter):
             record.trace_id = record.span_id = None
         tenant = current_tenant()
         record.tenant = tenant[1] if tenant is not None else None
-        record.request_id = current_request_id()
+        record.request_id = getattr(record, "request_id", None) or current_request_id()
         return True
 
 
@@ -59,5 +69,6 @@ class ErrorResponseLogMiddleware:
         if response.status_code >= 400:
             tenant = getattr(request, "tenant", None)
             with tenant_bound(getattr(tenant, "pk", None), getattr(tenant, "slug", None)):
-                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+                path = path_for_logs(request.path)
+                log_response("%s: %s", response.reason_phrase, path, response=response, request=request)
         return response

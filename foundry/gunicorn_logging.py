@@ -1,0 +1,42 @@
+"""gunicorn's own log lines — its errors and its access log — as the platform's other lines
+(foundry/logs.py): one JSON object a line (FOUNDRY_LOG_FORMAT=json, the default), and never a
+secret. An access line is the request's method, its path (an invitation link's token replaced,
+`path_for_logs`) and its status, with `status_code`, `duration_ms`, `bytes` and the response's
+`request_id`: never the query string (an SSO callback's code, an export link's signature), the
+referrer or any header. foundry/gunicorn.conf.py sets it as `logger_class`."""
+
+import os
+
+from gunicorn import glogging
+
+from foundry.logs import LogContextFilter, path_for_logs
+
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s %(tenant)s %(request_id)s"
+
+
+class Logger(glogging.Logger):
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if os.environ.get("FOUNDRY_LOG_FORMAT", "json") != "json":
+            return
+        from pythonjsonlogger.json import JsonFormatter
+
+        formatter = JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"}, timestamp=True)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(formatter)
+                handler.addFilter(LogContextFilter())
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        status = str(resp.status).split(None, 1)[0]
+        headers = dict((name.lower(), value) for name, value in (resp.headers or ()))
+        extra = {
+            "status_code": int(status) if status.isdigit() else status,
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "bytes": getattr(resp, "sent", None),
+            "request_id": headers.get("x-request-id"),
+        }
+        path = path_for_logs(environ.get("PATH_INFO", ""))
+        self.access_log.info("%s %s %s", environ.get("REQUEST_METHOD", "-"), path, status, extra=extra)
