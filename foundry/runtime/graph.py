@@ -168,6 +168,28 @@ class RunStateError(Exception):
         self.message = message
 
 
+# Why a model stopped (OpenAI's finish_reason, Anthropic's stop_reason) when its answer is not whole.
+_CUT = {"length": "the output limit", "max_tokens": "the output limit"}
+_WITHHELD = {"content_filter", "refusal"}
+
+
+def _answered(message: AIMessage) -> dict:
+    """The outcome of a final answer: succeeded, unless the model stopped before its end (its
+    output limit: `model_output_truncated`) or the endpoint withheld it (a content filter:
+    `model_output_filtered`) — half an answer is not the agent's answer."""
+    metadata = message.response_metadata or {}
+    stopped = metadata.get("finish_reason") or metadata.get("stop_reason")
+    if stopped in _CUT:
+        return _ended(
+            "failed",
+            "model_output_truncated",
+            f"The model's answer was cut at {_CUT[stopped]} ({stopped}); raise max_output_tokens or ask for less.",
+        )
+    if stopped in _WITHHELD:
+        return _ended("failed", "model_output_filtered", f"The endpoint withheld the model's answer ({stopped}).")
+    return {"status": "succeeded", "output": message_text(message)}
+
+
 def _ended(status: str, reason: str, message: str) -> dict:
     return {"status": status, "reason": reason, "message": message}
 
@@ -450,8 +472,14 @@ class AgentGraph:
             except ProviderError as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.code))
                 span.set_attribute("error.type", exc.code)
+                spent = exc.usage or Usage(0, 0)  # an answer refused was still billed: its tokens count
                 step.update(
-                    status="error", error=exc.code, summary=_summary(exc.message), input_tokens=0, output_tokens=0
+                    status="error",
+                    error=exc.code,
+                    summary=_summary(exc.message),
+                    input_tokens=spent.input_tokens,
+                    output_tokens=spent.output_tokens,
+                    cached_tokens=spent.cached_tokens,
                 )
                 return self._model_done(state, step, None, {"error": exc.message}, started, approved)
             span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
@@ -499,7 +527,7 @@ class AgentGraph:
                 "failed", "max_tokens", f"The run used {used} tokens; its limit is {self.limits.max_tokens}."
             )
         elif not message.tool_calls:
-            update["outcome"] = {"status": "succeeded", "output": message_text(message)}
+            update["outcome"] = _answered(message)
         return self._record(state, step, update, payload, started)
 
     def _tools(self, state: AgentState) -> dict:

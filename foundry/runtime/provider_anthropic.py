@@ -36,6 +36,7 @@ from foundry.runtime.provider_http import (
     text_or_none,
 )
 from foundry.runtime.providers import (
+    MAX_TOOL_CALL_ID,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -124,7 +125,14 @@ class AnthropicProvider:
             )
         except anthropic.AnthropicError:
             raise ProviderError("provider_call_failed", f"The call to {self.label} failed.") from None
-        return self.reply(body, messages)
+        try:
+            return self.reply(body, messages)
+        except ProviderError as exc:  # answered, and billed: the tokens it says it used still count
+            try:
+                exc.usage = self._usage(body.get("usage")) if isinstance(body, Mapping) else None
+            except ProviderError:
+                exc.usage = None
+            raise
 
     def reply(self, body: Mapping, messages: Sequence[BaseMessage]) -> ModelReply:
         """A Messages API response body → ModelReply (ProviderError if it is not one)."""
@@ -143,7 +151,7 @@ class AnthropicProvider:
                 name, arguments, call_id = block.get("name"), block.get("input"), block.get("id")
                 if not isinstance(name, str) or not name or not isinstance(arguments, Mapping):
                     raise bad_response(self.label, "a tool_use block without a name or an input object")
-                if not isinstance(call_id, str) or not call_id or call_id in seen:
+                if not isinstance(call_id, str) or not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
                     call_id = f"toolu_{position}_{number}"
                 seen.add(call_id)
                 calls.append({"name": name, "args": dict(arguments), "id": call_id})

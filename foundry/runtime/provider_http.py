@@ -32,6 +32,8 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -287,8 +289,10 @@ def retry_wait(exc: Exception, *, sdk: ModuleType, number: int) -> float | None:
     if not isinstance(exc, sdk.APIStatusError):
         return None
     headers = exc.response.headers
-    said = headers.get("x-should-retry", "").lower()
-    if said == "false" or (said != "true" and exc.status_code not in RETRIED_STATUSES and exc.status_code < 500):
+    # The endpoint may forbid a retry (x-should-retry: false), never widen the statuses retried.
+    if headers.get("x-should-retry", "").lower() == "false":
+        return None
+    if exc.status_code not in RETRIED_STATUSES and exc.status_code < 500:
         return None
     after = _retry_after(headers)
     if after is None:
@@ -297,14 +301,29 @@ def retry_wait(exc: Exception, *, sdk: ModuleType, number: int) -> float | None:
 
 
 def _retry_after(headers: Mapping) -> float | None:
+    """Seconds the endpoint asks to wait: `retry-after-ms`, or `retry-after` in seconds or as an
+    HTTP date (RFC 9110)."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        text = headers.get(name, "")
         try:
-            value = float(headers.get(name, ""))
+            value = float(text)
         except ValueError:
+            if name == "retry-after" and text:
+                return _retry_after_date(text)
             continue
         if value >= 0 and not math.isnan(value):  # infinite: longer than any wait, so no retry
             return value / scale
     return None
+
+
+def _retry_after_date(text: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is in GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _backoff(number: int) -> float:

@@ -40,6 +40,7 @@ from foundry.runtime.provider_http import (
     text_or_none,
 )
 from foundry.runtime.providers import (
+    MAX_TOOL_CALL_ID,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -140,7 +141,11 @@ class OpenAIProvider:
             body = call_with_retries(attempt, connection=self.connection, sdk=openai, label=self.label, timeout=timeout)
         except openai.OpenAIError:
             raise ProviderError("provider_call_failed", f"The call to {self.label} failed.") from None
-        return self.reply(body, messages, tools)
+        try:
+            return self.reply(body, messages, tools)
+        except ProviderError as exc:  # answered, and billed: the tokens it says it used still count
+            exc.usage = self._usage(body.get("usage")) if isinstance(body, Mapping) else None
+            raise
 
     def reply(self, body: Mapping, messages: Sequence[BaseMessage], tools: Sequence[ToolSpec]) -> ModelReply:
         """A chat-completion response body → ModelReply (ProviderError if it is not one)."""
@@ -198,7 +203,7 @@ class OpenAIProvider:
             if not isinstance(name, str) or not name:
                 raise bad_response(self.label, "a tool call without a function name")
             call_id = call.get("id")
-            if not isinstance(call_id, str) or not call_id or call_id in seen:
+            if not isinstance(call_id, str) or not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
                 call_id = f"call_{position}_{number}"  # some local servers send none, or the same one twice
             seen.add(call_id)
             calls.append({"name": name, "args": self._arguments(function.get("arguments")), "id": call_id})

@@ -46,6 +46,11 @@ from foundry.runtime.network import NetworkPolicy
 FALLBACK_RESULT_CHARS = 1_000
 
 
+# The longest tool-call id kept as the endpoint sent it (approvals store up to 200 characters): a
+# longer one, a gateway's, is replaced by one of ours, as a missing one is.
+MAX_TOOL_CALL_ID = 128
+
+
 class ProviderError(Exception):
     """A provider that cannot be used or a model call that failed. `code` is stable."""
 
@@ -53,6 +58,8 @@ class ProviderError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        # The tokens the endpoint said it used, when it answered something refused: billed anyway.
+        self.usage: Usage | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""What a real provider's answer makes of a run's usage and outcome.
+
+Each test runs a deployed agent whose `openai`/`anthropic` model is a loopback server speaking
+the vendor's wire format (tests/providers/fake_models.py), advanced here as a worker would."""
+
+import ipaddress
+
+import pytest
+from cryptography.fernet import Fernet
+from django_tenants.utils import schema_context
+
+from apps.billing.models import UsageRecord
+from apps.billing.rls import usage_scope
+from apps.providers.services import credential_set
+from apps.runs.services import run_start
+from tests.conftest import tenant_user
+from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, openai_completion, text
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+
+KEY = "sk-test-abcdef123456"
+
+
+@pytest.fixture
+def keys(settings):
+    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
+
+
+@pytest.fixture
+def server():
+    server = FakeModelServer()
+    yield server
+    server.close()
+
+
+def _run(acme, server, provider="openai"):
+    base = server.origin + "/v1" if provider == "openai" else server.origin
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        credential_set(actor=owner, provider=provider, api_key=KEY, base_url=base)
+    agent = deploy(acme, FINANCE, agent_yaml(provider=provider))
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
+    return advance(run, "acme")
+
+
+def _ledger(acme, run) -> list[tuple]:
+    with usage_scope(acme.pk):
+        rows = UsageRecord.objects.filter(run_id=run.pk).order_by("step")
+        return [(r.step, r.input_tokens, r.output_tokens, r.cached_tokens) for r in rows]
+
+
+def test_a_reply_refused_as_malformed_still_records_the_tokens_the_provider_reported(acme, keys, server):
+    """a model call whose HTTP 200 answer is refused by the parser (here: tool-call
+    `arguments` that are not valid JSON — exactly what a reply cut at `finish_reason: length`
+    carries) fails the run with `provider_bad_response`, and its step and usage-ledger row record
+    0 input and 0 output tokens, although the endpoint reported (and the tenant's account was
+    charged) 1,500 + 400 tokens. docs/runs.md: "Every model call writes one row to the usage
+    ledger (… input, output and cached tokens …)"; PRODUCT.md: "every model call records tokens".
+    Budgets and quotas (checked against the ledger) undercount exactly the most expensive calls."""
+    body = openai_completion(
+        tool_calls=[("call_1", "find_invoices", '{"question": "invoices over 10,000 from ac')],
+        prompt_tokens=1500,
+        completion_tokens=400,
+        cached_tokens=1024,
+        finish_reason="length",
+    )
+    server.queue(Reply(body=body))
+    run = _run(acme, server)
+    assert (run.status, run.reason) == ("failed", "model_failed"), run.message
+    assert _ledger(acme, run) == [(1, 1500, 400, 1024)]
+
+
+def test_an_answer_cut_at_the_output_limit_is_not_a_silent_success(acme, keys, server):
+    """an OpenAI reply with `finish_reason: "length"` (the model hit max_output_tokens
+    mid-answer) ends the run `succeeded` with the cut-off text as its output, and nothing the
+    run or its steps keep says it was cut (finish_reason lives only in the AIMessage's
+    response_metadata). A client reading `status: succeeded` takes half an answer for the
+    agent's final answer. Same for Anthropic's `stop_reason: "max_tokens"` and OpenAI's
+    `content_filter`."""
+    server.queue(Reply(body=openai_completion("INV-7 should be", completion_tokens=300, finish_reason="length")))
+    run = _run(acme, server)
+    with schema_context("acme"):
+        steps = list(run.steps.order_by("index").values("summary", "status", "error", "record"))
+    said = repr(steps).lower() + (run.message or "").lower()
+    assert (run.status, run.reason) == ("failed", "model_output_truncated"), (run.status, run.output, steps)
+    assert "length" in said
+
+
+def test_anthropic_max_tokens_stop_is_not_a_silent_success(acme, keys, server):
+    """`stop_reason: "max_tokens"` ends the run `succeeded`
+    with the cut-off text as its answer, and no step records why it stopped."""
+    server.queue(Reply(body=anthropic_message(text("INV-7 should be"), stop_reason="max_tokens")))
+    run = _run(acme, server, provider="anthropic")
+    with schema_context("acme"):
+        steps = list(run.steps.order_by("index").values("summary", "status", "error", "record"))
+    said = repr(steps).lower() + (run.message or "").lower()
+    assert (run.status, run.reason) == ("failed", "model_output_truncated"), (run.status, run.output, steps)
+    assert "max_tokens" in said
+
+
+def test_a_long_tool_call_id_from_the_endpoint_does_not_break_an_approval(acme, keys, server):
+    """the openai/anthropic providers keep any non-empty tool-call id the endpoint sends,
+    however long (OpenAIProvider._tool_calls / AnthropicProvider.reply bound nothing), but an
+    approval stores it in `runs_approval.tool_call_id` (varchar 200). A gateway or local server
+    sending a 300-character id for a call that needs approval makes the worker fail writing the
+    Approval row (value too long) outside the engine's error handling: the run never reaches
+    `waiting_approval` nor a coded failure."""
+    server.queue(Reply(body=openai_completion(tool_calls=[("c" * 300, "find_invoices", {"question": "INV-7"})])))
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        credential_set(actor=owner, provider="openai", api_key=KEY, base_url=server.origin + "/v1")
+    source = agent_yaml(provider="openai", approvals="  approvals:\n    tools: [find_invoices]\n")
+    agent = deploy(acme, FINANCE, source)
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
+    try:
+        run = advance(run, "acme")
+    except Exception as exc:  # noqa: BLE001 — the worker itself must not fail
+        pytest.fail(f"advancing the run raised {type(exc).__name__}: {exc}")
+    assert run.status in ("waiting_approval", "failed"), (run.status, run.reason)
+    assert run.reason != "internal_error", run.message
+
+
+def test_an_answer_withheld_by_the_content_filter_is_not_a_success(acme, keys, server):
+    """Azure OpenAI / OpenAI answer `finish_reason: "content_filter"` with
+    `content: null` when the output was filtered. The provider turns that into an empty answer
+    and the run ends `succeeded` with output "" — no reason, no trace of the filter. Fix as
+    above (foundry/runtime/graph.py `AgentGraph._model_done` / OpenAIProvider.reply)."""
+    server.queue(Reply(body=openai_completion(None, finish_reason="content_filter")))
+    run = _run(acme, server)
+    with schema_context("acme"):
+        steps = list(run.steps.order_by("index").values("summary", "status", "error", "record"))
+    said = repr(steps).lower() + (run.message or "").lower()
+    assert (run.status, run.reason) == ("failed", "model_output_filtered"), (run.status, run.output, steps)
+    assert "content_filter" in said
