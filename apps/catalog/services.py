@@ -170,6 +170,12 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
     latest = document.versions.order_by("-number").first()
     if latest.digest == old.digest:
         return Published(latest, created=False)
+    # A rollback publishes: the old content must pass today's checks (one published by an older
+    # release may hold what they now refuse).
+    folder = "domains" if document.kind == Kind.DOMAIN else "agents"
+    result = document_validate(old.source, f"{folder}/{document.name}.yaml")
+    if not result.ok:
+        raise DocumentInvalid(result, f"{document.name}@{old.number} is not valid today; fix it and publish instead.")
     version = _version_create(
         document,
         source=old.source,
@@ -266,7 +272,18 @@ def _pin_rewrite(source: str, number: int) -> str:
     start, end = node.start_mark.index, node.end_mark.index
     token = source[start:end].split()[-1]
     at = source.rindex(token, start, end)
-    return source[:at] + str(number) + source[at + len(token) :]
+    rewritten = source[:at] + str(number) + source[at + len(token) :]
+    # An anchor shared with other values (`version: &one 1` … `max_steps: *one`), or a pin that
+    # is itself an alias, would carry the new number to them too: only the pin may change.
+    before, after = yaml.safe_load(source), yaml.safe_load(rewritten)
+    after["spec"]["domain"]["version"] = before["spec"]["domain"]["version"]
+    if after != before:
+        raise ServiceError(
+            "pin_shared",
+            "spec.domain.version shares a YAML anchor with other values; write the pin as a plain number, "
+            "publish that version, then migrate.",
+        )
+    return rewritten
 
 
 @dataclass(frozen=True)
