@@ -936,8 +936,12 @@ def _domains_attach(loader: _Loader, tenant: Tenant) -> list[str]:
     for (domain,) in loader.cursor.fetchall():
         if not _domain_attachable(domain) or Domain.objects.filter(domain=domain).exists():
             left.append(domain)
-        else:
-            Domain.objects.create(domain=domain, tenant=tenant, is_primary=False)
+            continue
+        try:
+            with transaction.atomic():  # taken by another import at the same moment: left behind too
+                Domain.objects.create(domain=domain, tenant=tenant, is_primary=False)
+        except IntegrityError:
+            left.append(domain)
     return left
 
 

@@ -209,9 +209,17 @@ def _export_write(schema: str, export: Export) -> str:
             out.flush()
             sha256 = _sha256(out)
             out.seek(0)
-            default_storage.delete(name)  # a retried task's leftover, if any: never a renamed copy
-            saved = default_storage.save(name, File(out, name=name))
-            size = default_storage.size(saved)
+            # Saved while the workspace's row is held (FOR KEY SHARE; a purge locks it FOR UPDATE
+            # before deleting its rows, then its files): a purge that began meanwhile leaves no
+            # archive of the workspace behind, one that begins afterwards deletes it with the rest.
+            with transaction.atomic():
+                if not _workspace_held(schema):
+                    logger.info("export %s of %s dropped: the workspace was purged meanwhile", export.pk, schema)
+                    return "gone"
+                default_storage.delete(name)  # a retried task's leftover, if any: never a renamed copy
+                saved = default_storage.save(name, File(out, name=name))
+                size = default_storage.size(saved)
+                _export_succeeded(export, name=saved, size=size, sha256=sha256, manifest=manifest)
     except ArchiveError as e:
         _export_failed(export, saved, e.code, e.message)
         return export.status
@@ -221,8 +229,14 @@ def _export_write(schema: str, export: Export) -> str:
         return export.status
     finally:
         progress.close()
-    _export_succeeded(export, name=saved, size=size, sha256=sha256, manifest=manifest)
     return export.status
+
+
+def _workspace_held(schema: str) -> bool:
+    """Lock the workspace's row against a purge until the transaction ends; False if it is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM public.tenants_tenant WHERE schema_name = %s FOR KEY SHARE", [schema])
+        return cursor.fetchone() is not None
 
 
 @transaction.atomic
