@@ -17,7 +17,7 @@ from apps.accounts.permissions import Permission
 from apps.catalog.models import Deployment, Document, Kind, Version
 from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import (
-    agent_deploy,
+    agent_deploy_made,
     agent_migrate,
     document_validate,
     version_diff,
@@ -380,11 +380,10 @@ class DeployApi(TenantAPIView):
         data = DeployInput(data=request.data)
         data.is_valid(raise_exception=True)
         document = _document(Kind.AGENT, name)
-        live_before = document.live_id
-        deployment = agent_deploy(
+        deployment, made = agent_deploy_made(
             actor=request.user, document=document, number=data.validated_data["version"], request=request
         )
-        return Response(DeploymentOutput(deployment).data, status=200 if deployment.pk == live_before else 201)
+        return Response(DeploymentOutput(deployment).data, status=201 if made else 200)
 
 
 class MigrateApi(TenantAPIView):

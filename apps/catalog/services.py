@@ -250,16 +250,22 @@ def _deploy(document: Document, version: Version, *, actor, reason: str, request
     return deployment
 
 
-@transaction.atomic
 def agent_deploy(*, actor, document: Document, number, request=None) -> Deployment:
     """Make an agent version live. Runs already started keep the versions they started with."""
+    return agent_deploy_made(actor=actor, document=document, number=number, request=request)[0]
+
+
+@transaction.atomic
+def agent_deploy_made(*, actor, document: Document, number, request=None) -> tuple[Deployment, bool]:
+    """`agent_deploy`, and whether this call made the deployment (False: that version was live
+    already — also when another deploy of it, at the same moment, made it first)."""
     if document.kind != Kind.AGENT:
         raise ServiceError("not_an_agent", "Only agents are deployed.")
     document = Document.objects.select_for_update().get(pk=document.pk)
     version = version_get(document, number)
     if document.live_id and document.live.version_id == version.pk:
-        return document.live
-    return _deploy(document, version, actor=actor, reason=Deployment.Reason.DEPLOY, request=request)
+        return document.live, False
+    return _deploy(document, version, actor=actor, reason=Deployment.Reason.DEPLOY, request=request), True
 
 
 def _pin_rewrite(source: str, number: int) -> str:

@@ -32,7 +32,7 @@ from apps.billing.selectors import usage_summary
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed, without_version_bodies
-from apps.catalog.services import agent_deploy, document_validate, version_get
+from apps.catalog.services import agent_deploy_made, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
 from apps.runs.models import Approval, Run
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
@@ -278,9 +278,8 @@ async def deploy_agent(
 ) -> DeploymentInfo:
     def work(principal, request):
         document = _agent(name)
-        live_before = document.live_id
-        deployment = agent_deploy(actor=principal, document=document, number=version, request=request)
-        return DeploymentInfo(**DeploymentOutput(deployment).data, created=deployment.pk != live_before)
+        deployment, made = agent_deploy_made(actor=principal, document=document, number=version, request=request)
+        return DeploymentInfo(**DeploymentOutput(deployment).data, created=made)
 
     return await run_tool(ctx, "deploy_agent", *TOOL_ACCESS["deploy_agent"], work)
 

@@ -6,10 +6,12 @@ import pytest
 from django_tenants.utils import schema_context
 
 from apps.catalog.models import Document, Kind, Version
+from apps.catalog.services import agent_deploy_made
 from foundry.manifests import digest
 from foundry.manifests.loader import load
 from tests.api.conftest import api, issue
 from tests.catalog.conftest import example
+from tests.conftest import tenant_user
 
 FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
@@ -89,3 +91,17 @@ def test_rollback_revalidates_the_old_content(acme, admin):
     assert response.status_code == 422, response.content
     with schema_context(acme.schema_name):
         assert Document.objects.get(kind=Kind.DOMAIN, name="finance").latest_number == 3
+
+
+def test_deploy_says_whether_it_made_the_deployment_under_the_agents_lock(acme, admin):
+    """201 only for the call that made the deployment, decided under the agent's row lock (two
+    deploys of one version at once: one 201, one 200), as MCP's `created`."""
+    assert post(admin, "domains", {"content": FINANCE}).status_code == 201
+    assert post(admin, "agents", {"content": TRIAGE}).status_code == 201
+    with schema_context(acme.schema_name):
+        agent = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")
+        owner = tenant_user(acme, "owner@acme.test")
+        first, made = agent_deploy_made(actor=owner, document=agent, number=1)
+        again, made_again = agent_deploy_made(actor=owner, document=agent, number=1)
+    assert (made, made_again, again.pk) == (True, False, first.pk)
+    assert post(admin, "agents/invoice-triage/deploy", {"version": 1}).status_code == 200
