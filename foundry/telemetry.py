@@ -32,6 +32,7 @@ from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class ServerSpanMiddleware:
 
     def __init__(self, get_response):
         from opentelemetry.instrumentation.wsgi import wsgi_getter
-        from opentelemetry.propagate import extract
+        from opentelemetry.propagate import extract, get_global_textmap
         from opentelemetry.util.http import get_excluded_urls, sanitize_method
 
         self.get_response = get_response
@@ -201,6 +202,9 @@ class ServerSpanMiddleware:
         self._extract = extract
         self._getter = wsgi_getter
         self._excluded = get_excluded_urls("DJANGO")
+        # The request headers the configured propagators read (OTEL_PROPAGATORS): a request with
+        # none of them starts a trace of its own without asking them (most requests).
+        self._carried = {f"HTTP_{name.upper().replace('-', '_')}" for name in get_global_textmap().fields}
 
     def __call__(self, request):
         if self._excluded.url_disabled(request.path):
@@ -218,9 +222,9 @@ class ServerSpanMiddleware:
         if agent:
             attributes["http.user_agent"] = agent
         name = "HTTP" if method == "_OTHER" else method
-        span = self.tracer.start_span(
-            name, context=self._extract(meta, getter=self._getter), kind=SpanKind.SERVER, attributes=attributes
-        )
+        # As `extract` answers a request without them: a root of its own, whatever is current.
+        carried = self._extract(meta, getter=self._getter) if not self._carried.isdisjoint(meta) else Context()
+        span = self.tracer.start_span(name, context=carried, kind=SpanKind.SERVER, attributes=attributes)
         with trace.use_span(span, end_on_exit=True):
             response = self.get_response(request)
             match = request.resolver_match

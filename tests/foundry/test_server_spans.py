@@ -77,6 +77,17 @@ def test_a_request_without_a_traceparent_starts_a_trace(exporter):
     assert span.attributes["http.status_code"] == 404 and span.status.status_code == StatusCode.UNSET
 
 
+def test_a_request_without_trace_headers_starts_a_trace_even_inside_another_span(exporter):
+    """Without the propagators' headers the span is a root, as `extract` would make it (the
+    propagators are not asked): never a child of whatever span the server happens to be in."""
+    handler = middleware(exporter, lambda request: HttpResponse(status=200))
+    outer = TracerProvider().get_tracer("outer")
+    with outer.start_as_current_span("somewhere else"):
+        handler(RequestFactory().get("/api/v1/workspace", HTTP_HOST="acme.localhost"))
+    (span,) = exporter.get_finished_spans()
+    assert span.parent is None
+
+
 def test_a_server_error_and_its_exception_mark_the_span(exporter):
     def failing(request):
         error = RuntimeError("boom")
