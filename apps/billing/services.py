@@ -154,8 +154,8 @@ def _budget_tokens(value) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise invalid
     if isinstance(value, str):
-        if not _WHOLE_TEXT.fullmatch(value := value.strip()):
-            raise invalid
+        if len(value) > 100 or not _WHOLE_TEXT.fullmatch(value := value.strip()):
+            raise invalid  # past 100 characters no number of tokens is whole and in range (int() refuses 4,300 digits)
         value = int(value.replace("_", "").replace(",", ""))
     tokens = value
     if not 0 <= tokens <= MAX_MONTHLY_TOKENS:

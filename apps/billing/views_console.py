@@ -137,6 +137,7 @@ def budget_set_view(request: HttpRequest) -> HttpResponse:
     form = BudgetSetForm(request.POST)
     if form.is_valid():
         project = form.cleaned_data["project"]
+        had = any(budget.project == project for budget in budget_list(tenant_id=request.tenant.pk))
         try:
             budget = budget_set(
                 actor=request.user,
@@ -151,6 +152,9 @@ def budget_set_view(request: HttpRequest) -> HttpResponse:
             form_errors_add(form, e)
         else:
             whose = f"project {project}" if project else "workspace"
-            messages.success(request, f"Budget of the {whose} {'set' if budget else 'removed'}.")
+            if budget is not None or had:
+                messages.success(request, f"Budget of the {whose} {'set' if budget else 'removed'}.")
+            else:
+                messages.info(request, f"The {whose} has no budget to remove: nothing changed.")
             return redirect("billing:usage")
     return _page(request, form=form, status=400)

@@ -92,16 +92,14 @@ def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] |
         "can_approve": user.has_permission(Permission.RUNS_APPROVE),
         "can_cancel": user.has_permission(Permission.RUNS_START) and not run.is_finished,
         "decision_form": DecisionForm(),
+        # Sub-agent runs start during a step (which changes the version): shown by the poll too.
+        "children": run.children.select_related("agent").order_by("parent_step"),
         **extra,
     }
 
 
 def _run_page(request: HttpRequest, run: Run, *, status: int = 200, **extra) -> HttpResponse:
-    context = {
-        **_live_context(request, run, **extra),
-        "children": run.children.select_related("agent").order_by("parent_step"),
-    }
-    return render(request, "runs/run_detail.html", context, status=status)
+    return render(request, "runs/run_detail.html", _live_context(request, run, **extra), status=status)
 
 
 # --- pages ------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ SEARCH_MAX_LENGTH = 100
 def _list_context(request: HttpRequest, *, shown: str | None = None, **extra) -> dict:
     """The tenant list's context: the tenants whose slug or name holds `?q=` (after an action on
     one tenant, `shown`: that tenant's slug), a page at a time."""
-    search = (request.GET.get("q", "") if shown is None else shown).strip()[:SEARCH_MAX_LENGTH]
+    search = (request.GET.get("q", "") if shown is None else shown).replace("\x00", "").strip()[:SEARCH_MAX_LENGTH]
     tenants = tenant_list()
     if search:
         tenants = tenants.filter(Q(slug__icontains=search) | Q(name__icontains=search))
