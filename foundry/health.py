@@ -15,6 +15,7 @@ import psycopg
 import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from foundry.heartbeat import heartbeat_client, worker_heartbeat_count
 from foundry.redis_clients import redis_client
@@ -80,14 +81,17 @@ CHECKS = {"postgres": _check_postgres, "redis": _check_redis, "broker": _check_b
 
 
 def readiness() -> tuple[bool, dict]:
+    """Every check's result, and whether the process is ready. Untraced: a load balancer's probe
+    every few seconds would fill the trace store with single-span traces."""
     results = {}
-    for name, check in CHECKS.items():
-        started = time.perf_counter()
-        try:
-            results[name] = check() or {"status": "up"}
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-            results[name] = {"status": "down", "error": type(exc).__name__}
-        results[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    with suppress_instrumentation():
+        for name, check in CHECKS.items():
+            started = time.perf_counter()
+            try:
+                results[name] = check() or {"status": "up"}
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                results[name] = {"status": "down", "error": type(exc).__name__}
+            results[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
     required = [r for name, r in results.items() if name != "workers" or settings.FOUNDRY_READY_REQUIRES_WORKER]
     return all(r["status"] == "up" for r in required), results
 

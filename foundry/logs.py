@@ -15,6 +15,7 @@ are no longer bound; `ErrorResponseLogMiddleware` logs it first.
 
 import logging
 import re
+from contextlib import nullcontext
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
@@ -68,7 +69,11 @@ class ErrorResponseLogMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400:
             tenant = getattr(request, "tenant", None)
-            with tenant_bound(getattr(tenant, "pk", None), getattr(tenant, "slug", None)):
+            # The request's server span (foundry/telemetry.py) has ended by now: current again for
+            # the line, so it carries the span's trace and span ids.
+            span = getattr(request, "server_span", None)
+            spanned = trace.use_span(span, end_on_exit=False) if span is not None else nullcontext()
+            with tenant_bound(getattr(tenant, "pk", None), getattr(tenant, "slug", None)), spanned:
                 path = path_for_logs(request.path)
                 log_response("%s: %s", response.reason_phrase, path, response=response, request=request)
         return response

@@ -17,7 +17,7 @@ worker containers share), each host writes in a directory of its own inside it (
 PROMETHEUS_MULTIPROC_DIR; process ids of two containers never meet), and the scrape sums every
 file under FOUNDRY_METRICS_DIR. Without it, a process serves its own counters.
 
-`tenant` is the tenant's schema name (its slug): bounded by the number of tenants; `model` by the
+`tenant` is the tenant's slug (`tenant_label`): bounded by the number of tenants; `model` by the
 price list: a call of a model the price list does not have counts as `unpriced` (workspaces name
 their models freely, in manifests: their names would make the series unbounded; the ledger and
 the traces keep every name).
@@ -78,9 +78,15 @@ RATE_LIMITED = Counter(
 UNPRICED = "unpriced"  # the `model` label of calls of models the price list does not have
 
 
+def tenant_label(schema: str) -> str:
+    """The `tenant` label of a workspace: its slug (as spans and log lines name it), from its schema
+    name (slugs never hold "_", so the schema name maps back exactly)."""
+    return schema.replace("_", "-") if schema else "-"
+
+
 def usage_counted(*, record, schema: str, **_kwargs) -> None:
     """`usage_recorded` receiver: count a model call written to the ledger."""
-    labels = (schema, record.provider, record.model if record.cost_usd is not None else UNPRICED)
+    labels = (tenant_label(schema), record.provider, record.model if record.cost_usd is not None else UNPRICED)
     for kind in ("input", "output", "cached"):
         amount = getattr(record, f"{kind}_tokens") or 0
         if amount:
@@ -91,11 +97,11 @@ def usage_counted(*, record, schema: str, **_kwargs) -> None:
 
 
 def rate_limited(tenant: str, surface: str) -> None:
-    RATE_LIMITED.labels(tenant or "-", surface).inc()
+    RATE_LIMITED.labels(tenant_label(tenant), surface).inc()
 
 
 def run_finished(*, tenant: str, outcome: str, seconds: float | None) -> None:
-    RUNS_FINISHED.labels(tenant, outcome).inc()
+    RUNS_FINISHED.labels(tenant_label(tenant), outcome).inc()
     if seconds is not None and seconds >= 0:
         RUN_DURATION.labels(outcome).observe(seconds)
 

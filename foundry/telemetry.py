@@ -225,6 +225,7 @@ class ServerSpanMiddleware:
         # As `extract` answers a request without them: a root of its own, whatever is current.
         carried = self._extract(meta, getter=self._getter) if not self._carried.isdisjoint(meta) else Context()
         span = self.tracer.start_span(name, context=carried, kind=SpanKind.SERVER, attributes=attributes)
+        request.server_span = span  # the error-response log line, made after it ended, carries its ids
         with trace.use_span(span, end_on_exit=True):
             response = self.get_response(request)
             match = request.resolver_match

@@ -15,7 +15,7 @@ import pytest
 import redis
 from django.test import Client
 
-from foundry.heartbeat import KEY_PREFIX
+from foundry.heartbeat import KEY
 from tests.conftest import ROOT, free_port, redis_server, server_env
 
 TTL_SECONDS = 2
@@ -104,8 +104,8 @@ def test_without_a_required_worker_it_reports_workers_down_and_stays_ready(db, b
 
 def test_heartbeats_of_several_workers_are_counted(db, broker):
     client = redis.Redis.from_url(f"{broker}/3")
-    client.set(f"{KEY_PREFIX}a@host", "{}", px=5000)
-    client.set(f"{KEY_PREFIX}b@host", "{}", px=5000)
+    now = float(client.time()[0])
+    client.zadd(KEY, {"a@host": now + 5, "b@host": now + 5, "gone@host": now - 1})  # the last expired
     client.set("foundry:other", "x")
     client.close()
     status, body = readyz()
