@@ -100,6 +100,8 @@ TENANT_LIMIT_SET_CALLS = True
 FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
 
 MIDDLEWARE = [
+    # The client's own address behind a trusted proxy (foundry/proxies.py), for everything after.
+    "foundry.proxies.ForwardedForMiddleware",
     # Counts and times every request by route template (foundry/metrics.py).
     "foundry.metrics.RequestMetricsMiddleware",
     "foundry.request_context.RequestIdMiddleware",
@@ -264,6 +266,17 @@ CONTENT_SECURITY_POLICY = {
 }
 if env.bool("FOUNDRY_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies in front of the web process (CIDRs): from a peer in them, the client's address is
+# taken from X-Forwarded-For (foundry/proxies.py) — for sign-in limits, audit, logs. Empty: the
+# peer is the client, and X-Forwarded-For is ignored (a client could write anything in it).
+try:
+    FOUNDRY_TRUSTED_PROXIES = [
+        ipaddress.ip_network(n.strip(), strict=False)
+        for n in env.list("FOUNDRY_TRUSTED_PROXIES", default=[])
+        if n.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FOUNDRY_TRUSTED_PROXIES: {exc}") from None
 # Production behind TLS: FOUNDRY_SECURE_COOKIES=1, FOUNDRY_SSL_REDIRECT=1, FOUNDRY_HSTS_SECONDS=31536000.
 SECURE_SSL_REDIRECT = env.bool("FOUNDRY_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -30,7 +31,10 @@ from foundry.pages import page_of
 
 
 def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
-    port = request.get_port()
+    """The workspace's address as the operator's browser reaches the platform: the port of the
+    request's Host (checked against ALLOWED_HOSTS), never the one the server listens on — behind
+    a TLS proxy that is an internal port no browser reaches."""
+    port = split_domain_port(request.get_host())[1]
     default = "443" if request.is_secure() else "80"
     suffix = f":{port}" if port and port != default else ""
     scheme = "https" if request.is_secure() else "http"

@@ -1,0 +1,54 @@
+"""The client's address behind the platform's own proxies.
+
+Behind a load balancer or reverse proxy every request's peer (`REMOTE_ADDR`) is the proxy. With
+FOUNDRY_TRUSTED_PROXIES set (CIDRs), a request whose peer is in them has its `REMOTE_ADDR`
+replaced, before anything reads it (sign-in limits, audit events, log lines, spans), by the
+client's address from `X-Forwarded-For`: the right-most address there that is not itself a
+trusted proxy — what the outermost trusted proxy saw, since anything left of it was written by
+the client and may be forged. A request from any other peer keeps its peer's address, whatever
+its `X-Forwarded-For` says; so does one whose header holds no valid address. The proxy's own
+address stays in `foundry.proxy_addr`.
+"""
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().split("%")[0])
+    except ValueError:
+        return None
+
+
+def client_address(meta: dict, trusted) -> str | None:
+    """The client's address for a request with these META, or None to keep REMOTE_ADDR."""
+    peer = _address(meta.get("REMOTE_ADDR", ""))
+    if peer is None or not any(peer in network for network in trusted):
+        return None
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [_address(part) for part in forwarded.split(",")] if forwarded else []
+    client = None
+    for hop in reversed(hops):
+        if hop is None:
+            return None  # a header the proxies did not write as expected: not trusted
+        client = hop
+        if not any(hop in network for network in trusted):
+            break
+    return str(client) if client is not None else None
+
+
+class ForwardedForMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.trusted = settings.FOUNDRY_TRUSTED_PROXIES
+
+    def __call__(self, request: HttpRequest):
+        if self.trusted:
+            client = client_address(request.META, self.trusted)
+            if client is not None:
+                request.META["foundry.proxy_addr"] = request.META.get("REMOTE_ADDR", "")
+                request.META["REMOTE_ADDR"] = client
+        return self.get_response(request)

@@ -1,0 +1,58 @@
+"""The client's address behind the platform's own proxies (foundry/proxies.py): from a peer in
+FOUNDRY_TRUSTED_PROXIES, the right-most X-Forwarded-For address that is not a trusted proxy;
+from any other peer, the peer, whatever the header says. Sign-in limits and audit events see it."""
+
+import ipaddress
+
+import pytest
+from django.test import Client
+
+from foundry.proxies import client_address
+from tests.conftest import PASSWORD, audit_events
+
+PROXY = "172.18.0.9"  # the compose network's address of the proxy, as gunicorn sees it
+TRUSTED = [ipaddress.ip_network("172.16.0.0/12"), ipaddress.ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        (PROXY, "203.0.113.66", "203.0.113.66"),
+        (PROXY, "6.6.6.6, 203.0.113.66", "203.0.113.66"),  # the left one was written by the client
+        (PROXY, "203.0.113.66, 10.1.2.3", "203.0.113.66"),  # through two proxies of ours
+        (PROXY, "10.1.2.3", "10.1.2.3"),  # only proxies: the farthest one
+        (PROXY, "", None),
+        (PROXY, "not-an-address", None),
+        (PROXY, "203.0.113.66, bogus", None),
+        ("198.51.100.7", "203.0.113.66", None),  # not through a proxy of ours: the header is the client's
+        ("2001:db8::1", "203.0.113.66", None),
+    ],
+)
+def test_the_client_address_is_the_outermost_trusted_proxys_peer(peer, forwarded, client):
+    meta = {"REMOTE_ADDR": peer, **({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})}
+    assert client_address(meta, TRUSTED) == client
+
+
+def _via_proxy(client_ip: str) -> Client:
+    return Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=client_ip)
+
+
+def test_behind_a_trusted_proxy_wrong_passwords_elsewhere_do_not_lock_a_member_out(acme, settings):
+    """docs/limits.md: attempts are counted per address and account, "so a flood cannot lock a
+    member out from everywhere" — behind the proxy too."""
+    settings.FOUNDRY_TRUSTED_PROXIES = TRUSTED
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "5/m"
+    attacker = _via_proxy("203.0.113.66")
+    for _ in range(6):
+        attacker.post("/login/", {"username": "owner@acme.test", "password": "guess"})
+    assert attacker.post("/login/", {"username": "owner@acme.test", "password": PASSWORD}).status_code == 429
+    member = _via_proxy("198.51.100.7")
+    assert member.post("/login/", {"username": "owner@acme.test", "password": PASSWORD}).status_code == 302
+    assert audit_events("acme", action="auth.login")[-1].ip == "198.51.100.7"
+
+
+def test_without_trusted_proxies_the_header_is_ignored(acme, settings):
+    settings.FOUNDRY_TRUSTED_PROXIES = []
+    client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
+    assert client.post("/login/", {"username": "owner@acme.test", "password": PASSWORD}).status_code == 302
+    assert audit_events("acme", action="auth.login")[-1].ip == "198.51.100.7"
