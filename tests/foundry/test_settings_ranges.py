@@ -38,6 +38,7 @@ SENTINEL = {"FOUNDRY_REDIS_SENTINELS": "127.0.0.1:26379"}
         # TLS through Sentinel is not supported: refused, never used in clear.
         ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"REDIS_URL": "rediss://:s@redis.internal:6380/0"}),
         ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"FOUNDRY_CACHE_URL": "rediss://redis.internal:6380/1"}),
+        ("FOUNDRY_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", {}),
     ],
 )
 def test_a_setting_out_of_range_stops_the_process_naming_it(name, value, beside):
