@@ -90,6 +90,10 @@ class LockLost(Exception):
     """The run's lock expired under this worker: another may own the run now, so stop writing."""
 
 
+class ChildBusy(Exception):
+    """A sub-agent's run is locked by another worker: this run's step waits for it, later."""
+
+
 class TenantSuspended(Exception):
     """The run's tenant was suspended: stop before the next step and leave the run as it is; it
     goes on from its checkpoint once the tenant is resumed (the sweep hands it back)."""
@@ -215,20 +219,33 @@ class Attempt:
         except TenantSuspended:
             # Back in the queue (not a lost worker): resuming the tenant hands it to a worker again.
             logger.info("run %s: tenant suspended; the run waits for it to be resumed", self.run.pk)
-            Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
-                status=Run.Status.QUEUED, updated_at=timezone.now()
-            )
+            self._requeue()
             return "suspended"
         except (ProviderError, ServiceError, RunStateError) as exc:
             result = RunResult(status="failed", reason=exc.code, message=exc.message)
+        except ChildBusy:
+            # A sub-agent's run is being advanced by another worker (a recovery): this run waits
+            # in the queue, not counted as a lost worker, and its task tries again later.
+            self._requeue()
+            return "locked"
         except _TRANSIENT:
-            raise  # the database or Redis is away: the task tries again later, from the checkpoint
+            # The database or Redis is away: the task tries again later, from the checkpoint — as
+            # a run put back in the queue, so the retry is not counted as a lost worker.
+            with contextlib.suppress(*_TRANSIENT):
+                self._requeue()
+            raise
         except Exception:  # a fault of ours or of a library: end the run clearly, never leave it running
             logger.exception("run %s failed on an unexpected error", self.run.pk)
             result = RunResult(
                 status="failed", reason="internal_error", message="The run stopped on an internal error (logged)."
             )
         return self._conclude(result)
+
+    def _requeue(self) -> None:
+        """Back in the queue, as it was before this attempt claimed it."""
+        Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
+            status=Run.Status.QUEUED, updated_at=timezone.now()
+        )
 
     def _graph(self) -> AgentGraph:
         run, manifest = self.run, self.manifest
@@ -297,7 +314,7 @@ class Attempt:
 
     def _conclude(self, result: RunResult) -> str:
         run = self.run
-        if self.lock.lost:  # another worker may own the run now: its end is that worker's to record
+        if not self.lock.still_ours():  # another worker may own the run now: its end is that worker's
             return "lock_lost"
         if result.status != "waiting_approval":
             ended = run_finish(
@@ -364,7 +381,7 @@ class Attempt:
         return self.recorded.get(index)
 
     def _record(self, step: dict, payload: dict) -> None:
-        if self.lock.lost:
+        if not self.lock.still_ours():  # asked of Redis: a stalled holder records nothing
             raise LockLost()
         step, payload = storable(step), storable(payload)
         run = self.run
@@ -474,7 +491,8 @@ class Attempt:
                     raise ToolError(exc.code, exc.message) from None
         deadline = time.monotonic() + seconds_left
         if not child.is_finished:
-            run_advance(child.pk)
+            if run_advance(child.pk) == "locked":
+                raise ChildBusy(str(child.pk))  # its step is recorded once the child is done
             child.refresh_from_db()
         if child.status == Run.Status.SUCCEEDED:
             return child.output or ""

@@ -3,12 +3,16 @@
 The Redis broker hands a task that is still unacknowledged after its visibility timeout to
 another worker even when the first is alive and busy with it; the lock makes that copy wait.
 The lock expires (FOUNDRY_RUN_LOCK_SECONDS) unless its holder renews it, which a thread does
-every third of that time: a worker that dies frees its runs within the expiry. A holder that
-fails to renew in time has lost the lock and must stop before its next step (`lost`).
+every third of that time: a worker that dies frees its runs within the expiry. A renewal that
+fails on a Redis error is tried again until the lock would have expired; the holder has lost the
+lock (`lost`) once another holds it, or once it has gone without a renewal for the lock's whole
+lifetime (less a margin) — also when the whole process stalled meanwhile (a pause, swapping) and
+its renewer could not run: it must stop before its next step, and never record it.
 """
 
 import contextlib
 import threading
+import time
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -24,6 +28,8 @@ class RunLock:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._valid_until = 0.0  # time.monotonic() by which the lock is surely still ours
+        self._margin = min(1.0, self.seconds / 10)  # Redis's clock and the round trip's time
 
     @property
     def held(self) -> bool:
@@ -32,23 +38,40 @@ class RunLock:
 
     @property
     def lost(self) -> bool:
-        return self._lost.is_set()
+        return self._lost.is_set() or time.monotonic() >= self._valid_until - self._margin
+
+    def still_ours(self) -> bool:
+        """Whether the lock is still this holder's, asked of Redis (one round trip): what a holder
+        checks right before it records anything, as its renewer may not have noticed yet that the
+        lock expired and was taken. RedisError when Redis cannot say."""
+        return not self.lost and self._lock.owned()
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it, and keep it renewed until `release`."""
+        sent = time.monotonic()
         if not self._lock.acquire(blocking=False):
             return False
+        self._valid_until = sent + self.seconds
         self._renewer = threading.Thread(target=self._renew, name="run-lock-renewer", daemon=True)
         self._renewer.start()
         return True
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
+        wait = self.seconds / 3
+        while not self._stop.wait(wait):
+            sent = time.monotonic()
             try:
                 self._lock.reacquire()
-            except (LockError, RedisError):
+            except LockError:  # expired, and perhaps another's now
                 self._lost.set()
                 return
+            except RedisError:  # Redis away a moment: try again soon, while the lock is still ours
+                if time.monotonic() >= self._valid_until - self._margin:
+                    self._lost.set()
+                    return
+                wait = min(1.0, self.seconds / 10)
+                continue
+            self._valid_until, wait = sent + self.seconds, self.seconds / 3
 
     def release(self) -> None:
         self._stop.set()

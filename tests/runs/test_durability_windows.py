@@ -1,0 +1,189 @@
+"""Durability at the crash points between the SIGKILL tests' (tests/runs): transient errors are
+retried without counting as lost workers, a recovered parent waits for its sub-agent's locked run,
+one failed lock renewal does not abandon a run, and a stalled worker whose lock was taken records
+nothing (docs/runs.md, "Durability")."""
+
+import pytest
+from django.db import OperationalError
+from django_redis import get_redis_connection
+from django_tenants.utils import schema_context
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+import apps.runs.tasks as run_tasks
+from apps.runs.engine import Attempt, run_advance
+from apps.runs.locks import RunLock
+from apps.runs.models import Run, Step
+from apps.runs.services import run_start
+from tests.conftest import tenant_user
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+
+
+def start(tenant, agent, text: str, *, script=None) -> Run:
+    actor = tenant_user(tenant, f"owner@{tenant.slug}.test")
+    with schema_context(tenant.schema_name):
+        return run_start(actor=actor, agent=agent, input=text, script=script)
+
+
+def test_transient_database_errors_retried_by_the_task_do_not_fail_the_run_as_worker_lost(acme, triage, monkeypatch):
+    """tasks.py retries a transient database or Redis error DB_RETRIES times, counted apart: the
+    run goes back to the queue for each retry, so none counts as a lost worker."""
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    graph = Attempt._graph
+    blips = []
+
+    def flaky_graph(self):
+        if len(blips) < 6:  # six short outages, well under DB_RETRIES
+            blips.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return graph(self)
+
+    monkeypatch.setattr(Attempt, "_graph", flaky_graph)
+    run_tasks.run_execute.apply(args=[acme.schema_name, str(run.pk)]).get(propagate=False)
+    with schema_context("acme"):
+        run = Run.objects.get(pk=run.pk)
+    assert len(blips) == 6
+    assert (run.status, run.reason) == ("succeeded", ""), (run.status, run.reason, run.message)
+
+
+class Killed(BaseException):
+    """The worker dies here: nothing after this point runs."""
+
+
+SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
+
+
+def test_a_recovered_parent_does_not_fail_its_sub_agent_step_because_the_child_is_still_locked(acme, monkeypatch):
+    """A parent recovered while its sub-agent's run is still held by another worker waits for it
+    (back in the queue) instead of recording the sub-agent as failed."""
+    deploy(acme, FINANCE, agent_yaml("helper"))
+    lead = deploy(acme, agent_yaml("lead", tools=SUBAGENT))
+    script = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
+    run = start(acme, lead, "Delegate.", script=script)
+    record = Attempt._record
+
+    def record_then_die_in_child(self, step, payload):
+        record(self, step, payload)
+        if self.run.parent_id is not None:
+            raise Killed()  # the worker dies during the sub-agent's run
+
+    monkeypatch.setattr(Attempt, "_record", record_then_die_in_child)
+    with pytest.raises(Killed):
+        advance(run, "acme")
+    monkeypatch.undo()
+    with schema_context("acme"):
+        child = Run.objects.get(parent=run)
+        assert (Run.objects.get(pk=run.pk).status, child.status) == ("running", "running")
+
+    held = RunLock("acme", str(child.pk))  # the child's lock, not expired yet / its own task holds it
+    assert held.acquire()
+    try:
+        run = advance(run, "acme")
+    finally:
+        held.release()
+    with schema_context("acme"):
+        tool = Step.objects.filter(run=run, node="tool").first()
+    assert tool is None or tool.error != "subagent_failed", (
+        f"parent {run.status}; its sub-agent step recorded {tool.error}: {tool.summary!r} "
+        "while the child was merely locked"
+    )
+
+
+def test_one_failed_lock_renewal_does_not_abandon_a_run_whose_lock_is_still_held(acme, triage, settings, monkeypatch):
+    """A renewal that fails on a Redis error is tried again while the lock is still ours: the run
+    goes on."""
+    from redis.lock import Lock
+
+    settings.FOUNDRY_RUN_LOCK_SECONDS = 1.5  # renewed every 0.5 s
+    reacquire = Lock.reacquire
+    failures = []
+
+    def flaky_reacquire(self):
+        if not failures:
+            failures.append(1)
+            raise RedisConnectionError("Connection reset by peer")  # one blip
+        return reacquire(self)
+
+    monkeypatch.setattr(Lock, "reacquire", flaky_reacquire)
+    quota = Attempt._quota
+
+    def slow_quota(self, approved):
+        if self.run.step_count == 0 and not getattr(self, "_slept", False):
+            self._slept = True
+            import time
+
+            time.sleep(0.8)  # the first step takes longer than one renewal period
+        return quota(self, approved)
+
+    monkeypatch.setattr(Attempt, "_quota", slow_quota)
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    with schema_context("acme"):
+        outcome = run_advance(run.pk)
+        run = Run.objects.get(pk=run.pk)
+        lock_held = RunLock("acme", str(run.pk)).held
+    assert failures == [1]
+    assert outcome != "lock_lost" and run.status == "succeeded", (
+        f"attempt returned {outcome!r}; run left {run.status} at step {run.step_count}, lock held: {lock_held} "
+        "(abandoned after one failed renewal while its lock was still valid)"
+    )
+
+
+def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_first(
+    fresh_tenant, django_db_blocker, monkeypatch
+):
+    """A worker whose lock expired and was taken while it was stalled records nothing, even when
+    it wakes first: it asks Redis before each record."""
+    import threading
+
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        tenant = fresh_tenant
+        schema = tenant.schema_name
+        agent = deploy(tenant, FINANCE, agent_yaml())
+        script = [{"tool_call": {"tool": "find_invoices", "arguments": {}}}, {"respond": "done"}]
+        run = start(tenant, agent, "Find invoices.", script=script)
+        record = Attempt._record
+        a_in_step, go_a, b_in_step, go_b = (threading.Event() for _ in range(4))
+        outcomes = {}
+
+        def gated_record(self, step, payload):
+            name = threading.current_thread().name
+            if step["index"] == 2 and step["node"] == "tool":
+                if name == "A":
+                    a_in_step.set()
+                    assert go_a.wait(30)
+                elif name == "B":
+                    b_in_step.set()
+                    assert go_b.wait(30)
+            return record(self, step, payload)
+
+        monkeypatch.setattr(Attempt, "_record", gated_record)
+
+        def worker(name):
+            try:
+                with schema_context(schema):
+                    outcomes[name] = run_advance(run.pk)
+            except Exception as exc:  # noqa: BLE001
+                outcomes[name] = repr(exc)
+            finally:
+                connection.close()
+
+        a = threading.Thread(target=worker, args=("A",), name="A")
+        a.start()
+        assert a_in_step.wait(30)
+        # A's lock expires while it is stalled (its renewer stalled with it).
+        get_redis_connection("default").delete(f"foundry:run-lock:{schema}:{run.pk}")
+        b = threading.Thread(target=worker, args=("B",), name="B")
+        b.start()
+        assert b_in_step.wait(30), outcomes
+        go_a.set()  # A wakes up first
+        a.join(30)
+        go_b.set()
+        b.join(30)
+        with schema_context(schema):
+            final = Run.objects.get(pk=run.pk)
+    assert outcomes.get("A") == "lock_lost", (
+        f"stalled worker A (lock expired, taken over by B) returned {outcomes.get('A')!r} and B "
+        f"returned {outcomes.get('B')!r}; run {final.status}, recoveries {final.recoveries}: the worker "
+        "without the lock recorded the step and the run's end, the lock's holder was fenced instead"
+    )
