@@ -63,7 +63,8 @@ def test_submitting_an_empty_budget_form_does_not_claim_a_budget_was_removed(acm
     """An empty budget form where there is no budget says nothing changed, not that one was removed."""
     client = _owner(acme)
     response = client.post(
-        "/usage/budgets/", {"project": "", "monthly_tokens": "", "monthly_cost_usd": "", "on_exhausted": "stop"},
+        "/usage/budgets/",
+        {"project": "", "monthly_tokens": "", "monthly_cost_usd": "", "on_exhausted": "stop"},
         follow=True,
     )
     assert response.status_code == 200
