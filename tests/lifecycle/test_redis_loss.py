@@ -24,7 +24,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from apps.runs.models import Run, Step
-from foundry.heartbeat import KEY_PREFIX
+from foundry.heartbeat import worker_heartbeat_count
 from tests.conftest import ROOT, redis_server, server_env
 from tests.runs.conftest import FINANCE, TRIAGE, Ledger, agent_yaml, deploy, http_tool
 from tests.runs.test_worker import WORKER_ENV, wait_for
@@ -66,7 +66,7 @@ def worker(env: dict[str, str], client: redis.Redis):
     command += ["--without-gossip", "--without-mingle"]
     proc = subprocess.Popen(command, env=server_env(**WORKER_ENV, **env), cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
-    while not client.keys(f"{KEY_PREFIX}*"):  # its heartbeat: it consumes
+    while not worker_heartbeat_count(client):  # its heartbeat: it consumes
         if proc.poll() is not None or time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError("the Celery worker did not start")
