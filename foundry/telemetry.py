@@ -119,6 +119,9 @@ def telemetry_setup(role: str, *, exporter=None) -> bool:
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+            from foundry import otlp_encoding
+
+            otlp_encoding.install()  # the same message, built at a third of the cost
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
         _instrument()
