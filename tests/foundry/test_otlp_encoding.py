@@ -68,7 +68,9 @@ def _spans_of_every_shape() -> list[ReadableSpan]:
         server.add_event("bare")
         server.set_status(Status(StatusCode.ERROR, "the database went away"))
         for kind in (SpanKind.INTERNAL, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER):
-            with versioned.start_as_current_span(f"SELECT {kind.name}", kind=kind, attributes={"db.system": "postgresql"}):
+            with versioned.start_as_current_span(
+                f"SELECT {kind.name}", kind=kind, attributes={"db.system": "postgresql"}
+            ):
                 pass
         with web_again.start_as_current_span("agent.step", links=[Link(remote, {"link.kind": "follows"})]) as step:
             step.set_status(Status(StatusCode.OK))
@@ -79,7 +81,11 @@ def _spans_of_every_shape() -> list[ReadableSpan]:
     # Beyond the limits: dropped attributes, events, links and event attributes are counted.
     with worker.start_as_current_span(
         "chat scripted-1",
-        attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "scripted-1", "gen_ai.usage.input_tokens": 3},
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "scripted-1",
+            "gen_ai.usage.input_tokens": 3,
+        },
         links=[Link(remote), Link(remote, {"n": 2})],
     ) as chat:
         chat.add_event("one", {"a": 1, "b": 2})
