@@ -3,7 +3,8 @@ platform's service tokens.
 
 An IdP access token authenticates as the member its (issuer, subject) is linked to — linked at
 their first sign-in to the console — with the role its roles claim maps to (the stored role when
-the token carries no such claim; owners stay owners). It must be signed by the workspace's
+the token carries no such claim; owners stay owners), while that member's address is in the
+workspace's allowed domains (as console sessions are). It must be signed by the workspace's
 issuer, for the workspace's audience, and, when it names the client it was issued to (`azp` or
 `client_id`), to the workspace's client: a token another workspace obtained from the same
 provider is refused here.
@@ -37,6 +38,7 @@ _SIGNED_REFUSALS = {
     "token_lifetime_invalid",
     "identity_unknown",
     "user_inactive",
+    "email_domain_refused",
 }
 
 
@@ -118,6 +120,10 @@ def _authenticate(raw: str, audience: str, resource: str):
         raise TokenInvalid("identity_unknown", "No member is linked to this identity; sign in to the console once.")
     if not user.is_active:
         raise TokenInvalid("user_inactive", "This member is deactivated.")
+    # As for console sessions (oidc.py get_user): narrowing the allowed domains shuts out the
+    # members it no longer admits, on the API and MCP too, whatever token their provider still issues.
+    if config.allowed_domains and user.email.rpartition("@")[2] not in config.allowed_domains:
+        raise TokenInvalid("email_domain_refused", "This member's address is outside the workspace's allowed domains.")
     if config.roles_claim and claim_values(claims, config.roles_claim) is not None and user.role != Role.OWNER:
         user.role = mapped_role(config, claims)  # this request only; sign-in stores it
     return user, claims

@@ -63,6 +63,24 @@ def test_a_token_of_someone_never_signed_in_or_deactivated_is_refused(acme, shar
     assert code(api(acme, token).get("/api/v1/members")) == "user_inactive"
 
 
+def test_narrowing_the_allowed_domains_shuts_out_linked_members_tokens(acme, shared):
+    """A member linked while their domain was allowed loses API access with the provider's tokens
+    once the workspace stops allowing that domain, as their console session ends."""
+    sso(acme, shared, allowed_domains=["acme.test", "evil.test"])
+    login(acme, shared, "eve")
+    token = shared.access_token("foundry-acme", "eve")
+    assert api(acme, token).get("/api/v1/members").status_code == 200
+    sso(acme, shared, allowed_domains=["acme.test"])
+    response = api(acme, token).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, "email_domain_refused")
+    assert audit_events("acme", action="auth.token.rejected", data={"reason": "email_domain_refused"})
+    # Members in the allowed domains are unaffected, and every domain is allowed again with none listed.
+    login(acme, shared, "ada")
+    assert api(acme, shared.access_token("foundry-acme", "ada")).get("/api/v1/members").status_code == 200
+    sso(acme, shared, allowed_domains=[])
+    assert api(acme, token).get("/api/v1/members").status_code == 200
+
+
 def test_a_token_for_one_workspace_is_refused_on_another_sharing_the_provider(acme, globex, shared):
     sso(acme, shared)
     sso(globex, shared, allowed_domains=[])
