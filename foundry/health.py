@@ -9,6 +9,8 @@ is false: then it is reported but the process stays ready — for deployments th
 the console and API (runs wait queued) while workers are replaced (docs/observability.md).
 """
 
+import logging
+import threading
 import time
 
 import psycopg
@@ -21,6 +23,12 @@ from foundry.heartbeat import heartbeat_client, worker_heartbeat_count
 from foundry.redis_clients import redis_client
 
 _TIMEOUT_SECONDS = 2
+
+logger = logging.getLogger(__name__)
+# What this process's last readiness answer found down (None before the first): a change is
+# logged once, not every probe (a load balancer asks every few seconds while a dependency is out).
+_last_down: frozenset[str] | None = None
+_last_down_lock = threading.Lock()
 
 
 def _check_postgres() -> None:
@@ -96,6 +104,27 @@ def readiness() -> tuple[bool, dict]:
     return all(r["status"] == "up" for r in required), results
 
 
+def _log_change(ready: bool, checks: dict) -> None:
+    """An ERROR line when readiness finds down a check it needs that was up at the last probe, an
+    INFO line when all it needs is up again: once per change in this process, however often it
+    is probed (the workers count only where FOUNDRY_READY_REQUIRES_WORKER)."""
+    global _last_down
+    down = frozenset(
+        name
+        for name, check in checks.items()
+        if check["status"] != "up" and (name != "workers" or settings.FOUNDRY_READY_REQUIRES_WORKER)
+    )
+    with _last_down_lock:
+        previous, _last_down = _last_down, down
+    if down == (previous or frozenset()):
+        return
+    if down:
+        details = ", ".join(f"{name} ({checks[name].get('error', 'down')})" for name in sorted(down))
+        logger.error("readiness: unavailable, %s down", details)
+    else:
+        logger.info("readiness: every check is up again")
+
+
 class HealthCheckMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -105,8 +134,11 @@ class HealthCheckMiddleware:
             return JsonResponse({"status": "ok"})
         if request.path == "/readyz":
             ready, checks = readiness()
-            return JsonResponse(
+            response = JsonResponse(
                 {"status": "ready" if ready else "unavailable", "checks": checks},
                 status=200 if ready else 503,
             )
+            _log_change(ready, checks)
+            response._has_been_logged = True  # the change is logged above; a 503 per probe is not an error each time
+            return response
         return self.get_response(request)

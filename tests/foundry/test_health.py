@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from django.test import Client
 
@@ -60,3 +62,30 @@ def test_readyz_reports_an_unreachable_postgres(db, settings):
     assert response.status_code == 503
     assert response.json()["checks"]["postgres"]["status"] == "down"
     assert response.json()["checks"]["redis"]["status"] == "up"
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(db, settings, own_redis, caplog):
+    """A load balancer probes every few seconds: the log says when readiness changes, not each probe."""
+    proc, url = own_redis
+    suites = settings.REDIS_URL
+    settings.REDIS_URL = url
+    Client().get("/readyz")
+    proc.terminate()
+    proc.wait(timeout=10)
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            assert Client().get("/readyz").status_code == 503
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["foundry.health"], [r.getMessage() for r in errors]
+    assert "unavailable" in errors[0].getMessage() and "redis" in errors[0].getMessage()
+    caplog.clear()
+    settings.REDIS_URL = url.replace(url.rsplit(":", 1)[1].split("/")[0], str(free_port()))
+    with caplog.at_level(logging.INFO):
+        Client().get("/readyz")  # still down, the same check: nothing new to say
+    assert not [r for r in caplog.records if r.name == "foundry.health"]
+    settings.REDIS_URL = suites
+    with caplog.at_level(logging.INFO):
+        assert Client().get("/readyz").status_code == 200
+        assert Client().get("/readyz").status_code == 200
+    said = [r.getMessage() for r in caplog.records if r.name == "foundry.health"]
+    assert said == ["readiness: every check is up again"]
