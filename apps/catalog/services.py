@@ -265,6 +265,13 @@ def agent_deploy_made(*, actor, document: Document, number, request=None) -> tup
     version = version_get(document, number)
     if document.live_id and document.live.version_id == version.pk:
         return document.live, False
+    # As a rollback does: the version must pass today's checks (one published by an older release
+    # may hold what they now refuse), so a deploy is no way around them.
+    result = document_validate(version.source, f"agents/{document.name}.yaml")
+    if not result.ok:
+        raise DocumentInvalid(
+            result, f"{document.name}@{version.number} is not valid today; fix it and publish a new version instead."
+        )
     return _deploy(document, version, actor=actor, reason=Deployment.Reason.DEPLOY, request=request), True
 
 

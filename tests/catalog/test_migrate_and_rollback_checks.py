@@ -1,4 +1,5 @@
-"""Migrate changes the pin and nothing else; a rollback publishes, so it validates the old content."""
+"""Migrate changes the pin and nothing else; a rollback publishes, so it validates the old content,
+and a deploy of an older version validates it too."""
 
 import json
 
@@ -105,3 +106,25 @@ def test_deploy_says_whether_it_made_the_deployment_under_the_agents_lock(acme, 
         again, made_again = agent_deploy_made(actor=owner, document=agent, number=1)
     assert (made, made_again, again.pk) == (True, False, first.pk)
     assert post(admin, "agents/invoice-triage/deploy", {"version": 1}).status_code == 200
+
+
+def test_deploying_a_version_published_before_todays_checks_is_refused(acme, admin):
+    """A deploy makes a version live as it is: one an older release published that today's checks
+    refuse (here a `max_steps` of 0) is 422 like a rollback of it — on the API, the console and
+    MCP alike, which share the service — and the live version stays."""
+    legacy = TRIAGE.replace("max_steps: 12", "max_steps: 0")
+    assert post(admin, "domains", {"content": FINANCE}).status_code == 201
+    assert post(admin, "agents", {"content": legacy}).status_code == 422  # refused today
+    assert post(admin, "agents", {"content": TRIAGE}).status_code == 201  # v1
+    assert post(admin, "agents/invoice-triage/deploy", {"version": 1}).status_code == 201
+    with schema_context(acme.schema_name):
+        document = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")
+        _legacy_version(document, legacy)  # v2, as once published
+    response = post(admin, "agents/invoice-triage/deploy", {"version": 2})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "document_invalid" and error["details"], error
+    with schema_context(acme.schema_name):
+        document = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")
+        assert document.live.version.number == 1
+        assert document.deployments.count() == 1
