@@ -28,6 +28,9 @@ class User(AbstractBaseUser):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # When the member's current invitation link was issued: part of its token, so each new issue
+    # makes the earlier links unusable (apps.accounts.services.InvitationTokens).
+    invited_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 

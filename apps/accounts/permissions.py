@@ -66,3 +66,11 @@ def role_has_permission(role: str, permission: Permission) -> bool:
         return permission in MATRIX[Role(role)]
     except ValueError:
         return False  # an unknown role may do nothing
+
+
+def role_exceeds(role: str, other: str) -> bool:
+    """`role` may do something `other` may not. Roles are not one ladder (a developer deploys
+    agents, an operator approves runs), so this compares what each may do; an unknown role may
+    do nothing."""
+    granted = {r: MATRIX.get(r, frozenset()) for r in (role, other)}
+    return not granted[role] <= granted[other]

@@ -1,5 +1,9 @@
 """Member management inside the current tenant schema. Every change is audited in the same
-transaction; rules about owners live here, not in views."""
+transaction; rules about owners live here, not in views. A member's API tokens stand or fall
+with them: removing a member, or lowering their role, revokes what they issued in the same
+transaction (`token_revoke_issued_by`)."""
+
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
@@ -11,12 +15,15 @@ from django.db.models import Count, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
+from apps.tokens.models import RevokedReason
+from apps.tokens.services import token_revoke_issued_by
 
 
 def email_clean(email: str) -> str:
@@ -39,19 +46,28 @@ def email_clean(email: str) -> str:
 class InvitationTokens(PasswordResetTokenGenerator):
     """Django's password-reset tokens (one use: setting the password or signing in spends them),
     salted for invitations and bound to the member's role too: a link taken while the member
-    was a viewer stops working once they are made an owner, whose link only owners hand out."""
+    was a viewer stops working once they are made an owner, whose link only owners hand out.
+
+    Bound as well to `User.invited_at`, the moment the member's current link was issued (by
+    `member_add`, `tenant_provision` and `member_invite_reissue`): each new issue makes every
+    earlier link unusable, as an owner who sends a new link because the first went astray or
+    leaked expects. A member without `invited_at` (invited before it was recorded) hashes as
+    before, so those links keep working until they expire, the member joins or a new issue."""
 
     key_salt = "foundry.accounts.invitation"
 
     def _make_hash_value(self, user, timestamp) -> str:
-        return f"{super()._make_hash_value(user, timestamp)}{user.role}"
+        issued = "" if user.invited_at is None else user.invited_at.astimezone(UTC).isoformat()
+        return f"{super()._make_hash_value(user, timestamp)}{user.role}{issued}"
 
 
 invitation_tokens = InvitationTokens()
 
 
 def member_invite_url(*, user: User, base_url: str) -> str:
-    """A one-use link where the member sets a password (`invitation_tokens`)."""
+    """The link of the member's current invitation issue (`User.invited_at`, set by `member_add`,
+    `tenant_provision` and `member_invite_reissue`), where the member sets a password once.
+    It hands out no new issue: the links it returns stay valid together until the next one."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = invitation_tokens.make_token(user)
     # Invitations are always for a tenant host, even when issued from the operator console.
@@ -59,14 +75,24 @@ def member_invite_url(*, user: User, base_url: str) -> str:
     return base_url.rstrip("/") + path
 
 
+@transaction.atomic
 def member_invite_reissue(*, actor: User, member: User, base_url: str, request: HttpRequest | None = None) -> str:
-    """A fresh invitation link for a member who has not joined yet. The link sets the member's
-    password, so an owner's is reissued by owners only (whoever holds it signs in as that owner)."""
+    """A fresh invitation link for a member who has not joined yet; the links issued before stop
+    working. The link sets the member's password, so an owner's is reissued by owners only
+    (whoever holds it signs in as that owner)."""
     _require(actor, Permission.MEMBERS_MANAGE)
+    member = _member_locked(member)
     if member.role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
     if member.has_joined:
         raise ValidationError("This member has already joined.", code="invite_not_pending")
+    # Strictly later than the last issue, even if the clock reads the same or stepped back:
+    # an equal moment would leave the earlier links valid.
+    issued = timezone.now()
+    if member.invited_at is not None and issued <= member.invited_at:
+        issued = member.invited_at + timedelta(microseconds=1)
+    member.invited_at = issued
+    member.save(update_fields=["invited_at"])
     audit_record(action="member.invite_issued", actor=actor, target=member, request=request)
     return member_invite_url(user=member, base_url=base_url)
 
@@ -134,7 +160,9 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
         _require(actor, Permission.OWNERS_MANAGE)
     try:
         with transaction.atomic():  # the same address added at the same moment by another request
-            member = User.objects.create_user(email, None, role=role, full_name=full_name.strip())
+            member = User.objects.create_user(
+                email, None, role=role, full_name=full_name.strip(), invited_at=timezone.now()
+            )
     except IntegrityError:
         raise ValidationError(
             {"email": ValidationError("That person is already a member.", code="member_exists")}
@@ -173,6 +201,7 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
         data={"from": previous, "to": role},
         request=request,
     )
+    token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
     return member
 
 
@@ -187,6 +216,7 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
         _require(actor, Permission.OWNERS_MANAGE)
     owner_kept(member)
     audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role}, request=request)
+    token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
     # Open sessions die with the row: the auth middleware finds no user behind them.
     member.delete()
 

@@ -3,7 +3,8 @@
 Members are found by (issuer, subject) — never by email alone: the same address at two
 providers is two people as far as we can tell. A member who exists without any provider
 identity (invited, or created before SSO) is linked on first sign-in only when the provider
-asserts the address is verified. Roles are re-read from the configured claim at every sign-in;
+asserts the address is verified. Roles are re-read from the configured claim at every sign-in
+(a lowered one revokes the member's API tokens that outrank it, as `member_role_change` does);
 owner is never granted or taken away by a provider.
 """
 
@@ -16,6 +17,8 @@ from apps.accounts.permissions import Role
 from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 from apps.identity.models import ExternalIdentity, SsoConfiguration
+from apps.tokens.models import RevokedReason
+from apps.tokens.services import token_revoke_issued_by
 from foundry.errors import CodedError
 
 # Several mapped values: the one granting most wins.
@@ -105,6 +108,7 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         )
         user.role = role
         changed.append("role")
+        token_revoke_issued_by(actor=user, member=user, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
     name = claims.get("name")
     if isinstance(name, str) and name.strip() and name.strip()[:200] != user.full_name:
         user.full_name = name.strip()[:200]

@@ -32,6 +32,8 @@ from apps.lifecycle.erasing import pseudonymising
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
 from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
+from apps.tokens.models import RevokedReason
+from apps.tokens.services import token_revoke_issued_by
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only; the actor table is erased by audit_actor_erase.
@@ -151,7 +153,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             owners_hold()
             owner_kept(member)
             erased.sessions = _sessions_delete(member.pk)
-            member.delete()  # external identities and tokens go with it (cascade)
+            token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
+            member.delete()  # external identities go with it (cascade); tokens stay, revoked
             erased.member_removed = True
         for table in schema_tables(connection.schema_name):
             if count := _rewrite(table, replacements, tenant_id=None):

@@ -147,7 +147,7 @@ def tenant_provision(
     """Create a tenant with its schema, domain and first owner, or nothing at all.
 
     Without `owner_password` the owner gets an unusable password and signs in through an
-    invitation link (apps.accounts.services.member_invite_url).
+    invitation link (apps.accounts.services.member_invite_url), issued now (`invited_at`).
     """
     slug = slug.strip()
     owner_email = owner_email.strip().lower()
@@ -164,7 +164,8 @@ def tenant_provision(
     schema_create(tenant.schema_name, method=method)
     domain = Domain.objects.create(domain=tenant_domain_for_slug(slug), tenant=tenant, is_primary=True)
     with schema_context(tenant.schema_name):
-        owner = User.objects.create_user(owner_email, owner_password, role=Role.OWNER)
+        invited_at = None if owner_password else timezone.now()
+        owner = User.objects.create_user(owner_email, owner_password, role=Role.OWNER, invited_at=invited_at)
         audit_record(
             action="tenant.provisioned",
             actor=actor or "system",

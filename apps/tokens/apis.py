@@ -24,10 +24,12 @@ class TokenOutput(serializers.ModelSerializer):
             "role",
             "scopes",
             "created_by",
+            "issued_by",
             "created_at",
             "expires_at",
             "last_used_at",
             "revoked_at",
+            "revoked_reason",
         ]
 
 

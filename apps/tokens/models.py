@@ -12,9 +12,19 @@ class Scope(models.TextChoices):
     ADMIN = "admin", "Administer"
 
 
+class RevokedReason(models.TextChoices):
+    """Why a token was revoked without anyone revoking it by hand (by hand: blank)."""
+
+    ISSUER_REMOVED = "issuer_removed", "Issuer removed"
+    ISSUER_DEMOTED = "issuer_demoted", "Issuer's role lowered"
+
+
 class ApiToken(models.Model):
     """A bearer token of one tenant (it lives in the tenant's schema, so it means nothing on
-    another tenant's host). Only a SHA-256 of the secret is stored; the prefix identifies it."""
+    another tenant's host). Only a SHA-256 of the secret is stored; the prefix identifies it.
+    `issued_by` is the member whose standing the token rests on: removing them, or lowering
+    their role below the token's, revokes it (`token_revoke_issued_by`). `created_by` only names
+    whoever issued it, for display."""
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
@@ -22,10 +32,14 @@ class ApiToken(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices)
     scopes = ArrayField(models.CharField(max_length=10, choices=Scope.choices))
     created_by = models.CharField(max_length=255, blank=True)
+    issued_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="issued_tokens"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=20, choices=RevokedReason.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,4 +1,5 @@
-"""API tokens: issue (the secret is shown once), authenticate, revoke."""
+"""API tokens: issue (the secret is shown once), authenticate, revoke — one by hand, or all a
+member issued when they leave or their role is lowered."""
 
 import hashlib
 import hmac
@@ -12,10 +13,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.permissions import Permission, Role
+from apps.accounts.models import User
+from apps.accounts.permissions import Permission, Role, role_exceeds
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
-from apps.tokens.models import ApiToken, Scope
+from apps.tokens.models import ApiToken, RevokedReason, Scope, TokenPrincipal
 
 TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -61,7 +63,8 @@ def token_issue(
 ) -> IssuedToken:
     """Create a token. A member can only issue tokens with a role they could grant themselves.
     `credential`: what the actor authenticated with (an API request's `request.auth`: the token,
-    or a bearer token's claims); the new token expires no later than it."""
+    or a bearer token's claims); the new token expires no later than it. The token records the
+    member it rests on (`_issuing_member`), so it goes when they do."""
     errors: dict[str, ValidationError] = {}
     name = (name or "").strip()
     if not name or len(name) > 100 or not name.isprintable():
@@ -90,6 +93,7 @@ def token_issue(
     outlived = _issuer_expiry(actor, credential)
     if outlived is not None and (expires_at is None or expires_at > outlived):
         expires_at = outlived  # never longer-lived than the credential that issues it
+    issued_by = _issuing_member(actor)
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,
@@ -98,12 +102,33 @@ def token_issue(
         role=role,
         scopes=sorted(set(scopes)),
         created_by=str(actor)[:255],
+        issued_by=issued_by,
         expires_at=expires_at,
     )
     audit_record(
         action="token.issued", actor=actor, target=token, data={"role": role, "scopes": token.scopes}, request=request
     )
     return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
+
+
+def _issuing_member(actor: object) -> User | None:
+    """The member a new token rests on, its row locked until the transaction ends: the member
+    issuing it (signed in, or with their identity provider's token), or, when an API token issues
+    it, that token's own member; None for a platform service token or an operator's command.
+    The lock makes a removal running at the same moment wait for the token, then revoke it; a
+    member removed just before is refused."""
+    if isinstance(actor, User):
+        member_id = actor.pk
+    elif isinstance(actor, TokenPrincipal):
+        member_id = actor.token.issued_by_id
+    else:
+        return None
+    if member_id is None:
+        return None
+    member = User.objects.select_for_update(no_key=True).filter(pk=member_id).first()
+    if member is None:
+        raise PermissionDenied("The member issuing this token is no longer in the workspace.")
+    return member
 
 
 def _issuer_expiry(actor: object, credential: object = None) -> datetime | None:
@@ -168,3 +193,29 @@ def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None 
         token.save(update_fields=["revoked_at"])
         audit_record(action="token.revoked", actor=actor, target=token, request=request)
     return token
+
+
+@transaction.atomic
+def token_revoke_issued_by(
+    *,
+    actor: object,
+    member: User,
+    reason: RevokedReason,
+    role: str | None = None,
+    request: HttpRequest | None = None,
+) -> list[ApiToken]:
+    """Revoke the unrevoked tokens `member` issued (and the tokens those issued): all of them
+    when the member leaves; given `role`, the member's new role, those whose role may do
+    something `role` may not. A token never keeps a standing its member lost. Each is one
+    `token.revoked` event whose details carry `reason`; `actor` is who removed or demoted the
+    member. The member's row stays locked to the end of the transaction, so no token of theirs
+    is issued meanwhile (`_issuing_member` waits for it)."""
+    list(User.objects.select_for_update().filter(pk=member.pk).values_list("pk"))
+    live = ApiToken.objects.select_for_update().filter(issued_by=member, revoked_at__isnull=True).order_by("pk")
+    doomed = [token for token in live if role is None or role_exceeds(token.role, role)]
+    now = timezone.now()
+    for token in doomed:
+        token.revoked_at, token.revoked_reason = now, reason
+        token.save(update_fields=["revoked_at", "revoked_reason"])  # saved one by one: history records each
+        audit_record(action="token.revoked", actor=actor, target=token, data={"reason": reason}, request=request)
+    return doomed
