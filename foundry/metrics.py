@@ -43,7 +43,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 MODEL_TOKENS = Counter(
     "foundry_model_tokens",
-    "Tokens of model calls recorded in the usage ledger, by kind (input, output, cached).",
+    "Tokens of model calls recorded in the usage ledger, by kind (input, output, cached, cache_write).",
     ["tenant", "provider", "model", "kind"],
 )
 MODEL_CALLS = Counter(
@@ -75,6 +75,9 @@ RATE_LIMITED = Counter(
 )
 
 
+# `input` counts every prompt token; `cached` and `cache_write` are parts of it (read from and
+# written to the provider's prompt cache), so the kinds are not summed into a total.
+TOKEN_KINDS = ("input", "output", "cached", "cache_write")
 UNPRICED = "unpriced"  # the `model` label of calls of models the price list does not have
 
 
@@ -87,7 +90,7 @@ def tenant_label(schema: str) -> str:
 def usage_counted(*, record, schema: str, **_kwargs) -> None:
     """`usage_recorded` receiver: count a model call written to the ledger."""
     labels = (tenant_label(schema), record.provider, record.model if record.cost_usd is not None else UNPRICED)
-    for kind in ("input", "output", "cached"):
+    for kind in TOKEN_KINDS:
         amount = getattr(record, f"{kind}_tokens") or 0
         if amount:
             MODEL_TOKENS.labels(*labels, kind).inc(amount)

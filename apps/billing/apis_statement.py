@@ -34,6 +34,10 @@ class StatementAmounts(serializers.Serializer):
     cached_tokens = serializers.IntegerField(help_text="Of the input tokens, those read from the provider's cache.")
     cost_usd = serializers.CharField(help_text="USD of the priced calls, as a decimal string (8 places).")
     unpriced_calls = serializers.IntegerField(help_text="Calls no price was known for when they were recorded.")
+    cache_write_tokens = serializers.IntegerField(
+        help_text="Of the input tokens, those written to the provider's prompt cache (priced at the cache-write "
+        "price where the price list has one, else at the input price)."
+    )
 
 
 class StatementLine(StatementAmounts):

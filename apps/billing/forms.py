@@ -16,6 +16,9 @@ class PriceSetForm(forms.Form):
     cached_per_mtok = forms.CharField(
         required=False, label="Cached input", widget=forms.TextInput({"inputmode": "decimal"})
     )
+    cache_write_per_mtok = forms.CharField(
+        required=False, label="Cache write (empty: input)", widget=forms.TextInput({"inputmode": "decimal"})
+    )
     effective_from = forms.DateTimeField(
         required=False,
         label="From (UTC; empty: now)",

@@ -9,13 +9,17 @@ class Price(models.Model):
 
     Prices are versioned, never edited: a new price is a new row. A usage record is priced when
     it is written, with the price in effect then, and keeps that cost (apps/runs/usage.py), so a
-    later price changes no history."""
+    later price changes no history.
+
+    `cache_write_per_mtok` prices prompt tokens written to the provider's cache (Anthropic bills
+    them above the input price); NULL: they cost the input price."""
 
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=200)
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
     cached_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     effective_from = models.DateTimeField()
     created_by = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -27,6 +31,10 @@ class Price(models.Model):
             models.CheckConstraint(
                 condition=Q(input_per_mtok__gte=0) & Q(output_per_mtok__gte=0) & Q(cached_per_mtok__gte=0),
                 name="billing_price_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cache_write_per_mtok__isnull=True) | Q(cache_write_per_mtok__gte=0),
+                name="billing_price_cache_write_not_negative",
             ),
         ]
         indexes = [models.Index(fields=["provider", "model", "-effective_from"], name="billing_price_lookup")]
@@ -57,6 +65,9 @@ class UsageRecord(models.Model):
     input_tokens = models.PositiveIntegerField()
     output_tokens = models.PositiveIntegerField()
     cached_tokens = models.PositiveIntegerField(default=0)
+    # Of the input tokens, those written to the provider's prompt cache (never also cached ones).
+    # db_default: an INSERT that names no such column (bench/usage.py) writes 0.
+    cache_write_tokens = models.PositiveIntegerField(default=0, db_default=0)
     latency_ms = models.FloatField()
     # USD, priced when written with the price then in effect; NULL: no price known.
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
@@ -125,6 +136,7 @@ class UsageDay(models.Model):
     input_tokens = models.PositiveBigIntegerField()
     output_tokens = models.PositiveBigIntegerField()
     cached_tokens = models.PositiveBigIntegerField()
+    cache_write_tokens = models.PositiveBigIntegerField(default=0, db_default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8)
     unpriced_calls = models.PositiveBigIntegerField()
 

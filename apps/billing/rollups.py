@@ -28,19 +28,20 @@ from apps.billing.rls import usage_scope
 # The day's rows of one tenant, summed per group; a group whose sums are unchanged is left alone.
 _ROLLUP_SQL = (
     "INSERT INTO public.billing_usage_day AS d (tenant_id, day, project, agent, provider, model, calls,"
-    " input_tokens, output_tokens, cached_tokens, cost_usd, unpriced_calls)"
+    " input_tokens, output_tokens, cached_tokens, cache_write_tokens, cost_usd, unpriced_calls)"
     " SELECT u.tenant_id, %s::date, u.project, u.agent, u.provider, u.model, count(*), sum(u.input_tokens),"
-    " sum(u.output_tokens), sum(u.cached_tokens), coalesce(sum(u.cost_usd), 0),"
+    " sum(u.output_tokens), sum(u.cached_tokens), sum(u.cache_write_tokens), coalesce(sum(u.cost_usd), 0),"
     " count(*) FILTER (WHERE u.cost_usd IS NULL)"
     " FROM public.billing_usage u WHERE u.tenant_id = %s AND u.created_at >= %s AND u.created_at < %s"
     " GROUP BY u.tenant_id, u.project, u.agent, u.provider, u.model"
     " ON CONFLICT (tenant_id, day, project, agent, provider, model) DO UPDATE SET calls = EXCLUDED.calls,"
     " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
-    " cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd, unpriced_calls = EXCLUDED.unpriced_calls"
+    " cached_tokens = EXCLUDED.cached_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,"
+    " cost_usd = EXCLUDED.cost_usd, unpriced_calls = EXCLUDED.unpriced_calls"
     " WHERE EXCLUDED.calls >= d.calls"
-    " AND (d.calls, d.input_tokens, d.output_tokens, d.cached_tokens, d.cost_usd, d.unpriced_calls)"
-    " IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.input_tokens, EXCLUDED.output_tokens, EXCLUDED.cached_tokens,"
-    " EXCLUDED.cost_usd, EXCLUDED.unpriced_calls)"
+    " AND (d.calls, d.input_tokens, d.output_tokens, d.cached_tokens, d.cache_write_tokens, d.cost_usd,"
+    " d.unpriced_calls) IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.input_tokens, EXCLUDED.output_tokens,"
+    " EXCLUDED.cached_tokens, EXCLUDED.cache_write_tokens, EXCLUDED.cost_usd, EXCLUDED.unpriced_calls)"
 )
 
 DAILY_KEYS = ("project", "agent", "model", "tenant_id")

@@ -93,7 +93,8 @@ def usage_summary(
     (a non-empty subset of USAGE_GROUPS), ordered by the group's names.
 
     Rows are dicts: the group's values, `calls`, `input_total`, `output_total`, `cached_total`,
-    `cost_total` (USD of the priced calls; None if none was) and `unpriced` (calls without a price).
+    `cache_write_total`, `cost_total` (USD of the priced calls; None if none was) and `unpriced`
+    (calls without a price).
     A model is always grouped with its provider (two providers may name models alike).
 
     Read from the ledger, day by day and group by group, except where retention has deleted a
@@ -106,7 +107,7 @@ def usage_summary(
     if unknown or not by:
         raise ValueError(f"usage is grouped by some of {USAGE_GROUPS}, not {list(by)}")
     keys = [name for name in USAGE_GROUPS if name in by or (name == "provider" and "model" in by)]
-    sums = ("calls", "input_total", "output_total", "cached_total", "cost_total", "unpriced")
+    sums = ("calls", "input_total", "output_total", "cached_total", "cache_write_total", "cost_total", "unpriced")
     ledger = (
         UsageRecord.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
         .annotate(day=TruncDate("created_at", tzinfo=UTC))
@@ -116,6 +117,7 @@ def usage_summary(
             input_total=Sum("input_tokens"),
             output_total=Sum("output_tokens"),
             cached_total=Sum("cached_tokens"),
+            cache_write_total=Sum("cache_write_tokens"),
             cost_total=Sum("cost_usd"),
             unpriced=Count("id", filter=Q(cost_usd__isnull=True)),
         )
@@ -127,7 +129,7 @@ def usage_summary(
         cells = {(row["day"], *(row[name] for name in USAGE_GROUPS)): row for row in ledger}
         rolled = UsageDay.objects.filter(tenant_id=tenant_id, day__gte=first_whole, day__lt=end_whole)
         for day in rolled.values("day", *USAGE_GROUPS, "calls", "input_tokens", "output_tokens", "cached_tokens",
-                                 "cost_usd", "unpriced_calls"):  # fmt: skip
+                                 "cache_write_tokens", "cost_usd", "unpriced_calls"):  # fmt: skip
             cell = (day["day"], *(day[name] for name in USAGE_GROUPS))
             counted = cells.get(cell)
             if counted is None or day["calls"] > counted["calls"]:
@@ -138,6 +140,7 @@ def usage_summary(
                     "input_total": day["input_tokens"],
                     "output_total": day["output_tokens"],
                     "cached_total": day["cached_tokens"],
+                    "cache_write_total": day["cache_write_tokens"],
                     "cost_total": day["cost_usd"] if priced else None,
                     "unpriced": day["unpriced_calls"],
                 }

@@ -21,18 +21,40 @@ _NAME_LENGTH = {
     "model": Price._meta.get_field("model").max_length,
 }
 
-# The cost of a usage row: (input - cached) at the input price, cached at the cached price, output
-# at the output price; input counts cached tokens (both providers' usage is mapped that way).
-# NULL when no price was in effect for that provider and model at that moment.
+# The cost of a usage row: input less cached and cache writes at the input price, cached at the
+# cached price, cache writes at the cache-write price (none set: the input price), output at the
+# output price; input counts cached tokens and cache writes (every provider's usage is mapped that
+# way). NULL when no price was in effect for that provider and model at that moment.
 COST_SQL = (
-    "(SELECT ((%s - %s) * p.input_per_mtok + %s * p.cached_per_mtok + %s * p.output_per_mtok) / 1000000"
+    "(SELECT ((%s - %s - %s) * p.input_per_mtok + %s * p.cached_per_mtok"
+    " + %s * coalesce(p.cache_write_per_mtok, p.input_per_mtok) + %s * p.output_per_mtok) / 1000000"
     " FROM public.billing_price p WHERE p.provider = %s AND p.model = %s AND p.effective_from <= %s"
     " ORDER BY p.effective_from DESC LIMIT 1)"
 )
 
 
-def cost_params(*, provider: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int, at) -> list:
-    return [input_tokens, cached_tokens, cached_tokens, output_tokens, provider, model, at]
+def cost_params(
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int,
+    at,
+    cache_write_tokens: int = 0,
+) -> list:
+    """The parameters of COST_SQL, in its order."""
+    return [
+        input_tokens,
+        cached_tokens,
+        cache_write_tokens,
+        cached_tokens,
+        cache_write_tokens,
+        output_tokens,
+        provider,
+        model,
+        at,
+    ]
 
 
 _MICRO = Decimal("0.000001")
@@ -81,12 +103,14 @@ def price_set(
     input_per_mtok,
     output_per_mtok,
     cached_per_mtok,
+    cache_write_per_mtok=None,
     effective_from=None,
     request=None,
 ) -> Price:
     """A new price for `provider`/`model` from `effective_from` (default: now). Past moments are
     refused: what was recorded then was priced then, and a price cannot reach back. A moment up
-    to a minute past (a form's "now", sent a little while ago) starts now."""
+    to a minute past (a form's "now", sent a little while ago) starts now. `cache_write_per_mtok`
+    may be left out (None or ""): cache writes then cost the input price."""
     errors = {}
     for field, value in (("provider", provider), ("model", model)):
         if not isinstance(value, str) or not _NAME.match(value) or len(value) > _NAME_LENGTH[field]:
@@ -98,6 +122,9 @@ def price_set(
         "input_per_mtok": _amount(input_per_mtok, "input_per_mtok"),
         "output_per_mtok": _amount(output_per_mtok, "output_per_mtok"),
         "cached_per_mtok": _amount(cached_per_mtok, "cached_per_mtok"),
+        "cache_write_per_mtok": None
+        if cache_write_per_mtok is None or cache_write_per_mtok == ""
+        else _amount(cache_write_per_mtok, "cache_write_per_mtok"),
     }
     now = timezone.now()
     effective_from = effective_from or now
@@ -132,7 +159,7 @@ def price_set(
             "provider": provider,
             "model": model,
             "effective_from": effective_from.isoformat(),
-            **{k: str(v) for k, v in amounts.items()},
+            **{k: None if v is None else str(v) for k, v in amounts.items()},
         },
         chain=PLATFORM,
         request=request,

@@ -1,6 +1,9 @@
 """A tenant's usage statement for a period: by project, agent and model (provider and model),
 the calls, tokens, cost and unpriced calls of each, and the totals; rendered as JSON or CSV.
 
+`cache_write_tokens` (of the input tokens, those written to the provider's prompt cache) is the
+last column, so the columns before it keep their places in a CSV read by position.
+
 A period is a calendar month (UTC) "YYYY-MM", or a range of days "YYYY-MM-DD" with both ends
 included, at most MAX_DAYS long. It may not start in the future, nor end after today (the
 current month is allowed: it is counted until now). Refusals are ServiceErrors with the codes
@@ -41,6 +44,7 @@ COLUMNS = (
     "cached_tokens",
     "cost_usd",
     "unpriced_calls",
+    "cache_write_tokens",
 )
 _MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -210,12 +214,13 @@ def statement(*, tenant_id: int, tenant_slug: str, period: Period, now: datetime
             "cached_tokens": row["cached_total"],
             "cost_usd": _money(row["cost_total"]),
             "unpriced_calls": row["unpriced"],
+            "cache_write_tokens": row["cache_write_total"],
         }
         for row in rows
     ]
     totals = {
         name: sum(line[name] for line in lines)
-        for name in ("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls")
+        for name in ("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls", "cache_write_tokens")
     }
     totals["cost_usd"] = _money(sum((Decimal(line["cost_usd"]) for line in lines), Decimal(0)))
     totals = {name: totals[name] for name in COLUMNS[4:]}

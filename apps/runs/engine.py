@@ -401,6 +401,7 @@ class Attempt:
                 input_tokens=tokens[0],
                 output_tokens=tokens[1],
                 cached_tokens=tokens[2],
+                cache_write_tokens=step.get("cache_write_tokens", 0),
                 latency_ms=step.get("duration_ms", 0.0),
                 created_at=now,
             )

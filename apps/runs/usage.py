@@ -33,8 +33,8 @@ usage_recorded = Signal()
 # COST_SQL is a constant of apps.billing (no input in it); every value is a bound parameter.
 _CTES = (
     "usage AS (INSERT INTO public.billing_usage (tenant_id, project, agent, run_id, step, provider, model,"  # noqa: S608
-    " input_tokens, output_tokens, cached_tokens, latency_ms, created_at, cost_usd)"
-    f" SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {COST_SQL}"
+    " input_tokens, output_tokens, cached_tokens, cache_write_tokens, latency_ms, created_at, cost_usd)"
+    f" SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {COST_SQL}"
     f" FROM (SELECT set_config('{SETTING}', %s, true)) AS scope"
     " ON CONFLICT (tenant_id, run_id, step) WHERE run_id IS NOT NULL DO NOTHING"
     " RETURNING id, tenant_id, project, input_tokens + output_tokens AS tokens, cost_usd, created_at), "
@@ -70,6 +70,7 @@ def usage_ctes(record: UsageRecord) -> tuple[str, list]:
         record.input_tokens,
         record.output_tokens,
         record.cached_tokens,
+        record.cache_write_tokens,
         record.latency_ms,
         record.created_at,
         *cost_params(
@@ -78,6 +79,7 @@ def usage_ctes(record: UsageRecord) -> tuple[str, list]:
             input_tokens=record.input_tokens,
             output_tokens=record.output_tokens,
             cached_tokens=record.cached_tokens,
+            cache_write_tokens=record.cache_write_tokens,
             at=record.created_at,
         ),
         str(record.tenant_id),
@@ -117,6 +119,7 @@ def usage_record(
     input_tokens: int,
     output_tokens: int,
     cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
     latency_ms: float = 0.0,
     created_at=None,
 ) -> UsageRecord | None:
@@ -132,6 +135,7 @@ def usage_record(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens,
         latency_ms=latency_ms,
     )
     if created_at is not None:

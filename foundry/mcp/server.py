@@ -495,8 +495,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 @mcp.tool(
     annotations=READS,
-    description="Model calls, tokens (input, output, cached) and their cost in USD that the workspace's runs "
-    "used in a period, grouped by agent, model, or both. Default period: this calendar month (UTC) until now.",
+    description="Model calls, tokens (input, output, cached, cache writes) and their cost in USD that the "
+    "workspace's runs used in a period, grouped by agent, model, or both. Default period: this calendar month "
+    "(UTC) until now.",
 )
 async def get_usage(
     ctx: Context,
@@ -512,7 +513,8 @@ async def get_usage(
         until = _aware(end) or now
         if until <= since:
             raise ServiceError("period_invalid", "The period's end must come after its start.")
-        totals = dict.fromkeys(("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls"), 0)
+        kinds = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "unpriced_calls")
+        totals = dict.fromkeys(kinds, 0)
         totals["cost_usd"] = Decimal(0)
         groups = []
         for row in usage_summary(tenant_id=current_tenant_id(), start=since, end=until, by=_GROUPINGS[group_by]):
@@ -524,6 +526,7 @@ async def get_usage(
                 "input_tokens": row["input_total"],
                 "output_tokens": row["output_total"],
                 "cached_tokens": row["cached_total"],
+                "cache_write_tokens": row["cache_write_total"],
                 "cost_usd": row["cost_total"] or Decimal(0),
                 "unpriced_calls": row["unpriced"],
             }

@@ -211,6 +211,7 @@ class UsageGroup(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    cache_write_tokens: int = Field(description="Of the input tokens, those written to the provider's prompt cache.")
     cost_usd: Decimal = Field(description="USD, each call priced when it was made (prices in effect then).")
     unpriced_calls: int = Field(description="Calls of a model that had no price then (not in cost_usd).")
 
@@ -222,6 +223,7 @@ class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    cache_write_tokens: int
     cost_usd: Decimal
     unpriced_calls: int
     groups: list[UsageGroup] = Field(description="Ordered by name; at most 500.")

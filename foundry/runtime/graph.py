@@ -480,6 +480,7 @@ class AgentGraph:
                     input_tokens=spent.input_tokens,
                     output_tokens=spent.output_tokens,
                     cached_tokens=spent.cached_tokens,
+                    cache_write_tokens=spent.cache_write_tokens,
                 )
                 return self._model_done(state, step, None, {"error": exc.message}, started, approved)
             span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
@@ -500,6 +501,7 @@ class AgentGraph:
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
         )
         return self._model_done(state, step, message, {"message": message_to_dict(message)}, started, approved)
 

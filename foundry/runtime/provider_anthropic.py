@@ -15,7 +15,9 @@ Any other parameter is refused (`provider_parameter_unsupported`).
 
 Usage: the API's `input_tokens` excludes cached prompt tokens, so input is
 `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (every prompt token,
-as for openai) and cached is `cache_read_input_tokens`; output is `output_tokens`.
+as for openai), cached is `cache_read_input_tokens` and cache writes are
+`cache_creation_input_tokens` (priced apart: Anthropic bills them above the input price); output
+is `output_tokens`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -181,7 +183,9 @@ class AnthropicProvider:
             raise bad_response(self.label, "a message without token usage")
         read = integer(raw.get("cache_read_input_tokens")) or 0
         written = integer(raw.get("cache_creation_input_tokens")) or 0
-        return Usage(input_tokens=fresh + read + written, output_tokens=output, cached_tokens=read)
+        return Usage(
+            input_tokens=fresh + read + written, output_tokens=output, cached_tokens=read, cache_write_tokens=written
+        )
 
 
 def anthropic_messages(messages: Sequence[BaseMessage]) -> tuple[str, list[dict]]:

@@ -16,7 +16,10 @@ presence_penalty, stop, reasoning_effort, parallel_tool_calls as themselves;
 `max_tokens`, passed as is). Any other parameter is refused (`provider_parameter_unsupported`).
 
 Usage: `prompt_tokens` → input, `completion_tokens` → output,
-`prompt_tokens_details.cached_tokens` → cached. An endpoint that reports no usage (some local
+`prompt_tokens_details.cached_tokens` → cached, `prompt_tokens_details.cache_write_tokens` → cache
+writes (an optional field of the chat-completions usage, "prompt tokens written to cache"; an
+endpoint that leaves it out counts 0). Both are parts of the prompt tokens, so they are cut to what
+the prompt holds. An endpoint that reports no usage (some local
 servers) is counted with the offline tokenizer of providers.py, and the reply says so
 (`response_metadata["usage_estimated"]`).
 """
@@ -230,8 +233,11 @@ class OpenAIProvider:
         if prompt is None or completion is None:
             return None
         details = raw.get("prompt_tokens_details")
-        cached = integer(details.get("cached_tokens")) if isinstance(details, Mapping) else None
-        return Usage(input_tokens=prompt, output_tokens=completion, cached_tokens=min(cached or 0, prompt))
+        if not isinstance(details, Mapping):
+            details = {}
+        cached = min(integer(details.get("cached_tokens")) or 0, prompt)
+        written = min(integer(details.get("cache_write_tokens")) or 0, prompt - cached)
+        return Usage(input_tokens=prompt, output_tokens=completion, cached_tokens=cached, cache_write_tokens=written)
 
 
 def openai_messages(messages: Sequence[BaseMessage]) -> list[dict]:

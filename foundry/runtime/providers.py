@@ -26,7 +26,9 @@ included) plus the compact JSON of every tool spec; output tokens are those of t
 and `anthropic` (the Messages API) live in `provider_openai.py` / `provider_anthropic.py`; they
 need `credentials` (a tenant's, decrypted by apps.providers) and reach only the addresses their
 `network` policy admits. Every provider reports `Usage` the same way: `input_tokens` counts every
-prompt token, cached ones included; `cached_tokens` is the part of them read from a cache.
+prompt token, cached ones included; `cached_tokens` is the part of them read from a cache and
+`cache_write_tokens` the part written to it (billed apart by Anthropic: its price list's
+cache-write price, apps/billing). The two parts never overlap; `scripted` reports neither.
 
 Errors are `ProviderError` with a stable code (docs/providers.md lists them); messages never
 carry a credential.
@@ -78,7 +80,8 @@ class ToolSpec:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of input_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of input_tokens: written to it
 
     @property
     def total_tokens(self) -> int:

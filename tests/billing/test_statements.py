@@ -17,14 +17,14 @@ from tests.conftest import client_for
 
 LINES = [
     {"project": "p", "agent": "alpha", "provider": "openai", "model": "m1", "calls": 2, "input_tokens": 120,
-     "output_tokens": 12, "cached_tokens": 5, "cost_usd": "0.75000000", "unpriced_calls": 0},
+     "output_tokens": 12, "cached_tokens": 5, "cost_usd": "0.75000000", "unpriced_calls": 0, "cache_write_tokens": 0},
     {"project": "p", "agent": "alpha", "provider": "openai", "model": "m2", "calls": 1, "input_tokens": 30,
-     "output_tokens": 3, "cached_tokens": 0, "cost_usd": "0.00000000", "unpriced_calls": 1},
+     "output_tokens": 3, "cached_tokens": 0, "cost_usd": "0.00000000", "unpriced_calls": 1, "cache_write_tokens": 0},
     {"project": "q", "agent": "beta", "provider": "openai", "model": "m1", "calls": 1, "input_tokens": 7,
-     "output_tokens": 1, "cached_tokens": 0, "cost_usd": "0.12500000", "unpriced_calls": 0},
+     "output_tokens": 1, "cached_tokens": 0, "cost_usd": "0.12500000", "unpriced_calls": 0, "cache_write_tokens": 0},
 ]  # fmt: skip
 TOTALS = {"calls": 4, "input_tokens": 157, "output_tokens": 16, "cached_tokens": 5, "cost_usd": "0.87500000",
-          "unpriced_calls": 1}  # fmt: skip
+          "unpriced_calls": 1, "cache_write_tokens": 0}  # fmt: skip
 JANUARY = {
     "tenant": "acme",
     "period": {"month": "2026-01", "start": "2026-01-01", "end": "2026-01-31"},
@@ -34,11 +34,11 @@ JANUARY = {
     "totals": TOTALS,
 }
 CSV = (
-    "project,agent,provider,model,calls,input_tokens,output_tokens,cached_tokens,cost_usd,unpriced_calls\r\n"
-    "p,alpha,openai,m1,2,120,12,5,0.75000000,0\r\n"
-    "p,alpha,openai,m2,1,30,3,0,0.00000000,1\r\n"
-    "q,beta,openai,m1,1,7,1,0,0.12500000,0\r\n"
-    "TOTAL,,,,4,157,16,5,0.87500000,1\r\n"
+    "project,agent,provider,model,calls,input_tokens,output_tokens,cached_tokens,cost_usd,unpriced_calls,cache_write_tokens\r\n"
+    "p,alpha,openai,m1,2,120,12,5,0.75000000,0,0\r\n"
+    "p,alpha,openai,m2,1,30,3,0,0.00000000,1,0\r\n"
+    "q,beta,openai,m1,1,7,1,0,0.12500000,0,0\r\n"
+    "TOTAL,,,,4,157,16,5,0.87500000,1,0\r\n"
 )
 
 

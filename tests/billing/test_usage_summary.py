@@ -60,20 +60,20 @@ def summary(**kwargs) -> list[tuple]:
 
 def test_it_sums_each_agent_and_model_of_the_period(ledger):
     assert summary() == [
-        ("alpha", "anthropic", "m1", 1, 7, 1, 0),
-        ("alpha", "openai", "m1", 2, 120, 12, 5),
-        ("beta", "openai", "m2", 1, 30, 3, 0),
+        ("alpha", "anthropic", "m1", 1, 7, 1, 0, 0),
+        ("alpha", "openai", "m1", 2, 120, 12, 5, 0),
+        ("beta", "openai", "m2", 1, 30, 3, 0, 0),
     ]
 
 
 def test_a_model_is_grouped_with_its_provider(ledger):
     assert summary(by=["model"]) == [
-        ("anthropic", "m1", 1, 7, 1, 0),
-        ("openai", "m1", 2, 120, 12, 5),
-        ("openai", "m2", 1, 30, 3, 0),
+        ("anthropic", "m1", 1, 7, 1, 0, 0),
+        ("openai", "m1", 2, 120, 12, 5, 0),
+        ("openai", "m2", 1, 30, 3, 0, 0),
     ]
-    assert summary(by=["agent"]) == [("alpha", 3, 127, 13, 5), ("beta", 1, 30, 3, 0)]
-    assert summary(by=["project"]) == [("p", 4, 157, 16, 5)]
+    assert summary(by=["agent"]) == [("alpha", 3, 127, 13, 5, 0), ("beta", 1, 30, 3, 0, 0)]
+    assert summary(by=["project"]) == [("p", 4, 157, 16, 5, 0)]
 
 
 def test_costs_are_summed_and_unpriced_calls_counted(ledger, acme):

@@ -1,5 +1,5 @@
 """The dashboard's "Tokens in the time range by tenant" agrees with the usage ledger: cached tokens
-are part of the input tokens, so that panel leaves the `cached` series out."""
+and cache writes are parts of the input tokens, so that panel sums only `input` and `output`."""
 
 import json
 
@@ -10,7 +10,7 @@ from apps.runs.usage import usage_record
 from tests.conftest import ROOT, usage_rows
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "foundry-overview.json"
-KINDS = ("input", "output", "cached")
+KINDS = ("input", "output", "cached", "cache_write")
 
 
 def _panel_expr(title: str) -> str:
@@ -24,7 +24,7 @@ def _kinds_summed(expr: str) -> tuple[str, ...]:
     """The kinds the expression's selector lets through (it has no `kind` matcher: all of them)."""
     if "kind" not in expr:
         return KINDS
-    if 'kind!="cached"' in expr or 'kind=~"input|output"' in expr or 'kind=~"output|input"' in expr:
+    if 'kind=~"input|output"' in expr or 'kind=~"output|input"' in expr:
         return ("input", "output")
     return KINDS
 
@@ -41,11 +41,11 @@ def test_tokens_by_tenant_panel_agrees_with_the_usage_ledger(acme):
     with schema_context("acme"):
         record = usage_record(tenant_id=acme.pk, project="p", agent="a", run_id=None, step=None,
                               provider="scripted", model="m-cached-review", input_tokens=1000,
-                              output_tokens=100, cached_tokens=800)  # fmt: skip
+                              output_tokens=100, cached_tokens=800, cache_write_tokens=150)  # fmt: skip
     [row] = usage_rows(acme, pk=record.pk)
     ledger = row.input_tokens + row.output_tokens  # what billing_usage_month.tokens adds up
     shown = _tokens(labels, kinds) - before
     assert shown == ledger, (
         f"the panel ({expr}) shows {shown:g} tokens for a call the ledger counts as {ledger}: "
-        "cached tokens, already inside input, are added again"
+        "cached tokens or cache writes, already inside input, are added again"
     )

@@ -39,13 +39,15 @@ def ws(django_db_setup, django_db_blocker):
             triage = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")
             runs = [run_create(agent=triage, input=f"Invoice {n}.", created_by="test") for n in range(3)]
             for agent, model, input_tokens, output_tokens, cached, day in JANUARY:
-                _usage(agent, model, input_tokens, output_tokens, cached, datetime(2026, 1, day, 12, tzinfo=UTC))
+                # Half as many tokens written to the cache as read from it: a fourth kind, summed alike.
+                when = datetime(2026, 1, day, 12, tzinfo=UTC)
+                _usage(agent, model, input_tokens, output_tokens, cached, when, cache_write=cached // 2)
             _usage("alpha", "m1", 1000, 100, 0, datetime(2026, 2, 3, tzinfo=UTC))
             _usage("gamma", "m3", 7, 1, 0, datetime.now(UTC))
     return ws, [run.pk for run in runs]
 
 
-def _usage(agent, model, input_tokens, output_tokens, cached, when):
+def _usage(agent, model, input_tokens, output_tokens, cached, when, cache_write=0):
     # m1 was priced when these calls were made (apps/billing prices them when written); m2 never was.
     tenant_id = current_tenant_id()
     with usage_scope(tenant_id):
@@ -59,6 +61,7 @@ def _usage(agent, model, input_tokens, output_tokens, cached, when):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cached_tokens=cached,
+            cache_write_tokens=cache_write,
             latency_ms=1.0,
             created_at=when,
         )
@@ -170,6 +173,8 @@ async def test_it_sums_usage_of_a_period_by_agent_and_model(mcp_port, ws):
         this_month = (await client.call_tool("get_usage", {})).structured_content
         backwards = await client.call_tool("get_usage", {"start": january["end"], "end": january["start"]})
     assert (both["calls"], both["input_tokens"], both["output_tokens"], both["cached_tokens"]) == (3, 180, 18, 20)
+    assert both["cache_write_tokens"] == 10
+    assert [(g["model"], g["cache_write_tokens"]) for g in by_model["groups"]] == [("m1", 0), ("m2", 10)]
     assert (Decimal(both["cost_usd"]), both["unpriced_calls"]) == (Decimal("0.002"), 1)
     assert [(g["model"], Decimal(g["cost_usd"]), g["unpriced_calls"]) for g in by_model["groups"]] == [
         ("m1", Decimal("0.002"), 0),

@@ -124,6 +124,7 @@ def test_usage_counts_cache_reads_and_writes_as_input(model_server):
     model_server.queue(Reply(body=body))
     reply = anthropic(model_server).complete(CONVERSATION, [])
     assert (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.cached_tokens) == (1240, 6, 1000)
+    assert reply.usage.cache_write_tokens == 200  # priced apart from the input tokens they are part of
     assert reply.message.usage_metadata["input_token_details"] == {"cache_read": 1000}
 
 

@@ -21,6 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--input", required=True, metavar="USD", help="per million input tokens")
         parser.add_argument("--output", required=True, metavar="USD", help="per million output tokens")
         parser.add_argument("--cached", default=None, metavar="USD", help="per million cached input tokens")
+        parser.add_argument(
+            "--cache-write",
+            dest="cache_write",
+            default=None,
+            metavar="USD",
+            help="per million input tokens written to the prompt cache (default: the input price)",
+        )
         parser.add_argument("--from", dest="effective_from", default=None, help="ISO 8601 moment (default: now)")
 
     def handle(self, *args, provider, model, effective_from, **options):
@@ -40,12 +47,15 @@ class Command(BaseCommand):
                 input_per_mtok=options["input"],
                 output_per_mtok=options["output"],
                 cached_per_mtok=options["cached"] if options["cached"] is not None else options["input"],
+                cache_write_per_mtok=options["cache_write"],
                 effective_from=when,
             )
         except ValidationError as exc:
             problems = "; ".join(f"{field}: {' '.join(exc.message_dict[field])}" for field in exc.message_dict)
             raise CommandError(problems) from None
+        cache_write = "input" if price.cache_write_per_mtok is None else price.cache_write_per_mtok
         self.stdout.write(
             f"{price.provider}/{price.model} from {price.effective_from.isoformat()}: input {price.input_per_mtok}, "
-            f"output {price.output_per_mtok}, cached {price.cached_per_mtok} USD per million tokens."
+            f"output {price.output_per_mtok}, cached {price.cached_per_mtok}, cache write {cache_write} "
+            "USD per million tokens."
         )
