@@ -66,18 +66,20 @@ def _set_value(target, value) -> None:
 
 
 def _add_attributes(target, attributes) -> None:
-    """Append `attributes` to `target` (a repeated KeyValue); a value of no OTLP type is left out."""
+    """Append `attributes` to `target` (a repeated KeyValue). An attribute that cannot be encoded
+    (a value of no OTLP type; a key or text with a lone surrogate, which protobuf refuses) is left
+    out and logged, the span kept, as the library does: one bad value never costs a batch."""
     if not attributes:
         return
     for key, value in attributes.items():
-        if type(value) is str:  # most values: no type dispatch
-            target.add(key=key).value.string_value = value
-            continue
-        entry = target.add(key=key)
+        count = len(target)
         try:
-            _set_value(entry.value, value)
-        except Exception as error:  # as the library does: the attribute is dropped, the span kept
-            del target[-1]
+            if type(value) is str:  # most values: no type dispatch
+                target.add(key=key).value.string_value = value
+            else:
+                _set_value(target.add(key=key).value, value)
+        except Exception as error:
+            del target[count:]  # the entry, if it was added before the value failed
             logger.exception("Failed to encode key %s: %s", key, error)
 
 

@@ -93,7 +93,7 @@ def token_issue(
     outlived = _issuer_expiry(actor, credential)
     if outlived is not None and (expires_at is None or expires_at > outlived):
         expires_at = outlived  # never longer-lived than the credential that issues it
-    issued_by = _issuing_member(actor)
+    issued_by = _issuing_member(actor, role)
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,
@@ -111,16 +111,21 @@ def token_issue(
     return IssuedToken(token=token, plaintext=f"af_{prefix}_{secret}")
 
 
-def _issuing_member(actor: object) -> User | None:
-    """The member a new token rests on, its row locked until the transaction ends: the member
-    issuing it (signed in, or with their identity provider's token), or, when an API token issues
-    it, that token's own member; None for a platform service token or an operator's command.
-    The lock makes a removal running at the same moment wait for the token, then revoke it; a
-    member removed just before is refused."""
+def _issuing_member(actor: object, role: str) -> User | None:
+    """The member a new token of `role` rests on, its row locked until the transaction ends: the
+    member issuing it (signed in, or with their identity provider's token), or, when an API token
+    issues it, that token's own member; None for a platform service token or an operator's
+    command. The lock makes a removal or a demotion running at the same moment wait for the
+    token, then revoke it; one committed while this request ran is honoured here: a member
+    removed meanwhile, a member whose stored role no longer covers `role`, or an issuing token
+    revoked meanwhile (by that demotion, or by hand) issues nothing (PermissionDenied)."""
     if isinstance(actor, User):
         member_id = actor.pk
     elif isinstance(actor, TokenPrincipal):
-        member_id = actor.token.issued_by_id
+        issuing = ApiToken.objects.select_for_update(no_key=True).filter(pk=actor.token.pk).first()
+        if issuing is None or not issuing.is_usable:
+            raise PermissionDenied("The token issuing this one is no longer valid.")
+        member_id = issuing.issued_by_id
     else:
         return None
     if member_id is None:
@@ -128,6 +133,8 @@ def _issuing_member(actor: object) -> User | None:
     member = User.objects.select_for_update(no_key=True).filter(pk=member_id).first()
     if member is None:
         raise PermissionDenied("The member issuing this token is no longer in the workspace.")
+    if role_exceeds(role, member.role):
+        raise PermissionDenied(f"The issuing member's role ({member.role}) no longer allows a {role} token.")
     return member
 
 

@@ -140,6 +140,36 @@ def test_a_value_of_no_otlp_type_is_left_out_as_the_library_leaves_it_out(caplog
     assert ours == library_encode_spans([odd])
 
 
+def _finished(record) -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = _provider(Resource.create({"service.name": "foundry-web"}), exporter)
+    with provider.get_tracer("foundry").start_as_current_span("GET /x") as span:
+        record(span)
+    return list(exporter.get_finished_spans())
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(lambda s: s.set_attributes({"input": "\ud800", "ok": "kept"}), id="string-value"),
+        pytest.param(lambda s: s.set_attributes({"\udcff": 1, "ok": "kept"}), id="key"),
+        pytest.param(lambda s: s.add_event("e", {"text": "bad \udcff", "ok": "kept"}), id="event-attribute"),
+        pytest.param(lambda s: s.record_exception(ValueError("bad byte \udcff")), id="record_exception"),
+    ],
+)
+def test_an_attribute_protobuf_cannot_hold_is_left_out_and_the_span_kept(record, caplog):
+    """A key or text with a lone surrogate (`json.loads('"\\ud800"')` of a request's input, an
+    exception message quoting one) cannot be encoded: that attribute is dropped and logged, as
+    the library drops it, and the span — and the batch it rides in — is exported."""
+    spans = _finished(record)
+    with caplog.at_level(logging.CRITICAL):
+        ours = encode_spans(spans)
+        assert ours == library_encode_spans(spans)
+    keys = [a.key for a in ours.resource_spans[0].scope_spans[0].spans[0].attributes]
+    keys += [a.key for e in ours.resource_spans[0].scope_spans[0].spans[0].events for a in e.attributes]
+    assert "\udcff" not in keys and "input" not in keys
+
+
 @pytest.fixture
 def restored_exporter_encoder():
     original = trace_exporter.encode_spans

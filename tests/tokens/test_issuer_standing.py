@@ -14,10 +14,11 @@ from django.core.management import call_command
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
+from apps.accounts.services import member_role_change
 from apps.identity.service_tokens import ServicePrincipal
 from apps.lifecycle.erasure import member_erase
-from apps.tokens.models import ApiToken
-from apps.tokens.services import token_issue
+from apps.tokens.models import ApiToken, TokenPrincipal
+from apps.tokens.services import token_authenticate, token_issue
 from tests.api.conftest import api, issue
 from tests.conftest import PASSWORD, audit_events, client_for, tenant_user
 
@@ -235,3 +236,32 @@ def test_tokens_issued_before_the_member_was_recorded_are_traced_to_them(acme):
         migration.issuers_find(django_apps, None)
         found = dict(ApiToken.objects.values_list("name", "issued_by"))
     assert found == {"parent": admin.pk, "child": admin.pk, "cli": None}
+
+
+def test_a_member_demoted_meanwhile_issues_no_token_outranking_their_new_role(acme):
+    """A request authenticated before its member was demoted (the session's user still says
+    admin) issues its token after the demotion committed: the member's stored role, read under
+    the lock, decides, so no admin token comes to rest on a viewer."""
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        stale = User.objects.get(email="admin@acme.test")
+        member_role_change(actor=owner, member=User.objects.get(pk=stale.pk), role="viewer")
+        with pytest.raises(PermissionDenied):
+            token_issue(actor=stale, name="late", role="admin", scopes=["read", "write", "run", "admin"])
+        assert not ApiToken.objects.filter(name="late").exists()
+
+
+def test_a_token_revoked_by_its_members_demotion_issues_no_token_meanwhile(acme):
+    """The same race through the API: the admin token a request authenticated with is revoked by
+    its member's demotion before the request issues a token with it; that token, read again
+    under a lock, is revoked, so it issues nothing."""
+    owner = tenant_user(acme, "owner@acme.test")
+    scopes = ["read", "write", "run", "admin"]
+    with schema_context("acme"):
+        admin = User.objects.get(email="admin@acme.test")
+        parent = token_issue(actor=admin, name="parent", role="admin", scopes=scopes)
+        principal = TokenPrincipal(token_authenticate(parent.plaintext))
+        member_role_change(actor=owner, member=admin, role="viewer")
+        with pytest.raises(PermissionDenied):
+            token_issue(actor=principal, name="child", role="viewer", scopes=["read"], credential=parent.token)
+        assert not ApiToken.objects.filter(name="child").exists()
