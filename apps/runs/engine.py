@@ -339,7 +339,8 @@ class Attempt:
             run = self.run = Run.objects.select_for_update().get(pk=run.pk)
             if run.is_finished:
                 return run.status
-            request = result.approval
+            # What the model asked for, as any step's record is: text no column takes replaced.
+            request = storable(result.approval)
             Approval.objects.get_or_create(
                 run=run,
                 step=request["step"],

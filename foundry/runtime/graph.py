@@ -438,7 +438,8 @@ class AgentGraph:
         if replayed is not None:
             step, payload = replayed
             message = messages_from_dict([payload["message"]])[0] if payload.get("message") else None
-            return self._model_done(state, step, message, payload, None)
+            # An overage a human approved at this step stays approved: the step's record says so.
+            return self._model_done(state, step, message, payload, None, bool(step.get("overage_approved")))
         stop = self._stop(state)
         if stop:
             return {"outcome": stop}
@@ -523,6 +524,7 @@ class AgentGraph:
         update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
         if overage_approved and not state.get("overage_approved"):
             update["overage_approved"] = True
+            step["overage_approved"] = True  # recorded with the step, for a replay of it
         if input_tokens + output_tokens > self.limits.max_tokens:
             used = input_tokens + output_tokens
             update["outcome"] = _ended(

@@ -10,6 +10,7 @@ part of the record the rules see.
 `deny` blocks the call, `require_approval` asks a human first, `warn` records a warning.
 """
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -59,8 +60,17 @@ def _literal_text(value) -> str:
 
 
 def _fold(name: str) -> str:
-    """A field name without case, spaces, hyphens or underscores: how lenient servers read it."""
-    return "".join(char for char in name if char not in " \t\r\n-_").casefold()
+    """A field name as lenient servers may read it: compatibility forms made plain (NFKC: fullwidth
+    letters are ASCII), without case — upper-cased first, so a dotless i (U+0131) reads as `i` as
+    it does to case-insensitive comparisons — and without spaces of any kind, invisible format
+    characters, hyphens or underscores."""
+    plain = unicodedata.normalize("NFKC", name)
+    kept = (
+        char
+        for char in plain
+        if char not in "-_" and not char.isspace() and unicodedata.category(char) not in ("Cf", "Cc", "Zs")
+    )
+    return "".join(kept).upper().casefold()
 
 
 class RuleBook:

@@ -1,0 +1,49 @@
+r"""DIS rules on tool calls: an argument a lenient server reads as a field does not slip past the
+field's `deny` / `require_approval` rule — also when it differs from the field's name only by
+Unicode look-alikes: a dotless i (U+0131, which case-insensitive comparisons read as I), a
+no-break space (which `strip()`/`trim()` drop), fullwidth letters (NFKC makes them ASCII)
+(docs/runs.md, "Approvals")."""
+
+import json
+
+import pytest
+
+from foundry.runtime.graph import AgentGraph
+from foundry.runtime.network import NetworkPolicy
+from foundry.runtime.providers import ScriptedProvider
+from foundry.runtime.tools import ToolOptions
+from tests.runtime.conftest import agent, call, finance, invoice_triage, reply, respond, server  # noqa: F401
+
+LOOPBACK = ToolOptions(network=NetworkPolicy(allow_private=True))
+
+
+def _paying_vendors(invoice_triage, server) -> dict:  # noqa: F811
+    """invoice-triage plus `pay_vendor`, an http tool on the vendor entity (so the finance rule
+    `risk = "high" -> deny` applies to its calls)."""
+    server.routes["/pay/V-1"] = reply(body=b'{"paid": true}')
+    tool = {
+        "name": "pay_vendor",
+        "type": "http",
+        "entity": "vendor",
+        "description": "Pay a vendor.",
+        "method": "POST",
+        "url": server.origin + "/pay/{id}",
+        "hosts": ["127.0.0.1"],
+    }
+    return agent(invoice_triage, tools=[*invoice_triage["spec"]["tools"], tool], approvals={})
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["r\u0131sk", "risk\u00a0", "\uff52\uff49\uff53\uff4b"],
+    ids=["dotless-i", "no-break-space", "fullwidth"],
+)
+def test_a_look_alike_field_name_does_not_slip_past_a_deny_rule(invoice_triage, finance, server, name):  # noqa: F811
+    manifest = _paying_vendors(invoice_triage, server)
+    script = [call("pay_vendor", id="V-1", **{name: "high"}), respond("Paid.")]
+    graph = AgentGraph(manifest, finance, provider=ScriptedProvider(script), tools=LOOPBACK)
+    result = graph.start("t", "Pay V-1.")
+    sent = [json.loads(r["body"]) for r in server.requests]
+    assert server.requests == [] and result.steps[1]["status"] != "ok", (
+        f"the high-risk vendor was paid: the deny rule never saw {name!r}; the service received {sent}"
+    )
