@@ -9,7 +9,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from django.db.models import F, Q, Value
 from django.db.models.fields.json import HasKey, KeyTextTransform
@@ -52,16 +52,37 @@ def _present(value) -> bool:
     return True
 
 
-def _wildcard_regex(literal: Literal) -> tuple[str, re.Pattern] | None:
+def _wildcard(literal: Literal) -> tuple[str, Callable[[str], bool]] | None:
+    """A wildcard literal (`*` for any text) as the SQL regex PostgreSQL matches and the matcher
+    the same filter uses in Python (a rule's check of a tool call's arguments). The matcher is no
+    backtracking regex: `.*a.*a.*…c` takes exponential time there, and the text it is matched
+    against may be a model's (a prompt-injected argument could hold a run's worker for minutes)."""
     if not literal.stars:
         return None
     pieces, last = [], 0
     for star in literal.stars:
-        pieces.append(re.escape(literal.text[last:star]))
+        pieces.append(literal.text[last:star])
         last = star + 1
-    pieces.append(re.escape(literal.text[last:]))
-    body = ".*".join(pieces)
-    return f"^{body}$", re.compile(body, re.DOTALL)
+    pieces.append(literal.text[last:])
+    return "^" + ".*".join(re.escape(piece) for piece in pieces) + "$", partial(_glob_match, tuple(pieces))
+
+
+def _glob_match(pieces: tuple[str, ...], value: str) -> bool:
+    """Whether `value` is pieces[0], then anything, then pieces[1] … then anything, then
+    pieces[-1]. Each middle piece is taken where it first occurs after the one before (the
+    leftmost place never loses a match), so the time is linear in the value."""
+    first, *middle, final = pieces
+    if not value.startswith(first) or not value.endswith(final):
+        return False
+    position, end = len(first), len(value) - len(final)
+    if end < position:
+        return False
+    for piece in middle:
+        found = value.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
 
 
 class FilterSpec:
@@ -184,14 +205,14 @@ class FilterSpec:
             q, p = Q((f"{lookup}__isnull", True)), (lambda r: _dig(r, path) is None)
             return (q, p) if op == "=" else (~q, lambda r: not p(r))
         if op in ("=", "!=", ":"):
-            wildcard = _wildcard_regex(literal) if isinstance(field, StringField) else None
+            wildcard = _wildcard(literal) if isinstance(field, StringField) else None
             if wildcard:
-                sql_regex, py_regex = wildcard
+                sql_regex, matches = wildcard
                 q = Q((f"{lookup}__regex", sql_regex))
 
                 def p(r):
                     v = _dig(r, path)
-                    return isinstance(v, str) and py_regex.fullmatch(v) is not None
+                    return isinstance(v, str) and matches(v)
             else:
                 value = field.coerce(literal)
                 q = Q((lookup, value))

@@ -359,7 +359,9 @@ class _DomainChecks(_Checks):
 
 
 def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int, int]:
-    """Where character `offset` of a one-line scalar is in the file (the scalar's start otherwise)."""
+    """Where character `offset` of a scalar is in the file, when the scalar is written on its line
+    as its value reads (plain or quoted, on one line, without escapes); else the scalar's start:
+    an offset into a folded or escaped value names no column of the source."""
     line, column = loaded.where(path)
     if offset is None:
         return line, column
@@ -367,7 +369,18 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
     opening = text_line[column - 1 : column]
     if opening in ("|", ">"):
         return line, column
-    return line, column + offset + (1 if opening in ("'", '"') else 0)
+    value = loaded.data
+    try:
+        for key in path:
+            value = value[key]
+    except (KeyError, IndexError, TypeError):
+        return line, column
+    start = column if opening in ("'", '"') else column - 1  # the value's first character, 0-based
+    written = text_line[start : start + len(value)] if isinstance(value, str) else None
+    quoted_whole = opening not in ("'", '"') or text_line[start + len(value) : start + len(value) + 1] == opening
+    if written != value or not quoted_whole:
+        return line, column
+    return line, start + 1 + offset
 
 
 def host_allowed(host: str, port: int | None, patterns) -> bool:
