@@ -86,6 +86,16 @@ def usage_top(*, tenant_id: int, start: date, end: date, by: str = "agent", limi
 USAGE_GROUPS = ("project", "agent", "provider", "model")
 
 
+def _first_whole_day(start: datetime) -> date:
+    """The first UTC day that lies wholly at or after `start`: its own day when it is midnight,
+    else the next — none within the calendar after a start on its last day (date.max then,
+    which no `day < end` admits)."""
+    start = start.astimezone(UTC)
+    if start == start.replace(hour=0, minute=0, second=0, microsecond=0):
+        return start.date()
+    return start.date() + timedelta(days=1) if start.date() < date.max else date.max
+
+
 def usage_summary(
     *, tenant_id: int, start: datetime, end: datetime, by: Sequence[str] = ("agent", "model")
 ) -> list[dict]:
@@ -123,7 +133,7 @@ def usage_summary(
         )
         .order_by()
     )
-    first_whole = (start.astimezone(UTC) + timedelta(days=1) - timedelta(microseconds=1)).date()
+    first_whole = _first_whole_day(start)
     end_whole = end.astimezone(UTC).date()  # exclusive: the day `end` falls in is not whole
     with usage_scope(tenant_id):
         cells = {(row["day"], *(row[name] for name in USAGE_GROUPS)): row for row in ledger}

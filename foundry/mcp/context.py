@@ -15,11 +15,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import INVALID_PARAMS
 
 from apps.accounts.permissions import Permission
+from apps.audit.history import history_actor
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from foundry.errors import CodedError, ServiceError
 from foundry.filtering import FilterError
-from foundry.request_context import current_request_id
+from foundry.request_context import current_request_id, request_id_bound
 
 # JSON-RPC error of a resource read refused by the matrix (the implementation-defined band
 # -32000..-32019; the SDK uses -32000 and -32001). Any other refusal, not found included, is
@@ -78,7 +79,13 @@ async def _run(values: dict, target: tuple[str, str], permission: Permission, sc
         connection.set_tenant(tenant)
         try:
             _check(principal, request, target, permission, scope)
-            return fn(principal, request, *args)
+            # Model history names the caller and carries the call's request id, as for the API
+            # (HistoryMiddleware; no Django middleware runs for /mcp).
+            with (
+                request_id_bound(request.request_id),
+                history_actor(principal, remote_addr=request.META.get("REMOTE_ADDR") or None),
+            ):
+                return fn(principal, request, *args)
         except (ServiceError, CodedError, FilterError) as exc:
             raise Refusal(exc.code, exc.message) from None
         except ValidationError as exc:
