@@ -232,7 +232,10 @@ class RotationCounts:
 def credentials_rotate() -> RotationCounts:
     """Re-encrypt this schema's credentials under the first FOUNDRY_ENCRYPTION_KEYS key (idempotent)."""
     counts = RotationCounts(undecryptable=[])
-    for credential in ProviderCredential.objects.select_for_update().order_by("provider"):
+    # A blank key (a workspace imported from an archive, which never carries secrets: its admins
+    # give the key again) has nothing to re-encrypt, as blank SSO and sink secrets have not.
+    credentials = ProviderCredential.objects.select_for_update().exclude(api_key_encrypted="").order_by("provider")
+    for credential in credentials:
         if secret_is_current(credential.api_key_encrypted):
             counts.current += 1
             continue
@@ -285,7 +288,8 @@ def provider_settings_for(manifest: dict, *, script=None) -> ProviderSettings:
             status=409,
         )
     credentials = {
-        "api_key": secret_decrypt(credential.api_key_encrypted),
+        # Blank once an import left the key behind: the provider says `provider_credentials_missing`.
+        "api_key": secret_decrypt(credential.api_key_encrypted) if credential.api_key_encrypted else "",
         "base_url": credential.base_url,
         "organization": credential.organization,
         "api_version": credential.api_version,
