@@ -60,7 +60,8 @@ def is_loopback(host: str) -> bool:
 def base_url(url: str) -> str:
     """The server's root URL, checked: https (http only to this machine: the token would cross
     the network in clear text), a host, no user name or password (the token is given on its
-    own, never in the URL), no query; a trailing /api/v1 is dropped."""
+    own, never in the URL), no query; a trailing /api/v1, or /mcp (the MCP endpoint, which
+    FOUNDRY_URL may name for `forge mcp`), is dropped."""
     try:
         parsed = httpx.URL(url.strip())
         host = parsed.host  # decoded from IDNA: a malformed xn-- label fails here
@@ -77,8 +78,21 @@ def base_url(url: str) -> str:
             "url_insecure",
             f"--url {url!r}: plain http would send the token in clear text; use https (http only to localhost).",
         )
-    root = str(parsed.copy_with(path=parsed.path.rstrip("/").removesuffix("/api/v1")))
+    path = parsed.path.rstrip("/")
+    root = str(
+        parsed.copy_with(path=path.removesuffix("/mcp") if path.endswith("/mcp") else path.removesuffix("/api/v1"))
+    )
     return root.rstrip("/")
+
+
+# The longest file name the API takes (ContentInput.filename): a deeper path is sent by its tail.
+FILENAME_MAX = 255
+
+
+def _sent_name(path: str) -> str:
+    """The name a file goes to the server under (its problems come back naming it; forge's own
+    messages keep the whole path): at most FILENAME_MAX characters, the path's end."""
+    return path if len(path) <= FILENAME_MAX else "…" + path[-(FILENAME_MAX - 1) :]
 
 
 class Answer(dict):
@@ -122,10 +136,10 @@ class Client:
     # --- the endpoints forge uses ------------------------------------------------------------
 
     def validate(self, content: str, filename: str) -> dict:
-        return self.call("POST", "validate", json={"content": content, "filename": filename})
+        return self.call("POST", "validate", json={"content": content, "filename": _sent_name(filename)})
 
     def publish(self, kind: str, content: str, filename: str, message: str | None) -> tuple[int, dict]:
-        body = {"content": content, "filename": filename}
+        body = {"content": content, "filename": _sent_name(filename)}
         if message:
             body["message"] = message
         return self.call_status("POST", f"{kind}s", json=body)

@@ -13,6 +13,7 @@ from foundry.forge.documents import (
     Batch,
     Source,
     domain_near,
+    duplicates_flag,
     pin_of,
     read,
     read_all,
@@ -37,7 +38,9 @@ def validate_documents(paths: list[str], out: Output, client: Client | None) -> 
         batch = validate_offline(sources)
     else:
         with client:
-            batch = Batch([_validate_on(client, source) for source in sources])
+            results = [_validate_on(client, source) for source in sources]
+        duplicates_flag(results)  # as offline, and as deploy refuses them
+        batch = Batch(results)
     for result in batch.results:
         if result.ok:
             out.say(f"{result.file}: ok ({result.kind} {result.name})")

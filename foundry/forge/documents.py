@@ -116,7 +116,7 @@ def resolve_by_name(domains: dict[str, dict]):
 def validate_offline(sources: list[Source]) -> Batch:
     """Validate files together: every file, then again each agent whose pinned domain is among them."""
     results = [validate(s.content, s.path) for s in sources]
-    _flag_duplicates(results)
+    duplicates_flag(results)
     domains = {r.name: r.data for r in results if r.kind == "domain" and r.name}
     resolver = resolve_by_name(domains)
     batch = Batch(results)
@@ -138,7 +138,7 @@ def validate_offline(sources: list[Source]) -> Batch:
     return batch
 
 
-def _flag_duplicates(results: list[Validated]) -> None:
+def duplicates_flag(results: list[Validated]) -> None:
     """Two files defining the same domain or agent: ambiguous offline, and two versions on deploy."""
     first: dict[tuple[str, str], str] = {}
     for result in results:

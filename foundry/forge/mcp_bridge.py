@@ -74,9 +74,8 @@ log = logging.getLogger("foundry.forge.mcp")
 
 
 def endpoint_url(url: str) -> str:
-    """The MCP endpoint: `url` if its path ends in /mcp, else the tenant URL + /mcp."""
-    root = base_url(url)
-    return root if root.endswith(MCP_PATH) else root + MCP_PATH
+    """The MCP endpoint: the tenant URL (`url`, its /mcp or /api/v1 dropped by base_url) + /mcp."""
+    return base_url(url) + MCP_PATH
 
 
 def bridge_run(url: str, token: str, *, verbose: bool = False) -> int:

@@ -560,6 +560,7 @@ class AgentGraph:
             # Timed from here: the node re-runs from its start when an approval resumes it.
             started = self.clock()
             if tool is not None:
+                step["ran"] = True  # the call went ahead (refused before running: no `ran`)
                 key = f"{get_config()['configurable']['thread_id']}:{index}"
                 with _tracer.start_as_current_span(
                     f"execute_tool {call['name']}",

@@ -147,7 +147,7 @@ def _outcome(name: str, result: RunResult, requested: list[str]) -> TestOutcome:
         passed=False,
         status=result.status,
         output=result.output,
-        tools_called=[s["tool"] for s in tool_steps if s["status"] in ("ok", "error")],
+        tools_called=[s["tool"] for s in tool_steps if s.get("ran")],
         approvals_requested=requested,
         steps=len(result.steps),
         input_tokens=result.input_tokens,

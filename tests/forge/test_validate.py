@@ -123,7 +123,8 @@ def test_json_errors_are_json_too():
 def test_with_url_it_validates_against_the_published_domains(server, tmp_path):
     server.publish("domain", FINANCE)
     (tmp_path / "ok.yaml").write_text(TRIAGE)
-    (tmp_path / "ahead.yaml").write_text(TRIAGE.replace("    version: 1\n", "    version: 7\n"))
+    ahead = TRIAGE.replace("    version: 1\n", "    version: 7\n").replace("  name: triage\n", "  name: ahead\n")
+    (tmp_path / "ahead.yaml").write_text(ahead)
     ran = server.forge("validate", "--url", server.url, "ok.yaml", "ahead.yaml", cwd=tmp_path)
     assert ran.code == 1
     assert ran.lines == [
