@@ -72,7 +72,7 @@ def test_the_scrape_sums_the_counters_of_other_processes(tmp_path, settings):
     script = (
         "from types import SimpleNamespace as N; from foundry.metrics import usage_counted;"
         "usage_counted(record=N(provider='p', model='m', input_tokens=7, output_tokens=3, cached_tokens=0,"
-        " cost_usd=None), schema='acme')"
+        " cache_write_tokens=0, cost_usd=None), schema='acme')"
     )
     for host in ("worker-a", "worker-b"):  # two containers, whose process ids may well be the same
         (tmp_path / host).mkdir()
