@@ -72,7 +72,14 @@ from apps.providers.encryption import (
 )
 from apps.tenants.models import Domain, Tenant
 from foundry.errors import CodedError, ServiceError
-from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, deadline_client, literal_address
+from foundry.runtime.network import (
+    FetchError,
+    NetworkPolicy,
+    address_refusal,
+    deadline_client,
+    literal_address,
+    resolver_bounded,
+)
 from foundry.runtime.network import _check as http_hop_check
 
 logger = logging.getLogger(__name__)
@@ -410,6 +417,15 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
+def _resolve_bounded(host: str, port: int) -> list[str]:
+    """The sink host's addresses, answered within IO_TIMEOUT (getaddrinfo has no time limit of
+    its own: a DNS server that never answers would hold the run past its lock); OSError if not."""
+    try:
+        return resolver_bounded(_resolve, time.monotonic() + IO_TIMEOUT, IO_TIMEOUT)(host, port)
+    except FetchError as exc:
+        raise OSError(exc.message) from None
+
+
 def _tls_context(ca_certificate: str) -> ssl.SSLContext:
     """Verification on: the sink's own CA certificates if it has them, else the public CAs."""
     if ca_certificate:
@@ -424,7 +440,7 @@ def _tls_context(ca_certificate: str) -> ssl.SSLContext:
 
 def _addresses(host: str, port: int, policy: NetworkPolicy) -> list[str]:
     try:
-        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in _resolve(host, port)]
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in _resolve_bounded(host, port)]
     except (OSError, UnicodeError, ValueError) as exc:
         raise DeliveryError("sink_dns_failed", f"Could not resolve {host!r}: {exc}.") from None
     if not addresses:
@@ -506,7 +522,7 @@ def webhook_send(sink: AuditSink, body: bytes, policy: NetworkPolicy, *, timeout
     url = httpx.URL(sink.url)
     host = url.raw_host.decode("ascii").lower().rstrip(".")
     try:
-        hop = http_hop_check(url, [host], policy, _resolve)
+        hop = http_hop_check(url, [host], policy, _resolve_bounded)
     except FetchError as exc:
         raise DeliveryError(_FETCH_CODES.get(exc.code, "webhook_failed"), exc.message) from None
     headers = {"Host": hop.host_header, "User-Agent": USER_AGENT, "Content-Type": "application/json"}
@@ -567,7 +583,9 @@ def sink_deliver(
 ) -> Delivery:
     """Deliver the sink's pending events, batch by batch, until none is left, a batch fails, or
     the run's time budget is spent. `force` ignores a pending back-off."""
-    per_batch = (len(retry_delays) + 1) * 3 * IO_TIMEOUT + sum(retry_delays)
+    # An attempt: the name lookup, connect, TLS handshake, send and the receiver's confirmation,
+    # each within IO_TIMEOUT.
+    per_batch = (len(retry_delays) + 1) * 5 * IO_TIMEOUT + sum(retry_delays)
     lock = _sink_lock(sink_id, budget + per_batch + 30)
     try:
         if not lock.acquire(blocking=False):

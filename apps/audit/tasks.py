@@ -38,7 +38,7 @@ def audit_deliver_sinks() -> int:
 
 
 # One delivery run: its time budget plus a last batch's sends and retries (delivery.py), and the
-# name lookups no socket timeout bounds; past the soft limit the run stops, past the hard one
+# name lookups (each within IO_TIMEOUT); past the soft limit the run stops, past the hard one
 # the worker process is replaced.
 DELIVERY_SOFT_LIMIT = 300
 DELIVERY_COPY_EXPIRES = 60

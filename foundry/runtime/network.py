@@ -156,7 +156,7 @@ def _resolve(host: str, port: int) -> list[str]:
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="foundry-dns")
 
 
-def _bounded(resolver: Resolver, deadline: float, timeout: float) -> Resolver:
+def resolver_bounded(resolver: Resolver, deadline: float, timeout: float) -> Resolver:
     """`resolver`, answering by `deadline` (time.monotonic()) or raising FetchError http_timeout."""
 
     def resolve(host: str, port: int) -> list[str]:
@@ -205,7 +205,8 @@ def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver
                 "http_address_refused",
                 f"{host!r} resolves to {ip}, a {refused} address; requests to it are refused.",
             )
-    host_header = host if url.port is None else f"{host}:{url.port}"
+    named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed (RFC 9110 §7.2)
+    host_header = named if url.port is None else f"{named}:{url.port}"
     return _Hop(url.copy_with(host=str(addresses[0])), host_header, host if url.scheme == "https" else None)
 
 
@@ -335,7 +336,7 @@ def fetch(
     extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
     with deadline_client(deadline) as client:
         while True:
-            hop = _check(current, hosts, policy, _bounded(resolver, deadline, timeout))
+            hop = _check(current, hosts, policy, resolver_bounded(resolver, deadline, timeout))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
