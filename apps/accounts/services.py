@@ -10,7 +10,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest
@@ -57,7 +57,11 @@ class InvitationTokens(PasswordResetTokenGenerator):
     key_salt = "foundry.accounts.invitation"
 
     def _make_hash_value(self, user, timestamp) -> str:
-        issued = "" if user.invited_at is None else user.invited_at.astimezone(UTC).isoformat()
+        # The workspace too: an imported copy of it (same member ids, same `invited_at`) is not
+        # opened by a link of the source, where killing it would not reach.
+        issued = (
+            "" if user.invited_at is None else f"{connection.schema_name}:{user.invited_at.astimezone(UTC).isoformat()}"
+        )
         return f"{super()._make_hash_value(user, timestamp)}{user.role}{issued}"
 
 

@@ -973,8 +973,12 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     _sequences_reset(schema)
     # Whatever the archive holds (one written before tokens were exported revoked, say), the
     # copy's API tokens start revoked: a bearer token of the source must not open it.
+    # Nor is any member of it staff: that means a platform operator, and only in the public
+    # schema (an archive is checksummed, not signed: `is_staff` in it would make a member one in
+    # the platform's audit trail).
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {_quoted(schema)}.tokens_apitoken SET revoked_at = now() WHERE revoked_at IS NULL")
+        cursor.execute(f"UPDATE {_quoted(schema)}.accounts_user SET is_staff = false WHERE is_staff")
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:

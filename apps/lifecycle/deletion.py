@@ -38,6 +38,7 @@ from apps.lifecycle.inventory import (
 )
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_invalidate
+from apps.tenants.services import tenant_row_locked
 from foundry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _not_scheduled(tenant: Tenant) -> ServiceError:
 
 def _locked(tenant: Tenant) -> Tenant:
     connection.set_schema_to_public()
-    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+    return tenant_row_locked(tenant)
 
 
 @transaction.atomic

@@ -186,11 +186,20 @@ def tenant_provision(
     return ProvisionedTenant(tenant=tenant, owner=owner)
 
 
+def tenant_row_locked(tenant: Tenant) -> Tenant:
+    """The tenant's row read afresh and locked to the end of the transaction; `tenant_not_found`
+    (404) when it is gone — purged by another operator between the page's lookup and this."""
+    row = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    if row is None:
+        raise ServiceError("tenant_not_found", f"There is no workspace {tenant.slug!r} any more.", status=404)
+    return row
+
+
 def _tenant_status_set(
     *, tenant: Tenant, status: str, actor: object, action: str, request: HttpRequest | None = None
 ) -> Tenant:
     connection.set_schema_to_public()
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant = tenant_row_locked(tenant)
     if tenant.status == status:
         return tenant
     if tenant.status == Tenant.Status.DELETING:
@@ -250,7 +259,7 @@ def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: obje
     a private address may be the platform's own, so tenants cannot set this themselves."""
     cleaned = http_networks_clean(networks)
     connection.set_schema_to_public()
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant = tenant_row_locked(tenant)
     before = list(tenant.http_allowed_networks)
     tenant.http_allowed_networks = cleaned
     tenant.save(update_fields=["http_allowed_networks"])
@@ -285,7 +294,7 @@ def tenant_limits_set(
         code = "limit_unknown" if set(problems) - set(LIMIT_NAMES) else "limit_invalid"
         raise ServiceError(code, " ".join(problems.values()), details=problems)
     connection.set_schema_to_public()
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant = tenant_row_locked(tenant)
     fields = [f"{name}_override" for name in overrides]
     before = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
     for name, value in overrides.items():
@@ -381,7 +390,7 @@ def tenant_trace_content_set(
     if not isinstance(allowed, bool):
         raise ServiceError("trace_content_invalid", "trace_content is true or false.")
     with transaction.atomic():
-        row = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        row = tenant_row_locked(tenant)
         before = row.trace_content
         if before == allowed:
             return allowed

@@ -173,6 +173,8 @@ def tenant_limits_view(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             tenant_limits_set(tenant=tenant, overrides=form.cleaned_data, actor=request.user, request=request)
         except ServiceError as e:
+            if e.code == "tenant_not_found":  # purged by another operator meanwhile
+                return error_response(request, status=404, code=e.code, message=e.message)
             for name, message in (e.details or {None: e.message}).items():
                 form.add_error(name if name in form.fields else None, ValidationError(message, code=e.code))
         else:

@@ -119,18 +119,23 @@ def _issuing_member(actor: object, role: str) -> User | None:
     token, then revoke it; one committed while this request ran is honoured here: a member
     removed meanwhile, a member whose stored role no longer covers `role`, or an issuing token
     revoked meanwhile (by that demotion, or by hand) issues nothing (PermissionDenied)."""
+    issuing = None
     if isinstance(actor, User):
         member_id = actor.pk
     elif isinstance(actor, TokenPrincipal):
-        issuing = ApiToken.objects.select_for_update(no_key=True).filter(pk=actor.token.pk).first()
-        if issuing is None or not issuing.is_usable:
-            raise PermissionDenied("The token issuing this one is no longer valid.")
-        member_id = issuing.issued_by_id
+        member_id = ApiToken.objects.filter(pk=actor.token.pk).values_list("issued_by_id", flat=True).first()
+        issuing = actor.token.pk
     else:
         return None
+    # The member's row first, then the issuing token's: the order a removal or a demotion takes
+    # them in (member, then their tokens), so the two wait for each other instead of deadlocking.
+    member = User.objects.select_for_update(no_key=True).filter(pk=member_id).first() if member_id else None
+    if issuing is not None:
+        token = ApiToken.objects.select_for_update(no_key=True).filter(pk=issuing).first()
+        if token is None or not token.is_usable or token.issued_by_id != member_id:
+            raise PermissionDenied("The token issuing this one is no longer valid.")
     if member_id is None:
         return None
-    member = User.objects.select_for_update(no_key=True).filter(pk=member_id).first()
     if member is None:
         raise PermissionDenied("The member issuing this token is no longer in the workspace.")
     if role_exceeds(role, member.role):
