@@ -31,7 +31,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.routing import route_cache_clear
 from apps.tenants.schemas import base_schema_prepare, clone_function_install
 from apps.tenants.services import tenant_provision
-from foundry.db.roles import app_role, app_role_grant, as_owner
+from foundry.db.roles import app_role, app_role_grant, as_owner, definer_functions_restrict
 
 # oidc_provider_factory: a real OpenID provider on loopback (tests/idp), for SSO and bearer tests.
 pytest_plugins = ["tests.oidc_provider"]
@@ -51,6 +51,7 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
             db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
             assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
             app_role_grant()
+            definer_functions_restrict()
             clone_function_install()
         base_schema_prepare()
         acme = tenant_provision(

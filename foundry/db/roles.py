@@ -75,6 +75,28 @@ def as_owner(conn=default_connection) -> Iterator[None]:
         settings_dict["USER"], settings_dict["PASSWORD"] = saved
 
 
+def definer_functions_restrict(conn=default_connection) -> None:
+    """As the public schema's owner: its SECURITY DEFINER functions (the audit trail's pruning,
+    purging and head-dropping, which delete as the owner) are executable by the app role only.
+    PostgreSQL lets PUBLIC execute a new function: any role that logs in — the read-only backup
+    role, another service's — would otherwise delete from the trail through them."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef AND p.proowner = current_user::regrole"
+        )
+        for (signature,) in cursor.fetchall():
+            function = sql.SQL(signature)  # PostgreSQL's own rendering of the function's name and arguments
+            cursor.execute(
+                sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(function).as_string(cursor.connection)
+            )
+            cursor.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}")
+                .format(function, sql.Identifier(app_role()))
+                .as_string(cursor.connection)
+            )
+
+
 def app_role_grant(conn=default_connection) -> None:
     """As the owner role: give the app role the rows of the public schema's tables (those there
     now, and those the owner creates later), the right to create tenant schemas, and no more."""

@@ -2,7 +2,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.tenants.schemas import base_schema_prepare, clone_function_install
-from foundry.db.roles import app_role_grant, as_owner
+from foundry.db.roles import app_role_grant, as_owner, definer_functions_restrict
 
 
 class Command(BaseCommand):
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         with as_owner():
             call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
             app_role_grant()
+            definer_functions_restrict()
             clone_function_install()
         # Logged in as the app role: never run what the app role owns as the owner (roles.py).
         base_schema_prepare(verbosity=verbosity)
