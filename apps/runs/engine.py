@@ -493,8 +493,13 @@ class Attempt:
                     raise ToolError(exc.code, exc.message) from None
         deadline = time.monotonic() + seconds_left
         if not child.is_finished:
-            if run_advance(child.pk) == "locked":
+            outcome = run_advance(child.pk)
+            # What the child spent counts for this run's next model call: the month read afresh.
+            self.month_totals = None
+            if outcome in ("locked", "lock_lost"):
                 raise ChildBusy(str(child.pk))  # its step is recorded once the child is done
+            if outcome == "suspended":
+                raise TenantSuspended()  # the child waits in the queue, and so does this run
             child.refresh_from_db()
         if child.status == Run.Status.SUCCEEDED:
             return child.output or ""

@@ -331,7 +331,8 @@ def fetch(
     deadline = time.monotonic() + timeout
     current = _url(url)
     if params:
-        current = current.copy_merge_params({k: _param(v) for k, v in params.items()})
+        # A null argument is no parameter: sent as `None` it would filter on that word.
+        current = current.copy_merge_params({k: _param(v) for k, v in params.items() if v is not None})
     redirects: list[str] = []
     extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
     with deadline_client(deadline) as client:
@@ -340,6 +341,10 @@ def fetch(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
+            # No cookie crosses hops: the jar keys them by the checked address, which two declared
+            # hosts behind one load balancer share (and a credential of one host never follows a
+            # redirect to another).
+            client.cookies.clear()
             request = client.build_request(
                 method,
                 hop.url,

@@ -262,7 +262,7 @@ class Toolbox:
         if content_type == "application/json" or content_type.endswith("+json"):
             try:
                 payload = json.loads(result.text())
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
                 payload = result.text()
         elif content_type.startswith("text/") or content_type in ("application/xml", ""):
             payload = result.text()

@@ -1,8 +1,8 @@
 r"""DIS rules on tool calls: an argument a lenient server reads as a field does not slip past the
 field's `deny` / `require_approval` rule — also when it differs from the field's name only by
-Unicode look-alikes: a dotless i (U+0131, which case-insensitive comparisons read as I), a
-no-break space (which `strip()`/`trim()` drop), fullwidth letters (NFKC makes them ASCII)
-(docs/runs.md, "Approvals")."""
+Unicode look-alikes: a dotless i (U+0131) or a dotted capital I (U+0130), which case-insensitive
+comparisons read as i; a no-break space (which `strip()`/`trim()` drop); fullwidth letters (NFKC
+makes them ASCII) (docs/runs.md, "Approvals")."""
 
 import json
 
@@ -35,8 +35,8 @@ def _paying_vendors(invoice_triage, server) -> dict:  # noqa: F811
 
 @pytest.mark.parametrize(
     "name",
-    ["r\u0131sk", "risk\u00a0", "\uff52\uff49\uff53\uff4b"],
-    ids=["dotless-i", "no-break-space", "fullwidth"],
+    ["r\u0131sk", "r\u0130sk", "risk\u00a0", "\uff52\uff49\uff53\uff4b"],
+    ids=["dotless-i", "dotted-capital-i", "no-break-space", "fullwidth"],
 )
 def test_a_look_alike_field_name_does_not_slip_past_a_deny_rule(invoice_triage, finance, server, name):  # noqa: F811
     manifest = _paying_vendors(invoice_triage, server)
