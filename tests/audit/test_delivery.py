@@ -51,8 +51,10 @@ FRAME = re.compile(
 # --- receivers --------------------------------------------------------------------------------
 
 
-def self_signed(tmp_path) -> tuple[str, ssl.SSLContext]:
-    """A certificate for localhost and 127.0.0.1 (its own CA): its PEM, and a server context."""
+def self_signed(tmp_path, names=None) -> tuple[str, ssl.SSLContext]:
+    """A certificate for `names` (x509 general names; localhost and 127.0.0.1 by default), its own
+    CA: its PEM, and a server context."""
+    names = names or [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
@@ -64,10 +66,7 @@ def self_signed(tmp_path) -> tuple[str, ssl.SSLContext]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -2,7 +2,6 @@
 name lookup bounded in time, so a run never outlives the lock that makes it the sink's only
 one; a webhook to an IPv6 literal sent with a valid (bracketed) Host."""
 
-import datetime as dt
 import http.server
 import ipaddress
 import socket
@@ -10,42 +9,11 @@ import threading
 import time
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django_redis import get_redis_connection
 
 from apps.audit import delivery
 from apps.audit.delivery import SinkFields, audit_sink_get, audit_sink_set, sink_deliver
-from tests.audit.test_delivery import LOOPBACK, SyslogReceiver
-
-
-def _cert_for_ipv6_loopback(tmp_path) -> tuple[str, "ssl.SSLContext"]:  # noqa: F821
-    import ssl
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ipv6-loopback")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    (tmp_path / "cert.pem").write_text(pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return pem, context
+from tests.audit.test_delivery import LOOPBACK, SyslogReceiver, self_signed
 
 
 class _V6Server(http.server.ThreadingHTTPServer):
@@ -87,7 +55,7 @@ def test_a_webhook_to_an_ipv6_literal_sends_a_bracketed_host_header(
     address bracketed as RFC 9110 and RFC 3986 write it (unbracketed, `::1:8443` is ambiguous,
     and receivers that check the authority refuse it); agent HTTP tools build it the same way."""
     settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = LOOPBACK
-    pem, context = _cert_for_ipv6_loopback(tmp_path)
+    pem, context = self_signed(tmp_path, [x509.IPAddress(ipaddress.ip_address("::1"))])
     hosts: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -9,28 +9,9 @@ from django_tenants.utils import schema_context
 from apps.runs.models import Approval, Run
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
-
-
-@pytest.fixture
-def openai_agent(acme, settings):
-    """A local OpenAI-wire server and a deployed agent on it (as tests/runs/test_engine.py)."""
-    import ipaddress
-
-    from apps.providers.services import credential_set
-
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    with schema_context("acme"):
-        credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="openai",
-            api_key="sk-test-abcdef123456",
-            base_url=f"{server.origin}/v1",
-        )
-    yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
-    server.close()
+from tests.providers.fake_models import Reply, openai_completion
+from tests.runs.conftest import advance
+from tests.runs.test_engine import openai_agent  # noqa: F401 — fixture
 
 
 @pytest.mark.parametrize(
@@ -41,7 +22,7 @@ def openai_agent(acme, settings):
     ],
     ids=["nul-in-argument", "lone-surrogate-in-argument"],
 )
-def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, openai_agent, call_id, arguments):
+def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, openai_agent, call_id, arguments):  # noqa: F811
     server, agent = openai_agent
     # amount > 10000 on the invoice entity: the finance rule asks for approval.
     server.queue(Reply(body=openai_completion(tool_calls=[(call_id, "find_invoices", arguments)])))
