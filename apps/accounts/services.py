@@ -79,6 +79,16 @@ def member_invite_url(*, user: User, base_url: str) -> str:
     return base_url.rstrip("/") + path
 
 
+def _invitation_renew(member: User) -> None:
+    """A new issue moment for the member's invitation (saved by the caller): strictly later than
+    the last, even if the clock reads the same or stepped back — an equal moment would leave the
+    earlier links valid."""
+    issued = timezone.now()
+    if member.invited_at is not None and issued <= member.invited_at:
+        issued = member.invited_at + timedelta(microseconds=1)
+    member.invited_at = issued
+
+
 @transaction.atomic
 def member_invite_reissue(*, actor: User, member: User, base_url: str, request: HttpRequest | None = None) -> str:
     """A fresh invitation link for a member who has not joined yet; the links issued before stop
@@ -90,12 +100,7 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
         _require(actor, Permission.OWNERS_MANAGE)
     if member.has_joined:
         raise ValidationError("This member has already joined.", code="invite_not_pending")
-    # Strictly later than the last issue, even if the clock reads the same or stepped back:
-    # an equal moment would leave the earlier links valid.
-    issued = timezone.now()
-    if member.invited_at is not None and issued <= member.invited_at:
-        issued = member.invited_at + timedelta(microseconds=1)
-    member.invited_at = issued
+    _invitation_renew(member)
     member.save(update_fields=["invited_at"])
     audit_record(action="member.invite_issued", actor=actor, target=member, request=request)
     return member_invite_url(user=member, base_url=base_url)
@@ -197,7 +202,13 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
     owner_kept(member)
     previous = member.role
     member.role = role
-    member.save(update_fields=["role"])
+    fields = ["role"]
+    if not member.has_joined:
+        # The role change ends the links sent so far (their token holds the role); a new issue
+        # moment keeps a change back to the old role from bringing them back.
+        _invitation_renew(member)
+        fields.append("invited_at")
+    member.save(update_fields=fields)
     audit_record(
         action="member.role_changed",
         actor=actor,

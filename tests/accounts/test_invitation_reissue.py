@@ -9,7 +9,13 @@ from django.utils.http import urlsafe_base64_encode
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.accounts.services import InvitationTokens, member_add, member_invite_reissue, member_invite_url
+from apps.accounts.services import (
+    InvitationTokens,
+    member_add,
+    member_invite_reissue,
+    member_invite_url,
+    member_role_change,
+)
 from apps.tenants.services import tenant_provision
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events, client_for, tenant_user
@@ -175,3 +181,21 @@ def test_a_new_workspaces_owner_link_is_an_issue_and_a_password_owner_has_none(d
     with schema_context(invited.tenant.schema_name):
         link = _path(member_invite_url(user=invited.owner, base_url="http://initech.localhost/"), invited.tenant)
     assert _link_is_valid(invited.tenant, link)
+
+
+def test_a_link_ended_by_a_role_change_stays_ended_when_the_role_changes_back(acme):
+    """A role change ends the links sent so far (their token holds the role); changing the role
+    back does not bring a leaked one back: the change is an issue moment of its own."""
+    member = _pending(acme, "flip@acme.test")
+    with schema_context(acme.schema_name):
+        leaked = _path(member_invite_url(user=member, base_url="http://acme.localhost"), acme)
+    assert _link_is_valid(acme, leaked)
+    with schema_context(acme.schema_name):
+        owner = User.objects.get(email="owner@acme.test")
+        member_role_change(actor=owner, member=User.objects.get(pk=member.pk), role="developer")
+        assert not _link_is_valid(acme, leaked)
+        member_role_change(actor=owner, member=User.objects.get(pk=member.pk), role="viewer")
+    assert not _link_is_valid(acme, leaked)
+    with schema_context(acme.schema_name):
+        current = _path(member_invite_url(user=User.objects.get(pk=member.pk), base_url="http://acme.localhost"), acme)
+    assert _link_is_valid(acme, current)
