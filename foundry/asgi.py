@@ -51,10 +51,49 @@ async def application(scope, receive, send):
     return await django_application(scope, receive, send)
 
 
+def _security_headers(scope, present: set[bytes]) -> list[tuple[bytes, bytes]]:
+    """The headers Django's middleware gives every other answer, for an /mcp answer: no sniffing,
+    no framing, no referrer to other origins, a policy that lets the (JSON or event-stream)
+    answer load nothing, not stored unless the SDK said otherwise, and HSTS where configured
+    and the request came over TLS (foundry/settings.py)."""
+    from django.conf import settings
+
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", settings.SECURE_REFERRER_POLICY.encode()),
+        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    ]
+    if b"cache-control" not in present:
+        headers.append((b"cache-control", b"no-store, private"))
+    if settings.SECURE_HSTS_SECONDS and _secure(scope):
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        headers.append((b"strict-transport-security", value.encode()))
+    return [(name, value) for name, value in headers if name not in present]
+
+
+def _secure(scope) -> bool:
+    """Whether the request came over TLS: its own scheme, or the trusted proxy's header as
+    Django's `request.is_secure()` reads it (SECURE_PROXY_SSL_HEADER)."""
+    from django.conf import settings
+
+    if scope.get("scheme") == "https":
+        return True
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not proxy:
+        return False
+    name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
+    value = dict(scope.get("headers") or ()).get(name, b"").decode("latin-1")
+    return value.split(",", 1)[0].strip() == proxy[1]
+
+
 async def _observed(app, scope, receive, send) -> None:
     """/mcp observed as Django's requests are by their middleware: its request id (taken from a
-    well-formed X-Request-ID, else made; bound for audit events and logs; returned), and counted
-    and timed in the request metrics under the route `mcp`."""
+    well-formed X-Request-ID, else made; bound for audit events and logs; returned), its
+    security headers (`_security_headers`), and counted and timed in the request metrics under
+    the route `mcp`."""
     from foundry.metrics import request_observe
     from foundry.request_context import HEADER, request_id_bound, request_id_for
 
@@ -66,7 +105,10 @@ async def _observed(app, scope, receive, send) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
-            message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [*_security_headers(scope, present), (b"x-request-id", request_id.encode())]
+            message = {**message, "headers": headers}
         await send(message)
 
     try:

@@ -107,15 +107,16 @@ MIDDLEWARE = [
     "foundry.request_context.RequestIdMiddleware",
     # Logs error responses while the request id, tenant and span are still known (foundry/logs.py).
     "foundry.logs.ErrorResponseLogMiddleware",
-    "foundry.health.HealthCheckMiddleware",
-    # Before host routing, so that its own answers (unknown host, suspended workspace) carry the
-    # security headers too.
+    # Before host routing, so that its own answers (unknown host, suspended workspace) and the
+    # probes' carry the security headers too.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on every response (foundry/csp.py).
     "foundry.csp.ContentSecurityPolicyMiddleware",
     # Nothing is cached by browsers or proxies unless a view says so (foundry/caching.py).
     "foundry.caching.NoStoreMiddleware",
+    # /healthz and /readyz: answered on any host, before host routing.
+    "foundry.health.HealthCheckMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     # A rate-limit refusal already standing is answered here, before the rest (foundry/api/access.py).
     "foundry.api.access.ApiRefusalMiddleware",

@@ -13,6 +13,24 @@ def test_healthz_answers_on_any_host_without_touching_the_database(db, django_as
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_a_probe_answer_carries_the_security_headers(db, settings, path):
+    """The probes answer before host routing, but after the middleware that gives every answer
+    its security headers: an answer from an address a browser could open is no exception."""
+    settings.FOUNDRY_READY_REQUIRES_WORKER = False
+    response = Client(HTTP_HOST="10.0.0.7").get(path)
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_probe_is_not_redirected_to_https(db, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert Client().get("/healthz").status_code == 200
+
+
 @pytest.fixture(autouse=True)
 def no_worker_needed(settings):
     """Whether a worker runs depends on earlier tests; tests/foundry/test_worker_health.py checks workers."""

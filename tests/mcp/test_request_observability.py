@@ -1,7 +1,7 @@
-"""/mcp is served by foundry.asgi outside Django's middleware stack, so the request-level
-observability every other request gets (docs/observability.md) is missing there: it is not
-counted in the RED metrics (`foundry_http_requests_total`) and its answer carries no
-`X-Request-ID` — although the gateway even lists X-Request-ID among the CORS-exposed headers.
+"""/mcp is served by foundry.asgi outside Django's middleware stack, and still gets what every
+other request gets there (docs/observability.md): it is counted in the RED metrics
+(`foundry_http_requests_total`), its answer carries an `X-Request-ID` (which the gateway lists
+among the CORS-exposed headers) and the security headers.
 
 Driven in-process through the ASGI application (foundry/asgi.py), with an unauthenticated POST
 the gateway refuses (401) before any tool runs."""
@@ -74,3 +74,25 @@ def test_an_mcp_answer_carries_its_request_id(acme):
     status, headers = _asgi_post("/mcp", "acme.localhost", {"X-Request-ID": "mcp-client-req-0001"})
     assert status == 401
     assert headers.get("x-request-id") == "mcp-client-req-0001"
+
+
+def test_an_mcp_answer_carries_the_security_headers(acme):
+    """/mcp is answered outside Django's middleware, but with the same security headers."""
+    status, headers = _asgi_post("/mcp", "acme.localhost")
+    assert status == 401
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert headers["referrer-policy"] == "same-origin"
+    assert "no-store" in headers["cache-control"]
+    assert "strict-transport-security" not in headers  # not configured here
+
+
+def test_an_mcp_answer_over_tls_carries_hsts_when_configured(acme, settings):
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    _status, plain = _asgi_post("/mcp", "acme.localhost")
+    assert "strict-transport-security" not in plain
+    _status, headers = _asgi_post("/mcp", "acme.localhost", {"X-Forwarded-Proto": "https"})
+    assert headers["strict-transport-security"] == "max-age=3600; includeSubDomains"
