@@ -31,7 +31,7 @@ from typing import BinaryIO
 import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest
 from django_tenants.utils import schema_context
 
@@ -90,6 +90,8 @@ BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuil
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
 PARSERS = max(1, min(2, os.cpu_count() or 1))
 STAGING_PREFIX = "_import_"  # + random hex: a staging schema, never a workspace's (slugs have no "_")
+# PostgreSQL's refusals of a value past its limits (JSON nested past max_stack_depth: 54001).
+ROW_TOO_MUCH = (psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex)
 MEMBER_RE = re.compile(r"^(schema|public|reference)/([a-z_][a-z0-9_]{0,62})\.ndjson\Z")
 
 Progress = Callable[[int, int], None]
@@ -347,7 +349,7 @@ def _manifest_read(archive: zipfile.ZipFile) -> dict:
             )
     try:
         manifest = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ArchiveError("archive_damaged", f"Member {MANIFEST} is not valid JSON.", member=MANIFEST) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArchiveError("archive_damaged", f"Member {MANIFEST} is not a workspace archive's.", member=MANIFEST)
@@ -525,11 +527,14 @@ def _foreign_keys_validate(cursor, unchecked: list[tuple[str, str]]) -> None:
 
 @contextmanager
 def _rows_of(name: str) -> Iterator[None]:
-    """A row its table refuses (a wrong type, a missing value): ArchiveError naming the member.
-    Its checksum matched, so the archive is whole, but it was not made by this platform."""
+    """A row its table refuses (a wrong type, a missing value, JSON nested deeper than
+    PostgreSQL parses): ArchiveError naming the member. Its checksum matched, so the archive is
+    whole, but it was not made by this platform."""
     try:
         yield
-    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as e:
+    except (DataError, IntegrityError, OperationalError, psycopg.DataError, psycopg.IntegrityError, *ROW_TOO_MUCH) as e:
+        if isinstance(e, OperationalError) and not isinstance(e.__cause__, ROW_TOO_MUCH):
+            raise
         raise ArchiveError(
             "archive_rows_invalid",
             f"Member {name} holds a row its table refuses: {str(e).splitlines()[0]}",
@@ -971,6 +976,7 @@ def _schema_load(loader: _Loader, schema: str) -> None:
         loader.insert(f"schema/{table.name}.ndjson", table, replace=replace, own=True)
     _foreign_keys_validate(loader.cursor, loader.unchecked)
     _sequences_reset(schema)
+    _retention_policy_check(schema)
     # Whatever the archive holds (one written before tokens were exported revoked, say), the
     # copy's API tokens start revoked: a bearer token of the source must not open it.
     # Nor is any member of it staff: that means a platform operator, and only in the public
@@ -979,6 +985,26 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {_quoted(schema)}.tokens_apitoken SET revoked_at = now() WHERE revoked_at IS NULL")
         cursor.execute(f"UPDATE {_quoted(schema)}.accounts_user SET is_staff = false WHERE is_staff")
+
+
+def _retention_policy_check(schema: str) -> None:
+    """The archive's retention policy, judged as `retention_policy_set` judges one: its columns
+    take values (0 days, a million) the platform never sets and a retention pass cannot apply."""
+    from apps.lifecycle.retention import FIELDS, retention_policy_clean
+
+    member = "schema/lifecycle_retentionpolicy.ndjson"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(FIELDS)} FROM {_quoted(schema)}.lifecycle_retentionpolicy")
+        rows = cursor.fetchall()
+    for row in rows:
+        try:
+            retention_policy_clean(dict(zip(FIELDS, row, strict=True)))
+        except ValidationError as e:
+            problems = "; ".join(m for messages in e.message_dict.values() for m in messages)
+            raise ArchiveError(
+                "archive_rows_invalid", f"Member {member} holds a retention policy the platform refuses: {problems}",
+                member=member,
+            ) from None
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:

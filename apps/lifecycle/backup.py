@@ -396,7 +396,7 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
         manifest = json.loads(file.read()) if file else None
     except KeyError:
         manifest = None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise BackupError(f"{path}: its manifest is not JSON.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{path}: not a {FORMAT} file (no manifest).")
