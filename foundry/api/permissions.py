@@ -13,12 +13,19 @@ class TenantAccess(BasePermission):
         tenant = getattr(request._request, "tenant", None)
         if tenant is None or connection.schema_name != tenant.schema_name:
             raise NotFound("The API is served on workspace hosts.")
-        rule = getattr(view, "access", {}).get(_SAFE_ALIASES.get(request.method, request.method))
+        rules = getattr(view, "access", {})
+        rule = rules.get(_SAFE_ALIASES.get(request.method, request.method))
+        user = request.user
+        if rule is None and request.method == "OPTIONS" and rules:
+            # A view without GET (a POST-only action): its description to whoever may use one of
+            # its methods, a refusal like theirs to anyone else.
+            if user is None or not user.is_authenticated:
+                raise NotAuthenticated()
+            rule = next((r for r in rules.values() if _allows(user, r)), next(iter(rules.values())))
         if rule is None:
             # No handler at all: let the view answer 405. A handler without a rule: refuse.
             return not hasattr(view, request.method.lower())
         permission, scope = rule
-        user = request.user
         if user is None or not user.is_authenticated:
             raise NotAuthenticated()
         if not user.has_permission(permission):
@@ -28,6 +35,11 @@ class TenantAccess(BasePermission):
             _denied(request, user, scope=str(scope))
             raise PermissionDenied(f"This token lacks the '{scope}' scope.")
         return True
+
+
+def _allows(user, rule) -> bool:
+    permission, scope = rule
+    return user.has_permission(permission) and (not hasattr(user, "has_scope") or user.has_scope(scope))
 
 
 def _denied(request, user, **needed) -> None:

@@ -48,6 +48,17 @@ def refusal(code: str, message: str) -> ToolError:
     return ToolError(f"{code}: {message}")
 
 
+def _denied(principal, request, target: tuple[str, str], data: dict) -> None:
+    audit_record(
+        action="access.denied",
+        actor=principal,
+        target=target,
+        data={"via": "mcp", **data},
+        outcome=Outcome.DENIED,
+        request=request,
+    )
+
+
 def _check(principal, request, target: tuple[str, str], permission: Permission, scope: str) -> None:
     denied = None
     if not principal.has_permission(permission):
@@ -55,14 +66,7 @@ def _check(principal, request, target: tuple[str, str], permission: Permission, 
     elif hasattr(principal, "has_scope") and not principal.has_scope(scope):
         denied = {"scope": str(scope)}
     if denied:
-        audit_record(
-            action="access.denied",
-            actor=principal,
-            target=target,
-            data={"via": "mcp", **denied},
-            outcome=Outcome.DENIED,
-            request=request,
-        )
+        _denied(principal, request, target, denied)
         needed = f"the '{scope}' scope" if "scope" in denied else str(permission)
         raise Refusal("forbidden", f"{target[1]} needs {needed}.")
 
@@ -92,7 +96,8 @@ async def _run(values: dict, target: tuple[str, str], permission: Permission, sc
             raise Refusal(getattr(exc, "code", None) or "invalid", " ".join(exc.messages)) from None
         except Http404 as exc:
             raise Refusal("not_found", str(exc) or "Not found.") from None
-        except PermissionDenied as exc:
+        except PermissionDenied as exc:  # a service's own rule refused the principal: audited as the matrix's
+            _denied(principal, request, target, {"reason": str(exc)[:200]})
             raise Refusal("forbidden", str(exc) or "Not allowed.") from None
         finally:
             connection.set_schema_to_public()
