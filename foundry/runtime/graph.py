@@ -516,7 +516,16 @@ class AgentGraph:
         overage_approved: bool = False,
     ) -> dict:
         if message is None:
-            outcome = _ended("failed", "model_failed", f"The model call failed: {payload.get('error', '')}")
+            took = step["duration_ms"] if started is None else (self.clock() - started) * 1000
+            if (
+                step.get("error") == "provider_timeout"
+                and self._remaining({**state, "elapsed_ms": (state.get("elapsed_ms", 0.0) + took)}) <= 0
+            ):
+                # The call was given what was left of the run's time, and used it up: the run's limit.
+                limit = self.limits.timeout_seconds
+                outcome = _ended("failed", "timeout", f"The run reached its time limit of {limit:g} s in a model call.")
+            else:
+                outcome = _ended("failed", "model_failed", f"The model call failed: {payload.get('error', '')}")
             return self._record(state, step, {"outcome": outcome}, payload, started)
         usage = Usage(step["input_tokens"], step["output_tokens"], step.get("cached_tokens", 0))
         input_tokens = state.get("input_tokens", 0) + usage.input_tokens
