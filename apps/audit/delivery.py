@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django_redis import get_redis_connection
@@ -60,7 +60,7 @@ from redis.exceptions import LockError, RedisError
 from apps.accounts.permissions import Permission
 from apps.audit.chain import time_text
 from apps.audit.export import chain_head, event_id, event_record, events_hashed_as
-from apps.audit.models import AuditChain, AuditEvent, AuditSink, Outcome
+from apps.audit.models import AuditEvent, AuditSink, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
 from apps.providers.encryption import (
@@ -309,14 +309,22 @@ def audit_sink_set(
     fields: SinkFields,
     actor: object,
     request: HttpRequest | None = None,
+    exists: bool | None = None,
 ) -> AuditSink:
-    """Create or replace the sink `name` of `tenant` (a replace starts over: no back-off)."""
+    """Create or replace the sink `name` of `tenant` (a replace starts over: no back-off).
+    `exists` True: only replace (`sink_not_found` if it is gone); False: only create
+    (`sink_name_taken` if there is one) — decided under the workspace's sink lock, so a form that
+    adds, or edits, never does the other when two admins save at once."""
     _check_actor(actor)
     fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
     with rls_scope(tenant.pk):
         with connection.cursor() as cursor:  # one change of the workspace's sinks at a time: the cap holds
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit.sinks:{tenant.pk}"])
         sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
+        if exists is True and sink is None:
+            raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
+        if exists is False and sink is not None:
+            raise ServiceError("sink_name_taken", f"An audit sink is named {name[:63]!r}.", status=409)
         _validate(name, fields, policy=sink_policy(tenant), head=chain_head(tenant.pk))
         created = sink is None
         if created:
@@ -681,14 +689,15 @@ def sinks_due(now: datetime | None = None) -> list[tuple[int, int]]:
     back-off pending (one short query per tenant, each in its own tenant's scope)."""
     now = now or timezone.now()
     due = []
-    head = Subquery(AuditChain.objects.filter(tenant_id=OuterRef("tenant_id")).values("seq")[:1])
+    # An event past the cursor, read from the events (the (tenant_id, seq) index), not from the
+    # chain's head: that table is unlogged, and empty after a crash until the next append.
+    waiting = Exists(AuditEvent.objects.filter(tenant_id=OuterRef("tenant_id"), seq__gt=OuterRef("cursor")))
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
         with rls_scope(tenant_id):
             ids = list(
                 AuditSink.objects.filter(tenant_id=tenant_id, enabled=True)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .annotate(head=head)
-                .filter(cursor__lt=F("head"))
+                .filter(waiting)
                 .values_list("pk", flat=True)
             )
         due += [(tenant_id, sink_id) for sink_id in ids]

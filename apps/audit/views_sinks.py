@@ -102,17 +102,30 @@ def _sink(request: HttpRequest, name: str) -> AuditSink:
         raise Http404("No such sink.") from None
 
 
+NAME_TAKEN = "A sink has this name; change it on its own page."
+
+
 def _save(request: HttpRequest, form: SinkForm) -> AuditSink | None:
-    """Save through the service; None with the form carrying the errors."""
-    name = form.sink.name if form.sink is not None else form.cleaned_data["name"]
+    """Save through the service — the Add form only creates, a sink's page only changes it —
+    and None with the form carrying the errors."""
+    editing = form.sink is not None
+    name = form.sink.name if editing else form.cleaned_data["name"]
     try:
         return audit_sink_set(
-            tenant=request.tenant, name=name, fields=form.sink_fields(), actor=request.user, request=request
+            tenant=request.tenant,
+            name=name,
+            fields=form.sink_fields(),
+            actor=request.user,
+            request=request,
+            exists=editing,
         )
     except ValidationError as e:
         form_errors_add(form, e)
     except ServiceError as e:
-        form.add_error(None, ValidationError(f"{e.message} ({e.code})", code=e.code))
+        if e.code == "sink_name_taken":
+            form.add_error("name", ValidationError(NAME_TAKEN, code="name_taken"))
+        else:
+            form.add_error(None, ValidationError(f"{e.message} ({e.code})", code=e.code))
     return None
 
 
@@ -129,12 +142,10 @@ def _list_page(request: HttpRequest, form: SinkForm, status: int = 200) -> HttpR
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_http_methods(["GET", "POST"])
 def sink_list(request: HttpRequest) -> HttpResponse:
-    """The sinks and their delivery state; POST adds (or replaces) one."""
+    """The sinks and their delivery state; POST adds one (never replaces one: `_save`)."""
     if request.method == "GET":
         return _list_page(request, SinkForm())
     form = SinkForm(request.POST)
-    if form.is_valid() and form.cleaned_data["name"] in {s.name for s in audit_sink_list(request.tenant.pk)}:
-        form.add_error("name", ValidationError("A sink has this name; change it on its own page.", code="name_taken"))
     if not form.is_valid() or (sink := _save(request, form)) is None:
         return _list_page(request, form, status=400)
     messages.success(request, f"Audit sink {sink.name} saved.")
