@@ -52,7 +52,7 @@ def _cache_key(jwks_uri: str) -> str:
 def _parse(text: str) -> KeySet:
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's stack
         raise JwksUnavailable("jwks_invalid", "The key set is not JSON.") from None
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list):

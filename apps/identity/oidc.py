@@ -130,7 +130,7 @@ def _idp_call(method: str, url: str, **kwargs) -> dict:
         raise SsoLoginFailed("idp_unreachable", f"The identity provider did not answer: {exc.message}") from None
     try:
         body = json.loads(result.body)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: nested past Python's stack
         body = None
     if result.status != 200 or not isinstance(body, dict):
         error = body.get("error") if isinstance(body, dict) else None

@@ -215,7 +215,7 @@ def sso_discover(issuer: str) -> dict:
         raise _discovery_failed("discovery_failed", f"{url} answered HTTP {result.status}.")
     try:
         document = json.loads(result.body)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: nested past Python's stack
         document = None
     if not isinstance(document, dict):
         raise _discovery_failed("discovery_not_json", f"{url} did not answer a JSON object.")

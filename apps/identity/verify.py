@@ -114,7 +114,7 @@ def jwt_verify(
             leeway=CLOCK_SKEW_SECONDS,
             options={"require": list(_REQUIRED), "strict_aud": False},
         )
-    except jwt.PyJWKError:
+    except (jwt.PyJWKError, jwt.InvalidKeyError):  # a published key the library cannot build
         raise TokenInvalid("token_key_unknown", "The issuer's key could not be read.") from None
     except jwt.InvalidTokenError as exc:
         for kind, code, message in _DECODE_ERRORS:

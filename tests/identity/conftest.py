@@ -23,12 +23,14 @@ class OidcServer:
     """A threaded HTTP server on 127.0.0.1 serving a discovery document and a JWKS.
 
     `mode`: "ok", "slow" (answers only after `release` is set), "redirect", "html"; `document`
-    overrides the discovery document."""
+    overrides the discovery document, `discovery_body` and `jwks_body` the bytes served."""
 
     def __init__(self):
         server = self
         self.mode = "ok"
         self.document: dict | None = None
+        self.discovery_body: bytes | None = None
+        self.jwks_body: bytes | None = None
         self.release = threading.Event()
         self.requests: list[str] = []
 
@@ -46,9 +48,10 @@ class OidcServer:
                     if server.mode == "html":
                         body, kind = b"<html>not here</html>", "text/html"
                     else:
-                        body, kind = json.dumps(server.document or server.discovery()).encode(), "application/json"
+                        body = server.discovery_body or json.dumps(server.document or server.discovery()).encode()
+                        kind = "application/json"
                 elif self.path == "/jwks":
-                    body, kind = json.dumps(JWKS).encode(), "application/json"
+                    body, kind = server.jwks_body or json.dumps(JWKS).encode(), "application/json"
                 else:
                     self.send_error(404)
                     return
