@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
+from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
@@ -317,6 +318,7 @@ def sso_configure(
     config.updated_by = by
     config.save()
     _forget_recent()
+    ended = sessions_refused_end(request)  # a session the new settings refuse is gone, not only refused
     # The trail names people by pseudonymous id only (docs/lifecycle.md): the break-glass owner too.
     recorded = {name: value for name, value in fields.items() if name != "break_glass_email"}
     glass = User.objects.filter(email=fields["break_glass_email"]).values_list("pk", flat=True).first()
@@ -327,6 +329,7 @@ def sso_configure(
         data={
             "created": created,
             "secret_replaced": client_secret is not None,
+            "sessions_ended": ended,
             **recorded,
             "break_glass": f"user:{glass}" if glass is not None else None,
             **discovered,
@@ -347,7 +350,9 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     issuer = config.issuer
     config.delete()
     _forget_recent()
-    audit_record(action="sso.disable", actor=actor, target=target, data={"issuer": issuer}, request=request)
+    ended = sessions_refused_end(request)
+    data = {"issuer": issuer, "sessions_ended": ended}
+    audit_record(action="sso.disable", actor=actor, target=target, data=data, request=request)
 
 
 @transaction.atomic
