@@ -2,15 +2,16 @@
 
 from dataclasses import dataclass
 
-import yaml
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.catalog.models import Deployment, Document, Kind, Version
 from foundry.errors import ServiceError
-from foundry.manifests import Resolution, Validated, digest, validate
+from foundry.manifests import DocumentError, Resolution, Validated, digest, validate
 from foundry.manifests.diff import Change, structural_diff, text_diff
+from foundry.manifests.loader import compose
+from foundry.manifests.loader import load as manifest_load
 
 MAX_MESSAGE = 500
 
@@ -279,7 +280,9 @@ def _pin_rewrite(source: str, number: int) -> str:
     """The manifest source with its domain pin (spec.domain.version) replaced by `number`:
     comments, layout and any tag or anchor on the pin kept (`!!int 1`, `&v 1`, `+1`, `0x1` are
     all the integer 1 in YAML; the pin's last token is the number itself)."""
-    node = yaml.compose(source, Loader=yaml.SafeLoader)
+    # Read as validation reads it (libyaml, timestamps kept as written): a source it accepted
+    # (a tab after a colon, a date that is no date) is read here too.
+    node = compose(source)
     for key in ("spec", "domain", "version"):
         node = next(value for name, value in node.value if name.value == key)
     start, end = node.start_mark.index, node.end_mark.index
@@ -288,7 +291,10 @@ def _pin_rewrite(source: str, number: int) -> str:
     rewritten = source[:at] + str(number) + source[at + len(token) :]
     # An anchor shared with other values (`version: &one 1` … `max_steps: *one`), or a pin that
     # is itself an alias, would carry the new number to them too: only the pin may change.
-    before, after = yaml.safe_load(source), yaml.safe_load(rewritten)
+    try:
+        before, after = manifest_load(source).data, manifest_load(rewritten).data
+    except DocumentError:
+        raise ServiceError("pin_unreadable", "spec.domain.version could not be rewritten in place.") from None
     after["spec"]["domain"]["version"] = before["spec"]["domain"]["version"]
     if after != before:
         raise ServiceError(

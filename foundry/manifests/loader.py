@@ -77,16 +77,26 @@ def _at(file: str, node: Node, code: str, message: str, path: tuple = ()) -> Pro
 
 
 def _measure(root: Node, file: str) -> None:
-    """Refuse a graph that is cyclic, deeper than MAX_DEPTH or larger than MAX_NODES once expanded."""
-    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    """Refuse a graph that is cyclic, deeper than MAX_DEPTH, or larger once expanded than
+    MAX_NODES values or MAX_BYTES characters of text (a long string repeated through aliases: a
+    document within the size limit must not become a larger one)."""
+    sizes: dict[int, tuple[int, int, int]] = {}  # id(node) -> (expanded size, height, characters)
     active: set[int] = set()
     unique = 0
 
-    def visit(node: Node, depth: int, parent: Node) -> tuple[int, int]:
+    def refuse(node: Node, size: int, text: int) -> None:
+        if size > MAX_NODES:
+            code = "yaml_alias_expansion" if unique < size else "yaml_too_large"
+            raise DocumentError([_at(file, node, code, f"The document expands to more than {MAX_NODES} values.")])
+        if text > MAX_BYTES:  # only reached through aliases: the source itself is at most MAX_BYTES
+            message = f"The document expands to more than {MAX_BYTES} characters of text."
+            raise DocumentError([_at(file, node, "yaml_alias_expansion", message)])
+
+    def visit(node: Node, depth: int, parent: Node) -> tuple[int, int, int]:
         nonlocal unique
         key = id(node)
         if key in sizes:  # met again through an alias: reported where the alias is, in `parent`
-            size, height = sizes[key]
+            size, height, text = sizes[key]
             if depth + height > MAX_DEPTH:
                 raise DocumentError([_at(file, parent, "yaml_too_deep", f"Nesting deeper than {MAX_DEPTH} levels.")])
             return sizes[key]
@@ -95,22 +105,21 @@ def _measure(root: Node, file: str) -> None:
         if key in active:
             raise DocumentError([_at(file, parent, "yaml_recursive_alias", "An alias refers to a node containing it.")])
         unique += 1
-        size, height = 1, 0
+        size, height, text = 1, 0, 0
         if isinstance(node, SequenceNode | MappingNode):
             active.add(key)
             children = node.value if isinstance(node, SequenceNode) else [n for pair in node.value for n in pair]
             for child in children:
-                child_size, child_height = visit(child, depth + 1, node)
+                child_size, child_height, child_text = visit(child, depth + 1, node)
                 size += child_size
+                text += child_text
                 height = max(height, child_height + 1)
-                if size > MAX_NODES:
-                    code = "yaml_alias_expansion" if unique < size else "yaml_too_large"
-                    raise DocumentError(
-                        [_at(file, node, code, f"The document expands to more than {MAX_NODES} values.")]
-                    )
+                refuse(node, size, text)
             active.discard(key)
-        sizes[key] = (size, height)
-        return size, height
+        else:
+            text = len(node.value)
+        sizes[key] = (size, height, text)
+        return size, height, text
 
     visit(root, 0, root)
 
@@ -205,6 +214,11 @@ def _reader_mark(source: str, position: int) -> tuple[int, int]:
     """(line, column) of a reader error: libyaml gives a byte offset into the UTF-8 text, PyYAML an index."""
     before = source.encode("utf-8")[:position].decode("utf-8", "ignore") if _LIBYAML else source[:position]
     return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def compose(source: str) -> Node:
+    """The YAML node graph of `source` as `load` reads it (libyaml where present), marks in characters."""
+    return yaml.compose(source, Loader=_Loader)
 
 
 def load(source: str | bytes, file: str = "<input>") -> Loaded:
