@@ -147,3 +147,25 @@ def loopback_allowed(settings):
 def triage(acme):
     """acme with finance v1 and invoice-triage deployed."""
     return deploy(acme, FINANCE, TRIAGE)
+
+
+@pytest.fixture
+def openai_agent(acme, settings):
+    """A real local server speaking OpenAI's wire format, acme's stored credentials for it, and
+    a deployed agent using it: (server, agent)."""
+    import ipaddress
+
+    from apps.providers.services import credential_set
+    from tests.providers.fake_models import FakeModelServer
+
+    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    server = FakeModelServer()
+    with schema_context("acme"):
+        credential_set(
+            actor=tenant_user(acme, "owner@acme.test"),
+            provider="openai",
+            api_key="sk-test-abcdef123456",
+            base_url=f"{server.origin}/v1",
+        )
+    yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
+    server.close()

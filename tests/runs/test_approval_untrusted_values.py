@@ -11,7 +11,6 @@ from apps.runs.services import run_start
 from tests.conftest import tenant_user
 from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import advance
-from tests.runs.test_engine import openai_agent  # noqa: F401 — fixture
 
 
 @pytest.mark.parametrize(
@@ -22,7 +21,7 @@ from tests.runs.test_engine import openai_agent  # noqa: F401 — fixture
     ],
     ids=["nul-in-argument", "lone-surrogate-in-argument"],
 )
-def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, openai_agent, call_id, arguments):  # noqa: F811
+def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, openai_agent, call_id, arguments):
     server, agent = openai_agent
     # amount > 10000 on the invoice entity: the finance rule asks for approval.
     server.queue(Reply(body=openai_completion(tool_calls=[(call_id, "find_invoices", arguments)])))

@@ -688,28 +688,6 @@ def test_a_stalled_worker_that_finds_its_step_recorded_by_another_stops_without_
     assert run.status == "running" and run.finished_at is None  # left to the worker that owns it
 
 
-@pytest.fixture
-def openai_agent(acme, settings):
-    """A real local server speaking OpenAI's wire format, acme's stored credentials for it, and
-    a deployed agent using it: (server, agent)."""
-    import ipaddress
-
-    from apps.providers.services import credential_set
-    from tests.providers.fake_models import FakeModelServer
-
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    with schema_context("acme"):
-        credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="openai",
-            api_key="sk-test-abcdef123456",
-            base_url=f"{server.origin}/v1",
-        )
-    yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
-    server.close()
-
-
 def test_an_http_tool_calling_its_own_workspace_gets_a_read_only_service_token(acme, live_port, loopback_allowed):
     """The platform calling itself: an agent's http tool reaching its own workspace's API carries a
     short-lived service token (viewer, read); reaching another workspace, it carries none."""

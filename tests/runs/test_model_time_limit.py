@@ -3,35 +3,21 @@
 call is given only the time the run has left. A model endpoint slower than the connection's own
 timeout, with run time to spare, is the model's failure (`model_failed`)."""
 
-import ipaddress
-
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.providers.services import credential_set
 from apps.runs.models import Step
-from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 from tests.runs.test_engine import start
 
 
 @pytest.fixture
-def slow_model(acme, settings):
-    """A local OpenAI-compatible server, acme's credentials for it (its own timeout: the default,
-    far more than the run's), and an agent using it whose run may work 1 s."""
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    with schema_context("acme"):
-        credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="openai",
-            api_key="sk-test-abcdef123456",
-            base_url=f"{server.origin}/v1",
-        )
-    agent = deploy(acme, FINANCE, agent_yaml(provider="openai", limits="  limits: {timeout_seconds: 1}\n"))
-    yield server, agent
-    server.close()
+def slow_model(acme, openai_agent):
+    """A local OpenAI-compatible server with acme's credentials for it (its own timeout: the
+    default, far more than the run's), and an agent using it whose run may work 1 s."""
+    server, _ = openai_agent
+    return server, deploy(acme, FINANCE, agent_yaml(provider="openai", limits="  limits: {timeout_seconds: 1}\n"))
 
 
 def test_a_model_call_cut_off_by_the_runs_time_limit_ends_the_run_with_reason_timeout(acme, slow_model):
