@@ -1002,7 +1002,8 @@ def _retention_policy_check(schema: str) -> None:
         except ValidationError as e:
             problems = "; ".join(m for messages in e.message_dict.values() for m in messages)
             raise ArchiveError(
-                "archive_rows_invalid", f"Member {member} holds a retention policy the platform refuses: {problems}",
+                "archive_rows_invalid",
+                f"Member {member} holds a retention policy the platform refuses: {problems}",
                 member=member,
             ) from None
 
