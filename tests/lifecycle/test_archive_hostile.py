@@ -44,9 +44,7 @@ def _nested(depth: int) -> bytes:
 def test_a_manifest_nested_past_pythons_parser_is_archive_damaged_not_a_recursion_error(acme_archive, db):
     """A manifest.json of ~200 KB nesting arrays 100,000 deep: Python's JSON decoder stops with
     RecursionError (not a ValueError), which is `archive_damaged` naming manifest.json."""
-    bad = _with_manifest_bytes(
-        acme_archive, b'{"format": "foundry-tenant-archive", "x": ' + _nested(NESTED) + b"}"
-    )
+    bad = _with_manifest_bytes(acme_archive, b'{"format": "foundry-tenant-archive", "x": ' + _nested(NESTED) + b"}")
     with pytest.raises(ArchiveError) as refused:
         archive_verify(io.BytesIO(bad))
     assert (refused.value.code, refused.value.member) == ("archive_damaged", MANIFEST)
@@ -103,6 +101,7 @@ def test_an_archives_retention_policy_the_platform_cannot_apply_is_refused(acme_
     assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", member)
     assert "exports_days" in str(refused.value)
     assert world() == before
+
 
 def test_a_backup_whose_manifest_is_nested_past_pythons_parser_is_a_backup_error(tmp_path):
     """`backup_open` refuses a tar whose manifest.json nests 100,000 arrays deep with a
