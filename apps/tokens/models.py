@@ -17,6 +17,7 @@ class RevokedReason(models.TextChoices):
 
     ISSUER_REMOVED = "issuer_removed", "Issuer removed"
     ISSUER_DEMOTED = "issuer_demoted", "Issuer's role lowered"
+    ISSUING_TOKEN_REVOKED = "token_revoked", "Issuing token revoked"
 
 
 class ApiToken(models.Model):
@@ -34,6 +35,10 @@ class ApiToken(models.Model):
     created_by = models.CharField(max_length=255, blank=True)
     issued_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="issued_tokens"
+    )
+    # The token that issued this one (an API request with a token): revoked with it (token_revoke).
+    issued_by_token = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="issued_tokens"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -103,6 +103,7 @@ def token_issue(
         scopes=sorted(set(scopes)),
         created_by=str(actor)[:255],
         issued_by=issued_by,
+        issued_by_token=actor.token if isinstance(actor, TokenPrincipal) else None,
         expires_at=expires_at,
     )
     audit_record(
@@ -152,8 +153,15 @@ def _issuer_expiry(actor: object, credential: object = None) -> datetime | None:
             return holder.expires_at
     for claims in (getattr(actor, "claims", None), credential):
         exp = claims.get("exp") if isinstance(claims, dict) else None
-        if isinstance(exp, int | float) and not isinstance(exp, bool):
-            return datetime.fromtimestamp(exp, tz=UTC)
+        if exp is None or isinstance(exp, bool):
+            continue
+        try:
+            seconds = int(exp)  # as the JWT library checked it: a number, or a numeric string
+        except (TypeError, ValueError, OverflowError):
+            return timezone.now()  # an expiry not understood: nothing issued outlives this moment
+        # Past the longest lifetime a token may have, it bounds nothing (and may be past year 9999).
+        latest = timezone.now() + MAX_LIFETIME
+        return latest if seconds >= latest.timestamp() else datetime.fromtimestamp(seconds, tz=UTC)
     return None
 
 
@@ -193,7 +201,9 @@ def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiTo
 
 @transaction.atomic
 def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None = None) -> ApiToken:
-    """Revoke now: the next request with this token is refused."""
+    """Revoke now: the next request with this token is refused — and with any token it issued,
+    and those issued in turn (a leaked token's offspring go with it), each one `token.revoked`
+    event whose details carry the reason `token_revoked`."""
     if hasattr(actor, "has_permission"):
         if not actor.has_permission(Permission.SETTINGS_MANAGE):
             raise PermissionDenied("Your role does not allow managing API tokens.")
@@ -204,7 +214,27 @@ def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None 
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         audit_record(action="token.revoked", actor=actor, target=token, request=request)
+    _offspring_revoke(actor, token, request)
     return token
+
+
+def _offspring_revoke(actor: object, token: ApiToken, request: HttpRequest | None) -> None:
+    reason = RevokedReason.ISSUING_TOKEN_REVOKED
+    parents, seen = [token.pk], {token.pk}
+    while parents:
+        children = list(
+            ApiToken.objects.select_for_update()
+            .filter(issued_by_token__in=parents, revoked_at__isnull=True)
+            .exclude(pk__in=seen)
+            .order_by("pk")
+        )
+        now = timezone.now()
+        for child in children:
+            child.revoked_at, child.revoked_reason = now, reason
+            child.save(update_fields=["revoked_at", "revoked_reason"])  # one by one: history records each
+            audit_record(action="token.revoked", actor=actor, target=child, data={"reason": reason}, request=request)
+        parents = [child.pk for child in children]
+        seen.update(parents)
 
 
 @transaction.atomic

@@ -33,14 +33,24 @@ def _django_validation(exc: DjangoValidationError) -> Response:
     return Response(error_body(exc.code or "invalid", " ".join(exc.messages)), status=400)
 
 
+def _entries(value, where: str = "") -> list[dict]:
+    """A field's errors as {code, message}: a list item's or a nested field's named in the
+    message (`[0]: This field may not be null.`), never a Python repr of DRF's structures."""
+    if isinstance(value, dict):
+        return [
+            entry
+            for key, nested in value.items()
+            for entry in _entries(nested, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}")
+        ]
+    if isinstance(value, list):
+        return [entry for nested in value for entry in _entries(nested, where)]
+    prefix = f"{where.removeprefix('.')}: " if where else ""
+    return [{"code": getattr(value, "code", "invalid"), "message": prefix + str(value)}]
+
+
 def _flatten(detail) -> tuple[str, object]:
     if isinstance(detail, dict):
-        details = {
-            field: [
-                {"code": getattr(d, "code", "invalid"), "message": str(d)} for d in (v if isinstance(v, list) else [v])
-            ]
-            for field, v in detail.items()
-        }
+        details = {field: _entries(v) for field, v in detail.items()}
         first = next(iter(details.values()), [{"code": "invalid"}])[0]["code"]
         return first, details
     if isinstance(detail, list):

@@ -236,6 +236,12 @@ def test_tokens_issued_before_the_member_was_recorded_are_traced_to_them(acme):
         migration.issuers_find(django_apps, None)
         found = dict(ApiToken.objects.values_list("name", "issued_by"))
     assert found == {"parent": admin.pk, "child": admin.pk, "cli": None}
+    with schema_context("acme"):
+        ApiToken.objects.update(issued_by_token=None)
+        migration = importlib.import_module("apps.tokens.migrations.0003_apitoken_issued_by_token")
+        migration.issuing_tokens_find(django_apps, None)
+        parents = dict(ApiToken.objects.values_list("name", "issued_by_token__name"))
+    assert parents == {"parent": None, "child": "parent", "cli": None}
 
 
 def test_a_member_demoted_meanwhile_issues_no_token_outranking_their_new_role(acme):
