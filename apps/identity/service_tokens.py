@@ -92,12 +92,18 @@ def service_token_issue(
     if not keys:
         message = "The platform has no service signing key (FOUNDRY_SERVICE_SIGNING_KEYS)."
         raise ServiceError("service_keys_not_configured", message, status=503)
+    tenant_id = _tenant_id(tenant_schema)
+    if tenant_id is None:
+        raise ValueError(f"no workspace has the schema {tenant_schema!r}")
     now = int(time.time())
     claims = {
         "iss": service_issuer(),
         "sub": f"service:{service}",
         "aud": audience,
         "tenant": tenant_schema,
+        # The workspace's id too: a schema name is its slug's, and a slug is free again once a
+        # workspace is purged; the next workspace given it is not the one the token was for.
+        "tenant_id": tenant_id,
         "role": role,
         "scope": " ".join(sorted(set(scopes))),
         "iat": now,
@@ -105,6 +111,16 @@ def service_token_issue(
         "jti": secrets.token_urlsafe(16),
     }
     return jwt.encode(claims, keys[0].private, algorithm="EdDSA", headers={"kid": keys[0].key_id})
+
+
+def _tenant_id(schema: str) -> int | None:
+    """The id of the workspace whose schema is `schema` (the connection's own when it is that)."""
+    from apps.tenants.models import Tenant
+
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.schema_name == schema and tenant.pk is not None:
+        return tenant.pk
+    return Tenant.objects.filter(schema_name=schema).values_list("pk", flat=True).first()
 
 
 class ServicePrincipal:
@@ -138,7 +154,13 @@ def service_token_verify(token: str, *, audience: str, header: dict | None = Non
     claims = jwt_verify(
         token, key_for=keys.get, algorithms=("EdDSA",), issuer=service_issuer(), audience=audience, header=header
     )
-    if claims.get("tenant") != connection.schema_name:
+    tenant_id = claims.get("tenant_id")
+    if (
+        claims.get("tenant") != connection.schema_name
+        or not isinstance(tenant_id, int)
+        or isinstance(tenant_id, bool)
+        or tenant_id != _tenant_id(connection.schema_name)
+    ):
         raise TokenInvalid("token_tenant_invalid", "This token was issued for another workspace.")
     if claims["exp"] - claims["iat"] > MAX_TTL:
         raise TokenInvalid("token_lifetime_invalid", "A service token lives at most 15 minutes.")

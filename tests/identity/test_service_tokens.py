@@ -42,6 +42,7 @@ def test_audience_expiry_and_forgery_are_refused(acme):
     now = int(time.time())
     keys = platform_jwks()["keys"]
     claims = {"iss": service_issuer(), "sub": "service:x", "aud": "foundry-api", "tenant": acme.schema_name}
+    claims |= {"tenant_id": acme.pk}
     claims |= {"role": "admin", "scope": "read", "iat": now - 900, "exp": now - 300}
     from apps.identity.service_tokens import platform_keys
 
