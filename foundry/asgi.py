@@ -38,8 +38,27 @@ mcp_application = McpGateway(_mcp_app)
 if telemetry_enabled():
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
+    _QUERY = "foundry.query_string"
+
+    def _query_restored(app):
+        async def restored(scope, receive, send):
+            query = scope.get(_QUERY, b"")
+            return await app({**{k: v for k, v in scope.items() if k != _QUERY}, "query_string": query}, receive, send)
+
+        return restored
+
+    def _query_hidden(app):
+        """The ASGI instrumentation puts the whole URL on the span, query included (a client's
+        `?access_token=`, an address); Django's server spans carry no query (foundry/telemetry.py):
+        it sees the request without one, and the app below gets it back."""
+
+        async def hidden(scope, receive, send):
+            return await app({**scope, "query_string": b"", _QUERY: scope.get("query_string", b"")}, receive, send)
+
+        return hidden
+
     # /mcp is not Django's: a server span per MCP request from the ASGI instrumentation.
-    mcp_application = OpenTelemetryMiddleware(mcp_application)
+    mcp_application = _query_hidden(OpenTelemetryMiddleware(_query_restored(mcp_application)))
 
 
 async def application(scope, receive, send):

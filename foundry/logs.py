@@ -26,6 +26,7 @@ from foundry.telemetry import current_tenant, tenant_bound
 
 # Paths that carry a secret in themselves: an invitation link's token (apps/accounts/urls.py).
 _SECRET_PATHS = re.compile(r"^(/invite/[^/]+/)[^/]+")
+_SECRET_IN_TEXT = re.compile(r"(/invite/[^/\s]+/)[^/\s]+")  # the same, anywhere in a message
 
 
 def path_for_logs(path: str) -> str:
@@ -44,6 +45,12 @@ class LogContextFilter(logging.Filter):
         request = getattr(record, "request", None)
         if request is not None and not isinstance(request, str):
             record.request = f"{getattr(request, 'method', '')} {path_for_logs(getattr(request, 'path', ''))}".strip()
+        # Django's own lines name the path in their text too ("Internal Server Error: %s",
+        # "Forbidden (CSRF cookie not set.): %s"): an invitation link's token goes there as well.
+        if isinstance(record.msg, str) and "/invite/" in record.msg:
+            record.msg = _SECRET_IN_TEXT.sub(r"\1…", record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "/invite/" in a for a in record.args):
+            record.args = tuple(_SECRET_IN_TEXT.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = trace.format_trace_id(context.trace_id)

@@ -558,6 +558,10 @@ LOGGING = {
         # httpx logs every URL it calls at INFO: a webhook's token, an http tool's arguments.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # uvicorn (the MCP service, `bin/dev up`) installs text handlers of its own before the
+        # application loads: its lines (startup, "Exception in ASGI application") go here instead.
+        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 

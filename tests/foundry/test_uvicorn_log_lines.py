@@ -1,0 +1,32 @@
+"""docs/observability.md "Logs": "Every process — gunicorn, uvicorn, Celery workers and beat —
+writes one JSON object per line". uvicorn (the `mcp` service, `bin/dev up`) installs text
+handlers of its own before the application loads; LOGGING gives its loggers the platform's
+handler, so its startup and shutdown lines and an "Exception in ASGI application" are JSON too.
+Runs uvicorn as docs/operations/deployment.md does and reads what it wrote."""
+
+import json
+import sys
+import urllib.request
+
+from tests.conftest import free_port, server_env, server_process
+
+
+def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path):
+    port = free_port()
+    # The production settings (tests.settings prints text): only the log format matters here.
+    env = server_env(DJANGO_SETTINGS_MODULE="foundry.settings", FOUNDRY_LOG_FORMAT="json")
+    log = tmp_path / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "foundry.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--lifespan", "on", "--no-access-log"]
+    with server_process(command, port=port, env=env, log=log) as proc:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+    assert proc.returncode is not None
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines, "uvicorn wrote something"
+    not_json = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            not_json.append(line)
+    assert not not_json, f"uvicorn wrote lines that are not JSON: {not_json}"
