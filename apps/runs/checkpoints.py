@@ -31,7 +31,7 @@ parent's writes may still be in flight; two pipelines must never interleave on i
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
@@ -83,11 +83,31 @@ def checkpoint_connection_close() -> None:
 class TenantSaver(PostgresSaver):
     """PostgresSaver confined to one schema (see the module docstring)."""
 
-    def __init__(self, conn: psycopg.Connection, schema: str, *, lock: AbstractContextManager | None = None):
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        schema: str,
+        *,
+        lock: AbstractContextManager | None = None,
+        fence: Callable[[], None] | None = None,
+    ):
         super().__init__(conn)
         if lock is not None:
             self.lock = lock  # the connection's, shared by every saver on it
         self.search_path = sql.Identifier(schema).as_string(conn)
+        # Called before every write; raises when the writer may no longer write (a worker whose
+        # run's lock was lost: its late checkpoint would otherwise become the thread's newest).
+        self.fence = fence
+
+    def put(self, config, checkpoint, metadata, new_versions):
+        if self.fence is not None:
+            self.fence()
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(self, config, writes, task_id, task_path=""):
+        if self.fence is not None:
+            self.fence()
+        return super().put_writes(config, writes, task_id, task_path)
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
@@ -112,6 +132,6 @@ class TenantSaver(PostgresSaver):
             self.delete_thread(thread_id)
 
 
-def checkpointer(schema: str) -> TenantSaver:
+def checkpointer(schema: str, *, fence: Callable[[], None] | None = None) -> TenantSaver:
     conn = checkpoint_connection()
-    return TenantSaver(conn, schema, lock=_local.lock)
+    return TenantSaver(conn, schema, lock=_local.lock, fence=fence)

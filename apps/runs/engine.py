@@ -151,7 +151,7 @@ def _unclaimed(run_id) -> str:
             return "missing"
         if run.is_finished:
             return run.status
-        if run.status != Run.Status.RUNNING and run.cancel_requested_at is not None:
+        if run.cancel_requested_at is not None:  # a cancellation wins, also over a lost worker
             run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
         elif run.status == Run.Status.RUNNING and run.recoveries >= settings.FOUNDRY_RUN_MAX_RECOVERIES:
             # Its last worker was lost mid-run once more than is allowed.
@@ -239,7 +239,13 @@ class Attempt:
             result = RunResult(
                 status="failed", reason="internal_error", message="The run stopped on an internal error (logged)."
             )
-        return self._conclude(result)
+        try:
+            return self._conclude(result)
+        except _TRANSIENT:
+            # Recording the end met the same outage: back in the queue as above, not a lost worker.
+            with contextlib.suppress(*_TRANSIENT):
+                self._requeue()
+            raise
 
     def _requeue(self) -> None:
         """Back in the queue, as it was before this attempt claimed it."""
@@ -270,7 +276,7 @@ class Attempt:
             manifest,
             self.domain,
             provider=provider,
-            checkpointer=checkpointer(connection.schema_name),
+            checkpointer=checkpointer(connection.schema_name, fence=self._fence),
             tools=tools,
             hooks=hooks,
             durability="async",
@@ -360,6 +366,12 @@ class Attempt:
         return run.status
 
     # --- hooks the graph calls ----------------------------------------------------------------
+    def _fence(self) -> None:
+        """Before each checkpoint write: none once the lock is lost (as its renewer found, or by
+        its expiry), so a worker stalled past it leaves no checkpoint newer than its successor's."""
+        if self.lock.lost:
+            raise LockLost()
+
     def _cancelled(self) -> bool:
         if self.lock.lost:
             raise LockLost()
