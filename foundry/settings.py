@@ -560,8 +560,10 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         # uvicorn (the MCP service, `bin/dev up`) installs text handlers of its own before the
         # application loads: its lines (startup, "Exception in ASGI application") go here instead.
-        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # Not `uvicorn` itself, whose configuring would reset its child `uvicorn.access`: that one
+        # `--no-access-log` silences, and its lines carry the query string (tokens, an SSO
+        # callback's code), which is never logged.
+        "uvicorn.error": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 

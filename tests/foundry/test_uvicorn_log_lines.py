@@ -1,14 +1,18 @@
 """docs/observability.md "Logs": "Every process — gunicorn, uvicorn, Celery workers and beat —
 writes one JSON object per line". uvicorn (the `mcp` service, `bin/dev up`) installs text
 handlers of its own before the application loads; LOGGING gives its loggers the platform's
-handler, so its startup and shutdown lines and an "Exception in ASGI application" are JSON too.
-Runs uvicorn as docs/operations/deployment.md does and reads what it wrote."""
+handler, so its startup and shutdown lines and an "Exception in ASGI application" are JSON too —
+and `--no-access-log` still holds: an access line carries the query string (tokens, an SSO
+callback's code), which is never logged. Runs uvicorn as docs/operations/deployment.md does and
+reads what it wrote."""
 
 import json
 import sys
 import urllib.request
 
 from tests.conftest import free_port, server_env, server_process
+
+SECRET = "s3cr3t-code-in-the-query"
 
 
 def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path):
@@ -19,7 +23,7 @@ def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path):
     command = [sys.executable, "-m", "uvicorn", "foundry.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--lifespan", "on", "--no-access-log"]
     with server_process(command, port=port, env=env, log=log) as proc:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?code={SECRET}&state=x", timeout=5).read()
     assert proc.returncode is not None
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines, "uvicorn wrote something"
@@ -30,3 +34,4 @@ def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path):
         except ValueError:
             not_json.append(line)
     assert not not_json, f"uvicorn wrote lines that are not JSON: {not_json}"
+    assert not [line for line in lines if "uvicorn.access" in line or SECRET in line]
