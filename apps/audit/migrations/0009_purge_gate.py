@@ -3,9 +3,10 @@
 `audit_chain_purge` checked the workspace's status, a column the app role writes: SQL injected
 into the application could mark a live workspace for deletion, purge its chain and mark it live
 again, and nothing need remain of it. Now the function also reads the platform chain (tenant 0),
-which the app role can only append to: the last `tenant.deletion_scheduled` or
-`tenant.deletion_cancelled` event of the workspace there must be a scheduling, with its grace
-period (`purge_after` in its details) over. A forged purge now has to append a scheduling first,
+which the app role can only append to: the last `tenant.deletion_scheduled`,
+`tenant.deletion_cancelled` or `lifecycle.backup.restored` event of the workspace there (a
+restore brings a workspace back, whatever an earlier scheduling said) must be a scheduling, with
+its grace period (`purge_after` in its details) over. A forged purge now has to append a scheduling first,
 which stays on the platform chain for good, hashed and signed like every other event — and waits
 out the grace period it names.
 """
@@ -30,8 +31,9 @@ BEGIN
     PERFORM set_config('foundry.tenant_id', '0', true);  -- the platform chain
     SELECT e.action, e.details INTO last_action, last_details
       FROM public.audit_auditevent e
-     WHERE e.tenant_id = 0 AND e.action IN ('tenant.deletion_scheduled', 'tenant.deletion_cancelled')
-       AND e.target_type = 'tenants.tenant' AND e.target_id = p_tenant::text AND e.outcome = 'success'
+     WHERE e.tenant_id = 0 AND e.target_id = p_tenant::text AND e.outcome = 'success'
+       AND ((e.action IN ('tenant.deletion_scheduled', 'tenant.deletion_cancelled') AND e.target_type = 'tenants.tenant')
+            OR (e.action = 'lifecycle.backup.restored' AND e.target_type = 'tenant'))
      ORDER BY e.seq DESC LIMIT 1;
     IF last_action = 'tenant.deletion_scheduled' THEN
         BEGIN
