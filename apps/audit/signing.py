@@ -35,6 +35,9 @@ def _b64(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
+KEY_ID_MAX = 64  # AuditCheckpoint.key_id
+
+
 def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
     """`key_id:<URL-safe base64 of 32 bytes>` entries of a setting (Ed25519 seeds or public keys)."""
     pairs = []
@@ -62,8 +65,20 @@ def _keys(private: tuple[str, ...], public: tuple[str, ...], secret: str, debug:
         key_id = "dev-" + hashlib.sha256(seed).hexdigest()[:8]
         signing = [SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(seed))]
     verifying = {key.key_id: key.private.public_key() for key in signing}
-    for key_id, raw in key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public):
-        verifying.setdefault(key_id, Ed25519PublicKey.from_public_bytes(raw))
+    public_pairs = key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public)
+    ids = [key.key_id for key in signing] + [key_id for key_id, _ in public_pairs]
+    # One id, one key: a rotation that kept the id would sign with one key and verify with another.
+    repeated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+    if repeated:
+        raise ImproperlyConfigured(
+            f"FOUNDRY_AUDIT_SIGNING_KEYS / FOUNDRY_AUDIT_PUBLIC_KEYS: key id {', '.join(repeated)} is listed twice;"
+            " give each key an id of its own."
+        )
+    too_long = [key_id for key_id in ids if len(key_id) > KEY_ID_MAX]
+    if too_long:
+        raise ImproperlyConfigured(f"Audit key ids are at most {KEY_ID_MAX} characters: {too_long[0][:80]!r}.")
+    for key_id, raw in public_pairs:
+        verifying[key_id] = Ed25519PublicKey.from_public_bytes(raw)
     return signing, verifying
 
 

@@ -65,10 +65,21 @@ class Verification:
     signed_seq: int = 0  # the last event a valid signed checkpoint vouches for
     checkpoints: int = 0
     problems: list[Break] = field(default_factory=list)
+    _highest: int = field(default=-1, repr=False, compare=False)  # the highest seq among `problems`
 
     def add(self, seq: int, kind: str, message: str) -> None:
+        """Kept: the MAX_PROBLEMS lowest by sequence number, so the first break is always among
+        them (many bogus checkpoints far ahead must not push the real one out)."""
+        problem = Break(seq, kind, message)
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(Break(seq, kind, message))
+            self.problems.append(problem)
+            self._highest = max(self._highest, seq)
+            return
+        if seq >= self._highest:  # the walk goes up: past the cap, the usual case
+            return
+        worst = max(range(len(self.problems)), key=lambda i: self.problems[i].seq)
+        self.problems[worst] = problem
+        self._highest = max(p.seq for p in self.problems)
 
     @property
     def ok(self) -> bool:

@@ -1,12 +1,17 @@
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.models import PLATFORM
+from apps.audit.scope import rls_scope
+from apps.audit.selectors import audit_chain_base
 from apps.audit.verify import audit_verify
 from apps.tenants.models import Tenant
+
+HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class Command(BaseCommand):
@@ -38,11 +43,29 @@ class Command(BaseCommand):
         else:
             chains = [PLATFORM, *Tenant.objects.order_by("pk").values_list("pk", flat=True)]
         external = _read_checkpoints(checkpoints) if checkpoints else []
+        hashed_as = {}
+        if external:
+            for chain in chains:
+                with rls_scope(chain):
+                    hashed_as[chain] = audit_chain_base(chain).hash_tenant_id
+        used = set()
         broken = 0
         for chain in chains:
-            result = audit_verify(chain, external=[c for c in external if int(c.get("tenant_id", -1)) == chain])
+            # Its own checkpoints, and those signed under the id it is hashed under (an imported
+            # chain's origin's, from before the import) unless that chain is verified here too.
+            origin = hashed_as.get(chain, chain)
+            mine = [
+                c for c in external if c["tenant_id"] == chain or (c["tenant_id"] == origin and origin not in chains)
+            ]
+            used.update(id(c) for c in mine)
+            result = audit_verify(chain, external=mine)
             broken += not result.ok
             self.stdout.write(_json.dumps(result.as_dict()) if json else result.summary())
+        unused = {c["tenant_id"] for c in external if id(c) not in used}
+        if unused:
+            self.stderr.write(
+                f"{checkpoints}: checkpoints of chain {', '.join(map(str, sorted(unused)))} matched no chain verified."
+            )
         if broken:
             raise CommandError(f"{broken} chain{'s' if broken != 1 else ''} broken.", returncode=1)
 
@@ -55,6 +78,8 @@ def _read_checkpoints(path: Path) -> list[dict]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise CommandError(f"{path}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text (JSON lines of checkpoints).") from None
     checkpoints = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -66,9 +91,14 @@ def _read_checkpoints(path: Path) -> list[dict]:
             texts = [checkpoint[k] for k in ("hash", "signed_at", "key_id", "signature")]
             if not all(type(n) is int for n in numbers) or not all(isinstance(t, str) for t in texts):
                 raise TypeError
-            datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+            if not HASH_RE.fullmatch(checkpoint["hash"]):
+                raise ValueError
+            for text in texts:
+                text.encode("utf-8")  # a lone surrogate, written as a JSON escape, is no text
+            signed_at = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+            signed_at.astimezone(UTC)  # OverflowError at the ends of the calendar
             checkpoints.append(checkpoint)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):  # UnicodeEncodeError is a ValueError
             raise CommandError(
                 f"{path}:{number}: not a checkpoint (JSON with tenant_id, seq, hash, signed_at, key_id, signature)."
             ) from None
