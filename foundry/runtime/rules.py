@@ -10,6 +10,7 @@ part of the record the rules see.
 `deny` blocks the call, `require_approval` asks a human first, `warn` records a warning.
 """
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,15 @@ def _fold(name: str) -> str:
     return "".join(char for char in folded if unicodedata.category(char) != "Mn")
 
 
+_NOTATION = re.compile(r"[\[\].]+")
+
+
+def _parts(name: str) -> list[str]:
+    """The name, and the names inside its bracket or dot notation (`invoice[amount]`: invoice,
+    amount)."""
+    return [name, *(part for part in _NOTATION.split(name) if part)]
+
+
 class RuleBook:
     """The rules of one DIS, compiled once per run, grouped by entity."""
 
@@ -106,7 +116,11 @@ class RuleBook:
             if declared is None:
                 # `Amount`, `amount `, `due-date` for `due_date`: a server may read it as the field
                 # (many match names ignoring case), which the rules would not have seen.
-                alike = folded.get(_fold(name)) if isinstance(name, str) else None
+                alike = None
+                if isinstance(name, str):
+                    # `amount[]`, `amount[0]`, `invoice[amount]`, `invoice.amount`: the bracket and dot
+                    # notations servers read as the field (PHP, Rack, Express's query parser).
+                    alike = next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
                 if alike is not None:
                     raise ArgumentError(f"Argument {name!r}: the field is spelt {alike!r}.")
                 continue
