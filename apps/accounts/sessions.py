@@ -8,11 +8,13 @@ from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.models import Session
 from django.http import HttpRequest
+from django.utils import timezone
 
 
 def sessions_end(ends: Callable[[dict], bool]) -> int:
-    """Delete the sessions whose decoded data `ends`; how many."""
-    ended = [session.pk for session in Session.objects.iterator() if ends(session.get_decoded())]
+    """Delete the unexpired sessions whose decoded data `ends`; how many (an expired one opens nothing)."""
+    live = Session.objects.filter(expire_date__gt=timezone.now())
+    ended = [session.pk for session in live.iterator() if ends(session.get_decoded())]
     Session.objects.filter(pk__in=ended).delete()
     return len(ended)
 
