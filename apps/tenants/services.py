@@ -4,6 +4,7 @@ same transaction as the change, so a change without its record (or the reverse) 
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -115,7 +116,7 @@ def _provision_inputs_validate(
         add("name", ValidationError("A name is required.", code="name_required"))
     elif len(name) > 200:
         add("name", ValidationError("A name has at most 200 characters.", code="name_too_long"))
-    elif any(ord(ch) < 32 for ch in name):
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):  # C0, DEL, C1, invisible, breaks
         add("name", ValidationError("A name cannot contain control characters.", code="name_invalid"))
     if plan not in Tenant.Plan.values:
         add("plan", ValidationError(f"Unknown plan “{plan}”.", code="plan_invalid"))

@@ -127,6 +127,10 @@ def test_a_failure_midway_leaves_no_schema_and_no_rows(db, monkeypatch, method):
     [
         ({"owner_email": "a" * 250 + "@x.test"}, "owner_email", "email_invalid"),
         ({"name": "Evil\x00Corp"}, "name", "name_invalid"),
+        ({"name": "Evil\x7fCorp"}, "name", "name_invalid"),  # DEL
+        ({"name": "Evil\x85Corp"}, "name", "name_invalid"),  # a C1 control (NEL)
+        ({"name": "Evil\u202eproC"}, "name", "name_invalid"),  # right-to-left override
+        ({"name": "Evil\u2028Corp"}, "name", "name_invalid"),  # line separator
         ({"name": "x" * 201}, "name", "name_too_long"),
     ],
 )
