@@ -169,3 +169,21 @@ def openai_agent(acme, settings):
         )
     yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
     server.close()
+
+
+def worker_start(schema: str, run_id, outcomes: dict, name: str) -> threading.Thread:
+    """A thread named `name` advancing the run as a worker would; its outcome (or the repr of
+    what it raised) lands in `outcomes[name]`. Started."""
+
+    def work():
+        try:
+            with schema_context(schema):
+                outcomes[name] = run_advance(run_id)
+        except Exception as exc:  # noqa: BLE001 — reported to the test, which asserts on it
+            outcomes[name] = repr(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, name=name)
+    thread.start()
+    return thread

@@ -15,7 +15,7 @@ from apps.runs.locks import RunLock
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, worker_start
 
 
 def start(tenant, agent, text: str, *, script=None) -> Run:
@@ -134,8 +134,6 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
     it wakes first: it asks Redis before each record."""
     import threading
 
-    from django.db import connection
-
     with django_db_blocker.unblock():
         tenant = fresh_tenant
         schema = tenant.schema_name
@@ -159,22 +157,11 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
 
         monkeypatch.setattr(Attempt, "_record", gated_record)
 
-        def worker(name):
-            try:
-                with schema_context(schema):
-                    outcomes[name] = run_advance(run.pk)
-            except Exception as exc:  # noqa: BLE001
-                outcomes[name] = repr(exc)
-            finally:
-                connection.close()
-
-        a = threading.Thread(target=worker, args=("A",), name="A")
-        a.start()
+        a = worker_start(schema, run.pk, outcomes, "A")
         assert a_in_step.wait(30)
         # A's lock expires while it is stalled (its renewer stalled with it).
         get_redis_connection("default").delete(f"foundry:run-lock:{schema}:{run.pk}")
-        b = threading.Thread(target=worker, args=("B",), name="B")
-        b.start()
+        b = worker_start(schema, run.pk, outcomes, "B")
         assert b_in_step.wait(30), outcomes
         go_a.set()  # A wakes up first
         a.join(30)

@@ -6,7 +6,6 @@ anything")."""
 import threading
 import time
 
-from django.db import connection
 from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
@@ -15,7 +14,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_decide, run_start
 from foundry.errors import ServiceError
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, agent_yaml, deploy
+from tests.runs.conftest import FINANCE, agent_yaml, deploy, worker_start
 
 VENDORS = (
     "    - name: find_vendors\n      type: dis_query\n      entity: vendor\n      description: Describe vendors.\n"
@@ -58,22 +57,11 @@ def test_a_stalled_workers_late_checkpoint_does_not_undo_the_approval_its_succes
         monkeypatch.setattr(Attempt, "_record", stalling_record)
         outcomes = {}
 
-        def worker(name):
-            try:
-                with schema_context(schema):
-                    outcomes[name] = run_advance(run.pk)
-            except Exception as exc:  # noqa: BLE001
-                outcomes[name] = repr(exc)
-            finally:
-                connection.close()
-
-        a = threading.Thread(target=worker, args=("A",), name="A")
-        a.start()
+        a = worker_start(schema, run.pk, outcomes, "A")
         assert a_stalled.wait(60)
         # A's lock expires while it is stalled; B (a re-delivered copy) takes the run over.
         get_redis_connection("default").delete(f"foundry:run-lock:{schema}:{run.pk}")
-        b = threading.Thread(target=worker, args=("B",), name="B")
-        b.start()
+        b = worker_start(schema, run.pk, outcomes, "B")
         b.join(60)
         time.sleep(1.0)  # A's renewer sees the lock is not its own any more
         wake_a.set()
