@@ -60,7 +60,7 @@ _CLAIM = """
 WITH before AS (SELECT id, started_at FROM runs_run WHERE id = %(id)s FOR UPDATE)
 UPDATE runs_run AS run
    SET status = %(running)s, started_at = coalesce(run.started_at, %(now)s), updated_at = %(now)s,
-       recoveries = run.recoveries + (run.status = %(running)s)::int
+       recoveries = run.recoveries + (run.status = %(running)s)::int, attempt = run.attempt + 1
   FROM before, catalog_document AS agent, catalog_version AS version, catalog_version AS domain
  WHERE run.id = before.id AND agent.id = run.agent_id AND version.id = run.version_id
    AND domain.id = run.domain_version_id
@@ -70,19 +70,23 @@ RETURNING run.*, before.started_at IS NOT NULL AS was_started, agent.name AS age
           version.content::text AS manifest_json, domain.content::text AS domain_json
 """
 
-# One step: the usage record of a model call ({usage}: usage.py's CTEs, or nothing), its Step
-# row and the run's counters, returning whether the run's cancellation was asked for and what
-# usage.py's USAGE_RESULT selects (the usage record's id: none when that step was counted already).
+# One step, fenced by the claim's `attempt`: the run's counters, its Step row and the usage record
+# of a model call ({usage}: usage.py's CTEs, or nothing), all written only while the run is still
+# this attempt's. Returns whether the run's cancellation was asked for and what usage.py's
+# USAGE_RESULT selects (the usage record's id: none when that step was counted already); no row
+# when another worker has claimed the run since.
 _RECORD = """
-WITH {usage}step AS (
+WITH run AS (
+    UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
+           cached_tokens = cached_tokens + %s, updated_at = %s
+     WHERE id = %s AND attempt = %s
+    RETURNING cancel_requested_at IS NOT NULL AS cancelled
+), {usage}step AS (
     INSERT INTO runs_step (run_id, "index", node, tool, arguments, status, error, summary, provider, model,
                            input_tokens, output_tokens, cached_tokens, duration_ms, record, replay, created_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM run
 )
-UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
-       cached_tokens = cached_tokens + %s, updated_at = %s
- WHERE id = %s
-RETURNING cancel_requested_at IS NOT NULL, {usage_result}
+SELECT cancelled, {usage_result} FROM run
 """
 
 
@@ -383,25 +387,30 @@ class Attempt:
         if not self.cancel_requested:
             # Read afresh before every step (one primary-key lookup): a cancellation committed
             # since the last step was recorded, or since the run was picked up, stops the run
-            # before the next model call, tool call or sub-agent, not after it.
+            # before the next model call, tool call or sub-agent, not after it. The same read is
+            # the fence: a run claimed by another worker since this one claimed it is not its own.
             with connection.cursor() as cursor:
-                cursor.execute("SELECT cancel_requested_at IS NOT NULL FROM runs_run WHERE id = %s", [self.run.pk])
+                cursor.execute(
+                    "SELECT cancel_requested_at IS NOT NULL, attempt FROM runs_run WHERE id = %s", [self.run.pk]
+                )
                 row = cursor.fetchone()
-            self.cancel_requested = bool(row and row[0])
+            if row is None or row[1] != self.run.attempt:
+                raise LockLost()
+            self.cancel_requested = row[0]
         return self.cancel_requested
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:
         return self.recorded.get(index)
 
     def _record(self, step: dict, payload: dict) -> None:
-        if not self.lock.still_ours():  # asked of Redis: a stalled holder records nothing
+        if self.lock.lost:
             raise LockLost()
         step, payload = storable(step), storable(payload)
         run = self.run
         now = timezone.now()
         tokens = [step.get("input_tokens", 0), step.get("output_tokens", 0), step.get("cached_tokens", 0)]
         usage = None
-        usage_sql, params = "", []
+        usage_sql, usage_params = "", []
         if step["node"] == "model":
             usage = UsageRecord(
                 tenant_id=self.tenant_id,
@@ -418,10 +427,16 @@ class Attempt:
                 latency_ms=step.get("duration_ms", 0.0),
                 created_at=now,
             )
-            usage_sql, params = usage_ctes(usage)
+            usage_sql, usage_params = usage_ctes(usage, only_with="run")
         json_value = connection.ops.adapt_json_value
         arguments = step.get("arguments")
-        params += [
+        params = [
+            step["index"],
+            *tokens,
+            now,
+            run.pk,
+            run.attempt,
+            *usage_params,
             run.pk,
             step["index"],
             step["node"],
@@ -437,10 +452,6 @@ class Attempt:
             json_value(step, None),
             json_value(payload, None),
             now,
-            step["index"],
-            *tokens,
-            now,
-            run.pk,
         ]
         sql = _RECORD.format(
             usage=f"{usage_sql}, " if usage else "", usage_result=USAGE_RESULT if usage else "NULL, NULL, NULL"
@@ -453,7 +464,10 @@ class Attempt:
             guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
         with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
-            self.cancel_requested, *usage_result = cursor.fetchone()
+            row = cursor.fetchone()
+        if row is None:  # claimed by another worker since: it recorded nothing, and stops here
+            raise LockLost()
+        self.cancel_requested, *usage_result = row
         if usage is not None and usage_written(usage, *usage_result) is not None:
             self.month_totals = usage.month_totals
 

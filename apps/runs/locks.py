@@ -42,8 +42,9 @@ class RunLock:
 
     def still_ours(self) -> bool:
         """Whether the lock is still this holder's, asked of Redis (one round trip): what a holder
-        checks right before it records anything, as its renewer may not have noticed yet that the
-        lock expired and was taken. RedisError when Redis cannot say."""
+        checks right before it records the run's end, as its renewer may not have noticed yet that
+        the lock expired and was taken (its steps are fenced by the claim's attempt number,
+        engine.py). RedisError when Redis cannot say."""
         return not self.lost and self._lock.owned()
 
     def acquire(self) -> bool:

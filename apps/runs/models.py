@@ -50,6 +50,9 @@ class Run(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     # Times a worker took the run over from a worker that was lost while running it.
     recoveries = models.PositiveSmallIntegerField(default=0)
+    # Times a worker has claimed the run; what a worker writes for the run is fenced by the
+    # number its claim set (engine.py): once another worker claims the run, its writes stop.
+    attempt = models.PositiveIntegerField(default=0)
     # The OpenTelemetry trace of the request (or task) that started the run: 32 lowercase hex, or
     # empty when none was being recorded.
     trace_id = models.CharField(max_length=32, blank=True)

@@ -36,6 +36,7 @@ _CTES = (
     " input_tokens, output_tokens, cached_tokens, cache_write_tokens, latency_ms, created_at, cost_usd)"
     f" SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {COST_SQL}"
     f" FROM (SELECT set_config('{SETTING}', %s, true)) AS scope"
+    "{only_with}"  # usage_ctes(only_with=...): no row unless that CTE returned one
     " ON CONFLICT (tenant_id, run_id, step) WHERE run_id IS NOT NULL DO NOTHING"
     " RETURNING id, tenant_id, project, input_tokens + output_tokens AS tokens, cost_usd, created_at), "
     "month AS (INSERT INTO public.billing_usage_month AS m (tenant_id, month, project, calls, tokens, cost_usd)"
@@ -56,9 +57,10 @@ USAGE_RESULT = (
 )
 
 
-def usage_ctes(record: UsageRecord) -> tuple[str, list]:
+def usage_ctes(record: UsageRecord, *, only_with: str = "") -> tuple[str, list]:
     """(SQL, params) of the `usage` and `month` CTEs that write `record` unless its (tenant, run,
-    step) is counted already, priced with the price in effect at `created_at`."""
+    step) is counted already, priced with the price in effect at `created_at`; with `only_with`
+    (the name of an earlier CTE of the statement), only when that CTE returned a row."""
     params = [
         record.tenant_id,
         record.project,
@@ -84,7 +86,7 @@ def usage_ctes(record: UsageRecord) -> tuple[str, list]:
         ),
         str(record.tenant_id),
     ]
-    return _CTES, params
+    return _CTES.replace("{only_with}", f" CROSS JOIN {only_with}" if only_with else ""), params
 
 
 def usage_guard(record: UsageRecord):

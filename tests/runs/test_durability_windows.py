@@ -10,7 +10,9 @@ from django_tenants.utils import schema_context
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import apps.runs.tasks as run_tasks
-from apps.runs.engine import Attempt, run_advance
+from apps.billing.models import UsageRecord
+from apps.billing.rls import usage_scope
+from apps.runs.engine import Attempt, LockLost, _run_claim, run_advance
 from apps.runs.locks import RunLock
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
@@ -131,7 +133,7 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
     fresh_tenant, django_db_blocker, monkeypatch
 ):
     """A worker whose lock expired and was taken while it was stalled records nothing, even when
-    it wakes first: it asks Redis before each record."""
+    it wakes first: its records are fenced by the attempt number its claim set."""
     import threading
 
     with django_db_blocker.unblock():
@@ -174,3 +176,31 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
         f"returned {outcomes.get('B')!r}; run {final.status}, recoveries {final.recoveries}: the worker "
         "without the lock recorded the step and the run's end, the lock's holder was fenced instead"
     )
+
+
+def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_stops(acme, triage):
+    """Another worker's claim moves the run's attempt number: the first worker's next record
+    writes neither the step, the counters nor the model call's usage, and its next step does not
+    begin — even while its lock still looks valid to it."""
+    from django.db.models import F
+
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    step = {"index": 1, "node": "model", "provider": "scripted", "model": "scripted-1", "input_tokens": 40}
+    with schema_context("acme"):
+        lock = RunLock("acme", str(run.pk))
+        assert lock.acquire()
+        try:
+            attempt = Attempt(_run_claim(run.pk), lock)
+            assert attempt._cancelled() is False  # its own claim: it may go on
+            Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # another worker's claim
+            with pytest.raises(LockLost):
+                attempt._record(step, {})
+            with pytest.raises(LockLost):
+                attempt._cancelled()
+        finally:
+            lock.release()
+        run.refresh_from_db()
+        steps = Step.objects.filter(run=run).count()
+    with usage_scope(acme.pk):
+        usage = UsageRecord.objects.filter(run_id=run.pk).count()
+    assert (steps, usage, run.step_count, run.input_tokens) == (0, 0, 0, 0)
