@@ -122,7 +122,10 @@ async def _body_peek(receive) -> tuple[object, bool, object]:
         try:
             payload = json.loads(b"".join(m.get("body", b"") for m in messages))
             calls = payload if isinstance(payload, list) else [payload]
-            write = any(isinstance(c, dict) and c.get("method") in _WRITE_METHODS for c in calls)
+            # A method that is no text (a list, an object) is no write here; the SDK refuses it.
+            write = any(
+                isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls
+            )
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
             write, payload = True, None
 

@@ -24,6 +24,32 @@ def test_a_body_nested_past_the_parsers_depth_is_not_a_500(mcp_port, body):
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc": "2.0", "id": 1, "method": ["tools/call"]}',
+        b'{"jsonrpc": "2.0", "id": 1, "method": {"a": 1}}',
+        b'[{"jsonrpc": "2.0", "id": 1, "method": []}]',
+    ],
+    ids=["method_list", "method_object", "batch_method_list"],
+)
+def test_a_method_that_is_not_text_is_a_4xx_not_a_500(mcp_port, body):
+    """The gateway tells a write from a read by the method before the host or token are checked:
+    a method that is a list or an object is no write there, and the SDK refuses the message."""
+    response = httpx2.post(
+        f"http://127.0.0.1:{mcp_port}/mcp",
+        content=body,
+        headers={
+            "Host": f"acme.localhost:{mcp_port}",
+            "Authorization": "Bearer af_000000000000_x",
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
+
+
 def test_a_bearer_jwt_nested_past_pythons_stack_is_refused_not_a_500(mcp_port):
     header = b'{"alg":"RS256","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
     token = ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in (header, b'{"sub":"a"}', b"sig"))
