@@ -20,6 +20,15 @@ the search path: PostgreSQL analyses and plans it again whenever the path differ
 was planned under, so a statement prepared in one tenant's schema reads another's tables there
 (tests/runs/test_engine.py, "isolation"). Preparing saves ~0.3 ms per step (bench/runs.py).
 
+Fenced by the run's claim (apps/runs/engine.py): a saver made for a worker's attempt at a run
+(`claim`: the run's id and the attempt number its claim set) opens each call by locking the
+run's row (KEY SHARE: a new claim, which takes the row FOR UPDATE, waits until the call's
+transaction ends) on the condition that the run still carries that number; when it does not,
+the statement divides by zero, which aborts the call's transaction, and the call raises
+LockLost. A worker whose run another has claimed writes no checkpoint, however late it wakes.
+(A run this connection cannot see is not fenced: every run is committed before a worker claims
+it; only a test's own transaction, which the checkpoints' connection never sees, holds one.)
+
 Only `prune` breaks the rule (it opens a transaction of its own inside the call, and entering
 it syncs the pipeline first, ending the search path), so it is refused here.
 
@@ -41,8 +50,15 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
+from apps.runs.locks import LockLost
+
 _local = threading.local()
 PREPARE_THRESHOLD = 5  # psycopg's default: a statement is prepared on its 5th execution
+# The fence (see above): 1 / 0 when the run carries another attempt number than the claim's.
+_FENCE = (
+    "SELECT 1 / (count(*) FILTER (WHERE run.attempt <> %s) = 0)::int"
+    " FROM (SELECT attempt FROM runs_run WHERE id = %s FOR KEY SHARE) AS run"
+)
 
 
 def _conninfo() -> tuple[str, int | None]:
@@ -90,6 +106,7 @@ class TenantSaver(PostgresSaver):
         *,
         lock: AbstractContextManager | None = None,
         fence: Callable[[], None] | None = None,
+        claim: tuple[object, int] | None = None,
     ):
         super().__init__(conn)
         if lock is not None:
@@ -98,6 +115,7 @@ class TenantSaver(PostgresSaver):
         # Called before every write; raises when the writer may no longer write (a worker whose
         # run's lock was lost: its late checkpoint would otherwise become the thread's newest).
         self.fence = fence
+        self.claim = claim  # (run id, attempt): every call fenced by it in the database
 
     def put(self, config, checkpoint, metadata, new_versions):
         if self.fence is not None:
@@ -112,9 +130,14 @@ class TenantSaver(PostgresSaver):
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
         conn = self.conn
-        with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-            cur.execute("SELECT set_config('search_path', %s, true)", (self.search_path,))
-            yield cur
+        try:
+            with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                cur.execute("SELECT set_config('search_path', %s, true)", (self.search_path,))
+                if self.claim is not None:
+                    cur.execute(_FENCE, (self.claim[1], self.claim[0]))
+                yield cur
+        except psycopg.errors.DivisionByZero:  # only the fence divides
+            raise LockLost() from None
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Delete the threads' checkpoints (`strategy="delete"`), each in one call confined to the
@@ -132,6 +155,8 @@ class TenantSaver(PostgresSaver):
             self.delete_thread(thread_id)
 
 
-def checkpointer(schema: str, *, fence: Callable[[], None] | None = None) -> TenantSaver:
+def checkpointer(
+    schema: str, *, fence: Callable[[], None] | None = None, claim: tuple[object, int] | None = None
+) -> TenantSaver:
     conn = checkpoint_connection()
-    return TenantSaver(conn, schema, lock=_local.lock, fence=fence)
+    return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim)

@@ -31,7 +31,7 @@ from apps.billing.quotas import quota_check
 from apps.catalog.models import Document, Kind
 from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
-from apps.runs.locks import RunLock
+from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Approval, Run
 from apps.runs.services import run_create, run_finish
 from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
@@ -88,10 +88,6 @@ WITH run AS (
 )
 SELECT cancelled, {usage_result} FROM run
 """
-
-
-class LockLost(Exception):
-    """The run's lock expired under this worker: another may own the run now, so stop writing."""
 
 
 class ChildBusy(Exception):
@@ -280,7 +276,7 @@ class Attempt:
             manifest,
             self.domain,
             provider=provider,
-            checkpointer=checkpointer(connection.schema_name, fence=self._fence),
+            checkpointer=checkpointer(connection.schema_name, fence=self._fence, claim=(run.pk, run.attempt)),
             tools=tools,
             hooks=hooks,
             durability="async",

@@ -19,6 +19,11 @@ from django_redis import get_redis_connection
 from redis.exceptions import LockError, RedisError
 
 
+class LockLost(Exception):
+    """The run's lock expired under this worker, or another worker has claimed the run since:
+    another may own the run now, so stop writing."""
+
+
 class RunLock:
     def __init__(self, schema: str, run_id: str, *, seconds: float | None = None):
         self.seconds = seconds or settings.FOUNDRY_RUN_LOCK_SECONDS

@@ -12,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 import apps.runs.tasks as run_tasks
 from apps.billing.models import UsageRecord
 from apps.billing.rls import usage_scope
-from apps.runs.engine import Attempt, LockLost, _run_claim, run_advance
-from apps.runs.locks import RunLock
+from apps.runs.engine import Attempt, _run_claim, run_advance
+from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
@@ -204,3 +204,34 @@ def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_s
     with usage_scope(acme.pk):
         usage = UsageRecord.objects.filter(run_id=run.pk).count()
     assert (steps, usage, run.step_count, run.input_tokens) == (0, 0, 0, 0)
+
+
+def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed_since(fresh_tenant, django_db_blocker):
+    """Checkpoint writes are fenced by the claim in the database, not only by what the worker
+    knows of its lock: once another worker has claimed the run, the first one's checkpoint and
+    pending writes are refused (LockLost) and the thread's newest checkpoint stays what it was."""
+    from django.db.models import F
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from apps.runs.checkpoints import checkpointer
+
+    with django_db_blocker.unblock():
+        schema = fresh_tenant.schema_name
+        agent = deploy(fresh_tenant, FINANCE, agent_yaml())
+        run = start(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
+        config = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
+        with schema_context(schema):
+            claimed = _run_claim(run.pk)  # committed, as a worker's claim is
+            saver = checkpointer(schema, claim=(claimed.pk, claimed.attempt))
+            first = empty_checkpoint()
+            at_first = saver.put(config, first, {"step": 0}, {})
+            Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # another worker's claim
+            with pytest.raises(LockLost):
+                saver.put(config, empty_checkpoint(), {"step": 1}, {})
+            with pytest.raises(LockLost):
+                saver.put_writes(at_first, [("messages", "late")], "task-1")
+            reader = checkpointer(schema)
+            kept = [item.checkpoint["id"] for item in reader.list(config)]
+            writes = reader.get_tuple(config).pending_writes
+    assert kept == [first["id"]]
+    assert writes == []
