@@ -194,6 +194,7 @@ class Attempt:
     def __init__(self, run: Run, lock: RunLock):
         self.run = run
         self.lock = lock
+        self.attempt = run.attempt  # the number this attempt's claim gave the run: its fence
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
         # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
@@ -248,8 +249,9 @@ class Attempt:
             raise
 
     def _requeue(self) -> None:
-        """Back in the queue, as it was before this attempt claimed it."""
-        Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
+        """Back in the queue, as it was before this attempt claimed it (unless another worker has
+        claimed it since: the run is that worker's)."""
+        Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING, attempt=self.attempt).update(
             status=Run.Status.QUEUED, updated_at=timezone.now()
         )
 
@@ -276,7 +278,7 @@ class Attempt:
             manifest,
             self.domain,
             provider=provider,
-            checkpointer=checkpointer(connection.schema_name, fence=self._fence, claim=(run.pk, run.attempt)),
+            checkpointer=checkpointer(connection.schema_name, fence=self._fence, claim=(run.pk, self.attempt)),
             tools=tools,
             hooks=hooks,
             durability="async",
@@ -320,8 +322,7 @@ class Attempt:
 
     def _conclude(self, result: RunResult) -> str:
         run = self.run
-        if not self.lock.still_ours():  # another worker may own the run now: its end is that worker's
-            return "lock_lost"
+        self._lock_check()
         if result.status != "waiting_approval":
             ended = run_finish(
                 run,
@@ -329,9 +330,12 @@ class Attempt:
                 reason=result.reason or "",
                 message=storable(result.message or ""),
                 output=storable(result.output),
+                attempt=self.attempt,
             )
-            if not ended:  # someone else ended it meanwhile
-                run.refresh_from_db(fields=["status"])
+            if not ended:  # someone else ended it meanwhile, or another worker claimed it since
+                run.refresh_from_db(fields=["status", "attempt"])
+                if run.attempt != self.attempt:
+                    return "lock_lost"  # its end is that worker's
             elif result.reason == "quota_exceeded":  # a spent budget refused the run a model call
                 audit_record(
                     action="quota.exceeded",
@@ -343,6 +347,8 @@ class Attempt:
             return run.status
         with transaction.atomic():
             run = self.run = Run.objects.select_for_update().get(pk=run.pk)
+            if run.attempt != self.attempt:
+                return "lock_lost"  # claimed by another worker since: the run is that worker's
             if run.is_finished:
                 return run.status
             # What the model asked for, as any step's record is: text no column takes replaced.
@@ -366,15 +372,22 @@ class Attempt:
         return run.status
 
     # --- hooks the graph calls ----------------------------------------------------------------
-    def _fence(self) -> None:
-        """Before each checkpoint write: none once the lock is lost (as its renewer found, or by
-        its expiry), so a worker stalled past it leaves no checkpoint newer than its successor's."""
+    def _lock_check(self) -> None:
+        """Stop once the lock is lost (as its renewer found, or by its expiry): LockLost, or a
+        RedisError when Redis could not be reached to renew it — an outage, after which the run
+        goes back to the queue for its task's retry (`advance`)."""
         if self.lock.lost:
+            if self.lock.unreachable:
+                raise RedisError("Redis could not be reached to renew the run's lock")
             raise LockLost()
 
+    def _fence(self) -> None:
+        """Before each checkpoint write: none once the lock is lost, so a worker stalled past it
+        leaves no checkpoint newer than its successor's (the database fences it too: checkpoints.py)."""
+        self._lock_check()
+
     def _cancelled(self) -> bool:
-        if self.lock.lost:
-            raise LockLost()
+        self._lock_check()
         now = time.monotonic()
         if now - self.tenant_checked >= TENANT_CHECK_SECONDS:
             self.tenant_checked = now
@@ -390,7 +403,7 @@ class Attempt:
                     "SELECT cancel_requested_at IS NOT NULL, attempt FROM runs_run WHERE id = %s", [self.run.pk]
                 )
                 row = cursor.fetchone()
-            if row is None or row[1] != self.run.attempt:
+            if row is None or row[1] != self.attempt:
                 raise LockLost()
             self.cancel_requested = row[0]
         return self.cancel_requested
@@ -399,8 +412,7 @@ class Attempt:
         return self.recorded.get(index)
 
     def _record(self, step: dict, payload: dict) -> None:
-        if self.lock.lost:
-            raise LockLost()
+        self._lock_check()
         step, payload = storable(step), storable(payload)
         run = self.run
         now = timezone.now()
@@ -431,7 +443,7 @@ class Attempt:
             *tokens,
             now,
             run.pk,
-            run.attempt,
+            self.attempt,
             *usage_params,
             run.pk,
             step["index"],

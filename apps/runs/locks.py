@@ -32,6 +32,9 @@ class RunLock:
         )
         self._stop = threading.Event()
         self._lost = threading.Event()
+        # Lost because Redis could not be reached for the lock's whole lifetime (an outage, not
+        # another holder): the holder puts the run back in the queue for its task's retry.
+        self.unreachable = False
         self._renewer: threading.Thread | None = None
         self._valid_until = 0.0  # time.monotonic() by which the lock is surely still ours
         self._margin = min(1.0, self.seconds / 10)  # Redis's clock and the round trip's time
@@ -44,13 +47,6 @@ class RunLock:
     @property
     def lost(self) -> bool:
         return self._lost.is_set() or time.monotonic() >= self._valid_until - self._margin
-
-    def still_ours(self) -> bool:
-        """Whether the lock is still this holder's, asked of Redis (one round trip): what a holder
-        checks right before it records the run's end, as its renewer may not have noticed yet that
-        the lock expired and was taken (its steps are fenced by the claim's attempt number,
-        engine.py). RedisError when Redis cannot say."""
-        return not self.lost and self._lock.owned()
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it, and keep it renewed until `release`."""
@@ -73,6 +69,7 @@ class RunLock:
                 return
             except RedisError:  # Redis away a moment: try again soon, while the lock is still ours
                 if time.monotonic() >= self._valid_until - self._margin:
+                    self.unreachable = True
                     self._lost.set()
                     return
                 wait = min(1.0, self.seconds / 10)

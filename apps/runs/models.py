@@ -52,10 +52,11 @@ class Run(models.Model):
     recoveries = models.PositiveSmallIntegerField(default=0)
     # Times a worker has claimed the run; what a worker writes for the run is fenced by the
     # number its claim set (engine.py): once another worker claims the run, its writes stop.
-    attempt = models.PositiveIntegerField(default=0)
+    # db_default (as trace_id's): an archive made before the column imports with it (docs/export.md).
+    attempt = models.PositiveIntegerField(default=0, db_default=0)
     # The OpenTelemetry trace of the request (or task) that started the run: 32 lowercase hex, or
     # empty when none was being recorded.
-    trace_id = models.CharField(max_length=32, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -173,24 +173,33 @@ def _cancel_one(run: Run, message: str) -> None:
         run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=message)
 
 
-def run_finish(run: Run, status: str, *, reason: str = "", message: str = "", output: str | None = None) -> bool:
-    """Record how a run ended, unless it has ended already; whether this call ended it.
+def run_finish(
+    run: Run,
+    status: str,
+    *,
+    reason: str = "",
+    message: str = "",
+    output: str | None = None,
+    attempt: int | None = None,
+) -> bool:
+    """Record how a run ended, unless it has ended already (or, given the `attempt` of a worker's
+    claim, unless another worker has claimed it since); whether this call ended it.
 
     One conditional UPDATE, so a caller need not lock the row first (the worker finishing a run
     does not). A cancelled run's pending approvals are closed in the same transaction."""
     if status == Run.Status.CANCELLED:
         with transaction.atomic(savepoint=False):
-            ended = _run_end(run, status, reason=reason, message=message, output=output)
+            ended = _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
             if ended:
                 # One save per approval (not QuerySet.update), so each closing is model history.
                 for approval in run.approvals.filter(decision=Approval.Decision.PENDING):
                     approval.decision, approval.decided_at = Approval.Decision.CANCELLED, run.finished_at
                     approval.save(update_fields=["decision", "decided_at"])
         return ended
-    return _run_end(run, status, reason=reason, message=message, output=output)
+    return _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
 
 
-def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | None) -> bool:
+def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | None, attempt: int | None) -> bool:
     now = timezone.now()
     fields = {
         "status": status,
@@ -200,7 +209,10 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
         "finished_at": now,
         "updated_at": now,
     }
-    if not Run.objects.filter(pk=run.pk).exclude(status__in=Run.FINISHED).update(**fields):
+    unfinished = Run.objects.filter(pk=run.pk).exclude(status__in=Run.FINISHED)
+    if attempt is not None:
+        unfinished = unfinished.filter(attempt=attempt)
+    if not unfinished.update(**fields):
         return False
     for name, value in fields.items():
         setattr(run, name, value)
