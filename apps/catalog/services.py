@@ -281,14 +281,20 @@ def _pin_rewrite(source: str, number: int) -> str:
     comments, layout and any tag or anchor on the pin kept (`!!int 1`, `&v 1`, `+1`, `0x1` are
     all the integer 1 in YAML; the pin's last token is the number itself)."""
     # Read as validation reads it (libyaml, timestamps kept as written): a source it accepted
-    # (a tab after a colon, a date that is no date) is read here too.
-    node = compose(source)
+    # (a tab after a colon, a date that is no date) is read here too. libyaml skips a byte-order
+    # mark without counting it in its marks: the text after it is what they index.
+    bom = "\ufeff" if source.startswith("\ufeff") else ""
+    text = source[len(bom) :]
+    node = compose(text)
     for key in ("spec", "domain", "version"):
         node = next(value for name, value in node.value if name.value == key)
     start, end = node.start_mark.index, node.end_mark.index
-    token = source[start:end].split()[-1]
-    at = source.rindex(token, start, end)
-    rewritten = source[:at] + str(number) + source[at + len(token) :]
+    try:
+        token = text[start:end].split()[-1]
+        at = text.rindex(token, start, end)
+    except (IndexError, ValueError):  # marks that do not point at the pin
+        raise ServiceError("pin_unreadable", "spec.domain.version could not be rewritten in place.") from None
+    rewritten = bom + text[:at] + str(number) + text[at + len(token) :]
     # An anchor shared with other values (`version: &one 1` … `max_steps: *one`), or a pin that
     # is itself an alias, would carry the new number to them too: only the pin may change.
     try:

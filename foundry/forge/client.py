@@ -5,6 +5,7 @@ server fault (exit 2), or an ApiError for any other 4xx, which the command inter
 """
 
 import ipaddress
+import os
 import time
 
 import httpx
@@ -92,6 +93,9 @@ FILENAME_MAX = 255
 def _sent_name(path: str) -> str:
     """The name a file goes to the server under (its problems come back naming it; forge's own
     messages keep the whole path): at most FILENAME_MAX characters, the path's end."""
+    # A file name that is not UTF-8 (bytes Python keeps as lone surrogates) goes with U+FFFD for
+    # what cannot be sent: JSON takes no lone surrogate.
+    path = os.fsencode(path).decode("utf-8", "replace")
     return path if len(path) <= FILENAME_MAX else "…" + path[-(FILENAME_MAX - 1) :]
 
 

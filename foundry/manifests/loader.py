@@ -20,6 +20,9 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 50_000  # after alias expansion
 MAX_SCALAR = 100_000  # characters
+# An integer scalar longer than Python converts to or from decimal text (sys.int_info's default
+# limit), with room for a sign and `_` separators: refused, or a decimal kept as written.
+_INT_MAX_CHARS = 5_000
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -183,6 +186,12 @@ class _Builder:
             lowered = text.lower()
             return lowered == "true" if lowered in ("true", "false") else text
         if tag == _INT:
+            if len(text) > _INT_MAX_CHARS:  # past Python's digit limit, whatever its base: not converted
+                if text.strip().lstrip("+-").isdigit():
+                    return text  # a decimal too long to convert: kept as written
+                # Converting first would cost time quadratic in the length (base 60: `1:59:59:…`).
+                self.refuse(node, "yaml_invalid_number", "An integer this long is not allowed.", path)
+                return None
             try:
                 value = _scalars.construct_yaml_int(node)
                 str(value)  # hex, octal and binary escape Python's digit limit; printing them does not
