@@ -12,7 +12,7 @@ part of the record the rules see.
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
@@ -86,6 +86,33 @@ def _parts(name: str) -> list[str]:
     return [name, *(part for part in _NOTATION.split(name) if part)]
 
 
+def folded_names(names) -> dict[str, str]:
+    """{folded name: name} of `names`, for `read_as`."""
+    return {_fold(name): name for name in names}
+
+
+def read_as(name, folded: Mapping[str, str]) -> str | None:
+    """Which of the names `folded` (from `folded_names`) a lenient server may read `name` as:
+    another case or spacing of it, a look-alike, or one of the names inside its bracket or dot
+    notation (`amount[]`, `invoice[amount]`, `invoice.amount`: PHP's, Rack's, Express's query
+    parsers); None when none."""
+    if not isinstance(name, str):
+        return None
+    return next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
+
+
+def _nested_keys(value) -> Iterator[str]:
+    """The keys of every object inside `value` (a JSON value), at any depth, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            yield from (key for key in item if isinstance(key, str))
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 class RuleBook:
     """The rules of one DIS, compiled once per run, grouped by entity."""
 
@@ -109,20 +136,22 @@ class RuleBook:
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
         fields = self.filters[entity].fields
-        folded = {_fold(name): name for name in fields}
+        folded = folded_names(fields)
         record = {}
         for name, value in arguments.items():
             declared = fields.get(name)
             if declared is None:
                 # `Amount`, `amount `, `due-date` for `due_date`: a server may read it as the field
-                # (many match names ignoring case), which the rules would not have seen.
-                alike = None
-                if isinstance(name, str):
-                    # `amount[]`, `amount[0]`, `invoice[amount]`, `invoice.amount`: the bracket and dot
-                    # notations servers read as the field (PHP, Rack, Express's query parser).
-                    alike = next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
+                # (many match names ignoring case), which the rules would not have seen; so may
+                # it `amount[]`, `invoice[amount]`, `invoice.amount` (read_as).
+                alike = read_as(name, folded)
                 if alike is not None:
                     raise ArgumentError(f"Argument {name!r}: the field is spelt {alike!r}.")
+                # `{"invoice": {"amount": …}}` in a JSON body is that same bracket notation to the
+                # servers that read `invoice[amount]` as the field (Rails' params, Rack).
+                inside = next((f for key in _nested_keys(value) if (f := read_as(key, folded))), None)
+                if inside is not None:
+                    raise ArgumentError(f"Argument {name!r} holds the field {inside!r}: pass it as {inside!r} itself.")
                 continue
             record[name] = None if value is None else self._coerce(name, declared, value)
         return record

@@ -29,7 +29,7 @@ from foundry.errors import CodedError
 from foundry.filtering import FilterError
 from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 from foundry.runtime.providers import ToolSpec
-from foundry.runtime.rules import ArgumentError, RuleBook, Verdict
+from foundry.runtime.rules import ArgumentError, RuleBook, Verdict, folded_names, read_as
 
 HTTP_DEFAULT_TIMEOUT = 10.0
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -235,9 +235,10 @@ class Toolbox:
             bad = sorted(k for k, v in rest.items() if isinstance(v, dict | list))
             if bad:
                 raise ToolError("tool_argument_invalid", f"Query arguments must be single values: {', '.join(bad)}.")
-            # The declared URL's own query parameters are the manifest's, not the model's to change.
-            fixed = {name.casefold() for name, _ in parse_qsl(urlsplit(template).query, keep_blank_values=True)}
-            taken = sorted(k for k in rest if k.casefold() in fixed)
+            # The declared URL's own query parameters are the manifest's, not the model's to change,
+            # under any spelling a server may read as theirs (`scope[]`, ` scope`: rules.read_as).
+            fixed = folded_names(name for name, _ in parse_qsl(urlsplit(template).query, keep_blank_values=True))
+            taken = sorted(k for k in rest if read_as(k, fixed) is not None)
             if taken:
                 raise ToolError(
                     "tool_argument_invalid", f"The tool's URL sets {', '.join(taken)}; a call cannot change it."
