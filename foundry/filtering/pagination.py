@@ -37,9 +37,12 @@ def page_size_parse(raw: str | int | None) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
     text = str(raw)
-    if not text.isascii() or not text.isdigit() or len(text) > 12:
+    if not text.isascii() or not text.isdigit():
         raise FilterError("invalid_page_size", "page_size must be a whole number, 0 or more.", None)
-    size = int(text)
+    digits = text.lstrip("0")
+    if len(digits) > 12:  # above the maximum however long: lowered to it, not converted
+        return MAX_PAGE_SIZE
+    size = int(digits or "0")
     return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
 
 

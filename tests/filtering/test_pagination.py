@@ -94,13 +94,26 @@ def test_a_validly_signed_token_with_a_forged_shape_is_refused(specimens):
 
 
 @pytest.mark.parametrize(
-    ("raw", "size"), [(None, 50), ("0", 50), (0, 50), ("10", 10), ("5000", MAX_PAGE_SIZE), ("9" * 12, MAX_PAGE_SIZE)]
+    ("raw", "size"),
+    [
+        (None, 50),
+        ("0", 50),
+        (0, 50),
+        ("0" * 20, 50),
+        ("10", 10),
+        ("0010", 10),
+        ("5000", MAX_PAGE_SIZE),
+        ("9" * 12, MAX_PAGE_SIZE),
+        ("10000000000000", MAX_PAGE_SIZE),
+        ("9" * 5000, MAX_PAGE_SIZE),
+    ],
 )
 def test_page_size_defaults_and_caps(raw, size):
+    """Above the maximum, however many digits, is lowered to it (docs/api/filtering.md, AIP-158)."""
     assert page_size_parse(raw) == size
 
 
-@pytest.mark.parametrize("raw", ["", "-1", "ten", "1.5", " 5", "٣", "9" * 5000])
+@pytest.mark.parametrize("raw", ["", "-1", "ten", "1.5", " 5", "٣", "-" + "9" * 5000])
 def test_bad_page_sizes_are_refused(raw):
     with pytest.raises(FilterError) as exc:
         page_size_parse(raw)
