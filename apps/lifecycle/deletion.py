@@ -12,6 +12,7 @@
    database of their own.
 """
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django_tenants.utils import quote_schema_name
+from django_tenants.utils import get_public_schema_name, quote_schema_name, schema_context
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import actor_of, audit_record
@@ -69,6 +70,20 @@ def _locked(tenant: Tenant) -> Tenant:
     return tenant_row_locked(tenant)
 
 
+def _on_public(service):
+    """`service` on the public schema (where `_locked` puts the connection), and the connection
+    back on the schema it was on afterwards: an owner's request on the workspace's host goes on
+    in its workspace's schema."""
+
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        with schema_context(get_public_schema_name()):
+            return service(*args, **kwargs)
+
+    return wrapper
+
+
+@_on_public
 @transaction.atomic
 def tenant_deletion_schedule(
     *, tenant: Tenant, actor: object, grace_days: float | None = None, request: HttpRequest | None = None
@@ -101,6 +116,7 @@ def tenant_deletion_schedule(
     return tenant
 
 
+@_on_public
 @transaction.atomic
 def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Tenant:
     """Within the grace period: the workspace is as it was before — active again, or still
@@ -137,6 +153,7 @@ def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpReques
     return tenant
 
 
+@_on_public
 def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Purged:
     """Erase the workspace for good (see the module docstring). Only a workspace scheduled for
     deletion whose grace period has ended."""

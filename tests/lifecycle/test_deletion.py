@@ -389,3 +389,20 @@ def test_one_workspace_failing_to_purge_stops_no_other(fresh_tenant, django_db_b
         monkeypatch.setattr(deletion, "tenants_due", lambda: [Tenant(slug="gone", schema_name="gone"), *due])
         assert purge_due() == len(due) >= 1
         assert not Tenant.objects.filter(pk=fresh_tenant.pk).exists()
+
+
+def test_scheduling_and_cancelling_from_the_workspace_leave_the_connection_in_its_schema(
+    doomed, django_capture_on_commit_callbacks
+):
+    """An owner schedules (or cancels) from the workspace's own host: the services work on the
+    public schema, and the request goes on in the workspace's schema after them."""
+    from django_tenants.utils import schema_context
+
+    with schema_context(doomed.schema_name):
+        with django_capture_on_commit_callbacks(execute=True):
+            tenant = tenant_deletion_schedule(tenant=doomed, actor=OPERATOR, grace_days=7)
+        scheduled_in = connection.schema_name
+        with django_capture_on_commit_callbacks(execute=True):
+            tenant_deletion_cancel(tenant=tenant, actor=OPERATOR)
+        cancelled_in = connection.schema_name
+    assert (scheduled_in, cancelled_in) == (doomed.schema_name, doomed.schema_name)
