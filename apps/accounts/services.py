@@ -3,6 +3,7 @@ transaction; rules about owners live here, not in views. A member's API tokens s
 with them: removing a member, or lowering their role, revokes what they issued in the same
 transaction (`token_revoke_issued_by`)."""
 
+import unicodedata
 from datetime import UTC, timedelta
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.utils.http import urlsafe_base64_encode
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
-from apps.tokens.models import RevokedReason
+from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 
 
@@ -30,9 +31,13 @@ def email_clean(email: str) -> str:
     """The canonical (lowercase) form of an email address, or ValidationError `email_invalid`.
 
     An address with a character outside ASCII that lowercases into ASCII (the Kelvin sign K
-    becomes k) is refused: it would become another address, and sign in as that member."""
+    becomes k) is refused: it would become another address, and sign in as that member. So is
+    one with a compatibility character (fullwidth letters, ligatures), which IDNA and mail systems
+    read as its plain form (NFKC): owner@ with a fullwidth `a` in acme.test is owner@acme.test's
+    mailbox."""
     email = email.strip()
     folds = any(not char.isascii() and char.lower().isascii() for char in email)
+    folds = folds or unicodedata.normalize("NFKC", email) != email
     email = email.lower()
     try:
         if folds or len(email) > 254:
@@ -225,7 +230,7 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()
     member = _member_locked(member)
-    if member.pk == actor.pk:
+    if member.pk == _acting_member_id(actor):
         raise ValidationError("You cannot remove yourself.", code="remove_self")
     if member.role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
@@ -234,6 +239,15 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
     # Open sessions die with the row: the auth middleware finds no user behind them.
     member.delete()
+
+
+def _acting_member_id(actor):
+    """The member an actor acts as: a signed-in member (or their identity provider's token)
+    themselves, an API token the member who issued it (it acts as them, docs/roles.md)."""
+    token = getattr(actor, "token", None)
+    if isinstance(token, ApiToken):
+        return token.issued_by_id
+    return actor.pk
 
 
 def member_count() -> int:
