@@ -84,9 +84,12 @@ def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: b
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="forge")
 @_shared
-def forge(url, token, as_json) -> None:
+@click.pass_context
+def forge(ctx, url, token, as_json) -> None:
     """Validate, diff, test, deploy and pull Agent Foundry domains (DIS) and agent manifests;
     bridge MCP clients to a tenant (`forge mcp`)."""
+    if as_json and ctx.invoked_subcommand == "mcp":
+        raise click.UsageError("forge mcp takes no --json: its stdout is the MCP protocol.")
 
 
 @forge.command()
@@ -228,9 +231,21 @@ def mcp_command(ctx, url, token, verbose) -> int:
     return bridge_run(url, token, verbose=verbose)
 
 
+def _command_of(args: list[str]) -> str | None:
+    """The command `args` name (None: none), past the options given before it."""
+    values = iter(args)
+    for arg in values:
+        if arg in ("--url", "--token"):
+            next(values, None)  # the option's value
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    out = Output("--json" in args)
+    # `forge mcp`'s stdout is the protocol: its refusals go to stderr, as lines, whatever it is given.
+    out = Output("--json" in args and _command_of(args) != "mcp")
     try:
         result = forge.main(args=args, prog_name="forge", standalone_mode=False)
     except ForgeError as exc:

@@ -87,6 +87,10 @@ class RunSummary(BaseModel):
     message: str
     created_by: str
     parent: uuid.UUID | None = Field(description="Sub-agent runs: the parent run.")
+    domain: Pin = Field(description="The DIS version the run executes against.")
+    project: str
+    provider: str
+    model: str
     step_count: int
     input_tokens: int
     output_tokens: int
@@ -132,10 +136,6 @@ class ApprovalInfo(BaseModel):
 
 
 class RunDetail(RunSummary):
-    domain: Pin = Field(description="The DIS version the run executes against.")
-    project: str
-    provider: str
-    model: str
     input: str
     output: str | None = Field(description="The agent's answer; null until it has one.")
     steps: list[StepInfo] = Field(description="In order; the first 200.")
