@@ -8,34 +8,20 @@ import httpx2
 import pytest
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000], ids=["deep_array", "deep_object"])
-def test_a_body_nested_past_the_parsers_depth_is_not_a_500(mcp_port, body):
-    response = httpx2.post(
-        f"http://127.0.0.1:{mcp_port}/mcp",
-        content=body,
-        headers={
-            "Host": f"acme.localhost:{mcp_port}",
-            "Authorization": "Bearer af_000000000000_x",
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        },
-        timeout=30,
-    )
-    assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
-
-
 @pytest.mark.parametrize(
     "body",
     [
+        b"[" * 100_000,
+        b'{"a":' * 50_000,
         b'{"jsonrpc": "2.0", "id": 1, "method": ["tools/call"]}',
         b'{"jsonrpc": "2.0", "id": 1, "method": {"a": 1}}',
         b'[{"jsonrpc": "2.0", "id": 1, "method": []}]',
     ],
-    ids=["method_list", "method_object", "batch_method_list"],
+    ids=["deep_array", "deep_object", "method_list", "method_object", "batch_method_list"],
 )
-def test_a_method_that_is_not_text_is_a_4xx_not_a_500(mcp_port, body):
-    """The gateway tells a write from a read by the method before the host or token are checked:
-    a method that is a list or an object is no write there, and the SDK refuses the message."""
+def test_a_body_nested_past_the_parsers_depth_or_with_a_method_that_is_no_text_is_not_a_500(mcp_port, body):
+    """The gateway peeks at the body (is it a write?) before the host or token are checked: JSON
+    nested past the parser, or a method that is a list or an object, is the SDK's to refuse."""
     response = httpx2.post(
         f"http://127.0.0.1:{mcp_port}/mcp",
         content=body,

@@ -22,6 +22,28 @@ FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
 
 
+# A lead agent whose one tool is the sub-agent `helper`, which answers from its manifest's test.
+SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
+HELPER_TESTS = (
+    "  tests:\n    - name: looks-up\n      input: What is AP?\n      script:\n"
+    '        - tool_call: {tool: find_invoices, arguments: {question: "What is AP?"}}\n'
+    "        - respond: AP is accounts payable.\n"
+)
+DELEGATE_SCRIPT = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
+
+
+def delegating_run(tenant: Tenant, *, helper_limits: str = HELPER_TESTS) -> Run:
+    """`helper` and `lead` deployed in `tenant`, and a run of `lead` started by its owner that asks
+    the helper once (DELEGATE_SCRIPT)."""
+    from apps.runs.services import run_start
+
+    deploy(tenant, FINANCE, agent_yaml("helper", limits=helper_limits))
+    lead = deploy(tenant, agent_yaml("lead", tools=SUBAGENT))
+    with schema_context(tenant.schema_name):
+        owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
+        return run_start(actor=owner, agent=lead, input="Delegate.", script=DELEGATE_SCRIPT)
+
+
 def deploy(tenant: Tenant, *sources: str):
     """Publish `sources` in `tenant` as its owner and deploy the last one (an agent); its Document."""
     owner = tenant_user(tenant, f"owner@{tenant.slug}.test")

@@ -15,29 +15,15 @@ import apps.runs.engine as engine
 from apps.runs.engine import Attempt, run_advance
 from apps.runs.locks import RunLock
 from apps.runs.models import Approval, Run
-from apps.runs.services import run_start
-from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, agent_yaml, deploy
+from tests.runs.conftest import delegating_run
 from tests.runs.test_engine import start
-
-SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
-HELPER_TESTS = (
-    "  tests:\n    - name: looks-up\n      input: What is AP?\n      script:\n"
-    '        - tool_call: {tool: find_invoices, arguments: {question: "What is AP?"}}\n'
-    "        - respond: AP is accounts payable.\n"
-)
 
 
 def test_a_worker_whose_run_another_claimed_does_not_put_that_run_back_in_the_queue(acme, monkeypatch):
     """A worker stalled at a sub-agent step while another worker claimed its run (recovering it)
     and holds the child: the first one's ChildBusy does not put the other's running run back in
     the queue."""
-    deploy(acme, FINANCE, agent_yaml("helper", limits=HELPER_TESTS))
-    lead = deploy(acme, agent_yaml("lead", tools=SUBAGENT))
-    owner = tenant_user(acme, "owner@acme.test")
-    script = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
-    with schema_context("acme"):
-        run = run_start(actor=owner, agent=lead, input="Delegate.", script=script)
+    run = delegating_run(acme)
 
     real_create = engine.run_create
     held = []

@@ -4,16 +4,9 @@ from django_tenants.utils import schema_context
 
 import apps.runs.engine as engine
 from apps.runs.models import Run, Step
-from apps.runs.services import run_cancel, run_start
+from apps.runs.services import run_cancel
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
-
-SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
-HELPER_TESTS = (
-    "  tests:\n    - name: looks-up\n      input: What is AP?\n      script:\n"
-    '        - tool_call: {tool: find_invoices, arguments: {question: "What is AP?"}}\n'
-    "        - respond: AP is accounts payable.\n"
-)
+from tests.runs.conftest import advance, delegating_run
 
 
 def test_a_parent_cancelled_just_before_its_sub_agent_run_is_created_starts_no_child(acme, monkeypatch):
@@ -21,12 +14,8 @@ def test_a_parent_cancelled_just_before_its_sub_agent_run_is_created_starts_no_c
     after the parent's check before its `subagent` step, before the child exists, is found under
     the parent's row lock (which run_cancel takes before it cancels the children): no child is
     started, and the parent ends cancelled."""
-    deploy(acme, FINANCE, agent_yaml("helper", limits=HELPER_TESTS))
-    lead = deploy(acme, agent_yaml("lead", tools=SUBAGENT))
     owner = tenant_user(acme, "owner@acme.test")
-    script = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
-    with schema_context("acme"):
-        run = run_start(actor=owner, agent=lead, input="Delegate.", script=script)
+    run = delegating_run(acme)
 
     real_depth = engine.Attempt._depth
 

@@ -5,18 +5,8 @@ from django_tenants.utils import schema_context
 
 import apps.runs.engine as engine
 from apps.runs.models import Run, Step
-from apps.runs.services import run_start
 from apps.tenants.services import tenant_resume, tenant_suspend
-from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
-
-SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
-HELPER_TESTS = (
-    "  tests:\n    - name: looks-up\n      input: What is AP?\n      script:\n"
-    '        - tool_call: {tool: find_invoices, arguments: {question: "What is AP?"}}\n'
-    "        - respond: AP is accounts payable.\n"
-)
-PARENT_SCRIPT = [{"tool_call": {"tool": "ask_helper", "arguments": {"input": "What is AP?"}}}, {"respond": "done"}]
+from tests.runs.conftest import advance, delegating_run
 
 
 def test_a_tenant_suspended_while_a_sub_agent_runs_does_not_fail_the_parents_step(acme, monkeypatch):
@@ -24,10 +14,7 @@ def test_a_tenant_suspended_while_a_sub_agent_runs_does_not_fail_the_parents_ste
     its parent, with no failed step recorded (docs/runs.md: suspension stops a run before its next
     step and leaves it as it is; resumed, it goes on and gets the child's real answer)."""
     monkeypatch.setattr(engine, "TENANT_CHECK_SECONDS", 0.0)  # every step looks, as after 5 s
-    deploy(acme, FINANCE, agent_yaml("helper", limits=HELPER_TESTS))
-    lead = deploy(acme, agent_yaml("lead", tools=SUBAGENT))
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=lead, input="Delegate.", script=PARENT_SCRIPT)
+    run = delegating_run(acme)
 
     original = engine.run_advance
 
@@ -71,10 +58,7 @@ def test_a_sub_agents_usage_counts_against_the_parents_next_model_call(acme, mon
     from apps.billing.quotas import budgets_cache_clear, month_of
     from apps.billing.rls import usage_scope
 
-    deploy(acme, FINANCE, agent_yaml("helper", limits=HELPER_ANSWERS))
-    lead = deploy(acme, agent_yaml("lead", tools=SUBAGENT))
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=lead, input="Delegate.", script=PARENT_SCRIPT)
+    run = delegating_run(acme, helper_limits=HELPER_ANSWERS)
 
     original = engine.run_advance
 

@@ -103,10 +103,13 @@ spec:
     assert info.value.code != "http_host_undeclared", info.value.message
 
 
-def test_the_model_cannot_override_a_query_parameter_fixed_in_the_declared_url(server, invoice_triage, finance):
+@pytest.mark.parametrize("name", ["scope", "SCOPE", "scope[]", " scope"], ids=["same", "case", "brackets", "space"])
+def test_the_model_cannot_override_a_query_parameter_fixed_in_the_declared_url(server, invoice_triage, finance, name):
     """An http tool's URL is the manifest author's: placeholders are URL-quoted and `.`/`..`
     refused so the model cannot "climb out of the declared path" (tools.py); the model's other
-    arguments "become the query string"."""
+    arguments "become the query string", and one a server reads as a parameter the URL fixes is
+    refused: `scope` in another case, `scope[]` (PHP and Rack read `?scope=readonly&scope[]=admin`
+    as scope=['admin']), ` scope` (PHP drops a name's leading spaces)."""
     server.routes["/v1/search"] = reply(body=b'{"ok": true}')
     tool = {
         "name": "search",
@@ -119,10 +122,7 @@ def test_the_model_cannot_override_a_query_parameter_fixed_in_the_declared_url(s
     manifest["spec"]["tools"] = [tool]
     manifest["spec"]["approvals"] = {}
     toolbox = Toolbox(manifest, finance, ToolOptions(network=LOOPBACK))
-    try:
-        toolbox.run(toolbox.get("search"), {"q": "x", "scope": "admin"}, timeout=2)
-    except ToolError:
-        return  # refused: fine
-    assert len(server.requests) == 1
-    assert "scope=admin" not in server.requests[0]["query"], server.requests[0]["query"]
-    assert "scope=readonly" in server.requests[0]["query"]
+    with pytest.raises(ToolError) as refused:
+        toolbox.run(toolbox.get("search"), {"q": "x", name: "admin"}, timeout=2)
+    assert refused.value.code == "tool_argument_invalid"
+    assert server.requests == []

@@ -2,7 +2,8 @@ r"""DIS rules on tool calls: an argument a lenient server reads as a field does 
 field's `deny` / `require_approval` rule — also when it differs from the field's name only by
 Unicode look-alikes: a dotless i (U+0131) or a dotted capital I (U+0130), which case-insensitive
 comparisons read as i; a no-break space (which `strip()`/`trim()` drop); fullwidth letters (NFKC
-makes them ASCII) (docs/runs.md, "Approvals")."""
+makes them ASCII); or nested in a JSON object of a POST body, which Rails' and Rack's params read
+as its bracket spelling (docs/runs.md, "Approvals")."""
 
 import json
 
@@ -46,4 +47,17 @@ def test_a_look_alike_field_name_does_not_slip_past_a_deny_rule(invoice_triage, 
     sent = [json.loads(r["body"]) for r in server.requests]
     assert server.requests == [] and result.steps[1]["status"] != "ok", (
         f"the high-risk vendor was paid: the deny rule never saw {name!r}; the service received {sent}"
+    )
+
+
+def test_the_field_nested_in_a_json_object_does_not_slip_past_a_deny_rule(invoice_triage, finance, server):  # noqa: F811
+    """`{"vendor": {"risk": "high"}}` is refused before the call: the deny rule on `risk` would not
+    have seen it, and the service would read it as the field."""
+    manifest = _paying_vendors(invoice_triage, server)
+    script = [call("pay_vendor", id="V-1", vendor={"risk": "high"}), respond("Paid.")]
+    graph = AgentGraph(manifest, finance, provider=ScriptedProvider(script), tools=LOOPBACK)
+    result = graph.start("t", "Pay V-1.")
+    sent = [json.loads(r["body"]) for r in server.requests]
+    assert server.requests == [] and result.steps[1]["status"] != "ok", (
+        f"the high-risk vendor was paid: the deny rule never saw the nested field; the service received {sent}"
     )
