@@ -169,7 +169,11 @@ class RunStateError(Exception):
 
 
 # Why a model stopped (OpenAI's finish_reason, Anthropic's stop_reason) when its answer is not whole.
-_CUT = {"length": "the output limit", "max_tokens": "the output limit"}
+_CUT = {
+    "length": "the output limit",
+    "max_tokens": "the output limit",
+    "model_context_window_exceeded": "the model's context window",
+}
 _WITHHELD = {"content_filter", "refusal"}
 
 

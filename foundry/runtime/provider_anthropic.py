@@ -35,10 +35,11 @@ from foundry.runtime.provider_http import (
     integer,
     json_body,
     request_parameters,
+    text_clean,
     text_or_none,
+    tool_call_id,
 )
 from foundry.runtime.providers import (
-    MAX_TOOL_CALL_ID,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -153,10 +154,8 @@ class AnthropicProvider:
                 name, arguments, call_id = block.get("name"), block.get("input"), block.get("id")
                 if not isinstance(name, str) or not name or not isinstance(arguments, Mapping):
                     raise bad_response(self.label, "a tool_use block without a name or an input object")
-                if not isinstance(call_id, str) or not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
-                    call_id = f"toolu_{position}_{number}"
-                seen.add(call_id)
-                calls.append({"name": name, "args": dict(arguments), "id": call_id})
+                call_id = tool_call_id(call_id, seen, f"toolu_{position}_{number}")
+                calls.append({"name": text_clean(name), "args": text_clean(dict(arguments)), "id": call_id})
             elif kind is None:
                 raise bad_response(self.label, "a content block without a type")
             # Other blocks (thinking, …) are the model's own business: not part of the answer.

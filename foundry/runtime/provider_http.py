@@ -41,8 +41,16 @@ from urllib.parse import urlsplit
 import httpcore2
 import httpx2
 
-from foundry.runtime.network import NetworkPolicy, _resolve, address_refusal, deadline_backend, exchange_deadline
-from foundry.runtime.providers import ProviderError
+from foundry.runtime.network import (
+    FetchError,
+    NetworkPolicy,
+    _resolve,
+    address_refusal,
+    deadline_backend,
+    exchange_deadline,
+    resolver_bounded,
+)
+from foundry.runtime.providers import MAX_TOOL_CALL_ID, ProviderError
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_RETRIES = 2
@@ -179,7 +187,8 @@ class GuardedTransport(httpx2.BaseTransport):
         port = url.port or (443 if url.scheme == "https" else 80)
         if url.scheme not in ("http", "https") or not host:
             raise Refused(ProviderError("provider_url_refused", "The base URL must be an http(s) URL."))
-        ip = self._checked_address(host, port)
+        deadline = started + _attempt_seconds(request)  # name resolution counts against it too
+        ip = self._checked_address(host, port, deadline)
         if url.scheme == "http" and address_refusal(ip, NetworkPolicy()) is None:
             raise Refused(
                 ProviderError("provider_url_refused", "Use https: the API key would cross the internet in clear.")
@@ -188,7 +197,6 @@ class GuardedTransport(httpx2.BaseTransport):
         if url.scheme == "https" and not _is_ip(host):
             request.extensions = {**request.extensions, "sni_hostname": host}
         request.headers["Accept-Encoding"] = "identity"  # the size bound applies to what is decoded
-        deadline = started + _attempt_seconds(request)
         with exchange_deadline(deadline):
             response = self.inner.handle_request(request)
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
@@ -206,9 +214,14 @@ class GuardedTransport(httpx2.BaseTransport):
         response.stream = _BoundedStream(response.stream, self.policy.max_response_bytes, deadline)
         return response
 
-    def _checked_address(self, host: str, port: int):
+    def _checked_address(self, host: str, port: int, deadline: float):
+        resolve = resolver_bounded(self.resolver, deadline, max(0.0, deadline - time.monotonic()))
         try:
-            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self.resolver(host, port)]
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolve(host, port)]
+        except FetchError:  # no answer by the attempt's deadline
+            raise Refused(
+                ProviderError("provider_timeout", f"Resolving {host!r} took longer than the call may.")
+            ) from None
         except (OSError, UnicodeError, ValueError):
             raise Refused(ProviderError("provider_unreachable", f"Could not resolve {host!r}.")) from None
         if not addresses:
@@ -336,6 +349,11 @@ def _backoff(number: int) -> float:
 def redact(text: str, secret: str) -> str:
     """`text` without `secret`, any word sharing part of it, or anything shaped like an API key,
     cut to a readable length."""
+    # Only the beginning is ever quoted: what is scanned is bounded too (an error body may be
+    # megabytes of words, each compared with every stretch of the key), cut at a word's end.
+    limit = 4 * MAX_QUOTED_CHARS + len(secret)
+    if len(text) > limit:
+        text = text[:limit].rsplit(None, 1)[0]
     if secret and len(secret) >= 4:
         text = text.replace(secret, "[redacted]")
     text = _KEY_LIKE.sub("[redacted]", text)
@@ -343,6 +361,36 @@ def redact(text: str, secret: str) -> str:
     words = ["[redacted]" if any(w in word for w in windows) else word for word in text.split()]
     text = " ".join(words)
     return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_clean(value):
+    """`value` (JSON) with lone UTF-16 surrogates, which JSON may carry but no request can send
+    back, replaced by U+FFFD in every string, keys included."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {text_clean(k): text_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [text_clean(v) for v in value]
+    return value
+
+
+def tool_call_id(raw: object, seen: set, fallback: str) -> str:
+    """A tool call's id: the endpoint's (lone surrogates replaced), unless it sent none, one too
+    long, or one another call of the same answer has; else `fallback`, numbered on while taken,
+    so no two calls of an answer share one (the second would count as answered, and never run).
+    Added to `seen`."""
+    call_id = text_clean(raw) if isinstance(raw, str) else None
+    if not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
+        call_id, number = fallback, 1
+        while call_id in seen:
+            number += 1
+            call_id = f"{fallback}_{number}"
+    seen.add(call_id)
+    return call_id
 
 
 def _said(body: object) -> str:

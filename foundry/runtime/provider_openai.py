@@ -40,10 +40,11 @@ from foundry.runtime.provider_http import (
     integer,
     json_body,
     request_parameters,
+    text_clean,
     text_or_none,
+    tool_call_id,
 )
 from foundry.runtime.providers import (
-    MAX_TOOL_CALL_ID,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -205,11 +206,10 @@ class OpenAIProvider:
             name = function.get("name") if isinstance(function, Mapping) else None
             if not isinstance(name, str) or not name:
                 raise bad_response(self.label, "a tool call without a function name")
-            call_id = call.get("id")
-            if not isinstance(call_id, str) or not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
-                call_id = f"call_{position}_{number}"  # some local servers send none, or the same one twice
-            seen.add(call_id)
-            calls.append({"name": name, "args": self._arguments(function.get("arguments")), "id": call_id})
+            # Some local servers send no id, or the same one twice.
+            call_id = tool_call_id(call.get("id"), seen, f"call_{position}_{number}")
+            arguments = text_clean(self._arguments(function.get("arguments")))
+            calls.append({"name": text_clean(name), "args": arguments, "id": call_id})
         return calls
 
     def _arguments(self, raw: object) -> dict:

@@ -1,9 +1,13 @@
 """What a model endpoint (or a stored base URL) can make of a run.
 
 Every case here should end the run with a coded reason (model_failed / provider_*), never with
-`internal_error`, and a save-time check should refuse what the docs say is refused."""
+`internal_error`, within the call's time limit, and a save-time check should refuse what the docs
+say is refused."""
 
+import hashlib
 import ipaddress
+import socket
+import time
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,9 +18,10 @@ from langchain_core.messages import HumanMessage
 from apps.providers.services import credential_set
 from apps.runs.services import run_start
 from foundry.runtime.network import NetworkPolicy
+from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
 from foundry.runtime.providers import ProviderError, ProviderSettings, provider_create
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, openai_completion, text, tool_use
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
 KEY = "sk-test-abcdef123456"
@@ -26,6 +31,7 @@ KEY = "sk-test-abcdef123456"
 def keys(settings):
     settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
 
 
 @pytest.fixture
@@ -35,10 +41,14 @@ def server():
     server.close()
 
 
-def _agent(acme, base_url):
+def _base_url(kind, server) -> str:
+    return server.origin + "/v1" if kind == "openai" else server.origin
+
+
+def _agent(acme, base_url, kind="openai"):
     with schema_context("acme"):
-        credential_set(actor=tenant_user(acme, "owner@acme.test"), provider="openai", api_key=KEY, base_url=base_url)
-    return deploy(acme, FINANCE, agent_yaml(provider="openai"))
+        credential_set(actor=tenant_user(acme, "owner@acme.test"), provider=kind, api_key=KEY, base_url=base_url)
+    return deploy(acme, FINANCE, agent_yaml(provider=kind))
 
 
 def _run(acme, agent):
@@ -54,12 +64,16 @@ def _nest(depth):
     return value
 
 
-def _provider(kind, server):
-    base = server.origin + "/v1" if kind == "openai" else server.origin
-    credentials = {"api_key": KEY, "base_url": base, "max_retries": 0}
-    return provider_create(
-        kind, ProviderSettings(model="m", credentials=credentials, network=NetworkPolicy(allow_private=True))
-    )
+def _steps(run) -> list[dict]:
+    with schema_context("acme"):
+        return list(run.steps.order_by("index").values("index", "node", "tool", "status", "error", "summary"))
+
+
+def _provider(kind, server=None, *, url=None, **credentials):
+    """A provider straight from the runtime (no database), with the response bound runs use."""
+    credentials = {"api_key": KEY, "base_url": url or _base_url(kind, server), "max_retries": 0, **credentials}
+    network = NetworkPolicy(allow_private=True, max_response_bytes=MAX_RESPONSE_BYTES)
+    return provider_create(kind, ProviderSettings(model="m", credentials=credentials, network=network))
 
 
 # --- usage --------------------------------------------------------------------------------------
@@ -140,3 +154,150 @@ def test_a_literal_loopback_address_with_a_trailing_dot_is_refused_when_saved(ac
             actor=tenant_user(acme, "owner@acme.test"), provider="openai", api_key=KEY, base_url="http://127.0.0.1./v1"
         )
     assert info.value.error_dict["base_url"][0].code == "base_url_refused"
+
+
+# --- tool calls: text no request can carry, ids ---------------------------------------------------
+
+
+# Raw bodies: json.dumps would escape the surrogate the same way, but spelled out for clarity.
+OPENAI_ARGUMENTS = (
+    b'{"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": '
+    b'{"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function", '
+    b'"function": {"name": "find_invoices", "arguments": "{\\"question\\": \\"INV-7 \\\\ud800\\"}"}}]}}], '
+    b'"usage": {"prompt_tokens": 10, "completion_tokens": 5}}'
+)
+OPENAI_NAME = (
+    b'{"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": '
+    b'{"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function", '
+    b'"function": {"name": "find\\ud800invoices", "arguments": "{}"}}]}}], '
+    b'"usage": {"prompt_tokens": 10, "completion_tokens": 5}}'
+)
+OPENAI_ID = (
+    b'{"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": '
+    b'{"role": "assistant", "content": null, "tool_calls": [{"id": "call_\\ud800", "type": "function", '
+    b'"function": {"name": "find_invoices", "arguments": "{}"}}]}}], '
+    b'"usage": {"prompt_tokens": 10, "completion_tokens": 5}}'
+)
+
+
+@pytest.mark.parametrize("body", [OPENAI_ARGUMENTS, OPENAI_NAME, OPENAI_ID], ids=["arguments", "name", "id"])
+def test_openai_a_lone_surrogate_in_a_tool_call_does_not_end_the_run_on_an_internal_error(acme, keys, server, body):
+    server.queue(Reply(body=body), Reply(body=openai_completion("done")), Reply(body=openai_completion("done")))
+    run = _run(acme, _agent(acme, _base_url("openai", server)))
+    status, reason, message = run.status, run.reason, run.message
+    assert reason != "internal_error", (status, reason, message)
+
+
+def test_anthropic_a_lone_surrogate_in_tool_use_input_does_not_end_the_run_on_an_internal_error(acme, keys, server):
+    server.queue(
+        Reply(body=anthropic_message(tool_use("toolu_a", "find_invoices", {"question": "INV-7 \ud800"}))),
+        Reply(body=anthropic_message(text("done"))),
+        Reply(body=anthropic_message(text("done"))),
+    )
+    run = _run(acme, _agent(acme, _base_url("anthropic", server), "anthropic"))
+    status, reason, message = run.status, run.reason, run.message
+    assert reason != "internal_error", (status, reason, message)
+
+
+def test_openai_never_gives_two_calls_of_one_answer_the_same_id(server):
+    """An id made up for a call that came without one (`call_{position}_{number}`) never equals
+    an id the endpoint gave another call of the same answer: no two calls share one."""
+    server.queue(
+        Reply(body=openai_completion(tool_calls=[("call_1_2", "find_invoices", {}), ("", "find_invoices", {"q": 1})]))
+    )
+    reply = _provider("openai", server).complete([HumanMessage("hi")], [])
+    ids = [call["id"] for call in reply.message.tool_calls]
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_anthropic_never_gives_two_calls_of_one_answer_the_same_id(server):
+    """As for OpenAI, with `toolu_{position}_{number}`."""
+    server.queue(
+        Reply(body=anthropic_message(tool_use("toolu_1_2", "find_invoices", {}), tool_use("", "find_invoices", {})))
+    )
+    reply = _provider("anthropic", server).complete([HumanMessage("hi")], [])
+    ids = [call["id"] for call in reply.message.tool_calls]
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_a_run_executes_every_tool_call_the_model_asked_for(acme, keys, server):
+    """End to end: two tool calls in one answer, the second without an id, both run, and the next
+    request answers each call once."""
+    server.queue(
+        Reply(
+            body=openai_completion(
+                tool_calls=[("call_1_2", "find_invoices", {}), ("", "find_invoices", {"question": "INV-7"})]
+            )
+        ),
+        Reply(body=openai_completion("done")),
+        Reply(body=openai_completion("done")),
+    )
+    run = _run(acme, _agent(acme, _base_url("openai", server)))
+    tool_steps = [s for s in _steps(run) if s["node"] == "tool"]
+    assert len(tool_steps) == 2, (run.status, _steps(run))
+    sent = server.requests[1].json["messages"]
+    assistant = next(m for m in sent if m["role"] == "assistant")
+    answered = [m["tool_call_id"] for m in sent if m["role"] == "tool"]
+    assert sorted(c["id"] for c in assistant["tool_calls"]) == sorted(answered)
+    assert len(set(answered)) == 2
+
+
+# --- cut answers, time limits ----------------------------------------------------------------------
+
+
+def test_anthropic_context_window_exceeded_is_not_a_silent_success(acme, keys, server):
+    """`stop_reason: "model_context_window_exceeded"` is an answer cut off, like max_tokens: half an
+    answer is not the agent's answer (graph._answered)."""
+    server.queue(Reply(body=anthropic_message(text("INV-7 should be"), stop_reason="model_context_window_exceeded")))
+    run = _run(acme, _agent(acme, _base_url("anthropic", server), "anthropic"))
+    status, reason, steps = run.status, run.reason, _steps(run)
+    assert (status, reason) == ("failed", "model_output_truncated"), (status, steps)
+
+
+SLOW_HOST = "models.slow-dns.example.com"
+DNS_SECONDS = 6.0
+
+
+@pytest.fixture
+def slow_dns(monkeypatch):
+    """A DNS server that never answers for SLOW_HOST: the system resolver gives up after a while."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == SLOW_HOST:
+            time.sleep(DNS_SECONDS)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_attempt_ends_at_its_deadline_even_when_dns_does_not_answer(slow_dns, kind):
+    """Name resolution counts against the attempt's deadline (docs/providers.md)."""
+    model = _provider(kind, url=f"https://{SLOW_HOST}/v1", timeout_seconds=1)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        model.complete([HumanMessage("hi")], [], timeout=1)
+    took = time.monotonic() - started
+    assert took < 3, f"the 1 s attempt took {took:.1f} s ({info.value.code})"
+    assert info.value.code == "provider_timeout"
+
+
+# 164 characters, the length of an OpenAI project key (sk-proj-…).
+LONG_KEY = "sk-proj-" + hashlib.sha512(b"review").hexdigest() + hashlib.sha256(b"review").hexdigest()[:28]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_large_error_message_does_not_stall_the_call_past_its_time_limit(server, kind):
+    """Only the beginning of an error message is quoted, and only a bounded beginning is scanned
+    for the key: megabytes of words do not hold the call past its time limit."""
+    server.queue(Reply(400, {"error": {"type": "invalid_request_error", "message": "a " * 3_500_000}}))
+    model = _provider(kind, server, api_key=LONG_KEY, timeout_seconds=2)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        model.complete([HumanMessage("hi")], [], timeout=2)
+    took = time.monotonic() - started
+    assert info.value.code == "provider_request_refused"
+    assert len(info.value.message) < 500
+    assert took < 4, f"a call with 2 s left took {took:.1f} s to report a 400"
