@@ -13,11 +13,16 @@ Not covered: personal data people typed into run inputs, agent instructions or d
 workspace's content, which its owners answer for (docs/lifecycle.md says how to find it).
 """
 
+import contextlib
 import hashlib
+import json
 import re
+import uuid
 from dataclasses import dataclass, field
 
+from auditlog.models import LogEntry
 from django.contrib.auth import SESSION_KEY
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import HttpRequest
@@ -30,15 +35,18 @@ from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_actor_erase, audit_record, platform_actor_id
 from apps.lifecycle.erasing import pseudonymising
+from apps.lifecycle.exports import exports_delete
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
+from apps.lifecycle.models import Export
 from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
 from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
-# Hashed, and holding pseudonymous ids only; the actor table is erased by audit_actor_erase.
-NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint", "audit_auditactor"})
+# Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
+# its name, which may be theirs — and the person's own rows are then erased by audit_actor_erase.)
+NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint"})
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Erased:
     rows: dict[str, int] = field(default_factory=dict)  # table → rows rewritten
     sessions: int = 0
     redis_keys: int = 0
+    exports: int = 0  # archives made before, holding the person's data: deleted
+    checkpoints: int = 0  # finished runs whose checkpoints held the email: their threads deleted
 
 
 def _pseudonym(email: str, actor_id: str | None) -> tuple[str, str]:
@@ -103,19 +113,60 @@ def _rewrite(table: Table, replacements: list[tuple[str, str]], *, tenant_id: in
         return cursor.rowcount
 
 
-def _names(email: str, member: User | None, actor_id: str | None, tenant_id: int) -> set[str]:
-    """The names the person went by here: the member's, and the actor table's."""
+def _identities(email: str, member: User | None, tenant_id: int) -> list[str]:
+    """Every actor id the person had here (`user:N`; a member removed and added again had two),
+    the current member's first, then the oldest: the first names their pseudonym."""
+    current = [f"user:{member.pk}"] if member is not None else []
+    with rls_scope(tenant_id):
+        former = AuditActor.objects.filter(tenant_id=tenant_id, email__iexact=email, actor_id__startswith="user:")
+        former = former.order_by("first_seen_at", "actor_id").values_list("actor_id", flat=True)
+        return current + [actor_id for actor_id in former if actor_id not in current]
+
+
+def _names(email: str, member: User | None, actor_ids: list[str], tenant_id: int) -> set[str]:
+    """The names the person went by here: the member's, the actor table's, and every name the
+    model history says their member rows had (an SSO sign-in renames a member to the IdP's name)."""
     names = {member.full_name} if member is not None and member.full_name else set()
-    if actor_id:
-        with rls_scope(tenant_id):
-            names |= {
-                name
-                for name in AuditActor.objects.filter(tenant_id=tenant_id, actor_id=actor_id).values_list(
-                    "display_name", flat=True
-                )
-                if name
-            }
-    return {name for name in names if len(name.strip()) >= 3 and name.strip().lower() != email}
+    with rls_scope(tenant_id):
+        names |= set(
+            AuditActor.objects.filter(tenant_id=tenant_id, actor_id__in=actor_ids).values_list(
+                "display_name", flat=True
+            )
+        )
+    kind = ContentType.objects.get_for_model(User)
+    user_ids = [actor_id.removeprefix("user:") for actor_id in actor_ids]
+    for changes in LogEntry.objects.filter(content_type=kind, object_pk__in=user_ids).values_list("changes", flat=True):
+        if isinstance(changes, str):
+            changes = json.loads(changes or "{}")
+        values = changes.get("full_name") if isinstance(changes, dict) else None
+        names |= {value for value in values or () if isinstance(value, str)}
+    return {name for name in names if name and len(name.strip()) >= 3 and name.strip().lower() != email}
+
+
+def _name_pattern(name: str) -> str:
+    """A PostgreSQL regex of the name as words of its own: `\\m`/`\\M` where it starts or ends
+    with a word character, which they need (`Jr.` ends with none), a look-around otherwise."""
+    start = r"\m" if re.match(r"\w", name) else r"(?<![[:alnum:]_])"
+    end = r"\M" if re.search(r"\w$", name) else r"(?![[:alnum:]_])"
+    return f"{start}{re.escape(name)}{end}"
+
+
+def _checkpoints_delete(email: str) -> int:
+    """Delete the checkpoints of the finished runs whose serialised state holds the email (the
+    approver of a decision a run was resumed with); an unfinished run keeps its own until it
+    ends, as it needs them to go on. Runs' steps and approvals are text, rewritten as any."""
+    from apps.runs.checkpoints import checkpointer
+    from apps.runs.models import Run
+
+    saver = checkpointer(connection.schema_name)
+    threads = []
+    for thread in saver.threads_holding(email.encode()):
+        with contextlib.suppress(ValueError):
+            threads.append(uuid.UUID(thread))
+    finished = Run.objects.filter(pk__in=threads, status__in=Run.FINISHED).values_list("pk", flat=True)
+    finished = [str(pk) for pk in finished]
+    saver.prune(finished, strategy="delete")
+    return len(finished)
 
 
 def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
@@ -129,14 +180,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     email = email_clean(email)
     tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)
     member = User.objects.filter(email__iexact=email).first()
-    actor_id = f"user:{member.pk}" if member is not None else None
-    if actor_id is None:
-        with rls_scope(tenant_id):
-            actor_id = (
-                AuditActor.objects.filter(tenant_id=tenant_id, email__iexact=email, actor_id__startswith="user:")
-                .values_list("actor_id", flat=True)
-                .first()
-            )
+    actor_ids = _identities(email, member, tenant_id)
+    actor_id = actor_ids[0] if actor_ids else None
     if member is None and actor_id is None:
         raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
     if member is not None:
@@ -147,7 +192,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
 
     pseudo_email, pseudo_name = _pseudonym(email, actor_id)
     replacements = [(_email_pattern(email), pseudo_email)]
-    replacements += [(rf"\m{re.escape(name)}\M", pseudo_name) for name in _names(email, member, actor_id, tenant_id)]
+    replacements += [(_name_pattern(name), pseudo_name) for name in _names(email, member, actor_ids, tenant_id)]
     erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
     with pseudonymising():
         if member is not None:
@@ -168,19 +213,26 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         for table in public_tenant_tables():
             if table.name not in NOT_REWRITTEN and (count := _rewrite(table, replacements, tenant_id=tenant_id)):
                 erased.rows[f"public.{table.name}"] = count
+        # Archives made before hold what was just replaced: their links would still hand it out.
+        erased.exports = exports_delete(Export.objects.all())
+        erased.checkpoints = _checkpoints_delete(email)
         audit_record(
             action="member.erased",
             actor=actor,
             target=("accounts.user", actor_id.removeprefix("user:")) if actor_id else ("person", "unknown"),
             request=request,
-            data={"member_removed": erased.member_removed, "rows": erased.rows, "sessions": erased.sessions},
+            data={
+                "member_removed": erased.member_removed,
+                "rows": erased.rows,
+                "sessions": erased.sessions,
+                "exports_deleted": erased.exports,
+                "checkpoints_deleted": erased.checkpoints,
+            },
         )
-    if actor_id:
-        audit_actor_erase(tenant_id=tenant_id, actor_id=actor_id, actor=actor, request=request)
+    for each in actor_ids:
+        audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).
-        audit_actor_erase(
-            tenant_id=PLATFORM, actor_id=platform_actor_id(tenant_id, actor_id), actor=actor, request=request
-        )
+        audit_actor_erase(tenant_id=PLATFORM, actor_id=platform_actor_id(tenant_id, each), actor=actor, request=request)
     erased.redis_keys = _login_keys_delete(tenant_id, email)
     return erased
 

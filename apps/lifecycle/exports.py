@@ -68,6 +68,19 @@ def _lock(schema_name: str, export_id) -> RunLock:
 # --- selectors ------------------------------------------------------------------------------
 
 
+def exports_delete(exports: QuerySet[Export], *, batch_size: int = 500) -> int:
+    """Delete `exports`, batch by batch, each one's file first: no archive outlives its row."""
+    deleted = 0
+    exports = exports.order_by("pk")
+    while batch := list(exports.values_list("pk", "file")[:batch_size]):
+        for _, name in batch:
+            if name:
+                default_storage.delete(name)
+        with transaction.atomic():
+            deleted += Export.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+    return deleted
+
+
 def export_list(*, limit: int = 50) -> QuerySet[Export]:
     """The workspace's exports, newest first."""
     return Export.objects.order_by("-created_at")[:limit]

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -30,6 +29,7 @@ from apps.audit.services import audit_record
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import day_bounds, rollup_days
 from apps.lifecycle.erasing import erasing
+from apps.lifecycle.exports import exports_delete
 from apps.lifecycle.models import Export, RetentionPolicy
 from apps.runs.checkpoints import TenantSaver, checkpointer
 from apps.runs.models import Run
@@ -333,17 +333,10 @@ class _Sweep:
 
     # --- exports --------------------------------------------------------------------------------
     def exports(self, before: datetime) -> int:
-        old = Export.objects.filter(created_at__lt=before).order_by("pk")
+        old = Export.objects.filter(created_at__lt=before)
         if self.dry_run:
             return old.count()
-        deleted = 0
-        while batch := list(old.values_list("pk", "file")[: self.batch_size]):
-            for _, name in batch:
-                if name:
-                    default_storage.delete(name)  # the file first: no archive outlives its row
-            with transaction.atomic():
-                deleted += Export.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
-        return deleted
+        return exports_delete(old, batch_size=self.batch_size)
 
     # --- audit ----------------------------------------------------------------------------------
     def audit(self, before: datetime) -> int | None:

@@ -139,6 +139,19 @@ class TenantSaver(PostgresSaver):
         except psycopg.errors.DivisionByZero:  # only the fence divides
             raise LockLost() from None
 
+    def threads_holding(self, data: bytes) -> list[str]:
+        """The threads whose stored checkpoints, pending writes or channel values hold `data`
+        (as bytes: LangGraph serialises them, so text columns alone do not show it)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT thread_id FROM checkpoint_blobs WHERE position(%(data)s IN blob) > 0"
+                " UNION SELECT thread_id FROM checkpoint_writes WHERE position(%(data)s IN blob) > 0"
+                " UNION SELECT thread_id FROM checkpoints"
+                " WHERE position(%(data)s IN convert_to(checkpoint::text, 'UTF8')) > 0",
+                {"data": data},
+            )
+            return [row["thread_id"] for row in cur.fetchall()]
+
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Delete the threads' checkpoints (`strategy="delete"`), each in one call confined to the
         schema like every other. The library's own prune opens a transaction outside `_cursor`
