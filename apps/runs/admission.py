@@ -8,8 +8,10 @@ FOUNDRY_RUN_SLOT_SECONDS unless renewed; a thread renews it every third of that 
 goes on, so a crashed worker's slot comes back within FOUNDRY_RUN_SLOT_SECONDS.
 
 A run that finds no free slot is not touched: it stays queued and its task comes back later
-(about FOUNDRY_RUN_SLOT_RETRY_SECONDS). Sub-agent runs execute inside their parent's attempt, in
-its worker, on its slot.
+(about FOUNDRY_RUN_SLOT_RETRY_SECONDS). Its task says in Redis, for a few of those periods, that
+it is alive (`run_waiting`), so the sweep of runs that lost their task (tasks.py) leaves it be
+however long it waits. Sub-agent runs execute inside their parent's attempt, in its worker, on
+its slot.
 
 Redis unreachable: FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS "closed" (the default) treats it as no
 free slot, so nothing executes unlimited; "open" lets the run execute without a slot. A lease
@@ -17,7 +19,9 @@ that cannot be renewed (Redis away, or it ran out) does not stop the attempt: st
 would waste what the run has spent; the workspace may be one run over its limit meanwhile.
 """
 
+import contextlib
 import logging
+import math
 import random
 import threading
 from collections.abc import Iterator
@@ -25,6 +29,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from apps.runs.engine import run_advance
 from apps.runs.models import Run
@@ -102,8 +108,28 @@ def run_advance_admitted(run_id) -> str:
     with run_slot(_tenant_id()) as admitted:
         if not admitted:
             rate_limited(connection.schema_name, "run")
+            _waiting_mark(run_id)
             return NO_SLOT
         return run_advance(run_id)
+
+
+def _waiting_key(schema: str, run_id) -> str:
+    return f"foundry:run-waiting:{schema}:{run_id}"
+
+
+def _waiting_mark(run_id) -> None:
+    """Say, for a few retry periods, that the run's task is alive and only waits for a slot."""
+    seconds = max(60, math.ceil(4 * settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS))
+    with contextlib.suppress(RedisError):  # unsaid: the sweep may hand the run out once more
+        get_redis_connection("default").set(_waiting_key(connection.schema_name, run_id), "1", ex=seconds)
+
+
+def run_waiting(schema: str, run_id) -> bool:
+    """Whether the run's task said lately that it waits for a slot (False when Redis cannot say)."""
+    try:
+        return bool(get_redis_connection("default").exists(_waiting_key(schema, run_id)))
+    except RedisError:
+        return False
 
 
 def run_slot_retry_countdown() -> float:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from apps.runs.admission import NO_SLOT, run_advance_admitted, run_slot_retry_countdown
+from apps.runs.admission import NO_SLOT, run_advance_admitted, run_slot_retry_countdown, run_waiting
 from apps.runs.locks import RunLock
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
@@ -81,6 +81,8 @@ def run_sweep_tenant(schema_name: str, *, resumed: bool = False) -> int:
     count = 0
     for run_id in runs.values_list("pk", flat=True)[:1000]:
         if RunLock(connection.schema_name, str(run_id)).held:
+            continue
+        if not resumed and run_waiting(connection.schema_name, run_id):  # its task waits for a slot
             continue
         run_execute.apply_async(args=[schema_name, str(run_id)], queue=settings.FOUNDRY_RUNS_QUEUE)
         count += 1

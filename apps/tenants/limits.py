@@ -20,6 +20,7 @@ account rather than per account alone, so a flood cannot lock a member out from 
 import dataclasses
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import re
@@ -246,12 +247,27 @@ def login_name_key(account: str) -> str:
     return hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()[:32]
 
 
+def client_bucket(client: str | None) -> str:
+    """What a client address counts as: an IPv6 address its /64 (one client holds a whole /64
+    and could pick a new address for each attempt), an IPv4-mapped one the IPv4 address."""
+    text = client or "unknown"
+    try:
+        address = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return "".join(c if c.isprintable() and not c.isspace() else "_" for c in text)[:64]
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> Decision:
     """Spend one sign-in attempt of `client` (an address) on `account` (the name typed; None for
     SSO, which names none) in workspace `tenant_id` (None: the operator host). Refused: the
     refusing decision; admitted: the one with fewer attempts left."""
     workspace = str(tenant_id) if tenant_id is not None else "public"
-    client = "".join(c if c.isprintable() and not c.isspace() else "_" for c in client or "unknown")[:64]
+    client = client_bucket(client)
     checks = [
         (limit_key("login-ip", f"{workspace}:{client}"), settings.FOUNDRY_LOGIN_RATE_PER_IP),
         (limit_key("login-tenant", workspace), settings.FOUNDRY_LOGIN_RATE_PER_TENANT),

@@ -198,3 +198,16 @@ def test_a_member_signs_in_with_their_address_in_any_case(acme):
     # Addresses are stored lowercased; the one typed is the same member whatever its case.
     response = _login(Client(HTTP_HOST="acme.localhost"), " Owner@Acme.TEST", PASSWORD)
     assert response.status_code == 302
+
+
+def test_one_ipv6_client_cannot_dodge_the_per_account_limit_by_rotating_addresses_in_its_prefix(acme, settings):
+    """An IPv6 client counts as its /64 (it holds the whole prefix and could take a new address
+    for each guess): the fourth guess from the same /64 is refused like the fourth from one IPv4
+    address (docs/limits.md)."""
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "3/m"
+    codes = []
+    for host in range(1, 7):  # six guesses, each from another address of the same /64
+        client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=f"2001:db8:1:2::{host:x}")
+        codes.append(client.post("/login/", {"username": "viewer@acme.test", "password": "wrong"}).status_code)
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3:] == [429, 429, 429], codes
