@@ -34,9 +34,10 @@ def email_clean(email: str) -> str:
     becomes k) is refused: it would become another address, and sign in as that member. So is
     one with a compatibility character (fullwidth letters, ligatures), which IDNA and mail systems
     read as its plain form (NFKC): owner@ with a fullwidth `a` in acme.test is owner@acme.test's
-    mailbox."""
+    mailbox. Decomposed accents (u + U+0308) are composed first (NFC): the same address."""
     email = email.strip()
     folds = any(not char.isascii() and char.lower().isascii() for char in email)
+    email = unicodedata.normalize("NFC", email)  # one spelling of é, composed or not
     folds = folds or unicodedata.normalize("NFKC", email) != email
     email = email.lower()
     try:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
-from foundry.filtering.parser import Literal
+from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.validation import entity_filters
 
 ACTIONS = ("deny", "require_approval", "warn")
@@ -101,6 +101,22 @@ def read_as(name, folded: Mapping[str, str]) -> str | None:
     return next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
 
 
+def _read_fields(node) -> Iterator[str]:
+    """The fields a parsed filter compares (the first name of each comparison's member)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Restriction):
+            if isinstance(item.comparable, Member) and item.comparable.parts:
+                yield item.comparable.parts[0].text
+        elif isinstance(item, And | Or):
+            stack += [item.left, item.right]
+        elif isinstance(item, Not):
+            stack.append(item.child)
+        elif isinstance(item, Composite):
+            stack.append(item.expression)
+
+
 def _nested_keys(value) -> Iterator[str]:
     """The keys of every object inside `value` (a JSON value), at any depth, without recursion."""
     stack = [value]
@@ -121,6 +137,8 @@ class RuleBook:
         self.entities: dict[str, Mapping] = dict(spec.get("entities") or {})
         self.filters: dict[str, FilterSpec] = {name: entity_filters(e) for name, e in self.entities.items()}
         self.rules: dict[str, list[Rule]] = {}
+        # {entity: {folded field name: field}} of the fields its rules compare.
+        self.read: dict[str, dict[str, str]] = {}
         for rule in spec.get("rules") or ():
             entity = rule["entity"]
             if entity not in self.filters:
@@ -132,6 +150,9 @@ class RuleBook:
             self.rules.setdefault(entity, []).append(
                 Rule(rule["name"], entity, rule["when"], rule["then"], rule.get("message") or "", compiled)
             )
+            fields = self.filters[entity].fields
+            read = [name for name in _read_fields(parse(rule["when"])) if name in fields]
+            self.read.setdefault(entity, {}).update(folded_names(read))
 
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
@@ -148,8 +169,10 @@ class RuleBook:
                 if alike is not None:
                     raise ArgumentError(f"Argument {name!r}: the field is spelt {alike!r}.")
                 # `{"invoice": {"amount": …}}` in a JSON body is that same bracket notation to the
-                # servers that read `invoice[amount]` as the field (Rails' params, Rack).
-                inside = next((f for key in _nested_keys(value) if (f := read_as(key, folded))), None)
+                # servers that read `invoice[amount]` as the field (Rails' params, Rack): refused
+                # for the fields a rule compares (any other object may name its own `name`).
+                read = self.read.get(entity)
+                inside = next((f for key in _nested_keys(value) if (f := read_as(key, read))), None) if read else None
                 if inside is not None:
                     raise ArgumentError(f"Argument {name!r} holds the field {inside!r}: pass it as {inside!r} itself.")
                 continue

@@ -1,12 +1,14 @@
 """Who a member is, whatever credential acts or spelling names them: an API token is the member who
 issued it, and an address that normalises (NFKC) to another is not another member."""
 
+import unicodedata
+
 import pytest
 from django.core.exceptions import ValidationError
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.accounts.services import member_add
+from apps.accounts.services import email_clean, member_add
 from apps.tokens.services import token_issue
 from tests.api.conftest import api
 from tests.conftest import client_for, tenant_user
@@ -38,3 +40,14 @@ def test_a_fullwidth_lookalike_of_a_members_address_is_not_a_second_member(acme)
         lookalikes = [e for e in User.objects.values_list("email", flat=True) if e != "owner@acme.test"]
     assert "email_invalid" in {error.code for errors in refused.value.error_dict.values() for error in errors}
     assert "owner@\uff41cme.test" not in lookalikes
+
+
+def test_an_idn_domain_in_decomposed_form_is_accepted_as_its_composed_form():
+    """An internationalised domain whose accents arrive decomposed (NFD, as macOS input or an IdP
+    may send them) is the same address as its composed form (IDNA maps both alike): accepted, and
+    stored composed, so the two spellings are one member."""
+    composed = "owner@bücher.de"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    assert email_clean(composed) == composed
+    assert email_clean(decomposed) == composed

@@ -62,7 +62,7 @@ def test_a_custom_domain_outside_the_base_domain_comes_along(acme, operator_clie
     assert upload(operator_client, crafted, slug="acme-copy").status_code == 302
     copy = Tenant.objects.get(slug="acme-copy")
     assert set(copy.domains.values_list("domain", flat=True)) == {"acme-copy.localhost", "agents.acme-corp.example"}
-    (event,) = audit_events("public", action="tenant.imported")
+    (event,) = audit_events("public", action="tenant.imported", target_id=str(copy.pk))
     assert event.tenant_id == PLATFORM and event.data["domains_taken"] == ["localhost", "127.0.0.1"]
 
 
@@ -82,5 +82,5 @@ def test_a_host_the_platform_answers_on_itself_is_left_behind(acme, operator_cli
     assert upload(operator_client, crafted, slug="acme-copy").status_code == 302
     copy = Tenant.objects.get(slug="acme-copy")
     assert set(copy.domains.values_list("domain", flat=True)) == {"acme-copy.localhost", "ok.example.org"}
-    (event,) = audit_events("public", action="tenant.imported")
+    (event,) = audit_events("public", action="tenant.imported", target_id=str(copy.pk))
     assert sorted(event.data["domains_taken"]) == ["a.edge.example.net", "status.example.net"]

@@ -61,3 +61,18 @@ def test_the_field_nested_in_a_json_object_does_not_slip_past_a_deny_rule(invoic
     assert server.requests == [] and result.steps[1]["status"] != "ok", (
         f"the high-risk vendor was paid: the deny rule never saw the nested field; the service received {sent}"
     )
+
+
+def test_a_nested_object_of_another_thing_with_a_name_and_country_is_not_refused(invoice_triage, finance, server):  # noqa: F811
+    """Only the fields a rule compares are looked for inside objects: a payee bank's own `name` and
+    `country` in a payment body are no vendor fields a rule reads, and the call goes through."""
+    manifest = _paying_vendors(invoice_triage, server)
+    bank = {"name": "Deutsche Bank", "country": "DE", "iban": "DE89370400440532013000"}
+    script = [call("pay_vendor", id="V-1", risk="low", bank=bank), respond("Paid.")]
+    graph = AgentGraph(manifest, finance, provider=ScriptedProvider(script), tools=LOOPBACK)
+    result = graph.start("t", "Pay V-1.")
+    sent = [json.loads(r["body"]) for r in server.requests]
+    assert result.steps[1]["status"] == "ok" and len(sent) == 1, (
+        f"a low-risk vendor's payment with its bank's name was refused: {result.steps[1].get('error')!r}, "
+        f"{result.steps[1].get('summary')!r}"
+    )
