@@ -26,6 +26,9 @@ run's row (KEY SHARE: a new claim, which takes the row FOR UPDATE, waits until t
 transaction ends) on the condition that the run still carries that number; when it does not,
 the statement divides by zero, which aborts the call's transaction, and the call raises
 LockLost. A worker whose run another has claimed writes no checkpoint, however late it wakes.
+Only where the checkpoints are in the main database (directly or through a pooler): a database
+of their own (FOUNDRY_CHECKPOINT_DATABASE_URL) has no runs to read, and its writes are fenced by
+the worker's own knowledge of its lock alone.
 (A run this connection cannot see is not fenced: every run is committed before a worker claims
 it; only a test's own transaction, which the checkpoints' connection never sees, holds one.)
 
@@ -86,7 +89,23 @@ def checkpoint_connection() -> psycopg.Connection:
             conninfo, autocommit=True, prepare_threshold=prepare_threshold, row_factory=dict_row
         )
         _local.conn, _local.pid, _local.lock = conn, os.getpid(), threading.Lock()
+        _local.fenced = None  # whether it reaches the runs (_main_database), once a claim asks
     return conn
+
+
+_WHERE = "SELECT inet_server_addr()::text AS addr, inet_server_port() AS port, current_database() AS db"
+
+
+def _main_database(conn: psycopg.Connection) -> bool:
+    """Whether `conn` reaches the main database (directly or through a pooler), where the runs
+    are, which the fence reads; not a database of the checkpoints' own, which has no runs."""
+    if not settings.FOUNDRY_CHECKPOINT_DATABASE_URL:
+        return True
+    with django_connection.cursor() as cursor:
+        cursor.execute(_WHERE)
+        main = cursor.fetchone()
+    theirs = conn.execute(_WHERE).fetchone()
+    return tuple(main) == (theirs["addr"], theirs["port"], theirs["db"])
 
 
 def checkpoint_connection_close() -> None:
@@ -172,4 +191,8 @@ def checkpointer(
     schema: str, *, fence: Callable[[], None] | None = None, claim: tuple[object, int] | None = None
 ) -> TenantSaver:
     conn = checkpoint_connection()
+    if claim is not None:
+        if _local.fenced is None:
+            _local.fenced = _main_database(conn)
+        claim = claim if _local.fenced else None  # checkpoints in a database of their own: no runs there
     return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim)

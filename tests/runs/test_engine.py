@@ -595,6 +595,26 @@ def test_checkpoints_on_a_database_url_of_their_own_are_never_prepared(settings)
         checkpoint_connection_close()
 
 
+@pytest.mark.parametrize(("database", "fenced"), [(None, True), ("postgres", False)], ids=["main", "own"])
+def test_checkpoints_are_fenced_by_the_claim_only_in_the_database_that_holds_the_runs(db, settings, database, fenced):
+    """Through a URL of their own to the main database (a pooler), checkpoint writes are fenced
+    by the claim; in a database of their own, which holds no runs, they are not (the fence would
+    read a table that is not there)."""
+    from apps.runs.checkpoints import checkpoint_connection_close
+
+    main = connection.settings_dict
+    settings.FOUNDRY_CHECKPOINT_DATABASE_URL = (
+        f"postgres://{main['USER']}:{main['PASSWORD']}@{main['HOST'] or '127.0.0.1'}:{main['PORT'] or 5432}/"
+        f"{database or main['NAME']}"
+    )
+    checkpoint_connection_close()
+    try:
+        saver = checkpointer("acme", claim=("7c9e6679-7425-40de-944b-e07fc1f90ae7", 1))
+        assert (saver.claim is not None) == fenced
+    finally:
+        checkpoint_connection_close()
+
+
 def test_the_saver_prunes_a_thread_in_its_own_schema_only(acme, globex, triage):
     run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
     thread = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
