@@ -35,31 +35,26 @@ def _paying_vendors(invoice_triage, server) -> dict:  # noqa: F811
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["r\u0131sk", "r\u0130sk", "risk\u00a0", "\uff52\uff49\uff53\uff4b"],
-    ids=["dotless-i", "dotted-capital-i", "no-break-space", "fullwidth"],
+    "arguments",
+    [
+        {"r\u0131sk": "high"},
+        {"r\u0130sk": "high"},
+        {"risk\u00a0": "high"},
+        {"\uff52\uff49\uff53\uff4b": "high"},
+        {"vendor": {"risk": "high"}},
+    ],
+    ids=["dotless-i", "dotted-capital-i", "no-break-space", "fullwidth", "nested-in-an-object"],
 )
-def test_a_look_alike_field_name_does_not_slip_past_a_deny_rule(invoice_triage, finance, server, name):  # noqa: F811
+def test_a_look_alike_or_nested_field_does_not_slip_past_a_deny_rule(invoice_triage, finance, server, arguments):  # noqa: F811
+    """The call is refused before it is made: the deny rule on `risk` would not have seen the
+    argument, and the service would read it as the field."""
     manifest = _paying_vendors(invoice_triage, server)
-    script = [call("pay_vendor", id="V-1", **{name: "high"}), respond("Paid.")]
+    script = [call("pay_vendor", id="V-1", **arguments), respond("Paid.")]
     graph = AgentGraph(manifest, finance, provider=ScriptedProvider(script), tools=LOOPBACK)
     result = graph.start("t", "Pay V-1.")
     sent = [json.loads(r["body"]) for r in server.requests]
     assert server.requests == [] and result.steps[1]["status"] != "ok", (
-        f"the high-risk vendor was paid: the deny rule never saw {name!r}; the service received {sent}"
-    )
-
-
-def test_the_field_nested_in_a_json_object_does_not_slip_past_a_deny_rule(invoice_triage, finance, server):  # noqa: F811
-    """`{"vendor": {"risk": "high"}}` is refused before the call: the deny rule on `risk` would not
-    have seen it, and the service would read it as the field."""
-    manifest = _paying_vendors(invoice_triage, server)
-    script = [call("pay_vendor", id="V-1", vendor={"risk": "high"}), respond("Paid.")]
-    graph = AgentGraph(manifest, finance, provider=ScriptedProvider(script), tools=LOOPBACK)
-    result = graph.start("t", "Pay V-1.")
-    sent = [json.loads(r["body"]) for r in server.requests]
-    assert server.requests == [] and result.steps[1]["status"] != "ok", (
-        f"the high-risk vendor was paid: the deny rule never saw the nested field; the service received {sent}"
+        f"the high-risk vendor was paid: the deny rule never saw {arguments!r}; the service received {sent}"
     )
 
 
