@@ -198,9 +198,11 @@ class Attempt:
         self.started = run.was_started  # False: the thread has no checkpoint yet
         self.agent_name = run.agent_name
         # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
-        self.tenant_id, self.trace_content = Tenant.objects.values_list("pk", "trace_content").get(
+        self.tenant_id, trace_content = Tenant.objects.values_list("pk", "trace_content").get(
             schema_name=connection.schema_name
         )
+        # Content on its model calls only if the run was started under it and it is still on.
+        self.trace_content = trace_content and run.trace_content
         self.month_totals = None  # the month's usage as this attempt's last model call left it
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)

@@ -57,6 +57,9 @@ class Run(models.Model):
     # The OpenTelemetry trace of the request (or task) that started the run: 32 lowercase hex, or
     # empty when none was being recorded.
     trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # Whether the workspace let traces carry prompts and completions when the run was started:
+    # its model calls carry them only while this and the workspace's setting (as it is now) allow.
+    trace_content = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

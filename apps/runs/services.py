@@ -18,6 +18,7 @@ from apps.audit.services import audit_record
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import author_of
 from apps.runs.models import Approval, Run
+from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
@@ -99,6 +100,9 @@ def run_create(
     version = deployment.version
     manifest = version.content
     model = manifest["spec"]["model"]
+    # As the workspace has it now (a sub-agent's run: only if its parent's may too).
+    trace_content = Tenant.objects.filter(schema_name=connection.schema_name, trace_content=True).exists()
+    trace_content = trace_content and (parent is None or parent.trace_content)
     return Run.objects.create(
         agent=agent,
         deployment=deployment,
@@ -113,6 +117,7 @@ def run_create(
         parent=parent,
         parent_step=parent_step,
         trace_id=_current_trace_id(),
+        trace_content=trace_content,
     )
 
 
