@@ -37,7 +37,7 @@ from pathlib import Path
 
 import environ
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django_redis import get_redis_connection
 from redis.exceptions import LockError, RedisError
 
@@ -150,12 +150,15 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
     if connection.in_atomic_block:
         raise BackupError("a backup runs in transactions of its own, not inside another")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     at = datetime.now(UTC)
     scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
     final = directory / backup_name(scope, at)
-    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=directory))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".partial-", dir=directory))
+    except OSError as error:  # a file by that name, no permission, a full disk
+        raise BackupError(f"{directory}: cannot write a backup there ({error.strerror or error}).") from None
     try:
         manifest = {
             "format": FORMAT,
@@ -400,14 +403,29 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
         raise BackupError(f"{path}: its manifest is not JSON.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{path}: not a {FORMAT} file (no manifest).")
-    if not isinstance(manifest.get("version"), int) or manifest["version"] > VERSION:
+    version = manifest.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BackupError(f"{path}: its manifest is incomplete (no format version).")
+    if manifest["version"] > VERSION:
         version = manifest.get("version")
         raise BackupError(f"{path}: format version {version!r} is newer than this platform's ({VERSION}).")
-    if manifest.get("scope") not in {DATABASE, "tenant"} or not isinstance(manifest.get("members"), dict):
+    if manifest.get("scope") not in {DATABASE, "tenant"} or not _members_are_sound(manifest.get("members")):
         raise BackupError(f"{path}: its manifest is incomplete.")
     if manifest["scope"] == "tenant" and not _tenant_manifest_is_sound(manifest):
         raise BackupError(f"{path}: its manifest is incomplete (the workspace or its tables).")
     return manifest
+
+
+def _members_are_sound(members: object) -> bool:
+    """Every member named with its SHA-256 (64 hex digits) and size."""
+    return isinstance(members, dict) and all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) is not None
+        and isinstance(entry.get("size"), int)
+        and not isinstance(entry.get("size"), bool)
+        for entry in members.values()
+    )
 
 
 def _tenant_manifest_is_sound(manifest: dict) -> bool:
@@ -452,7 +470,12 @@ def database_is_empty(name: str) -> bool:
 
     env = pg_environment(database=name)
     params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": name}
-    with psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params) as conn:
+    try:
+        conn = psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params)
+    except psycopg.OperationalError as error:  # no CONNECT on it, or it takes no connections
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise BackupError(f"database {name!r}: cannot connect to it ({reason}).") from None
+    with conn:
         count = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
@@ -556,6 +579,11 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
             raise BackupError(
                 f"{backup.path}: a row conflicts with this database's ({detail}); nothing restored."
             ) from None
+        import psycopg
+
+        if isinstance(exc, DatabaseError | psycopg.Error):  # a value this schema does not take (another version's)
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackupError(f"{backup.path}: its rows do not load here ({detail}); nothing restored.") from None
         raise
     restored = Tenant.objects.get(pk=tenant["id"])
     from apps.tenants.routing import route_invalidate
