@@ -604,9 +604,11 @@ def _refuse_existing(backup: Backup) -> None:
             raise BackupError(f"{backup.path}: schema {tenant['schema_name']!r} exists already.")
 
 
-def _public_rows_load(backup: Backup, tenant_id: int) -> None:
+def _public_rows_load(backup: Backup, tenant_id: int) -> dict[str, int]:
     """Every public row of the backup, in one transaction, in its tenant's scopes. COPY cannot
-    write into a table under Row-Level Security, so each goes through a temporary table."""
+    write into a table under Row-Level Security, so each goes through a temporary table. Each
+    table's id sequence is moved past the ids restored before anything new is written."""
+    maxima = {}
     with (
         tarfile.open(backup.path, mode="r:") as tar,
         transaction.atomic(),
@@ -626,6 +628,10 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> None:
                 while chunk := source.read(_CHUNK):
                     copy.write(chunk)
             cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
+            if "id" in item["columns"]:
+                cursor.execute(f"SELECT max(id) FROM {staging}")
+                if isinstance(top := cursor.fetchone()[0], int):
+                    maxima[item["table"]] = top
         # A backup taken while the workspace's deletion was scheduled holds it as `deleting`, due
         # to be purged: restored as it was, the hourly purge would take it again. It comes back
         # suspended, its deletion cancelled, for an operator to resume.
@@ -634,7 +640,38 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> None:
             " deletion_requested_by = '', status_before_deletion = '' WHERE id = %s AND status = %s",
             [Tenant.Status.SUSPENDED, tenant_id, Tenant.Status.DELETING],
         )
-        _restored_record(backup, deletion_cancelled=cursor.rowcount == 1)
+        deletion_cancelled = cursor.rowcount == 1
+        _sequences_past(maxima)
+        _restored_record(backup, deletion_cancelled=deletion_cancelled)
+
+
+_SEQUENCE_PAST = "SELECT setval(%s::regclass, greatest(%s, last_value)) FROM {}"
+
+
+def _sequences_past(maxima: dict[str, int]) -> None:
+    """Each public table's id sequence moved past the ids restored into it, never back (rows
+    newer than the backup may hold higher ones): restored over an older whole-database restore,
+    the sequences would otherwise hand out ids the restored rows hold. As the sequences' owner,
+    on a connection of its own (a sequence moves outside transactions: nothing to roll back)."""
+    if owner_role() is None:  # one role owns everything: this connection may
+        _sequences_move(connection.cursor(), maxima)
+        return
+    import psycopg
+
+    db = connection.settings_dict
+    params = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "dbname": db["NAME"]}
+    owner = {"user": owner_role(), "password": settings.FOUNDRY_DB_OWNER_PASSWORD}
+    with psycopg.connect(autocommit=True, connect_timeout=10, **params, **owner) as conn:
+        _sequences_move(conn.cursor(), maxima)
+
+
+def _sequences_move(cursor, maxima: dict[str, int]) -> None:
+    with cursor:
+        for table, top in maxima.items():
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [f"public.{table}"])
+            sequence = cursor.fetchone()[0]
+            if sequence:  # from the catalog: a quoted, qualified name
+                cursor.execute(_SEQUENCE_PAST.format(sequence), [sequence, top])
 
 
 def _restored_record(backup: Backup, *, deletion_cancelled: bool) -> None:

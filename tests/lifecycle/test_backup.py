@@ -259,6 +259,36 @@ def test_a_lost_workspace_is_restored_from_its_backup_with_every_row_and_a_verif
     assert manage("audit_verify", "--tenant", workspace.slug).returncode == 0
 
 
+def test_a_workspace_restored_over_an_older_database_leaves_no_id_sequence_behind_its_rows(workspace, tmp_path):
+    """Restored after an older whole-database restore, whose sequences are behind the workspace's
+    rows: each public table's id sequence is moved past the ids restored (a new workspace, audit
+    event or usage row would otherwise collide with them), and never moved back."""
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    tables = ("tenants_tenant", "tenants_domain", "audit_auditevent", "billing_usage")
+    workspace_lose(workspace)
+    # The older nightly's sequences: at the highest id of the rows it held (a superuser sees all).
+    params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    with psycopg.connect(**{**params, "dbname": connection.settings_dict["NAME"]}, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('public.{table}', 'id'),"
+                f" coalesce((SELECT max(id) FROM public.{table}), 1))"
+            )
+    call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
+    restored = {}
+    with usage_scope(workspace.pk), rls_scope(workspace.pk), connection.cursor() as cursor:
+        for table in tables:
+            key = "id" if table == "tenants_tenant" else "tenant_id"
+            cursor.execute(f"SELECT max(id) FROM public.{table} WHERE {key} = %s", [workspace.pk])
+            restored[table] = cursor.fetchone()[0]
+    assert all(restored.values()), restored
+    with as_owner(), connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT last_value FROM public.{table}_id_seq")
+            assert cursor.fetchone()[0] >= restored[table], table
+
+
 def test_restoring_a_workspace_that_exists_is_refused_and_changes_nothing(workspace, tmp_path):
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
     (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
