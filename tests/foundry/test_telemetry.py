@@ -196,52 +196,39 @@ def test_an_mcp_request_is_traced_with_its_tenant(receiver, fresh_tenant, django
     assert all(s.attributes["tenant.id"] == fresh_tenant.pk for s in queries)
 
 
-def test_prompts_and_completions_reach_traces_only_when_the_workspace_allows_it(acme, globex):
+def test_prompts_and_completions_reach_traces_only_when_the_workspace_allows_it(acme, globex, graph_spans):
     """In-process, on a tracer provider of the test's own (never the process's global one)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from foundry.runtime import graph
     from tests.api.conftest import api
     from tests.conftest import audit_events
     from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
     from tests.runs.test_engine import start
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = graph._tracer
-    graph._tracer = provider.get_tracer("test")
-    try:
-        agent = deploy(acme, FINANCE, TRIAGE)
-        advance(start(acme, agent, "Triage invoice INV-1001."), "acme")
-        chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
-        assert chats and not any("gen_ai.input.messages" in s.attributes for s in chats)
+    exporter = graph_spans
+    agent = deploy(acme, FINANCE, TRIAGE)
+    advance(start(acme, agent, "Triage invoice INV-1001."), "acme")
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert chats and not any("gen_ai.input.messages" in s.attributes for s in chats)
 
-        # Viewers may not change it; an admin may, and it is audited; a string is not a boolean.
-        viewer = api(acme, issue(acme, role="viewer", scopes=["read"]))
-        assert (
-            viewer.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json").status_code
-            == 403
-        )
-        admin = api(acme, issue(acme))
-        refused = admin.patch("/api/v1/workspace", {"trace_content": "yes"}, content_type="application/json")
-        assert refused.status_code == 400
-        assert admin.get("/api/v1/workspace").json()["trace_content"] is False  # refused: nothing changed
-        assert not audit_events("acme", action="workspace.trace_content")
-        answer = admin.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json")
-        assert answer.status_code == 200 and answer.json()["trace_content"] is True
-        assert audit_events("acme", action="workspace.trace_content")[0].data == {"before": False, "after": True}
-        assert api(globex, issue(globex)).get("/api/v1/workspace").json()["trace_content"] is False  # its own
+    # Viewers may not change it; an admin may, and it is audited; a string is not a boolean.
+    viewer = api(acme, issue(acme, role="viewer", scopes=["read"]))
+    assert (
+        viewer.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json").status_code == 403
+    )
+    admin = api(acme, issue(acme))
+    refused = admin.patch("/api/v1/workspace", {"trace_content": "yes"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert admin.get("/api/v1/workspace").json()["trace_content"] is False  # refused: nothing changed
+    assert not audit_events("acme", action="workspace.trace_content")
+    answer = admin.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json")
+    assert answer.status_code == 200 and answer.json()["trace_content"] is True
+    assert audit_events("acme", action="workspace.trace_content")[0].data == {"before": False, "after": True}
+    assert api(globex, issue(globex)).get("/api/v1/workspace").json()["trace_content"] is False  # its own
 
-        exporter.clear()
-        advance(start(acme, agent, "Triage invoice INV-1001."), "acme")
-        chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
-        assert chats and all("INV-1001" in s.attributes["gen_ai.input.messages"] for s in chats)
-        assert all(s.attributes["gen_ai.output.messages"].startswith("[") for s in chats)
-    finally:
-        graph._tracer = tracer
+    exporter.clear()
+    advance(start(acme, agent, "Triage invoice INV-1001."), "acme")
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert chats and all("INV-1001" in s.attributes["gen_ai.input.messages"] for s in chats)
+    assert all(s.attributes["gen_ai.output.messages"].startswith("[") for s in chats)
 
 
 def test_beat_pushes_the_platforms_metrics_over_otlp(receiver, django_db_setup, tmp_path):
