@@ -209,7 +209,8 @@ def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_s
 def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed_since(fresh_tenant, django_db_blocker):
     """Checkpoint writes are fenced by the claim in the database, not only by what the worker
     knows of its lock: once another worker has claimed the run, the first one's checkpoint and
-    pending writes are refused (LockLost) and the thread's newest checkpoint stays what it was."""
+    pending writes are refused (LockLost) and the thread's newest checkpoint stays what it was.
+    A task's channel writes wait for the saver's next call (checkpoints.py): that call refuses them."""
     from django.db.models import F
     from langgraph.checkpoint.base import empty_checkpoint
 
@@ -228,10 +229,48 @@ def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed
             Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # another worker's claim
             with pytest.raises(LockLost):
                 saver.put(config, empty_checkpoint(), {"step": 1}, {})
+            saver.put_writes(at_first, [("messages", "late")], "task-1")  # held for the next call
             with pytest.raises(LockLost):
-                saver.put_writes(at_first, [("messages", "late")], "task-1")
+                saver.get_tuple(config)
+            with pytest.raises(LockLost):
+                saver.put_writes(at_first, [("__interrupt__", "late")], "task-2")  # written at once
             reader = checkpointer(schema)
             kept = [item.checkpoint["id"] for item in reader.list(config)]
             writes = reader.get_tuple(config).pending_writes
     assert kept == [first["id"]]
     assert writes == []
+
+
+def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrupts_at_once(acme):
+    """A task's channel writes wait for the saver's next call and are written in its transaction
+    (one round trip fewer per step), before the checkpoint that follows them; an interrupt, an
+    error or a resume is written at once. Both commit without waiting for the disk; the setting
+    ends with the call's transaction."""
+    import uuid
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from apps.runs.checkpoints import checkpoint_connection, checkpointer
+
+    config = {"configurable": {"thread_id": f"held-{uuid.uuid4().hex}", "checkpoint_ns": ""}}
+    saver, reader = checkpointer("acme"), checkpointer("acme")
+    at_first = saver.put(config, empty_checkpoint(), {"step": 0}, {})
+
+    def pending() -> list:
+        return [tuple(write) for write in reader.get_tuple(at_first).pending_writes]
+
+    saver.put_writes(at_first, [("messages", "step one")], "task-1")
+    assert pending() == []
+    saver.put_writes(at_first, [("__interrupt__", "approve?")], "task-2")
+    assert pending() == [("task-1", "messages", "step one"), ("task-2", "__interrupt__", "approve?")]
+
+    saver.put_writes(at_first, [("messages", "step two")], "task-3")
+    saver.put(at_first, empty_checkpoint(), {"step": 1}, {})
+    assert ("task-3", "messages", "step two") in pending()
+
+    with saver._cursor() as cur:
+        cur.execute("SELECT current_setting('synchronous_commit') AS commit")
+        assert cur.fetchone()["commit"] == "off"
+    with checkpoint_connection().cursor() as cur:
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()["synchronous_commit"] == "on"
