@@ -492,9 +492,9 @@ def database_exists(name: str) -> bool:
 
 def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
     """Restore a whole-database backup into `database`: a new one (`create`), or an existing
-    empty one; one that holds anything is refused unless `force`, which drops what the backup
-    holds before recreating it. Each pg_restore runs as one transaction; a new database is
-    dropped again if one fails.
+    empty one; one that holds anything is refused unless `force`, which drops the workspaces'
+    schemas there, then what the backup holds, before recreating it (not undone if it fails).
+    Each pg_restore runs as one transaction; a new database is dropped again if one fails.
 
     With an owner role (foundry/db/roles.py) in two passes, each logged in as the role that owns
     what it restores, so neither runs the other's code: the public schema as the owner (with
@@ -511,6 +511,7 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
     command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
     if force:
         command += ["--clean", "--if-exists"]
+        _schemas_drop(backup, database)
     try:
         with _extracted(backup, "database.dump") as dump:
             target = ["-d", database, str(dump)]
@@ -530,6 +531,35 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
             with as_owner(), connection.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")
         raise
+
+
+_OWN_SCHEMAS = """
+SELECT nspname FROM pg_namespace
+ WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+   AND nspname <> 'public' AND nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
+ ORDER BY 1
+"""
+
+
+def _schemas_drop(backup: Backup, database: str) -> None:
+    """--force: drop the workspaces' schemas (and the template's) in `database`, as the role that
+    owns them, one transaction each. Their triggers call public functions, which the public
+    pass's --clean drops and recreates: PostgreSQL refuses that while the triggers exist (and a
+    workspace the backup does not hold would be left without its public rows anyway)."""
+    import psycopg
+    from psycopg import sql
+
+    env = pg_environment(database=database)
+    params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": database}
+    try:
+        with psycopg.connect(**params, password=env.get("PGPASSWORD"), connect_timeout=10, autocommit=True) as conn:
+            for (name,) in conn.execute(_OWN_SCHEMAS).fetchall():
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackupError(
+            f"{backup.path}: the workspaces' schemas in {database!r} could not be dropped ({detail})."
+        ) from None
 
 
 def _database_ready(backup: Backup, database: str, *, create: bool, force: bool) -> None:

@@ -319,6 +319,47 @@ def test_a_whole_database_backup_is_never_restored_over_a_database_holding_data(
         call_command("restore", str(made), database=f"{name}_x", stdout=io.StringIO())
 
 
+def contents(name: str) -> tuple[set[str], set[str]]:
+    """(workspace slugs, non-public schemas) of database `name`, as the application role sees them."""
+    with psycopg.connect(database_url(name)) as conn:
+        slugs = {slug for (slug,) in conn.execute("SELECT slug FROM public.tenants_tenant")}
+        schemas = {
+            schema
+            for (schema,) in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('public', 'information_schema')"
+                " AND nspname NOT LIKE 'pg\\_%'"
+            )
+        }
+    return slugs, schemas
+
+
+def test_force_restores_the_backup_over_a_database_that_holds_workspaces(
+    unblocked, backup_role, scratch_databases, tmp_path
+):
+    """The workspaces' schemas go first: pg_restore --clean drops the public functions their
+    triggers call, which PostgreSQL refuses while they exist. A workspace the backup does not
+    hold is gone with its schema, not left without its public rows."""
+    kept = workspace_create()
+    call_command("backup", dir=tmp_path / "before", stdout=io.StringIO())
+    later = workspace_create()
+    call_command("backup", dir=tmp_path / "after", stdout=io.StringIO())
+    (before,) = backup_list(tmp_path / "before", "database")
+    (after,) = backup_list(tmp_path / "after", "database")
+
+    name = scratch_name(scratch_databases)
+    call_command("restore", str(after), database=name, create=True, stdout=io.StringIO())
+    slugs, schemas = contents(name)
+    assert {kept.slug, later.slug} <= slugs and {kept.schema_name, later.schema_name} <= schemas
+
+    call_command("restore", str(before), database=name, force=True, stdout=io.StringIO())
+    slugs, schemas = contents(name)
+    assert kept.slug in slugs and kept.schema_name in schemas
+    assert later.slug not in slugs and later.schema_name not in schemas
+    with psycopg.connect(database_url(name)) as conn:
+        members = conn.execute(f'SELECT count(*) FROM "{kept.schema_name}".accounts_user').fetchone()[0]
+    assert members == 2
+
+
 def test_rotation_keeps_the_newest_backups_of_each_scope(unblocked, tmp_path):
     first, second = workspace_create(), workspace_create()
     (tmp_path / "notes.txt").write_text("not a backup")
