@@ -464,18 +464,22 @@ def _extracted(backup: Backup, name: str) -> Iterator[Path]:
 
 
 # --- restoring ----------------------------------------------------------------------------------
-def database_is_empty(name: str) -> bool:
-    """Whether database `name` holds no table, view or sequence of its own."""
+def _connect(name: str, **options):
+    """A connection to database `name` as the application role, or BackupError saying why not."""
     import psycopg
 
     env = pg_environment(database=name)
     params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": name}
     try:
-        conn = psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params)
+        return psycopg.connect(password=env.get("PGPASSWORD"), connect_timeout=10, **params, **options)
     except psycopg.OperationalError as error:  # no CONNECT on it, or it takes no connections
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise BackupError(f"database {name!r}: cannot connect to it ({reason}).") from None
-    with conn:
+
+
+def database_is_empty(name: str) -> bool:
+    """Whether database `name` holds no table, view or sequence of its own."""
+    with _connect(name) as conn:
         count = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
@@ -549,10 +553,8 @@ def _schemas_drop(backup: Backup, database: str) -> None:
     import psycopg
     from psycopg import sql
 
-    env = pg_environment(database=database)
-    params = {"host": env["PGHOST"], "port": env["PGPORT"], "user": env.get("PGUSER"), "dbname": database}
     try:
-        with psycopg.connect(**params, password=env.get("PGPASSWORD"), connect_timeout=10, autocommit=True) as conn:
+        with _connect(database, autocommit=True) as conn:
             for (name,) in conn.execute(_OWN_SCHEMAS).fetchall():
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
     except psycopg.Error as exc:
@@ -580,6 +582,41 @@ def _database_ready(backup: Backup, database: str, *, create: bool, force: bool)
             f"{backup.path}: database {database!r} is not empty; restoring over it needs --force "
             "(restore into a new database with --create instead)."
         )
+    elif owner_role() is not None:
+        _roles_may_restore(backup, database)
+
+
+def _roles_may_restore(backup: Backup, database: str) -> None:
+    """An existing database, restored in two passes: the owner role writes its public schema, the
+    application role creates the workspaces' schemas (what --create grants it; granted here when
+    the owner role may). Checked before anything is restored: else the public pass would be
+    committed and the workspaces' refused, leaving half a platform."""
+    owner, app = owner_role(), app_role()
+    privileges = (
+        "SELECT has_database_privilege(%(app)s, current_database(), 'CREATE')"
+        " AND has_database_privilege(%(app)s, current_database(), 'CONNECT') AS app,"
+        " has_schema_privilege(%(owner)s, 'public', 'CREATE') AS owner"
+    )
+    with _connect(database) as conn:
+        ready = conn.execute(privileges, {"app": app, "owner": owner}).fetchone()
+    if not ready[1]:
+        raise BackupError(
+            f"{backup.path}: the owner role {owner!r} may not create objects in the public schema of "
+            f"database {database!r}; make it the database's owner (or restore into a new database with --create)."
+        )
+    if ready[0]:
+        return
+    name, role = connection.ops.quote_name(database), connection.ops.quote_name(app)
+    with connection.cursor() as cursor:  # a grantor without the grant option only gets a warning
+        cursor.execute(f"GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {name} TO {role}")
+    with _connect(database) as conn:
+        if conn.execute(privileges, {"app": app, "owner": owner}).fetchone()[0]:
+            return
+    raise BackupError(
+        f"{backup.path}: the application role {app!r} may not create schemas in database {database!r}, and "
+        "the owner role may not grant it; grant it CONNECT, CREATE on the database (or restore into a new "
+        "database with --create)."
+    )
 
 
 def backup_restore_tenant(*, backup: Backup) -> Tenant:

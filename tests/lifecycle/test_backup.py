@@ -31,7 +31,7 @@ from apps.accounts.permissions import Role
 from apps.audit.models import PLATFORM
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
-from apps.lifecycle.backup import backup_list, tenant_public_tables
+from apps.lifecycle.backup import backup_list, database_is_empty, tenant_public_tables
 from apps.lifecycle.erasing import erasing
 from apps.lifecycle.inventory import schema_tables
 from apps.runs.services import run_create
@@ -358,6 +358,38 @@ def test_force_restores_the_backup_over_a_database_that_holds_workspaces(
     with psycopg.connect(database_url(name)) as conn:
         members = conn.execute(f'SELECT count(*) FROM "{kept.schema_name}".accounts_user').fetchone()[0]
     assert members == 2
+
+
+@pytest.mark.skipif(owner_role() is None, reason="one database role: it restores everything in one pass")
+def test_an_existing_empty_database_is_restored_whole_or_refused_before_anything_is_restored(
+    unblocked, backup_role, scratch_databases, tmp_path
+):
+    """The owner role restores the public schema, the application role the workspaces' schemas: in
+    an existing database the latter gets what --create grants it, and a database where either
+    may not is refused before the public pass (which would be committed, the workspaces refused:
+    half a platform)."""
+    kept = workspace_create()
+    call_command("backup", dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, "database")
+    granted = scratch_name(scratch_databases)
+    with as_owner(), connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{granted}"')  # no grant to the application role
+    call_command("restore", str(made), database=granted, stdout=io.StringIO())
+    slugs, schemas = contents(granted)
+    assert kept.slug in slugs and kept.schema_name in schemas
+
+    foreign = scratch_name(scratch_databases)
+    superuser = os.environ["FOUNDRY_TEST_PG_SUPERUSER"]
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{foreign}"')  # the superuser's: the owner role cannot grant on it
+    try:
+        with pytest.raises(CommandError, match="may not create objects in the public schema") as refused:
+            call_command("restore", str(made), database=foreign, stdout=io.StringIO())
+        assert str(made) in str(refused.value)
+        assert database_is_empty(foreign)
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{foreign}"')
 
 
 def test_rotation_keeps_the_newest_backups_of_each_scope(unblocked, tmp_path):
