@@ -621,8 +621,9 @@ def _roles_may_restore(backup: Backup, database: str) -> None:
 
 def backup_restore_tenant(*, backup: Backup) -> Tenant:
     """Restore a workspace's backup into this database, where it must not exist (say, after an
-    accidental purge): its schema with pg_restore, then its public rows in one transaction. If
-    the rows fail, the schema is dropped again: nothing is left half restored."""
+    accidental purge): its schema with pg_restore, migrated to this version, then its public
+    rows in one transaction. If the migration or the rows fail, the schema is dropped again:
+    nothing is left half restored."""
     if backup.scope != "tenant":
         raise BackupError(f"{backup.path}: a whole-database backup; restore it with --database NAME.")
     tenant = backup.tenant
@@ -637,10 +638,13 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
         env = pg_environment(database=connection.settings_dict["NAME"])
         _run([*command, "-d", connection.settings_dict["NAME"], str(dump)], env=env, what=str(backup.path))
     try:
+        _schema_migrate(backup, tenant["schema_name"])
         _public_rows_load(backup, tenant["id"])
     except Exception as exc:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(tenant['schema_name'])} CASCADE")
+        if isinstance(exc, BackupError):
+            raise
         if isinstance(exc, IntegrityError):  # e.g. a custom domain another workspace took meanwhile
             detail = getattr(getattr(exc.__cause__, "diag", None), "message_detail", None) or str(exc)
             raise BackupError(
@@ -657,6 +661,28 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
 
     route_invalidate(*restored.domains.values_list("domain", flat=True))
     return restored
+
+
+def _schema_migrate(backup: Backup, schema: str) -> None:
+    """Bring the restored schema up to this version's migrations: a backup taken before an upgrade
+    holds the schema as it was then. One made by a newer version (a migration unknown here) is
+    refused: this code does not know its tables."""
+    from django.core.management import call_command
+    from django.db.migrations.loader import MigrationLoader
+
+    known = set(MigrationLoader(connection, ignore_no_migrations=True).graph.nodes)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(schema)}.django_migrations")
+        unknown = sorted(f"{app}.{name}" for app, name in cursor.fetchall() if (app, name) not in known)
+    if unknown:
+        raise BackupError(
+            f"{backup.path}: made by a newer version (migrations unknown here: {', '.join(unknown[:5])}); "
+            "restore it with that version."
+        )
+    try:
+        call_command("migrate_schemas", schema_name=schema, tenant=True, interactive=False, verbosity=0)
+    finally:
+        connection.set_schema_to_public()
 
 
 def _refuse_existing(backup: Backup) -> None:

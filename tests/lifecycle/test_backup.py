@@ -259,6 +259,45 @@ def test_a_lost_workspace_is_restored_from_its_backup_with_every_row_and_a_verif
     assert manage("audit_verify", "--tenant", workspace.slug).returncode == 0
 
 
+def test_a_workspace_backup_from_before_an_upgrade_is_migrated_and_one_from_a_newer_version_refused(
+    workspace, tmp_path
+):
+    """A backup holds the workspace's schema as its migrations left it: restored after an upgrade
+    (here: the latest runs migration not yet applied when it was taken), the schema is migrated
+    before anything else is written; one made by a newer version is refused, nothing restored."""
+    from apps.runs.models import Run
+
+    call_command(
+        "migrate_schemas", "runs", "0009_database_defaults", schema_name=workspace.schema_name, tenant=True,
+        interactive=False, verbosity=0,
+    )  # fmt: skip
+    connection.set_schema_to_public()
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (older,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    workspace_lose(workspace)
+    call_command("restore", str(older), tenant=workspace.slug, stdout=io.StringIO())
+    with schema_context(workspace.schema_name):
+        (run,) = Run.objects.all()  # every column of this version's model, trace_content included
+        assert run.status == "succeeded"
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{workspace.schema_name}".django_migrations (app, name, applied)'
+            " VALUES ('runs', '9999_from_the_future', now())"
+        )
+    newer = tmp_path / "newer"
+    call_command("backup", tenant=workspace.slug, dir=newer, stdout=io.StringIO())
+    (made,) = backup_list(newer, f"tenant-{workspace.slug}")
+    workspace_lose(workspace)
+    with pytest.raises(CommandError, match=r"made by a newer version .*runs\.9999_from_the_future") as refused:
+        call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
+    assert str(made) in str(refused.value)
+    assert not Tenant.objects.filter(pk=workspace.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [workspace.schema_name])
+        assert cursor.fetchone() is None
+
+
 def test_a_workspace_restored_over_an_older_database_leaves_no_id_sequence_behind_its_rows(workspace, tmp_path):
     """Restored after an older whole-database restore, whose sequences are behind the workspace's
     rows: each public table's id sequence is moved past the ids restored (a new workspace, audit
