@@ -13,6 +13,9 @@ from django.core.management import call_command
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from apps.audit.models import PLATFORM, AuditActor
+from apps.audit.scope import rls_scope
+from apps.audit.services import audit_record, platform_actor_id
 from apps.providers.services import credential_set
 from apps.tenants.models import Tenant
 from tests.api.conftest import api, issue
@@ -132,3 +135,26 @@ def test_a_trace_content_change_is_model_history(acme):
             if "trace_content" in (e.changes or {})
         ]
     assert len(entries) == 1
+
+
+def test_erasing_a_member_by_command_also_erases_their_row_on_the_platform_chain(acme):
+    """A member who scheduled or cancelled their workspace's deletion is named on the platform's
+    chain too, as `user:N@tenant:ID` (docs/audit.md): `audit_erase_actor --tenant` erases both."""
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context(acme.schema_name):
+        # What tenant_deletion_schedule/cancel do for a workspace owner: both chains.
+        for chain in (acme.pk, PLATFORM):
+            audit_record(action="tenant.deletion_scheduled", actor=owner, target=acme, chain=chain)
+    platform_id = platform_actor_id(acme.pk, f"user:{owner.pk}")
+    with rls_scope(PLATFORM):
+        assert AuditActor.objects.get(tenant_id=PLATFORM, actor_id=platform_id).email == "owner@acme.test"
+
+    call_command("audit_erase_actor", "--tenant", "acme", f"user:{owner.pk}", stdout=StringIO())
+
+    with rls_scope(acme.pk):
+        assert AuditActor.objects.get(tenant_id=acme.pk, actor_id=f"user:{owner.pk}").email is None
+    with rls_scope(PLATFORM):
+        row = AuditActor.objects.get(tenant_id=PLATFORM, actor_id=platform_id)
+    assert (row.email, row.display_name, row.erased_at is not None) == (None, None, True), (
+        f"the erased member is still named on the platform's chain: {row.display_name!r} <{row.email}>"
+    )

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.models import PLATFORM
-from apps.audit.services import audit_actor_erase
+from apps.audit.services import audit_actor_erase, platform_actor_id
 from apps.tenants.models import Tenant
 
 
@@ -24,7 +24,13 @@ class Command(BaseCommand):
             chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
             if chain is None:
                 raise CommandError(f"No tenant with slug {tenant!r}.")
-        if audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor"):
+        erased = audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor")
+        if not platform:
+            # A member's acts on the platform's chain (their workspace's deletion scheduled or
+            # cancelled) name them there too, under the id qualified with their workspace.
+            qualified = platform_actor_id(chain, actor_id)
+            erased |= audit_actor_erase(tenant_id=PLATFORM, actor_id=qualified, actor="cli:audit_erase_actor")
+        if erased:
             self.stdout.write(f"Erased the personal data of {actor_id}; its events remain, under that id.")
         else:
             self.stdout.write(f"Nothing to erase for {actor_id} (unknown, or erased already).")
