@@ -343,7 +343,14 @@ class _DomainChecks(_Checks):
             if entity not in entities:
                 self.add("dis_unknown_entity", f"Unknown entity {entity!r}.", (*path, i, "entity"))
                 continue
-            if isinstance(when, str) and when.strip():
+            if isinstance(when, str) and when and not when.strip():
+                # The empty filter matches every call: a rule nobody wrote (the schema refuses "").
+                self.add(
+                    "rule_expression_invalid",
+                    "A rule's condition is blank; write the condition it applies under, e.g. amount > 10000.",
+                    (*path, i, "when"),
+                )
+            elif isinstance(when, str) and when:
                 self.expression(entities[entity], entity, when, (*path, i, "when"))
 
     def expression(self, entity: dict, name: str, text: str, path: tuple) -> None:

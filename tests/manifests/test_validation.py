@@ -295,6 +295,13 @@ def test_rule_expression_invalid_where_the_expression_breaks(when, column):
     assert domain("when: amount > 10000", f"when: {when}") == [("rule_expression_invalid", 30, column)]
 
 
+@pytest.mark.parametrize("when", ['" "', '"\\t \\n"'])
+def test_a_blank_rule_condition_is_refused_not_taken_as_matching_every_call(when):
+    """The empty filter matches everything: a blank `when` would deny (or hold for approval)
+    every call on the entity."""
+    assert [code for code, *_ in domain("when: amount > 10000", f"when: {when}")] == ["rule_expression_invalid"]
+
+
 def test_rule_expression_invalid_when_too_deeply_nested():
     when = "(" * 40 + "amount > 1" + ")" * 40
     assert domain("when: amount > 10000", f'when: "{when}"') == [("rule_expression_invalid", 30, 46)]  # the 33rd `(`
