@@ -1,5 +1,6 @@
 """Publish, roll back, deploy and migrate domains and agents. Every write goes through here."""
 
+import json
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -81,6 +82,15 @@ def _catalog_lock() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('foundry.catalog'), hashtext(current_schema()))")
 
 
+def _as_stored(content: dict) -> dict:
+    """`content` as its jsonb column gives it back (PostgreSQL's numbers: -0.0 is 0.0, 1.0e+16 an
+    integer): stored and hashed as that, so a version's content always hashes to its digest."""
+    field = Version._meta.get_field("content")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::jsonb::text", [field.get_db_prep_value(content, connection)])
+        return json.loads(cursor.fetchone()[0])
+
+
 def _version_create(
     document: Document,
     *,
@@ -136,7 +146,7 @@ def version_publish(
         raise DocumentInvalid(result)
     if kind is not None and result.kind != kind:
         raise ServiceError("kind_mismatch", f"Expected a {kind} document, got a {result.kind}.")
-    content = result.data
+    content = _as_stored(result.data)
     content_digest = digest(content)
     _catalog_lock()
     document = _document_lock(result.kind, result.name)

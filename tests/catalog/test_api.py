@@ -54,6 +54,23 @@ def test_publish_creates_a_version_with_the_sha256_of_the_canonical_content(acme
     assert version["author_name"].startswith("API token")
 
 
+@pytest.mark.parametrize(
+    "parameters",
+    ["temperature: -0.0\n", "temperature: 0\n      seed: 1.0e+16\n"],  # jsonb: 0.0, and an integer
+)
+def test_a_versions_content_as_stored_and_served_hashes_to_its_digest(acme, acme_dev, parameters):
+    """The digest is taken of the content as its jsonb column keeps it: PostgreSQL has no -0.0 and
+    prints 1.0e+16 as an integer, so a digest of the parsed YAML named content no one can read back."""
+    assert post(acme_dev, "domains", {"content": FINANCE}).status_code == 201
+    source = TRIAGE.replace("temperature: 0\n", parameters)
+    assert source != TRIAGE
+    assert post(acme_dev, "agents", {"content": source}).status_code == 201
+    version = acme_dev.get("/api/v1/agents/invoice-triage/versions/1").json()
+    canonical = json.dumps(version["content"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode()).hexdigest() == version["digest"]
+    assert post(acme_dev, "agents", {"content": source}).json()["version"]["number"] == 1  # unchanged: a no-op
+
+
 def test_publishing_identical_content_is_a_no_op(acme_dev):
     assert post(acme_dev, "domains", {"content": FINANCE}).status_code == 201
     reworded = "# only comments and layout differ\n" + FINANCE.replace("    AP: ", "    AP:   ")
