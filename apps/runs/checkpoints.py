@@ -33,19 +33,25 @@ the worker's own knowledge of its lock alone.
 it; only a test's own transaction, which the checkpoints' connection never sees, holds one.)
 
 A task's channel writes (LangGraph's pending writes, which delta channels replay to rebuild the
-state) are held by the saver and written in its next call's transaction, which LangGraph makes
-the checkpoint that applies them (it waits for them before that checkpoint): one transaction
-per step instead of two. Interrupts, errors and resumes (WRITES_IDX_MAP) are written at once,
-with anything held. Writes held when a worker dies are lost with the checkpoint after them, as
-with LangGraph's async durability: recovery resumes from the checkpoint before and replays the
-steps recorded since (engine.py). A fenced call refuses what it holds with the rest.
+state) are held by the saver and written in its next call's transaction, normally the checkpoint
+that applies them (LangGraph waits for a task's delta-channel writes before that checkpoint):
+one transaction per step instead of two. Interrupts, errors and resumes (WRITES_IDX_MAP) are
+written at once, with anything held, and so is every later write for the same checkpoint (that
+step makes none). `flush` writes what a graph's invocation left held (AgentGraph calls it: the
+last task's writes may come after the last checkpoint). Writes held when a worker dies are lost
+with the checkpoint after them, as with LangGraph's async durability: recovery resumes from the
+checkpoint before and replays the steps recorded since (engine.py). A fenced call refuses what
+it holds with the rest.
 
-Each call's transaction commits without waiting for the WAL flush (`synchronous_commit` off,
-for that transaction only). A worker's death loses nothing committed; a database crash can
-lose the last fraction of a second of checkpoints (in the main database, none older than a step
-record that survived: the record's commit flushes the WAL written before it). Either way the run
+On the main database, checkpoints and held writes commit without waiting for the WAL flush
+(`synchronous_commit` off, for that transaction only). A worker's death loses nothing committed;
+a database crash can lose the last fraction of a second of them, never one older than a step
+record that survived (the record's commit flushes the WAL written before it), and the run
 resumes from the newest checkpoint left and replays the steps recorded after it, as after a lost
-worker. Measured with the held writes: 0.6 ms per step less for the platform (bench/runs.py).
+worker. Interrupts, errors, resumes and deletions always wait for the flush (a run waiting for an
+approval, an erasure, depend on them), and so does everything on a checkpoint database of its
+own, which no later commit of the main database flushes. Measured with the held writes: 0.6 ms
+per step less for the platform (bench/runs.py).
 
 Only `prune` breaks the rule (it opens a transaction of its own inside the call, and entering
 it syncs the pipeline first, ending the search path), so it is refused here.
@@ -80,8 +86,10 @@ _FENCE = (
 )
 
 
-# Each call's first statement: the tenant's schema, and its commit not waiting for the disk.
-_SCOPE = "SELECT set_config('search_path', %s, true), set_config('synchronous_commit', 'off', true)"
+# Each call's first statement: the tenant's schema (and for a checkpoint on the main database, a
+# commit that does not wait for the disk).
+_SCOPE = "SELECT set_config('search_path', %s, true)"
+_SCOPE_RELAXED = "SELECT set_config('search_path', %s, true), set_config('synchronous_commit', 'off', true)"
 
 
 def _conninfo() -> tuple[str, int | None]:
@@ -109,7 +117,7 @@ def checkpoint_connection() -> psycopg.Connection:
             conninfo, autocommit=True, prepare_threshold=prepare_threshold, row_factory=dict_row
         )
         _local.conn, _local.pid, _local.lock = conn, os.getpid(), threading.Lock()
-        _local.fenced = None  # whether it reaches the runs (_main_database), once a claim asks
+        _local.main = None  # whether it reaches the main database (_main_database), once asked
     return conn
 
 
@@ -146,6 +154,7 @@ class TenantSaver(PostgresSaver):
         lock: AbstractContextManager | None = None,
         fence: Callable[[], None] | None = None,
         claim: tuple[object, int] | None = None,
+        relaxed: bool = False,
     ):
         super().__init__(conn)
         if lock is not None:
@@ -158,21 +167,45 @@ class TenantSaver(PostgresSaver):
         # A task's channel writes, stored by the saver's next call (see put_writes).
         self._held: list[tuple] = []
         self._held_lock = threading.Lock()
+        self._written_at_once: set[str] = set()  # checkpoints with an interrupt, error or resume
+        # Checkpoints and held writes commit without the flush (on the main database only).
+        self.relaxed = relaxed
+        self._putting = threading.local()
 
     def put(self, config, checkpoint, metadata, new_versions):
         if self.fence is not None:
             self.fence()
-        return super().put(config, checkpoint, metadata, new_versions)
+        self._putting.on = True
+        try:
+            return super().put(config, checkpoint, metadata, new_versions)
+        finally:
+            self._putting.on = False
+
+    def flush(self) -> None:
+        """Write what is held: after a graph's invocation, the writes of a task no checkpoint
+        followed (the last one's, whose checkpoint LangGraph may save first; a task finished
+        beside an interrupt, whose step makes no checkpoint). AgentGraph calls it."""
+        if self._held:
+            self._putting.on = True
+            try:
+                with self._cursor():
+                    pass
+            finally:
+                self._putting.on = False
 
     def put_writes(self, config, writes, task_id, task_path=""):
         if self.fence is not None:
             self.fence()
-        if any(channel in WRITES_IDX_MAP for channel, _ in writes):
+        checkpoint_id = config["configurable"]["checkpoint_id"]
+        if checkpoint_id in self._written_at_once or any(channel in WRITES_IDX_MAP for channel, _ in writes):
+            # An interrupt or an error: that step makes no checkpoint, so what its other tasks
+            # write (now or later) goes at once too, or a resume would run them again.
+            self._written_at_once.add(checkpoint_id)
             return super().put_writes(config, writes, task_id, task_path)
         rows = self._dump_writes(
             config["configurable"]["thread_id"],
             config["configurable"]["checkpoint_ns"],
-            config["configurable"]["checkpoint_id"],
+            checkpoint_id,
             task_id,
             task_path,
             writes,
@@ -185,7 +218,8 @@ class TenantSaver(PostgresSaver):
         conn = self.conn
         try:
             with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                cur.execute(_SCOPE, (self.search_path,))
+                relaxed = self.relaxed and getattr(self._putting, "on", False)
+                cur.execute(_SCOPE_RELAXED if relaxed else _SCOPE, (self.search_path,))
                 if self.claim is not None:
                     cur.execute(_FENCE, (self.claim[1], self.claim[0]))
                 with self._held_lock:
@@ -229,8 +263,7 @@ def checkpointer(
     schema: str, *, fence: Callable[[], None] | None = None, claim: tuple[object, int] | None = None
 ) -> TenantSaver:
     conn = checkpoint_connection()
-    if claim is not None:
-        if _local.fenced is None:
-            _local.fenced = _main_database(conn)
-        claim = claim if _local.fenced else None  # checkpoints in a database of their own: no runs there
-    return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim)
+    if _local.main is None:
+        _local.main = _main_database(conn)
+    claim = claim if _local.main else None  # checkpoints in a database of their own: no runs there
+    return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim, relaxed=_local.main)

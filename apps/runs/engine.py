@@ -33,7 +33,7 @@ from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
 from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Approval, Run
-from apps.runs.services import run_create, run_finish
+from apps.runs.services import run_create, run_enqueue, run_finish
 from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
 from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
@@ -355,7 +355,7 @@ class Attempt:
                 return run.status
             # What the model asked for, as any step's record is: text no column takes replaced.
             request = storable(result.approval)
-            Approval.objects.get_or_create(
+            approval, _ = Approval.objects.get_or_create(
                 run=run,
                 step=request["step"],
                 defaults={
@@ -367,6 +367,13 @@ class Attempt:
             )
             if run.cancel_requested_at is not None:
                 run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
+            elif approval.decision != Approval.Decision.PENDING:
+                # Decided already: the graph asked again because the interrupt it wrote is gone (a
+                # checkpoint lost to a database crash). Back to the queue, to resume with that decision.
+                run.status = Run.Status.QUEUED
+                run.updated_at = timezone.now()
+                run.save(update_fields=["status", "updated_at"])
+                run_enqueue(run)
             else:
                 run.status = Run.Status.WAITING_APPROVAL
                 run.updated_at = timezone.now()

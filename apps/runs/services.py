@@ -73,7 +73,8 @@ def _script_clean(script, provider: str) -> list | None:
     return script
 
 
-def _enqueue(run: Run) -> None:
+def run_enqueue(run: Run) -> None:
+    """Hand the run to a worker once the caller's transaction commits."""
     from django.db import connection
 
     from apps.runs.tasks import run_execute
@@ -139,7 +140,7 @@ def run_start(*, actor, agent: Document, input: str, script: list | None = None,
             data={"agent": agent.name, "version": run.version.number, "run": str(run.pk)},
             request=request,
         )
-        _enqueue(run)
+        run_enqueue(run)
     return run
 
 
@@ -262,5 +263,5 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
             data={"run": str(run.pk), "step": approval.step, "tool": approval.tool, "comment": comment},
             request=request,
         )
-        _enqueue(run)
+        run_enqueue(run)
     return run

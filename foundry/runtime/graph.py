@@ -367,6 +367,9 @@ class AgentGraph:
         out = self.graph.invoke(
             payload, self._config(thread_id), context=self, version="v2", durability=self.durability
         )
+        flush = getattr(self.graph.checkpointer, "flush", None)
+        if flush is not None:  # apps/runs/checkpoints.py: writes held for a checkpoint that never came
+            flush()
         values = out.value
         if out.interrupts:
             result = self._result(values, None)

@@ -244,8 +244,9 @@ def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed
 def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrupts_at_once(acme):
     """A task's channel writes wait for the saver's next call and are written in its transaction
     (one round trip fewer per step), before the checkpoint that follows them; an interrupt, an
-    error or a resume is written at once. Both commit without waiting for the disk; the setting
-    ends with the call's transaction."""
+    error or a resume is written at once, and so is anything after it for the same checkpoint.
+    Checkpoints and held writes commit without waiting for the disk on the main database; the
+    rest waits, and the setting ends with the call's transaction."""
     import uuid
 
     from langgraph.checkpoint.base import empty_checkpoint
@@ -268,9 +269,26 @@ def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrup
     saver.put(at_first, empty_checkpoint(), {"step": 1}, {})
     assert ("task-3", "messages", "step two") in pending()
 
-    with saver._cursor() as cur:
-        cur.execute("SELECT current_setting('synchronous_commit') AS commit")
-        assert cur.fetchone()["commit"] == "off"
+    # A write for a checkpoint whose step was interrupted goes at once: no checkpoint follows it.
+    saver.put_writes(at_first, [("messages", "beside the interrupt")], "task-4")
+    assert ("task-4", "messages", "beside the interrupt") in pending()
+    # What a graph's invocation leaves held is written by flush (AgentGraph calls it).
+    at_second = saver.put(at_first, empty_checkpoint(), {"step": 2}, {})
+    saver.put_writes(at_second, [("outcome", "done")], "task-5")
+    assert reader.get_tuple(at_second).pending_writes == []
+    saver.flush()
+    assert [tuple(w) for w in reader.get_tuple(at_second).pending_writes] == [("task-5", "outcome", "done")]
+
+    def commit_setting(putting: bool) -> str:
+        saver._putting.on = putting
+        try:
+            with saver._cursor() as cur:
+                cur.execute("SELECT current_setting('synchronous_commit') AS commit")
+                return cur.fetchone()["commit"]
+        finally:
+            saver._putting.on = False
+
+    assert saver.relaxed and (commit_setting(True), commit_setting(False)) == ("off", "on")  # checkpoints / the rest
     with checkpoint_connection().cursor() as cur:
         cur.execute("SHOW synchronous_commit")
         assert cur.fetchone()["synchronous_commit"] == "on"
