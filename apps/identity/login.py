@@ -57,6 +57,15 @@ def mapped_role(config: SsoConfiguration, claims: dict) -> str | None:
     return next((role for role in ROLE_RANK if role in granted), Role.VIEWER)
 
 
+def email_verified(claims: dict) -> bool | None:
+    """What the provider asserts of the address: True, False, or None when it says nothing
+    (`email_verified` as a boolean, or as the string some send: Cognito's "true"/"false")."""
+    value = claims.get("email_verified")
+    if isinstance(value, str):
+        value = {"true": True, "false": False}.get(value.strip().lower())
+    return value if isinstance(value, bool) else None
+
+
 def claims_email(config: SsoConfiguration, claims: dict) -> str:
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email or len(email) > 254:
@@ -65,9 +74,17 @@ def claims_email(config: SsoConfiguration, claims: dict) -> str:
         email = email_clean(email)
     except ValidationError:
         raise SsoLoginFailed("email_invalid", "The identity provider gave an address that is not valid here.") from None
-    verified = claims.get("email_verified")
-    if verified is False or (isinstance(verified, str) and verified.strip().lower() == "false"):  # Cognito: "false"
+    verified = email_verified(claims)
+    if verified is False:
         raise SsoLoginFailed("email_unverified", "The identity provider says this email address is not verified.")
+    if config.allowed_domains and verified is not True:
+        # The domain fence is only as strong as the address: one a provider lets its users pick
+        # (and does not vouch for) would admit anyone there who typed an address at the domain.
+        raise SsoLoginFailed(
+            "email_unverified",
+            "The identity provider does not assert this address verified; a workspace that limits "
+            "sign-in to its email domains admits verified addresses only.",
+        )
     domain = email.rpartition("@")[2]
     if config.allowed_domains and domain not in config.allowed_domains:
         raise SsoLoginFailed("email_domain_refused", f"Addresses at {domain[:100]} may not sign in here.")
@@ -130,7 +147,7 @@ def _link_or_create(config, claims: dict, email: str, role: str | None, request)
             raise SsoLoginFailed(
                 "identity_conflict", f"{email} belongs to a member linked to another identity; ask an admin."
             )
-        if claims.get("email_verified") is not True:
+        if email_verified(claims) is not True:
             raise SsoLoginFailed(
                 "identity_conflict",
                 f"{email} is already a member; the provider must assert the address verified to link it.",

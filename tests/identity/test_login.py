@@ -186,9 +186,28 @@ def test_without_jit_only_existing_members_sign_in(acme, provider):
 def test_an_unverified_address_never_takes_over_an_existing_member(acme, provider):
     sso(acme, provider)
     _client, response = login(acme, provider, "unverified")  # claims developer@acme.test, unverified
+    refused(response, "email_unverified")  # the workspace limits its domains: verified addresses only
+    sso(acme, provider, allowed_domains=[])
+    _client, response = login(acme, provider, "unverified")
     refused(response, "identity_conflict")
     with schema_context(acme.schema_name):
         assert not ExternalIdentity.objects.exists()
+
+
+def test_an_address_the_provider_does_not_vouch_for_does_not_pass_the_allowed_domains(acme, oidc_provider_factory):
+    """A provider that lets its users choose their address and sends no `email_verified` (Entra ID
+    multi-tenant apps: "nOAuth") would let anyone there sign up as someone@acme.test."""
+    outsider = {**account("mallory", email="mallory@acme.test"), "sub": "mallory-in-another-directory"}
+    outsider.pop("email_verified")
+    provider = oidc_provider_factory(clients=[client_config(acme)], accounts={"mallory": outsider})
+    sso(acme, provider, allowed_domains=["acme.test"])
+    _client, response = login(acme, provider, "mallory")
+    refused(response, "email_unverified")
+    with schema_context(acme.schema_name):
+        assert not User.objects.filter(email="mallory@acme.test").exists()
+    sso(acme, provider, allowed_domains=[])  # no domain fence: just-in-time sign-up, as documented
+    _client, response = login(acme, provider, "mallory")
+    assert response.status_code == 302
 
 
 def test_the_same_email_at_two_providers_is_two_people(acme, provider, oidc_provider_factory):
