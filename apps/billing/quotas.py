@@ -66,7 +66,7 @@ class CapUse:
     @property
     def percent(self) -> float:
         if not self.cap.limit:
-            return 100.0 if self.used else 0.0
+            return 100.0  # a zero cap is reached before anything is spent: it stops every call
         return float(self.used / self.cap.limit * 100)
 
     @property
@@ -165,8 +165,25 @@ def quota_check(
     for cap in sorted(caps, key=lambda cap: cap.approvable):  # a cap nobody can approve first
         used = _used(rows.get(cap.project), cap.measure)
         if used >= cap.limit:
+            _reached_announce(tenant_id, cap, month, rows.get(cap.project))
             return CapUse(cap, used)
     return None
+
+
+def _reached_announce(tenant_id: int, cap: Cap, month: date, row: dict | None) -> None:
+    """A cap found reached before a call: its 80% and 100% marks, unless announced already. Usage
+    announces them as it crosses them (quota_after_usage); a cap set or lowered below what the
+    month has spent is crossed by no call (none is made), so it is announced here, once."""
+    if row is None:  # nothing spent this month, against a cap of zero: the row the marks go on
+        with usage_scope(tenant_id), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO public.billing_usage_month (tenant_id, month, project, calls, tokens, cost_usd)"
+                " VALUES (%s, %s, %s, 0, 0, 0) ON CONFLICT (tenant_id, month, project) DO NOTHING",
+                [tenant_id, month, cap.project],
+            )
+        row = {"tokens": 0, "cost_usd": Decimal(0)}
+    for mark in THRESHOLDS:
+        _alert(tenant_id, cap, {**row, "month": month}, mark)
 
 
 @dataclass(frozen=True)
@@ -210,7 +227,7 @@ def quota_after_usage(record, months: list) -> None:
         # Every mark this call crossed, in order: one call may take the month past 80% and 100%.
         for mark in THRESHOLDS:
             if announced < mark <= share:
-                _alert(record, cap, row, mark)
+                _alert(record.tenant_id, cap, row, mark)
 
 
 _ALERTED = ("tokens_alerted", "cost_alerted", "plan_tokens_alerted")
@@ -224,17 +241,17 @@ def _alerted_column(cap: Cap) -> str:
     return "tokens_alerted" if cap.measure == "tokens" else "cost_alerted"
 
 
-def _alert(record, cap: Cap, row: dict, reached: int) -> None:
+def _alert(tenant_id: int, cap: Cap, row: dict, reached: int) -> None:
     from apps.audit.models import Outcome
     from apps.audit.services import audit_record
 
     column = _alerted_column(cap)
-    with usage_scope(record.tenant_id), connection.cursor() as cursor:
+    with usage_scope(tenant_id), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE public.billing_usage_month SET {column} = %s, {column}_limit = %s"  # noqa: S608 - one of three
             f" WHERE tenant_id = %s AND month = %s AND project = %s"
             f" AND ({column} < %s OR {column}_limit IS DISTINCT FROM %s) RETURNING 1",
-            [reached, cap.limit, record.tenant_id, row["month"], cap.project, reached, cap.limit],
+            [reached, cap.limit, tenant_id, row["month"], cap.project, reached, cap.limit],
         )
         claimed = cursor.fetchone() is not None
     if not claimed:

@@ -16,6 +16,7 @@ from apps.runs.usage import usage_record
 from apps.tenants.limits import limits_cache_clear
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_limits_set
+from tests.api.conftest import api, issue
 from tests.conftest import audit_events, client_for, tenant_user, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 from tests.runs.test_engine import start
@@ -225,3 +226,31 @@ def test_a_raised_budget_announces_its_own_marks(acme):
     spend(acme, 7_000)  # 8,050 of 10,000: 80%
     spend(acme, 2_000)  # 10,050 of 10,000: 100%
     assert _marks(acme)[2:] == [(80, "10000"), (100, "10000")]
+
+
+def test_a_cap_lowered_below_this_months_use_announces_its_marks_when_it_stops_a_run(acme, triage):
+    """No call crosses a cap set below what the month has spent (none is made): its 80% and 100%
+    are announced when it first stops one, once, so an alert on `quota.threshold` fires."""
+    budget(acme, monthly_tokens=10_000)
+    spend(acme, 5_000)
+    assert not audit_events("acme", action="quota.threshold")
+    budget(acme, monthly_tokens=1_000)  # a new cap, 500% spent already
+    for _ in range(2):
+        run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+        assert (run.status, run.reason) == ("failed", "quota_exceeded"), run.message
+    marks = [(e.data["percent"], e.data["limit"]) for e in audit_events("acme", action="quota.threshold")]
+    assert marks == [(80, "1000"), (100, "1000")]
+
+
+def test_a_zero_budget_is_shown_spent_and_announced_when_it_stops_a_run(acme, triage):
+    """A cap of 0 stops every call before anything is spent: listed at 100%, not 0%, and its marks
+    are announced (on a month row made for them: nothing was spent)."""
+    budget(acme, monthly_cost_usd="0.00")
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert (run.status, run.reason) == ("failed", "quota_exceeded"), run.message
+    caps = api(acme, issue(acme, role="viewer", scopes=["read"])).get("/api/v1/budgets").json()["caps"]
+    cost = next(cap for cap in caps if cap["measure"] == "cost" and cap["source"] == "budget")
+    assert cost["percent"] == 100
+    assert 'value="0.0"' not in client_for(acme, "viewer@acme.test").get("/usage/").content.decode()
+    marks = [(e.data["percent"], e.data["measure"]) for e in audit_events("acme", action="quota.threshold")]
+    assert marks == [(80, "cost"), (100, "cost")]
