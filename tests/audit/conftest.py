@@ -72,3 +72,36 @@ def committed(function, *args, **kwargs):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(call).result()
+
+
+_AGE = """
+DO $$
+DECLARE
+    event record;
+    previous text;
+    hashed text;
+    hash_id bigint := coalesce((SELECT hash_tenant_id FROM audit_auditchainbase WHERE tenant_id = {chain}), {chain});
+BEGIN
+    FOR event IN SELECT * FROM audit_auditevent WHERE tenant_id = {chain} ORDER BY seq LOOP
+        previous := coalesce(previous, event.prev_hash);
+        hashed := audit_event_hash(hash_id, event.seq, event.occurred_at - interval '{days} days', event.actor_type,
+            event.actor_id, event.action, event.target_type, event.target_id, event.outcome, event.ip,
+            event.user_agent, event.request_id, event.details, previous);
+        UPDATE audit_auditevent SET occurred_at = event.occurred_at - interval '{days} days', prev_hash = previous,
+               hash = hashed
+         WHERE tenant_id = {chain} AND seq = event.seq;
+        previous := hashed;
+    END LOOP;
+    UPDATE audit_auditchain SET hash = previous WHERE tenant_id = {chain};
+END $$
+"""
+
+
+def chain_age(chain: int, days: int) -> None:
+    """Every committed event of `chain` moved `days` back, hashes recomputed in order, as a
+    superuser with the trail's triggers off: a chain written that long ago (the prune never
+    takes the last day's events). Before any checkpoint of it is signed."""
+    params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    with psycopg.connect(**{**params, "dbname": connection.settings_dict["NAME"]}) as conn:
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(_AGE.format(chain=int(chain), days=int(days)))

@@ -13,7 +13,7 @@ from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_chain_base_set, audit_checkpoint_sign, audit_prune
 from apps.audit.verify import audit_verify
-from tests.audit.conftest import app_connection, append, committed
+from tests.audit.conftest import app_connection, append, chain_age, committed
 
 COLUMNS = (
     "seq, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent,"
@@ -110,7 +110,9 @@ def time_of(chain: int, seq: int):
 
 @pytest.fixture
 def aged(chain, superuser):
-    """Chain of 11, signed at #4 and at #11; the tests' boundary is #7's time (#1-#6 are older)."""
+    """Chain of 11, signed at #4 and at #11; the tests' boundary is #7's time (#1-#6 are older).
+    #1-#10 happened ten days ago (the prune never takes the last day's events), #11 now."""
+    chain_age(chain, 10)
     with app_connection() as conn:
         conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
         head = conn.execute("SELECT seq FROM audit_auditchain").fetchone()[0]
@@ -165,6 +167,7 @@ def test_a_pruned_chain_without_its_anchor_checkpoint_is_reported(aged, superuse
 
 
 def test_a_chain_pruned_to_its_head_continues_from_the_base(chain):
+    chain_age(chain, 2)
     committed(audit_checkpoint_sign, chain)
     # The last event always stays: the anchor is the checkpoint before it, none here (signed at #10).
     assert committed(audit_prune, tenant_id=chain, before=timezone.now()) == 0
@@ -190,3 +193,26 @@ def test_pruning_one_chain_leaves_another_alone(aged):
         assert AuditEvent.objects.filter(tenant_id=other).count() == 3
         assert AuditChain.objects.filter(tenant_id=other).exists()
     assert audit_verify(other).ok
+
+
+def test_the_prune_never_takes_the_last_days_events_even_from_an_anchor_the_app_role_made(chain):
+    """The app role may insert checkpoints, whose signature the database cannot check: asked to
+    prune everything after inserting one just below the head, the owner's function still keeps
+    every event of the last day (migrations/0010)."""
+    from datetime import UTC, datetime
+
+    with app_connection() as conn:
+        conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
+        ninth = conn.execute("SELECT hash FROM audit_auditevent WHERE seq = 9 AND tenant_id = %s", [chain])
+        ninth = ninth.fetchone()[0]
+        conn.execute(
+            "INSERT INTO audit_auditcheckpoint (tenant_id, seq, hash, signed_at, key_id, signature)"
+            " VALUES (%s, 9, %s, now(), 'forged', %s)",
+            [chain, ninth, "A" * 86 + "=="],
+        )
+        pruned = conn.execute(
+            "SELECT public.audit_chain_prune(%s, %s)", [chain, datetime.now(UTC) + timedelta(days=1)]
+        ).fetchone()[0]
+        left = conn.execute("SELECT count(*) FROM audit_auditevent WHERE tenant_id = %s", [chain]).fetchone()[0]
+    assert (pruned, left) == (0, 10)
+    assert audit_verify(chain).first.kind == "signature_invalid"  # the anchor it made is reported

@@ -28,6 +28,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_create
 from foundry.runtime.graph import AgentState, agent_graph_compiled
 from tests.api.conftest import api, issue
+from tests.audit.conftest import chain_age
 from tests.conftest import audit_events, client_for, usage_rows
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 
@@ -235,24 +236,26 @@ def test_exports_go_with_their_files_one_second_past_the_boundary(acme, media):
     assert not default_storage.exists(outside.file) and default_storage.exists(inside.file)
 
 
-def test_the_audit_trail_is_pruned_up_to_a_signed_checkpoint_unless_on_legal_hold(acme):
-    later = timezone.now() + timedelta(days=3)  # every event so far is two days past the boundary
-    policy_set(acme, audit_days=1, audit_legal_hold=True)
-    audit_checkpoint_sign(acme.pk)
-    events = len(audit_events(acme.schema_name))
-    assert retention_apply(tenant=acme, now=later)["audit"] == 0
-    assert len(audit_events(acme.schema_name)) == events + 1  # the pass's own event
+def test_the_audit_trail_is_pruned_up_to_a_signed_checkpoint_unless_on_legal_hold(fresh_tenant, django_db_blocker):
+    """Committed, with its events moved three days back (the prune never takes the last day's)."""
+    tenant = fresh_tenant
+    with django_db_blocker.unblock():
+        policy_set(tenant, audit_days=1, audit_legal_hold=True)
+        chain_age(tenant.pk, 3)
+        first = audit_checkpoint_sign(tenant.pk)  # at the last of the aged events
+        events = len(audit_events(tenant.schema_name))
+        assert retention_apply(tenant=tenant)["audit"] == 0
+        assert len(audit_events(tenant.schema_name)) == events + 1  # the pass's own event
 
-    policy_set(acme, audit_days=1, audit_legal_hold=False)
-    signed = audit_checkpoint_sign(acme.pk)
-    with schema_context("acme"):
-        audit_record(action="test.after_checkpoint", actor="test")  # the chain's last event always stays
-    preview = retention_apply(tenant=acme, now=later, dry_run=True)["audit"]
-    assert preview > 0
-    counts = retention_apply(tenant=acme, now=later)
-    assert counts["audit"] == preview
-    assert min(e.seq for e in audit_events(acme.schema_name)) == signed.seq + 1
-    assert audit_verify(acme.pk).problems == []
+        policy_set(tenant, audit_days=1, audit_legal_hold=False)
+        audit_checkpoint_sign(tenant.pk)
+        with schema_context(tenant.schema_name):
+            audit_record(action="test.after_checkpoint", actor="test")  # the chain's last event always stays
+        preview = retention_apply(tenant=tenant, dry_run=True)["audit"]
+        assert preview == first.seq  # every aged event: up to the checkpoint signed after them
+        assert retention_apply(tenant=tenant)["audit"] == preview
+        assert min(e.seq for e in audit_events(tenant.schema_name)) == first.seq + 1
+        assert audit_verify(tenant.pk).problems == []
 
 
 # --- dry runs, the pass's audit event, isolation ----------------------------------------------------
