@@ -72,6 +72,7 @@ from django.conf import settings
 from django.db import connection as django_connection
 from langgraph.checkpoint.base import WRITES_IDX_MAP
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
@@ -156,7 +157,10 @@ class TenantSaver(PostgresSaver):
         claim: tuple[object, int] | None = None,
         relaxed: bool = False,
     ):
-        super().__init__(conn)
+        # Only the types runs store (LangGraph's safe list: messages, Send, Interrupt, ...): by
+        # default LangGraph would import and call any `module.function` a stored value names,
+        # and a workspace's checkpoints come from archives and backups too.
+        super().__init__(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
         if lock is not None:
             self.lock = lock  # the connection's, shared by every saver on it
         self.search_path = sql.Identifier(schema).as_string(conn)

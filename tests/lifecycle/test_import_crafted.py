@@ -3,22 +3,28 @@
 import hashlib
 import io
 import json
+import os
 import uuid
 import zipfile
+from datetime import timedelta
 
+import ormsgpack
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from apps.lifecycle.archive import MANIFEST, ArchiveError, tenant_import
+from apps.lifecycle.archive import MANIFEST, ArchiveError, tenant_export, tenant_import
 from apps.lifecycle.exports import export_download_url
 from apps.lifecycle.models import Export
+from apps.lifecycle.retention import retention_apply
 from apps.tenants.models import Tenant
 from tests.api.conftest import api, issue
 from tests.lifecycle.test_archive import archive_of, with_member
 from tests.lifecycle.test_archive_bad_input import tenant_row_edit
+from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
+from tests.runs.test_engine import start
 
 
 @pytest.fixture(autouse=True)
@@ -123,3 +129,47 @@ def test_an_archive_cannot_open_every_network_to_the_workspaces_http_tools(acme)
     except ArchiveError:
         return
     assert all(n.prefixlen > 0 for n in Tenant.objects.get(pk=new.pk).http_networks())
+
+
+EXT_CONSTRUCTOR_SINGLE_ARG = 0
+
+
+def _evil_blob(path: str) -> str:
+    payload = ormsgpack.packb(ormsgpack.Ext(EXT_CONSTRUCTOR_SINGLE_ARG, ormsgpack.packb(["os", "mkdir", path])))
+    return "\\x" + payload.hex()
+
+
+def _blobs_replaced(path: str, *, column: str):
+    def change(content: bytes) -> bytes:
+        out = []
+        for line in content.splitlines():
+            row = json.loads(line)
+            row["type"], row[column] = "msgpack", _evil_blob(path)
+            out.append(json.dumps(row).encode() + b"\n")
+        return b"".join(out)
+
+    return change
+
+
+def test_a_crafted_archives_checkpoint_blob_runs_no_code_when_the_workspace_is_swept(
+    fresh_tenant, django_db_blocker, tmp_path
+):
+    """A checkpoint value naming `os.mkdir` (a msgpack constructor extension) in an imported
+    archive: LangGraph's permissive default would import and call it when the nightly retention
+    pass loads the thread. The saver decodes only the types runs store."""
+    canary = str(tmp_path / "canary-made-by-archive")
+    with django_db_blocker.unblock():
+        agent = deploy(fresh_tenant, FINANCE, TRIAGE)
+        done = advance(start(fresh_tenant, agent, "Triage invoice INV-1001."), fresh_tenant.schema_name)
+        assert done.status == "succeeded", done.message
+        out = io.BytesIO()
+        tenant_export(fresh_tenant, out)
+        data = out.getvalue()
+        data = with_member(data, "schema/checkpoint_blobs.ndjson", _blobs_replaced(canary, column="blob"))
+        data = with_member(data, "schema/checkpoint_writes.ndjson", _blobs_replaced(canary, column="blob"))
+        new = tenant_import(io.BytesIO(data), slug=f"r{uuid.uuid4().hex[:10]}")
+        new = Tenant.objects.get(pk=new.pk)
+        # The nightly pass, once the run is older than checkpoints_days (30 by default).
+        counts = retention_apply(tenant=new, now=timezone.now() + timedelta(days=60))
+    assert not os.path.exists(canary), "a blob of the imported archive made the platform call os.mkdir"
+    assert counts["checkpoints"] > 0  # the thread was read and cut all the same
