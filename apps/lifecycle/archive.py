@@ -127,7 +127,7 @@ def _generated_keys(table: Table) -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
-def _applied_migrations(schema: str) -> dict[str, list[str]]:
+def applied_migrations(schema: str) -> dict[str, list[str]]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT app, name FROM {_quoted(schema)}.django_migrations ORDER BY app, id")
         applied: dict[str, list[str]] = {}
@@ -145,7 +145,7 @@ def _applied_migrations(schema: str) -> dict[str, list[str]]:
 
 
 def _schema_version(schema: str) -> dict:
-    return {"tenant": _applied_migrations(schema), "public": _applied_migrations("public")}
+    return {"tenant": applied_migrations(schema), "public": applied_migrations("public")}
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def _manifest_is_sound(manifest: dict) -> bool:
 
 def _versions_check(manifest: dict) -> None:
     """Refuse an archive of a schema newer than this platform's (migrations it has not applied)."""
-    here = {"tenant": _applied_migrations(settings.TENANT_BASE_SCHEMA), "public": _applied_migrations("public")}
+    here = {"tenant": applied_migrations(settings.TENANT_BASE_SCHEMA), "public": applied_migrations("public")}
     for scope, apps in manifest["schema_version"].items():
         if scope not in here or not isinstance(apps, dict):
             raise ArchiveError(

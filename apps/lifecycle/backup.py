@@ -670,7 +670,13 @@ def _schema_migrate(backup: Backup, schema: str) -> None:
     from django.core.management import call_command
     from django.db.migrations.loader import MigrationLoader
 
+    from apps.lifecycle.archive import applied_migrations
+
+    # This version's migrations, and every one its workspaces have applied (the template's
+    # record keeps those a squash replaced, or of an app since removed), as an import judges.
     known = set(MigrationLoader(connection, ignore_no_migrations=True).graph.nodes)
+    for app, names in applied_migrations(settings.TENANT_BASE_SCHEMA).items():
+        known.update((app, name) for name in names)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(schema)}.django_migrations")
         unknown = sorted(f"{app}.{name}" for app, name in cursor.fetchall() if (app, name) not in known)

@@ -23,7 +23,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, migrations
+from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
@@ -611,3 +612,41 @@ def test_a_dump_that_runs_too_long_is_stopped_and_leaves_nothing(workspace, sett
     assert list(tmp_path.iterdir()) == []  # no file, and no partial one left behind
     (event,) = audit_events("public", action="lifecycle.backup.failed")[-1:]
     assert "FOUNDRY_BACKUP_TIMEOUT_SECONDS" in event.data["error"]
+
+
+SQUASH = ("runs", "0009_squashed_0010")
+REPLACED = [("runs", "0009_database_defaults"), ("runs", "0010_run_trace_content")]
+
+
+@pytest.fixture
+def squashed_release(monkeypatch):
+    """This code as a release that squashed runs 0009 and 0010 (Django's documented transition:
+    the squash ships with `replaces`, beside or instead of the originals)."""
+    load_disk = MigrationLoader.load_disk
+
+    def with_squash(self):
+        load_disk(self)
+        squash = type(
+            "Migration",
+            (migrations.Migration,),
+            {"replaces": REPLACED, "dependencies": [("runs", "0008_run_attempt")], "operations": []},
+        )(SQUASH[1], SQUASH[0])
+        self.disk_migrations[SQUASH] = squash
+
+    monkeypatch.setattr(MigrationLoader, "load_disk", with_squash)
+
+
+def test_a_backup_taken_before_a_squash_is_not_refused_as_made_by_a_newer_version(
+    workspace, tmp_path, squashed_release
+):
+    """Once a release squashes migrations, Django's loader drops the replaced ones from its graph:
+    a backup of the release before (the replaced migrations recorded) is judged against what the
+    workspaces here have applied too, as an import is, not refused as made by a newer version."""
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    assert SQUASH in loader.graph.nodes and REPLACED[0] in loader.replacements[SQUASH].replaces
+
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    workspace_lose(workspace)
+    call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
+    assert Tenant.objects.filter(pk=workspace.pk).exists()
