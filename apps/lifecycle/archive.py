@@ -337,6 +337,8 @@ def _member_read(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
         raise ArchiveError("archive_damaged", f"The archive has no member {name}.", member=name) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
         raise ArchiveError("archive_damaged", f"Member {name} is damaged ({e}).", member=name) from None
+    except (RuntimeError, NotImplementedError) as e:  # zipfile: encrypted, or compressed by an unknown method
+        raise ArchiveError("archive_damaged", f"Member {name} cannot be read here ({e}).", member=name) from None
 
 
 def _manifest_read(archive: zipfile.ZipFile) -> dict:

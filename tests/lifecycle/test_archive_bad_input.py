@@ -17,6 +17,7 @@ from apps.lifecycle.archive import MANIFEST, ArchiveError, archive_verify, tenan
 from apps.tenants.models import Tenant
 from tests.conftest import client_for
 from tests.lifecycle.test_archive import archive_of, rewritten, with_member, world
+from tests.lifecycle.test_import_console import upload
 
 
 def slug() -> str:
@@ -189,3 +190,47 @@ def test_restore_of_a_backup_with_an_incomplete_manifest_is_a_clear_refusal(db, 
     with pytest.raises(CommandError) as refused:
         call_command("restore", str(path), stdout=io.StringIO())
     assert str(path) in str(refused.value)
+
+
+def _rezipped(data: bytes, *, name: str, flag_bits: int = 0, compress_type: int | None = None) -> bytes:
+    """The same archive (members stored), with member `name`'s entry given `flag_bits` or a
+    `compress_type`, patched in its local header and the central directory (its bytes as they are)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as new:
+        for info in source.infolist():
+            fresh = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            fresh.compress_type = zipfile.ZIP_STORED
+            new.writestr(fresh, source.read(info))
+    raw = bytearray(out.getvalue())
+    encoded = name.encode()
+    # (signature, where the name starts, offset of the flags, offset of the method)
+    for signature, name_offset, flags_at, method_at in ((b"PK\x03\x04", 30, 6, 8), (b"PK\x01\x02", 46, 8, 10)):
+        at = 0
+        while (at := raw.find(signature, at)) != -1:
+            if raw[at + name_offset : at + name_offset + len(encoded)] == encoded:
+                flags = int.from_bytes(raw[at + flags_at : at + flags_at + 2], "little") | flag_bits
+                raw[at + flags_at : at + flags_at + 2] = flags.to_bytes(2, "little")
+                if compress_type is not None:
+                    raw[at + method_at : at + method_at + 2] = compress_type.to_bytes(2, "little")
+            at += 4
+    return bytes(raw)
+
+
+CASES = {
+    "encrypted-flag": {"flag_bits": 0x1},
+    "unknown-method": {"compress_type": 99},
+}
+
+
+@pytest.mark.parametrize("change", CASES.values(), ids=CASES.keys())
+def test_an_entry_marked_encrypted_or_compressed_by_an_unknown_method_is_refused_not_a_traceback(
+    acme, operator_client, change
+):
+    """zipfile raises RuntimeError ("password required") and NotImplementedError (7-Zip's AES,
+    method 99) for these: refused as archive_damaged naming the member, a 400 on the console."""
+    crafted = _rezipped(archive_of(acme)[0], name=MANIFEST, **change)
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(crafted), slug=f"r{uuid.uuid4().hex[:10]}")
+    assert (refused.value.code, refused.value.member) == ("archive_damaged", MANIFEST)
+    operator_client.raise_request_exception = False
+    assert upload(operator_client, crafted, slug=f"r{uuid.uuid4().hex[:10]}").status_code == 400
