@@ -231,7 +231,7 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()
     member = _member_locked(member)
-    if member.pk == _acting_member_id(actor):
+    if member.pk == acting_member_id(actor):
         raise ValidationError("You cannot remove yourself.", code="remove_self")
     if member.role == Role.OWNER:
         _require(actor, Permission.OWNERS_MANAGE)
@@ -242,7 +242,7 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     member.delete()
 
 
-def _acting_member_id(actor):
+def acting_member_id(actor):
     """The member an actor acts as: a signed-in member (or their identity provider's token)
     themselves, an API token the member who issued it (it acts as them, docs/roles.md)."""
     token = getattr(actor, "token", None)

@@ -33,9 +33,10 @@ _NO_CACHE = {"Cache-Control": "no-cache, max-age=0, must-revalidate", "Pragma": 
 
 def _credential(request: HttpRequest) -> str:
     kind, _, value = request.headers.get("Authorization", "").partition(" ")
-    if kind == "Bearer":
+    kind = kind.lower()  # the scheme is case-insensitive (RFC 9110)
+    if kind == "bearer":
         return value.strip()
-    if kind == "Basic":
+    if kind == "basic":
         try:
             user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):

@@ -29,7 +29,7 @@ from django.http import HttpRequest
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import email_clean, owner_kept, owners_hold
+from apps.accounts.services import acting_member_id, email_clean, owner_kept, owners_hold
 from apps.accounts.sessions import sessions_end
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
@@ -185,7 +185,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     if member is None and actor_id is None:
         raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
     if member is not None:
-        if member_acting and actor.pk is not None and member.pk == actor.pk:
+        if member_acting and member.pk == acting_member_id(actor):  # an API token acts as its issuer
             raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
         if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
             raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")

@@ -197,7 +197,7 @@ def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
 # neighbours next to nothing. (An operator raising the limit meanwhile takes effect after it.)
 
 _refusals: dict[str, tuple[float, Decision]] = {}
-_API_TOKEN = re.compile(r"^Bearer\s+af_([0-9a-f]{12})_")
+_API_TOKEN = re.compile(r"^(?i:bearer)\s+af_([0-9a-f]{12})_")
 
 
 def _refusal_remember(key: str, decision: Decision) -> None:

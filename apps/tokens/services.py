@@ -260,4 +260,5 @@ def token_revoke_issued_by(
         token.revoked_at, token.revoked_reason = now, reason
         token.save(update_fields=["revoked_at", "revoked_reason"])  # saved one by one: history records each
         audit_record(action="token.revoked", actor=actor, target=token, data={"reason": reason}, request=request)
+        _offspring_revoke(actor, token, request)  # a revoked token's offspring go with it, however revoked
     return doomed

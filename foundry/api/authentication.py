@@ -20,7 +20,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             return None
         kind, _, raw = header.partition(" ")
         raw = raw.strip()
-        if kind != self.keyword or not raw:
+        if kind.lower() != self.keyword.lower() or not raw:  # the scheme is case-insensitive (RFC 9110)
             raise AuthenticationFailed("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
         if getattr(request._request, "tenant", None) is None:
             raise AuthenticationFailed("Tokens are valid on a workspace host only.", code="invalid_token")

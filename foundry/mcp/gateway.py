@@ -84,7 +84,7 @@ def caller_resolve(scope) -> dict:
     request.tenant = tenant
     metadata = f'Bearer resource_metadata="{own_origin}{METADATA_PATH}/mcp"'
     kind, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if kind != "Bearer" or not raw.strip():
+    if kind.lower() != "bearer" or not raw.strip():  # the scheme is case-insensitive (RFC 9110)
         raise Refused(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.", metadata)
     connection.set_tenant(tenant)
     try:

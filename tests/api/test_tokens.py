@@ -175,3 +175,12 @@ def test_create_and_revoke_commands(acme, capsys):
         call_command("create_api_token", "nope", "--name", "x", "--role", "viewer")
     with pytest.raises(CommandError, match="No token"):
         call_command("revoke_api_token", "acme", "zzzz")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(acme, scheme):
+    """The authentication scheme is case-insensitive (RFC 9110 §11.1): some clients send it
+    lowercase."""
+    token = issue(acme)
+    response = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"{scheme} {token}").get("/api/v1/members")
+    assert response.status_code == 200, response.content

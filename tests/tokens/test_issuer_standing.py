@@ -271,3 +271,24 @@ def test_a_token_revoked_by_its_members_demotion_issues_no_token_meanwhile(acme)
         with pytest.raises(PermissionDenied):
             token_issue(actor=principal, name="child", role="viewer", scopes=["read"], credential=parent.token)
         assert not ApiToken.objects.filter(name="child").exists()
+
+
+def test_a_members_own_api_token_cannot_erase_them(acme):
+    """Signed in, the admin is refused `erase_self`; an API token they issued acts as them
+    (docs/roles.md), so it is refused the same way."""
+    admin = tenant_user(acme, "admin@acme.test")
+    body = {"email": "admin@acme.test"}
+
+    console = client_for(acme, "admin@acme.test").post(
+        "/api/v1/members/erase", body, content_type="application/json", HTTP_X_CSRFTOKEN="x"
+    )
+    assert console.status_code == 400 and console.json()["error"]["code"] == "erase_self", console.content
+
+    with schema_context("acme"):
+        token = token_issue(actor=admin, name="mine", role="admin", scopes=["read", "admin"]).plaintext
+    response = api(acme, token).post("/api/v1/members/erase", body, content_type="application/json")
+
+    with schema_context("acme"):
+        still_there = User.objects.filter(pk=admin.pk).exists()
+    assert (response.status_code, still_there) == (400, True), response.content
+    assert response.json()["error"]["code"] == "erase_self"

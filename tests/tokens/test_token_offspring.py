@@ -8,9 +8,11 @@ import jwt
 import pytest
 from django_tenants.utils import schema_context
 
+from apps.accounts.models import User
 from apps.tokens.models import ApiToken
+from apps.tokens.services import token_issue
 from tests.api.conftest import api, issue
-from tests.conftest import audit_events
+from tests.conftest import audit_events, client_for, tenant_user
 from tests.identity.conftest import loopback_allowed  # noqa: F401 — fixture
 from tests.identity.test_bearer import signed
 from tests.identity.test_login import ACCOUNTS, client_config, login, sso
@@ -95,3 +97,30 @@ def test_a_bad_scope_in_the_issue_request_is_a_coded_error_not_a_python_repr(acm
     assert "ErrorDetail" not in message, message
     assert error["details"]["scopes"][0]["code"] == "null", error
     assert message == "[0]: This field may not be null."
+
+
+def test_a_token_revoked_by_its_members_demotion_takes_its_offspring_with_it(acme):
+    """admin@acme's admin token mints a viewer token over the API. The owner lowers admin@acme to
+    developer: the admin token is revoked (issuer_demoted), and the token it minted with it, though
+    its own role fits the new one (docs/roles.md: "a leaked token's offspring go with it")."""
+    admin = tenant_user(acme, "admin@acme.test")
+    with schema_context("acme"):
+        parent = token_issue(actor=admin, name="parent", role="admin", scopes=["read", "admin"]).plaintext
+    minted = api(acme, parent).post(
+        "/api/v1/tokens", {"name": "child", "role": "viewer", "scopes": ["read"]}, content_type="application/json"
+    )
+    assert minted.status_code == 201, minted.content
+    child = minted.json()["token"]
+    assert api(acme, child).get("/api/v1/members").status_code == 200
+
+    demoted = client_for(acme, "owner@acme.test").post(f"/members/{admin.pk}/role/", {"role": "developer"})
+    assert demoted.status_code in (200, 302), demoted.content
+    with schema_context("acme"):
+        assert User.objects.get(pk=admin.pk).role == "developer"
+        assert ApiToken.objects.get(prefix=parent[3:15]).revoked_reason == "issuer_demoted"
+
+    assert api(acme, parent).get("/api/v1/members").status_code == 401
+    with schema_context("acme"):
+        stored_child = ApiToken.objects.get(prefix=child[3:15])
+    assert stored_child.revoked_at is not None, "the demoted member's revoked token left its offspring usable"
+    assert api(acme, child).get("/api/v1/members").status_code == 401
