@@ -151,7 +151,8 @@ def version_publish(
     _catalog_lock()
     document = _document_lock(result.kind, result.name)
     latest = document.versions.order_by("-number").first()
-    if latest is not None and latest.digest == content_digest:
+    # A version published before digests were taken of the stored form holds the parsed one's.
+    if latest is not None and latest.digest in (content_digest, digest(result.data)):
         return Published(latest, created=False)
     text = source.decode() if isinstance(source, bytes) else source
     version = _version_create(

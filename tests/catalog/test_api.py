@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, transaction
 from django_tenants.utils import schema_context
 
+from apps.catalog import services
 from apps.catalog.models import Deployment, Document, Version
 from tests.api.conftest import api, issue
 from tests.catalog.conftest import example
@@ -15,6 +16,7 @@ from tests.conftest import audit_events
 
 FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
+LEGACY_SOURCE = TRIAGE.replace("temperature: 0\n", "temperature: -0.0\n")  # jsonb stores 0.0
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
@@ -284,3 +286,21 @@ def test_another_tenant_cannot_reach_versions_diffs_or_deploys(acme, globex, fin
     assert post(own, "validate", {"content": TRIAGE}).json()["valid"] is True  # pins globex's finance v1
     with schema_context(acme.schema_name):
         assert not Deployment.objects.exists()
+
+
+def test_republishing_unchanged_content_of_a_version_published_before_the_upgrade_is_a_no_op(
+    acme, acme_dev, monkeypatch
+):
+    """A version published before digests were taken of the stored form holds the digest of the
+    parsed YAML (`-0.0` hashed as -0.0, stored as 0.0): publishing the same file again is still a
+    no-op, not a new version."""
+    assert LEGACY_SOURCE != TRIAGE
+    assert post(acme_dev, "domains", {"content": FINANCE}).status_code == 201
+    with monkeypatch.context() as before_the_upgrade:
+        before_the_upgrade.setattr(services, "_as_stored", lambda content: content)
+        assert post(acme_dev, "agents", {"content": LEGACY_SOURCE}).status_code == 201
+    with schema_context(acme.schema_name):
+        assert Version.objects.filter(document__name="invoice-triage").count() == 1
+
+    again = post(acme_dev, "agents", {"content": LEGACY_SOURCE})  # the same file, after the upgrade
+    assert again.json()["version"]["number"] == 1, "unchanged content created a new version"
