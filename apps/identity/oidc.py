@@ -200,9 +200,10 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
 
     def get_userinfo(self, access_token, id_token, payload):
         """The ID token's claims, completed from the userinfo endpoint when the ID token lacks the
-        email or the roles claim (some providers only put them there). Userinfo never overrides."""
+        email, whether it is verified, or the roles claim (OIDC Core 5.4: the email scope's claims
+        may come from userinfo alone). Userinfo never overrides."""
         claims = dict(payload)
-        wanted = ["email"] + ([self.config.roles_claim] if self.config.roles_claim else [])
+        wanted = ["email", "email_verified"] + ([self.config.roles_claim] if self.config.roles_claim else [])
         if all(name in claims for name in wanted) or not (self.config.userinfo_endpoint and access_token):
             return claims
         try:

@@ -3,6 +3,7 @@ oidc-provider, tests/idp) on loopback, our login and callback views driven with 
 client, the provider's login form answered by the fixture. Every refusal is a 403 with a stable
 code, an `auth.login.failed` event with the reason, and no member created."""
 
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -10,7 +11,8 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.identity import jwks
+from apps.identity import jwks, oidc
+from apps.identity.login import claims_email
 from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_forget
 from apps.identity.services import sso_disable
@@ -408,3 +410,23 @@ def test_an_address_the_provider_says_is_not_verified_is_refused(acme, oidc_prov
     _client, response = login(acme, provider, "newbie")
     refused(response, "email_unverified")
     assert member(acme, "newbie@acme.test") is None
+
+
+def test_a_verified_address_asserted_at_userinfo_passes_the_allowed_domains(monkeypatch):
+    """OIDC Core 5.4: an ID token may carry `email` without `email_verified`, which the provider
+    asserts at userinfo: fetched, so a workspace with allowed domains admits the member."""
+    calls = []
+
+    def userinfo(method, url, **kwargs):
+        calls.append(url)
+        return {"sub": "ada-1", "email": "ada@acme.test", "email_verified": True}
+
+    monkeypatch.setattr(oidc, "_idp_call", userinfo)
+    backend = oidc.TenantOIDCBackend()
+    backend.config = SimpleNamespace(
+        userinfo_endpoint="https://idp.example/userinfo", roles_claim="", allowed_domains=["acme.test"]
+    )
+    id_token = {"sub": "ada-1", "email": "ada@acme.test", "iss": "https://idp.example", "aud": "foundry"}
+    claims = backend.get_userinfo("access-token", "id-token", id_token)
+    assert claims_email(backend.config, claims) == "ada@acme.test"
+    assert calls == ["https://idp.example/userinfo"]
