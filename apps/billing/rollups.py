@@ -80,30 +80,36 @@ def usage_daily(*, tenant_ids: Iterable[int], start: date, end: date, by: str) -
     ids = sorted(set(tenant_ids))
     fields = ("provider", "model") if by == "model" else (by,)
     closed_end = min(end, today())
-    rows: list[dict] = []
+    cells: dict[tuple, dict] = {}
     with usage_scope(*ids):
+        # The ledger for today and yesterday, whose roll-up the hourly job may not have finished
+        # (it rolls both each hour: an older day's last roll-up came after the day ended).
+        first, _ = day_bounds(max(start, today() - timedelta(days=1)))
+        _, last = day_bounds(end - timedelta(days=1))
+        ledger = (
+            UsageRecord.objects.filter(tenant_id__in=ids, created_at__gte=first, created_at__lt=last)
+            .annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values("day", *fields)
+            .annotate(n=Count("id"), tokens=Sum(F("input_tokens") + F("output_tokens")), cost_usd=Sum("cost_usd"))
+            .order_by()
+        )
+        for row in ledger:
+            cells[(row["day"], *(row[name] for name in fields))] = row
         if start < closed_end:
-            rows += (
+            # Yesterday counts from its roll-up where that holds more calls than the ledger still
+            # does (retention deleted its rows); else from the ledger (rolled up before its last
+            # calls), as usage_summary does; older days from their roll-up.
+            rolled = (
                 UsageDay.objects.filter(tenant_id__in=ids, day__gte=start, day__lt=closed_end)
                 .values("day", *fields)
                 .annotate(n=Sum("calls"), tokens=Sum(F("input_tokens") + F("output_tokens")), cost_usd=Sum("cost_usd"))
                 .order_by()
             )
-        if end > closed_end:
-            open_start, _ = day_bounds(max(start, closed_end))
-            _, open_end = day_bounds(end - timedelta(days=1))
-            rows += (
-                UsageRecord.objects.filter(tenant_id__in=ids, created_at__gte=open_start, created_at__lt=open_end)
-                .annotate(day=TruncDate("created_at", tzinfo=UTC))
-                .values("day", *fields)
-                .annotate(
-                    n=Count("id"),
-                    tokens=Sum(F("input_tokens") + F("output_tokens")),
-                    cost_usd=Sum("cost_usd"),
-                )
-                .order_by()
-            )
-    return sorted((_daily_row(row, fields) for row in rows), key=lambda r: (r["day"], str(r["key"])))
+            for row in rolled:
+                cell = (row["day"], *(row[name] for name in fields))
+                if cell not in cells or row["n"] > cells[cell]["n"]:
+                    cells[cell] = row
+    return sorted((_daily_row(row, fields) for row in cells.values()), key=lambda r: (r["day"], str(r["key"])))
 
 
 def _daily_row(row: dict, fields: Sequence[str]) -> dict:

@@ -15,6 +15,7 @@ from apps.billing.models import UsageDay, UsageRecord
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import rollup_days, usage_daily, usage_rollup
 from apps.billing.selectors import usage_summary
+from apps.lifecycle.erasing import erasing
 from foundry.celery import app
 
 DAY = date(2026, 1, 5)
@@ -93,20 +94,26 @@ def test_an_empty_day_writes_nothing(acme):
     assert day_rows(acme) == []
 
 
-def test_usage_daily_reads_closed_days_from_the_roll_up_and_today_from_the_ledger(acme, globex):
+def test_usage_daily_counts_a_closed_day_from_the_larger_of_its_roll_up_and_its_ledger(acme, globex):
+    """A closed day counts from its ledger until the roll-up has it (the page's month total and the
+    statement count it at once), and from its roll-up once retention has deleted its ledger rows."""
     now = timezone.now()
     yesterday = (now - timedelta(days=1)).astimezone(UTC).date()
     ledger_add(acme, when=now - timedelta(days=1))
     ledger_add(acme, agent="beta", tokens=(5, 5, 0), when=now)
     ledger_add(globex, agent="gamma", when=now)
-    rows = usage_daily(tenant_ids=[acme.pk], start=yesterday, end=yesterday + timedelta(days=2), by="agent")
-    assert [(r["day"], r["key"], r["tokens"]) for r in rows] == [(yesterday + timedelta(days=1), "beta", 10)]
-    usage_rollup(tenant_id=acme.pk, day=yesterday)  # yesterday appears once rolled up
-    rows = usage_daily(tenant_ids=[acme.pk], start=yesterday, end=yesterday + timedelta(days=2), by="model")
-    assert [(r["day"], r["key"], r["tokens"]) for r in rows] == [
-        (yesterday, "openai/m1", 110),
-        (yesterday + timedelta(days=1), "openai/m1", 10),
-    ]
+
+    def rows(by: str) -> list[tuple]:
+        found = usage_daily(tenant_ids=[acme.pk], start=yesterday, end=yesterday + timedelta(days=2), by=by)
+        return [(r["day"], r["key"], r["calls"], r["tokens"]) for r in found]
+
+    expected = [(yesterday, "alpha", 1, 110), (yesterday + timedelta(days=1), "beta", 1, 10)]
+    assert rows("agent") == expected  # not rolled up yet: from the ledger
+    usage_rollup(tenant_id=acme.pk, day=yesterday)
+    assert rows("agent") == expected  # rolled up: counted once
+    with erasing(), usage_scope(acme.pk):
+        UsageRecord.objects.filter(tenant_id=acme.pk, agent="alpha").delete()  # retention's usage_detail_days
+    assert rows("model") == [(yesterday, "openai/m1", 1, 110), (yesterday + timedelta(days=1), "openai/m1", 1, 10)]
 
 
 def test_the_beat_schedule_rolls_up_every_hour():
