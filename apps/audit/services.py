@@ -155,6 +155,26 @@ def platform_actor_id(tenant_id: int, actor_id: str) -> str:
     return f"{actor_id}@tenant:{tenant_id}"
 
 
+REPEAT_WINDOW_SECONDS = 60
+
+
+def audit_first_in_window(what: str, request: HttpRequest | None = None) -> bool:
+    """Whether `what` (a refusal a client can repeat at will: a revoked or wrong token), from this
+    request's address in this workspace, is the first of the current minute, to be audited; the
+    repeats of that minute are not (a script retrying a dead token, or someone trying secrets,
+    would otherwise append an event per request to the chain). True when Redis cannot say."""
+    from django_redis import get_redis_connection
+    from redis.exceptions import RedisError
+
+    address = (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    window = int(timezone.now().timestamp()) // REPEAT_WINDOW_SECONDS
+    key = f"foundry:audit-repeat:{connection.schema_name}:{what}:{address}:{window}"
+    try:
+        return bool(get_redis_connection("default").set(key, 1, nx=True, ex=REPEAT_WINDOW_SECONDS * 2))
+    except RedisError:
+        return True
+
+
 def audit_actor_erase(
     *, tenant_id: int, actor_id: str, actor: Any = "audit", request: HttpRequest | None = None
 ) -> bool:

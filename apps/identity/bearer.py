@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.audit.models import Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_first_in_window, audit_record
 from apps.identity.login import claim_values, mapped_role
 from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_recent
@@ -70,10 +70,11 @@ def bearer_authenticate(
     try:
         return _authenticate(raw, audience, resource)
     except TokenInvalid as exc:
-        if exc.code in _SIGNED_REFUSALS:
+        subject = _unverified_subject(raw) if exc.code in _SIGNED_REFUSALS else ""
+        if exc.code in _SIGNED_REFUSALS and audit_first_in_window(f"jwt:{subject}:{exc.code}", request):
             audit_record(
                 action="auth.token.rejected",
-                target=("jwt", _unverified_subject(raw)),
+                target=("jwt", subject),
                 data={"reason": exc.code, "kind": "jwt"},
                 outcome=Outcome.FAILURE,
                 request=request,

@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role, role_exceeds
 from apps.audit.models import Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_first_in_window, audit_record
 from apps.tokens.models import ApiToken, RevokedReason, Scope, TokenPrincipal
 
 TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
@@ -169,7 +169,8 @@ def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiTo
     """The usable token of the current schema that `raw` proves, or None.
 
     A real token refused (wrong secret, expired, revoked) is an audit event `auth.token.rejected`
-    on that token; a string that names no token of this workspace is not (it is noise)."""
+    on that token, once a minute per token, reason and address (audit_first_in_window); a string
+    that names no token of this workspace is not (it is noise)."""
     match = TOKEN_RE.match(raw or "")
     if not match:
         return None
@@ -183,14 +184,15 @@ def token_authenticate(raw: str, *, request: HttpRequest | None = None) -> ApiTo
             if not hmac.compare_digest(token.secret_hash, _digest(secret))
             else ("revoked" if token.revoked_at else "expired")
         )
-        audit_record(
-            action="auth.token.rejected",
-            actor=None,
-            target=token,
-            data={"reason": reason},
-            outcome=Outcome.FAILURE,
-            request=request,
-        )
+        if audit_first_in_window(f"token:{token.pk}:{reason}", request):
+            audit_record(
+                action="auth.token.rejected",
+                actor=None,
+                target=token,
+                data={"reason": reason},
+                outcome=Outcome.FAILURE,
+                request=request,
+            )
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:

@@ -3,8 +3,11 @@ also when the refusal comes from a service or an inline check rather than the ma
 (docs/audit.md; PRODUCT.md "Audit"). And token refusals on the git endpoint carry the request."""
 
 import json
+from datetime import timedelta
+from types import SimpleNamespace
 
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.permissions import Role
@@ -119,3 +122,32 @@ def test_a_download_with_a_forged_export_link_is_audited_as_denied(acme):
     # (as export.downloaded says a granted one), e.g. export.download_denied, outcome denied.
     refused = [e for e in new if e.target_type == "lifecycle.export" and e.outcome in ("denied", "failure")]
     assert len(refused) == 1, describe(new)
+
+
+def test_a_refused_token_retried_is_audited_once_a_minute_per_address(acme, monkeypatch):
+    """A script retrying a revoked token, or someone trying secrets for a known prefix, would
+    append an event per request: one per minute per token, reason and address is kept."""
+    from apps.audit import services
+
+    plaintext = issue(acme)
+    with schema_context("acme"):
+        token_revoke(actor="test", token=ApiToken.objects.get(prefix=plaintext[3:15]))
+    wrong = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
+    watch = Watch()
+
+    def get(token: str, address: str = "127.0.0.1") -> int:
+        client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=address)
+        return client.get("/api/v1/members", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+    assert {get(plaintext) for _ in range(5)} | {get(wrong) for _ in range(5)} == {401}
+    assert get(plaintext, "192.0.2.7") == 401
+
+    def seen(watch: Watch) -> list[tuple]:
+        return [(e.data["reason"], e.ip) for e in watch.new("acme") if e.action == "auth.token.rejected"]
+
+    assert sorted(seen(watch)) == [("revoked", "127.0.0.1"), ("revoked", "192.0.2.7"), ("wrong_secret", "127.0.0.1")]
+    later = timezone.now() + timedelta(seconds=services.REPEAT_WINDOW_SECONDS)
+    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: later))  # the next minute
+    watch = Watch()
+    assert get(plaintext) == 401
+    assert seen(watch) == [("revoked", "127.0.0.1")]
