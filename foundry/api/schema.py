@@ -1,8 +1,11 @@
 """OpenAPI post-processing: the error envelope on every operation, and bearer auth; the view
 serving the document."""
 
-from drf_spectacular.views import SpectacularAPIView
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 _ERROR = {
     "type": "object",
@@ -61,13 +64,37 @@ def add_error_responses(result, generator, request, public):
     return result
 
 
+# The rendered document by media type: the same for every host and request, and ~70 ms of CPU to
+# generate, which an anonymous client (the limiter counts no one unauthenticated) could repeat.
+_RENDERED: dict[str, tuple[bytes, str, str]] = {}
+
+
 class SchemaView(SpectacularAPIView):
     """The OpenAPI document (YAML, or JSON by `Accept` / `?format=json`); its refusals (a method
     not allowed, a format it has not, an `Accept` it cannot meet) are JSON like every API error,
-    not rendered as an OpenAPI document."""
+    not rendered as an OpenAPI document. Generated once per process and media type: the API has
+    one version and one language, so `?version=` and `?lang=` change nothing."""
+
+    @extend_schema(**SCHEMA_KWARGS)
+    def get(self, request, *args, **kwargs):
+        cached = _RENDERED.get(request.accepted_media_type)
+        if cached is not None:
+            content, content_type, disposition = cached
+            return HttpResponse(content, content_type=content_type, headers={"Content-Disposition": disposition})
+        return self._get_schema_response(request)
+
+    def _get_version_parameter(self, request):
+        return None
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code >= 400:
             response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        elif isinstance(response, Response) and response.status_code == 200:
+            response.render()
+            _RENDERED[request.accepted_media_type] = (
+                response.content,
+                response["Content-Type"],
+                response.get("Content-Disposition", ""),
+            )
         return response

@@ -91,3 +91,29 @@ def test_the_openapi_schema_generates_without_warnings_and_validates(tmp_path):
 
     call_command("spectacular", "--file", str(tmp_path / "schema.yaml"), "--validate", "--fail-on-warn")
     assert "MemberAddInput" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_the_schema_is_generated_once_per_media_type_whatever_the_query(acme, monkeypatch):
+    """Anonymous and not counted by the limiter: each generation costs ~70 ms of CPU, so a process
+    generates the document once per media type; `?version=` and `?lang=` do not make another."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    from foundry.api import schema
+
+    monkeypatch.setattr(schema, "_RENDERED", {})
+    generated = []
+    original = SchemaGenerator.get_schema
+
+    def counted(self, *args, **kwargs):
+        generated.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", counted)
+    client = Client(HTTP_HOST="acme.localhost")
+    first = client.get("/api/schema/")
+    again = [client.get(f"/api/schema/?{query}") for query in ("", "version=2", "lang=de", "version=x&lang=fr")]
+    assert {r.status_code for r in [first, *again]} == {200}
+    assert all(r.content == first.content for r in again) and len(generated) == 1
+    as_json = [client.get("/api/schema/?format=json") for _ in range(2)]
+    assert as_json[0].content == as_json[1].content and len(generated) == 2
+    assert as_json[1]["Content-Type"] == "application/vnd.oai.openapi+json"
