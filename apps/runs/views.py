@@ -69,8 +69,16 @@ def _agent_names(*, deployed: bool = False) -> list[str]:
 
 def _live_version(run: Run, approvals: list[Approval], steps: int) -> str:
     """A key that changes whenever anything the live part of a run's page shows does: from the
-    run's row, how many steps it has and its approvals' decisions, without reading the steps."""
-    state = [run.status, run.updated_at.isoformat(), run.step_count, steps, [a.decision for a in approvals]]
+    run's row, how many steps it has, its approvals' decisions and its sub-agent runs' rows (a
+    child starts during its parent's step and may end while the parent waits), without reading
+    the steps."""
+    children = [
+        [str(pk), status, count, updated.isoformat()]
+        for pk, status, count, updated in run.children.order_by("parent_step", "pk").values_list(
+            "pk", "status", "step_count", "updated_at"
+        )
+    ]
+    state = [run.status, run.updated_at.isoformat(), run.step_count, steps, [a.decision for a in approvals], children]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
 
 
@@ -92,7 +100,7 @@ def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] |
         "can_approve": user.has_permission(Permission.RUNS_APPROVE),
         "can_cancel": user.has_permission(Permission.RUNS_START) and not run.is_finished,
         "decision_form": DecisionForm(),
-        # Sub-agent runs start during a step (which changes the version): shown by the poll too.
+        # Sub-agent runs, as they start and end (their rows are in the version): shown by the poll too.
         "children": run.children.select_related("agent").order_by("parent_step"),
         **extra,
     }

@@ -4,6 +4,7 @@ roles, bad input and isolation."""
 import re
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
@@ -341,3 +342,48 @@ def test_a_decision_about_another_step_than_the_one_waiting_is_refused(acme, tri
     )
     assert response.status_code == 409 and b"approval_stale" in response.content
     assert approval_of(acme, run).decision == "pending"
+
+
+def _page_version(client, run) -> str:
+    response = client.get(f"/runs/{run.pk}/")
+    assert response.status_code == 200
+    return re.search(r'data-version="(\w+)"', response.content.decode()).group(1)
+
+
+def test_the_live_fragment_shows_a_sub_agent_run_that_changed_since_the_page_was_drawn(acme, triage):
+    """A child run that ends while its parent's own row does not change (the parent waits for an
+    approval of its own): the poll shows it, not 204 "nothing changed"."""
+    now = timezone.now()
+    parent = make_run(acme, triage, status=Run.Status.WAITING_APPROVAL, started_at=now, step_count=2)
+    child = make_run(
+        acme, triage, parent=parent, parent_step=2, status=Run.Status.WAITING_APPROVAL, started_at=now, step_count=1
+    )
+    client = client_for(acme, "viewer@acme.test")
+    version = _page_version(client, parent)
+
+    with schema_context("acme"):  # the child's approval is decided and a worker finishes it
+        Run.objects.filter(pk=child.pk).update(
+            status=Run.Status.SUCCEEDED,
+            step_count=3,
+            output="done",
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+
+    response = client.get(f"/runs/{parent.pk}/live/", {"v": version}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "Succeeded" in response.content.decode()
+
+
+def test_the_live_fragment_shows_a_sub_agent_run_started_during_the_parents_step(acme, triage):
+    """A sub-agent run starts while its parent's step is under way (the parent's row unchanged
+    until the step ends): the poll shows it as it runs."""
+    parent = make_run(acme, triage, status=Run.Status.RUNNING, started_at=timezone.now(), step_count=1)
+    client = client_for(acme, "viewer@acme.test")
+    version = _page_version(client, parent)
+
+    child = make_run(acme, triage, parent=parent, parent_step=2, status=Run.Status.RUNNING, started_at=timezone.now())
+
+    response = client.get(f"/runs/{parent.pk}/live/", {"v": version}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert f'href="/runs/{child.pk}/"' in response.content.decode()
