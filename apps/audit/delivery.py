@@ -123,8 +123,10 @@ class Delivery:
 
 
 def sink_policy(tenant: Tenant) -> NetworkPolicy:
-    """Where this tenant's sinks may connect: public addresses plus the networks operators allowed."""
-    networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS) + tenant.http_networks()
+    """Where this tenant's sinks may connect: public addresses plus the networks operators allowed,
+    read from its stored row (a request's tenant is the router's partial copy, without them)."""
+    stored = Tenant.objects.filter(pk=tenant.pk).first() or tenant
+    networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS) + stored.http_networks()
     return NetworkPolicy(allowed_networks=tuple(networks))
 
 

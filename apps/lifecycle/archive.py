@@ -50,6 +50,7 @@ from apps.tenants.services import (
     limit_problem,
     schema_name_for_slug,
     tenant_domain_for_slug,
+    tenant_name_problem,
     tenant_slug_validate,
 )
 from foundry.errors import ServiceError
@@ -472,7 +473,7 @@ def _target_check(manifest: dict, *, slug: str, name: str | None) -> tuple[str, 
     ):
         raise ArchiveError("slug_taken", f"“{slug}” is already taken.")
     name = (name or "").strip() or manifest["tenant"]["name"]
-    if not name or len(name) > 200 or any(ord(ch) < 32 for ch in name):
+    if not isinstance(name, str) or tenant_name_problem(name) is not None:
         raise ArchiveError("name_invalid", "A name has 1 to 200 characters and no control characters.")
     return slug, name
 

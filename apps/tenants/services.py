@@ -94,6 +94,17 @@ class ProvisionedTenant:
     owner: User
 
 
+def tenant_name_problem(name: str) -> ValidationError | None:
+    """Why `name` cannot name a workspace (provisioning and import judge it alike), or None."""
+    if not name.strip():
+        return ValidationError("A name is required.", code="name_required")
+    if len(name) > 200:
+        return ValidationError("A name has at most 200 characters.", code="name_too_long")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):  # C0, DEL, C1, invisible, breaks
+        return ValidationError("A name cannot contain control characters.", code="name_invalid")
+    return None
+
+
 def _provision_inputs_validate(
     *, slug: str, name: str, plan: str, owner_email: str, owner_password: str | None
 ) -> None:
@@ -112,12 +123,8 @@ def _provision_inputs_validate(
             add("slug", ValidationError(f"“{slug}” is already taken.", code="slug_taken"))
         elif Domain.objects.filter(domain=tenant_domain_for_slug(slug)).exists():
             add("slug", ValidationError("That address is already in use.", code="domain_taken"))
-    if not name.strip():
-        add("name", ValidationError("A name is required.", code="name_required"))
-    elif len(name) > 200:
-        add("name", ValidationError("A name has at most 200 characters.", code="name_too_long"))
-    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):  # C0, DEL, C1, invisible, breaks
-        add("name", ValidationError("A name cannot contain control characters.", code="name_invalid"))
+    if (problem := tenant_name_problem(name)) is not None:
+        add("name", problem)
     if plan not in Tenant.Plan.values:
         add("plan", ValidationError(f"Unknown plan “{plan}”.", code="plan_invalid"))
     try:

@@ -9,6 +9,8 @@ import pytest
 
 from apps.audit.models import AuditSink
 from apps.audit.scope import rls_scope
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_http_networks_set
 from tests.api.conftest import api, issue
 
 
@@ -32,3 +34,16 @@ def test_an_ipv4_literal_in_another_spelling_is_refused_when_saved(acme, setting
     assert response.json()["error"]["details"][field][0]["code"] == "sink_address_refused"
     with rls_scope(acme.pk):
         assert not AuditSink.objects.filter(tenant_id=acme.pk).exists()
+
+
+def test_an_operator_allowed_private_network_admits_a_sink_saved_through_the_api(acme, settings):
+    """The allowance is read from the workspace's stored row: a request's tenant is the router's
+    partial copy, without its networks (docs/audit-siem.md: the same allowance as HTTP tools)."""
+    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = []
+    tenant_http_networks_set(tenant=acme, networks=["10.20.0.0/16"], actor="cli:tenant_http_networks")
+    assert Tenant.objects.get(pk=acme.pk).http_allowed_networks == ["10.20.0.0/16"]
+
+    body = {"kind": "syslog", "host": "10.20.0.5", "port": 6514, "tls": False}
+    response = api(acme, issue(acme)).put("/api/v1/audit/sinks/siem", body, content_type="application/json")
+
+    assert response.status_code == 200, response.content[:300]

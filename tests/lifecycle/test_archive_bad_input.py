@@ -10,11 +10,13 @@ import uuid
 import zipfile
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from apps.lifecycle.archive import MANIFEST, ArchiveError, archive_verify, tenant_import
 from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_provision
 from tests.conftest import client_for
 from tests.lifecycle.test_archive import archive_of, rewritten, with_member, world
 from tests.lifecycle.test_import_console import upload
@@ -234,3 +236,23 @@ def test_an_entry_marked_encrypted_or_compressed_by_an_unknown_method_is_refused
     assert (refused.value.code, refused.value.member) == ("archive_damaged", MANIFEST)
     operator_client.raise_request_exception = False
     assert upload(operator_client, crafted, slug=f"r{uuid.uuid4().hex[:10]}").status_code == 400
+
+
+IMPORT_NAMES = ["Acme\u202egnp.exe", "Acme\x7f", "Acme\x85Corp", "Acme\u2028Corp"]
+
+
+@pytest.mark.parametrize("name", IMPORT_NAMES, ids=["rlo", "del", "c1-nel", "line-separator"])
+def test_an_imported_workspace_name_follows_the_provisioning_rule(acme, operator_client, settings, tmp_path, name):
+    """No control, format (a bidi override), or line separator character: refused on import as
+    on provisioning, from the form or the archive's manifest."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    with pytest.raises(ValidationError) as refused:  # the rule, as provisioning applies it
+        tenant_provision(slug="rv-named", name=name, owner_email="o@rv.test")
+    assert refused.value.error_dict["name"][0].code == "name_invalid"
+
+    archive = SimpleUploadedFile("acme.zip", archive_of(acme)[0], content_type="application/zip")
+    response = operator_client.post("/tenants/import/", {"archive": archive, "slug": "rv-imported", "name": name})
+
+    imported = Tenant.objects.filter(slug="rv-imported").first()
+    assert imported is None, imported.name
+    assert response.status_code == 400
