@@ -1,11 +1,17 @@
 import json
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context, schema_exists
 
 from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.catalog.models import Document, Kind
+from apps.catalog.services import agent_deploy, version_publish
 from apps.tenants.models import Tenant
+from tests.conftest import audit_events
 
 
 def test_create_tenant_prints_an_invitation_when_no_password_is_given(db, capsys):
@@ -62,3 +68,37 @@ def test_demo_data_is_idempotent(db, capsys):
     assert "http://acme.localhost:8000/login/" in out
     with schema_context("acme"):
         assert User.objects.filter(email="developer@acme.example").count() == 1
+
+
+def test_demo_data_run_again_leaves_what_developers_published_and_deployed_alone(db):
+    """`bin/dev up` runs demo_data on every start: it publishes and deploys only the documents a
+    workspace does not have, so a developer's own version stays live, and no event is recorded
+    in the owner's name for a publish or deploy they did not make."""
+    call_command("demo_data")
+    with schema_context("acme"):
+        owner = User.objects.filter(role=Role.OWNER).order_by("pk").first()
+        example = Path(settings.BASE_DIR) / "examples" / "agents" / "invoice-triage.yaml"
+        changed = example.read_text().replace(
+            "You triage vendor invoices.", "You triage vendor invoices for the Lyon office."
+        )
+        published = version_publish(actor=owner, source=changed, message="our own", file="agents/invoice-triage.yaml")
+        assert published.created
+        mine = agent_deploy(actor=owner, document=published.version.document, number=published.version.number)
+        events_before = len(audit_events("acme"))
+
+    call_command("demo_data")  # the next `bin/dev up`
+
+    with schema_context("acme"):
+        document = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")
+        facts = {
+            "versions": document.versions.count(),
+            "live is the developer's deployment": document.live_id == mine.pk,
+            "live version": document.live.version.number,
+        }
+    facts["new audit events"] = [(e.action, e.actor_id) for e in audit_events("acme")[events_before:]]
+    assert facts == {
+        "versions": 2,
+        "live is the developer's deployment": True,
+        "live version": 2,
+        "new audit events": [],
+    }

@@ -6,7 +6,8 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
-from apps.catalog.services import agent_deploy, version_publish
+from apps.catalog.models import Document
+from apps.catalog.services import agent_deploy, document_validate, version_publish
 from apps.runs.models import Run
 from apps.runs.services import run_start
 from apps.tenants.models import Tenant
@@ -62,18 +63,26 @@ class Command(BaseCommand):
                 f"developer@{slug}.example, viewer@{slug}.example"
             )
 
+    @staticmethod
+    def _publish(owner: User, path: str):
+        """The demo document published, unless the workspace has it already (a later run leaves
+        what its developers made of it alone): what version_publish returned, or None."""
+        source = (EXAMPLES / path).read_text()
+        result = document_validate(source, path)
+        if Document.objects.filter(kind=result.kind, name=result.name).exists():
+            return None
+        return version_publish(actor=owner, source=source, message="Demo data", file=path)
+
     def _documents(self, slug: str, owner: User) -> None:
         domains, agents = DEMO_DOCUMENTS[slug]
         for path in domains:
-            version_publish(actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path)
+            self._publish(owner, path)
         deployed = []
         for path in agents:
-            published = version_publish(
-                actor=owner, source=(EXAMPLES / path).read_text(), message="Demo data", file=path
-            )
-            deployed.append(
-                agent_deploy(actor=owner, document=published.version.document, number=published.version.number)
-            )
+            published = self._publish(owner, path)
+            if published is not None:
+                version = published.version
+                deployed.append(agent_deploy(actor=owner, document=version.document, number=version.number))
         # One run per sandbox test of each demo agent (the scripted provider follows the test's
         # script), done by the worker once it starts: invoice-triage's large invoice waits for
         # an approval in the console.
