@@ -32,7 +32,11 @@ def test_compose_runs_the_whole_stack_with_an_unprivileged_database_role():
     assert services["migrate"]["environment"]["FOUNDRY_DB_OWNER_USER"] == "foundry_owner"
     # Whole-database backups read as a role of their own, past Row-Level Security, read-only.
     assert "foundry_backup LOGIN NOSUPERUSER BYPASSRLS" in init and "GRANT pg_read_all_data TO foundry_backup" in init
-    assert "foundry_backup:foundry_backup@postgres" in services["beat"]["environment"]["FOUNDRY_BACKUP_DATABASE_URL"]
+    backup_holders = {
+        name for name, service in services.items() if "FOUNDRY_BACKUP_DATABASE_URL" in service.get("environment", {})
+    }
+    assert backup_holders == {"worker"}  # the backup job runs there; web and mcp face the internet
+    assert "foundry_backup:foundry_backup@postgres" in services["worker"]["environment"]["FOUNDRY_BACKUP_DATABASE_URL"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "postgresql-client" in dockerfile
 
