@@ -81,9 +81,11 @@ _NOTATION = re.compile(r"[\[\].]+")
 
 
 def _parts(name: str) -> list[str]:
-    """The name, and the names inside its bracket or dot notation (`invoice[amount]`: invoice,
-    amount)."""
-    return [name, *(part for part in _NOTATION.split(name) if part)]
+    """The name; as PHP's query parser reads it (up to a NUL, as a C string; `.` and an unclosed
+    `[` as `_`, which folding drops); and the names inside its bracket or dot notation
+    (`invoice[amount]`: invoice, amount)."""
+    head = name.split("\x00", 1)[0]
+    return [name, head, head.replace(".", "_").replace("[", "_"), *(part for part in _NOTATION.split(head) if part)]
 
 
 def folded_names(names) -> dict[str, str]:
