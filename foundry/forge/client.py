@@ -72,7 +72,9 @@ def base_url(url: str) -> str:
         raise ForgeError(
             "url_invalid", "--url holds a user name or password: give the token with --token or FOUNDRY_TOKEN."
         )
-    if parsed.scheme not in ("http", "https") or not host or parsed.query or parsed.fragment:
+    if parsed.query or parsed.fragment:  # not repeated: a token pasted there would land in CI logs
+        raise ForgeError("url_invalid", "--url has a query or a fragment: write it like https://acme.foundry.example.")
+    if parsed.scheme not in ("http", "https") or not host:
         raise ForgeError("url_invalid", f"--url {url!r}: write it like https://acme.foundry.example.")
     if parsed.scheme == "http" and not is_loopback(host):
         raise ForgeError(

@@ -76,11 +76,12 @@ def _validate_on(client: Client, source: Source) -> Validated:
 
 
 def _problem(data: dict, file: str) -> Problem:
-    """A problem as the API reports it (the file is the name forge sent)."""
+    """A problem as the API reports it, in `file`: the path the user gave, not the name forge sent
+    (shortened past 255 characters, a byte that is not UTF-8 replaced: client._sent_name)."""
     return Problem(
         code=str(data.get("code", "invalid")),
         message=str(data.get("message", "")),
-        file=str(data.get("file") or file),
+        file=file,
         line=int(data.get("line") or 1),
         column=int(data.get("column") or 1),
         path=str(data.get("path", "")),
@@ -254,10 +255,10 @@ def deploy_documents(paths: list[str], message: str | None, out: Output, client:
 
 
 def _publish_and_deploy(client: Client, order: list, message: str | None, out: Output, report: dict) -> int:
-    where, agents = "", []
+    where, path, agents, paths = "", None, [], {}
     try:
         for i, (source, result) in enumerate(order, 1):
-            where = source.path
+            where = path = source.path
             status, body = client.publish(result.kind, result.loaded.text, source.path, message)
             version, created = body["version"], bool(body.get("created", status == 201))
             report["published"].append({"file": source.path, "created": created, **version})
@@ -266,13 +267,15 @@ def _publish_and_deploy(client: Client, order: list, message: str | None, out: O
             out.step(f"{label} ({'new' if created else 'unchanged'}){progress}")
             if version["kind"] == "agent":
                 agents.append(version)
+                paths[version["name"]] = source.path
         for version in agents:
             where = f"agent {version['name']} v{version['number']}"
+            path = paths[version["name"]]
             status, deployment = client.deploy(version["name"], version["number"])
             report["deployments"].append({"created": status == 201, **deployment})
             out.step(deployed_line(deployment, created=status == 201))
     except ApiError as exc:
-        return _refused(exc, where, report, out)
+        return _refused(exc, where, report, out, path)
     report["ok"] = True
     out.document(report)
     return 0
@@ -288,16 +291,17 @@ def deployed_line(deployment: dict, *, created: bool = True) -> str:
     return f"agent {deployment['agent']} v{deployment['version']} {state} ({pin})"
 
 
-def _server_problems(exc: ApiError, where: str) -> list[Problem]:
-    """The problems a 422 `document_invalid` lists (none for other refusals)."""
+def _server_problems(exc: ApiError, where: str, path: str | None = None) -> list[Problem]:
+    """The problems a 422 `document_invalid` lists (none for other refusals), in `path` (the file
+    forge read) when there is one, else in the file the server names."""
     if not isinstance(exc.details, list):
         return []
-    return [_problem(p, where) for p in exc.details if isinstance(p, dict)]
+    return [_problem(p, path or str(p.get("file") or where)) for p in exc.details if isinstance(p, dict)]
 
 
-def _refused(exc: ApiError, where: str, report: dict, out: Output) -> int:
+def _refused(exc: ApiError, where: str, report: dict, out: Output, path: str | None = None) -> int:
     """The server refused a publish or deploy: say which, with its problems, and what already went."""
-    problems = _server_problems(exc, where)
+    problems = _server_problems(exc, where, path)
     out.problems(problems)
     out.say(f"{where}: refused by the server: {exc.message} ({exc.code})")
     if report["published"]:
