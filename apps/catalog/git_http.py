@@ -88,6 +88,15 @@ def _handler(proto: ReceivableProtocol, *, advertise: bool) -> UploadPackHandler
     return UploadPackHandler(backend, ["/"], proto, stateless_rpc=True, advertise_refs=advertise)
 
 
+def _body(request: HttpRequest) -> bytes:
+    """The request's body, also when sent chunked (git does past http.postBuffer, 1 MiB): with no
+    Content-Length Django reads none, so it is read from the server's input, which gunicorn
+    ends at the last chunk (wsgi.input_terminated); at most MAX_REQUEST + 1 bytes."""
+    if request.META.get("CONTENT_LENGTH") or not request.META.get("wsgi.input_terminated"):
+        return request.body
+    return request.META["wsgi.input"].read(MAX_REQUEST + 1)
+
+
 @require_GET
 def info_refs(request: HttpRequest) -> HttpResponse:
     admitted = _admitted(request)
@@ -117,7 +126,7 @@ def upload_pack(request: HttpRequest) -> HttpResponse:
     if request.content_type != f"application/x-{SERVICE}-request":
         message = f"Send application/x-{SERVICE}-request."
         return _refuse(request, 415, "unsupported_media_type", message, limit_headers)
-    body = request.body
+    body = _body(request)
     if request.headers.get("Content-Encoding") == "gzip":
         try:
             body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_REQUEST + 1)

@@ -5,6 +5,7 @@ import gzip
 import subprocess
 import uuid
 
+import httpx
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
@@ -194,3 +195,26 @@ def test_git_fetches_spend_the_token_rate_like_the_api(acme):
         limits_cache_clear()
     assert 429 in api_statuses, api_statuses
     assert statuses[:10] == [200] * 10 and 429 in statuses, statuses
+
+
+def test_an_upload_pack_request_sent_chunked_is_served(published_tenant, live_port):
+    """git sends an upload-pack request larger than http.postBuffer (1 MiB: the want lines of a
+    workspace with many versions) chunked, without a Content-Length: served like the same bytes
+    with one, under gunicorn."""
+    tenant, token = published_tenant
+    base = f"http://127.0.0.1:{live_port}/git/foundry.git"
+    headers = {"Host": f"{tenant.slug}.localhost:{live_port}", "Authorization": f"Bearer {token}"}
+    advertised = httpx.get(f"{base}/info/refs?service=git-upload-pack", headers=headers)
+    assert advertised.status_code == 200
+    head = advertised.content.split(b"\n")[1][8:48].decode()  # after "0000" and the pkt length
+    want = f"want {head} side-band-64k thin-pack ofs-delta\n".encode()
+    body = b"%04x" % (len(want) + 4) + want + b"0000" + b"0009done\n"
+    headers["Content-Type"] = "application/x-git-upload-pack-request"
+
+    sized = httpx.post(f"{base}/git-upload-pack", headers=headers, content=body)
+    assert sized.status_code == 200 and b"PACK" in sized.content  # the request is well formed
+
+    chunked = httpx.post(f"{base}/git-upload-pack", headers=headers, content=iter([body]))
+    assert chunked.request.headers.get("transfer-encoding") == "chunked"
+    assert chunked.status_code == 200, chunked.text
+    assert b"PACK" in chunked.content
