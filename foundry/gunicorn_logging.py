@@ -5,7 +5,9 @@ secret. An access line is the request's method, its path (an invitation link's t
 `request_id`: never the query string (an SSO callback's code, an export link's signature), the
 referrer or any header. foundry/gunicorn.conf.py sets it as `logger_class`."""
 
+import logging
 import os
+import re
 
 from gunicorn import glogging
 
@@ -14,9 +16,30 @@ from foundry.logs import LogContextFilter, path_for_logs
 JSON_FIELDS = "%(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s %(tenant)s %(request_id)s"
 
 
+# A path in a line gunicorn writes about a request it refused or that failed ("Invalid HTTP
+# request line: 'GET /sso/callback/?code=… HTTP/1.1'", "Error handling request /x?…"): its query
+# string, and the path itself (for path_for_logs).
+_QUERY = re.compile(r"(/[^\s'\"?]*)\?[^\s'\"]*")
+_PATH = re.compile(r"/[^\s'\"]*")
+
+
+class RequestLineFilter(logging.Filter):
+    """gunicorn's error lines with each request path's query string cut and an invitation
+    link's token replaced (path_for_logs); the message is written out, its arguments folded in."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _PATH.sub(lambda match: path_for_logs(match.group(0)), _QUERY.sub(r"\1", message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
 class Logger(glogging.Logger):
     def setup(self, cfg) -> None:
         super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.addFilter(RequestLineFilter())
         if os.environ.get("FOUNDRY_LOG_FORMAT", "json") != "json":
             return
         from pythonjsonlogger.json import JsonFormatter
