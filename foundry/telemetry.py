@@ -21,7 +21,8 @@ binding is a context variable, so concurrent requests in one process never see e
 Agent runs (foundry/runtime/graph.py) add a span per step (`agent.step`), per tool call
 (`execute_tool <name>`) and per model call (`chat <model>`, OpenTelemetry GenAI conventions:
 gen_ai.operation.name, gen_ai.provider.name and gen_ai.system, gen_ai.request.model,
-gen_ai.usage.input_tokens / output_tokens). Prompts and completions are never recorded.
+gen_ai.usage.input_tokens / output_tokens). Prompts and completions only where the workspace
+allows it (`trace_content`, docs/observability.md; off by default).
 """
 
 import contextlib

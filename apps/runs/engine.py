@@ -276,7 +276,7 @@ class Attempt:
         # replays every step recorded after the last checkpoint, however many. `invoke` returns
         # only once every write is done, so an interrupted or finished run is fully checkpointed
         # before `_conclude` records it.
-        return AgentGraph(
+        self.graph = AgentGraph(
             manifest,
             self.domain,
             provider=provider,
@@ -286,6 +286,7 @@ class Attempt:
             durability="async",
             trace_content=self.trace_content,
         )
+        return self.graph
 
     def _continue(self) -> RunResult:
         run = self.run
@@ -407,14 +408,23 @@ class Attempt:
             # since the last step was recorded, or since the run was picked up, stops the run
             # before the next model call, tool call or sub-agent, not after it. The same read is
             # the fence: a run claimed by another worker since this one claimed it is not its own.
+            # And whether the workspace still lets traces carry prompts and completions: turned
+            # off, the next model call's span goes without them (docs/observability.md).
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT cancel_requested_at IS NOT NULL, attempt FROM runs_run WHERE id = %s", [self.run.pk]
+                    "SELECT cancel_requested_at IS NOT NULL, attempt,"
+                    " (SELECT trace_content FROM public.tenants_tenant WHERE id = %s)"
+                    " FROM runs_run WHERE id = %s",
+                    [self.tenant_id, self.run.pk],
                 )
                 row = cursor.fetchone()
             if row is None or row[1] != self.attempt:
                 raise LockLost()
             self.cancel_requested = row[0]
+            if self.trace_content and not row[2]:
+                self.trace_content = False
+                if getattr(self, "graph", None) is not None:
+                    self.graph.trace_content = False
         return self.cancel_requested
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:
