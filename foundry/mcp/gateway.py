@@ -104,10 +104,12 @@ _WRITE_METHODS = frozenset({"tools/call"})
 _BODY_PEEK_LIMIT = 1 << 20  # bytes read to tell a read from a write; a longer body counts as a write
 
 
-async def _body_peek(receive) -> tuple[object, bool, object]:
-    """(a `receive` that replays what was read, whether the request is a write, the JSON body as
-    read: None when unread, too long or not JSON)."""
-    messages, size, complete, payload = [], 0, False, None
+async def _body_peek(receive) -> tuple[object, bytes | None]:
+    """(a `receive` that replays what was read, the body's bytes: None when longer than
+    _BODY_PEEK_LIMIT or cut short). Read on the event loop, parsed only once the caller is known,
+    in a worker thread (_classified): a caller with no credential, or a host that is no workspace,
+    costs no parsing, and no request blocks the loop others are served on."""
+    messages, size, complete = [], 0, False
     while size <= _BODY_PEEK_LIMIT:
         message = await receive()
         messages.append(message)
@@ -117,22 +119,26 @@ async def _body_peek(receive) -> tuple[object, bool, object]:
         if not message.get("more_body", False):
             complete = True
             break
-    write = True
-    if complete:
-        try:
-            payload = json.loads(b"".join(m.get("body", b"") for m in messages))
-            calls = payload if isinstance(payload, list) else [payload]
-            # A method that is no text (a list, an object) is no write here; the SDK refuses it.
-            write = any(
-                isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls
-            )
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
-            write, payload = True, None
+    raw = b"".join(m.get("body", b"") for m in messages) if complete else None
 
     async def replay():
         return messages.pop(0) if messages else await receive()
 
-    return replay, write, payload
+    return replay, raw
+
+
+def _classified(raw: bytes | None) -> tuple[bool, object]:
+    """(whether the request is a write, the JSON body: None when unread, too long or not JSON)."""
+    if raw is None:
+        return True, None
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
+        return True, None
+    calls = payload if isinstance(payload, list) else [payload]
+    # A method that is no text (a list, an object) is no write here; the SDK refuses it.
+    write = any(isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls)
+    return write, payload
 
 
 def _admit(resolved: dict, write: bool):
@@ -146,9 +152,11 @@ def _admit(resolved: dict, write: bool):
         close_old_connections()
 
 
-def _resolve_and_admit(scope, write: bool):
+def _resolve_and_admit(scope, raw: bytes | None):
+    """Who is calling (refused before its body is parsed), what it asks, and whether its rate allows it."""
     resolved = caller_resolve(scope)
-    return resolved, _admit(resolved, write)
+    write, payload = _classified(raw)
+    return resolved, _admit(resolved, write), payload
 
 
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -221,10 +229,10 @@ class McpGateway:
             # (DELETE), and takes nothing else: POST is the one method (RFC 9110: Allow says so).
             message = "This server sends no stream of its own and keeps no session: POST JSON-RPC messages to it."
             return await _reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
-        receive, write, payload = await _body_peek(receive)
+        receive, raw = await _body_peek(receive)
         try:
-            # One trip to a worker thread: who is calling, then whether their rate allows it.
-            resolved, decision = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, write)
+            # One trip to a worker thread: who is calling, what it asks, whether their rate allows it.
+            resolved, decision, payload = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, raw)
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await _reply(send, refused.status, refused.code, refused.message, headers)
