@@ -179,9 +179,15 @@ class TenantSaver(PostgresSaver):
     def put(self, config, checkpoint, metadata, new_versions):
         if self.fence is not None:
             self.fence()
+        with self._relaxed():
+            return super().put(config, checkpoint, metadata, new_versions)
+
+    @contextmanager
+    def _relaxed(self) -> Iterator[None]:
+        """This thread's saver calls meanwhile commit without the flush (when `relaxed`)."""
         self._putting.on = True
         try:
-            return super().put(config, checkpoint, metadata, new_versions)
+            yield
         finally:
             self._putting.on = False
 
@@ -190,12 +196,8 @@ class TenantSaver(PostgresSaver):
         followed (the last one's, whose checkpoint LangGraph may save first; a task finished
         beside an interrupt, whose step makes no checkpoint). AgentGraph calls it."""
         if self._held:
-            self._putting.on = True
-            try:
-                with self._cursor():
-                    pass
-            finally:
-                self._putting.on = False
+            with self._relaxed(), self._cursor():
+                pass
 
     def put_writes(self, config, writes, task_id, task_path=""):
         if self.fence is not None:
