@@ -33,7 +33,7 @@ from apps.identity.service_tokens import own_workspace_headers
 from apps.runs.checkpoints import checkpointer
 from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Approval, Run
-from apps.runs.services import run_create, run_enqueue, run_finish
+from apps.runs.services import run_create, run_finish
 from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
 from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
@@ -101,6 +101,9 @@ class TenantSuspended(Exception):
 
 # Failures of the platform's own services: the task retries them later (tasks.py).
 _TRANSIENT = (OperationalError, InterfaceError, RedisError)
+_APPROVAL_LOST = (
+    "The run asked again for the approval of step {step}, decided already: its checkpoints are not being kept."
+)
 # How often a running run looks at whether its tenant is still active, in seconds.
 TENANT_CHECK_SECONDS = 5.0
 
@@ -309,15 +312,35 @@ class Attempt:
             for step in run.steps.filter(index__gt=state.step_count).only("index", "record", "replay")
         }
         if approval is not None:
-            return graph.resume(
-                thread,
-                approved=approval.decision == Approval.Decision.APPROVED,
-                by=approval.approver,
-                comment=approval.comment,
-            )
+            return self._decided(graph, thread, self._resume(graph, thread, approval))
         if not state.started:
             return graph.start(thread, run.input)
-        return graph.recover(thread)
+        return self._decided(graph, thread, graph.recover(thread))
+
+    @staticmethod
+    def _resume(graph: AgentGraph, thread: str, approval: Approval) -> RunResult:
+        approved = approval.decision == Approval.Decision.APPROVED
+        return graph.resume(thread, approved=approved, by=approval.approver, comment=approval.comment)
+
+    def _decided(self, graph: AgentGraph, thread: str, result: RunResult) -> RunResult:
+        """A run that asks for an approval decided already goes on with that decision, here.
+
+        It asks again when a checkpoint database that crashed lost its interrupt: it ran the step
+        again from the checkpoint before. The interrupt it just wrote is answered at once, rather
+        than the run waiting for a decision no one can take again, or going back to the queue (a
+        sub-agent's parent would take that for a failure). Asked again at the same step after that
+        answer, the run fails (`approval_lost`) instead of asking for ever."""
+        answered: set[int] = set()
+        while result.status == "waiting_approval":
+            step = result.approval["step"]
+            approval = self.run.approvals.filter(step=step).exclude(decision=Approval.Decision.PENDING).first()
+            if approval is None:
+                break
+            if step in answered:
+                return RunResult(status="failed", reason="approval_lost", message=_APPROVAL_LOST.format(step=step))
+            answered.add(step)
+            result = self._resume(graph, thread, approval)
+        return result
 
     @staticmethod
     def _waiting(request: dict) -> RunResult:
@@ -369,12 +392,10 @@ class Attempt:
             if run.cancel_requested_at is not None:
                 run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
             elif approval.decision != Approval.Decision.PENDING:
-                # Decided already: the graph asked again because the interrupt it wrote is gone (a
-                # checkpoint lost to a database crash). Back to the queue, to resume with that decision.
-                run.status = Run.Status.QUEUED
-                run.updated_at = timezone.now()
-                run.save(update_fields=["status", "updated_at"])
-                run_enqueue(run)
+                # Decided already, and answered by `_decided` once: its state is not being kept.
+                run_finish(
+                    run, Run.Status.FAILED, reason="approval_lost", message=_APPROVAL_LOST.format(step=approval.step)
+                )
             else:
                 run.status = Run.Status.WAITING_APPROVAL
                 run.updated_at = timezone.now()

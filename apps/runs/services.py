@@ -73,7 +73,7 @@ def _script_clean(script, provider: str) -> list | None:
     return script
 
 
-def run_enqueue(run: Run) -> None:
+def _run_enqueue(run: Run) -> None:
     """Hand the run to a worker once the caller's transaction commits."""
     from django.db import connection
 
@@ -140,7 +140,7 @@ def run_start(*, actor, agent: Document, input: str, script: list | None = None,
             data={"agent": agent.name, "version": run.version.number, "run": str(run.pk)},
             request=request,
         )
-        run_enqueue(run)
+        _run_enqueue(run)
     return run
 
 
@@ -263,5 +263,5 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
             data={"run": str(run.pk), "step": approval.step, "tool": approval.tool, "comment": comment},
             request=request,
         )
-        run_enqueue(run)
+        _run_enqueue(run)
     return run

@@ -15,6 +15,7 @@ from langgraph.types import Command, interrupt
 from apps.runs.checkpoints import TenantSaver, checkpointer
 from apps.runs.models import Approval, Run
 from apps.runs.services import run_decide, run_start
+from foundry.runtime import AgentGraph, RunStateError
 from tests.conftest import tenant_user
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
@@ -97,9 +98,28 @@ def test_a_run_whose_interrupt_was_lost_resumes_with_the_decision_already_taken(
 
     with schema_context("acme"):
         run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True, comment="ok")
-    run = advance(run, "acme")
-    assert run.status == "queued"  # asked again at a decided step: back to the queue, to resume
-    run = advance(run, "acme")
+    run = advance(run, "acme")  # asks again at the decided step, answered with the decision at once
     with schema_context("acme"):
         assert list(Approval.objects.filter(run=run).values_list("decision", flat=True)) == ["approved"]
     assert run.status == "succeeded", (run.status, run.reason, run.message)
+
+
+def test_a_run_whose_interrupts_are_never_kept_fails_instead_of_asking_for_ever(acme, triage, monkeypatch):
+    """A checkpoint database that keeps losing the run's interrupt: answered once with the decision
+    taken, the run asks again, and fails as `approval_lost` rather than going round for ever."""
+    run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
+    with schema_context("acme"):
+        run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True, comment="ok")
+    real_resume = AgentGraph.resume
+
+    def resume_losing_the_interrupt(self, thread_id, **decision):
+        with checkpointer("acme")._cursor() as cur:
+            cur.execute("DELETE FROM checkpoint_writes WHERE thread_id = %s AND channel = '__interrupt__'", (thread_id,))
+        try:
+            return real_resume(self, thread_id, **decision)
+        except RunStateError:  # nothing to resume (the interrupt is gone): the graph asks again
+            return self.recover(thread_id)
+
+    monkeypatch.setattr(AgentGraph, "resume", resume_losing_the_interrupt)
+    run = advance(run, "acme")
+    assert (run.status, run.reason) == ("failed", "approval_lost"), (run.status, run.reason, run.message)
