@@ -22,7 +22,7 @@ from apps.accounts.services import (
     member_role_change,
 )
 from apps.audit.models import Outcome
-from apps.audit.services import audit_record, login_name_digest
+from apps.audit.services import audit_first_in_window, audit_record, login_name_digest
 from apps.tenants.limits import login_admit, refusal_response
 from foundry.errors import error_response
 from foundry.pages import page_of
@@ -55,9 +55,11 @@ class LoginView(auth_views.LoginView):
         typed = request.POST.get("username") or ""
         decision = login_attempt_admit(request, typed[:254])
         if not decision.allowed:
-            audit_record(
-                action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
-            )
+            # Once a minute per account typed and address: a refusal costs the client nothing.
+            if audit_first_in_window(f"login-throttled:{login_name_digest(typed)}", request):
+                audit_record(
+                    action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
+                )
             return login_throttled(request, decision)
         return super().post(request, *args, **kwargs)
 

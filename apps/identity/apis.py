@@ -115,7 +115,14 @@ class SsoApi(TenantAPIView):
         config = sso_configure(actor=request.user, request=request._request, **data.validated_data)
         return Response(SsoOutput(config).data)
 
-    @extend_schema(operation_id="sso_delete", responses={204: None, 404: _NOT_CONFIGURED})
+    @extend_schema(
+        operation_id="sso_delete",
+        responses={
+            204: None,
+            404: _NOT_CONFIGURED,
+            409: OpenApiResponse(description="`owner_password_required`: no owner could sign in without it."),
+        },
+    )
     def delete(self, request: Request) -> Response:
         sso_disable(actor=request.user, request=request._request)
         return Response(status=204)

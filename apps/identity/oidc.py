@@ -26,7 +26,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from apps.accounts.models import User
 from apps.audit.models import Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_first_in_window, audit_record
 from apps.identity.login import SsoLoginFailed, sso_login_resolve
 from apps.identity.models import SsoConfiguration
 from apps.identity.services import sso_network_policy
@@ -232,7 +232,10 @@ class SsoLoginView(TenantSettings, OIDCAuthenticationRequestView):
 
         decision = login_attempt_admit(request, None)  # a sign-in attempt, of an account named later
         if not decision.allowed:
-            audit_record(action="auth.login.throttled", data={"method": "sso"}, outcome=Outcome.DENIED, request=request)
+            if audit_first_in_window("login-throttled:sso", request):  # once a minute per address
+                audit_record(
+                    action="auth.login.throttled", data={"method": "sso"}, outcome=Outcome.DENIED, request=request
+                )
             return login_throttled(request, decision)
         self.config = sso_config()
         if self.config is None:
@@ -307,16 +310,20 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
 
         # A sign-in this session started and that failed leaves nobody signed in; an answer to
         # none (a forged or replayed state, a link from another site) leaves the session alone.
-        if request.user.is_authenticated and getattr(self, "state_known", False):
+        known = getattr(self, "state_known", False)
+        if request.user.is_authenticated and known:
             auth.logout(request)
-        claims = getattr(request, "sso_claims", None) or {}
-        audit_record(
-            action="auth.login.failed",
-            target=login_target(claims.get("email") if isinstance(claims.get("email"), str) else None),
-            data={"method": "sso", "reason": code},
-            outcome=Outcome.FAILURE,
-            request=request,
-        )
+        # An answer to a sign-in started here is one attempt (/sso/login/ is rate limited); one to
+        # none anyone can send at will: recorded once a minute per reason and address.
+        if known or audit_first_in_window(f"sso-callback:{code}", request):
+            claims = getattr(request, "sso_claims", None) or {}
+            audit_record(
+                action="auth.login.failed",
+                target=login_target(claims.get("email") if isinstance(claims.get("email"), str) else None),
+                data={"method": "sso", "reason": code},
+                outcome=Outcome.FAILURE,
+                request=request,
+            )
         return error_response(request, status=403, code=code, message=f"Sign-in refused: {message}")
 
 

@@ -11,6 +11,7 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
@@ -185,9 +186,25 @@ def _break_glass_problem(sso_required: bool, email: str) -> ValidationError | No
         validate_email(email)
     except ValidationError:
         return _invalid("break_glass_invalid", "This is not an email address.")
-    if not User.objects.filter(email=email, role=Role.OWNER, is_active=True).exists():
+    owner = User.objects.filter(email=email, role=Role.OWNER, is_active=True).first()
+    if owner is None:
         return _invalid("break_glass_not_owner", f"{email} is not an active owner of this workspace.")
+    if not owner.has_usable_password():  # joined through single sign-on only, or not joined yet
+        return _invalid("break_glass_no_password", f"{email} has no password to sign in with.")
     return None
+
+
+def _password_owners() -> bool:
+    """Whether an active owner can sign in with a password: the way in once SSO is gone or moved
+    (an owner who joined through SSO only has none, and cannot be sent a link: invite_not_pending)."""
+    owners = User.objects.filter(role=Role.OWNER, is_active=True)
+    return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX).exists()
+
+
+PASSWORD_OWNER_REQUIRED = (
+    "No owner could sign in afterwards: every owner joined through single sign-on. Add an owner who "
+    "signs in with a password (an owner link) first."
+)
 
 
 # --- discovery ------------------------------------------------------------------------------
@@ -305,6 +322,9 @@ def sso_configure(
             raise ValidationError(
                 {"client_secret": _invalid("client_secret_required", f"Changing {', '.join(moved)}: give the secret.")}
             )
+    if config is not None and config.issuer != fields["issuer"] and not _password_owners():
+        # Members' identities are the old issuer's: at the new one they are identity_conflict.
+        raise ValidationError({"issuer": _invalid("owner_password_required", PASSWORD_OWNER_REQUIRED)})
     discovered = sso_discover(fields["issuer"])
     now, by = timezone.now(), str(actor)[:255]
     created = config is None
@@ -346,6 +366,8 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     config = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
     if config is None:
         raise ServiceError("sso_not_configured", "Single sign-on is not configured.", status=404)
+    if not _password_owners():
+        raise ServiceError("owner_password_required", PASSWORD_OWNER_REQUIRED, status=409)
     target = (config._meta.label_lower, config.pk)
     issuer = config.issuer
     config.delete()

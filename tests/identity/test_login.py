@@ -238,7 +238,7 @@ def test_a_bad_or_replayed_state_is_refused(acme, provider):
     # Another browser (no such state in its session) cannot use the answer either.
     refused(finish(Client(HTTP_HOST="acme.localhost"), callback), "state_invalid")
     reasons = [e.data["reason"] for e in audit_events("acme", action="auth.login.failed")]
-    assert reasons == ["state_invalid"] * 3
+    assert reasons == ["state_invalid"]  # once a minute per reason and address: anyone can send one
 
 
 def test_the_rfc9207_issuer_parameter_is_checked(acme, provider):
