@@ -124,7 +124,10 @@ def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
     if config is None:
         raise Http404("Single sign-on is not configured.")
     if request.method == "POST":
-        sso_disable(actor=request.user, request=request)
+        try:
+            sso_disable(actor=request.user, request=request)
+        except ServiceError as e:  # owner_password_required
+            return _page(request, error=e, status=e.status)
         messages.success(request, "Single sign-on disabled.")
         return redirect("identity:sso_settings")
     return render(request, "identity/sso_disable.html", {"config": config})

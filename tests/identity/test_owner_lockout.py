@@ -14,6 +14,7 @@ from apps.accounts.services import member_remove
 from apps.identity.models import ExternalIdentity
 from apps.identity.services import sso_disable
 from foundry.errors import ServiceError
+from tests.conftest import client_for
 from tests.identity.conftest import configure, stored
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
@@ -42,6 +43,9 @@ def test_sso_is_not_disabled_while_no_owner_has_a_password(acme, idp):
     with schema_context(acme.schema_name), pytest.raises(ServiceError) as refused:
         sso_disable(actor=sso_owner)
     assert (refused.value.code, refused.value.status) == ("owner_password_required", 409)
+    # In the console: the settings page, saying why.
+    page = client_for(acme, sso_owner.email).post("/settings/sso/disable/")
+    assert page.status_code == 409 and b"every owner joined through single sign-on" in page.content
     assert stored(acme) is not None
 
 
