@@ -66,6 +66,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from foundry.runtime.context import system_prompt
+from foundry.runtime.provider_http import text_clean
 from foundry.runtime.providers import Provider, ProviderError, Usage, message_text
 from foundry.runtime.tools import Tool, Toolbox, ToolError, ToolOptions
 
@@ -590,6 +591,9 @@ class AgentGraph:
                         step["error"] = exc.code
                         span.set_status(Status(StatusCode.ERROR, exc.code))
                         span.set_attribute("error.type", exc.code)
+            # A service's answer may carry lone surrogates (JSON escapes, odd charsets): no model
+            # request, and no database row, can take them.
+            content = text_clean(content)
             step.update(status=status, summary=_summary(content))
             payload = {"content": content}
         message = ToolMessage(

@@ -371,7 +371,7 @@ def fetch(
                 if response.status_code in REDIRECTS and location:
                     if len(redirects) >= policy.max_redirects:
                         raise FetchError("http_too_many_redirects", f"More than {policy.max_redirects} redirects.")
-                    current = _url(urljoin(str(current), location))
+                    current = _redirect_target(current, location)
                     redirects.append(str(current))
                     method = _redirected(method, response.status_code)
                     if method == "GET":
@@ -384,6 +384,15 @@ def fetch(
                 )
             finally:
                 response.close()
+
+
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        target = urljoin(str(current), location)
+    except ValueError:  # say, an IPv6 literal left open: http://[x/
+        message = f"The redirect's Location {location[:200]!r} is not a valid URL."
+        raise FetchError("http_url_invalid", message) from None
+    return _url(target)
 
 
 def _url(text: str) -> httpx.URL:

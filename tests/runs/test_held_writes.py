@@ -104,6 +104,9 @@ def test_a_run_whose_interrupt_was_lost_resumes_with_the_decision_already_taken(
     assert run.status == "succeeded", (run.status, run.reason, run.message)
 
 
+LOSE_INTERRUPT = "DELETE FROM checkpoint_writes WHERE thread_id = %s AND channel = '__interrupt__'"
+
+
 def test_a_run_whose_interrupts_are_never_kept_fails_instead_of_asking_for_ever(acme, triage, monkeypatch):
     """A checkpoint database that keeps losing the run's interrupt: answered once with the decision
     taken, the run asks again, and fails as `approval_lost` rather than going round for ever."""
@@ -114,7 +117,7 @@ def test_a_run_whose_interrupts_are_never_kept_fails_instead_of_asking_for_ever(
 
     def resume_losing_the_interrupt(self, thread_id, **decision):
         with checkpointer("acme")._cursor() as cur:
-            cur.execute("DELETE FROM checkpoint_writes WHERE thread_id = %s AND channel = '__interrupt__'", (thread_id,))
+            cur.execute(LOSE_INTERRUPT, (thread_id,))
         try:
             return real_resume(self, thread_id, **decision)
         except RunStateError:  # nothing to resume (the interrupt is gone): the graph asks again
