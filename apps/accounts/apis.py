@@ -19,7 +19,7 @@ from apps.accounts.services import (
 from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictInput
 from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -54,7 +54,7 @@ MEMBERS = ListSpec(
 class MemberListApi(TenantAPIView):
     access = {"GET": (Permission.MEMBERS_VIEW, Scope.READ), "POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
 
-    class MemberAddInput(serializers.Serializer):
+    class MemberAddInput(StrictInput):
         email = StrictCharField(max_length=320)
         full_name = StrictCharField(max_length=200, required=False, default="", allow_blank=True)
         role = serializers.ChoiceField(choices=Role.choices)
@@ -85,7 +85,7 @@ class MemberDetailApi(TenantAPIView):
         "DELETE": (Permission.MEMBERS_MANAGE, Scope.ADMIN),
     }
 
-    class MemberUpdateInput(serializers.Serializer):
+    class MemberUpdateInput(StrictInput):
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(operation_id="members_get", responses=MemberOutput)
@@ -139,7 +139,7 @@ _WORKSPACE = inline_serializer(
 )
 
 
-class WorkspaceSettingsInput(serializers.Serializer):
+class WorkspaceSettingsInput(StrictInput):
     trace_content = serializers.BooleanField(help_text="Let traces carry prompts and completions of model calls.")
 
     def to_internal_value(self, data):

@@ -27,7 +27,7 @@ from apps.audit.models import AuditSink
 from apps.audit.scope import chain_of_connection
 from apps.tokens.models import Scope
 from foundry.api.access import AnyAccept, TenantAPIView
-from foundry.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from foundry.api.fields import StrictBooleanField, StrictCharField, StrictInput, StrictIntegerField
 from foundry.errors import ServiceError
 
 _READ = (Permission.AUDIT_VIEW, Scope.READ)
@@ -148,7 +148,7 @@ class SinkOutput(serializers.ModelSerializer):
         return max(self.context["head"] - sink.cursor, 0)
 
 
-class SinkInput(serializers.Serializer):
+class SinkInput(StrictInput):
     kind = serializers.ChoiceField(choices=AuditSink.Kind.choices)
     format = serializers.ChoiceField(choices=AuditSink.Format.choices, required=False, default="jsonl")
     enabled = StrictBooleanField(required=False, default=True)

@@ -16,7 +16,7 @@ from apps.billing.selectors import budget_list, quota_uses
 from apps.billing.services import budget_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictIntegerField
+from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
 
 
 class BudgetOutput(serializers.ModelSerializer):
@@ -40,7 +40,7 @@ class BudgetsOutput(serializers.Serializer):
     caps = CapOutput(many=True)
 
 
-class BudgetInput(serializers.Serializer):
+class BudgetInput(StrictInput):
     project = StrictCharField(allow_blank=True, help_text='A project\'s name, or "" for the whole workspace.')
     monthly_tokens = StrictIntegerField(required=False, allow_null=True)
     monthly_cost_usd = StrictCharField(required=False, allow_null=True, help_text="USD, a decimal string.")

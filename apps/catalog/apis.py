@@ -27,7 +27,7 @@ from apps.catalog.services import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictIntegerField
+from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError, error_response
 from foundry.filtering import FilterSpec, IntegerField, StringField, TimestampField
@@ -112,7 +112,7 @@ class ProblemOutput(serializers.Serializer):
     path = serializers.CharField(help_text="JSON pointer of the value at fault.")
 
 
-class ContentInput(serializers.Serializer):
+class ContentInput(StrictInput):
     content = StrictCharField(max_length=MAX_BYTES, trim_whitespace=False, help_text="The YAML document.")
     filename = StrictCharField(max_length=255, required=False, default="<input>")
 
@@ -121,16 +121,16 @@ class PublishInput(ContentInput):
     message = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
-class RollbackInput(serializers.Serializer):
+class RollbackInput(StrictInput):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     message = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
-class DeployInput(serializers.Serializer):
+class DeployInput(StrictInput):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
 
 
-class MigrateInput(serializers.Serializer):
+class MigrateInput(StrictInput):
     domain_version = StrictIntegerField(
         min_value=1, max_value=2**31 - 1, required=False, help_text="Default: the domain's latest version."
     )

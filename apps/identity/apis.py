@@ -11,7 +11,7 @@ from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.identity.services import sso_configure, sso_disable
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictBooleanField, StrictCharField
+from foundry.api.fields import StrictBooleanField, StrictCharField, StrictInput
 from foundry.errors import ServiceError
 
 _MANAGE = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
@@ -54,7 +54,7 @@ class SsoOutput(serializers.ModelSerializer):
         ]
 
 
-class SsoInput(serializers.Serializer):
+class SsoInput(StrictInput):
     issuer = StrictCharField(max_length=500, help_text="Exactly as the provider's discovery document names it.")
     client_id = StrictCharField(max_length=255)
     client_secret = StrictCharField(

@@ -12,7 +12,7 @@ from apps.lifecycle.erasure import member_erase
 from apps.tenants.models import Tenant
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictInput
 from foundry.errors import ServiceError
 
 
@@ -22,7 +22,7 @@ class MemberEraseApi(TenantAPIView):
 
     access = {"POST": (Permission.MEMBERS_MANAGE, Scope.ADMIN)}
 
-    class EraseInput(serializers.Serializer):
+    class EraseInput(StrictInput):
         email = StrictCharField(max_length=254)
 
     @extend_schema(
@@ -60,7 +60,7 @@ class WorkspaceDeletionApi(TenantAPIView):
 
     access = {"POST": (Permission.OWNERS_MANAGE, Scope.ADMIN)}
 
-    class DeletionInput(serializers.Serializer):
+    class DeletionInput(StrictInput):
         confirm = StrictCharField(max_length=63, help_text="The workspace's slug, to confirm.")
 
     @extend_schema(

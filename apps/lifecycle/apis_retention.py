@@ -24,6 +24,7 @@ from apps.lifecycle.retention import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.fields import StrictInput
 from foundry.errors import ServiceError
 
 _DAYS_HELP = f"Days, 1 to {MAX_DAYS}; null keeps for ever."
@@ -35,7 +36,7 @@ class RetentionPolicyOutput(serializers.ModelSerializer):
         fields = [*FIELDS, "updated_at", "updated_by"]
 
 
-class RetentionPolicyInput(serializers.Serializer):
+class RetentionPolicyInput(StrictInput):
     """For the schema only: the service judges the body as sent (any subset of the settings)."""
 
     runs_days = serializers.IntegerField(required=False, allow_null=True, help_text=_DAYS_HELP)

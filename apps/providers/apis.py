@@ -10,7 +10,7 @@ from apps.providers.models import ProviderCredential, ProviderName
 from apps.providers.services import credential_delete, credential_get, credential_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictInput
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -37,7 +37,7 @@ class CredentialOutput(serializers.ModelSerializer):
         ]
 
 
-class CredentialInput(serializers.Serializer):
+class CredentialInput(StrictInput):
     api_key = StrictCharField(
         max_length=1000,
         required=False,

@@ -23,7 +23,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictIntegerField
+from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError
 from foundry.filtering import (
@@ -151,7 +151,7 @@ class ApprovalOutput(serializers.ModelSerializer):
         ]
 
 
-class RunStartInput(serializers.Serializer):
+class RunStartInput(StrictInput):
     agent = StrictCharField(max_length=63, help_text="The name of a deployed agent.")
     input = StrictCharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False, help_text="The request, as text.")
     # Items are checked by the service, which names the step at fault (`script_invalid`).
@@ -165,7 +165,7 @@ class RunStartInput(serializers.Serializer):
     )
 
 
-class DecisionInput(serializers.Serializer):
+class DecisionInput(StrictInput):
     comment = StrictCharField(max_length=MAX_COMMENT_CHARS, required=False, allow_blank=True, default="")
     step = StrictIntegerField(
         required=False,

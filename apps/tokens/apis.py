@@ -8,7 +8,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField
+from foundry.api.fields import StrictCharField, StrictInput
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, ListField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -58,7 +58,7 @@ TOKENS = ListSpec(
 class TokenListApi(TenantAPIView):
     access = {"GET": (Permission.SETTINGS_MANAGE, Scope.ADMIN), "POST": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
 
-    class TokenIssueInput(serializers.Serializer):
+    class TokenIssueInput(StrictInput):
         name = StrictCharField(max_length=100)
         role = serializers.ChoiceField(choices=Role.choices)
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4)

@@ -1,6 +1,9 @@
 """Serializer fields stricter than DRF's defaults, so requests mean exactly what the schema says."""
 
+from collections.abc import Mapping
+
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 
 class StrictCharField(serializers.CharField):
@@ -33,3 +36,19 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+class StrictInput(serializers.Serializer):
+    """A request body whose every key is one of its fields (`field_unknown` otherwise): DRF drops
+    keys it does not know, so a misspelt field would count as left out — which, for a budget or a
+    provider's endpoint, means "remove" or "reset"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            message = f"Not a field of this request; the fields are {', '.join(self.fields)}."
+            unknown = [str(key)[:60] for key in data if key not in self.fields]
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [ErrorDetail(message, code="field_unknown")] for key in unknown[:20]}
+                )
+        return super().to_internal_value(data)

@@ -46,6 +46,7 @@ def add_error_responses(result, generator, request, public):
         "description": "An API token of this workspace: `af_…`.",
     }
     result["security"] = [{"bearerToken": []}]
+    _strict_bodies(result["components"]["schemas"])
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
@@ -62,6 +63,21 @@ def add_error_responses(result, generator, request, public):
             operation["responses"].setdefault("414", {"description": "Request line too long."})
             operation["responses"].setdefault("431", {"description": "Request headers too large."})
     return result
+
+
+def _strict_bodies(schemas: dict) -> None:
+    """Request bodies of StrictInput serializers take no other keys (`field_unknown`)."""
+    from foundry.api.fields import StrictInput
+
+    pending, names = list(StrictInput.__subclasses__()), set()
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending += cls.__subclasses__()
+    for name in names:
+        for component in (f"{name}Request", f"Patched{name}Request"):
+            if component in schemas:
+                schemas[component]["additionalProperties"] = False
 
 
 # The rendered document by media type: the same for every host and request, and ~70 ms of CPU to
