@@ -105,11 +105,21 @@ class FoundryServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context=None):
         """Refuse text no column takes (NUL, lone surrogates) in any argument up front, with the
-        API's code (`json_text_invalid`), before a tool looks a name up with it."""
+        API's code (`json_text_invalid`), before a tool looks a name up with it; and arguments
+        the tool does not declare (`field_unknown`)."""
         try:
             json_check(arguments)
         except ParseError as exc:
             raise ToolError(f"Error executing tool {name}: {exc.get_codes()}: {exc.detail}") from None
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            # A misspelt argument is refused, as the API refuses a misspelt field: validation
+            # would drop it, and the tool would run as if it were left out.
+            known = tool.parameters.get("properties", {})
+            unknown = sorted(str(key)[:60] for key in arguments if key not in known)[:20]
+            if unknown:
+                message = f"Not arguments of {name}: {', '.join(unknown)}; its arguments are {', '.join(known)}."
+                raise ToolError(f"Error executing tool {name}: field_unknown: {message}")
         return await super().call_tool(name, arguments, context)
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):
@@ -602,3 +612,8 @@ async def resources_list(request_context, cursor: str | None) -> ListResourcesRe
         return ListResourcesResult(resources=resources, next_cursor=page.next_page_token or None)
 
     return await run_resource(request_context, "foundry://", Permission.AGENTS_VIEW, Scope.READ, work)
+
+
+# Every tool's input schema says what call_tool enforces: no arguments but its own.
+for _tool in mcp._tool_manager.list_tools():
+    _tool.parameters["additionalProperties"] = False

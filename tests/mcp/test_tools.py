@@ -274,3 +274,23 @@ async def test_get_run_names_the_pending_call_beyond_the_approvals_it_lists(mcp_
         detail = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
     assert len(detail["approvals"]) == 200  # the list is capped ...
     assert detail["pending_approval"]["step"] == 404  # ... the call the run waits for is not
+
+
+async def test_an_argument_a_tool_does_not_declare_is_refused_and_changes_nothing(mcp_port, ws, in_db):
+    """A misspelt argument is refused (`field_unknown`), as the API refuses a misspelt field —
+    the call is not made as if it were left out; the tools' input schemas say so."""
+    ws, _ = ws
+    before = await in_db(run_count, ws.schema)
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["owner"]) as client:
+        result = await client.call_tool("run_agent", {"agent": "invoice-triage", "input": "Hi.", "wait_second": 5})
+        tools = (await client.list_tools()).tools
+    assert tool_error(result).startswith("field_unknown: Not arguments of run_agent: wait_second;")
+    assert await in_db(run_count, ws.schema) == before
+    assert {tool.name: tool.input_schema.get("additionalProperties") for tool in tools} == {
+        tool.name: False for tool in tools
+    }
+
+
+def run_count(schema: str) -> int:
+    with schema_context(schema):
+        return Run.objects.count()
