@@ -7,9 +7,10 @@
    delete_tenant --purge`): in one transaction its schema is dropped (its rows and LangGraph
    checkpoints with it), every public row carrying its id is deleted (inventory.py finds the
    tables in the catalog), and its own row goes; what remains is one event of the platform's
-   audit chain — the tombstone: who, when, which workspace, how many rows of each table. After the
-   commit its Redis keys and stored files go, and its checkpoint schema where checkpoints live in a
-   database of their own.
+   audit chain — the tombstone: who, when, which workspace, how many rows of each table. Its Redis
+   keys and stored files go first, and its checkpoint schema where checkpoints live in a database
+   of their own: found by its names while its locked row still holds them (after the commit a new
+   workspace may take the slug), and a failure there rolls the purge back for the next pass.
 """
 
 import functools
@@ -171,6 +172,13 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
             )
         hosts = list(tenant.domains.values_list("domain", flat=True))
         purged = Purged(tenant.pk, tenant.slug, tenant.schema_name)
+        # What lives outside this database goes first, found by the workspace's names while its
+        # row still holds them (locked): once it commits, a new workspace may take the slug, and
+        # its files, keys or checkpoints must not be taken for these. A failure here rolls the
+        # purge back whole, so the next pass (lifecycle.purge_due) does it again.
+        purged.redis_keys = _redis_purge(tenant, hosts)
+        purged.files = _files_purge(tenant.schema_name)
+        _checkpoint_schema_purge(tenant.schema_name)
         with erasing():
             _database_purge(tenant, purged)
             audit_record(
@@ -189,9 +197,6 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
                 },
             )
     route_invalidate(*hosts)
-    purged.redis_keys = _redis_purge(tenant, hosts)
-    purged.files = _files_purge(tenant.schema_name)
-    _checkpoint_schema_purge(tenant.schema_name)
     logger.info(
         "purged workspace %s: %d rows, %d Redis keys, %d files",
         tenant.slug,
