@@ -88,6 +88,7 @@ RAW_LINES = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 8 << 20  # a manifest lists the members (~200 bytes each): far below this
 BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuilt after (_bulk_load)
+MAX_JSON_DEPTH = 500  # levels of a JSON value: Python decodes ~1,000 (with the stack a request uses, fewer)
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
 PARSERS = max(1, min(2, os.cpu_count() or 1))
 STAGING_PREFIX = "_import_"  # + random hex: a staging schema, never a workspace's (slugs have no "_")
@@ -980,6 +981,7 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     _foreign_keys_validate(loader.cursor, loader.unchecked)
     _sequences_reset(schema)
     _retention_policy_check(schema)
+    _json_depth_check(schema)
     # Whatever the archive holds (one written before tokens were exported revoked, say), the
     # copy's API tokens start revoked: a bearer token of the source must not open it.
     # Nor is any member of it staff: that means a platform operator, and only in the public
@@ -1009,6 +1011,32 @@ def _retention_policy_check(schema: str) -> None:
                 f"Member {member} holds a retention policy the platform refuses: {problems}",
                 member=member,
             ) from None
+
+
+def _json_depth_check(schema: str) -> None:
+    """No JSON value nested deeper than MAX_JSON_DEPTH: PostgreSQL takes a few thousand levels,
+    Python's decoder about a thousand, so every later read of such a row (the sign-in page reading
+    the SSO settings, a run page) would fail. The platform itself writes far shallower values."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND data_type IN ('json', 'jsonb') ORDER BY 1, 2",
+            [schema],
+        )
+        for table, column in cursor.fetchall():
+            value = f"{_quoted(column)}::jsonb"
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {_quoted(schema)}.{_quoted(table)}"
+                f" WHERE jsonb_path_exists({value}, %s))",
+                [f"strict $.**{{{MAX_JSON_DEPTH}}}"],
+            )
+            if cursor.fetchone()[0]:
+                member = f"schema/{table}.ndjson"
+                raise ArchiveError(
+                    "archive_rows_invalid",
+                    f"Member {member}: {column} holds JSON nested deeper than {MAX_JSON_DEPTH} levels.",
+                    member=member,
+                )
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:
