@@ -360,6 +360,25 @@ def _canonical(record: dict) -> dict:
     }
 
 
+def _checkpoint_read(record: dict) -> dict:
+    """A checkpoint line's fields, typed (ValueError, KeyError or TypeError otherwise)."""
+    checkpoint = {k: record[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")}
+    if any(type(checkpoint[k]) is not int for k in ("tenant_id", "seq")):
+        raise TypeError("tenant_id and seq are integers")
+    if any(not isinstance(checkpoint[k], str) for k in ("hash", "signed_at", "key_id", "signature")):
+        raise TypeError("hash, signed_at, key_id and signature are text")
+    checkpoint["signed_at"] = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+    return checkpoint
+
+
+def _ocsf_rebuilt(record: dict, fields: dict, digest: str) -> dict:
+    """The OCSF record the platform exports for the event the hashed `fields` describe."""
+    extra = record["unmapped"]
+    event = AuditEvent(**{**fields, "tenant_id": extra["chain"], "hash": digest})
+    event.hashed_as = extra.get("hashed_as")
+    return ocsf_record(event)
+
+
 def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -> Verification:
     """Verify an export without the database: recompute each event's hash, follow the links from
     the export's first event, and check the checkpoints' signatures (keys: key id → base64 public
@@ -378,7 +397,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
             record = json.loads(line)
             extra = record.get("unmapped", record) if "class_uid" in record else record
             if extra.get("kind") == "checkpoint":
-                signed.append({k: extra[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")})
+                signed.append(_checkpoint_read(extra))
                 continue
             fields = _canonical(record)
             chains.add(int(extra.get("chain", fields["tenant_id"])))
@@ -401,6 +420,9 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
         fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
         if event_hash(**fields) != digest:
             result.add(seq, "altered", f"#{seq}'s content does not give its hash")
+        elif "class_uid" in record and _ocsf_rebuilt(record, fields, digest) != record:
+            # What a SIEM indexes (time, status, message...) is derived from the hashed fields.
+            result.add(seq, "altered", f"#{seq}'s OCSF fields do not match its hashed content")
         hashes[seq] = digest
         previous, expected = digest, seq + 1
         result.events += 1
@@ -410,8 +432,9 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
     first = min(hashes, default=0)
     for checkpoint in signed:
         seq = checkpoint["seq"]
-        signed_at = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
-        message = checkpoint_message(tenant_id=result.tenant_id, seq=seq, hash=checkpoint["hash"], signed_at=signed_at)
+        message = checkpoint_message(
+            tenant_id=result.tenant_id, seq=seq, hash=checkpoint["hash"], signed_at=checkpoint["signed_at"]
+        )
         if int(checkpoint["tenant_id"]) not in chains | {result.tenant_id} or not signature_valid(
             checkpoint["key_id"], checkpoint["signature"], message, keys
         ):

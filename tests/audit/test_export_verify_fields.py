@@ -1,0 +1,62 @@
+"""Offline verification of an export checks what a SIEM indexes too: an OCSF record's fields
+outside `unmapped` (time, status, message, api.operation, metadata.uid ...) must be those the
+hashed content gives; a malformed checkpoint line is `export_line_invalid`, naming its line."""
+
+import json
+
+import pytest
+
+from apps.audit.export import ExportRange, export_lines, export_verify
+from apps.audit.services import audit_checkpoint_sign
+from foundry.errors import ServiceError
+from tests.audit.conftest import committed
+
+
+def lines_of(span, fmt="jsonl", **options):
+    return [json.loads(line) for text in export_lines(span, fmt=fmt, **options) for line in text.splitlines()]
+
+
+def _set(record, path, value):
+    *parents, last = path
+    for key in parents:
+        record = record[key]
+    record[last] = value
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("time",), 946684800000),  # the event moved to 2000-01-01 in what the SIEM indexes
+        (("status_id",), 2),  # a success shown as a failure
+        (("status",), "Failure"),
+        (("message",), "auth.logout"),  # a different action shown
+        (("api", "operation"), "auth.logout"),
+        (("metadata", "sequence"), 999),
+        (("metadata", "uid"), "1:999"),  # the receiver's de-duplication id
+    ],
+)
+def test_an_edited_ocsf_field_is_reported_altered(chain, path, value):
+    committed(audit_checkpoint_sign, chain)
+    records = lines_of(ExportRange(chain, 0, 10), "ocsf")
+    assert export_verify(json.dumps(r) for r in records).ok
+    _set(records[3], path, value)
+    verdict = export_verify(json.dumps(r) for r in records)
+    assert not verdict.ok, f"OCSF field {'.'.join(path)} edited, yet the export verifies as intact"
+    assert (verdict.first.seq, verdict.first.kind) == (4, "altered")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("signed_at", "not a time"), ("seq", "10"), ("signed_at", 5)],
+)
+def test_a_malformed_checkpoint_line_is_a_coded_error(chain, field, value):
+    committed(audit_checkpoint_sign, chain)
+    records = lines_of(ExportRange(chain, 0, 10))
+    assert records[-1]["kind"] == "checkpoint"
+    records[-1][field] = value
+    with pytest.raises(ServiceError) as refused:
+        export_verify(json.dumps(r) for r in records)
+    assert (refused.value.code, refused.value.message) == (
+        "export_line_invalid",
+        f"Line {len(records)} is not an exported event or checkpoint.",
+    )
