@@ -3,8 +3,8 @@
 Every POST (PUT, PATCH, DELETE) to a console page of a workspace by a signed-in member spends one
 unit of the member's bucket and the workspace's (apps/tenants/limits.py `request_admit`), so a
 script driving the console is held to the plan like one driving the API. Pages read (GET, HEAD)
-are not counted, the API counts its own requests (foundry/api/access.py), and anonymous posts (the
-sign-in form) are counted by `login_admit`.
+are not counted, the API counts its own requests (foundry/api/access.py), anonymous posts (the
+sign-in form) are counted by `login_admit`, and signing out is never refused.
 
 Refused: a 429 page (`rate_limited`) with Retry-After and the RateLimit headers; when Redis cannot
 be asked, as FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES says (by default a 503 page,
@@ -14,6 +14,7 @@ be asked, as FOUNDRY_RATELIMIT_ON_REDIS_ERROR_WRITES says (by default a 503 page
 from django.http import HttpRequest, HttpResponse
 from rest_framework.views import APIView
 
+from apps.accounts.views import logout_view
 from apps.tenants.limits import refusal_response, request_admit
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -37,8 +38,8 @@ class ConsoleRateLimitMiddleware:
         view_class = getattr(view_func, "cls", None)
         if isinstance(view_class, type) and issubclass(view_class, APIView):
             return None  # the API's own check counts it
-        if not request.user.is_authenticated:
-            return None
+        if not request.user.is_authenticated or view_func is logout_view:
+            return None  # signing out always works: a flood, or Redis away, must not keep a session open
         decision = request.console_rate_limit = request_admit(
             tenant_id=request.tenant.pk, principal=request.user, write=True
         )

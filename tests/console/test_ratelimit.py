@@ -42,7 +42,9 @@ def test_posts_are_counted_per_member_and_per_workspace(acme, globex):
     owner, admin, viewer = (client_for(acme, f"{role}@acme.test") for role in ("owner", "admin", "viewer"))
     assert [owner.post(ADD, {"email": ""}).status_code for _ in range(3)] == [400, 400, 429]
     assert [admin.post(ADD, {"email": ""}).status_code for _ in range(2)] == [400, 400]
-    assert viewer.post("/logout/").status_code == 429  # the workspace's burst of 4 is spent
+    assert viewer.post(ADD, {"email": ""}).status_code == 429  # the workspace's burst of 4 is spent
+    assert viewer.post("/logout/").status_code == 302  # signing out is never refused
+    assert viewer.get(MEMBERS).status_code == 302  # signed out: to the sign-in page
     other = client_for(globex, "owner@globex.test")
     assert [other.post(ADD, {"email": ""}).status_code for _ in range(5)] == [400] * 5
 
@@ -65,3 +67,5 @@ def test_redis_unreachable_posts_are_refused_and_pages_still_show(acme, settings
     assert (refused.status_code, refused["Retry-After"]) == (503, "1")
     assert b"rate_limiter_unavailable" in refused.content
     assert owner.get(MEMBERS).status_code == 200
+    assert owner.post("/logout/").status_code == 302  # signing out still works
+    assert owner.get(MEMBERS).status_code == 302
