@@ -264,8 +264,10 @@ def client_bucket(client: str | None) -> str:
 
 def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> Decision:
     """Spend one sign-in attempt of `client` (an address) on `account` (the name typed; None for
-    SSO, which names none) in workspace `tenant_id` (None: the operator host). Refused: the
-    refusing decision; admitted: the one with fewer attempts left."""
+    SSO, which names none) in workspace `tenant_id` (None: the operator host), on every bucket or
+    none: a member whose attempt the workspace's bucket refuses (a flood from elsewhere) does not
+    spend their own. Refused: the refusing decision that waits longest; admitted: the one with
+    fewer attempts left."""
     workspace = str(tenant_id) if tenant_id is not None else "public"
     client = client_bucket(client)
     checks = [
@@ -277,13 +279,12 @@ def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> D
         checks.insert(
             0, (limit_key("login-account", f"{workspace}:{client}:{name}"), settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT)
         )
-    rate_limiter = limiter()
-    decisions = []
-    for key, rate in checks:
-        decision = rate_limiter.check(key, Rate.parse(rate), on_error=settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS)
-        if not decision.allowed:
-            return decision
-        decisions.append(decision)
+    decisions = limiter().check_many(
+        [(key, Rate.parse(rate)) for key, rate in checks], on_error=settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS
+    )
+    refused = [decision for decision in decisions if not decision.allowed]
+    if refused:
+        return max(refused, key=lambda decision: decision.retry_after)
     return min(decisions, key=lambda decision: decision.remaining)
 
 

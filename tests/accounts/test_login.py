@@ -211,3 +211,19 @@ def test_one_ipv6_client_cannot_dodge_the_per_account_limit_by_rotating_addresse
         codes.append(client.post("/login/", {"username": "viewer@acme.test", "password": "wrong"}).status_code)
     assert codes[:3] == [200, 200, 200]
     assert codes[3:] == [429, 429, 429], codes
+
+
+def test_an_attempt_the_workspaces_bucket_refuses_spends_nothing_of_the_members_own(acme, settings):
+    """A flood from elsewhere spends the workspace's bucket: a member's attempts refused meanwhile
+    spend none of their account's or address's, so once the workspace's refills they sign in."""
+    settings.FOUNDRY_LOGIN_RATE_PER_TENANT = "3/s"
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "2/m"
+    member = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="198.51.100.7")
+    for n in range(3):  # the flood: the workspace's 3 attempts spent
+        assert (
+            _login(Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=f"203.0.113.{n}"), f"v{n}@acme.test", "x").status_code
+            == 200
+        )
+    assert [_login(member, "owner@acme.test").status_code for _ in range(3)] == [429] * 3
+    time.sleep(1.1)  # the workspace's bucket refills; the member's own was never spent
+    assert _login(member, "owner@acme.test").status_code == 302
