@@ -176,6 +176,8 @@ _CUT = {
     "model_context_window_exceeded": "the model's context window",
 }
 _WITHHELD = {"content_filter", "refusal"}
+# A model step's warning when the endpoint reported no usage (docs/providers.md).
+USAGE_ESTIMATED = "usage_estimated: the endpoint reported no token usage; counted with the offline tokenizer"
 
 
 def _answered(message: AIMessage) -> dict:
@@ -512,6 +514,8 @@ class AgentGraph:
             cached_tokens=usage.cached_tokens,
             cache_write_tokens=usage.cache_write_tokens,
         )
+        if (message.response_metadata or {}).get("usage_estimated"):
+            step["warnings"] = [USAGE_ESTIMATED]
         return self._model_done(state, step, message, {"message": message_to_dict(message)}, started, approved)
 
     def _model_done(

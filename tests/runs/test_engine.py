@@ -13,6 +13,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
 from apps.runs.usage import usage_record, usage_recorded
 from foundry.errors import ServiceError
+from foundry.runtime.graph import USAGE_ESTIMATED
 from tests.conftest import audit_events, tenant_user, usage_rows
 from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
@@ -768,3 +769,17 @@ def test_a_sub_agent_resumed_by_its_own_task_counts_as_deep_as_it_is(acme, setti
     with schema_context("acme"):
         assert not Run.objects.filter(parent=mid).exists()
         assert Step.objects.get(run=mid, node="tool").error == "subagent_too_deep"
+
+
+def test_a_model_call_whose_endpoint_reports_no_usage_is_marked_estimated_on_its_step(acme, openai_agent):
+    """docs/providers.md: counted with the offline tokenizer, and the step says so (the steps API's
+    and the run page's warnings)."""
+    from tests.runs.test_api import client
+
+    server, agent = openai_agent
+    server.queue(Reply(body=openai_completion("abcdefgh", usage=False)))
+    run = advance(start(acme, agent, "a" * 8), "acme")
+    assert run.status == "succeeded", run.message
+    steps = client(acme).get(f"/api/v1/runs/{run.pk}/steps").json()["steps"]
+    assert [step["warnings"] for step in steps] == [[USAGE_ESTIMATED]]
+    assert steps[0]["output_tokens"] == 2
