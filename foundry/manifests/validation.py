@@ -275,6 +275,10 @@ _DIS_QUERY_ARGUMENTS = frozenset({"question", "filter"})
 
 
 class _DomainChecks(_Checks):
+    def __init__(self, loaded: Loaded):
+        super().__init__(loaded)
+        self.filters: dict[str, FilterSpec] = {}  # by entity: built once, not per rule (rules times fields)
+
     def run(self) -> list[Problem]:
         spec = _mapping(self.loaded.data.get("spec"))
         entities = {k: _mapping(v) for k, v in _mapping(spec.get("entities")).items()}
@@ -354,8 +358,10 @@ class _DomainChecks(_Checks):
                 self.expression(entities[entity], entity, when, (*path, i, "when"))
 
     def expression(self, entity: dict, name: str, text: str, path: tuple) -> None:
+        if name not in self.filters:
+            self.filters[name] = entity_filters(entity)
         try:
-            entity_filters(entity).compile(text)
+            self.filters[name].compile(text)
         except FilterError as exc:
             code = {"unknown_field": "rule_unknown_field", "invalid_value": "rule_invalid_value"}.get(
                 exc.code, "rule_expression_invalid"
