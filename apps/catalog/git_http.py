@@ -11,10 +11,11 @@ import gzip
 import io
 import zlib
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from dulwich.protocol import ReceivableProtocol
+from dulwich.protocol import CAPABILITY_FILTER, ReceivableProtocol
 from dulwich.server import DictBackend, UploadPackHandler
 
 from apps.accounts.access import access_denied_record
@@ -83,9 +84,24 @@ def _admitted(request: HttpRequest) -> tuple[TokenPrincipal, dict[str, str]] | H
     return principal, limit_headers
 
 
+class _UploadPack(UploadPackHandler):
+    """dulwich's upload-pack without `filter`: a partial clone (`--filter=blob:none`) would leave
+    out blobs that this stateless server cannot serve afterwards (no `allow-*-sha1-in-want`), and
+    its checkout failed; not advertised, git ignores the filter and clones in full (the history is
+    small: the workspace's manifests)."""
+
+    def capabilities(self) -> list[bytes]:
+        return [capability for capability in super().capabilities() if capability != CAPABILITY_FILTER]
+
+    def set_client_capabilities(self, caps) -> None:
+        # git asks for `filter` all the same (it warns "filtering not recognized by server,
+        # ignoring", then sends no filter): taken as not asked, not refused as unadvertised.
+        super().set_client_capabilities([capability for capability in caps if capability != CAPABILITY_FILTER])
+
+
 def _handler(proto: ReceivableProtocol, *, advertise: bool) -> UploadPackHandler:
     backend = DictBackend({"/": history_build()})
-    return UploadPackHandler(backend, ["/"], proto, stateless_rpc=True, advertise_refs=advertise)
+    return _UploadPack(backend, ["/"], proto, stateless_rpc=True, advertise_refs=advertise)
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -126,7 +142,10 @@ def upload_pack(request: HttpRequest) -> HttpResponse:
     if request.content_type != f"application/x-{SERVICE}-request":
         message = f"Send application/x-{SERVICE}-request."
         return _refuse(request, 415, "unsupported_media_type", message, limit_headers)
-    body = _body(request)
+    try:
+        body = _body(request)
+    except RequestDataTooBig:  # a Content-Length past DATA_UPLOAD_MAX_MEMORY_SIZE: git prints this answer
+        return _refuse(request, 413, "body_too_large", "The request is too large.", limit_headers)
     if request.headers.get("Content-Encoding") == "gzip":
         try:
             body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_REQUEST + 1)

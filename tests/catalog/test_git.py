@@ -218,3 +218,28 @@ def test_an_upload_pack_request_sent_chunked_is_served(published_tenant, live_po
     assert chunked.request.headers.get("transfer-encoding") == "chunked"
     assert chunked.status_code == 200, chunked.text
     assert b"PACK" in chunked.content
+
+
+@pytest.mark.parametrize("option", ["--filter=blob:none", "--filter=tree:0"])
+def test_a_partial_clone_gets_the_whole_history_checked_out(published_tenant, live_port, tmp_path, option):
+    """The server does not offer `filter` (it could not serve the objects a partial clone leaves
+    out): git says it ignores the filter, asks for it all the same, and clones in full."""
+    tenant, token = published_tenant
+    host = f"{tenant.slug}.localhost"
+    url = f"http://git:{token}@{host}:{live_port}/git/foundry.git"
+    result = _clone(url, live_port, host, tmp_path / "partial", option)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "partial" / "domains" / "finance.yaml").read_text() == example("domains/finance.yaml")
+
+
+def test_an_upload_pack_request_past_the_limit_with_a_length_is_the_plain_413_git_prints(acme):
+    from apps.catalog.git_http import MAX_REQUEST
+
+    token = issue(acme, role="viewer", scopes=("read",))
+    client = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = b"0" * (MAX_REQUEST + 10)
+    response = client.post(
+        "/git/foundry.git/git-upload-pack", body, content_type="application/x-git-upload-pack-request"
+    )
+    assert (response.status_code, response["Content-Type"].split(";")[0]) == (413, "text/plain")
+    assert response.content.startswith(b"body_too_large:")
