@@ -175,15 +175,18 @@ def service_token_verify(token: str, *, audience: str, header: dict | None = Non
     return ServicePrincipal(claims)
 
 
-def own_workspace_headers(schema: str, service: str) -> Callable[[str], dict[str, str]]:
+def own_workspace_headers(schema: str, service: str) -> Callable[[str, str], dict[str, str]]:
     """For an agent's http tool: a short-lived, read-only service token on requests to its own
     workspace's host (the platform calling itself), and nothing on any other host — another
-    workspace's included. Asked per hop, so a redirect elsewhere carries no token."""
+    workspace's included — nor over plain http where the platform is served over TLS
+    (FOUNDRY_SSL_REDIRECT). Asked per hop, so a redirect elsewhere carries no token."""
     from django.http.request import split_domain_port
 
     from apps.tenants.routing import route_for_host
 
-    def headers(host_header: str) -> dict[str, str]:
+    def headers(host_header: str, scheme: str = "https") -> dict[str, str]:
+        if scheme != "https" and settings.SECURE_SSL_REDIRECT:
+            return {}
         host = split_domain_port(host_header)[0].lower().rstrip(".")
         route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
         if route is None or route.schema_name != schema:

@@ -320,14 +320,14 @@ def fetch(
     json_body: object = None,
     form_body: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
-    hop_headers: Callable[[str], Mapping[str, str]] | None = None,
+    hop_headers: Callable[[str, str], Mapping[str, str]] | None = None,
     resolver: Resolver = _resolve,
     idempotency_key: str | None = None,
 ) -> FetchResult:
     """One HTTP exchange under `policy`: FetchResult, or FetchError saying what was refused or failed.
 
-    `hop_headers(host_header)`: headers for one hop only, asked again after each redirect (a
-    credential for one host must not follow a redirect to another)."""
+    `hop_headers(host_header, scheme)`: headers for one hop only, asked again after each redirect
+    (a credential for one host must not follow a redirect to another, nor to plain http)."""
     deadline = time.monotonic() + timeout
     current = _url(url)
     if params:
@@ -353,7 +353,7 @@ def fetch(
                     "User-Agent": USER_AGENT,
                     "Accept-Encoding": "gzip, deflate",
                     **extra,
-                    **(hop_headers(hop.host_header) if hop_headers else {}),
+                    **(hop_headers(hop.host_header, current.scheme) if hop_headers else {}),
                 },
                 json=json_body,
                 data=form_body,

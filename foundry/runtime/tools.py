@@ -53,7 +53,7 @@ class ToolOptions:
     subagent: SubagentRunner | None = None
     # Headers an http tool's request gets for a given host (a service token for the workspace's
     # own API: apps.identity.service_tokens.own_workspace_headers); asked per hop.
-    credentials: Callable[[str], Mapping[str, str]] | None = None
+    credentials: Callable[[str, str], Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)

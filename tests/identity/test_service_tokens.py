@@ -79,7 +79,7 @@ def test_the_command_prints_a_token_and_refuses_bad_input(acme):
             call_command("service_token", *bad, stdout=io.StringIO())
 
 
-def test_an_agents_http_tool_gets_a_read_only_token_for_its_own_workspace_only(acme):
+def test_an_agents_http_tool_gets_a_read_only_token_for_its_own_workspace_only(acme, settings):
     from django_tenants.utils import schema_context
 
     from apps.identity.service_tokens import own_workspace_headers
@@ -90,6 +90,12 @@ def test_an_agents_http_tool_gets_a_read_only_token_for_its_own_workspace_only(a
         assert headers("acme.localhost")["Authorization"].startswith("Bearer ")
         for elsewhere in ("globex.localhost", "nope.localhost", "localhost", "example.com", ""):
             assert headers(elsewhere) == {}, elsewhere
+    with schema_context(acme.schema_name):
+        assert headers("acme.localhost", "http")["Authorization"].startswith("Bearer ")  # served over http
+        settings.SECURE_SSL_REDIRECT = True  # served over TLS: never in the clear
+        assert headers("acme.localhost", "http") == {}
+        assert headers("acme.localhost", "https")["Authorization"].startswith("Bearer ")
+        settings.SECURE_SSL_REDIRECT = False
     client = api(acme, own["Authorization"].removeprefix("Bearer "))
     assert client.get("/api/v1/members").status_code == 200
     assert client.post("/api/v1/domains", {}, content_type="application/json").status_code == 403

@@ -285,7 +285,7 @@ def test_per_hop_headers_are_asked_again_after_a_redirect(server, other_server):
     server.routes["/go"] = reply(302, headers={"Location": f"{other_server.origin}/landing"})
     policy = NetworkPolicy(allow_private=True)
 
-    def headers(host_header: str) -> dict:
+    def headers(host_header: str, scheme: str) -> dict:
         return {"Authorization": "Bearer for-the-first-host"} if host_header.startswith("127.0.0.1") else {}
 
     result = fetch(
