@@ -76,7 +76,8 @@ AGENT_PATHS = [
 def test_globex_agent_and_domain_names_are_404_on_acme(acme, globex, gworld, method, path):
     before = snapshot(globex)
     client = api(acme, issue(acme, role="owner"))
-    response = client.generic(method, path, json.dumps({"version": 1}), content_type="application/json")
+    body = {"domain_version": 1} if path.endswith("/migrate") else {"version": 1}  # a valid body for each
+    response = client.generic(method, path, json.dumps(body), content_type="application/json")
     assert response.status_code == 404, (method, path, response.content)
     assert response.json()["error"]["code"] in ("agent_not_found", "domain_not_found", "not_found")
     assert b"gledger" not in response.content or b"There is no" in response.content
