@@ -25,6 +25,7 @@ CERT_NAME = "celery-signing.crt"
 # Celery verifies RSA signatures only (PSS padding).
 KEY_SIZE = 3072
 VALID_DAYS = 3650
+MAX_DAYS = 36_500
 
 
 class SigningKeyError(Exception):
@@ -46,6 +47,8 @@ def signing_keys_create(directory: str | Path, *, days: int = VALID_DAYS) -> Sig
     Safe when several processes call it at once (pytest-xdist workers): one creates, the others
     wait for it and use the same pair.
     """
+    if not 1 <= days <= MAX_DAYS:
+        raise SigningKeyError(f"A certificate lives 1 to {MAX_DAYS} days, not {days}.")
     directory = Path(directory).resolve()
     files = SigningFiles(key=directory / KEY_NAME, cert=directory / CERT_NAME)
     if files.key.exists() and files.cert.exists():

@@ -8,5 +8,8 @@ def tenant_list() -> QuerySet[Tenant]:
 
 
 def tenant_get(*, slug: str) -> Tenant:
-    """Raises Tenant.DoesNotExist."""
+    """Raises Tenant.DoesNotExist — also for text no slug holds (slugs are ASCII: a stray byte of
+    a shell that is not UTF-8 arrives as a lone surrogate, which no query can carry)."""
+    if not slug.isascii() or "\x00" in slug:
+        raise Tenant.DoesNotExist(f"No tenant has the slug {slug!r}.")
     return tenant_list().get(slug=slug)

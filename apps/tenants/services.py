@@ -100,7 +100,8 @@ def tenant_name_problem(name: str) -> ValidationError | None:
         return ValidationError("A name is required.", code="name_required")
     if len(name) > 200:
         return ValidationError("A name has at most 200 characters.", code="name_too_long")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):  # C0, DEL, C1, invisible, breaks
+    # C0, DEL, C1, invisible, line breaks; lone surrogates (a stray byte of a shell not in UTF-8)
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in name):
         return ValidationError("A name cannot contain control characters.", code="name_invalid")
     return None
 

@@ -26,6 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://{domain}:8000/", help="Used to print the invitation link.")
 
     def handle(self, *args, slug, name, owner_email, owner_password, plan, base_url, **options):
+        try:  # before anything is created: the link is printed once the workspace exists
+            base_url.format(domain="example.invalid")
+        except (KeyError, IndexError, AttributeError, ValueError):
+            raise CommandError(f"--base-url {base_url!r}: only {{domain}} may stand in braces.") from None
         try:
             with history_actor("cli:create_tenant"):
                 result = tenant_provision(
