@@ -178,16 +178,18 @@ def service_token_verify(token: str, *, audience: str, header: dict | None = Non
 def own_workspace_headers(schema: str, service: str) -> Callable[[str, str], dict[str, str]]:
     """For an agent's http tool: a short-lived, read-only service token on requests to its own
     workspace's host (the platform calling itself), and nothing on any other host — another
-    workspace's included — nor over plain http where the platform is served over TLS
-    (FOUNDRY_SSL_REDIRECT). Asked per hop, so a redirect elsewhere carries no token."""
+    workspace's included — nor, where the platform is served over TLS (FOUNDRY_SSL_REDIRECT), over
+    plain http or to another port of that host. Asked per hop, so a redirect elsewhere carries no
+    token."""
     from django.http.request import split_domain_port
 
     from apps.tenants.routing import route_for_host
 
     def headers(host_header: str, scheme: str = "https") -> dict[str, str]:
-        if scheme != "https" and settings.SECURE_SSL_REDIRECT:
-            return {}
-        host = split_domain_port(host_header)[0].lower().rstrip(".")
+        host, port = split_domain_port(host_header)
+        if settings.SECURE_SSL_REDIRECT and (scheme != "https" or port not in ("", "443")):
+            return {}  # served over TLS: only https, on the port the platform answers on
+        host = host.lower().rstrip(".")
         route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
         if route is None or route.schema_name != schema:
             return {}

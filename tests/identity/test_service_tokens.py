@@ -95,6 +95,8 @@ def test_an_agents_http_tool_gets_a_read_only_token_for_its_own_workspace_only(a
         settings.SECURE_SSL_REDIRECT = True  # served over TLS: never in the clear
         assert headers("acme.localhost", "http") == {}
         assert headers("acme.localhost", "https")["Authorization"].startswith("Bearer ")
+        assert headers("acme.localhost:443", "https")["Authorization"].startswith("Bearer ")
+        assert headers("acme.localhost:8443", "https") == {}  # another service of that host
         settings.SECURE_SSL_REDIRECT = False
     client = api(acme, own["Authorization"].removeprefix("Bearer "))
     assert client.get("/api/v1/members").status_code == 200
