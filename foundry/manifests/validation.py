@@ -43,9 +43,38 @@ def schema(kind: str) -> dict:
     return json.loads(resources.files("foundry.manifests").joinpath(f"schemas/{kind}.json").read_text())
 
 
+WHOLE = "x-foundry-whole-number"  # the validator's own keyword, beside every `"type": "integer"`
+
+
+class _WholeNumber:
+    """JSON Schema takes 7.0 for an integer; a manifest's integers are written 7: a float is kept
+    as one (jsonb keeps `1000.0`) and reaches where an integer is taken (a provider's
+    `max_tokens`, a domain pin)."""
+
+    def __init__(self, parent_schema, value, schema_path):
+        pass
+
+    def validate(self, instance):
+        if isinstance(instance, float) and instance.is_integer():
+            raise ValueError(f"A whole number: write {int(instance)}")
+
+
+def _marked(node):
+    """The schema with WHOLE next to each integer type, so the validator reports whole floats."""
+    if isinstance(node, list):
+        return [_marked(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    marked = {key: _marked(value) for key, value in node.items()}
+    types = node.get("type")
+    if types == "integer" or (isinstance(types, list) and "integer" in types):
+        marked[WHOLE] = True
+    return marked
+
+
 @cache
 def _validator(kind: str):
-    return jsonschema_rs.validator_for(schema(kind))
+    return jsonschema_rs.validator_for(_marked(schema(kind)), keywords={WHOLE: _WholeNumber})
 
 
 def canonical(data) -> str:
@@ -152,6 +181,7 @@ _SCHEMA_CODES = {
     "UniqueItems": "schema_duplicate_items",
     "FalseSchema": "schema_not_allowed",
     "PropertyNames": "schema_property_name",
+    "Custom": "schema_type",  # _WholeNumber's, the only custom keyword
 }
 
 
@@ -446,14 +476,6 @@ class _AgentChecks(_Checks):
 
     def pinned_entities(self, pin: dict) -> dict | None:
         name, version = pin.get("name"), pin.get("version")
-        if isinstance(version, float) and version.is_integer():
-            # JSON Schema takes 7.0 for an integer; the catalog's numbers are written 7.
-            self.add(
-                "schema_type",
-                f"A domain version is a whole number: write {int(version)}.",
-                ("spec", "domain", "version"),
-            )
-            return None
         if self.domains is None or not isinstance(name, str) or type(version) is not int:
             return None
         found = self.domains(name, version)

@@ -1,6 +1,8 @@
 """Validation of Domain and Agent documents: every schema and semantic problem, with its exact
 code, line and column, and all of a document's problems reported in one pass."""
 
+import json
+
 import jsonschema_rs
 import pytest
 
@@ -168,6 +170,27 @@ def test_schema_unknown_property_at_each_unknown_key():
 
 def test_schema_type():
     assert agent("max_steps: 10", "max_steps: ten") == [("schema_type", 31, 16)]
+
+
+@pytest.mark.parametrize("spelling", ["10.0", "1.0e+1"])
+def test_an_integer_written_as_a_whole_float_is_refused_where_it_stands(spelling):
+    """JSON Schema takes 10.0 for an integer; stored, it stays a float (jsonb keeps `10.0`) and
+    reaches a provider's `max_tokens` or a run's limits as one."""
+    result = validate(edit(AGENT, "max_steps: 10", f"max_steps: {spelling}"), domains=resolver)
+    assert found(result) == [("schema_type", 31, 16)]
+    assert result.problems[0].message == "A whole number: write 10 (at /spec/limits/max_steps)"
+    assert agent("max_steps: 10", "max_steps: 10.5") == [("schema_type", 31, 16)]  # as before
+
+
+def test_a_whole_float_domain_pin_is_one_problem_at_the_pin():
+    result = validate(edit(AGENT, "version: 1", "version: 1.0"), domains=resolver)
+    assert [(p.code, p.path, p.message) for p in result.problems] == [
+        ("schema_type", "/spec/domain/version", "A whole number: write 1 (at /spec/domain/version)")
+    ]
+
+
+def test_the_published_schema_is_left_as_written():
+    assert validation_module.WHOLE not in json.dumps(validation_module.schema("agent"))
 
 
 def test_schema_enum():
