@@ -169,6 +169,11 @@ def _checkpoints_delete(email: str) -> int:
     return len(finished)
 
 
+def _owner_erasable(actor, member: User, member_acting: bool) -> None:
+    if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
+        raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
+
+
 def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
     """Erase a person's personal data from the workspace the connection is on (see the module
     docstring). The person need not be a member any more. `actor`: who asks — a member, an API
@@ -187,8 +192,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     if member is not None:
         if member_acting and member.pk == acting_member_id(actor):  # an API token acts as its issuer
             raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
-        if member.role == Role.OWNER and member_acting and not actor.has_permission(Permission.OWNERS_MANAGE):
-            raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
+        _owner_erasable(actor, member, member_acting)
 
     pseudo_email, pseudo_name = _pseudonym(email, actor_id)
     replacements = [(_email_pattern(email), pseudo_email)]
@@ -197,6 +201,11 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     with pseudonymising():
         if member is not None:
             owners_hold()
+            # Read again, locked: made an owner since (by an owner, meanwhile), the checks of an
+            # owner's erasure apply; removed since, there is no member left to remove.
+            member = User.objects.select_for_update().filter(pk=member.pk).first()
+        if member is not None:
+            _owner_erasable(actor, member, member_acting)
             owner_kept(member)
             erased.sessions = _sessions_delete(member.pk)
             token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)

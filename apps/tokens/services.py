@@ -262,5 +262,8 @@ def token_revoke_issued_by(
         token.revoked_at, token.revoked_reason = now, reason
         token.save(update_fields=["revoked_at", "revoked_reason"])  # saved one by one: history records each
         audit_record(action="token.revoked", actor=actor, target=token, data={"reason": reason}, request=request)
-        _offspring_revoke(actor, token, request)  # a revoked token's offspring go with it, however revoked
+    # Then their offspring, however revoked — once all of them are: a token one of the member's
+    # tokens minted is the member's too (doomed, revoked above, once), not offspring revoked again.
+    for token in doomed:
+        _offspring_revoke(actor, token, request)
     return doomed

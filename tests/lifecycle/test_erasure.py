@@ -196,3 +196,23 @@ def test_the_command_erases_and_names_a_bad_slug(traced):
         call_command("erase_member", "no-such-slug", email_of(traced))
     with pytest.raises(CommandError, match="No one"):
         call_command("erase_member", traced.slug, email_of(traced))
+
+
+def test_a_member_made_an_owner_while_an_admin_erases_them_is_an_owners_erasure(acme, monkeypatch):
+    """The member is read again, locked, once the owners are held: an owner promoting them in the
+    meantime (here, just before the lock) makes theirs an owner's erasure, refused to an admin."""
+    from apps.lifecycle import erasure
+
+    with schema_context("acme"):
+        User.objects.create_user("rising@acme.test", PASSWORD, role=Role.DEVELOPER)
+        admin = tenant_user(acme, "admin@acme.test")
+        held = erasure.owners_hold
+
+        def promoted_meanwhile():
+            User.objects.filter(email="rising@acme.test").update(role=Role.OWNER)
+            held()
+
+        monkeypatch.setattr(erasure, "owners_hold", promoted_meanwhile)
+        with pytest.raises(PermissionDenied):
+            member_erase(actor=admin, email="rising@acme.test")
+        assert User.objects.filter(email="rising@acme.test").exists()  # (the promotion here rolled back with it)
