@@ -9,6 +9,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache, partial
 
 from django.db.models import F, Q, Value
@@ -16,7 +17,7 @@ from django.db.models.fields.json import HasKey, KeyTextTransform
 from django.db.models.lookups import Exact
 
 from foundry.filtering.errors import FilterError
-from foundry.filtering.fields import Field, ListField, MapField, StringField
+from foundry.filtering.fields import Field, ListField, MapField, StringField, TimestampField
 from foundry.filtering.parser import And, Call, Composite, Literal, Member, Not, Or, Restriction, parse
 
 Predicate = Callable[[Mapping], bool]
@@ -50,6 +51,17 @@ def _present(value) -> bool:
     if isinstance(value, str | list | tuple | dict):
         return len(value) > 0
     return True
+
+
+def _joined(arg: Member) -> Literal:
+    """A value written with dots (`gpt-4.1-*`, `*@acme.test`) is one literal, its parts' wildcards kept."""
+    if len(arg.parts) == 1:
+        return arg.parts[0]
+    stars, offset = [], 0
+    for part in arg.parts:
+        stars.extend(offset + star for star in part.stars)
+        offset += len(part.text) + 1
+    return Literal(arg.path, False, arg.pos, tuple(stars))
 
 
 def _wildcard(literal: Literal) -> tuple[str, Callable[[str], bool]] | None:
@@ -193,7 +205,7 @@ class FilterSpec:
     # --- comparisons -----------------------------------------------------------------------
     def _compare(self, name: str, field: Field, key: str | None, op: str, arg: Member, pos: int) -> tuple[Q, Predicate]:
         lookup, path = self._columns[name]
-        literal = arg.parts[0] if len(arg.parts) == 1 else Literal(arg.path, False, arg.pos)
+        literal = _joined(arg)
         if isinstance(field, MapField):
             return self._map(lookup, path, key, op, literal, pos)
         if op == ":" and literal.text == "*" and not literal.quoted:
@@ -213,6 +225,8 @@ class FilterSpec:
                 def p(r):
                     v = _dig(r, path)
                     return isinstance(v, str) and matches(v)
+            elif isinstance(field, TimestampField) and field.between(literal):
+                q, p = Q(pk__in=[]), (lambda r: False)  # an instant no time kept (to the microsecond) is
             else:
                 value = field.coerce(literal)
                 q = Q((lookup, value))
@@ -222,6 +236,8 @@ class FilterSpec:
 
             return (q, p) if op != "!=" else (~q, lambda r: not p(r))
         value = field.coerce(literal)
+        if isinstance(field, TimestampField) and field.between(literal) and op in ("<", ">="):
+            value += timedelta(microseconds=1)  # coerce cut it to the microsecond before it
         compare = _COMPARE[op]
 
         def ordered(r):

@@ -87,11 +87,18 @@ class TimestampField(Field):
         text = literal.text
         if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)", text):
             raise _mismatch(literal, 'an RFC 3339 timestamp such as "2026-01-31T12:00:00Z"')
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("z", "Z").replace("t", "T")
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("z", "Z").replace("t", "T")  # see between()
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
         except (ValueError, OverflowError):  # OverflowError: beyond years 1-9999 once in UTC
             raise _mismatch(literal, "a valid date and time") from None
+
+    @staticmethod
+    def between(literal: Literal) -> bool:
+        """Whether the time written falls between two microseconds (`.0000001`): `coerce` gives
+        the microsecond before it, which a comparison must take into account."""
+        digits = re.search(r"\.\d{6}(\d+)", literal.text)
+        return digits is not None and digits.group(1).strip("0") != ""
 
 
 @dataclass(frozen=True)
