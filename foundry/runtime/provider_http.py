@@ -23,6 +23,7 @@ Failures become `ProviderError` with a stable code; a message quotes at most a s
 part of what the endpoint said, never the key.
 """
 
+import codecs
 import ipaddress
 import json
 import math
@@ -167,6 +168,24 @@ def _too_large(limit: int) -> ProviderError:
     return ProviderError("provider_response_too_large", f"The endpoint's response is larger than {limit:,} bytes.")
 
 
+def _decodable(charset: str) -> bool:
+    """Whether text in `charset` can be read as httpx reads it (its decoder, errors="replace"):
+    Python knows codecs that are no text encoding (rot13, base64: TypeError, AssertionError) or
+    refuse "replace" (idna, undefined: UnicodeError). A name it does not know is fine: httpx then
+    falls back to its default."""
+    try:
+        info = codecs.lookup(charset)
+    except LookupError:
+        return True
+    if not getattr(info, "_is_text_encoding", True):
+        return False
+    try:
+        codecs.getincrementaldecoder(charset)(errors="replace").decode(b"\xff\xfe{}", final=True)
+    except (ValueError, TypeError, AssertionError, LookupError):  # UnicodeError is a ValueError
+        return False
+    return True
+
+
 class GuardedTransport(httpx2.BaseTransport):
     """Checks and pins the address of every request, and bounds its response (module docstring)."""
 
@@ -212,6 +231,9 @@ class GuardedTransport(httpx2.BaseTransport):
             response.close()
             raise Refused(refusal)
         response.stream = _BoundedStream(response.stream, self.policy.max_response_bytes, deadline)
+        charset = response.charset_encoding
+        if charset is not None and not _decodable(charset):
+            response.encoding = "utf-8"  # the SDKs read an error answer's text in the charset it names
         return response
 
     def _checked_address(self, host: str, port: int, deadline: float):
