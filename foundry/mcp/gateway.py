@@ -35,7 +35,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import id_invalid
+from foundry.mcp.jsonrpc import id_invalid, surrogate_found
 from foundry.metrics import rate_limited
 from foundry.telemetry import tenant_bound
 
@@ -54,6 +54,15 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, message: str, challenge: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.challenge = status, code, message, challenge
+
+
+async def _jsonrpc_refuse(send, request_id, message: str, headers: list) -> None:
+    """A JSON-RPC error (-32602) for a message the gateway refuses before the SDK reads it."""
+    error = {"code": INVALID_PARAMS, "message": message}
+    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": start + headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def caller_resolve(scope) -> dict:
@@ -153,10 +162,11 @@ def _admit(resolved: dict, write: bool):
 
 
 def _resolve_and_admit(scope, raw: bytes | None):
-    """Who is calling (refused before its body is parsed), what it asks, and whether its rate allows it."""
+    """Who is calling (refused before its body is parsed), what it asks, whether its rate allows
+    it, and whether the message holds a lone surrogate (the SDK cannot parse it)."""
     resolved = caller_resolve(scope)
     write, payload = _classified(raw)
-    return resolved, _admit(resolved, write), payload
+    return resolved, _admit(resolved, write), payload, surrogate_found(payload)
 
 
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -232,7 +242,9 @@ class McpGateway:
         receive, raw = await _body_peek(receive)
         try:
             # One trip to a worker thread: who is calling, what it asks, whether their rate allows it.
-            resolved, decision, payload = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(scope, raw)
+            resolved, decision, payload, surrogate = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(
+                scope, raw
+            )
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await _reply(send, refused.status, refused.code, refused.message, headers)
@@ -251,11 +263,13 @@ class McpGateway:
             await send(message)
 
         if id_invalid(payload):
-            error = {"code": INVALID_PARAMS, "message": "Invalid request: an id is a string or an integer."}
-            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 400, "headers": headers + limit_headers})
-            return await send({"type": "http.response.body", "body": body})
+            message = "Invalid request: an id is a string or an integer."
+            return await _jsonrpc_refuse(send, None, message, limit_headers)
+        if surrogate:
+            message = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
+            return await _jsonrpc_refuse(
+                send, payload.get("id") if isinstance(payload, dict) else None, message, limit_headers
+            )
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant

@@ -1,6 +1,10 @@
 """JSON-RPC rules both MCP entry points apply before the SDK sees a message (no Django here:
 `forge mcp` imports it)."""
 
+import re
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def id_invalid(payload: object) -> bool:
     """A message whose `id` is neither a string nor an integer (null, a fraction, a boolean):
@@ -10,3 +14,22 @@ def id_invalid(payload: object) -> bool:
         return False
     value = payload["id"]
     return not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)))
+
+
+def surrogate_found(value: object) -> bool:
+    """Whether a lone surrogate (`"\\ud800"` unpaired) is anywhere in a parsed message: Python's
+    parser takes one, the SDK's refuses the whole message as unparsable (-32700, "unexpected end
+    of hex escape"), so the gateway names it instead, as the API does (`json_text_invalid`).
+    Walked without recursion: a message may be nested as deep as the parser allowed."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -71,11 +71,13 @@ def _integral(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-# The integers a tool takes: exactly what an input schema's "type": "integer" accepts.
+# The integers a tool takes: exactly what an input schema's "type": "integer" accepts. Placed after
+# Field(ge=..., le=...) in an Annotated: before it, the schema carries pydantic's ge/le instead of
+# JSON Schema's minimum/maximum.
 Integral = BeforeValidator(_integral)
 
 RunId = Annotated[uuid.UUID, Field(description="The run's id.")]
-PageSize = Annotated[int, Strict(), Integral, Field(ge=1, le=1000, description="Items per page.")]
+PageSize = Annotated[int, Strict(), Field(ge=1, le=1000, description="Items per page."), Integral]
 PageToken = Annotated[str, Field(max_length=2000, description="next_page_token of the previous page.")]
 
 
@@ -283,7 +285,7 @@ async def deploy_agent(
     ctx: Context,
     name: Name,
     version: Annotated[
-        int, Strict(), Integral, Field(ge=1, le=2**31 - 1, description="The version number to make live.")
+        int, Strict(), Field(ge=1, le=2**31 - 1, description="The version number to make live."), Integral
     ],
 ) -> DeploymentInfo:
     def work(principal, request):
@@ -383,13 +385,13 @@ Comment = Annotated[str, Field(max_length=MAX_COMMENT_CHARS, description="Why; k
 Step = Annotated[
     int | None,
     Strict(),
-    Integral,
     Field(
         ge=1,
         le=2**31 - 1,
         description="The step (tool call) you reviewed: pending_approval.step. If the run now waits at "
         "another step, the decision is refused (approval_stale).",
     ),
+    Integral,  # after Field: its bounds are then published as minimum/maximum, not pydantic's ge/le
 ]
 
 
@@ -463,7 +465,7 @@ async def query_dis(
     ctx: Context,
     domain: Annotated[str, Field(min_length=1, max_length=63, description="The domain's name.")],
     version: Annotated[
-        int | None, Strict(), Integral, Field(ge=1, le=2**31 - 1, description="Default: the latest.")
+        int | None, Strict(), Field(ge=1, le=2**31 - 1, description="Default: the latest."), Integral
     ] = None,
     entity: Annotated[str | None, Field(min_length=1, max_length=63, description="Only this entity.")] = None,
 ) -> DomainDetail:

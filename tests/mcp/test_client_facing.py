@@ -1,0 +1,79 @@
+"""Two things a client sees of /mcp: integer arguments' bounds, published as JSON Schema's
+minimum/maximum (not pydantic's ge/le, which no client reads), and a lone surrogate in a message,
+refused as `json_text_invalid` (not as the SDK's "unexpected end of hex escape" parse error)."""
+
+import json
+
+import pytest
+
+from tests.mcp.conftest import mcp_client, workspace_make
+from tests.mcp.test_protocol import raw
+from tests.runs.conftest import FINANCE, TRIAGE
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def ws(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        return workspace_make(FINANCE, TRIAGE)
+
+
+# (tool, argument, minimum, maximum) — docs/mcp.md: "Every tool has a typed input schema (bounds
+# included)"; page_size 1 to 1000, versions and steps 1..2**31-1.
+BOUNDED_INTEGERS = [
+    ("list_agents", "page_size", 1, 1000),
+    ("list_runs", "page_size", 1, 1000),
+    ("deploy_agent", "version", 1, 2**31 - 1),
+    ("query_dis", "version", 1, 2**31 - 1),
+    ("approve_run", "step", 1, 2**31 - 1),
+    ("reject_run", "step", 1, 2**31 - 1),
+]
+
+
+async def test_integer_bounds_are_published_as_json_schema_minimum_and_maximum(mcp_port, ws):
+    """docs/mcp.md: every tool has a typed input schema, bounds included."""
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    wrong = {}
+    for tool, argument, low, high in BOUNDED_INTEGERS:
+        schema = tools[tool].input_schema["properties"][argument]
+        integer = next((s for s in schema.get("anyOf", [schema]) if s.get("type") == "integer"), {})
+        bounds = (integer.get("minimum", schema.get("minimum")), integer.get("maximum", schema.get("maximum")))
+        if bounds != (low, high) or "ge" in schema or "le" in schema:
+            wrong[f"{tool}.{argument}"] = schema
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "get_agent", "arguments": {"name": "invoice\ud800triage"}},
+        {"name": "get_agent", "arguments": {"name\udfff": "invoice-triage"}},  # in a key
+        {"name": "get_agent\ud800", "arguments": {}},
+    ],
+)
+def test_a_lone_surrogate_in_a_message_is_json_text_invalid_before_any_tool_runs(mcp_port, ws, params):
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params})
+    response = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"})
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    assert answer["id"] == 7 and answer["error"]["code"] == -32602
+    assert answer["error"]["message"].startswith("json_text_invalid: ")
+
+
+def test_a_nul_in_an_argument_is_still_the_tools_json_text_invalid(mcp_port, ws):
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "get_agent", "arguments": {"name": "a\u0000b"}},
+        }
+    )
+    response = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"})
+    assert response.status_code == 200, response.text
+    data = next(line[5:] for line in response.text.splitlines() if line.startswith("data:"))
+    result = json.loads(data)["result"]
+    assert result["isError"] is True
+    assert "json_text_invalid" in result["content"][0]["text"]
