@@ -137,7 +137,9 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
                 "An export of this workspace is already under way; wait for it to finish.",
                 status=409,
             )
-        _fail(active, "export_lost", "The export stopped before it finished (its worker was lost). Start another.")
+        _export_failed(
+            active, None, "export_lost", "The export stopped before it finished (its worker was lost). Start another."
+        )
     export = Export.objects.create(created_by=_created_by(actor))
     audit_record(action="export.started", actor=actor, target=export, request=request)
     from apps.lifecycle.tasks import export_tenant

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_redis import get_redis_connection
@@ -25,6 +25,7 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from redis.exceptions import LockError, RedisError
 
+from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import day_bounds, rollup_days
@@ -176,37 +177,54 @@ def retention_apply(
         sweep = _Sweep(tenant, now=now, dry_run=dry_run, batch_size=batch_size)
         counts = dict.fromkeys(KINDS, 0)
         skipped: list[str] = []
-        if policy.runs_days is not None:
-            counts["runs"] = sweep.runs(now - timedelta(days=policy.runs_days))
-        if policy.checkpoints_days is not None:
-            counts["checkpoints"] = sweep.checkpoints(now - timedelta(days=policy.checkpoints_days))
-        if policy.usage_detail_days is not None:
-            counts["usage_detail"] = sweep.usage_detail(now - timedelta(days=policy.usage_detail_days))
-        if policy.traces_days is not None:
-            counts["traces"] = sweep.traces(now - timedelta(days=policy.traces_days))
-        if policy.exports_days is not None:
-            counts["exports"] = sweep.exports(now - timedelta(days=policy.exports_days))
-        if not policy.audit_legal_hold and policy.audit_days is not None:
-            pruned = sweep.audit(now - timedelta(days=policy.audit_days))
-            if pruned is None:
-                skipped.append("audit")
-            else:
-                counts["audit"] = pruned
-        with transaction.atomic():
-            audit_record(
-                action="retention.applied",
-                actor=actor,
-                target=policy,
-                data={
-                    "counts": counts,
-                    "dry_run": dry_run,
-                    "as_of": now.astimezone(UTC).isoformat(),
-                    "policy": retention_policy_dict(policy),
-                    **({"skipped": skipped} if skipped else {}),
-                },
-                request=request,
-            )
+        days = {
+            "runs": policy.runs_days,
+            "checkpoints": policy.checkpoints_days,
+            "usage_detail": policy.usage_detail_days,
+            "traces": policy.traces_days,
+            "exports": policy.exports_days,
+            "audit": None if policy.audit_legal_hold else policy.audit_days,
+        }
+        kind = None
+        try:
+            for kind in KINDS:
+                if days[kind] is None:
+                    continue
+                went = getattr(sweep, kind)(now - timedelta(days=days[kind]))
+                if went is None:  # audit: no signed checkpoint to prune up to
+                    skipped.append(kind)
+                else:
+                    counts[kind] = went
+        except Exception as exc:
+            # Each batch commits on its own: what went before the failure is gone, and recorded
+            # (the failing kind's own batches are not counted). Then the failure goes on up.
+            failure = {"failed": kind, "error": type(exc).__name__}
+            with contextlib.suppress(DatabaseError):
+                _applied(policy, counts, skipped, now=now, dry_run=dry_run, actor=actor, request=request, **failure)
+            raise
+        _applied(policy, counts, skipped, now=now, dry_run=dry_run, actor=actor, request=request)
     return counts
+
+
+def _applied(policy, counts: dict, skipped: list, *, now: datetime, dry_run: bool, actor, request, **failure) -> None:
+    """The pass's `retention.applied` event; given `failure` (the kind it stopped at, the error's
+    class), with the outcome failure and the counts of the kinds done before."""
+    with transaction.atomic():
+        audit_record(
+            action="retention.applied",
+            actor=actor,
+            target=policy,
+            data={
+                "counts": counts,
+                "dry_run": dry_run,
+                "as_of": now.astimezone(UTC).isoformat(),
+                "policy": retention_policy_dict(policy),
+                **({"skipped": skipped} if skipped else {}),
+                **failure,
+            },
+            outcome=Outcome.FAILURE if failure else Outcome.SUCCESS,
+            request=request,
+        )
 
 
 class _Sweep:
