@@ -38,22 +38,28 @@ mcp_application = McpGateway(_mcp_app)
 if telemetry_enabled():
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-    _QUERY = "foundry.query_string"
+    _HIDDEN = "foundry.hidden"  # (query string, headers) as the request came
 
     def _query_restored(app):
         async def restored(scope, receive, send):
-            query = scope.get(_QUERY, b"")
-            return await app({**{k: v for k, v in scope.items() if k != _QUERY}, "query_string": query}, receive, send)
+            query, headers = scope[_HIDDEN]
+            rest = {k: v for k, v in scope.items() if k != _HIDDEN}
+            return await app({**rest, "query_string": query, "headers": headers}, receive, send)
 
         return restored
 
     def _query_hidden(app):
         """The ASGI instrumentation puts the whole URL on the span, query included (a client's
-        `?access_token=`, an address); Django's server spans carry no query (foundry/telemetry.py):
-        it sees the request without one, and the app below gets it back."""
+        `?access_token=`, an address), and takes the caller's `baggage` into the request's
+        context, where this process's outgoing calls (a run's model and tool calls, sinks) would
+        carry it on. Django's server spans do neither (foundry/telemetry.py): it sees the request
+        without them, and the app below gets them back."""
 
         async def hidden(scope, receive, send):
-            return await app({**scope, "query_string": b"", _QUERY: scope.get("query_string", b"")}, receive, send)
+            headers = scope.get("headers", [])
+            seen = [(name, value) for name, value in headers if name.lower() != b"baggage"]
+            original = (scope.get("query_string", b""), headers)
+            return await app({**scope, "query_string": b"", "headers": seen, _HIDDEN: original}, receive, send)
 
         return hidden
 

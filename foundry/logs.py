@@ -29,10 +29,16 @@ _SECRET_PATHS = re.compile(r"^(/invite/[^/]+/)[^/]+")
 _SECRET_IN_TEXT = re.compile(r"(/invite/[^/\s]+/)[^/\s]+")  # the same, anywhere in a message
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def path_for_logs(path: str) -> str:
     """A request's path as log lines show it: an invitation link's token replaced by `…` (the
-    query string, which may hold an SSO callback's code, is never logged at all)."""
-    return _SECRET_PATHS.sub(r"\1…", path or "")
+    query string, which may hold an SSO callback's code, is never logged at all), and control
+    characters escaped (`%0A` in a path wrote a second, forged line in text logs; `\\x1b` moved
+    the terminal's cursor)."""
+    path = _SECRET_PATHS.sub(r"\1…", path or "")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 class LogContextFilter(logging.Filter):
