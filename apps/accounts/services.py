@@ -37,6 +37,8 @@ def email_clean(email: str) -> str:
     mailbox. Decomposed accents (u + U+0308) are composed first (NFC): the same address."""
     email = email.strip()
     folds = any(not char.isascii() and char.lower().isascii() for char in email)
+    # A lone surrogate (a non-UTF-8 byte in a command's argument) is no character of an address.
+    folds = folds or any("\ud800" <= char <= "\udfff" for char in email)
     email = unicodedata.normalize("NFC", email)  # one spelling of é, composed or not
     folds = folds or unicodedata.normalize("NFKC", email) != email
     email = email.lower()

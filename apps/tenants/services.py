@@ -159,8 +159,8 @@ def tenant_provision(
     invitation link (apps.accounts.services.member_invite_url), issued now (`invited_at`).
     """
     slug = slug.strip()
-    owner_email = owner_email.strip().lower()
     _provision_inputs_validate(slug=slug, name=name, plan=plan, owner_email=owner_email, owner_password=owner_password)
+    owner_email = email_clean(owner_email)  # as member_add stores it (lowered before the check, K passed as k)
     connection.set_schema_to_public()
     try:
         with transaction.atomic():
