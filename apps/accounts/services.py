@@ -151,8 +151,13 @@ def _break_glass_owner(member: User) -> bool:
 
 def _owners_remaining_without(user: User) -> int:
     """The other active owners who have joined (User.has_joined, in SQL: a usable password, or a
-    sign-in already made, as single sign-on members have no password)."""
+    sign-in already made, as single sign-on members have no password) and can sign in now: with
+    no single sign-on configured, only those with a password."""
+    from apps.identity.models import SsoConfiguration
+
     owners = User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk)
+    if not SsoConfiguration.objects.exists():
+        return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX).count()
     return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX, last_login__isnull=True).count()
 
 
@@ -165,6 +170,8 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
     except ValidationError as e:
         errors["email"] = e
     else:
+        with connection.cursor() as cursor:  # a first SSO sign-in of the same address waits, then links this member
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sso.email:{email}"])
         if User.objects.filter(email=email).exists():
             errors["email"] = ValidationError("That person is already a member.", code="member_exists")
     if role not in Role.values:

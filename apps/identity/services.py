@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
+from apps.accounts.services import owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
@@ -280,6 +281,17 @@ def _forget_recent() -> None:
     sso_config_forget()
 
 
+def _config_locked() -> SsoConfiguration | None:
+    """The configuration, with everything its checks read held to the transaction's end: the
+    workspace's owners (the break-glass owner, the owners with a password), whom removing,
+    demoting or erasing one also holds first (owners_hold), and the configuration itself, even
+    before it exists (a lock on this workspace's name): two first saves take turns."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sso.config:{connection.schema_name}"])
+    owners_hold()
+    return SsoConfiguration.objects.select_for_update().filter(pk=1).first()
+
+
 @transaction.atomic
 def sso_configure(
     *,
@@ -313,7 +325,7 @@ def sso_configure(
         "break_glass_email": (break_glass_email or "").strip().lower(),
     }
     client_secret = client_secret.strip() if isinstance(client_secret, str) else None
-    config = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
+    config = _config_locked()
     _validate(fields, client_secret, creating=config is None)
     if config is not None and client_secret is None:
         moved = [n for n in ("issuer", "client_id") if getattr(config, n) != fields[n]]
@@ -363,7 +375,7 @@ def sso_configure(
 def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     """Forget the workspace's SSO configuration (ServiceError `sso_not_configured` if there is none)."""
     _check_actor(actor)
-    config = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
+    config = _config_locked()
     if config is None:
         raise ServiceError("sso_not_configured", "Single sign-on is not configured.", status=404)
     if not _password_owners():

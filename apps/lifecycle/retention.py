@@ -364,11 +364,17 @@ class _Sweep:
             from apps.audit.services import audit_prune
         except ImportError:
             return None
-        if not self.dry_run:
-            return audit_prune(tenant_id=self.tenant.pk, before=before)
         with transaction.atomic():
+            # The policy as it is now, locked to the prune's end: a legal hold (or a longer
+            # period) saved while the earlier kinds were swept applies, and one saved meanwhile
+            # waits for the prune (retention_policy_set locks the same row).
+            policy = RetentionPolicy.objects.select_for_update().get(pk=1)
+            if policy.audit_legal_hold or policy.audit_days is None:
+                return 0
+            before = min(before, self.now - timedelta(days=policy.audit_days))
             pruned = audit_prune(tenant_id=self.tenant.pk, before=before)
-            transaction.set_rollback(True)
+            if self.dry_run:
+                transaction.set_rollback(True)
         return pruned
 
 

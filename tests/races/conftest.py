@@ -10,6 +10,8 @@ import threading
 
 from django.db import connections
 
+from tests.identity.conftest import idp, loopback_allowed  # noqa: F401 - fixtures for test_sso_races.py
+
 
 class Rendezvous:
     def __init__(self, parties: int = 2, timeout: float = 3.0):
