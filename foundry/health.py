@@ -10,6 +10,7 @@ the console and API (runs wait queued) while workers are replaced (docs/observab
 """
 
 import logging
+import select
 import threading
 import time
 
@@ -41,7 +42,26 @@ def _check_postgres() -> None:
         password=db["PASSWORD"],
         connect_timeout=_TIMEOUT_SECONDS,
     ) as conn:
-        conn.execute("SELECT 1")
+        _answered_within(conn.pgconn, b"SELECT 1", time.monotonic() + _TIMEOUT_SECONDS)
+
+
+def _answered_within(pgconn, query: bytes, deadline: float) -> None:
+    """Send `query` and wait for its answer until `deadline` (TimeoutError): connect_timeout
+    bounds only the connection, and a frozen server (or a stuck pooler before it) that accepts
+    connections but never answers held a probe, and its web thread, for ever."""
+    pgconn.send_query(query)
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([pgconn.socket], [], [], left)[0]:
+            raise TimeoutError(f"PostgreSQL did not answer within {_TIMEOUT_SECONDS} s")
+    result = pgconn.get_result()
+    while pgconn.get_result() is not None:  # the end of the answer
+        pass
+    if result is None or result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+        raise psycopg.OperationalError("PostgreSQL refused the readiness query")
 
 
 def _check_redis() -> None:
