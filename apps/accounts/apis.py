@@ -19,7 +19,7 @@ from apps.accounts.services import (
 from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictInput
+from foundry.api.fields import StrictCharField, StrictInput, no_body
 from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -117,6 +117,7 @@ class MemberInviteApi(TenantAPIView):
         responses=inline_serializer("MemberInvite", {"invite_url": serializers.URLField()}),
     )
     def post(self, request: Request, member_id: int) -> Response:
+        no_body(request)
         member = get_object_or_404(User, pk=member_id)
         url = member_invite_reissue(
             actor=request.user, member=member, base_url=request.build_absolute_uri("/"), request=request._request

@@ -25,6 +25,7 @@ from apps.lifecycle.exports import (
 from apps.lifecycle.models import Export
 from apps.tokens.models import Scope
 from foundry.api.access import AnyAccept, TenantAPIView
+from foundry.api.fields import no_body
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -111,6 +112,7 @@ class ExportListApi(TenantAPIView):
         description="Queue an export of the whole workspace; follow it at `GET /exports/{id}`.",
     )
     def post(self, request: Request) -> Response:
+        no_body(request)
         export = export_start(actor=request.user, request=request._request)
         return Response(ExportOutput(export).data, status=202)
 

@@ -24,7 +24,7 @@ from apps.lifecycle.retention import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictInput
+from foundry.api.fields import StrictInput, no_body
 from foundry.errors import ServiceError
 
 _DAYS_HELP = f"Days, 1 to {MAX_DAYS}; null keeps for ever."
@@ -89,6 +89,7 @@ class RetentionPreviewApi(TenantAPIView):
         description="Count what the policy would delete now, deleting nothing (a dry run, audited).",
     )
     def post(self, request: Request) -> Response:
+        no_body(request)
         tenant = request._request.tenant
         counts = retention_apply(tenant=tenant, dry_run=True, actor=request.user, request=request._request)
         return Response(RetentionPreviewOutput({"counts": counts, "policy": retention_policy_get()}).data)

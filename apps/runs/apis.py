@@ -23,7 +23,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
+from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField, no_body
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError
 from foundry.filtering import (
@@ -345,6 +345,7 @@ class RunCancelApi(TenantAPIView):
         "before its next step (`cancel_requested_at` is set, the status follows).",
     )
     def post(self, request: Request, run_id: str) -> Response:
+        no_body(request)
         run = run_cancel(actor=request.user, run=_run(run_id), request=request)
         return Response(RunOutput(run).data)
 

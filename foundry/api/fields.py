@@ -45,10 +45,24 @@ class StrictInput(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            message = f"Not a field of this request; the fields are {', '.join(self.fields)}."
+            message = (
+                f"Not a field of this request; the fields are {', '.join(self.fields)}."
+                if self.fields
+                else "This request takes no body fields."
+            )
             unknown = [str(key)[:60] for key in data if key not in self.fields]
             if unknown:
                 raise serializers.ValidationError(
                     {key: [ErrorDetail(message, code="field_unknown")] for key in unknown[:20]}
                 )
         return super().to_internal_value(data)
+
+
+class NoInput(StrictInput):
+    """The body of an operation that takes none (`request=None` in its schema)."""
+
+
+def no_body(request) -> None:
+    """400 `field_unknown` for any key sent to an operation that takes no body: a client's
+    `{"dry_run": true}` to cancel, say, is never taken as a condition the call would respect."""
+    NoInput(data=request.data or {}).is_valid(raise_exception=True)
