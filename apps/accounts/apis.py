@@ -117,8 +117,8 @@ class MemberInviteApi(TenantAPIView):
         responses=inline_serializer("MemberInvite", {"invite_url": serializers.URLField()}),
     )
     def post(self, request: Request, member_id: int) -> Response:
+        member = get_object_or_404(User, pk=member_id)  # another workspace's id: 404, whatever the body
         no_body(request)
-        member = get_object_or_404(User, pk=member_id)
         url = member_invite_reissue(
             actor=request.user, member=member, base_url=request.build_absolute_uri("/"), request=request._request
         )

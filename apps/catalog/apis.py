@@ -360,8 +360,9 @@ def _kind_views(kind: str, plural: str) -> dict[str, type]:
             post=extend_schema(
                 operation_id=f"{plural}_rollback",
                 request=RollbackInput,
-                responses={200: _PublishOutput, 201: _PublishOutput},
-                description="Publish a new version whose content equals the chosen one.",
+                responses={200: _PublishOutput, 201: _PublishOutput, 422: _INVALID},
+                description="Publish a new version whose content equals the chosen one (checked again, as today's "
+                "rules have it: `document_invalid`).",
             ),
         ),
     }
@@ -373,8 +374,9 @@ class DeployApi(TenantAPIView):
     @extend_schema(
         operation_id="agents_deploy",
         request=DeployInput,
-        responses={201: DeploymentOutput, 200: DeploymentOutput},
-        description="Make a version live: 201 with the new deployment, or 200 with the live one if it already is.",
+        responses={201: DeploymentOutput, 200: DeploymentOutput, 422: _INVALID},
+        description="Make a version live: 201 with the new deployment, or 200 with the live one if it already is. "
+        "The version is checked again, as today's rules have it (`document_invalid`).",
     )
     def post(self, request: Request, name: str) -> Response:
         data = DeployInput(data=request.data)

@@ -345,8 +345,9 @@ class RunCancelApi(TenantAPIView):
         "before its next step (`cancel_requested_at` is set, the status follows).",
     )
     def post(self, request: Request, run_id: str) -> Response:
+        run = _run(run_id)  # another workspace's id: 404, whatever the body
         no_body(request)
-        run = run_cancel(actor=request.user, run=_run(run_id), request=request)
+        run = run_cancel(actor=request.user, run=run, request=request)
         return Response(RunOutput(run).data)
 
 

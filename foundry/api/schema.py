@@ -36,6 +36,7 @@ _STATUSES = {
     "415": "Send JSON.",
     "429": "Too many requests.",
 }
+_UNAVAILABLE = "`rate_limiter_unavailable`: the rate limiter cannot be reached; retry after `Retry-After`."
 
 
 def add_error_responses(result, generator, request, public):
@@ -49,12 +50,18 @@ def add_error_responses(result, generator, request, public):
     _strict_bodies(result["components"]["schemas"])
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for operations in result.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             operation["security"] = [{"bearerToken": []}]
             for status, description in _STATUSES.items():
                 operation["responses"].setdefault(status, {"description": description, **ref})
-            if "requestBody" in operation:
-                operation["responses"].setdefault("413", {"description": "The body is larger than 4 MiB.", **ref})
+            if method not in ("get", "head", "options"):
+                # A write: refused while the rate limiter is away (reads go on), and its body is
+                # read whether it takes one or not (TenantAPIView.initial), DELETE's excepted.
+                unavailable = operation["responses"].setdefault("503", {"description": _UNAVAILABLE, **ref})
+                if unavailable["description"] != _UNAVAILABLE:
+                    unavailable["description"] += " Or " + _UNAVAILABLE
+                if "requestBody" in operation or method != "delete":
+                    operation["responses"].setdefault("413", {"description": "The body is larger than 4 MiB.", **ref})
             # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
             for status, response in operation["responses"].items():
                 if status >= "400" and "content" not in response and status not in ("414", "431"):
@@ -66,18 +73,25 @@ def add_error_responses(result, generator, request, public):
 
 
 def _strict_bodies(schemas: dict) -> None:
-    """Request bodies of StrictInput serializers take no other keys (`field_unknown`)."""
+    """Request bodies of StrictInput serializers take no other keys (`field_unknown`). A PATCH
+    body is validated whole (no partial=True anywhere): what its serializer requires, the Patched
+    component requires too (drf-spectacular makes every field optional there)."""
     from foundry.api.fields import StrictInput
 
-    pending, names = list(StrictInput.__subclasses__()), set()
+    pending, classes = list(StrictInput.__subclasses__()), []
     while pending:
         cls = pending.pop()
-        names.add(cls.__name__)
+        classes.append(cls)
         pending += cls.__subclasses__()
-    for name in names:
-        for component in (f"{name}Request", f"Patched{name}Request"):
+    for cls in classes:
+        for component in (f"{cls.__name__}Request", f"Patched{cls.__name__}Request"):
             if component in schemas:
                 schemas[component]["additionalProperties"] = False
+        patched = schemas.get(f"Patched{cls.__name__}Request")
+        if patched is not None:
+            required = [name for name, field in cls().fields.items() if field.required and not field.read_only]
+            if required:
+                patched["required"] = required
 
 
 # The rendered document by media type: the same for every host and request, and ~70 ms of CPU to
