@@ -3,10 +3,7 @@ idna, undefined) is read as UTF-8: the call fails with the documented `provider_
 `provider_server_error`, another 4xx `provider_request_refused`) and the run `model_failed`, not
 `internal_error` (the SDKs read an error answer's text in the charset it names)."""
 
-import ipaddress
-
 import pytest
-from cryptography.fernet import Fernet
 from django_tenants.utils import schema_context
 from langchain_core.messages import HumanMessage
 
@@ -16,7 +13,7 @@ from foundry.runtime.network import NetworkPolicy
 from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
 from foundry.runtime.providers import ProviderError, ProviderSettings, provider_create
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply
+from tests.providers.fake_models import Reply
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
 KEY = "sk-test-abcdef123456"
@@ -26,17 +23,14 @@ HOSTILE_CHARSETS = ["undefined", "idna", "rot13", "base64"]
 
 
 @pytest.fixture
-def keys(settings):
-    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+def keys(settings, loopback_allowed):
+    """The encryption key is conftest's (autouse); the fake server is on loopback; no retries."""
     settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
 
 
 @pytest.fixture
-def server():
-    s = FakeModelServer()
-    yield s
-    s.close()
+def server(model_server):
+    return model_server
 
 
 def _base_url(kind, server):
