@@ -167,10 +167,13 @@ def _url_problem(url: str, policy: NetworkPolicy) -> ValidationError | None:
         return _invalid("url_invalid", "A URL of at most 500 characters, without spaces.")
     try:
         parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port
-        httpx.URL(url)
+        port = parts.port
+        # The host as delivery's client reads it (IDNA: `127。0。0。1` is 127.0.0.1), not as typed.
+        host = httpx.URL(url).host or parts.hostname
     except (ValueError, httpx.InvalidURL):
         return _invalid("url_invalid", "This is not a valid URL.")
+    if port == 0:
+        return _invalid("url_invalid", "A port from 1 to 65535.")
     if parts.scheme == "http":
         return _invalid("url_insecure", "Use https: audit events must not cross the network in clear.")
     if parts.scheme != "https" or not host:

@@ -46,16 +46,20 @@ class Command(BaseCommand):
             chain = PLATFORM
         if not 0 <= after <= MAX_SEQ:
             raise CommandError("--after is a sequence number: a whole number from 0.")
-        try:
-            span = audit_export_start(tenant_id=chain, fmt=format, after=after, actor="cli:audit_export")
-        except ServiceError as exc:
-            raise CommandError(f"{exc.message} ({exc.code})") from None
+        # The files first: an export that cannot be written is not recorded as made (audit.export).
+        out = side = None
         try:
             out = output.open("w", encoding="utf-8") if output else None
             side = checkpoints.open("w", encoding="utf-8") if checkpoints else None
         except OSError as exc:
+            if out is not None:
+                out.close()
             raise CommandError(f"{exc.filename}: {exc.strerror}.") from None
         try:
+            try:
+                span = audit_export_start(tenant_id=chain, fmt=format, after=after, actor="cli:audit_export")
+            except ServiceError as exc:
+                raise CommandError(f"{exc.message} ({exc.code})") from None
             for text in export_lines(span, fmt=format, checkpoints=side is None):
                 if out is not None:
                     out.write(text)
