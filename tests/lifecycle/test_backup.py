@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, migrations
+from django.db import ProgrammingError, connection, migrations
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
@@ -98,7 +98,20 @@ def scratch_databases(unblocked):
     yield names
     with as_owner(), connection.cursor() as cursor:  # the restores made them as the owner role
         for name in names:
+            _dropped(cursor, name)
+
+
+def _dropped(cursor, name: str) -> None:
+    """DROP ... WITH (FORCE), which ends only sessions of roles the owner is a member of: a
+    restore's pg_restore (the backup role) may still be leaving, on a busy machine, for a moment."""
+    for attempt in range(50):
+        try:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except ProgrammingError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 def scratch_name(names: list[str]) -> str:
