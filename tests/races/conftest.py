@@ -53,3 +53,22 @@ def run_together(*calls, timeout: float = 60.0) -> list:
         t.join(timeout)
         assert not t.is_alive(), "a racer hung"
     return out
+
+
+def jit_sso_configuration(issuer: str = "https://idp.example.test"):
+    """An unsaved SSO configuration with just-in-time members, as a sign-in reads it."""
+    from django.utils import timezone
+
+    from apps.identity.models import SsoConfiguration
+
+    now = timezone.now()
+    return SsoConfiguration(
+        issuer=issuer,
+        client_id="foundry",
+        jit_enabled=True,
+        authorization_endpoint=f"{issuer}/authorize",
+        token_endpoint=f"{issuer}/token",
+        jwks_uri=f"{issuer}/jwks",
+        discovered_at=now,
+        updated_at=now,
+    )

@@ -6,7 +6,6 @@ import ipaddress
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
@@ -16,9 +15,9 @@ from apps.audit.delivery import MAX_SINKS, SinkFields, audit_sink_set
 from apps.audit.models import AuditSink
 from apps.audit.scope import rls_scope
 from apps.identity.login import sso_login_resolve
-from apps.identity.models import ExternalIdentity, SsoConfiguration
+from apps.identity.models import ExternalIdentity
 from tests.conftest import tenant_user
-from tests.races.conftest import Rendezvous, run_together
+from tests.races.conftest import Rendezvous, jit_sso_configuration, run_together
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
@@ -88,17 +87,7 @@ def test_two_first_sso_sign_ins_of_one_person_at_once_both_sign_in(fresh_tenant,
     tenant = fresh_tenant
     issuer = "https://idp.example.test"
     claims = {"sub": "subject-42", "email": f"jit@{tenant.slug}.test", "email_verified": True, "name": "Jit"}
-    now = timezone.now()
-    config = SsoConfiguration(
-        issuer=issuer,
-        client_id="foundry",
-        jit_enabled=True,
-        authorization_endpoint=f"{issuer}/authorize",
-        token_endpoint=f"{issuer}/token",
-        jwks_uri=f"{issuer}/jwks",
-        discovered_at=now,
-        updated_at=now,
-    )
+    config = jit_sso_configuration(issuer)
 
     def sign_in():
         with schema_context(tenant.schema_name):

@@ -19,7 +19,7 @@ from apps.identity.models import SsoConfiguration
 from apps.identity.services import sso_configure
 from tests.conftest import PASSWORD, tenant_user
 from tests.identity.conftest import SECRET
-from tests.races.conftest import Rendezvous, run_together
+from tests.races.conftest import Rendezvous, jit_sso_configuration, run_together
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
@@ -192,7 +192,6 @@ def test_a_first_sso_sign_in_while_an_admin_adds_the_same_address_is_not_a_datab
     admin added (the address is verified); at once, they take turns on the address's advisory lock
     (member_add takes the one sign-ins take), so the sign-in never meets the unique index (a 500
     on /sso/callback/)."""
-    from django.utils import timezone
 
     from apps.accounts.services import member_add
     from apps.identity.login import SsoLoginFailed, sso_login_resolve
@@ -201,17 +200,7 @@ def test_a_first_sso_sign_in_while_an_admin_adds_the_same_address_is_not_a_datab
     issuer = "https://idp.example.test"
     email = f"jit@{tenant.slug}.test"
     claims = {"sub": "subject-7", "email": email, "email_verified": True, "name": "Jit"}
-    now = timezone.now()
-    config = SsoConfiguration(
-        issuer=issuer,
-        client_id="foundry",
-        jit_enabled=True,
-        authorization_endpoint=f"{issuer}/authorize",
-        token_endpoint=f"{issuer}/token",
-        jwks_uri=f"{issuer}/jwks",
-        discovered_at=now,
-        updated_at=now,
-    )
+    config = jit_sso_configuration(issuer)
     with django_db_blocker.unblock():
         owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
         past_check = threading.Event()
