@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import re
+import secrets
 import sys
 from typing import Any
 
@@ -61,7 +62,7 @@ from pydantic import ValidationError
 from foundry.forge import __version__
 from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
 from foundry.forge.errors import ApiError, ForgeError
-from foundry.mcp.jsonrpc import id_invalid
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
 
 MCP_PATH = "/mcp"
 # The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
@@ -94,15 +95,15 @@ async def _bridge(endpoint: str, token: str) -> None:
     async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT, transport=transport) as http:
         await _preflight(http, endpoint)
         log.info("relaying stdio to %s", endpoint)
-        stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+        stdin = _Lines(anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")))
         async with (
-            stdio_server(stdin=_Lines(stdin)) as (local_in, local_out),
+            stdio_server(stdin=stdin) as (local_in, local_out),
             streamable_http_client(endpoint, http_client=http) as (remote_in, remote_out),
         ):
             conversation = _Conversation()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_to_client, remote_in, local_out, conversation)
-                await _to_server(local_in, remote_out, local_out, conversation)
+                await _to_server(local_in, remote_out, local_out, conversation, stdin.refused)
                 with anyio.move_on_after(DRAIN_SECONDS):  # stdin closed: answer what was asked
                     await conversation.idle.wait()
                 tasks.cancel_scope.cancel()
@@ -155,13 +156,18 @@ def _answers_preflight(message: Any) -> bool:
     )
 
 
-async def _to_server(local_in, remote_out, local_out, conversation: _Conversation) -> None:
+async def _to_server(local_in, remote_out, local_out, conversation: _Conversation, refused: str) -> None:
     async for item in local_in:
         if isinstance(item, Exception):  # a line that is not JSON-RPC: answered with id null
             log.warning("ignored a line on stdin that is not a JSON-RPC message")
             await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=_unreadable(item))))
             continue
         message = item.message
+        if isinstance(message, JSONRPCRequest) and message.method == refused:  # as the gateway answers it
+            log.warning("refused a request holding a lone surrogate")
+            error = ErrorData(code=INVALID_PARAMS, message=SURROGATE_REFUSED)
+            await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=error)))
+            continue
         if isinstance(message, JSONRPCRequest):
             log.info("request %s (id %s)", message.method, message.id)
         try:
@@ -181,12 +187,19 @@ _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 
 class _Lines:
-    """stdin's lines as the SDK's reader takes them, except a message with an `id` no request
-    may have (null, a fraction, a boolean): the reader would take it for a notification and its
-    sender would wait forever, so it is handed over as a line the reader refuses (-32600)."""
+    """stdin's lines as the SDK's reader takes them, except:
+
+    - a message with an `id` no request may have (null, a fraction, a boolean): the reader would
+      take it for a notification and its sender would wait forever, so it is handed over as a
+      line the reader refuses (-32600, id null);
+    - a request holding a lone surrogate (`"\\ud800"` unpaired): the reader refuses the whole
+      line as unparsable and answers id null, so its sender would wait forever too. It is handed
+      over as a request of the method `refused` (random: no client sends it), with the same id,
+      which `_to_server` answers -32602 as the gateway does."""
 
     def __init__(self, lines) -> None:
         self._lines = lines
+        self.refused = f"forge/refused-{secrets.token_hex(8)}"
 
     async def __aiter__(self):
         async for line in self._lines:
@@ -194,7 +207,12 @@ class _Lines:
                 payload = json.loads(line)
             except ValueError:
                 payload = None
-            yield _NOT_A_MESSAGE if id_invalid(payload) else line
+            if id_invalid(payload) or (isinstance(payload, dict) and surrogate_found(payload.get("id"))):
+                yield _NOT_A_MESSAGE
+            elif isinstance(payload, dict) and "id" in payload and "method" in payload and surrogate_found(payload):
+                yield json.dumps({"jsonrpc": "2.0", "id": payload["id"], "method": self.refused}) + "\n"
+            else:
+                yield line
 
 
 class _Unsendable(ValueError):

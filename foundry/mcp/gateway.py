@@ -35,7 +35,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import id_invalid, surrogate_found
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
 from foundry.metrics import rate_limited
 from foundry.telemetry import tenant_bound
 
@@ -266,10 +266,8 @@ class McpGateway:
             message = "Invalid request: an id is a string or an integer."
             return await _jsonrpc_refuse(send, None, message, limit_headers)
         if surrogate:
-            message = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
-            return await _jsonrpc_refuse(
-                send, payload.get("id") if isinstance(payload, dict) else None, message, limit_headers
-            )
+            request_id = payload.get("id") if isinstance(payload, dict) else None
+            return await _jsonrpc_refuse(send, request_id, SURROGATE_REFUSED, limit_headers)
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant

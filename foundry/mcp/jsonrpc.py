@@ -4,6 +4,8 @@
 import re
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The -32602 message of a request holding a lone surrogate, from the gateway and `forge mcp` alike.
+SURROGATE_REFUSED = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
 
 
 def id_invalid(payload: object) -> bool:

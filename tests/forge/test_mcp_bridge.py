@@ -233,3 +233,33 @@ def test_it_mirrors_the_per_request_envelope_into_headers():
         "mcp-method": "resources/read",
         "mcp-name": "foundry://agents",
     }
+
+
+def test_a_request_holding_a_lone_surrogate_is_answered_at_its_id(mcp_port, fresh_tenant, tokens):  # noqa: F811
+    """The SDK's reader cannot parse it and would answer id null, leaving its sender waiting:
+    the bridge answers it -32602 at its id, as the gateway does; the next request is relayed."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
+    lines = (
+        b'{"jsonrpc": "2.0", "id": 5, "method": "tools/call",'
+        b' "params": {"name": "get_run", "arguments": {"x": "\\ud800"}}}\n'
+        b'{"jsonrpc": "2.0", "id": "\\udfff", "method": "ping"}\n'
+        b'{"jsonrpc": "2.0", "id": 6, "method": "ping"}\n'
+    )
+    done = subprocess.run(
+        [str(FORGE), "mcp", "--url", workspace_endpoint(mcp_port, fresh_tenant.slug)],
+        input=lines,
+        env={**clean, "FOUNDRY_TOKEN": tokens["viewer"]},
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    refused = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"jsonrpc": "2.0", "id": 5, "error": {"code": -32602, "message": refused}},
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": "Invalid request: the line is not a JSON-RPC message."},
+        },
+        {"jsonrpc": "2.0", "id": 6, "result": {}},
+    ]
