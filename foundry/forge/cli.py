@@ -81,7 +81,24 @@ def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: b
     return Settings(url, token, Output(as_json or bool(outer.get("as_json"))))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(click.Command):
+    """A command whose usage errors all know their command: click's parser raises "Option '--url'
+    requires an argument." without it, and the error then came without the usage line and the
+    --help hint that every other usage error prints."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.ctx = exc.ctx or ctx
+            raise
+
+
+class _Group(_Command, click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="forge")
 @_shared
 @click.pass_context

@@ -34,6 +34,8 @@ def collect(paths: list[str]) -> list[str]:
     a deploy would publish the rest."""
     files: list[str] = []
     for given in paths:
+        if not given.strip():  # `forge deploy "$DOCS"`, DOCS unset: Path("") would be the working folder
+            raise ForgeError("file_unreadable", "An empty name is no file or folder.")
         path = Path(given)
         try:
             is_folder = path.is_dir()

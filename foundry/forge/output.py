@@ -6,6 +6,7 @@ import sys
 import click
 
 from foundry.forge.errors import ForgeError
+from foundry.manifests.problems import one_line
 
 
 class Output:
@@ -41,6 +42,6 @@ class Output:
             self.say(str(problem))
 
     def error(self, error: ForgeError) -> None:
-        click.echo(f"forge: error: {error.message}", err=True)
+        click.echo(one_line(f"forge: error: {error.message}"), err=True)  # a server's words may name anything
         if self.json:
             click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=True, default=str))

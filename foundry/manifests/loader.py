@@ -8,6 +8,7 @@ accepted, duplicate keys are refused, and booleans are only `true`/`false` (not 
 """
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -219,10 +220,25 @@ class _Builder:
         return text  # str, and timestamps kept as written
 
 
+# YAML's line breaks, as its readers count lines: CR LF, a lone CR (classic Mac), LF, NEL, LS, PS.
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def source_lines(text: str) -> list[str]:
+    """The text's lines as YAML's marks number them (str.splitlines also splits at \\v, \\f, ...)."""
+    return _BREAK.split(text)
+
+
+def _end_mark(before: str) -> tuple[int, int]:
+    """(line, column), 1-based, of the character that follows `before`."""
+    lines = source_lines(before)
+    return len(lines), len(lines[-1]) + 1
+
+
 def _reader_mark(source: str, position: int) -> tuple[int, int]:
     """(line, column) of a reader error: libyaml gives a byte offset into the UTF-8 text, PyYAML an index."""
     before = source.encode("utf-8")[:position].decode("utf-8", "ignore") if _LIBYAML else source[:position]
-    return before.count("\n") + 1, len(before) - before.rfind("\n")
+    return _end_mark(before)
 
 
 def compose(source: str) -> Node:
@@ -243,7 +259,8 @@ def load(source: str | bytes, file: str = "<input>") -> Loaded:
         else:
             source.encode("utf-8")  # a str may hold lone surrogates, which no UTF-8 file can
     except UnicodeError as exc:
-        line = source[: exc.start].count(b"\n" if isinstance(source, bytes) else "\n") + 1
+        before = source[: exc.start]  # what precedes the first bad byte (or lone surrogate) is good text
+        line, _ = _end_mark(before.decode("utf-8") if isinstance(before, bytes) else before)
         raise DocumentError([Problem("encoding_invalid", "The document is not valid UTF-8.", file, line)]) from None
     try:
         root = yaml.compose(source, Loader=_Loader)

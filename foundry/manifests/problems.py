@@ -1,6 +1,17 @@
 """What validation reports: problems with a stable code, a message and where they are."""
 
+import re
 from dataclasses import asdict, dataclass
+
+# What may not reach a terminal raw from a document: C0/C1 controls (CR, LF, ESC...), DEL, and
+# the Unicode line and paragraph separators. A problem is one line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character written as its Python escape (\\n, \\x1b): what a
+    document names (an entity, a field) cannot start a line of its own or move the cursor."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +29,7 @@ class Problem:
         return asdict(self)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.code}: {self.message}"
+        return one_line(f"{self.file}:{self.line}:{self.column}: {self.code}: {self.message}")
 
 
 class DocumentError(Exception):

@@ -28,7 +28,7 @@ from foundry.filtering import (
     StringField,
     TimestampField,
 )
-from foundry.manifests.loader import Loaded, load
+from foundry.manifests.loader import Loaded, load, source_lines
 from foundry.manifests.problems import DocumentError, Problem, pointer
 
 API_VERSION = "foundry/v1"
@@ -408,7 +408,8 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
     line, column = loaded.where(path)
     if offset is None:
         return line, column
-    text_line = loaded.text.splitlines()[line - 1] if line <= loaded.text.count("\n") + 1 else ""
+    lines = source_lines(loaded.text)
+    text_line = lines[line - 1] if line <= len(lines) else ""
     opening = text_line[column - 1 : column]
     if opening in ("|", ">"):
         return line, column

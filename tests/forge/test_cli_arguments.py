@@ -1,0 +1,61 @@
+"""forge's arguments: an empty path is no folder, and a usage error names its command."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.forge.conftest import FINANCE, forge
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list = []
+
+    def _do(self):
+        self.seen.append((self.command, self.path))
+        body = b'{"error": {"code": "nope", "message": "stub"}}'
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _do
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_validate_refuses_an_empty_path_instead_of_validating_the_working_folder(tmp_path):
+    """`forge validate "$FILE"` with FILE unset: "" is no file (`ls ""` fails), though Path("") is "."."""
+    (tmp_path / "finance.yaml").write_text(FINANCE)
+    ran = forge("--json", "validate", "", cwd=tmp_path)
+    assert ran.code == 2, (ran.code, ran.out, ran.err)
+    assert "error" in ran.json, ran.out
+
+
+def test_deploy_with_an_empty_path_sends_nothing(tmp_path, recorder):
+    """`forge deploy "$DOCS"` with DOCS unset publishes nothing (not every *.yaml of the working folder)."""
+    (tmp_path / "finance.yaml").write_text(FINANCE)
+    ran = forge("deploy", "", cwd=tmp_path, env={"FOUNDRY_URL": recorder, "FOUNDRY_TOKEN": "af_test"})
+    assert _Recorder.seen == [], _Recorder.seen
+    assert ran.code == 2, (ran.code, ran.out, ran.err)
+
+
+@pytest.mark.parametrize("args", [("validate", "x.yaml", "--url"), ("pull", "x@1", "-o")], ids=["url", "output"])
+def test_an_option_missing_its_value_prints_the_usage_line_and_the_help_hint(tmp_path, args):
+    """docs/forge.md: a bad argument prints the usage line, a hint to --help and the error."""
+    ran = forge(*args, cwd=tmp_path)
+    assert ran.code == 2
+    assert "Usage: forge" in ran.err and "--help" in ran.err, ran.err
