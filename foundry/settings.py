@@ -239,6 +239,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Host-only cookies: a cookie set by acme.localhost is never sent to globex.localhost.
 SESSION_COOKIE_DOMAIN = None
+SESSION_ENGINE = "apps.accounts.sessions"  # the database store, refusing keys Django never makes
 CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,14 +1,29 @@
-"""Ending this workspace's open sessions (stored per schema; their data is signed, not
-searchable: each is decoded)."""
+"""The session store (SESSION_ENGINE), and ending this workspace's open sessions (stored per
+schema; their data is signed, not searchable: each is decoded)."""
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends import db
 from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 from django.utils import timezone
+
+# What Django makes a key of (32 of [a-z0-9]), in the column's 40 characters.
+_KEY = re.compile(r"[a-z0-9]{8,40}")
+
+
+class SessionStore(db.SessionStore):
+    """Django's database store, taking only a key it could have made: Django asks no more than
+    eight characters, and a cookie `sessionid="\\000..."` (the parser decodes the octal escape)
+    reached the query as a NUL, which PostgreSQL text refuses: a 500 on every page. Any other
+    key is no session, as an unknown one is."""
+
+    def _validate_session_key(self, key):
+        return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
 
 def sessions_end(ends: Callable[[dict], bool]) -> int:
