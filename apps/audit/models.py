@@ -64,10 +64,11 @@ class AuditEvent(models.Model):
     @property
     def data(self):
         """The details as recorded (JSON); the stored text itself when it is not JSON, which the
-        platform never writes (an edit outside it, that verification reports): shown, not a 500."""
+        platform never writes (an edit outside it, that verification reports), or JSON nested past
+        Python's decoder (an imported archive's, say): shown, not a 500."""
         try:
             return json.loads(self.details)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.details
 
     @property

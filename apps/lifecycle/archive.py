@@ -890,9 +890,12 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
     tenant.refresh_from_db(fields=["plan", "http_allowed_networks", *overrides])
     member = "public/tenants_tenant.ndjson"
     try:
-        http_networks_clean(tenant.http_allowed_networks)
+        networks = http_networks_clean(tenant.http_allowed_networks)
     except ServiceError as exc:
         raise ArchiveError("archive_rows_invalid", f"Member {member}: {exc.message}", member=member) from None
+    if networks != tenant.http_allowed_networks:  # kept as the operator's form saves them (" 10.0.0.0/8\n" is no CIDR)
+        tenant.http_allowed_networks = networks
+        tenant.save(update_fields=["http_allowed_networks"])
     for name in LIMIT_NAMES:
         value = getattr(tenant, f"{name}_override")
         if value is not None and (problem := limit_problem(name, value)):
@@ -1047,6 +1050,51 @@ def _public_load(loader: _Loader, tenant: Tenant) -> None:
         loader.insert(f"public/{table.name}.ndjson", table, replace={"tenant_id": new_id}, skip=_generated_keys(table))
 
 
+def _secrets_blank(tenant: Tenant) -> None:
+    """Every secret blank, as an export writes them: an archive is checksummed, not signed, and a
+    crafted one's ciphertext (under another platform's key) would stay undecryptable here, and
+    stop every key rotation (docs/export.md: rotation passes imported workspaces by). A webhook
+    sink that had one arrives disabled, as an exported one does (EXPORTED_AS)."""
+    owned = {table.name for table in public_tenant_tables()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE public.audit_auditsink SET enabled = false, secret_encrypted = ''"
+            " WHERE tenant_id = %s AND secret_encrypted <> ''",
+            [tenant.pk],
+        )
+        cursor.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema IN (%s, 'public') AND right(column_name, %s) = %s ORDER BY 1, 2, 3",
+            [tenant.schema_name, len(SECRET_SUFFIX), SECRET_SUFFIX],
+        )
+        for schema, table, column in cursor.fetchall():
+            if schema == "public" and table not in owned:
+                continue
+            where = f"{_quoted(column)} <> ''" + (" AND tenant_id = %s" if schema == "public" else "")
+            cursor.execute(
+                f"UPDATE {_quoted(schema)}.{_quoted(table)} SET {_quoted(column)} = '' WHERE {where}",
+                [tenant.pk] if schema == "public" else [],
+            )
+
+
+# The largest sequence number an imported chain may end at: room for the workspace's own events
+# to follow (the chain appends seq + 1 into a bigint; an archive ending at 2^63 - 1 left none).
+AUDIT_SEQ_MAX = 2**62
+
+
+def _audit_room_check(tenant: Tenant) -> None:
+    member = "public/audit_auditevent.ndjson"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(seq) FROM public.audit_auditevent WHERE tenant_id = %s", [tenant.pk])
+        last = cursor.fetchone()[0]
+    if last is not None and last > AUDIT_SEQ_MAX:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member {member} ends its audit chain at #{last}, past {AUDIT_SEQ_MAX}: no room for the events to come.",
+            member=member,
+        )
+
+
 def _chain_base_set(tenant: Tenant, manifest: dict) -> None:
     """Tell the audit chain its imported events were hashed under the original tenant's id (its
     base row, if the archive had one, came with the public rows: where the chain starts)."""
@@ -1086,6 +1134,8 @@ def tenant_import(
         staging.drop(loader.cursor)
         with usage_scope(tenant.pk), rls_scope(tenant.pk):
             _public_load(loader, tenant)
+            _audit_room_check(tenant)
+            _secrets_blank(tenant)
         with _rows_of("the archive"):
             # Deferred foreign keys are checked here rather than at the commit, so a row that
             # refers to one the archive does not hold is refused as the archive's fault.
