@@ -1,9 +1,9 @@
 """Erasing one person's data from a workspace: a data-subject request (docs/lifecycle.md).
 
-`member_erase` removes the member (if still one) and replaces their email and name by a
-pseudonym everywhere the workspace keeps text — every text and JSON column of every table of
-its schema and of its rows in public tables, found in the catalog, so a column added later is
-covered — rewriting append-only rows where they hold them (catalog versions' authors) inside
+`member_erase` removes the member (if still one) and replaces their email by a pseudonym
+everywhere the workspace keeps text — every text and JSON column of every table of its schema
+and of its rows in public tables, found in the catalog, so a column added later is covered —
+and their names where the platform writes names (`_rewrite`, `_names_found`), rewriting append-only rows where they hold them (catalog versions' authors) inside
 `pseudonymising()`. The audit trail is not rewritten: its events name people by pseudonymous
 ids only (`user:42`) and their names and emails live in the actor table, which is erased; so the
 chain still verifies. The pseudonym is derived from that id (`erased-user-42@erased.invalid`),
@@ -19,8 +19,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 
 from auditlog.models import LogEntry
+from django.apps import apps
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -47,6 +49,10 @@ TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
 # its name, which may be theirs — and the person's own rows are then erased by audit_actor_erase.)
 NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint"})
+# Other people's own rows: the person's is deleted, and a member row holding their address (as
+# the one who invited, say) is still someone else's name.
+NAMES_KEPT = frozenset({"accounts_user"})
+HISTORY = LogEntry._meta.db_table  # the model history: its text and JSON of changes name people
 
 
 @dataclass
@@ -84,16 +90,43 @@ def _email_pattern(email: str) -> str:
     return rf"(?<![[:alnum:]._%+-]){re.escape(email)}(?![[:alnum:]_-]|\.[[:alnum:]])"
 
 
-def _rewrite(table: Table, replacements: list[tuple[str, str]], *, tenant_id: int | None) -> int:
-    """One UPDATE over the table: each (regex, replacement) applied to every text/JSON column
-    that matches it (case-insensitively); only the tenant's rows of a public table."""
+@cache
+def _fixed_values() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """Model fields with choices: their (table, column)s, and the values they hold (lower case).
+    Such a column holds one of its values, never a name."""
+    fields = [(model._meta.db_table, f) for model in apps.get_models() for f in model._meta.concrete_fields]
+    columns = frozenset((table, f.column) for table, f in fields if f.choices)
+    values = frozenset(str(value).lower() for _, f in fields if f.choices for value, _label in f.flatchoices)
+    return columns, values
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How the person's names are found (regexes, with their pseudonym), by where they are."""
+
+    in_values: list[tuple[str, str]]  # an attribution column (varchar): an author, a creator, a token's name
+    in_history: list[tuple[str, str]]  # the model history's text and JSON (its changes)
+
+
+def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: int | None) -> int:
+    """One UPDATE over the table: `email` (regex, replacement) applied to every text/JSON column,
+    the names to the columns the platform writes a name into — short text (varchar) without
+    choices (not a role, a status), the model history — and never to the member table (the
+    person's row is deleted; the others are other people's). Only the tenant's rows of a public
+    table."""
     columns = _columns(table)
     if not columns:
         return 0
+    fixed, _ = _fixed_values()
     sets, wheres, params_set, params_where = [], [], [], []
     for name, kind in columns:
         quoted = connection.ops.quote_name(name)
         text = f"{quoted}::text" if kind in ("json", "jsonb") else quoted
+        replacements = [email]
+        if table.name == HISTORY:
+            replacements += names.in_history
+        elif kind == "character varying" and (table.name, name) not in fixed and table.name not in NAMES_KEPT:
+            replacements += names.in_values
         expression = text
         for pattern, replacement in replacements:
             expression = f"regexp_replace({expression}, %s, %s, 'gi')"
@@ -101,13 +134,12 @@ def _rewrite(table: Table, replacements: list[tuple[str, str]], *, tenant_id: in
             wheres.append(f"{text} ~* %s")
             params_where.append(pattern)
         sets.append(f"{quoted} = ({expression})::{kind}" if kind in ("json", "jsonb") else f"{quoted} = {expression}")
-    where = " OR ".join(wheres)
     scope = ""
     if tenant_id is not None:
         scope, params_where = " AND tenant_id = %s", [*params_where, tenant_id]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table.qualified} SET {', '.join(sets)} WHERE ({where}){scope}",  # noqa: S608 — catalog names
+            f"UPDATE {table.qualified} SET {', '.join(sets)} WHERE ({' OR '.join(wheres)}){scope}",  # noqa: S608 — catalog names
             params_set + params_where,
         )
         return cursor.rowcount
@@ -143,12 +175,30 @@ def _names(email: str, member: User | None, actor_ids: list[str], tenant_id: int
     return {name for name in names if name and len(name.strip()) >= 3 and name.strip().lower() != email}
 
 
-def _name_pattern(name: str) -> str:
-    """A PostgreSQL regex of the name as words of its own: `\\m`/`\\M` where it starts or ends
-    with a word character, which they need (`Jr.` ends with none), a look-around otherwise."""
-    start = r"\m" if re.match(r"\w", name) else r"(?<![[:alnum:]_])"
-    end = r"\M" if re.search(r"\w$", name) else r"(?![[:alnum:]_])"
-    return f"{start}{re.escape(name)}{end}"
+# Not inside an address: "Sam" is no word of sam.jones@acme.example.
+_NOT_AFTER = r"(?<![[:alnum:]_.%+@-])"
+_NOT_BEFORE = r"(?![[:alnum:]_@-]|\.[[:alnum:]])"
+
+
+def _names_found(names: set[str], pseudonym: str) -> _Names:
+    """A name of two words or more is distinctive: replaced as a phrase inside any such value
+    ("Pat Example's laptop"). One word ("Sam", "Owner") is not: replaced only where it is the
+    whole value (an author "Sam"), or a whole string of the history's JSON — unless it is one of
+    the platform's fixed values ("owner", "running"), which the history holds as such."""
+    _, fixed = _fixed_values()
+    in_values, in_history = [], []
+    for name in sorted(names):
+        name = name.strip()
+        escaped = re.escape(name)
+        if len(name.split()) > 1:
+            phrase = f"{_NOT_AFTER}{escaped}{_NOT_BEFORE}"
+            in_values.append((phrase, pseudonym))
+            in_history.append((phrase, pseudonym))
+            continue
+        in_values.append((rf"^\s*{escaped}\s*$", pseudonym))
+        if name.lower() not in fixed:
+            in_history.append((rf'(?<="){escaped}(?=")', pseudonym))
+    return _Names(in_values, in_history)
 
 
 def _checkpoints_delete(email: str) -> int:
@@ -195,8 +245,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         _owner_erasable(actor, member, member_acting)
 
     pseudo_email, pseudo_name = _pseudonym(email, actor_id)
-    replacements = [(_email_pattern(email), pseudo_email)]
-    replacements += [(_name_pattern(name), pseudo_name) for name in _names(email, member, actor_ids, tenant_id)]
+    by_email = (_email_pattern(email), pseudo_email)
+    by_name = _names_found(_names(email, member, actor_ids, tenant_id), pseudo_name)
     erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
     with pseudonymising():
         if member is not None:
@@ -212,7 +262,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             member.delete()  # external identities go with it (cascade); tokens stay, revoked
             erased.member_removed = True
         for table in schema_tables(connection.schema_name):
-            if count := _rewrite(table, replacements, tenant_id=None):
+            if count := _rewrite(table, by_email, by_name, tenant_id=None):
                 erased.rows[table.name] = count
         with connection.cursor() as cursor:
             cursor.execute(
@@ -220,7 +270,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
                 [str(tenant_id)] * 2,
             )
         for table in public_tenant_tables():
-            if table.name not in NOT_REWRITTEN and (count := _rewrite(table, replacements, tenant_id=tenant_id)):
+            if table.name not in NOT_REWRITTEN and (count := _rewrite(table, by_email, by_name, tenant_id=tenant_id)):
                 erased.rows[f"public.{table.name}"] = count
         # Archives made before hold what was just replaced: their links would still hand it out.
         erased.exports = exports_delete(Export.objects.all())
