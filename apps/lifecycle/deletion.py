@@ -28,8 +28,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, quote_schema_name, schema_context
 
-from apps.audit.models import PLATFORM
-from apps.audit.services import actor_of, audit_record
+from apps.audit.models import PLATFORM, AuditActor
+from apps.audit.scope import rls_scope
+from apps.audit.services import actor_of, audit_record, platform_actor_id
 from apps.lifecycle.erasing import erasing
 from apps.lifecycle.inventory import (
     STORAGE_KINDS,
@@ -56,6 +57,7 @@ class Purged:
     rows: dict[str, int] = field(default_factory=dict)  # "schema.table" → rows deleted
     redis_keys: int = 0
     files: int = 0
+    actors_erased: int = 0  # the platform chain's actor rows of its members and tokens
 
     @property
     def total(self) -> int:
@@ -194,6 +196,7 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
                     "scheduled_at": tenant.status_changed_at.isoformat() if tenant.status_changed_at else None,
                     "rows": purged.rows,
                     "total_rows": purged.total,
+                    "platform_actors_erased": purged.actors_erased,
                 },
             )
     route_invalidate(*hosts)
@@ -254,6 +257,13 @@ def _database_purge(tenant: Tenant, purged: Purged) -> None:
             purged.rows[f"public.{table.name}"] = cursor.rowcount
         cursor.execute("DELETE FROM public.tenants_tenant WHERE id = %s", [tenant.pk])
         purged.rows["public.tenants_tenant"] = cursor.rowcount
+    # Its members and tokens as the platform's chain knows them (`user:1@tenant:7`: who asked for
+    # the deletion, say): their names and emails go, their pseudonymous ids stay in its events,
+    # as an erasure leaves them (no erase_member reaches them once the workspace is gone).
+    with rls_scope(PLATFORM):
+        purged.actors_erased = AuditActor.objects.filter(
+            tenant_id=PLATFORM, actor_id__endswith=platform_actor_id(tenant.pk, ""), erased_at__isnull=True
+        ).update(display_name=None, email=None, erased_at=timezone.now())
 
 
 def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:

@@ -3,11 +3,12 @@
 `member_erase` removes the member (if still one) and replaces their email by a pseudonym
 everywhere the workspace keeps text — every text and JSON column of every table of its schema
 and of its rows in public tables, found in the catalog, so a column added later is covered —
-and their names where the platform writes names (`_rewrite`, `_names_found`), rewriting append-only rows where they hold them (catalog versions' authors) inside
-`pseudonymising()`. The audit trail is not rewritten: its events name people by pseudonymous
-ids only (`user:42`) and their names and emails live in the actor table, which is erased; so the
-chain still verifies. The pseudonym is derived from that id (`erased-user-42@erased.invalid`),
-so what the person did stays attributable to one (anonymous) actor.
+and their names where the platform writes names (`_rewrite`, `_names_found`), rewriting
+append-only rows where they hold them (catalog versions' authors) inside `pseudonymising()`.
+The audit trail is not rewritten: its events name people by pseudonymous ids only (`user:42`)
+and their names and emails live in the actor table, which is erased; so the chain still verifies.
+The pseudonym is derived from that id (`erased-user-42@erased.invalid`), so what the person did
+stays attributable to one (anonymous) actor.
 
 Not covered: personal data people typed into run inputs, agent instructions or documents — the
 workspace's content, which its owners answer for (docs/lifecycle.md says how to find it).

@@ -114,8 +114,8 @@ def _exact(key: str) -> KeyPattern:
 
 def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[KeyPattern]:
     """The Redis keys kept for one workspace: its rate-limit buckets, run slots and sign-in limits
-    (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks (runs/locks.py) and marks
-    of runs waiting for a slot (runs/admission.py), what the
+    (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks (runs/locks.py), marks
+    of runs waiting for a slot (runs/admission.py) and of refusals audited lately (audit), what the
     cache holds for its schema (django-tenants' key function starts each key with the schema and
     the cache's prefix: JWKS guards, cached pages…), its chain's cached status and the cached
     routes of its hosts. Nothing else: a workspace's slug may be any word (`tenant`, `runs`,
@@ -126,7 +126,12 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
         KeyPattern(f"rl:*:{ident}*", re.compile(rb"rl:[a-z0-9_-]+:" + ident.encode() + rb"(?::.*)?", re.S)),
         *(
             KeyPattern(f"{start}*", re.compile(re.escape(start.encode()) + rb".+", re.S))
-            for start in (f"foundry:run-lock:{schema}:", f"foundry:run-waiting:{schema}:")  # runs/locks, admission
+            # runs/locks, admission, audit/services (a refusal's repeat mark)
+            for start in (
+                f"foundry:run-lock:{schema}:",
+                f"foundry:run-waiting:{schema}:",
+                f"foundry:audit-repeat:{schema}:",
+            )
         ),
         KeyPattern(_glob_escape(cache) + "*", re.compile(re.escape(cache.encode()) + rb".*", re.S)),
         KeyPattern(  # its chain's status, cached in any schema (audit/views.py chain_status)
