@@ -418,13 +418,24 @@ def _read(response: httpx.Response, limit: int, deadline: float, timeout: float)
         raise FetchError("http_encoding_refused", f"Content-Encoding {encoding!r} is not accepted.")
     # wbits 47: zlib or gzip framing, detected from the header.
     inflater = zlib.decompressobj(47) if encoding not in ("identity", "") else None
+    # Compressed bytes are bounded too: a stream may inflate to nothing (empty stored blocks), and
+    # what follows its end would be read on, unbounded, into `unused_data`.
+    raw_limit, raw = limit + limit // 8 + 65536, 0
     body = bytearray()
     try:
         for chunk in response.iter_raw():
             if inflater is not None:
+                raw += len(chunk)
+                if raw > raw_limit:
+                    raise too_large
                 chunk = inflater.decompress(chunk, limit + 1 - len(body))
                 if inflater.unconsumed_tail:
                     raise too_large
+                if inflater.eof:  # the body is whole; anything after it is not read
+                    body += chunk
+                    if len(body) > limit:
+                        raise too_large
+                    break
             body += chunk
             if len(body) > limit:
                 raise too_large

@@ -229,20 +229,21 @@ class Toolbox:
         rest = {k: v for k, v in arguments.items() if k not in names}
         method = definition.get("method", "GET")
         params = body = None
+        # The declared URL's own query parameters are the manifest's, not the model's to change,
+        # under any spelling a server may read as theirs (`scope[]`, ` scope`: rules.read_as) —
+        # nor in a body, which servers that merge it with the query let win (PHP's $_REQUEST).
+        fixed = folded_names(name for name, _ in parse_qsl(urlsplit(template).query, keep_blank_values=True))
+        taken = sorted(k for k in rest if read_as(k, fixed) is not None)
+        if taken:
+            raise ToolError(
+                "tool_argument_invalid", f"The tool's URL sets {', '.join(taken)}; a call cannot change it."
+            )
         if method in _BODY_METHODS:
             body = rest or None
         elif rest:
             bad = sorted(k for k, v in rest.items() if isinstance(v, dict | list))
             if bad:
                 raise ToolError("tool_argument_invalid", f"Query arguments must be single values: {', '.join(bad)}.")
-            # The declared URL's own query parameters are the manifest's, not the model's to change,
-            # under any spelling a server may read as theirs (`scope[]`, ` scope`: rules.read_as).
-            fixed = folded_names(name for name, _ in parse_qsl(urlsplit(template).query, keep_blank_values=True))
-            taken = sorted(k for k in rest if read_as(k, fixed) is not None)
-            if taken:
-                raise ToolError(
-                    "tool_argument_invalid", f"The tool's URL sets {', '.join(taken)}; a call cannot change it."
-                )
             params = rest
         limit = min(float(definition.get("timeout_seconds", HTTP_DEFAULT_TIMEOUT)), timeout)
         try:
@@ -270,7 +271,10 @@ class Toolbox:
         else:
             payload = f"<{len(result.body)} bytes of {content_type}>"
         outcome = {"status": result.status, "url": result.url, "content_type": content_type, "body": payload}
-        text = json.dumps(outcome, ensure_ascii=False)
+        try:
+            text = json.dumps(outcome, ensure_ascii=False)
+        except RecursionError:  # parsed, but nested past what writing it back takes: its text then
+            text = json.dumps({**outcome, "body": result.text()}, ensure_ascii=False)
         if result.status >= 400:
             raise ToolError("http_status", text)
         return text
