@@ -17,6 +17,7 @@ from apps.accounts.permissions import Role
 from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 from apps.identity.models import ExternalIdentity, SsoConfiguration
+from apps.identity.verify import claim_text_plain
 from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.errors import CodedError
@@ -127,7 +128,7 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         changed.append("role")
         token_revoke_issued_by(actor=user, member=user, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
     name = claims.get("name")
-    if isinstance(name, str) and name.strip() and name.strip()[:200] != user.full_name:
+    if isinstance(name, str) and claim_text_plain(name) and name.strip() and name.strip()[:200] != user.full_name:
         user.full_name = name.strip()[:200]
         changed.append("full_name")
     if changed:

@@ -77,6 +77,12 @@ def _fits(jwk: dict, alg: str) -> bool:
     return alg not in _CURVE or jwk.get("crv") == _CURVE[alg]
 
 
+def claim_text_plain(text: str) -> bool:
+    """Whether a claim's text holds no control character (a NUL: no text column takes one) and
+    no lone surrogate (no UTF-8 encodes one): what an identifier or a person's name never holds."""
+    return not any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF for char in text)
+
+
 def jwt_verify(
     token: str,
     *,
@@ -124,6 +130,8 @@ def jwt_verify(
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 0 < len(subject) <= 255:
         raise TokenInvalid("token_claims_missing", "The token's subject is missing or too long.")
+    if not claim_text_plain(subject):
+        raise TokenInvalid("token_claims_missing", "The token's subject holds characters no identifier has.")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if client_id is not None and (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != client_id:
         raise TokenInvalid("token_audience_invalid", "The ID token was issued to another party (azp).")

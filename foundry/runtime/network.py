@@ -345,21 +345,24 @@ def fetch(
             # hosts behind one load balancer share (and a credential of one host never follows a
             # redirect to another).
             client.cookies.clear()
-            request = client.build_request(
-                method,
-                hop.url,
-                headers={
-                    "Host": hop.host_header,
-                    "User-Agent": USER_AGENT,
-                    "Accept-Encoding": "gzip, deflate",
-                    **extra,
-                    **(hop_headers(hop.host_header, current.scheme) if hop_headers else {}),
-                },
-                json=json_body,
-                data=form_body,
-                timeout=httpx.Timeout(remaining),
-                extensions={"sni_hostname": hop.sni} if hop.sni else None,
-            )
+            try:
+                request = client.build_request(
+                    method,
+                    hop.url,
+                    headers={
+                        "Host": hop.host_header,
+                        "User-Agent": USER_AGENT,
+                        "Accept-Encoding": "gzip, deflate",
+                        **extra,
+                        **(hop_headers(hop.host_header, current.scheme) if hop_headers else {}),
+                    },
+                    json=json_body,
+                    data=form_body,
+                    timeout=httpx.Timeout(remaining),
+                    extensions={"sni_hostname": hop.sni} if hop.sni else None,
+                )
+            except UnicodeError:  # a header value no HTTP header can carry (a non-ASCII token)
+                raise FetchError("http_request_invalid", "A header of the request is not ASCII text.") from None
             try:
                 response = client.send(request, stream=True)
             except httpx.TimeoutException:
