@@ -107,9 +107,11 @@ def _changes(diff) -> list[dict]:
 
 
 def _diff_lines(text: str) -> list[tuple[str, str]]:
-    """(css class, line) for each line of a unified diff."""
+    """(css class, line) for each line of a unified diff: split at "\n" only, as `text_diff`
+    wrote it (str.splitlines also breaks at a CR, NEL, U+2028 that YAML reads as a line break,
+    and a line added after one showed as unchanged context)."""
     rows = []
-    for line in text.splitlines():
+    for line in text.removesuffix("\n").split("\n") if text else ():
         if line.startswith(("+++", "---")):
             css = "file"
         elif line.startswith("@@"):
