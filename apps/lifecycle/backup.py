@@ -412,7 +412,9 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
     if manifest.get("scope") not in {DATABASE, "tenant"} or not _members_are_sound(manifest.get("members")):
         raise BackupError(f"{path}: its manifest is incomplete.")
     if manifest["scope"] == "tenant" and not _tenant_manifest_is_sound(manifest):
-        raise BackupError(f"{path}: its manifest is incomplete (the workspace or its tables).")
+        raise BackupError(f"{path}: its manifest is incomplete (the workspace, its tables or its schema's dump).")
+    if manifest["scope"] == DATABASE and "database.dump" not in manifest["members"]:
+        raise BackupError(f"{path}: its manifest is incomplete (no database.dump).")
     return manifest
 
 
@@ -434,11 +436,15 @@ def _tenant_manifest_is_sound(manifest: dict) -> bool:
         return False
     if not (isinstance(tenant.get("id"), int) and all(isinstance(tenant.get(k), str) for k in ("slug", "schema_name"))):
         return False
-    return all(
+    members = manifest["members"]
+    return "schema.dump" in members and all(
         isinstance(item, dict)
         and isinstance(item.get("table"), str)
         and isinstance(item.get("columns"), list)
         and all(isinstance(c, str) for c in item["columns"])
+        and isinstance(item.get("rows"), int)
+        and not isinstance(item["rows"], bool)
+        and (item["rows"] == 0 or item.get("member") in members)
         for item in tables
     )
 
@@ -494,6 +500,10 @@ def database_exists(name: str) -> bool:
         return cursor.fetchone() is not None
 
 
+# What --database takes: a name needing no quoting care (Django's quote_name doubles no quote).
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
+
+
 def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
     """Restore a whole-database backup into `database`: a new one (`create`), or an existing
     empty one; one that holds anything is refused unless `force`, which drops the workspaces'
@@ -508,6 +518,10 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
     pass as that role, which owns everything."""
     if backup.scope != DATABASE:
         raise BackupError(f"{backup.path}: a workspace's backup; it is restored into this database without --database.")
+    if not DATABASE_NAME.fullmatch(database):
+        raise BackupError(
+            f"{database[:80]!r} is no database name this restore takes: letters, digits, _ and -, at most 63."
+        )
     if connection.in_atomic_block:
         raise BackupError("A whole-database restore cannot run inside a transaction.")
     with as_owner():
@@ -708,6 +722,7 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> dict[str, int]:
     write into a table under Row-Level Security, so each goes through a temporary table. Each
     table's id sequence is moved past the ids restored before anything new is written."""
     maxima = {}
+    keys = {table.name: key for table, key in tenant_public_tables()}
     with (
         tarfile.open(backup.path, mode="r:") as tar,
         transaction.atomic(),
@@ -726,6 +741,20 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> dict[str, int]:
             with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
                 while chunk := source.read(_CHUNK):
                     copy.write(chunk)
+            # The checksums are no signature: a row naming another workspace (an edited file) is
+            # refused, never written into that workspace.
+            key = keys.get(item["table"])
+            if key is None or key not in item["columns"]:
+                raise BackupError(f"{backup.path}: table {item['table']} holds no workspace's rows.")
+            cursor.execute(
+                f"SELECT count(*) FROM {staging} WHERE {connection.ops.quote_name(key)} IS DISTINCT FROM %s",
+                [tenant_id],
+            )
+            if foreign := cursor.fetchone()[0]:
+                raise BackupError(
+                    f"{backup.path}: {foreign} row(s) of {item['table']} belong to another workspace than "
+                    f"{backup.tenant['slug']!r}; nothing restored."
+                )
             cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
             if "id" in item["columns"]:
                 cursor.execute(f"SELECT max(id) FROM {staging}")
