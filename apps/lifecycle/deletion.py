@@ -19,7 +19,6 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import psycopg
 import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -176,11 +175,10 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
         purged = Purged(tenant.pk, tenant.slug, tenant.schema_name)
         # What lives outside this database goes first, found by the workspace's names while its
         # row still holds them (locked): once it commits, a new workspace may take the slug, and
-        # its files, keys or checkpoints must not be taken for these. A failure here rolls the
+        # its files or keys must not be taken for these (checkpoints go with the schema). A failure here rolls the
         # purge back whole, so the next pass (lifecycle.purge_due) does it again.
         purged.redis_keys = _redis_purge(tenant, hosts)
         purged.files = _files_purge(tenant.schema_name)
-        _checkpoint_schema_purge(tenant.schema_name)
         with erasing():
             _database_purge(tenant, purged)
             audit_record(
@@ -302,15 +300,6 @@ def _files_purge(schema: str) -> int:
             except OSError:
                 logger.warning("purge: could not remove the folder %s", folder)
     return removed
-
-
-def _checkpoint_schema_purge(schema: str) -> None:
-    """Where checkpoints live in a database of their own (FOUNDRY_CHECKPOINT_DATABASE_URL), the
-    workspace's schema there too."""
-    if not settings.FOUNDRY_CHECKPOINT_DATABASE_URL:
-        return
-    with psycopg.connect(settings.FOUNDRY_CHECKPOINT_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(schema)} CASCADE")
 
 
 def tenants_due() -> list[Tenant]:
