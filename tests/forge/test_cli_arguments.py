@@ -1,29 +1,12 @@
 """forge's arguments: an empty path is no folder, and a usage error names its command."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from tests.forge.conftest import FINANCE, forge
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    seen: list = []
-
-    def _do(self):
-        self.seen.append((self.command, self.path))
-        body = b'{"error": {"code": "nope", "message": "stub"}}'
-        self.send_response(500)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _do
-
-    def log_message(self, *args):
-        pass
+from tests.forge.test_forge_refusals import _Recorder
 
 
 @pytest.fixture
