@@ -27,6 +27,18 @@ def workspace_endpoint(port: int, slug: str) -> str:
     return f"http://{slug}.localhost:{port}/mcp"
 
 
+def bridge_fed(endpoint: str, token: str, lines: bytes) -> subprocess.CompletedProcess:
+    """`forge mcp` given `lines` on stdin (no FOUNDRY_* setting of this environment), to the end."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
+    return subprocess.run(
+        [str(FORGE), "mcp", "--url", endpoint],
+        input=lines,
+        env={**clean, "FOUNDRY_TOKEN": token},
+        capture_output=True,
+        timeout=60,
+    )
+
+
 @asynccontextmanager
 async def bridged(endpoint: str, token: str, stderr, *, mode: str = "auto"):
     """An SDK client on stdio, talking to `forge mcp` as a desktop client does."""
@@ -116,15 +128,8 @@ async def test_it_answers_a_revoked_token_with_the_reason_and_keeps_serving(
 
 
 def test_a_line_that_is_not_json_rpc_is_answered_with_id_null(mcp_port, fresh_tenant, tokens):  # noqa: F811
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
     lines = b'not json\n{"jsonrpc": "2.0", "method": 7}\n{"jsonrpc": "2.0", "id": 1, "method": "ping"}\n'
-    done = subprocess.run(
-        [str(FORGE), "mcp", "--url", workspace_endpoint(mcp_port, fresh_tenant.slug)],
-        input=lines,
-        env={**clean, "FOUNDRY_TOKEN": tokens["viewer"]},
-        capture_output=True,
-        timeout=60,
-    )
+    done = bridge_fed(workspace_endpoint(mcp_port, fresh_tenant.slug), tokens["viewer"], lines)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == [
         {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: the line is not JSON."}},
@@ -238,20 +243,13 @@ def test_it_mirrors_the_per_request_envelope_into_headers():
 def test_a_request_holding_a_lone_surrogate_is_answered_at_its_id(mcp_port, fresh_tenant, tokens):  # noqa: F811
     """The SDK's reader cannot parse it and would answer id null, leaving its sender waiting:
     the bridge answers it -32602 at its id, as the gateway does; the next request is relayed."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
     lines = (
         b'{"jsonrpc": "2.0", "id": 5, "method": "tools/call",'
         b' "params": {"name": "get_run", "arguments": {"x": "\\ud800"}}}\n'
         b'{"jsonrpc": "2.0", "id": "\\udfff", "method": "ping"}\n'
         b'{"jsonrpc": "2.0", "id": 6, "method": "ping"}\n'
     )
-    done = subprocess.run(
-        [str(FORGE), "mcp", "--url", workspace_endpoint(mcp_port, fresh_tenant.slug)],
-        input=lines,
-        env={**clean, "FOUNDRY_TOKEN": tokens["viewer"]},
-        capture_output=True,
-        timeout=60,
-    )
+    done = bridge_fed(workspace_endpoint(mcp_port, fresh_tenant.slug), tokens["viewer"], lines)
     assert done.returncode == 0, done.stderr
     refused = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
     assert [json.loads(line) for line in done.stdout.splitlines()] == [

@@ -11,7 +11,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
-from tests.identity.conftest import configure
+from tests.identity.conftest import OidcServer, configure
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_JWK = {**jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "s1", "alg": "RS256"}
@@ -60,14 +60,7 @@ class ScriptedIdp:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def discovery(self) -> dict:
-        return {
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{self.issuer}/authorize",
-            "token_endpoint": f"{self.issuer}/token",
-            "userinfo_endpoint": f"{self.issuer}/userinfo",
-            "jwks_uri": f"{self.issuer}/jwks",
-            "id_token_signing_alg_values_supported": ["RS256"],
-        }
+        return {**OidcServer.discovery(self), "id_token_signing_alg_values_supported": ["RS256"]}
 
     def sign(self, claims: dict) -> str:
         return jwt.encode(claims, KEY, algorithm="RS256", headers={"kid": "s1"})

@@ -17,6 +17,7 @@ from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
     workspace,
     workspace_lose,
 )
+from tests.lifecycle.test_backup_tampered import repack
 
 
 def test_backup_into_a_dir_that_is_a_file_is_refused_without_a_traceback(unblocked, tmp_path):  # noqa: F811
@@ -68,23 +69,14 @@ def test_public_rows_that_do_not_load_are_refused_naming_the_file_not_with_a_tra
     file, and the schema is dropped again."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
     (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
-    with tarfile.open(made) as tar:
-        manifest = json.loads(tar.extractfile("manifest.json").read())
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name != "manifest.json"}
-    for item in manifest["tables"]:
-        if item["table"] == "tenants_domain":
-            cols = item["columns"]
-            item["columns"] = [cols[1], cols[0], *cols[2:]]  # id <-> domain
-    altered = tmp_path / "other-version.tar"
-    body = json.dumps(manifest).encode()
-    with tarfile.open(altered, "w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(body)
-        tar.addfile(info, io.BytesIO(body))
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+
+    def columns_swapped(manifest):
+        for item in manifest["tables"]:
+            if item["table"] == "tenants_domain":
+                cols = item["columns"]
+                item["columns"] = [cols[1], cols[0], *cols[2:]]  # id <-> domain
+
+    altered = repack(made, tmp_path / "other-version.tar", manifest_edit=columns_swapped)
     workspace_lose(workspace)
     done = manage("restore", str(altered))
     assert done.returncode != 0

@@ -26,9 +26,19 @@ from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
 )
 
 
-def repack(source: Path, target: Path, *, manifest_edit=None, member_edit=None) -> Path:
-    """`source` rewritten: a member's bytes changed and the manifest's checksums recomputed, as
-    anyone who can write the file can do (the checksums are not keyed)."""
+def tar_written(path: Path, manifest: dict, members: dict[str, bytes]) -> Path:
+    """A backup file: its manifest first, then each member, as `manage.py backup` lays one out."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("manifest.json", json.dumps(manifest).encode()), *members.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def repack(source: Path, target: Path, *, manifest_edit=None, member_edit=None, without: str = "") -> Path:
+    """`source` rewritten: a member's bytes changed (or member `without` gone) and the manifest's
+    checksums recomputed, as anyone who can write the file can do (the checksums are not keyed)."""
     with tarfile.open(source) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name != "manifest.json"}
@@ -36,18 +46,11 @@ def repack(source: Path, target: Path, *, manifest_edit=None, member_edit=None) 
         name, data = member_edit(members)
         members[name] = data
         manifest["members"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if without:
+        del members[without], manifest["members"][without]
     if manifest_edit:
         manifest_edit(manifest)
-    body = json.dumps(manifest).encode()
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(body)
-        tar.addfile(info, io.BytesIO(body))
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return target
+    return tar_written(target, manifest, members)
 
 
 def schema_exists(name: str) -> bool:
@@ -111,16 +114,7 @@ def test_a_backup_without_its_schema_dump_is_refused_by_name_not_with_a_tracebac
     """A workspace's backup whose schema.dump is gone (member and manifest entry both) is incomplete."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
     (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
-    with tarfile.open(made) as tar:
-        manifest = json.loads(tar.extractfile("manifest.json").read())
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name != "manifest.json"}
-    del members["schema.dump"], manifest["members"]["schema.dump"]
-    bad = tmp_path / "no-schema.tar"
-    with tarfile.open(bad, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("manifest.json", json.dumps(manifest).encode()), *members.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    bad = repack(made, tmp_path / "no-schema.tar", without="schema.dump")
     workspace_lose(workspace)
     done = manage("restore", str(bad))
     assert done.returncode != 0
@@ -140,13 +134,7 @@ def database_backup(path, dump: bytes = b"PGDMP not really") -> str:
         "server_version": 150000,
         "members": {"database.dump": {"size": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}},
     }
-    body = json.dumps(manifest).encode()
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("manifest.json", body), ("database.dump", dump)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
+    return str(tar_written(path, manifest, {"database.dump": dump}))
 
 
 @pytest.mark.parametrize("name", ['bad"name', 'x" WITH OWNER "postgres'])
