@@ -3,11 +3,14 @@ is a platform operator signed in on the operator host. Both fail closed."""
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts.permissions import Permission
 from apps.audit.models import Outcome
@@ -39,6 +42,23 @@ def denied_response(request: HttpRequest, message: str) -> HttpResponse:
     return _forbidden(request, message)
 
 
+def login_redirect(request: HttpRequest) -> HttpResponse:
+    """Signed out (or the session expired): to the sign-in page, and back here afterwards.
+
+    An htmx request (a live timeline polling, a row's form) is told to load the sign-in page as
+    a whole page (HX-Redirect), returning to the page it was on: following a 302 instead would
+    swap the sign-in page into the fragment, and the fragment's URL would be where sign-in leads."""
+    if not request.htmx:
+        return redirect_to_login(request.get_full_path())
+    page = request.htmx.current_url or ""
+    if url_has_allowed_host_and_scheme(page, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        parts = urlsplit(page)
+        page = parts.path + (f"?{parts.query}" if parts.query else "")
+    else:
+        page = "/"
+    return HttpResponseClientRedirect(redirect_to_login(page or "/").url)
+
+
 def require_permission(permission: Permission) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -46,7 +66,7 @@ def require_permission(permission: Permission) -> Callable:
             if getattr(request, "tenant", None) is None:
                 return _forbidden(request, "This page belongs to a workspace.")
             if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                return login_redirect(request)
             if not request.user.has_permission(permission):
                 access_denied_record(request, request.user, permission=str(permission))
                 return _forbidden(request, "Your role does not allow this.")
@@ -67,7 +87,7 @@ def operator_required(view: Callable) -> Callable:
         if getattr(request, "tenant", None) is not None or connection.schema_name != "public":
             return _forbidden(request, "The operator console is served on the platform host only.")
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            return login_redirect(request)
         if not (request.user.is_active and request.user.is_staff):
             return _forbidden(request, "Platform operators only.")
         return view(request, *args, **kwargs)

@@ -1,4 +1,6 @@
-"""Crafted session cookies and sign-in links: no session and a redirect, never a 500."""
+"""Crafted session cookies, sign-in links and expired sessions: no session and a redirect, never a 500."""
+
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -32,3 +34,43 @@ def test_a_signed_in_user_sent_to_login_with_next_login_is_redirected_not_a_500(
     response = getattr(client, method)("/login/?next=/login/")
     assert response.status_code == 302, response.status_code
     assert response["Location"] == "/"
+
+
+def _login_next(url: str) -> str:
+    """Where the sign-in page `url` leads back to."""
+    parts = urlsplit(url)
+    assert parts.path == "/login/", url
+    return parse_qs(parts.query)["next"][0]
+
+
+@pytest.mark.parametrize(
+    ("current", "back_to"),
+    [
+        ("http://acme.localhost/runs/7/?tab=steps", "/runs/7/?tab=steps"),  # the page the fragment is on
+        ("https://evil.example/phish", "/"),  # another site's URL is not followed
+        (None, "/"),
+    ],
+)
+def test_an_htmx_request_after_the_session_expired_loads_the_sign_in_page_as_a_page(acme, current, back_to):
+    """A live fragment polling once the session is gone is told to load the sign-in page as a
+    whole page (HX-Redirect), coming back to the page it was on — not handed a 302 that htmx
+    follows, swapping the sign-in page into the timeline, with sign-in leading to the fragment."""
+    headers = {"HX-Request": "true"}
+    if current is not None:
+        headers["HX-Current-URL"] = current
+    response = Client(HTTP_HOST="acme.localhost").get("/runs/7/live/?v=abc", headers=headers)
+    assert response.status_code == 200, response.status_code
+    assert _login_next(response["HX-Redirect"]) == back_to
+    assert not response.content
+
+    plain = Client(HTTP_HOST="acme.localhost").get("/runs/7/")  # a page itself: the usual redirect
+    assert plain.status_code == 302
+    assert _login_next(plain["Location"]) == "/runs/7/"
+
+
+def test_an_htmx_request_to_the_operator_console_after_the_session_expired_loads_the_sign_in_page(db):
+    response = Client(HTTP_HOST="localhost").get(
+        "/health/", headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/plans/"}
+    )
+    assert response.status_code == 200, response.status_code
+    assert _login_next(response["HX-Redirect"]) == "/plans/"
