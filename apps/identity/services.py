@@ -23,6 +23,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.accounts.services import owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
+from apps.identity.jwks import jwks_forget
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
 from foundry.errors import ServiceError
@@ -346,10 +347,15 @@ def sso_configure(
         setattr(config, name, value)
     if client_secret is not None:
         config.client_secret_encrypted = secret_encrypt(client_secret)
+    previous_jwks = config.jwks_uri if not created else ""
     config.discovered_at = config.updated_at = now
     config.updated_by = by
     config.save()
     _forget_recent()
+    # The provider's key set is fetched afresh at the next sign-in: saving the settings again is
+    # how an admin stops trusting a key the provider withdrew (compromised) before the cache's hour.
+    for jwks_uri in {previous_jwks, config.jwks_uri} - {""}:
+        jwks_forget(jwks_uri)
     ended = sessions_refused_end(request)  # a session the new settings refuse is gone, not only refused
     # The trail names people by pseudonymous id only (docs/lifecycle.md): the break-glass owner too.
     recorded = {name: value for name, value in fields.items() if name != "break_glass_email"}
@@ -384,6 +390,7 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     issuer = config.issuer
     config.delete()
     _forget_recent()
+    jwks_forget(config.jwks_uri)
     ended = sessions_refused_end(request)
     data = {"issuer": issuer, "sessions_ended": ended}
     audit_record(action="sso.disable", actor=actor, target=target, data=data, request=request)

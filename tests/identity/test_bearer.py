@@ -14,6 +14,7 @@ from apps.accounts.models import User
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events
 from tests.identity.test_login import ACCOUNTS, account, client_config, finish, login, refused, sso, start
+from tests.oidc_provider import generate_key
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
@@ -179,3 +180,19 @@ def test_two_workspaces_with_their_own_providers_accept_only_their_own(acme, glo
     callback = acme_idp.follow_login(authorize, "ada")
     globex_client, _ = start(globex)
     refused(finish(globex_client, callback.replace("acme.localhost", "globex.localhost")), "state_invalid")
+
+
+def test_saving_the_sso_settings_again_stops_trusting_a_key_the_provider_withdrew(acme, shared):
+    """The provider's key set is cached for an hour: a key it withdrew (compromised) still
+    verifies tokens meanwhile. Saving the settings again drops the cached set, so such tokens are
+    refused at once, and tokens signed with the provider's new key work."""
+    sso(acme, shared)
+    login(acme, shared, "ada")
+    old = shared.access_token("foundry-acme", "ada")
+    assert api(acme, old).get("/api/v1/members").status_code == 200  # the key set is cached now
+    shared.restart(keys=[generate_key("RS256")])  # the provider withdraws its key
+    assert api(acme, old).get("/api/v1/members").status_code == 200  # the cached set still holds it
+    sso(acme, shared)  # an admin saves the settings again
+    response = api(acme, old).get("/api/v1/members")
+    assert (response.status_code, code(response)) == (401, "token_key_unknown")
+    assert api(acme, shared.access_token("foundry-acme", "ada")).get("/api/v1/members").status_code == 200
