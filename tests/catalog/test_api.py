@@ -149,6 +149,23 @@ def test_malformed_requests_get_a_400(acme_dev, body):
     assert response.json()["error"]["code"]
 
 
+@pytest.mark.parametrize(
+    "message",
+    ["Fix \u202egnp.exe", "a\u2066b\u2069", "bell\x07", "esc\x1b[31m", "next\x85line", "csi\x9b31m", "del\x7f"],
+)
+def test_a_version_message_holding_a_control_or_bidi_override_is_refused(acme, acme_dev, message):
+    """Such a message would read other than it is written in the console's history and in forge:
+    a bidi override reverses what follows it, C1 and escape codes reach terminals."""
+    response = post(acme_dev, "domains", {"content": FINANCE, "message": message})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "message_invalid")
+    with schema_context(acme.schema_name):
+        assert not Document.objects.exists()
+    accepted = post(
+        acme_dev, "domains", {"content": FINANCE, "message": "Première\tversion \u2014 ok\n\U0001f468\u200d\U0001f4bb"}
+    )
+    assert accepted.status_code == 201, accepted.content
+
+
 def test_versions_diff_and_rollback(acme, acme_dev):
     post(acme_dev, "domains", {"content": FINANCE})
     changed = FINANCE.replace("        onboarded_on: {type: date}\n", "        rating: {type: integer}\n")
