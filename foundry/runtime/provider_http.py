@@ -152,7 +152,12 @@ class _BoundedStream(httpx2.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         size = 0
-        for chunk in self.inner:
+        chunks = iter(self.inner)
+        while True:
+            with exchange_deadline(self.deadline):  # each read of the body waits at most until then
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
             size += len(chunk)
             if size > self.limit:
                 raise Refused(_too_large(self.limit))
@@ -388,16 +393,34 @@ def redact(text: str, secret: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def text_clean(value):
-    """`value` (JSON) with lone UTF-16 surrogates, which JSON may carry but no request can send
-    back, replaced by U+FFFD in every string, keys included."""
+def _text_cleaned(value):
+    """A string cleaned; a dict or list as an empty one of its kind (filled by `text_clean`)."""
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {text_clean(k): text_clean(v) for k, v in value.items()}
+        return {}
     if isinstance(value, list):
-        return [text_clean(v) for v in value]
+        return []
     return value
+
+
+def text_clean(value):
+    """`value` (JSON) with lone UTF-16 surrogates, which JSON may carry but no request can send
+    back, replaced by U+FFFD in every string, keys included. Walked without recursion: JSON
+    nested as deep as `json.loads` reads is more than Python's stack holds two frames a level."""
+    top = _text_cleaned(value)
+    pending = [(value, top)] if isinstance(value, dict | list) else []
+    while pending:
+        source, copy = pending.pop()
+        for key, item in source.items() if isinstance(source, dict) else enumerate(source):
+            cleaned = _text_cleaned(item)
+            if isinstance(item, dict | list):
+                pending.append((item, cleaned))
+            if isinstance(copy, dict):
+                copy[_text_cleaned(key)] = cleaned
+            else:
+                copy.append(cleaned)
+    return top
 
 
 def tool_call_id(raw: object, seen: set, fallback: str) -> str:

@@ -6,7 +6,9 @@ say is refused."""
 
 import hashlib
 import ipaddress
+import json
 import socket
+import threading
 import time
 
 import pytest
@@ -116,8 +118,23 @@ def test_a_non_string_finish_reason_or_id_does_not_end_the_run_on_an_internal_er
     assert run.reason != "internal_error", (run.status, run.reason, run.message)
 
 
-def test_deeply_nested_tool_call_arguments_do_not_end_the_run_on_an_internal_error(acme, keys, server):
-    body = openai_completion(tool_calls=[("c1", "find_invoices", {"question": _nest(300)})])
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_tool_call_arguments_nested_as_deep_as_json_reads_are_kept(server, kind):
+    """600 levels: json.loads reads them, and cleaning their text (lone surrogates) walks them
+    without recursion (it ran out of Python's stack, a RecursionError no ProviderError names)."""
+    arguments = {"question": _nest(600), "note": "\ud800"}
+    if kind == "openai":
+        server.queue(Reply(body=openai_completion(tool_calls=[("c1", "lookup", arguments)])))
+    else:
+        server.queue(Reply(body=anthropic_message(tool_use("t1", "lookup", arguments))))
+    reply = _provider(kind, server).complete([HumanMessage(content="hi")], [])
+    (call,) = reply.message.tool_calls
+    assert call["args"] == {"question": _nest(600), "note": "\ufffd"}
+
+
+@pytest.mark.parametrize("depth", [300, 600])
+def test_deeply_nested_tool_call_arguments_do_not_end_the_run_on_an_internal_error(acme, keys, server, depth):
+    body = openai_completion(tool_calls=[("c1", "find_invoices", {"question": _nest(depth)})])
     server.queue(Reply(body=body), Reply(body=openai_completion("done")))
     run = _run(acme, _agent(acme, server.origin + "/v1"))
     assert run.reason != "internal_error", (run.status, run.reason, run.message)
@@ -301,3 +318,61 @@ def test_a_large_error_message_does_not_stall_the_call_past_its_time_limit(serve
     assert info.value.code == "provider_request_refused"
     assert len(info.value.message) < 500
     assert took < 4, f"a call with 2 s left took {took:.1f} s to report a 400"
+
+
+class _StallingServer:
+    """Answers every request with its head at once, one byte of the body `after` seconds later,
+    then nothing, the connection held open."""
+
+    def __init__(self, body: bytes, after: float):
+        self.body, self.after = body, after
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.origin = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        with conn:
+            try:
+                conn.settimeout(10)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                conn.sendall(head % len(self.body))
+                time.sleep(self.after)
+                conn.sendall(self.body[:1])
+                self.stop.wait(10)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_attempt_ends_at_its_deadline_even_when_the_body_stalls(kind):
+    """The whole response counts against the attempt's deadline (docs/providers.md): a body whose
+    first byte comes just before it, then nothing, is cut there — each read of the body waited
+    its own full timeout, holding the attempt for up to twice its time."""
+    body = json.dumps(openai_completion("ok")).encode()
+    stalling = _StallingServer(body, after=0.8)
+    try:
+        model = _provider(kind, url=stalling.origin + ("/v1" if kind == "openai" else ""), timeout_seconds=1)
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as info:
+            model.complete([HumanMessage("hi")], [], timeout=1)
+        took = time.monotonic() - started
+    finally:
+        stalling.close()
+    assert info.value.code == "provider_timeout"
+    assert took < 1.5, f"the 1 s attempt took {took:.1f} s"
