@@ -9,7 +9,6 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import lru_cache, partial
 
 from django.db.models import F, Q, Value
@@ -236,8 +235,11 @@ class FilterSpec:
 
             return (q, p) if op != "!=" else (~q, lambda r: not p(r))
         value = field.coerce(literal)
-        if isinstance(field, TimestampField) and field.between(literal) and op in ("<", ">="):
-            value += timedelta(microseconds=1)  # coerce cut it to the microsecond before it
+        if isinstance(field, TimestampField) and field.between(literal):
+            # coerce cut it to the microsecond before it: below the instant is at or below that
+            # microsecond, and at or above it past that microsecond (adding one overflowed at
+            # the end of year 9999).
+            op = {"<": "<=", ">=": ">"}.get(op, op)
         compare = _COMPARE[op]
 
         def ordered(r):
