@@ -2,7 +2,8 @@
 
 * `dis_query` answers from the pinned DIS (which defines a domain and holds no data rows): the
   tool's entity with its fields and key, the relationships touching it, the rules on it, and
-  the glossary entries whose term appears (as a word, any case) in the optional `question`.
+  the glossary entries whose term appears (as a word, any case) in the optional `question`
+  (at most MAX_QUESTION_CHARS characters; the lookup ends with the time the run has left).
   An optional `filter` is checked as an AIP-160 expression over the entity's fields and echoed.
   Arguments naming the entity's fields are accepted (typed); any other argument is refused.
   (`max_results` has nothing to bound until there are records to return.)
@@ -21,6 +22,7 @@ A tool with an `entity` is subject to that entity's DIS rules (`foundry.runtime.
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -32,6 +34,7 @@ from foundry.runtime.providers import ToolSpec
 from foundry.runtime.rules import ArgumentError, RuleBook, Verdict, folded_names, read_as
 
 HTTP_DEFAULT_TIMEOUT = 10.0
+MAX_QUESTION_CHARS = 2000  # dis_query's `question`: what its glossary lookup reads
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
@@ -168,13 +171,13 @@ class Toolbox:
     def run(self, tool: Tool, arguments: Mapping, *, timeout: float, key: str | None = None) -> str:
         """Execute one call; its result as text for the model, or ToolError. `key` names the call."""
         if tool.kind == "dis_query":
-            return self._dis_query(tool, arguments)
+            return self._dis_query(tool, arguments, time.monotonic() + timeout)
         if tool.kind == "http":
             return self._http(tool, arguments, timeout, key)
         return self._subagent(tool, arguments, timeout, key)
 
     # --- dis_query ------------------------------------------------------------------------
-    def _dis_query(self, tool: Tool, arguments: Mapping) -> str:
+    def _dis_query(self, tool: Tool, arguments: Mapping, deadline: float) -> str:
         entity_name = tool.entity
         entity = self.rules.entities[entity_name]
         unknown = sorted(set(arguments) - {"question", "filter"} - set(entity.get("fields") or {}))
@@ -184,6 +187,10 @@ class Toolbox:
         for name, value in (("question", question), ("filter", text)):
             if value is not None and not isinstance(value, str):
                 raise ToolError("tool_argument_invalid", f"Argument {name!r} must be a string.")
+        if question is not None and len(question) > MAX_QUESTION_CHARS:
+            raise ToolError(
+                "tool_argument_invalid", f"Argument 'question' is at most {MAX_QUESTION_CHARS:,} characters."
+            )
         if text:
             try:
                 self.rules.filters[entity_name].compile(text)
@@ -205,7 +212,7 @@ class Toolbox:
                 for r in spec.get("rules") or ()
                 if r.get("entity") == entity_name
             ],
-            "glossary": _glossary_hits(spec.get("glossary") or {}, question or ""),
+            "glossary": _glossary_hits(spec.get("glossary") or {}, question or "", deadline),
             "note": "The domain schema defines this entity; it holds no data records.",
         }
         if text:
@@ -299,11 +306,22 @@ def _text(value) -> str:
     return str(value)
 
 
-def _glossary_hits(glossary: Mapping, question: str) -> dict:
+def _glossary_hits(glossary: Mapping, question: str, deadline: float) -> dict:
+    """The entries whose term is a word (or words) of `question`, in any case.
+
+    A domain may hold thousands of terms: an ASCII term is first looked for as a substring of
+    the lower-cased question, when that is ASCII too (the same any-case match, for ASCII), and
+    only a term found so is matched as a word; others are matched at once. Past `deadline`
+    (time.monotonic()), the lookup ends as a tool error."""
     if not question:
         return {}
-    return {
-        term: text
-        for term, text in glossary.items()
-        if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", question, flags=re.IGNORECASE)
-    }
+    lowered = question.lower() if question.isascii() else None
+    hits = {}
+    for number, (term, text) in enumerate(glossary.items()):
+        if number % 256 == 0 and time.monotonic() > deadline:
+            raise ToolError("tool_timeout", "The glossary lookup ran out of the time the run has left.")
+        if lowered is not None and term.isascii() and term.lower() not in lowered:
+            continue
+        if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", question, flags=re.IGNORECASE):
+            hits[term] = text
+    return hits

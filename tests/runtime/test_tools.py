@@ -1,11 +1,12 @@
 """The manifest's tools as they run: dis_query from the DIS, http through the network policy, subagent."""
 
 import json
+import time
 
 import pytest
 
 from foundry.runtime.network import NetworkPolicy
-from foundry.runtime.tools import Toolbox, ToolError, ToolOptions
+from foundry.runtime.tools import MAX_QUESTION_CHARS, Toolbox, ToolError, ToolOptions
 from tests.runtime.conftest import agent, reply
 
 LOOPBACK = ToolOptions(network=NetworkPolicy(allow_private=True))
@@ -44,6 +45,51 @@ def test_dis_query_glossary_matches_whole_words_only(invoice_triage, finance):
     answer = json.loads(toolbox.run(toolbox.get("find_vendors"), {"question": "apple"}, timeout=5))
     assert answer["glossary"] == {}
     assert [r["name"] for r in answer["rules"]] == ["no-payment-to-high-risk-vendor"]
+
+
+def _with_glossary(finance: dict, glossary: dict) -> dict:
+    return {**finance, "spec": {**finance["spec"], "glossary": glossary}}
+
+
+@pytest.mark.parametrize(
+    ("question", "term"),
+    [
+        ("what is NET 30?", "net 30"),  # ASCII: any case
+        ("paid in \u212aroner", "kroner"),  # the Kelvin sign is a K to any-case matching
+        ("une facture DÉJÀ payée", "déjà"),
+        ("\u017fettled invoices", "settled"),  # a long s is an s
+    ],
+)
+def test_dis_query_glossary_matches_in_any_case(invoice_triage, finance, question, term):
+    glossary = {term: "the entry", "kron": "a part of a word only", "ne": "not a word here"}
+    toolbox = Toolbox(invoice_triage, _with_glossary(finance, glossary))
+    answer = json.loads(toolbox.run(toolbox.get("find_invoices"), {"question": question}, timeout=5))
+    assert answer["glossary"] == {term: "the entry"}
+
+
+def test_dis_query_question_is_bounded(invoice_triage, finance):
+    toolbox = Toolbox(invoice_triage, finance)
+    error = _error(toolbox, "find_invoices", {"question": "a" * (MAX_QUESTION_CHARS + 1)}, "tool_argument_invalid")
+    assert "question" in error.message
+    answer = json.loads(toolbox.run(toolbox.get("find_invoices"), {"question": "AP " * 600}, timeout=5))
+    assert list(answer["glossary"]) == ["AP"]
+
+
+def test_dis_query_glossary_of_thousands_of_terms_keeps_to_the_time_the_run_has_left(invoice_triage, finance):
+    """Every term was a regular expression run over the whole question (compiled again past
+    Python's cache of 512): 4,000 terms and a long question held a worker for seconds, minutes
+    with a longer one, whatever time the run had left."""
+    glossary = {f"{'a' * 180}{n:05d}": "t" for n in range(4000)}
+    toolbox = Toolbox(invoice_triage, _with_glossary(finance, glossary))
+    tool = toolbox.get("find_invoices")
+    started = time.monotonic()
+    answer = json.loads(toolbox.run(tool, {"question": "a" * MAX_QUESTION_CHARS}, timeout=5))
+    assert answer["glossary"] == {}
+    assert time.monotonic() - started < 1.0
+    # Non-ASCII, each term is matched as a word at once: the lookup stops when the time is up.
+    with pytest.raises(ToolError) as info:
+        toolbox.run(tool, {"question": "\u00e9" * MAX_QUESTION_CHARS}, timeout=0)
+    assert info.value.code == "tool_timeout"
 
 
 def test_dis_query_checks_its_filter_against_the_entity(invoice_triage, finance):
