@@ -360,6 +360,22 @@ def _canonical(record: dict) -> dict:
     }
 
 
+_EVENT_TEXT = ("occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id", "outcome", "ip")
+_EVENT_TEXT += ("user_agent", "request_id", "prev_hash", "hash")
+
+
+def _event_read(record: dict) -> dict:
+    """An event line's hashed fields, typed, its time read (ValueError, KeyError, TypeError or
+    AttributeError otherwise: a field of the wrong type, as a tampered file may have)."""
+    fields = _canonical(record)
+    if any(type(fields[k]) is not int for k in ("tenant_id", "seq")):
+        raise TypeError("tenant_id and seq are integers")
+    if any(not isinstance(fields[k], str) for k in _EVENT_TEXT):
+        raise TypeError("the event's fields are text")
+    fields["at"] = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
+    return fields
+
+
 def _checkpoint_read(record: dict) -> dict:
     """A checkpoint line's fields, typed (ValueError, KeyError or TypeError otherwise)."""
     checkpoint = {k: record[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")}
@@ -399,7 +415,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
             if extra.get("kind") == "checkpoint":
                 signed.append(_checkpoint_read(extra))
                 continue
-            fields = _canonical(record)
+            fields = _event_read(record)
             chains.add(int(extra.get("chain", fields["tenant_id"])))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ServiceError(
@@ -417,7 +433,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
         details = fields.pop("details")
         digest = fields.pop("hash")
         fields["details"] = details if isinstance(details, str) else details_text(details)
-        fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
+        fields["occurred_at"] = fields.pop("at")
         if event_hash(**fields) != digest:
             result.add(seq, "altered", f"#{seq}'s content does not give its hash")
         elif "class_uid" in record and _ocsf_rebuilt(record, fields, digest) != record:

@@ -1,6 +1,6 @@
 """Offline verification of an export checks what a SIEM indexes too: an OCSF record's fields
 outside `unmapped` (time, status, message, api.operation, metadata.uid ...) must be those the
-hashed content gives; a malformed checkpoint line is `export_line_invalid`, naming its line."""
+hashed content gives; a malformed checkpoint or event line is `export_line_invalid`, naming its line."""
 
 import json
 
@@ -59,4 +59,34 @@ def test_a_malformed_checkpoint_line_is_a_coded_error(chain, field, value):
     assert (refused.value.code, refused.value.message) == (
         "export_line_invalid",
         f"Line {len(records)} is not an exported event or checkpoint.",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "ocsf"])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("seq",), "4"),
+        (("occurred_at",), 5),
+        (("action",), None),
+        (("prev_hash",), 7),
+        (("actor", "id"), ["user:1"]),
+        (("ip",), {"v": 4}),
+        (("chain",), "1"),
+    ],
+)
+def test_an_event_line_with_a_field_of_the_wrong_type_is_a_coded_error(chain, fmt, path, value):
+    """A tampered file is a coded refusal naming the line, not a TypeError out of the verifier."""
+    committed(audit_checkpoint_sign, chain)
+    records = lines_of(ExportRange(chain, 0, 10), fmt)
+    if fmt == "ocsf":
+        path = {("actor", "id"): ("actor", "user", "uid"), ("ip",): ("src_endpoint", "ip")}.get(
+            path, ("unmapped", *path)
+        )
+    _set(records[3], path, value)
+    with pytest.raises(ServiceError) as refused:
+        export_verify(json.dumps(r) for r in records)
+    assert (refused.value.code, refused.value.message) == (
+        "export_line_invalid",
+        "Line 4 is not an exported event or checkpoint.",
     )

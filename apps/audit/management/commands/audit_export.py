@@ -38,8 +38,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, tenant=None, platform=False, format="jsonl", after=0, output=None, checkpoints=None, **_):
-        if tenant:
-            chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
+        if tenant is not None:  # an empty slug (a script's unset variable) names no tenant, not the platform
+            chain = None
+            if tenant.strip() and "\x00" not in tenant:
+                chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
             if chain is None:
                 raise CommandError(f"No tenant with slug {tenant!r}.")
         else:
