@@ -7,6 +7,18 @@ def tenant_list() -> QuerySet[Tenant]:
     return Tenant.objects.exclude(schema_name="public").prefetch_related("domains")
 
 
+def tenant_of_option(slug: str) -> Tenant:
+    """The tenant a management command's --tenant names; CommandError for any other text (an
+    empty one included: a script's unset variable must not widen the command to every tenant
+    or to the platform)."""
+    from django.core.management import CommandError
+
+    try:
+        return tenant_get(slug=slug)
+    except Tenant.DoesNotExist:
+        raise CommandError(f"No tenant with slug {slug!r}.") from None
+
+
 def tenant_get(*, slug: str) -> Tenant:
     """Raises Tenant.DoesNotExist — also for text no slug holds (slugs are ASCII: a stray byte of
     a shell that is not UTF-8 arrives as a lone surrogate, which no query can carry)."""

@@ -1,8 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_actor_erase, platform_actor_id
-from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_of_option
 
 
 class Command(BaseCommand):
@@ -18,12 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("actor_id", help="The pseudonymous id, e.g. user:42 or operator:3.")
 
     def handle(self, *args, tenant=None, platform=False, actor_id, **options):
-        if platform:
-            chain = PLATFORM
-        else:
-            chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
-            if chain is None:
-                raise CommandError(f"No tenant with slug {tenant!r}.")
+        chain = PLATFORM if platform else tenant_of_option(tenant).pk
         erased = audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor")
         if not platform:
             # A member's acts on the platform's chain (their workspace's deletion scheduled or

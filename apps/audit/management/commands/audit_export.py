@@ -12,7 +12,7 @@ from apps.audit.export import (
 )
 from apps.audit.models import PLATFORM
 from apps.audit.services import checkpoint_dict
-from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_of_option
 from foundry.errors import ServiceError
 
 
@@ -38,14 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, tenant=None, platform=False, format="jsonl", after=0, output=None, checkpoints=None, **_):
-        if tenant is not None:  # an empty slug (a script's unset variable) names no tenant, not the platform
-            chain = None
-            if tenant.strip() and "\x00" not in tenant:
-                chain = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
-            if chain is None:
-                raise CommandError(f"No tenant with slug {tenant!r}.")
-        else:
-            chain = PLATFORM
+        # An empty slug (a script's unset variable) names no tenant: never the platform's chain.
+        chain = PLATFORM if tenant is None else tenant_of_option(tenant).pk
         if not 0 <= after <= MAX_SEQ:
             raise CommandError("--after is a sequence number: a whole number from 0.")
         # The files first: an export that cannot be written is not recorded as made (audit.export).

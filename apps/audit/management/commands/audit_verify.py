@@ -10,6 +10,7 @@ from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.verify import audit_verify
 from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_of_option
 
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -33,11 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="One JSON object per chain.")
 
     def handle(self, *args, tenant=None, platform=False, checkpoints=None, json=False, **options):
-        if tenant:
-            found = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
-            if found is None:
-                raise CommandError(f"No tenant with slug {tenant!r}.")
-            chains = [found]
+        if tenant is not None:  # an empty slug (a script's unset variable) is no tenant, not all
+            chains = [tenant_of_option(tenant).pk]
         elif platform:
             chains = [PLATFORM]
         else:

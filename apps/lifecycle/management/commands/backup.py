@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.lifecycle.backup import BackupError, backup_run
-from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_of_option
 
 
 class Command(BaseCommand):
@@ -25,11 +25,8 @@ class Command(BaseCommand):
         keep = settings.FOUNDRY_BACKUP_KEEP if keep is None else keep
         if keep < 0:
             raise CommandError("--keep must be 0 (keep all) or more.")
-        found = None
-        if tenant:
-            found = Tenant.objects.filter(slug=tenant).first()
-            if found is None:
-                raise CommandError(f"No tenant with slug {tenant!r}.")
+        # An empty slug (a script's unset variable) is no workspace: never the whole platform.
+        found = None if tenant is None else tenant_of_option(tenant)
         try:
             made, deleted = backup_run(directory=directory, keep=keep, tenant=found, actor="cli:backup")
         except BackupError as error:

@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, file, database=None, create=False, force=False, tenant=None, **options):
         try:
             backup = backup_open(file)
-            if tenant and (backup.tenant or {}).get("slug") != tenant:
+            if tenant is not None and (backup.tenant or {}).get("slug") != tenant:
                 raise BackupError(f"{file}: not a backup of workspace {tenant!r}.")
             if backup.scope == DATABASE:
                 target = database or connection.settings_dict["NAME"]
