@@ -6,6 +6,7 @@ transaction (`token_revoke_issued_by`)."""
 import unicodedata
 from datetime import UTC, timedelta
 
+import idna
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
@@ -27,6 +28,19 @@ from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 
 
+def domain_spelling(domain: str) -> str | None:
+    """An email domain (lowercase) in its one spelling: U-labels for its A-labels; None when IDNA
+    reads it as another name (characters it drops or maps), or refuses it. Address literals
+    ([192.0.2.1]) as they are."""
+    if domain.startswith("[") or not domain:
+        return domain
+    try:
+        spelled = idna.decode(idna.encode(domain, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return spelled if spelled == domain or domain.isascii() else None
+
+
 def email_clean(email: str) -> str:
     """The canonical (lowercase) form of an email address, or ValidationError `email_invalid`.
 
@@ -34,7 +48,13 @@ def email_clean(email: str) -> str:
     becomes k) is refused: it would become another address, and sign in as that member. So is
     one with a compatibility character (fullwidth letters, ligatures), which IDNA and mail systems
     read as its plain form (NFKC): owner@ with a fullwidth `a` in acme.test is owner@acme.test's
-    mailbox. Decomposed accents (u + U+0308) are composed first (NFC): the same address."""
+    mailbox. Decomposed accents (u + U+0308) are composed first (NFC): the same address.
+
+    The domain is kept in the one spelling IDNA gives it (UTS 46, IDNA 2008): its A-label form
+    (xn--bcher-kva.test) is written as the U-label (bücher.test), the same mailbox; and one that
+    IDNA changes otherwise — characters it maps to nothing, such as a soft hyphen or a zero-width
+    space, invisible wherever the address is shown — is refused: owner@ac<U+200B>me.test is
+    owner@acme.test's mailbox, and would read as the owner in the console and the audit trail."""
     email = email.strip()
     folds = any(not char.isascii() and char.lower().isascii() for char in email)
     # A lone surrogate (a non-UTF-8 byte in a command's argument) is no character of an address.
@@ -42,6 +62,11 @@ def email_clean(email: str) -> str:
     email = unicodedata.normalize("NFC", email)  # one spelling of é, composed or not
     folds = folds or unicodedata.normalize("NFKC", email) != email
     email = email.lower()
+    if not folds:
+        local, _, domain = email.rpartition("@")
+        spelled = domain_spelling(domain)
+        folds = spelled is None
+        email = f"{local}@{spelled}" if spelled else email
     try:
         if folds or len(email) > 254:
             raise ValidationError("too long")

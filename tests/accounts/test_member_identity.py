@@ -1,17 +1,20 @@
 """Who a member is, whatever credential acts or spelling names them: an API token is the member who
 issued it, and an address that normalises (NFKC) to another is not another member."""
 
+import importlib
 import unicodedata
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.services import email_clean, member_add
 from apps.tokens.services import token_issue
-from tests.api.conftest import api
-from tests.conftest import client_for, tenant_user
+from tests.api.conftest import api, issue
+from tests.conftest import PASSWORD, client_for, tenant_user
 
 
 def test_a_members_own_api_token_cannot_remove_them(acme):
@@ -51,3 +54,64 @@ def test_an_idn_domain_in_decomposed_form_is_accepted_as_its_composed_form():
     assert decomposed != composed
     assert email_clean(composed) == composed
     assert email_clean(decomposed) == composed
+
+
+INVISIBLE = {
+    "soft_hyphen": "\u00ad",
+    "zero_width_space": "\u200b",
+    "zero_width_joiner": "\u200d",
+    "zero_width_non_joiner": "\u200c",
+    "combining_grapheme_joiner": "\u034f",
+    "variation_selector_16": "\ufe0f",
+}
+
+
+@pytest.mark.parametrize("char", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_an_invisible_character_in_the_domain_does_not_make_a_twin_of_the_owner(acme, char):
+    """IDNA maps it to nothing (or refuses it): the address is the owner's mailbox, and reads as
+    the owner's in the console and the audit trail. Refused, not an admin next to the owner."""
+    twin = f"owner@ac{char}me.test"
+    with schema_context("acme"):
+        owner = User.objects.get(email="owner@acme.test")
+        with pytest.raises(ValidationError) as refused:
+            member_add(actor=owner, email=twin, role="admin")
+        assert not User.objects.filter(email=twin).exists()
+    assert "email_invalid" in {error.code for errors in refused.value.error_dict.values() for error in errors}
+    added = api(acme, issue(acme, role="owner")).post(
+        "/api/v1/members", {"email": twin, "role": "admin"}, content_type="application/json"
+    )
+    assert (added.status_code, added.json()["error"]["code"]) == (400, "email_invalid")
+
+
+def test_an_idn_domain_and_its_punycode_spelling_are_one_member(acme):
+    """The A-label and the U-label of a domain name the same mailbox: kept as the U-label, so the
+    two spellings are one member, who signs in with either."""
+    assert email_clean("a@xn--bcher-kva.test") == email_clean("a@BÜCHER.test") == "a@bücher.test"
+    assert email_clean("a@straße.de") == "a@straße.de"  # IDNA 2008: not strasse.de
+    with schema_context("acme"):
+        owner = User.objects.get(email="owner@acme.test")
+        member_add(actor=owner, email="a@bücher.test", role="viewer")
+        with pytest.raises(ValidationError) as refused:
+            member_add(actor=owner, email="a@xn--bcher-kva.test", role="viewer")
+        User.objects.filter(email="a@bücher.test").update(password=owner.password)
+    assert "member_exists" in {error.code for errors in refused.value.error_dict.values() for error in errors}
+    for typed in ("a@xn--bcher-kva.test", "a@bücher.test"):
+        signed_in = Client(HTTP_HOST="acme.localhost").post("/login/", {"username": typed, "password": PASSWORD})
+        assert signed_in.status_code == 302, typed
+
+
+def test_the_migration_writes_stored_a_label_domains_as_u_labels(acme):
+    """accounts 0003: an address stored with an A-label before is the member who now signs in as
+    the U-label; one whose other spelling a member has already is left as it is."""
+    forwards = importlib.import_module("apps.accounts.migrations.0003_email_domain_spelling").forwards
+    with schema_context("acme"):
+        owner = User.objects.get(email="owner@acme.test")
+        for email in ("a@bücher.test", "b@bücher.test", "c@bücher.test"):
+            member_add(actor=owner, email=email, role="viewer")
+        User.objects.filter(email="a@bücher.test").update(email="a@xn--bcher-kva.test")
+        User.objects.filter(email="b@bücher.test").update(email="b@xn--bcher-kva.test")
+        User.objects.filter(email="c@bücher.test").update(email="b@bücher.test")  # b's other spelling, taken
+        forwards(django_apps, None)
+        emails = set(User.objects.filter(email__contains="@").values_list("email", flat=True))
+    assert {"a@bücher.test", "b@xn--bcher-kva.test", "b@bücher.test"} <= emails
+    assert "a@xn--bcher-kva.test" not in emails
