@@ -68,7 +68,6 @@ async def _jsonrpc_refuse(send, request_id, message: str, headers: list) -> None
 def caller_resolve(scope) -> dict:
     """The scope entries for the tools, or Refused. Sync: it uses the ORM and Django's request.
     A tool that waits (run_agent) calls it again before each look, as a new request would be."""
-    from apps.tenants.middleware import _tenant_from_route
     from apps.tenants.routing import route_for_host
 
     close_old_connections()
@@ -81,6 +80,14 @@ def caller_resolve(scope) -> dict:
     route = route_for_host(host) if host and host != settings.FOUNDRY_BASE_DOMAIN else None
     if route is None:
         raise Refused(421, "unknown_host", "No workspace is served at this address.")
+    # The request's span names its workspace from here, refused or not, as Django's requests do.
+    with tenant_bound(route.tenant_id, route.slug):
+        return _caller_admitted(request, host_header, route)
+
+
+def _caller_admitted(request: ASGIRequest, host_header: str, route) -> dict:
+    from apps.tenants.middleware import _tenant_from_route
+
     if not route.is_active:  # as on every other path (apps/tenants/middleware.py)
         raise Refused(
             403, "tenant_suspended", f"The workspace “{route.name}” is suspended. Contact your administrator."
@@ -165,8 +172,10 @@ def _resolve_and_admit(scope, raw: bytes | None):
     """Who is calling (refused before its body is parsed), what it asks, whether its rate allows
     it, and whether the message holds a lone surrogate (the SDK cannot parse it)."""
     resolved = caller_resolve(scope)
-    write, payload = _classified(raw)
-    return resolved, _admit(resolved, write), payload, surrogate_found(payload)
+    tenant = resolved["foundry.tenant"]
+    with tenant_bound(tenant.pk, tenant.slug):  # the rate limiter's calls name it too
+        write, payload = _classified(raw)
+        return resolved, _admit(resolved, write), payload, surrogate_found(payload)
 
 
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

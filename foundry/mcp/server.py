@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from django.utils import timezone
 from mcp import MCPError
+from mcp.server._otel import OpenTelemetryMiddleware as SdkSpans
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
@@ -145,6 +146,13 @@ mcp = FoundryServer(
     # events, so it claims no listChanged or subscribe capability and holds no stream open.
     subscriptions=False,
 )
+# The SDK opens a server span of its own per message, named after the tool or method the caller
+# wrote (any text: a span name, and a span-metrics series, per made-up tool) and parented on the
+# message's `_meta.traceparent`. A /mcp request has its one server span from the ASGI
+# instrumentation, as every request has (docs/observability.md): the SDK's is left out.
+mcp._lowlevel_server.middleware = [
+    layer for layer in mcp._lowlevel_server.middleware if not isinstance(layer, SdkSpans)
+]
 
 
 # --- helpers ----------------------------------------------------------------------------------
