@@ -31,6 +31,7 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
@@ -117,7 +118,10 @@ def _caller_admitted(request: ASGIRequest, host_header: str, route) -> dict:
 
 
 _WRITE_METHODS = frozenset({"tools/call"})
-_BODY_PEEK_LIMIT = 1 << 20  # bytes read to tell a read from a write; a longer body counts as a write
+# Bytes read to tell a read from a write and check the message (an id, lone surrogates): as many
+# as the SDK takes, which refuses a longer body (413). Were it fewer, a body between the two went
+# unchecked, a null id answered as a notification (nothing), a lone surrogate as a parse error.
+_BODY_PEEK_LIMIT = DEFAULT_MAX_REQUEST_BODY_SIZE
 
 
 async def _body_peek(receive) -> tuple[object, bytes | None]:

@@ -334,14 +334,17 @@ async def run_agent(
         await ctx.report_progress(0, wait_seconds, "queued")
     # Between looks the call holds no thread and no connection: only this coroutine sleeps.
     deadline = anyio.current_time() + wait_seconds
-    pause = 0.2
-    while (left := deadline - anyio.current_time()) > 0:
+    pause, reported = 0.2, 0.0
+    while deadline - anyio.current_time() > 0:
         await caller_recheck(ctx)  # the workspace suspended or the token revoked meanwhile: stop
         status, steps = await run_tool(ctx, "run_agent", *TOOL_ACCESS["run_agent"], _run_progress, run_id)
         if status in _SETTLED:
             break
-        await ctx.report_progress(wait_seconds - left, wait_seconds, f"{status}; {steps} steps so far")
-        await anyio.sleep(min(pause, left))
+        left = deadline - anyio.current_time()
+        if wait_seconds - left > reported:  # progress only ever increases (MCP): the time waited so far
+            reported = min(wait_seconds - left, wait_seconds)
+            await ctx.report_progress(reported, wait_seconds, f"{status}; {steps} steps so far")
+        await anyio.sleep(max(0.0, min(pause, left)))
         pause = min(pause * 1.5, 1.0)
 
     def detail(principal, request):
