@@ -7,7 +7,8 @@ client's address from `X-Forwarded-For`: the right-most address there that is no
 trusted proxy — what the outermost trusted proxy saw, since anything left of it was written by
 the client and may be forged. A request from any other peer keeps its peer's address, whatever
 its `X-Forwarded-For` says; so does one whose header holds no valid address. The proxy's own
-address stays in `foundry.proxy_addr`.
+address stays in `foundry.proxy_addr`. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a
+dual-stack listener sees an IPv4 peer) is the IPv4 address it maps, for the peer and every hop.
 """
 
 import ipaddress
@@ -17,10 +18,13 @@ from django.http import HttpRequest
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `text` writes; an IPv4-mapped IPv6 one (::ffff:a.b.c.d, how a dual-stack
+    listener sees an IPv4 peer) as the IPv4 address it is, which IPv4 networks hold."""
     try:
-        return ipaddress.ip_address(text.strip().split("%")[0])
+        address = ipaddress.ip_address(text.strip().split("%")[0])
     except ValueError:
         return None
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def client_address(meta: dict, trusted) -> str | None:

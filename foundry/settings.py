@@ -560,6 +560,10 @@ LOGGING = {
         # httpx logs every URL it calls at INFO: a webhook's token, an http tool's arguments.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # A Host outside ALLOWED_HOSTS reaching Django's HTTPS redirect (before the host router):
+        # Django logs an error and its traceback for each, which scanners send by the thousand
+        # (Django's documentation suggests silencing it). The access log has the 400.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
         # uvicorn (the MCP service, `bin/dev up`) installs text handlers of its own before the
         # application loads: its lines (startup, "Exception in ASGI application") go here instead.
         # Not `uvicorn` itself, whose configuring would reset its child `uvicorn.access`: that one

@@ -56,3 +56,27 @@ def test_without_trusted_proxies_the_header_is_ignored(acme, settings):
     client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
     assert client.post("/login/", {"username": "owner@acme.test", "password": PASSWORD}).status_code == 302
     assert audit_events("acme", action="auth.login")[-1].ip == "198.51.100.7"
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        # The trusted proxy 172.18.0.9, seen through a dual-stack listener ([::]) as mapped IPv6.
+        ("::ffff:172.18.0.9", "203.0.113.66", "203.0.113.66"),
+        # A second proxy of ours wrote its own address mapped: it is not the client.
+        ("172.18.0.9", "203.0.113.66, ::ffff:10.1.2.3", "203.0.113.66"),
+        # A mapped client address is written as the IPv4 address it is.
+        ("172.18.0.9", "::ffff:203.0.113.66", "203.0.113.66"),
+    ],
+)
+def test_an_ipv4_mapped_address_is_the_ipv4_address_it_maps(peer, forwarded, client):
+    assert client_address({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": forwarded}, TRUSTED) == client
+
+
+def test_behind_a_dual_stack_listener_audit_events_see_the_client(acme, settings):
+    """Not the proxy's mapped address for every visitor (docs/operations/deployment.md: five
+    wrong passwords from anyone would lock a member out)."""
+    settings.FOUNDRY_TRUSTED_PROXIES = TRUSTED
+    client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="::ffff:172.18.0.9", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    client.post("/login/", {"username": "owner@acme.test", "password": "wrong-password-here"})
+    assert audit_events("acme", action="auth.login.failed")[-1].ip == "203.0.113.66"

@@ -110,3 +110,15 @@ def test_a_route_read_before_a_suspension_is_not_cached_after_it(acme, monkeypat
     routing.route_cache_clear_local()  # another process, or this one after its 2 s
     assert routing.route_for_host(host).status == Tenant.Status.SUSPENDED
     assert Client(HTTP_HOST=host).get("/login/").status_code == 403
+
+
+@pytest.mark.parametrize("host", ["evil.com", "acme.localhost..", "127.0.0.1"])
+def test_a_foreign_host_with_the_https_redirect_on_is_a_400_without_a_traceback_logged(db, settings, host, caplog):
+    """Django's HTTPS redirect (FOUNDRY_SSL_REDIRECT) runs before the host router and refuses a
+    host outside ALLOWED_HOSTS itself (docs/tenancy.md), without an error and its traceback in
+    the log for each scanner's probe (the access log has the 400)."""
+    settings.SECURE_SSL_REDIRECT = True
+    with caplog.at_level("INFO"):
+        response = Client(HTTP_HOST=host, raise_request_exception=False).get("/api/v1/workspace")
+    assert response.status_code == 400
+    assert [(r.name, r.levelname) for r in caplog.records if r.exc_info or r.levelno >= 40] == []
