@@ -26,6 +26,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
+from foundry.text import text_readable
 
 
 def domain_spelling(domain: str) -> str | None:
@@ -203,6 +204,10 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
         errors["role"] = ValidationError(f"Unknown role “{role}”.", code="role_invalid")
     if len(full_name) > 200:
         errors["full_name"] = ValidationError("At most 200 characters.", code="name_too_long")
+    elif not text_readable(full_name):
+        errors["full_name"] = ValidationError(
+            "A name holds no control or text-direction characters.", code="name_invalid"
+        )
     if errors:
         raise ValidationError(errors)
     if role == Role.OWNER:

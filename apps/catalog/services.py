@@ -1,7 +1,6 @@
 """Publish, roll back, deploy and migrate domains and agents. Every write goes through here."""
 
 import json
-import re
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -14,6 +13,7 @@ from foundry.manifests import DocumentError, Resolution, Validated, digest, vali
 from foundry.manifests.diff import Change, structural_diff, text_diff
 from foundry.manifests.loader import compose
 from foundry.manifests.loader import load as manifest_load
+from foundry.text import text_readable
 
 MAX_MESSAGE = 500
 
@@ -56,14 +56,9 @@ def author_of(actor) -> tuple[str, str]:
     return name, getattr(actor, "email", "") or "unknown@invalid"
 
 
-# Control characters (but a new line and a tab), and the bidirectional embeddings, overrides and
-# isolates, which make a message shown in the console or forge read other than it is written.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
 def _message_clean(message: str | None, default: str) -> str:
     message = (message or "").strip() or default
-    if len(message) > MAX_MESSAGE or _UNPRINTABLE.search(message):
+    if len(message) > MAX_MESSAGE or not text_readable(message, lines=True):
         raise ServiceError("message_invalid", f"A message is at most {MAX_MESSAGE} printable characters.")
     return message
 

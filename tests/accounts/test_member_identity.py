@@ -115,3 +115,26 @@ def test_the_migration_writes_stored_a_label_domains_as_u_labels(acme):
         emails = set(User.objects.filter(email__contains="@").values_list("email", flat=True))
     assert {"a@bücher.test", "b@xn--bcher-kva.test", "b@bücher.test"} <= emails
     assert "a@xn--bcher-kva.test" not in emails
+
+
+@pytest.mark.parametrize("name", ["Eve \u202eNWO", "a\u2066b\u2069", "bell\x07", "two\nlines", "esc\x1b[31m", "c\x85d"])
+def test_a_name_holding_a_control_or_text_direction_character_is_refused(acme, name):
+    """A name reads as written wherever it is shown (members list, audit actors, created_by)."""
+    response = api(acme, issue(acme, role="owner")).post(
+        "/api/v1/members",
+        {"email": "new@acme.test", "full_name": name, "role": "viewer"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in ("name_invalid", "json_text_invalid")
+    with schema_context("acme"):
+        assert not User.objects.filter(email="new@acme.test").exists()
+
+
+def test_names_in_any_script_are_kept(acme):
+    with schema_context("acme"):
+        owner = User.objects.get(email="owner@acme.test")
+        for number, name in enumerate(["José Núñez", "Анна Петрова", "\u0645\u06cc\u200c\u0646\u0627", "李小龍"]):
+            assert (
+                member_add(actor=owner, email=f"n{number}@acme.test", role="viewer", full_name=name).full_name == name
+            )

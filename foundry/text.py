@@ -1,0 +1,14 @@
+"""Text people write for others to read (a version's message, a member's name), kept readable as
+written: no control characters (a new line and a tab only where lines are), and none of the
+bidirectional embeddings, overrides and isolates, which make it read other than it is written
+in the console, the API's answers and forge (a U+202E reverses what follows it)."""
+
+import re
+
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def text_readable(text: str, *, lines: bool = False) -> bool:
+    """Whether `text` shows as written (with new lines and tabs when `lines`)."""
+    return not (_UNSHOWN if lines else _UNSHOWN_IN_A_LINE).search(text)
