@@ -7,12 +7,13 @@ the caller's trace but not its baggage, which would otherwise ride this process'
 foundry.asgi is imported again with tracing "on" (the endpoint set, the process-wide SDK setup
 stubbed out) and an McpGateway that records the context the MCP app runs in."""
 
-import asyncio
 import importlib
 import sys
 
 import pytest
 from opentelemetry import baggage, trace
+
+from tests.asgi_calls import asgi_post
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -49,30 +50,7 @@ def traced_asgi(monkeypatch, db):
 
 
 def _call(application, headers):
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"acme.localhost"), *headers],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(application(scope, receive, send))
-    return sent
+    return asgi_post(application, "acme.localhost", b"{}", headers).messages
 
 
 def test_an_mcp_callers_baggage_is_not_taken_over(traced_asgi):

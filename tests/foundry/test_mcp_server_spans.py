@@ -9,7 +9,6 @@ an unbounded span name from any token holder. The server leaves it out (foundry/
 In-process: foundry.asgi imported again with tracing "on", the ASGI instrumentation and the
 SDK's tracer given a provider of the test's own (the process's global one is left alone)."""
 
-import asyncio
 import importlib
 import json
 import sys
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from foundry.telemetry import TenantSpanProcessor
+from tests.asgi_calls import asgi_post
 from tests.mcp.conftest import tokens_issue
 
 
@@ -61,47 +61,11 @@ def traced(monkeypatch, fresh_tenant, django_db_blocker):
 
 def _post(module, host: str, token: str, payload: dict) -> tuple[int, bytes]:
     """POST `payload` to /mcp through the whole ASGI application."""
-    body = json.dumps(payload).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", host.encode()),
-            (b"content-type", b"application/json"),
-            (b"accept", b"application/json, text/event-stream"),
-            (b"mcp-protocol-version", b"2025-06-18"),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent: list[dict] = []
-    received = False
-
-    async def receive():
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-
-    async def send(message):
-        sent.append(message)
-
-    async def main():
-        async with module.mcp.session_manager.run():
-            await asyncio.wait_for(module.application(scope, receive, send), 30)
-
-    asyncio.run(main())
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    headers = [(b"mcp-protocol-version", b"2025-06-18"), (b"authorization", f"Bearer {token}".encode())]
+    answer = asgi_post(
+        module.application, host, json.dumps(payload).encode(), headers, session_manager=module.mcp.session_manager
+    )
+    return answer.status, answer.body
 
 
 def _call_unknown_tool(traced):

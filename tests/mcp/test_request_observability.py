@@ -6,10 +6,10 @@ among the CORS-exposed headers) and the security headers.
 Driven in-process through the ASGI application (foundry/asgi.py), with an unauthenticated POST
 the gateway refuses (401) before any tool runs."""
 
-import asyncio
 import json
 
 from foundry.metrics import HTTP_REQUESTS
+from tests.asgi_calls import asgi_post
 
 
 def _requests_total() -> float:
@@ -25,42 +25,9 @@ def _asgi_post(path: str, host: str, headers: dict[str, str] | None = None) -> t
     from foundry.asgi import application
 
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
-    raw = [
-        (b"host", host.encode()),
-        (b"content-type", b"application/json"),
-        (b"accept", b"application/json, text/event-stream"),
-    ]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": raw,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent: list[dict] = []
-    received = False
-
-    async def receive():
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(application(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    answer = asgi_post(application, host, body, raw, path=path)
+    return answer.status, answer.headers
 
 
 def test_an_mcp_request_is_counted_in_the_request_metrics(acme):
