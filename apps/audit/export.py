@@ -12,6 +12,7 @@ receiver drops what it already has (delivery is at least once).
 """
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -364,26 +365,45 @@ _EVENT_TEXT = ("occurred_at", "actor_type", "actor_id", "action", "target_type",
 _EVENT_TEXT += ("user_agent", "request_id", "prev_hash", "hash")
 
 
+# What reading a line of a file someone else kept may raise: a field of the wrong type, a time
+# past the calendar, a number past a float (1e400), JSON nested past Python's stack.
+LINE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError)
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _time_read(text: str) -> datetime:
+    """An exported time: with its zone (as the platform writes it), in UTC."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return at.astimezone(UTC)  # OverflowError at the ends of the calendar
+
+
 def _event_read(record: dict) -> dict:
-    """An event line's hashed fields, typed, its time read (ValueError, KeyError, TypeError or
-    AttributeError otherwise: a field of the wrong type, as a tampered file may have)."""
+    """An event line's hashed fields, typed, its time read (one of LINE_ERRORS otherwise: a field
+    of the wrong type, as a tampered file may have)."""
     fields = _canonical(record)
     if any(type(fields[k]) is not int for k in ("tenant_id", "seq")):
         raise TypeError("tenant_id and seq are integers")
     if any(not isinstance(fields[k], str) for k in _EVENT_TEXT):
         raise TypeError("the event's fields are text")
-    fields["at"] = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
+    fields["at"] = _time_read(fields["occurred_at"])
     return fields
 
 
-def _checkpoint_read(record: dict) -> dict:
-    """A checkpoint line's fields, typed (ValueError, KeyError or TypeError otherwise)."""
+def checkpoint_read(record: dict) -> dict:
+    """A checkpoint line's fields (an export's, or a file for `audit_verify --checkpoints`), typed,
+    its time in UTC (one of LINE_ERRORS otherwise)."""
     checkpoint = {k: record[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")}
     if any(type(checkpoint[k]) is not int for k in ("tenant_id", "seq")):
         raise TypeError("tenant_id and seq are integers")
     if any(not isinstance(checkpoint[k], str) for k in ("hash", "signed_at", "key_id", "signature")):
         raise TypeError("hash, signed_at, key_id and signature are text")
-    checkpoint["signed_at"] = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
+    if not _HASH.fullmatch(checkpoint["hash"]):
+        raise ValueError("a hash is 64 lowercase hex digits")
+    for name in ("key_id", "signature"):
+        checkpoint[name].encode("utf-8")  # a lone surrogate, written as a JSON escape, is no text
+    checkpoint["signed_at"] = _time_read(checkpoint["signed_at"])
     return checkpoint
 
 
@@ -413,11 +433,11 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
             record = json.loads(line)
             extra = record.get("unmapped", record) if "class_uid" in record else record
             if extra.get("kind") == "checkpoint":
-                signed.append(_checkpoint_read(extra))
+                signed.append(checkpoint_read(extra))
                 continue
             fields = _event_read(record)
             chains.add(int(extra.get("chain", fields["tenant_id"])))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except LINE_ERRORS:
             raise ServiceError(
                 "export_line_invalid", f"Line {number} is not an exported event or checkpoint."
             ) from None

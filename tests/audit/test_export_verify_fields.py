@@ -90,3 +90,31 @@ def test_an_event_line_with_a_field_of_the_wrong_type_is_a_coded_error(chain, fm
         "export_line_invalid",
         "Line 4 is not an exported event or checkpoint.",
     )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["ocsf-time-without-its-zone", "chain-1e400", "nested-past-pythons-stack", "signed-at-at-the-calendars-start"],
+)
+def test_a_line_that_python_cannot_read_as_written_is_a_coded_error(chain, case):
+    """A time without its zone, a number past a float, JSON nested past Python's stack, a time
+    past the calendar once in UTC: `export_line_invalid` naming the line, not a bare Python error."""
+    committed(audit_checkpoint_sign, chain)
+    fmt = "ocsf" if case.startswith("ocsf") else "jsonl"
+    records = lines_of(ExportRange(chain, 0, 10), fmt)
+    line = 4
+    if case == "ocsf-time-without-its-zone":
+        records[3]["unmapped"]["occurred_at"] = records[3]["unmapped"]["occurred_at"].rstrip("Z")
+    elif case == "signed-at-at-the-calendars-start":
+        records[-1]["signed_at"], line = "0001-01-01T00:00:00+14:00", len(records)
+    text = [json.dumps(r) for r in records]
+    if case == "chain-1e400":
+        text[3] = json.dumps({**records[3], "hashed_as": chain}).replace(f'"chain": {chain}', '"chain": 1e400')
+    elif case == "nested-past-pythons-stack":
+        text[3] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ServiceError) as refused:
+        export_verify(text)
+    assert (refused.value.code, refused.value.message) == (
+        "export_line_invalid",
+        f"Line {line} is not an exported event or checkpoint.",
+    )

@@ -70,11 +70,14 @@ def test_the_command_checks_an_imported_chains_outside_checkpoints_and_sees_its_
         pytest.param(b'{"tenant_id": 1, "seq": 1, "hash": "\xff\xfe"}\n', id="not-utf8"),
         pytest.param(None, id="signed-at-out-of-range"),
         pytest.param(None, id="hash-with-lone-surrogate"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000 + b"\n", id="nested-past-pythons-stack"),
+        pytest.param(None, id="signed-at-without-its-zone"),
     ],
 )
 def test_a_corrupted_checkpoint_file_is_a_command_error(acme, tmp_path, content, request):
-    """Not UTF-8, a `signed_at` at the end of the calendar, a hash with a lone surrogate: each
-    is a CommandError naming the file and line, not a traceback."""
+    """Not UTF-8, a `signed_at` at the end of the calendar or without its zone, a hash with a lone
+    surrogate, JSON nested past Python's stack: each is a CommandError naming the file and line,
+    not a traceback."""
     case = request.node.callspec.id
     good = {
         "tenant_id": acme.pk,
@@ -86,6 +89,8 @@ def test_a_corrupted_checkpoint_file_is_a_command_error(acme, tmp_path, content,
     }
     if case == "signed-at-out-of-range":
         content = (json.dumps({**good, "signed_at": "0001-01-01T00:00:00+01:00"}) + "\n").encode()
+    elif case == "signed-at-without-its-zone":
+        content = (json.dumps({**good, "signed_at": "2026-01-01T00:00:00"}) + "\n").encode()
     elif case == "hash-with-lone-surrogate":
         content = (json.dumps(good).replace('"0000000000', '"\\ud800000000', 1) + "\n").encode()
     path = tmp_path / "chain.jsonl"

@@ -1,18 +1,15 @@
 import json
-import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.audit.export import LINE_ERRORS, checkpoint_read
 from apps.audit.models import PLATFORM
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.verify import audit_verify
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_of_option
-
-HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class Command(BaseCommand):
@@ -84,19 +81,9 @@ def _read_checkpoints(path: Path) -> list[dict]:
             continue
         try:
             item = _json.loads(line)
-            checkpoint = {k: item[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")}
-            numbers = [checkpoint["tenant_id"], checkpoint["seq"]]
-            texts = [checkpoint[k] for k in ("hash", "signed_at", "key_id", "signature")]
-            if not all(type(n) is int for n in numbers) or not all(isinstance(t, str) for t in texts):
-                raise TypeError
-            if not HASH_RE.fullmatch(checkpoint["hash"]):
-                raise ValueError
-            for text in texts:
-                text.encode("utf-8")  # a lone surrogate, written as a JSON escape, is no text
-            signed_at = datetime.fromisoformat(checkpoint["signed_at"].replace("Z", "+00:00"))
-            signed_at.astimezone(UTC)  # OverflowError at the ends of the calendar
-            checkpoints.append(checkpoint)
-        except (ValueError, KeyError, TypeError, OverflowError):  # UnicodeEncodeError is a ValueError
+            checkpoint_read(item)  # as an export's verification reads its checkpoints
+            checkpoints.append({k: item[k] for k in ("tenant_id", "seq", "hash", "signed_at", "key_id", "signature")})
+        except LINE_ERRORS:  # UnicodeEncodeError is a ValueError
             raise CommandError(
                 f"{path}:{number}: not a checkpoint (JSON with tenant_id, seq, hash, signed_at, key_id, signature)."
             ) from None
