@@ -185,10 +185,15 @@ class Statement:
         return f"usage-{self.tenant}-{self.period.label}"
 
 
+# A formula's first character, at a cell's start or after a separator a spreadsheet may split the
+# cell at (`;` is the list separator of many locales, and Excel opens a .csv with it).
+_FORMULA = re.compile(r"(^|[,;\t|])([=+\-@\t\r])")
+
+
 def _cell(value):
     # A spreadsheet runs a cell that starts with = + - @ as a formula; names are user data.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    if isinstance(value, str):
+        return _FORMULA.sub(r"\1'\2", value)
     return value
 
 

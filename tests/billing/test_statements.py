@@ -2,6 +2,8 @@
 command; every bad period is a 400 (or a CLI error) that writes nothing; a workspace's statement
 holds its own usage only, even when another's falls on the same days."""
 
+import csv
+import io
 import json
 from datetime import UTC, date, datetime
 
@@ -213,3 +215,25 @@ def test_the_console_refuses_a_statement_parameter_given_twice(acme):
     response = viewer.get("/usage/statement/?month=2026-01&month=2026-02&format=json")
     assert response.status_code == 400
     assert b"period_invalid" in response.content
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cells(text: str, delimiter: str) -> list[str]:
+    return [cell for row in csv.reader(io.StringIO(text), delimiter=delimiter) for cell in row]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o;=1+1;", "x;=cmd|' /C calc'!A0;", "x;@SUM(1+1);", "=1+1", "a,-2"])
+def test_no_cell_starts_a_formula_whichever_separator_a_spreadsheet_splits_at(acme, model):
+    """A model's name is the manifest's free text: read with `,` or with `;` (the list separator
+    of many locales, which Excel opens a .csv with), no cell may start a formula (docs/billing.md)."""
+    ledger_add(acme, model=model, when=datetime(2026, 1, 5, tzinfo=UTC))
+    for response in (
+        api(acme, issue(acme)).get("/api/v1/usage/statement", {"month": "2026-01", "format": "csv"}),
+        client_for(acme, "viewer@acme.test").get("/usage/statement/", {"month": "2026-01", "format": "csv"}),
+    ):
+        assert response.status_code == 200
+        text = response.content.decode()
+        for delimiter in (",", ";"):
+            assert [c for c in _cells(text, delimiter) if c.startswith(FORMULA_START)] == [], delimiter
