@@ -15,7 +15,10 @@ import logging
 import os
 
 from celery import Celery, Task
+from celery.exceptions import InvalidTaskError
 from celery.signals import beat_init, before_task_publish, task_postrun, task_prerun, worker_process_init
+from celery.worker.consumer import Consumer
+from vine import promise
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
@@ -90,8 +93,56 @@ def _task_name_bind(sender=None, body=None, headers=None, **_kwargs) -> None:
         body[1][TASK_NAME_KEY] = (headers or {}).get("task") or sender
 
 
+def message_refusal(message) -> str | None:
+    """What makes a task message one the worker cannot take, before Celery reads it, or None.
+
+    Headers are not signed, and the body is checked only once it is decoded: a message written
+    into Redis without the key, with an empty body (kombu hands it over undecoded) or a header of
+    the wrong shape (a copied signed message's `id` taken out, `timelimit` made text), failed in
+    Celery's consumer outside its error handling and stopped the worker, or looped it, and went
+    back to the queue for the next one (docs/operations/deployment.md: it never runs)."""
+    headers = message.headers
+    if not isinstance(headers, dict) or "task" not in headers:
+        return None  # Celery's own handling: an unknown message, refused and logged
+    if not message.body:
+        return "an empty body"
+    if not isinstance(headers.get("id"), str) or not headers["id"]:
+        return "no task id"
+    if not isinstance(headers["task"], str) or not isinstance(headers.get("shadow") or "", str):
+        return "a task name that is no text"
+    limits = headers.get("timelimit")
+    numbers = (
+        isinstance(limits, list | tuple)
+        and len(limits) == 2
+        and all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in limits)
+    )
+    if limits is not None and not numbers:
+        return "a time limit that is no pair of numbers"
+    return None
+
+
+class GuardedConsumer(Consumer):
+    """The worker's consumer, refusing (logged, dropped) a message `message_refusal` names, and
+    one Celery fails to read, instead of stopping."""
+
+    def create_task_handler(self, promise=promise):
+        received = super().create_task_handler(promise)
+
+        def on_task_received(message):
+            refusal = message_refusal(message)
+            if refusal is not None:
+                return self.on_invalid_task(None, message, InvalidTaskError(f"refused message: {refusal}"))
+            try:
+                return received(message)
+            except (TypeError, KeyError, ValueError, AttributeError) as exc:
+                return self.on_invalid_task(None, message, InvalidTaskError(f"refused message: {exc!r}"))
+
+        return on_task_received
+
+
 app = FoundryCelery("foundry", task_cls=FoundryTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.worker_consumer = "foundry.celery:GuardedConsumer"
 app.autodiscover_tasks()
 
 

@@ -114,11 +114,16 @@ def task_payload(marker: Path) -> list:
     return [[str(marker)], {"_foundry_task": "tests.probe"}, embed]
 
 
-def inject(queue: str, marker: Path, *, content_type: str, body: bytes | str) -> str:
+def inject(queue: str, marker: Path, *, content_type: str, body: bytes | str, changed: dict | None = None) -> str:
     """LPUSH a well-formed task message for the probe onto `queue`, as anyone able to write to
-    Redis could; its task id."""
+    Redis could, its headers `changed` (None: taken out); its task id."""
     task_id = str(uuid.uuid4())
     headers = app.amqp.as_task_v2(task_id, "tests.probe", args=[str(marker)]).headers
+    for name, value in (changed or {}).items():
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
     envelope = {
         "body": base64.b64encode(ensure_bytes(body)).decode(),
         "content-encoding": "utf-8",
@@ -223,6 +228,36 @@ def test_it_refuses_and_logs_a_forged_message(worker, marker, other, forgery):
     app.send_task("tests.probe", args=[str(after)], queue=worker.queue)
     probe_ran_wait(after)
     assert not marker.exists()
+    assert broker().llen(worker.queue) == 0
+
+
+# Messages Celery's consumer failed to read outside its error handling (headers are not signed, and
+# kombu hands an empty body over undecoded): the worker stopped, or looped, and the message went
+# back to the queue for the next worker. (content type, body or None: our signed one, headers changed)
+BROKEN: dict[str, tuple[str, bytes | None, dict, str]] = {
+    "empty body, the signature's type": ("application/data", b"", {}, "an empty body"),
+    "empty body, no type": ("", b"", {}, "an empty body"),
+    "empty body, raw text": ("application/text", b"", {}, "an empty body"),
+    "signed, its id taken out": ("application/data", None, {"id": None}, "no task id"),
+    "signed, its time limit made text": (
+        "application/data",
+        None,
+        {"timelimit": "xy"},
+        "a time limit that is no pair of numbers",
+    ),
+}
+
+
+def test_it_refuses_and_logs_messages_it_cannot_read_and_keeps_working(worker, marker):
+    for name, (content_type, body, changed, _) in BROKEN.items():
+        forged = marker.with_name(f"{marker.name}-{len(name)}")
+        signed = dumps(task_payload(forged), serializer="auth")[2]
+        inject(worker.queue, forged, content_type=content_type, body=signed if body is None else body, changed=changed)
+    worker.log_wait(*(f"refused message: {refusal}" for *_, refusal in BROKEN.values()))
+    after = marker.with_name(f"{marker.name}-after")
+    app.send_task("tests.probe", args=[str(after)], queue=worker.queue)
+    probe_ran_wait(after)
+    assert not list(marker.parent.glob(f"{marker.name}-[0-9]*"))  # none of them ran
     assert broker().llen(worker.queue) == 0
 
 
