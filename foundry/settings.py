@@ -586,6 +586,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["foundry.api.permissions.TenantAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["foundry.api.parsers.SafeJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "foundry.api.negotiation.Negotiation",
     "EXCEPTION_HANDLER": "foundry.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

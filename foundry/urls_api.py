@@ -1,7 +1,6 @@
 """/api/ on tenant hosts: v1 resources, the OpenAPI schema and its interactive docs (offline)."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from apps.accounts.apis import MemberDetailApi, MemberInviteApi, MemberListApi, WorkspaceApi
 from apps.audit.apis import AuditCheckpointListApi, AuditEventDetailApi, AuditEventListApi, AuditVerifyApi
@@ -32,7 +31,7 @@ from apps.runs.apis import (
     StepListApi,
 )
 from apps.tokens.apis import TokenDetailApi, TokenListApi
-from foundry.api.schema import SchemaView
+from foundry.api.schema import DocsView, SchemaView
 
 
 def _documents(plural: str, views: dict) -> list:
@@ -98,7 +97,7 @@ urlpatterns = [
     # Its script is a file of its own (docs/?script): the Content-Security-Policy allows no inline one.
     path(
         "docs/",
-        SpectacularSwaggerSplitView.as_view(url_name="api_schema", template_name="api/swagger_ui.html"),
+        DocsView.as_view(url_name="api_schema", template_name="api/swagger_ui.html"),
         name="api_docs",
     ),
 ]

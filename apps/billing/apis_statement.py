@@ -10,21 +10,13 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import Permission
 from apps.billing.statements import FORMATS, statement, statement_query
 from apps.tokens.models import Scope
-from foundry.api.access import TenantAPIView
-
-
-class _FormatIsOurs(DefaultContentNegotiation):
-    """`?format=` names the statement's format here, not a DRF renderer: errors are always JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+from foundry.api.access import AnyAccept, TenantAPIView
 
 
 class StatementAmounts(serializers.Serializer):
@@ -64,7 +56,7 @@ class StatementOutput(serializers.Serializer):
 
 class UsageStatementApi(TenantAPIView):
     access = {"GET": (Permission.USAGE_VIEW, Scope.READ)}
-    content_negotiation_class = _FormatIsOurs
+    content_negotiation_class = AnyAccept  # `?format=` names the statement's format, not a renderer
 
     @extend_schema(
         operation_id="usage_statement",

@@ -3,9 +3,8 @@ serving the document."""
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
+from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 
 _ERROR = {
     "type": "object",
@@ -107,11 +106,22 @@ class SchemaView(SpectacularAPIView):
 
     @extend_schema(**SCHEMA_KWARGS)
     def get(self, request, *args, **kwargs):
-        cached = _RENDERED.get(request.accepted_media_type)
-        if cached is not None:
-            content, content_type, disposition = cached
-            return HttpResponse(content, content_type=content_type, headers={"Content-Disposition": disposition})
-        return self._get_schema_response(request)
+        # Keyed by the renderer's own media type, never the client's Accept with its parameters
+        # (`application/json; nonce=N` made an entry of ~0.5 MB, and a generation, per N).
+        key = request.accepted_renderer.media_type
+        cached = _RENDERED.get(key)
+        if cached is None:
+            response = self.finalize_response(request, self._get_schema_response(request))
+            response.render()
+            if response.status_code != 200:
+                return response
+            cached = _RENDERED[key] = (
+                response.content,
+                response["Content-Type"],
+                response.get("Content-Disposition", ""),
+            )
+        content, content_type, disposition = cached
+        return HttpResponse(content, content_type=content_type, headers={"Content-Disposition": disposition})
 
     def _get_version_parameter(self, request):
         return None
@@ -120,11 +130,17 @@ class SchemaView(SpectacularAPIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code >= 400:
             response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        elif isinstance(response, Response) and response.status_code == 200:
-            response.render()
-            _RENDERED[request.accepted_media_type] = (
-                response.content,
-                response["Content-Type"],
-                response.get("Content-Disposition", ""),
-            )
+        return response
+
+
+class DocsView(SpectacularSwaggerSplitView):
+    """The Swagger UI page: GET and HEAD only, its refusals JSON like the document's. OPTIONS,
+    answered with DRF's metadata, went to the page's HTML renderer with no template: a 500."""
+
+    http_method_names = ["get", "head"]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
         return response
