@@ -1,7 +1,6 @@
 from django import forms
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
 
 from apps.accounts.permissions import Role
 
@@ -15,14 +14,10 @@ class LoginForm(AuthenticationForm):
 
     def clean_username(self) -> str:
         # Addresses are stored as email_clean writes them: "Owner@Acme.test" is the same member,
-        # as is a@xn--bcher-kva.test a@bücher.test. One it refuses is no member's: looked up as typed.
-        from apps.accounts.services import email_clean
+        # as is a@xn--bcher-kva.test a@bücher.test.
+        from apps.accounts.services import login_name
 
-        typed = self.cleaned_data["username"].strip().lower()
-        try:
-            return email_clean(typed)
-        except ValidationError:
-            return typed
+        return login_name(self.cleaned_data["username"])
 
     def clean(self):
         from apps.identity.oidc import sso_config

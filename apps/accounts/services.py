@@ -77,6 +77,20 @@ def email_clean(email: str) -> str:
     return email
 
 
+def login_name(typed: str | None) -> str:
+    """What a typed sign-in name names, for the form, the sign-in limits and the trail alike: the
+    address as `email_clean` keeps it (every spelling of a member's address is that member), else
+    the text stripped and lowercased, at most 254 characters. Spaces around it, or another
+    spelling, made a new sign-in limit bucket each, and named no member in the trail."""
+    text = (typed or "").strip()
+    if len(text) <= 254:
+        try:
+            return email_clean(text)
+        except ValidationError:
+            pass
+    return text.lower()[:254]
+
+
 class InvitationTokens(PasswordResetTokenGenerator):
     """Django's password-reset tokens (one use: setting the password or signing in spends them),
     salted for invitations and bound to the member's role too: a link taken while the member

@@ -16,6 +16,7 @@ from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.accounts.services import (
     invitation_tokens,
+    login_name,
     member_add,
     member_invite_reissue,
     member_invite_url,
@@ -41,10 +42,10 @@ def login_attempt_admit(request: HttpRequest, account: str | None) -> Decision:
 def login_target(typed: str | None):
     """The account a sign-in attempt named: the user if there is one, else a keyed hash of the
     name typed (never the name itself: the trail cannot be edited, and the name may be personal)."""
-    typed = (typed or "")[:254]
+    name = login_name(typed)
     # PostgreSQL text holds no NUL: no account has one in its name.
-    user = User.objects.filter(email__iexact=typed.strip()).first() if typed.strip() and "\x00" not in typed else None
-    return user if user is not None else ("login", login_name_digest(typed))
+    user = User.objects.filter(email__iexact=name).first() if name and "\x00" not in name else None
+    return user if user is not None else ("login", login_name_digest(name))
 
 
 class LoginView(auth_views.LoginView):
@@ -61,10 +62,10 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         typed = request.POST.get("username") or ""
-        decision = login_attempt_admit(request, typed[:254])
+        decision = login_attempt_admit(request, login_name(typed))
         if not decision.allowed:
             # Once a minute per account typed and address: a refusal costs the client nothing.
-            if audit_first_in_window(f"login-throttled:{login_name_digest(typed)}", request):
+            if audit_first_in_window(f"login-throttled:{login_name_digest(login_name(typed))}", request):
                 audit_record(
                     action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
                 )

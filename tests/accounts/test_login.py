@@ -1,9 +1,12 @@
 import time
+import unicodedata
 
+import pytest
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from apps.accounts.models import User
 from tests.conftest import PASSWORD, audit_events, client_for, free_port, tenant_user
 
 
@@ -114,6 +117,34 @@ def test_login_attempts_are_throttled_per_account(acme, settings):
     assert _login(Client(HTTP_HOST="acme.localhost"), "owner@acme.test").status_code == 302
     assert _login(Client(HTTP_HOST="globex.localhost"), "owner@globex.test").status_code == 302
     assert [e.outcome for e in audit_events("acme", action="auth.login.throttled")] == ["denied"]
+
+
+@pytest.mark.parametrize(
+    ("member", "spelling"),
+    [
+        ("viewer@acme.test", " " * 240 + "viewer@acme.test"),  # padded: the cut at 254 made a new bucket each
+        ("viewer@acme.test", "VIEWER@ACME.TEST "),
+        ("zoe@bücher.test", "zoe@xn--bcher-kva.test"),
+        ("zoe@bücher.test", unicodedata.normalize("NFD", "zoe@bücher.test")),
+    ],
+    ids=["padded", "case-and-space", "a-label", "nfd"],
+)
+def test_every_spelling_of_an_address_is_one_account_to_the_limits_and_the_trail(acme, settings, member, spelling):
+    """The form, the per-account limit and the trail read a typed name alike (login_name): past
+    the limit another spelling is refused too, even with the right password, and a failed
+    attempt in it is audited against the member, not as an unknown name's hash."""
+    with schema_context("acme"):
+        user = User.objects.filter(email=member).first() or User.objects.create_user(member, PASSWORD, role="viewer")
+    assert _login(Client(HTTP_HOST="acme.localhost"), spelling, "wrong").status_code == 200
+    (failed,) = audit_events("acme", action="auth.login.failed")
+    assert failed.target == f"accounts.user:{user.pk}"
+    settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT = "3/m"
+    client = Client(HTTP_HOST="acme.localhost")
+    for _ in range(2):
+        assert _login(client, member, "wrong").status_code == 200
+    response = _login(client, spelling, PASSWORD)
+    assert response.status_code == 429
+    assert SESSION_KEY not in client.session
 
 
 def test_login_attempts_are_throttled_per_client_address(acme, settings):
