@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "foundry.caching.NoStoreMiddleware",
     # /healthz and /readyz: answered on any host, before host routing.
     "foundry.health.HealthCheckMiddleware",
+    # A request whose charset could turn text into what no column or page takes (before anything reads it).
+    "foundry.request_context.RequestCharsetMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     # A rate-limit refusal already standing is answered here, before the rest (foundry/api/access.py).
     "foundry.api.access.ApiRefusalMiddleware",

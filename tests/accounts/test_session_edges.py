@@ -74,3 +74,37 @@ def test_an_htmx_request_to_the_operator_console_after_the_session_expired_loads
     )
     assert response.status_code == 200, response.status_code
     assert _login_next(response["HX-Redirect"]) == "/plans/"
+
+
+ESCAPING = "charset=unicode_escape"  # "\ud800", plain ASCII, decodes to a lone surrogate
+
+
+def _multipart(fields: dict, boundary: str = "BoUnDaRy") -> bytes:
+    lines = []
+    for name, value in fields.items():
+        lines += [f"--{boundary}", f'Content-Disposition: form-data; name="{name}"', "", value]
+    return "\r\n".join([*lines, f"--{boundary}--", ""]).encode()
+
+
+@pytest.mark.parametrize("host", ["acme.localhost", "localhost"])
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_request_naming_a_charset_that_makes_lone_surrogates_is_refused(acme, host, field):
+    """Django decodes a multipart form and a query string with any codec the Content-Type names:
+    a lone surrogate then reached the password hasher, a query, the page's hidden field or the
+    redirect (a 500, for anyone). Such a charset is refused before anything reads the request."""
+    fields = {"username": "viewer@acme.test", "password": "x", field: "\\ud800x"}
+    client = Client(HTTP_HOST=host, raise_request_exception=False)
+    posted = client.generic(
+        "POST", "/login/", _multipart(fields), f"multipart/form-data; boundary=BoUnDaRy; {ESCAPING}"
+    )
+    got = client.get("/login/?next=/%5Cud800", CONTENT_TYPE=f"text/plain; {ESCAPING}")
+    api = client.get("/api/v1/workspace?filter=%5Cud800", CONTENT_TYPE=f"text/plain; {ESCAPING}")
+    for response in (posted, got, api):
+        assert response.status_code == 400, response.status_code
+        assert b"charset_unsupported" in response.content
+    # UTF-8, ASCII and Latin-1 are read as before.
+    for charset in ("utf-8", "us-ascii", "latin-1"):
+        form = _multipart({"username": "viewer@acme.test", "password": "wrong"})
+        posted = client.generic("POST", "/login/", form, f"multipart/form-data; boundary=BoUnDaRy; charset={charset}")
+        assert posted.status_code == 200, charset  # the form again: a wrong password
+        assert client.get("/login/", CONTENT_TYPE=f"text/plain; charset={charset}").status_code == 200, charset
