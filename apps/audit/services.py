@@ -11,6 +11,8 @@ erasable actor table. A typed login name that matches nobody is kept only as a k
 import hashlib
 import hmac
 import json
+import logging
+import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +24,21 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.chain import checkpoint_message, details_text, time_text
-from apps.audit.models import PLATFORM, AuditActor, AuditChain, AuditChainBase, AuditCheckpoint, Outcome
+from apps.audit.models import (
+    PLATFORM,
+    AuditActor,
+    AuditChain,
+    AuditChainBase,
+    AuditCheckpoint,
+    AuditEvent,
+    Outcome,
+)
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signing_key
 from foundry.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
 
 MAX_USER_AGENT = 512
 
@@ -196,36 +208,63 @@ def audit_actor_erase(
 def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
     """Sign the chain's head with the platform's current key (None: nothing new to sign).
 
-    The checkpoint is stored (append-only) and, with FOUNDRY_AUDIT_CHECKPOINT_DIR set, also
-    appended to that chain's file there, outside the database."""
+    What is signed is the stored event at the head's sequence number, under the chain's base id:
+    the head itself is a cache the app role writes (every append moves it), so its hash and its
+    id are never taken on trust (a head made to name another chain's id, or a seq and hash of
+    its own, had the platform sign a checkpoint for them). The checkpoint is stored (append-only)
+    and, with FOUNDRY_AUDIT_CHECKPOINT_DIR set, also appended to that chain's file there, outside
+    the database — also by a later pass, when this one signed it but could not write the file."""
     key = signing_key()
     with rls_scope(tenant_id):
         head = AuditChain.objects.filter(tenant_id=tenant_id).first()
         if head is None or head.seq == 0:
             return None
-        if AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).exists():
+        signed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).first()
+        if signed is not None:
+            _checkpoint_file_append(signed)
+            return None
+        stored = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values_list("hash", flat=True).first()
+        if stored is None or stored != head.hash:
+            logger.error("audit chain %s: its head (#%s) is not its stored event; not signed", tenant_id, head.seq)
             return None
         signed_at = timezone.now()
-        hash_id = head.hash_tenant_id or audit_chain_base(tenant_id).hash_tenant_id
-        message = checkpoint_message(tenant_id=hash_id, seq=head.seq, hash=head.hash, signed_at=signed_at)
+        hash_id = audit_chain_base(tenant_id).hash_tenant_id
+        message = checkpoint_message(tenant_id=hash_id, seq=head.seq, hash=stored, signed_at=signed_at)
         try:
             with transaction.atomic():  # another signer of the same head at the same moment
                 checkpoint = AuditCheckpoint.objects.create(
                     tenant_id=tenant_id,
                     seq=head.seq,
-                    hash=head.hash,
+                    hash=stored,
                     signed_at=signed_at,
                     key_id=key.key_id,
                     signature=key.sign(message),
                 )
         except IntegrityError:
             return None
-    if settings.FOUNDRY_AUDIT_CHECKPOINT_DIR:
-        directory = Path(settings.FOUNDRY_AUDIT_CHECKPOINT_DIR)
-        directory.mkdir(parents=True, exist_ok=True)
-        with (directory / f"chain-{tenant_id}.jsonl").open("a", encoding="utf-8") as file:
-            file.write(json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n")
+    _checkpoint_file_append(checkpoint)
     return checkpoint
+
+
+def _checkpoint_file_append(checkpoint: AuditCheckpoint) -> None:
+    """Append the checkpoint to its chain's file (FOUNDRY_AUDIT_CHECKPOINT_DIR), unless the file's
+    last line is as far along the chain already."""
+    if not settings.FOUNDRY_AUDIT_CHECKPOINT_DIR:
+        return
+    directory = Path(settings.FOUNDRY_AUDIT_CHECKPOINT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"chain-{checkpoint.tenant_id}.jsonl"
+    with path.open("a+b") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+        tail = file.read()
+        try:
+            last = json.loads(tail.splitlines()[-1]) if tail.strip() else {}
+        except (ValueError, RecursionError):
+            last = {}
+        if isinstance(last, dict) and isinstance(last.get("seq"), int) and last["seq"] >= checkpoint.seq:
+            return
+        line = json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n"
+        file.write((line if not tail or tail.endswith(b"\n") else "\n" + line).encode())
 
 
 def audit_chain_base_set(*, tenant_id: int, hash_tenant_id: int) -> None:
