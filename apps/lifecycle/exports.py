@@ -331,7 +331,8 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
         raise ServiceError("export_expired", "This download link has expired; start a new export.", status=410)
     if not default_storage.exists(export.file):
         raise ServiceError("export_expired", "This export's archive has been deleted; start a new export.", status=410)
-    audit_record(action="export.downloaded", actor=actor, target=export, request=request)
+    if request is None or request.method != "HEAD":  # a HEAD (a link checker) takes nothing away
+        audit_record(action="export.downloaded", actor=actor, target=export, request=request)
     return export
 
 

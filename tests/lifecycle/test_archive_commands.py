@@ -111,3 +111,34 @@ def test_on_a_terminal_both_commands_draw_a_progress_bar_and_elsewhere_none(fres
     slug = f"r{uuid.uuid4().hex[:10]}"
     call_command("import_tenant", str(path), "--slug", slug, stdout=io.StringIO(), stderr=pipe)
     assert pipe.getvalue() == ""  # not a terminal (a log, a pipe): no bar
+
+
+def test_the_export_command_never_overwrites_a_file_that_appears_while_it_exports(acme, tmp_path, monkeypatch):
+    """docs/export.md: FILE is never overwritten, also by one written there during the export
+    (another operator's export to the same name, finished first): it was replaced at the end."""
+    import apps.lifecycle.management.commands.export_tenant as export_command
+
+    path = tmp_path / "acme.zip"
+    real_export = export_command.tenant_export
+
+    def export_while_another_writes(tenant, out, **kwargs):
+        manifest = real_export(tenant, out, **kwargs)
+        path.write_bytes(b"another archive, finished first")
+        return manifest
+
+    monkeypatch.setattr(export_command, "tenant_export", export_while_another_writes)
+    with pytest.raises(CommandError, match="appeared while exporting"):
+        call_command("export_tenant", "acme", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert path.read_bytes() == b"another archive, finished first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acme.zip"]  # its part file gone
+
+
+def test_the_export_command_leaves_a_part_file_it_did_not_make(acme, tmp_path):
+    """FILE.part, another export to FILE under way (or anyone's file), was deleted by the error
+    handler of the `open("xb")` it made fail: each export writes a part file of its own."""
+    path, other = tmp_path / "acme.zip", tmp_path / "acme.zip.part"
+    other.write_bytes(b"another export's archive being written")
+    call_command("export_tenant", "acme", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert path.stat().st_size > 0
+    assert other.read_bytes() == b"another export's archive being written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acme.zip", "acme.zip.part"]

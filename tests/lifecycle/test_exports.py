@@ -431,3 +431,17 @@ def test_a_worker_makes_the_export_the_api_started_and_it_downloads_whole(
             ]
         finally:
             default_storage.delete(f"exports/{fresh_tenant.schema_name}/{job['id']}.zip")
+
+
+def test_a_head_request_on_a_download_link_is_not_recorded_as_a_download(acme, acme_owner, finished):
+    """A HEAD (a link checker, a client's preflight) takes no archive away: API and console."""
+    console = (
+        finished["download_url"]
+        .replace("/api/v1/exports/", "/settings/data-export/")
+        .replace("/download?", "/download/?")
+    )
+    assert acme_owner.head(finished["download_url"]).status_code == 200
+    assert client_for(acme, "owner@acme.test").head(console).status_code == 200
+    assert audit_events(acme.schema_name, action="export.downloaded") == []
+    assert acme_owner.get(finished["download_url"]).status_code == 200
+    assert len(audit_events(acme.schema_name, action="export.downloaded")) == 1

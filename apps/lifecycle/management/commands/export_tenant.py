@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -47,19 +48,23 @@ class Command(BaseCommand):
         path = Path(file)
         if path.exists():
             raise CommandError(f"{path} already exists; choose another file.")
-        partial = path.with_name(path.name + ".part")
         line = ProgressBar(self.stderr, f"Exporting {slug}")
+        partial = None
         try:
-            with partial.open("xb") as out, history_actor(ACTOR):
+            # A part file of this command's own (another export to the same FILE has its own), put
+            # in place by a link, which refuses a FILE that appeared meanwhile: never overwritten.
+            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            partial = Path(name)
+            with os.fdopen(handle, "wb") as out, history_actor(ACTOR):
                 manifest = tenant_export(tenant, out, progress=line.update, actor=ACTOR)
-            os.replace(partial, path)
+            os.link(partial, path)
+        except FileExistsError:
+            raise CommandError(f"{path} appeared while exporting; the archive was not written there.") from None
         except OSError as e:
-            partial.unlink(missing_ok=True)
             raise CommandError(f"{path}: cannot write the archive ({e.strerror}).") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
         finally:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
             line.end()
         # An operator took the whole workspace's data out: on the platform's chain too.
         data = {"rows": manifest["rows"], "members": len(manifest["members"]), "file": path.name}
