@@ -575,6 +575,10 @@ class Attempt:
             if outcome == "suspended":
                 raise TenantSuspended()  # the child waits in the queue, and so does this run
             child.refresh_from_db()
+            if child.status in (Run.Status.QUEUED, Run.Status.RUNNING):
+                # Moved on since its attempt here ended: an approval decided it, another worker
+                # claimed it. Not a failure: this run waits in the queue for the child's answer.
+                raise ChildBusy(str(child.pk))
         if child.status == Run.Status.SUCCEEDED:
             return child.output or ""
         if child.status == Run.Status.WAITING_APPROVAL:
