@@ -218,13 +218,19 @@ class _Member:
 
 
 def tenant_export(
-    tenant: Tenant, out: BinaryIO, *, progress: Progress | None = None, actor: object = "lifecycle"
+    tenant: Tenant,
+    out: BinaryIO,
+    *,
+    progress: Progress | None = None,
+    actor: object = "lifecycle",
+    record: bool = True,
 ) -> dict:
     """Write the workspace's archive to `out` (any writable binary stream); its manifest.
 
     Read in one read-only snapshot; `progress(done_rows, total_rows)` is called inside it, so a
     caller recording progress in the database does so on a connection of its own. The event
-    `tenant.exported` is recorded in the workspace's chain after the snapshot (so never in it)."""
+    `tenant.exported` is recorded in the workspace's chain after the snapshot (so never in it),
+    unless `record` is False: an export job records it once its archive is stored."""
     started = datetime.now(UTC)
     when = started.timetuple()[:6]
     members = []
@@ -286,15 +292,21 @@ def tenant_export(
     info.compress_type = zipfile.ZIP_DEFLATED
     archive.writestr(info, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     archive.close()
-    with transaction.atomic():
-        audit_record(
-            action="tenant.exported",
-            actor=actor,
-            target=tenant,
-            data={"rows": done, "members": len(members), "format_version": FORMAT_VERSION},
-            chain=tenant.pk,
-        )
+    if record:
+        with transaction.atomic():
+            tenant_exported_record(tenant, manifest, actor)
     return manifest
+
+
+def tenant_exported_record(tenant: Tenant, manifest: dict, actor: object) -> None:
+    """The event that the workspace's data left the platform (`tenant.exported`), in its chain."""
+    audit_record(
+        action="tenant.exported",
+        actor=actor,
+        target=tenant,
+        data={"rows": manifest["rows"], "members": len(manifest["members"]), "format_version": FORMAT_VERSION},
+        chain=tenant.pk,
+    )
 
 
 def _hash_tenant_id(tenant_id: int) -> int:

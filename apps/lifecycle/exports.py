@@ -33,7 +33,7 @@ from django.utils.http import urlencode
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.services import author_of
-from apps.lifecycle.archive import ArchiveError, tenant_export
+from apps.lifecycle.archive import ArchiveError, tenant_export, tenant_exported_record
 from apps.lifecycle.models import Export
 from apps.runs.locks import RunLock
 from apps.tenants.models import Tenant
@@ -220,7 +220,8 @@ def _export_write(schema: str, export: Export) -> str:
     saved = None
     try:
         with tempfile.NamedTemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
-            manifest = tenant_export(Tenant.objects.get(schema_name=schema), out, progress=progress)
+            tenant = Tenant.objects.get(schema_name=schema)
+            manifest = tenant_export(tenant, out, progress=progress, record=False)  # recorded once stored
             out.flush()
             sha256 = _sha256(out)
             out.seek(0)
@@ -234,7 +235,7 @@ def _export_write(schema: str, export: Export) -> str:
                 default_storage.delete(name)  # a retried task's leftover, if any: never a renamed copy
                 saved = default_storage.save(name, File(out, name=name))
                 size = default_storage.size(saved)
-                _export_succeeded(export, name=saved, size=size, sha256=sha256, manifest=manifest)
+                _export_succeeded(export, tenant, name=saved, size=size, sha256=sha256, manifest=manifest)
     except ArchiveError as e:
         _export_failed(export, saved, e.code, e.message)
         return export.status
@@ -255,11 +256,14 @@ def _workspace_held(schema: str) -> bool:
 
 
 @transaction.atomic
-def _export_succeeded(export: Export, *, name: str, size: int, sha256: str, manifest: dict) -> None:
+def _export_succeeded(export: Export, tenant: Tenant, *, name: str, size: int, sha256: str, manifest: dict) -> None:
     current = Export.objects.select_for_update().filter(pk=export.pk).first()
     if current is None or current.status != Export.Status.RUNNING:
         default_storage.delete(name)  # given up as lost (or deleted) meanwhile: that answer stands
         return
+    # The data left the platform only now, with the archive stored and the export succeeded (a
+    # failed or lost job recorded it all the same, written by the archive before its storage).
+    tenant_exported_record(tenant, manifest, "lifecycle")
     now = timezone.now()
     export.status = Export.Status.SUCCEEDED
     export.rows_done = export.rows_total = manifest["rows"]

@@ -126,3 +126,28 @@ def test_a_key_id_listed_twice_is_refused(chain, settings):
     settings.FOUNDRY_AUDIT_SIGNING_KEYS = ["main:" + "A" * 43, f"main:{SIGNING_SEED}"]
     with pytest.raises(ImproperlyConfigured, match="listed twice"):
         audit_checkpoint_sign(chain)
+
+
+def test_an_intact_imported_chain_verifies_against_its_origins_file_after_the_origin_moved_on(
+    fresh_tenant, db, tmp_path, settings
+):
+    """The origin lives on after its export (its next event is `tenant.exported`) and its beat
+    job goes on appending signed heads to the same `chain-<origin>.jsonl`: the copy is checked
+    against those signed before the import only (docs/audit.md), not reported broken."""
+    origin = fresh_tenant
+    settings.FOUNDRY_AUDIT_CHECKPOINT_DIR = str(tmp_path)
+    with app_connection() as conn:
+        for n in range(6):
+            append(conn, origin.pk, f"review.thing.{n}")
+    committed(audit_checkpoint_sign, origin.pk)
+    data = committed(_export, origin)
+    new = committed(tenant_import, io.BytesIO(data), slug=f"r{uuid.uuid4().hex[:10]}")
+    with app_connection() as conn:  # the origin moves on, past the copy's own length
+        for n in range(4):
+            append(conn, origin.pk, f"review.later.{n}")
+    committed(audit_checkpoint_sign, origin.pk)
+    outside = tmp_path / f"chain-{origin.pk}.jsonl"
+    assert len(outside.read_text().splitlines()) == 2
+    out = StringIO()
+    call_command("audit_verify", "--tenant", new.slug, "--checkpoints", str(outside), stdout=out)
+    assert "intact" in out.getvalue(), out.getvalue()

@@ -445,3 +445,21 @@ def test_a_head_request_on_a_download_link_is_not_recorded_as_a_download(acme, a
     assert audit_events(acme.schema_name, action="export.downloaded") == []
     assert acme_owner.get(finished["download_url"]).status_code == 200
     assert len(audit_events(acme.schema_name, action="export.downloaded")) == 1
+
+
+def test_a_failed_export_job_records_no_tenant_exported(acme, acme_owner, settings, tmp_path):
+    """`tenant.exported` says the workspace's data left the platform: recorded once the archive
+    is stored and the export succeeded, never for a job that failed (it was, by the archive
+    writer, before the job's storage step)."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("storage cannot write below a file")
+    settings.MEDIA_ROOT = str(blocker / "media")
+    export_id = start(acme_owner).json()["id"]
+    with schema_context(acme.schema_name):
+        assert export_run(export_id=str(export_id)) == Export.Status.FAILED
+    assert [e.outcome for e in audit_events(acme.schema_name, action="export.finished")] == ["failure"]
+    assert audit_events(acme.schema_name, action="tenant.exported") == []
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    export_id = start(acme_owner).json()["id"]
+    assert run_here(acme, export_id).status == Export.Status.SUCCEEDED
+    assert len(audit_events(acme.schema_name, action="tenant.exported")) == 1

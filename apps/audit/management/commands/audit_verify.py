@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.export import LINE_ERRORS, checkpoint_read
-from apps.audit.models import PLATFORM
+from apps.audit.models import PLATFORM, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.verify import audit_verify
@@ -38,19 +38,30 @@ class Command(BaseCommand):
         else:
             chains = [PLATFORM, *Tenant.objects.order_by("pk").values_list("pk", flat=True)]
         external = _read_checkpoints(checkpoints) if checkpoints else []
-        hashed_as = {}
+        hashed_as, imported_at = {}, {}
         if external:
             for chain in chains:
                 with rls_scope(chain):
                     hashed_as[chain] = audit_chain_base(chain).hash_tenant_id
+                    if hashed_as[chain] != chain:  # an imported chain: where the import's own event sits
+                        imported_at[chain] = (
+                            AuditEvent.objects.filter(tenant_id=chain, action="tenant.imported")
+                            .order_by("seq")
+                            .values_list("seq", flat=True)
+                            .first()
+                        )
         used = set()
         broken = 0
         for chain in chains:
             # Its own checkpoints, and those signed under the id it is hashed under (an imported
-            # chain's origin's, from before the import) unless that chain is verified here too.
+            # chain's origin's, from before the import: below its `tenant.imported` event, for the
+            # origin goes on signing its own chain) unless that chain is verified here too.
             origin = hashed_as.get(chain, chain)
+            before = imported_at.get(chain) or float("inf")
             mine = [
-                c for c in external if c["tenant_id"] == chain or (c["tenant_id"] == origin and origin not in chains)
+                c
+                for c in external
+                if c["tenant_id"] == chain or (c["tenant_id"] == origin and origin not in chains and c["seq"] < before)
             ]
             used.update(id(c) for c in mine)
             result = audit_verify(chain, external=mine)
