@@ -10,12 +10,14 @@ or not the one the chain's head recorded: events were changed and re-hashed with
 key), `truncated` (events a signed checkpoint vouches for are gone), `inserted` (events after the
 chain's head: added outside the platform), `signature_invalid` (a checkpoint the
 platform's keys did not sign), `anchor_unsigned` (a chain pruned by retention whose first kept
-event does not follow a signed checkpoint).
+event does not follow a signed checkpoint), `prune_unrecorded` (a chain whose start moved with
+no `audit.pruned` event in it saying so: cut other than by the owner's prune, which records it).
 
 A chain's hashes and signatures are computed under the id its base names (an imported chain
 keeps its first tenant's), and it is walked from the base's first kept event (models.AuditChainBase).
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,7 +39,9 @@ BREAK_KINDS = (
     "inserted",
     "signature_invalid",
     "anchor_unsigned",
+    "prune_unrecorded",
 )
+PRUNED = "audit.pruned"  # the event the owner's prune appends (migrations/0011): details.first_seq
 
 BATCH = 10_000
 MAX_PROBLEMS = 100  # after the first break, enough to show its extent
@@ -136,7 +140,8 @@ def audit_verify(
         head = AuditChain.objects.filter(tenant_id=tenant_id).first()
         base = audit_chain_base(tenant_id)
         wanted = _signed(result, checkpoints + list(external or ()), base, keys)
-        seen = _walk(result, base, {c["seq"] for c in wanted} | ({head.seq} if head is not None else set()))
+        pruned_to: set[int] = set()
+        seen = _walk(result, base, {c["seq"] for c in wanted} | ({head.seq} if head is not None else set()), pruned_to)
         # Read again after the walk: events appended meanwhile moved it on (head and event are
         # written in one transaction), so one beyond it now was put there by hand.
         head_after = AuditChain.objects.filter(tenant_id=tenant_id).first()
@@ -165,6 +170,12 @@ def audit_verify(
             base.first_seq,
             "anchor_unsigned",
             f"events before #{base.first_seq} were pruned, and no signed checkpoint vouches for #{base.first_seq - 1}",
+        )
+    if base.first_seq > 1 and base.first_seq not in pruned_to:
+        result.add(
+            base.first_seq,
+            "prune_unrecorded",
+            f"the chain starts at #{base.first_seq}, and no {PRUNED} event in it records that prune",
         )
     if head is not None and head.seq > result.last_seq:
         result.add(
@@ -212,8 +223,9 @@ def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase,
     return valid
 
 
-def _walk(result: Verification, base: AuditChainBase, keep: set[int]) -> dict[int, str]:
-    """Recompute the chain in order from its base; the hashes at the sequence numbers in `keep`."""
+def _walk(result: Verification, base: AuditChainBase, keep: set[int], pruned_to: set[int]) -> dict[int, str]:
+    """Recompute the chain in order from its base; the hashes at the sequence numbers in `keep`.
+    Adds to `pruned_to` where each intact `audit.pruned` event says the chain then started."""
     seen: dict[int, str] = {}
     expected, previous = base.first_seq, base.first_prev_hash
     result.last_seq, result.last_hash = base.first_seq - 1, base.first_prev_hash
@@ -247,9 +259,20 @@ def _walk(result: Verification, base: AuditChainBase, keep: set[int]) -> dict[in
                 )  # fmt: skip
                 if recomputed != digest:
                     result.add(seq, "altered", f"#{seq}'s content does not give its hash")
+                elif action == PRUNED:
+                    pruned_to.add(_first_seq(details))
                 if seq in keep:
                     seen[seq] = digest
                 previous, expected = digest, seq + 1
                 result.events += 1
                 result.last_seq, result.last_hash = seq, digest
     return seen
+
+
+def _first_seq(details: str) -> int | None:
+    """Where an `audit.pruned` event's details say the chain started after that prune."""
+    try:
+        value = json.loads(details).get("first_seq")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, int) else None

@@ -13,6 +13,7 @@ from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_chain_base_set, audit_checkpoint_sign, audit_prune
 from apps.audit.verify import audit_verify
+from foundry.db.roles import app_role
 from tests.audit.conftest import app_connection, append, chain_age, committed
 
 COLUMNS = (
@@ -135,19 +136,44 @@ def test_pruning_keeps_the_chain_verifiable_from_the_signed_checkpoint(aged):
     deleted = committed(audit_prune, tenant_id=aged, before=time_of(aged, 7))
     assert deleted == 4  # #1-#4: up to the last signed checkpoint before the boundary; #5, #6 wait
     with rls_scope(aged):
+        # #12: the prune itself, recorded in the chain it cut.
         assert list(AuditEvent.objects.filter(tenant_id=aged).values_list("seq", flat=True).order_by("seq")) == list(
-            range(5, 12)
+            range(5, 13)
         )
+        pruned = AuditEvent.objects.get(tenant_id=aged, seq=12)
         assert list(AuditCheckpoint.objects.filter(tenant_id=aged).values_list("seq", flat=True).order_by("seq")) == [
             4,
             11,
         ]
+    assert (pruned.action, pruned.actor_type, pruned.actor_id) == ("audit.pruned", "service", "service:audit.prune")
+    assert {k: pruned.data[k] for k in ("first_seq", "deleted", "retention_days")} == {
+        "first_seq": 5,
+        "deleted": 4,
+        "retention_days": None,  # a chain of no workspace: no policy to read
+    }
+    assert pruned.data["role"] == app_role()
     result = audit_verify(aged)
     assert result.ok, result.problems
-    assert (result.events, result.last_seq, result.signed_seq) == (7, 11, 11)
+    assert (result.events, result.last_seq, result.signed_seq) == (8, 12, 11)
     with app_connection() as conn:
-        assert append(conn, aged, "thing.after.prune") == 12
+        assert append(conn, aged, "thing.after.prune") == 13
     assert audit_verify(aged).ok
+
+
+def test_a_chain_cut_as_the_prune_cuts_it_but_without_its_event_is_reported(aged, superuser):
+    """Whoever cuts a chain by hand exactly as the owner's prune does (the rows, the base, the
+    older checkpoints), past the append-only triggers, leaves no `audit.pruned` event: the anchor
+    checkpoint still vouches for the new start, and verification names the cut all the same."""
+    superuser.execute("SET session_replication_role = replica")
+    superuser.execute("DELETE FROM audit_auditevent WHERE tenant_id = %s AND seq <= 4", [aged])
+    superuser.execute(
+        "INSERT INTO audit_auditchainbase (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)"
+        " SELECT tenant_id, tenant_id, 5, hash, now() FROM audit_auditcheckpoint WHERE tenant_id = %s AND seq = 4",
+        [aged],
+    )
+    superuser.execute("SET session_replication_role = origin")
+    result = audit_verify(aged)
+    assert [(p.kind, p.seq) for p in result.problems] == [("prune_unrecorded", 5)]
 
 
 def test_pruning_twice_deletes_nothing_more_and_nothing_recent_goes(aged):
@@ -176,10 +202,10 @@ def test_a_chain_pruned_to_its_head_continues_from_the_base(chain):
     committed(audit_checkpoint_sign, chain)
     assert committed(audit_prune, tenant_id=chain, before=timezone.now()) == 10
     with app_connection() as conn:
-        assert append(conn, chain, "thing.done.12") == 12
+        assert append(conn, chain, "thing.done.13") == 13  # #12: the prune's own event
     result = audit_verify(chain)
     assert result.ok, result.problems
-    assert (result.events, result.last_seq) == (2, 12)
+    assert (result.events, result.last_seq) == (3, 13)
 
 
 def test_pruning_one_chain_leaves_another_alone(aged):
@@ -216,3 +242,39 @@ def test_the_prune_never_takes_the_last_days_events_even_from_an_anchor_the_app_
         left = conn.execute("SELECT count(*) FROM audit_auditevent WHERE tenant_id = %s", [chain]).fetchone()[0]
     assert (pruned, left) == (0, 10)
     assert audit_verify(chain).first.kind == "signature_invalid"  # the anchor it made is reported
+
+
+def test_a_workspace_chain_pruned_before_prunes_were_recorded_gets_its_event_late(fresh_tenant, django_db_blocker):
+    """Migration 0011 appends `audit.pruned` (marked `recorded_late`) to every workspace chain whose
+    start had moved before prunes recorded themselves, so it verifies intact, not `prune_unrecorded`."""
+    import os
+    from importlib import import_module
+
+    import psycopg
+    from django.db import connection
+
+    catch_up = import_module("apps.audit.migrations.0011_prune_recorded").CATCH_UP
+    tenant = fresh_tenant
+    with django_db_blocker.unblock():
+        signed = audit_checkpoint_sign(tenant.pk)
+        with app_connection() as conn:
+            append(conn, tenant.pk, "thing.after.checkpoint")
+        params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+        with psycopg.connect(**{**params, "dbname": connection.settings_dict["NAME"]}, autocommit=True) as su:
+            # As the owner's prune cut chains before migration 0011: rows, base, no event.
+            with su.transaction():
+                su.execute("SET LOCAL session_replication_role = replica")
+                su.execute("DELETE FROM audit_auditevent WHERE tenant_id = %s AND seq <= %s", [tenant.pk, signed.seq])
+                su.execute(
+                    "INSERT INTO audit_auditchainbase (tenant_id, hash_tenant_id, first_seq, first_prev_hash,"
+                    " updated_at) VALUES (%s, %s, %s, %s, now())",
+                    [tenant.pk, tenant.pk, signed.seq + 1, signed.hash],
+                )
+            assert [p.kind for p in audit_verify(tenant.pk).problems] == ["prune_unrecorded"]
+            su.execute(catch_up)
+            su.execute(catch_up)  # once only, however often it runs
+        result = audit_verify(tenant.pk)
+        assert result.ok, result.problems
+        with rls_scope(tenant.pk):
+            late = list(AuditEvent.objects.filter(tenant_id=tenant.pk, action="audit.pruned"))
+        assert [e.data for e in late] == [{"first_seq": signed.seq + 1, "recorded_late": True}]

@@ -1,0 +1,121 @@
+"""`audit_chain_prune` records every prune in the chain it cuts, and keeps to the workspace's policy.
+
+The app role may call the owner's function, and so may SQL injected into the application: it
+cut a chain (up to a signed checkpoint, never the last day) and left no trace but the moved
+base, whatever the workspace's retention policy or legal hold said. Now:
+
+- a workspace's chain is pruned only as its own retention policy allows (read from its schema):
+  nothing while the trail is on legal hold or kept for ever, nothing younger than `audit_days`;
+- every prune that deletes appends `audit.pruned` to the chain itself, in the same transaction:
+  where the chain now starts (`first_seq`), how many events went, the boundary asked for, the
+  days the policy said, and the database role that called. `audit_verify` reports a chain whose
+  start moved without such an event (`prune_unrecorded`). A role that changes the policy table
+  by hand to prune still leaves the event, with days no `retention.updated` event explains.
+
+Chains pruned before this migration get that event now, marked `recorded_late`.
+"""
+
+from importlib import import_module
+
+from django.db import migrations
+
+SQL = """
+CREATE OR REPLACE FUNCTION public.audit_chain_prune(p_tenant bigint, p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    previous_tenant text := current_setting('foundry.tenant_id', true);
+    previous_erasing text := current_setting('foundry.erasing', true);
+    workspace text;
+    held boolean;
+    days integer;
+    last_seq bigint;
+    boundary bigint;
+    anchor_seq bigint;
+    anchor_hash text;
+    base_first bigint;
+    base_hash_tenant bigint;
+    deleted bigint := 0;
+BEGIN
+    -- A workspace's chain: only as its retention policy allows, whoever calls.
+    SELECT t.schema_name INTO workspace FROM public.tenants_tenant t WHERE t.id = p_tenant;
+    IF workspace IS NOT NULL AND to_regclass(format('%I.lifecycle_retentionpolicy', workspace)) IS NOT NULL THEN
+        EXECUTE format('SELECT audit_legal_hold, audit_days FROM %I.lifecycle_retentionpolicy WHERE id = 1', workspace)
+           INTO held, days;
+        IF held IS NOT FALSE OR days IS NULL THEN
+            RETURN 0;
+        END IF;
+        p_before := least(p_before, clock_timestamp() - days * interval '1 day');
+    END IF;
+    -- Never the last day's events, whatever the caller asks (retention keeps at least a day).
+    p_before := least(p_before, clock_timestamp() - interval '1 day');
+    PERFORM set_config('foundry.tenant_id', p_tenant::text, true);
+    PERFORM 1 FROM public.audit_auditchain WHERE tenant_id = p_tenant FOR UPDATE;
+    IF NOT FOUND THEN  -- a head rebuilt by the next append: lock the chain through its base
+        PERFORM 1 FROM public.audit_auditchainbase WHERE tenant_id = p_tenant FOR UPDATE;
+    END IF;
+    SELECT max(seq) INTO last_seq FROM public.audit_auditevent WHERE tenant_id = p_tenant;
+    SELECT least(min(seq), last_seq) INTO boundary
+      FROM public.audit_auditevent WHERE tenant_id = p_tenant AND occurred_at >= p_before;
+    boundary := coalesce(boundary, last_seq);
+    SELECT seq, hash INTO anchor_seq, anchor_hash FROM public.audit_auditcheckpoint
+     WHERE tenant_id = p_tenant AND seq < boundary ORDER BY seq DESC LIMIT 1;
+    SELECT first_seq, hash_tenant_id INTO base_first, base_hash_tenant
+      FROM public.audit_auditchainbase WHERE tenant_id = p_tenant;
+    IF anchor_seq IS NOT NULL AND anchor_seq >= coalesce(base_first, 1) THEN
+        PERFORM set_config('foundry.erasing', 'on', true);
+        DELETE FROM public.audit_auditevent WHERE tenant_id = p_tenant AND seq <= anchor_seq;
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        DELETE FROM public.audit_auditcheckpoint WHERE tenant_id = p_tenant AND seq < anchor_seq;
+        INSERT INTO public.audit_auditchainbase AS b (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)
+            VALUES (p_tenant, coalesce(base_hash_tenant, p_tenant), anchor_seq + 1, anchor_hash, now())
+            ON CONFLICT (tenant_id) DO UPDATE
+                SET first_seq = EXCLUDED.first_seq, first_prev_hash = EXCLUDED.first_prev_hash,
+                    updated_at = EXCLUDED.updated_at;
+        PERFORM set_config('foundry.erasing', coalesce(previous_erasing, ''), true);
+        -- The prune, in the chain it cut (details as apps.audit.chain.details_text writes them).
+        PERFORM public.audit_append(p_tenant, 'service', 'service:audit.prune', 'audit.pruned', 'audit.chain',
+            p_tenant::text, 'success', '', '', '',
+            format('{"before":%s,"deleted":%s,"first_seq":%s,"retention_days":%s,"role":%s}',
+                   to_json(to_char(p_before AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')), deleted,
+                   anchor_seq + 1, coalesce(days::text, 'null'), to_json(session_user::text)),
+            NULL, NULL);
+    END IF;
+    PERFORM set_config('foundry.erasing', coalesce(previous_erasing, ''), true);
+    PERFORM set_config('foundry.tenant_id', coalesce(previous_tenant, ''), true);
+    RETURN deleted;
+END
+$$;
+"""
+
+# Chains pruned before: their prune recorded now (every workspace's, and the platform's, 0).
+CATCH_UP = """
+DO $$
+DECLARE
+    chain bigint;
+    first bigint;
+BEGIN
+    FOR chain IN SELECT id FROM public.tenants_tenant UNION SELECT 0 LOOP
+        PERFORM set_config('foundry.tenant_id', chain::text, true);
+        SELECT first_seq INTO first FROM public.audit_auditchainbase WHERE tenant_id = chain;
+        IF first > 1 AND NOT EXISTS (
+            SELECT 1 FROM public.audit_auditevent
+             WHERE tenant_id = chain AND action = 'audit.pruned' AND seq >= first
+        ) THEN
+            PERFORM public.audit_append(chain, 'service', 'service:audit.prune', 'audit.pruned', 'audit.chain',
+                chain::text, 'success', '', '', '', format('{"first_seq":%s,"recorded_late":true}', first), NULL, NULL);
+        END IF;
+    END LOOP;
+    PERFORM set_config('foundry.tenant_id', '', true);
+END
+$$;
+"""
+
+
+def _previous() -> str:
+    return import_module("apps.audit.migrations.0010_prune_floor").SQL
+
+
+class Migration(migrations.Migration):
+    dependencies = [("audit", "0010_prune_floor"), ("tenants", "0001_initial")]
+
+    operations = [migrations.RunSQL(SQL, _previous()), migrations.RunSQL(CATCH_UP, migrations.RunSQL.noop)]
