@@ -259,40 +259,30 @@ def test_the_audit_trail_is_pruned_up_to_a_signed_checkpoint_unless_on_legal_hol
         assert audit_verify(tenant.pk).problems == []
 
 
-def test_the_app_role_calling_the_prune_itself_keeps_to_the_policy_and_leaves_the_prune_in_the_chain(
-    fresh_tenant, django_db_blocker
-):
+def test_a_prune_the_app_role_calls_itself_is_recorded_in_the_chain_it_cut(fresh_tenant, django_db_blocker):
     """SQL injected into the application may call the owner's `audit_chain_prune` directly, not
-    through a retention pass: it prunes nothing under a legal hold, nothing younger than the
-    policy's days, and what it does prune is recorded as `audit.pruned` in the chain it cut."""
+    through a retention pass, whatever the policy says: what it prunes is recorded as
+    `audit.pruned` in the chain it cut — with no `retention.applied` beside it — and the chain
+    verifies intact from its new start."""
     tenant = fresh_tenant
     with django_db_blocker.unblock():
+        policy_set(tenant, audit_legal_hold=True)
         chain_age(tenant.pk, 3)
         first = audit_checkpoint_sign(tenant.pk)
         with schema_context(tenant.schema_name):
             audit_record(action="test.after_checkpoint", actor="test")
-        before = len(audit_events(tenant.schema_name))
-
-        def prune_directly() -> int:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT public.audit_chain_prune(%s, now() + interval '1 day')", [tenant.pk])
-                return cursor.fetchone()[0]
-
-        for values in ({"audit_days": 1, "audit_legal_hold": True}, {"audit_days": None}, {"audit_days": 5}):
-            policy_set(tenant, **values)
-            assert prune_directly() == 0, values
-        assert len(audit_events(tenant.schema_name)) == before + 3  # the three retention.updated
-
-        policy_set(tenant, audit_days=2)
-        assert prune_directly() == first.seq
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT public.audit_chain_prune(%s, now() + interval '1 day')", [tenant.pk])
+            assert cursor.fetchone()[0] == first.seq
         events = audit_events(tenant.schema_name)
         [pruned] = [e for e in events if e.action == "audit.pruned"]
         assert pruned.seq == events[-1].seq and min(e.seq for e in events) == first.seq + 1
-        assert (pruned.data["first_seq"], pruned.data["deleted"], pruned.data["retention_days"]) == (
+        assert (pruned.actor_id, pruned.data["first_seq"], pruned.data["deleted"]) == (
+            "service:audit.prune",
             first.seq + 1,
             first.seq,
-            2,
         )
+        assert not [e for e in events if e.action == "retention.applied"]
         assert audit_verify(tenant.pk).problems == []
 
 

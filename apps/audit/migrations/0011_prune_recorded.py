@@ -1,16 +1,18 @@
-"""`audit_chain_prune` records every prune in the chain it cuts, and keeps to the workspace's policy.
+"""`audit_chain_prune` records every prune in the chain it cuts.
 
 The app role may call the owner's function, and so may SQL injected into the application: it
 cut a chain (up to a signed checkpoint, never the last day) and left no trace but the moved
-base, whatever the workspace's retention policy or legal hold said. Now:
+base, whatever the workspace's retention policy or legal hold said. Now every prune that deletes
+appends `audit.pruned` to the chain itself, in the same transaction: where the chain now starts
+(`first_seq`), how many events went, the boundary asked for (`before`) and the database role
+that called. `audit_verify` reports a chain whose start moved without such an event
+(`prune_unrecorded`); a prune no retention pass made shows as an `audit.pruned` without the
+pass's `retention.applied`, at a boundary the policy's history does not explain.
 
-- a workspace's chain is pruned only as its own retention policy allows (read from its schema):
-  nothing while the trail is on legal hold or kept for ever, nothing younger than `audit_days`;
-- every prune that deletes appends `audit.pruned` to the chain itself, in the same transaction:
-  where the chain now starts (`first_seq`), how many events went, the boundary asked for, the
-  days the policy said, and the database role that called. `audit_verify` reports a chain whose
-  start moved without such an event (`prune_unrecorded`). A role that changes the policy table
-  by hand to prune still leaves the event, with days no `retention.updated` event explains.
+The function does not read the workspace's policy itself: that lives in the tenant's schema,
+which the app role owns, and nothing run as the owner reads a tenant schema (foundry/db/roles.py:
+a view or a policy put there would run the app role's code as the owner). The retention pass
+applies the policy (apps/lifecycle/retention.py).
 
 Chains pruned before this migration get that event now, marked `recorded_late`.
 """
@@ -25,9 +27,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     previous_tenant text := current_setting('foundry.tenant_id', true);
     previous_erasing text := current_setting('foundry.erasing', true);
-    workspace text;
-    held boolean;
-    days integer;
     last_seq bigint;
     boundary bigint;
     anchor_seq bigint;
@@ -36,16 +35,6 @@ DECLARE
     base_hash_tenant bigint;
     deleted bigint := 0;
 BEGIN
-    -- A workspace's chain: only as its retention policy allows, whoever calls.
-    SELECT t.schema_name INTO workspace FROM public.tenants_tenant t WHERE t.id = p_tenant;
-    IF workspace IS NOT NULL AND to_regclass(format('%I.lifecycle_retentionpolicy', workspace)) IS NOT NULL THEN
-        EXECUTE format('SELECT audit_legal_hold, audit_days FROM %I.lifecycle_retentionpolicy WHERE id = 1', workspace)
-           INTO held, days;
-        IF held IS NOT FALSE OR days IS NULL THEN
-            RETURN 0;
-        END IF;
-        p_before := least(p_before, clock_timestamp() - days * interval '1 day');
-    END IF;
     -- Never the last day's events, whatever the caller asks (retention keeps at least a day).
     p_before := least(p_before, clock_timestamp() - interval '1 day');
     PERFORM set_config('foundry.tenant_id', p_tenant::text, true);
@@ -75,9 +64,9 @@ BEGIN
         -- The prune, in the chain it cut (details as apps.audit.chain.details_text writes them).
         PERFORM public.audit_append(p_tenant, 'service', 'service:audit.prune', 'audit.pruned', 'audit.chain',
             p_tenant::text, 'success', '', '', '',
-            format('{"before":%s,"deleted":%s,"first_seq":%s,"retention_days":%s,"role":%s}',
+            format('{"before":%s,"deleted":%s,"first_seq":%s,"role":%s}',
                    to_json(to_char(p_before AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')), deleted,
-                   anchor_seq + 1, coalesce(days::text, 'null'), to_json(session_user::text)),
+                   anchor_seq + 1, to_json(session_user::text)),
             NULL, NULL);
     END IF;
     PERFORM set_config('foundry.erasing', coalesce(previous_erasing, ''), true);
@@ -116,6 +105,6 @@ def _previous() -> str:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0010_prune_floor"), ("tenants", "0001_initial")]
+    dependencies = [("audit", "0010_prune_floor"), ("tenants", "0001_initial")]  # CATCH_UP reads tenants
 
     operations = [migrations.RunSQL(SQL, _previous()), migrations.RunSQL(CATCH_UP, migrations.RunSQL.noop)]
