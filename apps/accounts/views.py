@@ -62,10 +62,11 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         typed = request.POST.get("username") or ""
-        decision = login_attempt_admit(request, login_name(typed))
+        name = login_name(typed)
+        decision = login_attempt_admit(request, name)
         if not decision.allowed:
             # Once a minute per account typed and address: a refusal costs the client nothing.
-            if audit_first_in_window(f"login-throttled:{login_name_digest(login_name(typed))}", request):
+            if audit_first_in_window(f"login-throttled:{login_name_digest(name)}", request):
                 audit_record(
                     action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
                 )

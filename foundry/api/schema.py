@@ -98,7 +98,18 @@ def _strict_bodies(schemas: dict) -> None:
 _RENDERED: dict[str, tuple[bytes, str, str]] = {}
 
 
-class SchemaView(SpectacularAPIView):
+class JsonRefusals:
+    """A view whose refusals (4xx, 5xx) are rendered as JSON, like every API error, whatever
+    renderer its successes use (an OpenAPI document, the Swagger UI page)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
+
+class SchemaView(JsonRefusals, SpectacularAPIView):
     """The OpenAPI document (YAML, or JSON by `Accept` / `?format=json`); its refusals (a method
     not allowed, a format it has not, an `Accept` it cannot meet) are JSON like every API error,
     not rendered as an OpenAPI document. Generated once per process and media type: the API has
@@ -126,21 +137,9 @@ class SchemaView(SpectacularAPIView):
     def _get_version_parameter(self, request):
         return None
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400:
-            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        return response
 
-
-class DocsView(SpectacularSwaggerSplitView):
+class DocsView(JsonRefusals, SpectacularSwaggerSplitView):
     """The Swagger UI page: GET and HEAD only, its refusals JSON like the document's. OPTIONS,
     answered with DRF's metadata, went to the page's HTML renderer with no template: a 500."""
 
     http_method_names = ["get", "head"]
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400:
-            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        return response
