@@ -79,9 +79,23 @@ def test_the_procfile_serves_web_worker_and_beat():
     assert set(lines) == {"web", "worker", "beat"}
     # Development: one ASGI application for the console, the API and /mcp, on bin/dev's port.
     web = shlex.split(lines["web"])
+    # The backup role's URL is the worker's only (the daily backup), as in the compose stack.
+    without_backup = ["env", "-u", "FOUNDRY_BACKUP_DATABASE_URL"]
+    assert web[:3] == without_backup and shlex.split(lines["beat"])[:3] == without_backup
+    assert shlex.split(lines["worker"])[0] == ".venv/bin/celery"
+    web = web[3:]
     assert web[:2] == [".venv/bin/uvicorn", "foundry.asgi:application"]
     assert web[web.index("--port") + 1] == "${PORT:-8000}"
     assert web[web.index("--lifespan") + 1] == "on"
+
+
+def test_bin_dev_up_hands_its_processes_no_owner_or_backup_password():
+    """`bin/dev up` loads .data/env, owner and backup passwords included, to migrate; the web,
+    worker and beat it then starts get neither password (the worker its backup URL only)."""
+    script = (ROOT / "bin/dev").read_text()
+    up = script[script.index("\n  up)") : script.index("\n  test)")]
+    start = up.index('exec "$VENV/bin/honcho"')
+    assert "unset FOUNDRY_DB_OWNER_PASSWORD FOUNDRY_BACKUP_DB_PASSWORD" in up[:start]
 
 
 def test_the_compose_stack_shares_one_metrics_directory_between_web_and_workers():
