@@ -677,6 +677,47 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
     return restored
 
 
+def secrets_undecryptable(tenant: Tenant) -> list[str]:
+    """The workspace's stored secrets that no FOUNDRY_ENCRYPTION_KEYS key opens — a backup made
+    while another key encrypted them, since removed: `provider <name>`, `sso`, `sink <name>`.
+    Each goes unusable (`secret_undecryptable`) until that key is put back or the secret set anew."""
+    from django_tenants.utils import schema_context
+
+    from apps.audit.models import AuditSink
+    from apps.identity.models import SsoConfiguration
+    from apps.providers.encryption import EncryptionUnavailable, SecretUndecryptable, secret_decrypt
+    from apps.providers.models import ProviderCredential
+
+    with schema_context(tenant.schema_name):
+        stored = [
+            (f"provider {provider}", token)
+            for provider, token in ProviderCredential.objects.exclude(api_key_encrypted="")
+            .order_by("provider")
+            .values_list("provider", "api_key_encrypted")
+        ]
+        stored += [
+            ("sso", token)
+            for token in SsoConfiguration.objects.exclude(client_secret_encrypted="").values_list(
+                "client_secret_encrypted", flat=True
+            )
+        ]
+    with rls_scope(tenant.pk):
+        stored += [
+            (f"sink {name}", token)
+            for name, token in AuditSink.objects.filter(tenant_id=tenant.pk)
+            .exclude(secret_encrypted="")
+            .order_by("name")
+            .values_list("name", "secret_encrypted")
+        ]
+    closed = []
+    for label, token in stored:
+        try:
+            secret_decrypt(token)
+        except (SecretUndecryptable, EncryptionUnavailable):
+            closed.append(label)
+    return closed
+
+
 def _schema_migrate(backup: Backup, schema: str) -> None:
     """Bring the restored schema up to this version's migrations: a backup taken before an upgrade
     holds the schema as it was then. One made by a newer version (a migration unknown here) is

@@ -41,7 +41,16 @@ from apps.tenants.services import tenant_provision
 from apps.tokens.services import token_issue
 from foundry.celery import app
 from foundry.db.roles import NO_DELETE_TABLES, app_role, as_owner, owner_role
-from tests.conftest import PASSWORD, ROOT, audit_events, free_port, server_env, server_process, test_database_url
+from tests.conftest import (
+    PASSWORD,
+    ROOT,
+    audit_events,
+    free_port,
+    server_env,
+    server_process,
+    tenant_user,
+    test_database_url,
+)
 from tests.runs.conftest import FINANCE, TRIAGE, advance, deploy
 
 
@@ -664,3 +673,31 @@ def test_a_backup_taken_before_a_squash_is_not_refused_as_made_by_a_newer_versio
     workspace_lose(workspace)
     call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
     assert Tenant.objects.filter(pk=workspace.pk).exists()
+
+
+def test_restoring_a_workspace_whose_secrets_no_configured_key_opens_says_which(workspace, tmp_path, settings):
+    """A workspace's provider key is encrypted under the key first in FOUNDRY_ENCRYPTION_KEYS when
+    it was set; restored after that key was removed, the restore succeeds and says which secrets
+    no configured key decrypts, and what to do — rather than the runs failing later, unexplained."""
+    from cryptography.fernet import Fernet
+
+    from apps.providers.services import credential_set
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FOUNDRY_ENCRYPTION_KEYS = [old]
+    with schema_context(workspace.schema_name):
+        credential_set(actor=tenant_user(workspace, f"owner@{workspace.slug}.test"), provider="openai", api_key="sk-x")
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+
+    for keys, warned in (([new, old], ""), ([new], "provider openai")):
+        settings.FOUNDRY_ENCRYPTION_KEYS = keys
+        workspace_lose(workspace)
+        out, err = io.StringIO(), io.StringIO()
+        call_command("restore", str(made), tenant=workspace.slug, stdout=out, stderr=err)
+        assert f"Restored workspace {workspace.slug}" in out.getvalue()
+        if warned:
+            assert f"decrypts 1 of its secrets ({warned})" in err.getvalue()
+            assert "rotate_encryption_keys" in err.getvalue()
+        else:
+            assert err.getvalue() == ""

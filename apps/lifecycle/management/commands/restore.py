@@ -3,7 +3,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from apps.lifecycle.backup import DATABASE, BackupError, backup_open, backup_restore_database, backup_restore_tenant
+from apps.lifecycle.backup import (
+    DATABASE,
+    BackupError,
+    backup_open,
+    backup_restore_database,
+    backup_restore_tenant,
+    secrets_undecryptable,
+)
 
 
 class Command(BaseCommand):
@@ -33,6 +40,11 @@ class Command(BaseCommand):
                 target = database or connection.settings_dict["NAME"]
                 backup_restore_database(backup=backup, database=target, create=create, force=force)
                 self.stdout.write(f"Restored {file} into database {target}.")
+                self.stdout.write(
+                    "Its secrets (provider keys, SSO client secrets, sink secrets) open only with the "
+                    "FOUNDRY_ENCRYPTION_KEYS of the time it was made: run `manage.py rotate_encryption_keys` "
+                    "against it, which names any that no configured key decrypts."
+                )
                 return
             if database or create or force:
                 raise BackupError(f"{file}: a workspace's backup is restored into this database (no --database).")
@@ -40,3 +52,11 @@ class Command(BaseCommand):
         except BackupError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"Restored workspace {restored.slug} (id {restored.pk}) from {file}.")
+        closed = secrets_undecryptable(restored)
+        if closed:
+            self.stderr.write(
+                f"Warning: no key in FOUNDRY_ENCRYPTION_KEYS decrypts {len(closed)} of its secrets "
+                f"({', '.join(closed)}): they were encrypted under a key since removed. Put that key back in "
+                "FOUNDRY_ENCRYPTION_KEYS (then run `manage.py rotate_encryption_keys`), or set them anew in the "
+                "workspace's settings."
+            )
