@@ -21,47 +21,14 @@ from importlib import import_module
 
 from django.db import migrations
 
-SQL = """
-CREATE OR REPLACE FUNCTION public.audit_chain_prune(p_tenant bigint, p_before timestamptz) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    previous_tenant text := current_setting('foundry.tenant_id', true);
-    previous_erasing text := current_setting('foundry.erasing', true);
-    last_seq bigint;
-    boundary bigint;
-    anchor_seq bigint;
-    anchor_hash text;
-    base_first bigint;
-    base_hash_tenant bigint;
-    deleted bigint := 0;
-BEGIN
-    -- Never the last day's events, whatever the caller asks (retention keeps at least a day).
-    p_before := least(p_before, clock_timestamp() - interval '1 day');
-    PERFORM set_config('foundry.tenant_id', p_tenant::text, true);
-    PERFORM 1 FROM public.audit_auditchain WHERE tenant_id = p_tenant FOR UPDATE;
-    IF NOT FOUND THEN  -- a head rebuilt by the next append: lock the chain through its base
-        PERFORM 1 FROM public.audit_auditchainbase WHERE tenant_id = p_tenant FOR UPDATE;
+_PREVIOUS = import_module("apps.audit.migrations.0010_prune_floor").SQL
+_CUT = """                    updated_at = EXCLUDED.updated_at;
     END IF;
-    SELECT max(seq) INTO last_seq FROM public.audit_auditevent WHERE tenant_id = p_tenant;
-    SELECT least(min(seq), last_seq) INTO boundary
-      FROM public.audit_auditevent WHERE tenant_id = p_tenant AND occurred_at >= p_before;
-    boundary := coalesce(boundary, last_seq);
-    SELECT seq, hash INTO anchor_seq, anchor_hash FROM public.audit_auditcheckpoint
-     WHERE tenant_id = p_tenant AND seq < boundary ORDER BY seq DESC LIMIT 1;
-    SELECT first_seq, hash_tenant_id INTO base_first, base_hash_tenant
-      FROM public.audit_auditchainbase WHERE tenant_id = p_tenant;
-    IF anchor_seq IS NOT NULL AND anchor_seq >= coalesce(base_first, 1) THEN
-        PERFORM set_config('foundry.erasing', 'on', true);
-        DELETE FROM public.audit_auditevent WHERE tenant_id = p_tenant AND seq <= anchor_seq;
-        GET DIAGNOSTICS deleted = ROW_COUNT;
-        DELETE FROM public.audit_auditcheckpoint WHERE tenant_id = p_tenant AND seq < anchor_seq;
-        INSERT INTO public.audit_auditchainbase AS b (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)
-            VALUES (p_tenant, coalesce(base_hash_tenant, p_tenant), anchor_seq + 1, anchor_hash, now())
-            ON CONFLICT (tenant_id) DO UPDATE
-                SET first_seq = EXCLUDED.first_seq, first_prev_hash = EXCLUDED.first_prev_hash,
-                    updated_at = EXCLUDED.updated_at;
+"""
+# After the cut, in the same transaction: the prune, in the chain it cut (details as
+# apps.audit.chain.details_text writes them), appended outside the erasing gate.
+_RECORDED = """                    updated_at = EXCLUDED.updated_at;
         PERFORM set_config('foundry.erasing', coalesce(previous_erasing, ''), true);
-        -- The prune, in the chain it cut (details as apps.audit.chain.details_text writes them).
         PERFORM public.audit_append(p_tenant, 'service', 'service:audit.prune', 'audit.pruned', 'audit.chain',
             p_tenant::text, 'success', '', '', '',
             format('{"before":%s,"deleted":%s,"first_seq":%s,"role":%s}',
@@ -69,12 +36,9 @@ BEGIN
                    anchor_seq + 1, to_json(session_user::text)),
             NULL, NULL);
     END IF;
-    PERFORM set_config('foundry.erasing', coalesce(previous_erasing, ''), true);
-    PERFORM set_config('foundry.tenant_id', coalesce(previous_tenant, ''), true);
-    RETURN deleted;
-END
-$$;
 """
+SQL = _PREVIOUS.replace(_CUT, _RECORDED, 1)
+assert SQL != _PREVIOUS
 
 # Chains pruned before: their prune recorded now (every workspace's, and the platform's, 0).
 CATCH_UP = """
@@ -100,11 +64,7 @@ $$;
 """
 
 
-def _previous() -> str:
-    return import_module("apps.audit.migrations.0010_prune_floor").SQL
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0010_prune_floor"), ("tenants", "0001_initial")]  # CATCH_UP reads tenants
 
-    operations = [migrations.RunSQL(SQL, _previous()), migrations.RunSQL(CATCH_UP, migrations.RunSQL.noop)]
+    operations = [migrations.RunSQL(SQL, _PREVIOUS), migrations.RunSQL(CATCH_UP, migrations.RunSQL.noop)]
