@@ -277,3 +277,52 @@ def test_a_workspace_chain_pruned_before_prunes_were_recorded_gets_its_event_lat
         with rls_scope(tenant.pk):
             late = list(AuditEvent.objects.filter(tenant_id=tenant.pk, action="audit.pruned"))
         assert [e.data for e in late] == [{"first_seq": signed.seq + 1, "recorded_late": True}]
+
+
+def test_a_prune_and_appends_to_its_chain_at_the_same_time_both_go_through(aged, superuser):
+    """The prune locks the chain and then appends `audit.pruned`; an append arriving meanwhile
+    waits for it in the same queue. (Had the prune locked the head row outside that queue, the
+    append would hold the queue and wait for the row, the prune the reverse: a deadlock.)"""
+    import os
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+    from django.db import connection, connections
+
+    def prune():
+        try:
+            return audit_prune(tenant_id=aged, before=time_of(aged, 7))
+        finally:
+            connections.close_all()
+
+    def add():
+        with app_connection() as conn:
+            return append(conn, aged, "thing.meanwhile")
+
+    def waiting(what: str) -> bool:
+        rows = superuser.execute(  # autocommit: each look a fresh one (a transaction keeps its first)
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s", [f"%{what}%"]
+        )
+        return rows.fetchone()[0] > 0
+
+    # The prune is held inside its work — after locking the chain, before it deletes — by a
+    # superuser's lock on the first event; the append arrives then.
+    params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    holder = psycopg.connect(**{**params, "dbname": connection.settings_dict["NAME"]})
+    holder.execute("SELECT 1 FROM audit_auditevent WHERE tenant_id = %s AND seq = 1 FOR UPDATE", [aged])
+    with ThreadPoolExecutor(2) as pool:
+        pruning = pool.submit(prune)
+        deadline = time.monotonic() + 10
+        while not waiting("audit_chain_prune") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        adding = pool.submit(add)
+        while not waiting("audit_append") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert time.monotonic() < deadline, "the prune and the append were not both waiting"
+        holder.commit()
+        holder.close()
+        assert pruning.result(timeout=30) == 4
+        assert adding.result(timeout=30) == 13  # after #12, the prune's own event
+    result = audit_verify(aged)
+    assert result.ok, result.problems

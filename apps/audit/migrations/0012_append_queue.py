@@ -13,6 +13,10 @@ already showing the previous append. Writers of different chains take different 
 
 Everything else is 0007's: the time is read once the head is held, so in each chain time never
 goes back as seq goes up (tests/audit/test_chain.py, four processes on one chain).
+
+The owner's prune takes the same lock before it locks the head row: it appends `audit.pruned`
+(0011), and an append holding the chain's lock while waiting for the head row the prune held
+would otherwise deadlock with it.
 """
 
 from importlib import import_module
@@ -24,8 +28,13 @@ _LOCK = "    PERFORM pg_catalog.pg_advisory_xact_lock(p_tenant - 461168601842738
 SQL = _PREVIOUS.replace("    LOOP\n", _LOCK + "    LOOP\n", 1)
 assert SQL != _PREVIOUS
 
+_PRUNE_PREVIOUS = import_module("apps.audit.migrations.0011_prune_recorded").SQL
+_HEAD_LOCKED = "    PERFORM 1 FROM public.audit_auditchain WHERE tenant_id = p_tenant FOR UPDATE;\n"
+PRUNE_SQL = _PRUNE_PREVIOUS.replace(_HEAD_LOCKED, _LOCK + _HEAD_LOCKED, 1)
+assert PRUNE_SQL != _PRUNE_PREVIOUS
+
 
 class Migration(migrations.Migration):
     dependencies = [("audit", "0011_prune_recorded")]
 
-    operations = [migrations.RunSQL(SQL, _PREVIOUS)]
+    operations = [migrations.RunSQL(SQL, _PREVIOUS), migrations.RunSQL(PRUNE_SQL, _PRUNE_PREVIOUS)]
