@@ -352,8 +352,8 @@ def report_appends(lines: list[Line], rounds: int, seconds: float, problems: lis
             f"{line.ratio:>14.2f}x   ({low:.2f}-{high:.2f})"
         )
     print(
-        "  where the writers' backends were (pg_stat_activity samples every 20 ms; Lock:transactionid: waiting for"
-        " the chain head's holder to commit; IO:WALSync: flushing the WAL at commit; LWLock:WALWrite: waiting for"
+        "  where the writers' backends were (pg_stat_activity samples every 20 ms; Lock:advisory: queued for the"
+        " chain, whose holder has yet to commit; IO:WALSync: flushing the WAL at commit; LWLock:WALWrite: waiting for"
         " another backend's flush, which carries this commit too; Client:ClientRead: waiting for the Python client):"
     )
     for line in lines:
