@@ -357,6 +357,7 @@ def sso_configure(
     for jwks_uri in {previous_jwks, config.jwks_uri} - {""}:
         jwks_forget(jwks_uri)
     ended = sessions_refused_end(request)  # a session the new settings refuse is gone, not only refused
+    revoked = _shut_out_tokens_revoke(actor, config, request)
     # The trail names people by pseudonymous id only (docs/lifecycle.md): the break-glass owner too.
     recorded = {name: value for name, value in fields.items() if name != "break_glass_email"}
     glass = User.objects.filter(email=fields["break_glass_email"]).values_list("pk", flat=True).first()
@@ -368,6 +369,7 @@ def sso_configure(
             "created": created,
             "secret_replaced": client_secret is not None,
             "sessions_ended": ended,
+            "tokens_revoked": revoked,
             **recorded,
             "break_glass": f"user:{glass}" if glass is not None else None,
             **discovered,
@@ -375,6 +377,46 @@ def sso_configure(
         request=request,
     )
     return config
+
+
+def _sign_in_left(member: User, config: SsoConfiguration | None) -> bool:
+    """Whether `member` still has a way to sign in under `config` (None: no single sign-on): an
+    invitation not yet accepted, a password the settings allow, or the provider — through an
+    identity at its issuer, or linked by email at the first sign-in (a member with no identity
+    yet) — with an address in the allowed domains."""
+    if not member.is_active:
+        return False
+    if not member.has_joined:
+        return True  # their invitation link still lets them in
+    if member.has_usable_password() and not (
+        config is not None and config.sso_required and member.email != config.break_glass_email
+    ):
+        return True
+    if config is None:
+        return False
+    if config.allowed_domains and member.email.rpartition("@")[2] not in config.allowed_domains:
+        return False
+    identities = member.external_identities
+    return identities.filter(issuer=config.issuer).exists() or not identities.exists()
+
+
+def _shut_out_tokens_revoke(actor: object, config: SsoConfiguration | None, request: HttpRequest | None) -> int:
+    """Revoke the API tokens of the members the new sign-in settings leave no way in (their
+    sessions end with `sessions_refused_end`): a token never keeps a standing its member lost.
+    How many were revoked; each is a `token.revoked` event with the reason `issuer_shut_out`."""
+    from apps.tokens.models import ApiToken, RevokedReason
+    from apps.tokens.services import token_revoke_issued_by
+
+    live = ApiToken.objects.filter(revoked_at__isnull=True, issued_by__isnull=False).values("issued_by")
+    revoked = 0
+    for member in User.objects.filter(pk__in=live).order_by("pk"):
+        if not _sign_in_left(member, config):
+            revoked += len(
+                token_revoke_issued_by(
+                    actor=actor, member=member, reason=RevokedReason.ISSUER_SHUT_OUT, request=request
+                )
+            )
+    return revoked
 
 
 @transaction.atomic
@@ -392,7 +434,8 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     _forget_recent()
     jwks_forget(config.jwks_uri)
     ended = sessions_refused_end(request)
-    data = {"issuer": issuer, "sessions_ended": ended}
+    revoked = _shut_out_tokens_revoke(actor, None, request)
+    data = {"issuer": issuer, "sessions_ended": ended, "tokens_revoked": revoked}
     audit_record(action="sso.disable", actor=actor, target=target, data=data, request=request)
 
 

@@ -18,13 +18,15 @@ class RevokedReason(models.TextChoices):
     ISSUER_REMOVED = "issuer_removed", "Issuer removed"
     ISSUER_DEMOTED = "issuer_demoted", "Issuer's role lowered"
     ISSUING_TOKEN_REVOKED = "token_revoked", "Issuing token revoked"
+    ISSUER_SHUT_OUT = "issuer_shut_out", "Issuer can no longer sign in"
 
 
 class ApiToken(models.Model):
     """A bearer token of one tenant (it lives in the tenant's schema, so it means nothing on
     another tenant's host). Only a SHA-256 of the secret is stored; the prefix identifies it.
     `issued_by` is the member whose standing the token rests on: removing them, or lowering
-    their role below the token's, revokes it (`token_revoke_issued_by`). `created_by` only names
+    their role below the token's, or single sign-on settings that leave them no way to sign in
+    (apps/identity/services.py), revokes it (`token_revoke_issued_by`). `created_by` only names
     whoever issued it, for display."""
 
     name = models.CharField(max_length=100)

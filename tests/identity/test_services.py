@@ -176,7 +176,7 @@ def test_disable_forgets_the_configuration_and_is_audited(acme, idp):
             sso_disable(actor=tenant_user(acme, "owner@acme.test"))
     assert stored(acme) is None and caught.value.code == "sso_not_configured"
     (event,) = audit_events("acme", action="sso.disable")
-    assert event.data == {"issuer": idp.issuer, "sessions_ended": 0}
+    assert event.data == {"issuer": idp.issuer, "sessions_ended": 0, "tokens_revoked": 0}
 
 
 def test_rotating_the_encryption_keys_reaches_the_sso_client_secret(acme, settings, encryption_key):
