@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundry.forge.errors import ForgeError
+from foundry.forge.refs import NAME
 from foundry.manifests import Resolution, Validated, validate
 from foundry.manifests.loader import MAX_BYTES
 
@@ -97,9 +98,17 @@ class Batch:
 
 
 def pin_of(result: Validated) -> tuple[str, int] | None:
+    """The agent's pinned domain (name, version); None unless both are well-formed — the name is
+    looked for as a file next to the manifest, so never `../x`, `/etc/x` or a name too long for one
+    (the manifest's own problems say what is wrong with it)."""
     pin = (result.data or {}).get("spec", {})
     pin = pin.get("domain") if isinstance(pin, dict) else None
-    if isinstance(pin, dict) and isinstance(pin.get("name"), str) and type(pin.get("version")) is int:
+    if (
+        isinstance(pin, dict)
+        and isinstance(pin.get("name"), str)
+        and NAME.match(pin["name"])
+        and type(pin.get("version")) is int
+    ):
         return pin["name"], pin["version"]
     return None
 
@@ -160,7 +169,10 @@ def duplicates_flag(results: list[Validated]) -> None:
 
 
 def domain_near(manifest: str, name: str) -> str | None:
-    """The domain file laid out as in examples/: ../domains/<name>.yaml next to agents/, or beside it."""
+    """The domain file laid out as in examples/: ../domains/<name>.yaml next to agents/, or beside it
+    (only for a domain's name: a path never leads out of those two folders)."""
+    if not NAME.match(name):
+        return None
     folder = Path(manifest).parent
     for where in (folder.parent / "domains", folder):
         for suffix in SUFFIXES:
