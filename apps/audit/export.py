@@ -424,7 +424,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
     result: Verification | None = None
     hashes: dict[int, str] = {}
     signed: list[dict] = []
-    expected = previous = first_prev = None
+    expected = previous = first_prev = previous_at = None
     chains: set[int] = set()  # the ids the export names its chain by: stored, and hashed as
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -459,8 +459,11 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
         elif "class_uid" in record and _ocsf_rebuilt(record, fields, digest) != record:
             # What a SIEM indexes (time, status, message...) is derived from the hashed fields.
             result.add(seq, "altered", f"#{seq}'s OCSF fields do not match its hashed content")
+        at = str(fields["occurred_at"])
+        if previous_at is not None and at < previous_at:  # time_text's UTC text, one width: in order
+            result.add(seq, "time_reversed", f"#{seq} is dated {at}, before #{seq - 1} ({previous_at})")
         hashes[seq] = digest
-        previous, expected = digest, seq + 1
+        previous, expected, previous_at = digest, seq + 1, at
         result.events += 1
         result.last_seq, result.last_hash = seq, digest
     if result is None:

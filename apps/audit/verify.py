@@ -11,17 +11,24 @@ key), `truncated` (events a signed checkpoint vouches for are gone), `inserted` 
 chain's head: added outside the platform), `signature_invalid` (a checkpoint the
 platform's keys did not sign), `anchor_unsigned` (a chain pruned by retention whose first kept
 event does not follow a signed checkpoint), `prune_unrecorded` (a chain whose start moved with
-no `audit.pruned` event in it saying so: cut other than by the owner's prune, which records it).
+no `audit.pruned` event in it saying so: cut other than by the owner's prune, which records it),
+`time_reversed` (an event dated before the one it follows: written by hand, or the database's
+clock set back — appends read the time once they hold their chain, so it never goes back).
+
+The chain is read in one REPEATABLE READ snapshot (when the caller has no transaction open): a
+prune or appends committed meanwhile do not make an intact chain look broken.
 
 A chain's hashes and signatures are computed under the id its base names (an imported chain
 keeps its first tenant's), and it is walked from the base's first kept event (models.AuditChainBase).
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.audit.chain import GENESIS, checkpoint_message, event_hash
 from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint
@@ -40,6 +47,7 @@ BREAK_KINDS = (
     "signature_invalid",
     "anchor_unsigned",
     "prune_unrecorded",
+    "time_reversed",
 )
 PRUNED = "audit.pruned"  # the event the owner's prune appends (migrations/0011): details.first_seq
 
@@ -119,13 +127,27 @@ class Verification:
         }
 
 
+ATTEMPTS = 3  # a verification a prune overtook is made again (as many times, at most)
+
+
 def audit_verify(
     tenant_id: int, *, external: list[dict] | None = None, keys: dict[str, str] | None = None
 ) -> Verification:
     """Verify chain `tenant_id`; `external` adds checkpoints kept outside the database (as exported),
     `keys` (key id → base64 public key) replaces the platform's own."""
+    for _ in range(ATTEMPTS):
+        result, moved = _verify(tenant_id, external, keys)
+        if not moved:
+            break
+    return result
+
+
+def _verify(tenant_id: int, external: list[dict] | None, keys: dict[str, str] | None) -> tuple[Verification, bool]:
+    """The verification, and whether the chain's start moved while it ran (a prune committed in a
+    caller's READ COMMITTED transaction, where each statement reads afresh): then it is not to be
+    believed, and is made again."""
     result = Verification(tenant_id)
-    with rls_scope(tenant_id):
+    with _snapshot(), rls_scope(tenant_id):
         checkpoints = [
             {
                 "tenant_id": c.tenant_id,
@@ -142,9 +164,13 @@ def audit_verify(
         wanted = _signed(result, checkpoints + list(external or ()), base, keys)
         pruned_to: set[int] = set()
         seen = _walk(result, base, {c["seq"] for c in wanted} | ({head.seq} if head is not None else set()), pruned_to)
-        # Read again after the walk: events appended meanwhile moved it on (head and event are
-        # written in one transaction), so one beyond it now was put there by hand.
+        # Read again after the walk (the same snapshot, unless a caller's transaction reads each
+        # statement afresh): events appended meanwhile moved it on (head and event are written in
+        # one transaction), so one beyond it now was put there by hand.
         head_after = AuditChain.objects.filter(tenant_id=tenant_id).first()
+        base_after = audit_chain_base(tenant_id)
+    if (base_after.first_seq, base_after.first_prev_hash) != (base.first_seq, base.first_prev_hash):
+        return result, True
     anchored = base.first_seq == 1
     for checkpoint in sorted(wanted, key=lambda c: c["seq"]):
         seq = checkpoint["seq"]
@@ -193,7 +219,19 @@ def audit_verify(
             "inserted",
             f"events after the chain's head (#{head_after.seq}) were added outside the platform",
         )
-    return result
+    return result, False
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """One REPEATABLE READ, read-only transaction for the whole verification, unless the caller
+    has one open already (its isolation is set; this cannot change it)."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
 
 def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase, keys) -> list[dict]:
@@ -227,7 +265,7 @@ def _walk(result: Verification, base: AuditChainBase, keep: set[int], pruned_to:
     """Recompute the chain in order from its base; the hashes at the sequence numbers in `keep`.
     Adds to `pruned_to` where each intact `audit.pruned` event says the chain then started."""
     seen: dict[int, str] = {}
-    expected, previous = base.first_seq, base.first_prev_hash
+    expected, previous, previous_at = base.first_seq, base.first_prev_hash, None
     result.last_seq, result.last_hash = base.first_seq - 1, base.first_prev_hash
     with connection.chunked_cursor() as cursor:
         cursor.execute(CHAIN_SQL, [base.tenant_id])
@@ -261,6 +299,9 @@ def _walk(result: Verification, base: AuditChainBase, keep: set[int], pruned_to:
                     result.add(seq, "altered", f"#{seq}'s content does not give its hash")
                 elif action == PRUNED:
                     pruned_to.add(_first_seq(details))
+                if previous_at is not None and at < previous_at:  # both UTC text of one width: in order
+                    result.add(seq, "time_reversed", f"#{seq} is dated {at}, before #{seq - 1} ({previous_at})")
+                previous_at = at
                 if seq in keep:
                     seen[seq] = digest
                 previous, expected = digest, seq + 1
