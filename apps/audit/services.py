@@ -216,7 +216,13 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
     the database — also by a later pass, when this one signed it but could not write the file."""
     key = signing_key()
     with rls_scope(tenant_id):
-        head = AuditChain.objects.filter(tenant_id=tenant_id).first()
+        # The head row held (KEY SHARE: appends, which move it, go on), to the end of this
+        # transaction: a purge of the chain, which takes it FOR UPDATE, finishes first (and this
+        # then finds no head), or waits for this one and deletes its checkpoint with the rest.
+        head = AuditChain.objects.raw(
+            "SELECT * FROM public.audit_auditchain WHERE tenant_id = %s FOR KEY SHARE", [tenant_id]
+        )
+        head = next(iter(head), None)
         if head is None or head.seq == 0:
             return None
         signed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).first()

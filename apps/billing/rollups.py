@@ -61,6 +61,12 @@ def usage_rollup(*, tenant_id: int, day: date) -> int:
     """Recompute the tenant's UsageDay rows of `day` from the ledger; the number of rows written."""
     start, end = day_bounds(day)
     with usage_scope(tenant_id), connection.cursor() as cursor:
+        # The workspace's row held to the end (a purge takes it FOR UPDATE): a purge running now
+        # finishes first, and then there is no workspace to roll up; or it waits for this one and
+        # deletes what it wrote. Without it, rows written after the purge's were left behind.
+        cursor.execute("SELECT 1 FROM public.tenants_tenant WHERE id = %s FOR KEY SHARE", [tenant_id])
+        if cursor.fetchone() is None:
+            return 0
         cursor.execute(_ROLLUP_SQL, [day, tenant_id, start, end])
         return cursor.rowcount
 

@@ -1,0 +1,143 @@
+"""A purge racing the platform's own periodic writers of public tenant_id tables leaves no row of
+the purged workspace behind: the hourly usage roll-up holds the workspace's row (KEY SHARE),
+which the purge takes FOR UPDATE, and the head's signer holds the chain's head row, which the
+owner's purge of the chain locks before it deletes (audit migrations/0015). Each waits for the
+purge and then finds nothing to write, or the purge waits for it and deletes what it wrote.
+
+Real threads, each with its own connection, against committed data.
+"""
+
+import threading
+import time
+from datetime import timedelta
+
+from django.db import connection, connections
+from django.utils import timezone
+
+from apps.billing.rollups import today, usage_rollup
+from apps.lifecycle import deletion
+from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
+from apps.lifecycle.erasing import erasing
+from apps.runs.usage import usage_record
+
+OPERATOR = "operator:1"
+
+
+def _rows(table: str, tenant_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('foundry.tenant_ids', %s, false), set_config('foundry.tenant_id', %s, false)",
+            [str(tenant_id)] * 2,
+        )
+        cursor.execute(f"SELECT count(*) FROM public.{table} WHERE tenant_id = %s", [tenant_id])
+        n = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('foundry.tenant_ids', '', false), set_config('foundry.tenant_id', '', false)")
+    return n
+
+
+def _cleanup(tenant_id: int) -> None:
+    from django.db import transaction
+
+    with transaction.atomic(), erasing(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('foundry.tenant_ids', %s, true)", [str(tenant_id)])
+        for table in ("billing_usage_day", "billing_usage_month", "billing_usage"):
+            cursor.execute(f"DELETE FROM public.{table} WHERE tenant_id = %s", [tenant_id])
+
+
+def test_a_usage_rollup_racing_a_purge_leaves_no_rows_of_the_purged_workspace(
+    fresh_tenant, django_db_blocker, monkeypatch
+):
+    tenant_id = fresh_tenant.pk
+    with django_db_blocker.unblock():
+        usage_record(
+            tenant_id=tenant_id,
+            project="p",
+            agent="a",
+            run_id=None,
+            step=0,
+            provider="scripted",
+            model="scripted",
+            input_tokens=10,
+            output_tokens=5,
+            created_at=timezone.now() - timedelta(seconds=5),
+        )
+        assert _rows("billing_usage", tenant_id) == 1
+        tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
+
+        outcome: dict = {}
+
+        def rollup():
+            try:
+                outcome["written"] = usage_rollup(tenant_id=tenant_id, day=today())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=rollup)
+        original = deletion._database_purge
+
+        def purge_then_let_the_rollup_in(tenant, purged):
+            original(tenant, purged)
+            # The beat's roll-up of this workspace's day arrives now, while the purge (which has
+            # deleted its rows, not yet committed) still holds the tenant row.
+            thread.start()
+            time.sleep(1.0)
+
+        monkeypatch.setattr(deletion, "_database_purge", purge_then_let_the_rollup_in)
+        try:
+            tenant_purge(tenant=fresh_tenant, actor=OPERATOR)
+            thread.join(30)
+            assert not thread.is_alive()
+            left = _rows("billing_usage_day", tenant_id)
+        finally:
+            _cleanup(tenant_id)
+
+    assert left == 0, (
+        f"{left} billing_usage_day row(s) of purged workspace {tenant_id} remain "
+        f"(roll-up outcome: {outcome}); no later pass removes them"
+    )
+
+
+def test_a_head_signing_racing_a_purge_leaves_no_checkpoint_of_the_purged_workspace(
+    fresh_tenant, django_db_blocker, monkeypatch, settings
+):
+    """`audit.sign_heads` (beat, every FOUNDRY_AUDIT_SIGN_INTERVAL) signs every tenant's chain,
+    DELETING ones included; scheduling the deletion moved the chain's head, so the next pass
+    signs it. A pass that reads the head before the purge commits inserts its checkpoint after
+    the purge deleted the chain: an append-only row of a workspace that no longer exists."""
+    from apps.audit.services import audit_checkpoint_sign
+
+    settings.FOUNDRY_AUDIT_SIGNING_KEYS = ["test1:" + "A" * 43]
+    settings.FOUNDRY_AUDIT_PUBLIC_KEYS = []
+    tenant_id = fresh_tenant.pk
+    with django_db_blocker.unblock():
+        tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
+        outcome: dict = {}
+
+        def sign():
+            try:
+                outcome["signed"] = audit_checkpoint_sign(tenant_id)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=sign)
+        original = deletion._database_purge
+
+        def purge_then_let_the_signer_in(tenant, purged):
+            original(tenant, purged)
+            thread.start()
+            time.sleep(1.0)
+
+        monkeypatch.setattr(deletion, "_database_purge", purge_then_let_the_signer_in)
+        tenant_purge(tenant=fresh_tenant, actor=OPERATOR)
+        thread.join(30)
+        assert not thread.is_alive()
+        left = _rows("audit_auditcheckpoint", tenant_id)
+
+    assert left == 0, (
+        f"{left} audit_auditcheckpoint row(s) of purged workspace {tenant_id} remain "
+        f"(signer outcome: {outcome}); append-only, no later pass removes them"
+    )
