@@ -35,7 +35,7 @@ from django.db import DataError, IntegrityError, OperationalError, connection, t
 from django.http import HttpRequest
 from django_tenants.utils import schema_context
 
-from apps.audit.models import PLATFORM
+from apps.audit.models import PLATFORM, AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_chain_base_set, audit_record
@@ -327,12 +327,16 @@ def _opened(file: BinaryIO | str | Path) -> Iterator[zipfile.ZipFile]:
                 file = stack.enter_context(open(file, "rb"))
             except OSError as e:
                 raise ArchiveError("archive_unreadable", f"The archive cannot be read: {e.strerror}.") from None
-        file.seek(0)
-        head = file.read(4)
-        file.seek(0)
+        try:
+            file.seek(0)
+            head = file.read(4)
+            file.seek(0)
+        except (OSError, ValueError):  # a pipe, a terminal: a zip file is read from its end
+            raise ArchiveError("archive_unreadable", "The archive must be a regular file (not a pipe).") from None
         try:
             archive = stack.enter_context(zipfile.ZipFile(file))
-        except (zipfile.BadZipFile, EOFError, ValueError):
+        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
+            # NotImplementedError: an entry that asks a newer zip version than any zip writer uses.
             if head == b"PK\x03\x04":
                 raise ArchiveError(
                     "archive_truncated", "The archive is cut short: its table of contents is missing."
@@ -394,6 +398,10 @@ def _manifest_is_sound(manifest: dict) -> bool:
         return False
     if not _row_id(tenant.get("id")) or not isinstance(tenant.get("name"), str):
         return False
+    # Texts the import records in the platform's audit trail (`tenant.imported`): short, printable.
+    for text in (tenant.get("slug"), manifest.get("created_at")):
+        if text is not None and not (isinstance(text, str) and len(text) <= 100 and text.isprintable()):
+            return False
     audit = manifest.get("audit", {})
     if not isinstance(audit, dict) or ("hash_tenant_id" in audit and not _row_id(audit["hash_tenant_id"])):
         return False
@@ -994,7 +1002,8 @@ def _schema_load(loader: _Loader, schema: str) -> None:
         replace = {k.split(".", 1)[1]: v for k, v in remap.items() if k.split(".", 1)[0] == table.name}
         loader.insert(f"schema/{table.name}.ndjson", table, replace=replace, own=True)
     _foreign_keys_validate(loader.cursor, loader.unchecked)
-    _sequences_reset(schema)
+    with _rows_of("the archive"):  # an id at its column's largest value leaves its sequence nowhere to go
+        _sequences_reset(schema)
     _retention_policy_check(schema)
     _json_depth_check(schema)
     # Whatever the archive holds (one written before tokens were exported revoked, say), the
@@ -1055,11 +1064,21 @@ def _json_depth_check(schema: str) -> None:
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:
+    from apps.audit.delivery import MAX_SINKS
+
     new_id = str(int(tenant.pk))
     for table in public_tenant_tables():
         if table.name == "tenants_domain":
             continue
         loader.insert(f"public/{table.name}.ndjson", table, replace={"tenant_id": new_id}, skip=_generated_keys(table))
+    with rls_scope(tenant.pk):
+        sinks = AuditSink.objects.filter(tenant_id=tenant.pk).count()
+    if sinks > MAX_SINKS:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member public/audit_auditsink.ndjson holds {sinks} audit sinks; a workspace has at most {MAX_SINKS}.",
+            member="public/audit_auditsink.ndjson",
+        )
 
 
 def _secrets_blank(tenant: Tenant) -> None:
