@@ -10,6 +10,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
+import idna
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import owners_hold
+from apps.accounts.services import domain_spelling, owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
@@ -40,6 +41,23 @@ MAX_DOMAINS = 50
 MAX_ROLE_MAP = 100
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+\Z")
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")  # RFC 6749 scope-token
+
+
+def _domain_spelled(typed: str) -> str:
+    """An allowed domain as members' addresses spell it (accounts' `domain_spelling`: U-labels,
+    so `xn--bcher-kva.test` and `bücher.test` are one domain); as typed when IDNA refuses it."""
+    domain = typed.strip().lower().rstrip(".")
+    return domain_spelling(domain) or domain
+
+
+def _ascii(domain: str) -> str:
+    """The domain's ASCII form (A-labels), which `_DOMAIN` checks; "" when it has none."""
+    try:
+        return domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return ""
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 _CLAIM = re.compile(r"^[A-Za-z0-9_.:/#-]{1,200}\Z")
 
@@ -142,7 +160,7 @@ def _validate(fields: dict, client_secret: str | None, *, creating: bool) -> Non
     elif "openid" not in scopes:
         errors["scopes"] = _invalid("scopes_openid_required", "The scopes must include openid.")
     domains = fields["allowed_domains"]
-    if len(domains) > MAX_DOMAINS or not all(_DOMAIN.match(d) for d in domains):
+    if len(domains) > MAX_DOMAINS or not all(_DOMAIN.match(_ascii(d)) for d in domains):
         errors["allowed_domains"] = _invalid(
             "allowed_domains_invalid", f"At most {MAX_DOMAINS} domain names such as example.com."
         )
@@ -317,7 +335,7 @@ def sso_configure(
         "issuer": (issuer or "").strip(),
         "client_id": (client_id or "").strip(),
         "scopes": " ".join(dict.fromkeys((scopes or DEFAULT_SCOPES).split())),
-        "allowed_domains": sorted({d.strip().lower().rstrip(".") for d in allowed_domains if d.strip()}),
+        "allowed_domains": sorted({_domain_spelled(d) for d in allowed_domains if d.strip()}),
         "roles_claim": (roles_claim or "").strip(),
         "role_map": dict(role_map or {}),
         "audience": (audience or "").strip(),
