@@ -335,8 +335,11 @@ def _opened(file: BinaryIO | str | Path) -> Iterator[zipfile.ZipFile]:
             raise ArchiveError("archive_unreadable", "The archive must be a regular file (not a pipe).") from None
         try:
             archive = stack.enter_context(zipfile.ZipFile(file))
-        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
-            # NotImplementedError: an entry that asks a newer zip version than any zip writer uses.
+        except NotImplementedError as e:
+            # zipfile's answer to an entry asking a zip version it does not read (above 6.3), which
+            # no platform export writes: a crafted or damaged archive.
+            raise ArchiveError("archive_damaged", f"The archive's table of contents is damaged ({e}).") from None
+        except (zipfile.BadZipFile, EOFError, ValueError):
             if head == b"PK\x03\x04":
                 raise ArchiveError(
                     "archive_truncated", "The archive is cut short: its table of contents is missing."

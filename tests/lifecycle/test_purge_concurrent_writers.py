@@ -44,6 +44,35 @@ def _cleanup(tenant_id: int) -> None:
             cursor.execute(f"DELETE FROM public.{table} WHERE tenant_id = %s", [tenant_id])
 
 
+def purge_racing(tenant, monkeypatch, write) -> dict:
+    """Purge `tenant`, letting `write` in on a thread (its own connection) just after the purge
+    deleted the workspace's rows, before it commits; what `write` returned ({"done": ...}) or
+    raised ({"error": ...})."""
+    outcome: dict = {}
+
+    def writer():
+        try:
+            outcome["done"] = write()
+        except Exception as exc:  # noqa: BLE001 - the caller asserts the outcome
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer)
+    original = deletion._database_purge
+
+    def purge_then_let_the_writer_in(tenant, purged):
+        original(tenant, purged)
+        thread.start()
+        time.sleep(1.0)  # the writer gets as far as it can while the purge is not committed
+
+    monkeypatch.setattr(deletion, "_database_purge", purge_then_let_the_writer_in)
+    tenant_purge(tenant=tenant, actor=OPERATOR)
+    thread.join(30)
+    assert not thread.is_alive()
+    return outcome
+
+
 def test_a_usage_rollup_racing_a_purge_leaves_no_rows_of_the_purged_workspace(
     fresh_tenant, django_db_blocker, monkeypatch
 ):
@@ -64,39 +93,14 @@ def test_a_usage_rollup_racing_a_purge_leaves_no_rows_of_the_purged_workspace(
         assert _rows("billing_usage", tenant_id) == 1
         tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
 
-        outcome: dict = {}
-
-        def rollup():
-            try:
-                outcome["written"] = usage_rollup(tenant_id=tenant_id, day=today())
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                outcome["error"] = exc
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=rollup)
-        original = deletion._database_purge
-
-        def purge_then_let_the_rollup_in(tenant, purged):
-            original(tenant, purged)
-            # The beat's roll-up of this workspace's day arrives now, while the purge (which has
-            # deleted its rows, not yet committed) still holds the tenant row.
-            thread.start()
-            time.sleep(1.0)
-
-        monkeypatch.setattr(deletion, "_database_purge", purge_then_let_the_rollup_in)
         try:
-            tenant_purge(tenant=fresh_tenant, actor=OPERATOR)
-            thread.join(30)
-            assert not thread.is_alive()
+            outcome = purge_racing(fresh_tenant, monkeypatch, lambda: usage_rollup(tenant_id=tenant_id, day=today()))
             left = _rows("billing_usage_day", tenant_id)
         finally:
             _cleanup(tenant_id)
 
-    assert left == 0, (
-        f"{left} billing_usage_day row(s) of purged workspace {tenant_id} remain "
-        f"(roll-up outcome: {outcome}); no later pass removes them"
-    )
+    assert outcome == {"done": 0}  # it waited for the purge, then found no workspace to roll up
+    assert left == 0, f"{left} billing_usage_day row(s) of purged workspace {tenant_id} remain"
 
 
 def test_a_head_signing_racing_a_purge_leaves_no_checkpoint_of_the_purged_workspace(
@@ -113,31 +117,9 @@ def test_a_head_signing_racing_a_purge_leaves_no_checkpoint_of_the_purged_worksp
     tenant_id = fresh_tenant.pk
     with django_db_blocker.unblock():
         tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
-        outcome: dict = {}
-
-        def sign():
-            try:
-                outcome["signed"] = audit_checkpoint_sign(tenant_id)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                outcome["error"] = exc
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=sign)
-        original = deletion._database_purge
-
-        def purge_then_let_the_signer_in(tenant, purged):
-            original(tenant, purged)
-            thread.start()
-            time.sleep(1.0)
-
-        monkeypatch.setattr(deletion, "_database_purge", purge_then_let_the_signer_in)
-        tenant_purge(tenant=fresh_tenant, actor=OPERATOR)
-        thread.join(30)
-        assert not thread.is_alive()
+        outcome = purge_racing(fresh_tenant, monkeypatch, lambda: audit_checkpoint_sign(tenant_id))
         left = _rows("audit_auditcheckpoint", tenant_id)
 
-    assert left == 0, (
-        f"{left} audit_auditcheckpoint row(s) of purged workspace {tenant_id} remain "
-        f"(signer outcome: {outcome}); append-only, no later pass removes them"
-    )
+    assert outcome == {"done": None}  # it waited for the purge, then found no head to sign
+
+    assert left == 0, f"{left} audit_auditcheckpoint row(s) of purged workspace {tenant_id} remain"
