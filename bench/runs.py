@@ -90,6 +90,7 @@ SCRIPT = [
 ]
 STEPS = 5  # model, tool, model, tool, model
 MAX_OVERHEAD_MS = 2.0
+ISSUE_REFERENCE_MS = 0.92  # what the issue measured PostgresSaver adding per step over the in-memory saver
 MIN_RUNS_PER_SECOND = 20.0
 MAX_BYTES_PER_STEP = 50 * 1024
 GROWTH_WINDOW = 50  # steps compared at the start and the end of the long run
@@ -497,13 +498,23 @@ def report_overhead(costs: dict[str, float], queries: int, transactions: int, ro
     row("platform: run_advance (lock, TenantSaver, Step, usage, run)", platform)
     row("  building the graph (AgentGraph(...)), in every line", costs["graph build"])
     for label, seconds in (
-        ("PostgresSaver - in-memory (the issue measured 0.92 ms/step)", reference - memory),
+        (f"PostgresSaver - in-memory (the issue measured {ISSUE_REFERENCE_MS} ms/step)", reference - memory),
         ("checkpointing: TenantSaver - in-memory", saver - memory),
         ("bookkeeping: platform - TenantSaver", platform - saver),
         ("platform overhead: platform - in-memory", platform - memory),
     ):
         print(f"  {label:<62}{per_step(seconds):>7.2f} ms/step")
     print(f"  platform / in-memory: {platform / memory:.2f}x   TenantSaver / in-memory: {saver / memory:.2f}x")
+    # The issue's 2 ms was set beside its 0.92 ms for PostgresSaver: as a ratio, the platform's overhead may
+    # be 2.17x what PostgresSaver adds. Printed for a machine slower or faster than that one; the target
+    # below stays the absolute one.
+    scale = MAX_OVERHEAD_MS / ISSUE_REFERENCE_MS
+    ratio = (platform - memory) / (reference - memory)
+    here = per_step(reference - memory) * scale
+    issue = f"{MAX_OVERHEAD_MS:g} ms / {ISSUE_REFERENCE_MS} ms = {scale:.2f}x"
+    print(
+        f"  platform overhead / PostgresSaver's: {ratio:.2f}x (the issue's {issue}; on this machine {here:.2f} ms/step)"
+    )
     print(f"  one platform run: {queries} statements on Django's connection, {transactions} TenantSaver transactions")
     return per_step(platform - memory)
 
