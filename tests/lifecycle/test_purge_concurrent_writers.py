@@ -123,3 +123,25 @@ def test_a_head_signing_racing_a_purge_leaves_no_checkpoint_of_the_purged_worksp
     assert outcome == {"done": None}  # it waited for the purge, then found no head to sign
 
     assert left == 0, f"{left} audit_auditcheckpoint row(s) of purged workspace {tenant_id} remain"
+
+
+def test_an_audit_append_racing_a_purge_leaves_no_event_of_the_purged_workspace(
+    fresh_tenant, django_db_blocker, monkeypatch
+):
+    """An append to the workspace's chain that waits for the purge (on the chain's lock) finds the
+    head gone; it must not start the chain afresh (audit migrations/0017)."""
+    from django.db import DatabaseError
+
+    from apps.audit.services import audit_record
+
+    tenant_id = fresh_tenant.pk
+    with django_db_blocker.unblock():
+        tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
+        outcome = purge_racing(
+            fresh_tenant, monkeypatch, lambda: audit_record(action="thing.late", actor="runs", chain=tenant_id)
+        )
+        left = _rows("audit_auditevent", tenant_id), _rows("audit_auditchain", tenant_id)
+
+    assert set(outcome) == {"error"} and isinstance(outcome["error"], DatabaseError), outcome
+    assert "was purged" in str(outcome["error"])
+    assert left == (0, 0), f"events and heads of purged workspace {tenant_id} remain: {left}"

@@ -48,3 +48,24 @@ def test_a_restored_workspace_marked_deleting_by_sql_alone_keeps_its_audit_chain
     except DatabaseError:
         pass  # refused, as for any other workspace marked deleting by SQL alone
     assert _events(workspace.pk) == before, "the owner's purge erased a restored workspace's chain on the status alone"
+
+
+def test_a_workspace_restored_after_its_purge_appends_to_its_chain_again(workspace, tmp_path):  # noqa: F811
+    """A purged workspace's chain takes no more events (audit migrations/0017) until a restore
+    brings the workspace back: then its chain goes on from the restored events."""
+    from apps.audit.services import audit_record
+    from apps.audit.verify import audit_verify
+
+    tenant_deletion_schedule(tenant=workspace, actor="test", grace_days=0)
+    call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    tenant_purge(tenant=Tenant.objects.get(pk=workspace.pk), actor="test")
+    with pytest.raises(DatabaseError, match="was purged"), transaction.atomic():
+        audit_record(action="thing.after_purge", actor="test", chain=workspace.pk)
+    assert _events(workspace.pk) == 0
+
+    call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
+    before = _events(workspace.pk)
+    appended = audit_record(action="thing.after_restore", actor="test", chain=workspace.pk)
+    assert appended.seq == before + 1
+    assert audit_verify(workspace.pk).ok
