@@ -69,13 +69,15 @@ def _lock(schema_name: str, export_id) -> RunLock:
 
 
 def exports_delete(exports: QuerySet[Export], *, batch_size: int = 500) -> int:
-    """Delete `exports`, batch by batch, each one's file first: no archive outlives its row."""
+    """Delete `exports` (of the connection's workspace), batch by batch, each one's file first: no
+    archive outlives its row — also the one a worker stored and died before its row named it."""
     deleted = 0
     exports = exports.order_by("pk")
+    schema = connection.schema_name
     while batch := list(exports.values_list("pk", "file")[:batch_size]):
-        for _, name in batch:
-            if name:
-                default_storage.delete(name)
+        for pk, name in batch:
+            for stored in {name, _archive_name(schema, pk)} - {""}:
+                default_storage.delete(stored)
         with transaction.atomic():
             deleted += Export.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
     return deleted
@@ -184,8 +186,9 @@ class _Progress:
             self._connection.close()
 
 
-def _archive_name(schema_name: str, export: Export) -> str:
-    return f"{export_storage_prefix(schema_name)}{export.pk}{ARCHIVE_SUFFIX}"
+def _archive_name(schema_name: str, export_id) -> str:
+    """Where an export's archive is stored: always this name (its row's `file` once it succeeded)."""
+    return f"{export_storage_prefix(schema_name)}{export_id}{ARCHIVE_SUFFIX}"
 
 
 def _sha256(handle) -> str:
@@ -216,7 +219,7 @@ def export_run(*, export_id: str) -> str:
 
 def _export_write(schema: str, export: Export) -> str:
     progress = _Progress(schema, export.pk)
-    name = _archive_name(schema, export)
+    name = _archive_name(schema, export.pk)
     saved = None
     try:
         with tempfile.NamedTemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
@@ -283,8 +286,14 @@ def _export_succeeded(export: Export, tenant: Tenant, *, name: str, size: int, s
 
 @transaction.atomic
 def _export_failed(export: Export, saved: str | None, code: str, message: str) -> None:
-    if saved:
-        default_storage.delete(saved)
+    # Also what a worker that died stored (or was storing) before its row named it: it is given up
+    # as lost here, and its archive goes with it. Storage that fails here (the very failure being
+    # recorded, often) does not keep the job from being marked failed; retention tries again.
+    name = saved or _archive_name(connection.schema_name, export.pk)
+    try:
+        default_storage.delete(name)
+    except Exception:  # any storage backend's error
+        logger.warning("export %s: its archive %s could not be deleted", export.pk, name, exc_info=True)
     _fail(export, code, message)
     audit_record(
         action="export.finished",
@@ -328,7 +337,7 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     if export.status != Export.Status.SUCCEEDED or not export.file:
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
-    if not export.file.startswith(export_storage_prefix(connection.schema_name)):  # a row naming another's file
+    if export.file != _archive_name(connection.schema_name, export.pk):  # a row naming another's file
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     now = timezone.now()
     if datetime.fromtimestamp(link_expires, tz=UTC) <= now or export_link_expired(export, now=now):

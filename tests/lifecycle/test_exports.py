@@ -463,3 +463,62 @@ def test_a_failed_export_job_records_no_tenant_exported(acme, acme_owner, settin
     export_id = start(acme_owner).json()["id"]
     assert run_here(acme, export_id).status == Export.Status.SUCCEEDED
     assert len(audit_events(acme.schema_name, action="tenant.exported")) == 1
+
+
+def test_a_row_naming_a_file_outside_its_own_archive_downloads_nothing(acme, globex, acme_owner, finished):
+    """Only the export's own archive (`exports/<schema>/<id>.zip`) is served: a row edited to name
+    another file under the workspace's prefix, through `..` to another workspace's, opens nothing."""
+    other = default_storage.save(f"exports/{globex.schema_name}/theirs.zip", io.BytesIO(b"globex's archive"))
+    with schema_context(acme.schema_name):
+        Export.objects.filter(pk=finished["id"]).update(
+            file=f"exports/{acme.schema_name}/../{other[len('exports/') :]}"
+        )
+    response, body = download(acme_owner, finished)
+    assert response.status_code == 404 and b"globex" not in body
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying (SIGKILL, out of memory, a hard time limit): no
+    `except Exception` runs, the open transaction is rolled back, files already stored stay."""
+
+
+def test_an_archive_stored_by_a_worker_that_died_goes_with_its_export(acme, acme_owner, media, monkeypatch):
+    """A worker that dies after storing the archive but before the row names it (the same
+    transaction) leaves the archive and a row still `running`. The next start gives that export up
+    as lost and deletes its archive (by its fixed name); retention deletes every export's, named
+    by the row or not: no archive outlives its row (docs/export-jobs.md, docs/retention.md)."""
+    from apps.lifecycle import exports as exports_module
+    from apps.lifecycle.retention import retention_apply, retention_policy_set
+
+    first = start(acme_owner).json()["id"]
+
+    def die(*args, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(exports_module, "tenant_exported_record", die)  # after the save, before the commit
+    with schema_context(acme.schema_name), pytest.raises(WorkerKilled):
+        export_run(export_id=first)
+    monkeypatch.undo()
+    orphan = media / "exports" / acme.schema_name / f"{first}.zip"
+    assert orphan.exists()  # the dead worker's archive, named by no row
+    with schema_context(acme.schema_name):
+        assert Export.objects.get(pk=first).status == Export.Status.RUNNING
+
+    # The dead worker's lock is gone: a new start gives the old export up as lost, and its archive.
+    second = start(acme_owner).json()["id"]
+    with schema_context(acme.schema_name):
+        lost = Export.objects.get(pk=first)
+        assert (lost.status, lost.error.split(":")[0]) == (Export.Status.FAILED, "export_lost")
+    assert not orphan.exists()
+
+    # Stored again by hand (a worker that died while the lost export was being given up): retention
+    # takes it with its row all the same.
+    orphan.write_bytes(b"left behind")
+    run_here(acme, second)
+    with schema_context(acme.schema_name):
+        retention_policy_set(actor="test", exports_days=1)
+    counts = retention_apply(tenant=acme, now=timezone.now() + timedelta(days=2))
+    assert counts["exports"] == 2
+    with schema_context(acme.schema_name):
+        assert not Export.objects.exists()
+    assert sorted(p.name for p in orphan.parent.glob("*")) == []
