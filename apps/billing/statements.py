@@ -187,13 +187,15 @@ class Statement:
 
 # A formula's first character, at a cell's start or after a separator a spreadsheet may split the
 # cell at (`;` is the list separator of many locales, and Excel opens a .csv with it).
-_FORMULA = re.compile(r"(^|[,;\t|])([=+\-@\t\r])")
+# The character is looked ahead at, not taken: a tab is both, and "x<tab><tab>=..." must get a quote
+# after each tab (taking the second tab as the first one's formula character left the `=` bare).
+_FORMULA = re.compile(r"(^|[,;\t|])(?=[=+\-@\t\r])")
 
 
 def _cell(value):
     # A spreadsheet runs a cell that starts with = + - @ as a formula; names are user data.
     if isinstance(value, str):
-        return _FORMULA.sub(r"\1'\2", value)
+        return _FORMULA.sub(r"\1'", value)
     return value
 
 

@@ -224,10 +224,17 @@ def _cells(text: str, delimiter: str) -> list[str]:
     return [cell for row in csv.reader(io.StringIO(text), delimiter=delimiter) for cell in row]
 
 
-@pytest.mark.parametrize("model", ["gpt-4o;=1+1;", "x;=cmd|' /C calc'!A0;", "x;@SUM(1+1);", "=1+1", "a,-2"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        *("gpt-4o;=1+1;", "x;=cmd|' /C calc'!A0;", "x;@SUM(1+1);", "=1+1", "a,-2"),
+        # A tab is a separator and a formula character both: each one gets its quote.
+        *("x\t\t=HYPERLINK(1)", "x;\t=1+1", "x|\t@SUM(1)"),
+    ],
+)
 def test_no_cell_starts_a_formula_whichever_separator_a_spreadsheet_splits_at(acme, model):
-    """A model's name is the manifest's free text: read with `,` or with `;` (the list separator
-    of many locales, which Excel opens a .csv with), no cell may start a formula (docs/billing.md)."""
+    """A model's name is the manifest's free text: read with `,`, `;` (the list separator of many
+    locales, which Excel opens a .csv with), tab or `|`, no cell may start a formula (docs/billing.md)."""
     ledger_add(acme, model=model, when=datetime(2026, 1, 5, tzinfo=UTC))
     for response in (
         api(acme, issue(acme)).get("/api/v1/usage/statement", {"month": "2026-01", "format": "csv"}),
@@ -235,5 +242,5 @@ def test_no_cell_starts_a_formula_whichever_separator_a_spreadsheet_splits_at(ac
     ):
         assert response.status_code == 200
         text = response.content.decode()
-        for delimiter in (",", ";"):
+        for delimiter in (",", ";", "\t", "|"):
             assert [c for c in _cells(text, delimiter) if c.startswith(FORMULA_START)] == [], delimiter
