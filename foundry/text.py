@@ -1,7 +1,8 @@
 """Text people write for others to read (a version's message, a member's name), kept readable as
 written: no control characters (a new line and a tab only where lines are), and none of the
 bidirectional embeddings, overrides and isolates, which make it read other than it is written
-in the console, the API's answers and forge (a U+202E reverses what follows it)."""
+in the console, the API's answers and forge (a U+202E reverses what follows it). Text the platform
+shows but does not refuse (a model's tool-call arguments) is shown with those characters escaped."""
 
 import re
 
@@ -12,3 +13,12 @@ _UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 def text_readable(text: str, *, lines: bool = False) -> bool:
     """Whether `text` shows as written (with new lines and tabs when `lines`)."""
     return not (_UNSHOWN if lines else _UNSHOWN_IN_A_LINE).search(text)
+
+
+_UNSHOWN_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes the rest
+
+
+def json_shown(text: str) -> str:
+    """JSON text (json.dumps, ensure_ascii=False) with the characters that would make it read other
+    than it is written escaped as JSON writes them (`\\u202e`): the same value, visibly."""
+    return _UNSHOWN_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

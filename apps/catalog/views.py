@@ -15,7 +15,7 @@ from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
@@ -409,6 +409,7 @@ def kind_views(kind: str) -> dict[str, Callable]:
         return _diff_page(request, _document(kind, name))
 
     @require_permission(edit)
+    @require_http_methods(["GET", "HEAD", "POST"])
     def document_rollback(request: HttpRequest, name: str, number: int) -> HttpResponse:
         return _rollback(request, _document(kind, name), number)
 

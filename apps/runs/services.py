@@ -22,6 +22,7 @@ from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
+from foundry.text import text_readable
 
 MAX_INPUT_CHARS = 100_000
 MAX_SCRIPT_STEPS = 500
@@ -235,8 +236,11 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
     `step` is the step the approver was shown: if the run now waits at another one, the decision
     is refused (`approval_stale`) rather than applied to a call nobody reviewed."""
     comment = (comment or "").strip()
-    if len(comment) > MAX_COMMENT_CHARS or UNSTORABLE.search(comment):
-        raise ServiceError("comment_invalid", f"A comment is at most {MAX_COMMENT_CHARS} characters.")
+    if len(comment) > MAX_COMMENT_CHARS or UNSTORABLE.search(comment) or not text_readable(comment, lines=True):
+        raise ServiceError(
+            "comment_invalid",
+            f"A comment is at most {MAX_COMMENT_CHARS} characters, without control or text-direction characters.",
+        )
     with transaction.atomic():
         run = _run_lock(run)
         approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()

@@ -25,6 +25,7 @@ from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
 from foundry.errors import ServiceError
 from foundry.pages import page_of
+from foundry.text import json_shown
 
 
 @dataclass
@@ -46,7 +47,8 @@ class TimelineStep:
 def _json(value) -> str:
     if value in (None, {}, []):
         return ""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    # A model's arguments, shown to the person who approves the call: as they read, never reordered.
+    return json_shown(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def _run(run_id: str) -> Run:

@@ -387,3 +387,43 @@ def test_the_live_fragment_shows_a_sub_agent_run_started_during_the_parents_step
     response = client.get(f"/runs/{parent.pk}/live/", {"v": version}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert f'href="/runs/{child.pk}/"' in response.content.decode()
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is drawn reversed
+
+
+def _pending_card(html: str) -> str:
+    start = html.index('data-testid="pending-approval"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_the_approval_card_shows_a_models_text_direction_override_escaped(acme):
+    """The model is untrusted (docs/runs.md): a U+202E it put in a tool call's arguments is shown
+    on the approval card as `\\u202e`, so the approver reads the call that will be made, not the
+    same characters drawn in another order (foundry/text.py `json_shown`)."""
+    triage = deploy(acme, FINANCE, TRIAGE)
+    run = waiting_run(acme, triage)
+    with schema_context("acme"):
+        Approval.objects.filter(run=run).update(
+            arguments={"amount": 25000, "payee": f"ACME Ltd {RLO}0009 3214 0000 0000 89ED"}
+        )
+    response = client_for(acme, "operator@acme.test").get(f"/runs/{run.pk}/")
+    assert response.status_code == 200
+    card = _pending_card(response.content.decode())
+    assert 'value="approve"' in card
+    assert RLO not in card and "ACME Ltd \\u202e0009 3214" in card
+
+
+def test_an_approval_comment_with_a_text_direction_override_is_refused(acme):
+    """An approver's comment reads as written wherever it is shown (the run's page, the audit
+    trail): one with a U+202E is refused (comment_invalid), the approval still pending."""
+    triage = deploy(acme, FINANCE, TRIAGE)
+    run = waiting_run(acme, triage)
+    response = client_for(acme, "operator@acme.test").post(
+        f"/runs/{run.pk}/decide/",
+        {"decision": "approve", "step": 2, "comment": f"Checked with finance {RLO}devorppa ton"},
+    )
+    assert response.status_code == 400
+    with schema_context("acme"):
+        assert Approval.objects.get(run=run).decision == "pending"
+        assert Run.objects.get(pk=run.pk).status == "waiting_approval"
