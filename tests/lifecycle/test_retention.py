@@ -510,6 +510,26 @@ def test_the_command_prints_what_a_dry_run_would_delete_and_deletes_nothing(acme
         assert Export.objects.count() == 0
 
 
+def test_the_command_goes_on_past_a_workspace_whose_pass_fails_and_exits_non_zero(acme, globex, media, capsys):
+    """Storage that fails in one workspace's pass (here: its exports' folder is a file) stops no
+    other's, as the nightly tasks do; the command names it and fails, without a traceback."""
+    for tenant in (acme, globex):
+        policy_set(tenant, exports_days=1)
+        export_add(tenant, timezone.now() - timedelta(days=2), "old")
+    for stored in (media / "exports" / acme.schema_name).iterdir():
+        stored.unlink()
+    (media / "exports" / acme.schema_name).rmdir()
+    (media / "exports" / acme.schema_name).write_bytes(b"not a folder")
+
+    with pytest.raises(CommandError, match=r"Failed \(see the log\): acme\."):
+        call_command("apply_retention")
+    captured = capsys.readouterr()
+    assert "globex: deleted runs 0, checkpoints 0, usage_detail 0, traces 0, exports 1" in captured.out
+    assert "acme: failed (NotADirectoryError; logged)" in captured.err
+    with schema_context("globex"):
+        assert Export.objects.count() == 0
+
+
 def test_the_command_refuses_an_unknown_workspace(acme):
     with pytest.raises(CommandError, match="no workspace 'nope'"):
         call_command("apply_retention", "--tenant", "nope")
