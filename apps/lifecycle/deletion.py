@@ -7,10 +7,10 @@
    delete_tenant --purge`): in one transaction its schema is dropped (its rows and LangGraph
    checkpoints with it), every public row carrying its id is deleted (inventory.py finds the
    tables in the catalog), and its own row goes; what remains is one event of the platform's
-   audit chain — the tombstone: who, when, which workspace, how many rows of each table. Its Redis
-   keys and stored files go first, and its checkpoint schema where checkpoints live in a database
-   of their own: found by its names while its locked row still holds them (after the commit a new
-   workspace may take the slug), and a failure there rolls the purge back for the next pass.
+   audit chain — the tombstone: who, when, which workspace, how many rows of each table; its own
+   chain takes no more events (audit migrations/0017). Its Redis keys and stored files go first,
+   found by its names while its locked row still holds them (after the commit a new workspace may
+   take the slug), and a failure there rolls the purge back for the next pass.
 """
 
 import functools
