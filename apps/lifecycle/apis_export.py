@@ -52,6 +52,7 @@ class ExportOutput(serializers.ModelSerializer):
             "sha256",
             "error",
             "created_by",
+            "password_hashes",
             "created_at",
             "finished_at",
             "expires_at",
@@ -62,6 +63,10 @@ class ExportOutput(serializers.ModelSerializer):
             "rows_done": {"help_text": "Rows written so far (progress: rows_done / rows_total)."},
             "size": {"help_text": "The archive's size in bytes."},
             "sha256": {"help_text": "SHA-256 of the whole archive, hex."},
+            "password_hashes": {
+                "help_text": "Whether the archive holds members' password hashes: only an owner's export does "
+                "(anyone else's exports them unusable, listed in the manifest's secrets_omitted)."
+            },
         }
 
     def get_error(self, export: Export) -> dict | None:

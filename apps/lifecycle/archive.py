@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 import psycopg
 from django.conf import settings
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest
@@ -63,6 +64,7 @@ EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session"})
 # Ids in the workspace's tables point at these; they are mapped by natural key on import.
 REFERENCE_TABLES = ("django_content_type", "auth_permission")
 SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)
+PASSWORD = ("accounts_user", "password")  # members' password hashes: exported by an owner's export only
 # Columns exported as an expression of their row. A webhook sink whose signing secret stays
 # behind arrives disabled: enabled, it would push the trail unsigned to a receiver that checks
 # signatures (or one that does not); its admin sets the secret again and enables it. API tokens
@@ -167,16 +169,18 @@ def _snapshot() -> Iterator[None]:
         yield
 
 
-def _exported(table: Table, column: str) -> str:
+def _exported(table: Table, column: str, *, password_hashes: bool) -> str:
     """The SELECT item of `column` in an archive: blank for a secret, EXPORTED_AS's, else itself."""
     if column.endswith(SECRET_SUFFIX):
         return f"''::text AS {_quoted(column)}"
+    if (table.name, column) == PASSWORD and not password_hashes:
+        return f"'{UNUSABLE_PASSWORD_PREFIX}'::text AS {_quoted(column)}"  # no password to sign in with
     if (table.name, column) in EXPORTED_AS:
         return f"{EXPORTED_AS[table.name, column]} AS {_quoted(column)}"
     return _quoted(column)
 
 
-def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
+def _export_plan(tenant: Tenant, *, password_hashes: bool) -> list[tuple[str, Table, list[str], str]]:
     """(member name, table, columns, SELECT of its rows) for every member, in load order."""
     plan = []
     for table in schema_tables(tenant.schema_name):
@@ -191,7 +195,7 @@ def _export_plan(tenant: Tenant) -> list[tuple[str, Table, list[str], str]]:
     for member, table, where in plan:
         columns = stored_columns(table)
         # Secrets blanked: an encrypted value is no use elsewhere, and no one's to take away.
-        listed = ", ".join(_exported(table, c) for c in columns)
+        listed = ", ".join(_exported(table, c, password_hashes=password_hashes) for c in columns)
         selects.append((member, table, columns, f"SELECT {listed} FROM {table.qualified} {where}"))
     return selects
 
@@ -224,20 +228,22 @@ def tenant_export(
     progress: Progress | None = None,
     actor: object = "lifecycle",
     record: bool = True,
+    password_hashes: bool = True,
 ) -> dict:
     """Write the workspace's archive to `out` (any writable binary stream); its manifest.
 
     Read in one read-only snapshot; `progress(done_rows, total_rows)` is called inside it, so a
     caller recording progress in the database does so on a connection of its own. The event
     `tenant.exported` is recorded in the workspace's chain after the snapshot (so never in it),
-    unless `record` is False: an export job records it once its archive is stored."""
+    unless `record` is False: an export job records it once its archive is stored. Without
+    `password_hashes`, members' passwords are exported unusable (listed in `secrets_omitted`)."""
     started = datetime.now(UTC)
     when = started.timetuple()[:6]
     members = []
     with _snapshot(), ExitStack() as scopes, connection.cursor() as cursor:
         scopes.enter_context(usage_scope(tenant.pk))
         scopes.enter_context(rls_scope(tenant.pk))
-        plan = _export_plan(tenant)
+        plan = _export_plan(tenant, password_hashes=password_hashes)
         counts = []
         for _, _, _, select in plan:
             cursor.execute(f"SELECT count(*) FROM ({select}) AS t")
@@ -283,7 +289,10 @@ def tenant_export(
         "schema_version": version,
         "audit": {"hash_tenant_id": _hash_tenant_id(tenant.pk)},
         "secrets_omitted": sorted(
-            f"{m['table']}.{c}" for m in members for c in m["columns"] if c.endswith(SECRET_SUFFIX) and m["rows"]
+            f"{m['table']}.{c}"
+            for m in members
+            for c in m["columns"]
+            if m["rows"] and (c.endswith(SECRET_SUFFIX) or ((m["table"], c) == PASSWORD and not password_hashes))
         ),
         "rows": done,
         "members": members,

@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from apps.accounts.permissions import Permission
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.services import author_of
@@ -59,6 +60,14 @@ def _created_by(actor: Any) -> str:
     """A member by email; an API token by its name and prefix."""
     name, email = author_of(actor)
     return (email if getattr(actor, "token", None) is None and email else name)[:255]
+
+
+def _owner(actor: Any) -> bool:
+    """Whether the export's archive may hold members' password hashes: an owner (or a token with an
+    owner's standing) started it. An admin may export the workspace, but not crack an owner's
+    password offline from it and sign in as them."""
+    has_permission = getattr(actor, "has_permission", None)
+    return bool(has_permission and has_permission(Permission.OWNERS_MANAGE))
 
 
 def _lock(schema_name: str, export_id) -> RunLock:
@@ -142,7 +151,7 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
         _export_failed(
             active, None, "export_lost", "The export stopped before it finished (its worker was lost). Start another."
         )
-    export = Export.objects.create(created_by=_created_by(actor))
+    export = Export.objects.create(created_by=_created_by(actor), password_hashes=_owner(actor))
     audit_record(action="export.started", actor=actor, target=export, request=request)
     from apps.lifecycle.tasks import export_tenant
 
@@ -224,7 +233,9 @@ def _export_write(schema: str, export: Export) -> str:
     try:
         with tempfile.NamedTemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
             tenant = Tenant.objects.get(schema_name=schema)
-            manifest = tenant_export(tenant, out, progress=progress, record=False)  # recorded once stored
+            manifest = tenant_export(  # recorded once stored
+                tenant, out, progress=progress, record=False, password_hashes=export.password_hashes
+            )
             out.flush()
             sha256 = _sha256(out)
             out.seek(0)

@@ -52,6 +52,9 @@ class Export(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)  # of the whole archive
     error = models.CharField(max_length=500, blank=True)
     created_by = models.CharField(max_length=255)
+    # Whether the archive holds members' password hashes: only when an owner started it. A hash can
+    # be cracked offline, and an admin, who may export, may not become an owner (exports.py).
+    password_hashes = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)  # the download link's end

@@ -522,3 +522,37 @@ def test_an_archive_stored_by_a_worker_that_died_goes_with_its_export(acme, acme
     with schema_context(acme.schema_name):
         assert not Export.objects.exists()
     assert sorted(p.name for p in orphan.parent.glob("*")) == []
+
+
+def _passwords(data: bytes) -> list[str]:
+    rows = members(data)["schema/accounts_user.ndjson"].decode().splitlines()
+    return [json.loads(row)["password"] for row in rows]
+
+
+def test_only_an_owner_s_export_holds_password_hashes(acme, acme_owner):
+    """A password hash can be cracked offline: an admin, who may export the workspace but may not
+    become an owner, gets an archive whose passwords are unusable (and says so in the manifest's
+    `secrets_omitted`); an owner's export keeps members signing in after an import."""
+    from django.contrib.auth.hashers import identify_hasher
+
+    admin = api(acme, issue(acme, role="admin"))
+    archives = {}
+    for who, client in (("owner", acme_owner), ("admin", admin)):
+        export_id = start(client).json()["id"]
+        run_here(acme, export_id)
+        detail = client.get(f"/api/v1/exports/{export_id}").json()
+        response, body = download(client, detail)
+        assert response.status_code == 200
+        archives[who] = (detail, body)
+
+    owner_detail, owner_body = archives["owner"]
+    assert owner_detail["password_hashes"] is True
+    assert all(identify_hasher(password) for password in _passwords(owner_body) if not password.startswith("!"))
+    assert any(not password.startswith("!") for password in _passwords(owner_body))
+
+    admin_detail, admin_body = archives["admin"]
+    assert admin_detail["password_hashes"] is False
+    assert set(_passwords(admin_body)) == {"!"}
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(admin_body)).read("manifest.json"))
+    assert "accounts_user.password" in manifest["secrets_omitted"]
+    assert archive_verify(io.BytesIO(admin_body))["rows"] == manifest["rows"]
