@@ -19,14 +19,30 @@ from celery.schedules import crontab
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
+from foundry.keys import key_pairs
 from foundry.ratelimit import Rate
 from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+_TRUE, _FALSE = {"1", "true", "yes", "on", "y", "ok"}, {"0", "false", "no", "off", "n", ""}
 
-DEBUG = env.bool("FOUNDRY_DEBUG", default=False)
+
+def _switch(name: str, default: bool) -> bool:
+    """A yes/no setting. django-environ's env.bool reads any value it does not know as False, so a
+    mistyped FOUNDRY_SECURE_COOKIES=enabled would silently mean off: refused instead."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value[:40]!r}.")
+
+
+DEBUG = _switch("FOUNDRY_DEBUG", default=False)
 
 SECRET_KEY = env.str("FOUNDRY_SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -246,7 +262,7 @@ CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("FOUNDRY_SESSION_AGE", default=8 * 3600)
-SECURE_COOKIES = env.bool("FOUNDRY_SECURE_COOKIES", default=False)
+SECURE_COOKIES = _switch("FOUNDRY_SECURE_COOKIES", default=False)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -269,7 +285,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-if env.bool("FOUNDRY_BEHIND_TLS_PROXY", default=False):
+if _switch("FOUNDRY_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The proxies in front of the web process (CIDRs): from a peer in them, the client's address is
 # taken from X-Forwarded-For (foundry/proxies.py) — for sign-in limits, audit, logs. Empty: the
@@ -283,7 +299,7 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"FOUNDRY_TRUSTED_PROXIES: {exc}") from None
 # Production behind TLS: FOUNDRY_SECURE_COOKIES=1, FOUNDRY_SSL_REDIRECT=1, FOUNDRY_HSTS_SECONDS=31536000.
-SECURE_SSL_REDIRECT = env.bool("FOUNDRY_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = _switch("FOUNDRY_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env.int("FOUNDRY_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
@@ -345,10 +361,14 @@ if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIE
 # all verify. Retired keys' public halves: FOUNDRY_AUDIT_PUBLIC_KEYS (`key_id:<base64>`).
 FOUNDRY_AUDIT_SIGNING_KEYS = env.list("FOUNDRY_AUDIT_SIGNING_KEYS", default=[])
 FOUNDRY_AUDIT_PUBLIC_KEYS = env.list("FOUNDRY_AUDIT_PUBLIC_KEYS", default=[])
+# Checked now (foundry/keys.py): a mistyped key would otherwise leave every chain head unsigned.
+key_pairs("FOUNDRY_AUDIT_SIGNING_KEYS", FOUNDRY_AUDIT_SIGNING_KEYS)
+key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", FOUNDRY_AUDIT_PUBLIC_KEYS)
 
 # Service tokens (apps/identity/service_tokens.py): Ed25519 seeds `key_id:<base64>`, the first
 # signs; every one is published at /.well-known/jwks.json. The issuer names this platform.
 FOUNDRY_SERVICE_SIGNING_KEYS = env.list("FOUNDRY_SERVICE_SIGNING_KEYS", default=[])
+key_pairs("FOUNDRY_SERVICE_SIGNING_KEYS", FOUNDRY_SERVICE_SIGNING_KEYS)
 FOUNDRY_SERVICE_TOKEN_ISSUER = env.str("FOUNDRY_SERVICE_TOKEN_ISSUER", default=f"https://{FOUNDRY_BASE_DOMAIN}")
 
 # Origins (scheme://host[:port]) besides a workspace's own that may call its /mcp endpoint
@@ -441,6 +461,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 # The default storage's directory (workspace export archives): shared by web and worker processes.
 MEDIA_ROOT = env.str("FOUNDRY_MEDIA_ROOT", default=str(BASE_DIR / ".data" / "media"))
+# Exports hold a whole workspace: readable by the platform's own user only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # A finished export's download link works this long (docs/export-jobs.md).
 FOUNDRY_EXPORT_LINK_SECONDS = env.int("FOUNDRY_EXPORT_LINK_SECONDS", default=24 * 3600)
 # The largest archive the operator console imports (in the request); larger: manage.py import_tenant.
@@ -523,7 +546,7 @@ FOUNDRY_WORKER_HEARTBEAT_TTL = env.float("FOUNDRY_WORKER_HEARTBEAT_TTL", default
 if FOUNDRY_WORKER_HEARTBEAT_TTL < 1:
     raise ImproperlyConfigured("FOUNDRY_WORKER_HEARTBEAT_TTL must be at least 1 (seconds).")
 # /readyz answers 503 when no worker heartbeats (false: it reports the workers down, still 200).
-FOUNDRY_READY_REQUIRES_WORKER = env.bool("FOUNDRY_READY_REQUIRES_WORKER", default=True)
+FOUNDRY_READY_REQUIRES_WORKER = _switch("FOUNDRY_READY_REQUIRES_WORKER", default=True)
 # The run page links to its trace: this URL with {trace_id} replaced (empty: the id, no link).
 FOUNDRY_TRACE_URL_TEMPLATE = env.str("FOUNDRY_TRACE_URL_TEMPLATE", default="")
 if FOUNDRY_TRACE_URL_TEMPLATE and (

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from foundry.errors import ServiceError
+from foundry.keys import key_pairs
 
 
 @dataclass(frozen=True)
@@ -31,26 +32,7 @@ class SigningKey:
         return base64.b64encode(self.private.sign(message)).decode("ascii")
 
 
-def _b64(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
 KEY_ID_MAX = 64  # AuditCheckpoint.key_id
-
-
-def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
-    """`key_id:<URL-safe base64 of 32 bytes>` entries of a setting (Ed25519 seeds or public keys)."""
-    pairs = []
-    for number, item in enumerate(v.strip() for v in values if v.strip()):
-        key_id, _, encoded = item.partition(":")
-        try:
-            raw = _b64(encoded)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if not key_id or len(raw) != 32:
-            raise ImproperlyConfigured(f"{setting}: entry {number + 1} is not key_id:<base64 of 32 bytes>.")
-        pairs.append((key_id, raw))
-    return pairs
 
 
 @lru_cache(maxsize=4)

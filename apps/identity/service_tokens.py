@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import connection
 
 from apps.accounts.permissions import Permission, Role, role_has_permission
-from apps.audit.signing import key_pairs
 from apps.identity.verify import TokenInvalid, jwt_verify
 from apps.tokens.models import Scope
 from foundry.errors import ServiceError
+from foundry.keys import key_pairs
 
 AUDIENCES = ("foundry-api", "foundry-mcp")
 MAX_TTL = 15 * 60

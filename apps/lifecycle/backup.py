@@ -155,7 +155,7 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
     scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
     final = directory / backup_name(scope, at)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # a backup is for the platform's user only
         work = Path(tempfile.mkdtemp(prefix=".partial-", dir=directory))
     except OSError as error:  # a file by that name, no permission, a full disk
         raise BackupError(f"{directory}: cannot write a backup there ({error.strerror or error}).") from None
@@ -251,7 +251,7 @@ def _quoted(names: list[str]) -> list[str]:
 
 def _tar_write(path: Path, manifest: dict, members: list[tuple[str, Path]]) -> None:
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    with path.open("wb") as raw:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:  # owner only
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(body), int(time.time()), 0o600

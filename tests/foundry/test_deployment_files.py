@@ -53,7 +53,7 @@ def test_the_proxy_sends_mcp_to_the_asgi_service_and_the_rest_to_gunicorn():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {name: service["ports"] for name, service in services.items() if service.get("ports")} == {
-        "proxy": ["8000:8000"],
+        "proxy": ["127.0.0.1:8000:8000"],  # on the development key by default: loopback only
         "lgtm": ["127.0.0.1:3000:3000"],  # Grafana, on loopback only
     }
     assert services["proxy"]["image"] == "caddy:2"

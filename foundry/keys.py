@@ -1,0 +1,28 @@
+"""Ed25519 keys given in settings as `key_id:<URL-safe base64 of 32 bytes>` (audit signing and
+verifying keys, service-token signing keys). Parsed when settings load, so a mistyped key stops
+the process at start instead of failing every signing later; and again where they are used."""
+
+import base64
+import binascii
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def b64(value: str) -> bytes:
+    """URL-safe base64, its padding optional."""
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
+    """`key_id:<URL-safe base64 of 32 bytes>` entries of a setting (Ed25519 seeds or public keys)."""
+    pairs = []
+    for number, item in enumerate(v.strip() for v in values if v.strip()):
+        key_id, _, encoded = item.partition(":")
+        try:
+            raw = b64(encoded)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not key_id or len(raw) != 32:
+            raise ImproperlyConfigured(f"{setting}: entry {number + 1} is not key_id:<base64 of 32 bytes>.")
+        pairs.append((key_id, raw))
+    return pairs

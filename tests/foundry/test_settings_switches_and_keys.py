@@ -1,0 +1,78 @@
+"""Deployment settings read from the environment (foundry/settings.py), each imported in a
+subprocess with a production-like environment, as a real process would start."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    """A production-like environment: no DEBUG, a strong secret key, TLS settings on."""
+    env = {k: v for k, v in os.environ.items() if k != "FOUNDRY_DEBUG"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="foundry.settings",
+        FOUNDRY_SECRET_KEY=secrets.token_urlsafe(50),
+        FOUNDRY_SECURE_COOKIES="1",
+        FOUNDRY_SSL_REDIRECT="1",
+        FOUNDRY_HSTS_SECONDS="31536000",
+        FOUNDRY_BEHIND_TLS_PROXY="1",
+        FOUNDRY_AUDIT_SIGNING_KEYS="a1:" + "A" * 43,
+        FOUNDRY_SERVICE_SIGNING_KEYS="s1:" + "B" * 43,
+        FOUNDRY_ENCRYPTION_KEYS="C" * 43,
+    )
+    env.update(extra)
+    return env
+
+
+def settings_import(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
+    code = f"import foundry.settings as s; print(repr({expression}))"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting"),
+    [
+        ("FOUNDRY_SECURE_COOKIES", "(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"),
+        ("FOUNDRY_SSL_REDIRECT", "s.SECURE_SSL_REDIRECT"),
+        ("FOUNDRY_BEHIND_TLS_PROXY", "getattr(s, 'SECURE_PROXY_SSL_HEADER', None)"),
+    ],
+)
+def test_a_malformed_security_switch_is_refused_not_silently_off(variable, setting):
+    """A security switch that is neither a known true nor a known false spelling (FOUNDRY_SECURE_COOKIES=enabled,
+    a typo) stops the process with ImproperlyConfigured naming it; django-environ's env.bool read it as off."""
+    value = "enabled"
+    result = settings_import(production_env(**{variable: value}), setting)
+    assert result.returncode != 0, f"{variable}={value!r} was accepted silently as: {result.stdout.strip()}"
+    assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
+
+
+def test_a_malformed_audit_signing_key_is_refused_at_start():
+    """A mistyped FOUNDRY_AUDIT_SIGNING_KEYS stops the process when settings load (foundry/keys.py); parsed
+    only when a checkpoint was signed, it left every chain head unsigned, only logged by beat's task."""
+    result = deploy_check(production_env(FOUNDRY_AUDIT_SIGNING_KEYS="k1:not-a-key"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 or "FOUNDRY_AUDIT_SIGNING_KEYS" in output, output
+
+
+def test_a_malformed_service_signing_key_is_refused_at_start():
+    """A mistyped FOUNDRY_SERVICE_SIGNING_KEYS stops the process when settings load; parsed on first use,
+    it made /.well-known/jwks.json and every service token answer 500."""
+    result = deploy_check(production_env(FOUNDRY_SERVICE_SIGNING_KEYS="svc1:short"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 or "FOUNDRY_SERVICE_SIGNING_KEYS" in output, output
