@@ -11,6 +11,7 @@ from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from apps.tenants.models import Tenant
 from apps.tenants.routing import TenantRoute, route_for_host
@@ -51,7 +52,11 @@ class TenantRoutingMiddleware:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
 
-        route = route_for_host(host)
+        # Not traced: the server span starts after routing (foundry/telemetry.py), and the lookup's
+        # own Redis and PostgreSQL calls would each be a trace of its own — three for every made-up
+        # host a scanner sends, and a stray one whenever a workspace's cached route expires.
+        with suppress_instrumentation():
+            route = route_for_host(host)
         if route is None:
             return self._unknown_host(request)
         if not route.is_active:
