@@ -31,6 +31,7 @@ from apps.audit.models import (
     AuditChainBase,
     AuditCheckpoint,
     AuditEvent,
+    AuditSink,
     Outcome,
 )
 from apps.audit.scope import chain_of_connection, rls_scope
@@ -295,10 +296,33 @@ def audit_prune(*, tenant_id: int, before: datetime) -> int:
     signed checkpoint at or before the boundary, which stays and vouches for the new start
     (verify.py), so the rest of the chain still verifies. The chain's last event always stays.
     The owner's function does it (migrations/0008): the app role may not delete from the trail.
-    Returns the number of events deleted."""
+
+    An enabled SIEM sink holds the boundary back to the first event it has not received: delivery
+    skips nothing, so the prune does not take what a sink is still to deliver (one down for longer
+    than the retention period would otherwise lose those events without a word). A disabled sink
+    holds nothing. Returns the number of events deleted."""
+    undelivered = _first_undelivered(tenant_id)
+    if undelivered is not None and undelivered < before:
+        logger.info("audit prune of chain %s held back to %s by a sink's delivery", tenant_id, undelivered)
+        before = undelivered
     with connection.cursor() as cursor:
         cursor.execute("SELECT public.audit_chain_prune(%s, %s)", [tenant_id, before])
         return cursor.fetchone()[0]
+
+
+def _first_undelivered(tenant_id: int) -> datetime | None:
+    """When the first event of the chain an enabled sink has not received yet happened (None:
+    every sink has every event, or there is no enabled sink)."""
+    with rls_scope(tenant_id):
+        cursor = AuditSink.objects.filter(tenant_id=tenant_id, enabled=True).aggregate(low=models.Min("cursor"))["low"]
+        if cursor is None:
+            return None
+        return (
+            AuditEvent.objects.filter(tenant_id=tenant_id, seq__gt=cursor)
+            .order_by("seq")
+            .values_list("occurred_at", flat=True)
+            .first()
+        )
 
 
 def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:

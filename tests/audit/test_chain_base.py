@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from apps.audit.export import ExportRange, export_lines, export_verify
-from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
+from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent, AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_chain_base_set, audit_checkpoint_sign, audit_prune
 from apps.audit.verify import audit_verify
@@ -326,3 +326,33 @@ def test_a_prune_and_appends_to_its_chain_at_the_same_time_both_go_through(aged,
         assert adding.result(timeout=30) == 13  # after #12, the prune's own event
     result = audit_verify(aged)
     assert result.ok, result.problems
+
+
+def _sink(chain: int, *, cursor: int, enabled: bool = True) -> None:
+    with rls_scope(chain):
+        AuditSink.objects.create(
+            tenant_id=chain,
+            name=f"siem-{cursor}-{enabled}",
+            kind=AuditSink.Kind.WEBHOOK,
+            url="https://siem.example.com/in",
+            enabled=enabled,
+            cursor=cursor,
+            updated_at=timezone.now(),
+        )
+
+
+def test_an_enabled_sink_holds_the_prune_back_to_what_it_has_not_received(aged):
+    """A SIEM sink that has received #1-#2 only (down for longer than the retention period): the
+    prune keeps #3 onwards for it — nothing here, as the anchor at #4 is past what it has. A
+    disabled sink holds nothing back."""
+    committed(_sink, aged, cursor=0, enabled=False)
+    committed(_sink, aged, cursor=2)
+    assert committed(audit_prune, tenant_id=aged, before=time_of(aged, 7)) == 0
+    with rls_scope(aged):
+        assert AuditEvent.objects.filter(tenant_id=aged).count() == 11
+
+
+def test_a_sink_that_has_received_past_the_boundary_holds_nothing_back(aged):
+    committed(_sink, aged, cursor=9)
+    assert committed(audit_prune, tenant_id=aged, before=time_of(aged, 7)) == 4  # #1-#4, as without a sink
+    assert audit_verify(aged).ok
