@@ -27,6 +27,7 @@ from django.db import connection
 from django.db.models.signals import pre_save
 from django.http import HttpRequest
 
+from apps.audit.models import url_origin
 from apps.audit.services import actor_of
 
 REDACTED = "[redacted]"
@@ -36,6 +37,16 @@ MASK = "apps.audit.history.history_mask"
 def history_mask(value: str) -> str:
     """A secret's value in a history entry: whether there is one, never what it is."""
     return value if value in ("", "None") else REDACTED
+
+
+def history_mask_sink(value: str) -> str:
+    """An audit sink's masked fields in a history entry: its secret as `history_mask` has it; its
+    webhook URL as its origin only, as the audit trail has it — a path or query may hold a token."""
+    if value in ("", "None"):
+        return value
+    if value.startswith(("https://", "http://")):
+        return url_origin(value)
+    return REDACTED
 
 
 def history_register() -> None:
@@ -93,8 +104,8 @@ def history_register() -> None:
     auditlog.register(
         AuditSink,
         exclude_fields=["delivered_at", "failures", "next_attempt_at", "last_error_code", "last_error"],
-        mask_fields=["secret_encrypted"],
-        mask_callable=MASK,
+        mask_fields=["secret_encrypted", "url"],
+        mask_callable="apps.audit.history.history_mask_sink",
     )
     pre_save.connect(_service_actor_fill, sender=LogEntry, dispatch_uid="foundry.history.service_actor")
 

@@ -12,10 +12,19 @@ Personal data stays out of the chain: events name actors by a pseudonymous id (`
 """
 
 import json
+from urllib.parse import urlsplit
 
 from django.db import models
 
 PLATFORM = 0  # tenant_id of the platform's own chain
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL, with `/[redacted]` when it had more (a path or query may
+    hold a token): how the audit trail and model history name a webhook."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return origin + "/[redacted]" if url.rstrip("/") != origin else origin
 
 
 class Outcome(models.TextChoices):
@@ -198,8 +207,9 @@ class AuditSink(models.Model):
         ordering = ["tenant_id", "name"]
         constraints = [models.UniqueConstraint(fields=["tenant_id", "name"], name="audit_sink_name")]
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.kind} → {self.destination})"
+    def __str__(self) -> str:  # also what model history names it by: a webhook's origin only
+        shown = url_origin(self.url) if self.kind == self.Kind.WEBHOOK else self.destination
+        return f"{self.name} ({self.kind} → {shown})"
 
     @property
     def destination(self) -> str:

@@ -104,3 +104,23 @@ def test_a_plans_limits_changed_are_history(db):
         )
     entries = entries_for(Plan, "public")
     assert len(entries) == 1, "plan quotas are not model history (Plan is not registered)"
+
+
+def test_an_audit_sink_s_history_names_its_webhook_by_origin_only(acme):
+    """A webhook URL's path may hold the receiver's token: the sink's model history keeps its origin
+    (and whether there was more), as the audit trail does — in its changes and in its name."""
+    from apps.audit.models import AuditSink
+
+    token = "T0KEN-" + uuid.uuid4().hex
+    response = api(acme, issue(acme)).put(
+        "/api/v1/audit/sinks/hook",
+        {"kind": "webhook", "url": f"https://siem.example.com/hooks/{token}?key={token}"},
+        content_type="application/json",
+    )
+    assert response.status_code in (200, 201), response.content
+    entries = entries_for(AuditSink, "acme", "public")
+    assert entries
+    for entry in entries:
+        text = json.dumps(entry.changes) + entry.object_repr
+        assert token not in text, text
+    assert "https://siem.example.com/[redacted]" in json.dumps(entries[-1].changes)
