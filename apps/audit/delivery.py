@@ -596,26 +596,37 @@ def sink_deliver(
 ) -> Delivery:
     """Deliver the sink's pending events, batch by batch, until none is left, a batch fails, or
     the run's time budget is spent. `force` ignores a pending back-off."""
-    # An attempt: the name lookup, connect, TLS handshake, send and the receiver's confirmation,
-    # each within IO_TIMEOUT.
-    per_batch = (len(retry_delays) + 1) * 5 * IO_TIMEOUT + sum(retry_delays)
-    lock = _sink_lock(sink_id, budget + per_batch + 30)
+    # An attempt: the name lookup, connect, TLS handshake, send and the receiver's confirmation
+    # (which may take two reads), each within IO_TIMEOUT. The lock lasts one batch with its
+    # retries, and is renewed before each batch: a run is never left without it, however many
+    # batches its budget lets it send.
+    per_batch = (len(retry_delays) + 1) * 6 * IO_TIMEOUT + sum(retry_delays)
+    lock = _sink_lock(sink_id, per_batch + 30)
     try:
         if not lock.acquire(blocking=False):
             return Delivery(str(sink_id), "busy")
     except RedisError:
         return Delivery(str(sink_id), "busy")
     try:
-        return _deliver(tenant_id, sink_id, batch=batch, retry_delays=retry_delays, budget=budget, force=force)
+        return _deliver(
+            tenant_id, sink_id, lock=lock, batch=batch, retry_delays=retry_delays, budget=budget, force=force
+        )
     finally:
         with contextlib.suppress(LockError, RedisError):
             lock.release()
 
 
-def _deliver(tenant_id: int, sink_id: int, *, batch, retry_delays, budget: float, force: bool) -> Delivery:
+def _deliver(tenant_id: int, sink_id: int, *, lock, batch, retry_delays, budget: float, force: bool) -> Delivery:
     started, delivered = time.monotonic(), 0
     hostname = _hostname(tenant_id)
     while True:
+        if delivered:
+            # Renewed for the next batch; gone (it expired) means another worker may be delivering
+            # this sink now: this run stops rather than send beside it.
+            try:
+                lock.reacquire()
+            except (LockError, RedisError):
+                return Delivery(str(sink_id), "busy", delivered)
         # Read again before every batch: a workspace suspended meanwhile gets no further one.
         tenant = Tenant.objects.filter(pk=tenant_id).first()
         with rls_scope(tenant_id):

@@ -706,3 +706,22 @@ def test_the_console_refuses_roles_without_settings_manage(acme):
     )
     with rls_scope(acme.pk):
         assert not AuditSink.objects.exists()
+
+
+def test_a_run_whose_lock_expired_sends_no_further_batch(acme, receiver, loopback_allowed, monkeypatch):
+    """The sink's lock lasts one batch and is renewed before the next; a run that finds it gone
+    (a batch took longer than it lasts, and another worker may be delivering the sink now) stops
+    instead of sending beside that worker, out of order."""
+    listener = receiver()
+    sink = syslog_sink(acme, listener.port)
+    add_events(acme, 3)
+    send = delivery._send
+
+    def send_then_expire(*args):
+        send(*args)
+        get_redis_connection("default").delete(f"foundry:audit-sink-lock:{sink.pk}")
+
+    monkeypatch.setattr(delivery, "_send", send_then_expire)
+    result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, batch=1, retry_delays=())
+    assert (result.status, result.delivered, len(listener.messages)) == ("busy", 1, 1)
+    assert audit_sink_get(acme.pk, "siem").cursor == 1  # what was acknowledged stays acknowledged
