@@ -126,9 +126,10 @@ _BODY_PEEK_LIMIT = DEFAULT_MAX_REQUEST_BODY_SIZE
 
 async def _body_peek(receive) -> tuple[object, bytes | None]:
     """(a `receive` that replays what was read, the body's bytes: None when longer than
-    _BODY_PEEK_LIMIT or cut short). Read on the event loop, parsed only once the caller is known,
-    in a worker thread (_classified): a caller with no credential, or a host that is no workspace,
-    costs no parsing, and no request blocks the loop others are served on."""
+    _BODY_PEEK_LIMIT or cut short). Read on the event loop once the caller is known (a caller with
+    no credential, or a host that is no workspace, is refused before it: no bytes waited for, none
+    parsed), and parsed in a worker thread (_classified), so no request blocks the loop others are
+    served on."""
     messages, size, complete = [], 0, False
     while size <= _BODY_PEEK_LIMIT:
         message = await receive()
@@ -172,14 +173,13 @@ def _admit(resolved: dict, write: bool):
         close_old_connections()
 
 
-def _resolve_and_admit(scope, raw: bytes | None):
-    """Who is calling (refused before its body is parsed), what it asks, whether its rate allows
-    it, and whether the message holds a lone surrogate (the SDK cannot parse it)."""
-    resolved = caller_resolve(scope)
+def _classified_and_admitted(resolved: dict, raw: bytes | None):
+    """What an admitted caller asks, whether its rate allows it, and whether the message holds a
+    lone surrogate (the SDK cannot parse it)."""
     tenant = resolved["foundry.tenant"]
     with tenant_bound(tenant.pk, tenant.slug):  # the rate limiter's calls name it too
         write, payload = _classified(raw)
-        return resolved, _admit(resolved, write), payload, surrogate_found(payload)
+        return _admit(resolved, write), payload, surrogate_found(payload)
 
 
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -252,15 +252,19 @@ class McpGateway:
             # (DELETE), and takes nothing else: POST is the one method (RFC 9110: Allow says so).
             message = "This server sends no stream of its own and keeps no session: POST JSON-RPC messages to it."
             return await _reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
-        receive, raw = await _body_peek(receive)
         try:
-            # One trip to a worker thread: who is calling, what it asks, whether their rate allows it.
-            resolved, decision, payload, surrogate = await sync_to_async(_resolve_and_admit, thread_sensitive=False)(
-                scope, raw
-            )
+            # Who is calling, from the headers alone: a host that is no workspace, or a caller
+            # without a valid credential, is refused before a byte of its body is waited for (one
+            # sending 4 MB slowly, or never, would hold the connection and the bytes read so far).
+            resolved = await sync_to_async(caller_resolve, thread_sensitive=False)(scope)
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await _reply(send, refused.status, refused.code, refused.message, headers)
+        receive, raw = await _body_peek(receive)
+        # What it asks, and whether its rate allows it (a write costs more than a read).
+        decision, payload, surrogate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(
+            resolved, raw
+        )
         limit_headers = _headers_encoded(decision.headers())
         if decision.unavailable:
             message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
