@@ -79,7 +79,7 @@ class _Entries:
     """A folder's files, kept as the bytes of their tree entries in git's order, so that each
     commit's tree is one join of them rather than a copy and a serialisation entry by entry (the
     same bytes dulwich would write: files only, sorted by name). Measured: 1,000 documents and
-    4,000 versions built in ~1 s instead of 13 s."""
+    4,000 versions built in 6 s instead of 13.5 s (the work still grows with both)."""
 
     def __init__(self) -> None:
         self.names: list[bytes] = []
