@@ -64,5 +64,8 @@ class NoInput(StrictInput):
 
 def no_body(request) -> None:
     """400 `field_unknown` for any key sent to an operation that takes no body: a client's
-    `{"dry_run": true}` to cancel, say, is never taken as a condition the call would respect."""
-    NoInput(data=request.data or {}).is_valid(raise_exception=True)
+    `{"dry_run": true}` to cancel, say, is never taken as a condition the call would respect. A
+    body that is no JSON object is refused as on every other operation, falsy ones too (`null`,
+    `[]`, `0`, `""`, `false`): only no body, or `{}`, is none."""
+    data = request.data
+    NoInput(data={} if isinstance(data, Mapping) and not data else data).is_valid(raise_exception=True)
