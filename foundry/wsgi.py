@@ -1,14 +1,36 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
+from django.core.exceptions import SuspiciousOperation
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
 from foundry.process import loaded_freeze
 from foundry.telemetry import telemetry_setup
 
+
+class Request(WSGIRequest):
+    """Django's WSGI request, built whatever charset the Content-Type names. Setting the encoding
+    decodes the query string with that codec at once, inside the constructor: `idna` or `rot13`
+    raised before any middleware ran, a bare 500 for anyone on any path. The charset is kept as
+    named, and RequestCharsetMiddleware refuses it (400 `charset_unsupported`) before anything
+    reads the query string."""
+
+    def _set_content_type_params(self, meta):
+        try:
+            super()._set_content_type_params(meta)
+        except (LookupError, UnicodeError, ValueError, SuspiciousOperation):
+            self._encoding = self.content_params.get("charset")
+
+
+class Handler(WSGIHandler):
+    request_class = Request
+
+
 # Before the application loads its middleware (Django's instrumentation adds one); in each
 # gunicorn worker, which loads the application after the fork.
 telemetry_setup("web")
-application = get_wsgi_application()
+django.setup(set_prefix=False)  # as get_wsgi_application() does
+application = Handler()
 loaded_freeze()
