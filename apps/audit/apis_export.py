@@ -149,13 +149,16 @@ class SinkOutput(serializers.ModelSerializer):
 
 
 class SinkInput(StrictInput):
-    kind = serializers.ChoiceField(choices=AuditSink.Kind.choices)
-    format = serializers.ChoiceField(choices=AuditSink.Format.choices, required=False, default="jsonl")
+    # Kind, format, port and cursor are judged by the service (delivery.py `_validate`), which
+    # answers the documented codes (kind_invalid, format_invalid, port_invalid, cursor_invalid)
+    # rather than DRF's invalid_choice, min_value and max_value.
+    kind = StrictCharField(max_length=20, help_text=f"One of {', '.join(AuditSink.Kind.values)}.")
+    format = StrictCharField(
+        max_length=20, required=False, default="jsonl", help_text=f"One of {', '.join(AuditSink.Format.values)}."
+    )
     enabled = StrictBooleanField(required=False, default=True)
     host = StrictCharField(max_length=253, required=False, allow_blank=True, default="", help_text="syslog only.")
     port = StrictIntegerField(
-        min_value=1,
-        max_value=65535,
         required=False,
         allow_null=True,
         default=None,
@@ -180,8 +183,6 @@ class SinkInput(StrictInput):
         help_text="PEM CA certificates to trust instead of the public CAs.",
     )
     cursor = StrictIntegerField(
-        min_value=0,
-        max_value=MAX_SEQ,
         required=False,
         help_text="Deliver the events after this sequence number (rewind or skip). Leave out to keep.",
     )
