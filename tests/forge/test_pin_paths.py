@@ -4,23 +4,11 @@ reads no file outside the project, and a name too long for a file is no OSError:
 own problem (schema_pattern on /spec/domain/name) is what the user sees, exit 1.
 """
 
-from tests.forge.conftest import forge
+from tests.forge.conftest import TRIAGE, forge
 
-AGENT = """\
-apiVersion: foundry/v1
-kind: Agent
-metadata:
-  name: triage
-  project: payables
-spec:
-  domain:
-    name: {pin}
-    version: 1
-  model:
-    provider: scripted
-    name: scripted-1
-  instructions: Triage invoices.
-"""
+# The project's triage agent (conftest.TRIAGE) without its tools, its domain pin a placeholder.
+AGENT = TRIAGE.split("  tools:")[0].replace("    name: finance\n", "    name: {pin}\n")
+assert "{pin}" in AGENT
 
 
 def _project(tmp_path, pin: str):
