@@ -180,10 +180,11 @@ _WITHHELD = {"content_filter", "refusal"}
 USAGE_ESTIMATED = "usage_estimated: the endpoint reported no token usage; counted with the offline tokenizer"
 
 
-def _answered(message: AIMessage) -> dict:
-    """The outcome of a final answer: succeeded, unless the model stopped before its end (its
-    output limit: `model_output_truncated`) or the endpoint withheld it (a content filter:
-    `model_output_filtered`) — half an answer is not the agent's answer."""
+def _unfinished(message: AIMessage) -> dict | None:
+    """The outcome of an answer the model did not finish, or None: it stopped at its output limit
+    (`model_output_truncated`) or the endpoint withheld it (a content filter:
+    `model_output_filtered`). Half an answer is not the agent's answer, and the tool calls in it
+    are not run: a call cut at the limit may carry half its arguments."""
     metadata = message.response_metadata or {}
     stopped = metadata.get("finish_reason") or metadata.get("stop_reason")
     if stopped in _CUT:
@@ -194,7 +195,12 @@ def _answered(message: AIMessage) -> dict:
         )
     if stopped in _WITHHELD:
         return _ended("failed", "model_output_filtered", f"The endpoint withheld the model's answer ({stopped}).")
-    return {"status": "succeeded", "output": message_text(message)}
+    return None
+
+
+def _answered(message: AIMessage) -> dict:
+    """The outcome of a final answer: succeeded, unless the model did not finish it (`_unfinished`)."""
+    return _unfinished(message) or {"status": "succeeded", "output": message_text(message)}
 
 
 def _ended(status: str, reason: str, message: str) -> dict:
@@ -553,6 +559,8 @@ class AgentGraph:
             )
         elif not message.tool_calls:
             update["outcome"] = _answered(message)
+        elif (unfinished := _unfinished(message)) is not None:
+            update["outcome"] = unfinished  # its tool calls are not run
         return self._record(state, step, update, payload, started)
 
     def _tools(self, state: AgentState) -> dict:

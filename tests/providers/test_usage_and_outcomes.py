@@ -14,7 +14,14 @@ from apps.billing.rls import usage_scope
 from apps.providers.services import credential_set
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, openai_completion, text
+from tests.providers.fake_models import (
+    FakeModelServer,
+    Reply,
+    anthropic_message,
+    openai_completion,
+    text,
+    tool_use,
+)
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
 KEY = "sk-test-abcdef123456"
@@ -135,3 +142,40 @@ def test_an_answer_withheld_by_the_content_filter_is_not_a_success(acme, keys, s
     said = repr(steps).lower() + (run.message or "").lower()
     assert (run.status, run.reason) == ("failed", "model_output_filtered"), (run.status, run.output, steps)
     assert "content_filter" in said
+
+
+def _tools_run(acme, run) -> list[str]:
+    with schema_context("acme"):
+        return list(run.steps.filter(node="tool").values_list("tool", flat=True))
+
+
+def test_the_tool_calls_of_an_answer_cut_at_the_output_limit_are_not_run(acme, keys, server):
+    """A `tool_use` block of an answer that stopped at `max_tokens` may be incomplete (Anthropic
+    says so; its input here is cut to {}): the run fails `model_output_truncated` and the call is
+    not made, rather than a tool acting on half its arguments."""
+    server.queue(
+        Reply(body=anthropic_message(tool_use("toolu_a", "find_invoices", {}), stop_reason="max_tokens")),
+        Reply(body=anthropic_message(text("done"))),
+    )
+    run = _run(acme, server, provider="anthropic")
+    assert (run.status, run.reason) == ("failed", "model_output_truncated"), run.message
+    assert _tools_run(acme, run) == []
+
+
+@pytest.mark.parametrize(
+    "finish_reason, reason", [("length", "model_output_truncated"), ("content_filter", "model_output_filtered")]
+)
+def test_the_tool_calls_of_a_cut_or_withheld_openai_answer_are_not_run(acme, keys, server, finish_reason, reason):
+    """OpenAI's `finish_reason` "length" or "content_filter" beside well-formed tool calls: the
+    run ends with the reason, and none of the calls is made."""
+    server.queue(
+        Reply(
+            body=openai_completion(
+                tool_calls=[("call_1", "find_invoices", {"question": "INV"})], finish_reason=finish_reason
+            )
+        ),
+        Reply(body=openai_completion("done")),
+    )
+    run = _run(acme, server)
+    assert (run.status, run.reason) == ("failed", reason), run.message
+    assert _tools_run(acme, run) == []
