@@ -24,10 +24,12 @@ a repeated call (a run recovered after its worker died) from a new one.
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -150,10 +152,38 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-# One lookup at a time per process, each in a thread of its own (getaddrinfo cannot be told a time
-# limit): a name whose DNS server never answers holds its thread, not the run, until the system
-# resolver gives up.
-_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="foundry-dns")
+# Each lookup runs in a thread of its own (getaddrinfo cannot be told a time limit): a name whose
+# DNS server never answers holds that thread until the system resolver gives up (10-30 s), not the
+# call, which ends at its deadline. Lookups still unanswered are bounded per name and per process,
+# so one such name cannot keep the process's other lookups (another run's, a provider's) from
+# being tried: past a bound, a lookup of that name fails at once as the stalled ones would.
+LOOKUPS_PER_NAME = 4
+LOOKUPS_PER_PROCESS = 64
+_pending: Counter[str] = Counter()  # lookups started and not yet answered, per name
+_pending_lock = threading.Lock()
+
+
+def _lookup(resolver: Resolver, host: str, port: int) -> Future:
+    key = host.lower()
+    with _pending_lock:
+        if _pending[key] >= LOOKUPS_PER_NAME or _pending.total() >= LOOKUPS_PER_PROCESS:
+            raise FetchError("http_timeout", f"Earlier lookups of {host!r} are still unanswered.")
+        _pending[key] += 1
+    answer: Future = Future()
+
+    def work() -> None:
+        try:
+            answer.set_result(resolver(host, port))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller, whose result() raises it
+            answer.set_exception(exc)
+        finally:
+            with _pending_lock:
+                _pending[key] -= 1
+                if not _pending[key]:
+                    del _pending[key]
+
+    threading.Thread(target=work, name="foundry-dns", daemon=True).start()
+    return answer
 
 
 def resolver_bounded(resolver: Resolver, deadline: float, timeout: float) -> Resolver:
@@ -163,11 +193,9 @@ def resolver_bounded(resolver: Resolver, deadline: float, timeout: float) -> Res
         left = deadline - time.monotonic()
         if left <= 0:
             raise FetchError("http_timeout", f"No answer within {timeout:g} s.")
-        lookup = _LOOKUPS.submit(resolver, host, port)
         try:
-            return lookup.result(timeout=left)
+            return _lookup(resolver, host, port).result(timeout=left)
         except FutureTimeout:
-            lookup.cancel()
             raise FetchError("http_timeout", f"Resolving {host!r} took longer than the call's {timeout:g} s.") from None
 
     return resolve

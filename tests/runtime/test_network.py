@@ -3,6 +3,7 @@
 import gzip
 import ipaddress
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from foundry.runtime import network
 from foundry.runtime.network import FetchError, NetworkPolicy, address_class, fetch, host_allowed
 from tests.runtime.conftest import Server, reply
 
@@ -306,3 +308,42 @@ def test_localhost_names_are_loopback(server):
     with pytest.raises(FetchError) as refused:
         fetch("GET", url, hosts=["acme.localhost"], timeout=5)
     assert refused.value.code == "http_address_refused"
+
+
+def test_a_name_whose_dns_never_answers_does_not_hold_up_the_lookups_of_other_names(server, monkeypatch):
+    """An agent calling a declared host whose nameserver never answers: each call ends at its
+    deadline while its lookup still waits for the system resolver. However many such calls it
+    makes, another name (another run's host, a provider's) is still resolved and reached: the
+    lookups left waiting are bounded per name, and past the bound the stalled name fails at once."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "stall.example.com":  # black-holed
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    server.routes["/ok"] = reply(body=b'{"ok": true}')
+    try:
+        for _ in range(network.LOOKUPS_PER_NAME + 4):
+            started = time.monotonic()
+            with pytest.raises(FetchError) as stalled:
+                fetch("GET", "http://stall.example.com/", hosts=["stall.example.com"], timeout=0.2)
+            assert stalled.value.code == "http_timeout"
+            assert time.monotonic() - started < 2
+        result = fetch(
+            "GET",
+            f"http://localhost:{server.port}/ok",
+            hosts=["localhost"],
+            timeout=2,
+            policy=NetworkPolicy(allow_private=True),
+        )
+        assert result.status == 200
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while network._pending and time.monotonic() < deadline:  # the stalled lookups end once answered
+        time.sleep(0.01)
+    assert not network._pending
