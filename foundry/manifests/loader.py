@@ -10,6 +10,7 @@ accepted, duplicate keys are refused, and booleans are only `true`/`false` (not 
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -60,6 +61,11 @@ class Loaded:
     text: str
     positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The text's lines (`source_lines`), split once however many problems point into them."""
+        return source_lines(self.text)
 
     def where(self, path: tuple, *, key: bool = False) -> tuple[int, int]:
         """(line, column) of the value at `path` (of its key if `key`), else its nearest parent."""

@@ -28,7 +28,7 @@ from foundry.filtering import (
     StringField,
     TimestampField,
 )
-from foundry.manifests.loader import Loaded, load, source_lines
+from foundry.manifests.loader import Loaded, load
 from foundry.manifests.problems import DocumentError, Problem, pointer
 
 API_VERSION = "foundry/v1"
@@ -408,7 +408,7 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
     line, column = loaded.where(path)
     if offset is None:
         return line, column
-    lines = source_lines(loaded.text)
+    lines = loaded.lines
     text_line = lines[line - 1] if line <= len(lines) else ""
     opening = text_line[column - 1 : column]
     if opening in ("|", ">"):
@@ -425,6 +425,11 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
     if written != value or not quoted_whole:
         return line, column
     return line, start + 1 + offset
+
+
+def url_port(scheme: str, port: int | None) -> int | None:
+    """The port a URL reaches: its own, else its scheme's (what `host_allowed` is given)."""
+    return port or {"https": 443, "http": 80}.get(scheme)
 
 
 def host_allowed(host: str, port: int | None, patterns) -> bool:
@@ -495,8 +500,9 @@ class _AgentChecks(_Checks):
             self.add("dis_unknown_entity", f"The pinned domain has no entity {entity!r}.", (*path, "entity"))
         if kind == "http" and isinstance(tool.get("url"), str) and isinstance(tool.get("hosts"), list):
             try:
-                host = (urlsplit(tool["url"]).hostname or "").lower()
-                port = urlsplit(tool["url"]).port
+                parts = urlsplit(tool["url"])
+                host = (parts.hostname or "").lower().rstrip(".")  # as the runtime reads it (network._check)
+                port = url_port(parts.scheme.lower(), parts.port)
             except ValueError:
                 self.add("http_url_invalid", "The URL cannot be parsed.", (*path, "url"))
                 return

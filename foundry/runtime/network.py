@@ -40,7 +40,7 @@ import httpcore
 import httpx
 
 from foundry.errors import CodedError
-from foundry.manifests.validation import host_allowed
+from foundry.manifests.validation import host_allowed, url_port
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
@@ -217,7 +217,7 @@ def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver
     host = url.raw_host.decode("ascii").lower().rstrip(".")
     if not host:
         raise FetchError("http_url_invalid", "The URL has no host.")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    port = url_port(url.scheme, url.port)
     if not host_allowed(host, port, hosts):
         raise FetchError("http_host_undeclared", f"Host {host!r} is not among the tool's declared hosts.")
     try:

@@ -27,6 +27,17 @@ def test_a_problem_message_is_one_line_whatever_names_the_document_holds():
     assert any("a\\rinvoice\\nother.yaml" in str(problem) for problem in problems)  # escaped, not dropped
 
 
+def test_a_problem_message_shows_the_bidi_controls_a_document_names_escaped():
+    """A U+202E in a name would make the rest of forge's line read reversed."""
+    document = FORGED.replace("a\\rinvoice\\nother.yaml: ok (domain finance)\\n1 file valid.", "invoice\u202e")
+    problems = validate(document, "evil.yaml").problems
+    assert problems
+    assert not any(
+        set(str(problem)) & {*"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"} for problem in problems
+    )
+    assert any("invoice\\u202e" in str(problem) for problem in problems)
+
+
 def test_forge_validate_output_cannot_be_forged_by_a_document(tmp_path):
     (tmp_path / "evil.yaml").write_text(FORGED)
     ran = forge("validate", "evil.yaml", cwd=tmp_path)

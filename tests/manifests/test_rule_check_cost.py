@@ -3,6 +3,7 @@ filter fields (one per field) are built once, not once per rule — a 350 KB dom
 fields and 2,800 rules, under the size limits, took over two minutes, and every publish path
 (POST /api/v1/validate with a `read` token, the console, forge) validates what it is sent."""
 
+import foundry.manifests.loader as loader
 import foundry.manifests.validation as validation
 from foundry.manifests import validate
 
@@ -25,3 +26,25 @@ def test_an_entitys_filter_fields_are_built_once_whatever_its_rules(monkeypatch)
     result = validate(document, "big.yaml")
     assert len(built) == 1
     assert [(p.code, p.line) for p in result.problems] == [("rule_unknown_field", 509)]
+
+
+def test_the_source_is_split_into_lines_once_however_many_rule_problems_point_into_it(monkeypatch):
+    """Each rule problem points at its word in the source: the lines are split once, not once per
+    problem (a 1 MiB domain with 1,000 bad conditions took 12-27 s of CPU)."""
+    splits = []
+    real = loader.source_lines
+
+    def counted(text):
+        splits.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(loader, "source_lines", counted)
+    rules = "\n".join(f"    - {{name: r{i}, entity: e, when: 'nope > {i}', then: deny}}" for i in range(200))
+    document = (
+        "apiVersion: foundry/v1\nkind: Domain\nmetadata: {name: d}\nspec:\n  entities:\n    e:\n"
+        f"      fields:\n        f: {{type: integer}}\n  rules:\n{rules}\n"
+    )
+    result = validate(document, "big.yaml")
+    assert [p.code for p in result.problems] == ["rule_unknown_field"] * 200
+    assert [p.line for p in result.problems] == list(range(10, 210))
+    assert splits.count(len(document)) == 1

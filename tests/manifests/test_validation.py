@@ -403,6 +403,10 @@ def test_http_host_undeclared_at_the_url(url, hosts):
         ("https://registry.example.com:8443/", "['registry.example.com:8443']"),
         ("https://registry.example.com:8443/", "[registry.example.com]"),
         ("http://10.0.0.7:8080/", "['10.0.0.7:8080']"),
+        # the port the URL reaches is its scheme's, as the runtime reads it (network._check)
+        ("https://registry.example.com/", "['registry.example.com:443']"),
+        ("http://registry.example.com/", "['registry.example.com:80']"),
+        ("https://registry.example.com./", "[registry.example.com]"),
     ],
 )
 def test_a_declared_host_is_accepted(url, hosts):
