@@ -1,21 +1,31 @@
-"""AIP-158 pagination with opaque, signed, keyset page tokens.
+"""AIP-158 pagination with opaque, keyset page tokens.
 
 A token carries the sort key of the last row served, and is bound to the filter, the
 ordering, the resource and the tenant schema it was issued for: reusing it with anything else
 is refused, as is any token that was altered. Keyset (not offset) paging keeps every page as
 cheap as the first and never skips or repeats rows when others are inserted meanwhile.
+
+Tokens are encrypted and authenticated (Fernet, with a key derived from FOUNDRY_SECRET_KEY; the
+fallback keys still open tokens they sealed): the key values in them are the caller's own rows',
+but not all of them are the caller's to read — a primary key numbered across every workspace
+(audit events, in one public table) would tell how many rows the others wrote in between.
 """
 
 import base64
 import hashlib
+import json
+import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.core import signing
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils.crypto import salted_hmac
 
 from foundry.filtering.errors import FilterError
 from foundry.filtering.ordering import Ordering
@@ -23,7 +33,7 @@ from foundry.filtering.ordering import Ordering
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 TOKEN_MAX_AGE = timedelta(days=1)
-_SALT = "foundry.filtering.page-token.v1"
+_SALT = "foundry.filtering.page-token.v2"
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,34 @@ def _bound_to(resource: str, filter_text: str, ordering: Ordering) -> str:
     return _fingerprint(connection.schema_name, resource, filter_text.strip(), ordering.canonical())
 
 
+def _fernet() -> MultiFernet:
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    keys = [salted_hmac(_SALT, "fernet", secret=secret, algorithm="sha256").digest() for secret in secrets]
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys])
+
+
+def token_seal(payload: dict) -> str:
+    """`payload` (JSON) as a page token: compressed, encrypted and authenticated, dated now."""
+    return _fernet().encrypt(zlib.compress(json.dumps(payload, separators=(",", ":")).encode())).decode("ascii")
+
+
+def token_open(token: str) -> object:
+    """What `token_seal` sealed; FilterError when the token is not one of ours, or too old."""
+    fernet = _fernet()
+    try:
+        sealed = token.encode("ascii")
+        data = fernet.decrypt(sealed)
+        issued = fernet.extract_timestamp(sealed)
+    except (InvalidToken, UnicodeEncodeError):
+        raise FilterError("invalid_page_token", "The page token is not valid.") from None
+    if time.time() - issued > TOKEN_MAX_AGE.total_seconds():
+        raise FilterError("page_token_expired", "The page token has expired; start from the first page.")
+    try:  # authentic, so ours: sealed by a version that wrote another shape at worst
+        return json.loads(zlib.decompressobj().decompress(data, 1 << 20))
+    except (zlib.error, ValueError):
+        raise FilterError("invalid_page_token", "The page token is not valid.") from None
+
+
 def _value(row, lookup: str):
     for attr in lookup.split("__"):
         row = getattr(row, attr) if row is not None else None
@@ -114,12 +152,7 @@ def paginate(
     bound = _bound_to(resource, filter_text, ordering)
     queryset = queryset.order_by(*ordering.expressions())
     if page_token:
-        try:
-            payload = signing.loads(page_token, salt=_SALT, max_age=TOKEN_MAX_AGE)
-        except signing.SignatureExpired:
-            raise FilterError("page_token_expired", "The page token has expired; start from the first page.") from None
-        except signing.BadSignature:
-            raise FilterError("invalid_page_token", "The page token is not valid.") from None
+        payload = token_open(page_token)
         if not isinstance(payload, dict) or payload.get("b") != bound or not isinstance(payload.get("k"), list):
             raise FilterError(
                 "page_token_mismatch", "The page token belongs to another query (filter, order_by or resource)."
@@ -133,5 +166,5 @@ def paginate(
         return Page(rows, "")
     rows = rows[:page_size]
     key = [_encode(_value(rows[-1], f.lookup)) for f in ordering.fields]
-    token = signing.dumps({"b": bound, "k": key}, salt=_SALT, compress=True)
+    token = token_seal({"b": bound, "k": key})
     return Page(rows, token)
