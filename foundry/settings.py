@@ -26,14 +26,15 @@ from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_TRUE, _FALSE = {"1", "true", "yes", "on", "y", "ok"}, {"0", "false", "no", "off", "n", ""}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def _switch(name: str, default: bool) -> bool:
     """A yes/no setting. django-environ's env.bool reads any value it does not know as False, so a
-    mistyped FOUNDRY_SECURE_COOKIES=enabled would silently mean off: refused instead."""
+    mistyped FOUNDRY_SECURE_COOKIES=enabled would silently mean off: refused instead. Empty is
+    unset (as compose passes a variable it was not given), not off."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     if value.strip().lower() in _TRUE:
         return True

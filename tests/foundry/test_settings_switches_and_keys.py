@@ -62,6 +62,20 @@ def test_a_malformed_security_switch_is_refused_not_silently_off(variable, setti
     assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
 
 
+@pytest.mark.parametrize("value", ["ok", "y", "n"])
+def test_a_switch_spelt_otherwise_than_the_readme_lists_is_refused(value):
+    result = settings_import(production_env(FOUNDRY_SECURE_COOKIES=value), "s.SESSION_COOKIE_SECURE")
+    assert result.returncode != 0, f"FOUNDRY_SECURE_COOKIES={value!r} was accepted as {result.stdout.strip()}"
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_an_empty_switch_is_its_default_not_off():
+    """As compose passes a variable it was not given: /readyz's worker check (on by default) stays on."""
+    result = settings_import(production_env(FOUNDRY_READY_REQUIRES_WORKER=""), "s.FOUNDRY_READY_REQUIRES_WORKER")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 def test_a_malformed_audit_signing_key_is_refused_at_start():
     """A mistyped FOUNDRY_AUDIT_SIGNING_KEYS stops the process when settings load (foundry/keys.py); parsed
     only when a checkpoint was signed, it left every chain head unsigned, only logged by beat's task."""
