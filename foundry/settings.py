@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -41,6 +42,18 @@ def _switch(name: str, default: bool) -> bool:
     if value.strip().lower() in _FALSE:
         return False
     raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value[:40]!r}.")
+
+
+def _float(name: str, default: float) -> float:
+    """A number setting, refused at start unless it is a finite number (`nan` would pass every
+    `<=` bound check, `inf` means never)."""
+    try:
+        value = env.float(name, default=default)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {os.environ.get(name, '')[:40]!r}.")
+    return value
 
 
 DEBUG = _switch("FOUNDRY_DEBUG", default=False)
@@ -114,7 +127,7 @@ if FOUNDRY_TENANT_PROVISIONING not in {"clone", "migrate"}:
 # Issue `SET search_path` only when the schema actually changes on a connection.
 TENANT_LIMIT_SET_CALLS = True
 # How long one process trusts its copy of a host→tenant route before asking Redis again.
-FOUNDRY_TENANT_ROUTE_TTL = env.float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
+FOUNDRY_TENANT_ROUTE_TTL = _float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
 
 MIDDLEWARE = [
     # The client's own address behind a trusted proxy (foundry/proxies.py), for everything after.
@@ -221,7 +234,7 @@ FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS = env.str("FOUNDRY_RATELIMIT_ON_REDIS_ERRO
 if FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS not in {"closed", "open"}:
     raise ImproperlyConfigured("FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS must be 'closed' or 'open'.")
 # Multiplies the plans' requests/s and burst (never operators' overrides): load tests, test suites.
-FOUNDRY_RATELIMIT_PLAN_SCALE = env.float("FOUNDRY_RATELIMIT_PLAN_SCALE", default=1.0)
+FOUNDRY_RATELIMIT_PLAN_SCALE = _float("FOUNDRY_RATELIMIT_PLAN_SCALE", default=1.0)
 if not 0 < FOUNDRY_RATELIMIT_PLAN_SCALE <= 10_000:
     raise ImproperlyConfigured("FOUNDRY_RATELIMIT_PLAN_SCALE must be above 0 and at most 10000.")
 
@@ -352,7 +365,7 @@ try:
     ]
 except ValueError as exc:
     raise ImproperlyConfigured(f"FOUNDRY_PROVIDER_ALLOWED_NETWORKS: {exc}") from None
-FOUNDRY_PROVIDER_TIMEOUT_SECONDS = env.float("FOUNDRY_PROVIDER_TIMEOUT_SECONDS", default=120.0)
+FOUNDRY_PROVIDER_TIMEOUT_SECONDS = _float("FOUNDRY_PROVIDER_TIMEOUT_SECONDS", default=120.0)
 FOUNDRY_PROVIDER_MAX_RETRIES = env.int("FOUNDRY_PROVIDER_MAX_RETRIES", default=2)
 if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIES <= 10:
     raise ImproperlyConfigured("FOUNDRY_PROVIDER_TIMEOUT_SECONDS must be > 0 and FOUNDRY_PROVIDER_MAX_RETRIES 0-10.")
@@ -379,7 +392,7 @@ FOUNDRY_MCP_ALLOWED_ORIGINS = env.list("FOUNDRY_MCP_ALLOWED_ORIGINS", default=[]
 # the database: only they reveal a truncated tail. Empty: kept in the database only.
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
 # Seconds between signings of each chain's head (the beat job).
-FOUNDRY_AUDIT_SIGN_INTERVAL = env.float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0)
+FOUNDRY_AUDIT_SIGN_INTERVAL = _float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0)
 # Model history (django-auditlog; models registered in apps/audit/history.py): the correlation
 # id of an entry is the request id, changes keep their JSON types, fixtures loads are not history.
 AUDITLOG_CID_GETTER = "foundry.request_context.current_request_id"
@@ -391,7 +404,7 @@ AUDITLOG_DISABLE_ON_RAW_SAVE = True
 FOUNDRY_RUNS_QUEUE = env.str("FOUNDRY_RUNS_QUEUE", default="celery")
 # A run's lock lives this long unless its worker renews it (every third of it): a worker that
 # dies frees its runs within this time.
-FOUNDRY_RUN_LOCK_SECONDS = env.float("FOUNDRY_RUN_LOCK_SECONDS", default=60.0)
+FOUNDRY_RUN_LOCK_SECONDS = _float("FOUNDRY_RUN_LOCK_SECONDS", default=60.0)
 # A run whose workers keep dying (say, it exhausts memory) fails after this many take-overs.
 FOUNDRY_RUN_MAX_RECOVERIES = env.int("FOUNDRY_RUN_MAX_RECOVERIES", default=5)
 # Sub-agents calling sub-agents: how deep a run may nest.
@@ -403,8 +416,8 @@ if FOUNDRY_RUN_LOCK_SECONDS < 1 or FOUNDRY_RUN_MAX_RECOVERIES < 0 or FOUNDRY_SUB
 # Run admission (apps/runs/admission.py): a run executing holds one of its workspace's slots, a
 # lease that lives this long unless renewed (every third of it), so a dead worker's slot comes
 # back within it; a run that finds no free slot stays queued and is tried again after about this.
-FOUNDRY_RUN_SLOT_SECONDS = env.float("FOUNDRY_RUN_SLOT_SECONDS", default=60.0)
-FOUNDRY_RUN_SLOT_RETRY_SECONDS = env.float("FOUNDRY_RUN_SLOT_RETRY_SECONDS", default=5.0)
+FOUNDRY_RUN_SLOT_SECONDS = _float("FOUNDRY_RUN_SLOT_SECONDS", default=60.0)
+FOUNDRY_RUN_SLOT_RETRY_SECONDS = _float("FOUNDRY_RUN_SLOT_RETRY_SECONDS", default=5.0)
 if not 0.1 <= FOUNDRY_RUN_SLOT_SECONDS <= 3600 or not 0.1 <= FOUNDRY_RUN_SLOT_RETRY_SECONDS <= 600:
     raise ImproperlyConfigured(
         "FOUNDRY_RUN_SLOT_SECONDS must be from 0.1 to 3600, FOUNDRY_RUN_SLOT_RETRY_SECONDS from 0.1 to 600."
@@ -423,7 +436,7 @@ except ValueError as exc:
 # this at a pool that keeps the startup search_path (docs/runs.md, "Connections").
 FOUNDRY_CHECKPOINT_DATABASE_URL = env.str("FOUNDRY_CHECKPOINT_DATABASE_URL", default="")
 # Days between scheduling a workspace's deletion and its purge (apps/lifecycle/deletion.py).
-FOUNDRY_TENANT_DELETION_GRACE_DAYS = env.float("FOUNDRY_TENANT_DELETION_GRACE_DAYS", default=30.0)
+FOUNDRY_TENANT_DELETION_GRACE_DAYS = _float("FOUNDRY_TENANT_DELETION_GRACE_DAYS", default=30.0)
 if not 0 <= FOUNDRY_TENANT_DELETION_GRACE_DAYS <= 365:  # apps/lifecycle/deletion.py MAX_GRACE_DAYS
     raise ImproperlyConfigured("FOUNDRY_TENANT_DELETION_GRACE_DAYS must be 0 to 365 days.")
 # The Redis broker hands an unacknowledged task to another worker after this many seconds
@@ -442,7 +455,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 FOUNDRY_BACKUP_DIR = env.str("FOUNDRY_BACKUP_DIR", default=str(BASE_DIR / ".data" / "backups"))
 FOUNDRY_BACKUP_KEEP = env.int("FOUNDRY_BACKUP_KEEP", default=7)
 # A pg_dump or pg_restore running longer is stopped, and the backup or restore fails.
-FOUNDRY_BACKUP_TIMEOUT_SECONDS = env.float("FOUNDRY_BACKUP_TIMEOUT_SECONDS", default=6 * 3600.0)
+FOUNDRY_BACKUP_TIMEOUT_SECONDS = _float("FOUNDRY_BACKUP_TIMEOUT_SECONDS", default=6 * 3600.0)
 if not 0 < FOUNDRY_BACKUP_TIMEOUT_SECONDS <= 7 * 86400:
     raise ImproperlyConfigured("FOUNDRY_BACKUP_TIMEOUT_SECONDS must be above 0 and at most a week.")
 if FOUNDRY_BACKUP_KEEP < 0:
@@ -543,7 +556,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_IMPORTS = ["foundry.heartbeat"]
 # A worker's heartbeat expires after this many seconds (renewed every third of it).
-FOUNDRY_WORKER_HEARTBEAT_TTL = env.float("FOUNDRY_WORKER_HEARTBEAT_TTL", default=30.0)
+FOUNDRY_WORKER_HEARTBEAT_TTL = _float("FOUNDRY_WORKER_HEARTBEAT_TTL", default=30.0)
 if FOUNDRY_WORKER_HEARTBEAT_TTL < 1:
     raise ImproperlyConfigured("FOUNDRY_WORKER_HEARTBEAT_TTL must be at least 1 (seconds).")
 # /readyz answers 503 when no worker heartbeats (false: it reports the workers down, still 200).

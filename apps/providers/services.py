@@ -27,13 +27,12 @@ from apps.providers.encryption import (
 from apps.providers.models import ProviderCredential, ProviderName
 from foundry.errors import ServiceError
 from foundry.runtime.network import NetworkPolicy, address_refusal, literal_address
-from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
+from foundry.runtime.provider_http import MAX_RESPONSE_BYTES, URL_NAME
 from foundry.runtime.providers import ProviderSettings
 
 MAX_KEY_CHARS = 1000
 LAST4_MIN_KEY_CHARS = 16  # shorter keys show no characters at all
 _KEY = re.compile(r"^[\x21-\x7e]+\Z")  # printable ASCII, no spaces: it travels in an HTTP header
-_NAME = re.compile(r"^[A-Za-z0-9._-]+\Z")  # Azure api-version and deployment names (part of the URL)
 _OPENAI_ONLY = ("organization", "api_version", "deployment")
 
 
@@ -125,7 +124,7 @@ def _validate(provider: str, fields: dict, api_key: str | None, *, creating: boo
             errors["organization"] = _invalid("organization_invalid", "At most 200 printable ASCII characters.")
         for name, limit in (("api_version", 50), ("deployment", 200)):
             value = fields[name]
-            if value and (len(value) > limit or not _NAME.match(value)):
+            if value and (len(value) > limit or not URL_NAME.match(value)):
                 errors[name] = _invalid(f"{name}_invalid", f"At most {limit} letters, digits, '.', '_' or '-'.")
         if fields["deployment"] and not fields["api_version"] and "deployment" not in errors:
             errors["deployment"] = _invalid(

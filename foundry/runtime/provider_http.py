@@ -68,6 +68,9 @@ _KEY_WINDOW = 6  # a quoted word sharing this many consecutive characters with t
 
 Resolver = Callable[[str, int], list[str]]
 T = TypeVar("T")
+# An Azure OpenAI api-version or deployment name: one segment of the request's URL path, which the
+# SDK puts there as it is — no '/', '?' or '%', and not '.' or '..', which would leave the segment.
+URL_NAME = re.compile(r"^(?!\.+\Z)[A-Za-z0-9._-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from foundry.runtime.network import NetworkPolicy
 from foundry.runtime.provider_http import (
+    URL_NAME,
     Connection,
     bad_response,
     call_with_retries,
@@ -85,8 +86,17 @@ class OpenAIProvider:
         self.connection = connection
         self.label = f"The openai endpoint {connection.label}"
         self.parameters = request_parameters(self.label, parameters or {}, PARAMETERS)
+        deployment = connection.deployment
+        if connection.api_version and not deployment:
+            deployment = model  # Azure's default: the deployment named as the model
+            if not URL_NAME.match(model):
+                raise ProviderError(
+                    "provider_settings_invalid",
+                    f"{self.label} is Azure OpenAI's, where the model names the deployment in the URL: "
+                    "letters, digits, '.', '_' or '-' only (or set the deployment in the workspace's settings).",
+                )
         try:
-            self.client = self._client(connection, network or NetworkPolicy())
+            self.client = self._client(connection, network or NetworkPolicy(), deployment)
         except (openai.OpenAIError, httpx2.InvalidURL, ValueError, TypeError):
             # The SDK refuses the connection (say, a base URL it cannot parse); its words may quote it.
             raise ProviderError("provider_settings_invalid", f"{self.label} is not a usable endpoint.") from None
@@ -100,7 +110,7 @@ class OpenAIProvider:
         return cls(settings.model, connection, parameters=settings.parameters, network=settings.network)
 
     @staticmethod
-    def _client(connection: Connection, network: NetworkPolicy) -> openai.OpenAI:
+    def _client(connection: Connection, network: NetworkPolicy, deployment: str | None) -> openai.OpenAI:
         common = {
             "api_key": connection.api_key,
             "organization": connection.organization,
@@ -111,7 +121,7 @@ class OpenAIProvider:
         if connection.api_version:
             client = openai.AzureOpenAI(
                 azure_endpoint=connection.base_url,
-                azure_deployment=connection.deployment,
+                azure_deployment=deployment,
                 api_version=connection.api_version,
                 **common,
             )

@@ -13,7 +13,7 @@ calls — plus its token usage.
   exactly where it stopped.
 * When the script is exhausted (or there is none) it answers by one rule: if the last message
   is a tool result, the final answer is `"<tool> returned: <result>"` (the result cut to
-  1,000 characters); otherwise it is `"No scripted answer for: <the last user message>"`.
+  its first 1,000 characters and "…"); otherwise it is `"No scripted answer for: <the last user message>"`.
 * Tool-call ids are `call_<n>`, n being the step's 1-based position in the script.
 
 Token usage (every provider reports it; `scripted` computes it with this tokenizer, so usage

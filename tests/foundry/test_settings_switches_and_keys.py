@@ -76,6 +76,16 @@ def test_an_empty_switch_is_its_default_not_off():
     assert result.stdout.strip() == "True"
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "ten"])
+def test_a_number_setting_that_is_no_finite_number_is_refused(value):
+    """FOUNDRY_PROVIDER_TIMEOUT_SECONDS=nan passed its `<= 0` check, and every model call then failed."""
+    result = settings_import(
+        production_env(FOUNDRY_PROVIDER_TIMEOUT_SECONDS=value), "s.FOUNDRY_PROVIDER_TIMEOUT_SECONDS"
+    )
+    assert result.returncode != 0, f"{value!r} was accepted as {result.stdout.strip()}"
+    assert "ImproperlyConfigured" in result.stderr and "FOUNDRY_PROVIDER_TIMEOUT_SECONDS" in result.stderr
+
+
 def test_a_malformed_audit_signing_key_is_refused_at_start():
     """A mistyped FOUNDRY_AUDIT_SIGNING_KEYS stops the process when settings load (foundry/keys.py); parsed
     only when a checkpoint was signed, it left every chain head unsigned, only logged by beat's task."""

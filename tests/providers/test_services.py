@@ -107,6 +107,10 @@ def test_the_azure_fields_are_kept(acme):
             {"base_url": "https://a.openai.azure.com", "api_version": "2024/10", "deployment": "../x"},
             {"api_version": ["api_version_invalid"], "deployment": ["deployment_invalid"]},
         ),
+        (
+            {"base_url": "https://a.openai.azure.com", "api_version": "..", "deployment": "."},
+            {"api_version": ["api_version_invalid"], "deployment": ["deployment_invalid"]},
+        ),
         ({"organization": "o" * 201}, {"organization": ["organization_invalid"]}),
     ],
 )

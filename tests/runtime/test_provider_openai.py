@@ -172,6 +172,17 @@ def test_the_azure_variant_uses_the_deployment_path_api_version_and_api_key_head
         assert "authorization" not in request.headers
 
 
+@pytest.mark.parametrize("model", ["../../files", "..", "gpt-4o?x=1", "gpt 4o"])
+def test_an_azure_model_name_that_would_leave_its_deployment_path_is_refused(model_server, model):
+    """Without a deployment set, Azure's requests go to the deployment named as the model, a segment
+    of the URL's path that the SDK does not escape: a model name is no way to other paths of the
+    resource with the workspace's key."""
+    with pytest.raises(ProviderError) as info:
+        openai(model_server, model=model, base_url=model_server.origin, api_version="2024-10-21")
+    assert info.value.code == "provider_settings_invalid"
+    assert model_server.requests == []
+
+
 def test_vllm_and_ollama_style_base_urls_keep_their_path(model_server):
     model_server.queue(Reply(body=openai_completion("ok")))
     openai(model_server, base_url=model_server.origin + "/ollama/v1/").complete(CONVERSATION, [])
