@@ -84,7 +84,7 @@ v1 = [
     path("audit/checkpoints", AuditCheckpointListApi.as_view(), name="audit_checkpoint_list"),
     path("audit/export", AuditExportApi.as_view(), name="audit_export"),
     path("audit/sinks", SinkListApi.as_view(), name="audit_sink_list"),
-    path("audit/sinks/<slug:name>", SinkDetailApi.as_view(), name="audit_sink_detail"),
+    path("audit/sinks/<str:name>", SinkDetailApi.as_view(), name="audit_sink_detail"),
     # Whole-workspace export jobs (docs/export-jobs.md); a malformed id is 404 export_not_found.
     path("exports", ExportListApi.as_view(), name="export_list"),
     path("exports/<str:export_id>", ExportDetailApi.as_view(), name="export_detail"),

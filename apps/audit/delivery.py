@@ -278,11 +278,18 @@ def audit_sink_list(tenant_id: int) -> list[AuditSink]:
         return list(AuditSink.objects.filter(tenant_id=tenant_id).order_by("name"))
 
 
+def _sink_named(tenant_id: int, name: str, *, for_update: bool = False) -> AuditSink | None:
+    """The sink `name`, or None; a name no sink can have (a NUL, which PostgreSQL would refuse in
+    the lookup itself, a '.', 64 characters...) is looked up nowhere."""
+    if not _NAME.match(name):
+        return None
+    sinks = AuditSink.objects.select_for_update() if for_update else AuditSink.objects
+    return sinks.filter(tenant_id=tenant_id, name=name).first()
+
+
 def audit_sink_get(tenant_id: int, name: str) -> AuditSink:
-    sink = None
-    if "\x00" not in name:  # no name holds one (PostgreSQL would refuse the lookup itself)
-        with rls_scope(tenant_id):
-            sink = AuditSink.objects.filter(tenant_id=tenant_id, name=name).first()
+    with rls_scope(tenant_id):
+        sink = _sink_named(tenant_id, name)
     if sink is None:
         raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
     return sink
@@ -325,7 +332,7 @@ def audit_sink_set(
     with rls_scope(tenant.pk):
         with connection.cursor() as cursor:  # one change of the workspace's sinks at a time: the cap holds
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit.sinks:{tenant.pk}"])
-        sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
+        sink = _sink_named(tenant.pk, name, for_update=True)
         if exists is True and sink is None:
             raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
         if exists is False and sink is not None:
@@ -370,7 +377,7 @@ def audit_sink_set(
 def audit_sink_delete(*, tenant: Tenant, name: str, actor: object, request: HttpRequest | None = None) -> None:
     _check_actor(actor)
     with rls_scope(tenant.pk):
-        sink = AuditSink.objects.select_for_update().filter(tenant_id=tenant.pk, name=name).first()
+        sink = _sink_named(tenant.pk, name, for_update=True)
         if sink is None:
             raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
         data = {"name": sink.name, "kind": sink.kind, "cursor": sink.cursor}

@@ -613,11 +613,20 @@ def test_bad_input_is_a_400_with_a_stable_code_and_changes_nothing(acme, body, f
     assert len(audit_events(acme.schema_name, action="audit.sink.set")) == before
 
 
-@pytest.mark.parametrize("name", ["Upper", "a" * 64, "_x"])
+@pytest.mark.parametrize("name", ["Upper", "a" * 64, "_x", "siem.prod", "my sink", "hook@corp", "é", "a%00b"])
 def test_bad_names_are_refused(acme, name):
+    """As names, not as a missing endpoint: a name outside the URL's slug characters too."""
     response = put(api(acme, issue(acme)), name, {"kind": "syslog", "host": "siem.example.com"})
-    assert response.status_code == 400
+    assert response.status_code == 400, response.content
     assert response.json()["error"]["details"]["name"][0]["code"] == "name_invalid"
+
+
+@pytest.mark.parametrize("name", ["siem.prod", "my sink", "a%00b"])
+def test_reading_or_deleting_a_sink_by_a_name_no_sink_can_have_is_a_404(acme, name):
+    client = api(acme, issue(acme))
+    for response in (client.get(f"/api/v1/audit/sinks/{name}"), client.delete(f"/api/v1/audit/sinks/{name}")):
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "sink_not_found"
 
 
 def test_malformed_bodies_are_400(acme):
