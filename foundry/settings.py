@@ -44,16 +44,26 @@ def _switch(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value[:40]!r}.")
 
 
-def _float(name: str, default: float) -> float:
-    """A number setting, refused at start unless it is a finite number (`nan` would pass every
-    `<=` bound check, `inf` means never)."""
+def _number(name: str, default, kind, minimum):
     try:
-        value = env.float(name, default=default)
+        value = kind(name, default=default)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ImproperlyConfigured(f"{name} must be a finite number, not {os.environ.get(name, '')[:40]!r}.")
+        value = None
+    if value is None or not math.isfinite(value) or (minimum is not None and value < minimum):
+        floor = "" if minimum is None else f", at least {minimum:g}"
+        raise ImproperlyConfigured(f"{name} must be a finite number{floor}, not {os.environ.get(name, '')[:40]!r}.")
     return value
+
+
+def _float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """A number setting, refused at start unless it is a finite number (`nan` would pass every
+    `<=` bound check, `inf` means never) of at least `minimum`."""
+    return _number(name, default, env.float, minimum)
+
+
+def _int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number setting, refused at start unless it is one, of at least `minimum`."""
+    return _number(name, default, env.int, minimum)
 
 
 DEBUG = _switch("FOUNDRY_DEBUG", default=False)
@@ -127,7 +137,7 @@ if FOUNDRY_TENANT_PROVISIONING not in {"clone", "migrate"}:
 # Issue `SET search_path` only when the schema actually changes on a connection.
 TENANT_LIMIT_SET_CALLS = True
 # How long one process trusts its copy of a host→tenant route before asking Redis again.
-FOUNDRY_TENANT_ROUTE_TTL = _float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0)
+FOUNDRY_TENANT_ROUTE_TTL = _float("FOUNDRY_TENANT_ROUTE_TTL", default=2.0, minimum=0)
 
 MIDDLEWARE = [
     # The client's own address behind a trusted proxy (foundry/proxies.py), for everything after.
@@ -192,7 +202,7 @@ ASGI_APPLICATION = "foundry.asgi.application"
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://foundry:foundry@127.0.0.1:5432/foundry")}
 DATABASES["default"]["ENGINE"] = "foundry.db"
 # Persistent connections: the tenant router keeps track of each connection's search_path.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("FOUNDRY_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_MAX_AGE"] = _int("FOUNDRY_DB_CONN_MAX_AGE", default=60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -275,7 +285,7 @@ SESSION_ENGINE = "apps.accounts.sessions"  # the database store, refusing keys D
 CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = env.int("FOUNDRY_SESSION_AGE", default=8 * 3600)
+SESSION_COOKIE_AGE = _int("FOUNDRY_SESSION_AGE", default=8 * 3600, minimum=60)
 SECURE_COOKIES = _switch("FOUNDRY_SECURE_COOKIES", default=False)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
@@ -315,7 +325,7 @@ except ValueError as exc:
 # Production behind TLS: FOUNDRY_SECURE_COOKIES=1, FOUNDRY_SSL_REDIRECT=1, FOUNDRY_HSTS_SECONDS=31536000.
 SECURE_SSL_REDIRECT = _switch("FOUNDRY_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_HSTS_SECONDS = env.int("FOUNDRY_HSTS_SECONDS", default=0)
+SECURE_HSTS_SECONDS = _int("FOUNDRY_HSTS_SECONDS", default=0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 
 # Sign-in throttling (apps/tenants/limits.py `login_admit`, GCRA in Redis), each per workspace:
@@ -366,7 +376,7 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"FOUNDRY_PROVIDER_ALLOWED_NETWORKS: {exc}") from None
 FOUNDRY_PROVIDER_TIMEOUT_SECONDS = _float("FOUNDRY_PROVIDER_TIMEOUT_SECONDS", default=120.0)
-FOUNDRY_PROVIDER_MAX_RETRIES = env.int("FOUNDRY_PROVIDER_MAX_RETRIES", default=2)
+FOUNDRY_PROVIDER_MAX_RETRIES = _int("FOUNDRY_PROVIDER_MAX_RETRIES", default=2)
 if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIES <= 10:
     raise ImproperlyConfigured("FOUNDRY_PROVIDER_TIMEOUT_SECONDS must be > 0 and FOUNDRY_PROVIDER_MAX_RETRIES 0-10.")
 
@@ -392,7 +402,7 @@ FOUNDRY_MCP_ALLOWED_ORIGINS = env.list("FOUNDRY_MCP_ALLOWED_ORIGINS", default=[]
 # the database: only they reveal a truncated tail. Empty: kept in the database only.
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
 # Seconds between signings of each chain's head (the beat job).
-FOUNDRY_AUDIT_SIGN_INTERVAL = _float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0)
+FOUNDRY_AUDIT_SIGN_INTERVAL = _float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0, minimum=1)
 # Model history (django-auditlog; models registered in apps/audit/history.py): the correlation
 # id of an entry is the request id, changes keep their JSON types, fixtures loads are not history.
 AUDITLOG_CID_GETTER = "foundry.request_context.current_request_id"
@@ -406,9 +416,9 @@ FOUNDRY_RUNS_QUEUE = env.str("FOUNDRY_RUNS_QUEUE", default="celery")
 # dies frees its runs within this time.
 FOUNDRY_RUN_LOCK_SECONDS = _float("FOUNDRY_RUN_LOCK_SECONDS", default=60.0)
 # A run whose workers keep dying (say, it exhausts memory) fails after this many take-overs.
-FOUNDRY_RUN_MAX_RECOVERIES = env.int("FOUNDRY_RUN_MAX_RECOVERIES", default=5)
+FOUNDRY_RUN_MAX_RECOVERIES = _int("FOUNDRY_RUN_MAX_RECOVERIES", default=5)
 # Sub-agents calling sub-agents: how deep a run may nest.
-FOUNDRY_SUBAGENT_MAX_DEPTH = env.int("FOUNDRY_SUBAGENT_MAX_DEPTH", default=3)
+FOUNDRY_SUBAGENT_MAX_DEPTH = _int("FOUNDRY_SUBAGENT_MAX_DEPTH", default=3)
 if FOUNDRY_RUN_LOCK_SECONDS < 1 or FOUNDRY_RUN_MAX_RECOVERIES < 0 or FOUNDRY_SUBAGENT_MAX_DEPTH < 1:
     raise ImproperlyConfigured(
         "FOUNDRY_RUN_LOCK_SECONDS must be >= 1, FOUNDRY_RUN_MAX_RECOVERIES >= 0, FOUNDRY_SUBAGENT_MAX_DEPTH >= 1."
@@ -443,9 +453,9 @@ if not 0 <= FOUNDRY_TENANT_DELETION_GRACE_DAYS <= 365:  # apps/lifecycle/deletio
 # (a run task is acknowledged when it ends). Runs are locked, so a long run redelivered while
 # its worker lives is not run twice; a lower value recovers runs of a lost worker sooner.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("FOUNDRY_CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "visibility_timeout": _int("FOUNDRY_CELERY_VISIBILITY_TIMEOUT", default=3600, minimum=1),
     # Seconds between a worker's sweeps for such tasks.
-    "unacked_restore_interval": env.int("FOUNDRY_CELERY_RESTORE_INTERVAL", default=10),
+    "unacked_restore_interval": _int("FOUNDRY_CELERY_RESTORE_INTERVAL", default=10, minimum=1),
     "unacked_restore_throttle": 1,
 }
 
@@ -453,7 +463,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Where `manage.py backup` and the daily beat job write, and how many of each scope (the whole
 # database, each workspace) are kept; 0 keeps all.
 FOUNDRY_BACKUP_DIR = env.str("FOUNDRY_BACKUP_DIR", default=str(BASE_DIR / ".data" / "backups"))
-FOUNDRY_BACKUP_KEEP = env.int("FOUNDRY_BACKUP_KEEP", default=7)
+FOUNDRY_BACKUP_KEEP = _int("FOUNDRY_BACKUP_KEEP", default=7)
 # A pg_dump or pg_restore running longer is stopped, and the backup or restore fails.
 FOUNDRY_BACKUP_TIMEOUT_SECONDS = _float("FOUNDRY_BACKUP_TIMEOUT_SECONDS", default=6 * 3600.0)
 if not 0 < FOUNDRY_BACKUP_TIMEOUT_SECONDS <= 7 * 86400:
@@ -479,9 +489,9 @@ MEDIA_ROOT = env.str("FOUNDRY_MEDIA_ROOT", default=str(BASE_DIR / ".data" / "med
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # A finished export's download link works this long (docs/export-jobs.md).
-FOUNDRY_EXPORT_LINK_SECONDS = env.int("FOUNDRY_EXPORT_LINK_SECONDS", default=24 * 3600)
+FOUNDRY_EXPORT_LINK_SECONDS = _int("FOUNDRY_EXPORT_LINK_SECONDS", default=24 * 3600)
 # The largest archive the operator console imports (in the request); larger: manage.py import_tenant.
-FOUNDRY_IMPORT_MAX_BYTES = env.int("FOUNDRY_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
+FOUNDRY_IMPORT_MAX_BYTES = _int("FOUNDRY_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
 if FOUNDRY_EXPORT_LINK_SECONDS < 60 or FOUNDRY_IMPORT_MAX_BYTES < 1024:
     raise ImproperlyConfigured("FOUNDRY_EXPORT_LINK_SECONDS must be >= 60 and FOUNDRY_IMPORT_MAX_BYTES >= 1024.")
 

@@ -40,7 +40,7 @@ from apps.lifecycle.inventory import (
 )
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_invalidate
-from apps.tenants.services import tenant_row_locked
+from apps.tenants.services import tenant_row_locked, tenant_work_resume
 from foundry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -123,8 +123,6 @@ def tenant_deletion_schedule(
 def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpRequest | None = None) -> Tenant:
     """Within the grace period: the workspace is as it was before — active again, or still
     suspended if an operator had suspended it."""
-    from apps.runs.tasks import run_sweep_tenant
-
     tenant = _locked(tenant)
     if tenant.status != Tenant.Status.DELETING:
         raise ServiceError(
@@ -149,9 +147,7 @@ def tenant_deletion_cancel(*, tenant: Tenant, actor: object, request: HttpReques
     hosts, schema = list(tenant.domains.values_list("domain", flat=True)), tenant.schema_name
     transaction.on_commit(lambda: route_invalidate(*hosts))
     if not suspended:
-        transaction.on_commit(
-            lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True
-        )
+        tenant_work_resume(schema)
     return tenant
 
 

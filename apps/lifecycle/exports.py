@@ -161,6 +161,17 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
     return export
 
 
+def export_requeue() -> int:
+    """Queue the task of every queued export of the workspace (the connection's schema) again."""
+    from apps.lifecycle.tasks import export_tenant
+
+    schema = connection.schema_name
+    queued = [str(pk) for pk in Export.objects.filter(status=Export.Status.QUEUED).values_list("pk", flat=True)]
+    for export_id in queued:
+        export_tenant.apply_async(args=[schema, export_id])
+    return len(queued)
+
+
 # --- running (the Celery task) --------------------------------------------------------------
 
 

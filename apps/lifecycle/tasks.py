@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from apps.lifecycle.exports import export_run
+from apps.lifecycle.exports import export_requeue, export_run
 from foundry.celery import TenantTask
 
 logger = logging.getLogger(__name__)
@@ -14,6 +14,13 @@ logger = logging.getLogger(__name__)
 def export_tenant(schema_name: str, export_id: str) -> str:
     """Write a queued export's archive (apps/lifecycle/exports.py); a copy delivered twice is harmless."""
     return export_run(export_id=export_id)
+
+
+@shared_task(base=TenantTask, name="lifecycle.exports_resume", ignore_result=True)
+def exports_resume(schema_name: str) -> int:
+    """The workspace was resumed: its queued exports, whose tasks it refused meanwhile, are queued
+    again (a copy of one still in the broker is harmless); how many."""
+    return export_requeue()
 
 
 @shared_task(name="lifecycle.backup", ignore_result=True)

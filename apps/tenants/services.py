@@ -235,15 +235,24 @@ def tenant_suspend(*, tenant: Tenant, actor: object = None, request: HttpRequest
 
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
-    """Give access back; runs its suspension stopped go back to workers."""
-    from apps.runs.tasks import run_sweep_tenant  # runs depend on tenants, not the other way round
-
+    """Give access back; the work its suspension held back goes back to workers."""
     tenant = _tenant_status_set(
         tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed", request=request
     )
-    schema = tenant.schema_name
-    transaction.on_commit(lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True)
+    tenant_work_resume(tenant.schema_name)
     return tenant
+
+
+def tenant_work_resume(schema: str) -> None:
+    """Once the transaction that made the workspace active again commits: its queued runs and
+    exports go back to workers. A task delivered while it was suspended or scheduled for
+    deletion was refused (foundry/celery.py TenantTask) and will not come again."""
+    # Runs and exports depend on tenants, not the other way round.
+    from apps.lifecycle.tasks import exports_resume
+    from apps.runs.tasks import run_sweep_tenant
+
+    transaction.on_commit(lambda: run_sweep_tenant.apply_async(args=[schema], kwargs={"resumed": True}), robust=True)
+    transaction.on_commit(lambda: exports_resume.apply_async(args=[schema]), robust=True)
 
 
 def http_networks_clean(networks: list) -> list[str]:

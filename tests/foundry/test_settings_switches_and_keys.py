@@ -86,6 +86,27 @@ def test_a_number_setting_that_is_no_finite_number_is_refused(value):
     assert "ImproperlyConfigured" in result.stderr and "FOUNDRY_PROVIDER_TIMEOUT_SECONDS" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # beat stores 0 s as the interval (a negative one too) and sends audit.sign_heads in a
+        # tight loop, ~300 messages a second, each a pass over every chain
+        ("FOUNDRY_AUDIT_SIGN_INTERVAL", "0"),
+        ("FOUNDRY_AUDIT_SIGN_INTERVAL", "-300"),
+        # kombu would hand every unacknowledged (acks_late) task to another worker at each sweep
+        ("FOUNDRY_CELERY_VISIBILITY_TIMEOUT", "0"),
+        ("FOUNDRY_CELERY_VISIBILITY_TIMEOUT", "-1"),
+        ("FOUNDRY_CELERY_RESTORE_INTERVAL", "0"),
+        ("FOUNDRY_SESSION_AGE", "-5"),
+        ("FOUNDRY_BACKUP_KEEP", "seven"),
+    ],
+)
+def test_a_pacing_number_below_its_floor_or_no_number_stops_the_process_naming_it(name, value):
+    result = settings_import(production_env(**{name: value}), "1")
+    assert result.returncode != 0, f"{name}={value!r} was accepted"
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
+
+
 def test_a_malformed_audit_signing_key_is_refused_at_start():
     """A mistyped FOUNDRY_AUDIT_SIGNING_KEYS stops the process when settings load (foundry/keys.py); parsed
     only when a checkpoint was signed, it left every chain head unsigned, only logged by beat's task."""

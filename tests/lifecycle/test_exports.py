@@ -556,3 +556,45 @@ def test_only_an_owner_s_export_holds_password_hashes(acme, acme_owner):
     manifest = json.loads(zipfile.ZipFile(io.BytesIO(admin_body)).read("manifest.json"))
     assert "accounts_user.password" in manifest["secrets_omitted"]
     assert archive_verify(io.BytesIO(admin_body))["rows"] == manifest["rows"]
+
+
+@pytest.mark.parametrize("held_by", ["suspension", "scheduled deletion"])
+def test_an_export_whose_task_was_refused_while_the_workspace_was_held_runs_once_it_is_back(
+    acme, held_by, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Its task, delivered while the workspace was suspended (or scheduled for deletion), was
+    refused and acknowledged; resuming (or cancelling the deletion) queues it again, as it does
+    the workspace's queued runs — not an export left `queued` for ever."""
+    from apps.lifecycle.deletion import tenant_deletion_cancel, tenant_deletion_schedule
+    from apps.lifecycle.exports import export_start
+    from apps.lifecycle.tasks import export_tenant, exports_resume
+    from apps.runs.tasks import run_sweep_tenant
+    from apps.tenants.services import tenant_resume, tenant_suspend
+    from tests.conftest import tenant_user
+
+    owner = tenant_user(acme, "owner@acme.test")
+    queued, resumes = [], []
+    monkeypatch.setattr(export_tenant, "apply_async", lambda *a, **k: queued.append(k.get("args") or a[0]))
+    monkeypatch.setattr(exports_resume, "apply_async", lambda *a, **k: resumes.append(k.get("args") or a[0]))
+    monkeypatch.setattr(run_sweep_tenant, "apply_async", lambda *a, **k: None)
+    with schema_context(acme.schema_name), django_capture_on_commit_callbacks(execute=True):
+        export = export_start(actor=owner)
+    assert queued == [[acme.schema_name, str(export.pk)]]
+    queued.clear()
+
+    if held_by == "suspension":
+        tenant_suspend(tenant=acme, actor="operator")
+    else:
+        tenant_deletion_schedule(tenant=acme, actor="operator")
+    refused = export_tenant.apply(args=[acme.schema_name, str(export.pk)])  # what a worker does now
+    assert type(refused.result).__name__ == "TenantUnavailable"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if held_by == "suspension":
+            tenant_resume(tenant=acme, actor="operator")
+        else:
+            tenant_deletion_cancel(tenant=acme, actor="operator")
+    assert resumes == [[acme.schema_name]]
+    assert exports_resume.apply(args=resumes[0]).result == 1  # as a worker receives it
+    assert queued == [[acme.schema_name, str(export.pk)]]
+    assert run_here(acme, export.pk).status == Export.Status.SUCCEEDED
