@@ -24,7 +24,7 @@ from django.core import signing
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 ACTIVE = (Export.Status.QUEUED, Export.Status.RUNNING)
 # A queued export whose task has not started in this long lost it (the broker was away).
 QUEUED_LOST_AFTER = timedelta(minutes=30)
+MAX_ATTEMPTS = 3  # workers an export may lose before it is given up (`export_lost`)
+_LOST_EACH_TIME = (
+    "The export's worker stopped before it finished, {attempts} times (a workspace too large for a "
+    "worker's memory, say). Start another, or ask an operator."
+)
 PROGRESS_EVERY_SECONDS = 0.5
 ARCHIVE_SUFFIX = ".zip"  # the archive is a zip file (apps/lifecycle/archive.py)
 _LINK_SALT = "lifecycle.export.download"
@@ -227,11 +232,17 @@ def export_run(*, export_id: str) -> str:
     if not lock.acquire():
         return "locked"
     try:
-        claimed = Export.objects.filter(pk=export_id, status__in=ACTIVE).update(
-            status=Export.Status.RUNNING, rows_done=0, error=""
-        )
-        if not claimed:
+        export = Export.objects.filter(pk=export_id, status__in=ACTIVE).first()
+        if export is None:
             return "gone"
+        if export.attempts >= MAX_ATTEMPTS:
+            # Each worker that took it up was lost (as a task whose archive outgrows a worker's
+            # memory would be, every time): given up, not handed to the next worker for ever.
+            _export_failed(export, None, "export_lost", _LOST_EACH_TIME.format(attempts=export.attempts))
+            return export.status
+        Export.objects.filter(pk=export.pk).update(
+            status=Export.Status.RUNNING, rows_done=0, error="", attempts=F("attempts") + 1
+        )
         return _export_write(schema, Export.objects.get(pk=export_id))
     finally:
         lock.release()

@@ -598,3 +598,23 @@ def test_an_export_whose_task_was_refused_while_the_workspace_was_held_runs_once
     assert exports_resume.apply(args=resumes[0]).result == 1  # as a worker receives it
     assert queued == [[acme.schema_name, str(export.pk)]]
     assert run_here(acme, export.pk).status == Export.Status.SUCCEEDED
+
+
+def test_an_export_whose_every_worker_is_lost_is_given_up_after_three(acme):
+    """A task delivered again after its worker died starts the export over, each delivery counted;
+    once three workers took it up and were lost (its archive too large for a worker's memory,
+    say), the next delivery fails it `export_lost` instead of handing it on for ever."""
+    from apps.lifecycle.exports import MAX_ATTEMPTS
+
+    client = api(acme, issue(acme))
+    export_id = start(client).json()["id"]
+    with schema_context(acme.schema_name):
+        Export.objects.filter(pk=export_id).update(status=Export.Status.RUNNING, attempts=MAX_ATTEMPTS - 1)
+    assert run_here(acme, export_id).attempts == MAX_ATTEMPTS  # the last worker it may have: it runs
+    with schema_context(acme.schema_name):
+        Export.objects.filter(pk=export_id).update(status=Export.Status.RUNNING, attempts=MAX_ATTEMPTS)
+        assert export_run(export_id=export_id) == Export.Status.FAILED
+        export = Export.objects.get(pk=export_id)
+    assert (export.status, export.error.split(":")[0], export.attempts) == ("failed", "export_lost", MAX_ATTEMPTS)
+    body = client.get(f"/api/v1/exports/{export_id}").json()
+    assert body["status"] == "failed" and "3 times" in str(body)
