@@ -13,7 +13,7 @@ from apps.accounts.permissions import Permission
 from apps.billing.models import Budget
 from apps.billing.quotas import month_of
 from apps.billing.selectors import budget_list, quota_uses
-from apps.billing.services import budget_set
+from apps.billing.services import BUDGETS_ACCESS, budget_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
@@ -54,7 +54,7 @@ def _budgets(tenant_id: int) -> dict:
 
 
 class BudgetListApi(TenantAPIView):
-    access = {"GET": (Permission.USAGE_VIEW, Scope.READ), "PUT": (Permission.SETTINGS_MANAGE, Scope.ADMIN)}
+    access = {"GET": (Permission.USAGE_VIEW, Scope.READ), "PUT": BUDGETS_ACCESS}
 
     @extend_schema(operation_id="budgets_list", responses={200: BudgetsOutput})
     def get(self, request: Request) -> Response:

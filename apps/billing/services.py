@@ -8,11 +8,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.accounts.permissions import Permission
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_record
 from apps.billing.models import Budget, Price
 from apps.billing.quotas import budgets_cache_clear
 from apps.billing.rls import usage_scope
+from apps.tokens.models import Scope
 
 MAX_PER_MTOK = Decimal("10000")  # USD per million tokens; nothing sold today costs near this
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*\Z")
@@ -210,6 +212,11 @@ def _budget_cost(value) -> Decimal | None:
             {"monthly_cost_usd": ValidationError("An amount in whole cents (2 decimals).", code="budget_invalid")}
         )
     return amount.quantize(Decimal("0.01"))
+
+
+# Who sets budgets (the API's PUT /budgets, the console's usage page); also who approves a run's
+# overage past one (apps/runs/services.py).
+BUDGETS_ACCESS = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
 
 
 @transaction.atomic

@@ -10,11 +10,13 @@ checkpoint.
 from collections.abc import Mapping
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 
 from apps.audit.services import audit_record
+from apps.billing.services import BUDGETS_ACCESS
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import author_of
 from apps.runs.models import Approval, Run
@@ -22,6 +24,7 @@ from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
+from foundry.runtime.graph import OVERAGE_TOOL
 from foundry.text import text_readable
 
 MAX_INPUT_CHARS = 100_000
@@ -230,6 +233,11 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
     return True
 
 
+def _may_set_budgets(actor) -> bool:
+    permission, scope = BUDGETS_ACCESS
+    return actor.has_permission(permission) and (not hasattr(actor, "has_scope") or actor.has_scope(scope))
+
+
 def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int | None = None, request=None) -> Run:
     """Approve or reject the tool call the run waits for; the run goes back to a worker.
 
@@ -251,6 +259,13 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
                 "approval_stale",
                 f"The run now waits at step {approval.step}, not {step}: look at that call before deciding.",
                 status=409,
+            )
+        if approved and approval.tool == OVERAGE_TOOL and not _may_set_budgets(actor):
+            # Going past a budget is a budget decision: whoever may approve a run's tool call may
+            # turn the overage down, but only who sets budgets lets a run spend past one.
+            raise PermissionDenied(
+                "Approving an overage takes what setting a budget takes: an admin or an owner "
+                "(settings.manage; a token with the admin scope)."
             )
         approval.decision = Approval.Decision.APPROVED if approved else Approval.Decision.REJECTED
         approval.approver = _actor_name(actor)[:255]

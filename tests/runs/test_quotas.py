@@ -254,3 +254,31 @@ def test_a_zero_budget_is_shown_spent_and_announced_when_it_stops_a_run(acme, tr
     assert 'value="0.0"' not in client_for(acme, "viewer@acme.test").get("/usage/").content.decode()
     marks = [(e.data["percent"], e.data["measure"]) for e in audit_events("acme", action="quota.threshold")]
     assert marks == [(80, "cost"), (100, "cost")]
+
+
+def test_only_who_sets_budgets_approves_an_overage_and_anyone_who_decides_runs_may_refuse_it(acme, triage):
+    """An operator approves tool calls but does not set budgets: letting a run spend past one is
+    a budget decision (an admin's or an owner's, with a token that has the admin scope). Refused,
+    it is one `access.denied` event and the run still waits; turning the overage down is allowed."""
+    budget(acme, monthly_tokens=100, on_exhausted="approve")
+    spend(acme, 100)
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert run.status == "waiting_approval"
+    denied_before = len(audit_events("acme", action="access.denied"))
+    refusals = [
+        api(acme, issue(acme, role="operator")).post(f"/api/v1/runs/{run.pk}/approve", {}, "application/json"),
+        api(acme, issue(acme, scopes=("read", "run"))).post(f"/api/v1/runs/{run.pk}/approve", {}, "application/json"),
+    ]
+    for response in refusals:
+        assert response.status_code == 403, response.content
+        assert "overage" in response.json()["error"]["message"]
+    page = client_for(acme, "operator@acme.test").post(f"/runs/{run.pk}/decide/", {"decision": "approve", "step": 1})
+    assert page.status_code == 403
+    assert len(audit_events("acme", action="access.denied")) == denied_before + 3
+    with schema_context("acme"):
+        assert Approval.objects.get(run=run).decision == Approval.Decision.PENDING
+        assert Run.objects.get(pk=run.pk).status == "waiting_approval"
+
+    response = api(acme, issue(acme, role="operator")).post(f"/api/v1/runs/{run.pk}/reject", {}, "application/json")
+    assert response.status_code == 200, response.content
+    assert (advance(run, "acme").reason) == "quota_exceeded"
