@@ -356,11 +356,12 @@ class _DecideApi(TenantAPIView):
     approved: bool
 
     def post(self, request: Request, run_id: str) -> Response:
+        run = _run(run_id)  # another workspace's id: 404, whatever the body
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         run = run_decide(
             actor=request.user,
-            run=_run(run_id),
+            run=run,
             approved=self.approved,
             comment=data.validated_data["comment"],
             step=data.validated_data.get("step"),

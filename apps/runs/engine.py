@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 # too often), which `_unclaimed` then settles. `before` locks the row and keeps its values from
 # before the UPDATE.
 _CLAIM = """
-WITH before AS (SELECT id, started_at FROM runs_run WHERE id = %(id)s FOR UPDATE)
+WITH before AS (SELECT id, started_at, status FROM runs_run WHERE id = %(id)s FOR UPDATE)
 UPDATE runs_run AS run
    SET status = %(running)s, started_at = coalesce(run.started_at, %(now)s), updated_at = %(now)s,
        recoveries = run.recoveries + (run.status = %(running)s)::int, attempt = run.attempt + 1
@@ -66,7 +66,8 @@ UPDATE runs_run AS run
    AND domain.id = run.domain_version_id
    AND (run.status IN (%(queued)s, %(waiting)s) AND run.cancel_requested_at IS NULL
         OR run.status = %(running)s AND run.recoveries < %(max_recoveries)s)
-RETURNING run.*, before.started_at IS NOT NULL AS was_started, agent.name AS agent_name,
+RETURNING run.*, before.started_at IS NOT NULL AS was_started, before.status = %(waiting)s AS was_waiting,
+          agent.name AS agent_name,
           version.content::text AS manifest_json, domain.content::text AS domain_json
 """
 
@@ -199,6 +200,9 @@ class Attempt:
         self.lock = lock
         self.attempt = run.attempt  # the number this attempt's claim gave the run: its fence
         self.started = run.was_started  # False: the thread has no checkpoint yet
+        # Claimed while it waited for an approval (a copy of its task delivered meanwhile): only
+        # such an attempt can end the run with an approval still pending, which run_finish closes.
+        self.was_waiting = run.was_waiting
         self.agent_name = run.agent_name
         # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
         self.tenant_id, trace_content = Tenant.objects.values_list("pk", "trace_content").get(
@@ -357,6 +361,7 @@ class Attempt:
                 message=storable(result.message or ""),
                 output=storable(result.output),
                 attempt=self.attempt,
+                approvals=self.was_waiting,
             )
             if not ended:  # someone else ended it meanwhile, or another worker claimed it since
                 run.refresh_from_db(fields=["status", "attempt"])

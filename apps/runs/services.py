@@ -191,22 +191,24 @@ def run_finish(
     message: str = "",
     output: str | None = None,
     attempt: int | None = None,
+    approvals: bool = True,
 ) -> bool:
     """Record how a run ended, unless it has ended already (or, given the `attempt` of a worker's
     claim, unless another worker has claimed it since); whether this call ended it.
 
     One conditional UPDATE, so a caller need not lock the row first (the worker finishing a run
-    does not). A cancelled run's pending approvals are closed in the same transaction."""
-    if status == Run.Status.CANCELLED:
-        with transaction.atomic(savepoint=False):
-            ended = _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
-            if ended:
-                # One save per approval (not QuerySet.update), so each closing is model history.
-                for approval in run.approvals.filter(decision=Approval.Decision.PENDING):
-                    approval.decision, approval.decided_at = Approval.Decision.CANCELLED, run.finished_at
-                    approval.save(update_fields=["decision", "decided_at"])
-        return ended
-    return _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
+    does not). The run's pending approvals are closed in the same transaction (`cancelled`, with
+    the run): a run that ended however it did (cancelled, or failed by a worker that took it up
+    while it waited) has no call left to decide. `approvals` False: the caller knows the run has
+    none pending (a worker that did not find it waiting), and saves looking."""
+    with transaction.atomic(savepoint=False):
+        ended = _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
+        if ended and approvals:
+            # One save per approval (not QuerySet.update), so each closing is model history.
+            for approval in run.approvals.filter(decision=Approval.Decision.PENDING):
+                approval.decision, approval.decided_at = Approval.Decision.CANCELLED, run.finished_at
+                approval.save(update_fields=["decision", "decided_at"])
+    return ended
 
 
 def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | None, attempt: int | None) -> bool:

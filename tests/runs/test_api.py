@@ -296,6 +296,18 @@ def test_deciding_a_run_that_does_not_wait_is_409(acme, triage):
     assert response.json()["error"]["code"] == "run_not_waiting"
 
 
+def test_deciding_an_unknown_run_or_another_workspaces_is_404_whatever_the_body(acme, globex, triage):
+    other = waiting_run(acme, triage)  # acme's, asked for on globex's host
+    admin = client(globex, role="owner")
+    for run_id in ("8f1c2f0e-6f38-4d0e-9a51-4b1f52a1c0de", other.pk):
+        for verb in ("approve", "reject"):
+            response = post(admin, f"/api/v1/runs/{run_id}/{verb}", {"comment": 7})
+            assert response.status_code == 404, (verb, response.status_code, response.content)
+            assert response.json()["error"]["code"] == "not_found"
+    with schema_context("acme"):
+        assert Approval.objects.get(run=other).decision == "pending"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"comment": 7}, "comment"), ({"comment": ["a"]}, "comment"), ({"comment": "x" * 2001}, "comment")],

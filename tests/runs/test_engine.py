@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from apps.providers.services import credential_delete
 from apps.runs.checkpoints import checkpoint_connection, checkpointer
 from apps.runs.engine import Attempt, run_advance
 from apps.runs.locks import RunLock
@@ -788,3 +789,25 @@ def test_a_model_call_whose_endpoint_reports_no_usage_is_marked_estimated_on_its
     steps = client(acme).get(f"/api/v1/runs/{run.pk}/steps").json()["steps"]
     assert [step["warnings"] for step in steps] == [[USAGE_ESTIMATED]]
     assert steps[0]["output_tokens"] == 2
+
+
+def test_a_run_that_fails_while_it_waits_for_an_approval_keeps_no_approval_pending(acme, openai_agent):
+    """A copy of a waiting run's task, delivered before anyone decided, claims the run and builds its
+    graph: failing there (its provider's credentials removed meanwhile) ends the run, and the
+    approval closes with it (`cancelled`) rather than staying `pending` on a finished run, listed
+    as waiting for a decision that would be refused."""
+    server, agent = openai_agent
+    server.queue(
+        Reply(body=openai_completion(tool_calls=[("call_1", "find_invoices", {"amount": 25000, "question": "x"})]))
+    )
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Look up the big invoice.")
+    run = advance(run, "acme")
+    assert run.status == Run.Status.WAITING_APPROVAL
+    with schema_context("acme"):
+        credential_delete(actor=owner, provider="openai")
+    run = advance(run, "acme")  # the second delivery
+    assert (run.status, run.reason) == ("failed", "provider_not_configured")
+    with schema_context("acme"):
+        assert list(Approval.objects.filter(run=run).values_list("decision", flat=True)) == ["cancelled"]
