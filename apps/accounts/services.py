@@ -154,6 +154,22 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     return member_invite_url(user=member, base_url=base_url)
 
 
+def owner_invites_issue(*, actor: object, base_url: str) -> list[tuple[str, str]]:
+    """For the platform's operator, on a workspace just imported (the connection's schema): a new
+    invitation link for each active owner who cannot sign in — an admin's export holds no
+    password and they have no single sign-on identity — as (email, link). Only owners may send an
+    owner a link, and none of them can sign in to do it. Each issue is audited."""
+    links = []
+    for owner in User.objects.select_for_update().filter(is_active=True, role=Role.OWNER).order_by("email", "id"):
+        if owner.has_joined:
+            continue
+        _invitation_renew(owner)
+        owner.save(update_fields=["invited_at"])
+        audit_record(action="member.invite_issued", actor=actor, target=owner)
+        links.append((owner.email, member_invite_url(user=owner, base_url=base_url)))
+    return links
+
+
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")

@@ -134,8 +134,10 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
         # submissions of it at once would both pass. Check it again on the locked row: the first
         # to set a password spends it, and the other is told the link is no longer valid.
         with transaction.atomic():
-            member = User.objects.select_for_update().get(pk=form.user.pk)
-            if not self.token_generator.check_token(member, self.request.session.get(INTERNAL_RESET_SESSION_TOKEN)):
+            # Gone meanwhile (removed by an admin since the link was read): the link is no longer valid.
+            member = User.objects.select_for_update().filter(pk=form.user.pk).first()
+            token = self.request.session.get(INTERNAL_RESET_SESSION_TOKEN)
+            if member is None or not self.token_generator.check_token(member, token):
                 self.validlink = False
                 return self.render_to_response(self.get_context_data(form=None))
             form.user = member

@@ -1023,9 +1023,18 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     # Nor is any member of it staff: that means a platform operator, and only in the public
     # schema (an archive is checksummed, not signed: `is_staff` in it would make a member one in
     # the platform's audit trail).
+    # A member with no password to sign in with (an admin's export holds none) and no single
+    # sign-on identity has not joined the copy, however often they signed in to the source: an
+    # admin may send them an invitation to set one (accounts: `has_joined`), as docs/export.md says.
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {_quoted(schema)}.tokens_apitoken SET revoked_at = now() WHERE revoked_at IS NULL")
         cursor.execute(f"UPDATE {_quoted(schema)}.accounts_user SET is_staff = false WHERE is_staff")
+        cursor.execute(
+            f"UPDATE {_quoted(schema)}.accounts_user AS u SET last_login = NULL"
+            " WHERE u.last_login IS NOT NULL AND u.password LIKE %s"
+            f" AND NOT EXISTS (SELECT 1 FROM {_quoted(schema)}.identity_externalidentity AS i WHERE i.user_id = u.id)",
+            [f"{UNUSABLE_PASSWORD_PREFIX}%"],
+        )
 
 
 def _retention_policy_check(schema: str) -> None:

@@ -10,15 +10,18 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
+from django_tenants.utils import schema_context
 
 from apps.accounts.access import operator_required
+from apps.accounts.services import owner_invites_issue
 from apps.lifecycle.archive import ArchiveError, tenant_import
-from apps.tenants.views import tenant_list_redirect
+from apps.tenants.views import tenant_address, tenant_list_redirect
 
 
 class TenantImportForm(forms.Form):
@@ -93,4 +96,8 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
     except ArchiveError as e:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")
+    with schema_context(tenant.schema_name), transaction.atomic():
+        links = owner_invites_issue(actor=request.user, base_url=tenant_address(request, tenant))
+    for email, url in links:  # an admin's export: no owner can sign in to invite the others
+        messages.info(request, f"Owner invitation link for {email} (it sets their password once): {url}")
     return tenant_list_redirect(tenant.slug)

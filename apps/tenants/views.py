@@ -30,7 +30,7 @@ from foundry.health import queue_depths, readiness
 from foundry.pages import page_of
 
 
-def _tenant_url(request: HttpRequest, tenant: Tenant) -> str:
+def tenant_address(request: HttpRequest, tenant: Tenant) -> str:
     """The workspace's address as the operator's browser reaches the platform: the port of the
     request's Host (checked against ALLOWED_HOSTS), never the one the server listens on — behind
     a TLS proxy that is an internal port no browser reaches."""
@@ -56,7 +56,7 @@ def _list_context(request: HttpRequest, *, shown: str | None = None, **extra) ->
     if shown is not None:
         query = urlencode({"q": shown})
     for tenant in page:
-        tenant.url = _tenant_url(request, tenant)
+        tenant.url = tenant_address(request, tenant)
     form = extra.pop("form", None) or TenantCreateForm()
     days = f"{settings.FOUNDRY_TENANT_DELETION_GRACE_DAYS:g}"
     return {
@@ -93,7 +93,7 @@ def tenant_create_view(request: HttpRequest) -> HttpResponse:
         except ValidationError as e:
             form_errors_add(form, e)
         else:
-            tenant_url = _tenant_url(request, result.tenant)
+            tenant_url = tenant_address(request, result.tenant)
             with schema_context(result.tenant.schema_name):
                 invite_url = member_invite_url(user=result.owner, base_url=tenant_url)
             messages.success(request, f"Tenant {result.tenant.slug} created.")

@@ -2,6 +2,7 @@
 owner, every reissue) makes the links issued before it unusable (apps/accounts/services.py,
 InvitationTokens): an owner reissues because the first link went astray or leaked."""
 
+from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -14,6 +15,7 @@ from apps.accounts.services import (
     member_add,
     member_invite_reissue,
     member_invite_url,
+    member_remove,
     member_role_change,
 )
 from apps.tenants.services import tenant_provision
@@ -199,3 +201,33 @@ def test_a_link_ended_by_a_role_change_stays_ended_when_the_role_changes_back(ac
     with schema_context(acme.schema_name):
         current = _path(member_invite_url(user=User.objects.get(pk=member.pk), base_url="http://acme.localhost"), acme)
     assert _link_is_valid(acme, current)
+
+
+def test_a_member_removed_while_their_invitation_form_is_submitted_gets_the_invalid_link_page_not_a_500(
+    acme, monkeypatch
+):
+    """An admin removes the member between the page reading them and their password being set
+    (made here from inside the form's validation, where a concurrent removal commits): the
+    invitee is told the link is no longer valid, not answered a 500."""
+    with schema_context("acme"):
+        owner = User.objects.get(email="owner@acme.test")
+        member = member_add(actor=owner, email="doomed@acme.test", role="viewer")
+        path = member_invite_url(user=member, base_url="http://acme.localhost/").removeprefix("http://acme.localhost")
+
+    invitee = client_for(acme)
+    invitee.raise_request_exception = False
+    page = invitee.get(path, follow=True)
+    assert page.context["validlink"] is True
+    set_url = page.redirect_chain[-1][0]
+
+    clean = SetPasswordForm.clean
+
+    def clean_then_removed_meanwhile(form):
+        cleaned = clean(form)
+        member_remove(actor=owner, member=User.objects.get(pk=member.pk))  # an admin, at that moment
+        return cleaned
+
+    monkeypatch.setattr(SetPasswordForm, "clean", clean_then_removed_meanwhile)
+    response = invitee.post(set_url, {"new_password1": PASSWORD, "new_password2": PASSWORD})
+    assert response.status_code == 200, response.status_code
+    assert response.context["validlink"] is False

@@ -1,5 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django_tenants.utils import schema_context
 
+from apps.accounts.services import owner_invites_issue
 from apps.audit.history import history_actor
 from apps.lifecycle.archive import ArchiveError, tenant_import
 from apps.lifecycle.management.commands.export_tenant import ProgressBar
@@ -12,8 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("file")
         parser.add_argument("--slug", required=True, help="The new workspace's slug (its address).")
         parser.add_argument("--name", help="Its name (default: the archived workspace's).")
+        parser.add_argument(
+            "--base-url", default="http://{domain}:8000/", help="Used to print owners' invitation links."
+        )
 
-    def handle(self, *args, file, slug, name, **options):
+    def handle(self, *args, file, slug, name, base_url, **options):
         line = ProgressBar(self.stderr, f"Importing into {slug}")
         try:
             with history_actor("cli:import_tenant"):
@@ -24,3 +30,8 @@ class Command(BaseCommand):
         finally:
             line.end()
         self.stdout.write(f"Imported {file} as {tenant.slug} (“{tenant.name}”).")
+        domain = tenant.domains.all()[0].domain
+        with schema_context(tenant.schema_name), transaction.atomic(), history_actor("cli:import_tenant"):
+            links = owner_invites_issue(actor="cli:import_tenant", base_url=base_url.format(domain=domain))
+        for email, url in links:  # an admin's export: no owner can sign in to invite the others
+            self.stdout.write(f"Owner invitation link for {email}: {url}")
