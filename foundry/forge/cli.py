@@ -215,14 +215,18 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
     with settings.client("Pulling") as client:
         version = fetch(client, parsed)
     label = f"{version['kind']} {version['name']} v{version['number']}"
+    try:
+        source = version["source"].encode()
+    except (AttributeError, UnicodeEncodeError):  # not text, or lone surrogates no file can hold
+        raise ForgeError("unexpected_response", f"The server's source of {label} is not UTF-8 text.") from None
     if output:
         try:
-            Path(output).write_bytes(version["source"].encode())
+            Path(output).write_bytes(source)
         except OSError as exc:
             raise ForgeError("file_unwritable", f"Cannot write {output}: {exc.strerror or exc}.") from None
         settings.out.say(f"wrote {label} to {output}")
     elif not settings.out.json:
-        sys.stdout.buffer.write(version["source"].encode())
+        sys.stdout.buffer.write(source)
         sys.stdout.flush()
     body = {key: version.get(key) for key in ("kind", "name", "number", "digest", "message", "created_at")}
     settings.out.document({**body, "file": output} if output else {**body, "source": version["source"]})

@@ -13,7 +13,8 @@ import httpx
 from foundry.forge import __version__
 from foundry.forge.errors import ApiError, ForgeError
 
-TIMEOUT_SECONDS = 30.0
+TIMEOUT_SECONDS = 30.0  # for the whole of one request and its answer
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # the API's answers are a few MiB at most (documents: 1 MiB)
 _RATE_LIMIT_RETRIES = 2
 _RATE_LIMIT_MAX_WAIT = 5.0  # seconds; a longer Retry-After is reported instead of waited for
 
@@ -179,8 +180,28 @@ class Client:
         return response.status_code, self._body(response)
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """The answer, read whole within TIMEOUT_SECONDS of asking (httpx's timeouts bound each
+        read, not the whole: a server sending a byte at a time would hold forge for ever) and up to
+        MAX_ANSWER_BYTES (a larger one is refused before it fills the memory)."""
+        deadline = time.monotonic() + self._timeout
         try:
-            return self._http.request(method, path, **kwargs)
+            response = self._http.send(self._http.build_request(method, path, **kwargs), stream=True)
+            try:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                    raise self._too_large()
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise self._too_large()
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer took too long", request=response.request)
+                    chunks.append(chunk)
+                response._content = b"".join(chunks)  # what Response.read() sets: read whole, now
+            finally:
+                response.close()
+            return response
         except httpx.TimeoutException:
             raise ForgeError("timeout", f"{self.url} did not answer within {self._timeout:g} s.") from None
         except (httpx.InvalidURL, UnicodeError):  # a host name IDNA cannot encode, say
@@ -189,12 +210,18 @@ class Client:
             reason = str(exc) or type(exc).__name__
             raise ForgeError("connection_failed", f"Cannot reach {self.url}: {reason}.") from None
 
+    def _too_large(self) -> ForgeError:
+        return ForgeError(
+            "response_too_large",
+            f"{self.url} answered more than {MAX_ANSWER_BYTES // 2**20} MiB — is this a Foundry URL?",
+        )
+
     def _body(self, response: httpx.Response) -> dict:
         status = response.status_code
         where = f"{self.url} answered {status} to {response.request.method} {response.request.url.path}"
         try:
             body = response.json(object_pairs_hook=lambda pairs: Answer(pairs, where=where))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
             body = None
         error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
         if 200 <= status < 300 and isinstance(body, dict):

@@ -77,15 +77,30 @@ def _validate_on(client: Client, source: Source) -> Validated:
 
 def _problem(data: dict, file: str) -> Problem:
     """A problem as the API reports it, in `file`: the path the user gave, not the name forge sent
-    (shortened past 255 characters, a byte that is not UTF-8 replaced: client._sent_name)."""
-    return Problem(
-        code=str(data.get("code", "invalid")),
-        message=str(data.get("message", "")),
-        file=file,
-        line=int(data.get("line") or 1),
-        column=int(data.get("column") or 1),
-        path=str(data.get("path", "")),
-    )
+    (shortened past 255 characters, a byte that is not UTF-8 replaced: client._sent_name). One
+    that is not the API's shape is the server's fault, said so (`unexpected_response`)."""
+
+    def position(key: str) -> int:
+        value = data.get(key) or 1
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+            raise ValueError(key)
+        return value
+
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("problem")
+        return Problem(
+            code=str(data.get("code", "invalid")),
+            message=str(data.get("message", "")),
+            file=file,
+            line=position("line"),
+            column=position("column"),
+            path=str(data.get("path", "")),
+        )
+    except ValueError:
+        raise ForgeError(
+            "unexpected_response", f"The server reported a problem of {file} forge cannot read — is this a Foundry URL?"
+        ) from None
 
 
 def _summary(batch: Batch) -> str:
@@ -195,7 +210,7 @@ def _print_diff(result: dict, out: Output) -> None:
         out.say(change_line(change))
     if result["text"]:
         out.say("")
-        out.say(result["text"].rstrip("\n"))
+        out.say(result["text"].rstrip("\n"), lines=True)
 
 
 def change_line(change: dict) -> str:
@@ -452,7 +467,7 @@ def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Out
             domain,
             names=names or None,
             provider=provider,
-            on_progress=lambda outcome: out.step(outcome_lines(outcome)),
+            on_progress=lambda outcome: out.step(outcome_lines(outcome), lines=True),
             connection=connection,
         )
     except Exception as exc:  # noqa: BLE001 - a provider or runtime failure is reported in one line

@@ -9,27 +9,37 @@ from foundry.forge.errors import ForgeError
 from foundry.manifests.problems import one_line
 
 
+def shown(text: str, *, lines: bool = False) -> str:
+    """`text` as forge writes it to a terminal: control and text-direction characters escaped
+    (`one_line`), whatever a document or a server's answer put in a name or a message — no escape
+    sequence reaches the terminal, and no name starts a line of its own. With `lines`, text that
+    is several lines (a diff, a test's failures) keeps its line breaks, each line escaped."""
+    if lines:
+        return "\n".join(one_line(line) for line in text.split("\n"))
+    return one_line(text)
+
+
 class Output:
     def __init__(self, as_json: bool = False):
         self.json = as_json
 
-    def say(self, text: str = "") -> None:
+    def say(self, text: str = "", *, lines: bool = False) -> None:
         """A line of the human result (stdout, at once: it is also the progress of long commands)."""
         if not self.json:
-            click.echo(text)
+            click.echo(shown(text, lines=lines))
             sys.stdout.flush()
 
-    def step(self, text: str) -> None:
+    def step(self, text: str, *, lines: bool = False) -> None:
         """Progress of a long command: with the result on stdout, or on stderr under --json."""
         if self.json:
-            click.echo(text, err=True)
+            click.echo(shown(text, lines=lines), err=True)
         else:
-            self.say(text)
+            self.say(text, lines=lines)
 
     def note(self, text: str) -> None:
         """Something the reader should know that is not a failure (stderr; in the document under --json)."""
         if not self.json:
-            click.echo(f"note: {text}", err=True)
+            click.echo(f"note: {shown(text)}", err=True)
 
     def document(self, data: dict) -> None:
         # ASCII JSON: a file name that is no UTF-8 (kept by Python as lone surrogates) is escaped,
@@ -42,6 +52,6 @@ class Output:
             self.say(str(problem))
 
     def error(self, error: ForgeError) -> None:
-        click.echo(one_line(f"forge: error: {error.message}"), err=True)  # a server's words may name anything
+        click.echo(shown(f"forge: error: {error.message}"), err=True)  # a server's words may name anything
         if self.json:
             click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=True, default=str))
