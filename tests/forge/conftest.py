@@ -4,7 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -149,3 +153,50 @@ def server(live_port, fresh_tenant, django_db_blocker) -> Server:
     """A tenant of its own on the live server, addressed by its host name, with an admin token."""
     url = f"http://{fresh_tenant.slug}.localhost:{live_port}"
     return Server(url, token_for(fresh_tenant, django_db_blocker), fresh_tenant)
+
+
+class Stub(BaseHTTPRequestHandler):
+    """A stand-in for what forge talks to (a hostile server, another machine): answers by (method,
+    path) with (status, body bytes) or a callable writing the answer itself, `otherwise` for any
+    other; records (method, path, Authorization) of every request in `seen`."""
+
+    routes: dict = {}
+    otherwise = (404, b'{"error": {"code": "not_found", "message": "no"}}')
+    seen: list = []
+    protocol_version = "HTTP/1.1"
+
+    def _do(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        answer = self.routes.get((self.command, self.path.split("?")[0]), self.otherwise)
+        if callable(answer):
+            answer(self)
+            return
+        status, body = answer
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _do
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def stub_serving(address: str = "127.0.0.1", **answers) -> Iterator[int]:
+    """`Stub` listening on `address` (its `routes`, `otherwise` as given; `seen` emptied): its port."""
+    Stub.routes, Stub.seen = answers.get("routes", {}), []
+    Stub.otherwise = answers.get("otherwise", (404, b'{"error": {"code": "not_found", "message": "no"}}'))
+    httpd = ThreadingHTTPServer((address, 0), Stub)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

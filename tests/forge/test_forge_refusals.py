@@ -7,39 +7,14 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from foundry.forge.client import base_url
-from tests.forge.conftest import FORGE, forge
+from tests.forge.conftest import FORGE, Stub, forge, stub_serving
 
 TOKEN = "af_review_secret_token_0123456789"
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    """Records what reaches it (method, path, Authorization) and answers 401."""
-
-    seen: list = []
-
-    def _do(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.seen.append((self.command, self.path, self.headers.get("Authorization")))
-        body = b'{"error": {"code": "unauthenticated", "message": "no"}}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _do
-
-    def log_message(self, *args):
-        pass
 
 
 def _non_loopback_address() -> str | None:
@@ -59,13 +34,9 @@ def outside_stub():
     address = _non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
-    httpd = ThreadingHTTPServer(("0.0.0.0", 0), _Recorder)
-    _Recorder.seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{address}:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    refused = (401, b'{"error": {"code": "unauthenticated", "message": "no"}}')  # whatever is asked
+    with stub_serving("0.0.0.0", otherwise=refused) as port:
+        yield f"http://{address}:{port}"
 
 
 # --- plain http only to this machine ------------------------------------------------------------
@@ -88,7 +59,7 @@ def test_the_token_is_not_sent_over_plain_http_to_a_host_that_is_not_loopback(ou
     over plain http to a public address."""
     args = [arg.replace("{url}", outside_stub) for arg in command]
     ran = forge(*args, cwd=workspace, env={"FOUNDRY_URL": outside_stub, "FOUNDRY_TOKEN": TOKEN})
-    assert _Recorder.seen == []
+    assert Stub.seen == []
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     assert "https" in ran.err, ran.err
 

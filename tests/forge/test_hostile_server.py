@@ -2,58 +2,22 @@
 
 import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from foundry.forge import client as client_module
 from foundry.forge.client import Client
 from foundry.forge.errors import ForgeError
-from tests.forge.conftest import forge, workspace  # noqa: F401
+from tests.forge.conftest import Stub, forge, stub_serving, workspace  # noqa: F401
 
 ESC = "\x1b]2;pwned\x07\x1b[2J\x1b[1A"  # set the window title, clear the screen, move the cursor
 
 
-class _Routes(BaseHTTPRequestHandler):
-    """Answers by (method, path): (status, body bytes) or a callable writing the answer itself."""
-
-    routes: dict = {}
-    protocol_version = "HTTP/1.1"
-
-    def _do(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        answer = self.routes.get((self.command, self.path.split("?")[0]))
-        if answer is None:
-            answer = (404, json.dumps({"error": {"code": "not_found", "message": "no"}}).encode())
-        if callable(answer):
-            answer(self)
-            return
-        status, body = answer
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _do
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Routes)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_serving() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _json(status: int, body) -> tuple[int, bytes]:
@@ -87,7 +51,7 @@ def _clean(text: str) -> None:
 
 
 def test_a_servers_refusal_is_shown_with_its_control_characters_escaped(stub, workspace):  # noqa: F811
-    _Routes.routes = {
+    Stub.routes = {
         ("POST", "/api/v1/domains"): _json(422, {"error": {"code": "bad" + ESC, "message": "refused" + ESC}}),
     }
     ran = forge("deploy", "domains/finance.yaml", "agents/triage.yaml", cwd=workspace, env=_env(stub))
@@ -98,7 +62,7 @@ def test_a_servers_refusal_is_shown_with_its_control_characters_escaped(stub, wo
 
 def test_names_a_server_answers_are_shown_escaped_and_forge_no_line(stub, workspace):  # noqa: F811
     evil = "finance" + ESC + "\nagent forged v9 deployed (pins finance v9)"
-    _Routes.routes = {
+    Stub.routes = {
         ("POST", "/api/v1/domains"): _json(201, {"version": _version("domain", evil), "created": True}),
         ("POST", "/api/v1/agents"): _json(201, {"version": _version("agent", "triage" + ESC), "created": True}),
         ("POST", f"/api/v1/agents/triage{ESC}/deploy"): _json(201, {"agent": "triage", "version": 1}),
@@ -109,7 +73,7 @@ def test_names_a_server_answers_are_shown_escaped_and_forge_no_line(stub, worksp
 
 def test_validate_against_a_server_shows_its_kind_and_name_escaped(stub, workspace):  # noqa: F811
     evil = "triage" + ESC + "\nforged.yaml: ok (agent forged)"
-    _Routes.routes = {
+    Stub.routes = {
         ("POST", "/api/v1/validate"): _json(200, {"valid": True, "problems": [], "kind": "agent", "name": evil}),
     }
     ran = forge("validate", "--url", stub, "agents/triage.yaml", cwd=workspace, env=_env(stub))
@@ -118,7 +82,7 @@ def test_validate_against_a_server_shows_its_kind_and_name_escaped(stub, workspa
 
 
 def test_pull_writes_the_source_as_sent_and_shows_the_name_escaped(stub, tmp_path):
-    _Routes.routes = {
+    Stub.routes = {
         ("GET", "/api/v1/agents/triage"): _json(200, {"name": "triage", "latest_number": 1}),
         ("GET", "/api/v1/agents/triage/versions/1"): _json(200, _version("agent", "triage" + ESC)),
     }
@@ -142,14 +106,14 @@ def test_pull_writes_the_source_as_sent_and_shows_the_name_escaped(stub, tmp_pat
     ids=["nested-json", "problem-not-object", "line-not-number", "line-negative"],
 )
 def test_an_answer_of_another_shape_is_said_plainly_not_an_internal_error(stub, workspace, answer):  # noqa: F811
-    _Routes.routes = {("POST", "/api/v1/validate"): answer}
+    Stub.routes = {("POST", "/api/v1/validate"): answer}
     ran = forge("validate", "--url", stub, "agents/triage.yaml", cwd=workspace, env=_env(stub))
     assert ran.code == 2, ran
     assert "Unexpected" not in ran.err and "Foundry" in ran.err, ran.err
 
 
 def test_a_source_that_is_no_utf8_text_is_said_plainly(stub, tmp_path):
-    _Routes.routes = {
+    Stub.routes = {
         ("GET", "/api/v1/agents/triage"): _json(200, {"name": "triage", "latest_number": 1}),
         ("GET", "/api/v1/agents/triage/versions/1"): (
             200,
@@ -181,7 +145,7 @@ def _trickle(handler):
 
 def test_an_answer_sent_a_byte_at_a_time_ends_at_the_timeout(stub):
     """httpx's timeouts bound each read; the whole exchange ends at forge's timeout (30 s; 1 s here)."""
-    _Routes.routes = {("GET", "/api/v1/agents/triage"): _trickle}
+    Stub.routes = {("GET", "/api/v1/agents/triage"): _trickle}
     started = time.monotonic()
     with Client(stub, "af_t", timeout=1.0) as client, pytest.raises(ForgeError) as error:
         client.document("agent", "triage")
@@ -205,7 +169,7 @@ def test_an_answer_larger_than_any_the_api_sends_is_refused_before_it_is_read_wh
         with contextlib.suppress(OSError):  # forge hung up, as it should
             handler.wfile.write(body)
 
-    _Routes.routes = {("GET", "/api/v1/agents/triage"): huge}
+    Stub.routes = {("GET", "/api/v1/agents/triage"): huge}
     with Client(stub, "af_t") as client, pytest.raises(ForgeError) as error:
         client.document("agent", "triage")
     assert error.value.code == "response_too_large"
