@@ -633,7 +633,7 @@ def _roles_may_restore(backup: Backup, database: str) -> None:
     )
 
 
-def backup_restore_tenant(*, backup: Backup) -> Tenant:
+def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Tenant:
     """Restore a workspace's backup into this database, where it must not exist (say, after an
     accidental purge): its schema with pg_restore, migrated to this version, then its public
     rows in one transaction. If the migration or the rows fail, the schema is dropped again:
@@ -653,7 +653,7 @@ def backup_restore_tenant(*, backup: Backup) -> Tenant:
         _run([*command, "-d", connection.settings_dict["NAME"], str(dump)], env=env, what=str(backup.path))
     try:
         _schema_migrate(backup, tenant["schema_name"])
-        _public_rows_load(backup, tenant["id"])
+        _public_rows_load(backup, tenant["id"], actor=actor)
     except Exception as exc:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(tenant['schema_name'])} CASCADE")
@@ -758,7 +758,7 @@ def _refuse_existing(backup: Backup) -> None:
             raise BackupError(f"{backup.path}: schema {tenant['schema_name']!r} exists already.")
 
 
-def _public_rows_load(backup: Backup, tenant_id: int) -> dict[str, int]:
+def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[str, int]:
     """Every public row of the backup, in one transaction, in its tenant's scopes. COPY cannot
     write into a table under Row-Level Security, so each goes through a temporary table. Each
     table's id sequence is moved past the ids restored before anything new is written."""
@@ -811,7 +811,7 @@ def _public_rows_load(backup: Backup, tenant_id: int) -> dict[str, int]:
         )
         deletion_cancelled = cursor.rowcount == 1
         _sequences_past(maxima)
-        _restored_record(backup, deletion_cancelled=deletion_cancelled)
+        _restored_record(backup, deletion_cancelled=deletion_cancelled, actor=actor)
 
 
 _SEQUENCE_PAST = "SELECT setval(%s::regclass, greatest(%s, last_value)) FROM {}"
@@ -843,7 +843,7 @@ def _sequences_move(cursor, maxima: dict[str, int]) -> None:
                 cursor.execute(_SEQUENCE_PAST.format(sequence), [sequence, top])
 
 
-def _restored_record(backup: Backup, *, deletion_cancelled: bool) -> None:
+def _restored_record(backup: Backup, *, deletion_cancelled: bool, actor: object) -> None:
     from apps.audit.models import PLATFORM
     from apps.audit.services import audit_record
 
@@ -851,7 +851,7 @@ def _restored_record(backup: Backup, *, deletion_cancelled: bool) -> None:
     data = {"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]}
     audit_record(
         action="lifecycle.backup.restored",
-        actor="lifecycle",
+        actor=actor,
         target=("tenant", tenant["id"]),
         data={**data, **({"deletion_cancelled": True, "status": "suspended"} if deletion_cancelled else {})},
         chain=PLATFORM,

@@ -299,7 +299,7 @@ def _export_succeeded(export: Export, tenant: Tenant, *, name: str, size: int, s
         return
     # The data left the platform only now, with the archive stored and the export succeeded (a
     # failed or lost job recorded it all the same, written by the archive before its storage).
-    tenant_exported_record(tenant, manifest, "lifecycle")
+    tenant_exported_record(tenant, manifest, _WORKER)  # the job's worker, as its export.finished
     now = timezone.now()
     export.status = Export.Status.SUCCEEDED
     export.rows_done = export.rows_total = manifest["rows"]

@@ -462,7 +462,9 @@ def test_a_failed_export_job_records_no_tenant_exported(acme, acme_owner, settin
     settings.MEDIA_ROOT = str(tmp_path / "media")
     export_id = start(acme_owner).json()["id"]
     assert run_here(acme, export_id).status == Export.Status.SUCCEEDED
-    assert len(audit_events(acme.schema_name, action="tenant.exported")) == 1
+    (exported,) = audit_events(acme.schema_name, action="tenant.exported")
+    (finished,) = [e for e in audit_events(acme.schema_name, action="export.finished") if e.outcome == "success"]
+    assert exported.actor_id == finished.actor_id == "service:lifecycle.export"  # one job, one worker
 
 
 def test_a_row_naming_a_file_outside_its_own_archive_downloads_nothing(acme, globex, acme_owner, finished):

@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 return
             if database or create or force:
                 raise BackupError(f"{file}: a workspace's backup is restored into this database (no --database).")
-            restored = backup_restore_tenant(backup=backup)
+            restored = backup_restore_tenant(backup=backup, actor="cli:restore")
         except BackupError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"Restored workspace {restored.slug} (id {restored.pk}) from {file}.")
