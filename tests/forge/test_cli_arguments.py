@@ -1,23 +1,14 @@
 """forge's arguments: an empty path is no folder, and a usage error names its command."""
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import pytest
 
-from tests.forge.conftest import FINANCE, forge
-from tests.forge.test_forge_refusals import _Recorder
+from tests.forge.conftest import FINANCE, Stub, forge, stub_serving
 
 
 @pytest.fixture
 def recorder():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    _Recorder.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_serving(otherwise=(401, b'{"error": {"code": "unauthenticated", "message": "no"}}')) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_validate_refuses_an_empty_path_instead_of_validating_the_working_folder(tmp_path):
@@ -32,7 +23,7 @@ def test_deploy_with_an_empty_path_sends_nothing(tmp_path, recorder):
     """`forge deploy "$DOCS"` with DOCS unset publishes nothing (not every *.yaml of the working folder)."""
     (tmp_path / "finance.yaml").write_text(FINANCE)
     ran = forge("deploy", "", cwd=tmp_path, env={"FOUNDRY_URL": recorder, "FOUNDRY_TOKEN": "af_test"})
-    assert _Recorder.seen == [], _Recorder.seen
+    assert Stub.seen == [], Stub.seen
     assert ran.code == 2, (ran.code, ran.out, ran.err)
 
 
