@@ -113,6 +113,10 @@ def _authenticate(raw: str, audience: str, resource: str):
         raise TokenInvalid("sso_not_configured", "This workspace accepts no identity-provider tokens.")
     audiences = [config.api_audience, resource] if resource else config.api_audience
     claims = idp_token_verify(config, raw, audience=audiences, header=header)
+    if "nonce" in claims and str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+        # An ID token (a console sign-in's carries the nonce it was asked with), meant for the
+        # client alone and sent through browsers (`id_token_hint`): not an access token (RFC 9068).
+        raise TokenInvalid("token_not_access", "This is an ID token, not an access token for the API.")
     client = claims.get("azp") or claims.get("client_id")
     if client is not None and client != config.client_id:
         raise TokenInvalid("token_client_invalid", "This token was issued to another client.")

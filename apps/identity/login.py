@@ -21,6 +21,7 @@ from apps.identity.verify import claim_text_plain
 from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.errors import CodedError
+from foundry.text import text_readable
 
 # Several mapped values: the one granting most wins.
 ROLE_RANK = [Role.ADMIN, Role.DEVELOPER, Role.OPERATOR, Role.VIEWER]
@@ -128,7 +129,13 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         changed.append("role")
         token_revoke_issued_by(actor=user, member=user, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
     name = claims.get("name")
-    if isinstance(name, str) and claim_text_plain(name) and name.strip() and name.strip()[:200] != user.full_name:
+    if (
+        isinstance(name, str)
+        and claim_text_plain(name)
+        and text_readable(name)  # no text-direction character, as a name typed in the console
+        and name.strip()
+        and name.strip()[:200] != user.full_name
+    ):
         user.full_name = name.strip()[:200]
         changed.append("full_name")
     if changed:

@@ -209,9 +209,15 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
         try:
             extra = _idp_call("GET", self.config.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"})
         except SsoLoginFailed:
+            if self.config.roles_claim and self.config.roles_claim not in claims:
+                # Without the roles claim the member would be signed in as a viewer, and their
+                # tokens revoked as by a demotion, for an outage: refused instead, nothing changed.
+                raise
             return claims  # the ID token alone decides; a missing email is refused below
         if extra.get("sub") == claims["sub"]:
             for name, value in extra.items():
+                if name == "email_verified" and "email" in claims and extra.get("email") != claims["email"]:
+                    continue  # vouches for another address than the ID token's: not for this one
                 claims.setdefault(name, value)
         return claims
 

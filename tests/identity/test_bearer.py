@@ -196,3 +196,17 @@ def test_saving_the_sso_settings_again_stops_trusting_a_key_the_provider_withdre
     response = api(acme, old).get("/api/v1/members")
     assert (response.status_code, code(response)) == (401, "token_key_unknown")
     assert api(acme, shared.access_token("foundry-acme", "ada")).get("/api/v1/members").status_code == 200
+
+
+def test_an_id_token_is_not_an_api_access_token(acme, oidc_provider_factory):
+    """The ID token of a console sign-in is signed for the client id, the default API token
+    audience, and travels through the browser (`id_token_hint` on sign-out): it is no access token
+    (it carries the sign-in's nonce), and the API refuses it (`token_not_access`)."""
+    provider = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
+    sso(acme, provider, audience="")
+    client, response = login(acme, provider, "ada")
+    assert response.status_code == 302
+    id_token = client.session["oidc_id_token"]
+    response = api(acme, id_token).get("/api/v1/members")
+    assert response.status_code == 401, "the ID token of a console sign-in authenticates on the API"
+    assert response.json()["error"]["code"] == "token_not_access"
