@@ -200,10 +200,13 @@ def run_finish(
     does not). The run's pending approvals are closed in the same transaction (`cancelled`, with
     the run): a run that ended however it did (cancelled, or failed by a worker that took it up
     while it waited) has no call left to decide. `approvals` False: the caller knows the run has
-    none pending (a worker that did not find it waiting), and saves looking."""
+    none pending (a worker that did not find it waiting), and saves looking — and the transaction
+    around the two (in autocommit, a BEGIN and a COMMIT more: the one UPDATE is atomic alone)."""
+    if not approvals:
+        return _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
     with transaction.atomic(savepoint=False):
         ended = _run_end(run, status, reason=reason, message=message, output=output, attempt=attempt)
-        if ended and approvals:
+        if ended:
             # One save per approval (not QuerySet.update), so each closing is model history.
             for approval in run.approvals.filter(decision=Approval.Decision.PENDING):
                 approval.decision, approval.decided_at = Approval.Decision.CANCELLED, run.finished_at
