@@ -318,6 +318,8 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
         # none (a forged or replayed state, a link from another site) leaves the session alone.
         known = getattr(self, "state_known", False)
         if request.user.is_authenticated and known:
+            # The session's member is signed out by it: recorded as a sign-out is, with why.
+            audit_record(action="auth.logout", data={"sso": True, "reason": code}, request=request)
             auth.logout(request)
         # An answer to a sign-in started here is one attempt (/sso/login/ is rate limited); one to
         # none anyone can send at will: recorded once a minute per reason and address.

@@ -163,6 +163,21 @@ def test_owners_are_never_demoted_by_the_provider(acme, provider):
     assert member(acme, "owner@acme.test").role == "owner"
 
 
+def test_a_refused_sign_in_ends_the_session_it_started_in_and_records_that_sign_out(acme, provider):
+    """A member signed in who starts an SSO sign-in that is refused is signed out (the failed
+    sign-in leaves nobody signed in), and the trail says so: one `auth.logout` of that member."""
+    sso(acme, provider)
+    client = client_for(acme, "developer@acme.test")
+    client, authorize = start(acme, client)
+    refused(finish(client, provider.follow_login(authorize, "eve")), "email_domain_refused")
+    assert not client.session.get("_auth_user_id")
+    (ended,) = audit_events("acme", action="auth.logout")
+    assert (ended.actor_id, ended.data) == (
+        f"user:{member(acme, 'developer@acme.test').pk}",
+        {"sso": True, "reason": "email_domain_refused"},
+    )
+
+
 def test_a_disallowed_email_domain_is_refused(acme, provider):
     sso(acme, provider)
     client, response = login(acme, provider, "eve")
