@@ -12,6 +12,7 @@ but not all of them are the caller's to read — a primary key numbered across e
 """
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -90,7 +91,12 @@ def _bound_to(resource: str, filter_text: str, ordering: Ordering) -> str:
 
 
 def _fernet() -> MultiFernet:
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return _fernet_of((settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())))
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_of(secrets: tuple[str, ...]) -> MultiFernet:
+    """The tokens' keys, derived once per set of secret keys (every list request seals or opens one)."""
     keys = [salted_hmac(_SALT, "fernet", secret=secret, algorithm="sha256").digest() for secret in secrets]
     return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys])
 
