@@ -102,6 +102,16 @@ def _fresh_request_state():
     connection.set_schema_to_public()
 
 
+@pytest.fixture(autouse=True)
+def _repeat_window_held(monkeypatch):
+    """Refusals audited once a minute (`audit_first_in_window`) count in the minute the test
+    started: a test sending twenty must not see two events because the clock passed :00."""
+    from apps.audit import services
+
+    minute = services.repeat_window()
+    monkeypatch.setattr(services, "repeat_window", lambda: minute)
+
+
 def _identity_caches_clear() -> None:
     """The per-process copies of SSO configurations and identity providers' key sets, and the
     rate limiter's remembered refusals (the buckets themselves went with the cache)."""

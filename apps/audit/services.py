@@ -171,6 +171,11 @@ def platform_actor_id(tenant_id: int, actor_id: str) -> str:
 REPEAT_WINDOW_SECONDS = 60
 
 
+def repeat_window() -> int:
+    """The number of the current minute, which `audit_first_in_window` keys its repeats by."""
+    return int(timezone.now().timestamp()) // REPEAT_WINDOW_SECONDS
+
+
 def audit_first_in_window(what: str, request: HttpRequest | None = None) -> bool:
     """Whether `what` (a refusal a client can repeat at will: a revoked or wrong token), from this
     request's address in this workspace, is the first of the current minute, to be audited; the
@@ -180,8 +185,7 @@ def audit_first_in_window(what: str, request: HttpRequest | None = None) -> bool
     from redis.exceptions import RedisError
 
     address = (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
-    window = int(timezone.now().timestamp()) // REPEAT_WINDOW_SECONDS
-    key = f"foundry:audit-repeat:{connection.schema_name}:{what}:{address}:{window}"
+    key = f"foundry:audit-repeat:{connection.schema_name}:{what}:{address}:{repeat_window()}"
     try:
         return bool(get_redis_connection("default").set(key, 1, nx=True, ex=REPEAT_WINDOW_SECONDS * 2))
     except RedisError:
