@@ -52,22 +52,23 @@ from foundry.runtime import (
 
 logger = logging.getLogger(__name__)
 
-# Marks a run running and returns it, with whether it had been started, its agent's name and
-# its pinned manifest and DIS; no row when it may not run now (finished, cancelled, or lost
-# too often), which `_unclaimed` then settles. `before` locks the row and keeps its values from
-# before the UPDATE.
+# Marks a run running and returns it, with whether it had been started, its agent's name, its
+# pinned manifest and DIS, and its tenant's id and trace-content setting; no row when it may not
+# run now (finished, cancelled, or lost too often), which `_unclaimed` then settles. `before`
+# locks the row and keeps its values from before the UPDATE.
 _CLAIM = """
 WITH before AS (SELECT id, started_at, status FROM runs_run WHERE id = %(id)s FOR UPDATE)
 UPDATE runs_run AS run
    SET status = %(running)s, started_at = coalesce(run.started_at, %(now)s), updated_at = %(now)s,
        recoveries = run.recoveries + (run.status = %(running)s)::int, attempt = run.attempt + 1
-  FROM before, catalog_document AS agent, catalog_version AS version, catalog_version AS domain
+  FROM before, catalog_document AS agent, catalog_version AS version, catalog_version AS domain,
+       public.tenants_tenant AS tenant
  WHERE run.id = before.id AND agent.id = run.agent_id AND version.id = run.version_id
-   AND domain.id = run.domain_version_id
+   AND domain.id = run.domain_version_id AND tenant.schema_name = %(schema)s
    AND (run.status IN (%(queued)s, %(waiting)s) AND run.cancel_requested_at IS NULL
         OR run.status = %(running)s AND run.recoveries < %(max_recoveries)s)
 RETURNING run.*, before.started_at IS NOT NULL AS was_started, before.status = %(waiting)s AS was_waiting,
-          agent.name AS agent_name,
+          agent.name AS agent_name, tenant.id AS tenant_pk, tenant.trace_content AS tenant_trace_content,
           version.content::text AS manifest_json, domain.content::text AS domain_json
 """
 
@@ -138,6 +139,7 @@ def run_advance(run_id) -> str:
 def _run_claim(run_id) -> Run | None:
     params = {
         "id": run_id,
+        "schema": connection.schema_name,
         "now": timezone.now(),
         "queued": Run.Status.QUEUED,
         "running": Run.Status.RUNNING,
@@ -205,11 +207,9 @@ class Attempt:
         self.was_waiting = run.was_waiting
         self.agent_name = run.agent_name
         # The run's tenant, and whether it lets traces carry prompts and completions, as it is now.
-        self.tenant_id, trace_content = Tenant.objects.values_list("pk", "trace_content").get(
-            schema_name=connection.schema_name
-        )
         # Content on its model calls only if the run was started under it and it is still on.
-        self.trace_content = trace_content and run.trace_content
+        self.tenant_id = run.tenant_pk
+        self.trace_content = run.tenant_trace_content and run.trace_content
         self.month_totals = None  # the month's usage as this attempt's last model call left it
         self.manifest = json.loads(run.manifest_json)
         self.domain = json.loads(run.domain_json)
