@@ -205,6 +205,11 @@ DATABASES["default"]["ENGINE"] = "foundry.db"
 DATABASES["default"]["CONN_MAX_AGE"] = _int("FOUNDRY_DB_CONN_MAX_AGE", default=60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# Parameters bound by the server, and a statement run 5 times on a connection prepared there
+# (psycopg's prepare_threshold): parsed and planned once, not on every call. A prepared statement
+# follows the search path (PostgreSQL analyses it again under another tenant's schema). Needs a
+# direct connection or a pooler in session mode, which the tenant router needs already.
+DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # The role the application connects as (DATABASE_URL's), and the role that owns the public
 # schema's tables, which migrations connect as (same host, port and database): the app role may

@@ -602,6 +602,37 @@ def test_an_export_whose_task_was_refused_while_the_workspace_was_held_runs_once
     assert run_here(acme, export.pk).status == Export.Status.SUCCEEDED
 
 
+def test_resuming_a_workspace_queues_its_own_exports_again_never_another_workspaces(
+    acme, globex, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Isolation: globex's queued export stays where it is when acme is resumed, and acme's
+    resume task, run in acme, hands no worker globex's export."""
+    from apps.lifecycle.exports import export_start
+    from apps.lifecycle.tasks import export_tenant, exports_resume
+    from apps.runs.tasks import run_sweep_tenant
+    from apps.tenants.services import tenant_resume, tenant_suspend
+    from tests.conftest import tenant_user
+
+    queued, resumes = [], []
+    monkeypatch.setattr(export_tenant, "apply_async", lambda *a, **k: queued.append(k.get("args") or a[0]))
+    monkeypatch.setattr(exports_resume, "apply_async", lambda *a, **k: resumes.append(k.get("args") or a[0]))
+    monkeypatch.setattr(run_sweep_tenant, "apply_async", lambda *a, **k: None)
+    exports = {}
+    for tenant in (acme, globex):
+        with schema_context(tenant.schema_name), django_capture_on_commit_callbacks(execute=True):
+            exports[tenant.slug] = export_start(actor=tenant_user(tenant, f"owner@{tenant.slug}.test"))
+    queued.clear()
+
+    tenant_suspend(tenant=acme, actor="operator")
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_resume(tenant=acme, actor="operator")
+    assert resumes == [[acme.schema_name]]
+    assert exports_resume.apply(args=resumes[0]).result == 1
+    assert queued == [[acme.schema_name, str(exports["acme"].pk)]]
+    with schema_context(globex.schema_name):
+        assert Export.objects.get(pk=exports["globex"].pk).status == Export.Status.QUEUED
+
+
 def test_an_export_whose_every_worker_is_lost_is_given_up_after_three(acme):
     """A task delivered again after its worker died starts the export over, each delivery counted;
     once three workers took it up and were lost (its archive too large for a worker's memory,
