@@ -28,3 +28,39 @@ def test_a_statement_prepared_in_one_workspace_reads_the_next_workspaces_tables(
         assert [_active_members() for _ in range(3)] == [1, 1, 1]
     with schema_context("acme"):
         assert _active_members() == 5
+
+
+def test_a_statement_prepared_before_a_migration_changed_its_result_runs_after_it(db):
+    """A migration run by another process adds a column to a table a prepared statement reads
+    with `*`: the server refuses the old statement; in autocommit (a connection of its own here,
+    outside the test's transaction) the same call succeeds anyway."""
+    import os
+
+    import psycopg
+    from django.db import connections
+
+    mine = connections.create_connection("default")
+
+    params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    params["dbname"] = connection.settings_dict["NAME"]
+    with psycopg.connect(**params, autocommit=True) as owner:
+        owner.execute("CREATE TABLE public.prepared_probe (id int PRIMARY KEY, name text)")
+        owner.execute("INSERT INTO public.prepared_probe VALUES (1, 'a')")
+        owner.execute(f"GRANT SELECT ON public.prepared_probe TO {connection.settings_dict['USER']}")
+        try:
+
+            def read() -> list:
+                with mine.cursor() as cursor:
+                    cursor.execute("SELECT * FROM public.prepared_probe WHERE id = %s", [1])
+                    return cursor.fetchall()
+
+            assert [read() for _ in range(6)][-1] == [(1, "a")]
+            with mine.cursor() as cursor:
+                cursor.execute("SELECT statement FROM pg_prepared_statements")
+                assert any("prepared_probe" in statement for (statement,) in cursor.fetchall())
+            owner.execute("ALTER TABLE public.prepared_probe ADD COLUMN size int DEFAULT 7")
+            assert read() == [(1, "a", 7)]
+            assert read() == [(1, "a", 7)]
+        finally:
+            mine.close()
+            owner.execute("DROP TABLE public.prepared_probe")
