@@ -112,8 +112,10 @@ def audit_record(
     request: HttpRequest | None = None,
     outcome: str = Outcome.SUCCESS,
     chain: int | None = None,
+    conn: Any = None,
 ) -> Appended:
-    """Append an event to `chain` (default: the chain of the schema the connection is on)."""
+    """Append an event to `chain` (default: the chain of the schema the connection is on), on
+    Django's connection or `conn` (a psycopg connection to another database: one just restored)."""
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
     tenant_id = chain_of_connection() if chain is None else chain
@@ -128,7 +130,7 @@ def audit_record(
     if request is not None and request.path == "/mcp" and (data is None or "via" not in data):
         data = {**(data or {}), "via": "mcp"}  # the same services serve the API and MCP: say which
     request_id = getattr(request, "request_id", None) or current_request_id() or ""
-    with connection.cursor() as cursor:
+    with (connection if conn is None else conn).cursor() as cursor:
         cursor.execute(
             "SELECT seq, hash FROM public.audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [

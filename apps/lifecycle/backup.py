@@ -504,7 +504,9 @@ def database_exists(name: str) -> bool:
 DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 
 
-def backup_restore_database(*, backup: Backup, database: str, create: bool = False, force: bool = False) -> None:
+def backup_restore_database(
+    *, backup: Backup, database: str, create: bool = False, force: bool = False, actor: object = "lifecycle"
+) -> None:
     """Restore a whole-database backup into `database`: a new one (`create`), or an existing
     empty one; one that holds anything is refused unless `force`, which drops the workspaces'
     schemas there, then what the backup holds, before recreating it (not undone if it fails).
@@ -515,7 +517,8 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
     its grants to the app role), then every other schema (the tenants') as the app role. Loading
     a tenant's rows as the owner would run any function its constraints call as the owner. The
     owner creates the database and lets the app role create schemas in it. With one role, one
-    pass as that role, which owns everything."""
+    pass as that role, which owns everything. Then the restored database's platform chain records
+    `lifecycle.backup.restored` (target type `database`)."""
     if backup.scope != DATABASE:
         raise BackupError(f"{backup.path}: a workspace's backup; it is restored into this database without --database.")
     if not DATABASE_NAME.fullmatch(database):
@@ -535,20 +538,39 @@ def backup_restore_database(*, backup: Backup, database: str, create: bool = Fal
             target = ["-d", database, str(dump)]
             if owner_role() is None:
                 _run([*command, *target], env=pg_environment(database=database), what=str(backup.path))
-                return
-            with as_owner():
-                _run(
-                    [*command, "--schema", "public", *target],
-                    env=pg_environment(database=database),
-                    what=str(backup.path),
-                )
-            tenants = [*command, "--no-acl", "--exclude-schema", "public", *target]
-            _run(tenants, env=pg_environment(database=database), what=str(backup.path))
+            else:
+                with as_owner():
+                    _run(
+                        [*command, "--schema", "public", *target],
+                        env=pg_environment(database=database),
+                        what=str(backup.path),
+                    )
+                tenants = [*command, "--no-acl", "--exclude-schema", "public", *target]
+                _run(tenants, env=pg_environment(database=database), what=str(backup.path))
     except BackupError:
         if create:
             with as_owner(), connection.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")
         raise
+    _database_restored_record(backup, database, actor=actor)
+
+
+def _database_restored_record(backup: Backup, database: str, *, actor: object) -> None:
+    """The restored database's platform chain says so: which backup (file, checksum, when it
+    was made) it holds since, which explains why its events stop at that time and go on now."""
+    from apps.audit.models import PLATFORM
+    from apps.audit.services import audit_record
+
+    data = {"file": backup.path.name, "sha256": _sha256(backup.path), "created_at": backup.manifest["created_at"]}
+    with _connect(database, autocommit=True) as restored:
+        audit_record(
+            action="lifecycle.backup.restored",
+            actor=actor,
+            target=("database", database),
+            data=data,
+            chain=PLATFORM,
+            conn=restored,
+        )
 
 
 _OWN_SCHEMAS = """

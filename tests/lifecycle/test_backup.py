@@ -6,6 +6,7 @@ The whole-database dump runs as a role of its own that bypasses Row-Level Securi
 here with the superuser bin/dev test provides), as FOUNDRY_BACKUP_DATABASE_URL says it must.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -32,7 +33,7 @@ from apps.accounts.permissions import Role
 from apps.audit.models import PLATFORM
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
-from apps.lifecycle.backup import backup_list, database_is_empty, tenant_public_tables
+from apps.lifecycle.backup import _connect, backup_list, backup_open, database_is_empty, tenant_public_tables
 from apps.lifecycle.erasing import erasing
 from apps.lifecycle.inventory import schema_tables
 from apps.runs.services import run_create
@@ -218,6 +219,25 @@ def test_a_database_lost_and_restored_from_its_backup_serves_the_same_data(
         cursor.execute(f'DROP DATABASE "{name}"')
     assert not database_exists(name)
     call_command("restore", str(latest), database=name, create=True, stdout=io.StringIO())
+    # The restored database's platform chain says which backup it holds since, and who restored it.
+    with _connect(name) as restored_db:
+        restored_db.execute("SELECT set_config('foundry.tenant_id', '0', false)")
+        last = restored_db.execute(
+            "SELECT action, actor_id, target_type, target_id, details FROM public.audit_auditevent"
+            " WHERE tenant_id = 0 ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    action, actor_id, target_type, target_id, details = last
+    assert (action, actor_id, target_type, target_id) == (
+        "lifecycle.backup.restored",
+        "service:cli:restore",
+        "database",
+        name,
+    )
+    assert json.loads(details) == {
+        "file": latest.name,
+        "sha256": hashlib.sha256(latest.read_bytes()).hexdigest(),
+        "created_at": backup_open(latest).manifest["created_at"],
+    }
 
     port = free_port()
     env = server_env(DATABASE_URL=database_url(name), FOUNDRY_BIND=f"127.0.0.1:{port}", FOUNDRY_WEB_WORKERS="1")

@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 raise BackupError(f"{file}: not a backup of workspace {tenant!r}.")
             if backup.scope == DATABASE:
                 target = database or connection.settings_dict["NAME"]
-                backup_restore_database(backup=backup, database=target, create=create, force=force)
+                backup_restore_database(backup=backup, database=target, create=create, force=force, actor="cli:restore")
                 self.stdout.write(f"Restored {file} into database {target}.")
                 self.stdout.write(
                     "Its secrets (provider keys, SSO client secrets, sink secrets) open only with the "
