@@ -30,7 +30,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +38,6 @@ from pathlib import Path
 import environ
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django_redis import get_redis_connection
-from redis.exceptions import LockError, RedisError
 
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
@@ -292,24 +290,21 @@ def backup_run(
 
 @contextmanager
 def _one_backup_at_a_time(scope: str) -> Iterator[None]:
-    """One backup of a scope at a time, across processes: a Redis lock that expires a minute
-    after the longest a dump may take, so a worker lost mid-dump never blocks the next day's."""
-    key = f"foundry:{connection.settings_dict['NAME']}:backup:{scope}"
-    lock = get_redis_connection("default").lock(
-        key, timeout=settings.FOUNDRY_BACKUP_TIMEOUT_SECONDS + 60, thread_local=False
-    )
-    try:
-        acquired = lock.acquire(blocking=False)
-    except RedisError:
-        acquired = None  # Redis away: the backup goes on (two at once only cost a second file)
-    if acquired is False:
-        raise BackupBusy(f"a backup of {scope} is already running")
-    try:
-        yield
-    finally:
-        if acquired:
-            with suppress(LockError, RedisError):
-                lock.release()
+    """One backup of a scope at a time, across processes: a PostgreSQL advisory lock held by a
+    connection of its own for as long as the backup runs. The server lets go of it with that
+    connection, so a worker lost mid-dump holds nothing back, not even for a minute."""
+    with _connect(connection.settings_dict["NAME"], autocommit=True) as holder:
+        (acquired,) = holder.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [backup_lock_name(scope)]
+        ).fetchone()
+        if not acquired:
+            raise BackupBusy(f"a backup of {scope} is already running")
+        yield  # the lock goes with the connection
+
+
+def backup_lock_name(scope: str) -> str:
+    """What the advisory lock of a scope's backups is keyed by (hashed to a 64-bit number)."""
+    return f"foundry:backup:{scope}"
 
 
 def _backup_run(

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tarfile
@@ -626,17 +627,11 @@ def test_a_whole_database_restore_runs_no_app_role_code_as_the_owner(
 def test_a_backup_while_another_of_its_scope_runs_is_refused_and_writes_nothing(workspace, tmp_path):
     """The beat job's copy delivered again while the first still dumps, or a command beside it:
     refused at once (BackupBusy), no file, no audit event; another scope is not held back."""
-    from django.db import connection
-    from django_redis import get_redis_connection
-
     from apps.lifecycle.backup import BackupBusy, backup_run, tenant_scope
     from apps.lifecycle.tasks import backup as backup_task
 
     events = len(audit_events("public", action="lifecycle.backup.created"))
-    held = get_redis_connection("default").lock(
-        f"foundry:{connection.settings_dict['NAME']}:backup:database", timeout=60
-    )
-    assert held.acquire(blocking=False)
+    held = _lock_holder("database")
     try:
         with pytest.raises(BackupBusy, match="already running"):
             backup_run(directory=tmp_path, keep=3)
@@ -647,9 +642,52 @@ def test_a_backup_while_another_of_its_scope_runs_is_refused_and_writes_nothing(
         made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)  # another scope
         assert made.scope == tenant_scope(workspace.slug)
     finally:
-        held.release()
+        held.kill()  # as a worker lost mid-dump: its connection, and the lock, go with it
+        held.wait()
     assert len(audit_events("public", action="lifecycle.backup.created")) == events + 1
     made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)  # and the lock was let go
+    assert made.path.exists()
+
+
+def _lock_holder(scope: str) -> subprocess.Popen:
+    """Another process holding the advisory lock of `scope`'s backups, as a backup running
+    there does, until it is killed."""
+    from apps.lifecycle.backup import backup_lock_name
+
+    script = (
+        "import sys, psycopg\n"
+        "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
+        "conn.execute('SELECT pg_advisory_lock(hashtextextended(%s, 0))', [sys.argv[2]])\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, test_database_url(), backup_lock_name(scope)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_backup_whose_worker_was_killed_holds_the_next_one_back_not_at_all(workspace, tmp_path):
+    """The lock goes with the lost worker's connection: the next backup of that scope runs at once."""
+    from apps.lifecycle.backup import BackupBusy, backup_run, tenant_scope
+
+    held = _lock_holder(tenant_scope(workspace.slug))
+    with pytest.raises(BackupBusy):
+        backup_run(directory=tmp_path, keep=3, tenant=workspace)
+    os.kill(held.pid, signal.SIGKILL)
+    held.wait()
+    for _ in range(50):  # the server notices the closed connection within moments
+        try:
+            made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)
+            break
+        except BackupBusy:
+            time.sleep(0.1)
+    else:
+        pytest.fail("the killed holder's lock was never let go")
     assert made.path.exists()
 
 
