@@ -87,6 +87,9 @@ def test_the_procfile_serves_web_worker_and_beat():
     assert web[:2] == [".venv/bin/uvicorn", "foundry.asgi:application"]
     assert web[web.index("--port") + 1] == "${PORT:-8000}"
     assert web[web.index("--lifespan") + 1] == "on"
+    # No proxy in front: uvicorn would otherwise take X-Forwarded-For from any local client (its
+    # default trusts 127.0.0.1) as the client's address, in audit events and rate-limit keys.
+    assert "--no-proxy-headers" in web
 
 
 def test_bin_dev_up_hands_its_processes_no_owner_or_backup_password():
