@@ -37,6 +37,7 @@ from apps.audit.models import (
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import signing_key
+from foundry.db.columns import columns_of
 from foundry.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,9 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         # transaction: a purge of the chain, which takes it FOR UPDATE, finishes first (and this
         # then finds no head), or waits for this one and deletes its checkpoint with the rest.
         head = AuditChain.objects.raw(
-            "SELECT * FROM public.audit_auditchain WHERE tenant_id = %s FOR KEY SHARE", [tenant_id]
+            f"SELECT {columns_of(AuditChain, 'c')} FROM public.audit_auditchain c WHERE c.tenant_id = %s"  # noqa: S608
+            " FOR KEY SHARE",
+            [tenant_id],
         )
         head = next(iter(head), None)
         if head is None or head.seq == 0:

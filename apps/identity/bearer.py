@@ -24,6 +24,7 @@ from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_recent
 from apps.identity.service_tokens import ServicePrincipal, service_issuer, service_token_verify
 from apps.identity.verify import TokenInvalid, idp_token_verify, token_parts
+from foundry.db.columns import columns_of
 
 # Refusals that can only happen once the signature verified: worth an audit event.
 _SIGNED_REFUSALS = {
@@ -91,8 +92,8 @@ def _unverified_subject(raw: str) -> str:
 
 # Table names come from the models; the values are bound parameters.
 _MEMBER_SQL = (
-    f"SELECT u.* FROM {User._meta.db_table} u JOIN {ExternalIdentity._meta.db_table} e ON e.user_id = u.id"  # noqa: S608
-    " WHERE e.issuer = %s AND e.subject = %s"
+    f"SELECT {columns_of(User, 'u')} FROM {User._meta.db_table} u"  # noqa: S608
+    f" JOIN {ExternalIdentity._meta.db_table} e ON e.user_id = u.id WHERE e.issuer = %s AND e.subject = %s"
 )
 
 

@@ -36,6 +36,7 @@ from apps.runs.models import Approval, Run
 from apps.runs.services import run_create, run_finish
 from apps.runs.usage import USAGE_RESULT, usage_ctes, usage_guard, usage_written
 from apps.tenants.models import Tenant
+from foundry.db.columns import columns_of
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.runtime import (
@@ -67,10 +68,10 @@ UPDATE runs_run AS run
    AND domain.id = run.domain_version_id AND tenant.schema_name = %(schema)s
    AND (run.status IN (%(queued)s, %(waiting)s) AND run.cancel_requested_at IS NULL
         OR run.status = %(running)s AND run.recoveries < %(max_recoveries)s)
-RETURNING run.*, before.started_at IS NOT NULL AS was_started, before.status = %(waiting)s AS was_waiting,
+RETURNING {run_columns}, before.started_at IS NOT NULL AS was_started, before.status = %(waiting)s AS was_waiting,
           agent.name AS agent_name, tenant.id AS tenant_pk, tenant.trace_content AS tenant_trace_content,
           version.content::text AS manifest_json, domain.content::text AS domain_json
-"""
+""".replace("{run_columns}", columns_of(Run, "run"))
 
 # One step, fenced by the claim's `attempt`: the run's counters, its Step row and the usage record
 # of a model call ({usage}: usage.py's CTEs, or nothing), all written only while the run is still

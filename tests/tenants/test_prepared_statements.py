@@ -64,3 +64,37 @@ def test_a_statement_prepared_before_a_migration_changed_its_result_runs_after_i
         finally:
             mine.close()
             owner.execute("DROP TABLE public.prepared_probe")
+
+
+def test_a_prepared_statement_reads_a_schema_a_rolling_migration_has_changed_in_a_transaction(db, acme, globex):
+    """`migrate_schemas` reaches one workspace's schema before another's: a statement prepared in
+    acme then runs in globex, whose table has a column more. In a transaction (where it cannot be
+    prepared afresh) it must still run: the hand-written statements name their columns (the
+    bearer token's member lookup here), never `*`, whose result would differ."""
+    import os
+
+    import psycopg
+    from django.db import connections
+
+    from apps.identity.bearer import _MEMBER_SQL
+
+    params = psycopg.conninfo.conninfo_to_dict(os.environ["FOUNDRY_TEST_PG_SUPERUSER"])
+    params["dbname"] = connection.settings_dict["NAME"]
+    mine = connections.create_connection("default")
+    with psycopg.connect(**params, autocommit=True) as owner:
+        try:
+            mine.set_schema(acme.schema_name)
+            for _ in range(6):
+                with mine.cursor() as cursor:
+                    cursor.execute(_MEMBER_SQL, ["https://idp.test", "nobody"])
+                    assert cursor.fetchall() == []
+            owner.execute(f'ALTER TABLE "{globex.schema_name}".accounts_user ADD COLUMN migrated_later int')
+            mine.set_schema(globex.schema_name)
+            mine.set_autocommit(False)
+            with mine.cursor() as cursor:
+                cursor.execute(_MEMBER_SQL, ["https://idp.test", "nobody"])
+                assert cursor.fetchall() == []
+            mine.rollback()
+        finally:
+            mine.close()
+            owner.execute(f'ALTER TABLE "{globex.schema_name}".accounts_user DROP COLUMN IF EXISTS migrated_later')
