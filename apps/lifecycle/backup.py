@@ -551,12 +551,17 @@ def backup_restore_database(
 
 
 def _database_restored_record(backup: Backup, database: str, *, actor: object) -> None:
-    """The restored database's platform chain says so: which backup (file, checksum, when it
-    was made) it holds since, which explains why its events stop at that time and go on now."""
+    """The restored database's platform chain says so: which backup (file, its dump's checksum as
+    the manifest has it and backup_open checked, when it was made) it holds since, which explains
+    why its events stop at that time and go on now."""
     from apps.audit.models import PLATFORM
     from apps.audit.services import audit_record
 
-    data = {"file": backup.path.name, "sha256": _sha256(backup.path), "created_at": backup.manifest["created_at"]}
+    data = {
+        "file": backup.path.name,
+        "dump_sha256": backup.manifest["members"]["database.dump"]["sha256"],
+        "created_at": backup.manifest["created_at"],
+    }
     with _connect(database, autocommit=True) as restored:
         audit_record(
             action="lifecycle.backup.restored",
