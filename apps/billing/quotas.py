@@ -7,7 +7,9 @@ Three caps can bind a model call of a run in project P, each per calendar month 
 - project P's budget, in tokens and/or USD.
 A spent budget stops the run with `quota_exceeded`, or, when the budget's `on_exhausted` is
 "approve", the run waits for a human to approve the overage; approved, that run goes on past
-its budgets (never past the plan).
+the budgets it had reached then, for the rest of that month (never past the plan). A budget it
+reaches later, a budget changed since, or the same budget in another month asks again: an
+approval names its caps by `CapUse.key` (month, scope, measure, amount).
 
 Spending is read from UsageMonth, the running totals the ledger's own statement keeps, so a
 check is one indexed read. An audit event (`quota.threshold`, outcome "failure" at 100%) is
@@ -21,6 +23,7 @@ Budgets are cached per process for FOUNDRY_TENANT_ROUTE_TTL seconds, like limits
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal
@@ -58,6 +61,13 @@ class CapUse:
 
     cap: Cap
     used: Decimal
+    month: date | None = None  # the month it was read for
+
+    @property
+    def key(self) -> str:
+        """What an approved overage names: this cap, at its amount, in its month."""
+        month = self.month or month_of()
+        return f"{month:%Y-%m}|{self.cap.project}|{self.cap.measure}|{self.cap.limit}"
 
     @property
     def approvable(self) -> bool:
@@ -139,18 +149,20 @@ def _used(row, measure: str) -> Decimal:
 
 
 def quota_check(
-    *, tenant_id: int, project: str, overage_approved: bool = False, totals: "MonthTotals | None" = None
-) -> CapUse | None:
-    """Before a model call: the first cap this month's usage has reached, or None. With
-    `overage_approved` (a human approved this run's overage) only the plan's cap binds.
+    *, tenant_id: int, project: str, approved: Collection[str] | bool = (), totals: "MonthTotals | None" = None
+) -> list[CapUse]:
+    """Before a model call: the caps this month's usage has reached, those nobody can approve
+    past first; empty when the call may be made. `approved`: the keys (`CapUse.key`) of the caps
+    a human approved this run's overage past — or True, from a run approved before approvals
+    named their caps: every budget.
 
     `totals`: the month's totals the caller's last usage write returned (`month_totals`), when
     they are of this month; otherwise they are read. A run's second and later model calls are
     thus checked against the totals as of its previous call, which other runs of the tenant may
     have grown since — as they may between any check and the call it admits."""
-    caps = [cap for cap in caps_for(tenant_id, project) if not (overage_approved and cap.approvable)]
+    caps = [cap for cap in caps_for(tenant_id, project) if not (approved is True and cap.approvable)]
     if not caps:
-        return None
+        return []
     month = month_of()
     if totals is not None and totals.month == month:
         rows = totals.rows
@@ -162,12 +174,13 @@ def quota_check(
                     tenant_id=tenant_id, month=month, project__in={"", project}
                 ).values("project", "tokens", "cost_usd")
             }
+    reached = []
     for cap in sorted(caps, key=lambda cap: cap.approvable):  # a cap nobody can approve first
-        used = _used(rows.get(cap.project), cap.measure)
-        if used >= cap.limit:
+        use = CapUse(cap, _used(rows.get(cap.project), cap.measure), month)
+        if use.used >= cap.limit and not (cap.approvable and approved is not True and use.key in approved):
             _reached_announce(tenant_id, cap, month, rows.get(cap.project))
-            return CapUse(cap, used)
-    return None
+            reached.append(use)
+    return reached
 
 
 def _reached_announce(tenant_id: int, cap: Cap, month: date, row: dict | None) -> None:

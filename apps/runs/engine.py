@@ -533,14 +533,16 @@ class Attempt:
         if usage is not None and usage_written(usage, *usage_result) is not None:
             self.month_totals = usage.month_totals
 
-    def _quota(self, overage_approved: bool) -> dict | None:
-        spent = quota_check(
-            tenant_id=self.tenant_id,
-            project=self.run.project,
-            overage_approved=overage_approved,
-            totals=self.month_totals,
+    def _quota(self, approved: list[str] | bool) -> dict | None:
+        reached = quota_check(
+            tenant_id=self.tenant_id, project=self.run.project, approved=approved, totals=self.month_totals
         )
-        return None if spent is None else {"message": spent.message, "approvable": spent.approvable}
+        if not reached:
+            return None
+        if not reached[0].approvable:  # first when there is one: no approval would help
+            return {"message": reached[0].message, "approvable": False}
+        return {"message": reached[0].message, "approvable": True, "reasons": [use.message for use in reached],
+                "caps": [use.key for use in reached]}  # fmt: skip
 
     def _depth(self) -> int:
         """How deep this run sits among sub-agents (0: started by a person or a client), from its

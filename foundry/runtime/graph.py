@@ -111,8 +111,9 @@ class AgentState(TypedDict, total=False):
     input_tokens: int
     output_tokens: int
     elapsed_ms: float
-    # A human approved spending past the tenant's budgets (`quota` hook) for the rest of this run.
-    overage_approved: bool
+    # The caps a human approved spending past (`quota` hook's "caps": each a budget at its amount in
+    # its month); True in runs approved before approvals named their caps: every budget, for good.
+    overage_approved: list[str] | bool
     # Set once, when the run ends: {"status", "output"} or {"status", "reason", "message"}.
     outcome: dict | None
 
@@ -126,9 +127,11 @@ class RunHooks:
     record(step, payload)   each step as it completes, before LangGraph commits it, with the
                             payload `replay` must hand back to re-create the step
     replay(index)           (step, payload) of step `index` if an earlier attempt recorded it, else None
-    quota(overage_approved) asked before every model call: None when it may be made, else
+    quota(approved)         asked before every model call, with the caps approved so far (the
+                            state's `overage_approved`): None when it may be made, else
                             {"message", "approvable"}: the run stops with `quota_exceeded`, or,
-                            when approvable, waits for a human to approve the overage
+                            when approvable, waits for a human to approve the overage past
+                            "caps" (their keys; "reasons": a message for each), which it adds
     """
 
     on_step: Callable[[dict], None] | None = None
@@ -455,21 +458,22 @@ class AgentGraph:
             step, payload = replayed
             message = messages_from_dict([payload["message"]])[0] if payload.get("message") else None
             # An overage a human approved at this step stays approved: the step's record says so.
-            return self._model_done(state, step, message, payload, None, bool(step.get("overage_approved")))
+            return self._model_done(state, step, message, payload, None, step.get("overage_approved"))
         stop = self._stop(state)
         if stop:
             return {"outcome": stop}
-        approved = state.get("overage_approved", False)
+        approved = state.get("overage_approved") or []
         spent = self.hooks.quota(approved) if self.hooks.quota is not None else None
         if spent is not None:
             if not spent["approvable"]:
                 return {"outcome": _ended("failed", "quota_exceeded", spent["message"])}
-            decision = self._overage_approval(index, spent["message"])
+            reasons = spent.get("reasons") or [spent["message"]]
+            decision = self._overage_approval(index, reasons)
             if not decision["approved"]:
                 comment = f": {decision['comment']}" if decision["comment"] else "."
-                message = f"{spent['message']} A human approver refused the overage{comment}"
+                message = f"{' '.join(reasons)} A human approver refused the overage{comment}"
                 return {"outcome": _ended("failed", "quota_exceeded", message)}
-            approved = True
+            approved = True if approved is True else [*approved, *spent.get("caps", ())]
         step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
         started = self.clock()
         with _tracer.start_as_current_span(
@@ -531,7 +535,7 @@ class AgentGraph:
         message: AIMessage | None,
         payload: dict,
         started: float | None,
-        overage_approved: bool = False,
+        overage_approved: list[str] | bool | None = None,
     ) -> dict:
         if message is None:
             took = step["duration_ms"] if started is None else (self.clock() - started) * 1000
@@ -549,9 +553,9 @@ class AgentGraph:
         input_tokens = state.get("input_tokens", 0) + usage.input_tokens
         output_tokens = state.get("output_tokens", 0) + usage.output_tokens
         update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
-        if overage_approved and not state.get("overage_approved"):
-            update["overage_approved"] = True
-            step["overage_approved"] = True  # recorded with the step, for a replay of it
+        if overage_approved and overage_approved != state.get("overage_approved"):
+            update["overage_approved"] = overage_approved
+            step["overage_approved"] = overage_approved  # recorded with the step, for a replay of it
         if input_tokens + output_tokens > self.limits.max_tokens:
             used = input_tokens + output_tokens
             update["outcome"] = _ended(
@@ -635,15 +639,15 @@ class AgentGraph:
                 return None, "rejected", "A human approver rejected this call" + comment
         return tool, "", ""
 
-    def _overage_approval(self, index: int, message: str) -> dict:
-        """Wait for a human to approve spending past the budget before model call `index`."""
+    def _overage_approval(self, index: int, reasons: list[str]) -> dict:
+        """Wait for a human to approve spending past the budgets reached before model call `index`."""
         request = {
             "kind": "overage",
             "step": index,
             "tool": OVERAGE_TOOL,
             "tool_call_id": "",
             "arguments": {},
-            "reasons": [message],
+            "reasons": reasons,
         }
         return _decision(interrupt(request))
 

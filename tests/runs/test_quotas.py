@@ -90,7 +90,7 @@ def test_an_approvable_budget_waits_for_an_overage_approval(acme, triage):
         assert "100 tokens" in approval.reasons[0]
         run = run_decide(actor=admin, run=run, approved=True, comment="Quarter end.")
     run = advance(run, "acme")
-    # Approved once, the run goes on past the budget for every later model call too.
+    # Approved once, the run goes on past that budget for its later model calls this month too.
     assert run.status == "succeeded", run.message
     assert model_steps(run, "acme") == 2
 
@@ -282,3 +282,66 @@ def test_only_who_sets_budgets_approves_an_overage_and_anyone_who_decides_runs_m
     response = api(acme, issue(acme, role="operator")).post(f"/api/v1/runs/{run.pk}/reject", {}, "application/json")
     assert response.status_code == 200, response.content
     assert (advance(run, "acme").reason) == "quota_exceeded"
+
+
+def test_an_approved_overage_covers_the_budgets_reached_then_not_one_the_run_reaches_later(acme, triage):
+    """Approving the workspace's budget is no approval of the project's: the run asks again when
+    its own calls spend that one (each approval lists what it lets the run pass)."""
+    budget(acme, monthly_tokens=100, on_exhausted="approve")
+    spend(acme, 100)  # the workspace's budget is reached; the project's (101) not yet
+    budget(acme, "accounts-payable", monthly_tokens=101, on_exhausted="approve")
+    admin = tenant_user(acme, "admin@acme.test")
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    with schema_context("acme"):
+        first = Approval.objects.get(run=run)
+        assert (run.status, first.step) == ("waiting_approval", 1)
+        assert first.reasons == [
+            "This month's usage (100 tokens) has reached the workspace's monthly budget of 100 tokens."
+        ]
+        run = run_decide(actor=admin, run=run, approved=True, comment="Workspace only.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        second = Approval.objects.filter(run=run).exclude(pk=first.pk).get()
+    assert (run.status, second.step, second.tool) == ("waiting_approval", 3, "(overage)"), run.message
+    assert len(second.reasons) == 1 and "project 'accounts-payable'" in second.reasons[0]
+    assert model_steps(run, "acme") == 1
+    with schema_context("acme"):
+        run = run_decide(actor=admin, run=run, approved=True, comment="The project too.")
+    run = advance(run, "acme")
+    assert run.status == "succeeded", run.message
+    assert model_steps(run, "acme") == 2
+
+
+def test_an_approved_overage_is_for_its_month_and_the_budget_as_it_was(acme, monkeypatch):
+    """An approval names each cap with its month and amount: in the next month, or once the budget
+    is changed, the same budget reached again is not covered. Runs approved before approvals named
+    their caps (True in their state) still pass every budget, never the plan's cap."""
+    from datetime import date
+
+    from apps.billing import quotas
+
+    budget(acme, monthly_tokens=0, on_exhausted="approve")  # reached in any month
+    reached = quotas.quota_check(tenant_id=acme.pk, project="accounts-payable")
+    assert [use.approvable for use in reached] == [True]
+    key = reached[0].key
+    assert quotas.quota_check(tenant_id=acme.pk, project="accounts-payable", approved=[key]) == []
+
+    this = quotas.month_of()
+    following = date(this.year + this.month // 12, this.month % 12 + 1, 1)
+    monkeypatch.setattr(quotas, "month_of", lambda moment=None: following)
+    later = quotas.quota_check(tenant_id=acme.pk, project="accounts-payable", approved=[key])
+    assert [use.key for use in later] == [key.replace(f"{this:%Y-%m}", f"{following:%Y-%m}")]
+    monkeypatch.undo()
+
+    budget(acme, monthly_tokens=0, monthly_cost_usd="0.00", on_exhausted="approve")
+    changed = quotas.quota_check(tenant_id=acme.pk, project="accounts-payable", approved=[key])
+    assert [use.cap.measure for use in changed] == ["cost"]  # the tokens cap as approved, not the new one
+
+    assert quotas.quota_check(tenant_id=acme.pk, project="accounts-payable", approved=True) == []
+    Tenant.objects.filter(pk=acme.pk).update(monthly_tokens_override=0)
+    limits_cache_clear()
+    try:
+        plan = quotas.quota_check(tenant_id=acme.pk, project="accounts-payable", approved=True)
+        assert [(use.cap.source, use.approvable) for use in plan] == [("plan", False)]
+    finally:
+        limits_cache_clear()
