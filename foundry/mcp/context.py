@@ -119,14 +119,20 @@ async def run_tool(ctx: Context, tool: str, permission: Permission, scope: str, 
 
 async def caller_recheck(ctx: Context) -> None:
     """A tool error if the call's workspace or credential no longer admits it (suspended, token
-    revoked or expired): a tool that waits looks again before each poll, as at a new request."""
+    revoked or expired): a tool that waits looks again before each poll, as at a new request. The
+    caller as resolved now is who the call goes on as: a member whose role changed meanwhile is
+    checked with the new role from the next look on."""
     from foundry.mcp.gateway import Refused, caller_resolve
 
-    request = _values(ctx.request_context)["foundry.request"]
+    values = _values(ctx.request_context)
+    request = values["foundry.request"]
     try:
-        await sync_to_async(caller_resolve, thread_sensitive=False)(request.scope)
+        resolved = await sync_to_async(caller_resolve, thread_sensitive=False)(request.scope)
     except Refused as refused:
         raise refusal(refused.code, refused.message) from None
+    # The call's own request stays (its id names every event of the call); who it is for is new.
+    values["foundry.tenant"] = request.tenant = resolved["foundry.tenant"]
+    values["foundry.principal"] = request.user = resolved["foundry.principal"]
 
 
 async def run_resource(request_context, uri: str, permission: Permission, scope: str, fn: Callable[..., Any], *args):

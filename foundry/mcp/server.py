@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from django.utils import timezone
@@ -356,7 +357,10 @@ async def run_agent(
 
 
 def _run_progress(principal, request, run_id: uuid.UUID) -> tuple[str, int]:
-    return Run.objects.filter(pk=run_id).values_list("status", "step_count").get()
+    progress = Run.objects.filter(pk=run_id).values_list("status", "step_count").first()
+    if progress is None:  # gone while waited for (the workspace's retention, an erasure)
+        raise ServiceError("run_not_found", f"There is no run {run_id} in this workspace.", status=404)
+    return progress
 
 
 @mcp.tool(
@@ -569,7 +573,9 @@ _VIEW = {Kind.AGENT: Permission.AGENTS_VIEW, Kind.DOMAIN: Permission.DOMAINS_VIE
 
 
 def _uri(kind: str, name: str, number) -> str:
-    return f"foundry://{_PATH[kind]}/{name}/versions/{number}"
+    """The resource's URI, its values percent-encoded again (the SDK hands them decoded): what a
+    refusal names is the URI asked for (`%2F` stays one segment, `%25` no bare `%`)."""
+    return f"foundry://{_PATH[kind]}/{quote(name, safe='')}/versions/{quote(str(number), safe='')}"
 
 
 async def _version_source(ctx: Context, kind: str, name: str, number: str) -> str:
