@@ -43,11 +43,27 @@ _PRINTABLE = re.compile(r"^[\x21-\x7e]+\Z")
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")  # RFC 6749 scope-token
 
 
-def _domain_spelled(typed: str) -> str:
-    """An allowed domain as members' addresses spell it (accounts' `domain_spelling`: U-labels,
-    so `xn--bcher-kva.test` and `bücher.test` are one domain); as typed when IDNA refuses it."""
-    domain = typed.strip().lower().rstrip(".")
+def _domain_typed(typed: str) -> str:
+    return typed.strip().lower().rstrip(".")
+
+
+def _domain_spelled(domain: str) -> str:
+    """An allowed domain (as `_domain_typed` gives it) as members' addresses spell it (accounts'
+    `domain_spelling`: U-labels, so `xn--bcher-kva.test` and `bücher.test` are one domain); as
+    typed when IDNA refuses it or reads it as another name (a zero-width space, a soft hyphen,
+    fullwidth letters), which no member's address holds: refused by `_validate`."""
+    if len(domain) > 253:  # no domain name: not worth IDNA's time
+        return domain
     return domain_spelling(domain) or domain
+
+
+def _domains(typed: list[str] | tuple[str, ...]) -> list[str]:
+    """The allowed domains, spelled, each once; past MAX_DOMAINS distinct lines, as typed (to be
+    refused by `_validate` without spelling each of as many as a request holds)."""
+    domains = {_domain_typed(d) for d in typed if d.strip()}
+    if len(domains) > MAX_DOMAINS:
+        return sorted(domains)
+    return sorted({_domain_spelled(d) for d in domains})
 
 
 def _ascii(domain: str) -> str:
@@ -160,7 +176,7 @@ def _validate(fields: dict, client_secret: str | None, *, creating: bool) -> Non
     elif "openid" not in scopes:
         errors["scopes"] = _invalid("scopes_openid_required", "The scopes must include openid.")
     domains = fields["allowed_domains"]
-    if len(domains) > MAX_DOMAINS or not all(_DOMAIN.match(_ascii(d)) for d in domains):
+    if len(domains) > MAX_DOMAINS or not all(_DOMAIN.match(_ascii(d)) and domain_spelling(d) == d for d in domains):
         errors["allowed_domains"] = _invalid(
             "allowed_domains_invalid", f"At most {MAX_DOMAINS} domain names such as example.com."
         )
@@ -335,7 +351,7 @@ def sso_configure(
         "issuer": (issuer or "").strip(),
         "client_id": (client_id or "").strip(),
         "scopes": " ".join(dict.fromkeys((scopes or DEFAULT_SCOPES).split())),
-        "allowed_domains": sorted({_domain_spelled(d) for d in allowed_domains if d.strip()}),
+        "allowed_domains": _domains(allowed_domains),
         "roles_claim": (roles_claim or "").strip(),
         "role_map": dict(role_map or {}),
         "audience": (audience or "").strip(),

@@ -30,6 +30,7 @@ class SsoForm(forms.Form):
     scopes = forms.CharField(max_length=500, required=False, initial=DEFAULT_SCOPES)
     allowed_domains = TextareaField(
         label="Allowed email domains",
+        max_length=20_000,  # MAX_DOMAINS names of up to 253 characters, and room for blank lines
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line; empty: any domain.",
@@ -37,6 +38,7 @@ class SsoForm(forms.Form):
     roles_claim = forms.CharField(label="Roles claim", max_length=200, required=False, help_text="e.g. groups")
     role_map = TextareaField(
         label="Role mapping",
+        max_length=30_000,  # MAX_ROLE_MAP lines of a 200-character value and a role
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One VALUE=ROLE per line, e.g. foundry-admins=admin (owner cannot be mapped).",
