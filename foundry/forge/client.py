@@ -115,6 +115,61 @@ class Answer(dict):
         raise ForgeError("unexpected_response", f"{self.where} without “{key}” — is this a Foundry tenant URL?")
 
 
+class Maybe:
+    """In a shape: a key that may be absent or null."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+# What forge reads of each answer (the rest passes through): a type, a nested object's shape, or a
+# list of one shape. An answer of another shape is `unexpected_response`, never a TypeError later.
+VERSION = {"kind": str, "name": str, "number": int}
+DEPLOYMENT = {"agent": str, "version": int, "domain": Maybe({"name": str, "version": int})}
+SHAPES = {
+    "validate": {"valid": bool, "problems": [dict], "kind": Maybe(str), "name": Maybe(str)},
+    "publish": {"version": VERSION},
+    "document": {"latest_number": int},
+    "version": {**VERSION, "content": dict, "source": str},
+    "diff": {"changes": [dict], "text": str},
+    "deploy": DEPLOYMENT,
+    "migrate": {"deployment": {**DEPLOYMENT, "domain": {"name": str, "version": int}}, "changed": bool},
+}
+
+
+def misfit(value, shape, path: str = "") -> str | None:
+    """What of `value` is not of `shape` ("without “a.b”", "with “a.b” of another type"), or None."""
+    if isinstance(shape, Maybe):
+        return None if value is None else misfit(value, shape.shape, path)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"with “{path}” of another type"
+        for key, inner in shape.items():
+            at = f"{path}.{key}".lstrip(".")
+            if key not in value:
+                if isinstance(inner, Maybe):
+                    continue
+                return f"without “{at}”"
+            if (found := misfit(value[key], inner, at)) is not None:
+                return found
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"with “{path}” of another type"
+        return next((found for i, item in enumerate(value) if (found := misfit(item, shape[0], f"{path}[{i}]"))), None)
+    fits = type(value) is int if shape is int else isinstance(value, shape)  # True is no version number
+    return None if fits else f"with “{path}” of another type"
+
+
+def shaped(answer: dict, endpoint: str) -> dict:
+    """`answer` once what forge reads of it has the types `SHAPES[endpoint]` says."""
+    found = misfit(answer, SHAPES[endpoint])
+    if found is not None:
+        said = getattr(answer, "where", "The server answered")
+        raise ForgeError("unexpected_response", f"{said} {found} — is this a Foundry tenant URL?")
+    return answer
+
+
 class Client:
     """One tenant's API with one token. Paths are relative to /api/v1/."""
 
@@ -143,26 +198,38 @@ class Client:
     # --- the endpoints forge uses ------------------------------------------------------------
 
     def validate(self, content: str, filename: str) -> dict:
-        return self.call("POST", "validate", json={"content": content, "filename": _sent_name(filename)})
+        body = self.call("POST", "validate", json={"content": content, "filename": _sent_name(filename)})
+        if not (isinstance(body.get("valid"), bool) and isinstance(body.get("problems"), list)):
+            # Not a Foundry verdict (a proxy or stub answering {}): never reported as "ok".
+            raise ForgeError(
+                "unexpected_response", f"{self.url} gave no verdict on {filename} — is this a Foundry tenant URL?"
+            )
+        return shaped(body, "validate")
 
     def publish(self, kind: str, content: str, filename: str, message: str | None) -> tuple[int, dict]:
         body = {"content": content, "filename": _sent_name(filename)}
         if message:
             body["message"] = message
-        return self.call_status("POST", f"{kind}s", json=body)
+        status, answer = self.call_status("POST", f"{kind}s", json=body)
+        return status, shaped(answer, "publish")
 
     def document(self, kind: str, name: str) -> dict:
-        return self.call("GET", f"{kind}s/{name}")
+        return shaped(self.call("GET", f"{kind}s/{name}"), "document")
 
     def version(self, kind: str, name: str, number: int) -> dict:
-        return self.call("GET", f"{kind}s/{name}/versions/{number}")
+        return shaped(self.call("GET", f"{kind}s/{name}/versions/{number}"), "version")
 
     def diff(self, kind: str, name: str, old: int, new: int) -> dict:
-        return self.call("GET", f"{kind}s/{name}/diff", params={"from": old, "to": new})
+        return shaped(self.call("GET", f"{kind}s/{name}/diff", params={"from": old, "to": new}), "diff")
 
     def deploy(self, name: str, number: int) -> tuple[int, dict]:
         """(201 deployed now | 200 already live, the deployment)."""
-        return self.call_status("POST", f"agents/{name}/deploy", json={"version": number})
+        status, answer = self.call_status("POST", f"agents/{name}/deploy", json={"version": number})
+        return status, shaped(answer, "deploy")
+
+    def migrate(self, name: str, domain_version: int | None) -> dict:
+        body = {"domain_version": domain_version} if domain_version else {}
+        return shaped(self.call("POST", f"agents/{name}/migrate", json=body), "migrate")
 
     # --- plumbing ----------------------------------------------------------------------------
 

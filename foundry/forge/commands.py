@@ -65,11 +65,6 @@ def _validate_on(client: Client, source: Source) -> Validated:
     if local.loaded is None:
         return local
     body = client.validate(local.loaded.text, source.path)
-    if not (isinstance(body.get("valid"), bool) and isinstance(body.get("problems"), list)):
-        # Not a Foundry verdict (a proxy or stub answering {}): never reported as "ok".
-        raise ForgeError(
-            "unexpected_response", f"{client.url} gave no verdict on {source.path} — is this a Foundry tenant URL?"
-        )
     result = Validated(source.path, body.get("kind"), body.get("name"), local.loaded)
     result.problems = [_problem(p, source.path) for p in body.get("problems", [])]
     return result
@@ -488,10 +483,9 @@ def outcome_lines(outcome) -> str:
 
 def migrate_agent(name: str, domain_version: int | None, out: Output, client: Client) -> int:
     """Re-pin a deployed agent to a newer domain version and redeploy it, if it is valid there."""
-    body = {"domain_version": domain_version} if domain_version else {}
     where = f"agent {name}"
     try:
-        migration = client.call("POST", f"agents/{name}/migrate", json=body)
+        migration = client.migrate(name, domain_version)
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise

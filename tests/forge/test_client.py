@@ -111,7 +111,9 @@ def test_it_waits_out_a_short_rate_limit():
 
 def test_it_reaches_localhost_names_over_loopback():
     seen = []
-    _client(lambda request: seen.append(request) or httpx.Response(200, json={})).document("agent", "triage")
+    _client(lambda request: seen.append(request) or httpx.Response(200, json={"latest_number": 1})).document(
+        "agent", "triage"
+    )
     assert str(seen[0].url) == "http://127.0.0.1:8000/api/v1/agents/triage"
     assert seen[0].headers["host"] == "acme.localhost:8000"
 

@@ -1,13 +1,14 @@
 """forge against a server answering what no Foundry server would (a proxy, a stub, a wrong URL):
 one clear line and a non-zero exit, never "ok" and never an internal error."""
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.forge.conftest import forge
+from tests.forge.conftest import Stub, forge, stub_serving
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -113,3 +114,87 @@ def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, worksp
     ran = _run(stub, workspace, answer, "pull", "agent:triage@1")
     assert ran.code == 2
     assert said in ran.err and "is this a Foundry tenant URL?" not in ran.err, ran.err
+
+
+# --- answers with what forge reads, of another type ------------------------------------------
+
+
+def _json(status: int, body) -> tuple[int, bytes]:
+    return status, json.dumps(body).encode()
+
+
+def _version(kind: str, name, number=1) -> dict:
+    return {
+        "kind": kind,
+        "name": name,
+        "number": number,
+        "digest": "x",
+        "message": "",
+        "created_at": "2024-01-01T00:00:00Z",
+        "source": "a: 1\n",
+        "content": {"a": 1},
+    }
+
+
+DEPLOY = ("deploy", "domains/finance.yaml", "agents/triage.yaml")
+PUBLISHED = {
+    ("POST", "/api/v1/domains"): _json(201, {"version": _version("domain", "finance"), "created": True}),
+    ("POST", "/api/v1/agents"): _json(201, {"version": _version("agent", "triage"), "created": True}),
+}
+
+CASES = {
+    # commands.py _publish_and_deploy: {**version} with version a string
+    "deploy-version-not-object": (
+        {("POST", "/api/v1/domains"): _json(201, {"version": "finance v1", "created": True})},
+        DEPLOY,
+    ),
+    # commands.py deployed_line: (deployment.get("domain") or {}).get(...) with domain a string
+    "deploy-deployment-domain-not-object": (
+        {
+            **PUBLISHED,
+            ("POST", "/api/v1/agents/triage/deploy"): _json(
+                201, {"agent": "triage", "version": 1, "domain": "finance"}
+            ),
+        },
+        DEPLOY,
+    ),
+    # refs.py number_of: `ref.number > latest` with latest_number a string
+    "diff-latest-number-not-number": (
+        {("GET", "/api/v1/domains/finance"): _json(200, {"name": "finance", "latest_number": "3"})},
+        ("diff", "domain:finance@1", "domain:finance@2"),
+    ),
+    # commands.py change_line: change.get(...) with a change that is a string
+    "diff-changes-not-objects": (
+        {
+            ("GET", "/api/v1/domains/finance"): _json(200, {"name": "finance", "latest_number": 3}),
+            ("GET", "/api/v1/domains/finance/diff"): _json(200, {"changes": ["entity added"], "text": "x"}),
+        },
+        ("diff", "domain:finance@1", "domain:finance@2"),
+    ),
+    # commands.py migrate_agent: deployment["domain"] with deployment a string
+    "migrate-deployment-not-object": (
+        {("POST", "/api/v1/agents/triage/migrate"): _json(200, {"deployment": "triage v2", "changed": True})},
+        ("migrate", "triage"),
+    ),
+    # documents.py duplicates_flag: {(kind, name): ...} with name a list -> unhashable
+    "validate-name-not-string": (
+        {("POST", "/api/v1/validate"): _json(200, {"valid": True, "problems": [], "kind": "agent", "name": ["x"]})},
+        ("validate", "--url", "{url}", "agents/triage.yaml"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_a_wrongly_typed_answer_is_unexpected_response_not_an_internal_error(workspace, case):
+    """A key forge reads holding another type (a string for an object or a number, a list for a
+    name) is `unexpected_response`, exit 2, naming the key (client.SHAPES); it was met later as a
+    TypeError or AttributeError: `internal_error`."""
+    routes, args = CASES[case]
+    with stub_serving(routes=routes) as port:
+        url = f"http://127.0.0.1:{port}"
+        args = [a.format(url=url) for a in args]
+        ran = forge("--json", *args, cwd=workspace, env={"FOUNDRY_URL": url, "FOUNDRY_TOKEN": "af_t"})
+    assert ran.code == 2, ran
+    assert "Unexpected" not in ran.err, ran.err
+    assert ran.json["error"]["code"] == "unexpected_response", ran
+    assert Stub.seen  # the stub was really asked
