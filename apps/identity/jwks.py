@@ -46,7 +46,10 @@ _parsed: dict[str, tuple[float, KeySet]] = {}  # cache key → (read at, the set
 
 
 def _cache_key(jwks_uri: str) -> str:
-    return "identity:jwks:" + hashlib.sha256(jwks_uri.encode()).hexdigest()[:32]
+    """The set's key, the tenant's in it: the shared cache adds the tenant's prefix to what it
+    keeps, and this process's copies are kept under the same key — a set one tenant's policy let
+    it fetch is never another's without that one's policy (two tenants naming the same URL)."""
+    return f"identity:jwks:{connection.schema_name}:" + hashlib.sha256(jwks_uri.encode()).hexdigest()[:32]
 
 
 def _parse(text: str) -> KeySet:
