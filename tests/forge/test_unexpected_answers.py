@@ -1,7 +1,6 @@
 """forge against a server answering what no Foundry server would (a proxy, a stub, a wrong URL):
 one clear line and a non-zero exit, never "ok" and never an internal error."""
 
-import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.forge.conftest import Stub, forge, stub_serving
+from tests.forge.test_hostile_server import _json, _version
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -117,23 +117,6 @@ def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, worksp
 
 
 # --- answers with what forge reads, of another type ------------------------------------------
-
-
-def _json(status: int, body) -> tuple[int, bytes]:
-    return status, json.dumps(body).encode()
-
-
-def _version(kind: str, name, number=1) -> dict:
-    return {
-        "kind": kind,
-        "name": name,
-        "number": number,
-        "digest": "x",
-        "message": "",
-        "created_at": "2024-01-01T00:00:00Z",
-        "source": "a: 1\n",
-        "content": {"a": 1},
-    }
 
 
 DEPLOY = ("deploy", "domains/finance.yaml", "agents/triage.yaml")
