@@ -1,13 +1,16 @@
 """Text people write for others to read (a version's message, a member's name), kept readable as
 written: no control characters (a new line and a tab only where lines are), and none of the
-bidirectional embeddings, overrides and isolates, which make it read other than it is written
-in the console, the API's answers and forge (a U+202E reverses what follows it). Text the platform
+bidirectional embeddings, overrides, isolates and marks, which make it read other than it is
+written in the console, the API's answers and forge (a U+202E reverses what follows it; a
+right-to-left mark U+200F around digits shows `0009 3214` as `3214 0009`). Text the platform
 shows but does not refuse (a model's tool-call arguments) is shown with those characters escaped."""
 
 import re
 
-_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# The direction characters: embeddings and overrides, isolates, and the marks (ALM, LRM, RLM).
+DIRECTION = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSHOWN = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{DIRECTION}]")
+_UNSHOWN_IN_A_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{DIRECTION}]")
 
 
 def text_readable(text: str, *, lines: bool = False) -> bool:
@@ -15,7 +18,7 @@ def text_readable(text: str, *, lines: bool = False) -> bool:
     return not (_UNSHOWN if lines else _UNSHOWN_IN_A_LINE).search(text)
 
 
-_UNSHOWN_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes the rest
+_UNSHOWN_IN_JSON = re.compile(f"[\x7f-\x9f{DIRECTION}]")  # json.dumps escapes the rest
 
 
 def json_shown(text: str) -> str:

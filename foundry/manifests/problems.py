@@ -3,10 +3,12 @@
 import re
 from dataclasses import asdict, dataclass
 
+from foundry.text import DIRECTION
+
 # What may not reach a terminal raw from a document: C0/C1 controls (CR, LF, ESC...), DEL, the
-# Unicode line and paragraph separators, and the bidirectional embeddings, overrides and isolates
-# (a U+202E makes the rest of the line read reversed: foundry/text.py). A problem is one line.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Unicode line and paragraph separators, and the bidirectional embeddings, overrides, isolates and
+# marks (a U+202E makes the rest of the line read reversed: foundry/text.py). A problem is one line.
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{DIRECTION}]")
 
 
 def one_line(text: str) -> str:
