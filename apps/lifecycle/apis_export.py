@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import Permission
 from apps.lifecycle.exports import (
     export_download_url,
+    export_downloadable_by,
     export_error,
     export_file_response,
     export_for_download,
@@ -79,8 +80,11 @@ class ExportOutput(serializers.ModelSerializer):
         return export_link_expired(export)
 
     def get_download_url(self, export: Export) -> str | None:
+        request = self.context.get("request")
         if export.status != Export.Status.SUCCEEDED or export_link_expired(export):
             return None
+        if not export_downloadable_by(export, getattr(request, "user", None)):
+            return None  # an owner's export, which holds password hashes: an owner's to download
         return export_download_url(export)
 
 
@@ -119,7 +123,7 @@ class ExportListApi(TenantAPIView):
     def post(self, request: Request) -> Response:
         no_body(request)
         export = export_start(actor=request.user, request=request._request)
-        return Response(ExportOutput(export).data, status=202)
+        return Response(ExportOutput(export, context={"request": request}).data, status=202)
 
 
 class ExportDetailApi(TenantAPIView):
@@ -129,7 +133,7 @@ class ExportDetailApi(TenantAPIView):
         operation_id="exports_get", parameters=[_EXPORT_PATH], responses={200: ExportOutput, 404: _NOT_FOUND}
     )
     def get(self, request: Request, export_id) -> Response:
-        return Response(ExportOutput(export_get(export_id=export_id)).data)
+        return Response(ExportOutput(export_get(export_id=export_id), context={"request": request}).data)
 
 
 class ExportDownloadApi(TenantAPIView):
@@ -144,7 +148,10 @@ class ExportDownloadApi(TenantAPIView):
         ],
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The archive."),
-            403: OpenApiResponse(description="`link_invalid`: the signature is missing or wrong."),
+            403: OpenApiResponse(
+                description="`link_invalid`: the signature is missing or wrong; `export_owners_only`: the archive"
+                " holds password hashes (an owner's export), which only an owner downloads."
+            ),
             404: _NOT_FOUND,
             410: OpenApiResponse(description="`export_expired`: the link's time is up; start a new export."),
         },

@@ -75,6 +75,12 @@ def _owner(actor: Any) -> bool:
     return bool(has_permission and has_permission(Permission.OWNERS_MANAGE))
 
 
+def export_downloadable_by(export: Export, actor: Any) -> bool:
+    """Whether `actor` may download the export: an archive holding members' password hashes (an
+    owner's export) only by an owner, as only an owner may make one."""
+    return not export.password_hashes or _owner(actor)
+
+
 def _lock(schema_name: str, export_id) -> RunLock:
     return RunLock(schema_name, f"export:{export_id}")
 
@@ -368,6 +374,20 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
     link_export, link_schema, link_expires = payload
     if link_schema != connection.schema_name or link_export != str(export_id).lower():
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
+    if not export_downloadable_by(export, actor):  # an admin holding an owner's link
+        audit_record(
+            action="export.download_refused",
+            actor=actor,
+            target=export,
+            data={"reason": "owners_only"},
+            outcome=Outcome.DENIED,
+            request=request,
+        )
+        raise ServiceError(
+            "export_owners_only",
+            "This export holds members' password hashes: only an owner may download it.",
+            status=403,
+        )
     if export.status != Export.Status.SUCCEEDED or not export.file:
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     if export.file != _archive_name(connection.schema_name, export.pk):  # a row naming another's file

@@ -14,6 +14,7 @@ from apps.accounts.permissions import Permission
 from apps.lifecycle.exports import (
     ACTIVE,
     export_download_url,
+    export_downloadable_by,
     export_error,
     export_file_response,
     export_for_download,
@@ -24,14 +25,14 @@ from apps.lifecycle.exports import (
 from foundry.errors import ServiceError, error_response
 
 
-def _rows_context() -> dict:
+def _rows_context(user) -> dict:
     exports = list(export_list())
     for export in exports:
         export.expired = export_link_expired(export)
         export.error_code, export.error_message = export_error(export) if export.error else ("", "")
         export.download_url = (
             export_download_url(export, url_name="lifecycle:export_download")
-            if export.status == export.Status.SUCCEEDED and not export.expired
+            if export.status == export.Status.SUCCEEDED and not export.expired and export_downloadable_by(export, user)
             else ""
         )
     return {"exports": exports, "live": any(e.status in ACTIVE for e in exports)}
@@ -42,11 +43,11 @@ def _rows_context() -> dict:
 def export_list_view(request: HttpRequest) -> HttpResponse:
     """The workspace's exports; POST starts one."""
     if request.method == "GET":
-        return render(request, "lifecycle/export_list.html", _rows_context())
+        return render(request, "lifecycle/export_list.html", _rows_context(request.user))
     try:
         export_start(actor=request.user, request=request)
     except ServiceError as e:
-        context = {**_rows_context(), "error": e}
+        context = {**_rows_context(request.user), "error": e}
         return render(request, "lifecycle/export_list.html", context, status=e.status)
     messages.success(request, "Export started: it is listed below with its progress.")
     return redirect("lifecycle:export_list")
@@ -56,7 +57,7 @@ def export_list_view(request: HttpRequest) -> HttpResponse:
 @require_safe
 def export_rows(request: HttpRequest) -> HttpResponse:
     """The list's rows (htmx polling)."""
-    return render(request, "lifecycle/_export_rows.html", _rows_context())
+    return render(request, "lifecycle/_export_rows.html", _rows_context(request.user))
 
 
 @require_permission(Permission.SETTINGS_MANAGE)

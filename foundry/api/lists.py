@@ -24,7 +24,7 @@ class ListSpec:
 
     def respond(self, request: Request, queryset: QuerySet) -> Response:
         page = self.page(request, queryset)
-        rows = self.serializer(page.items, many=True).data
+        rows = self.serializer(page.items, many=True, context={"request": request}).data
         return Response({self.resource: rows, "next_page_token": page.next_page_token})
 
     def schema(self, operation_id: str):
