@@ -105,8 +105,27 @@ def _fixed_values() -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
 class _Names:
     """How the person's names are found (regexes, with their pseudonym), by where they are."""
 
-    in_values: list[tuple[str, str]]  # an attribution column (varchar): an author, a creator, a token's name
+    in_values: list[tuple[str, str]]  # short text (varchar): a name of two words or more, anywhere in it
+    in_attributions: list[tuple[str, str]]  # an attribution column (`_attribution`): a one-word name too
     in_history: list[tuple[str, str]]  # the model history's text and JSON (its changes)
+
+
+# The keys of the model history's changes that hold a person's name (a member's, an attribution).
+_NAME_KEYS = r"(?:full_name|[a-z_]*_by|approver|author_name|display_name)"
+# A JSON string, as the history writes one: what comes before the name in its change list.
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+
+
+def _attribution(table: str, column: str) -> bool:
+    """A column the platform writes a person's name into as the whole value — an author, a creator,
+    an approver, an actor's display name, an API token's name (tokens are named after their
+    holder) — where a one-word name is theirs. Elsewhere a lone word is a document's or an agent's
+    name, a model, a tool ("Finance" erased must not rename the domain `finance`)."""
+    return (
+        column.endswith("_by")
+        or column in ("approver", "author_name", "display_name")
+        or (table, column) == ("tokens_apitoken", "name")
+    )
 
 
 def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: int | None) -> int:
@@ -128,6 +147,8 @@ def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: 
             replacements += names.in_history
         elif kind == "character varying" and (table.name, name) not in fixed and table.name not in NAMES_KEPT:
             replacements += names.in_values
+            if _attribution(table.name, name):
+                replacements += names.in_attributions
         expression = text
         for pattern, replacement in replacements:
             expression = f"regexp_replace({expression}, %s, %s, 'gi')"
@@ -182,24 +203,25 @@ _NOT_BEFORE = r"(?![[:alnum:]_@-]|\.[[:alnum:]])"
 
 
 def _names_found(names: set[str], pseudonym: str) -> _Names:
-    """A name of two words or more is distinctive: replaced as a phrase inside any such value
-    ("Pat Example's laptop"). One word ("Sam", "Owner") is not: replaced only where it is the
-    whole value (an author "Sam"), or a whole string of the history's JSON — unless it is one of
-    the platform's fixed values ("owner", "running"), which the history holds as such."""
-    _, fixed = _fixed_values()
-    in_values, in_history = [], []
+    """A name of two words or more is distinctive: replaced as a phrase inside any short text value
+    ("Pat Example's laptop") and the history. One word ("Sam", "Owner") is not: replaced only where
+    it is the whole value of an attribution (an author "Sam": `_attribution`), or a whole string of
+    the history's JSON under a key that holds a name (`full_name`, `created_by`...). The history's
+    JSON writes a quote or a backslash escaped (`Pat \\"PJ\\" Example`): that spelling is found too."""
+    in_values, in_attributions, in_history = [], [], []
     for name in sorted(names):
         name = name.strip()
-        escaped = re.escape(name)
+        spellings = dict.fromkeys([re.escape(name), re.escape(json.dumps(name, ensure_ascii=False)[1:-1])])
         if len(name.split()) > 1:
-            phrase = f"{_NOT_AFTER}{escaped}{_NOT_BEFORE}"
-            in_values.append((phrase, pseudonym))
-            in_history.append((phrase, pseudonym))
+            for escaped in spellings:
+                phrase = f"{_NOT_AFTER}{escaped}{_NOT_BEFORE}"
+                in_history.append((phrase, pseudonym))
+            in_values.append((f"{_NOT_AFTER}{re.escape(name)}{_NOT_BEFORE}", pseudonym))
             continue
-        in_values.append((rf"^\s*{escaped}\s*$", pseudonym))
-        if name.lower() not in fixed:
-            in_history.append((rf'(?<="){escaped}(?=")', pseudonym))
-    return _Names(in_values, in_history)
+        in_attributions.append((rf"^\s*{re.escape(name)}\s*$", pseudonym))
+        for escaped in spellings:
+            in_history.append((rf'(?<="{_NAME_KEYS}": \[(?:(?:{_JSON_STRING}|null), )?"){escaped}(?="[],])', pseudonym))
+    return _Names(in_values, in_attributions, in_history)
 
 
 def _checkpoints_delete(email: str) -> int:
