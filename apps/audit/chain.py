@@ -13,6 +13,7 @@ A signed checkpoint signs `checkpoint_message`: the chain, seq, hash and signing
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -29,7 +30,29 @@ def time_text(moment: datetime) -> str:
 
 
 def details_text(details: dict | None) -> str:
-    return json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Canonical JSON: a non-finite number (which JSON has not: Python would write `Infinity`) is
+    written as its text ("inf", "nan")."""
+    details = details or {}
+    try:
+        return _details_json(details)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return _details_json(_finite(details))
+
+
+def _details_json(details) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def event_hash(

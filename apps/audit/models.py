@@ -12,6 +12,7 @@ Personal data stays out of the chain: events name actors by a pseudonymous id (`
 """
 
 import json
+import re
 from urllib.parse import urlsplit
 
 from django.db import models
@@ -31,6 +32,15 @@ class Outcome(models.TextChoices):
     SUCCESS = "success", "Success"
     FAILURE = "failure", "Failure"
     DENIED = "denied", "Denied"
+
+
+# A surrogate written as a JSON escape: paired (an emoji escaped) or not, the platform never writes
+# one (details_text keeps text as it is), so such details came from elsewhere and are shown as text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is no JSON")
 
 
 class AuditEvent(models.Model):
@@ -73,10 +83,14 @@ class AuditEvent(models.Model):
     @property
     def data(self):
         """The details as recorded (JSON); the stored text itself when it is not JSON, which the
-        platform never writes (an edit outside it, that verification reports), or JSON nested past
-        Python's decoder (an imported archive's, say): shown, not a 500."""
+        platform never writes (an edit outside it, that verification reports) — `Infinity` or
+        `NaN`, a lone surrogate's escape (`\\ud800`, which no UTF-8 output can carry) included — or
+        JSON nested past Python's decoder (an imported archive's, say): shown and exported as that
+        text (which export verification reads as the stored text), not a 500."""
+        if _SURROGATE_ESCAPE.search(self.details):  # the platform writes text unescaped (details_text)
+            return self.details
         try:
-            return json.loads(self.details)
+            return json.loads(self.details, parse_constant=_not_json)
         except (ValueError, RecursionError):
             return self.details
 

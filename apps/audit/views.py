@@ -85,7 +85,8 @@ def _detail_page(request: HttpRequest, *, chain: int, seq: int, platform: bool) 
     if not 1 <= seq <= MAX_SEQ:
         return _no_event(request)
     with rls_scope(chain):
-        around = {e.seq: e for e in events_of(chain).filter(seq__in=[seq - 1, seq, seq + 1])}
+        near = [n for n in (seq - 1, seq, seq + 1) if 1 <= n <= MAX_SEQ]  # the last seq has no next
+        around = {e.seq: e for e in events_of(chain).filter(seq__in=near)}
         event = around.get(seq)
         person = event and AuditActor.objects.filter(tenant_id=chain, actor_id=event.actor_id).first()
         base = audit_chain_base(chain)

@@ -43,19 +43,28 @@ class Command(BaseCommand):
         if not 0 <= after <= MAX_SEQ:
             raise CommandError("--after is a sequence number: a whole number from 0.")
         # The files first: an export that cannot be written is not recorded as made (audit.export).
-        out = side = None
+        # Opened without emptying them: a refused export (its cursor past the chain's head) leaves
+        # what they held — a previous export, say — as it was.
+        files = [path for path in (output, checkpoints) if path is not None]
+        made = [path for path in files if not path.exists()]
+        opened = []
         try:
-            out = output.open("w", encoding="utf-8") if output else None
-            side = checkpoints.open("w", encoding="utf-8") if checkpoints else None
+            for path in files:
+                opened.append(path.open("a", encoding="utf-8"))
         except OSError as exc:
-            if out is not None:
-                out.close()
+            self._abandon(opened, made)
             raise CommandError(f"{exc.filename}: {exc.strerror}.") from None
+        out = opened[0] if output else None
+        side = opened[-1] if checkpoints else None
         try:
             try:
                 span = audit_export_start(tenant_id=chain, fmt=format, after=after, actor="cli:audit_export")
             except ServiceError as exc:
+                self._abandon(opened, made)
+                opened = []
                 raise CommandError(f"{exc.message} ({exc.code})") from None
+            for file in opened:  # the export is made: its files hold it alone
+                file.truncate(0)
             for text in export_lines(span, fmt=format, checkpoints=side is None):
                 if out is not None:
                     out.write(text)
@@ -65,8 +74,15 @@ class Command(BaseCommand):
                 for checkpoint in export_checkpoints(span):
                     side.write(json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n")
         finally:
-            for file in (out, side):
-                if file is not None:
-                    file.close()
+            for file in opened:
+                file.close()
         if out is not None or side is not None:
             self.stderr.write(f"Chain {span.tenant_id}: events #{span.after + 1} to #{span.through} exported.")
+
+    @staticmethod
+    def _abandon(opened, made) -> None:
+        """Close the files, and remove those this run created: nothing written, nothing left."""
+        for file in opened:
+            file.close()
+        for path in made:
+            path.unlink(missing_ok=True)
