@@ -38,7 +38,7 @@ from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_actor_erase, audit_record, platform_actor_id
 from apps.lifecycle.erasing import pseudonymising
-from apps.lifecycle.exports import exports_delete
+from apps.lifecycle.exports import exports_delete, exports_held
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
 from apps.lifecycle.models import Export
 from apps.tenants.limits import login_name_key
@@ -272,6 +272,9 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     by_name = _names_found(_names(email, member, actor_ids, tenant_id), pseudo_name)
     erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
     with pseudonymising():
+        # No export starts until this commits: one started meanwhile would take its snapshot
+        # before it, after the archives made before were deleted (`exports_delete` below).
+        exports_held()
         if member is not None:
             owners_hold()
             # Read again, locked: made an owner since (by an owner, meanwhile), the checks of an

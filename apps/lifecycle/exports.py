@@ -145,12 +145,18 @@ def _fail(export: Export, code: str, message: str) -> None:
     export.save(update_fields=["status", "error", "finished_at"])
 
 
+def exports_held() -> None:
+    """Hold the workspace's exports until the transaction ends: no export starts meanwhile (an
+    erasure holds it, so an export started while it runs reads the data after it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifecycle.export:{connection.schema_name}"])
+
+
 @transaction.atomic
 def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
     """Queue an export of this workspace (the connection's schema); 409 while one is going on."""
     schema = connection.schema_name
-    with connection.cursor() as cursor:  # two starts at once: the second waits, then sees the first
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifecycle.export:{schema}"])
+    exports_held()  # two starts at once: the second waits, then sees the first
     now = timezone.now()
     for active in Export.objects.select_for_update().filter(status__in=ACTIVE):
         if not _lost(active, now):

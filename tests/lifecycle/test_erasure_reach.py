@@ -200,3 +200,33 @@ def test_an_export_made_before_the_erasure_no_longer_hands_out_the_persons_data(
         [name for name, data in members(body).items() if EMAIL.encode() in data] if response.status_code == 200 else []
     )
     assert held == [], "an export made before the erasure still hands out the erased person's email"
+
+
+def test_no_export_starts_while_an_erasure_runs(acme, monkeypatch):
+    """An export started while an erasure runs would take its snapshot before the erasure commits,
+    after the archives made before were deleted: its archive would hold the person's data and
+    outlive the erasure. The erasure holds the workspace's exports (the lock `export_start`
+    takes) until it commits."""
+    import psycopg
+
+    from apps.lifecycle import erasure
+    from tests.conftest import test_database_url
+
+    owner = tenant_user(acme, "owner@acme.test")
+    seen = []
+    checkpoints_delete = erasure._checkpoints_delete
+
+    def while_erasing(email):
+        # Another process starting an export now: it may not take the lock.
+        with psycopg.connect(test_database_url(), autocommit=False) as other:
+            taken = other.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext(%s))", ["lifecycle.export:acme"]
+            ).fetchone()[0]
+            seen.append(taken)
+        return checkpoints_delete(email)
+
+    monkeypatch.setattr(erasure, "_checkpoints_delete", while_erasing)
+    with schema_context("acme"):
+        member_add(actor=owner, email="pat@acme.test", role=Role.VIEWER, full_name="Pat Example")
+        member_erase(actor="cli:erase_member", email="pat@acme.test")
+    assert seen == [False]
