@@ -21,6 +21,7 @@ from foundry.telemetry import telemetry_enabled, telemetry_setup
 telemetry_setup("web")  # before the middleware loads (foundry/telemetry.py)
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
 from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
 
 from foundry.mcp.gateway import McpGateway  # noqa: E402
@@ -48,16 +49,23 @@ if telemetry_enabled():
 
         return restored
 
+    # Not shown to the instrumentation: the caller's baggage, and its trace context unless callers
+    # are trusted (FOUNDRY_TRACE_TRUST_CALLERS: a client's "sampled" flag would decide the sampling).
+    _UNSEEN = frozenset(
+        {b"baggage"} if settings.FOUNDRY_TRACE_TRUST_CALLERS else {b"baggage", b"traceparent", b"tracestate"}
+    )
+
     def _query_hidden(app):
         """The ASGI instrumentation puts the whole URL on the span, query included (a client's
         `?access_token=`, an address), and takes the caller's `baggage` into the request's
         context, where this process's outgoing calls (a run's model and tool calls, sinks) would
-        carry it on. Django's server spans do neither (foundry/telemetry.py): it sees the request
-        without them, and the app below gets them back."""
+        carry it on, and continues the caller's trace, sampled as the caller says. Django's server
+        spans do none of it (foundry/telemetry.py): it sees the request without them, and the app
+        below gets them back."""
 
         async def hidden(scope, receive, send):
             headers = scope.get("headers", [])
-            seen = [(name, value) for name, value in headers if name.lower() != b"baggage"]
+            seen = [(name, value) for name, value in headers if name.lower() not in _UNSEEN]
             original = (scope.get("query_string", b""), headers)
             return await app({**scope, "query_string": b"", "headers": seen, _HIDDEN: original}, receive, send)
 

@@ -577,6 +577,10 @@ if FOUNDRY_WORKER_HEARTBEAT_TTL < 1:
 # /readyz answers 503 when no worker heartbeats (false: it reports the workers down, still 200).
 FOUNDRY_READY_REQUIRES_WORKER = _switch("FOUNDRY_READY_REQUIRES_WORKER", default=True)
 # The run page links to its trace: this URL with {trace_id} replaced (empty: the id, no link).
+# Whether a request's W3C traceparent is continued (a trusted proxy or service in front, which
+# sets it); otherwise a request starts a trace of its own, sampled by this platform, linked to
+# the caller's: a client's "sampled" flag would force tracing every request it sends.
+FOUNDRY_TRACE_TRUST_CALLERS = env.bool("FOUNDRY_TRACE_TRUST_CALLERS", default=False)
 FOUNDRY_TRACE_URL_TEMPLATE = env.str("FOUNDRY_TRACE_URL_TEMPLATE", default="")
 if FOUNDRY_TRACE_URL_TEMPLATE and (
     not FOUNDRY_TRACE_URL_TEMPLATE.startswith(("http://", "https://")) or "{trace_id}" not in FOUNDRY_TRACE_URL_TEMPLATE

@@ -180,8 +180,11 @@ def _django_middleware_place() -> None:
 
 
 class ServerSpanMiddleware:
-    """One SERVER span per Django request, named `METHOD route` (`GET api/v1/runs/<str:run_id>`),
-    continuing the caller's trace (W3C `traceparent`; the caller's baggage is not taken over, so it
+    """One SERVER span per Django request, named `METHOD route` (`GET api/v1/runs/<str:run_id>`):
+    a trace of its own, linked to the caller's (W3C `traceparent`), which it continues only with
+    FOUNDRY_TRACE_TRUST_CALLERS (a proxy or service in front that sets it) — a client's "sampled"
+    flag would otherwise decide that every request it sends is traced (or none: left out of the
+    ratio sampler's share); the caller's baggage is never taken over, so it
     never rides this process's outgoing calls), with the HTTP attributes of OpenTelemetry's Django
     instrumentation (its default, pre-stable names: `http.method`, `http.scheme`, `http.host`,
     `http.flavor`, `http.user_agent`, `net.peer.ip`, `http.route`, `http.status_code`) but not the
@@ -196,11 +199,13 @@ class ServerSpanMiddleware:
     times and collects the request's attributes twice per request); docs/observability.md, "Cost"."""
 
     def __init__(self, get_response):
+        from django.conf import settings
         from opentelemetry.instrumentation.wsgi import wsgi_getter
         from opentelemetry.propagate import extract, get_global_textmap
         from opentelemetry.util.http import get_excluded_urls, sanitize_method
 
         self.get_response = get_response
+        self._trusted = settings.FOUNDRY_TRACE_TRUST_CALLERS
         self._method = sanitize_method
         self.tracer = tracer
         self._extract = extract
@@ -228,7 +233,11 @@ class ServerSpanMiddleware:
         name = "HTTP" if method == "_OTHER" else method
         # As `extract` answers a request without them: a root of its own, whatever is current.
         carried = self._extract(meta, getter=self._getter) if not self._carried.isdisjoint(meta) else Context()
-        span = self.tracer.start_span(name, context=carried, kind=SpanKind.SERVER, attributes=attributes)
+        links = ()
+        if not self._trusted and carried:  # a trace of its own, sampled here, linked to the caller's
+            caller = trace.get_current_span(carried).get_span_context()
+            carried, links = Context(), ([trace.Link(caller)] if caller.is_valid else [])
+        span = self.tracer.start_span(name, context=carried, kind=SpanKind.SERVER, attributes=attributes, links=links)
         request.server_span = span  # the error-response log line, made after it ended, carries its ids
         with trace.use_span(span, end_on_exit=True):
             response = self.get_response(request)

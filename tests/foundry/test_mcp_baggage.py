@@ -1,8 +1,10 @@
 """/mcp's server span comes from OpenTelemetry's ASGI middleware (foundry/asgi.py), which extracts
 the caller's context with the global propagators: W3C trace context and baggage. As Django's
-server spans (docs/observability.md "Traces"; tests/foundry/test_server_spans.py), it continues
-the caller's trace but not its baggage, which would otherwise ride this process's outgoing calls
-(the Celery message of a run the MCP call starts; from the worker, providers, http tools, sinks).
+server spans (docs/observability.md "Traces"; tests/foundry/test_server_spans.py), it takes
+neither the caller's baggage, which would otherwise ride this process's outgoing calls (the Celery
+message of a run the MCP call starts; from the worker, providers, http tools, sinks), nor, unless
+callers are trusted (FOUNDRY_TRACE_TRUST_CALLERS), its trace context, whose "sampled" flag would
+decide the sampling.
 
 foundry.asgi is imported again with tracing "on" (the endpoint set, the process-wide SDK setup
 stubbed out) and an McpGateway that records the context the MCP app runs in."""
@@ -64,3 +66,10 @@ def test_an_mcp_callers_baggage_is_not_taken_over(traced_asgi):
     )
     assert "baggage" in seen, "the request reached the MCP app"
     assert seen["baggage"] == {}, f"the MCP caller's baggage is taken over: {seen['baggage']}"
+
+
+def test_an_mcp_callers_trace_is_not_continued_unless_callers_are_trusted(traced_asgi):
+    module, seen = traced_asgi
+    _call(module.application, [(b"traceparent", f"00-{PARENT_TRACE}-{PARENT_SPAN}-01".encode())])
+    assert "trace_id" in seen, "the request reached the MCP app"
+    assert seen["trace_id"] != PARENT_TRACE

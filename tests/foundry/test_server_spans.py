@@ -1,6 +1,7 @@
 """Django's server spans (foundry/telemetry.py ServerSpanMiddleware): one per request, named by
-its route, continuing the caller's trace, with the HTTP attributes and the answer's status — but
-never the request's path or query (an invitation link's token, a filter naming people).
+its route, in a trace of its own linked to the caller's (continued when callers are trusted:
+FOUNDRY_TRACE_TRUST_CALLERS), with the HTTP attributes and the answer's status — but never the
+request's path or query (an invitation link's token, a filter naming people).
 End to end through gunicorn (with the tenant on every span): tests/foundry/test_telemetry.py.
 
 The middleware is given a tracer of the test's own provider (the process's global one is left alone)."""
@@ -41,7 +42,8 @@ def middleware(exporter, answer, *, urlconf="foundry.urls_tenant"):
     return handler
 
 
-def test_a_request_is_one_server_span_named_by_its_route_in_the_callers_trace(exporter):
+def test_a_request_is_one_server_span_named_by_its_route_in_the_callers_trace(exporter, settings):
+    settings.FOUNDRY_TRACE_TRUST_CALLERS = True  # a proxy or service in front sets traceparent
     handler = middleware(exporter, lambda request: HttpResponse(status=200))
     request = RequestFactory().get(
         "/api/v1/runs/7b0c2c9e-3a7e-4bb4-9a57-2c1a5f0f1e11?filter=input%3D%22Jane%20Doe%22",
@@ -67,6 +69,34 @@ def test_a_request_is_one_server_span_named_by_its_route_in_the_callers_trace(ex
         "http.status_code": 200,
     }
     assert span.status.status_code == StatusCode.UNSET
+
+
+def test_an_untrusted_callers_trace_is_linked_not_continued_nor_its_sampling_taken(exporter):
+    """A client's traceparent does not decide the sampling: "sampled" on every request would have
+    each traced and exported (a ratio sampler's share ignored), "not sampled" none. The request
+    starts a trace of its own, sampled here, with a link to the caller's span."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    for flags, sampled in (("01", 0), ("00", 200)):
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0 if flags == "01" else 1.0)))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        handler = ServerSpanMiddleware(lambda request: HttpResponse())
+        handler.tracer = provider.get_tracer("test")
+        exporter.clear()
+        for _ in range(200):
+            handler(
+                RequestFactory().get(
+                    "/api/v1/workspace",
+                    HTTP_HOST="acme.localhost",
+                    HTTP_TRACEPARENT=f"00-{PARENT_TRACE}-{PARENT_SPAN}-{flags}",
+                )
+            )
+        spans = exporter.get_finished_spans()
+        assert len(spans) == sampled, f"flags {flags}: {len(spans)} of 200 traced"
+    span = spans[0]
+    assert span.parent is None and format(span.context.trace_id, "032x") != PARENT_TRACE
+    (link,) = span.links
+    assert (format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) == (PARENT_TRACE, PARENT_SPAN)
 
 
 def test_a_request_without_a_traceparent_starts_a_trace(exporter):
@@ -169,9 +199,10 @@ def test_a_clients_made_up_method_does_not_name_the_span(acme, traced):
     assert span.attributes["http.method"] == "_OTHER", span.attributes["http.method"]
 
 
-def test_the_callers_baggage_is_not_taken_over():
-    """The caller's trace is continued, its baggage is not: untrusted baggage would otherwise ride
-    this process's outgoing calls (httpx, Celery) to places the caller does not reach."""
+def test_the_callers_baggage_is_not_taken_over(settings):
+    """A trusted caller's trace is continued, its baggage is not: untrusted baggage would otherwise
+    ride this process's outgoing calls (httpx, Celery) to places the caller does not reach."""
+    settings.FOUNDRY_TRACE_TRUST_CALLERS = True
     from django.http import HttpResponse
     from opentelemetry import baggage
 
