@@ -32,15 +32,23 @@ _last_down: frozenset[str] | None = None
 _last_down_lock = threading.Lock()
 
 
+# OPTIONS Django's backend reads itself, not libpq's connection parameters.
+_DJANGO_OPTIONS = frozenset({"isolation_level", "server_side_binding", "assume_role", "pool", "prepare_threshold"})
+
+
 def _check_postgres() -> None:
+    """A new connection as the application's are made: DATABASE_URL's query parameters (OPTIONS:
+    `sslmode`, `sslrootcert`, client certificates...) included, so TLS the application insists on
+    is insisted on here too."""
     db = settings.DATABASES["default"]
+    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
     with psycopg.connect(
         host=db["HOST"] or None,
         port=db["PORT"] or None,
         dbname=db["NAME"],
         user=db["USER"],
         password=db["PASSWORD"],
-        connect_timeout=_TIMEOUT_SECONDS,
+        **{**options, "connect_timeout": _TIMEOUT_SECONDS},
     ) as conn:
         _answered_within(conn.pgconn, b"SELECT 1", time.monotonic() + _TIMEOUT_SECONDS)
 

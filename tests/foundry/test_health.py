@@ -107,3 +107,16 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(db, setti
         assert Client().get("/readyz").status_code == 200
     said = [r.getMessage() for r in caplog.records if r.name == "foundry.health"]
     assert said == ["readiness: every check is up again"]
+
+
+def test_readyz_connects_to_postgres_with_the_database_url_s_parameters(db, settings, monkeypatch):
+    """DATABASE_URL's query parameters (OPTIONS: sslmode, client certificates, target_session_attrs...)
+    are the probe's too: it connected without them, so with `?sslmode=verify-full` it said ready
+    where the application could not connect (and, against a server requiring a client
+    certificate, never ready). A parameter this primary server cannot meet makes it down."""
+    from foundry.health import readiness
+
+    assert readiness()[1]["postgres"]["status"] == "up"
+    monkeypatch.setitem(settings.DATABASES["default"]["OPTIONS"], "target_session_attrs", "standby")
+    ready, checks = readiness()
+    assert not ready and checks["postgres"]["status"] == "down", checks
