@@ -86,10 +86,12 @@ def base_url_problem(url: str) -> ValidationError | None:
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         return _invalid("base_url_invalid", "A base URL has no query or fragment (Azure: set the API version).")
     try:  # what the providers' HTTP client will make of it (an IDNA name it cannot encode: none)
-        httpx2.URL(url)
+        client_host = httpx2.URL(url).host
     except httpx2.InvalidURL:
         return _invalid("base_url_invalid", "This is not a valid URL (its host name cannot be encoded).")
-    ip = literal_address(host)
+    # The client's reading of the host, which the call will connect to: `169。254。169。254` (ideographic
+    # or fullwidth dots, which IDNA maps to ".") is the literal 169.254.169.254 to it.
+    ip = literal_address(client_host) or literal_address(host)
     if ip is None:
         return None  # a name: checked after resolution, at every call
     refused = address_refusal(ip, provider_network_policy())
