@@ -117,13 +117,14 @@ class ContentInput(StrictInput):
     filename = StrictCharField(max_length=255, required=False, default="<input>")
 
 
+# A message's length and characters are the service's to check (`message_invalid`, as the console).
 class PublishInput(ContentInput):
-    message = StrictCharField(max_length=500, required=False, allow_blank=True)
+    message = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
 class RollbackInput(StrictInput):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
-    message = StrictCharField(max_length=500, required=False, allow_blank=True)
+    message = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
 class DeployInput(StrictInput):

@@ -181,7 +181,10 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
     document = Document.objects.select_for_update().get(pk=document.pk)
     old = version_get(document, number)
     latest = document.versions.order_by("-number").first()
-    if latest.digest == old.digest:
+    # Compared, and the new version's digest taken, as the content is stored: a version published
+    # before digests were taken of the stored form holds the parsed one's.
+    content_digest = digest(old.content)
+    if digest(latest.content) == content_digest:
         return Published(latest, created=False)
     # A rollback publishes: the old content must pass today's checks (one published by an older
     # release may hold what they now refuse).
@@ -193,7 +196,7 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
         document,
         source=old.source,
         content=old.content,
-        digest=old.digest,
+        digest=content_digest,
         author=actor,
         message=_message_clean(message, f"Roll back {document.name} to v{old.number}"),
         restored_from=old,

@@ -72,9 +72,66 @@ def _marked(node):
     return marked
 
 
+def _unnamed(node):
+    """The schema without its `propertyNames`, which `_names_problems` checks instead."""
+    if isinstance(node, list):
+        return [_unnamed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key: _unnamed(value) for key, value in node.items() if key != "propertyNames"}
+
+
 @cache
 def _validator(kind: str):
-    return jsonschema_rs.validator_for(_marked(schema(kind)), keywords={WHOLE: _WholeNumber})
+    """The document's schema, but for its key names: each key a `propertyNames` rule refuses was
+    one error carrying a copy of its whole mapping (jsonschema-rs), so a 20 KB document of 2,000
+    bad label names took a gigabyte to validate; `_names_problems` checks names one by one."""
+    return jsonschema_rs.validator_for(_unnamed(_marked(schema(kind))), keywords={WHOLE: _WholeNumber})
+
+
+@cache
+def _name_rule(text: str):
+    return jsonschema_rs.validator_for(json.loads(text))
+
+
+def _resolved(node, root: dict):
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        target = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _names_problems(loaded: Loaded, kind: str) -> list[Problem]:
+    """The keys a `propertyNames` rule of the schema refuses, each at its key: the mappings the
+    schema reaches through `properties`, `additionalProperties` and `items` (where its rules are)."""
+    root = schema(kind)
+    problems: list[Problem] = []
+    stack = [(loaded.data, root, ())]
+    while stack:
+        data, node, path = stack.pop()
+        node = _resolved(node, root)
+        if not isinstance(node, dict):
+            continue
+        if isinstance(data, dict):
+            names = node.get("propertyNames")
+            if isinstance(names, dict):
+                rule = _name_rule(json.dumps(_resolved(names, root), sort_keys=True))
+                where = f" (at {pointer(path)})" if path else ""
+                for key in data:
+                    if isinstance(key, str) and not rule.is_valid(key):
+                        error = next(iter(rule.iter_errors(key)))
+                        message = _short(f"Invalid name: {error.message}") + where
+                        problems.append(loaded.problem("schema_property_name", message, (*path, key), key=True))
+            properties, additional = node.get("properties") or {}, node.get("additionalProperties")
+            for key, value in data.items():
+                inner = properties.get(key, additional if isinstance(additional, dict) else None)
+                if inner is not None:
+                    stack.append((value, inner, (*path, key)))
+        elif isinstance(data, list) and isinstance(node.get("items"), dict):
+            stack.extend((value, node["items"], (*path, index)) for index, value in enumerate(data))
+    return problems
 
 
 def canonical(data) -> str:
@@ -190,7 +247,7 @@ def _short(text: str) -> str:
 
 
 def _schema_problems(loaded: Loaded, kind: str) -> list[Problem]:
-    problems = []
+    problems = _names_problems(loaded, kind)
     for error in _validator(kind).iter_errors(loaded.data):
         path = tuple(error.instance_path)
         detail = error.kind
