@@ -41,8 +41,11 @@ def test_an_api_approval_comment_with_a_direction_mark_is_refused(acme, mark):
     and the run approved."""
     triage = deploy(acme, FINANCE, TRIAGE)
     run = waiting_run(acme, triage)
-    response = post(client(acme, role="operator", scopes=("read", "run")), f"/api/v1/runs/{run.pk}/approve",
-                    {"comment": f"Checked {mark}12 34{mark} with finance"})
+    response = post(
+        client(acme, role="operator", scopes=("read", "run")),
+        f"/api/v1/runs/{run.pk}/approve",
+        {"comment": f"Checked {mark}12 34{mark} with finance"},
+    )
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "comment_invalid"
     with schema_context("acme"):
