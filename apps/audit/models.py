@@ -36,7 +36,8 @@ class Outcome(models.TextChoices):
 
 # A surrogate written as a JSON escape: paired (an emoji escaped) or not, the platform never writes
 # one (details_text keeps text as it is), so such details came from elsewhere and are shown as text.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# (A backslash in the text before such letters is stored `\\ud800`: no escape of a surrogate.)
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F]")
 
 
 def _not_json(constant: str):

@@ -150,3 +150,13 @@ def test_audit_export_refusing_its_cursor_does_not_truncate_the_output_file(acme
             "audit_export", "--tenant", acme.slug, "--after", "999999999", "--output", str(output), stderr=StringIO()
         )
     assert output.read_text(encoding="utf-8") == '{"kind":"event","id":"1:1"}\n'
+
+
+def test_details_holding_a_backslash_before_such_letters_are_shown_as_the_object_they_are(acme):
+    """A note written `\\ud800` — a backslash in the text, stored escaped (`\\\\ud800`) — is no
+    surrogate's escape: the details are an object on the API, not their stored text."""
+    token = issue(acme, role="admin", scopes=("read",))
+    with schema_context(acme.schema_name):
+        seq = audit_record(action="thing.noted", actor="service:test", data={"note": "C:\\ud800\\x"}).seq
+    details = api(acme, token).get(f"/api/v1/audit/events/{seq}").json()["details"]
+    assert details == {"note": "C:\\ud800\\x"}
