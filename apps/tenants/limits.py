@@ -62,10 +62,13 @@ class EffectiveLimits:
         return Rate(self.requests_per_second, 1.0, self.burst)
 
     def credential_rate(self) -> Rate:
+        """Exactly the credential's share of the workspace's rate — its requests per second over a
+        period 1 / CREDENTIAL_SHARE as long (5/s: 5 every 2 s), never a share rounded up to whole
+        requests per second (5/s gave 3/s; 1/s, all of it) — and of its burst, rounded down."""
         return Rate(
-            max(math.ceil(self.requests_per_second * CREDENTIAL_SHARE), 1),
-            1.0,
-            max(math.ceil(self.burst * CREDENTIAL_SHARE), 1),
+            self.requests_per_second,
+            1.0 / CREDENTIAL_SHARE,
+            max(math.floor(self.burst * CREDENTIAL_SHARE), 1),
         )
 
 

@@ -31,8 +31,8 @@ def test_it_answers_with_the_ratelimit_headers(acme):
     limit("acme", burst=10)
     response = api(acme, issue(acme)).get(WORKSPACE)
     assert response.status_code == 200
-    # A credential gets half of the tenant's burst: 5, one spent.
-    assert response["RateLimit-Policy"] == '"default";q=1;w=1'
+    # A credential gets half of the tenant's rate (1/s: 1 every 2 s) and burst: 5, one spent.
+    assert response["RateLimit-Policy"] == '"default";q=1;w=2'
     assert response["RateLimit"].startswith('"default";r=4;t=')
     assert "Retry-After" not in response
 
@@ -44,9 +44,9 @@ def test_it_refuses_after_the_burst_with_429_and_the_headers(acme):
     refused = client.get(WORKSPACE)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
-    assert refused["Retry-After"] == "1"
+    assert refused["Retry-After"] == "2"  # the credential's half of 1/s: one every 2 s
     assert refused["RateLimit"].startswith('"default";r=0;t=')
-    assert refused["RateLimit-Policy"] == '"default";q=1;w=1'
+    assert refused["RateLimit-Policy"] == '"default";q=1;w=2'
 
 
 def test_one_credential_cannot_take_the_whole_tenant_rate(acme):

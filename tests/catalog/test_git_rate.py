@@ -44,5 +44,5 @@ def test_git_responses_carry_the_ratelimit_headers(acme):
     git = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {issue(acme, scopes=('read',))}")
     response = git.get(GIT_REFS)
     assert response.status_code == 200
-    assert response.get("RateLimit-Policy") == '"default";q=1;w=1'
+    assert response.get("RateLimit-Policy") == '"default";q=1;w=2'  # a credential's half of 1/s
     assert (response.get("RateLimit") or "").startswith('"default";r=9;t=')

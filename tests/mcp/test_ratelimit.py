@@ -19,11 +19,11 @@ def test_it_refuses_after_the_burst_with_429_and_headers(mcp_port, fresh_tenant,
         call_command("tenant_limits", fresh_tenant.slug, "--requests-per-second", "1", "--burst", "4")
     first = post(mcp_port, fresh_tenant.slug, tokens["admin"])
     assert first.status_code != 429
-    assert first.headers["RateLimit-Policy"] == '"default";q=1;w=1'
+    assert first.headers["RateLimit-Policy"] == '"default";q=1;w=2'  # a credential's half: 1 every 2 s
     refused = [post(mcp_port, fresh_tenant.slug, tokens["admin"]) for _ in range(2)][-1]
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
-    assert refused.headers["Retry-After"] == "1"
+    assert refused.headers["Retry-After"] == "2"
     assert refused.headers["RateLimit"].startswith('"default";r=0;t=')
     # Another credential of the tenant still has its own half of the burst.
     assert post(mcp_port, fresh_tenant.slug, tokens["viewer"]).status_code != 429

@@ -26,7 +26,8 @@ def test_it_applies_the_plan_values(globex, settings):
         20_000_000,
     )
     assert limits.overridden == frozenset()
-    assert (limits.credential_rate().limit, limits.credential_rate().capacity) == (10, 50)
+    credential = limits.credential_rate()  # half the rate (20 every 2 s) and the burst
+    assert (credential.limit / credential.period, credential.capacity) == (10.0, 50)
 
 
 def test_it_scales_plans_but_never_overrides(globex, settings):
