@@ -368,32 +368,13 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
         payload = None
     if not (isinstance(payload, list) and len(payload) == 3 and isinstance(payload[2], int)):
         # The whole workspace's data is behind such a link: a forged one is a security event.
-        audit_record(
-            action="export.download_refused",
-            actor=actor,
-            target=export,
-            data={"reason": "link_invalid"},
-            outcome=Outcome.DENIED,
-            request=request,
-        )
-        raise ServiceError("link_invalid", "This download link is not valid.", status=403)
+        raise _download_refused(export, actor, request, "link_invalid", "This download link is not valid.")
     link_export, link_schema, link_expires = payload
     if link_schema != connection.schema_name or link_export != str(export_id).lower():
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     if not export_downloadable_by(export, actor):  # an admin holding an owner's link
-        audit_record(
-            action="export.download_refused",
-            actor=actor,
-            target=export,
-            data={"reason": "owners_only"},
-            outcome=Outcome.DENIED,
-            request=request,
-        )
-        raise ServiceError(
-            "export_owners_only",
-            "This export holds members' password hashes: only an owner may download it.",
-            status=403,
-        )
+        message = "This export holds members' password hashes: only an owner may download it."
+        raise _download_refused(export, actor, request, "export_owners_only", message, reason="owners_only")
     if export.status != Export.Status.SUCCEEDED or not export.file:
         raise ServiceError("export_not_found", "There is no export with this id.", status=404)
     if export.file != _archive_name(connection.schema_name, export.pk):  # a row naming another's file
@@ -406,6 +387,19 @@ def export_for_download(*, export_id, signature: str | None, actor: Any = None, 
     if request is None or request.method != "HEAD":  # a HEAD (a link checker) takes nothing away
         audit_record(action="export.downloaded", actor=actor, target=export, request=request)
     return export
+
+
+def _download_refused(export: Export, actor, request, code: str, message: str, *, reason: str = "") -> ServiceError:
+    """A refused download, audited (`export.download_refused`, denied): the error to raise."""
+    audit_record(
+        action="export.download_refused",
+        actor=actor,
+        target=export,
+        data={"reason": reason or code},
+        outcome=Outcome.DENIED,
+        request=request,
+    )
+    return ServiceError(code, message, status=403)
 
 
 def export_download_url(export: Export, *, url_name: str = "api:export_download") -> str:
