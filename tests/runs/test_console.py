@@ -390,6 +390,7 @@ def test_the_live_fragment_shows_a_sub_agent_run_started_during_the_parents_step
 
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is drawn reversed
+RLM = "\u200f"  # RIGHT-TO-LEFT MARK: digits around a space between two of them are drawn swapped
 
 
 def _pending_card(html: str) -> str:
@@ -397,21 +398,24 @@ def _pending_card(html: str) -> str:
     return html[start : html.index("</section>", start)]
 
 
-def test_the_approval_card_shows_a_models_text_direction_override_escaped(acme):
+@pytest.mark.parametrize("mark", [RLO, RLM], ids=["override", "right_to_left_mark"])
+def test_the_approval_card_shows_a_models_text_direction_override_escaped(acme, mark):
     """The model is untrusted (docs/runs.md): a U+202E it put in a tool call's arguments is shown
     on the approval card as `\\u202e`, so the approver reads the call that will be made, not the
-    same characters drawn in another order (foundry/text.py `json_shown`)."""
+    same characters drawn in another order (foundry/text.py `json_shown`); so is a right-to-left
+    mark (U+200F), around `0009 3214` drawn as `3214 0009` (tests/runs/test_direction_marks.py)."""
     triage = deploy(acme, FINANCE, TRIAGE)
     run = waiting_run(acme, triage)
     with schema_context("acme"):
         Approval.objects.filter(run=run).update(
-            arguments={"amount": 25000, "payee": f"ACME Ltd {RLO}0009 3214 0000 0000 89ED"}
+            arguments={"amount": 25000, "payee": f"ACME Ltd {mark}0009 3214{mark} 0000 89ED"}
         )
     response = client_for(acme, "operator@acme.test").get(f"/runs/{run.pk}/")
     assert response.status_code == 200
     card = _pending_card(response.content.decode())
     assert 'value="approve"' in card
-    assert RLO not in card and "ACME Ltd \\u202e0009 3214" in card
+    escaped = f"\\u{ord(mark):04x}"
+    assert mark not in card and f"ACME Ltd {escaped}0009 3214{escaped}" in card
 
 
 def test_an_approval_comment_with_a_text_direction_override_is_refused(acme):
