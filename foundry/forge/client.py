@@ -291,9 +291,16 @@ class Client:
         except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
             body = None
         error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+        if 300 <= status < 400:  # not followed: the token is for this URL, not for wherever it points
+            to = response.headers.get("location")
+            raise ForgeError(
+                "unexpected_response",
+                f"{where}, a redirect{f' to {to}' if to else ''}; forge does not follow redirects"
+                " — is this the workspace's URL?",
+            )
         if 200 <= status < 300 and isinstance(body, dict):
             return body
-        if body is None or (status >= 300 and error is None) or (200 <= status < 300):  # a 2xx, not an object
+        if body is None or (status >= 400 and error is None) or (200 <= status < 300):  # a 2xx, not an object
             if status == 429 or status >= 500:  # a proxy's own page in front of a server: it says what it means
                 raise refusal(
                     self.url, status, {"code": "error", "message": "(no Foundry answer)"}, retry_after_seconds(response)

@@ -116,6 +116,37 @@ def test_a_proxys_own_fault_or_rate_limit_page_is_called_what_it_is(stub, worksp
     assert said in ran.err and "is this a Foundry tenant URL?" not in ran.err, ran.err
 
 
+class _Redirect(_Stub):
+    def _do(self):
+        self.send_response(301)
+        self.send_header("Location", "https://elsewhere.example/api/v1/")
+        self.send_header("Content-Type", "application/json")
+        body = b'{"error": {"code": "not_found", "message": "moved"}}'
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _do
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_redirect_is_called_a_redirect_whatever_its_body_says(workspace, command):
+    """forge does not follow redirects (its token is for the URL it was given). A 3xx with a
+    Foundry-like error body was read as the server's refusal ("refused by the server: moved");
+    now it is a redirect, named with where it points, and exit 2."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        ran = forge(*command, cwd=workspace, env={"FOUNDRY_URL": url, "FOUNDRY_TOKEN": "af_t"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ran.code == 2, (ran.out, ran.err)
+    assert "refused" not in ran.err, ran.err
+    assert "a redirect to https://elsewhere.example/api/v1/; forge does not follow redirects" in ran.err, ran.err
+
+
 # --- answers with what forge reads, of another type ------------------------------------------
 
 
