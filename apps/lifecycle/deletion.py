@@ -261,7 +261,10 @@ def _database_purge(tenant: Tenant, purged: Purged) -> None:
 
 
 def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:
-    """Delete the workspace's keys from every Redis the platform keeps them in."""
+    """Delete the workspace's keys from every Redis the platform keeps them in. A Redis that
+    fails stops the purge (its transaction rolls back, the next pass tries again): the slug, and
+    the schema name made of it, must not go to a new workspace while the old one's cache
+    entries and route keys are still there under those names."""
 
     clients = redis_clients()
     patterns = redis_patterns(tenant_id=tenant.pk, schema=tenant.schema_name, hosts=hosts)
@@ -272,9 +275,13 @@ def _redis_purge(tenant: Tenant, hosts: list[str]) -> int:
                 keys = pattern.keys(client)
                 if keys:
                     deleted += client.delete(*keys)
-        except redis.RedisError:
-            # What stays expires by itself (limits, locks and routes all carry a TTL).
-            logger.warning("purge of %s: Redis unavailable; its keys expire by TTL", tenant.slug, exc_info=True)
+        except redis.RedisError as exc:
+            logger.warning("purge of %s: Redis failed; the purge is rolled back", tenant.slug, exc_info=True)
+            raise ServiceError(
+                "redis_unavailable",
+                f"Workspace {tenant.slug} was not purged: its Redis keys could not be deleted ({type(exc).__name__}).",
+                status=503,
+            ) from None
     return deleted
 
 
