@@ -615,9 +615,12 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "dulwich": {"level": "WARNING"},
-        # httpx logs every URL it calls at INFO: a webhook's token, an http tool's arguments.
+        # httpx logs every URL it calls at INFO: a webhook's token, an http tool's arguments;
+        # httpx2 (the model SDKs' client) every provider endpoint.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
         # A Host outside ALLOWED_HOSTS reaching Django's HTTPS redirect (before the host router):
         # Django logs an error and its traceback for each, which scanners send by the thousand
         # (Django's documentation suggests silencing it). The access log has the 400.

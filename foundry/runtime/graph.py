@@ -61,6 +61,7 @@ from langgraph.graph.message import _messages_delta_reducer
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
+from langsmith import tracing_context as langsmith_tracing
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -376,9 +377,13 @@ class AgentGraph:
         # LangGraph may run a node in another thread or context: steps' spans name this one,
         # the caller's (the Celery task's), as their parent explicitly.
         self.trace_context = otel_context.get_current()
-        out = self.graph.invoke(
-            payload, self._config(thread_id), context=self, version="v2", durability=self.durability
-        )
+        # Never LangSmith's tracer, which langchain-core attaches to every graph run when the
+        # process has LANGSMITH_TRACING (or LANGCHAIN_TRACING_V2) set: it would post every
+        # workspace's state — prompts, answers, tool results — to LangSmith, whatever trace_content says.
+        with langsmith_tracing(enabled=False):
+            out = self.graph.invoke(
+                payload, self._config(thread_id), context=self, version="v2", durability=self.durability
+            )
         flush = getattr(self.graph.checkpointer, "flush", None)
         if flush is not None:  # apps/runs/checkpoints.py: writes held for a checkpoint that never came
             flush()

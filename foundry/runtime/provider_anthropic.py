@@ -88,6 +88,10 @@ class AnthropicProvider:
                 max_retries=0,  # call_with_retries retries, within the run's time budget
                 timeout=connection.timeout_seconds,
                 http_client=http_client(network or NetworkPolicy()),
+                # No spans of the SDK's own: the graph's `chat <model>` span is the call's, and
+                # ANTHROPIC_OPEN_TELEMETRY_* in the platform's environment would otherwise put every
+                # workspace's prompts and the endpoint's path on them, whatever trace_content says.
+                open_telemetry=False,
             )
         except (anthropic.AnthropicError, httpx2.InvalidURL, ValueError, TypeError):
             raise ProviderError("provider_settings_invalid", f"{self.label} is not a usable endpoint.") from None
