@@ -154,11 +154,14 @@ def _run_lock(run: Run) -> Run:
 
 def run_cancel(*, actor, run: Run, request=None) -> Run:
     """Cancel a run and its sub-agent runs. Not yet running (or waiting): at once. Running: its
-    worker stops before its next step — a parent waiting on a child's step, once the child stops."""
+    worker stops before its next step — a parent waiting on a child's step, once the child stops.
+    Asked again while its worker stops it: the same answer, and nothing changed or recorded."""
     with transaction.atomic():
         run = _run_lock(run)
         if run.is_finished:
             raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
+        if run.cancel_requested_at is not None:  # its sub-agents were cancelled with it
+            return run
         message = f"Cancelled by {_actor_name(actor)}."
         _cancel_one(run, message)
         parents = [run.pk]
