@@ -65,6 +65,7 @@ RETRIED_STATUSES = frozenset({408, 409, 429})
 AMBIENT_HEADER_VARIABLES = ("OPENAI_CUSTOM_HEADERS", "ANTHROPIC_CUSTOM_HEADERS")
 _KEY_LIKE = re.compile(r"\b(?:sk|key|api)[-_][A-Za-z0-9_*.\-]{6,}", re.IGNORECASE)
 _KEY_WINDOW = 6  # a quoted word sharing this many consecutive characters with the key is dropped
+_SHORTEST_REDACTED = 4  # a shorter key: nothing the endpoint said is quoted
 
 Resolver = Callable[[str, int], list[str]]
 T = TypeVar("T")
@@ -377,17 +378,21 @@ def _backoff(number: int) -> float:
 
 
 def redact(text: str, secret: str) -> str:
-    """`text` without `secret`, any word sharing part of it, or anything shaped like an API key,
-    cut to a readable length."""
+    """`text` without `secret` (also as JSON writes it), any word sharing part of it, or anything
+    shaped like an API key, cut to a readable length. Nothing at all for a secret of 1 to 3
+    characters, which no replacing tells apart from the words around it."""
+    if secret and len(secret) < _SHORTEST_REDACTED:
+        return ""
     # Only the beginning is ever quoted: what is scanned is bounded too (an error body may be
     # megabytes of words, each compared with every stretch of the key), cut at a word's end.
-    limit = 4 * MAX_QUOTED_CHARS + len(secret)
+    limit = 4 * MAX_QUOTED_CHARS + 2 * len(secret)
     if len(text) > limit:
         text = text[:limit].rsplit(None, 1)[0]
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "[redacted]")
+    forms = {secret, json.dumps(secret)[1:-1]} if secret else set()  # a body without a message is quoted as JSON
+    for form in forms:
+        text = text.replace(form, "[redacted]")
     text = _KEY_LIKE.sub("[redacted]", text)
-    windows = {secret[i : i + _KEY_WINDOW] for i in range(max(0, len(secret) - _KEY_WINDOW + 1))}
+    windows = {form[i : i + _KEY_WINDOW] for form in forms for i in range(max(0, len(form) - _KEY_WINDOW + 1))}
     words = ["[redacted]" if any(w in word for w in windows) else word for word in text.split()]
     text = " ".join(words)
     return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
