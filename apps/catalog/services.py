@@ -57,10 +57,12 @@ def author_of(actor) -> tuple[str, str]:
 
 
 def _message_clean(message: str | None, default: str) -> str:
-    message = (message or "").strip() or default
+    """The message as stored: checked as given (str.strip() takes control characters such as
+    U+0085 or U+001F for spaces), then stripped; blank, the default."""
+    message = message or ""
     if len(message) > MAX_MESSAGE or not text_readable(message, lines=True):
         raise ServiceError("message_invalid", f"A message is at most {MAX_MESSAGE} printable characters.")
-    return message
+    return message.strip() or default
 
 
 def _document_lock(kind: str, name: str) -> Document:
@@ -147,6 +149,7 @@ def version_publish(
         raise DocumentInvalid(result)
     if kind is not None and result.kind != kind:
         raise ServiceError("kind_mismatch", f"Expected a {kind} document, got a {result.kind}.")
+    message = _message_clean(message, f"Publish {result.name}")  # refused also where nothing changes
     content = _as_stored(result.data)
     content_digest = digest(content)
     _catalog_lock()
@@ -157,12 +160,7 @@ def version_publish(
         return Published(latest, created=False)
     text = source.decode() if isinstance(source, bytes) else source
     version = _version_create(
-        document,
-        source=text,
-        content=content,
-        digest=content_digest,
-        author=actor,
-        message=_message_clean(message, f"Publish {result.name}"),
+        document, source=text, content=content, digest=content_digest, author=actor, message=message
     )
     audit_record(
         action=f"{'dis' if document.kind == Kind.DOMAIN else 'agent'}.publish",
@@ -180,6 +178,7 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
     _catalog_lock()
     document = Document.objects.select_for_update().get(pk=document.pk)
     old = version_get(document, number)
+    message = _message_clean(message, f"Roll back {document.name} to v{old.number}")  # also where nothing changes
     latest = document.versions.order_by("-number").first()
     # Compared, and the new version's digest taken, as the content is stored: a version published
     # before digests were taken of the stored form holds the parsed one's.
@@ -198,7 +197,7 @@ def version_rollback(*, actor, document: Document, number: int, message: str | N
         content=old.content,
         digest=content_digest,
         author=actor,
-        message=_message_clean(message, f"Roll back {document.name} to v{old.number}"),
+        message=message,
         restored_from=old,
     )
     audit_record(

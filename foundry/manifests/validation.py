@@ -35,6 +35,7 @@ API_VERSION = "foundry/v1"
 KINDS = {"Domain": "domain", "Agent": "agent"}
 PROVIDERS = ("scripted", "openai", "anthropic")
 _MESSAGE_LIMIT = 240
+MAX_PROBLEMS = 500  # listed, the first by position; then one `too_many_problems` counts the rest
 
 
 @cache
@@ -215,6 +216,19 @@ def validate(source: str | bytes, file: str = "<input>", *, domains: DomainResol
     checks = _DomainChecks(loaded) if kind == "domain" else _AgentChecks(loaded, domains)
     result.problems.extend(checks.run())
     result.problems.sort(key=lambda p: (p.line, p.column))
+    if len(result.problems) > MAX_PROBLEMS:  # a 1 MiB document may hold 100,000: an answer of tens of MB
+        rest = result.problems[MAX_PROBLEMS:]
+        result.problems = result.problems[:MAX_PROBLEMS]
+        result.problems.append(
+            Problem(
+                "too_many_problems",
+                f"{len(rest):,} more problems from here on are not listed; fix these first.",
+                file,
+                rest[0].line,
+                rest[0].column,
+                rest[0].path,
+            )
+        )
     return result
 
 
