@@ -47,7 +47,7 @@ from foundry.db.roles import app_role, as_owner, owner_role
 
 FORMAT = "foundry-backup"
 VERSION = 1
-DATABASE = "database"  # the scope of a whole-database backup; a workspace's is "tenant-<slug>"
+DATABASE = "database"  # the scope of a whole-database backup; a workspace's is "tenant-<slug>-id<id>"
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^foundry-(?P<scope>database|tenant-[a-z0-9_-]+)-(?P<at>[0-9]{8}T[0-9]{6}\.[0-9]{3}Z)\.tar\Z")
 _CHUNK = 1 << 20
@@ -138,8 +138,11 @@ def backup_name(scope: str, at: datetime) -> str:
     return f"foundry-{scope}-{at.strftime('%Y%m%dT%H%M%S')}.{at.microsecond // 1000:03d}Z.tar"
 
 
-def tenant_scope(slug: str) -> str:
-    return f"tenant-{slug}"
+def tenant_scope(tenant: Tenant) -> str:
+    """A workspace's backups are named, rotated and locked by its slug and its id: a slug freed by
+    a purge and taken by a new workspace must not have the new one's rotation delete the purged
+    one's backups, the way back after a purge by mistake (docs/operations/disaster-recovery.md)."""
+    return f"tenant-{tenant.slug}-id{tenant.pk}"
 
 
 def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFile:
@@ -150,7 +153,7 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
     directory = Path(directory)
     started = time.monotonic()
     at = datetime.now(UTC)
-    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
+    scope = DATABASE if tenant is None else tenant_scope(tenant)
     final = directory / backup_name(scope, at)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # a backup is for the platform's user only
@@ -283,7 +286,7 @@ def backup_run(
     both in the platform's audit chain: the file and the deleted ones. BackupBusy, and nothing
     done, while another backup of that scope runs."""
     actor = actor or "lifecycle"
-    scope = DATABASE if tenant is None else tenant_scope(tenant.slug)
+    scope = DATABASE if tenant is None else tenant_scope(tenant)
     with _one_backup_at_a_time(scope):
         return _backup_run(directory=directory, keep=keep, tenant=tenant, actor=actor, scope=scope)
 

@@ -33,7 +33,14 @@ from apps.accounts.permissions import Role
 from apps.audit.models import PLATFORM
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
-from apps.lifecycle.backup import _connect, backup_list, backup_open, database_is_empty, tenant_public_tables
+from apps.lifecycle.backup import (
+    _connect,
+    backup_list,
+    backup_open,
+    database_is_empty,
+    tenant_public_tables,
+    tenant_scope,
+)
 from apps.lifecycle.erasing import erasing
 from apps.lifecycle.inventory import schema_tables
 from apps.runs.services import run_create
@@ -277,7 +284,7 @@ def test_the_application_role_is_refused_a_whole_database_backup_and_told_why(un
 
 def test_a_lost_workspace_is_restored_from_its_backup_with_every_row_and_a_verifying_chain(workspace, tmp_path):
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     before_public, before_schema = public_rows(workspace.pk), schema_rows(workspace.schema_name)
     assert before_public["billing_usage"] and before_public["audit_auditevent"] and before_public["tenants_domain"]
     assert before_schema["runs_step"] and len(before_schema["accounts_user"]) == 2
@@ -321,7 +328,7 @@ def test_a_workspace_backup_from_before_an_upgrade_is_migrated_and_one_from_a_ne
     )  # fmt: skip
     connection.set_schema_to_public()
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (older,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (older,) = backup_list(tmp_path, tenant_scope(workspace))
     workspace_lose(workspace)
     call_command("restore", str(older), tenant=workspace.slug, stdout=io.StringIO())
     with schema_context(workspace.schema_name):
@@ -335,7 +342,7 @@ def test_a_workspace_backup_from_before_an_upgrade_is_migrated_and_one_from_a_ne
         )
     newer = tmp_path / "newer"
     call_command("backup", tenant=workspace.slug, dir=newer, stdout=io.StringIO())
-    (made,) = backup_list(newer, f"tenant-{workspace.slug}")
+    (made,) = backup_list(newer, tenant_scope(workspace))
     workspace_lose(workspace)
     with pytest.raises(CommandError, match=r"made by a newer version .*runs\.9999_from_the_future") as refused:
         call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
@@ -351,7 +358,7 @@ def test_a_workspace_restored_over_an_older_database_leaves_no_id_sequence_behin
     rows: each public table's id sequence is moved past the ids restored (a new workspace, audit
     event or usage row would otherwise collide with them), and never moved back."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     tables = ("tenants_tenant", "tenants_domain", "audit_auditevent", "billing_usage")
     workspace_lose(workspace)
     # The older nightly's sequences: at the highest id of the rows it held (a superuser sees all).
@@ -378,7 +385,7 @@ def test_a_workspace_restored_over_an_older_database_leaves_no_id_sequence_behin
 
 def test_restoring_a_workspace_that_exists_is_refused_and_changes_nothing(workspace, tmp_path):
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     before = public_rows(workspace.pk), schema_rows(workspace.schema_name)
     with pytest.raises(CommandError, match="exists already") as refused:
         call_command("restore", str(made), stdout=io.StringIO())
@@ -488,9 +495,9 @@ def test_rotation_keeps_the_newest_backups_of_each_scope(unblocked, tmp_path):
         time.sleep(0.002)  # names have millisecond resolution
     call_command("backup", tenant=second.slug, dir=tmp_path, keep=2, stdout=io.StringIO())
     made = [e.data["file"] for e in audit_events("public", action="lifecycle.backup.created")][-4:]
-    kept = backup_list(tmp_path, f"tenant-{first.slug}")
+    kept = backup_list(tmp_path, tenant_scope(first))
     assert [p.name for p in kept] == made[1:3]
-    assert [p.name for p in backup_list(tmp_path, f"tenant-{second.slug}")] == made[3:]
+    assert [p.name for p in backup_list(tmp_path, tenant_scope(second))] == made[3:]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*made[1:], "notes.txt"])
     rotated = audit_events("public", action="lifecycle.backup.created", data={"file": made[2]})
     assert rotated[0].data["deleted"] == [made[0]]
@@ -516,7 +523,7 @@ def corrupt(path: Path, how: str, target: Path) -> Path:
 @pytest.mark.parametrize("how", ["truncated", "garbage", "flipped byte", "not a backup", "missing"])
 def test_a_damaged_file_is_refused_naming_it_and_nothing_is_written(workspace, scratch_databases, tmp_path, how):
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     workspace_lose(workspace)
     damaged = tmp_path / "damaged.tar"
     if how != "missing":
@@ -539,7 +546,7 @@ def test_a_damaged_file_is_refused_naming_it_and_nothing_is_written(workspace, s
 def test_a_workspace_backup_holds_none_of_another_workspaces_rows(unblocked, tmp_path):
     mine, other = workspace_create(), workspace_create()
     call_command("backup", tenant=mine.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{mine.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(mine))
     assert all(public_rows(other.pk)[name] for name in ("billing_usage", "audit_auditevent", "tenants_domain"))
     with tarfile.open(made) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
@@ -639,7 +646,7 @@ def test_a_backup_while_another_of_its_scope_runs_is_refused_and_writes_nothing(
             call_command("backup", dir=tmp_path, stdout=io.StringIO())
         assert list(tmp_path.iterdir()) == []
         made, _ = backup_run(directory=tmp_path, keep=3, tenant=workspace)  # another scope
-        assert made.scope == tenant_scope(workspace.slug)
+        assert made.scope == tenant_scope(workspace)
     finally:
         held.kill()  # as a worker lost mid-dump: its connection, and the lock, go with it
         held.wait()
@@ -674,7 +681,7 @@ def test_a_backup_whose_worker_was_killed_holds_the_next_one_back_not_at_all(wor
     """The lock goes with the lost worker's connection: the next backup of that scope runs at once."""
     from apps.lifecycle.backup import BackupBusy, backup_run, tenant_scope
 
-    held = _lock_holder(tenant_scope(workspace.slug))
+    held = _lock_holder(tenant_scope(workspace))
     with pytest.raises(BackupBusy):
         backup_run(directory=tmp_path, keep=3, tenant=workspace)
     os.kill(held.pid, signal.SIGKILL)
@@ -731,7 +738,7 @@ def test_a_backup_taken_before_a_squash_is_not_refused_as_made_by_a_newer_versio
     assert SQUASH in loader.graph.nodes and REPLACED[0] in loader.replacements[SQUASH].replaces
 
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     workspace_lose(workspace)
     call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
     assert Tenant.objects.filter(pk=workspace.pk).exists()
@@ -750,7 +757,7 @@ def test_restoring_a_workspace_whose_secrets_no_configured_key_opens_says_which(
     with schema_context(workspace.schema_name):
         credential_set(actor=tenant_user(workspace, f"owner@{workspace.slug}.test"), provider="openai", api_key="sk-x")
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
 
     for keys, warned in (([new, old], ""), ([new], "provider openai")):
         settings.FOUNDRY_ENCRYPTION_KEYS = keys

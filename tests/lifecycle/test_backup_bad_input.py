@@ -8,7 +8,7 @@ import tarfile
 
 from django.core.management import call_command
 
-from apps.lifecycle.backup import backup_list
+from apps.lifecycle.backup import backup_list, tenant_scope
 from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
     backup_role,
     backup_role_url,
@@ -68,7 +68,7 @@ def test_public_rows_that_do_not_load_are_refused_naming_the_file_not_with_a_tra
     """Public rows that do not load (a value another version's column held) are refused naming the
     file, and the schema is dropped again."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
 
     def columns_swapped(manifest):
         for item in manifest["tables"]:

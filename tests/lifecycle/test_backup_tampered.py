@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from apps.lifecycle.backup import backup_list
+from apps.lifecycle.backup import backup_list, tenant_scope
 from apps.tenants.models import Domain, Tenant
 from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
     manage,
@@ -63,7 +63,7 @@ def schema_exists(name: str) -> bool:
 def test_a_manifest_table_entry_missing_a_field_is_refused_by_name_not_with_a_traceback(workspace, tmp_path, field):  # noqa: F811
     """A manifest whose table entry lacks `rows` or `member` is incomplete: refused naming the file."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
 
     def drop_field(manifest):
         for item in manifest["tables"]:
@@ -85,7 +85,7 @@ def test_a_workspace_backup_cannot_write_rows_of_another_workspace(unblocked, tm
     by whoever can write the file and recompute its unkeyed checksums) is refused, nothing restored."""
     mine, victim = workspace_create(), workspace_create()
     call_command("backup", tenant=mine.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{mine.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(mine))
     with tarfile.open(made) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
     (entry,) = [t for t in manifest["tables"] if t["table"] == "tenants_domain"]
@@ -113,7 +113,7 @@ def test_a_workspace_backup_cannot_write_rows_of_another_workspace(unblocked, tm
 def test_a_backup_without_its_schema_dump_is_refused_by_name_not_with_a_traceback(workspace, tmp_path):  # noqa: F811
     """A workspace's backup whose schema.dump is gone (member and manifest entry both) is incomplete."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     bad = repack(made, tmp_path / "no-schema.tar", without="schema.dump")
     workspace_lose(workspace)
     done = manage("restore", str(bad))

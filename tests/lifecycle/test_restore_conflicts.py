@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from apps.lifecycle.backup import backup_list
+from apps.lifecycle.backup import backup_list, tenant_scope
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.services import tenant_provision
 from tests.conftest import PASSWORD
@@ -23,7 +23,7 @@ def test_restoring_a_workspace_whose_custom_domain_was_taken_meanwhile_is_a_clea
         lost = tenant_provision(slug=slug, name="Lost", owner_email=f"o@{slug}.test", owner_password=PASSWORD).tenant
         Domain.objects.create(domain=custom, tenant=lost, is_primary=False)
         call_command("backup", tenant=slug, dir=tmp_path, stdout=io.StringIO())
-        (made,) = backup_list(tmp_path, f"tenant-{slug}")
+        (made,) = backup_list(tmp_path, tenant_scope(lost))
         workspace_lose(lost)
         other = Tenant.objects.get(slug="globex")
         Domain.objects.create(domain=custom, tenant=other, is_primary=False)

@@ -4,7 +4,7 @@ import io
 
 from django.core.management import call_command
 
-from apps.lifecycle.backup import backup_list
+from apps.lifecycle.backup import backup_list, tenant_scope
 from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge, tenants_due
 from apps.lifecycle.tasks import purge_due
 from apps.tenants.models import Tenant
@@ -19,7 +19,7 @@ def test_a_workspace_restored_after_a_mistaken_purge_is_not_purged_again_by_the_
     restored, it comes back suspended with its deletion cancelled, and the hourly purge leaves it."""
     tenant_deletion_schedule(tenant=workspace, actor="test", grace_days=0)
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     tenant_purge(tenant=Tenant.objects.get(pk=workspace.pk), actor="test")  # the mistake
     assert not Tenant.objects.filter(pk=workspace.pk).exists()
 

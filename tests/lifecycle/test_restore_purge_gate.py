@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from apps.lifecycle.backup import backup_list
+from apps.lifecycle.backup import backup_list, tenant_scope
 from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
 from apps.tenants.models import Tenant
 from foundry.db.roles import owner_role
@@ -32,7 +32,7 @@ def _events(tenant_id: int) -> int:
 def test_a_restored_workspace_marked_deleting_by_sql_alone_keeps_its_audit_chain(workspace, tmp_path):  # noqa: F811
     tenant_deletion_schedule(tenant=workspace, actor="test", grace_days=0)
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     tenant_purge(tenant=Tenant.objects.get(pk=workspace.pk), actor="test")
     call_command("restore", str(made), tenant=workspace.slug, stdout=io.StringIO())
     restored = Tenant.objects.get(pk=workspace.pk)
@@ -58,7 +58,7 @@ def test_a_workspace_restored_after_its_purge_appends_to_its_chain_again(workspa
 
     tenant_deletion_schedule(tenant=workspace, actor="test", grace_days=0)
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, f"tenant-{workspace.slug}")
+    (made,) = backup_list(tmp_path, tenant_scope(workspace))
     tenant_purge(tenant=Tenant.objects.get(pk=workspace.pk), actor="test")
     with pytest.raises(DatabaseError, match="was purged"), transaction.atomic():
         audit_record(action="thing.after_purge", actor="test", chain=workspace.pk)
