@@ -38,6 +38,7 @@ from apps.lifecycle.inventory import (
     redis_patterns,
     schema_tables,
 )
+from apps.lifecycle.models import RetentionPolicy
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.services import tenant_row_locked, tenant_work_resume
@@ -100,6 +101,7 @@ def tenant_deletion_schedule(
         raise ServiceError(
             "deletion_scheduled", f"Workspace {tenant.slug} is already scheduled for deletion.", status=409
         )
+    _refuse_legal_hold(tenant)
     now = timezone.now()
     tenant.status_before_deletion = tenant.status
     tenant.status, tenant.status_changed_at = Tenant.Status.DELETING, now
@@ -116,6 +118,21 @@ def tenant_deletion_schedule(
     hosts = list(tenant.domains.values_list("domain", flat=True))
     transaction.on_commit(lambda: route_invalidate(*hosts))
     return tenant
+
+
+def _refuse_legal_hold(tenant: Tenant) -> None:
+    """A workspace whose audit trail is on legal hold is neither scheduled for deletion nor
+    purged: a purge erases the trail the hold keeps. Its owners lift the hold first (itself an
+    audited change), while the workspace is active."""
+    with schema_context(tenant.schema_name):
+        held = RetentionPolicy.objects.filter(pk=1, audit_legal_hold=True).exists()
+    if held:
+        raise ServiceError(
+            "legal_hold",
+            f"Workspace {tenant.slug}'s audit trail is on legal hold; its owners lift the hold"
+            " (Settings → Data retention) before the workspace can be deleted.",
+            status=409,
+        )
 
 
 @_on_public
@@ -167,6 +184,7 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
                 f"Workspace {tenant.slug} may be purged from {tenant.purge_after:%Y-%m-%d %H:%M} UTC.",
                 status=409,
             )
+        _refuse_legal_hold(tenant)  # set while its deletion was being scheduled, say
         hosts = list(tenant.domains.values_list("domain", flat=True))
         purged = Purged(tenant.pk, tenant.slug, tenant.schema_name)
         # What lives outside this database goes first, found by the workspace's names while its
