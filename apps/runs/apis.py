@@ -170,6 +170,7 @@ class DecisionInput(StrictInput):
     step = StrictIntegerField(
         required=False,
         min_value=1,
+        max_value=2**31 - 1,  # as MCP's approve_run takes it; a larger one is no step
         help_text="The step (tool call) you reviewed; if the run waits at another one the decision is refused "
         "with `approval_stale`.",
     )

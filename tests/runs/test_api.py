@@ -498,6 +498,8 @@ def test_an_approval_for_a_step_that_is_no_longer_waiting_is_refused(acme, triag
     response = post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": 99})
     assert (response.status_code, response.json()["error"]["code"]) == (409, "approval_stale")
     assert post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": "x"}).status_code == 400
+    too_large = post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": 10**30})  # no step: 400, as MCP says
+    assert (too_large.status_code, too_large.json()["error"]["code"]) == (400, "max_value")
     with schema_context("acme"):
         assert Run.objects.get(pk=run.pk).status == "waiting_approval"
 
