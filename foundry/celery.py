@@ -149,11 +149,13 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _telemetry_in_worker_process(**_kwargs) -> None:
     """Each forked worker process sets up its own tracing (an exporter's thread does not survive a fork)."""
+    from foundry.metrics_fold import metrics_fold_quietly
     from foundry.process import loaded_freeze
     from foundry.telemetry import telemetry_setup
 
     telemetry_setup("worker")
     loaded_freeze(urlconfs=False)
+    metrics_fold_quietly()  # the counter files of worker processes that ended before (killed, say)
 
 
 @beat_init.connect

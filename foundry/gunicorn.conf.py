@@ -20,3 +20,12 @@ max_requests_jitter = 500
 # gunicorn's control socket lives at one path per user; several servers on one host (tests,
 # benchmarks, blue/green) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker has ended (recycled after max_requests, timed out, killed): its counter files are
+    folded into the archive files (foundry/metrics_fold.py), so the scrape does not read more
+    files with every worker that ever ran."""
+    from foundry.metrics_fold import metrics_fold_quietly
+
+    metrics_fold_quietly()

@@ -15,7 +15,8 @@ so processes share their counters through files (prometheus_client's multiproces
 FOUNDRY_METRICS_DIR set (bin/dev: .data/metrics; the compose file: a volume the web, mcp and
 worker containers share), each host writes in a directory of its own inside it (settings.py sets
 PROMETHEUS_MULTIPROC_DIR; process ids of two containers never meet), and the scrape sums every
-file under FOUNDRY_METRICS_DIR. Without it, a process serves its own counters.
+file under FOUNDRY_METRICS_DIR. Without it, a process serves its own counters. The files of
+processes that have ended are folded into one per kind and directory (foundry/metrics_fold.py).
 
 `tenant` is the tenant's slug (`tenant_label`): bounded by the number of tenants; `model` by the
 price list: a call of a model the price list does not have counts as `unpriced` (workspaces name
@@ -40,6 +41,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from foundry.metrics_fold import files_locked
 
 MODEL_TOKENS = Counter(
     "foundry_model_tokens",
@@ -160,8 +163,9 @@ class _FilesCollector:
         self.root = root
 
     def collect(self):
-        files = glob.glob(os.path.join(self.root, "**", "*.db"), recursive=True)
-        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+        with files_locked(self.root, exclusive=False):  # no fold moves figures meanwhile (metrics_fold.py)
+            files = glob.glob(os.path.join(self.root, "**", "*.db"), recursive=True)
+            return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
 def registry_for_scrape():

@@ -12,7 +12,6 @@ import ipaddress
 import math
 import os
 import re
-import socket
 from pathlib import Path
 
 import environ
@@ -21,6 +20,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from foundry.keys import key_pairs
+from foundry.metrics_fold import metrics_directory
 from foundry.ratelimit import Rate
 from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_parse
 
@@ -260,7 +260,7 @@ FOUNDRY_METRICS_TOKEN = env.str("FOUNDRY_METRICS_TOKEN", default="")
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, which is after this.
 FOUNDRY_METRICS_DIR = env.str("FOUNDRY_METRICS_DIR", default="")
 if FOUNDRY_METRICS_DIR:
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(FOUNDRY_METRICS_DIR, socket.gethostname()))
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_directory(FOUNDRY_METRICS_DIR))
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -165,3 +165,52 @@ def test_the_same_figures_are_pushed_over_otlp_by_the_bridge(acme, monkeypatch):
     assert points[("foundry.model.tokens", labels)] == 41
     assert points[("foundry.model.tokens", (("kind", "output"), *labels[1:]))] == 1
     assert ("foundry.queue.depth", (("queue", "celery"),)) in points
+
+
+def test_the_counter_files_of_ended_processes_are_folded_and_the_sums_stay(tmp_path, settings, monkeypatch):
+    """Each process writes counter files of its own; nothing deleted them when it ended, so every
+    gunicorn worker recycled and every Celery worker restarted left more for each scrape to read.
+    The files of ended processes are added into one archive file per kind and deleted (the
+    gunicorn master's `child_exit`, each Celery worker process as it starts): the scrape shows
+    the same sums; a live process's files stay."""
+    import runpy
+    import socket
+
+    from foundry.metrics_fold import metrics_directory
+
+    settings.FOUNDRY_METRICS_TOKEN = TOKEN
+    settings.FOUNDRY_METRICS_DIR = str(tmp_path)
+    host = tmp_path / socket.gethostname()
+    host.mkdir()
+    script = (
+        "import sys; from types import SimpleNamespace as N; from foundry.metrics import HTTP_DURATION, usage_counted;"
+        "usage_counted(record=N(provider='p', model='m', input_tokens=int(sys.argv[1]), output_tokens=3,"
+        " cached_tokens=0, cache_write_tokens=0, cost_usd=None), schema='acme');"
+        "HTTP_DURATION.labels(route='r', method='GET').observe(0.2)"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(host)}
+    for tokens in (7, 5, 11):  # three processes, ended
+        subprocess.run([sys.executable, "-c", script, str(tokens)], env=env, cwd=ROOT, check=True, timeout=60)
+    # A fourth, whose files are given this process's id: alive, they are not folded.
+    ended = set(host.iterdir())
+    subprocess.run([sys.executable, "-c", script, "100"], env=env, cwd=ROOT, check=True, timeout=60)
+    live = []
+    for path in set(host.iterdir()) - ended:
+        live.append(path.rename(host / f"{path.name.split('_')[0]}_{os.getpid()}.db").name)
+
+    def scrape() -> list[str]:
+        text = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics").content.decode()
+        return sorted(line for line in text.splitlines() if line.startswith(("foundry_model_", "foundry_http_")))
+
+    before = scrape()
+    assert 'foundry_model_tokens_total{kind="input",model="unpriced",provider="p",tenant="acme"} 123.0' in before
+    assert 'foundry_http_request_duration_seconds_count{method="GET",route="r"} 4.0' in before
+    assert len(list(host.glob("*_[0-9]*.db"))) == 8  # 4 processes x (counter, histogram)
+
+    hooks = runpy.run_path(str(ROOT / "foundry" / "gunicorn.conf.py"))
+    monkeypatch.setenv("FOUNDRY_METRICS_DIR", str(tmp_path))  # the gunicorn master has the environment only
+    assert metrics_directory() == str(host)
+    hooks["child_exit"](None, None)  # as the master calls it when a worker has exited
+
+    assert sorted(p.name for p in host.glob("*.db")) == sorted(["counter_archive.db", "histogram_archive.db", *live])
+    assert scrape() == before
