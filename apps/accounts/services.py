@@ -208,13 +208,18 @@ def _break_glass_owner(member: User) -> bool:
 def _owners_remaining_without(user: User) -> int:
     """The other active owners who have joined (User.has_joined, in SQL: a usable password, or a
     sign-in already made, as single sign-on members have no password) and can sign in now: with
-    no single sign-on configured, only those with a password."""
+    no single sign-on configured, only those with a password; with it, those the settings still
+    let in (`sign_in_left`: not one whose identity is at an issuer left behind, whose address is
+    outside the allowed domains, or whose password single sign-on made useless)."""
     from apps.identity.models import SsoConfiguration
+    from apps.identity.services import sign_in_left
 
     owners = User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk)
-    if not SsoConfiguration.objects.exists():
+    config = SsoConfiguration.objects.first()
+    if config is None:
         return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX).count()
-    return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX, last_login__isnull=True).count()
+    joined = owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX, last_login__isnull=True)
+    return sum(1 for owner in joined if sign_in_left(owner, config))
 
 
 @transaction.atomic

@@ -413,7 +413,7 @@ def sso_configure(
     return config
 
 
-def _sign_in_left(member: User, config: SsoConfiguration | None) -> bool:
+def sign_in_left(member: User, config: SsoConfiguration | None) -> bool:
     """Whether `member` still has a way to sign in under `config` (None: no single sign-on): an
     invitation not yet accepted, a password the settings allow, or the provider — through an
     identity at its issuer, or linked by email at the first sign-in (a member with no identity
@@ -444,7 +444,7 @@ def _shut_out_tokens_revoke(actor: object, config: SsoConfiguration | None, requ
     live = ApiToken.objects.filter(revoked_at__isnull=True, issued_by__isnull=False).values("issued_by")
     revoked = 0
     for member in User.objects.filter(pk__in=live).order_by("pk"):
-        if not _sign_in_left(member, config):
+        if not sign_in_left(member, config):
             revoked += len(
                 token_revoke_issued_by(
                     actor=actor, member=member, reason=RevokedReason.ISSUER_SHUT_OUT, request=request
