@@ -97,6 +97,17 @@ def _embedded_ipv4(ip: Address) -> Address:
     return ip
 
 
+# Not globally reachable (IANA's special-purpose registries), whatever the interpreter's tables
+# say: before Python 3.11.10 (CVE-2024-4032) they called 192.0.0.8-192.0.0.255 global, and
+# 3fff::/20 (documentation, RFC 9637) and 5f00::/16 (SRv6 SIDs, RFC 9602) are newer than them.
+_NOT_GLOBAL = tuple(ipaddress.ip_network(network) for network in ("192.0.0.0/24", "3fff::/20", "5f00::/16"))
+_ANYCAST = (ipaddress.ip_address("192.0.0.9"), ipaddress.ip_address("192.0.0.10"))  # globally reachable in it
+
+
+def _listed_not_global(ip: Address) -> bool:
+    return ip not in _ANYCAST and any(ip in network for network in _NOT_GLOBAL)
+
+
 def address_class(ip: Address) -> str | None:
     """Why `ip` is not a public address ("loopback", "private", …), or None if it is public."""
     ip = _embedded_ipv4(ip)
@@ -110,7 +121,7 @@ def address_class(ip: Address) -> str | None:
         ("multicast", ip.is_multicast),
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
-        ("non-public", not ip.is_global),
+        ("non-public", not ip.is_global or _listed_not_global(ip)),
     )
     return next((name for name, hit in checks if hit), None)
 

@@ -119,6 +119,30 @@ def _read_fields(node) -> Iterator[str]:
             stack.append(item.expression)
 
 
+def _compared_texts(node) -> Iterator[tuple[str, str]]:
+    """(field, text) of each comparison of a field with a plain text (no wildcard) in a parsed filter."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Restriction):
+            compared, arg = item.comparable, item.arg
+            plain = isinstance(arg, Member) and len(arg.parts) == 1 and not arg.parts[0].stars
+            if isinstance(compared, Member) and compared.parts and plain:
+                yield compared.parts[0].text, arg.parts[0].text
+        elif isinstance(item, And | Or):
+            stack += [item.left, item.right]
+        elif isinstance(item, Not):
+            stack.append(item.child)
+        elif isinstance(item, Composite):
+            stack.append(item.expression)
+
+
+def _fold_value(text: str) -> str:
+    """A text value as lenient servers may compare it: compatibility forms made plain (NFKC:
+    fullwidth letters are ASCII), without case, without spaces at either end (PAD SPACE)."""
+    return unicodedata.normalize("NFKC", text).strip().upper().casefold()
+
+
 def _nested_keys(value) -> Iterator[str]:
     """The keys of every object inside `value` (a JSON value), at any depth, without recursion."""
     stack = [value]
@@ -141,6 +165,8 @@ class RuleBook:
         self.rules: dict[str, list[Rule]] = {}
         # {entity: {folded field name: field}} of the fields its rules compare.
         self.read: dict[str, dict[str, str]] = {}
+        # {entity: {field: {folded text: text}}} of the texts its rules compare fields with.
+        self.spellings: dict[str, dict[str, dict[str, str]]] = {}
         for rule in spec.get("rules") or ():
             entity = rule["entity"]
             if entity not in self.filters:
@@ -153,8 +179,12 @@ class RuleBook:
                 Rule(rule["name"], entity, rule["when"], rule["then"], rule.get("message") or "", compiled)
             )
             fields = self.filters[entity].fields
-            read = [name for name in _read_fields(parse(rule["when"])) if name in fields]
+            parsed = parse(rule["when"])
+            read = [name for name in _read_fields(parsed) if name in fields]
             self.read.setdefault(entity, {}).update(folded_names(read))
+            for name, text in _compared_texts(parsed):
+                if name in fields:
+                    self.spellings.setdefault(entity, {}).setdefault(name, {})[_fold_value(text)] = text
 
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
@@ -178,8 +208,22 @@ class RuleBook:
                 if inside is not None:
                     raise ArgumentError(f"Argument {name!r} holds the field {inside!r}: pass it as {inside!r} itself.")
                 continue
-            record[name] = None if value is None else self._coerce(name, declared, value)
+            record[name] = None if value is None else self._spelt(entity, name, self._coerce(name, declared, value))
         return record
+
+    def _spelt(self, entity: str, name: str, value):
+        """`value` as the rules spell it: a text (or a list's) that a lenient server reads as one a
+        rule compares the field with — `ir`, `IR `, fullwidth `IR` (U+FF29 U+FF32) for `country = "IR"` (a
+        case-insensitive, PAD SPACE collation; an NFKC-normalising service) — is that text, so the
+        rule sees what the server will."""
+        spellings = self.spellings.get(entity, {}).get(name)
+        if not spellings:
+            return value
+        if isinstance(value, str):
+            return spellings.get(_fold_value(value), value)
+        if isinstance(value, list):
+            return [spellings.get(_fold_value(v), v) if isinstance(v, str) else v for v in value]
+        return value
 
     @staticmethod
     def _coerce(name: str, declared, value):
