@@ -518,7 +518,9 @@ def syslog_send(sink: AuditSink, frames: Sequence[bytes], policy: NetworkPolicy,
     try:
         if sink.tls:
             try:
-                sock = _tls_context(sink.ca_certificate).wrap_socket(sock, server_hostname=sink.host)
+                # A fully qualified name's final dot is no part of the name certificates carry.
+                name = sink.host.rstrip(".")
+                sock = _tls_context(sink.ca_certificate).wrap_socket(sock, server_hostname=name)
             except (ssl.SSLError, OSError) as exc:
                 raise DeliveryError("syslog_tls_failed", f"TLS with {sink.destination} failed: {exc}.") from None
         try:

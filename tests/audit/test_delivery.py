@@ -309,6 +309,22 @@ def test_syslog_over_tls_verifies_the_receiver_certificate(acme, receiver, loopb
     assert len(listener.messages) == before
 
 
+def test_a_tls_syslog_host_written_fully_qualified_is_verified_on_its_name(
+    acme, receiver, loopback_allowed, tmp_path, monkeypatch
+):
+    """`siem.example.com.` (a trailing dot) is a host name a sink takes; its certificate names it
+    without the dot. The dot went to TLS as the name to verify, and every delivery failed
+    (`Hostname mismatch`), the sink backing off for good. Found by a review."""
+    pem, context = self_signed(tmp_path)  # a certificate for `localhost` and 127.0.0.1
+    listener = receiver(tls=context)
+    monkeypatch.setattr(delivery, "_resolve", lambda host, port: ["127.0.0.1"])  # no resolver answers `localhost.`
+    fields = SinkFields(kind="syslog", host="localhost.", port=listener.port, tls=True, ca_certificate=pem)
+    sink = audit_sink_set(tenant=acme, name="siem", fields=fields, actor="test")
+    result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, retry_delays=())
+    assert result.status == "delivered", result
+    assert listener.ids == chain_ids(acme)
+
+
 def test_a_sink_being_delivered_by_another_worker_is_left_alone(acme, receiver, loopback_allowed):
     listener = receiver()
     sink = syslog_sink(acme, listener.port)
