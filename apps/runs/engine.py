@@ -112,6 +112,13 @@ _APPROVAL_LOST = (
 TENANT_CHECK_SECONDS = 5.0
 
 
+def _asked_anew(approval: Approval, request: dict) -> bool:
+    """Whether a run asking at a step whose approval is decided asks another question: an overage
+    whose budgets changed while it waited (foundry/runtime/graph.py `_model`) — not the same
+    question again, which a checkpoint database that lost the interrupt makes it ask."""
+    return request.get("kind") == "overage" and storable(request.get("reasons")) != approval.reasons
+
+
 # How repr() spells a NUL and a lone surrogate: a container whose repr has neither holds no text
 # to replace (a backslash written before such letters only sends it the long way).
 _MAYBE_UNSTORABLE = re.compile(r"\\x00|\\ud[89a-f]")
@@ -347,7 +354,7 @@ class Attempt:
         while result.status == "waiting_approval":
             step = result.approval["step"]
             approval = self.run.approvals.filter(step=step).exclude(decision=Approval.Decision.PENDING).first()
-            if approval is None:
+            if approval is None or _asked_anew(approval, result.approval):
                 break
             if step in answered:
                 return RunResult(status="failed", reason="approval_lost", message=_APPROVAL_LOST.format(step=step))
@@ -403,6 +410,15 @@ class Attempt:
                     "reasons": request["reasons"],
                 },
             )
+            if approval.decision != Approval.Decision.PENDING and _asked_anew(approval, request):
+                # The question is put to the approvers again, as it stands now; the first answer
+                # stays in the audit trail (run.approve / run.reject).
+                approval.reasons, approval.requested_at = request["reasons"], timezone.now()
+                approval.decision, approval.approver, approval.comment = Approval.Decision.PENDING, "", ""
+                approval.decided_at = None
+                approval.save(
+                    update_fields=["reasons", "requested_at", "decision", "approver", "comment", "decided_at"]
+                )
             if run.cancel_requested_at is not None:
                 run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")
             elif approval.decision != Approval.Decision.PENDING:

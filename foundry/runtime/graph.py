@@ -255,13 +255,16 @@ def pending_tool_calls(messages: list) -> list[dict]:
 
 
 def _decision(value: Any) -> dict:
-    """An approver's answer; anything but an explicit approval is a rejection (fail closed)."""
+    """An approver's answer; anything but an explicit approval is a rejection (fail closed).
+    `caps`: the budgets an overage approval covers, those its request listed (None: a request
+    made before requests listed them)."""
     answer = value if isinstance(value, Mapping) else {}
-    by, comment = answer.get("by"), answer.get("comment")
+    by, comment, caps = answer.get("by"), answer.get("comment"), answer.get("caps")
     return {
         "approved": answer.get("approved") is True,
         "by": by if isinstance(by, str) else None,
         "comment": comment if isinstance(comment, str) else None,
+        "caps": [cap for cap in caps if isinstance(cap, str)] if isinstance(caps, list) else None,
     }
 
 
@@ -348,9 +351,14 @@ class AgentGraph:
 
     def resume(self, thread_id: str, *, approved: bool, by: str | None = None, comment: str | None = None) -> RunResult:
         """Answer the approval the run waits for (RunStateError `run_not_waiting` if none)."""
-        if not self.graph.get_state(self._config(thread_id)).interrupts:
+        interrupts = self.graph.get_state(self._config(thread_id)).interrupts
+        if not interrupts:
             raise RunStateError("run_not_waiting", "The run is not waiting for an approval.")
-        return self._invoke(Command(resume={"approved": approved, "by": by, "comment": comment}), thread_id)
+        # The answer is to the question asked: an overage approval covers the budgets it listed.
+        caps = interrupts[0].value.get("caps") if isinstance(interrupts[0].value, Mapping) else None
+        return self._invoke(
+            Command(resume={"approved": approved, "by": by, "comment": comment, "caps": caps}), thread_id
+        )
 
     def recover(self, thread_id: str) -> RunResult:
         """Continue a run from its last checkpoint (its worker was lost), replaying recorded steps."""
@@ -469,16 +477,24 @@ class AgentGraph:
             return {"outcome": stop}
         approved = state.get("overage_approved") or []
         spent = self.hooks.quota(approved) if self.hooks.quota is not None else None
-        if spent is not None:
+        # Resumed after an approval, this node runs again from its start and the budgets are
+        # checked afresh: the approval covers the budgets it listed (its request's caps), and one
+        # reached or changed while the run waited asks again (a further interrupt: the engine
+        # puts that question to the approvers in the step's approval).
+        while spent is not None:
             if not spent["approvable"]:
                 return {"outcome": _ended("failed", "quota_exceeded", spent["message"])}
             reasons = spent.get("reasons") or [spent["message"]]
-            decision = self._overage_approval(index, reasons)
+            decision = self._overage_approval(index, reasons, spent.get("caps", []))
             if not decision["approved"]:
                 comment = f": {decision['comment']}" if decision["comment"] else "."
                 message = f"{' '.join(reasons)} A human approver refused the overage{comment}"
                 return {"outcome": _ended("failed", "quota_exceeded", message)}
-            approved = True if approved is True else [*approved, *spent.get("caps", ())]
+            covered = spent.get("caps", []) if decision["caps"] is None else decision["caps"]  # None: asked before caps
+            if approved is True or not covered:  # every budget (approved so before caps), or none named
+                break
+            approved = [*approved, *(cap for cap in covered if cap not in approved)]
+            spent = self.hooks.quota(approved)
         step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
         started = self.clock()
         with _tracer.start_as_current_span(
@@ -644,8 +660,9 @@ class AgentGraph:
                 return None, "rejected", "A human approver rejected this call" + comment
         return tool, "", ""
 
-    def _overage_approval(self, index: int, reasons: list[str]) -> dict:
-        """Wait for a human to approve spending past the budgets reached before model call `index`."""
+    def _overage_approval(self, index: int, reasons: list[str], caps: list[str]) -> dict:
+        """Wait for a human to approve spending past the budgets reached before model call `index`
+        (`caps`: their keys, which the approval covers)."""
         request = {
             "kind": "overage",
             "step": index,
@@ -653,6 +670,7 @@ class AgentGraph:
             "tool_call_id": "",
             "arguments": {},
             "reasons": reasons,
+            "caps": caps,
         }
         return _decision(interrupt(request))
 
@@ -666,5 +684,6 @@ class AgentGraph:
             "reasons": reasons,
         }
         decision = _decision(interrupt(request))
+        decision.pop("caps")  # an overage's only
         step["approval"] = {"reasons": reasons, **decision}
         return decision
