@@ -2,6 +2,8 @@
 
 import os
 
+from foundry.switches import switch
+
 bind = os.environ.get("FOUNDRY_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("FOUNDRY_WEB_WORKERS", "2"))
 threads = int(os.environ.get("FOUNDRY_WEB_THREADS", "4"))
@@ -9,7 +11,7 @@ worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-" if os.environ.get("FOUNDRY_ACCESS_LOG", "1") == "1" else None
+accesslog = "-" if switch("FOUNDRY_ACCESS_LOG", default=True) else None  # stdout; a value neither yes nor no stops it
 # Its lines as JSON (FOUNDRY_LOG_FORMAT), an access line without query string, referrer or headers.
 logger_class = "foundry.gunicorn_logging.Logger"
 # The longest request line gunicorn takes (its default is 4094): a list's filter, up to 4,096

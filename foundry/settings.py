@@ -23,25 +23,19 @@ from foundry.keys import key_pairs
 from foundry.metrics_fold import metrics_directory
 from foundry.ratelimit import Rate
 from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_parse
+from foundry.switches import switch
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def _switch(name: str, default: bool) -> bool:
-    """A yes/no setting. django-environ's env.bool reads any value it does not know as False, so a
-    mistyped FOUNDRY_SECURE_COOKIES=enabled would silently mean off: refused instead. Empty is
-    unset (as compose passes a variable it was not given), not off."""
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value[:40]!r}.")
+    """A yes/no setting (foundry/switches.py): a value that is neither stops the process."""
+    try:
+        return switch(name, default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 def _number(name: str, default, kind, minimum):
@@ -580,7 +574,7 @@ FOUNDRY_READY_REQUIRES_WORKER = _switch("FOUNDRY_READY_REQUIRES_WORKER", default
 # Whether a request's W3C traceparent is continued (a trusted proxy or service in front, which
 # sets it); otherwise a request starts a trace of its own, sampled by this platform, linked to
 # the caller's: a client's "sampled" flag would force tracing every request it sends.
-FOUNDRY_TRACE_TRUST_CALLERS = env.bool("FOUNDRY_TRACE_TRUST_CALLERS", default=False)
+FOUNDRY_TRACE_TRUST_CALLERS = _switch("FOUNDRY_TRACE_TRUST_CALLERS", default=False)
 FOUNDRY_TRACE_URL_TEMPLATE = env.str("FOUNDRY_TRACE_URL_TEMPLATE", default="")
 if FOUNDRY_TRACE_URL_TEMPLATE and (
     not FOUNDRY_TRACE_URL_TEMPLATE.startswith(("http://", "https://")) or "{trace_id}" not in FOUNDRY_TRACE_URL_TEMPLATE
