@@ -243,3 +243,44 @@ def test_an_upload_pack_request_past_the_limit_with_a_length_is_the_plain_413_gi
     )
     assert (response.status_code, response["Content-Type"].split(";")[0]) == (413, "text/plain")
     assert response.content.startswith(b"body_too_large:")
+
+
+def _pkt(line: bytes) -> bytes:
+    return b"%04x" % (len(line) + 4) + line
+
+
+def test_a_fetch_offering_thousands_of_haves_is_refused_at_once(acme):
+    """dulwich's multi_ack negotiation walks the wants again for every `have` (time ~ haves²): one
+    have repeated 40,000 times, 6 KB gzipped, held a web worker for 25 s and counted as one request.
+    More than MAX_HAVES haves is a 413 `too_many_haves`, answered before any walking; a fetch
+    offering its tip is served. Found by a review."""
+    import time
+
+    from apps.catalog.git_http import MAX_HAVES
+
+    publish(acme, example("domains/finance.yaml"))
+    publish(acme, example("agents/invoice-triage.yaml"))
+    with schema_context(acme.schema_name):
+        repo = history_build()
+    first, head = repo.refs[b"refs/tags/dis/finance/v1"], repo.refs[b"refs/heads/main"]
+
+    def fetch(haves: int):
+        body = (
+            _pkt(b"want " + first + b" multi_ack side-band-64k thin-pack ofs-delta\n")
+            + b"0000"
+            + _pkt(b"have " + head + b"\n") * haves
+            + _pkt(b"done\n")
+        )
+        token = issue(acme, role="viewer", scopes=("read",))
+        return Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}").post(
+            "/git/foundry.git/git-upload-pack",
+            gzip.compress(body),
+            content_type="application/x-git-upload-pack-request",
+            HTTP_CONTENT_ENCODING="gzip",
+        )
+
+    started = time.monotonic()
+    refused = fetch(40_000)
+    assert time.monotonic() - started < 2
+    assert refused.status_code == 413 and refused.content.startswith(b"too_many_haves: More than"), refused.content
+    assert fetch(MAX_HAVES).status_code == 200
