@@ -5,8 +5,10 @@ a one-line reason and an exit code — 0 ok, 1 invalid (problems, failing tests,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -221,7 +223,7 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
         raise ForgeError("unexpected_response", f"The server's source of {label} is not UTF-8 text.") from None
     if output:
         try:
-            Path(output).write_bytes(source)
+            _write_whole(Path(output), source)
         except OSError as exc:
             raise ForgeError("file_unwritable", f"Cannot write {output}: {exc.strerror or exc}.") from None
         settings.out.say(f"wrote {label} to {output}")
@@ -289,3 +291,32 @@ def main(argv: list[str] | None = None) -> int:
         out.error(ForgeError("internal_error", f"Unexpected {type(exc).__name__}: {exc}"))
         return USAGE
     return result if isinstance(result, int) else 0
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """`data` as the file at `path`, whole or not at all: written beside it and renamed over it, so
+    a write that fails part way (a full disk, a quota) leaves the earlier file as it was. Through a
+    symbolic link, the file it points to; a device or a pipe (`-o /dev/stdout`) is written as is."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        target.write_bytes(data)
+        return
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".forge")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
