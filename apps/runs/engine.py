@@ -23,6 +23,7 @@ import time
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import RedisError
 
 from apps.audit.models import Outcome
@@ -103,8 +104,10 @@ class TenantSuspended(Exception):
     goes on from its checkpoint once the tenant is resumed (the sweep hands it back)."""
 
 
-# Failures of the platform's own services: the task retries them later (tasks.py).
-_TRANSIENT = (OperationalError, InterfaceError, RedisError)
+# Failures of the platform's own services — the database (through Django, or psycopg's own for
+# the checkpointer), Redis — which put the run back in the queue for its task to retry later:
+# the task retries exactly these (tasks.py).
+TRANSIENT = (OperationalError, InterfaceError, PsycopgOperationalError, RedisError)
 _APPROVAL_LOST = (
     "The run asked again for the approval of step {step}, decided already: its checkpoints are not being kept."
 )
@@ -254,10 +257,10 @@ class Attempt:
             # in the queue, not counted as a lost worker, and its task tries again later.
             self._requeue()
             return "locked"
-        except _TRANSIENT:
+        except TRANSIENT:
             # The database or Redis is away: the task tries again later, from the checkpoint — as
             # a run put back in the queue, so the retry is not counted as a lost worker.
-            with contextlib.suppress(*_TRANSIENT):
+            with contextlib.suppress(*TRANSIENT):
                 self._requeue()
             raise
         except Exception:  # a fault of ours or of a library: end the run clearly, never leave it running
@@ -267,9 +270,9 @@ class Attempt:
             )
         try:
             return self._conclude(result)
-        except _TRANSIENT:
+        except TRANSIENT:
             # Recording the end met the same outage: back in the queue as above, not a lost worker.
-            with contextlib.suppress(*_TRANSIENT):
+            with contextlib.suppress(*TRANSIENT):
                 self._requeue()
             raise
 

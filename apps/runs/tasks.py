@@ -18,13 +18,12 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
-from psycopg import OperationalError as PsycopgOperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from apps.runs.admission import NO_SLOT, run_advance_admitted, run_slot_retry_countdown, run_waiting
+from apps.runs.engine import TRANSIENT
 from apps.runs.locks import RunLock
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
@@ -37,7 +36,6 @@ from foundry.celery import TenantTask
 STALE_RUNNING = timedelta(minutes=5)
 STALE_QUEUED = timedelta(minutes=30)
 DB_RETRIES = 20
-_TRANSIENT = (OperationalError, PsycopgOperationalError, RedisConnectionError)
 
 
 @shared_task(
@@ -52,7 +50,7 @@ _TRANSIENT = (OperationalError, PsycopgOperationalError, RedisConnectionError)
 def run_execute(self, schema_name: str, run_id: str, db_failures: int = 0) -> str:
     try:
         status = run_advance_admitted(run_id)
-    except _TRANSIENT as exc:
+    except TRANSIENT as exc:
         # The database or Redis gone for a moment: try again, later each time, DB_RETRIES times
         # (~15 min), counted apart from the waits below; then the task gives up and the sweep
         # hands the run to a worker later, which counts as a recovery (FOUNDRY_RUN_MAX_RECOVERIES):

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import httpcore2
 import httpx2
 
+from foundry.db.text import UNSTORABLE
 from foundry.runtime.network import (
     FetchError,
     NetworkPolicy,
@@ -432,11 +433,12 @@ def text_clean(value):
 
 
 def tool_call_id(raw: object, seen: set, fallback: str) -> str:
-    """A tool call's id: the endpoint's (lone surrogates replaced), unless it sent none, one too
+    """A tool call's id: the endpoint's (NUL and lone surrogates replaced), unless it sent none, one too
     long, or one another call of the same answer has; else `fallback`, numbered on while taken,
     so no two calls of an answer share one (the second would count as answered, and never run).
     Added to `seen`."""
-    call_id = text_clean(raw) if isinstance(raw, str) else None
+    # As a step's record stores it (NUL too replaced): a recorded call is found again by its id.
+    call_id = UNSTORABLE.sub("\ufffd", raw) if isinstance(raw, str) else None
     if not call_id or len(call_id) > MAX_TOOL_CALL_ID or call_id in seen:
         call_id, number = fallback, 1
         while call_id in seen:
