@@ -54,8 +54,11 @@ PRUNED = "audit.pruned"  # the event the owner's prune appends (migrations/0011)
 BATCH = 10_000
 MAX_PROBLEMS = 100  # after the first break, enough to show its extent
 # The time comes back as the very text the append hashed (to_char in UTC): no datetime per row.
+# NULL for a time no append writes, outside the years 1 to 9999 (AD): `infinity`, or a BC date
+# whose text, without its era, is the AD one's.
 CHAIN_SQL = (
-    "SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_type,"
+    "SELECT seq, CASE WHEN occurred_at >= '0001-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'"
+    " THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') END, actor_type,"
     " actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash"
     " FROM public.audit_auditevent WHERE tenant_id = %s ORDER BY seq"
 )
@@ -290,18 +293,22 @@ def _walk(result: Verification, base: AuditChainBase, keep: set[int], pruned_to:
                     result.add(expected, "missing", f"#{expected} is not in the chain (next is #{seq})")
                 if prev_hash != previous:
                     result.add(seq, "link_broken", f"#{seq} does not follow the event before it")
-                recomputed = event_hash(
-                    tenant_id=base.hash_tenant_id, seq=seq, occurred_at=at, actor_type=actor_type, actor_id=actor_id,
-                    action=action, target_type=target_type, target_id=target_id, outcome=outcome, ip=ip,
-                    user_agent=user_agent, request_id=request_id, details=details, prev_hash=prev_hash,
-                )  # fmt: skip
-                if recomputed != digest:
-                    result.add(seq, "altered", f"#{seq}'s content does not give its hash")
-                elif action == PRUNED:
-                    pruned_to.add(_first_seq(details))
-                if previous_at is not None and at < previous_at:  # both UTC text of one width: in order
-                    result.add(seq, "time_reversed", f"#{seq} is dated {at}, before #{seq - 1} ({previous_at})")
-                previous_at = at
+                if at is None:
+                    result.add(seq, "altered", f"#{seq} is dated outside the years 1 to 9999, which no append writes")
+                else:
+                    recomputed = event_hash(
+                        tenant_id=base.hash_tenant_id, seq=seq, occurred_at=at, actor_type=actor_type,
+                        actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
+                        outcome=outcome, ip=ip, user_agent=user_agent, request_id=request_id, details=details,
+                        prev_hash=prev_hash,
+                    )  # fmt: skip
+                    if recomputed != digest:
+                        result.add(seq, "altered", f"#{seq}'s content does not give its hash")
+                    elif action == PRUNED:
+                        pruned_to.add(_first_seq(details))
+                    if previous_at is not None and at < previous_at:  # both UTC text of one width: in order
+                        result.add(seq, "time_reversed", f"#{seq} is dated {at}, before #{seq - 1} ({previous_at})")
+                    previous_at = at
                 if seq in keep:
                     seen[seq] = digest
                 previous, expected = digest, seq + 1

@@ -291,6 +291,41 @@ def test_two_swapped_rows_are_detected_at_the_first(superuser, chain):
     assert first_break(chain) == (3, "altered")
 
 
+def _time_text(superuser, chain: int, seq: int) -> str:
+    return superuser.execute(
+        "SELECT occurred_at::text FROM audit_auditevent WHERE tenant_id = %s AND seq = %s", [chain, seq]
+    ).fetchone()[0]
+
+
+def test_an_event_moved_to_the_same_day_bc_is_detected(superuser, chain):
+    """The canonical time (`to_char ... YYYY`) has no era: the same moment BC gives the same bytes.
+    An event moved there by a superuser, its hash untouched, verified intact; no append writes a
+    time outside the years 1 to 9999, so verification reports it `altered`. Found by a review."""
+    assert audit_verify(chain).ok
+    before = _time_text(superuser, chain, 4)
+    tamper(
+        superuser,
+        "UPDATE audit_auditevent SET occurred_at ="
+        " (to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00 BC')::timestamptz"
+        " WHERE tenant_id = %s AND seq = 4",
+        [chain],
+    )
+    after = _time_text(superuser, chain, 4)
+    assert after != before and after.endswith("BC")
+    result = audit_verify(chain)
+    assert not result.ok, f"#4 moved from {before} to {after}; verification: {result.summary()}"
+    assert (result.first.seq, result.first.kind) == (4, "altered")
+
+
+def test_an_event_dated_infinity_is_reported_not_a_crash(superuser, chain):
+    """`infinity` has no text: verification (the command, the API, the console badge) crashed on it;
+    it reports the event `altered`. Found by a review."""
+    tamper(superuser, "UPDATE audit_auditevent SET occurred_at = 'infinity' WHERE tenant_id = %s AND seq = 4", [chain])
+    result = audit_verify(chain)
+    assert not result.ok
+    assert (result.first.seq, result.first.kind) == (4, "altered")
+
+
 def test_rehashing_without_the_signing_key_is_caught_by_the_signed_checkpoint(superuser, chain):
     assert audit_checkpoint_sign(chain).seq == 10
     # The attacker edits #5 and re-computes every hash after it (the algorithm is public).
