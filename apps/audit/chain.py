@@ -8,7 +8,8 @@ outcome, IP, user agent, request id, details (canonical JSON: sorted keys, no sp
 previous hash. The first event's previous hash is 64 zeros. Lengths make the form unambiguous
 whatever the fields contain.
 
-A signed checkpoint signs `checkpoint_message`: the chain, seq, hash and signing time.
+A signed checkpoint signs `checkpoint_message`: the chain, the id it is hashed under, seq, hash
+and signing time.
 """
 
 import hashlib
@@ -94,6 +95,19 @@ def event_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def checkpoint_message(*, tenant_id: int, seq: int, hash: str, signed_at: datetime) -> bytes:
-    fields = ("foundry-audit-checkpoint", VERSION, str(tenant_id), str(seq), hash, time_text(signed_at))
+CHECKPOINT_VERSION = "2"
+
+
+def checkpoint_message(
+    *, chain_id: int, tenant_id: int, seq: int, hash: str, signed_at: datetime, version: str = CHECKPOINT_VERSION
+) -> bytes:
+    """What a checkpoint's signature is over. Version 2 names the chain the checkpoint is for
+    (`chain_id`, the id it is stored under) and the id its events are hashed under (`tenant_id`:
+    an imported chain keeps its first tenant's). Version 1, signed before December 2026, named the
+    hashed-as id alone — which a chain's base row, the app role's to write, could make another
+    chain's, for the platform to sign a checkpoint that chain then took for its own."""
+    if version == "1":
+        fields = ("foundry-audit-checkpoint", "1", str(tenant_id), str(seq), hash, time_text(signed_at))
+    else:
+        fields = ("foundry-audit-checkpoint", "2", str(chain_id), str(tenant_id), str(seq), hash, time_text(signed_at))
     return netstrings(fields).encode()

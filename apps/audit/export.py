@@ -21,12 +21,12 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from apps.audit.chain import GENESIS, checkpoint_message, details_text, event_hash, time_text
+from apps.audit.chain import GENESIS, details_text, event_hash, time_text
 from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_record, checkpoint_dict
-from apps.audit.signing import signature_valid
+from apps.audit.signing import checkpoint_signed
 from apps.audit.verify import Verification
 from foundry.errors import ServiceError
 
@@ -471,11 +471,9 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
     first = min(hashes, default=0)
     for checkpoint in signed:
         seq = checkpoint["seq"]
-        message = checkpoint_message(
-            tenant_id=result.tenant_id, seq=seq, hash=checkpoint["hash"], signed_at=checkpoint["signed_at"]
-        )
-        if int(checkpoint["tenant_id"]) not in chains | {result.tenant_id} or not signature_valid(
-            checkpoint["key_id"], checkpoint["signature"], message, keys
+        ids = chains | {result.tenant_id}
+        if int(checkpoint["tenant_id"]) not in ids or not checkpoint_signed(
+            checkpoint, chain_ids=ids, hash_id=result.tenant_id, keys=keys
         ):
             result.add(seq, "signature_invalid", f"the checkpoint of #{seq} is not signed by a platform key")
             continue

@@ -245,7 +245,9 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
             return None
         signed_at = timezone.now()
         hash_id = audit_chain_base(tenant_id).hash_tenant_id
-        message = checkpoint_message(tenant_id=hash_id, seq=head.seq, hash=stored, signed_at=signed_at)
+        message = checkpoint_message(
+            chain_id=tenant_id, tenant_id=hash_id, seq=head.seq, hash=stored, signed_at=signed_at
+        )
         try:
             with transaction.atomic():  # another signer of the same head at the same moment
                 checkpoint = AuditCheckpoint.objects.create(

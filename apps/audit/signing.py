@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.audit.chain import checkpoint_message
 from foundry.errors import ServiceError
 from foundry.keys import key_pairs
 
@@ -103,3 +104,21 @@ def signature_valid(key_id: str, signature: str, message: bytes, keys: dict[str,
     except (InvalidSignature, ValueError, binascii.Error):
         return False
     return True
+
+
+def checkpoint_signed(
+    checkpoint: dict, *, chain_ids: set[int], hash_id: int, keys: dict[str, str] | None = None
+) -> bool:
+    """Whether `checkpoint` (`seq`, `hash`, `signed_at`, `key_id`, `signature`) is signed by a
+    platform key for one of `chain_ids` hashed under `hash_id` — as version 2 says it, or as
+    version 1 did (checkpoints signed before it). An imported chain's are its own id and its
+    origin's (`hash_id`): the origin signed its checkpoints under its own."""
+    at = {
+        "tenant_id": hash_id,
+        "seq": checkpoint["seq"],
+        "hash": checkpoint["hash"],
+        "signed_at": checkpoint["signed_at"],
+    }
+    messages = [checkpoint_message(chain_id=chain, **at) for chain in sorted(chain_ids)]
+    messages.append(checkpoint_message(chain_id=hash_id, **at, version="1"))
+    return any(signature_valid(checkpoint["key_id"], checkpoint["signature"], message, keys) for message in messages)

@@ -30,11 +30,11 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from apps.audit.chain import GENESIS, checkpoint_message, event_hash
+from apps.audit.chain import GENESIS, event_hash
 from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
-from apps.audit.signing import signature_valid
+from apps.audit.signing import checkpoint_signed
 
 # Every kind of break a verification names (the API's ChainBreakKindEnum; docs/audit.md).
 BREAK_KINDS = (
@@ -247,11 +247,9 @@ def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase,
         signed_at = checkpoint["signed_at"]
         if isinstance(signed_at, str):
             signed_at = datetime.fromisoformat(signed_at.replace("Z", "+00:00"))
-        message = checkpoint_message(
-            tenant_id=base.hash_tenant_id, seq=checkpoint["seq"], hash=checkpoint["hash"], signed_at=signed_at
-        )
-        if int(checkpoint.get("tenant_id", base.tenant_id)) in ids and signature_valid(
-            checkpoint["key_id"], checkpoint["signature"], message, keys
+        dated = {**checkpoint, "signed_at": signed_at}
+        if int(checkpoint.get("tenant_id", base.tenant_id)) in ids and checkpoint_signed(
+            dated, chain_ids=ids, hash_id=base.hash_tenant_id, keys=keys
         ):
             valid.append(checkpoint)
         else:

@@ -214,7 +214,9 @@ def test_checkpoints_are_listed_as_exported_and_verify_with_the_published_key(ac
     }
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(keys[listed["key_id"]]["public_key"]))
     signed_at = datetime.fromisoformat(listed["signed_at"].replace("Z", "+00:00"))
-    message = checkpoint_message(tenant_id=acme.pk, seq=listed["seq"], hash=listed["hash"], signed_at=signed_at)
+    message = checkpoint_message(
+        chain_id=acme.pk, tenant_id=acme.pk, seq=listed["seq"], hash=listed["hash"], signed_at=signed_at
+    )
     public.verify(base64.b64decode(listed["signature"]), message)  # raises if it does not verify
     bad = acme_admin.get("/api/v1/audit/checkpoints", {"filter": "signature = x"})
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "unknown_field")

@@ -5,11 +5,14 @@ pass that signed it could not write there."""
 
 import json
 import random
+from datetime import UTC, datetime
 
 from apps.audit import tasks as audit_tasks
-from apps.audit.models import AuditChain, AuditCheckpoint
+from apps.audit.chain import checkpoint_message
+from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_checkpoint_sign, audit_record
+from apps.audit.signing import signing_key
 from apps.audit.verify import audit_verify
 from tests.audit.conftest import app_connection, append, committed
 
@@ -48,6 +51,59 @@ def test_a_head_naming_another_chain_gets_no_signature_that_chain_accepts(chain)
         "signature": checkpoint.signature,
     }
     assert [p.kind for p in audit_verify(victim, external=[forged]).problems] == ["signature_invalid"]
+
+
+def test_a_chain_base_naming_another_chain_gets_no_signature_that_chain_accepts(chain):
+    """The base row (its hashed-as id), the app role's to write as the head's is, made another
+    chain's: the platform signed a checkpoint that, copied into the victim's trail, passed there
+    and claimed its chain rewritten. A checkpoint (version 2) names the chain it is for besides the
+    id it is hashed under: there it is `signature_invalid`. Found by a review."""
+    victim = random.randint(7 * 10**9, 8 * 10**9)
+    with app_connection() as conn:
+        for n in range(10):
+            append(conn, victim, f"victim.thing.{n}")
+        conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
+        conn.execute(
+            "INSERT INTO audit_auditchainbase (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)"
+            " VALUES (%s, %s, 1, repeat('0', 64), now())",
+            [chain, victim],
+        )
+    checkpoint = committed(audit_checkpoint_sign, chain)
+    assert checkpoint is not None
+    with rls_scope(victim):
+        victims = AuditEvent.objects.filter(tenant_id=victim, seq=checkpoint.seq).values_list("hash", flat=True).get()
+    assert victims != checkpoint.hash
+    forged = {
+        "tenant_id": victim,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "signed_at": checkpoint.signed_at.isoformat(),
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature,
+    }
+    assert [p.kind for p in audit_verify(victim, external=[forged]).problems] == ["signature_invalid"]
+
+
+def test_a_checkpoint_signed_as_version_1_still_verifies(chain):
+    """Checkpoints signed before version 2 named the hashed-as id alone: they still verify (what
+    the platform signed then, it signed), under the chain's id and no other."""
+    with rls_scope(chain):
+        head = AuditEvent.objects.filter(tenant_id=chain).order_by("-seq").values_list("seq", "hash").first()
+    key, signed_at = signing_key(), datetime.now(UTC)
+    message = checkpoint_message(
+        chain_id=0, tenant_id=chain, seq=head[0], hash=head[1], signed_at=signed_at, version="1"
+    )
+    legacy = {
+        "tenant_id": chain,
+        "seq": head[0],
+        "hash": head[1],
+        "signed_at": signed_at.isoformat(),
+        "key_id": key.key_id,
+        "signature": key.sign(message),
+    }
+    assert audit_verify(chain, external=[legacy]).ok
+    other = random.randint(8 * 10**9, 9 * 10**9)
+    assert audit_verify(chain, external=[{**legacy, "tenant_id": other}]).problems[0].kind == "signature_invalid"
 
 
 def test_a_checkpoint_whose_file_append_failed_is_written_by_the_next_pass(acme, settings, tmp_path):
