@@ -241,7 +241,8 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
     return True
 
 
-def _may_set_budgets(actor) -> bool:
+def may_approve_overage(actor) -> bool:
+    """Whether `actor` may approve a run's overage: what setting a budget takes."""
     permission, scope = BUDGETS_ACCESS
     return actor.has_permission(permission) and (not hasattr(actor, "has_scope") or actor.has_scope(scope))
 
@@ -268,7 +269,7 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
                 f"The run now waits at step {approval.step}, not {step}: look at that call before deciding.",
                 status=409,
             )
-        if approved and approval.tool == OVERAGE_TOOL and not _may_set_budgets(actor):
+        if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor):
             # Going past a budget is a budget decision: whoever may approve a run's tool call may
             # turn the overage down, but only who sets budgets lets a run spend past one.
             raise PermissionDenied(

@@ -22,7 +22,7 @@ from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import without_version_bodies
 from apps.runs.forms import DecisionForm, RunFilterForm, RunStartForm
 from apps.runs.models import Approval, Run, Step
-from apps.runs.services import run_cancel, run_decide, run_start
+from apps.runs.services import may_approve_overage, run_cancel, run_decide, run_start
 from foundry.errors import ServiceError
 from foundry.pages import page_of
 from foundry.text import json_shown
@@ -100,6 +100,8 @@ def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] |
         "pending_arguments": _json(pending.arguments) if pending else "",
         "version": version,
         "can_approve": user.has_permission(Permission.RUNS_APPROVE),
+        # An overage: approved only by who may set budgets; the others who decide runs may reject it.
+        "can_approve_overage": may_approve_overage(user),
         "can_cancel": user.has_permission(Permission.RUNS_START) and not run.is_finished,
         "decision_form": DecisionForm(),
         # Sub-agent runs, as they start and end (their rows are in the version): shown by the poll too.

@@ -431,3 +431,20 @@ def test_an_approval_comment_with_a_text_direction_override_is_refused(acme):
     with schema_context("acme"):
         assert Approval.objects.get(run=run).decision == "pending"
         assert Run.objects.get(pk=run.pk).status == "waiting_approval"
+
+
+def test_the_run_page_offers_an_overage_approval_only_to_who_may_approve_it(acme):
+    """Approving an overage takes what setting a budget takes; an operator may only reject it. The
+    page offered an operator Approve, answered 403 when pressed. Found by a review."""
+    from apps.runs.models import Approval
+    from tests.runs.conftest import FINANCE, TRIAGE, deploy
+    from tests.runs.test_api import waiting_run
+
+    run = waiting_run(acme, deploy(acme, FINANCE, TRIAGE))
+    with schema_context(acme.schema_name):
+        Approval.objects.filter(run=run).update(tool="(overage)")
+    approve, reject = 'name="decision" value="approve"', 'name="decision" value="reject"'
+    operator = client_for(acme, "operator@acme.test").get(f"/runs/{run.pk}/").content.decode()
+    assert reject in operator and approve not in operator
+    admin = client_for(acme, "admin@acme.test").get(f"/runs/{run.pk}/").content.decode()
+    assert reject in admin and approve in admin

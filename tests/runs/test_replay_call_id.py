@@ -14,7 +14,7 @@ from apps.runs.engine import Attempt
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, http_tool, ledger, loopback_allowed  # noqa: F401
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, http_tool
 
 
 class Killed(BaseException):
@@ -22,11 +22,7 @@ class Killed(BaseException):
 
 
 def test_a_recorded_tool_call_whose_id_holds_a_nul_is_replayed_not_made_again(
-    acme,
-    settings,
-    ledger,
-    loopback_allowed,
-    monkeypatch,  # noqa: F811
+    acme, settings, ledger, loopback_allowed, monkeypatch
 ):
     """Step 2 (an http POST) is recorded, then the worker dies before a checkpoint holds it; the
     next worker replays it: one POST, and the run succeeds."""
