@@ -44,15 +44,22 @@ def client_address(meta: dict, trusted) -> str | None:
     return str(client) if client is not None else None
 
 
+def forwarded_apply(meta: dict, trusted) -> None:
+    """REMOTE_ADDR made the client's, from a trusted proxy's X-Forwarded-For (the proxy's kept as
+    `foundry.proxy_addr`): for Django's requests (the middleware) and /mcp's, which the MCP
+    gateway serves without Django's middleware."""
+    if trusted:
+        client = client_address(meta, trusted)
+        if client is not None:
+            meta["foundry.proxy_addr"] = meta.get("REMOTE_ADDR", "")
+            meta["REMOTE_ADDR"] = client
+
+
 class ForwardedForMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.trusted = settings.FOUNDRY_TRUSTED_PROXIES
 
     def __call__(self, request: HttpRequest):
-        if self.trusted:
-            client = client_address(request.META, self.trusted)
-            if client is not None:
-                request.META["foundry.proxy_addr"] = request.META.get("REMOTE_ADDR", "")
-                request.META["REMOTE_ADDR"] = client
+        forwarded_apply(request.META, self.trusted)
         return self.get_response(request)

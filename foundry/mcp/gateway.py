@@ -38,6 +38,7 @@ from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
 from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
 from foundry.metrics import rate_limited
+from foundry.proxies import forwarded_apply
 from foundry.telemetry import tenant_bound
 
 AUDIENCE = "foundry-mcp"
@@ -73,6 +74,7 @@ def caller_resolve(scope) -> dict:
 
     close_old_connections()
     request = ASGIRequest(scope, io.BytesIO())
+    forwarded_apply(request.META, settings.FOUNDRY_TRUSTED_PROXIES)  # the client's address, as for the API
     try:
         host_header = request.get_host()
     except DisallowedHost:
