@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import psycopg
+from auditlog.receivers import log_create
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from apps.audit.models import PLATFORM, AuditSink
 from apps.audit.scope import rls_scope
@@ -903,31 +904,30 @@ def _sequences_reset(schema: str) -> None:
 
 
 def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
+    """The archive's plan, networks, limit overrides and trace setting on the new tenant, saved
+    (its model history records them, as an operator's change is recorded)."""
     entry = loader.members["public/tenants_tenant.ndjson"]
     columns = [c for c in TENANT_SETTINGS if c in entry["columns"]]
     if entry["rows"] != 1 or not columns:
         return
     loader.lines_load("public/tenants_tenant.ndjson")
-    listed = ", ".join(map(_quoted, columns))
-    loader.cursor.execute(
-        f"UPDATE public.tenants_tenant SET ({listed}) = (SELECT {', '.join('r.' + _quoted(c) for c in columns)}"
-        " FROM archive_lines, json_populate_record(NULL::public.tenants_tenant, archive_lines.j) AS r)"
-        " WHERE id = %s",
-        [tenant.pk],
+    loader.cursor.execute(  # typed as the columns type them
+        f"SELECT {', '.join('r.' + _quoted(c) for c in columns)}"
+        " FROM archive_lines, json_populate_record(NULL::public.tenants_tenant, archive_lines.j) AS r"
     )
+    for column, value in zip(columns, loader.cursor.fetchone(), strict=True):
+        setattr(tenant, column, value)
     # Values its columns take but the platform would choke on later (every http tool, SSO
     # discovery, provider and sink delivery reads the networks; every request its limits), or
     # that only an operator may set (every address for http tools): refused as the archive's.
-    overrides = [f"{name}_override" for name in LIMIT_NAMES]
-    tenant.refresh_from_db(fields=["plan", "http_allowed_networks", *overrides])
     member = "public/tenants_tenant.ndjson"
     try:
-        networks = http_networks_clean(tenant.http_allowed_networks)
+        if not isinstance(tenant.http_allowed_networks, list):
+            raise ServiceError("network_invalid", "http_allowed_networks is no list of networks.")
+        # Kept as the operator's form saves them (" 10.0.0.0/8\n" is no CIDR).
+        tenant.http_allowed_networks = http_networks_clean(tenant.http_allowed_networks)
     except ServiceError as exc:
         raise ArchiveError("archive_rows_invalid", f"Member {member}: {exc.message}", member=member) from None
-    if networks != tenant.http_allowed_networks:  # kept as the operator's form saves them (" 10.0.0.0/8\n" is no CIDR)
-        tenant.http_allowed_networks = networks
-        tenant.save(update_fields=["http_allowed_networks"])
     for name in LIMIT_NAMES:
         value = getattr(tenant, f"{name}_override")
         if value is not None and (problem := limit_problem(name, value)):
@@ -938,6 +938,7 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
             f"Member public/tenants_tenant.ndjson names an unknown plan {tenant.plan!r}.",
             member="public/tenants_tenant.ndjson",
         )
+    tenant.save(update_fields=columns)
 
 
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -1102,6 +1103,15 @@ def _public_load(loader: _Loader, tenant: Tenant) -> None:
         )
 
 
+def _sinks_history(tenant: Tenant) -> None:
+    """A creation entry in the model history (`public`, where the platform's changes to sinks
+    are) for each audit sink the import made with rows of the archive: where the copy's trail is
+    pushed is no less recorded than a sink its admins add."""
+    with schema_context(get_public_schema_name()):
+        for sink in AuditSink.objects.filter(tenant_id=tenant.pk).order_by("pk"):
+            log_create(AuditSink, sink, True)
+
+
 def _secrets_blank(tenant: Tenant) -> None:
     """Every secret blank, as an export writes them: an archive is checksummed, not signed, and a
     crafted one's ciphertext (under another platform's key) would stay undecryptable here, and
@@ -1188,6 +1198,7 @@ def tenant_import(
             _public_load(loader, tenant)
             _audit_room_check(tenant)
             _secrets_blank(tenant)
+            _sinks_history(tenant)
         with _rows_of("the archive"):
             # Deferred foreign keys are checked here rather than at the commit, so a row that
             # refers to one the archive does not hold is refused as the archive's fault.
