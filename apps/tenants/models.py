@@ -56,6 +56,14 @@ class Tenant(TenantMixin):
         return self.status == self.Status.ACTIVE
 
     @property
+    def primary_host(self) -> str:
+        """Its primary domain (the one under the base domain), never a custom one an archive or an
+        operator attached: links sent to its people point there (`domains.all()`: prefetched
+        lists read it without a query). Empty without domains."""
+        domains = sorted(self.domains.all(), key=lambda d: (not d.is_primary, d.pk))
+        return domains[0].domain if domains else ""
+
+    @property
     def is_public(self) -> bool:
         return self.schema_name == "public"
 

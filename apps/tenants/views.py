@@ -38,8 +38,7 @@ def tenant_address(request: HttpRequest, tenant: Tenant) -> str:
     default = "443" if request.is_secure() else "80"
     suffix = f":{port}" if port and port != default else ""
     scheme = "https" if request.is_secure() else "http"
-    domain = tenant.domains.all()[0].domain if tenant.domains.all() else ""
-    return f"{scheme}://{domain}{suffix}/"
+    return f"{scheme}://{tenant.primary_host}{suffix}/"
 
 
 SEARCH_MAX_LENGTH = 100

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         finally:
             line.end()
         self.stdout.write(f"Imported {file} as {tenant.slug} (“{tenant.name}”).")
-        domain = tenant.domains.all()[0].domain
+        domain = tenant.primary_host
         with schema_context(tenant.schema_name), transaction.atomic(), history_actor("cli:import_tenant"):
             links = owner_invites_issue(actor="cli:import_tenant", base_url=base_url.format(domain=domain))
         for email, url in links:  # an admin's export: no owner can sign in to invite the others
