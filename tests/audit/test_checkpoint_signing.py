@@ -7,6 +7,8 @@ import json
 import random
 from datetime import UTC, datetime
 
+import pytest
+
 from apps.audit import tasks as audit_tasks
 from apps.audit.chain import checkpoint_message
 from apps.audit.models import AuditChain, AuditCheckpoint, AuditEvent
@@ -31,43 +33,27 @@ def test_a_head_row_the_app_role_rewrote_is_not_signed(chain):
     assert _checkpoints(chain) == []
 
 
-def test_a_head_naming_another_chain_gets_no_signature_that_chain_accepts(chain):
-    """The head's hash id made another chain's: the checkpoint is signed under this chain's own
-    id, so copied into the victim's trail it is a forged signature there, not the platform's word."""
+# Two rows name the id a chain is hashed under, both the app role's to write: its head (a cache
+# of every append) and its base (an imported chain's origin).
+REPOINTED = {
+    "head": "UPDATE audit_auditchain SET hash_tenant_id = %(victim)s WHERE tenant_id = %(chain)s",
+    "base": "INSERT INTO audit_auditchainbase (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)"
+    " VALUES (%(chain)s, %(victim)s, 1, repeat('0', 64), now())",
+}
+
+
+@pytest.mark.parametrize("row", REPOINTED)
+def test_a_chain_hashed_as_another_gets_no_signature_that_chain_accepts(chain, row):
+    """A chain's hashed-as id made another chain's (by its head, or its base row: found by a
+    review): the checkpoint signed for it, copied into the victim's trail, is a forged signature
+    there (`signature_invalid`), not the platform's word that the victim's chain was rewritten. A
+    checkpoint (version 2) names the chain it is for besides the id it is hashed under."""
     victim = random.randint(7 * 10**9, 8 * 10**9)
     with app_connection() as conn:
         for n in range(10):
             append(conn, victim, f"victim.thing.{n}")
         conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
-        conn.execute("UPDATE audit_auditchain SET hash_tenant_id = %s WHERE tenant_id = %s", [victim, chain])
-    checkpoint = committed(audit_checkpoint_sign, chain)
-    assert checkpoint is not None and audit_verify(chain).ok
-    forged = {
-        "tenant_id": victim,
-        "seq": checkpoint.seq,
-        "hash": checkpoint.hash,
-        "signed_at": checkpoint.signed_at.isoformat(),
-        "key_id": checkpoint.key_id,
-        "signature": checkpoint.signature,
-    }
-    assert [p.kind for p in audit_verify(victim, external=[forged]).problems] == ["signature_invalid"]
-
-
-def test_a_chain_base_naming_another_chain_gets_no_signature_that_chain_accepts(chain):
-    """The base row (its hashed-as id), the app role's to write as the head's is, made another
-    chain's: the platform signed a checkpoint that, copied into the victim's trail, passed there
-    and claimed its chain rewritten. A checkpoint (version 2) names the chain it is for besides the
-    id it is hashed under: there it is `signature_invalid`. Found by a review."""
-    victim = random.randint(7 * 10**9, 8 * 10**9)
-    with app_connection() as conn:
-        for n in range(10):
-            append(conn, victim, f"victim.thing.{n}")
-        conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
-        conn.execute(
-            "INSERT INTO audit_auditchainbase (tenant_id, hash_tenant_id, first_seq, first_prev_hash, updated_at)"
-            " VALUES (%s, %s, 1, repeat('0', 64), now())",
-            [chain, victim],
-        )
+        conn.execute(REPOINTED[row], {"chain": chain, "victim": victim})
     checkpoint = committed(audit_checkpoint_sign, chain)
     assert checkpoint is not None
     with rls_scope(victim):

@@ -36,6 +36,19 @@ def loopback_allowed(settings):
     settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
 
 
+@pytest.fixture
+def keys(settings, loopback_allowed):
+    """For runs against the fake model server: loopback reachable and no retries (one call per
+    answer queued); the encryption key is the test's own (above)."""
+    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
+
+
+@pytest.fixture
+def server(model_server):
+    """The fake model server, as the run tests name it."""
+    return model_server
+
+
 def manifest(provider: str = "openai", name: str = "gpt-4o-mini", **parameters) -> dict:
     """An agent manifest (as validated) whose model is `provider`/`name` with `parameters`."""
     return {

@@ -5,7 +5,6 @@ Every case here should end the run with a coded reason (model_failed / provider_
 say is refused."""
 
 import hashlib
-import ipaddress
 import json
 import socket
 import threading
@@ -23,24 +22,10 @@ from foundry.runtime.network import NetworkPolicy
 from foundry.runtime.provider_http import MAX_RESPONSE_BYTES
 from foundry.runtime.providers import ProviderError, ProviderSettings, provider_create
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, openai_completion, text, tool_use
+from tests.providers.fake_models import Reply, anthropic_message, openai_completion, text, tool_use
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
 KEY = "sk-test-abcdef123456"
-
-
-@pytest.fixture
-def keys(settings):
-    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
-
-
-@pytest.fixture
-def server():
-    server = FakeModelServer()
-    yield server
-    server.close()
 
 
 def _base_url(kind, server) -> str:

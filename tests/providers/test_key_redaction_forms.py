@@ -4,32 +4,16 @@ shown to anyone who may view runs, far more people than the admins who set the k
 characters, and a key with a quote or backslash in a body quoted as JSON, were quoted back.
 Found by a review."""
 
-import ipaddress
 import json
 
 import pytest
-from cryptography.fernet import Fernet
 from django_tenants.utils import schema_context
 
 from apps.providers.services import credential_set
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply
+from tests.providers.fake_models import Reply
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
-
-
-@pytest.fixture
-def keys(settings):
-    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
-
-
-@pytest.fixture
-def server():
-    server = FakeModelServer()
-    yield server
-    server.close()
 
 
 def _shown(acme, server, key: str, body: dict) -> str:

@@ -3,10 +3,7 @@
 Each test runs a deployed agent whose `openai`/`anthropic` model is a loopback server speaking
 the vendor's wire format (tests/providers/fake_models.py), advanced here as a worker would."""
 
-import ipaddress
-
 import pytest
-from cryptography.fernet import Fernet
 from django_tenants.utils import schema_context
 
 from apps.billing.models import UsageRecord
@@ -15,7 +12,6 @@ from apps.providers.services import credential_set
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
 from tests.providers.fake_models import (
-    FakeModelServer,
     Reply,
     anthropic_message,
     openai_completion,
@@ -25,20 +21,6 @@ from tests.providers.fake_models import (
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
 
 KEY = "sk-test-abcdef123456"
-
-
-@pytest.fixture
-def keys(settings):
-    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    settings.FOUNDRY_PROVIDER_MAX_RETRIES = 0
-
-
-@pytest.fixture
-def server():
-    server = FakeModelServer()
-    yield server
-    server.close()
 
 
 def _run(acme, server, provider="openai"):

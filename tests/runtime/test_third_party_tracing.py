@@ -90,12 +90,9 @@ def test_langsmith_environment_does_not_ship_every_workspaces_prompts_to_langsmi
     assert not leaked, f"{len(leaked)} upload(s) to LangSmith carry the run's prompt or completion"
 
 
-def test_anthropic_sdk_content_mode_does_not_put_prompts_on_spans_without_trace_content(monkeypatch):
-    """The anthropic SDK opens a span of its own per API call, configured by
-    ANTHROPIC_OPEN_TELEMETRY_* variables; with ..._TRACES_CONTENT_MODE=content it carried the
-    system prompt, input and output messages of every workspace. The client is built with the
-    SDK's spans off (the graph's `chat <model>` span is the call's): none carries them."""
-    monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
+def _anthropic_call_spans(path: str = "") -> tuple[list, str]:
+    """The spans an anthropic provider's call exports (the SDK's own, if any) to a tracer
+    provider of the test's own, and the fake server's origin; the endpoint at `path` under it."""
     server = FakeModelServer()
     server.queue(Reply(body=anthropic_message(text(ANSWER))))
     exporter = InMemorySpanExporter()
@@ -105,7 +102,7 @@ def test_anthropic_sdk_content_mode_does_not_put_prompts_on_spans_without_trace_
         settings = ProviderSettings(
             model="claude-test",
             parameters={},
-            credentials={"api_key": "sk-ant-review", "base_url": server.origin, "max_retries": 0},
+            credentials={"api_key": "sk-ant-review", "base_url": server.origin + path, "max_retries": 0},
             network=NetworkPolicy(allow_private=True),
         )
         provider = provider_create("anthropic", settings)
@@ -115,9 +112,19 @@ def test_anthropic_sdk_content_mode_does_not_put_prompts_on_spans_without_trace_
         provider.complete(CONVERSATION, [])
     finally:
         server.close()
+    return exporter.get_finished_spans(), server.origin
+
+
+def test_anthropic_sdk_content_mode_does_not_put_prompts_on_spans_without_trace_content(monkeypatch):
+    """The anthropic SDK opens a span of its own per API call, configured by
+    ANTHROPIC_OPEN_TELEMETRY_* variables; with ..._TRACES_CONTENT_MODE=content it carried the
+    system prompt, input and output messages of every workspace. The client is built with the
+    SDK's spans off (the graph's `chat <model>` span is the call's): none carries them."""
+    monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
+    spans, _ = _anthropic_call_spans()
     carried = {
         (span.name, key)
-        for span in exporter.get_finished_spans()
+        for span in spans
         for key, value in span.attributes.items()
         if isinstance(value, str) and ("Triage INV-7" in value or ANSWER in value or "You triage invoices" in value)
     }
@@ -128,31 +135,11 @@ def test_anthropic_sdk_span_carries_only_the_origin_of_the_providers_url():
     """docs/observability.md: outgoing HTTP spans carry the URL's origin only. The anthropic SDK's
     own span (on by default) had the workspace's base URL with its path (`url.full`, `url.path`);
     with its spans off, no span carries more than the origin."""
-    server = FakeModelServer()
-    server.queue(Reply(body=anthropic_message(text("ok"))))
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    try:
-        settings = ProviderSettings(
-            model="claude-test",
-            parameters={},
-            credentials={
-                "api_key": "sk-ant-review",
-                "base_url": server.origin + "/gw/acct-7f3a/team-x",
-                "max_retries": 0,
-            },
-            network=NetworkPolicy(allow_private=True),
-        )
-        provider = provider_create("anthropic", settings)
-        provider.client._set_open_telemetry({**provider.client.open_telemetry, "tracer_provider": tracer_provider})
-        provider.complete(CONVERSATION, [])
-    finally:
-        server.close()
+    spans, origin = _anthropic_call_spans("/gw/acct-7f3a/team-x")
     urls = {
         (span.name, key): value
-        for span in exporter.get_finished_spans()
+        for span in spans
         for key, value in span.attributes.items()
-        if key in ("url.full", "http.url", "url.path") and value not in (server.origin + "/", "/")
+        if key in ("url.full", "http.url", "url.path") and value not in (origin + "/", "/")
     }
     assert not urls, f"outgoing spans carry more than the URL's origin: {urls}"
