@@ -103,38 +103,35 @@ def read_as(name, folded: Mapping[str, str]) -> str | None:
     return next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
 
 
-def _read_fields(node) -> Iterator[str]:
-    """The fields a parsed filter compares (the first name of each comparison's member)."""
+def _restrictions(node) -> Iterator[Restriction]:
+    """Every comparison of a parsed filter, without recursion."""
     stack = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, Restriction):
-            if isinstance(item.comparable, Member) and item.comparable.parts:
-                yield item.comparable.parts[0].text
+            yield item
         elif isinstance(item, And | Or):
             stack += [item.left, item.right]
         elif isinstance(item, Not):
             stack.append(item.child)
         elif isinstance(item, Composite):
             stack.append(item.expression)
+
+
+def _read_fields(node) -> Iterator[str]:
+    """The fields a parsed filter compares (the first name of each comparison's member)."""
+    for item in _restrictions(node):
+        if isinstance(item.comparable, Member) and item.comparable.parts:
+            yield item.comparable.parts[0].text
 
 
 def _compared_texts(node) -> Iterator[tuple[str, str]]:
     """(field, text) of each comparison of a field with a plain text (no wildcard) in a parsed filter."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Restriction):
-            compared, arg = item.comparable, item.arg
-            plain = isinstance(arg, Member) and len(arg.parts) == 1 and not arg.parts[0].stars
-            if isinstance(compared, Member) and compared.parts and plain:
-                yield compared.parts[0].text, arg.parts[0].text
-        elif isinstance(item, And | Or):
-            stack += [item.left, item.right]
-        elif isinstance(item, Not):
-            stack.append(item.child)
-        elif isinstance(item, Composite):
-            stack.append(item.expression)
+    for item in _restrictions(node):
+        compared, arg = item.comparable, item.arg
+        plain = isinstance(arg, Member) and len(arg.parts) == 1 and not arg.parts[0].stars
+        if isinstance(compared, Member) and compared.parts and plain:
+            yield compared.parts[0].text, arg.parts[0].text
 
 
 def _fold_value(text: str) -> str:
