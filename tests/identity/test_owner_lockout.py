@@ -105,6 +105,15 @@ def _sso_refusal(acme, owner: User) -> str:
         return refused.value.code
 
 
+def _stepping_down_refused(acme, role: str) -> None:
+    """owner@acme.test, the one owner with a password, making themselves `role`: 400 last_owner."""
+    owner = tenant_user(acme, "owner@acme.test")
+    response = client_for(acme, "owner@acme.test").post(f"/members/{owner.pk}/role/", {"role": role})
+    assert response.status_code == 400, "the only owner who can sign in stepped down"
+    assert b"last_owner" in response.content
+    assert tenant_user(acme, "owner@acme.test").role == Role.OWNER
+
+
 def test_the_last_owner_who_can_sign_in_cannot_step_down_after_sso_moved_to_another_issuer(acme, idp):
     """Owner A (password) and owner B (joined through SSO at issuer 1). A moves SSO to issuer 2
     (allowed: A has a password); B's identity is issuer 1's, refused at issuer 2. A making
@@ -118,12 +127,7 @@ def test_the_last_owner_who_can_sign_in_cannot_step_down_after_sso_moved_to_anot
         second.close()
     assert _sso_refusal(acme, sso_owner) == "identity_conflict"
 
-    owner = tenant_user(acme, "owner@acme.test")
-    response = client_for(acme, "owner@acme.test").post(f"/members/{owner.pk}/role/", {"role": "admin"})
-
-    assert response.status_code == 400, "the only owner who can sign in stepped down"
-    assert b"last_owner" in response.content
-    assert tenant_user(acme, "owner@acme.test").role == Role.OWNER
+    _stepping_down_refused(acme, "admin")
 
 
 def test_the_last_owner_who_can_sign_in_cannot_step_down_when_the_other_owners_domain_is_no_longer_allowed(acme, idp):
@@ -134,9 +138,4 @@ def test_the_last_owner_who_can_sign_in_cannot_step_down_when_the_other_owners_d
     configure(acme, idp, allowed_domains=["acme.test"])
     assert _sso_refusal(acme, sso_owner) == "email_domain_refused"
 
-    owner = tenant_user(acme, "owner@acme.test")
-    response = client_for(acme, "owner@acme.test").post(f"/members/{owner.pk}/role/", {"role": "viewer"})
-
-    assert response.status_code == 400, "the only owner who can sign in stepped down"
-    assert b"last_owner" in response.content
-    assert tenant_user(acme, "owner@acme.test").role == Role.OWNER
+    _stepping_down_refused(acme, "viewer")
