@@ -565,6 +565,8 @@ def webhook_send(sink: AuditSink, body: bytes, policy: NetworkPolicy, *, timeout
             raise DeliveryError("webhook_failed", f"{host!r} did not answer within {3 * timeout:g} s.") from None
         except httpx.HTTPError as exc:
             raise DeliveryError("webhook_failed", f"POST to {host!r} failed: {exc}.") from None
+    if response.status_code == 413:  # its body limit: a smaller batch may pass (`_deliver`)
+        raise DeliveryError("webhook_too_large", f"{host!r} answered 413: the batch is larger than it takes.")
     if not 200 <= response.status_code < 300:
         raise DeliveryError("webhook_rejected", f"{host!r} answered {response.status_code}, not 2xx.")
 
@@ -655,6 +657,9 @@ def _deliver(tenant_id: int, sink_id: int, *, lock, batch, retry_delays, budget:
         if not events:
             return Delivery(sink.name, "delivered" if delivered else "idle", delivered, sink.cursor)
         error = _attempt(sink, events, sink_policy(tenant), hostname, retry_delays)
+        if error is not None and error.code == "webhook_too_large" and len(events) > 1:
+            batch = len(events) // 2  # halved until the receiver takes one, for the rest of this run
+            continue
         if error is not None:
             _failed(sink, error)
             return Delivery(sink.name, "failed", delivered, sink.cursor, error)
@@ -677,6 +682,8 @@ def _attempt(
             return None
         except DeliveryError as exc:
             error = exc
+            if exc.code == "webhook_too_large":  # the same batch again would be refused again
+                break
         except ServiceError as exc:  # the webhook secret cannot be decrypted
             error = DeliveryError(exc.code, exc.message)
             break

@@ -163,18 +163,25 @@ class SyslogReceiver:
 
 
 class WebhookReceiver:
-    """An HTTPS endpoint on 127.0.0.1 that answers `statuses` in turn (then 200) and keeps each POST."""
+    """An HTTPS endpoint on 127.0.0.1 that answers `statuses` in turn (then 200) and keeps each POST;
+    with `max_body`, a larger body is answered 413 (and not kept)."""
 
-    def __init__(self, tls: ssl.SSLContext, statuses=()):
+    def __init__(self, tls: ssl.SSLContext, statuses=(), max_body: int | None = None):
         self.posts: list[tuple[dict, bytes]] = []
         self.statuses = list(statuses)
+        self.refused = 0
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append((dict(self.headers), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                if max_body is not None and len(body) > max_body:
+                    receiver.refused += 1
+                    status = 413
+                else:
+                    receiver.posts.append((dict(self.headers), body))
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -405,6 +412,28 @@ def test_a_webhook_is_retried_after_500s_then_acknowledged_and_every_post_is_sig
     batch = json.loads(hook.posts[0][1])
     assert (batch["sink"], batch["chain"], batch["format"]) == ("hook", acme.pk, "jsonl")
     assert (batch["first_seq"], batch["last_seq"]) == (1, chain_head(acme.pk))
+    assert audit_sink_get(acme.pk, "hook").failures == 0
+
+
+def test_a_webhook_whose_receiver_takes_smaller_bodies_gets_smaller_batches(acme, loopback_allowed, tmp_path):
+    """A receiver answering 413 (its body limit) to a batch blocked the sink for good: the same
+    batch was retried, and after each back-off, for ever. The batch is halved until one passes, so
+    every event arrives once, in order; only one event larger than the limit fails (reported).
+    Found by a review."""
+    for n in range(20):
+        audit_record(action="test.delivery.filler", actor="test", data={"n": n, "pad": "x" * 200}, chain=acme.pk)
+    pem, context = self_signed(tmp_path)
+    hook = WebhookReceiver(context, max_body=4_000)
+    try:
+        sink = audit_sink_set(
+            tenant=acme, name="hook", fields=SinkFields(kind="webhook", url=hook.url, ca_certificate=pem), actor="test"
+        )
+        expected = chain_ids(acme)
+        result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, retry_delays=())
+    finally:
+        hook.stop()
+    assert (result.status, result.delivered) == ("delivered", len(expected)), result
+    assert hook.refused >= 1 and [event for batch in hook.ids for event in batch] == expected
     assert audit_sink_get(acme.pk, "hook").failures == 0
 
 
