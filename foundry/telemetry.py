@@ -11,7 +11,8 @@ configured only by the standard OTEL_* variables:
   OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
 Instrumented: Django (server spans named by route, `ServerSpanMiddleware`), Celery (the trace context travels in the
 task's message headers, so the worker's spans join the request's trace), psycopg, Redis, httpx
-(providers' and http tools' calls).
+(http tools' calls and webhook sinks; the model SDKs' httpx2 is not instrumented: a model call's
+span is the graph's `chat <model>`).
 
 Tenant: `tenant_bound(id, slug)` binds the tenant for a request (apps/tenants/middleware.py, the
 MCP gateway) or a task (foundry/celery.py TenantTask); `TenantSpanProcessor` puts `tenant.id` and
