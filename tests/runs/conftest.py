@@ -12,7 +12,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from apps.catalog.services import agent_deploy, version_publish
-from apps.runs.engine import run_advance
+from apps.runs.engine import Attempt, run_advance
 from apps.runs.models import Run
 from apps.tenants.models import Tenant
 from tests.catalog.conftest import example
@@ -61,6 +61,28 @@ def advance(run: Run, schema: str | None = None) -> Run:
     with schema_context(schema or connection.schema_name):
         run_advance(run.pk)
         return Run.objects.get(pk=run.pk)
+
+
+class Killed(BaseException):
+    """The worker dies here: nothing after this point runs."""
+
+
+def advance_dying_after_record(run: Run, monkeypatch, index: int, schema: str = "acme") -> None:
+    """Advance `run` as a worker that dies right after recording step `index`, before any
+    checkpoint holds it (the next worker must replay the step, not make it again)."""
+    record = Attempt._record
+
+    def record_then_die(self, step, payload):
+        record(self, step, payload)
+        if step["index"] == index:
+            raise Killed()
+
+    monkeypatch.setattr(Attempt, "_record", record_then_die)
+    try:
+        with pytest.raises(Killed):
+            advance(run, schema)
+    finally:
+        monkeypatch.setattr(Attempt, "_record", record)
 
 
 def agent_yaml(

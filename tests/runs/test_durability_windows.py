@@ -17,7 +17,7 @@ from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, worker_start
+from tests.runs.conftest import FINANCE, Killed, advance, agent_yaml, deploy, worker_start
 
 
 def start(tenant, agent, text: str, *, script=None) -> Run:
@@ -45,10 +45,6 @@ def test_transient_database_errors_retried_by_the_task_do_not_fail_the_run_as_wo
         run = Run.objects.get(pk=run.pk)
     assert len(blips) == 6
     assert (run.status, run.reason) == ("succeeded", ""), (run.status, run.reason, run.message)
-
-
-class Killed(BaseException):
-    """The worker dies here: nothing after this point runs."""
 
 
 SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"

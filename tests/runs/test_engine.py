@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from apps.providers.services import credential_delete
 from apps.runs.checkpoints import checkpoint_connection, checkpointer
-from apps.runs.engine import Attempt, run_advance
+from apps.runs.engine import run_advance
 from apps.runs.locks import RunLock
 from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_cancel, run_decide, run_start
@@ -17,7 +17,7 @@ from foundry.errors import ServiceError
 from foundry.runtime.graph import USAGE_ESTIMATED
 from tests.conftest import audit_events, tenant_user, usage_rows
 from tests.providers.fake_models import Reply, openai_completion
-from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy, http_tool
+from tests.runs.conftest import FINANCE, TRIAGE, advance, advance_dying_after_record, agent_yaml, deploy, http_tool
 
 
 def start(tenant, agent, text: str, *, script=None, email=None) -> Run:
@@ -438,25 +438,11 @@ def test_runs_that_may_not_run_are_settled_and_a_lost_run_within_the_limit_recov
         assert not Step.objects.filter(run__in=[lost, cancelled]).exists()
 
 
-class Killed(BaseException):
-    """The worker dies here: nothing after this point runs."""
-
-
 def test_a_worker_lost_right_after_an_approved_call_leaves_it_to_be_replayed_not_made_again(acme, triage, monkeypatch):
     run = advance(start(acme, triage, "Look up the 25,000 EUR invoice."), "acme")
     with schema_context("acme"):
         run_decide(actor=tenant_user(acme, "owner@acme.test"), run=run, approved=True, comment="ok")
-    record = Attempt._record
-
-    def record_then_die(self, step, payload):
-        record(self, step, payload)
-        if step["index"] == 2:
-            raise Killed()  # step 2 is recorded; no checkpoint holds it
-
-    monkeypatch.setattr(Attempt, "_record", record_then_die)
-    with pytest.raises(Killed):
-        advance(run, "acme")
-    monkeypatch.undo()
+    advance_dying_after_record(run, monkeypatch, 2)
     with schema_context("acme"):
         assert Run.objects.get(pk=run.pk).status == "running"
         made = Step.objects.get(run=run, index=2)

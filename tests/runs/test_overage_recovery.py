@@ -2,21 +2,14 @@
 and the worker that takes the run over replays that step with it, so the same overage is not
 asked for again (docs/runs.md, "Quotas" and "Durability")."""
 
-import contextlib
-
 from django_tenants.utils import schema_context
 
-from apps.runs.engine import Attempt
 from apps.runs.models import Approval, Run
 from apps.runs.services import run_decide
 from tests.conftest import tenant_user
-from tests.runs.conftest import advance, triage  # noqa: F401 — fixture
+from tests.runs.conftest import advance, advance_dying_after_record, triage  # noqa: F401 — fixture
 from tests.runs.test_engine import start
 from tests.runs.test_quotas import budget, spend
-
-
-class Killed(BaseException):
-    """The worker dies here: nothing after this point runs."""
 
 
 def test_an_overage_approved_before_a_lost_worker_is_not_asked_again(acme, triage, monkeypatch):  # noqa: F811
@@ -27,17 +20,7 @@ def test_an_overage_approved_before_a_lost_worker_is_not_asked_again(acme, triag
     with schema_context("acme"):
         run = run_decide(actor=tenant_user(acme, "admin@acme.test"), run=run, approved=True, comment="Quarter end.")
 
-    record = Attempt._record
-
-    def record_then_die(self, step, payload):
-        record(self, step, payload)
-        if step["index"] == 1:
-            raise Killed()  # the model step is recorded; its checkpoint is not
-
-    monkeypatch.setattr(Attempt, "_record", record_then_die)
-    with contextlib.suppress(Killed):
-        advance(run, "acme")
-    monkeypatch.setattr(Attempt, "_record", record)
+    advance_dying_after_record(run, monkeypatch, 1)
 
     run = advance(run, "acme")  # another worker takes the run over
     with schema_context("acme"):

@@ -7,18 +7,12 @@ Found by a review."""
 
 import ipaddress
 
-import pytest
 from django_tenants.utils import schema_context
 
-from apps.runs.engine import Attempt
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, http_tool
-
-
-class Killed(BaseException):
-    """The worker dies here: nothing after this point runs."""
+from tests.runs.conftest import FINANCE, advance, advance_dying_after_record, agent_yaml, deploy, http_tool
 
 
 def test_a_recorded_tool_call_whose_id_holds_a_nul_is_replayed_not_made_again(
@@ -44,17 +38,7 @@ def test_a_recorded_tool_call_whose_id_holds_a_nul_is_replayed_not_made_again(
         with schema_context("acme"):
             run = run_start(actor=owner, agent=agent, input="Book entry 1.")
 
-        record = Attempt._record
-
-        def record_then_die(self, step, payload):
-            record(self, step, payload)
-            if step["index"] == 2:
-                raise Killed()  # step 2 is recorded; no checkpoint holds it
-
-        monkeypatch.setattr(Attempt, "_record", record_then_die)
-        with pytest.raises(Killed):
-            advance(run, "acme")
-        monkeypatch.undo()
+        advance_dying_after_record(run, monkeypatch, 2)
         assert sum(ledger.requests.values()) == 1
 
         run = advance(run, "acme")
