@@ -70,9 +70,9 @@ def metrics_fold(root: str | None = None) -> int:
         archives: dict[str, MmapedDict] = {}
         try:
             for kind, path in ended:
-                archive = archives.get(kind) or archives.setdefault(
-                    kind, MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
-                )
+                if kind not in archives:
+                    archives[kind] = MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
+                archive = archives[kind]
                 for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(path):
                     total, _ = archive.read_value(key)
                     archive.write_value(key, total + value, timestamp)
