@@ -77,9 +77,10 @@ RETURNING {run_columns}, before.started_at IS NOT NULL AS was_started, before.st
 
 # One step, fenced by the claim's `attempt`: the run's counters, its Step row and the usage record
 # of a model call ({usage}: usage.py's CTEs, or nothing), all written only while the run is still
-# this attempt's. Returns whether the run's cancellation was asked for and what usage.py's
-# USAGE_RESULT selects (the usage record's id: none when that step was counted already); no row
-# when another worker has claimed the run since.
+# this attempt's. Returns whether the run's cancellation was asked for, whether its tenant lets
+# traces carry prompts and completions, and what usage.py's USAGE_RESULT selects (the usage
+# record's id: none when that step was counted already); no row when another worker has claimed
+# the run since.
 _RECORD = """
 WITH run AS (
     UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
@@ -91,7 +92,7 @@ WITH run AS (
                            input_tokens, output_tokens, cached_tokens, duration_ms, record, replay, created_at)
     SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM run
 )
-SELECT cancelled, {usage_result} FROM run
+SELECT cancelled, (SELECT trace_content FROM public.tenants_tenant WHERE id = %s), {usage_result} FROM run
 """
 
 
@@ -457,29 +458,31 @@ class Attempt:
             self.tenant_checked = now
             if Tenant.objects.filter(schema_name=connection.schema_name).exclude(status=Tenant.Status.ACTIVE).exists():
                 raise TenantSuspended()
-        if not self.cancel_requested:
-            # Read afresh before every step (one primary-key lookup): a cancellation committed
-            # since the last step was recorded, or since the run was picked up, stops the run
-            # before the next model call, tool call or sub-agent, not after it. The same read is
-            # the fence: a run claimed by another worker since this one claimed it is not its own.
-            # And whether the workspace still lets traces carry prompts and completions: turned
-            # off, the next model call's span goes without them (docs/observability.md).
+        if not self.cancel_requested and self.lock.check():
+            # Looked at before every step (one Redis round trip beside the run's lock), and
+            # signalled, the run's row read: a cancellation committed since the last step was
+            # recorded, or since the run was picked up, stops the run before the next model call,
+            # tool call or sub-agent, not after it. The same look is the fence: once another
+            # worker holds the run's lock, this one stops (and the row's read, on `attempt`).
+            # Should Redis not have taken the signal, the next step's record reads the row.
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT cancel_requested_at IS NOT NULL, attempt,"
-                    " (SELECT trace_content FROM public.tenants_tenant WHERE id = %s)"
-                    " FROM runs_run WHERE id = %s",
-                    [self.tenant_id, self.run.pk],
+                    "SELECT cancel_requested_at IS NOT NULL, attempt FROM runs_run WHERE id = %s", [self.run.pk]
                 )
                 row = cursor.fetchone()
             if row is None or row[1] != self.attempt:
                 raise LockLost()
             self.cancel_requested = row[0]
-            if self.trace_content and not row[2]:
-                self.trace_content = False
-                if getattr(self, "graph", None) is not None:
-                    self.graph.trace_content = False
         return self.cancel_requested
+
+    def _trace_content(self, allowed: bool) -> None:
+        """Whether the workspace still lets traces carry prompts and completions, as every step's
+        record reads it: turned off, the next model call's span goes without them
+        (docs/observability.md)."""
+        if self.trace_content and not allowed:
+            self.trace_content = False
+            if getattr(self, "graph", None) is not None:
+                self.graph.trace_content = False
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:
         return self.recorded.get(index)
@@ -533,6 +536,7 @@ class Attempt:
             json_value(step, None),
             json_value(payload, None),
             now,
+            self.tenant_id,
         ]
         sql = _RECORD.format(
             usage=f"{usage_sql}, " if usage else "", usage_result=USAGE_RESULT if usage else "NULL, NULL, NULL"
@@ -548,7 +552,8 @@ class Attempt:
             row = cursor.fetchone()
         if row is None:  # claimed by another worker since: it recorded nothing, and stops here
             raise LockLost()
-        self.cancel_requested, *usage_result = row
+        self.cancel_requested, trace_content, *usage_result = row
+        self._trace_content(trace_content)
         if usage is not None and usage_written(usage, *usage_result) is not None:
             self.month_totals = usage.month_totals
 

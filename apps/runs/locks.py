@@ -8,15 +8,44 @@ fails on a Redis error is tried again until the lock would have expired; the hol
 lock (`lost`) once another holds it, or once it has gone without a renewal for the lock's whole
 lifetime (less a margin) — also when the whole process stalled meanwhile (a pause, swapping) and
 its renewer could not run: it must stop before its next step, and never record it.
+
+Beside each run's lock, its cancellation signal: `run_cancel` sets it just before its transaction
+commits, and the holder looks at both in one round trip before every step (`RunLock.check`),
+instead of reading the run's row from PostgreSQL each time; signalled, it reads the row, which
+is the record (a cancellation not yet committed, or rolled back, is no cancellation). Every step's
+statement reads the row too (engine.py), so a signal Redis could not take stops the run a step later.
 """
 
 import contextlib
+import logging
 import threading
 import time
 
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.exceptions import LockError, RedisError
+
+logger = logging.getLogger(__name__)
+
+# How long a cancellation signal is kept, in seconds: longer than a run can be running (its
+# manifest's timeout is at most a day); past it, the row's flag still stops the run a step later.
+CANCEL_SIGNAL_SECONDS = 2 * 24 * 3600
+
+
+def _cancel_key(schema: str, run_id: str) -> str:
+    return f"foundry:run-cancel:{schema}:{run_id}"
+
+
+def cancel_signal(schema: str, run_ids: list[str]) -> None:
+    """Tell the workers holding these runs to read whether they were cancelled (best effort: when
+    Redis cannot be reached, each stops after the step it is taking, on recording it)."""
+    try:
+        with get_redis_connection("default").pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.set(_cancel_key(schema, run_id), b"1", ex=CANCEL_SIGNAL_SECONDS)
+            pipe.execute()
+    except RedisError:
+        logger.warning("runs %s: Redis could not take the cancellation signal; they stop a step later", run_ids)
 
 
 class LockLost(Exception):
@@ -27,9 +56,11 @@ class LockLost(Exception):
 class RunLock:
     def __init__(self, schema: str, run_id: str, *, seconds: float | None = None):
         self.seconds = seconds or settings.FOUNDRY_RUN_LOCK_SECONDS
-        self._lock = get_redis_connection("default").lock(
+        self._redis = get_redis_connection("default")
+        self._lock = self._redis.lock(
             f"foundry:run-lock:{schema}:{run_id}", timeout=self.seconds, blocking=False, thread_local=False
         )
+        self._cancel = _cancel_key(schema, run_id)
         self._stop = threading.Event()
         self._lost = threading.Event()
         # Lost because Redis could not be reached for the lock's whole lifetime (an outage, not
@@ -57,6 +88,16 @@ class RunLock:
         self._renewer = threading.Thread(target=self._renew, name="run-lock-renewer", daemon=True)
         self._renewer.start()
         return True
+
+    def check(self) -> bool:
+        """Before a step, in one round trip: LockLost unless the lock is still this holder's (as
+        Redis has it now, not as the renewer last found it); whether the run's cancellation was
+        signalled. A RedisError when Redis cannot be reached."""
+        holder, cancelled = self._redis.mget(self._lock.name, self._cancel)
+        if holder is None or holder != self._lock.local.token:
+            self._lost.set()
+            raise LockLost()
+        return cancelled is not None
 
     def _renew(self) -> None:
         wait = self.seconds / 3

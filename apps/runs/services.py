@@ -19,6 +19,7 @@ from apps.audit.services import audit_record
 from apps.billing.services import BUDGETS_ACCESS
 from apps.catalog.models import Document, Kind
 from apps.catalog.services import author_of
+from apps.runs.locks import cancel_signal
 from apps.runs.models import Approval, Run
 from apps.tenants.models import Tenant
 from foundry.db.text import UNSTORABLE
@@ -163,7 +164,7 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
         if run.cancel_requested_at is not None:  # its sub-agents were cancelled with it
             return run
         message = f"Cancelled by {_actor_name(actor)}."
-        _cancel_one(run, message)
+        running = _cancel_one(run, message)
         parents = [run.pk]
         while parents:  # sub-agents nest at most FOUNDRY_SUBAGENT_MAX_DEPTH deep
             # Every descendant, through finished ones too: a child that went on and finished may
@@ -171,19 +172,24 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
             children = list(Run.objects.select_for_update().filter(parent_id__in=parents))
             for child in children:
                 if not child.is_finished:
-                    _cancel_one(child, message)
+                    running += _cancel_one(child, message)
             parents = [child.pk for child in children]
         audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
+        if running:  # their workers look for it before every step, then read the rows (locks.py)
+            cancel_signal(connection.schema_name, running)
     return run
 
 
-def _cancel_one(run: Run, message: str) -> None:
+def _cancel_one(run: Run, message: str) -> list[str]:
+    """Cancel `run`; [its id] when a worker is running it and must be told, else []."""
     now = timezone.now()
     run.cancel_requested_at = run.cancel_requested_at or now
     run.updated_at = now
     run.save(update_fields=["cancel_requested_at", "updated_at"])
-    if run.status != Run.Status.RUNNING:
-        run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=message)
+    if run.status == Run.Status.RUNNING:
+        return [str(run.pk)]
+    run_finish(run, Run.Status.CANCELLED, reason="cancelled", message=message)
+    return []
 
 
 def run_finish(

@@ -63,3 +63,78 @@ def test_a_cancel_arriving_while_a_worker_picks_up_an_approved_run_stops_it_befo
         steps = list(Step.objects.filter(run=run).order_by("index").values_list("index", "node", "tool"))
     assert (run.status, run.reason) == ("cancelled", "cancelled")
     assert steps == [(1, "model", "")], f"steps made after the cancellation: {steps}"
+
+
+def test_a_cancel_redis_could_not_take_stops_the_run_at_the_next_steps_record(
+    acme, ledger, loopback_allowed, monkeypatch
+):
+    """The worker looks for a cancellation's signal in Redis before each step; the cancellation
+    itself is the run's row. When Redis cannot take the signal, the cancellation still succeeds,
+    and the record of the step under way reads it from the row: nothing after that step."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from apps.runs import locks
+
+    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    script = [
+        {"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}},
+        {"tool_call": {"tool": "ledger", "arguments": {"id": "2"}}},
+        {"respond": "done"},
+    ]
+    run = start(acme, agent, "Book entries 1 and 2.", script=script)
+    owner = tenant_user(acme, "owner@acme.test")
+    original = Attempt._record
+
+    class Unreachable:
+        def pipeline(self, **kwargs):
+            raise RedisConnectionError("Redis is away")
+
+    def record_then_someone_cancels(self, step, payload):
+        original(self, step, payload)
+        if step["index"] == 1:
+            with monkeypatch.context() as away:
+                away.setattr(locks, "get_redis_connection", lambda alias: Unreachable())
+                cancelled = run_cancel(actor=owner, run=Run.objects.get(pk=self.run.pk))
+            assert cancelled.cancel_requested_at is not None
+
+    monkeypatch.setattr(Attempt, "_record", record_then_someone_cancels)
+    run = advance(run, "acme")
+
+    with schema_context("acme"):
+        steps = list(Step.objects.filter(run=run).order_by("index").values_list("index", "node", "tool"))
+    assert (run.status, run.reason) == ("cancelled", "cancelled")
+    assert ledger.booked == ["/entries/1"]  # step 2, under way when the cancellation came, and no more
+    assert steps == [(1, "model", ""), (2, "tool", "ledger")]
+
+
+def test_a_cancel_rolled_back_after_its_signal_went_out_does_not_stop_the_run(
+    acme, ledger, loopback_allowed, monkeypatch
+):
+    """The signal goes out before the cancellation commits; the worker that sees it reads the
+    run's row, and a cancellation that never committed is none: the run goes on to its end."""
+    from django.db import transaction
+
+    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}}, {"respond": "done"}]
+    run = start(acme, agent, "Book entry 1.", script=script)
+    owner = tenant_user(acme, "owner@acme.test")
+    original = Attempt._record
+
+    class RolledBack(Exception):
+        pass
+
+    def record_then_a_cancel_rolls_back(self, step, payload):
+        original(self, step, payload)
+        if step["index"] == 1:
+            try:
+                with transaction.atomic():
+                    run_cancel(actor=owner, run=Run.objects.get(pk=self.run.pk))
+                    raise RolledBack()  # say, the request failed after the service returned
+            except RolledBack:
+                pass
+
+    monkeypatch.setattr(Attempt, "_record", record_then_a_cancel_rolls_back)
+    run = advance(run, "acme")
+
+    assert (run.status, run.output) == ("succeeded", "done")
+    assert ledger.booked == ["/entries/1"]

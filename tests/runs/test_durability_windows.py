@@ -175,9 +175,43 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
 
 
 def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_stops(acme, triage):
-    """Another worker's claim moves the run's attempt number: the first worker's next record
-    writes neither the step, the counters nor the model call's usage, and its next step does not
-    begin — even while its lock still looks valid to it."""
+    """Redis loses the run's lock (a restart without persistence) and another worker takes it and
+    claims the run, moving its attempt number: the first worker's next step does not begin, and
+    its record of the step it is taking writes neither the step, the counters nor the model
+    call's usage — even while its lock still looks valid to it (its renewer has not run)."""
+    from django.db.models import F
+
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    step = {"index": 1, "node": "model", "provider": "scripted", "model": "scripted-1", "input_tokens": 40}
+    with schema_context("acme"):
+        lock = RunLock("acme", str(run.pk))
+        assert lock.acquire()
+        other = RunLock("acme", str(run.pk))
+        try:
+            attempt = Attempt(_run_claim(run.pk), lock)
+            assert attempt._cancelled() is False  # its own claim: it may go on
+            get_redis_connection("default").delete(f"foundry:run-lock:acme:{run.pk}")
+            assert other.acquire()
+            Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # the other worker's claim
+            assert not lock.lost
+            with pytest.raises(LockLost):
+                attempt._cancelled()
+            with pytest.raises(LockLost):
+                attempt._record(step, {})
+        finally:
+            other.release()
+            lock.release()
+        run.refresh_from_db()
+        steps = Step.objects.filter(run=run).count()
+    with usage_scope(acme.pk):
+        usage = UsageRecord.objects.filter(run_id=run.pk).count()
+    assert (steps, usage, run.step_count, run.input_tokens) == (0, 0, 0, 0)
+
+
+def test_a_step_record_is_fenced_by_the_claim_in_the_database_whatever_redis_says(acme, triage):
+    """The step's statement carries the claim's attempt number: with the run claimed by another
+    worker since, it writes neither the step, the counters nor the usage, even while Redis still
+    names this worker the lock's holder (a failover to a replica that missed the handover)."""
     from django.db.models import F
 
     run = start(acme, triage, "Triage invoice INV-1001.")
@@ -187,12 +221,10 @@ def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_s
         assert lock.acquire()
         try:
             attempt = Attempt(_run_claim(run.pk), lock)
-            assert attempt._cancelled() is False  # its own claim: it may go on
             Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # another worker's claim
+            assert attempt._cancelled() is False  # Redis: the lock is still this worker's
             with pytest.raises(LockLost):
                 attempt._record(step, {})
-            with pytest.raises(LockLost):
-                attempt._cancelled()
         finally:
             lock.release()
         run.refresh_from_db()
