@@ -114,7 +114,8 @@ def _exact(key: str) -> KeyPattern:
 
 def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[KeyPattern]:
     """The Redis keys kept for one workspace: its rate-limit buckets, run slots and sign-in limits
-    (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks (runs/locks.py), marks
+    (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks and cancellation signals
+    (runs/locks.py), marks
     of runs waiting for a slot (runs/admission.py) and of refusals audited lately (audit), what the
     cache holds for its schema (django-tenants' key function starts each key with the schema and
     the cache's prefix: JWKS guards, cached pages…), its chain's cached status and the cached
@@ -129,6 +130,7 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
             # runs/locks, admission, audit/services (a refusal's repeat mark)
             for start in (
                 f"foundry:run-lock:{schema}:",
+                f"foundry:run-cancel:{schema}:",
                 f"foundry:run-waiting:{schema}:",
                 f"foundry:audit-repeat:{schema}:",
             )

@@ -130,6 +130,7 @@ def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
     another deployment sharing the Redis."""
     from apps.lifecycle.inventory import redis_patterns
     from apps.runs.admission import _waiting_key
+    from apps.runs.locks import _cancel_key
     from apps.tenants.routing import route_keys
     from tests.conftest import redis_server
 
@@ -138,6 +139,7 @@ def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
         *("rl:tenant:3", "rl:runs:3", "rl:login-tenant:3", "rl:credential:3:user:9", "rl:credential:3:token:ab12"),
         *("rl:login-ip:3:192.0.2.1", "rl:login-account:3:192.0.2.1:someone", f"foundry:run-lock:{schema}:run-1"),
         _waiting_key(schema, "run-4"),  # a run of it that waited for a slot (runs/admission.py)
+        _cancel_key(schema, "run-7"),  # a run of it that was cancelled (runs/locks.py)
         *(f"{schema}::1:audit:chain-status:3", f"{schema}::1:jwks:ab:refetch:{schema}", f"{schema}::1:views.page.x"),
         "public::1:audit:chain-status:3",
         *route_keys(host),
@@ -148,6 +150,8 @@ def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
         *("foundry:run-lock:acme:run-2", f"foundry:run-lock:{schema}_x:run-3", f"{schema}_x::1:views.page.x"),
         _waiting_key("acme", "run-5"),
         _waiting_key(f"{schema}_x", "run-6"),
+        _cancel_key("acme", "run-8"),
+        _cancel_key(f"{schema}_x", "run-9"),
         *("acme::1:audit:chain-status:1", "acme::1:audit:chain-status:33", f"acme::1:jwks:ab:refetch:{slug}"),
         *(f"foundry:worker-heartbeat:celery@{slug}", f"foundry:other_db:tenant-route:v1:{host}"),
         *(f"_kombu.binding.{slug}", f"celery-task-meta-{slug}", f"{slug}:1"),
