@@ -169,12 +169,16 @@ def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: 
 
 def _identities(email: str, member: User | None, tenant_id: int) -> list[str]:
     """Every actor id the person had here (`user:N`; a member removed and added again had two),
-    the current member's first, then the oldest: the first names their pseudonym."""
+    the current member's first, then the oldest: the first names their pseudonym. Former members
+    are found by the audit trail's actor table, and by the model history (a member row's history
+    is named by its email), which still knows them once `audit_erase_actor` cleared the table."""
     current = [f"user:{member.pk}"] if member is not None else []
     with rls_scope(tenant_id):
         former = AuditActor.objects.filter(tenant_id=tenant_id, email__iexact=email, actor_id__startswith="user:")
-        former = former.order_by("first_seen_at", "actor_id").values_list("actor_id", flat=True)
-        return current + [actor_id for actor_id in former if actor_id not in current]
+        former = list(former.order_by("first_seen_at", "actor_id").values_list("actor_id", flat=True))
+    history = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_repr__iexact=email)
+    former += [f"user:{pk}" for pk in history.order_by("timestamp", "pk").values_list("object_pk", flat=True)]
+    return list(dict.fromkeys(current + former))
 
 
 def _names(email: str, member: User | None, actor_ids: list[str], tenant_id: int) -> set[str]:

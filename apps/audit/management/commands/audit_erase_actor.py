@@ -1,8 +1,9 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_actor_erase, platform_actor_id
-from apps.tenants.selectors import tenant_of_option
+from apps.tenants.selectors import tenant_list, tenant_of_option
+from foundry.db.text import UNSTORABLE
 
 
 class Command(BaseCommand):
@@ -18,9 +19,17 @@ class Command(BaseCommand):
         parser.add_argument("actor_id", help="The pseudonymous id, e.g. user:42 or operator:3.")
 
     def handle(self, *args, tenant=None, platform=False, actor_id, **options):
+        if not actor_id.strip() or UNSTORABLE.search(actor_id):
+            # No actor has it (a NUL, a stray byte of a shell that is not UTF-8): no query can carry it.
+            raise CommandError(f"{actor_id!r} is not an actor id (such as user:42 or operator:3).")
         chain = PLATFORM if platform else tenant_of_option(tenant).pk
         erased = audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor")
-        if not platform:
+        if platform:
+            # An operator's acts on a workspace (provisioning it, scheduling its deletion, importing
+            # it) name them on that workspace's chain too, under the same id.
+            for each in tenant_list().values_list("pk", flat=True):
+                erased |= audit_actor_erase(tenant_id=each, actor_id=actor_id, actor="cli:audit_erase_actor")
+        else:
             # A member's acts on the platform's chain (their workspace's deletion scheduled or
             # cancelled) name them there too, under the id qualified with their workspace.
             qualified = platform_actor_id(chain, actor_id)
