@@ -77,10 +77,9 @@ RETURNING {run_columns}, before.started_at IS NOT NULL AS was_started, before.st
 
 # One step, fenced by the claim's `attempt`: the run's counters, its Step row and the usage record
 # of a model call ({usage}: usage.py's CTEs, or nothing), all written only while the run is still
-# this attempt's. Returns whether the run's cancellation was asked for, whether its tenant lets
-# traces carry prompts and completions, and what usage.py's USAGE_RESULT selects (the usage
-# record's id: none when that step was counted already); no row when another worker has claimed
-# the run since.
+# this attempt's. Returns whether the run's cancellation was asked for and what usage.py's
+# USAGE_RESULT selects (the usage record's id: none when that step was counted already); no row
+# when another worker has claimed the run since.
 _RECORD = """
 WITH run AS (
     UPDATE runs_run SET step_count = %s, input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,
@@ -92,7 +91,7 @@ WITH run AS (
                            input_tokens, output_tokens, cached_tokens, duration_ms, record, replay, created_at)
     SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM run
 )
-SELECT cancelled, (SELECT trace_content FROM public.tenants_tenant WHERE id = %s), {usage_result} FROM run
+SELECT cancelled, {usage_result} FROM run
 """
 
 
@@ -295,7 +294,13 @@ class Attempt:
         # An http tool calling this workspace's own API gets a read-only service token.
         credentials = own_workspace_headers(connection.schema_name, f"agent-{self.agent_name}") if http else None
         tools = ToolOptions(network=network, subagent=self._subagent, credentials=credentials)
-        hooks = RunHooks(cancelled=self._cancelled, record=self._record, replay=self._replay, quota=self._quota)
+        hooks = RunHooks(
+            cancelled=self._cancelled,
+            record=self._record,
+            replay=self._replay,
+            quota=self._quota,
+            content=self._content,
+        )
         # Checkpoints are written in the background while the next step runs ("async"): a step
         # is recorded (its Step row committed) before its node returns, and LangGraph makes the
         # checkpoint holding it only after that, so a checkpoint is never ahead of the steps
@@ -475,14 +480,14 @@ class Attempt:
             self.cancel_requested = row[0]
         return self.cancel_requested
 
-    def _trace_content(self, allowed: bool) -> None:
-        """Whether the workspace still lets traces carry prompts and completions, as every step's
-        record reads it: turned off, the next model call's span goes without them
-        (docs/observability.md)."""
-        if self.trace_content and not allowed:
-            self.trace_content = False
-            if getattr(self, "graph", None) is not None:
-                self.graph.trace_content = False
+    def _content(self) -> bool:
+        """Whether the workspace still lets traces carry prompts and completions, read as a model
+        call's answer is about to go on its span (only while it did): turned off since, that span
+        and every later one of the run go without them (docs/observability.md)."""
+        allowed = Tenant.objects.filter(pk=self.tenant_id, trace_content=True).exists()
+        if not allowed:
+            self.trace_content = self.graph.trace_content = False
+        return allowed
 
     def _replay(self, index: int) -> tuple[dict, dict] | None:
         return self.recorded.get(index)
@@ -536,7 +541,6 @@ class Attempt:
             json_value(step, None),
             json_value(payload, None),
             now,
-            self.tenant_id,
         ]
         sql = _RECORD.format(
             usage=f"{usage_sql}, " if usage else "", usage_result=USAGE_RESULT if usage else "NULL, NULL, NULL"
@@ -552,8 +556,7 @@ class Attempt:
             row = cursor.fetchone()
         if row is None:  # claimed by another worker since: it recorded nothing, and stops here
             raise LockLost()
-        self.cancel_requested, trace_content, *usage_result = row
-        self._trace_content(trace_content)
+        self.cancel_requested, *usage_result = row
         if usage is not None and usage_written(usage, *usage_result) is not None:
             self.month_totals = usage.month_totals
 

@@ -133,6 +133,8 @@ class RunHooks:
                             {"message", "approvable"}: the run stops with `quota_exceeded`, or,
                             when approvable, waits for a human to approve the overage past
                             "caps" (their keys; "reasons": a message for each), which it adds
+    content()               asked once a model call answered, when prompts and completions would
+                            go on its span: False leaves them off (the setting was turned off)
     """
 
     on_step: Callable[[dict], None] | None = None
@@ -140,6 +142,7 @@ class RunHooks:
     record: Callable[[dict, dict], None] | None = None
     replay: Callable[[int], tuple[dict, dict] | None] | None = None
     quota: Callable[[bool], dict | None] | None = None
+    content: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -527,7 +530,7 @@ class AgentGraph:
                 return self._model_done(state, step, None, {"error": exc.message}, started, approved)
             span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", reply.usage.output_tokens)
-            if self.trace_content:
+            if self.trace_content and (self.hooks.content is None or self.hooks.content()):
                 sent = [message_to_dict(m) for m in [self.system, *state["messages"]]]
                 span.set_attribute("gen_ai.input.messages", json.dumps(sent, default=str))
                 span.set_attribute("gen_ai.output.messages", json.dumps([message_to_dict(reply.message)], default=str))

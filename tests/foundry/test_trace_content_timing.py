@@ -3,6 +3,7 @@ it (docs/observability.md, "Traces"): a run keeps what the setting was when it w
 
 from django_tenants.utils import schema_context
 
+from apps.runs.engine import Attempt
 from apps.runs.usage import usage_recorded
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_trace_content_set
@@ -70,3 +71,39 @@ def test_turning_trace_content_off_stops_recording_at_the_next_model_call(acme, 
     assert "gen_ai.input.messages" in chats[0].attributes  # recorded while allowed
     later = [s.attributes["gen_ai.input.messages"] for s in chats[1:] if "gen_ai.input.messages" in s.attributes]
     assert not later, later[0][:200]
+
+
+def test_trace_content_turned_off_after_a_step_is_recorded_is_off_for_the_next_model_call(
+    acme, graph_spans, monkeypatch
+):
+    """Turning trace content off "stops the recording of every run at its next model call"
+    (docs/observability.md): turned off after step 2 (a tool call) was recorded, before model
+    call 3 began, model call 3's span goes without prompts and completions. The setting is read
+    as a model call's answer is about to go on its span."""
+    agent = deploy(acme, FINANCE, TRIAGE)
+    admin = api(acme, issue(acme))
+    answer = admin.patch("/api/v1/workspace", {"trace_content": True}, content_type="application/json")
+    assert answer.status_code == 200
+    script = [
+        {"tool_call": {"tool": "find_invoices", "arguments": {"question": "Which rules apply to invoices?"}}},
+        {"respond": "INV-1001 for Jane Q. Customer can be approved."},
+    ]
+    run = start(acme, agent, PRIVATE, script=script)
+    assert run.trace_content is True
+    owner = tenant_user(acme, "owner@acme.test")
+    original = Attempt._record
+
+    def record_then_admin_turns_content_off(self, step, payload):
+        original(self, step, payload)
+        if step["index"] == 2:  # the tool step is committed; model call 3 has not begun
+            tenant_trace_content_set(tenant=Tenant.objects.get(pk=acme.pk), allowed=False, actor=owner)
+
+    monkeypatch.setattr(Attempt, "_record", record_then_admin_turns_content_off)
+    run = advance(run, "acme")
+    assert run.status == "succeeded", run.message
+    chats = sorted(
+        (s for s in graph_spans.get_finished_spans() if s.name.startswith("chat ")), key=lambda s: s.start_time
+    )
+    assert len(chats) == 2
+    assert "gen_ai.input.messages" in chats[0].attributes
+    assert "gen_ai.input.messages" not in chats[1].attributes, "content recorded after it was turned off"
