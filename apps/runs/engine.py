@@ -270,6 +270,11 @@ class Attempt:
             )
         try:
             return self._conclude(result)
+        except LockLost:
+            # Found lost as the end was to be recorded: the run is the next holder's, as above (a
+            # sub-agent's parent waits in the queue for it rather than taking the loss for its own).
+            logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
+            return "lock_lost"
         except TRANSIENT:
             # Recording the end met the same outage: back in the queue as above, not a lost worker.
             with contextlib.suppress(*TRANSIENT):
