@@ -8,9 +8,18 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from foundry.filtering import FilterSpec
+from foundry.filtering import FilterError, FilterSpec
 from foundry.filtering.ordering import OrderSpec
 from foundry.filtering.pagination import Page, page_size_parse, paginate
+
+
+def _once(request: Request, name: str) -> str | None:
+    """A list parameter's value; given twice (`?page_size=1&page_size=1000`, `?filter=x&filter=`),
+    it is refused rather than one of them guessed at."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise FilterError("repeated_parameter", f"Give {name} at most once.")
+    return values[0] if values else None
 
 
 @dataclass(frozen=True)
@@ -32,17 +41,17 @@ class ListSpec:
         return extend_schema(operation_id=operation_id, parameters=self.openapi_parameters(), responses=_page_of(self))
 
     def page(self, request: Request, queryset: QuerySet) -> Page:
-        params = request.query_params
-        filter_text = params.get("filter", "")
+        params = {name: _once(request, name) for name in ("filter", "order_by", "page_size", "page_token")}
+        filter_text = params["filter"] or ""
         compiled = self.filters.compile(filter_text)
         return paginate(
             queryset.filter(compiled.q),
             # The path too: a token of one run's steps (or of /domains) is no token of another's (/agents).
             resource=f"{self.resource}@{getattr(request, 'path', '')}",
-            ordering=self.ordering.parse(params.get("order_by")),
+            ordering=self.ordering.parse(params["order_by"]),
             filter_text=filter_text,
-            page_size=page_size_parse(params.get("page_size")),
-            page_token=params.get("page_token") or None,
+            page_size=page_size_parse(params["page_size"]),
+            page_token=params["page_token"] or None,
         )
 
     def openapi_parameters(self) -> list[OpenApiParameter]:

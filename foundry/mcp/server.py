@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import anyio
+from django.http import QueryDict
 from django.utils import timezone
 from mcp import MCPError
 from mcp.server._otel import OpenTelemetryMiddleware as SdkSpans
@@ -210,7 +211,9 @@ def _run_detail(run: Run) -> RunDetail:
 def _list_params(path: str, **values) -> SimpleNamespace:
     """What ListSpec.page reads of a request: its query parameters, as text, and a path of its own
     (a page token is bound to it: one list's token is no token of another's)."""
-    return SimpleNamespace(path=path, query_params={k: str(v) for k, v in values.items() if v not in (None, "")})
+    query = QueryDict(mutable=True)
+    query.update({k: str(v) for k, v in values.items() if v not in (None, "")})
+    return SimpleNamespace(path=path, query_params=query)
 
 
 # --- agents -----------------------------------------------------------------------------------
