@@ -162,8 +162,11 @@ def upload_pack(request: HttpRequest) -> HttpResponse:
         return _refuse(request, 413, "too_many_haves", message, limit_headers)
     out = io.BytesIO()
     proto = ReceivableProtocol(io.BytesIO(body).read, out.write)
+    # The history is read from the database first: a fault there is the server's (a 5xx), not the
+    # client's request. Then the negotiation runs on it in memory, reading only what was sent.
+    handler = _handler(proto, advertise=False)
     try:
-        _handler(proto, advertise=False).handle()
+        handler.handle()
     except Exception:  # noqa: BLE001 - a malformed pkt-line stream from the client
         message = "The git request could not be understood."
         return _refuse(request, 400, "invalid_git_request", message, limit_headers)

@@ -286,6 +286,12 @@ def _publish_and_deploy(client: Client, order: list, message: str | None, out: O
             out.step(deployed_line(deployment, created=status == 201))
     except ApiError as exc:
         return _refused(exc, where, report, out, path)
+    except ForgeError as exc:  # no refusal: the server failed, limited the rate, or could not be read
+        out.say(f"Stopped at {where}.")
+        _already(report, out)
+        report["error"] = exc.as_dict()["error"]
+        exc.document = report  # what --json prints: what went out, beside the error
+        raise
     report["ok"] = True
     out.document(report)
     return 0
@@ -309,14 +315,22 @@ def _server_problems(exc: ApiError, where: str, path: str | None = None) -> list
     return [_problem(p, path or str(p.get("file") or where)) for p in exc.details if isinstance(p, dict)]
 
 
+def _already(report: dict, out: Output) -> None:
+    """What a deploy that stopped part way had done: the versions published, the agents deployed."""
+    if report["published"]:
+        done = ", ".join(f"{v['kind']} {v['name']} v{v['number']}" for v in report["published"])
+        out.say(f"Already published: {done}.")
+    if report["deployments"]:
+        done = ", ".join(f"agent {d.get('agent')} v{d.get('version')}" for d in report["deployments"])
+        out.say(f"Already deployed: {done}.")
+
+
 def _refused(exc: ApiError, where: str, report: dict, out: Output, path: str | None = None) -> int:
     """The server refused a publish or deploy: say which, with its problems, and what already went."""
     problems = _server_problems(exc, where, path)
     out.problems(problems)
     out.say(f"{where}: refused by the server: {exc.message} ({exc.code})")
-    if report["published"]:
-        done = ", ".join(f"{v['kind']} {v['name']} v{v['number']}" for v in report["published"])
-        out.say(f"Already published: {done}.")
+    _already(report, out)
     report["problems"] = [p.as_dict() for p in problems]
     report["error"] = exc.as_dict()["error"]
     out.document(report)

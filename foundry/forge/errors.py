@@ -14,6 +14,7 @@ class ForgeError(Exception):
         self.code = code
         self.message = message
         self.details = details
+        self.document: dict | None = None  # printed under --json instead of `as_dict()`, when set
 
     def as_dict(self) -> dict:
         error = {"code": self.code, "message": self.message}

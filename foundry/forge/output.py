@@ -54,4 +54,5 @@ class Output:
     def error(self, error: ForgeError) -> None:
         click.echo(shown(f"forge: error: {error.message}"), err=True)  # a server's words may name anything
         if self.json:
-            click.echo(json.dumps(error.as_dict(), indent=2, ensure_ascii=True, default=str))
+            document = error.document or error.as_dict()
+            click.echo(json.dumps(document, indent=2, ensure_ascii=True, default=str))
