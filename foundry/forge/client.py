@@ -6,6 +6,7 @@ server fault (exit 2), or an ApiError for any other 4xx, which the command inter
 
 import ipaddress
 import os
+import re
 import time
 
 import httpx
@@ -59,6 +60,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _shown(url: str) -> str:
+    """`url` as an error may repeat it: what comes before an `@` may be a password, however the
+    URL parses (`ci:Pass/word@host` has no user part to a parser: a scheme, then a path)."""
+    return repr(url) if "@" not in url else repr("…@" + url.rsplit("@", 1)[1])
+
+
 def base_url(url: str) -> str:
     """The server's root URL, checked: https (http only to this machine: the token would cross
     the network in clear text), a host, no user name or password (the token is given on its
@@ -68,7 +78,9 @@ def base_url(url: str) -> str:
         parsed = httpx.URL(url.strip())
         host = parsed.host  # decoded from IDNA: a malformed xn-- label fails here
     except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
-        raise ForgeError("url_invalid", f"--url is not a URL ({exc}).") from None
+        # Not the parser's quote of the URL: `https://ci:Pass/word@host` reads as port `Pass`.
+        raise ForgeError("url_invalid", f"--url is not a URL ({_QUOTED.sub('…', str(exc))}).") from None
+    shown = _shown(url)
     if parsed.userinfo:
         raise ForgeError(
             "url_invalid", "--url holds a user name or password: give the token with --token or FOUNDRY_TOKEN."
@@ -76,11 +88,11 @@ def base_url(url: str) -> str:
     if parsed.query or parsed.fragment:  # not repeated: a token pasted there would land in CI logs
         raise ForgeError("url_invalid", "--url has a query or a fragment: write it like https://acme.foundry.example.")
     if parsed.scheme not in ("http", "https") or not host:
-        raise ForgeError("url_invalid", f"--url {url!r}: write it like https://acme.foundry.example.")
+        raise ForgeError("url_invalid", f"--url {shown}: write it like https://acme.foundry.example.")
     if parsed.scheme == "http" and not is_loopback(host):
         raise ForgeError(
             "url_insecure",
-            f"--url {url!r}: plain http would send the token in clear text; use https (http only to localhost).",
+            f"--url {shown}: plain http would send the token in clear text; use https (http only to localhost).",
         )
     path = parsed.path.rstrip("/")
     root = str(

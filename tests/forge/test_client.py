@@ -136,3 +136,20 @@ def test_a_url_that_is_not_one_is_refused(given):
     with pytest.raises(ForgeError) as caught:
         base_url(given)
     assert caught.value.code == "url_invalid"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://ci:Sup3rSecret/word@acme.example.com",  # the slash ends the host: port "Sup3rSecret"
+        "ci:Sup3rSecret/word@acme.example.com",  # no "//": a scheme "ci", then a path
+        "http://ci:Sup3rSecret/word@acme.example.com",
+    ],
+)
+def test_a_refused_url_is_not_repeated_with_what_may_be_a_password(given):
+    """A password holding a `/` moves the URL's `@` out of its host part, so no parser sees a user
+    name: the error says what is wrong without quoting what came before the `@`."""
+    with pytest.raises(ForgeError) as caught:
+        base_url(given)
+    assert caught.value.code in ("url_invalid", "url_insecure")
+    assert "Sup3r" not in caught.value.message, caught.value.message
