@@ -200,13 +200,14 @@ def audit_actor_erase(
 ) -> bool:
     """Erase an actor's personal data (a data-subject request); events keep the pseudonymous id.
 
-    True if there was something to erase. The chain is untouched, so it still verifies."""
-    with rls_scope(tenant_id):
-        erased = AuditActor.objects.filter(tenant_id=tenant_id, actor_id=actor_id, erased_at__isnull=True).update(
-            display_name=None, email=None, erased_at=timezone.now()
-        )
-    if erased:
-        with transaction.atomic():
+    True if there was something to erase. The chain is untouched, so it still verifies. The
+    erasure and its event commit together: none without the other."""
+    with transaction.atomic():
+        with rls_scope(tenant_id):
+            erased = AuditActor.objects.filter(tenant_id=tenant_id, actor_id=actor_id, erased_at__isnull=True).update(
+                display_name=None, email=None, erased_at=timezone.now()
+            )
+        if erased:
             audit_record(
                 action="audit.actor.erased", actor=actor, target=("actor", actor_id), chain=tenant_id, request=request
             )

@@ -72,3 +72,25 @@ def test_a_former_member_erased_from_the_actor_table_can_still_be_erased_from_th
 
     with schema_context(acme.schema_name):
         assert not LogEntry.objects.filter(object_repr__icontains="viewer@acme.test").exists()
+
+
+def test_an_erasure_whose_event_cannot_be_recorded_erases_nothing(acme, monkeypatch):
+    """The actor's erasure and its `audit.actor.erased` event commit together: when the event
+    cannot be appended, the name and email stay, for the erasure to be asked again."""
+    from apps.audit import services
+
+    viewer = tenant_user(acme, "viewer@acme.test")
+    signed_in = Client(HTTP_HOST="acme.localhost").post(
+        "/login/", {"username": "viewer@acme.test", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302  # the actor table now holds the viewer's email
+
+    def fails(**kwargs):
+        raise RuntimeError("the chain could not take the event")
+
+    monkeypatch.setattr(services, "audit_record", fails)
+    with pytest.raises(RuntimeError):
+        services.audit_actor_erase(tenant_id=acme.pk, actor_id=f"user:{viewer.pk}", actor="cli:audit_erase_actor")
+    with rls_scope(acme.pk):
+        actor = AuditActor.objects.get(tenant_id=acme.pk, actor_id=f"user:{viewer.pk}")
+    assert (actor.email, actor.erased_at) == ("viewer@acme.test", None)
