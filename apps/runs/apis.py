@@ -166,7 +166,16 @@ class RunStartInput(StrictInput):
 
 
 class DecisionInput(StrictInput):
-    comment = StrictCharField(max_length=MAX_COMMENT_CHARS, required=False, allow_blank=True, default="")
+    # Not trimmed here, nor its length checked: the service checks the text as given (a control
+    # character str.strip() takes for a space is refused, not dropped), its length once stripped.
+    comment = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text=f"At most {MAX_COMMENT_CHARS} characters once surrounding spaces are removed; no control or "
+        "text-direction characters (`comment_invalid`).",
+    )
     step = StrictIntegerField(
         required=False,
         min_value=1,

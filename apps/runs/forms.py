@@ -36,6 +36,7 @@ class DecisionForm(forms.Form):
     comment = TextareaField(
         max_length=MAX_COMMENT_CHARS,
         required=False,
+        strip=False,  # run_decide checks the text as given, then strips it
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Recorded with your decision.",
     )

@@ -258,8 +258,12 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
 
     `step` is the step the approver was shown: if the run now waits at another one, the decision
     is refused (`approval_stale`) rather than applied to a call nobody reviewed."""
-    comment = (comment or "").strip()
-    if len(comment) > MAX_COMMENT_CHARS or UNSTORABLE.search(comment) or not text_readable(comment, lines=True):
+    # Checked as given (str.strip() takes control characters such as U+0085 or U+001F for spaces:
+    # stripped first, they would be dropped instead of refused), its length once stripped.
+    comment = comment or ""
+    readable = not UNSTORABLE.search(comment) and text_readable(comment, lines=True)
+    comment = comment.strip()
+    if not readable or len(comment) > MAX_COMMENT_CHARS:
         raise ServiceError(
             "comment_invalid",
             f"A comment is at most {MAX_COMMENT_CHARS} characters, without control or text-direction characters.",

@@ -399,7 +399,14 @@ async def list_runs(
     return await run_tool(ctx, "list_runs", *TOOL_ACCESS["list_runs"], work)
 
 
-Comment = Annotated[str, Field(max_length=MAX_COMMENT_CHARS, description="Why; kept with the decision.")]
+# Its length is checked by run_decide, as for the API and the console: once surrounding spaces are removed.
+Comment = Annotated[
+    str,
+    Field(
+        description=f"Why; kept with the decision. At most {MAX_COMMENT_CHARS} characters once surrounding "
+        "spaces are removed."
+    ),
+]
 Step = Annotated[
     int | None,
     Strict(),

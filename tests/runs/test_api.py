@@ -309,14 +309,15 @@ def test_deciding_an_unknown_run_or_another_workspaces_is_404_whatever_the_body(
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
-    [({"comment": 7}, "comment"), ({"comment": ["a"]}, "comment"), ({"comment": "x" * 2001}, "comment")],
+    "body", [{"comment": 7}, {"comment": ["a"]}, {"comment": "x" * 2001}, {"comment": " x" * 1001}]
 )
-def test_a_bad_comment_is_400_and_decides_nothing(acme, triage, body, field):
+def test_a_bad_comment_is_400_and_decides_nothing(acme, triage, body):
+    """Not text: the field's error; longer than 2,000 characters once stripped: comment_invalid."""
     run = waiting_run(acme, triage)
     response = post(client(acme), f"/api/v1/runs/{run.pk}/approve", body)
     assert response.status_code == 400
-    assert field in response.json()["error"]["details"]
+    error = response.json()["error"]
+    assert "comment" in error.get("details", {}) or error["code"] == "comment_invalid", error
     with schema_context("acme"):
         assert Approval.objects.get(run=run).decision == "pending"
 
