@@ -43,7 +43,8 @@ def _single(request: Request, name: str, code: str) -> str | None:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    if value in (None, "", "true"):
+    """true when not given; given, `true` or `false`, as the schema has it (not an empty value)."""
+    if value in (None, "true"):
         return True
     if value == "false":
         return False

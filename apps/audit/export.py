@@ -47,15 +47,16 @@ def event_id(tenant_id: int, seq: int) -> str:
 
 
 def export_format_parse(value: str | None) -> str:
-    fmt = "jsonl" if value in (None, "") else value
+    """`format`: jsonl (the default, when not given) or ocsf; an empty value is none of them."""
+    fmt = "jsonl" if value is None else value
     if fmt not in FORMATS:
         raise ServiceError("format_invalid", f"format is one of {', '.join(FORMATS)}.")
     return fmt
 
 
 def export_cursor_parse(value: str | None) -> int:
-    """`after`: a sequence number (0, the default: from the first event)."""
-    if value in (None, ""):
+    """`after`: a sequence number (0, the default when not given: from the first event)."""
+    if value is None:
         return 0
     if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_SEQ:
         raise ServiceError("cursor_invalid", "after is a sequence number: a whole number from 0.")

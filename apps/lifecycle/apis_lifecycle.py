@@ -1,7 +1,7 @@
 """/api/v1/members/erase (a data-subject erasure) and /api/v1/workspace/deletion (the owners ask
 for their workspace to be deleted). Same services as the console and the commands."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -69,7 +69,11 @@ class WorkspaceDeletionApi(TenantAPIView):
         responses={
             202: inline_serializer(
                 "WorkspaceDeletion", {"status": serializers.CharField(), "purge_after": serializers.DateTimeField()}
-            )
+            ),
+            409: OpenApiResponse(
+                description="`legal_hold`: the workspace's audit trail is on legal hold; "
+                "`deletion_scheduled`: its deletion is scheduled already."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
