@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
+from foundry.filtering.compiler import _glob_match, _joined
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.validation import entity_filters
 
@@ -125,19 +126,31 @@ def _read_fields(node) -> Iterator[str]:
             yield item.comparable.parts[0].text
 
 
-def _compared_texts(node) -> Iterator[tuple[str, str]]:
-    """(field, text) of each comparison of a field with a plain text (no wildcard) in a parsed filter."""
+def _compared_texts(node) -> Iterator[tuple[str, Literal]]:
+    """(field, value) of each comparison of a field with a value in a parsed filter, in whichever
+    form it is written: `country = "IR"`, `name = acme.example` (a value of two parts, one text),
+    `country = ("IR" OR "KP")` (each value of the shorthand); wildcards kept in the value."""
     for item in _restrictions(node):
         compared, arg = item.comparable, item.arg
-        plain = isinstance(arg, Member) and len(arg.parts) == 1 and not arg.parts[0].stars
-        if isinstance(compared, Member) and compared.parts and plain:
-            yield compared.parts[0].text, arg.parts[0].text
+        if not (isinstance(compared, Member) and compared.parts) or item.op is None:
+            continue
+        values = [arg] if isinstance(arg, Member) else []
+        if isinstance(arg, Composite):  # the shorthand's values: comparisons without a comparator
+            values = [n.comparable for n in _restrictions(arg) if n.op is None and isinstance(n.comparable, Member)]
+        for value in values:
+            if value.parts:
+                yield compared.parts[0].text, _joined(value)
 
 
 def _fold_value(text: str) -> str:
     """A text value as lenient servers may compare it: compatibility forms made plain (NFKC:
     fullwidth letters are ASCII), without case, without spaces at either end (PAD SPACE)."""
     return unicodedata.normalize("NFKC", text).strip().upper().casefold()
+
+
+def _fold_piece(text: str) -> str:
+    """A piece of a wildcard as `_fold_value` folds a value, its spaces kept (they sit between stars)."""
+    return unicodedata.normalize("NFKC", text).upper().casefold()
 
 
 def _nested_keys(value) -> Iterator[str]:
@@ -164,6 +177,8 @@ class RuleBook:
         self.read: dict[str, dict[str, str]] = {}
         # {entity: {field: {folded text: text}}} of the texts its rules compare fields with.
         self.spellings: dict[str, dict[str, dict[str, str]]] = {}
+        # {entity: {field: [(pattern, its pieces, folded)]}} of the wildcards its rules compare fields with.
+        self.patterns: dict[str, dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]]] = {}
         for rule in spec.get("rules") or ():
             entity = rule["entity"]
             if entity not in self.filters:
@@ -179,9 +194,19 @@ class RuleBook:
             parsed = parse(rule["when"])
             read = [name for name in _read_fields(parsed) if name in fields]
             self.read.setdefault(entity, {}).update(folded_names(read))
-            for name, text in _compared_texts(parsed):
-                if name in fields:
-                    self.spellings.setdefault(entity, {}).setdefault(name, {})[_fold_value(text)] = text
+            for name, value in _compared_texts(parsed):
+                if name not in fields:
+                    continue
+                if not value.stars:
+                    self.spellings.setdefault(entity, {}).setdefault(name, {})[_fold_value(value.text)] = value.text
+                    continue
+                pieces, last = [], 0
+                for star in value.stars:
+                    pieces.append(value.text[last:star])
+                    last = star + 1
+                pieces.append(value.text[last:])
+                folded = tuple(_fold_piece(piece) for piece in pieces)
+                self.patterns.setdefault(entity, {}).setdefault(name, []).append((value.text, tuple(pieces), folded))
 
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
@@ -212,15 +237,29 @@ class RuleBook:
         """`value` as the rules spell it: a text (or a list's) that a lenient server reads as one a
         rule compares the field with — `ir`, `IR `, fullwidth `IR` (U+FF29 U+FF32) for `country = "IR"` (a
         case-insensitive, PAD SPACE collation; an NFKC-normalising service) — is that text, so the
-        rule sees what the server will."""
-        spellings = self.spellings.get(entity, {}).get(name)
-        if not spellings:
+        rule sees what the server will. One such a server reads as matching a rule's wildcard
+        (`sanctioned ltd` for `name = "Sanctioned*"`) that the wildcard does not match as written
+        is refused (ArgumentError): no one text stands for all the wildcard matches."""
+        spellings = self.spellings.get(entity, {}).get(name) or {}
+        patterns = self.patterns.get(entity, {}).get(name) or ()
+        if not spellings and not patterns:
             return value
-        if isinstance(value, str):
-            return spellings.get(_fold_value(value), value)
+
+        def spelt(text):
+            if not isinstance(text, str):
+                return text
+            text = spellings.get(_fold_value(text), text)
+            for pattern, pieces, folded in patterns:
+                if not _glob_match(pieces, text) and _glob_match(folded, _fold_value(text)):
+                    raise ArgumentError(
+                        f"Argument {name!r}: {text!r} reads as matching {pattern!r}, which a rule compares it with; "
+                        "spell it as the rule does."
+                    )
+            return text
+
         if isinstance(value, list):
-            return [spellings.get(_fold_value(v), v) if isinstance(v, str) else v for v in value]
-        return value
+            return [spelt(v) for v in value]
+        return spelt(value)
 
     @staticmethod
     def _coerce(name: str, declared, value):

@@ -29,5 +29,6 @@ def test_a_database_fault_while_building_the_history_is_not_called_a_malformed_r
         raise OperationalError("canceling statement due to statement timeout")
 
     monkeypatch.setattr("apps.catalog.git_http.history_build", history_fails)
+    client.raise_request_exception = False  # the answer the client gets, not the exception
     response = client.post("/git/foundry.git/git-upload-pack", body, content_type=kind)
     assert response.status_code >= 500, (response.status_code, response.content)
