@@ -301,6 +301,12 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
         request.session.modified = True
 
     def login_success(self):
+        if self.request.user.is_authenticated and self.request.user == self.user:
+            # Signed in already (with a password, say): the library keeps that session as it was,
+            # which would go on as a password session recorded as an SSO sign-in. It becomes this
+            # sign-in's: a new session key, the SSO backend (so SSO's rules judge it from now on).
+            self.request.session.cycle_key()
+            auth.login(self.request, self.user)
         response = super().login_success()
         self.request.session[SESSION_ISSUER] = self.config.issuer
         audit_record(

@@ -445,3 +445,20 @@ def test_a_verified_address_asserted_at_userinfo_passes_the_allowed_domains(monk
     claims = backend.get_userinfo("access-token", "id-token", id_token)
     assert claims_email(backend.config, claims) == "ada@acme.test"
     assert calls == ["https://idp.example/userinfo"]
+
+
+def test_signing_in_with_sso_over_a_password_session_makes_it_an_sso_session(acme, provider):
+    """A member signed in with a password who signs in through SSO as themselves gets a new
+    session key and an SSO session (recorded as one, judged by SSO's rules): it outlives SSO
+    becoming required, as the SSO sign-in it was recorded as. The library kept the password
+    session as it was, key and all, which then ended with the passwords."""
+    sso(acme, provider)
+    client = Client(HTTP_HOST="acme.localhost")
+    assert client.post("/login/", {"username": "admin@acme.test", "password": PASSWORD}).status_code == 302
+    password_key = client.session.session_key
+    _client, authorize = start(acme, client)
+    assert finish(client, provider.follow_login(authorize, "admin")).status_code == 302
+    assert client.session.session_key != password_key
+    assert client.session["_auth_user_backend"] == "apps.identity.oidc.TenantOIDCBackend", client.session.items()
+    sso(acme, provider, sso_required=True, break_glass_email="owner@acme.test")
+    assert client.get("/members/").status_code == 200
