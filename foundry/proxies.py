@@ -9,6 +9,8 @@ the client and may be forged. A request from any other peer keeps its peer's add
 its `X-Forwarded-For` says; so does one whose header holds no valid address. The proxy's own
 address stays in `foundry.proxy_addr`. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a
 dual-stack listener sees an IPv4 peer) is the IPv4 address it maps, for the peer and every hop.
+`X-Forwarded-Proto` (what FOUNDRY_BEHIND_TLS_PROXY trusts for whether the request came over
+https) is likewise taken only from those proxies: from any other peer it is dropped.
 """
 
 import ipaddress
@@ -49,6 +51,9 @@ def forwarded_apply(meta: dict, trusted) -> None:
     `foundry.proxy_addr`): for Django's requests (the middleware) and /mcp's, which the MCP
     gateway serves without Django's middleware."""
     if trusted:
+        peer = _address(meta.get("REMOTE_ADDR", ""))
+        if peer is None or not any(peer in network for network in trusted):
+            meta.pop("HTTP_X_FORWARDED_PROTO", None)  # a client's word for https: not the proxy's
         client = client_address(meta, trusted)
         if client is not None:
             meta["foundry.proxy_addr"] = meta.get("REMOTE_ADDR", "")

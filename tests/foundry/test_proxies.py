@@ -5,7 +5,7 @@ from any other peer, the peer, whatever the header says. Sign-in limits and audi
 import ipaddress
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from foundry.proxies import client_address
 from tests.conftest import PASSWORD, audit_events
@@ -80,3 +80,19 @@ def test_behind_a_dual_stack_listener_audit_events_see_the_client(acme, settings
     client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="::ffff:172.18.0.9", HTTP_X_FORWARDED_FOR="203.0.113.66")
     client.post("/login/", {"username": "owner@acme.test", "password": "wrong-password-here"})
     assert audit_events("acme", action="auth.login.failed")[-1].ip == "203.0.113.66"
+
+
+@pytest.mark.parametrize(("peer", "kept"), [(PROXY, True), ("198.51.100.7", False)])
+def test_x_forwarded_proto_is_taken_from_the_trusted_proxies_only(peer, kept):
+    """With FOUNDRY_BEHIND_TLS_PROXY, Django takes `X-Forwarded-Proto: https` for a request that
+    came over https: from a peer that is not one of the proxies (the web process reached past
+    them) the header is the client's word, dropped, so the request is the plain http it was."""
+    from django.test import RequestFactory
+
+    from foundry.proxies import forwarded_apply
+
+    request = RequestFactory().get("/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_PROTO="https")
+    forwarded_apply(request.META, TRUSTED)
+    assert ("HTTP_X_FORWARDED_PROTO" in request.META) is kept
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        assert request.is_secure() is kept
