@@ -61,20 +61,19 @@ FAULTS = {
 }
 
 
+def _deploy(folder, port: int, *flags: str):
+    """`forge [flags] deploy` of the finance domain and the triage agent against the stub on `port`."""
+    env = {"FOUNDRY_URL": f"http://127.0.0.1:{port}", "FOUNDRY_TOKEN": "af_t"}
+    return forge(*flags, "deploy", "domains/finance.yaml", "agents/triage.yaml", cwd=folder, env=env)
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
 def test_deploy_json_that_fails_midway_on_a_server_fault_lists_what_was_published(workspace, fault):  # noqa: F811
     """Under --json, the deploy report (`published`, `deployments`, `ok: false`, `error`) is the
     document printed, as for a refusal, so a CI job reads that domain finance v1 went out; the
     exit code stays 2."""
     with stub_serving(routes={**PUBLISHED_DOMAIN, **FAULTS[fault]}) as port:
-        ran = forge(
-            "--json",
-            "deploy",
-            "domains/finance.yaml",
-            "agents/triage.yaml",
-            cwd=workspace,
-            env={"FOUNDRY_URL": f"http://127.0.0.1:{port}", "FOUNDRY_TOKEN": "af_t"},
-        )
+        ran = _deploy(workspace, port, "--json")
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     body = ran.json
     published = [(v["kind"], v["name"], v["number"]) for v in body.get("published", [])]
@@ -85,13 +84,7 @@ def test_deploy_that_fails_midway_on_a_server_fault_says_what_was_already_publis
     """As a refusal does, a server fault names the file it stopped at and ends with "Already
     published: domain finance v1." (docs/forge.md, exit codes)."""
     with stub_serving(routes={**PUBLISHED_DOMAIN, **FAULTS["agent-publish-502-html"]}) as port:
-        ran = forge(
-            "deploy",
-            "domains/finance.yaml",
-            "agents/triage.yaml",
-            cwd=workspace,
-            env={"FOUNDRY_URL": f"http://127.0.0.1:{port}", "FOUNDRY_TOKEN": "af_t"},
-        )
+        ran = _deploy(workspace, port)
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     said = ran.out + ran.err
     assert "agents/triage.yaml" in said and "Already published: domain finance v1." in said, (ran.out, ran.err)

@@ -174,6 +174,16 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
     )
 
 
+def _recorded(tenant, run) -> tuple[int, int, int, int]:
+    """(steps, usage records, step_count, input_tokens) the run has now."""
+    with schema_context(tenant.schema_name):
+        run.refresh_from_db()
+        steps = Step.objects.filter(run=run).count()
+    with usage_scope(tenant.pk):
+        usage = UsageRecord.objects.filter(run_id=run.pk).count()
+    return steps, usage, run.step_count, run.input_tokens
+
+
 def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_stops(acme, triage):
     """Redis loses the run's lock (a restart without persistence) and another worker takes it and
     claims the run, moving its attempt number: the first worker's next step does not begin, and
@@ -201,11 +211,7 @@ def test_a_worker_whose_run_another_claimed_since_records_no_step_no_usage_and_s
         finally:
             other.release()
             lock.release()
-        run.refresh_from_db()
-        steps = Step.objects.filter(run=run).count()
-    with usage_scope(acme.pk):
-        usage = UsageRecord.objects.filter(run_id=run.pk).count()
-    assert (steps, usage, run.step_count, run.input_tokens) == (0, 0, 0, 0)
+    assert _recorded(acme, run) == (0, 0, 0, 0)
 
 
 def test_a_step_record_is_fenced_by_the_claim_in_the_database_whatever_redis_says(acme, triage):
@@ -227,11 +233,7 @@ def test_a_step_record_is_fenced_by_the_claim_in_the_database_whatever_redis_say
                 attempt._record(step, {})
         finally:
             lock.release()
-        run.refresh_from_db()
-        steps = Step.objects.filter(run=run).count()
-    with usage_scope(acme.pk):
-        usage = UsageRecord.objects.filter(run_id=run.pk).count()
-    assert (steps, usage, run.step_count, run.input_tokens) == (0, 0, 0, 0)
+    assert _recorded(acme, run) == (0, 0, 0, 0)
 
 
 def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed_since(fresh_tenant, django_db_blocker):

@@ -49,6 +49,21 @@ def agent(base: dict, *, tools=None, approvals=None, limits=None, tests=None) ->
     return manifest
 
 
+def pay_vendor(server, path: str = "/pay-vendor") -> dict:
+    """`pay_vendor`: an http tool on the vendor entity (the finance rules on vendors apply to its
+    calls) that POSTs to `server` at `path` (`{id}`: V-1), which answers that it paid."""
+    server.routes[path.replace("{id}", "V-1")] = reply(body=b'{"paid": true}')
+    return {
+        "name": "pay_vendor",
+        "type": "http",
+        "entity": "vendor",
+        "description": "Pay a vendor.",
+        "method": "POST",
+        "url": server.origin + path,
+        "hosts": ["127.0.0.1"],
+    }
+
+
 def call(tool: str, **arguments) -> dict:
     return {"tool_call": {"tool": tool, "arguments": arguments}}
 

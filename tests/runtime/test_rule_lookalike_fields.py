@@ -13,7 +13,7 @@ from foundry.runtime.graph import AgentGraph
 from foundry.runtime.network import NetworkPolicy
 from foundry.runtime.providers import ScriptedProvider
 from foundry.runtime.tools import ToolOptions
-from tests.runtime.conftest import agent, call, finance, invoice_triage, reply, respond, server  # noqa: F401
+from tests.runtime.conftest import agent, call, finance, invoice_triage, pay_vendor, respond, server  # noqa: F401
 
 LOOPBACK = ToolOptions(network=NetworkPolicy(allow_private=True))
 
@@ -21,16 +21,7 @@ LOOPBACK = ToolOptions(network=NetworkPolicy(allow_private=True))
 def _paying_vendors(invoice_triage, server) -> dict:  # noqa: F811
     """invoice-triage plus `pay_vendor`, an http tool on the vendor entity (so the finance rule
     `risk = "high" -> deny` applies to its calls)."""
-    server.routes["/pay/V-1"] = reply(body=b'{"paid": true}')
-    tool = {
-        "name": "pay_vendor",
-        "type": "http",
-        "entity": "vendor",
-        "description": "Pay a vendor.",
-        "method": "POST",
-        "url": server.origin + "/pay/{id}",
-        "hosts": ["127.0.0.1"],
-    }
+    tool = pay_vendor(server, "/pay/{id}")
     return agent(invoice_triage, tools=[*invoice_triage["spec"]["tools"], tool], approvals={})
 
 
