@@ -21,6 +21,13 @@ def text_readable(text: str, *, lines: bool = False) -> bool:
 _UNSHOWN_IN_JSON = re.compile(f"[\x7f-\x9f{DIRECTION}]")  # json.dumps escapes the rest
 
 
+def text_shown(text: str) -> str:
+    """Text the platform shows but does not refuse (a run's input, a model's answer, a tool's
+    result, a name a model made up) with the characters that would make it read other than it is
+    written escaped as `\\u202e`; its line breaks and tabs kept."""
+    return _UNSHOWN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def json_shown(text: str) -> str:
     """JSON text (json.dumps, ensure_ascii=False) with the characters that would make it read other
     than it is written escaped as JSON writes them (`\\u202e`): the same value, visibly."""
