@@ -176,6 +176,16 @@ def client_for(tenant: Tenant | None, email: str | None = None) -> Client:
 
 
 @pytest.fixture
+def demo_owns_the_fixtures(monkeypatch):
+    """`demo_data` seeds only the workspaces it made (their owner is the demo's): the test
+    database's acme and globex, made by the fixtures, are taken as its own here."""
+    from apps.tenants.management.commands import demo_data
+
+    made = [(slug, name, plan, f"owner@{slug}.test") for slug, name, plan, _ in demo_data.DEMO_TENANTS]
+    monkeypatch.setattr(demo_data, "DEMO_TENANTS", made)
+
+
+@pytest.fixture
 def owner_client(acme) -> Client:
     return client_for(acme, "owner@acme.test")
 

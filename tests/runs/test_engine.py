@@ -273,11 +273,11 @@ def test_another_tenant_cannot_reach_a_run_or_its_checkpoints(acme, globex, tria
     assert connection.schema_name == "public"
 
 
-def test_the_demo_data_runs_end_to_end_one_run_waiting_for_an_approval(acme, globex):
+def test_the_demo_data_runs_end_to_end_one_run_waiting_for_an_approval(acme, globex, demo_owns_the_fixtures):
     from django.core.management import call_command
 
-    call_command("demo_data")
-    call_command("demo_data")  # idempotent: no second batch of runs
+    call_command("demo_data", "--force")
+    call_command("demo_data", "--force")  # idempotent: no second batch of runs
     outcomes = {}
     for schema in ("acme", "globex"):
         with schema_context(schema):

@@ -61,20 +61,20 @@ def test_create_operator(db, capsys):
         call_command("create_operator", "x@platform.test", "--password", "short")
 
 
-def test_demo_data_is_idempotent(db, capsys):
-    call_command("demo_data")
-    call_command("demo_data")
+def test_demo_data_is_idempotent(db, capsys, demo_owns_the_fixtures):
+    call_command("demo_data", "--force")
+    call_command("demo_data", "--force")
     out = capsys.readouterr().out
     assert "http://acme.localhost:8000/login/" in out
     with schema_context("acme"):
         assert User.objects.filter(email="developer@acme.example").count() == 1
 
 
-def test_demo_data_run_again_leaves_what_developers_published_and_deployed_alone(db):
+def test_demo_data_run_again_leaves_what_developers_published_and_deployed_alone(db, demo_owns_the_fixtures):
     """`bin/dev up` runs demo_data on every start: it publishes and deploys only the documents a
     workspace does not have, so a developer's own version stays live, and no event is recorded
     in the owner's name for a publish or deploy they did not make."""
-    call_command("demo_data")
+    call_command("demo_data", "--force")
     with schema_context("acme"):
         owner = User.objects.filter(role=Role.OWNER).order_by("pk").first()
         example = Path(settings.BASE_DIR) / "examples" / "agents" / "invoice-triage.yaml"
@@ -86,7 +86,7 @@ def test_demo_data_run_again_leaves_what_developers_published_and_deployed_alone
         mine = agent_deploy(actor=owner, document=published.version.document, number=published.version.number)
         events_before = len(audit_events("acme"))
 
-    call_command("demo_data")  # the next `bin/dev up`
+    call_command("demo_data", "--force")  # the next `bin/dev up`
 
     with schema_context("acme"):
         document = Document.objects.get(kind=Kind.AGENT, name="invoice-triage")

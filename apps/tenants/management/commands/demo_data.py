@@ -6,6 +6,8 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
+from apps.audit.history import history_actor
+from apps.audit.services import audit_record
 from apps.catalog.models import Document
 from apps.catalog.services import agent_deploy, document_validate, version_publish
 from apps.runs.models import Run
@@ -28,16 +30,30 @@ OPERATOR_EMAIL = "operator@foundry.example"
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenants (acme, globex) and a platform operator. Safe to run twice."
+    help = (
+        "Create the demo tenants (acme, globex) and a platform operator, all signing in with a published "
+        "password: only with FOUNDRY_DEBUG on (or --force). Safe to run twice."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", default="8000")
+        parser.add_argument(
+            "--force", action="store_true", help="Create them with FOUNDRY_DEBUG off too (never on a real deployment)."
+        )
 
-    def handle(self, *args, port, **options):
+    def handle(self, *args, port, force=False, **options):
         base = settings.FOUNDRY_BASE_DOMAIN
-        with schema_context("public"):
+        if not settings.DEBUG and not force:
+            # The compose stack runs this on every `up`, FOUNDRY_DEBUG=0 included: its accounts'
+            # password is in the README, so a production-like stack gets none of them.
+            self.stdout.write("FOUNDRY_DEBUG is off: no demo data (its accounts' password is published).")
+            return
+        with schema_context("public"), history_actor("cli:demo_data"):
             if not User.objects.filter(email=OPERATOR_EMAIL).exists():
-                User.objects.create_user(OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator")
+                operator = User.objects.create_user(
+                    OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator"
+                )
+                audit_record(action="operator.created", actor="cli:demo_data", target=operator)
         for slug, name, plan, owner in DEMO_TENANTS:
             if not Tenant.objects.filter(slug=slug).exists():
                 tenant_provision(
@@ -49,11 +65,16 @@ class Command(BaseCommand):
                     actor="demo_data",
                 )
             with schema_context(schema_name_for_slug(slug)):
+                if not User.objects.filter(email=owner, role=Role.OWNER).exists():
+                    # A workspace of that name the demo did not make (its owner is someone else's):
+                    # no members with the published password in it, nothing published in its name.
+                    self.stdout.write(f"Workspace {slug} exists and is not the demo's: left as it is.")
+                    continue
                 for role in (Role.DEVELOPER, Role.VIEWER):
                     email = f"{role}@{slug}.example"
                     if not User.objects.filter(email=email).exists():
                         User.objects.create_user(email, DEMO_PASSWORD, role=role)
-                self._documents(slug, User.objects.filter(role=Role.OWNER).order_by("pk").first())
+                self._documents(slug, User.objects.get(email=owner))
         self.stdout.write("")
         self.stdout.write(f"Agent Foundry demo data is ready. Sign in with password '{DEMO_PASSWORD}':")
         self.stdout.write(f"  operator console  http://{base}:{port}/login/   {OPERATOR_EMAIL}")
