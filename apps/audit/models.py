@@ -12,6 +12,7 @@ Personal data stays out of the chain: events name actors by a pseudonymous id (`
 """
 
 import json
+import math
 import re
 from urllib.parse import urlsplit
 
@@ -38,6 +39,14 @@ class Outcome(models.TextChoices):
 # one (details_text keeps text as it is), so such details came from elsewhere and are shown as text.
 # (A backslash in the text before such letters is stored `\\ud800`: no escape of a surrogate.)
 _SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F]")
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent, as a float; ValueError past a double's range."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is past a double's range")
+    return value
 
 
 def _not_json(constant: str):
@@ -85,13 +94,14 @@ class AuditEvent(models.Model):
     def data(self):
         """The details as recorded (JSON); the stored text itself when it is not JSON, which the
         platform never writes (an edit outside it, that verification reports) — `Infinity` or
-        `NaN`, a lone surrogate's escape (`\\ud800`, which no UTF-8 output can carry) included — or
+        `NaN`, a number past a double's range (`1e400`, which Python reads as infinity and would
+        write back as `Infinity`), a lone surrogate's escape (`\\ud800`, which no UTF-8 output can carry) included — or
         JSON nested past Python's decoder (an imported archive's, say): shown and exported as that
         text (which export verification reads as the stored text), not a 500."""
         if _SURROGATE_ESCAPE.search(self.details):  # the platform writes text unescaped (details_text)
             return self.details
         try:
-            return json.loads(self.details, parse_constant=_not_json)
+            return json.loads(self.details, parse_constant=_not_json, parse_float=_finite)
         except (ValueError, RecursionError):
             return self.details
 
