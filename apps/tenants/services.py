@@ -206,11 +206,12 @@ def tenant_row_locked(tenant: Tenant) -> Tenant:
 
 def _tenant_status_set(
     *, tenant: Tenant, status: str, actor: object, action: str, request: HttpRequest | None = None
-) -> Tenant:
+) -> tuple[Tenant, bool]:
+    """The tenant in `status`, and whether this call put it there (False: it was already)."""
     connection.set_schema_to_public()
     tenant = tenant_row_locked(tenant)
     if tenant.status == status:
-        return tenant
+        return tenant, False
     if tenant.status == Tenant.Status.DELETING:
         # Leaving that state is cancelling the deletion (apps/lifecycle/deletion.py), not this.
         raise ServiceError(
@@ -222,7 +223,7 @@ def _tenant_status_set(
     audit_record(action=action, actor=actor or "system", target=tenant, request=request)
     hosts = list(tenant.domains.values_list("domain", flat=True))
     transaction.on_commit(lambda: route_invalidate(*hosts))
-    return tenant
+    return tenant, True
 
 
 @transaction.atomic
@@ -230,16 +231,18 @@ def tenant_suspend(*, tenant: Tenant, actor: object = None, request: HttpRequest
     """Block every access to the tenant: console, API, MCP and its tasks."""
     return _tenant_status_set(
         tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor, action="tenant.suspended", request=request
-    )
+    )[0]
 
 
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
-    """Give access back; the work its suspension held back goes back to workers."""
-    tenant = _tenant_status_set(
+    """Give access back; the work its suspension held back goes back to workers (none when it was
+    active already: its queued runs, some waiting for a slot, are not all sent again)."""
+    tenant, resumed = _tenant_status_set(
         tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed", request=request
     )
-    tenant_work_resume(tenant.schema_name)
+    if resumed:
+        tenant_work_resume(tenant.schema_name)
     return tenant
 
 

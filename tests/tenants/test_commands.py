@@ -102,3 +102,13 @@ def test_demo_data_run_again_leaves_what_developers_published_and_deployed_alone
         "live version": 2,
         "new audit events": [],
     }
+
+
+def test_resuming_a_workspace_that_is_active_sends_nothing_to_workers(acme, django_capture_on_commit_callbacks):
+    """A resume of an active workspace changes nothing, records nothing, and does not hand its
+    queued runs (some waiting for a concurrency slot) and exports to workers again."""
+    from apps.tenants.services import tenant_resume
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        tenant_resume(tenant=acme)
+    assert callbacks == []
