@@ -33,7 +33,10 @@ STATEMENT_MONTHS = 12
 
 
 def choice_get(request: HttpRequest, name: str, choices: tuple, default):
-    value = request.GET.get(name)
+    values = request.GET.getlist(name)
+    if len(values) > 1:  # `?days=7&days=30`: not one of them guessed at, as the statement's parameters
+        raise ServiceError(f"{name}_invalid", f"Give {name} at most once.")
+    value = values[0] if values else None
     if value in (None, ""):
         return default
     for choice in choices:

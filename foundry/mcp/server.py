@@ -198,7 +198,8 @@ def _run_detail(run: Run) -> RunDetail:
     steps = list(run.steps.defer("replay").order_by("index")[: MAX_STEPS_SHOWN + 1])
     approvals = ApprovalOutput(run.approvals.order_by("step")[:MAX_STEPS_SHOWN], many=True).data
     # The call the run waits for, wherever it is: the list above is capped, this one is not.
-    pending = run.approvals.filter(decision=Approval.Decision.PENDING).order_by("-step").first()
+    # The one run_decide decides: the first pending (a run waits at one step at a time).
+    pending = run.approvals.filter(decision=Approval.Decision.PENDING).order_by("step").first()
     return RunDetail(
         **RunOutput(run).data,
         steps=StepOutput(steps[:MAX_STEPS_SHOWN], many=True).data,

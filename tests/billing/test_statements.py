@@ -217,6 +217,15 @@ def test_the_console_refuses_a_statement_parameter_given_twice(acme):
     assert b"period_invalid" in response.content
 
 
+@pytest.mark.parametrize("query", ["days=7&days=90", "by=agent&by=model"])
+def test_the_console_usage_page_refuses_a_chart_parameter_given_twice(acme, query):
+    """`?days=7&days=90` is refused (400 `days_invalid`), as the statement's parameters are, rather
+    than the last one charted."""
+    response = client_for(acme, "viewer@acme.test").get(f"/usage/?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0].encode() + b"_invalid" in response.content
+
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
