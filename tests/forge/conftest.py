@@ -157,8 +157,9 @@ def server(live_port, fresh_tenant, django_db_blocker) -> Server:
 
 class Stub(BaseHTTPRequestHandler):
     """A stand-in for what forge talks to (a hostile server, another machine): answers by (method,
-    path) with (status, body bytes) or a callable writing the answer itself, `otherwise` for any
-    other; records (method, path, Authorization) of every request in `seen`."""
+    path) with (status, body bytes[, headers]: JSON unless they name another Content-Type) or a
+    callable writing the answer itself, `otherwise` for any other; records (method, path,
+    Authorization) of every request in `seen`."""
 
     routes: dict = {}
     otherwise = (404, b'{"error": {"code": "not_found", "message": "no"}}')
@@ -174,9 +175,10 @@ class Stub(BaseHTTPRequestHandler):
         if callable(answer):
             answer(self)
             return
-        status, body = answer
+        status, body, *extra = answer
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        for name, value in {"Content-Type": "application/json", **(extra[0] if extra else {})}.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

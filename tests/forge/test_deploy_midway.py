@@ -16,23 +16,8 @@ def _version(kind: str, name: str, number: int = 1) -> dict:
     return {"kind": kind, "name": name, "number": number, "digest": "x", "message": "", "created_at": "x"}
 
 
-def _html_fault(handler):
-    body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-    handler.send_response(502)
-    handler.send_header("Content-Type", "text/html")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def _rate_limited(handler):
-    body = b'{"error": {"code": "rate_limited", "message": "Too many requests."}}'
-    handler.send_response(429)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Retry-After", "60")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+HTML_FAULT = (502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Content-Type": "text/html"})
+RATE_LIMITED = (429, b'{"error": {"code": "rate_limited", "message": "Too many requests."}}', {"Retry-After": "60"})
 
 
 def _dropped(handler):
@@ -48,11 +33,11 @@ PUBLISHED_DOMAIN = {
     ("POST", "/api/v1/domains"): _json(201, {"version": _version("domain", "finance"), "created": True}),
 }
 FAULTS = {
-    "agent-publish-502-html": {("POST", "/api/v1/agents"): _html_fault},
+    "agent-publish-502-html": {("POST", "/api/v1/agents"): HTML_FAULT},
     "agent-publish-500-json": {
         ("POST", "/api/v1/agents"): _json(500, {"error": {"code": "internal_error", "message": "boom"}})
     },
-    "agent-publish-429-retry-60": {("POST", "/api/v1/agents"): _rate_limited},
+    "agent-publish-429-retry-60": {("POST", "/api/v1/agents"): RATE_LIMITED},
     "agent-publish-answer-cut-off": {("POST", "/api/v1/agents"): _dropped},
     "agent-deploy-503-json": {
         ("POST", "/api/v1/agents"): _json(201, {"version": _version("agent", "triage"), "created": True}),
