@@ -72,13 +72,19 @@ def _wildcard(literal: Literal) -> tuple[str, Callable[[str], bool]] | None:
     (41 s for 1,000 on a one-row table), and refuses 2,000 as too complex."""
     if not literal.stars:
         return None
+    pieces = wildcard_pieces(literal)
+    return "^" + ".*".join(re.escape(piece) for piece in pieces) + "$", partial(_glob_match, pieces)
+
+
+def wildcard_pieces(literal: Literal) -> tuple[str, ...]:
+    """The texts between a wildcard literal's stars (`a*b` → a, b; `*a` → "", a), stars in a row
+    taken as one (no empty piece between them)."""
     pieces, last = [], 0
     for star in literal.stars:
         pieces.append(literal.text[last:star])
         last = star + 1
     pieces.append(literal.text[last:])
-    pieces = [pieces[0], *(piece for piece in pieces[1:-1] if piece), pieces[-1]]
-    return "^" + ".*".join(re.escape(piece) for piece in pieces) + "$", partial(_glob_match, tuple(pieces))
+    return (pieces[0], *(piece for piece in pieces[1:-1] if piece), pieces[-1])
 
 
 def _glob_match(pieces: tuple[str, ...], value: str) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
-from foundry.filtering.compiler import _glob_match, _joined
+from foundry.filtering.compiler import _glob_match, _joined, wildcard_pieces
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.validation import entity_filters
 
@@ -145,7 +145,7 @@ def _compared_texts(node) -> Iterator[tuple[str, Literal]]:
 def _fold_value(text: str) -> str:
     """A text value as lenient servers may compare it: compatibility forms made plain (NFKC:
     fullwidth letters are ASCII), without case, without spaces at either end (PAD SPACE)."""
-    return unicodedata.normalize("NFKC", text).strip().upper().casefold()
+    return _fold_piece(text).strip()
 
 
 def _fold_piece(text: str) -> str:
@@ -200,13 +200,9 @@ class RuleBook:
                 if not value.stars:
                     self.spellings.setdefault(entity, {}).setdefault(name, {})[_fold_value(value.text)] = value.text
                     continue
-                pieces, last = [], 0
-                for star in value.stars:
-                    pieces.append(value.text[last:star])
-                    last = star + 1
-                pieces.append(value.text[last:])
+                pieces = wildcard_pieces(value)
                 folded = tuple(_fold_piece(piece) for piece in pieces)
-                self.patterns.setdefault(entity, {}).setdefault(name, []).append((value.text, tuple(pieces), folded))
+                self.patterns.setdefault(entity, {}).setdefault(name, []).append((value.text, pieces, folded))
 
     def record(self, entity: str, arguments: Mapping) -> dict:
         """The arguments that are fields of `entity`, typed; ArgumentError for a wrong value."""
