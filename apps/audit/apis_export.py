@@ -29,17 +29,11 @@ from apps.tokens.models import Scope
 from foundry.api.access import AnyAccept, TenantAPIView
 from foundry.api.fields import StrictBooleanField, StrictCharField, StrictInput, StrictIntegerField
 from foundry.errors import ServiceError
+from foundry.query import query_once
 
 _READ = (Permission.AUDIT_VIEW, Scope.READ)
 _MANAGE = (Permission.SETTINGS_MANAGE, Scope.ADMIN)
 NDJSON = "application/x-ndjson"
-
-
-def _single(request: Request, name: str, code: str) -> str | None:
-    values = request.query_params.getlist(name)
-    if len(values) > 1:
-        raise ServiceError(code, f"Give {name} at most once.")
-    return values[0] if values else None
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -83,9 +77,9 @@ class AuditExportApi(TenantAPIView):
         },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        fmt = export_format_parse(_single(request, "format", "format_invalid"))
-        after = export_cursor_parse(_single(request, "after", "cursor_invalid"))
-        checkpoints = _flag(_single(request, "checkpoints", "checkpoints_invalid"), "checkpoints")
+        fmt = export_format_parse(query_once(request.query_params, "format", "format_invalid"))
+        after = export_cursor_parse(query_once(request.query_params, "after", "cursor_invalid"))
+        checkpoints = _flag(query_once(request.query_params, "checkpoints", "checkpoints_invalid"), "checkpoints")
         span = audit_export_start(
             tenant_id=chain_of_connection(), fmt=fmt, after=after, actor=request.user, request=request._request
         )

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from apps.billing.selectors import usage_summary
 from foundry.errors import ServiceError
+from foundry.query import query_once
 
 MAX_DAYS = 366
 MIN_YEAR = 2000
@@ -135,10 +136,7 @@ def statement_query(query) -> tuple[str, Period]:
     alike), each parameter given at most once; raises ServiceError as the parsers do."""
 
     def single(name: str) -> str | None:
-        values = query.getlist(name)
-        if len(values) > 1:
-            raise ServiceError("format_invalid" if name == "format" else "period_invalid", f"Give {name} at most once.")
-        return values[0] if values else None
+        return query_once(query, name, "format_invalid" if name == "format" else "period_invalid")
 
     fmt = format_parse(single("format"))
     month = single("month")

@@ -26,6 +26,7 @@ from apps.billing.services import budget_set
 from apps.billing.statements import Statement, statement, statement_query
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
+from foundry.query import query_once
 
 CHART_DAYS = (7, 30, 90)
 CHART_BY = ("agent", "model")
@@ -33,10 +34,7 @@ STATEMENT_MONTHS = 12
 
 
 def choice_get(request: HttpRequest, name: str, choices: tuple, default):
-    values = request.GET.getlist(name)
-    if len(values) > 1:  # `?days=7&days=30`: not one of them guessed at, as the statement's parameters
-        raise ServiceError(f"{name}_invalid", f"Give {name} at most once.")
-    value = values[0] if values else None
+    value = query_once(request.GET, name, f"{name}_invalid")
     if value in (None, ""):
         return default
     for choice in choices:

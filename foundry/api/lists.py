@@ -11,15 +11,7 @@ from rest_framework.response import Response
 from foundry.filtering import FilterError, FilterSpec
 from foundry.filtering.ordering import OrderSpec
 from foundry.filtering.pagination import Page, page_size_parse, paginate
-
-
-def _once(request: Request, name: str) -> str | None:
-    """A list parameter's value; given twice (`?page_size=1&page_size=1000`, `?filter=x&filter=`),
-    it is refused rather than one of them guessed at."""
-    values = request.query_params.getlist(name)
-    if len(values) > 1:
-        raise FilterError("repeated_parameter", f"Give {name} at most once.")
-    return values[0] if values else None
+from foundry.query import query_once
 
 
 @dataclass(frozen=True)
@@ -41,7 +33,11 @@ class ListSpec:
         return extend_schema(operation_id=operation_id, parameters=self.openapi_parameters(), responses=_page_of(self))
 
     def page(self, request: Request, queryset: QuerySet) -> Page:
-        params = {name: _once(request, name) for name in ("filter", "order_by", "page_size", "page_token")}
+        # Given twice (`?page_size=1&page_size=1000`, `?filter=x&filter=`): refused, not one guessed at.
+        params = {
+            name: query_once(request.query_params, name, "repeated_parameter", error=FilterError)
+            for name in ("filter", "order_by", "page_size", "page_token")
+        }
         filter_text = params["filter"] or ""
         compiled = self.filters.compile(filter_text)
         return paginate(
