@@ -401,7 +401,7 @@ def syslog_frame(event: AuditEvent, fmt: str, hostname: str) -> bytes:
     """One event as an RFC 5424 message (its JSON record as MSG) in an RFC 6587 octet-counted frame."""
     severity = 6 if event.outcome == Outcome.SUCCESS else 4  # informational / warning
     msgid = _MSGID_UNSAFE.sub("_", event.action)[:32] or "-"
-    uid = event_id(event.tenant_id, event.seq)
+    uid = event_id(event)
     structured = (
         f'[{SD_ID} id="{_sd_value(uid)}" chain="{event.tenant_id}" seq="{event.seq}" outcome="{event.outcome}"]'
     )

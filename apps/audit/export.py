@@ -38,9 +38,12 @@ PRODUCT = {"name": "Agent Foundry", "vendor_name": "Agent Foundry", "feature": {
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def event_id(tenant_id: int, seq: int) -> str:
-    """The event's stable id across exports and deliveries."""
-    return f"{tenant_id}:{seq}"
+def event_id(event: AuditEvent) -> str:
+    """The event's id across exports and deliveries: `<chain>:<seq>:<first 16 hex digits of its
+    hash>`. The same event keeps it whenever it is sent again; another event under the same
+    number (a chain restored from a backup goes on from the backup's head, reusing the numbers of
+    events appended since) gets another, so a receiver dropping repeats by id never drops it."""
+    return f"{event.tenant_id}:{event.seq}:{event.hash[:16]}"
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def events_hashed_as(tenant_id: int, events: list[AuditEvent]) -> list[AuditEven
 def jsonl_record(event: AuditEvent) -> dict:
     return {
         "kind": "event",
-        "id": event_id(event.tenant_id, event.seq),
+        "id": event_id(event),
         "chain": event.tenant_id,
         **_hashed_as(event),
         "seq": event.seq,
@@ -164,7 +167,7 @@ def ocsf_record(event: AuditEvent) -> dict:
         "actor": {"user": {"uid": event.actor_id, "type_id": type_id, "type": type_name}},
         "metadata": {
             "version": OCSF_VERSION,
-            "uid": event_id(event.tenant_id, event.seq),
+            "uid": event_id(event),
             "sequence": event.seq,
             "tenant_uid": str(event.tenant_id),
             "log_name": "audit",
@@ -228,7 +231,7 @@ def checkpoint_record(checkpoint: AuditCheckpoint, fmt: str) -> dict:
         "message": f"Signed audit checkpoint of chain {checkpoint.tenant_id} at #{checkpoint.seq}",
         "metadata": {
             "version": OCSF_VERSION,
-            "uid": f"{checkpoint.tenant_id}:checkpoint:{checkpoint.seq}:{checkpoint.key_id}",
+            "uid": f"{checkpoint.tenant_id}:checkpoint:{checkpoint.seq}:{checkpoint.key_id}:{checkpoint.hash[:16]}",
             "tenant_uid": str(checkpoint.tenant_id),
             "log_name": "audit",
             "product": PRODUCT,

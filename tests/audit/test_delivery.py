@@ -34,7 +34,7 @@ from apps.audit.delivery import (
     sinks_due,
 )
 from apps.audit.export import chain_head
-from apps.audit.models import AuditSink
+from apps.audit.models import AuditEvent, AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
 from apps.audit.tasks import audit_deliver_sinks
@@ -226,7 +226,10 @@ def syslog_sink(tenant, port: int, *, name="siem", tls=False, **extra) -> AuditS
 
 
 def chain_ids(tenant, start: int = 1) -> list[str]:
-    return [f"{tenant.pk}:{n}" for n in range(start, chain_head(tenant.pk) + 1)]
+    """The ids of the chain's events from `start` on, as a receiver gets them: `<chain>:<seq>:<hash[:16]>`."""
+    with rls_scope(tenant.pk):
+        events = AuditEvent.objects.filter(tenant_id=tenant.pk, seq__gte=start).order_by("seq")
+        return [f"{tenant.pk}:{seq}:{digest[:16]}" for seq, digest in events.values_list("seq", "hash")]
 
 
 def add_events(tenant, count: int) -> None:

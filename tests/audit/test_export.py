@@ -37,11 +37,13 @@ def test_it_exports_json_lines_in_sequence_order_then_the_signed_checkpoint(chai
     checkpoint = committed(audit_checkpoint_sign, chain)
     records = lines_of(ExportRange(chain, 0, 10))
     events, signed = records[:10], records[10:]
-    assert [e["id"] for e in events] == [f"{chain}:{n}" for n in range(1, 11)]
+    assert [e["seq"] for e in events] == list(range(1, 11))
+    # The id names this event alone: its chain, number and the start of its hash.
+    assert [e["id"] for e in events] == [f"{chain}:{e['seq']}:{e['hash'][:16]}" for e in events]
     first = events[0]
     assert first == {
         "kind": "event",
-        "id": f"{chain}:1",
+        "id": f"{chain}:1:{first['hash'][:16]}",
         "chain": chain,
         "seq": 1,
         "occurred_at": first["occurred_at"],
@@ -152,7 +154,7 @@ def test_ocsf_records_carry_the_mapped_fields_and_the_chain_in_unmapped(acme):
         "actor": {"user": {"uid": "service:sso", "type_id": 3, "type": "System"}},
         "metadata": {
             "version": "1.3.0",
-            "uid": f"{acme.pk}:{head + 1}",
+            "uid": f"{acme.pk}:{head + 1}:{failed['unmapped']['hash'][:16]}",
             "sequence": head + 1,
             "tenant_uid": str(acme.pk),
             "log_name": "audit",
@@ -185,7 +187,7 @@ def test_ocsf_exports_verify_offline_too(chain):
     committed(audit_checkpoint_sign, chain)
     records = lines_of(ExportRange(chain, 0, 10), "ocsf")
     assert records[-1]["class_uid"] == 0 and records[-1]["unmapped"]["kind"] == "checkpoint"
-    assert records[-1]["metadata"]["uid"] == f"{chain}:checkpoint:10:test1"
+    assert records[-1]["metadata"]["uid"] == f"{chain}:checkpoint:10:test1:{records[-1]['unmapped']['hash'][:16]}"
     verdict = export_verify(json.dumps(r) for r in records)
     assert verdict.ok and verdict.signed_seq == 10
 
@@ -237,7 +239,8 @@ def test_an_auditor_token_with_the_read_scope_exports_the_workspace_chain(acme):
     )
     assert response["Content-Disposition"] == f'attachment; filename="audit-acme-{head - 2}-{head}.jsonl"'
     records = body_of(response)
-    assert [r["id"] for r in records] == [f"{acme.pk}:{n}" for n in (head - 2, head - 1, head)]
+    assert [r["seq"] for r in records] == [head - 2, head - 1, head]
+    assert [r["id"] for r in records] == [f"{acme.pk}:{r['seq']}:{r['hash'][:16]}" for r in records]
     assert [r["action"] for r in records] == ["thing.exported", "thing.exported", "token.issued"]
     recorded = audit_events(acme.schema_name, action="audit.export")[-1]
     assert recorded.seq == head + 1  # after the range: the next export carries it
@@ -248,7 +251,7 @@ def test_an_auditor_token_with_the_read_scope_exports_the_workspace_chain(acme):
 def test_the_ocsf_export_and_its_cursor_through_the_api(acme, owner_client):
     head = chain_head(acme.pk)
     first = body_of(export(owner_client, format="ocsf", after=head - 1))
-    assert [r["metadata"]["uid"] for r in first] == [f"{acme.pk}:{head}"]
+    assert [r["metadata"]["uid"] for r in first] == [f"{acme.pk}:{head}:{first[0]['unmapped']['hash'][:16]}"]
     second = body_of(export(owner_client, format="ocsf", after=head))
     assert [r["unmapped"]["action"] for r in second] == ["audit.export"]  # the first export, recorded
     assert second[0]["unmapped"]["prev_hash"] == first[0]["unmapped"]["hash"]
