@@ -170,13 +170,17 @@ def duplicates_flag(results: list[Validated]) -> None:
 
 def domain_near(manifest: str, name: str) -> str | None:
     """The domain file laid out as in examples/: ../domains/<name>.yaml next to agents/, or beside it
-    (only for a domain's name: a path never leads out of those two folders)."""
+    (only for a domain's name: a path never leads out of those two folders). A folder that may
+    not be searched is `file_unreadable`, as anywhere else forge reads."""
     if not NAME.match(name):
         return None
     folder = Path(manifest).parent
     for where in (folder.parent / "domains", folder):
         for suffix in SUFFIXES:
             candidate = where / f"{name}{suffix}"
-            if candidate.is_file() and not candidate.samefile(manifest):
-                return str(candidate)
+            try:  # is_file() hides only "not found": a folder without permission raises
+                if candidate.is_file() and not candidate.samefile(manifest):
+                    return str(candidate)
+            except OSError as exc:
+                raise unreadable(str(candidate), exc) from None
     return None
