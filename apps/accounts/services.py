@@ -316,6 +316,14 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     member.delete()
 
 
+def member_signing_in(user: User) -> bool:
+    """Inside the sign-in's transaction, before the session is made: whether the member whose
+    credentials were just checked is still there and active, their row locked until the sign-in
+    commits. A removal or a deactivation waits for a sign-in that got here first; one that got
+    here first is found done, and the sign-in is refused."""
+    return User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists()
+
+
 def acting_member_id(actor):
     """The member an actor acts as: a signed-in member (or their identity provider's token)
     themselves, an API token the member who issued it (it acts as them, docs/roles.md)."""

@@ -22,6 +22,7 @@ from apps.accounts.services import (
     member_invite_url,
     member_remove,
     member_role_change,
+    member_signing_in,
 )
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record, login_name_digest
@@ -74,9 +75,16 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        audit_record(action="auth.login", actor=form.get_user(), data={"method": "password"}, request=self.request)
-        return response
+        with transaction.atomic():
+            if member_signing_in(form.get_user()):
+                response = super().form_valid(form)
+                audit_record(
+                    action="auth.login", actor=form.get_user(), data={"method": "password"}, request=self.request
+                )
+                return response
+        # Removed or deactivated since the password was checked: refused as a wrong password is.
+        form.add_error(None, form.get_invalid_login_error())
+        return self.form_invalid(form)
 
     def form_invalid(self, form):
         from django.forms.forms import NON_FIELD_ERRORS

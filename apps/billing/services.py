@@ -254,7 +254,8 @@ def budget_set(
     if errors:
         raise ValidationError(errors)
     with usage_scope(tenant_id):
-        current = Budget.objects.filter(tenant_id=tenant_id, project=project).first()
+        # Locked: of two removals at once, the second finds the budget gone and records nothing.
+        current = Budget.objects.select_for_update().filter(tenant_id=tenant_id, project=project).first()
         if amounts["monthly_tokens"] is None and amounts["monthly_cost_usd"] is None:
             if current is not None:
                 current.delete()

@@ -18,13 +18,14 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from apps.accounts.models import User
+from apps.accounts.services import member_signing_in
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record
 from apps.identity.login import SsoLoginFailed, sso_login_resolve
@@ -301,6 +302,12 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
         request.session.modified = True
 
     def login_success(self):
+        with transaction.atomic():
+            if not member_signing_in(self.user):  # removed or deactivated since the claims were resolved
+                raise SsoLoginFailed("user_inactive", "This member is deactivated or was removed.")
+            return self._login_success()
+
+    def _login_success(self):
         if self.request.user.is_authenticated and self.request.user == self.user:
             # Signed in already (with a password, say): the library keeps that session as it was,
             # which would go on as a password session recorded as an SSO sign-in. It becomes this

@@ -462,3 +462,29 @@ def test_signing_in_with_sso_over_a_password_session_makes_it_an_sso_session(acm
     assert client.session["_auth_user_backend"] == "apps.identity.oidc.TenantOIDCBackend", client.session.items()
     sso(acme, provider, sso_required=True, break_glass_email="owner@acme.test")
     assert client.get("/members/").status_code == 200
+
+
+def test_a_member_removed_while_their_sso_sign_in_completes_is_refused_not_a_500(acme, provider, monkeypatch):
+    """The member is removed between the provider's answer being resolved to them and their session
+    being made: the sign-in is refused (403 `user_inactive`), no session, no `auth.login` — not a
+    500 from Django saving `last_login` on a row that is gone."""
+    sso(acme, provider)
+    login(acme, provider, "bob")  # bob exists, then signs in again
+    resolve = oidc.sso_login_resolve
+
+    def resolved_then_removed(config, claims, *, request=None):
+        user = resolve(config, claims, request=request)
+        owner = User.objects.get(email="owner@acme.test")
+        from apps.accounts.services import member_remove
+
+        member_remove(actor=owner, member=User.objects.get(pk=user.pk))
+        return user
+
+    monkeypatch.setattr(oidc, "sso_login_resolve", resolved_then_removed)
+    with schema_context(acme.schema_name):
+        logins = len(audit_events(acme.schema_name, action="auth.login"))
+    client, response = login(acme, provider, "bob")
+    refused(response, "user_inactive")
+    assert member(acme, "bob@acme.test") is None
+    assert client.get("/members/").status_code == 302  # not signed in
+    assert len(audit_events(acme.schema_name, action="auth.login")) == logins
