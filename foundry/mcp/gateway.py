@@ -67,6 +67,27 @@ async def _jsonrpc_refuse(send, request_id, message: str, headers: list) -> None
     await send({"type": "http.response.body", "body": body})
 
 
+# The SDK answers JSON that is no JSON-RPC message (a batch on the 2025 protocols, params that are
+# no object) -32602 with pydantic's text: its models' names, library version and the caller's body.
+_NOT_A_MESSAGE = (
+    'Invalid request: the body is not one JSON-RPC 2.0 message (an object with jsonrpc "2.0" and a'
+    " method whose params, if any, are an object; batches are not accepted)."
+)
+
+
+def _validation_dump_replaced(body: bytes) -> bytes | None:
+    """The SDK's 400 for a message it could not read, its pydantic dump replaced by a plain
+    message; None for any other answer (left as it is)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict) or not str(error.get("message", "")).startswith("Validation error:"):
+        return None
+    return json.dumps({**answer, "error": {**error, "message": _NOT_A_MESSAGE}}).encode()
+
+
 def caller_resolve(scope) -> dict:
     """The scope entries for the tools, or Refused. Sync: it uses the ORM and Django's request.
     A tool that waits (run_agent) calls it again before each look, as a new request would be."""
@@ -276,9 +297,21 @@ class McpGateway:
             message = "Too many requests; retry after the number of seconds in Retry-After."
             return await _reply(send, 429, "rate_limited", message, limit_headers)
 
+        held: list[dict] = []
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
+                if message["status"] == 400:  # perhaps the SDK's pydantic dump: held until its body is seen
+                    held.append(message)
+                    return
+            elif held and message["type"] == "http.response.body":
+                start, body = held.pop(), _validation_dump_replaced(message.get("body", b""))
+                if body is not None:
+                    headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+                    start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+                    message = {**message, "body": body}
+                await send(start)
             await send(message)
 
         if id_invalid(payload):

@@ -23,10 +23,10 @@ from django.utils import timezone
 from mcp import MCPError
 from mcp.server._otel import OpenTelemetryMiddleware as SdkSpans
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from pydantic import BeforeValidator, Field, Strict
+from pydantic import BeforeValidator, Field, Strict, ValidationError
 from rest_framework.exceptions import ParseError
 
 from apps.accounts.permissions import Permission
@@ -112,20 +112,37 @@ class FoundryServer(MCPServer):
         """Refuse text no column takes (NUL, lone surrogates) in any argument up front, with the
         API's code (`json_text_invalid`), before a tool looks a name up with it; and arguments
         the tool does not declare (`field_unknown`)."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:  # the name is the caller's text, of any length: echoed in part
+            raise ToolError(f"Unknown tool: {_shown(name)}")
         try:
             json_check(arguments)
         except ParseError as exc:
             raise ToolError(f"Error executing tool {name}: {exc.get_codes()}: {exc.detail}") from None
-        tool = self._tool_manager.get_tool(name)
-        if tool is not None:
-            # A misspelt argument is refused, as the API refuses a misspelt field: validation
-            # would drop it, and the tool would run as if it were left out.
-            known = tool.parameters.get("properties", {})
-            unknown = sorted(str(key)[:60] for key in arguments if key not in known)[:20]
-            if unknown:
-                message = f"Not arguments of {name}: {', '.join(unknown)}; its arguments are {', '.join(known)}."
-                raise ToolError(f"Error executing tool {name}: field_unknown: {message}")
-        return await super().call_tool(name, arguments, context)
+        # A misspelt argument is refused, as the API refuses a misspelt field: validation would
+        # drop it, and the tool would run as if it were left out.
+        known = tool.parameters.get("properties", {})
+        unknown = sorted(str(key)[:60] for key in arguments if key not in known)[:20]
+        if unknown:
+            message = f"Not arguments of {name}: {', '.join(unknown)}; its arguments are {', '.join(known)}."
+            raise ToolError(f"Error executing tool {name}: field_unknown: {message}")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            # Arguments that miss the input schema: each named with what is wrong, not pydantic's
+            # text (its models' names, the values given, a link to its documentation).
+            raise ToolError(f"Error executing tool {name}: argument_invalid: {_mismatches(exc.__cause__)}") from None
+
+    async def read_resource(self, uri, context=None):
+        """A URI no resource or template matches is invalid params (-32602), naming the URI in
+        part, as the workspace's own refusals do (the SDK's echoes it whole, twice, and logs it)."""
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError:
+            shown = _shown(str(uri))
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown resource: {shown}", data={"uri": shown}) from None
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):
         """An unknown prompt is invalid params (-32602), as an unknown resource is; the SDK's
@@ -158,6 +175,19 @@ mcp._lowlevel_server.middleware = [
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def _mismatches(error: ValidationError) -> str:
+    """`argument: what is wrong` for each argument that misses the input schema (the first 10)."""
+    problems = [
+        f"{'.'.join(str(part) for part in problem['loc']) or 'arguments'}: {_shown(problem['msg'])}"
+        for problem in error.errors(include_url=False, include_input=False)[:10]
+    ]
+    return "; ".join(problems) + "."
 
 
 def _summary(document: Document) -> dict:
@@ -593,7 +623,7 @@ async def _version_source(ctx: Context, kind: str, name: str, number: str) -> st
     def work(principal, request):
         document = Document.objects.filter(kind=kind, name=name).first()
         if document is None:
-            raise ServiceError(f"{kind}_not_found", f"There is no {kind} {name!r}.", status=404)
+            raise ServiceError(f"{kind}_not_found", f"There is no {kind} {_shown(name)!r}.", status=404)
         return version_get(document, number).source
 
     return await run_resource(ctx.request_context, _uri(kind, name, number), _VIEW[kind], Scope.READ, work)

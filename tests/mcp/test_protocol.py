@@ -128,8 +128,11 @@ async def test_bad_arguments_and_unknown_tools_are_tool_errors(mcp_port, ws):
         assert not (await client.call_tool("list_agents", {})).is_error
     assert errors[0] == "Unknown tool: nope"
     # A wrong argument is named, for the model to correct it.
-    assert "page_size\n  Input should be greater than or equal to 1" in errors[1]
-    assert "run_id\n  Input should be a valid UUID" in errors[4]
+    assert (
+        errors[1]
+        == "Error executing tool list_agents: argument_invalid: page_size: Input should be greater than or equal to 1."
+    )
+    assert errors[4].startswith("Error executing tool get_run: argument_invalid: run_id: Input should be a valid UUID")
 
 
 async def test_a_refused_filter_names_its_code_and_position(mcp_port, ws):
