@@ -509,7 +509,7 @@ def _target_check(manifest: dict, *, slug: str, name: str | None) -> tuple[str, 
     name = (name or "").strip() or manifest["tenant"]["name"]
     if not isinstance(name, str) or tenant_name_problem(name) is not None:
         raise ArchiveError("name_invalid", "A name has 1 to 200 characters and no control characters.")
-    return slug, name
+    return slug, name.strip()
 
 
 _KEYS_SQL = """

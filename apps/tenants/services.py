@@ -98,7 +98,7 @@ def tenant_name_problem(name: str) -> ValidationError | None:
     """Why `name` cannot name a workspace (provisioning and import judge it alike), or None."""
     if not name.strip():
         return ValidationError("A name is required.", code="name_required")
-    if len(name) > 200:
+    if len(name.strip()) > 200:  # stored stripped
         return ValidationError("A name has at most 200 characters.", code="name_too_long")
     # C0, DEL, C1, invisible, line breaks; lone surrogates (a stray byte of a shell not in UTF-8)
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in name):

@@ -141,3 +141,10 @@ def test_oversized_and_binary_input_is_refused_not_crashed(db, fields, field, co
         tenant_provision(**kwargs)
     assert [e.code for e in exc.value.error_dict[field]] == [code]
     assert _counts() == before
+
+
+def test_a_name_of_200_characters_with_spaces_around_it_is_taken_stripped(db):
+    """A name is stored stripped, so its length is judged stripped: 200 characters typed with a
+    space after them (as a paste brings) name the workspace."""
+    tenant = tenant_provision(slug="padded", name=" " + "x" * 200 + " ", owner_email="o@padded.test").tenant
+    assert tenant.name == "x" * 200
