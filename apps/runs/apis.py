@@ -183,6 +183,11 @@ class DecisionInput(StrictInput):
         help_text="The step (tool call) you reviewed; if the run waits at another one the decision is refused "
         "with `approval_stale`.",
     )
+    requested_at = serializers.DateTimeField(
+        required=False,
+        help_text="The `requested_at` of the approval you reviewed; if the run asked again at that step since "
+        "(an overage whose budgets changed), the decision is refused with `approval_stale`.",
+    )
 
 
 # --- lists ------------------------------------------------------------------------------------
@@ -375,6 +380,7 @@ class _DecideApi(TenantAPIView):
             approved=self.approved,
             comment=data.validated_data["comment"],
             step=data.validated_data.get("step"),
+            requested_at=data.validated_data.get("requested_at"),
             request=request,
         )
         return Response(RunOutput(run).data)

@@ -33,6 +33,8 @@ class RunFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     step = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    # When the question shown was asked: one asked again since at that step is another question.
+    requested_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
     comment = TextareaField(
         max_length=MAX_COMMENT_CHARS,
         required=False,

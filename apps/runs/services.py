@@ -253,11 +253,22 @@ def may_approve_overage(actor) -> bool:
     return actor.has_permission(permission) and (not hasattr(actor, "has_scope") or actor.has_scope(scope))
 
 
-def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int | None = None, request=None) -> Run:
+def run_decide(
+    *,
+    actor,
+    run: Run,
+    approved: bool,
+    comment: str = "",
+    step: int | None = None,
+    requested_at=None,
+    request=None,
+) -> Run:
     """Approve or reject the tool call the run waits for; the run goes back to a worker.
 
-    `step` is the step the approver was shown: if the run now waits at another one, the decision
-    is refused (`approval_stale`) rather than applied to a call nobody reviewed."""
+    `step` and `requested_at` are the step and the time of the question the approver was shown:
+    if the run now waits at another step, or asked again at that step since (an overage whose
+    budgets changed while it waited is put to the approvers again, as it stands then), the
+    decision is refused (`approval_stale`) rather than applied to a question nobody reviewed."""
     # Checked as given (str.strip() takes control characters such as U+0085 or U+001F for spaces:
     # stripped first, they would be dropped instead of refused), its length once stripped.
     comment = comment or ""
@@ -277,6 +288,13 @@ def run_decide(*, actor, run: Run, approved: bool, comment: str = "", step: int 
             raise ServiceError(
                 "approval_stale",
                 f"The run now waits at step {approval.step}, not {step}: look at that call before deciding.",
+                status=409,
+            )
+        if requested_at is not None and approval.requested_at != requested_at:
+            raise ServiceError(
+                "approval_stale",
+                f"The question at step {approval.step} was asked again since (its reasons changed): look at it "
+                "before deciding.",
                 status=409,
             )
         if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor):

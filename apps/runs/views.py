@@ -211,6 +211,7 @@ def run_decide_view(request: HttpRequest, run_id: str) -> HttpResponse:
             approved=approved,
             comment=form.cleaned_data["comment"],
             step=form.cleaned_data["step"],
+            requested_at=form.cleaned_data["requested_at"],
             request=request,
         )
     except ServiceError as e:

@@ -450,11 +450,28 @@ Step = Annotated[
     Integral,  # after Field: its bounds are then published as minimum/maximum, not pydantic's ge/le
 ]
 
+RequestedAt = Annotated[
+    datetime | None,
+    Field(
+        description="When the question you reviewed was asked: pending_approval.requested_at. If the run "
+        "asked again at that step since (an overage whose budgets changed), the decision is refused "
+        "(approval_stale).",
+    ),
+]
 
-async def _decide(ctx: Context, tool: str, run_id: uuid.UUID, approved: bool, comment: str, step) -> RunDetail:
+
+async def _decide(
+    ctx: Context, tool: str, run_id: uuid.UUID, approved: bool, comment: str, step, requested_at
+) -> RunDetail:
     def work(principal, request):
         run = run_decide(
-            actor=principal, run=_run(run_id), approved=approved, comment=comment, step=step, request=request
+            actor=principal,
+            run=_run(run_id),
+            approved=approved,
+            comment=comment,
+            step=step,
+            requested_at=requested_at,
+            request=request,
         )
         return _run_detail(_run(run.pk))
 
@@ -465,8 +482,10 @@ async def _decide(ctx: Context, tool: str, run_id: uuid.UUID, approved: bool, co
     annotations=WRITES,
     description="Approve the tool call a run waits for; the run is queued again and the call is made.",
 )
-async def approve_run(ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None) -> RunDetail:
-    return await _decide(ctx, "approve_run", run_id, True, comment, step)
+async def approve_run(
+    ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None, requested_at: RequestedAt = None
+) -> RunDetail:
+    return await _decide(ctx, "approve_run", run_id, True, comment, step, requested_at)
 
 
 @mcp.tool(
@@ -474,8 +493,10 @@ async def approve_run(ctx: Context, run_id: RunId, comment: Comment = "", step: 
     description="Reject the tool call a run waits for; the run is queued again and the model is told the "
     "call was rejected.",
 )
-async def reject_run(ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None) -> RunDetail:
-    return await _decide(ctx, "reject_run", run_id, False, comment, step)
+async def reject_run(
+    ctx: Context, run_id: RunId, comment: Comment = "", step: Step = None, requested_at: RequestedAt = None
+) -> RunDetail:
+    return await _decide(ctx, "reject_run", run_id, False, comment, step, requested_at)
 
 
 # --- domains (DIS) and usage ------------------------------------------------------------------

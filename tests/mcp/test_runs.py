@@ -85,12 +85,22 @@ async def a_run_waiting_for_an_approval_an_operator_gives(mcp_port, ws, in_db):
     operator_token = ws.tokens["operator"]
     async with mcp_client(mcp_port, ws.slug, operator_token) as operator:
         stale = await operator.call_tool("approve_run", {"run_id": run_id, "step": step + 1})
+        asked_again = await operator.call_tool(
+            "approve_run", {"run_id": run_id, "step": step, "requested_at": "2000-01-01T00:00:00Z"}
+        )
         approved = await operator.call_tool(
-            "approve_run", {"run_id": run_id, "step": step, "comment": "Checked with the vendor."}
+            "approve_run",
+            {
+                "run_id": run_id,
+                "step": step,
+                "requested_at": pending["requested_at"],
+                "comment": "Checked with the vendor.",
+            },
         )
         assert tool_error(stale) == (
             f"approval_stale: The run now waits at step {step}, not {step + 1}: look at that call before deciding."
         )
+        assert tool_error(asked_again).startswith(f"approval_stale: The question at step {step} was asked again")
         assert approved.structured_content["status"] in {"queued", "running", "succeeded"}
         assert approved.structured_content["pending_approval"] is None
         done = await finished(operator, run_id)

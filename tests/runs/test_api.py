@@ -493,6 +493,25 @@ def test_a_run_page_token_of_another_tenant_is_refused(acme, globex, triage, glo
     assert response.json()["error"]["code"] == "page_token_mismatch"
 
 
+def test_a_decision_on_a_question_asked_again_since_is_refused(acme, triage):
+    """An overage whose budgets changed while the run waited is put to the approvers again at the
+    same step: a decision naming the question as it was first asked (`requested_at`) is stale."""
+    run = waiting_run(acme, triage)
+    operator = api(acme, issue(acme, role="operator", scopes=("read", "run")))
+    shown = operator.get(f"/api/v1/runs/{run.pk}/approvals").json()["approvals"][0]
+    with schema_context(acme.schema_name):
+        asked = Approval.objects.get(run=run)
+        asked.requested_at, asked.reasons = timezone.now(), ["The project's budget changed: 90% used."]
+        asked.save(update_fields=["requested_at", "reasons"])
+    stale = post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": 2, "requested_at": shown["requested_at"]})
+    assert (stale.status_code, stale.json()["error"]["code"]) == (409, "approval_stale")
+    with schema_context(acme.schema_name):
+        assert Approval.objects.get(run=run).decision == Approval.Decision.PENDING
+    current = operator.get(f"/api/v1/runs/{run.pk}/approvals").json()["approvals"][0]["requested_at"]
+    decided = post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": 2, "requested_at": current})
+    assert decided.status_code == 200, decided.json()
+
+
 def test_an_approval_for_a_step_that_is_no_longer_waiting_is_refused(acme, triage):
     run = waiting_run(acme, triage)
     operator = api(acme, issue(acme, role="operator", scopes=("read", "run")))

@@ -344,6 +344,25 @@ def test_a_decision_about_another_step_than_the_one_waiting_is_refused(acme, tri
     assert approval_of(acme, run).decision == "pending"
 
 
+def test_a_decision_from_a_page_shown_before_the_question_was_asked_again_is_refused(acme, triage):
+    """The form carries when its question was asked: one asked again since at the same step (an
+    overage whose budgets changed) is another question, which this page did not show."""
+    run = waiting_run(acme, triage)
+    client = client_for(acme, "operator@acme.test")
+    shown = re.search(r'name="requested_at" value="([^"]+)"', page(client, f"/runs/{run.pk}/")).group(1)
+    with schema_context(acme.schema_name):
+        asked = Approval.objects.get(run=run)
+        asked.requested_at, asked.reasons = timezone.now(), ["The project's budget changed: 90% used."]
+        asked.save(update_fields=["requested_at", "reasons"])
+    step = approval_of(acme, run).step
+    response = client.post(f"/runs/{run.pk}/decide/", {"decision": "approve", "step": step, "requested_at": shown})
+    assert response.status_code == 409 and b"approval_stale" in response.content
+    assert approval_of(acme, run).decision == "pending"
+    current = re.search(r'name="requested_at" value="([^"]+)"', page(client, f"/runs/{run.pk}/")).group(1)
+    response = client.post(f"/runs/{run.pk}/decide/", {"decision": "approve", "step": step, "requested_at": current})
+    assert response.status_code == 302 and approval_of(acme, run).decision == "approved"
+
+
 def _page_version(client, run) -> str:
     response = client.get(f"/runs/{run.pk}/")
     assert response.status_code == 200
