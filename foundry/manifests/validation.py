@@ -577,6 +577,14 @@ class _AgentChecks(_Checks):
             except ValueError:
                 self.add("http_url_invalid", "The URL cannot be parsed.", (*path, "url"))
                 return
+            if "@" in parts.netloc:  # user:password@ — kept in every version, its history, exports
+                self.add(
+                    "http_url_invalid",
+                    "The URL carries credentials (user:password@): a manifest is read by everyone who may "
+                    "read agents, and kept in its history. Give the URL without them.",
+                    (*path, "url"),
+                )
+                return
             if not host or not host_allowed(host, port, tool["hosts"]):
                 self.add(
                     "http_host_undeclared", f"The URL's host {host!r} is not among the tool's hosts.", (*path, "url")

@@ -414,7 +414,7 @@ def fetch(
                     if len(redirects) >= policy.max_redirects:
                         raise FetchError("http_too_many_redirects", f"More than {policy.max_redirects} redirects.")
                     current = _redirect_target(current, location)
-                    redirects.append(str(current))
+                    redirects.append(_shown(current))
                     method = _redirected(method, response.status_code)
                     if method == "GET":
                         json_body = form_body = None
@@ -422,10 +422,16 @@ def fetch(
                 with exchange_deadline(deadline):  # each read of the body waits at most until then
                     body = _read(response, policy.max_response_bytes, deadline, timeout)
                 return FetchResult(
-                    response.status_code, str(current), response.headers.get("content-type", ""), body, redirects
+                    response.status_code, _shown(current), response.headers.get("content-type", ""), body, redirects
                 )
             finally:
                 response.close()
+
+
+def _shown(url: httpx.URL) -> str:
+    """The URL as results name it (the model, the run's timeline, its checkpoints): without the
+    user information a redirect's Location may carry."""
+    return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
 
 
 def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:

@@ -384,7 +384,7 @@ def test_approval_unknown_tool_at_the_item():
         ("https://evilexample.com/", "['*.example.com']"),
         ("https://registry.example.com.evil.test/", "[registry.example.com]"),
         ("https://registry.example.com:8443/", "['registry.example.com:9000']"),
-        ("https://user@/path", "[registry.example.com]"),  # no host at all
+        ("https:///path", "[registry.example.com]"),  # no host at all
     ],
 )
 def test_http_host_undeclared_at_the_url(url, hosts):
@@ -416,7 +416,17 @@ def test_a_declared_host_is_accepted(url, hosts):
     assert codes(source, domains=resolver) == []
 
 
-@pytest.mark.parametrize("url", ["https://registry.example.com:99999/", "http://[::1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://registry.example.com:99999/",
+        "http://[::1/",
+        # Credentials in the URL would be kept in the manifest, its history and exports, shown to
+        # every reader of agents.
+        "https://svc:s3cret@registry.example.com/v1/{id}",
+        "https://token@registry.example.com/v1/{id}",
+    ],
+)
 def test_http_url_invalid(url):
     assert agent("https://registry.example.com/v1/{id}", url) == [("http_url_invalid", 22, 12)]
 
