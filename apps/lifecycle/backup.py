@@ -157,7 +157,7 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
     final = directory / backup_name(scope, at)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # a backup is for the platform's user only
-        work = Path(tempfile.mkdtemp(prefix=".partial-", dir=directory))
+        work = Path(tempfile.mkdtemp(prefix=_work_prefix(scope), dir=directory))
     except OSError as error:  # a file by that name, no permission, a full disk
         raise BackupError(f"{directory}: cannot write a backup there ({error.strerror or error}).") from None
     try:
@@ -182,6 +182,21 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupFile(path=final, scope=scope, size=final.stat().st_size, seconds=time.monotonic() - started)
+
+
+def _work_prefix(scope: str) -> str:
+    """A backup's work directory's name, up to mkdtemp's random end: its scope, then a dot (no
+    slug holds one), so one scope's prefix is never another's."""
+    return f".partial-{scope}."
+
+
+def _work_left_over_clear(directory: Path, scope: str) -> None:
+    """Remove what backups of `scope` killed mid-dump left (SIGKILL: a hard time limit, a lost
+    machine; their `finally` never ran), each as large as a dump. Called holding the scope's lock,
+    so no live backup of it owns one; other scopes' are theirs."""
+    for left in Path(directory).glob(f"{_work_prefix(scope)}*"):
+        if left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def _database_dump(target: Path, final: Path) -> tuple[str, Path]:
@@ -317,6 +332,7 @@ def _backup_run(
     from apps.audit.services import audit_record
 
     try:
+        _work_left_over_clear(directory, scope)
         made = backup_create(directory=directory, tenant=tenant)
     except BackupError as error:
         with transaction.atomic():

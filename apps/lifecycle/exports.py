@@ -179,11 +179,14 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
 
 
 def export_requeue() -> int:
-    """Queue the task of every queued export of the workspace (the connection's schema) again."""
+    """Queue the task of every export of the workspace (the connection's schema) that waits for
+    one again: queued, or running with no worker holding it (its worker died, and the task's
+    redelivery came while the workspace was suspended, which refused it for good)."""
     from apps.lifecycle.tasks import export_tenant
 
     schema = connection.schema_name
-    queued = [str(pk) for pk in Export.objects.filter(status=Export.Status.QUEUED).values_list("pk", flat=True)]
+    active = Export.objects.filter(status__in=[Export.Status.QUEUED, Export.Status.RUNNING]).values_list("pk", "status")
+    queued = [str(pk) for pk, status in active if status == Export.Status.QUEUED or not _lock(schema, pk).held]
     for export_id in queued:
         export_tenant.apply_async(args=[schema, export_id])
     return len(queued)
