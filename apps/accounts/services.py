@@ -154,7 +154,7 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     return member_invite_url(user=member, base_url=base_url)
 
 
-def owner_invites_issue(*, actor: object, base_url: str) -> list[tuple[str, str]]:
+def owner_invites_issue(*, actor: object, base_url: str, request: HttpRequest | None = None) -> list[tuple[str, str]]:
     """For the platform's operator, on a workspace just imported (the connection's schema): a new
     invitation link for each active owner who cannot sign in — an admin's export holds no
     password and they have no single sign-on identity — as (email, link). Only owners may send an
@@ -165,7 +165,7 @@ def owner_invites_issue(*, actor: object, base_url: str) -> list[tuple[str, str]
             continue
         _invitation_renew(owner)
         owner.save(update_fields=["invited_at"])
-        audit_record(action="member.invite_issued", actor=actor, target=owner)
+        audit_record(action="member.invite_issued", actor=actor, target=owner, request=request)
         links.append((owner.email, member_invite_url(user=owner, base_url=base_url)))
     return links
 

@@ -97,7 +97,7 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")
     with schema_context(tenant.schema_name), transaction.atomic():
-        links = owner_invites_issue(actor=request.user, base_url=tenant_address(request, tenant))
+        links = owner_invites_issue(actor=request.user, base_url=tenant_address(request, tenant), request=request)
     for email, url in links:  # an admin's export: no owner can sign in to invite the others
         messages.info(request, f"Owner invitation link for {email} (it sets their password once): {url}")
     return tenant_list_redirect(tenant.slug)

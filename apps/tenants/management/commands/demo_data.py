@@ -54,27 +54,28 @@ class Command(BaseCommand):
                     OPERATOR_EMAIL, DEMO_PASSWORD, is_staff=True, full_name="Platform operator"
                 )
                 audit_record(action="operator.created", actor="cli:demo_data", target=operator)
-        for slug, name, plan, owner in DEMO_TENANTS:
-            if not Tenant.objects.filter(slug=slug).exists():
-                tenant_provision(
-                    slug=slug,
-                    name=name,
-                    plan=plan,
-                    owner_email=owner,
-                    owner_password=DEMO_PASSWORD,
-                    actor="demo_data",
-                )
-            with schema_context(schema_name_for_slug(slug)):
-                if not User.objects.filter(email=owner, role=Role.OWNER).exists():
-                    # A workspace of that name the demo did not make (its owner is someone else's):
-                    # no members with the published password in it, nothing published in its name.
-                    self.stdout.write(f"Workspace {slug} exists and is not the demo's: left as it is.")
-                    continue
-                for role in (Role.DEVELOPER, Role.VIEWER):
-                    email = f"{role}@{slug}.example"
-                    if not User.objects.filter(email=email).exists():
-                        User.objects.create_user(email, DEMO_PASSWORD, role=role)
-                self._documents(slug, User.objects.get(email=owner))
+        with history_actor("cli:demo_data"):  # the model history it writes names it, as the trail does
+            for slug, name, plan, owner in DEMO_TENANTS:
+                if not Tenant.objects.filter(slug=slug).exists():
+                    tenant_provision(
+                        slug=slug,
+                        name=name,
+                        plan=plan,
+                        owner_email=owner,
+                        owner_password=DEMO_PASSWORD,
+                        actor="cli:demo_data",
+                    )
+                with schema_context(schema_name_for_slug(slug)):
+                    if not User.objects.filter(email=owner, role=Role.OWNER).exists():
+                        # A workspace of that name the demo did not make (its owner is someone else's):
+                        # no members with the published password in it, nothing published in its name.
+                        self.stdout.write(f"Workspace {slug} exists and is not the demo's: left as it is.")
+                        continue
+                    for role in (Role.DEVELOPER, Role.VIEWER):
+                        email = f"{role}@{slug}.example"
+                        if not User.objects.filter(email=email).exists():
+                            User.objects.create_user(email, DEMO_PASSWORD, role=role)
+                    self._documents(slug, User.objects.get(email=owner))
         self.stdout.write("")
         self.stdout.write(f"Agent Foundry demo data is ready. Sign in with password '{DEMO_PASSWORD}':")
         self.stdout.write(f"  operator console  http://{base}:{port}/login/   {OPERATOR_EMAIL}")
