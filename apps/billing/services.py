@@ -261,6 +261,12 @@ def budget_set(
                 current.delete()
                 audit_record(action="budget.delete", actor=actor, target=f"budget:{project or '*'}", request=request)
             budget = None
+        elif current is not None and (current.monthly_tokens, current.monthly_cost_usd, current.on_exhausted) == (
+            amounts["monthly_tokens"],
+            amounts["monthly_cost_usd"],
+            on_exhausted,
+        ):
+            budget = current  # set again as it is: nothing changes, nothing to record
         else:
             budget, _ = Budget.objects.update_or_create(
                 tenant_id=tenant_id,

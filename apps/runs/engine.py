@@ -384,27 +384,30 @@ class Attempt:
         run = self.run
         self._lock_check()
         if result.status != "waiting_approval":
-            ended = run_finish(
-                run,
-                result.status,
-                reason=result.reason or "",
-                message=storable(result.message or ""),
-                output=storable(result.output),
-                attempt=self.attempt,
-                approvals=self.was_waiting,
-            )
+            refused = result.reason == "quota_exceeded"  # a spent budget refused the run a model call
+            # That refusal is an event, committed with the run's end or not at all.
+            with transaction.atomic() if refused else contextlib.nullcontext():
+                ended = run_finish(
+                    run,
+                    result.status,
+                    reason=result.reason or "",
+                    message=storable(result.message or ""),
+                    output=storable(result.output),
+                    attempt=self.attempt,
+                    approvals=self.was_waiting,
+                )
+                if ended and refused:
+                    audit_record(
+                        action="quota.exceeded",
+                        actor="runs",
+                        target=run,
+                        data={"project": run.project, "message": run.message[:500]},
+                        outcome=Outcome.DENIED,
+                    )
             if not ended:  # someone else ended it meanwhile, or another worker claimed it since
                 run.refresh_from_db(fields=["status", "attempt"])
                 if run.attempt != self.attempt:
                     return "lock_lost"  # its end is that worker's
-            elif result.reason == "quota_exceeded":  # a spent budget refused the run a model call
-                audit_record(
-                    action="quota.exceeded",
-                    actor="runs",
-                    target=run,
-                    data={"project": run.project, "message": run.message[:500]},
-                    outcome=Outcome.DENIED,
-                )
             return run.status
         with transaction.atomic():
             run = self.run = Run.objects.select_for_update().get(pk=run.pk)

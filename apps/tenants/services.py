@@ -320,8 +320,10 @@ def tenant_limits_set(
     before = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
     for name, value in overrides.items():
         setattr(tenant, f"{name}_override", value)
-    tenant.save(update_fields=fields)
     after = {name: getattr(tenant, f"{name}_override") for name in LIMIT_NAMES}
+    if after == before:  # nothing changes (a form saved again as it was): nothing to record
+        return tenant
+    tenant.save(update_fields=fields)
     audit_record(
         action="tenant.limits.set",
         actor=actor or "system",

@@ -7,6 +7,7 @@ import json
 import zipfile
 from io import StringIO
 
+import pytest
 from cryptography.fernet import Fernet
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -104,6 +105,38 @@ def test_a_run_stopped_by_a_spent_budget_is_audited(acme, triage):  # noqa: F811
     stops = [e for e in new if e.target_type == "runs.run" and e.target_id == str(run.pk)]
     # A quota refusal stops the run (a denied model call): one event, outcome denied or failure.
     assert len(stops) == 1 and stops[0].outcome in ("denied", "failure"), describe(new)
+
+
+def test_a_run_stopped_by_a_spent_budget_and_its_event_commit_together(acme, triage, monkeypatch):  # noqa: F811
+    """The run's end and its `quota.exceeded` event are one transaction: a fault between the two
+    leaves neither (the run goes back to the queue and its retry ends it, recorded once), never a
+    run failed `quota_exceeded` with no event."""
+    from django.db import OperationalError
+
+    from apps.runs import engine
+    from apps.runs.engine import run_advance
+    from apps.runs.models import Run
+
+    budget(acme, monthly_tokens=1000)
+    spend(acme, 1000)
+    run = start(acme, triage, "Triage invoice INV-1001.")
+    record, failed = engine.audit_record, []
+
+    def fails_once(**kwargs):
+        if kwargs.get("action") == "quota.exceeded" and not failed:
+            failed.append(True)
+            raise OperationalError("the database went away")
+        return record(**kwargs)
+
+    monkeypatch.setattr(engine, "audit_record", fails_once)
+    with schema_context("acme"), pytest.raises(OperationalError):
+        run_advance(run.pk)
+    with schema_context("acme"):
+        assert Run.objects.get(pk=run.pk).status == Run.Status.QUEUED
+    assert not audit_events("acme", action="quota.exceeded", target_id=str(run.pk))
+    run = advance(run, "acme")
+    assert (run.status, run.reason) == ("failed", "quota_exceeded")
+    assert len(audit_events("acme", action="quota.exceeded", target_id=str(run.pk))) == 1
 
 
 def test_an_owner_asking_for_the_workspaces_deletion_is_in_the_workspaces_own_chain(acme):

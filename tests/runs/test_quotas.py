@@ -162,6 +162,7 @@ def test_bad_budgets_are_refused_and_change_nothing(acme, fields, code):
 def test_a_budget_is_set_changed_and_removed_with_an_audit_trail(acme):
     budget(acme, "accounts-payable", monthly_tokens="1_000_000", monthly_cost_usd="250")
     budget(acme, "accounts-payable", monthly_cost_usd=Decimal("300"), on_exhausted="approve")
+    budget(acme, "accounts-payable", monthly_cost_usd="300.00", on_exhausted="approve")  # as it is: no change
 
     current = budgets_of(acme.pk)["accounts-payable"]
     assert (current.monthly_tokens, current.monthly_cost_usd, current.on_exhausted) == (None, Decimal("300"), "approve")

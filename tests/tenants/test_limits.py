@@ -48,6 +48,8 @@ def test_an_override_wins_and_clear_restores_the_plan(globex, settings, capsys):
     (event,) = audit_events("public", action="tenant.limits.set")
     assert event.actor_id == "service:cli:tenant_limits"
     assert event.data["after"]["requests_per_second"] == 3 and event.data["before"]["requests_per_second"] is None
+    call_command("tenant_limits", "globex", "--requests-per-second", "3")  # as it is: nothing to record
+    assert len(audit_events("public", action="tenant.limits.set")) == 1
 
     call_command("tenant_limits", "globex", "--clear")
     limits = limits_for(globex)
