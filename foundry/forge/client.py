@@ -263,6 +263,7 @@ class Client:
         read, not the whole: a server sending a byte at a time would hold forge for ever) and up to
         MAX_ANSWER_BYTES (a larger one is refused before it fills the memory)."""
         deadline = time.monotonic() + self._timeout
+        response = None
         try:
             response = self._http.send(self._http.build_request(method, path, **kwargs), stream=True)
             try:
@@ -287,6 +288,10 @@ class Client:
             raise ForgeError("url_invalid", f"{self.url} is not a URL forge can connect to.") from None
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
+            if response is not None:  # it answered, then the answer broke off: what was asked may be done
+                raise ForgeError(
+                    "connection_failed", f"{self.url} answered, but the answer was cut off: {reason}."
+                ) from None
             raise ForgeError("connection_failed", f"Cannot reach {self.url}: {reason}.") from None
 
     def _too_large(self) -> ForgeError:

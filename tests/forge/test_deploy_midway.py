@@ -73,3 +73,14 @@ def test_deploy_that_fails_midway_on_a_server_fault_says_what_was_already_publis
     assert ran.code == 2, (ran.code, ran.out, ran.err)
     said = ran.out + ran.err
     assert "agents/triage.yaml" in said and "Already published: domain finance v1." in said, (ran.out, ran.err)
+
+
+def test_an_answer_cut_off_is_not_called_unreachable(workspace):  # noqa: F811
+    """The server answered and the answer broke off: what was asked may have been done, so the
+    error says the answer was cut off, not that the server could not be reached."""
+    with stub_serving(routes={**PUBLISHED_DOMAIN, **FAULTS["agent-publish-answer-cut-off"]}) as port:
+        ran = _deploy(workspace, port)
+    assert ran.code == 2, (ran.code, ran.out, ran.err)
+    said = ran.out + ran.err
+    assert f"http://127.0.0.1:{port} answered, but the answer was cut off" in said, said
+    assert "Cannot reach" not in said, said
