@@ -8,6 +8,7 @@ Actors and targets are recorded as pseudonymous ids; an actor's name and email g
 erasable actor table. A typed login name that matches nobody is kept only as a keyed hash.
 """
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -266,23 +267,30 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
 
 
 def _checkpoint_file_append(checkpoint: AuditCheckpoint) -> None:
-    """Append the checkpoint to its chain's file (FOUNDRY_AUDIT_CHECKPOINT_DIR), unless the file's
-    last line is as far along the chain already."""
+    """Append the checkpoint to its chain's file (FOUNDRY_AUDIT_CHECKPOINT_DIR), unless it is the
+    file's last line already (a later pass writing what a failed write left out finds it there).
+
+    A checkpoint behind the file's last line is appended too: a chain restored from a backup goes
+    on from the backup's head, under numbers the file holds from before, and its new tail must be
+    vouched for outside the database as well (the lines from before then show, as they should,
+    that the events after the backup were lost). Signers of one chain take turns on its file."""
     if not settings.FOUNDRY_AUDIT_CHECKPOINT_DIR:
         return
     directory = Path(settings.FOUNDRY_AUDIT_CHECKPOINT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"chain-{checkpoint.tenant_id}.jsonl"
+    signed = checkpoint_dict(checkpoint)
     with path.open("a+b") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
         file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
         tail = file.read()
         try:
             last = json.loads(tail.splitlines()[-1]) if tail.strip() else {}
         except (ValueError, RecursionError):
             last = {}
-        if isinstance(last, dict) and isinstance(last.get("seq"), int) and last["seq"] >= checkpoint.seq:
+        if last == json.loads(json.dumps(signed)):
             return
-        line = json.dumps(checkpoint_dict(checkpoint), sort_keys=True) + "\n"
+        line = json.dumps(signed, sort_keys=True) + "\n"
         file.write((line if not tail or tail.endswith(b"\n") else "\n" + line).encode())
 
 
