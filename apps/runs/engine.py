@@ -117,9 +117,21 @@ TENANT_CHECK_SECONDS = 5.0
 
 def _asked_anew(approval: Approval, request: dict) -> bool:
     """Whether a run asking at a step whose approval is decided asks another question: an overage
-    whose budgets changed while it waited (foundry/runtime/graph.py `_model`) — not the same
+    whose budgets changed while it waited (foundry/runtime/graph.py `_model`), or reached again in
+    another month (each cap's key names its month, which the reasons' text need not) — not the same
     question again, which a checkpoint database that lost the interrupt makes it ask."""
-    return request.get("kind") == "overage" and storable(request.get("reasons")) != approval.reasons
+    if request.get("kind") != "overage":
+        return False
+    caps = request.get("caps")
+    return storable(request.get("reasons")) != approval.reasons or (
+        approval.caps is not None and isinstance(caps, list) and sorted(map(str, caps)) != sorted(approval.caps)
+    )
+
+
+def _caps(request: dict) -> list[str] | None:
+    """The budgets an overage request asks to spend past (their keys), as its approval keeps them."""
+    caps = request.get("caps") if request.get("kind") == "overage" else None
+    return sorted(str(cap) for cap in caps) if isinstance(caps, list) else None
 
 
 # How repr() spells a NUL and a lone surrogate: a container whose repr has neither holds no text
@@ -425,16 +437,21 @@ class Attempt:
                     "tool_call_id": request["tool_call_id"],
                     "arguments": request["arguments"],
                     "reasons": request["reasons"],
+                    "caps": _caps(request),
                 },
             )
             if approval.decision != Approval.Decision.PENDING and _asked_anew(approval, request):
                 # The question is put to the approvers again, as it stands now; the first answer
                 # stays in the audit trail (run.approve / run.reject).
-                approval.reasons, approval.requested_at = request["reasons"], timezone.now()
+                approval.reasons, approval.caps, approval.requested_at = (
+                    request["reasons"],
+                    _caps(request),
+                    timezone.now(),
+                )
                 approval.decision, approval.approver, approval.comment = Approval.Decision.PENDING, "", ""
                 approval.decided_at = None
                 approval.save(
-                    update_fields=["reasons", "requested_at", "decision", "approver", "comment", "decided_at"]
+                    update_fields=["reasons", "caps", "requested_at", "decision", "approver", "comment", "decided_at"]
                 )
             if run.cancel_requested_at is not None:
                 run_finish(run, Run.Status.CANCELLED, reason="cancelled", message="The run was cancelled.")

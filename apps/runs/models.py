@@ -151,6 +151,9 @@ class Approval(models.Model):
     tool_call_id = models.CharField(max_length=200)
     arguments = models.JSONField(default=dict)
     reasons = models.JSONField(default=list)
+    # An overage's: the budgets it asks to spend past, each keyed by its month and amount (None: a
+    # tool call's, or an overage asked before approvals named them). Another set is another question.
+    caps = models.JSONField(null=True, blank=True)
     requested_at = models.DateTimeField(default=timezone.now)
     decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING)
     approver = models.CharField(max_length=255, blank=True)
