@@ -19,8 +19,8 @@ def _next_month(month: date) -> date:
 
 def test_an_overage_approved_in_one_month_is_asked_again_when_the_run_resumes_in_the_next(
     acme,
-    triage,
-    monkeypatch,  # noqa: F811
+    triage,  # noqa: F811
+    monkeypatch,
 ):
     """docs/billing.md ("Quotas and budgets"): an approved overage holds "for the rest of that
     month: ... the next month asks again — also one reached or changed while the run waited for
