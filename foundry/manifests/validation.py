@@ -29,6 +29,7 @@ from foundry.filtering import (
     TimestampField,
 )
 from foundry.manifests.loader import Loaded, load
+from foundry.manifests.names import name_fold
 from foundry.manifests.problems import DocumentError, Problem, pointer
 
 API_VERSION = "foundry/v1"
@@ -395,12 +396,19 @@ class _DomainChecks(_Checks):
         key = entity.get("key")
         if isinstance(key, str) and key not in fields:
             self.add("dis_unknown_field", f"Key {key!r} is not a field of {name!r}.", (*path, "key"))
-        for reserved in sorted(_DIS_QUERY_ARGUMENTS & set(fields)):
-            self.add(
-                "dis_field_reserved",
-                f"A field may not be named {reserved!r}: dis_query tools take it as their own argument.",
-                (*path, "fields", reserved),
+        for field_name in fields:
+            # A field spelt like one of dis_query's own arguments (`filter_`, `Question`): the
+            # runtime's look-alike check would read that argument as the field, and refuse it.
+            reserved = next(
+                (r for r in sorted(_DIS_QUERY_ARGUMENTS) if name_fold(r) == name_fold(str(field_name))), None
             )
+            if reserved is not None:
+                self.add(
+                    "dis_field_reserved",
+                    f"A field may not be named {field_name!r}: dis_query tools take {reserved!r} as their own "
+                    "argument, and the field would be read as it.",
+                    (*path, "fields", field_name),
+                )
         for field_name, definition in fields.items():
             definition = _mapping(definition)
             for where, spot in ((definition, ()), (_mapping(definition.get("items")), ("items",))):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
 from foundry.filtering.compiler import _glob_match, _joined, wildcard_pieces
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
+from foundry.manifests.names import name_fold
 from foundry.manifests.validation import entity_filters
 
 ACTIONS = ("deny", "require_approval", "warn")
@@ -61,23 +62,6 @@ def _literal_text(value) -> str:
     raise TypeError
 
 
-def _fold(name: str) -> str:
-    """A field name as lenient servers may read it: compatibility forms made plain (NFKC: fullwidth
-    letters are ASCII), without case — upper-cased first, so a dotless i (U+0131) reads as `i` as
-    it does to case-insensitive comparisons — and without spaces of any kind, invisible format
-    characters, combining marks, hyphens or underscores."""
-    plain = unicodedata.normalize("NFKC", name)
-    kept = (
-        char
-        for char in plain
-        if char not in "-_" and not char.isspace() and unicodedata.category(char) not in ("Cf", "Cc", "Zs")
-    )
-    folded = unicodedata.normalize("NFD", "".join(kept).upper().casefold())
-    # Without combining marks: a dotted capital I folds to i + U+0307, where most case-insensitive
-    # comparisons read a plain i.
-    return "".join(char for char in folded if unicodedata.category(char) != "Mn")
-
-
 _NOTATION = re.compile(r"[\[\].]+")
 
 
@@ -91,7 +75,7 @@ def _parts(name: str) -> list[str]:
 
 def folded_names(names) -> dict[str, str]:
     """{folded name: name} of `names`, for `read_as`."""
-    return {_fold(name): name for name in names}
+    return {name_fold(name): name for name in names}
 
 
 def read_as(name, folded: Mapping[str, str]) -> str | None:
@@ -101,7 +85,7 @@ def read_as(name, folded: Mapping[str, str]) -> str | None:
     parsers); None when none."""
     if not isinstance(name, str):
         return None
-    return next((folded[f] for part in _parts(name) if (f := _fold(part)) in folded), None)
+    return next((folded[f] for part in _parts(name) if (f := name_fold(part)) in folded), None)
 
 
 def _restrictions(node) -> Iterator[Restriction]:
