@@ -52,6 +52,7 @@ from foundry.runtime import (
     ToolOptions,
     provider_create,
 )
+from foundry.runtime.graph import OVERAGE_TOOL
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +359,13 @@ class Attempt:
             for step in run.steps.filter(index__gt=state.step_count).only("index", "record", "replay")
         }
         if approval is not None:
+            if approval.tool == OVERAGE_TOOL and approval.decision == Approval.Decision.REJECTED:
+                # A human refused to spend past the budgets: the run ends so, whether or not they
+                # are still reached now (one deleted or raised meanwhile would let the model call
+                # through on resume, the refusal unread).
+                comment = f": {approval.comment}" if approval.comment else "."
+                message = f"{' '.join(map(str, approval.reasons))} A human approver refused the overage{comment}"
+                return RunResult(status="failed", reason="quota_exceeded", message=message)
             return self._decided(graph, thread, self._resume(graph, thread, approval))
         if not state.started:
             return graph.start(thread, run.input)

@@ -1,4 +1,5 @@
-"""An overage approved in one month does not answer the same budget reached in the next."""
+"""Overage approvals answer the question they were asked: one approved in one month does not answer
+the same budget reached in the next, and one refused ends the run whatever became of the budget."""
 
 from datetime import date
 
@@ -48,3 +49,19 @@ def test_an_overage_approved_in_one_month_is_asked_again_when_the_run_resumes_in
         f"run {run.status} with {model_calls} model calls; approval {approval.decision}: last month's approval "
         "was applied to this month's budget"
     )
+
+
+def test_an_overage_refused_ends_the_run_though_the_budget_was_removed_while_it_waited(acme, triage):  # noqa: F811
+    """docs/runs.md: an overage "rejected, it ends with `quota_exceeded`" — a human's refusal is
+    read even when the budget it was asked about is gone by the time the run resumes."""
+    budget(acme, monthly_tokens=0, on_exhausted="approve")
+    run = advance(start(acme, triage, "Triage invoice INV-1001."), "acme")
+    assert run.status == "waiting_approval", run.message
+    budget(acme)  # removed
+    with schema_context("acme"):
+        run = run_decide(actor=tenant_user(acme, "admin@acme.test"), run=run, approved=False, comment="Not now.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        model_calls = Step.objects.filter(run=run, node="model").count()
+    assert (run.status, run.reason, model_calls) == ("failed", "quota_exceeded", 0), run.message
+    assert run.message.endswith("A human approver refused the overage: Not now.")
