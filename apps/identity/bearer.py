@@ -16,10 +16,10 @@ event `auth.token.rejected`; a token whose signature does not verify is noise an
 from django.http import HttpRequest
 
 from apps.accounts.models import User
-from apps.accounts.permissions import Role
+from apps.accounts.permissions import Role, role_exceeds
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record
-from apps.identity.login import claim_values, mapped_role
+from apps.identity.login import claim_values, mapped_role, member_demoted_by_token
 from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_recent
 from apps.identity.service_tokens import ServicePrincipal, service_issuer, service_token_verify
@@ -69,7 +69,7 @@ def bearer_authenticate(
 ):
     """(principal, claims) for a JWT bearer token on this workspace's host, or TokenInvalid."""
     try:
-        return _authenticate(raw, audience, resource)
+        return _authenticate(raw, audience, resource, request)
     except TokenInvalid as exc:
         subject = _unverified_subject(raw) if exc.code in _SIGNED_REFUSALS else ""
         if exc.code in _SIGNED_REFUSALS and audit_first_in_window(f"jwt:{subject}:{exc.code}", request):
@@ -104,7 +104,7 @@ def member_of(issuer: str, subject: str) -> User | None:
     return found[0] if found else None
 
 
-def _authenticate(raw: str, audience: str, resource: str):
+def _authenticate(raw: str, audience: str, resource: str, request: HttpRequest | None = None):
     header, unverified = token_parts(raw)
     if unverified.get("iss") == service_issuer():
         principal: ServicePrincipal = service_token_verify(raw, audience=audience, header=header)
@@ -131,5 +131,8 @@ def _authenticate(raw: str, audience: str, resource: str):
     if config.allowed_domains and user.email.rpartition("@")[2] not in config.allowed_domains:
         raise TokenInvalid("email_domain_refused", "This member's address is outside the workspace's allowed domains.")
     if config.roles_claim and claim_values(claims, config.roles_claim) is not None and user.role != Role.OWNER:
-        user.role = mapped_role(config, claims)  # this request only; sign-in stores it
+        role = mapped_role(config, claims)
+        if role_exceeds(user.role, role) and not role_exceeds(role, user.role):
+            member_demoted_by_token(user, role, config, claims, request=request)  # stored, as a sign-in would
+        user.role = role  # this request's; a promotion is stored by a sign-in
     return user, claims

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.accounts.permissions import Role
+from apps.accounts.permissions import Role, role_exceeds
 from apps.accounts.services import email_clean
 from apps.audit.services import audit_record
 from apps.identity.models import ExternalIdentity, SsoConfiguration
@@ -118,16 +118,8 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         raise SsoLoginFailed("user_inactive", "This member is deactivated.")
     changed = []
     if role is not None and user.role != role and user.role != Role.OWNER:
-        audit_record(
-            action="member.role_synced",
-            actor=user,
-            target=user,
-            data={"from": user.role, "to": role, "issuer": config.issuer},
-            request=request,
-        )
-        user.role = role
+        member_role_synced(user, role, config, request=request)
         changed.append("role")
-        token_revoke_issued_by(actor=user, member=user, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
     name = claims.get("name")
     if (
         isinstance(name, str)
@@ -144,6 +136,49 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     identity.last_login_at = timezone.now()
     identity.save(update_fields=["email", "last_login_at"])
     return user
+
+
+def member_role_synced(user: User, role: str, config: SsoConfiguration, *, request=None) -> None:
+    """`user` takes the role the provider's claims map to (the caller saves it): audited as
+    `member.role_synced`, and the tokens they issued that may do something the new role may not
+    are revoked in the same transaction (`issuer_demoted`)."""
+    audit_record(
+        action="member.role_synced",
+        actor=user,
+        target=user,
+        data={"from": user.role, "to": role, "issuer": config.issuer},
+        request=request,
+    )
+    user.role = role
+    token_revoke_issued_by(actor=user, member=user, reason=RevokedReason.ISSUER_DEMOTED, role=role, request=request)
+
+
+def member_demoted_by_token(user: User, role: str, config: SsoConfiguration, claims: dict, *, request=None) -> None:
+    """An access token of the provider's maps its member to a role below the stored one (one that
+    may do only part of what the stored one may): the provider demoted them since they last signed
+    in. The demotion is stored as a sign-in stores it — the tokens they issued with the standing
+    they lost are revoked — rather than waiting for a sign-in they may never make. Only a token
+    issued after their last sign-in counts (an older one carries the claims that sign-in replaced),
+    and only a demotion: a promotion waits for a sign-in, as a token's claims are its issue time's."""
+    issued = claims.get("iat")
+    with transaction.atomic():
+        identity = (
+            ExternalIdentity.objects.select_for_update()
+            .select_related("user")
+            .filter(issuer=config.issuer, subject=claims["sub"], user_id=user.pk)
+            .first()
+        )
+        if identity is None or not isinstance(issued, int | float) or isinstance(issued, bool):
+            return
+        if identity.last_login_at is not None and issued <= identity.last_login_at.timestamp():
+            return
+        member = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
+        if member is None or member.role == Role.OWNER or not role_exceeds(member.role, role):
+            return
+        if role_exceeds(role, member.role):
+            return  # not below: another role altogether, which a sign-in stores
+        member_role_synced(member, role, config, request=request)
+        member.save(update_fields=["role"])
 
 
 def _link_or_create(config, claims: dict, email: str, role: str | None, request) -> ExternalIdentity:

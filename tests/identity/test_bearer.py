@@ -210,3 +210,44 @@ def test_an_id_token_is_not_an_api_access_token(acme, oidc_provider_factory):
     response = api(acme, id_token).get("/api/v1/members")
     assert response.status_code == 401, "the ID token of a console sign-in authenticates on the API"
     assert response.json()["error"]["code"] == "token_not_access"
+
+
+def test_a_provider_token_showing_a_demotion_stores_it_and_revokes_what_the_old_role_issued(acme, shared):
+    """The provider demoted a member (admin → developer) since they last signed in. Their next
+    access token stores the demotion as a sign-in would: the API tokens they issued that may do
+    more than a developer are revoked, not left with an admin's standing until a console sign-in
+    they may never make. A token issued before their last sign-in carries claims that sign-in
+    replaced: it demotes nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.identity.models import ExternalIdentity
+    from apps.tokens.services import token_issue
+
+    sso(acme, shared)
+    login(acme, shared, "ada")
+    with schema_context(acme.schema_name):
+        ada = User.objects.get(email="ada@acme.test")
+        assert ada.role == "admin"
+        ExternalIdentity.objects.filter(user=ada).update(last_login_at=timezone.now() - timedelta(minutes=5))
+        admin_token = token_issue(actor=ada, name="ci", role="admin", scopes=["read", "admin"]).plaintext
+        reader = token_issue(actor=ada, name="dashboards", role="viewer", scopes=["read"]).plaintext
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    demoted = shared.access_token("foundry-acme", "ada")
+    older = signed(shared, jwt.decode(demoted, options={"verify_signature": False}), iat=int(time.time()) - 3600)
+
+    assert api(acme, older).get("/api/v1/members").status_code == 200
+    with schema_context(acme.schema_name):
+        assert User.objects.get(pk=ada.pk).role == "admin"  # claims older than the last sign-in
+    assert api(acme, admin_token).get("/api/v1/sso").status_code == 200
+
+    assert api(acme, demoted).get("/api/v1/members").status_code == 200
+    with schema_context(acme.schema_name):
+        assert User.objects.get(pk=ada.pk).role == "developer"
+    assert code(api(acme, admin_token).get("/api/v1/members")) == "invalid_token"
+    assert api(acme, reader).get("/api/v1/members").status_code == 200
+    assert [e.data["to"] for e in audit_events("acme", action="member.role_synced")] == ["developer"]
+    assert [e.data["reason"] for e in audit_events("acme", action="token.revoked")] == ["issuer_demoted"]
+    api(acme, demoted).get("/api/v1/members")  # once stored, nothing more happens
+    assert len(audit_events("acme", action="member.role_synced")) == 1
