@@ -43,6 +43,13 @@ def origin_of(url: str) -> str | None:
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    def process_response(self, request, response):
+        response = super().process_response(request, response)
+        # SecurityMiddleware sets it too, but not on its own refusals (a host the HTTPS redirect
+        # refuses), which only the middleware outside it, this one, sees.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     def get_policy_parts(self, request, response, report_only: bool = False) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
         if response.get("Content-Type", "").startswith("text/html") and not report_only:

@@ -39,6 +39,16 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return error_response(request, status=404, code="not_found", message="There is nothing at this address.")
 
 
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """Django's 400 (a host not allowed, a request too large to parse, a suspicious operation):
+    JSON under /api/ and /mcp, the platform's page elsewhere (its style allowed by the nonce)."""
+    return error_response(request, status=400, code="bad_request", message="The request could not be understood.")
+
+
+def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    return error_response(request, status=403, code="forbidden", message="You may not do this.")
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's CSRF refusal as the platform's own error page (or JSON), not Django's page."""
     return error_response(

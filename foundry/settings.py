@@ -141,14 +141,15 @@ MIDDLEWARE = [
     "foundry.request_context.RequestIdMiddleware",
     # Logs error responses while the request id, tenant and span are still known (foundry/logs.py).
     "foundry.logs.ErrorResponseLogMiddleware",
-    # Before host routing, so that its own answers (unknown host, suspended workspace) and the
-    # probes' carry the security headers too.
-    "django.middleware.security.SecurityMiddleware",
+    # These three only add headers to the response: outside SecurityMiddleware, so that its own
+    # answers (a host refused by the HTTPS redirect) carry them too, as host routing's (unknown
+    # host, suspended workspace) and the probes' do.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on every response (foundry/csp.py).
     "foundry.csp.ContentSecurityPolicyMiddleware",
     # Nothing is cached by browsers or proxies unless a view says so (foundry/caching.py).
     "foundry.caching.NoStoreMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     # /healthz and /readyz: answered on any host, before host routing.
     "foundry.health.HealthCheckMiddleware",
     # A request whose charset could turn text into what no column or page takes (before anything reads it).

@@ -19,5 +19,7 @@ urlpatterns = [
     path(".well-known/jwks.json", platform_jwks_view, name="platform_jwks"),
 ]
 
+handler400 = "foundry.errors.bad_request"
+handler403 = "foundry.errors.permission_denied"
 handler404 = "foundry.errors.not_found"
 handler500 = "foundry.errors.server_error"

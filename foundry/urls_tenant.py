@@ -28,5 +28,7 @@ urlpatterns = [
     path("", include("apps.lifecycle.urls_console")),
 ]
 
+handler400 = "foundry.errors.bad_request"
+handler403 = "foundry.errors.permission_denied"
 handler404 = "foundry.errors.not_found"
 handler500 = "foundry.errors.server_error"
