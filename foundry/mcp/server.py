@@ -558,9 +558,12 @@ async def query_dis(
 _GROUPINGS = {"agent": ("agent",), "model": ("model",), "agent_and_model": ("agent", "model")}
 
 
+# What the input schema's `date-time` (RFC 3339) allows, `t` and `z` in either case and a fraction
+# of any length (read to the microsecond), and ISO 8601's other spellings (a space, a comma, a
+# zone without its colon, a date alone).
 _ISO_8601 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and a zone
-    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,64})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
 
 
