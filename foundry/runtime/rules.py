@@ -63,6 +63,8 @@ def _literal_text(value) -> str:
 
 
 _NOTATION = re.compile(r"[\[\].]+")
+# Values of one argument times the wildcards rules compare its field with, checked at most per call.
+MAX_WILDCARD_CHECKS = 1_000_000
 
 
 def _parts(name: str) -> list[str]:
@@ -224,13 +226,23 @@ class RuleBook:
         patterns = self.patterns.get(entity, {}).get(name) or ()
         if not spellings and not patterns:
             return value
+        values = len(value) if isinstance(value, list) else 1
+        if values * len(patterns) > MAX_WILDCARD_CHECKS:
+            # A domain may hold tens of thousands of wildcards on a field, and a call a list of
+            # millions of values: the worker's time, shared by every workspace, is bounded here.
+            raise ArgumentError(
+                f"Argument {name!r}: {values:,} values against the {len(patterns):,} wildcards the rules compare "
+                f"it with are more than {MAX_WILDCARD_CHECKS:,} checks; pass fewer values."
+            )
 
         def spelt(text):
             if not isinstance(text, str):
                 return text
-            text = spellings.get(_fold_value(text), text)
+            folded_text = _fold_value(text)
+            text = spellings.get(folded_text, text)  # a rule's spelling folds as the text did
             for pattern, pieces, folded in patterns:
-                if not _glob_match(pieces, text) and _glob_match(folded, _fold_value(text)):
+                # Read as matching once folded (rare), then refused unless it matches as written.
+                if _glob_match(folded, folded_text) and not _glob_match(pieces, text):
                     raise ArgumentError(
                         f"Argument {name!r}: {text!r} reads as matching {pattern!r}, which a rule compares it with; "
                         "spell it as the rule does."
