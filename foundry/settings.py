@@ -657,6 +657,7 @@ SPECTACULAR_SETTINGS = {
         "DocumentKindEnum": "apps.catalog.models.Kind",
         "SinkKindEnum": "apps.audit.models.AuditSink.Kind",
         "ChainBreakKindEnum": "apps.audit.apis.BREAK_KINDS",
+        "RunStatusEnum": "apps.runs.models.Run.Status",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],

@@ -7,6 +7,7 @@ it again) is the worker's business and never leaves the server.
 import uuid
 from dataclasses import dataclass
 
+from django.db.models.functions import Left, Length
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -61,6 +62,8 @@ class UuidField(Field):
 
 # --- serializers ------------------------------------------------------------------------------
 
+PREVIEW_CHARS = 1000  # of a run's input and output, in lists
+
 
 class RunOutput(serializers.ModelSerializer):
     agent = serializers.CharField(source="agent.name")
@@ -104,6 +107,32 @@ class RunOutput(serializers.ModelSerializer):
             "updated_at",
             "cancel_requested_at",
         ]
+
+
+class RunListOutput(RunOutput):
+    """A run as lists show it (`runs_listed`): its input and output cut to their first
+    PREVIEW_CHARS characters, for a page of a thousand runs holding megabytes each would hold
+    gigabytes; the run's own GET has them whole."""
+
+    input = serializers.CharField(
+        source="input_head", help_text=f"The input's first {PREVIEW_CHARS:,} characters (`input_truncated`)."
+    )
+    output = serializers.CharField(
+        source="output_head",
+        allow_null=True,
+        help_text=f"The output's first {PREVIEW_CHARS:,} characters (`output_truncated`); null until it ends.",
+    )
+    input_truncated = serializers.SerializerMethodField(help_text="The input is longer: GET the run for all of it.")
+    output_truncated = serializers.SerializerMethodField(help_text="The output is longer: GET the run for all of it.")
+
+    class Meta(RunOutput.Meta):
+        fields = [*RunOutput.Meta.fields, "input_truncated", "output_truncated"]
+
+    def get_input_truncated(self, run: Run) -> bool:
+        return run.input_length > PREVIEW_CHARS
+
+    def get_output_truncated(self, run: Run) -> bool:
+        return (run.output_length or 0) > PREVIEW_CHARS
 
 
 class StepOutput(serializers.ModelSerializer):
@@ -193,7 +222,7 @@ class DecisionInput(StrictInput):
 # --- lists ------------------------------------------------------------------------------------
 
 RUNS = ListSpec(
-    serializer=RunOutput,
+    serializer=RunListOutput,
     resource="runs",
     filters=FilterSpec(
         {
@@ -277,6 +306,21 @@ def _runs():
     return without_version_bodies(runs, "version", "domain_version")
 
 
+def runs_listed():
+    """Runs as lists read them (RunListOutput): their input and output cut in the database, and
+    their script not read, so a page's rows stay small whatever the runs hold."""
+    return (
+        _runs()
+        .defer("input", "output", "script")
+        .annotate(
+            input_head=Left("input", PREVIEW_CHARS),
+            output_head=Left("output", PREVIEW_CHARS),
+            input_length=Length("input"),
+            output_length=Length("output"),
+        )
+    )
+
+
 def _run(run_id: str) -> Run:
     """The run with this id, or 404 — also when the id is not a UUID at all."""
     try:
@@ -291,7 +335,7 @@ class RunListApi(TenantAPIView):
 
     @RUNS.schema("runs_list")
     def get(self, request: Request) -> Response:
-        return RUNS.respond(request, _runs())
+        return RUNS.respond(request, runs_listed())
 
     @extend_schema(
         operation_id="runs_start",

@@ -36,7 +36,7 @@ from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import agent_deploy_made, document_validate, version_get
-from apps.runs.apis import RUNS, ApprovalOutput, RunOutput, StepOutput
+from apps.runs.apis import RUNS, ApprovalOutput, RunListOutput, RunOutput, StepOutput, runs_listed
 from apps.runs.models import Approval, Run
 from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
 from apps.tokens.models import Scope
@@ -424,8 +424,8 @@ async def list_runs(
         params = _list_params(
             "mcp:list_runs", filter=filter, order_by=order_by, page_size=page_size, page_token=page_token
         )
-        page = RUNS.page(params, _runs())
-        return RunPage(runs=RunOutput(page.items, many=True).data, next_page_token=page.next_page_token)
+        page = RUNS.page(params, runs_listed())
+        return RunPage(runs=RunListOutput(page.items, many=True).data, next_page_token=page.next_page_token)
 
     return await run_tool(ctx, "list_runs", *TOOL_ACCESS["list_runs"], work)
 
