@@ -6,6 +6,7 @@ from celery import shared_task
 
 from apps.lifecycle.exports import export_requeue, export_run
 from foundry.celery import TenantTask
+from foundry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ def purge_due() -> int:
     for tenant in tenants_due():
         try:
             tenant_purge(tenant=tenant, actor="service:lifecycle")
-        except Exception:  # one workspace's failure (cancelled since it was listed, say) stops no other
+        except ServiceError as refused:  # cancelled since it was listed, a legal hold: a refusal, not a fault
+            logger.warning("purge of workspace %s refused (%s): %s", tenant.slug, refused.code, refused.message)
+            continue
+        except Exception:  # one workspace's failure stops no other
             logger.exception("purge of workspace %s failed; the next hourly pass tries it again", tenant.slug)
             continue
         purged += 1

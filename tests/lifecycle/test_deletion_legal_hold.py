@@ -53,3 +53,16 @@ def test_a_hold_set_after_the_deletion_was_scheduled_stops_the_purge(fresh_tenan
     assert _platform_events(tenant, "tenant.purged") == 0
     with schema_context(tenant.schema_name):
         assert RetentionPolicy.objects.get(pk=1).audit_legal_hold
+
+
+def test_the_hourly_purge_logs_a_held_workspaces_refusal_as_a_warning_not_a_traceback(fresh_tenant, db, caplog):
+    """The beat's pass meets the refusal every hour until the hold is lifted: a warning naming
+    the code, not an error with a traceback each time."""
+    from apps.lifecycle.tasks import purge_due
+
+    tenant = tenant_deletion_schedule(tenant=fresh_tenant, actor=OPERATOR, grace_days=0)
+    _hold(tenant, True)
+    with caplog.at_level("WARNING", logger="apps.lifecycle.tasks"):
+        assert purge_due() == 0
+    (record,) = [r for r in caplog.records if tenant.slug in r.getMessage()]
+    assert record.levelname == "WARNING" and "legal_hold" in record.getMessage() and record.exc_info is None
