@@ -161,19 +161,22 @@ def member_demoted_by_token(user: User, role: str, config: SsoConfiguration, cla
     issued after their last sign-in counts (an older one carries the claims that sign-in replaced),
     and only a demotion: a promotion waits for a sign-in, as a token's claims are its issue time's."""
     issued = claims.get("iat")
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
+        return
     with transaction.atomic():
-        identity = (
-            ExternalIdentity.objects.select_for_update()
-            .select_related("user")
-            .filter(issuer=config.issuer, subject=claims["sub"], user_id=user.pk)
-            .first()
-        )
-        if identity is None or not isinstance(issued, int | float) or isinstance(issued, bool):
-            return
-        if identity.last_login_at is not None and issued <= identity.last_login_at.timestamp():
-            return
+        # The member's row first, then the identity's: the order a removal takes them in (the
+        # member locked, then its identities deleted with it), so the two wait, never deadlock.
         member = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
         if member is None or member.role == Role.OWNER or not role_exceeds(member.role, role):
+            return
+        identity = (
+            ExternalIdentity.objects.select_for_update()
+            .filter(issuer=config.issuer, subject=claims["sub"], user_id=member.pk)
+            .first()
+        )
+        if identity is None:
+            return
+        if identity.last_login_at is not None and issued <= identity.last_login_at.timestamp():
             return
         if role_exceeds(role, member.role):
             return  # not below: another role altogether, which a sign-in stores

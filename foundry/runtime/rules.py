@@ -63,8 +63,10 @@ def _literal_text(value) -> str:
 
 
 _NOTATION = re.compile(r"[\[\].]+")
-# Values of one argument times the wildcards rules compare its field with, checked at most per call.
+# Values of one argument times the wildcards rules compare its field with, checked at most per call;
+# and its characters times those wildcards (each may scan the whole text).
 MAX_WILDCARD_CHECKS = 1_000_000
+MAX_WILDCARD_SCAN = 200_000_000
 
 
 def _parts(name: str) -> list[str]:
@@ -226,13 +228,15 @@ class RuleBook:
         patterns = self.patterns.get(entity, {}).get(name) or ()
         if not spellings and not patterns:
             return value
-        values = len(value) if isinstance(value, list) else 1
-        if values * len(patterns) > MAX_WILDCARD_CHECKS:
+        texts = [v for v in value if isinstance(v, str)] if isinstance(value, list) else [value]
+        values, characters = len(texts), sum(len(t) for t in texts if isinstance(t, str))
+        if values * len(patterns) > MAX_WILDCARD_CHECKS or characters * len(patterns) > MAX_WILDCARD_SCAN:
             # A domain may hold tens of thousands of wildcards on a field, and a call a list of
-            # millions of values: the worker's time, shared by every workspace, is bounded here.
+            # millions of values or a text of megabytes, each wildcard scanning it: the worker's
+            # time, shared by every workspace, is bounded here.
             raise ArgumentError(
-                f"Argument {name!r}: {values:,} values against the {len(patterns):,} wildcards the rules compare "
-                f"it with are more than {MAX_WILDCARD_CHECKS:,} checks; pass fewer values."
+                f"Argument {name!r}: {values:,} values ({characters:,} characters) against the {len(patterns):,} "
+                "wildcards the rules compare it with are more than the rules are checked for; pass less."
             )
 
         def spelt(text):
