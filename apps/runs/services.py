@@ -8,6 +8,7 @@ checkpoint.
 """
 
 from collections.abc import Mapping
+from datetime import UTC
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -290,6 +291,8 @@ def run_decide(
                 f"The run now waits at step {approval.step}, not {step}: look at that call before deciding.",
                 status=409,
             )
+        if requested_at is not None and timezone.is_naive(requested_at):
+            requested_at = requested_at.replace(tzinfo=UTC)  # a time without its zone is UTC, as elsewhere
         if requested_at is not None and approval.requested_at != requested_at:
             raise ServiceError(
                 "approval_stale",

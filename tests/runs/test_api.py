@@ -1,7 +1,7 @@
 """/api/v1/runs: start, follow, decide and cancel runs over the API; roles, scopes, bad input, isolation."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -510,6 +510,24 @@ def test_a_decision_on_a_question_asked_again_since_is_refused(acme, triage):
     current = operator.get(f"/api/v1/runs/{run.pk}/approvals").json()["approvals"][0]["requested_at"]
     decided = post(operator, f"/api/v1/runs/{run.pk}/approve", {"step": 2, "requested_at": current})
     assert decided.status_code == 200, decided.json()
+
+
+def test_a_decision_naming_its_question_by_a_time_without_zone_reads_it_as_utc(acme, triage):
+    """MCP's `requested_at` may come without its zone: read as UTC (as times are elsewhere), the
+    question's own time is not taken for another."""
+    from apps.runs.services import run_decide
+
+    run = waiting_run(acme, triage)
+    with schema_context(acme.schema_name):
+        asked = Approval.objects.get(run=run).requested_at
+        decided = run_decide(
+            actor=tenant_user(acme, "operator@acme.test"),
+            run=run,
+            approved=True,
+            step=2,
+            requested_at=asked.astimezone(UTC).replace(tzinfo=None),
+        )
+    assert decided.status == Run.Status.QUEUED
 
 
 def test_an_approval_for_a_step_that_is_no_longer_waiting_is_refused(acme, triage):
