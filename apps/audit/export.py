@@ -207,10 +207,11 @@ def ocsf_record(event: AuditEvent) -> dict:
     return record
 
 
-def checkpoint_record(checkpoint: AuditCheckpoint, fmt: str) -> dict:
+def checkpoint_record(checkpoint: AuditCheckpoint, fmt: str, *, signed_as: list[int] | None = None) -> dict:
     """A signed checkpoint as the export's last records: `checkpoint_dict` with `kind` (jsonl),
-    or an OCSF base event carrying it in `unmapped`."""
-    signed = {"kind": "checkpoint", **checkpoint_dict(checkpoint)}
+    or an OCSF base event carrying it in `unmapped`; with `signed_as`, the ids the chain was
+    stored under before it came here (an import of an import), which checkpoints signed there name."""
+    signed = {"kind": "checkpoint", **checkpoint_dict(checkpoint), **({"signed_as": signed_as} if signed_as else {})}
     if fmt == "jsonl":
         return signed
     class_uid, class_name, category_uid, category_name = BASE_EVENT
@@ -326,8 +327,10 @@ def export_lines(span: ExportRange, *, fmt: str, checkpoints: bool = True, batch
     for rows in export_batches(span, batch=batch):
         yield "".join(json_line(event_record(event, fmt)) for event in rows)
     if checkpoints:
+        with rls_scope(span.tenant_id):
+            signed_as = audit_chain_base(span.tenant_id).signed_as
         for checkpoint in export_checkpoints(span):
-            yield json_line(checkpoint_record(checkpoint, fmt))
+            yield json_line(checkpoint_record(checkpoint, fmt, signed_as=signed_as))
 
 
 # --- offline verification -------------------------------------------------------------------
@@ -411,6 +414,15 @@ def checkpoint_read(record: dict) -> dict:
     return checkpoint
 
 
+def _signed_as_read(record: dict) -> list[int]:
+    """A checkpoint line's `signed_as`: the chain ids it was stored under before (one of
+    LINE_ERRORS when it is no list of ids)."""
+    ids = record.get("signed_as", [])
+    if not isinstance(ids, list) or len(ids) > 1000 or any(type(i) is not int for i in ids):
+        raise TypeError("signed_as is a list of chain ids")
+    return ids
+
+
 def _ocsf_rebuilt(record: dict, fields: dict, digest: str) -> dict:
     """The OCSF record the platform exports for the event the hashed `fields` describe."""
     extra = record["unmapped"]
@@ -438,6 +450,7 @@ def export_verify(lines: Iterable[str], *, keys: dict[str, str] | None = None) -
             extra = record.get("unmapped", record) if "class_uid" in record else record
             if extra.get("kind") == "checkpoint":
                 signed.append(checkpoint_read(extra))
+                chains.update(_signed_as_read(extra))
                 continue
             fields = _event_read(record)
             chains.add(int(extra.get("chain", fields["tenant_id"])))

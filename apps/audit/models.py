@@ -16,6 +16,7 @@ import math
 import re
 from urllib.parse import urlsplit
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 PLATFORM = 0  # tenant_id of the platform's own chain
@@ -132,13 +133,17 @@ class AuditChainBase(models.Model):
 
     `hash_tenant_id`: the id its hashes and signed checkpoints are computed under — the tenant
     it was first written for, kept when the chain is imported into a new tenant, so imported
-    events keep their hashes and signatures. `first_seq`/`first_prev_hash`: the first event
+    events keep their hashes and signatures. `signed_as`: the ids it was stored under on the way
+    (an import of an import), which its checkpoints signed there name. `first_seq`/`first_prev_hash`: the first event
     still kept after retention pruned older ones (`audit_prune`); a signed checkpoint at
     `first_seq - 1` with hash `first_prev_hash` vouches for the start (verify.py checks it).
     """
 
     tenant_id = models.BigIntegerField(primary_key=True)
     hash_tenant_id = models.BigIntegerField()
+    # The ids the chain was stored under before it came here (each import's source, and theirs):
+    # checkpoints signed there name the chain by them (None: it never moved, or moved once only).
+    signed_as = ArrayField(models.BigIntegerField(), null=True, blank=True)
     first_seq = models.BigIntegerField(default=1)
     first_prev_hash = models.CharField(max_length=64, default="0" * 64)
     updated_at = models.DateTimeField()

@@ -294,15 +294,18 @@ def _checkpoint_file_append(checkpoint: AuditCheckpoint) -> None:
         file.write((line if not tail or tail.endswith(b"\n") else "\n" + line).encode())
 
 
-def audit_chain_base_set(*, tenant_id: int, hash_tenant_id: int) -> None:
+def audit_chain_base_set(*, tenant_id: int, hash_tenant_id: int, signed_as: list[int] | None = None) -> None:
     """Say that chain `tenant_id` is hashed under `hash_tenant_id` (an imported chain: its events,
-    inserted as they were, keep the hashes and signatures of the tenant they were written for).
+    inserted as they were, keep the hashes and signatures of the tenant they were written for),
+    and was stored under `signed_as` before (the ids its checkpoints signed there name).
 
     Call after inserting the imported events and before appending any: the head is dropped, so
     the next append rebuilds it from the last imported event under the right id."""
+    lineage = sorted(set(signed_as or ()) - {tenant_id, hash_tenant_id}) or None
     with rls_scope(tenant_id):
         AuditChainBase.objects.update_or_create(
-            tenant_id=tenant_id, defaults={"hash_tenant_id": hash_tenant_id, "updated_at": timezone.now()}
+            tenant_id=tenant_id,
+            defaults={"hash_tenant_id": hash_tenant_id, "signed_as": lineage, "updated_at": timezone.now()},
         )
         with connection.cursor() as cursor:  # the owner's function (migrations/0008)
             cursor.execute("SELECT public.audit_chain_head_drop(%s)", [tenant_id])

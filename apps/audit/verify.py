@@ -237,12 +237,19 @@ def _snapshot() -> Iterator[None]:
         yield
 
 
+def chain_ids(base: AuditChainBase) -> set[int]:
+    """Every id the chain's checkpoints may name it by: its own, the one it is hashed under, and
+    those it was stored under before (an import of an import)."""
+    return {base.tenant_id, base.hash_tenant_id, *(base.signed_as or ())}
+
+
 def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase, keys) -> list[dict]:
     """The checkpoints validly signed for this chain; the others become problems. A checkpoint
-    names the chain by the id it is stored under or the id it was signed under (an imported
-    chain's first tenant, as checkpoints kept outside the database from before the import say)."""
+    names the chain by the id it is stored under or an id it was signed under (`chain_ids`: an
+    imported chain's first tenant, as checkpoints kept outside the database from before the
+    import say, or a tenant it was imported into on the way)."""
     valid = []
-    ids = {base.tenant_id, base.hash_tenant_id}
+    ids = chain_ids(base)
     for checkpoint in checkpoints:
         signed_at = checkpoint["signed_at"]
         if isinstance(signed_at, str):

@@ -288,7 +288,7 @@ def tenant_export(
         "created_at": started.isoformat().replace("+00:00", "Z"),
         "tenant": {"id": tenant.pk, "slug": tenant.slug, "name": tenant.name, "schema": tenant.schema_name},
         "schema_version": version,
-        "audit": {"hash_tenant_id": _hash_tenant_id(tenant.pk)},
+        "audit": _chain_ids(tenant.pk),
         "secrets_omitted": sorted(
             f"{m['table']}.{c}"
             for m in members
@@ -319,10 +319,13 @@ def tenant_exported_record(tenant: Tenant, manifest: dict, actor: object) -> Non
     )
 
 
-def _hash_tenant_id(tenant_id: int) -> int:
-    """The id the chain's hashes are computed under: its own, unless the chain was imported."""
+def _chain_ids(tenant_id: int) -> dict:
+    """The manifest's `audit`: the id the chain's hashes are computed under (its own, unless the
+    chain was imported), and every id it was stored under (its checkpoints signed there name it
+    by one of them: this one, and those of the imports it came through)."""
     with rls_scope(tenant_id):
-        return audit_chain_base(tenant_id).hash_tenant_id
+        base = audit_chain_base(tenant_id)
+    return {"hash_tenant_id": base.hash_tenant_id, "chain_ids": sorted({tenant_id, *(base.signed_as or ())})}
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -417,6 +420,9 @@ def _manifest_is_sound(manifest: dict) -> bool:
             return False
     audit = manifest.get("audit", {})
     if not isinstance(audit, dict) or ("hash_tenant_id" in audit and not _row_id(audit["hash_tenant_id"])):
+        return False
+    chain_ids = audit.get("chain_ids", [])
+    if not (isinstance(chain_ids, list) and len(chain_ids) <= 1000 and all(_row_id(i) for i in chain_ids)):
         return False
     for entry in members:
         if not (
@@ -1160,10 +1166,13 @@ def _audit_room_check(tenant: Tenant) -> None:
 def _chain_base_set(tenant: Tenant, manifest: dict) -> None:
     """Tell the audit chain its imported events were hashed under the original tenant's id (its
     base row, if the archive had one, came with the public rows: where the chain starts)."""
-    hash_tenant_id = manifest.get("audit", {}).get("hash_tenant_id")
+    audit = manifest.get("audit", {})
+    hash_tenant_id = audit.get("hash_tenant_id")
     if not isinstance(hash_tenant_id, int):
         hash_tenant_id = manifest["tenant"]["id"]
-    audit_chain_base_set(tenant_id=tenant.pk, hash_tenant_id=hash_tenant_id)
+    # The ids the chain was stored under at its source (an archive of before them: that source's own).
+    stored_as = audit.get("chain_ids") or [manifest["tenant"]["id"]]
+    audit_chain_base_set(tenant_id=tenant.pk, hash_tenant_id=hash_tenant_id, signed_as=stored_as)
 
 
 def tenant_import(

@@ -27,8 +27,15 @@ def acme_archive(acme) -> bytes:
     [
         lambda m: m["audit"].update(hash_tenant_id=2**63),
         lambda m: (m.pop("audit"), m["tenant"].update(id=2**63)),
+        lambda m: m["audit"].update(chain_ids=[1, 2**63]),
+        lambda m: m["audit"].update(chain_ids="1"),
     ],
-    ids=["audit.hash_tenant_id-beyond-bigint", "tenant.id-beyond-bigint-without-audit"],
+    ids=[
+        "audit.hash_tenant_id-beyond-bigint",
+        "tenant.id-beyond-bigint-without-audit",
+        "audit.chain_ids-beyond-bigint",
+        "audit.chain_ids-not-a-list",
+    ],
 )
 def test_a_manifest_hash_tenant_id_beyond_bigint_is_refused_not_a_database_error(acme_archive, change):
     """An id PostgreSQL cannot keep as a bigint makes the manifest unsound: `archive_damaged`,
