@@ -95,6 +95,16 @@ def workspace_make(*sources: str) -> Workspace:
     return Workspace(tenant, tokens_issue(tenant))
 
 
+@pytest.fixture(scope="module")
+def ws(django_db_setup, django_db_blocker):
+    """`workspace_make` of the finance domain and the invoice-triage agent, one per test module
+    (a module needing another workspace defines its own `ws`)."""
+    from tests.runs.conftest import FINANCE, TRIAGE
+
+    with django_db_blocker.unblock():
+        return workspace_make(FINANCE, TRIAGE)
+
+
 def token_prefix(token: str) -> str:
     """The public prefix of a token's plaintext (`af_<prefix>_<secret>`): its audit actor id."""
     return token.split("_")[1]

@@ -4,16 +4,9 @@ their details (docs/mcp.md); the request id is the client's when it sent a well-
 import pytest
 
 from tests.conftest import audit_events
-from tests.mcp.conftest import mcp_client, workspace_make
-from tests.runs.conftest import FINANCE, TRIAGE
+from tests.mcp.conftest import mcp_client
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 async def test_a_change_made_through_mcp_is_marked_via_mcp_whatever_request_id_the_client_sent(mcp_port, ws, in_db):

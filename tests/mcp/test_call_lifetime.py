@@ -114,12 +114,6 @@ async def test_run_agent_wait_keeps_serving_a_revoked_token(mcp_port, in_db):
     assert "error" in result or result["result"]["isError"], "a revoked token's call still returned the run"
 
 
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
-
-
 def test_get_is_405_a_stateless_server_opens_no_stream(mcp_port, ws):
     get_headers = {**headers(mcp_port, ws), "Accept": "text/event-stream"}
     response = httpx2.get(mcp_url(mcp_port), headers=get_headers, timeout=10)

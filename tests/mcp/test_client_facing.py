@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from tests.mcp.conftest import mcp_client, workspace_make
+from tests.mcp.conftest import mcp_client
 from tests.mcp.test_protocol import raw
-from tests.runs.conftest import FINANCE, TRIAGE
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 # (tool, argument, minimum, maximum) — docs/mcp.md: "Every tool has a typed input schema (bounds

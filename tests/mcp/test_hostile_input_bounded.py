@@ -7,14 +7,7 @@ import re
 import httpx2
 import pytest
 
-from tests.mcp.conftest import mcp_url, workspace_make
-from tests.runs.conftest import FINANCE, TRIAGE
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
+from tests.mcp.conftest import mcp_url
 
 
 def post(port: int, ws, body) -> httpx2.Response:

@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from mcp import MCPError
 
-from tests.mcp.conftest import mcp_client, mcp_url, tool_error, workspace_make
+from tests.mcp.conftest import mcp_client, mcp_url, tool_error
 from tests.runs.conftest import FINANCE, TRIAGE
 
 pytestmark = pytest.mark.anyio
@@ -24,12 +24,6 @@ TOOLS = {
     "query_dis",
     "get_usage",
 }
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 def raw(port: int, ws, body: bytes | str, **headers) -> httpx2.Response:

@@ -13,17 +13,10 @@ import pytest
 
 from tests.forge.conftest import FORGE
 from tests.mcp.conftest import mcp_client, mcp_url, tokens, workspace_make  # noqa: F401 - fixture
-from tests.runs.conftest import FINANCE, TRIAGE
 
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
 PING = b'{"jsonrpc": "2.0", "id": 99, "method": "ping"}\n'
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 def _modern(port: int, ws, method: str, params: dict) -> httpx2.Response:

@@ -5,16 +5,10 @@ version 1, and a malformed one quoted as given."""
 import pytest
 from mcp import MCPError
 
-from tests.mcp.conftest import mcp_client, workspace_make
+from tests.mcp.conftest import mcp_client
 from tests.runs.conftest import FINANCE, TRIAGE
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 @pytest.mark.parametrize(

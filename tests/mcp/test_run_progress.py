@@ -7,16 +7,9 @@ from itertools import pairwise
 
 import pytest
 
-from tests.mcp.conftest import mcp_client, workspace_make
-from tests.runs.conftest import FINANCE, TRIAGE
+from tests.mcp.conftest import mcp_client
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 async def test_run_agent_progress_strictly_increases(mcp_port, ws):

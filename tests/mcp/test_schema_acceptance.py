@@ -4,16 +4,9 @@ schema states them")."""
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.mcp.conftest import mcp_client, workspace_make
-from tests.runs.conftest import FINANCE, TRIAGE
+from tests.mcp.conftest import mcp_client
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ws(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        return workspace_make(FINANCE, TRIAGE)
 
 
 @pytest.mark.parametrize(
