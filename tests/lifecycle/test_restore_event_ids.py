@@ -6,7 +6,6 @@ drops it as a repeat; the same event keeps its id whenever it is sent again."""
 
 import io
 
-import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
@@ -16,13 +15,10 @@ from apps.audit.models import AuditEvent
 from apps.lifecycle.backup import backup_list, tenant_scope
 from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
 from apps.tenants.models import Tenant
-from foundry.db.roles import owner_role
 from tests.lifecycle.test_backup import (
     unblocked,  # noqa: F401 — fixture
     workspace,  # noqa: F401 — fixture
 )
-
-pytestmark = pytest.mark.skipif(owner_role() is None, reason="one database role")
 
 
 def _event(tenant_id: int, seq: int) -> AuditEvent:
