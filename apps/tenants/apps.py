@@ -7,3 +7,4 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.tenants import checks  # noqa: F401 — registers the Celery message signing check
+        from foundry import checks as platform_checks  # noqa: F401 — and the platform settings' deploy checks

@@ -121,3 +121,34 @@ def test_a_malformed_service_signing_key_is_refused_at_start():
     result = deploy_check(production_env(FOUNDRY_SERVICE_SIGNING_KEYS="svc1:short"))
     output = result.stdout + result.stderr
     assert result.returncode != 0 or "FOUNDRY_SERVICE_SIGNING_KEYS" in output, output
+
+
+def test_the_deploy_check_is_quiet_for_a_complete_production_environment():
+    """Beside Django's note on HSTS preload (an irreversible opt-in left to the operator), nothing."""
+    result = deploy_check(production_env(FOUNDRY_TRUSTED_PROXIES="10.0.0.0/8"))
+    assert result.returncode == 0, result.stderr
+    assert "foundry.W00" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("unset", "check", "consequence"),
+    [
+        ("FOUNDRY_ENCRYPTION_KEYS", "foundry.W002", "encryption_not_configured"),
+        ("FOUNDRY_SERVICE_SIGNING_KEYS", "foundry.W003", "service_keys_not_configured"),
+    ],
+)
+def test_the_deploy_check_names_a_missing_platform_key(unset, check, consequence):
+    """Without it a part of the platform answers 503 at its first use; the deploy check says so before."""
+    result = deploy_check(production_env(FOUNDRY_TRUSTED_PROXIES="10.0.0.0/8", **{unset: ""}))
+    output = result.stdout + result.stderr
+    assert f"({check}) {unset} is not set" in output and consequence in output, output
+
+
+def test_the_deploy_check_names_a_tls_proxy_whose_addresses_are_not_listed():
+    """Behind a proxy without FOUNDRY_TRUSTED_PROXIES every client has the proxy's address (sign-in
+    limits lock a member out for everyone), as docs/operations/deployment.md warns."""
+    result = deploy_check(production_env(FOUNDRY_TRUSTED_PROXIES=""))
+    output = result.stdout + result.stderr
+    assert "(foundry.W004) FOUNDRY_BEHIND_TLS_PROXY is on but FOUNDRY_TRUSTED_PROXIES is empty" in output, output
+    quiet = deploy_check(production_env(FOUNDRY_TRUSTED_PROXIES="", FOUNDRY_BEHIND_TLS_PROXY="0"))
+    assert "foundry.W004" not in quiet.stdout + quiet.stderr
