@@ -1,10 +1,24 @@
 """The usage ledger moves to the public schema (apps/billing: billing_usage, tenant_id on every
-row, Row-Level Security). This tenant's rows are copied there, then its own table is dropped."""
+row, Row-Level Security). This tenant's rows are copied there, then its own table is dropped.
+
+Reversed, the table comes back as 0002 left it (append-only, so 0002 can be reversed in turn),
+holding every ledger row of this tenant, and the month totals lose what the copy added to them:
+migrating forward again adds it back, to the same totals (the ledger's rows stay: it refuses
+deletion, and the copy skips rows it already holds)."""
 
 from django.db import migrations
 
+# The month totals of this tenant's rows in runs_usagerecord, per month and project and in all ('').
+TOTALS = """
+SELECT t.id AS tenant_id, date_trunc('month', u.created_at AT TIME ZONE 'UTC')::date AS month, p.project,
+       count(*) AS calls, sum(u.input_tokens + u.output_tokens) AS tokens, coalesce(sum(u.cost_usd), 0) AS cost_usd
+  FROM runs_usagerecord u JOIN public.tenants_tenant t ON t.schema_name = current_schema()
+       CROSS JOIN LATERAL (VALUES (u.project), ('')) AS p(project)
+ GROUP BY 1, 2, 3
+"""
+
 # In this tenant's schema: its id, the scope that lets it write its own rows, and the copy.
-COPY = """
+COPY = f"""
 SELECT set_config('foundry.tenant_ids', (SELECT id::text FROM public.tenants_tenant WHERE schema_name = current_schema()), true);
 INSERT INTO public.billing_usage (tenant_id, project, agent, run_id, step, provider, model, input_tokens,
                                   output_tokens, cached_tokens, latency_ms, cost_usd, created_at)
@@ -14,11 +28,7 @@ SELECT t.id, u.project, u.agent, u.run_id, u.step, u.provider, u.model, u.input_
  ORDER BY u.id
 ON CONFLICT DO NOTHING;
 INSERT INTO public.billing_usage_month AS m (tenant_id, month, project, calls, tokens, cost_usd)
-SELECT t.id, date_trunc('month', u.created_at AT TIME ZONE 'UTC')::date, p.project, count(*),
-       sum(u.input_tokens + u.output_tokens), coalesce(sum(u.cost_usd), 0)
-  FROM runs_usagerecord u JOIN public.tenants_tenant t ON t.schema_name = current_schema()
-       CROSS JOIN LATERAL (VALUES (u.project), ('')) AS p(project)
- GROUP BY 1, 2, 3
+{TOTALS}
 ON CONFLICT (tenant_id, month, project) DO UPDATE
    SET calls = m.calls + EXCLUDED.calls, tokens = m.tokens + EXCLUDED.tokens, cost_usd = m.cost_usd + EXCLUDED.cost_usd;
 SELECT set_config('foundry.tenant_ids', '', true);
@@ -27,10 +37,30 @@ DROP TRIGGER runs_usagerecord_no_truncate ON runs_usagerecord;
 """
 
 
+COPY_BACK = f"""
+SELECT set_config('foundry.tenant_ids', (SELECT id::text FROM public.tenants_tenant WHERE schema_name = current_schema()), true);
+INSERT INTO runs_usagerecord (project, agent, run_id, step, provider, model, input_tokens, output_tokens,
+                              cached_tokens, latency_ms, cost_usd, created_at)
+SELECT u.project, u.agent, u.run_id, u.step, u.provider, u.model, u.input_tokens, u.output_tokens,
+       u.cached_tokens, u.latency_ms, u.cost_usd, u.created_at
+  FROM public.billing_usage u JOIN public.tenants_tenant t ON t.id = u.tenant_id AND t.schema_name = current_schema()
+ ORDER BY u.id;
+UPDATE public.billing_usage_month m
+   SET calls = m.calls - s.calls, tokens = m.tokens - s.tokens, cost_usd = m.cost_usd - s.cost_usd
+  FROM ({TOTALS}) s
+ WHERE m.tenant_id = s.tenant_id AND m.month = s.month AND m.project = s.project;
+SELECT set_config('foundry.tenant_ids', '', true);
+CREATE TRIGGER runs_usagerecord_append_only BEFORE UPDATE OR DELETE ON runs_usagerecord
+    FOR EACH ROW EXECUTE FUNCTION public.foundry_refuse_change();
+CREATE TRIGGER runs_usagerecord_no_truncate BEFORE TRUNCATE ON runs_usagerecord
+    FOR EACH STATEMENT EXECUTE FUNCTION public.foundry_refuse_change();
+"""
+
+
 class Migration(migrations.Migration):
     dependencies = [("runs", "0005_usage_cost"), ("billing", "0002_usage_ledger")]
 
     operations = [
-        migrations.RunSQL(COPY, migrations.RunSQL.noop),
+        migrations.RunSQL(COPY, COPY_BACK),
         migrations.DeleteModel(name="UsageRecord"),
     ]
