@@ -43,9 +43,12 @@ def login_attempt_admit(request: HttpRequest, account: str | None) -> Decision:
 def login_target(typed: str | None):
     """The account a sign-in attempt named: the user if there is one, else a keyed hash of the
     name typed (never the name itself: the trail cannot be edited, and the name may be personal)."""
+    from apps.identity.verify import claim_text_plain
+
     name = login_name(typed)
-    # PostgreSQL text holds no NUL: no account has one in its name.
-    user = User.objects.filter(email__iexact=name).first() if name and "\x00" not in name else None
+    # PostgreSQL text holds no NUL and no lone surrogate (an identity provider's claim may): no
+    # account has one in its name.
+    user = User.objects.filter(email__iexact=name).first() if name and claim_text_plain(name) else None
     return user if user is not None else ("login", login_name_digest(name))
 
 

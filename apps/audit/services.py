@@ -98,7 +98,8 @@ def target_of(value: Any) -> tuple[str, str]:
 def login_name_digest(name: str) -> str:
     """A typed login name as a keyed, non-reversible id (failed logins of unknown accounts)."""
     key = hashlib.sha256(b"foundry-audit-login:" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, name.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
+    # surrogatepass: a name from an identity provider's claims may hold a lone surrogate.
+    return hmac.new(key, name.strip().lower().encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
 def _clean(value: str | None, limit: int) -> str:

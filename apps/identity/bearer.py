@@ -23,7 +23,7 @@ from apps.identity.login import claim_values, mapped_role, member_demoted_by_tok
 from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_recent
 from apps.identity.service_tokens import ServicePrincipal, service_issuer, service_token_verify
-from apps.identity.verify import TokenInvalid, idp_token_verify, token_parts
+from apps.identity.verify import TokenInvalid, claim_text_plain, idp_token_verify, token_parts
 from foundry.db.columns import columns_of
 
 # Refusals that can only happen once the signature verified: worth an audit event.
@@ -84,10 +84,13 @@ def bearer_authenticate(
 
 
 def _unverified_subject(raw: str) -> str:
+    """The subject a refused token names, for the trail; "" when it names none an identifier could
+    be (a lone surrogate, which neither Redis nor PostgreSQL takes; a control character)."""
     try:
-        return str(token_parts(raw)[1].get("sub", ""))[:200]
+        subject = str(token_parts(raw)[1].get("sub", ""))[:200]
     except TokenInvalid:
         return ""
+    return subject if claim_text_plain(subject) else ""
 
 
 # Table names come from the models; the values are bound parameters.

@@ -114,17 +114,28 @@ def _refetch_allowed(key: str) -> bool:
     return cache.add(f"{key}:refetch:{connection.schema_name}", time.time(), JWKS_REFETCH_SECONDS)
 
 
+def _pick(keyset: KeySet | None, kid: str) -> dict | None:
+    """The set's key `kid`; for a token naming none (""), the set's only key: OIDC Core 10.1 asks a
+    provider for a `kid` only when its set holds several."""
+    if keyset is None:
+        return None
+    if kid in keyset.keys:
+        return keyset.keys[kid]
+    if kid == "" and len(keyset.keys) == 1:
+        return next(iter(keyset.keys.values()))
+    return None
+
+
 def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> dict | None:
-    """The public JWK `kid` of the set at `jwks_uri`, or None when the set (even refetched, if a
-    refetch is allowed now) does not hold it. JwksUnavailable when no set can be had at all.
+    """The public JWK `kid` of the set at `jwks_uri` (`_pick`), or None when the set (even refetched,
+    if a refetch is allowed now) does not hold it. JwksUnavailable when no set can be had at all.
     `policy` is called only when the set must be fetched."""
     key = _cache_key(jwks_uri)
-    keyset = _cached(key)
-    if keyset is not None and kid in keyset.keys:
-        return keyset.keys[kid]
+    if (found := _pick(_cached(key), kid)) is not None:
+        return found
     keyset = _cached(key, fresh=True)  # another process may have refetched it already
-    if keyset is not None and kid in keyset.keys:
-        return keyset.keys[kid]
+    if (found := _pick(keyset, kid)) is not None:
+        return found
     if keyset is None:
         if cache.get(f"{key}:down"):
             raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} failed a moment ago; retrying shortly.")
@@ -137,7 +148,7 @@ def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> di
     elif _refetch_allowed(key):
         log.info("jwks refetch for unknown kid", extra={"jwks_uri": jwks_uri, "kid": kid[:100]})
         keyset = _store(key, _fetch(jwks_uri, policy))
-    return keyset.keys.get(kid)
+    return _pick(keyset, kid)
 
 
 def jwks_forget(jwks_uri: str) -> None:

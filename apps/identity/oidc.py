@@ -39,6 +39,8 @@ from foundry.runtime.network import FetchError, fetch
 IDP_TIMEOUT_SECONDS = 5.0
 STATE_MAX_AGE_SECONDS = 600
 SESSION_ISSUER = "sso_issuer"
+# What mozilla-django-oidc keeps in the session for the sign-in under way.
+_SIGN_IN_KEYS = ("oidc_id_token", "oidc_access_token", "oidc_login_next")
 
 # Library settings that are the same for every workspace; the rest come from its configuration.
 _FIXED = {
@@ -205,21 +207,30 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
         may come from userinfo alone). Userinfo never overrides."""
         claims = dict(payload)
         wanted = ["email", "email_verified"] + ([self.config.roles_claim] if self.config.roles_claim else [])
-        if all(name in claims for name in wanted) or not (self.config.userinfo_endpoint and access_token):
+        if all(name in claims for name in wanted) or not self.config.userinfo_endpoint:
+            return claims
+        # Without the roles claim the member would be signed in as a viewer, and their tokens
+        # revoked as by a demotion, because userinfo could not be asked or gave no usable answer:
+        # refused instead, nothing changed.
+        roles_needed = bool(self.config.roles_claim) and self.config.roles_claim not in claims
+        if not access_token:
+            if roles_needed:
+                raise SsoLoginFailed("idp_refused", "The identity provider gave no access token to ask userinfo with.")
             return claims
         try:
             extra = _idp_call("GET", self.config.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"})
         except SsoLoginFailed:
-            if self.config.roles_claim and self.config.roles_claim not in claims:
-                # Without the roles claim the member would be signed in as a viewer, and their
-                # tokens revoked as by a demotion, for an outage: refused instead, nothing changed.
+            if roles_needed:
                 raise
             return claims  # the ID token alone decides; a missing email is refused below
-        if extra.get("sub") == claims["sub"]:
-            for name, value in extra.items():
-                if name == "email_verified" and "email" in claims and extra.get("email") != claims["email"]:
-                    continue  # vouches for another address than the ID token's: not for this one
-                claims.setdefault(name, value)
+        if extra.get("sub") != claims["sub"]:  # about someone else: not a word of it counts (OIDC Core 5.3.2)
+            if roles_needed:
+                raise SsoLoginFailed("idp_refused", "The identity provider's userinfo answered for another subject.")
+            return claims
+        for name, value in extra.items():
+            if name == "email_verified" and "email" in claims and extra.get("email") != claims["email"]:
+                continue  # vouches for another address than the ID token's: not for this one
+            claims.setdefault(name, value)
         return claims
 
     def get_or_create_user(self, access_token, id_token, payload):
@@ -314,6 +325,13 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
             # sign-in's: a new session key, the SSO backend (so SSO's rules judge it from now on).
             self.request.session.cycle_key()
             auth.login(self.request, self.user)
+        elif self.request.user.is_authenticated:
+            # Another member's session: auth.login starts an empty one, without what the library
+            # stored in it for this sign-in (the ID token, which sign-out hands the provider to end
+            # its session too; where to go next). Carried into the new one.
+            carried = {key: self.request.session[key] for key in _SIGN_IN_KEYS if key in self.request.session}
+            auth.login(self.request, self.user)
+            self.request.session.update(carried)
         response = super().login_success()
         self.request.session[SESSION_ISSUER] = self.config.issuer
         audit_record(

@@ -137,7 +137,12 @@ def jwt_verify(
         raise TokenInvalid("token_audience_invalid", "The ID token was issued to another party (azp).")
     if nonce is not None:
         got = claims.get("nonce")
-        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+        # A lone surrogate (JSON "\ud800") has no UTF-8: such a nonce is no nonce this sign-in sent.
+        if (
+            not isinstance(got, str)
+            or not claim_text_plain(got)
+            or not hmac.compare_digest(got.encode(), nonce.encode())
+        ):
             raise TokenInvalid("token_nonce_invalid", "The token's nonce is not the one this sign-in sent.")
     return claims
 
