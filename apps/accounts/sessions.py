@@ -1,5 +1,5 @@
-"""The session store (SESSION_ENGINE), and ending this workspace's open sessions (stored per
-schema; their data is signed, not searchable: each is decoded)."""
+"""The session store (SESSION_ENGINE), and ending a workspace's open sessions (stored per schema;
+their data is signed, not searchable: each is decoded)."""
 
 import re
 from collections.abc import Callable
@@ -11,6 +11,7 @@ from django.contrib.sessions.backends import db
 from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 # What Django makes a key of (32 of [a-z0-9]), in the column's 40 characters.
 _KEY = re.compile(r"[a-z0-9]{8,40}")
@@ -32,6 +33,14 @@ def sessions_end(ends: Callable[[dict], bool]) -> int:
     ended = [session.pk for session in live.iterator() if ends(session.get_decoded())]
     Session.objects.filter(pk__in=ended).delete()
     return len(ended)
+
+
+def sessions_all_end(schema: str) -> int:
+    """Delete every session of the workspace `schema` (suspended, or scheduled for deletion: who
+    comes back once it is active again signs in again); how many."""
+    with schema_context(schema):
+        deleted, _ = Session.objects.all().delete()
+    return deleted
 
 
 def _refused(data: dict) -> bool:

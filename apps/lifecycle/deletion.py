@@ -27,6 +27,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, quote_schema_name, schema_context
 
+from apps.accounts.sessions import sessions_all_end
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import actor_of, audit_record, platform_actor_id
@@ -111,6 +112,7 @@ def tenant_deletion_schedule(
         update_fields=["status", "status_changed_at", "purge_after", "deletion_requested_by", "status_before_deletion"]
     )
     data = {"slug": tenant.slug, "purge_after": tenant.purge_after.isoformat(), "grace_days": grace}
+    data["sessions_ended"] = sessions_all_end(tenant.schema_name)  # as a suspension ends them
     for chain in (tenant.pk, PLATFORM):  # the workspace's own owners and admins read theirs
         audit_record(
             action="tenant.deletion_scheduled", actor=actor, target=tenant, request=request, chain=chain, data=data

@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.accounts.services import email_clean
+from apps.accounts.sessions import sessions_all_end
 from apps.audit.services import audit_record
 from apps.tenants.models import Domain, Plan, Tenant
 from apps.tenants.routing import route_invalidate
@@ -220,7 +221,10 @@ def _tenant_status_set(
     tenant.status = status
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "status_changed_at"])
-    audit_record(action=action, actor=actor or "system", target=tenant, request=request)
+    data = None
+    if status == Tenant.Status.SUSPENDED:  # resumed, nobody is signed in: a cookie of before opens nothing
+        data = {"sessions_ended": sessions_all_end(tenant.schema_name)}
+    audit_record(action=action, actor=actor or "system", target=tenant, request=request, data=data)
     hosts = list(tenant.domains.values_list("domain", flat=True))
     transaction.on_commit(lambda: route_invalidate(*hosts))
     return tenant, True

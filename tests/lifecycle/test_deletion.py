@@ -211,7 +211,9 @@ def test_the_purge_leaves_one_tombstone_in_the_platform_chain(doomed):
 
 
 def test_scheduling_suspends_at_once_and_cancelling_gives_everything_back(doomed, django_capture_on_commit_callbacks):
+    """Everything but the sessions, which end as a suspension's do: members sign in again."""
     token = issue(doomed)
+    member = client_for(doomed, f"owner@{doomed.slug}.test")
     with django_capture_on_commit_callbacks(execute=True):
         tenant = tenant_deletion_schedule(tenant=doomed, actor=OPERATOR, grace_days=7)
     assert tenant.status == Tenant.Status.DELETING
@@ -223,6 +225,7 @@ def test_scheduling_suspends_at_once_and_cancelling_gives_everything_back(doomed
         tenant = tenant_deletion_cancel(tenant=tenant, actor=OPERATOR)
     assert (tenant.status, tenant.purge_after) == (Tenant.Status.ACTIVE, None)
     assert api(doomed, token).get("/api/v1/workspace").status_code == 200
+    assert member.get("/").status_code == 302
     with rls_scope(PLATFORM):
         actions = list(
             AuditEvent.objects.filter(tenant_id=PLATFORM, target_id=str(doomed.pk)).values_list("action", flat=True)

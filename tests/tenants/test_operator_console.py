@@ -46,7 +46,8 @@ def test_an_operator_suspends_and_resumes_a_tenant(operator_client, acme, django
     assert member.get("/").status_code == 403
     with django_capture_on_commit_callbacks(execute=True):
         assert operator_client.post("/tenants/acme/resume/").status_code == 302
-    assert member.get("/").status_code == 200
+    assert member.get("/").status_code == 302  # the suspension ended the session: signed in again,
+    assert client_for(acme, "owner@acme.test").get("/").status_code == 200  # the member is let in
 
 
 def test_status_changes_of_unknown_tenants_are_404(operator_client):

@@ -3,9 +3,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from apps.audit.models import PLATFORM, AuditEvent
+from apps.audit.scope import rls_scope
 from apps.tenants import routing
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_suspend
+from apps.tenants.services import tenant_resume, tenant_suspend
 from tests.conftest import client_for
 
 
@@ -122,3 +124,24 @@ def test_a_foreign_host_with_the_https_redirect_on_is_a_400_without_a_traceback_
         response = Client(HTTP_HOST=host, raise_request_exception=False).get("/api/v1/workspace")
     assert response.status_code == 400
     assert [(r.name, r.levelname) for r in caplog.records if r.exc_info or r.levelno >= 40] == []
+
+
+def test_a_suspension_ends_the_workspaces_sessions_so_resuming_signs_nobody_back_in(
+    acme, globex, django_capture_on_commit_callbacks
+):
+    """Suspended (an incident, an unpaid bill), every session of the workspace is deleted with the
+    change of status, and the event says how many: once resumed, a cookie of before opens nothing,
+    and each member signs in again, under the sign-in rules of then. Other workspaces keep theirs."""
+    member, other = client_for(acme, "owner@acme.test"), client_for(globex, "owner@globex.test")
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_suspend(tenant=acme)
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_resume(tenant=acme)
+    response = member.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert other.get("/").status_code == 200
+    with rls_scope(PLATFORM):
+        event = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.suspended", target_id=str(acme.pk)).latest(
+            "seq"
+        )
+    assert event.data == {"sessions_ended": 1}
