@@ -143,6 +143,7 @@ class Decision:
     retry_after: float  # seconds until this request would be admitted; 0 when it was
     period: float = 0.0
     unavailable: bool = False  # refused only because Redis could not be asked (on_error="closed")
+    refused_by: str = ""  # of several limits checked at once, the one that refused (login_admit names it)
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy and RateLimit as draft-ietf-httpapi-ratelimit-headers (-10, -11) has

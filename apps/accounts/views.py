@@ -26,7 +26,7 @@ from apps.accounts.services import (
 )
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record, login_name_digest
-from apps.tenants.limits import login_admit, refusal_response
+from apps.tenants.limits import client_bucket, login_admit, refusal_response
 from foundry.errors import error_response
 from foundry.pages import page_of
 from foundry.ratelimit import Decision
@@ -69,8 +69,7 @@ class LoginView(auth_views.LoginView):
         name = login_name(typed)
         decision = login_attempt_admit(request, name)
         if not decision.allowed:
-            # Once a minute per account typed and address: a refusal costs the client nothing.
-            if audit_first_in_window(f"login-throttled:{login_name_digest(name)}", request):
+            if login_throttled_first(request, decision, name):
                 audit_record(
                     action="auth.login.throttled", target=login_target(typed), outcome=Outcome.DENIED, request=request
                 )
@@ -106,6 +105,22 @@ class LoginView(auth_views.LoginView):
         from apps.identity.oidc import sso_config
 
         return {**super().get_context_data(**kwargs), "sso": sso_config()}
+
+
+def login_throttled_first(request: HttpRequest, decision: Decision, name: str | None) -> bool:
+    """Whether a refused sign-in attempt is the first this minute refused by the same bucket for
+    the same client, to be audited (`auth.login.throttled`): a refusal costs the client nothing to
+    repeat, and it chooses the name it types and, within its /64, its address. So the window is the
+    bucket's: per account typed and client (its address as the limits count it) when the account's
+    bucket refused, per client when its address's did, per workspace when the workspace's did."""
+    client = client_bucket(request.META.get("REMOTE_ADDR"))
+    if decision.refused_by == "account" and name is not None:
+        what = f"account:{client}:{login_name_digest(name)}"
+    elif decision.refused_by == "workspace":
+        what = "workspace"
+    else:  # the address's bucket, or no limiter to ask (counting closed)
+        what = f"{decision.refused_by or 'unavailable'}:{client}"
+    return audit_first_in_window(f"login-throttled:{what}")
 
 
 def login_throttled(request: HttpRequest, decision: Decision) -> HttpResponse:

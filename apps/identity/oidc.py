@@ -246,11 +246,11 @@ class SsoLoginView(TenantSettings, OIDCAuthenticationRequestView):
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
 
     def get(self, request):
-        from apps.accounts.views import login_attempt_admit, login_throttled
+        from apps.accounts.views import login_attempt_admit, login_throttled, login_throttled_first
 
         decision = login_attempt_admit(request, None)  # a sign-in attempt, of an account named later
         if not decision.allowed:
-            if audit_first_in_window("login-throttled:sso", request):  # once a minute per address
+            if login_throttled_first(request, decision, None):
                 audit_record(
                     action="auth.login.throttled", data={"method": "sso"}, outcome=Outcome.DENIED, request=request
                 )

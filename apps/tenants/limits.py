@@ -270,24 +270,25 @@ def login_admit(*, tenant_id: int | None, client: str, account: str | None) -> D
     SSO, which names none) in workspace `tenant_id` (None: the operator host), on every bucket or
     none: a member whose attempt the workspace's bucket refuses (a flood from elsewhere) does not
     spend their own. Refused: the refusing decision that waits longest; admitted: the one with
-    fewer attempts left."""
+    fewer attempts left. A refusal names the bucket that refused (`refused_by`: account, address,
+    workspace)."""
     workspace = str(tenant_id) if tenant_id is not None else "public"
     client = client_bucket(client)
     checks = [
-        (limit_key("login-ip", f"{workspace}:{client}"), settings.FOUNDRY_LOGIN_RATE_PER_IP),
-        (limit_key("login-tenant", workspace), settings.FOUNDRY_LOGIN_RATE_PER_TENANT),
+        ("address", limit_key("login-ip", f"{workspace}:{client}"), settings.FOUNDRY_LOGIN_RATE_PER_IP),
+        ("workspace", limit_key("login-tenant", workspace), settings.FOUNDRY_LOGIN_RATE_PER_TENANT),
     ]
     if account is not None:
         name = login_name_key(account)
-        checks.insert(
-            0, (limit_key("login-account", f"{workspace}:{client}:{name}"), settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT)
-        )
+        key = limit_key("login-account", f"{workspace}:{client}:{name}")
+        checks.insert(0, ("account", key, settings.FOUNDRY_LOGIN_RATE_PER_ACCOUNT))
     decisions = limiter().check_many(
-        [(key, Rate.parse(rate)) for key, rate in checks], on_error=settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS
+        [(key, Rate.parse(rate)) for _, key, rate in checks], on_error=settings.FOUNDRY_RATELIMIT_ON_REDIS_ERROR_LOGINS
     )
-    refused = [decision for decision in decisions if not decision.allowed]
+    refused = [(decision, by) for decision, (by, _, _) in zip(decisions, checks, strict=True) if not decision.allowed]
     if refused:
-        return max(refused, key=lambda decision: decision.retry_after)
+        decision, by = max(refused, key=lambda pair: pair[0].retry_after)
+        return dataclasses.replace(decision, refused_by=by)
     return min(decisions, key=lambda decision: decision.remaining)
 
 

@@ -155,6 +155,42 @@ def test_login_attempts_are_throttled_per_client_address(acme, settings):
     assert _login(client, "owner@acme.test").status_code == 429
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [["203.0.113.50"], [f"2001:db8:5:7::{n:x}" for n in range(1, 21)]],
+    ids=["one-address", "one-ipv6-64"],
+)
+def test_an_address_refused_audits_once_a_minute_whatever_names_it_types(acme, settings, addresses):
+    """Refused by its address's bucket, a client typing a new name each time (from a new address of
+    its /64, which the limits count as one) appended an `auth.login.throttled` event per request to
+    the workspace's trail, which nothing deletes: the audit window was the name's and the full
+    address's, both the client's to choose. It is the refusing bucket's and the client's now."""
+    settings.FOUNDRY_LOGIN_RATE_PER_IP = "2/m"
+    for n in range(2):
+        assert (
+            _login(Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=addresses[0]), f"g{n}@acme.test", "x").status_code
+            == 200
+        )
+    for n in range(20):
+        client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=addresses[n % len(addresses)])
+        assert _login(client, f"spray{n}@acme.test", "x").status_code == 429
+    assert len(audit_events("acme", action="auth.login.throttled")) == 1
+
+
+def test_a_workspace_refusing_a_flood_audits_it_once_a_minute(acme, settings):
+    """Refused by the workspace's bucket, attempts from many addresses are one event a minute."""
+    settings.FOUNDRY_LOGIN_RATE_PER_TENANT = "3/m"
+    for n in range(3):
+        assert (
+            _login(Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=f"203.0.113.{n}"), "a@acme.test", "x").status_code
+            == 200
+        )
+    for n in range(10):
+        refused = _login(Client(HTTP_HOST="acme.localhost", REMOTE_ADDR=f"198.51.100.{n}"), f"b{n}@acme.test", "x")
+        assert refused.status_code == 429
+    assert len(audit_events("acme", action="auth.login.throttled")) == 1
+
+
 def test_logout_needs_post_and_ends_the_session(acme):
     client = client_for(acme, "owner@acme.test")
     assert client.get("/logout/").status_code == 405
