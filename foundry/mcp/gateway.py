@@ -36,7 +36,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, object_unique, surrogate_found
 from foundry.metrics import rate_limited
 from foundry.proxies import forwarded_apply
 from foundry.telemetry import tenant_bound
@@ -171,18 +171,23 @@ async def _body_peek(receive) -> tuple[object, bytes | None]:
     return replay, raw
 
 
-def _classified(raw: bytes | None) -> tuple[bool, object]:
-    """(whether the request is a write, the JSON body: None when unread, too long or not JSON)."""
+def _classified(raw: bytes | None) -> tuple[bool, object, DuplicateKey | None]:
+    """(whether the request is a write, the JSON body: None when unread, too long or not JSON;
+    a key it names twice in an object, which the SDK's parser would read as its last value)."""
     if raw is None:
-        return True, None
+        return True, None, None
+    duplicate = None
     try:
-        payload = json.loads(raw)
+        try:
+            payload = json.loads(raw, object_pairs_hook=object_unique)
+        except DuplicateKey as exc:
+            duplicate, payload = exc, json.loads(raw)  # read as the SDK would: its id, what it asks
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
-        return True, None
+        return True, None, None
     calls = payload if isinstance(payload, list) else [payload]
     # A method that is no text (a list, an object) is no write here; the SDK refuses it.
     write = any(isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls)
-    return write, payload
+    return write, payload, duplicate
 
 
 def _admit(resolved: dict, write: bool):
@@ -197,12 +202,12 @@ def _admit(resolved: dict, write: bool):
 
 
 def _classified_and_admitted(resolved: dict, raw: bytes | None):
-    """What an admitted caller asks, whether its rate allows it, and whether the message holds a
-    lone surrogate (the SDK cannot parse it)."""
+    """What an admitted caller asks, whether its rate allows it, and what refuses the message
+    before the SDK reads it: a lone surrogate (the SDK cannot parse it), a key named twice."""
     tenant = resolved["foundry.tenant"]
     with tenant_bound(tenant.pk, tenant.slug):  # the rate limiter's calls name it too
-        write, payload = _classified(raw)
-        return _admit(resolved, write), payload, surrogate_found(payload)
+        write, payload, duplicate = _classified(raw)
+        return _admit(resolved, write), payload, surrogate_found(payload), duplicate
 
 
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -285,7 +290,7 @@ class McpGateway:
             return await _reply(send, refused.status, refused.code, refused.message, headers)
         receive, raw = await _body_peek(receive)
         # What it asks, and whether its rate allows it (a write costs more than a read).
-        decision, payload, surrogate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(
+        decision, payload, surrogate, duplicate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(
             resolved, raw
         )
         limit_headers = _headers_encoded(decision.headers())
@@ -317,9 +322,12 @@ class McpGateway:
         if id_invalid(payload):
             message = "Invalid request: an id is a string or an integer."
             return await _jsonrpc_refuse(send, None, message, limit_headers)
-        if surrogate:
+        if surrogate or duplicate:
             request_id = payload.get("id") if isinstance(payload, dict) else None
-            return await _jsonrpc_refuse(send, request_id, SURROGATE_REFUSED, limit_headers)
+            if duplicate and duplicate.key == "id":  # which id: the sender's own message is unclear
+                request_id = None
+            message = SURROGATE_REFUSED if surrogate else f"{duplicate.code}: {duplicate}"
+            return await _jsonrpc_refuse(send, request_id, message, limit_headers)
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant

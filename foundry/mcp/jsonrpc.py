@@ -8,6 +8,28 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 SURROGATE_REFUSED = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
 
 
+class DuplicateKey(Exception):
+    """A JSON object that names a key twice (RFC 8259 §4: what its reader does is unpredictable;
+    Python's keeps the last value, so a proxy or a log reader keeping the first would see another
+    request than the one carried out). Refused, as YAML documents' duplicates are."""
+
+    code = "json_duplicate_key"
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"A JSON object names {key[:100]!r} twice.")
+
+
+def object_unique(pairs: list[tuple[str, object]]) -> dict:
+    """json.loads' object_pairs_hook: the object, or DuplicateKey."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 def id_invalid(payload: object) -> bool:
     """A message whose `id` is neither a string nor an integer (null, a fraction, a boolean):
     the SDK would take it for a notification and answer nothing, leaving its sender waiting.

@@ -70,3 +70,24 @@ def test_a_nul_in_an_argument_is_still_the_tools_json_text_invalid(mcp_port, ws)
     result = json.loads(data)["result"]
     assert result["isError"] is True
     assert "json_text_invalid" in result["content"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("body", "answered_id"),
+    [
+        ('{"jsonrpc": "2.0", "id": 7, "method": "tools/call",'
+         ' "params": {"name": "get_agent", "name": "list_agents"}}', 7),
+        ('{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "get_agent",'
+         ' "arguments": {"name": "a", "name": "b"}}}', 7),
+        ('{"jsonrpc": "2.0", "id": 7, "id": 8, "method": "tools/list"}', None),
+    ],
+    ids=["tool", "argument", "id"],
+)  # fmt: skip
+def test_a_message_naming_a_key_twice_is_json_duplicate_key_before_any_tool_runs(mcp_port, ws, body, answered_id):
+    """The SDK reads a key named twice as its last value; the gateway refuses the message as the
+    API refuses such a body (docs/mcp.md, `json_duplicate_key`); an id named twice is no id."""
+    response = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"})
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    assert answer["id"] == answered_id and answer["error"]["code"] == -32602
+    assert answer["error"]["message"].startswith("json_duplicate_key: ")
