@@ -1,6 +1,6 @@
 """Error responses with a stable code, as JSON for API clients and as a page for people."""
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.template.loader import render_to_string
 
 
@@ -90,3 +90,25 @@ class ServiceError(Exception):
         self.details = details
         if status is not None:
             self.status = status
+
+
+class MethodNotAllowedMiddleware:
+    """A console view's refusal of a method (`require_POST`, `require_safe`: Django's bare
+    HttpResponseNotAllowed, an empty text/html body) answered as every other refusal is: the
+    platform's page, or JSON, with the code `method_not_allowed` (the API's and MCP's) and the
+    `Allow` header kept."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not isinstance(response, HttpResponseNotAllowed) or response.content:
+            return response
+        return error_response(
+            request,
+            status=405,
+            code="method_not_allowed",
+            message=f"This address answers {response['Allow'] or 'no'} requests only.",
+            headers={"Allow": response["Allow"]},
+        )

@@ -154,6 +154,8 @@ MIDDLEWARE = [
     "foundry.health.HealthCheckMiddleware",
     # A request whose charset could turn text into what no column or page takes (before anything reads it).
     "foundry.request_context.RequestCharsetMiddleware",
+    # A view's bare 405 (require_POST...) as the platform's error page or JSON (foundry/errors.py).
+    "foundry.errors.MethodNotAllowedMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     # A rate-limit refusal already standing is answered here, before the rest (foundry/api/access.py).
     "foundry.api.access.ApiRefusalMiddleware",

@@ -5,9 +5,10 @@ README names every variable bin/dev reads."""
 
 import re
 
+import pytest
 from django.test import Client
 
-from tests.conftest import ROOT, host_of
+from tests.conftest import ROOT, client_for, host_of
 
 SECURITY_HEADERS = ("X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options", "Cache-Control")
 
@@ -54,6 +55,30 @@ def test_a_400_error_page_style_is_allowed_by_its_nonce(acme):
     assert nonce and f"'nonce-{nonce.group(1)}'" in policy, (
         f"400 page's <style{style.group(1)}> is blocked by the policy's style-src: {policy}"
     )
+
+
+@pytest.mark.parametrize(
+    ("on_tenant", "email", "method", "path"),
+    [
+        (True, "owner@acme.test", "post", "/audit/"),  # a require_safe page
+        (True, "owner@acme.test", "post", "/settings/data-export/rows/"),
+        (False, "operator@platform.test", "get", "/tenants/new/"),  # a require_POST action
+        (False, "operator@platform.test", "post", "/health/"),
+    ],
+    ids=["tenant-audit", "tenant-export-rows", "operator-tenant-new", "operator-health"],
+)
+def test_a_console_page_refusing_a_method_answers_the_platforms_page_with_its_code(
+    acme, on_tenant, email, method, path
+):
+    """A console view's refusal of a method was Django's bare 405 (text/html, an empty body, no
+    code); it is the platform's error page naming `405 method_not_allowed`, or JSON for a client
+    asking for it, as every other refusal is, the Allow header kept."""
+    client = client_for(acme if on_tenant else None, email)
+    response = getattr(client, method)(path)
+    assert response.status_code == 405 and response["Allow"]
+    assert re.search(r"<code>405 method_not_allowed</code>", response.content.decode())
+    answer = getattr(client, method)(path, HTTP_ACCEPT="application/json")
+    assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_readme_lists_every_variable_bin_dev_reads():
