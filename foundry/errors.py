@@ -5,7 +5,7 @@ from django.template.loader import render_to_string
 
 
 def wants_json(request: HttpRequest) -> bool:
-    if request.path.startswith(("/api/", "/mcp")):
+    if request.path.startswith(("/api/", "/mcp")) or request.path == "/api":
         return True
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept

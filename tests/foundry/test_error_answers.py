@@ -81,6 +81,12 @@ def test_a_console_page_refusing_a_method_answers_the_platforms_page_with_its_co
     assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_the_api_root_without_its_slash_answers_json(acme):
+    """/api (no slash) was the HTML 404 page: under /api every answer is JSON with a code."""
+    response = Client(HTTP_HOST="acme.localhost").get("/api")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
 def test_readme_lists_every_variable_bin_dev_reads():
     """README.md ("Configuration") lists the variables the platform and bin/dev read; bin/dev reads
     FOUNDRY_BACKUP_DB_PASSWORD (generated into .data/env, and the password in the default
