@@ -3,7 +3,7 @@
 from django import forms
 
 from apps.runs.models import Run
-from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS
+from apps.runs.services import MAX_INPUT_CHARS
 from foundry.forms import TextareaField
 
 
@@ -36,9 +36,8 @@ class DecisionForm(forms.Form):
     # When the question shown was asked: one asked again since at that step is another question.
     requested_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
     comment = TextareaField(
-        max_length=MAX_COMMENT_CHARS,
         required=False,
-        strip=False,  # run_decide checks the text as given, then strips it
+        strip=False,  # run_decide judges it, stripped, as for the API and MCP (no max_length on the raw text)
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Recorded with your decision.",
     )
