@@ -224,7 +224,8 @@ CACHES = {
         # Every key carries the schema of the tenant it was written for (cache_page included).
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        # JSON, never pickles: a value written into that Redis is data, not code (foundry/cache_values.py).
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2, "SERIALIZER": "foundry.cache_values.JsonValues"},
     }
 }
 # Rate-limit counters (foundry/ratelimit.py, apps/tenants/limits.py); empty: the cache's Redis.

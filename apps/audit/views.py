@@ -8,9 +8,9 @@ events arrive or people look), and a page without a cached result loads the badg
 /.well-known/foundry-audit-keys.json, on every host.
 """
 
+import datetime
 import json
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -26,6 +26,7 @@ from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_actor_labels, audit_chain_base
 from apps.audit.signing import public_keys
 from apps.audit.verify import audit_verify
+from foundry.cache_values import sealed_get, sealed_set
 from foundry.errors import error_response
 from foundry.filtering import FilterError
 from foundry.filtering.pagination import Page, paginate
@@ -39,12 +40,14 @@ def chain_status(chain: int, *, compute: bool = True) -> dict | None:
     """The chain's verification (Verification.as_dict() plus `checked_at`), cached briefly;
     None when nothing is cached and `compute` is false."""
     key = f"audit:chain-status:{chain}"
-    status = cache.get(key)
+    status = sealed_get(key)  # another chain's status, moved under this key, is none
+    if isinstance(status, dict) and isinstance(status.get("checked_at"), str):  # the cache holds JSON
+        status["checked_at"] = datetime.datetime.fromisoformat(status["checked_at"])
     if status is None and compute:
         result = audit_verify(chain)
         status = {**result.as_dict(), "checked_at": timezone.now()}
         status["problems"] = status["problems"][:10]
-        cache.set(key, status, VERIFY_CACHE_SECONDS)
+        sealed_set(key, {**status, "checked_at": status["checked_at"].isoformat()}, VERIFY_CACHE_SECONDS)
     return status
 
 

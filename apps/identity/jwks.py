@@ -19,6 +19,7 @@ import jwt
 from django.core.cache import cache
 from django.db import connection
 
+from foundry.cache_values import sealed_get, sealed_set
 from foundry.errors import CodedError
 from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 
@@ -87,7 +88,7 @@ def _fetch(jwks_uri: str, policy: Callable[[], NetworkPolicy]) -> str:
 
 def _store(key: str, text: str) -> KeySet:
     keyset = _parse(text)
-    cache.set(key, text, JWKS_TTL_SECONDS)
+    sealed_set(key, text, JWKS_TTL_SECONDS)  # another workspace's set, moved under this key, is none
     _parsed[key] = (time.monotonic(), keyset)
     return keyset
 
@@ -98,8 +99,8 @@ def _cached(key: str, *, fresh: bool = False) -> KeySet | None:
     known = _parsed.get(key)
     if known is not None and not fresh and time.monotonic() - known[0] < JWKS_LOCAL_SECONDS:
         return known[1]
-    text = cache.get(key)
-    if text is None:
+    text = sealed_get(key)
+    if not isinstance(text, str):
         return None
     if known is not None and known[1].fingerprint == hashlib.sha256(text.encode()).hexdigest():
         keyset = known[1]
