@@ -80,8 +80,22 @@ async def application(scope, receive, send):
         return await _lifespan(receive, send)
     path = scope.get("path", "")
     if scope["type"] == "http" and (path == MCP_PATH or path == MCP_PATH + "/"):
-        return await _observed(mcp_application, {**scope, "path": MCP_PATH}, receive, send)
+        target = _plain_http_redirect if settings.SECURE_SSL_REDIRECT and not _secure(scope) else mcp_application
+        return await _observed(target, {**scope, "path": MCP_PATH}, receive, send)
     return await django_application(scope, receive, send)
+
+
+async def _plain_http_redirect(scope, receive, send) -> None:
+    """/mcp over plain HTTP while FOUNDRY_SSL_REDIRECT is on: 308 to the same address over HTTPS
+    (the method and body kept), as Django's SecurityMiddleware sends the console and the API
+    there, before anything is read or authenticated."""
+    from foundry.mcp.gateway import reply
+
+    host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+    if not host or not host.isprintable() or any(c in host for c in "/\\?#@ "):
+        return await reply(send, 400, "host_invalid", "The request names no host to send it to over HTTPS.")
+    message = "This endpoint is served over HTTPS only."
+    await reply(send, 308, "https_required", message, [(b"location", f"https://{host}{MCP_PATH}".encode("latin-1"))])
 
 
 def _security_headers(scope, present: set[bytes]) -> list[tuple[bytes, bytes]]:

@@ -45,7 +45,8 @@ AUDIENCE = "foundry-mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
-async def _reply(send, status: int, code: str, message: str, headers: list | None = None) -> None:
+async def reply(send, status: int, code: str, message: str, headers: list | None = None) -> None:
+    """A refusal of the gateway's (and of /mcp's plain-HTTP redirect): JSON with a stable code."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": start + (headers or [])})
@@ -279,7 +280,7 @@ class McpGateway:
             # A stateless server never writes to a stream of its own (GET), has no session to end
             # (DELETE), and takes nothing else: POST is the one method (RFC 9110: Allow says so).
             message = "This server sends no stream of its own and keeps no session: POST JSON-RPC messages to it."
-            return await _reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
+            return await reply(send, 405, "method_not_allowed", message, [(b"allow", b"POST")])
         try:
             # Who is calling, from the headers alone: a host that is no workspace, or a caller
             # without a valid credential, is refused before a byte of its body is waited for (one
@@ -287,7 +288,7 @@ class McpGateway:
             resolved = await sync_to_async(caller_resolve, thread_sensitive=False)(scope)
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
-            return await _reply(send, refused.status, refused.code, refused.message, headers)
+            return await reply(send, refused.status, refused.code, refused.message, headers)
         receive, raw = await _body_peek(receive)
         # What it asks, and whether its rate allows it (a write costs more than a read).
         decision, payload, surrogate, duplicate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(
@@ -296,11 +297,11 @@ class McpGateway:
         limit_headers = _headers_encoded(decision.headers())
         if decision.unavailable:
             message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
-            return await _reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
+            return await reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
         if not decision.allowed:
             rate_limited(resolved["foundry.tenant"].schema_name, "mcp")
             message = "Too many requests; retry after the number of seconds in Retry-After."
-            return await _reply(send, 429, "rate_limited", message, limit_headers)
+            return await reply(send, 429, "rate_limited", message, limit_headers)
 
         held: list[dict] = []
 

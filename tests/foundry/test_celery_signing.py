@@ -272,12 +272,12 @@ def test_the_compose_stack_gives_web_worker_and_beat_the_key_migrate_creates():
         environment = services[service]["environment"]
         assert environment["FOUNDRY_CELERY_SIGNING_KEY"] == f"{directory}/celery-signing.key"
         assert environment["FOUNDRY_CELERY_SIGNING_CERT"] == f"{directory}/celery-signing.crt"
-        if service != "migrate":  # read-only; the others: metrics (foundry/metrics.py), exports, backups
+        if service != "migrate":  # read-only; the others: metrics (foundry/metrics.py), exports, the worker's backups
             assert services[service]["volumes"] == [
                 f"{name}:{directory}:ro",
                 "metrics:/var/lib/foundry/metrics",
                 "media:/var/lib/foundry/media",
-                "backups:/var/lib/foundry/backups",
+                *(["backups:/var/lib/foundry/backups"] if service == "worker" else []),
             ]
 
 

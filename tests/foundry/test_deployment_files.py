@@ -101,6 +101,21 @@ def test_bin_dev_up_hands_its_processes_no_owner_or_backup_password():
     assert "unset FOUNDRY_DB_OWNER_PASSWORD FOUNDRY_BACKUP_DB_PASSWORD" in up[:start]
 
 
+def test_the_compose_stack_gives_the_backups_to_the_worker_alone():
+    """Backups hold every workspace's rows, read past Row-Level Security, and a restore trusts
+    checksums whoever writes the files can recompute: the web, mcp and beat containers (web and
+    mcp face the internet) mounted them read-write, though only the worker's job writes them."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    holders = {
+        name
+        for name, service in services.items()
+        for volume in service.get("volumes", [])
+        if isinstance(volume, str) and volume.split(":")[1:2] == ["/var/lib/foundry/backups"]
+    }
+    assert holders == {"worker"}
+    assert {name for name, s in services.items() if "FOUNDRY_BACKUP_DIR" in s.get("environment", {})} == {"worker"}
+
+
 def test_the_compose_stack_shares_one_metrics_directory_between_web_and_workers():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for service in ("web", "mcp", "worker"):
