@@ -26,6 +26,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
+from foundry.db.locks import xact_lock
 from foundry.text import text_readable
 
 
@@ -231,8 +232,7 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
     except ValidationError as e:
         errors["email"] = e
     else:
-        with connection.cursor() as cursor:  # a first SSO sign-in of the same address waits, then links this member
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sso.email:{email}"])
+        xact_lock(f"sso.email:{email}")  # a first SSO sign-in of the same address waits, then links this member
         if User.objects.filter(email=email).exists():
             errors["email"] = ValidationError("That person is already a member.", code="member_exists")
     if role not in Role.values:

@@ -50,7 +50,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -71,6 +71,7 @@ from apps.providers.encryption import (
     secret_rotate,
 )
 from apps.tenants.models import Domain, Tenant
+from foundry.db.locks import xact_lock
 from foundry.errors import CodedError, ServiceError
 from foundry.runtime.network import (
     FetchError,
@@ -330,8 +331,7 @@ def audit_sink_set(
     _check_actor(actor)
     fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
     with rls_scope(tenant.pk):
-        with connection.cursor() as cursor:  # one change of the workspace's sinks at a time: the cap holds
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit.sinks:{tenant.pk}"])
+        xact_lock(f"audit.sinks:{tenant.pk}")  # one change of the workspace's sinks at a time: the cap holds
         sink = _sink_named(tenant.pk, name, for_update=True)
         if exists is True and sink is None:
             raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)

@@ -15,6 +15,7 @@ from apps.billing.models import Budget, Price
 from apps.billing.quotas import budgets_cache_clear
 from apps.billing.rls import usage_scope
 from apps.tokens.models import Scope
+from foundry.db.locks import xact_lock
 
 MAX_PER_MTOK = Decimal("10000")  # USD per million tokens; nothing sold today costs near this
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*\Z")
@@ -254,7 +255,9 @@ def budget_set(
     if errors:
         raise ValidationError(errors)
     with usage_scope(tenant_id):
-        # Locked: of two removals at once, the second finds the budget gone and records nothing.
+        # Locked, even before it exists: of two removals at once, the second finds the budget gone,
+        # and of two first sets, the second finds it set as it would set it; neither records anything.
+        xact_lock(f"billing.budget:{tenant_id}:{project}")
         current = Budget.objects.select_for_update().filter(tenant_id=tenant_id, project=project).first()
         if amounts["monthly_tokens"] is None and amounts["monthly_cost_usd"] is None:
             if current is not None:

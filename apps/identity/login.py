@@ -9,7 +9,7 @@ owner is never granted or taken away by a provider.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -20,6 +20,7 @@ from apps.identity.models import ExternalIdentity, SsoConfiguration
 from apps.identity.verify import claim_text_plain
 from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
+from foundry.db.locks import xact_lock
 from foundry.errors import CodedError
 from foundry.text import text_readable
 
@@ -102,9 +103,8 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     # One sign-in of a person (and of an address) at a time: two tabs finishing a first sign-in at
     # once would both find no identity and both create the member. The second waits here, then
     # finds what the first made.
-    with connection.cursor() as cursor:
-        for key in (f"sso.identity:{config.issuer}\n{subject}", f"sso.email:{email}"):
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
+    for key in (f"sso.identity:{config.issuer}\n{subject}", f"sso.email:{email}"):
+        xact_lock(key)
     identity = (
         ExternalIdentity.objects.select_for_update()
         .select_related("user")

@@ -27,6 +27,7 @@ from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
+from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
 from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, fetch
 
@@ -321,8 +322,7 @@ def _config_locked() -> SsoConfiguration | None:
     workspace's owners (the break-glass owner, the owners with a password), whom removing,
     demoting or erasing one also holds first (owners_hold), and the configuration itself, even
     before it exists (a lock on this workspace's name): two first saves take turns."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sso.config:{connection.schema_name}"])
+    xact_lock(f"sso.config:{connection.schema_name}")
     owners_hold()
     return SsoConfiguration.objects.select_for_update().filter(pk=1).first()
 

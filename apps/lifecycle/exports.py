@@ -38,6 +38,7 @@ from apps.lifecycle.archive import ArchiveError, tenant_export, tenant_exported_
 from apps.lifecycle.models import Export
 from apps.runs.locks import RunLock
 from apps.tenants.models import Tenant
+from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -148,8 +149,7 @@ def _fail(export: Export, code: str, message: str) -> None:
 def exports_held() -> None:
     """Hold the workspace's exports until the transaction ends: no export starts meanwhile (an
     erasure holds it, so an export started while it runs reads the data after it)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifecycle.export:{connection.schema_name}"])
+    xact_lock(f"lifecycle.export:{connection.schema_name}")
 
 
 @transaction.atomic

@@ -94,7 +94,6 @@ class CredentialDetailApi(TenantAPIView):
         responses={
             200: CredentialOutput,
             404: _UNKNOWN,
-            409: OpenApiResponse(description="`credential_conflict`"),
             503: _UNAVAILABLE,
         },
         description="Create or replace the credentials of `openai` or `anthropic`. The key is never returned.",

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx2
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
@@ -25,6 +25,7 @@ from apps.providers.encryption import (
     secret_rotate,
 )
 from apps.providers.models import ProviderCredential, ProviderName
+from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
 from foundry.runtime.network import NetworkPolicy, address_refusal, literal_address
 from foundry.runtime.provider_http import MAX_RESPONSE_BYTES, URL_NAME
@@ -169,6 +170,8 @@ def credential_set(
         "deployment": (deployment or "").strip(),
     }
     api_key = api_key.strip() if isinstance(api_key, str) else None
+    # Even before it exists: two first saves (a retried PUT, a double-clicked form) take turns.
+    xact_lock(f"providers.credential:{connection.schema_name}:{provider}")
     credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
     _validate(provider, fields, api_key, creating=credential is None)
     if credential is not None and api_key is None:
@@ -190,13 +193,7 @@ def credential_set(
         credential.api_key_encrypted = secret_encrypt(api_key)
         credential.api_key_last4 = _last4(api_key)
     credential.updated_by, credential.updated_at = by, now
-    try:
-        with transaction.atomic():  # a concurrent first set of the same provider
-            credential.save()
-    except IntegrityError:
-        raise ServiceError(
-            "credential_conflict", "Someone else saved this provider at the same moment; try again.", status=409
-        ) from None
+    credential.save()
     audit_record(
         action="provider.credential.set",
         actor=actor,

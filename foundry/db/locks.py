@@ -1,0 +1,11 @@
+"""Transaction-scoped advisory locks named by text: what two requests take turns on when the row
+they would lock may not exist yet (a first save, a first budget), until the transaction ends."""
+
+from django.db import connection
+
+
+def xact_lock(name: str) -> None:
+    """Wait for, then hold to the end of this transaction, the lock called `name` (a hash of it:
+    two names may share a lock, which only makes them take turns)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
