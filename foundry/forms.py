@@ -1,7 +1,16 @@
 """Console forms and the services behind them."""
 
+import hashlib
+import secrets
+
 from django import forms
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from redis.exceptions import RedisError
+
+FORM_ONCE = "once"  # the hidden field of a form whose post must not be taken twice
+FORM_ONCE_SECONDS = 24 * 3600
 
 
 class TextareaField(forms.CharField):
@@ -23,3 +32,37 @@ def form_errors_add(form: forms.Form, error: ValidationError, *, field: str | No
     for name, field_errors in errors.items():
         for one in field_errors:
             form.add_error(name if name in form.fields else None, one)
+
+
+def form_once() -> str:
+    """A fresh value for the hidden `once` field of a form that issues something shown once (a
+    token's secret, an invitation link): each rendering of the page gets its own."""
+    return secrets.token_urlsafe(16)
+
+
+def form_sent_before(request: HttpRequest) -> bool:
+    """Whether this post's `once` value came before: a reload (or Back, then Forward) of the page
+    the form answered with sends the same post again, and a double click sends it twice. Its first
+    sending is remembered a day, in the cache and atomically (of two at once, one is first). A post
+    without the field (a script) is never a repeat, nor is one when the cache cannot be asked."""
+    value = request.POST.get(FORM_ONCE, "")
+    if not value:
+        return False
+    key = "forms.once:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        return not cache.add(key, 1, FORM_ONCE_SECONDS)
+    except RedisError:
+        return False
+
+
+def form_sent_again(request: HttpRequest) -> HttpResponse:
+    """The answer to a post `form_sent_before` found a repeat of: nothing done, and why."""
+    from foundry.errors import error_response
+
+    return error_response(
+        request,
+        status=409,
+        code="form_already_sent",
+        message="This form was sent already (reloading the page it answered with sends it again), so "
+        "nothing was done this time. Open the page afresh to send it anew.",
+    )

@@ -28,6 +28,7 @@ from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record, login_name_digest
 from apps.tenants.limits import client_bucket, login_admit, refusal_response
 from foundry.errors import error_response
+from foundry.forms import form_once, form_sent_again, form_sent_before
 from foundry.pages import page_of
 from foundry.ratelimit import Decision
 
@@ -183,6 +184,7 @@ def _members_context(request: HttpRequest, **extra) -> dict:
         "can_manage": request.user.has_permission(Permission.MEMBERS_MANAGE),
         "can_manage_owners": request.user.has_permission(Permission.OWNERS_MANAGE),
         "add_form": extra.pop("add_form", None) or MemberAddForm(),
+        "once": form_once(),  # a reload of the page showing an invitation link issues no other
         **extra,
     }
 
@@ -196,6 +198,8 @@ def member_list(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.MEMBERS_MANAGE)
 @require_POST
 def member_add_view(request: HttpRequest) -> HttpResponse:
+    if form_sent_before(request):
+        return form_sent_again(request)
     form = MemberAddForm(request.POST)
     invite_url = None
     status = 200
@@ -254,6 +258,8 @@ def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
 @require_permission(Permission.MEMBERS_MANAGE)
 @require_POST
 def member_invite_view(request: HttpRequest, member_id: int) -> HttpResponse:
+    if form_sent_before(request):  # a reload would make the link just sent unusable
+        return form_sent_again(request)
     member = get_object_or_404(User, pk=member_id)
     try:
         invite_url = member_invite_reissue(

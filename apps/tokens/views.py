@@ -11,7 +11,7 @@ from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
-from foundry.forms import form_errors_add
+from foundry.forms import form_errors_add, form_once, form_sent_again, form_sent_before
 from foundry.pages import page_of
 
 
@@ -31,6 +31,7 @@ def _page(request: HttpRequest, form: TokenIssueForm | None = None, plaintext: s
         "form": form or TokenIssueForm(),
         "plaintext": plaintext,
         "manages_owners": request.user.has_permission(Permission.OWNERS_MANAGE),
+        "once": form_once(),  # a reload of the page showing the secret issues no second token
     }
     return render(request, "tokens/token_list.html", context, status=status)
 
@@ -44,6 +45,8 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_POST
 def token_issue_view(request: HttpRequest) -> HttpResponse:
+    if form_sent_before(request):
+        return form_sent_again(request)
     form = TokenIssueForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data

@@ -231,3 +231,17 @@ def test_a_member_removed_while_their_invitation_form_is_submitted_gets_the_inva
     response = invitee.post(set_url, {"new_password1": PASSWORD, "new_password2": PASSWORD})
     assert response.status_code == 200, response.status_code
     assert response.context["validlink"] is False
+
+
+def test_reloading_the_page_that_shows_a_new_link_does_not_make_it_unusable(acme):
+    """A reload of the page a reissue answered with sent the reissue again, which made the link
+    just copied and sent unusable: it is 409 `form_already_sent`, and that link still works."""
+    admin = client_for(acme, "admin@acme.test")
+    member = _pending(acme, "reload@acme.test")
+    once = admin.get("/members/").context["once"]
+    shown = admin.post(f"/members/{member.pk}/invite/", {"once": once})
+    link = _path(shown.context["invite_url"], acme)
+    again = admin.post(f"/members/{member.pk}/invite/", {"once": once})
+    assert again.status_code == 409 and b"form_already_sent" in again.content
+    assert _link_is_valid(acme, link)
+    assert len(audit_events("acme", action="member.invite_issued")) == 1

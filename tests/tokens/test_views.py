@@ -3,7 +3,7 @@ from django_tenants.utils import schema_context
 
 from apps.tokens.models import ApiToken
 from tests.api.conftest import api
-from tests.conftest import client_for
+from tests.conftest import audit_events, client_for
 
 
 def test_an_admin_issues_and_revokes_a_token_in_the_console(acme):
@@ -75,3 +75,20 @@ def test_revoke_api_token_takes_the_prefix_in_any_form_it_is_shown(acme, form):
     call_command("revoke_api_token", "acme", given, stdout=StringIO())
     with schema_context("acme"):
         assert ApiToken.objects.get(prefix=prefix).revoked_at is not None
+
+
+def test_reloading_the_page_that_shows_a_new_token_issues_no_second_one(acme):
+    """The issue form answers with the page showing the secret; reloading that page sends the form
+    again. Each rendering of the form carries its own `once` value, taken once: the reload is 409
+    `form_already_sent`, and no second live token (nor `token.issued`) comes of it."""
+    client = client_for(acme, "admin@acme.test")
+    once = client.get("/settings/tokens/").context["once"]
+    data = {"name": "ci bot", "role": "developer", "scopes": ["read"], "once": once}
+    shown = client.post("/settings/tokens/new/", data)
+    assert shown.status_code == 200 and shown.context["plaintext"].startswith("af_")
+    assert shown.context["once"] != once  # the page shown has a form of its own
+    again = client.post("/settings/tokens/new/", data)
+    assert again.status_code == 409 and b"form_already_sent" in again.content
+    with schema_context("acme"):
+        assert ApiToken.objects.filter(name="ci bot").count() == 1
+    assert len(audit_events("acme", action="token.issued")) == 1
