@@ -228,18 +228,48 @@ def _names_found(names: set[str], pseudonym: str) -> _Names:
     return _Names(in_values, in_attributions, in_history)
 
 
-def _checkpoints_delete(email: str) -> int:
-    """Delete the checkpoints of the finished runs whose serialised state holds the email (the
-    approver of a decision a run was resumed with); an unfinished run keeps its own until it
-    ends, as it needs them to go on. Runs' steps and approvals are text, rewritten as any."""
+def _approvers(email: tuple[str, str], names: _Names) -> list[str]:
+    """What the person's decisions name as their approver, as the approvals hold it before the
+    rewrite: their email, or an API token's name (tokens are named after their holder), which is
+    also what a run resumed with their decision holds in its checkpoints."""
+    patterns = [email[0], *(pattern for pattern, _ in names.in_values + names.in_attributions)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT approver FROM runs_approval WHERE approver ~* ANY(%s)", [patterns])
+        return [approver for (approver,) in cursor.fetchall()]
+
+
+def _step_approvers_rewrite(email: tuple[str, str], names: _Names) -> int:
+    """The approver a step's record names (`approval.by`, foundry/runtime/graph.py: a copy of the
+    approval's, written by the platform into a JSON column the names are otherwise not looked for
+    in), rewritten as the approval's is."""
+    by, expression, params = "record #>> '{approval,by}'", "record #>> '{approval,by}'", []
+    replacements = [email, *names.in_values, *names.in_attributions]
+    for pattern, replacement in replacements:
+        expression = f"regexp_replace({expression}, %s, %s, 'gi')"
+        params += [pattern, replacement]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE runs_step SET record = jsonb_set(record, '{{approval,by}}', to_jsonb({expression}))"  # noqa: S608
+            f" WHERE {by} ~* ANY(%s)",
+            [*params, [pattern for pattern, _ in replacements]],
+        )
+        return cursor.rowcount
+
+
+def _checkpoints_delete(email: str, approvers: list[str]) -> int:
+    """Delete the checkpoints of the finished runs whose serialised state holds the email or one of
+    the person's `approvers` (a decision a run was resumed with names its approver); an unfinished
+    run keeps its own until it ends, as it needs them to go on. Runs' steps and approvals are
+    text, rewritten as any."""
     from apps.runs.checkpoints import checkpointer
     from apps.runs.models import Run
 
     saver = checkpointer(connection.schema_name)
     threads = []
-    for thread in saver.threads_holding(email.encode()):
-        with contextlib.suppress(ValueError):
-            threads.append(uuid.UUID(thread))
+    for needle in dict.fromkeys([email, *approvers]):
+        for thread in saver.threads_holding(needle.encode()):
+            with contextlib.suppress(ValueError):
+                threads.append(uuid.UUID(thread))
     finished = Run.objects.filter(pk__in=threads, status__in=Run.FINISHED).values_list("pk", flat=True)
     finished = [str(pk) for pk in finished]
     saver.prune(finished, strategy="delete")
@@ -291,9 +321,12 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
             member.delete()  # external identities go with it (cascade); tokens stay, revoked
             erased.member_removed = True
+        approvers = _approvers(by_email, by_name)
         for table in schema_tables(connection.schema_name):
             if count := _rewrite(table, by_email, by_name, tenant_id=None):
                 erased.rows[table.name] = count
+        if count := _step_approvers_rewrite(by_email, by_name):
+            erased.rows["runs_step"] = erased.rows.get("runs_step", 0) + count
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('foundry.tenant_id', %s, true), set_config('foundry.tenant_ids', %s, true)",
@@ -304,7 +337,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
                 erased.rows[f"public.{table.name}"] = count
         # Archives made before hold what was just replaced: their links would still hand it out.
         erased.exports = exports_delete(Export.objects.all())
-        erased.checkpoints = _checkpoints_delete(email)
+        erased.checkpoints = _checkpoints_delete(email, approvers)
         audit_record(
             action="member.erased",
             actor=actor,

@@ -396,8 +396,14 @@ SELECT tree.id, tree.root, run.status = ANY(%s), run.step_count FROM tree JOIN r
 """
 
 # One statement: the foreign keys are checked after all of it (at commit: they are deferred).
+# The approvals go with their model history (which holds the approver and the comment): these
+# statements fire no signals, so django-auditlog would keep it for ever.
 _RUNS_DELETE = """
-WITH approvals AS (DELETE FROM runs_approval WHERE run_id = ANY(%s)),
+WITH approvals AS (DELETE FROM runs_approval WHERE run_id = ANY(%s) RETURNING id::text AS pk),
+     history AS (DELETE FROM auditlog_logentry
+                  WHERE content_type_id = (SELECT id FROM django_content_type
+                                            WHERE app_label = 'runs' AND model = 'approval')
+                    AND object_pk IN (SELECT pk FROM approvals)),
      steps AS (DELETE FROM runs_step WHERE run_id = ANY(%s))
 DELETE FROM runs_run WHERE id = ANY(%s)
 """
