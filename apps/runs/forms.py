@@ -3,7 +3,7 @@
 from django import forms
 
 from apps.runs.models import Run
-from apps.runs.services import MAX_INPUT_CHARS
+from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS
 from foundry.forms import TextareaField
 
 
@@ -38,6 +38,6 @@ class DecisionForm(forms.Form):
     comment = TextareaField(
         required=False,
         strip=False,  # run_decide judges it, stripped, as for the API and MCP (no max_length on the raw text)
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": MAX_COMMENT_CHARS}),  # the browser's hint
         help_text="Recorded with your decision.",
     )
