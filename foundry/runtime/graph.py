@@ -117,6 +117,9 @@ class AgentState(TypedDict, total=False):
     overage_approved: list[str] | bool
     # Set once, when the run ends: {"status", "output"} or {"status", "reason", "message"}.
     outcome: dict | None
+    # The tool calls of the last model answer whose arguments no store keeps as the model wrote
+    # them (`_portable`): call id → what; the tool node refuses them (tool_argument_invalid).
+    unportable: dict[str, str]
 
 
 @dataclass
@@ -240,6 +243,26 @@ def _portable(value, depth: int = 0):
     if isinstance(value, list | tuple):
         return [_portable(item, depth + 1) for item in value]
     return value
+
+
+UNPORTABLE = (
+    "An argument holds a value the platform cannot carry as written (an integer past 64 bits, NaN or "
+    f"an infinity, or nesting deeper than {_MAX_NESTING} levels); the call was not made. Send such a "
+    "number as a string, or flatten the structure."
+)
+
+
+def _replayed_message(payload: dict) -> AIMessage | None:
+    """The model's answer a recorded step hands back: from its JSON text (its numbers exact), or,
+    as steps recorded before that hold it, from its jsonb record, its arguments made storable."""
+    if payload.get("message_json"):
+        return messages_from_dict([json.loads(payload["message_json"])])[0]
+    if not payload.get("message"):
+        return None
+    message = messages_from_dict([payload["message"]])[0]
+    for call in getattr(message, "tool_calls", None) or []:
+        call["args"] = _portable(call["args"])
+    return message
 
 
 def _summary(text: str) -> str:
@@ -472,7 +495,7 @@ class AgentGraph:
         replayed = self._replayed(index, "model")
         if replayed is not None:
             step, payload = replayed
-            message = messages_from_dict([payload["message"]])[0] if payload.get("message") else None
+            message = _replayed_message(payload)
             # An overage a human approved at this step stays approved: the step's record says so.
             return self._model_done(state, step, message, payload, None, step.get("overage_approved"))
         stop = self._stop(state)
@@ -536,8 +559,12 @@ class AgentGraph:
                 span.set_attribute("gen_ai.output.messages", json.dumps([message_to_dict(reply.message)], default=str))
         message, usage = reply.message, reply.usage
         calls = message.tool_calls
+        unportable = {}
         for call in calls:
-            call["args"] = _portable(call["args"])
+            args = _portable(call["args"])
+            if args != call["args"]:  # changed to be stored (NaN, unequal to itself, too): not what the model wrote
+                unportable[call["id"]] = UNPORTABLE
+            call["args"] = args
         text = message_text(message)
         step.update(
             status="ok",
@@ -550,7 +577,12 @@ class AgentGraph:
         )
         if (message.response_metadata or {}).get("usage_estimated"):
             step["warnings"] = [USAGE_ESTIMATED]
-        return self._model_done(state, step, message, {"message": message_to_dict(message)}, started, approved)
+        if unportable:
+            step["unportable"] = unportable  # recorded with the step, for a replay of it
+        # As JSON text: the replay record is jsonb, which would give an integral float such as
+        # 1e20 back as an integer (past msgpack's 64 bits) and -0.0 as 0.
+        payload = {"message_json": json.dumps(message_to_dict(message), ensure_ascii=False, default=str)}
+        return self._model_done(state, step, message, payload, started, approved)
 
     def _model_done(
         self,
@@ -577,6 +609,8 @@ class AgentGraph:
         input_tokens = state.get("input_tokens", 0) + usage.input_tokens
         output_tokens = state.get("output_tokens", 0) + usage.output_tokens
         update: dict = {"messages": [message], "input_tokens": input_tokens, "output_tokens": output_tokens}
+        if step.get("unportable") or state.get("unportable"):
+            update["unportable"] = step.get("unportable") or {}
         if overage_approved and overage_approved != state.get("overage_approved"):
             update["overage_approved"] = overage_approved
             step["overage_approved"] = overage_approved  # recorded with the step, for a replay of it
@@ -613,7 +647,11 @@ class AgentGraph:
                 "input_tokens": 0,
                 "output_tokens": 0,
             }
-            tool, status, content = self._admit(step)
+            if call["id"] in (state.get("unportable") or {}):
+                tool, status, content = None, "error", f"Error (tool_argument_invalid): {UNPORTABLE}"
+                step["error"] = "tool_argument_invalid"
+            else:
+                tool, status, content = self._admit(step)
             # Timed from here: the node re-runs from its start when an approval resumes it.
             started = self.clock()
             if tool is not None:

@@ -268,20 +268,18 @@ class Toolbox:
         except FetchError as exc:
             raise ToolError(exc.code, exc.message) from None
         content_type = result.content_type.split(";")[0].strip().lower()
+        raw = None  # the body's own JSON text, carried as the service wrote it
         if content_type == "application/json" or content_type.endswith("+json"):
-            try:
-                payload = json.loads(result.text())
-            except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
-                payload = result.text()
+            raw = _json_text(result.text())
+            payload = result.text() if raw is None else None
         elif content_type.startswith("text/") or content_type in ("application/xml", ""):
             payload = result.text()
         else:
             payload = f"<{len(result.body)} bytes of {content_type}>"
         outcome = {"status": result.status, "url": result.url, "content_type": content_type, "body": payload}
-        try:
-            text = json.dumps(outcome, ensure_ascii=False)
-        except RecursionError:  # parsed, but nested past what writing it back takes: its text then
-            text = json.dumps({**outcome, "body": result.text()}, ensure_ascii=False)
+        text = json.dumps(outcome, ensure_ascii=False)
+        if raw is not None:  # `"body": null}` → the body's text: its numbers as written (no float rounding)
+            text = text[: -len("null}")] + raw + "}"
         if result.status >= 400:
             raise ToolError("http_status", text)
         return text
@@ -289,6 +287,10 @@ class Toolbox:
     # --- subagent -------------------------------------------------------------------------
     def _subagent(self, tool: Tool, arguments: Mapping, timeout: float, key: str | None = None) -> str:
         agent = tool.definition["agent"]
+        if unknown := sorted(set(arguments) - {"input"}):  # its schema's only argument, as dis_query's are
+            raise ToolError(
+                "tool_argument_unknown", f"Unknown argument(s): {', '.join(unknown)}; a sub-agent takes 'input'."
+            )
         request = arguments.get("input")
         if not isinstance(request, str) or not request.strip():
             raise ToolError("tool_argument_missing", "Argument 'input' (the request for the sub-agent) is required.")
@@ -298,6 +300,19 @@ class Toolbox:
                 f"Sub-agents need a Foundry server: {agent!r} cannot run in the offline sandbox.",
             )
         return self.options.subagent(agent, request, timeout, key)
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is no JSON")
+
+
+def _json_text(text: str) -> str | None:
+    """`text` stripped when it is one JSON value (strictly: no NaN or Infinity), else None."""
+    try:
+        json.loads(text, parse_constant=_json_constant, parse_float=str, parse_int=str)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
+        return None
+    return text.strip()
 
 
 def _text(value) -> str:
