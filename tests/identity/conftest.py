@@ -103,6 +103,16 @@ def loopback_allowed(settings):
 
 
 @pytest.fixture
+def scripted(loopback_allowed):
+    """A provider whose token answers a test scripts (scripted_idp.py), signing with a key it publishes."""
+    from tests.identity.scripted_idp import ScriptedIdp  # it builds on OidcServer, above
+
+    server = ScriptedIdp()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def quick_timeout(monkeypatch):
     monkeypatch.setattr(services, "DISCOVERY_TIMEOUT_SECONDS", 0.5)
 

@@ -65,7 +65,8 @@ class ScriptedIdp:
     def sign(self, claims: dict) -> str:
         return jwt.encode(claims, KEY, algorithm="RS256", headers={"kid": "s1"})
 
-    def id_token(self, client_id: str, nonce: str, **claims) -> str:
+    def claims(self, client_id: str, nonce: str, **claims) -> dict:
+        """An ID token's claims for a sign-in to `client_id`: `claims` override, None leaves one out."""
         now = int(time.time())
         base = {
             "iss": self.issuer,
@@ -78,7 +79,10 @@ class ScriptedIdp:
             "email_verified": True,
         }
         base.update(claims)
-        return self.sign({k: v for k, v in base.items() if v is not None})
+        return {k: v for k, v in base.items() if v is not None}
+
+    def id_token(self, client_id: str, nonce: str, **claims) -> str:
+        return self.sign(self.claims(client_id, nonce, **claims))
 
     def close(self):
         self.httpd.shutdown()

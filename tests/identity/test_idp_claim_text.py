@@ -6,23 +6,15 @@ odd value differs from a good sign-in."""
 import time
 from urllib.parse import urlencode
 
-import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from tests.identity.conftest import loopback_allowed  # noqa: F401 - fixture
-from tests.identity.scripted_idp import ScriptedIdp, begin, scripted_sso
+from tests.identity.scripted_idp import begin, scripted_sso
 from tests.providers.conftest import encryption_key  # noqa: F401 - autouse: the SSO secret is encrypted
 
 CLIENT_ID = "foundry-acme"
-
-
-@pytest.fixture
-def scripted(loopback_allowed):  # noqa: F811
-    server = ScriptedIdp()
-    yield server
-    server.close()
 
 
 def _callback(acme, scripted, access_token: str = "at-1", **id_claims):

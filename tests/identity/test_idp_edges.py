@@ -14,18 +14,11 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from tests.conftest import PASSWORD
 from tests.identity.conftest import loopback_allowed  # noqa: F401 - fixture
-from tests.identity.scripted_idp import KEY, ScriptedIdp, begin, scripted_sso
+from tests.identity.scripted_idp import KEY, begin, scripted_sso
 from tests.identity.test_login import ACCOUNTS, client_config, finish, sso, start
 from tests.providers.conftest import encryption_key  # noqa: F401 - autouse: the SSO secret is encrypted
 
 CLIENT_ID = "foundry-acme"
-
-
-@pytest.fixture
-def scripted(loopback_allowed):  # noqa: F811
-    server = ScriptedIdp()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -34,18 +27,20 @@ def provider(oidc_provider_factory, acme, loopback_allowed):  # noqa: F811
 
 
 def _claims(scripted, nonce: str, **extra) -> dict:
-    now = int(time.time())
-    return {
-        "iss": scripted.issuer,
-        "aud": CLIENT_ID,
-        "sub": "sub-1",
-        "iat": now,
-        "exp": now + 300,
-        "nonce": nonce,
-        "email": "newbie@acme.test",
-        "email_verified": True,
-        **extra,
-    }
+    return scripted.claims(CLIENT_ID, nonce, **extra)
+
+
+def _roles_from_userinfo(acme, scripted) -> None:
+    """SSO whose roles claim (`groups`) the ID token lacks: it is to come from userinfo."""
+    scripted_sso(
+        acme,
+        scripted,
+        client_id=CLIENT_ID,
+        client_secret="s" * 20,
+        scopes="openid email profile groups",
+        roles_claim="groups",
+        role_map={"foundry-admins": "admin"},
+    )
 
 
 def _callback_with(client, state, scripted, id_token: str):
@@ -117,15 +112,7 @@ def test_userinfo_answering_for_another_subject_does_not_demote_the_member(acme,
     as when userinfo does not answer. docs/sso.md: such a sign-in is refused "rather than signing the
     member in as a viewer". Instead the admin signs in, is demoted to viewer and loses the API tokens
     that outrank it."""
-    scripted_sso(
-        acme,
-        scripted,
-        client_id=CLIENT_ID,
-        client_secret="s" * 20,
-        scopes="openid email profile groups",
-        roles_claim="groups",
-        role_map={"foundry-admins": "admin"},
-    )
+    _roles_from_userinfo(acme, scripted)
     client, _authorize, state, nonce = begin(acme)
     scripted.userinfo = {"sub": "someone-else", "groups": ["foundry-admins"]}
     response = _callback_with(client, state, scripted, scripted.sign(_claims(scripted, nonce, email="admin@acme.test")))
@@ -151,15 +138,7 @@ def test_an_id_token_without_kid_verifies_against_a_single_key_set(acme, scripte
 def test_a_roles_claim_userinfo_cannot_be_asked_for_refuses_the_sign_in(acme, scripted):
     """The token response has no access token, so userinfo, which holds the roles claim, cannot be
     asked: refused (`idp_refused`) like a userinfo outage, the admin left an admin."""
-    scripted_sso(
-        acme,
-        scripted,
-        client_id=CLIENT_ID,
-        client_secret="s" * 20,
-        scopes="openid email profile groups",
-        roles_claim="groups",
-        role_map={"foundry-admins": "admin"},
-    )
+    _roles_from_userinfo(acme, scripted)
     client, _authorize, state, nonce = begin(acme)
     scripted.token_response = {
         "id_token": scripted.sign(_claims(scripted, nonce, email="admin@acme.test")),

@@ -194,9 +194,8 @@ def triage(acme):
 
 
 @pytest.fixture
-def openai_agent(acme, settings):
-    """A real local server speaking OpenAI's wire format, acme's stored credentials for it, and
-    a deployed agent using it: (server, agent)."""
+def model_server(acme, settings):
+    """A real local server speaking OpenAI's wire format, and acme's stored credentials for it."""
     import ipaddress
 
     from apps.providers.services import credential_set
@@ -211,8 +210,14 @@ def openai_agent(acme, settings):
             api_key="sk-test-abcdef123456",
             base_url=f"{server.origin}/v1",
         )
-    yield server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
+    yield server
     server.close()
+
+
+@pytest.fixture
+def openai_agent(acme, model_server):
+    """`model_server` and a deployed agent using it: (server, agent)."""
+    return model_server, deploy(acme, FINANCE, agent_yaml(provider="openai"))
 
 
 def worker_start(schema: str, run_id, outcomes: dict, name: str) -> threading.Thread:

@@ -3,17 +3,14 @@ against a local HTTP server) to the tool, its result back to the model, and thro
 recovery's replay: carried as written, or refused with a word to the model, never changed on the
 way without one (docs/runs.md, "Tool calls")."""
 
-import ipaddress
 import json
 
-import pytest
 from django_tenants.utils import schema_context
 
-from apps.providers.services import credential_set
 from apps.runs.models import Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
-from tests.providers.fake_models import FakeModelServer, Reply, openai_completion
+from tests.providers.fake_models import Reply, openai_completion
 from tests.runs.conftest import (
     FINANCE,
     SUBAGENT,
@@ -25,22 +22,6 @@ from tests.runs.conftest import (
 )
 from tests.runs.test_api import client, post
 from tests.runtime.conftest import Server, reply
-
-
-@pytest.fixture
-def model_server(acme, settings):
-    """A local server speaking the chat-completions wire format, and acme's credentials for it."""
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    with schema_context("acme"):
-        credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="openai",
-            api_key="sk-test-abcdef123456",
-            base_url=f"{server.origin}/v1",
-        )
-    yield server
-    server.close()
 
 
 def _sent(step: Step) -> dict:
