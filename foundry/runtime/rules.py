@@ -10,6 +10,7 @@ part of the record the rules see.
 `deny` blocks the call, `require_approval` asks a human first, `warn` records a warning.
 """
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
 from foundry.filtering.compiler import _glob_match, _joined, wildcard_pieces
+from foundry.filtering.fields import TimestampField
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.names import name_fold
 from foundry.manifests.validation import entity_filters
@@ -132,13 +134,42 @@ def _compared_texts(node) -> Iterator[tuple[str, Literal]]:
 
 def _fold_value(text: str) -> str:
     """A text value as lenient servers may compare it: compatibility forms made plain (NFKC:
-    fullwidth letters are ASCII), without case, without spaces at either end (PAD SPACE)."""
+    fullwidth letters are ASCII), without case, invisible format and control characters or
+    accents (as accent-insensitive collations read it: "I\u200bR" and "ÍR" are "IR"), without
+    spaces at either end (PAD SPACE)."""
     return _fold_piece(text).strip()
 
 
 def _fold_piece(text: str) -> str:
     """A piece of a wildcard as `_fold_value` folds a value, its spaces kept (they sit between stars)."""
-    return unicodedata.normalize("NFKC", text).upper().casefold()
+    plain = unicodedata.normalize("NFKC", text).translate(_unseen_table())
+    folded = unicodedata.normalize("NFD", plain.upper().casefold())
+    return folded.translate(_marks_table()) if not folded.isascii() else folded
+
+
+def _table(categories: tuple[str, ...]) -> dict[int, None]:
+    """A str.translate table dropping the characters of `categories` (in the planes that have any)."""
+    planes = (*range(0x20000), *range(0xE0000, 0xE1000))
+    return {cp: None for cp in planes if unicodedata.category(chr(cp)) in categories}
+
+
+@functools.cache
+def _unseen_table() -> dict[int, None]:
+    return _table(("Cf", "Cc"))  # kept: none but tabs and line breaks at a value's ends, stripped anyway
+
+
+@functools.cache
+def _marks_table() -> dict[int, None]:
+    return _table(("Mn",))
+
+
+def _argument(name: str, declared, literal: Literal):
+    """An argument's value as its field's type holds it. A time between two microseconds
+    (`.0000001`) is refused: held as the microsecond before it, it would compare as earlier than
+    it is, and a rule on a later time let it through."""
+    if isinstance(declared, TimestampField) and TimestampField.between(literal):
+        raise ArgumentError(f"Argument {name!r}: a time is given to the microsecond at most (6 decimal places).")
+    return declared.coerce(literal)
 
 
 def _nested_keys(value) -> Iterator[str]:
@@ -263,8 +294,8 @@ class RuleBook:
             if isinstance(declared, ListField):
                 if not isinstance(value, list):
                     raise ArgumentError(f"Argument {name!r} must be a list.")
-                return [declared.item.coerce(Literal(_literal_text(v), True, 0)) for v in value]
-            return declared.coerce(Literal(_literal_text(value), True, 0))
+                return [_argument(name, declared.item, Literal(_literal_text(v), True, 0)) for v in value]
+            return _argument(name, declared, Literal(_literal_text(value), True, 0))
         except FilterError as exc:
             raise ArgumentError(f"Argument {name!r}: {exc.message}") from None
         except TypeError:
