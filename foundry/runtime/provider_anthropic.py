@@ -153,7 +153,7 @@ class AnthropicProvider:
             if kind == "text":
                 if not isinstance(block.get("text"), str):
                     raise bad_response(self.label, "a text block without text")
-                texts.append(block["text"])
+                texts.append(text_clean(block["text"]))  # a lone surrogate would fail the next request
             elif kind == "tool_use":
                 name, arguments, call_id = block.get("name"), block.get("input"), block.get("id")
                 if not isinstance(name, str) or not name or not isinstance(arguments, Mapping):

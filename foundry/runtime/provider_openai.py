@@ -203,7 +203,7 @@ class OpenAIProvider:
             content = message["refusal"]
         if content is not None and not isinstance(content, str):
             raise bad_response(self.label, "a message whose content is not text")
-        return content or ""
+        return text_clean(content or "")  # a lone surrogate would fail the next request's encoding
 
     def _tool_calls(self, raw: object, position: int) -> list[dict]:
         if raw is None:
