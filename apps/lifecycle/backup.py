@@ -689,6 +689,7 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
         if table is None or not set(item["columns"]) <= set(stored_columns(table)):
             raise BackupError(f"{backup.path}: table {item['table']} does not fit this database's schema.")
     with _extracted(backup, "schema.dump") as dump:
+        _dump_contents_check(backup, dump)
         command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
         env = pg_environment(database=connection.settings_dict["NAME"])
         _run([*command, "-d", connection.settings_dict["NAME"], str(dump)], env=env, what=str(backup.path))
@@ -716,6 +717,41 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
 
     route_invalidate(*restored.domains.values_list("domain", flat=True))
     return restored
+
+
+# What a workspace's pg_dump holds (tables, their data, sequences, indexes, constraints, the
+# append-only triggers), and nothing else: a function, a procedure, a type, an extension... would
+# be defined in this database by the restore, as the application role.
+_DUMP_KINDS = (
+    "SCHEMA", "TABLE", "TABLE DATA", "SEQUENCE", "SEQUENCE OWNED BY", "SEQUENCE SET", "DEFAULT",
+    "INDEX", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "COMMENT", "ACL", "POLICY", "ROW SECURITY",
+)  # fmt: skip
+_DUMP_ENTRY = re.compile(r"\d+; \d+ \d+ (?P<rest>.*)")
+
+
+def _dump_contents_check(backup: Backup, dump: Path) -> None:
+    """BackupError unless every entry of the schema's dump is a kind a workspace's dump holds, in
+    the workspace's own schema. The checksums are no signature: a file edited to define other
+    objects, or another schema's, is refused before anything of it runs."""
+    schema = backup.tenant["schema_name"]
+    command = [pg_binary("pg_restore"), "--list", str(dump)]
+    try:
+        listing = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise BackupError(f"{backup.path}: its schema dump could not be read in time.") from None
+    if listing.returncode != 0:
+        raise BackupError(f"{backup.path}: its schema dump is not one pg_restore reads.")
+    for line in listing.stdout.splitlines():
+        entry = _DUMP_ENTRY.fullmatch(line.strip())
+        if entry is None:
+            continue  # a comment (`;`) or a blank line
+        rest = entry["rest"]
+        kind = next((k for k in sorted(_DUMP_KINDS, key=len, reverse=True) if rest.startswith(k + " ")), None)
+        namespace = rest[len(kind) + 1 :].split(" ", 1)[0] if kind else ""
+        if kind is None or namespace not in (schema, "-") or (namespace == "-" and kind != "SCHEMA"):
+            raise BackupError(
+                f"{backup.path}: its schema dump holds what a workspace's does not ({rest[:120]!r}); nothing restored."
+            )
 
 
 def secrets_undecryptable(tenant: Tenant) -> list[str]:
@@ -837,6 +873,8 @@ def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[
                     f"{backup.path}: {foreign} row(s) of {item['table']} belong to another workspace than "
                     f"{backup.tenant['slug']!r}; nothing restored."
                 )
+            if item["table"] == "tenants_tenant":
+                _tenant_row_check(backup, cursor, staging)
             cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
             if "id" in item["columns"]:
                 cursor.execute(f"SELECT max(id) FROM {staging}")
@@ -853,6 +891,19 @@ def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[
         deletion_cancelled = cursor.rowcount == 1
         _sequences_past(maxima)
         _restored_record(backup, deletion_cancelled=deletion_cancelled, actor=actor)
+
+
+def _tenant_row_check(backup: Backup, cursor, staging: str) -> None:
+    """The workspace's row names the schema and slug its manifest does, and no schema the platform
+    keeps for itself: edited to name the template schema every new workspace is copied from (or
+    `public`), the workspace would have been routed there."""
+    schema, slug = backup.tenant["schema_name"], backup.tenant["slug"]
+    cursor.execute(f"SELECT schema_name, slug FROM {staging}")
+    rows = cursor.fetchall()
+    if rows != [(schema, slug)] or schema in ("public", settings.TENANT_BASE_SCHEMA) or schema.startswith("pg_"):
+        raise BackupError(
+            f"{backup.path}: its workspace row is not the workspace its manifest names; nothing restored."
+        )
 
 
 _SEQUENCE_PAST = "SELECT setval(%s::regclass, greatest(%s, last_value)) FROM {}"
