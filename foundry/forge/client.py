@@ -7,6 +7,7 @@ server fault (exit 2), or an ApiError for any other 4xx, which the command inter
 import ipaddress
 import os
 import re
+import threading
 import time
 
 import httpx
@@ -143,7 +144,7 @@ SHAPES = {
     "publish": {"version": VERSION},
     "document": {"latest_number": int},
     "version": {**VERSION, "content": dict, "source": str},
-    "diff": {"changes": [dict], "text": str},
+    "diff": {"changes": [{"action": Maybe(str), "what": Maybe(str), "name": Maybe(str)}], "text": str},
     "deploy": DEPLOYMENT,
     "migrate": {"deployment": {**DEPLOYMENT, "domain": {"name": str, "version": int}}, "changed": bool},
 }
@@ -190,12 +191,16 @@ class Client:
             raise ForgeError("token_missing", "An API token is needed: --token or FOUNDRY_TOKEN.")
         self.url = base_url(url)
         self._timeout = timeout
+        self._expired = threading.Event()
         self._http = httpx.Client(
             base_url=self.url + "/api/v1/",
             headers={
                 "Authorization": f"Bearer {token.strip()}",
                 "User-Agent": f"forge/{__version__}",
                 "Accept": "application/json",
+                # Uncompressed: a compressed answer is bounded by its size on the wire, not by what
+                # it unpacks to in memory (32 KiB of zstd held 2 GiB).
+                "Accept-Encoding": "identity",
             },
             timeout=timeout,
             transport=_LoopbackTransport(transport or httpx.HTTPTransport()),
@@ -262,16 +267,29 @@ class Client:
         """The answer, read whole within TIMEOUT_SECONDS of asking (httpx's timeouts bound each
         read, not the whole: a server sending a byte at a time would hold forge for ever) and up to
         MAX_ANSWER_BYTES (a larger one is refused before it fills the memory)."""
+        if self._expired.is_set():  # an earlier answer's time ran out: its connections are closed
+            raise ForgeError("timeout", f"{self.url} did not answer within {self._timeout:g} s.")
         deadline = time.monotonic() + self._timeout
         response = None
+        # The status line and headers too: a server sending them a line at a time would hold forge
+        # as long as it likes. At the deadline its connections are closed under it.
+        watchdog = threading.Timer(self._timeout, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             response = self._http.send(self._http.build_request(method, path, **kwargs), stream=True)
             try:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
                     raise self._too_large()
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):  # not asked for: refused before any of it is unpacked
+                    raise ForgeError(
+                        "unexpected_response",
+                        f"{self.url} answered compressed ({encoding[:40]!r}), which forge did not ask for.",
+                    )
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_bytes():  # identity only (above): nothing is unpacked
                     size += len(chunk)
                     if size > MAX_ANSWER_BYTES:
                         raise self._too_large()
@@ -287,12 +305,21 @@ class Client:
         except (httpx.InvalidURL, UnicodeError):  # a host name IDNA cannot encode, say
             raise ForgeError("url_invalid", f"{self.url} is not a URL forge can connect to.") from None
         except httpx.HTTPError as exc:
+            if self._expired.is_set():  # the watchdog closed the connection under it
+                raise ForgeError("timeout", f"{self.url} did not answer within {self._timeout:g} s.") from None
             reason = str(exc) or type(exc).__name__
             if response is not None:  # it answered, then the answer broke off: what was asked may be done
                 raise ForgeError(
                     "connection_failed", f"{self.url} answered, but the answer was cut off: {reason}."
                 ) from None
             raise ForgeError("connection_failed", f"Cannot reach {self.url}: {reason}.") from None
+        finally:
+            watchdog.cancel()
+
+    def _expire(self) -> None:
+        """The answer's time is up: its connection closed (the client is done with: forge stops)."""
+        self._expired.set()
+        self._http.close()
 
     def _too_large(self) -> ForgeError:
         return ForgeError(

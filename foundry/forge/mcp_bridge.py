@@ -62,6 +62,7 @@ from pydantic import ValidationError
 from foundry.forge import __version__
 from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
 from foundry.forge.errors import ApiError, ForgeError
+from foundry.forge.output import shown
 from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
 
 MCP_PATH = "/mcp"
@@ -383,7 +384,12 @@ def _request_id(request: httpx2.Request) -> Any:
 
 
 class _OneLine(logging.Formatter):
-    """Log records without tracebacks: `forge` promises one-line errors."""
+    """Log records without tracebacks, each one line with its control characters escaped (`shown`):
+    `forge` promises one-line errors, and a server's message may hold an escape sequence or a line
+    break of its choosing."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record))
 
     def formatException(self, ei) -> str:
         return ""
@@ -396,7 +402,7 @@ def _log_to_stderr(verbose: bool) -> None:
     """Stdout is the protocol: every log line (the SDK's included) goes to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     if verbose:
-        handler.setFormatter(logging.Formatter("forge mcp: %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_OneLine("forge mcp: %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(_OneLine("forge mcp: %(message)s"))
     root = logging.getLogger()
