@@ -36,7 +36,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, object_unique, surrogate_found
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, surrogate_found
 from foundry.metrics import rate_limited
 from foundry.proxies import forwarded_apply
 from foundry.telemetry import tenant_bound
@@ -174,17 +174,27 @@ async def _body_peek(receive) -> tuple[object, bytes | None]:
 
 def _classified(raw: bytes | None) -> tuple[bool, object, DuplicateKey | None]:
     """(whether the request is a write, the JSON body: None when unread, too long or not JSON;
-    a key it names twice in an object, which the SDK's parser would read as its last value)."""
+    a key it names twice in an object, which the SDK's parser would read as its last value).
+    Read as the SDK would read it (each object's last value), so its id and what it asks are
+    known; a message whose own `id` is named twice has no id (`duplicate.message_id`)."""
     if raw is None:
         return True, None, None
-    duplicate = None
+    repeated: list[list[str]] = []  # each object's keys named twice, the outermost object's last
+
+    def objects(pairs: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        repeated.append([key for key, _ in pairs if key in seen or seen.add(key)])
+        return dict(pairs)
+
     try:
-        try:
-            payload = json.loads(raw, object_pairs_hook=object_unique)
-        except DuplicateKey as exc:
-            duplicate, payload = exc, json.loads(raw)  # read as the SDK would: its id, what it asks
+        payload = json.loads(raw, object_pairs_hook=objects)
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
         return True, None, None
+    twice = [key for keys in repeated for key in keys]
+    duplicate = None
+    if twice:
+        own = repeated[-1] if isinstance(payload, dict) else []
+        duplicate = DuplicateKey("id", message_id=True) if "id" in own else DuplicateKey(twice[0])
     calls = payload if isinstance(payload, list) else [payload]
     # A method that is no text (a list, an object) is no write here; the SDK refuses it.
     write = any(isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls)
@@ -325,7 +335,7 @@ class McpGateway:
             return await _jsonrpc_refuse(send, None, message, limit_headers)
         if surrogate or duplicate:
             request_id = payload.get("id") if isinstance(payload, dict) else None
-            if duplicate and duplicate.key == "id":  # which id: the sender's own message is unclear
+            if duplicate and duplicate.message_id:  # the message's own id named twice: which is unclear
                 request_id = None
             message = SURROGATE_REFUSED if surrogate else f"{duplicate.code}: {duplicate}"
             return await _jsonrpc_refuse(send, request_id, message, limit_headers)

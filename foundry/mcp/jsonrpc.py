@@ -15,8 +15,9 @@ class DuplicateKey(Exception):
 
     code = "json_duplicate_key"
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, *, message_id: bool = False):
         self.key = key
+        self.message_id = message_id  # it is the JSON-RPC message's own `id`: which one is unclear
         super().__init__(f"A JSON object names {key[:100]!r} twice.")
 
 

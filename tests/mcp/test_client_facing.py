@@ -91,3 +91,27 @@ def test_a_message_naming_a_key_twice_is_json_duplicate_key_before_any_tool_runs
     answer = response.json()
     assert answer["id"] == answered_id and answer["error"]["code"] == -32602
     assert answer["error"]["message"].startswith("json_duplicate_key: ")
+
+
+def test_a_tool_argument_called_id_named_twice_still_answers_the_message_id(mcp_port, ws):
+    """Only the message's own `id` named twice makes its id unclear: a tool argument that happens
+    to be called `id` named twice was answered with id null, and the client's request waited for
+    ever (JSON-RPC 2.0: null only when the id cannot be told)."""
+    body = (
+        '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "get_run",'
+        ' "arguments": {"id": "a", "id": "b"}}}'
+    )
+    answer = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"}).json()
+    assert answer["error"]["message"].startswith("json_duplicate_key: ") and answer["id"] == 7
+
+
+def test_a_message_id_named_twice_has_no_id_whatever_else_is_named_twice(mcp_port, ws):
+    """The parser closes inner objects first: an inner key named twice was the one reported, and
+    the message's own id named twice was answered with its last value (8), which a reader keeping
+    the first (7) never sent."""
+    body = (
+        '{"jsonrpc": "2.0", "id": 7, "id": 8, "method": "tools/call",'
+        ' "params": {"name": "get_agent", "name": "list_agents"}}'
+    )
+    answer = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"}).json()
+    assert answer["error"]["message"].startswith("json_duplicate_key: ") and answer["id"] is None
