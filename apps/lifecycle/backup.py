@@ -747,8 +747,9 @@ def _dump_contents_check(backup: Backup, dump: Path) -> None:
             continue  # a comment (`;`) or a blank line
         rest = entry["rest"]
         kind = next((k for k in sorted(_DUMP_KINDS, key=len, reverse=True) if rest.startswith(k + " ")), None)
-        namespace = rest[len(kind) + 1 :].split(" ", 1)[0] if kind else ""
-        if kind is None or namespace not in (schema, "-") or (namespace == "-" and kind != "SCHEMA"):
+        namespace, _, named = rest[len(kind) + 1 :].partition(" ") if kind else ("", "", "")
+        own_schema = kind == "SCHEMA" and namespace == "-" and named.split(" ", 1)[0] == schema
+        if kind is None or not (own_schema or (namespace == schema and kind != "SCHEMA")):
             raise BackupError(
                 f"{backup.path}: its schema dump holds what a workspace's does not ({rest[:120]!r}); nothing restored."
             )

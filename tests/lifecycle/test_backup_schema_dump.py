@@ -9,6 +9,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 from django.core.management import call_command
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -65,16 +66,19 @@ def test_a_tampered_schema_dump_cannot_write_into_another_workspace(unblocked, t
     assert role == "viewer", f"a workspace's restore ({outcome}) made another workspace's viewer an owner"
 
 
-def test_a_tampered_schema_dump_cannot_create_objects_outside_its_schema(unblocked, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("planted_table", [True, False], ids=["with-a-table", "empty"])
+def test_a_tampered_schema_dump_cannot_create_objects_outside_its_schema(unblocked, tmp_path, planted_table):  # noqa: F811
     """A schema.dump that also holds another schema (`pg_dump -n <schema> -n other`) created that
-    schema and its objects too: it is refused now."""
+    schema and its objects too: it is refused now, also when that schema is empty (one squatting
+    the name of a workspace to come)."""
     mine = workspace_create()
     call_command("backup", tenant=mine.slug, dir=tmp_path, stdout=io.StringIO())
     (made,) = backup_list(tmp_path, tenant_scope(mine))
     scratch = f"rv_scratch_{mine.slug}"
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE SCHEMA "{scratch}"')
-        cursor.execute(f'CREATE TABLE "{scratch}".review_planted (x int)')
+        if planted_table:
+            cursor.execute(f'CREATE TABLE "{scratch}".review_planted (x int)')
     try:
         command = [pg_binary("pg_dump"), "-Fc", "--no-password", "-n", mine.schema_name, "-n", scratch]
         dump = subprocess.run(
