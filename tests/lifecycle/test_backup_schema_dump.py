@@ -27,6 +27,15 @@ def _dump_of(schema: str, target: Path) -> bytes:
     return target.read_bytes()
 
 
+def _restored(crafted: Path) -> str:
+    """`manage.py restore` of the crafted file: "restored", or why it was refused (as expected)."""
+    try:
+        call_command("restore", str(crafted), stdout=io.StringIO(), stderr=io.StringIO())
+    except Exception as e:  # noqa: BLE001 — a refusal is what is expected; what it left is what is checked
+        return f"refused: {e}"
+    return "restored"
+
+
 def _crafted(mine, tmp_path: Path, sql: list[str]) -> Path:
     """mine's real backup with its schema.dump replaced by one holding what `sql` created in mine's
     schema, the manifest's checksum of it recomputed."""
@@ -56,11 +65,7 @@ def test_a_tampered_schema_dump_cannot_write_into_another_workspace(unblocked, t
     workspace_lose(mine)
     with schema_context(victim_schema):  # adding the constraint above ran it once: undo that
         User.objects.filter(email=f"viewer@{victim.slug}.test").update(role="viewer")
-    try:
-        call_command("restore", str(crafted), stdout=io.StringIO(), stderr=io.StringIO())
-        outcome = "restored"
-    except Exception as e:  # noqa: BLE001 — a refusal is what is expected; the victim is what is checked
-        outcome = f"refused: {e}"
+    outcome = _restored(crafted)
     with schema_context(victim_schema):
         role = User.objects.get(email=f"viewer@{victim.slug}.test").role
     assert role == "viewer", f"a workspace's restore ({outcome}) made another workspace's viewer an owner"
@@ -91,11 +96,7 @@ def test_a_tampered_schema_dump_cannot_create_objects_outside_its_schema(unblock
             cursor.execute(f'DROP SCHEMA "{scratch}" CASCADE')
     crafted = repack(made, tmp_path / "crafted.tar", member_edit=lambda members: ("schema.dump", data))
     workspace_lose(mine)
-    try:
-        call_command("restore", str(crafted), stdout=io.StringIO(), stderr=io.StringIO())
-        outcome = "restored"
-    except Exception as e:  # noqa: BLE001 — a refusal is what is expected
-        outcome = f"refused: {e}"
+    outcome = _restored(crafted)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [scratch])
         planted = cursor.fetchone() is not None
@@ -129,11 +130,7 @@ def test_a_tampered_tenant_row_cannot_point_the_workspace_at_the_template_schema
 
     crafted = repack(made, tmp_path / "crafted.tar", member_edit=retarget)
     workspace_lose(mine)
-    try:
-        call_command("restore", str(crafted), stdout=io.StringIO(), stderr=io.StringIO())
-        outcome = "restored"
-    except Exception as e:  # noqa: BLE001 — a refusal is what is expected
-        outcome = f"refused: {e}"
+    outcome = _restored(crafted)
     schema = Tenant.objects.filter(pk=mine.pk).values_list("schema_name", flat=True).first()
     if schema == settings.TENANT_BASE_SCHEMA:  # undo by hand: Tenant.delete() would drop the template
         with connection.cursor() as cursor:

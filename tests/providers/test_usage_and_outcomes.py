@@ -161,3 +161,37 @@ def test_the_tool_calls_of_a_cut_or_withheld_openai_answer_are_not_run(acme, key
     run = _run(acme, server)
     assert (run.status, run.reason) == ("failed", reason), run.message
     assert _tools_run(acme, run) == []
+
+
+# The model's text beside its tool call holds a lone UTF-16 surrogate (`\ud800`): valid JSON, which
+# json.loads turns into a str no UTF-8 encoder takes. Spelled as raw bytes so the escape is sent as is.
+OPENAI_TEXT_WITH_SURROGATE = (
+    b'{"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": '
+    b'{"role": "assistant", "content": "Looking up INV-7 \\ud800", "tool_calls": [{"id": "call_a", '
+    b'"type": "function", "function": {"name": "find_invoices", "arguments": "{}"}}]}}], '
+    b'"usage": {"prompt_tokens": 10, "completion_tokens": 5}}'
+)
+ANTHROPIC_TEXT_WITH_SURROGATE = (
+    b'{"id": "msg_1", "type": "message", "role": "assistant", "model": "c", "stop_reason": "tool_use", '
+    b'"content": [{"type": "text", "text": "Looking up INV-7 \\ud800"}, '
+    b'{"type": "tool_use", "id": "toolu_a", "name": "find_invoices", "input": {}}], '
+    b'"usage": {"input_tokens": 10, "output_tokens": 5}}'
+)
+
+
+def test_openai_a_lone_surrogate_in_the_answers_text_does_not_end_the_run_on_an_internal_error(acme, keys, server):
+    """A lone surrogate in the message's text is cleaned as a tool call's are (U+FFFD, docs/runs.md):
+    kept in the conversation, the next request could not be encoded, and the run ended
+    `internal_error`."""
+    server.queue(Reply(body=OPENAI_TEXT_WITH_SURROGATE), Reply(body=openai_completion("done")))
+    run = _run(acme, server, "openai")
+    assert run.reason != "internal_error", (run.status, run.reason, run.message)
+    assert len(server.requests) == 2, "the second model call was never sent"
+
+
+def test_anthropic_a_lone_surrogate_in_a_text_block_does_not_end_the_run_on_an_internal_error(acme, keys, server):
+    """As for OpenAI, a text block's `text`."""
+    server.queue(Reply(body=ANTHROPIC_TEXT_WITH_SURROGATE), Reply(body=anthropic_message(text("done"))))
+    run = _run(acme, server, "anthropic")
+    assert run.reason != "internal_error", (run.status, run.reason, run.message)
+    assert len(server.requests) == 2, "the second model call was never sent"
