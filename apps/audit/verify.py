@@ -31,7 +31,7 @@ from datetime import datetime
 from django.db import connection, transaction
 
 from apps.audit.chain import GENESIS, event_hash
-from apps.audit.models import AuditChain, AuditChainBase, AuditCheckpoint
+from apps.audit.models import PLATFORM, AuditChain, AuditChainBase, AuditCheckpoint
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import checkpoint_signed
@@ -200,7 +200,11 @@ def _verify(tenant_id: int, external: list[dict] | None, keys: dict[str, str] | 
             "anchor_unsigned",
             f"events before #{base.first_seq} were pruned, and no signed checkpoint vouches for #{base.first_seq - 1}",
         )
-    if base.first_seq > 1 and base.first_seq not in pruned_to:
+    if base.first_seq > 1 and tenant_id == PLATFORM:
+        # No prune ever cuts the platform's chain (audit_prune refuses it): whatever `audit.pruned`
+        # event it holds, one that no longer starts at #1 was cut by hand.
+        result.add(1, "missing", f"the platform's chain is never pruned, yet it starts at #{base.first_seq}")
+    elif base.first_seq > 1 and base.first_seq not in pruned_to:
         result.add(
             base.first_seq,
             "prune_unrecorded",
