@@ -4,10 +4,9 @@ Everything here acts on the schema the connection is on: the tenant's own table.
 that uses it is apps/identity/oidc.py; bearer tokens are checked by apps/identity/bearer.py.
 """
 
-import ipaddress
 import json
 import re
-import socket
+import time
 from urllib.parse import urlsplit
 
 import idna
@@ -29,7 +28,7 @@ from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
 from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
-from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, fetch
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, addresses_resolved, fetch
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_TIMEOUT_SECONDS = 5.0  # a module constant so tests can lower it
@@ -100,7 +99,12 @@ def sso_network_policy() -> NetworkPolicy:
     tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
     if tenant is not None:
         networks += tenant.http_networks()
-    return NetworkPolicy(allowed_networks=tuple(networks), max_response_bytes=DISCOVERY_MAX_BYTES, max_redirects=0)
+    return NetworkPolicy(
+        allowed_networks=tuple(networks),
+        max_response_bytes=DISCOVERY_MAX_BYTES,
+        max_redirects=0,
+        plain_http_public=False,  # the client secret, codes and keys: over https across the internet
+    )
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -137,15 +141,20 @@ def _url_problem(url: str, name: str) -> ValidationError | None:
     return None
 
 
-def _plain_http_refusal(url: str, policy: NetworkPolicy) -> str | None:
+def _plain_http_refusal(url: str, policy: NetworkPolicy, deadline: float) -> str | None:
     """Why `url` may not use plain http, or None. http is only for networks an operator allowed
-    (a test IdP on loopback, an IdP inside the company network): never across the internet."""
+    (a test IdP on loopback, an IdP inside the company network): never across the internet.
+    Looked up by `deadline` (discovery's); every call to the IdP checks again the address it
+    connects to (sso_network_policy)."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return None
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
-        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+        addresses = addresses_resolved(
+            parts.hostname, parts.port or 80, deadline=deadline, timeout=DISCOVERY_TIMEOUT_SECONDS
+        )
+    except FetchError:
+        return f"{parts.hostname!r} did not resolve within {DISCOVERY_TIMEOUT_SECONDS:g} s."
     except (OSError, UnicodeError, ValueError):
         return f"{parts.hostname!r} does not resolve."
     for ip in addresses:
@@ -254,13 +263,19 @@ def _discovery_failed(code: str, message: str) -> ValidationError:
 def sso_discover(issuer: str) -> dict:
     """The issuer's discovery document, checked: the fields to store, or ValidationError on issuer."""
     policy = sso_network_policy()
-    if problem := _plain_http_refusal(issuer, policy):
+    deadline = time.monotonic() + DISCOVERY_TIMEOUT_SECONDS  # the lookups' and the fetch's, in all
+    if problem := _plain_http_refusal(issuer, policy, deadline):
         raise _discovery_failed("issuer_insecure", problem)
     url = issuer.rstrip("/") + DISCOVERY_PATH
     host = urlsplit(issuer).hostname
     try:
-        result = fetch("GET", url, hosts=[host], timeout=DISCOVERY_TIMEOUT_SECONDS, policy=policy)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FetchError("http_timeout", f"No answer within {DISCOVERY_TIMEOUT_SECONDS:g} s.")
+        result = fetch("GET", url, hosts=[host], timeout=left, policy=policy)
     except FetchError as exc:
+        if exc.code == "http_plain_refused":  # the name now resolves to a public address
+            raise _discovery_failed("issuer_insecure", exc.message) from None
         if exc.code == "http_too_many_redirects":
             raise _discovery_failed(
                 "discovery_redirect_refused", f"{url} redirects: use the issuer's own URL."
@@ -274,10 +289,10 @@ def sso_discover(issuer: str) -> dict:
         document = None
     if not isinstance(document, dict):
         raise _discovery_failed("discovery_not_json", f"{url} did not answer a JSON object.")
-    return _discovered(issuer, document, policy)
+    return _discovered(issuer, document, policy, deadline)
 
 
-def _discovered(issuer: str, document: dict, policy: NetworkPolicy) -> dict:
+def _discovered(issuer: str, document: dict, policy: NetworkPolicy, deadline: float) -> dict:
     if document.get("issuer") != issuer:
         raise _discovery_failed(
             "issuer_mismatch",
@@ -292,7 +307,7 @@ def _discovered(issuer: str, document: dict, policy: NetworkPolicy) -> dict:
             continue
         if not isinstance(value, str) or _url_problem(value, name):
             raise _discovery_failed("discovery_endpoint_missing", f"The discovery document has no valid {name}.")
-        if problem := _plain_http_refusal(value, policy):
+        if problem := _plain_http_refusal(value, policy, deadline):
             raise _discovery_failed("discovery_endpoint_insecure", f"{name}: {problem}")
         found[name] = value
     offered = document.get("id_token_signing_alg_values_supported")

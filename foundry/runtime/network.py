@@ -61,6 +61,9 @@ class NetworkPolicy:
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_response_bytes: int = MAX_RESPONSE_BYTES
     max_redirects: int = MAX_REDIRECTS
+    # False: plain http reaches only addresses that are not public (those the policy allows), as
+    # checked on the address connected to, at every hop; https for the rest.
+    plain_http_public: bool = True
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ def resolver_bounded(resolver: Resolver, deadline: float, timeout: float) -> Res
     return resolve
 
 
+def addresses_resolved(host: str, port: int, *, deadline: float, timeout: float) -> list[Address]:
+    """`host`'s addresses, answered by `deadline` (FetchError http_timeout past it; OSError,
+    UnicodeError or ValueError when it does not resolve)."""
+    return [ipaddress.ip_address(a.split("%")[0]) for a in resolver_bounded(_resolve, deadline, timeout)(host, port)]
+
+
 # --- fetch ----------------------------------------------------------------------------------
 
 
@@ -243,6 +252,13 @@ def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver
             raise FetchError(
                 "http_address_refused",
                 f"{host!r} resolves to {ip}, a {refused} address; requests to it are refused.",
+            )
+    if url.scheme == "http" and not policy.plain_http_public:
+        public = next((ip for ip in addresses if address_class(ip) is None), None)
+        if public is not None:
+            raise FetchError(
+                "http_plain_refused",
+                f"{host!r} resolves to {public}, a public address: plain http is refused there; use https.",
             )
     named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed (RFC 9110 §7.2)
     host_header = named if url.port is None else f"{named}:{url.port}"
