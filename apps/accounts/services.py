@@ -7,6 +7,7 @@ import unicodedata
 from datetime import UTC, timedelta
 
 import idna
+from confusable_homoglyphs.categories import alias as script_of
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
@@ -29,16 +30,33 @@ from apps.tokens.services import token_revoke_issued_by
 from foundry.db.locks import xact_lock
 from foundry.text import text_readable
 
+# The scripts a label may mix (UTS #39 "highly restrictive", as browsers judge a name they show
+# as typed rather than as punycode): any one script, or Latin with these East Asian sets.
+_SCRIPT_SETS = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+
+
+def _scripts_mixed(label: str) -> bool:
+    """Whether a domain label mixes scripts no single language writes together: `acme` with a
+    Cyrillic U+0430 for its `a`, which reads as acme.test wherever the address is shown."""
+    scripts = {script_of(char) for char in label} - {"COMMON", "INHERITED"}
+    return len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_SETS)
+
 
 def domain_spelling(domain: str) -> str | None:
     """An email domain (lowercase) in its one spelling: U-labels for its A-labels; None when IDNA
-    reads it as another name (characters it drops or maps), or refuses it. Address literals
-    ([192.0.2.1]) as they are."""
+    reads it as another name (characters it drops or maps), or refuses it, or when a label mixes
+    scripts (`_scripts_mixed`), in either form. Address literals ([192.0.2.1]) as they are."""
     if domain.startswith("[") or not domain:
         return domain
     try:
         spelled = idna.decode(idna.encode(domain, uts46=True))
     except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    if any(_scripts_mixed(label) for label in spelled.split(".")):
         return None
     return spelled if spelled == domain or domain.isascii() else None
 

@@ -49,7 +49,7 @@ def login_target(typed: str | None):
     name = login_name(typed)
     # PostgreSQL text holds no NUL and no lone surrogate (an identity provider's claim may): no
     # account has one in its name.
-    user = User.objects.filter(email__iexact=name).first() if name and claim_text_plain(name) else None
+    user = User.objects.filter(email=name).first() if name and claim_text_plain(name) else None
     return user if user is not None else ("login", login_name_digest(name))
 
 

@@ -174,9 +174,9 @@ def _identities(email: str, member: User | None, tenant_id: int) -> list[str]:
     is named by its email), which still knows them once `audit_erase_actor` cleared the table."""
     current = [f"user:{member.pk}"] if member is not None else []
     with rls_scope(tenant_id):
-        former = AuditActor.objects.filter(tenant_id=tenant_id, email__iexact=email, actor_id__startswith="user:")
+        former = AuditActor.objects.filter(tenant_id=tenant_id, email=email, actor_id__startswith="user:")
         former = list(former.order_by("first_seen_at", "actor_id").values_list("actor_id", flat=True))
-    history = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_repr__iexact=email)
+    history = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_repr=email)
     former += [f"user:{pk}" for pk in history.order_by("timestamp", "pk").values_list("object_pk", flat=True)]
     return list(dict.fromkeys(current + former))
 
@@ -291,7 +291,9 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         raise PermissionDenied(f"Your role does not allow {Permission.MEMBERS_MANAGE}.")
     email = email_clean(email)
     tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)
-    member = User.objects.filter(email__iexact=email).first()
+    # Addresses are stored in email_clean's one spelling: compared exactly (a case-insensitive
+    # match upper-cases the dotless ı of another mailbox's domain to I).
+    member = User.objects.filter(email=email).first()
     actor_ids = _identities(email, member, tenant_id)
     actor_id = actor_ids[0] if actor_ids else None
     if member is None and actor_id is None:
