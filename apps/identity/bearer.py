@@ -40,6 +40,7 @@ _SIGNED_REFUSALS = {
     "identity_unknown",
     "user_inactive",
     "email_domain_refused",
+    "role_changed",
 }
 
 
@@ -135,7 +136,17 @@ def _authenticate(raw: str, audience: str, resource: str, request: HttpRequest |
         raise TokenInvalid("email_domain_refused", "This member's address is outside the workspace's allowed domains.")
     if config.roles_claim and claim_values(claims, config.roles_claim) is not None and user.role != Role.OWNER:
         role = mapped_role(config, claims)
-        if role_exceeds(user.role, role) and not role_exceeds(role, user.role):
+        above, below = role_exceeds(role, user.role), role_exceeds(user.role, role)
+        if above and below:
+            # Another role altogether: acting with either would give what the other lacks.
+            raise TokenInvalid(
+                "role_changed",
+                "The identity provider names another role than the workspace stored; sign in to the "
+                "console once to take it up.",
+            )
+        if below:
             member_demoted_by_token(user, role, config, claims, request=request)  # stored, as a sign-in would
-        user.role = role  # this request's; a promotion is stored by a sign-in
+            user.role = role  # this request's, whenever the token was issued
+        # Above: a promotion waits for a sign-in (the token may also be older than the sign-in that
+        # stored a demotion, and carry the role it replaced): the stored role acts.
     return user, claims

@@ -251,3 +251,57 @@ def test_a_provider_token_showing_a_demotion_stores_it_and_revokes_what_the_old_
     assert [e.data["reason"] for e in audit_events("acme", action="token.revoked")] == ["issuer_demoted"]
     api(acme, demoted).get("/api/v1/members")  # once stored, nothing more happens
     assert len(audit_events("acme", action="member.role_synced")) == 1
+
+
+def test_a_token_issued_before_the_sign_in_that_demoted_its_member_acts_with_the_stored_role(acme, shared):
+    """ada signs in as an admin and her client holds an access token; the provider moves her to
+    developers and her next sign-in stores the demotion. The token from before that sign-in
+    carries the admin claim the sign-in replaced: for the rest of its lifetime it acts as the
+    developer she is now (settings.manage refused), never as the admin she was."""
+    sso(acme, shared)
+    login(acme, shared, "ada")
+    fresh = shared.access_token("foundry-acme", "ada")
+    stale = signed(shared, jwt.decode(fresh, options={"verify_signature": False}), iat=int(time.time()) - 60)
+    assert api(acme, stale).get("/api/v1/sso").status_code == 200  # an admin, as she was
+
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    login(acme, shared, "ada")
+    with schema_context(acme.schema_name):
+        assert User.objects.get(email="ada@acme.test").role == "developer"
+    assert api(acme, stale).get("/api/v1/sso").status_code == 403
+    with schema_context(acme.schema_name):
+        ada = User.objects.get(email="ada@acme.test")
+    assert api(acme, stale).patch(f"/api/v1/members/{ada.pk}", {"role": "admin"}).status_code == 403
+    with schema_context(acme.schema_name):
+        assert User.objects.get(pk=ada.pk).role == "developer"
+
+
+def test_a_promotion_in_a_token_waits_for_a_sign_in(acme, shared):
+    """The provider moved a developer to admins: their access token claims admin, but the
+    workspace's stored role acts until they sign in, which stores the promotion."""
+    sso(acme, shared)
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    login(acme, shared, "ada")
+    shared.set_accounts(ACCOUNTS)  # foundry-admins again
+    promoted = shared.access_token("foundry-acme", "ada")
+    assert api(acme, promoted).get("/api/v1/sso").status_code == 403
+    with schema_context(acme.schema_name):
+        assert User.objects.get(email="ada@acme.test").role == "developer"
+    login(acme, shared, "ada")
+    assert api(acme, promoted).get("/api/v1/sso").status_code == 200
+
+
+def test_a_token_naming_a_role_beside_the_stored_one_is_refused_until_a_sign_in(acme, shared):
+    """A developer the provider moved to operators: acting as either would give what the other
+    may not (deploying, approving), so the token is refused (`role_changed`, audited) until a
+    sign-in stores the new role."""
+    sso(acme, shared, role_map={"foundry-admins": "admin", "foundry-devs": "developer", "foundry-ops": "operator"})
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-devs"])})
+    login(acme, shared, "ada")
+    shared.set_accounts({**ACCOUNTS, "ada": account("ada", groups=["foundry-ops"])})
+    moved = shared.access_token("foundry-acme", "ada")
+    response = api(acme, moved).get("/api/v1/runs")
+    assert (response.status_code, code(response)) == (401, "role_changed")
+    assert [e.data.get("reason") for e in audit_events("acme", action="auth.token.rejected")] == ["role_changed"]
+    login(acme, shared, "ada")
+    assert api(acme, moved).get("/api/v1/runs").status_code == 200
