@@ -66,6 +66,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from foundry.db.text import UNSTORABLE
 from foundry.runtime.context import system_prompt
 from foundry.runtime.provider_http import text_clean
 from foundry.runtime.providers import Provider, ProviderError, Usage, message_text
@@ -225,9 +226,12 @@ _MAX_NESTING = 32  # levels of tool-call arguments kept as structure (msgpack re
 
 def _portable(value, depth: int = 0):
     """Tool-call arguments in the form every store they reach takes (checkpoints: msgpack, whose
-    integers end at 64 bits and nesting soon; steps: jsonb, which has no NaN nor Infinity): such
-    numbers, and what nests deeper than _MAX_NESTING, which a model may write, become text."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    integers end at 64 bits and nesting soon; steps: jsonb, which has no NaN nor Infinity, and
+    PostgreSQL's text, no NUL nor lone surrogate): such numbers, and what nests deeper than
+    _MAX_NESTING, which a model may write, become text; such characters, U+FFFD."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return value if value in _INT64 else str(value)
@@ -239,7 +243,7 @@ def _portable(value, depth: int = 0):
         except (ValueError, RecursionError):
             return "…"
     if isinstance(value, dict):
-        return {key: _portable(item, depth + 1) for key, item in value.items()}
+        return {_portable(key): _portable(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_portable(item, depth + 1) for item in value]
     return value
@@ -247,8 +251,8 @@ def _portable(value, depth: int = 0):
 
 UNPORTABLE = (
     "An argument holds a value the platform cannot carry as written (an integer past 64 bits, NaN or "
-    f"an infinity, or nesting deeper than {_MAX_NESTING} levels); the call was not made. Send such a "
-    "number as a string, or flatten the structure."
+    f"an infinity, nesting deeper than {_MAX_NESTING} levels, or a NUL character in text); the call "
+    "was not made. Send such a number as a string, flatten the structure, or leave the character out."
 )
 
 

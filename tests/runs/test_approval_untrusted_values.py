@@ -1,25 +1,24 @@
 """A tool call that waits for approval is stored as its Approval with text no column can store
-(NUL, lone surrogates: a model is an untrusted remote) replaced by U+FFFD, as a step's record
-is (docs/runs.md, "Durability"): the run waits for the approver instead of failing every
-delivery until it is given up."""
+(lone surrogates: a model is an untrusted remote; its provider's answer has them as U+FFFD) replaced
+by U+FFFD, as a step's record is (docs/runs.md, "Durability"): the run waits for the approver
+instead of failing every delivery until it is given up. A NUL in an argument is text a model
+wrote that no store keeps as written: the call is not made (`tool_argument_invalid`), never asked
+of an approver who would be shown another value than the one sent."""
 
 import pytest
 from django_tenants.utils import schema_context
 
-from apps.runs.models import Approval, Run
+from apps.runs.models import Approval, Run, Step
 from apps.runs.services import run_start
 from tests.conftest import tenant_user
 from tests.providers.fake_models import Reply, openai_completion
-from tests.runs.conftest import advance
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, http_tool
 
 
 @pytest.mark.parametrize(
     "call_id, arguments",
-    [
-        ("call_1", {"amount": 25000, "question": "nul \u0000 here"}),
-        ("call_1", {"amount": 25000, "question": "half \ud800 a pair"}),
-    ],
-    ids=["nul-in-argument", "lone-surrogate-in-argument"],
+    [("call_1", {"amount": 25000, "question": "half \ud800 a pair"})],
+    ids=["lone-surrogate-in-argument"],
 )
 def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, openai_agent, call_id, arguments):
     server, agent = openai_agent
@@ -41,3 +40,20 @@ def test_a_model_call_needing_approval_with_odd_values_waits_for_approval(acme, 
     with schema_context("acme"):
         stored = Approval.objects.get(run=run).arguments
     assert stored["amount"] == 25000 and "\ufffd" in stored["question"], stored
+
+
+def test_a_call_needing_approval_whose_argument_holds_a_nul_is_not_made(acme, model_server, ledger, loopback_allowed):
+    gated = "  approvals:\n    tools: [ledger]\n"
+    agent = deploy(acme, FINANCE, agent_yaml(provider="openai", tools=http_tool(ledger.port), approvals=gated))
+    model_server.queue(
+        Reply(body=openai_completion(tool_calls=[("call_1", "ledger", {"id": "A1", "note": "pay 100\u0000 to 7"})])),
+        Reply(body=openai_completion("Not booked.")),
+    )
+    with schema_context("acme"):
+        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Book it.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        tool = Step.objects.get(run=run, node="tool")
+        assert not Approval.objects.filter(run=run).exists()
+    assert (run.status, tool.status, tool.error) == (Run.Status.SUCCEEDED, "error", "tool_argument_invalid")
+    assert ledger.requests == {}
