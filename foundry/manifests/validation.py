@@ -396,7 +396,19 @@ class _DomainChecks(_Checks):
         key = entity.get("key")
         if isinstance(key, str) and key not in fields:
             self.add("dis_unknown_field", f"Key {key!r} is not a field of {name!r}.", (*path, "key"))
+        folded: dict[str, str] = {}
         for field_name in fields:
+            # Two fields spelt alike (`amount`, `a_mount`): the runtime would take an argument for
+            # either as written, and a lenient server reads both as one field — a rule on the first
+            # would never see a value passed as the second.
+            twin = folded.setdefault(name_fold(str(field_name)), str(field_name))
+            if twin != str(field_name):
+                self.add(
+                    "dis_field_lookalike",
+                    f"Field {field_name!r} of {name!r} reads as field {twin!r} (they differ only in case, "
+                    "underscores, hyphens or look-alike characters); name it apart.",
+                    (*path, "fields", field_name),
+                )
             # A field spelt like one of dis_query's own arguments (`filter_`, `Question`): the
             # runtime's look-alike check would read that argument as the field, and refuse it.
             reserved = next(

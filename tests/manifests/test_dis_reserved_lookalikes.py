@@ -1,4 +1,5 @@
-"""dis_query's own arguments (`question`, `filter`) against the fields of the pinned DIS."""
+"""Field names of the pinned DIS that read alike: as dis_query's own arguments (`question`,
+`filter`), or as another field of the entity."""
 
 import json
 from pathlib import Path
@@ -48,3 +49,21 @@ def test_a_field_spelt_like_a_dis_query_argument_does_not_make_that_argument_unu
     except ToolError as exc:
         pytest.fail(f"dis_query refused its own documented argument: {exc.code}: {exc.message}")
     assert answer["entity"] == "invoice"
+
+
+@pytest.mark.parametrize("twin", ["amount_", "a_mount"])
+def test_two_fields_of_an_entity_spelt_alike_are_refused(twin):
+    """A lenient server reads `a_mount` as `amount`: were both fields, the runtime would take an
+    argument for the second as written, and a rule on `amount > 10000` would never see it. The
+    domain is refused at the second (`dis_field_lookalike`)."""
+    source = (EXAMPLES / "domains" / "finance.yaml").read_text()
+    twinned = source.replace(
+        "        amount: {type: decimal, required: true}\n",
+        f"        amount: {{type: decimal, required: true}}\n        {twin}: {{type: decimal}}\n",
+        1,
+    )
+    assert twinned != source
+    checked = validate(twinned, "finance.yaml")
+    assert [(p.code, p.path.rsplit("/", 1)[-1]) for p in checked.problems] == [("dis_field_lookalike", twin)], [
+        str(p) for p in checked.problems
+    ]
