@@ -34,7 +34,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpcore
 import httpx
@@ -385,9 +385,16 @@ def fetch(
     (a credential for one host must not follow a redirect to another, nor to plain http)."""
     deadline = time.monotonic() + timeout
     current = _url(url)
-    if params:
-        # A null argument is no parameter: sent as `None` it would filter on that word.
-        current = current.copy_merge_params({k: _param(v) for k, v in params.items() if v is not None})
+    # A null argument is no parameter: sent as `None` it would filter on that word. Added after the
+    # URL's own query, which goes out as written (merging would decode and write it anew).
+    added = urlencode([(k, _param(v)) for k, v in (params or {}).items() if v is not None])
+    if added:
+        try:
+            current = current.copy_with(
+                query=current.query + b"&" + added.encode() if current.query else added.encode()
+            )
+        except (httpx.InvalidURL, ValueError):
+            raise FetchError("http_url_invalid", "The query the arguments make is too long or not valid.") from None
     redirects: list[str] = []
     extra = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
     with deadline_client(deadline) as client:

@@ -224,14 +224,22 @@ class Toolbox:
         definition = tool.definition
         template = definition["url"]
         names = set(_PLACEHOLDER.findall(template))
+        in_path = set(_PLACEHOLDER.findall(urlsplit(template).path))
         missing = sorted(n for n in names if arguments.get(n) in (None, ""))
         if missing:
             raise ToolError("tool_argument_missing", f"Missing argument(s) for the URL: {', '.join(missing)}.")
         for name in names:
             if isinstance(arguments[name], dict | list):
                 raise ToolError("tool_argument_invalid", f"Argument {name!r} must be a single value.")
-            if _text(arguments[name]) in (".", ".."):  # would climb out of the declared path
+            value = _text(arguments[name])
+            # Dots alone climb out of the declared path, as servers that trim spaces or controls
+            # read `.. ` too; a slash, sent as %2F, does on the many servers (this platform's
+            # among them) that decode it before routing: another endpoint than the one declared.
+            seen = "".join(char for char in value if char.isprintable() and not char.isspace())
+            if seen and set(seen) == {"."}:
                 raise ToolError("tool_argument_invalid", f"Argument {name!r} cannot be '.' or '..'.")
+            if name in in_path and ("/" in value or "\\" in value):
+                raise ToolError("tool_argument_invalid", f"Argument {name!r} names one path segment: no '/' or '\\'.")
         url = _PLACEHOLDER.sub(lambda m: quote(_text(arguments[m.group(1)]), safe=""), template)
         rest = {k: v for k, v in arguments.items() if k not in names}
         method = definition.get("method", "GET")

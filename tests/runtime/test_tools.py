@@ -107,7 +107,7 @@ def test_dis_query_refuses_unknown_and_mistyped_arguments(invoice_triage, financ
 
 
 def test_the_http_tool_fills_its_url_template_and_sends_the_rest_as_query(invoice_triage, finance, server):
-    server.routes["/v1/companies/a%2Fb%20c"] = reply(body=b'{"name": "ACME"}')
+    server.routes["/v1/companies/a%20b%2Bc%3F"] = reply(body=b'{"name": "ACME"}')
     tools = [
         {
             "name": "registry",
@@ -119,14 +119,33 @@ def test_the_http_tool_fills_its_url_template_and_sends_the_rest_as_query(invoic
     ]
     toolbox = Toolbox(agent(invoice_triage, tools=tools, approvals={}), finance, LOOPBACK)
     assert toolbox.get("registry").spec.parameters["required"] == ["id"]
-    result = json.loads(toolbox.run(toolbox.get("registry"), {"id": "a/b c", "lang": "en"}, timeout=5))
+    result = json.loads(toolbox.run(toolbox.get("registry"), {"id": "a b+c?", "lang": "en"}, timeout=5))
     assert result == {
         "status": 200,
-        "url": server.origin + "/v1/companies/a%2Fb%20c?lang=en",
+        "url": server.origin + "/v1/companies/a%20b%2Bc%3F?lang=en",
         "content_type": "application/json",
         "body": {"name": "ACME"},
     }
     assert server.requests[0]["query"] == "lang=en"
+
+
+def test_the_http_tool_adds_the_arguments_after_the_urls_own_query_as_written(invoice_triage, finance, server):
+    """The query written in the tool's URL is the manifest's: it goes out byte for byte (a legacy
+    Latin-1 escape, a `;`, a bare flag), the model's arguments after it."""
+    server.routes["/v1/weather"] = reply(body=b"{}")
+    tool = {"name": "weather", "type": "http", "description": "Weather.", "hosts": ["127.0.0.1"]}
+    tool["url"] = server.origin + "/v1/weather?city=M%FCnchen;flag"
+    toolbox = Toolbox(agent(invoice_triage, tools=[tool], approvals={}), finance, LOOPBACK)
+    toolbox.run(toolbox.get("weather"), {"units": "metric", "q": "a b&c"}, timeout=5)
+    assert [r["query"] for r in server.requests] == ["city=M%FCnchen;flag&units=metric&q=a+b%26c"]
+
+
+def test_arguments_making_the_query_too_long_are_the_tools_error(invoice_triage, finance, server):
+    tool = {"name": "registry", "type": "http", "description": "Registry.", "hosts": ["127.0.0.1"]}
+    tool["url"] = server.origin + "/v1/companies"
+    toolbox = Toolbox(agent(invoice_triage, tools=[tool], approvals={}), finance, LOOPBACK)
+    _error(toolbox, "registry", {"note": "x" * 70_000}, "http_url_invalid")
+    assert server.requests == []
 
 
 def test_the_http_tool_posts_the_other_arguments_as_json(invoice_triage, finance, server):
@@ -160,7 +179,10 @@ def test_the_http_tool_reports_missing_arguments_errors_and_refusals(invoice_tri
     ]
     manifest = agent(invoice_triage, tools=tools, approvals={})
     _error(Toolbox(manifest, finance, LOOPBACK), "registry", {}, "tool_argument_missing")
-    _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": ".."}, "tool_argument_invalid")
+    # Out of the declared path: dots alone (a server may trim what follows), or a slash, which
+    # servers decoding %2F before routing (this platform's) read as another endpoint.
+    for climbing in ("..", ".. ", ".\t.", "clerk/versions", "../admin", "..\\admin"):
+        _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": climbing}, "tool_argument_invalid")
     _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": ["a"]}, "tool_argument_invalid")
     error = _error(Toolbox(manifest, finance, LOOPBACK), "registry", {"id": "x"}, "http_status")
     assert json.loads(error.message)["status"] == 404
