@@ -1024,6 +1024,7 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     with _rows_of("the archive"):  # an id at its column's largest value leaves its sequence nowhere to go
         _sequences_reset(schema)
     _retention_policy_check(schema)
+    _catalog_numbers_check(schema)
     _json_depth_check(schema)
     # Whatever the archive holds (one written before tokens were exported revoked, say), the
     # copy's API tokens start revoked: a bearer token of the source must not open it.
@@ -1063,6 +1064,28 @@ def _retention_policy_check(schema: str) -> None:
                 f"Member {member} holds a retention policy the platform refuses: {problems}",
                 member=member,
             ) from None
+
+
+def _catalog_numbers_check(schema: str) -> None:
+    """Every document's versions numbered 1..n and its counter at n, as publishing keeps them: the
+    next publish takes the counter's next number, which a counter behind its versions would take
+    again (refused by their unique key, for good) and one ahead would leave a gap."""
+    member = "schema/catalog_document.ndjson"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT d.kind, d.name FROM {_quoted(schema)}.catalog_document d"
+            f" LEFT JOIN {_quoted(schema)}.catalog_version v ON v.document_id = d.id GROUP BY d.id"
+            " HAVING d.latest_number <> count(v.id) OR coalesce(max(v.number), 0) <> count(v.id)"
+            " OR coalesce(min(v.number), 1) <> 1"
+            " ORDER BY d.kind, d.name LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member {member}: the {row[0]} {row[1]!r} does not count its versions 1 to n as publishing does.",
+            member=member,
+        )
 
 
 def _json_depth_check(schema: str) -> None:

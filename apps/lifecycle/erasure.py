@@ -292,7 +292,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     email = email_clean(email)
     tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)
     # Addresses are stored in email_clean's one spelling: compared exactly (a case-insensitive
-    # match upper-cases the dotless ı of another mailbox's domain to I).
+    # match upper-cases the dotless i (U+0131) of another mailbox's domain to I).
     member = User.objects.filter(email=email).first()
     actor_ids = _identities(email, member, tenant_id)
     actor_id = actor_ids[0] if actor_ids else None

@@ -173,3 +173,26 @@ def test_a_crafted_archives_checkpoint_blob_runs_no_code_when_the_workspace_is_s
         counts = retention_apply(tenant=new, now=timezone.now() + timedelta(days=60))
     assert not os.path.exists(canary), "a blob of the imported archive made the platform call os.mkdir"
     assert counts["checkpoints"] > 0  # the thread was read and cut all the same
+
+
+@pytest.mark.parametrize("counter", [0, 2], ids=["behind", "ahead"])
+def test_an_archive_whose_document_does_not_count_its_versions_is_refused(acme, counter):
+    """Publishing numbers a document's versions 1..n and keeps its counter at n: a counter behind
+    would give the next publish a number taken (refused for good by the versions' unique key),
+    one ahead a gap. Such an archive is refused, `archive_rows_invalid`, and nothing is made."""
+    dev = api(acme, issue(acme, role="developer", scopes=("read", "write")))
+    assert (
+        dev.post("/api/v1/domains", json.dumps({"content": FINANCE}), content_type="application/json").status_code
+        == 201
+    )
+
+    def counted(content: bytes) -> bytes:
+        rows = [json.loads(line) for line in content.splitlines()]
+        return b"".join(json.dumps({**row, "latest_number": counter}).encode() + b"\n" for row in rows)
+
+    crafted = with_member(archive_of(acme)[0], "schema/catalog_document.ndjson", counted)
+    new_slug = slug()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(crafted), slug=new_slug)
+    assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", "schema/catalog_document.ndjson")
+    assert not Tenant.objects.filter(slug=new_slug).exists()
