@@ -10,16 +10,25 @@ write (or wrote under another secret key, or a pickle left by an older release) 
 cache miss. A value is not bound to its key here: one whose key matters (a workspace's identity
 provider's key set, which another workspace's must never stand in for) names its key inside it
 (`sealed_get`, `sealed_set`).
+
+The cache only saves work: when its Redis cannot be reached, `cache_or` answers the default (a
+miss, a write skipped), logged, and the caller does the work again (docs/operations/scaling.md).
 """
 
 import hashlib
 import hmac
+import logging
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django_redis.serializers.json import JSONSerializer
+from redis.exceptions import RedisError
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 _MAC_BYTES = 32
 
 
@@ -47,15 +56,25 @@ class JsonValues(JSONSerializer):
             return None
 
 
+def cache_or(operation: Callable[[], T], default: T) -> T:
+    """`operation` on the shared cache, or `default` when its Redis cannot be reached (logged)."""
+    try:
+        return operation()
+    except RedisError as exc:
+        logger.warning("the shared cache could not be reached (%s); going on without it", type(exc).__name__)
+        return default
+
+
 def sealed_set(key: str, value, timeout: float) -> None:
     """Cache `value` under `key`, naming the key inside it (as stored: with the workspace's prefix):
     moved under another key, another workspace's included, it is none."""
-    cache.set(key, {"key": cache.make_key(key), "value": value}, timeout)
+    cache_or(lambda: cache.set(key, {"key": cache.make_key(key), "value": value}, timeout), None)
 
 
 def sealed_get(key: str):
-    """The value `sealed_set` cached under `key`; None when there is none, or it was cached under another."""
-    stored = cache.get(key)
+    """The value `sealed_set` cached under `key`; None when there is none, or it was cached under
+    another, or the cache cannot be reached."""
+    stored = cache_or(lambda: cache.get(key), None)
     if isinstance(stored, dict) and stored.get("key") == cache.make_key(key):
         return stored.get("value")
     return None

@@ -460,6 +460,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Seconds between a worker's sweeps for such tasks.
     "unacked_restore_interval": _int("FOUNDRY_CELERY_RESTORE_INTERVAL", default=10, minimum=1),
     "unacked_restore_throttle": 1,
+    # A broker that accepts and never answers (frozen, or a proxy before a dead one) fails a
+    # request's enqueue in seconds (the sweep takes the run up), not never; above BRPOP's 1 s.
+    "socket_timeout": 3,
+    "socket_connect_timeout": 3,
 }
 
 # --- Backups (apps/lifecycle/backup.py, docs/operations/disaster-recovery.md) -------------

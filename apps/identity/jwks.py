@@ -19,7 +19,7 @@ import jwt
 from django.core.cache import cache
 from django.db import connection
 
-from foundry.cache_values import sealed_get, sealed_set
+from foundry.cache_values import cache_or, sealed_get, sealed_set
 from foundry.errors import CodedError
 from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 
@@ -110,9 +110,20 @@ def _cached(key: str, *, fresh: bool = False) -> KeySet | None:
     return keyset
 
 
+_refetched: dict[str, float] = {}  # this process's last refetch per key, while the cache is away
+
+
 def _refetch_allowed(key: str) -> bool:
-    """At most one refetch per JWKS_REFETCH_SECONDS per tenant and key set, across processes."""
-    return cache.add(f"{key}:refetch:{connection.schema_name}", time.time(), JWKS_REFETCH_SECONDS)
+    """At most one refetch per JWKS_REFETCH_SECONDS per tenant and key set, across processes (per
+    process while the shared cache cannot be reached)."""
+    marker = f"{key}:refetch:{connection.schema_name}"
+    allowed = cache_or(lambda: cache.add(marker, time.time(), JWKS_REFETCH_SECONDS), None)
+    if allowed is None:
+        last = _refetched.get(marker)
+        allowed = last is None or time.monotonic() - last >= JWKS_REFETCH_SECONDS
+        if allowed:
+            _refetched[marker] = time.monotonic()
+    return allowed
 
 
 def _pick(keyset: KeySet | None, kid: str) -> dict | None:
@@ -138,13 +149,13 @@ def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> di
     if (found := _pick(keyset, kid)) is not None:
         return found
     if keyset is None:
-        if cache.get(f"{key}:down"):
+        if cache_or(lambda: cache.get(f"{key}:down"), None):
             raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} failed a moment ago; retrying shortly.")
         try:
             keyset = _store(key, _fetch(jwks_uri, policy))
         except JwksUnavailable:
             # An IdP that is down must not cost every request a timeout: fail fast for a while.
-            cache.set(f"{key}:down", 1, JWKS_DOWN_SECONDS)
+            cache_or(lambda: cache.set(f"{key}:down", 1, JWKS_DOWN_SECONDS), None)
             raise
     elif _refetch_allowed(key):
         log.info("jwks refetch for unknown kid", extra={"jwks_uri": jwks_uri, "kid": kid[:100]})
@@ -155,7 +166,7 @@ def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> di
 def jwks_forget(jwks_uri: str) -> None:
     """Drop the cached set (the configuration changed)."""
     key = _cache_key(jwks_uri)
-    cache.delete(key)
+    cache_or(lambda: cache.delete(key), None)  # away: the set expires by itself (JWKS_TTL_SECONDS)
     _parsed.pop(key, None)
 
 

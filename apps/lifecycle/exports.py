@@ -38,6 +38,7 @@ from apps.lifecycle.archive import ArchiveError, tenant_export, tenant_exported_
 from apps.lifecycle.models import Export
 from apps.runs.locks import RunLock
 from apps.tenants.models import Tenant
+from foundry.cache_values import cache_or
 from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
 
@@ -136,7 +137,13 @@ def _lost(export: Export, now: datetime) -> bool:
     """Whether an active export will never finish: its task never came, or its worker died."""
     if export.status == Export.Status.QUEUED:
         return export.created_at < now - QUEUED_LOST_AFTER
-    return not _lock(connection.schema_name, export.pk).held
+    return not _held(connection.schema_name, export.pk)
+
+
+def _held(schema: str, export_id) -> bool:
+    """Whether a worker holds the export's lock; when Redis cannot say, as if one did (an export
+    taken for lost would be started a second time beside one that is running)."""
+    return cache_or(lambda: _lock(schema, export_id).held, True)
 
 
 def _fail(export: Export, code: str, message: str) -> None:
@@ -186,7 +193,7 @@ def export_requeue() -> int:
 
     schema = connection.schema_name
     active = Export.objects.filter(status__in=[Export.Status.QUEUED, Export.Status.RUNNING]).values_list("pk", "status")
-    queued = [str(pk) for pk, status in active if status == Export.Status.QUEUED or not _lock(schema, pk).held]
+    queued = [str(pk) for pk, status in active if status == Export.Status.QUEUED or not _held(schema, pk)]
     for export_id in queued:
         export_tenant.apply_async(args=[schema, export_id])
     return len(queued)
