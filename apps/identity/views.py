@@ -1,5 +1,7 @@
 """Console page for single sign-on (settings.manage): see, set or replace, disable; the platform JWKS."""
 
+import re
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -142,12 +144,26 @@ def platform_jwks_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(platform_jwks())
 
 
-@require_safe
-def protected_resource_metadata(request: HttpRequest) -> JsonResponse:
+_HEADER_NAMES = re.compile(r"^[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+){0,20}\Z")
+
+
+@require_http_methods(["GET", "HEAD", "OPTIONS"])
+def protected_resource_metadata(request: HttpRequest) -> HttpResponse:
     """OAuth 2.0 Protected Resource Metadata (RFC 9728) of this workspace's MCP endpoint: where a
-    client gets a token — the workspace's own identity provider, when it has one."""
+    client gets a token — the workspace's own identity provider, when it has one. Public, and
+    readable from any origin (no credentials go with it): a browser client the /mcp 401 sends
+    here reads it cross-origin, after a preflight when it sends MCP-Protocol-Version."""
     from apps.identity.oidc import sso_config
 
+    if request.method == "OPTIONS":
+        response = HttpResponse(status=204)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Access-Control-Allow-Methods"] = "GET, HEAD"
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        if _HEADER_NAMES.match(asked):
+            response["Access-Control-Allow-Headers"] = asked
+        response["Access-Control-Max-Age"] = "600"
+        return response
     config = sso_config()
     origin = f"{request.scheme}://{request.get_host()}"
     body = {
@@ -158,4 +174,6 @@ def protected_resource_metadata(request: HttpRequest) -> JsonResponse:
         "scopes_supported": config.scopes.split() if config else [],
         "resource_documentation": f"{origin}/api/docs/",
     }
-    return JsonResponse(body)
+    response = JsonResponse(body)
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

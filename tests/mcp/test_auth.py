@@ -122,6 +122,31 @@ def test_a_browser_client_at_an_allowed_origin_may_call_and_read_the_answers(mcp
     assert "access-control-allow-origin" not in foreign.headers
 
 
+def test_the_protected_resource_metadata_the_401_names_is_readable_from_a_browser(mcp_port, ws):
+    """The metadata a browser client's 401 sends it to is public: readable from any origin, its
+    preflight (an MCP SDK sends MCP-Protocol-Version) answered, so discovery goes on."""
+    ws, _ = ws
+    host = f"{ws.slug}.localhost:{mcp_port}"
+    url = f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp"
+    headers = {"Host": host, "Origin": "https://inspector.test"}
+    preflight = httpx2.request(
+        "OPTIONS",
+        url,
+        headers={
+            **headers,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "mcp-protocol-version",
+        },
+        timeout=30,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-headers"] == "mcp-protocol-version"
+    metadata = httpx2.get(url, headers={**headers, "MCP-Protocol-Version": "2025-06-18"}, timeout=30)
+    assert metadata.status_code == 200 and metadata.headers["access-control-allow-origin"] == "*"
+    assert metadata.json()["resource"] == f"http://{host}/mcp"
+
+
 @pytest.mark.anyio
 async def test_the_workspaces_own_origin_is_accepted(mcp_port, ws):
     ws, _ = ws
