@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -64,7 +65,9 @@ class UsageStatementApi(TenantAPIView):
             OpenApiParameter("month", str, description="YYYY-MM (UTC). Default: the current month."),
             OpenApiParameter("start", OpenApiTypes.DATE, description="Instead of a month: the first day (UTC)."),
             OpenApiParameter("end", OpenApiTypes.DATE, description="With `start`: the last day, included."),
-            OpenApiParameter("format", str, enum=list(FORMATS), description="`json` (default) or `csv`."),
+            OpenApiParameter(
+                "format", str, enum=list(FORMATS), description="`json` or `csv`; without it, the one `Accept` prefers."
+            ),
         ],
         responses={
             (200, "application/json"): StatementOutput,
@@ -77,6 +80,13 @@ class UsageStatementApi(TenantAPIView):
     )
     def get(self, request: Request) -> Response | HttpResponse:
         fmt, period = statement_query(request.query_params)
+        # The format is `?format=`'s, else the one `Accept` prefers; an Accept without it is 406.
+        media = {"json": "application/json", "csv": "text/csv"}
+        if "format" not in request.query_params:
+            preferred = request._request.get_preferred_type(list(media.values()))
+            fmt = "csv" if preferred == "text/csv" else "json" if preferred else None
+        if fmt is None or not request._request.accepts(media[fmt]):
+            raise NotAcceptable("This statement is available as application/json or text/csv (?format=).")
         tenant = request._request.tenant
         result = statement(tenant_id=tenant.pk, tenant_slug=tenant.slug, period=period)
         if fmt == "csv":

@@ -51,6 +51,7 @@ def add_error_responses(result, generator, request, public):
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             operation["security"] = [{"bearerToken": []}]
+            _body_required(operation, result["components"]["schemas"])
             for status, description in _STATUSES.items():
                 operation["responses"].setdefault(status, {"description": description, **ref})
             if method not in ("get", "head", "options"):
@@ -69,6 +70,18 @@ def add_error_responses(result, generator, request, public):
             operation["responses"].setdefault("414", {"description": "Request line too long."})
             operation["responses"].setdefault("431", {"description": "Request headers too large."})
     return result
+
+
+def _body_required(operation: dict, schemas: dict) -> None:
+    """A body whose schema requires a field is itself required (drf-spectacular leaves a PATCH's
+    optional: a client generated from the document would send none, which is refused)."""
+    body = operation.get("requestBody")
+    if body is None:
+        return
+    for media in body.get("content", {}).values():
+        ref = media.get("schema", {}).get("$ref", "")
+        if schemas.get(ref.rpartition("/")[2], {}).get("required"):
+            body["required"] = True
 
 
 def _strict_bodies(schemas: dict) -> None:
