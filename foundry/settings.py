@@ -285,6 +285,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # Host-only cookies: a cookie set by acme.localhost is never sent to globex.localhost.
 SESSION_COOKIE_DOMAIN = None
 SESSION_ENGINE = "apps.accounts.sessions"  # the database store, refusing keys Django never makes
+# Messages wait in the session, never in a cookie of their own: one may carry a link that sets an
+# owner's password (an import's invitations), which proxies and WAFs logging cookies would keep.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
