@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -25,6 +25,7 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from redis.exceptions import LockError, RedisError
 
+from apps.accounts.permissions import Permission
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.billing.rls import usage_scope
@@ -106,6 +107,10 @@ def retention_policy_set(*, actor, request=None, **values) -> RetentionPolicy:
     changes = {name: [getattr(policy, name), new] for name, new in cleaned.items() if getattr(policy, name) != new}
     if not changes:
         return policy
+    # A legal hold keeps evidence: admins may put one on, only owners lift it (docs/retention.md).
+    lifting = changes.get("audit_legal_hold") == [True, False]
+    if lifting and not isinstance(actor, str) and not actor.has_permission(Permission.OWNERS_MANAGE):
+        raise PermissionDenied(f"Only owners lift a legal hold; your role does not allow {Permission.OWNERS_MANAGE}.")
     for name, (_, new) in changes.items():
         setattr(policy, name, new)
     policy.updated_at = timezone.now()

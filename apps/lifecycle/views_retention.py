@@ -3,7 +3,7 @@ form, and a preview of what a pass would delete now (htmx, into the page). Thin:
 are in apps/lifecycle/retention.py."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -52,6 +52,9 @@ def retention_view(request: HttpRequest) -> HttpResponse:
             retention_policy_set(actor=request.user, request=request, **form.values())
         except ValidationError as e:
             form_errors_add(form, e)
+        except PermissionDenied as e:  # an admin lifting a legal hold
+            form.add_error("audit_legal_hold", str(e))
+            return _page(request, form, status=403)
         else:
             messages.success(request, "Retention policy saved. It applies from the next nightly pass.")
             return redirect("lifecycle:retention")

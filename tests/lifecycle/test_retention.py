@@ -428,6 +428,26 @@ def test_members_who_do_not_manage_settings_cannot_change_or_preview_the_policy(
     assert not audit_events(acme.schema_name, action="retention.applied")
 
 
+def test_admins_put_a_legal_hold_on_and_only_owners_lift_it(acme):
+    """A legal hold keeps evidence: an admin who could lift it could then shorten `audit_days` and
+    let the next pass prune the trail. Lifting it is the owners' (403, nothing changed)."""
+    admin = api(acme, issue(acme))
+    assert put(admin, {"audit_legal_hold": True}).status_code == 200
+    refused = put(admin, {"audit_legal_hold": False, "audit_days": 1})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied"), refused.content
+    page = client_for(acme, "admin@acme.test").post("/settings/retention/", {"audit_legal_hold": ""})
+    assert page.status_code == 403 and b"Only owners lift a legal hold" in page.content
+    with schema_context("acme"):
+        assert (RetentionPolicy.objects.get().audit_legal_hold, RetentionPolicy.objects.get().audit_days) == (
+            True,
+            None,
+        )
+    assert len(audit_events(acme.schema_name, action="retention.updated")) == 1
+    assert put(api(acme, issue(acme, role="owner")), {"audit_legal_hold": False}).status_code == 200
+    with schema_context("acme"):
+        assert RetentionPolicy.objects.get().audit_legal_hold is False
+
+
 def test_a_viewer_token_cannot_change_the_policy(acme):
     assert put(api(acme, issue(acme, role="viewer", scopes=["read", "admin"])), {"runs_days": 1}).status_code == 403
     with schema_context("acme"):
