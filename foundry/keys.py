@@ -25,4 +25,11 @@ def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
         if not key_id or len(raw) != 32:
             raise ImproperlyConfigured(f"{setting}: entry {number + 1} is not key_id:<base64 of 32 bytes>.")
         pairs.append((key_id, raw))
+    # One id, one key: a rotation that kept the id would sign with one key and verify with another.
+    ids = [key_id for key_id, _ in pairs]
+    repeated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+    if repeated:
+        raise ImproperlyConfigured(
+            f"{setting}: key id {', '.join(repeated)} is listed twice; give each key an id of its own."
+        )
     return pairs

@@ -3,6 +3,7 @@
 action is on the platform chain, a workspace's own action on its chain, and a console request's
 event carries its address and request id."""
 
+import ipaddress
 import json
 import zipfile
 from io import StringIO
@@ -79,6 +80,27 @@ def test_rotating_encryption_keys_is_recorded(acme, settings):
         out.getvalue(),
         {schema: describe(events) for schema, events in new.items()},
     )
+
+
+def test_rotating_a_sinks_secret_is_recorded_in_its_history_as_the_command(acme, settings):
+    """An audit sink's model history (kept in `public`) names the command that re-encrypted its
+    secret, as the provider credentials' does."""
+    from auditlog.models import LogEntry
+
+    from apps.audit.delivery import SinkFields, audit_sink_set
+    from apps.audit.models import AuditSink
+    from apps.audit.scope import rls_scope
+
+    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    fields = SinkFields(kind="webhook", url="https://127.0.0.1:9/in", secret="s3cret-s3cret-s3cret")
+    audit_sink_set(tenant=acme, name="hook", fields=fields, actor="test")
+    with rls_scope(acme.pk):
+        sink = AuditSink.objects.get(tenant_id=acme.pk, name="hook")
+    settings.FOUNDRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), settings.FOUNDRY_ENCRYPTION_KEYS[0]]
+    before = set(LogEntry.objects.values_list("pk", flat=True))
+    call_command("rotate_encryption_keys", stdout=StringIO())
+    entries = LogEntry.objects.exclude(pk__in=before).filter(object_pk=str(sink.pk), content_type__model="auditsink")
+    assert [e.additional_data.get("actor") for e in entries] == ["service:cli:rotate_encryption_keys"]
 
 
 def test_an_import_in_the_operator_console_carries_the_request(acme, operator_client):

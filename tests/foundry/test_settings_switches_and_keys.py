@@ -1,6 +1,7 @@
 """Deployment settings read from the environment (foundry/settings.py), each imported in a
 subprocess with a production-like environment, as a real process would start."""
 
+import base64
 import os
 import secrets
 import subprocess
@@ -121,6 +122,15 @@ def test_a_malformed_service_signing_key_is_refused_at_start():
     result = deploy_check(production_env(FOUNDRY_SERVICE_SIGNING_KEYS="svc1:short"))
     output = result.stdout + result.stderr
     assert result.returncode != 0 or "FOUNDRY_SERVICE_SIGNING_KEYS" in output, output
+
+
+def test_a_service_key_id_listed_twice_is_refused_at_start():
+    """A rotation that kept the key id (`k1:NEW,k1:OLD`) would sign with the first key and look the
+    id up as the last: every new service token refused. The process stops naming the setting."""
+    seeds = [base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=") for _ in range(2)]
+    result = deploy_check(production_env(FOUNDRY_SERVICE_SIGNING_KEYS=f"k1:{seeds[0]},k1:{seeds[1]}"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "FOUNDRY_SERVICE_SIGNING_KEYS: key id k1 is listed twice" in output, output
 
 
 def test_the_deploy_check_is_quiet_for_a_complete_production_environment():

@@ -28,7 +28,8 @@ class Command(BaseCommand):
             with schema_context(tenant.schema_name), history_actor("cli:rotate_encryption_keys"):
                 counts = credentials_rotate()
                 sso_rotated, sso_current, sso_undecryptable = sso_secret_rotate()
-            sinks_rotated, sinks_current, sinks_undecryptable = sink_secrets_rotate(tenant.pk)
+            with history_actor("cli:rotate_encryption_keys"):  # sinks are public rows
+                sinks_rotated, sinks_current, sinks_undecryptable = sink_secrets_rotate(tenant.pk)
             counts.rotated += sso_rotated + sinks_rotated
             counts.current += sso_current + sinks_current
             if sso_undecryptable:
