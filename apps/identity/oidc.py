@@ -86,8 +86,8 @@ def sso_config_recent() -> SsoConfiguration | None:
     return config
 
 
-def sso_config_forget() -> None:
-    _recent.pop(connection.schema_name, None)
+def sso_config_forget(schema: str | None = None) -> None:
+    _recent.pop(schema or connection.schema_name, None)
 
 
 class TenantSettings:

@@ -327,9 +327,13 @@ def _discovered(issuer: str, document: dict, policy: NetworkPolicy, deadline: fl
 
 
 def _forget_recent() -> None:
+    """This process's copy of the configuration, dropped now and again once the change commits:
+    another thread of the process reading it meanwhile would keep the old one past the commit."""
     from apps.identity.oidc import sso_config_forget
 
     sso_config_forget()
+    schema = connection.schema_name
+    transaction.on_commit(lambda: sso_config_forget(schema))
 
 
 def _config_locked() -> SsoConfiguration | None:

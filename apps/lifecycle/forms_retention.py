@@ -15,7 +15,13 @@ LABELS = {
 
 
 class RetentionPolicyForm(forms.Form):
-    audit_legal_hold = forms.BooleanField(required=False, label="Audit trail on legal hold (kept whatever its days)")
+    """Each field carries the value the page was rendered with (a hidden `initial-` input): a save
+    changes only what its user changed, not what someone else changed since the page was opened
+    (a legal hold put on meanwhile, which the page showed off)."""
+
+    audit_legal_hold = forms.BooleanField(
+        required=False, label="Audit trail on legal hold (kept whatever its days)", show_hidden_initial=True
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -24,14 +30,17 @@ class RetentionPolicyForm(forms.Form):
                 required=False,
                 label=f"{LABELS[name]} (days; empty: for ever)",
                 widget=forms.TextInput({"inputmode": "numeric", "placeholder": "for ever"}),
+                show_hidden_initial=True,
             )
         self.order_fields([*DAYS_FIELDS, "audit_legal_hold"])
 
     def values(self) -> dict:
-        """What to hand `retention_policy_set`: whole numbers as ints, empty as None, anything
-        else as typed (so the service's code, days_invalid, is the verdict)."""
-        values = {"audit_legal_hold": self.cleaned_data["audit_legal_hold"]}
-        for name in DAYS_FIELDS:
+        """What to hand `retention_policy_set`, of the fields changed on the page: whole numbers
+        as ints, empty as None, anything else as typed (so the service's code, days_invalid, is
+        the verdict)."""
+        changed = set(self.changed_data)
+        values = {"audit_legal_hold": self.cleaned_data["audit_legal_hold"]} if "audit_legal_hold" in changed else {}
+        for name in sorted(changed & set(DAYS_FIELDS)):
             text = self.cleaned_data[name].strip()
             # At most 9 digits: more is no retention period (and past 4,300, int() itself refuses).
             whole = text.isascii() and text.isdigit() and len(text) <= 9

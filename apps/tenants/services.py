@@ -279,13 +279,26 @@ def http_networks_clean(networks: list) -> list[str]:
 
 
 @transaction.atomic
-def tenant_http_networks_set(*, tenant: Tenant, networks: list[str], actor: object = None) -> Tenant:
-    """Set the private networks (CIDRs) the tenant's agent `http` tools may reach. Operators only:
-    a private address may be the platform's own, so tenants cannot set this themselves."""
-    cleaned = http_networks_clean(networks)
+def tenant_http_networks_set(
+    *,
+    tenant: Tenant,
+    networks: list[str] | None = None,
+    allow: list[str] = (),
+    remove: list[str] = (),
+    actor: object = None,
+) -> Tenant:
+    """Set the private networks (CIDRs) the tenant's agent `http` tools may reach — `networks`, or
+    the ones it has (read under the row's lock: two operators' changes both hold) with `allow`
+    added and `remove` taken out. Operators only: a private address may be the platform's own, so
+    tenants cannot set this themselves."""
+    added = http_networks_clean(list(allow))
+    removed = set(http_networks_clean(list(remove)))
+    cleaned = http_networks_clean(networks) if networks is not None else None
     connection.set_schema_to_public()
     tenant = tenant_row_locked(tenant)
     before = list(tenant.http_allowed_networks)
+    if cleaned is None:
+        cleaned = [n for n in http_networks_clean(before + added) if n not in removed]
     tenant.http_allowed_networks = cleaned
     tenant.save(update_fields=["http_allowed_networks"])
     audit_record(

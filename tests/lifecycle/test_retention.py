@@ -3,6 +3,8 @@ dry runs that delete nothing and count the same, runs still going untouched, the
 every pass, one tenant's pass never touching another's rows, the policy's API and console page
 with their refusals, the command, and the nightly beat job through a real worker."""
 
+import html
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -365,6 +367,24 @@ def put(client, body):
     return client.put("/api/v1/retention", body, content_type="application/json")
 
 
+_INPUT = re.compile(r"<input\b[^>]*>", re.I)
+_ATTR = re.compile(r'(\w[\w-]*)(?:="([^"]*)")?')
+
+
+def page_fields(client) -> dict[str, str]:
+    """What a browser submits from the retention page as rendered, changed by nobody (the
+    values the page was rendered with included, in their hidden `initial-` inputs)."""
+    page = client.get("/settings/retention/").content.decode()
+    form = page.split('data-testid="retention-form"', 1)[1].split("</form>", 1)[0]
+    fields = {}
+    for tag in _INPUT.findall(form):
+        attrs = {k.lower(): html.unescape(v or "") for k, v in _ATTR.findall(tag[6:-1])}
+        name, kind = attrs.get("name"), attrs.get("type", "text").lower()
+        if name and name != "csrfmiddlewaretoken" and (kind != "checkbox" or "checked" in attrs):
+            fields[name] = attrs.get("value", "on" if kind == "checkbox" else "")
+    return fields
+
+
 def test_an_admin_reads_and_changes_the_policy_and_the_change_is_audited(acme):
     client = api(acme, issue(acme))
     assert client.get("/api/v1/retention").json()["checkpoints_days"] == 30
@@ -435,7 +455,10 @@ def test_admins_put_a_legal_hold_on_and_only_owners_lift_it(acme):
     assert put(admin, {"audit_legal_hold": True}).status_code == 200
     refused = put(admin, {"audit_legal_hold": False, "audit_days": 1})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied"), refused.content
-    page = client_for(acme, "admin@acme.test").post("/settings/retention/", {"audit_legal_hold": ""})
+    console = client_for(acme, "admin@acme.test")
+    fields = page_fields(console)
+    del fields["audit_legal_hold"]  # the box unticked
+    page = console.post("/settings/retention/", fields)
     assert page.status_code == 403 and b"Only owners lift a legal hold" in page.content
     with schema_context("acme"):
         assert (RetentionPolicy.objects.get().audit_legal_hold, RetentionPolicy.objects.get().audit_days) == (
@@ -484,7 +507,9 @@ def test_the_console_page_saves_the_policy_and_shows_a_preview(acme, media):
     client = client_for(acme, "admin@acme.test")
     page = client.get("/settings/retention/")
     assert page.status_code == 200 and b'data-testid="retention-form"' in page.content
-    response = client.post("/settings/retention/", {"runs_days": "", "exports_days": "1", "checkpoints_days": "30"})
+    response = client.post(
+        "/settings/retention/", {**page_fields(client), "exports_days": "1", "usage_detail_days": ""}
+    )
     assert response.status_code == 302
     with schema_context("acme"):
         policy = RetentionPolicy.objects.get()
@@ -497,6 +522,20 @@ def test_the_console_page_saves_the_policy_and_shows_a_preview(acme, media):
     )
     with schema_context("acme"):
         assert Export.objects.count() == 1
+
+
+def test_saving_the_page_changes_only_what_its_user_changed(acme, owner_client):
+    """A legal hold put on (by another admin, or counsel's automation) after the page was opened
+    with it off stays on when the page is saved with only runs_days changed: the save carries
+    what its user changed, not the whole form as it was rendered."""
+    fields = page_fields(owner_client)
+    assert "audit_legal_hold" not in fields  # rendered unticked
+    with schema_context(acme.schema_name):
+        retention_policy_set(actor="admin:counsel", audit_legal_hold=True)
+    assert owner_client.post("/settings/retention/", {**fields, "runs_days": "90"}).status_code == 302
+    with schema_context(acme.schema_name):
+        policy = RetentionPolicy.objects.get(pk=1)
+    assert (policy.audit_legal_hold, policy.runs_days) == (True, 90)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,3 @@
-import ipaddress
-
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.history import history_actor
@@ -27,22 +25,12 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {slug!r}.") from None
         if allow or remove or clear:
-            networks = [] if clear else list(tenant.http_allowed_networks)
-            removed = {_normal(value) for value in remove}
-            networks = [n for n in networks + allow if _normal(n) not in removed]
+            # The change, applied to the list as it is when the tenant's row is locked.
+            change = {"networks": allow} if clear else {"allow": allow, "remove": remove}
             try:
                 with history_actor("cli:tenant_http_networks"):
-                    tenant = tenant_http_networks_set(
-                        tenant=tenant, networks=networks, actor="cli:tenant_http_networks"
-                    )
+                    tenant = tenant_http_networks_set(tenant=tenant, actor="cli:tenant_http_networks", **change)
             except ServiceError as exc:
                 raise CommandError(exc.message) from None
         listed = ", ".join(tenant.http_allowed_networks) or "none (public addresses only)"
         self.stdout.write(f"Tenant {tenant.slug}: http tools may reach private networks: {listed}")
-
-
-def _normal(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        return value
