@@ -169,7 +169,7 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
                 return self.render_to_response(self.get_context_data(form=None))
             form.user = member
             response = super().form_valid(form)
-            audit_record(action="member.invite_accepted", actor=member, request=self.request)
+            audit_record(action="member.invite_accepted", actor=member, target=member, request=self.request)
         messages.success(self.request, "Your password is set. Sign in to continue.")
         return response
 

@@ -7,6 +7,7 @@ power to change anything.
 """
 
 from django.http import HttpResponse
+from django.http.request import MediaType
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -55,6 +56,31 @@ class StatementOutput(serializers.Serializer):
     totals = StatementAmounts()
 
 
+_MEDIA = {"json": "application/json", "csv": "text/csv"}
+
+
+def _accepted(header: str, media: str) -> float:
+    """The quality `Accept` gives `media` (0: refused), from the most specific range naming it;
+    parameters other than q (`; charset=utf-8`) do not narrow a range here."""
+    best, specificity = 0.0, -1
+    for item in header.split(",") if header.strip() else ["*/*"]:
+        kind, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranged = MediaType(kind)
+        if ranged.match(media):
+            exact = (ranged.main_type != "*") + (ranged.sub_type != "*")
+            if exact > specificity:
+                best, specificity = q, exact
+    return best
+
+
 class UsageStatementApi(TenantAPIView):
     access = {"GET": (Permission.USAGE_VIEW, Scope.READ)}
     content_negotiation_class = AnyAccept  # `?format=` names the statement's format, not a renderer
@@ -81,11 +107,10 @@ class UsageStatementApi(TenantAPIView):
     def get(self, request: Request) -> Response | HttpResponse:
         fmt, period = statement_query(request.query_params)
         # The format is `?format=`'s, else the one `Accept` prefers; an Accept without it is 406.
-        media = {"json": "application/json", "csv": "text/csv"}
+        quality = {name: _accepted(request.headers.get("Accept", ""), media) for name, media in _MEDIA.items()}
         if "format" not in request.query_params:
-            preferred = request._request.get_preferred_type(list(media.values()))
-            fmt = "csv" if preferred == "text/csv" else "json" if preferred else None
-        if fmt is None or not request._request.accepts(media[fmt]):
+            fmt = max(quality, key=lambda name: quality[name])  # a tie: json, the first
+        if quality[fmt] <= 0:
             raise NotAcceptable("This statement is available as application/json or text/csv (?format=).")
         tenant = request._request.tenant
         result = statement(tenant_id=tenant.pk, tenant_slug=tenant.slug, period=period)

@@ -1043,6 +1043,14 @@ def _schema_load(loader: _Loader, schema: str) -> None:
             f" AND NOT EXISTS (SELECT 1 FROM {_quoted(schema)}.identity_externalidentity AS i WHERE i.user_id = u.id)",
             [f"{UNUSABLE_PASSWORD_PREFIX}%"],
         )
+        # A member yet to join whose invitation was issued before issues were recorded: a new
+        # issue here, so that no link of the source opens the copy (invitation links are bound
+        # to the workspace through `invited_at`); an admin sends them the copy's own.
+        cursor.execute(
+            f"UPDATE {_quoted(schema)}.accounts_user SET invited_at = now()"
+            " WHERE invited_at IS NULL AND last_login IS NULL AND password LIKE %s",
+            [f"{UNUSABLE_PASSWORD_PREFIX}%"],
+        )
 
 
 def _retention_policy_check(schema: str) -> None:

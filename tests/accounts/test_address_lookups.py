@@ -71,3 +71,15 @@ def test_a_domain_label_mixing_scripts_is_refused(address):
 )
 def test_a_domain_written_in_one_script_or_a_usual_east_asian_mix_is_an_address(address):
     assert email_clean(address) == address
+
+
+def test_a_member_stored_before_mixed_script_labels_were_refused_can_still_be_erased(acme):
+    """Erasure serves a data-subject request for anyone who is or was a member: one whose address
+    was stored before the rule is erased by that address, as stored."""
+    legacy = "bob@\u0430cme.test"  # a Cyrillic U+0430 for the `a`
+    with schema_context(acme.schema_name):
+        member = User.objects.create(email=legacy, role=Role.VIEWER)
+        assert member_erase(actor="cli:erase_member", email=legacy).member_removed
+        assert not User.objects.filter(pk=member.pk).exists()
+        with pytest.raises(ValidationError):  # an address no one has: refused as before
+            member_erase(actor="cli:erase_member", email="eve@\u0430cme.test")

@@ -69,6 +69,8 @@ def test_a_reissue_makes_the_earlier_links_unusable_and_the_newest_works(acme):
 
     assert _accept(acme, third).status_code == 302
     assert tenant_user(acme, "late@acme.test").check_password(PASSWORD)
+    (accepted,) = audit_events("acme", action="member.invite_accepted", target_id=str(member.pk))
+    assert accepted.actor_id == f"user:{member.pk}"
     assert client_for(acme).post("/login/", {"username": "late@acme.test", "password": PASSWORD}).status_code == 302
 
 

@@ -23,7 +23,9 @@ def test_usage_statement_answers_text_csv_to_a_client_that_accepts_only_text_csv
     response = client.get("/api/v1/usage/statement", HTTP_ACCEPT="text/csv")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv"), (response["Content-Type"], response.content[:80])
-    for accept in ("*/*", "text/csv;q=0.5, application/json"):
+    csv = client.get("/api/v1/usage/statement", HTTP_ACCEPT="text/csv; charset=utf-8")
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")  # parameters narrow nothing
+    for accept in ("*/*", "text/csv;q=0.5, application/json", "application/json; charset=utf-8", "*/*, text/csv;q=0"):
         answered = client.get("/api/v1/usage/statement", HTTP_ACCEPT=accept)
         assert answered["Content-Type"].startswith("application/json"), (accept, answered["Content-Type"])
     assert client.get("/api/v1/usage/statement")["Content-Type"].startswith("application/json")  # no Accept
