@@ -25,3 +25,15 @@ def tenant_get(*, slug: str) -> Tenant:
     if not slug.isascii() or "\x00" in slug:
         raise Tenant.DoesNotExist(f"No tenant has the slug {slug!r}.")
     return tenant_list().get(slug=slug)
+
+
+def base_url_of_option(base_url: str) -> str:
+    """A command's --base-url (invitation links: `{domain}` stands for the workspace's host),
+    checked before anything is created; CommandError for one whose braces name anything else."""
+    from django.core.management import CommandError
+
+    try:
+        base_url.format(domain="example.invalid")
+    except (KeyError, IndexError, AttributeError, ValueError):
+        raise CommandError(f"--base-url {base_url!r}: only {{domain}} may stand in braces.") from None
+    return base_url

@@ -10,6 +10,7 @@ from apps.audit.models import PLATFORM
 from apps.audit.services import audit_record
 from apps.lifecycle.archive import tenant_export
 from apps.tenants.models import Tenant
+from apps.tenants.selectors import tenant_get
 
 
 class ProgressBar:
@@ -42,9 +43,10 @@ class Command(BaseCommand):
         parser.add_argument("file", help="Where to write the archive (a .zip file; not overwritten).")
 
     def handle(self, *args, slug, file, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None or tenant.is_public:
-            raise CommandError(f"There is no workspace {slug!r}.")
+        try:
+            tenant = tenant_get(slug=slug)  # text no slug holds (a stray byte, a NUL) included
+        except Tenant.DoesNotExist:
+            raise CommandError(f"There is no workspace {slug!r}.") from None
         path = Path(file)
         if path.exists():
             raise CommandError(f"{path} already exists; choose another file.")

@@ -6,6 +6,7 @@ from apps.accounts.services import owner_invites_issue
 from apps.audit.history import history_actor
 from apps.lifecycle.archive import ArchiveError, tenant_import
 from apps.lifecycle.management.commands.export_tenant import ProgressBar
+from apps.tenants.selectors import base_url_of_option
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, slug, name, base_url, **options):
+        base_url_of_option(base_url)  # before anything is imported: the links are printed after
         line = ProgressBar(self.stderr, f"Importing into {slug}")
         try:
             with history_actor("cli:import_tenant"):

@@ -5,6 +5,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.services import member_invite_url
 from apps.audit.history import history_actor
 from apps.tenants.models import Tenant
+from apps.tenants.selectors import base_url_of_option
 from apps.tenants.services import tenant_provision
 
 
@@ -26,10 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://{domain}:8000/", help="Used to print the invitation link.")
 
     def handle(self, *args, slug, name, owner_email, owner_password, plan, base_url, **options):
-        try:  # before anything is created: the link is printed once the workspace exists
-            base_url.format(domain="example.invalid")
-        except (KeyError, IndexError, AttributeError, ValueError):
-            raise CommandError(f"--base-url {base_url!r}: only {{domain}} may stand in braces.") from None
+        base_url_of_option(base_url)  # before anything is created: the link is printed once it exists
         try:
             with history_actor("cli:create_tenant"):
                 result = tenant_provision(

@@ -24,7 +24,10 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {tenant!r}.") from None
         with schema_context(target.schema_name), history_actor("cli:revoke_api_token"):
-            token = ApiToken.objects.filter(prefix=prefix).first()
+            # Prefixes are ASCII: a stray byte of a shell (a lone surrogate) or a NUL names none.
+            token = (
+                ApiToken.objects.filter(prefix=prefix).first() if prefix.isascii() and "\x00" not in prefix else None
+            )
             if token is None:
                 raise CommandError(f"No token with prefix {prefix!r} in {tenant}.")
             token_revoke(actor="cli:revoke_api_token", token=token)

@@ -1,0 +1,87 @@
+"""Operators' `manage.py` commands given bad input: a one-line CommandError, nothing written.
+
+PRODUCT.md, "Quality bars": bad input gets a clear error and changes nothing; no input may produce
+a traceback. For a management command that means a CommandError (one line, exit status 1), never
+another exception, and nothing written when it is refused.
+
+A lone surrogate in an argument is what a non-UTF-8 byte in argv becomes (os.fsdecode,
+surrogateescape): `manage.py revoke_api_token acme "$(printf 'ab\\xff')"` from a Latin-1 shell.
+"""
+
+import io
+import subprocess
+import sys
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.tenants.models import Tenant
+from tests.conftest import ROOT, audit_events, server_env
+from tests.lifecycle.test_archive_commands import export
+
+
+def test_import_tenant_refuses_a_bad_base_url_before_importing(acme, tmp_path):
+    """Refused before the workspace is created (its owners' links, printed after, would be lost
+    with a traceback: after an admin's export, no owner could sign in)."""
+    archive = tmp_path / "acme.zip"
+    export("acme", archive)
+    with pytest.raises(CommandError):
+        call_command(
+            "import_tenant",
+            str(archive),
+            "--slug",
+            "rvcliimport",
+            "--base-url",
+            "http://{x}/",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    assert not Tenant.objects.filter(slug="rvcliimport").exists()
+
+
+@pytest.mark.parametrize("slug", ["ac\udcffme", "ac\x00me"], ids=["lone-surrogate", "nul"])
+def test_export_tenant_refuses_a_slug_no_workspace_has(acme, tmp_path, slug):
+    """`export_tenant <slug> FILE` with a slug that is not text a slug can hold must say there is
+    no such workspace (as every other command does through `tenant_get`), write no file and record
+    nothing."""
+    path = tmp_path / "out.zip"
+    before = len(audit_events("public", action="tenant.exported"))
+    with pytest.raises(CommandError):
+        call_command("export_tenant", slug, str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+    assert len(audit_events("public", action="tenant.exported")) == before
+
+
+def test_export_tenant_non_utf8_slug_from_a_shell_is_a_one_line_error(db, tmp_path):
+    """The same through a real process: exit status 1 and a one-line `CommandError: ...` on stderr,
+    no Python traceback."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "export_tenant", "ac\udcffme", str(tmp_path / "out.zip")],
+        env=server_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")[-400:]
+
+
+@pytest.mark.parametrize("prefix", ["ab\udcff", "ab\x00"], ids=["lone-surrogate", "nul"])
+def test_revoke_api_token_refuses_a_prefix_no_token_has(acme, prefix):
+    """`revoke_api_token acme <prefix>` with a prefix that is not text (a stray byte of a non-UTF-8
+    shell, a NUL) must be "No token with prefix ..." (CommandError), as for any unknown prefix."""
+    with pytest.raises(CommandError):
+        call_command("revoke_api_token", "acme", prefix, stdout=io.StringIO())
+
+
+def test_revoke_api_token_non_utf8_prefix_from_a_shell_is_a_one_line_error(db):
+    """Through a real process: exit status 1, no Python traceback on stderr."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "revoke_api_token", "acme", "ab\udcff"],
+        env=server_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")[-400:]
