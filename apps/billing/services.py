@@ -28,12 +28,8 @@ _NAME_LENGTH = {
 # cached price, cache writes at the cache-write price (none set: the input price), output at the
 # output price; input counts cached tokens and cache writes (every provider's usage is mapped that
 # way). NULL when no price was in effect for that provider and model at that moment.
-COST_SQL = (
-    "(SELECT ((%s - %s - %s) * p.input_per_mtok + %s * p.cached_per_mtok"
-    " + %s * coalesce(p.cache_write_per_mtok, p.input_per_mtok) + %s * p.output_per_mtok) / 1000000"
-    " FROM public.billing_price p WHERE p.provider = %s AND p.model = %s AND p.effective_from <= %s"
-    " ORDER BY p.effective_from DESC LIMIT 1)"
-)
+# The cost of a record, priced once any price being set for its model has committed (migration 0006).
+COST_SQL = "public.billing_cost(%s, %s, %s, %s, %s, %s, %s)"
 
 
 def cost_params(
@@ -47,17 +43,7 @@ def cost_params(
     cache_write_tokens: int = 0,
 ) -> list:
     """The parameters of COST_SQL, in its order."""
-    return [
-        input_tokens,
-        cached_tokens,
-        cache_write_tokens,
-        cached_tokens,
-        cache_write_tokens,
-        output_tokens,
-        provider,
-        model,
-        at,
-    ]
+    return [input_tokens, cached_tokens, cache_write_tokens, output_tokens, provider, model, at]
 
 
 _MICRO = Decimal("0.000001")
@@ -129,6 +115,9 @@ def price_set(
         if cache_write_per_mtok is None or cache_write_per_mtok == ""
         else _amount(cache_write_per_mtok, "cache_write_per_mtok"),
     }
+    # Held to the commit: a record of this model priced meanwhile waits for the new price, which
+    # starts at a moment read after the lock (migration 0006), and then sees it.
+    xact_lock(f"billing-price:{provider}/{model}")
     now = timezone.now()
     effective_from = effective_from or now
     try:  # PostgreSQL stores offsets up to ±15:59 only; Python reads up to ±23:59
