@@ -7,12 +7,16 @@ import io
 import uuid
 
 import pytest
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.accounts.services import member_add, member_invite_reissue, member_invite_url
+from apps.accounts.services import InvitationTokens, member_add, member_invite_reissue, member_invite_url
 from apps.identity.models import ExternalIdentity
 from apps.lifecycle.archive import tenant_export, tenant_import
 from apps.tenants.models import Tenant
@@ -21,7 +25,19 @@ from tests.conftest import audit_events, client_for
 PASSWORD = "a-long-new-password-42"
 
 
-def test_a_link_killed_on_the_source_does_not_set_the_password_on_its_imported_copy(acme, settings, tmp_path):
+class _LinksBeforeIssuesWereRecorded(PasswordResetTokenGenerator):
+    """InvitationTokens as it was before `User.invited_at`: links sent then live until they expire."""
+
+    key_salt = InvitationTokens.key_salt
+
+    def _make_hash_value(self, user, timestamp) -> str:
+        return f"{super()._make_hash_value(user, timestamp)}{user.role}"
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["link", "link-from-before-issues-were-recorded"])
+def test_a_link_killed_on_the_source_does_not_set_the_password_on_its_imported_copy(acme, settings, tmp_path, legacy):
+    """A link sent before issues were recorded (`invited_at` NULL) neither: the import gives its
+    member a new issue."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     with schema_context("acme"):
         owner = User.objects.get(email="owner@acme.test")
@@ -29,6 +45,12 @@ def test_a_link_killed_on_the_source_does_not_set_the_password_on_its_imported_c
         leaked = member_invite_url(user=invitee, base_url="http://acme.localhost/").removeprefix(
             "http://acme.localhost"
         )
+        if legacy:
+            User.objects.filter(pk=invitee.pk).update(invited_at=None)  # as the migration left it
+            invitee.refresh_from_db()
+            token = _LinksBeforeIssuesWereRecorded().make_token(invitee)
+            uid = urlsafe_base64_encode(force_bytes(invitee.pk))
+            leaked = reverse("accounts:invite_accept", args=[uid, token])
 
     out = io.BytesIO()
     tenant_export(acme, out)
