@@ -80,7 +80,12 @@ def sentinel_settings(
         return ";".join(f"sentinel://{auth(secret)}{host}:{port}/{db}" for host, port in hosts)
 
     db, secret = db_and_password(cache["LOCATION"])
-    transport = {"master_name": master, "sentinel_kwargs": sentinel_kwargs}
+    # Asking a sentinel where the master is waits no longer than asking the master (settings.py:
+    # a stalled sentinel must not hold a request's enqueue for ever either).
+    transport = {
+        "master_name": master,
+        "sentinel_kwargs": {**sentinel_kwargs, "socket_timeout": 3, "socket_connect_timeout": 3},
+    }
     return {
         "cache": {
             **cache,

@@ -107,7 +107,9 @@ def test_the_derived_settings_point_every_client_at_the_service():
     assert derived["cache"]["OPTIONS"]["SENTINELS"] == [("10.0.0.1", 26379), ("::1", 26380)]
     assert derived["broker_url"] == "sentinel://:p%40ss@10.0.0.1:26379/2;sentinel://:p%40ss@[::1]:26380/2"
     assert derived["result_url"] == "sentinel://10.0.0.1:26379/3;sentinel://[::1]:26380/3"
-    assert derived["transport"] == {"master_name": "main", "sentinel_kwargs": {"password": "s3nt"}}
+    # Bounded like the master's: a stalled sentinel does not hold an enqueue for ever.
+    sentinel_kwargs = {"password": "s3nt", "socket_timeout": 3, "socket_connect_timeout": 3}
+    assert derived["transport"] == {"master_name": "main", "sentinel_kwargs": sentinel_kwargs}
 
 
 def test_the_platforms_clients_follow_the_master_through_a_failover(via_sentinel):

@@ -73,3 +73,36 @@ def test_a_stray_byte_from_a_shell_is_a_one_line_error(db, arguments):
     )
     assert done.returncode == 1
     assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")[-400:]
+
+
+NUL_PATH = "/tmp/no\x00file"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["export_tenant", "acme", NUL_PATH],
+        ["import_tenant", NUL_PATH, "--slug", "nulpath"],
+        ["audit_export", "--tenant", "acme", "--output", NUL_PATH],
+        ["audit_verify", "--tenant", "acme", "--checkpoints", NUL_PATH],
+        ["usage_statement", "--tenant", "acme", "--output", NUL_PATH],
+        [
+            "configure_sso",
+            "acme",
+            "--issuer",
+            "https://idp.invalid",
+            "--client-id",
+            "c",
+            "--client-secret-file",
+            NUL_PATH,
+        ],
+        ["celery_signing_keys", "--dir", NUL_PATH],
+    ],
+    ids=lambda arguments: arguments[0],
+)
+def test_a_file_argument_holding_a_nul_is_the_arguments_error(acme, arguments):
+    """No path holds a NUL (a script's argument may): the command refuses the argument by name
+    before it opens anything, as argparse refuses any other bad argument."""
+    with pytest.raises(CommandError, match="not a file name"):
+        call_command(*arguments, stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Tenant.objects.filter(slug="nulpath").exists()

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -13,6 +12,7 @@ from apps.audit.export import (
 from apps.audit.models import PLATFORM
 from apps.audit.services import checkpoint_dict
 from apps.tenants.selectors import tenant_of_option
+from foundry.cli import file_path
 from foundry.errors import ServiceError
 
 
@@ -28,10 +28,10 @@ class Command(BaseCommand):
         which.add_argument("--platform", action="store_true", help="The platform's chain.")
         parser.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default) or ocsf.")
         parser.add_argument("--after", type=int, default=0, metavar="N", help="Events after sequence number N.")
-        parser.add_argument("--output", type=Path, metavar="FILE", help="Write here instead of stdout.")
+        parser.add_argument("--output", type=file_path, metavar="FILE", help="Write here instead of stdout.")
         parser.add_argument(
             "--checkpoints",
-            type=Path,
+            type=file_path,
             metavar="FILE",
             help="Write the signed checkpoints here (JSON lines, as `audit_verify --checkpoints` reads) "
             "instead of at the end of the export.",

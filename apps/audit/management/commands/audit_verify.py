@@ -10,6 +10,7 @@ from apps.audit.selectors import audit_chain_base
 from apps.audit.verify import audit_verify
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_of_option
+from foundry.cli import file_path
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         which.add_argument("--platform", action="store_true", help="Only the platform's chain.")
         parser.add_argument(
             "--checkpoints",
-            type=Path,
+            type=file_path,
             metavar="FILE",
             help="Signed checkpoints kept outside the database (JSON lines, as exported), checked too.",
         )

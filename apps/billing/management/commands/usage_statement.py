@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.billing.statements import FORMATS, format_parse, period_parse, statement
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from foundry.cli import file_name
 from foundry.errors import ServiceError
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--start", default=None, metavar="YYYY-MM-DD", help="instead of --month: the first day")
         parser.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="with --start: the last day, included")
         parser.add_argument("--format", dest="fmt", default="csv", choices=FORMATS)
-        parser.add_argument("--output", default=None, metavar="PATH", help="a file (default: stdout)")
+        parser.add_argument("--output", type=file_name, default=None, metavar="PATH", help="a file (default: stdout)")
 
     def handle(self, *args, tenant, month, start, end, fmt, output, **options):
         try:

@@ -10,6 +10,7 @@ from apps.identity.models import DEFAULT_SCOPES
 from apps.identity.services import MAX_SECRET_CHARS, role_map_parse, sso_configure
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from foundry.cli import file_path
 from foundry.errors import ServiceError
 
 ACTOR = "cli:configure_sso"
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--issuer", required=True)
         parser.add_argument("--client-id", required=True)
         parser.add_argument(
-            "--client-secret-file", type=Path, metavar="PATH", help="Required the first time; omit to keep it."
+            "--client-secret-file", type=file_path, metavar="PATH", help="Required the first time; omit to keep it."
         )
         parser.add_argument("--scopes", default=DEFAULT_SCOPES)
         parser.add_argument("--allowed-domain", action="append", default=[], metavar="DOMAIN")

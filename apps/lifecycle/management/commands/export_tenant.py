@@ -11,6 +11,7 @@ from apps.audit.services import audit_record
 from apps.lifecycle.archive import tenant_export
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from foundry.cli import file_name
 
 
 class ProgressBar:
@@ -40,7 +41,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
-        parser.add_argument("file", help="Where to write the archive (a .zip file; not overwritten).")
+        parser.add_argument("file", type=file_name, help="Where to write the archive (a .zip file; not overwritten).")
 
     def handle(self, *args, slug, file, **options):
         try:

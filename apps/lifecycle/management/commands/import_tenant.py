@@ -7,13 +7,14 @@ from apps.audit.history import history_actor
 from apps.lifecycle.archive import ArchiveError, tenant_import
 from apps.lifecycle.management.commands.export_tenant import ProgressBar
 from apps.tenants.selectors import base_url_of_option
+from foundry.cli import file_name
 
 
 class Command(BaseCommand):
     help = "Create a new workspace from an archive made by export_tenant (docs/export.md)."
 
     def add_arguments(self, parser):
-        parser.add_argument("file")
+        parser.add_argument("file", type=file_name)
         parser.add_argument("--slug", required=True, help="The new workspace's slug (its address).")
         parser.add_argument("--name", help="Its name (default: the archived workspace's).")
         parser.add_argument(

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from foundry.celery_signing import VALID_DAYS, SigningKeyError, signing_keys_create
+from foundry.cli import file_name
 
 
 class Command(BaseCommand):
@@ -13,7 +14,9 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--dir", required=True, help="directory for celery-signing.key and celery-signing.crt")
+        parser.add_argument(
+            "--dir", type=file_name, required=True, help="directory for celery-signing.key and celery-signing.crt"
+        )
         parser.add_argument("--days", type=int, default=VALID_DAYS, help="certificate lifetime for a new pair")
 
     def handle(self, *args, **options):
