@@ -21,6 +21,14 @@ def cache_down(settings) -> None:
     settings.CACHES = caches
 
 
+@pytest.fixture
+def provider(acme, oidc_provider_factory):
+    """acme signing in through an identity provider of its own."""
+    provider = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
+    sso(acme, provider)
+    return provider
+
+
 def test_audit_log_page_shows_while_the_cache_redis_is_down(owner_client, settings):
     """The chain's status, cached, is verified anew."""
     cache_down(settings)
@@ -29,10 +37,8 @@ def test_audit_log_page_shows_while_the_cache_redis_is_down(owner_client, settin
     assert response.status_code == 200, response.status_code
 
 
-def test_idp_access_token_on_the_api_while_the_cache_redis_is_down(acme, oidc_provider_factory, settings):
+def test_idp_access_token_on_the_api_while_the_cache_redis_is_down(acme, provider, settings):
     """The identity provider's key set, cached, is fetched from the provider again."""
-    provider = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
-    sso(acme, provider)
     login(acme, provider, "ada")
     token = provider.access_token("foundry-acme", "ada")
     cache_down(settings)
@@ -43,12 +49,10 @@ def test_idp_access_token_on_the_api_while_the_cache_redis_is_down(acme, oidc_pr
     assert response.status_code == 200, response.content
 
 
-def test_sso_sign_in_keeps_working_while_the_cache_redis_is_down(acme, oidc_provider_factory, settings):
+def test_sso_sign_in_keeps_working_while_the_cache_redis_is_down(acme, provider, settings):
     """docs/limits.md: with Redis unreachable (default open_local) "sign-in keeps working"."""
     from tests.identity.test_login import finish, start
 
-    provider = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
-    sso(acme, provider)
     cache_down(settings)
     client, authorize = start(acme)
     client.raise_request_exception = False
@@ -56,13 +60,11 @@ def test_sso_sign_in_keeps_working_while_the_cache_redis_is_down(acme, oidc_prov
     assert (response.status_code, response.get("Location")) == (302, "/"), response.status_code
 
 
-def test_disabling_sso_while_the_cache_redis_is_down(acme, oidc_provider_factory, settings):
+def test_disabling_sso_while_the_cache_redis_is_down(acme, provider, settings):
     """The rate limiter's Redis apart (FOUNDRY_RATELIMIT_REDIS_URL) and up: an owner disables SSO
     (say, the IdP is compromised) while the cache's is away; the cached key set expires by itself."""
     from tests.api.conftest import issue
 
-    provider = oidc_provider_factory(clients=[client_config(acme)], accounts=ACCOUNTS)
-    sso(acme, provider)
     settings.FOUNDRY_RATELIMIT_REDIS_URL = settings.CACHES["default"]["LOCATION"]  # the limiter stays up
     cache_down(settings)
     client = api(acme, issue(acme, role="owner"))
