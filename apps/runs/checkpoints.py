@@ -60,6 +60,7 @@ checkpoints from background threads, and a sub-agent's run uses the same connect
 parent's writes may still be in flight; two pipelines must never interleave on it.
 """
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -69,7 +70,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection as django_connection
-from langgraph.checkpoint.base import WRITES_IDX_MAP
+from langgraph.checkpoint.base import WRITES_IDX_MAP, get_checkpoint_id
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from psycopg import sql
@@ -79,17 +80,22 @@ from apps.runs.locks import LockLost
 
 _local = threading.local()
 PREPARE_THRESHOLD = 5  # psycopg's default: a statement is prepared on its 5th execution
-# The fence (see above): 1 / 0 when the run carries another attempt number than the claim's.
+# Each call's first statement: the tenant's schema (and for a checkpoint on the main database, a
+# commit that does not wait for the disk); for a saver fenced by a claim, the fence too (see
+# above), in the same statement: 1 / 0 when the run carries another attempt number than the
+# claim's. Its table is named with its schema, which the statement's own setting does not reach.
+_SCOPE = "SELECT set_config('search_path', %s, true)"
+_RELAXED = ", set_config('synchronous_commit', 'off', true)"
 _FENCE = (
-    "SELECT 1 / (count(*) FILTER (WHERE run.attempt <> %s) = 0)::int"
-    " FROM (SELECT attempt FROM runs_run WHERE id = %s FOR KEY SHARE) AS run"
+    " , 1 / (count(*) FILTER (WHERE run.attempt <> %s) = 0)::int"
+    " FROM (SELECT attempt FROM {}.runs_run WHERE id = %s FOR KEY SHARE) AS run"
 )
 
 
-# Each call's first statement: the tenant's schema (and for a checkpoint on the main database, a
-# commit that does not wait for the disk).
-_SCOPE = "SELECT set_config('search_path', %s, true)"
-_SCOPE_RELAXED = "SELECT set_config('search_path', %s, true), set_config('synchronous_commit', 'off', true)"
+@functools.cache
+def _scope(schema: str, *, relaxed: bool, fenced: bool) -> str:
+    statement = _SCOPE + (_RELAXED if relaxed else "") + (_FENCE if fenced else "")
+    return sql.SQL(statement).format(sql.Identifier(schema)).as_string(None)
 
 
 def _conninfo() -> tuple[str, int | None]:
@@ -155,6 +161,7 @@ class TenantSaver(PostgresSaver):
         fence: Callable[[], None] | None = None,
         claim: tuple[object, int] | None = None,
         relaxed: bool = False,
+        new_thread: str | None = None,
     ):
         # Only the types runs store (LangGraph's safe list: messages, Send, Interrupt, ...): by
         # default LangGraph would import and call any `module.function` a stored value names,
@@ -162,6 +169,7 @@ class TenantSaver(PostgresSaver):
         super().__init__(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
         if lock is not None:
             self.lock = lock  # the connection's, shared by every saver on it
+        self.schema = schema
         self.search_path = sql.Identifier(schema).as_string(conn)
         # Called before every write; raises when the writer may no longer write (a worker whose
         # run's lock was lost: its late checkpoint would otherwise become the thread's newest).
@@ -174,6 +182,22 @@ class TenantSaver(PostgresSaver):
         # Checkpoints and held writes commit without the flush (on the main database only).
         self.relaxed = relaxed
         self._putting = threading.local()
+        # A thread known to have no checkpoint (a run no worker has claimed before: only a claim
+        # lets a worker write one): LangGraph's first look for its latest checkpoint, as the run
+        # starts, is answered without a round trip. Any later look asks the database.
+        self._new_thread = new_thread
+
+    def get_tuple(self, config):
+        configurable = config["configurable"]
+        if (
+            self._new_thread is not None
+            and configurable["thread_id"] == self._new_thread
+            and not configurable.get("checkpoint_ns")
+            and not get_checkpoint_id(config)
+        ):
+            self._new_thread = None
+            return None
+        return super().get_tuple(config)
 
     def put(self, config, checkpoint, metadata, new_versions):
         if self.fence is not None:
@@ -224,9 +248,9 @@ class TenantSaver(PostgresSaver):
         try:
             with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                 relaxed = self.relaxed and getattr(self._putting, "on", False)
-                cur.execute(_SCOPE_RELAXED if relaxed else _SCOPE, (self.search_path,))
-                if self.claim is not None:
-                    cur.execute(_FENCE, (self.claim[1], self.claim[0]))
+                scope = _scope(self.schema, relaxed=relaxed, fenced=self.claim is not None)
+                fence = () if self.claim is None else (self.claim[1], self.claim[0])
+                cur.execute(scope, (self.search_path, *fence))
                 with self._held_lock:
                     held, self._held = self._held, []
                 if held:
@@ -265,7 +289,11 @@ class TenantSaver(PostgresSaver):
 
 
 def checkpointer(
-    schema: str, *, fence: Callable[[], None] | None = None, claim: tuple[object, int] | None = None
+    schema: str,
+    *,
+    fence: Callable[[], None] | None = None,
+    claim: tuple[object, int] | None = None,
+    new_thread: str | None = None,
 ) -> TenantSaver:
     conn = checkpoint_connection()
     if _local.main is None:
@@ -278,4 +306,4 @@ def checkpointer(
             "FOUNDRY_CHECKPOINT_DATABASE_URL reaches another database than DATABASE_URL; it may only "
             "be another way to the main database (a transaction pooler in front of it)."
         )
-    return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim, relaxed=True)
+    return TenantSaver(conn, schema, lock=_local.lock, fence=fence, claim=claim, relaxed=True, new_thread=new_thread)

@@ -330,7 +330,12 @@ class Attempt:
             manifest,
             self.domain,
             provider=provider,
-            checkpointer=checkpointer(connection.schema_name, fence=self._fence, claim=(run.pk, self.attempt)),
+            checkpointer=checkpointer(
+                connection.schema_name,
+                fence=self._fence,
+                claim=(run.pk, self.attempt),
+                new_thread=None if self.started else str(run.pk),
+            ),
             tools=tools,
             hooks=hooks,
             durability="async",

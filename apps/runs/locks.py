@@ -14,6 +14,8 @@ commits, and the holder looks at both in one round trip before every step (`RunL
 instead of reading the run's row from PostgreSQL each time; signalled, it reads the row, which
 is the record (a cancellation not yet committed, or rolled back, is no cancellation). Every step's
 statement reads the row too (engine.py), so a signal Redis could not take stops the run a step later.
+It is asked on a connection the lock keeps for it (not one taken from the pool and given back
+at every step).
 """
 
 import contextlib
@@ -69,6 +71,7 @@ class RunLock:
         self._renewer: threading.Thread | None = None
         self._valid_until = 0.0  # time.monotonic() by which the lock is surely still ours
         self._margin = min(1.0, self.seconds / 10)  # Redis's clock and the round trip's time
+        self._conn = None  # the connection `check` asks on, kept until `release`
 
     @property
     def held(self) -> bool:
@@ -93,11 +96,30 @@ class RunLock:
         """Before a step, in one round trip: LockLost unless the lock is still this holder's (as
         Redis has it now, not as the renewer last found it); whether the run's cancellation was
         signalled. A RedisError when Redis cannot be reached."""
-        holder, cancelled = self._redis.mget(self._lock.name, self._cancel)
+        keys = (self._lock.name, self._cancel)
+        try:
+            if self._conn is None:
+                self._conn = self._redis.connection_pool.get_connection()
+            self._conn.send_command("MGET", *keys)
+            holder, cancelled = self._conn.read_response()
+        except RedisError:
+            self._drop()
+            holder, cancelled = self._redis.mget(*keys)  # with the client's retries
+        except BaseException:  # interrupted between asking and reading: a reply may still be due
+            self._drop()
+            raise
         if holder is None or holder != self._lock.local.token:
             self._lost.set()
             raise LockLost()
         return cancelled is not None
+
+    def _drop(self) -> None:
+        """Give the kept connection back, closed (a reply may still be due on it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(RedisError):
+                conn.disconnect()
+                self._redis.connection_pool.release(conn)
 
     def _renew(self) -> None:
         wait = self.seconds / 3
@@ -121,5 +143,9 @@ class RunLock:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(RedisError):
+                self._redis.connection_pool.release(conn)
         with contextlib.suppress(LockError, RedisError):  # expired (lost) already: nothing to free
             self._lock.release()
