@@ -187,7 +187,9 @@ class Statement:
 # cell at (`;` is the list separator of many locales, and Excel opens a .csv with it).
 # The character is looked ahead at, not taken: a tab is both, and "x<tab><tab>=..." must get a quote
 # after each tab (taking the second tab as the first one's formula character left the `=` bare).
-_FORMULA = re.compile(r"(^|[,;\t|])(?=[=+\-@\t\r])")
+# Quotes may come between: `a;"=1"` is written `"a;""=1"""`, and a spreadsheet splitting it at `;`
+# reads `""=1` as an empty quoted string and then a formula; the quote goes before them.
+_FORMULA = re.compile(r"(^|[,;\t|])(?=\"*[=+\-@\t\r])")
 
 
 def _cell(value):
