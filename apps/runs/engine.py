@@ -73,6 +73,7 @@ UPDATE runs_run AS run
         OR run.status = %(running)s AND run.recoveries < %(max_recoveries)s)
 RETURNING {run_columns}, before.started_at IS NOT NULL AS was_started, before.status = %(waiting)s AS was_waiting,
           agent.name AS agent_name, tenant.id AS tenant_pk, tenant.trace_content AS tenant_trace_content,
+          tenant.http_allowed_networks AS tenant_http_networks,
           version.content::text AS manifest_json, domain.content::text AS domain_json
 """.replace("{run_columns}", columns_of(Run, "run"))
 
@@ -103,6 +104,12 @@ class ChildBusy(Exception):
 class TenantSuspended(Exception):
     """The run's tenant was suspended: stop before the next step and leave the run as it is; it
     goes on from its checkpoint once the tenant is resumed (the sweep hands it back)."""
+
+
+class NetworksChanged(Exception):
+    """The private networks the tenant's http tools and model providers may reach changed since
+    this attempt read them: stop before the next step; the run goes on from its checkpoint in a
+    fresh attempt, whose tools and provider follow the list as it is then."""
 
 
 # Failures of the platform's own services — the database (through Django, or psycopg's own for
@@ -248,6 +255,9 @@ class Attempt:
         self.cancel_requested = run.cancel_requested_at is not None
         self.recorded: dict[int, tuple[dict, dict]] = {}
         self.tenant_checked = time.monotonic()  # the task checked it just before
+        # The tenant's allowed private networks as the claim read them, before the http tools'
+        # and the provider's policies were built from them (`_graph`): a change since restarts.
+        self.networks = list(run.tenant_http_networks)
 
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
@@ -258,6 +268,11 @@ class Attempt:
             # the run over while this one was stalled past its lock (the step's unique key fences).
             logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
+        except NetworksChanged:
+            # Back in the queue, its task sent again at once: the next attempt reads the list anew.
+            logger.info("run %s: the tenant's allowed networks changed; it goes on in a new attempt", self.run.pk)
+            self._requeue()
+            return "restart"
         except TenantSuspended:
             # Back in the queue (not a lost worker): resuming the tenant hands it to a worker again.
             logger.info("run %s: tenant suspended; the run waits for it to be resumed", self.run.pk)
@@ -499,8 +514,14 @@ class Attempt:
         now = time.monotonic()
         if now - self.tenant_checked >= TENANT_CHECK_SECONDS:
             self.tenant_checked = now
-            if Tenant.objects.filter(schema_name=connection.schema_name).exclude(status=Tenant.Status.ACTIVE).exists():
+            row = Tenant.objects.filter(schema_name=connection.schema_name).values_list(
+                "status", "http_allowed_networks"
+            )
+            status, networks = row.first() or (Tenant.Status.ACTIVE, self.networks)
+            if status != Tenant.Status.ACTIVE:
                 raise TenantSuspended()
+            if list(networks) != self.networks:
+                raise NetworksChanged()
         if not self.cancel_requested and self.lock.check():
             # Looked at before every step (one Redis round trip beside the run's lock), and
             # signalled, the run's row read: a cancellation committed since the last step was
@@ -656,6 +677,8 @@ class Attempt:
                 raise ChildBusy(str(child.pk))  # its step is recorded once the child is done
             if outcome == "suspended":
                 raise TenantSuspended()  # the child waits in the queue, and so does this run
+            if outcome == "restart":
+                raise NetworksChanged()  # this run's next attempt, at once, takes the child up again
             child.refresh_from_db()
             if child.status in (Run.Status.QUEUED, Run.Status.RUNNING):
                 # Moved on since its attempt here ended: an approval decided it, another worker

@@ -10,7 +10,9 @@ Delivery is at least once, and every delivery is safe (the engine starts from th
 - a copy that finds the run locked by a live worker comes back later (`retry`), so a run is
   never advanced by two workers, and never left behind when the lock's holder died;
 - a run executes on one of its workspace's run slots (admission.py); one that finds none free
-  stays queued and comes back later (`retry`), neither lost nor failed.
+  stays queued and comes back later (`retry`), neither lost nor failed;
+- a run stopped because its tenant's allowed networks changed is sent again at once (`retry`
+  without a countdown): the next attempt builds its tools and provider from the new list.
 """
 
 import random
@@ -62,6 +64,9 @@ def run_execute(self, schema_name: str, run_id: str, db_failures: int = 0) -> st
     if status == NO_SLOT:
         # The workspace runs as many runs as its plan allows (or Redis is away): wait queued.
         raise self.retry(countdown=run_slot_retry_countdown())
+    if status == "restart":
+        # Stopped so that a fresh attempt reads what changed (the tenant's allowed networks).
+        raise self.retry(countdown=0)
     if status == "locked":
         # Another worker holds the run: it is busy with it, or it died and its lock will expire.
         raise self.retry(countdown=max(1.0, settings.FOUNDRY_RUN_LOCK_SECONDS / 2))
