@@ -120,11 +120,15 @@ def caps_for(tenant_id: int, project: str) -> list[Cap]:
     """Every cap on a model call of `project`."""
     from apps.tenants.limits import limits_for
 
+    return caps_of(limits_for(tenant_id).monthly_tokens, budgets_of(tenant_id), project)
+
+
+def caps_of(plan_tokens: int | None, budgets: dict[str, Budget], project: str) -> list[Cap]:
+    """Every cap on a model call of `project`, given the plan's monthly tokens and the budgets by
+    project ("" for the workspace)."""
     caps = []
-    plan_tokens = limits_for(tenant_id).monthly_tokens
     if plan_tokens is not None:
         caps.append(Cap("", "tokens", Decimal(plan_tokens), False, "plan"))
-    budgets = budgets_of(tenant_id)
     for scope in dict.fromkeys(("", project)):  # the workspace, then the project (once if the same)
         budget = budgets.get(scope)
         if budget is None:

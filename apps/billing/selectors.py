@@ -10,7 +10,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.billing.models import Budget, Price, UsageDay, UsageMonth, UsageRecord
-from apps.billing.quotas import CapUse, caps_for
+from apps.billing.quotas import CapUse, caps_of
 from apps.billing.rls import usage_scope
 from apps.billing.rollups import usage_daily
 
@@ -59,11 +59,16 @@ def budget_list(*, tenant_id: int) -> list[Budget]:
 
 
 def quota_uses(*, tenant_id: int, budgets: list[Budget], month: date) -> list[CapUse]:
-    """Every cap of the workspace and of each project with a budget, with this month's usage."""
-    caps = list(caps_for(tenant_id, ""))
+    """Every cap of the workspace and of each project with a budget, with this month's usage:
+    the caps of `budgets` as given (the page lists those) and the plan's limits, read once."""
+    from apps.tenants.limits import limits_for
+
+    plan_tokens = limits_for(tenant_id).monthly_tokens
+    by_project = {budget.project: budget for budget in budgets}
+    caps = caps_of(plan_tokens, by_project, "")
     for budget in budgets:
         if budget.project:
-            caps += [cap for cap in caps_for(tenant_id, budget.project) if cap.project == budget.project]
+            caps += [cap for cap in caps_of(plan_tokens, by_project, budget.project) if cap.project == budget.project]
     months = usage_months(tenant_ids=[tenant_id], month=month)
     uses = []
     for cap in caps:
