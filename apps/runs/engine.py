@@ -20,6 +20,7 @@ import logging
 import re
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -291,6 +292,12 @@ class Attempt:
             with contextlib.suppress(*TRANSIENT):
                 self._requeue()
             raise
+        except SoftTimeLimitExceeded:
+            # The worker's own time limit (an operator's `--soft-time-limit`), not a fault of the
+            # run: back in the queue, sent again by the task, on from its checkpoint.
+            with contextlib.suppress(*TRANSIENT):
+                self._requeue()
+            raise
         except Exception:  # a fault of ours or of a library: end the run clearly, never leave it running
             logger.exception("run %s failed on an unexpected error", self.run.pk)
             result = RunResult(
@@ -303,8 +310,9 @@ class Attempt:
             # sub-agent's parent waits in the queue for it rather than taking the loss for its own).
             logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
-        except TRANSIENT:
-            # Recording the end met the same outage: back in the queue as above, not a lost worker.
+        except (*TRANSIENT, SoftTimeLimitExceeded):
+            # Recording the end met the same outage (or the time limit): back in the queue as
+            # above, not a lost worker.
             with contextlib.suppress(*TRANSIENT):
                 self._requeue()
             raise

@@ -4,7 +4,9 @@ Delivery is at least once, and every delivery is safe (the engine starts from th
 - `acks_late`: the message is acknowledged when the task ends, not when it starts, so a run
   whose worker dies is delivered again;
 - `reject_on_worker_lost`: when the worker process is killed (SIGKILL, out of memory) the
-  message goes back to the queue at once; without it Celery acknowledges it;
+  message goes back to the queue at once; without it Celery acknowledges it; `acks_on_timeout`
+  off: the same when a hard time limit (`--time-limit`) killed it; a soft one
+  (`--soft-time-limit`) puts the run back in the queue and the task is sent again at once;
 - a whole worker lost (machine gone) leaves the message unacknowledged, and the Redis broker
   hands it to another worker after its visibility timeout (CELERY_BROKER_TRANSPORT_OPTIONS);
 - a copy that finds the run locked by a live worker comes back later (`retry`), so a run is
@@ -19,6 +21,7 @@ import random
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
@@ -46,12 +49,16 @@ DB_RETRIES = 20
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
+    acks_on_timeout=False,  # killed by a hard time limit: put back, as any killed worker process
     max_retries=None,
     ignore_result=True,
 )
 def run_execute(self, schema_name: str, run_id: str, db_failures: int = 0) -> str:
     try:
         status = run_advance_admitted(run_id)
+    except SoftTimeLimitExceeded:
+        # The worker's soft time limit: the engine put the run back in the queue; send it again.
+        raise self.retry(countdown=0) from None
     except TRANSIENT as exc:
         # The database or Redis gone for a moment: try again, later each time, DB_RETRIES times
         # (~15 min), counted apart from the waits below; then the task gives up and the sweep

@@ -1,0 +1,111 @@
+"""Runs on a real Celery worker whose tasks are limited by Celery's time limits (an operator's
+`celery worker --soft-time-limit N` / `--time-limit N`, or `celery control time_limit`).
+
+docs/runs.md ("Durability"): delivery is at least once, a re-delivered run resumes from its last
+checkpoint, a task whose worker process is killed is "put back at once" (reject_on_worker_lost),
+and `internal_error` is for "an unexpected error (a bug, a library fault)". A time limit is
+neither a bug nor a reason to leave a run behind: the run must be handed back to a worker and
+go on from its checkpoint, the completed steps not done again."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+from django_tenants.utils import schema_context
+
+from apps.runs.models import Run, Step
+from foundry.celery import app
+from tests.conftest import ROOT, server_env
+from tests.runs.conftest import FINANCE, agent_yaml, deploy, http_tool, ledger  # noqa: F401 - fixture
+from tests.runs.test_worker import WORKER_ENV, queue, start, tenant, wait_for  # noqa: F401 - fixtures
+
+
+@contextmanager
+def limited_worker(name: str, *limits: str):
+    """A real prefork worker (one process) consuming queue `name`, with Celery's time-limit options."""
+    hostname = f"limits-{uuid.uuid4().hex[:8]}@localhost"
+    command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork", "--concurrency", "1"]
+    command += ["-Q", name, "--hostname", hostname, "--loglevel", "ERROR", "--without-gossip", "--without-mingle"]
+    command += list(limits)
+    proc = subprocess.Popen(
+        command,
+        # The production visibility timeout: no second copy of the task is handed out meanwhile.
+        env=server_env(**{**WORKER_ENV, "FOUNDRY_CELERY_VISIBILITY_TIMEOUT": "3600"}),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[hostname], timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise RuntimeError("the Celery worker did not start")
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def booking_run(tenant, ledger):  # noqa: F811
+    """A run booking three ledger entries (steps 2, 4, 6 are the calls), whose second call
+    (/entries/2, step 4) the ledger holds until the returned event is set."""
+    agent = deploy(tenant, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    ledger.hold["/entries/2"] = hold = threading.Event()
+    arrived = ledger.arrived.setdefault("/entries/2", threading.Event())
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": str(n)}}} for n in (1, 2, 3)]
+    script.append({"respond": "Booked three entries."})
+    return start(tenant, agent, "Book three entries.", script), hold, arrived
+
+
+def test_a_soft_time_limit_mid_step_does_not_fail_the_run_as_an_internal_error(tenant, queue, ledger):  # noqa: F811
+    """Celery raises SoftTimeLimitExceeded inside the task while the run's second ledger call is
+    in flight: the run goes back to the queue, the task is sent again at once, and the run goes on
+    from its checkpoint. (It was caught as an unexpected error: `failed` / `internal_error`.)"""
+    with limited_worker(queue, "--soft-time-limit", "3"):
+        run, hold, arrived = booking_run(tenant, ledger)
+        assert arrived.wait(30)
+        time.sleep(4)  # the soft limit (3 s from the task's start) fires while the call is held
+        hold.set()
+        deadline = time.monotonic() + 30
+        with schema_context(tenant.schema_name):
+            while True:
+                run = Run.objects.get(pk=run.pk)
+                if run.is_finished or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            steps = list(Step.objects.filter(run=run).values_list("index", flat=True))
+    assert (run.status, run.reason) != ("failed", "internal_error"), (
+        f"a Celery soft time limit ended the run as an internal error at step {run.step_count} "
+        f"(steps recorded {steps}; ledger booked {ledger.booked})"
+    )
+    assert run.status == "succeeded", f"run {run.status} ({run.reason}: {run.message})"
+    assert ledger.booked == ["/entries/1", "/entries/2", "/entries/3"]
+
+
+def test_a_hard_time_limit_puts_the_run_back_like_any_killed_worker_process(tenant, queue, ledger):  # noqa: F811
+    """The hard time limit fires while the second ledger call is in flight: Celery SIGKILLs the
+    pool process, exactly as `reject_on_worker_lost` is there for. Expected (docs/runs.md: the
+    task is "put back at once when its worker process is killed"): the same worker's next pool
+    process takes the run up from its checkpoint once the lock expires (2 s here) and completes
+    it, the in-flight call made again with the same Idempotency-Key. (Celery acknowledged a task
+    that hit its hard time limit — `acks_on_timeout` falls back to `acks_on_failure_or_timeout`,
+    True — so the run stayed `running` with no task until the `runs.sweep` beat job found it.)"""
+    with limited_worker(queue, "--time-limit", "4"):
+        run, hold, arrived = booking_run(tenant, ledger)
+        assert arrived.wait(30), wait_for(tenant, run, "no such status", timeout=0)
+        time.sleep(5)  # killed by the hard limit meanwhile
+        hold.set()
+        run = wait_for(tenant, run, "succeeded", "failed", "cancelled", timeout=25)
+    assert run.status == "succeeded" and run.recoveries >= 1, run.message
+    assert ledger.booked == ["/entries/1", "/entries/2", "/entries/3"]
