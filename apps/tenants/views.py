@@ -153,7 +153,8 @@ def _limits_page(request: HttpRequest, tenant: Tenant, form: TenantLimitsForm, *
         }
         for name in LIMIT_NAMES
     ]
-    context = {"tenant": tenant, "limits": limits, "rows": rows, "form": form}
+    # Not `tenant`: base.html reads that as the workspace being browsed, and this is the operator console.
+    context = {"edited_tenant": tenant, "limits": limits, "rows": rows, "form": form}
     return render(request, "tenants/tenant_limits.html", context, status=status)
 
 

@@ -34,11 +34,14 @@ def test_login_dashboard_members(page: Page, live_port, fresh_tenant, django_db_
     rows = page.locator("#members tr")
     expect(rows).to_have_count(2)
 
-    # Change the viewer's role in place (htmx), then prove it stuck.
+    # Change the viewer's role in place (htmx): choosing saves nothing, the Save button does; then prove it stuck.
+    role = page.get_by_label(f"Role of viewer@{slug}.test")
+    role.select_option("developer")
     with page.expect_response(lambda r: r.url.endswith("/role/")) as role_change:
-        page.get_by_label(f"Role of viewer@{slug}.test").select_option("developer")
+        page.get_by_role("button", name=f"Save viewer@{slug}.test's role").click()
     assert role_change.value.status == 200
     expect(page.locator(f"tr[data-email='viewer@{slug}.test'] select")).to_have_value("developer")
+    expect(page.get_by_role("button", name=f"Save viewer@{slug}.test's role")).to_be_focused()
     page.reload()
     expect(page.get_by_label(f"Role of viewer@{slug}.test")).to_have_value("developer")
 
@@ -55,6 +58,21 @@ def test_login_dashboard_members(page: Page, live_port, fresh_tenant, django_db_
     # The same browser is a stranger on another tenant's host.
     page.goto(f"http://globex.localhost:{live_port}/members/")
     expect(page).to_have_url(re.compile(r"globex\.localhost:\d+/login/"))
+
+
+def test_a_refused_role_change_is_shown_and_announced(page: Page, live_port, fresh_tenant, django_db_blocker):
+    """htmx 2 swaps no 4xx answer by default: base.html's htmx-config puts its message in the alert."""
+    slug = fresh_tenant.slug
+    _sign_in(page, f"http://{slug}.localhost:{live_port}/members/", f"owner@{slug}.test")
+    expect(page.get_by_role("alert")).to_be_empty()
+    with django_db_blocker.unblock(), schema_context(fresh_tenant.schema_name):
+        User.objects.filter(email=f"viewer@{slug}.test").delete()  # another admin removed them meanwhile
+    page.get_by_label(f"Role of viewer@{slug}.test").select_option("developer")
+    with page.expect_response(lambda r: r.url.endswith("/role/")) as role_change:
+        page.get_by_role("button", name=f"Save viewer@{slug}.test's role").click()
+    assert role_change.value.status == 404
+    expect(page.get_by_role("alert")).to_have_text("There is nothing at this address.")
+    expect(page).to_have_title(re.compile(r"^Members"))  # the error page's title is not taken over
 
 
 def test_a_viewer_sees_members_but_no_controls(page: Page, live_port, fresh_tenant):

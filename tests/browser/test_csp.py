@@ -39,8 +39,9 @@ def test_every_console_page_and_the_api_docs_load_under_the_policy(page: Page, l
         assert _refused(page, messages) == [], link
 
     page.goto(f"{base}/members/")
+    page.get_by_label(f"Role of viewer@{slug}.test").select_option("operator")
     with page.expect_response(lambda r: r.url.endswith("/role/")) as role_change:
-        page.get_by_label(f"Role of viewer@{slug}.test").select_option("operator")
+        page.get_by_role("button", name=f"Save viewer@{slug}.test's role").click()
     assert role_change.value.status == 200
     expect(page.get_by_label(f"Role of viewer@{slug}.test")).to_have_value("operator")
     assert _refused(page, messages) == []
