@@ -25,8 +25,9 @@ from foundry.request_context import current_request_id
 from foundry.telemetry import current_tenant, tenant_bound
 
 # Paths that carry a secret in themselves: an invitation link's token (apps/accounts/urls.py).
-_SECRET_PATHS = re.compile(r"^(/invite/[^/]+/)[^/]+")
-_SECRET_IN_TEXT = re.compile(r"(/invite/[^/\s]+/)[^/\s]+")  # the same, anywhere in a message
+# An invitation link's token, in a path or anywhere in a message: wherever an `invite` segment
+# is, whatever slashes doubled on the way (`//invite/<uid>/<token>/` is a 404, logged) or its case.
+_SECRET_IN_TEXT = re.compile(r"(/+invite/+[^/\s]+/+)[^/\s]+", re.IGNORECASE)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -37,7 +38,7 @@ def path_for_logs(path: str) -> str:
     query string, which may hold an SSO callback's code, is never logged at all), and control
     characters escaped (`%0A` in a path wrote a second, forged line in text logs; `\\x1b` moved
     the terminal's cursor)."""
-    path = _SECRET_PATHS.sub(r"\1…", path or "")
+    path = _SECRET_IN_TEXT.sub(r"\1…", path or "")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
@@ -53,9 +54,9 @@ class LogContextFilter(logging.Filter):
             record.request = f"{getattr(request, 'method', '')} {path_for_logs(getattr(request, 'path', ''))}".strip()
         # Django's own lines name the path in their text too ("Internal Server Error: %s",
         # "Forbidden (CSRF cookie not set.): %s"): an invitation link's token goes there as well.
-        if isinstance(record.msg, str) and "/invite/" in record.msg:
+        if isinstance(record.msg, str) and "invite/" in record.msg.lower():
             record.msg = _SECRET_IN_TEXT.sub(r"\1…", record.msg)
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "/invite/" in a for a in record.args):
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "invite/" in a.lower() for a in record.args):
             record.args = tuple(_SECRET_IN_TEXT.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
