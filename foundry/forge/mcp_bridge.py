@@ -63,7 +63,7 @@ from foundry.forge import __version__
 from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
 from foundry.forge.errors import ApiError, ForgeError
 from foundry.forge.output import shown
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, surrogate_found
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, message_read, surrogate_found
 
 MCP_PATH = "/mcp"
 # The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
@@ -104,7 +104,7 @@ async def _bridge(endpoint: str, token: str) -> None:
             conversation = _Conversation()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_to_client, remote_in, local_out, conversation)
-                await _to_server(local_in, remote_out, local_out, conversation, stdin.refused)
+                await _to_server(local_in, remote_out, local_out, conversation, stdin.refusals)
                 with anyio.move_on_after(DRAIN_SECONDS):  # stdin closed: answer what was asked
                     await conversation.idle.wait()
                 tasks.cancel_scope.cancel()
@@ -157,17 +157,18 @@ def _answers_preflight(message: Any) -> bool:
     )
 
 
-async def _to_server(local_in, remote_out, local_out, conversation: _Conversation, refused: str) -> None:
+async def _to_server(local_in, remote_out, local_out, conversation: _Conversation, refusals: dict) -> None:
     async for item in local_in:
         if isinstance(item, Exception):  # a line that is not JSON-RPC: answered with id null
             log.warning("ignored a line on stdin that is not a JSON-RPC message")
             await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=_unreadable(item))))
             continue
         message = item.message
-        if isinstance(message, JSONRPCRequest) and message.method == refused:  # as the gateway answers it
-            log.warning("refused a request holding a lone surrogate")
-            error = ErrorData(code=INVALID_PARAMS, message=SURROGATE_REFUSED)
-            await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=message.id, error=error)))
+        if isinstance(message, JSONRPCRequest) and message.method in refusals:  # as the gateway answers it
+            answer_id, reason = refusals.pop(message.method)
+            log.warning("refused a message: %s", reason.split(":", 1)[0])
+            error = ErrorData(code=INVALID_PARAMS, message=reason)
+            await local_out.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=answer_id, error=error)))
             continue
         if isinstance(message, JSONRPCRequest):
             log.info("request %s (id %s)", message.method, message.id)
@@ -194,24 +195,36 @@ class _Lines:
       take it for a notification and its sender would wait forever, so it is handed over as a
       line the reader refuses (-32600, id null);
     - a request holding a lone surrogate (`"\\ud800"` unpaired): the reader refuses the whole
-      line as unparsable and answers id null, so its sender would wait forever too. It is handed
-      over as a request of the method `refused` (random: no client sends it), with the same id,
-      which `_to_server` answers -32602 as the gateway does."""
+      line as unparsable and answers id null, so its sender would wait forever too;
+    - a message naming a key twice (`{"name": "a", "name": "b"}`): the reader keeps the last
+      value, and the gateway, which refuses such a message, would never see it.
+    Either is handed over as a request of a `refused` method (random: no client sends it), which
+    `_to_server` answers -32602 as the gateway does, at the message's id (null when the message's
+    own `id` is the key named twice, or when it has none)."""
 
     def __init__(self, lines) -> None:
         self._lines = lines
         self.refused = f"forge/refused-{secrets.token_hex(8)}"
+        self.refusals: dict[str, tuple[object, str]] = {}  # method → (the id answered at, the message)
 
     async def __aiter__(self):
         async for line in self._lines:
             try:
-                payload = json.loads(line)
-            except ValueError:
-                payload = None
+                payload, duplicate = message_read(line)
+            except (ValueError, RecursionError):  # not JSON, or nested too deep: the reader refuses it
+                payload, duplicate = None, None
             if id_invalid(payload) or (isinstance(payload, dict) and surrogate_found(payload.get("id"))):
                 yield _NOT_A_MESSAGE
-            elif isinstance(payload, dict) and "id" in payload and "method" in payload and surrogate_found(payload):
-                yield json.dumps({"jsonrpc": "2.0", "id": payload["id"], "method": self.refused}) + "\n"
+            elif isinstance(payload, dict) and (
+                duplicate is not None or ("id" in payload and "method" in payload and surrogate_found(payload))
+            ):
+                answer_id = payload.get("id")
+                if duplicate is not None and duplicate.message_id:
+                    answer_id = None  # which of its ids is unclear
+                reason = SURROGATE_REFUSED if duplicate is None else f"{duplicate.code}: {duplicate}"
+                method = f"{self.refused}/{len(self.refusals)}"
+                self.refusals[method] = (answer_id, reason)
+                yield json.dumps({"jsonrpc": "2.0", "id": 0, "method": method}) + "\n"
             else:
                 yield line
 

@@ -36,7 +36,7 @@ from mcp_types import INVALID_PARAMS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, surrogate_found
+from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, message_read, surrogate_found
 from foundry.metrics import rate_limited
 from foundry.proxies import forwarded_apply
 from foundry.telemetry import tenant_bound
@@ -179,22 +179,10 @@ def _classified(raw: bytes | None) -> tuple[bool, object, DuplicateKey | None]:
     known; a message whose own `id` is named twice has no id (`duplicate.message_id`)."""
     if raw is None:
         return True, None, None
-    repeated: list[list[str]] = []  # each object's keys named twice, the outermost object's last
-
-    def objects(pairs: list[tuple[str, object]]) -> dict:
-        seen: set[str] = set()
-        repeated.append([key for key, _ in pairs if key in seen or seen.add(key)])
-        return dict(pairs)
-
     try:
-        payload = json.loads(raw, object_pairs_hook=objects)
+        payload, duplicate = message_read(raw)
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK refuses it
         return True, None, None
-    twice = [key for keys in repeated for key in keys]
-    duplicate = None
-    if twice:
-        own = repeated[-1] if isinstance(payload, dict) else []
-        duplicate = DuplicateKey("id", message_id=True) if "id" in own else DuplicateKey(twice[0])
     calls = payload if isinstance(payload, list) else [payload]
     # A method that is no text (a list, an object) is no write here; the SDK refuses it.
     write = any(isinstance(c, dict) and isinstance(m := c.get("method"), str) and m in _WRITE_METHODS for c in calls)
@@ -228,6 +216,12 @@ def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 # What a browser client at an allowed origin (FOUNDRY_MCP_ALLOWED_ORIGINS) may send and read.
 _CORS_EXPOSED = b"Mcp-Session-Id, WWW-Authenticate, RateLimit, RateLimit-Policy, Retry-After, X-Request-ID"
 _CORS_MAX_AGE = b"600"
+
+
+def _json_content(scope) -> bool:
+    """Whether the request says its body is JSON (`application/json`, with parameters or not)."""
+    value = next((v for name, v in scope.get("headers", []) if name == b"content-type"), b"")
+    return value.decode("latin-1").split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _allowed_origin(scope) -> bytes | None:
@@ -299,6 +293,10 @@ class McpGateway:
         except Refused as refused:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await reply(send, refused.status, refused.code, refused.message, headers)
+        if not _json_content(scope):
+            # The SDK would answer a plain-text 400 ("Invalid Content-Type header"): no code to act on.
+            message = "Send JSON-RPC messages with Content-Type: application/json."
+            return await reply(send, 415, "unsupported_media_type", message)
         receive, raw = await _body_peek(receive)
         # What it asks, and whether its rate allows it (a write costs more than a read).
         decision, payload, surrogate, duplicate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(

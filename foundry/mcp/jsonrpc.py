@@ -1,6 +1,7 @@
 """JSON-RPC rules both MCP entry points apply before the SDK sees a message (no Django here:
 `forge mcp` imports it)."""
 
+import json
 import re
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -19,6 +20,25 @@ class DuplicateKey(Exception):
         self.key = key
         self.message_id = message_id  # it is the JSON-RPC message's own `id`: which one is unclear
         super().__init__(f"A JSON object names {key[:100]!r} twice.")
+
+
+def message_read(raw: str | bytes) -> tuple[object | None, DuplicateKey | None]:
+    """(a message as the SDK reads it — each object's last value —, a key it names twice, if any;
+    `DuplicateKey.message_id` when it is the message's own `id`). ValueError when it is not JSON,
+    RecursionError when it is nested past the parser's depth."""
+    repeated: list[list[str]] = []  # each object's keys named twice, the outermost object's last
+
+    def objects(pairs: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        repeated.append([key for key, _ in pairs if key in seen or seen.add(key)])
+        return dict(pairs)
+
+    payload = json.loads(raw, object_pairs_hook=objects)
+    twice = [key for keys in repeated for key in keys]
+    if not twice:
+        return payload, None
+    own = repeated[-1] if isinstance(payload, dict) else []
+    return payload, DuplicateKey("id", message_id=True) if "id" in own else DuplicateKey(twice[0])
 
 
 def object_unique(pairs: list[tuple[str, object]]) -> dict:
