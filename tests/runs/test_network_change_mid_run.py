@@ -17,6 +17,18 @@ from tests.providers.fake_models import FakeModelServer, Reply, openai_completio
 from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, http_tool
 
 
+def _two_bookings(acme, ledger):
+    """A run of acme whose agent books two ledger entries (steps 2 and 4) and answers."""
+    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    script = [
+        {"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}},
+        {"tool_call": {"tool": "ledger", "arguments": {"id": "2"}}},
+        {"respond": "done"},
+    ]
+    with schema_context("acme"):
+        return run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Book.", script=script)
+
+
 def _removed_after_first_tool_step(monkeypatch) -> list:
     record = Attempt._record
     removed = []
@@ -35,14 +47,7 @@ def _removed_after_first_tool_step(monkeypatch) -> list:
 def test_an_http_tool_of_a_run_under_way_no_longer_reaches_a_network_removed_from_the_list(acme, ledger, monkeypatch):
     monkeypatch.setattr(engine, "TENANT_CHECK_SECONDS", 0.0)
     call_command("tenant_http_networks", "acme", "--allow", "127.0.0.1/32")
-    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
-    script = [
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}},
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "2"}}},
-        {"respond": "done"},
-    ]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Book.", script=script)
+    run = _two_bookings(acme, ledger)
     removed = _removed_after_first_tool_step(monkeypatch)
 
     run = advance(run, "acme")
@@ -98,14 +103,7 @@ def test_the_task_sends_a_run_stopped_by_a_changed_list_again_at_once(acme, ledg
 
     monkeypatch.setattr(engine, "TENANT_CHECK_SECONDS", 0.0)
     call_command("tenant_http_networks", "acme", "--allow", "127.0.0.1/32")
-    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
-    script = [
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}},
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "2"}}},
-        {"respond": "done"},
-    ]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Book.", script=script)
+    run = _two_bookings(acme, ledger)
     removed = _removed_after_first_tool_step(monkeypatch)
     retries = []
     retry = run_tasks.run_execute.retry
@@ -124,14 +122,7 @@ def test_another_tenants_list_changing_does_not_stop_this_tenants_run(acme, glob
     monkeypatch.setattr(engine, "TENANT_CHECK_SECONDS", 0.0)
     call_command("tenant_http_networks", "acme", "--allow", "127.0.0.1/32")
     call_command("tenant_http_networks", "globex", "--allow", "127.0.0.1/32")
-    agent = deploy(acme, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
-    script = [
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}},
-        {"tool_call": {"tool": "ledger", "arguments": {"id": "2"}}},
-        {"respond": "done"},
-    ]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Book.", script=script)
+    run = _two_bookings(acme, ledger)
     record = Attempt._record
 
     def record_then_globex_changes(self, step, payload):

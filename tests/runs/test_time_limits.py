@@ -7,54 +7,20 @@ and `internal_error` is for "an unexpected error (a bug, a library fault)". A ti
 neither a bug nor a reason to leave a run behind: the run must be handed back to a worker and
 go on from its checkpoint, the completed steps not done again."""
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from contextlib import contextmanager
 
 from django_tenants.utils import schema_context
 
 from apps.runs.models import Run, Step
-from foundry.celery import app
-from tests.conftest import ROOT, server_env
 from tests.runs.conftest import FINANCE, agent_yaml, deploy, http_tool, ledger  # noqa: F401 - fixture
-from tests.runs.test_worker import WORKER_ENV, queue, start, tenant, wait_for  # noqa: F401 - fixtures
+from tests.runs.test_worker import queue, start, tenant, wait_for, worker  # noqa: F401 - fixtures
 
 
-@contextmanager
 def limited_worker(name: str, *limits: str):
-    """A real prefork worker (one process) consuming queue `name`, with Celery's time-limit options."""
-    hostname = f"limits-{uuid.uuid4().hex[:8]}@localhost"
-    command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += ["-Q", name, "--hostname", hostname, "--loglevel", "ERROR", "--without-gossip", "--without-mingle"]
-    command += list(limits)
-    proc = subprocess.Popen(
-        command,
-        # The production visibility timeout: no second copy of the task is handed out meanwhile.
-        env=server_env(**{**WORKER_ENV, "FOUNDRY_CELERY_VISIBILITY_TIMEOUT": "3600"}),
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[hostname], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError("the Celery worker did not start")
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    """A real prefork worker (one process) consuming queue `name`, with Celery's time-limit options
+    and the production visibility timeout (no second copy of the task is handed out meanwhile)."""
+    return worker(name, options=limits, FOUNDRY_CELERY_VISIBILITY_TIMEOUT="3600")
 
 
 def booking_run(tenant, ledger):  # noqa: F811

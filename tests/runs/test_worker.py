@@ -28,13 +28,14 @@ WORKER_ENV = {
 
 
 @contextmanager
-def worker(queue: str, *, concurrency: int = 1, **env: str):
-    """A real Celery worker (prefork, `concurrency` processes) consuming `queue`, in its own process group."""
+def worker(queue: str, *, concurrency: int = 1, options: tuple[str, ...] = (), **env: str):
+    """A real Celery worker (prefork, `concurrency` processes) consuming `queue`, in its own process
+    group; `options`: more of the worker's command-line options (its time limits, say)."""
     hostname = f"runs-{uuid.uuid4().hex[:8]}@localhost"
     command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork"]
     command += ["--concurrency", str(concurrency), "-Q", queue, "--hostname", hostname, "--loglevel", "WARNING"]
-    command += ["--without-gossip", "--without-mingle"]
-    proc = subprocess.Popen(command, env=server_env(**WORKER_ENV, **env), cwd=ROOT, start_new_session=True)
+    command += ["--without-gossip", "--without-mingle", *options]
+    proc = subprocess.Popen(command, env=server_env(**{**WORKER_ENV, **env}), cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while not app.control.ping(destination=[hostname], timeout=0.5):
         if proc.poll() is not None or time.monotonic() > deadline:
