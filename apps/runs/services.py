@@ -242,9 +242,10 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
     for name, value in fields.items():
         setattr(run, name, value)
     created = getattr(run, "created_at", None)
-    run_finished(
-        tenant=connection.schema_name, outcome=status, seconds=(now - created).total_seconds() if created else None
-    )
+    seconds = (now - created).total_seconds() if created else None
+    # Counted once the end is committed: an end rolled back (and retried) is no end.
+    tenant = connection.schema_name
+    transaction.on_commit(lambda: run_finished(tenant=tenant, outcome=status, seconds=seconds))
     return True
 
 

@@ -103,7 +103,7 @@ def test_rate_limit_refusals_are_counted_by_tenant_and_surface(acme, globex):
         limits_cache_clear()
 
 
-def test_requests_runs_and_queues_are_measured(acme, settings):
+def test_requests_runs_and_queues_are_measured(acme, settings, django_capture_on_commit_callbacks):
     from django_tenants.utils import schema_context
 
     from apps.runs.models import Run
@@ -126,7 +126,8 @@ def test_requests_runs_and_queues_are_measured(acme, settings):
     assert sample("foundry_http_requests_total", route="healthz", method="GET", status="200") - probes == 1
 
     finished = sample("foundry_runs_finished_total", tenant="acme", outcome="succeeded")
-    run = advance(start(acme, deploy(acme, FINANCE, TRIAGE), "Triage invoice INV-1001."), "acme")
+    with django_capture_on_commit_callbacks(execute=True):  # a run's end is counted once committed
+        run = advance(start(acme, deploy(acme, FINANCE, TRIAGE), "Triage invoice INV-1001."), "acme")
     assert run.status == Run.Status.SUCCEEDED
     assert sample("foundry_runs_finished_total", tenant="acme", outcome="succeeded") - finished == 1
     with schema_context("public"):
