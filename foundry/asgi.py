@@ -89,10 +89,16 @@ async def _plain_http_redirect(scope, receive, send) -> None:
     """/mcp over plain HTTP while FOUNDRY_SSL_REDIRECT is on: 308 to the same address over HTTPS
     (the method and body kept), as Django's SecurityMiddleware sends the console and the API
     there, before anything is read or authenticated."""
+    from django.http.request import split_domain_port, validate_host
+
     from foundry.mcp.gateway import reply
 
-    host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
-    if not host or not host.isprintable() or any(c in host for c in "/\\?#@ "):
+    hosts = [value.decode("latin-1") for name, value in scope.get("headers") or () if name == b"host"]
+    host = hosts[0] if len(hosts) == 1 else ""
+    domain, _ = split_domain_port(host) if host.isprintable() else ("", "")
+    # Only a host Django would serve (ALLOWED_HOSTS), as its own redirect of the console and API:
+    # never a Location built from a host the client chose.
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return await reply(send, 400, "host_invalid", "The request names no host to send it to over HTTPS.")
     message = "This endpoint is served over HTTPS only."
     await reply(send, 308, "https_required", message, [(b"location", f"https://{host}{MCP_PATH}".encode("latin-1"))])
@@ -126,11 +132,14 @@ def _secure(scope) -> bool:
     Django's `request.is_secure()` reads it (SECURE_PROXY_SSL_HEADER)."""
     from django.conf import settings
 
+    from foundry.proxies import proxy_trusted
+
     if scope.get("scheme") == "https":
         return True
     proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-    if not proxy:
-        return False
+    peer = (scope.get("client") or ("",))[0] or ""
+    if not proxy or not proxy_trusted(peer, settings.FOUNDRY_TRUSTED_PROXIES):
+        return False  # a client's word for https is not the proxy's (foundry/proxies.py)
     name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
     value = dict(scope.get("headers") or ()).get(name, b"").decode("latin-1")
     return value.split(",", 1)[0].strip() == proxy[1]

@@ -46,13 +46,21 @@ def client_address(meta: dict, trusted) -> str | None:
     return str(client) if client is not None else None
 
 
+def proxy_trusted(peer: str, trusted) -> bool:
+    """Whether headers a TLS proxy writes (`X-Forwarded-Proto`) are taken from this peer: from any
+    when FOUNDRY_TRUSTED_PROXIES is empty (FOUNDRY_BEHIND_TLS_PROXY alone), else only from those."""
+    if not trusted:
+        return True
+    address = _address(peer)
+    return address is not None and any(address in network for network in trusted)
+
+
 def forwarded_apply(meta: dict, trusted) -> None:
     """REMOTE_ADDR made the client's, from a trusted proxy's X-Forwarded-For (the proxy's kept as
     `foundry.proxy_addr`): for Django's requests (the middleware) and /mcp's, which the MCP
     gateway serves without Django's middleware."""
     if trusted:
-        peer = _address(meta.get("REMOTE_ADDR", ""))
-        if peer is None or not any(peer in network for network in trusted):
+        if not proxy_trusted(meta.get("REMOTE_ADDR", ""), trusted):
             meta.pop("HTTP_X_FORWARDED_PROTO", None)  # a client's word for https: not the proxy's
         client = client_address(meta, trusted)
         if client is not None:
