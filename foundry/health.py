@@ -73,11 +73,15 @@ def _answered_within(pgconn, query: bytes, deadline: float) -> None:
 
 
 def _check_redis() -> None:
-    client = redis_client(settings.REDIS_URL, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    """REDIS_URL, and the Redis web processes use: the cache's (routes, locks) and the rate
+    limiter's, without which every write is refused (docs/limits.md) — each distinct one."""
+    urls = (settings.REDIS_URL, settings.CACHES["default"]["LOCATION"], settings.FOUNDRY_RATELIMIT_REDIS_URL)
+    for url in dict.fromkeys(filter(None, urls)):
+        client = redis_client(url, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS)
+        try:
+            client.ping()
+        finally:
+            client.close()
 
 
 def _check_broker() -> None:

@@ -10,10 +10,13 @@ limiter, health checks, worker heartbeats, a workspace's purge). `sentinel_setti
 first two from the plain URLs, in settings.py.
 """
 
+import threading
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 
@@ -44,10 +47,37 @@ def db_and_password(url: str) -> tuple[int, str | None]:
 
 
 def _sentinel_kwargs(timeout: float | None) -> dict:
-    kwargs: dict = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    """How each sentinel is asked where the master is: once (redis-py would retry a silent one
+    three times, with backoff: ~25 s before the next sentinel was asked), and within a quarter of
+    the caller's timeout — one of several, the next is asked if it does not answer at once."""
+    timeout = None if timeout is None else timeout / 4
+    kwargs: dict = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 0)}
     if settings.FOUNDRY_REDIS_SENTINEL_PASSWORD:
         kwargs["password"] = settings.FOUNDRY_REDIS_SENTINEL_PASSWORD
     return kwargs
+
+
+# One Sentinel per set of connection options, for the process's life: redis-py puts the sentinel
+# that answered first in its list, which a new Sentinel per client (a probe's, a heartbeat's) forgot.
+_sentinels: dict[str, Sentinel] = {}
+_sentinels_lock = threading.Lock()
+
+
+def _sentinel(connection: dict) -> Sentinel:
+    options = sorted(
+        (name, value if isinstance(value, int | float | str | bool | None) else type(value).__name__)
+        for name, value in connection.items()
+    )  # a Retry by its kind: the callers each give one the same way
+    key = repr((settings.FOUNDRY_REDIS_SENTINELS, options))
+    with _sentinels_lock:
+        sentinel = _sentinels.get(key)
+        if sentinel is None:
+            sentinel = _sentinels[key] = Sentinel(
+                settings.FOUNDRY_REDIS_SENTINELS,
+                sentinel_kwargs=_sentinel_kwargs(connection.get("socket_timeout")),
+                **connection,
+            )
+        return sentinel
 
 
 def redis_client(url: str, **connection) -> redis.Redis:
@@ -56,12 +86,7 @@ def redis_client(url: str, **connection) -> redis.Redis:
     if not settings.FOUNDRY_REDIS_SENTINELS:
         return redis.Redis.from_url(url, **connection)
     db, password = db_and_password(url)
-    sentinel = Sentinel(
-        settings.FOUNDRY_REDIS_SENTINELS,
-        sentinel_kwargs=_sentinel_kwargs(connection.get("socket_timeout")),
-        **connection,
-    )
-    return sentinel.master_for(settings.FOUNDRY_REDIS_SENTINEL_MASTER, db=db, password=password)
+    return _sentinel(connection).master_for(settings.FOUNDRY_REDIS_SENTINEL_MASTER, db=db, password=password)
 
 
 def sentinel_settings(
