@@ -179,6 +179,8 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
         _tar_write(partial, manifest, members)
         os.replace(partial, final)
         _fsync_directory(directory)
+    except OSError as error:  # a full disk, a file too large: a failed backup, recorded as one
+        raise BackupError(f"{final}: cannot write the backup ({error.strerror or error}).") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupFile(path=final, scope=scope, size=final.stat().st_size, seconds=time.monotonic() - started)
@@ -451,15 +453,21 @@ def _tenant_manifest_is_sound(manifest: dict) -> bool:
     if not (isinstance(tenant.get("id"), int) and all(isinstance(tenant.get(k), str) for k in ("slug", "schema_name"))):
         return False
     members = manifest["members"]
-    return "schema.dump" in members and all(
-        isinstance(item, dict)
-        and isinstance(item.get("table"), str)
-        and isinstance(item.get("columns"), list)
-        and all(isinstance(c, str) for c in item["columns"])
-        and isinstance(item.get("rows"), int)
-        and not isinstance(item["rows"], bool)
-        and (item["rows"] == 0 or item.get("member") in members)
-        for item in tables
+    # The workspace's own row, once: without it the restore would load the rest for no workspace.
+    own = [item.get("rows") for item in tables if isinstance(item, dict) and item.get("table") == "tenants_tenant"]
+    return (
+        "schema.dump" in members
+        and own == [1]
+        and all(
+            isinstance(item, dict)
+            and isinstance(item.get("table"), str)
+            and isinstance(item.get("columns"), list)
+            and all(isinstance(c, str) for c in item["columns"])
+            and isinstance(item.get("rows"), int)
+            and not isinstance(item["rows"], bool)
+            and (item["rows"] == 0 or item.get("member") in members)
+            for item in tables
+        )
     )
 
 
@@ -696,6 +704,7 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
     try:
         _schema_migrate(backup, tenant["schema_name"])
         _public_rows_load(backup, tenant["id"], actor=actor)
+        restored = Tenant.objects.get(pk=tenant["id"])
     except Exception as exc:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(tenant['schema_name'])} CASCADE")
@@ -712,7 +721,6 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BackupError(f"{backup.path}: its rows do not load here ({detail}); nothing restored.") from None
         raise
-    restored = Tenant.objects.get(pk=tenant["id"])
     from apps.tenants.routing import route_invalidate
 
     route_invalidate(*restored.domains.values_list("domain", flat=True))
