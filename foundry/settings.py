@@ -13,6 +13,7 @@ import math
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import environ
 from celery.schedules import crontab
@@ -196,7 +197,13 @@ WSGI_APPLICATION = "foundry.wsgi.application"
 ASGI_APPLICATION = "foundry.asgi.application"
 
 # --- Data stores --------------------------------------------------------------------------
-DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://foundry:foundry@127.0.0.1:5432/foundry")}
+# Without DATABASE_URL: bin/dev's database, the `foundry` role with its generated password (in
+# .data/env) on FOUNDRY_PG_PORT, so a shell that loaded .data/env runs manage.py as bin/dev does.
+_DEFAULT_DATABASE_URL = "postgres://foundry:{password}@127.0.0.1:{port}/foundry".format(
+    password=quote(env.str("FOUNDRY_DB_PASSWORD", default="foundry"), safe=""),
+    port=env.int("FOUNDRY_PG_PORT", default=5432),
+)
+DATABASES = {"default": env.db_url("DATABASE_URL", default=_DEFAULT_DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "foundry.db"
 # Persistent connections: the tenant router keeps track of each connection's search_path.
 DATABASES["default"]["CONN_MAX_AGE"] = _int("FOUNDRY_DB_CONN_MAX_AGE", default=60, minimum=0)
