@@ -128,12 +128,15 @@ def _attribution(table: str, column: str) -> bool:
     )
 
 
-def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: int | None) -> int:
+def _rewrite(
+    table: Table, email: tuple[str, str], names: _Names, *, tenant_id: int | None, actor_suffix: str = ""
+) -> int:
     """One UPDATE over the table: `email` (regex, replacement) applied to every text/JSON column,
     the names to the columns the platform writes a name into — short text (varchar) without
     choices (not a role, a status), the model history — and never to the member table (the
     person's row is deleted; the others are other people's). Only the tenant's rows of a public
-    table."""
+    table; with `actor_suffix`, only those whose actor id ends so (the platform chain's actors of
+    one workspace, `…@tenant:<id>`)."""
     columns = _columns(table)
     if not columns:
         return 0
@@ -159,6 +162,8 @@ def _rewrite(table: Table, email: tuple[str, str], names: _Names, *, tenant_id: 
     scope = ""
     if tenant_id is not None:
         scope, params_where = " AND tenant_id = %s", [*params_where, tenant_id]
+    if actor_suffix:
+        scope, params_where = f"{scope} AND actor_id LIKE %s", [*params_where, "%" + actor_suffix]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table.qualified} SET {', '.join(sets)} WHERE ({' OR '.join(wheres)}){scope}",  # noqa: S608 — catalog names
@@ -345,6 +350,13 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         for table in public_tenant_tables():
             if table.name not in NOT_REWRITTEN and (count := _rewrite(table, by_email, by_name, tenant_id=tenant_id)):
                 erased.rows[f"public.{table.name}"] = count
+        # The platform chain's actors of this workspace (`…@tenant:<id>`: a token named after them
+        # that asked for the workspace's deletion, say), beside the person's own ids erased below.
+        actors = next(table for table in public_tenant_tables() if table.name == AuditActor._meta.db_table)
+        with rls_scope(PLATFORM):
+            suffix = f"@tenant:{tenant_id}"
+            if count := _rewrite(actors, by_email, by_name, tenant_id=PLATFORM, actor_suffix=suffix):
+                erased.rows["public.audit_auditactor (platform chain)"] = count
         # Archives made before hold what was just replaced: their links would still hand it out.
         erased.exports = exports_delete(Export.objects.all())
         erased.checkpoints = _checkpoints_delete(email, approvers)
