@@ -228,11 +228,12 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
     key = signing_key()
     with rls_scope(tenant_id):
         # The head row held (KEY SHARE: appends, which move it, go on), to the end of this
-        # transaction: a purge of the chain, which takes it FOR UPDATE, finishes first (and this
-        # then finds no head), or waits for this one and deletes its checkpoint with the rest.
+        # transaction: a purge of the chain waits for this one and deletes its checkpoint with
+        # the rest. One that holds it (FOR UPDATE: a purge, a prune) is not waited for: the chain
+        # is left to the next pass (SKIP LOCKED), and the other chains are signed meanwhile.
         head = AuditChain.objects.raw(
             f"SELECT {columns_of(AuditChain, 'c')} FROM public.audit_auditchain c WHERE c.tenant_id = %s"  # noqa: S608
-            " FOR KEY SHARE",
+            " FOR KEY SHARE SKIP LOCKED",
             [tenant_id],
         )
         head = next(iter(head), None)
