@@ -319,7 +319,15 @@ def _one_backup_at_a_time(scope: str) -> Iterator[None]:
         ).fetchone()
         if not acquired:
             raise BackupBusy(f"a backup of {scope} is already running")
-        yield  # the lock goes with the connection
+        if scope == DATABASE:
+            # No workspace's schema dropped under pg_dump (it would fail the whole database's
+            # backup): purges under way finish first, and none starts until the dump is done.
+            holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [SCHEMAS_LOCK])
+        yield  # the locks go with the connection
+
+
+# Taken by a whole-database backup for its dump, and shared by each purge (deletion.py).
+SCHEMAS_LOCK = "foundry:schemas"
 
 
 def backup_lock_name(scope: str) -> str:

@@ -65,6 +65,22 @@ class Purged:
         return sum(self.rows.values())
 
 
+def _backup_not_running() -> None:
+    """A purge drops a schema: never while a whole-database backup dumps (its pg_dump would fail,
+    and every workspace's backup with it). Shared with other purges, to this transaction's end;
+    refused while a backup holds it — the hourly pass purges the workspace once it is done."""
+    from apps.lifecycle.backup import SCHEMAS_LOCK
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0))", [SCHEMAS_LOCK])
+        if not cursor.fetchone()[0]:
+            raise ServiceError(
+                "backup_running",
+                "A backup of the whole database is running; the workspace is purged once it is done.",
+                status=409,
+            )
+
+
 def _not_scheduled(tenant: Tenant) -> ServiceError:
     return ServiceError("deletion_not_scheduled", f"{tenant.slug} is not scheduled for deletion.", status=409)
 
@@ -180,6 +196,7 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
             raise ServiceError(
                 "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
             )
+        _backup_not_running()
         if tenant.purge_after > timezone.now():
             raise ServiceError(
                 "grace_period",
