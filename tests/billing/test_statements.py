@@ -239,6 +239,9 @@ def _cells(text: str, delimiter: str) -> list[str]:
         *("gpt-4o;=1+1;", "x;=cmd|' /C calc'!A0;", "x;@SUM(1+1);", "=1+1", "a,-2"),
         # A tab is a separator and a formula character both: each one gets its quote.
         *("x\t\t=HYPERLINK(1)", "x;\t=1+1", "x|\t@SUM(1)"),
+        # Quotes between a separator and a formula character: written `"gpt;""=1+1;"`, split at
+        # `;` the cell `""=1+1` reads as an empty quoted string, then a formula.
+        *('gpt;"=1+1;', 'gpt\t"=1+1\t', 'gpt|"@SUM(1+1)|'),
     ],
 )
 def test_no_cell_starts_a_formula_whichever_separator_a_spreadsheet_splits_at(acme, model):
