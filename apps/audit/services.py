@@ -189,7 +189,11 @@ def audit_first_in_window(what: str, request: HttpRequest | None = None) -> bool
     from django_redis import get_redis_connection
     from redis.exceptions import RedisError
 
-    address = (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    from apps.tenants.limits import client_bucket
+
+    # The client as the sign-in limits count it: an IPv6 one by its /64 (it could take a new
+    # address from it for every request), an IPv4-mapped one as its IPv4 address.
+    address = client_bucket(request.META.get("REMOTE_ADDR")) if request is not None else ""
     key = f"foundry:audit-repeat:{connection.schema_name}:{what}:{address}:{repeat_window()}"
     try:
         return bool(get_redis_connection("default").set(key, 1, nx=True, ex=REPEAT_WINDOW_SECONDS * 2))

@@ -273,6 +273,8 @@ def http_networks_clean(networks: list) -> list[str]:
             raise ServiceError("network_invalid", f"{value!r} is not an IP network (CIDR, e.g. 10.1.0.0/16).") from None
         if network.prefixlen == 0:
             raise ServiceError("network_invalid", f"{value!r} would admit every address; list the networks needed.")
+        if "%" in str(network):  # an IPv6 zone id (fe80::%eth0/64) names an interface, not addresses
+            network = ipaddress.ip_network(f"{str(network.network_address).split('%')[0]}/{network.prefixlen}")
         if str(network) not in cleaned:
             cleaned.append(str(network))
     return cleaned
