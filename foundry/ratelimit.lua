@@ -3,10 +3,14 @@
 -- on "--@ name" lines by foundry/ratelimit.py; each one is registered as its own script.
 
 --@ gcra
--- KEYS: one or more keys, each holding its theoretical arrival time (TAT); ARGV: interval (µs per
--- unit), burst and cost of each key in turn. All or nothing: the keys are spent only when every
--- one admits its cost. Returns {allowed, remaining, reset_after µs, retry_after µs} of each key,
--- one after the other (a key that admits says so even when another refused and nothing was spent).
+-- KEYS: one or more keys, each holding its theoretical arrival time (TAT) and the interval it was
+-- reached at ("tat|interval"); ARGV: interval (µs per unit), burst and cost of each key in turn.
+-- All or nothing: the keys are spent only when every one admits its cost. Returns {allowed,
+-- remaining, reset_after µs, retry_after µs} of each key, one after the other (a key that admits
+-- says so even when another refused and nothing was spent). A TAT reached at another interval
+-- (the limit changed since) is rescaled to this one: the debt is the same number of units, so a
+-- raised limit never refuses what the lower one would admit, and a lowered one hands out no
+-- fresh burst; it never runs further ahead than this burst allows.
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 -- Doubles near 1.7e15 µs round to 0.25 µs: a 1 µs slack keeps exact counts from rounding away.
@@ -15,9 +19,22 @@ local result, spend, refused = {}, {}, false
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[3 * i - 2])
   local tolerance = interval * tonumber(ARGV[3 * i - 1])
-  local tat = tonumber(redis.call('GET', key)) or now
+  local stored = redis.call('GET', key)
+  local tat, at_interval = now, nil
+  if stored then
+    local bar = string.find(stored, '|', 1, true)
+    if bar then
+      tat, at_interval = tonumber(string.sub(stored, 1, bar - 1)), tonumber(string.sub(stored, bar + 1))
+    else
+      tat = tonumber(stored)  -- written before the interval was kept with it
+    end
+    tat = tat or now
+  end
   if tat < now then
     tat = now
+  end
+  if at_interval and at_interval > 0 and at_interval ~= interval then
+    tat = math.min(now + (tat - now) * interval / at_interval, now + tolerance)
   end
   local new_tat = tat + interval * tonumber(ARGV[3 * i])
   local allow_at = new_tat - tolerance
@@ -29,7 +46,7 @@ for i, key in ipairs(KEYS) do
     result[n + 3] = math.ceil(tat - now)
     result[n + 4] = math.ceil(allow_at - now)
   else
-    spend[#spend + 1] = {key, new_tat}
+    spend[#spend + 1] = {key, new_tat, interval}
     result[n + 1] = 1
     result[n + 2] = math.max(math.floor((now + slack - (new_tat - tolerance)) / interval), 0)
     result[n + 3] = math.ceil(new_tat - now)
@@ -39,7 +56,8 @@ end
 if not refused then
   for _, spent in ipairs(spend) do
     -- %.3f keeps every digit: tostring() would print 1.7e+15 and lose the microseconds.
-    redis.call('SET', spent[1], string.format('%.3f', spent[2]), 'PX', math.max(math.ceil((spent[2] - now) / 1000), 1))
+    local value = string.format('%.3f|%.6f', spent[2], spent[3])
+    redis.call('SET', spent[1], value, 'PX', math.max(math.ceil((spent[2] - now) / 1000), 1))
   end
 end
 return result

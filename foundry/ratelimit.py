@@ -170,7 +170,7 @@ class _LocalLimiter:
 
     def __init__(self, max_keys: int):
         self._max_keys = max_keys
-        self._tats: OrderedDict[str, float] = OrderedDict()
+        self._tats: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (TAT, its interval)
         self._lock = threading.Lock()
 
     def check_many(self, checks: Sequence[tuple[str, Rate]], cost: int) -> list[Decision]:
@@ -180,7 +180,10 @@ class _LocalLimiter:
             now = time.monotonic() + _LOCAL_SLACK
             for key, rate in checks:
                 interval, tolerance = rate.interval, rate.interval * rate.capacity
-                tat = max(self._tats.get(key, now), now)
+                tat, at_interval = self._tats.get(key, (now, interval))
+                tat = max(tat, now)
+                if at_interval != interval:  # the limit changed since: the same debt, in units
+                    tat = min(now + (tat - now) * interval / at_interval, now + tolerance)
                 new_tat = tat + interval * cost
                 allow_at = new_tat - tolerance
                 if now < allow_at:
@@ -189,10 +192,10 @@ class _LocalLimiter:
                 else:
                     remaining = max(math.floor((now - (new_tat - tolerance)) / interval), 0)
                     decisions.append(Decision(True, rate.limit, remaining, new_tat - now, 0.0, rate.period))
-                    spend.append((key, new_tat))
+                    spend.append((key, new_tat, interval))
             if len(spend) == len(checks):
-                for key, new_tat in spend:
-                    self._tats[key] = new_tat
+                for key, new_tat, interval in spend:
+                    self._tats[key] = (new_tat, interval)
                     self._tats.move_to_end(key)
                 while len(self._tats) > self._max_keys:
                     self._tats.popitem(last=False)
