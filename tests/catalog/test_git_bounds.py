@@ -5,6 +5,7 @@ import gzip
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from apps.catalog import git_http
 from apps.catalog.history import history_build
 from tests.api.conftest import issue
 from tests.catalog.conftest import example, publish
@@ -16,11 +17,22 @@ def _pkt(line: bytes) -> bytes:
     return b"%04x" % (len(line) + 4) + line
 
 
-def test_a_fetch_repeating_one_want_tens_of_thousands_of_times_is_refused_before_negotiating(acme):
-    """dulwich's multi_ack negotiation walks the wants again for every `have`, time ~ wants x haves.
-    Only the haves were capped: the same want line repeated 75,000 times (12 KB gzipped, under the
-    4 MiB limit) beside 4,096 haves held a web worker ~11 s for one rate-limit unit. More than
-    4,096 wants: 413 `too_many_wants`, before the negotiation."""
+def _client(acme) -> Client:
+    token = issue(acme, role="viewer", scopes=("read",))
+    return Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def _fetch(client: Client, body: bytes):
+    return client.post(
+        "/git/foundry.git/git-upload-pack", gzip.compress(body), content_type=KIND, HTTP_CONTENT_ENCODING="gzip"
+    )
+
+
+def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, monkeypatch):
+    """dulwich's multi_ack negotiation walks every want line again for each `have`: the same want
+    repeated 75,000 times (12 KB gzipped, under the 4 MiB limit) beside 4,096 haves held a web
+    worker ~11 s for one rate-limit unit. Each wanted commit is now handed to it once: the fetch
+    is served, and dulwich reads one want line."""
     publish(acme, example("domains/finance.yaml"))
     publish(acme, example("agents/invoice-triage.yaml"))
     with schema_context(acme.schema_name):
@@ -33,10 +45,30 @@ def test_a_fetch_repeating_one_want_tens_of_thousands_of_times_is_refused_before
         + _pkt(b"have " + head + b"\n") * 4096
         + _pkt(b"done\n")
     )
-    token = issue(acme, role="viewer", scopes=("read",))
-    client = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
-    response = client.post(
-        "/git/foundry.git/git-upload-pack", gzip.compress(body), content_type=KIND, HTTP_CONTENT_ENCODING="gzip"
-    )
-    assert response.status_code == 413, response.status_code
+    handed = []
+    handler = git_http._handler
+
+    def counting(proto, *, advertise):
+        read = proto.read_pkt_line
+
+        def read_counted():
+            line = read()
+            if line is not None and line.startswith(b"want "):
+                handed.append(line)
+            return line
+
+        proto.read_pkt_line = read_counted
+        return handler(proto, advertise=advertise)
+
+    monkeypatch.setattr(git_http, "_handler", counting)
+    response = _fetch(_client(acme), body)
+    assert response.status_code == 200, response.content[:200]
+    assert len(handed) == 1
+
+
+def test_more_wanted_commits_than_the_repository_has_refs_are_refused(acme):
+    publish(acme, example("domains/finance.yaml"))
+    wants = b"".join(_pkt(b"want " + b"%040x" % n + b"\n") for n in range(1, 50))
+    response = _fetch(_client(acme), wants + b"0000" + _pkt(b"done\n"))
+    assert response.status_code == 413
     assert b"too_many_wants" in response.content
