@@ -3,6 +3,7 @@
 Everything here acts on the schema the connection is on: a tenant's own table.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -250,20 +251,22 @@ def credentials_rotate() -> RotationCounts:
 # --- what a run uses ------------------------------------------------------------------------
 
 
-def provider_network_policy() -> NetworkPolicy:
+def provider_network_policy(networks: list[str] | None = None) -> NetworkPolicy:
     """The addresses this workspace's providers may reach: public ones, the networks operators
-    allowed this tenant (`manage.py tenant_http_networks`), and FOUNDRY_PROVIDER_ALLOWED_NETWORKS
-    (every tenant: for a model server the platform itself offers)."""
+    allowed this tenant (`manage.py tenant_http_networks`: `networks` as a run's claim read them,
+    else as they are now), and FOUNDRY_PROVIDER_ALLOWED_NETWORKS (every tenant: for a model server
+    the platform itself offers)."""
     from apps.tenants.models import Tenant
 
-    networks = list(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS)
-    tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
-    if tenant is not None:
-        networks += tenant.http_networks()
-    return NetworkPolicy(allowed_networks=tuple(networks), max_response_bytes=MAX_RESPONSE_BYTES)
+    allowed = list(settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS)
+    if networks is not None:
+        allowed += [ipaddress.ip_network(network) for network in networks]
+    elif (tenant := Tenant.objects.filter(schema_name=connection.schema_name).first()) is not None:
+        allowed += tenant.http_networks()
+    return NetworkPolicy(allowed_networks=tuple(allowed), max_response_bytes=MAX_RESPONSE_BYTES)
 
 
-def provider_settings_for(manifest: dict, *, script=None) -> ProviderSettings:
+def provider_settings_for(manifest: dict, *, script=None, networks: list[str] | None = None) -> ProviderSettings:
     """The ProviderSettings of `manifest`'s model, with this workspace's decrypted credentials.
 
     Call it inside the tenant's schema. `scripted` needs no credentials; `openai` and
@@ -295,4 +298,4 @@ def provider_settings_for(manifest: dict, *, script=None) -> ProviderSettings:
         "timeout_seconds": settings.FOUNDRY_PROVIDER_TIMEOUT_SECONDS,
         "max_retries": settings.FOUNDRY_PROVIDER_MAX_RETRIES,
     }
-    return ProviderSettings(**common, credentials=credentials, network=provider_network_policy())
+    return ProviderSettings(**common, credentials=credentials, network=provider_network_policy(networks))

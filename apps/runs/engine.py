@@ -15,6 +15,7 @@ replays those steps from the Step rows instead of doing them again (foundry/runt
 """
 
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -222,16 +223,11 @@ def _script(run: Run, manifest: dict) -> list:
     return []
 
 
-def http_policy(schema: str) -> NetworkPolicy:
-    """What `http` tools of this tenant may reach: public addresses, plus the networks operators allowed."""
-    networks = list(settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS)
-    tenant = getattr(connection, "tenant", None)
-    if not isinstance(tenant, Tenant) or tenant.schema_name != schema:
-        # Not entered through TenantTask, which loaded the tenant for this task: look it up.
-        tenant = Tenant.objects.filter(schema_name=schema).first()
-    if tenant is not None:
-        networks += tenant.http_networks()
-    return NetworkPolicy(allowed_networks=tuple(networks))
+def http_policy(networks: list[str]) -> NetworkPolicy:
+    """What `http` tools of this tenant may reach: public addresses, plus the networks operators
+    allowed it (`networks`, as the attempt's claim read them) and every tenant."""
+    allowed = [*settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS, *map(ipaddress.ip_network, networks)]
+    return NetworkPolicy(allowed_networks=tuple(allowed))
 
 
 class Attempt:
@@ -328,10 +324,14 @@ class Attempt:
         run, manifest = self.run, self.manifest
         from apps.providers.services import provider_settings_for
 
-        provider = provider_create(run.provider, provider_settings_for(manifest, script=_script(run, manifest)))
+        # The tools' and the provider's networks are the ones the claim read (`self.networks`), which
+        # every later look compares with: a change since restarts the attempt (`_cancelled`).
+        provider = provider_create(
+            run.provider, provider_settings_for(manifest, script=_script(run, manifest), networks=self.networks)
+        )
         # Only `http` tools reach the network: an agent without them needs no policy (nor its lookup).
         http = any(tool.get("type") == "http" for tool in manifest["spec"].get("tools") or ())
-        network = http_policy(connection.schema_name) if http else NetworkPolicy()
+        network = http_policy(self.networks) if http else NetworkPolicy()
         # An http tool calling this workspace's own API gets a read-only service token.
         credentials = own_workspace_headers(connection.schema_name, f"agent-{self.agent_name}") if http else None
         tools = ToolOptions(network=network, subagent=self._subagent, credentials=credentials)

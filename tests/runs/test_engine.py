@@ -623,20 +623,19 @@ def test_the_saver_prunes_a_thread_in_its_own_schema_only(acme, globex, triage):
         checkpointer("acme").prune(str(run.pk), strategy="delete")
 
 
-def test_http_policy_takes_the_tenant_its_task_entered_else_looks_it_up(acme, settings):
+def test_http_policy_is_every_tenants_networks_and_the_ones_the_claim_read(settings):
+    """Not the tenant a task loaded earlier (a sub-agent's parent's, minutes before): the list the
+    attempt's claim read, which every later look compares with (tests/runs/test_network_change_mid_run.py)."""
     import ipaddress
-
-    from django_tenants.utils import tenant_context
 
     from apps.runs.engine import http_policy
 
-    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = []
-    acme.http_allowed_networks = ["10.1.0.0/16"]  # as TenantTask loaded it for this task (not saved here)
-    with tenant_context(acme):
-        assert http_policy("acme").allowed_networks == (ipaddress.ip_network("10.1.0.0/16"),)
-        assert http_policy("globex").allowed_networks == ()  # another schema: its own setting
-    with schema_context("acme"):
-        assert http_policy("acme").allowed_networks == ()  # no tenant at hand: the saved setting
+    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = [ipaddress.ip_network("10.9.0.0/16")]
+    assert http_policy(["10.1.0.0/16"]).allowed_networks == (
+        ipaddress.ip_network("10.9.0.0/16"),
+        ipaddress.ip_network("10.1.0.0/16"),
+    )
+    assert http_policy([]).allowed_networks == (ipaddress.ip_network("10.9.0.0/16"),)
 
 
 def test_suspending_the_tenant_stops_a_run_and_resuming_it_lets_it_go_on(acme, triage, monkeypatch):
