@@ -34,7 +34,10 @@ for i, key in ipairs(KEYS) do
     tat = now
   end
   if at_interval and at_interval > 0 and at_interval ~= interval then
-    tat = math.min(now + (tat - now) * interval / at_interval, now + tolerance)
+    tat = now + (tat - now) * interval / at_interval
+  end
+  if at_interval and tat > now + tolerance then
+    tat = now + tolerance  -- a lowered burst: never further ahead than this one allows
   end
   local new_tat = tat + interval * tonumber(ARGV[3 * i])
   local allow_at = new_tat - tolerance

@@ -183,7 +183,8 @@ class _LocalLimiter:
                 tat, at_interval = self._tats.get(key, (now, interval))
                 tat = max(tat, now)
                 if at_interval != interval:  # the limit changed since: the same debt, in units
-                    tat = min(now + (tat - now) * interval / at_interval, now + tolerance)
+                    tat = now + (tat - now) * interval / at_interval
+                tat = min(tat, now + tolerance)  # and a lowered burst: never further ahead than it allows
                 new_tat = tat + interval * cost
                 allow_at = new_tat - tolerance
                 if now < allow_at:

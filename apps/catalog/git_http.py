@@ -120,7 +120,7 @@ def _wants_once(body: bytes) -> tuple[bytes, int]:
             size = int(body[at : at + 4], 16)
         except ValueError:
             break
-        if size == 0:  # the flush that ends the wants
+        if size in (0, 1):  # the flush (or a delim-pkt, which dulwich reads as one) that ends the wants
             return b"".join(kept) + body[at:], len(seen)
         if size < 4 or at + size > len(body):
             break
