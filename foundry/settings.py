@@ -551,6 +551,12 @@ if FOUNDRY_REDIS_SENTINELS:
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _sentinel["transport"]
     # Celery reads these variables before its settings: they must say the same.
     os.environ["CELERY_BROKER_URL"], os.environ["CELERY_RESULT_BACKEND"] = CELERY_BROKER_URL, CELERY_RESULT_BACKEND
+# kombu's Redis transport, but an item of the broker that is no message is dropped rather than
+# stopping the worker (foundry/broker.py); another broker is read as its URL says.
+if CELERY_BROKER_URL.split("://", 1)[0] in ("redis", "rediss", "sentinel"):
+    CELERY_BROKER_TRANSPORT = (
+        "foundry.broker:GuardedSentinelTransport" if FOUNDRY_REDIS_SENTINELS else "foundry.broker:GuardedTransport"
+    )
 # Message signing (celery.security; docs/operations/deployment.md, "Celery message signing"):
 # every process signs the task and control messages it sends with the platform key, and a worker
 # refuses any message no certificate in the store verifies. The store (a certificate file, a

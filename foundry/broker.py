@@ -1,0 +1,50 @@
+"""The Redis transports Celery reads the broker through: kombu's own, except that an item it cannot
+read as a message envelope — not JSON, JSON that is no object, a body that is no base64 — is
+logged and dropped instead of stopping the worker. kombu reads and builds the envelope before
+any of Celery's code (and the signature check, foundry/celery.py) sees it, and let such an error
+end the worker's consumer: one write into the broker's Redis (a task queue's list, or the control
+channel every worker listens to) stopped one worker, or all of them
+(docs/operations/deployment.md, "Celery message signing")."""
+
+import binascii
+import logging
+
+from kombu.transport import redis as kombu_redis
+
+logger = logging.getLogger("foundry.celery")
+
+# What reading a bad envelope raises (json's ValueError, base64's binascii.Error, a list or a
+# string where kombu indexes an object): never a connection error, which kombu handles itself.
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, binascii.Error)
+
+
+class _Guarded:
+    def _brpop_read(self, **options):
+        try:
+            return super()._brpop_read(**options)
+        except _UNREADABLE as exc:
+            logger.warning("dropped an item of the broker's queue that is no message (%s)", type(exc).__name__)
+            return True  # taken off the queue: the next one is read
+
+    def _deliver_fanout_message(self, message, exchange):
+        try:
+            return super()._deliver_fanout_message(message, exchange)
+        except _UNREADABLE as exc:
+            logger.warning("dropped a broadcast on %r that is no message (%s)", exchange, type(exc).__name__)
+            return True
+
+
+class GuardedChannel(_Guarded, kombu_redis.Channel):
+    pass
+
+
+class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
+    pass
+
+
+class GuardedTransport(kombu_redis.Transport):
+    Channel = GuardedChannel
+
+
+class GuardedSentinelTransport(kombu_redis.SentinelTransport):
+    Channel = GuardedSentinelChannel
