@@ -42,9 +42,23 @@ class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
     pass
 
 
-class GuardedTransport(kombu_redis.Transport):
+class _Uncompressed:
+    """No compressed message is delivered: kombu decompresses one (its `compression` header is
+    not signed) when it builds the message, before the signature is checked, and with no bound —
+    a few bytes of gzip or lzma written into Redis could take a worker's memory. The platform
+    compresses nothing it sends."""
+
+    def _deliver(self, message, queue):
+        headers = message.get("headers") if isinstance(message, dict) else None
+        if isinstance(headers, dict) and headers.get("compression"):
+            logger.warning("dropped a compressed message from the broker (the platform sends none)")
+            return None
+        return super()._deliver(message, queue)
+
+
+class GuardedTransport(_Uncompressed, kombu_redis.Transport):
     Channel = GuardedChannel
 
 
-class GuardedSentinelTransport(kombu_redis.SentinelTransport):
+class GuardedSentinelTransport(_Uncompressed, kombu_redis.SentinelTransport):
     Channel = GuardedSentinelChannel

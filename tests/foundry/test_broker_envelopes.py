@@ -76,3 +76,28 @@ def test_an_unreadable_broadcast_on_the_control_channel_does_not_stop_the_worker
     raw = {"JSON, not an object": b"[1, 2]", "body not base64": _bad_base64_envelope("")}[kind]
     assert broker().publish(f"/{db}.celery.pidbox", raw) >= 1  # the worker is listening
     _still_working(worker, tmp_path)
+
+
+def test_a_compressed_message_is_dropped_before_kombu_decompresses_it(monkeypatch, caplog):
+    """kombu decompresses a message whose (unsigned) `compression` header is set while building it,
+    before the signature is checked and without a bound: a small bomb written into Redis could take
+    a worker's memory. The transport drops any compressed message (the platform sends none); an
+    uncompressed one is delivered as before."""
+    import gzip
+    from base64 import b64encode
+
+    from kombu.transport.virtual import base
+
+    from foundry.broker import GuardedSentinelTransport, GuardedTransport
+
+    delivered = []
+    monkeypatch.setattr(base.Transport, "_deliver", lambda self, message, queue: delivered.append(queue))
+    bomb = b64encode(gzip.compress(b"\0" * 1_000_000)).decode()
+    compressed = {"body": bomb, "headers": {"compression": "application/x-gzip"}, "properties": {}}
+    plain = {"body": "e30=", "headers": {}, "properties": {}}
+    for transport in (GuardedTransport, GuardedSentinelTransport):
+        with caplog.at_level("WARNING", logger="foundry.celery"):
+            transport._deliver(object.__new__(transport), compressed, "celery")
+        transport._deliver(object.__new__(transport), plain, "celery")
+    assert delivered == ["celery", "celery"]  # the plain ones only
+    assert caplog.text.count("dropped a compressed message") == 2
