@@ -2,6 +2,7 @@
 
 import gzip
 
+import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -28,11 +29,13 @@ def _fetch(client: Client, body: bytes):
     )
 
 
-def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, monkeypatch):
+@pytest.mark.parametrize("end", [b"0000", b"0001"], ids=["flush", "delim"])
+def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, monkeypatch, end):
     """dulwich's multi_ack negotiation walks every want line again for each `have`: the same want
     repeated 75,000 times (12 KB gzipped, under the 4 MiB limit) beside 4,096 haves held a web
     worker ~11 s for one rate-limit unit. Each wanted commit is now handed to it once: the fetch
-    is served, and dulwich reads one want line."""
+    is served, and dulwich reads one want line — also when the wants end in a delim-pkt (`0001`),
+    which dulwich reads as a flush (it slipped past the de-duplication: 75,001 wants, 9 s)."""
     publish(acme, example("domains/finance.yaml"))
     publish(acme, example("agents/invoice-triage.yaml"))
     with schema_context(acme.schema_name):
@@ -41,7 +44,7 @@ def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, mon
     body = (
         _pkt(b"want " + first + b" multi_ack side-band-64k thin-pack ofs-delta\n")
         + _pkt(b"want " + first + b"\n") * 75_000
-        + b"0000"
+        + end
         + _pkt(b"have " + head + b"\n") * 4096
         + _pkt(b"done\n")
     )

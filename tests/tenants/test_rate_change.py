@@ -4,19 +4,10 @@ neighbours": "An operator raising a limit meanwhile takes effect when that wait 
 import time
 from types import SimpleNamespace
 
-import pytest
 from django.core.management import call_command
 
-from apps.tenants.limits import limits_cache_clear, refusals_forget, request_admit
-
-
-@pytest.fixture(autouse=True)
-def _limits_fresh():
-    limits_cache_clear()
-    refusals_forget()
-    yield
-    limits_cache_clear()
-    refusals_forget()
+from apps.tenants.limits import refusals_forget, request_admit
+from tests.tenants.test_credential_share import _limits_fresh  # noqa: F401 — autouse: fresh limits
 
 
 def test_raising_requests_per_second_does_not_lengthen_the_wait(acme):
