@@ -26,12 +26,21 @@ def browser():
     # Playwright's sync API keeps an event loop running on this thread; the ORM calls tests make
     # between browser steps are still plain synchronous code. Per module, not per session: while
     # it runs, async tests (tests/mcp, anyio) sharing this xdist worker could not start theirs.
+    # The switch is put back after the module: a later test in this worker that starts a process
+    # with this environment (manage.py check --deploy) must not inherit it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-    yield browser
-    browser.close()
-    playwright.stop()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

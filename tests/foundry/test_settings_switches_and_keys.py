@@ -13,8 +13,10 @@ from tests.conftest import ROOT
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    """A production-like environment: no DEBUG, a strong secret key, TLS settings on."""
-    env = {k: v for k, v in os.environ.items() if k != "FOUNDRY_DEBUG"}
+    """A production-like environment: no DEBUG, a strong secret key, TLS settings on; none of the
+    test runner's own switches (the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE)."""
+    runner_only = {"FOUNDRY_DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in runner_only}
     env.update(
         DJANGO_SETTINGS_MODULE="foundry.settings",
         FOUNDRY_SECRET_KEY=secrets.token_urlsafe(50),
