@@ -28,16 +28,19 @@ class MemberEraseApi(TenantAPIView):
     @extend_schema(
         operation_id="members_erase",
         request=EraseInput,
-        responses=inline_serializer(
-            "MemberErased",
-            {
-                "actor_id": serializers.CharField(),
-                "pseudonym": serializers.CharField(),
-                "member_removed": serializers.BooleanField(),
-                "rows": serializers.DictField(child=serializers.IntegerField()),
-                "sessions": serializers.IntegerField(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "MemberErased",
+                {
+                    "actor_id": serializers.CharField(),
+                    "pseudonym": serializers.CharField(),
+                    "member_removed": serializers.BooleanField(),
+                    "rows": serializers.DictField(child=serializers.IntegerField()),
+                    "sessions": serializers.IntegerField(),
+                },
+            ),
+            409: OpenApiResponse(description="`legal_hold`: the workspace's audit trail is on legal hold."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.EraseInput(data=request.data)

@@ -39,7 +39,7 @@ from apps.lifecycle.inventory import (
     redis_patterns,
     schema_tables,
 )
-from apps.lifecycle.models import RetentionPolicy
+from apps.lifecycle.retention import legal_hold_refuse
 from apps.tenants.models import Tenant
 from apps.tenants.routing import route_invalidate
 from apps.tenants.services import tenant_row_locked, tenant_work_resume
@@ -143,14 +143,7 @@ def _refuse_legal_hold(tenant: Tenant) -> None:
     purged: a purge erases the trail the hold keeps. Its owners lift the hold first (itself an
     audited change), while the workspace is active."""
     with schema_context(tenant.schema_name):
-        held = RetentionPolicy.objects.filter(pk=1, audit_legal_hold=True).exists()
-    if held:
-        raise ServiceError(
-            "legal_hold",
-            f"Workspace {tenant.slug}'s audit trail is on legal hold; its owners lift the hold"
-            " (Settings → Data retention) before the workspace can be deleted.",
-            status=409,
-        )
+        legal_hold_refuse("the workspace can be deleted", workspace=f"Workspace {tenant.slug}")
 
 
 @_on_public

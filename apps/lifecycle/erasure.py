@@ -41,6 +41,7 @@ from apps.lifecycle.erasing import pseudonymising
 from apps.lifecycle.exports import exports_delete, exports_held
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
 from apps.lifecycle.models import Export
+from apps.lifecycle.retention import legal_hold_refuse
 from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
 from apps.tokens.models import RevokedReason
@@ -324,6 +325,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         # No export starts until this commits: one started meanwhile would take its snapshot
         # before it, after the archives made before were deleted (`exports_delete` below).
         exports_held()
+        # A trail on legal hold keeps who each actor was: the actor table's names are evidence too.
+        legal_hold_refuse("anyone's personal data can be erased")  # locked: a hold put on waits
         if member is not None:
             owners_hold()
             # Read again, locked: made an owner since (by an owner, meanwhile), the checks of an

@@ -120,6 +120,23 @@ def retention_policy_set(*, actor, request=None, **values) -> RetentionPolicy:
     return policy
 
 
+def legal_hold_refuse(what: str, *, workspace: str = "This workspace") -> None:
+    """Refuse `what` (a deletion, an erasure) with 409 `legal_hold` while the workspace the
+    connection is on (named `workspace` in the message) keeps its audit trail on legal hold.
+    Inside a transaction the policy's row is locked until it ends: a hold put on meanwhile waits
+    for it (retention_policy_set locks it)."""
+    policy = RetentionPolicy.objects.filter(pk=1, audit_legal_hold=True)
+    if connection.in_atomic_block:
+        policy = policy.select_for_update()
+    if policy.exists():
+        raise ServiceError(
+            "legal_hold",
+            f"{workspace}'s audit trail is on legal hold; its owners lift the hold (Settings → Data"
+            f" retention) before {what}.",
+            status=409,
+        )
+
+
 def retention_tenants() -> QuerySet[Tenant]:
     """The tenants the nightly pass visits: the active ones (a suspended tenant's data waits)."""
     return tenant_list().filter(status=Tenant.Status.ACTIVE).order_by("pk")

@@ -6,6 +6,7 @@ from apps.audit.history import history_actor
 from apps.lifecycle.erasure import member_erase
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
+from foundry.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -29,6 +30,8 @@ class Command(BaseCommand):
                 erased = member_erase(actor="cli:erase_member", email=email)
             except ValidationError as e:
                 raise CommandError(" ".join(e.messages)) from None
+            except ServiceError as e:  # legal_hold
+                raise CommandError(e.message) from None
         self.stdout.write(
             f"Erased {erased.actor_id or 'the person'} from {slug}: now {erased.pseudonym}; "
             f"{sum(erased.rows.values())} rows rewritten in {len(erased.rows)} tables"
