@@ -136,6 +136,25 @@ def readiness() -> tuple[bool, dict]:
     return all(r["status"] == "up" for r in required), results
 
 
+_shared_lock = threading.Lock()
+_shared: tuple[float, bool, dict] | None = None  # (when it was answered, ready, checks)
+
+
+def readiness_shared() -> tuple[bool, dict]:
+    """`readiness()` for /readyz, public and unauthenticated: one check at a time in this process,
+    its answer reused by every probe that arrived while it ran and by those within
+    FOUNDRY_READY_CACHE_SECONDS after it. A flood of probes (every check opens a PostgreSQL
+    connection) costs the database one connection at a time per process, about one a second."""
+    global _shared
+    arrived = time.monotonic()
+    with _shared_lock:
+        if _shared is not None and _shared[0] >= arrived - settings.FOUNDRY_READY_CACHE_SECONDS:
+            return _shared[1], _shared[2]
+        ready, checks = readiness()
+        _shared = (time.monotonic(), ready, checks)
+        return ready, checks
+
+
 def _log_change(ready: bool, checks: dict) -> None:
     """An ERROR line when readiness finds down a check it needs that was up at the last probe, an
     INFO line when all it needs is up again: once per change in this process, however often it
@@ -165,7 +184,7 @@ class HealthCheckMiddleware:
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
         if request.path == "/readyz":
-            ready, checks = readiness()
+            ready, checks = readiness_shared()
             response = JsonResponse(
                 {"status": "ready" if ready else "unavailable", "checks": checks},
                 status=200 if ready else 503,

@@ -41,6 +41,9 @@ MEDIA_ROOT = os.environ.setdefault(
 )
 # Tests see status changes at once; a server measured as deployed (the noisy-neighbour test) sets it.
 FOUNDRY_TENANT_ROUTE_TTL = float(os.environ.get("FOUNDRY_TEST_ROUTE_TTL", "0"))
+# Tests probe /readyz again after stopping what it checks: each probe checks anew (probes arriving
+# while one runs still share its answer; tests/foundry/test_readyz_shared.py sets the window).
+FOUNDRY_READY_CACHE_SECONDS = 0.0
 LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 
 # A test-only table holding every filterable type, for the filtering property tests.
