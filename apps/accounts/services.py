@@ -189,6 +189,22 @@ def owner_invites_issue(*, actor: object, base_url: str, request: HttpRequest | 
     return links
 
 
+@transaction.atomic
+def owner_invites_reissue(*, actor: str, base_url: str) -> list[tuple[str, str]]:
+    """For the platform's operator (the connection's schema): new links for a workspace none of
+    whose owners has joined — the link `create_tenant` printed was lost, or expired unused. Only
+    an owner may send an owner a link, and none can sign in to. Refused (`owner_joined`) once
+    one has: the workspace's owners send links themselves, and an operator holding a link could
+    sign in as the owner it is for."""
+    owners_hold()
+    if any(owner.has_joined for owner in User.objects.filter(is_active=True, role=Role.OWNER)):
+        raise ValidationError(
+            "An owner of this workspace has joined: its owners send new links (Members → New invite link).",
+            code="owner_joined",
+        )
+    return owner_invites_issue(actor=actor, base_url=base_url)
+
+
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")
