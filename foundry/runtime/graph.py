@@ -651,13 +651,14 @@ class AgentGraph:
                 "input_tokens": 0,
                 "output_tokens": 0,
             }
+            # Timed from here, the review against the domain's rules included (it is running time):
+            # a wait for an approval is not, as the node runs again from its start once resumed.
+            started = self.clock()
             if call["id"] in (state.get("unportable") or {}):
                 tool, status, content = None, "error", f"Error (tool_argument_invalid): {UNPORTABLE}"
                 step["error"] = "tool_argument_invalid"
             else:
                 tool, status, content = self._admit(step)
-            # Timed from here: the node re-runs from its start when an approval resumes it.
-            started = self.clock()
             if tool is not None:
                 step["ran"] = True  # the call went ahead (refused before running: no `ran`)
                 key = f"{get_config()['configurable']['thread_id']}:{index}"
