@@ -66,13 +66,19 @@ def schema_create(schema_name: str, *, method: str | None = None) -> None:
     method = method or settings.FOUNDRY_TENANT_PROVISIONING
     connection.set_schema_to_public()
     if method == "clone":
+        base = settings.TENANT_BASE_SCHEMA
         with connection.cursor() as cursor:
+            # The clone reads the base's tables, then its django_migrations, each in a snapshot of
+            # its own: a base migration committing in between would leave a tenant recording a
+            # migration it lacks (or lacking the record of one it has). Held until the caller's
+            # transaction ends, this lock makes a migration's record wait for the clone, and the
+            # clone for a migration that recorded itself but has not committed.
+            cursor.execute(f"LOCK TABLE {quote_schema_name(base)}.django_migrations IN SHARE MODE")
             # NOACL: the base schema has no grants of its own to copy, and re-granting the owner's
             # privileges table by table is the part of the clone that grows with the catalog.
-            cursor.execute(
-                "SELECT public.clone_schema(%s, %s, 'DATA', 'NOACL')", [settings.TENANT_BASE_SCHEMA, schema_name]
-            )
-        _constraint_names_align(settings.TENANT_BASE_SCHEMA, schema_name)
+            cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA', 'NOACL')", [base, schema_name])
+        _constraint_names_align(base, schema_name)
+        _sequence_types_align(base, schema_name)
     else:
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {quote_schema_name(schema_name)}")
@@ -92,6 +98,29 @@ _CONSTRAINTS_SQL = """
       JOIN pg_namespace ns ON ns.oid = rel.relnamespace
      WHERE ns.nspname = %(schema)s
 """
+
+
+_SEQUENCE_TYPES_SQL = """
+    SELECT clone_seq.oid::regclass::text, format_type(base.seqtypid, NULL)
+      FROM pg_sequence base
+      JOIN pg_class base_seq ON base_seq.oid = base.seqrelid
+      JOIN pg_namespace base_ns ON base_ns.oid = base_seq.relnamespace AND base_ns.nspname = %(base)s
+      JOIN pg_namespace clone_ns ON clone_ns.nspname = %(clone)s
+      JOIN pg_class clone_seq ON clone_seq.relnamespace = clone_ns.oid AND clone_seq.relname = base_seq.relname
+      JOIN pg_sequence clone ON clone.seqrelid = clone_seq.oid
+     WHERE clone.seqtypid <> base.seqtypid
+"""
+
+
+def _sequence_types_align(base: str, clone: str) -> None:
+    """Give the clone's sequences the types they have in the base schema. The clone function
+    makes every identity sequence bigint (an integer column's with an explicit maximum of 2^31-1),
+    a maximum that a later migration widening the column to bigint would not lift on clones: their
+    inserts would stop at 2^31-1 while migrated schemas go on."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQUENCE_TYPES_SQL, {"base": base, "clone": clone})
+        for sequence, data_type in cursor.fetchall():
+            cursor.execute(f"ALTER SEQUENCE {sequence} AS {data_type}")
 
 
 def _constraint_names_align(base: str, clone: str) -> None:
