@@ -181,14 +181,17 @@ class TenantTask(FoundryTask):
 
         connection.set_schema_to_public()
         tenant = Tenant.objects.filter(schema_name=schema_name).first()
-        if tenant is None or not tenant.is_active:
+        if tenant is None:
             raise TenantUnavailable(f"tenant {schema_name!r} is missing or suspended")
-        connection.set_tenant(tenant)
-        try:
-            with tenant_bound(tenant.pk, tenant.slug):
+        # Refused or not, the task's span and log lines name the tenant it was for.
+        with tenant_bound(tenant.pk, tenant.slug):
+            if not tenant.is_active:
+                raise TenantUnavailable(f"tenant {schema_name!r} is missing or suspended")
+            connection.set_tenant(tenant)
+            try:
                 return Task.__call__(self, schema_name, *args, **kwargs)
-        finally:
-            connection.set_schema_to_public()
+            finally:
+                connection.set_schema_to_public()
 
 
 @task_prerun.connect

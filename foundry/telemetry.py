@@ -62,6 +62,43 @@ def tenant_bound(tenant_id: int | None, slug: str | None):
         _tenant.reset(token)
 
 
+@contextlib.contextmanager
+def tenant_bound_by_id(tenant_id: int):
+    """`tenant_bound` for work given a workspace's id (a task's argument), its slug looked up."""
+    from apps.tenants.models import Tenant
+
+    slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+    with tenant_bound(tenant_id if tenant_id > 0 else None, slug):
+        yield
+
+
+def streamed_within(response, *, tenant: tuple[int, str] | None = None, span=None):
+    """`response`, whose body, if it is generated while it is sent (a StreamingHttpResponse: the
+    audit export reads its batches then), is generated with `tenant` bound and under `span` (the
+    request's server span, ended by then): its queries' spans and log lines are the request's,
+    not root traces of no tenant. Bound around each chunk's generation only, not while the server
+    sends it (the chunks may be asked for from other contexts)."""
+    if not getattr(response, "streaming", False) or response.is_async or hasattr(response, "file_to_stream"):
+        return response
+    chunks = iter(response.streaming_content)
+
+    def bound():
+        while True:
+            with contextlib.ExitStack() as within:
+                if tenant is not None:
+                    within.enter_context(tenant_bound(*tenant))
+                if span is not None:
+                    within.enter_context(trace.use_span(span, end_on_exit=False))
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+            yield chunk
+
+    response.streaming_content = bound()
+    return response
+
+
 def current_tenant() -> tuple[int, str] | None:
     return _tenant.get()
 
@@ -249,7 +286,7 @@ class ServerSpanMiddleware:
             span.set_attribute("http.status_code", response.status_code)
             if response.status_code >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-        return response
+        return streamed_within(response, span=span)
 
     def process_exception(self, request, exception) -> None:
         """A view's exception (Django turns it into a 500 answer after this): on the span."""

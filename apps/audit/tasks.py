@@ -5,6 +5,7 @@ from celery import shared_task
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_checkpoint_sign
 from apps.tenants.models import Tenant
+from foundry.telemetry import tenant_bound_by_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,4 +55,5 @@ def audit_deliver_sink(tenant_id: int, sink_id: int) -> str:
     """Deliver one sink's pending events (a lock makes a second copy of this task return `busy`)."""
     from apps.audit.delivery import sink_deliver
 
-    return sink_deliver(tenant_id=tenant_id, sink_id=sink_id).status
+    with tenant_bound_by_id(tenant_id):
+        return sink_deliver(tenant_id=tenant_id, sink_id=sink_id).status

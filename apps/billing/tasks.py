@@ -11,12 +11,14 @@ from celery import shared_task
 
 from apps.billing.rollups import rollup_days, usage_rollup
 from apps.tenants.selectors import tenant_list
+from foundry.telemetry import tenant_bound_by_id
 
 
 @shared_task(name="billing.rollup_tenant", ignore_result=True)
 def usage_rollup_tenant(tenant_id: int, day: str) -> int:
-    """Recompute one tenant's day (ISO date) of UsageDay from the ledger."""
-    return usage_rollup(tenant_id=tenant_id, day=date.fromisoformat(day))
+    """Recompute one tenant's day (ISO date) of UsageDay from the ledger (a suspended tenant's too)."""
+    with tenant_bound_by_id(tenant_id):
+        return usage_rollup(tenant_id=tenant_id, day=date.fromisoformat(day))
 
 
 @shared_task(name="billing.rollup", ignore_result=True)
