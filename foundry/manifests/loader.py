@@ -4,7 +4,8 @@ libyaml composes the node graph (aliases stay shared, so a "billion laughs" cost
 the expanded size and depth are then measured on that graph, memoised per node, and only a
 document within bounds is turned into Python values. No tag outside YAML's plain data types is
 accepted, duplicate keys are refused, and booleans are only `true`/`false` (not YAML 1.1's
-`yes`/`no`/`on`/`off`, which stay strings).
+`yes`/`no`/`on`/`off`, which stay strings); a number YAML 1.2 reads otherwise (`010`, `1_000`,
+`1:30`) is refused.
 """
 
 import math
@@ -25,6 +26,22 @@ MAX_SCALAR = 100_000  # characters
 # An integer scalar longer than Python converts to or from decimal text (sys.int_info's default
 # limit), with room for a sign and `_` separators: refused, or a decimal kept as written.
 _INT_MAX_CHARS = 5_000
+
+_OTHERWISE = (
+    "{text!r} is a number only in YAML 1.1's notation, which YAML 1.2 tools and editors read otherwise"
+    " (`010` is 8 here, 10 there; `1_000` and `1:30` are text there): write it in decimal, or quote it as text."
+)
+
+
+def _read_otherwise(text: str, *, integer: bool) -> bool:
+    """Whether a number's spelling means another value (or no number) in YAML 1.2, as the
+    editors and schema validators people check a document with read it: `_` separators and base
+    60 (`1:30`) anywhere, and for an integer a leading zero (YAML 1.1's octal) or `0b`."""
+    body = text.strip().lstrip("+-")
+    if "_" in body or ":" in body:
+        return True
+    return integer and (body[:2].lower() == "0b" or (len(body) > 1 and body[0] == "0" and body[1].isdigit()))
+
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -199,6 +216,9 @@ class _Builder:
                 # Converting first would cost time quadratic in the length (base 60: `1:59:59:…`).
                 self.refuse(node, "yaml_invalid_number", "An integer this long is not allowed.", path)
                 return None
+            if _read_otherwise(text, integer=True):
+                self.refuse(node, "yaml_invalid_number", _OTHERWISE.format(text=text), path)
+                return None
             try:
                 value = _scalars.construct_yaml_int(node)
                 str(value)  # hex, octal and binary escape Python's digit limit; printing them does not
@@ -212,6 +232,9 @@ class _Builder:
                 return None
             return value
         if tag == _FLOAT:
+            if _read_otherwise(text, integer=False):
+                self.refuse(node, "yaml_invalid_number", _OTHERWISE.format(text=text), path)
+                return None
             try:
                 value = _scalars.construct_yaml_float(node)
             except (ValueError, IndexError):  # an explicit !!float tag on what is no number

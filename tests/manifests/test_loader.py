@@ -305,3 +305,20 @@ def test_a_tagged_non_number_or_an_integer_too_long_to_print_is_a_problem(value)
 def test_a_nul_written_as_an_escape_is_a_problem():
     """No text column or jsonb value takes a NUL: it failed when the version was stored."""
     assert codes('a: "x\\0y"\n"k\\0": 1\n') == [("yaml_text_invalid", 1, 4), ("yaml_text_invalid", 2, 1)]
+
+
+@pytest.mark.parametrize(
+    "value", ["020000", "-010", "0b101", "1_000", "1:30", "190:20:30", "1_000.5", "1:30.0", "!!int 010"]
+)
+def test_a_number_yaml_1_2_reads_otherwise_is_a_problem(value):
+    """YAML 1.1 (libyaml's resolver) reads `020000` as octal 8192, `1_000` as 1000 and `1:30` as 90;
+    the YAML 1.2 editors and schema validators people check a document with read 20000, and text:
+    a limit set as `max_tokens: 020000` was 8192, not what the author saw. Refused, with where."""
+    assert codes(f"a: 1\nb: {value}\n") == [("yaml_invalid_number", 2, 4)]
+
+
+@pytest.mark.parametrize(
+    ("value", "number"), [("0", 0), ("-0", 0), ("10", 10), ("0x10", 16), ("1.5", 1.5), ("0.5", 0.5)]
+)
+def test_a_number_both_yaml_versions_read_alike_is_kept(value, number):
+    assert load(f"a: {value}\n").data == {"a": number}
