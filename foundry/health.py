@@ -13,6 +13,7 @@ import logging
 import select
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import redis
@@ -114,6 +115,40 @@ def queue_depths() -> dict[str, int] | None:
             client.close()
     except redis.RedisError:
         return None
+
+
+# How long past due a beat job may go unsent before the Health page calls it late: beat records
+# what it sent in the database every few minutes (django_celery_beat's sync), not at once.
+BEAT_LATE_SECONDS = 600
+
+
+def scheduled_jobs() -> list[dict]:
+    """Each job of CELERY_BEAT_SCHEDULE, when beat last sent it (django_celery_beat's
+    `PeriodicTask.last_run_at`; None: never, as far as the database knows), and its state:
+    `on_time`, `late` (due more than BEAT_LATE_SECONDS ago and not sent since: beat is down, or
+    cannot reach the database or the broker — audit heads go unsigned, retention, purges and
+    backups wait) or `never`. For the operator's Health page: beat is one process, not a
+    readiness check of the web nodes."""
+    from celery.schedules import schedule
+    from django_celery_beat.models import PeriodicTask
+
+    from foundry.celery import app
+
+    names = list(settings.CELERY_BEAT_SCHEDULE)
+    sent = dict(PeriodicTask.objects.filter(name__in=names).values_list("name", "last_run_at"))
+    jobs = []
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        every = entry["schedule"]
+        plan = schedule(timedelta(seconds=every), app=app) if isinstance(every, int | float) else every
+        last = sent.get(name)
+        if last is None:
+            state = "never"
+        elif plan.remaining_estimate(last).total_seconds() < -BEAT_LATE_SECONDS:
+            state = "late"
+        else:
+            state = "on_time"
+        jobs.append({"name": name, "task": entry["task"], "last_sent": last, "state": state})
+    return jobs
 
 
 # Each check raises when its dependency is unreachable, or returns its result (default: up).

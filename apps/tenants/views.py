@@ -26,7 +26,7 @@ from apps.tenants.selectors import tenant_get, tenant_list
 from apps.tenants.services import plan_update, tenant_limits_set, tenant_provision, tenant_resume, tenant_suspend
 from foundry.errors import ServiceError, error_response
 from foundry.forms import form_errors_add
-from foundry.health import queue_depths, readiness
+from foundry.health import queue_depths, readiness, scheduled_jobs
 from foundry.pages import page_of
 
 
@@ -223,7 +223,8 @@ def plan_list_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 def health_view(request: HttpRequest) -> HttpResponse:
     """What /readyz checks (PostgreSQL, Redis, the broker, live workers), each with its latency
-    or why it failed, the Celery queues' depths and the workspaces by status, read now."""
+    or why it failed, the Celery queues' depths, when beat last sent each scheduled job, and the
+    workspaces by status, read now."""
     ready, checks = readiness()
     statuses = Counter(Tenant.objects.values_list("status", flat=True))
     context = {
@@ -231,6 +232,7 @@ def health_view(request: HttpRequest) -> HttpResponse:
         "checks": checks,
         "workers_required": settings.FOUNDRY_READY_REQUIRES_WORKER,
         "queues": queue_depths(),
+        "jobs": scheduled_jobs(),
         "tenant_statuses": [(label, statuses.get(value, 0)) for value, label in Tenant.Status.choices],
     }
     return render(request, "tenants/health.html", context)

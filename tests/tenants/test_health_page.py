@@ -93,3 +93,27 @@ def test_the_health_page_only_reads(operator_client):
     assert operator_client.post("/health/", {"x": "1"}).status_code == 405
     assert operator_client.delete("/health/").status_code == 405
     assert Tenant.objects.count() == before
+
+
+def test_the_health_page_shows_when_beat_last_sent_each_scheduled_job(operator_client, db, settings):
+    """Beat is one process whose silence nothing else shows: audit heads go unsigned, purges,
+    backups and retention wait. The page reads when it last sent each job (django_celery_beat's
+    records) and calls a job late once it is more than 10 minutes past due."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every_15s, _ = IntervalSchedule.objects.get_or_create(every=15, period=IntervalSchedule.SECONDS)
+    now = timezone.now()
+    for name, task, last in [
+        ("audit-deliver-sinks", "audit.deliver_sinks", now - timedelta(seconds=20)),  # on time
+        ("runs-sweep", "runs.sweep", now - timedelta(minutes=30)),  # every 2 minutes: late
+    ]:
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "interval": every_15s, "last_run_at": last}
+        )
+    page = operator_client.get("/health/").content.decode()
+    assert 'data-job="audit-deliver-sinks" data-state="on_time"' in page
+    assert 'data-job="runs-sweep" data-state="late"' in page
+    assert 'data-job="lifecycle-backup" data-state="never"' in page  # beat has not recorded sending it
