@@ -23,14 +23,24 @@ def clone_function_install() -> None:
         cursor.execute(_clone_function())
 
 
+# Migrating the base schema and cloning it take turns: `base_schema_prepare` holds this advisory
+# lock (exclusively) while it migrates the base, each clone (shared) until its transaction ends.
+BASE_LOCK = "foundry:base-schema"
+
+
 def base_schema_prepare(*, verbosity: int = 0) -> None:
     """Create (if missing) and migrate the schema new tenants are cloned from (as the app role,
-    which clones it and owns its clones)."""
+    which clones it and owns its clones), while no clone reads it (BASE_LOCK)."""
     base = settings.TENANT_BASE_SCHEMA
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
-    call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [BASE_LOCK])
+    try:
+        call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [BASE_LOCK])
 
 
 # django-tenants' clone function creates two enum types in the public schema when it starts and
@@ -70,10 +80,9 @@ def schema_create(schema_name: str, *, method: str | None = None) -> None:
         with connection.cursor() as cursor:
             # The clone reads the base's tables, then its django_migrations, each in a snapshot of
             # its own: a base migration committing in between would leave a tenant recording a
-            # migration it lacks (or lacking the record of one it has). Held until the caller's
-            # transaction ends, this lock makes a migration's record wait for the clone, and the
-            # clone for a migration that recorded itself but has not committed.
-            cursor.execute(f"LOCK TABLE {quote_schema_name(base)}.django_migrations IN SHARE MODE")
+            # migration it lacks (or lacking the record of one it has). Clones and migrating the
+            # base take turns (BASE_LOCK), both before touching any table: no deadlock.
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", [BASE_LOCK])
             # NOACL: the base schema has no grants of its own to copy, and re-granting the owner's
             # privileges table by table is the part of the clone that grows with the catalog.
             cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA', 'NOACL')", [base, schema_name])

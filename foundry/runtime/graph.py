@@ -668,7 +668,9 @@ class AgentGraph:
                 ) as span:
                     try:
                         status = "ok"
-                        content = self.toolbox.run(tool, call["args"], timeout=self._remaining(state), key=key)
+                        # The time the run has left, less what this step's review took already.
+                        left = max(0.0, self._remaining(state) - (self.clock() - started))
+                        content = self.toolbox.run(tool, call["args"], timeout=left, key=key)
                     except ToolError as exc:
                         status, content = "error", f"Error ({exc.code}): {exc.message}"
                         step["error"] = exc.code

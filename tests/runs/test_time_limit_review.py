@@ -32,3 +32,31 @@ def test_time_spent_reviewing_a_tool_call_counts_toward_the_time_limit(acme, mon
     run = advance(run, "acme")
     assert time.monotonic() - began > 1.0  # it ran past its limit, reviewing
     assert (run.status, run.reason) == ("failed", "timeout")
+
+
+def test_a_tool_call_is_given_only_the_time_left_after_its_review(acme, monkeypatch):
+    """docs/runs.md "Limits and cancellation": the time limit counts a call's review against the
+    domain's rules, and "a tool or model call is given only the time the run has left": after a
+    0.7 s review against a 1 s limit the tool is given what is left, not the whole second."""
+    review, given = Toolbox.review, []
+
+    def slow_review(self, *args, **kwargs):
+        time.sleep(0.7)
+        return review(self, *args, **kwargs)
+
+    run_tool = Toolbox.run
+
+    def recording_run(self, tool, arguments, *, timeout, key=None):
+        given.append(timeout)
+        return run_tool(self, tool, arguments, timeout=timeout, key=key)
+
+    monkeypatch.setattr(Toolbox, "review", slow_review)
+    monkeypatch.setattr(Toolbox, "run", recording_run)
+    agent = deploy(acme, FINANCE, agent_yaml(limits="  limits: {timeout_seconds: 1}\n"))
+    script = [{"tool_call": {"tool": "find_invoices", "arguments": {}}}, {"respond": "ok"}]
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Look once.", script=script)
+    advance(run, "acme")
+    assert given, "the tool did not run"
+    assert given[0] <= 0.35, f"the tool was given {given[0]:.2f} s after a 0.7 s review against a 1 s limit"

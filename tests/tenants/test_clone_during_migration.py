@@ -1,5 +1,5 @@
 """A tenant provisioned while `migrate_platform` migrates the base schema is not half-migrated
-(apps/tenants/schemas.py `schema_create`: the clone holds the base's django_migrations)."""
+(apps/tenants/schemas.py: migrating the base and cloning it take turns, BASE_LOCK)."""
 
 import threading
 import time
@@ -8,6 +8,7 @@ import uuid
 import psycopg
 from django.db import connection, connections
 
+from apps.tenants.schemas import BASE_LOCK
 from apps.tenants.services import tenant_provision
 
 
@@ -22,9 +23,9 @@ def test_a_clone_never_records_a_migration_whose_table_it_lacks(django_db_blocke
     table list first and copies django_migrations' rows later, each statement with a fresh
     snapshot; a base migration committing in between (migrate_platform migrates the base while
     the platform keeps running) left a tenant recording a migration whose table it lacked, which
-    no later `migrate_platform` would create. Here a migration creating `runs_zz_new` commits
-    while a clone waits (held at django_migrations to make the interleaving certain): the tenant
-    has both the table and the record, or neither."""
+    no later `migrate_platform` would create. Here a migration of the base, holding the lock
+    migrate_platform takes, creates `runs_zz_new` and commits while a clone is asked for: the
+    tenant has both the table and the record, or neither."""
     slug = f"r{uuid.uuid4().hex[:8]}"
     outcome: dict = {}
 
@@ -39,7 +40,8 @@ def test_a_clone_never_records_a_migration_whose_table_it_lacks(django_db_blocke
     with django_db_blocker.unblock():
         migrator = _app_role_connection()
         try:
-            migrator.execute("LOCK TABLE _foundry_base.django_migrations IN ACCESS EXCLUSIVE MODE")
+            # As migrate_platform migrates the base (base_schema_prepare): its lock first.
+            migrator.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [BASE_LOCK])
             worker = threading.Thread(target=provision)
             worker.start()
             time.sleep(2)  # the clone has listed the base's tables and waits for django_migrations
@@ -57,10 +59,53 @@ def test_a_clone_never_records_a_migration_whose_table_it_lacks(django_db_blocke
                         f" EXISTS (SELECT 1 FROM {slug}.django_migrations WHERE name = '9999_zz_new')"
                     )
                     has_table, recorded = cursor.fetchone()
-                assert has_table or not recorded, "the clone records a migration whose table it does not have"
+                assert has_table and recorded, "the clone did not wait for the base's migration to end"
         finally:
             migrator.rollback()
             migrator.execute("DROP TABLE IF EXISTS _foundry_base.runs_zz_new")
             migrator.execute("DELETE FROM _foundry_base.django_migrations WHERE name = '9999_zz_new'")
             migrator.commit()
             migrator.close()
+
+
+def test_provisioning_during_a_base_migration_does_not_deadlock(django_db_blocker):
+    """A Django migration's transaction alters its tables first (ACCESS EXCLUSIVE) and records
+    itself in django_migrations last; a clone that locked django_migrations before reading the
+    base's tables, between the two, deadlocked with it (PostgreSQL aborted the provisioning or the
+    migration). A migration run by hand, without migrate_platform's lock, and a clone both complete.
+    Replayed with the statements of a Django migration's transaction, rolled back at the end."""
+    slug = f"d{uuid.uuid4().hex[:8]}"
+    outcome: dict = {}
+
+    def provision() -> None:
+        try:
+            outcome["slug"] = tenant_provision(slug=slug, name="Racer", owner_email=f"o@{slug}.test").tenant.slug
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcome["error"] = repr(error)
+        finally:
+            connections.close_all()
+
+    migration_error = None
+    with django_db_blocker.unblock():
+        migrator = _app_role_connection()
+        try:
+            migrator.execute("SET statement_timeout = '30s'")
+            migrator.execute("ALTER TABLE _foundry_base.accounts_user ADD COLUMN zz_review int")  # the migration's DDL
+            worker = threading.Thread(target=provision)
+            worker.start()
+            time.sleep(2)  # the clone waits for accounts_user
+            try:  # the migration records itself, as Django's executor does in the same transaction
+                migrator.execute(
+                    "INSERT INTO _foundry_base.django_migrations (app, name, applied)"
+                    " VALUES ('accounts', '9999_zz_review', now())"
+                )
+            except psycopg.Error as error:
+                migration_error = repr(error)
+            migrator.rollback()
+            worker.join(60)
+        finally:
+            migrator.rollback()
+            migrator.close()
+    assert migration_error is None and "error" not in outcome, (
+        f"migration: {migration_error}; provisioning: {outcome.get('error')}"
+    )
