@@ -189,6 +189,13 @@ def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
         _refusal_remember(key, decision)
     if refused:  # the longest wait: retrying sooner would meet the other refusal
         return max((decision for _, decision in refused), key=lambda decision: decision.retry_after)
+    for (key, rate), decision in zip(checks, decisions, strict=True):
+        if decision.remaining == 0:
+            # Left with nothing: it refuses every request until its next unit is back. Not a
+            # refusal to answer early by itself (the other bucket may be further out than this
+            # process knows), but the wait an early refusal of the other tells is at least this.
+            wait = decision.reset_after - rate.interval * (rate.capacity - 1)
+            _refusal_remember(key, dataclasses.replace(decision, allowed=False, retry_after=wait), _exhausted)
     return min(decisions, key=lambda decision: decision.remaining)
 
 
@@ -200,17 +207,21 @@ def request_admit(*, tenant_id: int, principal, write: bool) -> Decision:
 # neighbours next to nothing. (An operator raising the limit meanwhile takes effect after it.)
 
 _refusals: dict[str, tuple[float, Decision]] = {}
+# Buckets an admission left empty, as refusals until their next unit is back: only ever lengthen
+# the wait of an early refusal standing for the other bucket of the request.
+_exhausted: dict[str, tuple[float, Decision]] = {}
 _API_TOKEN = re.compile(r"^(?i:bearer)\s+af_([0-9a-f]{12})_")
 
 
-def _refusal_remember(key: str, decision: Decision) -> None:
+def _refusal_remember(key: str, decision: Decision, memory: dict | None = None) -> None:
+    memory = _refusals if memory is None else memory
     if decision.unavailable or decision.retry_after <= 0:
         return
     now = time.monotonic()
-    if len(_refusals) > 10_000:
-        for stale in [k for k, (until, _) in list(_refusals.items()) if until <= now]:
-            _refusals.pop(stale, None)
-    _refusals[key] = (now + decision.retry_after, decision)
+    if len(memory) > 10_000:
+        for stale in [k for k, (until, _) in list(memory.items()) if until <= now]:
+            memory.pop(stale, None)
+    memory[key] = (now + decision.retry_after, decision)
 
 
 def request_refused_early(*, tenant_id: int, authorization: str | None) -> Decision | None:
@@ -223,25 +234,28 @@ def request_refused_early(*, tenant_id: int, authorization: str | None) -> Decis
     if match:
         keys.insert(0, limit_key("credential", f"{tenant_id}:token:{match.group(1)}"))
     now = time.monotonic()
-    standing = []
+    standing, empty = [], []
     for key in keys:
-        remembered = _refusals.get(key)
-        if remembered is None:
-            continue
-        if remembered[0] <= now:
-            _refusals.pop(key, None)
-            continue
-        standing.append(remembered)
+        for memory, found in ((_refusals, standing), (_exhausted, empty)):
+            remembered = memory.get(key)
+            if remembered is None:
+                continue
+            if remembered[0] <= now:
+                memory.pop(key, None)
+                continue
+            found.append(remembered)
     if not standing:
         return None
-    # Both refuse: the headers of the one with the longer wait, as the admission said.
-    until, decision = max(standing, key=lambda remembered: remembered[0])
+    # Both refuse: the headers of the one with the longer wait, as the admission would say (a
+    # bucket left empty by this process's last admission refuses too, until its unit is back).
+    until, decision = max([*standing, *empty], key=lambda remembered: remembered[0])
     elapsed = decision.retry_after - (until - now)
     return dataclasses.replace(decision, retry_after=until - now, reset_after=max(decision.reset_after - elapsed, 0.0))
 
 
 def refusals_forget() -> None:
     _refusals.clear()
+    _exhausted.clear()
 
 
 def login_name_key(account: str) -> str:

@@ -209,6 +209,28 @@ def _classified_and_admitted(resolved: dict, raw: bytes | None):
         return _admit(resolved, write), payload, surrogate_found(payload), duplicate
 
 
+def _admitted_unread(resolved: dict):
+    """Whether the caller's rate allows a request whose body will not be read (refused as it is
+    sent): it spends as a write, as the REST API spends a refused POST."""
+    tenant = resolved["foundry.tenant"]
+    with tenant_bound(tenant.pk, tenant.slug):
+        return _admit(resolved, True)
+
+
+async def _rate_refused(send, resolved: dict, decision, limit_headers) -> bool:
+    """Answer 503 or 429 when the rate limiter refused the request (True), else nothing."""
+    if decision.unavailable:
+        message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
+        await reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
+        return True
+    if not decision.allowed:
+        rate_limited(resolved["foundry.tenant"].schema_name, "mcp")
+        message = "Too many requests; retry after the number of seconds in Retry-After."
+        await reply(send, 429, "rate_limited", message, limit_headers)
+        return True
+    return False
+
+
 def _headers_encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
@@ -294,22 +316,22 @@ class McpGateway:
             headers = [(b"www-authenticate", refused.challenge.encode())] if refused.challenge else []
             return await reply(send, refused.status, refused.code, refused.message, headers)
         if not _json_content(scope):
-            # The SDK would answer a plain-text 400 ("Invalid Content-Type header"): no code to act on.
+            # Counted like any authenticated request (docs/limits.md), then refused: the SDK would
+            # answer a plain-text 400 ("Invalid Content-Type header"), no code to act on.
+            decision = await sync_to_async(_admitted_unread, thread_sensitive=False)(resolved)
+            limit_headers = _headers_encoded(decision.headers())
+            if await _rate_refused(send, resolved, decision, limit_headers):
+                return None
             message = "Send JSON-RPC messages with Content-Type: application/json."
-            return await reply(send, 415, "unsupported_media_type", message)
+            return await reply(send, 415, "unsupported_media_type", message, limit_headers)
         receive, raw = await _body_peek(receive)
         # What it asks, and whether its rate allows it (a write costs more than a read).
         decision, payload, surrogate, duplicate = await sync_to_async(_classified_and_admitted, thread_sensitive=False)(
             resolved, raw
         )
         limit_headers = _headers_encoded(decision.headers())
-        if decision.unavailable:
-            message = "Tool calls are refused while the rate limiter cannot be reached; retry shortly."
-            return await reply(send, 503, "rate_limiter_unavailable", message, limit_headers)
-        if not decision.allowed:
-            rate_limited(resolved["foundry.tenant"].schema_name, "mcp")
-            message = "Too many requests; retry after the number of seconds in Retry-After."
-            return await reply(send, 429, "rate_limited", message, limit_headers)
+        if await _rate_refused(send, resolved, decision, limit_headers):
+            return None
 
         held: list[dict] = []
 
