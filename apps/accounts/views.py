@@ -57,6 +57,9 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    # Not PUT, which Django's form view takes for POST (with an empty form: a failed sign-in
+    # recorded and an attempt spent for a request that could sign no one in).
+    http_method_names = ["get", "head", "post", "options"]
 
     def get_success_url(self):
         """`next` when safe, except the sign-in page itself: Django raises ValueError ("Redirection
@@ -155,6 +158,13 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
     success_url = reverse_lazy("accounts:login")
     post_reset_login = False
     token_generator = invitation_tokens
+    http_method_names = ["get", "head", "post", "options"]
+
+    def dispatch(self, *args, **kwargs):
+        # Django's view checks the link before the method: any method got the invalid-link page.
+        if self.request.method.lower() not in self.http_method_names:
+            return self.http_method_not_allowed(self.request, *args, **kwargs)
+        return super().dispatch(*args, **kwargs)
 
     def form_valid(self, form):
         # The link was checked against the member as read at the start of the request; two

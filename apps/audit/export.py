@@ -279,10 +279,13 @@ def audit_export_start(
     *, tenant_id: int, fmt: str, after: int, actor: Any = None, request: HttpRequest | None = None
 ) -> ExportRange:
     """Fix the range an export covers (up to the head now) and record the export itself
-    (`audit.export`, the next event of the chain: the next export includes it)."""
+    (`audit.export`, the next event of the chain: the next export includes it) — not for a HEAD
+    request, which exports nothing."""
     head = chain_head(tenant_id)
     if after > head:
         raise ServiceError("cursor_beyond_head", f"The chain ends at #{head}; after must be at most {head}.")
+    if request is not None and request.method == "HEAD":
+        return ExportRange(tenant_id, after, head)
     audit_record(
         action="audit.export",
         actor=actor,

@@ -140,10 +140,10 @@ def _list_page(request: HttpRequest, form: SinkForm, status: int = 200) -> HttpR
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def sink_list(request: HttpRequest) -> HttpResponse:
     """The sinks and their delivery state; POST adds one (never replaces one: `_save`)."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _list_page(request, SinkForm())
     form = SinkForm(request.POST)
     if not form.is_valid() or (sink := _save(request, form)) is None:
@@ -153,7 +153,7 @@ def sink_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def sink_edit(request: HttpRequest, name: str) -> HttpResponse:
     sink = _sink(request, name)
     form = SinkForm(request.POST, sink=sink) if request.method == "POST" else SinkForm(sink=sink)
@@ -166,7 +166,7 @@ def sink_edit(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def sink_delete(request: HttpRequest, name: str) -> HttpResponse:
     """GET asks for confirmation; POST deletes."""
     sink = _sink(request, name)

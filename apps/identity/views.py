@@ -95,9 +95,9 @@ def _page(request: HttpRequest, form: SsoForm | None = None, error: ServiceError
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def sso_settings(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _page(request)
     if not request.user.has_permission(Permission.OWNERS_MANAGE):
         return denied_response(request, "Only owners change single sign-on.")
@@ -121,7 +121,7 @@ sso_settings.post_permission = Permission.OWNERS_MANAGE
 
 
 @require_permission(Permission.OWNERS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def sso_disable_confirm(request: HttpRequest) -> HttpResponse:
     """GET asks for confirmation; POST disables."""
     config = SsoConfiguration.objects.filter(pk=1).first()

@@ -39,10 +39,10 @@ def _rows_context(user) -> dict:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def export_list_view(request: HttpRequest) -> HttpResponse:
     """The workspace's exports; POST starts one."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return render(request, "lifecycle/export_list.html", _rows_context(request.user))
     try:
         export_start(actor=request.user, request=request)

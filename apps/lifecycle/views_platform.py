@@ -69,7 +69,7 @@ def _page(request: HttpRequest, form: TenantImportForm, *, error=None, status: i
 # too large is refused without reading (Django's pattern for limits on uploads).
 @csrf_exempt
 @operator_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def tenant_import_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and _too_large(request):
         limit = filesizeformat(settings.FOUNDRY_IMPORT_MAX_BYTES)
@@ -83,7 +83,7 @@ def tenant_import_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def _tenant_import(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _page(request, TenantImportForm())
     form = TenantImportForm(request.POST, request.FILES)
     if not form.is_valid():

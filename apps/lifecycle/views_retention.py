@@ -41,10 +41,10 @@ def _form() -> RetentionPolicyForm:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def retention_view(request: HttpRequest) -> HttpResponse:
     """The policy; POST changes it."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _page(request, _form())
     form = RetentionPolicyForm(request.POST)
     if form.is_valid():

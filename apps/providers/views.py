@@ -105,7 +105,7 @@ def provider_set(request: HttpRequest, provider: str) -> HttpResponse:
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def provider_delete(request: HttpRequest, provider: str) -> HttpResponse:
     """GET asks for confirmation; POST deletes."""
     provider = _provider(provider)
