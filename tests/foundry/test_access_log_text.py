@@ -26,12 +26,11 @@ def text_logger(monkeypatch):
     cfg.set("accesslog", "-")
     logger = Logger(cfg)
     out = io.StringIO()
-    for handler in list(logger.access_log.handlers):
-        formatter = handler.formatter
-        logger.access_log.removeHandler(handler)
+    formatter = logger.access_log.handlers[-1].formatter
     capture = logging.StreamHandler(out)
     capture.setFormatter(formatter)
-    logger.access_log.addHandler(capture)
+    # gunicorn.access is a process-wide logger: its handlers come back after the test.
+    monkeypatch.setattr(logger.access_log, "handlers", [capture])
     return logger, out
 
 

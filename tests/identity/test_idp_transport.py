@@ -2,6 +2,7 @@
 included, and plain http never to a public address — checked on the address each call connects
 to, not only when the configuration was saved (docs/sso.md)."""
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -37,7 +38,8 @@ class Listener:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.received: list[bytes] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     def _accept(self):
         while True:
@@ -65,7 +67,12 @@ class Listener:
                 conn.close()
 
     def close(self):
+        """Stop listening, and the thread: closing alone wakes no accept() blocked in it on Linux,
+        and the port went on answering for the rest of the worker's life."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self.thread.join(timeout=5)
 
 
 @pytest.fixture
