@@ -250,3 +250,22 @@ def test_a_malformed_credential_meets_a_standing_refusal_with_a_clear_429_and_ot
     limits_cache_clear()
     unauthenticated = client.get(WORKSPACE)
     assert unauthenticated.status_code == 401, unauthenticated.content
+
+
+def test_an_early_refusal_tells_a_retry_after_after_which_the_request_is_admitted(acme):
+    """docs/limits.md: a refused request's headers are "of both, the one with the longer wait", and
+    the early refusal (ApiRefusalMiddleware) answers "with the same body and headers as the
+    limiter's refusal". Token A has spent its own burst (admitted) and token B's refusal leaves the
+    workspace's refusal standing (1 s): A's next request, answered early, tells A's own wait (about
+    2 s), after which it is admitted. It used to tell the workspace's 1 s alone, and a client
+    honouring it was refused again."""
+    refusals_forget()
+    limit("acme", burst=2)  # workspace 1/s burst 2; each token 1 every 2 s, burst 1
+    a, b = api(acme, issue(acme, name="a")), api(acme, issue(acme, name="b"))
+    assert a.get(WORKSPACE).status_code == 200  # A's burst spent
+    assert b.get(WORKSPACE).status_code == 200  # the workspace's burst spent
+    assert b.get(WORKSPACE).status_code == 429  # both refuse: the workspace's refusal is remembered
+    refused = a.get(WORKSPACE)
+    assert refused.status_code == 429
+    time.sleep(int(refused["Retry-After"]) + 0.05)
+    assert a.get(WORKSPACE).status_code == 200, f"refused again after Retry-After {refused['Retry-After']}"

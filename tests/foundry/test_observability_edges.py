@@ -3,39 +3,11 @@ carrying `tenant.id`; docs/observability.md "Traces" and "Logs"): refusals of a 
 workspace, tasks given a tenant's id, a body streamed after the request's middleware returned."""
 
 import pytest
-from django.conf import settings as django_settings
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from foundry.telemetry import ServerSpanMiddleware, TenantSpanProcessor
 from tests.conftest import client_for
+from tests.foundry.conftest import SPAN_PROVIDER
 from tests.foundry.test_logs import json_log_lines, of_logger
-
-_EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(TenantSpanProcessor())  # as telemetry_setup installs it
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-
-
-class TracedServerSpans(ServerSpanMiddleware):
-    """The real middleware; only its tracer is this test's provider's."""
-
-    def __init__(self, get_response):
-        super().__init__(get_response)
-        self.tracer = _PROVIDER.get_tracer("test")
-
-
-@pytest.fixture
-def production_spans(settings):
-    """MIDDLEWARE as `_django_middleware_place` leaves it when tracing is on."""
-    middleware = [m for m in django_settings.MIDDLEWARE if m != "foundry.telemetry.ServerSpanMiddleware"]
-    at = middleware.index("apps.tenants.middleware.TenantRoutingMiddleware") + 1
-    settings.MIDDLEWARE = [*middleware[:at], f"{__name__}.TracedServerSpans", *middleware[at:]]
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
 
 
 @pytest.fixture
@@ -47,13 +19,13 @@ def suspended_acme(acme, django_capture_on_commit_callbacks):
     return acme
 
 
-def test_a_request_refused_for_a_suspended_workspace_is_a_span_carrying_its_tenant(suspended_acme, production_spans):
+def test_a_request_refused_for_a_suspended_workspace_is_a_span_carrying_its_tenant(suspended_acme, chain_spans):
     """A suspended workspace's host is known (its route names the tenant), and /mcp traces the same
     refusal with its tenant: Django's 403 is a server span of that tenant too. TenantRoutingMiddleware
     answered it before ServerSpanMiddleware ran: no span at all."""
     response = client_for(suspended_acme).get("/api/v1/agents")
     assert response.status_code == 403 and b"tenant_suspended" in response.content
-    servers = [s for s in production_spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    servers = [s for s in chain_spans.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert len(servers) == 1, f"{len(servers)} server spans for the suspended workspace's request"
     assert servers[0].attributes.get("tenant.id") == suspended_acme.pk
 
@@ -73,7 +45,7 @@ def _tenant_seen_by_spans_inside(monkeypatch, module, name):
     """Replace `module.name` (what the task calls) by a stub that starts a span, as the work's
     psycopg/httpx spans would; return the list the span's attributes go into."""
     seen = []
-    tracer = _PROVIDER.get_tracer("test")
+    tracer = SPAN_PROVIDER.get_tracer("test")
 
     def stub(*args, **kwargs):
         with tracer.start_as_current_span("work") as span:
@@ -91,7 +63,7 @@ def test_a_tenants_usage_rollup_task_spans_carry_its_tenant(acme, monkeypatch):
     from apps.billing import tasks
 
     seen = _tenant_seen_by_spans_inside(monkeypatch, tasks, "usage_rollup")
-    with _PROVIDER.get_tracer("test").start_as_current_span("run/billing.rollup_tenant") as task_span:
+    with SPAN_PROVIDER.get_tracer("test").start_as_current_span("run/billing.rollup_tenant") as task_span:
         tasks.usage_rollup_tenant.apply(args=(acme.pk, "2026-12-01")).get()
     assert seen and seen[0].get("tenant.id") == acme.pk
     assert task_span.attributes.get("tenant.id") == acme.pk
@@ -107,7 +79,7 @@ def test_a_sinks_delivery_task_spans_carry_its_tenant(acme, monkeypatch):
     monkeypatch.setattr(delivery, "sink_deliver", _returns_status(delivery.sink_deliver))  # the task reads `.status`
     from apps.audit import tasks
 
-    with _PROVIDER.get_tracer("test").start_as_current_span("run/audit.deliver_sink") as task_span:
+    with SPAN_PROVIDER.get_tracer("test").start_as_current_span("run/audit.deliver_sink") as task_span:
         tasks.audit_deliver_sink.apply(args=(acme.pk, 1)).get()
     assert seen and seen[0].get("tenant.id") == acme.pk
     assert task_span.attributes.get("tenant.id") == acme.pk
@@ -131,7 +103,7 @@ def test_a_tenant_task_refused_for_a_suspended_workspace_names_its_tenant(suspen
     from apps.lifecycle import tasks
     from foundry.celery import TenantUnavailable
 
-    tracer = _PROVIDER.get_tracer("test")
+    tracer = SPAN_PROVIDER.get_tracer("test")
     with (
         tracer.start_as_current_span("run/lifecycle.apply_retention_tenant") as task_span,
         pytest.raises(TenantUnavailable),
@@ -140,7 +112,7 @@ def test_a_tenant_task_refused_for_a_suspended_workspace_names_its_tenant(suspen
     assert task_span.attributes.get("tenant.id") == suspended_acme.pk
 
 
-def test_the_audit_exports_streamed_reads_are_spans_of_its_tenant_and_request(acme, production_spans, monkeypatch):
+def test_the_audit_exports_streamed_reads_are_spans_of_its_tenant_and_request(acme, chain_spans, monkeypatch):
     """GET /api/v1/audit/export streams the chain, reading each batch from the database while the
     body is sent (a StreamingHttpResponse over `export_lines`), after ServerSpanMiddleware ended
     the request's span and TenantRoutingMiddleware left `tenant_bound`: each chunk is generated
@@ -150,7 +122,7 @@ def test_the_audit_exports_streamed_reads_are_spans_of_its_tenant_and_request(ac
     from tests.api.conftest import api, issue
 
     real, seen = export.export_batches, []
-    tracer = _PROVIDER.get_tracer("test")
+    tracer = SPAN_PROVIDER.get_tracer("test")
 
     def traced_batches(*args, **kwargs):
         for rows in real(*args, **kwargs):

@@ -7,7 +7,6 @@ End to end through gunicorn (with the tenant on every span): tests/foundry/test_
 The middleware is given a tracer of the test's own provider (the process's global one is left alone)."""
 
 import pytest
-from django.conf import settings as django_settings
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import resolve
@@ -19,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from foundry.telemetry import ServerSpanMiddleware
 from tests.conftest import client_for
+from tests.foundry.conftest import TracedServerSpans
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -142,59 +142,37 @@ def test_excluded_urls_are_not_traced(exporter, monkeypatch):
 
 # --- in the real middleware chain (right after host routing, where _django_middleware_place puts it)
 
-EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
-
-
-class SpansOfThisTest(ServerSpanMiddleware):
-    """The real middleware; only its tracer is this test's provider's."""
-
-    def __init__(self, get_response):
-        super().__init__(get_response)
-        self.tracer = _PROVIDER.get_tracer("test")
-
-
-@pytest.fixture
-def traced(settings):
-    middleware = list(django_settings.MIDDLEWARE)
-    at = middleware.index("apps.tenants.middleware.TenantRoutingMiddleware") + 1
-    settings.MIDDLEWARE = [*middleware[:at], f"{__name__}.SpansOfThisTest", *middleware[at:]]
-    EXPORTER.clear()
-    yield EXPORTER
-    EXPORTER.clear()
-
 
 def server_spans(exporter):
     return [span for span in exporter.get_finished_spans() if span.kind == SpanKind.SERVER]
 
 
-def test_an_invitation_links_secret_token_is_not_put_on_the_server_span(acme, traced):
+def test_an_invitation_links_secret_token_is_not_put_on_the_server_span(acme, chain_spans):
     """The invitation link /invite/<uidb64>/<token>/ is a bearer secret (whoever holds it sets the
     member's password). The span's `http.target` is the raw path, so every trace exported for the
     invitee's first click carries a token that is still valid: PasswordResetConfirmView only moves
     it into the session and redirects; it stays usable until the password is set."""
     added = client_for(acme, "owner@acme.test").post("/members/add/", {"email": "new@acme.test", "role": "admin"})
     link = added.context["invite_url"].removeprefix("http://acme.localhost")
-    traced.clear()
+    chain_spans.clear()
 
     invitee = Client(HTTP_HOST="acme.localhost")
     assert invitee.get(link).status_code == 302  # the invitee's first click
 
-    (span,) = server_spans(traced)
+    (span,) = server_spans(chain_spans)
     token = link.rstrip("/").rsplit("/", 1)[1]
     carried = {key: value for key, value in span.attributes.items() if token in str(value)}
     assert not carried and token not in span.name, f"the invitation token is on the server span: {carried}"
     assert span.attributes["http.route"] == "invite/<uidb64>/<token>/"
 
 
-def test_a_clients_made_up_method_does_not_name_the_span(acme, traced):
+def test_a_clients_made_up_method_does_not_name_the_span(acme, chain_spans):
     """Span names are low-cardinality by contract (OpenTelemetry HTTP semantic conventions: an
     unknown method is `_OTHER` and the span named `HTTP`, as the replaced Django instrumentation
     did through sanitize_method). Here any client-chosen method string becomes the span's name and
     `http.method`, so one script can mint unbounded span names in the tracing backend."""
     Client(HTTP_HOST="acme.localhost").generic("X-A1B2C3D4E5", "/api/v1/workspace")
-    (span,) = server_spans(traced)
+    (span,) = server_spans(chain_spans)
     assert "X-A1B2C3D4E5" not in span.name, span.name
     assert span.attributes["http.method"] == "_OTHER", span.attributes["http.method"]
 
@@ -213,7 +191,7 @@ def test_the_callers_baggage_is_not_taken_over(settings):
         seen["trace_id"] = format(trace.get_current_span().get_span_context().trace_id, "032x")
         return HttpResponse()
 
-    handler = SpansOfThisTest(view)
+    handler = TracedServerSpans(view)
     request = RequestFactory().get(
         "/api/v1/workspace",
         HTTP_HOST="acme.localhost",

@@ -1,5 +1,9 @@
 """The MCP gateway spends one unit of the credential's and the tenant's rates per HTTP request."""
 
+import json
+import time
+
+import anyio
 import httpx2
 from django.core.management import call_command
 
@@ -29,29 +33,16 @@ def test_it_refuses_after_the_burst_with_429_and_headers(mcp_port, fresh_tenant,
     assert post(mcp_port, fresh_tenant.slug, tokens["viewer"]).status_code != 429
 
 
-def test_with_the_limiter_unreachable_reads_pass_and_tool_calls_are_refused(
-    fresh_tenant, tokens, settings, django_db_blocker
-):
-    """The gateway itself, in this process, with the limiter on a closed port: a tools/list is
-    answered (the bounded local fallback), a tools/call gets 503 at once — never a 500 or a hang."""
-    import json
-    import time
-
-    import anyio
-
+def gateway_post(slug: str, token: str, body: bytes, content_type: bytes = b"application/json", app=None):
+    """One POST through the real MCP gateway, in this process (`app`: the SDK's app behind it, a
+    stub answering 200 `{}` by default): (status, headers, the JSON body answered)."""
     from foundry.mcp.gateway import McpGateway
-    from tests.conftest import free_port
 
-    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-    reached = []
-
-    async def app(scope, receive, send):
-        reached.append((await receive())["body"])
+    async def stub(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    async def call(method: str) -> tuple[int, dict]:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).encode()
+    async def call():
         scope = {
             "type": "http",
             "method": "POST",
@@ -63,9 +54,9 @@ def test_with_the_limiter_unreachable_reads_pass_and_tool_calls_are_refused(
             "server": ("127.0.0.1", 80),
             "client": ("127.0.0.1", 50000),
             "headers": [
-                (b"host", f"{fresh_tenant.slug}.localhost".encode()),
-                (b"authorization", f"Bearer {tokens['admin']}".encode()),
-                (b"content-type", b"application/json"),
+                (b"host", f"{slug}.localhost".encode()),
+                (b"authorization", f"Bearer {token}".encode()),
+                (b"content-type", content_type),
             ],
         }
         sent = []
@@ -76,16 +67,56 @@ def test_with_the_limiter_unreachable_reads_pass_and_tool_calls_are_refused(
         async def send(message):
             sent.append(message)
 
-        await McpGateway(app)(scope, receive, send)
+        await McpGateway(app or stub)(scope, receive, send)
         start = next(m for m in sent if m["type"] == "http.response.start")
         payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return start["status"], json.loads(payload or b"{}")
+        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return start["status"], headers, json.loads(payload or b"{}")
+
+    return anyio.run(call)
+
+
+def test_with_the_limiter_unreachable_reads_pass_and_tool_calls_are_refused(
+    fresh_tenant, tokens, settings, django_db_blocker
+):
+    """The gateway itself, in this process, with the limiter on a closed port: a tools/list is
+    answered (the bounded local fallback), a tools/call gets 503 at once — never a 500 or a hang."""
+    from tests.conftest import free_port
+
+    settings.FOUNDRY_RATELIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def call(method: str) -> tuple[int, dict]:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).encode()
+        status, _headers, answer = gateway_post(fresh_tenant.slug, tokens["admin"], body, app=app)
+        return status, answer
 
     started = time.monotonic()
     with django_db_blocker.unblock():
-        status, _ = anyio.run(call, "tools/list")
+        status, _ = call("tools/list")
         assert status == 200 and len(reached) == 1  # the body reached the SDK's app intact
         assert json.loads(reached[0])["method"] == "tools/list"
-        status, body = anyio.run(call, "tools/call")
+        status, body = call("tools/call")
     assert (status, body["error"]["code"]) == (503, "rate_limiter_unavailable")
     assert len(reached) == 1 and time.monotonic() - started < 5
+
+
+def test_an_authenticated_mcp_request_refused_415_spends_its_rate(fresh_tenant, tokens, django_db_blocker):
+    """docs/limits.md: "Each authenticated request to /api/, /mcp or /git/ ... spends one unit" and
+    "Every counted response carries the headers", as the API counts an authenticated 415. The
+    gateway used to authenticate the token (a database look-up, or a JWT check) and answer 415
+    spending nothing and without the headers: unlimited authenticated requests."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    with django_db_blocker.unblock():
+        call_command("tenant_limits", fresh_tenant.slug, "--requests-per-second", "1", "--burst", "4")  # a token: 2
+        first = gateway_post(fresh_tenant.slug, tokens["admin"], body, b"text/plain")
+        second = gateway_post(fresh_tenant.slug, tokens["admin"], body, b"text/plain")
+        third = gateway_post(fresh_tenant.slug, tokens["admin"], body)
+    assert [first[0], second[0]] == [415, 415]
+    assert "ratelimit" in first[1]  # a counted response carries the headers
+    assert third[0] == 429  # the token's burst of 2 was spent by the two 415s
