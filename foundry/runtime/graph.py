@@ -69,7 +69,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from foundry.db.text import UNSTORABLE
 from foundry.runtime.context import system_prompt
 from foundry.runtime.provider_http import text_clean
-from foundry.runtime.providers import Provider, ProviderError, Usage, message_text
+from foundry.runtime.providers import (
+    CUT_REASONS,
+    WITHHELD_REASONS,
+    Provider,
+    ProviderError,
+    Usage,
+    message_text,
+)
 from foundry.runtime.tools import Tool, Toolbox, ToolError, ToolOptions
 
 DEFAULT_MAX_STEPS = 100
@@ -180,13 +187,6 @@ class RunStateError(Exception):
         self.message = message
 
 
-# Why a model stopped (OpenAI's finish_reason, Anthropic's stop_reason) when its answer is not whole.
-_CUT = {
-    "length": "the output limit",
-    "max_tokens": "the output limit",
-    "model_context_window_exceeded": "the model's context window",
-}
-_WITHHELD = {"content_filter", "refusal"}
 # A model step's warning when the endpoint reported no usage (docs/providers.md).
 USAGE_ESTIMATED = "usage_estimated: the endpoint reported no token usage; counted with the offline tokenizer"
 
@@ -198,13 +198,14 @@ def _unfinished(message: AIMessage) -> dict | None:
     are not run: a call cut at the limit may carry half its arguments."""
     metadata = message.response_metadata or {}
     stopped = metadata.get("finish_reason") or metadata.get("stop_reason")
-    if stopped in _CUT:
+    if stopped in CUT_REASONS:
         return _ended(
             "failed",
             "model_output_truncated",
-            f"The model's answer was cut at {_CUT[stopped]} ({stopped}); raise max_output_tokens or ask for less.",
+            f"The model's answer was cut at {CUT_REASONS[stopped]} ({stopped});"
+            " raise max_output_tokens or ask for less.",
         )
-    if stopped in _WITHHELD:
+    if stopped in WITHHELD_REASONS:
         return _ended("failed", "model_output_filtered", f"The endpoint withheld the model's answer ({stopped}).")
     return None
 

@@ -46,6 +46,8 @@ from foundry.runtime.provider_http import (
     tool_call_id,
 )
 from foundry.runtime.providers import (
+    CUT_REASONS,
+    WITHHELD_REASONS,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -173,6 +175,17 @@ class OpenAIProvider:
         content = self._content(message)
         position = sum(isinstance(m, AIMessage) for m in messages) + 1
         calls = self._tool_calls(message.get("tool_calls"), position)
+        # Stopped short or withheld (content null), the run ends on that reason instead (graph.py).
+        unfinished = choice.get("finish_reason") in {*CUT_REASONS, *WITHHELD_REASONS}
+        if (
+            message.get("content") is None
+            and not isinstance(message.get("refusal"), str)
+            and not calls
+            and not unfinished
+        ):
+            # Nothing said at all (no content, refusal or tool call; an empty text is an answer):
+            # not taken for a run's empty final answer.
+            raise bad_response(self.label, "a message without content or tool calls")
         reply = AIMessage(content=content, tool_calls=calls)
         usage, estimated = self._usage(body.get("usage")), False
         if usage is None:

@@ -53,6 +53,16 @@ FALLBACK_RESULT_CHARS = 1_000
 MAX_TOOL_CALL_ID = 128
 
 
+# Why a model stopped (OpenAI's finish_reason, Anthropic's stop_reason) when its answer is not
+# whole: cut short (and at what), or withheld by the endpoint. The graph ends the run on them.
+CUT_REASONS = {
+    "length": "the output limit",
+    "max_tokens": "the output limit",
+    "model_context_window_exceeded": "the model's context window",
+}
+WITHHELD_REASONS = frozenset({"content_filter", "refusal"})
+
+
 class ProviderError(Exception):
     """A provider that cannot be used or a model call that failed. `code` is stable."""
 

@@ -361,3 +361,30 @@ def test_an_attempt_ends_at_its_deadline_even_when_the_body_stalls(kind):
         stalling.close()
     assert info.value.code == "provider_timeout"
     assert took < 1.5, f"the 1 s attempt took {took:.1f} s"
+
+
+def test_a_choice_without_any_content_is_a_bad_response_not_a_silent_success(acme, keys, server):
+    """docs/providers.md: `provider_bad_response` is "not the wire format: malformed JSON, no
+    choices/content, …", and a model call refused as malformed fails the run `model_failed`
+    (docs/runs.md). A choice with no `content`, no tool calls and no refusal — a buggy or hostile
+    OpenAI-compatible server — used to become an empty answer, and the run `succeeded` with an
+    empty output as if the agent had finished. (An explicit `""` stays an answer.)"""
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-test",
+        "choices": [{"index": 0, "message": {"role": "assistant"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 0},
+    }
+    server.queue(Reply(body=body))
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        credential_set(actor=owner, provider="openai", api_key=KEY, base_url=server.origin + "/v1")
+    agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        errors = list(run.steps.order_by("index").values_list("error", flat=True))
+    assert (run.status, run.reason) == ("failed", "model_failed"), (run.status, run.reason, run.output)
+    assert errors == ["provider_bad_response"]
