@@ -89,6 +89,7 @@ def operator_required(view: Callable) -> Callable:
         if not request.user.is_authenticated:
             return login_redirect(request)
         if not (request.user.is_active and request.user.is_staff):
+            access_denied_record(request, request.user, reason="not_operator")  # on the platform chain
             return _forbidden(request, "Platform operators only.")
         return view(request, *args, **kwargs)
 
