@@ -121,6 +121,24 @@ def message_refusal(message) -> str | None:
     return None
 
 
+def unsigned_limits_dropped(message, tasks) -> bool:
+    """Put a message's `timelimit` header back to none when it names other limits than its task's
+    own (True then; `tasks`: the app's registry). The platform sets time limits per task, in
+    code, never per message (Celery copies the task's into the header as it sends): the header
+    is unsigned, and Celery obeys it over the task's own (and a retry carries it on), so whoever
+    could write to the broker could have a genuine message killed at every attempt until its run
+    failed. With none in the header, the worker applies the task's own."""
+    headers = message.headers
+    limits = headers.get("timelimit") if isinstance(headers, dict) else None
+    if not isinstance(limits, list | tuple) or all(value is None for value in limits):
+        return False
+    task = tasks.get(headers.get("task"))
+    if task is not None and list(limits) == [task.time_limit, task.soft_time_limit]:
+        return False
+    headers["timelimit"] = [None, None]
+    return True
+
+
 class GuardedConsumer(Consumer):
     """The worker's consumer, refusing (logged, dropped) a message `message_refusal` names, and
     one Celery fails to read, instead of stopping."""
@@ -132,6 +150,8 @@ class GuardedConsumer(Consumer):
             refusal = message_refusal(message)
             if refusal is not None:
                 return self.on_invalid_task(None, message, InvalidTaskError(f"refused message: {refusal}"))
+            if unsigned_limits_dropped(message, self.app.tasks):
+                logger.warning("task message %s: time limits of its unsigned header ignored", message.headers["id"])
             try:
                 return received(message)
             except (TypeError, KeyError, ValueError, AttributeError) as exc:

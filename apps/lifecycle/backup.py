@@ -297,15 +297,15 @@ def _sha256(path: Path) -> str:
 
 
 def backup_run(
-    *, directory: Path, keep: int, tenant: Tenant | None = None, actor=None
+    *, directory: Path, keep: int, tenant: Tenant | None = None, actor=None, daily: bool = False
 ) -> tuple[BackupFile, list[Path]]:
-    """Back up (the whole database, or one workspace), rotate that scope's backups, and record
-    both in the platform's audit chain: the file and the deleted ones. BackupBusy, and nothing
-    done, while another backup of that scope runs."""
+    """Back up (the whole database, or one workspace), rotate that scope's backups (`daily`:
+    backup_rotate's), and record both in the platform's audit chain: the file and the deleted
+    ones. BackupBusy, and nothing done, while another backup of that scope runs."""
     actor = actor or "lifecycle"
     scope = DATABASE if tenant is None else tenant_scope(tenant)
     with _one_backup_at_a_time(scope):
-        return _backup_run(directory=directory, keep=keep, tenant=tenant, actor=actor, scope=scope)
+        return _backup_run(directory=directory, keep=keep, tenant=tenant, actor=actor, scope=scope, daily=daily)
 
 
 @contextmanager
@@ -336,7 +336,7 @@ def backup_lock_name(scope: str) -> str:
 
 
 def _backup_run(
-    *, directory: Path, keep: int, tenant: Tenant | None, actor, scope: str
+    *, directory: Path, keep: int, tenant: Tenant | None, actor, scope: str, daily: bool
 ) -> tuple[BackupFile, list[Path]]:
     from apps.audit.models import PLATFORM, Outcome
     from apps.audit.services import audit_record
@@ -355,7 +355,7 @@ def _backup_run(
                 chain=PLATFORM,
             )
         raise
-    deleted = backup_rotate(directory=directory, scope=scope, keep=keep)
+    deleted = backup_rotate(directory=directory, scope=scope, keep=keep, daily=daily)
     with transaction.atomic():
         audit_record(
             action="lifecycle.backup.created",
@@ -386,11 +386,20 @@ def backup_list(directory: Path, scope: str) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def backup_rotate(*, directory: Path, scope: str, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups of `scope` (0 keeps all); the deleted files."""
+def backup_rotate(*, directory: Path, scope: str, keep: int, daily: bool = False) -> list[Path]:
+    """Delete all but the newest `keep` backups of `scope` (0 keeps all); the deleted files.
+    `daily` (the beat job's): the newest backup of each of the newest `keep` days (UTC) instead,
+    so a day's job run twice (its message delivered again, or replayed by whoever can write to
+    the broker) replaces that day's backup and never rotates away an older day's."""
     if keep <= 0:
         return []
-    old = backup_list(directory, scope)[:-keep]
+    backups = backup_list(directory, scope)
+    if daily:
+        newest = {_NAME.match(path.name)["at"][:8]: path for path in backups}  # oldest first: the last wins
+        kept = {newest[day] for day in sorted(newest)[-keep:]}
+        old = [path for path in backups if path not in kept]
+    else:
+        old = backups[:-keep]
     for path in old:
         path.unlink(missing_ok=True)
     return old

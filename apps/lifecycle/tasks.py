@@ -36,7 +36,9 @@ def backup() -> str:
     from apps.lifecycle.backup import BackupBusy, backup_run
 
     try:
-        made, _deleted = backup_run(directory=Path(settings.FOUNDRY_BACKUP_DIR), keep=settings.FOUNDRY_BACKUP_KEEP)
+        made, _deleted = backup_run(
+            directory=Path(settings.FOUNDRY_BACKUP_DIR), keep=settings.FOUNDRY_BACKUP_KEEP, daily=True
+        )
     except BackupBusy as busy:
         logger.info("backup skipped: %s", busy)
         return "busy"
