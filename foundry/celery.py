@@ -129,9 +129,9 @@ def unsigned_limits_dropped(message, tasks) -> bool:
     could write to the broker could have a genuine message killed at every attempt until its run
     failed. With none in the header, the worker applies the task's own."""
     headers = message.headers
-    limits = headers.get("timelimit") if isinstance(headers, dict) else None
+    limits = headers.get("timelimit") if isinstance(headers, dict) and "task" in headers else None
     if not isinstance(limits, list | tuple) or all(value is None for value in limits):
-        return False
+        return False  # none named (or no task message: Celery's own handling refuses it)
     task = tasks.get(headers.get("task"))
     if task is not None and list(limits) == [task.time_limit, task.soft_time_limit]:
         return False
@@ -151,7 +151,7 @@ class GuardedConsumer(Consumer):
             if refusal is not None:
                 return self.on_invalid_task(None, message, InvalidTaskError(f"refused message: {refusal}"))
             if unsigned_limits_dropped(message, self.app.tasks):
-                logger.warning("task message %s: time limits of its unsigned header ignored", message.headers["id"])
+                logger.warning("task message %s: time limits of its unsigned header ignored", message.headers.get("id"))
             try:
                 return received(message)
             except (TypeError, KeyError, ValueError, AttributeError) as exc:

@@ -388,16 +388,15 @@ def backup_list(directory: Path, scope: str) -> list[Path]:
 
 def backup_rotate(*, directory: Path, scope: str, keep: int, daily: bool = False) -> list[Path]:
     """Delete all but the newest `keep` backups of `scope` (0 keeps all); the deleted files.
-    `daily` (the beat job's): the newest backup of each of the newest `keep` days (UTC) instead,
-    so a day's job run twice (its message delivered again, or replayed by whoever can write to
-    the broker) replaces that day's backup and never rotates away an older day's."""
+    `daily` (the beat job's): every backup of the newest `keep` days (UTC) instead, so a day's job
+    run twice (its message delivered again, or replayed by whoever can write to the broker) never
+    rotates away an older day's backup, nor one an operator made that day (before an upgrade)."""
     if keep <= 0:
         return []
     backups = backup_list(directory, scope)
     if daily:
-        newest = {_NAME.match(path.name)["at"][:8]: path for path in backups}  # oldest first: the last wins
-        kept = {newest[day] for day in sorted(newest)[-keep:]}
-        old = [path for path in backups if path not in kept]
+        days = sorted({_NAME.match(path.name)["at"][:8] for path in backups})[-keep:]
+        old = [path for path in backups if _NAME.match(path.name)["at"][:8] not in days]
     else:
         old = backups[:-keep]
     for path in old:

@@ -176,7 +176,7 @@ class OpenAIProvider:
         position = sum(isinstance(m, AIMessage) for m in messages) + 1
         calls = self._tool_calls(message.get("tool_calls"), position)
         # Stopped short or withheld (content null), the run ends on that reason instead (graph.py).
-        unfinished = choice.get("finish_reason") in {*CUT_REASONS, *WITHHELD_REASONS}
+        unfinished = text_or_none(choice.get("finish_reason")) in {*CUT_REASONS, *WITHHELD_REASONS}
         if (
             message.get("content") is None
             and not isinstance(message.get("refusal"), str)
