@@ -575,6 +575,8 @@ def test_the_daily_beat_job_writes_a_backup_through_a_real_worker(unblocked, bac
 
     queue = f"backup-{uuid.uuid4().hex[:8]}"
     env = {"FOUNDRY_BACKUP_DIR": str(tmp_path), "FOUNDRY_BACKUP_DATABASE_URL": backup_role, "FOUNDRY_BACKUP_KEEP": "1"}
+    older = tmp_path / "foundry-database-20261101T010000.000Z.tar"  # an earlier day's
+    older.write_bytes(b"an older nightly backup")
     with worker(queue, **env):
         for _ in range(2):
             before = len(audit_events("public", action="lifecycle.backup.created"))
@@ -584,9 +586,12 @@ def test_the_daily_beat_job_writes_a_backup_through_a_real_worker(unblocked, bac
                 assert time.monotonic() < deadline, "the backup task did not finish"
                 time.sleep(0.2)
     first, second = audit_events("public", action="lifecycle.backup.created")[-2:]
-    (kept,) = backup_list(tmp_path, "database")
-    assert kept.name == second.data["file"] and second.data["deleted"] == [first.data["file"]]
-    assert second.data["size"] == kept.stat().st_size and second.actor_id == "service:lifecycle"
+    # The job rotates by day (FOUNDRY_BACKUP_KEEP days): the earlier day's backup goes, the day's
+    # two stay — a copy of the job run again that day never rotates away an older day's.
+    kept = backup_list(tmp_path, "database")
+    assert [path.name for path in kept] == [first.data["file"], second.data["file"]]
+    assert first.data["deleted"] == [older.name] and second.data["deleted"] == []
+    assert second.data["size"] == kept[-1].stat().st_size and second.actor_id == "service:lifecycle"
     assert second.tenant_id == PLATFORM
 
 
