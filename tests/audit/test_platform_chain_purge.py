@@ -2,12 +2,9 @@
 0009, 0019): connecting directly as the application's role, as SQL injected into the application would."""
 
 import psycopg
-import pytest
 
-from foundry.db.roles import app_role, owner_role
+from foundry.db.roles import app_role
 from tests.conftest import test_database_url
-
-pytestmark = pytest.mark.skipif(owner_role() is None, reason="needs the owner role")
 
 TENANT_ROW = (
     "INSERT INTO public.tenants_tenant (id, schema_name, slug, name, plan, status, created_at, member_count,"
