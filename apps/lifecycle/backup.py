@@ -19,6 +19,7 @@ that workspace's scopes.
 # ruff: noqa: S603, S608 — the tools run are PostgreSQL's, with arguments of ours; names in SQL come
 # from the catalog or the checked manifest and are quoted, and the only value is an integer id.
 
+import contextlib
 import hashlib
 import io
 import json
@@ -323,7 +324,14 @@ def _one_backup_at_a_time(scope: str) -> Iterator[None]:
             # No workspace's schema dropped under pg_dump (it would fail the whole database's
             # backup): purges under way finish first, and none starts until the dump is done.
             holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [SCHEMAS_LOCK])
-        yield  # the locks go with the connection
+        try:
+            yield  # a lost worker's locks go with its connection
+        finally:
+            # Let go before closing: the server ends a closed connection's backend, and frees its
+            # locks, a moment after the client has gone, so the next backup of the scope, started
+            # at once, found it "already running" (BackupBusy).
+            with contextlib.suppress(Exception):
+                holder.execute("SELECT pg_advisory_unlock_all()")
 
 
 # Taken by a whole-database backup for its dump, and shared by each purge (deletion.py).
