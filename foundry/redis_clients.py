@@ -21,16 +21,20 @@ from redis.sentinel import Sentinel
 
 
 def sentinels_parse(text: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` (an IPv6 host in brackets) → [(host, port)]; ValueError if malformed."""
+    """`host:port,host:port` (an IPv6 host in brackets) → [(host, port)]; ValueError if malformed.
+
+    The error names a malformed entry by its number, never its text: an entry written as a Redis
+    URL may carry the sentinels' password, and the error ends up in a crashing process's log."""
     found = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for number, item in enumerate(filter(None, (part.strip() for part in text.split(","))), start=1):
         parts = urlsplit(f"//{item}")
         try:
             port = parts.port
         except ValueError:
             port = None
         if not parts.hostname or port is None or parts.username or parts.password or parts.path:
-            raise ValueError(f"{item!r} is not host:port")
+            hint = " (the sentinels' password goes in FOUNDRY_REDIS_SENTINEL_PASSWORD)" if "@" in item else ""
+            raise ValueError(f"entry {number} is not host:port{hint}")
         found.append((parts.hostname, port))
     return found
 

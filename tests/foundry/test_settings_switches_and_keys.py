@@ -164,3 +164,17 @@ def test_the_deploy_check_names_a_tls_proxy_whose_addresses_are_not_listed():
     assert "(foundry.W004) FOUNDRY_BEHIND_TLS_PROXY is on but FOUNDRY_TRUSTED_PROXIES is empty" in output, output
     quiet = deploy_check(production_env(FOUNDRY_TRUSTED_PROXIES="", FOUNDRY_BEHIND_TLS_PROXY="0"))
     assert "foundry.W004" not in quiet.stdout + quiet.stderr
+
+
+def test_a_malformed_sentinel_list_is_refused_without_echoing_its_password():
+    """FOUNDRY_REDIS_SENTINELS takes `host:port` only. An entry written as a Redis URL, password
+    and all, is refused by its number: the start-up error ends up in whatever collects a crashing
+    process's log, so it names the setting that takes the password instead of quoting the entry
+    (as the key settings name a failing entry by its number)."""
+    password = "hunter2-sentinel-Pw9x"
+    env = production_env(FOUNDRY_REDIS_SENTINELS=f"sentinel-0:26379,redis://:{password}@sentinel-1:26379")
+    result = settings_import(env, "s.FOUNDRY_REDIS_SENTINELS")
+    assert result.returncode != 0, result.stdout
+    assert "FOUNDRY_REDIS_SENTINELS: entry 2 is not host:port" in result.stderr, result.stderr[-2000:]
+    assert "FOUNDRY_REDIS_SENTINEL_PASSWORD" in result.stderr, result.stderr[-2000:]
+    assert password not in result.stderr + result.stdout, result.stderr[-600:]
