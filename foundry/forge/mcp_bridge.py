@@ -63,7 +63,14 @@ from foundry.forge import __version__
 from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
 from foundry.forge.errors import ApiError, ForgeError
 from foundry.forge.output import shown
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, id_invalid, message_read, surrogate_found
+from foundry.mcp.jsonrpc import (
+    PARAMS_NOT_OBJECT,
+    SURROGATE_REFUSED,
+    id_invalid,
+    message_read,
+    params_not_object,
+    surrogate_found,
+)
 
 MCP_PATH = "/mcp"
 # The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
@@ -197,8 +204,9 @@ class _Lines:
     - a request holding a lone surrogate (`"\\ud800"` unpaired): the reader refuses the whole
       line as unparsable and answers id null, so its sender would wait forever too;
     - a message naming a key twice (`{"name": "a", "name": "b"}`): the reader keeps the last
-      value, and the gateway, which refuses such a message, would never see it.
-    Either is handed over as a request of a `refused` method (random: no client sends it), which
+      value, and the gateway, which refuses such a message, would never see it;
+    - a request whose params are no object: the reader refuses it as no message (id null).
+    Each of the last three is handed over as a request of a `refused` method (random: no client sends it), which
     `_to_server` answers -32602 as the gateway does, at the message's id (null when the message's
     own `id` is the key named twice, or when it has none)."""
 
@@ -216,12 +224,17 @@ class _Lines:
             if id_invalid(payload) or (isinstance(payload, dict) and surrogate_found(payload.get("id"))):
                 yield _NOT_A_MESSAGE
             elif isinstance(payload, dict) and (
-                duplicate is not None or ("id" in payload and "method" in payload and surrogate_found(payload))
+                duplicate is not None
+                or ("id" in payload and "method" in payload and surrogate_found(payload))
+                or params_not_object(payload)
             ):
                 answer_id = payload.get("id")
                 if duplicate is not None and duplicate.message_id:
                     answer_id = None  # which of its ids is unclear
-                reason = SURROGATE_REFUSED if duplicate is None else f"{duplicate.code}: {duplicate}"
+                if duplicate is not None:
+                    reason = f"{duplicate.code}: {duplicate}"
+                else:
+                    reason = SURROGATE_REFUSED if surrogate_found(payload) else PARAMS_NOT_OBJECT
                 method = f"{self.refused}/{len(self.refusals)}"
                 self.refusals[method] = (answer_id, reason)
                 yield json.dumps({"jsonrpc": "2.0", "id": 0, "method": method}) + "\n"

@@ -32,11 +32,19 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
-from foundry.mcp.jsonrpc import SURROGATE_REFUSED, DuplicateKey, id_invalid, message_read, surrogate_found
+from foundry.mcp.jsonrpc import (
+    PARAMS_NOT_OBJECT,
+    SURROGATE_REFUSED,
+    DuplicateKey,
+    id_invalid,
+    message_read,
+    params_not_object,
+    surrogate_found,
+)
 from foundry.metrics import rate_limited
 from foundry.proxies import forwarded_apply
 from foundry.telemetry import tenant_bound
@@ -59,9 +67,9 @@ class Refused(Exception):
         self.status, self.code, self.message, self.challenge = status, code, message, challenge
 
 
-async def _jsonrpc_refuse(send, request_id, message: str, headers: list) -> None:
-    """A JSON-RPC error (-32602) for a message the gateway refuses before the SDK reads it."""
-    error = {"code": INVALID_PARAMS, "message": message}
+async def _jsonrpc_refuse(send, request_id, message: str, headers: list, code: int = INVALID_PARAMS) -> None:
+    """A JSON-RPC error (-32602 unless told) for a message the gateway refuses before the SDK reads it."""
+    error = {"code": code, "message": message}
     body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 400, "headers": start + headers})
@@ -69,16 +77,18 @@ async def _jsonrpc_refuse(send, request_id, message: str, headers: list) -> None
 
 
 # The SDK answers JSON that is no JSON-RPC message (a batch on the 2025 protocols, params that are
-# no object) -32602 with pydantic's text: its models' names, library version and the caller's body.
+# no object) -32602 with id null and pydantic's text: its models' names, library version and the
+# caller's body. JSON-RPC 2.0 (§5, §5.1) answers a message that is no request object -32600 (id
+# null), and a request whose params are wrong -32602 at the request's id.
 _NOT_A_MESSAGE = (
     'Invalid request: the body is not one JSON-RPC 2.0 message (an object with jsonrpc "2.0" and a'
-    " method whose params, if any, are an object; batches are not accepted)."
+    " method; batches are not accepted)."
 )
 
 
-def _validation_dump_replaced(body: bytes) -> bytes | None:
+def _validation_dump_replaced(body: bytes, payload: object) -> bytes | None:
     """The SDK's 400 for a message it could not read, its pydantic dump replaced by a plain
-    message; None for any other answer (left as it is)."""
+    message with JSON-RPC's code and id (see above); None for any other answer (left as it is)."""
     try:
         answer = json.loads(body)
     except ValueError:
@@ -86,7 +96,11 @@ def _validation_dump_replaced(body: bytes) -> bytes | None:
     error = answer.get("error") if isinstance(answer, dict) else None
     if not isinstance(error, dict) or not str(error.get("message", "")).startswith("Validation error:"):
         return None
-    return json.dumps({**answer, "error": {**error, "message": _NOT_A_MESSAGE}}).encode()
+    if params_not_object(payload):
+        request_id, error = payload["id"], {"code": INVALID_PARAMS, "message": PARAMS_NOT_OBJECT}
+    else:
+        request_id, error = None, {"code": INVALID_REQUEST, "message": _NOT_A_MESSAGE}
+    return json.dumps({**answer, "id": request_id, "error": error}).encode()
 
 
 def caller_resolve(scope) -> dict:
@@ -342,7 +356,7 @@ class McpGateway:
                     held.append(message)
                     return
             elif held and message["type"] == "http.response.body":
-                start, body = held.pop(), _validation_dump_replaced(message.get("body", b""))
+                start, body = held.pop(), _validation_dump_replaced(message.get("body", b""), payload)
                 if body is not None:
                     headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
                     start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
@@ -352,7 +366,7 @@ class McpGateway:
 
         if id_invalid(payload):
             message = "Invalid request: an id is a string or an integer."
-            return await _jsonrpc_refuse(send, None, message, limit_headers)
+            return await _jsonrpc_refuse(send, None, message, limit_headers, INVALID_REQUEST)
         if surrogate or duplicate:
             request_id = payload.get("id") if isinstance(payload, dict) else None
             if duplicate and duplicate.message_id:  # the message's own id named twice: which is unclear

@@ -7,6 +7,8 @@ import re
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The -32602 message of a request holding a lone surrogate, from the gateway and `forge mcp` alike.
 SURROGATE_REFUSED = "json_text_invalid: Text may not contain lone surrogates (an unpaired \\ud800-\\udfff escape)."
+# The -32602 message of a request whose params are no object (MCP's are always an object).
+PARAMS_NOT_OBJECT = "Invalid params: a request's params, when given, are an object."
 
 
 class DuplicateKey(Exception):
@@ -59,6 +61,20 @@ def id_invalid(payload: object) -> bool:
         return False
     value = payload["id"]
     return not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)))
+
+
+def params_not_object(payload: object) -> bool:
+    """A request, readable as one (jsonrpc "2.0", a method, a valid id), whose params are no object:
+    the SDK refuses it as no message at all (id null); JSON-RPC 2.0 answers it -32602 at its id."""
+    return (
+        isinstance(payload, dict)
+        and payload.get("jsonrpc") == "2.0"
+        and isinstance(payload.get("method"), str)
+        and "id" in payload
+        and not id_invalid(payload)
+        and payload.get("params") is not None
+        and not isinstance(payload["params"], dict)
+    )
 
 
 def surrogate_found(value: object) -> bool:

@@ -113,8 +113,10 @@ class FoundryServer(MCPServer):
         API's code (`json_text_invalid`), before a tool looks a name up with it; and arguments
         the tool does not declare (`field_unknown`)."""
         tool = self._tool_manager.get_tool(name)
-        if tool is None:  # the name is the caller's text, of any length: echoed in part
-            raise ToolError(f"Unknown tool: {_shown(name)}")
+        if tool is None:  # a protocol error (MCP, Tools: Error Handling); the caller's text, echoed in part
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Unknown tool: {_shown(name)}", data={"code": "tool_not_found"}
+            )
         try:
             json_check(arguments)
         except ParseError as exc:

@@ -1,7 +1,7 @@
 """What an MCP call outlives, and what /mcp refuses up front: a run_agent wait stops once its
 workspace is suspended or its token revoked (each look is admitted as a new request would be);
 GET /mcp is 405 (a stateless server sends no stream of its own); an unknown prompt is -32602; a
-request whose id is neither a string nor an integer is 400 / -32602, not taken for a notification."""
+request whose id is neither a string nor an integer is 400 / -32600, not taken for a notification."""
 
 import json
 import time

@@ -59,14 +59,14 @@ def test_an_argument_that_misses_the_schema_is_a_coded_tool_error_not_a_pydantic
 
 def test_a_message_that_is_no_json_rpc_message_is_refused_without_a_pydantic_dump(mcp_port, ws):
     """docs/mcp.md (before the SDK reads a request): JSON that is not a JSON-RPC message, a
-    batch array on the 2025 protocols included, is 400 with JSON-RPC -32602, with a plain message
+    batch array on the 2025 protocols included, is 400 with JSON-RPC -32600, with a plain message
     saying what is wrong (as for an id that is no string or integer) — not pydantic's dump of the
     SDK's union model, the caller's own body echoed back in it."""
     batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
     response = post(mcp_port, ws, batch)
     assert response.status_code == 400
     error = rpc_message(response)["error"]
-    assert error["code"] == -32602
+    assert error["code"] == -32600
     assert "pydantic" not in error["message"] and "JSONRPCRequest" not in error["message"], error["message"]
 
 
@@ -82,9 +82,9 @@ def test_a_resource_refusal_does_not_echo_a_megabyte_uri(mcp_port, ws):
 
 
 def test_an_unknown_tool_name_is_not_echoed_whole(mcp_port, ws):
-    """An unknown tool name is a tool error (docs/mcp.md), "Unknown tool: <name>". The name is
+    """An unknown tool name is a protocol error (docs/mcp.md), "Unknown tool: <name>". The name is
     caller text of any length (up to the 4 MiB body): the server bounds what it echoes elsewhere
     (field_unknown names keys `[:60]`, unknown prompts `[:200]`): a 1 MB tool name is not sent back whole."""
-    result = call(mcp_port, ws, "x" * 1_000_000, {})["result"]
-    assert result["isError"] is True
-    assert len(result["content"][0]["text"]) < 1_000, len(result["content"][0]["text"])
+    error = call(mcp_port, ws, "x" * 1_000_000, {})["error"]
+    assert error["code"] == -32602
+    assert len(error["message"]) < 1_000, len(error["message"])

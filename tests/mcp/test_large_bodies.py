@@ -28,15 +28,15 @@ def _post(port, ws, body: str):
 
 
 def test_a_request_with_a_null_id_in_a_large_body_is_answered_not_dropped(mcp_port, ws):
-    """docs/mcp.md: 'a request whose id is neither a string nor an integer' is 400 -32602, at any
+    """docs/mcp.md: 'a request whose id is neither a string nor an integer' is 400 -32600, at any
     size: the SDK took a 1.5 MiB one for a notification (202, no answer), and the client waited."""
     small = {"jsonrpc": "2.0", "id": None, "method": "ping", "params": {"_meta": {"pad": "x"}}}
     large = {"jsonrpc": "2.0", "id": None, "method": "ping", "params": {"_meta": {"pad": PAD}}}
     answered = _post(mcp_port, ws, json.dumps(small))
-    assert answered.status_code == 400 and answered.json()["error"]["code"] == -32602
+    assert answered.status_code == 400 and answered.json()["error"]["code"] == -32600
     response = _post(mcp_port, ws, json.dumps(large))
     assert response.status_code == 400, (response.status_code, response.text[:200])
-    assert response.json()["error"]["code"] == -32602
+    assert response.json()["error"]["code"] == -32600
 
 
 def test_a_lone_surrogate_in_a_large_body_is_json_text_invalid(mcp_port, ws):

@@ -97,9 +97,10 @@ async def test_it_reads_a_version_as_published_and_refuses_what_is_not_there(mcp
     }
 
 
-async def test_bad_arguments_and_unknown_tools_are_tool_errors(mcp_port, ws):
+async def test_bad_arguments_are_tool_errors_and_unknown_tools_protocol_errors(mcp_port, ws):
+    """MCP (Tools, Error Handling): an unknown tool is a protocol error (-32602), arguments that
+    miss the schema a tool execution error the model can correct."""
     calls = [
-        ("nope", {}),
         ("list_agents", {"page_size": 0}),
         ("list_agents", {"page_size": "many"}),
         ("list_agents", {"filter": 7}),
@@ -118,15 +119,21 @@ async def test_bad_arguments_and_unknown_tools_are_tool_errors(mcp_port, ws):
             assert result.is_error, (name, arguments, result)
             assert result.structured_content is None
             errors.append(result.content[0].text)
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("nope", {})
         # The session goes on.
         assert not (await client.call_tool("list_agents", {})).is_error
-    assert errors[0] == "Unknown tool: nope"
+    assert (unknown.value.code, unknown.value.message, unknown.value.data) == (
+        -32602,
+        "Unknown tool: nope",
+        {"code": "tool_not_found"},
+    )
     # A wrong argument is named, for the model to correct it.
     assert (
-        errors[1]
+        errors[0]
         == "Error executing tool list_agents: argument_invalid: page_size: Input should be greater than or equal to 1."
     )
-    assert errors[4].startswith("Error executing tool get_run: argument_invalid: run_id: Input should be a valid UUID")
+    assert errors[3].startswith("Error executing tool get_run: argument_invalid: run_id: Input should be a valid UUID")
 
 
 async def test_a_refused_filter_names_its_code_and_position(mcp_port, ws):
@@ -155,10 +162,12 @@ async def test_a_body_above_the_limit_is_refused_with_413(mcp_port, ws):
     [
         ("{not json", 400, -32700),
         ("", 400, -32700),
-        # Not a JSON-RPC message: the SDK answers -32602 (the specification names -32600).
-        ('{"jsonrpc": "2.0"}', 400, -32602),
-        ("[]", 400, -32602),
-        ('{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}', 400, -32602),
+        # Not a JSON-RPC request object: -32600 (JSON-RPC 2.0, 5.1), where the SDK answers -32602.
+        ('{"jsonrpc": "2.0"}', 400, -32600),
+        ("[]", 400, -32600),
+        ('{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}', 400, -32600),
+        ('"ping"', 400, -32600),
+        # A request whose params are no object: -32602.
         ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}', 400, -32602),
         ('{"jsonrpc": "2.0", "id": 1, "method": "no/such/method", "params": {}}', 200, -32601),
     ],
@@ -175,3 +184,11 @@ def rpc_message(response: httpx2.Response) -> dict:
         return response.json()
     events = [line.removeprefix("data:") for line in response.text.splitlines() if line.startswith("data:")]
     return json.loads(events[-1])
+
+
+def test_a_request_whose_params_are_no_object_is_answered_at_its_id(mcp_port, ws):
+    """JSON-RPC 2.0 §5: an error answers at the request's id, null only when the id cannot be read;
+    MCP's params are always an object, so an array is -32602 at id 4 (the SDK answered id null)."""
+    response = raw(mcp_port, ws, '{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": [1]}')
+    answer = rpc_message(response)
+    assert (response.status_code, answer["id"], answer["error"]["code"]) == (400, 4, -32602), answer

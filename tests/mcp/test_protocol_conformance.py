@@ -118,7 +118,7 @@ def _bridge(port: int, slug: str, token: str, lines: bytes) -> list[dict]:
 @pytest.mark.parametrize("request_id", ["null", "1.5", "true"])
 def test_the_bridge_answers_a_request_whose_id_no_server_takes(mcp_port, fresh_tenant, tokens, request_id):  # noqa: F811
     """JSON-RPC 2.0: a message with an `id` member is a request and gets an answer (-32600, id
-    null; /mcp refuses the same message too, with the SDK's -32602); the SDK's reader took it for
+    null, as /mcp answers it); the SDK's reader took it for
     a notification, and its sender waited forever."""
     line = b'{"jsonrpc": "2.0", "id": %s, "method": "ping"}\n' % request_id.encode()
     answers = _bridge(mcp_port, fresh_tenant.slug, tokens["viewer"], line + PING)
@@ -138,3 +138,14 @@ def test_one_message_with_an_unsendable_version_does_not_break_the_requests_afte
     by_id = {a.get("id"): a for a in answers}
     assert by_id[99] == {"jsonrpc": "2.0", "id": 99, "result": {}}, by_id[99]
     assert by_id[1]["error"]["code"] == -32602, by_id[1]
+
+
+def test_the_bridge_answers_a_request_whose_params_are_no_object_at_its_id(mcp_port, fresh_tenant, tokens):  # noqa: F811
+    """JSON-RPC 2.0 §5: the error answers at the request's id (null only when it cannot be read);
+    the SDK's reader refused the line as no message, id null, and the client's request 4 was never
+    resolved. The next request is relayed."""
+    line = b'{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": [1]}\n'
+    answers = _bridge(mcp_port, fresh_tenant.slug, tokens["viewer"], line + PING)
+    assert {"jsonrpc": "2.0", "id": 99, "result": {}} in answers, answers
+    refused = [a for a in answers if a.get("id") == 4]
+    assert refused and refused[0]["error"]["code"] == -32602, answers
