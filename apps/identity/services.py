@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import domain_spelling, owners_hold
+from apps.accounts.services import domain_spelling, email_clean, owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
@@ -221,6 +221,18 @@ def _role_map_problem(claim: str, role_map: dict) -> tuple[str, ValidationError]
     return None
 
 
+def _address(text: str) -> str:
+    """An address in the one spelling members are stored in (email_clean: the A-label domain or a
+    decomposed accent is the same address); lowercased as typed when email_clean refuses it, for
+    the break-glass check to name it."""
+    if not text.strip():
+        return ""
+    try:
+        return email_clean(text)
+    except ValidationError:
+        return text.strip().lower()
+
+
 def _break_glass_problem(sso_required: bool, email: str) -> ValidationError | None:
     if not email:
         if sso_required:
@@ -376,7 +388,7 @@ def sso_configure(
         "audience": (audience or "").strip(),
         "jit_enabled": bool(jit_enabled),
         "sso_required": bool(sso_required),
-        "break_glass_email": (break_glass_email or "").strip().lower(),
+        "break_glass_email": _address(break_glass_email or ""),
     }
     client_secret = client_secret.strip() if isinstance(client_secret, str) else None
     config = _config_locked()

@@ -261,13 +261,20 @@ class TenantSaver(PostgresSaver):
 
     def threads_holding(self, data: bytes) -> list[str]:
         """The threads whose stored checkpoints, pending writes or channel values hold `data`
-        (as bytes: LangGraph serialises them, so text columns alone do not show it)."""
+        (as bytes: LangGraph serialises them, so text columns alone do not show it), in any case
+        of its ASCII letters (an erased address written Pat.Quinlan@… is pat.quinlan@…'s). A
+        serialised value is no text (msgpack): it is searched in `encode(…, 'escape')`'s form,
+        where every byte outside printable ASCII is an octal escape, the same for both sides."""
         with self._cursor() as cur:
             cur.execute(
-                "SELECT thread_id FROM checkpoint_blobs WHERE position(%(data)s IN blob) > 0"
-                " UNION SELECT thread_id FROM checkpoint_writes WHERE position(%(data)s IN blob) > 0"
-                " UNION SELECT thread_id FROM checkpoints"
-                " WHERE position(%(data)s IN convert_to(checkpoint::text, 'UTF8')) > 0",
+                "WITH needle AS (SELECT lower(encode(%(data)s::bytea, 'escape')) AS bytes,"
+                " lower(convert_from(%(data)s::bytea, 'UTF8')) AS text)"
+                " SELECT thread_id FROM checkpoint_blobs, needle"
+                " WHERE position(needle.bytes IN lower(encode(blob, 'escape'))) > 0"
+                " UNION SELECT thread_id FROM checkpoint_writes, needle"
+                " WHERE position(needle.bytes IN lower(encode(blob, 'escape'))) > 0"
+                " UNION SELECT thread_id FROM checkpoints, needle"
+                " WHERE position(needle.text IN lower(checkpoint::text)) > 0",
                 {"data": data},
             )
             return [row["thread_id"] for row in cur.fetchall()]

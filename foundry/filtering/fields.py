@@ -15,7 +15,8 @@ from foundry.filtering.parser import Literal
 
 ORDERED = frozenset({"=", "!=", "<", "<=", ">", ">=", ":"})
 EQUALITY = frozenset({"=", "!=", ":"})
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us)")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us)", re.ASCII)
 
 
 def _mismatch(literal: Literal, expected: str) -> FilterError:
@@ -49,7 +50,7 @@ class IntegerField(Field):
     type_name: str = "integer"
 
     def coerce(self, literal: Literal) -> int:
-        if not re.fullmatch(r"-?\d{1,18}", literal.text):
+        if not re.fullmatch(r"-?\d{1,18}", literal.text, re.ASCII):  # ASCII: `\d` takes other scripts' digits too
             raise _mismatch(literal, "an integer")
         return int(literal.text)
 
@@ -59,6 +60,10 @@ class DecimalField(Field):
     type_name: str = "number"
 
     def coerce(self, literal: Literal) -> Decimal:
+        # Written as JSON writes a number, in ASCII: Decimal() also takes other scripts' digits,
+        # spaces around, `_` between digits, "Infinity" and "NaN".
+        if not _NUMBER.fullmatch(literal.text):
+            raise _mismatch(literal, "a number")
         try:
             value = Decimal(literal.text)
         except InvalidOperation:
@@ -85,7 +90,7 @@ class TimestampField(Field):
 
     def coerce(self, literal: Literal) -> datetime:
         text = literal.text
-        if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)", text):
+        if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)", text, re.ASCII):
             raise _mismatch(literal, 'an RFC 3339 timestamp such as "2026-01-31T12:00:00Z"')
         text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("z", "Z").replace("t", "T")  # see between()
         try:
@@ -107,7 +112,7 @@ class DateField(Field):
 
     def coerce(self, literal: Literal) -> date:
         try:
-            if re.fullmatch(r"\d{4}-\d\d-\d\d", literal.text):
+            if re.fullmatch(r"\d{4}-\d\d-\d\d", literal.text, re.ASCII):
                 return date.fromisoformat(literal.text)
         except ValueError:
             pass

@@ -110,6 +110,15 @@ def test_wildcards_match_prefixes_suffixes_and_escaped_stars(specimens):
         ('name = "\ud800"', "syntax_error", 8),
         ('created_at > "9999-12-31T23:59:59-01:00"', "invalid_value", 13),
         ('created_at < "0001-01-01T00:00:00+01:00"', "invalid_value", 13),
+        # Numbers, times and durations are written in ASCII digits: `\d`, int() and Decimal() also
+        # read other scripts' (U+FF11 FULLWIDTH DIGIT ONE, U+0661 ARABIC-INDIC DIGIT ONE) as 1.
+        ("count = \uff11", "invalid_value", 8),
+        ("count = \u0661", "invalid_value", 8),
+        ("price = \uff19.5", "invalid_value", 8),
+        ('price = "1_000"', "invalid_value", 8),
+        ('price = " 1"', "invalid_value", 8),
+        ('elapsed > "\uff15s"', "invalid_value", 10),
+        ('created_at > "\uff12026-01-01T00:00:00Z"', "invalid_value", 13),
     ],
 )
 def test_bad_filters_are_refused_with_a_code_and_position(text, code, position):

@@ -8,6 +8,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
+from apps.accounts.services import email_clean
 from apps.identity.models import ExternalIdentity, SsoConfiguration
 from tests.conftest import PASSWORD
 from tests.identity.conftest import configure
@@ -57,3 +58,21 @@ def test_once_sso_is_no_longer_required_the_owner_may_be_demoted(acme, idp):
     assert response.status_code in (200, 302)
     with schema_context(acme.schema_name):
         assert User.objects.get(pk=glass.pk).role == Role.ADMIN
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["boss@xn--bcher-kva.test", "boss@bu\u0308cher.test"],  # the A-label spelling; the decomposed (NFD) ü
+    ids=["a-label", "nfd"],
+)
+def test_the_break_glass_owner_is_found_by_any_spelling_of_their_address(acme, idp, typed):
+    """docs/roles.md: "A member is one email address in one spelling: lowercase, accents composed,
+    the domain in U-labels (a@xn--bcher-kva.test is a@bücher.test, and signs in with either)".
+    The break-glass owner named by another spelling of their address is found, and stored in the
+    member's spelling, which sign-in compares."""
+    with schema_context(acme.schema_name):
+        boss = User.objects.create_user(
+            email_clean("boss@bücher.test"), "correct-horse-battery-staple", role=Role.OWNER
+        )
+    config = configure(acme, idp, sso_required=True, break_glass_email=typed)
+    assert config.break_glass_email == boss.email, "stored as the member's spelling, which sign-in compares"

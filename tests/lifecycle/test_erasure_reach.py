@@ -230,3 +230,28 @@ def test_no_export_starts_while_an_erasure_runs(acme, monkeypatch):
         member_add(actor=owner, email="pat@acme.test", role=Role.VIEWER, full_name="Pat Example")
         member_erase(actor="cli:erase_member", email="pat@acme.test")
     assert seen == [False]
+
+
+def test_erasure_deletes_the_checkpoints_of_a_finished_run_holding_the_email_in_another_case(fresh_tenant, db):
+    """docs/lifecycle.md: "The email is replaced everywhere", and "the checkpoints of finished runs
+    whose serialised state holds the email" are deleted. Text columns are rewritten whatever the
+    case (the run's input loses Pat.Quinlan@… too), and so the checkpoints are searched: a finished
+    run started with "Pat.Quinlan@…" keeps nothing of the erased person's address."""
+    from apps.runs.services import run_start
+    from tests.lifecycle.test_erasure import traces_of
+    from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+
+    tenant = fresh_tenant
+    stored, written = f"pat.quinlan@{tenant.slug}.test", f"Pat.Quinlan@{tenant.slug}.test"
+    agent = deploy(tenant, FINANCE, agent_yaml("clerk"))
+    owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
+    with schema_context(tenant.schema_name):
+        member_add(actor=owner, email=stored, role=Role.VIEWER)
+        run = run_start(actor=owner, agent=agent, input=f"Write to {written} today.", script=[{"respond": "done"}])
+    run = advance(run, tenant.schema_name)
+    assert run.status == "succeeded"
+    assert _binary_traces(tenant, written), "test setup: the checkpoints hold the address as written"
+    with schema_context(tenant.schema_name):
+        member_erase(actor=owner, email=stored)
+    assert traces_of(tenant, stored) == {}, "text columns: rewritten whatever the case"
+    assert _binary_traces(tenant, written) == {}, "the erased person's address is still in the run's checkpoints"
