@@ -179,11 +179,10 @@ def credential_set(
         moved = [n for n in ("base_url", "api_version", "deployment") if getattr(credential, n) != fields[n]]
         if moved:
             # The stored key must never follow a changed endpoint that its owner did not confirm.
-            raise ServiceError(
-                "api_key_required",
-                f"Changing {', '.join(moved)} sends the key somewhere new: give the API key again.",
-                details=[{"field": "api_key", "code": "required"}],
-            )
+            # `details` per field, as when no key is stored: one shape for the one code.
+            message = f"Changing {', '.join(moved)} sends the key somewhere new: give the API key again."
+            details = {"api_key": [{"code": "api_key_required", "message": message}]}
+            raise ServiceError("api_key_required", message, details=details)
     now, by = timezone.now(), str(actor)[:255]
     created = credential is None
     if created:

@@ -51,6 +51,9 @@ class ListSpec:
         )
 
     def openapi_parameters(self) -> list[OpenApiParameter]:
+        # The default as a caller may write it: the primary key that breaks ties is named only
+        # where it is an order field of its own (a client sending the default gets that order).
+        default = ", ".join(f.spelled() for f in self.ordering.default.fields if f.name in self.ordering.fields)
         return [
             OpenApiParameter(
                 "filter", str, description=f"AIP-160 filter (docs/api/filtering.md). Fields: {self.filters.describe()}."
@@ -60,9 +63,13 @@ class ListSpec:
                 str,
                 description="AIP-132 order, e.g. `name desc`. Fields: "
                 + ", ".join(sorted(self.ordering.fields))
-                + f". Default: `{self.ordering.default.canonical()}`.",
+                + f". Default: `{default}`; ties in the order are broken by the primary key.",
             ),
-            OpenApiParameter("page_size", int, description="Items per page: default 50, at most 1000."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 0},
+                description="Items per page: default 50 (also for 0), at most 1000 (a larger number is taken as 1000).",
+            ),
             OpenApiParameter("page_token", str, description="`next_page_token` of the previous page."),
         ]
 
