@@ -24,7 +24,7 @@ from foundry.forge.commands import (
     validate_documents,
 )
 from foundry.forge.errors import USAGE, ForgeError
-from foundry.forge.output import Output
+from foundry.forge.output import Output, stdout_dropped
 from foundry.forge.refs import NAME, fetch, parse_ref
 from foundry.manifests import PROVIDERS
 
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`forge pull x | head`): nothing left to say, and no error at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_dropped()
         return USAGE
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
         out.error(ForgeError("internal_error", f"Unexpected {type(exc).__name__}: {exc}"))

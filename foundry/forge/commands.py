@@ -23,8 +23,9 @@ from foundry.forge.documents import (
 )
 from foundry.forge.errors import INVALID, ApiError, ForgeError
 from foundry.forge.output import Output
-from foundry.forge.refs import fetch, locate, number_of, parse_ref
+from foundry.forge.refs import ABSENT, fetch, locate, number_of, parse_ref
 from foundry.manifests import Problem, Validated, validate
+from foundry.manifests.problems import one_line
 
 if TYPE_CHECKING:
     from foundry.forge.client import Client
@@ -189,7 +190,9 @@ def _local_diff(old: _Side, new: _Side) -> dict:
             "kind_mismatch", f"{old.label} is {_a(old.kind)} and {new.label} {_a(new.kind)}: nothing to compare."
         )
     changes = [change.as_dict() for change in structural_diff(old.kind, old.data, new.data)]
-    text = text_diff(old.text, new.text, old.label, new.label)
+    # The labels escaped: the text is printed line by line, and a file name's line break would
+    # start a line of its own in the diff's header (a forged `+++ other`).
+    text = text_diff(old.text, new.text, one_line(old.label), one_line(new.label))
     return {"kind": old.kind, "from": old.label, "to": new.label, "changes": changes, "text": text}
 
 
@@ -413,7 +416,7 @@ def _pinned_domain(manifest: str, pin: tuple[str, int], domain_files: list[str],
             try:
                 version = client.version("domain", name, number)
             except ApiError as exc:
-                if exc.status != 404:
+                if exc.status != 404 or exc.code not in ABSENT:
                     raise
                 raise ForgeError("domain_not_found", f"{client.url} has no domain {name} v{number}.") from None
             return version["content"], f"{client.url} ({name} v{number})"
@@ -470,18 +473,30 @@ def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Out
         from foundry.runtime.sandbox import run_tests
     except ImportError as exc:
         raise ForgeError("runtime_unavailable", f"The agent runtime cannot be loaded: {exc}.") from None
+
+    def progress(outcome) -> None:
+        try:
+            out.step(outcome_lines(outcome), lines=True)
+        except OSError as exc:  # stdout's reader went away, or a full disk: not the runtime's failure
+            raise _Unwritten(exc) from exc
+
     try:
         return run_tests(
-            manifest,
-            domain,
-            names=names or None,
-            provider=provider,
-            on_progress=lambda outcome: out.step(outcome_lines(outcome), lines=True),
-            connection=connection,
+            manifest, domain, names=names or None, provider=provider, on_progress=progress, connection=connection
         )
+    except _Unwritten as exc:
+        raise exc.error from None  # cli.main says what it says of any output that cannot be written
     except Exception as exc:  # noqa: BLE001 - a provider or runtime failure is reported in one line
         code, message = getattr(exc, "code", "runtime_failed"), getattr(exc, "message", None)
         raise ForgeError(str(code), f"The tests could not run: {message or f'{type(exc).__name__}: {exc}'}") from None
+
+
+class _Unwritten(Exception):
+    """The progress of `forge test` could not be written (`error`)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def outcome_lines(outcome) -> str:

@@ -1,12 +1,19 @@
 """Where forge writes: results on stdout (lines for people, or one JSON document), the rest on stderr."""
 
 import json
+import os
 import sys
 
 import click
 
 from foundry.forge.errors import ForgeError
 from foundry.manifests.problems import one_line
+
+
+def stdout_dropped() -> None:
+    """Point stdout at /dev/null: its reader went away or it cannot be written, and what is left
+    unflushed in it would fail again at exit (Python's "Exception ignored ... BrokenPipeError")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def shown(text: str, *, lines: bool = False) -> str:
@@ -55,4 +62,7 @@ class Output:
         click.echo(shown(f"forge: error: {error.message}"), err=True)  # a server's words may name anything
         if self.json:
             document = error.document or error.as_dict()
-            click.echo(json.dumps(document, indent=2, ensure_ascii=True, default=str))
+            try:
+                click.echo(json.dumps(document, indent=2, ensure_ascii=True, default=str))
+            except OSError:  # stdout's reader went away, or a full disk: the line above said it
+                stdout_dropped()

@@ -32,11 +32,16 @@ def parse_ref(text: str) -> Ref | None:
     return Ref(text, match["name"], match["kind"], None if number == "latest" else int(number))
 
 
+# The server's 404s that say a document is absent; any other (`unknown_host`: the URL names no
+# workspace; `not_found`: no such endpoint) is the server's own answer, shown as it is.
+ABSENT = frozenset({"agent_not_found", "domain_not_found", "version_not_found"})
+
+
 def _document(client: Client, kind: str, name: str) -> dict | None:
     try:
         return client.document(kind, name)
     except ApiError as exc:
-        if exc.status == 404:
+        if exc.status == 404 and exc.code in ABSENT:
             return None
         raise
 

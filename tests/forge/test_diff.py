@@ -103,3 +103,16 @@ def test_versions_of_two_documents(server):
         '~ instructions: "Triage invoices." → "Sort."',
         "",
     ]
+
+
+def test_a_file_name_with_a_line_break_does_not_start_a_line_of_its_own_in_the_diff(tmp_path):
+    """docs/forge.md (Output): names are printed with control characters escaped, so none starts
+    a line of its own. A file name's line break is escaped in the diff's `---`/`+++` header too,
+    as `forge validate` escapes it: the rest of the name cannot forge a `+++ other` line."""
+    old = tmp_path / "old\n+++ forged.yaml"
+    old.write_text(FINANCE)
+    new = tmp_path / "new.yaml"
+    new.write_text(FINANCE.replace("amount > 10000", "amount > 5000"))
+    ran = forge("diff", str(old), str(new))
+    assert ran.code == 0, ran
+    assert not any(line.startswith("+++ forged.yaml") for line in ran.lines), ran.out

@@ -63,3 +63,18 @@ def test_a_malformed_ref_is_a_usage_error():
 def test_pull_needs_a_server():
     ran = forge("pull", "finance@1")
     assert (ran.code, ran.err) == (2, "forge: error: Pulling needs a server: --url or FOUNDRY_URL.\n")
+
+
+def test_pull_from_a_url_that_names_no_workspace_says_so_not_that_the_document_is_missing(live_port):
+    """`forge pull finance@1` with FOUNDRY_URL naming a workspace that does not exist (a typo in
+    the slug): the server answers 404 `unknown_host` "No workspace is served at this address.",
+    and forge shows that reason, not "<url> has no agent or domain named 'finance'", which would
+    send the user looking for a document instead of fixing the URL."""
+    ran = forge(
+        "pull",
+        "finance@1",
+        env={"FOUNDRY_URL": f"http://no-such-workspace.localhost:{live_port}", "FOUNDRY_TOKEN": "af_whatever"},
+    )
+    assert ran.code == 2, ran
+    assert "has no agent or domain named" not in ran.err, ran.err
+    assert "No workspace is served at this address" in ran.err or "unknown_host" in ran.err, ran.err
