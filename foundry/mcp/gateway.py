@@ -33,6 +33,7 @@ from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
@@ -260,6 +261,20 @@ def _json_content(scope) -> bool:
     return value.decode("latin-1").split(";", 1)[0].strip().lower() == "application/json"
 
 
+_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+
+
+def _version_unsupported(scope) -> str | None:
+    """The refusal of an MCP-Protocol-Version this server does not speak, or None (none given: the
+    transport assumes its default). The SDK took any unknown value for the 2026 protocol, and
+    refused the request for a `params._meta` it did not need."""
+    value = next((v for name, v in scope.get("headers", []) if name == b"mcp-protocol-version"), None)
+    if value is None or value.decode("latin-1") in _VERSIONS:
+        return None
+    shown = ascii(value.decode("latin-1")[:40])
+    return f"Unsupported MCP-Protocol-Version {shown}: this server speaks {', '.join(_VERSIONS)}."
+
+
 def _allowed_origin(scope) -> bytes | None:
     """The request's Origin when it is one of FOUNDRY_MCP_ALLOWED_ORIGINS (the workspace's own
     origin needs no CORS: same-origin); None otherwise."""
@@ -373,6 +388,9 @@ class McpGateway:
                 request_id = None
             message = SURROGATE_REFUSED if surrogate else f"{duplicate.code}: {duplicate}"
             return await _jsonrpc_refuse(send, request_id, message, limit_headers)
+        if unsupported := _version_unsupported(scope):  # MCP, Transports: 400 for an unsupported version
+            request_id = payload.get("id") if isinstance(payload, dict) and not id_invalid(payload) else None
+            return await _jsonrpc_refuse(send, request_id, unsupported, limit_headers, INVALID_REQUEST)
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant

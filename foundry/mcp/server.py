@@ -108,6 +108,21 @@ class FoundryServer(MCPServer):
     async def _handle_list_resources(self, ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
         return await resources_list(ctx, params.cursor if params else None)
 
+    # Tools, prompts and resource templates are each one page, whose answer has no nextCursor: a
+    # cursor is one this server never gave, -32602 as MCP's pagination asks (the SDK ignored it
+    # and answered the first page, as if the client's place in some list were found).
+    async def _handle_list_tools(self, ctx, params: PaginatedRequestParams | None):
+        _cursor_refused(params)
+        return await super()._handle_list_tools(ctx, params)
+
+    async def _handle_list_prompts(self, ctx, params: PaginatedRequestParams | None):
+        _cursor_refused(params)
+        return await super()._handle_list_prompts(ctx, params)
+
+    async def _handle_list_resource_templates(self, ctx, params: PaginatedRequestParams | None):
+        _cursor_refused(params)
+        return await super()._handle_list_resource_templates(ctx, params)
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context=None):
         """Refuse text no column takes (NUL, lone surrogates) in any argument up front, with the
         API's code (`json_text_invalid`), before a tool looks a name up with it; and arguments
@@ -177,6 +192,15 @@ mcp._lowlevel_server.middleware = [
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _cursor_refused(params: PaginatedRequestParams | None) -> None:
+    if params is not None and params.cursor:
+        raise MCPError(
+            code=INVALID_PARAMS,
+            message="Invalid cursor: this list is a single page, and no cursor was given for it.",
+            data={"code": "invalid_page_token"},
+        )
 
 
 def _shown(text: str, limit: int = 200) -> str:

@@ -192,3 +192,31 @@ def test_a_request_whose_params_are_no_object_is_answered_at_its_id(mcp_port, ws
     response = raw(mcp_port, ws, '{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": [1]}')
     answer = rpc_message(response)
     assert (response.status_code, answer["id"], answer["error"]["code"]) == (400, 4, -32602), answer
+
+
+@pytest.mark.parametrize("method", ["tools/list", "prompts/list", "resources/templates/list"])
+def test_a_list_of_one_page_refuses_a_cursor_it_never_gave(mcp_port, ws, method):
+    """MCP (Utilities, Pagination): an invalid cursor SHOULD be -32602. Tools, prompts and
+    resource templates are one page each, with no nextCursor: any cursor is one the server never
+    gave (the SDK answered the first page as if it had found the client's place)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": method, "params": {"cursor": "eyJwYWdlIjogMn0="}})
+    refused = rpc_message(raw(mcp_port, ws, body, **{"MCP-Protocol-Version": "2025-06-18"}))
+    assert (refused["id"], refused["error"]["code"], refused["error"]["data"]) == (
+        5,
+        -32602,
+        {"code": "invalid_page_token"},
+    ), refused
+    listed = rpc_message(raw(mcp_port, ws, json.dumps({"jsonrpc": "2.0", "id": 6, "method": method})))
+    assert "result" in listed and "nextCursor" not in listed["result"], listed
+
+
+@pytest.mark.parametrize("version", ["bogus", "1999-01-01"])
+def test_an_unsupported_protocol_version_header_is_refused_by_name(mcp_port, ws, version):
+    """MCP (Transports, Protocol Version Header): an invalid or unsupported MCP-Protocol-Version
+    is 400; the answer names the header and the versions this server speaks (the SDK's complained
+    about a `params._meta` the request never needed)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"})
+    response = raw(mcp_port, ws, body, **{"MCP-Protocol-Version": version})
+    assert response.status_code == 400
+    error = rpc_message(response)["error"]
+    assert "MCP-Protocol-Version" in error["message"] and "2025-11-25" in error["message"], error
