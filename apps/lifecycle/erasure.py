@@ -287,6 +287,22 @@ def _owner_erasable(actor, member: User, member_acting: bool) -> None:
         raise PermissionDenied(f"Your role does not allow {Permission.OWNERS_MANAGE}.")
 
 
+def _person(actor: User | str, member_acting: bool, email: str, tenant_id: int) -> tuple[User | None, list[str]]:
+    """(the member of that address, if any; the person's actor ids), or ValidationError when
+    nobody with that address is or was a member, or the erasure is the actor's own."""
+    # Addresses are stored in email_clean's one spelling: compared exactly (a case-insensitive
+    # match upper-cases the dotless i (U+0131) of another mailbox's domain to I).
+    member = User.objects.filter(email=email).first()
+    actor_ids = _identities(email, member, tenant_id)
+    if member is None and not actor_ids:
+        raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
+    if member is not None:
+        if member_acting and member.pk == acting_member_id(actor):  # an API token acts as its issuer
+            raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
+        _owner_erasable(actor, member, member_acting)
+    return member, actor_ids
+
+
 def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
     """Erase a person's personal data from the workspace the connection is on (see the module
     docstring). The person need not be a member any more. `actor`: who asks — a member, an API
@@ -305,28 +321,21 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             raise
         email = stored
     tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)
-    # Addresses are stored in email_clean's one spelling: compared exactly (a case-insensitive
-    # match upper-cases the dotless i (U+0131) of another mailbox's domain to I).
-    member = User.objects.filter(email=email).first()
-    actor_ids = _identities(email, member, tenant_id)
-    actor_id = actor_ids[0] if actor_ids else None
-    if member is None and actor_id is None:
-        raise ValidationError("No one with that email is or was a member here.", code="person_unknown")
-    if member is not None:
-        if member_acting and member.pk == acting_member_id(actor):  # an API token acts as its issuer
-            raise ValidationError("You cannot erase yourself; ask another administrator.", code="erase_self")
-        _owner_erasable(actor, member, member_acting)
-
-    pseudo_email, pseudo_name = _pseudonym(email, actor_id)
-    by_email = (_email_pattern(email), pseudo_email)
-    by_name = _names_found(_names(email, member, actor_ids, tenant_id), pseudo_name)
-    erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
+    _person(actor, member_acting, email, tenant_id)  # refused before any lock is waited for
     with pseudonymising():
         # No export starts until this commits: one started meanwhile would take its snapshot
         # before it, after the archives made before were deleted (`exports_delete` below).
         exports_held()
         # A trail on legal hold keeps who each actor was: the actor table's names are evidence too.
         legal_hold_refuse("anyone's personal data can be erased")  # locked: a hold put on waits
+        # Read again once the workspace's locks are held: the same erasure, sent twice at once,
+        # finds the person the first one erased gone (`person_unknown`, as a retry sent after it).
+        member, actor_ids = _person(actor, member_acting, email, tenant_id)
+        actor_id = actor_ids[0] if actor_ids else None
+        pseudo_email, pseudo_name = _pseudonym(email, actor_id)
+        by_email = (_email_pattern(email), pseudo_email)
+        by_name = _names_found(_names(email, member, actor_ids, tenant_id), pseudo_name)
+        erased = Erased(email=email, actor_id=actor_id or "", pseudonym=pseudo_email)
         if member is not None:
             owners_hold()
             # Read again, locked: made an owner since (by an owner, meanwhile), the checks of an

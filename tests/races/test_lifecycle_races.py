@@ -7,15 +7,18 @@ import threading
 import uuid
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django_tenants.utils import schema_context
 
-from apps.lifecycle import archive, exports
+from apps.accounts.models import User
+from apps.lifecycle import archive, erasure, exports
 from apps.lifecycle.archive import ArchiveError, tenant_import
 from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
 from apps.lifecycle.exports import export_storage_prefix
 from apps.lifecycle.models import Export
 from apps.tenants.models import Domain, Tenant
+from tests.conftest import audit_events, tenant_user
 from tests.lifecycle.test_archive import archive_of
 from tests.races.conftest import Rendezvous, run_together
 
@@ -102,3 +105,36 @@ def test_a_purge_while_an_export_is_being_written_leaves_no_archive_of_the_purge
         f"the purged workspace's export {left} was written to {prefix} after the purge deleted its files "
         f"(export outcome: {results[0]!r})"
     )
+
+
+def test_the_same_erasure_sent_twice_at_once_records_one_member_erased(fresh_tenant, django_db_blocker, monkeypatch):
+    """docs/lifecycle.md: an erasure appends `member.erased` with what it rewrote. Sent again once
+    it is done, the same erasure is refused (`person_unknown`: nobody with that address is or was
+    a member any more) and records nothing. Sent twice at once (POST /api/v1/members/erase retried,
+    or the console's Erase double-clicked), the second waits for the first's locks and reads the
+    person again under them: refused alike, not a second `member.erased` (member_removed false)
+    for the one erasure."""
+    tenant = fresh_tenant
+    email = f"viewer@{tenant.slug}.test"
+    with django_db_blocker.unblock():
+        owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
+        meet = Rendezvous()
+        held = erasure.exports_held
+
+        def held_meeting():  # both have read the member, neither holds the workspace's locks yet
+            meet.wait()
+            return held()
+
+        monkeypatch.setattr(erasure, "exports_held", held_meeting)
+
+        def erase():
+            with schema_context(tenant.schema_name):
+                return erasure.member_erase(actor=owner, email=email)
+
+        results = run_together(erase, erase)
+        with schema_context(tenant.schema_name):
+            assert not User.objects.filter(email=email).exists()
+        erased = audit_events(tenant.schema_name, action="member.erased")
+    unexpected = [e for _, e in results if e is not None and not isinstance(e, ValidationError)]
+    assert not unexpected, unexpected
+    assert len(erased) == 1, f"{len(erased)} member.erased events for one erasure: {[e.data for e in erased]}"
