@@ -199,7 +199,9 @@ def _cell(value):
     return value
 
 
-def _money(value) -> str:
+def money_text(value) -> str:
+    """A cost as every surface writes it: a decimal string with 8 places ("0.00000010"), never in
+    scientific notation (str(Decimal) writes 1.0E-7)."""
     return f"{(value or Decimal(0)).quantize(_CENTS):f}"
 
 
@@ -219,7 +221,7 @@ def statement(*, tenant_id: int, tenant_slug: str, period: Period, now: datetime
             "input_tokens": row["input_total"],
             "output_tokens": row["output_total"],
             "cached_tokens": row["cached_total"],
-            "cost_usd": _money(row["cost_total"]),
+            "cost_usd": money_text(row["cost_total"]),
             "unpriced_calls": row["unpriced"],
             "cache_write_tokens": row["cache_write_total"],
         }
@@ -229,6 +231,6 @@ def statement(*, tenant_id: int, tenant_slug: str, period: Period, now: datetime
         name: sum(line[name] for line in lines)
         for name in ("calls", "input_tokens", "output_tokens", "cached_tokens", "unpriced_calls", "cache_write_tokens")
     }
-    totals["cost_usd"] = _money(sum((Decimal(line["cost_usd"]) for line in lines), Decimal(0)))
+    totals["cost_usd"] = money_text(sum((Decimal(line["cost_usd"]) for line in lines), Decimal(0)))
     totals = {name: totals[name] for name in COLUMNS[4:]}
     return Statement(tenant=tenant_slug, period=period, as_of=end, lines=lines, totals=totals)

@@ -32,6 +32,7 @@ from rest_framework.exceptions import ParseError
 from apps.accounts.permissions import Permission
 from apps.billing.rls import current_tenant_id
 from apps.billing.selectors import usage_summary
+from apps.billing.statements import money_text
 from apps.catalog.apis import DOCUMENTS, DeploymentOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import documents_listed, without_version_bodies
@@ -476,8 +477,27 @@ Step = Annotated[
     Integral,  # after Field: its bounds are then published as minimum/maximum, not pydantic's ge/le
 ]
 
+
+# What the input schema's `date-time` (RFC 3339) allows, `t` and `z` in either case and a fraction
+# of any length (read to the microsecond), and ISO 8601's other spellings (a space, a comma, a
+# zone without its colon, a date alone).
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and a zone
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,64})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+
+
+def _iso_8601(value: object) -> object:
+    """A time argument is ISO 8601 text: pydantic alone also reads a number, or a string of
+    digits, as a Unix timestamp (seconds or milliseconds, by its size)."""
+    if value is None or (isinstance(value, str) and _ISO_8601.fullmatch(value)):
+        return value
+    raise ValueError("expected an ISO 8601 datetime as text, such as 2026-01-31T00:00:00Z")
+
+
 RequestedAt = Annotated[
     datetime | None,
+    BeforeValidator(_iso_8601),  # a number is no time (docs/mcp.md), as for get_usage
     Field(
         description="When the question you reviewed was asked: pending_approval.requested_at. If the run "
         "asked again at that step since (an overage whose budgets changed), the decision is refused "
@@ -584,23 +604,6 @@ async def query_dis(
 _GROUPINGS = {"agent": ("agent",), "model": ("model",), "agent_and_model": ("agent", "model")}
 
 
-# What the input schema's `date-time` (RFC 3339) allows, `t` and `z` in either case and a fraction
-# of any length (read to the microsecond), and ISO 8601's other spellings (a space, a comma, a
-# zone without its colon, a date alone).
-_ISO_8601 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and a zone
-    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,64})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
-)
-
-
-def _iso_8601(value: object) -> object:
-    """A time argument is ISO 8601 text: pydantic alone also reads a number, or a string of
-    digits, as a Unix timestamp (seconds or milliseconds, by its size)."""
-    if value is None or (isinstance(value, str) and _ISO_8601.fullmatch(value)):
-        return value
-    raise ValueError("expected an ISO 8601 datetime as text, such as 2026-01-31T00:00:00Z")
-
-
 def _aware(value: datetime | None) -> datetime | None:
     """In UTC (no zone: UTC). PostgreSQL stores offsets up to ±15:59 only; Python reads ±23:59."""
     if value is None:
@@ -651,7 +654,8 @@ async def get_usage(
             for key in totals:
                 totals[key] += group[key]
             groups.append(group)
-        shown = groups[:MAX_USAGE_GROUPS]
+        shown = [{**group, "cost_usd": money_text(group["cost_usd"])} for group in groups[:MAX_USAGE_GROUPS]]
+        totals["cost_usd"] = money_text(totals["cost_usd"])
         return Usage(start=since, end=until, **totals, groups=shown, groups_truncated=len(groups) > len(shown))
 
     return await run_tool(ctx, "get_usage", *TOOL_ACCESS["get_usage"], work)

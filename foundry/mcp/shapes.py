@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -212,7 +211,10 @@ class UsageGroup(BaseModel):
     output_tokens: int
     cached_tokens: int
     cache_write_tokens: int = Field(description="Of the input tokens, those written to the provider's prompt cache.")
-    cost_usd: Decimal = Field(description="USD, each call priced when it was made (prices in effect then).")
+    cost_usd: str = Field(
+        description='USD, a decimal with 8 places ("0.00000010"), as the API\'s statement writes it; each call '
+        "priced when it was made (prices in effect then)."
+    )
     unpriced_calls: int = Field(description="Calls of a model that had no price then (not in cost_usd).")
 
 
@@ -224,7 +226,7 @@ class Usage(BaseModel):
     output_tokens: int
     cached_tokens: int
     cache_write_tokens: int
-    cost_usd: Decimal
+    cost_usd: str = Field(description='USD, a decimal with 8 places ("0.00000010").')
     unpriced_calls: int
     groups: list[UsageGroup] = Field(description="Ordered by name; at most 500.")
     groups_truncated: bool
