@@ -20,7 +20,7 @@ class SsoConfiguration(models.Model):
     roles_claim = models.CharField(max_length=200, blank=True)
     role_map = models.JSONField(default=dict, blank=True, help_text="Claim value → Foundry role.")
     audience = models.CharField(
-        max_length=500, blank=True, help_text="Audience of API access tokens; empty: the client id."
+        max_length=500, blank=True, db_default="", help_text="Audience of API access tokens; empty: the client id."
     )
     jit_enabled = models.BooleanField(default=True)
     sso_required = models.BooleanField(default=False)
@@ -31,7 +31,7 @@ class SsoConfiguration(models.Model):
     userinfo_endpoint = models.CharField(max_length=500, blank=True)
     end_session_endpoint = models.CharField(max_length=500, blank=True)
     signing_algs = models.JSONField(default=list)
-    iss_parameter_supported = models.BooleanField(default=False)  # RFC 9207, from discovery
+    iss_parameter_supported = models.BooleanField(default=False, db_default=False)  # RFC 9207, from discovery
     discovered_at = models.DateTimeField()
     created_by = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

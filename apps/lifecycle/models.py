@@ -54,10 +54,10 @@ class Export(models.Model):
     created_by = models.CharField(max_length=255)
     # Whether the archive holds members' password hashes: only when an owner started it. A hash can
     # be cracked offline, and an admin, who may export, may not become an owner (exports.py).
-    password_hashes = models.BooleanField(default=False)
+    password_hashes = models.BooleanField(default=False, db_default=False)
     # Workers that took it up: each one lost (killed, out of memory) hands it to the next delivery
     # of its task, up to MAX_ATTEMPTS (exports.py); not for ever.
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)  # the download link's end

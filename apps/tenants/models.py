@@ -26,7 +26,7 @@ class Tenant(TenantMixin):
     member_count = models.PositiveIntegerField(default=0)
     # Private networks this tenant's agent `http` tools may reach (CIDRs). Set by operators only
     # (`manage.py tenant_http_networks`): a private address may be the platform's own.
-    http_allowed_networks = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    http_allowed_networks = ArrayField(models.CharField(max_length=50), default=list, db_default=[], blank=True)
     # Operators' overrides of the plan's limits (`manage.py tenant_limits`); null: the plan's value.
     requests_per_second_override = models.PositiveIntegerField(null=True, blank=True)
     burst_override = models.PositiveIntegerField(null=True, blank=True)
@@ -34,12 +34,12 @@ class Tenant(TenantMixin):
     monthly_tokens_override = models.PositiveBigIntegerField(null=True, blank=True)
     # Deletion scheduled: the purge may run from this moment on (null: none scheduled).
     purge_after = models.DateTimeField(null=True, blank=True)
-    deletion_requested_by = models.CharField(max_length=255, blank=True)
+    deletion_requested_by = models.CharField(max_length=255, blank=True, db_default="")
     # What the workspace was when its deletion was scheduled (active, suspended): what a
     # cancellation brings back, so it never lifts an operator's suspension.
-    status_before_deletion = models.CharField(max_length=20, blank=True)
+    status_before_deletion = models.CharField(max_length=20, blank=True, db_default="")
     # The workspace lets traces carry its model calls' prompts and completions (off: never).
-    trace_content = models.BooleanField(default=False)
+    trace_content = models.BooleanField(default=False, db_default=False)
 
     # Provisioning creates the schema itself (apps/tenants/services.py), inside its transaction.
     auto_create_schema = False

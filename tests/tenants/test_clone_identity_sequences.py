@@ -44,3 +44,24 @@ def test_a_cloned_integer_identity_widened_to_bigint_allocates_past_2_31_like_a_
     tenant_provision(slug="migrated", name="Migrated", owner_email="o@m.test", method="migrate")
     assert _widen_and_allocate("migrated") == INT_MAX + 1
     assert _widen_and_allocate("cloned") == INT_MAX + 1
+
+
+def test_a_tenant_cloned_before_the_fix_gets_its_sequence_types_back_when_migrated(db):
+    """Tenants cloned before the clone kept sequence types (every real tenant then) are repaired
+    by a migration (accounts 0004) that runs in each tenant schema: their identity sequences are
+    their columns' type again, and a later widening allocates past 2**31-1 there too."""
+    from importlib import import_module
+
+    align = import_module("apps.accounts.migrations.0004_sequence_types").sequence_types_align
+    tenant_provision(slug="clonedbefore", name="Cloned before", owner_email="o@c.test", method="clone")
+    with schema_context("clonedbefore"), connection.cursor() as cursor:
+        for table in ("auth_group", "auditlog_logentry"):  # as the clone left them before the fix
+            cursor.execute(f"ALTER SEQUENCE {table}_id_seq AS bigint MAXVALUE {INT_MAX}")
+        with connection.schema_editor() as editor:
+            align(None, editor)
+        cursor.execute(
+            "SELECT format_type(seqtypid, NULL) FROM pg_sequence WHERE seqrelid IN"
+            " ('auth_group_id_seq'::regclass, 'auditlog_logentry_id_seq'::regclass)"
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["integer", "integer"]
+    assert _widen_and_allocate("clonedbefore") == INT_MAX + 1
