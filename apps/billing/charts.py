@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from foundry.text import text_shown
+
 # Colour-blind-safe (Okabe-Ito), then grey for what is lumped together as "other".
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
 OTHER_COLOUR = "#9aa5b1"
@@ -81,7 +83,10 @@ def stacked_bars(
     value_format: Callable[[float], str] = compact,
 ) -> SafeString:
     """An SVG of one bar per category, its series stacked in order, with a y axis, category
-    labels (thinned to fit) and a legend."""
+    labels (thinned to fit) and a legend. Names are shown with their text-direction and control
+    characters escaped (`\\u202e`): a model's name would otherwise reverse the figure beside it."""
+    categories = [text_shown(category) for category in categories]
+    series = [Series(text_shown(s.name), s.values, s.other) for s in series]
     count = max(len(categories), 1)
     totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
     ticks = nice_ticks(max(totals, default=0))

@@ -35,6 +35,7 @@ from foundry.errors import ServiceError, error_response
 from foundry.manifests import Problem, Validated
 from foundry.manifests.loader import MAX_BYTES
 from foundry.pages import page_of
+from foundry.text import json_shown, text_shown
 
 VIEW = {Kind.DOMAIN: Permission.DOMAINS_VIEW, Kind.AGENT: Permission.AGENTS_VIEW}
 EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDIT}
@@ -53,9 +54,18 @@ class SourceLine:
     problems: list[Problem] = field(default_factory=list)
 
     @property
+    def shown(self) -> str:
+        """The line as the page draws it: a text-direction or control character escaped
+        (`\\u202e`), so no line reads other than it is written (Trojan Source)."""
+        return text_shown(self.text)
+
+    @property
     def marks(self) -> list[dict]:
-        """Each problem with the spaces that put a caret under its column."""
-        return [{"problem": p, "pad": " " * min(max(p.column - 1, 0), len(self.text))} for p in self.problems]
+        """Each problem with the spaces that put a caret under its column, in the line as shown."""
+        return [
+            {"problem": p, "pad": " " * len(text_shown(self.text[: min(max(p.column - 1, 0), len(self.text))]))}
+            for p in self.problems
+        ]
 
 
 @dataclass
@@ -93,16 +103,22 @@ def _text_of(source: str | bytes) -> str:
 
 
 def _value(value) -> str:
+    """A changed value as the page shows it (direction and control characters escaped)."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return (
+        text_shown(value)
+        if isinstance(value, str)
+        else json_shown(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    )
 
 
 def _changes(diff) -> list[dict]:
     rows = []
     for change in diff.changes:
         row = change.as_dict()
-        rows.append({**row, "before": _value(row.get("before")), "after": _value(row.get("after"))})
+        shown = {"name": text_shown(row["name"])} if isinstance(row.get("name"), str) else {}
+        rows.append({**row, **shown, "before": _value(row.get("before")), "after": _value(row.get("after"))})
     return rows
 
 
@@ -122,7 +138,7 @@ def _diff_lines(text: str) -> list[tuple[str, str]]:
             css = "del"
         else:
             css = "ctx"
-        rows.append((css, line))
+        rows.append((css, text_shown(line)))
     return rows
 
 
