@@ -30,6 +30,7 @@ from foundry.cache_values import sealed_get, sealed_set
 from foundry.errors import error_response
 from foundry.filtering import FilterError
 from foundry.filtering.pagination import Page, paginate
+from foundry.text import json_shown
 
 EVENTS_PER_PAGE = 50
 VERIFY_CACHE_SECONDS = 60
@@ -101,7 +102,8 @@ def _detail_page(request: HttpRequest, *, chain: int, seq: int, platform: bool) 
         "platform": platform,
         "event": event,
         "person": person,
-        "details": json.dumps(event.data, indent=2, sort_keys=True, ensure_ascii=False),
+        # Escaped as the run pages' JSON is: a claim or a name in the details cannot reorder the page.
+        "details": json_shown(json.dumps(event.data, indent=2, sort_keys=True, ensure_ascii=False)),
         "hash_ok": _recompute(event, base.hash_tenant_id) == event.hash,
         "previous": previous,
         "following": following,

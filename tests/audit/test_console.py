@@ -85,6 +85,14 @@ def test_an_event_page_shows_every_field_the_hashes_and_its_neighbours(acme, adm
         assert admin_client.get(f"/audit/events/{missing}/").status_code == 404
 
 
+def test_an_event_pages_details_are_drawn_with_direction_characters_escaped(acme, admin_client):
+    """An event's details hold text from outside (an IdP's `sub` claim, a name): drawn as the run
+    pages draw JSON, a U+202E escaped (`\\u202e`), so it cannot reorder the evidence around it."""
+    seq = record("acme", "test.console.direction", data={"subject": "abc\u202edef"})
+    html = page(admin_client.get(f"/audit/events/{seq}/"))
+    assert "\u202e" not in html and "abc\\u202edef" in html
+
+
 def test_an_erased_actor_is_shown_by_pseudonymous_id_only(acme, admin_client):
     owner = tenant_user(acme, "owner@acme.test")
     seq = record("acme", "test.console.erased", actor=owner)
