@@ -13,7 +13,8 @@ from foundry.manifests.problems import one_line
 def stdout_dropped() -> None:
     """Point stdout at /dev/null: its reader went away or it cannot be written, and what is left
     unflushed in it would fail again at exit (Python's "Exception ignored ... BrokenPipeError")."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if sys.stdout is not None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def shown(text: str, *, lines: bool = False) -> str:
@@ -34,7 +35,8 @@ class Output:
         """A line of the human result (stdout, at once: it is also the progress of long commands)."""
         if not self.json:
             click.echo(shown(text, lines=lines))
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (`>&-`), click writes nothing
+                sys.stdout.flush()
 
     def step(self, text: str, *, lines: bool = False) -> None:
         """Progress of a long command: with the result on stdout, or on stderr under --json."""

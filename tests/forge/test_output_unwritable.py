@@ -56,3 +56,14 @@ def test_forge_test_with_the_reader_gone_does_not_claim_the_tests_could_not_run(
     assert "Traceback" not in err, err
     assert "could not run" not in err, err
     assert "BrokenPipeError" not in err, err
+
+
+def test_forge_started_with_stdout_closed_says_nothing_and_does_its_work():
+    """`forge validate file >&-`: Python has no sys.stdout at all; forge validates and ends as it
+    would (exit 0 for a valid file), with no "Unexpected AttributeError" about the missing stream."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
+    manifest = EXAMPLES / "domains" / "finance.yaml"
+    done = subprocess.run(
+        ["bash", "-c", f'"{FORGE}" validate "{manifest}" >&-'], capture_output=True, cwd=ROOT, env=clean, timeout=120
+    )
+    assert (done.returncode, done.stderr.decode()) == (0, "")
