@@ -247,11 +247,17 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         if signed is not None:
             _checkpoint_file_append(signed)
             return None
-        stored = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values_list("hash", flat=True).first()
+        event = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values_list("hash", "occurred_at").first()
+        stored = event[0] if event else None
         if stored is None or stored != head.hash:
             logger.error("audit chain %s: its head (#%s) is not its stored event; not signed", tenant_id, head.seq)
             return None
-        signed_at = timezone.now()
+        # The database's clock, which dates the events, not this process's (a host whose clock
+        # runs behind would date a checkpoint before the event it vouches for), and never
+        # before that event (the chain's times never go back, even if the server's clock is set back).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT greatest(clock_timestamp(), %s)", [event[1]])
+            signed_at = cursor.fetchone()[0]
         hash_id = audit_chain_base(tenant_id).hash_tenant_id
         message = checkpoint_message(
             chain_id=tenant_id, tenant_id=hash_id, seq=head.seq, hash=stored, signed_at=signed_at

@@ -33,6 +33,21 @@ def test_a_head_row_the_app_role_rewrote_is_not_signed(chain):
     assert _checkpoints(chain) == []
 
 
+def test_a_checkpoint_is_dated_by_the_databases_clock_never_before_its_event(chain, monkeypatch):
+    """Events are dated by the database's clock; a checkpoint signed on a host whose clock runs an
+    hour behind is dated by that clock too, never before the event it vouches for."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    behind = timezone.now() - timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: behind)
+    checkpoint = committed(audit_checkpoint_sign, chain)
+    with rls_scope(chain):
+        event_time = AuditEvent.objects.get(tenant_id=chain, seq=checkpoint.seq).occurred_at
+    assert checkpoint.signed_at >= event_time > behind
+
+
 # Two rows name the id a chain is hashed under, both the app role's to write: its head (a cache
 # of every append) and its base (an imported chain's origin).
 REPOINTED = {
