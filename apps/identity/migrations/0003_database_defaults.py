@@ -1,8 +1,5 @@
-"""Database defaults for the NOT NULL columns added since the first release (as runs 0009):
-the release before, which serves on while migrate_platform runs (docs/operations/deployment.md),
-inserts without naming them, and so does the import of an archive it made (docs/export.md:
-"Columns the archive lacks (an older schema) take their defaults"). Setting a default rewrites
-no row (tests/tenants/test_upgrade_in_place.py)."""
+"""Database defaults for the NOT NULL columns this app added since the first release: why, in
+apps/tokens/migrations/0005_database_defaults.py."""
 
 from django.db import migrations, models
 
