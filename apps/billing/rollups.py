@@ -7,7 +7,10 @@ change are not rewritten. The ledger only grows, except where retention deletes 
 already rolled up (docs/retention.md, `usage_detail_days`): a group's roll-up is never replaced
 by one of fewer calls, so re-rolling such a day keeps what it counted, and groups never vanish. A beat job
 (apps/billing/tasks.py) re-rolls today and yesterday every hour, so yesterday's last calls are
-counted once the day is over.
+counted once the day is over; and any of the CATCH_UP_DAYS days before yesterday that holds calls
+but was last rolled up before it ended (every run of the day after failed: beat or the workers
+down, the queue lost), as marked in Redis by each roll-up (`rollup_marked`). A lost mark costs a
+re-roll, never a day: a day without one is checked against the ledger.
 
 `usage_daily` is what charts read: UsageDay for the days before today (UTC), the ledger for
 today, which no roll-up has finished yet.
@@ -45,6 +48,15 @@ _ROLLUP_SQL = (
 )
 
 DAILY_KEYS = ("project", "agent", "model", "tenant_id")
+CATCH_UP_DAYS = 7  # the days before yesterday the hourly job checks (docs/billing.md)
+_MARK = "foundry:billing:rolled:{tenant_id}:{day}"  # when the day's last roll-up began (epoch seconds)
+_MARK_SECONDS = (CATCH_UP_DAYS + 2) * 86400
+# Of the days given, those the tenant's ledger holds calls of.
+_DAYS_WITH_CALLS = (
+    "SELECT d FROM unnest(%s::date[]) AS d WHERE EXISTS (SELECT 1 FROM public.billing_usage u"
+    " WHERE u.tenant_id = %s AND u.created_at >= d::timestamp AT TIME ZONE 'UTC'"
+    " AND u.created_at < (d + 1)::timestamp AT TIME ZONE 'UTC') ORDER BY d"
+)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -75,6 +87,41 @@ def rollup_days(now: datetime | None = None) -> list[date]:
     """The days the beat job re-rolls: yesterday (its last calls came after the last run) and today."""
     current = (now or timezone.now()).astimezone(UTC).date()
     return [current - timedelta(days=1), current]
+
+
+def rollup_marked(tenant_id: int, day: date, began: datetime) -> None:
+    """Mark that a roll-up of the tenant's `day` which began at `began` committed."""
+    from django_redis import get_redis_connection
+
+    key = _MARK.format(tenant_id=tenant_id, day=day.isoformat())
+    get_redis_connection("default").set(key, began.timestamp(), ex=_MARK_SECONDS)
+
+
+def rollup_behind(tenant_id: int, now: datetime | None = None) -> list[date]:
+    """The CATCH_UP_DAYS days before yesterday that the tenant's ledger holds calls of, and whose
+    last roll-up (if any) began before the day ended: rolled up too early, or never. A day found
+    without calls is marked, so it is looked at once."""
+    from django_redis import get_redis_connection
+
+    current = (now or timezone.now()).astimezone(UTC).date()
+    days = [current - timedelta(days=n) for n in range(CATCH_UP_DAYS + 1, 1, -1)]
+    redis = get_redis_connection("default")
+    marks = redis.mget([_MARK.format(tenant_id=tenant_id, day=day.isoformat()) for day in days])
+    unsure = [
+        day
+        for day, mark in zip(days, marks, strict=True)
+        if mark is None or float(mark) < day_bounds(day)[1].timestamp()
+    ]
+    if not unsure:
+        return []
+    with usage_scope(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_DAYS_WITH_CALLS, [unsure, tenant_id])
+        behind = [row[0] for row in cursor.fetchall()]
+    checked = now or timezone.now()
+    for day in unsure:
+        if day not in behind:  # no calls, and none will come: a closed day
+            rollup_marked(tenant_id, day, checked)
+    return behind
 
 
 def usage_daily(*, tenant_ids: Iterable[int], start: date, end: date, by: str) -> list[dict]:

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -45,6 +46,8 @@ from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Tenant
 from foundry.db.roles import app_role, as_owner, owner_role
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "foundry-backup"
 VERSION = 1
@@ -349,21 +352,30 @@ def _backup_run(
     from apps.audit.models import PLATFORM, Outcome
     from apps.audit.services import audit_record
 
+    made = None
     try:
         _work_left_over_clear(directory, scope)
         made = backup_create(directory=directory, tenant=tenant)
-    except BackupError as error:
-        with transaction.atomic():
-            audit_record(
-                action="lifecycle.backup.failed",
-                actor=actor,
-                target=("backup", scope),
-                data={"error": str(error)[:500]},
-                outcome=Outcome.FAILURE,
-                chain=PLATFORM,
-            )
+        deleted = backup_rotate(directory=directory, scope=scope, keep=keep, daily=daily)
+    except Exception as error:
+        # Every failure is recorded (docs/operations/disaster-recovery.md), not only the ones the
+        # backup names: the backup role refused a connection (its password rotated, too many
+        # clients), the dump's COPY cancelled, the rotation unable to delete a file...
+        reason = str(error) if isinstance(error, BackupError) else f"{type(error).__name__}: {error}"
+        data = {"error": reason[:500], **({"file": made.path.name} if made else {})}
+        try:
+            with transaction.atomic():
+                audit_record(
+                    action="lifecycle.backup.failed",
+                    actor=actor,
+                    target=("backup", scope),
+                    data=data,
+                    outcome=Outcome.FAILURE,
+                    chain=PLATFORM,
+                )
+        except Exception:  # the database itself gone: the backup's own error is the one to raise
+            logger.exception("backup %s: its failure could not be recorded", scope)
         raise
-    deleted = backup_rotate(directory=directory, scope=scope, keep=keep, daily=daily)
     with transaction.atomic():
         audit_record(
             action="lifecycle.backup.created",

@@ -2,7 +2,7 @@
 nothing, one tenant's roll-up never reads or writes another's rows; the hourly beat job and the
 command."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -161,3 +161,52 @@ def test_the_command_refuses_bad_input_and_writes_nothing(acme, ledger, args, me
     with pytest.raises(CommandError, match=message):
         call_command("usage_rollup", *args)
     assert day_rows(acme) == []
+
+
+def _call(tenant, when):
+    with usage_scope(tenant.pk):
+        UsageRecord.objects.create(
+            tenant_id=tenant.pk, project="p", agent="alpha", provider="openai", model="m1",
+            input_tokens=100, output_tokens=10, cached_tokens=0, latency_ms=1.0, cost_usd=Decimal("0.25"),
+            created_at=when,
+        )  # fmt: skip
+
+
+def test_a_day_whose_roll_ups_all_failed_is_rolled_up_by_the_next_run(acme, monkeypatch):
+    """docs/billing.md: charts read `usage_daily`, "UsageDay for the days before yesterday", and
+    the hourly job "re-rolls yesterday and today" so that "yesterday's last calls are counted".
+    When every hourly run of the day after D failed (beat or the workers down for a day, the
+    broker's queue lost, PostgreSQL away), D's last roll-up was taken before its afternoon's calls:
+    the next run catches up on it (it re-rolled only the two newest days, and D's chart undercounted
+    for good though the ledger held every call)."""
+    today = timezone.now().astimezone(UTC).date()
+    day = today - timedelta(days=3)
+    morning = datetime.combine(day, time(9), tzinfo=UTC)
+    _call(acme, morning)
+    usage_rollup(tenant_id=acme.pk, day=day)  # D's 10:00 run, the last one that got through
+    _call(acme, morning + timedelta(hours=6))  # a call that afternoon; then no run until today
+
+    monkeypatch.setattr(tasks.usage_rollup_tenant, "delay", lambda *args: tasks.usage_rollup_tenant(*args))
+    tasks.usage_rollup_recent()  # beat is back
+
+    rows = usage_daily(tenant_ids=[acme.pk], start=day, end=day + timedelta(days=1), by="agent")
+    assert [(r["day"], r["calls"]) for r in rows] == [(day, 2)], rows
+
+
+def test_a_day_seen_to_its_end_is_not_rolled_up_again(acme, monkeypatch):
+    """A day caught up on, or found without calls, is marked: the next hourly run queues only
+    yesterday and today for it, not the days before (each would cost a scan of its ledger)."""
+    today = timezone.now().astimezone(UTC).date()
+    _call(acme, datetime.combine(today - timedelta(days=4), time(9), tzinfo=UTC))
+    queued = []
+    monkeypatch.setattr(
+        tasks.usage_rollup_tenant, "delay", lambda *args: queued.append(args) or tasks.usage_rollup_tenant(*args)
+    )
+    tasks.usage_rollup_recent()
+    assert (acme.pk, (today - timedelta(days=4)).isoformat()) in queued
+    queued.clear()
+    tasks.usage_rollup_recent()
+    assert sorted(day for tenant, day in queued if tenant == acme.pk) == [
+        (today - timedelta(days=1)).isoformat(),
+        today.isoformat(),
+    ]
