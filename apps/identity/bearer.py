@@ -108,6 +108,10 @@ def member_of(issuer: str, subject: str) -> User | None:
     return found[0] if found else None
 
 
+# The `typ` values an access token may carry: RFC 9068's, and plain JWT (Entra, Okta send it).
+_ACCESS_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+
+
 def _authenticate(raw: str, audience: str, resource: str, request: HttpRequest | None = None):
     header, unverified = token_parts(raw)
     if unverified.get("iss") == service_issuer():
@@ -118,6 +122,11 @@ def _authenticate(raw: str, audience: str, resource: str, request: HttpRequest |
         raise TokenInvalid("sso_not_configured", "This workspace accepts no identity-provider tokens.")
     audiences = [config.api_audience, resource] if resource else config.api_audience
     claims = idp_token_verify(config, raw, audience=audiences, header=header)
+    typ = header.get("typ")
+    if typ is not None and str(typ).lower() not in _ACCESS_TYPES:
+        # Explicitly typed as another kind of token (a logout token, `logout+jwt`; a JWT of some
+        # other profile): never an access token, whatever its claims (RFC 8725 3.11, RFC 9068 4).
+        raise TokenInvalid("token_not_access", f"A token of type {str(typ)[:40]!r} is not an access token for the API.")
     if "nonce" in claims and str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
         # An ID token (a console sign-in's carries the nonce it was asked with), meant for the
         # client alone and sent through browsers (`id_token_hint`): not an access token (RFC 9068).

@@ -40,7 +40,7 @@ class JwksUnavailable(CodedError):
 @dataclass(frozen=True)
 class KeySet:
     fingerprint: str
-    keys: dict[str, dict]  # kid → JWK (public members only)
+    keys: dict[str, list[dict]]  # kid → its JWKs (public members only): keys of different types may share one
 
 
 _parsed: dict[str, tuple[float, KeySet]] = {}  # cache key → (read at, the set this process read)
@@ -61,14 +61,14 @@ def _parse(text: str) -> KeySet:
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list):
         raise JwksUnavailable("jwks_invalid", "The key set has no keys list.")
-    by_kid: dict[str, dict] = {}
+    by_kid: dict[str, list[dict]] = {}
     for key in keys[:MAX_KEYS]:
         if not isinstance(key, dict) or key.get("use", "sig") != "sig":
             continue
         if any(private in key for private in ("d", "p", "q", "k")):
             continue  # a private or symmetric key has no business in a published key set
         kid = key.get("kid")
-        by_kid[kid if isinstance(kid, str) else ""] = key
+        by_kid.setdefault(kid if isinstance(kid, str) else "", []).append(key)  # RFC 7517 4.5
     return KeySet(hashlib.sha256(text.encode()).hexdigest(), by_kid)
 
 
@@ -126,20 +126,21 @@ def _refetch_allowed(key: str) -> bool:
     return allowed
 
 
-def _pick(keyset: KeySet | None, kid: str) -> dict | None:
-    """The set's key `kid`; for a token naming none (""), the set's only key: OIDC Core 10.1 asks a
-    provider for a `kid` only when its set holds several."""
+def _pick(keyset: KeySet | None, kid: str) -> list[dict] | None:
+    """The set's keys `kid` (keys of different types may share a kid: RFC 7517 4.5; the verifier
+    takes the one that fits the token's algorithm); for a token naming none (""), the set's only
+    key: OIDC Core 10.1 asks a provider for a `kid` only when its set holds several."""
     if keyset is None:
         return None
     if kid in keyset.keys:
         return keyset.keys[kid]
-    if kid == "" and len(keyset.keys) == 1:
-        return next(iter(keyset.keys.values()))
+    if kid == "" and len(keyset.keys) == 1 and len(only := next(iter(keyset.keys.values()))) == 1:
+        return only
     return None
 
 
-def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> dict | None:
-    """The public JWK `kid` of the set at `jwks_uri` (`_pick`), or None when the set (even refetched,
+def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> list[dict] | None:
+    """The public JWKs `kid` of the set at `jwks_uri` (`_pick`), or None when the set (even refetched,
     if a refetch is allowed now) does not hold it. JwksUnavailable when no set can be had at all.
     `policy` is called only when the set must be fetched."""
     key = _cache_key(jwks_uri)

@@ -31,7 +31,7 @@ class TokenInvalid(CodedError):
     """A token refused; `code` is stable (token_expired, token_audience_invalid, …)."""
 
 
-KeyLookup = Callable[[str], dict | None]
+KeyLookup = Callable[[str], dict | list[dict] | None]  # kid → its key, or its keys of several types
 
 _DECODE_ERRORS = (
     (jwt.ExpiredSignatureError, "token_expired", "The token has expired."),
@@ -106,9 +106,11 @@ def jwt_verify(
         jwk = key_for(header.get("kid", ""))
     except JwksUnavailable as exc:
         raise TokenInvalid("idp_keys_unavailable", exc.message) from None
-    if jwk is None:
+    candidates = jwk if isinstance(jwk, list) else [jwk] if jwk is not None else []
+    if not candidates:
         raise TokenInvalid("token_key_unknown", "The token was signed with a key the issuer does not publish.")
-    if not _fits(jwk, alg):
+    jwk = next((key for key in candidates if _fits(key, alg)), None)
+    if jwk is None:
         raise TokenInvalid("token_alg_refused", f"The signing key does not fit the algorithm {alg!r}.")
     try:
         claims = jwt.decode(
@@ -118,7 +120,8 @@ def jwt_verify(
             issuer=issuer,
             audience=audience,
             leeway=CLOCK_SKEW_SECONDS,
-            options={"require": list(_REQUIRED), "strict_aud": False},
+            # RSA keys under 2048 bits are refused (RFC 7518 3.3: they MUST be at least that long).
+            options={"require": list(_REQUIRED), "strict_aud": False, "enforce_minimum_key_length": True},
         )
     except (jwt.PyJWKError, jwt.InvalidKeyError):  # a published key the library cannot build
         raise TokenInvalid("token_key_unknown", "The issuer's key could not be read.") from None

@@ -18,11 +18,11 @@ LOOPBACK = NetworkPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),)
 def test_a_key_set_one_workspace_fetched_is_not_another_s_without_its_own_policy(acme, globex, idp):  # noqa: F811
     uri = f"{idp.issuer}/jwks"
     with schema_context("acme"):  # an operator allowed acme loopback addresses
-        assert jwks_key(uri, "k1", lambda: LOOPBACK)["kid"] == "k1"
+        assert [key["kid"] for key in jwks_key(uri, "k1", lambda: LOOPBACK)] == ["k1"]
     assert idp.requests == ["/jwks"]
     with schema_context("globex"), pytest.raises(JwksUnavailable) as refused:  # globex: public addresses only
         jwks_key(uri, "k1", lambda: NetworkPolicy())
     assert refused.value.code == "jwks_unreachable"
     assert idp.requests == ["/jwks"]  # refused before any request: the address is loopback
     with schema_context("acme"):  # acme's own copy still serves it
-        assert jwks_key(uri, "k1", lambda: NetworkPolicy())["kid"] == "k1"
+        assert [key["kid"] for key in jwks_key(uri, "k1", lambda: NetworkPolicy())] == ["k1"]
