@@ -190,8 +190,23 @@ def _run_claim(run_id) -> Run | None:
     return next(iter(Run.objects.raw(_CLAIM, params)), None)
 
 
+def _children_stop(run_id) -> None:
+    """A cancelled run's unfinished sub-agent runs, ended before it (docs/runs.md: a child stops
+    before its next step, and the parent after it). A child has no task of its own: its parent's
+    attempt advances it, and a parent ending now never will again — a child left running when
+    its worker was lost would run on until the sweep. Each is advanced once more, here, and its
+    attempt ends it at once; one another worker holds ends at its own next step."""
+    unfinished = Run.objects.filter(parent_id=run_id, cancel_requested_at__isnull=False).exclude(
+        status__in=Run.FINISHED
+    )
+    for child in unfinished.values_list("pk", flat=True):
+        run_advance(child)
+
+
 def _unclaimed(run_id) -> str:
     """Why the run may not run now, recorded: the status it is left in ("missing": no such run)."""
+    if Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exclude(status__in=Run.FINISHED).exists():
+        _children_stop(run_id)
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
@@ -432,6 +447,8 @@ class Attempt:
         run = self.run
         self._lock_check()
         if result.status != "waiting_approval":
+            if result.status == Run.Status.CANCELLED:
+                _children_stop(run.pk)
             refused = result.reason == "quota_exceeded"  # a spent budget refused the run a model call
             # That refusal is an event, committed with the run's end or not at all.
             with transaction.atomic() if refused else contextlib.nullcontext():
