@@ -297,6 +297,7 @@ def tenant_export(
         ),
         "rows": done,
         "members": members,
+        "sequences": _sequences_read(tenant.schema_name),
     }
     info = zipfile.ZipInfo(MANIFEST, date_time=when)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -796,6 +797,7 @@ class _Loader:
         self.tenant = tenant
         self.progress = progress
         self.total = manifest["rows"] if isinstance(manifest.get("rows"), int) else 0
+        self.sequences = manifest.get("sequences") or {}  # where the source's sequences stood (none before)
         self.done = 0
         self.cursor = connection.cursor()
         self.unchecked: list[tuple[str, str]] = []  # foreign keys put back NOT VALID by _bulk_load
@@ -891,21 +893,43 @@ def _reference_columns(schema: str) -> list[tuple[str, str, str]]:
         return cursor.fetchall()
 
 
-def _sequences_reset(schema: str) -> None:
-    """Move every sequence of the schema past the largest id loaded."""
+_SEQUENCES_SQL = (
+    "SELECT c.relname, a.attname, pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)"
+    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+)
+
+
+def _sequences_read(schema: str) -> dict[str, int]:
+    """Where each sequence of the schema stands: `table.column` → the next value it gives. The
+    copy goes on from there: an id the source gave and deleted since (an erased member's, whose
+    `user:<id>` the trail keeps) is not given to someone else in the copy."""
+    positions = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, a.attname, pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)"
-            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
-            [schema],
-        )
+        cursor.execute(_SEQUENCES_SQL, [schema])
         for table, column, sequence in cursor.fetchall():
             if sequence:
+                # `sequence` is the catalog's name, quoted by pg_get_serial_sequence.
+                cursor.execute(f"SELECT last_value + is_called::int FROM {sequence}")
+                positions[f"{table}.{column}"] = cursor.fetchone()[0]
+    return positions
+
+
+def _sequences_reset(schema: str, positions: dict) -> None:
+    """Move every sequence of the schema past the largest id loaded, and to where the source's
+    stood (`positions`, from the archive: an older one has none), within the sequence's range."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQUENCES_SQL, [schema])
+        for table, column, sequence in cursor.fetchall():
+            if sequence:
+                position = positions.get(f"{table}.{column}") if isinstance(positions, dict) else None
+                if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position < 2**63:
+                    position = 1
                 cursor.execute(
-                    f"SELECT setval(%s, coalesce(max({_quoted(column)}), 0) + 1, false)"
+                    f"SELECT setval(%s, greatest(coalesce(max({_quoted(column)}), 0) + 1,"
+                    " least(%s::bigint, (SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass))), false)"
                     f" FROM {Table(schema, table).qualified}",
-                    [sequence],
+                    [sequence, position, sequence],
                 )
 
 
@@ -1022,7 +1046,7 @@ def _schema_load(loader: _Loader, schema: str) -> None:
         loader.insert(f"schema/{table.name}.ndjson", table, replace=replace, own=True)
     _foreign_keys_validate(loader.cursor, loader.unchecked)
     with _rows_of("the archive"):  # an id at its column's largest value leaves its sequence nowhere to go
-        _sequences_reset(schema)
+        _sequences_reset(schema, loader.sequences)
     _retention_policy_check(schema)
     _catalog_numbers_check(schema)
     _json_depth_check(schema)

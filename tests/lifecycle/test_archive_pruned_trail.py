@@ -1,4 +1,4 @@
-"""A workspace whose audit trail retention pruned, exported and imported (docs/export.md)."""
+"""A workspace exported and imported (docs/export.md): a trail retention pruned, ids the source gave."""
 
 import io
 import uuid
@@ -6,15 +6,21 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
-from apps.audit.models import AuditEvent
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.accounts.services import member_add
+from apps.audit.models import AuditActor, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_checkpoint_sign, audit_prune, audit_record
 from apps.audit.verify import audit_verify
 from apps.lifecycle.archive import ArchiveError, tenant_export, tenant_import
+from apps.lifecycle.erasure import member_erase
 from apps.tenants.models import Tenant
 from foundry.db.roles import owner_role
 from tests.audit.conftest import SIGNING_SEED, chain_age
+from tests.conftest import PASSWORD, tenant_user
 from tests.lifecycle.test_backup import unblocked, workspace  # noqa: F401 - fixtures
 
 
@@ -45,3 +51,36 @@ def test_a_pruned_trail_is_refused_on_import_by_its_code_not_a_500(workspace, se
         tenant_import(io.BytesIO(archive.getvalue()), slug=slug)
     assert (refused.value.code, refused.value.member) == ("archive_trail_pruned", "public/audit_auditevent.ndjson")
     assert not Tenant.objects.filter(slug=slug).exists()
+
+
+def moved(tenant):
+    """`tenant` exported and imported under a new slug: the copy."""
+    out = io.BytesIO()
+    tenant_export(tenant, out, password_hashes=True)
+    return tenant_import(io.BytesIO(out.getvalue()), slug=f"m{uuid.uuid4().hex[:10]}")
+
+
+def test_a_member_added_to_the_copy_does_not_take_the_id_of_an_erased_member_its_trail_names(workspace):  # noqa: F811
+    """The audit trail names people by pseudonymous id only (`user:<id>`, docs/audit.md), and an
+    erasure leaves that id in every event while erasing the actor row. In the source the id is
+    never given again (the sequence has passed it), and the copy's sequences go on from where the
+    source's stood, not from the largest id left: the copy's next member does not take the erased
+    member's id, whose events would otherwise be appended as `user:<erased id>` (one pseudonym for
+    two people, the "attributable to one anonymous actor" rule of docs/lifecycle.md broken) and
+    shown as erased (audit_append never writes an erased row's name again)."""
+    owner = tenant_user(workspace, f"owner@{workspace.slug}.test")
+    with schema_context(workspace.schema_name):
+        gone = User.objects.create_user(f"gone@{workspace.slug}.test", PASSWORD, role=Role.DEVELOPER)
+        audit_record(action="thing.done", actor=gone)  # something the trail attributes to user:<gone>
+        member_erase(actor=owner, email=gone.email)
+        assert User.objects.order_by("-pk").first().pk < gone.pk  # the erased member had the largest id
+    copy = moved(workspace)
+
+    copy_owner = tenant_user(copy, f"owner@{workspace.slug}.test")
+    with schema_context(copy.schema_name):
+        newcomer = member_add(actor=copy_owner, email=f"newcomer@{copy.slug}.test", role=Role.VIEWER)
+        audit_record(action="thing.done", actor=newcomer)
+    with rls_scope(copy.pk):
+        actor = AuditActor.objects.get(tenant_id=copy.pk, actor_id=f"user:{newcomer.pk}")
+    assert newcomer.pk != gone.pk, "the copy gave the erased member's id to a new member"
+    assert actor.erased_at is None and actor.email == newcomer.email
