@@ -361,7 +361,10 @@ def _backup_run(
         # Every failure is recorded (docs/operations/disaster-recovery.md), not only the ones the
         # backup names: the backup role refused a connection (its password rotated, too many
         # clients), the dump's COPY cancelled, the rotation unable to delete a file...
-        reason = str(error) if isinstance(error, BackupError) else f"{type(error).__name__}: {error}"
+        # Another error's text is not recorded (only its type): it may quote what it failed on, a
+        # database URL with its password (django-environ's port error, psycopg's conninfo), into a
+        # trail nothing can be removed from. Its traceback goes to the worker's log, as it did.
+        reason = str(error) if isinstance(error, BackupError) else type(error).__name__
         data = {"error": reason[:500], **({"file": made.path.name} if made else {})}
         try:
             with transaction.atomic():

@@ -266,18 +266,25 @@ class TenantSaver(PostgresSaver):
         serialised value is no text (msgpack): it is searched in `encode(…, 'escape')`'s form,
         where every byte outside printable ASCII is an octal escape, the same for both sides."""
         with self._cursor() as cur:
+            # The escaped form finds the candidates (a needle that starts with a digit also matches
+            # the tail of an escape, `\\255` before `pat@…`); each is confirmed on its bytes.
             cur.execute(
-                "WITH needle AS (SELECT lower(encode(%(data)s::bytea, 'escape')) AS bytes,"
-                " lower(convert_from(%(data)s::bytea, 'UTF8')) AS text)"
-                " SELECT thread_id FROM checkpoint_blobs, needle"
+                "WITH needle AS (SELECT lower(encode(%(data)s::bytea, 'escape')) AS bytes)"
+                " SELECT thread_id, blob FROM checkpoint_blobs, needle"
                 " WHERE position(needle.bytes IN lower(encode(blob, 'escape'))) > 0"
-                " UNION SELECT thread_id FROM checkpoint_writes, needle"
-                " WHERE position(needle.bytes IN lower(encode(blob, 'escape'))) > 0"
-                " UNION SELECT thread_id FROM checkpoints, needle"
-                " WHERE position(needle.text IN lower(checkpoint::text)) > 0",
+                " UNION ALL SELECT thread_id, blob FROM checkpoint_writes, needle"
+                " WHERE position(needle.bytes IN lower(encode(blob, 'escape'))) > 0",
                 {"data": data},
             )
-            return [row["thread_id"] for row in cur.fetchall()]
+            needle = data.lower()  # bytes.lower(): ASCII letters only, as the escaped search folds them
+            threads = {row["thread_id"] for row in cur.fetchall() if needle in bytes(row["blob"]).lower()}
+            cur.execute(
+                "SELECT thread_id FROM checkpoints"
+                " WHERE position(lower(convert_from(%(data)s::bytea, 'UTF8')) IN lower(checkpoint::text)) > 0",
+                {"data": data},
+            )
+            threads.update(row["thread_id"] for row in cur.fetchall())
+            return sorted(threads)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Delete the threads' checkpoints (`strategy="delete"`), each in one call confined to the

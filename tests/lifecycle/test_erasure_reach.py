@@ -255,3 +255,28 @@ def test_erasure_deletes_the_checkpoints_of_a_finished_run_holding_the_email_in_
         member_erase(actor=owner, email=stored)
     assert traces_of(tenant, stored) == {}, "text columns: rewritten whatever the case"
     assert _binary_traces(tenant, written) == {}, "the erased person's address is still in the run's checkpoints"
+
+
+def test_checkpoint_search_does_not_match_an_address_inside_another_one_s_msgpack_header(fresh_tenant, db):
+    """`threads_holding` finds the threads whose checkpoints hold `data` (docs/lifecycle.md: an
+    erasure deletes "the checkpoints of finished runs whose serialised state holds the email"), not
+    others: in `encode(blob, 'escape')` form the msgpack header byte of a 13-byte string (0xad) is
+    written `\\255`, and the needle "5pat@…" matched a run whose state holds only "pat@…"
+    (another person's), until each candidate was confirmed on its bytes."""
+    from apps.runs.checkpoints import checkpointer
+    from apps.runs.services import run_start
+    from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+
+    tenant = fresh_tenant
+    other = "pat@" + "x" * (13 - len("pat@") - len(".io")) + ".io"  # 13 bytes: msgpack fixstr 0xad
+    assert len(other) == 13
+    agent = deploy(tenant, FINANCE, agent_yaml("clerk"))
+    owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
+    with schema_context(tenant.schema_name):
+        run = run_start(actor=owner, agent=agent, input=other, script=[{"respond": "done"}])
+    run = advance(run, tenant.schema_name)
+    assert run.status == "succeeded"
+    with schema_context(tenant.schema_name):
+        saver = checkpointer(tenant.schema_name)
+        assert str(run.pk) in saver.threads_holding(other.encode()), "test setup: the run holds the address"
+        assert saver.threads_holding(("5" + other).encode()) == [], "a run not holding 5pat@… was found"
