@@ -909,9 +909,11 @@ def _sequences_read(schema: str) -> dict[str, int]:
         cursor.execute(_SEQUENCES_SQL, [schema])
         for table, column, sequence in cursor.fetchall():
             if sequence:
-                # `sequence` is the catalog's name, quoted by pg_get_serial_sequence.
-                cursor.execute(f"SELECT last_value + is_called::int FROM {sequence}")
-                positions[f"{table}.{column}"] = cursor.fetchone()[0]
+                # `sequence` is the catalog's name, quoted by pg_get_serial_sequence. Added up here:
+                # a bigint sequence that gave its last value would overflow the sum in SQL.
+                cursor.execute(f"SELECT last_value, is_called FROM {sequence}")
+                last, called = cursor.fetchone()
+                positions[f"{table}.{column}"] = last + int(called)
     return positions
 
 
@@ -923,11 +925,12 @@ def _sequences_reset(schema: str, positions: dict) -> None:
         for table, column, sequence in cursor.fetchall():
             if sequence:
                 position = positions.get(f"{table}.{column}") if isinstance(positions, dict) else None
-                if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position < 2**63:
+                if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= 2**63:
                     position = 1
                 cursor.execute(
                     f"SELECT setval(%s, greatest(coalesce(max({_quoted(column)}), 0) + 1,"
-                    " least(%s::bigint, (SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass))), false)"
+                    " least(%s::numeric, (SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass))::bigint),"
+                    " false)"
                     f" FROM {Table(schema, table).qualified}",
                     [sequence, position, sequence],
                 )

@@ -32,7 +32,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from apps.identity.bearer import principal_for_bearer
@@ -275,6 +275,13 @@ def _version_unsupported(scope) -> str | None:
     return f"Unsupported MCP-Protocol-Version {shown}: this server speaks {', '.join(_VERSIONS)}."
 
 
+def _versioned_in_meta(payload: object) -> bool:
+    """Whether the message names its protocol version in `params._meta` (the 2026 envelope)."""
+    params = payload.get("params") if isinstance(payload, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
+
+
 def _allowed_origin(scope) -> bytes | None:
     """The request's Origin when it is one of FOUNDRY_MCP_ALLOWED_ORIGINS (the workspace's own
     origin needs no CORS: same-origin); None otherwise."""
@@ -388,7 +395,11 @@ class McpGateway:
                 request_id = None
             message = SURROGATE_REFUSED if surrogate else f"{duplicate.code}: {duplicate}"
             return await _jsonrpc_refuse(send, request_id, message, limit_headers)
-        if unsupported := _version_unsupported(scope):  # MCP, Transports: 400 for an unsupported version
+        if params_not_object(payload):  # the 2026 protocol's reader says so its own way, id null
+            return await _jsonrpc_refuse(send, payload["id"], PARAMS_NOT_OBJECT, limit_headers)
+        # A 2026 request names its version in params._meta too: the SDK answers one it does not speak
+        # -32022 with the versions it does, which a newer client negotiates down with.
+        if not _versioned_in_meta(payload) and (unsupported := _version_unsupported(scope)):
             request_id = payload.get("id") if isinstance(payload, dict) and not id_invalid(payload) else None
             return await _jsonrpc_refuse(send, request_id, unsupported, limit_headers, INVALID_REQUEST)
 

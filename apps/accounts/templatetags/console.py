@@ -1,14 +1,15 @@
 """Tags of the console's base page."""
 
 from django import template
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import BaseForm
 
 register = template.Library()
 
 
 def _refused(value, depth: int = 0) -> bool:
-    if isinstance(value, BaseForm):
-        return value.is_bound and bool(value.errors)
+    if isinstance(value, BaseForm):  # errors of its fields, marked beside them (a form's own say so itself)
+        return value.is_bound and any(name != NON_FIELD_ERRORS for name in value.errors)
     if depth < 2 and isinstance(value, list | tuple):  # a page of several forms: rows of dicts
         return any(_refused(item, depth + 1) for item in value)
     if depth < 2 and isinstance(value, dict):
