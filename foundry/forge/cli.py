@@ -24,7 +24,7 @@ from foundry.forge.commands import (
     validate_documents,
 )
 from foundry.forge.errors import USAGE, ForgeError
-from foundry.forge.output import Output, stdout_dropped
+from foundry.forge.output import Output, OutputGone, stdout_dropped
 from foundry.forge.refs import NAME, fetch, parse_ref
 from foundry.manifests import PROVIDERS
 
@@ -228,8 +228,11 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
             raise ForgeError("file_unwritable", f"Cannot write {output}: {exc.strerror or exc}.") from None
         settings.out.say(f"wrote {label} to {output}")
     elif not settings.out.json:
-        sys.stdout.buffer.write(source)
-        sys.stdout.flush()
+        try:
+            sys.stdout.buffer.write(source)
+            sys.stdout.flush()
+        except BrokenPipeError as exc:
+            raise OutputGone() from exc
     body = {key: version.get(key) for key in ("kind", "name", "number", "digest", "message", "created_at")}
     settings.out.document({**body, "file": output} if output else {**body, "source": version["source"]})
     return 0
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except (click.Abort, KeyboardInterrupt):
         click.echo("forge: interrupted", err=True)
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputGone):
         # The reader went away (`forge pull x | head`): nothing left to say, and no error at exit.
         stdout_dropped()
         return USAGE

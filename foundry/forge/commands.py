@@ -22,7 +22,7 @@ from foundry.forge.documents import (
     validate_offline,
 )
 from foundry.forge.errors import INVALID, ApiError, ForgeError
-from foundry.forge.output import Output
+from foundry.forge.output import Output, OutputGone
 from foundry.forge.refs import ABSENT, fetch, locate, number_of, parse_ref
 from foundry.manifests import Problem, Validated, validate
 from foundry.manifests.problems import one_line
@@ -477,7 +477,7 @@ def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Out
     def progress(outcome) -> None:
         try:
             out.step(outcome_lines(outcome), lines=True)
-        except OSError as exc:  # stdout's reader went away, or a full disk: not the runtime's failure
+        except (OSError, OutputGone) as exc:  # stdout's reader went away, a full disk: not the runtime's failure
             raise _Unwritten(exc) from exc
 
     try:
@@ -494,7 +494,7 @@ def _run(manifest: dict, domain: dict, names: list[str], provider: str, out: Out
 class _Unwritten(Exception):
     """The progress of `forge test` could not be written (`error`)."""
 
-    def __init__(self, error: OSError):
+    def __init__(self, error: OSError | OutputGone):
         super().__init__(str(error))
         self.error = error
 

@@ -27,6 +27,22 @@ def shown(text: str, *, lines: bool = False) -> str:
     return one_line(text)
 
 
+class OutputGone(Exception):
+    """stdout's reader went away (`forge ... | head`): nothing is left to say. Not an OSError, so
+    click, which ends a command whose pipe broke with exit status 1 (forge's "invalid"), lets it
+    through to cli.main, which ends quietly with its own status for it."""
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    try:
+        click.echo(text, err=err)
+        stream = sys.stderr if err else sys.stdout
+        if stream is not None:  # None: started with it closed (`>&-`), click writes nothing
+            stream.flush()
+    except BrokenPipeError as exc:
+        raise OutputGone() from exc
+
+
 class Output:
     def __init__(self, as_json: bool = False):
         self.json = as_json
@@ -34,14 +50,12 @@ class Output:
     def say(self, text: str = "", *, lines: bool = False) -> None:
         """A line of the human result (stdout, at once: it is also the progress of long commands)."""
         if not self.json:
-            click.echo(shown(text, lines=lines))
-            if sys.stdout is not None:  # None: started with stdout closed (`>&-`), click writes nothing
-                sys.stdout.flush()
+            _echo(shown(text, lines=lines))
 
     def step(self, text: str, *, lines: bool = False) -> None:
         """Progress of a long command: with the result on stdout, or on stderr under --json."""
         if self.json:
-            click.echo(shown(text, lines=lines), err=True)
+            _echo(shown(text, lines=lines), err=True)
         else:
             self.say(text, lines=lines)
 
@@ -54,7 +68,7 @@ class Output:
         # ASCII JSON: a file name that is no UTF-8 (kept by Python as lone surrogates) is escaped,
         # never written out as the raw byte that would make the document unreadable.
         if self.json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
+            _echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
 
     def problems(self, problems) -> None:
         for problem in problems:

@@ -67,3 +67,11 @@ def test_forge_started_with_stdout_closed_says_nothing_and_does_its_work():
         ["bash", "-c", f'"{FORGE}" validate "{manifest}" >&-'], capture_output=True, cwd=ROOT, env=clean, timeout=120
     )
     assert (done.returncode, done.stderr.decode()) == (0, "")
+
+
+def test_a_valid_file_with_the_reader_gone_does_not_exit_as_invalid():
+    """`forge validate valid.yaml | head -0`: exit status 1 means "invalid" (docs/forge.md); a
+    reader that went away is not that. click ends a command whose pipe broke with 1 itself, before
+    forge's own handler (nothing more said, status 2) could run."""
+    done = _run_with_closed_pipe("validate", str(EXAMPLES / "domains" / "finance.yaml"))
+    assert (done.returncode, done.stderr.decode()) == (2, "")
