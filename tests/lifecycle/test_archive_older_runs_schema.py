@@ -18,30 +18,37 @@ from tests.runs.test_engine import start
 RUNS = "schema/runs_run.ndjson"
 
 
-def as_before_attempt(data: bytes) -> bytes:
-    """The archive as the platform made it before runs 0008: `runs_run` rows without `attempt`,
-    the member's columns without it, and neither runs.0008 nor runs.0009 in its schema version."""
+def as_older(data: bytes, member: str, columns: tuple[str, ...], app: str, since: tuple[str, ...]) -> bytes:
+    """The archive as the platform made it before migrations `since` of `app` (name prefixes):
+    `member`'s rows and column list without `columns`, and those migrations not in its schema
+    version; its checksum, size and row count made to match."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(out, "w") as new:
         manifest = json.loads(archive.read(MANIFEST))
-        rows = [json.loads(line) for line in archive.read(RUNS).splitlines() if line]
+        rows = [json.loads(line) for line in archive.read(member).splitlines() if line]
         for row in rows:
-            del row["attempt"]
+            for column in columns:
+                del row[column]
         content = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
-        entry = next(m for m in manifest["members"] if m["name"] == RUNS)
+        entry = next(m for m in manifest["members"] if m["name"] == member)
         entry.update(
             sha256=hashlib.sha256(content).hexdigest(),
             bytes=len(content),
             rows=len(rows),
-            columns=[c for c in entry["columns"] if c != "attempt"],
+            columns=[c for c in entry["columns"] if c not in columns],
         )
-        runs = manifest["schema_version"]["tenant"]["runs"]
-        runs[:] = [name for name in runs if not name.startswith(("0008_", "0009_"))]
+        applied = manifest["schema_version"]["tenant"][app]
+        applied[:] = [name for name in applied if not name.startswith(since)]
         for info in archive.infolist():
             if info.filename != MANIFEST:
-                new.writestr(info.filename, content if info.filename == RUNS else archive.read(info))
+                new.writestr(info.filename, content if info.filename == member else archive.read(info))
         new.writestr(MANIFEST, json.dumps(manifest))
     return out.getvalue()
+
+
+def as_before_attempt(data: bytes) -> bytes:
+    """Before runs 0008: `runs_run` rows without `attempt`, and neither runs.0008 nor runs.0009."""
+    return as_older(data, RUNS, ("attempt",), "runs", ("0008_", "0009_"))
 
 
 def test_an_archive_made_before_the_attempt_column_imports_with_its_default(acme):

@@ -4,11 +4,8 @@ serves while and after it runs; docs/export.md: an archive of an older schema im
 the archive lacks (an older schema) take their defaults"). A column added to a released table
 NOT NULL carries a database default, or the previous release's inserts and its archives fail."""
 
-import hashlib
 import io
-import json
 import uuid
-import zipfile
 
 import pytest
 from django.apps import apps
@@ -18,11 +15,12 @@ from django.db.migrations.operations import AddField
 from django.db.models import NOT_PROVIDED
 from django_tenants.utils import schema_context
 
-from apps.lifecycle.archive import MANIFEST, tenant_import
+from apps.lifecycle.archive import tenant_import
 from apps.tokens.models import ApiToken
 from apps.tokens.services import token_issue
 from tests.conftest import tenant_user
 from tests.lifecycle.test_archive import archive_of
+from tests.lifecycle.test_archive_older_runs_schema import as_older
 
 TOKENS = "schema/tokens_apitoken.ndjson"
 NEW_TOKEN_COLUMNS = ("revoked_reason", "issued_by_id", "issued_by_token_id")
@@ -32,28 +30,7 @@ def as_before_issuer_columns(data: bytes) -> bytes:
     """The archive as the platform made it before tokens 0002 (e3a52c0 and earlier):
     `tokens_apitoken` rows without revoked_reason / issued_by_id / issued_by_token_id, and only
     tokens.0001 in the tenant's schema version."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(out, "w") as new:
-        manifest = json.loads(archive.read(MANIFEST))
-        rows = [json.loads(line) for line in archive.read(TOKENS).splitlines() if line]
-        for row in rows:
-            for column in NEW_TOKEN_COLUMNS:
-                del row[column]
-        content = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
-        entry = next(m for m in manifest["members"] if m["name"] == TOKENS)
-        entry.update(
-            sha256=hashlib.sha256(content).hexdigest(),
-            bytes=len(content),
-            rows=len(rows),
-            columns=[c for c in entry["columns"] if c not in NEW_TOKEN_COLUMNS],
-        )
-        tokens = manifest["schema_version"]["tenant"]["tokens"]
-        tokens[:] = [name for name in tokens if name.startswith("0001_")]
-        for info in archive.infolist():
-            if info.filename != MANIFEST:
-                new.writestr(info.filename, content if info.filename == TOKENS else archive.read(info))
-        new.writestr(MANIFEST, json.dumps(manifest))
-    return out.getvalue()
+    return as_older(data, TOKENS, NEW_TOKEN_COLUMNS, "tokens", ("0002_", "0003_", "0004_", "0005_"))
 
 
 def test_an_archive_made_before_the_token_issuer_columns_imports_its_tokens(acme):
