@@ -98,3 +98,33 @@ def test_a_workspace_whose_bigint_sequence_reached_its_maximum_still_exports(wor
     out = io.BytesIO()
     tenant_export(workspace, out, password_hashes=True)
     assert out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "sequences",
+    [{"accounts_user.id": "7"}, {"accounts_user.id": 10**30}, {"accounts_user.id": -5}, {"nope.id": 3}, [1], "x"],
+    ids=["text", "huge", "negative", "unknown", "list", "string"],
+)
+def test_a_crafted_manifests_sequences_fall_back_to_past_the_largest_id(workspace, sequences):  # noqa: F811
+    """The manifest is checksummed through its members, not signed: positions that are no whole
+    number in a sequence's range, or name no sequence, are not taken (past the largest id, as
+    before archives recorded them), never an error; a huge one is held to the sequence's range."""
+    import json
+    import zipfile
+
+    from apps.lifecycle.archive import MANIFEST
+
+    out = io.BytesIO()
+    tenant_export(workspace, out, password_hashes=True)
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as archive, zipfile.ZipFile(crafted, "w") as new:
+        for info in archive.infolist():
+            data = archive.read(info)
+            if info.filename == MANIFEST:
+                data = json.dumps({**json.loads(data), "sequences": sequences}).encode()
+            new.writestr(info.filename, data)
+    copy = tenant_import(io.BytesIO(crafted.getvalue()), slug=f"s{uuid.uuid4().hex[:10]}")
+    with schema_context(copy.schema_name):
+        largest = User.objects.order_by("-pk").values_list("pk", flat=True).first()
+        added = User.objects.create_user(f"new@{copy.slug}.test", PASSWORD, role=Role.VIEWER)
+    assert added.pk > largest
