@@ -28,8 +28,9 @@ MAX_SCALAR = 100_000  # characters
 _INT_MAX_CHARS = 5_000
 
 _OTHERWISE = (
-    "{text!r} is a number only in YAML 1.1's notation, which YAML 1.2 tools and editors read otherwise"
-    " (`010` is 8 here, 10 there; `1_000` and `1:30` are text there): write it in decimal, or quote it as text."
+    "{text!r} is read otherwise by YAML 1.2 tools and editors than here, in YAML 1.1's notation"
+    " (`010` is 8 here, 10 there; `1_000` and `1:30` are text there, `1e-1` and `0o17` text here):"
+    " write it in decimal, or quote it as text."
 )
 
 
@@ -43,6 +44,11 @@ def _read_otherwise(text: str, *, integer: bool) -> bool:
     return integer and (body[:2].lower() == "0b" or (len(body) > 1 and body[0] == "0" and body[1].isdigit()))
 
 
+# The numbers of YAML 1.2's core schema (its int and float patterns, section 10.3.2): a plain
+# scalar spelt so, which YAML 1.1 reads as text (`1e-1`, `+.5`, `0o17`), is a number there.
+_YAML12_NUMBER = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
 _SEQ, _MAP, _TIMESTAMP, _MERGE = (_TAG + t for t in ("seq", "map", "timestamp", "merge"))
@@ -243,6 +249,15 @@ class _Builder:
             if not math.isfinite(value):
                 self.refuse(node, "yaml_invalid_number", "Infinity and NaN are not allowed.", path)
             return value
+        if (
+            not node.style
+            and node.end_mark.index - node.start_mark.index == len(text)
+            and _YAML12_NUMBER.fullmatch(text)
+        ):
+            # Plain, untagged text that YAML 1.2 tools read as a number (an explicit `!!str`, or
+            # an anchor, makes the node longer than its text: taken as written).
+            self.refuse(node, "yaml_invalid_number", _OTHERWISE.format(text=text), path)
+            return None
         if "\x00" in text:  # written as the escape "\0": no text column or jsonb value takes it
             self.refuse(node, "yaml_text_invalid", "Text may not contain NUL characters.", path)
             return None

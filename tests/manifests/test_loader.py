@@ -317,8 +317,34 @@ def test_a_number_yaml_1_2_reads_otherwise_is_a_problem(value):
     assert codes(f"a: 1\nb: {value}\n") == [("yaml_invalid_number", 2, 4)]
 
 
+@pytest.mark.parametrize("value", ["1e-1", "1E5", "+.5", "-.5", "0o17", "1e400", "-1e3"])
+def test_text_yaml_1_2_reads_as_a_number_is_a_problem(value):
+    """The other way round: YAML 1.1 reads `1e-1` (no dot), `+.5` and `0o17` as text, YAML 1.2 and
+    JSON tools as 0.1, 0.5 and 15. `parameters: {frequency_penalty: 1e-1}` validated, the editor
+    showed 0.1, and the provider was sent the string "1e-1". Refused, with where."""
+    assert codes(f"a: 1\nb: {value}\n") == [("yaml_invalid_number", 2, 4)]
+
+
 @pytest.mark.parametrize(
-    ("value", "number"), [("0", 0), ("-0", 0), ("10", 10), ("0x10", 16), ("1.5", 1.5), ("0.5", 0.5)]
+    ("value", "text"),
+    [
+        ('"1e-1"', "1e-1"),
+        ("'0o17'", "0o17"),
+        ("!!str 1e-1", "1e-1"),
+        ("&n !!str +.5", "+.5"),
+        ("1e-1x", "1e-1x"),
+        ("0o18", "0o18"),
+        ("e5", "e5"),
+        ("1e", "1e"),
+    ],
+)
+def test_text_quoted_or_tagged_as_text_or_no_number_in_either_version_is_kept(value, text):
+    assert load(f"a: {value}\n").data == {"a": text}
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [("0", 0), ("-0", 0), ("10", 10), ("0x10", 16), ("1.5", 1.5), ("0.5", 0.5), ("1.5E+3", 1500.0), (".5", 0.5)],
 )
 def test_a_number_both_yaml_versions_read_alike_is_kept(value, number):
     assert load(f"a: {value}\n").data == {"a": number}
