@@ -5,13 +5,27 @@ import os
 from foundry.switches import switch
 
 bind = os.environ.get("FOUNDRY_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("FOUNDRY_WEB_WORKERS", "2"))
-threads = int(os.environ.get("FOUNDRY_WEB_THREADS", "4"))
+
+
+def _count(name: str, default: int) -> int:
+    """A count of at least 1 (0 workers listen and never answer), else gunicorn stops naming it."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        # SystemExit passes gunicorn's `except Exception` around this file: one line, no traceback.
+        raise SystemExit(f"{name} must be a whole number of at least 1, not {value[:40]!r}.")
+    return int(value)
+
+
+workers = _count("FOUNDRY_WEB_WORKERS", 2)
+threads = _count("FOUNDRY_WEB_THREADS", 4)
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-" if switch("FOUNDRY_ACCESS_LOG", default=True) else None  # stdout; a value neither yes nor no stops it
+try:
+    accesslog = "-" if switch("FOUNDRY_ACCESS_LOG", default=True) else None  # stdout
+except ValueError as exc:  # neither yes nor no: one line, as for the counts
+    raise SystemExit(str(exc)) from None
 # Its lines as JSON (FOUNDRY_LOG_FORMAT), an access line without query string, referrer or headers.
 logger_class = "foundry.gunicorn_logging.Logger"
 # The longest request line gunicorn takes (its default is 4094): a list's filter, up to 4,096

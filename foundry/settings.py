@@ -12,8 +12,9 @@ import ipaddress
 import math
 import os
 import re
+import warnings
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -61,10 +62,24 @@ def _int(name: str, default: int, *, minimum: int | None = None) -> int:
     return _number(name, default, env.int, minimum)
 
 
+def _list(name: str) -> list[str]:
+    """A comma-separated setting: its items stripped (`a, b` is `a` and `b`), empty ones dropped."""
+    return [item.strip() for item in env.list(name, default=[]) if item.strip()]
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (in any case: `debug` is `DEBUG`), else the process stops naming `name`."""
+    value = env.str(name, default=default).strip()
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value[:40]!r}.")
+
+
 DEBUG = _switch("FOUNDRY_DEBUG", default=False)
 
 SECRET_KEY = env.str("FOUNDRY_SECRET_KEY", default="")
-if not SECRET_KEY:
+if not SECRET_KEY.strip():  # blanks (an unfilled template) are a key everyone knows
     if not DEBUG:
         raise ImproperlyConfigured(
             "FOUNDRY_SECRET_KEY is not set. bin/dev generates one for development; "
@@ -73,10 +88,15 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-only-key-do-not-use-in-production"
 
 # Tenants live at <slug>.<FOUNDRY_BASE_DOMAIN>; the bare base domain is the operator console.
-FOUNDRY_BASE_DOMAIN = env.str("FOUNDRY_BASE_DOMAIN", default="localhost").lower().strip(".")
+FOUNDRY_BASE_DOMAIN = env.str("FOUNDRY_BASE_DOMAIN", default="localhost").strip().lower().strip(".")
+if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", FOUNDRY_BASE_DOMAIN):
+    raise ImproperlyConfigured(
+        f"FOUNDRY_BASE_DOMAIN must be a host name (`foundry.example.com`: no scheme, port, path or *), "
+        f"not {FOUNDRY_BASE_DOMAIN[:60]!r}."
+    )
 # Host validation is done by the tenant router (unknown hosts get a 404), but Django's own
 # check stays on as a second fence: only the base domain and its subdomains are accepted.
-FOUNDRY_EXTRA_ALLOWED_HOSTS = env.list("FOUNDRY_EXTRA_ALLOWED_HOSTS", default=[])
+FOUNDRY_EXTRA_ALLOWED_HOSTS = _list("FOUNDRY_EXTRA_ALLOWED_HOSTS")
 ALLOWED_HOSTS = [FOUNDRY_BASE_DOMAIN, f".{FOUNDRY_BASE_DOMAIN}", *FOUNDRY_EXTRA_ALLOWED_HOSTS]
 
 # --- Applications -------------------------------------------------------------------------
@@ -201,9 +221,29 @@ ASGI_APPLICATION = "foundry.asgi.application"
 # .data/env) on FOUNDRY_PG_PORT, so a shell that loaded .data/env runs manage.py as bin/dev does.
 _DEFAULT_DATABASE_URL = "postgres://foundry:{password}@127.0.0.1:{port}/foundry".format(
     password=quote(env.str("FOUNDRY_DB_PASSWORD", default="foundry"), safe=""),
-    port=env.int("FOUNDRY_PG_PORT", default=5432),
+    port=_int("FOUNDRY_PG_PORT", default=5432, minimum=1),
 )
-DATABASES = {"default": env.db_url("DATABASE_URL", default=_DEFAULT_DATABASE_URL)}
+
+
+def _database(name: str, default: str) -> dict:
+    """A PostgreSQL URL setting as Django's DATABASES entry; anything else stops the process
+    naming `name` and never quoting the value (it holds a password)."""
+    url = env.str(name, default=default).strip()
+    try:
+        scheme = urlsplit(url).scheme
+        with warnings.catch_warnings():  # django-environ warns with the whole URL
+            warnings.simplefilter("ignore")
+            database = environ.Env.db_url_config(url) if scheme in ("postgres", "postgresql") else {}
+    except ValueError:  # a port that is no number, a bracket that does not close...
+        database = {}
+    if not database.get("NAME") or not database.get("ENGINE", "").endswith("postgresql"):
+        raise ImproperlyConfigured(
+            f"{name} must be a PostgreSQL URL: postgres://user:password@host:port/database (not shown here)."
+        )
+    return database
+
+
+DATABASES = {"default": _database("DATABASE_URL", _DEFAULT_DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "foundry.db"
 # Persistent connections: the tenant router keeps track of each connection's search_path.
 DATABASES["default"]["CONN_MAX_AGE"] = _int("FOUNDRY_DB_CONN_MAX_AGE", default=60, minimum=0)
@@ -410,7 +450,7 @@ FOUNDRY_SERVICE_TOKEN_ISSUER = env.str("FOUNDRY_SERVICE_TOKEN_ISSUER", default=f
 
 # Origins (scheme://host[:port]) besides a workspace's own that may call its /mcp endpoint
 # from a browser. Everything else with an Origin header is refused (foundry/mcp/gateway.py).
-FOUNDRY_MCP_ALLOWED_ORIGINS = env.list("FOUNDRY_MCP_ALLOWED_ORIGINS", default=[])
+FOUNDRY_MCP_ALLOWED_ORIGINS = _list("FOUNDRY_MCP_ALLOWED_ORIGINS")
 # Signed checkpoints are also appended here (one JSON-lines file per chain), to be kept outside
 # the database: only they reveal a truncated tail. Empty: kept in the database only.
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
@@ -609,7 +649,7 @@ if FOUNDRY_TRACE_URL_TEMPLATE and (
     raise ImproperlyConfigured("FOUNDRY_TRACE_URL_TEMPLATE must be an http(s) URL containing {trace_id}.")
 
 # --- Logging ------------------------------------------------------------------------------
-LOG_LEVEL = env.str("FOUNDRY_LOG_LEVEL", default="INFO")
+LOG_LEVEL = _choice("FOUNDRY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -628,7 +668,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": env.str("FOUNDRY_LOG_FORMAT", default="json"),
+            "formatter": _choice("FOUNDRY_LOG_FORMAT", "json", ("json", "text")),
             "filters": ["context"],
         }
     },
