@@ -19,7 +19,7 @@ from apps.accounts.services import (
 from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
-from foundry.api.fields import StrictCharField, StrictInput, no_body
+from foundry.api.fields import StrictBooleanField, StrictCharField, StrictInput, no_body
 from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -141,13 +141,8 @@ _WORKSPACE = inline_serializer(
 
 
 class WorkspaceSettingsInput(StrictInput):
-    trace_content = serializers.BooleanField(help_text="Let traces carry prompts and completions of model calls.")
-
-    def to_internal_value(self, data):
-        # A JSON true or false only ("yes", 1 and "true" are refused, not guessed).
-        if isinstance(data, dict) and not isinstance(data.get("trace_content"), bool):
-            raise serializers.ValidationError({"trace_content": ["Must be true or false."]})
-        return super().to_internal_value(data)
+    # A JSON true or false only ("yes", 1 and "true" are refused, not guessed).
+    trace_content = StrictBooleanField(help_text="Let traces carry prompts and completions of model calls.")
 
 
 class WorkspaceApi(TenantAPIView):

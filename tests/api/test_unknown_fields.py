@@ -62,3 +62,14 @@ def test_the_schema_says_request_bodies_take_no_other_fields(acme):
     schema = api(acme, issue(acme)).get("/api/schema/?format=json").json()["components"]["schemas"]
     for name in ("BudgetInputRequest", "CredentialInputRequest", "PatchedMemberUpdateInputRequest"):
         assert schema[name]["additionalProperties"] is False, name
+
+
+def test_a_misspelt_workspace_setting_is_named_not_its_declared_field(acme):
+    """The declared field's type was checked first: `traceContent` was answered `invalid` about
+    `trace_content` ("Must be true or false."), never named."""
+    client = api(acme, issue(acme, role="owner"))
+    before = client.get("/api/v1/workspace").json()
+    _refused(client.patch("/api/v1/workspace", {"traceContent": True}, content_type="application/json"), "traceContent")
+    assert client.get("/api/v1/workspace").json() == before
+    wrong = client.patch("/api/v1/workspace", {"trace_content": "true"}, content_type="application/json")
+    assert wrong.status_code == 400 and wrong.json()["error"]["details"]["trace_content"][0]["code"] == "invalid"
