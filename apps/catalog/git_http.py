@@ -135,15 +135,6 @@ def _wants_once(body: bytes) -> tuple[bytes, int]:
     return body, len(seen)
 
 
-def _body(request: HttpRequest) -> bytes:
-    """The request's body, also when sent chunked (git does past http.postBuffer, 1 MiB): with no
-    Content-Length Django reads none, so it is read from the server's input, which gunicorn
-    ends at the last chunk (wsgi.input_terminated); at most MAX_REQUEST + 1 bytes."""
-    if request.META.get("CONTENT_LENGTH") or not request.META.get("wsgi.input_terminated"):
-        return request.body
-    return request.META["wsgi.input"].read(MAX_REQUEST + 1)
-
-
 @require_GET
 def info_refs(request: HttpRequest) -> HttpResponse:
     admitted = _admitted(request)
@@ -174,8 +165,8 @@ def upload_pack(request: HttpRequest) -> HttpResponse:
         message = f"Send application/x-{SERVICE}-request."
         return _refuse(request, 415, "unsupported_media_type", message, limit_headers)
     try:
-        body = _body(request)
-    except RequestDataTooBig:  # a Content-Length past DATA_UPLOAD_MAX_MEMORY_SIZE: git prints this answer
+        body = request.body  # also when sent chunked, as git does past http.postBuffer (foundry/wsgi.py)
+    except RequestDataTooBig:  # past DATA_UPLOAD_MAX_MEMORY_SIZE: git prints this answer
         return _refuse(request, 413, "body_too_large", "The request is too large.", limit_headers)
     if request.headers.get("Content-Encoding") == "gzip":
         try:
