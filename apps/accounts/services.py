@@ -162,9 +162,11 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     working. The link sets the member's password, so an owner's is reissued by owners only
     (whoever holds it signs in as that owner)."""
     _require(actor, Permission.MEMBERS_MANAGE)
+    current = actor_now(actor)
+    _require(current, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.role == Role.OWNER:
-        _require(actor, Permission.OWNERS_MANAGE)
+        _require(current, Permission.OWNERS_MANAGE)
     if member.has_joined:
         raise ValidationError("This member has already joined.", code="invite_not_pending")
     _invitation_renew(member)
@@ -208,6 +210,32 @@ def owner_invites_reissue(*, actor: str, base_url: str) -> list[tuple[str, str]]
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def actor_now(actor):
+    """The actor as it stands now, for a decision its request's start must not make: a member
+    demoted or removed while their request ran (by another owner at the same moment) acted with
+    the role it read. A member's row is re-read and locked (no key) until the transaction ends,
+    and returned; an API token's row and its member's likewise, the token returned as it acts.
+    PermissionDenied when the member was removed or deactivated, or the token revoked,
+    meanwhile. Other actors (a platform service token, a command) are returned as given. Lock
+    order: after `owners_hold`, where a change takes it, as a removal or demotion takes the
+    owners and then the member."""
+    if isinstance(actor, User):
+        current = User.objects.select_for_update(no_key=True).filter(pk=actor.pk, is_active=True).first()
+        if current is None:
+            raise PermissionDenied("You are no longer a member of this workspace.")
+        return current
+    token = getattr(actor, "token", None)
+    if isinstance(token, ApiToken):
+        member = token.issued_by_id
+        held = User.objects.select_for_update(no_key=True).filter(pk=member, is_active=True).first() if member else None
+        if member is not None and held is None:
+            raise PermissionDenied("The member who issued this token is no longer in the workspace.")
+        current = ApiToken.objects.select_for_update(no_key=True).filter(pk=token.pk).first()
+        if current is None or not current.is_usable:
+            raise PermissionDenied("This token is no longer valid.")
+    return actor
 
 
 def owners_hold() -> None:
@@ -260,6 +288,8 @@ def _owners_remaining_without(user: User) -> int:
 @transaction.atomic
 def member_add(*, actor: User, email: str, role: str, full_name: str = "", request: HttpRequest | None = None) -> User:
     _require(actor, Permission.MEMBERS_MANAGE)
+    current = actor_now(actor)
+    _require(current, Permission.MEMBERS_MANAGE)
     errors: dict[str, ValidationError] = {}
     try:
         email = email_clean(email)
@@ -280,7 +310,7 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
     if errors:
         raise ValidationError(errors)
     if role == Role.OWNER:
-        _require(actor, Permission.OWNERS_MANAGE)
+        _require(current, Permission.OWNERS_MANAGE)
     try:
         with transaction.atomic():  # the same address added at the same moment by another request
             member = User.objects.create_user(
@@ -308,11 +338,13 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
     if role not in Role.values:
         raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
     owners_hold()
+    current = actor_now(actor)
+    _require(current, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.role == role:
         return member
     if Role.OWNER in (member.role, role):
-        _require(actor, Permission.OWNERS_MANAGE)
+        _require(current, Permission.OWNERS_MANAGE)
     owner_kept(member)
     previous = member.role
     member.role = role
@@ -338,11 +370,13 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
 def member_remove(*, actor: User, member: User, request: HttpRequest | None = None) -> None:
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()
+    current = actor_now(actor)
+    _require(current, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.pk == acting_member_id(actor):
         raise ValidationError("You cannot remove yourself.", code="remove_self")
     if member.role == Role.OWNER:
-        _require(actor, Permission.OWNERS_MANAGE)
+        _require(current, Permission.OWNERS_MANAGE)
     owner_kept(member)
     audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role}, request=request)
     token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)

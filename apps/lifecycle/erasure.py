@@ -32,7 +32,7 @@ from django.http import HttpRequest
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import acting_member_id, email_clean, owner_kept, owners_hold
+from apps.accounts.services import acting_member_id, actor_now, email_clean, owner_kept, owners_hold
 from apps.accounts.sessions import sessions_end
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
@@ -341,8 +341,13 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
             # Read again, locked: made an owner since (by an owner, meanwhile), the checks of an
             # owner's erasure apply; removed since, there is no member left to remove.
             member = User.objects.select_for_update().filter(pk=member.pk).first()
+        standing = actor
+        if member_acting:  # as the asker stands now, not as their request began (actor_now)
+            standing = actor_now(actor)
+            if not standing.has_permission(Permission.MEMBERS_MANAGE):
+                raise PermissionDenied(f"Your role does not allow {Permission.MEMBERS_MANAGE}.")
         if member is not None:
-            _owner_erasable(actor, member, member_acting)
+            _owner_erasable(standing, member, member_acting)
             owner_kept(member)
             erased.sessions = _sessions_delete(member.pk)
             token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)

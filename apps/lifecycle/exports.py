@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from apps.accounts.permissions import Permission
+from apps.accounts.services import actor_now
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.services import author_of
@@ -175,7 +176,8 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
         _export_failed(
             active, None, "export_lost", "The export stopped before it finished (its worker was lost). Start another."
         )
-    export = Export.objects.create(created_by=_created_by(actor), password_hashes=_owner(actor))
+    # Password hashes only for an owner as they stand now, not as their request began (actor_now).
+    export = Export.objects.create(created_by=_created_by(actor), password_hashes=_owner(actor_now(actor)))
     audit_record(action="export.started", actor=actor, target=export, request=request)
     from apps.lifecycle.tasks import export_tenant
 

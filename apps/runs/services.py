@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 
+from apps.accounts.services import actor_now
 from apps.audit.services import audit_record
 from apps.billing.services import BUDGETS_ACCESS
 from apps.catalog.models import Document, Kind
@@ -301,7 +302,8 @@ def run_decide(
                 "before deciding.",
                 status=409,
             )
-        if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor):
+        # As the approver stands now: one demoted while deciding goes past no budget (actor_now).
+        if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor_now(actor)):
             # Going past a budget is a budget decision: whoever may approve a run's tool call may
             # turn the overage down, but only who sets budgets lets a run spend past one.
             raise PermissionDenied(

@@ -207,10 +207,13 @@ def token_revoke(*, actor: object, token: ApiToken, request: HttpRequest | None 
     and those issued in turn (a leaked token's offspring go with it), each one `token.revoked`
     event whose details carry the reason `token_revoked`."""
     if hasattr(actor, "has_permission"):
-        if not actor.has_permission(Permission.SETTINGS_MANAGE):
-            raise PermissionDenied("Your role does not allow managing API tokens.")
-        if token.role == Role.OWNER and not actor.has_permission(Permission.OWNERS_MANAGE):
-            raise PermissionDenied("Only owners revoke owner tokens.")
+        from apps.accounts.services import actor_now  # accounts' services revoke tokens too
+
+        for standing in (actor, actor_now(actor)):  # as the request began, then as it stands now
+            if not standing.has_permission(Permission.SETTINGS_MANAGE):
+                raise PermissionDenied("Your role does not allow managing API tokens.")
+            if token.role == Role.OWNER and not standing.has_permission(Permission.OWNERS_MANAGE):
+                raise PermissionDenied("Only owners revoke owner tokens.")
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
