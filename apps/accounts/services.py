@@ -74,9 +74,13 @@ def email_clean(email: str) -> str:
     (xn--bcher-kva.test) is written as the U-label (bücher.test), the same mailbox; and one that
     IDNA changes otherwise — characters it maps to nothing, such as a soft hyphen or a zero-width
     space, invisible wherever the address is shown — is refused: owner@ac<U+200B>me.test is
-    owner@acme.test's mailbox, and would read as the owner in the console and the audit trail."""
+    owner@acme.test's mailbox, and would read as the owner in the console and the audit trail.
+
+    A quoted local part is refused: `"owner"@acme.test` is owner@acme.test's mailbox (RFC 5321
+    §4.1.2), and whatever else one quotes (spaces, `@`) no member's address needs."""
     email = email.strip()
-    folds = any(not char.isascii() and char.lower().isascii() for char in email)
+    folds = email.startswith('"') or '"@' in email
+    folds = folds or any(not char.isascii() and char.lower().isascii() for char in email)
     # A lone surrogate (a non-UTF-8 byte in a command's argument) is no character of an address.
     folds = folds or any("\ud800" <= char <= "\udfff" for char in email)
     email = unicodedata.normalize("NFC", email)  # one spelling of é, composed or not

@@ -45,6 +45,15 @@ def test_a_fullwidth_lookalike_of_a_members_address_is_not_a_second_member(acme)
     assert "owner@\uff41cme.test" not in lookalikes
 
 
+@pytest.mark.parametrize("quoted", ['"owner"@acme.test', '"own er"@acme.test', 'a."owner"@acme.test'])
+def test_a_quoted_local_part_is_refused_not_a_twin_of_the_owner(quoted):
+    """`"owner"@acme.test` is owner@acme.test's mailbox (RFC 5321 §4.1.2): an identity provider
+    asserting it made a new member reading as the owner in the member list and the trail."""
+    with pytest.raises(ValidationError) as refused:
+        email_clean(quoted)
+    assert refused.value.code == "email_invalid"
+
+
 def test_an_idn_domain_in_decomposed_form_is_accepted_as_its_composed_form():
     """An internationalised domain whose accents arrive decomposed (NFD, as macOS input or an IdP
     may send them) is the same address as its composed form (IDNA maps both alike): accepted, and
