@@ -116,7 +116,7 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     user = identity.user
     if not user.is_active:
         raise SsoLoginFailed("user_inactive", "This member is deactivated.")
-    changed = []
+    changed = ["email"] if _email_synced(user, email, config, claims, request) else []
     if role is not None and user.role != role and user.role != Role.OWNER:
         member_role_synced(user, role, config, request=request)
         changed.append("role")
@@ -136,6 +136,27 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     identity.last_login_at = timezone.now()
     identity.save(update_fields=["email", "last_login_at"])
     return user
+
+
+def _email_synced(user: User, email: str, config: SsoConfiguration, claims: dict, request) -> bool:
+    """The provider moved the member to another address since they last signed in: the stored
+    one follows it (the caller saves it), so that their sessions and bearer tokens, judged on it
+    against the allowed domains, admit what the sign-in admitted — a sign-in on the new address
+    opened a session the old one then refused at every page. Only an address the provider asserts
+    verified, and not another member's (`identity_conflict`); the break-glass owner's stays as the
+    settings name it. Audited as `member.email_synced` (no address in the trail: it is personal
+    data, kept in the erasable actor table)."""
+    if email == user.email or email_verified(claims) is not True:
+        return False
+    if config.break_glass_email and config.break_glass_email == user.email:
+        return False
+    if User.objects.filter(email=email).exclude(pk=user.pk).exists():
+        raise SsoLoginFailed(
+            "identity_conflict", f"{email} belongs to another member; ask an admin to sort the two out."
+        )
+    user.email = email
+    audit_record(action="member.email_synced", actor=user, target=user, data={"issuer": config.issuer}, request=request)
+    return True
 
 
 def member_role_synced(user: User, role: str, config: SsoConfiguration, *, request=None) -> None:

@@ -488,3 +488,37 @@ def test_a_member_removed_while_their_sso_sign_in_completes_is_refused_not_a_500
     assert member(acme, "bob@acme.test") is None
     assert client.get("/members/").status_code == 302  # not signed in
     assert len(audit_events(acme.schema_name, action="auth.login")) == logins
+
+
+def test_a_member_the_provider_moved_to_another_address_signs_in_on_it(acme, oidc_provider_factory):
+    """The company retires acme-old.test: the provider moves ada to ada@acme.test, the owner
+    narrows the allowed domains to acme.test. Her sign-in was accepted on the new address, but the
+    session was judged on the address stored at her first sign-in: every page sent her back to
+    the sign-in page. The stored address follows the provider's, audited without either address."""
+    provider = oidc_provider_factory(
+        clients=[client_config(acme)], accounts={"ada": account("ada", email="ada@acme-old.test")}
+    )
+    sso(acme, provider, allowed_domains=["acme.test", "acme-old.test"], role_map={})
+    assert login(acme, provider, "ada")[1].status_code == 302
+    provider.set_accounts({"ada": account("ada", email="ada@acme.test")})
+    sso(acme, provider, allowed_domains=["acme.test"], role_map={})
+    client, response = login(acme, provider, "ada")
+    assert (response.status_code, response["Location"]) == (302, "/"), response.content[:300]
+    assert client.get("/members/").status_code == 200
+    with schema_context(acme.schema_name):
+        assert User.objects.filter(email__startswith="ada@").values_list("email", flat=True).get() == "ada@acme.test"
+    (synced,) = audit_events("acme", action="member.email_synced")
+    assert "ada@" not in str(synced.data)
+
+
+def test_a_move_to_another_members_address_is_an_identity_conflict(acme, oidc_provider_factory):
+    provider = oidc_provider_factory(clients=[client_config(acme)], accounts={"ada": account("ada")})
+    sso(acme, provider, role_map={})
+    assert login(acme, provider, "ada")[1].status_code == 302
+    provider.set_accounts({"ada": account("ada", email="admin@acme.test")})
+    client, response = login(acme, provider, "ada")
+    assert response.status_code == 403
+    assert client.get("/members/").status_code == 302  # no session
+    with schema_context(acme.schema_name):
+        assert User.objects.filter(email="admin@acme.test").count() == 1
+    assert audit_events("acme", action="auth.login.failed")[-1].data["reason"] == "identity_conflict"
