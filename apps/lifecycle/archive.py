@@ -919,20 +919,74 @@ def _sequences_read(schema: str) -> dict[str, int]:
 
 def _sequences_reset(schema: str, positions: dict) -> None:
     """Move every sequence of the schema past the largest id loaded, and to where the source's
-    stood (`positions`, from the archive: an older one has none), within the sequence's range."""
+    stood (`positions`, from the archive: an older one has none). Both within the first half of
+    the sequence's range: the platform's own ids never come near it, and a crafted archive at
+    its end left the copy one id to give (the next member added failed: nextval's maximum). A
+    position past it is not taken (the largest id decides); ids past it are refused."""
     with connection.cursor() as cursor:
         cursor.execute(_SEQUENCES_SQL, [schema])
         for table, column, sequence in cursor.fetchall():
-            if sequence:
-                position = positions.get(f"{table}.{column}") if isinstance(positions, dict) else None
-                if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= 2**63:
-                    position = 1
-                cursor.execute(
-                    f"SELECT setval(%s, greatest(coalesce(max({_quoted(column)}), 0) + 1,"
-                    " least(%s::numeric, (SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass))::bigint),"
-                    " false)"
-                    f" FROM {Table(schema, table).qualified}",
-                    [sequence, position, sequence],
+            if not sequence:
+                continue
+            cursor.execute(
+                f"SELECT max({_quoted(column)}), (SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass)"
+                f" FROM {Table(schema, table).qualified}",
+                [sequence],
+            )
+            largest, maximum = cursor.fetchone()
+            room = maximum // 2
+            if largest is not None and largest > room:
+                member = f"schema/{table}.ndjson"
+                raise ArchiveError(
+                    "archive_rows_invalid",
+                    f"Member {member}: {column} reaches {largest}, past {room}: no room for the rows to come.",
+                    member=member,
+                )
+            position = positions.get(f"{table}.{column}") if isinstance(positions, dict) else None
+            if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= room:
+                position = 1
+            cursor.execute("SELECT setval(%s, %s, false)", [sequence, max((largest or 0) + 1, position)])
+
+
+# The times an archive's rows may hold: Python's dates end with the year 9999 (PostgreSQL's go
+# on, and take `infinity`), and a year of room before it is kept for what is reckoned from a
+# stored time (an invitation's next issue moment, an expiry). A row past it failed every read
+# (the member list: `timestamp too large`); one at its very end, the next invitation link.
+_TIME_BOUNDS = ("0001-01-02 00:00:00+00", "9999-01-01 00:00:00+00")
+
+
+def _times_check(schema: str, tenant: Tenant) -> None:
+    """No date or time in the copy's rows (its schema's, and its rows of the public tables)
+    outside _TIME_BOUNDS: archive_rows_invalid naming the member and the column."""
+    owned = {table.name for table in public_tenant_tables()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema, table_name, array_agg(column_name::text ORDER BY column_name)"
+            " FROM information_schema.columns c WHERE table_schema IN (%s, 'public')"
+            " AND data_type IN ('date', 'timestamp with time zone', 'timestamp without time zone')"
+            " AND EXISTS (SELECT 1 FROM information_schema.tables t WHERE t.table_schema = c.table_schema"
+            " AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE')"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            [schema],
+        )
+        for where, table, columns in cursor.fetchall():
+            if where == "public" and table not in owned:
+                continue
+            outside = " OR ".join(f"NOT ({_quoted(c)} BETWEEN %s AND %s)" for c in columns)
+            scope = " AND tenant_id = %s" if where == "public" else ""
+            cursor.execute(
+                f"SELECT {', '.join(f'NOT ({_quoted(c)} BETWEEN %s AND %s)' for c in columns)}"
+                f" FROM {_quoted(where)}.{_quoted(table)} WHERE ({outside}){scope} LIMIT 1",
+                [*_TIME_BOUNDS * len(columns), *_TIME_BOUNDS * len(columns), *([tenant.pk] if scope else [])],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                column = next(c for c, bad in zip(columns, row, strict=True) if bad)
+                member = f"{'schema' if where == schema else 'public'}/{table}.ndjson"
+                raise ArchiveError(
+                    "archive_rows_invalid",
+                    f"Member {member}: {column} holds a time outside the years 1 to 9998.",
+                    member=member,
                 )
 
 
@@ -1285,6 +1339,7 @@ def tenant_import(
         with usage_scope(tenant.pk), rls_scope(tenant.pk):
             _public_load(loader, tenant)
             _audit_room_check(tenant)
+            _times_check(tenant.schema_name, tenant)
             _secrets_blank(tenant)
             _sinks_history(tenant)
         with _rows_of("the archive"):

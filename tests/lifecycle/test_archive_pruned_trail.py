@@ -102,13 +102,22 @@ def test_a_workspace_whose_bigint_sequence_reached_its_maximum_still_exports(wor
 
 @pytest.mark.parametrize(
     "sequences",
-    [{"accounts_user.id": "7"}, {"accounts_user.id": 10**30}, {"accounts_user.id": -5}, {"nope.id": 3}, [1], "x"],
-    ids=["text", "huge", "negative", "unknown", "list", "string"],
+    [
+        {"accounts_user.id": "7"},
+        {"accounts_user.id": 10**30},
+        {"accounts_user.id": 2**63 - 1},
+        {"accounts_user.id": -5},
+        {"nope.id": 3},
+        [1],
+        "x",
+    ],
+    ids=["text", "huge", "at-its-end", "negative", "unknown", "list", "string"],
 )
 def test_a_crafted_manifests_sequences_fall_back_to_past_the_largest_id(workspace, sequences):  # noqa: F811
     """The manifest is checksummed through its members, not signed: positions that are no whole
-    number in a sequence's range, or name no sequence, are not taken (past the largest id, as
-    before archives recorded them), never an error; a huge one is held to the sequence's range."""
+    number in the first half of a sequence's range, or name no sequence, are not taken (past the
+    largest id, as before archives recorded them), never an error. One held to the sequence's end
+    left the copy one member id to give: the second member added failed (nextval's maximum)."""
     import json
     import zipfile
 
@@ -126,5 +135,5 @@ def test_a_crafted_manifests_sequences_fall_back_to_past_the_largest_id(workspac
     copy = tenant_import(io.BytesIO(crafted.getvalue()), slug=f"s{uuid.uuid4().hex[:10]}")
     with schema_context(copy.schema_name):
         largest = User.objects.order_by("-pk").values_list("pk", flat=True).first()
-        added = User.objects.create_user(f"new@{copy.slug}.test", PASSWORD, role=Role.VIEWER)
-    assert added.pk > largest
+        added = [User.objects.create_user(f"new{n}@{copy.slug}.test", PASSWORD, role=Role.VIEWER) for n in (1, 2)]
+    assert largest < added[0].pk < added[1].pk

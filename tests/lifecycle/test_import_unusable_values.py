@@ -166,3 +166,51 @@ def test_a_webhook_sink_with_a_secret_arrives_disabled_and_without_it(stocked):
     sinks = public_rows(new.pk, "audit_auditsink")
     assert {sink["name"] for sink in sinks} == {"siem", "unsigned"}
     assert all(sink["secret_encrypted"] == "" and sink["enabled"] is False for sink in sinks), sinks
+
+
+def _users_edited(change):
+    def edit(content: bytes) -> bytes:
+        rows = [json.loads(line) for line in content.splitlines()]
+        for row in rows:
+            change(row)
+        return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("column", "when"),
+    [
+        ("date_joined", "infinity"),
+        ("date_joined", "10000-01-01T00:00:00+00:00"),
+        # Read by Python, but the owner's next invitation moment (+1 µs) overflowed after the
+        # import committed: a 500 on the operator's import page.
+        ("invited_at", "9999-12-31T23:59:59.999999+00:00"),
+    ],
+    ids=["infinity", "year-10000", "last-moment"],
+)
+def test_a_time_python_cannot_read_or_reckon_from_is_refused(acme, column, when):
+    """PostgreSQL takes years up to 294276 and `infinity`, Python's dates end with 9999: such a
+    member imported as is, then every read of the members was a 500 (`timestamp too large`)."""
+    crafted = with_member(
+        archive_of(acme)[0], "schema/accounts_user.ndjson", _users_edited(lambda row: row.update({column: when}))
+    )
+    new_slug = slug()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(crafted), slug=new_slug)
+    assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", "schema/accounts_user.ndjson")
+    assert column in refused.value.message
+    assert not Tenant.objects.filter(slug=new_slug).exists()
+
+
+def test_ids_past_half_their_sequences_range_are_refused(acme):
+    """The platform's own ids never come near it; a crafted archive there would leave the copy
+    next to no ids to give (the audit chain's own bound, AUDIT_SEQ_MAX, is the same rule)."""
+    crafted = with_member(
+        archive_of(acme)[0], "schema/accounts_user.ndjson", _users_edited(lambda row: row.update(id=row["id"] + 2**62))
+    )
+    new_slug = slug()
+    with pytest.raises(ArchiveError) as refused:
+        tenant_import(io.BytesIO(crafted), slug=new_slug)
+    assert (refused.value.code, refused.value.member) == ("archive_rows_invalid", "schema/accounts_user.ndjson")
+    assert not Tenant.objects.filter(slug=new_slug).exists()
