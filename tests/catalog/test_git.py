@@ -3,6 +3,7 @@
 import base64
 import gzip
 import subprocess
+import time
 import uuid
 
 import httpx
@@ -250,11 +251,10 @@ def _pkt(line: bytes) -> bytes:
 
 
 def test_a_fetch_offering_thousands_of_haves_is_refused_at_once(acme):
-    """dulwich's multi_ack negotiation walks the wants again for every `have` (time ~ haves²): one
+    """dulwich's negotiation walks the wants again for every `have` (time ~ haves²): one
     have repeated 40,000 times, 6 KB gzipped, held a web worker for 25 s and counted as one request.
     More than MAX_HAVES haves is a 413 `too_many_haves`, answered before any walking; a fetch
     offering its tip is served. Found by a review."""
-    import time
 
     from apps.catalog.git_http import MAX_HAVES
 
@@ -266,7 +266,7 @@ def test_a_fetch_offering_thousands_of_haves_is_refused_at_once(acme):
 
     def fetch(haves: int):
         body = (
-            _pkt(b"want " + first + b" multi_ack side-band-64k thin-pack ofs-delta\n")
+            _pkt(b"want " + first + b" multi_ack_detailed side-band-64k thin-pack ofs-delta\n")
             + b"0000"
             + _pkt(b"have " + head + b"\n") * haves
             + _pkt(b"done\n")
@@ -284,3 +284,57 @@ def test_a_fetch_offering_thousands_of_haves_is_refused_at_once(acme):
     assert time.monotonic() - started < 2
     assert refused.status_code == 413 and refused.content.startswith(b"too_many_haves: More than"), refused.content
     assert fetch(MAX_HAVES).status_code == 200
+
+
+def test_haves_within_the_limit_do_not_hold_a_worker_and_plain_multi_ack_is_refused(acme):
+    """With plain `multi_ack` dulwich walked each want back through the history at every have of
+    a commit it knows, until all wants were satisfied — never, when one is an ancestor of the have:
+    a 15-version catalog, a viewer token and 4,096 haves (~1 KB gzipped) held a worker ~7 s, 200
+    versions minutes. It is not advertised, and refused; git's own multi_ack_detailed is cheap."""
+    from apps.catalog.git_http import MAX_HAVES
+    from apps.catalog.models import Version
+
+    published = publish(acme, example("domains/finance.yaml"))
+    with schema_context(acme.schema_name):
+        first = Version.objects.get(pk=published.version.pk)
+        Version.objects.bulk_create(
+            Version(
+                document_id=first.document_id,
+                number=n,
+                digest=f"{n:064x}",
+                source=first.source + f"\n# revision {n}\n",
+                content=first.content,
+                message=f"revision {n}",
+                author_name=first.author_name,
+                author_email=first.author_email,
+            )
+            for n in range(2, 16)
+        )
+        refs = history_build().get_refs()
+    have = refs[b"refs/tags/dis/finance/v2"]
+    root = refs[b"refs/tags/dis/finance/v1"]  # an ancestor of the have: never "satisfied"
+    # dulwich walks set(wants) and stops at the first unsatisfied one; order the request so that
+    # v1 comes last in that set (same process, same hashes), as an attacker tries until it does.
+    wants = [*sorted(set(refs.values()) - {root}), root]
+    while list(set(wants))[-1] != root:
+        order = list(set(wants))
+        wants = [w for w in wants if w in order[: order.index(root) + 1]]
+    token = issue(acme, role="viewer", scopes=("read",))
+    client = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+    for capability, status in ((b"multi_ack", 400), (b"multi_ack_detailed", 200)):
+        body = (
+            _pkt(b"want " + wants[0] + b" " + capability + b" side-band-64k thin-pack ofs-delta\n")
+            + b"".join(_pkt(b"want " + oid + b"\n") for oid in wants[1:])
+            + b"0000"
+            + _pkt(b"have " + have + b"\n") * MAX_HAVES
+            + _pkt(b"done\n")
+        )
+        started = time.monotonic()
+        response = client.post(
+            "/git/foundry.git/git-upload-pack",
+            gzip.compress(body),
+            content_type="application/x-git-upload-pack-request",
+            HTTP_CONTENT_ENCODING="gzip",
+        )
+        assert time.monotonic() - started < 3, capability
+        assert response.status_code == status, (capability, response.content[:200])
