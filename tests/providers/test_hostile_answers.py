@@ -388,3 +388,34 @@ def test_a_choice_without_any_content_is_a_bad_response_not_a_silent_success(acm
         errors = list(run.steps.order_by("index").values_list("error", flat=True))
     assert (run.status, run.reason) == ("failed", "model_failed"), (run.status, run.reason, run.output)
     assert errors == ["provider_bad_response"]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "stop", "answered"),
+    [
+        ([], "end_turn", False),
+        ([{"type": "thinking", "thinking": "hmm", "signature": "sig"}], "end_turn", False),
+        ([{"type": "text", "text": ""}], "end_turn", True),  # an empty text is an answer
+    ],
+    ids=["no-blocks", "thinking-only", "empty-text"],
+)
+def test_an_anthropic_message_saying_nothing_is_a_bad_response_as_openais_is(
+    acme, keys, server, blocks, stop, answered
+):
+    """The same rule as the openai provider's above: an empty `content`, or thinking alone, became
+    an empty final answer, and the run `succeeded` with output ''."""
+    body = {**anthropic_message(), "content": blocks, "stop_reason": stop}
+    server.queue(Reply(body=body))
+    owner = tenant_user(acme, "owner@acme.test")
+    with schema_context("acme"):
+        credential_set(actor=owner, provider="anthropic", api_key=KEY, base_url=server.origin)
+    agent = deploy(acme, FINANCE, agent_yaml(provider="anthropic"))
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        errors = list(run.steps.order_by("index").values_list("error", flat=True))
+    if answered:
+        assert (run.status, run.output, errors) == ("succeeded", "", [""]), (run.reason, errors)
+    else:
+        assert (run.status, run.reason, errors) == ("failed", "model_failed", ["provider_bad_response"])
