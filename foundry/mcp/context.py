@@ -29,11 +29,14 @@ RESOURCE_FORBIDDEN = -32003
 
 
 class Refusal(Exception):
-    """A request the caller can correct: a stable code (as on the API) and a plain message."""
+    """A request the caller can correct: a stable code (as on the API), a plain message, and for
+    a filter or order the 0-based position in it that is at fault, as the API gives it."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, position: int | None = None):
+        if position is not None and f"position {position}" not in message:
+            message = f"{message} (at position {position})"
         super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+        self.code, self.message, self.position = code, message, position
 
 
 def _values(request_context) -> dict:
@@ -91,7 +94,7 @@ async def _run(values: dict, target: tuple[str, str], permission: Permission, sc
             ):
                 return fn(principal, request, *args)
         except (ServiceError, CodedError, FilterError) as exc:
-            raise Refusal(exc.code, exc.message) from None
+            raise Refusal(exc.code, exc.message, getattr(exc, "position", None)) from None
         except ValidationError as exc:
             raise Refusal(getattr(exc, "code", None) or "invalid", " ".join(exc.messages)) from None
         except Http404 as exc:
@@ -142,4 +145,7 @@ async def run_resource(request_context, uri: str, permission: Permission, scope:
         return await _run(_values(request_context), ("mcp_resource", uri[:200]), permission, scope, fn, args)
     except Refusal as refused:
         code = RESOURCE_FORBIDDEN if refused.code in ("forbidden", "unauthenticated") else INVALID_PARAMS
-        raise MCPError(code=code, message=str(refused), data={"code": refused.code, "uri": uri[:200]}) from None
+        data = {"code": refused.code, "uri": uri[:200]}
+        if refused.position is not None:
+            data["position"] = refused.position
+        raise MCPError(code=code, message=str(refused), data=data) from None

@@ -88,3 +88,25 @@ async def test_approve_run_refuses_a_requested_at_that_is_a_number_as_the_api_do
     async with mcp_client(mcp_port, ws.slug, ws.tokens["operator"]) as client:
         result = await client.call_tool("approve_run", {"run_id": run_id, "requested_at": 1767225600})
     assert tool_error(result).startswith("argument_invalid: requested_at"), tool_error(result)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "position"),
+    [
+        ({"filter": "status = bogus"}, "invalid_value", 9),
+        ({"filter": "nope = 1"}, "unknown_field", 0),
+        ({"filter": "status = (queued"}, "syntax_error", 16),  # its message says where already: once
+        ({"order_by": "created_at, nope"}, "unknown_order_field", 12),
+    ],
+)
+async def test_a_refused_filter_or_order_names_its_position_as_the_api_does(
+    mcp_port, ws, in_db, arguments, code, position
+):
+    """docs/mcp.md: filter and paging codes come "with the position in the filter, as on the
+    API"; only syntax_error's message said where, every other code lost it."""
+    params = "&".join(f"{k}={v}" for k, v in arguments.items())
+    answered = (await in_db(lambda: api(ws.tenant, ws.tokens["viewer"]).get(f"/api/v1/runs?{params}"))).json()
+    assert (answered["error"]["code"], answered["error"].get("position")) == (code, position), answered
+    async with mcp_client(mcp_port, ws.slug, ws.tokens["viewer"]) as client:
+        text = tool_error(await client.call_tool("list_runs", arguments))
+    assert text.startswith(f"{code}: ") and text.count(f"position {position}") == 1, text
