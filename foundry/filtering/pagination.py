@@ -12,6 +12,7 @@ but not all of them are the caller's to read — a primary key numbered across e
 """
 
 import base64
+import binascii
 import functools
 import hashlib
 import json
@@ -111,9 +112,14 @@ def token_open(token: str) -> object:
     fernet = _fernet()
     try:
         sealed = token.encode("ascii")
+        # Only the token as sealed: Fernet's base64 reads past what it does not decode (the token
+        # twice over, padding added, a NUL after it), and an altered token is refused
+        # (docs/api/filtering.md), not read as the one it was made from.
+        if not sealed or base64.urlsafe_b64encode(base64.urlsafe_b64decode(sealed)) != sealed:
+            raise InvalidToken
         data = fernet.decrypt(sealed)
         issued = fernet.extract_timestamp(sealed)
-    except (InvalidToken, UnicodeEncodeError):
+    except (InvalidToken, UnicodeEncodeError, binascii.Error):
         raise FilterError("invalid_page_token", "The page token is not valid.") from None
     if time.time() - issued > TOKEN_MAX_AGE.total_seconds():
         raise FilterError("page_token_expired", "The page token has expired; start from the first page.")
