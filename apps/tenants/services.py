@@ -407,6 +407,8 @@ def plan_update(
     if errors:
         raise ValidationError(errors)
     before = {field: getattr(row, field) for field in LIMIT_NAMES}
+    if before == values:  # the form saved again as it was (a double submit): no change to record
+        return row
     for field, value in values.items():
         setattr(row, field, value)
     row.save(update_fields=list(values))

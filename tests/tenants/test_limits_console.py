@@ -308,3 +308,13 @@ def test_posts_without_the_csrf_token_are_refused(db):
     token = page.context["csrf_token"]
     assert client.post("/plans/", {**TEAM, "csrfmiddlewaretoken": str(token)}).status_code == 302
     assert plan_values("team") == (30, 150, 12, None)
+
+
+def test_a_plan_saved_again_as_it_stands_records_no_second_change(operator_client):
+    """docs/limits.md: "Each change is an audit event `plan.update`": a double submit, or a
+    reload of the answer, added a second one whose before equalled its after."""
+    values = {"plan": "team", "requests_per_second": "11", "burst": "22", "concurrent_runs": "3", "monthly_tokens": ""}
+    assert operator_client.post("/plans/", values).status_code == 302
+    assert operator_client.post("/plans/", values).status_code == 302
+    (event,) = audit_events("public", action="plan.update", target_id="team")
+    assert event.data["after"]["burst"] == 22
