@@ -40,8 +40,6 @@ from foundry.runtime.provider_http import (
     tool_call_id,
 )
 from foundry.runtime.providers import (
-    CUT_REASONS,
-    WITHHELD_REASONS,
     ModelReply,
     ProviderError,
     ProviderSettings,
@@ -165,11 +163,11 @@ class AnthropicProvider:
             elif kind is None:
                 raise bad_response(self.label, "a content block without a type")
             # Other blocks (thinking, …) are the model's own business: not part of the answer.
-        unfinished = text_or_none(body.get("stop_reason")) in {*CUT_REASONS, *WITHHELD_REASONS}
-        if not texts and not calls and not unfinished:
-            # Nothing said at all (no content, or thinking only; an empty text block is an answer):
-            # not taken for a run's empty final answer, as the openai provider has it.
-            raise bad_response(self.label, "a message without text or tool_use blocks")
+        if text_or_none(body.get("stop_reason")) == "tool_use" and not calls:
+            # Stopped to call a tool, and called none: not taken for a run's (empty) final answer.
+            # An empty `content` with end_turn is one: the Messages API answers so when the model
+            # has nothing to add after a tool's result.
+            raise bad_response(self.label, "a message stopped for tool_use without a tool_use block")
         usage = self._usage(body.get("usage"))
         reply = AIMessage(content="".join(texts), tool_calls=calls)
         reply.usage_metadata = {

@@ -393,17 +393,20 @@ def test_a_choice_without_any_content_is_a_bad_response_not_a_silent_success(acm
 @pytest.mark.parametrize(
     ("blocks", "stop", "answered"),
     [
-        ([], "end_turn", False),
-        ([{"type": "thinking", "thinking": "hmm", "signature": "sig"}], "end_turn", False),
-        ([{"type": "text", "text": ""}], "end_turn", True),  # an empty text is an answer
+        ([], "tool_use", False),
+        ([{"type": "thinking", "thinking": "hmm", "signature": "sig"}], "tool_use", False),
+        # The Messages API answers an empty content when the model has nothing to add (after a
+        # tool's result, say): an empty answer, as an empty text is.
+        ([], "end_turn", True),
+        ([{"type": "text", "text": ""}], "end_turn", True),
     ],
-    ids=["no-blocks", "thinking-only", "empty-text"],
+    ids=["tool-use-no-blocks", "tool-use-thinking-only", "end-turn-no-blocks", "empty-text"],
 )
-def test_an_anthropic_message_saying_nothing_is_a_bad_response_as_openais_is(
+def test_an_anthropic_message_stopped_for_a_tool_it_does_not_call_is_a_bad_response(
     acme, keys, server, blocks, stop, answered
 ):
-    """The same rule as the openai provider's above: an empty `content`, or thinking alone, became
-    an empty final answer, and the run `succeeded` with output ''."""
+    """Stopped for tool_use with no tool_use block: it became an empty final answer, and the run
+    `succeeded` with output '' (the openai provider's rule: nothing said is no answer)."""
     body = {**anthropic_message(), "content": blocks, "stop_reason": stop}
     server.queue(Reply(body=body))
     owner = tenant_user(acme, "owner@acme.test")
