@@ -158,11 +158,20 @@ def _measure(root: Node, file: str) -> None:
 
 
 class _Builder:
-    def __init__(self, file: str):
+    def __init__(self, file: str, source: str):
         self.file = file
+        self.source = source
+        self.offset = 1 if source.startswith("\ufeff") else 0  # libyaml's marks skip a leading BOM
         self.problems: list[Problem] = []
         self.positions: dict[tuple, tuple[int, int]] = {}
         self.key_positions: dict[tuple, tuple[int, int]] = {}
+
+    def _tagged(self, node: ScalarNode) -> bool:
+        """Whether a plain scalar's properties, written before it, hold a tag (`!!str`, `!`)."""
+        span = self.source[node.start_mark.index + self.offset : node.end_mark.index + self.offset]
+        if not span.endswith(node.value):
+            return True  # not where the marks say: taken as written
+        return any(token.startswith("!") for token in span[: len(span) - len(node.value)].split())
 
     def refuse(self, node: Node, code: str, message: str, path: tuple) -> None:
         self.problems.append(_at(self.file, node, code, message, path))
@@ -249,13 +258,9 @@ class _Builder:
             if not math.isfinite(value):
                 self.refuse(node, "yaml_invalid_number", "Infinity and NaN are not allowed.", path)
             return value
-        if (
-            not node.style
-            and node.end_mark.index - node.start_mark.index == len(text)
-            and _YAML12_NUMBER.fullmatch(text)
-        ):
-            # Plain, untagged text that YAML 1.2 tools read as a number (an explicit `!!str`, or
-            # an anchor, makes the node longer than its text: taken as written).
+        if not node.style and _YAML12_NUMBER.fullmatch(text) and not self._tagged(node):
+            # Plain, untagged text that YAML 1.2 tools read as a number (`!!str 1e-1` is text
+            # there too: taken as written; an anchor changes nothing).
             self.refuse(node, "yaml_invalid_number", _OTHERWISE.format(text=text), path)
             return None
         if "\x00" in text:  # written as the escape "\0": no text column or jsonb value takes it
@@ -330,7 +335,7 @@ def load(source: str | bytes, file: str = "<input>") -> Loaded:
     if root is None:
         raise DocumentError([Problem("yaml_empty", "The document is empty.", file)])
     _measure(root, file)
-    builder = _Builder(file)
+    builder = _Builder(file, source)
     data = builder.build(root, ())
     if builder.problems:
         raise DocumentError(builder.problems)

@@ -317,7 +317,7 @@ def test_a_number_yaml_1_2_reads_otherwise_is_a_problem(value):
     assert codes(f"a: 1\nb: {value}\n") == [("yaml_invalid_number", 2, 4)]
 
 
-@pytest.mark.parametrize("value", ["1e-1", "1E5", "+.5", "-.5", "0o17", "1e400", "-1e3"])
+@pytest.mark.parametrize("value", ["1e-1", "1E5", "+.5", "-.5", "0o17", "1e400", "-1e3", "&n 1e-1", "&n\n  +.5"])
 def test_text_yaml_1_2_reads_as_a_number_is_a_problem(value):
     """The other way round: YAML 1.1 reads `1e-1` (no dot), `+.5` and `0o17` as text, YAML 1.2 and
     JSON tools as 0.1, 0.5 and 15. `parameters: {frequency_penalty: 1e-1}` validated, the editor
@@ -332,6 +332,8 @@ def test_text_yaml_1_2_reads_as_a_number_is_a_problem(value):
         ("'0o17'", "0o17"),
         ("!!str 1e-1", "1e-1"),
         ("&n !!str +.5", "+.5"),
+        ("! 1e-1", "1e-1"),
+        ("!<tag:yaml.org,2002:str> 0o17", "0o17"),
         ("1e-1x", "1e-1x"),
         ("0o18", "0o18"),
         ("e5", "e5"),
