@@ -682,6 +682,10 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
+        # The model SDKs log each request's options at DEBUG: the anthropic SDK its whole body (the
+        # prompt, completions, tool results), whatever a workspace's trace_content says.
+        "anthropic": {"level": "INFO"},
+        "openai": {"level": "INFO"},
         # A Host outside ALLOWED_HOSTS reaching Django's HTTPS redirect (before the host router):
         # Django logs an error and its traceback for each, which scanners send by the thousand
         # (Django's documentation suggests silencing it). The access log has the 400.
@@ -692,6 +696,8 @@ LOGGING = {
         # `--no-access-log` silences, and its lines carry the query string (tokens, an SSO
         # callback's code), which is never logged.
         "uvicorn.error": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # And should `--no-access-log` be left out of a command, its handler goes here all the same.
+        "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
 

@@ -7,21 +7,39 @@ callback's code), which is never logged. Runs uvicorn as docs/operations/deploym
 reads what it wrote."""
 
 import json
+import re
+import shlex
 import sys
 import urllib.request
 
-from tests.conftest import free_port, server_env, server_process
+import pytest
+
+from tests.conftest import ROOT, free_port, server_env, server_process
 
 SECRET = "s3cr3t-code-in-the-query"
 
 
-def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path):
+def _documented(path: str, first: str) -> list[str]:
+    """The uvicorn command a document gives, from the line holding `first`."""
+    line = next(line for line in (ROOT / path).read_text().splitlines() if first in line)
+    return shlex.split(re.search(r"`(uvicorn [^`]+)`", line).group(1))
+
+
+def test_the_documented_uvicorn_commands_leave_its_access_log_off():
+    """They left it on: every /mcp request's query string went to the log as a text line."""
+    assert "--no-access-log" in _documented("docs/operations/deployment.md", "| mcp |")
+    assert "--no-access-log" in _documented("docs/operations/serving.md", "- uvicorn:")
+
+
+@pytest.mark.parametrize("flag", [["--no-access-log"], []], ids=["as-documented", "flag-forgotten"])
+def test_every_line_uvicorn_writes_is_json(django_db_setup, tmp_path, flag):
+    """Also with `--no-access-log` forgotten: LOGGING gives uvicorn.access no handler."""
     port = free_port()
     # The production settings (tests.settings prints text): only the log format matters here.
     env = server_env(DJANGO_SETTINGS_MODULE="foundry.settings", FOUNDRY_LOG_FORMAT="json")
     log = tmp_path / "uvicorn.log"
     command = [sys.executable, "-m", "uvicorn", "foundry.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--lifespan", "on", "--no-access-log"]
+    command += ["--lifespan", "on", *flag]
     with server_process(command, port=port, env=env, log=log) as proc:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?code={SECRET}&state=x", timeout=5).read()
     assert proc.returncode is not None
