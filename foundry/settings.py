@@ -233,7 +233,7 @@ def _database(name: str, default: str) -> dict:
         scheme = urlsplit(url).scheme
         with warnings.catch_warnings():  # django-environ warns with the whole URL
             warnings.simplefilter("ignore")
-            database = environ.Env.db_url_config(url) if scheme in ("postgres", "postgresql") else {}
+            database = environ.Env.db_url_config(url) if scheme in ("postgres", "postgresql", "pgsql", "psql") else {}
     except ValueError:  # a port that is no number, a bracket that does not close...
         database = {}
     if not database.get("NAME") or not database.get("ENGINE", "").endswith("postgresql"):
@@ -649,7 +649,7 @@ if FOUNDRY_TRACE_URL_TEMPLATE and (
     raise ImproperlyConfigured("FOUNDRY_TRACE_URL_TEMPLATE must be an http(s) URL containing {trace_id}.")
 
 # --- Logging ------------------------------------------------------------------------------
-LOG_LEVEL = _choice("FOUNDRY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+LOG_LEVEL = _choice("FOUNDRY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

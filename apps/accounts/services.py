@@ -166,6 +166,7 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     working. The link sets the member's password, so an owner's is reissued by owners only
     (whoever holds it signs in as that owner)."""
     _require(actor, Permission.MEMBERS_MANAGE)
+    owners_hold()  # first, as a demotion of the actor takes them: the owners, then the member
     current = actor_now(actor)
     _require(current, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)

@@ -4,10 +4,12 @@ locked (`actor_now`), and the change refused if their role no longer allows it. 
 request's in-memory User was checked: two owners taking each other away at once both went."""
 
 import threading
+import time
 
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 import apps.accounts.services as account_services
@@ -95,3 +97,68 @@ def test_an_actor_read_before_their_demotion_committed_is_judged_as_they_stand_n
         with pytest.raises(PermissionDenied):
             member_add(actor=owner, email="new-viewer@acme.test", role=Role.VIEWER)
         assert not User.objects.filter(email__startswith="new-").exists()
+
+
+def test_reissuing_an_owner_link_while_being_demoted_does_not_deadlock(fresh_tenant, django_db_blocker, monkeypatch):
+    """A reissue takes the owners first too, as a demotion of its actor does: owner A reissues
+    pending owner B's link (B, invited before A, has the lower id) while owner O demotes A. When
+    the reissue locked A and then B, and the demotion the owners (O, B) and then A, PostgreSQL
+    broke the deadlock by failing one (a 500). Both complete: applied, or refused."""
+    tenant = fresh_tenant
+    slug = tenant.slug
+    with django_db_blocker.unblock():
+        with schema_context(tenant.schema_name):
+            User.objects.create_user(f"b@{slug}.test", None, role=Role.OWNER, invited_at=timezone.now())
+            User.objects.create_user(f"a@{slug}.test", PASSWORD, role=Role.OWNER)
+        owner = tenant_user(tenant, f"owner@{slug}.test")
+        a = tenant_user(tenant, f"a@{slug}.test")
+        b = tenant_user(tenant, f"b@{slug}.test")
+        assert b.pk < a.pk
+
+        a_holds_itself = threading.Event()
+        o_started = threading.Event()
+        real_actor_now = account_services.actor_now
+        real_member_locked = account_services._member_locked
+
+        def actor_now(actor):
+            current = real_actor_now(actor)
+            if threading.current_thread().name == "a":
+                a_holds_itself.set()
+            return current
+
+        def member_locked(member):
+            if threading.current_thread().name == "a":
+                o_started.wait(5)
+                time.sleep(1.0)  # O's demotion is now waiting at owners_hold, holding B
+            return real_member_locked(member)
+
+        monkeypatch.setattr(account_services, "actor_now", actor_now)
+        monkeypatch.setattr(account_services, "_member_locked", member_locked)
+        errors = {}
+
+        def act(name, call):
+            try:
+                with schema_context(tenant.schema_name):
+                    call()
+            except (PermissionDenied, ValidationError):
+                pass  # a refusal is a fine outcome
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors[name] = exc
+            finally:
+                connections.close_all()
+
+        def reissue():
+            account_services.member_invite_reissue(actor=a, member=b, base_url=f"http://{slug}.localhost")
+
+        def demote():
+            a_holds_itself.wait(5)
+            o_started.set()
+            account_services.member_role_change(actor=owner, member=a, role=Role.ADMIN)
+
+        threads = [threading.Thread(target=act, args=("a", reissue), name="a")]
+        threads.append(threading.Thread(target=act, args=("o", demote), name="o"))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors

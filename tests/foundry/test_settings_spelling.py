@@ -113,3 +113,12 @@ def test_gunicorn_refuses_a_count_below_one_or_a_bad_switch_in_one_line(name, va
     assert result.returncode != 0
     assert last_line(result).startswith(name), last_line(result)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "pgsql", "psql"])
+def test_every_spelling_of_a_postgresql_url_django_environ_reads_starts(scheme):
+    """pgsql:// and psql:// are django-environ's names for PostgreSQL too; deployments using them
+    started before the URL was checked."""
+    url = os.environ["DATABASE_URL"]
+    result = python(environment(DATABASE_URL=scheme + url[url.index("://") :]))
+    assert result.returncode == 0 and "started" in result.stdout, last_line(result)
