@@ -11,15 +11,37 @@ import contextlib
 import os
 import time
 
-from django.core.asgi import get_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "foundry.settings")
 
 from foundry.process import loaded_freeze
 from foundry.telemetry import telemetry_enabled, telemetry_setup
 
+
+class _Request(ASGIRequest):
+    """Django's ASGI request, with a body sent chunked (no Content-Length: the server has read it
+    whole into `body_file`) given its length, as foundry/wsgi.py's Request gives it: without one,
+    `PUT {"runs_days": 30}` was answered 200 as an empty body. Past DATA_UPLOAD_MAX_MEMORY_SIZE it
+    is refused as one with that Content-Length is."""
+
+    def __init__(self, scope, body_file):
+        super().__init__(scope, body_file)
+        if "CONTENT_LENGTH" not in self.META:
+            size = body_file.seek(0, os.SEEK_END)
+            body_file.seek(0)
+            if size:
+                self.META["CONTENT_LENGTH"] = str(size)
+
+
+class _Handler(ASGIHandler):
+    request_class = _Request
+
+
 telemetry_setup("web")  # before the middleware loads (foundry/telemetry.py)
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as get_asgi_application() does
+django_application = _Handler()
 
 from django.conf import settings  # noqa: E402
 from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
