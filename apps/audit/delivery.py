@@ -628,11 +628,12 @@ def sink_deliver(
 
 
 def _deliver(tenant_id: int, sink_id: int, *, lock, batch, retry_delays, budget: float, force: bool) -> Delivery:
-    started, delivered = time.monotonic(), 0
+    started, delivered, sent = time.monotonic(), 0, False
     hostname = _hostname(tenant_id)
     while True:
-        if delivered:
-            # Renewed for the next batch; gone (it expired) means another worker may be delivering
+        if sent:
+            # Renewed for the next batch (a halved one too: a receiver answering 413 slowly held
+            # a run past the lock); gone (it expired) means another worker may be delivering
             # this sink now: this run stops rather than send beside it.
             try:
                 lock.reacquire()
@@ -657,8 +658,11 @@ def _deliver(tenant_id: int, sink_id: int, *, lock, batch, retry_delays, budget:
         if not events:
             return Delivery(sink.name, "delivered" if delivered else "idle", delivered, sink.cursor)
         error = _attempt(sink, events, sink_policy(tenant), hostname, retry_delays)
+        sent = True
         if error is not None and error.code == "webhook_too_large" and len(events) > 1:
             batch = len(events) // 2  # halved until the receiver takes one, for the rest of this run
+            if time.monotonic() - started > budget:
+                return Delivery(sink.name, "delivered", delivered, sink.cursor)
             continue
         if error is not None:
             _failed(sink, error)

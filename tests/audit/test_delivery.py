@@ -785,3 +785,36 @@ def test_a_run_whose_lock_expired_sends_no_further_batch(acme, receiver, loopbac
     result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, batch=1, retry_delays=())
     assert (result.status, result.delivered, len(listener.messages)) == ("busy", 1, 1)
     assert audit_sink_get(acme.pk, "siem").cursor == 1  # what was acknowledged stays acknowledged
+
+
+def test_a_run_whose_lock_expired_sends_no_further_halved_batch(acme, loopback_allowed, tmp_path, monkeypatch):
+    """A receiver answering 413 makes the run halve the batch and send again (up to 8 POSTs of up
+    to 30 s each, longer than the lock's 215 s): each halved batch is a batch, the lock renewed
+    before it. It was not (only after a delivered batch): here the lock vanishes after the first
+    413, and the run stops (`busy`), sending nothing more."""
+    for n in range(8):
+        audit_record(action="test.delivery.filler", actor="test", data={"n": n}, chain=acme.pk)
+    pem, context = self_signed(tmp_path)
+    hook = WebhookReceiver(context, max_body=10)  # every batch is answered 413
+    send = delivery._send
+    sent = []
+
+    def send_then_expire(sink, *args):
+        sent.append(1)
+        try:
+            send(sink, *args)
+        finally:
+            get_redis_connection("default").delete(f"foundry:audit-sink-lock:{sink.pk}")
+
+    monkeypatch.setattr(delivery, "_send", send_then_expire)
+    try:
+        sink = audit_sink_set(
+            tenant=acme, name="hook", fields=SinkFields(kind="webhook", url=hook.url, ca_certificate=pem), actor="test"
+        )
+        result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, retry_delays=())
+    finally:
+        hook.stop()
+    assert hook.refused == 1 and len(sent) == 1, (
+        f"{hook.refused} POSTs sent, {hook.refused - 1} of them after the sink's lock was gone: {result}"
+    )
+    assert result.status == "busy", result
