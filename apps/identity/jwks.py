@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import jwt
 from django.core.cache import cache
@@ -21,7 +20,7 @@ from django.db import connection
 
 from foundry.cache_values import cache_or, sealed_get, sealed_set
 from foundry.errors import CodedError
-from foundry.runtime.network import FetchError, NetworkPolicy, fetch
+from foundry.runtime.network import FetchError, NetworkPolicy, fetch, url_host
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def _parse(text: str) -> KeySet:
 
 
 def _fetch(jwks_uri: str, policy: Callable[[], NetworkPolicy]) -> str:
-    host = urlsplit(jwks_uri).hostname or ""
+    host = url_host(jwks_uri)
     try:
         result = fetch("GET", jwks_uri, hosts=[host], timeout=JWKS_TIMEOUT_SECONDS, policy=policy())
     except FetchError as exc:

@@ -13,7 +13,7 @@ Starting one counts as a sign-in attempt (apps/tenants/limits.py `login_admit`),
 
 import json
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import auth
@@ -34,7 +34,7 @@ from apps.identity.services import sso_network_policy
 from apps.identity.verify import TokenInvalid, idp_token_verify
 from apps.providers.encryption import SecretUndecryptable, secret_decrypt
 from foundry.errors import error_response
-from foundry.runtime.network import FetchError, fetch
+from foundry.runtime.network import FetchError, fetch, url_host
 
 IDP_TIMEOUT_SECONDS = 5.0
 STATE_MAX_AGE_SECONDS = 600
@@ -124,7 +124,7 @@ def _idp_call(method: str, url: str, **kwargs) -> dict:
         result = fetch(
             method,
             url,
-            hosts=[urlsplit(url).hostname or ""],
+            hosts=[url_host(url)],
             timeout=IDP_TIMEOUT_SECONDS,
             policy=sso_network_policy(),
             **kwargs,

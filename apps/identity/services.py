@@ -28,7 +28,7 @@ from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
 from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
-from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, addresses_resolved, fetch
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, addresses_resolved, fetch, url_host
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_TIMEOUT_SECONDS = 5.0  # a module constant so tests can lower it
@@ -279,7 +279,7 @@ def sso_discover(issuer: str) -> dict:
     if problem := _plain_http_refusal(issuer, policy, deadline):
         raise _discovery_failed("issuer_insecure", problem)
     url = issuer.rstrip("/") + DISCOVERY_PATH
-    host = urlsplit(issuer).hostname
+    host = url_host(issuer)
     try:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -231,6 +231,16 @@ class _Hop:
     sni: str | None
 
 
+def url_host(url: str) -> str:
+    """The host of `url` as `fetch` compares it with its `hosts`: the IDNA A-label, lowercase,
+    without a trailing dot ("" for no URL). urlsplit's `hostname` keeps a U-label (bücher.example),
+    which no fetch of that very URL matched."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        return ""
+
+
 def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver: Resolver) -> _Hop:
     if url.scheme not in ("http", "https"):
         raise FetchError("http_scheme_refused", f"Only http and https URLs are allowed, not {url.scheme!r}.")

@@ -161,3 +161,15 @@ def test_signing_keys_are_not_fetched_over_plain_http_from_a_public_address(acme
     finally:
         listener.close()
     assert listener.received == []
+
+
+def test_an_issuer_with_an_internationalised_host_is_discovered(acme, idp, loopback_allowed):
+    """Its host was declared as urlsplit spells it (bücher.localhost) and compared as the client
+    reads it (xn--bcher-kva.localhost): a reachable provider was refused `discovery_host_undeclared`,
+    in the agent http tool's words. The token, userinfo and key set calls declared it alike."""
+    idp.issuer = f"http://bücher.localhost:{idp.httpd.server_address[1]}"
+    with schema_context(acme.schema_name):
+        found = services.sso_discover(idp.issuer)
+    assert found["token_endpoint"] == f"{idp.issuer}/token"
+    assert network.url_host("https://BÜCHER.example./x") == "xn--bcher-kva.example"
+    assert network.url_host("no url") == ""
