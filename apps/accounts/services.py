@@ -226,6 +226,8 @@ def actor_now(actor):
     meanwhile. Other actors (a platform service token, a command) are returned as given. Lock
     order: after `owners_hold`, where a change takes it, as a removal or demotion takes the
     owners and then the member."""
+    if isinstance(actor, User) and actor.is_staff:
+        return actor  # a platform operator: a user of the public schema, never a member (import clears is_staff)
     if isinstance(actor, User):
         current = User.objects.select_for_update(no_key=True).filter(pk=actor.pk, is_active=True).first()
         if current is None:
