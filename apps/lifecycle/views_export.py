@@ -60,9 +60,8 @@ def export_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "lifecycle/_export_rows.html", _rows_context(request.user))
 
 
-@require_permission(Permission.SETTINGS_MANAGE)
-@require_safe
-def export_download(request: HttpRequest, export_id) -> HttpResponse:
+def export_download_answer(request: HttpRequest, export_id) -> HttpResponse:
+    """The archive a signed download link names (the connection on its workspace), or why not."""
     try:
         export = export_for_download(
             export_id=export_id, signature=request.GET.get("signature"), actor=request.user, request=request
@@ -70,3 +69,9 @@ def export_download(request: HttpRequest, export_id) -> HttpResponse:
     except ServiceError as e:
         return error_response(request, status=e.status, code=e.code, message=e.message)
     return export_file_response(export)
+
+
+@require_permission(Permission.SETTINGS_MANAGE)
+@require_safe
+def export_download(request: HttpRequest, export_id) -> HttpResponse:
+    return export_download_answer(request, export_id)

@@ -15,13 +15,12 @@ from django_tenants.utils import tenant_context
 from apps.accounts.access import operator_required
 from apps.lifecycle.exports import (
     export_error,
-    export_file_response,
-    export_for_download,
     export_link_expired,
     export_link_signature,
     export_list,
     export_start,
 )
+from apps.lifecycle.views_export import export_download_answer
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from foundry.errors import ServiceError, error_response
@@ -64,7 +63,7 @@ def tenant_exports_view(request: HttpRequest, slug: str) -> HttpResponse:
             else:
                 messages.success(request, f"Export of {tenant.slug} started: it is listed below with its progress.")
                 return redirect("lifecycle:tenant_exports", tenant.slug)
-        context = {"tenant": tenant, "exports": _exports(tenant), "error": error}
+        context = {"tenant": tenant, "exports": _exports(tenant), "error": error, "operator": True}
     return render(request, "lifecycle/tenant_exports.html", context, status=error.status if error else 200)
 
 
@@ -75,10 +74,4 @@ def tenant_export_download(request: HttpRequest, slug: str, export_id: str) -> H
     if tenant is None:
         return error_response(request, status=404, code="tenant_not_found", message="No such tenant.")
     with tenant_context(tenant):
-        try:
-            export = export_for_download(
-                export_id=export_id, signature=request.GET.get("signature"), actor=request.user, request=request
-            )
-        except ServiceError as e:
-            return error_response(request, status=e.status, code=e.code, message=e.message)
-        return export_file_response(export)
+        return export_download_answer(request, export_id)

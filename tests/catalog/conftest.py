@@ -25,3 +25,25 @@ def finance(acme):
     """acme with the example finance domain (v1) and invoice-triage agent (v1) published."""
     publish(acme, example("domains/finance.yaml"))
     return publish(acme, example("agents/invoice-triage.yaml")).version
+
+
+def finance_versions(tenant, count: int) -> None:
+    """The finance domain published, then revised to `count` versions (stored directly: fast)."""
+    from apps.catalog.models import Version
+
+    published = publish(tenant, example("domains/finance.yaml"))
+    with schema_context(tenant.schema_name):
+        first = Version.objects.get(pk=published.version.pk)
+        Version.objects.bulk_create(
+            Version(
+                document_id=first.document_id,
+                number=n,
+                digest=f"{n:064x}",
+                source=first.source + f"\n# revision {n}\n",
+                content=first.content,
+                message=f"revision {n}",
+                author_name=first.author_name,
+                author_email=first.author_email,
+            )
+            for n in range(2, count + 1)
+        )

@@ -16,7 +16,7 @@ from apps.catalog.services import version_publish
 from apps.tenants.services import tenant_provision
 from apps.tokens.services import token_issue
 from tests.api.conftest import issue
-from tests.catalog.conftest import example, publish
+from tests.catalog.conftest import example, finance_versions, publish
 from tests.conftest import client_for, tenant_user
 
 
@@ -292,24 +292,9 @@ def test_haves_within_the_limit_do_not_hold_a_worker_and_plain_multi_ack_is_refu
     a 15-version catalog, a viewer token and 4,096 haves (~1 KB gzipped) held a worker ~7 s, 200
     versions minutes. It is not advertised, and refused; git's own multi_ack_detailed is cheap."""
     from apps.catalog.git_http import MAX_HAVES
-    from apps.catalog.models import Version
 
-    published = publish(acme, example("domains/finance.yaml"))
+    finance_versions(acme, 15)
     with schema_context(acme.schema_name):
-        first = Version.objects.get(pk=published.version.pk)
-        Version.objects.bulk_create(
-            Version(
-                document_id=first.document_id,
-                number=n,
-                digest=f"{n:064x}",
-                source=first.source + f"\n# revision {n}\n",
-                content=first.content,
-                message=f"revision {n}",
-                author_name=first.author_name,
-                author_email=first.author_email,
-            )
-            for n in range(2, 16)
-        )
         refs = history_build().get_refs()
     have = refs[b"refs/tags/dis/finance/v2"]
     root = refs[b"refs/tags/dis/finance/v1"]  # an ancestor of the have: never "satisfied"

@@ -5,11 +5,9 @@ GIT_TRACE_PACKET on git 2.39), and every version has its own tag on its own comm
 the bound is now the repository's refs, each wanted commit negotiated once."""
 
 from django.test import Client
-from django_tenants.utils import schema_context
 
-from apps.catalog.models import Version
 from tests.api.conftest import issue
-from tests.catalog.conftest import example, publish
+from tests.catalog.conftest import finance_versions
 
 KIND = "application/x-git-upload-pack-request"
 
@@ -34,22 +32,7 @@ def _advertised(body: bytes) -> list[bytes]:
 
 
 def test_a_fresh_clone_of_a_catalog_with_5000_versions_is_served(acme):
-    published = publish(acme, example("domains/finance.yaml"))
-    with schema_context(acme.schema_name):
-        first = Version.objects.get(pk=published.version.pk)
-        Version.objects.bulk_create(
-            Version(
-                document_id=first.document_id,
-                number=n,
-                digest=f"{n:064x}",
-                source=first.source + f"\n# revision {n}\n",
-                content=first.content,
-                message=f"revision {n}",
-                author_name=first.author_name,
-                author_email=first.author_email,
-            )
-            for n in range(2, 5001)
-        )
+    finance_versions(acme, 5000)
     token = issue(acme, role="viewer", scopes=("read",))
     client = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
     refs = client.get("/git/foundry.git/info/refs", {"service": "git-upload-pack"})

@@ -27,7 +27,7 @@ def no_worker(monkeypatch):
 
 def _download_link(client, slug: str) -> str:
     html = client.get(f"/tenants/{slug}/exports/").content.decode()
-    return re.search(r'href="([^"]+)" data-testid="tenant-export-download"', html).group(1).replace("&amp;", "&")
+    return re.search(r'href="([^"]+)" data-testid="export-download"', html).group(1).replace("&amp;", "&")
 
 
 def test_an_operator_exports_a_workspace_from_the_tenant_list(operator_client, acme):
