@@ -31,7 +31,7 @@ def _fetch(client: Client, body: bytes):
 
 @pytest.mark.parametrize("end", [b"0000", b"0001"], ids=["flush", "delim"])
 def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, monkeypatch, end):
-    """dulwich's multi_ack negotiation walks every want line again for each `have`: the same want
+    """dulwich's negotiation walks every want line again for each `have`: the same want
     repeated 75,000 times (12 KB gzipped, under the 4 MiB limit) beside 4,096 haves held a web
     worker ~11 s for one rate-limit unit. Each wanted commit is now handed to it once: the fetch
     is served, and dulwich reads one want line — also when the wants end in a delim-pkt (`0001`),
@@ -42,7 +42,7 @@ def test_a_want_repeated_tens_of_thousands_of_times_is_negotiated_once(acme, mon
         repo = history_build()
     first, head = repo.refs[b"refs/tags/dis/finance/v1"], repo.refs[b"refs/heads/main"]
     body = (
-        _pkt(b"want " + first + b" multi_ack side-band-64k thin-pack ofs-delta\n")
+        _pkt(b"want " + first + b" multi_ack_detailed side-band-64k thin-pack ofs-delta\n")
         + _pkt(b"want " + first + b"\n") * 75_000
         + end
         + _pkt(b"have " + head + b"\n") * 4096
