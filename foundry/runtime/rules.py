@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from foundry.filtering import CompiledFilter, FilterError, FilterSpec, ListField
 from foundry.filtering.compiler import _glob_match, _joined, wildcard_pieces
-from foundry.filtering.fields import TimestampField
+from foundry.filtering.fields import StringField, TimestampField
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.names import name_fold
 from foundry.manifests.validation import entity_filters
@@ -62,6 +62,21 @@ def _literal_text(value) -> str:
     if isinstance(value, int | float | str):
         return str(value)
     raise TypeError
+
+
+# The largest integer every JSON reader keeps exactly (JavaScript's numbers are doubles).
+_EXACT_INTEGER = 2**53
+
+
+def _text_spelling(name: str, value) -> None:
+    """A number for a text field (string, reference) is read as text by whoever it is sent to, and
+    not always as Python spells it: 1e4 arrives as 10000.0, which JavaScript's String() and a SQL
+    text comparison read as "10000" — a rule comparing the field with "10000" let it by. Only an
+    integer every reader spells alike is taken; another number is refused (write it as text)."""
+    if isinstance(value, float) or (
+        isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT_INTEGER
+    ):
+        raise ArgumentError(f"Argument {name!r} is text: write {value!r} as a JSON string, as it is meant.")
 
 
 _NOTATION = re.compile(r"[\[\].]+")
@@ -294,7 +309,12 @@ class RuleBook:
             if isinstance(declared, ListField):
                 if not isinstance(value, list):
                     raise ArgumentError(f"Argument {name!r} must be a list.")
+                if isinstance(declared.item, StringField):
+                    for v in value:
+                        _text_spelling(name, v)
                 return [_argument(name, declared.item, Literal(_literal_text(v), True, 0)) for v in value]
+            if isinstance(declared, StringField):
+                _text_spelling(name, value)
             return _argument(name, declared, Literal(_literal_text(value), True, 0))
         except FilterError as exc:
             raise ArgumentError(f"Argument {name!r}: {exc.message}") from None

@@ -52,3 +52,17 @@ def test_a_mistyped_argument_is_refused_before_any_rule(book, arguments, message
 def test_tools_without_an_entity_are_not_subject_to_rules(book):
     verdict = book.review(None, {"amount": 99999})
     assert (verdict.denied, verdict.approval, verdict.warnings) == ([], [], [])
+
+
+@pytest.mark.parametrize("vendor", [1e4, 10000.0, 2**53 + 1, -(2**60)])
+def test_a_number_for_a_text_field_that_readers_spell_otherwise_is_refused(finance, vendor):
+    """`vendor = "10000"` with `deny`: the model's 1e4 arrives as 10000.0, which Python spelt
+    "10000.0" (no rule matched) and a JavaScript or SQL reader of the call spells "10000"."""
+    domain = copy.deepcopy(finance)
+    domain["spec"]["rules"].append({"name": "blocked", "entity": "invoice", "when": 'vendor = "10000"', "then": "deny"})
+    book = RuleBook(domain)
+    assert [r.name for r in book.review("invoice", {"vendor": "10000"}).denied] == ["blocked"]
+    assert [r.name for r in book.review("invoice", {"vendor": 10000}).denied] == ["blocked"]  # an integer: alike
+    with pytest.raises(ArgumentError) as info:
+        book.review("invoice", {"vendor": vendor})
+    assert info.value.message.startswith("Argument 'vendor' is text")
