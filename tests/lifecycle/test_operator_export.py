@@ -65,3 +65,56 @@ def test_no_one_but_an_operator_reaches_it_nor_another_workspaces_export(operato
     assert operator_client.get("/tenants/nope/exports/").status_code == 404
     with schema_context(globex.schema_name):
         assert not Export.objects.exists()
+
+
+@pytest.mark.parametrize("put_away", ["suspend", "delete"])
+def test_a_suspended_or_deleting_workspace_is_refused_an_export_it_would_never_run(operator_client, acme, put_away):
+    """Its task refuses a workspace that is not active: the job stayed queued, "started", until a
+    resume or the purge."""
+    from apps.lifecycle.deletion import tenant_deletion_schedule
+    from apps.tenants.services import tenant_suspend
+
+    if put_away == "suspend":
+        tenant_suspend(tenant=acme, actor="service:test")
+    else:
+        tenant_deletion_schedule(tenant=acme, actor="service:test")
+    response = operator_client.post("/tenants/acme/exports/")
+    assert response.status_code == 409 and b"tenant_not_active" in response.content
+    assert exports_of(acme) == []
+
+
+def test_the_page_is_the_operator_consoles_not_the_workspaces(operator_client, acme):
+    """The workspace passed as `tenant` shadowed the console's own: the header read "Acme
+    Corporation" and named the operator a Viewer of it."""
+    html = operator_client.get("/tenants/acme/exports/").content.decode()
+    header = html.split('<header class="topbar">', 1)[1].split("</header>", 1)[0]
+    assert "Platform operator console" in header and "Viewer" not in header, header
+
+
+def test_a_workspace_purged_while_its_export_starts_is_404_not_500(fresh_tenant, django_db_blocker, monkeypatch):
+    """Another operator's purge committed between this request's lookup and its start: the
+    export was started on a schema no longer there (a ProgrammingError, a 500)."""
+    from django.test import Client
+
+    from apps.accounts.models import User
+    from apps.lifecycle import views_operator_export
+    from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
+    from apps.tenants.models import Tenant
+
+    slug = fresh_tenant.slug
+    with django_db_blocker.unblock():
+        tenant_deletion_schedule(tenant=fresh_tenant, actor="service:test", grace_days=0)
+        found = views_operator_export.tenant_get
+
+        def looked_up_then_purged(*, slug):
+            tenant = found(slug=slug)
+            tenant_purge(tenant=tenant, actor="service:test")
+            return tenant
+
+        monkeypatch.setattr(views_operator_export, "tenant_get", looked_up_then_purged)
+        client = Client(HTTP_HOST="localhost", raise_request_exception=False)
+        with schema_context("public"):
+            client.force_login(User.objects.get(email="operator@platform.test"))
+        response = client.post(f"/tenants/{slug}/exports/")
+        assert not Tenant.objects.filter(slug=slug).exists()
+    assert response.status_code == 404, response.status_code
