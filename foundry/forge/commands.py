@@ -287,9 +287,11 @@ def _publish_and_deploy(client: Client, order: list, message: str | None, out: O
             status, deployment = client.deploy(version["name"], version["number"])
             report["deployments"].append({"created": status == 201, **deployment})
             out.step(deployed_line(deployment, created=status == 201))
-    except ApiError as exc:
-        return _refused(exc, where, report, out, path)
-    except ForgeError as exc:  # no refusal: the server failed, limited the rate, or could not be read
+    except ForgeError as exc:
+        if isinstance(exc, ApiError) and not (exc.status == 404 and exc.code not in ABSENT):
+            return _refused(exc, where, report, out, path)
+        # No refusal of a document: the server failed, limited the rate, could not be read, or
+        # answered that the URL names no workspace (`unknown_host`): exit 2, as pull and migrate.
         out.say(f"Stopped at {where}.")
         _already(report, out)
         report["error"] = exc.as_dict()["error"]

@@ -65,7 +65,12 @@ def collect(paths: list[str]) -> list[str]:
         if not found:
             raise ForgeError("no_documents", f"{given}: no *.yaml or *.yml files in this folder.")
         files.extend(str(p) for p in sorted(found))
-    return list(dict.fromkeys(files))
+    # One file named twice (`domains/` and `./domains/finance.yaml`, an absolute path, `a//b`) is
+    # read once, by the first spelling given: it is no second file defining the same document.
+    kept: dict[str, str] = {}
+    for name in files:
+        kept.setdefault(os.path.realpath(name), name)
+    return list(kept.values())
 
 
 def read(path: str) -> Source:

@@ -164,3 +164,21 @@ def test_migrate_takes_an_agent_name_only_and_sends_nothing_else(name):
     ran = forge("migrate", name, "--url", "http://acme.localhost:1", "--token", "t")
     assert ran.code == 2
     assert f"{name!r} is not an agent name: a lowercase letter, then letters, digits and -, at most 63." in ran.err
+
+
+def test_a_url_naming_no_workspace_is_a_connection_error_not_a_refused_document(server, workspace, live_port):
+    """docs/forge.md: exit 1 is an invalid or refused document, 2 a usage or connection error.
+    404 `unknown_host` was reported as "domains/finance.yaml: refused by the server", exit 1 —
+    a CI job read the file as broken; pull, validate --url and migrate exit 2 for it."""
+    env = {"FOUNDRY_URL": f"http://no-such-workspace.localhost:{live_port}", "FOUNDRY_TOKEN": server.token}
+    ran = forge("deploy", "domains/", "agents/", cwd=workspace, env=env)
+    assert ran.code == 2, (ran.code, ran.out, ran.err)
+    assert "refused by the server" not in ran.out and "Stopped at" in ran.out, ran.out
+
+
+def test_one_file_named_twice_is_deployed_once_not_refused_as_a_duplicate(server, workspace):
+    """A folder and the file in it as `find .` prints it were two files defining one domain
+    (`duplicate_document`, the file against itself)."""
+    ran = server.forge("deploy", "domains/", "./domains/finance.yaml", str(workspace / "agents"), cwd=workspace)
+    assert ran.code == 0, (ran.code, ran.out, ran.err)
+    assert server.api("GET", "agents/triage").json()["live"]["version"] == 1
