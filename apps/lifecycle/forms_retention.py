@@ -2,7 +2,7 @@
 
 from django import forms
 
-from apps.lifecycle.retention import DAYS_FIELDS
+from apps.lifecycle.retention import DAYS_FIELDS, MAX_DAYS
 
 LABELS = {
     "runs_days": "Finished runs, with their steps and checkpoints",
@@ -42,7 +42,8 @@ class RetentionPolicyForm(forms.Form):
         values = {"audit_legal_hold": self.cleaned_data["audit_legal_hold"]} if "audit_legal_hold" in changed else {}
         for name in sorted(changed & set(DAYS_FIELDS)):
             text = self.cleaned_data[name].strip()
-            # At most 9 digits: more is no retention period (and past 4,300, int() itself refuses).
-            whole = text.isascii() and text.isdigit() and len(text) <= 9
-            values[name] = None if not text else int(text) if whole else text
+            # Past 9 digits, a whole number too large (`days_too_large`), not converted (past
+            # 4,300 digits int() itself refuses): MAX_DAYS + 1 stands for it.
+            whole = text.isascii() and text.isdigit()
+            values[name] = None if not text else (int(text) if len(text) <= 9 else MAX_DAYS + 1) if whole else text
         return values

@@ -481,7 +481,8 @@ class RetentionSaver(TenantSaver):
         return cls(shared.conn, schema, lock=shared.lock)
 
     def threads_with_history(self, thread_ids: list[str]) -> dict[str, int]:
-        """Of `thread_ids`, those with more than one checkpoint, with how many they have."""
+        """Of `thread_ids`, those with more than one checkpoint, or with blobs none names, with
+        how many checkpoints they have."""
         with self._cursor() as cur:
             cur.execute(_THREADS_WITH_HISTORY, (thread_ids,))
             return {row["thread_id"]: row["n"] for row in cur.fetchall()}
@@ -557,9 +558,17 @@ class RetentionSaver(TenantSaver):
         return head if after == before else None
 
 
+# Also a thread cut to its final checkpoint by a pass cut short before its blobs went: the next
+# pass finishes it (a blob no checkpoint names, the run's input among them, stayed for good).
 _THREADS_WITH_HISTORY = """
-SELECT thread_id, count(*) AS n FROM checkpoints
- WHERE thread_id = ANY(%s) AND checkpoint_ns = '' GROUP BY thread_id HAVING count(*) > 1
+SELECT c.thread_id, count(*) AS n FROM checkpoints c
+ WHERE c.thread_id = ANY(%s) AND c.checkpoint_ns = '' GROUP BY c.thread_id
+HAVING count(*) > 1 OR EXISTS (
+    SELECT 1 FROM checkpoint_blobs b
+     WHERE b.thread_id = c.thread_id AND b.checkpoint_ns = '' AND NOT EXISTS (
+        SELECT 1 FROM checkpoints k
+         WHERE k.thread_id = b.thread_id AND k.checkpoint_ns = b.checkpoint_ns
+           AND k.checkpoint -> 'channel_versions' ->> b.channel = b.version))
 """
 
 _WRITES_DELETE = """
