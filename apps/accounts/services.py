@@ -167,8 +167,7 @@ def member_invite_reissue(*, actor: User, member: User, base_url: str, request: 
     (whoever holds it signs in as that owner)."""
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()  # first, as a demotion of the actor takes them: the owners, then the member
-    current = actor_now(actor)
-    _require(current, Permission.MEMBERS_MANAGE)
+    current = _required_now(actor, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.role == Role.OWNER:
         _require(current, Permission.OWNERS_MANAGE)
@@ -215,6 +214,13 @@ def owner_invites_reissue(*, actor: str, base_url: str) -> list[tuple[str, str]]
 def _require(actor: User, permission: Permission) -> None:
     if not actor.has_permission(permission):
         raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def _required_now(actor, permission: Permission):
+    """`actor` as it stands now (`actor_now`), refused unless that still allows `permission`."""
+    current = actor_now(actor)
+    _require(current, permission)
+    return current
 
 
 def actor_now(actor):
@@ -295,8 +301,7 @@ def _owners_remaining_without(user: User) -> int:
 @transaction.atomic
 def member_add(*, actor: User, email: str, role: str, full_name: str = "", request: HttpRequest | None = None) -> User:
     _require(actor, Permission.MEMBERS_MANAGE)
-    current = actor_now(actor)
-    _require(current, Permission.MEMBERS_MANAGE)
+    current = _required_now(actor, Permission.MEMBERS_MANAGE)
     errors: dict[str, ValidationError] = {}
     try:
         email = email_clean(email)
@@ -345,8 +350,7 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
     if role not in Role.values:
         raise ValidationError({"role": ValidationError(f"Unknown role “{role}”.", code="role_invalid")})
     owners_hold()
-    current = actor_now(actor)
-    _require(current, Permission.MEMBERS_MANAGE)
+    current = _required_now(actor, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.role == role:
         return member
@@ -377,8 +381,7 @@ def member_role_change(*, actor: User, member: User, role: str, request: HttpReq
 def member_remove(*, actor: User, member: User, request: HttpRequest | None = None) -> None:
     _require(actor, Permission.MEMBERS_MANAGE)
     owners_hold()
-    current = actor_now(actor)
-    _require(current, Permission.MEMBERS_MANAGE)
+    current = _required_now(actor, Permission.MEMBERS_MANAGE)
     member = _member_locked(member)
     if member.pk == acting_member_id(actor):
         raise ValidationError("You cannot remove yourself.", code="remove_self")

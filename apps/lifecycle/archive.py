@@ -972,12 +972,12 @@ def _times_check(schema: str, tenant: Tenant) -> None:
         for where, table, columns in cursor.fetchall():
             if where == "public" and table not in owned:
                 continue
-            outside = " OR ".join(f"NOT ({_quoted(c)} BETWEEN %s AND %s)" for c in columns)
-            scope = " AND tenant_id = %s" if where == "public" else ""
+            outside = [f"NOT ({_quoted(c)} BETWEEN %(first)s AND %(last)s)" for c in columns]
+            scope = " AND tenant_id = %(tenant)s" if where == "public" else ""
             cursor.execute(
-                f"SELECT {', '.join(f'NOT ({_quoted(c)} BETWEEN %s AND %s)' for c in columns)}"
-                f" FROM {_quoted(where)}.{_quoted(table)} WHERE ({outside}){scope} LIMIT 1",
-                [*_TIME_BOUNDS * len(columns), *_TIME_BOUNDS * len(columns), *([tenant.pk] if scope else [])],
+                f"SELECT {', '.join(outside)} FROM {_quoted(where)}.{_quoted(table)}"
+                f" WHERE ({' OR '.join(outside)}){scope} LIMIT 1",
+                {"first": _TIME_BOUNDS[0], "last": _TIME_BOUNDS[1], "tenant": tenant.pk},
             )
             row = cursor.fetchone()
             if row is not None:

@@ -5,17 +5,14 @@ send at DEBUG are kept quiet whatever the root level (settings.LOGGING): the ant
 `anthropic._base_client` logged every request's whole JSON body ("Request options: ...": system
 prompt, user input, tool results) at DEBUG."""
 
-import ipaddress
 import json
 import logging
 
 import pytest
-from django_tenants.utils import schema_context
 
-from tests.conftest import tenant_user
 from tests.foundry.test_logs import json_log_lines
-from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, text
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+from tests.providers.fake_models import Reply, anthropic_message, text
+from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy, model_server_for
 from tests.runs.test_engine import start
 
 PRIVATE = "Jane Q. Customer, IBAN DE89370400440532013000"
@@ -23,17 +20,7 @@ PRIVATE = "Jane Q. Customer, IBAN DE89370400440532013000"
 
 @pytest.fixture
 def anthropic_agent(acme, settings):
-    from apps.providers.services import credential_set
-
-    settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    server = FakeModelServer()
-    with schema_context("acme"):
-        credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="anthropic",
-            api_key="sk-ant-test-abcdef123456",
-            base_url=server.origin,
-        )
+    server = model_server_for(acme, settings, "anthropic")
     try:
         yield server, deploy(acme, FINANCE, agent_yaml(provider="anthropic"))
     finally:

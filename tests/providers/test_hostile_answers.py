@@ -363,6 +363,21 @@ def test_an_attempt_ends_at_its_deadline_even_when_the_body_stalls(kind):
     assert took < 1.5, f"the 1 s attempt took {took:.1f} s"
 
 
+def _answered_once(acme, server, provider: str, body: dict):
+    """A run of acme's agent on `provider`, whose endpoint answers `body` once: (run, its steps' errors)."""
+    server.queue(Reply(body=body))
+    owner = tenant_user(acme, "owner@acme.test")
+    base_url = server.origin + ("/v1" if provider == "openai" else "")
+    with schema_context("acme"):
+        credential_set(actor=owner, provider=provider, api_key=KEY, base_url=base_url)
+    agent = deploy(acme, FINANCE, agent_yaml(provider=provider))
+    with schema_context("acme"):
+        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
+    run = advance(run, "acme")
+    with schema_context("acme"):
+        return run, list(run.steps.order_by("index").values_list("error", flat=True))
+
+
 def test_a_choice_without_any_content_is_a_bad_response_not_a_silent_success(acme, keys, server):
     """docs/providers.md: `provider_bad_response` is "not the wire format: malformed JSON, no
     choices/content, …", and a model call refused as malformed fails the run `model_failed`
@@ -376,16 +391,7 @@ def test_a_choice_without_any_content_is_a_bad_response_not_a_silent_success(acm
         "choices": [{"index": 0, "message": {"role": "assistant"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 30, "completion_tokens": 0},
     }
-    server.queue(Reply(body=body))
-    owner = tenant_user(acme, "owner@acme.test")
-    with schema_context("acme"):
-        credential_set(actor=owner, provider="openai", api_key=KEY, base_url=server.origin + "/v1")
-    agent = deploy(acme, FINANCE, agent_yaml(provider="openai"))
-    with schema_context("acme"):
-        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
-    run = advance(run, "acme")
-    with schema_context("acme"):
-        errors = list(run.steps.order_by("index").values_list("error", flat=True))
+    run, errors = _answered_once(acme, server, "openai", body)
     assert (run.status, run.reason) == ("failed", "model_failed"), (run.status, run.reason, run.output)
     assert errors == ["provider_bad_response"]
 
@@ -408,16 +414,7 @@ def test_an_anthropic_message_stopped_for_a_tool_it_does_not_call_is_a_bad_respo
     """Stopped for tool_use with no tool_use block: it became an empty final answer, and the run
     `succeeded` with output '' (the openai provider's rule: nothing said is no answer)."""
     body = {**anthropic_message(), "content": blocks, "stop_reason": stop}
-    server.queue(Reply(body=body))
-    owner = tenant_user(acme, "owner@acme.test")
-    with schema_context("acme"):
-        credential_set(actor=owner, provider="anthropic", api_key=KEY, base_url=server.origin)
-    agent = deploy(acme, FINANCE, agent_yaml(provider="anthropic"))
-    with schema_context("acme"):
-        run = run_start(actor=owner, agent=agent, input="Triage INV-7.")
-    run = advance(run, "acme")
-    with schema_context("acme"):
-        errors = list(run.steps.order_by("index").values_list("error", flat=True))
+    run, errors = _answered_once(acme, server, "anthropic", body)
     if answered:
         assert (run.status, run.output, errors) == ("succeeded", "", [""]), (run.reason, errors)
     else:

@@ -193,9 +193,9 @@ def triage(acme):
     return deploy(acme, FINANCE, TRIAGE)
 
 
-@pytest.fixture
-def model_server(acme, settings):
-    """A real local server speaking OpenAI's wire format, and acme's stored credentials for it."""
+def model_server_for(tenant, settings, provider: str = "openai"):
+    """A real local server speaking `provider`'s wire format, and the tenant's stored credentials
+    for it (the caller closes it)."""
     import ipaddress
 
     from apps.providers.services import credential_set
@@ -203,13 +203,20 @@ def model_server(acme, settings):
 
     settings.FOUNDRY_PROVIDER_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
     server = FakeModelServer()
-    with schema_context("acme"):
+    with schema_context(tenant.schema_name):
         credential_set(
-            actor=tenant_user(acme, "owner@acme.test"),
-            provider="openai",
+            actor=tenant_user(tenant, f"owner@{tenant.slug}.test"),
+            provider=provider,
             api_key="sk-test-abcdef123456",
-            base_url=f"{server.origin}/v1",
+            base_url=f"{server.origin}/v1" if provider == "openai" else server.origin,
         )
+    return server
+
+
+@pytest.fixture
+def model_server(acme, settings):
+    """A real local server speaking OpenAI's wire format, and acme's stored credentials for it."""
+    server = model_server_for(acme, settings)
     yield server
     server.close()
 
