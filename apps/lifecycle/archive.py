@@ -30,10 +30,12 @@ from typing import BinaryIO
 
 import psycopg
 from auditlog.receivers import log_create
+from auditlog.registry import auditlog
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, OperationalError, ProgrammingError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, ProgrammingError, connection, models, transaction
 from django.http import HttpRequest
 from django_tenants.utils import get_public_schema_name, schema_context
 
@@ -65,6 +67,9 @@ EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session"})
 # Ids in the workspace's tables point at these; they are mapped by natural key on import.
 REFERENCE_TABLES = ("django_content_type", "auth_permission")
 SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)
+# What a secret's holders are shown of it (`api_key_last4` beside `api_key_encrypted`): blank with
+# the secret, so a copy shows no key where it holds none, and which credentials need entering again.
+SHOWN_SUFFIX = "_last4"
 PASSWORD = ("accounts_user", "password")  # members' password hashes: exported by an owner's export only
 # Columns exported as an expression of their row. A webhook sink whose signing secret stays
 # behind arrives disabled: enabled, it would push the trail unsigned to a receiver that checks
@@ -172,7 +177,7 @@ def _snapshot() -> Iterator[None]:
 
 def _exported(table: Table, column: str, *, password_hashes: bool) -> str:
     """The SELECT item of `column` in an archive: blank for a secret, EXPORTED_AS's, else itself."""
-    if column.endswith(SECRET_SUFFIX):
+    if column.endswith(SECRET_SUFFIX) or column.endswith(SHOWN_SUFFIX):
         return f"''::text AS {_quoted(column)}"
     if (table.name, column) == PASSWORD and not password_hashes:
         return f"'{UNUSABLE_PASSWORD_PREFIX}'::text AS {_quoted(column)}"  # no password to sign in with
@@ -1231,7 +1236,8 @@ def _public_load(loader: _Loader, tenant: Tenant) -> None:
             continue
         name = f"public/{table.name}.ndjson"
         with _pruned_refused(name) if table.name == "audit_auditevent" else nullcontext():
-            loader.insert(name, table, replace={"tenant_id": new_id}, skip=_generated_keys(table))
+            if loader.insert(name, table, replace={"tenant_id": new_id}, skip=_generated_keys(table)):
+                _history_follow(loader, table, tenant)
     with rls_scope(tenant.pk):
         sinks = AuditSink.objects.filter(tenant_id=tenant.pk).count()
     if sinks > MAX_SINKS:
@@ -1240,6 +1246,40 @@ def _public_load(loader: _Loader, tenant: Tenant) -> None:
             f"Member public/audit_auditsink.ndjson holds {sinks} audit sinks; a workspace has at most {MAX_SINKS}.",
             member="public/audit_auditsink.ndjson",
         )
+
+
+def _history_keyed(table: Table) -> tuple[type[models.Model], list[str]] | None:
+    """The model of a public table whose changes have a history (django-auditlog), and the
+    columns that name one of its rows within a workspace (its unique constraint with tenant_id)."""
+    for model in django_apps.get_models():
+        if model._meta.db_table != table.name or not auditlog.contains(model):
+            continue
+        for constraint in model._meta.constraints:
+            unique = isinstance(constraint, models.UniqueConstraint) and constraint.condition is None
+            if unique and "tenant_id" in constraint.fields:
+                return model, [model._meta.get_field(f).column for f in constraint.fields if f != "tenant_id"]
+    return None
+
+
+def _history_follow(loader: _Loader, table: Table, tenant: Tenant) -> None:
+    """The copy's model history names its public rows (a budget, an audit sink) by their new ids.
+    Their entries in the workspace's schema came with it, naming the source's rows by id; public
+    rows get new ids here. Matched on the row's natural key, from the member still in
+    archive_lines (loaded by the insert just made)."""
+    keyed = _history_keyed(table)
+    if keyed is None:
+        return
+    model, columns = keyed
+    schema = _quoted(tenant.schema_name)
+    same = " AND ".join(f"t.{_quoted(c)}::text IS NOT DISTINCT FROM l.j->>%s" for c in columns)
+    loader.cursor.execute(
+        f"UPDATE {schema}.auditlog_logentry h SET object_pk = m.new::text, object_id = m.new"
+        f" FROM (SELECT l.j->>'id' AS old, t.id AS new FROM archive_lines l"
+        f"       JOIN {table.qualified} t ON t.tenant_id = %s AND {same}) m,"
+        f"      {schema}.django_content_type c"
+        " WHERE c.app_label = %s AND c.model = %s AND h.content_type_id = c.id AND h.object_pk = m.old",
+        [tenant.pk, *columns, model._meta.app_label, model._meta.model_name],
+    )
 
 
 def _sinks_history(tenant: Tenant) -> None:
@@ -1271,9 +1311,12 @@ def _secrets_blank(tenant: Tenant) -> None:
         for schema, table, column in cursor.fetchall():
             if schema == "public" and table not in owned:
                 continue
-            where = f"{_quoted(column)} <> ''" + (" AND tenant_id = %s" if schema == "public" else "")
+            shown = column.removesuffix(SECRET_SUFFIX) + SHOWN_SUFFIX
+            blank = [_quoted(c) for c in (column, shown) if c in stored_columns(Table(schema, table))]
+            assignments, where = ", ".join(c + " = ''" for c in blank), " OR ".join(c + " <> ''" for c in blank)
             cursor.execute(
-                f"UPDATE {_quoted(schema)}.{_quoted(table)} SET {_quoted(column)} = '' WHERE {where}",
+                f"UPDATE {_quoted(schema)}.{_quoted(table)} SET {assignments}"
+                f" WHERE ({where})" + (" AND tenant_id = %s" if schema == "public" else ""),
                 [tenant.pk] if schema == "public" else [],
             )
 
