@@ -170,6 +170,15 @@ def jwks_forget(jwks_uri: str) -> None:
     _parsed.pop(key, None)
 
 
+def jwks_schema_forget(schema: str) -> None:
+    """Drop this process's copies of a schema's key sets (its workspace was purged: a new one may
+    take the schema's name). The shared cache's go with the schema's cache keys."""
+    start = f"identity:jwks:{schema}:"
+    for key in list(_parsed):  # a copy: another thread may add to it meanwhile
+        if key.startswith(start):
+            _parsed.pop(key, None)
+
+
 _public: dict[tuple[str, str], jwt.PyJWK] = {}
 
 

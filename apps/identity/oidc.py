@@ -67,7 +67,7 @@ def sso_config() -> SsoConfiguration | None:
     return SsoConfiguration.objects.filter(pk=1).first()
 
 
-_recent: dict[str, tuple[float, SsoConfiguration | None]] = {}
+_recent: dict[tuple[str, int | None], tuple[float, SsoConfiguration | None]] = {}
 
 
 def sso_config_recent() -> SsoConfiguration | None:
@@ -75,19 +75,24 @@ def sso_config_recent() -> SsoConfiguration | None:
     the bearer-token path reads it on every API request. A change made by this process is seen
     at once (sso_config_forget); by other processes within that many seconds."""
     now = time.monotonic()
-    schema = connection.schema_name
-    hit = _recent.get(schema)
+    # The schema's and its tenant's: a workspace purged and provisioned again under its slug is
+    # another tenant in a schema of the same name, whose configuration is not the old one's.
+    key = (connection.schema_name, getattr(getattr(connection, "tenant", None), "pk", None))
+    hit = _recent.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     config = sso_config()
     if len(_recent) > 10_000:
         _recent.clear()
-    _recent[schema] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, config)
+    _recent[key] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, config)
     return config
 
 
 def sso_config_forget(schema: str | None = None) -> None:
-    _recent.pop(schema or connection.schema_name, None)
+    schema = schema or connection.schema_name
+    for key in list(_recent):  # a copy: another thread may add to it meanwhile
+        if key[0] == schema:
+            _recent.pop(key, None)
 
 
 class TenantSettings:

@@ -31,6 +31,8 @@ from apps.accounts.sessions import sessions_all_end
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import actor_of, audit_record, platform_actor_id
+from apps.identity.jwks import jwks_schema_forget
+from apps.identity.oidc import sso_config_forget
 from apps.lifecycle.erasing import erasing
 from apps.lifecycle.inventory import (
     STORAGE_KINDS,
@@ -224,6 +226,10 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
                 },
             )
     route_invalidate(*hosts)
+    # This process's copies of what the schema held (other processes' expire within seconds,
+    # and are told apart from a new workspace's under the same name by its tenant id).
+    sso_config_forget(purged.schema)
+    jwks_schema_forget(purged.schema)
     logger.info(
         "purged workspace %s: %d rows, %d Redis keys, %d files",
         tenant.slug,

@@ -115,8 +115,8 @@ def _exact(key: str) -> KeyPattern:
 def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[KeyPattern]:
     """The Redis keys kept for one workspace: its rate-limit buckets, run slots and sign-in limits
     (`rl:<scope>:<tenant id>[:…]`, foundry/ratelimit.py), its run locks and cancellation signals
-    (runs/locks.py), marks
-    of runs waiting for a slot (runs/admission.py) and of refusals audited lately (audit), what the
+    (runs/locks.py), marks of runs waiting for a slot (runs/admission.py), of refusals audited
+    lately (audit) and of the days its usage was rolled up (billing), what the
     cache holds for its schema (django-tenants' key function starts each key with the schema and
     the cache's prefix: JWKS guards, cached pages…), its chain's cached status and the cached
     routes of its hosts. Nothing else: a workspace's slug may be any word (`tenant`, `runs`,
@@ -142,6 +142,12 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
         ),
     ]
     patterns.append(_exact(f"foundry:retention:{schema}"))  # a pass's lock (lifecycle/retention.py)
+    patterns.append(  # the days its usage was rolled up (billing/rollups.py)
+        KeyPattern(
+            f"foundry:billing:rolled:{ident}:*",
+            re.compile(rb"foundry:billing:rolled:" + ident.encode() + rb":\d{4}-\d{2}-\d{2}"),
+        )
+    )
     return patterns + [_exact(key) for host in hosts for key in route_keys(host)]
 
 

@@ -55,4 +55,3 @@ def test_an_imported_provider_credential_does_not_show_a_key_it_no_longer_has(st
     assert response.status_code == 200, response.content[:300]
     openai = next(c for c in response.json()["providers"] if c["provider"] == "openai")
     assert "6789" not in openai["api_key_masked"], openai
-

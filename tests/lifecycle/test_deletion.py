@@ -142,6 +142,7 @@ def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
         _cancel_key(schema, "run-7"),  # a run of it that was cancelled (runs/locks.py)
         *(f"{schema}::1:audit:chain-status:3", f"{schema}::1:jwks:ab:refetch:{schema}", f"{schema}::1:views.page.x"),
         "public::1:audit:chain-status:3",
+        "foundry:billing:rolled:3:2026-11-28",  # a day of its usage rolled up (billing/rollups.py)
         *route_keys(host),
     }
     others = {
@@ -156,6 +157,7 @@ def test_a_purge_takes_its_workspaces_keys_and_no_other_whatever_its_slug(slug):
         *(f"foundry:worker-heartbeat:celery@{slug}", f"foundry:other_db:tenant-route:v1:{host}"),
         *(f"_kombu.binding.{slug}", f"celery-task-meta-{slug}", f"{slug}:1"),
         *route_keys(f"x.{host}"),
+        *("foundry:billing:rolled:33:2026-11-28", "foundry:billing:rolled:1:2026-11-28"),
     }
     with redis_server() as (_, port), redis.Redis(port=port) as client:
         for key in own | others:
