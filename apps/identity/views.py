@@ -150,7 +150,7 @@ _HEADER_NAMES = re.compile(r"^[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+){0,20}\Z")
 @require_http_methods(["GET", "HEAD", "OPTIONS"])
 def protected_resource_metadata(request: HttpRequest) -> HttpResponse:
     """OAuth 2.0 Protected Resource Metadata (RFC 9728) of this workspace's MCP endpoint: where a
-    client gets a token — the workspace's own identity provider, when it has one. Public, and
+    client gets a token: the workspace's own identity provider (404 without one). Public, and
     readable from any origin (no credentials go with it): a browser client the /mcp 401 sends
     here reads it cross-origin, after a preflight when it sends MCP-Protocol-Version."""
     from apps.identity.oidc import sso_config
@@ -165,13 +165,18 @@ def protected_resource_metadata(request: HttpRequest) -> HttpResponse:
         response["Access-Control-Max-Age"] = "600"
         return response
     config = sso_config()
+    if config is None:  # no authorization server to name: MCP asks the document for at least one
+        message = "This workspace has no single sign-on: send an API token (Authorization: Bearer)."
+        response = JsonResponse({"error": {"code": "sso_not_configured", "message": message}}, status=404)
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
     origin = f"{request.scheme}://{request.get_host()}"
     body = {
         "resource": f"{origin}/mcp",
         "resource_name": f"Agent Foundry: {request.tenant.name}",
-        "authorization_servers": [config.issuer] if config else [],
+        "authorization_servers": [config.issuer],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": config.scopes.split() if config else [],
+        "scopes_supported": config.scopes.split(),
         "resource_documentation": f"{origin}/api/docs/",
     }
     response = JsonResponse(body)

@@ -32,17 +32,19 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connection
 from django.http.request import split_domain_port
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from apps.identity.bearer import principal_for_bearer
 from apps.identity.verify import TokenInvalid
 from foundry.mcp.jsonrpc import (
+    METHOD_SHOWN,
     PARAMS_NOT_OBJECT,
     SURROGATE_REFUSED,
     DuplicateKey,
     id_invalid,
     message_read,
+    method_too_long,
     params_not_object,
     surrogate_found,
 )
@@ -68,12 +70,14 @@ class Refused(Exception):
         self.status, self.code, self.message, self.challenge = status, code, message, challenge
 
 
-async def _jsonrpc_refuse(send, request_id, message: str, headers: list, code: int = INVALID_PARAMS) -> None:
+async def _jsonrpc_refuse(
+    send, request_id, message: str, headers: list, code: int = INVALID_PARAMS, *, status: int = 400, data=None
+) -> None:
     """A JSON-RPC error (-32602 unless told) for a message the gateway refuses before the SDK reads it."""
-    error = {"code": code, "message": message}
+    error = {"code": code, "message": message, **({} if data is None else {"data": data})}
     body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 400, "headers": start + headers})
+    await send({"type": "http.response.start", "status": status, "headers": start + headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -138,22 +142,33 @@ def _caller_admitted(request: ASGIRequest, host_header: str, route) -> dict:
         raise Refused(403, "origin_refused", f"Requests from {origin[:100]!r} are not accepted here.")
     tenant = _tenant_from_route(route)
     request.tenant = tenant
-    metadata = f'Bearer resource_metadata="{own_origin}{METADATA_PATH}/mcp"'
     kind, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if kind.lower() != "bearer" or not raw.strip():  # the scheme is case-insensitive (RFC 9110)
-        raise Refused(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.", metadata)
     connection.set_tenant(tenant)
     try:
+        if kind.lower() != "bearer" or not raw.strip():  # the scheme is case-insensitive (RFC 9110)
+            raise Refused(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.", _challenge(own_origin))
         principal, _credential = principal_for_bearer(
             raw.strip(), audience=AUDIENCE, request=request, resource=f"{own_origin}/mcp"
         )
     except TokenInvalid as exc:
-        challenge = f'{metadata}, error="invalid_token", error_description="{exc.code}"'
+        challenge = _challenge(own_origin, 'error="invalid_token"', f'error_description="{exc.code}"')
         raise Refused(401, exc.code, exc.message, challenge) from None
     finally:
         connection.set_schema_to_public()
     request.user = principal
     return {"foundry.tenant": tenant, "foundry.principal": principal, "foundry.request": request}
+
+
+def _challenge(origin: str, *params: str) -> str:
+    """RFC 6750's challenge (the connection on the workspace's schema). It names the RFC 9728
+    metadata only where the workspace has an authorization server to name there (its identity
+    provider): MCP's authorization asks that document for at least one, and a client sent to one
+    without would start OAuth discovery only to find nothing to sign in with."""
+    from apps.identity.oidc import sso_config_recent
+
+    if sso_config_recent() is not None:
+        params = (f'resource_metadata="{origin}{METADATA_PATH}/mcp"', *params)
+    return f"Bearer {', '.join(params)}" if params else "Bearer"
 
 
 _WRITE_METHODS = frozenset({"tools/call"})
@@ -397,6 +412,11 @@ class McpGateway:
             return await _jsonrpc_refuse(send, request_id, message, limit_headers)
         if params_not_object(payload):  # the 2026 protocol's reader says so its own way, id null
             return await _jsonrpc_refuse(send, payload["id"], PARAMS_NOT_OBJECT, limit_headers)
+        if method_too_long(payload):  # as the SDK answers an unknown method, its name cut: no echo of 4 MB
+            name = payload["method"][:METHOD_SHOWN]
+            return await _jsonrpc_refuse(
+                send, payload["id"], "Method not found", limit_headers, METHOD_NOT_FOUND, status=200, data=name
+            )
         # A 2026 request names its version in params._meta too: the SDK answers one it does not speak
         # -32022 with the versions it does, which a newer client negotiates down with.
         if not _versioned_in_meta(payload) and (unsupported := _version_unsupported(scope)):

@@ -72,8 +72,23 @@ def params_not_object(payload: object) -> bool:
         and isinstance(payload.get("method"), str)
         and "id" in payload
         and not id_invalid(payload)
-        and payload.get("params") is not None
+        and "params" in payload  # null too: JSON-RPC 2.0 (4.2) params, when present, are structured
         and not isinstance(payload["params"], dict)
+    )
+
+
+METHOD_SHOWN = 200  # characters of a method's name an answer echoes; MCP's longest is ~40
+
+
+def method_too_long(payload: object) -> bool:
+    """A request (with a valid id) naming a method longer than any this server could serve."""
+    return (
+        isinstance(payload, dict)
+        and payload.get("jsonrpc") == "2.0"
+        and "id" in payload
+        and not id_invalid(payload)
+        and isinstance(payload.get("method"), str)
+        and len(payload["method"]) > METHOD_SHOWN
     )
 
 

@@ -63,7 +63,7 @@ async def test_an_idp_access_token_is_refused_on_another_workspace(mcp_port, fre
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         )
     assert response.status_code == 401
-    assert "resource_metadata=" in response.headers["www-authenticate"]
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
 @pytest.mark.anyio

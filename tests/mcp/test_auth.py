@@ -33,41 +33,53 @@ def metadata_get(port: int, host: str) -> httpx2.Response:
     return httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host})
 
 
-def test_without_a_token_it_is_401_naming_the_protected_resource_metadata(mcp_port, ws):
+ISSUER = "https://idp.example.test/realms/acme"
+
+
+def sso_set(tenant, django_db_blocker) -> str:
+    """Single sign-on for `tenant` (its identity provider is the MCP endpoint's authorization server)."""
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        SsoConfiguration.objects.create(
+            issuer=ISSUER,
+            client_id="foundry",
+            client_secret_encrypted="-",
+            scopes="openid email",
+            authorization_endpoint=f"{ISSUER}/auth",
+            token_endpoint=f"{ISSUER}/token",
+            jwks_uri=f"{ISSUER}/jwks",
+            discovered_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    return ISSUER
+
+
+def test_without_sso_a_401_names_no_metadata_and_there_is_none(mcp_port, ws):
+    """MCP (Authorization): the protected resource metadata names at least one authorization
+    server. A workspace without single sign-on has none, so its 401 is a plain bearer challenge
+    and the metadata is 404: a client asks for a token rather than start OAuth discovery."""
     ws, _ = ws
     host = f"{ws.slug}.localhost:{mcp_port}"
     response = post(mcp_port, host)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
-    metadata_url = f"http://{host}/.well-known/oauth-protected-resource/mcp"
-    assert response.headers["WWW-Authenticate"] == f'Bearer resource_metadata="{metadata_url}"'
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    invalid = post(mcp_port, host, Authorization="Bearer af_000000000000_" + "x" * 43)
+    assert invalid.headers["WWW-Authenticate"] == 'Bearer error="invalid_token", error_description="invalid_token"'
 
-    metadata = httpx2.get(
-        f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host}
-    )
-    assert metadata.status_code == 200
-    assert metadata.json()["resource"] == f"http://{host}/mcp"
-    assert metadata.json()["authorization_servers"] == []
+    metadata = metadata_get(mcp_port, host)
+    assert (metadata.status_code, metadata.json()["error"]["code"]) == (404, "sso_not_configured")
+    assert metadata.headers["access-control-allow-origin"] == "*"  # a browser client reads why
 
 
-def test_with_sso_the_metadata_names_the_workspaces_identity_provider(mcp_port, fresh_tenant, django_db_blocker):
-    issuer = "https://idp.example.test/realms/acme"
-    with django_db_blocker.unblock(), schema_context(fresh_tenant.schema_name):
-        SsoConfiguration.objects.create(
-            issuer=issuer,
-            client_id="foundry",
-            client_secret_encrypted="-",
-            scopes="openid email",
-            authorization_endpoint=f"{issuer}/auth",
-            token_endpoint=f"{issuer}/token",
-            jwks_uri=f"{issuer}/jwks",
-            discovered_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+def test_with_sso_a_401_names_the_metadata_naming_the_workspaces_identity_provider(
+    mcp_port, fresh_tenant, django_db_blocker
+):
+    issuer = sso_set(fresh_tenant, django_db_blocker)
     host = f"{fresh_tenant.slug}.localhost:{mcp_port}"
-    metadata = httpx2.get(
-        f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp", headers={"Host": host}
-    )
+    metadata_url = f"http://{host}/.well-known/oauth-protected-resource/mcp"
+    assert post(mcp_port, host).headers["WWW-Authenticate"] == f'Bearer resource_metadata="{metadata_url}"'
+    metadata = metadata_get(mcp_port, host)
+    assert metadata.json()["resource"] == f"http://{host}/mcp"
     assert (metadata.json()["authorization_servers"], metadata.json()["scopes_supported"]) == (
         [issuer],
         ["openid", "email"],
@@ -122,11 +134,13 @@ def test_a_browser_client_at_an_allowed_origin_may_call_and_read_the_answers(mcp
     assert "access-control-allow-origin" not in foreign.headers
 
 
-def test_the_protected_resource_metadata_the_401_names_is_readable_from_a_browser(mcp_port, ws):
+def test_the_protected_resource_metadata_the_401_names_is_readable_from_a_browser(
+    mcp_port, fresh_tenant, django_db_blocker
+):
     """The metadata a browser client's 401 sends it to is public: readable from any origin, its
     preflight (an MCP SDK sends MCP-Protocol-Version) answered, so discovery goes on."""
-    ws, _ = ws
-    host = f"{ws.slug}.localhost:{mcp_port}"
+    sso_set(fresh_tenant, django_db_blocker)
+    host = f"{fresh_tenant.slug}.localhost:{mcp_port}"
     url = f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp"
     headers = {"Host": host, "Origin": "https://inspector.test"}
     preflight = httpx2.request(
@@ -164,7 +178,7 @@ def test_a_token_that_is_not_valid_is_401(mcp_port, ws, credentials):
     authorization = f"Bearer {revoked}" if credentials == "revoked" else credentials
     response = post(mcp_port, f"{ws.slug}.localhost:{mcp_port}", Authorization=authorization)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith('Bearer resource_metadata="http://')
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_the_bearer_scheme_is_case_insensitive(mcp_port, ws):

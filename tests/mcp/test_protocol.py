@@ -169,6 +169,7 @@ async def test_a_body_above_the_limit_is_refused_with_413(mcp_port, ws):
         ('"ping"', 400, -32600),
         # A request whose params are no object: -32602.
         ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}', 400, -32602),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": null}', 400, -32602),
         ('{"jsonrpc": "2.0", "id": 1, "method": "no/such/method", "params": {}}', 200, -32601),
     ],
 )
@@ -192,6 +193,15 @@ def test_a_request_whose_params_are_no_object_is_answered_at_its_id(mcp_port, ws
     response = raw(mcp_port, ws, '{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": [1]}')
     answer = rpc_message(response)
     assert (response.status_code, answer["id"], answer["error"]["code"]) == (400, 4, -32602), answer
+
+
+def test_an_unknown_method_is_echoed_in_part(mcp_port, ws):
+    """-32601 names the method it does not know by its first 200 characters, as every refusal of
+    a name the caller gave does (docs/mcp.md): not a 100,000-character method sent back whole."""
+    response = raw(mcp_port, ws, json.dumps({"jsonrpc": "2.0", "id": 7, "method": "x" * 100_000}))
+    answer = rpc_message(response)
+    assert (response.status_code, answer["id"], answer["error"]["code"]) == (200, 7, -32601), answer
+    assert answer["error"]["data"] == "x" * 200
 
 
 @pytest.mark.parametrize("method", ["tools/list", "prompts/list", "resources/templates/list"])
