@@ -9,6 +9,7 @@ from datetime import UTC, timedelta
 import idna
 from confusable_homoglyphs.categories import alias as script_of
 from django.conf import settings
+from django.contrib.auth import load_backend
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,15 +22,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django_tenants.utils import get_public_schema_name
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
-from foundry.db.locks import xact_lock
+from foundry.db.locks import xact_lock, xact_lock_shared
 from foundry.text import text_readable
 
+# The lock a change of a workspace's sign-in rules holds (apps/identity/services.py), and a
+# sign-in shares (member_signing_in).
+SSO_RULES_LOCK = "sso.config:{schema}"
 # The scripts a label may mix (UTS #39 "highly restrictive", as browsers judge a name they show
 # as typed rather than as punycode): any one script, or Latin with these East Asian sets.
 _SCRIPT_SETS = (
@@ -395,11 +400,30 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
 
 
 def member_signing_in(user: User) -> bool:
-    """Inside the sign-in's transaction, before the session is made: whether the member whose
-    credentials were just checked is still there and active, their row locked until the sign-in
-    commits. A removal or a deactivation waits for a sign-in that got here first; one that got
-    here first is found done, and the sign-in is refused."""
-    return User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists()
+    """Inside the sign-in's transaction, before the session is made: whether the sign-in whose
+    credentials were just checked still stands, what it stands on held until it commits. Each
+    change that ends sessions waits for a sign-in that got here first, and one that got here
+    first is found done, the sign-in refused:
+    - the workspace active (its row, shared): a suspension or deletion ends every session;
+    - its sign-in rules (the SSO configuration's lock, shared): a change ends the sessions it
+      refuses, so they are judged again here, as they stand now, by the backend that checked
+      the credentials (passwords no longer allowed, another provider, narrower domains);
+    - the member there and active (their row): a removal or a deactivation."""
+    from apps.identity.oidc import sso_config_forget
+    from apps.tenants.models import Tenant
+
+    if connection.schema_name != get_public_schema_name():  # not an operator, on the platform's host
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT status FROM public.tenants_tenant WHERE id = %s FOR SHARE", [connection.tenant.pk])
+            row = cursor.fetchone()
+        if row is None or row[0] != Tenant.Status.ACTIVE:
+            return False
+        xact_lock_shared(SSO_RULES_LOCK.format(schema=connection.schema_name))
+    if not User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists():
+        return False
+    sso_config_forget()  # the rules as they stand, not as this process last read them
+    backend = getattr(user, "backend", None)
+    return backend in settings.AUTHENTICATION_BACKENDS and load_backend(backend).get_user(user.pk) is not None
 
 
 def acting_member_id(actor):

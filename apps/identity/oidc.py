@@ -319,8 +319,9 @@ class SsoCallbackView(TenantSettings, OIDCAuthenticationCallbackView):
 
     def login_success(self):
         with transaction.atomic():
-            if not member_signing_in(self.user):  # removed or deactivated since the claims were resolved
-                raise SsoLoginFailed("user_inactive", "This member is deactivated or was removed.")
+            if not member_signing_in(self.user):  # removed, deactivated or shut out since the claims were resolved
+                message = "This member was deactivated or removed, or the workspace's sign-in rules changed meanwhile."
+                raise SsoLoginFailed("user_inactive", message)
             return self._login_success()
 
     def _login_success(self):

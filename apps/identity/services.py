@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import domain_spelling, email_clean, owners_hold
+from apps.accounts.services import SSO_RULES_LOCK, domain_spelling, email_clean, owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
@@ -353,7 +353,7 @@ def _config_locked() -> SsoConfiguration | None:
     workspace's owners (the break-glass owner, the owners with a password), whom removing,
     demoting or erasing one also holds first (owners_hold), and the configuration itself, even
     before it exists (a lock on this workspace's name): two first saves take turns."""
-    xact_lock(f"sso.config:{connection.schema_name}")
+    xact_lock(SSO_RULES_LOCK.format(schema=connection.schema_name))  # a sign-in shares it
     owners_hold()
     return SsoConfiguration.objects.select_for_update().filter(pk=1).first()
 
