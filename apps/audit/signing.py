@@ -121,4 +121,19 @@ def checkpoint_signed(
     }
     messages = [checkpoint_message(chain_id=chain, **at) for chain in sorted(chain_ids)]
     messages.append(checkpoint_message(chain_id=hash_id, **at, version="1"))
-    return any(signature_valid(checkpoint["key_id"], checkpoint["signature"], message, keys) for message in messages)
+    keys = keys if keys is not None else public_keys()
+    # The key it names first; then any other key trusted here, under whatever id: an imported
+    # chain's checkpoints name their origin's key by the origin's id, which may be one of this
+    # platform's own (two platforms' `dev1`). The id only says where to look first.
+    named = checkpoint["key_id"]
+    for key_id in (named, *(key_id for key_id in keys if key_id != named)):
+        if any(signature_valid(key_id, checkpoint["signature"], message, keys) for message in messages):
+            return True
+    return False
+
+
+def keys_untrusted(keys: dict) -> list[str]:
+    """The ids of `keys` (id → base64 public key, an archive's) whose public key this platform
+    does not trust under any id: the checkpoints they signed do not verify here until it does."""
+    trusted = set(public_keys().values())
+    return sorted(key_id for key_id, public in keys.items() if public not in trusted)

@@ -34,7 +34,7 @@ from apps.audit.chain import GENESIS, event_hash
 from apps.audit.models import PLATFORM, AuditChain, AuditChainBase, AuditCheckpoint
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
-from apps.audit.signing import checkpoint_signed
+from apps.audit.signing import checkpoint_signed, public_keys
 
 # Every kind of break a verification names (the API's ChainBreakKindEnum; docs/audit.md).
 BREAK_KINDS = (
@@ -264,10 +264,14 @@ def _signed(result: Verification, checkpoints: list[dict], base: AuditChainBase,
         ):
             valid.append(checkpoint)
         else:
+            known = checkpoint.get("key_id") in (keys if keys is not None else public_keys())
             result.add(
                 checkpoint["seq"],
                 "signature_invalid",
-                f"the checkpoint of #{checkpoint['seq']} is not signed by a platform key",
+                f"the checkpoint of #{checkpoint['seq']} is not signed by a platform key"
+                + (
+                    "" if known else f" (it names key {str(checkpoint.get('key_id'))[:64]!r}, which is not listed here)"
+                ),
             )
     result.checkpoints = len(valid)
     return valid

@@ -39,10 +39,11 @@ from django.db import DataError, IntegrityError, OperationalError, ProgrammingEr
 from django.http import HttpRequest
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from apps.audit.models import PLATFORM, AuditSink
+from apps.audit.models import PLATFORM, AuditCheckpoint, AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_chain_base_set, audit_record
+from apps.audit.signing import KEY_ID_MAX, keys_untrusted, public_keys
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.limits import LIMIT_NAMES
@@ -96,6 +97,11 @@ RAW_LINES = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 8 << 20  # a manifest lists the members (~200 bytes each): far below this
 BULK_ROWS = 10_000  # a member this large loads without indexes and keys, rebuilt after (_bulk_load)
+KEYS_UNTRUSTED = (
+    "Its audit checkpoints were signed by keys this platform does not list ({keys}): they verify once"
+    " FOUNDRY_AUDIT_PUBLIC_KEYS lists the public keys of the platform it came from (docs/export.md)."
+)
+MAX_SIGNING_KEYS = 1000  # an archive's audit.signing_keys: one a rotation, far fewer in years
 MAX_JSON_DEPTH = 500  # levels of a JSON value: Python decodes ~1,000 (with the stack a request uses, fewer)
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
 PARSERS = max(1, min(2, os.cpu_count() or 1))
@@ -327,11 +333,21 @@ def tenant_exported_record(tenant: Tenant, manifest: dict, actor: object) -> Non
 
 def _chain_ids(tenant_id: int) -> dict:
     """The manifest's `audit`: the id the chain's hashes are computed under (its own, unless the
-    chain was imported), and every id it was stored under (its checkpoints signed there name it
-    by one of them: this one, and those of the imports it came through)."""
+    chain was imported), every id it was stored under (its checkpoints signed there name it by one
+    of them: this one, and those of the imports it came through), and the public keys its
+    checkpoints name, as this platform knows them (null: one it does not). An importing platform
+    learns from them which keys it must trust to verify the chain; it does not trust them for
+    being here (whoever holds the archive could have written them)."""
     with rls_scope(tenant_id):
         base = audit_chain_base(tenant_id)
-    return {"hash_tenant_id": base.hash_tenant_id, "chain_ids": sorted({tenant_id, *(base.signed_as or ())})}
+        named = AuditCheckpoint.objects.filter(tenant_id=tenant_id).values_list("key_id", flat=True).distinct()
+        known = public_keys()
+        keys = {key_id: known.get(key_id) for key_id in sorted(named)}
+    return {
+        "hash_tenant_id": base.hash_tenant_id,
+        "chain_ids": sorted({tenant_id, *(base.signed_as or ())}),
+        "signing_keys": keys,
+    }
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -430,6 +446,14 @@ def _manifest_is_sound(manifest: dict) -> bool:
     chain_ids = audit.get("chain_ids", [])
     if not (isinstance(chain_ids, list) and len(chain_ids) <= 1000 and all(_row_id(i) for i in chain_ids)):
         return False
+    keys = audit.get("signing_keys", {})
+    if not (isinstance(keys, dict) and len(keys) <= MAX_SIGNING_KEYS):
+        return False
+    for key_id, public in keys.items():  # recorded in the trail (tenant.imported): short, printable
+        if not (len(key_id) <= KEY_ID_MAX and key_id.isprintable()):
+            return False
+        if public is not None and not (isinstance(public, str) and len(public) <= 100 and public.isprintable()):
+            return False
     for entry in members:
         if not (
             isinstance(entry, dict)
@@ -1365,7 +1389,9 @@ def tenant_import(
     Every member is verified against the manifest before anything is written (ArchiveError
     naming the member otherwise); then the tenant, its schema and every row are created in one
     transaction, while large members are parsed ahead on connections of their own (`_Staging`).
-    Ids inside the schema are kept; public rows take the new tenant's id."""
+    Ids inside the schema are kept; public rows take the new tenant's id. The workspace's
+    `checkpoint_keys_untrusted` names the keys its checkpoints were signed with that this platform
+    does not trust (another platform's): they do not verify here until an operator lists them."""
     manifest = archive_verify(file)
     slug, name = _target_check(manifest, slug=slug, name=name)
     with _opened(file) as archive, _Staging(archive, manifest) as staging, transaction.atomic():
@@ -1404,7 +1430,11 @@ def tenant_import(
             "rows": loader.done,
             "archive_created_at": manifest.get("created_at"),
             "domains_taken": taken,
+            # The keys its checkpoints name that this platform does not trust (another platform's):
+            # they do not verify here until an operator lists them (docs/export.md).
+            "checkpoint_keys_untrusted": keys_untrusted(manifest.get("audit", {}).get("signing_keys", {})),
         }
+        tenant.checkpoint_keys_untrusted = data["checkpoint_keys_untrusted"]
         for chain in (tenant.pk, PLATFORM):
             who = actor or "system"
             audit_record(action="tenant.imported", actor=who, target=tenant, data=data, request=request, chain=chain)

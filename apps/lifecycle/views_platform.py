@@ -20,7 +20,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.access import operator_required
 from apps.accounts.services import owner_invites_issue
-from apps.lifecycle.archive import ArchiveError, tenant_import
+from apps.lifecycle.archive import KEYS_UNTRUSTED, ArchiveError, tenant_import
 from apps.tenants.views import tenant_address, tenant_list_redirect
 
 
@@ -96,6 +96,8 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
     except ArchiveError as e:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")
+    if tenant.checkpoint_keys_untrusted:
+        messages.warning(request, KEYS_UNTRUSTED.format(keys=", ".join(tenant.checkpoint_keys_untrusted)))
     with schema_context(tenant.schema_name), transaction.atomic():
         links = owner_invites_issue(actor=request.user, base_url=tenant_address(request, tenant), request=request)
     for email, url in links:  # an admin's export: no owner can sign in to invite the others

@@ -52,7 +52,9 @@ def _forget(tenant) -> None:
 
 
 def test_a_password_sign_in_completing_as_sso_becomes_required_does_not_come_back_when_it_is_lifted(
-    acme, provider, monkeypatch  # noqa: F811
+    acme,
+    provider,  # noqa: F811
+    monkeypatch,
 ):
     """Requiring SSO ends the password sessions it refuses: gone, not merely refused until the rule
     is lifted (docs/sso.md). So does it a password sign-in whose credentials were checked just

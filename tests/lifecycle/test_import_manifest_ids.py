@@ -29,12 +29,20 @@ def acme_archive(acme) -> bytes:
         lambda m: (m.pop("audit"), m["tenant"].update(id=2**63)),
         lambda m: m["audit"].update(chain_ids=[1, 2**63]),
         lambda m: m["audit"].update(chain_ids="1"),
+        lambda m: m["audit"].update(signing_keys=["dev1"]),
+        lambda m: m["audit"].update(signing_keys={"dev1": 7}),
+        lambda m: m["audit"].update(signing_keys={"x" * 65: None}),
+        lambda m: m["audit"].update(signing_keys={"dev1\n": "AAAA"}),
     ],
     ids=[
         "audit.hash_tenant_id-beyond-bigint",
         "tenant.id-beyond-bigint-without-audit",
         "audit.chain_ids-beyond-bigint",
         "audit.chain_ids-not-a-list",
+        "audit.signing_keys-not-an-object",
+        "audit.signing_keys-key-not-text",
+        "audit.signing_keys-id-too-long",
+        "audit.signing_keys-id-not-printable",
     ],
 )
 def test_a_manifest_hash_tenant_id_beyond_bigint_is_refused_not_a_database_error(acme_archive, change):

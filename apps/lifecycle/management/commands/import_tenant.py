@@ -4,7 +4,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.services import owner_invites_issue
 from apps.audit.history import history_actor
-from apps.lifecycle.archive import ArchiveError, tenant_import
+from apps.lifecycle.archive import KEYS_UNTRUSTED, ArchiveError, tenant_import
 from apps.lifecycle.management.commands.export_tenant import ProgressBar
 from apps.tenants.selectors import base_url_of_option
 from foundry.cli import file_name
@@ -33,6 +33,8 @@ class Command(BaseCommand):
         finally:
             line.end()
         self.stdout.write(f"Imported {file} as {tenant.slug} (“{tenant.name}”).")
+        if tenant.checkpoint_keys_untrusted:
+            self.stderr.write(KEYS_UNTRUSTED.format(keys=", ".join(tenant.checkpoint_keys_untrusted)))
         domain = tenant.primary_host
         with schema_context(tenant.schema_name), transaction.atomic(), history_actor("cli:import_tenant"):
             links = owner_invites_issue(actor="cli:import_tenant", base_url=base_url.format(domain=domain))
