@@ -16,6 +16,7 @@ re-roll, never a day: a day without one is checked against the ledger.
 today, which no roll-up has finished yet.
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -24,9 +25,12 @@ from django.db import connection
 from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.billing.models import UsageDay, UsageRecord
 from apps.billing.rls import usage_scope
+
+logger = logging.getLogger(__name__)
 
 # The day's rows of one tenant, summed per group; a group whose sums are unchanged is left alone.
 _ROLLUP_SQL = (
@@ -69,18 +73,52 @@ def today() -> date:
     return timezone.now().astimezone(UTC).date()
 
 
-def usage_rollup(*, tenant_id: int, day: date) -> int:
-    """Recompute the tenant's UsageDay rows of `day` from the ledger; the number of rows written."""
+def usage_rollup(*, tenant_id: int, day: date, began: datetime | None = None) -> int:
+    """Recompute the tenant's UsageDay rows of `day` from the ledger; the number of rows written.
+    `began`: then also mark the day rolled up as of then (`rollup_marked`), while the workspace's
+    row is held, as what the roll-up wrote is."""
     start, end = day_bounds(day)
-    with usage_scope(tenant_id), connection.cursor() as cursor:
-        # The workspace's row held to the end (a purge takes it FOR UPDATE): a purge running now
-        # finishes first, and then there is no workspace to roll up; or it waits for this one and
-        # deletes what it wrote. Without it, rows written after the purge's were left behind.
-        cursor.execute("SELECT 1 FROM public.tenants_tenant WHERE id = %s FOR KEY SHARE", [tenant_id])
-        if cursor.fetchone() is None:
-            return 0
-        cursor.execute(_ROLLUP_SQL, [day, tenant_id, start, end])
-        return cursor.rowcount
+    marked = False
+    try:
+        with usage_scope(tenant_id), connection.cursor() as cursor:
+            # The workspace's row held to the end (a purge takes it FOR UPDATE): a purge running now
+            # finishes first, and then there is no workspace to roll up, or mark; or it waits for
+            # this one and deletes what it wrote, and its mark. Without it, rows written (or a
+            # mark set) after the purge's were left behind.
+            if not _tenant_held(cursor, tenant_id):
+                return 0
+            cursor.execute(_ROLLUP_SQL, [day, tenant_id, start, end])
+            written = cursor.rowcount
+            marked = began is not None and _marked_or_warned(tenant_id, day, began)
+    except BaseException:
+        if marked:  # set for a roll-up that did not commit after all
+            _unmarked(tenant_id, day)
+        raise
+    return written
+
+
+def _tenant_held(cursor, tenant_id: int) -> bool:
+    """Whether the workspace is there, its row held (FOR KEY SHARE) to the transaction's end."""
+    cursor.execute("SELECT 1 FROM public.tenants_tenant WHERE id = %s FOR KEY SHARE", [tenant_id])
+    return cursor.fetchone() is not None
+
+
+def _marked_or_warned(tenant_id: int, day: date, began: datetime) -> bool:
+    try:
+        rollup_marked(tenant_id, day, began)
+    except RedisError:  # unmarked, the day is checked against the ledger by the next runs
+        logger.warning("usage roll-up of tenant %s, %s: not marked (Redis)", tenant_id, day.isoformat())
+        return False
+    return True
+
+
+def _unmarked(tenant_id: int, day: date) -> None:
+    from django_redis import get_redis_connection
+
+    try:
+        get_redis_connection("default").delete(_MARK.format(tenant_id=tenant_id, day=day.isoformat()))
+    except RedisError:
+        logger.warning("usage roll-up of tenant %s, %s: mark left on a failed roll-up", tenant_id, day.isoformat())
 
 
 def rollup_days(now: datetime | None = None) -> list[date]:
@@ -115,12 +153,14 @@ def rollup_behind(tenant_id: int, now: datetime | None = None) -> list[date]:
     if not unsure:
         return []
     with usage_scope(tenant_id), connection.cursor() as cursor:
+        if not _tenant_held(cursor, tenant_id):  # purged since it was listed: nothing to mark
+            return []
         cursor.execute(_DAYS_WITH_CALLS, [unsure, tenant_id])
         behind = [row[0] for row in cursor.fetchall()]
-    checked = now or timezone.now()
-    for day in unsure:
-        if day not in behind:  # no calls, and none will come: a closed day
-            rollup_marked(tenant_id, day, checked)
+        checked = now or timezone.now()
+        for day in unsure:
+            if day not in behind:  # no calls, and none will come: a closed day
+                rollup_marked(tenant_id, day, checked)
     return behind
 
 

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from apps.billing.rollups import rollup_behind, rollup_days, rollup_marked, usage_rollup
+from apps.billing.rollups import rollup_behind, rollup_days, usage_rollup
 from apps.tenants.selectors import tenant_list
 from foundry.telemetry import tenant_bound_by_id
 
@@ -24,13 +24,7 @@ logger = logging.getLogger(__name__)
 def usage_rollup_tenant(tenant_id: int, day: str) -> int:
     """Recompute one tenant's day (ISO date) of UsageDay from the ledger (a suspended tenant's too)."""
     with tenant_bound_by_id(tenant_id):
-        began = timezone.now()
-        written = usage_rollup(tenant_id=tenant_id, day=date.fromisoformat(day))
-        try:
-            rollup_marked(tenant_id, date.fromisoformat(day), began)
-        except RedisError:  # unmarked, the day is checked against the ledger by the next runs
-            logger.warning("usage roll-up of tenant %s, %s: not marked (Redis)", tenant_id, day)
-        return written
+        return usage_rollup(tenant_id=tenant_id, day=date.fromisoformat(day), began=timezone.now())
 
 
 @shared_task(name="billing.rollup", ignore_result=True)
