@@ -24,8 +24,6 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client.mmap_dict import MmapedDict
-
 logger = logging.getLogger(__name__)
 
 _FILE = re.compile(r"(counter|histogram|summary)_([0-9]+)\.db")  # a live gauge has no sum to keep
@@ -57,6 +55,10 @@ def _ended(pid: int) -> bool:
 
 def metrics_fold(root: str | None = None) -> int:
     """Fold the files of this host's ended processes into its archive files; how many were folded."""
+    # Not at the module's top: settings.py imports this module before it sets
+    # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads once, when first imported.
+    from prometheus_client.mmap_dict import MmapedDict
+
     directory = metrics_directory(root)
     if directory is None or not os.path.isdir(directory):
         return 0
@@ -67,7 +69,7 @@ def metrics_fold(root: str | None = None) -> int:
             for name in sorted(os.listdir(directory))
             if (match := _FILE.fullmatch(name)) and _ended(int(match[2]))
         ]
-        archives: dict[str, MmapedDict] = {}
+        archives: dict = {}  # kind → its archive file (MmapedDict)
         try:
             for kind, path in ended:
                 if kind not in archives:

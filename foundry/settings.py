@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -301,12 +302,16 @@ if not 0 < FOUNDRY_RATELIMIT_PLAN_SCALE <= 10_000:
 # /metrics (Prometheus, platform host only) answers requests bearing this token; empty: no /metrics.
 FOUNDRY_METRICS_TOKEN = env.str("FOUNDRY_METRICS_TOKEN", default="")
 # Where processes' counter files are (foundry/metrics.py); empty: each process serves its own.
-# Each host (container) writes in a directory of its own, so process ids of two never meet;
-# prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, which is after this.
+# Each host (container) writes in a directory of its own, so process ids of two never meet.
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported: here, before it is
+# (nothing this module imports imports it); should something have loaded it earlier, its choice
+# of where values live is made again, before any metric exists (foundry/metrics.py).
 FOUNDRY_METRICS_DIR = env.str("FOUNDRY_METRICS_DIR", default="")
 if FOUNDRY_METRICS_DIR:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_directory(FOUNDRY_METRICS_DIR))
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    if (values := sys.modules.get("prometheus_client.values")) is not None:
+        values.ValueClass = values.get_value_class()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
