@@ -391,19 +391,13 @@ def sso_configure(
         "break_glass_email": _address(break_glass_email or ""),
     }
     client_secret = client_secret.strip() if isinstance(client_secret, str) else None
-    config = _config_locked()
-    _validate(fields, client_secret, creating=config is None)
-    if config is not None and client_secret is None:
-        moved = [n for n in ("issuer", "client_id") if getattr(config, n) != fields[n]]
-        if moved:
-            # The stored secret must never follow a changed issuer or client its owner did not confirm.
-            raise ValidationError(
-                {"client_secret": _invalid("client_secret_required", f"Changing {', '.join(moved)}: give the secret.")}
-            )
-    if config is not None and config.issuer != fields["issuer"] and not _password_owners():
-        # Members' identities are the old issuer's: at the new one they are identity_conflict.
-        raise ValidationError({"issuer": _invalid("owner_password_required", PASSWORD_OWNER_REQUIRED)})
+    _configure_check(SsoConfiguration.objects.filter(pk=1).first(), fields, client_secret)
+    # The provider is asked before the configuration's lock is taken: every sign-in shares that
+    # lock (member_signing_in), and a provider slow to answer would hold them all meanwhile. Then
+    # the checks again, on the configuration as it stands under the lock.
     discovered = sso_discover(fields["issuer"])
+    config = _config_locked()
+    _configure_check(config, fields, client_secret)
     now, by = timezone.now(), str(actor)[:255]
     created = config is None
     if created:
@@ -442,6 +436,21 @@ def sso_configure(
         request=request,
     )
     return config
+
+
+def _configure_check(config: SsoConfiguration | None, fields: dict, client_secret: str | None) -> None:
+    """The settings `fields` may replace `config` (None: the first): ValidationError otherwise."""
+    _validate(fields, client_secret, creating=config is None)
+    if config is not None and client_secret is None:
+        moved = [n for n in ("issuer", "client_id") if getattr(config, n) != fields[n]]
+        if moved:
+            # The stored secret must never follow a changed issuer or client its owner did not confirm.
+            raise ValidationError(
+                {"client_secret": _invalid("client_secret_required", f"Changing {', '.join(moved)}: give the secret.")}
+            )
+    if config is not None and config.issuer != fields["issuer"] and not _password_owners():
+        # Members' identities are the old issuer's: at the new one they are identity_conflict.
+        raise ValidationError({"issuer": _invalid("owner_password_required", PASSWORD_OWNER_REQUIRED)})
 
 
 def sign_in_left(member: User, config: SsoConfiguration | None) -> bool:
