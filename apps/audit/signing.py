@@ -109,8 +109,15 @@ def signature_valid(key_id: str, signature: str, message: bytes, keys: dict[str,
 def checkpoint_signed(
     checkpoint: dict, *, chain_ids: set[int], hash_id: int, keys: dict[str, str] | None = None
 ) -> bool:
-    """Whether `checkpoint` (`seq`, `hash`, `signed_at`, `key_id`, `signature`) is signed by a
-    platform key for one of `chain_ids` hashed under `hash_id` — as version 2 says it, or as
+    """Whether a listed key signed `checkpoint` (`checkpoint_key`)."""
+    return checkpoint_key(checkpoint, chain_ids=chain_ids, hash_id=hash_id, keys=keys) is not None
+
+
+def checkpoint_key(
+    checkpoint: dict, *, chain_ids: set[int], hash_id: int, keys: dict[str, str] | None = None
+) -> str | None:
+    """The id of the listed key that signed `checkpoint` (`seq`, `hash`, `signed_at`, `key_id`,
+    `signature`) for one of `chain_ids` hashed under `hash_id`, or None — as version 2 says it, or as
     version 1 did (checkpoints signed before it). An imported chain's are its own id and its
     origin's (`hash_id`): the origin signed its checkpoints under its own."""
     at = {
@@ -128,12 +135,13 @@ def checkpoint_signed(
     named = checkpoint["key_id"]
     for key_id in (named, *(key_id for key_id in keys if key_id != named)):
         if any(signature_valid(key_id, checkpoint["signature"], message, keys) for message in messages):
-            return True
-    return False
+            return key_id
+    return None
 
 
 def keys_untrusted(keys: dict) -> list[str]:
-    """The ids of `keys` (id → base64 public key, an archive's) whose public key this platform
-    does not trust under any id: the checkpoints they signed do not verify here until it does."""
+    """The key ids of `keys` (an archive's: id → the public keys that signed checkpoints naming
+    it) that name a key this platform does not trust under any id, or none known: the
+    checkpoints naming it do not all verify here until it does."""
     trusted = set(public_keys().values())
-    return sorted(key_id for key_id, public in keys.items() if public not in trusted)
+    return sorted(key_id for key_id, publics in keys.items() if not publics or not set(publics) <= trusted)

@@ -43,7 +43,8 @@ from apps.audit.models import PLATFORM, AuditCheckpoint, AuditSink
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.services import audit_chain_base_set, audit_record
-from apps.audit.signing import KEY_ID_MAX, keys_untrusted, public_keys
+from apps.audit.signing import KEY_ID_MAX, checkpoint_key, keys_untrusted, public_keys
+from apps.audit.verify import chain_ids
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.limits import LIMIT_NAMES
@@ -334,19 +335,24 @@ def tenant_exported_record(tenant: Tenant, manifest: dict, actor: object) -> Non
 def _chain_ids(tenant_id: int) -> dict:
     """The manifest's `audit`: the id the chain's hashes are computed under (its own, unless the
     chain was imported), every id it was stored under (its checkpoints signed there name it by one
-    of them: this one, and those of the imports it came through), and the public keys its
-    checkpoints name, as this platform knows them (null: one it does not). An importing platform
-    learns from them which keys it must trust to verify the chain; it does not trust them for
-    being here (whoever holds the archive could have written them)."""
+    of them: this one, and those of the imports it came through), and per key id its checkpoints
+    name, the public keys that signed them, as this platform finds them (the key an id names
+    here need not be the one that signed a checkpoint imported from another platform; none: a key
+    it does not know). An importing platform learns from them which keys it must trust to verify
+    the chain; it does not trust them for being here (whoever holds the archive could write them)."""
     with rls_scope(tenant_id):
         base = audit_chain_base(tenant_id)
-        named = AuditCheckpoint.objects.filter(tenant_id=tenant_id).values_list("key_id", flat=True).distinct()
-        known = public_keys()
-        keys = {key_id: known.get(key_id) for key_id in sorted(named)}
+        ids, known = chain_ids(base), public_keys()
+        keys: dict[str, set[str]] = {}
+        for checkpoint in AuditCheckpoint.objects.filter(tenant_id=tenant_id).values(
+            "seq", "hash", "signed_at", "key_id", "signature"
+        ):
+            signer = checkpoint_key(checkpoint, chain_ids=ids, hash_id=base.hash_tenant_id, keys=known)
+            keys.setdefault(checkpoint["key_id"], set()).update([known[signer]] if signer else [])
     return {
         "hash_tenant_id": base.hash_tenant_id,
         "chain_ids": sorted({tenant_id, *(base.signed_as or ())}),
-        "signing_keys": keys,
+        "signing_keys": {key_id: sorted(publics) for key_id, publics in sorted(keys.items())},
     }
 
 
@@ -449,10 +455,12 @@ def _manifest_is_sound(manifest: dict) -> bool:
     keys = audit.get("signing_keys", {})
     if not (isinstance(keys, dict) and len(keys) <= MAX_SIGNING_KEYS):
         return False
-    for key_id, public in keys.items():  # recorded in the trail (tenant.imported): short, printable
+    for key_id, publics in keys.items():  # recorded in the trail (tenant.imported): short, printable
         if not (len(key_id) <= KEY_ID_MAX and key_id.isprintable()):
             return False
-        if public is not None and not (isinstance(public, str) and len(public) <= 100 and public.isprintable()):
+        if not (isinstance(publics, list) and len(publics) <= MAX_SIGNING_KEYS):
+            return False
+        if not all(isinstance(public, str) and len(public) <= 100 and public.isprintable() for public in publics):
             return False
     for entry in members:
         if not (

@@ -10,6 +10,7 @@ import uuid
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.management import call_command
+from django.db import connection
 
 from apps.audit.models import PLATFORM, AuditEvent
 from apps.audit.scope import rls_scope
@@ -85,3 +86,38 @@ def test_an_import_from_this_platform_trusts_its_keys(fresh_tenant, db, settings
     new = tenant_import(io.BytesIO(archive), slug=f"r{uuid.uuid4().hex[:10]}")
     assert new.checkpoint_keys_untrusted == []
     assert audit_verify(new.pk).ok
+
+
+def _temp_tables_drop() -> None:
+    """Two imports in one test transaction: drop the first's ON COMMIT DROP temp tables."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = pg_my_temp_schema()::regnamespace::text")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE pg_temp."{name}"')
+
+
+def test_a_trail_passed_on_again_names_the_key_that_signed_its_first_platforms_checkpoints(fresh_tenant, db, settings):
+    """Platform A signs as `dev1` (key O); platform B, whose own key is also `dev1` (key D), lists O
+    under another id and exports the trail again: its archive says the checkpoints naming `dev1`
+    were signed by O, not D. Platform C, which trusts D only, is told to list `dev1`'s key."""
+    origin, origin_public = seed()
+    archive_a = exported_from_origin(fresh_tenant, settings, origin)
+
+    # Platform B: its own dev1, the origin's key listed under another id.
+    b_private, b_public = seed()
+    settings.FOUNDRY_AUDIT_SIGNING_KEYS = [f"dev1:{b_private}"]
+    settings.FOUNDRY_AUDIT_PUBLIC_KEYS = [f"origin-dev1:{origin_public}"]
+    on_b = tenant_import(io.BytesIO(archive_a), slug=f"r{uuid.uuid4().hex[:10]}")
+    assert audit_verify(on_b.pk).ok
+    out = io.BytesIO()
+    tenant_export(on_b, out)
+
+    _temp_tables_drop()
+    # Platform C: trusts B's key (checked against B's well-known keys), not A's.
+    c_private, _ = seed()
+    settings.FOUNDRY_AUDIT_SIGNING_KEYS = [f"c1:{c_private}"]
+    settings.FOUNDRY_AUDIT_PUBLIC_KEYS = [f"platform-b:{b_public}"]
+    on_c = tenant_import(io.BytesIO(out.getvalue()), slug=f"r{uuid.uuid4().hex[:10]}")
+    result = audit_verify(on_c.pk)
+    signature_invalid = [p for p in result.problems if p.kind == "signature_invalid"]
+    assert signature_invalid and on_c.checkpoint_keys_untrusted == ["dev1"]

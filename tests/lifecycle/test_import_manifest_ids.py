@@ -30,9 +30,10 @@ def acme_archive(acme) -> bytes:
         lambda m: m["audit"].update(chain_ids=[1, 2**63]),
         lambda m: m["audit"].update(chain_ids="1"),
         lambda m: m["audit"].update(signing_keys=["dev1"]),
-        lambda m: m["audit"].update(signing_keys={"dev1": 7}),
-        lambda m: m["audit"].update(signing_keys={"x" * 65: None}),
-        lambda m: m["audit"].update(signing_keys={"dev1\n": "AAAA"}),
+        lambda m: m["audit"].update(signing_keys={"dev1": ["AAAA", 7]}),
+        lambda m: m["audit"].update(signing_keys={"x" * 65: []}),
+        lambda m: m["audit"].update(signing_keys={"dev1\n": ["AAAA"]}),
+        lambda m: m["audit"].update(signing_keys={"dev1": "AAAA"}),
     ],
     ids=[
         "audit.hash_tenant_id-beyond-bigint",
@@ -43,6 +44,7 @@ def acme_archive(acme) -> bytes:
         "audit.signing_keys-key-not-text",
         "audit.signing_keys-id-too-long",
         "audit.signing_keys-id-not-printable",
+        "audit.signing_keys-keys-not-a-list",
     ],
 )
 def test_a_manifest_hash_tenant_id_beyond_bigint_is_refused_not_a_database_error(acme_archive, change):
