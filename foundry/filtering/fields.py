@@ -125,7 +125,7 @@ class DurationField(Field):
 
     def coerce(self, literal: Literal) -> timedelta:
         text = literal.text
-        if not text or _DURATION_PART.sub("", text) or len(text) > 40:
+        if not text or len(text) > 40 or _DURATION_PART.sub("", text):  # long first: the pattern is quadratic in digits
             raise _mismatch(literal, 'a duration such as "90s" or "1h30m"')
         units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
         seconds = sum(Decimal(n) * Decimal(str(units[u])) for n, u in _DURATION_PART.findall(text))
