@@ -111,7 +111,16 @@ DROP FUNCTION public.audit_chain_head_drop(bigint);
 """
 
 
+def _restricted(apps, schema_editor) -> None:
+    """In the migration's own transaction: PostgreSQL lets PUBLIC execute a new function, and
+    migrate_platform restricts these only once every migration has run; a run that stopped after
+    this one left them callable by any role that logs in."""
+    from foundry.db.roles import definer_functions_restrict
+
+    definer_functions_restrict(schema_editor.connection)
+
+
 class Migration(migrations.Migration):
     dependencies = [("audit", "0007_one_statement_head"), ("tenants", "0001_initial")]
 
-    operations = [migrations.RunSQL(SQL, REVERSE)]
+    operations = [migrations.RunSQL(SQL, REVERSE), migrations.RunPython(_restricted, migrations.RunPython.noop)]

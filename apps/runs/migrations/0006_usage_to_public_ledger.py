@@ -25,6 +25,16 @@ INSERT INTO public.billing_usage (tenant_id, project, agent, run_id, step, provi
 SELECT t.id, u.project, u.agent, u.run_id, u.step, u.provider, u.model, u.input_tokens,
        u.output_tokens, u.cached_tokens, u.latency_ms, u.cost_usd, u.created_at
   FROM runs_usagerecord u JOIN public.tenants_tenant t ON t.schema_name = current_schema()
+ -- A row the ledger holds already (migrated forward again after a reversal): a run's step by the
+ -- unique index (ON CONFLICT), a row of no run by all it says.
+ WHERE u.run_id IS NOT NULL OR NOT EXISTS (
+       SELECT 1 FROM public.billing_usage b
+        WHERE b.tenant_id = t.id AND b.run_id IS NULL AND b.step IS NOT DISTINCT FROM u.step
+          AND (b.project, b.agent, b.provider, b.model, b.input_tokens, b.output_tokens, b.cached_tokens,
+               b.latency_ms, b.created_at)
+              = (u.project, u.agent, u.provider, u.model, u.input_tokens, u.output_tokens, u.cached_tokens,
+                 u.latency_ms, u.created_at)
+          AND b.cost_usd IS NOT DISTINCT FROM u.cost_usd)
  ORDER BY u.id
 ON CONFLICT DO NOTHING;
 INSERT INTO public.billing_usage_month AS m (tenant_id, month, project, calls, tokens, cost_usd)

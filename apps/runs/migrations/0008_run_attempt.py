@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from foundry.db.counters import counter_added
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -9,9 +11,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="run",
-            name="attempt",
-            field=models.PositiveIntegerField(default=0),
+        # Without reading a run of the schema (foundry/db/counters.py).
+        counter_added(
+            "run", "attempt", models.PositiveIntegerField(default=0), table="runs_run", column_type="integer", keep_default=False
         ),
     ]
