@@ -260,7 +260,8 @@ def member_remove_view(request: HttpRequest, member_id: int) -> HttpResponse:
     except ValidationError as e:
         return _member_action_error(request, e)
     if request.htmx:
-        return HttpResponse("")
+        context = {"member_id": member_id, "email": member.email}
+        return render(request, "accounts/_member_removed.html", context)
     messages.success(request, f"{member.email} removed.")
     return redirect("accounts:member_list")
 

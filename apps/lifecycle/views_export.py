@@ -4,6 +4,8 @@ The list polls its rows (`export_rows`) every second while an export is queued o
 stops once none is. Thin: apps/lifecycle/exports.py starts, signs and checks.
 """
 
+import hashlib
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,7 +37,30 @@ def _rows_context(user) -> dict:
             if export.status == export.Status.SUCCEEDED and not export.expired and export_downloadable_by(export, user)
             else ""
         )
-    return {"exports": exports, "live": any(e.status in ACTIVE for e in exports)}
+    shown = [(e.pk, e.status, e.rows_done, e.rows_total, e.size, e.expired, bool(e.download_url)) for e in exports]
+    said = [(e.pk, e.status) for e in exports]
+    return {
+        "exports": exports,
+        "live": any(e.status in ACTIVE for e in exports),
+        # What the page shows, and what its live region says (statuses, not progress): the poll
+        # is answered 204 while the first is as the page has it, and the region is rewritten only
+        # when the second changed, so a screen reader is not read the table every second.
+        "version": _digest(shown),
+        "said": _digest(said),
+        "announcement": _announcement(exports),
+    }
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+def _announcement(exports: list) -> str:
+    if not exports:
+        return ""
+    latest = exports[0]
+    text = f"Latest export: {latest.get_status_display().lower()}"
+    return f"{text} ({latest.error_code})." if latest.error_code else f"{text}."
 
 
 @require_permission(Permission.SETTINGS_MANAGE)
@@ -56,8 +81,14 @@ def export_list_view(request: HttpRequest) -> HttpResponse:
 @require_permission(Permission.SETTINGS_MANAGE)
 @require_safe
 def export_rows(request: HttpRequest) -> HttpResponse:
-    """The list's rows (htmx polling)."""
-    return render(request, "lifecycle/_export_rows.html", _rows_context(request.user))
+    """The list's rows (htmx polling): 204 while they are as the page shows them (`?v=`); with
+    the live region's words when the statuses changed since the page's (`?s=`)."""
+    context = _rows_context(request.user)
+    if request.GET.get("v") == context["version"]:
+        return HttpResponse(status=204)
+    return render(
+        request, "lifecycle/_export_rows.html", {**context, "announce": request.GET.get("s") != context["said"]}
+    )
 
 
 def export_download_answer(request: HttpRequest, export_id) -> HttpResponse:

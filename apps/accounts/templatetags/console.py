@@ -23,3 +23,13 @@ def form_refused(context) -> bool:
     so in its title and its alert region, so a screen reader tells that the form came back
     refused, not only that a page loaded (WCAG 3.3.1, 4.1.3)."""
     return any(_refused(value) for layer in context.dicts if isinstance(layer, dict) for value in layer.values())
+
+
+@register.simple_tag(takes_context=True)
+def page_failed(context) -> bool:
+    """Whether the page shows a refusal of what was asked (a service's error: an archive refused,
+    an export already under way, a filter that does not parse): its title says so, as a refused
+    form's does, and the page's error section is its alert (WCAG 3.3.1, 4.1.3)."""
+    return any(
+        isinstance(value, Exception) for layer in context.dicts if isinstance(layer, dict) for value in layer.values()
+    )
