@@ -20,7 +20,8 @@ from django.db import connection
 
 from foundry.cache_values import cache_or, sealed_get, sealed_set
 from foundry.errors import CodedError
-from foundry.runtime.network import FetchError, NetworkPolicy, fetch, url_host
+from foundry.manifests.validation import url_host
+from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ from apps.identity.services import sso_network_policy
 from apps.identity.verify import TokenInvalid, idp_token_verify
 from apps.providers.encryption import SecretUndecryptable, secret_decrypt
 from foundry.errors import error_response
-from foundry.runtime.network import FetchError, fetch, url_host
+from foundry.manifests.validation import url_host
+from foundry.runtime.network import FetchError, fetch
 
 IDP_TIMEOUT_SECONDS = 5.0
 STATE_MAX_AGE_SECONDS = 600

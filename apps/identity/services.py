@@ -28,7 +28,8 @@ from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
 from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
 from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
-from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, addresses_resolved, fetch, url_host
+from foundry.manifests.validation import url_host
+from foundry.runtime.network import FetchError, NetworkPolicy, address_refusal, addresses_resolved, fetch
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_TIMEOUT_SECONDS = 5.0  # a module constant so tests can lower it

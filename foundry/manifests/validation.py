@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from urllib.parse import urlsplit
 
+import httpx
 import jsonschema_rs
 
 from foundry.filtering import (
@@ -518,6 +519,16 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
     return line, start + 1 + offset
 
 
+def url_host(url: str) -> str:
+    """The host of `url` as `fetch` compares it with its `hosts` (foundry/runtime/network.py): the
+    IDNA A-label, lowercase, without a trailing dot ("" for no URL, or one httpx cannot read).
+    urlsplit's `hostname` keeps a U-label (bücher.example), which no fetch of that very URL matched."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        return ""
+
+
 def url_port(scheme: str, port: int | None) -> int | None:
     """The port a URL reaches: its own, else its scheme's (what `host_allowed` is given)."""
     return port or {"https": 443, "http": 80}.get(scheme)
@@ -592,7 +603,7 @@ class _AgentChecks(_Checks):
         if kind == "http" and isinstance(tool.get("url"), str) and isinstance(tool.get("hosts"), list):
             try:
                 parts = urlsplit(tool["url"])
-                host = (parts.hostname or "").lower().rstrip(".")  # as the runtime reads it (network._check)
+                host = url_host(tool["url"])  # as the runtime reads it (network._check): an IDN as its A-label
                 port = url_port(parts.scheme.lower(), parts.port)
             except ValueError:
                 self.add("http_url_invalid", "The URL cannot be parsed.", (*path, "url"))
@@ -605,7 +616,10 @@ class _AgentChecks(_Checks):
                     (*path, "url"),
                 )
                 return
-            if not host or not host_allowed(host, port, tool["hosts"]):
+            if not host:  # one httpx cannot read (a tab in it, say): every call would be http_url_invalid
+                self.add("http_url_invalid", "The URL has no host that can be reached.", (*path, "url"))
+                return
+            if not host_allowed(host, port, tool["hosts"]):
                 self.add(
                     "http_host_undeclared", f"The URL's host {host!r} is not among the tool's hosts.", (*path, "url")
                 )

@@ -229,16 +229,7 @@ class _Hop:
     url: httpx.URL  # with the checked IP as its host
     host_header: str
     sni: str | None
-
-
-def url_host(url: str) -> str:
-    """The host of `url` as `fetch` compares it with its `hosts`: the IDNA A-label, lowercase,
-    without a trailing dot ("" for no URL). urlsplit's `hostname` keeps a U-label (bücher.example),
-    which no fetch of that very URL matched."""
-    try:
-        return httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
-    except (httpx.InvalidURL, UnicodeError, ValueError):
-        return ""
+    others: tuple[httpx.URL, ...] = ()  # the same with the name's other checked addresses, in order
 
 
 def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver: Resolver) -> _Hop:
@@ -272,7 +263,9 @@ def _check(url: httpx.URL, hosts: Sequence[str], policy: NetworkPolicy, resolver
             )
     named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed (RFC 9110 §7.2)
     host_header = named if url.port is None else f"{named}:{url.port}"
-    return _Hop(url.copy_with(host=str(addresses[0])), host_header, host if url.scheme == "https" else None)
+    # Every address is checked above; the first is asked, the others if it cannot be reached.
+    urls = [url.copy_with(host=str(ip)) for ip in dict.fromkeys(addresses)]
+    return _Hop(urls[0], host_header, host if url.scheme == "https" else None, tuple(urls[1:]))
 
 
 def _redirected(method: str, status: int) -> str:
@@ -397,7 +390,9 @@ def fetch(
     current = _url(url)
     # A null argument is no parameter: sent as `None` it would filter on that word. Added after the
     # URL's own query, which goes out as written (merging would decode and write it anew).
-    added = urlencode([(k, _param(v)) for k, v in (params or {}).items() if v is not None])
+    # A list is the parameter repeated, one per item (`tags=a&tags=b`), as servers read a list.
+    pairs = [(k, item) for k, v in (params or {}).items() for item in (v if isinstance(v, list) else [v])]
+    added = urlencode([(k, _param(v)) for k, v in pairs if v is not None])
     if added:
         try:
             current = current.copy_with(
@@ -417,30 +412,40 @@ def fetch(
             # hosts behind one load balancer share (and a credential of one host never follows a
             # redirect to another).
             client.cookies.clear()
-            try:
-                request = client.build_request(
-                    method,
-                    hop.url,
-                    headers={
-                        "Host": hop.host_header,
-                        "User-Agent": USER_AGENT,
-                        "Accept-Encoding": "gzip, deflate",
-                        **extra,
-                        **(hop_headers(hop.host_header, current.scheme) if hop_headers else {}),
-                    },
-                    json=json_body,
-                    data=form_body,
-                    timeout=httpx.Timeout(remaining),
-                    extensions={"sni_hostname": hop.sni} if hop.sni else None,
-                )
-            except UnicodeError:  # a header value no HTTP header can carry (a non-ASCII token)
-                raise FetchError("http_request_invalid", "A header of the request is not ASCII text.") from None
-            try:
-                response = client.send(request, stream=True)
-            except httpx.TimeoutException:
-                raise FetchError("http_timeout", f"No answer within {timeout:g} s.") from None
-            except httpx.HTTPError as exc:
-                raise FetchError("http_failed", f"The request to {hop.host_header!r} failed: {exc}.") from None
+            headers = {
+                "Host": hop.host_header,
+                "User-Agent": USER_AGENT,
+                "Accept-Encoding": "gzip, deflate",
+                **extra,
+                **(hop_headers(hop.host_header, current.scheme) if hop_headers else {}),
+            }
+            # The name's addresses in turn, as HTTP clients go through a name's addresses: the
+            # next one only when this one could not be connected to (nothing of the request sent).
+            targets = [hop.url, *hop.others]
+            for n, target in enumerate(targets):
+                try:
+                    request = client.build_request(
+                        method,
+                        target,
+                        headers=headers,
+                        json=json_body,
+                        data=form_body,
+                        timeout=httpx.Timeout(max(deadline - time.monotonic(), 0.001)),
+                        extensions={"sni_hostname": hop.sni} if hop.sni else None,
+                    )
+                except UnicodeError:  # a header value no HTTP header can carry (a non-ASCII token)
+                    raise FetchError("http_request_invalid", "A header of the request is not ASCII text.") from None
+                try:
+                    response = client.send(request, stream=True)
+                    break
+                except httpx.TimeoutException:
+                    raise FetchError("http_timeout", f"No answer within {timeout:g} s.") from None
+                except httpx.ConnectError as exc:
+                    if n + 1 < len(targets) and time.monotonic() < deadline:
+                        continue
+                    raise FetchError("http_failed", f"The request to {hop.host_header!r} failed: {exc}.") from None
+                except httpx.HTTPError as exc:
+                    raise FetchError("http_failed", f"The request to {hop.host_header!r} failed: {exc}.") from None
             try:
                 location = response.headers.get("location")
                 if response.status_code in REDIRECTS and location:

@@ -256,9 +256,17 @@ class Toolbox:
         if method in _BODY_METHODS:
             body = rest or None
         elif rest:
-            bad = sorted(k for k, v in rest.items() if isinstance(v, dict | list))
+            # A list of single values is the parameter repeated (network.fetch); nothing deeper.
+            bad = sorted(
+                k
+                for k, v in rest.items()
+                if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(i, dict | list) for i in v))
+            )
             if bad:
-                raise ToolError("tool_argument_invalid", f"Query arguments must be single values: {', '.join(bad)}.")
+                raise ToolError(
+                    "tool_argument_invalid",
+                    f"Query arguments are single values or lists of them: {', '.join(bad)}.",
+                )
             params = rest
         limit = min(float(definition.get("timeout_seconds", HTTP_DEFAULT_TIMEOUT)), timeout)
         try:

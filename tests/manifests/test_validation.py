@@ -384,7 +384,6 @@ def test_approval_unknown_tool_at_the_item():
         ("https://evilexample.com/", "['*.example.com']"),
         ("https://registry.example.com.evil.test/", "[registry.example.com]"),
         ("https://registry.example.com:8443/", "['registry.example.com:9000']"),
-        ("https:///path", "[registry.example.com]"),  # no host at all
     ],
 )
 def test_http_host_undeclared_at_the_url(url, hosts):
@@ -392,6 +391,14 @@ def test_http_host_undeclared_at_the_url(url, hosts):
         edit(AGENT, "https://registry.example.com/v1/{id}", url), "hosts: [registry.example.com]", f"hosts: {hosts}"
     )
     assert codes(source, domains=resolver) == [("http_host_undeclared", 22, 12)]
+
+
+@pytest.mark.parametrize("url", ["https:///path", "https://registry.exa\tmple.com/v1"])  # none; none httpx reads
+def test_a_url_without_a_host_to_reach_is_invalid_at_the_url(url):
+    """As the runtime says of it at every call (network._check): `http_url_invalid`."""
+    assert codes(edit(AGENT, "https://registry.example.com/v1/{id}", url), domains=resolver) == [
+        ("http_url_invalid", 22, 12)
+    ]
 
 
 @pytest.mark.parametrize(
