@@ -212,9 +212,13 @@ def anthropic_messages(messages: Sequence[BaseMessage]) -> tuple[str, list[dict]
         if isinstance(message, SystemMessage):
             system.append(text)
         elif isinstance(message, HumanMessage):
-            add("user", [{"type": "text", "text": text or "(empty message)"}])  # the API refuses empty text
+            # The API refuses a text block that is empty or only whitespace (400).
+            add("user", [{"type": "text", "text": text if text.strip() else "(empty message)"}])
         elif isinstance(message, AIMessage):
-            blocks = [{"type": "text", "text": text}] if text else []
+            # A model's own whitespace beside its tool_use (Claude writes "\n\n" there) is no text to send back.
+            blocks = [{"type": "text", "text": text}] if text.strip() else []
+            if not blocks and not message.tool_calls:
+                blocks = [{"type": "text", "text": "(empty message)"}]
             blocks += [
                 {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["args"]}
                 for call in message.tool_calls

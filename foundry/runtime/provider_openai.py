@@ -186,6 +186,10 @@ class OpenAIProvider:
             # Nothing said at all (no content, refusal or tool call; an empty text is an answer):
             # not taken for a run's empty final answer.
             raise bad_response(self.label, "a message without content or tool calls")
+        if text_or_none(choice.get("finish_reason")) == "tool_calls" and not calls:
+            # Stopped for a call that is not there (a local server's tool parser failed on it): the
+            # call is lost, not taken for a run's (empty) final answer.
+            raise bad_response(self.label, "a message stopped for tool_calls without a tool call")
         reply = AIMessage(content=content, tool_calls=calls)
         usage, estimated = self._usage(body.get("usage")), False
         if usage is None:
