@@ -214,6 +214,8 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
     parsed = parse_ref(ref)
     if parsed is None:
         raise click.BadParameter(f"{ref!r}: write NAME@VERSION, e.g. invoice-triage@3 or domain:finance@latest.")
+    if output is not None and not output.strip():  # `-o "$OUT"`, OUT unset: not stdout, which it would look like
+        raise click.BadParameter("An empty name is no file.", param_hint="'-o' / '--output'")
     with settings.client("Pulling") as client:
         version = fetch(client, parsed)
     label = f"{version['kind']} {version['name']} v{version['number']}"
@@ -221,7 +223,7 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
         source = version["source"].encode()
     except (AttributeError, UnicodeEncodeError):  # not text, or lone surrogates no file can hold
         raise ForgeError("unexpected_response", f"The server's source of {label} is not UTF-8 text.") from None
-    if output:
+    if output is not None:
         try:
             _write_whole(Path(output), source)
         except OSError as exc:
@@ -234,7 +236,7 @@ def pull(ctx, ref, output, url, token, as_json) -> int:
         except BrokenPipeError as exc:
             raise OutputGone() from exc
     body = {key: version.get(key) for key in ("kind", "name", "number", "digest", "message", "created_at")}
-    settings.out.document({**body, "file": output} if output else {**body, "source": version["source"]})
+    settings.out.document({**body, "file": output} if output is not None else {**body, "source": version["source"]})
     return 0
 
 

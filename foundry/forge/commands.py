@@ -421,7 +421,14 @@ def _pinned_domain(manifest: str, pin: tuple[str, int], domain_files: list[str],
                 if exc.status != 404 or exc.code not in ABSENT:
                     raise
                 raise ForgeError("domain_not_found", f"{client.url} has no domain {name} v{number}.") from None
-            return version["content"], f"{client.url} ({name} v{number})"
+            label = f"{client.url} ({name} v{number})"
+            # Read from its source as a file would be, not taken as the server shaped it: a
+            # version of another shape is the server's fault, said as such (not a crash of the tests).
+            source = version.get("source")
+            found = validate(source, label) if isinstance(source, str) else None
+            if found is None or not found.ok or found.kind != "domain" or found.name != name:
+                raise ForgeError("unexpected_response", f"{label} is not a valid domain {name!r}.")
+            return found.data, label
     raise ForgeError(
         "domain_not_found",
         f"{manifest} pins domain {name!r} v{number}: give --domain FILE, put it at ../domains/{name}.yaml, "

@@ -75,6 +75,7 @@ from foundry.mcp.jsonrpc import (
 MCP_PATH = "/mcp"
 # The SDK's own defaults (mcp.shared._httpx_utils): a tool's answer may stream for minutes.
 TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+PREFLIGHT_SECONDS = 30.0  # the whole of the first ping's answer (docs/forge.md: answers within 30 s)
 DRAIN_SECONDS = 5.0  # after stdin closes, how long answers still in flight are awaited
 _FAILURE = "forge_failure"  # extension of a response the bridge made up for a failed request
 _PREFLIGHT = "forge_preflight"  # extension of the preflight request: its failure is raised, not logged
@@ -98,7 +99,8 @@ def bridge_run(url: str, token: str, *, verbose: bool = False) -> int:
 
 
 async def _bridge(endpoint: str, token: str) -> None:
-    headers = {"Authorization": f"Bearer {token}", "User-Agent": f"forge/{__version__}"}
+    # No compression asked for, and none taken (_BridgeTransport): 32 KiB can unpack to gigabytes.
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": f"forge/{__version__}", "Accept-Encoding": "identity"}
     transport = _BridgeTransport(endpoint, httpx2.AsyncHTTPTransport())
     async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT, transport=transport) as http:
         await _preflight(http, endpoint)
@@ -118,20 +120,25 @@ async def _bridge(endpoint: str, token: str) -> None:
 
 
 async def _preflight(http: httpx2.AsyncClient, endpoint: str) -> None:
-    """One `ping`, so that a wrong URL or token stops the bridge before the client waits on it."""
-    response = await http.post(
-        endpoint,
-        json={"jsonrpc": "2.0", "id": "forge-preflight", "method": "ping"},
-        headers={
-            "Accept": "application/json, text/event-stream",
-            MCP_PROTOCOL_VERSION_HEADER: LATEST_HANDSHAKE_VERSION,
-        },
-        extensions={_PREFLIGHT: True},
-    )
-    failure = response.extensions.get(_FAILURE)
-    if failure is not None:
-        raise failure
-    body = await response.aread()
+    """One `ping`, so that a wrong URL or token stops the bridge before the client waits on it:
+    answered whole within PREFLIGHT_SECONDS (the relayed calls' long read timeout is theirs)."""
+    try:
+        with anyio.fail_after(PREFLIGHT_SECONDS):
+            response = await http.post(
+                endpoint,
+                json={"jsonrpc": "2.0", "id": "forge-preflight", "method": "ping"},
+                headers={
+                    "Accept": "application/json, text/event-stream",
+                    MCP_PROTOCOL_VERSION_HEADER: LATEST_HANDSHAKE_VERSION,
+                },
+                extensions={_PREFLIGHT: True},
+            )
+            failure = response.extensions.get(_FAILURE)
+            if failure is not None:
+                raise failure
+            body = await response.aread()
+    except TimeoutError:
+        raise ForgeError("timeout", f"{endpoint} did not answer a ping within {PREFLIGHT_SECONDS:g} s.") from None
     if not any(_answers_preflight(message) for message in _messages(response, body)):
         # A 2xx or 3xx that is no JSON-RPC answer: another service, a sign-in page, a redirect.
         kind = response.headers.get("content-type", "no content type").split(";")[0]
@@ -358,6 +365,11 @@ class _BridgeTransport(httpx2.AsyncBaseTransport):
             return self._failed(
                 request, 502, ForgeError("connection_failed", f"Cannot reach {self._endpoint}: {reason}.")
             )
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):  # not asked for: refused before any of it is unpacked
+            await response.aclose()
+            message = f"{self._endpoint} answered compressed ({encoding[:40]!r}), which forge did not ask for."
+            return self._failed(request, 502, ForgeError("unexpected_response", message))
         if response.status_code < 400:
             return response
         body = await response.aread()
