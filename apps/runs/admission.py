@@ -8,10 +8,11 @@ FOUNDRY_RUN_SLOT_SECONDS unless renewed; a thread renews it every third of that 
 goes on, so a crashed worker's slot comes back within FOUNDRY_RUN_SLOT_SECONDS.
 
 A run that finds no free slot is not touched: it stays queued and its task comes back later
-(about FOUNDRY_RUN_SLOT_RETRY_SECONDS). Its task says in Redis, for a few of those periods, that
-it is alive (`run_waiting`), so the sweep of runs that lost their task (tasks.py) leaves it be
-however long it waits. Sub-agent runs execute inside their parent's attempt, in its worker, on
-its slot.
+(FOUNDRY_RUN_SLOT_RETRY_SECONDS for each of its workspace's runs waiting per slot: its backlog
+costs the shared workers no more than its slots could take; `run_slot_retry_countdown`). Its
+task says in Redis, for a few of those periods, that it is alive (`run_waiting`), so the sweep of
+runs that lost their task (tasks.py) leaves it be however long it waits. Sub-agent runs
+execute inside their parent's attempt, in its worker, on its slot.
 
 Redis unreachable: FOUNDRY_RATELIMIT_ON_REDIS_ERROR_RUNS "closed" (the default) treats it as no
 free slot, so nothing executes unlimited; "open" lets the run execute without a slot. A lease
@@ -24,6 +25,7 @@ import logging
 import math
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -110,6 +112,7 @@ def run_advance_admitted(run_id) -> str:
             rate_limited(connection.schema_name, "run")
             _waiting_mark(run_id)
             return NO_SLOT
+        _waiting_unmark(run_id)
         return run_advance(run_id)
 
 
@@ -117,11 +120,45 @@ def _waiting_key(schema: str, run_id) -> str:
     return f"foundry:run-waiting:{schema}:{run_id}"
 
 
+def _waiting_runs_key(schema: str) -> str:
+    """The workspace's waiting runs (a sorted set: run id → when its mark lapses). A name of the
+    runs' marks' own form (`…:<schema>:<word>`), which the purge's pattern takes with them."""
+    return _waiting_key(schema, "runs")
+
+
+RETRY_MAX_SECONDS = 600.0  # the longest a waiting run's task stays away
+_WAITING_RUNS_SECONDS = 2 * RETRY_MAX_SECONDS + 60  # the set itself, renewed by every mark
+
+
 def _waiting_mark(run_id) -> None:
-    """Say, for a few retry periods, that the run's task is alive and only waits for a slot."""
-    seconds = max(60, math.ceil(4 * settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS))
+    """Say, for a few of its retry periods, that the run's task is alive and only waits for a
+    slot; and count it among its workspace's waiting runs (run_slot_retry_countdown)."""
+    schema, now = connection.schema_name, time.time()
     with contextlib.suppress(RedisError):  # unsaid: the sweep may hand the run out once more
-        get_redis_connection("default").set(_waiting_key(connection.schema_name, run_id), "1", ex=seconds)
+        redis = get_redis_connection("default")
+        seconds = max(60, math.ceil(4 * _retry_seconds(_waiting_count(redis, schema) + 1)))
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.set(_waiting_key(schema, run_id), "1", ex=seconds)
+            pipe.zremrangebyscore(_waiting_runs_key(schema), "-inf", now)
+            pipe.zadd(_waiting_runs_key(schema), {str(run_id): now + seconds})
+            pipe.expire(_waiting_runs_key(schema), _WAITING_RUNS_SECONDS)
+            pipe.execute()
+
+
+def _waiting_count(redis, schema: str) -> int:
+    return redis.zcount(_waiting_runs_key(schema), time.time(), "+inf")
+
+
+def _retry_seconds(waiting: int) -> float:
+    """FOUNDRY_RUN_SLOT_RETRY_SECONDS for each of the workspace's runs waiting per slot, at most
+    RETRY_MAX_SECONDS (inside its tenant schema)."""
+    per_slot = max(1.0, waiting / max(1, limits_for(_tenant_id()).concurrent_runs))
+    return min(RETRY_MAX_SECONDS, settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS * per_slot)
+
+
+def _waiting_unmark(run_id) -> None:
+    with contextlib.suppress(RedisError):
+        get_redis_connection("default").zrem(_waiting_runs_key(connection.schema_name), str(run_id))
 
 
 def run_waiting(schema: str, run_id) -> bool:
@@ -133,9 +170,18 @@ def run_waiting(schema: str, run_id) -> bool:
 
 
 def run_slot_retry_countdown() -> float:
-    """Seconds until a run refused a slot is tried again; jittered, so the refused do not all
-    come back at the same moment."""
-    return settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS * random.uniform(0.75, 1.25)  # noqa: S311 (no secret)
+    """Seconds until a run refused a slot (inside its tenant schema) is tried again:
+    FOUNDRY_RUN_SLOT_RETRY_SECONDS for each run of its workspace waiting per slot, at most
+    RETRY_MAX_SECONDS; jittered, so the refused do not all come back at the same moment. Its
+    waiting runs together then come back about once per FOUNDRY_RUN_SLOT_RETRY_SECONDS per slot,
+    however many there are: a workspace's backlog costs the shared workers what its own slots
+    could take, not a task every few seconds for each run it queued (one workspace's thousand
+    waiting runs kept the workers from every other workspace's)."""
+    try:
+        waiting = _waiting_count(get_redis_connection("default"), connection.schema_name)
+    except RedisError:
+        waiting = 1
+    return _retry_seconds(waiting) * random.uniform(0.75, 1.25)  # noqa: S311 (no secret)
 
 
 def _tenant_id() -> int:
