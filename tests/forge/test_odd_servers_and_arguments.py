@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.forge.conftest import FORGE, Stub, forge, stub_serving, workspace  # noqa: F401
+from tests.forge.test_hostile_server import _version as hostile_version
 
 
 @pytest.fixture
@@ -26,17 +27,8 @@ def _clean_env(extra: dict) -> dict:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}, **extra}
 
 
-def _version(kind: str, name: str, content: dict, number: int = 1) -> dict:
-    return {
-        "kind": kind,
-        "name": name,
-        "number": number,
-        "digest": "x",
-        "message": "",
-        "created_at": "2024-01-01T00:00:00Z",
-        "source": "a: 1\n",
-        "content": content,
-    }
+def _version(kind: str, name: str, content: dict) -> dict:
+    return {**hostile_version(kind, name), "content": content}
 
 
 # --- forge mcp ----------------------------------------------------------------------------------
