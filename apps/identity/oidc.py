@@ -12,6 +12,7 @@ Starting one counts as a sign-in attempt (apps/tenants/limits.py `login_admit`),
 """
 
 import json
+import re
 import time
 from urllib.parse import urlencode
 
@@ -143,11 +144,18 @@ def _idp_call(method: str, url: str, **kwargs) -> dict:
         body = None
     if result.status != 200 or not isinstance(body, dict):
         error = body.get("error") if isinstance(body, dict) else None
-        raise SsoLoginFailed(
-            "idp_refused",
-            f"The identity provider answered HTTP {result.status}" + (f" ({str(error)[:100]})." if error else "."),
-        )
+        # Quoted only as what OAuth says it is, an error code (RFC 6749 5.2: `invalid_grant`):
+        # other text there may repeat what was sent (the client secret, the code), and it goes to
+        # the sign-in page and the audit trail.
+        shown = f" ({error})." if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "."
+        secret = (kwargs.get("form_body") or {}).get("client_secret")
+        if isinstance(secret, str) and secret and secret in shown:
+            shown = "."
+        raise SsoLoginFailed("idp_refused", f"The identity provider answered HTTP {result.status}{shown}")
     return body
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):

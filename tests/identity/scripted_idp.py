@@ -21,6 +21,7 @@ class ScriptedIdp:
     def __init__(self):
         idp = self
         self.token_response: dict | None = None
+        self.token_error: dict = {"error": "invalid_grant"}  # the token endpoint's 400 while no token_response
         self.userinfo: dict | None = None
         self.token_requests: list[dict] = []
 
@@ -46,9 +47,7 @@ class ScriptedIdp:
                 length = int(self.headers.get("Content-Length") or 0)
                 idp.token_requests.append(parse_qs(self.rfile.read(length).decode()))
                 if self.path == "/token":
-                    return self._send(
-                        idp.token_response or {"error": "invalid_grant"}, 200 if idp.token_response else 400
-                    )
+                    return self._send(idp.token_response or idp.token_error, 200 if idp.token_response else 400)
                 self._send({"error": "not_found"}, 404)
 
             def log_message(self, *args):
