@@ -156,6 +156,13 @@ def _retry_seconds(waiting: int) -> float:
     return min(RETRY_MAX_SECONDS, settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS * per_slot)
 
 
+def run_handed_out(schema: str, run_id, seconds: float) -> None:
+    """Say, for `seconds`, that a task of the run is on its way (the sweep just sent one): the
+    sweep leaves it be meanwhile, as it leaves a waiting run (`run_waiting`)."""
+    with contextlib.suppress(RedisError):
+        get_redis_connection("default").set(_waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)))
+
+
 def _waiting_unmark(run_id) -> None:
     with contextlib.suppress(RedisError):
         get_redis_connection("default").zrem(_waiting_runs_key(connection.schema_name), str(run_id))

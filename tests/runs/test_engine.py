@@ -350,6 +350,8 @@ def test_the_sweep_requeues_only_stale_unlocked_runs_of_its_tenant(acme, globex,
     try:
         assert run_sweep_tenant.apply(args=["globex"]).get() == 0  # not globex's runs
         assert run_sweep_tenant.apply(args=["acme"]).get() == 1
+        # Its copy is on its way: the next sweeps do not send another while it waits in the queue.
+        assert run_sweep_tenant.apply(args=["acme"]).get() == 0
     finally:
         lock.release()
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
