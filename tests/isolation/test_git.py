@@ -67,23 +67,10 @@ def test_receive_pack_refuses_any_token_on_any_host(acme, globex):
 
 
 def test_protected_resource_metadata_names_only_the_hosts_own_workspace(acme, globex):
-    from django.utils import timezone
-
-    from apps.identity.models import SsoConfiguration
+    from tests.identity.sso_rows import sso_stored
 
     for tenant in (acme, globex):
-        issuer = f"https://idp.example.test/realms/{tenant.slug}"
-        with schema_context(tenant.schema_name):
-            SsoConfiguration.objects.create(
-                issuer=issuer,
-                client_id=f"foundry-{tenant.slug}",
-                client_secret_encrypted="-",
-                authorization_endpoint=f"{issuer}/auth",
-                token_endpoint=f"{issuer}/token",
-                jwks_uri=f"{issuer}/jwks",
-                discovered_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
+        sso_stored(tenant, f"https://idp.example.test/realms/{tenant.slug}", client_id=f"foundry-{tenant.slug}")
     body = Client(HTTP_HOST="acme.localhost").get("/.well-known/oauth-protected-resource/mcp").json()
     assert "globex" not in str(body)
     assert body["resource"] == "http://acme.localhost/mcp"

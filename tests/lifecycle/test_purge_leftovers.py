@@ -1,13 +1,13 @@
 """Once a workspace is purged, nothing of it remains where it could leak or come back, and a new
 workspace provisioned under the same slug sees nothing of the old one (docs/lifecycle.md)."""
 
-from django.utils import timezone
 from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
 from apps.tenants.services import tenant_provision
 from tests.conftest import PASSWORD
+from tests.identity.sso_rows import sso_stored
 
 OPERATOR = "operator:1"
 
@@ -42,18 +42,8 @@ def test_new_workspace_under_a_purged_slug_does_not_see_the_old_sso_configuratio
 
     settings.FOUNDRY_TENANT_ROUTE_TTL = 30  # a valid setting; the default 2 s only narrows the window
     slug, schema = fresh_tenant.slug, fresh_tenant.schema_name
+    sso_stored(fresh_tenant, "https://old-idp.example.com", client_id="old-client", signing_algs=["RS256"])
     with schema_context(schema):
-        SsoConfiguration.objects.create(
-            issuer="https://old-idp.example.com",
-            client_id="old-client",
-            client_secret_encrypted="",
-            authorization_endpoint="https://old-idp.example.com/auth",
-            token_endpoint="https://old-idp.example.com/token",
-            jwks_uri="https://old-idp.example.com/jwks",
-            signing_algs=["RS256"],
-            discovered_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
         assert sso_config_recent() is not None  # an API request of the old workspace read it
 
     _purge(fresh_tenant)

@@ -3,12 +3,11 @@
 
 import httpx2
 import pytest
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from apps.identity.models import SsoConfiguration
 from apps.tokens.models import ApiToken
 from apps.tokens.services import token_issue, token_revoke
+from tests.identity.sso_rows import sso_stored
 from tests.mcp.conftest import mcp_client, mcp_url, workspace_make
 
 LIST_TOOLS = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
@@ -38,18 +37,8 @@ ISSUER = "https://idp.example.test/realms/acme"
 
 def sso_set(tenant, django_db_blocker) -> str:
     """Single sign-on for `tenant` (its identity provider is the MCP endpoint's authorization server)."""
-    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        SsoConfiguration.objects.create(
-            issuer=ISSUER,
-            client_id="foundry",
-            client_secret_encrypted="-",
-            scopes="openid email",
-            authorization_endpoint=f"{ISSUER}/auth",
-            token_endpoint=f"{ISSUER}/token",
-            jwks_uri=f"{ISSUER}/jwks",
-            discovered_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+    with django_db_blocker.unblock():
+        sso_stored(tenant, ISSUER, scopes="openid email")
     return ISSUER
 
 
