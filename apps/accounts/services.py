@@ -30,7 +30,7 @@ from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.db.locks import xact_lock, xact_lock_shared
-from foundry.text import text_readable
+from foundry.text import text_readable, text_visible
 
 # The lock a change of a workspace's sign-in rules holds (apps/identity/services.py), and a
 # sign-in shares (member_signing_in).
@@ -81,6 +81,8 @@ def email_clean(email: str) -> str:
     space, invisible wherever the address is shown — is refused: owner@ac<U+200B>me.test is
     owner@acme.test's mailbox, and would read as the owner in the console and the audit trail.
 
+    Before the `@` only ASCII is taken, as Django's validator means to.
+
     A quoted local part is refused: `"owner"@acme.test` is owner@acme.test's mailbox (RFC 5321
     §4.1.2), and whatever else one quotes (spaces, `@`) no member's address needs."""
     email = email.strip()
@@ -93,7 +95,10 @@ def email_clean(email: str) -> str:
     email = email.lower()
     if not folds:
         local, _, domain = email.rpartition("@")
-        spelled = domain_spelling(domain)
+        # Django's validator means an ASCII local part, but its [a-z] under IGNORECASE takes four
+        # letters more in Python: U+0130, U+0131, U+017F and U+212A. The dotless i (U+0131) passes
+        # the folds above (it uppercases to I): adm\u0131n@ would read as admin@.
+        spelled = domain_spelling(domain) if local.isascii() else None
         folds = spelled is None
         email = f"{local}@{spelled}" if spelled else email
     try:
@@ -324,6 +329,8 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
         errors["full_name"] = ValidationError(
             "A name holds no control or text-direction characters.", code="name_invalid"
         )
+    elif full_name.strip() and not text_visible(full_name):
+        errors["full_name"] = ValidationError("A name shows at least one character.", code="name_invalid")
     if errors:
         raise ValidationError(errors)
     if role == Role.OWNER:

@@ -22,7 +22,7 @@ from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.db.locks import xact_lock
 from foundry.errors import CodedError
-from foundry.text import text_readable
+from foundry.text import text_readable, text_visible
 
 # Several mapped values: the one granting most wins.
 ROLE_RANK = [Role.ADMIN, Role.DEVELOPER, Role.OPERATOR, Role.VIEWER]
@@ -125,6 +125,7 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         isinstance(name, str)
         and claim_text_plain(name)
         and text_readable(name)  # no text-direction character, as a name typed in the console
+        and text_visible(name)  # not zero-width characters alone: the member would show with no name
         and name.strip()
         and name.strip()[:200] != user.full_name
     ):

@@ -33,6 +33,20 @@ def test_a_name_from_the_provider_may_not_carry_text_direction_characters(acme, 
         assert "\u202e" not in user.full_name
 
 
+@pytest.mark.parametrize("name", ["\u200b", "\u2060 \ufeff", "\u3164"])
+def test_a_name_from_the_provider_that_shows_nothing_is_not_taken(acme, idp, name):
+    """A name of zero-width or blank-drawn characters alone would show the member with no name at
+    all, where the console and the trail show the address instead: it is not taken."""
+    configure(acme, idp)
+    with schema_context(acme.schema_name):
+        config = SsoConfiguration.objects.get(pk=1)
+        claims = {"sub": "sub-blank", "email": "blank@acme.test", "email_verified": True, "name": name}
+        user = sso_login_resolve(config, claims)
+        user.refresh_from_db()
+        assert user.full_name == ""
+        assert user.display_name == "blank@acme.test"
+
+
 def test_userinfo_vouching_for_another_address_does_not_verify_the_id_tokens_address(acme, idp, monkeypatch):
     """Userinfo completes the ID token's claims, but its `email_verified` vouches for the address
     it names: for the ID token's other address (an Entra `email` optional claim a user may edit,
