@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from apps.accounts.permissions import Permission, Role, role_exceeds
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record
 from apps.tokens.models import ApiToken, RevokedReason, Scope, TokenPrincipal
+from foundry.db.locks import xact_lock_shared
 
 TOKEN_RE = re.compile(r"^af_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -119,7 +120,14 @@ def _issuing_member(actor: object, role: str) -> User | None:
     command. The lock makes a removal or a demotion running at the same moment wait for the
     token, then revoke it; one committed while this request ran is honoured here: a member
     removed meanwhile, a member whose stored role no longer covers `role`, or an issuing token
-    revoked meanwhile (by that demotion, or by hand) issues nothing (PermissionDenied)."""
+    revoked meanwhile (by that demotion, or by hand) issues nothing (PermissionDenied). So does a
+    member whom the workspace's sign-in settings left no way in meanwhile: those settings' lock is
+    shared first (a change waits for the token, then revokes it with the member's others), and the
+    settings are read as they stand."""
+    from apps.accounts.services import SSO_RULES_LOCK
+    from apps.identity.oidc import sso_config
+    from apps.identity.services import sign_in_left
+
     issuing = None
     if isinstance(actor, User):
         member_id = actor.pk
@@ -128,6 +136,11 @@ def _issuing_member(actor: object, role: str) -> User | None:
         issuing = actor.token.pk
     else:
         return None
+    # Before the rows: the order a sign-in takes them in, and a settings change holds the lock
+    # while it revokes the tokens of those it shuts out (this one's issuing token among them).
+    workspace = connection.schema_name != "public"
+    if workspace:
+        xact_lock_shared(SSO_RULES_LOCK.format(schema=connection.schema_name))
     # The member's row first, then the issuing token's: the order a removal or a demotion takes
     # them in (member, then their tokens), so the two wait for each other instead of deadlocking.
     member = User.objects.select_for_update(no_key=True).filter(pk=member_id).first() if member_id else None
@@ -141,6 +154,8 @@ def _issuing_member(actor: object, role: str) -> User | None:
         raise PermissionDenied("The member issuing this token is no longer in the workspace.")
     if role_exceeds(role, member.role):
         raise PermissionDenied(f"The issuing member's role ({member.role}) no longer allows a {role} token.")
+    if workspace and not sign_in_left(member, sso_config()):
+        raise PermissionDenied("The issuing member can no longer sign in to this workspace.")
     return member
 
 
