@@ -6,7 +6,8 @@ replaced, before anything reads it (sign-in limits, audit events, log lines, spa
 client's address from `X-Forwarded-For`: the right-most address there that is not itself a
 trusted proxy — what the outermost trusted proxy saw, since anything left of it was written by
 the client and may be forged. A request from any other peer keeps its peer's address, whatever
-its `X-Forwarded-For` says; so does one whose header holds no valid address. The proxy's own
+its `X-Forwarded-For` says; so does one whose header holds no valid address (an address with its
+port, `a.b.c.d:port` or `[v6]:port`, is that address). The proxy's own
 address stays in `foundry.proxy_addr`. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a
 dual-stack listener sees an IPv4 peer) is the IPv4 address it maps, for the peer and every hop.
 `X-Forwarded-Proto` (what FOUNDRY_BEHIND_TLS_PROXY trusts for whether the request came over
@@ -21,9 +22,20 @@ from django.http import HttpRequest
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address `text` writes; an IPv4-mapped IPv6 one (::ffff:a.b.c.d, how a dual-stack
-    listener sees an IPv4 peer) as the IPv4 address it is, which IPv4 networks hold."""
+    listener sees an IPv4 peer) as the IPv4 address it is, which IPv4 networks hold. A port after
+    it (`a.b.c.d:port`, `[v6]:port`: how some proxies, Azure's Application Gateway among them,
+    write X-Forwarded-For) is not part of it."""
+    text = text.strip()
+    if text.startswith("["):
+        text, closed, port = text[1:].partition("]")
+        if not closed or (port and not (port[0] == ":" and port[1:].isdigit() and port[1:].isascii())):
+            return None
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not (port.isdigit() and port.isascii()):
+            return None
     try:
-        address = ipaddress.ip_address(text.strip().split("%")[0])
+        address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return None
     return getattr(address, "ipv4_mapped", None) or address

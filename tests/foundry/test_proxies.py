@@ -25,6 +25,11 @@ TRUSTED = [ipaddress.ip_network("172.16.0.0/12"), ipaddress.ip_network("10.0.0.0
         (PROXY, "not-an-address", None),
         (PROXY, "203.0.113.66, bogus", None),
         ("198.51.100.7", "203.0.113.66", None),  # not through a proxy of ours: the header is the client's
+        (PROXY, "203.0.113.66:50412", "203.0.113.66"),  # with its port (Azure Application Gateway)
+        (PROXY, "[2001:db8::7]:50412, 10.1.2.3:443", "2001:db8::7"),
+        (PROXY, "[2001:db8::7]", "2001:db8::7"),
+        (PROXY, "203.0.113.66:port", None),
+        (PROXY, "[2001:db8::7", None),
         ("2001:db8::1", "203.0.113.66", None),
     ],
 )
