@@ -23,7 +23,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -253,67 +253,80 @@ def tenant_export(
     started = datetime.now(UTC)
     when = started.timetuple()[:6]
     members = []
-    with _snapshot(), ExitStack() as scopes, connection.cursor() as cursor:
-        scopes.enter_context(usage_scope(tenant.pk))
-        scopes.enter_context(rls_scope(tenant.pk))
-        plan = _export_plan(tenant, password_hashes=password_hashes)
-        counts = []
-        for _, _, _, select in plan:
-            cursor.execute(f"SELECT count(*) FROM ({select}) AS t")
-            counts.append(cursor.fetchone()[0])
-        total, done = sum(counts), 0
-        if progress:
-            progress(0, total)
-        version = _schema_version(tenant.schema_name)
-        archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
-        for (name, table, columns, select), count in zip(plan, counts, strict=True):
-            member = _Member(archive, name, when)
-            buffer = bytearray()
-            with cursor.cursor.copy(f"COPY (SELECT row_to_json(t) FROM ({select}) AS t) TO STDOUT {RAW_LINES}") as copy:
-                for chunk in copy:
-                    buffer += chunk
-                    if len(buffer) >= CHUNK:
-                        member.write(buffer)
-                        buffer.clear()
-                        if progress:
-                            progress(done + member.rows, total)
-            member.write(buffer)
-            member.close()
-            if member.rows != count:  # the snapshot guarantees it; a mismatch is a bug, not an archive
-                raise RuntimeError(f"{name}: counted {count} rows, wrote {member.rows}")
-            done += member.rows
+    archive = member = None
+    try:
+        with _snapshot(), ExitStack() as scopes, connection.cursor() as cursor:
+            scopes.enter_context(usage_scope(tenant.pk))
+            scopes.enter_context(rls_scope(tenant.pk))
+            plan = _export_plan(tenant, password_hashes=password_hashes)
+            counts = []
+            for _, _, _, select in plan:
+                cursor.execute(f"SELECT count(*) FROM ({select}) AS t")
+                counts.append(cursor.fetchone()[0])
+            total, done = sum(counts), 0
             if progress:
-                progress(done, total)
-            members.append(
-                {
-                    "name": name,
-                    "table": table.name,
-                    "rows": member.rows,
-                    "bytes": member.size,
-                    "sha256": member.sha256.hexdigest(),
-                    "columns": columns,
-                }
-            )
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created_at": started.isoformat().replace("+00:00", "Z"),
-        "tenant": {"id": tenant.pk, "slug": tenant.slug, "name": tenant.name, "schema": tenant.schema_name},
-        "schema_version": version,
-        "audit": _chain_ids(tenant.pk),
-        "secrets_omitted": sorted(
-            f"{m['table']}.{c}"
-            for m in members
-            for c in m["columns"]
-            if m["rows"] and (c.endswith(SECRET_SUFFIX) or ((m["table"], c) == PASSWORD and not password_hashes))
-        ),
-        "rows": done,
-        "members": members,
-        "sequences": _sequences_read(tenant.schema_name),
-    }
-    info = zipfile.ZipInfo(MANIFEST, date_time=when)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    archive.writestr(info, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+                progress(0, total)
+            version = _schema_version(tenant.schema_name)
+            archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
+            for (name, table, columns, select), count in zip(plan, counts, strict=True):
+                member = _Member(archive, name, when)
+                buffer = bytearray()
+                with cursor.cursor.copy(
+                    f"COPY (SELECT row_to_json(t) FROM ({select}) AS t) TO STDOUT {RAW_LINES}"
+                ) as copy:
+                    for chunk in copy:
+                        buffer += chunk
+                        if len(buffer) >= CHUNK:
+                            member.write(buffer)
+                            buffer.clear()
+                            if progress:
+                                progress(done + member.rows, total)
+                member.write(buffer)
+                member.close()
+                if member.rows != count:  # the snapshot guarantees it; a mismatch is a bug, not an archive
+                    raise RuntimeError(f"{name}: counted {count} rows, wrote {member.rows}")
+                done += member.rows
+                if progress:
+                    progress(done, total)
+                members.append(
+                    {
+                        "name": name,
+                        "table": table.name,
+                        "rows": member.rows,
+                        "bytes": member.size,
+                        "sha256": member.sha256.hexdigest(),
+                        "columns": columns,
+                    }
+                )
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_at": started.isoformat().replace("+00:00", "Z"),
+            "tenant": {"id": tenant.pk, "slug": tenant.slug, "name": tenant.name, "schema": tenant.schema_name},
+            "schema_version": version,
+            "audit": _chain_ids(tenant.pk),
+            "secrets_omitted": sorted(
+                f"{m['table']}.{c}"
+                for m in members
+                for c in m["columns"]
+                if m["rows"] and (c.endswith(SECRET_SUFFIX) or ((m["table"], c) == PASSWORD and not password_hashes))
+            ),
+            "rows": done,
+            "members": members,
+            "sequences": _sequences_read(tenant.schema_name),
+        }
+        info = zipfile.ZipInfo(MANIFEST, date_time=when)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    except BaseException:
+        # The archive of a failed export is thrown away, but closed here all the same, its open
+        # member first: left open, the garbage collector would write them later, to a file the
+        # caller has closed by then.
+        for part in (member, archive):
+            if part is not None:
+                with suppress(Exception):
+                    part.close()
+        raise
     archive.close()
     if record:
         with transaction.atomic():
