@@ -11,6 +11,8 @@ part of the record the rules see.
 """
 
 import functools
+import itertools
+import math
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -84,6 +86,8 @@ _NOTATION = re.compile(r"[\[\].]+")
 # and its characters times those wildcards (each may scan the whole text).
 MAX_WILDCARD_CHECKS = 1_000_000
 MAX_WILDCARD_SCAN = 200_000_000
+# Records a call's arguments are checked as, one per choice of the rules' spellings of its texts.
+MAX_SPELLING_VARIANTS = 64
 
 
 def _parts(name: str) -> list[str]:
@@ -156,16 +160,25 @@ def _fold_value(text: str) -> str:
 
 
 def _fold_piece(text: str) -> str:
-    """A piece of a wildcard as `_fold_value` folds a value, its spaces kept (they sit between stars)."""
+    """A piece of a wildcard as `_fold_value` folds a value, its spaces kept (they sit between stars).
+    Marks go before the case (U+0345, a combining mark, uppercases to the letter U+0399) and
+    after it (U+0130 casefolds to i and a combining dot)."""
+    if not text.isascii():
+        text = text.translate(_ignored_table())
     plain = unicodedata.normalize("NFKC", text).translate(_unseen_table())
-    folded = unicodedata.normalize("NFD", plain.upper().casefold())
+    if plain.isascii():
+        return plain.upper().casefold()
+    bare = unicodedata.normalize("NFD", plain).translate(_marks_table())
+    folded = unicodedata.normalize("NFD", bare.upper().casefold())
     return folded.translate(_marks_table()) if not folded.isascii() else folded
 
 
-def _table(categories: tuple[str, ...]) -> dict[int, None]:
-    """A str.translate table dropping the characters of `categories` (in the planes that have any)."""
+def _table(categories: tuple[str, ...], also: str = "") -> dict[int, None]:
+    """A str.translate table dropping the characters of `categories` (in the planes that have any),
+    and those of `also`."""
     planes = (*range(0x20000), *range(0xE0000, 0xE1000))
-    return {cp: None for cp in planes if unicodedata.category(chr(cp)) in categories}
+    table = {cp: None for cp in planes if unicodedata.category(chr(cp)) in categories}
+    return table | {ord(char): None for char in also}
 
 
 @functools.cache
@@ -173,9 +186,46 @@ def _unseen_table() -> dict[int, None]:
     return _table(("Cf", "Cc"))  # kept: none but tabs and line breaks at a value's ends, stripped anyway
 
 
+# What an accent-insensitive collation (ICU at strength 1, MySQL's utf8mb4_0900_ai_ci) passes over
+# besides the marks: the tatweel (U+0640, which stretches Arabic letters), a few signs of its kind,
+# the Arabic presentation forms of marks (which NFKC would make a space and the mark), and the
+# marks of Unicode 15, which this Python's Unicode (14) does not know yet.
+_IGNORED = "".join(
+    chr(cp)
+    for first, last in (
+        (0x0640, 0x0640),
+        (0x07FA, 0x07FA),
+        (0x0824, 0x0824),
+        (0x0828, 0x0828),
+        (0x180A, 0x180A),
+        (0x1CD3, 0x1CD3),
+        (0x1CF2, 0x1CF3),
+        (0xFC5E, 0xFC63),
+        (0xFCF2, 0xFCF4),
+        (0xFE70, 0xFE74),
+        (0xFE76, 0xFE7F),
+        (0x0CF3, 0x0CF3),
+        (0x0ECE, 0x0ECE),
+        (0x10EFD, 0x10EFF),
+        (0x11F00, 0x11F01),
+        (0x11F03, 0x11F03),
+        (0x13439, 0x13440),
+        (0x13447, 0x13455),
+        (0x1E4EC, 0x1E4EF),
+    )
+    for cp in range(first, last + 1)
+)
+
+
+@functools.cache
+def _ignored_table() -> dict[int, None]:
+    return {ord(char): None for char in _IGNORED}
+
+
 @functools.cache
 def _marks_table() -> dict[int, None]:
-    return _table(("Mn",))
+    # Every kind of mark (nonspacing, spacing, enclosing): read as nothing, as such collations read them.
+    return _table(("Mn", "Mc", "Me"), _IGNORED)
 
 
 def _argument(name: str, declared, literal: Literal):
@@ -209,8 +259,9 @@ class RuleBook:
         self.rules: dict[str, list[Rule]] = {}
         # {entity: {folded field name: field}} of the fields its rules compare.
         self.read: dict[str, dict[str, str]] = {}
-        # {entity: {field: {folded text: text}}} of the texts its rules compare fields with.
-        self.spellings: dict[str, dict[str, dict[str, str]]] = {}
+        # {entity: {field: {folded text: [texts]}}} of the texts its rules compare fields with: more
+        # than one where rules spell alike texts differently ("São Paulo" and "Sao Paulo").
+        self.spellings: dict[str, dict[str, dict[str, list[str]]]] = {}
         # {entity: {field: [(pattern, its pieces, folded)]}} of the wildcards its rules compare fields with.
         self.patterns: dict[str, dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]]] = {}
         for rule in spec.get("rules") or ():
@@ -232,7 +283,10 @@ class RuleBook:
                 if name not in fields:
                     continue
                 if not value.stars:
-                    self.spellings.setdefault(entity, {}).setdefault(name, {})[_fold_value(value.text)] = value.text
+                    texts = self.spellings.setdefault(entity, {}).setdefault(name, {})
+                    alike = texts.setdefault(_fold_value(value.text), [])
+                    if value.text not in alike:
+                        alike.append(value.text)
                     continue
                 pieces = wildcard_pieces(value)
                 folded = tuple(_fold_piece(piece) for piece in pieces)
@@ -289,7 +343,9 @@ class RuleBook:
             if not isinstance(text, str):
                 return text
             folded_text = _fold_value(text)
-            text = spellings.get(folded_text, text)  # a rule's spelling folds as the text did
+            alike = spellings.get(folded_text, ())  # the rules' spellings that fold as the text did
+            if alike and text not in alike:
+                text = alike[0]  # and the others in `variants`
             for pattern, pieces, folded in patterns:
                 # Read as matching once folded (rare), then refused unless it matches as written.
                 if _glob_match(folded, folded_text) and not _glob_match(pieces, text):
@@ -302,6 +358,39 @@ class RuleBook:
         if isinstance(value, list):
             return [spelt(v) for v in value]
         return spelt(value)
+
+    def variants(self, entity: str, record: dict) -> list[dict]:
+        """`record` in each of the spellings rules give a text of it (one record, unless rules spell
+        alike texts differently): a lenient server reads the text as every one of them, so a rule
+        matching any of them applies — `deny` on "São Paulo Trading" is not escaped by a `warn` on
+        "Sao Paulo Trading". A list holds all of its texts' spellings at once."""
+        fields = self.spellings.get(entity) or {}
+        choices: list[tuple[str, list[str]]] = []
+        record = dict(record)
+        for name, value in record.items():
+            spellings = fields.get(name)
+            if not spellings:
+                continue
+            if isinstance(value, list):
+                record[name] = [spelt for item in value for spelt in self._alike(spellings, item)]
+            elif len(alike := self._alike(spellings, value)) > 1:
+                choices.append((name, alike))
+        if math.prod(len(alike) for _, alike in choices) > MAX_SPELLING_VARIANTS:
+            raise ArgumentError(
+                f"Arguments {', '.join(repr(n) for n, _ in choices)}: the rules spell their texts in too many ways "
+                "to check them all; spell them as one rule does."
+            )
+        return [
+            record | dict(zip((n for n, _ in choices), picked, strict=True))
+            for picked in itertools.product(*(alike for _, alike in choices))
+        ]
+
+    @staticmethod
+    def _alike(spellings: dict[str, list[str]], value) -> list:
+        """The spellings the rules give `value` (itself, if none or not a text)."""
+        if not isinstance(value, str):
+            return [value]
+        return spellings.get(_fold_value(value)) or [value]
 
     @staticmethod
     def _coerce(name: str, declared, value):
@@ -326,10 +415,10 @@ class RuleBook:
         verdict = Verdict()
         if entity is None or entity not in self.filters:
             return verdict
-        record = self.record(entity, arguments)
+        records = self.variants(entity, self.record(entity, arguments))
         for rule in self.rules.get(entity, ()):
             try:
-                matched = rule.compiled.matches(record)
+                matched = any(rule.compiled.matches(record) for record in records)
             except (TypeError, ValueError):
                 matched = True  # a rule that cannot be evaluated fails closed
             if matched:
