@@ -12,6 +12,7 @@ Starting one counts as a sign-in attempt (apps/tenants/limits.py `login_admit`),
 """
 
 import json
+import logging
 import re
 import time
 from urllib.parse import urlencode
@@ -37,6 +38,8 @@ from apps.providers.encryption import SecretUndecryptable, secret_decrypt
 from foundry.errors import error_response
 from foundry.manifests.validation import url_host
 from foundry.runtime.network import FetchError, fetch
+
+logger = logging.getLogger(__name__)
 
 IDP_TIMEOUT_SECONDS = 5.0
 STATE_MAX_AGE_SECONDS = 600
@@ -137,7 +140,10 @@ def _idp_call(method: str, url: str, **kwargs) -> dict:
             **kwargs,
         )
     except FetchError as exc:
-        raise SsoLoginFailed("idp_unreachable", f"The identity provider did not answer: {exc.message}") from None
+        # The sign-in page is anyone's: the fetch's own words (the endpoint, what its name resolves
+        # to, the OS error: the platform's view of the network) go to the log, not there.
+        logger.warning("identity provider call %s %s failed: %s", method, url, exc.message)
+        raise SsoLoginFailed("idp_unreachable", "The identity provider could not be reached.") from None
     try:
         body = json.loads(result.body)
     except (ValueError, UnicodeError, RecursionError):  # RecursionError: nested past Python's stack

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import logging
 from collections.abc import Callable, Iterable
 
 import jwt
@@ -18,6 +19,8 @@ import jwt
 from apps.identity.jwks import JwksUnavailable, jwks_key, public_key
 from apps.identity.models import SsoConfiguration
 from foundry.errors import CodedError
+
+logger = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 16 * 1024
 CLOCK_SKEW_SECONDS = 60
@@ -105,7 +108,10 @@ def jwt_verify(
     try:
         jwk = key_for(header.get("kid", ""))
     except JwksUnavailable as exc:
-        raise TokenInvalid("idp_keys_unavailable", exc.message) from None
+        # Whoever sent the token — anyone, signature unchecked yet — learns that much; the fetch's
+        # own words (the key set's address, what its name resolves to, the OS error) go to the log.
+        logger.warning("identity provider's key set unavailable: %s", exc.message)
+        raise TokenInvalid("idp_keys_unavailable", "The identity provider's keys cannot be fetched now.") from None
     candidates = jwk if isinstance(jwk, list) else [jwk] if jwk is not None else []
     if not candidates:
         raise TokenInvalid("token_key_unknown", "The token was signed with a key the issuer does not publish.")

@@ -120,7 +120,7 @@ def test_discovery_of_a_plain_http_issuer_ends_within_the_discovery_timeout(acme
     assert elapsed < 1.5, f"discovery took {elapsed:.1f} s, past its 0.5 s bound"
 
 
-def test_the_token_request_is_not_sent_over_plain_http_to_a_public_address(acme, public_loopback):
+def test_the_token_request_is_not_sent_over_plain_http_to_a_public_address(acme, public_loopback, caplog):
     """Plain http reaches only networks an operator allowed: the token request, which carries the
     client secret and the authorization code, is refused when the endpoint's name resolves to a
     public address at sign-in (re-pointed since the configuration was saved), before anything
@@ -145,11 +145,13 @@ def test_the_token_request_is_not_sent_over_plain_http_to_a_public_address(acme,
     backend.config = config
     payload = {"client_id": "foundry", "client_secret": "s3cret-client-secret", "grant_type": "authorization_code"}
     try:
-        with schema_context(acme.schema_name), pytest.raises(SsoLoginFailed, match="plain http is refused"):
+        with schema_context(acme.schema_name), pytest.raises(SsoLoginFailed) as refused:
             backend.get_token(payload)
     finally:
         listener.close()
     assert listener.received == [], "something was sent over plain http to a public address"
+    assert refused.value.code == "idp_unreachable"
+    assert "plain http is refused" in caplog.text  # for the operator; the sign-in page says less
 
 
 def test_signing_keys_are_not_fetched_over_plain_http_from_a_public_address(acme, public_loopback):
