@@ -24,6 +24,7 @@ import time
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import RedisError
@@ -270,6 +271,7 @@ class Attempt:
         # The tenant's allowed private networks as the claim read them, before the http tools'
         # and the provider's policies were built from them (`_graph`): a change since restarts.
         self.networks = list(run.tenant_http_networks)
+        self.graph: AgentGraph | None = None  # built by `_graph`
 
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
@@ -305,9 +307,12 @@ class Attempt:
             raise
         except SoftTimeLimitExceeded:
             # The worker's own time limit (an operator's `--soft-time-limit`), not a fault of the
-            # run: back in the queue, sent again by the task, on from its checkpoint.
+            # run: back in the queue, sent again by the task, on from its checkpoint. The time the
+            # cut-off step ran is kept: it counts against the run's time limit, which ends a run
+            # whose step outlasts the worker's limit every time.
+            spent = self.graph.step_under_way_ms() if self.graph is not None else 0.0
             with contextlib.suppress(*TRANSIENT):
-                self._requeue()
+                self._requeue(interrupted_ms=spent)
             raise
         except Exception:  # a fault of ours or of a library: end the run clearly, never leave it running
             logger.exception("run %s failed on an unexpected error", self.run.pk)
@@ -328,11 +333,11 @@ class Attempt:
                 self._requeue()
             raise
 
-    def _requeue(self) -> None:
+    def _requeue(self, *, interrupted_ms: float = 0.0) -> None:
         """Back in the queue, as it was before this attempt claimed it (unless another worker has
-        claimed it since: the run is that worker's)."""
+        claimed it since: the run is that worker's), with the running time of a step cut off."""
         Run.objects.filter(pk=self.run.pk, status=Run.Status.RUNNING, attempt=self.attempt).update(
-            status=Run.Status.QUEUED, updated_at=timezone.now()
+            status=Run.Status.QUEUED, updated_at=timezone.now(), interrupted_ms=F("interrupted_ms") + interrupted_ms
         )
 
     def _graph(self) -> AgentGraph:
@@ -378,6 +383,7 @@ class Attempt:
             hooks=hooks,
             durability="async",
             trace_content=self.trace_content,
+            interrupted_ms=run.interrupted_ms,
         )
         return self.graph
 

@@ -54,6 +54,10 @@ class Run(models.Model):
     # number its claim set (engine.py): once another worker claims the run, its writes stop.
     # db_default (as trace_id's): an archive made before the column imports with it (docs/export.md).
     attempt = models.PositiveIntegerField(default=0, db_default=0)
+    # Milliseconds spent in steps a worker's soft time limit cut off, which were never recorded:
+    # counted against the run's time limit with the recorded steps' (engine.py), or a step longer
+    # than that limit would be tried again for ever, the run's clock starting again each time.
+    interrupted_ms = models.FloatField(default=0.0, db_default=0.0)
     # The OpenTelemetry trace of the request (or task) that started the run: 32 lowercase hex, or
     # empty when none was being recorded.
     trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")

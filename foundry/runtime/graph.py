@@ -361,6 +361,7 @@ class AgentGraph:
         clock: Callable[[], float] = time.monotonic,
         durability: str = "sync",
         trace_content: bool = False,
+        interrupted_ms: float = 0.0,
     ):
         self.name = manifest["metadata"]["name"]
         self.limits = Limits.of(manifest)
@@ -369,6 +370,10 @@ class AgentGraph:
         self.provider = provider
         self.hooks = hooks or RunHooks()
         self.clock = clock
+        # Running time spent outside the recorded steps: steps cut off before they were recorded
+        # (a worker's soft time limit), counted against `timeout_seconds` all the same.
+        self.interrupted_ms = interrupted_ms
+        self._step_started: float | None = None  # when the step under way began
         self.durability = durability
         # Prompts and completions go on model-call spans only when the tenant allows it.
         self.trace_content = trace_content
@@ -453,7 +458,14 @@ class AgentGraph:
 
     # --- nodes ----------------------------------------------------------------------------
     def _remaining(self, state: AgentState) -> float:
-        return max(0.0, self.limits.timeout_seconds - state.get("elapsed_ms", 0.0) / 1000)
+        spent = state.get("elapsed_ms", 0.0) + self.interrupted_ms
+        return max(0.0, self.limits.timeout_seconds - spent / 1000)
+
+    def step_under_way_ms(self) -> float:
+        """How long the step under way has been running (0 between steps): what a cut-off attempt
+        spent that no step record holds."""
+        started = self._step_started
+        return 0.0 if started is None else max(0.0, (self.clock() - started) * 1000)
 
     def _stop(self, state: AgentState) -> dict | None:
         """Why the run must end before its next step, or None."""
@@ -483,6 +495,7 @@ class AgentGraph:
 
     def _record(self, state: AgentState, step: dict, update: dict, payload: dict, started: float | None) -> dict:
         """Finish a step; `started` is None for a replayed step, already recorded and timed."""
+        self._step_started = None
         if started is not None:
             step["duration_ms"] = round((self.clock() - started) * 1000, 3)
         update.update(
@@ -527,7 +540,7 @@ class AgentGraph:
             approved = [*approved, *(cap for cap in covered if cap not in approved)]
             spent = self.hooks.quota(approved)
         step = {"index": index, "node": "model", "provider": self.provider.name, "model": self.provider.model}
-        started = self.clock()
+        started = self._step_started = self.clock()
         with _tracer.start_as_current_span(
             f"chat {self.provider.model}",
             kind=SpanKind.CLIENT,
@@ -654,7 +667,7 @@ class AgentGraph:
             }
             # Timed from here, the review against the domain's rules included (it is running time):
             # a wait for an approval is not, as the node runs again from its start once resumed.
-            started = self.clock()
+            started = self._step_started = self.clock()
             if call["id"] in (state.get("unportable") or {}):
                 tool, status, content = None, "error", f"Error (tool_argument_invalid): {UNPORTABLE}"
                 step["error"] = "tool_argument_invalid"

@@ -75,3 +75,31 @@ def test_a_hard_time_limit_puts_the_run_back_like_any_killed_worker_process(tena
         run = wait_for(tenant, run, "succeeded", "failed", "cancelled", timeout=25)
     assert run.status == "succeeded" and run.recoveries >= 1, run.message
     assert ledger.booked == ["/entries/1", "/entries/2", "/entries/3"]
+
+
+def test_a_step_longer_than_the_workers_soft_time_limit_still_ends_at_the_runs_own_time_limit(tenant, queue, ledger):  # noqa: F811
+    """docs/runs.md: the run's time limit counts the "time spent running — model and tool calls",
+    and a soft time limit "puts the run back in the queue ... it goes on from its checkpoint".
+    A tool call that outlasts the worker's soft time limit (2 s) is cut off and the run requeued,
+    the time that call ran kept (`Run.interrupted_ms`): the run (limit: 3 s) ends `failed` /
+    `timeout` once its attempts have taken its 3 s, instead of making the same call for ever."""
+    agent = deploy(tenant, FINANCE, agent_yaml(tools=http_tool(ledger.port), limits="  limits: {timeout_seconds: 3}\n"))
+    ledger.hold["/entries/1"] = threading.Event()  # the service answers only after its 5 s timeout
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": "1"}}}, {"respond": "Booked."}]
+    with limited_worker(queue, "--soft-time-limit", "2"):
+        run = start(tenant, agent, "Book an entry.", script)
+        deadline = time.monotonic() + 25  # the run's 3 s, eight times over
+        with schema_context(tenant.schema_name):
+            while time.monotonic() < deadline:
+                run = Run.objects.get(pk=run.pk)
+                if run.is_finished:
+                    break
+                time.sleep(0.2)
+            steps = list(Step.objects.filter(run=run).values_list("index", "node", "status"))
+        ledger.hold["/entries/1"].set()
+    time.sleep(0.5)  # the held requests are counted as they are let go
+    outcome, calls = (run.status, run.reason, run.step_count), sum(ledger.requests.values())
+    assert outcome[:2] == ("failed", "timeout"), (
+        f"after 25 s the run (time limit 3 s) is {outcome} (status, reason, steps), its one tool call "
+        f"made {calls} times so far (steps recorded: {steps})"
+    )
