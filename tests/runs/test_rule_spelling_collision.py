@@ -2,12 +2,8 @@
 a value as both, so each rule applies to it — the value a `deny` (or `require_approval`) rule
 names, sent exactly as that rule writes it, is caught by it, whatever another rule spells alike."""
 
-from django_tenants.utils import schema_context
-
-from apps.runs.models import Approval, Run, Step
-from apps.runs.services import run_start
-from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+from tests.runs.conftest import FINANCE
+from tests.runs.rule_calls import ruled_call
 
 RULES = """    - name: no-payment-to-blocked-vendor
       entity: vendor
@@ -35,29 +31,8 @@ DOMAIN = FINANCE.replace("  glossary:\n", RULES + "  glossary:\n", 1)
 assert DOMAIN != FINANCE
 
 
-def _tool(port: int) -> str:
-    return f"""    - name: ledger
-      type: http
-      entity: vendor
-      description: Book a payment in the ledger.
-      method: POST
-      url: http://127.0.0.1:{port}/entries/{{ref}}
-      hosts: ["127.0.0.1"]
-      timeout_seconds: 5
-"""
-
-
 def _run(acme, ledger, arguments: dict):
-    agent = deploy(acme, DOMAIN, agent_yaml(tools=_tool(ledger.port)))
-    script = [{"tool_call": {"tool": "ledger", "arguments": {"ref": "P-1", **arguments}}}, {"respond": "done"}]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Pay it.", script=script)
-    run = advance(run, "acme")
-    with schema_context("acme"):
-        approvals = list(Approval.objects.filter(run=run).values_list("tool", flat=True))
-        step = Step.objects.filter(run=run, node="tool").first()
-        run = Run.objects.get(pk=run.pk)
-    return run, step, approvals
+    return ruled_call(acme, ledger, DOMAIN, {"ref": "P-1", **arguments}, key="ref")
 
 
 def test_the_exact_text_a_deny_rule_names_is_denied_when_another_rule_names_it_without_accent(

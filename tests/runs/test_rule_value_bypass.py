@@ -9,12 +9,9 @@ into a real local service (tests/runs/conftest.py `Ledger`), whose received requ
 """
 
 import pytest
-from django_tenants.utils import schema_context
 
-from apps.runs.models import Approval, Run, Step
-from apps.runs.services import run_start
-from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+from tests.runs.conftest import FINANCE
+from tests.runs.rule_calls import ruled_call
 
 EXTRA_RULES = """    - name: no-payment-to-sanctioned-country
       entity: vendor
@@ -32,29 +29,8 @@ DOMAIN = FINANCE.replace("  glossary:\n", EXTRA_RULES + "  glossary:\n", 1)
 assert DOMAIN != FINANCE
 
 
-def _tool(port: int, entity: str) -> str:
-    return f"""    - name: ledger
-      type: http
-      entity: {entity}
-      description: Book a payment in the ledger.
-      method: POST
-      url: http://127.0.0.1:{port}/entries/{{id}}
-      hosts: ["127.0.0.1"]
-      timeout_seconds: 5
-"""
-
-
 def _run(acme, ledger, entity: str, arguments: dict):
-    agent = deploy(acme, DOMAIN, agent_yaml(tools=_tool(ledger.port, entity)))
-    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": "V-1", **arguments}}}, {"respond": "done"}]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Pay it.", script=script)
-    run = advance(run, "acme")
-    with schema_context("acme"):
-        approvals = list(Approval.objects.filter(run=run).values_list("tool", flat=True))
-        step = Step.objects.filter(run=run, node="tool").first()
-        run = Run.objects.get(pk=run.pk)
-    return run, step, approvals
+    return ruled_call(acme, ledger, DOMAIN, {"id": "V-1", **arguments}, entity=entity)
 
 
 @pytest.mark.parametrize(

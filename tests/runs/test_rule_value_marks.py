@@ -7,12 +7,10 @@ booked. Every character that collation passes over, the rules' fold passes over 
 
 import pytest
 from django.db import connection
-from django_tenants.utils import schema_context
 
-from apps.runs.models import Run, Step
-from apps.runs.services import run_start
-from tests.conftest import tenant_user
-from tests.runs.conftest import FINANCE, advance, agent_yaml, deploy
+from foundry.runtime.rules import _fold_value
+from tests.runs.conftest import FINANCE
+from tests.runs.rule_calls import ruled_call
 
 RULE = """    - name: no-payment-to-sanctioned-country
       entity: vendor
@@ -24,41 +22,23 @@ DOMAIN = FINANCE.replace("  glossary:\n", RULE + "  glossary:\n", 1)
 assert DOMAIN != FINANCE
 
 
-def _tool(port: int) -> str:
-    return f"""    - name: ledger
-      type: http
-      entity: vendor
-      description: Book a payment in the ledger.
-      method: POST
-      url: http://127.0.0.1:{port}/entries/{{id}}
-      hosts: ["127.0.0.1"]
-      timeout_seconds: 5
-"""
-
-
-def _collation_equal(value: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE COLLATION IF NOT EXISTS pg_temp.review_ci_ai"
-            " (provider = icu, locale = 'und-u-ks-level1', deterministic = false)"
-        )
-        cursor.execute("SELECT %s = 'IR' COLLATE pg_temp.review_ci_ai", [value])
-        return cursor.fetchone()[0]
+def _collated(cursor) -> str:
+    """The comparison's collation: ICU at strength 1, case- and accent-insensitive (this session's)."""
+    cursor.execute(
+        "CREATE COLLATION IF NOT EXISTS pg_temp.ci_ai"
+        " (provider = icu, locale = 'und-u-ks-level1', deterministic = false)"
+    )
+    return "pg_temp.ci_ai"
 
 
 @pytest.mark.parametrize(
     "country", ["IR\u0345", "I\u20ddR", "IR\u0640"], ids=["ypogegrammeni", "enclosing-circle", "tatweel"]
 )
 def test_a_deny_rule_is_not_evaded_by_a_mark_a_collation_ignores(acme, ledger, loopback_allowed, country):
-    assert _collation_equal(country)  # the premise: a real accent-insensitive comparison reads it as "IR"
-    agent = deploy(acme, DOMAIN, agent_yaml(tools=_tool(ledger.port)))
-    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": "V-1", "country": country}}}, {"respond": "done"}]
-    with schema_context("acme"):
-        run = run_start(actor=tenant_user(acme, "owner@acme.test"), agent=agent, input="Pay it.", script=script)
-    run = advance(run, "acme")
-    with schema_context("acme"):
-        step = Step.objects.filter(run=run, node="tool").first()
-        run = Run.objects.get(pk=run.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT %s = 'IR' COLLATE {_collated(cursor)}", [country])
+        assert cursor.fetchone()[0]  # the premise: a real accent-insensitive comparison reads it as "IR"
+    _, step, _ = ruled_call(acme, ledger, DOMAIN, {"id": "V-1", "country": country})
     assert step.status in ("denied", "error"), f"paid past the deny rule ({step.status}); booked {ledger.booked}"
     assert ledger.booked == []
 
@@ -66,16 +46,10 @@ def test_a_deny_rule_is_not_evaded_by_a_mark_a_collation_ignores(acme, ledger, l
 def test_every_character_the_collation_passes_over_the_rules_pass_over(db):
     """Each code point that makes "IR" + it, or "I" + it + "R", equal to "IR" under the collation
     folds away in the rules' reading of a value (foundry/runtime/rules.py `_fold_value`)."""
-    from foundry.runtime.rules import _fold_value
-
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE COLLATION IF NOT EXISTS pg_temp.review_ci_ai"
-            " (provider = icu, locale = 'und-u-ks-level1', deterministic = false)"
-        )
-        cursor.execute(
             "SELECT g FROM generate_series(1, 196607) g WHERE g NOT BETWEEN 55296 AND 57343"
-            " AND ('IR' || chr(g)) = 'IR' COLLATE pg_temp.review_ci_ai"
+            f" AND ('IR' || chr(g)) = 'IR' COLLATE {_collated(cursor)}"
         )
         ignored = [chr(row[0]) for row in cursor.fetchall()]
     assert len(ignored) > 1000  # the marks, at least
