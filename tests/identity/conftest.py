@@ -1,5 +1,6 @@
 """SSO fixtures: a real OIDC discovery server on loopback, an encryption key of the test's own."""
 
+import base64
 import ipaddress
 import json
 import threading
@@ -7,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.identity import services
@@ -155,3 +157,22 @@ def configure_committed(tenant, provider, django_db_blocker, **fields) -> SsoCon
         tenant.save(update_fields=["http_allowed_networks"])
         with schema_context(tenant.schema_name):
             return sso_configure(actor=tenant_user(tenant, f"owner@{tenant.slug}.test"), **fields)
+
+
+def bearer_client(tenant, token: str) -> Client:
+    """A client on the workspace's host sending `token` as its bearer; it sees a 500 the way a
+    caller does, instead of the traceback (raise_request_exception=False)."""
+    return Client(
+        raise_request_exception=False, HTTP_HOST=f"{tenant.slug}.localhost", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+
+
+def unsigned_jwt(kid: str) -> str:
+    """A JWT anyone can make: well formed, naming key `kid`, its signature no signature."""
+
+    def b64(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    header = b64({"alg": "RS256", "kid": kid, "typ": "JWT"})
+    claims = b64({"iss": "x", "sub": "s", "aud": "a", "exp": 4_000_000_000, "iat": 1_700_000_000})
+    return f"{header}.{claims}.{base64.urlsafe_b64encode(b'not-a-signature').rstrip(b'=').decode()}"

@@ -5,31 +5,12 @@ stable code and a fixed message; the fetch's own words — the URL, the address 
 resolved to and its class, the OS error: the platform's view of its network, perhaps an internal
 one an operator allowed — go to the log."""
 
-import base64
 import ipaddress
-import json
 
 import pytest
 from django.test import Client
 
-from tests.identity.conftest import SECRET, configure
-
-
-def _unsigned_jwt(kid: str) -> str:
-    def b64(value: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    header = b64({"alg": "RS256", "kid": kid, "typ": "JWT"})
-    claims = b64({"iss": "x", "sub": "s", "aud": "a", "exp": 4_000_000_000, "iat": 1_700_000_000})
-    return f"{header}.{claims}.{base64.urlsafe_b64encode(b'sig').rstrip(b'=').decode()}"
-
-
-def _anonymous(tenant) -> Client:
-    return Client(
-        raise_request_exception=False,
-        HTTP_HOST=f"{tenant.slug}.localhost",
-        HTTP_AUTHORIZATION=f"Bearer {_unsigned_jwt('k1')}",
-    )
+from tests.identity.conftest import SECRET, bearer_client, configure, unsigned_jwt
 
 
 @pytest.mark.parametrize("failure", ["refused_by_policy", "idp_down"])
@@ -40,7 +21,7 @@ def test_an_unauthenticated_bearer_gets_no_network_details_of_a_failed_key_fetch
         settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = []  # the operator withdrew the allowance
     else:
         idp.close()  # the IdP is down
-    response = _anonymous(acme).get("/api/v1/members")
+    response = bearer_client(acme, unsigned_jwt("k1")).get("/api/v1/members")
     assert response.status_code == 401, response.content[:300]
     text = response.content.decode()
     assert response.json()["error"]["code"] == "idp_keys_unavailable", text

@@ -2,43 +2,25 @@
 clear, coded refusal — never a 500 (PRODUCT.md: "Bad input gets a clear error and changes
 nothing"): JSON nested past Python's parser, keys the JWT library cannot build."""
 
-import base64
 import json
 
 import pytest
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from apps.identity.models import SsoConfiguration
 from tests.api.conftest import issue
-from tests.identity.conftest import SECRET, configure
+from tests.identity.conftest import SECRET, bearer_client, configure, unsigned_jwt
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 DEEP = b"[" * 100_000  # 100 kB: far below the 1 MiB bound, far past Python's recursion limit
 
 
-def _client(tenant, token: str) -> Client:
-    # raise_request_exception=False: see the 500 the way a caller does, instead of the traceback.
-    return Client(
-        raise_request_exception=False, HTTP_HOST=f"{tenant.slug}.localhost", HTTP_AUTHORIZATION=f"Bearer {token}"
-    )
-
-
-def _unsigned_jwt(kid: str) -> str:
-    def b64(value: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    header = b64({"alg": "RS256", "kid": kid, "typ": "JWT"})
-    claims = b64({"iss": "x", "sub": "s", "aud": "a", "exp": 4_000_000_000, "iat": 1_700_000_000})
-    return f"{header}.{claims}.{base64.urlsafe_b64encode(b'not-a-signature').rstrip(b'=').decode()}"
-
-
 def test_a_deeply_nested_discovery_document_is_a_coded_400_not_a_500(acme, idp):
     """A discovery document of nested arrays (100 kB, within DISCOVERY_MAX_BYTES): json raises
     RecursionError, which is `discovery_not_json` like any document that is not JSON."""
     idp.discovery_body = DEEP
-    client = _client(acme, issue(acme, role="owner"))
+    client = bearer_client(acme, issue(acme, role="owner"))
     body = {"issuer": idp.issuer, "client_id": "foundry", "client_secret": SECRET}
     response = client.put("/api/v1/sso", json.dumps(body), content_type="application/json")
     assert response.status_code == 400, (response.status_code, response.content[:300])
@@ -64,6 +46,6 @@ def test_a_key_set_pyjwt_cannot_read_is_a_401_not_a_500(acme, idp, jwks_body):
     to reach this, so one odd key published by the IdP must not make such requests 500s."""
     idp.jwks_body = jwks_body
     configure(acme, idp, client_secret=SECRET)
-    response = _client(acme, _unsigned_jwt("bad")).get("/api/v1/members")
+    response = bearer_client(acme, unsigned_jwt("bad")).get("/api/v1/members")
     assert response.status_code == 401, (response.status_code, response.content[:300])
     assert response.json()["error"]["code"] in ("token_key_unknown", "idp_keys_unavailable")
