@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Document, Kind, Version
-from apps.catalog.selectors import without_version_bodies
+from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import (
     DocumentInvalid,
     agent_deploy,
@@ -199,25 +200,27 @@ def _outdated(deployment) -> int | None:
 
 
 def _document_list(request: HttpRequest, kind: str) -> HttpResponse:
-    documents = list(
-        Document.objects.filter(kind=kind).select_related("live__version", "live__domain_version__document")
-    )
+    """A page of the documents of `kind`: names and numbers, and of each latest version its time,
+    author and the metadata the list shows — read in the database, never a version's body (each
+    may be 1 MiB, and a page lists 50)."""
+    page, query = page_of(request, documents_listed(kind, deployment_agent=False).order_by("name", "id"))
+    metadata = KeyTransform("metadata", "content")
     latest = {
         v.document_id: v
-        for v in Version.objects.filter(document__kind=kind, number=F("document__latest_number")).select_related(
-            "domain_version__document"
-        )
+        for v in without_version_bodies(
+            Version.objects.filter(document__in=page.object_list, number=F("document__latest_number")), ""
+        ).annotate(project=KeyTextTransform("project", metadata), description=KeyTextTransform("description", metadata))
     }
     rows = [
         {
             "document": d,
             "latest": latest.get(d.pk),
-            "project": ((latest[d.pk].content.get("metadata") or {}).get("project") if d.pk in latest else None),
+            "project": getattr(latest.get(d.pk), "project", None),
             "newer_domain": _outdated(d.live),
         }
-        for d in documents
+        for d in page
     ]
-    context = {"rows": rows, **_kind_context(request, kind)}
+    context = {"rows": rows, "page": page, "query": query, **_kind_context(request, kind)}
     return render(request, f"catalog/{kind}_list.html", context)
 
 

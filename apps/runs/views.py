@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db.models.fields.json import KeyTransform
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -27,6 +28,9 @@ from foundry.errors import ServiceError
 from foundry.pages import page_of
 from foundry.text import json_shown
 
+# The steps a run's page shows, its latest (as MCP's get_run shows 200): the API lists them all.
+MAX_STEPS_SHOWN = 200
+
 
 @dataclass
 class TimelineStep:
@@ -39,8 +43,7 @@ class TimelineStep:
 
     @property
     def warnings(self) -> list:
-        record = self.step.record if isinstance(self.step.record, dict) else {}
-        warnings = record.get("warnings")
+        warnings = self.step.shown_warnings  # the record's `warnings`, read alone (_live_context)
         return warnings if isinstance(warnings, list) else []
 
 
@@ -87,13 +90,18 @@ def _live_version(run: Run, approvals: list[Approval], steps: int) -> str:
 def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] | None = None, **extra) -> dict:
     """What the live part of a run's page shows, and its version (_live_version)."""
     approvals = list(run.approvals.order_by("step")) if approvals is None else approvals
-    steps = list(run.steps.defer("replay").order_by("index"))
+    # The last MAX_STEPS_SHOWN steps (a run may take 1,000, the page is polled every second while
+    # it changes), without their records but for the warnings shown: the API lists them all.
+    shown = run.steps.defer("replay", "record").annotate(shown_warnings=KeyTransform("warnings", "record"))
+    steps = list(shown.order_by("-index")[:MAX_STEPS_SHOWN])[::-1]
+    total = len(steps) if len(steps) < MAX_STEPS_SHOWN else run.steps.count()
     pending = next((a for a in approvals if a.decision == Approval.Decision.PENDING), None)
-    version = _live_version(run, approvals, len(steps))  # the steps are read here anyway
+    version = _live_version(run, approvals, total)
     user = request.user
     return {
         "run": run,
         "timeline": [TimelineStep(step, _json(step.arguments)) for step in steps],
+        "steps_hidden": total - len(steps),
         "approvals": approvals,
         "decided": [a for a in approvals if a.decision != Approval.Decision.PENDING],
         "pending": pending,
