@@ -121,15 +121,15 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
         member_role_synced(user, role, config, request=request)
         changed.append("role")
     name = claims.get("name")
+    name = name.strip()[:200] if isinstance(name, str) else None  # judged as it would be stored
     if (
-        isinstance(name, str)
+        name
         and claim_text_plain(name)
         and text_readable(name)  # no text-direction character, as a name typed in the console
         and text_visible(name)  # not zero-width characters alone: the member would show with no name
-        and name.strip()
-        and name.strip()[:200] != user.full_name
+        and name != user.full_name
     ):
-        user.full_name = name.strip()[:200]
+        user.full_name = name
         changed.append("full_name")
     if changed:
         user.save(update_fields=changed)

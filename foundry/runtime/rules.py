@@ -24,6 +24,7 @@ from foundry.filtering.fields import StringField, TimestampField
 from foundry.filtering.parser import And, Composite, Literal, Member, Not, Or, Restriction, parse
 from foundry.manifests.names import name_fold
 from foundry.manifests.validation import entity_filters
+from foundry.runtime.collation import IGNORED_RANGES
 
 ACTIONS = ("deny", "require_approval", "warn")
 
@@ -161,24 +162,22 @@ def _fold_value(text: str) -> str:
 
 def _fold_piece(text: str) -> str:
     """A piece of a wildcard as `_fold_value` folds a value, its spaces kept (they sit between stars).
-    Marks go before the case (U+0345, a combining mark, uppercases to the letter U+0399) and
-    after it (U+0130 casefolds to i and a combining dot)."""
+    What a collation passes over goes before the case (U+0345, a combining mark, uppercases to the
+    letter U+0399) and after it (U+0130 casefolds to i and a combining dot)."""
     if not text.isascii():
         text = text.translate(_ignored_table())
     plain = unicodedata.normalize("NFKC", text).translate(_unseen_table())
     if plain.isascii():
         return plain.upper().casefold()
-    bare = unicodedata.normalize("NFD", plain).translate(_marks_table())
+    bare = unicodedata.normalize("NFD", plain).translate(_ignored_table())
     folded = unicodedata.normalize("NFD", bare.upper().casefold())
-    return folded.translate(_marks_table()) if not folded.isascii() else folded
+    return folded.translate(_ignored_table()) if not folded.isascii() else folded
 
 
-def _table(categories: tuple[str, ...], also: str = "") -> dict[int, None]:
-    """A str.translate table dropping the characters of `categories` (in the planes that have any),
-    and those of `also`."""
+def _table(categories: tuple[str, ...]) -> dict[int, None]:
+    """A str.translate table dropping the characters of `categories` (in the planes that have any)."""
     planes = (*range(0x20000), *range(0xE0000, 0xE1000))
-    table = {cp: None for cp in planes if unicodedata.category(chr(cp)) in categories}
-    return table | {ord(char): None for char in also}
+    return {cp: None for cp in planes if unicodedata.category(chr(cp)) in categories}
 
 
 @functools.cache
@@ -186,46 +185,12 @@ def _unseen_table() -> dict[int, None]:
     return _table(("Cf", "Cc"))  # kept: none but tabs and line breaks at a value's ends, stripped anyway
 
 
-# What an accent-insensitive collation (ICU at strength 1, MySQL's utf8mb4_0900_ai_ci) passes over
-# besides the marks: the tatweel (U+0640, which stretches Arabic letters), a few signs of its kind,
-# the Arabic presentation forms of marks (which NFKC would make a space and the mark), and the
-# marks of Unicode 15, which this Python's Unicode (14) does not know yet.
-_IGNORED = "".join(
-    chr(cp)
-    for first, last in (
-        (0x0640, 0x0640),
-        (0x07FA, 0x07FA),
-        (0x0824, 0x0824),
-        (0x0828, 0x0828),
-        (0x180A, 0x180A),
-        (0x1CD3, 0x1CD3),
-        (0x1CF2, 0x1CF3),
-        (0xFC5E, 0xFC63),
-        (0xFCF2, 0xFCF4),
-        (0xFE70, 0xFE74),
-        (0xFE76, 0xFE7F),
-        (0x0CF3, 0x0CF3),
-        (0x0ECE, 0x0ECE),
-        (0x10EFD, 0x10EFF),
-        (0x11F00, 0x11F01),
-        (0x11F03, 0x11F03),
-        (0x13439, 0x13440),
-        (0x13447, 0x13455),
-        (0x1E4EC, 0x1E4EF),
-    )
-    for cp in range(first, last + 1)
-)
-
-
 @functools.cache
 def _ignored_table() -> dict[int, None]:
-    return {ord(char): None for char in _IGNORED}
-
-
-@functools.cache
-def _marks_table() -> dict[int, None]:
-    # Every kind of mark (nonspacing, spacing, enclosing): read as nothing, as such collations read them.
-    return _table(("Mn", "Mc", "Me"), _IGNORED)
+    """What an accent- and case-insensitive collation passes over (collation.py): its marks (the
+    accents; not the Indic vowel signs, which weigh as letters), the tatweel, the presentation
+    forms of Arabic marks, invisible and control characters."""
+    return {cp: None for first, last in IGNORED_RANGES for cp in range(first, last + 1)}
 
 
 def _argument(name: str, declared, literal: Literal):

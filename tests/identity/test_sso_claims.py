@@ -47,6 +47,18 @@ def test_a_name_from_the_provider_that_shows_nothing_is_not_taken(acme, idp, nam
         assert user.display_name == "blank@acme.test"
 
 
+def test_a_provider_name_is_judged_as_it_would_be_stored(acme, idp):
+    """Cut to its first 200 characters first: 200 zero-width spaces and a name after them would
+    otherwise pass and be stored as the zero-width spaces alone."""
+    configure(acme, idp)
+    with schema_context(acme.schema_name):
+        config = SsoConfiguration.objects.get(pk=1)
+        claims = {"sub": "sub-padded", "email": "padded@acme.test", "email_verified": True}
+        user = sso_login_resolve(config, {**claims, "name": "\u200b" * 200 + "Mallory"})
+        user.refresh_from_db()
+        assert user.full_name == ""
+
+
 def test_userinfo_vouching_for_another_address_does_not_verify_the_id_tokens_address(acme, idp, monkeypatch):
     """Userinfo completes the ID token's claims, but its `email_verified` vouches for the address
     it names: for the ID token's other address (an Entra `email` optional claim a user may edit,
