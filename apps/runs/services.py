@@ -31,7 +31,7 @@ from foundry.runtime.graph import OVERAGE_TOOL
 from foundry.text import text_readable
 
 MAX_INPUT_CHARS = 100_000
-MAX_SCRIPT_STEPS = 500
+MAX_SCRIPT_STEPS = 1000  # as many as a manifest's test script holds (agent.json), and as max_steps allows
 MAX_COMMENT_CHARS = 2_000
 
 

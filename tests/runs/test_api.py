@@ -391,7 +391,7 @@ def test_who_may_not_start_is_refused_and_nothing_starts(acme, triage, role, sco
         ({"agent": "invoice-triage", "input": SMALL, "script": [{"bogus": 1}]}, 400, "script_invalid"),
         ({"agent": "invoice-triage", "input": SMALL, "script": [{"respond": 3}]}, 400, "script_invalid"),
         ({"agent": "invoice-triage", "input": SMALL, "script": ["respond"]}, 400, "script_invalid"),
-        ({"agent": "invoice-triage", "input": SMALL, "script": [{"respond": "a"}] * 501}, 400, "max_length"),
+        ({"agent": "invoice-triage", "input": SMALL, "script": [{"respond": "a"}] * 1001}, 400, "max_length"),
         ({"agent": "no-such-agent", "input": SMALL}, 404, "agent_not_found"),
         ({"agent": "finance", "input": SMALL}, 404, "agent_not_found"),  # a domain, not an agent
     ],
