@@ -76,5 +76,7 @@ def test_rule_review_of_one_long_text_against_many_wildcards_is_bounded(acme):
     domain = _domain("name", "{type: string}", 150, 150, 'name="*{r}x{i}*"')
     run, step, took = _one_call(acme, domain, {"name": "a" * (1 << 20)})
     assert run.status in (Run.Status.FAILED, Run.Status.SUCCEEDED)
-    assert took < 3, f"one tool call's rule review held the worker {took:.1f} s (run limit 2 s)"
+    # The whole run, the domain's 22,500 wildcards compiled and the 1 MiB argument recorded
+    # included: 1.5-4 s on a slow shared machine, against 23 s and more when each was scanned.
+    assert took < 8, f"one tool call's rule review held the worker {took:.1f} s (run limit 2 s)"
     assert (step.status, step.error) == ("error", "tool_argument_invalid")
