@@ -16,12 +16,14 @@ import sys
 import time
 import urllib.request
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Max
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -89,6 +91,58 @@ def django_db_setup(request, django_test_environment, django_db_modify_db_settin
                 )
             connection.close()
             teardown_databases(db_cfg, verbosity=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _committed_workspaces_purged_by_module(django_db_setup, django_db_blocker):
+    """Workspaces a test module commits (its tests', its fixtures', its servers') are purged, as
+    the platform purges a workspace, once it is done: the test database holds acme, globex and
+    what the running module made, so a whole-database backup, a migration of every schema or the
+    operator's console costs the same late in a run as early."""
+    with _committed_workspaces_purged(django_db_blocker):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _committed_workspaces_purged_by_test(_committed_workspaces_purged_by_module, django_db_blocker):
+    """And those a test commits once it is done (set up after the module's fixtures, this leaves
+    theirs to the module)."""
+    with _committed_workspaces_purged(django_db_blocker):
+        yield
+
+
+@contextmanager
+def _committed_workspaces_purged(django_db_blocker):
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        before = Tenant.objects.aggregate(last=Max("pk"))["last"] or 0
+    yield
+    if connection.in_atomic_block:  # in a test's transaction (django_db marker): left to the module
+        return
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        for tenant in Tenant.objects.filter(pk__gt=before).order_by("pk"):
+            workspace_purge(tenant)
+        connection.set_schema_to_public()
+
+
+def workspace_purge(tenant: Tenant) -> None:
+    """Purge a committed workspace now, as an operator would, from whatever state a test left it
+    in (a legal hold on its trail, say): scheduled for deletion without a grace period, purged."""
+    from apps.lifecycle.deletion import tenant_deletion_schedule, tenant_purge
+    from apps.lifecycle.models import RetentionPolicy
+
+    try:
+        if tenant.status == Tenant.Status.DELETING and tenant.purge_after is None:  # set by SQL alone
+            Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+            tenant.status = Tenant.Status.SUSPENDED
+        if tenant.status != Tenant.Status.DELETING:
+            with schema_context(tenant.schema_name):
+                RetentionPolicy.objects.filter(audit_legal_hold=True).update(audit_legal_hold=False)
+            tenant = tenant_deletion_schedule(tenant=tenant, actor="service:tests", grace_days=0)
+        tenant_purge(tenant=tenant, actor="service:tests")
+    except Exception as exc:  # noqa: BLE001 — tell, and go on with the next one
+        warnings.warn(f"workspace {tenant.slug} was not purged after its module: {exc!r}", stacklevel=1)
 
 
 @pytest.fixture(autouse=True)

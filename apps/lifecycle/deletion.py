@@ -187,7 +187,8 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
     deletion whose grace period has ended."""
     with transaction.atomic():
         tenant = _locked(tenant)
-        if tenant.status != Tenant.Status.DELETING:
+        # A status without a purge time was not scheduled here (SQL alone set it): not a purge.
+        if tenant.status != Tenant.Status.DELETING or tenant.purge_after is None:
             raise ServiceError(
                 "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
             )

@@ -346,6 +346,20 @@ def test_a_refused_action_of_the_tenant_list_answers_4xx_with_its_reason(fresh_t
     assert Tenant.objects.filter(pk=fresh_tenant.pk).exists()
 
 
+def test_a_workspace_marked_deleting_without_a_purge_time_is_refused_a_purge_not_a_500(
+    fresh_tenant, db, operator_client
+):
+    """A status set by SQL alone (or a restore's row edited by hand): no purge time, nothing
+    scheduled. The purge says so and leaves the workspace as it is."""
+    Tenant.objects.filter(pk=fresh_tenant.pk).update(status=Tenant.Status.DELETING, purge_after=None)
+    response = operator_client.post(f"/tenants/{fresh_tenant.slug}/purge/", {"confirm": fresh_tenant.slug})
+    assert response.status_code == 409 and "is not scheduled for deletion" in response.content.decode()
+    with pytest.raises(ServiceError) as refused:
+        tenant_purge(tenant=Tenant.objects.get(pk=fresh_tenant.pk), actor=OPERATOR)
+    assert refused.value.code == "deletion_not_scheduled"
+    assert schema_exists(fresh_tenant.schema_name)
+
+
 def test_a_member_cannot_reach_the_operator_deletion_pages(fresh_tenant, db):
     from tests.conftest import client_for
 
