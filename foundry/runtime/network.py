@@ -21,6 +21,7 @@ An `idempotency_key` is sent as the `Idempotency-Key` header on every hop, so a 
 a repeated call (a run recovered after its worker died) from a new one.
 """
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -348,11 +349,20 @@ def deadline_backend(core) -> _DeadlineBackend:
     return _DeadlineBackend(core)
 
 
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    """httpx's default context (its CA bundle, or SSL_CERT_FILE/SSL_CERT_DIR as the process
+    started), made once: each one reads the whole bundle, ~35 ms, and every HTTP tool call and
+    webhook delivery made two. A context is safe to share between threads."""
+    return httpx.create_ssl_context(verify=True)
+
+
 class _DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, deadline: float, verify: ssl.SSLContext | bool):
+        if not isinstance(verify, ssl.SSLContext):
+            verify = _verifying_context() if verify else httpx.create_ssl_context(verify=False)
         super().__init__(verify=verify, trust_env=False)
-        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
-        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=deadline_backend(httpcore))
+        self._pool = httpcore.ConnectionPool(ssl_context=verify, network_backend=deadline_backend(httpcore))
         self._deadline = deadline
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

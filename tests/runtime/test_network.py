@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from foundry.runtime import network
+from foundry.runtime import network, provider_http
 from foundry.runtime.network import FetchError, NetworkPolicy, address_class, fetch, host_allowed
 from tests.runtime.conftest import Server, reply
 
@@ -279,6 +279,27 @@ def test_https_sends_the_real_name_as_sni_and_verifies_the_certificate(tmp_path)
         tls.close()
     assert seen == ["registry.test"]
     assert "CERTIFICATE_VERIFY_FAILED" in error.message
+
+
+def test_clients_share_one_verifying_context_made_once_per_process(monkeypatch):
+    """Each HTTP tool call, webhook delivery and provider client read the whole CA bundle twice
+    (~70 ms); the verifying context is made once per process and shared, still verifying."""
+    loads = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(self, *args, **kwargs):
+        loads.append(args)
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    network._verifying_context.cache_clear()
+    provider_http._verifying_context.cache_clear()
+    for _ in range(3):
+        network.deadline_client(time.monotonic() + 5).close()
+        provider_http.http_client(NetworkPolicy()).close()
+    assert len(loads) == 2  # httpx's context and httpx2's
+    for context in (network._verifying_context(), provider_http._verifying_context()):
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_per_hop_headers_are_asked_again_after_a_redirect(server, other_server):
