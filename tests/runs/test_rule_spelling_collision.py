@@ -49,3 +49,32 @@ def test_the_exact_text_an_approval_rule_names_waits_when_another_rule_names_it_
     run, _, approvals = _run(acme, ledger, {"id": "acme-x1"})
     assert run.status == "waiting_approval", f"ran without approval ({run.status}); booked {ledger.booked}"
     assert approvals == ["ledger"] and ledger.booked == []
+
+
+def test_a_call_whose_texts_the_rules_spell_in_too_many_ways_is_refused_and_books_nothing(
+    acme, ledger, loopback_allowed
+):
+    """Each choice of spellings is one record to check: 9 of the vendor's id times 8 of its name
+    is more than MAX_SPELLING_VARIANTS (64), so the call is refused, not checked in part."""
+    ids = ["acme-x1", "ACME-X1", "Acme-x1", "aCme-x1", "acMe-x1", "acmE-x1", "acme-X1", "ACme-x1", "AcMe-x1"]
+    names = ["São Paulo Trading", "Sao Paulo Trading", "SÃO PAULO TRADING", "SAO PAULO TRADING",
+             "são paulo trading", "sao paulo trading", "São paulo trading", "Sao paulo trading"]  # fmt: skip
+    rules = "".join(
+        f"""    - name: {field}-spelling-{i}
+      entity: vendor
+      when: {field} = "{text}"
+      then: warn
+      message: Spelling {i}.
+"""
+        for field, texts in (("id", ids), ("name", names))
+        for i, text in enumerate(texts)
+    )
+    domain = FINANCE.replace("  glossary:\n", rules + "  glossary:\n", 1)
+    _, step, _ = ruled_call(
+        acme, ledger, domain, {"ref": "P-1", "id": "acme-x1", "name": "Sao Paulo Trading"}, key="ref"
+    )
+    assert step.status != "succeeded" and "spell their texts in too many ways" in step.summary, (
+        step.status,
+        step.summary,
+    )
+    assert ledger.booked == []
