@@ -31,7 +31,7 @@ from foundry.errors import CodedError
 from foundry.filtering import FilterError
 from foundry.runtime.network import FetchError, NetworkPolicy, fetch
 from foundry.runtime.providers import ToolSpec
-from foundry.runtime.rules import ArgumentError, RuleBook, Verdict, folded_names, read_as
+from foundry.runtime.rules import ArgumentError, Verdict, folded_names, read_as, rule_book
 
 HTTP_DEFAULT_TIMEOUT = 10.0
 MAX_QUESTION_CHARS = 2000  # dis_query's `question`: what its glossary lookup reads
@@ -133,7 +133,7 @@ class Toolbox:
         self.domain = domain
         self.domain_name = manifest["spec"]["domain"]["name"]
         self.domain_version = manifest["spec"]["domain"]["version"]
-        self.rules = RuleBook(domain)
+        self.rules = rule_book(domain)
         self.approvals = frozenset((spec.get("approvals") or {}).get("tools") or ())
         self.tools: dict[str, Tool] = {}
         for definition in spec.get("tools") or ():

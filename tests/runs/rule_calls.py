@@ -27,7 +27,7 @@ def ruled_call(tenant, ledger, domain: str, arguments: dict, *, entity: str = "v
     agent = deploy(tenant, domain, agent_yaml(tools=ledger_tool(ledger.port, entity, key)))
     script = [{"tool_call": {"tool": "ledger", "arguments": arguments}}, {"respond": "done"}]
     with schema_context(tenant.schema_name):
-        owner = tenant_user(tenant, "owner@acme.test")
+        owner = tenant_user(tenant, f"owner@{tenant.slug}.test")
         run = run_start(actor=owner, agent=agent, input="Pay it.", script=script)
     run = advance(run, tenant.schema_name)
     with schema_context(tenant.schema_name):
