@@ -103,27 +103,50 @@ def _committed_workspaces_purged_by_module(django_db_setup, django_db_blocker):
         yield
 
 
+_TEST_WORKSPACES = pytest.StashKey[tuple[int, object]]()
+
+
 @pytest.fixture(autouse=True)
-def _committed_workspaces_purged_by_test(_committed_workspaces_purged_by_module, django_db_blocker):
-    """And those a test commits once it is done (set up after the module's fixtures, this leaves
-    theirs to the module)."""
-    with _committed_workspaces_purged(django_db_blocker):
-        yield
+def _committed_workspaces_noted(_committed_workspaces_purged_by_module, request, django_db_blocker):
+    """And those a test commits, once every fixture of it is torn down (a clock or settings it
+    changed restored, its transaction rolled back): pytest_runtest_teardown below. Noted after
+    the module's fixtures are set up, so theirs are left to the module."""
+    with django_db_blocker.unblock():
+        request.node.stash[_TEST_WORKSPACES] = (_last_workspace(), django_db_blocker)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        if (noted := item.stash.get(_TEST_WORKSPACES, None)) is not None:
+            before, django_db_blocker = noted
+            with django_db_blocker.unblock():
+                _committed_workspaces_purge(before)
+
+
+def _last_workspace() -> int:
+    connection.set_schema_to_public()
+    return Tenant.objects.aggregate(last=Max("pk"))["last"] or 0
+
+
+def _committed_workspaces_purge(before: int) -> None:
+    if connection.in_atomic_block:  # in a test's transaction (django_db marker): left to the module
+        return
+    connection.set_schema_to_public()
+    for tenant in Tenant.objects.filter(pk__gt=before).order_by("pk"):
+        workspace_purge(tenant)
+    connection.set_schema_to_public()
 
 
 @contextmanager
 def _committed_workspaces_purged(django_db_blocker):
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        before = Tenant.objects.aggregate(last=Max("pk"))["last"] or 0
+        before = _last_workspace()
     yield
-    if connection.in_atomic_block:  # in a test's transaction (django_db marker): left to the module
-        return
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        for tenant in Tenant.objects.filter(pk__gt=before).order_by("pk"):
-            workspace_purge(tenant)
-        connection.set_schema_to_public()
+        _committed_workspaces_purge(before)
 
 
 def workspace_purge(tenant: Tenant) -> None:

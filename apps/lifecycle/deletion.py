@@ -193,7 +193,13 @@ def tenant_purge(*, tenant: Tenant, actor: object, request: HttpRequest | None =
                 "deletion_not_scheduled", f"Workspace {tenant.slug} is not scheduled for deletion.", status=409
             )
         _backup_not_running()
-        if tenant.purge_after > timezone.now():
+        # Judged by the database's clock, as audit_chain_purge judges it after the Redis keys and
+        # files are gone (which no rollback brings back): a host whose clock runs ahead of it
+        # would otherwise delete them for a purge the database then refuses.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            now = cursor.fetchone()[0]
+        if tenant.purge_after > now:
             raise ServiceError(
                 "grace_period",
                 f"Workspace {tenant.slug} may be purged from {tenant.purge_after:%Y-%m-%d %H:%M} UTC.",

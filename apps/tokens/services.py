@@ -92,6 +92,10 @@ def token_issue(
             )
     expires_at = timezone.now() + expires_in if expires_in else None
     outlived = _issuer_expiry(actor, credential)
+    if outlived is not None and outlived <= timezone.now():
+        # A bearer token in the minute of clock skew its verifier allows past `exp`: whatever it
+        # issued would be expired from birth (shown once, refused at its first use).
+        raise PermissionDenied("The credential issuing this token has expired; sign in again to issue tokens.")
     if outlived is not None and (expires_at is None or expires_at > outlived):
         expires_at = outlived  # never longer-lived than the credential that issues it
     issued_by = _issuing_member(actor, role)

@@ -56,3 +56,24 @@ def test_a_member_signed_in_with_an_identity_providers_access_token_issues_token
         assert issued.token.expires_at == datetime.fromtimestamp(exp, tz=UTC)
         # A person signed in to the console (no credential) issues as they ask.
         assert token_issue(actor=owner, name="ci-2", role="developer", scopes=["read"]).token.expires_at is None
+
+
+def test_a_bearer_token_in_its_minute_of_clock_skew_issues_no_token_already_expired(acme):
+    """Its verifier accepts it up to 60 s past `exp`; a token it issued would expire no later than
+    it, so already: refused (403), nothing issued or audited, instead of a secret shown once and
+    refused at its first use."""
+    import time
+
+    from tests.conftest import audit_events
+
+    service = service_token_issue(
+        tenant_schema=acme.schema_name, service="worker", role="admin", scopes=("read", "admin"), ttl=1
+    )
+    time.sleep(2.1)  # past `exp`, within the leeway
+    assert api(acme, service).get("/api/v1/tokens").status_code == 200  # still accepted
+    response = api(acme, service).post("/api/v1/tokens", BODY, content_type="application/json")
+    assert response.status_code == 403, response.content
+    assert "has expired" in response.json()["error"]["message"]
+    with schema_context("acme"):
+        assert not ApiToken.objects.filter(name=BODY["name"]).exists()
+    assert audit_events(acme.schema_name, action="token.issued") == []
