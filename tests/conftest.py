@@ -120,7 +120,9 @@ def pytest_runtest_teardown(item, nextitem):
     try:
         return (yield)
     finally:
-        if (noted := item.stash.get(_TEST_WORKSPACES, None)) is not None:
+        # After the session's last test the test database is gone and the connection names the
+        # configured one again: that test's workspaces went with its module's.
+        if nextitem is not None and (noted := item.stash.get(_TEST_WORKSPACES, None)) is not None:
             before, django_db_blocker = noted
             with django_db_blocker.unblock():
                 _committed_workspaces_purge(before)
@@ -134,6 +136,7 @@ def _last_workspace() -> int:
 def _committed_workspaces_purge(before: int) -> None:
     if connection.in_atomic_block:  # in a test's transaction (django_db marker): left to the module
         return
+    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to purge outside a test database"
     connection.set_schema_to_public()
     for tenant in Tenant.objects.filter(pk__gt=before).order_by("pk"):
         workspace_purge(tenant)
