@@ -12,13 +12,18 @@ back at the Sync; a Python error between two statements does not undo those befo
 LangGraph's own pipelined PostgresSaver, whose writes are idempotent upserts.
 
 Server-side prepared statements: on the main database's connection (psycopg prepares a statement
-from its 5th use), off (`prepare_threshold=None`) on FOUNDRY_CHECKPOINT_DATABASE_URL's, which may
+at its first use), off (`prepare_threshold=None`) on FOUNDRY_CHECKPOINT_DATABASE_URL's, which may
 be such a pooler (PgBouncer 1.18 in transaction mode hands a statement prepared on one server
 connection to clients of another). The main database is reached directly or through a pooler in
 session mode (docs/tenancy.md), where a statement stays prepared. A prepared statement follows
 the search path: PostgreSQL analyses and plans it again whenever the path differs from the one it
 was planned under, so a statement prepared in one tenant's schema reads another's tables there
 (tests/runs/test_engine.py, "isolation"). Preparing saves ~0.3 ms per step (bench/runs.py).
+At the first use, not psycopg's default 5th: psycopg (3.3.9) checks a statement it prepares in a
+pipeline against the server's answer only when the statement is new to it, so a statement due
+for preparing at its 6th use, in a call whose pipeline an earlier statement aborted (the fence;
+a purged workspace's schema), stayed "prepared" for psycopg alone, and each later use on the
+process's connection failed ("prepared statement _pg3_2 does not exist").
 
 Fenced by the run's claim (apps/runs/engine.py): a saver made for a worker's attempt at a run
 (`claim`: the run's id and the attempt number its claim set) opens each call by locking the
@@ -79,7 +84,7 @@ from psycopg.rows import DictRow, dict_row
 from apps.runs.locks import LockLost
 
 _local = threading.local()
-PREPARE_THRESHOLD = 5  # psycopg's default: a statement is prepared on its 5th execution
+PREPARE_THRESHOLD = 0  # prepared at the first use: the only one psycopg checks in a pipeline
 # Each call's first statement: the tenant's schema (and for a checkpoint on the main database, a
 # commit that does not wait for the disk); for a saver fenced by a claim, the fence too (see
 # above), in the same statement: 1 / 0 when the run carries another attempt number than the

@@ -271,6 +271,47 @@ def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed
     assert writes == []
 
 
+@pytest.mark.parametrize("calls_before", range(8))
+def test_a_call_refused_by_the_fence_leaves_the_processs_connection_usable(
+    fresh_tenant, django_db_blocker, calls_before
+):
+    """A checkpoint call refused in the database (the fence; a purged workspace's schema) aborts
+    its pipeline before its later statements reach the server. Whatever use of a statement that
+    call held, the next run's calls on the same process's connection must still work: psycopg
+    (3.3.9) counts a statement it meant to prepare at its threshold's use as prepared even when
+    the pipeline aborted first, and every later use named a statement the server never had
+    ("prepared statement _pg3_2 does not exist", seen on a Celery worker after a purge)."""
+    from django.db.models import F
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from apps.runs.checkpoints import checkpoint_connection_close, checkpointer
+
+    with django_db_blocker.unblock():
+        schema = fresh_tenant.schema_name
+        agent = deploy(fresh_tenant, FINANCE, agent_yaml())
+        run = start(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
+        config = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
+        checkpoint_connection_close()  # a new process's connection: no statement used yet
+        try:
+            with schema_context(schema):
+                claimed = _run_claim(run.pk)
+                saver = checkpointer(schema, claim=(claimed.pk, claimed.attempt))
+                for step in range(calls_before):
+                    saver.put(config, empty_checkpoint(), {"step": step}, {})
+                Run.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)  # another worker's claim
+                with pytest.raises(LockLost):
+                    saver.put(config, empty_checkpoint(), {"step": calls_before}, {})
+                # The worker that claimed it, in the same process (so on the same connection).
+                claimed = _run_claim(run.pk)
+                saver = checkpointer(schema, claim=(claimed.pk, claimed.attempt))
+                for step in range(calls_before + 1, calls_before + 8):
+                    saver.put(config, empty_checkpoint(), {"step": step}, {})
+                newest = checkpointer(schema).get_tuple(config)
+        finally:
+            checkpoint_connection_close()
+    assert newest.metadata["step"] == calls_before + 7
+
+
 def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrupts_at_once(acme):
     """A task's channel writes wait for the saver's next call and are written in its transaction
     (one round trip fewer per step), before the checkpoint that follows them; an interrupt, an

@@ -552,7 +552,7 @@ def test_a_statement_prepared_in_one_tenants_schema_reads_the_other_tenants_tabl
         checkpointer(schema).put(config, empty_checkpoint(), {"source": "input", "step": -1, "owner": schema}, {})
     conn = checkpoint_connection()
     assert conn.prepare_threshold is not None
-    for _ in range(8):  # past psycopg's threshold: get_tuple's statements are prepared now
+    for _ in range(8):  # get_tuple's statements are prepared now
         assert checkpointer("acme").get_tuple(config).metadata["owner"] == "acme"
     with conn.cursor() as cursor:
         cursor.execute("SELECT count(*) AS n FROM pg_prepared_statements")
