@@ -220,3 +220,15 @@ def _reset_schema(**_kwargs) -> None:
     from django.db import connection
 
     connection.set_schema_to_public()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _connections_aged(sender=None, **_kwargs) -> None:
+    """A task's start and end close a database connection as a request's do (Django's
+    `close_old_connections`): past CONN_MAX_AGE, broken, or left in a transaction. Celery's own
+    closing of every connection at each task is off (settings: CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()

@@ -626,6 +626,12 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless told
+# to keep them for this many tasks: each run's task opened a new PostgreSQL session (a backend
+# started, authenticated, its catalog caches cold, its prepared statements gone). Never by count
+# here: a task boundary closes a connection as a request's end does, by CONN_MAX_AGE, a failed
+# health check or an unfinished transaction (foundry/celery.py, `_connections_aged`).
+CELERY_DB_REUSE_MAX = 10**12
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False

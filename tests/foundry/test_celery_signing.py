@@ -53,8 +53,8 @@ class Worker:
 
 
 @contextmanager
-def worker_logging_to(queue: str, log: Path):
-    """A real Celery worker consuming `queue` that also imports the probe task; output in `log`."""
+def worker_logging_to(queue: str, log: Path, **env: str):
+    """A real Celery worker consuming `queue` that also imports the probe tasks; output in `log`."""
     hostname = f"signing-{uuid.uuid4().hex[:8]}@localhost"
     command = [sys.executable, "-m", "celery", "-A", "foundry", "worker", "--pool", "prefork", "--concurrency", "1"]
     command += ["-Q", queue, "--hostname", hostname, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
@@ -62,7 +62,7 @@ def worker_logging_to(queue: str, log: Path):
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command,
-            env=server_env(PYTHONUNBUFFERED="1"),
+            env=server_env(PYTHONUNBUFFERED="1", **env),
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
