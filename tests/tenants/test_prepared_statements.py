@@ -61,6 +61,12 @@ def test_a_statement_prepared_before_a_migration_changed_its_result_runs_after_i
             owner.execute("ALTER TABLE public.prepared_probe ADD COLUMN size int DEFAULT 7")
             assert read() == [(1, "a", 7)]
             assert read() == [(1, "a", 7)]
+            # Prepared again, and another migration: a long-lived connection (a worker's) heals
+            # each time, not only the first.
+            assert [read() for _ in range(6)][-1] == [(1, "a", 7)]
+            owner.execute("ALTER TABLE public.prepared_probe ADD COLUMN colour text DEFAULT 'red'")
+            assert read() == [(1, "a", 7, "red")]
+            assert read() == [(1, "a", 7, "red")]
         finally:
             mine.close()
             owner.execute("DROP TABLE public.prepared_probe")
