@@ -352,12 +352,19 @@ def test_a_workspace_marked_deleting_without_a_purge_time_is_refused_a_purge_not
     """A status set by SQL alone (or a restore's row edited by hand): no purge time, nothing
     scheduled. The purge says so and leaves the workspace as it is."""
     Tenant.objects.filter(pk=fresh_tenant.pk).update(status=Tenant.Status.DELETING, purge_after=None)
+    listed = operator_client.get("/", {"q": fresh_tenant.slug}).content.decode()
+    assert "no purge scheduled" in listed and " UTC</span>" not in listed
     response = operator_client.post(f"/tenants/{fresh_tenant.slug}/purge/", {"confirm": fresh_tenant.slug})
     assert response.status_code == 409 and "is not scheduled for deletion" in response.content.decode()
     with pytest.raises(ServiceError) as refused:
         tenant_purge(tenant=Tenant.objects.get(pk=fresh_tenant.pk), actor=OPERATOR)
     assert refused.value.code == "deletion_not_scheduled"
     assert schema_exists(fresh_tenant.schema_name)
+    # What the list says to do instead works: cancelled, then scheduled again.
+    operator_client.post(f"/tenants/{fresh_tenant.slug}/delete/cancel/")
+    operator_client.post(f"/tenants/{fresh_tenant.slug}/delete/", {"grace_days": "2"})
+    fresh_tenant.refresh_from_db()
+    assert fresh_tenant.status == Tenant.Status.DELETING and fresh_tenant.purge_after is not None
 
 
 def test_a_member_cannot_reach_the_operator_deletion_pages(fresh_tenant, db):
