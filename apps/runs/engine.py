@@ -27,6 +27,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F
 from django.utils import timezone
 from psycopg import OperationalError as PsycopgOperationalError
+from psycopg.pq import TransactionStatus
 from redis.exceptions import RedisError
 
 from apps.audit.models import Outcome
@@ -56,6 +57,8 @@ from foundry.runtime import (
     provider_create,
 )
 from foundry.runtime.graph import OVERAGE_TOOL
+
+ACTIVE = TransactionStatus.ACTIVE  # a statement under way on the connection
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +179,17 @@ def run_advance(run_id) -> str:
         return Attempt(claimed, lock).advance()
     finally:
         lock.release()
+
+
+def _statement_abandoned() -> None:
+    """Celery's soft time limit is raised by a signal handler wherever the main thread is: in a
+    statement outside a transaction, it leaves Django's connection with that statement under way,
+    and every later one on it fails ("another command is already in progress"), the run's
+    requeue too. Such a connection is closed (the next statement opens another), as Django closes
+    one whose transaction it cannot roll back."""
+    conn = connection.connection
+    if conn is not None and not connection.in_atomic_block and conn.pgconn.transaction_status == ACTIVE:
+        connection.close()
 
 
 def _run_claim(run_id) -> Run | None:
@@ -311,6 +325,7 @@ class Attempt:
             # cut-off step ran is kept: it counts against the run's time limit, which ends a run
             # whose step outlasts the worker's limit every time.
             spent = self.graph.step_under_way_ms() if self.graph is not None else 0.0
+            _statement_abandoned()
             with contextlib.suppress(*TRANSIENT):
                 self._requeue(interrupted_ms=spent)
             raise
@@ -329,6 +344,7 @@ class Attempt:
         except (*TRANSIENT, SoftTimeLimitExceeded):
             # Recording the end met the same outage (or the time limit): back in the queue as
             # above, not a lost worker.
+            _statement_abandoned()
             with contextlib.suppress(*TRANSIENT):
                 self._requeue()
             raise

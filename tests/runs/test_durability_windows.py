@@ -136,7 +136,10 @@ def test_a_stalled_worker_whose_lock_expired_is_fenced_even_when_it_records_firs
         tenant = fresh_tenant
         schema = tenant.schema_name
         agent = deploy(tenant, FINANCE, agent_yaml())
-        script = [{"tool_call": {"tool": "find_invoices", "arguments": {}}}, {"respond": "done"}]
+        script = [
+            {"tool_call": {"tool": "find_invoices", "arguments": {"question": "What is AP?"}}},
+            {"respond": "done"},
+        ]
         run = start(tenant, agent, "Find invoices.", script=script)
         record = Attempt._record
         a_in_step, go_a, b_in_step, go_b = (threading.Event() for _ in range(4))
@@ -363,3 +366,50 @@ def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrup
     with checkpoint_connection().cursor() as cur:
         cur.execute("SHOW synchronous_commit")
         assert cur.fetchone()["synchronous_commit"] == "on"
+
+
+def test_a_soft_time_limit_during_a_database_statement_still_puts_the_run_back(
+    fresh_tenant, django_db_blocker, monkeypatch
+):
+    """Celery's soft time limit is an exception raised by a signal handler, wherever the worker's
+    main thread is: inside a statement outside a transaction, it leaves the connection with the
+    statement under way. The run must still go back to the queue, not stay `running` to be found
+    later as a lost worker's (its requeue failed on that connection), and go on from there."""
+    import signal
+
+    from celery.exceptions import SoftTimeLimitExceeded
+    from django.db import connection
+
+    record = Attempt._record
+
+    def slow_record(self, step, usage):
+        if step["index"] == 2:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(3)")  # the time limit fires in here
+        return record(self, step, usage)
+
+    def soft_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    with django_db_blocker.unblock():
+        agent = deploy(fresh_tenant, FINANCE, agent_yaml())
+        script = [
+            {"tool_call": {"tool": "find_invoices", "arguments": {"question": "What is AP?"}}},
+            {"respond": "done"},
+        ]
+        run = start(fresh_tenant, agent, "Find invoices.", script=script)
+        monkeypatch.setattr(Attempt, "_record", slow_record)
+        previous = signal.signal(signal.SIGALRM, soft_limit)
+        try:
+            with schema_context(fresh_tenant.schema_name):
+                signal.setitimer(signal.ITIMER_REAL, 0.5)
+                with pytest.raises(SoftTimeLimitExceeded):
+                    run_advance(run.pk)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        with schema_context(fresh_tenant.schema_name):
+            run = Run.objects.get(pk=run.pk)
+            assert run.status == "queued", run.status
+            monkeypatch.setattr(Attempt, "_record", record)
+            assert run_advance(run.pk) == "succeeded"  # on from its checkpoint
