@@ -60,7 +60,8 @@ Only `prune` breaks the rule (it opens a transaction of its own inside the call,
 it syncs the pipeline first, ending the search path), so it is refused here.
 
 One connection per process, opened on first use (so each forked Celery worker process opens
-its own) and reopened when it breaks. Every saver on it shares one lock: LangGraph writes
+its own) and reopened when it breaks, or after a call an exception cut off mid-pipeline left it
+unsettled (a soft time limit while the call waited for the server). Every saver on it shares one lock: LangGraph writes
 checkpoints from background threads, and a sub-agent's run uses the same connection while its
 parent's writes may still be in flight; two pipelines must never interleave on it.
 """
@@ -78,12 +79,13 @@ from django.db import connection as django_connection
 from langgraph.checkpoint.base import WRITES_IDX_MAP, get_checkpoint_id
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import DictRow, dict_row
 
 from apps.runs.locks import LockLost
 
 _local = threading.local()
+IDLE = pq.TransactionStatus.IDLE
 PREPARE_THRESHOLD = 0  # prepared at the first use: the only one psycopg checks in a pipeline
 # Each call's first statement: the tenant's schema (and for a checkpoint on the main database, a
 # commit that does not wait for the disk); for a saver fenced by a claim, the fence too (see
@@ -145,6 +147,18 @@ def _main_database(conn: psycopg.Connection) -> bool:
         main = cursor.fetchone()
     theirs = conn.execute(_WHERE).fetchone()
     return tuple(main) == (theirs["addr"], theirs["port"], theirs["db"])
+
+
+def _unsettled_closed(conn: psycopg.Connection) -> None:
+    """Close `conn` when a call left it unsettled: an exception raised by a signal handler
+    (Celery's soft time limit) while the call waited for the server leaves libpq in pipeline mode
+    with that call's results unread, which psycopg neither closes nor marks broken; every later
+    call of the process on it would read them as its own. `checkpoint_connection` opens another;
+    a saver still holding this one fails with a transient error, and its run is tried again."""
+    if conn.closed:
+        return
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF or conn.pgconn.transaction_status != IDLE:
+        conn.close()
 
 
 def checkpoint_connection_close() -> None:
@@ -250,19 +264,23 @@ class TenantSaver(PostgresSaver):
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
         conn = self.conn
-        try:
-            with self.lock, conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                relaxed = self.relaxed and getattr(self._putting, "on", False)
-                scope = _scope(self.schema, relaxed=relaxed, fenced=self.claim is not None)
-                fence = () if self.claim is None else (self.claim[1], self.claim[0])
-                cur.execute(scope, (self.search_path, *fence))
-                with self._held_lock:
-                    held, self._held = self._held, []
-                if held:
-                    cur.executemany(self.INSERT_CHECKPOINT_WRITES_SQL, held)
-                yield cur
-        except psycopg.errors.DivisionByZero:  # only the fence divides
-            raise LockLost() from None
+        with self.lock:
+            try:
+                with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    relaxed = self.relaxed and getattr(self._putting, "on", False)
+                    scope = _scope(self.schema, relaxed=relaxed, fenced=self.claim is not None)
+                    fence = () if self.claim is None else (self.claim[1], self.claim[0])
+                    cur.execute(scope, (self.search_path, *fence))
+                    with self._held_lock:
+                        held, self._held = self._held, []
+                    if held:
+                        cur.executemany(self.INSERT_CHECKPOINT_WRITES_SQL, held)
+                    yield cur
+            except psycopg.errors.DivisionByZero:  # only the fence divides
+                raise LockLost() from None
+            except BaseException:
+                _unsettled_closed(conn)
+                raise
 
     def threads_holding(self, data: bytes) -> list[str]:
         """The threads whose stored checkpoints, pending writes or channel values hold `data`
