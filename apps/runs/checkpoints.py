@@ -60,10 +60,11 @@ Only `prune` breaks the rule (it opens a transaction of its own inside the call,
 it syncs the pipeline first, ending the search path), so it is refused here.
 
 One connection per process, opened on first use (so each forked Celery worker process opens
-its own) and reopened when it breaks, or after a call an exception cut off mid-pipeline left it
-unsettled (a soft time limit while the call waited for the server). Every saver on it shares one lock: LangGraph writes
-checkpoints from background threads, and a sub-agent's run uses the same connection while its
-parent's writes may still be in flight; two pipelines must never interleave on it.
+its own) and reopened when it breaks, or once a call cut off mid-pipeline by an exception (a
+soft time limit while the call waited for the server) left it unsettled. Every saver on it
+shares one lock: LangGraph writes checkpoints from background threads, and a sub-agent's run
+uses the same connection while its parent's writes may still be in flight; two pipelines must
+never interleave on it.
 """
 
 import functools
