@@ -15,7 +15,7 @@ from apps.billing.rls import usage_scope
 from apps.runs.engine import Attempt, _run_claim, run_advance
 from apps.runs.locks import LockLost, RunLock
 from apps.runs.models import Run, Step
-from apps.runs.services import run_start
+from apps.runs.services import run_create, run_start
 from tests.conftest import tenant_user
 from tests.runs.conftest import FINANCE, Killed, advance, agent_yaml, deploy, worker_start
 
@@ -45,6 +45,13 @@ def test_transient_database_errors_retried_by_the_task_do_not_fail_the_run_as_wo
         run = Run.objects.get(pk=run.pk)
     assert len(blips) == 6
     assert (run.status, run.reason) == ("succeeded", ""), (run.status, run.reason, run.message)
+
+
+def queued(tenant, agent, text: str, *, script=None) -> Run:
+    """A queued run no task was sent for: no worker of the session (tests/conftest.py's) claims
+    it while the test plays the worker."""
+    with schema_context(tenant.schema_name):
+        return run_create(agent=agent, input=text, created_by="test", script=script)
 
 
 SUBAGENT = "    - name: ask_helper\n      type: subagent\n      description: Ask the helper.\n      agent: helper\n"
@@ -252,7 +259,7 @@ def test_the_database_refuses_a_checkpoint_of_a_worker_whose_run_another_claimed
     with django_db_blocker.unblock():
         schema = fresh_tenant.schema_name
         agent = deploy(fresh_tenant, FINANCE, agent_yaml())
-        run = start(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
+        run = queued(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
         config = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
         with schema_context(schema):
             claimed = _run_claim(run.pk)  # committed, as a worker's claim is
@@ -292,7 +299,7 @@ def test_a_call_refused_by_the_fence_leaves_the_processs_connection_usable(
     with django_db_blocker.unblock():
         schema = fresh_tenant.schema_name
         agent = deploy(fresh_tenant, FINANCE, agent_yaml())
-        run = start(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
+        run = queued(fresh_tenant, agent, "Find invoices.", script=[{"respond": "done"}])
         config = {"configurable": {"thread_id": str(run.pk), "checkpoint_ns": ""}}
         checkpoint_connection_close()  # a new process's connection: no statement used yet
         try:
@@ -397,7 +404,7 @@ def test_a_soft_time_limit_during_a_database_statement_still_puts_the_run_back(
             {"tool_call": {"tool": "find_invoices", "arguments": {"question": "What is AP?"}}},
             {"respond": "done"},
         ]
-        run = start(fresh_tenant, agent, "Find invoices.", script=script)
+        run = queued(fresh_tenant, agent, "Find invoices.", script=script)
         monkeypatch.setattr(Attempt, "_record", slow_record)
         previous = signal.signal(signal.SIGALRM, soft_limit)
         try:
