@@ -8,16 +8,114 @@ The same holds for each client: django-redis's (the cache, routes, locks), Celer
 results (kombu's `sentinel://` transport), and the platform's own (`redis_client`: the rate
 limiter, health checks, worker heartbeats, a workspace's purge). `sentinel_settings` derives the
 first two from the plain URLs, in settings.py.
+
+Every client the platform makes (`redis_client`, and django-redis's through the pool classes
+below) has `InterruptSafe` connections: a command cut off by an exception (a soft time limit)
+never leaves its reply for the next command to take as its own, nor crashes the process.
 """
 
+import functools
 import threading
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from django.conf import settings
 from redis.backoff import NoBackoff
+from redis.connection import PythonRespSerializer
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
+from redis.sentinel import SentinelConnectionPool as _SentinelConnectionPool
+
+
+class _Packed(list):
+    """Packed commands, with the number of replies they will be answered with."""
+
+    def __init__(self, chunks, replies: int):
+        super().__init__(chunks)
+        self.replies = replies
+
+
+class InterruptSafe:
+    """A redis-py connection that stays usable when an exception interrupts it anywhere:
+    Celery's soft time limit raises from a signal handler, wherever the worker's main thread is.
+
+    - It knows how many replies the server still owes it, and is closed before its next command
+      while any are: they would be the replies of a command cut off between its send and its
+      read, which the next command (any workspace's) would read as its own. redis-py 8.1 has no
+      guard there, and its pool's check for a connection with data waiting is skipped while
+      maintenance notifications are configured ("auto", the default), and finds nothing when the
+      reply has not arrived yet. Counted: one reply per `send_command`, one per command of
+      `pack_commands` (pipelines, MULTI and EXEC); one less per reply read, an error reply too.
+      A cut-off read already closes the connection (redis-py). For commands and their replies
+      only: a subscriber's pushed messages are not counted (the platform subscribes nowhere).
+    - It packs commands in Python, not with hiredis: hiredis 3.5's `pack_command` dereferences
+      the NULL that `repr` of an int returns when a signal handler raises in it (CPython checks
+      for signals while it converts an int to text), and the process dies of a segfault."""
+
+    _replies_owed = 0
+
+    def _construct_command_packer(self, packer):
+        return packer or PythonRespSerializer(self._buffer_cutoff, self.encoder.encode)
+
+    def send_command(self, *args, **kwargs):
+        check_health = kwargs.get("check_health", True)
+        self.send_packed_command(_Packed(self._command_packer.pack(*args), 1), check_health=check_health)
+
+    def pack_commands(self, commands):
+        commands = list(commands)
+        return _Packed(super().pack_commands(commands), len(commands))
+
+    def send_packed_command(self, command, check_health=True):
+        if self._replies_owed:
+            self.disconnect()
+        # Connected and checked first: those commands are read as they are sent.
+        if not self._sock:
+            self.connect_check_health(check_health=False)
+        if check_health:
+            self.check_health()
+        # Owed from before the first byte goes: a send cut short leaves the connection unusable too.
+        self._replies_owed += getattr(command, "replies", 1)
+        super().send_packed_command(command, check_health=False)
+
+    def read_response(self, *args, **kwargs):
+        try:
+            response = super().read_response(*args, **kwargs)
+        except ResponseError:  # an error reply, read
+            self._replies_owed = max(0, self._replies_owed - 1)
+            raise
+        self._replies_owed = max(0, self._replies_owed - 1)
+        return response
+
+    def disconnect(self, *args, **kwargs):
+        self._replies_owed = 0
+        super().disconnect(*args, **kwargs)
+
+
+@functools.cache
+def interrupt_safe(connection_class: type) -> type:
+    """`connection_class` with `InterruptSafe` (one class per class)."""
+    if issubclass(connection_class, InterruptSafe):
+        return connection_class
+    return type(
+        f"{connection_class.__name__}InterruptSafe", (InterruptSafe, connection_class), {"__module__": __name__}
+    )
+
+
+class ConnectionPool(redis.ConnectionPool):
+    """redis-py's pool, of `InterruptSafe` connections of whichever class the URL asked for
+    (TCP, TLS, a Unix socket). django-redis's pool too (settings.py)."""
+
+    def __init__(self, connection_class=redis.Connection, **kwargs):
+        super().__init__(connection_class=interrupt_safe(connection_class), **kwargs)
+
+
+class SentinelConnectionPool(_SentinelConnectionPool):
+    """redis-py's Sentinel pool, of `InterruptSafe` connections."""
+
+    def __init__(self, service_name, sentinel_manager, **kwargs):
+        super().__init__(service_name, sentinel_manager, **kwargs)
+        self.connection_class = interrupt_safe(self.connection_class)
 
 
 def sentinels_parse(text: str) -> list[tuple[str, int]]:
@@ -88,9 +186,14 @@ def redis_client(url: str, **connection) -> redis.Redis:
     """A client of the Redis `url` names: that server, or under Sentinel the master of its
     service (the URL's database and password). `connection` are redis-py's connection options."""
     if not settings.FOUNDRY_REDIS_SENTINELS:
-        return redis.Redis.from_url(url, **connection)
+        return redis.Redis.from_pool(ConnectionPool.from_url(url, **connection))
     db, password = db_and_password(url)
-    return _sentinel(connection).master_for(settings.FOUNDRY_REDIS_SENTINEL_MASTER, db=db, password=password)
+    return _sentinel(connection).master_for(
+        settings.FOUNDRY_REDIS_SENTINEL_MASTER,
+        connection_pool_class=SentinelConnectionPool,
+        db=db,
+        password=password,
+    )
 
 
 def sentinel_settings(
@@ -124,6 +227,7 @@ def sentinel_settings(
             "OPTIONS": {
                 **cache.get("OPTIONS", {}),
                 "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_POOL_CLASS": "foundry.redis_clients.SentinelConnectionPool",
                 "SENTINELS": sentinels,
                 "SENTINEL_KWARGS": {**sentinel_kwargs, "socket_timeout": 2, "socket_connect_timeout": 2},
             },

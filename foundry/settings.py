@@ -273,7 +273,13 @@ CACHES = {
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         # JSON, never pickles: a value written into that Redis is data, not code (foundry/cache_values.py).
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2, "SERIALIZER": "foundry.cache_values.JsonValues"},
+        # The pool's connections count the replies they are owed (foundry/redis_clients.py).
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            "SERIALIZER": "foundry.cache_values.JsonValues",
+            "CONNECTION_POOL_CLASS": "foundry.redis_clients.ConnectionPool",
+        },
     }
 }
 # Rate-limit counters (foundry/ratelimit.py, apps/tenants/limits.py); empty: the cache's Redis.

@@ -13,10 +13,12 @@ import uuid
 
 import pytest
 import redis
+from django_redis.pool import SentinelConnectionFactory
 
 from foundry.ratelimit import Limiter, Rate, limiter_redis
 from foundry.redis_clients import redis_client, sentinel_settings, sentinels_parse
 from tests.conftest import ROOT, free_port, server_env
+from tests.foundry.test_redis_interrupted_reply import assert_next_command_reads_its_own_reply
 
 MASTER = "foundry-test"
 NOWHERE = "redis://nowhere.invalid:1"  # the URLs' hosts: under Sentinel only their db and password count
@@ -128,6 +130,21 @@ def test_the_platforms_clients_follow_the_master_through_a_failover(via_sentinel
     promoted = redis.Redis(port=replica, db=3)
     _until(lambda: client.set("after", "2") and promoted.get("after") == b"2", 30, "a write on the new master")
     assert _until(lambda: limiter.check(f"{key}-after", Rate(1, 60)).allowed, 30, "the limiter on the new master")
+
+
+def test_a_cut_off_command_never_answers_the_next_through_the_sentinel(via_sentinel):
+    """The platform's clients and django-redis's, on the master the sentinel names: a command
+    cut off between its send and its read leaves no reply for the next (foundry/redis_clients.py)."""
+    assert_next_command_reads_its_own_reply(redis_client(f"{NOWHERE}/3", socket_timeout=2))
+    cache = sentinel_settings(
+        sentinels=[("127.0.0.1", via_sentinel[2])],
+        master=MASTER,
+        password="",
+        cache={"LOCATION": f"{NOWHERE}/6", "OPTIONS": {"SOCKET_TIMEOUT": 2}},
+        broker_url=f"{NOWHERE}/7",
+        result_url=f"{NOWHERE}/7",
+    )["cache"]
+    assert_next_command_reads_its_own_reply(SentinelConnectionFactory(cache["OPTIONS"]).connect(cache["LOCATION"]))
 
 
 def test_the_cache_and_celery_run_through_the_sentinel(via_sentinel, django_db_setup):
