@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 import certifi
 import httpx
+from celery.exceptions import SoftTimeLimitExceeded
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
@@ -680,8 +681,8 @@ def _attempt(
     """Send one batch, retrying after each pause in `retry_delays`; the last error, or None."""
     error = None
     for pause in (0.0, *retry_delays):
-        time.sleep(pause)
         try:
+            time.sleep(pause)
             _send(sink, events, policy, hostname)
             return None
         except DeliveryError as exc:
@@ -690,6 +691,10 @@ def _attempt(
                 break
         except ServiceError as exc:  # the webhook secret cannot be decrypted
             error = DeliveryError(exc.code, exc.message)
+            break
+        except SoftTimeLimitExceeded:  # the task's, raised wherever the send or its pause was
+            logger.warning("audit sink %s: the delivery run reached its time limit while sending", sink.pk)
+            error = DeliveryError("sink_time_limit", "The delivery run reached its time limit; the batch goes again.")
             break
         except Exception:  # a fault of ours or of a library: the sink backs off, the task goes on
             logger.exception("audit sink %s: delivery failed on an unexpected error", sink.pk)

@@ -10,13 +10,17 @@ import hmac
 import http.server
 import ipaddress
 import json
+import logging
 import re
+import signal
+import socket
 import socketserver
 import ssl
 import threading
 import time
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -818,3 +822,30 @@ def test_a_run_whose_lock_expired_sends_no_further_halved_batch(acme, loopback_a
         f"{hook.refused} POSTs sent, {hook.refused - 1} of them after the sink's lock was gone: {result}"
     )
     assert result.status == "busy", result
+
+
+def test_a_soft_time_limit_while_sending_is_recorded_as_such_and_frees_the_sink(acme, loopback_allowed, caplog):
+    """Celery's soft time limit, raised from its signal handler while the platform waits for a
+    receiver that takes the bytes and never confirms: the sink records `sink_time_limit` and backs
+    off (it was `sink_failed`, logged as an unexpected error), and the run leaves its lock."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never reads or closes
+    sink = syslog_sink(acme, silent.getsockname()[1])
+    add_events(acme, 2)
+
+    def soft_time_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, soft_time_limit)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        result = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, retry_delays=(5.0,))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        silent.close()
+    assert (result.status, result.error.code, result.cursor) == ("failed", "sink_time_limit", 0)
+    stored = audit_sink_get(acme.pk, "siem")
+    assert (stored.last_error_code, stored.failures) == ("sink_time_limit", 1) and stored.next_attempt_at
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    again = sink_deliver(tenant_id=acme.pk, sink_id=sink.pk, retry_delays=(), force=True)
+    assert again.status != "busy"  # the interrupted run left its lock
