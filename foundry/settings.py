@@ -467,6 +467,13 @@ FOUNDRY_MCP_ALLOWED_ORIGINS = _list("FOUNDRY_MCP_ALLOWED_ORIGINS")
 FOUNDRY_AUDIT_CHECKPOINT_DIR = env.str("FOUNDRY_AUDIT_CHECKPOINT_DIR", default="")
 # Seconds between signings of each chain's head (the beat job).
 FOUNDRY_AUDIT_SIGN_INTERVAL = _float("FOUNDRY_AUDIT_SIGN_INTERVAL", default=300.0, minimum=1)
+# SIEM delivery (apps/audit/delivery.py, docs/audit-siem.md): how many delivery runs may hold a
+# worker process at once, per workspace and across the platform (keep the latter below the
+# workers' concurrency, so runs always find one), and the Celery queue they are sent to (a queue
+# of their own, with workers of its own, takes them off the run workers altogether).
+FOUNDRY_AUDIT_DELIVERIES_PER_WORKSPACE = _int("FOUNDRY_AUDIT_DELIVERIES_PER_WORKSPACE", default=1, minimum=1)
+FOUNDRY_AUDIT_DELIVERIES_MAX = _int("FOUNDRY_AUDIT_DELIVERIES_MAX", default=1, minimum=1)
+FOUNDRY_AUDIT_DELIVERY_QUEUE = env.str("FOUNDRY_AUDIT_DELIVERY_QUEUE", default="celery")
 # Model history (django-auditlog; models registered in apps/audit/history.py): the correlation
 # id of an entry is the request id, changes keep their JSON types, fixtures loads are not history.
 AUDITLOG_CID_GETTER = "foundry.request_context.current_request_id"

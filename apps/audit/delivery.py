@@ -39,7 +39,7 @@ import ssl
 import struct
 import termios
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -71,9 +71,11 @@ from apps.providers.encryption import (
     secret_is_current,
     secret_rotate,
 )
+from apps.tenants import limits
 from apps.tenants.models import Domain, Tenant
 from foundry.db.locks import xact_lock
 from foundry.errors import CodedError, ServiceError
+from foundry.ratelimit import limit_key
 from foundry.runtime.network import (
     FetchError,
     NetworkPolicy,
@@ -92,6 +94,9 @@ WEBHOOK_BATCH = 200  # events per POST
 IO_TIMEOUT = 10.0  # connect, each read/write, and the wait for the receiver's close
 RUN_BUDGET = 60.0  # seconds one delivery run may start new batches for; the next beat goes on
 RETRY_DELAYS = (1.0, 4.0)  # a failed batch is retried after these pauses within the run
+# The delivery task's hard time limit (tasks.py; its soft limit a minute earlier): no run outlasts
+# it, so the delivery slots a run holds (`_delivery_slots`) are leased for that long.
+RUN_TIME_LIMIT = 360
 BACKOFF_BASE = 30.0  # then the sink waits 30 s, 60 s, 120 s … between runs
 BACKOFF_MAX = 3600.0
 SYSLOG_FACILITY = 13  # "log audit" (RFC 5424 table 1)
@@ -115,7 +120,7 @@ class Delivery:
     """The outcome of one run for one sink."""
 
     sink: str
-    status: str  # delivered | idle | busy | waiting | disabled | suspended | failed | changed | gone
+    status: str  # delivered | idle | busy | deferred | waiting | disabled | suspended | failed | changed | gone
     delivered: int = 0  # events acknowledged in this run
     cursor: int = 0
     error: DeliveryError | None = None
@@ -613,19 +618,46 @@ def sink_deliver(
     # retries, and is renewed before each batch: a run is never left without it, however many
     # batches its budget lets it send.
     per_batch = (len(retry_delays) + 1) * 6 * IO_TIMEOUT + sum(retry_delays)
-    lock = _sink_lock(sink_id, per_batch + 30)
-    try:
-        if not lock.acquire(blocking=False):
+    with _delivery_slots(tenant_id) as held:
+        if not held:
+            return Delivery(str(sink_id), "deferred")
+        lock = _sink_lock(sink_id, per_batch + 30)
+        try:
+            if not lock.acquire(blocking=False):
+                return Delivery(str(sink_id), "busy")
+        except RedisError:
             return Delivery(str(sink_id), "busy")
-    except RedisError:
-        return Delivery(str(sink_id), "busy")
+        try:
+            return _deliver(
+                tenant_id, sink_id, lock=lock, batch=batch, retry_delays=retry_delays, budget=budget, force=force
+            )
+        finally:
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
+
+
+@contextlib.contextmanager
+def _delivery_slots(tenant_id: int) -> Iterator[bool]:
+    """One of the workspace's delivery slots and one of the platform's, held for the run (True),
+    or none (False: another run holds them, or Redis cannot be asked). A delivery holds a worker
+    process for as long as the receiver takes to answer, up to the run's budget and a last batch;
+    without these, one workspace's slow receivers (up to MAX_SINKS of them), or a few workspaces',
+    held every worker process, and other workspaces' runs waited queued behind them."""
+    limiter = limits.limiter()
+    leases = []
     try:
-        return _deliver(
-            tenant_id, sink_id, lock=lock, batch=batch, retry_delays=retry_delays, budget=budget, force=force
-        )
+        for key, capacity in (
+            (limit_key("siem", str(tenant_id)), settings.FOUNDRY_AUDIT_DELIVERIES_PER_WORKSPACE),
+            (limit_key("siem", "all"), settings.FOUNDRY_AUDIT_DELIVERIES_MAX),
+        ):
+            lease = limiter.acquire(key, capacity, RUN_TIME_LIMIT)
+            if lease is None:
+                break
+            leases.append((key, lease))
+        yield len(leases) == 2
     finally:
-        with contextlib.suppress(LockError, RedisError):
-            lock.release()
+        for key, lease in leases:
+            limiter.release(key, lease)  # Redis away: the lease runs out by itself
 
 
 def _deliver(tenant_id: int, sink_id: int, *, lock, batch, retry_delays, budget: float, force: bool) -> Delivery:
@@ -727,7 +759,9 @@ def _failed(sink: AuditSink, error: DeliveryError) -> None:
 
 def sinks_due(now: datetime | None = None) -> list[tuple[int, int]]:
     """(tenant id, sink id) of every enabled sink of an active tenant with events waiting and no
-    back-off pending (one short query per tenant, each in its own tenant's scope)."""
+    back-off pending (one short query per tenant, each in its own tenant's scope), the least
+    recently delivered first: the delivery slots go round, and a sink that always has events
+    waiting does not take them at every turn."""
     now = now or timezone.now()
     due = []
     # An event past the cursor, read from the events (the (tenant_id, seq) index), not from the
@@ -735,11 +769,11 @@ def sinks_due(now: datetime | None = None) -> list[tuple[int, int]]:
     waiting = Exists(AuditEvent.objects.filter(tenant_id=OuterRef("tenant_id"), seq__gt=OuterRef("cursor")))
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
         with rls_scope(tenant_id):
-            ids = list(
+            due += (
                 AuditSink.objects.filter(tenant_id=tenant_id, enabled=True)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                 .filter(waiting)
-                .values_list("pk", flat=True)
+                .values_list("delivered_at", "tenant_id", "pk")
             )
-        due += [(tenant_id, sink_id) for sink_id in ids]
-    return due
+    due.sort(key=lambda sink: (sink[0] is not None, sink[0] or now, sink[2]))
+    return [(tenant_id, sink_id) for _, tenant_id, sink_id in due]

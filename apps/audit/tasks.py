@@ -1,7 +1,9 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
+from apps.audit.delivery import RUN_TIME_LIMIT, sink_deliver, sinks_due
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_checkpoint_sign
 from apps.tenants.models import Tenant
@@ -29,19 +31,19 @@ def audit_sign_heads() -> int:
 @shared_task(name="audit.deliver_sinks", ignore_result=True)
 def audit_deliver_sinks() -> int:
     """Beat: queue a delivery run for every sink with events waiting and no back-off pending."""
-    from apps.audit.delivery import sinks_due
-
     due = sinks_due()
     for tenant_id, sink_id in due:
         # A copy still waiting when the next beat comes is of no use: that beat queues another.
-        audit_deliver_sink.apply_async(args=[tenant_id, sink_id], expires=DELIVERY_COPY_EXPIRES)
+        audit_deliver_sink.apply_async(
+            args=[tenant_id, sink_id], expires=DELIVERY_COPY_EXPIRES, queue=settings.FOUNDRY_AUDIT_DELIVERY_QUEUE
+        )
     return len(due)
 
 
 # One delivery run: its time budget plus a last batch's sends and retries (delivery.py), and the
 # name lookups (each within IO_TIMEOUT); past the soft limit the run stops, past the hard one
-# the worker process is replaced.
-DELIVERY_SOFT_LIMIT = 300
+# (delivery.RUN_TIME_LIMIT, for which its delivery slots are leased) the worker process is replaced.
+DELIVERY_SOFT_LIMIT = RUN_TIME_LIMIT - 60
 DELIVERY_COPY_EXPIRES = 60
 
 
@@ -49,11 +51,10 @@ DELIVERY_COPY_EXPIRES = 60
     name="audit.deliver_sink",
     ignore_result=True,
     soft_time_limit=DELIVERY_SOFT_LIMIT,
-    time_limit=DELIVERY_SOFT_LIMIT + 60,
+    time_limit=RUN_TIME_LIMIT,
 )
 def audit_deliver_sink(tenant_id: int, sink_id: int) -> str:
-    """Deliver one sink's pending events (a lock makes a second copy of this task return `busy`)."""
-    from apps.audit.delivery import sink_deliver
-
+    """Deliver one sink's pending events (a lock makes a second copy of this task return `busy`;
+    with the workspace's or the platform's delivery slots all taken, it returns `deferred`)."""
     with tenant_bound_by_id(tenant_id):
         return sink_deliver(tenant_id=tenant_id, sink_id=sink_id).status
