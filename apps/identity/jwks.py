@@ -1,7 +1,10 @@
 """Identity providers' signing keys (JWKS), cached so that verifying a token costs no IdP call.
 
 A key set is fetched once (SSRF-guarded, at most JWKS_TIMEOUT_SECONDS) and kept in the shared
-cache for JWKS_TTL_SECONDS, and parsed once per process. A token signed with a key id the cached
+cache for JWKS_TTL_SECONDS, and parsed once per process. Each copy names the configuration it was
+fetched under (its `updated_at`): one fetched under an earlier configuration is never used, so
+saving the SSO settings again drops the set even when the cache could not be reached to delete it
+(it used to live on for its hour, withdrawn keys and all). A token signed with a key id the cached
 set does not hold makes one refetch — at most one per JWKS_REFETCH_SECONDS per tenant and key set
 (a `cache.add` guard shared by every process) — so an IdP's key rotation works without restart,
 while a flood of tokens with made-up key ids cannot turn into a flood of IdP calls.
@@ -13,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import jwt
 from django.core.cache import cache
@@ -43,7 +47,8 @@ class KeySet:
     keys: dict[str, list[dict]]  # kid → its JWKs (public members only): keys of different types may share one
 
 
-_parsed: dict[str, tuple[float, KeySet]] = {}  # cache key → (read at, the set this process read)
+# cache key → (read at, the set this process read, the configuration it was fetched under)
+_parsed: dict[str, tuple[float, KeySet, float]] = {}
 
 
 def _cache_key(jwks_uri: str) -> str:
@@ -86,27 +91,32 @@ def _fetch(jwks_uri: str, policy: Callable[[], NetworkPolicy]) -> str:
         raise JwksUnavailable("jwks_invalid", "The key set is not UTF-8.") from None
 
 
-def _store(key: str, text: str) -> KeySet:
+def _store(key: str, text: str, configured: float) -> KeySet:
     keyset = _parse(text)
-    sealed_set(key, text, JWKS_TTL_SECONDS)  # another workspace's set, moved under this key, is none
-    _parsed[key] = (time.monotonic(), keyset)
+    # Sealed: another workspace's set, moved under this key, is none.
+    sealed_set(key, {"configured": configured, "text": text}, JWKS_TTL_SECONDS)
+    _parsed[key] = (time.monotonic(), keyset, configured)
     return keyset
 
 
-def _cached(key: str, *, fresh: bool = False) -> KeySet | None:
-    """The set in the shared cache; this process's copy when read less than JWKS_LOCAL_SECONDS
-    ago (unless `fresh`: then always the shared cache, which another process may have refetched)."""
+def _cached(key: str, configured: float, *, fresh: bool = False) -> KeySet | None:
+    """The set in the shared cache, unless fetched under a configuration older than `configured`;
+    this process's copy when read less than JWKS_LOCAL_SECONDS ago (unless `fresh`: then always
+    the shared cache, which another process may have refetched)."""
     known = _parsed.get(key)
-    if known is not None and not fresh and time.monotonic() - known[0] < JWKS_LOCAL_SECONDS:
+    if known is not None and not fresh and time.monotonic() - known[0] < JWKS_LOCAL_SECONDS and known[2] >= configured:
         return known[1]
-    text = sealed_get(key)
-    if not isinstance(text, str):
+    stored = sealed_get(key)
+    if not isinstance(stored, dict) or not isinstance(text := stored.get("text"), str):
         return None
+    under = stored.get("configured")
+    if isinstance(under, bool) or not isinstance(under, int | float) or under < configured:
+        return None  # fetched before the settings were last saved: fetched again
     if known is not None and known[1].fingerprint == hashlib.sha256(text.encode()).hexdigest():
         keyset = known[1]
     else:
         keyset = _parse(text)
-    _parsed[key] = (time.monotonic(), keyset)
+    _parsed[key] = (time.monotonic(), keyset, under)
     return keyset
 
 
@@ -139,35 +149,39 @@ def _pick(keyset: KeySet | None, kid: str) -> list[dict] | None:
     return None
 
 
-def jwks_key(jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy]) -> list[dict] | None:
+def jwks_key(
+    jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy], *, configured: datetime
+) -> list[dict] | None:
     """The public JWKs `kid` of the set at `jwks_uri` (`_pick`), or None when the set (even refetched,
     if a refetch is allowed now) does not hold it. JwksUnavailable when no set can be had at all.
+    `configured`: when the SSO settings were last saved (a set fetched before is not used).
     `policy` is called only when the set must be fetched."""
-    key = _cache_key(jwks_uri)
-    if (found := _pick(_cached(key), kid)) is not None:
+    key, configured = _cache_key(jwks_uri), configured.timestamp()
+    if (found := _pick(_cached(key, configured), kid)) is not None:
         return found
-    keyset = _cached(key, fresh=True)  # another process may have refetched it already
+    keyset = _cached(key, configured, fresh=True)  # another process may have refetched it already
     if (found := _pick(keyset, kid)) is not None:
         return found
     if keyset is None:
         if cache_or(lambda: cache.get(f"{key}:down"), None):
             raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} failed a moment ago; retrying shortly.")
         try:
-            keyset = _store(key, _fetch(jwks_uri, policy))
+            keyset = _store(key, _fetch(jwks_uri, policy), configured)
         except JwksUnavailable:
             # An IdP that is down must not cost every request a timeout: fail fast for a while.
             cache_or(lambda: cache.set(f"{key}:down", 1, JWKS_DOWN_SECONDS), None)
             raise
     elif _refetch_allowed(key):
         log.info("jwks refetch for unknown kid", extra={"jwks_uri": jwks_uri, "kid": kid[:100]})
-        keyset = _store(key, _fetch(jwks_uri, policy))
+        keyset = _store(key, _fetch(jwks_uri, policy), configured)
     return _pick(keyset, kid)
 
 
 def jwks_forget(jwks_uri: str) -> None:
-    """Drop the cached set (the configuration changed)."""
+    """Drop the cached set (the configuration changed: a copy that stays, the cache away, is not
+    used since it names an earlier configuration)."""
     key = _cache_key(jwks_uri)
-    cache_or(lambda: cache.delete(key), None)  # away: the set expires by itself (JWKS_TTL_SECONDS)
+    cache_or(lambda: cache.delete(key), None)
     _parsed.pop(key, None)
 
 

@@ -171,7 +171,7 @@ def idp_token_verify(
 
     return jwt_verify(
         token,
-        key_for=lambda kid: jwks_key(config.jwks_uri, kid, sso_network_policy),
+        key_for=lambda kid: jwks_key(config.jwks_uri, kid, sso_network_policy, configured=config.updated_at),
         algorithms=config.signing_algs,
         issuer=config.issuer,
         audience=audience,

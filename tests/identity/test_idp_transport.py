@@ -160,7 +160,8 @@ def test_signing_keys_are_not_fetched_over_plain_http_from_a_public_address(acme
     listener = Listener()
     try:
         with schema_context(acme.schema_name), pytest.raises(JwksUnavailable, match="plain http is refused"):
-            jwks_key(f"http://idp.corp.test:{listener.port}/jwks", "k1", services.sso_network_policy)
+            uri = f"http://idp.corp.test:{listener.port}/jwks"
+            jwks_key(uri, "k1", services.sso_network_policy, configured=timezone.now())
     finally:
         listener.close()
     assert listener.received == []
