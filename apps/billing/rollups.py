@@ -10,7 +10,10 @@ by one of fewer calls, so re-rolling such a day keeps what it counted, and group
 counted once the day is over; and any of the CATCH_UP_DAYS days before yesterday that holds calls
 but was last rolled up before it ended (every run of the day after failed: beat or the workers
 down, the queue lost), as marked in Redis by each roll-up (`rollup_marked`). A lost mark costs a
-re-roll, never a day: a day without one is checked against the ledger.
+re-roll, never a day: a day without one is checked against the ledger. A mark also holds the calls
+its roll-up left in UsageDay, and counts only while UsageDay still holds as many: Redis outlives a
+restore of the database (or of a workspace), whose UsageDay may stop at a roll-up before the
+mark's, and that day is then rolled up again (it was skipped for good, under-counted).
 
 `usage_daily` is what charts read: UsageDay for the days before today (UTC), the ledger for
 today, which no roll-up has finished yet.
@@ -53,7 +56,8 @@ _ROLLUP_SQL = (
 
 DAILY_KEYS = ("project", "agent", "model", "tenant_id")
 CATCH_UP_DAYS = 7  # the days before yesterday the hourly job checks (docs/billing.md)
-_MARK = "foundry:billing:rolled:{tenant_id}:{day}"  # when the day's last roll-up began (epoch seconds)
+# When the day's last roll-up began (epoch seconds) and the calls it left in UsageDay: `<began>:<calls>`.
+_MARK = "foundry:billing:rolled:{tenant_id}:{day}"
 _MARK_SECONDS = (CATCH_UP_DAYS + 2) * 86400
 # Of the days given, those the tenant's ledger holds calls of.
 _DAYS_WITH_CALLS = (
@@ -89,7 +93,9 @@ def usage_rollup(*, tenant_id: int, day: date, began: datetime | None = None) ->
                 return 0
             cursor.execute(_ROLLUP_SQL, [day, tenant_id, start, end])
             written = cursor.rowcount
-            marked = began is not None and _marked_or_warned(tenant_id, day, began)
+            if began is not None:
+                calls = _rolled_calls(cursor, tenant_id, [day]).get(day, 0)
+                marked = _marked_or_warned(tenant_id, day, began, calls)
     except BaseException:
         if marked:  # set for a roll-up that did not commit after all
             _unmarked(tenant_id, day)
@@ -103,9 +109,19 @@ def _tenant_held(cursor, tenant_id: int) -> bool:
     return cursor.fetchone() is not None
 
 
-def _marked_or_warned(tenant_id: int, day: date, began: datetime) -> bool:
+def _rolled_calls(cursor, tenant_id: int, days: list[date]) -> dict[date, int]:
+    """The calls UsageDay holds for each of the tenant's `days` that it holds any of."""
+    cursor.execute(
+        "SELECT day, sum(calls) FROM public.billing_usage_day WHERE tenant_id = %s AND day = ANY(%s::date[])"
+        " GROUP BY day",
+        [tenant_id, days],
+    )
+    return {day: int(calls) for day, calls in cursor.fetchall()}
+
+
+def _marked_or_warned(tenant_id: int, day: date, began: datetime, calls: int) -> bool:
     try:
-        rollup_marked(tenant_id, day, began)
+        rollup_marked(tenant_id, day, began, calls)
     except RedisError:  # unmarked, the day is checked against the ledger by the next runs
         logger.warning("usage roll-up of tenant %s, %s: not marked (Redis)", tenant_id, day.isoformat())
         return False
@@ -127,40 +143,52 @@ def rollup_days(now: datetime | None = None) -> list[date]:
     return [current - timedelta(days=1), current]
 
 
-def rollup_marked(tenant_id: int, day: date, began: datetime) -> None:
-    """Mark that a roll-up of the tenant's `day` which began at `began` committed."""
+def rollup_marked(tenant_id: int, day: date, began: datetime, calls: int) -> None:
+    """Mark that a roll-up of the tenant's `day` which began at `began` committed, leaving `calls`
+    calls in UsageDay."""
     from django_redis import get_redis_connection
 
     key = _MARK.format(tenant_id=tenant_id, day=day.isoformat())
-    get_redis_connection("default").set(key, began.timestamp(), ex=_MARK_SECONDS)
+    get_redis_connection("default").set(key, f"{began.timestamp()}:{calls}", ex=_MARK_SECONDS)
+
+
+def _mark_read(mark: bytes | None) -> tuple[float, int] | None:
+    """(began, calls) of a mark; None for none, or one of another form (an older release's)."""
+    try:
+        began, calls = (mark or b"").decode().split(":")
+        return float(began), int(calls)
+    except ValueError:
+        return None
 
 
 def rollup_behind(tenant_id: int, now: datetime | None = None) -> list[date]:
     """The CATCH_UP_DAYS days before yesterday that the tenant's ledger holds calls of, and whose
-    last roll-up (if any) began before the day ended: rolled up too early, or never. A day found
-    without calls is marked, so it is looked at once."""
+    last roll-up (if any) began before the day ended (rolled up too early, or never), or left more
+    calls in UsageDay than it now holds (the database restored since). A day found without calls
+    is marked, so it is looked at once."""
     from django_redis import get_redis_connection
 
     current = (now or timezone.now()).astimezone(UTC).date()
     days = [current - timedelta(days=n) for n in range(CATCH_UP_DAYS + 1, 1, -1)]
     redis = get_redis_connection("default")
     marks = redis.mget([_MARK.format(tenant_id=tenant_id, day=day.isoformat()) for day in days])
-    unsure = [
-        day
-        for day, mark in zip(days, marks, strict=True)
-        if mark is None or float(mark) < day_bounds(day)[1].timestamp()
-    ]
-    if not unsure:
-        return []
     with usage_scope(tenant_id), connection.cursor() as cursor:
         if not _tenant_held(cursor, tenant_id):  # purged since it was listed: nothing to mark
+            return []
+        rolled = _rolled_calls(cursor, tenant_id, days)
+        unsure = []
+        for day, mark in zip(days, marks, strict=True):
+            read = _mark_read(mark)
+            if read is None or read[0] < day_bounds(day)[1].timestamp() or read[1] != rolled.get(day, 0):
+                unsure.append(day)
+        if not unsure:
             return []
         cursor.execute(_DAYS_WITH_CALLS, [unsure, tenant_id])
         behind = [row[0] for row in cursor.fetchall()]
         checked = now or timezone.now()
         for day in unsure:
             if day not in behind:  # no calls, and none will come: a closed day
-                rollup_marked(tenant_id, day, checked)
+                rollup_marked(tenant_id, day, checked, rolled.get(day, 0))
     return behind
 
 
