@@ -21,7 +21,15 @@ from apps.catalog.apis import PinOutput
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import without_version_bodies
 from apps.runs.models import Approval, Run, Step
-from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, MAX_SCRIPT_STEPS, run_cancel, run_decide, run_start
+from apps.runs.services import (
+    DECIDE_ACCESS,
+    MAX_COMMENT_CHARS,
+    MAX_INPUT_CHARS,
+    MAX_SCRIPT_STEPS,
+    run_cancel,
+    run_decide,
+    run_start,
+)
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
 from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField, no_body
@@ -411,7 +419,7 @@ class RunCancelApi(TenantAPIView):
 
 
 class _DecideApi(TenantAPIView):
-    access = {"POST": (Permission.RUNS_APPROVE, Scope.RUN)}
+    access = {"POST": DECIDE_ACCESS}
     approved: bool
 
     def post(self, request: Request, run_id: str) -> Response:

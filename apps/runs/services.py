@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 
+from apps.accounts.permissions import Permission
 from apps.accounts.services import actor_now
 from apps.audit.services import audit_record
 from apps.billing.services import BUDGETS_ACCESS
@@ -24,6 +25,7 @@ from apps.catalog.services import author_of
 from apps.runs.locks import cancel_signal
 from apps.runs.models import Approval, Run
 from apps.tenants.models import Tenant
+from apps.tokens.models import Scope
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
@@ -250,6 +252,16 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
     return True
 
 
+# Who decides a run's approvals (the API, the console, MCP); an overage takes BUDGETS_ACCESS too.
+DECIDE_ACCESS = (Permission.RUNS_APPROVE, Scope.RUN)
+
+
+def may_decide(actor) -> bool:
+    """Whether `actor` may approve or reject a run's pending call."""
+    permission, scope = DECIDE_ACCESS
+    return actor.has_permission(permission) and (not hasattr(actor, "has_scope") or actor.has_scope(scope))
+
+
 def may_approve_overage(actor) -> bool:
     """Whether `actor` may approve a run's overage: what setting a budget takes."""
     permission, scope = BUDGETS_ACCESS
@@ -284,6 +296,11 @@ def run_decide(
         )
     with transaction.atomic():
         run = _run_lock(run)
+        # The decider as they stand now (actor_now), not as their request read them: one removed,
+        # demoted, or whose token was revoked while this waited for the run's row decides nothing.
+        actor = actor_now(actor)
+        if not may_decide(actor):
+            raise PermissionDenied("Your role, or your token's scopes, no longer allow deciding a run's approvals.")
         approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()
         if run.status != Run.Status.WAITING_APPROVAL or approval is None:
             raise ServiceError("run_not_waiting", "The run is not waiting for an approval.", status=409)
@@ -302,8 +319,7 @@ def run_decide(
                 "before deciding.",
                 status=409,
             )
-        # As the approver stands now: one demoted while deciding goes past no budget (actor_now).
-        if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor_now(actor)):
+        if approved and approval.tool == OVERAGE_TOOL and not may_approve_overage(actor):
             # Going past a budget is a budget decision: whoever may approve a run's tool call may
             # turn the overage down, but only who sets budgets lets a run spend past one.
             raise PermissionDenied(

@@ -39,7 +39,7 @@ from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import agent_deploy_made, document_validate, version_get
 from apps.runs.apis import RUNS, ApprovalOutput, RunListOutput, RunOutput, StepOutput, runs_listed
 from apps.runs.models import Approval, Run
-from apps.runs.services import MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
+from apps.runs.services import DECIDE_ACCESS, MAX_COMMENT_CHARS, MAX_INPUT_CHARS, run_decide, run_start
 from apps.tokens.models import Scope
 from foundry.api.parsers import json_check
 from foundry.errors import ServiceError
@@ -97,8 +97,8 @@ TOOL_ACCESS: dict[str, tuple[Permission, str]] = {
     "list_runs": (Permission.RUNS_VIEW, Scope.READ),
     "query_dis": (Permission.DOMAINS_VIEW, Scope.READ),
     "get_usage": (Permission.USAGE_VIEW, Scope.READ),
-    "approve_run": (Permission.RUNS_APPROVE, Scope.RUN),
-    "reject_run": (Permission.RUNS_APPROVE, Scope.RUN),
+    "approve_run": DECIDE_ACCESS,
+    "reject_run": DECIDE_ACCESS,
 }
 
 
