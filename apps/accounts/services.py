@@ -35,6 +35,9 @@ from foundry.text import text_readable, text_visible
 # The lock a change of a workspace's sign-in rules holds (apps/identity/services.py), and a
 # sign-in shares (member_signing_in).
 SSO_RULES_LOCK = "sso.config:{schema}"
+# The lock a first SSO sign-in of an address and adding a member of that address take in turns
+# (apps/identity/login.py): per workspace, so that one workspace's sign-ins never wait for another's.
+SSO_EMAIL_LOCK = "sso.email:{schema}:{email}"
 # The scripts a label may mix (UTS #39 "highly restrictive", as browsers judge a name they show
 # as typed rather than as punycode): any one script, or Latin with these East Asian sets.
 _SCRIPT_SETS = (
@@ -318,7 +321,8 @@ def member_add(*, actor: User, email: str, role: str, full_name: str = "", reque
     except ValidationError as e:
         errors["email"] = e
     else:
-        xact_lock(f"sso.email:{email}")  # a first SSO sign-in of the same address waits, then links this member
+        # A first SSO sign-in of the same address waits, then links this member.
+        xact_lock(SSO_EMAIL_LOCK.format(schema=connection.schema_name, email=email))
         if User.objects.filter(email=email).exists():
             errors["email"] = ValidationError("That person is already a member.", code="member_exists")
     if role not in Role.values:

@@ -9,12 +9,12 @@ owner is never granted or taken away by a provider.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role, role_exceeds
-from apps.accounts.services import email_clean
+from apps.accounts.services import SSO_EMAIL_LOCK, email_clean
 from apps.audit.services import audit_record
 from apps.identity.models import ExternalIdentity, SsoConfiguration
 from apps.identity.verify import claim_text_plain
@@ -103,7 +103,8 @@ def sso_login_resolve(config: SsoConfiguration, claims: dict, *, request=None) -
     # One sign-in of a person (and of an address) at a time: two tabs finishing a first sign-in at
     # once would both find no identity and both create the member. The second waits here, then
     # finds what the first made.
-    for key in (f"sso.identity:{config.issuer}\n{subject}", f"sso.email:{email}"):
+    schema = connection.schema_name
+    for key in (f"sso.identity:{schema}:{config.issuer}\n{subject}", SSO_EMAIL_LOCK.format(schema=schema, email=email)):
         xact_lock(key)
     identity = (
         ExternalIdentity.objects.select_for_update()
