@@ -13,6 +13,7 @@ from apps.accounts.models import User
 from apps.audit.verify import audit_verify
 from apps.lifecycle.archive import MANIFEST
 from apps.tenants.models import Tenant
+from tests.conftest import audit_events
 from tests.lifecycle.test_archive import members_of, rewritten, world
 
 
@@ -142,3 +143,21 @@ def test_the_export_command_leaves_a_part_file_it_did_not_make(acme, tmp_path):
     assert path.stat().st_size > 0
     assert other.read_bytes() == b"another export's archive being written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acme.zip", "acme.zip.part"]
+
+
+def test_the_export_command_records_the_export_once_its_archive_is_in_place(acme, tmp_path):
+    """`tenant.exported` went into the workspace's chain before the archive was put in place, so
+    an export whose FILE could not be written (a file, or a dangling link, appeared there) was in
+    the trail as exported. Now both chains record it once the archive is there, and only then."""
+    path = tmp_path / "acme.zip"
+    path.symlink_to(tmp_path / "nowhere")  # appeared meanwhile; `exists()` does not see a dangling link
+    chains = ("acme", "public")
+    before = [len(audit_events(chain, action="tenant.exported")) for chain in chains]
+    with pytest.raises(CommandError, match="appeared while exporting"):
+        call_command("export_tenant", "acme", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acme.zip"] and not (tmp_path / "nowhere").exists()
+    assert [len(audit_events(chain, action="tenant.exported")) for chain in chains] == before
+
+    path.unlink()
+    call_command("export_tenant", "acme", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert [len(audit_events(chain, action="tenant.exported")) for chain in chains] == [n + 1 for n in before]

@@ -3,12 +3,13 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from apps.audit.history import history_actor
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_record
-from apps.lifecycle.archive import tenant_export
+from apps.lifecycle.archive import tenant_export, tenant_exported_record
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from foundry.cli import file_name
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
             partial = Path(name)
             with os.fdopen(handle, "wb") as out, history_actor(ACTOR):
-                manifest = tenant_export(tenant, out, progress=line.update, actor=ACTOR)
+                manifest = tenant_export(tenant, out, progress=line.update, actor=ACTOR, record=False)
             os.link(partial, path)
         except FileExistsError:
             raise CommandError(f"{path} appeared while exporting; the archive was not written there.") from None
@@ -69,9 +70,17 @@ class Command(BaseCommand):
             if partial is not None:
                 partial.unlink(missing_ok=True)
             line.end()
-        # An operator took the whole workspace's data out: on the platform's chain too.
+        # The data left the platform only now, with the archive in place (recorded before, an
+        # archive that could not be put there was in the workspace's trail as exported): in the
+        # workspace's chain and, an operator having taken it out, the platform's.
         data = {"rows": manifest["rows"], "members": len(manifest["members"]), "file": path.name}
-        audit_record(action="tenant.exported", actor=ACTOR, target=tenant, data=data, chain=PLATFORM)
+        try:
+            with transaction.atomic():
+                tenant_exported_record(tenant, manifest, ACTOR)
+                audit_record(action="tenant.exported", actor=ACTOR, target=tenant, data=data, chain=PLATFORM)
+        except BaseException:
+            path.unlink(missing_ok=True)  # not recorded: not left either
+            raise
         self.stdout.write(
             f"Exported {slug} to {path}: {manifest['rows']:,} rows in {len(manifest['members'])} tables"
             f" ({path.stat().st_size:,} bytes)."
