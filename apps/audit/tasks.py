@@ -3,7 +3,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from apps.audit.delivery import RUN_TIME_LIMIT, sink_deliver, sinks_due
+from apps.audit import delivery
+from apps.audit.delivery import RUN_TIME_LIMIT
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_checkpoint_sign
 from apps.tenants.models import Tenant
@@ -31,7 +32,7 @@ def audit_sign_heads() -> int:
 @shared_task(name="audit.deliver_sinks", ignore_result=True)
 def audit_deliver_sinks() -> int:
     """Beat: queue a delivery run for every sink with events waiting and no back-off pending."""
-    due = sinks_due()
+    due = delivery.sinks_due()
     for tenant_id, sink_id in due:
         # A copy still waiting when the next beat comes is of no use: that beat queues another.
         audit_deliver_sink.apply_async(
@@ -57,4 +58,4 @@ def audit_deliver_sink(tenant_id: int, sink_id: int) -> str:
     """Deliver one sink's pending events (a lock makes a second copy of this task return `busy`;
     with the workspace's or the platform's delivery slots all taken, it returns `deferred`)."""
     with tenant_bound_by_id(tenant_id):
-        return sink_deliver(tenant_id=tenant_id, sink_id=sink_id).status
+        return delivery.sink_deliver(tenant_id=tenant_id, sink_id=sink_id).status
