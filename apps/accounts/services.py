@@ -236,6 +236,22 @@ def _required_now(actor, permission: Permission):
     return current
 
 
+def allowed_now(actor, permission: Permission, scope: str | None = None):
+    """`actor` as it stands now (`actor_now`: re-read and held to the transaction's end), refused
+    (PermissionDenied) unless its role still allows `permission` and, a token, it holds `scope`.
+    For the consequential act a request's start must not decide: a member demoted or removed, or
+    a token revoked, while the request ran acted with what it read. Actors that are neither a
+    member nor a token (a command, a platform operator, a service) are returned as given."""
+    current = actor_now(actor)
+    if isinstance(current, User) and current.is_staff:
+        return current
+    if hasattr(current, "has_permission") and not current.has_permission(permission):
+        raise PermissionDenied(f"Your role does not allow {permission} (any more).")
+    if scope is not None and hasattr(current, "has_scope") and not current.has_scope(scope):
+        raise PermissionDenied(f"This token lacks the {scope!r} scope.")
+    return current
+
+
 def actor_now(actor):
     """The actor as it stands now, for a decision its request's start must not make: a member
     demoted or removed while their request ran (by another owner at the same moment) acted with

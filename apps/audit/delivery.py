@@ -59,6 +59,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import LockError, RedisError
 
 from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.audit.chain import time_text
 from apps.audit.export import chain_head, event_id, event_record, events_hashed_as
 from apps.audit.models import AuditEvent, AuditSink, Outcome
@@ -338,6 +339,7 @@ def audit_sink_set(
     fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
     with rls_scope(tenant.pk):
         xact_lock(f"audit.sinks:{tenant.pk}")  # one change of the workspace's sinks at a time: the cap holds
+        actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
         sink = _sink_named(tenant.pk, name, for_update=True)
         if exists is True and sink is None:
             raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)
@@ -383,6 +385,7 @@ def audit_sink_set(
 def audit_sink_delete(*, tenant: Tenant, name: str, actor: object, request: HttpRequest | None = None) -> None:
     _check_actor(actor)
     with rls_scope(tenant.pk):
+        actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
         sink = _sink_named(tenant.pk, name, for_update=True)
         if sink is None:
             raise ServiceError("sink_not_found", f"No audit sink named {name[:63]!r}.", status=404)

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_record
 from apps.billing.models import Budget, Price
@@ -222,6 +223,7 @@ def budget_set(
 ) -> Budget | None:
     """Set the workspace's (`project` "") or a project's monthly budget; with neither amount, remove
     it. The budget binds from the next model call on (apps/billing/quotas.py); audited."""
+    actor = allowed_now(actor, *BUDGETS_ACCESS)  # as they stand now, not as the request began
     errors = {}
     if not isinstance(project, str) or (project and not _PROJECT.match(project)):
         errors["project"] = ValidationError(

@@ -17,6 +17,7 @@ from apps.accounts.permissions import Permission
 from apps.catalog.models import Deployment, Document, Kind, Version
 from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import (
+    EDIT,
     agent_deploy_made,
     agent_migrate,
     document_validate,
@@ -188,7 +189,6 @@ DEPLOYMENTS = ListSpec(
 # --- views ------------------------------------------------------------------------------------
 
 _VIEW = {Kind.DOMAIN: Permission.DOMAINS_VIEW, Kind.AGENT: Permission.AGENTS_VIEW}
-_EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDIT}
 
 
 def _document(kind: str, name: str) -> Document:
@@ -241,7 +241,7 @@ def _pick(cls, method: str) -> Permission:
     permission = cls.access[method][0]
     if permission == Permission.AGENTS_DEPLOY:
         return permission
-    return _VIEW[cls.kind] if method == "GET" else _EDIT[cls.kind]
+    return _VIEW[cls.kind] if method == "GET" else EDIT[cls.kind]
 
 
 class DocumentListApi(_KindView):

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from apps.accounts.services import actor_now
+from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.audit.services import audit_record
 from apps.catalog.models import Deployment, Document, Kind, Version
 from foundry.errors import ServiceError
@@ -17,6 +18,8 @@ from foundry.manifests.loader import load as manifest_load
 from foundry.text import text_readable
 
 MAX_MESSAGE = 500
+# Who publishes (or rolls back) a document of each kind.
+EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDIT}
 
 
 class DocumentInvalid(ServiceError):
@@ -155,8 +158,8 @@ def version_publish(
     content_digest = digest(content)
     _catalog_lock()
     # The author as they stand now, their row held to the commit: an erasure of them waits for the
-    # version, then rewrites it; one committed meanwhile refuses it (PermissionDenied).
-    actor = actor_now(actor)
+    # version, then rewrites it; one committed meanwhile refuses it, as a demotion does (PermissionDenied).
+    actor = allowed_now(actor, EDIT[result.kind])
     document = _document_lock(result.kind, result.name)
     latest = document.versions.order_by("-number").first()
     # A version published before digests were taken of the stored form holds the parsed one's.
@@ -180,7 +183,7 @@ def version_publish(
 def version_rollback(*, actor, document: Document, number: int, message: str | None = None, request=None) -> Published:
     """A new version whose content equals version `number` (no-op if the latest already does)."""
     _catalog_lock()
-    actor = actor_now(actor)  # as a publish does
+    actor = allowed_now(actor, EDIT[document.kind])  # as a publish does
     document = Document.objects.select_for_update().get(pk=document.pk)
     old = version_get(document, number)
     message = _message_clean(message, f"Roll back {document.name} to v{old.number}")  # also where nothing changes
@@ -281,7 +284,7 @@ def agent_deploy_made(*, actor, document: Document, number, request=None) -> tup
     already — also when another deploy of it, at the same moment, made it first)."""
     if document.kind != Kind.AGENT:
         raise ServiceError("not_an_agent", "Only agents are deployed.")
-    actor = actor_now(actor)  # who deploys, as they stand now (the deployment names them)
+    actor = allowed_now(actor, Permission.AGENTS_DEPLOY)  # who deploys, as they stand now (the deployment names them)
     document = Document.objects.select_for_update().get(pk=document.pk)
     version = version_get(document, number)
     if document.live_id and document.live.version_id == version.pk:
@@ -343,7 +346,7 @@ def agent_migrate(*, actor, document: Document, domain_number=None, request=None
     if document.kind != Kind.AGENT:
         raise ServiceError("not_an_agent", "Only agents are migrated.")
     _catalog_lock()  # it publishes: the catalog's lock before the agent's row (_catalog_lock)
-    actor = actor_now(actor)  # as a publish does
+    actor = allowed_now(actor, Permission.AGENTS_DEPLOY)  # as a publish does
     document = Document.objects.select_for_update().get(pk=document.pk)
     if document.live is None:
         raise ServiceError("not_deployed", f"{document.name} is not deployed; deploy a version first.", status=409)

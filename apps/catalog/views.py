@@ -23,6 +23,7 @@ from apps.accounts.permissions import Permission
 from apps.catalog.models import Document, Kind, Version
 from apps.catalog.selectors import documents_listed, without_version_bodies
 from apps.catalog.services import (
+    EDIT,
     DocumentInvalid,
     agent_deploy,
     agent_migrate,
@@ -39,7 +40,6 @@ from foundry.pages import page_of
 from foundry.text import json_shown, text_shown
 
 VIEW = {Kind.DOMAIN: Permission.DOMAINS_VIEW, Kind.AGENT: Permission.AGENTS_VIEW}
-EDIT = {Kind.DOMAIN: Permission.DOMAINS_EDIT, Kind.AGENT: Permission.AGENTS_EDIT}
 PLURAL = {Kind.DOMAIN: "domains", Kind.AGENT: "agents"}
 # Longer listings are cut here: a 1 MiB document of blank lines must not become a million table rows.
 MAX_LISTED_LINES = 5000

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import SSO_RULES_LOCK, domain_spelling, email_clean, owners_hold
+from apps.accounts.services import SSO_RULES_LOCK, allowed_now, domain_spelling, email_clean, owners_hold
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
@@ -398,6 +398,8 @@ def sso_configure(
     # the checks again, on the configuration as it stands under the lock.
     discovered = sso_discover(fields["issuer"])
     config = _config_locked()
+    # The owner as they stand now (allowed_now): demoted, removed or revoked while the request ran, refused.
+    actor = allowed_now(actor, Permission.OWNERS_MANAGE)
     _configure_check(config, fields, client_secret)
     now, by = timezone.now(), str(actor)[:255]
     created = config is None
@@ -499,6 +501,7 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     """Forget the workspace's SSO configuration (ServiceError `sso_not_configured` if there is none)."""
     _check_actor(actor)
     config = _config_locked()
+    actor = allowed_now(actor, Permission.OWNERS_MANAGE)  # the owner as they stand now
     if config is None:
         raise ServiceError("sso_not_configured", "Single sign-on is not configured.", status=404)
     if not _password_owners():

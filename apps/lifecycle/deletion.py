@@ -27,6 +27,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, quote_schema_name, schema_context
 
+from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.accounts.sessions import sessions_all_end
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
@@ -116,6 +118,10 @@ def tenant_deletion_schedule(
     if not isinstance(grace, int | float) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_DAYS:
         raise ServiceError("grace_invalid", f"The grace period is 0 to {MAX_GRACE_DAYS} days.")
     tenant = _locked(tenant)
+    # An owner (an operator, a command) as they stand now, in the workspace: one demoted or
+    # removed while the request ran deletes nothing.
+    with schema_context(tenant.schema_name):
+        actor = allowed_now(actor, Permission.OWNERS_MANAGE)
     if tenant.status == Tenant.Status.DELETING:
         raise ServiceError(
             "deletion_scheduled", f"Workspace {tenant.slug} is already scheduled for deletion.", status=409

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from apps.accounts.permissions import Permission
-from apps.accounts.services import actor_now
+from apps.accounts.services import allowed_now
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.services import author_of
@@ -179,8 +179,10 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
         _export_failed(
             active, None, "export_lost", "The export stopped before it finished (its worker was lost). Start another."
         )
-    # Password hashes only for an owner as they stand now, not as their request began (actor_now).
-    export = Export.objects.create(created_by=_created_by(actor), password_hashes=_owner(actor_now(actor)))
+    # As they stand now, not as their request began: a member demoted meanwhile exports nothing,
+    # and password hashes go only to one who is an owner now.
+    current = allowed_now(actor, Permission.SETTINGS_MANAGE)
+    export = Export.objects.create(created_by=_created_by(actor), password_hashes=_owner(current))
     audit_record(action="export.started", actor=actor, target=export, request=request)
     from apps.lifecycle.tasks import export_tenant
 

@@ -26,6 +26,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from redis.exceptions import LockError, RedisError
 
 from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.billing.rls import usage_scope
@@ -104,6 +105,7 @@ def retention_policy_set(*, actor, request=None, **values) -> RetentionPolicy:
     cleaned = retention_policy_clean(values)
     retention_policy_get()  # the row exists
     policy = RetentionPolicy.objects.select_for_update().get(pk=1)
+    actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
     changes = {name: [getattr(policy, name), new] for name, new in cleaned.items() if getattr(policy, name) != new}
     if not changes:
         return policy

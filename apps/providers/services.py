@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
 from apps.accounts.permissions import Permission
+from apps.accounts.services import allowed_now
 from apps.audit.services import audit_record
 from apps.providers.encryption import (
     SecretUndecryptable,
@@ -174,6 +175,7 @@ def credential_set(
     # Even before it exists: two first saves (a retried PUT, a double-clicked form) take turns.
     xact_lock(f"providers.credential:{connection.schema_name}:{provider}")
     credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
+    actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
     _validate(provider, fields, api_key, creating=credential is None)
     if credential is not None and api_key is None:
         moved = [n for n in ("base_url", "api_version", "deployment") if getattr(credential, n) != fields[n]]
@@ -210,6 +212,7 @@ def credential_delete(*, actor: object, provider: str, request: HttpRequest | No
     _check_actor(actor)
     provider = _provider(provider)
     credential = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
+    actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
     if credential is None:
         raise ServiceError("provider_not_configured", f"No {provider} credentials are configured.", status=404)
     target = (credential._meta.label_lower, credential.pk)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from opentelemetry import trace
 
 from apps.accounts.permissions import Permission
-from apps.accounts.services import actor_now
+from apps.accounts.services import actor_now, allowed_now
 from apps.audit.services import audit_record
 from apps.billing.services import BUDGETS_ACCESS
 from apps.catalog.models import Document, Kind
@@ -141,6 +141,7 @@ def _current_trace_id() -> str:
 def run_start(*, actor, agent: Document, input: str, script: list | None = None, request=None) -> Run:
     """Start a run of the agent's live deployment; a worker picks it up once this commits."""
     with transaction.atomic():
+        actor = allowed_now(actor, Permission.RUNS_START, Scope.RUN)  # as they stand now, not as the request began
         run = run_create(agent=agent, input=input, script=script, created_by=_actor_name(actor))
         audit_record(
             action="run.start",
@@ -163,6 +164,7 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
     Asked again while its worker stops it: the same answer, and nothing changed or recorded."""
     with transaction.atomic():
         run = _run_lock(run)
+        actor = allowed_now(actor, Permission.RUNS_START, Scope.RUN)  # as they stand now, not as the request began
         if run.is_finished:
             raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
         if run.cancel_requested_at is not None:  # its sub-agents were cancelled with it

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.accounts.permissions import Role
-from apps.accounts.services import email_clean
+from apps.accounts.permissions import Permission, Role
+from apps.accounts.services import allowed_now, email_clean
 from apps.accounts.sessions import sessions_all_end
 from apps.audit.services import audit_record
 from apps.tenants.models import Domain, Plan, Tenant
@@ -435,6 +435,7 @@ def tenant_trace_content_set(
         raise ServiceError("trace_content_invalid", "trace_content is true or false.")
     with transaction.atomic():
         row = tenant_row_locked(tenant)
+        actor = allowed_now(actor, Permission.SETTINGS_MANAGE)  # as they stand now, not as the request began
         before = row.trace_content
         if before == allowed:
             return allowed

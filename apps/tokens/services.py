@@ -156,6 +156,10 @@ def _issuing_member(actor: object, role: str) -> User | None:
         return None
     if member is None:
         raise PermissionDenied("The member issuing this token is no longer in the workspace.")
+    if not member.has_permission(Permission.SETTINGS_MANAGE) or (
+        role == Role.OWNER and not member.has_permission(Permission.OWNERS_MANAGE)
+    ):
+        raise PermissionDenied(f"The issuing member's role ({member.role}) no longer allows issuing this token.")
     if role_exceeds(role, member.role):
         raise PermissionDenied(f"The issuing member's role ({member.role}) no longer allows a {role} token.")
     if workspace and not sign_in_left(member, sso_config()):
