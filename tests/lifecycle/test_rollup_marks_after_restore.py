@@ -9,16 +9,14 @@ left in UsageDay, and counts only while UsageDay holds as many (found by the res
 import io
 import json
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 
 from django.core.management import call_command
 from django.utils import timezone
 
 from apps.billing import tasks
-from apps.billing.models import UsageRecord
-from apps.billing.rls import usage_scope
 from apps.billing.rollups import usage_daily, usage_rollup
 from apps.lifecycle.backup import backup_list
+from tests.billing.test_rollups import _call
 from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
     backup_role,
     backup_role_url,
@@ -28,16 +26,6 @@ from tests.lifecycle.test_backup import (  # noqa: F401 — fixtures
     unblocked,
     workspace,
 )
-
-
-def _call(tenant, when):
-    with usage_scope(tenant.pk):
-        UsageRecord.objects.create(
-            tenant_id=tenant.pk, project="p", agent="alpha", provider="openai", model="m1",
-            input_tokens=100, output_tokens=10, cached_tokens=0, latency_ms=1.0, cost_usd=Decimal("0.25"),
-            created_at=when,
-        )  # fmt: skip
-
 
 # Run in the restored database, as the hourly beat job and its workers would run there.
 _HOURLY_JOB_IN_RESTORED_DB = """
