@@ -595,20 +595,24 @@ def backup_restore_database(
         command += ["--clean", "--if-exists"]
         _schemas_drop(backup, database)
     try:
-        with _extracted(backup, "database.dump") as dump:
-            target = ["-d", database, str(dump)]
-            if owner_role() is None:
-                _run([*command, *target], env=pg_environment(database=database), what=str(backup.path))
-            else:
-                with as_owner():
-                    _run(
-                        [*command, "--schema", "public", *target],
-                        env=pg_environment(database=database),
-                        what=str(backup.path),
-                    )
-                tenants = [*command, "--no-acl", "--exclude-schema", "public", *target]
-                _run(tenants, env=pg_environment(database=database), what=str(backup.path))
-    except BackupError:
+        try:
+            with _extracted(backup, "database.dump") as dump:
+                target = ["-d", database, str(dump)]
+                if owner_role() is None:
+                    _run([*command, *target], env=pg_environment(database=database), what=str(backup.path))
+                else:
+                    with as_owner():
+                        _run(
+                            [*command, "--schema", "public", *target],
+                            env=pg_environment(database=database),
+                            what=str(backup.path),
+                        )
+                    tenants = [*command, "--no-acl", "--exclude-schema", "public", *target]
+                    _run(tenants, env=pg_environment(database=database), what=str(backup.path))
+        except OSError as error:  # the dump not extracted (a full or unwritable temporary directory)
+            reason = error.strerror or type(error).__name__
+            raise BackupError(f"{backup.path}: its dump could not be extracted for pg_restore ({reason}).") from None
+    except BaseException:  # whatever stopped it, a database made for it is not left half restored
         if create:
             with as_owner(), connection.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(database)}")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -775,3 +776,18 @@ def test_restoring_a_workspace_whose_secrets_no_configured_key_opens_says_which(
             assert "rotate_encryption_keys" in err.getvalue()
         else:
             assert err.getvalue() == ""
+
+
+def test_a_database_restore_whose_dump_cannot_be_extracted_leaves_no_database(
+    workspace, backup_role, scratch_databases, tmp_path, monkeypatch
+):
+    """The dump is extracted to a temporary directory for pg_restore; when that fails (a full or
+    unwritable one) the restore was an OSError: a traceback, and the database it had just created
+    was left behind, empty. Now it is a BackupError, and that database is dropped again."""
+    call_command("backup", dir=tmp_path, keep=0, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, "database")
+    name = scratch_name(scratch_databases)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    with pytest.raises(CommandError, match="could not be extracted"):
+        call_command("restore", str(made), database=name, create=True, stdout=io.StringIO())
+    assert not database_exists(name)
