@@ -17,7 +17,7 @@ from django.utils import timezone
 from opentelemetry import trace
 
 from apps.accounts.permissions import Permission
-from apps.accounts.services import actor_now, allowed_now
+from apps.accounts.services import allowed_now
 from apps.audit.services import audit_record
 from apps.billing.services import BUDGETS_ACCESS
 from apps.catalog.models import Document, Kind
@@ -258,12 +258,6 @@ def _run_end(run: Run, status: str, *, reason: str, message: str, output: str | 
 DECIDE_ACCESS = (Permission.RUNS_APPROVE, Scope.RUN)
 
 
-def may_decide(actor) -> bool:
-    """Whether `actor` may approve or reject a run's pending call."""
-    permission, scope = DECIDE_ACCESS
-    return actor.has_permission(permission) and (not hasattr(actor, "has_scope") or actor.has_scope(scope))
-
-
 def may_approve_overage(actor) -> bool:
     """Whether `actor` may approve a run's overage: what setting a budget takes."""
     permission, scope = BUDGETS_ACCESS
@@ -298,11 +292,9 @@ def run_decide(
         )
     with transaction.atomic():
         run = _run_lock(run)
-        # The decider as they stand now (actor_now), not as their request read them: one removed,
-        # demoted, or whose token was revoked while this waited for the run's row decides nothing.
-        actor = actor_now(actor)
-        if not may_decide(actor):
-            raise PermissionDenied("Your role, or your token's scopes, no longer allow deciding a run's approvals.")
+        # The decider as they stand now, not as their request read them: one removed, demoted, or
+        # whose token was revoked while this waited for the run's row decides nothing.
+        actor = allowed_now(actor, *DECIDE_ACCESS)
         approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()
         if run.status != Run.Status.WAITING_APPROVAL or approval is None:
             raise ServiceError("run_not_waiting", "The run is not waiting for an approval.", status=409)
