@@ -1,15 +1,25 @@
 """The Redis transports Celery reads the broker through: kombu's own, except that an item it cannot
 read as a message envelope — not JSON, JSON that is no object, a body that is no base64 — is
-logged and dropped instead of stopping the worker. kombu reads and builds the envelope before
+logged and dropped instead of stopping the worker, and the connections a process publishes on
+are `InterruptSafe` (foundry/redis_clients.py). kombu reads and builds the envelope before
 any of Celery's code (and the signature check, foundry/celery.py) sees it, and let such an error
 end the worker's consumer: one write into the broker's Redis (a task queue's list, or the control
 channel every worker listens to) stopped one worker, or all of them
-(docs/operations/deployment.md, "Celery message signing")."""
+(docs/operations/deployment.md, "Celery message signing").
+
+A task that sends a task (a run's sub-agent, a sweep's batch) publishes on the channel's pool
+in the task's own process, where a soft time limit can cut a command off between its send and its
+read: its reply must not be read by the process's next command on that connection. The consumer's
+connections (BRPOP, the broadcast channel's subscription) are kombu's own: they live in the
+worker's main process, which no time limit interrupts, and a subscription's replies are not
+counted one per command."""
 
 import binascii
 import logging
 
 from kombu.transport import redis as kombu_redis
+
+from foundry.redis_clients import interrupt_safe
 
 logger = logging.getLogger("foundry.celery")
 
@@ -19,6 +29,12 @@ _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, bina
 
 
 class _Guarded:
+    def _connparams(self, asynchronous=False):
+        params = super()._connparams(asynchronous=asynchronous)
+        if not asynchronous:
+            params["connection_class"] = interrupt_safe(params["connection_class"])
+        return params
+
     def _brpop_read(self, **options):
         try:
             return super()._brpop_read(**options)

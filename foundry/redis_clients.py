@@ -9,9 +9,10 @@ results (kombu's `sentinel://` transport), and the platform's own (`redis_client
 limiter, health checks, worker heartbeats, a workspace's purge). `sentinel_settings` derives the
 first two from the plain URLs, in settings.py.
 
-Every client the platform makes (`redis_client`, and django-redis's through the pool classes
-below) has `InterruptSafe` connections: a command cut off by an exception (a soft time limit)
-never leaves its reply for the next command to take as its own, nor crashes the process.
+Every client the platform makes (`redis_client`, django-redis's through the pool classes below,
+and the connections Celery's broker publishes on: foundry/broker.py) has `InterruptSafe`
+connections: a command cut off by an exception (a soft time limit) never leaves its reply for the
+next command to take as its own, nor crashes the process.
 """
 
 import functools

@@ -67,6 +67,15 @@ def test_a_cut_off_command_never_answers_the_next(client):
     assert_next_command_reads_its_own_reply(clients[client]())
 
 
+def test_a_cut_off_command_on_the_brokers_channel_never_answers_the_next():
+    """The connections a task publishes its tasks on (kombu's channel's pool, in the task's own
+    process), through the platform's transport (foundry/broker.py)."""
+    from foundry.celery import app
+
+    with app.connection_for_write() as connection, connection.default_channel.conn_or_acquire() as client:
+        assert_next_command_reads_its_own_reply(client)
+
+
 @pytest.mark.parametrize("transaction", [True, False])
 def test_a_cut_off_pipeline_leaves_none_of_its_replies_to_the_next_command(transaction):
     cache = get_redis_connection("default")

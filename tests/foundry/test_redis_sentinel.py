@@ -11,10 +11,12 @@ import sys
 import time
 import uuid
 
+import kombu
 import pytest
 import redis
 from django_redis.pool import SentinelConnectionFactory
 
+from foundry.broker import GuardedSentinelTransport
 from foundry.ratelimit import Limiter, Rate, limiter_redis
 from foundry.redis_clients import redis_client, sentinel_settings, sentinels_parse
 from tests.conftest import ROOT, free_port, server_env
@@ -133,7 +135,8 @@ def test_the_platforms_clients_follow_the_master_through_a_failover(via_sentinel
 
 
 def test_a_cut_off_command_never_answers_the_next_through_the_sentinel(via_sentinel):
-    """The platform's clients and django-redis's, on the master the sentinel names: a command
+    """The platform's clients, django-redis's and the broker's channel (foundry/broker.py), on the
+    master the sentinel names: a command
     cut off between its send and its read leaves no reply for the next (foundry/redis_clients.py)."""
     assert_next_command_reads_its_own_reply(redis_client(f"{NOWHERE}/3", socket_timeout=2))
     cache = sentinel_settings(
@@ -145,6 +148,13 @@ def test_a_cut_off_command_never_answers_the_next_through_the_sentinel(via_senti
         result_url=f"{NOWHERE}/7",
     )["cache"]
     assert_next_command_reads_its_own_reply(SentinelConnectionFactory(cache["OPTIONS"]).connect(cache["LOCATION"]))
+    broker = kombu.Connection(
+        f"sentinel://127.0.0.1:{via_sentinel[2]}/7",
+        transport=GuardedSentinelTransport,
+        transport_options={"master_name": MASTER},
+    )
+    with broker, broker.default_channel.conn_or_acquire() as client:
+        assert_next_command_reads_its_own_reply(client)
 
 
 def test_the_cache_and_celery_run_through_the_sentinel(via_sentinel, django_db_setup):
