@@ -224,7 +224,8 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
     def get_userinfo(self, access_token, id_token, payload):
         """The ID token's claims, completed from the userinfo endpoint when the ID token lacks the
         email, whether it is verified, or the roles claim (OIDC Core 5.4: the email scope's claims
-        may come from userinfo alone). Userinfo never overrides."""
+        may come from userinfo alone). Userinfo never overrides, except the ID token's
+        `email_verified` when the address is userinfo's."""
         claims = dict(payload)
         wanted = ["email", "email_verified"] + ([self.config.roles_claim] if self.config.roles_claim else [])
         if all(name in claims for name in wanted) or not self.config.userinfo_endpoint:
@@ -247,6 +248,10 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
             if roles_needed:
                 raise SsoLoginFailed("idp_refused", "The identity provider's userinfo answered for another subject.")
             return claims
+        if "email" not in claims and "email" in extra:
+            # The address is userinfo's: so is the word on whether it is verified. The ID token's
+            # `email_verified`, naming no address, vouches for none (userinfo's, or nothing).
+            claims.pop("email_verified", None)
         for name, value in extra.items():
             if name == "email_verified" and "email" in claims and extra.get("email") != claims["email"]:
                 continue  # vouches for another address than the ID token's: not for this one
