@@ -317,10 +317,18 @@ def _owners_remaining_without(user: User) -> int:
     let in (`sign_in_left`: not one whose identity is at an issuer left behind, whose address is
     outside the allowed domains, or whose password single sign-on made useless)."""
     from apps.identity.models import SsoConfiguration
+
+    return owners_signing_in(SsoConfiguration.objects.first(), without=user)
+
+
+def owners_signing_in(config: object, *, without: User | None = None) -> int:
+    """The active owners (but `without`) who have joined and could sign in under the SSO settings
+    `config` (None: none; saved or not): `_owners_remaining_without`'s count."""
     from apps.identity.services import sign_in_left
 
-    owners = User.objects.filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk)
-    config = SsoConfiguration.objects.first()
+    owners = User.objects.filter(role=Role.OWNER, is_active=True)
+    if without is not None:
+        owners = owners.exclude(pk=without.pk)
     if config is None:
         return owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX).count()
     joined = owners.exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX, last_login__isnull=True)

@@ -20,7 +20,14 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
-from apps.accounts.services import SSO_RULES_LOCK, allowed_now, domain_spelling, email_clean, owners_hold
+from apps.accounts.services import (
+    SSO_RULES_LOCK,
+    allowed_now,
+    domain_spelling,
+    email_clean,
+    owners_hold,
+    owners_signing_in,
+)
 from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
@@ -266,6 +273,14 @@ PASSWORD_OWNER_REQUIRED = (
 )
 
 
+OWNER_SHUT_OUT = (
+    "No owner could sign in afterwards: the allowed domains, or requiring single sign-on, would "
+    "shut every owner who has joined out. Keep an owner's way in (their address's domain, or the "
+    "break-glass owner's password)."
+)
+SIGN_IN_FIELDS = ("issuer", "allowed_domains", "sso_required", "break_glass_email")  # what sign_in_left reads
+
+
 # --- discovery ------------------------------------------------------------------------------
 
 
@@ -454,6 +469,12 @@ def _configure_check(config: SsoConfiguration | None, fields: dict, client_secre
     if config is not None and config.issuer != fields["issuer"] and not _password_owners():
         # Members' identities are the old issuer's: at the new one they are identity_conflict.
         raise ValidationError({"issuer": _invalid("owner_password_required", PASSWORD_OWNER_REQUIRED)})
+    # Nor may the allowed domains, or requiring SSO, leave no owner who has joined a way in: only
+    # an owner may change these settings, and one who joined through SSO cannot be sent a link.
+    settings_after = SsoConfiguration(**{name: fields[name] for name in SIGN_IN_FIELDS})
+    if not owners_signing_in(settings_after):
+        field = "allowed_domains" if fields["allowed_domains"] else "sso_required"
+        raise ValidationError({field: _invalid("owner_shut_out", OWNER_SHUT_OUT)})
 
 
 def sign_in_left(member: User, config: SsoConfiguration | None) -> bool:
