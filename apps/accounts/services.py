@@ -9,7 +9,7 @@ from datetime import UTC, timedelta
 import idna
 from confusable_homoglyphs.categories import alias as script_of
 from django.conf import settings
-from django.contrib.auth import load_backend
+from django.contrib.auth import SESSION_KEY, load_backend
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,6 +26,7 @@ from django_tenants.utils import get_public_schema_name
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
+from apps.accounts.sessions import sessions_end
 from apps.audit.services import audit_record
 from apps.tokens.models import ApiToken, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
@@ -430,7 +431,9 @@ def member_remove(*, actor: User, member: User, request: HttpRequest | None = No
     owner_kept(member)
     audit_record(action="member.removed", actor=actor, target=member, data={"role": member.role}, request=request)
     token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
-    # Open sessions die with the row: the auth middleware finds no user behind them.
+    # Their sessions go with the row (the auth middleware would find no user behind them, but an
+    # SSO sign-in's keeps the provider's ID token, which names them, until it expires).
+    sessions_end(lambda data: data.get(SESSION_KEY) == str(member.pk))
     member.delete()
 
 

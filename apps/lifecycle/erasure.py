@@ -349,10 +349,13 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         if member is not None:
             _owner_erasable(standing, member, member_acting)
             owner_kept(member)
-            erased.sessions = _sessions_delete(member.pk)
             token_revoke_issued_by(actor=actor, member=member, reason=RevokedReason.ISSUER_REMOVED, request=request)
             member.delete()  # external identities go with it (cascade); tokens stay, revoked
             erased.member_removed = True
+        # Every id the person had here, not only a member's still: sessions a former member left
+        # (an SSO sign-in's keeps the provider's ID token, naming them) until they expire.
+        user_ids = {each.removeprefix("user:") for each in actor_ids if each.startswith("user:")}
+        erased.sessions = _sessions_delete(user_ids | ({str(member.pk)} if member is not None else set()))
         approvers = _approvers(by_email, by_name)
         for table in schema_tables(connection.schema_name):
             if count := _rewrite(table, by_email, by_name, tenant_id=None):
@@ -398,9 +401,9 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
     return erased
 
 
-def _sessions_delete(user_id: int) -> int:
-    """The person's open sessions."""
-    return sessions_end(lambda data: data.get(SESSION_KEY) == str(user_id))
+def _sessions_delete(user_ids: set[str]) -> int:
+    """The person's open sessions, under any of their ids."""
+    return sessions_end(lambda data: data.get(SESSION_KEY) in user_ids) if user_ids else 0
 
 
 def _login_keys_delete(tenant_id: int, email: str) -> int:
