@@ -105,8 +105,14 @@ def _glob_match(pieces: tuple[str, ...], value: str) -> bool:
     return True
 
 
+# The longest filter text a spec keeps compiled: a compiled filter takes ~50x its text (Q objects
+# and closures: ~150 KiB for 4 KB of ORs), so 1,024 of them at the most a request may send would
+# keep ~200 MiB per spec in every process. Longer ones are compiled at each use.
+MAX_CACHED_CHARS = 256
+
+
 class FilterSpec:
-    """What one resource lets clients filter on. Compiled filters are cached per spec."""
+    """What one resource lets clients filter on. Compiled filters (short ones) are cached per spec."""
 
     def __init__(
         self,
@@ -123,7 +129,16 @@ class FilterSpec:
         }
         self.functions = dict(functions or {})
         self.search_fields = search_fields
-        self.compile = lru_cache(maxsize=cache_size)(self._compile)
+        self._cached = lru_cache(maxsize=cache_size)(self._compile)
+        self.cache_info = self._cached.cache_info
+
+    def compile(self, text: str) -> CompiledFilter:
+        """`text` compiled (FilterError if it is no filter of this spec), from the cache if short."""
+        return self._cached(text) if len(text) <= MAX_CACHED_CHARS else self._compile(text)
+
+    def compile_uncached(self, text: str) -> CompiledFilter:
+        """`text` compiled and not kept: for text no one bounds in number (a model's tool call)."""
+        return self._compile(text)
 
     def describe(self) -> str:
         return ", ".join(f"{name} ({f.type_name})" for name, f in sorted(self.fields.items()))

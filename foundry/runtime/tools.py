@@ -193,7 +193,9 @@ class Toolbox:
             )
         if text:
             try:
-                self.rules.filters[entity_name].compile(text)
+                # Checked, not kept: the rule book is shared by every run of the same DIS in the
+                # process, and a model may send any number of filters.
+                self.rules.filters[entity_name].compile_uncached(text)
             except FilterError as exc:
                 where = f" at position {exc.position}" if exc.position is not None else ""
                 raise ToolError("dis_filter_invalid", f"The filter is not valid{where}: {exc.message}") from None
