@@ -34,6 +34,13 @@ REDACTED = "[redacted]"
 MASK = "apps.audit.history.history_mask"
 
 
+def history_subject(value: str) -> str:
+    """A member's subject at their identity provider in a history entry: its keyed digest."""
+    from apps.audit.services import subject_digest
+
+    return value if value in ("", "None") else subject_digest(value)
+
+
 def history_mask(value: str) -> str:
     """A secret's value in a history entry: whether there is one, never what it is."""
     return value if value in ("", "None") else REDACTED
@@ -96,7 +103,7 @@ def history_register() -> None:
     # prices, audit sinks (their configuration, not their delivery progress) and the links of
     # members to their identity provider's subjects.
     auditlog.register(SsoConfiguration, mask_fields=["client_secret_encrypted"], mask_callable=MASK)
-    auditlog.register(ExternalIdentity)
+    auditlog.register(ExternalIdentity, mask_fields=["subject"], mask_callable="apps.audit.history.history_subject")
     auditlog.register(Budget)
     auditlog.register(RetentionPolicy)
     auditlog.register(Plan)

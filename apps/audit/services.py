@@ -95,6 +95,14 @@ def target_of(value: Any) -> tuple[str, str]:
     return "", str(value)
 
 
+def subject_digest(subject: str) -> str:
+    """An identity provider's subject for a member as a keyed, non-reversible id: the trail and
+    the model history outlive an erasure, and a subject names the person at their provider (some
+    providers' subject is the email address)."""
+    key = hashlib.sha256(b"foundry-audit-subject:" + settings.SECRET_KEY.encode()).digest()
+    return "sub:" + hmac.new(key, subject.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
 def login_name_digest(name: str) -> str:
     """A typed login name as a keyed, non-reversible id (failed logins of unknown accounts)."""
     key = hashlib.sha256(b"foundry-audit-login:" + settings.SECRET_KEY.encode()).digest()

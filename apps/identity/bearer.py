@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from apps.accounts.models import User
 from apps.accounts.permissions import Role, role_exceeds
 from apps.audit.models import Outcome
-from apps.audit.services import audit_first_in_window, audit_record
+from apps.audit.services import audit_first_in_window, audit_record, subject_digest
 from apps.identity.login import claim_values, mapped_role, member_demoted_by_token
 from apps.identity.models import ExternalIdentity
 from apps.identity.oidc import sso_config_recent
@@ -73,6 +73,7 @@ def bearer_authenticate(
         return _authenticate(raw, audience, resource, request)
     except TokenInvalid as exc:
         subject = _unverified_subject(raw) if exc.code in _SIGNED_REFUSALS else ""
+        subject = subject and subject_digest(subject)  # the trail outlives an erasure: not the subject itself
         if exc.code in _SIGNED_REFUSALS and audit_first_in_window(f"jwt:{subject}:{exc.code}", request):
             audit_record(
                 action="auth.token.rejected",

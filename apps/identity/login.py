@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.permissions import Role, role_exceeds
 from apps.accounts.services import SSO_EMAIL_LOCK, email_clean
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, subject_digest
 from apps.identity.models import ExternalIdentity, SsoConfiguration
 from apps.identity.verify import claim_text_plain
 from apps.tokens.models import RevokedReason
@@ -238,7 +238,7 @@ def _link_or_create(config, claims: dict, email: str, role: str | None, request)
         action="identity.linked",
         actor=user,
         target=user,
-        data={"issuer": config.issuer, "subject": claims["sub"]},
+        data={"issuer": config.issuer, "subject": subject_digest(claims["sub"])},
         request=request,
     )
     return identity

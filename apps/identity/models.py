@@ -69,4 +69,5 @@ class ExternalIdentity(models.Model):
         constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="identity_external_unique")]
 
     def __str__(self) -> str:
-        return f"{self.subject} at {self.issuer}"
+        # Not the subject: this is the history's object_repr, and a subject names the person.
+        return f"identity {self.pk} at {self.issuer}"
