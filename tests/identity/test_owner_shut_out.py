@@ -8,28 +8,25 @@ identities review."""
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Role
 from apps.accounts.services import member_remove
-from apps.identity.models import ExternalIdentity, SsoConfiguration
+from apps.identity.models import SsoConfiguration
 from apps.identity.services import sign_in_left
 from tests.identity.conftest import configure, stored
+from tests.identity.test_owner_lockout import _sso_only_owner
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 def _only_owner_joined_through_sso(acme, idp) -> User:
+    owner = _sso_only_owner(acme, idp)
     with schema_context(acme.schema_name):
-        owner = User.objects.create_user("sso-owner@acme.test", None, role=Role.OWNER)
-        owner.last_login = timezone.now()
-        owner.save(update_fields=["last_login"])
-        ExternalIdentity.objects.create(issuer=idp.issuer, subject="sub-sso-owner", user=owner, email=owner.email)
         member_remove(actor=owner, member=User.objects.get(email="owner@acme.test"))  # the password owner
         assert list(User.objects.filter(role=Role.OWNER).values_list("email", flat=True)) == [owner.email]
-        return owner
+    return owner
 
 
 def test_allowed_domains_that_shut_out_every_owner_are_refused(acme, idp):

@@ -19,7 +19,8 @@ from apps.lifecycle.erasure import member_erase
 from tests.lifecycle.test_erasure import traces_of
 
 
-def _sso(tenant) -> SsoConfiguration:
+def sso_configured() -> SsoConfiguration:
+    """SSO settings saved as they stand after discovery (no provider asked), with JIT users."""
     now = timezone.now()
     return SsoConfiguration.objects.create(
         issuer="https://idp.example.com",
@@ -38,7 +39,7 @@ def _sso(tenant) -> SsoConfiguration:
 def test_erasure_leaves_no_trace_of_the_persons_identity_provider_subject(acme):
     email, subject = f"pat@{acme.slug}.test", "idp-subject-pat-4711"
     with schema_context(acme.schema_name):
-        config = _sso(acme)
+        config = sso_configured()
         pat = sso_login_resolve(config, {"sub": subject, "email": email, "email_verified": True, "name": "Pat Q"})
         audit_record(action="auth.login", actor=pat, data={"method": "sso"})
     assert traces_of(acme, subject), "test setup: the sign-in recorded the subject"
@@ -50,7 +51,7 @@ def test_erasure_leaves_no_trace_of_the_persons_identity_provider_subject(acme):
 def test_erasure_leaves_no_email_when_the_identity_providers_subject_is_the_email(acme):
     email = f"pat@{acme.slug}.test"
     with schema_context(acme.schema_name):
-        config = _sso(acme)
+        config = sso_configured()
         pat = sso_login_resolve(config, {"sub": email, "email": email, "email_verified": True, "name": "Pat Q"})
         audit_record(action="auth.login", actor=pat, data={"method": "sso"})
     with schema_context(acme.schema_name):

@@ -83,28 +83,15 @@ def test_erasure_erases_the_name_where_an_api_tokens_actor_row_holds_it(acme):
 def test_erasure_replaces_a_name_the_person_went_by_before_an_sso_sign_in_renamed_them(acme):
     """A name the person went by before an SSO sign-in renamed them (kept in the model history)
     is replaced too."""
-    from django.utils import timezone
 
     from apps.identity.login import sso_login_resolve
-    from apps.identity.models import SsoConfiguration
     from tests.lifecycle.test_erasure import traces_of
+    from tests.lifecycle.test_erasure_idp_subject import sso_configured
 
     tenant = acme
     email = f"pat@{tenant.slug}.test"
     with schema_context(tenant.schema_name):
-        now = timezone.now()
-        config = SsoConfiguration.objects.create(
-            issuer="https://idp.example.com",
-            client_id="foundry",
-            client_secret_encrypted="x",
-            authorization_endpoint="https://idp.example.com/auth",
-            token_endpoint="https://idp.example.com/token",
-            jwks_uri="https://idp.example.com/jwks",
-            signing_algs=["RS256"],
-            discovered_at=now,
-            updated_at=now,
-            jit_enabled=True,
-        )
+        config = sso_configured()
         claims = {"sub": "pat-1", "email": email, "email_verified": True}
         pat = sso_login_resolve(config, {**claims, "name": "Patricia Smith"})
         audit_record(action="auth.login", actor=pat, data={"method": "sso"})
