@@ -37,6 +37,7 @@ _SIGNED_REFUSALS = {
     "token_client_invalid",
     "token_tenant_invalid",
     "token_lifetime_invalid",
+    "token_not_access",  # an ID token (a verified one) offered as an access token
     "identity_unknown",
     "user_inactive",
     "email_domain_refused",

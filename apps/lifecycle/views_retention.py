@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts.access import require_permission
+from apps.accounts.access import access_denied_record, require_permission
 from apps.accounts.permissions import Permission
 from apps.lifecycle.forms_retention import LABELS, RetentionPolicyForm
 from apps.lifecycle.retention import (
@@ -52,7 +52,8 @@ def retention_view(request: HttpRequest) -> HttpResponse:
             retention_policy_set(actor=request.user, request=request, **form.values())
         except ValidationError as e:
             form_errors_add(form, e)
-        except PermissionDenied as e:  # an admin lifting a legal hold
+        except PermissionDenied as e:  # an admin lifting a legal hold: refused, recorded as any refusal is
+            access_denied_record(request, request.user, reason=str(e)[:200])
             form.add_error("audit_legal_hold", str(e))
             return _page(request, form, status=403)
         else:
