@@ -263,6 +263,14 @@ class _Sweep:
         # The runs a dry run would have deleted: the kinds after it skip them, as a real pass would.
         self.doomed: set = set()
 
+    def _cutoff(self, kind: str, before: datetime | None) -> datetime | None:
+        """`before`, or later the policy as it is now (re-read before each batch): a longer period
+        saved while the pass runs applies from the next batch; None once the kind is kept for ever."""
+        days = RetentionPolicy.objects.values_list(f"{kind}_days", flat=True).get(pk=1)
+        if before is None or days is None:
+            return None
+        return min(before, self.now - timedelta(days=days))
+
     # --- runs -----------------------------------------------------------------------------------
     def runs(self, before: datetime) -> int:
         deleted = 0
@@ -286,14 +294,14 @@ class _Sweep:
         """Trees of runs that may go, each a list of run ids, grouped so that a group holds about
         `batch_size` rows with its steps (one transaction each)."""
         after = None
-        while True:
+        while (before := self._cutoff("runs", before)) is not None:
             with connection.cursor() as cursor:
                 cursor.execute(_ROOTS, [FINISHED, before, after, after, self.batch_size])
                 roots = [row[0] for row in cursor.fetchall()]
                 if not roots:
                     return
                 after = roots[-1]
-                cursor.execute(_TREES, [roots, FINISHED])
+                cursor.execute(_TREES, [roots, FINISHED, before])
                 trees: dict = {}
                 for run_id, root, finished, steps in cursor.fetchall():
                     trees.setdefault(root, []).append((run_id, finished, steps))
@@ -302,7 +310,7 @@ class _Sweep:
             for root in roots:
                 tree = trees.get(root, [])
                 if not all(finished for _, finished, _ in tree):
-                    continue  # a run of it is still going: the whole tree stays
+                    continue  # a run of it is still going, or ended within the period: the whole tree stays
                 group.append([run_id for run_id, _, _ in tree])
                 weight += sum(1 + steps for _, _, steps in tree)
                 if weight >= self.batch_size:
@@ -311,12 +319,13 @@ class _Sweep:
             if group:
                 yield group
 
-    def _finished_runs(self, before: datetime, runs: QuerySet) -> Iterator[list]:
-        """Ids of `runs` that finished before `before`, in batches (by id)."""
-        runs = runs.filter(status__in=FINISHED, finished_at__lt=before).order_by("pk")
+    def _finished_runs(self, kind: str, before: datetime, runs: QuerySet) -> Iterator[list]:
+        """Ids of `runs` that finished before `before` (or `kind`'s period as it is now), in batches (by id)."""
+        runs = runs.filter(status__in=FINISHED).order_by("pk")
         after = None
-        while True:
-            page = runs.filter(pk__gt=after) if after is not None else runs
+        while (before := self._cutoff(kind, before)) is not None:
+            page = runs.filter(finished_at__lt=before)
+            page = page.filter(pk__gt=after) if after is not None else page
             ids = list(page.values_list("pk", flat=True)[: self.batch_size])
             if not ids:
                 return
@@ -328,7 +337,7 @@ class _Sweep:
     # --- checkpoints ----------------------------------------------------------------------------
     def checkpoints(self, before: datetime) -> int:
         pruned = 0
-        for ids in self._finished_runs(before, Run.objects.all()):
+        for ids in self._finished_runs("checkpoints", before, Run.objects.all()):
             for thread_id, count in self.saver.threads_with_history([str(run_id) for run_id in ids]).items():
                 if self.dry_run:
                     pruned += count - 1
@@ -339,14 +348,15 @@ class _Sweep:
     # --- traces ---------------------------------------------------------------------------------
     def traces(self, before: datetime) -> int:
         if self.dry_run:
-            return sum(len(ids) for ids in self._finished_runs(before, Run.objects.exclude(trace_id="")))
+            return sum(len(ids) for ids in self._finished_runs("traces", before, Run.objects.exclude(trace_id="")))
         cleared = 0
-        while True:
+        while (before := self._cutoff("traces", before)) is not None:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(_TRACES_CLEAR, [FINISHED, before, self.batch_size])
                 cleared += cursor.rowcount
                 if cursor.rowcount < self.batch_size:
-                    return cleared
+                    break
+        return cleared
 
     # --- usage detail ---------------------------------------------------------------------------
     def usage_detail(self, before: datetime) -> int:
@@ -366,19 +376,27 @@ class _Sweep:
                 cursor.execute(_USAGE_COUNT, [tenant_id, before, days])
                 return cursor.fetchone()[0]
         deleted = 0
-        while True:
+        while (later := self._cutoff("usage_detail", before)) is not None:
+            before = min(before, day_bounds(later.astimezone(UTC).date())[0])  # whole days, as above
             with erasing(), usage_scope(tenant_id), connection.cursor() as cursor:
                 cursor.execute(_USAGE_DELETE, [tenant_id, before, days, self.batch_size])
                 deleted += cursor.rowcount
                 if cursor.rowcount < self.batch_size:
-                    return deleted
+                    break
+        return deleted
 
     # --- exports --------------------------------------------------------------------------------
     def exports(self, before: datetime) -> int:
-        old = Export.objects.filter(created_at__lt=before)
         if self.dry_run:
-            return old.count()
-        return exports_delete(old, batch_size=self.batch_size)
+            return Export.objects.filter(created_at__lt=before).count()
+        deleted = 0
+        while (before := self._cutoff("exports", before)) is not None:
+            batch = Export.objects.filter(created_at__lt=before).order_by("pk").values_list("pk", flat=True)
+            batch = list(batch[: self.batch_size])
+            if not batch:
+                break
+            deleted += exports_delete(Export.objects.filter(pk__in=batch), batch_size=self.batch_size)
+        return deleted
 
     # --- audit ----------------------------------------------------------------------------------
     def audit(self, before: datetime) -> int | None:
@@ -409,14 +427,16 @@ SELECT id FROM runs_run
  ORDER BY id LIMIT %s
 """
 
-# Every run of those trees: (id, root, finished, steps).
+# Every run of those trees: (id, root, finished before the cut-off, steps). A sub-agent's run may
+# end long after its parent (it waited for an approval): the tree goes once its last run is old.
 _TREES = """
 WITH RECURSIVE tree AS (
     SELECT id, id AS root FROM runs_run WHERE id = ANY(%s)
     UNION ALL
     SELECT child.id, tree.root FROM runs_run child JOIN tree ON child.parent_id = tree.id
 )
-SELECT tree.id, tree.root, run.status = ANY(%s), run.step_count FROM tree JOIN runs_run run ON run.id = tree.id
+SELECT tree.id, tree.root, run.status = ANY(%s) AND run.finished_at < %s, run.step_count
+  FROM tree JOIN runs_run run ON run.id = tree.id
 """
 
 # One statement: the foreign keys are checked after all of it (at commit: they are deferred).
