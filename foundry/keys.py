@@ -33,3 +33,26 @@ def key_pairs(setting: str, values) -> list[tuple[str, bytes]]:
             f"{setting}: key id {', '.join(repeated)} is listed twice; give each key an id of its own."
         )
     return pairs
+
+
+AUDIT_KEY_ID_MAX = 64  # AuditCheckpoint.key_id
+
+
+def audit_key_pairs(signing: list, public: list) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """FOUNDRY_AUDIT_SIGNING_KEYS and FOUNDRY_AUDIT_PUBLIC_KEYS read together: each entry a key,
+    every id once across both (a rotation that kept the id would sign with one key and verify with
+    another) and short enough for a checkpoint to name it. Checked when settings load: a setting
+    that cannot sign would otherwise leave every chain head unsigned, found at the first signing."""
+    signing_pairs = key_pairs("FOUNDRY_AUDIT_SIGNING_KEYS", signing)
+    public_pairs = key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public)
+    ids = [key_id for key_id, _ in signing_pairs + public_pairs]
+    repeated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+    if repeated:
+        raise ImproperlyConfigured(
+            f"FOUNDRY_AUDIT_SIGNING_KEYS / FOUNDRY_AUDIT_PUBLIC_KEYS: key id {', '.join(repeated)} is listed twice;"
+            " give each key an id of its own."
+        )
+    too_long = [key_id for key_id in ids if len(key_id) > AUDIT_KEY_ID_MAX]
+    if too_long:
+        raise ImproperlyConfigured(f"Audit key ids are at most {AUDIT_KEY_ID_MAX} characters: {too_long[0][:80]!r}.")
+    return signing_pairs, public_pairs

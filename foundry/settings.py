@@ -22,7 +22,7 @@ from celery.schedules import crontab
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
-from foundry.keys import key_pairs
+from foundry.keys import audit_key_pairs, key_pairs
 from foundry.metrics_fold import metrics_directory
 from foundry.ratelimit import Rate
 from foundry.redis_clients import db_and_password, sentinel_settings, sentinels_parse
@@ -450,8 +450,7 @@ if FOUNDRY_PROVIDER_TIMEOUT_SECONDS <= 0 or not 0 <= FOUNDRY_PROVIDER_MAX_RETRIE
 FOUNDRY_AUDIT_SIGNING_KEYS = env.list("FOUNDRY_AUDIT_SIGNING_KEYS", default=[])
 FOUNDRY_AUDIT_PUBLIC_KEYS = env.list("FOUNDRY_AUDIT_PUBLIC_KEYS", default=[])
 # Checked now (foundry/keys.py): a mistyped key would otherwise leave every chain head unsigned.
-key_pairs("FOUNDRY_AUDIT_SIGNING_KEYS", FOUNDRY_AUDIT_SIGNING_KEYS)
-key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", FOUNDRY_AUDIT_PUBLIC_KEYS)
+audit_key_pairs(FOUNDRY_AUDIT_SIGNING_KEYS, FOUNDRY_AUDIT_PUBLIC_KEYS)
 
 # Service tokens (apps/identity/service_tokens.py): Ed25519 seeds `key_id:<base64>`, the first
 # signs; every one is published at /.well-known/jwks.json. The issuer names this platform.

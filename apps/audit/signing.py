@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.audit.chain import checkpoint_message
 from foundry.errors import ServiceError
-from foundry.keys import key_pairs
+from foundry.keys import AUDIT_KEY_ID_MAX, audit_key_pairs
 
 
 @dataclass(frozen=True)
@@ -33,33 +33,21 @@ class SigningKey:
         return base64.b64encode(self.private.sign(message)).decode("ascii")
 
 
-KEY_ID_MAX = 64  # AuditCheckpoint.key_id
+KEY_ID_MAX = AUDIT_KEY_ID_MAX
 
 
 @lru_cache(maxsize=4)
 def _keys(private: tuple[str, ...], public: tuple[str, ...], secret: str, debug: bool):
-    signing = [
-        SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(raw))
-        for key_id, raw in key_pairs("FOUNDRY_AUDIT_SIGNING_KEYS", private)
-    ]
+    signing_pairs, public_pairs = audit_key_pairs(list(private), list(public))
+    signing = [SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(raw)) for key_id, raw in signing_pairs]
     if not signing and debug:
         # Development only: derived from the secret key, so checkpoints verify across restarts.
         seed = hashlib.sha256(b"foundry-audit-signing:" + secret.encode()).digest()
         key_id = "dev-" + hashlib.sha256(seed).hexdigest()[:8]
         signing = [SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(seed))]
+        if any(public_id == key_id for public_id, _ in public_pairs):
+            raise ImproperlyConfigured(f"FOUNDRY_AUDIT_PUBLIC_KEYS: key id {key_id} is the development key's.")
     verifying = {key.key_id: key.private.public_key() for key in signing}
-    public_pairs = key_pairs("FOUNDRY_AUDIT_PUBLIC_KEYS", public)
-    ids = [key.key_id for key in signing] + [key_id for key_id, _ in public_pairs]
-    # One id, one key: a rotation that kept the id would sign with one key and verify with another.
-    repeated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
-    if repeated:
-        raise ImproperlyConfigured(
-            f"FOUNDRY_AUDIT_SIGNING_KEYS / FOUNDRY_AUDIT_PUBLIC_KEYS: key id {', '.join(repeated)} is listed twice;"
-            " give each key an id of its own."
-        )
-    too_long = [key_id for key_id in ids if len(key_id) > KEY_ID_MAX]
-    if too_long:
-        raise ImproperlyConfigured(f"Audit key ids are at most {KEY_ID_MAX} characters: {too_long[0][:80]!r}.")
     for key_id, raw in public_pairs:
         verifying[key_id] = Ed25519PublicKey.from_public_bytes(raw)
     return signing, verifying
