@@ -78,9 +78,21 @@ def _shared(command):
 
 def _settings(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> Settings:
     outer = ctx.find_root().params
-    url = url or outer.get("url") or os.environ.get(URL_ENV) or None
-    token = token or outer.get("token") or os.environ.get(TOKEN_ENV) or None
+    url = _given("--url", url, outer.get("url")) or os.environ.get(URL_ENV) or None
+    token = _given("--token", token, outer.get("token")) or os.environ.get(TOKEN_ENV) or None
     return Settings(url, token, Output(as_json or bool(outer.get("as_json"))))
+
+
+def _given(option: str, value: str | None, outer: str | None) -> str | None:
+    """The option's value, after the command name or before it. Given empty (an unset variable:
+    `--url "$STAGING_URL"`), refused: it must not fall back to FOUNDRY_URL / FOUNDRY_TOKEN, whose
+    server (or token, sent to the server given) is another's."""
+    for given in (value, outer):
+        if given is not None and not given.strip():
+            raise click.BadParameter(
+                "Empty (an unset variable?): give a value, or leave the option out.", param_hint=f"'{option}'"
+            )
+    return value or outer
 
 
 class _Command(click.Command):
@@ -179,6 +191,12 @@ def deploy(ctx, paths, message, url, token, as_json) -> int:
     Everything is validated locally first; nothing is sent if a file has problems.
     """
     settings = _settings(ctx, url, token, as_json)
+    try:
+        (message or "").encode("utf-8")
+    except UnicodeEncodeError:  # a byte of another encoding (`-m "$(git log -1 --format=%s)"`, Latin-1)
+        raise click.BadParameter(
+            "Not UTF-8 text: give the message in UTF-8.", param_hint="'-m' / '--message'"
+        ) from None
     client = settings.client("Deploying")
     return deploy_documents(list(paths), message, settings.out, client)
 

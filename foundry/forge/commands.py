@@ -353,7 +353,8 @@ def run_manifest_tests(
     out: Output,
     connect: Callable[[], Client] | None,
 ) -> int:
-    result = validate(read(manifest).content, manifest)
+    content = read(manifest).content  # once: a pipe (`forge test /dev/stdin`) is read only once
+    result = validate(content, manifest)
     if result.kind == "domain":
         raise ForgeError("not_an_agent", f"{manifest} is a domain; forge test runs an agent manifest's tests.")
     pin = pin_of(result) if result.kind == "agent" else None
@@ -367,7 +368,7 @@ def run_manifest_tests(
         domain_data, domain_from = domain.data, domain.file
     else:
         domain_data, domain_from = domain
-    result = validate(read(manifest).content, manifest, domains=resolve_by_name({pin[0]: domain_data}))
+    result = validate(content, manifest, domains=resolve_by_name({pin[0]: domain_data}))
     if not result.ok:
         return _invalid(result.problems, out)
     selected = _selected_tests(result, names)
@@ -405,12 +406,14 @@ def _pinned_domain(manifest: str, pin: tuple[str, int], domain_files: list[str],
     """The pinned DIS: among --domain files, else ../domains/<name>.yaml, else from the server."""
     name, number = pin
     candidates = domain_files or [p for p in [domain_near(manifest, name)] if p]
+    beside = ""  # the file where the domain is looked for, when it holds another document
     for path in candidates:
         found = validate(read(path).content, path)
         if found.kind == "domain" and found.name == name:
             return found
         if found.kind is None:  # it does not load: which domain it is cannot be told; its problems are said
             return found
+        beside = f"{path} is {found.kind} {found.name!r}, not domain {name!r}"
     if domain_files:
         raise ForgeError("domain_not_found", f"None of the --domain files is the domain {name!r} {manifest} pins.")
     if connect is not None:
@@ -429,6 +432,12 @@ def _pinned_domain(manifest: str, pin: tuple[str, int], domain_files: list[str],
             if found is None or not found.ok or found.kind != "domain" or found.name != name:
                 raise ForgeError("unexpected_response", f"{label} is not a valid domain {name!r}.")
             return found.data, label
+    if beside:
+        raise ForgeError(
+            "domain_not_found",
+            f"{manifest} pins domain {name!r} v{number} and {beside}: give --domain FILE, "
+            "or fetch it from a server with --url and --token.",
+        )
     raise ForgeError(
         "domain_not_found",
         f"{manifest} pins domain {name!r} v{number}: give --domain FILE, put it at ../domains/{name}.yaml, "
