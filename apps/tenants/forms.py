@@ -48,12 +48,18 @@ class WholeNumberField(forms.CharField):
 
 
 class TenantLimitsForm(forms.Form):
-    """A tenant's overrides, one field per limit; empty: the plan's value."""
+    """A tenant's overrides, one field per limit; empty: the plan's value. A save changes only the
+    fields its user changed on the page (each carries the value it was shown with): a page opened
+    before another operator's change, or a post without a field, does not undo that override."""
 
-    requests_per_second = WholeNumberField(label=LIMIT_LABELS["requests_per_second"])
-    burst = WholeNumberField(label=LIMIT_LABELS["burst"])
-    concurrent_runs = WholeNumberField(label=LIMIT_LABELS["concurrent_runs"])
-    monthly_tokens = WholeNumberField(label=LIMIT_LABELS["monthly_tokens"])
+    requests_per_second = WholeNumberField(label=LIMIT_LABELS["requests_per_second"], show_hidden_initial=True)
+    burst = WholeNumberField(label=LIMIT_LABELS["burst"], show_hidden_initial=True)
+    concurrent_runs = WholeNumberField(label=LIMIT_LABELS["concurrent_runs"], show_hidden_initial=True)
+    monthly_tokens = WholeNumberField(label=LIMIT_LABELS["monthly_tokens"], show_hidden_initial=True)
+
+    def changes(self) -> dict:
+        """The overrides changed on the page, for `tenant_limits_set`."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}
 
 
 class PlanUpdateForm(forms.Form):

@@ -171,7 +171,7 @@ def tenant_limits_view(request: HttpRequest, slug: str) -> HttpResponse:
     form = TenantLimitsForm(request.POST)
     if form.is_valid():
         try:
-            tenant_limits_set(tenant=tenant, overrides=form.cleaned_data, actor=request.user, request=request)
+            tenant_limits_set(tenant=tenant, overrides=form.changes(), actor=request.user, request=request)
         except ServiceError as e:
             if e.code == "tenant_not_found":  # purged by another operator meanwhile
                 return error_response(request, status=404, code=e.code, message=e.message)
