@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.audit.chain import checkpoint_message, details_text, time_text
+from apps.audit.chain import checkpoint_message, details_text, event_hash, time_text
 from apps.audit.models import (
     PLATFORM,
     AuditActor,
@@ -37,7 +37,7 @@ from apps.audit.models import (
 )
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_chain_base
-from apps.audit.signing import signing_key
+from apps.audit.signing import checkpoint_signed, signing_key
 from foundry.db.columns import columns_of
 from foundry.request_context import current_request_id
 
@@ -228,6 +228,13 @@ def audit_actor_erase(
     return bool(erased)
 
 
+# An event's fields its hash covers, besides its chain's id and its sequence number (chain.event_hash).
+HASHED = (
+    "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id", "outcome", "ip", "user_agent",
+    "request_id", "details", "prev_hash",
+)  # fmt: skip
+
+
 def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
     """Sign the chain's head with the platform's current key (None: nothing new to sign).
 
@@ -251,22 +258,44 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         head = next(iter(head), None)
         if head is None or head.seq == 0:
             return None
-        signed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).first()
-        if signed is not None:
-            _checkpoint_file_append(signed)
-            return None
-        event = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values_list("hash", "occurred_at").first()
-        stored = event[0] if event else None
+        event = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values(*HASHED, "hash").first()
+        stored = event["hash"] if event else None
         if stored is None or stored != head.hash:
             logger.error("audit chain %s: its head (#%s) is not its stored event; not signed", tenant_id, head.seq)
+            return None
+        hash_id = audit_chain_base(tenant_id).hash_tenant_id
+        # Hashed under that id, too: the base is the app role's to write, and one naming another
+        # chain's id had the platform sign this chain's event as that chain's (which the other
+        # chain's base, naming this one in `signed_as`, then took for its own).
+        if event_hash(tenant_id=hash_id, seq=head.seq, **{name: event[name] for name in HASHED}) != stored:
+            logger.error(
+                "audit chain %s: #%s is not hashed as chain %s, its base says; not signed", tenant_id, head.seq, hash_id
+            )
+            return None
+        signed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).first()
+        if signed is not None:
+            # Signed already — if by the platform, of this event: the app role may insert
+            # checkpoints, and a row of its making is neither taken for a signature nor copied to
+            # the file kept outside the database. The head is signed once the chain moves on.
+            if signed.hash == stored and checkpoint_signed(
+                {**checkpoint_dict(signed), "signed_at": signed.signed_at}, chain_ids={tenant_id}, hash_id=hash_id
+            ):
+                _checkpoint_file_append(signed)
+            else:
+                logger.error(
+                    "audit chain %s: the checkpoint of #%s under key %s is not the platform's signature of that"
+                    " event (inserted by hand?); not signed, not written to the checkpoint file",
+                    tenant_id,
+                    head.seq,
+                    key.key_id,
+                )
             return None
         # The database's clock, which dates the events, not this process's (a host whose clock
         # runs behind would date a checkpoint before the event it vouches for), and never
         # before that event (the chain's times never go back, even if the server's clock is set back).
         with connection.cursor() as cursor:
-            cursor.execute("SELECT greatest(clock_timestamp(), %s)", [event[1]])
+            cursor.execute("SELECT greatest(clock_timestamp(), %s)", [event["occurred_at"]])
             signed_at = cursor.fetchone()[0]
-        hash_id = audit_chain_base(tenant_id).hash_tenant_id
         message = checkpoint_message(
             chain_id=tenant_id, tenant_id=hash_id, seq=head.seq, hash=stored, signed_at=signed_at
         )

@@ -70,6 +70,9 @@ def test_a_chain_hashed_as_another_gets_no_signature_that_chain_accepts(chain, r
         conn.execute("SELECT set_config('foundry.tenant_id', %s, false)", [str(chain)])
         conn.execute(REPOINTED[row], {"chain": chain, "victim": victim})
     checkpoint = committed(audit_checkpoint_sign, chain)
+    if row == "base":  # its events are not hashed under the id its base names: nothing is signed
+        assert checkpoint is None  # (tests/audit/test_checkpoint_forgeries.py)
+        return
     assert checkpoint is not None
     with rls_scope(victim):
         victims = AuditEvent.objects.filter(tenant_id=victim, seq=checkpoint.seq).values_list("hash", flat=True).get()
