@@ -70,6 +70,7 @@ from apps.providers.encryption import (
     secret_decrypt,
     secret_encrypt,
     secret_is_current,
+    secret_place,
     secret_rotate,
 )
 from apps.tenants import limits
@@ -303,17 +304,22 @@ def audit_sink_get(tenant_id: int, name: str) -> AuditSink:
     return sink
 
 
+def sink_secret_place(sink: AuditSink) -> str:
+    """A sink's secret opens only in its row: this workspace's sink of this name."""
+    return secret_place(AuditSink._meta.db_table, f"{sink.tenant_id}/{sink.name}", schema="public")
+
+
 def sink_secrets_rotate(tenant_id: int) -> tuple[int, int, list[str]]:
     """Re-encrypt the workspace's webhook sink secrets under the first FOUNDRY_ENCRYPTION_KEYS key
     (idempotent; `rotate_encryption_keys`): (re-encrypted, already current, names undecryptable)."""
     rotated, current, undecryptable = 0, 0, []
     with transaction.atomic(), rls_scope(tenant_id):
         for sink in AuditSink.objects.select_for_update().filter(tenant_id=tenant_id).exclude(secret_encrypted=""):
-            if secret_is_current(sink.secret_encrypted):
+            if secret_is_current(sink.secret_encrypted, place=sink_secret_place(sink)):
                 current += 1
                 continue
             try:
-                sink.secret_encrypted = secret_rotate(sink.secret_encrypted)
+                sink.secret_encrypted = secret_rotate(sink.secret_encrypted, place=sink_secret_place(sink))
             except SecretUndecryptable:
                 undecryptable.append(f"sink {sink.name}")
                 continue
@@ -362,7 +368,7 @@ def audit_sink_set(
         if syslog or fields.secret == "":
             sink.secret_encrypted = ""
         elif fields.secret:
-            sink.secret_encrypted = secret_encrypt(fields.secret)
+            sink.secret_encrypted = secret_encrypt(fields.secret, place=sink_secret_place(sink))
         if fields.cursor is not None:
             sink.cursor = fields.cursor
         sink.failures, sink.next_attempt_at, sink.last_error_code, sink.last_error = 0, None, "", ""
@@ -558,7 +564,9 @@ def webhook_send(sink: AuditSink, body: bytes, policy: NetworkPolicy, *, timeout
         raise DeliveryError(_FETCH_CODES.get(exc.code, "webhook_failed"), exc.message) from None
     headers = {"Host": hop.host_header, "User-Agent": USER_AGENT, "Content-Type": "application/json"}
     if sink.secret_encrypted:
-        headers[SIGNATURE_HEADER] = webhook_signature(secret_decrypt(sink.secret_encrypted), body, int(time.time()))
+        headers[SIGNATURE_HEADER] = webhook_signature(
+            secret_decrypt(sink.secret_encrypted, place=sink_secret_place(sink)), body, int(time.time())
+        )
     extensions = {"sni_hostname": hop.sni} if hop.sni else None
     # Connect, send and the answer's head within 3 x timeout in all (a receiver trickling its
     # answer cannot stretch an attempt: the sink's lock and run budget count on this bound).

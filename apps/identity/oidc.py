@@ -32,7 +32,7 @@ from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record
 from apps.identity.login import SsoLoginFailed, sso_login_resolve
 from apps.identity.models import SsoConfiguration
-from apps.identity.services import sso_network_policy
+from apps.identity.services import sso_network_policy, sso_secret_place
 from apps.identity.verify import TokenInvalid, idp_token_verify
 from apps.providers.encryption import SecretUndecryptable, secret_decrypt
 from foundry.errors import error_response
@@ -179,7 +179,7 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
         if self.config is None:
             return None
         try:
-            self.OIDC_RP_CLIENT_SECRET = secret_decrypt(self.config.client_secret_encrypted)
+            self.OIDC_RP_CLIENT_SECRET = secret_decrypt(self.config.client_secret_encrypted, place=sso_secret_place())
         except SecretUndecryptable:
             raise SsoLoginFailed("sso_secret_unavailable", "The stored client secret cannot be decrypted.") from None
         self.OIDC_OP_TOKEN_ENDPOINT = self.config.token_endpoint

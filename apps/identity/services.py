@@ -32,7 +32,13 @@ from apps.accounts.sessions import sessions_refused_end
 from apps.audit.services import audit_record
 from apps.identity.jwks import jwks_forget
 from apps.identity.models import DEFAULT_SCOPES, SsoConfiguration
-from apps.providers.encryption import SecretUndecryptable, secret_encrypt, secret_is_current, secret_rotate
+from apps.providers.encryption import (
+    SecretUndecryptable,
+    secret_encrypt,
+    secret_is_current,
+    secret_place,
+    secret_rotate,
+)
 from foundry.db.locks import xact_lock
 from foundry.errors import ServiceError
 from foundry.manifests.validation import url_host
@@ -423,7 +429,7 @@ def sso_configure(
     for name, value in {**fields, **discovered}.items():
         setattr(config, name, value)
     if client_secret is not None:
-        config.client_secret_encrypted = secret_encrypt(client_secret)
+        config.client_secret_encrypted = secret_encrypt(client_secret, place=sso_secret_place())
     previous_jwks = config.jwks_uri if not created else ""
     config.discovered_at = config.updated_at = now
     config.updated_by = by
@@ -538,6 +544,11 @@ def sso_disable(*, actor: object, request: HttpRequest | None = None) -> None:
     audit_record(action="sso.disable", actor=actor, target=target, data=data, request=request)
 
 
+def sso_secret_place() -> str:
+    """The client secret opens only in this workspace's SSO settings (one row, pk 1)."""
+    return secret_place(SsoConfiguration._meta.db_table, 1)
+
+
 @transaction.atomic
 def sso_secret_rotate() -> tuple[int, int, bool]:
     """Re-encrypt this schema's SSO client secret under the first FOUNDRY_ENCRYPTION_KEYS key.
@@ -546,10 +557,12 @@ def sso_secret_rotate() -> tuple[int, int, bool]:
     configuration = SsoConfiguration.objects.select_for_update().first()
     if configuration is None or not configuration.client_secret_encrypted:
         return 0, 0, False
-    if secret_is_current(configuration.client_secret_encrypted):
+    if secret_is_current(configuration.client_secret_encrypted, place=sso_secret_place()):
         return 0, 1, False
     try:
-        configuration.client_secret_encrypted = secret_rotate(configuration.client_secret_encrypted)
+        configuration.client_secret_encrypted = secret_rotate(
+            configuration.client_secret_encrypted, place=sso_secret_place()
+        )
     except SecretUndecryptable:
         return 0, 0, True
     configuration.save(update_fields=["client_secret_encrypted"])

@@ -24,6 +24,7 @@ from apps.providers.encryption import (
     secret_decrypt,
     secret_encrypt,
     secret_is_current,
+    secret_place,
     secret_rotate,
 )
 from apps.providers.models import ProviderCredential, ProviderName
@@ -192,7 +193,7 @@ def credential_set(
     for name, value in fields.items():
         setattr(credential, name, value)
     if api_key is not None:
-        credential.api_key_encrypted = secret_encrypt(api_key)
+        credential.api_key_encrypted = secret_encrypt(api_key, place=_key_place(credential))
         credential.api_key_last4 = _last4(api_key)
     credential.updated_by, credential.updated_at = by, now
     credential.save()
@@ -229,6 +230,11 @@ class RotationCounts:
     undecryptable: list[str] | None = None
 
 
+def _key_place(credential: ProviderCredential) -> str:
+    """The credential's key opens only in its row: this workspace's credential of this provider."""
+    return secret_place(ProviderCredential._meta.db_table, credential.provider)
+
+
 @transaction.atomic
 def credentials_rotate() -> RotationCounts:
     """Re-encrypt this schema's credentials under the first FOUNDRY_ENCRYPTION_KEYS key (idempotent)."""
@@ -237,11 +243,11 @@ def credentials_rotate() -> RotationCounts:
     # give the key again) has nothing to re-encrypt, as blank SSO and sink secrets have not.
     credentials = ProviderCredential.objects.select_for_update().exclude(api_key_encrypted="").order_by("provider")
     for credential in credentials:
-        if secret_is_current(credential.api_key_encrypted):
+        if secret_is_current(credential.api_key_encrypted, place=_key_place(credential)):
             counts.current += 1
             continue
         try:
-            credential.api_key_encrypted = secret_rotate(credential.api_key_encrypted)
+            credential.api_key_encrypted = secret_rotate(credential.api_key_encrypted, place=_key_place(credential))
         except SecretUndecryptable:
             counts.undecryptable.append(credential.provider)
             continue
@@ -292,7 +298,9 @@ def provider_settings_for(manifest: dict, *, script=None, networks: list[str] | 
         )
     credentials = {
         # Blank once an import left the key behind: the provider says `provider_credentials_missing`.
-        "api_key": secret_decrypt(credential.api_key_encrypted) if credential.api_key_encrypted else "",
+        "api_key": secret_decrypt(credential.api_key_encrypted, place=_key_place(credential))
+        if credential.api_key_encrypted
+        else "",
         "base_url": credential.base_url,
         "organization": credential.organization,
         "api_version": credential.api_version,

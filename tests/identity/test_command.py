@@ -45,7 +45,7 @@ def test_it_configures_a_tenant_when_an_operator_allows_loopback(acme, idp, secr
     config = stored(acme)
     assert config.role_map == {"foundry-admins": "admin", "foundry-viewers": "viewer"}
     assert (config.jit_enabled, config.sso_required, config.break_glass_email) == (False, True, "owner@acme.test")
-    assert secret_decrypt(config.client_secret_encrypted) == SECRET
+    assert secret_decrypt(config.client_secret_encrypted, place=None) == SECRET
     (event,) = audit_events("acme", action="sso.configure")
     assert event.actor_id == "service:cli:configure_sso"
     # People are named by pseudonymous id in the trail, which an erasure does not rewrite.

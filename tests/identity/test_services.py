@@ -57,7 +57,7 @@ def test_the_secret_is_encrypted_at_rest_and_kept_out_of_the_audit(acme, idp):
     configure(acme, idp)
     assert SECRET not in repr(raw_rows(acme))
     with schema_context("acme"):
-        assert secret_decrypt(stored(acme).client_secret_encrypted) == SECRET
+        assert secret_decrypt(stored(acme).client_secret_encrypted, place=None) == SECRET
     (event,) = audit_events("acme", action="sso.configure")
     assert SECRET not in json.dumps(event.data)
     assert event.data["issuer"] == idp.issuer and event.data["secret_replaced"] is True
@@ -188,13 +188,14 @@ def test_rotating_the_encryption_keys_reaches_the_sso_client_secret(acme, settin
     from django_tenants.utils import schema_context
 
     from apps.identity.models import SsoConfiguration
+    from apps.identity.services import sso_secret_place
     from apps.providers.encryption import secret_decrypt, secret_encrypt
 
     with schema_context("acme"):
         SsoConfiguration.objects.create(
             issuer="https://idp.example.com",
             client_id="foundry",
-            client_secret_encrypted=secret_encrypt("s3cret-value"),
+            client_secret_encrypted=secret_encrypt("s3cret-value", place=sso_secret_place()),
             authorization_endpoint="https://idp.example.com/auth",
             token_endpoint="https://idp.example.com/token",
             jwks_uri="https://idp.example.com/jwks",
@@ -207,4 +208,5 @@ def test_rotating_the_encryption_keys_reaches_the_sso_client_secret(acme, settin
     call_command("rotate_encryption_keys", stdout=StringIO())
     settings.FOUNDRY_ENCRYPTION_KEYS = [new]  # the old key removed: the secret still opens
     with schema_context("acme"):
-        assert secret_decrypt(SsoConfiguration.objects.get().client_secret_encrypted) == "s3cret-value"
+        stored_secret = SsoConfiguration.objects.get().client_secret_encrypted
+        assert secret_decrypt(stored_secret, place=sso_secret_place()) == "s3cret-value"

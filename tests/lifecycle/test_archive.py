@@ -22,6 +22,7 @@ from apps.billing.models import Budget
 from apps.billing.rls import usage_scope
 from apps.billing.services import budget_set
 from apps.identity.models import SsoConfiguration
+from apps.identity.services import sso_secret_place
 from apps.lifecycle import archive as archive_module
 from apps.lifecycle.archive import (
     EXCLUDED_TABLES,
@@ -64,7 +65,7 @@ def stock(tenant: Tenant, marker: str) -> None:
         SsoConfiguration.objects.create(
             issuer=f"https://idp.{marker}.example",
             client_id=f"client-{marker}",
-            client_secret_encrypted=secret_encrypt(f"sso-secret-{marker}"),
+            client_secret_encrypted=secret_encrypt(f"sso-secret-{marker}", place=sso_secret_place()),
             authorization_endpoint="https://idp.example/authorize",
             token_endpoint="https://idp.example/token",
             jwks_uri="https://idp.example/jwks",
@@ -79,7 +80,7 @@ def stock(tenant: Tenant, marker: str) -> None:
             name="siem",
             kind="webhook",
             url=f"https://siem.{marker}.example/hook",
-            secret_encrypted=secret_encrypt(f"sink-secret-{marker}"),
+            secret_encrypted=secret_encrypt(f"sink-secret-{marker}", place=f"public/audit_auditsink/{tenant.pk}/siem"),
             updated_at=datetime.now(UTC),
         )
         AuditSink.objects.create(

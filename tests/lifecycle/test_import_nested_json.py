@@ -10,6 +10,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from apps.identity.models import SsoConfiguration
+from apps.identity.services import sso_secret_place
 from apps.lifecycle.archive import ArchiveError, tenant_import
 from apps.providers.encryption import secret_encrypt
 from tests.lifecycle.test_archive import archive_of, with_member
@@ -22,7 +23,7 @@ def test_an_archive_json_value_nested_past_pythons_decoder_is_refused(acme):
         SsoConfiguration.objects.create(
             issuer="https://idp.example",
             client_id="client",
-            client_secret_encrypted=secret_encrypt("secret"),
+            client_secret_encrypted=secret_encrypt("secret", place=sso_secret_place()),
             authorization_endpoint="https://idp.example/authorize",
             token_endpoint="https://idp.example/token",
             jwks_uri="https://idp.example/jwks",

@@ -5,7 +5,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context
 
-from apps.providers.encryption import SecretUndecryptable, secret_decrypt, secret_encrypt, secret_is_current
+from apps.providers.encryption import PLACED, SecretUndecryptable, secret_decrypt, secret_encrypt, secret_is_current
 from apps.providers.services import provider_settings_for
 from foundry.errors import ServiceError
 from tests.providers.conftest import GLOBEX_KEY, KEY, manifest, raw_rows, set_credential, stored
@@ -25,11 +25,13 @@ def test_the_database_holds_ciphertext_not_the_key(acme, encryption_key):
     ((provider, ciphertext, last4),) = raw_rows(acme)
     assert provider == "openai" and last4 == KEY[-4:]
     assert KEY not in ciphertext and KEY[:-4] not in ciphertext
-    assert Fernet(encryption_key.encode()).decrypt(ciphertext.encode()).decode() == KEY
+    opened = Fernet(encryption_key.encode()).decrypt(ciphertext.encode())
+    place = f"{acme.schema_name}/providers_providercredential/openai"
+    assert opened == PLACED + place.encode() + b"\x00" + KEY.encode()
 
 
 def test_the_same_key_encrypts_differently_each_time(acme):
-    assert secret_encrypt(KEY) != secret_encrypt(KEY)
+    assert secret_encrypt(KEY, place="acme/t/1") != secret_encrypt(KEY, place="acme/t/1")
 
 
 def test_rotation_re_encrypts_under_the_new_key_and_is_idempotent(acme, globex, settings, encryption_key, capsys):
@@ -40,7 +42,7 @@ def test_rotation_re_encrypts_under_the_new_key_and_is_idempotent(acme, globex, 
     before = {row[0]: row[1] for row in raw_rows(acme)}
     new = Fernet.generate_key().decode()
     settings.FOUNDRY_ENCRYPTION_KEYS = [new, old]  # the new key first; the old one still decrypts
-    assert not secret_is_current(before["openai"])
+    assert not secret_is_current(before["openai"], place=f"{acme.schema_name}/providers_providercredential/openai")
 
     out = rotate(capsys)
     assert "acme: 2 re-encrypted, 0 already current, 0 undecryptable" in out
@@ -48,7 +50,7 @@ def test_rotation_re_encrypts_under_the_new_key_and_is_idempotent(acme, globex, 
     assert out.strip().endswith("3 re-encrypted, 0 already current, 0 undecryptable.")
     after = {row[0]: row[1] for row in raw_rows(acme)}
     assert after["openai"] != before["openai"]
-    assert Fernet(new.encode()).decrypt(after["openai"].encode()).decode() == KEY
+    assert Fernet(new.encode()).decrypt(after["openai"].encode()).endswith(b"\x00" + KEY.encode())
 
     assert rotate(capsys).strip() == "0 re-encrypted, 3 already current, 0 undecryptable."
     settings.FOUNDRY_ENCRYPTION_KEYS = [new]  # the old key removed: everything still opens
@@ -75,7 +77,7 @@ def test_a_key_removed_before_rotating_leaves_credentials_undecryptable(acme, se
 def test_garbage_is_undecryptable_not_a_crash(settings):
     for token in ("", "not-a-token", "é"):
         with pytest.raises(SecretUndecryptable):
-            secret_decrypt(token)
+            secret_decrypt(token, place=None)
 
 
 def test_without_any_key_nothing_is_stored(acme, settings):
@@ -93,7 +95,7 @@ def test_rotation_re_encrypts_audit_sink_webhook_secrets_too(acme, settings, enc
     would break every signed delivery."""
     import ipaddress
 
-    from apps.audit.delivery import SinkFields, audit_sink_set
+    from apps.audit.delivery import SinkFields, audit_sink_set, sink_secret_place
     from apps.audit.models import AuditSink
     from apps.audit.scope import rls_scope
 
@@ -106,4 +108,4 @@ def test_rotation_re_encrypts_audit_sink_webhook_secrets_too(acme, settings, enc
     settings.FOUNDRY_ENCRYPTION_KEYS = [new]
     with rls_scope(acme.pk):
         sink = AuditSink.objects.get(tenant_id=acme.pk, name="hook")
-    assert secret_decrypt(sink.secret_encrypted) == "s3cret-s3cret-s3cret"
+    assert secret_decrypt(sink.secret_encrypted, place=sink_secret_place(sink)) == "s3cret-s3cret-s3cret"
