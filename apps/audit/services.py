@@ -258,26 +258,14 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
         head = next(iter(head), None)
         if head is None or head.seq == 0:
             return None
-        event = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values(*HASHED, "hash").first()
-        stored = event["hash"] if event else None
-        if stored is None or stored != head.hash:
-            logger.error("audit chain %s: its head (#%s) is not its stored event; not signed", tenant_id, head.seq)
-            return None
         hash_id = audit_chain_base(tenant_id).hash_tenant_id
-        # Hashed under that id, too: the base is the app role's to write, and one naming another
-        # chain's id had the platform sign this chain's event as that chain's (which the other
-        # chain's base, naming this one in `signed_as`, then took for its own).
-        if event_hash(tenant_id=hash_id, seq=head.seq, **{name: event[name] for name in HASHED}) != stored:
-            logger.error(
-                "audit chain %s: #%s is not hashed as chain %s, its base says; not signed", tenant_id, head.seq, hash_id
-            )
-            return None
         signed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, seq=head.seq, key_id=key.key_id).first()
         if signed is not None:
-            # Signed already — if by the platform, of this event: the app role may insert
-            # checkpoints, and a row of its making is neither taken for a signature nor copied to
-            # the file kept outside the database. The head is signed once the chain moves on.
-            if signed.hash == stored and checkpoint_signed(
+            # Signed already (the common case: a head that did not move) — if by the platform, of
+            # this hash: the app role may insert checkpoints, and a row of its making is neither
+            # taken for a signature nor copied to the file kept outside the database. The head is
+            # signed once the chain moves on.
+            if signed.hash == head.hash and checkpoint_signed(
                 {**checkpoint_dict(signed), "signed_at": signed.signed_at}, chain_ids={tenant_id}, hash_id=hash_id
             ):
                 _checkpoint_file_append(signed)
@@ -289,6 +277,19 @@ def audit_checkpoint_sign(tenant_id: int) -> AuditCheckpoint | None:
                     head.seq,
                     key.key_id,
                 )
+            return None
+        event = AuditEvent.objects.filter(tenant_id=tenant_id, seq=head.seq).values(*HASHED, "hash").first()
+        stored = event["hash"] if event else None
+        if stored is None or stored != head.hash:
+            logger.error("audit chain %s: its head (#%s) is not its stored event; not signed", tenant_id, head.seq)
+            return None
+        # Hashed under that id, too: the base is the app role's to write, and one naming another
+        # chain's id had the platform sign this chain's event as that chain's (which the other
+        # chain's base, naming this one in `signed_as`, then took for its own).
+        if event_hash(tenant_id=hash_id, seq=head.seq, **{name: event[name] for name in HASHED}) != stored:
+            logger.error(
+                "audit chain %s: #%s is not hashed as chain %s, its base says; not signed", tenant_id, head.seq, hash_id
+            )
             return None
         # The database's clock, which dates the events, not this process's (a host whose clock
         # runs behind would date a checkpoint before the event it vouches for), and never
