@@ -90,20 +90,22 @@ FLOOR_SQL = APPEND_SQL.replace("public.audit_append(", "public.bench_floor_appen
 FLOOR_FUNCTION_SQL = f"""
 CREATE FUNCTION public.bench_floor_append(p_tenant bigint, p_actor_type text, p_actor_id text, p_action text,
     p_target_type text, p_target_id text, p_outcome text, p_ip text, p_user_agent text, p_request_id text,
-    p_details text, p_actor_name text, p_actor_email text, OUT seq bigint, OUT hash text, OUT occurred_at timestamptz)
-LANGUAGE plpgsql AS $$
+    p_details text, p_actor_name text, p_actor_email text) RETURNS public.audit_appended LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     previous_tenant text := pg_catalog.current_setting('foundry.tenant_id', true);
+    setting text;
+    appended public.audit_appended;
 BEGIN
-    PERFORM pg_catalog.set_config('foundry.tenant_id', p_tenant::text, true);
+    setting := pg_catalog.set_config('foundry.tenant_id', p_tenant::text, true);
     INSERT INTO public.audit_auditevent AS e (tenant_id, seq, occurred_at, actor_type, actor_id, action,
         target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash)
         VALUES (p_tenant, nextval('bench_plain_seq'), pg_catalog.clock_timestamp(), p_actor_type, p_actor_id,
                 p_action, p_target_type, p_target_id, p_outcome, p_ip, p_user_agent, p_request_id, p_details,
                 '{FAKE_HASH}', '{FAKE_HASH}')
-    RETURNING e.seq, e.hash, e.occurred_at INTO seq, hash, occurred_at;
-    PERFORM pg_catalog.set_config('foundry.tenant_id', coalesce(previous_tenant, ''), true);
+    RETURNING e.seq, e.hash, e.occurred_at INTO appended;
+    setting := pg_catalog.set_config('foundry.tenant_id', coalesce(previous_tenant, ''), true);
+    RETURN appended;
 END
 $$
 """
