@@ -46,6 +46,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_http_networks_set
 from tests.api.conftest import api, issue
 from tests.conftest import audit_events, client_for, tenant_user
+from tests.stub_http import QuietOnHangUp, StubHTTPServer
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 FRAME = re.compile(
@@ -84,7 +85,7 @@ def self_signed(tmp_path, names=None) -> tuple[str, ssl.SSLContext]:
     return pem, context
 
 
-class _SyslogServer(socketserver.ThreadingTCPServer):
+class _SyslogServer(QuietOnHangUp, socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
@@ -192,7 +193,7 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StubHTTPServer(("127.0.0.1", 0), Handler)
         self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/ingest?source=foundry"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()

@@ -25,6 +25,7 @@ from tests.audit.test_delivery import add_events, self_signed
 from tests.conftest import PASSWORD, tenant_user
 from tests.runs.conftest import FINANCE, TRIAGE, deploy
 from tests.runs.test_worker import worker
+from tests.stub_http import StubHTTPServer
 
 
 class SlowWebhook:
@@ -51,8 +52,7 @@ class SlowWebhook:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = StubHTTPServer(("127.0.0.1", 0), Handler)
         self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/ingest"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()

@@ -14,9 +14,10 @@ from django_redis import get_redis_connection
 from apps.audit import delivery
 from apps.audit.delivery import SinkFields, audit_sink_get, audit_sink_set, sink_deliver
 from tests.audit.test_delivery import LOOPBACK, SyslogReceiver, self_signed
+from tests.stub_http import StubHTTPServer
 
 
-class _V6Server(http.server.ThreadingHTTPServer):
+class _V6Server(StubHTTPServer):
     address_family = socket.AF_INET6
 
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context
 from apps.tenants.models import Tenant
 from apps.tokens.services import token_issue
 from tests.conftest import ROOT
+from tests.stub_http import StubHTTPServer
 
 FORGE = Path(sys.executable).parent / "forge"
 EXAMPLES = ROOT / "examples"
@@ -194,8 +195,7 @@ def stub_serving(address: str = "127.0.0.1", **answers) -> Iterator[int]:
     """`Stub` listening on `address` (its `routes`, `otherwise` as given; `seen` emptied): its port."""
     Stub.routes, Stub.seen = answers.get("routes", {}), []
     Stub.otherwise = answers.get("otherwise", (404, b'{"error": {"code": "not_found", "message": "no"}}'))
-    httpd = ThreadingHTTPServer((address, 0), Stub)
-    httpd.daemon_threads = True
+    httpd = StubHTTPServer((address, 0), Stub)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         yield httpd.server_address[1]

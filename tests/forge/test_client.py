@@ -3,7 +3,7 @@ httpx's MockTransport for the rest (no Foundry server needed)."""
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ from foundry.forge import __version__
 from foundry.forge.client import Client, base_url
 from foundry.forge.errors import ApiError, ForgeError
 from tests.forge.conftest import forge
+from tests.stub_http import StubHTTPServer
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -33,7 +34,7 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    server = StubHTTPServer(("127.0.0.1", 0), _Stub)
     _Stub.seen = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

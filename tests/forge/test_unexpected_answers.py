@@ -3,12 +3,13 @@ one clear line and a non-zero exit, never "ok" and never an internal error."""
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.forge.conftest import Stub, forge, stub_serving
 from tests.forge.test_hostile_server import _json, _version
+from tests.stub_http import StubHTTPServer
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -35,7 +36,7 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    server = StubHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -134,7 +135,7 @@ def test_a_redirect_is_called_a_redirect_whatever_its_body_says(workspace, comma
     """forge does not follow redirects (its token is for the URL it was given). A 3xx with a
     Foundry-like error body was read as the server's refusal ("refused by the server: moved");
     now it is a redirect, named with where it points, and exit 2."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    server = StubHTTPServer(("127.0.0.1", 0), _Redirect)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,7 +4,7 @@ import base64
 import ipaddress
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.db import connection
@@ -16,6 +16,7 @@ from apps.identity.models import SsoConfiguration
 from apps.identity.services import sso_configure
 from tests.conftest import tenant_user
 from tests.providers.conftest import encryption_key  # noqa: F401 — the same key of the test's own, autouse here too
+from tests.stub_http import StubHTTPServer
 
 SECRET = "oidc-client-secret-5f4e3d2c1b0a9f8e"
 JWKS = {"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": "sXchDaQebHnPiGvyDOAT4s", "e": "AQAB"}]}
@@ -66,8 +67,7 @@ class OidcServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = StubHTTPServer(("127.0.0.1", 0), Handler)
         self.issuer = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

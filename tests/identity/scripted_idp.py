@@ -4,7 +4,7 @@ userinfo, key set), signing with a key of the test's own: what an odd or hostile
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
 from tests.identity.conftest import OidcServer, configure
+from tests.stub_http import StubHTTPServer
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_JWK = {**jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "s1", "alg": "RS256"}
@@ -53,8 +54,7 @@ class ScriptedIdp:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = StubHTTPServer(("127.0.0.1", 0), Handler)
         self.issuer = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

@@ -10,8 +10,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.stub_http import StubHTTPServer
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,7 @@ class FakeModelServer:
 
             do_GET = do_PUT = do_DELETE = do_POST
 
-        class Quiet(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.httpd = Quiet((host, 0), Handler)
+        self.httpd = StubHTTPServer((host, 0), Handler)
         self.host, self.port = self.httpd.server_address[:2]
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()

@@ -4,7 +4,7 @@ on loopback whose side effects the tests count."""
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +17,7 @@ from apps.runs.models import Run
 from apps.tenants.models import Tenant
 from tests.catalog.conftest import example
 from tests.conftest import tenant_user
+from tests.stub_http import StubHTTPServer
 
 FINANCE = example("domains/finance.yaml")
 TRIAGE = example("agents/invoice-triage.yaml")
@@ -160,7 +161,7 @@ class Ledger:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StubHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

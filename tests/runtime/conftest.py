@@ -7,12 +7,13 @@ import copy
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from foundry.manifests import validate
+from tests.stub_http import StubHTTPServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -108,12 +109,7 @@ class Server:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
 
-        class Quiet(ThreadingHTTPServer):
-            def handle_error(self, request, client_address):
-                pass  # clients here hang up early on purpose (size and time bounds)
-
-        self.httpd = Quiet((host, 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = StubHTTPServer((host, 0), Handler)
         self.host, self.port = self.httpd.server_address[:2]
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()

@@ -8,7 +8,7 @@ environment says. Found by a review.
 """
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -20,6 +20,7 @@ from foundry.runtime.providers import ProviderSettings, ScriptedProvider, provid
 from tests.providers.fake_models import FakeModelServer, Reply, anthropic_message, text
 from tests.runtime.conftest import EXAMPLES, load, respond
 from tests.runtime.test_provider_anthropic import CONVERSATION
+from tests.stub_http import StubHTTPServer
 
 PROMPT = "Jane Q. Customer, IBAN DE89370400440532013000"
 ANSWER = "PRIVATE-COMPLETION-7731"
@@ -47,7 +48,7 @@ class _Collector:
 
             do_GET = do_POST = do_PATCH = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StubHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
 
