@@ -287,15 +287,14 @@ class RuleBook:
         return record
 
     def _spelt(self, entity: str, name: str, value):
-        """`value` as the rules spell it: a text (or a list's) that a lenient server reads as one a
-        rule compares the field with — `ir`, `IR `, fullwidth `IR` (U+FF29 U+FF32) for `country = "IR"` (a
-        case-insensitive, PAD SPACE collation; an NFKC-normalising service) — is that text, so the
-        rule sees what the server will. One such a server reads as matching a rule's wildcard
-        (`sanctioned ltd` for `name = "Sanctioned*"`) that the wildcard does not match as written
-        is refused (ArgumentError): no one text stands for all the wildcard matches."""
-        spellings = self.spellings.get(entity, {}).get(name) or {}
+        """`value`, checked against the wildcards the rules compare it with. A text (or a list's)
+        that a lenient server reads as matching a rule's wildcard (`sanctioned ltd` for
+        `name = "Sanctioned*"`: a case-insensitive, PAD SPACE collation; an NFKC-normalising
+        service) that the wildcard does not match as written is refused (ArgumentError): no one
+        text stands for all the wildcard matches. Texts the rules spell exactly are read both ways
+        by `variants`."""
         patterns = self.patterns.get(entity, {}).get(name) or ()
-        if not spellings and not patterns:
+        if not patterns:
             return value
         texts = [v for v in value if isinstance(v, str)] if isinstance(value, list) else [value]
         values, characters = len(texts), sum(len(t) for t in texts if isinstance(t, str))
@@ -312,9 +311,6 @@ class RuleBook:
             if not isinstance(text, str):
                 return text
             folded_text = _fold_value(text)
-            alike = spellings.get(folded_text, ())  # the rules' spellings that fold as the text did
-            if alike and text not in alike:
-                text = alike[0]  # and the others in `variants`
             for pattern, pieces, folded in patterns:
                 # Read as matching once folded (rare), then refused unless it matches as written.
                 if _glob_match(folded, folded_text) and not _glob_match(pieces, text):
@@ -329,10 +325,12 @@ class RuleBook:
         return spelt(value)
 
     def variants(self, entity: str, record: dict) -> list[dict]:
-        """`record` in each of the spellings rules give a text of it (one record, unless rules spell
-        alike texts differently): a lenient server reads the text as every one of them, so a rule
-        matching any of them applies — `deny` on "São Paulo Trading" is not escaped by a `warn` on
-        "Sao Paulo Trading". A list holds all of its texts' spellings at once."""
+        """`record` as each reading of its texts: as written, and as each spelling the rules give a
+        text that folds alike — `ir`, `IR `, fullwidth `IR` (U+FF29 U+FF32) for `country = "IR"`. A lenient
+        server (a case-insensitive, PAD SPACE collation; an NFKC-normalising service) reads the
+        text as every one of those spellings, a strict one as written, so a rule matching any
+        reading applies: `deny` on "São Paulo Trading" is not escaped by a `warn` on "Sao Paulo
+        Trading", nor `id != "V-1"` by `v-1`. A list holds all of its texts' readings at once."""
         fields = self.spellings.get(entity) or {}
         choices: list[tuple[str, list[str]]] = []
         record = dict(record)
@@ -356,10 +354,10 @@ class RuleBook:
 
     @staticmethod
     def _alike(spellings: dict[str, list[str]], value) -> list:
-        """The spellings the rules give `value` (itself, if none or not a text)."""
+        """`value` as written, then the spellings the rules give it."""
         if not isinstance(value, str):
             return [value]
-        return spellings.get(_fold_value(value)) or [value]
+        return [value, *(spelt for spelt in spellings.get(_fold_value(value), ()) if spelt != value)]
 
     @staticmethod
     def _coerce(name: str, declared, value):
