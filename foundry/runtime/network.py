@@ -23,6 +23,7 @@ a repeated call (a run recovered after its worker died) from a new one.
 
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -486,7 +487,7 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     try:
         target = urljoin(str(current), location)
     except ValueError:  # say, an IPv6 literal left open: http://[x/
-        message = f"The redirect's Location {location[:200]!r} is not a valid URL."
+        message = f"The redirect's Location {_quoted(location)} is not a valid URL."
         raise FetchError("http_url_invalid", message) from None
     return _url(target)
 
@@ -495,7 +496,17 @@ def _url(text: str) -> httpx.URL:
     try:
         return httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError):
-        raise FetchError("http_url_invalid", f"{text[:200]!r} is not a valid URL.") from None
+        raise FetchError("http_url_invalid", f"{_quoted(text)} is not a valid URL.") from None
+
+
+# A URL's user information: everything between `//` and the authority's last `@`.
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
+
+
+def _quoted(text: str) -> str:
+    """An invalid URL as a message quotes it: its start, without the user information (a password)
+    that `_shown` leaves out of a valid one."""
+    return repr(_USERINFO.sub(r"\1", text, count=1)[:200])
 
 
 def _param(value) -> str:
