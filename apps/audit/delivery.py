@@ -31,7 +31,6 @@ import fcntl
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import re
 import socket
@@ -61,7 +60,7 @@ from redis.exceptions import LockError, RedisError
 from apps.accounts.permissions import Permission
 from apps.accounts.services import allowed_now
 from apps.audit.chain import time_text
-from apps.audit.export import chain_head, event_id, event_record, events_hashed_as
+from apps.audit.export import chain_head, event_id, event_record, events_hashed_as, json_text
 from apps.audit.models import AuditEvent, AuditSink, Outcome
 from apps.audit.scope import rls_scope
 from apps.audit.services import audit_record
@@ -418,11 +417,13 @@ def syslog_frame(event: AuditEvent, fmt: str, hostname: str) -> bytes:
     msgid = _MSGID_UNSAFE.sub("_", event.action)[:32] or "-"
     uid = event_id(event)
     structured = (
-        f'[{SD_ID} id="{_sd_value(uid)}" chain="{event.tenant_id}" seq="{event.seq}" outcome="{event.outcome}"]'
+        f'[{SD_ID} id="{_sd_value(uid)}" chain="{event.tenant_id}" seq="{event.seq}"'
+        f' outcome="{_sd_value(event.outcome)}"]'
     )
     header = f"<{SYSLOG_FACILITY * 8 + severity}>1 {time_text(event.occurred_at)} {hostname} {APP_NAME} - {msgid} "
-    body = json.dumps(event_record(event, fmt), ensure_ascii=False, separators=(",", ":"))
-    message = (header + structured + " ").encode("ascii") + b"\xef\xbb\xbf" + body.encode("utf-8")
+    body = json_text(event_record(event, fmt))
+    # The header is ASCII (PRINTUSASCII); a PARAM-VALUE and the MSG are UTF-8 (RFC 5424 6.3.3, 6.4).
+    message = header.encode("ascii") + (structured + " ").encode("utf-8") + b"\xef\xbb\xbf" + body.encode("utf-8")
     return b"%d " % len(message) + message
 
 
@@ -435,7 +436,7 @@ def webhook_body(sink: AuditSink, events: Sequence[AuditEvent]) -> bytes:
         "last_seq": events[-1].seq,
         "events": [event_record(event, sink.format) for event in events],
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json_text(body).encode("utf-8")
 
 
 def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:

@@ -117,11 +117,14 @@ API_ACTIVITY = (6003, "API Activity", 6, "Application Activity")
 BASE_EVENT = (0, "Base Event", 0, "Uncategorized")
 # API Activity's activity by the action's last word (`token.issued` → Create); else Other (99).
 _API_VERBS = {
-    **dict.fromkeys(("added", "created", "issued", "publish", "provisioned", "start", "invite_issued"), (1, "Create")),
-    **dict.fromkeys(("fetch", "export", "read"), (2, "Read")),
-    **dict.fromkeys(("set", "changed", "role_changed", "deploy", "rollback", "cancel", "approve"), (3, "Update")),
-    **dict.fromkeys(("reject", "suspended", "resumed", "erased", "invite_accepted"), (3, "Update")),
-    **dict.fromkeys(("removed", "delete", "deleted", "revoked"), (4, "Delete")),
+    **dict.fromkeys(("added", "created", "issued", "service_issued", "invite_issued", "publish"), (1, "Create")),
+    **dict.fromkeys(("provisioned", "start", "started", "imported", "linked"), (1, "Create")),
+    **dict.fromkeys(("fetch", "export", "exported", "read", "downloaded"), (2, "Read")),
+    **dict.fromkeys(("set", "update", "updated", "changed", "role_changed", "deploy", "rollback"), (3, "Update")),
+    **dict.fromkeys(("cancel", "approve", "reject", "rejected", "suspended", "resumed", "erased"), (3, "Update")),
+    **dict.fromkeys(("invite_accepted", "rotated", "restored", "configure", "disable", "applied"), (3, "Update")),
+    **dict.fromkeys(("deletion_scheduled", "deletion_cancelled", "role_synced", "email_synced"), (3, "Update")),
+    **dict.fromkeys(("removed", "delete", "deleted", "revoked", "purged"), (4, "Delete")),
 }
 _ACTOR_TYPES = {"user": (1, "User"), "operator": (2, "Admin"), "service": (3, "System"), "anonymous": (0, "Unknown")}
 
@@ -137,7 +140,7 @@ def ocsf_class(action: str) -> tuple[tuple[int, str, int, str], int, str]:
             return AUTHENTICATION, 2, "Logoff"
         return AUTHENTICATION, 99, "Other"
     if family in ("member", "operator"):
-        if verb in ("added", "created"):
+        if verb in ("added", "created", "provisioned"):
             return ACCOUNT_CHANGE, 1, "Create"
         if verb in ("removed", "deleted"):
             return ACCOUNT_CHANGE, 6, "Delete"
@@ -188,6 +191,9 @@ def ocsf_record(event: AuditEvent) -> dict:
             record["resources"] = [{"type": event.target_type, "uid": event.target_id}]
     elif event.target_id:
         record["user"] = {"uid": event.target_id}
+    elif class_uid == AUTHENTICATION[0] and event.actor_id.startswith("user:"):
+        # A sign-in records the one who signed in as its actor: the account, by the id a failed one's target has.
+        record["user"] = {"uid": event.actor_id.removeprefix("user:")}
     record["unmapped"] = {
         "kind": "event",
         "chain": event.tenant_id,
@@ -245,8 +251,18 @@ def event_record(event: AuditEvent, fmt: str) -> dict:
     return ocsf_record(event) if fmt == "ocsf" else jsonl_record(event)
 
 
+# Characters that JSON leaves raw in a string but that line readers break at (Python's
+# str.splitlines, JavaScript's line terminators): written escaped, the same JSON.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_text(value) -> str:
+    """`value` as compact JSON, UTF-8 characters as they are, on one line for every line reader."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAKS)
+
+
 def json_line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json_text(record) + "\n"
 
 
 # --- reading --------------------------------------------------------------------------------
