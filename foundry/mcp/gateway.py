@@ -276,6 +276,19 @@ def _json_content(scope) -> bool:
     return value.decode("latin-1").split(";", 1)[0].strip().lower() == "application/json"
 
 
+def _json_content_spelt(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with a JSON Content-Type's media type in lower case, its parameters kept. A
+    media type is case-insensitive (RFC 9110 8.3.1); the SDK compares it as written, and refused
+    `Application/Json` with a 415 of its own after the gateway had admitted it."""
+    spelt = []
+    for name, value in headers:
+        if name == b"content-type":
+            media, sep, parameters = value.partition(b";")
+            value = media.strip().lower() + sep + parameters
+        spelt.append((name, value))
+    return spelt
+
+
 _VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 
 
@@ -425,4 +438,5 @@ class McpGateway:
 
         tenant = resolved["foundry.tenant"]
         with tenant_bound(tenant.pk, tenant.slug):  # the request's spans and logs name their tenant
-            await self.app({**scope, **resolved}, receive, send_with_headers)
+            headers = _json_content_spelt(scope.get("headers", []))
+            await self.app({**scope, **resolved, "headers": headers}, receive, send_with_headers)

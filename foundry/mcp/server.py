@@ -480,19 +480,25 @@ Step = Annotated[
 
 # What the input schema's `date-time` (RFC 3339) allows, `t` and `z` in either case and a fraction
 # of any length (read to the microsecond), and ISO 8601's other spellings (a space, a comma, a
-# zone without its colon, a date alone).
+# zone without its colon or of hours alone, a date alone). A zone follows a time, never a date.
 _ISO_8601 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and a zone
-    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,64})?)?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date, then maybe the time and its zone
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,64})?)?(?P<zone>Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
 
 
 def _iso_8601(value: object) -> object:
     """A time argument is ISO 8601 text: pydantic alone also reads a number, or a string of
-    digits, as a Unix timestamp (seconds or milliseconds, by its size)."""
-    if value is None or (isinstance(value, str) and _ISO_8601.fullmatch(value)):
+    digits, as a Unix timestamp (seconds or milliseconds, by its size). A zone of hours alone
+    (`+05`), which pydantic does not read, is given its minutes."""
+    if value is None:
         return value
-    raise ValueError("expected an ISO 8601 datetime as text, such as 2026-01-31T00:00:00Z")
+    if isinstance(value, str) and (spelt := _ISO_8601.fullmatch(value)):
+        return value + ":00" if spelt["zone"] and len(spelt["zone"]) == 3 else value
+    raise ValueError(
+        "expected an ISO 8601 date, or date and time with an optional zone (Z, +hh, +hh:mm), as text,"
+        " such as 2026-01-31T00:00:00Z"
+    )
 
 
 RequestedAt = Annotated[
