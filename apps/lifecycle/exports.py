@@ -272,9 +272,25 @@ def export_run(*, export_id: str) -> str:
         Export.objects.filter(pk=export.pk).update(
             status=Export.Status.RUNNING, rows_done=0, error="", attempts=F("attempts") + 1
         )
-        return _export_write(schema, Export.objects.get(pk=export_id))
+        return _export_write(schema, Export.objects.get(pk=export_id))  # its `attempts`: this copy's
     finally:
         lock.release()
+
+
+def _superseded(export: Export) -> str | None:
+    """Hold the job's row until the transaction ends; the status it has, if it is no longer this
+    copy's to finish: another copy took it up since (this one's lock expired under it, as under a
+    stalled worker or a Redis failover, and the broker delivered the task again), or it ended."""
+    current = Export.objects.select_for_update().filter(pk=export.pk).values_list("status", "attempts").first()
+    if current is None:
+        return "gone"
+    status, attempts = current
+    if status != Export.Status.RUNNING or attempts != export.attempts:
+        logger.info(
+            "export %s: superseded (%s; this copy's attempt %d, now %d)", export.pk, status, export.attempts, attempts
+        )
+        return status
+    return None
 
 
 def _export_write(schema: str, export: Export) -> str:
@@ -297,6 +313,8 @@ def _export_write(schema: str, export: Export) -> str:
                 if not _workspace_held(schema):
                     logger.info("export %s of %s dropped: the workspace was purged meanwhile", export.pk, schema)
                     return "gone"
+                if superseded := _superseded(export):
+                    return superseded  # the archive stored under `name` is the other copy's
                 default_storage.delete(name)  # a retried task's leftover, if any: never a renamed copy
                 saved = default_storage.save(name, File(out, name=name))
                 size = default_storage.size(saved)
@@ -307,6 +325,10 @@ def _export_write(schema: str, export: Export) -> str:
             # end, then the next statement finds no table): no job row left to fail, nothing to log.
             logger.info("export %s of %s dropped: the workspace was purged meanwhile", export.pk, schema)
             return "gone"
+        with transaction.atomic():
+            if superseded := _superseded(export):
+                logger.info("export %s: this copy failed after it was superseded", export.pk, exc_info=True)
+                return superseded  # neither the job nor the other copy's archive is this copy's to fail
         if isinstance(e, ArchiveError):
             _export_failed(export, saved, e.code, e.message)
         else:
