@@ -197,6 +197,7 @@ def credential_set(
         credential.api_key_last4 = _last4(api_key)
     credential.updated_by, credential.updated_at = by, now
     credential.save()
+    _runs_signal(provider)
     audit_record(
         action="provider.credential.set",
         actor=actor,
@@ -218,9 +219,23 @@ def credential_delete(*, actor: object, provider: str, request: HttpRequest | No
         raise ServiceError("provider_not_configured", f"No {provider} credentials are configured.", status=404)
     target = (credential._meta.label_lower, credential.pk)
     credential.delete()
+    _runs_signal(provider)
     audit_record(
         action="provider.credential.delete", actor=actor, target=target, data={"provider": provider}, request=request
     )
+
+
+def _runs_signal(provider: str) -> None:
+    """Tell the workers running this workspace's runs on `provider` to look at its credential
+    before their next step: none makes another model call with a key deleted or replaced
+    (engine.py `Attempt._credential_check`; every few seconds otherwise). As `run_cancel` does,
+    before the change commits: a signalled worker reads again before every step from then on."""
+    from apps.runs.locks import cancel_signal
+    from apps.runs.models import Run
+
+    running = Run.objects.filter(status=Run.Status.RUNNING, provider=provider).values_list("pk", flat=True)
+    if running := [str(pk) for pk in running]:
+        cancel_signal(connection.schema_name, running)
 
 
 @dataclass

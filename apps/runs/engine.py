@@ -103,6 +103,15 @@ SELECT cancelled, {usage_result} FROM run
 """
 
 
+# What a signalled run reads before its next step: whether it was cancelled, its attempt, and the
+# `updated_at` of its provider's credential (NULL: none; the scripted provider takes none).
+_SIGNALLED = """
+SELECT run.cancel_requested_at IS NOT NULL, run.attempt,
+       (SELECT c.updated_at FROM providers_providercredential c WHERE c.provider = %s)
+  FROM runs_run run WHERE run.id = %s
+"""
+
+
 class ChildBusy(Exception):
     """A sub-agent's run is locked by another worker: this run's step waits for it, later."""
 
@@ -112,10 +121,19 @@ class TenantSuspended(Exception):
     goes on from its checkpoint once the tenant is resumed (the sweep hands it back)."""
 
 
-class NetworksChanged(Exception):
-    """The private networks the tenant's http tools and model providers may reach changed since
-    this attempt read them: stop before the next step; the run goes on from its checkpoint in a
-    fresh attempt, whose tools and provider follow the list as it is then."""
+class SettingsChanged(Exception):
+    """A workspace setting the attempt's tools or provider were built from changed since it read
+    it: stop before the next step; the run goes on from its checkpoint in a fresh attempt, built
+    from the settings as they are then."""
+
+
+class NetworksChanged(SettingsChanged):
+    """The private networks the tenant's http tools and model providers may reach changed."""
+
+
+class ProviderChanged(SettingsChanged):
+    """The workspace's credential for the run's model provider was replaced (its key, its
+    endpoint): the next model call goes out with the credential as it is now, never the old one."""
 
 
 # Failures of the platform's own services — the database (through Django, or psycopg's own for
@@ -286,6 +304,9 @@ class Attempt:
         # and the provider's policies were built from them (`_graph`): a change since restarts.
         self.networks = list(run.tenant_http_networks)
         self.graph: AgentGraph | None = None  # built by `_graph`
+        # The provider credential's `updated_at` as `_graph` read it, before its key (None: none,
+        # or the scripted provider): a change since restarts the attempt, its deletion fails the run.
+        self.credential_stamp = None
 
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
@@ -296,9 +317,9 @@ class Attempt:
             # the run over while this one was stalled past its lock (the step's unique key fences).
             logger.warning("run %s: lock lost; leaving the run to the worker that holds it", self.run.pk)
             return "lock_lost"
-        except NetworksChanged:
-            # Back in the queue, its task sent again at once: the next attempt reads the list anew.
-            logger.info("run %s: the tenant's allowed networks changed; it goes on in a new attempt", self.run.pk)
+        except SettingsChanged as changed:
+            # Back in the queue, its task sent again at once: the next attempt reads them anew.
+            logger.info("run %s: %s; it goes on in a new attempt", self.run.pk, type(changed).__name__)
             self._requeue()
             return "restart"
         except TenantSuspended:
@@ -361,7 +382,9 @@ class Attempt:
         from apps.providers.services import provider_settings_for
 
         # The tools' and the provider's networks are the ones the claim read (`self.networks`), which
-        # every later look compares with: a change since restarts the attempt (`_cancelled`).
+        # every later look compares with: a change since restarts the attempt (`_cancelled`). So is
+        # the credential's stamp, read before the key: a change in between restarts it, at worst.
+        self.credential_stamp = self._credential_stamp()
         provider = provider_create(
             run.provider, provider_settings_for(manifest, script=_script(run, manifest), networks=self.networks)
         )
@@ -569,6 +592,7 @@ class Attempt:
                 raise TenantSuspended()
             if list(networks) != self.networks:
                 raise NetworksChanged()
+            self._credential_check(self._credential_stamp())  # should its signal have been lost
         if not self.cancel_requested and self.lock.check():
             # Looked at before every step (one Redis round trip beside the run's lock), and
             # signalled, the run's row read: a cancellation committed since the last step was
@@ -576,15 +600,34 @@ class Attempt:
             # tool call or sub-agent, not after it. The same look is the fence: once another
             # worker holds the run's lock, this one stops (and the row's read, on `attempt`).
             # Should Redis not have taken the signal, the next step's record reads the row.
+            # A provider credential changed or deleted signals its workspace's runs too.
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT cancel_requested_at IS NOT NULL, attempt FROM runs_run WHERE id = %s", [self.run.pk]
-                )
+                cursor.execute(_SIGNALLED, [self.run.provider, self.run.pk])
                 row = cursor.fetchone()
             if row is None or row[1] != self.attempt:
                 raise LockLost()
+            self._credential_check(row[2])
             self.cancel_requested = row[0]
         return self.cancel_requested
+
+    def _credential_stamp(self):
+        """The `updated_at` of the workspace's credential for the run's provider (None: none)."""
+        from apps.providers.models import ProviderCredential, ProviderName
+
+        if self.run.provider not in ProviderName.values:
+            return None  # scripted: no credential
+        stamps = ProviderCredential.objects.filter(provider=self.run.provider).values_list("updated_at", flat=True)
+        return stamps.first()
+
+    def _credential_check(self, stamp) -> None:
+        """Stop using a provider credential deleted or replaced since `_graph` read it."""
+        if stamp == self.credential_stamp:
+            return
+        if stamp is None:
+            name = self.run.provider
+            message = f"The workspace's {name} credentials were deleted while the run was under way."
+            raise ServiceError("provider_not_configured", message, status=409)
+        raise ProviderChanged()
 
     def _content(self) -> bool:
         """Whether the workspace still lets traces carry prompts and completions, read as a model
@@ -725,7 +768,7 @@ class Attempt:
             if outcome == "suspended":
                 raise TenantSuspended()  # the child waits in the queue, and so does this run
             if outcome == "restart":
-                raise NetworksChanged()  # this run's next attempt, at once, takes the child up again
+                raise SettingsChanged()  # this run's next attempt, at once, takes the child up again
             child.refresh_from_db()
             if child.status in (Run.Status.QUEUED, Run.Status.RUNNING):
                 # Moved on since its attempt here ended: an approval decided it, another worker
