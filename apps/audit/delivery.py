@@ -265,6 +265,35 @@ def _validate(name: str, fields: SinkFields, *, policy: NetworkPolicy, head: int
         raise ValidationError(errors)
 
 
+def sinks_imported_problem(tenant: Tenant) -> str | None:
+    """What is wrong with the sinks an archive brought `tenant` (its import's transaction): each
+    held to the rules `audit_sink_set` holds a sink to, their secrets aside (sealed for the
+    archive's rows, they are left behind) and their addresses too (which networks the copy may
+    reach is its operators' to allow; delivery checks every address it connects to). None when
+    every one keeps them."""
+    policy = NetworkPolicy(allowed_networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
+    head = chain_head(tenant.pk)
+    with rls_scope(tenant.pk):
+        sinks = list(AuditSink.objects.filter(tenant_id=tenant.pk).order_by("pk"))
+    for sink in sinks:
+        fields = SinkFields(
+            kind=sink.kind,
+            format=sink.format,
+            host=sink.host,
+            port=sink.port,
+            tls=sink.tls if sink.kind == AuditSink.Kind.SYSLOG else None,
+            ca_certificate=sink.ca_certificate,
+            url=sink.url,
+            cursor=sink.cursor,
+        )
+        try:
+            _validate(sink.name, fields, policy=policy, head=head)
+        except ValidationError as invalid:
+            field, (error, *_) = next(iter(invalid.error_dict.items()))
+            return f"The audit sink {sink.name[:63]!r}: {field}: {error.message}"
+    return None
+
+
 def _check_actor(actor: object) -> None:
     if hasattr(actor, "has_permission") and not actor.has_permission(Permission.SETTINGS_MANAGE):
         raise PermissionDenied("Your role does not allow managing audit sinks.")

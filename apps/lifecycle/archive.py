@@ -1273,7 +1273,7 @@ def _pruned_refused(name: str) -> Iterator[None]:
 
 
 def _public_load(loader: _Loader, tenant: Tenant) -> None:
-    from apps.audit.delivery import MAX_SINKS
+    from apps.audit.delivery import MAX_SINKS, sinks_imported_problem
 
     new_id = str(int(tenant.pk))
     for table in public_tenant_tables():
@@ -1289,6 +1289,14 @@ def _public_load(loader: _Loader, tenant: Tenant) -> None:
         raise ArchiveError(
             "archive_rows_invalid",
             f"Member public/audit_auditsink.ndjson holds {sinks} audit sinks; a workspace has at most {MAX_SINKS}.",
+            member="public/audit_auditsink.ndjson",
+        )
+    # Held to the rules every sink is: a name no sink may have could be managed by no one (every
+    # lookup finds none by it), credentials in a URL, a cursor past the chain's head.
+    if problem := sinks_imported_problem(tenant):
+        raise ArchiveError(
+            "archive_rows_invalid",
+            f"Member public/audit_auditsink.ndjson: {problem}",
             member="public/audit_auditsink.ndjson",
         )
 

@@ -931,6 +931,8 @@ def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[
                 )
             if item["table"] == "tenants_tenant":
                 _tenant_row_check(backup, cursor, staging)
+            elif item["table"] == "tenants_domain":
+                _domain_rows_check(backup, cursor, staging)
             cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
             if "id" in item["columns"]:
                 cursor.execute(f"SELECT max(id) FROM {staging}")
@@ -960,6 +962,28 @@ def _tenant_row_check(backup: Backup, cursor, staging: str) -> None:
         raise BackupError(
             f"{backup.path}: its workspace row is not the workspace its manifest names; nothing restored."
         )
+
+
+def _domain_rows_check(backup: Backup, cursor, staging: str) -> None:
+    """The workspace's hosts are its own: its slug's under the base domain, and custom domains
+    that an import may attach (archive.py `_domain_attachable`: none under the base domain, which
+    are the platform's to give, nor an address or a host the platform answers on itself). Edited
+    to name `www.<base>` or another workspace's future host, the backup is refused."""
+    from apps.lifecycle.archive import ArchiveError, _domain_attachable
+    from apps.tenants.services import tenant_domain_for_slug
+
+    own = tenant_domain_for_slug(backup.tenant["slug"])
+    cursor.execute(f"SELECT domain FROM {staging}")
+    for (domain,) in cursor.fetchall():
+        try:
+            kept = domain == own or _domain_attachable(domain)
+        except ArchiveError:
+            kept = False
+        if not kept:
+            raise BackupError(
+                f"{backup.path}: its workspace holds the host {str(domain)[:100]!r}, which is not the "
+                "workspace's to have; nothing restored."
+            )
 
 
 _SEQUENCE_PAST = "SELECT setval(%s::regclass, greatest(%s, last_value)) FROM {}"
