@@ -350,7 +350,12 @@ CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = _int("FOUNDRY_SESSION_AGE", default=8 * 3600, minimum=60)
-SECURE_COOKIES = _switch("FOUNDRY_SECURE_COOKIES", default=False)
+# Secure by default where the platform says it is served over TLS (it redirects to https, or a
+# TLS proxy fronts it): a session cookie never goes over plain http there unless told to.
+SECURE_COOKIES = _switch(
+    "FOUNDRY_SECURE_COOKIES",
+    default=_switch("FOUNDRY_SSL_REDIRECT", default=False) or _switch("FOUNDRY_BEHIND_TLS_PROXY", default=False),
+)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_CONTENT_TYPE_NOSNIFF = True

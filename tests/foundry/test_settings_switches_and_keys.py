@@ -178,3 +178,26 @@ def test_a_malformed_sentinel_list_is_refused_without_echoing_its_password():
     assert "FOUNDRY_REDIS_SENTINELS: entry 2 is not host:port" in result.stderr, result.stderr[-2000:]
     assert "FOUNDRY_REDIS_SENTINEL_PASSWORD" in result.stderr, result.stderr[-2000:]
     assert password not in result.stderr + result.stdout, result.stderr[-600:]
+
+
+@pytest.mark.parametrize(
+    "tls, secure",
+    [
+        ({"FOUNDRY_SSL_REDIRECT": "1"}, True),
+        ({"FOUNDRY_BEHIND_TLS_PROXY": "1"}, True),
+        ({"FOUNDRY_BEHIND_TLS_PROXY": "1", "FOUNDRY_SECURE_COOKIES": "0"}, False),  # said otherwise
+        ({}, False),  # plain http (a laptop's bin/dev)
+    ],
+    ids=["ssl-redirect", "tls-proxy", "told-not-to", "plain-http"],
+)
+def test_cookies_are_secure_by_default_where_the_platform_is_served_over_tls(tls, secure):
+    """A deployment that says it is served over TLS (it redirects to https, or a TLS proxy fronts
+    it) marks the session and CSRF cookies Secure without FOUNDRY_SECURE_COOKIES: left unset, a
+    sign-in over https set cookies a plain-http request would carry (found by a review)."""
+    env = production_env()
+    for name in ("FOUNDRY_SECURE_COOKIES", "FOUNDRY_SSL_REDIRECT", "FOUNDRY_BEHIND_TLS_PROXY"):
+        env.pop(name)
+    env.update(tls)
+    done = settings_import(env, "(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == repr((secure, secure))
