@@ -83,9 +83,17 @@ def apply_retention(schema_names: list[str] | None = None) -> int:
 
 @shared_task(base=TenantTask, name="lifecycle.apply_retention_tenant", ignore_result=True)
 def apply_retention_tenant(schema_name: str) -> dict:
-    """One workspace's retention pass (apps/lifecycle/retention.py): what went, by kind."""
+    """One workspace's retention pass (apps/lifecycle/retention.py): what went, by kind; nothing
+    when another pass of the workspace is running (a redelivered task, a command), which does
+    the work: logged as such, not as a failure with its traceback."""
     from django.db import connection
 
     from apps.lifecycle.retention import retention_apply
 
-    return retention_apply(tenant=connection.tenant)
+    try:
+        return retention_apply(tenant=connection.tenant)
+    except ServiceError as refused:
+        if refused.code != "retention_busy":
+            raise
+        logger.info("retention of %s: another pass is running; it does the work", connection.tenant.slug)
+        return {}
