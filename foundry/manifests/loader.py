@@ -68,11 +68,13 @@ class _Loader(yaml.CSafeLoader if _LIBYAML else yaml.SafeLoader):
         super().__init__(stream)
         self.nodes = 0
 
-    def resolve(self, kind, value, implicit):  # called once per node that has no explicit tag
+    def descend_resolver(self, parent, index):
+        # Called once per node the composer makes, tagged (`!!str x`, `!a`) or not; `resolve` is
+        # called for untagged ones only, and a document of tagged values was composed whole.
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _TooManyNodes
-        return super().resolve(kind, value, implicit)
+        return super().descend_resolver(parent, index)
 
 
 @dataclass

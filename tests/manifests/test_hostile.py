@@ -70,8 +70,8 @@ def test_an_unreadable_document_gives_no_partial_data(name):
 def test_the_largest_flat_document_is_refused_after_reading_no_more_than_the_limit(monkeypatch):
     source = "[" + ",".join(["1"] * (MAX_BYTES // 2 - 1)) + "]"  # half a million values in one mebibyte
     resolved = []  # every value the loader composed (counted, not timed: exact on any machine)
-    real = loader._Loader.resolve
-    monkeypatch.setattr(loader._Loader, "resolve", lambda self, *args: resolved.append(1) or real(self, *args))
+    real = loader._Loader.descend_resolver
+    monkeypatch.setattr(loader._Loader, "descend_resolver", lambda self, *a: resolved.append(1) or real(self, *a))
     result = validate(source)
     assert [p.code for p in result.problems] == ["yaml_too_large"]
     assert result.problems[0].message == f"The document has more than {MAX_NODES} values."

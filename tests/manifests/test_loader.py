@@ -154,9 +154,11 @@ def test_it_refuses_more_values_than_the_limit_without_reading_further(monkeypat
 
 
 def test_explicitly_tagged_values_count_towards_the_limit_too(monkeypatch):
-    # Values with an explicit tag are counted once composed, at the list that goes over the limit.
+    # Values with an explicit tag are counted while composing, as untagged ones are: composing
+    # stops at the limit (they were counted only once composed, so a document of them was read whole).
     monkeypatch.setattr(loader, "MAX_NODES", 1000)
-    assert codes("a:\n  [" + ",".join(["!!str x"] * 1000) + "]\n") == [("yaml_too_large", 2, 3)]
+    assert codes("a:\n  [" + ",".join(["!!str x"] * 1000) + "]\n") == [("yaml_too_large", 1, 1)]
+    assert codes("a:\n  [" + ",".join(["!!str x"] * 1000) + ", !a x]]]]\n") == [("yaml_too_large", 1, 1)]
 
 
 # --- tags, keys and values --------------------------------------------------------------------
