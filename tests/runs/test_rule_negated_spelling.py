@@ -41,6 +41,6 @@ def test_a_negated_deny_rule_is_not_escaped_by_a_lookalike_of_its_text(acme, led
     the call is denied (or refused) and nothing is booked."""
     _, step, _ = ruled_call(acme, ledger, domain, {"ref": "P-1", "id": vendor}, key="ref")
     assert step.status in ("denied", "error"), (
-        f"a payment to {vendor!r} went past `id != \"V-1\"` ({step.status}); booked {ledger.booked}"
+        f'a payment to {vendor!r} went past `id != "V-1"` ({step.status}); booked {ledger.booked}'
     )
     assert ledger.booked == []

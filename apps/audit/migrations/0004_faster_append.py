@@ -11,6 +11,8 @@
   the first append of a chain rebuilds its head from that chain's last event.
 """
 
+from importlib import import_module
+
 from django.db import migrations
 
 SQL = r"""
@@ -73,7 +75,17 @@ ALTER FUNCTION public.audit_append(bigint, text, text, text, text, text, text, t
 """
 
 
+# Back to 0002's functions (a review found the append left as this one, with the heads logged again).
+_CANONICAL = import_module("apps.audit.migrations.0002_chained_trail").CANONICAL
+REVERSE = f"""
+ALTER TABLE public.audit_auditchain SET LOGGED;
+ALTER FUNCTION public.audit_event_hash(bigint, bigint, timestamptz, text, text, text, text, text, text, text, text,
+    text, text, text) IMMUTABLE;
+{_CANONICAL[_CANONICAL.index("CREATE FUNCTION public.audit_append("):].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)}
+"""
+
+
 class Migration(migrations.Migration):
     dependencies = [("audit", "0003_audit_sink")]
 
-    operations = [migrations.RunSQL(SQL, "ALTER TABLE public.audit_auditchain SET LOGGED;")]
+    operations = [migrations.RunSQL(SQL, REVERSE)]

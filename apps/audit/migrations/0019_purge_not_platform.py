@@ -12,7 +12,9 @@ from importlib import import_module
 
 from django.db import migrations
 
-_PREVIOUS = import_module("apps.audit.migrations.0009_purge_gate").SQL
+# The purge as 0015 left it (its chain's locks). This migration first took 0009's text, which
+# dropped them on every database it ran on: 0022 puts them back there.
+_PREVIOUS = import_module("apps.audit.migrations.0015_purge_queue").SQL
 _NOT_PLATFORM = """BEGIN
     IF p_tenant < 1 THEN
         RAISE EXCEPTION 'the platform''s audit chain is never purged' USING ERRCODE = 'insufficient_privilege';
