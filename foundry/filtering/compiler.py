@@ -9,7 +9,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 
 from django.db.models import F, Q, Value
 from django.db.models.fields.json import HasKey, KeyTextTransform
@@ -47,7 +47,7 @@ def _dig(record: Mapping, path: tuple[str, ...]):
 def _present(value) -> bool:
     if value is None:
         return False
-    if isinstance(value, str | list | tuple | dict):
+    if isinstance(value, str | list | tuple | dict | frozenset | set):
         return len(value) > 0
     return True
 
@@ -109,6 +109,8 @@ def _glob_match(pieces: tuple[str, ...], value: str) -> bool:
 # and closures: ~150 KiB for 4 KB of ORs), so 1,024 of them at the most a request may send would
 # keep ~200 MiB per spec in every process. Longer ones are compiled at each use.
 MAX_CACHED_CHARS = 256
+# The fields an unknown field's error names, at most (the rest are counted).
+MAX_FIELDS_SHOWN = 40
 
 
 class FilterSpec:
@@ -140,8 +142,19 @@ class FilterSpec:
         """`text` compiled and not kept: for text no one bounds in number (a model's tool call)."""
         return self._compile(text)
 
-    def describe(self) -> str:
-        return ", ".join(f"{name} ({f.type_name})" for name, f in sorted(self.fields.items()))
+    def describe(self, limit: int | None = None) -> str:
+        """The filterable fields with their types, the first `limit` of them by name if given."""
+        names = sorted(self.fields)
+        shown = ", ".join(f"{name} ({self.fields[name].type_name})" for name in names[:limit])
+        if limit is not None and len(names) > limit:
+            shown += f", and {len(names) - limit:,} more"
+        return shown
+
+    @cached_property
+    def _fields_shown(self) -> str:
+        # Built once: a DIS entity may declare hundreds of fields, and a document as many rules
+        # each naming one it lacks; every such error listed them all, built anew.
+        return self.describe(MAX_FIELDS_SHOWN)
 
     # --- compile ---------------------------------------------------------------------------
     def _compile(self, text: str) -> CompiledFilter:
@@ -221,7 +234,7 @@ class FilterSpec:
             break
         raise FilterError(
             "unknown_field",
-            f"Unknown field {member.path!r}. Filterable fields: {self.describe()}.",
+            f"Unknown field {member.path!r}. Filterable fields: {self._fields_shown}.",
             member.pos,
         )
 

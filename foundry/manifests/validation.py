@@ -381,6 +381,9 @@ class _DomainChecks(_Checks):
     def __init__(self, loaded: Loaded):
         super().__init__(loaded)
         self.filters: dict[str, FilterSpec] = {}  # by entity: built once, not per rule (rules times fields)
+        # Each condition's outcome by (entity, text): YAML aliases repeat one long condition at no
+        # cost to the document's size (filters over 256 characters are not kept compiled).
+        self.compiled: dict[tuple[str, str], FilterError | None] = {}
 
     def run(self) -> list[Problem]:
         spec = _mapping(self.loaded.data.get("spec"))
@@ -482,9 +485,13 @@ class _DomainChecks(_Checks):
     def expression(self, entity: dict, name: str, text: str, path: tuple) -> None:
         if name not in self.filters:
             self.filters[name] = entity_filters(entity)
-        try:
-            self.filters[name].compile(text)
-        except FilterError as exc:
+        if (name, text) not in self.compiled:
+            try:
+                self.filters[name].compile(text)
+                self.compiled[name, text] = None
+            except FilterError as exc:
+                self.compiled[name, text] = exc
+        if (exc := self.compiled[name, text]) is not None:
             code = {"unknown_field": "rule_unknown_field", "invalid_value": "rule_invalid_value"}.get(
                 exc.code, "rule_expression_invalid"
             )

@@ -233,17 +233,25 @@ class RuleBook:
         self.spellings: dict[str, dict[str, dict[str, list[str]]]] = {}
         # {entity: {field: [(pattern, its pieces, folded)]}} of the wildcards its rules compare fields with.
         self.patterns: dict[str, dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]]] = {}
+        # Each distinct condition compiled and read once: YAML aliases repeat one long condition at
+        # no cost to the document's size (filters over 256 characters are not kept compiled).
+        compiled_as: dict[tuple[str, str], CompiledFilter] = {}
         for rule in spec.get("rules") or ():
             entity = rule["entity"]
             if entity not in self.filters:
                 raise ValueError(f"Rule {rule['name']!r} is on unknown entity {entity!r}.")
-            try:
-                compiled = self.filters[entity].compile(rule["when"])
-            except FilterError as exc:
-                raise ValueError(f"Rule {rule['name']!r} does not compile: {exc.message}") from exc
+            compiled = compiled_as.get((entity, rule["when"]))
+            repeated = compiled is not None
+            if not repeated:
+                try:
+                    compiled = compiled_as[entity, rule["when"]] = self.filters[entity].compile(rule["when"])
+                except FilterError as exc:
+                    raise ValueError(f"Rule {rule['name']!r} does not compile: {exc.message}") from exc
             self.rules.setdefault(entity, []).append(
                 Rule(rule["name"], entity, rule["when"], rule["then"], rule.get("message") or "", compiled)
             )
+            if repeated:
+                continue  # what it reads and compares is noted already
             fields = self.filters[entity].fields
             parsed = parse(rule["when"])
             read = [name for name in _read_fields(parsed) if name in fields]
@@ -336,11 +344,12 @@ class RuleBook:
         record = dict(record)
         for name, value in record.items():
             spellings = fields.get(name)
-            if not spellings:
-                continue
             if isinstance(value, list):
-                record[name] = [spelt for item in value for spelt in self._alike(spellings, item)]
-            elif len(alike := self._alike(spellings, value)) > 1:
+                # A set: a rule's `tags:"x"` asks whether it holds x, in one look however long the
+                # list (a scan of it for each comparison of each rule, in each reading, was not bounded).
+                items = (spelt for item in value for spelt in self._alike(spellings, item)) if spellings else value
+                record[name] = frozenset(items)
+            elif spellings and len(alike := self._alike(spellings, value)) > 1:
                 choices.append((name, alike))
         if math.prod(len(alike) for _, alike in choices) > MAX_SPELLING_VARIANTS:
             raise ArgumentError(
