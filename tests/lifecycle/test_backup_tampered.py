@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -79,30 +80,34 @@ def test_a_manifest_table_entry_missing_a_field_is_refused_by_name_not_with_a_tr
     assert not schema_exists(workspace.schema_name)
 
 
-def test_a_workspace_backup_cannot_write_rows_of_another_workspace(unblocked, tmp_path):  # noqa: F811
-    """A workspace's restore touches no other workspace (docs: "One workspace lost: restore of its
-    backup, the others untouched"): a row naming another (a custom domain for the victim, added
-    by whoever can write the file and recompute its unkeyed checksums) is refused, nothing restored."""
-    mine, victim = workspace_create(), workspace_create()
-    call_command("backup", tenant=mine.slug, dir=tmp_path, stdout=io.StringIO())
-    (made,) = backup_list(tmp_path, tenant_scope(mine))
+def backup_with_domain(tenant: Tenant, tmp_path: Path, domain: str, *, tenant_id: int) -> Path:
+    """A backup of `tenant`, edited to hold one more `tenants_domain` row (`domain`, of
+    `tenant_id`), its checksums recomputed as anyone who can write the file can."""
+    call_command("backup", tenant=tenant.slug, dir=tmp_path, stdout=io.StringIO())
+    (made,) = backup_list(tmp_path, tenant_scope(tenant))
     with tarfile.open(made) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
     (entry,) = [t for t in manifest["tables"] if t["table"] == "tenants_domain"]
-    columns = entry["columns"]
 
     def add_domain(members):
-        data = members[entry["member"]]
-        row = {"id": "987654321", "domain": "hijack.example", "tenant_id": str(victim.pk), "is_primary": "f"}
-        line = "\t".join(row.get(c, "\\N") for c in columns) + "\n"
-        return entry["member"], data + line.encode()
+        row = {"id": "987654321", "domain": domain, "tenant_id": str(tenant_id), "is_primary": "f"}
+        line = "\t".join(row.get(c, "\\N") for c in entry["columns"]) + "\n"
+        return entry["member"], members[entry["member"]] + line.encode()
 
     def more_rows(manifest):
         for item in manifest["tables"]:
             if item["table"] == "tenants_domain":
                 item["rows"] += 1
 
-    crafted = repack(made, tmp_path / "crafted.tar", member_edit=add_domain, manifest_edit=more_rows)
+    return repack(made, tmp_path / "crafted.tar", member_edit=add_domain, manifest_edit=more_rows)
+
+
+def test_a_workspace_backup_cannot_write_rows_of_another_workspace(unblocked, tmp_path):  # noqa: F811
+    """A workspace's restore touches no other workspace (docs: "One workspace lost: restore of its
+    backup, the others untouched"): a row naming another (a custom domain for the victim, added
+    by whoever can write the file and recompute its unkeyed checksums) is refused, nothing restored."""
+    mine, victim = workspace_create(), workspace_create()
+    crafted = backup_with_domain(mine, tmp_path, "hijack.example", tenant_id=victim.pk)
     workspace_lose(mine)
     with pytest.raises(CommandError, match="belong to another workspace"):
         call_command("restore", str(crafted), stdout=io.StringIO())
@@ -153,3 +158,19 @@ def test_a_database_name_with_a_double_quote_is_refused_not_a_traceback(unblocke
                 conn.execute(
                     psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(candidate))
                 )
+
+
+def test_a_workspace_backup_edited_to_claim_a_platform_host_is_not_restored_with_it(unblocked, tmp_path):  # noqa: F811
+    """An import leaves behind every custom domain under the platform's base domain (`www.<base>`,
+    `login.<base>`, the `<slug>.<base>` of a workspace not yet created: docs/export.md,
+    `_domain_attachable`); a restore refuses a backup edited to give the workspace one, and
+    restores nothing (backup.py `_domain_rows_check`). It loaded every `tenants_domain` row as
+    written (found by a review)."""
+    mine = workspace_create()
+    host = f"www.{settings.FOUNDRY_BASE_DOMAIN}"
+    crafted = backup_with_domain(mine, tmp_path, host, tenant_id=mine.pk)
+    workspace_lose(mine)
+    with pytest.raises(CommandError, match="not the workspace's to have"):
+        call_command("restore", str(crafted), stdout=io.StringIO())
+    assert not Domain.objects.filter(domain=host).exists()
+    assert not Tenant.objects.filter(pk=mine.pk).exists() and not schema_exists(mine.schema_name)

@@ -36,3 +36,28 @@ def test_http_tool_result_does_not_repeat_the_password_of_its_url(server):
     except ToolError as refused:
         result = f"{refused.code}: {refused.message}"
     assert PASSWORD not in result, result
+
+
+def _toolbox(url: str) -> Toolbox:
+    tool = {"name": "lookup", "type": "http", "description": "Lookup.", "url": url, "hosts": ["127.0.0.1"]}
+    manifest = agent(load(EXAMPLES / "agents" / "invoice-triage.yaml"), tools=[tool], approvals={})
+    return Toolbox(
+        manifest, load(EXAMPLES / "domains" / "finance.yaml"), ToolOptions(network=NetworkPolicy(allow_private=True))
+    )
+
+
+def _said(toolbox: Toolbox, arguments: dict) -> str:
+    try:
+        return toolbox.run(toolbox.get("lookup"), arguments, timeout=5)
+    except ToolError as refused:
+        return f"{refused.code}: {refused.message}"
+
+
+def test_a_stored_tool_url_made_too_long_is_not_quoted_with_its_password(server):
+    """A tool URL stored with a credential whose argument makes it longer than a URL may be: the
+    refusal quotes the URL without its user information (`network._quoted`; it quoted the password
+    to the model, the timeline and checkpoints, found by a review)."""
+    url = server.origin.replace("http://", f"http://svc:{PASSWORD}@") + "/v1/companies/{id}"
+    said = _said(_toolbox(url), {"id": "x" * 70_000})
+    assert "http_url_invalid" in said, said
+    assert PASSWORD not in said, said
