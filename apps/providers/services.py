@@ -3,6 +3,7 @@
 Everything here acts on the schema the connection is on: a tenant's own table.
 """
 
+import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -186,6 +187,8 @@ def credential_set(
             message = f"Changing {', '.join(moved)} sends the key somewhere new: give the API key again."
             details = {"api_key": [{"code": "api_key_required", "message": message}]}
             raise ServiceError("api_key_required", message, details=details)
+    if credential is not None and _unchanged(credential, fields, api_key):
+        return credential  # a retried PUT: nothing changes, nothing is recorded, no run is told
     now, by = timezone.now(), str(actor)[:255]
     created = credential is None
     if created:
@@ -223,6 +226,19 @@ def credential_delete(*, actor: object, provider: str, request: HttpRequest | No
     audit_record(
         action="provider.credential.delete", actor=actor, target=target, data={"provider": provider}, request=request
     )
+
+
+def _unchanged(credential: ProviderCredential, fields: dict[str, str], api_key: str | None) -> bool:
+    """Whether saving `fields` (and `api_key`, if given) changes nothing of `credential`."""
+    if any(getattr(credential, name) != value for name, value in fields.items()):
+        return False
+    if api_key is None:
+        return True
+    try:
+        stored = secret_decrypt(credential.api_key_encrypted, place=_key_place(credential))
+    except Exception:  # noqa: BLE001 - any key it cannot open (a rotation not finished): a change
+        return False
+    return bool(credential.api_key_encrypted) and hmac.compare_digest(stored.encode(), api_key.encode())
 
 
 def _runs_signal(provider: str) -> None:

@@ -165,10 +165,12 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
     with transaction.atomic():
         run = _run_lock(run)
         actor = allowed_now(actor, Permission.RUNS_START, Scope.RUN)  # as they stand now, not as the request began
+        if run.cancel_requested_at is not None:  # its sub-agents were cancelled with it
+            # Asked again (a client retrying a cancel whose answer it lost): the same answer,
+            # whether its worker is still stopping it or it ended at once.
+            return run
         if run.is_finished:
             raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
-        if run.cancel_requested_at is not None:  # its sub-agents were cancelled with it
-            return run
         message = f"Cancelled by {_actor_name(actor)}."
         running = _cancel_one(run, message)
         parents = [run.pk]
@@ -295,7 +297,17 @@ def run_decide(
         # The decider as they stand now, not as their request read them: one removed, demoted, or
         # whose token was revoked while this waited for the run's row decides nothing.
         actor = allowed_now(actor, *DECIDE_ACCESS)
+        decision = Approval.Decision.APPROVED if approved else Approval.Decision.REJECTED
         approval = run.approvals.filter(decision=Approval.Decision.PENDING).first()
+        if (
+            step is not None
+            and (approval is None or approval.step != step)
+            and run.approvals.filter(step=step, decision=decision, approver=_actor_name(actor)[:255]).exists()
+        ):
+            # This decision, by this decider, is recorded at that step, and nothing is asked there
+            # now: a retry of the request whose answer was lost, answered as it was, and nothing
+            # decided or recorded again. (Asked again at that step since, the new question is decided.)
+            return run
         if run.status != Run.Status.WAITING_APPROVAL or approval is None:
             raise ServiceError("run_not_waiting", "The run is not waiting for an approval.", status=409)
         if step is not None and approval.step != step:
@@ -320,7 +332,7 @@ def run_decide(
                 "Approving an overage takes what setting a budget takes: an admin or an owner "
                 "(settings.manage; a token with the admin scope)."
             )
-        approval.decision = Approval.Decision.APPROVED if approved else Approval.Decision.REJECTED
+        approval.decision = decision
         approval.approver = _actor_name(actor)[:255]
         approval.comment = comment
         approval.decided_at = timezone.now()

@@ -58,7 +58,7 @@ def test_setting_again_replaces_the_fields_and_keeps_the_key_when_none_is_given(
 
 def test_it_records_an_audit_event_without_the_key(acme):
     set_credential(acme, base_url="https://gateway.example.com/v1")
-    set_credential(acme, api_key=None, base_url="https://gateway.example.com/v1")
+    set_credential(acme, api_key=None, base_url="https://gateway.example.com/v1", organization="acme-research")
     first, second = events(acme, "provider.credential.set")
     assert first.actor_id == f"user:{tenant_user(acme, 'owner@acme.test').pk}"
     assert first.data == {
@@ -264,3 +264,16 @@ def test_an_organization_that_cannot_travel_in_a_header_is_refused(acme):
             actor=tenant_user(acme, "owner@acme.test"), provider="openai", api_key=KEY, organization="org-für"
         )
     assert info.value.error_dict["organization"][0].code == "organization_invalid"
+
+
+def test_saving_what_is_stored_changes_and_records_nothing(acme):
+    """A PUT retried (its answer lost) or a form saved unchanged, with the key or without it:
+    nothing is saved, recorded or signalled (found by a review: each recorded another
+    `provider.credential.set`, the key "replaced", and told the workspace's runs to read it anew)."""
+    first = set_credential(acme, base_url="https://gateway.example.com/v1")
+    again = set_credential(acme, base_url="https://gateway.example.com/v1")
+    kept = set_credential(acme, api_key=None, base_url="https://gateway.example.com/v1")
+    assert again.updated_at == kept.updated_at == first.updated_at
+    assert len(events(acme, "provider.credential.set")) == 1
+    set_credential(acme, api_key=KEY + "-new", base_url="https://gateway.example.com/v1")  # a change is one
+    assert len(events(acme, "provider.credential.set")) == 2
