@@ -34,6 +34,9 @@ JWKS_TTL_SECONDS = 3600
 JWKS_REFETCH_SECONDS = 60
 JWKS_DOWN_SECONDS = 10
 JWKS_LOCAL_SECONDS = 30  # a process re-reads the shared cache at most this often
+# How long a request waits for a set another request is fetching, before it is refused as
+# unreachable for now: one fetch per set at a time, whatever the number of tokens that need it.
+JWKS_WAIT_SECONDS = 0.5
 MAX_KEYS = 100
 
 
@@ -149,6 +152,26 @@ def _pick(keyset: KeySet | None, kid: str) -> list[dict] | None:
     return None
 
 
+def _fetch_lease(key: str) -> bool:
+    """Whether this request fetches the set: one fetch of a set at a time across processes, each
+    for at most the fetch's own timeout. Each that needed it waited the IdP's whole timeout, so a
+    slow IdP of one workspace held every web thread (while the shared cache is away: each fetches)."""
+    taken = cache_or(lambda: cache.add(f"{key}:fetching", 1, JWKS_TIMEOUT_SECONDS + 1), None)
+    return taken is not False
+
+
+def _fetched_meanwhile(key: str, configured: float, jwks_uri: str) -> KeySet:
+    """The set another request is fetching, once it is stored; JwksUnavailable if it is not
+    within JWKS_WAIT_SECONDS, or the fetch failed."""
+    deadline = time.monotonic() + JWKS_WAIT_SECONDS
+    while True:
+        time.sleep(0.05)
+        if (keyset := _cached(key, configured, fresh=True)) is not None:
+            return keyset
+        if cache_or(lambda: cache.get(f"{key}:down"), None) or time.monotonic() >= deadline:
+            raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} is slow to answer; retrying shortly.")
+
+
 def jwks_key(
     jwks_uri: str, kid: str, policy: Callable[[], NetworkPolicy], *, configured: datetime
 ) -> list[dict] | None:
@@ -165,12 +188,18 @@ def jwks_key(
     if keyset is None:
         if cache_or(lambda: cache.get(f"{key}:down"), None):
             raise JwksUnavailable("jwks_unreachable", f"{jwks_uri} failed a moment ago; retrying shortly.")
+        if not _fetch_lease(key):
+            # Another request is fetching it (an IdP that answers slowly, or a burst of tokens
+            # once the set expired): waited for briefly, never fetched a second time at once.
+            return _pick(_fetched_meanwhile(key, configured, jwks_uri), kid)
         try:
             keyset = _store(key, _fetch(jwks_uri, policy), configured)
         except JwksUnavailable:
             # An IdP that is down must not cost every request a timeout: fail fast for a while.
             cache_or(lambda: cache.set(f"{key}:down", 1, JWKS_DOWN_SECONDS), None)
             raise
+        finally:
+            cache_or(lambda: cache.delete(f"{key}:fetching"), None)
     elif _refetch_allowed(key):
         log.info("jwks refetch for unknown kid", extra={"jwks_uri": jwks_uri, "kid": kid[:100]})
         keyset = _store(key, _fetch(jwks_uri, policy), configured)
