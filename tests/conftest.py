@@ -201,7 +201,7 @@ def _identity_caches_clear() -> None:
     refusals_forget()
 
     jwks._parsed.clear()
-    oidc._recent.clear()
+    oidc._recent.forget()
 
 
 @pytest.fixture

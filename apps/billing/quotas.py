@@ -21,19 +21,17 @@ overridden) is a new cap: its own 80% and 100% are announced when reached.
 Budgets are cached per process for FOUNDRY_TENANT_ROUTE_TTL seconds, like limits.
 """
 
-import threading
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from apps.billing.models import Budget, UsageMonth
 from apps.billing.rls import usage_scope
+from foundry.recent import RecentValues
 
 THRESHOLDS = (80, 100)
 
@@ -89,31 +87,21 @@ class CapUse:
         return f"This month's usage ({used}) has reached {self.cap.describe()}."
 
 
-_budgets: dict[int, tuple[float, dict[str, Budget]]] = {}
-_budgets_lock = threading.Lock()
+_budgets: RecentValues[dict[str, Budget]] = RecentValues()
 
 
 def budgets_of(tenant_id: int) -> dict[str, Budget]:
     """The tenant's budgets by project ("" for the workspace)."""
-    now = time.monotonic()
-    cached = _budgets.get(tenant_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    with usage_scope(tenant_id):
-        budgets = {budget.project: budget for budget in Budget.objects.filter(tenant_id=tenant_id)}
-    with _budgets_lock:
-        if len(_budgets) > 10_000:
-            _budgets.clear()
-        _budgets[tenant_id] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, budgets)
-    return budgets
+
+    def load() -> dict[str, Budget]:
+        with usage_scope(tenant_id):
+            return {budget.project: budget for budget in Budget.objects.filter(tenant_id=tenant_id)}
+
+    return _budgets.get(tenant_id, load)
 
 
 def budgets_cache_clear(tenant_id: int | None = None) -> None:
-    with _budgets_lock:
-        if tenant_id is None:
-            _budgets.clear()
-        else:
-            _budgets.pop(tenant_id, None)
+    _budgets.forget(None if tenant_id is None else (lambda key: key == tenant_id))
 
 
 def caps_for(tenant_id: int, project: str) -> list[Cap]:

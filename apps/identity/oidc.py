@@ -17,7 +17,6 @@ import re
 import time
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -37,6 +36,7 @@ from apps.identity.verify import TokenInvalid, idp_token_verify
 from apps.providers.encryption import SecretUndecryptable, secret_decrypt
 from foundry.errors import error_response
 from foundry.manifests.validation import url_host
+from foundry.recent import RecentValues
 from foundry.runtime.network import FetchError, fetch
 
 logger = logging.getLogger(__name__)
@@ -72,32 +72,23 @@ def sso_config() -> SsoConfiguration | None:
     return SsoConfiguration.objects.filter(pk=1).first()
 
 
-_recent: dict[tuple[str, int | None], tuple[float, SsoConfiguration | None]] = {}
+_recent: RecentValues[SsoConfiguration | None] = RecentValues()
 
 
 def sso_config_recent() -> SsoConfiguration | None:
     """sso_config(), kept per process for FOUNDRY_TENANT_ROUTE_TTL seconds (as tenant routes):
     the bearer-token path reads it on every API request. A change made by this process is seen
-    at once (sso_config_forget); by other processes within that many seconds."""
-    now = time.monotonic()
+    at once (sso_config_forget), a read that raced it included (foundry/recent.py); by other
+    processes within that many seconds."""
     # The schema's and its tenant's: a workspace purged and provisioned again under its slug is
     # another tenant in a schema of the same name, whose configuration is not the old one's.
     key = (connection.schema_name, getattr(getattr(connection, "tenant", None), "pk", None))
-    hit = _recent.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    config = sso_config()
-    if len(_recent) > 10_000:
-        _recent.clear()
-    _recent[key] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, config)
-    return config
+    return _recent.get(key, sso_config)
 
 
 def sso_config_forget(schema: str | None = None) -> None:
     schema = schema or connection.schema_name
-    for key in list(_recent):  # a copy: another thread may add to it meanwhile
-        if key[0] == schema:
-            _recent.pop(key, None)
+    _recent.forget(lambda key: key[0] == schema)
 
 
 class TenantSettings:

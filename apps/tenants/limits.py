@@ -24,7 +24,6 @@ import ipaddress
 import logging
 import math
 import re
-import threading
 import time
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from django.db import connection
 
 from apps.tenants.models import Tenant
 from foundry.ratelimit import MAX_LIMIT, Decision, Limiter, Rate, limit_key, limiter_redis
+from foundry.recent import RecentValues
 
 logger = logging.getLogger(__name__)
 
@@ -78,41 +78,24 @@ _SQL = (
     " FROM public.tenants_tenant t LEFT JOIN public.tenants_plan p ON p.name = t.plan WHERE t.id = ANY(%s)"
 )
 
-_cache: dict[int, tuple[float, EffectiveLimits]] = {}
-_cache_lock = threading.Lock()
+_cache: RecentValues[EffectiveLimits] = RecentValues()
 
 
 def limits_for(tenant: Tenant | int) -> EffectiveLimits:
     """The tenant's limits: each override where the operator set one, else the plan's value."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
-    now = time.monotonic()
-    cached = _cache.get(tenant_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    limits = _query(tenant_id)
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[tenant_id] = (now + settings.FOUNDRY_TENANT_ROUTE_TTL, limits)
-    return limits
+    return _cache.get(tenant_id, lambda: _query(tenant_id))
 
 
 def limits_cache_clear(tenant_id: int | None = None) -> None:
-    with _cache_lock:
-        if tenant_id is None:
-            _cache.clear()
-        else:
-            _cache.pop(tenant_id, None)
+    _cache.forget(None if tenant_id is None else (lambda key: key == tenant_id))
 
 
 def limits_for_many(tenant_ids: list[int]) -> dict[int, EffectiveLimits]:
     """limits_for of many tenants in one statement (an operator's list of every workspace)."""
+    since = _cache.generation()
     limits = _query_many(list(tenant_ids))
-    expires = time.monotonic() + settings.FOUNDRY_TENANT_ROUTE_TTL
-    with _cache_lock:
-        if len(_cache) + len(limits) > 10_000:
-            _cache.clear()
-        _cache.update((tenant_id, (expires, value)) for tenant_id, value in limits.items())
+    _cache.keep(limits, since=since)
     return limits
 
 
