@@ -2,10 +2,9 @@
 trickles its body): one fetch of a set at a time (apps/identity/jwks.py `_fetch_lease`)."""
 
 import ipaddress
-import json
-import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.utils import timezone
@@ -13,79 +12,42 @@ from django.utils import timezone
 from apps.identity import jwks
 from apps.identity.jwks import JwksUnavailable, jwks_key
 from foundry.runtime.network import NetworkPolicy
+from tests.stub_http import StubHTTPServer
 
 LOOPBACK = NetworkPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 
 
 class SlowIdp:
-    """An OpenID provider on 127.0.0.1 whose discovery document is served at once and whose key
-    set (`/jwks`) sends its head, then trickles its body a byte every `step` seconds (never
-    finishing within any sane timeout). Counts connections made to /jwks."""
+    """A key set on 127.0.0.1 that sends its head at once, then trickles its body a byte every
+    `step` seconds (never finishing within any timeout); counts the connections made to it."""
 
     def __init__(self, step: float = 0.2):
-        self.step = step
         self.jwks_connections = 0
-        self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.issuer = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        idp = self
 
-    def discovery(self) -> dict:
-        return {
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{self.issuer}/authorize",
-            "token_endpoint": f"{self.issuer}/token",
-            "userinfo_endpoint": f"{self.issuer}/userinfo",
-            "jwks_uri": f"{self.issuer}/jwks",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        }
+        class Trickle(BaseHTTPRequestHandler):
+            def do_GET(self):
+                idp.jwks_connections += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not idp.stopped.wait(step):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
 
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            def log_message(self, *args):
+                pass
 
-    def _serve(self, conn):
-        try:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            path = head.split(b" ", 2)[1].decode()
-            if path == "/.well-known/openid-configuration":
-                body = json.dumps(self.discovery()).encode()
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                return
-            with self.lock:
-                self.jwks_connections += 1
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-            while not self.stopped.is_set():
-                conn.sendall(b" ")
-                time.sleep(self.step)
-        except OSError:
-            pass
-        finally:
-            conn.close()
+        self.httpd = StubHTTPServer(("127.0.0.1", 0), Trickle)
+        self.issuer = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self):
         self.stopped.set()
-        self.sock.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.fixture
