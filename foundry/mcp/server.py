@@ -496,7 +496,7 @@ def _iso_8601(value: object) -> object:
     if isinstance(value, str) and (spelt := _ISO_8601.fullmatch(value)):
         return value + ":00" if spelt["zone"] and len(spelt["zone"]) == 3 else value
     raise ValueError(
-        "expected an ISO 8601 date, or date and time with an optional zone (Z, +hh, +hh:mm), as text,"
+        "expected an ISO 8601 date or datetime as text, its zone (if any) after the time: Z, +hh or +hh:mm;"
         " such as 2026-01-31T00:00:00Z"
     )
 

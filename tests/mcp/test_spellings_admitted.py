@@ -59,4 +59,4 @@ def test_get_usage_refuses_a_zone_after_a_date_alone_saying_which_forms_it_reads
     result = _usage(mcp_port, ws, "2025-01-01Z")
     assert result.get("isError"), result
     text = result["content"][0]["text"]
-    assert "unexpected extra characters" not in text and "optional zone (Z, +hh, +hh:mm)" in text, text
+    assert "unexpected extra characters" not in text and "zone (if any) after the time" in text, text
