@@ -87,5 +87,7 @@ def test_a_suspension_started_while_the_session_is_made_waits_and_ends_it(fresh_
         threads[0].join(30)
         assert Tenant.objects.get(pk=tenant.pk).status == Tenant.Status.SUSPENDED
         left, status = _after_resume(tenant, client)
-    assert response.status_code == 302  # signed in, for the moment it lasted
+    # Signed in, for the moment it lasted (302); or the suspension ended the session after the
+    # sign-in committed and before the response saved it again (Django's SessionInterrupted, 400).
+    assert response.status_code in (302, 400)
     assert (left, status) == (0, 302)
