@@ -9,6 +9,8 @@ def file_name(value: str) -> str:
     the argument's error, a CommandError through call_command, not a traceback when opened)."""
     if "\x00" in value:
         raise argparse.ArgumentTypeError("not a file name (it holds a NUL character)")
+    if not value.strip():  # a script's unset variable: never the working directory
+        raise argparse.ArgumentTypeError("an empty path names no file or directory")
     return value
 
 

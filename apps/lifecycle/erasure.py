@@ -46,6 +46,7 @@ from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
 from apps.tokens.models import RevokedReason
 from apps.tokens.services import token_revoke_issued_by
+from foundry.db.text import UNSTORABLE
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
@@ -317,7 +318,7 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         # An address stored before a rule that now refuses it (a domain label mixing scripts):
         # its member may still be erased, by the address as stored.
         stored = email.strip().lower()
-        if not User.objects.filter(email=stored).exists():
+        if UNSTORABLE.search(stored) or not User.objects.filter(email=stored).exists():  # no row holds a NUL
             raise
         email = stored
     tenant_id = Tenant.objects.values_list("pk", flat=True).get(schema_name=connection.schema_name)

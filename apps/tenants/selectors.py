@@ -1,3 +1,5 @@
+from string import Formatter
+
 from django.db.models import QuerySet
 
 from apps.tenants.models import Tenant
@@ -33,7 +35,10 @@ def base_url_of_option(base_url: str) -> str:
     from django.core.management import CommandError
 
     try:
-        base_url.format(domain="example.invalid")
-    except (KeyError, IndexError, AttributeError, ValueError):
-        raise CommandError(f"--base-url {base_url!r}: only {{domain}} may stand in braces.") from None
+        # Fields are parsed, never formatted: a width (`{domain:>99999999999}`) would be built first.
+        fields = [(name, spec, conversion) for _text, name, spec, conversion in Formatter().parse(base_url)]
+    except ValueError:
+        fields = [("", "", None)]
+    if any((name, spec, conversion) != ("domain", "", None) for name, spec, conversion in fields if name is not None):
+        raise CommandError(f"--base-url {base_url!r}: only {{domain}} may stand in braces.")
     return base_url

@@ -23,7 +23,11 @@ class Command(BaseCommand):
             email = email_clean(email)
         except ValidationError:
             raise CommandError(f"{email!r} is not a valid email address.") from None
-        password = password or getpass.getpass("Password: ")
+        if not password:
+            try:
+                password = getpass.getpass("Password: ")
+            except (EOFError, KeyboardInterrupt):  # no terminal to ask on (cron, a script, </dev/null)
+                raise CommandError("No password given and none could be asked for: use --password.") from None
         with schema_context("public"), history_actor("cli:create_operator"):
             if User.objects.filter(email=email).exists():
                 raise CommandError(f"An operator {email} already exists.")

@@ -22,9 +22,17 @@ class Command(BaseCommand):
         if not actor_id.strip() or UNSTORABLE.search(actor_id):
             # No actor has it (a NUL, a stray byte of a shell that is not UTF-8): no query can carry it.
             raise CommandError(f"{actor_id!r} is not an actor id (such as user:42 or operator:3).")
+        if platform and actor_id.startswith(("user:", "token:")) and "@tenant:" not in actor_id:
+            # A member's or token's number restarts in every workspace: on the platform's chain they
+            # are `user:42@tenant:7`, and sweeping every workspace for `user:42` would erase a
+            # different person in each.
+            raise CommandError(
+                f"{actor_id} names a workspace's member or token: erase it with --tenant SLUG (its acts "
+                "on the platform's chain go with it)."
+            )
         chain = PLATFORM if platform else tenant_of_option(tenant).pk
         erased = audit_actor_erase(tenant_id=chain, actor_id=actor_id, actor="cli:audit_erase_actor")
-        if platform:
+        if platform and actor_id.startswith("operator:"):
             # An operator's acts on a workspace (provisioning it, scheduling its deletion, importing
             # it) name them on that workspace's chain too, under the same id.
             for each in tenant_list().values_list("pk", flat=True):

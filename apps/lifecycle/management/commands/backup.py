@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.lifecycle.backup import BackupError, backup_run
 from apps.tenants.selectors import tenant_of_option
+from foundry.cli import file_path
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", metavar="SLUG", help="Only this workspace.")
-        parser.add_argument("--dir", type=Path, metavar="DIR", help="Where to write (default FOUNDRY_BACKUP_DIR).")
+        parser.add_argument("--dir", type=file_path, metavar="DIR", help="Where to write (default FOUNDRY_BACKUP_DIR).")
         parser.add_argument(
             "--keep", type=int, metavar="N", help="Backups of this scope to keep (default FOUNDRY_BACKUP_KEEP; 0: all)."
         )
