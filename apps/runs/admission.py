@@ -10,7 +10,7 @@ goes on, so a crashed worker's slot comes back within FOUNDRY_RUN_SLOT_SECONDS.
 A run that finds no free slot is not touched: it stays queued and its task comes back later
 (FOUNDRY_RUN_SLOT_RETRY_SECONDS for each of its workspace's runs waiting per slot: its backlog
 costs the shared workers no more than its slots could take; `run_slot_retry_countdown`). Its
-task says in Redis, for a few of those periods, that it is alive (`run_waiting`), so the sweep of
+task says in Redis, for a few of those periods, that it is alive (the mark `run_hand_out` finds set), so the sweep of
 runs that lost their task (tasks.py) leaves it be however long it waits. Sub-agent runs
 execute inside their parent's attempt, in its worker, on its slot.
 
@@ -158,22 +158,29 @@ def _retry_seconds(waiting: int) -> float:
 
 def run_handed_out(schema: str, run_id, seconds: float) -> None:
     """Say, for `seconds`, that a task of the run is on its way (the sweep just sent one): the
-    sweep leaves it be meanwhile, as it leaves a waiting run (`run_waiting`)."""
+    sweep leaves it be meanwhile, as it leaves a waiting run (`run_hand_out`)."""
     with contextlib.suppress(RedisError):
         get_redis_connection("default").set(_waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)))
+
+
+def run_hand_out(schema: str, run_id, seconds: float) -> bool:
+    """Claim, for `seconds`, the handing out of a task of the run: True for the one sweep that
+    set the mark (two sweeps at once, from two beats in a rolling deploy or a redelivered sweep,
+    send one copy, not two), False while a task of it waits for a slot or was handed out lately.
+    True when Redis cannot say: a copy too many is safe (the run's lock and claim), a lost run not."""
+    try:
+        return bool(
+            get_redis_connection("default").set(
+                _waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)), nx=True
+            )
+        )
+    except RedisError:
+        return True
 
 
 def _waiting_unmark(run_id) -> None:
     with contextlib.suppress(RedisError):
         get_redis_connection("default").zrem(_waiting_runs_key(connection.schema_name), str(run_id))
-
-
-def run_waiting(schema: str, run_id) -> bool:
-    """Whether the run's task said lately that it waits for a slot (False when Redis cannot say)."""
-    try:
-        return bool(get_redis_connection("default").exists(_waiting_key(schema, run_id)))
-    except RedisError:
-        return False
 
 
 def run_slot_retry_countdown() -> float:
