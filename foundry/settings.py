@@ -305,6 +305,12 @@ FOUNDRY_RATELIMIT_PLAN_SCALE = _float("FOUNDRY_RATELIMIT_PLAN_SCALE", default=1.
 if not 0 < FOUNDRY_RATELIMIT_PLAN_SCALE <= 10_000:
     raise ImproperlyConfigured("FOUNDRY_RATELIMIT_PLAN_SCALE must be above 0 and at most 10000.")
 
+# An API write sent with an `Idempotency-Key` header (apps/tokens/idempotency.py): its answer is
+# replayed to retries for this many hours; a retry arriving while the first is still being answered
+# waits this many seconds for it, then gets 409 `idempotency_key_in_use`.
+FOUNDRY_IDEMPOTENCY_HOURS = _float("FOUNDRY_IDEMPOTENCY_HOURS", default=24.0, minimum=1)
+FOUNDRY_IDEMPOTENCY_WAIT_SECONDS = _float("FOUNDRY_IDEMPOTENCY_WAIT_SECONDS", default=5.0, minimum=0)
+
 # /metrics (Prometheus, platform host only) answers requests bearing this token; empty: no /metrics.
 FOUNDRY_METRICS_TOKEN = env.str("FOUNDRY_METRICS_TOKEN", default="")
 # Where processes' counter files are (foundry/metrics.py); empty: each process serves its own.
@@ -777,6 +783,7 @@ CELERY_BEAT_SCHEDULE = {
     "lifecycle-purge-due": {"task": "lifecycle.purge_due", "schedule": 3600.0},
     "audit-deliver-sinks": {"task": "audit.deliver_sinks", "schedule": 15.0},
     "billing-rollup": {"task": "billing.rollup", "schedule": 3600.0},
+    "tokens-expire-idempotency-keys": {"task": "tokens.expire_idempotency_keys", "schedule": 3600.0},
     "lifecycle-backup": {"task": "lifecycle.backup", "schedule": 24 * 3600.0},
     # Nightly (UTC): every active workspace's retention pass (docs/retention.md).
     "lifecycle-retention": {"task": "lifecycle.apply_retention", "schedule": crontab(hour=3, minute=15)},

@@ -64,8 +64,9 @@ from foundry.errors import ServiceError
 FORMAT = "foundry-tenant-archive"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-# Not the workspace's data: its export jobs (they describe archives), its sessions (bearer secrets).
-EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session"})
+# Not the workspace's data: its export jobs (they describe archives), its sessions (bearer secrets),
+# the answers kept for API retries (apps/tokens/idempotency.py: a day's, sealed to this schema).
+EXCLUDED_TABLES = frozenset({"lifecycle_export", "django_session", "tokens_idempotencykey"})
 # Ids in the workspace's tables point at these; they are mapped by natural key on import.
 REFERENCE_TABLES = ("django_content_type", "auth_permission")
 SECRET_SUFFIX = "_encrypted"  # encrypted secrets (provider keys, SSO client secrets, sink keys)

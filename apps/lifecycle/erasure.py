@@ -44,7 +44,8 @@ from apps.lifecycle.models import Export
 from apps.lifecycle.retention import legal_hold_refuse
 from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
-from apps.tokens.models import RevokedReason
+from apps.tokens.idempotency import idempotency_keys_forget
+from apps.tokens.models import IdempotencyKey, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.db.text import UNSTORABLE
 
@@ -358,6 +359,8 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
         user_ids = {each.removeprefix("user:") for each in actor_ids if each.startswith("user:")}
         erased.sessions = _sessions_delete(user_ids | ({str(member.pk)} if member is not None else set()))
         approvers = _approvers(by_email, by_name)
+        if count := idempotency_keys_forget():  # sealed answers to API retries, which may name them
+            erased.rows[IdempotencyKey._meta.db_table] = count
         for table in schema_tables(connection.schema_name):
             if count := _rewrite(table, by_email, by_name, tenant_id=None):
                 erased.rows[table.name] = count

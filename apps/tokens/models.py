@@ -85,3 +85,27 @@ class TokenPrincipal:
 
 def token_label(token: ApiToken) -> str:
     return f"{token.prefix} {token.name}"
+
+
+class IdempotencyKey(models.Model):
+    """A write to the API sent with an `Idempotency-Key` header (apps/tokens/idempotency.py): the
+    first request's answer, kept so that a retry of it gets that answer instead of a second
+    effect. One per caller (`principal`, as the audit trail names them) and key; written in the
+    transaction of the write it answers, so the two commit together or not at all. The answer
+    is encrypted (it may hold a secret shown once, a new token's); kept FOUNDRY_IDEMPOTENCY_HOURS."""
+
+    principal = models.CharField(max_length=120)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # keyed hash of the method, path, query and body
+    created_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100)
+    location = models.CharField(max_length=2000, blank=True)
+    body_encrypted = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="idempotency_key_once")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created")]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.key}"

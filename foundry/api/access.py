@@ -11,12 +11,14 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import Permission
+from apps.tokens.idempotency import idempotency_key_of, idempotent_answer
 from apps.tokens.models import Scope
 from foundry.api.errors import error_body
 from foundry.api.permissions import TenantAccess
 from foundry.metrics import rate_limited
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READS_LOWER = frozenset(method.lower() for method in _READS)
 
 
 class RateLimited(APIException):
@@ -52,6 +54,47 @@ class TenantAPIView(APIView):
         missing = handlers - set(cls.access)
         if missing:
             raise ImproperlyConfigured(f"{cls.__name__} declares no access rule for {sorted(missing)}")
+
+    def dispatch(self, request, *args, **kwargs):
+        """DRF's own dispatch, but a write sent with an `Idempotency-Key` runs through
+        apps/tokens/idempotency.py: its handler and the record of its answer in one transaction,
+        a retry answered from that record. The key is read once the request is authenticated,
+        allowed and counted (`initial`), so a caller without the right learns nothing of keys."""
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            method = request.method.lower()
+            handler = getattr(self, method, self.http_method_not_allowed)
+            if method not in self.http_method_names:
+                handler = self.http_method_not_allowed
+            # A read, or a method the view has not (a 405), is answered as without a key.
+            keyed = method not in _READS_LOWER and handler != self.http_method_not_allowed
+            key = idempotency_key_of(request) if keyed else None
+            if key is None:
+                response = handler(request, *args, **kwargs)
+            else:
+                response = idempotent_answer(
+                    request=request, key=key, answer=lambda: self._answered(handler, request, *args, **kwargs)
+                )
+        except Exception as exc:  # noqa: BLE001 -- as DRF's own dispatch: every error is answered
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def _answered(self, handler, request, *args, **kwargs):
+        """The handler's response as the client will get it, rendered (to be stored), its
+        refusals answered as they always are."""
+        try:
+            response = handler(request, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- answered here, so the answer can be kept
+            response = self.handle_exception(exc)
+        response = self.finalize_response(request, response, *args, **kwargs)
+        if hasattr(response, "render"):
+            response.render()
+        return response
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -36,6 +36,19 @@ _STATUSES = {
     "429": "Too many requests.",
 }
 _UNAVAILABLE = "`rate_limiter_unavailable`: the rate limiter cannot be reached; retry after `Retry-After`."
+_IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Any unique text (a UUID): a retry with the same key within 24 hours gets the first "
+    "success's answer again, with `Idempotent-Replayed: true`, instead of doing the write twice (docs/api.md).",
+}
+_IDEMPOTENCY_ERRORS = {
+    "400": "`idempotency_key_invalid`: the key is not 1 to 255 visible ASCII characters.",
+    "409": "`idempotency_key_in_use`: a request with this key is still being answered; retry shortly.",
+    "422": "`idempotency_key_reused`: the key was sent with another method, path, query or body.",
+}
 
 
 def add_error_responses(result, generator, request, public):
@@ -62,6 +75,11 @@ def add_error_responses(result, generator, request, public):
                     unavailable["description"] += " Or " + _UNAVAILABLE
                 if "requestBody" in operation or method != "delete":
                     operation["responses"].setdefault("413", {"description": "The body is larger than 4 MiB.", **ref})
+                operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+                for status, description in _IDEMPOTENCY_ERRORS.items():
+                    response = operation["responses"].setdefault(status, {"description": description, **ref})
+                    if description not in response["description"]:
+                        response["description"] += " Or " + description
             # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
             for status, response in operation["responses"].items():
                 if status >= "400" and "content" not in response and status not in ("414", "431"):

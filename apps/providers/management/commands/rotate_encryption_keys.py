@@ -9,11 +9,13 @@ from apps.identity.services import sso_secret_rotate
 from apps.providers.encryption import encryption_available
 from apps.providers.services import credentials_rotate
 from apps.tenants.selectors import tenant_list
+from apps.tokens.idempotency import idempotency_keys_rotate
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every tenant's provider credentials, SSO client secret and audit sink secrets under the "
+        "Re-encrypt every tenant's provider credentials, SSO client secret, audit sink secrets and stored answers to "
+        "Idempotency-Key requests under the "
         "first key of "
         "FOUNDRY_ENCRYPTION_KEYS. "
         "Idempotent; run it after putting a new key first, before removing the old one (docs/providers.md)."
@@ -28,10 +30,12 @@ class Command(BaseCommand):
             with schema_context(tenant.schema_name), history_actor("cli:rotate_encryption_keys"):
                 counts = credentials_rotate()
                 sso_rotated, sso_current, sso_undecryptable = sso_secret_rotate()
+                answers = idempotency_keys_rotate()
             with history_actor("cli:rotate_encryption_keys"):  # sinks are public rows
                 sinks_rotated, sinks_current, sinks_undecryptable = sink_secrets_rotate(tenant.pk)
-            counts.rotated += sso_rotated + sinks_rotated
-            counts.current += sso_current + sinks_current
+            counts.rotated += sso_rotated + sinks_rotated + answers.rotated
+            counts.current += sso_current + sinks_current + answers.current
+            counts.undecryptable += answers.undecryptable
             if sso_undecryptable:
                 counts.undecryptable.append("sso")
             counts.undecryptable += sinks_undecryptable
