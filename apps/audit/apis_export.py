@@ -64,6 +64,14 @@ class AuditExportApi(TenantAPIView):
                 OpenApiTypes.BOOL,
                 description="End with the signed checkpoints that vouch for the events (default true).",
             ),
+            *(
+                OpenApiParameter(name, str, location=OpenApiParameter.HEADER, response=[200], description=text)
+                for name, text in (
+                    ("X-Audit-Chain", "The workspace's chain id the events are hashed under."),
+                    ("X-Audit-After", "The cursor this export started after."),
+                    ("X-Audit-Through", "The last sequence number exported: the next export's `after`."),
+                )
+            ),
         ],
         responses={
             (200, NDJSON): OpenApiResponse(

@@ -36,6 +36,22 @@ _STATUSES = {
     "429": "Too many requests.",
 }
 _UNAVAILABLE = "`rate_limiter_unavailable`: the rate limiter cannot be reached; retry after `Retry-After`."
+# draft-ietf-httpapi-ratelimit-headers, as foundry/ratelimit.py sends them on every counted answer.
+_RATE_HEADERS = {
+    "RateLimit": {
+        "schema": {"type": "string"},
+        "description": 'What is left of the caller\'s rate: `"<policy>";r=<remaining>;t=<seconds to full>`.',
+    },
+    "RateLimit-Policy": {
+        "schema": {"type": "string"},
+        "description": 'The caller\'s rate: `"<policy>";q=<requests>;w=<window seconds>`.',
+    },
+}
+_RETRY_AFTER = {"schema": {"type": "integer", "minimum": 1}, "description": "Whole seconds to wait before retrying."}
+_REPLAYED = {
+    "schema": {"type": "string", "enum": ["true"]},
+    "description": "The answer kept for this request's `Idempotency-Key`, sent again: the write was done once.",
+}
 _IDEMPOTENCY_KEY = {
     "in": "header",
     "name": "Idempotency-Key",
@@ -80,6 +96,13 @@ def add_error_responses(result, generator, request, public):
                     response = operation["responses"].setdefault(status, {"description": description, **ref})
                     if description not in response["description"]:
                         response["description"] += " Or " + description
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                headers.update(_RATE_HEADERS)
+                if status == "429":
+                    headers["Retry-After"] = _RETRY_AFTER
+                if status.startswith("2") and method not in ("get", "head", "options"):
+                    headers["Idempotent-Replayed"] = _REPLAYED
             # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
             for status, response in operation["responses"].items():
                 if status >= "400" and "content" not in response and status not in ("414", "431"):
