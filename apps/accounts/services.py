@@ -55,18 +55,34 @@ def _scripts_mixed(label: str) -> bool:
     return len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_SETS)
 
 
+# Cyrillic letters drawn as Latin ones (Chromium's IDN spoof checker's list): a label written
+# only in them reads as a Latin name (Cyrillic c, o, c, a as coca), a whole-script confusable (UTS #39 §4).
+_CYRILLIC_LATIN_ALIKE = frozenset("асԁеһіјӏорԛѕԝхуъьҽпгѵѡ")
+
+
+def _latin_alike(label: str) -> bool:
+    """Whether a non-ASCII label is all Cyrillic look-alikes of Latin letters (with digits and
+    hyphens): under an ASCII top-level domain it would read as another, Latin, name."""
+    letters = [char for char in label if not (char.isascii() and (char.isdigit() or char == "-"))]
+    return not label.isascii() and bool(letters) and all(char in _CYRILLIC_LATIN_ALIKE for char in letters)
+
+
 def domain_spelling(domain: str) -> str | None:
     """An email domain (lowercase) in its one spelling: U-labels for its A-labels; None when IDNA
     reads it as another name (characters it drops or maps), or refuses it, or when a label mixes
-    scripts (`_scripts_mixed`), in either form. Address literals ([192.0.2.1]) as they are."""
+    scripts (`_scripts_mixed`) or, under an ASCII top-level domain, is drawn as a Latin one
+    (`_latin_alike`), in either form. Address literals ([192.0.2.1]) as they are."""
     if domain.startswith("[") or not domain:
         return domain
     try:
         spelled = idna.decode(idna.encode(domain, uts46=True))
     except (idna.IDNAError, UnicodeError, ValueError):
         return None
-    if any(_scripts_mixed(label) for label in spelled.split(".")):
+    labels = spelled.split(".")
+    if any(_scripts_mixed(label) for label in labels):
         return None
+    if labels[-1].isascii() and any(_latin_alike(label) for label in labels[:-1]):
+        return None  # Cyrillic `coca.test` reads as the Latin one; under a Cyrillic TLD it is a Russian name
     return spelled if spelled == domain or domain.isascii() else None
 
 
