@@ -16,7 +16,15 @@ import os
 
 from celery import Celery, Task
 from celery.exceptions import InvalidTaskError
-from celery.signals import beat_init, before_task_publish, task_postrun, task_prerun, worker_process_init
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_shutting_down,
+)
 from celery.worker.consumer import Consumer
 from vine import promise
 
@@ -176,6 +184,24 @@ def _telemetry_in_worker_process(**_kwargs) -> None:
     telemetry_setup("worker")
     loaded_freeze(urlconfs=False)
     metrics_fold_quietly()  # the counter files of worker processes that ended before (killed, say)
+
+
+@worker_init.connect
+def _worker_not_stopping(**_kwargs) -> None:
+    """A worker starting clears a shutdown notice left under its pid (a container restarted)."""
+    from apps.runs.locks import worker_stopping_mark
+
+    worker_stopping_mark(stopping=False)
+
+
+@worker_shutting_down.connect
+def _worker_stopping(**_kwargs) -> None:
+    """A worker told to stop (SIGTERM: a deploy, `docker stop`) waits for its tasks; its runs
+    stop before their next step and go back to the queue, instead of holding the shutdown until
+    they end (or the stop timeout kills them and the sweep recovers them minutes later)."""
+    from apps.runs.locks import worker_stopping_mark
+
+    worker_stopping_mark(stopping=True)
 
 
 @beat_init.connect

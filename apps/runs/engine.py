@@ -127,6 +127,11 @@ class SettingsChanged(Exception):
     from the settings as they are then."""
 
 
+class WorkerStopping(SettingsChanged):
+    """The worker is shutting down (a deploy's SIGTERM): stop before the next step, back in the
+    queue, where another worker takes the run on from its checkpoint (not counted as a lost worker)."""
+
+
 class NetworksChanged(SettingsChanged):
     """The private networks the tenant's http tools and model providers may reach changed."""
 
@@ -608,6 +613,8 @@ class Attempt:
                 raise LockLost()
             self._credential_check(row[2])
             self.cancel_requested = row[0]
+        if self.lock.worker_stopping and not self.cancel_requested:
+            raise WorkerStopping()
         return self.cancel_requested
 
     def _credential_stamp(self):

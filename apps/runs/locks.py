@@ -20,6 +20,8 @@ at every step).
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 
@@ -34,8 +36,32 @@ logger = logging.getLogger(__name__)
 CANCEL_SIGNAL_SECONDS = 2 * 24 * 3600
 
 
+# A worker shutting down (SIGTERM, a deploy) says so here for its task processes, which stop
+# their runs before the next step and put them back in the queue (`worker_stopping_mark`).
+STOPPING_SECONDS = 600
+
+
 def _cancel_key(schema: str, run_id: str) -> str:
     return f"foundry:run-cancel:{schema}:{run_id}"
+
+
+def _stopping_key(pid: int) -> str:
+    return f"foundry:worker-stopping:{socket.gethostname()}:{pid}"
+
+
+def worker_stopping_mark(*, stopping: bool) -> None:
+    """In a Celery worker's main process: say that it is shutting down (True), or, as it starts,
+    that it is not (False: a restarted worker may have the pid and host name of one that stopped,
+    as a container restarted keeps both). Best effort: without it a run goes on to its end, or to
+    the worker's stop timeout and then its recovery."""
+    try:
+        redis = get_redis_connection("default")
+        if stopping:
+            redis.set(_stopping_key(os.getpid()), b"1", ex=STOPPING_SECONDS)
+        else:
+            redis.delete(_stopping_key(os.getpid()))
+    except RedisError:
+        logger.warning("Redis could not take this worker's shutdown notice; its runs finish their attempt")
 
 
 def cancel_signal(schema: str, run_ids: list[str]) -> None:
@@ -63,6 +89,9 @@ class RunLock:
             f"foundry:run-lock:{schema}:{run_id}", timeout=self.seconds, blocking=False, thread_local=False
         )
         self._cancel = _cancel_key(schema, run_id)
+        # The worker's main process: this process's parent in a prefork pool, itself in a solo one.
+        self._stopping = tuple(dict.fromkeys((_stopping_key(os.getppid()), _stopping_key(os.getpid()))))
+        self.worker_stopping = False  # as the last `check` found it
         self._stop = threading.Event()
         self._lost = threading.Event()
         # Lost because Redis could not be reached for the lock's whole lifetime (an outage, not
@@ -95,22 +124,24 @@ class RunLock:
     def check(self) -> bool:
         """Before a step, in one round trip: LockLost unless the lock is still this holder's (as
         Redis has it now, not as the renewer last found it); whether the run's cancellation was
-        signalled. A RedisError when Redis cannot be reached."""
-        keys = (self._lock.name, self._cancel)
+        signalled; and (`worker_stopping`) whether the worker is shutting down. A RedisError when
+        Redis cannot be reached."""
+        keys = (self._lock.name, self._cancel, *self._stopping)
         try:
             if self._conn is None:
                 self._conn = self._redis.connection_pool.get_connection()
             self._conn.send_command("MGET", *keys)
-            holder, cancelled = self._conn.read_response()
+            holder, cancelled, *stopping = self._conn.read_response()
         except RedisError:
             self._drop()
-            holder, cancelled = self._redis.mget(*keys)  # with the client's retries
+            holder, cancelled, *stopping = self._redis.mget(*keys)  # with the client's retries
         except BaseException:  # interrupted between asking and reading: a reply may still be due
             self._drop()
             raise
         if holder is None or holder != self._lock.local.token:
             self._lost.set()
             raise LockLost()
+        self.worker_stopping = any(value is not None for value in stopping)
         return cancelled is not None
 
     def _drop(self) -> None:

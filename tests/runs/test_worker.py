@@ -136,6 +136,35 @@ def test_cancelling_a_running_run_takes_effect_within_one_step(tenant, queue, le
     assert len(ledger.booked) <= 2
 
 
+def test_a_worker_told_to_stop_puts_its_run_back_after_the_step_under_way(tenant, queue, ledger):
+    """SIGTERM to the worker's main process (a deploy, `docker stop`) while a run is on the third
+    of twelve one-second steps: the worker does not hold its shutdown for the rest of the run (nor
+    is it killed at the stop timeout, its run recovered by the sweep minutes later). The run stops
+    before its next step and goes back to the queue, not counted as a lost worker; the worker
+    exits; the next worker goes on from the checkpoint and books every entry once."""
+    agent = deploy(tenant, FINANCE, agent_yaml(tools=http_tool(ledger.port)))
+    ledger.delay = 1.0
+    script = [{"tool_call": {"tool": "ledger", "arguments": {"id": str(n)}}} for n in range(1, 13)]
+    script.append({"respond": "Booked twelve entries."})
+    with worker(queue) as first:
+        run = start(tenant, agent, "Book twelve entries.", script)
+        wait_for_step(tenant, run, 4)  # the second ledger call recorded, the third under way
+        asked = time.monotonic()
+        os.kill(first.pid, signal.SIGTERM)
+        first.wait(30)
+        took = time.monotonic() - asked
+    with schema_context(tenant.schema_name):
+        stopped = Run.objects.get(pk=run.pk)
+    assert took < 6, f"the worker took {took:.1f} s to stop: it ran on"
+    assert (stopped.status, stopped.recoveries) == ("queued", 0), stopped.status
+    assert len(ledger.booked) <= 4
+    with worker(queue):
+        run = wait_for(tenant, run, "succeeded", "failed")
+    assert run.status == "succeeded", run.message
+    assert run.recoveries == 0
+    assert ledger.booked == [f"/entries/{n}" for n in range(1, 13)]
+
+
 @pytest.mark.parametrize("kill", ["pool-process", "whole-worker"])
 def test_a_run_survives_its_worker_being_killed_and_does_every_step_exactly_once(tenant, queue, ledger, kill):
     """SIGKILL mid-run, while the third ledger call is in flight. pool-process: the worker's
