@@ -47,6 +47,7 @@ from apps.audit.signing import KEY_ID_MAX, checkpoint_key, keys_untrusted, publi
 from apps.audit.verify import chain_ids
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
+from apps.runs.models import Approval, Run
 from apps.tenants.limits import LIMIT_NAMES
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.routing import route_invalidate
@@ -83,6 +84,7 @@ EXPORTED_AS = {
     ("audit_auditsink", "enabled"): "enabled AND secret_encrypted = ''",
     ("tokens_apitoken", "revoked_at"): "coalesce(revoked_at, now())",
 }
+IMPORTED_RUN_MESSAGE = "Not resumed in this copy: it was under way in the workspace it was exported from."
 # The tenant row's settings an import takes over (its identity, status and times are the new one's).
 TENANT_SETTINGS = (
     "plan",
@@ -1168,6 +1170,20 @@ def _schema_load(loader: _Loader, schema: str) -> None:
     # admin may send them an invitation to set one (accounts: `has_joined`), as docs/export.md says.
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {_quoted(schema)}.tokens_apitoken SET revoked_at = now() WHERE revoked_at IS NULL")
+        # Runs under way in the source are not resumed in the copy: the source goes on with them,
+        # and the copy taking them on too would make their tool calls a second time (an approval
+        # given in each). They end `cancelled` (reason `imported`), their pending approvals closed.
+        under_way = [Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING_APPROVAL]
+        cursor.execute(
+            f"UPDATE {_quoted(schema)}.runs_approval AS a SET decision = %s, decided_at = now()"
+            f" FROM {_quoted(schema)}.runs_run AS r WHERE a.run_id = r.id AND a.decision = %s AND r.status = ANY(%s)",
+            [Approval.Decision.CANCELLED, Approval.Decision.PENDING, under_way],
+        )
+        cursor.execute(
+            f"UPDATE {_quoted(schema)}.runs_run SET status = %s, reason = 'imported', message = %s,"
+            " finished_at = now(), updated_at = now() WHERE status = ANY(%s)",
+            [Run.Status.CANCELLED, IMPORTED_RUN_MESSAGE, under_way],
+        )
         cursor.execute(f"UPDATE {_quoted(schema)}.accounts_user SET is_staff = false WHERE is_staff")
         cursor.execute(
             f"UPDATE {_quoted(schema)}.accounts_user AS u SET last_login = NULL"
