@@ -11,8 +11,9 @@ from it, or with 409 `idempotency_key_in_use`. Only successes (2xx) are kept: a 
 changed nothing, so its retry runs again (the workspace may have changed meanwhile). A key is one
 caller's (the principal the audit trail names) in one workspace (each schema has its own table),
 for FOUNDRY_IDEMPOTENCY_HOURS; the same key with another method, path, query or body is 422
-`idempotency_key_reused`. Stored answers are encrypted like every secret (apps/providers/encryption.py):
-one may hold a new token's secret, shown once.
+`idempotency_key_reused`; a replay goes only to the caller standing as it did (its role and
+scopes), else 409 `idempotency_key_stale`. Stored answers are encrypted like every secret
+(apps/providers/encryption.py): one may hold a new token's secret, shown once.
 """
 
 import base64
@@ -20,6 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -37,8 +39,11 @@ from apps.providers.encryption import (
     secret_rotate,
 )
 from apps.providers.services import RotationCounts
-from apps.tokens.models import IdempotencyKey
+from apps.tokens.models import IdempotencyKey, Scope
 from foundry.errors import ServiceError
+
+# The key row this request claimed, while its handler runs (None: none).
+_claimed: ContextVar[int | None] = ContextVar("idempotency_claimed", default=None)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -74,12 +79,16 @@ def idempotent_answer(*, request, key: str, answer: Callable[[], HttpResponseBas
             status=503,
         )
     principal = actor_of(request.user).id
-    fingerprint = _fingerprint(request)
+    fingerprint, standing = _fingerprint(request), _standing(request.user)
     with transaction.atomic():
-        claimed = _claim(principal, key, fingerprint)
+        claimed = _claim(principal, key, fingerprint, standing)
         if claimed is None:
-            return _replayed(principal, key, fingerprint)
-        response = answer()  # an exception it raises (a 500) rolls the write and the claim back
+            return _replayed(principal, key, fingerprint, standing)
+        token = _claimed.set(claimed)
+        try:
+            response = answer()  # an exception it raises (a 500) rolls the write and the claim back
+        finally:
+            _claimed.reset(token)
         try:
             if 200 <= response.status_code < 300 and not response.streaming:
                 _store(claimed, response)
@@ -102,7 +111,13 @@ def _fingerprint(request) -> str:
     return hmac.new(secret, message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
-def _claim(principal: str, key: str, fingerprint: str) -> int | None:
+def _standing(principal) -> str:
+    """The caller's role and the scopes it holds, as a replay must find them again."""
+    scopes = [scope for scope in Scope.values if not hasattr(principal, "has_scope") or principal.has_scope(scope)]
+    return f"{getattr(principal, 'role', '')}:{','.join(scopes)}"
+
+
+def _claim(principal: str, key: str, fingerprint: str, standing: str) -> int | None:
     """This request's row for the key (new, or taking over one past its time), or None when a
     live one stands: committed by an earlier request, or by one that was running and has ended
     while this one waited for it."""
@@ -112,12 +127,13 @@ def _claim(principal: str, key: str, fingerprint: str) -> int | None:
         previous = cursor.fetchone()[0]
         try:
             cursor.execute(
-                f"INSERT INTO {_TABLE} AS k (principal, key, fingerprint, created_at, status_code, content_type,"  # noqa: S608 -- the model's table
-                " location, body_encrypted) VALUES (%s, %s, %s, now(), 0, '', '', '')"
+                f"INSERT INTO {_TABLE} AS k (principal, key, fingerprint, standing, created_at, status_code,"  # noqa: S608 -- the model's table
+                " content_type, location, body_encrypted) VALUES (%s, %s, %s, %s, now(), 0, '', '', '')"
                 " ON CONFLICT (principal, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
-                " created_at = EXCLUDED.created_at, status_code = 0, content_type = '', location = '',"
-                " body_encrypted = '' WHERE k.created_at < now() - make_interval(secs => %s) RETURNING k.id",
-                [principal, key, fingerprint, settings.FOUNDRY_IDEMPOTENCY_HOURS * 3600],
+                " standing = EXCLUDED.standing, created_at = EXCLUDED.created_at, status_code = 0,"
+                " content_type = '', location = '', body_encrypted = ''"
+                " WHERE k.created_at < now() - make_interval(secs => %s) RETURNING k.id",
+                [principal, key, fingerprint, standing, settings.FOUNDRY_IDEMPOTENCY_HOURS * 3600],
             )
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
@@ -136,7 +152,7 @@ def _in_use() -> ServiceError:
     )
 
 
-def _replayed(principal: str, key: str, fingerprint: str) -> HttpResponse:
+def _replayed(principal: str, key: str, fingerprint: str, standing: str) -> HttpResponse:
     stored = IdempotencyKey.objects.filter(principal=principal, key=key).first()
     if stored is None:  # removed past its time between the claim and this read
         raise _in_use()
@@ -146,6 +162,15 @@ def _replayed(principal: str, key: str, fingerprint: str) -> HttpResponse:
             f"This {HEADER} was sent with another request (method, path, query or body); use a new key for a new"
             " request.",
             status=422,
+        )
+    if stored.standing != standing:
+        # The request was done; its answer (an owner's invitation link, say) is for the role it
+        # was made under, which the service checked then and a replay does not check again.
+        raise ServiceError(
+            "idempotency_key_stale",
+            f"The request sent with this {HEADER} was done, but your role or scopes have changed since, so its"
+            " answer is not sent again. Read the result, or use a new key for a new request.",
+            status=409,
         )
     body = base64.b64decode(secret_decrypt(stored.body_encrypted, place=secret_place(_TABLE, stored.pk)))
     response = HttpResponse(body, status=stored.status_code, content_type=stored.content_type)
@@ -177,9 +202,9 @@ def idempotency_keys_expire() -> int:
 
 def idempotency_keys_forget() -> int:
     """Delete every answer this workspace keeps (a person's erasure: the answers are sealed, so
-    which of them name the person cannot be searched); how many. Retries of the writes they
-    answered run again."""
-    return IdempotencyKey.objects.all().delete()[0]
+    which of them name the person cannot be searched) but the claim of the request under way,
+    whose answer is still to be kept; how many. Retries of the writes they answered run again."""
+    return IdempotencyKey.objects.exclude(pk=_claimed.get()).delete()[0]
 
 
 @transaction.atomic

@@ -62,7 +62,8 @@ _IDEMPOTENCY_KEY = {
 }
 _IDEMPOTENCY_ERRORS = {
     "400": "`idempotency_key_invalid`: the key is not 1 to 255 visible ASCII characters.",
-    "409": "`idempotency_key_in_use`: a request with this key is still being answered; retry shortly.",
+    "409": "`idempotency_key_in_use`: a request with this key is still being answered; retry shortly. "
+    "`idempotency_key_stale`: it was done, but the caller's role or scopes changed since.",
     "422": "`idempotency_key_reused`: the key was sent with another method, path, query or body.",
 }
 

@@ -11,14 +11,19 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 from django_tenants.utils import schema_context
 
+from apps.accounts.models import User
+from apps.accounts.permissions import Role
+from apps.accounts.services import invitation_tokens, member_role_change
 from apps.runs.models import Run
 from apps.tokens.idempotency import idempotency_keys_expire
 from apps.tokens.models import ApiToken, IdempotencyKey
 from apps.tokens.tasks import idempotency_keys_expire_all
 from tests.api.conftest import api, issue
-from tests.conftest import audit_events
+from tests.conftest import audit_events, client_for
 from tests.runs.conftest import FINANCE, TRIAGE, deploy
 
 CHAIN_LOCKS = 4611686018427387904  # audit_append's lock of a chain: tenant id - this (migration 0012)
@@ -330,3 +335,52 @@ def test_every_view_of_the_api_answers_through_the_same_dispatch():
     writers = [view for view in views if set(view.access) - {"GET"}]
     assert len(writers) > 10
     assert [view for view in writers if view.dispatch is not TenantAPIView.dispatch] == []
+
+
+def test_a_demoted_owner_is_not_replayed_an_owners_invitation_link(acme):
+    """A replay is answered once the view's rule is checked (members.manage), not the service's
+    own (adding an owner takes owners.manage): an owner demoted to admin was handed the stored
+    answer again, the live invitation link of a pending owner account, which sets that owner's
+    password (found by the Idempotency-Key review). A caller whose role or scopes changed since
+    gets 409 `idempotency_key_stale`, no answer."""
+    with schema_context("acme"):
+        User.objects.create_user("second-owner@acme.test", "A-strong-pass-4821!", role=Role.OWNER)
+    owner = client_for(acme, "owner@acme.test")
+    body = {"email": "boss@acme.test", "role": "owner"}
+    first = post(owner, "/api/v1/members", body)
+    assert first.status_code == 201, first.content
+    with schema_context("acme"):
+        member_role_change(
+            actor=User.objects.get(email="second-owner@acme.test"),
+            member=User.objects.get(email="owner@acme.test"),
+            role=Role.ADMIN,
+        )
+    without_key = post(owner, "/api/v1/members", {"email": "boss2@acme.test", "role": "owner"}, key=None)
+    assert without_key.status_code == 403, without_key.content  # an admin may not add an owner
+    replay = post(owner, "/api/v1/members", body)
+    # The link handed out again is still a working credential for the pending owner account.
+    uid, token = replay.json()["invite_url"].rstrip("/").split("/")[-2:] if replay.status_code == 201 else ("", "")
+    with schema_context("acme"):
+        boss = User.objects.get(email="boss@acme.test")
+        link_works = (
+            bool(uid)
+            and force_str(urlsafe_base64_decode(uid)) == str(boss.pk)
+            and invitation_tokens.check_token(boss, token)
+        )
+    assert (replay.status_code, link_works) == (409, False), (replay.status_code, replay.content)
+    assert replay.json()["error"]["code"] == "idempotency_key_stale"
+
+
+def test_a_retried_erasure_gets_the_first_answer(acme):
+    """The erasure deletes every answer the workspace keeps but its own request's claim: it had
+    deleted that too, so its answer was never kept and a retry ran again, refused 400
+    `person_unknown` (found by the Idempotency-Key review)."""
+    client = api(acme, issue(acme))
+    assert post(client, "/api/v1/members", {"email": "gone@acme.test", "role": "viewer"}, key=None).status_code == 201
+    first = post(client, "/api/v1/members/erase", {"email": "gone@acme.test"})
+    assert first.status_code == 200, first.content
+    again = post(client, "/api/v1/members/erase", {"email": "gone@acme.test"})
+    assert (again.status_code, again.get("Idempotent-Replayed")) == (200, "true"), again.content
+    assert again.content == first.content
+    with schema_context("acme"):
+        assert IdempotencyKey.objects.filter(key="k-1").exists()
