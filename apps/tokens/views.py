@@ -5,7 +5,9 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission, Role
@@ -72,4 +74,6 @@ def token_issue_view(request: HttpRequest) -> HttpResponse:
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     token = token_revoke(actor=request.user, token=get_object_or_404(ApiToken, pk=token_id), request=request)
     messages.success(request, f"Token {token.prefix} revoked.")
+    if request.htmx:  # confirmed in the browser (hx-confirm): the list again, as a whole page
+        return HttpResponseClientRedirect(reverse("tokens:token_list"))
     return redirect("tokens:token_list")

@@ -128,6 +128,9 @@ def test_owner_issues_an_api_token_that_works_then_revokes_it(page: Page, live_p
             return e.code
 
     assert call() == 200
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))  # confirmed first
     page.locator(f"tr[data-prefix='{plaintext.split('_')[1]}']").get_by_role("button", name="Revoke").click()
     expect(page.locator(f"tr[data-prefix='{plaintext.split('_')[1]}']")).to_contain_text("Revoked")
+    assert len(asked) == 1 and plaintext.split("_")[1] in asked[0]
     assert call() == 401
