@@ -64,9 +64,16 @@ def is_loopback(host: str) -> bool:
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
+_TOKEN_LIKE = re.compile(r"af_[0-9a-z]{6,}_|eyJ[\w-]{10,}")  # an API token; a JWT's header
+
+
 def _shown(url: str) -> str:
     """`url` as an error may repeat it: what comes before an `@` may be a password, however the
-    URL parses (`ci:Pass/word@host` has no user part to a parser: a scheme, then a path)."""
+    URL parses (`ci:Pass/word@host` has no user part to a parser: a scheme, then a path); and a
+    value with no `scheme://`, or holding what looks like an API token, is not repeated at all:
+    the token given where the URL goes (FOUNDRY_URL and FOUNDRY_TOKEN swapped in a CI job)."""
+    if "://" not in url or _TOKEN_LIKE.search(url):
+        return "(the value given, not repeated: it may be a token)"
     return repr(url) if "@" not in url else repr("…@" + url.rsplit("@", 1)[1])
 
 
