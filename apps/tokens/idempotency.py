@@ -121,7 +121,8 @@ def _claim(principal: str, key: str, fingerprint: str, standing: str) -> int | N
     """This request's row for the key (new, or taking over one past its time), or None when a
     live one stands: committed by an earlier request, or by one that was running and has ended
     while this one waited for it."""
-    wait = f"{int(settings.FOUNDRY_IDEMPOTENCY_WAIT_SECONDS * 1000)}ms"
+    # At least 1 ms: PostgreSQL reads a lock_timeout of 0 as no limit at all.
+    wait = f"{max(1, int(settings.FOUNDRY_IDEMPOTENCY_WAIT_SECONDS * 1000))}ms"
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [wait])
         previous = cursor.fetchone()[0]

@@ -99,7 +99,7 @@ class IdempotencyKey(models.Model):
     fingerprint = models.CharField(max_length=64)  # keyed hash of the method, path, query and body
     # The caller's role and scopes when it was answered: a replay goes only to the caller standing
     # so still (a service's own checks, an owner's rule say, are not run again for a replay).
-    standing = models.CharField(max_length=200, blank=True)
+    standing = models.CharField(max_length=200, blank=True, db_default="")
     created_at = models.DateTimeField()
     status_code = models.PositiveSmallIntegerField()
     content_type = models.CharField(max_length=100)

@@ -313,8 +313,9 @@ def test_a_retry_sent_while_the_first_is_answered_waits_for_its_answer(fresh_ten
     assert issued == 1
 
 
-def test_a_retry_that_waited_too_long_is_told_to_come_back(fresh_tenant, django_db_blocker, settings):
-    first, second, issued = _concurrent(fresh_tenant, django_db_blocker, settings, wait=0.2)
+@pytest.mark.parametrize("wait", [0.2, 0])  # 0: no wait at all (PostgreSQL's lock_timeout 0 is none)
+def test_a_retry_that_waited_too_long_is_told_to_come_back(fresh_tenant, django_db_blocker, settings, wait):
+    first, second, issued = _concurrent(fresh_tenant, django_db_blocker, settings, wait=wait)
     assert first.status_code == 201, first.content
     assert second.status_code == 409 and second.json()["error"]["code"] == "idempotency_key_in_use"
     assert issued == 1
