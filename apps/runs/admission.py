@@ -156,22 +156,17 @@ def _retry_seconds(waiting: int) -> float:
     return min(RETRY_MAX_SECONDS, settings.FOUNDRY_RUN_SLOT_RETRY_SECONDS * per_slot)
 
 
-def run_handed_out(schema: str, run_id, seconds: float) -> None:
-    """Say, for `seconds`, that a task of the run is on its way (the sweep just sent one): the
-    sweep leaves it be meanwhile, as it leaves a waiting run (`run_hand_out`)."""
-    with contextlib.suppress(RedisError):
-        get_redis_connection("default").set(_waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)))
-
-
-def run_hand_out(schema: str, run_id, seconds: float) -> bool:
-    """Claim, for `seconds`, the handing out of a task of the run: True for the one sweep that
-    set the mark (two sweeps at once, from two beats in a rolling deploy or a redelivered sweep,
-    send one copy, not two), False while a task of it waits for a slot or was handed out lately.
-    True when Redis cannot say: a copy too many is safe (the run's lock and claim), a lost run not."""
+def run_hand_out(schema: str, run_id, seconds: float, *, claim: bool = True) -> bool:
+    """Claim, for `seconds`, the handing out of a task of the run (the sweep's; it leaves the
+    run be meanwhile): True for the one sweep that set the mark (two sweeps at once, from two
+    beats in a rolling deploy or a redelivered sweep, send one copy, not two), False while a
+    task of it waits for a slot or was handed out lately. `claim` False: set it whatever stands
+    (a resumed tenant's runs all go back to workers). True when Redis cannot say: a copy too
+    many is safe (the run's lock and claim), a lost run not."""
     try:
         return bool(
             get_redis_connection("default").set(
-                _waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)), nx=True
+                _waiting_key(schema, run_id), "1", ex=max(1, math.ceil(seconds)), nx=claim
             )
         )
     except RedisError:

@@ -27,7 +27,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.runs.admission import NO_SLOT, run_advance_admitted, run_hand_out, run_handed_out, run_slot_retry_countdown
+from apps.runs.admission import NO_SLOT, run_advance_admitted, run_hand_out, run_slot_retry_countdown
 from apps.runs.engine import TRANSIENT
 from apps.runs.locks import RunLock
 from apps.runs.models import Run
@@ -95,10 +95,7 @@ def run_sweep_tenant(schema_name: str, *, resumed: bool = False) -> int:
         # Not sent again at every sweep while that copy waits in a long queue (each copy would
         # lengthen it): once per STALE_QUEUED, should this one be lost too; nor while its task
         # waits for a slot. Claimed before sending: of two sweeps at once, one sends.
-        seconds = STALE_QUEUED.total_seconds()
-        if resumed:
-            run_handed_out(connection.schema_name, run_id, seconds)
-        elif not run_hand_out(connection.schema_name, run_id, seconds):
+        if not run_hand_out(connection.schema_name, run_id, STALE_QUEUED.total_seconds(), claim=not resumed):
             continue
         run_execute.apply_async(args=[schema_name, str(run_id)], queue=settings.FOUNDRY_RUNS_QUEUE)
         count += 1

@@ -21,6 +21,46 @@ from tests.conftest import tenant_user
 from tests.races.conftest import run_together
 
 
+class ReadBeforeCommit:
+    """One thread (`reader`) reads the settings and, once its query is done, waits for the other
+    (`change`) to commit: its copy is stored after the change cleared the process's cache."""
+
+    def __init__(self):
+        self.read, self.committed = threading.Event(), threading.Event()
+
+    def pause(self) -> None:
+        if threading.current_thread().name == "reader":
+            self.read.set()
+            self.committed.wait(10)
+
+    def after(self, real):
+        """`real` (a query), then the reader's pause."""
+
+        def queried(*args, **kwargs):
+            found = real(*args, **kwargs)
+            self.pause()
+            return found
+
+        return queried
+
+    def reader(self, read):
+        def named():
+            threading.current_thread().name = "reader"
+            return read()
+
+        return named
+
+    def change(self, write):
+        def committing():
+            assert self.read.wait(10)
+            try:
+                write()
+            finally:
+                self.committed.set()
+
+        return committing
+
+
 def test_a_budget_read_racing_its_change_is_not_cached_stale_in_the_process_that_changed_it(
     fresh_tenant, django_db_blocker, monkeypatch, settings
 ):
@@ -36,32 +76,21 @@ def test_a_budget_read_racing_its_change_is_not_cached_stale_in_the_process_that
         with schema_context(tenant.schema_name):
             budget_set(actor=owner, tenant_id=tenant.pk, project="", monthly_tokens=1_000_000)
         quotas.budgets_cache_clear()
-        read, committed = threading.Event(), threading.Event()
-        real_scope = quotas.usage_scope
+        race, real_scope = ReadBeforeCommit(), quotas.usage_scope
 
         @contextlib.contextmanager
         def scope_then_wait(*ids):
             with real_scope(*ids):
                 yield
-            if threading.current_thread().name == "reader":
-                read.set()
-                committed.wait(10)  # the change commits (and clears the copy) before this one is stored
+            race.pause()  # the change commits (and clears the copy) before this one is stored
 
         monkeypatch.setattr(quotas, "usage_scope", scope_then_wait)
 
-        def check():
-            threading.current_thread().name = "reader"
-            return quotas.budgets_of(tenant.pk)[""].monthly_tokens
-
         def lower():
-            assert read.wait(10)
-            try:
-                with schema_context(tenant.schema_name):
-                    budget_set(actor=owner, tenant_id=tenant.pk, project="", monthly_tokens=1_000)
-            finally:
-                committed.set()
+            with schema_context(tenant.schema_name):
+                budget_set(actor=owner, tenant_id=tenant.pk, project="", monthly_tokens=1_000)
 
-        results = run_together(check, lower)
+        results = run_together(race.reader(lambda: quotas.budgets_of(tenant.pk)[""].monthly_tokens), race.change(lower))
         assert [exc for _, exc in results] == [None, None], results
         assert results[0][0] == 1_000_000  # the check itself began before the change: fine
         seen = quotas.budgets_of(tenant.pk)[""].monthly_tokens
@@ -82,30 +111,15 @@ def test_a_limit_read_racing_an_operators_override_is_not_cached_stale_in_that_p
         before = limits_module.limits_for(tenant.pk).monthly_tokens
         limits_module.limits_cache_clear()
         lowered = 1234 if before != 1234 else 4321
-        read, committed = threading.Event(), threading.Event()
-        real_query = limits_module._query
-
-        def query_then_wait(tenant_id):
-            found = real_query(tenant_id)
-            if threading.current_thread().name == "reader":
-                read.set()
-                committed.wait(10)
-            return found
-
-        monkeypatch.setattr(limits_module, "_query", query_then_wait)
-
-        def check():
-            threading.current_thread().name = "reader"
-            return limits_module.limits_for(tenant.pk).monthly_tokens
+        race = ReadBeforeCommit()
+        monkeypatch.setattr(limits_module, "_query", race.after(limits_module._query))
 
         def override():
-            assert read.wait(10)
-            try:
-                tenant_limits_set(tenant=tenant, overrides={"monthly_tokens": lowered}, actor="operator@platform.test")
-            finally:
-                committed.set()
+            tenant_limits_set(tenant=tenant, overrides={"monthly_tokens": lowered}, actor="operator@platform.test")
 
-        results = run_together(check, override)
+        results = run_together(
+            race.reader(lambda: limits_module.limits_for(tenant.pk).monthly_tokens), race.change(override)
+        )
         assert [exc for _, exc in results] == [None, None], results
         seen = limits_module.limits_for(tenant.pk).monthly_tokens
     assert seen == lowered, f"the process that set monthly_tokens to {lowered} still applies {seen}"
@@ -132,32 +146,18 @@ def test_sso_config_read_racing_its_disable_is_not_cached_stale_in_the_process_t
             config.pk = 1
             config.save()
         oidc._recent.forget()
-        read, committed = threading.Event(), threading.Event()
-        real_config = oidc.sso_config
-
-        def config_then_wait():
-            found = real_config()
-            if threading.current_thread().name == "reader":
-                read.set()
-                committed.wait(10)
-            return found
-
-        monkeypatch.setattr(oidc, "sso_config", config_then_wait)
+        race = ReadBeforeCommit()
+        monkeypatch.setattr(oidc, "sso_config", race.after(oidc.sso_config))
 
         def bearer_request():
-            threading.current_thread().name = "reader"
             with schema_context(tenant.schema_name):
                 return oidc.sso_config_recent() is not None
 
         def disable():
-            assert read.wait(10)
-            try:
-                with schema_context(tenant.schema_name):
-                    sso_disable(actor=owner)
-            finally:
-                committed.set()
+            with schema_context(tenant.schema_name):
+                sso_disable(actor=owner)
 
-        results = run_together(bearer_request, disable)
+        results = run_together(race.reader(bearer_request), race.change(disable))
         assert [exc for _, exc in results] == [None, None], results
         with schema_context(tenant.schema_name):
             after = oidc.sso_config_recent()
