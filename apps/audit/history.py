@@ -186,3 +186,28 @@ class HistoryMiddleware(AuditlogMiddleware):
     def __call__(self, request: HttpRequest):
         with _history_context(self.get_extra_data(request)):
             return self.get_response(request)
+
+
+def tenant_public_history(tenant_id: int, *, history: str = "public.auditlog_logentry") -> tuple[str, list]:
+    """A condition on `l` (a row of `history`) and `c` (its content type, joined) selecting the
+    public model history of a workspace's own rows: its tenant and domain rows, and its budgets
+    and audit sinks (public models with a tenant_id, whose history table names no tenant). The
+    purge deletes these entries, a workspace's backup keeps them (apps/lifecycle)."""
+    # `history` is a table name of the caller's, never input.
+    sql = (
+        "((c.app_label = 'tenants' AND c.model = 'tenant' AND l.object_pk = %s)"  # noqa: S608
+        " OR (c.app_label = 'tenants' AND c.model = 'domain'"
+        "     AND l.object_pk IN (SELECT id::text FROM public.tenants_domain WHERE tenant_id = %s))"
+        # Every entry of a budget or sink row that is the tenant's, or whose recorded creation
+        # named the tenant (a row deleted since): an update records only the fields it changed.
+        " OR (c.app_label = 'billing' AND c.model = 'budget'"
+        "     AND l.object_pk IN (SELECT id::text FROM public.billing_budget WHERE tenant_id = %s))"
+        " OR (c.app_label = 'audit' AND c.model = 'auditsink'"
+        "     AND l.object_pk IN (SELECT id::text FROM public.audit_auditsink WHERE tenant_id = %s))"
+        " OR (((c.app_label, c.model) IN (('billing', 'budget'), ('audit', 'auditsink')))"
+        f"     AND l.object_pk IN (SELECT n.object_pk FROM {history} n"
+        "                          WHERE n.content_type_id = c.id"
+        "                            AND ((n.changes -> 'tenant_id') @> jsonb_build_array(%s::bigint)"
+        "                                 OR (n.changes -> 'tenant_id') @> jsonb_build_array(%s::text)))))"
+    )
+    return sql, [str(tenant_id), tenant_id, tenant_id, tenant_id, tenant_id, str(tenant_id)]

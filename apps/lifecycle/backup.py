@@ -41,6 +41,7 @@ import environ
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from apps.audit.history import tenant_public_history
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
@@ -50,6 +51,7 @@ from foundry.db.roles import app_role, as_owner, owner_role
 logger = logging.getLogger(__name__)
 
 FORMAT = "foundry-backup"
+HISTORY = "auditlog_logentry"
 VERSION = 1
 DATABASE = "database"  # the scope of a whole-database backup; a workspace's is "tenant-<slug>-id<id>"
 MANIFEST = "manifest.json"
@@ -177,7 +179,7 @@ def backup_create(*, directory: Path, tenant: Tenant | None = None) -> BackupFil
             members = [_database_dump(work / "database.dump", final)]
         else:
             manifest["tenant"] = {"id": tenant.pk, "slug": tenant.slug, "schema_name": tenant.schema_name}
-            members, manifest["tables"] = _tenant_dump(tenant, work, final)
+            members, manifest["tables"], manifest["history"] = _tenant_dump(tenant, work, final)
         manifest["members"] = {name: {"size": path.stat().st_size, "sha256": _sha256(path)} for name, path in members}
         partial = work / final.name
         _tar_write(partial, manifest, members)
@@ -229,8 +231,8 @@ def _refuse_without_bypass(env: dict[str, str], final: Path) -> None:
         )
 
 
-def _tenant_dump(tenant: Tenant, work: Path, final: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
-    """The workspace's schema and its public rows, read in one snapshot."""
+def _tenant_dump(tenant: Tenant, work: Path, final: Path) -> tuple[list[tuple[str, Path]], list[dict], dict]:
+    """The workspace's schema, its public rows and their model history, read in one snapshot."""
     members = []
     tables = []
     with transaction.atomic():
@@ -256,7 +258,38 @@ def _tenant_dump(tenant: Tenant, work: Path, final: Path) -> tuple[list[tuple[st
                         file.write(data)
                 members.append((member, path))
                 tables.append({"table": table.name, "key": key, "columns": columns, "rows": rows, "member": member})
-    return members, tables
+            history = _history_dump(cursor, tenant, work / "history.copy")
+            members.append((history["member"], work / "history.copy"))
+    return members, tables, history
+
+
+HISTORY_MEMBER = "public/auditlog_logentry.copy"
+
+
+def history_columns() -> list[str]:
+    """The model history's columns a backup carries: all but its id (a restore numbers the entries
+    anew) and its content type's id (another database's ids differ: named by app and model)."""
+    return [c for c in stored_columns(Table("public", HISTORY)) if c not in ("id", "content_type_id")]
+
+
+def _history_dump(cursor, tenant: Tenant, path: Path) -> dict:
+    """The public model history of the workspace's own rows (its tenant and domain rows, budgets,
+    audit sinks), which names no tenant: a purge deletes it, so a backup keeps it. Each entry's
+    content type as `app_label`, `model`, then its columns, oldest first."""
+    columns = history_columns()
+    where, params = tenant_public_history(tenant.pk)
+    select = (
+        f"SELECT c.app_label, c.model, {', '.join('l.' + c for c in _quoted(columns))}"
+        f" FROM public.{HISTORY} l JOIN public.django_content_type c ON c.id = l.content_type_id"
+        f" WHERE {where} ORDER BY l.id"
+    )
+    rows = 0
+    # COPY takes no parameters: psycopg binds these (ints) into the statement client-side.
+    with path.open("wb") as file, cursor.copy(f"COPY ({select}) TO STDOUT", params) as copy:
+        for data in copy:
+            rows += bytes(data).count(b"\n")
+            file.write(data)
+    return {"columns": columns, "rows": rows, "member": HISTORY_MEMBER}
 
 
 def tenant_public_tables() -> list[tuple[Table, str]]:
@@ -492,21 +525,28 @@ def _tenant_manifest_is_sound(manifest: dict) -> bool:
     if not (isinstance(tenant.get("id"), int) and all(isinstance(tenant.get(k), str) for k in ("slug", "schema_name"))):
         return False
     members = manifest["members"]
+    history = manifest.get("history")  # absent from backups made before they kept it
+    if history is not None and not _table_entry_is_sound(history, members):
+        return False
     # The workspace's own row, once: without it the restore would load the rest for no workspace.
     own = [item.get("rows") for item in tables if isinstance(item, dict) and item.get("table") == "tenants_tenant"]
     return (
         "schema.dump" in members
         and own == [1]
-        and all(
-            isinstance(item, dict)
-            and isinstance(item.get("table"), str)
-            and isinstance(item.get("columns"), list)
-            and all(isinstance(c, str) for c in item["columns"])
-            and isinstance(item.get("rows"), int)
-            and not isinstance(item["rows"], bool)
-            and (item["rows"] == 0 or item.get("member") in members)
-            for item in tables
-        )
+        and all(isinstance(item, dict) and isinstance(item.get("table"), str) for item in tables)
+        and all(_table_entry_is_sound(item, members) for item in tables)
+    )
+
+
+def _table_entry_is_sound(item: object, members: dict) -> bool:
+    """A manifest's entry of rows: its columns, its number of rows and, with any, their member."""
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("columns"), list)
+        and all(isinstance(c, str) for c in item["columns"])
+        and isinstance(item.get("rows"), int)
+        and not isinstance(item["rows"], bool)
+        and (item["rows"] == 0 or item.get("member") in members)
     )
 
 
@@ -739,6 +779,9 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
         table = current.get(item["table"])
         if table is None or not set(item["columns"]) <= set(stored_columns(table)):
             raise BackupError(f"{backup.path}: table {item['table']} does not fit this database's schema.")
+    history = backup.manifest.get("history")
+    if history and not set(history["columns"]) <= set(history_columns()):
+        raise BackupError(f"{backup.path}: its model history does not fit this database's schema.")
     with _extracted(backup, "schema.dump") as dump:
         _dump_contents_check(backup, dump)
         command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
@@ -947,8 +990,60 @@ def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[
             [Tenant.Status.SUSPENDED, tenant_id, Tenant.Status.DELETING],
         )
         deletion_cancelled = cursor.rowcount == 1
+        _history_load(backup, tar, cursor, tenant_id)
         _sequences_past(maxima)
         _restored_record(backup, deletion_cancelled=deletion_cancelled, actor=actor)
+
+
+def _history_load(backup: Backup, tar: tarfile.TarFile, cursor, tenant_id: int) -> None:
+    """The backup's model history of the workspace's public rows, after those rows (in their
+    transaction): each entry's content type found by app and model, a person no longer here
+    (an operator removed since) unlinked as django-auditlog does (`actor_email` stays), an object
+    this database holds history for already (the workspace lost without its purge) left as it
+    is. An entry of anything but the workspace's own rows is refused: the checksums are no
+    signature, and an edited file must not write another workspace's history."""
+    history = backup.manifest.get("history")
+    if not history or not history["rows"]:
+        return  # a backup made before backups kept the history, or a workspace without any
+    columns = ", ".join(_quoted(history["columns"]))
+    cursor.execute(
+        "CREATE TEMP TABLE _restore_history_lines ON COMMIT DROP AS"
+        f" SELECT ''::text AS app_label, ''::text AS model, {columns} FROM public.{HISTORY} LIMIT 0"
+    )
+    cursor.execute("ALTER TABLE _restore_history_lines ADD COLUMN line bigint GENERATED ALWAYS AS IDENTITY")
+    source = tar.extractfile(history["member"])
+    with cursor.copy(f"COPY _restore_history_lines (app_label, model, {columns}) FROM STDIN") as copy:
+        while chunk := source.read(_CHUNK):
+            copy.write(chunk)
+    cursor.execute(
+        "CREATE TEMP TABLE _restore_history ON COMMIT DROP AS"
+        f" SELECT c.id AS content_type_id, r.line, {', '.join('r.' + c for c in _quoted(history['columns']))}"
+        " FROM _restore_history_lines r LEFT JOIN public.django_content_type c USING (app_label, model)"
+    )
+    where, params = tenant_public_history(tenant_id, history="_restore_history")
+    cursor.execute(
+        "SELECT count(*) FROM _restore_history l LEFT JOIN public.django_content_type c ON c.id = l.content_type_id"
+        f" WHERE c.id IS NULL OR NOT coalesce({where}, false)",
+        params,
+    )
+    if foreign := cursor.fetchone()[0]:
+        raise BackupError(
+            f"{backup.path}: {foreign} model history entr{'y is' if foreign == 1 else 'ies are'} not of "
+            f"{backup.tenant['slug']!r}'s own rows; nothing restored."
+        )
+    if "actor_id" in history["columns"]:
+        cursor.execute(
+            "UPDATE _restore_history h SET actor_id = NULL WHERE actor_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM public.accounts_user u WHERE u.id = h.actor_id)"
+        )
+    cursor.execute(
+        f"DELETE FROM _restore_history h WHERE EXISTS (SELECT 1 FROM public.{HISTORY} e"
+        " WHERE e.content_type_id = h.content_type_id AND e.object_pk = h.object_pk)"
+    )
+    cursor.execute(
+        f"INSERT INTO public.{HISTORY} (content_type_id, {columns})"
+        f" SELECT content_type_id, {columns} FROM _restore_history ORDER BY line"
+    )
 
 
 def _tenant_row_check(backup: Backup, cursor, staging: str) -> None:

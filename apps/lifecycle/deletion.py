@@ -30,6 +30,7 @@ from django_tenants.utils import get_public_schema_name, quote_schema_name, sche
 from apps.accounts.permissions import Permission
 from apps.accounts.services import allowed_now
 from apps.accounts.sessions import sessions_all_end
+from apps.audit.history import tenant_public_history
 from apps.audit.models import PLATFORM, AuditActor
 from apps.audit.scope import rls_scope
 from apps.audit.services import actor_of, audit_record, platform_actor_id
@@ -266,27 +267,12 @@ def _database_purge(tenant: Tenant, purged: Purged) -> None:
             purged.rows[f"{table.schema}.{table.name}"] = cursor.fetchone()[0]
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred checks of rows written in this transaction
         cursor.execute(f"DROP SCHEMA {quote_schema_name(tenant.schema_name)} CASCADE")
-        # The public model history of the tenant's own rows: its tenant and domain rows, and its
-        # budgets and audit sinks (public models with a tenant_id, their history in
-        # auditlog_logentry, which has none).
+        # The public model history of the tenant's own rows (auditlog_logentry names no tenant).
+        history, params = tenant_public_history(tenant.pk)
         cursor.execute(
-            "DELETE FROM public.auditlog_logentry l USING public.django_content_type c"
-            " WHERE l.content_type_id = c.id AND ("
-            "  (c.app_label = 'tenants' AND c.model = 'tenant' AND l.object_pk = %s)"
-            "  OR (c.app_label = 'tenants' AND c.model = 'domain'"
-            "      AND l.object_pk IN (SELECT id::text FROM public.tenants_domain WHERE tenant_id = %s))"
-            # Every entry of a budget or sink row that is the tenant's, or whose recorded creation
-            # named the tenant (a row deleted since): an update records only the fields it changed.
-            "  OR (c.app_label = 'billing' AND c.model = 'budget'"
-            "      AND l.object_pk IN (SELECT id::text FROM public.billing_budget WHERE tenant_id = %s))"
-            "  OR (c.app_label = 'audit' AND c.model = 'auditsink'"
-            "      AND l.object_pk IN (SELECT id::text FROM public.audit_auditsink WHERE tenant_id = %s))"
-            "  OR (((c.app_label, c.model) IN (('billing', 'budget'), ('audit', 'auditsink')))"
-            "      AND l.object_pk IN (SELECT n.object_pk FROM public.auditlog_logentry n"
-            "                           WHERE n.content_type_id = c.id"
-            "                             AND ((n.changes -> 'tenant_id') @> jsonb_build_array(%s::bigint)"
-            "                                  OR (n.changes -> 'tenant_id') @> jsonb_build_array(%s::text)))))",
-            [str(tenant.pk), tenant.pk, tenant.pk, tenant.pk, tenant.pk, str(tenant.pk)],
+            "DELETE FROM public.auditlog_logentry l USING public.django_content_type c"  # noqa: S608
+            f" WHERE l.content_type_id = c.id AND {history}",
+            params,
         )
         purged.rows["public.auditlog_logentry"] = cursor.rowcount
         # The audit chain through its owner's function: the app role may not delete from it.
