@@ -44,6 +44,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from apps.audit.history import tenant_public_history
 from apps.audit.scope import rls_scope
 from apps.billing.rls import usage_scope
+from apps.lifecycle.erasure import Reapplied, erasures_reapply
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Tenant
 from foundry.db.roles import app_role, as_owner, owner_role
@@ -497,6 +498,8 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
     if manifest["version"] > VERSION:
         version = manifest.get("version")
         raise BackupError(f"{path}: format version {version!r} is newer than this platform's ({VERSION}).")
+    if _created_at(manifest) is None:
+        raise BackupError(f"{path}: its manifest is incomplete (no time it was made).")
     if manifest.get("scope") not in {DATABASE, "tenant"} or not _members_are_sound(manifest.get("members")):
         raise BackupError(f"{path}: its manifest is incomplete.")
     if manifest["scope"] == "tenant" and not _tenant_manifest_is_sound(manifest):
@@ -504,6 +507,15 @@ def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
     if manifest["scope"] == DATABASE and "database.dump" not in manifest["members"]:
         raise BackupError(f"{path}: its manifest is incomplete (no database.dump).")
     return manifest
+
+
+def _created_at(manifest: dict) -> datetime | None:
+    """When the backup was made (an aware time), or None."""
+    try:
+        at = datetime.fromisoformat(manifest.get("created_at"))
+    except (TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
 
 
 def _members_are_sound(members: object) -> bool:
@@ -765,11 +777,18 @@ def _roles_may_restore(backup: Backup, database: str) -> None:
     )
 
 
-def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Tenant:
+@dataclass(frozen=True)
+class TenantRestored:
+    tenant: Tenant
+    reapplied: Reapplied  # erasures made since the backup, made again
+
+
+def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> TenantRestored:
     """Restore a workspace's backup into this database, where it must not exist (say, after an
     accidental purge): its schema with pg_restore, migrated to this version, then its public
     rows in one transaction. If the migration or the rows fail, the schema is dropped again:
-    nothing is left half restored."""
+    nothing is left half restored. Then every erasure of a person made since the backup was
+    made is made again (apps/lifecycle/erasure.py `erasures_reapply`)."""
     if backup.scope != "tenant":
         raise BackupError(f"{backup.path}: a whole-database backup; restore it with --database NAME.")
     tenant = backup.tenant
@@ -813,7 +832,8 @@ def backup_restore_tenant(*, backup: Backup, actor: object = "lifecycle") -> Ten
     from apps.tenants.routing import route_invalidate
 
     route_invalidate(*restored.domains.values_list("domain", flat=True))
-    return restored
+    reapplied = erasures_reapply(restored, since=_created_at(backup.manifest), actor=actor)
+    return TenantRestored(tenant=restored, reapplied=reapplied)
 
 
 # What a workspace's pg_dump holds (tables, their data, sequences, indexes, constraints, the

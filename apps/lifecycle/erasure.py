@@ -16,6 +16,7 @@ workspace's content, which its owners answer for (docs/lifecycle.md says how to 
 
 import contextlib
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -24,11 +25,13 @@ from functools import cache
 
 from auditlog.models import LogEntry
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import HttpRequest
+from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Permission, Role
@@ -48,6 +51,7 @@ from apps.tokens.idempotency import idempotency_keys_forget
 from apps.tokens.models import IdempotencyKey, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.db.text import UNSTORABLE
+from foundry.errors import ServiceError
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
@@ -305,11 +309,14 @@ def _person(actor: User | str, member_acting: bool, email: str, tenant_id: int) 
     return member, actor_ids
 
 
-def member_erase(*, actor: User | str, email: str, request: HttpRequest | None = None) -> Erased:
+def member_erase(
+    *, actor: User | str, email: str, request: HttpRequest | None = None, reapplied: bool = False
+) -> Erased:
     """Erase a person's personal data from the workspace the connection is on (see the module
     docstring). The person need not be a member any more. `actor`: who asks — a member, an API
     token or a service token, whose role's permissions are checked alike — or the name of an
-    operator's tool (`cli:erase_member`), which is not checked."""
+    operator's tool (`cli:erase_member`), which is not checked. `reapplied`: an erasure made
+    again on a workspace restored from a backup older than it (`erasures_reapply`)."""
     member_acting = not isinstance(actor, str)
     if member_acting and not actor.has_permission(Permission.MEMBERS_MANAGE):
         raise PermissionDenied(f"Your role does not allow {Permission.MEMBERS_MANAGE}.")
@@ -395,8 +402,11 @@ def member_erase(*, actor: User | str, email: str, request: HttpRequest | None =
                 "sessions": erased.sessions,
                 "exports_deleted": erased.exports,
                 "checkpoints_deleted": erased.checkpoints,
+                **({"reapplied": True} if reapplied else {}),
             },
         )
+        if not reapplied:
+            _erasure_register(tenant_id, email, actor_ids, actor=actor, request=request)
     for each in actor_ids:
         audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).
@@ -419,3 +429,91 @@ def _login_keys_delete(tenant_id: int, email: str) -> int:
         mine = [key for key in keys if key.decode(errors="replace").endswith(f":{name}")]
         deleted += client.delete(*mine) if mine else 0
     return deleted
+
+
+# --- erasures outlive the workspace's backups -------------------------------------------------
+# A backup made before an erasure holds what it replaced: restored, the person's data would be
+# back. So each erasure is registered on the platform's chain (which a workspace's purge keeps),
+# by the person's actor ids and a keyed digest of their address, never the address itself; a
+# workspace's restore makes every erasure registered since its backup was made again.
+ERASURE_REGISTERED = "lifecycle.member.erased"
+
+
+def erasure_digest(email: str, key: str | None = None) -> str:
+    """A person's address as a keyed, non-reversible id (SECRET_KEY's, or `key`'s)."""
+    secret = hashlib.sha256(b"foundry-erasure:" + (key or settings.SECRET_KEY).encode()).digest()
+    return hmac.new(secret, email.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def _erasure_register(tenant_id: int, email: str, actor_ids: list[str], *, actor, request) -> None:
+    audit_record(
+        action=ERASURE_REGISTERED,
+        actor=actor,
+        target=("tenants.tenant", tenant_id),
+        request=request,
+        chain=PLATFORM,
+        data={"actor_ids": actor_ids, "subject": erasure_digest(email)},
+    )
+
+
+@dataclass
+class Reapplied:
+    erased: list[str] = field(default_factory=list)  # the pseudonyms of those erased again
+    held: list[str] = field(default_factory=list)  # actor ids a legal hold kept from being erased again
+
+
+def erasures_reapply(tenant: Tenant, *, since, actor: str) -> Reapplied:
+    """Make again, in a workspace just restored from a backup made at `since`, every erasure
+    registered for it since then. The person is found by the actor ids the erasure recorded
+    (their member row, the trail's actor table, the model history of their member rows), their
+    address confirmed by its digest. A workspace whose trail is on legal hold (as it was when the
+    backup was made) keeps the person's data until its owners lift the hold: named in `held`."""
+    from apps.audit.models import AuditEvent
+
+    with rls_scope(PLATFORM):
+        registered = [
+            event.data
+            for event in AuditEvent.objects.filter(
+                tenant_id=PLATFORM,
+                action=ERASURE_REGISTERED,
+                target_type="tenants.tenant",
+                target_id=str(tenant.pk),
+                occurred_at__gte=since,
+            )
+            .order_by("seq")
+            .only("details")
+        ]
+    done = Reapplied()
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    with schema_context(tenant.schema_name):
+        for details in registered:
+            if not isinstance(details, dict):
+                continue  # not as the platform writes them (verification reports it)
+            ids = [each for each in details.get("actor_ids") or () if isinstance(each, str)]
+            digest = details.get("subject")
+            email = next(
+                (e for e in _addresses_of(ids, tenant.pk) if digest in {erasure_digest(e, k) for k in keys}), None
+            )
+            if email is None:
+                continue  # not in the backup (erased before it was made), or erased again already
+            try:
+                done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
+            except ServiceError as refused:
+                if refused.code != "legal_hold":
+                    raise
+                done.held.extend(ids)
+    return done
+
+
+def _addresses_of(actor_ids: list[str], tenant_id: int) -> list[str]:
+    """The addresses the workspace (on the connection) knows the actor ids by."""
+    user_ids = [each.removeprefix("user:") for each in actor_ids if each.startswith("user:")]
+    user_ids = [pk for pk in user_ids if pk.isdigit()]
+    found = list(User.objects.filter(pk__in=user_ids).values_list("email", flat=True))
+    with rls_scope(tenant_id):
+        found += AuditActor.objects.filter(
+            tenant_id=tenant_id, actor_id__in=actor_ids, email__isnull=False
+        ).values_list("email", flat=True)
+    kind = ContentType.objects.get_for_model(User)
+    found += LogEntry.objects.filter(content_type=kind, object_pk__in=user_ids).values_list("object_repr", flat=True)
+    return list(dict.fromkeys(found))

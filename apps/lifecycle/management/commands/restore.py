@@ -48,10 +48,22 @@ class Command(BaseCommand):
                 return
             if database or create or force:
                 raise BackupError(f"{file}: a workspace's backup is restored into this database (no --database).")
-            restored = backup_restore_tenant(backup=backup, actor="cli:restore")
+            outcome = backup_restore_tenant(backup=backup, actor="cli:restore")
         except BackupError as error:
             raise CommandError(str(error)) from None
+        restored = outcome.tenant
         self.stdout.write(f"Restored workspace {restored.slug} (id {restored.pk}) from {file}.")
+        if erased := outcome.reapplied.erased:
+            self.stdout.write(
+                f"Made again {len(erased)} erasure(s) of a person made since the backup ({', '.join(erased)})."
+            )
+        if held := outcome.reapplied.held:
+            self.stderr.write(
+                f"Warning: its audit trail is on legal hold (as it was when the backup was made), so the erasure of "
+                f"{', '.join(held)} made since could not be made again: once its owners lift the hold, erase them "
+                f"again by their address (`manage.py erase_member {restored.slug} EMAIL`; `user:N` is the member of "
+                "id N, the audit trail's actor table names the others)."
+            )
         closed = secrets_undecryptable(restored)
         if closed:
             self.stderr.write(
