@@ -150,3 +150,19 @@ def test_a_backup_made_before_backups_kept_history_still_restores(unblocked, tmp
     call_command("restore", str(older), stdout=io.StringIO())
     assert Tenant.objects.filter(pk=tenant.pk).exists()
     assert history(tenant.pk) == []
+
+
+@pytest.mark.parametrize("created_at", [None, "yesterday", "2026-12-01T10:00:00", 17])
+def test_a_backup_without_a_valid_creation_time_is_refused_by_name(unblocked, tmp_path, created_at):  # noqa: F811
+    """A restore makes again the erasures made since the backup's time (docs/lifecycle.md): a
+    manifest without one (or a time with no zone) is incomplete, not a traceback."""
+    tenant = workspace_create()
+    made = backed_up_and_purged(tenant, tmp_path)
+
+    def edit(manifest: dict) -> None:
+        manifest.pop("created_at") if created_at is None else manifest.update(created_at=created_at)
+
+    crafted = repack(made, tmp_path / "crafted.tar", manifest_edit=edit)
+    with pytest.raises(CommandError, match=r"crafted\.tar: its manifest is incomplete \(no time it was made\)"):
+        call_command("restore", str(crafted), stdout=io.StringIO())
+    assert not Tenant.objects.filter(pk=tenant.pk).exists()
