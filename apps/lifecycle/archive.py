@@ -105,6 +105,10 @@ KEYS_UNTRUSTED = (
     "Its audit checkpoints were signed by keys this platform does not list ({keys}): they verify once"
     " FOUNDRY_AUDIT_PUBLIC_KEYS lists the public keys of the platform it came from (docs/export.md)."
 )
+NETWORKS_LEFT = (
+    "The archive lets its http tools reach the private networks {networks}: left out (an archive is its"
+    " owners' to edit). Grant those needed with `manage.py tenant_http_networks {slug} --allow CIDR`."
+)
 MAX_SIGNING_KEYS = 1000  # an archive's audit.signing_keys: one a rotation, far fewer in years
 MAX_JSON_DEPTH = 500  # levels of a JSON value: Python decodes ~1,000 (with the stack a request uses, fewer)
 # …and is parsed ahead, on this many connections at once, into a staging schema (_Staging).
@@ -1043,13 +1047,17 @@ def _times_check(schema: str, tenant: Tenant) -> None:
                 )
 
 
-def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
-    """The archive's plan, networks, limit overrides and trace setting on the new tenant, saved
-    (its model history records them, as an operator's change is recorded)."""
+def _tenant_settings_apply(loader: _Loader, tenant: Tenant, *, keep_networks: bool) -> list[str]:
+    """The archive's plan, limit overrides and trace setting on the new tenant, saved (its model
+    history records them, as an operator's change is recorded), and its private networks when
+    `keep_networks`. Which networks the archive allowed is returned: not kept, they are left for
+    an operator to grant. An archive is its workspace owners' to download and edit, and
+    another platform's networks are not this one's: a private address here may be the
+    platform's own (its database, its Redis)."""
     entry = loader.members["public/tenants_tenant.ndjson"]
     columns = [c for c in TENANT_SETTINGS if c in entry["columns"]]
     if entry["rows"] != 1 or not columns:
-        return
+        return []
     loader.lines_load("public/tenants_tenant.ndjson")
     loader.cursor.execute(  # typed as the columns type them
         f"SELECT {', '.join('r.' + _quoted(c) for c in columns)}"
@@ -1065,9 +1073,10 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
         if not isinstance(tenant.http_allowed_networks, list):
             raise ServiceError("network_invalid", "http_allowed_networks is no list of networks.")
         # Kept as the operator's form saves them (" 10.0.0.0/8\n" is no CIDR).
-        tenant.http_allowed_networks = http_networks_clean(tenant.http_allowed_networks)
+        archived = http_networks_clean(tenant.http_allowed_networks)
     except ServiceError as exc:
         raise ArchiveError("archive_rows_invalid", f"Member {member}: {exc.message}", member=member) from None
+    tenant.http_allowed_networks = archived if keep_networks else []
     for name in LIMIT_NAMES:
         value = getattr(tenant, f"{name}_override")
         if value is not None and (problem := limit_problem(name, value)):
@@ -1079,6 +1088,7 @@ def _tenant_settings_apply(loader: _Loader, tenant: Tenant) -> None:
             member="public/tenants_tenant.ndjson",
         )
     tenant.save(update_fields=columns)
+    return [] if keep_networks else archived
 
 
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -1429,8 +1439,11 @@ def tenant_import(
     actor=None,
     request: HttpRequest | None = None,
     progress: Progress | None = None,
+    keep_networks: bool = False,
 ) -> Tenant:
-    """A new workspace `slug` holding the archive's data, or nothing at all.
+    """A new workspace `slug` holding the archive's data, or nothing at all. The private networks
+    the archive allows its http tools are kept only with `keep_networks` (an operator's choice);
+    otherwise they are named in `tenant.networks_left`.
 
     Every member is verified against the manifest before anything is written (ArchiveError
     naming the member otherwise); then the tenant, its schema and every row are created in one
@@ -1446,7 +1459,7 @@ def tenant_import(
         if progress:
             progress(0, loader.total)
         with _rows_of("public/tenants_tenant.ndjson"):
-            _tenant_settings_apply(loader, tenant)
+            networks_left = _tenant_settings_apply(loader, tenant, keep_networks=keep_networks)
         with _rows_of("public/tenants_domain.ndjson"):
             taken = _domains_attach(loader, tenant)
         _schema_load(loader, tenant.schema_name)
@@ -1479,8 +1492,11 @@ def tenant_import(
             # The keys its checkpoints name that this platform does not trust (another platform's):
             # they do not verify here until an operator lists them (docs/export.md).
             "checkpoint_keys_untrusted": keys_untrusted(manifest.get("audit", {}).get("signing_keys", {})),
+            # The private networks the archive allowed, not kept: an operator grants them again.
+            "networks_left": networks_left,
         }
         tenant.checkpoint_keys_untrusted = data["checkpoint_keys_untrusted"]
+        tenant.networks_left = networks_left
         for chain in (tenant.pk, PLATFORM):
             who = actor or "system"
             audit_record(action="tenant.imported", actor=who, target=tenant, data=data, request=request, chain=chain)

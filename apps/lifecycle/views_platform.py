@@ -20,7 +20,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.access import operator_required
 from apps.accounts.services import owner_invites_issue
-from apps.lifecycle.archive import KEYS_UNTRUSTED, ArchiveError, tenant_import
+from apps.lifecycle.archive import KEYS_UNTRUSTED, NETWORKS_LEFT, ArchiveError, tenant_import
 from apps.tenants.views import tenant_address, tenant_list_redirect
 
 
@@ -28,6 +28,12 @@ class TenantImportForm(forms.Form):
     archive = forms.FileField(help_text="A workspace archive (.zip) made by an export.")
     slug = forms.CharField(max_length=100, help_text="The new workspace's slug: lowercase letters, digits and hyphens.")
     name = forms.CharField(max_length=200, required=False, help_text="Empty: the archived workspace's name.")
+    keep_networks = forms.BooleanField(
+        required=False,
+        label="Keep the archive's private networks",
+        help_text="The private networks the archive lets the workspace's http tools reach. Unticked, they are "
+        "left out, for you to grant (an archive is its owners' to edit).",
+    )
 
     def clean_archive(self):
         archive = self.cleaned_data["archive"]
@@ -91,13 +97,20 @@ def _tenant_import(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         tenant = tenant_import(
-            _source(data["archive"]), slug=data["slug"], name=data["name"], actor=request.user, request=request
+            _source(data["archive"]),
+            slug=data["slug"],
+            name=data["name"],
+            actor=request.user,
+            request=request,
+            keep_networks=data["keep_networks"],
         )
     except ArchiveError as e:
         return _page(request, form, error=e, status=409 if e.code == "slug_taken" else 400)
     messages.success(request, f"Workspace {tenant.slug} imported from the archive ({tenant.name}).")
     if tenant.checkpoint_keys_untrusted:
         messages.warning(request, KEYS_UNTRUSTED.format(keys=", ".join(tenant.checkpoint_keys_untrusted)))
+    if tenant.networks_left:
+        messages.warning(request, NETWORKS_LEFT.format(networks=", ".join(tenant.networks_left), slug=tenant.slug))
     with schema_context(tenant.schema_name), transaction.atomic():
         links = owner_invites_issue(actor=request.user, base_url=tenant_address(request, tenant), request=request)
     for email, url in links:  # an admin's export: no owner can sign in to invite the others

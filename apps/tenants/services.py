@@ -264,7 +264,8 @@ def tenant_work_resume(schema: str) -> None:
 
 def http_networks_clean(networks: list) -> list[str]:
     """The networks as CIDRs, each once; ServiceError `network_invalid` for one that is none or
-    that admits every address (a prefix of 0)."""
+    that admits every address (a prefix of 0), or a list whose networks do together (0.0.0.0/1
+    and 128.0.0.0/1)."""
     cleaned = []
     for value in networks:
         try:
@@ -277,6 +278,12 @@ def http_networks_clean(networks: list) -> list[str]:
             network = ipaddress.ip_network(f"{str(network.network_address).split('%')[0]}/{network.prefixlen}")
         if str(network) not in cleaned:
             cleaned.append(str(network))
+    for version, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
+        family = [ipaddress.ip_network(each) for each in cleaned if ipaddress.ip_network(each).version == version]
+        if list(ipaddress.collapse_addresses(family)) == [ipaddress.ip_network(everything)]:
+            raise ServiceError(
+                "network_invalid", f"Together these admit every address ({everything}); list the networks needed."
+            )
     return cleaned
 
 

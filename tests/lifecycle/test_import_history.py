@@ -44,7 +44,7 @@ def test_the_settings_an_import_takes_from_the_archive_are_in_the_tenants_model_
             lambda r: r.update(plan="enterprise", http_allowed_networks=["10.20.0.0/16"], concurrent_runs_override=7)
         ),
     )
-    new = tenant_import(io.BytesIO(crafted), slug=f"h{uuid.uuid4().hex[:10]}")
+    new = tenant_import(io.BytesIO(crafted), slug=f"h{uuid.uuid4().hex[:10]}", keep_networks=True)
     row = Tenant.objects.get(pk=new.pk)
     assert (row.plan, row.http_allowed_networks, row.concurrent_runs_override) == ("enterprise", ["10.20.0.0/16"], 7)
     history = _history_values(row)
