@@ -200,9 +200,21 @@ class SinkInput(StrictInput):
             for name in ("port", "cursor"):
                 if data.get(name) is not None and (isinstance(data[name], bool) or not isinstance(data[name], int)):
                     raise serializers.ValidationError(
-                        {name: [serializers.ErrorDetail("Must be an integer.", "invalid")]}
+                        {name: [serializers.ErrorDetail("Must be an integer.", f"{name}_invalid")]}
                     )
-        return super().to_internal_value(data)
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # A value too long, or of another type, is a bad value of the field: its documented code.
+            if isinstance(exc.detail, dict):
+                for name in set(exc.detail) & {"kind", "format", "host", "url"}:
+                    exc.detail[name] = [
+                        serializers.ErrorDetail(str(each), f"{name}_invalid")
+                        if getattr(each, "code", None) in ("max_length", "invalid")
+                        else each
+                        for each in exc.detail[name]
+                    ]
+            raise
 
 
 _SINK_PATH = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The sink's name.")

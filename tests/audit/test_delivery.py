@@ -622,7 +622,7 @@ def test_a_syslog_sink_gets_the_default_port_and_can_be_rewound(acme, loopback_a
         ({"kind": "syslog", "host": "siem.example.com", "port": 0}, "port", "port_invalid"),
         ({"kind": "syslog", "host": "siem.example.com", "port": 10**30}, "port", "port_invalid"),
         ({"kind": "syslog", "host": "siem.example.com", "cursor": 10**30}, "cursor", "cursor_invalid"),
-        ({"kind": "syslog", "host": "siem.example.com", "port": "514"}, "port", "invalid"),
+        ({"kind": "syslog", "host": "siem.example.com", "port": "514"}, "port", "port_invalid"),
         ({"kind": "syslog", "host": "siem.example.com", "tls": "yes"}, "tls", "invalid"),
         ({"kind": "syslog", "host": "siem.example.com", "url": "https://x.example.com"}, "url", "field_not_supported"),
         (
