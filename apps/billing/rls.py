@@ -1,8 +1,8 @@
 """Row-Level Security of the billing tables in the public schema: whose rows a transaction sees.
 
 Every row of the usage ledger, its roll-ups, running totals and budgets carries `tenant_id`, and
-each table has one policy (ENABLE + FORCE ROW LEVEL SECURITY, so the tables' owner — the
-application's role — is bound too):
+each table has one policy (ENABLE + FORCE ROW LEVEL SECURITY, so the tables' owner is bound
+too; the application's role is not their owner where the platform has an owner role):
 
     tenant_id = ANY (<the ids in the transaction-local setting foundry.tenant_ids>)
 

@@ -15,8 +15,9 @@ its roll-up left in UsageDay, and counts only while UsageDay still holds as many
 restore of the database (or of a workspace), whose UsageDay may stop at a roll-up before the
 mark's, and that day is then rolled up again (it was skipped for good, under-counted).
 
-`usage_daily` is what charts read: UsageDay for the days before today (UTC), the ledger for
-today, which no roll-up has finished yet.
+`usage_daily` is what charts read: UsageDay for the days before yesterday (UTC), and for
+yesterday and today the ledger too, taking the larger figure (yesterday's roll-up may not have
+run yet).
 """
 
 import logging
