@@ -114,7 +114,12 @@ class ProblemOutput(serializers.Serializer):
 
 
 class ContentInput(StrictInput):
-    content = StrictCharField(max_length=MAX_BYTES, trim_whitespace=False, help_text="The YAML document.")
+    # No max_length: the loader judges the size in bytes (`yaml_too_large`, as `forge` and the
+    # console say it); a character count would answer 1 MiB of ASCII otherwise than 600 KiB of
+    # accented text. The request body's limit (DATA_UPLOAD_MAX_MEMORY_SIZE) bounds what is read.
+    content = StrictCharField(
+        trim_whitespace=False, help_text=f"The YAML document (at most {MAX_BYTES} bytes as UTF-8: `yaml_too_large`)."
+    )
     filename = StrictCharField(max_length=255, required=False, default="<input>")
 
 
