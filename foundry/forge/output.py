@@ -46,6 +46,7 @@ def _echo(text: str, *, err: bool = False) -> None:
 class Output:
     def __init__(self, as_json: bool = False):
         self.json = as_json
+        self.notes: list[str] = []  # under --json, the document's `notes`
 
     def say(self, text: str = "", *, lines: bool = False) -> None:
         """A line of the human result (stdout, at once: it is also the progress of long commands)."""
@@ -61,13 +62,17 @@ class Output:
 
     def note(self, text: str) -> None:
         """Something the reader should know that is not a failure (stderr; in the document under --json)."""
-        if not self.json:
+        if self.json:
+            self.notes.append(text)
+        else:
             click.echo(f"note: {shown(text)}", err=True)
 
     def document(self, data: dict) -> None:
         # ASCII JSON: a file name that is no UTF-8 (kept by Python as lone surrogates) is escaped,
         # never written out as the raw byte that would make the document unreadable.
         if self.json:
+            if self.notes and "notes" not in data:
+                data = {**data, "notes": self.notes}
             _echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
 
     def problems(self, problems) -> None:

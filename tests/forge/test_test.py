@@ -66,6 +66,10 @@ def test_it_runs_only_the_tests_named_and_answers_json(workspace):
     ]
     assert {k: body["summary"][k] for k in ("total", "passed", "failed")} == {"total": 1, "passed": 0, "failed": 1}
     assert _timing_free(ran.err).startswith("FAIL rejects-large-invoices (… steps, … ms)\n")  # progress: stderr
+    # The note stderr carries without --json is in the document (docs/forge.md), not lost.
+    assert body["notes"] == [
+        "Using domain 'finance' from domains/finance.yaml; offline its version (v1 pinned) is not checked."
+    ]
 
 
 def test_an_unknown_test_name_is_a_usage_error(workspace):
