@@ -70,8 +70,13 @@ class TenantAPIView(APIView):
             handler = getattr(self, method, self.http_method_not_allowed)
             if method not in self.http_method_names:
                 handler = self.http_method_not_allowed
-            # A read, or a method the view has not (a 405), is answered as without a key.
-            keyed = method not in _READS_LOWER and handler != self.http_method_not_allowed
+            # A read, a method the view has not (a 405), or a POST that needs only the read scope
+            # (it writes nothing: /validate) is answered as without a key: nothing to do once.
+            keyed = (
+                method not in _READS_LOWER
+                and handler != self.http_method_not_allowed
+                and self.access.get(request.method, (None, None))[1] != Scope.READ
+            )
             key = idempotency_key_of(request) if keyed else None
             if key is None:
                 response = handler(request, *args, **kwargs)

@@ -1,10 +1,15 @@
 """OpenAPI post-processing: the error envelope on every operation, and bearer auth; the view
 serving the document."""
 
+import re
+
 from django.http import HttpResponse
+from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer
+
+from apps.tokens.models import Scope
 
 _ERROR = {
     "type": "object",
@@ -78,7 +83,7 @@ def add_error_responses(result, generator, request, public):
     result["security"] = [{"bearerToken": []}]
     _strict_bodies(result["components"]["schemas"])
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    for operations in result.get("paths", {}).values():
+    for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             operation["security"] = [{"bearerToken": []}]
             _body_required(operation, result["components"]["schemas"])
@@ -92,17 +97,22 @@ def add_error_responses(result, generator, request, public):
                     unavailable["description"] += " Or " + _UNAVAILABLE
                 if "requestBody" in operation or method != "delete":
                     operation["responses"].setdefault("413", {"description": "The body is larger than 4 MiB.", **ref})
-                operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
-                for status, description in _IDEMPOTENCY_ERRORS.items():
-                    response = operation["responses"].setdefault(status, {"description": description, **ref})
-                    if description not in response["description"]:
-                        response["description"] += " Or " + description
+                if not _writes_nothing(path, method):
+                    operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+                    for status, description in _IDEMPOTENCY_ERRORS.items():
+                        response = operation["responses"].setdefault(status, {"description": description, **ref})
+                        if description not in response["description"]:
+                            response["description"] += " Or " + description
             for status, response in operation["responses"].items():
                 headers = response.setdefault("headers", {})
                 headers.update(_RATE_HEADERS)
                 if status == "429":
                     headers["Retry-After"] = _RETRY_AFTER
-                if status.startswith("2") and method not in ("get", "head", "options"):
+                if (
+                    status.startswith("2")
+                    and method not in ("get", "head", "options")
+                    and not _writes_nothing(path, method)
+                ):
                     headers["Idempotent-Replayed"] = _REPLAYED
             # Operation-specific errors (declared with OpenApiResponse(description=...)) get the envelope.
             for status, response in operation["responses"].items():
@@ -112,6 +122,21 @@ def add_error_responses(result, generator, request, public):
             operation["responses"].setdefault("414", {"description": "Request line too long."})
             operation["responses"].setdefault("431", {"description": "Request headers too large."})
     return result
+
+
+def _writes_nothing(path: str, method: str) -> bool:
+    """Whether the operation needs only the read scope (a POST that writes nothing: /validate),
+    which TenantAPIView.dispatch answers without its Idempotency-Key."""
+    from foundry.api.access import TenantAPIView
+
+    try:
+        match = resolve(re.sub(r"\{[^}]+\}", "0", path))
+    except Resolver404:
+        return False
+    view = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
+    if not (isinstance(view, type) and issubclass(view, TenantAPIView)):
+        return False
+    return view.access.get(method.upper(), (None, None))[1] == Scope.READ
 
 
 def _body_required(operation: dict, schemas: dict) -> None:

@@ -385,3 +385,19 @@ def test_a_retried_erasure_gets_the_first_answer(acme):
     assert again.content == first.content
     with schema_context("acme"):
         assert IdempotencyKey.objects.filter(key="k-1").exists()
+
+
+def test_a_post_that_writes_nothing_ignores_a_key_and_keeps_nothing(acme):
+    """/validate needs only the read scope and writes nothing: an answer kept per fresh key for a
+    day (each a row in the workspace, for any read token) would have done nothing once."""
+    viewer = api(acme, issue(acme, role="viewer", scopes=("read",)))
+    for _ in range(2):
+        answered = post(viewer, "/api/v1/validate", {"content": "a: 1\n"}, key="v-1")
+        assert answered.status_code == 200 and "Idempotent-Replayed" not in answered
+    changed = post(viewer, "/api/v1/validate", {"content": "b: 2\n"}, key="v-1")  # no `idempotency_key_reused`
+    assert changed.status_code == 200
+    with schema_context("acme"):
+        assert not IdempotencyKey.objects.exists()
+    document = api(acme).get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = document["paths"]["/api/v1/validate"]["post"]
+    assert not any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
