@@ -14,7 +14,10 @@ What counts as acknowledged:
   written, the sender half-closes (TLS: close_notify), and the batch counts only when the
   receiver has closed its side after reading to the end and its TCP stack has acknowledged
   every byte (Linux TIOCOUTQ is 0, no reset). A receiver that died mid-batch resets the
-  connection instead; one that never closes leaves the batch unconfirmed (resent later).
+  connection instead; one that never closes leaves the batch unconfirmed (resent later). A
+  receiver (or a TLS relay before it) stopped gracefully mid-batch, dropping what it had taken
+  off the connection without a reset, is indistinguishable from one that read it all: syslog
+  has no acknowledgement of its own (docs/audit-siem.md says so; the webhook has one).
 
 Destinations are checked like agent HTTP tools (foundry/runtime/network.py): every address a
 name resolves to must be public unless the operator allowed its network (the platform-wide
