@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
-from apps.billing.charts import stacked_bars, top_series, usd
+from apps.billing.charts import compact, series_table, stacked_bars, top_series, usd
 from apps.billing.forms import BudgetSetForm
 from apps.billing.quotas import month_of
 from apps.billing.rollups import usage_daily
@@ -53,21 +53,16 @@ def usage_charts(*, tenant_ids: list[int], by: str, days: int, names: dict | Non
         rows = [{**row, "key": names.get(row["key"], row["key"])} for row in rows]
     labels = [f"{day:%m-%d}" for day in categories]
     word = {"tenant_id": "workspace"}.get(by, by)
-    return {
-        "tokens": stacked_bars(
-            chart_id="chart-tokens",
-            title=f"Tokens per day, last {days} days (UTC), by {word}",
-            categories=labels,
-            series=top_series(rows, categories=categories, measure="tokens"),
-        ),
-        "cost": stacked_bars(
-            chart_id="chart-cost",
-            title=f"Cost per day in USD, last {days} days (UTC), by {word}",
-            categories=labels,
-            series=top_series(rows, categories=categories, measure="cost_usd"),
-            value_format=usd,
-        ),
-    }
+    charts = {}
+    for name, measure, title, value_format in (
+        ("tokens", "tokens", f"Tokens per day, last {days} days (UTC), by {word}", compact),
+        ("cost", "cost_usd", f"Cost per day in USD, last {days} days (UTC), by {word}", usd),
+    ):
+        drawn = {"chart_id": f"chart-{name}", "title": title, "categories": labels, "value_format": value_format}
+        series = top_series(rows, categories=categories, measure=measure)
+        charts[name] = stacked_bars(**drawn, series=series)
+        charts[f"{name}_table"] = series_table(**drawn, series=series)
+    return charts
 
 
 def _page(request: HttpRequest, *, form: BudgetSetForm | None = None, status: int = 200) -> HttpResponse:

@@ -140,3 +140,26 @@ def test_quota_shares_handle_a_zero_budget(acme, recent):
         Budget.objects.create(tenant_id=acme.pk, project="", monthly_cost_usd=Decimal("0"), updated_by="t")
     response = client_for(acme, "owner@acme.test").get("/usage/")
     assert response.status_code == 200
+
+
+def test_each_chart_has_its_figures_as_a_table_per_day_and_series(acme, globex):
+    """WCAG 1.4.1: which agent a bar segment is was told by colour (and the legend's) alone; the
+    figures are also a table under each chart, a day per row and an agent per column, in text."""
+    now = timezone.now()
+    ledger_add(acme, agent="alpha", when=now, tokens=(1000, 200, 0))
+    ledger_add(acme, agent="bravo", when=now - timedelta(days=1), tokens=(30, 4, 0))
+    ledger_add(globex, agent="globex-secret-agent", when=now)
+    html = client_for(acme, "viewer@acme.test").get("/usage/", {"days": "7"}).content.decode()
+    table = re.search(r'<details class="chart-data" data-testid="chart-tokens-table">.*?</details>', html, re.S).group(
+        0
+    )
+    head = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', table)
+    assert head == ["Day", "alpha", "bravo", "Total"]
+    rows = {
+        re.search(r'<th scope="row">([^<]*)</th>', row).group(1): re.findall(r'<td class="num">([^<]*)</td>', row)
+        for row in re.findall(r"<tr><th scope=\"row\">.*?</tr>", table)
+    }
+    assert len(rows) == 7
+    assert rows[f"{now:%m-%d}"] == ["1.2k", "0", "1.2k"]
+    assert rows[f"{now - timedelta(days=1):%m-%d}"] == ["0", "34", "34"]
+    assert "globex" not in html
