@@ -1,14 +1,17 @@
 """AIP-132 `order_by`: "created_at desc, name" over an allowlist of fields.
 
 NULLs sort last in both directions, and the primary key is always the final tie-breaker, so
-every ordering is total — which keyset pagination (pagination.py) relies on.
+every ordering is total — which keyset pagination (pagination.py) relies on. A column that holds
+no NULL is ordered plainly (`DESC`, not `DESC NULLS LAST`): an index in its order (PostgreSQL's
+`DESC` puts NULLs first) then serves a page without sorting every matching row.
 """
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import F, OrderBy
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import F, Model, OrderBy
 
 from foundry.filtering.errors import FilterError
 
@@ -22,8 +25,10 @@ class OrderField:
     lookup: str
     descending: bool
 
-    def expression(self) -> OrderBy:
+    def expression(self, *, nullable: bool = True) -> OrderBy:
         column = F(self.lookup)
+        if not nullable:
+            return column.desc() if self.descending else column.asc()
         return column.desc(nulls_last=True) if self.descending else column.asc(nulls_last=True)
 
     def spelled(self) -> str:
@@ -34,11 +39,25 @@ class OrderField:
 class Ordering:
     fields: tuple[OrderField, ...]  # the primary key last
 
-    def expressions(self) -> list[OrderBy]:
-        return [f.expression() for f in self.fields]
+    def expressions(self, model: type[Model] | None = None) -> list[OrderBy]:
+        return [f.expression(nullable=model is None or nullable(model, f.lookup)) for f in self.fields]
 
     def canonical(self) -> str:
         return ", ".join(f.spelled() for f in self.fields)
+
+
+def nullable(model: type[Model], lookup: str) -> bool:
+    """Whether `lookup` (`project__name`) may be NULL on a row of `model`: a nullable column, or
+    one reached through a nullable relation. Not a field of the model (an annotation): assumed so."""
+    for part in lookup.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return True
+        if field.null or field.many_to_many or field.one_to_many or (field.is_relation and field.auto_created):
+            return True
+        model = field.related_model if field.is_relation else model
+    return False
 
 
 class OrderSpec:

@@ -30,7 +30,7 @@ from django.db.models import Q, QuerySet
 from django.utils.crypto import salted_hmac
 
 from foundry.filtering.errors import FilterError
-from foundry.filtering.ordering import Ordering
+from foundry.filtering.ordering import Ordering, nullable
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -135,8 +135,9 @@ def _value(row, lookup: str):
     return row
 
 
-def _after(ordering: Ordering, key: list) -> Q:
-    """Rows strictly after `key` in this ordering (NULLs last in both directions)."""
+def _after(ordering: Ordering, key: list, model) -> Q:
+    """Rows strictly after `key` in this ordering (NULLs last in both directions; a column that
+    holds none is compared without them, so its index serves the condition)."""
     condition, equal_so_far = Q(pk__in=[]), Q()
     for field, value in zip(ordering.fields, key, strict=True):
         if value is None:
@@ -144,7 +145,9 @@ def _after(ordering: Ordering, key: list) -> Q:
             equal = Q(**{f"{field.lookup}__isnull": True})
         else:
             beyond = "lt" if field.descending else "gt"
-            strictly = Q(**{f"{field.lookup}__{beyond}": value}) | Q(**{f"{field.lookup}__isnull": True})
+            strictly = Q(**{f"{field.lookup}__{beyond}": value})
+            if nullable(model, field.lookup):
+                strictly |= Q(**{f"{field.lookup}__isnull": True})
             equal = Q(**{field.lookup: value})
         condition |= equal_so_far & strictly
         equal_so_far &= equal
@@ -162,7 +165,7 @@ def paginate(
 ) -> Page:
     """One page of `queryset` (already filtered) in `ordering`, and the token for the next."""
     bound = _bound_to(resource, filter_text, ordering)
-    queryset = queryset.order_by(*ordering.expressions())
+    queryset = queryset.order_by(*ordering.expressions(queryset.model))
     if page_token:
         payload = token_open(page_token)
         if not isinstance(payload, dict) or payload.get("b") != bound or not isinstance(payload.get("k"), list):
@@ -172,7 +175,7 @@ def paginate(
         key = [_decode(v) for v in payload["k"]]
         if len(key) != len(ordering.fields):
             raise FilterError("invalid_page_token", "The page token is not valid.")
-        queryset = queryset.filter(_after(ordering, key))
+        queryset = queryset.filter(_after(ordering, key, queryset.model))
     rows = list(queryset[: page_size + 1])
     if len(rows) <= page_size:
         return Page(rows, "")
