@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ from apps.tokens.models import IdempotencyKey, RevokedReason
 from apps.tokens.services import token_revoke_issued_by
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
@@ -460,6 +463,7 @@ def _erasure_register(tenant_id: int, email: str, actor_ids: list[str], *, actor
 class Reapplied:
     erased: list[str] = field(default_factory=list)  # the pseudonyms of those erased again
     held: list[str] = field(default_factory=list)  # actor ids a legal hold kept from being erased again
+    failed: list[str] = field(default_factory=list)  # "user:3 (why)": refused or failed, to make by hand
 
 
 def erasures_reapply(tenant: Tenant, *, since, actor: str) -> Reapplied:
@@ -498,10 +502,16 @@ def erasures_reapply(tenant: Tenant, *, since, actor: str) -> Reapplied:
                 continue  # not in the backup (erased before it was made), or erased again already
             try:
                 done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
-            except ServiceError as refused:
-                if refused.code != "legal_hold":
-                    raise
-                done.held.extend(ids)
+            except (ServiceError, ValidationError) as refused:  # the workspace as the backup holds it refuses
+                if getattr(refused, "code", None) == "legal_hold":
+                    done.held.extend(ids)
+                    continue
+                why = refused.message if isinstance(refused, ServiceError) else " ".join(refused.messages)
+                logger.warning("making again the erasure of %s in %s: %s", ", ".join(ids), tenant.slug, why)
+                done.failed.append(f"{', '.join(ids)} ({why})")
+            except Exception:  # the workspace is restored: the others are still made, this one named
+                logger.exception("making again the erasure of %s in %s failed", ", ".join(ids), tenant.slug)
+                done.failed.append(f"{', '.join(ids)} (an error; the log says which)")
     return done
 
 

@@ -127,3 +127,26 @@ def test_a_backup_on_legal_hold_keeps_the_person_and_the_restore_says_whom(unblo
     assert "legal hold" in err and f"user:{viewer_id}" in err, err
     with schema_context(tenant.schema_name):
         assert User.objects.filter(email=viewer).exists()
+
+
+def test_an_erasure_the_restored_workspace_refuses_is_named_and_the_others_made(unblocked, tmp_path):  # noqa: F811
+    """The owner erased after another was named: in the backup they are its only owner, whom no
+    erasure takes (`last_owner`). The restore stands, the other erasure is made again, and the
+    refused one is named with its reason (not a traceback)."""
+    tenant = workspace_create()
+    owner, viewer, dev = (f"{who}@{tenant.slug}.test" for who in ("owner", "viewer", "dev"))
+    with schema_context(tenant.schema_name):
+        owner_id = User.objects.get(email=owner).pk
+        User.objects.create_user(dev, PASSWORD)
+    made = backup_of(tenant, tmp_path)
+    with schema_context(tenant.schema_name):
+        User.objects.filter(email=viewer).update(role="owner")  # a second owner, which the backup does not hold
+    erase(tenant, owner)
+    erase(tenant, dev)
+    purge(tenant)
+
+    out, err = restore(made)
+    assert "Made again 1 erasure(s)" in out, out
+    assert f"user:{owner_id} (A workspace needs at least one owner who has joined.)" in err, err
+    with schema_context(tenant.schema_name):
+        assert User.objects.filter(email=owner).exists() and not User.objects.filter(email=dev).exists()

@@ -57,6 +57,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Made again {len(erased)} erasure(s) of a person made since the backup ({', '.join(erased)})."
             )
+        if failed := outcome.reapplied.failed:
+            self.stderr.write(
+                f"Warning: the erasure of {'; '.join(failed)} made since the backup could not be made again: once "
+                f"that is resolved, erase them again by their address (`manage.py erase_member {restored.slug} EMAIL`)."
+            )
         if held := outcome.reapplied.held:
             self.stderr.write(
                 f"Warning: its audit trail is on legal hold (as it was when the backup was made), so the erasure of "
