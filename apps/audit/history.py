@@ -188,26 +188,35 @@ class HistoryMiddleware(AuditlogMiddleware):
             return self.get_response(request)
 
 
-def tenant_public_history(tenant_id: int, *, history: str = "public.auditlog_logentry") -> tuple[str, list]:
+def tenant_public_history(
+    tenant_id: int, *, history: str = "public.auditlog_logentry", deleted: bool = True
+) -> tuple[str, list]:
     """A condition on `l` (a row of `history`) and `c` (its content type, joined) selecting the
     public model history of a workspace's own rows: its tenant and domain rows, and its budgets
     and audit sinks (public models with a tenant_id, whose history table names no tenant). The
-    purge deletes these entries, a workspace's backup keeps them (apps/lifecycle)."""
+    purge deletes these entries, a workspace's backup keeps them (apps/lifecycle). `deleted`:
+    also the entries of budgets and sinks deleted since, whose recorded creation in `history`
+    named the tenant — only where `history` is the platform's own (a backup's file could claim any
+    id, another workspace's next budget's)."""
     # `history` is a table name of the caller's, never input.
     sql = (
-        "((c.app_label = 'tenants' AND c.model = 'tenant' AND l.object_pk = %s)"  # noqa: S608
+        "((c.app_label = 'tenants' AND c.model = 'tenant' AND l.object_pk = %s)"
         " OR (c.app_label = 'tenants' AND c.model = 'domain'"
         "     AND l.object_pk IN (SELECT id::text FROM public.tenants_domain WHERE tenant_id = %s))"
-        # Every entry of a budget or sink row that is the tenant's, or whose recorded creation
-        # named the tenant (a row deleted since): an update records only the fields it changed.
         " OR (c.app_label = 'billing' AND c.model = 'budget'"
         "     AND l.object_pk IN (SELECT id::text FROM public.billing_budget WHERE tenant_id = %s))"
         " OR (c.app_label = 'audit' AND c.model = 'auditsink'"
         "     AND l.object_pk IN (SELECT id::text FROM public.audit_auditsink WHERE tenant_id = %s))"
-        " OR (((c.app_label, c.model) IN (('billing', 'budget'), ('audit', 'auditsink')))"
-        f"     AND l.object_pk IN (SELECT n.object_pk FROM {history} n"
-        "                          WHERE n.content_type_id = c.id"
-        "                            AND ((n.changes -> 'tenant_id') @> jsonb_build_array(%s::bigint)"
-        "                                 OR (n.changes -> 'tenant_id') @> jsonb_build_array(%s::text)))))"
     )
-    return sql, [str(tenant_id), tenant_id, tenant_id, tenant_id, tenant_id, str(tenant_id)]
+    params = [str(tenant_id), tenant_id, tenant_id, tenant_id]
+    if deleted:
+        # An update records only the fields it changed: the creation names the tenant.
+        sql += (
+            " OR (((c.app_label, c.model) IN (('billing', 'budget'), ('audit', 'auditsink')))"  # noqa: S608
+            f"     AND l.object_pk IN (SELECT n.object_pk FROM {history} n"
+            "                          WHERE n.content_type_id = c.id"
+            "                            AND ((n.changes -> 'tenant_id') @> jsonb_build_array(%s::bigint)"
+            "                                 OR (n.changes -> 'tenant_id') @> jsonb_build_array(%s::text))))"
+        )
+        params += [tenant_id, str(tenant_id)]
+    return sql + ")", params

@@ -831,8 +831,9 @@ def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> Tenant
         raise
     from apps.tenants.routing import route_invalidate
 
+    # Before its host is served: an erased member's row (and password) is in the backup.
+    reapplied = erasures_reapply(restored, actor=actor)
     route_invalidate(*restored.domains.values_list("domain", flat=True))
-    reapplied = erasures_reapply(restored, since=_created_at(backup.manifest), actor=actor)
     return TenantRestored(tenant=restored, reapplied=reapplied)
 
 
@@ -1020,7 +1021,8 @@ def _history_load(backup: Backup, tar: tarfile.TarFile, cursor, tenant_id: int) 
     transaction): each entry's content type found by app and model, a person no longer here
     (an operator removed since) unlinked as django-auditlog does (`actor_email` stays), an object
     this database holds history for already (the workspace lost without its purge) left as it
-    is. An entry of anything but the workspace's own rows is refused: the checksums are no
+    is, and so is the history of a domain, budget or sink deleted before the backup. An entry
+    of another kind, or of another workspace's tenant row, is refused: the checksums are no
     signature, and an edited file must not write another workspace's history."""
     history = backup.manifest.get("history")
     if not history or not history["rows"]:
@@ -1040,17 +1042,27 @@ def _history_load(backup: Backup, tar: tarfile.TarFile, cursor, tenant_id: int) 
         f" SELECT c.id AS content_type_id, r.line, {', '.join('r.' + c for c in _quoted(history['columns']))}"
         " FROM _restore_history_lines r LEFT JOIN public.django_content_type c USING (app_label, model)"
     )
-    where, params = tenant_public_history(tenant_id, history="_restore_history")
+    # Of the four kinds a workspace's public history holds, and of its own tenant row.
     cursor.execute(
         "SELECT count(*) FROM _restore_history l LEFT JOIN public.django_content_type c ON c.id = l.content_type_id"
-        f" WHERE c.id IS NULL OR NOT coalesce({where}, false)",
-        params,
+        " WHERE c.id IS NULL OR (c.app_label, c.model) NOT IN"
+        "   (('tenants', 'tenant'), ('tenants', 'domain'), ('billing', 'budget'), ('audit', 'auditsink'))"
+        " OR (c.app_label = 'tenants' AND c.model = 'tenant' AND l.object_pk IS DISTINCT FROM %s)",
+        [str(tenant_id)],
     )
     if foreign := cursor.fetchone()[0]:
         raise BackupError(
             f"{backup.path}: {foreign} model history entr{'y is' if foreign == 1 else 'ies are'} not of "
             f"{backup.tenant['slug']!r}'s own rows; nothing restored."
         )
+    # Only of the rows just restored: an entry of a domain, budget or sink deleted before the
+    # backup names an id the file alone vouches for (another workspace's next budget's, say).
+    where, params = tenant_public_history(tenant_id, deleted=False)
+    cursor.execute(
+        "DELETE FROM _restore_history l USING public.django_content_type c"
+        f" WHERE c.id = l.content_type_id AND NOT coalesce({where}, false)",
+        params,
+    )
     if "actor_id" in history["columns"]:
         cursor.execute(
             "UPDATE _restore_history h SET actor_id = NULL WHERE actor_id IS NOT NULL"

@@ -16,7 +16,6 @@ workspace's content, which its owners answer for (docs/lifecycle.md says how to 
 
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -26,7 +25,6 @@ from functools import cache
 
 from auditlog.models import LogEntry
 from django.apps import apps
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -79,10 +77,13 @@ class Erased:
     checkpoints: int = 0  # finished runs whose checkpoints held the email: their threads deleted
 
 
+PSEUDONYM_DOMAIN = "@erased.invalid"
+
+
 def _pseudonym(email: str, actor_id: str | None) -> tuple[str, str]:
     """(email, name) that replace the person's: from their actor id, or a digest of the email."""
     tag = actor_id.replace(":", "-") if actor_id else "person-" + hashlib.sha256(email.encode()).hexdigest()[:12]
-    return f"erased-{tag}@erased.invalid", f"Erased {tag}"
+    return f"erased-{tag}{PSEUDONYM_DOMAIN}", f"Erased {tag}"
 
 
 def _columns(table: Table) -> list[tuple[str, str]]:
@@ -409,7 +410,7 @@ def member_erase(
             },
         )
         if not reapplied:
-            _erasure_register(tenant_id, email, actor_ids, actor=actor, request=request)
+            _erasure_register(tenant_id, actor_ids, actor=actor, request=request)
     for each in actor_ids:
         audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).
@@ -436,26 +437,22 @@ def _login_keys_delete(tenant_id: int, email: str) -> int:
 
 # --- erasures outlive the workspace's backups -------------------------------------------------
 # A backup made before an erasure holds what it replaced: restored, the person's data would be
-# back. So each erasure is registered on the platform's chain (which a workspace's purge keeps),
-# by the person's actor ids and a keyed digest of their address, never the address itself; a
-# workspace's restore makes every erasure registered since its backup was made again.
+# back. So each erasure is registered on the platform's chain (which a workspace's purge keeps)
+# by the person's actor ids in the workspace, never their address; a workspace's restore makes
+# every erasure registered for it again. Ids are never handed out twice in a workspace's schema,
+# and a backup's ids are those of the timeline its erasures came after, so an id the backup
+# holds is the person the erasure was for. One already erased in the backup has no address left.
 ERASURE_REGISTERED = "lifecycle.member.erased"
 
 
-def erasure_digest(email: str, key: str | None = None) -> str:
-    """A person's address as a keyed, non-reversible id (SECRET_KEY's, or `key`'s)."""
-    secret = hashlib.sha256(b"foundry-erasure:" + (key or settings.SECRET_KEY).encode()).digest()
-    return hmac.new(secret, email.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-
-
-def _erasure_register(tenant_id: int, email: str, actor_ids: list[str], *, actor, request) -> None:
+def _erasure_register(tenant_id: int, actor_ids: list[str], *, actor, request) -> None:
     audit_record(
         action=ERASURE_REGISTERED,
         actor=actor,
         target=("tenants.tenant", tenant_id),
         request=request,
         chain=PLATFORM,
-        data={"actor_ids": actor_ids, "subject": erasure_digest(email)},
+        data={"actor_ids": actor_ids},
     )
 
 
@@ -466,12 +463,13 @@ class Reapplied:
     failed: list[str] = field(default_factory=list)  # "user:3 (why)": refused or failed, to make by hand
 
 
-def erasures_reapply(tenant: Tenant, *, since, actor: str) -> Reapplied:
-    """Make again, in a workspace just restored from a backup made at `since`, every erasure
-    registered for it since then. The person is found by the actor ids the erasure recorded
-    (their member row, the trail's actor table, the model history of their member rows), their
-    address confirmed by its digest. A workspace whose trail is on legal hold (as it was when the
-    backup was made) keeps the person's data until its owners lift the hold: named in `held`."""
+def erasures_reapply(tenant: Tenant, *, actor: str) -> Reapplied:
+    """Make again, in a workspace just restored from a backup, every erasure registered for it
+    (one the backup already holds finds no address: nothing to do). The person is found by the
+    actor ids the erasure recorded — their member row, the trail's actor table, the model history
+    of their member rows — and erased by each address found there. A workspace whose trail is on
+    legal hold (as it was when the backup was made) keeps the person's data until its owners lift
+    the hold: named in `held`; one the restored workspace refuses otherwise, in `failed`."""
     from apps.audit.models import AuditEvent
 
     with rls_scope(PLATFORM):
@@ -482,26 +480,23 @@ def erasures_reapply(tenant: Tenant, *, since, actor: str) -> Reapplied:
                 action=ERASURE_REGISTERED,
                 target_type="tenants.tenant",
                 target_id=str(tenant.pk),
-                occurred_at__gte=since,
             )
             .order_by("seq")
             .only("details")
         ]
     done = Reapplied()
-    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     with schema_context(tenant.schema_name):
         for details in registered:
             if not isinstance(details, dict):
                 continue  # not as the platform writes them (verification reports it)
             ids = [each for each in details.get("actor_ids") or () if isinstance(each, str)]
-            digest = details.get("subject")
-            email = next(
-                (e for e in _addresses_of(ids, tenant.pk) if digest in {erasure_digest(e, k) for k in keys}), None
-            )
-            if email is None:
-                continue  # not in the backup (erased before it was made), or erased again already
             try:
-                done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
+                for email in _addresses_of(ids, tenant.pk):
+                    try:
+                        done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
+                    except ValidationError as gone:
+                        if getattr(gone, "code", None) != "person_unknown":
+                            raise  # erased by an address before it: nothing left by this one
             except (ServiceError, ValidationError) as refused:  # the workspace as the backup holds it refuses
                 if getattr(refused, "code", None) == "legal_hold":
                     done.held.extend(ids)
@@ -526,4 +521,5 @@ def _addresses_of(actor_ids: list[str], tenant_id: int) -> list[str]:
         ).values_list("email", flat=True)
     kind = ContentType.objects.get_for_model(User)
     found += LogEntry.objects.filter(content_type=kind, object_pk__in=user_ids).values_list("object_repr", flat=True)
-    return list(dict.fromkeys(found))
+    # A pseudonym is what an erasure left: the person is erased already.
+    return [each for each in dict.fromkeys(found) if each and not each.endswith(PSEUDONYM_DOMAIN)]
