@@ -178,6 +178,8 @@ MIDDLEWARE = [
     "foundry.request_context.RequestCharsetMiddleware",
     # A view's bare 405 (require_POST...) as the platform's error page or JSON (foundry/errors.py).
     "foundry.errors.MethodNotAllowedMiddleware",
+    # A console poll refused is told to reload its page rather than poll again (foundry/polls.py).
+    "foundry.polls.PollRefusalMiddleware",
     "apps.tenants.middleware.TenantRoutingMiddleware",
     # A rate-limit refusal already standing is answered here, before the rest (foundry/api/access.py).
     "foundry.api.access.ApiRefusalMiddleware",

@@ -157,6 +157,23 @@ def _fail(export: Export, code: str, message: str) -> None:
     export.save(update_fields=["status", "error", "finished_at"])
 
 
+LOST_MESSAGE = "The export stopped before it finished (its worker was lost). Start another."
+
+
+def exports_lost_fail() -> int:
+    """Fail (`export_lost`) the workspace's exports that will never finish — queued past
+    QUEUED_LOST_AFTER with no task come (the broker was away), or running with no worker holding
+    them — as the next start would: the export page polls while one is under way, and would poll
+    for ever. Those another transaction holds (a start, an erasure) are left to it."""
+    now, failed = timezone.now(), 0
+    with transaction.atomic():
+        for active in Export.objects.select_for_update(skip_locked=True).filter(status__in=ACTIVE):
+            if _lost(active, now):
+                _export_failed(active, None, "export_lost", LOST_MESSAGE)
+                failed += 1
+    return failed
+
+
 def exports_held() -> None:
     """Hold the workspace's exports until the transaction ends: no export starts meanwhile (an
     erasure holds it, so an export started while it runs reads the data after it)."""
@@ -176,9 +193,7 @@ def export_start(*, actor: Any, request: HttpRequest | None = None) -> Export:
                 "An export of this workspace is already under way; wait for it to finish.",
                 status=409,
             )
-        _export_failed(
-            active, None, "export_lost", "The export stopped before it finished (its worker was lost). Start another."
-        )
+        _export_failed(active, None, "export_lost", LOST_MESSAGE)
     # As they stand now, not as their request began: a member demoted meanwhile exports nothing,
     # and password hashes go only to one who is an owner now.
     current = allowed_now(actor, Permission.SETTINGS_MANAGE)

@@ -23,12 +23,15 @@ from apps.lifecycle.exports import (
     export_link_expired,
     export_list,
     export_start,
+    exports_lost_fail,
 )
 from foundry.errors import ServiceError, error_response
 
 
 def _rows_context(user) -> dict:
     exports = list(export_list())
+    if any(e.status in ACTIVE for e in exports) and exports_lost_fail():
+        exports = list(export_list())  # one lost is shown failed, and not polled for
     for export in exports:
         export.expired = export_link_expired(export)
         export.error_code, export.error_message = export_error(export) if export.error else ("", "")
