@@ -189,6 +189,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.SessionTenantBindingMiddleware",
+    # A console session unused for FOUNDRY_SESSION_IDLE_SECONDS ends (its polls are no use).
+    "apps.accounts.middleware.SessionIdleMiddleware",
     # django-auditlog's middleware, attributing model history to the request's principal.
     "apps.audit.history.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -358,6 +360,8 @@ CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = _int("FOUNDRY_SESSION_AGE", default=8 * 3600, minimum=60)
+# A console session unused this long ends (apps/accounts/middleware.py SessionIdleMiddleware); 0: never.
+FOUNDRY_SESSION_IDLE_SECONDS = _int("FOUNDRY_SESSION_IDLE_SECONDS", default=30 * 60, minimum=0)
 # Secure by default where the platform says it is served over TLS (it redirects to https, or a
 # TLS proxy fronts it): a session cookie never goes over plain http there unless told to.
 SECURE_COOKIES = _switch(

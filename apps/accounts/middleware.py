@@ -1,8 +1,15 @@
-from django.contrib.auth import SESSION_KEY
+import time
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 
+from foundry.polls import POLL_HEADER
+
 SESSION_SCHEMA_KEY = "foundry_schema"
+SESSION_ACTIVE_KEY = "foundry_active_at"  # when its person last did something (epoch seconds)
+ACTIVE_EVERY = 60  # seconds: the session is saved at most once a minute for it
 
 
 class SessionTenantBindingMiddleware:
@@ -20,4 +27,32 @@ class SessionTenantBindingMiddleware:
         if session.get(SESSION_KEY) and session.get(SESSION_SCHEMA_KEY) != connection.schema_name:
             session.flush()
             request.user = AnonymousUser()
+        return self.get_response(request)
+
+
+class SessionIdleMiddleware:
+    """A console session unused for FOUNDRY_SESSION_IDLE_SECONDS ends (0: never), besides ending
+    FOUNDRY_SESSION_AGE after its sign-in: a console left open on an unattended machine is signed
+    out. What counts as use is a request of the person's; the console's own polls
+    (`X-Foundry-Poll`, foundry/polls.py: a live run's page) are not, so a page left open does not
+    keep its session alive. The ending is recorded (`auth.logout`, reason `idle`), and the request
+    goes on signed out (the sign-in page, or HX-Redirect to it)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        idle = settings.FOUNDRY_SESSION_IDLE_SECONDS
+        if idle and request.user.is_authenticated and request.session.get(SESSION_KEY):
+            now = int(time.time())
+            active = request.session.get(SESSION_ACTIVE_KEY)
+            if isinstance(active, int) and now - active > idle:
+                from apps.audit.services import audit_record
+
+                audit_record(action="auth.logout", data={"reason": "idle", "idle_seconds": idle}, request=request)
+                logout(request)
+            elif request.headers.get(POLL_HEADER) != "1" and (
+                not isinstance(active, int) or now - active >= ACTIVE_EVERY
+            ):
+                request.session[SESSION_ACTIVE_KEY] = now  # one made before this setting: counted from now
         return self.get_response(request)

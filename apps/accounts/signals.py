@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -6,7 +7,7 @@ from django.db import connection
 from django.dispatch import receiver
 from django.utils import timezone
 
-from apps.accounts.middleware import SESSION_SCHEMA_KEY
+from apps.accounts.middleware import SESSION_ACTIVE_KEY, SESSION_SCHEMA_KEY
 
 
 @receiver(user_logged_in)
@@ -16,4 +17,5 @@ def session_bind_to_schema(sender, request, user, **kwargs) -> None:
     # rolling expiry moved at every save — each console message is one — never ended a busy one).
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_SCHEMA_KEY] = connection.schema_name
+        request.session[SESSION_ACTIVE_KEY] = int(time.time())
         request.session.set_expiry(timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE))

@@ -11,6 +11,7 @@ from apps.lifecycle.models import Export
 from apps.runs.models import Run
 from tests.conftest import client_for
 from tests.console.test_accessibility import Node, Page, in_live_region
+from tests.lifecycle.test_export_lost_polls import worker_holding
 from tests.runs.conftest import FINANCE, TRIAGE, deploy
 from tests.runs.test_api import make_run, waiting_run
 
@@ -127,8 +128,11 @@ def _export_page(acme):
             status=Export.Status.SUCCEEDED, created_by="owner@acme.test", file="x.zip", size=1024,
             sha256="0" * 64, finished_at=now, expires_at=now + timedelta(days=1),
         )  # fmt: skip
-        Export.objects.create(status=Export.Status.RUNNING, created_by="owner@acme.test", rows_total=10, rows_done=3)
-    page = Page(_owner(acme).get("/settings/data-export/").content.decode())
+        running = Export.objects.create(
+            status=Export.Status.RUNNING, created_by="owner@acme.test", rows_total=10, rows_done=3
+        )
+    with worker_holding(acme, running):  # else it is failed as lost when the page is read
+        page = Page(_owner(acme).get("/settings/data-export/").content.decode())
     rows = page.find("div", id="export-rows")
     assert "every" in rows.attrs.get("hx-trigger", "") and rows.attrs.get("hx-swap") == "outerHTML"
     return page, ["export-rows"]

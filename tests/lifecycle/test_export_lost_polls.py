@@ -1,11 +1,24 @@
 """The data export page's poll and an export that will never finish."""
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from apps.runs.locks import RunLock
 from tests.conftest import client_for
+
+
+@contextmanager
+def worker_holding(tenant, export):
+    """A worker at work on `export`: the export's lock held in Redis, as export_tenant holds it."""
+    lock = RunLock(tenant.schema_name, f"export:{export.pk}")
+    assert lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def test_an_export_whose_task_was_lost_is_shown_failed_and_not_polled_for(acme):
