@@ -189,11 +189,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.SessionTenantBindingMiddleware",
-    # A console session unused for FOUNDRY_SESSION_IDLE_SECONDS ends (its polls are no use).
-    "apps.accounts.middleware.SessionIdleMiddleware",
     # django-auditlog's middleware, attributing model history to the request's principal.
     "apps.audit.history.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A console session unused for FOUNDRY_SESSION_IDLE_SECONDS ends (its polls are no use; the
+    # sign-in page says why: after the messages).
+    "apps.accounts.middleware.SessionIdleMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so its view check runs after CSRF's: console form posts spend the workspace's rate.
     "apps.console.middleware.ConsoleRateLimitMiddleware",

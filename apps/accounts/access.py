@@ -49,13 +49,20 @@ def login_redirect(request: HttpRequest) -> HttpResponse:
     a whole page (HX-Redirect), returning to the page it was on: following a 302 instead would
     swap the sign-in page into the fragment, and the fragment's URL would be where sign-in leads."""
     if not request.htmx:
-        return redirect_to_login(request.get_full_path())
-    page = request.htmx.current_url or ""
+        if request.method in ("GET", "HEAD"):
+            return redirect_to_login(request.get_full_path())
+        # A form sent (its session ended meanwhile): back to the page it was on, not to its
+        # target, which answers a GET with 405 — the form is there to send again.
+        page = request.headers.get("Referer", "")
+    else:
+        page = request.htmx.current_url or ""
     if url_has_allowed_host_and_scheme(page, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         parts = urlsplit(page)
         page = parts.path + (f"?{parts.query}" if parts.query else "")
     else:
         page = "/"
+    if not request.htmx:
+        return redirect_to_login(page or "/")
     return HttpResponseClientRedirect(redirect_to_login(page or "/").url)
 
 

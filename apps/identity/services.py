@@ -477,8 +477,10 @@ def _configure_check(config: SsoConfiguration | None, fields: dict, client_secre
         raise ValidationError({"issuer": _invalid("owner_password_required", PASSWORD_OWNER_REQUIRED)})
     # Nor may the allowed domains, or requiring SSO, leave no owner who has joined a way in: only
     # an owner may change these settings, and one who joined through SSO cannot be sent a link.
+    # (A new workspace, whose owner has not joined yet, has none to shut out: their invitation
+    # stays their way in.)
     settings_after = SsoConfiguration(**{name: fields[name] for name in SIGN_IN_FIELDS})
-    if not owners_signing_in(settings_after):
+    if not owners_signing_in(settings_after) and owners_signing_in(config):
         field = "allowed_domains" if fields["allowed_domains"] else "sso_required"
         raise ValidationError({field: _invalid("owner_shut_out", OWNER_SHUT_OUT)})
 

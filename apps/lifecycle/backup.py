@@ -285,8 +285,9 @@ def _history_dump(cursor, tenant: Tenant, path: Path) -> dict:
         f" WHERE {where} ORDER BY l.id"
     )
     rows = 0
-    # COPY takes no parameters: psycopg binds these (ints) into the statement client-side.
-    with path.open("wb") as file, cursor.copy(f"COPY ({select}) TO STDOUT", params) as copy:
+    # COPY takes no parameters: psycopg binds these (ints) into the statement client-side, on its
+    # own cursor (Django's debug wrapper, with DEBUG on as under `bin/dev up`, passes none on).
+    with path.open("wb") as file, cursor.cursor.copy(f"COPY ({select}) TO STDOUT", params) as copy:
         for data in copy:
             rows += bytes(data).count(b"\n")
             file.write(data)

@@ -139,8 +139,8 @@ def export_link_expired(export: Export, *, now: datetime | None = None) -> bool:
 
 def _lost(export: Export, now: datetime) -> bool:
     """Whether an active export will never finish: its task never came, or its worker died."""
-    if export.status == Export.Status.QUEUED:
-        return export.created_at < now - QUEUED_LOST_AFTER
+    if export.status == Export.Status.QUEUED:  # and no worker has just taken it (its lock, then running)
+        return export.created_at < now - QUEUED_LOST_AFTER and not _held(connection.schema_name, export.pk)
     return not _held(connection.schema_name, export.pk)
 
 
@@ -284,9 +284,12 @@ def export_run(*, export_id: str) -> str:
             # memory would be, every time): given up, not handed to the next worker for ever.
             _export_failed(export, None, "export_lost", _LOST_EACH_TIME.format(attempts=export.attempts))
             return export.status
-        Export.objects.filter(pk=export.pk).update(
+        # Only while still active: one failed as lost meanwhile (its task came late) stays failed.
+        taken = Export.objects.filter(pk=export.pk, status__in=ACTIVE).update(
             status=Export.Status.RUNNING, rows_done=0, error="", attempts=F("attempts") + 1
         )
+        if not taken:
+            return "gone"
         return _export_write(schema, Export.objects.get(pk=export_id))  # its `attempts`: this copy's
     finally:
         lock.release()

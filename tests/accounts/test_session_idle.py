@@ -34,11 +34,13 @@ def test_a_session_unused_past_the_idle_limit_is_signed_out_and_recorded(acme, s
     settings.FOUNDRY_SESSION_IDLE_SECONDS = 1800
     client = client_for(acme, "owner@acme.test")
     assert client.get("/runs/").status_code == 200
-    active_at(client, acme, int(time.time()) - 1801)
+    active_at(client, acme, int(time.time()) - 1800 - 61)  # past the limit and the saving interval
     response = client.get("/runs/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
     [event] = audit_events("acme", action="auth.logout")
     assert event.data == {"reason": "idle", "idle_seconds": 1800}
+    said = client.get(response["Location"]).content.decode()
+    assert "You were signed out after 30 minute(s) without using the console." in said
     assert client.get("/runs/").status_code == 302  # the session is gone, not just this answer
 
 

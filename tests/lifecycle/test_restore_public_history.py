@@ -166,3 +166,14 @@ def test_a_backup_without_a_valid_creation_time_is_refused_by_name(unblocked, tm
     with pytest.raises(CommandError, match=r"crafted\.tar: its manifest is incomplete \(no time it was made\)"):
         call_command("restore", str(crafted), stdout=io.StringIO())
     assert not Tenant.objects.filter(pk=tenant.pk).exists()
+
+
+def test_workspace_backup_works_with_debug_on_as_bin_dev_up_runs_it(unblocked, settings, tmp_path):  # noqa: F811
+    """README "Management commands": `manage.py backup --tenant acme` under `bin/dev up`, which
+    sets FOUNDRY_DEBUG=1, crashed (`CursorDebugWrapper.copy() takes 2 positional arguments`):
+    the history's COPY passed its parameters through Django's debug cursor wrapper."""
+    settings.DEBUG = True
+    acme = Tenant.objects.get(slug="acme")
+    out = io.StringIO()
+    call_command("backup", tenant=acme.slug, dir=tmp_path, keep=0, stdout=out)
+    assert list(tmp_path.glob("foundry-tenant-acme-*.tar")), out.getvalue()
