@@ -87,6 +87,9 @@ if not SECRET_KEY.strip():  # blanks (an unfilled template) are a key everyone k
             "production deployments must provide their own."
         )
     SECRET_KEY = "insecure-development-only-key-do-not-use-in-production"
+# Keys SECRET_KEY replaced (comma-separated), still accepted: signed values and sessions made under
+# them, and the keyed digests of erased people a restore matches (docs/lifecycle.md).
+SECRET_KEY_FALLBACKS = _list("FOUNDRY_SECRET_KEY_FALLBACKS")
 
 # Tenants live at <slug>.<FOUNDRY_BASE_DOMAIN>; the bare base domain is the operator console.
 FOUNDRY_BASE_DOMAIN = env.str("FOUNDRY_BASE_DOMAIN", default="localhost").strip().lower().strip(".")

@@ -16,6 +16,7 @@ workspace's content, which its owners answer for (docs/lifecycle.md says how to 
 
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from functools import cache
 
 from auditlog.models import LogEntry
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -410,7 +412,7 @@ def member_erase(
             },
         )
         if not reapplied:
-            _erasure_register(tenant_id, actor_ids, actor=actor, request=request)
+            _erasure_register(tenant_id, email, actor_ids, actor=actor, request=request)
     for each in actor_ids:
         audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).
@@ -438,21 +440,28 @@ def _login_keys_delete(tenant_id: int, email: str) -> int:
 # --- erasures outlive the workspace's backups -------------------------------------------------
 # A backup made before an erasure holds what it replaced: restored, the person's data would be
 # back. So each erasure is registered on the platform's chain (which a workspace's purge keeps)
-# by the person's actor ids in the workspace, never their address; a workspace's restore makes
-# every erasure registered for it again. Ids are never handed out twice in a workspace's schema,
-# and a backup's ids are those of the timeline its erasures came after, so an id the backup
-# holds is the person the erasure was for. One already erased in the backup has no address left.
+# by the person's actor ids in the workspace and a keyed digest of their address, never the
+# address; a workspace's restore makes every erasure registered for it again. An id alone could
+# name another person in the backup (ids are given again after a restore from an older backup),
+# so the address the backup holds for the id must have the digest: else nothing is erased and the
+# restore names the ids for an operator to judge (the key rotated without its fallback, say).
 ERASURE_REGISTERED = "lifecycle.member.erased"
 
 
-def _erasure_register(tenant_id: int, actor_ids: list[str], *, actor, request) -> None:
+def erasure_digest(email: str, key: str) -> str:
+    """A person's address as a keyed, non-reversible id."""
+    secret = hashlib.sha256(b"foundry-erasure:" + key.encode()).digest()
+    return hmac.new(secret, email.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def _erasure_register(tenant_id: int, email: str, actor_ids: list[str], *, actor, request) -> None:
     audit_record(
         action=ERASURE_REGISTERED,
         actor=actor,
         target=("tenants.tenant", tenant_id),
         request=request,
         chain=PLATFORM,
-        data={"actor_ids": actor_ids},
+        data={"actor_ids": actor_ids, "subject": erasure_digest(email, settings.SECRET_KEY)},
     )
 
 
@@ -467,9 +476,10 @@ def erasures_reapply(tenant: Tenant, *, actor: str) -> Reapplied:
     """Make again, in a workspace just restored from a backup, every erasure registered for it
     (one the backup already holds finds no address: nothing to do). The person is found by the
     actor ids the erasure recorded — their member row, the trail's actor table, the model history
-    of their member rows — and erased by each address found there. A workspace whose trail is on
-    legal hold (as it was when the backup was made) keeps the person's data until its owners lift
-    the hold: named in `held`; one the restored workspace refuses otherwise, in `failed`."""
+    of their member rows — and the address found there that has the registered digest (under
+    SECRET_KEY or one of its fallbacks); ids whose addresses have none are named in `failed`, as
+    are erasures the restored workspace refuses. A workspace whose trail is on legal hold (as it
+    was when the backup was made) keeps the person's data until its owners lift the hold: `held`."""
     from apps.audit.models import AuditEvent
 
     with rls_scope(PLATFORM):
@@ -485,18 +495,25 @@ def erasures_reapply(tenant: Tenant, *, actor: str) -> Reapplied:
             .only("details")
         ]
     done = Reapplied()
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     with schema_context(tenant.schema_name):
         for details in registered:
             if not isinstance(details, dict):
                 continue  # not as the platform writes them (verification reports it)
             ids = [each for each in details.get("actor_ids") or () if isinstance(each, str)]
+            addresses = _addresses_of(ids, tenant.pk)
+            if not addresses:
+                continue  # erased in the backup already, or not in it
+            digest = details.get("subject")
+            email = next((a for a in addresses if digest in {erasure_digest(a, key) for key in keys}), None)
+            if email is None:
+                done.failed.append(
+                    f"{', '.join(ids)} (the backup's address for them is not the erased person's: another "
+                    "person given the id, or SECRET_KEY changed without FOUNDRY_SECRET_KEY_FALLBACKS)"
+                )
+                continue
             try:
-                for email in _addresses_of(ids, tenant.pk):
-                    try:
-                        done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
-                    except ValidationError as gone:
-                        if getattr(gone, "code", None) != "person_unknown":
-                            raise  # erased by an address before it: nothing left by this one
+                done.erased.append(member_erase(actor=actor, email=email, reapplied=True).pseudonym)
             except (ServiceError, ValidationError) as refused:  # the workspace as the backup holds it refuses
                 if getattr(refused, "code", None) == "legal_hold":
                     done.held.extend(ids)

@@ -3,6 +3,8 @@ after a restore whatever became of SECRET_KEY (docs/operations/disaster-recovery
 
 import io
 
+import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -11,6 +13,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.billing.services import budget_set
 from apps.lifecycle.backup import HISTORY_MEMBER
+from apps.lifecycle.erasure import _erasure_register
 from apps.tenants.models import Tenant
 from tests.lifecycle.test_backup import unblocked, workspace_create  # noqa: F401 — a fixture
 from tests.lifecycle.test_backup_tampered import repack
@@ -71,17 +74,48 @@ def test_purging_the_restored_workspace_leaves_the_other_workspaces_budget_histo
     assert all(e in after for e in own), after
 
 
-def test_an_erasure_registered_before_a_secret_key_rotation_is_made_again(unblocked, tmp_path):  # noqa: F811
-    """The register held an HMAC of the address under SECRET_KEY, matched under SECRET_KEY alone
-    (no fallbacks are configured): once FOUNDRY_SECRET_KEY was rotated, a restore skipped every
-    erasure registered before, silently. The person is found by the actor ids registered."""
+@pytest.mark.parametrize("fallback", [True, False])
+def test_an_erasure_registered_before_a_secret_key_rotation(unblocked, tmp_path, fallback):  # noqa: F811
+    """The register holds a keyed digest of the address, which a restore matched under
+    SECRET_KEY alone (no fallbacks could be configured): once FOUNDRY_SECRET_KEY was rotated, a
+    restore skipped every erasure registered before, silently. With the old key in
+    FOUNDRY_SECRET_KEY_FALLBACKS (Django's rotation) it is made again; without, the ids are
+    named for the operator, never erased on the id alone."""
     tenant = workspace_create()
     viewer = f"viewer@{tenant.slug}.test"
+    with schema_context(tenant.schema_name):
+        viewer_id = User.objects.get(email=viewer).pk
     made = backup_of(tenant, tmp_path)
     erase(tenant, viewer)
     purge(tenant)
-    with override_settings(SECRET_KEY="a-rotated-secret-key-" + "x" * 40):
+    old = django_settings.SECRET_KEY
+    with override_settings(
+        SECRET_KEY="a-rotated-secret-key-" + "x" * 40, SECRET_KEY_FALLBACKS=[old] if fallback else []
+    ):
         out, err = restore(made)
     with schema_context(tenant.schema_name):
         still_there = User.objects.filter(email=viewer).exists()
-    assert not still_there and anywhere(tenant.schema_name, viewer) == [], (out, err)
+    if fallback:
+        assert not still_there and anywhere(tenant.schema_name, viewer) == [], (out, err)
+    else:
+        assert still_there and f"user:{viewer_id} (the backup's address for them is not the erased person's" in err
+
+
+def test_an_id_given_to_another_person_in_the_backup_is_not_erased(unblocked, tmp_path):  # noqa: F811
+    """Ids are given again after a restore from an older backup: an erasure registered for
+    `user:N` of one timeline must not erase the backup's `user:N`, another person. Registered
+    here for the viewer's id with another address's digest (as that timeline's person had)."""
+    tenant = workspace_create()
+    viewer = f"viewer@{tenant.slug}.test"
+    with schema_context(tenant.schema_name):
+        viewer_id = User.objects.get(email=viewer).pk
+    made = backup_of(tenant, tmp_path)
+    purge(tenant)
+    with schema_context("public"):
+        _erasure_register(
+            tenant.pk, f"carol@{tenant.slug}.test", [f"user:{viewer_id}"], actor="cli:erase_member", request=None
+        )
+    out, err = restore(made)
+    with schema_context(tenant.schema_name):
+        assert User.objects.filter(email=viewer).exists()
+    assert "Made again" not in out and f"user:{viewer_id} (the backup's address" in err
