@@ -781,15 +781,16 @@ def _roles_may_restore(backup: Backup, database: str) -> None:
 @dataclass(frozen=True)
 class TenantRestored:
     tenant: Tenant
-    reapplied: Reapplied  # erasures made since the backup, made again
+    reapplied: Reapplied  # erasures registered since the backup, made again (or named)
 
 
 def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> TenantRestored:
     """Restore a workspace's backup into this database, where it must not exist (say, after an
     accidental purge): its schema with pg_restore, migrated to this version, then its public
     rows in one transaction. If the migration or the rows fail, the schema is dropped again:
-    nothing is left half restored. Then every erasure of a person made since the backup was
-    made is made again (apps/lifecycle/erasure.py `erasures_reapply`)."""
+    nothing is left half restored. Then every erasure registered for the workspace that the
+    backup does not hold yet is made again (apps/lifecycle/erasure.py `erasures_reapply`),
+    before its host's route is dropped."""
     if backup.scope != "tenant":
         raise BackupError(f"{backup.path}: a whole-database backup; restore it with --database NAME.")
     tenant = backup.tenant

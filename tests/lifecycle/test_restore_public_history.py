@@ -154,8 +154,8 @@ def test_a_backup_made_before_backups_kept_history_still_restores(unblocked, tmp
 
 @pytest.mark.parametrize("created_at", [None, "yesterday", "2026-12-01T10:00:00", 17])
 def test_a_backup_without_a_valid_creation_time_is_refused_by_name(unblocked, tmp_path, created_at):  # noqa: F811
-    """A restore makes again the erasures made since the backup's time (docs/lifecycle.md): a
-    manifest without one (or a time with no zone) is incomplete, not a traceback."""
+    """A manifest's time is what a restore records (`lifecycle.backup.restored`): a manifest
+    without one (or a time with no zone) is incomplete, not a traceback."""
     tenant = workspace_create()
     made = backed_up_and_purged(tenant, tmp_path)
 
