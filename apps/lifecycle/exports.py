@@ -160,14 +160,19 @@ def _fail(export: Export, code: str, message: str) -> None:
 LOST_MESSAGE = "The export stopped before it finished (its worker was lost). Start another."
 
 
-def exports_lost_fail() -> int:
-    """Fail (`export_lost`) the workspace's exports that will never finish — queued past
-    QUEUED_LOST_AFTER with no task come (the broker was away), or running with no worker holding
-    them — as the next start would: the export page polls while one is under way, and would poll
-    for ever. Those another transaction holds (a start, an erasure) are left to it."""
+def exports_lost_fail(exports: list[Export]) -> int:
+    """Fail (`export_lost`) those of `exports` (read by the caller) that will never finish —
+    queued past QUEUED_LOST_AFTER with no task come (the broker was away), or running with no
+    worker holding them — as the next start would: the export page polls while one is under way,
+    and would poll for ever. Judged first as read, so a poll takes no lock while none is lost;
+    then again under the row's lock. Those another transaction holds (a start, an erasure) are
+    left to it."""
     now, failed = timezone.now(), 0
+    lost = [export.pk for export in exports if export.status in ACTIVE and _lost(export, now)]
+    if not lost:
+        return 0
     with transaction.atomic():
-        for active in Export.objects.select_for_update(skip_locked=True).filter(status__in=ACTIVE):
+        for active in Export.objects.select_for_update(skip_locked=True).filter(pk__in=lost, status__in=ACTIVE):
             if _lost(active, now):
                 _export_failed(active, None, "export_lost", LOST_MESSAGE)
                 failed += 1

@@ -30,7 +30,7 @@ from foundry.errors import ServiceError, error_response
 
 def _rows_context(user) -> dict:
     exports = list(export_list())
-    if any(e.status in ACTIVE for e in exports) and exports_lost_fail():
+    if exports_lost_fail(exports):
         exports = list(export_list())  # one lost is shown failed, and not polled for
     for export in exports:
         export.expired = export_link_expired(export)
