@@ -184,12 +184,14 @@ class Statement:
 
 
 # A formula's first character, at a cell's start or after a separator a spreadsheet may split the
-# cell at (`;` is the list separator of many locales, and Excel opens a .csv with it).
+# cell at (`;` is the list separator of many locales, and Excel opens a .csv with it), or after a
+# line break: read with another separator, a quoted cell's line break ends the row, and the next
+# line starts a cell.
 # The character is looked ahead at, not taken: a tab is both, and "x<tab><tab>=..." must get a quote
 # after each tab (taking the second tab as the first one's formula character left the `=` bare).
 # Quotes may come between: `a;"=1"` is written `"a;""=1"""`, and a spreadsheet splitting it at `;`
 # reads `""=1` as an empty quoted string and then a formula; the quote goes before them.
-_FORMULA = re.compile(r"(^|[,;\t|])(?=\"*[=+\-@\t\r])")
+_FORMULA = re.compile(r"(^|[,;\t|\r\n])(?=\"*[=+\-@\t\r])")
 
 
 def _cell(value):

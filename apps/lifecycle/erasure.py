@@ -59,7 +59,9 @@ logger = logging.getLogger(__name__)
 TEXT_TYPES = ("text", "character varying", "json", "jsonb")
 # Hashed, and holding pseudonymous ids only. (The actor table is rewritten — a token's row holds
 # its name, which may be theirs — and the person's own rows are then erased by audit_actor_erase.)
-NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint"})
+# The usage ledger is append-only to every role and names no one: its text is the names of
+# projects, agents, providers and models, none of them a person's.
+NOT_REWRITTEN = frozenset({"audit_auditevent", "audit_auditcheckpoint", "billing_usage"})
 # Other people's own rows: the person's is deleted, and a member row holding their address (as
 # the one who invited, say) is still someone else's name.
 NAMES_KEPT = frozenset({"accounts_user"})

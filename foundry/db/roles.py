@@ -7,10 +7,13 @@ tables, sequences and functions belong to that role instead: migrations connect 
 (`app_role_grant`):
 
 - SELECT, INSERT, UPDATE, DELETE on the public tables, never TRUNCATE, REFERENCES or TRIGGER;
-  no UPDATE of the audit trail's events and signed checkpoints (their triggers refuse it too),
-  and no DELETE from the trail (events, checkpoints, chain heads and bases): retention, import
-  and purge call the owner's functions (apps/audit/migrations/0008_owner_erasure.py); only
-  SELECT on the public schema's migration records;
+  no UPDATE of the audit trail's events and signed checkpoints, nor of the usage ledger's rows
+  (their triggers refuse it too), and no DELETE from the trail (events, checkpoints, chain heads
+  and bases): retention, import and purge call the owner's functions
+  (apps/audit/migrations/0008_owner_erasure.py); only SELECT on the public schema's migration
+  records;
+- USAGE and SELECT on the public sequences (nextval), never UPDATE: setval would move the trail's
+  or the ledger's ids onto ones in use, or to their end, and every later append would fail;
 - so the app role cannot lift what guards the shared tables: turn Row-Level Security off or
   unforce it, drop or replace a policy, disable a trigger, replace a guard function, truncate.
   Only a table's owner may do those, and the app role is not a member of the owner role (the
@@ -38,7 +41,7 @@ from psycopg import sql
 # Shared tables the app role may read and append to but never update (the triggers of
 # public.foundry_refuse_change refuse it too: two locks, one of them the owner's), nor delete
 # from: retention, import and purge call the owner's functions (audit migrations/0008).
-NO_UPDATE_TABLES = ("audit_auditevent", "audit_auditcheckpoint")
+NO_UPDATE_TABLES = ("audit_auditevent", "audit_auditcheckpoint", "billing_usage")
 NO_DELETE_TABLES = ("audit_auditevent", "audit_auditcheckpoint", "audit_auditchain", "audit_auditchainbase")
 # Shared tables the app role may only read: which migrations of the public schema are applied is
 # the owner's record (marking one unapplied, or a future one applied, would steer the next
@@ -108,9 +111,11 @@ def app_role_grant(conn=default_connection) -> None:
         "GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {database} TO {app}",
         "GRANT USAGE ON SCHEMA public TO {app}",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
-        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+        "REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA public FROM {app}",  # granted by releases before
         "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE UPDATE ON SEQUENCES FROM {app}",
     ]
     with conn.cursor() as cursor:
         cursor.execute("SELECT current_database()")

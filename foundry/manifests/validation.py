@@ -262,6 +262,18 @@ def _short(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
+def _pattern_message(kind: str, schema_path) -> str | None:
+    """The `errorMessage` the schema gives beside a pattern (where the pattern itself, a class of
+    characters, says little to a reader), or None."""
+    node = schema(kind)
+    for step in list(schema_path)[:-1]:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node.get("errorMessage") if isinstance(node, dict) else None
+
+
 def _schema_problems(loaded: Loaded, kind: str) -> list[Problem]:
     problems = _names_problems(loaded, kind)
     for error in _validator(kind).iter_errors(loaded.data):
@@ -287,6 +299,8 @@ def _schema_problems(loaded: Loaded, kind: str) -> list[Problem]:
             spot = (*path, name) if isinstance(name, str) else path
             problems.append(loaded.problem(code, _short(f"Invalid name: {error.message}") + where, spot, key=True))
             continue
+        if kind_name == "Pattern":
+            message = _pattern_message(kind, error.schema_path) or message
         where = f" (at {pointer(path)})" if path else ""
         problems.append(loaded.problem(code, _short(message[:1].upper() + message[1:]) + where, spot))
     return problems

@@ -7,6 +7,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_get
 from foundry.cli import file_name
 from foundry.errors import ServiceError
+from foundry.text import text_shown
 
 
 class Command(BaseCommand):
@@ -36,6 +37,8 @@ class Command(BaseCommand):
         result = statement(tenant_id=found.pk, tenant_slug=found.slug, period=period)
         text = result.to_csv() if fmt == "csv" else result.to_json()
         if output is None:
+            if self.stdout.isatty():  # names are the workspaces' text: no escape sequence reaches a terminal raw
+                text = "\r\n".join(text_shown(line) for line in text.split("\r\n"))
             self.stdout.write(text, ending="")
             return
         try:
