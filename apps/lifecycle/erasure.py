@@ -22,7 +22,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 
 from auditlog.models import LogEntry
 from django.apps import apps
@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django_tenants.utils import schema_context
 
@@ -79,6 +79,9 @@ class Erased:
     redis_keys: int = 0
     exports: int = 0  # archives made before, holding the person's data: deleted
     checkpoints: int = 0  # finished runs whose checkpoints held the email: their threads deleted
+    # Runs under way whose state held the person (a call waiting for approval naming them, say):
+    # cancelled, as what they would go on with is no longer what the workspace shows.
+    runs_cancelled: list[str] = field(default_factory=list)
 
 
 PSEUDONYM_DOMAIN = "@erased.invalid"
@@ -276,13 +279,10 @@ def _step_approvers_rewrite(email: tuple[str, str], names: _Names) -> int:
         return cursor.rowcount
 
 
-def _checkpoints_delete(email: str, approvers: list[str]) -> int:
-    """Delete the checkpoints of the finished runs whose serialised state holds the email or one of
-    the person's `approvers` (a decision a run was resumed with names its approver); an unfinished
-    run keeps its own until it ends, as it needs them to go on. Runs' steps and approvals are
-    text, rewritten as any."""
+def _threads_holding(email: str, approvers: list[str]) -> list[uuid.UUID]:
+    """The runs whose serialised state (checkpoints) holds the email or one of the person's
+    `approvers` (a decision a run was resumed with names its approver)."""
     from apps.runs.checkpoints import checkpointer
-    from apps.runs.models import Run
 
     saver = checkpointer(connection.schema_name)
     threads = []
@@ -290,10 +290,55 @@ def _checkpoints_delete(email: str, approvers: list[str]) -> int:
         for thread in saver.threads_holding(needle.encode()):
             with contextlib.suppress(ValueError):
                 threads.append(uuid.UUID(thread))
+    return threads
+
+
+def _runs_stop(threads: list[uuid.UUID]) -> tuple[list[str], list[str]]:
+    """Cancel the unfinished runs among `threads` (and their sub-agent runs): their state names the
+    person as the rows about to be rewritten no longer do (a call waiting for approval: its
+    approver would be shown the pseudonym, and the call made with the address); (the runs
+    cancelled, those of them still running, which stop before their next step)."""
+    from apps.runs.models import Run
+    from apps.runs.services import runs_cancel_locked
+
+    runs = list(Run.objects.select_for_update().filter(pk__in=threads).exclude(status__in=Run.FINISHED))
+    runs = [run for run in runs if run.cancel_requested_at is None]
+    if not runs:
+        return [], []
+    running = runs_cancel_locked(runs, "Cancelled: a person its state names was erased (a data-subject request).")
+    return [str(run.pk) for run in runs], running
+
+
+def _checkpoints_delete(threads: list[uuid.UUID]) -> int:
+    """Delete the checkpoints of the finished runs among `threads`; a run still running keeps its
+    own until it stops (`erased_runs_forget`). Runs' steps and approvals are text, rewritten as any."""
+    from apps.runs.checkpoints import checkpointer
+    from apps.runs.models import Run
+
     finished = Run.objects.filter(pk__in=threads, status__in=Run.FINISHED).values_list("pk", flat=True)
     finished = [str(pk) for pk in finished]
-    saver.prune(finished, strategy="delete")
+    checkpointer(connection.schema_name).prune(finished, strategy="delete")
     return len(finished)
+
+
+def _running_stop(schema: str, running: list[str]) -> None:
+    from apps.lifecycle.tasks import erased_runs_forget_task
+    from apps.runs.locks import cancel_signal
+
+    cancel_signal(schema, running)
+    erased_runs_forget_task.apply_async((schema, running), countdown=5)
+
+
+def erased_runs_forget(run_ids: list[str]) -> list[str]:
+    """Delete the checkpoints of the runs an erasure cancelled while their workers ran them, once
+    they have stopped; the ids of those still running (asked again later)."""
+    from apps.runs.checkpoints import checkpointer
+    from apps.runs.models import Run
+
+    unfinished = Run.objects.filter(pk__in=run_ids).exclude(status__in=Run.FINISHED).values_list("pk", flat=True)
+    unfinished = {str(pk) for pk in unfinished}
+    checkpointer(connection.schema_name).prune([each for each in run_ids if each not in unfinished], strategy="delete")
+    return sorted(unfinished)
 
 
 def _owner_erasable(actor, member: User, member_acting: bool) -> None:
@@ -374,6 +419,8 @@ def member_erase(
         user_ids = {each.removeprefix("user:") for each in actor_ids if each.startswith("user:")}
         erased.sessions = _sessions_delete(user_ids | ({str(member.pk)} if member is not None else set()))
         approvers = _approvers(by_email, by_name)
+        threads = _threads_holding(email, approvers)
+        erased.runs_cancelled, running = _runs_stop(threads)
         if count := idempotency_keys_forget():  # sealed answers to API retries, which may name them
             erased.rows[IdempotencyKey._meta.db_table] = count
         for table in schema_tables(connection.schema_name):
@@ -398,7 +445,7 @@ def member_erase(
                 erased.rows["public.audit_auditactor (platform chain)"] = count
         # Archives made before hold what was just replaced: their links would still hand it out.
         erased.exports = exports_delete(Export.objects.all())
-        erased.checkpoints = _checkpoints_delete(email, approvers)
+        erased.checkpoints = _checkpoints_delete(threads)
         audit_record(
             action="member.erased",
             actor=actor,
@@ -410,11 +457,14 @@ def member_erase(
                 "sessions": erased.sessions,
                 "exports_deleted": erased.exports,
                 "checkpoints_deleted": erased.checkpoints,
+                "runs_cancelled": erased.runs_cancelled,
                 **({"reapplied": True} if reapplied else {}),
             },
         )
         if not reapplied:
             _erasure_register(tenant_id, email, actor_ids, actor=actor, request=request)
+    if running:
+        transaction.on_commit(partial(_running_stop, connection.schema_name, running))
     for each in actor_ids:
         audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).

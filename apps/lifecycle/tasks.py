@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.lifecycle.erasure import erased_runs_forget
 from apps.lifecycle.exports import export_requeue, export_run
 from foundry.celery import TenantTask
 from foundry.errors import ServiceError
@@ -97,3 +98,16 @@ def apply_retention_tenant(schema_name: str) -> dict:
             raise
         logger.info("retention of %s: another pass is running; it does the work", connection.tenant.slug)
         return {}
+
+
+@shared_task(
+    base=TenantTask, name="lifecycle.erased_runs_forget", bind=True, acks_late=True, max_retries=720, ignore_result=True
+)
+def erased_runs_forget_task(self, schema_name: str, run_ids: list[str]) -> int:
+    """Runs an erasure cancelled while their workers ran them: their checkpoints deleted once they
+    have stopped (each stops before its next step), asked again every 5 s meanwhile (at most an
+    hour); how many were forgotten."""
+    left = erased_runs_forget(run_ids)
+    if left:
+        raise self.retry(countdown=5, args=[schema_name, left])
+    return len(run_ids)

@@ -171,21 +171,30 @@ def run_cancel(*, actor, run: Run, request=None) -> Run:
             return run
         if run.is_finished:
             raise ServiceError("run_finished", f"The run has already {run.status}.", status=409)
-        message = f"Cancelled by {_actor_name(actor)}."
-        running = _cancel_one(run, message)
-        parents = [run.pk]
-        while parents:  # sub-agents nest at most FOUNDRY_SUBAGENT_MAX_DEPTH deep
-            # Every descendant, through finished ones too: a child that went on and finished may
-            # have left a grandchild waiting for an approval.
-            children = list(Run.objects.select_for_update().filter(parent_id__in=parents))
-            for child in children:
-                if not child.is_finished:
-                    running += _cancel_one(child, message)
-            parents = [child.pk for child in children]
+        running = runs_cancel_locked([run], f"Cancelled by {_actor_name(actor)}.")
         audit_record(action="run.cancel", actor=actor, target=run, data={"run": str(run.pk)}, request=request)
         if running:  # their workers look for it before every step, then read the rows (locks.py)
             cancel_signal(connection.schema_name, running)
     return run
+
+
+def runs_cancel_locked(runs: list[Run], message: str) -> list[str]:
+    """Cancel `runs` (unfinished, their rows locked by the caller's transaction) and their sub-agent
+    runs: those not running end at once, the others are marked for their workers; the ids of the
+    running ones, whose workers the caller signals once it has committed (`cancel_signal`)."""
+    running = []
+    for run in runs:
+        running += _cancel_one(run, message)
+    parents = [run.pk for run in runs]
+    while parents:  # sub-agents nest at most FOUNDRY_SUBAGENT_MAX_DEPTH deep
+        # Every descendant, through finished ones too: a child that went on and finished may
+        # have left a grandchild waiting for an approval.
+        children = list(Run.objects.select_for_update().filter(parent_id__in=parents))
+        for child in children:
+            if not child.is_finished:
+                running += _cancel_one(child, message)
+        parents = [child.pk for child in children]
+    return running
 
 
 def _cancel_one(run: Run, message: str) -> list[str]:
