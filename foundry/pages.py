@@ -13,8 +13,8 @@ def page_of(request: HttpRequest, items: QuerySet | list, per_page: int = PER_PA
     return Paginator(items, per_page).get_page(request.GET.get("page")), page_query(request)
 
 
-def page_query(request: HttpRequest) -> str:
-    """The request's query parameters but `page`, for the pager's links."""
+def page_query(request: HttpRequest, parameter: str = "page") -> str:
+    """The request's query parameters but `parameter` (the page's), for the pager's links."""
     query = request.GET.copy()
-    query.pop("page", None)
+    query.pop(parameter, None)
     return query.urlencode()

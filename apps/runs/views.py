@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db.models.fields.json import KeyTransform
@@ -21,15 +22,20 @@ from apps.accounts.access import require_permission
 from apps.accounts.permissions import Permission
 from apps.catalog.models import Document, Kind
 from apps.catalog.selectors import without_version_bodies
+from apps.runs.apis import RUNS
 from apps.runs.forms import DecisionForm, RunFilterForm, RunStartForm
 from apps.runs.models import Approval, Run, Step
 from apps.runs.services import may_approve_overage, run_cancel, run_decide, run_start
 from foundry.errors import ServiceError
-from foundry.pages import page_of
+from foundry.filtering.errors import FilterError
+from foundry.filtering.pagination import Page, paginate
+from foundry.pages import PER_PAGE, page_query
 from foundry.text import json_shown
 
 # The steps a run's page shows, its latest (as MCP's get_run shows 200): the API lists them all.
 MAX_STEPS_SHOWN = 200
+# The decided approvals its table shows, the latest (a run may ask at every step): the API lists them all.
+MAX_APPROVALS_SHOWN = 200
 
 
 @dataclass
@@ -72,7 +78,7 @@ def _agent_names(*, deployed: bool = False) -> list[str]:
     return list(agents.order_by("name").values_list("name", flat=True))
 
 
-def _live_version(run: Run, approvals: list[Approval], steps: int) -> str:
+def _live_version(run: Run, decisions: list[str], steps: int) -> str:
     """A key that changes whenever anything the live part of a run's page shows does: from the
     run's row, how many steps it has, its approvals' decisions and its sub-agent runs' rows (a
     child starts during its parent's step and may end while the parent waits), without reading
@@ -83,27 +89,36 @@ def _live_version(run: Run, approvals: list[Approval], steps: int) -> str:
             "pk", "status", "step_count", "updated_at"
         )
     ]
-    state = [run.status, run.updated_at.isoformat(), run.step_count, steps, [a.decision for a in approvals], children]
+    state = [run.status, run.updated_at.isoformat(), run.step_count, steps, decisions, children]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
 
 
-def _live_context(request: HttpRequest, run: Run, *, approvals: list[Approval] | None = None, **extra) -> dict:
-    """What the live part of a run's page shows, and its version (_live_version)."""
-    approvals = list(run.approvals.order_by("step")) if approvals is None else approvals
+def _decisions(run: Run) -> list[str]:
+    """Its approvals' decisions, in step order: read alone (a run may ask up to one per step, each
+    with its call's arguments, and a waiting run's page asks every second)."""
+    return list(run.approvals.order_by("step").values_list("decision", flat=True))
+
+
+def _live_context(request: HttpRequest, run: Run, *, decisions: list[str] | None = None, **extra) -> dict:
+    """What the live part of a run's page shows, and its version (_live_version): the pending
+    approval whole, the latest MAX_APPROVALS_SHOWN decided ones without the calls' arguments."""
+    decisions = _decisions(run) if decisions is None else decisions
+    pending = run.approvals.filter(decision=Approval.Decision.PENDING).order_by("step").first()
+    decided = run.approvals.exclude(decision=Approval.Decision.PENDING).defer("arguments", "reasons", "caps")
+    decided = list(decided.order_by("-step")[:MAX_APPROVALS_SHOWN])[::-1]
     # The last MAX_STEPS_SHOWN steps (a run may take 1,000, the page is polled every second while
     # it changes), without their records but for the warnings shown: the API lists them all.
     shown = run.steps.defer("replay", "record").annotate(shown_warnings=KeyTransform("warnings", "record"))
     steps = list(shown.order_by("-index")[:MAX_STEPS_SHOWN])[::-1]
     total = len(steps) if len(steps) < MAX_STEPS_SHOWN else run.steps.count()
-    pending = next((a for a in approvals if a.decision == Approval.Decision.PENDING), None)
-    version = _live_version(run, approvals, total)
+    version = _live_version(run, decisions, total)
     user = request.user
     return {
         "run": run,
         "timeline": [TimelineStep(step, _json(step.arguments)) for step in steps],
         "steps_hidden": total - len(steps),
-        "approvals": approvals,
-        "decided": [a for a in approvals if a.decision != Approval.Decision.PENDING],
+        "decided": decided,
+        "decided_hidden": sum(decision != Approval.Decision.PENDING for decision in decisions) - len(decided),
         "pending": pending,
         "pending_arguments": _json(pending.arguments) if pending else "",
         "version": version,
@@ -128,21 +143,39 @@ def _run_page(request: HttpRequest, run: Run, *, status: int = 200, **extra) -> 
 @require_permission(Permission.RUNS_VIEW)
 @require_safe
 def run_list(request: HttpRequest) -> HttpResponse:
+    """The runs, newest first, a page at a time by key (`?page_token=`, as the API pages them): no
+    count of every run and no offset read past, however long the workspace's history."""
     form = RunFilterForm(request.GET, agents=_agent_names())
     runs = Run.objects.select_related("agent", "version")
-    status = 200
+    status, error, page = 200, None, Page([], "")
+    token = request.GET.get("page_token") or None
     if form.is_valid():
-        if form.cleaned_data["status"]:
-            runs = runs.filter(status=form.cleaned_data["status"])
-        if form.cleaned_data["agent"]:
-            runs = runs.filter(agent__name=form.cleaned_data["agent"])
+        chosen = {name: form.cleaned_data[name] for name in ("status", "agent") if form.cleaned_data[name]}
+        if "status" in chosen:
+            runs = runs.filter(status=chosen["status"])
+        if "agent" in chosen:
+            runs = runs.filter(agent__name=chosen["agent"])
+        try:
+            page = paginate(
+                without_version_bodies(runs, "version"),
+                resource="console-runs",
+                ordering=RUNS.ordering.default,
+                filter_text=urlencode(sorted(chosen.items())),  # a token is for the filters it was made under
+                page_size=PER_PAGE,
+                page_token=token,
+            )
+        except FilterError as e:
+            status, error = 400, e
     else:
-        runs, status = runs.none(), 400
-    page, query = page_of(request, without_version_bodies(runs.order_by("-created_at", "id"), "version"))
+        status = 400
+    query = page_query(request, "page_token")
     context = {
         "form": form,
-        "page": page,
+        "runs": page.items,
+        "next_page_token": page.next_page_token,
+        "paged": bool(token),
         "query": query,
+        "error": error,
         "can_start": request.user.has_permission(Permission.RUNS_START),
     }
     return render(request, "runs/run_list.html", context, status=status)
@@ -183,10 +216,10 @@ def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
     """The live part of a run's page; 204 when it is still the version the page shows (`?v=`),
     known without reading the steps (a tab open on a run waiting for hours polls every second)."""
     run = _run(run_id)
-    approvals = list(run.approvals.order_by("step"))
-    if request.GET.get("v") == _live_version(run, approvals, run.steps.count()):
+    decisions = _decisions(run)
+    if request.GET.get("v") == _live_version(run, decisions, run.steps.count()):
         return HttpResponse(status=204)
-    return render(request, "runs/_run_live.html", _live_context(request, run, approvals=approvals))
+    return render(request, "runs/_run_live.html", _live_context(request, run, decisions=decisions))
 
 
 @require_permission(Permission.RUNS_START)

@@ -4,35 +4,46 @@ characters escaped (`\\u202e`), as foundry/text.py states and the run pages alre
 U+202E RIGHT-TO-LEFT OVERRIDE reverses everything after it in its block: other people's text
 and the console's own labels and figures (`above \\u202e000,01` reads `above 10,000`).
 
-Pages covered here: a manifest's free-form model name, a DIS rule's message on the approval card,
-the usage charts, and the agent's YAML source and diff.
+Pages covered here: a model name, a DIS rule's message on the approval card, the usage charts,
+and the agent's YAML source and diff. (Manifests now refuse direction characters in a model's
+name; runs and ledger rows written before still hold them, so a run's and the ledger's model
+names are written so here.)
 """
 
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.catalog.services import version_publish
-from apps.runs.models import Run
+from apps.lifecycle.erasing import pseudonymising
+from apps.runs.models import Run, Step
+from tests.billing.test_rollups import ledger_add
 from tests.conftest import client_for, tenant_user
 from tests.runs.conftest import FINANCE, TRIAGE, advance, agent_yaml, deploy
 from tests.runs.test_api import client, post
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
-MODEL = f"gpt{RLO}4-turbo"  # `model.name` is any string of 1-200 characters (schemas/agent.json)
+MODEL = f"gpt{RLO}4-turbo"  # a model name written before manifests refused direction characters in it
 
 
-def _agent_with_model(model: str = MODEL) -> str:
-    return agent_yaml("clerk").replace("name: scripted-1", f'name: "{model}"')
+def _agent_with_text() -> str:
+    """An agent whose instructions (free text) hold a U+202E."""
+    return agent_yaml("clerk").replace("instructions: Help with invoices.", f'instructions: "Help with {RLO}invoices."')
 
 
 def _finished_run(acme) -> Run:
-    """A developer-authored agent whose model name holds a U+202E, run once to its end."""
-    deploy(acme, FINANCE, _agent_with_model())
+    """A run of an agent whose model's name held a U+202E, run once to its end (its rows written
+    as the run of such a manifest, published before the rule, left them)."""
+    deploy(acme, FINANCE, agent_yaml("clerk"))
     response = post(client(acme), "/api/v1/runs", {"agent": "clerk", "input": "Hi", "script": [{"respond": "ok"}]})
     assert response.status_code == 201, response.content
     with schema_context("acme"):
         run = Run.objects.get(pk=response.json()["id"])
     run = advance(run, "acme")
-    assert run.status == "succeeded" and run.model == MODEL
+    assert run.status == "succeeded"
+    with schema_context("acme"), pseudonymising():  # steps are append-only: the erasure's mode rewrites them
+        Run.objects.filter(pk=run.pk).update(model=MODEL)
+        Step.objects.filter(run=run, node="model").update(model=MODEL)
+    ledger_add(acme, model=MODEL, when=timezone.now())
     return run
 
 
@@ -87,7 +98,7 @@ def test_agent_page_source_listing_shows_direction_characters_escaped(acme):
     owner = tenant_user(acme, "owner@acme.test")
     with schema_context("acme"):
         version_publish(actor=owner, source=FINANCE, message="domain")
-        version_publish(actor=owner, source=_agent_with_model(), message="agent")
+        version_publish(actor=owner, source=_agent_with_text(), message="agent")
     html = client_for(acme, "viewer@acme.test").get("/agents/clerk/").content.decode()
     assert 'data-testid="source"' in html
     assert RLO not in html, "the agent page's source listing draws the U+202E raw"
@@ -101,7 +112,7 @@ def test_version_diff_shows_direction_characters_escaped(acme):
     with schema_context("acme"):
         version_publish(actor=owner, source=FINANCE, message="domain")
         version_publish(actor=owner, source=agent_yaml("clerk"), message="v1")
-        version_publish(actor=owner, source=_agent_with_model(), message="v2")
+        version_publish(actor=owner, source=_agent_with_text(), message="v2")
     response = client_for(acme, "viewer@acme.test").get("/agents/clerk/diff/?from=1&to=2")
     assert response.status_code == 200
     html = response.content.decode()
