@@ -17,6 +17,13 @@ from foundry.settings import *  # noqa: F403
 from foundry.settings import CACHES, FOUNDRY_REDIS_SENTINELS, REDIS_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The same static files middleware, scanning the files once per process, not once per test client.
+MIDDLEWARE = [
+    "tests.static_files.ScannedOnceWhiteNoiseMiddleware"
+    if entry == "whitenoise.middleware.WhiteNoiseMiddleware"
+    else entry
+    for entry in MIDDLEWARE  # noqa: F405
+]
 
 _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 _redis_base = REDIS_URL.rsplit("/", 1)[0]
