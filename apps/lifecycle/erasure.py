@@ -301,12 +301,12 @@ def _runs_stop(threads: list[uuid.UUID]) -> tuple[list[str], list[str]]:
     from apps.runs.models import Run
     from apps.runs.services import runs_cancel_locked
 
-    runs = list(Run.objects.select_for_update().filter(pk__in=threads).exclude(status__in=Run.FINISHED))
-    runs = [run for run in runs if run.cancel_requested_at is None]
-    if not runs:
-        return [], []
+    unfinished = list(Run.objects.select_for_update().filter(pk__in=threads).exclude(status__in=Run.FINISHED))
+    # Cancelled already, still stopping: not cancelled again, but forgotten once stopped too.
+    stopping = [str(run.pk) for run in unfinished if run.cancel_requested_at is not None]
+    runs = [run for run in unfinished if run.cancel_requested_at is None]
     running = runs_cancel_locked(runs, "Cancelled: a person its state names was erased (a data-subject request).")
-    return [str(run.pk) for run in runs], running
+    return [str(run.pk) for run in runs], [*running, *stopping]
 
 
 def _checkpoints_delete(threads: list[uuid.UUID]) -> int:

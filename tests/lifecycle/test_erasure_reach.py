@@ -203,14 +203,14 @@ def test_no_export_starts_while_an_erasure_runs(acme, monkeypatch):
     seen = []
     checkpoints_delete = erasure._checkpoints_delete
 
-    def while_erasing(email, approvers):
+    def while_erasing(threads):
         # Another process starting an export now: it may not take the lock.
         with psycopg.connect(test_database_url(), autocommit=False) as other:
             taken = other.execute(
                 "SELECT pg_try_advisory_xact_lock(hashtext(%s))", ["lifecycle.export:acme"]
             ).fetchone()[0]
             seen.append(taken)
-        return checkpoints_delete(email, approvers)
+        return checkpoints_delete(threads)
 
     monkeypatch.setattr(erasure, "_checkpoints_delete", while_erasing)
     with schema_context("acme"):
