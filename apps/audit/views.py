@@ -4,13 +4,16 @@ operator host) — the events with an AIP-160 filter, one event in full, and the
 The status badge comes from `audit_verify`, which reads the whole chain, so its result is cached
 per chain for VERIFY_CACHE_SECONDS (a busy chain is verified at most that often, however many
 events arrive or people look), and a page without a cached result loads the badge afterwards
-(htmx) instead of waiting for it. Also here: the public signing keys at
-/.well-known/foundry-audit-keys.json, on every host.
+(htmx) instead of waiting for it. One verification of a chain runs at a time: a badge asked for
+meanwhile says "verifying" and asks again shortly (ten people opening a large workspace's trail
+at once made ten verifications of a million events, ~15 s of a server process each). Also here:
+the public signing keys at /.well-known/foundry-audit-keys.json, on every host.
 """
 
 import datetime
 import json
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -26,7 +29,7 @@ from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_actor_labels, audit_chain_base
 from apps.audit.signing import public_keys
 from apps.audit.verify import audit_verify
-from foundry.cache_values import sealed_get, sealed_set
+from foundry.cache_values import cache_or, sealed_get, sealed_set
 from foundry.errors import error_response
 from foundry.filtering import FilterError
 from foundry.filtering.pagination import Page, paginate
@@ -34,6 +37,8 @@ from foundry.text import json_shown
 
 EVENTS_PER_PAGE = 50
 VERIFY_CACHE_SECONDS = 60
+# How long a verification's claim holds: past it (its process killed mid-way), another may start.
+VERIFY_CLAIM_SECONDS = 600
 FILTER_EXAMPLE = 'action = "auth.login*" AND outcome = failure AND time > "2026-01-01T00:00:00Z"'
 
 
@@ -45,10 +50,17 @@ def chain_status(chain: int, *, compute: bool = True) -> dict | None:
     if isinstance(status, dict) and isinstance(status.get("checked_at"), str):  # the cache holds JSON
         status["checked_at"] = datetime.datetime.fromisoformat(status["checked_at"])
     if status is None and compute:
-        result = audit_verify(chain)
-        status = {**result.as_dict(), "checked_at": timezone.now()}
-        status["problems"] = status["problems"][:10]
-        sealed_set(key, {**status, "checked_at": status["checked_at"].isoformat()}, VERIFY_CACHE_SECONDS)
+        claim = f"{key}:claim"
+        # Another request verifying the chain now: None ("verifying"); the cache away: verified here.
+        if not cache_or(lambda: cache.add(claim, 1, VERIFY_CLAIM_SECONDS), True):
+            return None
+        try:
+            result = audit_verify(chain)
+            status = {**result.as_dict(), "checked_at": timezone.now()}
+            status["problems"] = status["problems"][:10]
+            sealed_set(key, {**status, "checked_at": status["checked_at"].isoformat()}, VERIFY_CACHE_SECONDS)
+        finally:
+            cache_or(lambda: cache.delete(claim), None)
     return status
 
 

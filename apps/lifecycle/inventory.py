@@ -136,9 +136,15 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
             )
         ),
         KeyPattern(_glob_escape(cache) + "*", re.compile(re.escape(cache.encode()) + rb".*", re.S)),
-        KeyPattern(  # its chain's status, cached in any schema (audit/views.py chain_status)
-            f"*:audit:chain-status:{ident}",
-            re.compile(rb"[a-z0-9_]+:" + re.escape(prefix.encode()) + rb":[0-9]+:audit:chain-status:" + ident.encode()),
+        KeyPattern(  # its chain's status, cached in any schema, and its claim (audit/views.py chain_status)
+            f"*:audit:chain-status:{ident}*",
+            re.compile(
+                rb"[a-z0-9_]+:"
+                + re.escape(prefix.encode())
+                + rb":[0-9]+:audit:chain-status:"
+                + ident.encode()
+                + rb"(?::claim)?"
+            ),
         ),
     ]
     patterns.append(_exact(f"foundry:retention:{schema}"))  # a pass's lock (lifecycle/retention.py)
