@@ -523,6 +523,14 @@ if not 0.1 <= FOUNDRY_RUN_SLOT_SECONDS <= 3600 or not 0.1 <= FOUNDRY_RUN_SLOT_RE
     raise ImproperlyConfigured(
         "FOUNDRY_RUN_SLOT_SECONDS must be from 0.1 to 3600, FOUNDRY_RUN_SLOT_RETRY_SECONDS from 0.1 to 600."
     )
+# A worker stalled past its slot's lease but not its run's lock would go on running while another
+# run took the slot: the lock must lapse no later than the slot (a stalled run stops at its next step).
+if FOUNDRY_RUN_SLOT_SECONDS < FOUNDRY_RUN_LOCK_SECONDS:
+    raise ImproperlyConfigured(
+        f"FOUNDRY_RUN_SLOT_SECONDS ({FOUNDRY_RUN_SLOT_SECONDS:g}) must be at least FOUNDRY_RUN_LOCK_SECONDS"
+        f" ({FOUNDRY_RUN_LOCK_SECONDS:g}): a worker stalled between the two would run past its workspace's"
+        " concurrent runs."
+    )
 # Networks `http` tools may reach although private or loopback (CIDRs; operators only, e.g.
 # an internal API at 10.1.0.0/16). Link-local cloud metadata stays refused unless listed.
 try:

@@ -77,8 +77,9 @@ def database_role_bound(app_configs, databases=None, **kwargs):
                 id="foundry.E030",
             )
         ]
+    found = []
     if owned:
-        return [
+        found.append(
             Warning(
                 f"DATABASE_URL's role {role!r} owns {owned} tables of the public schema: it could lift their "
                 "Row-Level Security and triggers.",
@@ -86,5 +87,34 @@ def database_role_bound(app_configs, databases=None, **kwargs):
                 "docs/operations/deployment.md, 'Database').",
                 id="foundry.W030",
             )
-        ]
-    return []
+        )
+    if saved := _role_settings_saved():
+        found.append(
+            Warning(
+                f"DATABASE_URL's role {role!r} has settings saved on it that the platform sets itself per "
+                f"transaction: {', '.join(saved)}. Every new session starts with them (SQL run as the role, "
+                "injected say, can save them with ALTER ROLE … SET).",
+                hint=f"Unless you set them on purpose: ALTER ROLE {role} RESET <name> (as a superuser).",
+                id="foundry.W031",
+            )
+        )
+    return found
+
+
+# Settings the platform gives each transaction (the tenant the Row-Level Security policies admit,
+# the erasure gates, the schema) or whose saved value would lift a guard. A role may save on itself
+# those any session may set (row_security, search_path), a superuser any; every later session
+# starts with them.
+_GUARDED_SETTINGS = ("row_security", "search_path", "role", "session_authorization", "default_transaction_read_only")
+_ROLE_SETTINGS_SQL = """
+SELECT split_part(setting, '=', 1) FROM pg_db_role_setting s, unnest(s.setconfig) AS setting
+ WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+   AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+"""
+
+
+def _role_settings_saved() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLE_SETTINGS_SQL)
+        names = sorted({name for (name,) in cursor.fetchall()})
+    return [name for name in names if name.startswith("foundry.") or name in _GUARDED_SETTINGS]

@@ -39,6 +39,8 @@ SENTINEL = {"FOUNDRY_REDIS_SENTINELS": "127.0.0.1:26379"}
         ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"REDIS_URL": "rediss://:s@redis.internal:6380/0"}),
         ("FOUNDRY_REDIS_SENTINELS", "127.0.0.1:26379", {"FOUNDRY_CACHE_URL": "rediss://redis.internal:6380/1"}),
         ("FOUNDRY_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", {}),
+        # A run slot's lease shorter than its lock: a stalled worker would run past the workspace's limit.
+        ("FOUNDRY_RUN_SLOT_SECONDS", "10", {"FOUNDRY_RUN_LOCK_SECONDS": "30"}),
     ],
 )
 def test_a_setting_out_of_range_stops_the_process_naming_it(name, value, beside):
@@ -51,3 +53,8 @@ def test_the_bounds_themselves_are_accepted():
     done = _start(FOUNDRY_TENANT_DELETION_GRACE_DAYS="365")
     assert done.returncode == 0, done.stderr[-500:]
     assert _start(FOUNDRY_TENANT_DELETION_GRACE_DAYS="0").returncode == 0
+
+
+def test_a_run_slot_as_long_as_the_run_lock_is_accepted():
+    done = _start(FOUNDRY_RUN_SLOT_SECONDS="30", FOUNDRY_RUN_LOCK_SECONDS="30")
+    assert done.returncode == 0, done.stderr[-500:]

@@ -189,3 +189,32 @@ def test_the_deploy_check_names_a_role_that_owns_the_shared_tables_or_escapes_rl
     with connected_as(HOST=superuser["host"], PORT=superuser.get("port", "5432"), USER=superuser["user"], PASSWORD=""):
         (error,) = database_role_bound(None, databases=["default"])
     assert error.id == "foundry.E030" and "a superuser" in error.msg
+
+
+def test_the_deploy_check_names_settings_saved_on_the_app_role_that_the_platform_sets_itself(unblocked):
+    """SQL run as the app role (injected, say) may save settings on the role itself (ALTER ROLE …
+    SET: PostgreSQL lets any role save the settings any session may set), and every later session
+    starts with them — another workspace's schema first on the search path, Row-Level Security off
+    (queries then fail rather than see past it). `check --deploy --database default` names those,
+    not the ones an operator may save on purpose (a statement timeout). Saved for the test
+    database only. (The platform's own `foundry.*` settings cannot be saved so by the app role:
+    PostgreSQL refuses it.)"""
+    from apps.tenants.checks import database_role_bound
+
+    role, database = app_role(), connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        for name, value in (
+            ("row_security", "off"),
+            ("search_path", "acme, public"),
+            ("statement_timeout", "60s"),
+        ):
+            cursor.execute(f'ALTER ROLE "{role}" IN DATABASE "{database}" SET {name} = \'{value}\'')  # constants
+    try:
+        found = database_role_bound(None, databases=["default"])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER ROLE "{role}" IN DATABASE "{database}" RESET ALL')
+    (warning,) = found
+    assert warning.id == "foundry.W031"
+    assert "row_security, search_path" in warning.msg and "statement_timeout" not in warning.msg
+    assert database_role_bound(None, databases=["default"]) == []
