@@ -316,6 +316,19 @@ class Attempt:
     # --- the attempt --------------------------------------------------------------------------
     def advance(self) -> str:
         try:
+            return self._advance()
+        finally:
+            # The model provider's HTTP client: its kept-alive connection closed with the attempt,
+            # not whenever a full garbage collection gets to it (a worker held one per run it ran).
+            close = getattr(self.graph.provider, "close", None) if self.graph is not None else None
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing a connection the provider dropped: nothing to keep
+                    logger.debug("run %s: closing its provider's client failed", self.run.pk, exc_info=True)
+
+    def _advance(self) -> str:
+        try:
             result = self._continue()
         except (LockLost, IntegrityError):
             # IntegrityError: a step of this index is recorded already — by the worker that took

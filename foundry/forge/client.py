@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import time
+import urllib.request
 
 import httpx
 
@@ -17,6 +18,9 @@ from foundry.forge.errors import ApiError, ForgeError
 
 TIMEOUT_SECONDS = 30.0  # for the whole of one request and its answer
 MAX_ANSWER_BYTES = 32 * 1024 * 1024  # the API's answers are a few MiB at most (documents: 1 MiB)
+# And at most this many JSON objects: 10 million `{}` fit in 32 MiB and took 4 GiB and a minute to
+# parse; the API's largest pages (1,000 runs or steps) hold tens of thousands.
+MAX_ANSWER_OBJECTS = 200_000
 _RATE_LIMIT_RETRIES = 2
 _RATE_LIMIT_MAX_WAIT = 5.0  # seconds; a longer Retry-After is reported instead of waited for
 
@@ -35,18 +39,41 @@ def loopback_route(request) -> None:
         request.url = request.url.copy_with(host="127.0.0.1")
 
 
-class _LoopbackTransport(httpx.BaseTransport):
-    """Connects to 127.0.0.1 for `*.localhost` hosts (see loopback_route)."""
+def proxy_for(url) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, as
+    curl and pip read them), or None; never for loopback or `*.localhost` (the development server)."""
+    host = url.host.removesuffix(".")
+    if is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(host):
+        return None
+    return proxies.get(url.scheme) or proxies.get("all")
 
-    def __init__(self, inner: httpx.BaseTransport):
+
+class _LoopbackTransport(httpx.BaseTransport):
+    """Connects to 127.0.0.1 for `*.localhost` hosts (see loopback_route), and through the
+    environment's proxy where it names one (`proxy_for`; a client given its own transport, as
+    tests give, takes no proxy from the environment)."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, env_proxies: bool = True):
         self._inner = inner
+        self._env_proxies = env_proxies
+        self._proxied: dict[str, httpx.BaseTransport] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = proxy_for(request.url) if self._env_proxies else None
         loopback_route(request)
-        return self._inner.handle_request(request)
+        if proxy is None:
+            return self._inner.handle_request(request)
+        if proxy not in self._proxied:
+            self._proxied[proxy] = httpx.HTTPTransport(proxy=proxy)
+        return self._proxied[proxy].handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
+        for transport in self._proxied.values():
+            transport.close()
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +152,8 @@ def _sent_name(path: str) -> str:
 class Answer(dict):
     """A JSON object a server answered: a key forge needs and the answer lacks is said plainly
     (a proxy or another service at the URL), not met as an internal KeyError."""
+
+    __slots__ = ("where",)  # no dict of its own beside the one it is: an answer may hold many
 
     def __init__(self, pairs=(), *, where: str = "The server answered"):
         # Built again by type(answer)(items) in copies (dataclasses.asdict): where has a default.
@@ -210,7 +239,7 @@ class Client:
                 "Accept-Encoding": "identity",
             },
             timeout=timeout,
-            transport=_LoopbackTransport(transport or httpx.HTTPTransport()),
+            transport=_LoopbackTransport(transport or httpx.HTTPTransport(), env_proxies=transport is None),
         )
 
     def __enter__(self) -> "Client":
@@ -337,6 +366,11 @@ class Client:
     def _body(self, response: httpx.Response) -> dict:
         status = response.status_code
         where = f"{self.url} answered {status} to {response.request.method} {response.request.url.path}"
+        if response.content.count(b"{") > MAX_ANSWER_OBJECTS:  # each parsed object costs ~200 bytes and µs
+            raise ForgeError(
+                "response_too_large",
+                f"{where} with more than {MAX_ANSWER_OBJECTS:,} JSON objects — is this a Foundry URL?",
+            )
         try:
             body = response.json(object_pairs_hook=lambda pairs: Answer(pairs, where=where))
         except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses

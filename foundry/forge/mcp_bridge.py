@@ -60,7 +60,14 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import ValidationError
 
 from foundry.forge import __version__
-from foundry.forge.client import base_url, loopback_route, refusal, retry_after_seconds
+from foundry.forge.client import (
+    MAX_ANSWER_BYTES,
+    base_url,
+    loopback_route,
+    proxy_for,
+    refusal,
+    retry_after_seconds,
+)
 from foundry.forge.errors import ApiError, ForgeError
 from foundry.forge.output import shown
 from foundry.mcp.jsonrpc import (
@@ -352,11 +359,18 @@ class _BridgeTransport(httpx2.AsyncBaseTransport):
     def __init__(self, endpoint: str, inner: httpx2.AsyncBaseTransport):
         self._endpoint = endpoint
         self._inner = inner
+        self._proxied: dict[str, httpx2.AsyncBaseTransport] = {}  # the environment's proxies (proxy_for)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        proxy = proxy_for(request.url)
         loopback_route(request)
+        inner = self._inner
+        if proxy is not None:
+            if proxy not in self._proxied:
+                self._proxied[proxy] = httpx2.AsyncHTTPTransport(proxy=proxy)
+            inner = self._proxied[proxy]
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await inner.handle_async_request(request)
         except httpx2.TimeoutException:
             timeout = ForgeError("timeout", f"{self._endpoint} did not answer in time.")
             return self._failed(request, 504, timeout)
@@ -370,10 +384,18 @@ class _BridgeTransport(httpx2.AsyncBaseTransport):
             await response.aclose()
             message = f"{self._endpoint} answered compressed ({encoding[:40]!r}), which forge did not ask for."
             return self._failed(request, 502, ForgeError("unexpected_response", message))
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return response  # a stream: the SDK reads it an event at a time (at most 1 MiB each)
+        # An answer whole (JSON): at most MAX_ANSWER_BYTES held, as forge's REST client holds.
+        body = await _read_capped(response)
+        if body is None:
+            message = f"{self._endpoint} answered more than {MAX_ANSWER_BYTES // 2**20} MiB — is this a Foundry URL?"
+            return self._failed(request, 502, ForgeError("response_too_large", message))
         if response.status_code < 400:
-            return response
-        body = await response.aread()
-        await response.aclose()
+            return httpx2.Response(
+                response.status_code, headers=response.headers, content=body, request=request,
+                extensions=response.extensions,
+            )  # fmt: skip
         try:
             document = json.loads(body)
         except ValueError:
@@ -408,6 +430,25 @@ class _BridgeTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+        for transport in self._proxied.values():
+            await transport.aclose()
+
+
+async def _read_capped(response: httpx2.Response) -> bytes | None:
+    """The answer's body, or None once it is past MAX_ANSWER_BYTES (said or sent); closed either way."""
+    try:
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+            return None
+        chunks, size = [], 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        await response.aclose()
 
 
 def _request_id(request: httpx2.Request) -> Any:
