@@ -12,6 +12,7 @@ the public signing keys at /.well-known/foundry-audit-keys.json, on every host.
 
 import datetime
 import json
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -88,6 +89,7 @@ def _list_page(request: HttpRequest, *, chain: int, platform: bool) -> HttpRespo
         "events": page.items,
         "next_page_token": page.next_page_token,
         "filter_text": filter_text,
+        "query": urlencode({"filter": filter_text}) if filter_text else "",  # the pager's (console/_key_pager.html)
         "paged": bool(token),
         "error": error,
         "error_caret": " " * error.position + "^" if error and error.position is not None else "",

@@ -242,6 +242,9 @@ def _cells(text: str, delimiter: str) -> list[str]:
         # Quotes between a separator and a formula character: written `"gpt;""=1+1;"`, split at
         # `;` the cell `""=1+1` reads as an empty quoted string, then a formula.
         *('gpt;"=1+1;', 'gpt\t"=1+1\t', 'gpt|"@SUM(1+1)|'),
+        # A line break inside a quoted cell ends the row when read with another separator, and the
+        # next line starts a cell (ledger rows written before manifests refused control characters).
+        *("gpt\n=cmd|' /C calc'!A0\nx", "gpt\r\n@SUM(1+1)\r\nx", "gpt;\"\n-2+3+cmd|' /C calc'!A0"),
     ],
 )
 def test_no_cell_starts_a_formula_whichever_separator_a_spreadsheet_splits_at(acme, model):
