@@ -173,28 +173,42 @@ def readiness() -> tuple[bool, dict]:
 
 _shared_lock = threading.Lock()
 _shared: tuple[float, bool, dict] | None = None  # (when it was answered, ready, checks)
+# How long a probe waits for a check already running in this process before it is answered
+# without it: a check takes milliseconds, and one that hangs on a dependency takes up to
+# ~_TIMEOUT_SECONDS per connection and request, which every probe would otherwise wait out in a
+# web thread of its own (a load balancer's probes, or anyone's, holding every thread).
+_WAIT_SECONDS = 1.0
 
 
 def readiness_shared() -> tuple[bool, dict]:
     """`readiness()` for /readyz, public and unauthenticated: one check at a time in this process,
-    its answer reused by every probe that arrived while it ran and by those within
-    FOUNDRY_READY_CACHE_SECONDS after it. A flood of probes (every check opens a PostgreSQL
-    connection) costs the database one connection at a time per process, about one a second."""
+    its answer reused by the probes that arrived while it ran (for up to _WAIT_SECONDS) and by
+    those within FOUNDRY_READY_CACHE_SECONDS after it. A flood of probes (every check opens a
+    PostgreSQL connection) costs the database one connection at a time per process, about one a
+    second. A probe that waited _WAIT_SECONDS for a check is not ready: every check is said to be
+    `checking`, since one is slower than any healthy dependency is."""
     global _shared
     arrived = time.monotonic()
-    with _shared_lock:
+    if not _shared_lock.acquire(timeout=_WAIT_SECONDS):
+        return False, {name: {"status": "checking"} for name in CHECKS}
+    try:
         if _shared is not None and _shared[0] >= arrived - settings.FOUNDRY_READY_CACHE_SECONDS:
             return _shared[1], _shared[2]
         ready, checks = readiness()
         _shared = (time.monotonic(), ready, checks)
         return ready, checks
+    finally:
+        _shared_lock.release()
 
 
 def _log_change(ready: bool, checks: dict) -> None:
     """An ERROR line when readiness finds down a check it needs that was up at the last probe, an
     INFO line when all it needs is up again: once per change in this process, however often it
-    is probed (the workers count only where FOUNDRY_READY_REQUIRES_WORKER)."""
+    is probed (the workers count only where FOUNDRY_READY_REQUIRES_WORKER). A probe answered
+    while a check still runs changes nothing: that check's answer will say."""
     global _last_down
+    if any(check["status"] == "checking" for check in checks.values()):
+        return
     down = frozenset(
         name
         for name, check in checks.items()

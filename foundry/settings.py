@@ -686,8 +686,8 @@ if FOUNDRY_WORKER_HEARTBEAT_TTL < 1:
     raise ImproperlyConfigured("FOUNDRY_WORKER_HEARTBEAT_TTL must be at least 1 (seconds).")
 # /readyz answers 503 when no worker heartbeats (false: it reports the workers down, still 200).
 FOUNDRY_READY_REQUIRES_WORKER = _switch("FOUNDRY_READY_REQUIRES_WORKER", default=True)
-# /readyz reuses one process's answer for this many seconds (and probes arriving while a check
-# runs wait for its answer): each check opens a PostgreSQL connection, and the endpoint is public.
+# /readyz reuses one process's answer for this many seconds (probes arriving while a check runs
+# wait up to a second for it): each check opens a PostgreSQL connection, and the endpoint is public.
 FOUNDRY_READY_CACHE_SECONDS = _float("FOUNDRY_READY_CACHE_SECONDS", default=1.0, minimum=0)
 # The run page links to its trace: this URL with {trace_id} replaced (empty: the id, no link).
 # Whether a request's W3C traceparent is continued (a trusted proxy or service in front, which
