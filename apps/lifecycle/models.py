@@ -26,6 +26,10 @@ class RetentionPolicy(models.Model):
     audit_days = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.CharField(max_length=255, blank=True)
+    # Bookkeeping, not a setting: every run that finished before this time has had its checkpoints
+    # cut to the final state by a pass that completed (apps/lifecycle/retention.py), so the next
+    # pass starts here instead of walking the workspace's whole history again.
+    checkpoints_pruned_before = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="retention_policy_singleton")]

@@ -336,13 +336,22 @@ class _Sweep:
 
     # --- checkpoints ----------------------------------------------------------------------------
     def checkpoints(self, before: datetime) -> int:
+        """Cut the checkpoints of runs that finished before `before` to their final state: those
+        that finished since the last pass that completed (`checkpoints_pruned_before`), which then
+        moves up to this pass's cutoff — a finished run's checkpoints never change again."""
+        done = RetentionPolicy.objects.values_list("checkpoints_pruned_before", flat=True).get(pk=1)
+        runs = Run.objects.filter(finished_at__gte=done) if done is not None else Run.objects.all()
         pruned = 0
-        for ids in self._finished_runs("checkpoints", before, Run.objects.all()):
+        for ids in self._finished_runs("checkpoints", before, runs):
             for thread_id, count in self.saver.threads_with_history([str(run_id) for run_id in ids]).items():
                 if self.dry_run:
                     pruned += count - 1
                 else:
                     pruned += self.saver.thread_prune(thread_id, batch_size=self.batch_size)
+        cutoff = self._cutoff("checkpoints", before)
+        if not self.dry_run and cutoff is not None and (done is None or cutoff > done):
+            # Not a change anyone made (no history entry): where the next pass starts.
+            RetentionPolicy.objects.filter(pk=1).update(checkpoints_pruned_before=cutoff)
         return pruned
 
     # --- traces ---------------------------------------------------------------------------------
