@@ -19,6 +19,7 @@ from apps.accounts.services import (
 from apps.tenants.services import tenant_trace_content_set
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.created import LOCATION, created
 from foundry.api.fields import StrictBooleanField, StrictCharField, StrictInput, no_body
 from foundry.api.lists import ListSpec
 from foundry.filtering import BooleanField, EnumField, FilterSpec, StringField, TimestampField
@@ -66,6 +67,7 @@ class MemberListApi(TenantAPIView):
     @extend_schema(
         operation_id="members_create",
         request=MemberAddInput,
+        parameters=[LOCATION],
         responses={
             201: inline_serializer("MemberAdded", {"member": MemberOutput(), "invite_url": serializers.URLField()})
         },
@@ -75,7 +77,7 @@ class MemberListApi(TenantAPIView):
         data.is_valid(raise_exception=True)
         member = member_add(actor=request.user, request=request._request, **data.validated_data)
         invite_url = member_invite_url(user=member, base_url=request.build_absolute_uri("/"))
-        return Response({"member": MemberOutput(member).data, "invite_url": invite_url}, status=201)
+        return created({"member": MemberOutput(member).data, "invite_url": invite_url}, f"members/{member.pk}")
 
 
 class MemberDetailApi(TenantAPIView):

@@ -252,10 +252,11 @@ class SinkDetailApi(TenantAPIView):
         request=SinkInput,
         responses={
             200: SinkOutput,
+            201: SinkOutput,
             409: OpenApiResponse(description="`sink_conflict` or `sink_limit`."),
             503: OpenApiResponse(description="`encryption_not_configured`: a secret cannot be stored."),
         },
-        description="Create or replace a sink: `syslog` (host, port, tls, ca_certificate) or `webhook` "
+        description="Create (201) or replace (200) a sink: `syslog` (host, port, tls, ca_certificate) or `webhook` "
         "(url, secret, ca_certificate). Invalid fields: 400 with a code per field, e.g. `host_required`, "
         "`url_insecure`, `sink_address_refused`, `field_not_supported`, `cursor_invalid`.",
     )
@@ -269,7 +270,7 @@ class SinkDetailApi(TenantAPIView):
             actor=request.user,
             request=request._request,
         )
-        return Response(_output(sink))
+        return Response(_output(sink), status=201 if sink.just_created else 200)
 
     @extend_schema(operation_id="audit_sinks_delete", parameters=[_SINK_PATH], responses={204: None, 404: _NOT_FOUND})
     def delete(self, request: Request, name: str) -> Response:

@@ -371,7 +371,8 @@ def audit_sink_set(
     """Create or replace the sink `name` of `tenant` (a replace starts over: no back-off).
     `exists` True: only replace (`sink_not_found` if it is gone); False: only create
     (`sink_name_taken` if there is one) — decided under the workspace's sink lock, so a form that
-    adds, or edits, never does the other when two admins save at once."""
+    adds, or edits, never does the other when two admins save at once. The sink returned says
+    whether this call created it (`just_created`)."""
     _check_actor(actor)
     fields = dataclasses.replace(fields, host=fields.host.strip().lower(), url=fields.url.strip())
     with rls_scope(tenant.pk):
@@ -416,6 +417,7 @@ def audit_sink_set(
             data["cursor"] = fields.cursor
         target = ("audit_sink", name)
         audit_record(action="audit.sink.set", actor=actor, target=target, data=data, request=request, chain=tenant.pk)
+    sink.just_created = created
     return sink
 
 

@@ -28,6 +28,7 @@ from apps.catalog.services import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.created import LOCATION, created
 from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError, error_response
@@ -154,6 +155,17 @@ _ValidationOutput = inline_serializer(
 )
 _INVALID = OpenApiResponse(description="`document_invalid`: `details` lists every problem with file, line and column.")
 _PublishOutput = inline_serializer("Published", {"created": serializers.BooleanField(), "version": VersionOutput()})
+
+
+def _published(kind: str, published) -> Response:
+    """201 naming the new version, or 200 with the latest one when nothing was created."""
+    version = published.version
+    body = {"created": published.created, "version": VersionOutput(version).data}
+    if published.created:
+        return created(body, f"{kind}s/{version.document.name}/versions/{version.number}")
+    return Response(body)
+
+
 _DiffOutput = inline_serializer(
     "VersionDiff",
     {
@@ -267,8 +279,7 @@ class DocumentListApi(_KindView):
             file=fields["filename"],
             request=request,
         )
-        body = {"created": published.created, "version": VersionOutput(published.version).data}
-        return Response(body, status=201 if published.created else 200)
+        return _published(self.kind, published)
 
 
 class DocumentDetailApi(_KindView):
@@ -324,8 +335,7 @@ class RollbackApi(_KindView):
             message=data.validated_data.get("message"),
             request=request,
         )
-        body = {"created": published.created, "version": VersionOutput(published.version).data}
-        return Response(body, status=201 if published.created else 200)
+        return _published(self.kind, published)
 
 
 _DIFF_PARAMS = [
@@ -347,6 +357,7 @@ def _kind_views(kind: str, plural: str) -> dict[str, type]:
             post=extend_schema(
                 operation_id=f"{plural}_publish",
                 request=PublishInput,
+                parameters=[LOCATION],
                 responses={200: _PublishOutput, 201: _PublishOutput, 422: _INVALID},
                 description=f"Publish a {kind} document as its next version. Identical content returns the "
                 "latest version (200) and creates nothing.",
@@ -366,6 +377,7 @@ def _kind_views(kind: str, plural: str) -> dict[str, type]:
             post=extend_schema(
                 operation_id=f"{plural}_rollback",
                 request=RollbackInput,
+                parameters=[LOCATION],
                 responses={200: _PublishOutput, 201: _PublishOutput, 422: _INVALID},
                 description="Publish a new version whose content equals the chosen one (checked again, as today's "
                 "rules have it: `document_invalid`).",

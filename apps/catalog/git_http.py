@@ -36,7 +36,10 @@ MAX_REQUEST = 4 * 1024 * 1024
 # 6 KB gzip body held a worker 25 s). A client that already fetched sends its tip, one have; a
 # catalog's whole history is a few thousand commits.
 MAX_HAVES = 4096
-_NO_CACHE = {"Cache-Control": "no-cache, max-age=0, must-revalidate", "Pragma": "no-cache"}
+# Never stored, by the client or any cache between: a workspace's history, read with its token
+# (RFC 9111 §3.5 lets a shared cache keep an answer to a request with credentials when it says
+# `must-revalidate`, as git's own "no-cache" headers do).
+_NO_CACHE = {"Cache-Control": "no-store, private", "Pragma": "no-cache"}
 
 
 def _credential(request: HttpRequest) -> str:

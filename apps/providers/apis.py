@@ -93,10 +93,12 @@ class CredentialDetailApi(TenantAPIView):
         request=CredentialInput,
         responses={
             200: CredentialOutput,
+            201: CredentialOutput,
             404: _UNKNOWN,
             503: _UNAVAILABLE,
         },
-        description="Create or replace the credentials of `openai` or `anthropic`. The key is never returned.",
+        description="Create (201) or replace (200) the credentials of `openai` or `anthropic`. The key is never "
+        "returned.",
     )
     def put(self, request: Request, provider: str) -> Response:
         data = CredentialInput(data=request.data)
@@ -104,7 +106,7 @@ class CredentialDetailApi(TenantAPIView):
         credential = credential_set(
             actor=request.user, provider=provider, request=request._request, **data.validated_data
         )
-        return Response(CredentialOutput(credential).data)
+        return Response(CredentialOutput(credential).data, status=201 if credential.just_created else 200)
 
     @extend_schema(operation_id="providers_delete", responses={204: None, 404: _UNKNOWN})
     def delete(self, request: Request, provider: str) -> Response:

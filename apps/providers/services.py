@@ -164,7 +164,8 @@ def credential_set(
     deployment: str = "",
     request: HttpRequest | None = None,
 ) -> ProviderCredential:
-    """Create or replace the workspace's credential for `provider`; without `api_key`, keep the stored one."""
+    """Create or replace the workspace's credential for `provider`; without `api_key`, keep the
+    stored one. The credential returned says whether this call created it (`just_created`)."""
     _check_actor(actor)
     provider = _provider(provider)
     fields = {
@@ -188,6 +189,7 @@ def credential_set(
             details = {"api_key": [{"code": "api_key_required", "message": message}]}
             raise ServiceError("api_key_required", message, details=details)
     if credential is not None and _unchanged(credential, fields, api_key):
+        credential.just_created = False
         return credential  # a retried PUT: nothing changes, nothing is recorded, no run is told
     now, by = timezone.now(), str(actor)[:255]
     created = credential is None
@@ -208,6 +210,7 @@ def credential_set(
         data={"provider": provider, "created": created, "key_replaced": api_key is not None, **fields},
         request=request,
     )
+    credential.just_created = created
     return credential
 
 

@@ -32,6 +32,7 @@ from apps.runs.services import (
 )
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.created import LOCATION, created
 from foundry.api.fields import StrictCharField, StrictInput, StrictIntegerField, no_body
 from foundry.api.lists import ListSpec
 from foundry.errors import ServiceError
@@ -348,6 +349,7 @@ class RunListApi(TenantAPIView):
     @extend_schema(
         operation_id="runs_start",
         request=RunStartInput,
+        parameters=[LOCATION],
         responses={
             201: RunOutput,
             400: OpenApiResponse(description="`input_invalid`, `script_invalid` or invalid fields."),
@@ -371,7 +373,7 @@ class RunListApi(TenantAPIView):
         run = run_start(
             actor=request.user, agent=agent, input=fields["input"], script=fields.get("script"), request=request
         )
-        return Response(RunOutput(run).data, status=201)
+        return created(RunOutput(run).data, f"runs/{run.pk}")
 
 
 class RunDetailApi(TenantAPIView):

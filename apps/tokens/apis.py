@@ -8,6 +8,7 @@ from apps.accounts.permissions import Permission, Role
 from apps.tokens.models import ApiToken, Scope
 from apps.tokens.services import token_expiry_parse, token_issue, token_revoke
 from foundry.api.access import TenantAPIView
+from foundry.api.created import LOCATION, created
 from foundry.api.fields import StrictCharField, StrictInput
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, ListField, StringField, TimestampField
@@ -71,6 +72,7 @@ class TokenListApi(TenantAPIView):
     @extend_schema(
         operation_id="tokens_issue",
         request=TokenIssueInput,
+        parameters=[LOCATION],
         responses={
             201: inline_serializer("TokenIssued", {"token": serializers.CharField(), "metadata": TokenOutput()})
         },
@@ -88,7 +90,9 @@ class TokenListApi(TenantAPIView):
             credential=request.auth,
             request=request._request,
         )
-        return Response({"token": issued.plaintext, "metadata": TokenOutput(issued.token).data}, status=201)
+        return created(
+            {"token": issued.plaintext, "metadata": TokenOutput(issued.token).data}, f"tokens/{issued.token.pk}"
+        )
 
 
 class TokenDetailApi(TenantAPIView):

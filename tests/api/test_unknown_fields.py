@@ -39,7 +39,7 @@ def test_a_misspelt_provider_field_keeps_the_endpoint(acme):
     first = client.put(
         "/api/v1/providers/openai", json.dumps({"api_key": key, "base_url": gateway}), "application/json"
     )
-    assert first.status_code == 200, first.content
+    assert first.status_code == 201, first.content
     typo = client.put("/api/v1/providers/openai", json.dumps({"api_key": key, "baseUrl": gateway}), "application/json")
     _refused(typo, "baseUrl")
     assert client.get("/api/v1/providers/openai").json()["base_url"] == gateway

@@ -346,7 +346,7 @@ def provider_credential_set(w: World) -> Done:
     client, actor = w.token()
     w.watch()
     response = post_json(client, "/api/v1/providers/openai", {"api_key": "sk-test-0123456789abcdef"}, method="put")
-    assert response.status_code == 200, response.content
+    assert response.status_code == 201, response.content
     return Done(response, actor)
 
 

@@ -563,7 +563,7 @@ def test_an_admin_sets_lists_gets_and_deletes_a_sink_whose_secret_is_never_shown
     client = api(acme, issue(acme))
     body = {"kind": "webhook", "url": "https://127.0.0.1:9/in/TOKEN-IN-PATH", "secret": "s" * 20, "format": "ocsf"}
     created = put(client, "hook", body)
-    assert created.status_code == 200, created.content
+    assert created.status_code == 201, created.content
     data = created.json()
     assert (data["name"], data["kind"], data["format"], data["has_secret"], data["cursor"]) == (
         "hook",
@@ -691,7 +691,7 @@ def test_malformed_bodies_are_400(acme):
 def test_a_workspace_has_at_most_ten_sinks(acme):
     client = api(acme, issue(acme))
     for n in range(10):
-        assert put(client, f"s{n}", {"kind": "syslog", "host": "siem.example.com"}).status_code == 200
+        assert put(client, f"s{n}", {"kind": "syslog", "host": "siem.example.com"}).status_code == 201
     refused = put(client, "s10", {"kind": "syslog", "host": "siem.example.com"})
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "sink_limit")
 
@@ -709,12 +709,14 @@ def test_sinks_need_settings_manage_and_the_admin_scope(acme, role, scopes):
 
 
 def test_one_workspaces_sinks_are_invisible_and_untouchable_from_another(acme, globex):
-    assert put(api(globex, issue(globex)), "siem", {"kind": "syslog", "host": "globex.example.com"}).status_code == 200
+    assert put(api(globex, issue(globex)), "siem", {"kind": "syslog", "host": "globex.example.com"}).status_code == 201
     acme_client = api(acme, issue(acme))
     assert acme_client.get("/api/v1/audit/sinks").json() == {"sinks": []}
     assert acme_client.get("/api/v1/audit/sinks/siem").status_code == 404
     assert acme_client.delete("/api/v1/audit/sinks/siem").status_code == 404
-    assert put(acme_client, "siem", {"kind": "syslog", "host": "acme.example.com"}).status_code == 200
+    assert (
+        put(acme_client, "siem", {"kind": "syslog", "host": "acme.example.com"}).status_code == 201
+    )  # its own, created: not globex's replaced
     assert audit_sink_get(globex.pk, "siem").host == "globex.example.com"
     assert audit_sink_get(acme.pk, "siem").host == "acme.example.com"
 

@@ -42,7 +42,7 @@ def test_ca_certificates_are_stored_as_the_tls_stack_reads_them(acme, loopback_a
     pem, _ = self_signed(tmp_path)
     body = {"kind": "webhook", "url": "https://siem.example.com/ingest", "ca_certificate": variant(pem)}
     response = api(acme, issue(acme)).put("/api/v1/audit/sinks/hook", body, content_type="application/json")
-    assert response.status_code == 200, response.content
+    assert response.status_code == 201, response.content
     with rls_scope(acme.pk):
         stored = AuditSink.objects.get(tenant_id=acme.pk, name="hook").ca_certificate
     assert stored == pem.strip() + "\n"

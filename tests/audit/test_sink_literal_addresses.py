@@ -46,4 +46,4 @@ def test_an_operator_allowed_private_network_admits_a_sink_saved_through_the_api
     body = {"kind": "syslog", "host": "10.20.0.5", "port": 6514, "tls": False}
     response = api(acme, issue(acme)).put("/api/v1/audit/sinks/siem", body, content_type="application/json")
 
-    assert response.status_code == 200, response.content[:300]
+    assert response.status_code == 201, response.content[:300]

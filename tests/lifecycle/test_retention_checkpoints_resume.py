@@ -31,7 +31,7 @@ def _run_pages(tenant, **pass_options) -> tuple[dict, int]:
     return counts, len(pages)
 
 
-def test_a_pass_walks_only_the_runs_finished_since_the_last_completed_pass(acme, agents):
+def test_a_pass_walks_only_the_runs_finished_since_the_last_completed_pass(acme, agents):  # noqa: F811
     now = timezone.now()
     policy_set(acme, checkpoints_days=30)
     for age in range(40, 70):  # history: 30 runs finished long ago
@@ -54,7 +54,7 @@ def test_a_pass_walks_only_the_runs_finished_since_the_last_completed_pass(acme,
     assert _pruned_before(acme) == now + DAY - 30 * DAY
 
 
-def test_one_workspaces_completed_pass_does_not_skip_anothers_runs(acme, globex, agents):
+def test_one_workspaces_completed_pass_does_not_skip_anothers_runs(acme, globex, agents):  # noqa: F811
     now = timezone.now()
     for tenant in (acme, globex):
         policy_set(tenant, checkpoints_days=30)

@@ -17,7 +17,7 @@ def put(client, provider: str, body) -> object:
 def test_an_admin_sets_lists_gets_and_deletes_a_credential(acme):
     client = api(acme, issue(acme, role="admin"))
     response = put(client, "openai", {"api_key": KEY, "base_url": "https://gateway.example.com/v1"})
-    assert response.status_code == 200, response.content
+    assert response.status_code == 201, response.content  # created
     body = response.json()
     assert body["provider"] == "openai" and body["api_key_masked"] == f"…{KEY[-4:]}"
     assert body["base_url"] == "https://gateway.example.com/v1"

@@ -48,7 +48,7 @@ def test_globex_cannot_change_or_delete_acmes_credentials(acme, globex, acme_con
     assert console.post("/settings/providers/openai/delete/").status_code == 404
     # Setting globex's own credential creates a row in globex's schema only.
     put = client.put("/api/v1/providers/openai", json.dumps({"api_key": GLOBEX_KEY}), content_type="application/json")
-    assert put.status_code == 200
+    assert put.status_code == 201
     _unchanged(acme, acme_configured)
     assert [row[2] for row in raw_rows(acme)] == [KEY[-4:]]
     assert [row[2] for row in raw_rows(globex)] == [GLOBEX_KEY[-4:]]

@@ -107,7 +107,7 @@ def test_api_key_required_has_the_same_details_shape_whichever_way_it_is_raised(
 
     first = put({})
     assert (first.status_code, first.json()["error"]["code"]) == (400, "api_key_required")
-    assert put({"api_key": "sk-test-abcdef123456"}).status_code == 200
+    assert put({"api_key": "sk-test-abcdef123456"}).status_code == 201
     moved = put({"base_url": "https://other.example.com/v1"})
     assert (moved.status_code, moved.json()["error"]["code"]) == (400, "api_key_required")
     with schema_context(acme.schema_name):
