@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 
 import idna
 from confusable_homoglyphs.categories import alias as script_of
+from confusable_homoglyphs.confusables import confusables_data
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, load_backend
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
@@ -55,23 +56,28 @@ def _scripts_mixed(label: str) -> bool:
     return len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_SETS)
 
 
-# Cyrillic letters drawn as Latin ones (Chromium's IDN spoof checker's list): a label written
-# only in them reads as a Latin name (Cyrillic c, o, c, a as coca), a whole-script confusable (UTS #39 §4).
-_CYRILLIC_LATIN_ALIKE = frozenset("асԁеһіјӏорԛѕԝхуъьҽпгѵѡ")
+# Letters drawn as ASCII ones: those Unicode's confusables (UTS #39) list beside an ASCII letter or
+# digit (Latin alpha U+0251 for a, dotless i U+0131, Greek omicron and Armenian oh for o), and the Cyrillic letters
+# Chromium's IDN spoof checker reads as Latin ones.
+_ASCII_DRAWN = frozenset(
+    char
+    for char, glyphs in confusables_data.items()
+    if not char.isascii() and any(len(g["c"]) == 1 and g["c"] in "abcdefghijklmnopqrstuvwxyz0123456789" for g in glyphs)
+) | frozenset("асԁеһіјӏорԛѕԝхуъьҽпгѵѡ")
 
 
-def _latin_alike(label: str) -> bool:
-    """Whether a non-ASCII label is all Cyrillic look-alikes of Latin letters (with digits and
-    hyphens): under an ASCII top-level domain it would read as another, Latin, name."""
-    letters = [char for char in label if not (char.isascii() and (char.isdigit() or char == "-"))]
-    return not label.isascii() and bool(letters) and all(char in _CYRILLIC_LATIN_ALIKE for char in letters)
+def _drawn_as_ascii(label: str) -> bool:
+    """Whether a non-ASCII label is drawn as an ASCII one: each of its non-ASCII letters looks
+    like an ASCII one (acme with a Latin alpha for its a, coca in Cyrillic letters): under an ASCII
+    top-level domain it reads as the ASCII name. `bücher` does not: its ü is no ASCII letter's double."""
+    return not label.isascii() and all(char.isascii() or char in _ASCII_DRAWN for char in label)
 
 
 def domain_spelling(domain: str) -> str | None:
     """An email domain (lowercase) in its one spelling: U-labels for its A-labels; None when IDNA
     reads it as another name (characters it drops or maps), or refuses it, or when a label mixes
     scripts (`_scripts_mixed`) or, under an ASCII top-level domain, is drawn as a Latin one
-    (`_latin_alike`), in either form. Address literals ([192.0.2.1]) as they are."""
+    (`_drawn_as_ascii`), in either form. Address literals ([192.0.2.1]) as they are."""
     if domain.startswith("[") or not domain:
         return domain
     try:
@@ -81,7 +87,7 @@ def domain_spelling(domain: str) -> str | None:
     labels = spelled.split(".")
     if any(_scripts_mixed(label) for label in labels):
         return None
-    if labels[-1].isascii() and any(_latin_alike(label) for label in labels[:-1]):
+    if labels[-1].isascii() and any(_drawn_as_ascii(label) for label in labels[:-1]):
         return None  # Cyrillic `coca.test` reads as the Latin one; under a Cyrillic TLD it is a Russian name
     return spelled if spelled == domain or domain.isascii() else None
 

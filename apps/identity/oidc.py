@@ -18,7 +18,7 @@ import time
 from urllib.parse import urlencode
 
 from django.contrib import auth
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -26,7 +26,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from apps.accounts.models import User
-from apps.accounts.services import member_signing_in
+from apps.accounts.services import email_clean, member_signing_in
 from apps.audit.models import Outcome
 from apps.audit.services import audit_first_in_window, audit_record
 from apps.identity.login import SsoLoginFailed, sso_login_resolve
@@ -155,6 +155,17 @@ def _idp_call(method: str, url: str, **kwargs) -> dict:
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+def _same_address(one, other) -> bool:
+    """Whether two claimed addresses are one member's address (`email_clean`'s spelling:
+    `Owner@Acme.test` is `owner@acme.test`); an address it refuses is no one's."""
+    if not (isinstance(one, str) and isinstance(other, str)):
+        return False
+    try:
+        return email_clean(one) == email_clean(other)
+    except ValidationError:
+        return False
+
+
 class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
     """The authentication backend of the SSO callback (and only of it: it ignores passwords)."""
 
@@ -244,7 +255,11 @@ class TenantOIDCBackend(TenantSettings, OIDCAuthenticationBackend):
             # `email_verified`, naming no address, vouches for none (userinfo's, or nothing).
             claims.pop("email_verified", None)
         for name, value in extra.items():
-            if name == "email_verified" and "email" in claims and extra.get("email") != claims["email"]:
+            if (
+                name == "email_verified"
+                and "email" in claims
+                and not _same_address(extra.get("email"), claims["email"])
+            ):
                 continue  # vouches for another address than the ID token's: not for this one
             claims.setdefault(name, value)
         return claims
