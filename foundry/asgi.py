@@ -129,8 +129,8 @@ async def _plain_http_redirect(scope, receive, send) -> None:
 def _security_headers(scope, present: set[bytes]) -> list[tuple[bytes, bytes]]:
     """The headers Django's middleware gives every other answer, for an /mcp answer: no sniffing,
     no framing, no referrer to other origins, a policy that lets the (JSON or event-stream)
-    answer load nothing, not stored unless the SDK said otherwise, and HSTS where configured
-    and the request came over TLS (foundry/settings.py)."""
+    answer load nothing, and HSTS where configured and the request came over TLS
+    (foundry/settings.py). Its Cache-Control is `_cache_control`'s."""
     from django.conf import settings
 
     headers = [
@@ -139,14 +139,21 @@ def _security_headers(scope, present: set[bytes]) -> list[tuple[bytes, bytes]]:
         (b"referrer-policy", settings.SECURE_REFERRER_POLICY.encode()),
         (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     ]
-    if b"cache-control" not in present:
-        headers.append((b"cache-control", b"no-store, private"))
     if settings.SECURE_HSTS_SECONDS and _secure(scope):
         value = f"max-age={settings.SECURE_HSTS_SECONDS}"
         if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
             value += "; includeSubDomains"
         headers.append((b"strict-transport-security", value.encode()))
     return [(name, value) for name, value in headers if name not in present]
+
+
+def _cache_control(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with one Cache-Control, `no-store, private`: an answer holds the workspace's
+    data. The SDK's own (`no-cache, no-transform` on an event stream) let a cache store it; its
+    `no-transform` is kept (no proxy may buffer or re-encode a stream)."""
+    sdk = b",".join(value for name, value in headers if name.lower() == b"cache-control").lower()
+    value = b"no-store, private" + (b", no-transform" if b"no-transform" in sdk else b"")
+    return [(name, v) for name, v in headers if name.lower() != b"cache-control"] + [(b"cache-control", value)]
 
 
 def _secure(scope) -> bool:
@@ -183,7 +190,7 @@ async def _observed(app, scope, receive, send) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
-            headers = list(message.get("headers", []))
+            headers = _cache_control(list(message.get("headers", [])))
             present = {name.lower() for name, _ in headers}
             headers += [*_security_headers(scope, present), (b"x-request-id", request_id.encode())]
             message = {**message, "headers": headers}
