@@ -44,7 +44,7 @@ from apps.audit.services import audit_actor_erase, audit_record, platform_actor_
 from apps.lifecycle.erasing import pseudonymising
 from apps.lifecycle.exports import exports_delete, exports_held
 from apps.lifecycle.inventory import Table, public_tenant_tables, redis_clients, schema_tables
-from apps.lifecycle.models import Export
+from apps.lifecycle.models import CheckpointErasure, Export
 from apps.lifecycle.retention import legal_hold_refuse
 from apps.tenants.limits import login_name_key
 from apps.tenants.models import Tenant
@@ -322,23 +322,41 @@ def _checkpoints_delete(threads: list[uuid.UUID]) -> int:
 
 
 def _running_stop(schema: str, running: list[str]) -> None:
+    """After the erasure's commit: tell the runs' workers to stop now, and queue the deletion of
+    their checkpoints. Owed in the database already (CheckpointErasure): when Redis or the broker
+    fails here, the runs still stop (before their next step, from the database) and the runs
+    sweep deletes their checkpoints (`checkpoint_erasures_finish`)."""
+    from kombu.exceptions import OperationalError
+
     from apps.lifecycle.tasks import erased_runs_forget_task
     from apps.runs.locks import cancel_signal
 
-    cancel_signal(schema, running)
-    erased_runs_forget_task.apply_async((schema, running), countdown=5)
+    cancel_signal(schema, running)  # best effort: each stops a step later without it
+    try:
+        erased_runs_forget_task.apply_async((schema, running), countdown=5)
+    except OperationalError as exc:
+        logger.warning("erasure in %s: checkpoint deletion not queued (%s); the runs sweep does it", schema, exc)
 
 
 def erased_runs_forget(run_ids: list[str]) -> list[str]:
     """Delete the checkpoints of the runs an erasure cancelled while their workers ran them, once
-    they have stopped; the ids of those still running (asked again later)."""
+    they have stopped (no longer owed then); the ids of those still running (asked again later)."""
     from apps.runs.checkpoints import checkpointer
     from apps.runs.models import Run
 
     unfinished = Run.objects.filter(pk__in=run_ids).exclude(status__in=Run.FINISHED).values_list("pk", flat=True)
     unfinished = {str(pk) for pk in unfinished}
-    checkpointer(connection.schema_name).prune([each for each in run_ids if each not in unfinished], strategy="delete")
+    stopped = [each for each in run_ids if each not in unfinished]
+    checkpointer(connection.schema_name).prune(stopped, strategy="delete")
+    CheckpointErasure.objects.filter(run_id__in=stopped).delete()
     return sorted(unfinished)
+
+
+def checkpoint_erasures_finish(limit: int = 1000) -> int:
+    """The checkpoint deletions erasures still owe in this workspace, done for the runs that have
+    stopped (the runs sweep, every few minutes); how many are still owed."""
+    owed = [str(run_id) for run_id in CheckpointErasure.objects.values_list("run_id", flat=True)[:limit]]
+    return len(erased_runs_forget(owed)) if owed else 0
 
 
 def _owner_erasable(actor, member: User, member_acting: bool) -> None:
@@ -421,6 +439,10 @@ def member_erase(
         approvers = _approvers(by_email, by_name)
         threads = _threads_holding(email, approvers)
         erased.runs_cancelled, running = _runs_stop(threads)
+        # Owed with the erasure, whatever becomes of the task that does it once they stop.
+        CheckpointErasure.objects.bulk_create(
+            [CheckpointErasure(run_id=each) for each in running], ignore_conflicts=True
+        )
         if count := idempotency_keys_forget():  # sealed answers to API retries, which may name them
             erased.rows[IdempotencyKey._meta.db_table] = count
         for table in schema_tables(connection.schema_name):
@@ -464,7 +486,7 @@ def member_erase(
         if not reapplied:
             _erasure_register(tenant_id, email, actor_ids, actor=actor, request=request)
     if running:
-        transaction.on_commit(partial(_running_stop, connection.schema_name, running))
+        transaction.on_commit(partial(_running_stop, connection.schema_name, running), robust=True)
     for each in actor_ids:
         audit_actor_erase(tenant_id=tenant_id, actor_id=each, actor=actor, request=request)
         # The platform's chain names them too if they ever acted on it (a deletion they asked for).

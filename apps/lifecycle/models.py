@@ -6,6 +6,7 @@ Both live with the data they govern: dropping the schema at purge takes them alo
 import uuid
 
 from django.db import models
+from django.db.models.functions import Now
 
 
 class RetentionPolicy(models.Model):
@@ -71,3 +72,16 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.status})"
+
+
+class CheckpointErasure(models.Model):
+    """A run an erasure cancelled while a worker ran it: its checkpoints name the person and go once
+    it has stopped (apps/lifecycle/erasure.py `erased_runs_forget`). Written in the erasure's
+    transaction, so that the deletion is owed whatever happens after the commit (the task that
+    does it could not be queued, or gave up): the runs sweep finishes what is left."""
+
+    run_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+
+    def __str__(self) -> str:
+        return f"checkpoints of run {self.run_id}, owed by an erasure"

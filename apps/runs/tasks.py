@@ -83,7 +83,11 @@ def run_execute(self, schema_name: str, run_id: str, db_failures: int = 0) -> st
 @shared_task(base=TenantTask, name="runs.sweep_tenant", ignore_result=True)
 def run_sweep_tenant(schema_name: str, *, resumed: bool = False) -> int:
     """Re-queue this tenant's runs that lost their task (at-least-once delivery makes it safe);
-    `resumed`: the tenant was just resumed, so every queued run goes back to a worker now."""
+    `resumed`: the tenant was just resumed, so every queued run goes back to a worker now. Also
+    deletes the checkpoints an erasure still owes, of runs that have stopped since."""
+    from apps.lifecycle.erasure import checkpoint_erasures_finish
+
+    checkpoint_erasures_finish()
     now = timezone.now()
     running = now - max(STALE_RUNNING, timedelta(seconds=2 * settings.FOUNDRY_RUN_LOCK_SECONDS))
     queued = Q(status=Run.Status.QUEUED) if resumed else Q(status=Run.Status.QUEUED, updated_at__lt=now - STALE_QUEUED)

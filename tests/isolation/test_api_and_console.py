@@ -271,7 +271,7 @@ def _put_sink(tenant, name, host):
         json.dumps({"kind": "syslog", "host": host}),
         content_type="application/json",
     )
-    assert response.status_code == 200, response.content
+    assert response.status_code == 201, response.content  # created
 
 
 def test_console_sink_pages_of_globex_are_404_on_acme(acme, globex):

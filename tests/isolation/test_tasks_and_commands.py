@@ -54,7 +54,7 @@ def test_deliver_sink_with_acmes_id_and_a_globex_sink_id_is_gone(acme, globex):
     response = api(globex, issue(globex)).put(
         "/api/v1/audit/sinks/gsiem", '{"kind": "syslog", "host": "globex.example.com"}', content_type="application/json"
     )
-    assert response.status_code == 200
+    assert response.status_code == 201
     sink = audit_sink_get(globex.pk, "gsiem")
     status = audit_deliver_sink.apply(args=[acme.pk, sink.pk]).get()
     assert status == "gone"
