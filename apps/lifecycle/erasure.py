@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cache, partial
 
+import idna
 from auditlog.models import LogEntry
 from django.apps import apps
 from django.conf import settings
@@ -103,10 +104,25 @@ def _columns(table: Table) -> list[tuple[str, str]]:
         return cursor.fetchall()
 
 
+def _spellings(email: str) -> list[str]:
+    """The address (in email_clean's spelling, U-labels) and, for a domain outside ASCII, its
+    A-label spelling (pat@xn--bcher-kva.test for pat@bücher.test): the one the platform stored
+    before addresses had one spelling (accounts 0003), and which copies made then still hold
+    (the trail's actor table, the model history, catalog authors, an older backup or archive)."""
+    local, _, domain = email.rpartition("@")
+    if domain.isascii():
+        return [email]
+    try:
+        return [email, f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"]
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return [email]
+
+
 def _email_pattern(email: str) -> str:
-    """A PostgreSQL regex of the address on its own: not the tail of a longer one
-    (jimbob@… holds bob@…), nor the head of one on a longer domain."""
-    return rf"(?<![[:alnum:]._%+-]){re.escape(email)}(?![[:alnum:]_-]|\.[[:alnum:]])"
+    """A PostgreSQL regex of the address, in any of its spellings, on its own: not the tail of a
+    longer one (jimbob@… holds bob@…), nor the head of one on a longer domain."""
+    spelled = "|".join(re.escape(each) for each in _spellings(email))
+    return rf"(?<![[:alnum:]._%+-])(?:{spelled})(?![[:alnum:]_-]|\.[[:alnum:]])"
 
 
 @cache
@@ -197,9 +213,11 @@ def _identities(email: str, member: User | None, tenant_id: int) -> list[str]:
     is named by its email), which still knows them once `audit_erase_actor` cleared the table."""
     current = [f"user:{member.pk}"] if member is not None else []
     with rls_scope(tenant_id):
-        former = AuditActor.objects.filter(tenant_id=tenant_id, email=email, actor_id__startswith="user:")
+        spellings = _spellings(email)
+        former = AuditActor.objects.filter(tenant_id=tenant_id, email__in=spellings, actor_id__startswith="user:")
         former = list(former.order_by("first_seen_at", "actor_id").values_list("actor_id", flat=True))
-    history = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_repr=email)
+    kind = ContentType.objects.get_for_model(User)
+    history = LogEntry.objects.filter(content_type=kind, object_repr__in=spellings)
     former += [f"user:{pk}" for pk in history.order_by("timestamp", "pk").values_list("object_pk", flat=True)]
     return list(dict.fromkeys(current + former))
 
@@ -286,7 +304,7 @@ def _threads_holding(email: str, approvers: list[str]) -> list[uuid.UUID]:
 
     saver = checkpointer(connection.schema_name)
     threads = []
-    for needle in dict.fromkeys([email, *approvers]):
+    for needle in dict.fromkeys([*_spellings(email), *approvers]):
         for thread in saver.threads_holding(needle.encode()):
             with contextlib.suppress(ValueError):
                 threads.append(uuid.UUID(thread))
@@ -579,7 +597,10 @@ def erasures_reapply(tenant: Tenant, *, actor: str) -> Reapplied:
             if not addresses:
                 continue  # erased in the backup already, or not in it
             digest = details.get("subject")
-            email = next((a for a in addresses if digest in {erasure_digest(a, key) for key in keys}), None)
+            # Registered in email_clean's spelling; the backup may hold an older one (A-labels).
+            email = next(
+                (a for a in map(_spelled, addresses) if digest in {erasure_digest(a, key) for key in keys}), None
+            )
             if email is None:
                 done.failed.append(
                     f"{', '.join(ids)} (the backup's address for them is not the erased person's: another "
@@ -599,6 +620,14 @@ def erasures_reapply(tenant: Tenant, *, actor: str) -> Reapplied:
                 logger.exception("making again the erasure of %s in %s failed", ", ".join(ids), tenant.slug)
                 done.failed.append(f"{', '.join(ids)} (an error; the log says which)")
     return done
+
+
+def _spelled(address: str) -> str:
+    """The address in email_clean's spelling, or as it is when that refuses it."""
+    try:
+        return email_clean(address)
+    except ValidationError:
+        return address
 
 
 def _addresses_of(actor_ids: list[str], tenant_id: int) -> list[str]:
