@@ -790,9 +790,42 @@ def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> Tenant
     rows in one transaction. If the migration or the rows fail, the schema is dropped again:
     nothing is left half restored. Then every erasure registered for the workspace that the
     backup does not hold yet is made again (apps/lifecycle/erasure.py `erasures_reapply`),
-    before its host's route is dropped."""
+    before its host's route is dropped.
+
+    One restore of a workspace at a time. A restore that dies on the way (killed, out of
+    memory) can be run again: the schema it left with no workspace row is dropped, as the
+    platform's trail says a restore of that workspace began and never ended. Should it die after
+    the rows, the workspace is suspended (it is, while erasures are owed: `erasures_reapply`
+    runs again when it is resumed), never serving a person erased since the backup."""
     if backup.scope != "tenant":
         raise BackupError(f"{backup.path}: a whole-database backup; restore it with --database NAME.")
+    with _one_restore_at_a_time(backup):
+        return _restore_tenant(backup, actor)
+
+
+@contextmanager
+def _one_restore_at_a_time(backup: Backup) -> Iterator[None]:
+    """A workspace's restores one at a time, across processes: an advisory lock held by a
+    connection of its own, let go of with it by a process that dies."""
+    with _connect(connection.settings_dict["NAME"], autocommit=True) as holder:
+        name = f"foundry:restore:{backup.tenant['id']}"
+        (acquired,) = holder.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name]).fetchone()
+        if not acquired:
+            raise BackupError(f"{backup.path}: a restore of workspace {backup.tenant['slug']!r} is under way.")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                holder.execute("SELECT pg_advisory_unlock_all()")
+
+
+RESTORE_STARTED = "lifecycle.backup.restore_started"
+RESTORED = "lifecycle.backup.restored"
+
+
+def _restore_tenant(backup: Backup, actor: str) -> TenantRestored:
+    from apps.lifecycle.erasure import erasures_owed
+
     tenant = backup.tenant
     _refuse_existing(backup)
     current = {table.name: table for table, _key in tenant_public_tables()}
@@ -803,6 +836,8 @@ def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> Tenant
     history = backup.manifest.get("history")
     if history and not set(history["columns"]) <= set(history_columns()):
         raise BackupError(f"{backup.path}: its model history does not fit this database's schema.")
+    hold = erasures_owed(tenant["id"])
+    _restore_started_record(backup, actor=actor)
     with _extracted(backup, "schema.dump") as dump:
         _dump_contents_check(backup, dump)
         command = [pg_binary("pg_restore"), "--no-password", "--exit-on-error", "--single-transaction", "--no-owner"]
@@ -813,7 +848,7 @@ def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> Tenant
         # As the public tables' owner: a trail retention pruned holds `audit.pruned` events, which
         # the events' policy lets the owner alone write (audit migration 0016).
         with as_owner():
-            _public_rows_load(backup, tenant["id"], actor=actor)
+            held = _public_rows_load(backup, tenant["id"], actor=actor, hold=hold)
         restored = Tenant.objects.get(pk=tenant["id"])
     except Exception as exc:
         with connection.cursor() as cursor:
@@ -835,6 +870,10 @@ def backup_restore_tenant(*, backup: Backup, actor: str = "lifecycle") -> Tenant
 
     # Before its host is served: an erased member's row (and password) is in the backup.
     reapplied = erasures_reapply(restored, actor=actor)
+    if held:
+        from apps.tenants.services import tenant_resume
+
+        restored = tenant_resume(tenant=restored, actor=actor)
     route_invalidate(*restored.domains.values_list("domain", flat=True))
     return TenantRestored(tenant=restored, reapplied=reapplied)
 
@@ -945,18 +984,58 @@ def _schema_migrate(backup: Backup, schema: str) -> None:
 
 
 def _refuse_existing(backup: Backup) -> None:
+    """BackupError when the workspace, or its schema, is here already; but a schema no workspace
+    has, left by a restore of this workspace that never ended, is dropped."""
     tenant = backup.tenant
     if Tenant.objects.filter(slug=tenant["slug"]).exists():
         raise BackupError(f"{backup.path}: a workspace with slug {tenant['slug']!r} exists already.")
     if Tenant.objects.filter(pk=tenant["id"]).exists():
         raise BackupError(f"{backup.path}: a workspace with id {tenant['id']} exists already.")
+    schema = tenant["schema_name"]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [tenant["schema_name"]])
-        if cursor.fetchone():
-            raise BackupError(f"{backup.path}: schema {tenant['schema_name']!r} exists already.")
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        if not cursor.fetchone():
+            return
+        if Tenant.objects.filter(schema_name=schema).exists() or not _restore_unfinished(tenant["id"]):
+            raise BackupError(f"{backup.path}: schema {schema!r} exists already.")
+        logger.warning("restore of %s: dropping schema %s, left by a restore that never ended", tenant["slug"], schema)
+        cursor.execute(f"DROP SCHEMA {connection.ops.quote_name(schema)} CASCADE")
 
 
-def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[str, int]:
+def _restore_unfinished(tenant_id: int) -> bool:
+    """Whether the platform's trail says a restore of workspace `tenant_id` began and never ended
+    (its last restore event a start)."""
+    from apps.audit.models import PLATFORM, AuditEvent
+    from apps.audit.scope import rls_scope
+
+    with rls_scope(PLATFORM):
+        last = (
+            AuditEvent.objects.filter(
+                tenant_id=PLATFORM,
+                action__in=[RESTORE_STARTED, RESTORED],
+                target_type="tenant",
+                target_id=str(tenant_id),
+            )
+            .order_by("-seq")
+            .values_list("action", flat=True)
+            .first()
+        )
+    return last == RESTORE_STARTED
+
+
+def _restore_started_record(backup: Backup, *, actor: object) -> None:
+    """The platform's chain says a restore of the workspace began, before anything of it is
+    written: what a restore that never ended left can be told from anything else."""
+    from apps.audit.models import PLATFORM
+    from apps.audit.services import audit_record
+
+    tenant = backup.tenant
+    data = {"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]}
+    with transaction.atomic():
+        audit_record(action=RESTORE_STARTED, actor=actor, target=("tenant", tenant["id"]), data=data, chain=PLATFORM)
+
+
+def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object, hold: bool = False) -> bool:
     """Every public row of the backup, in one transaction, in its tenant's scopes (as the tables'
     owner, when there is one: the owner's Row-Level Security is forced all the same). COPY cannot
     write into a table under Row-Level Security, so each goes through a temporary table. Each
@@ -1013,9 +1092,17 @@ def _public_rows_load(backup: Backup, tenant_id: int, *, actor: object) -> dict[
             [Tenant.Status.SUSPENDED, tenant_id, Tenant.Status.DELETING],
         )
         deletion_cancelled = cursor.rowcount == 1
+        held = False
+        if hold:  # erasures owed: not served until they are made (or the workspace is resumed)
+            cursor.execute(
+                "UPDATE public.tenants_tenant SET status = %s, status_changed_at = now() WHERE id = %s AND status = %s",
+                [Tenant.Status.SUSPENDED, tenant_id, Tenant.Status.ACTIVE],
+            )
+            held = cursor.rowcount == 1
         _history_load(backup, tar, cursor, tenant_id)
         _sequences_past(maxima)
-        _restored_record(backup, deletion_cancelled=deletion_cancelled, actor=actor)
+        _restored_record(backup, deletion_cancelled=deletion_cancelled, held=held, actor=actor)
+    return held
 
 
 def _history_load(backup: Backup, tar: tarfile.TarFile, cursor, tenant_id: int) -> None:
@@ -1144,14 +1231,16 @@ def _sequences_move(cursor, maxima: dict[str, int]) -> None:
                 cursor.execute(_SEQUENCE_PAST.format(sequence), [sequence, top])
 
 
-def _restored_record(backup: Backup, *, deletion_cancelled: bool, actor: object) -> None:
+def _restored_record(backup: Backup, *, deletion_cancelled: bool, held: bool, actor: object) -> None:
     from apps.audit.models import PLATFORM
     from apps.audit.services import audit_record
 
     tenant = backup.tenant
     data = {"file": backup.path.name, "slug": tenant["slug"], "created_at": backup.manifest["created_at"]}
+    if held:
+        data["suspended_until_erasures_made"] = True
     audit_record(
-        action="lifecycle.backup.restored",
+        action=RESTORED,
         actor=actor,
         target=("tenant", tenant["id"]),
         data={**data, **({"deletion_cancelled": True, "status": "suspended"} if deletion_cancelled else {})},

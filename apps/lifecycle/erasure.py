@@ -546,6 +546,17 @@ def erasure_digest(email: str, key: str) -> str:
     return hmac.new(secret, email.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
+def erasures_owed(tenant_id: int) -> bool:
+    """Whether any erasure is registered for workspace `tenant_id` (a restore of an older backup
+    of it may hold the person again: `erasures_reapply`)."""
+    from apps.audit.models import AuditEvent
+
+    with rls_scope(PLATFORM):
+        return AuditEvent.objects.filter(
+            tenant_id=PLATFORM, action=ERASURE_REGISTERED, target_type="tenants.tenant", target_id=str(tenant_id)
+        ).exists()
+
+
 def _erasure_register(tenant_id: int, email: str, actor_ids: list[str], *, actor, request) -> None:
     audit_record(
         action=ERASURE_REGISTERED,

@@ -241,7 +241,13 @@ def tenant_suspend(*, tenant: Tenant, actor: object = None, request: HttpRequest
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: object = None, request: HttpRequest | None = None) -> Tenant:
     """Give access back; the work its suspension held back goes back to workers (none when it was
-    active already: its queued runs, some waiting for a slot, are not all sent again)."""
+    active already: its queued runs, some waiting for a slot, are not all sent again). Every
+    erasure registered for it is made again first, should it hold a person erased since (a
+    restore that died before it made them again left it suspended): none is, nothing to do."""
+    from apps.lifecycle.erasure import erasures_reapply  # lifecycle depends on tenants
+
+    if Tenant.objects.filter(pk=tenant.pk, status=Tenant.Status.SUSPENDED).exists():
+        erasures_reapply(tenant, actor="lifecycle")  # the platform's doing, whoever resumes
     tenant, resumed = _tenant_status_set(
         tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor, action="tenant.resumed", request=request
     )
