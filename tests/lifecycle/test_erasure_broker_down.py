@@ -7,11 +7,9 @@ address for good: an erasure made again finds no one (`person_unknown`). Now the
 succeeds, and the runs sweep deletes the checkpoints once the run has stopped (found by the
 partial-failure review)."""
 
-import ipaddress
 import subprocess
 import sys
 
-import pytest
 from django_tenants.utils import schema_context
 
 from apps.lifecycle.models import CheckpointErasure
@@ -20,16 +18,7 @@ from apps.runs.models import Run
 from apps.runs.services import run_finish
 from apps.runs.tasks import run_sweep_tenant
 from tests.conftest import ROOT, free_port, server_env
-from tests.lifecycle.test_erasure_runs_under_way import waiting_run
-from tests.runs.conftest import Ledger
-
-
-@pytest.fixture
-def ledger(settings):
-    settings.FOUNDRY_HTTP_TOOL_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    service = Ledger()
-    yield service
-    service.close()
+from tests.lifecycle.test_erasure_runs_under_way import ledger, waiting_run  # noqa: F401 — the fixture
 
 
 def erase(slug: str, email: str, **env: str) -> subprocess.CompletedProcess:
@@ -44,7 +33,9 @@ def erase(slug: str, email: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_an_erasure_whose_broker_is_down_at_commit_still_deletes_the_running_runs_checkpoints(
-    fresh_tenant, django_db_blocker, ledger
+    fresh_tenant,
+    django_db_blocker,
+    ledger,  # noqa: F811
 ):
     tenant = fresh_tenant
     with django_db_blocker.unblock():

@@ -46,6 +46,37 @@ def _schema_present(name: str) -> bool:
         return cursor.fetchone() is not None
 
 
+def _restore_started(made) -> subprocess.Popen:
+    """`manage.py restore` of the file, in a process group of its own (to be killed whole)."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "restore", str(made)],
+        env=server_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _killed_once_waiting(proc: subprocess.Popen, blocker, waiting: str, what: str) -> None:
+    """SIGKILL the restore once it waits as `waiting` (a query of pg_locks) finds; `blocker`, the
+    session holding what it waits for, then lets go."""
+    try:
+        deadline = time.monotonic() + 120
+        with _superuser() as watch:
+            while not watch.execute(waiting).fetchone():
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, f"the restore never reached {what}"
+                time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the process dies
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        blocker.rollback()
+        blocker.close()
+
+
 def test_a_restore_killed_after_pg_restore_can_be_run_again(workspace, tmp_path):  # noqa: F811
     """Killed while it waits to load the public rows: the schema is left, with no workspace."""
     call_command("backup", tenant=workspace.slug, dir=tmp_path, stdout=io.StringIO())
@@ -55,36 +86,12 @@ def test_a_restore_killed_after_pg_restore_can_be_run_again(workspace, tmp_path)
     # Real lock from another session: the restore's public-rows step waits on tenants_domain.
     blocker = _superuser()
     blocker.execute("LOCK TABLE public.tenants_domain IN ACCESS EXCLUSIVE MODE")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "restore", str(made)],
-        env=server_env(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    # The restore's public-rows step waits on tenants_domain: after pg_restore and migrate.
+    waiting = (
+        "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE c.relname = 'tenants_domain' AND NOT l.granted"
     )
-    try:
-        deadline = time.monotonic() + 90
-        while not _schema_present(workspace.schema_name):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "pg_restore did not commit the schema"
-            time.sleep(0.1)
-        # Wait until the restore is blocked on the lock (after pg_restore and migrate).
-        with _superuser() as watch:
-            while not watch.execute(
-                "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                " WHERE c.relname = 'tenants_domain' AND NOT l.granted"
-            ).fetchone():
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "the restore never reached the public rows"
-                time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)  # the process dies
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        blocker.rollback()
-        blocker.close()
+    _killed_once_waiting(_restore_started(made), blocker, waiting, "the public rows")
 
     assert not Tenant.objects.filter(pk=workspace.pk).exists()
     left_over = _schema_present(workspace.schema_name)
@@ -119,28 +126,8 @@ def test_a_restore_killed_before_it_reapplies_erasures_does_not_leave_the_erased
 
     blocker = _superuser()  # the re-made erasure takes this lock first (exports_held)
     blocker.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifecycle.export:{workspace.schema_name}"])
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "restore", str(made)],
-        env=server_env(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        with _superuser() as watch:
-            while not watch.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone():
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "the restore never reached the erasures"
-                time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        blocker.rollback()
-        blocker.close()
+    waiting = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    _killed_once_waiting(_restore_started(made), blocker, waiting, "the erasures")
 
     restored = Tenant.objects.get(pk=workspace.pk)
     again = manage("restore", str(made))
