@@ -270,6 +270,11 @@ def _sha256(handle) -> str:
     return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def export_active(export_id: str) -> bool:
+    """Whether the export (of the connection's workspace) is still queued or running."""
+    return Export.objects.filter(pk=export_id, status__in=ACTIVE).exists()
+
+
 def export_run(*, export_id: str) -> str:
     """Make the archive of a queued export (the connection is on its workspace); its final status.
 

@@ -5,17 +5,25 @@ import logging
 from celery import shared_task
 
 from apps.lifecycle.erasure import erased_runs_forget
-from apps.lifecycle.exports import export_requeue, export_run
+from apps.lifecycle.exports import export_active, export_requeue, export_run
 from foundry.celery import TenantTask
 from foundry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(base=TenantTask, name="lifecycle.export_tenant", ignore_result=True)
-def export_tenant(schema_name: str, export_id: str) -> str:
-    """Write a queued export's archive (apps/lifecycle/exports.py); a copy delivered twice is harmless."""
-    return export_run(export_id=export_id)
+@shared_task(base=TenantTask, name="lifecycle.export_tenant", bind=True, ignore_result=True, max_retries=None)
+def export_tenant(self, schema_name: str, export_id: str) -> str:
+    """Write a queued export's archive (apps/lifecycle/exports.py); a copy delivered twice is
+    harmless. A copy finding the export's lock held asks again later while the export is still
+    active: another copy is writing it, or a worker died writing it (the message came back at
+    once, its lock lasts until it expires), and then this copy starts it over."""
+    from django.conf import settings
+
+    status = export_run(export_id=export_id)
+    if status == "locked" and export_active(export_id):
+        raise self.retry(countdown=max(1.0, settings.FOUNDRY_RUN_LOCK_SECONDS / 2))
+    return status
 
 
 @shared_task(base=TenantTask, name="lifecycle.exports_resume", ignore_result=True)

@@ -10,7 +10,7 @@ from apps.tokens.idempotency import idempotency_keys_expire
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="tokens.expire_idempotency_keys")
+@shared_task(name="tokens.expire_idempotency_keys", ignore_result=True)
 def idempotency_keys_expire_all() -> int:
     """Delete every workspace's Idempotency-Key answers past FOUNDRY_IDEMPOTENCY_HOURS (suspended
     workspaces' too: one whose requests are refused still holds what it kept); how many."""
