@@ -19,9 +19,10 @@ from apps.audit.chain import time_text
 from apps.audit.models import AuditActor, AuditCheckpoint, AuditEvent, Outcome
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.services import checkpoint_dict
-from apps.audit.verify import BREAK_KINDS, audit_verify
+from apps.audit.verify import BREAK_KINDS, VERIFY_CACHE_SECONDS, chain_status
 from apps.tokens.models import Scope
 from foundry.api.access import TenantAPIView
+from foundry.api.errors import error_body
 from foundry.api.lists import ListSpec
 from foundry.filtering import EnumField, FilterSpec, IntegerField, StringField, TimestampField
 from foundry.filtering.ordering import OrderSpec
@@ -108,6 +109,7 @@ class VerificationOutput(serializers.Serializer):
     checkpoints = serializers.IntegerField(help_text="Validly signed checkpoints.")
     first_break = BreakOutput(allow_null=True)
     problems = BreakOutput(many=True, help_text="Every break found (at most 100).")
+    checked_at = serializers.DateTimeField(help_text="When the chain was verified.")
 
 
 def _person(event: AuditEvent) -> AuditActor | None:
@@ -208,14 +210,25 @@ class AuditVerifyApi(TenantAPIView):
 
     @extend_schema(
         operation_id="audit_verify",
-        responses={200: VerificationOutput},
-        description="Recompute this workspace's chain and check its signed checkpoints, now (it reads every "
-        "event). `intact` is false when it breaks: `first_break` names the first sequence number and what "
-        "is wrong there (`missing`, `link_broken`, `altered`, `rewritten`, `truncated`, `signature_invalid`). "
-        "A broken chain is still a 200: the verification itself succeeded.",
+        responses={
+            200: VerificationOutput,
+            409: OpenApiResponse(
+                description="`verification_running`: another request is verifying this chain now; ask again "
+                "after `Retry-After` seconds."
+            ),
+        },
+        description="Recompute this workspace's chain and check its signed checkpoints (it reads every event). "
+        f"A verification is kept {VERIFY_CACHE_SECONDS} s and made by one request at a time, as for the "
+        "console's badge: `checked_at` says when. `intact` is false when it breaks: `first_break` names the "
+        "first sequence number and what is wrong there (`missing`, `link_broken`, `altered`, `rewritten`, "
+        "`truncated`, `signature_invalid`). A broken chain is still a 200: the verification itself succeeded.",
     )
     def get(self, request: Request) -> Response:
-        return Response(audit_verify(chain_of_connection()).as_dict())
+        status = chain_status(chain_of_connection())
+        if status is None:
+            message = "This workspace's chain is being verified now; ask again in a few seconds."
+            return Response(error_body("verification_running", message), status=409, headers={"Retry-After": "5"})
+        return Response(VerificationOutput(status).data)
 
 
 class AuditCheckpointListApi(TenantAPIView):

@@ -28,13 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.audit.chain import GENESIS, event_hash
 from apps.audit.models import PLATFORM, AuditChain, AuditChainBase, AuditCheckpoint
 from apps.audit.scope import rls_scope
 from apps.audit.selectors import audit_chain_base
 from apps.audit.signing import checkpoint_signed, public_keys
+from foundry.cache_values import cache_or, sealed_get, sealed_set
 
 # Every kind of break a verification names (the API's ChainBreakKindEnum; docs/audit.md).
 BREAK_KINDS = (
@@ -337,3 +340,34 @@ def _first_seq(details: str) -> int | None:
     except (ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, int) else None
+
+
+# --- shared: the console's badge and the API --------------------------------------------------
+VERIFY_CACHE_SECONDS = 60
+# How long a verification's claim holds: past it (its process killed mid-way), another may start.
+VERIFY_CLAIM_SECONDS = 600
+
+
+def chain_status(chain: int, *, compute: bool = True) -> dict | None:
+    """The chain's verification (Verification.as_dict() plus `checked_at`), as the console's badge
+    and the API answer it: kept VERIFY_CACHE_SECONDS, and made by one request at a time (a claim
+    in the cache, which a purge deletes). None when nothing is kept and `compute` is false, or
+    another request is verifying the chain now. Ten people opening a large workspace's trail at
+    once made ten verifications of a million events, ~15 s of a server process each, and as many
+    snapshots held open meanwhile."""
+    key = f"audit:chain-status:{chain}"
+    status = sealed_get(key)  # another chain's status, moved under this key, is none
+    if isinstance(status, dict) and isinstance(status.get("checked_at"), str):  # the cache holds JSON
+        status["checked_at"] = datetime.fromisoformat(status["checked_at"])
+    if status is None and compute:
+        claim = f"{key}:claim"
+        # Another request verifying the chain now: None ("verifying"); the cache away: verified here.
+        if not cache_or(lambda: cache.add(claim, 1, VERIFY_CLAIM_SECONDS), True):
+            return None
+        try:
+            result = audit_verify(chain)
+            status = {**result.as_dict(), "checked_at": timezone.now()}
+            sealed_set(key, {**status, "checked_at": status["checked_at"].isoformat()}, VERIFY_CACHE_SECONDS)
+        finally:
+            cache_or(lambda: cache.delete(claim), None)
+    return status

@@ -10,14 +10,11 @@ at once made ten verifications of a million events, ~15 s of a server process ea
 the public signing keys at /.well-known/foundry-audit-keys.json, on every host.
 """
 
-import datetime
 import json
 from urllib.parse import urlencode
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
@@ -29,40 +26,14 @@ from apps.audit.models import PLATFORM, AuditActor, AuditEvent
 from apps.audit.scope import chain_of_connection, rls_scope
 from apps.audit.selectors import audit_actor_labels, audit_chain_base
 from apps.audit.signing import public_keys
-from apps.audit.verify import audit_verify
-from foundry.cache_values import cache_or, sealed_get, sealed_set
+from apps.audit.verify import chain_status
 from foundry.errors import error_response
 from foundry.filtering import FilterError
 from foundry.filtering.pagination import Page, paginate
 from foundry.text import json_shown
 
 EVENTS_PER_PAGE = 50
-VERIFY_CACHE_SECONDS = 60
-# How long a verification's claim holds: past it (its process killed mid-way), another may start.
-VERIFY_CLAIM_SECONDS = 600
 FILTER_EXAMPLE = 'action = "auth.login*" AND outcome = failure AND time > "2026-01-01T00:00:00Z"'
-
-
-def chain_status(chain: int, *, compute: bool = True) -> dict | None:
-    """The chain's verification (Verification.as_dict() plus `checked_at`), cached briefly;
-    None when nothing is cached and `compute` is false."""
-    key = f"audit:chain-status:{chain}"
-    status = sealed_get(key)  # another chain's status, moved under this key, is none
-    if isinstance(status, dict) and isinstance(status.get("checked_at"), str):  # the cache holds JSON
-        status["checked_at"] = datetime.datetime.fromisoformat(status["checked_at"])
-    if status is None and compute:
-        claim = f"{key}:claim"
-        # Another request verifying the chain now: None ("verifying"); the cache away: verified here.
-        if not cache_or(lambda: cache.add(claim, 1, VERIFY_CLAIM_SECONDS), True):
-            return None
-        try:
-            result = audit_verify(chain)
-            status = {**result.as_dict(), "checked_at": timezone.now()}
-            status["problems"] = status["problems"][:10]
-            sealed_set(key, {**status, "checked_at": status["checked_at"].isoformat()}, VERIFY_CACHE_SECONDS)
-        finally:
-            cache_or(lambda: cache.delete(claim), None)
-    return status
 
 
 def _list_page(request: HttpRequest, *, chain: int, platform: bool) -> HttpResponse:

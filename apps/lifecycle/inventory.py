@@ -136,7 +136,7 @@ def redis_patterns(*, tenant_id: int, schema: str, hosts: list[str]) -> list[Key
             )
         ),
         KeyPattern(_glob_escape(cache) + "*", re.compile(re.escape(cache.encode()) + rb".*", re.S)),
-        KeyPattern(  # its chain's status, cached in any schema, and its claim (audit/views.py chain_status)
+        KeyPattern(  # its chain's status, cached in any schema, and its claim (audit/verify.py chain_status)
             f"*:audit:chain-status:{ident}*",
             re.compile(
                 rb"[a-z0-9_]+:"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django_tenants.utils import schema_context
 
-from apps.audit import views
+from apps.audit import verify as verification
 from apps.lifecycle.inventory import redis_patterns
 from tests.audit.test_console import page
 from tests.conftest import client_for
@@ -25,14 +25,14 @@ def _badge(tenant) -> str:
 
 
 def test_a_badge_asked_for_while_the_chain_is_verified_says_verifying_and_does_not_verify_again(acme, monkeypatch):
-    verify, asked_meanwhile = views.audit_verify, []
+    verify, asked_meanwhile = verification.audit_verify, []
 
     def verifying(chain):
         # Another member opens the trail while this verification reads the chain.
         asked_meanwhile.append(_badge(acme))
         return verify(chain)
 
-    monkeypatch.setattr(views, "audit_verify", verifying)
+    monkeypatch.setattr(verification, "audit_verify", verifying)
     with schema_context("acme"):  # the cache's keys are the workspace's (its prefix)
         cache.delete(_status(acme))
     assert 'data-intact="true"' in _badge(acme)

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import User
 from apps.audit.models import PLATFORM
 from apps.audit.services import audit_actor_erase, audit_record
-from apps.audit.views import chain_status
+from apps.audit.verify import chain_status
 from tests.audit.test_api import tampered
 from tests.conftest import audit_events, client_for, tenant_user
 

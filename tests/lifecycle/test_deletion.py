@@ -18,8 +18,7 @@ from django.utils import timezone
 from apps.audit.models import PLATFORM, AuditEvent
 from apps.audit.scope import rls_scope
 from apps.audit.services import actor_of
-from apps.audit.verify import audit_verify
-from apps.audit.views import chain_status
+from apps.audit.verify import audit_verify, chain_status
 from apps.lifecycle.deletion import tenant_deletion_cancel, tenant_deletion_schedule, tenant_purge
 from apps.lifecycle.tasks import purge_due
 from apps.runs.admission import RunSlot
