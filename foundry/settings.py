@@ -663,6 +663,9 @@ CELERY_ACCEPT_CONTENT = ["json"] if _celery_unsigned else ["auth"]
 # Results are not signed (no production code reads one). The backend falls back to
 # CELERY_ACCEPT_CONTENT, so it must be told that results are JSON.
 CELERY_RESULT_SERIALIZER = "json"
+# Every task ignores its result (each would be kept a day in the broker's Redis); a failure is
+# still stored, for whoever holds its id (an operator, a test) to read.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
