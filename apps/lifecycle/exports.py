@@ -326,7 +326,9 @@ def _export_write(schema: str, export: Export) -> str:
     name = _archive_name(schema, export.pk)
     saved = None
     try:
-        with tempfile.NamedTemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
+        # A file without a name (O_TMPFILE): a worker killed mid-archive leaves none of the
+        # workspace's data behind on its disk; NamedTemporaryFile's is only removed on close.
+        with tempfile.TemporaryFile(prefix="foundry-export-", suffix=".tmp") as out:
             tenant = Tenant.objects.get(schema_name=schema)
             manifest = tenant_export(  # recorded once stored
                 tenant, out, progress=progress, record=False, password_hashes=export.password_hashes

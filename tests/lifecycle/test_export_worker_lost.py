@@ -25,7 +25,7 @@ from tests.runs.test_worker import pool_process, worker
 LOCK_SECONDS = 8
 
 
-def test_an_export_whose_worker_was_killed_starts_over(fresh_tenant, django_db_blocker, settings):
+def test_an_export_whose_worker_was_killed_starts_over(fresh_tenant, django_db_blocker, settings, tmp_path):
     from tests import settings as test_settings
 
     settings.MEDIA_ROOT = test_settings.MEDIA_ROOT
@@ -39,7 +39,10 @@ def test_an_export_whose_worker_was_killed_starts_over(fresh_tenant, django_db_b
         blocker.execute(f'LOCK TABLE "{schema}".accounts_user IN ACCESS EXCLUSIVE MODE')
         try:
             with worker(
-                queue, FOUNDRY_RUN_LOCK_SECONDS=str(LOCK_SECONDS), FOUNDRY_RUN_SLOT_SECONDS=str(LOCK_SECONDS)
+                queue,
+                FOUNDRY_RUN_LOCK_SECONDS=str(LOCK_SECONDS),
+                FOUNDRY_RUN_SLOT_SECONDS=str(LOCK_SECONDS),
+                TMPDIR=str(tmp_path),
             ) as proc:
                 export_tenant.apply_async(args=[schema, str(export.pk)], queue=queue)
                 deadline = time.monotonic() + 30
@@ -70,3 +73,5 @@ def test_an_export_whose_worker_was_killed_starts_over(fresh_tenant, django_db_b
         f"the export is {current.status} after attempt {current.attempts} (its task left in the broker:"
         f" queued, unacked = {left})"
     )
+    # The killed process's archive under way left nothing of the workspace on the worker's disk.
+    assert list(tmp_path.glob("foundry-export-*")) == []
