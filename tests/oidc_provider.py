@@ -18,12 +18,15 @@ import base64
 import hashlib
 import html
 import json
+import os
 import re
 import secrets
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -86,6 +89,59 @@ def _node() -> str:
     return node
 
 
+class _Hub:
+    """One Node.js process (`server.mjs --hub`) serving every provider this test process starts:
+    a provider costs no Node.js start (about a second of CPU). Requests and answers are JSON
+    lines on its stdin and stdout; its stderr goes to a file, read when it fails."""
+
+    def __init__(self) -> None:
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 — open as long as the hub runs
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [_node(), str(IDP_DIR / "server.mjs"), "--hub"],
+            cwd=IDP_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        if self._read() != "HUB READY":
+            raise RuntimeError(f"the test OpenID provider hub did not start:\n{self._stderr()}")
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def ask(self, request: dict) -> dict:
+        with self._lock:
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            answer = self._read()
+        if not isinstance(answer, dict):
+            raise RuntimeError(f"the test OpenID provider hub stopped:\n{self._stderr()}")
+        return answer
+
+    def _read(self):
+        ready = select.select([self._proc.stdout], [], [], START_TIMEOUT)[0]
+        line = self._proc.stdout.readline() if ready else ""
+        return json.loads(line) if line else None
+
+    def _stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-4000:]
+
+
+_hubs: dict[int, _Hub] = {}
+
+
+def _hub() -> _Hub:
+    """This process's hub, started on first use (a new one if it died); it exits with the
+    process (its stdin closes)."""
+    hub = _hubs.get(os.getpid())
+    if hub is None or not hub.alive():
+        hub = _hubs[os.getpid()] = _Hub()
+    return hub
+
+
 class OidcProvider:
     """One oidc-provider process. `keys[0]` signs ID and access tokens; all keys are in the JWKS."""
 
@@ -106,8 +162,7 @@ class OidcProvider:
         self.port = _free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.startup_seconds = 0.0
-        self._dir = Path(tempfile.mkdtemp(prefix="idp-"))
-        self._proc: subprocess.Popen | None = None
+        self._running = False
         self._metadata: dict | None = None
         try:
             self._start()
@@ -126,36 +181,17 @@ class OidcProvider:
             "access_token_ttl": self.access_token_ttl,
             "id_token_ttl": self.id_token_ttl,
         }
-        config_path = self._dir / "config.json"
-        config_path.write_text(json.dumps(config))
-        log_path = self._dir / "server.log"
         started = time.monotonic()
-        # A file, not a pipe, takes the output: nobody has to keep draining it after READY.
-        with log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                [_node(), str(IDP_DIR / "server.mjs"), str(config_path)],
-                cwd=IDP_DIR,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = started + START_TIMEOUT
-        while f"READY {self.issuer}\n" not in log_path.read_text():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self._halt()
-                raise RuntimeError(f"the test OpenID provider did not start:\n{log_path.read_text()}")
-            time.sleep(0.01)
+        answer = _hub().ask({"start": config})
+        if answer.get("ready") != self.issuer:
+            raise RuntimeError(f"the test OpenID provider did not start: {answer.get('error', answer)}")
+        self._running = True
         self.startup_seconds = time.monotonic() - started
 
     def _halt(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+        if self._running:
+            _hub().ask({"stop": self.port})
+            self._running = False
 
     def restart(self, keys: list[dict] | None = None, accounts: dict[str, dict] | None = None) -> None:
         """Stop, then start on the same port (same issuer) with new keys and/or accounts.
@@ -170,7 +206,6 @@ class OidcProvider:
 
     def stop(self) -> None:
         self._halt()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def set_accounts(self, accounts: dict[str, dict]) -> None:
         """Replace the accounts of the running provider (sessions stay)."""
