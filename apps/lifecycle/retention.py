@@ -21,8 +21,6 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
-from langgraph.channels.delta import DeltaChannel
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from redis.exceptions import LockError, RedisError
 
 from apps.accounts.permissions import Permission
@@ -39,7 +37,6 @@ from apps.runs.models import Run
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_list
 from foundry.errors import ServiceError
-from foundry.runtime.graph import AgentState, agent_graph_compiled
 
 DAYS_FIELDS = ("runs_days", "checkpoints_days", "usage_detail_days", "traces_days", "exports_days", "audit_days")
 FIELDS = (*DAYS_FIELDS, "audit_legal_hold")
@@ -554,6 +551,12 @@ class RetentionSaver(TenantSaver):
     def _final_snapshot(self, thread_id: str) -> str | None:
         """Give the thread's latest checkpoint a snapshot of each delta channel it would rebuild
         from older checkpoints; its id, or None if it would then read differently."""
+        # Here, not at the top: every web process imports this module, few compact a thread.
+        from langgraph.channels.delta import DeltaChannel
+        from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+        from foundry.runtime.graph import AgentState, agent_graph_compiled
+
         latest = self.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
         if latest is None:
             return None

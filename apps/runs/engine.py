@@ -56,7 +56,7 @@ from foundry.runtime import (
     ToolOptions,
     provider_create,
 )
-from foundry.runtime.graph import OVERAGE_TOOL
+from foundry.runtime.rules import OVERAGE_TOOL
 
 ACTIVE = TransactionStatus.ACTIVE  # a statement under way on the connection
 

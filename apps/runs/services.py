@@ -29,7 +29,7 @@ from apps.tokens.models import Scope
 from foundry.db.text import UNSTORABLE
 from foundry.errors import ServiceError
 from foundry.metrics import run_finished
-from foundry.runtime.graph import OVERAGE_TOOL
+from foundry.runtime.rules import OVERAGE_TOOL
 from foundry.text import text_readable
 
 MAX_INPUT_CHARS = 100_000

@@ -11,22 +11,56 @@ Pure Python, importable without Django settings, so the server and the `forge` C
     sandbox.py    run a manifest's sandbox tests (`forge test`)
 """
 
-from foundry.runtime.graph import AgentGraph, Limits, RunHooks, RunResult, RunStateError, ThreadState
-from foundry.runtime.network import FetchError, NetworkPolicy
-from foundry.runtime.providers import (
-    ModelReply,
-    Provider,
-    ProviderError,
-    ProviderSettings,
-    ScriptedProvider,
-    ToolSpec,
-    Usage,
-    count_tokens,
-    provider_create,
-    provider_register,
-)
-from foundry.runtime.sandbox import SandboxError, TestOutcome, run_test, run_tests
-from foundry.runtime.tools import ToolError, ToolOptions
+import importlib
+from typing import TYPE_CHECKING
+
+# The names below, each from its module, imported on first use (PEP 562): a process that needs one
+# module (the identity provider key fetch needs network.py) does not load LangGraph (about 2 s).
+_HOMES = {
+    "graph": ("AgentGraph", "Limits", "RunHooks", "RunResult", "RunStateError", "ThreadState"),
+    "network": ("FetchError", "NetworkPolicy"),
+    "providers": (
+        "ModelReply",
+        "Provider",
+        "ProviderError",
+        "ProviderSettings",
+        "ScriptedProvider",
+        "ToolSpec",
+        "Usage",
+        "count_tokens",
+        "provider_create",
+        "provider_register",
+    ),
+    "sandbox": ("SandboxError", "TestOutcome", "run_test", "run_tests"),
+    "tools": ("ToolError", "ToolOptions"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+if TYPE_CHECKING:
+    from foundry.runtime.graph import AgentGraph, Limits, RunHooks, RunResult, RunStateError, ThreadState
+    from foundry.runtime.network import FetchError, NetworkPolicy
+    from foundry.runtime.providers import (
+        ModelReply,
+        Provider,
+        ProviderError,
+        ProviderSettings,
+        ScriptedProvider,
+        ToolSpec,
+        Usage,
+        count_tokens,
+        provider_create,
+        provider_register,
+    )
+    from foundry.runtime.sandbox import SandboxError, TestOutcome, run_test, run_tests
+    from foundry.runtime.tools import ToolError, ToolOptions
+
+
+def __getattr__(name: str):
+    if (module := _HOME_OF.get(name)) is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return value
+
 
 __all__ = [
     "AgentGraph",

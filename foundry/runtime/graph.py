@@ -77,6 +77,7 @@ from foundry.runtime.providers import (
     Usage,
     message_text,
 )
+from foundry.runtime.rules import OVERAGE_TOOL
 from foundry.runtime.tools import Tool, Toolbox, ToolError, ToolOptions
 
 DEFAULT_MAX_STEPS = 100
@@ -84,8 +85,6 @@ DEFAULT_MAX_TOKENS = 200_000
 DEFAULT_TIMEOUT_SECONDS = 600
 SUMMARY_CHARS = 500
 _tracer = trace.get_tracer("foundry.runtime")
-# The approval a run waits for when its budget is spent names this in place of a tool.
-OVERAGE_TOOL = "(overage)"  # no tool can be named so (a manifest's tool names are identifiers)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ from foundry.manifests.names import name_fold
 from foundry.manifests.validation import entity_filters
 from foundry.runtime.collation import IGNORED_RANGES
 
+# The approval a run waits for when its budget is spent names this in place of a tool (here, not
+# in graph.py, so the web process's approval check does not load LangGraph).
+OVERAGE_TOOL = "(overage)"  # no tool can be named so (a manifest's tool names are identifiers)
+
 ACTIONS = ("deny", "require_approval", "warn")
 
 
