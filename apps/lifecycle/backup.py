@@ -58,6 +58,8 @@ DATABASE = "database"  # the scope of a whole-database backup; a workspace's is 
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^foundry-(?P<scope>database|tenant-[a-z0-9_-]+)-(?P<at>[0-9]{8}T[0-9]{6}\.[0-9]{3}Z)\.tar\Z")
 _CHUNK = 1 << 20
+# How a dump extracted to a file without a name is passed to pg_restore (`_extracted`).
+_FD = "/dev/fd/"
 
 
 class BackupError(Exception):
@@ -126,7 +128,9 @@ def pg_environment(*, url: str = "", database: str | None = None) -> dict[str, s
 def _run(command: list[str], *, env: dict[str, str], what: str) -> None:
     timeout = settings.FOUNDRY_BACKUP_TIMEOUT_SECONDS
     try:  # a hung dump or restore never holds its worker (or a lock) without limit
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, check=False, timeout=timeout, pass_fds=_fds(command)
+        )
     except subprocess.TimeoutExpired:
         raise BackupError(
             f"{what}: {Path(command[0]).name} did not finish within {timeout:g} s (FOUNDRY_BACKUP_TIMEOUT_SECONDS)"
@@ -134,6 +138,11 @@ def _run(command: list[str], *, env: dict[str, str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise BackupError(f"{what}: {Path(command[0]).name} failed: {' '.join(detail[-3:]) or result.returncode}")
+
+
+def _fds(command: list[str]) -> tuple[int, ...]:
+    """The descriptors a command's `/dev/fd/N` arguments name (an `_extracted` dump): inherited."""
+    return tuple(int(arg.removeprefix(_FD)) for arg in command if arg.startswith(_FD))
 
 
 def _dump_environment() -> dict[str, str]:
@@ -575,12 +584,14 @@ def _member_sha256(tar: tarfile.TarFile, name: str) -> str:
 
 @contextmanager
 def _extracted(backup: Backup, name: str) -> Iterator[Path]:
-    """A member of the backup as a file of its own, for pg_restore, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="foundry-restore-") as work:
-        target = Path(work) / Path(name).name
-        with tarfile.open(backup.path, mode="r:") as tar, target.open("wb") as out:
+    """A member of the backup as a file of its own, for pg_restore: one without a name (O_TMPFILE),
+    so a restore killed midway leaves no copy of the data on the disk. Its path is `/dev/fd/N`,
+    which pg_restore opens (seekable) with the descriptor inherited (`_fds`)."""
+    with tempfile.TemporaryFile(prefix="foundry-restore-") as out:
+        with tarfile.open(backup.path, mode="r:") as tar:
             shutil.copyfileobj(tar.extractfile(name), out, _CHUNK)
-        yield target
+        out.flush()
+        yield Path(f"{_FD}{out.fileno()}")
 
 
 # --- restoring ----------------------------------------------------------------------------------
@@ -895,7 +906,9 @@ def _dump_contents_check(backup: Backup, dump: Path) -> None:
     schema = backup.tenant["schema_name"]
     command = [pg_binary("pg_restore"), "--list", str(dump)]
     try:
-        listing = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        listing = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=120, pass_fds=_fds(command)
+        )
     except subprocess.TimeoutExpired:
         raise BackupError(f"{backup.path}: its schema dump could not be read in time.") from None
     if listing.returncode != 0:

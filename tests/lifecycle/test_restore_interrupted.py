@@ -15,13 +15,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psycopg
 from django.core.management import call_command
 from django.db import connection
 
-from apps.lifecycle.backup import backup_list, tenant_scope
+from apps.lifecycle.backup import _dump_contents_check, _extracted, backup_list, backup_open, tenant_scope
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_resume
 from tests.conftest import ROOT, server_env
@@ -155,3 +156,18 @@ def test_a_second_restore_of_a_workspace_under_way_is_refused(workspace, tmp_pat
     assert not _schema_present(workspace.schema_name)
     assert manage("restore", str(made)).returncode == 0
     assert Tenant.objects.get(pk=workspace.pk).status == Tenant.Status.ACTIVE
+
+
+def test_the_dump_pg_restore_reads_has_no_name_on_disk(workspace, tmp_path, monkeypatch):  # noqa: F811
+    """The schema's dump is extracted for pg_restore to a file without a name: a restore killed
+    while pg_restore reads it leaves nothing of the workspace's data in the temporary directory
+    (a named one was only removed when the restore ended). pg_restore reads it all the same."""
+    call_command("backup", tenant=workspace.slug, dir=tmp_path / "backups", stdout=io.StringIO())
+    (made,) = backup_list(tmp_path / "backups", tenant_scope(workspace))
+    backup = backup_open(made)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    with _extracted(backup, "schema.dump") as dump:
+        assert list(work.iterdir()) == []
+        _dump_contents_check(backup, dump)  # pg_restore --list, through the descriptor it inherits
