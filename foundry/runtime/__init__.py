@@ -12,10 +12,9 @@ Pure Python, importable without Django settings, so the server and the `forge` C
 """
 
 import importlib
-from typing import TYPE_CHECKING
 
 # The names below, each from its module, imported on first use (PEP 562): a process that needs one
-# module (the identity provider key fetch needs network.py) does not load LangGraph (about 2 s).
+# module (the identity provider key fetch needs network.py) does not load LangGraph (about a second of CPU).
 _HOMES = {
     "graph": ("AgentGraph", "Limits", "RunHooks", "RunResult", "RunStateError", "ThreadState"),
     "network": ("FetchError", "NetworkPolicy"),
@@ -36,24 +35,6 @@ _HOMES = {
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
-if TYPE_CHECKING:
-    from foundry.runtime.graph import AgentGraph, Limits, RunHooks, RunResult, RunStateError, ThreadState
-    from foundry.runtime.network import FetchError, NetworkPolicy
-    from foundry.runtime.providers import (
-        ModelReply,
-        Provider,
-        ProviderError,
-        ProviderSettings,
-        ScriptedProvider,
-        ToolSpec,
-        Usage,
-        count_tokens,
-        provider_create,
-        provider_register,
-    )
-    from foundry.runtime.sandbox import SandboxError, TestOutcome, run_test, run_tests
-    from foundry.runtime.tools import ToolError, ToolOptions
-
 
 def __getattr__(name: str):
     if (module := _HOME_OF.get(name)) is None:
@@ -62,29 +43,4 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = [
-    "AgentGraph",
-    "FetchError",
-    "Limits",
-    "ModelReply",
-    "NetworkPolicy",
-    "Provider",
-    "ProviderError",
-    "ProviderSettings",
-    "RunHooks",
-    "RunResult",
-    "RunStateError",
-    "SandboxError",
-    "ScriptedProvider",
-    "TestOutcome",
-    "ThreadState",
-    "ToolError",
-    "ToolOptions",
-    "ToolSpec",
-    "Usage",
-    "count_tokens",
-    "provider_create",
-    "provider_register",
-    "run_test",
-    "run_tests",
-]
+__all__ = sorted(_HOME_OF)

@@ -1,15 +1,13 @@
 // OpenID Connect provider for the test suite: panva's oidc-provider with minimal interactions.
 //
-//   node tests/idp/server.mjs CONFIG.json    one provider; prints `READY <issuer>` once listening
-//   node tests/idp/server.mjs --hub          many: one JSON request per stdin line, one answer per
-//                                            stdout line (after `HUB READY`):
+//   node tests/idp/server.mjs --hub    one JSON request per stdin line, one answer per stdout
+//                                      line (after `HUB READY`):
 //     {"start": CONFIG}  -> {"ready": issuer} or {"error": message}   a provider on CONFIG's port
 //     {"stop": port}     -> {"stopped": port}                          closed, its connections too
 //
 // Started and configured by tests/oidc_provider.py (see there for the config's shape); a test
 // process keeps one hub, so a test's provider costs no Node.js start. Keeps everything in memory:
 // restart to rotate keys. Written for Node 18 and 20 alike (Debian bookworm ships 18).
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 
@@ -270,17 +268,5 @@ if (process.argv[2] === '--hub') {
   lines.on('close', () => process.exit(0)); // the test process is gone
   answer('HUB READY');
 } else {
-  if (!process.argv[2]) fail('usage: node server.mjs CONFIG.json | --hub');
-  let config;
-  try {
-    config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-  } catch (err) {
-    fail(`cannot read ${process.argv[2]}: ${err.message}`);
-  }
-  const problem = configProblem(config);
-  if (problem) fail(problem);
-  serve(config).then(
-    () => process.stdout.write(`READY ${config.issuer}\n`),
-    (err) => fail(err.message),
-  );
+  fail('usage: node server.mjs --hub');
 }
