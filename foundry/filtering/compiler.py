@@ -3,36 +3,75 @@
 The same compiled filter selects rows in PostgreSQL (`.q`) and decides over plain dicts
 (`.matches`), so DIS business rules and API lists share one meaning. Values only ever reach
 SQL as query parameters: the Q is built from declared lookups, never from the client's text.
+
+The Q is built, and Django's ORM imported, when `.q` is first read: `forge` checks documents'
+rules offline with this compiler (the ORM was a fifth of its start), and the runtime decides
+rules with `.matches` alone.
 """
+
+from __future__ import annotations
 
 import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache, partial
-
-from django.db.models import F, Q, Value
-from django.db.models.fields.json import HasKey, KeyTextTransform
-from django.db.models.lookups import Exact
+from typing import TYPE_CHECKING
 
 from foundry.filtering.errors import FilterError
 from foundry.filtering.fields import Field, ListField, MapField, StringField, TimestampField
 from foundry.filtering.parser import And, Call, Composite, Literal, Member, Not, Or, Restriction, parse
 
+if TYPE_CHECKING:
+    from django.db.models import Q
+
 Predicate = Callable[[Mapping], bool]
 # A resource-declared function: (arguments, position) -> (Q, predicate).
-Function = Callable[[tuple, int], tuple[Q, Predicate]]
+Function = Callable[[tuple, int], "tuple[Q, Predicate]"]
 
 _MISSING = object()
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _LOOKUP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
+class Deferred:
+    """A Q, built when asked for: combined with &, | and ~ like one."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], Q]):
+        self.build = build
+
+    @classmethod
+    def q(cls, *args, **kwargs) -> Deferred:
+        """`Q(*args, **kwargs)`, later."""
+
+        def build():
+            from django.db.models import Q
+
+            return Q(*args, **kwargs)
+
+        return cls(build)
+
+    def __and__(self, other: Deferred) -> Deferred:
+        return Deferred(lambda: self.build() & other.build())
+
+    def __or__(self, other: Deferred) -> Deferred:
+        return Deferred(lambda: self.build() | other.build())
+
+    def __invert__(self) -> Deferred:
+        return Deferred(lambda: ~self.build())
+
+
 @dataclass(frozen=True)
 class CompiledFilter:
     text: str
-    q: Q
+    deferred: Deferred
     matches: Predicate
+
+    @cached_property
+    def q(self) -> Q:
+        return self.deferred.build()
 
 
 def _dig(record: Mapping, path: tuple[str, ...]):
@@ -160,11 +199,11 @@ class FilterSpec:
     def _compile(self, text: str) -> CompiledFilter:
         node = parse(text)
         if node is None:
-            return CompiledFilter(text, Q(), lambda record: True)
+            return CompiledFilter(text, Deferred.q(), lambda record: True)
         q, predicate = self._node(node)
         return CompiledFilter(text, q, predicate)
 
-    def _node(self, node) -> tuple[Q, Predicate]:
+    def _node(self, node) -> tuple[Deferred, Predicate]:
         if type(node) is Restriction:
             return self._restriction(node)
         if isinstance(node, And):
@@ -180,7 +219,7 @@ class FilterSpec:
             return self._node(node.expression)
         return self._restriction(node)
 
-    def _restriction(self, node: Restriction) -> tuple[Q, Predicate]:
+    def _restriction(self, node: Restriction) -> tuple[Deferred, Predicate]:
         if isinstance(node.comparable, Call):
             if node.op is not None:
                 raise FilterError("unsupported_operator", "A function call cannot be compared.", node.pos)
@@ -201,7 +240,7 @@ class FilterSpec:
             raise FilterError("invalid_value", "Compare a field with a value.", node.pos)
         return self._compare(name, field, key, node.op, node.arg, node.pos)
 
-    def _distribute(self, node: Restriction, expression) -> tuple[Q, Predicate]:
+    def _distribute(self, node: Restriction, expression) -> tuple[Deferred, Predicate]:
         """`a = (x OR y)` means `a = x OR a = y`."""
 
         def rewrite(n):
@@ -239,7 +278,9 @@ class FilterSpec:
         )
 
     # --- comparisons -----------------------------------------------------------------------
-    def _compare(self, name: str, field: Field, key: str | None, op: str, arg: Member, pos: int) -> tuple[Q, Predicate]:
+    def _compare(
+        self, name: str, field: Field, key: str | None, op: str, arg: Member, pos: int
+    ) -> tuple[Deferred, Predicate]:
         lookup, path = self._columns[name]
         literal = _joined(arg)
         if isinstance(field, MapField):
@@ -248,24 +289,24 @@ class FilterSpec:
             return self._presence(field, lookup, path)
         if isinstance(field, ListField):
             value = field.coerce(literal)
-            return Q((f"{lookup}__contains", [value])), lambda r: value in (_dig(r, path) or ())
+            return Deferred.q((f"{lookup}__contains", [value])), lambda r: value in (_dig(r, path) or ())
         if literal.text == "null" and not literal.quoted and op in ("=", "!="):
-            q, p = Q((f"{lookup}__isnull", True)), (lambda r: _dig(r, path) is None)
+            q, p = Deferred.q((f"{lookup}__isnull", True)), (lambda r: _dig(r, path) is None)
             return (q, p) if op == "=" else (~q, lambda r: not p(r))
         if op in ("=", "!=", ":"):
             wildcard = _wildcard(literal) if isinstance(field, StringField) else None
             if wildcard:
                 sql_regex, matches = wildcard
-                q = Q((f"{lookup}__regex", sql_regex))
+                q = Deferred.q((f"{lookup}__regex", sql_regex))
 
                 def p(r):
                     v = _dig(r, path)
                     return isinstance(v, str) and matches(v)
             elif isinstance(field, TimestampField) and field.between(literal):
-                q, p = Q(pk__in=[]), (lambda r: False)  # an instant no time kept (to the microsecond) is
+                q, p = Deferred.q(pk__in=[]), (lambda r: False)  # an instant no time kept (to the microsecond) is
             else:
                 value = field.coerce(literal)
-                q = Q((lookup, value))
+                q = Deferred.q((lookup, value))
 
                 def p(r):
                     return _dig(r, path) == value
@@ -283,32 +324,32 @@ class FilterSpec:
             v = _dig(r, path)
             return v is not None and compare(v, value)
 
-        return Q((f"{lookup}__{_LOOKUP[op]}", value)), ordered
+        return Deferred.q((f"{lookup}__{_LOOKUP[op]}", value)), ordered
 
     @staticmethod
-    def _presence(field: Field, lookup: str, path: tuple[str, ...]) -> tuple[Q, Predicate]:
+    def _presence(field: Field, lookup: str, path: tuple[str, ...]) -> tuple[Deferred, Predicate]:
         if isinstance(field, ListField):
-            q = Q((f"{lookup}__len__gt", 0))
+            q = Deferred.q((f"{lookup}__len__gt", 0))
         elif isinstance(field, StringField):
-            q = Q((f"{lookup}__isnull", False)) & ~Q((lookup, ""))
+            q = Deferred.q((f"{lookup}__isnull", False)) & ~Deferred.q((lookup, ""))
         else:
-            q = Q((f"{lookup}__isnull", False))
+            q = Deferred.q((f"{lookup}__isnull", False))
         return q, lambda r: _present(_dig(r, path))
 
     @staticmethod
     def _map(
         lookup: str, path: tuple[str, ...], key: str | None, op: str, literal: Literal, pos: int
-    ) -> tuple[Q, Predicate]:
+    ) -> tuple[Deferred, Predicate]:
         if key is None:  # labels:env — the key is present
             if op != ":":
                 raise FilterError("unsupported_operator", "Compare a map entry, e.g. labels.env = prod.", pos)
             name = literal.text
-            return Q(HasKey(F(lookup), name)), lambda r: name in (_dig(r, path) or {})
-        has = Q(HasKey(F(lookup), key))
+            return _has_key(lookup, name), lambda r: name in (_dig(r, path) or {})
+        has = _has_key(lookup, key)
         if op == ":" and literal.text == "*" and not literal.quoted:
             return has, lambda r: key in (_dig(r, path) or {})
         value = literal.text
-        equal = has & Q(Exact(KeyTextTransform(key, lookup), Value(value)))
+        equal = has & _key_equals(lookup, key, value)
 
         def p(r):
             entry = (_dig(r, path) or {}).get(key, _MISSING)
@@ -316,25 +357,47 @@ class FilterSpec:
 
         return (equal, p) if op != "!=" else (~equal, lambda r: not p(r))
 
-    def _search(self, member: Member) -> tuple[Q, Predicate]:
+    def _search(self, member: Member) -> tuple[Deferred, Predicate]:
         if not self.search_fields:
             raise FilterError(
                 "bare_value", f"{member.path!r} needs a field to compare with, e.g. name = {member.path!r}.", member.pos
             )
         needle = member.path
-        q = Q()
+        q = Deferred.q()
         for name in self.search_fields:
-            q |= Q((f"{name.replace('.', '__')}__icontains", needle))
+            q |= Deferred.q((f"{name.replace('.', '__')}__icontains", needle))
 
         def p(r):
             return any(needle.lower() in str(_dig(r, tuple(n.split("."))) or "").lower() for n in self.search_fields)
 
         return q, p
 
-    def _call(self, call: Call) -> tuple[Q, Predicate]:
+    def _call(self, call: Call) -> tuple[Deferred, Predicate]:
         name = call.name
         function = self.functions.get(name)
         if function is None:
             known = ", ".join(sorted(self.functions)) or "none"
             raise FilterError("unknown_function", f"Unknown function {name!r} (available: {known}).", call.pos)
-        return function(call.args, call.pos)
+        q, predicate = function(call.args, call.pos)
+        return Deferred(lambda: q), predicate
+
+
+def _has_key(lookup: str, key: str) -> Deferred:
+    def build():
+        from django.db.models import F, Q
+        from django.db.models.fields.json import HasKey
+
+        return Q(HasKey(F(lookup), key))
+
+    return Deferred(build)
+
+
+def _key_equals(lookup: str, key: str, value: str) -> Deferred:
+    def build():
+        from django.db.models import Q, Value
+        from django.db.models.fields.json import KeyTextTransform
+        from django.db.models.lookups import Exact
+
+        return Q(Exact(KeyTextTransform(key, lookup), Value(value)))
+
+    return Deferred(build)

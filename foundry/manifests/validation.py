@@ -14,7 +14,6 @@ from functools import cache
 from importlib import resources
 from urllib.parse import urlsplit
 
-import httpx
 import jsonschema_rs
 
 from foundry.filtering import (
@@ -543,7 +542,11 @@ def _inside_scalar(loaded: Loaded, path: tuple, offset: int | None) -> tuple[int
 def url_host(url: str) -> str:
     """The host of `url` as `fetch` compares it with its `hosts` (foundry/runtime/network.py): the
     IDNA A-label, lowercase, without a trailing dot ("" for no URL, or one httpx cannot read).
-    urlsplit's `hostname` keeps a U-label (bücher.example), which no fetch of that very URL matched."""
+    urlsplit's `hostname` keeps a U-label (bücher.example), which no fetch of that very URL matched.
+    (httpx is imported here: `forge` loads it only for commands that go online, or documents that
+    declare an http tool.)"""
+    import httpx
+
     try:
         return httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
     except (httpx.InvalidURL, UnicodeError, ValueError):
