@@ -360,6 +360,10 @@ def test_a_tasks_channel_writes_are_stored_with_the_next_checkpoint_and_interrup
     saver.flush()
     assert [tuple(w) for w in reader.get_tuple(at_second).pending_writes] == [("task-5", "outcome", "done")]
 
+    # The test database commits without waiting for the disk (tests/conftest.py); a production
+    # database waits, and so does this connection outside a checkpoint's transaction.
+    checkpoint_connection().execute("SET synchronous_commit = on")
+
     def commit_setting(putting: bool) -> str:
         saver._putting.on = putting
         try:
