@@ -35,23 +35,32 @@ _LOOKUP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
 class Deferred:
-    """A Q, built when asked for: combined with &, | and ~ like one."""
+    """A Q, built when first asked for (`build()`), then kept: the closures that build it are let
+    go, so a cached filter whose Q was read holds its Q, not also the tree that made it. Combined
+    with &, | and ~ like a Q."""
 
-    __slots__ = ("build",)
+    __slots__ = ("_make", "_q")
 
-    def __init__(self, build: Callable[[], Q]):
-        self.build = build
+    def __init__(self, make: Callable[[], Q]):
+        self._make, self._q = make, None
+
+    def build(self) -> Q:
+        make = self._make
+        if make is not None:  # threads racing here each build an equal Q; one is kept
+            self._q = make()
+            self._make = None  # after _q is set: a thread that reads None finds the Q
+        return self._q
 
     @classmethod
     def q(cls, *args, **kwargs) -> Deferred:
         """`Q(*args, **kwargs)`, later."""
 
-        def build():
+        def make():
             from django.db.models import Q
 
             return Q(*args, **kwargs)
 
-        return cls(build)
+        return cls(make)
 
     def __and__(self, other: Deferred) -> Deferred:
         return Deferred(lambda: self.build() & other.build())
@@ -69,7 +78,7 @@ class CompiledFilter:
     deferred: Deferred
     matches: Predicate
 
-    @cached_property
+    @property
     def q(self) -> Q:
         return self.deferred.build()
 
