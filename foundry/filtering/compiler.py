@@ -392,21 +392,21 @@ class FilterSpec:
 
 
 def _has_key(lookup: str, key: str) -> Deferred:
-    def build():
+    def make():
         from django.db.models import F, Q
         from django.db.models.fields.json import HasKey
 
         return Q(HasKey(F(lookup), key))
 
-    return Deferred(build)
+    return Deferred(make)
 
 
 def _key_equals(lookup: str, key: str, value: str) -> Deferred:
-    def build():
+    def make():
         from django.db.models import Q, Value
         from django.db.models.fields.json import KeyTextTransform
         from django.db.models.lookups import Exact
 
         return Q(Exact(KeyTextTransform(key, lookup), Value(value)))
 
-    return Deferred(build)
+    return Deferred(make)
