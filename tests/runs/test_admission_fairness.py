@@ -57,6 +57,7 @@ def tenants(django_db_setup, django_db_blocker, settings):
     limits_cache_clear()
 
 
+@pytest.mark.alone  # a latency against a baseline: measured with the rest of the suite done
 def test_a_capped_workspaces_backlog_does_not_delay_another_workspaces_run(tenants, settings):
     """Workspace A (1 concurrent run, its slot busy with a long run) has 300 runs queued, retried
     as if at 0.5 s; workspace B's run completes about as fast as with no backlog (3 s more at most)."""
