@@ -4,7 +4,7 @@ Django is set up once per process and talks to one database, so the benchmark ru
 these per database and interleaves their work. Reads commands on stdin, answers one line each:
 
     fill N            provision with "clone" until N tenants exist   -> the count
-    create METHOD     provision one tenant with METHOD ("clone"/"migrate") -> seconds it took
+    create METHOD     provision one tenant with METHOD ("clone"/"function"/"migrate") -> seconds
     executor          -> JSON: the multiprocessing migration executor's settings in effect
 
     DATABASE_URL=... python -m bench._provisioner
@@ -49,7 +49,7 @@ def main() -> None:
             while count < int(arg):
                 create("clone")
             print(count, flush=True)
-        elif command == "create" and arg in ("clone", "migrate"):
+        elif command == "create" and arg in ("clone", "function", "migrate"):
             print(f"{create(arg):.6f}", flush=True)
         elif command == "executor":  # defaults as in django_tenants/migration_executors/multiproc.py
             processes = getattr(settings, "TENANT_MULTIPROCESSING_MAX_PROCESSES", 2)

@@ -3,13 +3,15 @@
 Provisions tenants with `apps.tenants.services.tenant_provision` (the production service: tenant
 row, schema, domain, owner without a password, audit events, one transaction) and times it with
 ~10 tenants in the database and with ~N (--n), for the production method "clone" (copy the
-prepared base schema `_foundry_base`) and the baseline "migrate" (run every migration). Prints
-each median, migrate/clone (clone's speedup) and median at N / median at 10 (the flatness).
+prepared base schema `_foundry_base` by running its definition, pg_dump's), "function" (copy it
+with django-tenants' clone function, which clones fall back to without a current definition) and
+the baseline "migrate" (run every migration). Prints each median, migrate/clone (clone's speedup),
+function/clone (the definition's) and median at N / median at 10 (the flatness).
 
 To be fair under a busy machine, the two tenant counts live in two throwaway databases, each
 served by its own process (bench/_provisioner.py): one is filled to N - w tenants, the other to
 ~10 - w/2 (w = the timed creations per window), then both windows are timed at once, creations
-interleaved (few/many, clone/migrate), so background load weighs on every figure alike.
+interleaved (few/many, method by method), so background load weighs on every figure alike.
 
 Then the wall time of a no-op `manage.py migrate_schemas --tenant` over the N schemas, in a
 fresh process, with django-tenants' standard executor and its multiprocessing one (a fork pool
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import ROOT, bench_database, manage, verdict
 
-METHODS = ("clone", "migrate")  # production method first; migrate is the baseline
+METHODS = ("clone", "function", "migrate")  # production method first; migrate is the baseline
+LABELS = {"clone": "clone (production)", "function": "clone function", "migrate": "migrate (baseline)"}
 MAX_SECONDS = 0.5
 MAX_GROWTH = 1.5
 
@@ -83,18 +86,18 @@ class Provisioner:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="tenants to reach (default 200)")
-    parser.add_argument("--window", type=int, default=10, help="clone creations timed in each window")
+    parser.add_argument("--window", type=int, default=10, help="clone (and function) creations timed per window")
     parser.add_argument("--migrate-window", type=int, default=5, help="migrate creations timed in each window")
     parser.add_argument("--processes", type=int, help="TENANT_MULTIPROCESSING_MAX_PROCESSES for the no-op migrate")
     parser.add_argument("--skip-migrate-schemas", action="store_true", help="do not time the no-op migrate_schemas")
     args = parser.parse_args()
-    per_window = args.window + args.migrate_window
+    per_window = 2 * args.window + args.migrate_window
     few_start = max(1, 10 - per_window // 2)  # so the window is centred on 10 tenants
     many_start = args.n - per_window  # so the window ends at N tenants
     if args.window < 1 or args.migrate_window < 1 or many_start < few_start + per_window:
         parser.error(f"--n must be at least {few_start + 2 * per_window} for these windows")
     early, late = "at ~10", f"at ~{args.n}"
-    limits = {"clone": args.window, "migrate": args.migrate_window}
+    limits = {"clone": args.window, "function": args.window, "migrate": args.migrate_window}
 
     times: dict[tuple[str, str], list[float]] = {}
     with (
@@ -106,7 +109,7 @@ def main() -> int:
             few.fill(few_start)
             for target in [*range(50, many_start, 50), many_start]:
                 print(f"  … {many.fill(target)} tenants", flush=True)
-            # Both windows at once, interleaved (few/many, clone/migrate), so whatever else the
+            # Both windows at once, interleaved (few/many, method by method), so whatever else the
             # machine does weighs on every figure alike.
             for i in range(max(limits.values())):
                 pair = [(early, few), (late, many)]
@@ -122,17 +125,18 @@ def main() -> int:
 
         median = {key: statistics.median(values) for key, values in times.items()}
         print(
-            f"\nTenant provisioning: median seconds per tenant_provision(), clone x {args.window} and "
+            f"\nTenant provisioning: median seconds per tenant_provision(), clone and function x {args.window}, "
             f"migrate x {args.migrate_window} per window, interleaved; windows {few_start}→{few_count} "
             f"and {many_start}→{count} tenants (two databases)"
         )
         print(f"  {'method':<20}{early:>10}{late:>10}{'late/early':>12}")
         for method in METHODS:
             m_early, m_late = median[method, early], median[method, late]
-            label = f"{method} (production)" if method == "clone" else f"{method} (baseline)"
-            print(f"  {label:<20}{m_early:>10.3f}{m_late:>10.3f}{m_late / m_early:>11.2f}x")
+            print(f"  {LABELS[method]:<20}{m_early:>10.3f}{m_late:>10.3f}{m_late / m_early:>11.2f}x")
         speedups = [median["migrate", w] / median["clone", w] for w in (early, late)]
         print(f"  {'migrate / clone':<20}{speedups[0]:>9.1f}x{speedups[1]:>9.1f}x   (clone's speedup)")
+        speedups = [median["function", w] / median["clone", w] for w in (early, late)]
+        print(f"  {'function / clone':<20}{speedups[0]:>9.2f}x{speedups[1]:>9.2f}x   (the definition's speedup)")
 
         if not args.skip_migrate_schemas:
             processes = args.processes or executor_settings["processes"]

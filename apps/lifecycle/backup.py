@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import environ
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
@@ -47,7 +46,9 @@ from apps.billing.rls import usage_scope
 from apps.lifecycle.erasure import Reapplied, erasures_reapply
 from apps.lifecycle.inventory import Table, public_tenant_tables, schema_tables, stored_columns
 from apps.tenants.models import Tenant
+from foundry.db import tools
 from foundry.db.roles import app_role, as_owner, owner_role
+from foundry.db.tools import pg_environment
 
 logger = logging.getLogger(__name__)
 
@@ -97,32 +98,10 @@ class Backup:
 
 # --- PostgreSQL tools ---------------------------------------------------------------------------
 def pg_binary(name: str) -> str:
-    """`name` (pg_dump, pg_restore) of the server's major version, as Debian installs them, else
-    the one on PATH."""
-    major = connection.pg_version // 10000
-    candidate = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise BackupError(f"{name} of PostgreSQL {major} was not found (apt-get install postgresql-client-{major}).")
-    return found
-
-
-def pg_environment(*, url: str = "", database: str | None = None) -> dict[str, str]:
-    """The libpq environment of a connection: `url`, else the application's database."""
-    config = environ.Env.db_url_config(url) if url else settings.DATABASES["default"]
-    values = {
-        "PGHOST": config.get("HOST") or "127.0.0.1",
-        "PGPORT": str(config.get("PORT") or 5432),
-        "PGUSER": config.get("USER") or "",
-        "PGPASSWORD": config.get("PASSWORD") or "",
-        "PGDATABASE": database or config["NAME"],
-        "PGCONNECT_TIMEOUT": "10",
-        "PGAPPNAME": "foundry-backup",
-    }
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return {**inherited, **{k: v for k, v in values.items() if v}}
+    try:
+        return tools.pg_binary(name)
+    except tools.ToolMissing as error:
+        raise BackupError(str(error)) from None
 
 
 def _run(command: list[str], *, env: dict[str, str], what: str) -> None:

@@ -2,6 +2,7 @@ import ipaddress
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Now
 from django_tenants.models import DomainMixin, TenantMixin
 
 
@@ -98,3 +99,17 @@ class Plan(models.Model):
 class Domain(DomainMixin):
     def __str__(self) -> str:
         return self.domain
+
+
+class BaseSchemaDefinition(models.Model):
+    """The base schema new workspaces are made from (TENANT_BASE_SCHEMA), as the SQL that makes
+    it, rows included: pg_dump's, taken each time the base is migrated (apps/tenants/schemas.py).
+    `migrations` fingerprints the base's applied migrations at that time: a definition whose
+    fingerprint no longer matches the base's is stale, and is not used."""
+
+    migrations = models.CharField(max_length=64, primary_key=True)
+    sql = models.TextField()
+    captured_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"base schema at {self.migrations[:12]}"

@@ -1,0 +1,47 @@
+"""PostgreSQL's own command-line tools (pg_dump, pg_restore): which binary, and how to connect.
+
+Connections are passed in the tools' environment (PGPASSWORD …), never on the command line.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import environ
+from django.conf import settings
+from django.db import connection
+
+
+class ToolMissing(Exception):
+    """The tool of the server's major version is not installed; the message says how to get it."""
+
+
+def pg_binary(name: str) -> str:
+    """`name` (pg_dump, pg_restore) of the server's major version, as Debian installs them, else
+    the one on PATH."""
+    major = connection.pg_version // 10000
+    candidate = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(f"{name} of PostgreSQL {major} was not found (apt-get install postgresql-client-{major}).")
+    return found
+
+
+def pg_environment(
+    *, url: str = "", database: str | None = None, application: str = "foundry-backup"
+) -> dict[str, str]:
+    """The libpq environment of a connection: `url`, else the application's database."""
+    config = environ.Env.db_url_config(url) if url else settings.DATABASES["default"]
+    values = {
+        "PGHOST": config.get("HOST") or "127.0.0.1",
+        "PGPORT": str(config.get("PORT") or 5432),
+        "PGUSER": config.get("USER") or "",
+        "PGPASSWORD": config.get("PASSWORD") or "",
+        "PGDATABASE": database or config["NAME"],
+        "PGCONNECT_TIMEOUT": "10",
+        "PGAPPNAME": application,
+    }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return {**inherited, **{k: v for k, v in values.items() if v}}
