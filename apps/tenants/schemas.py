@@ -14,10 +14,13 @@ Without a current definition (no pg_dump, the base migrated by hand), the clone 
 import logging
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import sqlparse
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django_tenants.clone import CLONE_SCHEMA_FUNCTION
 from django_tenants.utils import quote_schema_name, schema_exists
 
@@ -44,18 +47,32 @@ BASE_LOCK = "foundry:base-schema"
 
 def base_schema_prepare(*, verbosity: int = 0) -> None:
     """Create (if missing) and migrate the schema new tenants are cloned from (as the app role,
-    which clones it and owns its clones), while no clone reads it (BASE_LOCK)."""
+    which clones it and owns its clones), then take its definition, while no clone reads it
+    (BASE_LOCK)."""
     base = settings.TENANT_BASE_SCHEMA
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(base)}")
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [BASE_LOCK])
-    try:
+    with _base_locked():
         call_command("migrate_schemas", schema_name=base, tenant=True, interactive=False, verbosity=verbosity)
+    # django-tenants closes the connection when it has migrated a schema, and so lets go of the
+    # lock: the definition is taken holding it again (in one snapshot with its fingerprint).
+    with _base_locked():
         base_definition_capture()
+
+
+@contextmanager
+def _base_locked() -> Iterator[None]:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [BASE_LOCK])
+    holder = connection.connection
+    try:
+        yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [BASE_LOCK])
+        if connection.connection is holder:  # else its session has ended, and the lock with it
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [BASE_LOCK])
 
 
 # django-tenants' clone function creates two enum types in the public schema when it starts and
@@ -94,11 +111,8 @@ _DEFINITION_CURRENT = (
     f" WHERE migrations = ({_MIGRATIONS_DIGEST})"
 )
 
-# What pg_dump writes besides the schema's objects: comments, psql's meta-commands (\restrict) and
-# settings of the dump's own session (search_path among them), which must not outlive a clone.
-_DUMP_SESSION_LINE = re.compile(
-    r"^(--.*|\\\w+.*|SET \w+ = .*;|SELECT pg_catalog\.set_config\('search_path', '', false\);)(\n|\Z)", re.MULTILINE
-)
+# Where a definition is tried before it is kept (rolled back): no workspace's, a slug starts with a letter.
+_PROBE = "_foundry_probe"
 
 
 def _base_name() -> re.Pattern:
@@ -106,38 +120,49 @@ def _base_name() -> re.Pattern:
     return re.compile(rf"(?<![\w$\"]){re.escape(settings.TENANT_BASE_SCHEMA)}(?![\w$])")
 
 
+def _renamed(definition: str, schema_name: str) -> str:
+    quoted = quote_schema_name(schema_name)
+    return _base_name().sub(lambda _: quoted, definition)
+
+
 class DefinitionUnusable(Exception):
-    """pg_dump could not be run, or wrote what a clone could not safely rename."""
+    """pg_dump could not be run, wrote what a clone could not safely rename, or what does not
+    make a schema like the base."""
 
 
 def base_definition_capture() -> None:
-    """Take the base schema's definition (while its migration holds BASE_LOCK): new workspaces
-    are made by running it. Failing that, the stale definition is dropped and the clone function
-    makes them, slower; the deploy goes on, with a warning."""
-    base = quote_schema_name(settings.TENANT_BASE_SCHEMA)
+    """Take the base schema's definition (holding BASE_LOCK, right after migrating the base): new
+    workspaces are made by running it. It is kept only if it runs and makes a schema like the
+    base (tried in a transaction rolled back). Failing that, the definition there was is dropped
+    and the clone function makes workspaces, slower; the deploy goes on, with a warning."""
     try:
         if connection.in_atomic_block:  # pg_dump would not see what this transaction did
             raise DefinitionUnusable("the base schema was migrated inside a transaction")
-        sql = _base_dump()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # The dump and the fingerprint of the same state: pg_dump reads this snapshot.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute("SELECT pg_export_snapshot()")
+                (snapshot,) = cursor.fetchone()
+                cursor.execute(_MIGRATIONS_DIGEST.format(base=quote_schema_name(settings.TENANT_BASE_SCHEMA)))
+                (digest,) = cursor.fetchone()
+            sql = dump_definition(_base_dump(snapshot))
+            _definition_try(sql)
+            BaseSchemaDefinition.objects.all().delete()
+            BaseSchemaDefinition.objects.create(migrations=digest, sql=sql)
     except DefinitionUnusable as error:
         logger.warning("new workspaces will be made by the slower clone function: %s", error)
         BaseSchemaDefinition.objects.all().delete()
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_MIGRATIONS_DIGEST.format(base=base))
-            (digest,) = cursor.fetchone()
-        BaseSchemaDefinition.objects.all().delete()
-        BaseSchemaDefinition.objects.create(migrations=digest, sql=sql)
 
 
-def _base_dump() -> str:
-    """The base schema as SQL: its objects and rows, no owners, grants or session settings."""
+def _base_dump(snapshot: str) -> str:
+    """pg_dump's text of the base schema in `snapshot`: its objects and rows, without owners,
+    grants or tablespaces, connected as the application is (DATABASE_URL's TLS options included)."""
     try:
         command = [pg_binary("pg_dump"), "--no-password", "--schema", settings.TENANT_BASE_SCHEMA]
     except ToolMissing as error:
         raise DefinitionUnusable(str(error)) from None
-    command += ["--no-owner", "--no-acl", "--no-tablespaces", "--rows-per-insert=1000"]
+    command += ["--snapshot", snapshot, "--no-owner", "--no-acl", "--no-tablespaces", "--rows-per-insert=1000"]
     env = pg_environment(database=connection.settings_dict["NAME"], application="foundry-base-schema")
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=300)  # noqa: S603
@@ -147,17 +172,108 @@ def _base_dump() -> str:
         raise DefinitionUnusable(f"pg_dump could not be run: {error}") from None
     if done.returncode != 0:
         raise DefinitionUnusable(f"pg_dump failed: {' '.join(done.stderr.strip().splitlines()[-3:])}")
-    return dump_definition(done.stdout)
+    return done.stdout
+
+
+# What pg_dump writes ahead of a statement that is not SQL to keep: comments and psql's
+# meta-commands (`\restrict`, `\unrestrict`), on lines of their own.
+_LEADING_LINE = re.compile(r"\A(?:[ \t]*(?:--[^\n]*|\\(?:un)?restrict [^\n]*)?\n)*")
 
 
 def dump_definition(dump: str) -> str:
-    """pg_dump's text of the base schema as a definition: without its session's settings, and
-    refused unless every mention of the base's name qualifies a name or ends CREATE SCHEMA (a
-    clone replaces them all with its own name, and nothing else of the text)."""
-    sql = _DUMP_SESSION_LINE.sub("", dump)
+    """pg_dump's text of the base schema as a definition: its statements (split by sqlparse, which
+    knows string literals and dollar quoting) without the settings of pg_dump's own session
+    (SET ..., the search_path), which must not outlive a clone. Refused unless every mention of
+    the base's name qualifies a name or ends CREATE SCHEMA: a clone replaces them all with its
+    own name, and nothing else of the text."""
+    kept = []
+    for statement in sqlparse.split(dump + "\n"):
+        statement = _LEADING_LINE.sub("", statement + "\n").strip()
+        if re.match(r"\\(?:un)?restrict \S+\Z", statement):  # the dump's last line
+            continue
+        if statement and not statement.startswith(("SET ", "SELECT pg_catalog.set_config(")):
+            kept.append(statement)
+    sql = "\n".join(kept) + "\n"
     if any(not after.startswith((".", ";")) for after in _base_name().split(sql)[1:]):
         raise DefinitionUnusable(f"pg_dump wrote {settings.TENANT_BASE_SCHEMA} where it is no schema name")
     return sql
+
+
+def _definition_run(sql: str, schema_name: str) -> None:
+    """Run the definition under `schema_name`: its many statements in one query, sent as they are
+    (never prepared: prepare_threshold), its errors Django's."""
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.cursor.execute(_renamed(sql, schema_name), prepare=False)
+
+
+def _definition_try(sql: str) -> None:
+    """Run the definition under the probe's name and compare what it made with the base; undone."""
+    probe = transaction.savepoint()
+    try:
+        _definition_run(sql, _PROBE)
+        made, base = schema_shape(_PROBE), schema_shape(settings.TENANT_BASE_SCHEMA)
+    except DatabaseError as error:
+        raise DefinitionUnusable(f"the definition does not run: {str(error).strip()[:300]}") from None
+    finally:
+        transaction.savepoint_rollback(probe)
+    differing = [part for part in base if made[part] != base[part]]
+    if differing:
+        raise DefinitionUnusable(f"the definition makes a schema unlike the base ({', '.join(differing)} differ)")
+
+
+# What a schema is made of, each part without the schema's own name (`schema_shape`).
+SHAPE_QUERIES = {
+    "relations": """
+        SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl::text, c.relpersistence,
+               c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
+          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = %(schema)s ORDER BY 1""",
+    "columns": """
+        SELECT table_name, column_name, data_type, is_nullable, character_maximum_length, numeric_precision,
+               is_identity, identity_generation,
+               replace(coalesce(column_default, ''), quote_ident(%(schema)s) || '.', '')
+          FROM information_schema.columns WHERE table_schema = %(schema)s ORDER BY 1, 2""",
+    "indexes": """
+        SELECT tablename, replace(indexdef, quote_ident(%(schema)s) || '.', '')
+          FROM pg_indexes WHERE schemaname = %(schema)s ORDER BY 1, 2""",
+    "constraints": """
+        SELECT rel.relname, con.conname, con.contype,
+               replace(pg_get_constraintdef(con.oid), quote_ident(%(schema)s) || '.', '')
+          FROM pg_constraint con
+          JOIN pg_class rel ON rel.oid = con.conrelid
+          JOIN pg_namespace ns ON ns.oid = rel.relnamespace
+         WHERE ns.nspname = %(schema)s ORDER BY 1, 2, 3, 4""",
+    "sequences": """
+        SELECT c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmax, s.seqmin,
+               s.seqcycle, pg_sequence_last_value(c.oid)
+          FROM pg_sequence s
+          JOIN pg_class c ON c.oid = s.seqrelid
+          JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = %(schema)s ORDER BY 1""",
+    "triggers": """
+        SELECT c.relname, t.tgname, replace(pg_get_triggerdef(t.oid), quote_ident(%(schema)s) || '.', '')
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = %(schema)s AND NOT t.tgisinternal ORDER BY 1, 2""",
+    "rows": """
+        SELECT c.relname,
+               (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %%I.%%I', ns.nspname, c.relname),
+                                                    false, true, '')))[1]::text::bigint
+          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = %(schema)s AND c.relkind IN ('r', 'p') ORDER BY 1""",
+}
+
+
+def schema_shape(schema: str) -> dict[str, list[tuple]]:
+    """The tables, columns, indexes, constraints, sequences, triggers and row counts of `schema`,
+    with its owners and grants, comparable with another schema's."""
+    shape = {}
+    with connection.cursor() as cursor:
+        for part, query in SHAPE_QUERIES.items():
+            cursor.execute(query, {"schema": schema})
+            shape[part] = cursor.fetchall()
+    return shape
 
 
 def schema_create(schema_name: str, *, method: str | None = None) -> str:
@@ -191,11 +307,15 @@ def _schema_clone(schema_name: str, *, function: bool) -> str:
         if not function:
             cursor.execute(_DEFINITION_CURRENT.format(base=quote_schema_name(base)))
             row = cursor.fetchone()
-            if row is not None:
-                # Many statements in one: sent as they are, never prepared (prepare_threshold).
-                cursor.cursor.execute(_base_name().sub(quote_schema_name(schema_name), row[0]), prepare=False)
-                return "definition"
-            logger.warning("no current definition of the base schema (migrate_platform takes it): cloning")
+            if row is None:
+                logger.warning("no current definition of the base schema (migrate_platform takes it): cloning")
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: the clone function after a failure
+                        _definition_run(row[0], schema_name)
+                    return "definition"
+                except DatabaseError as error:
+                    logger.error("the base schema's definition failed (%s): cloning", str(error).strip()[:300])
         # NOACL: the base schema has no grants of its own to copy, and re-granting the owner's
         # privileges table by table is the part of the clone that grows with the catalog.
         cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA', 'NOACL')", [base, schema_name])

@@ -43,5 +43,39 @@ def pg_environment(
         "PGCONNECT_TIMEOUT": "10",
         "PGAPPNAME": application,
     }
+    # The URL's query parameters that libpq also reads from the environment (TLS above all): the
+    # tools connect as securely as the application does.
+    for option, value in (config.get("OPTIONS") or {}).items():
+        if option in _LIBPQ_ENVIRONMENT and value not in (None, ""):
+            values[_LIBPQ_ENVIRONMENT[option]] = str(value)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     return {**inherited, **{k: v for k, v in values.items() if v}}
+
+
+# libpq's connection parameters with an environment variable (PGSSLMODE …), but those set above.
+_LIBPQ_ENVIRONMENT = {
+    option: "PG" + option.upper().replace("_", "")
+    for option in (
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "sslcompression",
+        "requirepeer",
+        "require_auth",
+        "channel_binding",
+        "gssencmode",
+        "krbsrvname",
+        "gsslib",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "hostaddr",
+        "passfile",
+        "options",
+    )
+}

@@ -300,7 +300,9 @@ def test_a_lost_workspace_is_restored_from_its_backup_with_every_row_and_a_verif
     with rls_scope(PLATFORM):  # recorded as the operator's command, not a background service
         from apps.audit.models import AuditEvent
 
-        restored = AuditEvent.objects.filter(tenant_id=PLATFORM, action="lifecycle.backup.restored").last()
+        restored = (
+            AuditEvent.objects.filter(tenant_id=PLATFORM, action="lifecycle.backup.restored").order_by("seq").last()
+        )
     assert (restored.target_id, restored.actor_id) == (str(workspace.pk), "service:cli:restore")
     assert public_rows(workspace.pk) == before_public
     assert schema_rows(workspace.schema_name) == before_schema

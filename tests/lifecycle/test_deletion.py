@@ -409,7 +409,7 @@ def test_cancelling_the_deletion_of_a_suspended_workspace_leaves_it_suspended(gl
     response = client_for(globex).get("/api/v1/workspace")
     assert response.status_code == 403 and b"tenant_suspended" in response.content
     with rls_scope(PLATFORM):
-        event = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.deletion_cancelled").last()
+        event = AuditEvent.objects.filter(tenant_id=PLATFORM, action="tenant.deletion_cancelled").order_by("seq").last()
     assert event.data["status"] == "suspended"
 
 

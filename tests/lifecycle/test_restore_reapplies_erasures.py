@@ -76,7 +76,7 @@ def test_an_erasure_made_after_the_backup_is_made_again_when_it_is_restored(unbl
         assert not User.objects.filter(email=viewer).exists()
     assert anywhere(tenant.schema_name, viewer) == []
     with rls_scope(tenant.pk):
-        erased = AuditEvent.objects.filter(tenant_id=tenant.pk, action="member.erased").last()
+        erased = AuditEvent.objects.filter(tenant_id=tenant.pk, action="member.erased").order_by("seq").last()
     assert erased.data.get("reapplied") is True and erased.actor_id == "service:cli:restore"
     assert call_command("audit_verify", tenant=tenant.slug, stdout=io.StringIO()) is None
 

@@ -10,46 +10,19 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.tenants.models import BaseSchemaDefinition
-from apps.tenants.schemas import DefinitionUnusable, _base_dump, base_definition_capture, dump_definition, schema_create
+from apps.tenants.schemas import (
+    DefinitionUnusable,
+    _base_dump,
+    _definition_try,
+    base_definition_capture,
+    dump_definition,
+    schema_create,
+    schema_shape,
+)
 from apps.tenants.services import tenant_provision
 
-CATALOG_QUERIES = {
-    "columns": """
-        SELECT table_name, column_name, data_type, is_nullable, character_maximum_length,
-               numeric_precision, replace(coalesce(column_default, ''), %(schema)s || '.', '')
-          FROM information_schema.columns WHERE table_schema = %(schema)s ORDER BY 1, 2""",
-    "indexes": """
-        SELECT tablename, replace(indexdef, %(schema)s || '.', '')
-          FROM pg_indexes WHERE schemaname = %(schema)s ORDER BY 1, 2""",
-    "constraints": """
-        SELECT rel.relname, con.conname, con.contype,
-               replace(pg_get_constraintdef(con.oid), %(schema)s || '.', '')
-          FROM pg_constraint con
-          JOIN pg_class rel ON rel.oid = con.conrelid
-          JOIN pg_namespace ns ON ns.oid = rel.relnamespace
-         WHERE ns.nspname = %(schema)s ORDER BY 1, 2, 3, 4""",
-    "sequences": """
-        SELECT sequence_name, data_type, start_value, increment
-          FROM information_schema.sequences WHERE sequence_schema = %(schema)s ORDER BY 1""",
-    "identity_sequences": """
-        SELECT c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmax, s.seqmin, s.seqcycle
-          FROM pg_sequence s
-          JOIN pg_class c ON c.oid = s.seqrelid
-          JOIN pg_namespace ns ON ns.oid = c.relnamespace
-         WHERE ns.nspname = %(schema)s ORDER BY 1""",
-    "relations": """
-        SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl::text, c.relpersistence,
-               c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
-          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-         WHERE ns.nspname = %(schema)s ORDER BY 1""",
-    "schema": """
-        SELECT pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname = %(schema)s""",
-    "triggers": """
-        SELECT c.relname, t.tgname, replace(pg_get_triggerdef(t.oid), %(schema)s || '.', '')
-          FROM pg_trigger t
-          JOIN pg_class c ON c.oid = t.tgrelid
-          JOIN pg_namespace ns ON ns.oid = c.relnamespace
-         WHERE ns.nspname = %(schema)s AND NOT t.tgisinternal ORDER BY 1, 2""",
+# Beside the schema's shape (schema_shape, which the definition's own check compares): its rows.
+ROW_QUERIES = {
     "migrations": "SELECT app, name FROM {schema}.django_migrations ORDER BY 1, 2",
     "content_types": "SELECT app_label, model FROM {schema}.django_content_type ORDER BY 1, 2",
     "permissions": """SELECT ct.app_label, p.codename FROM {schema}.auth_permission p
@@ -58,23 +31,27 @@ CATALOG_QUERIES = {
 
 
 def _catalog(schema: str) -> dict[str, list[tuple]]:
-    out = {}
+    connection.set_schema_to_public()
+    out = schema_shape(schema)
     with connection.cursor() as cursor:
-        for name, sql in CATALOG_QUERIES.items():
-            cursor.execute(sql.replace("{schema}", f'"{schema}"'), {"schema": schema})
+        for name, sql in ROW_QUERIES.items():
+            cursor.execute(sql.replace("{schema}", f'"{schema}"'))
             out[name] = cursor.fetchall()
     return out
 
 
-@pytest.mark.parametrize("method", ["clone", "function"])
-def test_a_cloned_schema_equals_a_migrated_one(db, method):
-    tenant_provision(slug="cloned", name="Cloned", owner_email="o@c.test", method=method)
-    tenant_provision(slug="migrated", name="Migrated", owner_email="o@m.test", method="migrate")
-    connection.set_schema_to_public()
+@pytest.mark.parametrize(("method", "made"), [("clone", "definition"), ("function", "function")])
+def test_a_cloned_schema_equals_a_migrated_one(db, method, made):
+    """Tables, columns (identity included), indexes, constraints, sequences (types, bounds, last
+    values), triggers, owners, grants, row counts and the migration, content type and permission
+    rows: the same whichever way the schema was made."""
+    assert schema_create("cloned", method=method) == made
+    assert schema_create("migrated", method="migrate") == "migrate"
     cloned, migrated = _catalog("cloned"), _catalog("migrated")
     assert cloned["columns"], "the clone has no tables"
     assert ("catalog_version", "catalog_version_append_only") in {row[:2] for row in cloned["triggers"]}
-    for part in CATALOG_QUERIES:
+    assert any(row[6] == "YES" for row in cloned["columns"]), "no identity column compared"
+    for part in cloned:
         assert cloned[part] == migrated[part], part
 
 
@@ -92,20 +69,27 @@ def test_a_cloned_schema_allocates_fresh_ids(db):
     assert new_id > max_copied
 
 
-def _base_migrated_by_hand() -> None:
-    """A migration recorded in the base without migrate_platform (so without a new definition)."""
+@pytest.fixture
+def base_migrated_by_hand(db):
+    """A migration recorded in the base without migrate_platform (so without a new definition).
+    The row goes with the test's transaction; its id's sequence, which does not, is put back."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value, is_called FROM _foundry_base.django_migrations_id_seq")
+        before = cursor.fetchone()
         cursor.execute(
             "INSERT INTO _foundry_base.django_migrations (app, name, applied) VALUES ('runs', '9999_by_hand', now())"
         )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval('_foundry_base.django_migrations_id_seq', %s, %s)", before)
 
 
-def test_a_clone_runs_the_base_definition_unless_the_base_has_moved_on(db, caplog):
+def test_a_clone_runs_the_base_definition_unless_the_base_has_moved_on(db, caplog, request):
     """The test database's base was migrated by base_schema_prepare, which took its definition: a
     clone runs it. A base migrated since (its applied migrations no longer those the definition
     was taken at) is cloned by the clone function, and the clone records that migration too."""
     assert schema_create("bydefinition", method="clone") == "definition"
-    _base_migrated_by_hand()
+    request.getfixturevalue("base_migrated_by_hand")
     with caplog.at_level(logging.WARNING, logger="apps.tenants.schemas"):
         assert schema_create("byfunction", method="clone") == "function"
     assert "no current definition" in caplog.text
@@ -125,10 +109,26 @@ def test_a_definition_taken_inside_a_transaction_is_dropped_not_kept_stale(db, c
     assert schema_create("afterdrop", method="clone") == "function"
 
 
+def _snapshot() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        return cursor.fetchone()[0]
+
+
 def test_a_failing_pg_dump_is_reported_with_its_message(db):
     with override_settings(TENANT_BASE_SCHEMA="_foundry_nonesuch"), pytest.raises(DefinitionUnusable) as failed:
-        _base_dump()
+        _base_dump(_snapshot())
     assert str(failed.value) == "pg_dump failed: pg_dump: error: no matching schemas were found"
+
+
+def test_pg_dump_connects_with_the_database_url_s_parameters(db, settings, monkeypatch):
+    """DATABASE_URL's libpq parameters (sslmode, certificates, target_session_attrs …) are pg_dump's
+    too: a parameter this primary server cannot meet makes pg_dump fail, as the application would."""
+    assert "CREATE TABLE _foundry_base.accounts_user" in _base_dump(_snapshot())
+    monkeypatch.setitem(settings.DATABASES["default"]["OPTIONS"], "target_session_attrs", "standby")
+    with pytest.raises(DefinitionUnusable) as failed:
+        _base_dump(_snapshot())
+    assert "server is not in hot standby mode" in str(failed.value)
 
 
 def test_a_dump_naming_the_base_other_than_as_a_schema_is_refused():
@@ -137,6 +137,50 @@ def test_a_dump_naming_the_base_other_than_as_a_schema_is_refused():
     assert dump_definition(good) == "CREATE SCHEMA _foundry_base;\nCREATE TABLE _foundry_base.t (x text);\n"
     with pytest.raises(DefinitionUnusable):
         dump_definition(good + "INSERT INTO _foundry_base.t VALUES ('_foundry_base');\n")
+
+
+def test_only_pg_dump_s_own_lines_are_left_out_not_lines_inside_a_value():
+    """Session settings, comments and psql's \\restrict lines go; a value or a function body whose
+    lines look like them stays whole (statements are split knowing literals and dollar quotes)."""
+    dump = (
+        "--\n-- PostgreSQL database dump\n--\n\n\\restrict AbC123\n\n"
+        "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n\n"
+        "CREATE SCHEMA _foundry_base;\n\n-- Name: t; Type: TABLE\n\n"
+        "CREATE TABLE _foundry_base.t (x text);\n\nSET default_table_access_method = heap;\n\n"
+        "INSERT INTO _foundry_base.t VALUES ('line one\n-- not a comment\nSET x = y;\n\\restrict no\n'), ('it''s');\n"
+        "CREATE FUNCTION _foundry_base.f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\nSET LOCAL x = 1;\n"
+        "RETURN 1;\nEND\n$body$;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict AbC123\n\n"
+    )
+    assert dump_definition(dump) == (
+        "CREATE SCHEMA _foundry_base;\nCREATE TABLE _foundry_base.t (x text);\n"
+        "INSERT INTO _foundry_base.t VALUES ('line one\n-- not a comment\nSET x = y;\n\\restrict no\n'), ('it''s');\n"
+        "CREATE FUNCTION _foundry_base.f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\nSET LOCAL x = 1;\n"
+        "RETURN 1;\nEND\n$body$;\n"
+    )
+
+
+def test_a_definition_making_a_schema_unlike_the_base_is_not_kept(db):
+    """Before it is kept, a definition is run (rolled back) and what it made compared with the base."""
+    sql = BaseSchemaDefinition.objects.get().sql
+    _definition_try(sql)
+    with pytest.raises(DefinitionUnusable) as unlike:
+        _definition_try(sql + "CREATE TABLE _foundry_base.extra (x int);\n")
+    assert "relations" in str(unlike.value)
+    with pytest.raises(DefinitionUnusable) as failing:
+        _definition_try(sql + "SELECT 1 / 0;\n")
+    assert "division by zero" in str(failing.value)
+    with connection.cursor() as cursor:  # nothing of the tries is left
+        cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_foundry_probe'")
+        assert cursor.fetchone() == (0,)
+
+
+def test_a_definition_failing_at_a_clone_leaves_the_clone_to_the_clone_function(db, caplog):
+    BaseSchemaDefinition.objects.update(sql=BaseSchemaDefinition.objects.get().sql + "SELECT 1 / 0;\n")
+    with caplog.at_level(logging.ERROR, logger="apps.tenants.schemas"):
+        assert schema_create("afterfailure", method="clone") == "function"
+    assert "division by zero" in caplog.text
+    assert schema_create("migrated", method="migrate") == "migrate"
+    assert _catalog("afterfailure") == _catalog("migrated")
 
 
 def test_a_workspace_made_from_the_definition_holds_no_other_workspaces_rows(db):
