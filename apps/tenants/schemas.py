@@ -11,13 +11,13 @@ clone function, which reads the catalog object by object in PL/pgSQL (bench/tena
 Without a current definition (no pg_dump, the base migrated by hand), the clone function does it.
 """
 
+import contextlib
 import logging
 import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlparse
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
@@ -71,7 +71,8 @@ def _base_locked() -> Iterator[None]:
         yield
     finally:
         if connection.connection is holder:  # else its session has ended, and the lock with it
-            with connection.cursor() as cursor:
+            # A session that broke in the body has let go of the lock: its error is the one to see.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [BASE_LOCK])
 
 
@@ -162,7 +163,8 @@ def _base_dump(snapshot: str) -> str:
         command = [pg_binary("pg_dump"), "--no-password", "--schema", settings.TENANT_BASE_SCHEMA]
     except ToolMissing as error:
         raise DefinitionUnusable(str(error)) from None
-    command += ["--snapshot", snapshot, "--no-owner", "--no-acl", "--no-tablespaces", "--rows-per-insert=1000"]
+    command += ["--snapshot", snapshot, "--no-owner", "--no-acl", "--no-tablespaces", "--no-table-access-method"]
+    command += ["--rows-per-insert=1000"]
     env = pg_environment(database=connection.settings_dict["NAME"], application="foundry-base-schema")
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=300)  # noqa: S603
@@ -175,25 +177,33 @@ def _base_dump(snapshot: str) -> str:
     return done.stdout
 
 
-# What pg_dump writes ahead of a statement that is not SQL to keep: comments and psql's
-# meta-commands (`\restrict`, `\unrestrict`), on lines of their own.
-_LEADING_LINE = re.compile(r"\A(?:[ \t]*(?:--[^\n]*|\\(?:un)?restrict [^\n]*)?\n)*")
+# What pg_dump writes ahead of the schema's first statement and after its last: comments, psql's
+# meta-commands (`\restrict KEY`, `\unrestrict KEY`) and the settings of its own session
+# (`SET statement_timeout = 0;` ..., the search_path emptied), which must not outlive a clone.
+_HEADER_LINE = re.compile(
+    r"(?:--.*|\\restrict \S+|SET \w+ = .*;|SELECT pg_catalog\.set_config\('search_path', '', false\);)?\Z"
+)
+_TRAILER_LINE = re.compile(r"(?:--.*|\\unrestrict \S+)?\Z")
+_SESSION_SETTING = re.compile(r"^(?:SET |RESET |SELECT pg_catalog\.set_config\()", re.MULTILINE)
 
 
 def dump_definition(dump: str) -> str:
-    """pg_dump's text of the base schema as a definition: its statements (split by sqlparse, which
-    knows string literals and dollar quoting) without the settings of pg_dump's own session
-    (SET ..., the search_path), which must not outlive a clone. Refused unless every mention of
-    the base's name qualifies a name or ends CREATE SCHEMA: a clone replaces them all with its
-    own name, and nothing else of the text."""
-    kept = []
-    for statement in sqlparse.split(dump + "\n"):
-        statement = _LEADING_LINE.sub("", statement + "\n").strip()
-        if re.match(r"\\(?:un)?restrict \S+\Z", statement):  # the dump's last line
-            continue
-        if statement and not statement.startswith(("SET ", "SELECT pg_catalog.set_config(")):
-            kept.append(statement)
-    sql = "\n".join(kept) + "\n"
+    """pg_dump's text of the base schema as a definition: without what pg_dump writes before its
+    first statement and after its last (the settings of its own session among them); the text
+    between is kept whole, values and all. Refused if it sets anything of the session in between
+    (pg_dump writes no SET there with --no-tablespaces and --no-table-access-method; a value with
+    a line like one only leaves clones to the clone function), and unless every mention of the
+    base's name qualifies a name or ends CREATE SCHEMA: a clone replaces them all with its own
+    name, and nothing else of the text."""
+    lines = dump.split("\n")
+    start, end = 0, len(lines)
+    while start < end and _HEADER_LINE.match(lines[start].strip()):
+        start += 1
+    while end > start and _TRAILER_LINE.match(lines[end - 1].strip()):
+        end -= 1
+    sql = "\n".join(lines[start:end]) + "\n"
+    if _SESSION_SETTING.search(sql):
+        raise DefinitionUnusable("pg_dump wrote a session setting among the schema's statements")
     if any(not after.startswith((".", ";")) for after in _base_name().split(sql)[1:]):
         raise DefinitionUnusable(f"pg_dump wrote {settings.TENANT_BASE_SCHEMA} where it is no schema name")
     return sql
@@ -207,11 +217,16 @@ def _definition_run(sql: str, schema_name: str) -> None:
 
 
 def _definition_try(sql: str) -> None:
-    """Run the definition under the probe's name and compare what it made with the base; undone."""
+    """Run the definition under the probe's name and compare what it made with the base, its
+    rows' contents included; undone."""
     probe = transaction.savepoint()
     try:
         _definition_run(sql, _PROBE)
         made, base = schema_shape(_PROBE), schema_shape(settings.TENANT_BASE_SCHEMA)
+        with connection.cursor() as cursor:
+            for shape, schema in ((made, _PROBE), (base, settings.TENANT_BASE_SCHEMA)):
+                cursor.execute(_ROWS_DIGEST, {"schema": schema})
+                shape["rows' contents"] = cursor.fetchall()
     except DatabaseError as error:
         raise DefinitionUnusable(f"the definition does not run: {str(error).strip()[:300]}") from None
     finally:
@@ -219,6 +234,16 @@ def _definition_try(sql: str) -> None:
     differing = [part for part in base if made[part] != base[part]]
     if differing:
         raise DefinitionUnusable(f"the definition makes a schema unlike the base ({', '.join(differing)} differ)")
+
+
+# Each table of a schema and a digest of its rows' text (a definition's rows must be the base's).
+_ROWS_DIGEST = """
+    SELECT c.relname,
+           (xpath('/row/h/text()', query_to_xml(format(
+               'SELECT md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY t::text), '''')) AS h FROM %%I.%%I t',
+               ns.nspname, c.relname), false, true, '')))[1]::text
+      FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+     WHERE ns.nspname = %(schema)s AND c.relkind IN ('r', 'p') ORDER BY 1"""
 
 
 # What a schema is made of, each part without the schema's own name (`schema_shape`).
@@ -230,7 +255,9 @@ SHAPE_QUERIES = {
          WHERE ns.nspname = %(schema)s ORDER BY 1""",
     "columns": """
         SELECT table_name, column_name, data_type, is_nullable, character_maximum_length, numeric_precision,
-               is_identity, identity_generation,
+               is_identity, identity_generation, numeric_scale, collation_name,
+               -- the columns' order (not their numbers, which keep the gaps of dropped columns)
+               row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position),
                replace(coalesce(column_default, ''), quote_ident(%(schema)s) || '.', '')
           FROM information_schema.columns WHERE table_schema = %(schema)s ORDER BY 1, 2""",
     "indexes": """
@@ -262,6 +289,16 @@ SHAPE_QUERIES = {
                                                     false, true, '')))[1]::text::bigint
           FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
          WHERE ns.nspname = %(schema)s AND c.relkind IN ('r', 'p') ORDER BY 1""",
+    "routines": """
+        SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(pg_get_functiondef(p.oid))
+          FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
+         WHERE ns.nspname = %(schema)s ORDER BY 1, 2""",
+    "policies": """
+        SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check
+          FROM pg_policies WHERE schemaname = %(schema)s ORDER BY 1, 2""",
+    "types": """
+        SELECT t.typname, t.typtype FROM pg_type t JOIN pg_namespace ns ON ns.oid = t.typnamespace
+         WHERE ns.nspname = %(schema)s AND t.typrelid = 0 AND t.typelem = 0 ORDER BY 1""",
 }
 
 
@@ -315,7 +352,9 @@ def _schema_clone(schema_name: str, *, function: bool) -> str:
                         _definition_run(row[0], schema_name)
                     return "definition"
                 except DatabaseError as error:
-                    logger.error("the base schema's definition failed (%s): cloning", str(error).strip()[:300])
+                    # Dropped (with this workspace's transaction), not tried again by every workspace.
+                    logger.error("the base schema's definition failed (%s): dropped, cloning", str(error).strip()[:300])
+                    BaseSchemaDefinition.objects.all().delete()
         # NOACL: the base schema has no grants of its own to copy, and re-granting the owner's
         # privileges table by table is the part of the clone that grows with the catalog.
         cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA', 'NOACL')", [base, schema_name])

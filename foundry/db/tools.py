@@ -48,8 +48,9 @@ def pg_environment(
     for option, value in (config.get("OPTIONS") or {}).items():
         if option in _LIBPQ_ENVIRONMENT and value not in (None, ""):
             values[_LIBPQ_ENVIRONMENT[option]] = str(value)
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return {**inherited, **{k: v for k, v in values.items() if v}}
+    # The process's own PG* variables, which its libpq reads too (PGSSLMODE ...), but where a
+    # value of this connection's replaces them.
+    return {**os.environ, **{k: v for k, v in values.items() if v}}
 
 
 # libpq's connection parameters with an environment variable (PGSSLMODE …), but those set above.
@@ -62,6 +63,10 @@ _LIBPQ_ENVIRONMENT = {
         "sslkey",
         "sslcrl",
         "sslcrldir",
+        "sslcertmode",
+        "sslnegotiation",
+        "service",
+        "servicefile",
         "sslsni",
         "ssl_min_protocol_version",
         "ssl_max_protocol_version",

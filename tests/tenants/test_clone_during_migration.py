@@ -6,6 +6,7 @@ import time
 import uuid
 
 import psycopg
+import pytest
 from django.db import connection, connections
 
 from apps.tenants.schemas import BASE_LOCK
@@ -15,6 +16,17 @@ from apps.tenants.services import tenant_provision
 def _app_role_connection() -> psycopg.Connection:
     s = connection.settings_dict
     return psycopg.connect(host=s["HOST"], port=s["PORT"], dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"])
+
+
+@pytest.fixture(autouse=True)
+def base_sequence_kept(django_db_blocker):
+    """The base's django_migrations id sequence as it was: the migrations these tests record (and
+    take back) move it, and sequences stay moved; clones copy it (tests/tenants/test_schema_clone.py)."""
+    with django_db_blocker.unblock(), _app_role_connection() as conn:
+        before = conn.execute("SELECT last_value, is_called FROM _foundry_base.django_migrations_id_seq").fetchone()
+    yield
+    with django_db_blocker.unblock(), _app_role_connection() as conn:
+        conn.execute("SELECT setval('_foundry_base.django_migrations_id_seq', %s, %s)", before)
 
 
 def test_a_clone_never_records_a_migration_whose_table_it_lacks(django_db_blocker):

@@ -140,23 +140,30 @@ def test_a_dump_naming_the_base_other_than_as_a_schema_is_refused():
 
 
 def test_only_pg_dump_s_own_lines_are_left_out_not_lines_inside_a_value():
-    """Session settings, comments and psql's \\restrict lines go; a value or a function body whose
-    lines look like them stays whole (statements are split knowing literals and dollar quotes)."""
+    """pg_dump's header (comments, \\restrict, its session's settings) and trailer go; everything
+    between stays whole, a value whose lines look like them included ('C:\\' is a whole value with
+    standard_conforming_strings, which pg_dump sets)."""
+    body = (
+        "CREATE SCHEMA _foundry_base;\n\n-- Name: t; Type: TABLE\n\n"
+        "CREATE TABLE _foundry_base.t (x text);\n\n"
+        "INSERT INTO _foundry_base.t VALUES ('C:\\'), ('line one\n-- not a comment\n\\restrict no\n'), ('it''s');\n\n"
+        "CREATE FUNCTION _foundry_base.f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\nRETURN 1;\nEND\n$body$;"
+    )
     dump = (
         "--\n-- PostgreSQL database dump\n--\n\n\\restrict AbC123\n\n"
         "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n\n"
-        "CREATE SCHEMA _foundry_base;\n\n-- Name: t; Type: TABLE\n\n"
-        "CREATE TABLE _foundry_base.t (x text);\n\nSET default_table_access_method = heap;\n\n"
-        "INSERT INTO _foundry_base.t VALUES ('line one\n-- not a comment\nSET x = y;\n\\restrict no\n'), ('it''s');\n"
-        "CREATE FUNCTION _foundry_base.f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\nSET LOCAL x = 1;\n"
-        "RETURN 1;\nEND\n$body$;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict AbC123\n\n"
+        f"{body}\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict AbC123\n\n"
     )
-    assert dump_definition(dump) == (
-        "CREATE SCHEMA _foundry_base;\nCREATE TABLE _foundry_base.t (x text);\n"
-        "INSERT INTO _foundry_base.t VALUES ('line one\n-- not a comment\nSET x = y;\n\\restrict no\n'), ('it''s');\n"
-        "CREATE FUNCTION _foundry_base.f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\nSET LOCAL x = 1;\n"
-        "RETURN 1;\nEND\n$body$;\n"
-    )
+    assert dump_definition(dump) == body + "\n"
+
+
+def test_a_dump_setting_the_session_between_its_statements_is_refused():
+    """Such a setting would outlive the clone in its connection: not run, left to the clone function."""
+    dump = "SET statement_timeout = 0;\nCREATE SCHEMA _foundry_base;\nSET default_table_access_method = heap;\n"
+    with pytest.raises(DefinitionUnusable, match="session setting"):
+        dump_definition(dump)
+    with pytest.raises(DefinitionUnusable, match="session setting"):
+        dump_definition("CREATE SCHEMA _foundry_base;\nSELECT pg_catalog.set_config('search_path', '', false);\n")
 
 
 def test_a_definition_making_a_schema_unlike_the_base_is_not_kept(db):
@@ -166,6 +173,9 @@ def test_a_definition_making_a_schema_unlike_the_base_is_not_kept(db):
     with pytest.raises(DefinitionUnusable) as unlike:
         _definition_try(sql + "CREATE TABLE _foundry_base.extra (x int);\n")
     assert "relations" in str(unlike.value)
+    with pytest.raises(DefinitionUnusable) as unlike:  # the same rows, one value changed
+        _definition_try(sql + "UPDATE _foundry_base.django_content_type SET model = 'x' WHERE model = 'user';\n")
+    assert str(unlike.value).endswith("(rows' contents differ)")
     with pytest.raises(DefinitionUnusable) as failing:
         _definition_try(sql + "SELECT 1 / 0;\n")
     assert "division by zero" in str(failing.value)
@@ -179,6 +189,7 @@ def test_a_definition_failing_at_a_clone_leaves_the_clone_to_the_clone_function(
     with caplog.at_level(logging.ERROR, logger="apps.tenants.schemas"):
         assert schema_create("afterfailure", method="clone") == "function"
     assert "division by zero" in caplog.text
+    assert not BaseSchemaDefinition.objects.exists()  # dropped: not tried again by every workspace
     assert schema_create("migrated", method="migrate") == "migrate"
     assert _catalog("afterfailure") == _catalog("migrated")
 
